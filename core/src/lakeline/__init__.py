@@ -1,0 +1,70 @@
+"""lakeline: a lineage-aware data catalog for files, tables and arrays.
+
+    import lakeline as ll
+    ll.init(storage="./data")                       # or ll.connect("team")
+    ll.Artifact("reads.csv", key="raw/reads.csv").save()
+    ll.Artifact.filter(key__startswith="raw/").to_dataframe()
+
+Names resolve lazily: `import lakeline` stays fast; SQLAlchemy and the models load on first use.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "Artifact": "lakeline.models",
+    "Collection": "lakeline.models",
+    "Run": "lakeline.models",
+    "RunInput": "lakeline.models",
+    "Storage": "lakeline.models",
+    "Transform": "lakeline.models",
+    "User": "lakeline.models",
+    "init": "lakeline.instance",
+    "connect": "lakeline.instance",
+    "disconnect": "lakeline.instance",
+    "save": "lakeline.bulk",
+    "errors": "lakeline",
+}
+
+if TYPE_CHECKING:
+    from lakeline import errors
+    from lakeline.bulk import save
+    from lakeline.instance import connect, disconnect, init
+    from lakeline.models import Artifact, Collection, Run, RunInput, Storage, Transform, User
+
+__all__ = [
+    "Artifact",
+    "Collection",
+    "Run",
+    "RunInput",
+    "Storage",
+    "Transform",
+    "User",
+    "__version__",
+    "connect",
+    "disconnect",
+    "errors",
+    "init",
+    "save",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lakeline' has no attribute {name!r}")
+    value = (
+        import_module(f"lakeline.{name}")
+        if module == "lakeline"
+        else getattr(import_module(module), name)
+    )
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

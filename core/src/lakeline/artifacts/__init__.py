@@ -1,0 +1,1 @@
+"""What artifacts do: describe a path or object, save atomically, cache/load/open, delete."""

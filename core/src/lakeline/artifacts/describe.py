@@ -1,0 +1,130 @@
+"""Describe an artifact before saving: validate its source (path or object) and its key."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lakeline.config import cache_dir
+from lakeline.errors import InvalidKey, PathNotFound, StorageError
+from lakeline.ids import new_uid
+from lakeline.storage.keys import suffix_of, validate_key
+from lakeline.storage.roots import normalize_root, protocol_of, strip_protocol
+
+if TYPE_CHECKING:
+    from lakeline.models import Artifact, Run
+
+
+def staging_dir() -> Path:
+    """Where objects are serialised before upload (inside the local cache)."""
+    path = cache_dir() / "staging"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _check_suffix(key: str | None, suffix: str, what: str) -> None:
+    if key is None:
+        return
+    key_suffix = suffix_of(key)
+    if key_suffix.lower() != suffix.lower():
+        raise InvalidKey(
+            f"key {key!r} ends in {key_suffix or 'no suffix'!r} but the {what} is "
+            f"{suffix or 'without suffix'!r}: give the key the same suffix"
+        )
+
+
+def _describe_path(artifact: Artifact, data: str | os.PathLike[str], key: str | None) -> None:
+    text = os.fspath(data)
+    protocol = protocol_of(text)
+    if protocol == "local":
+        location = normalize_root(text)
+        path = Path(location)
+        if not path.exists():
+            raise PathNotFound(f"{text} does not exist: check the path")
+        if not os.access(path, os.R_OK) or (path.is_dir() and not os.access(path, os.X_OK)):
+            raise PathNotFound(f"{text} cannot be read: check its permissions")
+        is_dir = path.is_dir()
+    else:
+        from lakeline.artifacts.locate import fs_for_location
+
+        location = normalize_root(text)
+        fs = fs_for_location(location)
+        try:
+            exists = fs.exists(strip_protocol(location))
+            is_dir = exists and fs.isdir(strip_protocol(location))
+        except Exception as exc:
+            raise StorageError(f"cannot read {location}: {type(exc).__name__}: {exc}") from exc
+        if not exists:
+            raise PathNotFound(f"{location} does not exist: check the URL")
+    suffix = suffix_of(location)
+    _check_suffix(key, suffix, "file" if not is_dir else "folder")
+    artifact.suffix = suffix
+    artifact._source = location
+    artifact._source_is_dir = is_dir
+    artifact._staged = False
+
+
+def _describe_object(artifact: Artifact, data: Any, key: str | None, fmt_name: str | None) -> None:
+    from lakeline.formats.registry import for_object
+
+    fmt = for_object(data, fmt_name)
+    suffix = fmt.suffixes[0]
+    if key is not None and suffix_of(key).lower() in fmt.suffixes:
+        suffix = suffix_of(key)
+    _check_suffix(key, suffix, f"{fmt.name} format")
+    target = staging_dir() / f"{new_uid()}{suffix}"
+    assert fmt.save is not None
+    try:
+        fmt.save(data, str(target))
+    except BaseException:
+        _remove(target)
+        raise
+    facts = fmt.describe(data) if fmt.describe else {}
+    artifact.suffix = suffix
+    artifact.otype = facts.get("otype")
+    artifact.n_observations = facts.get("n_observations")
+    artifact._source = str(target)
+    artifact._source_is_dir = target.is_dir()
+    artifact._staged = True
+
+
+def _remove(path: Path) -> None:
+    import shutil
+
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def prepare(
+    artifact: Artifact,
+    data: Any,
+    *,
+    key: str | None,
+    description: str | None,
+    kind: str | None,
+    version: str | None,
+    format: str | None,
+    run: Run | None,
+) -> None:
+    """Fill in what is known before saving; raise on a bad path, key or object."""
+    if key is not None:
+        key = validate_key(key)
+    if description is not None and not isinstance(description, str):
+        raise TypeError(f"description must be a string, got {type(description).__name__}")
+    if isinstance(data, (str, os.PathLike)):
+        if format is not None:
+            raise TypeError("format= applies to objects; a path is stored as it is")
+        _describe_path(artifact, data, key)
+    else:
+        _describe_object(artifact, data, key, format)
+    artifact.key = key
+    artifact.description = description
+    artifact.kind = kind
+    artifact.version = version
+    if run is not None:
+        if run.id is None:
+            raise ValueError("the run must be saved before artifacts can point to it")
+        artifact.run_id = run.id

@@ -1,0 +1,269 @@
+"""Saving artifacts: hash, store bytes, write records in one transaction — all or nothing.
+
+Bytes go first (uploads are content-addressed, so a retry rewrites the same object); the
+records follow in one transaction; if that fails, the bytes this save created are removed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import make_transient_to_detached
+
+from lakeline.errors import InvalidKey, LakelineError
+from lakeline.ids import new_stem, suffix_index, versioned_uid
+from lakeline.models import Artifact
+from lakeline.storage.hashing import Digest, hash_file, hash_folder
+from lakeline.storage.keys import INTERNAL_PREFIX, object_key, validate_key
+from lakeline.storage.roots import join, protocol_of, strip_protocol
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from lakeline.instance import Instance
+    from lakeline.models import Storage
+
+CHUNK = 500
+RETRIES = 5
+Progress = Callable[[str, int], None]
+
+
+@dataclass
+class Plan:
+    """What saving one artifact will do."""
+
+    artifact: Artifact
+    digest: Digest
+    storage: Storage
+    store_key: str
+    in_place: bool
+    result: Artifact | None = None
+    uploaded: bool = False
+
+
+def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _map(fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+    if len(items) < 16:
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(8, 2 * (os.cpu_count() or 1))) as pool:
+        return list(pool.map(fn, items))
+
+
+def _plan(instance: Instance, artifact: Artifact) -> Plan:
+    from lakeline.artifacts.locate import fs_for_location, storage_containing
+
+    source = artifact._source
+    contained = None if artifact._staged else storage_containing(source)
+    if contained is not None:
+        storage, key_in_root = contained
+        if key_in_root.split("/")[0] == INTERNAL_PREFIX:
+            raise InvalidKey(f"{source} lies in lakeline's internal folder; give another path")
+        if artifact.key is None:
+            artifact.key = validate_key(key_in_root)
+    else:
+        storage = instance.storage
+    fs = fs_for_location(source)
+    path = source if protocol_of(source) == "local" else strip_protocol(source)
+    digest = hash_folder(fs, path) if artifact._source_is_dir else hash_file(fs, path)
+    if artifact._source_is_dir and digest.n_files == 0:
+        raise LakelineError(f"folder {source} is empty: there is nothing to save")
+    store_key = contained[1] if contained else object_key(digest.hash, artifact.suffix)
+    return Plan(artifact, digest, storage, store_key, in_place=contained is not None)
+
+
+def _referenced(session: Session, storage_id: int, store_key: str) -> bool:
+    stmt = select(Artifact.id).where(
+        Artifact.storage_id == storage_id, Artifact.store_key == store_key
+    )
+    return session.execute(stmt.limit(1)).first() is not None
+
+
+def _upload(instance: Instance, plans: Sequence[Plan], progress: Progress | None) -> None:
+    from lakeline.artifacts.locate import fs_for_location
+    from lakeline.artifacts.transfer import put, put_local
+
+    todo = [p for p in plans if not p.in_place]
+    if not todo:
+        return
+    with instance.sessions.read() as session:
+        shared = {
+            (p.storage.id, p.store_key)
+            for p in todo
+            if _referenced(session, p.storage.id, p.store_key)
+        }
+
+    def one(plan: Plan) -> None:
+        target = join(plan.storage.root, plan.store_key)
+        target_fs = instance.fs(plan.storage)
+        local_target = protocol_of(target) == "local"
+        if (plan.storage.id, plan.store_key) in shared and (
+            Path(target).exists() if local_target else target_fs.exists(strip_protocol(target))
+        ):
+            return  # identical bytes already stored and referenced: share them
+        source = plan.artifact._source
+        if plan.artifact._staged and local_target:
+            put_local(source, Path(target), move=True)
+        else:
+            put(source, fs_for_location(source), target, target_fs)
+        plan.uploaded = True
+        if progress:
+            progress("upload", 1)
+
+    _map(one, todo)
+
+
+def _cleanup(instance: Instance, plans: Sequence[Plan]) -> None:
+    """Remove bytes this save stored, unless a record (of another save) references them."""
+    from lakeline.artifacts.transfer import remove
+
+    created = [p for p in plans if p.uploaded]
+    if not created:
+        return
+    with instance.sessions.read() as session:
+        for plan in created:
+            if not _referenced(session, plan.storage.id, plan.store_key):
+                remove(join(plan.storage.root, plan.store_key), instance.fs(plan.storage))
+
+
+def _next_index(session: Session, stem: str) -> int:
+    top = session.execute(select(func.max(Artifact.uid)).where(Artifact.stem == stem)).scalar()
+    return 0 if top is None else suffix_index(top[-4:]) + 1
+
+
+def _write_records(instance: Instance, plans: Sequence[Plan]) -> None:
+    """Insert the new records (or find existing identical ones) in one transaction."""
+    user_id = instance.user.id
+    with instance.sessions.write() as session:
+        keys = sorted({p.artifact.key for p in plans if p.artifact.key is not None})
+        latest: dict[str | None, Artifact] = {}
+        same: dict[tuple[str | None, str | None], Artifact] = {}
+
+        def remember(row: Artifact) -> None:
+            if row.is_latest and row.key is not None:
+                latest[row.key] = row
+            if (row.key, row.hash) not in same or row.is_latest:
+                same[(row.key, row.hash)] = row
+
+        for chunk in _chunks(keys):
+            for row in session.scalars(select(Artifact).where(Artifact.key.in_(chunk))):
+                remember(row)
+        keyless = sorted({p.digest.hash for p in plans if p.artifact.key is None})
+        for chunk in _chunks(keyless):
+            stmt = select(Artifact).where(Artifact.key.is_(None), Artifact.hash.in_(chunk))
+            for row in session.scalars(stmt):
+                remember(row)
+        next_index: dict[str, int] = {}
+        for plan in plans:
+            artifact, digest = plan.artifact, plan.digest
+            existing = same.get((artifact.key, digest.hash))
+            if existing is not None:
+                plan.result = existing
+                continue
+            previous = latest.get(artifact.key) if artifact.key is not None else None
+            if previous is None:
+                stem, index = new_stem(), 0
+            else:
+                stem = previous.stem
+                if stem not in next_index:
+                    next_index[stem] = _next_index(session, stem)
+                index = next_index[stem]
+                if previous.id is None:
+                    previous.is_latest = False
+                else:
+                    session.execute(
+                        update(Artifact)
+                        .where(Artifact.id == previous.id)
+                        .values(is_latest=False)
+                        .execution_options(synchronize_session=False)
+                    )
+            next_index[stem] = index + 1
+            artifact.stem, artifact.uid, artifact.is_latest = stem, versioned_uid(stem, index), True
+            artifact.hash, artifact.hash_type = digest.hash, digest.hash_type
+            artifact.size, artifact.n_files = digest.size, digest.n_files
+            artifact.storage_id, artifact.store_key = plan.storage.id, plan.store_key
+            artifact.in_place = plan.in_place
+            artifact.created_by_id = user_id
+            session.add(artifact)
+            plan.result = artifact
+            if artifact.key is not None:
+                latest[artifact.key] = artifact
+            same[(artifact.key, digest.hash)] = artifact
+        session.flush()
+
+
+def _adopt(target: Artifact, source: Artifact) -> None:
+    """Make `target` (a new, unsaved object) stand for the existing record `source`."""
+    for column in Artifact.__table__.columns:
+        setattr(target, column.key, getattr(source, column.key))
+    make_transient_to_detached(target)
+
+
+def _finish(plans: Sequence[Plan]) -> None:
+    from lakeline.artifacts.transfer import remove_local
+    from lakeline.plugins import get_plugin_manager
+
+    hook = get_plugin_manager().hook
+    for plan in plans:
+        artifact = plan.artifact
+        if artifact._staged:
+            remove_local(Path(artifact._source))
+        if plan.result is not artifact and plan.result is not None:
+            _adopt(artifact, plan.result)
+        else:
+            hook.artifact_saved(artifact=artifact)
+
+
+def save_artifacts(
+    artifacts: Sequence[Artifact], *, progress: Progress | None = None
+) -> list[Artifact]:
+    """Save new artifacts (and update changed fields of saved ones) atomically, as a batch."""
+    from lakeline.instance import current
+
+    instance = current()
+    for artifact in artifacts:
+        if not isinstance(artifact, Artifact):
+            raise TypeError(f"lakeline.save() takes Artifacts, got {type(artifact).__name__}")
+    new = [a for a in artifacts if a.id is None]
+    if len({id(a) for a in new}) != len(new):
+        raise ValueError("the same Artifact object appears twice in one save")
+    saved = [a for a in artifacts if a.id is not None]
+    if saved:
+        with instance.sessions.write() as session:
+            for artifact in saved:
+                session.merge(artifact)
+
+    def plan_one(artifact: Artifact) -> Plan:
+        plan = _plan(instance, artifact)
+        if progress:
+            progress("hash", 1)
+        return plan
+
+    plans: list[Plan] = _map(plan_one, new)
+    try:
+        _upload(instance, plans, progress)
+        for attempt in range(RETRIES):
+            try:
+                _write_records(instance, plans)
+                break
+            except IntegrityError:
+                # Another writer saved the same key or version concurrently: re-read, retry.
+                if attempt == RETRIES - 1:
+                    raise
+                for plan in plans:
+                    plan.result = None
+    except BaseException:
+        _cleanup(instance, plans)
+        raise
+    _finish(plans)
+    return list(artifacts)

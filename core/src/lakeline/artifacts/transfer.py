@@ -1,0 +1,85 @@
+"""Moving bytes into storage atomically: write beside the target, then rename into place."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lakeline.errors import StorageError
+from lakeline.storage.roots import protocol_of, strip_protocol
+
+if TYPE_CHECKING:
+    from fsspec import AbstractFileSystem
+
+
+def _tmp_sibling(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
+
+
+def remove_local(path: Path) -> None:
+    """Remove a file or folder if it is there."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def put_local(source: str, target: Path, *, move: bool = False) -> None:
+    """Copy (or move) a local file or folder to `target` atomically."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_sibling(target)
+    try:
+        if move:
+            shutil.move(source, tmp)
+        elif os.path.isdir(source):
+            shutil.copytree(source, tmp)
+        else:
+            shutil.copyfile(source, tmp)
+        if target.exists():
+            remove_local(target)
+        os.replace(tmp, target)
+    except BaseException:
+        remove_local(tmp)
+        raise
+
+
+def put(
+    source: str, source_fs: AbstractFileSystem, target: str, target_fs: AbstractFileSystem
+) -> None:
+    """Store `source` at `target` (full locations); object stores write each object whole."""
+    local_source = protocol_of(source) == "local"
+    try:
+        if protocol_of(target) == "local":
+            if local_source:
+                put_local(source, Path(target))
+            else:
+                tmp = _tmp_sibling(Path(target))
+                Path(target).parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    source_fs.get(strip_protocol(source), str(tmp), recursive=True)
+                    os.replace(tmp, target)
+                except BaseException:
+                    remove_local(tmp)
+                    raise
+        elif local_source:
+            target_fs.put(source, strip_protocol(target), recursive=os.path.isdir(source))
+        elif type(source_fs) is type(target_fs):
+            target_fs.copy(strip_protocol(source), strip_protocol(target), recursive=True)
+        else:
+            with source_fs.open(strip_protocol(source), "rb") as src:
+                target_fs.pipe_file(strip_protocol(target), src.read())
+    except OSError as exc:
+        raise StorageError(f"cannot store {source} at {target}: {exc}") from exc
+
+
+def remove(location: str, fs: AbstractFileSystem) -> None:
+    """Remove a stored file or folder (missing is fine)."""
+    if protocol_of(location) == "local":
+        remove_local(Path(location))
+        return
+    path = strip_protocol(location)
+    if fs.exists(path):
+        fs.rm(path, recursive=True)

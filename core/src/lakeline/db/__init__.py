@@ -1,0 +1,1 @@
+"""Database access: engines with dialect setup, sessions, and schema migrations."""

@@ -1,0 +1,55 @@
+"""Errors raised by lakeline: each names the problem and, where it can, what to do."""
+
+from __future__ import annotations
+
+
+class LakelineError(Exception):
+    """Base class of every error lakeline raises on purpose."""
+
+
+class InstanceNotFound(LakelineError):
+    """No instance of that name is configured on this machine."""
+
+
+class NotConnected(LakelineError):
+    """No instance is connected."""
+
+
+class DatabaseUnreachable(LakelineError):
+    """The instance's database cannot be reached."""
+
+
+class SchemaOutOfDate(LakelineError):
+    """The database schema and this version of lakeline disagree."""
+
+
+class StorageError(LakelineError):
+    """The storage cannot be read or written (path, permissions, credentials)."""
+
+
+class InvalidKey(LakelineError, ValueError):
+    """An artifact key is malformed (absolute, contains '..', empty, ...)."""
+
+
+class PathNotFound(LakelineError, FileNotFoundError):
+    """A path given to lakeline does not exist or cannot be read."""
+
+
+class UnsupportedObject(LakelineError, TypeError):
+    """No format plugin knows how to save, load or open this object or suffix."""
+
+
+class QueryError(LakelineError, ValueError):
+    """A query names an unknown field, relation or operator, or a wrong value."""
+
+
+class DoesNotExist(LakelineError, LookupError):
+    """A `get()` matched no record."""
+
+
+class MultipleFound(LakelineError, LookupError):
+    """A `get()` matched more than one record."""
+
+
+class IntegrityProblem(LakelineError):
+    """Stored bytes do not match the recorded hash, or a record lacks its bytes."""

@@ -1,0 +1,1 @@
+"""Artifact formats: a registry fed by the `register_formats` hook, and the default plugins."""

@@ -1,0 +1,101 @@
+"""The format registry: which format saves an object, and which loads or opens a suffix."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from lakeline.errors import UnsupportedObject
+
+if TYPE_CHECKING:
+    from fsspec import AbstractFileSystem
+
+
+@dataclass(frozen=True)
+class Format:
+    """How lakeline saves, loads and opens one kind of artifact.
+
+    `types` name the Python types the format serialises, as `package.ClassName`
+    (`pandas.DataFrame`): matching by name keeps heavy packages unimported until needed.
+    `load(path)` and `save(obj, path)` work on local paths; `open(path, fs)` may stream from
+    any fsspec filesystem unless `open_needs_local` is set.
+    """
+
+    name: str
+    suffixes: tuple[str, ...]
+    types: tuple[str, ...] = ()
+    save: Callable[[Any, str], None] | None = None
+    load: Callable[[str], Any] | None = None
+    open: Callable[[str, AbstractFileSystem], Any] | None = None
+    describe: Callable[[Any], dict[str, Any]] | None = None
+    is_folder: bool = False
+    open_needs_local: bool = False
+    priority: int = field(default=0)
+
+
+_formats: dict[str, Format] | None = None
+_lock = threading.Lock()
+
+
+def _collect() -> dict[str, Format]:
+    from lakeline.plugins import get_plugin_manager
+
+    found: dict[str, Format] = {}
+
+    def register(fmt: Format) -> None:
+        if not isinstance(fmt, Format):
+            raise TypeError(f"register_formats expects Format objects, got {fmt!r}")
+        found[fmt.name] = fmt
+
+    get_plugin_manager().hook.register_formats(register=register)
+    return found
+
+
+def formats() -> dict[str, Format]:
+    """Every registered format by name."""
+    global _formats
+    with _lock:
+        if _formats is None:
+            _formats = _collect()
+        return _formats
+
+
+def reset() -> None:
+    """Forget the collected formats (after plugins change)."""
+    global _formats
+    with _lock:
+        _formats = None
+
+
+def type_names(obj: Any) -> list[str]:
+    """`package.ClassName` for the object's class and its bases."""
+    return [f"{cls.__module__.split('.')[0]}.{cls.__qualname__}" for cls in type(obj).__mro__]
+
+
+def for_object(obj: Any, name: str | None = None) -> Format:
+    """The format that saves `obj` (the one named `name`, if given)."""
+    names = type_names(obj)
+    candidates = [f for f in formats().values() if f.save and set(f.types) & set(names)]
+    if name is not None:
+        chosen = [f for f in candidates if f.name == name]
+        if not chosen:
+            fits = ", ".join(f.name for f in candidates) or "none"
+            raise UnsupportedObject(
+                f"format {name!r} cannot save a {names[0]} (formats that can: {fits})"
+            )
+        return chosen[0]
+    if not candidates:
+        supported = sorted({t for f in formats().values() if f.save for t in f.types})
+        raise UnsupportedObject(
+            f"cannot make an artifact from a {names[0]}: give a file or folder path, or an "
+            f"object of a supported type ({', '.join(supported)})"
+        )
+    return max(candidates, key=lambda f: f.priority)
+
+
+def for_suffix(suffix: str) -> Format | None:
+    """The format that reads files with `suffix`, or None."""
+    matches = [f for f in formats().values() if suffix.lower() in f.suffixes]
+    return max(matches, key=lambda f: f.priority) if matches else None

@@ -1,0 +1,49 @@
+"""Record identifiers: random base62 uids, and version stems for versioned records."""
+
+from __future__ import annotations
+
+import secrets
+
+BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+STEM_LENGTH = 12
+SUFFIX_LENGTH = 4
+VERSIONED_UID_LENGTH = STEM_LENGTH + SUFFIX_LENGTH
+
+
+def base62(n_chars: int) -> str:
+    """Return a random base62 string of `n_chars` characters."""
+    return "".join(secrets.choice(BASE62) for _ in range(n_chars))
+
+
+def new_uid(n_chars: int = 16) -> str:
+    """Return a new globally unique uid for a non-versioned record."""
+    return base62(n_chars)
+
+
+def new_stem() -> str:
+    """Return a new version stem (shared by all versions of one thing)."""
+    return base62(STEM_LENGTH)
+
+
+def version_suffix(index: int) -> str:
+    """Encode a version index (0, 1, ...) as a fixed-width base62 suffix."""
+    if not 0 <= index < 62**SUFFIX_LENGTH:
+        raise ValueError(f"version index out of range: {index}")
+    chars = []
+    for _ in range(SUFFIX_LENGTH):
+        index, rem = divmod(index, 62)
+        chars.append(BASE62[rem])
+    return "".join(reversed(chars))
+
+
+def suffix_index(suffix: str) -> int:
+    """Decode a version suffix back to its index."""
+    value = 0
+    for char in suffix:
+        value = value * 62 + BASE62.index(char)
+    return value
+
+
+def versioned_uid(stem: str, index: int) -> str:
+    """Return the uid of version `index` of the thing with `stem`."""
+    return stem + version_suffix(index)

@@ -1,0 +1,277 @@
+"""Instances: a database plus a default storage. `init`, `connect` and the current instance."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lakeline.config import (
+    InstanceConfig,
+    current_name,
+    home,
+    load_config,
+    set_current,
+    validate_name,
+)
+from lakeline.errors import DatabaseUnreachable, LakelineError, NotConnected, StorageError
+from lakeline.ids import new_uid
+from lakeline.storage.keys import INTERNAL_PREFIX
+from lakeline.storage.roots import filesystem, join, normalize_root, protocol_of, strip_protocol
+
+if TYPE_CHECKING:
+    from fsspec import AbstractFileSystem
+    from sqlalchemy import Engine
+
+    from lakeline.db.session import SessionFactory
+    from lakeline.models import Storage, User
+
+_current: Instance | None = None
+_lock = threading.RLock()
+
+
+class Instance:
+    """A connected instance: its engine, sessions, default storage and the current user."""
+
+    def __init__(self, config: InstanceConfig, engine: Engine) -> None:
+        from lakeline.db.session import SessionFactory
+
+        self.config = config
+        self.engine = engine
+        self.sessions: SessionFactory = SessionFactory(engine)
+        self._storages: dict[int, Storage] = {}
+        self._default_storage_id: int | None = None
+        self._user: User | None = None
+
+    def __repr__(self) -> str:
+        return f"Instance(name={self.name!r}, db={self.dialect}, storage={self.config.storage!r})"
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def uid(self) -> str:
+        return self.config.uid
+
+    @property
+    def dialect(self) -> str:
+        """`sqlite` or `postgresql`."""
+        return self.engine.dialect.name
+
+    # -- storages -------------------------------------------------------------------------------
+
+    def load_storages(self) -> None:
+        """(Re)read the storage records of this instance."""
+        from sqlalchemy import select
+
+        from lakeline.models import Setting, Storage
+
+        with self.sessions.read() as session:
+            self._storages = {s.id: s for s in session.scalars(select(Storage))}
+            default = session.get(Setting, "default_storage_uid")
+        for storage in self._storages.values():
+            if default is not None and storage.uid == default.value:
+                self._default_storage_id = storage.id
+
+    @property
+    def storage(self) -> Storage:
+        """The default storage, where uploaded artifacts go."""
+        if self._default_storage_id is None:
+            self.load_storages()
+        if self._default_storage_id is None:
+            raise LakelineError(f"instance {self.name!r} has no default storage recorded")
+        return self._storages[self._default_storage_id]
+
+    def storages(self) -> list[Storage]:
+        """All storage roots registered in this instance."""
+        if not self._storages:
+            self.load_storages()
+        return list(self._storages.values())
+
+    def storage_by_id(self, storage_id: int) -> Storage:
+        if storage_id not in self._storages:
+            self.load_storages()
+        return self._storages[storage_id]
+
+    def storage_options(self, storage: Storage) -> dict[str, Any]:
+        """fsspec options for a storage (those of the instance config for its default root)."""
+        return dict(self.config.storage_options) if storage.root == self.config.storage else {}
+
+    def fs(self, storage: Storage) -> AbstractFileSystem:
+        """The fsspec filesystem of `storage`."""
+        return filesystem(storage.root, self.storage_options(storage))
+
+    # -- user -----------------------------------------------------------------------------------
+
+    @property
+    def user(self) -> User:
+        """The user records are created by: $LAKELINE_USER, else the login name."""
+        if self._user is None:
+            self._user = _get_or_create_user(self)
+        return self._user
+
+
+def _get_or_create_user(instance: Instance) -> User:
+    from sqlalchemy import select
+    from sqlalchemy.exc import IntegrityError
+
+    from lakeline.models import User
+
+    handle = os.environ.get("LAKELINE_USER") or getpass.getuser()
+    for _ in range(3):
+        with instance.sessions.read() as session:
+            user = session.scalars(select(User).where(User.handle == handle)).first()
+        if user is not None:
+            return user
+        try:
+            with instance.sessions.write() as session:
+                user = User(handle=handle, uid=new_uid(8))
+                session.add(user)
+            return user
+        except IntegrityError:
+            continue  # created concurrently: read it back
+    raise LakelineError(f"could not create the user record {handle!r}")
+
+
+def _probe(engine: Engine, url: str) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    from lakeline.db.engine import redact
+
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except DBAPIError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise DatabaseUnreachable(
+            f"cannot reach the database {redact(url)}: {reason}. "
+            "Check that the server runs, the URL and the credentials"
+        ) from exc
+
+
+def _default_db(root: str, name: str) -> str:
+    local = protocol_of(root) == "local"
+    folder = Path(root) / INTERNAL_PREFIX if local else home() / "databases"
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / f'{name}.db'}"
+
+
+def _write_storage_marker(root: str, storage_options: dict[str, Any], info: dict[str, str]) -> None:
+    """Write `.lakeline/storage.json` into the root: proves we can write there."""
+    fs = filesystem(root, storage_options)
+    target = strip_protocol(join(root, f"{INTERNAL_PREFIX}/storage.json"))
+    try:
+        if protocol_of(root) == "local":
+            Path(root, INTERNAL_PREFIX).mkdir(parents=True, exist_ok=True)
+        fs.pipe_file(target, json.dumps(info, indent=2).encode())
+    except Exception as exc:
+        raise StorageError(
+            f"cannot write to storage {root}: {type(exc).__name__}: {exc}. "
+            "Check the location exists and that your credentials allow writing there"
+        ) from exc
+
+
+def init(
+    storage: str | os.PathLike[str],
+    *,
+    db: str | None = None,
+    name: str | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> Instance:
+    """Create an instance (or join the one that `db` already holds) and connect to it."""
+    from sqlalchemy import select
+
+    from lakeline.db.engine import make_engine, normalize_url
+    from lakeline.db.migrate import current_revision, ensure_schema, upgrade
+    from lakeline.models import Setting, Storage
+
+    root = normalize_root(storage)
+    if protocol_of(root) == "local":
+        try:
+            Path(root).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create the storage folder {root}: {exc}") from exc
+    name = validate_name(name or Path(root.rstrip("/")).name)
+    options = dict(storage_options or {})
+    url = normalize_url(db) if db else _default_db(root, name)
+    engine = make_engine(url)
+    _probe(engine, url)
+    with engine.connect() as conn:
+        revision = current_revision(conn)
+    if revision is None:
+        upgrade(engine)
+    else:
+        ensure_schema(engine, auto_migrate=engine.dialect.name == "sqlite")
+
+    config = InstanceConfig(name=name, db=url, storage=root, uid="", storage_options=options)
+    instance = Instance(config, engine)
+    with instance.sessions.write() as session:
+        existing = session.get(Setting, "instance_uid")
+        if existing is None:
+            uid = new_uid(12)
+            session.add(Setting(key="instance_uid", value=uid))
+            session.add(Setting(key="instance_name", value=name))
+        else:
+            uid = existing.value
+        _write_storage_marker(root, options, {"instance_uid": uid, "instance_name": name})
+        record = session.scalars(select(Storage).where(Storage.root == root)).first()
+        if record is None:
+            record = Storage(uid=new_uid(12), root=root, type=protocol_of(root), instance_uid=uid)
+            session.add(record)
+            session.flush()
+        if session.get(Setting, "default_storage_uid") is None:
+            session.add(Setting(key="default_storage_uid", value=record.uid))
+    config.uid = uid
+    config.write()
+    instance.load_storages()
+    instance.user  # noqa: B018 - create the user record now
+    _set_global(instance)
+    set_current(name)
+    return instance
+
+
+def connect(name: str | None = None) -> Instance:
+    """Connect this process to instance `name` (default: the current one) and return it."""
+    from lakeline.db.engine import make_engine
+    from lakeline.db.migrate import ensure_schema
+
+    name = name or current_name()
+    if not name:
+        raise NotConnected(
+            "no instance given and none is current: run `lakeline init --storage ./data`, "
+            "or `lakeline connect NAME`"
+        )
+    config = load_config(name)
+    engine = make_engine(config.db)
+    _probe(engine, config.db)
+    ensure_schema(engine, auto_migrate=engine.dialect.name == "sqlite")
+    instance = Instance(config, engine)
+    instance.load_storages()
+    _set_global(instance)
+    return instance
+
+
+def _set_global(instance: Instance | None) -> None:
+    global _current
+    with _lock:
+        if _current is not None and _current is not instance:
+            _current.engine.dispose()
+        _current = instance
+
+
+def disconnect() -> None:
+    """Forget the instance this process is connected to."""
+    _set_global(None)
+
+
+def current() -> Instance:
+    """The connected instance, connecting to the current one on first use."""
+    with _lock:
+        if _current is not None:
+            return _current
+        return connect()

@@ -1,0 +1,178 @@
+"""Artifact: a file, folder or array store with its hash, storage location and producing run."""
+
+from __future__ import annotations
+
+from os import PathLike
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from lakeline.models.base import Base, KeyString, RecordMixin, VersionedMixin
+
+if TYPE_CHECKING:
+    from lakeline.models.run import Run
+    from lakeline.models.storage import Storage
+    from lakeline.query import QuerySet
+
+
+class Artifact(RecordMixin, VersionedMixin, Base):
+    """A file, folder or serialized object registered in the catalog.
+
+    `Artifact(path_or_object, key=...)` describes; `.save()` hashes, stores and records it.
+    """
+
+    __tablename__ = "artifacts"
+    __table_args__ = (
+        Index(
+            "uq_artifacts_latest_key",
+            "key",
+            unique=True,
+            sqlite_where=text("is_latest AND key IS NOT NULL"),
+            postgresql_where=text("is_latest AND key IS NOT NULL"),
+        ),
+        Index(
+            "uq_artifacts_latest_stem",
+            "stem",
+            unique=True,
+            sqlite_where=text("is_latest"),
+            postgresql_where=text("is_latest"),
+        ),
+        Index("ix_artifacts_key", "key"),
+        Index("ix_artifacts_storage_id_store_key", "storage_id", "store_key"),
+    )
+
+    key: Mapped[str | None] = mapped_column(KeyString(1024))
+    description: Mapped[str | None] = mapped_column(Text)
+    suffix: Mapped[str] = mapped_column(String(64), default="")
+    kind: Mapped[str | None] = mapped_column(String(64))
+    otype: Mapped[str | None] = mapped_column(String(64))
+    size: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    hash: Mapped[str | None] = mapped_column(String(128), index=True)
+    hash_type: Mapped[str | None] = mapped_column(String(32))
+    n_files: Mapped[int | None] = mapped_column()
+    n_observations: Mapped[int | None] = mapped_column(BigInteger)
+    storage_id: Mapped[int] = mapped_column(ForeignKey("storages.id"))
+    store_key: Mapped[str] = mapped_column(KeyString(2048))
+    in_place: Mapped[bool] = mapped_column(default=False)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), index=True)
+
+    if TYPE_CHECKING:  # set by describe.prepare on new artifacts; not columns
+        _source: str
+        _source_is_dir: bool
+        _staged: bool
+
+    def __init__(
+        self,
+        data: str | PathLike[str] | Any,
+        *,
+        key: str | None = None,
+        description: str | None = None,
+        kind: str | None = None,
+        version: str | None = None,
+        format: str | None = None,
+        run: Run | None = None,
+    ) -> None:
+        from lakeline.artifacts.describe import prepare
+
+        super().__init__()
+        prepare(
+            self,
+            data,
+            key=key,
+            description=description,
+            kind=kind,
+            version=version,
+            format=format,
+            run=run,
+        )
+
+    def _repr_fields(self) -> tuple[str, ...]:
+        return ("uid", "key", "suffix", "size", "version", "is_latest")
+
+    # -- constructors ---------------------------------------------------------------------------
+
+    @classmethod
+    def from_dataframe(cls, df: Any, *, key: str | None = None, **kwargs: Any) -> Artifact:
+        """Describe a pandas DataFrame, stored as parquet unless `key` or `format` says csv."""
+        kwargs.setdefault("format", "csv" if key and key.endswith(".csv") else "parquet")
+        return cls(df, key=key, **kwargs)
+
+    @classmethod
+    def from_anndata(cls, adata: Any, *, key: str | None = None, **kwargs: Any) -> Artifact:
+        """Describe an AnnData object, stored as h5ad (or `format="zarr"`)."""
+        kwargs.setdefault("format", "zarr" if key and key.endswith(".zarr") else "h5ad")
+        return cls(adata, key=key, **kwargs)
+
+    # -- persistence ----------------------------------------------------------------------------
+
+    def save(self) -> Artifact:
+        """Hash, store and record this artifact atomically; return the saved record.
+
+        Identical content under the same key returns the existing record; new content under
+        an existing key becomes its new version.
+        """
+        from lakeline.artifacts.save import save_artifacts
+
+        return save_artifacts([self])[0]
+
+    def delete(self, *, permanent_bytes: bool = True) -> None:
+        """Delete the record; its stored bytes go too when nothing else references them.
+
+        Files registered in place (inside a storage root) are never removed from disk.
+        """
+        from lakeline.artifacts.delete import delete_artifact
+
+        delete_artifact(self, delete_bytes=permanent_bytes)
+
+    # -- access ---------------------------------------------------------------------------------
+
+    @property
+    def path(self) -> str:
+        """Where the bytes live: a local path or an fsspec URL."""
+        from lakeline.artifacts.locate import artifact_url
+
+        return artifact_url(self)
+
+    def cache(self) -> str:
+        """Return a local path to the bytes, downloading (and verifying) remote ones once."""
+        from lakeline.artifacts.access import cache
+
+        return cache(self)
+
+    def load(self, **kwargs: Any) -> Any:
+        """Load the artifact into memory with its format plugin (DataFrame, AnnData, ...)."""
+        from lakeline.artifacts.access import load
+
+        return load(self, **kwargs)
+
+    def open(self, **kwargs: Any) -> Any:
+        """Open a lazy, backed handle (pyarrow dataset, backed AnnData, zarr group, file)."""
+        from lakeline.artifacts.access import open_artifact
+
+        return open_artifact(self, **kwargs)
+
+    # -- relations ------------------------------------------------------------------------------
+
+    @property
+    def versions(self) -> QuerySet[Artifact]:
+        """All versions of this artifact, oldest first."""
+        from lakeline.query import QuerySet
+
+        return QuerySet(Artifact).filter(stem=self.stem, is_latest=None).order_by("uid")
+
+    @property
+    def storage(self) -> Storage:
+        """The storage this artifact's bytes live in."""
+        from lakeline.models.storage import Storage
+        from lakeline.query import get_by_id
+
+        return get_by_id(Storage, self.storage_id)
+
+    @property
+    def run(self) -> Run | None:
+        """The run that produced this artifact, if known."""
+        from lakeline.models.run import Run
+        from lakeline.query import get_by_id
+
+        return None if self.run_id is None else get_by_id(Run, self.run_id)

@@ -1,0 +1,128 @@
+"""Declarative base, shared column types and the mixins every record uses."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Self
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, MetaData, String, TypeDecorator
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
+
+from lakeline.ids import new_uid
+
+if TYPE_CHECKING:
+    from lakeline.query import QuerySet
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    """Return the current time, timezone-aware in UTC."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always returned timezone-aware."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: pass a timezone-aware datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+def KeyString(length: int) -> String:
+    """A string compared in code-point order on every database (prefix queries use indexes)."""
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
+
+
+class Base(DeclarativeBase):
+    """Base of every lakeline model."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSONType,
+        list[dict[str, Any]]: JSONType,
+    }
+
+
+class RecordMixin:
+    """Columns every record has: internal id, global uid, creation time and creator."""
+
+    uid_length = 16
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uid: Mapped[str] = mapped_column(KeyString(16), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+    @declared_attr
+    def created_by_id(cls) -> Mapped[int | None]:
+        return mapped_column(ForeignKey("users.id"), nullable=True)
+
+    def _ensure_uid(self) -> None:
+        if not getattr(self, "uid", None):
+            self.uid = new_uid(self.uid_length)
+
+    def __repr__(self) -> str:
+        fields = ", ".join(
+            f"{name}={getattr(self, name)!r}"
+            for name in self._repr_fields()
+            if getattr(self, name, None) is not None
+        )
+        return f"{type(self).__name__}({fields})"
+
+    def _repr_fields(self) -> tuple[str, ...]:
+        return ("uid",)
+
+    @classmethod
+    def filter(cls, *expressions: Any, **lookups: Any) -> QuerySet[Self]:
+        """Records matching `field__op=value` lookups (and optional SQLAlchemy expressions)."""
+        from lakeline.query import QuerySet
+
+        return QuerySet(cls).filter(*expressions, **lookups)
+
+    @classmethod
+    def get(cls, uid: str | None = None, /, **lookups: Any) -> Self:
+        """The one record with this uid (or matching the lookups); raises if none or several."""
+        from lakeline.query import QuerySet
+
+        if uid is not None:
+            lookups["uid"] = uid
+        return QuerySet(cls).get(**lookups)
+
+    @classmethod
+    def search(cls, text: str, *, limit: int = 20) -> QuerySet[Self]:
+        """Records whose text fields match `text`, best matches first."""
+        from lakeline.query import QuerySet
+
+        return QuerySet(cls).search(text, limit=limit)
+
+
+class VersionedMixin:
+    """Columns of versioned records: a stem shared by all versions, a label, the latest flag."""
+
+    stem: Mapped[str] = mapped_column(KeyString(12), index=True)
+    version: Mapped[str | None] = mapped_column(String(64))
+    is_latest: Mapped[bool] = mapped_column(default=True)

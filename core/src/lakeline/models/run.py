@@ -1,0 +1,47 @@
+"""Run: one execution of a transform, with its status history and parameters."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from lakeline.models.base import Base, RecordMixin
+
+RUN_STATUSES = ("scheduled", "started", "completed", "errored", "aborted", "cached")
+
+
+class Run(RecordMixin, Base):
+    """An execution of a transform; artifacts it produced point to it, those it used link to it."""
+
+    __tablename__ = "runs"
+    __table_args__ = (
+        Index("uq_runs_engine_engine_ref", "engine", "engine_ref", unique=True),
+        Index("ix_runs_transform_id_started_at", "transform_id", "started_at"),
+    )
+
+    transform_id: Mapped[int] = mapped_column(ForeignKey("transforms.id"))
+    status: Mapped[str] = mapped_column(String(16), default="scheduled")
+    status_log: Mapped[list[dict[str, Any]] | None] = mapped_column(default=None)
+    scheduled_at: Mapped[datetime | None] = mapped_column()
+    started_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
+    params: Mapped[dict[str, Any] | None] = mapped_column()
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), index=True)
+    cached_from_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+    engine: Mapped[str | None] = mapped_column(String(64))
+    engine_ref: Mapped[str | None] = mapped_column(String(512))
+    environment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("artifacts.id", use_alter=True, ondelete="SET NULL")
+    )
+    report_id: Mapped[int | None] = mapped_column(
+        ForeignKey("artifacts.id", use_alter=True, ondelete="SET NULL")
+    )
+    host: Mapped[str | None] = mapped_column(String(255))
+    exit_code: Mapped[int | None] = mapped_column()
+    error: Mapped[str | None] = mapped_column(Text)
+
+    def _repr_fields(self) -> tuple[str, ...]:
+        return ("uid", "status", "engine", "engine_ref", "started_at")

@@ -1,0 +1,23 @@
+"""Storage: a root location (local folder, S3 prefix, ...) where artifacts' bytes live."""
+
+from __future__ import annotations
+
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from lakeline.models.base import Base, RecordMixin
+
+
+class Storage(RecordMixin, Base):
+    """A storage root, e.g. `/data/lake` or `s3://bucket/prefix`."""
+
+    __tablename__ = "storages"
+    uid_length = 12
+
+    root: Mapped[str] = mapped_column(String(1024), unique=True)
+    type: Mapped[str] = mapped_column(String(32))
+    region: Mapped[str | None] = mapped_column(String(64))
+    instance_uid: Mapped[str | None] = mapped_column(String(16))
+
+    def _repr_fields(self) -> tuple[str, ...]:
+        return ("uid", "root", "type", "region")

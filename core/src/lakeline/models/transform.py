@@ -1,0 +1,47 @@
+"""Transform: what runs (pipeline, script, notebook, function, rule, process, task, flow)."""
+
+from __future__ import annotations
+
+from sqlalchemy import ForeignKey, Index, String, Text, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from lakeline.models.base import Base, KeyString, RecordMixin, VersionedMixin
+
+TRANSFORM_KINDS = (
+    "pipeline",
+    "script",
+    "notebook",
+    "function",
+    "rule",
+    "process",
+    "task",
+    "flow",
+)
+
+
+class Transform(RecordMixin, VersionedMixin, Base):
+    """A versioned piece of code or workflow step; runs execute it."""
+
+    __tablename__ = "transforms"
+    __table_args__ = (
+        Index(
+            "uq_transforms_latest_stem",
+            "stem",
+            unique=True,
+            sqlite_where=text("is_latest"),
+            postgresql_where=text("is_latest"),
+        ),
+        Index("ix_transforms_key", "key"),
+    )
+
+    key: Mapped[str] = mapped_column(KeyString(1024))
+    kind: Mapped[str] = mapped_column(String(32))
+    description: Mapped[str | None] = mapped_column(Text)
+    source_code: Mapped[str | None] = mapped_column(Text)
+    hash: Mapped[str | None] = mapped_column(String(128), index=True)
+    reference: Mapped[str | None] = mapped_column(String(1024))
+    reference_type: Mapped[str | None] = mapped_column(String(64))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("transforms.id"), index=True)
+
+    def _repr_fields(self) -> tuple[str, ...]:
+        return ("uid", "key", "kind", "version")

@@ -1,0 +1,21 @@
+"""User: who created a record."""
+
+from __future__ import annotations
+
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from lakeline.models.base import Base, RecordMixin
+
+
+class User(RecordMixin, Base):
+    """A person (or service account) that creates records."""
+
+    __tablename__ = "users"
+    uid_length = 8
+
+    handle: Mapped[str] = mapped_column(String(255), unique=True)
+    name: Mapped[str | None] = mapped_column(String(255))
+
+    def _repr_fields(self) -> tuple[str, ...]:
+        return ("uid", "handle", "name")

@@ -1,0 +1,429 @@
+"""Queries: `field__op=value` lookups compiled to SQLAlchemy from a whitelist, never string SQL.
+
+A lookup is a path of relations (foreign keys, e.g. `run__transform`) ending in a column and
+an optional operator: `Artifact.filter(run__transform__key="align", size__gt=1000)`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from sqlalchemy import Select, and_, false, func, or_, select
+from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import ColumnElement
+
+from lakeline.errors import DoesNotExist, MultipleFound, QueryError
+from lakeline.models.base import Base, VersionedMixin
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from sqlalchemy.orm import Session
+
+M = TypeVar("M")
+
+OPERATORS = frozenset(
+    {
+        "exact", "iexact", "ne", "in", "not_in", "contains", "icontains", "startswith",
+        "istartswith", "endswith", "iendswith", "gt", "gte", "lt", "lte", "isnull", "range",
+    }
+)  # fmt: skip
+_STRING_OPERATORS = frozenset(
+    {"iexact", "contains", "icontains", "startswith", "istartswith", "endswith", "iendswith"}
+)
+_MAX_IN = 100_000
+
+
+def relations(model: type[Base]) -> dict[str, type[Base]]:
+    """Relations a lookup may follow from `model`: each `<name>_id` foreign key -> `<name>`."""
+    found: dict[str, type[Base]] = {}
+    by_table = {m.class_.__table__.name: m.class_ for m in Base.registry.mappers}
+    for column in model.__table__.columns:
+        if column.name.endswith("_id") and column.foreign_keys:
+            target = next(iter(column.foreign_keys)).column.table.name
+            found[column.name[:-3]] = by_table[target]
+    return found
+
+
+def _field_names(model: type[Any]) -> list[str]:
+    return [c.name for c in model.__table__.columns]
+
+
+def _coerce(column: Any, field: str, value: Any) -> Any:
+    """Check (and where unambiguous convert) a lookup value against the column's type."""
+    if value is None:
+        return None
+    try:
+        python_type = column.type.python_type
+    except NotImplementedError:
+        return value
+    if python_type is bool:
+        if isinstance(value, bool):
+            return value
+    elif python_type is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+            return int(value)
+    elif python_type is datetime:
+        if isinstance(value, datetime):
+            return value
+        if isinstance(value, date):
+            return datetime(value.year, value.month, value.day).astimezone()
+        if isinstance(value, str):
+            try:
+                parsed = datetime.fromisoformat(value)
+            except ValueError:
+                pass
+            else:
+                return parsed if parsed.tzinfo else parsed.astimezone()
+    elif python_type is str:
+        if isinstance(value, str):
+            return value
+    else:
+        return value
+    raise QueryError(
+        f"{field} expects a value of type {python_type.__name__}, got {type(value).__name__} "
+        f"{value!r}"
+    )
+
+
+def _prefix_range(column: Any, prefix: str) -> ColumnElement[bool] | None:
+    """`column` starts with `prefix`, as an index-friendly range.
+
+    Exact for columns compared in code-point order: SQLite's BINARY collation, and the "C"
+    collation lakeline gives key columns on PostgreSQL.
+    """
+    if not prefix:
+        return None
+    last = ord(prefix[-1])
+    if last >= 0x10FFFF or 0xD7FF <= last <= 0xDFFF:
+        return None
+    upper = prefix[:-1] + chr(last + 1)
+    return and_(column >= prefix, column < upper)
+
+
+class QuerySet(Generic[M]):
+    """A lazy, chainable query over one registry; runs when iterated or asked for results."""
+
+    def __init__(self, model: type[M]) -> None:
+        self.model = model
+        self._lookups: list[tuple[bool, dict[str, Any]]] = []
+        self._expressions: list[ColumnElement[bool]] = []
+        self._order: list[str] = []
+        self._limit: int | None = None
+        self._offset: int | None = None
+        self._latest_only = issubclass(model, VersionedMixin)
+        self._search: str | None = None
+
+    def _clone(self) -> QuerySet[M]:
+        clone: QuerySet[M] = QuerySet(self.model)
+        clone._lookups = list(self._lookups)
+        clone._expressions = list(self._expressions)
+        clone._order = list(self._order)
+        clone._limit, clone._offset = self._limit, self._offset
+        clone._latest_only, clone._search = self._latest_only, self._search
+        return clone
+
+    # -- building -------------------------------------------------------------------------------
+
+    def filter(self, *expressions: ColumnElement[bool], **lookups: Any) -> QuerySet[M]:
+        """Narrow to records matching every lookup (and SQLAlchemy expression)."""
+        clone = self._clone()
+        if "is_latest" in lookups and lookups["is_latest"] is None:
+            del lookups["is_latest"]
+            clone._latest_only = False
+        if any(k.split("__")[0] in ("uid", "id", "stem", "is_latest") for k in lookups):
+            clone._latest_only = False
+        clone._expressions.extend(expressions)
+        if lookups:
+            clone._lookups.append((True, lookups))
+        clone._compile_lookups(lookups)  # validate now: bad fields fail where they are written
+        return clone
+
+    def exclude(self, **lookups: Any) -> QuerySet[M]:
+        """Drop records matching all of the lookups."""
+        clone = self._clone()
+        clone._compile_lookups(lookups)
+        clone._lookups.append((False, lookups))
+        return clone
+
+    def order_by(self, *fields: str) -> QuerySet[M]:
+        """Order by fields; a leading '-' sorts descending."""
+        names = _field_names(self.model)
+        for field in fields:
+            if field.lstrip("-") not in names:
+                raise QueryError(
+                    f"cannot order {self.model.__name__} by unknown field {field.lstrip('-')!r}; "
+                    f"fields: {', '.join(names)}"
+                )
+        clone = self._clone()
+        clone._order = list(fields)
+        return clone
+
+    def limit(self, n: int) -> QuerySet[M]:
+        """At most `n` records."""
+        if not isinstance(n, int) or n < 0:
+            raise QueryError(f"limit must be a non-negative integer, got {n!r}")
+        clone = self._clone()
+        clone._limit = n
+        return clone
+
+    def offset(self, n: int) -> QuerySet[M]:
+        """Skip the first `n` records."""
+        if not isinstance(n, int) or n < 0:
+            raise QueryError(f"offset must be a non-negative integer, got {n!r}")
+        clone = self._clone()
+        clone._offset = n
+        return clone
+
+    def search(self, text: str, *, limit: int | None = 20) -> QuerySet[M]:
+        """Full-text search over the registry's text fields, best matches first."""
+        if not isinstance(text, str) or not re.findall(r"\w+", text):
+            raise QueryError(f"search needs some words to look for, got {text!r}")
+        clone = self._clone()
+        clone._search = text
+        clone._limit = limit
+        return clone
+
+    # -- compiling ------------------------------------------------------------------------------
+
+    def _compile_lookups(self, lookups: dict[str, Any]) -> tuple[list[Any], list[Any]]:
+        """Return (conditions, joins) for `lookups`; raise QueryError on anything unknown."""
+        conditions: list[Any] = []
+        joins: dict[str, tuple[Any, Any]] = {}
+        dialect = self._dialect()
+        for lookup, value in lookups.items():
+            parts = lookup.split("__")
+            op = parts.pop() if len(parts) > 1 and parts[-1] in OPERATORS else "exact"
+            model: type[Any] = self.model
+            entity: Any = self.model
+            path = ""
+            for part in parts[:-1]:
+                rels = relations(model)
+                if part not in rels:
+                    raise QueryError(
+                        f"{model.__name__} has no relation {part!r} in lookup {lookup!r}; "
+                        f"relations: {', '.join(sorted(rels)) or 'none'}"
+                    )
+                path = f"{path}__{part}" if path else part
+                if path not in joins:
+                    target: Any = aliased(rels[part], name=path)
+                    joins[path] = (target, getattr(entity, f"{part}_id") == target.id)
+                entity, model = joins[path][0], rels[part]
+            name = parts[-1]
+            if name in relations(model) and op in ("exact", "in", "isnull", "ne"):
+                name = f"{name}_id"
+                value = _record_id(value)
+            if name not in _field_names(model):
+                raise QueryError(
+                    f"{model.__name__} has no field {name!r} in lookup {lookup!r}; "
+                    f"fields: {', '.join(_field_names(model))}; "
+                    f"relations: {', '.join(sorted(relations(model))) or 'none'}"
+                )
+            column = model.__table__.columns[name]
+            conditions.append(_condition(getattr(entity, name), column, lookup, op, value, dialect))
+        return conditions, list(joins.values())
+
+    def _dialect(self) -> str:
+        from lakeline.instance import current
+
+        return current().dialect
+
+    @property
+    def statement(self) -> Select[tuple[M]]:
+        """The SQLAlchemy select this query runs."""
+        return self._statement(select(self.model))
+
+    def _statement(self, stmt: Select[Any], *, ordered: bool = True) -> Select[Any]:
+        model: Any = self.model
+        for include, lookups in self._lookups:
+            conditions, joins = self._compile_lookups(lookups)
+            if include:
+                for target, onclause in joins:
+                    stmt = stmt.join(target, onclause)
+                stmt = stmt.where(*conditions)
+            else:
+                inner = select(model.id)
+                for target, onclause in joins:
+                    inner = inner.join(target, onclause)
+                stmt = stmt.where(model.id.not_in(inner.where(*conditions)))
+        if self._expressions:
+            stmt = stmt.where(*self._expressions)
+        if self._latest_only:
+            stmt = stmt.where(model.is_latest.is_(True))
+        if self._search is not None:
+            from lakeline.search import apply_search
+
+            stmt = apply_search(stmt, self.model, self._search, self._dialect(), ordered=ordered)
+        if ordered:
+            for field in self._order:
+                column = getattr(model, field.lstrip("-"))
+                stmt = stmt.order_by(column.desc() if field.startswith("-") else column.asc())
+            if self._search is None and not self._order:
+                stmt = stmt.order_by(model.id) if hasattr(model, "id") else stmt
+        if self._limit is not None:
+            stmt = stmt.limit(self._limit)
+        if self._offset is not None:
+            stmt = stmt.offset(self._offset)
+        return stmt
+
+    # -- running --------------------------------------------------------------------------------
+
+    def _session(self) -> Any:
+        from lakeline.instance import current
+
+        return current().sessions.read()
+
+    def all(self) -> list[M]:
+        """Every matching record."""
+        session: Session
+        with self._session() as session:
+            return list(session.scalars(self.statement))
+
+    def __iter__(self) -> Iterator[M]:
+        return iter(self.all())
+
+    def first(self) -> M | None:
+        """The first matching record, or None."""
+        with self._session() as session:
+            return session.scalars(self.limit(1).statement).first()  # type: ignore[no-any-return]
+
+    def get(self, **lookups: Any) -> M:
+        """The one record matching `lookups`; DoesNotExist or MultipleFound otherwise."""
+        uid = lookups.get("uid")
+        if isinstance(uid, str) and issubclass(self.model, VersionedMixin) and len(uid) == 12:
+            lookups = {**{k: v for k, v in lookups.items() if k != "uid"}, "stem": uid}
+            lookups["is_latest"] = True
+        found = self.filter(**lookups).limit(2).all()
+        described = ", ".join(f"{k}={v!r}" for k, v in lookups.items())
+        if not found:
+            raise DoesNotExist(f"no {self.model.__name__} with {described}")
+        if len(found) > 1:
+            raise MultipleFound(
+                f"several {self.model.__name__} records match {described}; narrow the lookup"
+            )
+        return found[0]
+
+    def one_or_none(self) -> M | None:
+        """The one matching record, None if there is none; MultipleFound if several."""
+        found = self.limit(2).all()
+        if len(found) > 1:
+            raise MultipleFound(f"several {self.model.__name__} records match")
+        return found[0] if found else None
+
+    def count(self) -> int:
+        """How many records match (ignoring limit and offset)."""
+        inner = self._clone()
+        inner._limit = inner._offset = None
+        if inner._search is not None:
+            stmt = inner._statement(select(self.model.id), ordered=False).subquery()  # type: ignore[attr-defined]
+            query: Select[Any] = select(func.count()).select_from(stmt)
+        else:
+            query = inner._statement(select(func.count()).select_from(self.model), ordered=False)
+        with self._session() as session:
+            return int(session.execute(query).scalar_one())
+
+    def exists(self) -> bool:
+        """Whether any record matches."""
+        return self.first() is not None
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def to_dataframe(self, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """The matching records as a pandas DataFrame indexed by `uid`."""
+        import pandas as pd
+
+        names = list(columns) if columns else _field_names(self.model)
+        unknown = [c for c in names if c not in _field_names(self.model)]
+        if unknown:
+            raise QueryError(f"{self.model.__name__} has no fields {unknown}")
+        if "uid" not in names:
+            names.insert(0, "uid")
+        table: Any = self.model
+        stmt = self._statement(select(*(getattr(table, c) for c in names)))
+        with self._session() as session:
+            rows = session.execute(stmt).all()
+        return pd.DataFrame.from_records(rows, columns=names).set_index("uid")
+
+    def __repr__(self) -> str:
+        return f"<QuerySet {self.model.__name__} {self._lookups or ''}>"
+
+
+def _record_id(value: Any) -> Any:
+    if isinstance(value, Base):
+        return value.id  # type: ignore[attr-defined]
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_record_id(v) for v in value]
+    return value
+
+
+def _condition(column: Any, spec: Any, lookup: str, op: str, value: Any, dialect: str) -> Any:
+    """One lookup as a SQL condition; string matches are case-sensitive on both databases."""
+    if op == "isnull":
+        if not isinstance(value, bool):
+            raise QueryError(f"{lookup} expects True or False, got {value!r}")
+        return column.is_(None) if value else column.is_not(None)
+    if op in ("in", "not_in"):
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple, set, frozenset)):
+            raise QueryError(f"{lookup} expects a list, tuple or set, got {value!r}")
+        if len(value) > _MAX_IN:
+            raise QueryError(f"{lookup} got {len(value)} values; the limit is {_MAX_IN}")
+        values = [_coerce(spec, lookup, v) for v in value]
+        if not values:
+            return false() if op == "in" else ~false()
+        return column.in_(values) if op == "in" else column.not_in(values)
+    if op == "range":
+        if not isinstance(value, (list, tuple)) or len(value) != 2:
+            raise QueryError(f"{lookup} expects a (low, high) pair, got {value!r}")
+        low, high = (_coerce(spec, lookup, v) for v in value)
+        return column.between(low, high)
+    if op in _STRING_OPERATORS and not isinstance(value, str):
+        raise QueryError(f"{lookup} expects a string, got {type(value).__name__} {value!r}")
+    value = _coerce(spec, lookup, value)
+    if op == "exact":
+        return column.is_(None) if value is None else column == value
+    if op == "ne":
+        return column.is_not(None) if value is None else or_(column != value, column.is_(None))
+    if op == "gt":
+        return column > value
+    if op == "gte":
+        return column >= value
+    if op == "lt":
+        return column < value
+    if op == "lte":
+        return column <= value
+    if op == "startswith":
+        by_range = _prefix_range(column, value)
+        return by_range if by_range is not None else column.startswith(value, autoescape=True)
+    if op == "istartswith":
+        return column.istartswith(value, autoescape=True)
+    if op == "endswith":
+        if dialect == "sqlite":  # LIKE ignores case on SQLite
+            return func.substr(column, -len(value)) == value if value else column.is_not(None)
+        return column.endswith(value, autoescape=True)
+    if op == "iendswith":
+        return column.iendswith(value, autoescape=True)
+    if op == "contains":
+        if dialect == "sqlite":  # LIKE ignores case on SQLite
+            return func.instr(column, value) > 0
+        return column.contains(value, autoescape=True)
+    if op == "icontains":
+        return column.icontains(value, autoescape=True)
+    if op == "iexact":
+        return func.lower(column) == value.lower()
+    raise QueryError(f"unknown operator {op!r} in {lookup!r}")  # pragma: no cover
+
+
+def get_by_id(model: type[M], record_id: int) -> M:
+    """The record of `model` with primary key `record_id`."""
+    from lakeline.instance import current
+
+    with current().sessions.read() as session:
+        record = session.get(model, record_id)
+    if record is None:
+        raise DoesNotExist(f"no {model.__name__} with id {record_id}")
+    return record

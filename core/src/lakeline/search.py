@@ -1,0 +1,59 @@
+"""Full-text search with the database's own machinery.
+
+Artifacts: SQLite FTS5 (bm25 ranking) or a PostgreSQL tsvector with a GIN index (ts_rank).
+Other registries: case-insensitive matching over their text fields. Every word of the query
+must match, as a prefix (`read` finds `reads.csv`). Words are extracted from the text, so
+no search syntax or SQL reaches the database from user input.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import Select, and_, column, func, literal_column, or_, table, text
+
+from lakeline.models import Artifact
+
+TEXT_FIELDS = ("key", "description", "handle", "name", "root", "reference")
+
+
+def words(query: str) -> list[str]:
+    """The words of a search query, lower-cased."""
+    return [w.lower() for w in re.findall(r"\w+", query)][:32]
+
+
+def _fts5_query(terms: list[str]) -> str:
+    return " ".join(f'"{term}"*' for term in terms)
+
+
+def _tsquery(terms: list[str]) -> str:
+    return " & ".join(f"{term}:*" for term in terms)
+
+
+def apply_search(
+    stmt: Select[Any], model: type[Any], query: str, dialect: str, *, ordered: bool
+) -> Select[Any]:
+    """`stmt` narrowed to records matching `query`, ranked best first when `ordered`."""
+    terms = words(query)
+    if model is Artifact and dialect == "sqlite":
+        fts = table("artifacts_fts", column("rowid"))
+        stmt = stmt.join(fts, literal_column("artifacts_fts.rowid") == Artifact.id).where(
+            text("artifacts_fts MATCH :fts_query").bindparams(fts_query=_fts5_query(terms))
+        )
+        return stmt.order_by(text("bm25(artifacts_fts)")) if ordered else stmt
+    if model is Artifact and dialect == "postgresql":
+        vector: Any = literal_column("artifacts.search_vector")
+        tsquery = func.to_tsquery(literal_column("'simple'::regconfig"), _tsquery(terms))
+        stmt = stmt.where(vector.op("@@")(tsquery))
+        return stmt.order_by(func.ts_rank(vector, tsquery).desc()) if ordered else stmt
+    columns = [c for c in model.__table__.columns if c.name in TEXT_FIELDS]
+    if not columns:
+        raise ValueError(f"{model.__name__} has no text fields to search")
+    table_: Any = model
+    conditions = [
+        or_(*(getattr(table_, c.name).icontains(term, autoescape=True) for c in columns))
+        for term in terms
+    ]
+    stmt = stmt.where(and_(*conditions))
+    return stmt.order_by(table_.id.desc()) if ordered else stmt

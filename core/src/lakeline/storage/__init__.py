@@ -1,0 +1,1 @@
+"""Storage through fsspec: roots, keys, hashing, transfers and the local cache."""

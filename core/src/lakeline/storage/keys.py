@@ -1,0 +1,70 @@
+"""Artifact keys: validation, suffixes, and where uploaded bytes are placed."""
+
+from __future__ import annotations
+
+import re
+from pathlib import PurePosixPath
+
+from lakeline.errors import InvalidKey
+
+# Internal folder inside every storage root; users' keys may not point into it.
+INTERNAL_PREFIX = ".lakeline"
+OBJECTS_PREFIX = f"{INTERNAL_PREFIX}/objects"
+
+COMPOUND_SUFFIXES = (
+    ".tar.gz",
+    ".tar.bz2",
+    ".tar.xz",
+    ".ome.zarr",
+    ".ome.tiff",
+    ".ome.tif",
+    ".fastq.gz",
+    ".fq.gz",
+    ".vcf.gz",
+    ".bed.gz",
+    ".gtf.gz",
+    ".gff.gz",
+    ".fa.gz",
+    ".fasta.gz",
+    ".csv.gz",
+    ".tsv.gz",
+    ".txt.gz",
+    ".json.gz",
+)
+_SUFFIX = re.compile(r"^\.[A-Za-z0-9][A-Za-z0-9_-]{0,15}$")
+
+
+def validate_key(key: str) -> str:
+    """Return `key` if it is a clean relative path; raise InvalidKey naming the problem."""
+    if not isinstance(key, str):
+        raise InvalidKey(f"a key must be a string, not {type(key).__name__}")
+    if not key or key.strip() != key:
+        raise InvalidKey(f"key {key!r} is empty or has leading/trailing whitespace")
+    if "\\" in key or "\x00" in key:
+        raise InvalidKey(f"key {key!r} contains a backslash or NUL: use '/' to separate folders")
+    if key.startswith("/") or re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", key):
+        raise InvalidKey(f"key {key!r} is absolute: give a relative path such as 'raw/reads.csv'")
+    parts = key.rstrip("/").split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        raise InvalidKey(f"key {key!r} has an empty, '.' or '..' segment: give a clean path")
+    if parts[0] == INTERNAL_PREFIX:
+        raise InvalidKey(f"key {key!r} points into lakeline's internal folder {INTERNAL_PREFIX}/")
+    if len(key) > 1024:
+        raise InvalidKey(f"key is {len(key)} characters long; the limit is 1024")
+    return key.rstrip("/")
+
+
+def suffix_of(name: str) -> str:
+    """The file suffix of `name`, recognising compound ones (`.tar.gz`, `.ome.zarr`)."""
+    base = PurePosixPath(name.rstrip("/")).name
+    lower = base.lower()
+    for compound in COMPOUND_SUFFIXES:
+        if lower.endswith(compound) and len(base) > len(compound):
+            return base[-len(compound) :]
+    suffix = PurePosixPath(base).suffix
+    return suffix if _SUFFIX.match(suffix) else ""
+
+
+def object_key(hash_hex: str, suffix: str) -> str:
+    """Where uploaded bytes with this content hash live inside a storage root."""
+    return f"{OBJECTS_PREFIX}/{hash_hex[:2]}/{hash_hex}{suffix}"

@@ -1,0 +1,85 @@
+"""Storage roots: normalising locations and getting an fsspec filesystem for them."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lakeline.errors import StorageError
+
+if TYPE_CHECKING:
+    from fsspec import AbstractFileSystem
+
+_fs_cache: dict[tuple[str, str], AbstractFileSystem] = {}
+_fs_lock = threading.Lock()
+
+
+def protocol_of(location: str) -> str:
+    """`local` for paths and file:// URLs, else the URL's scheme (`s3`, `gs`, ...)."""
+    if "://" not in location:
+        return "local"
+    scheme = location.split("://", 1)[0].lower()
+    return "local" if scheme == "file" else scheme
+
+
+def normalize_root(root: str | os.PathLike[str]) -> str:
+    """An absolute local path, or a `scheme://bucket/prefix` URL, without trailing slash."""
+    text = os.fspath(root)
+    if not text:
+        raise StorageError("the storage root is empty: give a folder or a URL like s3://bucket")
+    if protocol_of(text) == "local":
+        if text.startswith("file://"):
+            text = text[len("file://") :]
+        return str(Path(text).expanduser().resolve())
+    scheme, rest = text.split("://", 1)
+    rest = rest.strip("/")
+    if not rest:
+        raise StorageError(f"storage root {text!r} names no bucket")
+    return f"{scheme.lower()}://{rest}"
+
+
+def filesystem(root: str, storage_options: dict[str, Any] | None = None) -> AbstractFileSystem:
+    """The (cached) fsspec filesystem serving `root`."""
+    import json
+
+    import fsspec
+
+    protocol = protocol_of(root)
+    options = dict(storage_options or {})
+    cache_key = (protocol, json.dumps(options, sort_keys=True, default=str))
+    with _fs_lock:
+        fs = _fs_cache.get(cache_key)
+        if fs is None:
+            try:
+                fs = fsspec.filesystem("file" if protocol == "local" else protocol, **options)
+            except ImportError as exc:
+                raise StorageError(
+                    f"no filesystem for {protocol}:// storage: {exc}. "
+                    f"Install the matching extra, e.g. `pip install 'lakeline[{protocol}]'`"
+                ) from exc
+            _fs_cache[cache_key] = fs
+    return fs
+
+
+def join(root: str, key: str) -> str:
+    """The full location of `key` inside `root`."""
+    return f"{root}/{key}" if key else root
+
+
+def relative_key(location: str, root: str) -> str | None:
+    """`location`'s key inside `root`, or None when it lies outside."""
+    if protocol_of(location) != protocol_of(root):
+        return None
+    if protocol_of(location) == "local":
+        location = normalize_root(location)
+    else:
+        location = location.rstrip("/")
+    prefix = root.rstrip("/") + "/"
+    return location[len(prefix) :] if location.startswith(prefix) else None
+
+
+def strip_protocol(location: str) -> str:
+    """The path fsspec methods take: local paths as they are, `bucket/key` for object stores."""
+    return location if protocol_of(location) == "local" else location.split("://", 1)[1]

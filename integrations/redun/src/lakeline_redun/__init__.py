@@ -1,0 +1,3 @@
+"""lakeline_redun: lakeline integration (features arrive with its own issue)."""
+
+__all__: list[str] = []
