@@ -1,9 +1,13 @@
-"""The hooks lakeline exposes to plugins (entry-point group `lakeline`)."""
+"""The hooks lakeline exposes to plugins (entry-point group `lakeline`).
+
+Lineage hooks (`run_started`, `run_finished`, `artifact_used`, `register_exporters`) arrive
+with the lineage layer; `register_schemas` with the first schema module.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pluggy
 
@@ -11,7 +15,7 @@ if TYPE_CHECKING:
     import click
 
     from lakeline.formats.registry import Format
-    from lakeline.models import Artifact, Run
+    from lakeline.models import Artifact
 
 hookspec = pluggy.HookspecMarker("lakeline")
 hookimpl = pluggy.HookimplMarker("lakeline")
@@ -28,30 +32,5 @@ def register_commands(cli: click.Group) -> None:
 
 
 @hookspec
-def register_exporters(register: Callable[[str, Callable[..., Any]], None]) -> None:
-    """Register lineage exporters by name (e.g. `prov`, `rocrate`, `openlineage`)."""
-
-
-@hookspec
-def register_schemas(register: Callable[[str, Any], None]) -> None:
-    """Register a schema module (its models and its migrations' location) by name."""
-
-
-@hookspec
-def run_started(run: Run) -> None:
-    """Called after a run has been recorded as started."""
-
-
-@hookspec
-def run_finished(run: Run) -> None:
-    """Called after a run has been recorded as finished (completed, errored or aborted)."""
-
-
-@hookspec
 def artifact_saved(artifact: Artifact) -> None:
     """Called after an artifact has been committed with its bytes."""
-
-
-@hookspec
-def artifact_used(artifact: Artifact, run: Run) -> None:
-    """Called after `run` has been recorded as using `artifact`."""

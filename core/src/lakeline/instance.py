@@ -256,6 +256,31 @@ def connect(name: str | None = None) -> Instance:
     return instance
 
 
+def migrate(name: str | None = None) -> tuple[str | None, str, str | None]:
+    """Bring instance `name`'s schema up to date: (revision before, after, SQLite backup)."""
+    from lakeline.db.engine import make_engine
+    from lakeline.db.migrate import HEAD_REVISION, backup_sqlite, current_revision, upgrade
+
+    name = name or current_name()
+    if not name:
+        raise NotConnected("no instance given and none is current: `lakeline connect NAME`")
+    config = load_config(name)
+    engine = make_engine(config.db)
+    _probe(engine, config.db)
+    try:
+        with engine.connect() as conn:
+            before = current_revision(conn)
+        backup = None
+        if before != HEAD_REVISION:
+            database = engine.url.database
+            if engine.dialect.name == "sqlite" and before is not None and database:
+                backup = str(backup_sqlite(Path(database), before))
+            upgrade(engine)
+    finally:
+        engine.dispose()
+    return before, HEAD_REVISION, backup
+
+
 def _set_global(instance: Instance | None) -> None:
     global _current
     with _lock:
