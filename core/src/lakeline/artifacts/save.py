@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, select, text, update
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import make_transient_to_detached
 
 from lakeline.errors import InvalidKey, LakelineError
@@ -136,6 +136,22 @@ def _cleanup(instance: Instance, plans: Sequence[Plan]) -> None:
                 remove(join(plan.storage.root, plan.store_key), instance.fs(plan.storage))
 
 
+def _lock_keys(session: Session, keys: Sequence[str]) -> None:
+    """Serialise writers of the same keys for this transaction.
+
+    SQLite already runs one writer at a time (BEGIN IMMEDIATE). On PostgreSQL, transaction
+    advisory locks, taken in key order so that writers cannot deadlock, make a concurrent
+    save of the same key wait and then see the version the other one committed.
+    """
+    if session.get_bind().dialect.name != "postgresql" or not keys:
+        return
+    lock = text(
+        "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) "
+        "FROM (SELECT unnest(CAST(:keys AS text[])) AS k ORDER BY 1) AS ordered"
+    )
+    session.execute(lock, {"keys": list(keys)})
+
+
 def _next_index(session: Session, stem: str) -> int:
     top = session.execute(select(func.max(Artifact.uid)).where(Artifact.stem == stem)).scalar()
     return 0 if top is None else suffix_index(top[-4:]) + 1
@@ -155,6 +171,7 @@ def _write_records(instance: Instance, plans: Sequence[Plan]) -> None:
             if (row.key, row.hash) not in same or row.is_latest:
                 same[(row.key, row.hash)] = row
 
+        _lock_keys(session, keys)
         for chunk in _chunks(keys):
             for row in session.scalars(select(Artifact).where(Artifact.key.in_(chunk))):
                 remember(row)
@@ -200,6 +217,14 @@ def _write_records(instance: Instance, plans: Sequence[Plan]) -> None:
                 latest[artifact.key] = artifact
             same[(artifact.key, digest.hash)] = artifact
         session.flush()
+
+
+def _retryable(exc: DBAPIError) -> bool:
+    """Unique violations, deadlocks and serialization failures: a retry sees the winner."""
+    if isinstance(exc, IntegrityError):
+        return True
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    return sqlstate in ("40P01", "40001")
 
 
 def _adopt(target: Artifact, source: Artifact) -> None:
@@ -256,9 +281,9 @@ def save_artifacts(
             try:
                 _write_records(instance, plans)
                 break
-            except IntegrityError:
-                # Another writer saved the same key or version concurrently: re-read, retry.
-                if attempt == RETRIES - 1:
+            except (IntegrityError, OperationalError) as exc:
+                # Another writer saved the same key concurrently: re-read and retry.
+                if attempt == RETRIES - 1 or not _retryable(exc):
                     raise
                 for plan in plans:
                     plan.result = None

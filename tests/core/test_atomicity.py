@@ -1,0 +1,123 @@
+"""Saves are all-or-nothing, and concurrent writers lose nothing."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from pathlib import Path
+
+import lakeline as ll
+import pytest
+from lakeline.artifacts import transfer
+from lakeline.instance import Instance
+from lakeline.models import Artifact
+from sqlalchemy import event
+
+
+def stored_objects(instance: Instance) -> list[str]:
+    fs = instance.fs(instance.storage)
+    root = instance.storage.root
+    base = f"{root}/.lakeline/objects"
+    path = base if "://" not in base else base.split("://", 1)[1]
+    return [p for p in fs.find(path) if not p.endswith("storage.json")] if fs.exists(path) else []
+
+
+def make_files(tmp_path: Path, n: int) -> list[Path]:
+    folder = tmp_path / "src"
+    folder.mkdir(exist_ok=True)
+    paths = []
+    for i in range(n):
+        p = folder / f"f{i}.txt"
+        p.write_text(f"payload {i}")
+        paths.append(p)
+    return paths
+
+
+def test_failure_during_upload_leaves_nothing(
+    any_instance: Instance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = make_files(tmp_path, 20)
+    real_put, calls = transfer.put, []
+    real_put_local = transfer.put_local
+
+    def failing_put(*args: object, **kwargs: object) -> None:
+        calls.append(1)
+        if len(calls) == 7:
+            raise OSError("disk went away (injected)")
+        real_put(*args, **kwargs)  # type: ignore[arg-type]
+
+    def failing_put_local(*args: object, **kwargs: object) -> None:
+        calls.append(1)
+        if len(calls) == 7:
+            raise OSError("disk went away (injected)")
+        real_put_local(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(transfer, "put", failing_put)
+    monkeypatch.setattr(transfer, "put_local", failing_put_local)
+    with pytest.raises(OSError, match="injected"):
+        ll.save([ll.Artifact(p, key=f"k/{p.name}") for p in paths])
+    assert ll.Artifact.filter().count() == 0
+    assert stored_objects(any_instance) == []
+
+
+def test_failure_inside_the_transaction_removes_stored_bytes(
+    any_instance: Instance, tmp_path: Path
+) -> None:
+    keep = ll.Artifact(make_files(tmp_path, 1)[0], key="keep/f0.txt").save()
+    before = stored_objects(any_instance)
+    paths = make_files(tmp_path, 6)  # f0 has the same bytes as `keep`: shared, must survive
+    inserted: list[str] = []
+
+    def fail_on_third(mapper: object, connection: object, target: Artifact) -> None:
+        inserted.append(target.uid)
+        if len(inserted) == 3:  # the first INSERTs have run inside the transaction
+            raise RuntimeError("database failed mid-transaction (injected)")
+
+    event.listen(Artifact, "after_insert", fail_on_third)
+    try:
+        with pytest.raises(RuntimeError, match="injected"):
+            ll.save([ll.Artifact(p, key=f"new/{p.name}") for p in paths])
+    finally:
+        event.remove(Artifact, "after_insert", fail_on_third)
+    assert len(inserted) == 3
+    assert ll.Artifact.filter(key__startswith="new/").count() == 0
+    assert ll.Artifact.filter().count() == 1
+    assert stored_objects(any_instance) == before
+    assert Path(ll.Artifact.get(keep.uid).cache()).read_text() == "payload 0"
+
+
+def _save_in_child(args: tuple[str, str, int, int]) -> list[str]:
+    home, name, worker, n = args
+    os.environ["LAKELINE_HOME"] = home
+    os.environ["LAKELINE_LOAD_PLUGINS"] = ""
+    import lakeline as ll
+
+    ll.connect(name)
+    folder = Path(home) / f"w{worker}"
+    folder.mkdir(exist_ok=True)
+    uids = []
+    for i in range(n):
+        p = folder / f"{i}.txt"
+        p.write_text(f"worker {worker} file {i}")
+        uids.append(ll.Artifact(p, key=f"w{worker}/{i}.txt").save().uid)
+        # every worker also writes new versions of one shared key
+        p.write_text(f"shared by {worker} #{i}")
+        ll.Artifact(p, key="shared.txt").save()
+    return uids
+
+
+def test_concurrent_processes_lose_nothing(instance: Instance) -> None:
+    home = os.environ["LAKELINE_HOME"]
+    workers, per_worker = 4, 15
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(workers) as pool:
+        results = pool.map(
+            _save_in_child, [(home, instance.name, w, per_worker) for w in range(workers)]
+        )
+    uids = [u for r in results for u in r]
+    assert len(set(uids)) == workers * per_worker
+    assert ll.Artifact.filter(key__startswith="w").count() == workers * per_worker
+    versions = ll.Artifact.filter(key="shared.txt", is_latest=None).all()
+    assert len(versions) == workers * per_worker
+    assert sum(v.is_latest for v in versions) == 1
+    assert len({v.uid for v in versions}) == len(versions)
