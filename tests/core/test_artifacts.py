@@ -175,7 +175,7 @@ def test_missing_and_unreadable_paths(instance: Instance, tmp_path: Path) -> Non
 
 
 def test_unsupported_objects_and_types(instance: Instance) -> None:
-    with pytest.raises(UnsupportedObject, match="cannot make an artifact from a builtins.int"):
+    with pytest.raises(UnsupportedObject, match=r"cannot make an artifact from a builtins\.int"):
         ll.Artifact(42, key="x.bin")
     with pytest.raises(UnsupportedObject, match="format 'h5ad' cannot save"):
         ll.Artifact({"a": 1}, key="x.h5ad", format="h5ad")

@@ -456,3 +456,12 @@ def test_register_commands_hook_adds_a_command(lakeline_home: Path) -> None:
     failed = runner.invoke(group, ["hello", "error"])
     assert failed.exit_code == 1
     assert failed.stderr == "error: plugins get one-line errors too\n"
+
+
+def test_save_and_get_on_s3_storage(s3_instance: Instance, tmp_path: Path) -> None:
+    source = write(tmp_path / "remote.txt", "bytes in a bucket")
+    run("save", str(source), "--key", "remote/remote.txt")
+    artifact = lakeline.Artifact.get(key="remote/remote.txt")
+    assert artifact.path.startswith("s3://")
+    run("get", "remote/remote.txt", "-o", str(tmp_path / "back.txt"))
+    assert (tmp_path / "back.txt").read_text() == "bytes in a bucket"

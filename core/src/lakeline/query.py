@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from sqlalchemy import Select, and_, false, func, or_, select
+from sqlalchemy import Select, TypeDecorator, and_, false, func, or_, select
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -55,8 +55,11 @@ def _coerce(column: Any, field: str, value: Any) -> Any:
     """Check (and where unambiguous convert) a lookup value against the column's type."""
     if value is None:
         return None
+    sql_type = column.type
+    if isinstance(sql_type, TypeDecorator):
+        sql_type = sql_type.impl_instance
     try:
-        python_type = column.type.python_type
+        python_type = sql_type.python_type
     except NotImplementedError:
         return value
     if python_type is bool:
