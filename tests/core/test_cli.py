@@ -21,7 +21,7 @@ from lakeline.instance import Instance
 
 def run(*args: str, input: str | None = None, ok: bool = True) -> Result:
     """Invoke the CLI; with `ok`, fail the test (showing the output) unless it exits 0."""
-    result = CliRunner().invoke(cli, list(args), input=input)
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(cli, list(args), input=input)
     if ok:
         assert result.exit_code == 0, f"{result.output}\n{result.exception!r}"
     return result
@@ -29,7 +29,7 @@ def run(*args: str, input: str | None = None, ok: bool = True) -> Result:
 
 def fails(*args: str, code: int = 1) -> Result:
     """Invoke the CLI, expecting a one-line error (exit 1) or a usage error (exit 2)."""
-    result = CliRunner().invoke(cli, list(args))
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(cli, list(args))
     assert result.exit_code == code, result.output
     assert "Traceback" not in result.output
     if code == 1:
@@ -81,7 +81,7 @@ def test_console_script_runs_as_a_process(lakeline_home: Path) -> None:
 
 def test_init_creates_a_sqlite_instance(lakeline_home: Path, tmp_path: Path) -> None:
     result = run("init", "--storage", str(tmp_path / "lake"), "--name", "demo")
-    assert "initialized instance demo" in result.output
+    assert "created instance demo" in result.output
     assert "sqlite" in result.output
     assert current_name() == "demo"
     config = load_config("demo")

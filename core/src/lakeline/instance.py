@@ -45,6 +45,7 @@ class Instance:
         self._storages: dict[int, Storage] = {}
         self._default_storage_id: int | None = None
         self._user: User | None = None
+        self.created = False  # set by init() when it created the instance (not joined it)
 
     def __repr__(self) -> str:
         return f"Instance(name={self.name!r}, db={self.dialect}, storage={self.config.storage!r})"
@@ -228,6 +229,7 @@ def init(
             session.add(Setting(key="default_storage_uid", value=record.uid))
     config.uid = uid
     config.write()
+    instance.created = existing is None
     instance.load_storages()
     instance.user  # noqa: B018 - create the user record now
     _set_global(instance)
@@ -292,6 +294,11 @@ def _set_global(instance: Instance | None) -> None:
 def disconnect() -> None:
     """Forget the instance this process is connected to."""
     _set_global(None)
+
+
+def connected() -> Instance | None:
+    """The instance this process is connected to, without connecting."""
+    return _current
 
 
 def current() -> Instance:

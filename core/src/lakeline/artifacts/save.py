@@ -94,6 +94,8 @@ def _upload(instance: Instance, plans: Sequence[Plan], progress: Progress | None
     from lakeline.artifacts.transfer import put, put_local
 
     todo = [p for p in plans if not p.in_place]
+    if progress and len(todo) < len(plans):
+        progress("upload", len(plans) - len(todo))  # registered in place: nothing to move
     if not todo:
         return
     with instance.sessions.read() as session:
@@ -110,6 +112,8 @@ def _upload(instance: Instance, plans: Sequence[Plan], progress: Progress | None
         if (plan.storage.id, plan.store_key) in shared and (
             Path(target).exists() if local_target else target_fs.exists(strip_protocol(target))
         ):
+            if progress:
+                progress("upload", 1)
             return  # identical bytes already stored and referenced: share them
         source = plan.artifact._source
         if plan.artifact._staged and local_target:
@@ -191,6 +195,9 @@ def _write_records(instance: Instance, plans: Sequence[Plan]) -> None:
             if previous is None:
                 stem, index = new_stem(), 0
             else:
+                # a new version keeps what the previous one said about itself unless told
+                artifact.description = artifact.description or previous.description
+                artifact.kind = artifact.kind or previous.kind
                 stem = previous.stem
                 if stem not in next_index:
                     next_index[stem] = _next_index(session, stem)
@@ -243,6 +250,7 @@ def _finish(plans: Sequence[Plan]) -> None:
         artifact = plan.artifact
         if artifact._staged:
             remove_local(Path(artifact._source))
+        artifact._created = plan.result is artifact
         if plan.result is not artifact and plan.result is not None:
             _adopt(artifact, plan.result)
         else:

@@ -73,7 +73,8 @@ def init(storage: str, name: str | None, db: str | None, storage_options: dict[s
     from lakeline.instance import init as init_instance
 
     instance = init_instance(storage, db=db, name=name, storage_options=storage_options or None)
-    click.echo(f"initialized instance {instance.name}; it is now current")
+    verb = "created" if instance.created else "joined existing"
+    click.echo(f"{verb} instance {instance.name}; it is now current")
     echo_fields(_summary(instance))
 
 

@@ -110,7 +110,7 @@ def artifacts_table(
     from rich.text import Text
 
     table = Table(title=title, title_justify="left", header_style="bold")
-    table.add_column("key", overflow="fold")
+    table.add_column("key", overflow="fold", min_width=16)
     table.add_column("uid", no_wrap=True, style="cyan")
     table.add_column("size", justify="right", no_wrap=True)
     table.add_column("version", justify="right", no_wrap=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
@@ -96,10 +95,10 @@ def _progress(total: int) -> Iterator[Callable[[str, int], None] | None]:
             progress.update(task, completed=total)
 
 
-def _status(artifact: Artifact, started: datetime) -> str:
+def _status(artifact: Artifact) -> str:
     from lakeline.cli.output import version_number
 
-    if artifact.created_at < started:
+    if not artifact.created:
         return "unchanged"
     return "new version" if version_number(artifact) > 1 else "new"
 
@@ -122,7 +121,6 @@ def save(paths: tuple[str, ...], key: str | None, prefix: str | None, desc: str 
     import lakeline
     from lakeline.cli.output import console, size_text, version_text
 
-    started = datetime.now(UTC)
     use_instance()
     keys = plan_keys(paths, key, prefix)
     artifacts = [
@@ -133,12 +131,12 @@ def save(paths: tuple[str, ...], key: str | None, prefix: str | None, desc: str 
         saved = lakeline.save(artifacts, progress=progress)
     table = Table(header_style="bold")
     table.add_column("status", no_wrap=True)
-    table.add_column("key", overflow="fold")
+    table.add_column("key", overflow="fold", min_width=16)
     for column in ("uid", "version", "size"):
         table.add_column(column, no_wrap=True)
     statuses = []
     for artifact in saved:
-        status = _status(artifact, started)
+        status = _status(artifact)
         statuses.append(status)
         table.add_row(
             Text(status, style="dim" if status == "unchanged" else "green"),

@@ -61,6 +61,7 @@ class Artifact(RecordMixin, VersionedMixin, Base):
         _source: str
         _source_is_dir: bool
         _staged: bool
+        _created: bool
 
     def __init__(
         self,
@@ -124,6 +125,11 @@ class Artifact(RecordMixin, VersionedMixin, Base):
         from lakeline.artifacts.delete import delete_artifact
 
         delete_artifact(self, delete_bytes=permanent_bytes)
+
+    @property
+    def created(self) -> bool:
+        """Whether the last `save()` of this object wrote a new record (False: it existed)."""
+        return bool(getattr(self, "_created", False))
 
     # -- access ---------------------------------------------------------------------------------
 
