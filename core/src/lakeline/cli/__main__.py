@@ -1,0 +1,5 @@
+"""`python -m lakeline.cli`: the same as the `lakeline` command."""
+
+from lakeline.cli import main
+
+main()
