@@ -40,10 +40,9 @@ def main() -> None:
     os.environ["LAKELINE_HOME"] = str(base / "home")
 
     import anndata as ad
+    import lakeline as ll
     import numpy as np
     import pandas as pd
-
-    import lakeline as ll
 
     step("1. Create an instance: SQLite database + a local storage folder")
     instance = ll.init(storage=base / "lake", name="demo")
@@ -73,12 +72,16 @@ def main() -> None:
     ).save()
     adata = ad.AnnData(X=merged.T.to_numpy(dtype="float32"))
     adata.obs_names, adata.var_names = list(merged.columns), list(merged.index)
-    matrix = ll.Artifact.from_anndata(adata, key="sc/counts.h5ad", description="samples x genes").save()
+    matrix = ll.Artifact.from_anndata(
+        adata, key="sc/counts.h5ad", description="samples x genes"
+    ).save()
     show([table, matrix], ("key", "otype", "n_observations", "size"))
 
     step("4. Same content is recognised; new content under a key is a new version")
     again = ll.Artifact(raw / "s1_counts.csv", key="raw/s1_counts.csv").save()
-    console.print(f"re-saving s1 unchanged -> same record: {again.uid} (created now: {again.created})")
+    console.print(
+        f"re-saving s1 unchanged -> same record: {again.uid} (created now: {again.created})"
+    )
     (raw / "s1_counts.csv").write_text((raw / "s1_counts.csv").read_text() + "G200,3\n")
     v2 = ll.Artifact(raw / "s1_counts.csv", key="raw/s1_counts.csv").save()
     show(v2.versions.all(), ("key", "uid", "size", "is_latest", "description"))

@@ -444,7 +444,7 @@ class HelloPlugin:
             click.echo(f"hello {name}")
 
 
-def test_register_commands_hook_adds_a_command(lakeline_home: Path) -> None:
+def test_hook_register_commands(lakeline_home: Path) -> None:
     from lakeline.plugins import get_plugin_manager
 
     get_plugin_manager().register(HelloPlugin(), name="hello-plugin")

@@ -20,6 +20,17 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 HEAD_REVISION = "0001"
 
 
+# Made by hand in migrations (FTS5 table and triggers, tsvector column): autogenerate skips them.
+SEARCH_OBJECTS = frozenset({"search_vector", "ix_artifacts_search_vector"})
+
+
+def include_object(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
+    """Alembic filter: leave the hand-made search machinery out of model comparisons."""
+    return not (name in SEARCH_OBJECTS or (name or "").startswith("artifacts_fts"))
+
+
 def alembic_config() -> Config:
     """An alembic Config pointing at lakeline's one migration tree."""
     from alembic.config import Config

@@ -1,0 +1,53 @@
+"""The code base stays lint-clean, formatted and (for the core) strictly typed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[1]
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("ruff", "check", "."), ("ruff", "format", "--check", "."), ("mypy",)],
+    ids=["ruff-check", "ruff-format", "mypy-core"],
+)
+def test_tool_is_clean(command: tuple[str, ...]) -> None:
+    result = run(*command)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_import_is_light() -> None:
+    """`import lakeline` must not pull in SQLAlchemy, pandas, pyarrow, anndata or fsspec."""
+    code = (
+        "import sys, lakeline; heavy = [m for m in ('sqlalchemy', 'pandas', 'pyarrow', "
+        "'anndata', 'fsspec', 'alembic', 'rich') if m in sys.modules]; print(','.join(heavy))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == ""
+
+
+def test_modules_stay_small() -> None:
+    big = {
+        str(p.relative_to(ROOT)): n
+        for p in ROOT.glob("*/**/src/**/*.py")
+        if (n := len(p.read_text().splitlines())) > 600
+    }
+    big |= {
+        str(p.relative_to(ROOT)): n
+        for p in (ROOT / "core" / "src").rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > 600
+    }
+    assert big == {}, f"split these modules: {big}"
