@@ -187,3 +187,23 @@ def test_empty_folder_is_refused(instance: Instance, tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(ll.errors.LakelineError, match="empty"):
         ll.Artifact(tmp_path / "empty", key="empty").save()
+
+
+def test_remote_cache_downloads_once_and_verifies(s3_instance: Instance, tmp_path: Path) -> None:
+    from lakeline.errors import IntegrityProblem
+
+    art = ll.Artifact(write(tmp_path / "x.txt", "remote bytes"), key="x.txt").save()
+    fs = s3_instance.fs(s3_instance.storage)
+    cached = Path(art.cache())
+    assert cached.read_text() == "remote bytes" and str(cached).startswith(
+        os.environ["LAKELINE_CACHE_DIR"]
+    )
+    fs.pipe_file(art.path.split("://", 1)[1], b"tampered!")
+    assert Path(art.cache()).read_text() == "remote bytes"  # served from the verified cache
+    cached.unlink()
+    with pytest.raises(IntegrityProblem, match="do not match its recorded sha256 hash"):
+        art.cache()
+    assert not cached.exists()  # the bad download is not kept
+    fs.rm(art.path.split("://", 1)[1])
+    with pytest.raises(IntegrityProblem, match="missing"):
+        art.cache()
