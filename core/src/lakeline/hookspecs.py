@@ -1,7 +1,7 @@
 """The hooks lakeline exposes to plugins (entry-point group `lakeline`).
 
-Lineage hooks (`run_started`, `run_finished`, `artifact_used`, `register_exporters`) arrive
-with the lineage layer; `register_schemas` with the first schema module.
+Registries are filled through callbacks (`register_*`); events are observed after they are
+committed (`run_*`, `artifact_*`). `register_schemas` arrives with the first schema module.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ if TYPE_CHECKING:
     import click
 
     from lakeline.formats.registry import Format
-    from lakeline.models import Artifact
+    from lakeline.lineage.exporters import Exporter
+    from lakeline.models import Artifact, Run
 
 hookspec = pluggy.HookspecMarker("lakeline")
 hookimpl = pluggy.HookimplMarker("lakeline")
@@ -34,3 +35,23 @@ def register_commands(cli: click.Group) -> None:
 @hookspec
 def artifact_saved(artifact: Artifact) -> None:
     """Called after an artifact has been committed with its bytes."""
+
+
+@hookspec
+def artifact_used(artifact: Artifact, run: Run) -> None:
+    """Called after `run` has been recorded as using `artifact`."""
+
+
+@hookspec
+def run_started(run: Run) -> None:
+    """Called after a run has been recorded as started."""
+
+
+@hookspec
+def run_finished(run: Run) -> None:
+    """Called after a run has been recorded as finished (completed, errored, aborted, cached)."""
+
+
+@hookspec
+def register_exporters(register: Callable[[Exporter], None]) -> None:
+    """Register lineage exporters (PROV, RO-Crate, OpenLineage, ...) by calling `register`."""

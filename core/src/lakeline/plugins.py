@@ -62,5 +62,7 @@ def reset() -> None:
     with _lock:
         _pm = None
     from lakeline.formats import registry
+    from lakeline.lineage import exporters
 
     registry.reset()
+    exporters.reset()
