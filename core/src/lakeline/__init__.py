@@ -27,6 +27,9 @@ _LAZY = {
     "connect": "lakeline.instance",
     "disconnect": "lakeline.instance",
     "save": "lakeline.bulk",
+    "track": "lakeline.lineage.track",
+    "finish": "lakeline.lineage.track",
+    "tracked": "lakeline.lineage.tracked",
     "errors": "lakeline",
 }
 
@@ -34,6 +37,8 @@ if TYPE_CHECKING:
     from lakeline import errors
     from lakeline.bulk import save
     from lakeline.instance import connect, disconnect, init
+    from lakeline.lineage.track import finish, track
+    from lakeline.lineage.tracked import tracked
     from lakeline.models import Artifact, Collection, Run, RunInput, Storage, Transform, User
 
 __all__ = [
@@ -48,8 +53,11 @@ __all__ = [
     "connect",
     "disconnect",
     "errors",
+    "finish",
     "init",
     "save",
+    "track",
+    "tracked",
 ]
 
 

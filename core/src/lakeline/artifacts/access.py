@@ -32,6 +32,14 @@ def _verify(path: Path, artifact: Artifact) -> None:
 
 def cache(artifact: Artifact) -> str:
     """A local path to the artifact's bytes; remote bytes are downloaded once and verified."""
+    from lakeline.lineage.usage import note_use
+
+    path = _cached_path(artifact)
+    note_use(artifact)
+    return path
+
+
+def _cached_path(artifact: Artifact) -> str:
     from lakeline.artifacts.transfer import remove_local
     from lakeline.instance import current
 
@@ -83,7 +91,9 @@ def load(artifact: Artifact, **kwargs: Any) -> Any:
 def open_artifact(artifact: Artifact, **kwargs: Any) -> Any:
     """A lazy handle on the artifact (streams from remote storage where the format can)."""
     from lakeline.instance import current
+    from lakeline.lineage.usage import note_use
 
+    note_use(artifact)
     fmt = _format(artifact)
     instance = current()
     storage = instance.storage_by_id(artifact.storage_id)

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import make_transient_to_detached
 
+from lakeline.db.locks import lock_keys
 from lakeline.errors import InvalidKey, LakelineError
 from lakeline.ids import new_stem, suffix_index, versioned_uid
 from lakeline.models import Artifact
@@ -140,22 +141,6 @@ def _cleanup(instance: Instance, plans: Sequence[Plan]) -> None:
                 remove(join(plan.storage.root, plan.store_key), instance.fs(plan.storage))
 
 
-def _lock_keys(session: Session, keys: Sequence[str]) -> None:
-    """Serialise writers of the same keys for this transaction.
-
-    SQLite already runs one writer at a time (BEGIN IMMEDIATE). On PostgreSQL, transaction
-    advisory locks, taken in key order so that writers cannot deadlock, make a concurrent
-    save of the same key wait and then see the version the other one committed.
-    """
-    if session.get_bind().dialect.name != "postgresql" or not keys:
-        return
-    lock = text(
-        "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) "
-        "FROM (SELECT unnest(CAST(:keys AS text[])) AS k ORDER BY 1) AS ordered"
-    )
-    session.execute(lock, {"keys": list(keys)})
-
-
 def _next_index(session: Session, stem: str) -> int:
     top = session.execute(select(func.max(Artifact.uid)).where(Artifact.stem == stem)).scalar()
     return 0 if top is None else suffix_index(top[-4:]) + 1
@@ -163,7 +148,10 @@ def _next_index(session: Session, stem: str) -> int:
 
 def _write_records(instance: Instance, plans: Sequence[Plan]) -> None:
     """Insert the new records (or find existing identical ones) in one transaction."""
+    from lakeline.lineage.context import current_run
+
     user_id = instance.user.id
+    run = current_run()
     with instance.sessions.write() as session:
         keys = sorted({p.artifact.key for p in plans if p.artifact.key is not None})
         latest: dict[str | None, Artifact] = {}
@@ -175,7 +163,7 @@ def _write_records(instance: Instance, plans: Sequence[Plan]) -> None:
             if (row.key, row.hash) not in same or row.is_latest:
                 same[(row.key, row.hash)] = row
 
-        _lock_keys(session, keys)
+        lock_keys(session, "artifact", keys)
         for chunk in _chunks(keys):
             for row in session.scalars(select(Artifact).where(Artifact.key.in_(chunk))):
                 remember(row)
@@ -218,6 +206,8 @@ def _write_records(instance: Instance, plans: Sequence[Plan]) -> None:
             artifact.storage_id, artifact.store_key = plan.storage.id, plan.store_key
             artifact.in_place = plan.in_place
             artifact.created_by_id = user_id
+            if artifact.run_id is None and run is not None:
+                artifact.run_id = run.id  # saved while a run is current: its output
             session.add(artifact)
             plan.result = artifact
             if artifact.key is not None:
@@ -243,9 +233,8 @@ def _adopt(target: Artifact, source: Artifact) -> None:
 
 def _finish(plans: Sequence[Plan]) -> None:
     from lakeline.artifacts.transfer import remove_local
-    from lakeline.plugins import get_plugin_manager
+    from lakeline.lineage.records import fire
 
-    hook = get_plugin_manager().hook
     for plan in plans:
         artifact = plan.artifact
         if artifact._staged:
@@ -254,7 +243,7 @@ def _finish(plans: Sequence[Plan]) -> None:
         if plan.result is not artifact and plan.result is not None:
             _adopt(artifact, plan.result)
         else:
-            hook.artifact_saved(artifact=artifact)
+            fire("artifact_saved", artifact=artifact)
 
 
 def save_artifacts(

@@ -21,7 +21,7 @@ def _open_binary(path: str, fs: AbstractFileSystem) -> Any:
 
 
 def _save_json(obj: Any, path: str) -> None:
-    Path(path).write_text(json.dumps(obj, indent=2, default=str))
+    Path(path).write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
 
 
 def _load_json(path: str) -> Any:

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lakeline.models.base import Base, RecordMixin
+
+if TYPE_CHECKING:
+    from lakeline.models.artifact import Artifact
+    from lakeline.models.transform import Transform
+    from lakeline.query import QuerySet
 
 RUN_STATUSES = ("scheduled", "started", "completed", "errored", "aborted", "cached")
 
@@ -45,3 +50,45 @@ class Run(RecordMixin, Base):
 
     def _repr_fields(self) -> tuple[str, ...]:
         return ("uid", "status", "engine", "engine_ref", "started_at")
+
+    @property
+    def transform(self) -> Transform:
+        """What this run executed."""
+        from lakeline.models.transform import Transform
+        from lakeline.query import get_by_id
+
+        return get_by_id(Transform, self.transform_id)
+
+    @property
+    def parent(self) -> Run | None:
+        """The run this one ran inside (a workflow run for a task), if any."""
+        from lakeline.query import get_by_id
+
+        return None if self.parent_id is None else get_by_id(Run, self.parent_id)
+
+    @property
+    def children(self) -> QuerySet[Run]:
+        """Runs that ran inside this one."""
+        from lakeline.query import QuerySet
+
+        return QuerySet(Run).filter(parent_id=self.id)
+
+    @property
+    def inputs(self) -> QuerySet[Artifact]:
+        """Artifacts this run used (every version it used, not only the latest)."""
+        from sqlalchemy import select
+
+        from lakeline.models.artifact import Artifact
+        from lakeline.models.run_input import RunInput
+        from lakeline.query import QuerySet
+
+        used = select(RunInput.artifact_id).where(RunInput.run_id == self.id)
+        return QuerySet(Artifact).filter(Artifact.id.in_(used), is_latest=None)
+
+    @property
+    def outputs(self) -> QuerySet[Artifact]:
+        """Artifacts this run produced."""
+        from lakeline.models.artifact import Artifact
+        from lakeline.query import QuerySet
+
+        return QuerySet(Artifact).filter(run_id=self.id, is_latest=None)

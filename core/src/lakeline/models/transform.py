@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sqlalchemy import ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lakeline.models.base import Base, KeyString, RecordMixin, VersionedMixin
+
+if TYPE_CHECKING:
+    from lakeline.models.run import Run
+    from lakeline.query import QuerySet
 
 TRANSFORM_KINDS = (
     "pipeline",
@@ -45,3 +51,18 @@ class Transform(RecordMixin, VersionedMixin, Base):
 
     def _repr_fields(self) -> tuple[str, ...]:
         return ("uid", "key", "kind", "version")
+
+    @property
+    def runs(self) -> QuerySet[Run]:
+        """Runs of this transform version."""
+        from lakeline.models.run import Run
+        from lakeline.query import QuerySet
+
+        return QuerySet(Run).filter(transform_id=self.id)
+
+    @property
+    def versions(self) -> QuerySet[Transform]:
+        """All versions of this transform, oldest first."""
+        from lakeline.query import QuerySet
+
+        return QuerySet(Transform).filter(stem=self.stem, is_latest=None).order_by("uid")

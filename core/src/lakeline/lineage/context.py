@@ -1,0 +1,45 @@
+"""Which run is current: a ContextVar per thread/async task, falling back to the tracked run.
+
+`track()` sets the process-wide run of a script or notebook, which every thread sees;
+`@tracked` functions and the Recorder set the ContextVar, so concurrent calls (threads,
+asyncio tasks) each attribute their inputs and outputs to their own run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lakeline.models import Run
+
+_run: ContextVar[Run | None] = ContextVar("lakeline_run", default=None)
+_process_run: Run | None = None
+
+
+def current_run() -> Run | None:
+    """The run that inputs and outputs are attributed to right now, if any."""
+    return _run.get() or _process_run
+
+
+def set_process_run(run: Run | None) -> None:
+    """Make `run` the run of the whole process (what `track()` does)."""
+    global _process_run
+    _process_run = run
+
+
+def process_run() -> Run | None:
+    """The run `track()` started in this process, if any."""
+    return _process_run
+
+
+@contextmanager
+def run_context(run: Run) -> Iterator[Run]:
+    """Attribute what happens inside the block (in this thread or task) to `run`."""
+    token = _run.set(run)
+    try:
+        yield run
+    finally:
+        _run.reset(token)

@@ -1,0 +1,98 @@
+"""`@tracked()`: every call of a function becomes a run of it, with its arguments as params."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import threading
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
+
+from lakeline.lineage.context import current_run, run_context
+from lakeline.lineage.track import finish_run, params_of, start_tracked_run
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _source(fn: Callable[..., Any]) -> str | None:
+    try:
+        return inspect.getsource(fn)
+    except (OSError, TypeError):
+        return None
+
+
+def _bind(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    try:
+        bound = inspect.signature(fn).bind(*args, **kwargs)
+    except (TypeError, ValueError):
+        return {"args": list(args), **kwargs}
+    bound.apply_defaults()
+    return dict(bound.arguments)
+
+
+def tracked(key: str | None = None) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Record every call of the decorated function (sync or async) as a run.
+
+    The run's parent is the run current at the call (a tracked script, another tracked
+    function); artifacts loaded or saved inside the call belong to this run, also when calls
+    run concurrently in threads or asyncio tasks. An exception marks the run errored.
+    """
+
+    def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        name = key or f"{fn.__module__}.{fn.__qualname__}"
+        source = _source(fn)
+        lock = threading.Lock()
+        environment: dict[str, bool] = {"captured": False}
+
+        def start(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            with lock:
+                capture = not environment["captured"]
+                environment["captured"] = True
+            _, run = start_tracked_run(
+                key=name,
+                kind="function",
+                source_code=source,
+                params=params_of(_bind(fn, args, kwargs)),
+                reference=f"{fn.__module__}.{fn.__qualname__}",
+                reference_type="python",
+                parent=current_run(),
+                capture_environment=capture,
+            )
+            return run
+
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+                run = start(args, kwargs)
+                with run_context(run):
+                    try:
+                        result = await fn(*args, **kwargs)
+                    except BaseException as exc:
+                        finish_run(run, _status(exc), error=repr(exc))
+                        raise
+                finish_run(run, "completed")
+                return result
+
+            return async_wrapper  # type: ignore[return-value]
+
+        @functools.wraps(fn)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            run = start(args, kwargs)
+            with run_context(run):
+                try:
+                    result = fn(*args, **kwargs)
+                except BaseException as exc:
+                    finish_run(run, _status(exc), error=repr(exc))
+                    raise
+            finish_run(run, "completed")
+            return result
+
+        return wrapper
+
+    return decorate
+
+
+def _status(exc: BaseException) -> str:
+    return "aborted" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "errored"

@@ -1,0 +1,266 @@
+"""track()/finish() in real scripts and a real notebook; @tracked functions, threads, tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import textwrap
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import lakeline as ll
+import pytest
+from lakeline.errors import LakelineError
+from lakeline.instance import Instance
+
+
+def run_script(
+    path: Path, instance: Instance, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "LAKELINE_INSTANCE": instance.name}
+    result = subprocess.run(
+        [sys.executable, str(path)], env=env, capture_output=True, text=True, check=False
+    )
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+SCRIPT = """
+import lakeline as ll
+ll.track(params={{"min_count": {min_count}}})
+counts = ll.Artifact.get(key="raw/counts.json").load()
+filtered = {{k: v for k, v in counts.items() if v >= {min_count}}}
+ll.Artifact(filtered, key="tables/filtered.json").save()
+{tail}
+"""
+
+
+@pytest.fixture
+def raw(instance: Instance) -> ll.Artifact:
+    return ll.Artifact({"a": 1, "b": 5, "c": 9}, key="raw/counts.json").save()
+
+
+def write_script(tmp_path: Path, min_count: int = 5, tail: str = "ll.finish()") -> Path:
+    path = tmp_path / "scripts" / "filter_counts.py"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(SCRIPT.format(min_count=min_count, tail=tail))
+    return path
+
+
+def test_script_run_twice_then_edited(instance: Instance, raw: ll.Artifact, tmp_path: Path) -> None:
+    script = write_script(tmp_path)
+    run_script(script, instance)
+    run_script(script, instance)
+    transforms = ll.Transform.filter(key="filter_counts.py", is_latest=None).all()
+    assert len(transforms) == 1  # unchanged script: one transform
+    transform = transforms[0]
+    assert transform.kind == "script" and transform.source_code == script.read_text()
+    runs = transform.runs.order_by("id").all()
+    assert [r.status for r in runs] == ["completed", "completed"]
+    assert runs[0].params == {"min_count": 5} and runs[0].finished_at is not None
+    assert [s["status"] for s in runs[0].status_log or []] == ["started", "completed"]
+    # inputs and outputs
+    output = ll.Artifact.get(key="tables/filtered.json")
+    assert output.run_id == runs[0].id  # the second run produced identical content
+    assert output.load() == {"b": 5, "c": 9}
+    for run in runs:
+        assert [a.key for a in run.inputs] == ["raw/counts.json"]
+    # the environment is stored once, shared by both runs
+    assert runs[0].environment_id is not None and runs[0].environment_id == runs[1].environment_id
+    env = ll.Artifact.get(id=runs[0].environment_id).load()
+    assert "sqlalchemy" in env["packages"] and env["python"].startswith("3.")
+    # edited script: a new transform version, and its output is a new artifact version
+    script = write_script(tmp_path, min_count=7)
+    run_script(script, instance)
+    latest = ll.Transform.get(key="filter_counts.py")
+    assert latest.stem == transform.stem and latest.uid.endswith("0001")
+    newest = ll.Artifact.get(key="tables/filtered.json")
+    assert newest.uid.endswith("0001") and newest.run.transform.uid == latest.uid  # type: ignore[union-attr]
+
+
+def test_failing_script_keeps_saved_artifacts(
+    instance: Instance, raw: ll.Artifact, tmp_path: Path
+) -> None:
+    script = write_script(tmp_path, tail="raise ValueError('broken input')")
+    result = run_script(script, instance, check=False)
+    assert result.returncode == 1 and "broken input" in result.stderr
+    run = ll.Run.filter().one_or_none()
+    assert run is not None and run.status == "errored"
+    assert "ValueError: broken input" in (run.error or "")
+    assert ll.Artifact.get(key="tables/filtered.json").run_id == run.id  # kept
+
+
+def test_script_without_finish_is_finished_at_exit(
+    instance: Instance, raw: ll.Artifact, tmp_path: Path
+) -> None:
+    run_script(write_script(tmp_path, tail=""), instance)
+    assert ll.Run.filter().one_or_none().status == "completed"  # type: ignore[union-attr]
+
+
+def test_finish_without_track_and_double_track(instance: Instance, tmp_path: Path) -> None:
+    with pytest.raises(LakelineError, match=r"finish\(\) without track\(\)"):
+        ll.finish()
+    script = tmp_path / "twice.py"
+    script.write_text("import lakeline as ll\nll.track()\nll.track()\n")
+    result = run_script(script, instance, check=False)
+    assert "track() was already called" in result.stderr
+
+
+@ll.tracked()
+def normalize(key: str, factor: float) -> ll.Artifact:
+    data = ll.Artifact.get(key=key).load()
+    return ll.Artifact({k: v * factor for k, v in data.items()}, key=f"norm/{factor}.json").save()
+
+
+@ll.tracked(key="fails")
+def fails() -> None:
+    raise RuntimeError("nope")
+
+
+def test_tracked_function_runs_and_params(instance: Instance, raw: ll.Artifact) -> None:
+    out = normalize("raw/counts.json", 2.0)
+    run = out.run
+    assert run is not None and run.status == "completed"
+    assert run.params == {"key": "raw/counts.json", "factor": 2.0}
+    assert run.transform.kind == "function" and run.transform.key.endswith("normalize")
+    assert [a.key for a in run.inputs] == ["raw/counts.json"]
+    with pytest.raises(RuntimeError, match="nope"):
+        fails()
+    failed = ll.Run.filter(transform__key="fails").one_or_none()
+    assert failed is not None and failed.status == "errored" and "nope" in (failed.error or "")
+
+
+def test_tracked_calls_in_threads_and_tasks_keep_their_own_runs(
+    instance: Instance, raw: ll.Artifact
+) -> None:
+    factors = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    with ThreadPoolExecutor(4) as pool:
+        outs = list(pool.map(lambda f: normalize("raw/counts.json", f), factors))
+    for factor, out in zip(factors, outs, strict=True):
+        assert out.run.params["factor"] == factor  # type: ignore[union-attr]
+
+    async def many() -> list[ll.Artifact]:
+        return await asyncio.gather(*(anormalize(f) for f in (7.0, 8.0, 9.0)))
+
+    for out in asyncio.run(many()):
+        run = out.run
+        assert run is not None and run.params == {"factor": float(out.key[5:8])}  # type: ignore[index]
+
+
+@ll.tracked()
+async def anormalize(factor: float) -> ll.Artifact:
+    await asyncio.sleep(0.01)
+    data = await asyncio.to_thread(lambda: ll.Artifact.get(key="raw/counts.json").load())
+    await asyncio.sleep(0.01)
+    return ll.Artifact({k: v * factor for k, v in data.items()}, key=f"norm/{factor}.json").save()
+
+
+def test_nested_tracked_function_links_to_script_run(
+    instance: Instance, raw: ll.Artifact, tmp_path: Path
+) -> None:
+    script = tmp_path / "nested.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import lakeline as ll
+
+            @ll.tracked()
+            def step(x: int) -> None:
+                ll.Artifact({"x": x}, key=f"steps/{x}.json").save()
+
+            ll.track()
+            step(1)
+            step(2)
+            ll.finish()
+            """
+        )
+    )
+    run_script(script, instance)
+    parent = ll.Run.filter(transform__key="nested.py").one_or_none()
+    assert parent is not None
+    children = parent.children.order_by("id").all()
+    assert [c.params for c in children] == [{"x": 1}, {"x": 2}]
+    assert ll.Artifact.get(key="steps/2.json").run_id == children[1].id
+
+
+NOTEBOOK_CELLS = [
+    "import lakeline as ll\nll.track(params={'min_count': 5})",
+    "counts = ll.Artifact.get(key='raw/counts.json').load()",
+    "ll.Artifact({k: v for k, v in counts.items() if v >= 5}, key='nb/filtered.json').save()",
+    "ll.finish()",
+]
+
+
+def write_notebook(path: Path, cells: list[str]) -> Path:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(nb, str(path))
+    return path
+
+
+def execute_notebook(path: Path, instance: Instance, monkeypatch: pytest.MonkeyPatch) -> None:
+    import nbformat
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("LAKELINE_INSTANCE", instance.name)
+    monkeypatch.setenv("JPY_SESSION_NAME", str(path))  # what jupyter-server tells kernels
+    nb = nbformat.read(str(path), as_version=4)
+    client = NotebookClient(
+        nb, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    )
+    try:
+        client.execute()
+    finally:
+        nbformat.write(nb, str(path))  # save it, as a person would
+
+
+def test_notebook_runs_twice_and_once_failing(
+    instance: Instance, raw: ll.Artifact, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nbclient.exceptions import CellExecutionError
+
+    path = write_notebook(tmp_path / "analysis.ipynb", NOTEBOOK_CELLS)
+    execute_notebook(path, instance, monkeypatch)
+    execute_notebook(path, instance, monkeypatch)
+    transform = ll.Transform.get(key="analysis.ipynb")
+    assert transform.kind == "notebook" and "ll.track(" in (transform.source_code or "")
+    runs = transform.runs.order_by("id").all()
+    assert [r.status for r in runs] == ["completed", "completed"]
+    report = ll.Artifact.get(id=runs[0].report_id)
+    assert report.suffix == ".html" and "nb/filtered.json" in Path(report.cache()).read_text()
+    assert [a.key for a in runs[1].inputs] == ["raw/counts.json"]
+    assert ll.Artifact.get(key="nb/filtered.json").load() == {"b": 5, "c": 9}
+
+    failing = write_notebook(
+        tmp_path / "analysis.ipynb", [*NOTEBOOK_CELLS[:2], "raise KeyError('missing gene')"]
+    )
+    with pytest.raises(CellExecutionError, match="missing gene"):
+        execute_notebook(failing, instance, monkeypatch)
+    latest = ll.Transform.get(key="analysis.ipynb")
+    assert latest.uid.endswith("0001")  # edited notebook: new version
+    failed = latest.runs.one_or_none()
+    assert (
+        failed is not None and failed.status == "errored" and "missing gene" in (failed.error or "")
+    )
+
+
+def test_unsaved_notebook_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lakeline.lineage.notebook import notebook_path
+
+    monkeypatch.setenv("LAKELINE_NOTEBOOK_PATH", str(tmp_path / "Untitled.ipynb"))
+    with pytest.raises(LakelineError, match="not saved on disk yet"):
+        notebook_path()
+    monkeypatch.delenv("LAKELINE_NOTEBOOK_PATH")
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    with pytest.raises(LakelineError, match="LAKELINE_NOTEBOOK_PATH"):
+        notebook_path()
