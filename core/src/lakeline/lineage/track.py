@@ -245,7 +245,7 @@ def _watch_notebook_errors() -> None:
             text = "".join(traceback.format_exception(etype, value, tb))
             try:
                 finish_run(run, "errored", error=text)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("lakeline could not record the failed run %s", run.uid)
         shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
 
