@@ -98,6 +98,32 @@ class Instance:
             self.load_storages()
         return self._storages[storage_id]
 
+    def register_storage(self, root: str | os.PathLike[str]) -> Storage:
+        """Register another storage root (files inside it are then registered in place)."""
+        from sqlalchemy import select
+        from sqlalchemy.exc import IntegrityError
+
+        from lakeline.models import Storage
+
+        location = normalize_root(root)
+        for storage in self.storages():
+            if storage.root == location:
+                return storage
+        try:
+            with self.sessions.write() as session:
+                record = Storage(
+                    uid=new_uid(12),
+                    root=location,
+                    type=protocol_of(location),
+                    instance_uid=self.uid,
+                )
+                session.add(record)
+        except IntegrityError:  # registered concurrently
+            with self.sessions.read() as session:
+                record = session.scalars(select(Storage).where(Storage.root == location)).one()
+        self.load_storages()
+        return record
+
     def storage_options(self, storage: Storage) -> dict[str, Any]:
         """fsspec options for a storage (those of the instance config for its default root)."""
         return dict(self.config.storage_options) if storage.root == self.config.storage else {}

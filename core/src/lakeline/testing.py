@@ -11,8 +11,9 @@ import importlib.util
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -163,3 +164,121 @@ def any_instance(request: pytest.FixtureRequest) -> Instance:
     """An instance for each database and storage kind."""
     db, storage = request.param
     return _make_instance(request, db, storage)
+
+
+# -- Recorder conformance kit ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExpectedStep:
+    """A step an adapter must have recorded: its transform key, inputs, outputs and status."""
+
+    key: str
+    inputs: frozenset[str] = frozenset()
+    outputs: frozenset[str] = frozenset()
+    status: str = "completed"
+
+
+def lineage_snapshot(engine: str) -> dict[str, Any]:
+    """Everything one engine recorded, as comparable data (for idempotency checks)."""
+    from sqlalchemy import func, select
+
+    from lakeline.instance import current
+    from lakeline.models import Artifact, Run, RunInput, Transform
+
+    with current().sessions.read() as session:
+        runs = session.execute(
+            select(Run.engine_ref, Run.status, Run.parent_id, Run.transform_id, Run.cached_from_id)
+            .where(Run.engine == engine)
+            .order_by(Run.engine_ref)
+        ).all()
+        return {
+            "runs": [tuple(r) for r in runs],
+            "transforms": session.scalar(select(func.count()).select_from(Transform)),
+            "artifacts": session.scalar(select(func.count()).select_from(Artifact)),
+            "inputs": session.scalar(select(func.count()).select_from(RunInput)),
+        }
+
+
+def recorded_steps(engine: str) -> list[ExpectedStep]:
+    """The steps of the engine's (single) workflow run, as ExpectedStep values."""
+    from sqlalchemy import select
+
+    from lakeline.instance import current
+    from lakeline.models import Artifact, Run, RunInput, Transform
+
+    with current().sessions.read() as session:
+        workflows = session.scalars(
+            select(Run).where(Run.engine == engine, Run.parent_id.is_(None))
+        ).all()
+        assert len(workflows) == 1, f"expected one {engine} workflow run, found {len(workflows)}"
+        workflow = workflows[0]
+        pipeline = session.get(Transform, workflow.transform_id)
+        assert pipeline is not None
+        steps = []
+        for run in session.scalars(select(Run).where(Run.parent_id == workflow.id)):
+            transform = session.get(Transform, run.transform_id)
+            assert transform is not None and transform.parent_id == pipeline.id, (
+                f"step transform {transform} is not a child of the pipeline {pipeline.key}"
+            )
+            used = session.scalars(
+                select(Artifact.key)
+                .join(RunInput, RunInput.artifact_id == Artifact.id)
+                .where(RunInput.run_id == run.id)
+            ).all()
+            made = session.scalars(select(Artifact.key).where(Artifact.run_id == run.id)).all()
+            steps.append(
+                ExpectedStep(
+                    transform.key,
+                    frozenset(k for k in used if k),
+                    frozenset(k for k in made if k),
+                    run.status,
+                )
+            )
+    return steps
+
+
+def _ordered(steps: list[ExpectedStep]) -> list[ExpectedStep]:
+    return sorted(steps, key=lambda s: (s.key, sorted(s.inputs), sorted(s.outputs), s.status))
+
+
+class RecorderConformance:
+    """The Recorder contract, checked against an integration's adapter.
+
+    Subclass it in a test module of the integration (the subclass's name must start with
+    `Test`), set `engine`, and implement:
+    - `run_workflow(tmp_path)`: run a small workflow for real through the adapter, return the
+      steps it must have recorded (transform key, input and output artifact keys, status);
+    - `replay(tmp_path)`: record the same run again (replay its events, or import it again).
+    Each test runs on SQLite and on PostgreSQL (through the `instance` fixture).
+    """
+
+    engine: str = ""
+
+    def run_workflow(self, tmp_path: Path) -> list[ExpectedStep]:
+        raise NotImplementedError
+
+    def replay(self, tmp_path: Path) -> None:
+        raise NotImplementedError
+
+    def test_conformance_steps_edge_by_edge(self, instance: Instance, tmp_path: Path) -> None:
+        expected = self.run_workflow(tmp_path)
+        assert _ordered(recorded_steps(self.engine)) == _ordered(expected)
+
+    def test_conformance_outputs_point_to_their_step(
+        self, instance: Instance, tmp_path: Path
+    ) -> None:
+        from lakeline.models import Artifact
+
+        for step in self.run_workflow(tmp_path):
+            for key in step.outputs:
+                run = Artifact.get(key=key).run
+                assert run is not None and run.engine == self.engine, key
+                assert run.transform.key == step.key, key
+                assert run.parent is not None, f"{key}: its run has no workflow run"
+
+    def test_conformance_replay_changes_nothing(self, instance: Instance, tmp_path: Path) -> None:
+        self.run_workflow(tmp_path)
+        before = lineage_snapshot(self.engine)
+        self.replay(tmp_path)
+        assert lineage_snapshot(self.engine) == before

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -29,9 +29,9 @@ def add_input(run: Run, artifact: Artifact, role: str = "") -> bool:
             insert(RunInput)
             .values(run_id=run.id, artifact_id=artifact.id, role=role)
             .on_conflict_do_nothing(index_elements=["run_id", "artifact_id", "role"])
+            .returning(RunInput.id)
         )
-        result: Any = session.execute(stmt)
-        return bool(result.rowcount)
+        return session.execute(stmt).first() is not None
 
 
 def note_use(artifact: Artifact, role: str = "") -> None:

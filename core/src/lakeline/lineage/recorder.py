@@ -1,0 +1,338 @@
+"""The Recorder: the one typed API through which workflow integrations record lineage.
+
+    rec = Recorder("snakemake", root=workdir)
+    wf = rec.start_workflow(key="rnaseq", engine_run_id=run_id, source_code=snakefile_text)
+    step = rec.start_step(wf, key="align", kind="rule", engine_task_id="17", params={...})
+    rec.use(step, "data/reads.fq")
+    rec.produce(step, "results/aligned.bam")
+    rec.finish_step(step, "completed")
+    rec.finish_workflow(wf, "completed")
+
+Everything is keyed by engine ids, so replaying the same events, or importing the same run
+twice, changes nothing. Engines never touch models directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from lakeline.errors import LakelineError
+from lakeline.lineage.notebook import code_hash
+from lakeline.lineage.records import FINAL_STATUSES, ensure_transform, fire, log_status, new_run
+from lakeline.lineage.track import params_of
+from lakeline.lineage.usage import add_input
+from lakeline.models import Artifact, Run, Transform
+from lakeline.storage.roots import normalize_root, protocol_of
+
+if TYPE_CHECKING:
+    from lakeline.instance import Instance
+
+log = logging.getLogger("lakeline.recorder")
+
+
+@dataclass
+class Handle:
+    """A run the Recorder started (or found again), with its transform."""
+
+    run: Run
+    transform: Transform
+    engine_ref: str
+
+    @property
+    def uid(self) -> str:
+        return self.run.uid
+
+
+@dataclass
+class Recorder:
+    """Records an engine's workflow runs and their steps, idempotently by engine ids.
+
+    `root`: the workflow's working folder; it is registered as a storage root so files in it
+    are registered in place. Files elsewhere are uploaded when `upload` is true, else registered
+    where they are (their folder becomes a storage root). `missing` lists files that were
+    reported but no longer exist.
+    """
+
+    engine: str
+    root: str | os.PathLike[str] | None = None
+    upload: bool = False
+    instance: Instance | None = None
+    missing: list[str] = field(default_factory=list)
+    _transforms: dict[tuple[str, str, int | None, str | None], Transform] = field(
+        default_factory=dict, repr=False
+    )
+
+    def __post_init__(self) -> None:
+        if not self.engine:
+            raise LakelineError("a Recorder needs the engine's name (snakemake, nextflow, ...)")
+        if self.instance is None:
+            from lakeline.instance import current
+
+            self.instance = current()
+        if self.root is not None:
+            self.instance.register_storage(self.root)
+
+    # -- runs -----------------------------------------------------------------------------------
+
+    def _find(self, engine_ref: str) -> Run | None:
+        assert self.instance is not None
+        with self.instance.sessions.read() as session:
+            stmt = select(Run).where(Run.engine == self.engine, Run.engine_ref == engine_ref)
+            return session.scalars(stmt).first()
+
+    def _transform(
+        self,
+        *,
+        key: str,
+        kind: str,
+        parent: Transform | None,
+        source_code: str | None,
+        reference: str | None,
+        description: str | None = None,
+        version: str | None = None,
+    ) -> Transform:
+        assert self.instance is not None
+        digest = None if source_code is None else code_hash(source_code)
+        cache_key = (key, kind, None if parent is None else parent.id, digest)
+        if cache_key not in self._transforms:
+            with self.instance.sessions.write() as session:
+                self._transforms[cache_key] = ensure_transform(
+                    session,
+                    key=key,
+                    kind=kind,
+                    source_code=source_code,
+                    hash=digest,
+                    reference=reference,
+                    reference_type=self.engine if reference else None,
+                    parent_id=None if parent is None else parent.id,
+                    description=description,
+                    version=version,
+                    created_by_id=self.instance.user.id,
+                )
+        return self._transforms[cache_key]
+
+    def _start(
+        self,
+        transform: Transform,
+        engine_ref: str,
+        *,
+        parent: Run | None,
+        params: dict[str, Any] | None,
+        status: str,
+        at: datetime | None,
+    ) -> Handle:
+        from sqlalchemy.exc import IntegrityError
+
+        assert self.instance is not None
+        existing = self._find(engine_ref)
+        if existing is not None:
+            return Handle(existing, transform, engine_ref)
+        run = new_run(
+            transform,
+            status=status,
+            params=params_of(params),
+            parent_id=None if parent is None else parent.id,
+            engine=self.engine,
+            engine_ref=engine_ref,
+            created_by_id=self.instance.user.id,
+            at=at,
+        )
+        try:
+            with self.instance.sessions.write() as session:
+                session.add(run)
+        except IntegrityError:  # the same event recorded concurrently: use that run
+            found = self._find(engine_ref)
+            if found is None:
+                raise
+            return Handle(found, transform, engine_ref)
+        fire("run_started", run=run)
+        return Handle(run, transform, engine_ref)
+
+    def start_workflow(
+        self,
+        *,
+        key: str,
+        engine_run_id: str,
+        source_code: str | None = None,
+        reference: str | None = None,
+        params: dict[str, Any] | None = None,
+        kind: str = "pipeline",
+        description: str | None = None,
+        version: str | None = None,
+        started_at: datetime | None = None,
+    ) -> Handle:
+        """The workflow run `engine_run_id` of pipeline `key` (created once)."""
+        transform = self._transform(
+            key=key,
+            kind=kind,
+            parent=None,
+            source_code=source_code,
+            reference=reference,
+            description=description,
+            version=version,
+        )
+        return self._start(
+            transform, engine_run_id, parent=None, params=params, status="started", at=started_at
+        )
+
+    def start_step(
+        self,
+        workflow: Handle,
+        *,
+        key: str,
+        kind: str,
+        engine_task_id: str,
+        params: dict[str, Any] | None = None,
+        source_code: str | None = None,
+        reference: str | None = None,
+        started_at: datetime | None = None,
+        status: str = "started",
+        scoped: bool = True,
+    ) -> Handle:
+        """A step run (rule job, process task, ...) inside `workflow` (created once).
+
+        With `scoped`, the engine's task id is only unique within its workflow run (Snakemake
+        job ids); otherwise it is globally unique (Nextflow task hashes).
+        """
+        transform = self._transform(
+            key=key,
+            kind=kind,
+            parent=workflow.transform,
+            source_code=source_code,
+            reference=reference,
+        )
+        engine_ref = f"{workflow.engine_ref}/{engine_task_id}" if scoped else engine_task_id
+        return self._start(
+            transform, engine_ref, parent=workflow.run, params=params, status=status, at=started_at
+        )
+
+    def _finish(
+        self,
+        handle: Handle,
+        status: str,
+        *,
+        at: datetime | None,
+        exit_code: int | None,
+        error: str | None,
+        cached_from: Run | None = None,
+    ) -> Run:
+        assert self.instance is not None
+        if status not in FINAL_STATUSES:
+            raise LakelineError(
+                f"a run finishes as one of {', '.join(FINAL_STATUSES)}, not {status!r}"
+            )
+        with self.instance.sessions.write() as session:
+            record = session.get(Run, handle.run.id)
+            if record is None:
+                raise LakelineError(f"run {handle.run.uid} no longer exists")
+            if record.status == status:
+                handle.run = record
+                return record  # replayed event: nothing changes
+            log_status(record, status, at)
+            if exit_code is not None:
+                record.exit_code = exit_code
+            if error is not None:
+                record.error = error
+            if cached_from is not None:
+                record.cached_from_id = cached_from.id
+        handle.run = record
+        fire("run_finished", run=record)
+        return record
+
+    def finish_step(
+        self,
+        step: Handle,
+        status: str = "completed",
+        *,
+        finished_at: datetime | None = None,
+        exit_code: int | None = None,
+        error: str | None = None,
+        cached_from: str | None = None,
+    ) -> Run:
+        """Finish a step; `cached` steps name the engine id of the run that really ran."""
+        original = None
+        if cached_from is not None:
+            original = self._find(cached_from)
+            if original is None:
+                log.warning("cached step %s: no recorded run %s", step.engine_ref, cached_from)
+        return self._finish(
+            step, status, at=finished_at, exit_code=exit_code, error=error, cached_from=original
+        )
+
+    def finish_workflow(
+        self,
+        workflow: Handle,
+        status: str = "completed",
+        *,
+        finished_at: datetime | None = None,
+        exit_code: int | None = None,
+        error: str | None = None,
+    ) -> Run:
+        """Finish the workflow run."""
+        return self._finish(workflow, status, at=finished_at, exit_code=exit_code, error=error)
+
+    # -- files ----------------------------------------------------------------------------------
+
+    def _location(self, path: str | os.PathLike[str]) -> str:
+        text = os.fspath(path)
+        if protocol_of(text) == "local" and self.root is not None and not os.path.isabs(text):
+            text = os.path.join(os.fspath(self.root), text)
+        return normalize_root(text)
+
+    def _artifact(
+        self, location: str, *, key: str | None, kind: str | None, run: Run | None
+    ) -> Artifact | None:
+        """Save (or find) the artifact for a file; None when the file is gone and unknown."""
+        from lakeline.artifacts.locate import storage_containing
+
+        assert self.instance is not None
+        exists = os.path.exists(location) if protocol_of(location) == "local" else True
+        contained = storage_containing(location)
+        if not exists:
+            if contained is not None:
+                storage, store_key = contained
+                with self.instance.sessions.read() as session:
+                    known = session.scalars(
+                        select(Artifact)
+                        .where(Artifact.storage_id == storage.id, Artifact.store_key == store_key)
+                        .order_by(Artifact.uid.desc())
+                    ).first()
+                if known is not None:
+                    return known
+            self.missing.append(location)
+            log.warning("%s no longer exists: recorded as missing", location)
+            return None
+        if contained is None and not self.upload and protocol_of(location) == "local":
+            self.instance.register_storage(Path(location).parent)
+        artifact = Artifact(location, key=key, kind=kind, run=run)
+        return artifact.save()
+
+    def use(
+        self, step: Handle, path: str | os.PathLike[str], *, role: str = "", key: str | None = None
+    ) -> Artifact | None:
+        """Record that `step` used the file (registering it if new); None if it vanished."""
+        artifact = self._artifact(self._location(path), key=key, kind=None, run=None)
+        if artifact is not None and add_input(step.run, artifact, role):
+            fire("artifact_used", artifact=artifact, run=step.run)
+        return artifact
+
+    def produce(
+        self,
+        step: Handle,
+        path: str | os.PathLike[str],
+        *,
+        key: str | None = None,
+        kind: str | None = None,
+    ) -> Artifact | None:
+        """Record that `step` produced the file (hashed and registered as its output).
+
+        `kind` marks special outputs: "log", "benchmark", "transient" (deleted after use).
+        """
+        return self._artifact(self._location(path), key=key, kind=kind, run=step.run)

@@ -1,0 +1,254 @@
+"""The Recorder, through a small real engine (files on disk, steps as functions), and the
+conformance kit every integration runs against its own adapter."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import lakeline as ll
+import pytest
+from lakeline.errors import LakelineError
+from lakeline.hookspecs import hookimpl
+from lakeline.instance import Instance
+from lakeline.lineage.recorder import Recorder
+from lakeline.testing import ExpectedStep, RecorderConformance
+
+# A tiny engine: each job reads its inputs and writes its outputs, for real.
+JOBS: list[dict[str, Any]] = [
+    {"id": "1", "rule": "split", "input": ["data/raw.txt"], "output": ["out/a.txt", "out/b.txt"]},
+    {"id": "2", "rule": "count", "input": ["out/a.txt"], "output": ["out/a.count"]},
+    {"id": "3", "rule": "count", "input": ["out/b.txt"], "output": ["out/b.count"]},
+    {
+        "id": "4",
+        "rule": "merge",
+        "input": ["out/a.count", "out/b.count"],
+        "output": ["out/total.txt"],
+        "log": ["logs/merge.log"],
+    },
+]
+
+
+def execute(job: dict[str, Any], root: Path) -> None:
+    text = "\n".join((root / p).read_text() for p in job["input"])
+    if job["rule"] == "split":
+        half = len(text) // 2
+        (root / job["output"][0]).write_text(text[:half])
+        (root / job["output"][1]).write_text(text[half:])
+    elif job["rule"] == "count":
+        (root / job["output"][0]).write_text(str(len(text.split())))
+    else:
+        (root / job["output"][0]).write_text(str(sum(int(x) for x in text.split())))
+    for log in job.get("log", []):
+        (root / log).parent.mkdir(parents=True, exist_ok=True)
+        (root / log).write_text(f"{job['rule']} done\n")
+
+
+def record(root: Path, run_id: str = "run-1", execute_jobs: bool = True) -> Recorder:
+    """Run (or replay) the toy workflow through the Recorder, as an integration would."""
+    rec = Recorder("toy", root=root)
+    wf = rec.start_workflow(key="toy-pipeline", engine_run_id=run_id, source_code="rules...")
+    for job in JOBS:
+        step = rec.start_step(
+            wf, key=job["rule"], kind="rule", engine_task_id=job["id"], params={"job": job["id"]}
+        )
+        for path in job["input"]:
+            rec.use(step, path)
+        if execute_jobs:
+            execute(job, root)
+        for path in job["output"]:
+            rec.produce(step, path)
+        for path in job.get("log", []):
+            rec.produce(step, path, kind="log")
+        rec.finish_step(step, "completed", exit_code=0)
+    rec.finish_workflow(wf, "completed")
+    return rec
+
+
+def prepare(tmp_path: Path) -> Path:
+    root = tmp_path / "wf"
+    (root / "data").mkdir(parents=True)
+    (root / "out").mkdir()
+    (root / "data" / "raw.txt").write_text("alpha beta gamma delta epsilon zeta eta")
+    return root
+
+
+class TestToyEngineConformance(RecorderConformance):
+    """The kit run against the toy engine's adapter: proves the kit and the Recorder agree."""
+
+    engine = "toy"
+
+    def run_workflow(self, tmp_path: Path) -> list[ExpectedStep]:
+        record(prepare(tmp_path))
+        return [
+            ExpectedStep(
+                "split", frozenset({"data/raw.txt"}), frozenset({"out/a.txt", "out/b.txt"})
+            ),
+            ExpectedStep("count", frozenset({"out/a.txt"}), frozenset({"out/a.count"})),
+            ExpectedStep("count", frozenset({"out/b.txt"}), frozenset({"out/b.count"})),
+            ExpectedStep(
+                "merge",
+                frozenset({"out/a.count", "out/b.count"}),
+                frozenset({"out/total.txt", "logs/merge.log"}),
+            ),
+        ]
+
+    def replay(self, tmp_path: Path) -> None:
+        record(tmp_path / "wf", execute_jobs=False)
+
+
+def test_recorded_details(instance: Instance, tmp_path: Path) -> None:
+    root = prepare(tmp_path)
+    record(root)
+    workflow = ll.Run.get(engine="toy", engine_ref="run-1")
+    assert workflow.transform.kind == "pipeline" and workflow.status == "completed"
+    steps = workflow.children.order_by("engine_ref").all()
+    assert [s.engine_ref for s in steps] == ["run-1/1", "run-1/2", "run-1/3", "run-1/4"]
+    assert all(s.exit_code == 0 and s.params == {"job": s.engine_ref[-1]} for s in steps)
+    assert ll.Transform.filter(key="count").count() == 1  # one rule, two jobs
+    total = ll.Artifact.get(key="out/total.txt")
+    assert total.in_place and total.path == str(root / "out" / "total.txt")
+    assert total.load() == "8"  # "alpha beta gamma del" + "ta epsilon zeta eta"
+    assert ll.Artifact.get(key="logs/merge.log").kind == "log"
+    # files in the workflow folder are registered in place: nothing copied
+    assert not (Path(instance.storage.root) / ".lakeline" / "objects").exists()
+
+
+def test_rerun_after_change_adds_new_runs_and_versions(instance: Instance, tmp_path: Path) -> None:
+    root = prepare(tmp_path)
+    record(root)
+    (root / "data" / "raw.txt").write_text("one two three")
+    record(root, run_id="run-2")
+    assert ll.Run.filter(engine="toy", parent_id__isnull=True).count() == 2
+    total = ll.Artifact.get(key="out/total.txt")
+    assert total.uid.endswith("0001") and total.load() == "4"  # "one tw" + "o three"
+    assert total.run.parent.engine_ref == "run-2"  # type: ignore[union-attr]
+    raw_versions = ll.Artifact.filter(key="data/raw.txt", is_latest=None).count()
+    assert raw_versions == 2
+
+
+def test_cached_and_failed_steps(instance: Instance, tmp_path: Path) -> None:
+    root = prepare(tmp_path)
+    record(root)
+    rec = Recorder("toy", root=root)
+    wf = rec.start_workflow(key="toy-pipeline", engine_run_id="run-2")
+    cached = rec.start_step(wf, key="split", kind="rule", engine_task_id="1")
+    rec.finish_step(cached, "cached", cached_from="run-1/1")
+    failed = rec.start_step(wf, key="count", kind="rule", engine_task_id="2")
+    rec.use(failed, "out/a.txt")
+    rec.finish_step(failed, "errored", exit_code=3, error="count: killed")
+    rec.finish_workflow(wf, "errored", error="1 job failed")
+    cached_run = ll.Run.get(engine="toy", engine_ref="run-2/1")
+    assert cached_run.status == "cached"
+    assert cached_run.cached_from_id == ll.Run.get(engine="toy", engine_ref="run-1/1").id
+    failed_run = ll.Run.get(engine="toy", engine_ref="run-2/2")
+    assert (failed_run.status, failed_run.exit_code, failed_run.error) == (
+        "errored",
+        3,
+        "count: killed",
+    )
+    assert failed_run.outputs.count() == 0 and failed_run.inputs.count() == 1
+    with pytest.raises(LakelineError, match="finishes as one of"):
+        rec.finish_step(failed, "running")
+
+
+def test_vanished_files_are_listed_not_fatal(instance: Instance, tmp_path: Path) -> None:
+    root = prepare(tmp_path)
+    rec = Recorder("toy", root=root)
+    wf = rec.start_workflow(key="p", engine_run_id="r")
+    step = rec.start_step(wf, key="s", kind="rule", engine_task_id="1")
+    assert rec.use(step, "data/gone.txt") is None
+    assert rec.produce(step, "out/never.txt") is None
+    assert rec.missing == [str(root / "data" / "gone.txt"), str(root / "out" / "never.txt")]
+    # a known file that was deleted since (a temp() output): its record is linked
+    known = rec.produce(step, "data/raw.txt")
+    (root / "data" / "raw.txt").unlink()
+    later = rec.start_step(wf, key="t", kind="rule", engine_task_id="2")
+    assert rec.use(later, "data/raw.txt").uid == known.uid  # type: ignore[union-attr]
+
+
+def test_files_outside_the_root_are_registered_or_uploaded(
+    instance: Instance, tmp_path: Path
+) -> None:
+    outside = tmp_path / "elsewhere" / "ref.fa"
+    outside.parent.mkdir()
+    outside.write_text(">chr1\nACGT\n")
+    rec = Recorder("toy", root=prepare(tmp_path))
+    step = rec.start_step(
+        rec.start_workflow(key="p", engine_run_id="r"), key="s", kind="rule", engine_task_id="1"
+    )
+    registered = rec.use(step, outside)
+    assert registered is not None and registered.in_place and registered.key == "ref.fa"
+    uploading = Recorder("toy-upload", upload=True)
+    step2 = uploading.start_step(
+        uploading.start_workflow(key="p", engine_run_id="r"),
+        key="s",
+        kind="rule",
+        engine_task_id="1",
+    )
+    other = tmp_path / "other" / "ref2.fa"
+    other.parent.mkdir()
+    other.write_text(">chr2\nTTTT\n")
+    uploaded = uploading.use(step2, other, key="refs/ref2.fa")
+    assert uploaded is not None and not uploaded.in_place and uploaded.key == "refs/ref2.fa"
+
+
+def test_parallel_steps_from_threads(instance: Instance, tmp_path: Path) -> None:
+    root = prepare(tmp_path)
+    for i in range(12):
+        (root / "data" / f"in{i}.txt").write_text(f"input {i}")
+    rec = Recorder("toy", root=root)
+    wf = rec.start_workflow(key="p", engine_run_id="r")
+
+    def job(i: int) -> None:
+        step = rec.start_step(wf, key="work", kind="rule", engine_task_id=str(i))
+        rec.use(step, f"data/in{i}.txt")
+        (root / "out" / f"o{i}.txt").write_text(f"output {i}")
+        rec.produce(step, f"out/o{i}.txt")
+        rec.finish_step(step)
+
+    threads = [threading.Thread(target=job, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i in range(12):
+        out = ll.Artifact.get(key=f"out/o{i}.txt")
+        run = out.run
+        assert run is not None and run.engine_ref == f"r/{i}"
+        assert [a.key for a in run.inputs] == [f"data/in{i}.txt"]
+
+
+class Used:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str]] = []
+
+    @hookimpl
+    def artifact_used(self, artifact: ll.Artifact, run: ll.Run) -> None:
+        self.events.append((artifact.key or "", run.uid))
+
+
+def test_hook_artifact_used(instance: Instance, tmp_path: Path) -> None:
+    from lakeline import plugins
+
+    used = Used()
+    plugins.get_plugin_manager().register(used)
+    try:
+        root = prepare(tmp_path)
+        rec = Recorder("toy", root=root)
+        step = rec.start_step(
+            rec.start_workflow(key="p", engine_run_id="r"), key="s", kind="rule", engine_task_id="1"
+        )
+        rec.use(step, "data/raw.txt")
+        rec.use(step, "data/raw.txt")  # the same edge again: no second event
+        assert used.events == [("data/raw.txt", step.uid)]
+
+        @ll.tracked()
+        def reader() -> None:
+            ll.Artifact.get(key="data/raw.txt").load()
+
+        reader()
+        assert len(used.events) == 2 and used.events[1][0] == "data/raw.txt"
+    finally:
+        plugins.get_plugin_manager().unregister(used)
