@@ -20,8 +20,13 @@ def _open_binary(path: str, fs: AbstractFileSystem) -> Any:
     return fs.open(path, "rb")
 
 
+def json_bytes(obj: Any) -> bytes:
+    """The exact bytes lakeline writes for a JSON artifact (sorted keys: stable hashes)."""
+    return json.dumps(obj, indent=2, sort_keys=True, default=str).encode()
+
+
 def _save_json(obj: Any, path: str) -> None:
-    Path(path).write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
+    Path(path).write_bytes(json_bytes(obj))
 
 
 def _load_json(path: str) -> Any:

@@ -24,15 +24,27 @@ def _fingerprint() -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:20]
 
 
+def _name_version(dist: Any) -> tuple[str, str] | None:
+    """A distribution's name and version, from its `name-version.dist-info` folder when it
+    has one (no metadata parsing), else from its metadata."""
+    folder = getattr(dist, "_path", None)
+    stem = folder.name[: -len(".dist-info")] if folder is not None else ""
+    if folder is not None and folder.name.endswith(".dist-info") and stem.count("-") == 1:
+        name, version = stem.split("-")
+        return name.lower().replace("_", "-"), version
+    name = dist.metadata["Name"]
+    return (name.lower().replace("_", "-"), dist.version) if name else None
+
+
 def capture() -> dict[str, Any]:
     """Python, platform and installed distributions (from importlib.metadata)."""
     from importlib.metadata import distributions
 
     packages: dict[str, str] = {}
     for dist in distributions():
-        name = dist.metadata["Name"]
-        if name:
-            packages[name.lower()] = dist.version
+        found = _name_version(dist)
+        if found:
+            packages.setdefault(*found)
     return {
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
@@ -64,8 +76,25 @@ def cached_capture() -> dict[str, Any]:
 
 
 def environment_artifact() -> Artifact:
-    """The saved artifact describing this environment (the same record for the same one)."""
+    """The saved artifact describing this environment (the same record for the same one).
+
+    The record is found by the hash of the JSON the json format would write, so a known
+    environment costs one indexed query and writes nothing.
+    """
+    from sqlalchemy import select
+
+    from lakeline.formats.files import json_bytes
+    from lakeline.instance import current
     from lakeline.models import Artifact
 
     data = cached_capture()
+    digest = hashlib.sha256(json_bytes(data)).hexdigest()
+    with current().sessions.read() as session:
+        known = session.scalars(
+            select(Artifact).where(
+                Artifact.hash == digest, Artifact.key.is_(None), Artifact.kind == "__environment__"
+            )
+        ).first()
+    if known is not None:
+        return known
     return Artifact(data, description="Python environment", kind="__environment__").save()
