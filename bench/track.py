@@ -78,7 +78,9 @@ def main() -> None:
         if db == "postgres":
             from lakeline.testing_servers import PostgresServer
 
-            server = PostgresServer(parent_dir="/dev/shm" if os.access("/dev/shm", os.W_OK) else None)
+            server = PostgresServer(
+                parent_dir="/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+            )
             url = server.start().create_database("bench_track")
         instance = ll.init(storage=base / f"data-{db}", db=url, name=f"bench-{db}")
         track_ms, finish_ms = measure_track(base / "home", instance.name, base)
