@@ -146,7 +146,12 @@ def _next_index(session: Session, stem: str) -> int:
     return 0 if top is None else suffix_index(top[-4:]) + 1
 
 
-def _write_records(instance: Instance, plans: Sequence[Plan]) -> None:
+InTransaction = Callable[["Session", Sequence[Plan]], None]
+
+
+def _write_records(
+    instance: Instance, plans: Sequence[Plan], also: InTransaction | None = None
+) -> None:
     """Insert the new records (or find existing identical ones) in one transaction."""
     from lakeline.lineage.context import current_run
 
@@ -214,6 +219,8 @@ def _write_records(instance: Instance, plans: Sequence[Plan]) -> None:
                 latest[artifact.key] = artifact
             same[(artifact.key, digest.hash)] = artifact
         session.flush()
+        if also is not None:
+            also(session, plans)
 
 
 def _retryable(exc: DBAPIError) -> bool:
@@ -247,9 +254,16 @@ def _finish(plans: Sequence[Plan]) -> None:
 
 
 def save_artifacts(
-    artifacts: Sequence[Artifact], *, progress: Progress | None = None
+    artifacts: Sequence[Artifact],
+    *,
+    progress: Progress | None = None,
+    also: InTransaction | None = None,
 ) -> list[Artifact]:
-    """Save new artifacts (and update changed fields of saved ones) atomically, as a batch."""
+    """Save new artifacts (and update changed fields of saved ones) atomically, as a batch.
+
+    `also(session, plans)` runs inside the same transaction, after the records are flushed
+    (the Recorder adds its used-by edges there).
+    """
     from lakeline.instance import current
 
     instance = current()
@@ -276,7 +290,7 @@ def save_artifacts(
         _upload(instance, plans, progress)
         for attempt in range(RETRIES):
             try:
-                _write_records(instance, plans)
+                _write_records(instance, plans, also)
                 break
             except (IntegrityError, OperationalError) as exc:
                 # Another writer saved the same key concurrently: re-read and retry.

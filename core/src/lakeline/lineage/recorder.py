@@ -23,15 +23,21 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from lakeline.artifacts.save import save_artifacts
 from lakeline.errors import LakelineError
 from lakeline.lineage.notebook import code_hash
 from lakeline.lineage.records import FINAL_STATUSES, ensure_transform, fire, log_status, new_run
 from lakeline.lineage.track import params_of
-from lakeline.lineage.usage import add_input
+from lakeline.lineage.usage import add_input, insert_input
 from lakeline.models import Artifact, Run, Transform
 from lakeline.storage.roots import normalize_root, protocol_of
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from sqlalchemy.orm import Session
+
+    from lakeline.artifacts.save import Plan
     from lakeline.instance import Instance
 
 log = logging.getLogger("lakeline.recorder")
@@ -131,9 +137,6 @@ class Recorder:
         from sqlalchemy.exc import IntegrityError
 
         assert self.instance is not None
-        existing = self._find(engine_ref)
-        if existing is not None:
-            return Handle(existing, transform, engine_ref)
         run = new_run(
             transform,
             status=status,
@@ -144,10 +147,10 @@ class Recorder:
             created_by_id=self.instance.user.id,
             at=at,
         )
-        try:
+        try:  # insert first: recording new runs is the common case, replays the rare one
             with self.instance.sessions.write() as session:
                 session.add(run)
-        except IntegrityError:  # the same event recorded concurrently: use that run
+        except IntegrityError:  # recorded before (a replay) or concurrently: use that run
             found = self._find(engine_ref)
             if found is None:
                 raise
@@ -287,9 +290,16 @@ class Recorder:
         return normalize_root(text)
 
     def _artifact(
-        self, location: str, *, key: str | None, kind: str | None, run: Run | None
-    ) -> Artifact | None:
-        """Save (or find) the artifact for a file; None when the file is gone and unknown."""
+        self,
+        location: str,
+        *,
+        key: str | None,
+        kind: str | None,
+        run: Run | None,
+        used_by: tuple[Run, str] | None = None,
+    ) -> tuple[Artifact | None, bool]:
+        """Save (or find) the artifact for a file (None when it is gone and unknown), and
+        whether a new used-by edge from `used_by` was recorded (in the same transaction)."""
         from lakeline.artifacts.locate import storage_containing
 
         assert self.instance is not None
@@ -305,21 +315,35 @@ class Recorder:
                         .order_by(Artifact.uid.desc())
                     ).first()
                 if known is not None:
-                    return known
+                    new = used_by is not None and add_input(used_by[0], known, used_by[1])
+                    return known, new
             self.missing.append(location)
             log.warning("%s no longer exists: recorded as missing", location)
-            return None
+            return None, False
         if contained is None and not self.upload and protocol_of(location) == "local":
             self.instance.register_storage(Path(location).parent)
         artifact = Artifact(location, key=key, kind=kind, run=run)
-        return artifact.save()
+        if used_by is None:
+            return artifact.save(), False
+        user, role = used_by
+        new_edge = [False]
+
+        def link(session: Session, plans: Sequence[Plan]) -> None:
+            result = plans[0].result
+            assert result is not None and result.id is not None
+            new_edge[0] = insert_input(session, user.id, result.id, role)
+
+        save_artifacts([artifact], also=link)
+        return artifact, new_edge[0]
 
     def use(
         self, step: Handle, path: str | os.PathLike[str], *, role: str = "", key: str | None = None
     ) -> Artifact | None:
         """Record that `step` used the file (registering it if new); None if it vanished."""
-        artifact = self._artifact(self._location(path), key=key, kind=None, run=None)
-        if artifact is not None and add_input(step.run, artifact, role):
+        artifact, new_edge = self._artifact(
+            self._location(path), key=key, kind=None, run=None, used_by=(step.run, role)
+        )
+        if artifact is not None and new_edge:
             fire("artifact_used", artifact=artifact, run=step.run)
         return artifact
 
@@ -335,4 +359,4 @@ class Recorder:
 
         `kind` marks special outputs: "log", "benchmark", "transient" (deleted after use).
         """
-        return self._artifact(self._location(path), key=key, kind=kind, run=step.run)
+        return self._artifact(self._location(path), key=key, kind=kind, run=step.run)[0]

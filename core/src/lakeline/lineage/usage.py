@@ -12,10 +12,25 @@ from lakeline.lineage.context import current_run
 from lakeline.models import RunInput
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from lakeline.models import Artifact, Run
 
 _seen: set[tuple[str, str, str]] = set()
 _seen_lock = threading.Lock()
+
+
+def insert_input(session: Session, run_id: int, artifact_id: int, role: str = "") -> bool:
+    """In `session`'s transaction: the used-by edge, once per role; True when it is new."""
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = (
+        insert(RunInput)
+        .values(run_id=run_id, artifact_id=artifact_id, role=role)
+        .on_conflict_do_nothing(index_elements=["run_id", "artifact_id", "role"])
+        .returning(RunInput.id)
+    )
+    return session.execute(stmt).first() is not None
 
 
 def add_input(run: Run, artifact: Artifact, role: str = "") -> bool:
@@ -23,15 +38,7 @@ def add_input(run: Run, artifact: Artifact, role: str = "") -> bool:
     from lakeline.instance import current
 
     with current().sessions.write() as session:
-        dialect = session.get_bind().dialect.name
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        stmt = (
-            insert(RunInput)
-            .values(run_id=run.id, artifact_id=artifact.id, role=role)
-            .on_conflict_do_nothing(index_elements=["run_id", "artifact_id", "role"])
-            .returning(RunInput.id)
-        )
-        return session.execute(stmt).first() is not None
+        return insert_input(session, run.id, artifact.id, role)
 
 
 def note_use(artifact: Artifact, role: str = "") -> None:
