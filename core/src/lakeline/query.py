@@ -6,6 +6,7 @@ an optional operator: `Artifact.filter(run__transform__key="align", size__gt=100
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime
@@ -36,6 +37,7 @@ _STRING_OPERATORS = frozenset(
 _MAX_IN = 100_000
 
 
+@functools.cache
 def relations(model: type[Base]) -> dict[str, type[Base]]:
     """Relations a lookup may follow from `model`: each `<name>_id` foreign key -> `<name>`."""
     found: dict[str, type[Base]] = {}
@@ -47,8 +49,9 @@ def relations(model: type[Base]) -> dict[str, type[Base]]:
     return found
 
 
-def _field_names(model: type[Any]) -> list[str]:
-    return [c.name for c in model.__table__.columns]
+@functools.cache
+def _field_names(model: type[Any]) -> tuple[str, ...]:
+    return tuple(c.name for c in model.__table__.columns)
 
 
 def _coerce(column: Any, field: str, value: Any) -> Any:
@@ -340,7 +343,7 @@ class QuerySet(Generic[M]):
         """The matching records as a pandas DataFrame indexed by `uid`."""
         import pandas as pd
 
-        names = list(columns) if columns else _field_names(self.model)
+        names = list(columns) if columns else list(_field_names(self.model))
         unknown = [c for c in names if c not in _field_names(self.model)]
         if unknown:
             raise QueryError(f"{self.model.__name__} has no fields {unknown}")
