@@ -6,7 +6,6 @@ an optional operator: `Artifact.filter(run__transform__key="align", size__gt=100
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime
@@ -37,21 +36,30 @@ _STRING_OPERATORS = frozenset(
 _MAX_IN = 100_000
 
 
-@functools.cache
-def relations(model: type[Base]) -> dict[str, type[Base]]:
+_RELATIONS: dict[type[Any], dict[str, type[Base]]] = {}
+_COLUMNS: dict[type[Any], tuple[str, ...]] = {}
+
+
+def relations(model: type[Any]) -> dict[str, type[Base]]:
     """Relations a lookup may follow from `model`: each `<name>_id` foreign key -> `<name>`."""
+    cached = _RELATIONS.get(model)
+    if cached is not None:
+        return cached
     found: dict[str, type[Base]] = {}
     by_table = {m.class_.__table__.name: m.class_ for m in Base.registry.mappers}
     for column in model.__table__.columns:
         if column.name.endswith("_id") and column.foreign_keys:
             target = next(iter(column.foreign_keys)).column.table.name
             found[column.name[:-3]] = by_table[target]
+    _RELATIONS[model] = found
     return found
 
 
-@functools.cache
 def _field_names(model: type[Any]) -> tuple[str, ...]:
-    return tuple(c.name for c in model.__table__.columns)
+    names = _COLUMNS.get(model)
+    if names is None:
+        names = _COLUMNS[model] = tuple(c.name for c in model.__table__.columns)
+    return names
 
 
 def _coerce(column: Any, field: str, value: Any) -> Any:

@@ -89,7 +89,7 @@ Node = ArtifactNode | RunNode
 
 @dataclass(frozen=True, slots=True)
 class Edge:
-    """`source -> target`: used (artifact -> run), produced (run -> artifact), parent (run -> run)."""
+    """An edge: `used` (artifact -> run), `produced` (run -> artifact), `parent` (run -> run)."""
 
     source: str
     target: str
@@ -172,7 +172,9 @@ class LineageGraph:
                     fields[name] = datetime.fromisoformat(fields[name])
             node = node_cls(**fields)
             graph.nodes[node.uid] = node
-        graph.edges = [Edge(e["source"], e["target"], e["kind"], e.get("role", "")) for e in data["edges"]]
+        graph.edges = [
+            Edge(e["source"], e["target"], e["kind"], e.get("role", "")) for e in data["edges"]
+        ]
         return graph
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -202,14 +204,11 @@ class LineageGraph:
 
     def write(self, path: str | Path, format: Format | str | None = None) -> Path:
         """Write the graph to `path` (format from its suffix unless given); return the path."""
+        from lakeline.lineage.render import write_text
+
         path = Path(path).expanduser()
         fmt = format or SUFFIX_FORMATS.get(path.suffix.lower(), "svg")
-        text = self.render(fmt)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.partial")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-        return path
+        return write_text(path, self.render(fmt))
 
     def _repr_svg_(self) -> str:
         """Jupyter shows a graph as its picture."""
@@ -271,6 +270,7 @@ class _Walker:
         self.runs: dict[int, RunNode] = {}
         self.run_parent: dict[int, int | None] = {}
         self.edges: dict[tuple[str, str, str], Edge] = {}
+        self.found: list[Node] = []  # nodes in the order the walk found them (root first)
 
     def add_artifact(self, row: Row[Any]) -> int:
         ident: int = row[0]
@@ -288,6 +288,7 @@ class _Walker:
                 is_latest=bool(row[8]),
                 created_at=row[9],
             )
+            self.found.append(self.artifacts[ident])
         return ident
 
     def add_run(self, row: Row[Any]) -> int:
@@ -306,6 +307,7 @@ class _Walker:
                 parent_uid=row[10],
                 engine=row[11],
             )
+            self.found.append(self.runs[ident])
         return ident
 
     def add_edge(self, source: str, target: str, kind: EdgeKind, role: str = "") -> None:
@@ -387,12 +389,12 @@ class _Walker:
         frontier_runs: set[int] = set()
         if isinstance(start, Run):
             step = 1
-            frontier_runs = seen_runs = {start.id}
+            frontier_runs, seen_runs = {start.id}, {start.id}
             if depth == 0:
                 return
         else:
             step = 0
-            frontier_artifacts = seen_artifacts = {start.id}
+            frontier_artifacts, seen_artifacts = {start.id}, {start.id}
         while frontier_artifacts or frontier_runs:
             if frontier_artifacts:
                 if depth is not None and step >= depth:
@@ -449,7 +451,9 @@ def lineage(
     if not isinstance(node, (Artifact, Run)):
         raise TypeError(f"lineage() takes an Artifact or a Run, not {type(node).__name__}")
     if getattr(node, "id", None) is None:
-        raise LakelineError(f"{type(node).__name__} is not saved: save it before asking its lineage")
+        raise LakelineError(
+            f"{type(node).__name__} is not saved: save it before asking its lineage"
+        )
     with current().sessions.read() as session:
         walker = _Walker(session)
         if isinstance(node, Run):
@@ -471,31 +475,32 @@ def lineage(
     graph = LineageGraph(root=root, direction=cast(Direction, direction), depth=depth)
     if collapse_workflows:
         return _collapsed(graph, walker)
-    graph.nodes = {n.uid: n for n in walker.artifacts.values()}
-    graph.nodes.update((n.uid, n) for n in walker.runs.values())
+    graph.nodes = {n.uid: n for n in walker.found}
     graph.edges = list(walker.edges.values())
     if include_parents:
         for run_id, parent_id in walker.run_parent.items():
             if parent_id is not None:
-                graph.edges.append(Edge(walker.runs[run_id].uid, walker.runs[parent_id].uid, "parent"))
+                graph.edges.append(
+                    Edge(walker.runs[run_id].uid, walker.runs[parent_id].uid, "parent")
+                )
     return graph
 
 
 def _collapsed(graph: LineageGraph, walker: _Walker) -> LineageGraph:
     """Replace every run by its top-level ancestor (the workflow run)."""
     top = {walker.runs[i].uid: walker.runs[walker.top_of(i)] for i in walker.runs}
-    graph.nodes = {n.uid: n for n in walker.artifacts.values()}
     graph.root = top[graph.root].uid if graph.root in top else graph.root
+    kept = {top[n.uid].uid if n.uid in top else n.uid for n in walker.found}
+    graph.nodes = {n.uid: n for n in walker.found if n.uid in kept}
     edges: dict[tuple[str, str, str], Edge] = {}
     for edge in walker.edges.values():
         source = top[edge.source].uid if edge.source in top else edge.source
         target = top[edge.target].uid if edge.target in top else edge.target
         edges.setdefault((source, target, edge.kind), Edge(source, target, edge.kind, edge.role))
     produced = {(e.target, e.source) for e in edges.values() if e.kind == "produced"}
-    graph.edges = [e for e in edges.values() if e.kind != "used" or (e.source, e.target) not in produced]
-    used_runs = {top[walker.runs[i].uid] for i in walker.runs}
-    for run in sorted(used_runs, key=lambda r: r.uid):
-        graph.nodes[run.uid] = run
+    graph.edges = [
+        e for e in edges.values() if e.kind != "used" or (e.source, e.target) not in produced
+    ]
     return graph
 
 

@@ -12,13 +12,18 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 Point = tuple[float, float]
 
 
 @dataclass
 class Layout:
-    """Node centres, layers, and each edge's bend points (dummy centres, source to target)."""
+    """Node centres, layers, and each edge's bend points, source to target.
+
+    A long edge has two points per column it crosses (the column's left and right edge, at
+    its dummy node's height), so it runs straight past the nodes and bends between columns.
+    """
 
     x: dict[str, float] = field(default_factory=dict)
     y: dict[str, float] = field(default_factory=dict)
@@ -98,6 +103,19 @@ def _crossings(upper: list[str], lower: list[str], down: dict[str, list[str]]) -
     return count
 
 
+def _sorted_by_barycenter(
+    row: list[str], fixed: list[str], links: dict[str, list[str]]
+) -> list[str]:
+    """`row` sorted by the mean position of each node's neighbours in the `fixed` layer."""
+    position = {node: p for p, node in enumerate(fixed)}
+    scale = len(fixed) / max(1, len(row))
+    keys: dict[str, tuple[float, int]] = {}
+    for index, node in enumerate(row):
+        linked = [position[n] for n in links[node] if n in position]
+        keys[node] = (sum(linked) / len(linked) if linked else index * scale, index)
+    return sorted(row, key=keys.__getitem__)
+
+
 def _order(
     rows: list[list[str]], up: dict[str, list[str]], down: dict[str, list[str]], sweeps: int
 ) -> list[list[str]]:
@@ -110,21 +128,12 @@ def _order(
     for sweep in range(sweeps):
         if best_count == 0:
             break
-        downward = sweep % 2 == 0
-        indices = range(1, len(rows)) if downward else range(len(rows) - 2, -1, -1)
-        for i in indices:
-            fixed = rows[i - 1] if downward else rows[i + 1]
-            position = {node: p for p, node in enumerate(fixed)}
-            neighbours = up if downward else down
-            current = {node: p for p, node in enumerate(rows[i])}
-
-            def barycenter(node: str) -> tuple[float, int]:
-                linked = [position[n] for n in neighbours[node] if n in position]
-                scale = len(fixed) / max(1, len(rows[i]))
-                value = sum(linked) / len(linked) if linked else current[node] * scale
-                return (value, current[node])
-
-            rows[i] = sorted(rows[i], key=barycenter)
+        if sweep % 2 == 0:
+            for i in range(1, len(rows)):
+                rows[i] = _sorted_by_barycenter(rows[i], rows[i - 1], up)
+        else:
+            for i in range(len(rows) - 2, -1, -1):
+                rows[i] = _sorted_by_barycenter(rows[i], rows[i + 1], down)
         count = total(rows)
         if count < best_count:
             best, best_count = [list(r) for r in rows], count
@@ -177,7 +186,7 @@ def layered_layout(
             dummies.add(dummy)
             chain.append(dummy)
         chain.append(target)
-        for a, b in zip(chain, chain[1:], strict=False):
+        for a, b in pairwise(chain):
             if a != b:
                 down[a].append(b)
                 up[b].append(a)
@@ -207,8 +216,10 @@ def layered_layout(
 
     result = Layout(layer={n: layer[n] for n in nodes})
     left = 0.0
+    columns: list[float] = []
     for row in rows:
         column = max((size(n)[0] for n in row), default=0.0)
+        columns.append(column)
         for node in row:
             result.x[node] = left + column / 2
         left += column + layer_gap
@@ -217,7 +228,7 @@ def layered_layout(
     gaps_of: list[list[float]] = []
     for row in rows:
         gaps = []
-        for a, b in zip(row, row[1:], strict=False):
+        for a, b in pairwise(row):
             spacing = edge_gap if a in dummies and b in dummies else node_gap
             gaps.append((size(a)[1] + size(b)[1]) / 2 + spacing)
         gaps_of.append(gaps)
@@ -226,14 +237,13 @@ def layered_layout(
             y[node] = position
             position += gap
     weights = [[4.0 if n in dummies else 1.0 for n in row] for row in rows]
-    for sweep in range(12):
-        order = range(len(rows)) if sweep % 2 == 0 else range(len(rows) - 1, -1, -1)
-        for i in order:
+    for sweep in range(12):  # alternate; the last sweep aligns nodes with their successors
+        downward = sweep % 2 == 0
+        for i in range(len(rows)) if downward else range(len(rows) - 1, -1, -1):
             row = rows[i]
             desired = []
             for node in row:
-                linked = (up[node] if sweep % 2 == 0 else down[node]) if sweep < 8 else []
-                linked = linked or [*up[node], *down[node]]
+                linked = up[node] if downward else down[node]
                 desired.append(sum(y[n] for n in linked) / len(linked) if linked else y[node])
             for node, value in zip(row, _pav(desired, gaps_of[i], weights[i]), strict=True):
                 y[node] = value
@@ -243,6 +253,13 @@ def layered_layout(
     for node in nodes:
         result.y[node] = y[node] - top
     for chain, reversed_ in zip(chains, reverse, strict=True):
-        points = [(result.x[d], y[d] - top) for d in chain[1:-1]]
+        points = []  # a long edge crosses each column straight, at its dummy's height
+        for dummy in chain[1:-1]:
+            half, at = columns[layer[dummy]] / 2, y[dummy] - top
+            points += (
+                [(result.x[dummy] - half, at), (result.x[dummy] + half, at)]
+                if half
+                else [(result.x[dummy], at)]
+            )
         result.routes.append(points[::-1] if reversed_ else points)
     return result

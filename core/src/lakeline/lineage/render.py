@@ -1,11 +1,16 @@
-"""Text renderings of a lineage graph: Mermaid, and the shared look (status colours, labels).
+"""Renderings of a lineage graph: Mermaid, the shared look (status colours, labels), and
+`view()` (a file, or an inline SVG in Jupyter).
 
 SVG lives in `render_svg.py` (layout in `layout.py`); JSON is `LineageGraph.to_json()`.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -130,3 +135,63 @@ def to_mermaid(graph: LineageGraph) -> str:
     if graph.root in graph.nodes:
         lines.append(f"  class {mermaid_id(graph.nodes[graph.root])} root")
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class SVGView:
+    """An SVG picture Jupyter displays inline; `path` is the file it was written to, if any."""
+
+    svg: str
+    path: Path | None = None
+
+    def _repr_svg_(self) -> str:
+        return self.svg
+
+
+def write_text(path: Path, text: str) -> Path:
+    """Write `text` to `path` atomically (through a temporary name beside it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{id(text):x}.partial")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def in_notebook() -> bool:
+    """Whether this runs in a Jupyter kernel (IPython is looked at only if already imported)."""
+    ipython = sys.modules.get("IPython")
+    get_ipython = getattr(ipython, "get_ipython", None)
+    if get_ipython is None:
+        return False
+    try:
+        shell = get_ipython()
+    except Exception:
+        return False
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def view(
+    graph: LineageGraph, path: str | os.PathLike[str] | None = None, format: str = "svg"
+) -> Path | SVGView:
+    """Draw `graph`: an inline SVG in a notebook, else a file (returns its path).
+
+    Without `path`, files go to `<cache>/lineage/<root uid>-<direction>.<ext>`.
+    """
+    from lakeline.errors import LakelineError
+    from lakeline.lineage.graph import FORMATS
+
+    if format not in FORMATS:
+        raise LakelineError(f"unknown lineage format {format!r}; choose from {', '.join(FORMATS)}")
+    text = graph.render(format)
+    if format == "svg" and in_notebook():
+        written = write_text(Path(path).expanduser(), text) if path is not None else None
+        return SVGView(text, written)
+    if path is None:
+        from lakeline.config import cache_dir
+
+        ext = {"svg": ".svg", "mermaid": ".mmd", "json": ".json"}[format]
+        path = cache_dir() / "lineage" / f"{graph.root}-{graph.direction}{ext}"
+    return write_text(Path(path).expanduser(), text)

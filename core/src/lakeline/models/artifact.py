@@ -11,6 +11,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 from lakeline.models.base import Base, KeyString, RecordMixin, VersionedMixin
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from lakeline.lineage.graph import LineageGraph
+    from lakeline.lineage.render import SVGView
     from lakeline.models.run import Run
     from lakeline.models.storage import Storage
     from lakeline.query import QuerySet
@@ -182,3 +186,51 @@ class Artifact(RecordMixin, VersionedMixin, Base):
         from lakeline.query import get_by_id
 
         return None if self.run_id is None else get_by_id(Run, self.run_id)
+
+    # -- lineage --------------------------------------------------------------------------------
+
+    def lineage(
+        self,
+        direction: str = "upstream",
+        depth: int | None = None,
+        *,
+        include_parents: bool = False,
+        collapse_workflows: bool = False,
+    ) -> LineageGraph:
+        """Runs and artifacts this one came from (upstream) or led to (downstream), or both.
+
+        `depth` counts runs: 1 = the producing run and its inputs (upstream); None = no limit.
+        """
+        from lakeline.lineage.graph import lineage
+
+        return lineage(
+            self,
+            direction,
+            depth,
+            include_parents=include_parents,
+            collapse_workflows=collapse_workflows,
+        )
+
+    def view_lineage(
+        self,
+        path: str | PathLike[str] | None = None,
+        format: str = "svg",
+        *,
+        direction: str = "upstream",
+        depth: int | None = None,
+        include_parents: bool = False,
+        collapse_workflows: bool = False,
+    ) -> Path | SVGView:
+        """Draw the lineage: inline SVG in a notebook; elsewhere write a file and return its path.
+
+        Without `path`, the file goes to `<cache>/lineage/<uid>-<direction>.<ext>`.
+        """
+        from lakeline.lineage.render import view
+
+        graph = self.lineage(
+            direction,
+            depth,
+            include_parents=include_parents,
+            collapse_workflows=collapse_workflows,
+        )
+        return view(graph, path, format)

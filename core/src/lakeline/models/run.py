@@ -11,6 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from lakeline.models.base import Base, RecordMixin
 
 if TYPE_CHECKING:
+    from lakeline.lineage.graph import LineageGraph
     from lakeline.models.artifact import Artifact
     from lakeline.models.transform import Transform
     from lakeline.query import QuerySet
@@ -92,3 +93,22 @@ class Run(RecordMixin, Base):
         from lakeline.query import QuerySet
 
         return QuerySet(Artifact).filter(run_id=self.id, is_latest=None)
+
+    def lineage(
+        self,
+        direction: str = "upstream",
+        depth: int | None = None,
+        *,
+        include_parents: bool = False,
+        collapse_workflows: bool = False,
+    ) -> LineageGraph:
+        """The lineage graph around this run (`depth` counts runs; this run is step 1)."""
+        from lakeline.lineage.graph import lineage
+
+        return lineage(
+            self,
+            direction,
+            depth,
+            include_parents=include_parents,
+            collapse_workflows=collapse_workflows,
+        )
