@@ -19,6 +19,7 @@ DEFAULT_PLUGINS = (
     "lakeline.formats.files",
     "lakeline.formats.tabular",
     "lakeline.formats.arrays",
+    "lakeline.exporters.plugin",
 )
 
 _pm: pluggy.PluginManager | None = None

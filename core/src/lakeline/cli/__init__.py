@@ -19,7 +19,7 @@ __all__ = ["CommandError", "LakelineGroup", "State", "build_cli", "cli", "main",
 def build_cli() -> LakelineGroup:
     """A new `lakeline` group with the built-in commands (plugins add theirs on first use)."""
     from lakeline import __version__
-    from lakeline.cli import artifacts, instances, save
+    from lakeline.cli import artifacts, export, instances, lineage, save
 
     @click.group(
         cls=LakelineGroup,
@@ -41,7 +41,13 @@ def build_cli() -> LakelineGroup:
         """
         ctx.obj = State(instance=instance)
 
-    for command in (*instances.COMMANDS, *artifacts.COMMANDS, *save.COMMANDS):
+    for command in (
+        *instances.COMMANDS,
+        *artifacts.COMMANDS,
+        *save.COMMANDS,
+        *lineage.COMMANDS,
+        *export.COMMANDS,
+    ):
         lakeline.add_command(command)
     assert isinstance(lakeline, LakelineGroup)
     return lakeline
