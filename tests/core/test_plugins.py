@@ -158,3 +158,23 @@ def test_bad_plugin_is_reported(lakeline_home: Path) -> None:
     pm = plugins.get_plugin_manager()
     with pytest.raises(Exception, match="extra"):
         pm.register(Wrong())
+
+
+def test_broken_entry_point_plugin_is_skipped_with_a_warning(
+    lakeline_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    _install_entry_point(site, "broken")
+    (site / "broken_plugin.py").write_text("raise ImportError('missing dependency xyz')\n")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setenv("LAKELINE_LOAD_PLUGINS", "broken")
+    plugins.reset()
+    try:
+        with pytest.warns(RuntimeWarning, match="'broken'.*missing dependency xyz"):
+            pm = plugins.get_plugin_manager()
+        assert pm.get_plugin("broken") is None
+        assert pm.get_plugin("lakeline.formats.files") is not None
+    finally:
+        plugins.reset()
+        sys.modules.pop("broken_plugin", None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import threading
+import warnings
 from importlib.metadata import entry_points
 
 import pluggy
@@ -43,7 +44,15 @@ def _create() -> pluggy.PluginManager:
         if allowed is not None and ep.name not in allowed:
             continue
         if pm.get_plugin(ep.name) is None:
-            pm.register(ep.load(), name=ep.name)
+            try:
+                pm.register(ep.load(), name=ep.name)
+            except Exception as exc:  # a broken plugin must not break lakeline itself
+                warnings.warn(
+                    f"lakeline plugin {ep.name!r} ({ep.value}) failed to load and is skipped: "
+                    f"{type(exc).__name__}: {exc}",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
     pm.check_pending()
     return pm
 
