@@ -54,9 +54,7 @@ def human_time(moment: datetime | None) -> str:
 
 def version_number(artifact: Artifact) -> int:
     """1 for the first version, 2 for the second, ... (the uid suffix counts from 0)."""
-    from lakeline.ids import suffix_index
-
-    return suffix_index(artifact.uid[-4:]) + 1
+    return artifact.version_number
 
 
 def version_text(artifact: Artifact) -> str:

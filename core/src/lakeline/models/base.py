@@ -126,3 +126,11 @@ class VersionedMixin:
     stem: Mapped[str] = mapped_column(KeyString(12), index=True)
     version: Mapped[str | None] = mapped_column(String(64))
     is_latest: Mapped[bool] = mapped_column(default=True)
+
+    @property
+    def version_number(self) -> int:
+        """1 for the first version, 2 for the second, ... (the uid suffix counts from 0)."""
+        from lakeline.ids import suffix_index
+
+        uid: str = getattr(self, "uid", "")
+        return suffix_index(uid[-4:]) + 1 if len(uid) == 16 else 1
