@@ -198,8 +198,12 @@ class Recorder:
         started_at: datetime | None = None,
         status: str = "started",
         scoped: bool = True,
+        parent: Handle | None = None,
     ) -> Handle:
         """A step run (rule job, process task, ...) inside `workflow` (created once).
+
+        `parent` nests the run under another step's run (a job called by a job); its
+        transform stays under the workflow's pipeline transform.
 
         With `scoped`, the engine's task id is only unique within its workflow run (Snakemake
         job ids); otherwise it is globally unique (Nextflow task hashes).
@@ -213,7 +217,12 @@ class Recorder:
         )
         engine_ref = f"{workflow.engine_ref}/{engine_task_id}" if scoped else engine_task_id
         return self._start(
-            transform, engine_ref, parent=workflow.run, params=params, status=status, at=started_at
+            transform,
+            engine_ref,
+            parent=(parent or workflow).run,
+            params=params,
+            status=status,
+            at=started_at,
         )
 
     def _finish(

@@ -1,0 +1,110 @@
+"""Record redun executions and jobs through lakeline's Recorder (shared by import and live)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from lakeline.lineage.recorder import Handle, Recorder
+
+from lakeline_redun.reader import ExecutionInfo, JobInfo, JobStart
+
+if TYPE_CHECKING:
+    from lakeline_redun.values import FileRef
+
+log = logging.getLogger("lakeline.redun")
+
+ENGINE = "redun"
+
+
+@dataclass
+class ExecutionRecorder:
+    """Maps one redun Execution onto a workflow Run and its Jobs onto (nested) step Runs.
+
+    Job runs are keyed by redun's job id (globally unique), the workflow run by the execution
+    id; a Job's child Jobs are child Runs of its Run, all under the pipeline Transform.
+    """
+
+    recorder: Recorder
+    execution: ExecutionInfo
+    pipeline: str | None = None
+    workflow: Handle | None = None
+    handles: dict[str, Handle] = field(default_factory=dict)
+
+    def start_workflow(self, root: JobStart) -> Handle:
+        """The workflow run, its pipeline keyed by the root task (or `pipeline`)."""
+        if self.workflow is None:
+            self.workflow = self.recorder.start_workflow(
+                key=self.pipeline or root.task_name,
+                engine_run_id=self.execution.id,
+                reference=root.task_hash,
+                params={"args": self.execution.args, "root_job": root.id},
+                started_at=root.started_at,
+            )
+        return self.workflow
+
+    def start_job(self, job: JobStart) -> Handle:
+        """The run of `job`, created once, child of its parent job's run."""
+        if job.id in self.handles:
+            return self.handles[job.id]
+        workflow = self.start_workflow(job) if self.workflow is None else self.workflow
+        parent = self.handles.get(job.parent_id or "")
+        # start_step parents the run to `workflow.run` and the transform to
+        # `workflow.transform`: a handle with the parent job's run nests the run while its
+        # transform stays under the pipeline.
+        scope = workflow if parent is None else Handle(parent.run, workflow.transform, "")
+        handle = self.recorder.start_step(
+            scope,
+            key=job.task_name,
+            kind="task",
+            engine_task_id=job.id,
+            params=job.params,
+            source_code=job.source,
+            reference=job.task_hash,
+            started_at=job.started_at,
+            scoped=False,
+        )
+        self.handles[job.id] = handle
+        return handle
+
+    def finish_job(self, job: JobInfo) -> None:
+        """Record the files the job used and produced, then its final status."""
+        handle = self.start_job(job)
+        for ref in job.used:
+            self.recorder.use(handle, ref.path, role=_role(job, ref))
+        if job.status == "completed":
+            for ref in job.produced:
+                self.recorder.produce(handle, ref.path)
+        if job.status == "started":
+            return  # still running when read
+        self.recorder.finish_step(
+            handle,
+            job.status,
+            finished_at=job.finished_at,
+            error=job.error,
+            cached_from=job.cached_from,
+        )
+        if job.id == self.execution.root_job_id and self.workflow is not None:
+            status = "errored" if job.status == "errored" else "completed"
+            self.recorder.finish_workflow(
+                self.workflow, status, finished_at=job.finished_at, error=job.error
+            )
+
+
+def _role(job: JobInfo, ref: FileRef) -> str:
+    """The argument a used file came in through (its name in the params), if known."""
+    for name, value in (job.params or {}).items():
+        if _mentions(value, ref):
+            return name
+    return ""
+
+
+def _mentions(value: object, ref: FileRef) -> bool:
+    if isinstance(value, dict):
+        if value.get("path") == ref.path and value.get("redun_hash") == ref.redun_hash:
+            return True
+        return any(_mentions(v, ref) for v in value.values())
+    if isinstance(value, list):
+        return any(_mentions(v, ref) for v in value)
+    return False

@@ -1,0 +1,135 @@
+"""Live capture: a redun Scheduler that records each job as it starts and ends.
+
+    # .redun/redun.ini
+    [scheduler]
+    setup_scheduler = lakeline_redun::setup_scheduler
+
+redun has no event API, so this subclass wraps three of the Scheduler's private main-thread
+methods (checked against redun 0.44): a job's run starts when redun executes it (params from
+its evaluated arguments), and is finished from what redun has just written to its database,
+by the same code as `lakeline redun import` — so both paths give the same lineage.
+Recording never fails the workflow: problems are logged as warnings.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import TYPE_CHECKING, Any
+
+from redun import Scheduler
+
+from lakeline_redun.reader import ExecutionInfo, JobStart, job_info, json_list
+from lakeline_redun.record import ENGINE, ExecutionRecorder
+from lakeline_redun.values import params_from_args, positional_names
+
+if TYPE_CHECKING:
+    from lakeline.lineage.recorder import Recorder
+    from redun.config import Config
+    from redun.scheduler import Job
+
+log = logging.getLogger("lakeline.redun")
+
+
+class LakelineScheduler(Scheduler):
+    """A redun Scheduler that records every job as a lakeline run while it runs.
+
+    `root`: the folder relative File paths start from (default: the current folder).
+    """
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        *args: Any,
+        root: str | os.PathLike[str] | None = None,
+        pipeline: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(config, *args, **kwargs)
+        section: Any = config.get("lakeline", {}) if config is not None else {}
+        self.lakeline_root = os.fspath(root or section.get("root") or os.getcwd())
+        self.lakeline_pipeline = pipeline or section.get("pipeline")
+        self._recorder: Recorder | None = None
+        self._executions: dict[str, ExecutionRecorder] = {}
+
+    def _session(self) -> Any:
+        """The session of redun's database backend (None for other backends)."""
+        return getattr(self.backend, "session", None)
+
+    def _lineage(self, execution_id: str) -> ExecutionRecorder:
+        from lakeline.lineage.recorder import Recorder
+        from redun.backends.db import Execution
+
+        if self._recorder is None:
+            self._recorder = Recorder(ENGINE, root=self.lakeline_root)
+        if execution_id not in self._executions:
+            session = self._session()
+            row = session.get(Execution, execution_id) if session is not None else None
+            args = [] if row is None else json_list(row.args)
+            info = ExecutionInfo(execution_id, args, None if row is None else row.job_id)
+            self._executions[execution_id] = ExecutionRecorder(
+                self._recorder, info, pipeline=self.lakeline_pipeline
+            )
+        return self._executions[execution_id]
+
+    def _exec_job_main_thread(self, job: Job, eval_args: tuple[tuple, dict]) -> None:  # type: ignore[type-arg]
+        super()._exec_job_main_thread(job, eval_args)
+        try:
+            self._record_start(job)
+        except Exception as error:  # lineage must never break the workflow
+            log.warning("lakeline: could not record the start of job %s: %s", job.id, error)
+
+    def _resolve_job_main_thread(self, job: Job, result: Any) -> None:
+        super()._resolve_job_main_thread(job, result)
+        self._record_end(job)
+
+    def _reject_job_main_thread(self, job: Job | None, error: Any, *args: Any, **kw: Any) -> None:
+        super()._reject_job_main_thread(job, error, *args, **kw)
+        if job is not None:
+            self._record_end(job)
+
+    def _record_start(self, job: Job) -> None:
+        from redun.backends.db import Job as JobRow
+
+        assert job.task is not None and job.execution is not None
+        session = self._session()
+        row = session.get(JobRow, job.id) if session is not None else None
+        if row is None:
+            return  # not started yet (waiting for resources): recorded when it is
+        lineage = self._lineage(job.execution.id)
+        if job.parent_job is None:
+            lineage.execution.root_job_id = job.id
+        pos_args, kw_args = job.eval_args or ((), {})
+        args: list[tuple[int | None, str | None, Any]] = [
+            (i, None, v) for i, v in enumerate(pos_args)
+        ]
+        args += [(None, k, v) for k, v in kw_args.items()]
+        names = positional_names(job.task.source, job.task.name)
+        start = JobStart(
+            id=job.id,
+            execution_id=job.execution.id,
+            parent_id=job.parent_job.id if job.parent_job else None,
+            task_name=job.task.fullname,
+            task_hash=job.task.hash,
+            source=job.task.source,
+            started_at=row.start_time,
+            params=params_from_args(args, names),
+        )
+        if job.parent_job is None:
+            lineage.start_workflow(start)
+        lineage.start_job(start)
+
+    def _record_end(self, job: Job) -> None:
+        try:
+            session = self._session()
+            if session is None or job.execution is None:
+                return
+            lineage = self._lineage(job.execution.id)
+            lineage.finish_job(job_info(session, job.id))
+        except Exception as error:  # lineage must never break the workflow
+            log.warning("lakeline: could not record job %s: %s", job.id, error)
+
+
+def setup_scheduler(config: Config | None = None, **kwargs: Any) -> LakelineScheduler:
+    """redun's `setup_scheduler` hook: a Scheduler that records lineage in lakeline."""
+    return LakelineScheduler(config=config, **kwargs)

@@ -1,0 +1,97 @@
+"""redun values as lakeline sees them: JSON params and the files inside nested values."""
+
+from __future__ import annotations
+
+import ast
+import textwrap
+from dataclasses import dataclass
+from typing import Any
+
+MAX_REPR = 200
+
+
+@dataclass(frozen=True)
+class FileRef:
+    """A File or Dir found in a redun value: its path and redun's (stat) hash."""
+
+    path: str
+    redun_hash: str
+    is_dir: bool = False
+
+
+def _is_file(value: Any) -> bool:
+    from redun.file import Dir, File
+
+    return isinstance(value, File | Dir)
+
+
+def file_ref(value: Any) -> FileRef:
+    from redun.file import Dir
+
+    return FileRef(str(value.path), str(value._hash or ""), isinstance(value, Dir))
+
+
+def files_in(value: Any) -> list[FileRef]:
+    """Every File/Dir/ContentFile/S3 file in a (nested) value, in a stable order."""
+    found: dict[tuple[str, str], FileRef] = {}
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if _is_file(item):
+            ref = file_ref(item)
+            found.setdefault((ref.path, ref.redun_hash), ref)
+        elif isinstance(item, list | tuple | set | frozenset):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+    return sorted(found.values(), key=lambda r: (r.path, r.redun_hash))
+
+
+def jsonable(value: Any) -> Any:
+    """A JSON-safe rendering of a redun argument (files keep path and redun hash)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if _is_file(value):
+        ref = file_ref(value)
+        kind = type(value).__name__
+        return {"redun_type": kind, "path": ref.path, "redun_hash": ref.redun_hash}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return sorted((jsonable(v) for v in value), key=repr)
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    text = repr(value)
+    return text if len(text) <= MAX_REPR else text[: MAX_REPR - 3] + "..."
+
+
+def positional_names(source: str | None, name: str) -> list[str]:
+    """The parameter names of task function `name`, read from its source (no import)."""
+    if not source:
+        return []
+    try:
+        tree = ast.parse(textwrap.dedent(source))
+    except SyntaxError:
+        return []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == name:
+            args = node.args
+            return [a.arg for a in [*args.posonlyargs, *args.args]]
+    return []
+
+
+def params_from_args(
+    args: list[tuple[int | None, str | None, Any]], names: list[str]
+) -> dict[str, Any]:
+    """Params from (position, keyword, value) arguments; positions named from the signature."""
+    params: dict[str, Any] = {}
+    for position, keyword, value in args:
+        if keyword is not None:
+            name = keyword
+        elif position is not None and position < len(names):
+            name = names[position]
+        else:
+            name = f"arg{position}"
+        params[name] = jsonable(value)
+    return dict(sorted(params.items()))
