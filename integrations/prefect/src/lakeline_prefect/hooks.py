@@ -1,0 +1,318 @@
+"""Prefect state hooks that record flow runs and task runs through lakeline's Recorder.
+
+A flow run is a workflow Run of a `flow` Transform (engine ref = the flow run id); each task
+run a child Run of its task's `task` Transform (ref = `<flow run id>/<task run id>`). The hooks
+run inside Prefect's engine, in the task's thread and context, so `.submit()`/`.map()` work.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import threading
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from lakeline.lineage.recorder import Handle, Recorder
+
+from lakeline_prefect.files import AUDIT, paths_in
+from lakeline_prefect.settings import Settings, current_settings
+
+META = "@prefect"  # params entry for Prefect's own ids; no Python parameter can be named so
+
+ENGINE = "prefect"
+log = logging.getLogger("lakeline.prefect")
+
+
+class RecordingFailed(BaseException):
+    """lakeline could not record and `strict` is on.
+
+    A BaseException: Prefect logs and swallows exceptions raised by state hooks, so only this
+    makes the flow (or task) fail instead.
+    """
+
+
+@dataclass
+class _Flow:
+    settings: Settings
+    root: str
+    recorder: Recorder | None = None  # None: not recording this flow run
+    handle: Handle | None = None
+    reported: bool = False
+
+
+@dataclass
+class _Step:
+    handle: Handle
+    flow: _Flow
+    attempts: int = 1
+    used: set[str] = field(default_factory=set)
+    pending: list[str] = field(default_factory=list)  # path parameters not yet existing
+
+
+_lock = threading.RLock()
+_flows: dict[UUID, _Flow] = {}
+_steps: dict[UUID, _Step] = {}
+
+
+def _problem(flow: _Flow, what: str, exc: Exception) -> None:
+    """Strict: fail. Otherwise stop recording this flow run and report the problem once."""
+    flow.recorder = None
+    if flow.settings.strict:
+        raise RecordingFailed(f"lakeline could not record {what}: {exc}") from exc
+    if not flow.reported:
+        flow.reported = True
+        log.warning(
+            "lakeline could not record %s (%s: %s); the flow runs on without lineage "
+            "(set LAKELINE_PREFECT_STRICT=1 to fail instead)",
+            what,
+            type(exc).__name__,
+            exc,
+        )
+
+
+def _source(fn: Any) -> str | None:
+    try:
+        return inspect.getsource(inspect.unwrap(fn))
+    except (OSError, TypeError):
+        return None
+
+
+def _reference(fn: Any) -> str:
+    return f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', repr(fn))}"
+
+
+def _time(state: Any) -> datetime | None:
+    at = getattr(state, "timestamp", None)
+    return at if isinstance(at, datetime) else None
+
+
+def _data(state: Any) -> Any:
+    from prefect._internal.result_records import ResultRecord
+
+    data = state.data
+    return data.result if isinstance(data, ResultRecord) else data
+
+
+def _outcome(state: Any) -> tuple[str, str | None]:
+    """The final lakeline status of a Prefect state, and its error text."""
+    if state.is_completed():
+        return ("cached" if state.name == "Cached" else "completed"), None
+    status = "errored" if state.is_failed() else "aborted"
+    error = state.message or state.name
+    try:
+        exc = _data(state)
+    except Exception:
+        exc = None
+    if isinstance(exc, BaseException):
+        error = "".join(traceback.format_exception(exc)).strip()
+    return status, error
+
+
+# -- flows ------------------------------------------------------------------------------------
+
+
+def flow_running(flow: Any, flow_run: Any, state: Any) -> None:
+    """`on_running` hook of a flow: record its workflow run."""
+    with _lock:
+        if flow_run.id in _flows:
+            return
+        settings = current_settings()
+        entry = _Flow(settings, os.path.abspath(settings.root or os.getcwd()))
+        _flows[flow_run.id] = entry
+    if not settings.enabled:
+        return
+    try:
+        with AUDIT.quiet():
+            recorder = Recorder(ENGINE, root=entry.root, upload=settings.upload)
+            parameters = dict(flow_run.parameters or {})
+            entry.handle = recorder.start_workflow(
+                key=flow.name,
+                engine_run_id=str(flow_run.id),
+                source_code=_source(flow.fn),
+                reference=_reference(flow.fn),
+                params={**parameters, META: {"flow_run_name": flow_run.name}},
+                kind="flow",
+                description=flow.description,
+                started_at=_time(state),
+            )
+            for name, value in parameters.items():
+                for path in paths_in(value):
+                    recorder.use(entry.handle, path, role=name)
+            entry.recorder = recorder
+    except Exception as exc:
+        _problem(entry, f"flow run {flow_run.name!r}", exc)
+
+
+def flow_finished(flow: Any, flow_run: Any, state: Any) -> None:
+    """Final-state hook of a flow: finish its workflow run."""
+    with _lock:
+        entry = _flows.pop(flow_run.id, None)
+        for task_run_id in [k for k, s in _steps.items() if s.flow is entry]:
+            del _steps[task_run_id]
+    if entry is None or entry.recorder is None or entry.handle is None:
+        return
+    status, error = _outcome(state)
+    try:
+        with AUDIT.quiet():
+            entry.recorder.finish_workflow(
+                entry.handle, status, finished_at=_time(state), error=error
+            )
+    except Exception as exc:
+        _problem(entry, f"flow run {flow_run.name!r}", exc)
+
+
+def _flow_of(task_run: Any) -> _Flow | None:
+    """The recorded flow run of a task run (started here if its flow has no hooks)."""
+    from prefect.context import FlowRunContext
+
+    flow_run_id = task_run.flow_run_id
+    if flow_run_id is None:
+        return None  # a task called outside any flow
+    with _lock:
+        entry = _flows.get(flow_run_id)
+    if entry is None:
+        context = FlowRunContext.get()
+        if context and context.flow and context.flow_run and context.flow_run.id == flow_run_id:
+            flow_running(context.flow, context.flow_run, context.flow_run.state)
+            with _lock:
+                entry = _flows.get(flow_run_id)
+    return entry if entry is not None and entry.recorder is not None else None
+
+
+# -- tasks ------------------------------------------------------------------------------------
+
+
+def _resolved(parameters: dict[str, Any]) -> dict[str, Any]:
+    """Parameters with futures and states replaced by their results."""
+    from prefect.client.schemas.objects import State
+    from prefect.futures import PrefectFuture
+    from prefect.utilities.collections import visit_collection
+
+    def resolve(value: Any) -> Any:
+        if isinstance(value, PrefectFuture):
+            return value.result(raise_on_failure=False)
+        if isinstance(value, State):
+            value = _data(value)
+        return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, os.PathLike):
+            return os.fspath(value)
+        if isinstance(value, list | tuple):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    return {
+        name: plain(visit_collection(value, resolve, return_data=True, remove_annotations=True))
+        for name, value in parameters.items()
+    }
+
+
+def _upstream(task_run: Any) -> dict[str, list[str]]:
+    """Upstream task runs (lakeline run uids) per parameter, from Prefect's task_inputs."""
+    links: dict[str, list[str]] = {}
+    for name, inputs in (task_run.task_inputs or {}).items():
+        for item in inputs:
+            if getattr(item, "input_type", None) != "task_run":
+                continue
+            with _lock:
+                step = _steps.get(item.id)
+            if step is not None and step.handle.uid not in links.get(name, []):
+                links.setdefault(name, []).append(step.handle.uid)
+    return links
+
+
+def task_running(task: Any, task_run: Any, state: Any) -> None:
+    """`on_running` hook of a task (each attempt): start its step run, record its inputs."""
+    from prefect.context import TaskRunContext
+
+    flow = _flow_of(task_run)
+    if flow is None or flow.recorder is None or flow.handle is None:
+        return
+    recorder = flow.recorder
+    with _lock:
+        step = _steps.get(task_run.id)
+    try:
+        with AUDIT.quiet():
+            if step is not None:  # Prefect retries the task: a new attempt of the same run
+                if task_run.run_count > step.attempts:
+                    step.attempts = task_run.run_count
+                    recorder.note_attempt(step.handle, step.attempts, at=_time(state))
+                return
+            context = TaskRunContext.get()
+            params = _resolved(dict(context.parameters if context else {}))
+            meta: dict[str, Any] = {"task_run_id": str(task_run.id), "task_key": task.task_key}
+            upstream = _upstream(task_run)
+            if upstream:
+                meta["upstream"] = upstream
+            handle = recorder.start_step(
+                flow.handle,
+                key=task.name,
+                kind="task",
+                engine_task_id=str(task_run.id),
+                params={**params, META: meta},
+                source_code=_source(task.fn),
+                reference=task.task_key,
+                started_at=_time(state),
+            )
+            step = _Step(handle, flow, attempts=max(1, task_run.run_count))
+            with _lock:
+                _steps[task_run.id] = step
+            for name, value in params.items():
+                for path in paths_in(value):
+                    if os.path.isabs(path) and not os.path.exists(path):
+                        step.pending.append(path)  # an output path: produced if it appears
+                    elif recorder.use(handle, path, role=name) is not None:
+                        step.used.add(path)
+        if flow.settings.audit:
+            AUDIT.watch(task_run.id, flow.root)
+    except Exception as exc:
+        _problem(flow, f"task run {task_run.name!r}", exc)
+
+
+def task_finished(task: Any, task_run: Any, state: Any) -> None:
+    """`on_completion`/`on_failure` hook of a task: record its outputs and final status."""
+    with _lock:
+        step = _steps.get(task_run.id)
+    if step is None:
+        return
+    opened = AUDIT.collect(task_run.id)
+    recorder = step.flow.recorder
+    if recorder is None:
+        return
+    status, error = _outcome(state)
+    try:
+        with AUDIT.quiet():
+            storage_key = getattr(getattr(state.data, "metadata", None), "storage_key", None)
+            cached_from = None
+            if status == "cached" and storage_key:
+                cached_from = recorder.find_step(task.name, META, "cache_key", str(storage_key))
+            produced: list[str] = []
+            if status == "completed":
+                produced = [p for p in paths_in(_data(state)) if p not in step.used]
+                produced += [p for p in step.pending if os.path.exists(p)]
+                produced += [p for p in opened.written if p not in produced]
+                produced = list(dict.fromkeys(produced))
+            for path in opened.read:
+                if path not in step.used and path not in produced:
+                    recorder.use(step.handle, path, role="opened")
+            for path in produced:
+                recorder.produce(step.handle, path)
+            if status == "completed" and storage_key:
+                recorder.annotate(step.handle, META, cache_key=str(storage_key))
+            recorder.finish_step(
+                step.handle,
+                status,
+                finished_at=_time(state),
+                error=error,
+                cached_from=cached_from,
+            )
+    except Exception as exc:
+        _problem(step.flow, f"task run {task_run.name!r}", exc)
