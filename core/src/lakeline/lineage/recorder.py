@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from lakeline.artifacts.save import save_artifacts
 from lakeline.errors import LakelineError
@@ -154,6 +154,9 @@ class Recorder:
             found = self._find(engine_ref)
             if found is None:
                 raise
+            if found.transform_id != transform.id:  # the code changed since: keep the run's own
+                with self.instance.sessions.read() as session:
+                    transform = session.get(Transform, found.transform_id) or transform
             return Handle(found, transform, engine_ref)
         fire("run_started", run=run)
         return Handle(run, transform, engine_ref)
@@ -245,8 +248,10 @@ class Recorder:
             if record is None:
                 raise LakelineError(f"run {handle.run.uid} no longer exists")
             if record.status == status:
+                if cached_from is not None and record.cached_from_id is None:
+                    record.cached_from_id = cached_from.id  # the original was recorded later
                 handle.run = record
-                return record  # replayed event: nothing changes
+                return record  # replayed event: nothing else changes
             log_status(record, status, at)
             if exit_code is not None:
                 record.exit_code = exit_code
@@ -289,6 +294,21 @@ class Recorder:
     ) -> Run:
         """Finish the workflow run."""
         return self._finish(workflow, status, at=finished_at, exit_code=exit_code, error=error)
+
+    def mark(self, step: Handle, status: str, *, at: datetime | None = None) -> Run:
+        """Move a run forward to a non-final status (scheduled -> started); never backwards."""
+        assert self.instance is not None
+        order = ("scheduled", "started")
+        if status not in order:
+            raise LakelineError(f"mark() takes scheduled or started, not {status!r}")
+        with self.instance.sessions.write() as session:
+            record = session.get(Run, step.run.id)
+            if record is None:
+                raise LakelineError(f"run {step.run.uid} no longer exists")
+            if record.status in order and order.index(record.status) < order.index(status):
+                log_status(record, status, at)
+        step.run = record
+        return record
 
     def note_attempt(self, step: Handle, attempt: int, *, at: datetime | None = None) -> Run:
         """A retried step: attempt `attempt - 1` failed and attempt `attempt` started.
@@ -393,7 +413,16 @@ class Recorder:
             self.instance.register_storage(Path(location).parent)
         artifact = Artifact(location, key=key, kind=kind, run=run)
         if used_by is None:
-            return artifact.save(), False
+            saved = artifact.save()
+            if run is not None and saved.run_id is None:  # used before its producer was known
+                with self.instance.sessions.write() as session:
+                    session.execute(
+                        update(Artifact)
+                        .where(Artifact.id == saved.id, Artifact.run_id.is_(None))
+                        .values(run_id=run.id)
+                    )
+                saved.run_id = run.id
+            return saved, False
         user, role = used_by
         new_edge = [False]
 
