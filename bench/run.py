@@ -24,7 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import measure  # noqa: E402
+import measure
 
 DATABASES = {"sqlite": ("sqlite",), "postgres": ("postgresql",), "both": ("sqlite", "postgresql")}
 LABELS = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
@@ -59,7 +59,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     quick = args.quick
     args.sizes = sorted(
-        {int(s.replace("_", "")) for s in (args.sizes or ("20000" if quick else "100000,1000000")).split(",")}
+        {
+            int(s.replace("_", ""))
+            for s in (args.sizes or ("20000" if quick else "100000,1000000")).split(",")
+        }
     )
     args.files = args.files or (1000 if quick else 10_000)
     args.queries = args.queries or (20 if quick else 50)
@@ -72,11 +75,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # -- the worker: every database-bound figure for one database ------------------------------------
 
 
+def bulk_locations(args: argparse.Namespace) -> dict[str, Path]:
+    """Where bulk registration runs: tmpfs (lakeline's own cost) and disk (with the disk's)."""
+    return {"tmpfs": Path("/dev/shm"), "disk": Path(args.tmp or tempfile.gettempdir())}
+
+
 def worker(args: argparse.Namespace) -> dict[str, Any]:
     """Run phases 2-5 against one database, in this (fresh) process."""
     db_kind: str = args.worker
     root = Path(tempfile.mkdtemp(prefix=f"lakeline-bench-{db_kind}-", dir=args.tmp))
     os.environ["LAKELINE_HOME"] = str(root / "home")
+    scratch = [root]
     server = None
     try:
         import lakeline.instance as li
@@ -87,21 +96,32 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
             server = PostgresServer(parent_dir="/dev/shm").start()
             log(f"[{db_kind}] PostgreSQL started on port {server.port}")
 
-        def instance(name: str) -> Any:
+        def connect(name: str, storage: Path) -> Any:
             db = server.create_database(name) if server is not None else None
-            return li.init(str(root / name), db=db, name=name)
+            return li.init(str(storage), db=db, name=name)
 
-        out: dict[str, Any] = {"rss_mb": {}}
+        out: dict[str, Any] = {"rss_mb": {}, "bulk": {}, "load_start": os.getloadavg()[0]}
         started = time.perf_counter()
 
-        log(f"[{db_kind}] bulk registration of {args.files:,} files")
-        paths = measure.make_files(root / "files", args.files)
-        instance("bench_bulk")
-        out["bulk"] = measure.bulk_register(paths, profile_dir=args.profile, tag=db_kind, log=log)
-        li.disconnect()
+        for where, parent in bulk_locations(args).items():
+            if not parent.is_dir():
+                log(f"[{db_kind}] no {parent}: bulk registration on {where} skipped")
+                continue
+            base = Path(tempfile.mkdtemp(prefix=f"lakeline-bench-{db_kind}-", dir=parent))
+            scratch.append(base)
+            log(f"[{db_kind}] bulk registration of {args.files:,} files on {where} ({base})")
+            paths, seconds = measure.make_files(base / "files", args.files)
+            connect(f"bench_bulk_{where}", base / "storage")
+            figures = measure.bulk_register(
+                paths, profile_dir=args.profile, tag=f"{db_kind}-{where}", log=log
+            )
+            figures["make_files_per_s"] = len(paths) / seconds
+            out["bulk"][where] = figures
+            li.disconnect()
+            shutil.rmtree(base, ignore_errors=True)
         out["rss_mb"]["after bulk"] = measure.peak_rss_mb()
 
-        inst = instance("bench_query")
+        inst = connect("bench_query", root / "bench_query")
         out["server"] = _server_version(inst)
         out["queries"], out["populate_s"], out["plans"] = {}, {}, {}
         filled = 0
@@ -121,16 +141,18 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
         out["rss_mb"]["after queries"] = measure.peak_rss_mb()
 
         log(f"[{db_kind}] DataFrame {args.df_rows:,} x 10")
-        instance("bench_df")
+        connect("bench_df", root / "bench_df")
         out["dataframe"] = measure.dataframes(args.df_rows, args.df_reps, root / "df", log)
         li.disconnect()
         out["rss_mb"]["after dataframe"] = out["rss_mb"]["peak"] = measure.peak_rss_mb()
         out["seconds"] = time.perf_counter() - started
+        out["load_end"] = os.getloadavg()[0]
         return out
     finally:
         if server is not None:
             server.stop()
-        shutil.rmtree(root, ignore_errors=True)
+        for folder in scratch:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _server_version(inst: Any) -> str:
@@ -170,173 +192,217 @@ def _fmt_ms(ms: float) -> str:
     return f"{ms:.2f} ms"
 
 
-def _mark(ok: bool | None) -> str:
-    return {True: " ok", False: " MISS", None: ""}[ok]
+def _per_s(value: float) -> str:
+    return f"{value:,.0f} /s"
+
+
+def _mb(value: float) -> str:
+    return f"{value:,.0f} MB"
 
 
 Getter = Callable[[dict[str, Any]], Any]
+VALUE, MARK = 11, 5  # widths of a figure and of its ok/MISS mark
 
 
 def _cell(figures: dict[str, Any], get: Getter, fmt: Callable[[Any], str], check: Any) -> str:
     try:
         value = get(figures)
     except (KeyError, TypeError):
-        return "-"
-    return fmt(value) + _mark(check(value) if check else None)
+        return f"{'-':>{VALUE}} {'':<{MARK}}"
+    mark = "" if check is None else ("ok" if check(value) else "MISS")
+    return f"{fmt(value):>{VALUE}} {mark:<{MARK}}"
+
+
+class Table:
+    """Rows of figures: a label, one cell per database (or one for all), the budget."""
+
+    def __init__(self, columns: list[str], label_width: int = 54) -> None:
+        self.columns = columns
+        self.width = label_width
+        self.lines: list[str] = []
+        cells = " ".join(f"{c:>{VALUE}} {'':<{MARK}}" for c in columns)
+        self.lines.append(f"{'':<{self.width}} {cells}  budget (DESIGN.md §8)")
+        self.lines.append("-" * (len(self.lines[0]) + 12))
+
+    def section(self, title: str) -> None:
+        self.lines.append(title)
+
+    def row(
+        self,
+        label: str,
+        figures: list[dict[str, Any]],
+        get: Getter,
+        fmt: Callable[[Any], str],
+        check: Any,
+        budget: str,
+    ) -> None:
+        cells = " ".join(_cell(f, get, fmt, check) for f in figures)
+        self.lines.append(f"  {label:<{self.width - 2}} {cells}  {budget}".rstrip())
+
+
+QUERY_ROWS = (
+    ("filter(key=k).first()", "key", FILTER_BUDGET_MS),
+    ("filter(key__startswith=p).limit(20).all()", "prefix", FILTER_BUDGET_MS),
+    ('filter(suffix=".csv", size__gt=N).limit(20).all()', "suffix_size", FILTER_BUDGET_MS),
+    ("filter(key__startswith=p).count()  (~8 matches)", "count", FILTER_BUDGET_MS),
+    ("search(rare word).all()  (limit 20)", "search_rare", SEARCH_BUDGET_MS),
+    ("search(common word).all()  (limit 20)", "search_common", SEARCH_BUDGET_MS),
+)
 
 
 def report(results: dict[str, Any], args: argparse.Namespace) -> str:
-    lines: list[str] = []
     env = results["env"]
     dbs = [db for db in results["dbs"] if "error" not in results["dbs"][db]]
-    servers = ", ".join(results["dbs"][db].get("server", db) for db in dbs)
-    lines.append(
-        f"lakeline benchmark{' (--quick)' if args.quick else ''}: Python {env['python']}, "
-        f"{servers}, {env['cpus']} CPUs"
+    per_db = [results["dbs"][db] for db in dbs]
+    servers = ", ".join(f.get("server", db) for db, f in zip(dbs, per_db, strict=True))
+    loads = ", ".join(
+        f"{LABELS[db]} {f['load_start']:.1f}->{f['load_end']:.1f}"
+        for db, f in zip(dbs, per_db, strict=True)
     )
-    lines.append("figures are medians; 'ok' / 'MISS' compare with DESIGN.md §8's budget")
-    lines.append("")
+    head = [
+        f"lakeline benchmark{' (--quick)' if args.quick else ''}: Python {env['python']}, "
+        f"{servers or 'no database'}, {env['cpus']} CPUs",
+        f"load average (1 min) during the runs: {loads or '-'}; figures are medians;",
+        "ok / MISS compare a figure with its budget. Nothing here is asserted.",
+        "",
+    ]
 
     imp = results["import"]
-    w = (52, 14, 44)
-    lines.append(f"{'figure (database independent)':<{w[0]}} {'time':>{w[1]}}   budget")
-    lines.append("-" * (w[0] + w[1] + w[2] + 4))
-    rows = [
-        ('python -c "pass"  (interpreter baseline)', imp["pass"]["median_ms"], None, "-"),
+    t = Table(["time"])
+    t.section("import, fresh interpreter (database independent)")
+    rows: list[tuple[str, str, Any, str]] = [
+        ('python -c "pass"  (interpreter baseline)', "pass", None, "-"),
         (
             'python -c "import lakeline"',
-            imp["import"]["median_ms"],
-            imp["import"]["median_ms"] <= IMPORT_BUDGET_MS,
+            "import",
+            lambda v: v <= IMPORT_BUDGET_MS,
             f"<= {IMPORT_BUDGET_MS:.0f} ms  (LaminDB: 800 ms)",
         ),
         (
             'python -c "import lakeline, lakeline.models"',
-            imp["import_models"]["median_ms"],
+            "import_models",
             None,
-            "- (first real use: SQLAlchemy + models)",
+            "-  (first real use: SQLAlchemy + models)",
         ),
+        (
+            '  "import lakeline", no bytecode cache',
+            "import_cold",
+            None,
+            "-  (first run after install)",
+        ),
+        ('  "import lakeline, lakeline.models", no cache', "import_models_cold", None, "-"),
     ]
-    for label, ms, ok, budget in rows:
-        lines.append(f"{label:<{w[0]}} {_fmt_ms(ms) + _mark(ok):>{w[1]}}   {budget}")
-    heavy = ", ".join(f"{name} {ms:.0f}" for name, ms in imp["heaviest"][:5])
-    lines.append(f"  heaviest imports under `import lakeline` (ms, -X importtime): {heavy}")
-    lines.append("")
-
+    for label, name, check, budget in rows:
+        t.row(label, [imp], lambda f, name=name: f[name]["median_ms"], _fmt_ms, check, budget)
+    for name, key in (("import lakeline", "heaviest"), ("+ lakeline.models", "heaviest_models")):
+        heavy = ", ".join(f"{pkg} {ms:.0f}" for pkg, ms in imp[key])
+        t.section(f"  heaviest under `{name}` (ms, cumulative): {heavy}")
+    lines = head + t.lines + [""]
     if not dbs:
-        lines.append("no database figures (every worker failed)")
-        return "\n".join(lines)
-    col = 16
-    header = f"{'figure':<{w[0]}} " + " ".join(f"{LABELS[db]:>{col}}" for db in dbs)
-    lines.append(header + "   budget")
-    lines.append("-" * (len(header) + 40))
+        return "\n".join([*lines, "no database figures (every worker failed)"])
 
-    def section(title: str) -> None:
-        lines.append(title)
+    t = Table([LABELS[db] for db in dbs])
+    for where, parent in bulk_locations(args).items():
+        kind = "tmpfs: lakeline's own cost" if where == "tmpfs" else "disk: with this disk's cost"
+        t.section(
+            f"bulk registration, {args.files:,} files of ~100 B, storage on {parent} ({kind})"
+        )
+        t.row(
+            "ll.save([...]) new: hash + copy + insert",
+            per_db,
+            lambda f, w=where: f["bulk"][w]["first"]["per_s"],
+            _per_s,
+            lambda v: v >= BULK_BUDGET_PER_S,
+            f">= {BULK_BUDGET_PER_S:,.0f} /s  (LaminDB: 156 /s)",
+        )
+        t.row(
+            "ll.save([...]) again, same files (idempotent)",
+            per_db,
+            lambda f, w=where: f["bulk"][w]["again"]["per_s"],
+            _per_s,
+            lambda v: v >= BULK_BUDGET_PER_S,
+            f">= {BULK_BUDGET_PER_S:,.0f} /s  (same bar)",
+        )
+        t.row(
+            "  of the new save: Artifact(...) construction",
+            per_db,
+            lambda f, w=where: f["bulk"][w]["first"]["construct_seconds"] * 1000,
+            _fmt_ms,
+            None,
+            "-",
+        )
+        t.row(
+            "  baseline: writing the files themselves (pathlib)",
+            per_db,
+            lambda f, w=where: f["bulk"][w]["make_files_per_s"],
+            _per_s,
+            None,
+            "-  (what this filesystem allows)",
+        )
 
-    def row(label: str, get: Getter, fmt: Callable[[Any], str], check: Any, budget: str) -> None:
-        cells = " ".join(f"{_cell(results['dbs'][db], get, fmt, check):>{col}}" for db in dbs)
-        lines.append(f"  {label:<{w[0] - 2}} {cells}   {budget}")
-
-    def per_s(v: float) -> str:
-        return f"{v:,.0f} /s"
-
-    section(f"bulk registration, {args.files:,} small files (~100 B), fresh instance")
-    row(
-        "ll.save([...]) new: hash + copy + insert",
-        lambda f: f["bulk"]["first"]["per_s"],
-        per_s,
-        lambda v: v >= BULK_BUDGET_PER_S,
-        f">= {BULK_BUDGET_PER_S:,.0f} /s  (LaminDB: 156 /s)",
-    )
-    row(
-        "ll.save([...]) again: same files (idempotent)",
-        lambda f: f["bulk"]["again"]["per_s"],
-        per_s,
-        lambda v: v >= BULK_BUDGET_PER_S,
-        f">= {BULK_BUDGET_PER_S:,.0f} /s  (same bar as new)",
-    )
-    row(
-        "  of which Artifact(...) construction",
-        lambda f: f["bulk"]["first"]["construct_seconds"] * 1000,
-        _fmt_ms,
-        None,
-        "-",
-    )
-
-    queries = [
-        ("filter(key=k).first()", "key", FILTER_BUDGET_MS),
-        ("filter(key__startswith=p).limit(20).all()", "prefix", FILTER_BUDGET_MS),
-        ('filter(suffix=".csv", size__gt=N).limit(20).all()', "suffix_size", FILTER_BUDGET_MS),
-        ("filter(key__startswith=p).count()  (~8 rows)", "count", FILTER_BUDGET_MS),
-        ("search(rare word).all()  (limit 20)", "search_rare", SEARCH_BUDGET_MS),
-        ("search(common word).all()  (limit 20)", "search_common", SEARCH_BUDGET_MS),
-    ]
     for n in args.sizes:
-        section(f"queries at {n:,} artifacts, median of {args.queries} distinct queries")
-        for label, kind, budget_ms in queries:
-            where = "" if n >= 1_000_000 else " at 1M"
-            row(
+        t.section(f"queries at {n:,} artifacts, median of {args.queries} distinct queries")
+        where = "" if n >= 1_000_000 else " at 1M"
+        for label, kind, budget_ms in QUERY_ROWS:
+            t.row(
                 label,
+                per_db,
                 lambda f, n=n, kind=kind: f["queries"][str(n)][kind]["median_ms"],
                 _fmt_ms,
                 lambda v, b=budget_ms: v <= b,
                 f"<= {budget_ms:g} ms{where}",
             )
 
-    section(f"DataFrame {args.df_rows:,} rows x 10 columns, parquet, median of {args.df_reps}")
-    df_rows = [
-        ("Artifact.from_dataframe(df).save()", "save"),
+    t.section(f"DataFrame {args.df_rows:,} rows x 10 columns as parquet, median of {args.df_reps}")
+    for label, name in (
+        ("Artifact.from_dataframe(df, key=...).save()", "save"),
         ("  plain df.to_parquet(path)", "to_parquet"),
         ("artifact.load()", "load"),
         ("  plain pd.read_parquet(path)", "read_parquet"),
-    ]
-    for label, name in df_rows:
-        row(
+    ):
+        t.row(
             label,
+            per_db,
             lambda f, name=name: f["dataframe"][name]["median_ms"],
             _fmt_ms,
             None,
-            "- (compare with plain pandas)",
-        )
-    section("memory")
-    row(
-        "peak RSS of the benchmark process",
-        lambda f: f["rss_mb"]["peak"],
-        lambda v: f"{v:,.0f} MB",
-        None,
-        f"- (LaminDB: {LAMINDB_RSS_MB:.0f} MB)",
-    )
-    for phase in ("after bulk", "after queries"):
-        row(
-            f"  peak RSS {phase}",
-            lambda f, phase=phase: f["rss_mb"][phase],
-            lambda v: f"{v:,.0f} MB",
-            None,
-            "",
+            "-",
         )
 
-    lines.append("")
-    lines.append("details: query latency median / p90 / max in ms (rows returned, median)")
-    for db in dbs:
-        figures = results["dbs"][db]
+    t.section("memory")
+    t.row(
+        "peak RSS of the benchmark (worker) process",
+        per_db,
+        lambda f: f["rss_mb"]["peak"],
+        _mb,
+        None,
+        f"-  (LaminDB: {LAMINDB_RSS_MB:.0f} MB)",
+    )
+    for phase in ("after bulk", "after queries"):
+        t.row(f"  peak {phase}", per_db, lambda f, p=phase: f["rss_mb"][p], _mb, None, "")
+    lines += t.lines
+
+    lines += ["", "details: query latency median / p90 / max in ms (rows returned, median)"]
+    for db, figures in zip(dbs, per_db, strict=True):
         for n in args.sizes:
             parts = []
-            for _, kind, _ in queries:
+            for _, kind, _ in QUERY_ROWS:
                 fig = figures["queries"][str(n)][kind]
                 parts.append(
                     f"{kind} {fig['median_ms']:.2f}/{fig['p90_ms']:.2f}/{fig['max_ms']:.1f}"
                     f" ({fig['rows_median']:g})"
                 )
-            populate_s = figures["populate_s"][str(n)]
-            lines.append(f"  {LABELS[db]} {n:,}: " + ", ".join(parts))
-            lines.append(f"    (catalog filled up to {n:,} by direct inserts in {populate_s:.0f} s)")
+            lines.append(f"  {LABELS[db]} {n:,}: " + ", ".join(parts[:3]))
+            lines.append("      " + ", ".join(parts[3:]))
+            fill = figures["populate_s"][str(n)]
+            lines.append(f"      (catalog filled to {n:,} by direct inserts, {fill:.0f} s)")
         lines.append(f"  {LABELS[db]} worker wall time: {figures['seconds']:.0f} s")
-    for db, error in ((db, results["dbs"][db].get("error")) for db in results["dbs"]):
-        if error:
-            lines.append(f"  {LABELS[db]}: no figures ({error})")
+    for db, figures in results["dbs"].items():
+        if "error" in figures:
+            lines.append(f"  {LABELS[db]}: no figures ({figures['error']})")
     if args.explain:
-        for db in dbs:
-            for n, plans in results["dbs"][db]["plans"].items():
+        for db, figures in zip(dbs, per_db, strict=True):
+            for n, plans in figures["plans"].items():
                 for kind, plan in plans.items():
                     lines.append(f"\n-- plan: {LABELS[db]}, {int(n):,} artifacts, {kind}\n{plan}")
     return "\n".join(lines)
@@ -352,13 +418,16 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.profile:
         args.profile = args.profile.resolve()
-    env = dict(os.environ)
-    with tempfile.TemporaryDirectory(prefix="lakeline-bench-home-") as home:
-        env["LAKELINE_HOME"] = home
+    with tempfile.TemporaryDirectory(prefix="lakeline-bench-home-") as scratch:
+        # Children get a private bytecode cache: this shell may set PYTHONDONTWRITEBYTECODE
+        # on a venv without .pyc files, which would make every start compile from source.
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        env["PYTHONPYCACHEPREFIX"] = str(Path(scratch) / "pycache-warm")
+        env["LAKELINE_HOME"] = str(Path(scratch) / "home")
         log(f"import time: {args.import_runs} interpreter starts per figure")
         results: dict[str, Any] = {
             "env": measure.environment(),
-            "import": measure.import_times(args.import_runs, env),
+            "import": measure.import_times(args.import_runs, env, Path(scratch)),
             "dbs": {},
         }
         for db_kind in DATABASES[args.db]:

@@ -36,11 +36,12 @@ KINDS = (
 _KIND_OF_PERCENT = [k for k, (_, _, weight) in enumerate(KINDS) for _ in range(weight)]
 # Common description words, drawn with Zipf weights: the first ones are in most rows.
 VOCABULARY = (
-    "sequencing specimen tumor normal rna dna library patient cohort batch control "
-    "replicate single cell bulk genome exome assay pilot study liver lung blood "
-    "brain kidney mouse human treated untreated timepoint baseline followup filtered "
-    "trimmed aligned deduplicated merged annotated validated archived draft final"
-).split()
+    "sequencing", "specimen", "tumor", "normal", "rna", "dna", "library", "patient", "cohort",
+    "batch", "control", "replicate", "single", "cell", "bulk", "genome", "exome", "assay",
+    "pilot", "study", "liver", "lung", "blood", "brain", "kidney", "mouse", "human", "treated",
+    "untreated", "timepoint", "baseline", "followup", "filtered", "trimmed", "aligned",
+    "deduplicated", "merged", "annotated", "validated", "archived", "draft", "final",
+)  # fmt: skip
 _CUM_WEIGHTS = list(accumulate(1 / (rank + 1) for rank in range(len(VOCABULARY))))
 RARE_EVERY = 1009  # one row in RARE_EVERY also carries a rare word
 _SYLLABLES = ("ba", "ke", "mi", "no", "tu", "ra", "so", "le", "vi", "zu")
