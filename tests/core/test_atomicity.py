@@ -121,3 +121,15 @@ def test_concurrent_processes_lose_nothing(instance: Instance) -> None:
     assert len(versions) == workers * per_worker
     assert sum(v.is_latest for v in versions) == 1
     assert len({v.uid for v in versions}) == len(versions)
+
+
+def test_locking_many_keys_fits_postgres_lock_table(instance: Instance) -> None:
+    """A save of tens of thousands of keys holds a bounded number of advisory locks
+    (one lock per key exhausted PostgreSQL's shared lock table at ~15k keys)."""
+    from lakeline.db.locks import BUCKETS, buckets, lock_keys
+
+    keys = [f"raw/sample{i:06d}.fastq.gz" for i in range(40_000)]
+    assert len(buckets("artifact", keys)) <= BUCKETS
+    with instance.sessions.write() as session:
+        lock_keys(session, "artifact", keys)
+        lock_keys(session, "transform", keys[:5])

@@ -54,11 +54,32 @@ def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
         yield items[start : start + size]
 
 
-def _map(fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
-    if len(items) < 16:
+def _map(fn: Callable[[Any], Any], items: Sequence[Any], *, threads: bool = True) -> list[Any]:
+    """`fn` over `items`; in threads only when the work waits on I/O (remote storage, big
+    files): small local files are GIL-bound and run faster in one thread."""
+    if not threads or len(items) < 16:
         return [fn(item) for item in items]
     with ThreadPoolExecutor(max_workers=min(8, 2 * (os.cpu_count() or 1))) as pool:
         return list(pool.map(fn, items))
+
+
+BIG_FILE = 1 << 20
+
+
+def _io_bound(instance: Instance, artifacts: Sequence[Artifact]) -> bool:
+    """Whether hashing and copying these wait on I/O (threads help) rather than the GIL."""
+    if protocol_of(instance.storage.root) != "local":
+        return True
+    for artifact in artifacts:
+        source = artifact._source
+        if protocol_of(source) != "local" or artifact._source_is_dir:
+            return True
+        try:
+            if os.stat(source).st_size >= BIG_FILE:
+                return True
+        except OSError:
+            return True
+    return False
 
 
 def _plan(instance: Instance, artifact: Artifact) -> Plan:
@@ -90,6 +111,22 @@ def _referenced(session: Session, storage_id: int, store_key: str) -> bool:
     return session.execute(stmt.limit(1)).first() is not None
 
 
+def _referenced_keys(instance: Instance, wanted: Sequence[tuple[int, str]]) -> set[tuple[int, str]]:
+    """Which (storage id, store key) pairs some record already references (chunked IN)."""
+    found: set[tuple[int, str]] = set()
+    by_storage: dict[int, list[str]] = {}
+    for storage_id, store_key in wanted:
+        by_storage.setdefault(storage_id, []).append(store_key)
+    with instance.sessions.read() as session:
+        for storage_id, store_keys in by_storage.items():
+            for chunk in _chunks(sorted(set(store_keys))):
+                stmt = select(Artifact.store_key).where(
+                    Artifact.storage_id == storage_id, Artifact.store_key.in_(chunk)
+                )
+                found.update((storage_id, key) for key in session.scalars(stmt.distinct()))
+    return found
+
+
 def _upload(instance: Instance, plans: Sequence[Plan], progress: Progress | None) -> None:
     from lakeline.artifacts.locate import fs_for_location
     from lakeline.artifacts.transfer import put, put_local
@@ -99,12 +136,7 @@ def _upload(instance: Instance, plans: Sequence[Plan], progress: Progress | None
         progress("upload", len(plans) - len(todo))  # registered in place: nothing to move
     if not todo:
         return
-    with instance.sessions.read() as session:
-        shared = {
-            (p.storage.id, p.store_key)
-            for p in todo
-            if _referenced(session, p.storage.id, p.store_key)
-        }
+    shared = _referenced_keys(instance, [(p.storage.id, p.store_key) for p in todo])
 
     def one(plan: Plan) -> None:
         target = join(plan.storage.root, plan.store_key)
@@ -125,7 +157,7 @@ def _upload(instance: Instance, plans: Sequence[Plan], progress: Progress | None
         if progress:
             progress("upload", 1)
 
-    _map(one, todo)
+    _map(one, todo, threads=_io_bound(instance, [p.artifact for p in todo]))
 
 
 def _cleanup(instance: Instance, plans: Sequence[Plan]) -> None:
@@ -285,7 +317,7 @@ def save_artifacts(
             progress("hash", 1)
         return plan
 
-    plans: list[Plan] = _map(plan_one, new)
+    plans: list[Plan] = _map(plan_one, new, threads=_io_bound(instance, new))
     try:
         _upload(instance, plans, progress)
         for attempt in range(RETRIES):

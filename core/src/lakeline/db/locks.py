@@ -2,24 +2,37 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+# Keys hash into this many lock buckets per namespace: a save of any size holds at most this
+# many advisory locks (PostgreSQL's lock table is small: max_locks_per_transaction x
+# max_connections), and two unrelated keys rarely share a bucket (they would only wait).
+BUCKETS = 1024
+
+
+def buckets(namespace: str, keys: Iterable[str]) -> list[int]:
+    """The sorted lock buckets of `keys` in `namespace`."""
+    return sorted({zlib.crc32(f"{namespace}:{key}".encode()) % BUCKETS for key in keys})
+
 
 def lock_keys(session: Session, namespace: str, keys: Iterable[str]) -> None:
-    """Hold transaction advisory locks on `namespace:key` for each key, taken in sorted order.
+    """Hold transaction advisory locks on the buckets of `keys`, taken in sorted order.
 
     A concurrent transaction writing any of the same keys waits for this one to commit and
     then sees its rows; sorted order means two writers can never deadlock on these locks.
     On SQLite (one writer at a time under BEGIN IMMEDIATE) this does nothing.
     """
-    names = sorted({f"{namespace}:{key}" for key in keys})
-    if not names or session.get_bind().dialect.name != "postgresql":
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    ids = buckets(namespace, keys)
+    if not ids:
         return
     lock = text(
-        "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) "
-        "FROM (SELECT unnest(CAST(:keys AS text[])) AS k ORDER BY 1) AS ordered"
+        "SELECT count(pg_advisory_xact_lock(hashtext(:namespace), b)) "
+        "FROM (SELECT unnest(CAST(:buckets AS integer[])) AS b ORDER BY 1) AS ordered"
     )
-    session.execute(lock, {"keys": names})
+    session.execute(lock, {"namespace": namespace, "buckets": ids})
