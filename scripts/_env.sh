@@ -9,4 +9,4 @@ fi
 uv() { python3 -m uv "$@"; }
 
 echo "==> installing the workspace (core + integrations + test tools) from uv.lock" >&2
-uv sync --all-packages --frozen --quiet
+uv sync --all-packages --frozen --quiet --compile-bytecode
