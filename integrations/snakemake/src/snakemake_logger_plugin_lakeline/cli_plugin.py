@@ -1,0 +1,52 @@
+"""The `lakeline snakemake ...` commands (entry point `snakemake` of group `lakeline`)."""
+
+from __future__ import annotations
+
+import click
+from lakeline.hookspecs import hookimpl
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    """Add the `snakemake` command group."""
+
+    @cli.group("snakemake")
+    def snakemake() -> None:
+        """Snakemake workflows: lineage of past runs."""
+
+    @snakemake.command("import")
+    @click.argument("path", type=click.Path(exists=True, file_okay=False))
+    @click.option(
+        "--upload/--no-upload",
+        default=False,
+        help="Upload files outside the workflow folder (default: register them in place).",
+    )
+    @click.option("--pipeline", metavar="KEY", help="Pipeline transform key (default: folder).")
+    def import_(path: str, upload: bool, pipeline: str | None) -> None:
+        """Record the runs of the workflow folder PATH from what they left on disk.
+
+        Replays the journals the logger plugin wrote (filling in what it could not record)
+        and imports jobs known only from .snakemake/metadata. Importing again changes nothing.
+        """
+        from lakeline.cli import use_instance
+        from lakeline.models import Artifact, Run
+
+        from snakemake_logger_plugin_lakeline.importer import import_workflow
+
+        instance = use_instance()
+        before = Run.filter(engine="snakemake").count(), Artifact.filter(is_latest=None).count()
+        result = import_workflow(
+            path,
+            instance=instance,
+            upload=upload,
+            pipeline=pipeline,
+            report=lambda line: click.echo(line, err=True),
+        )
+        runs = Run.filter(engine="snakemake").count() - before[0]
+        artifacts = Artifact.filter(is_latest=None).count() - before[1]
+        click.echo(
+            f"imported {path}: {result.journal_jobs} jobs from {result.journals} journal(s), "
+            f"{result.metadata_jobs} from metadata; {runs} new runs, {artifacts} new artifacts"
+        )
+        for line in result.problems:
+            click.echo(line, err=True)

@@ -1,0 +1,256 @@
+"""Snakemake log records as plain, JSON-able events (the same values live and in journals)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import logging
+
+# fmt_iofile() annotates some paths: "x.txt (pipe)", "s3://b/k (send to storage)", ...
+_ANNOTATION = re.compile(
+    r" \((?:pipe|service|nodelocal|update|before update|cached|access: [^)]*|"
+    r"retrieve from storage|only provide storage uri|send to storage|in storage)"
+    r"(?:, [^)]*)?\)$"
+)
+_NOT_FILES = re.compile(r" \((?:pipe|service)(?:, [^)]*)?\)$")
+_EXIT_STATUS = re.compile(r"non-zero exit status (\d+)")
+TEMP_REMOVAL = "Removing temporary output "
+
+
+@dataclass
+class WorkflowStarted:
+    """`workflow_started`: one Snakemake invocation."""
+
+    workflow_id: str
+    at: float
+    snakefile: str | None = None
+    workdir: str | None = None
+    basedir: str | None = None
+    cmd: str | None = None
+    configfiles: list[str] = field(default_factory=list)
+    config: dict[str, Any] | None = None
+    snakemake_version: str | None = None
+    touch: bool = False  # --touch: jobs only touch their outputs, nothing runs
+    upload: bool | None = None  # the plugin's settings, so a replay records the same way
+    pipeline: str | None = None
+
+
+@dataclass
+class JobInfo:
+    """`job_info`: a job about to run, with what the live DAG adds (temp flags, params)."""
+
+    jobid: int
+    rule: str
+    at: float
+    inputs: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    logs: list[str] = field(default_factory=list)
+    benchmark: str | None = None
+    wildcards: dict[str, Any] = field(default_factory=dict)
+    threads: int | None = None
+    resources: dict[str, Any] = field(default_factory=dict)
+    shellcmd: str | None = None
+    is_checkpoint: bool = False
+    reason: str | None = None
+    temp: list[str] = field(default_factory=list)
+    directories: list[str] = field(default_factory=list)
+    params: Any = None
+    input_names: dict[str, str] = field(default_factory=dict)
+    rule_file: str | None = None
+    rule_line: int | None = None
+    script: str | None = None
+    input_stats: dict[str, list[int]] = field(default_factory=dict)
+    task_id: str | None = None  # the engine id when it is not the job id (imports)
+
+
+@dataclass
+class JobFinished:
+    """`job_finished`; `files` holds [size, mtime_ns] of each product when it was recorded,
+    `started` each output's start time in Snakemake's metadata."""
+
+    jobid: int
+    at: float
+    files: dict[str, list[int]] = field(default_factory=dict)
+    started: dict[str, float] = field(default_factory=dict)
+    endtime: float | None = None
+
+
+@dataclass
+class JobError:
+    """`job_error`: the job failed (its outputs are not recorded)."""
+
+    jobid: int
+    rule: str
+    at: float
+    error: str | None = None
+    exit_code: int | None = None
+    inputs: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    logs: list[str] = field(default_factory=list)
+    shellcmd: str | None = None
+    files: dict[str, list[int]] = field(default_factory=dict)
+
+
+@dataclass
+class TempRemoval:
+    """Snakemake is about to delete a temp() file: record its producer first."""
+
+    path: str
+    at: float
+
+
+@dataclass
+class ErrorMessage:
+    """An ERROR record (exception text, `rule` when it names one)."""
+
+    message: str
+    at: float
+    rule: str | None = None
+
+
+Event = WorkflowStarted | JobInfo | JobFinished | JobError | TempRemoval | ErrorMessage
+EVENT_TYPES: dict[str, type[Any]] = {
+    cls.__name__: cls
+    for cls in (WorkflowStarted, JobInfo, JobFinished, JobError, TempRemoval, ErrorMessage)
+}
+
+
+def to_json(event: Event) -> dict[str, Any]:
+    """The event as a journal line's object (its fields hold JSON values only)."""
+    return {"type": type(event).__name__, **vars(event)}
+
+
+def from_json(data: dict[str, Any]) -> Event | None:
+    """An event read back from a journal line (None for unknown types or fields)."""
+    cls = EVENT_TYPES.get(str(data.get("type")))
+    if cls is None:
+        return None
+    names = {f.name for f in fields(cls)}
+    try:
+        event: Event = cls(**{k: v for k, v in data.items() if k in names})
+    except TypeError:
+        return None
+    return event
+
+
+def clean_path(text: object) -> str | None:
+    """A file path from an event's file list, without fmt_iofile's annotation; None for
+    pipes, services and not-yet-known checkpoint targets."""
+    path = str(text)
+    if not path or path == "<TBD>" or _NOT_FILES.search(path):
+        return None
+    return _ANNOTATION.sub("", path)
+
+
+def paths(values: object) -> list[str]:
+    if values is None or isinstance(values, str):
+        values = [] if values is None else [values]
+    try:
+        items = list(values)  # type: ignore[call-overload]
+    except TypeError:
+        return []
+    return [p for p in (clean_path(v) for v in items) if p]
+
+
+def plain(value: Any, depth: int = 0) -> Any:
+    """A JSON-able copy of Snakemake values (Namedlists keep their names)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if depth > 6:
+        return repr(value)
+    names = getattr(value, "_names", None)
+    items = getattr(value, "items", None)
+    if isinstance(value, dict) or (names and callable(items)):
+        assert callable(items)
+        result = {str(k): plain(v, depth + 1) for k, v in items()}
+        if names is not None:  # a Namedlist: unnamed values too, by position
+            named = {i for start, end in names.values() for i in range(start, end or start + 1)}
+            for i, v in enumerate(value):
+                if i not in named:
+                    result[str(i)] = plain(v, depth + 1)
+        return result
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [plain(v, depth + 1) for v in value]
+    return str(value)
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def from_record(record: logging.LogRecord) -> Event | None:
+    """The event a Snakemake log record carries, or None if it carries none we use."""
+    kind = str(getattr(record, "event", "") or "")
+    get = record.__dict__.get
+    if kind == "job_info":
+        jobid = _int(get("jobid"))
+        if jobid is None:
+            return None
+        extra: dict[str, Any] = get("lakeline_job") or {}
+        benchmark = paths(get("benchmark"))
+        return JobInfo(
+            jobid=jobid,
+            rule=str(get("rule_name") or "?"),
+            at=record.created,
+            inputs=paths(get("input")),
+            outputs=paths(get("output")),
+            logs=paths(get("log")),
+            benchmark=benchmark[0] if benchmark else None,
+            wildcards=plain(get("wildcards") or {}),
+            threads=_int(get("threads")),
+            resources=plain(get("resources") or {}),
+            shellcmd=get("shellcmd"),
+            is_checkpoint=bool(get("is_checkpoint")),
+            reason=None if get("reason") is None else str(get("reason")),
+            **extra,
+        )
+    if kind == "job_finished":
+        jobid = _int(get("job_id", get("jobid")))
+        return None if jobid is None else JobFinished(jobid=jobid, at=record.created)
+    if kind == "job_error":
+        jobid = _int(get("jobid"))
+        if jobid is None:
+            return None
+        return JobError(
+            jobid=jobid,
+            rule=str(get("rule_name") or "?"),
+            at=record.created,
+            error=get("rule_msg") or None,
+            inputs=paths(get("input")),
+            outputs=paths(get("output")),
+            logs=paths(get("log")),
+            shellcmd=get("shellcmd"),
+        )
+    if kind == "workflow_started":
+        extra = get("lakeline_workflow") or {}
+        return WorkflowStarted(
+            workflow_id=str(get("workflow_id")),
+            at=record.created,
+            snakefile=None if get("snakefile_main") is None else str(get("snakefile_main")),
+            basedir=None if get("basedir") is None else str(get("basedir")),
+            cmd=get("cmd"),
+            configfiles=[str(p) for p in get("configfiles") or []],
+            snakemake_version=get("snakemake_version"),
+            **extra,
+        )
+    message = record.getMessage() if isinstance(record.msg, str) else ""
+    if kind == "" and message.startswith(TEMP_REMOVAL):
+        text = message[len(TEMP_REMOVAL) :]
+        path = clean_path(text[:-1] if text.endswith(".") else text)
+        return None if path is None else TempRemoval(path=path, at=record.created)
+    if kind == "error" or (kind == "" and record.levelname == "ERROR" and message):
+        rule = get("rule")
+        return ErrorMessage(message=message, at=record.created, rule=rule and str(rule))
+    return None
+
+
+def exit_code_of(message: str | None) -> int | None:
+    """The exit status a CalledProcessError message names, if any."""
+    match = _EXIT_STATUS.search(message or "")
+    return int(match.group(1)) if match else None

@@ -1,0 +1,172 @@
+"""The Snakemake log handler: `snakemake --logger lakeline`.
+
+Snakemake calls `emit` for every record, in its queue-listener thread; the Tracker records
+lineage there, off Snakemake's main thread. `close` (at the end of the run) finishes what is
+open and prints what could not be recorded. Nothing here raises into Snakemake, except with
+`strict`: then a catalog that cannot be reached stops the workflow.
+"""
+
+from __future__ import annotations
+
+import _thread
+import contextlib
+import logging
+import sys
+import threading
+import time
+from typing import Any
+
+from snakemake_interface_logger_plugins.base import LogHandlerBase
+
+from snakemake_logger_plugin_lakeline.events import from_record
+from snakemake_logger_plugin_lakeline.live import LiveHook
+from snakemake_logger_plugin_lakeline.settings import LogHandlerSettings
+from snakemake_logger_plugin_lakeline.tracker import Tracker, one_line
+
+SNAKEMAKE_LOGGER = "snakemake.logging"
+FLUSH_EVERY = 0.5  # seconds between checks for a batch that is due
+
+
+def _quiet_about_progress(quiet: Any) -> bool:
+    """Whether Snakemake's quietness suppresses `job_finished` (progress) records."""
+    if not quiet:
+        return False
+    names = {str(getattr(q, "name", q)).lower() for q in quiet}
+    return bool(names & {"progress", "all"})
+
+
+class LogHandler(LogHandlerBase):
+    """Records every job's lineage in a lakeline instance."""
+
+    tracker: Tracker | None
+    hook: LiveHook | None
+
+    def __post_init__(self) -> None:
+        settings = self.settings if isinstance(self.settings, LogHandlerSettings) else None
+        settings = settings or LogHandlerSettings()
+        self.strict = bool(settings.strict)
+        self.hook = None
+        self._lock = threading.Lock()
+        self._closed = False
+        self.busy = 0.0  # seconds spent recording (reported at the end)
+        self.tracker = None
+        if getattr(self.common_settings, "dryrun", False):
+            return  # a dry run executes nothing: nothing to record
+        self.tracker = Tracker(
+            instance_name=settings.instance,
+            upload=bool(settings.upload),
+            pipeline=settings.pipeline,
+            report=self.report,
+            on_failure=self._stop_workflow if self.strict else None,
+            expect_finished=not _quiet_about_progress(getattr(self.common_settings, "quiet", None)),
+            journaling=settings.journal is not False,
+        )
+        try:
+            self.tracker.connect()
+        except Exception as exc:
+            if self.strict:
+                from snakemake_interface_common.exceptions import WorkflowError
+
+                message = f"lakeline (strict): cannot record lineage: {one_line(exc)}"
+                raise WorkflowError(message) from exc
+            self.tracker.fail(exc)
+        self.hook = LiveHook(logging.getLogger(SNAKEMAKE_LOGGER))
+        self.hook.install()
+        self._stop = threading.Event()
+        self._flusher = threading.Thread(target=self._flush_batches, name="lakeline", daemon=True)
+        self._flusher.start()
+
+    def _flush_batches(self) -> None:
+        """Write a waiting batch even when Snakemake logs nothing for a while (long jobs)."""
+        while not self._stop.wait(FLUSH_EVERY):
+            with self._lock:
+                if self._closed or self.tracker is None:
+                    return
+                start = time.perf_counter()
+                with contextlib.suppress(Exception):
+                    self.tracker.flush(unless_fresh=True)
+                self.busy += time.perf_counter() - start
+
+    # -- reporting ------------------------------------------------------------------------------
+
+    def report(self, message: str) -> None:
+        """Tell the user (stderr: this plugin does not own Snakemake's output stream)."""
+        with contextlib.suppress(OSError, ValueError):
+            print(message, file=sys.stderr, flush=True)
+
+    def _stop_workflow(self) -> None:
+        """strict: interrupt Snakemake's main thread, as Ctrl-C would (it cancels the jobs).
+
+        Not once the run is closing: Snakemake is done then, and an interrupt would only
+        turn the end of the run into a traceback (the summary lists what is missing)."""
+        if self._closed or threading.current_thread() is threading.main_thread():
+            return
+        _thread.interrupt_main()
+
+    # -- logging.Handler ------------------------------------------------------------------------
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            if self.tracker is not None:
+                event = from_record(record)
+                if event is not None:
+                    with self._lock:
+                        start = time.perf_counter()
+                        self.tracker.apply(event)
+                        self.busy += time.perf_counter() - start
+        except Exception as exc:  # a bug here must not take the workflow down
+            if self.tracker is not None:
+                self.tracker.fail(exc)
+        finally:
+            done = record.__dict__.get("lakeline_done")
+            if isinstance(done, threading.Event):
+                done.set()
+
+    def close(self) -> None:
+        stop = getattr(self, "_stop", None)
+        if stop is not None:
+            stop.set()
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                if self.hook is not None:
+                    self.hook.remove()
+                if self.tracker is not None:
+                    start = time.perf_counter()
+                    try:
+                        lines = self.tracker.close()
+                    except Exception as exc:
+                        self.tracker.fail(exc)
+                        lines = self.tracker.summary()
+                    self.busy += time.perf_counter() - start
+                    done = self.tracker.done_line(self.busy)
+                    if not lines and done and not getattr(self.common_settings, "quiet", None):
+                        lines = [done]
+                    for line in lines:
+                        self.report(line)
+        super().close()
+
+    # -- what Snakemake asks of a logger plugin -------------------------------------------------
+
+    @property
+    def writes_to_stream(self) -> bool:
+        return False
+
+    @property
+    def writes_to_file(self) -> bool:
+        return False
+
+    @property
+    def has_filter(self) -> bool:
+        return True  # every record, whatever --quiet says: job events are lineage
+
+    @property
+    def has_formatter(self) -> bool:
+        return True
+
+    @property
+    def needs_rulegraph(self) -> bool:
+        return False
+
+
+__all__ = ["LogHandler"]

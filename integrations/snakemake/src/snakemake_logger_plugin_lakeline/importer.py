@@ -1,0 +1,173 @@
+"""`lakeline snakemake import PATH`: the lineage of past runs of a workflow folder.
+
+1. Each journal the plugin wrote (`.snakemake/lakeline/journal/*.jsonl`) is replayed with its
+   real Snakemake ids: a run recorded live changes nothing, one recorded partly (the
+   database was down) is filled in.
+2. Jobs known only from `.snakemake/metadata` (runs without the plugin) are recorded under
+   one workflow run per folder, `import-<folder hash>`, each job keyed by rule, start time
+   and outputs, so importing again changes nothing.
+
+A file is recorded only if it is still what its job made; others are listed as changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from snakemake_logger_plugin_lakeline import journal, metadata
+from snakemake_logger_plugin_lakeline.events import Event, JobFinished, JobInfo, WorkflowStarted
+from snakemake_logger_plugin_lakeline.sources import load_config
+from snakemake_logger_plugin_lakeline.tracker import Tracker
+
+if TYPE_CHECKING:
+    from lakeline.instance import Instance
+
+SNAKEFILES = ("Snakefile", "snakefile", "workflow/Snakefile", "workflow/snakefile")
+_CONFIGFILE = re.compile(r"^configfile\s*:\s*[\"']([^\"']+)[\"']", re.M)
+MTIME_SLACK = 1.0  # seconds between a job's recorded end time and its output's mtime
+
+
+@dataclass
+class ImportResult:
+    """What an import looked at and what it could not record."""
+
+    journals: int = 0
+    journal_jobs: int = 0
+    metadata_jobs: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def find_snakefile(workdir: Path) -> str | None:
+    for name in SNAKEFILES:
+        if (workdir / name).is_file():
+            return str(workdir / name)
+    return None
+
+
+def _stat_if(path: Path, ok: Callable[[list[int]], bool]) -> list[int] | None:
+    stat = journal.stat_of(str(path))
+    return stat if stat is not None and ok(stat) else None
+
+
+def import_workflow(
+    path: str | os.PathLike[str],
+    *,
+    instance: Instance | None = None,
+    upload: bool = False,
+    pipeline: str | None = None,
+    report: Callable[[str], None] = print,
+) -> ImportResult:
+    """Record the runs of the workflow folder `path` (idempotent)."""
+    workdir = Path(path).resolve()
+    if not (workdir / ".snakemake").is_dir():
+        from lakeline.errors import LakelineError
+
+        raise LakelineError(f"{workdir} has no .snakemake folder: no Snakemake run to import")
+    result = ImportResult()
+    covered: set[tuple[str, float]] = set()
+    for log in journal.journals(workdir):
+        tracker = _tracker(instance, upload, pipeline, report)
+        jobs: dict[int, JobInfo] = {}
+        for event in journal.read(log):
+            if isinstance(event, WorkflowStarted):
+                event.workdir = str(workdir)  # the folder may have moved since
+            elif isinstance(event, JobInfo):
+                jobs[event.jobid] = event
+            elif isinstance(event, JobFinished):
+                covered.update((o, round(t, 6)) for o, t in event.started.items())
+            tracker.apply(event)
+        result.journals += 1
+        result.journal_jobs += len(tracker.jobs)
+        result.problems += tracker.close()
+        if tracker.failure:
+            return result
+    records = [
+        r
+        for r in metadata.read_all(workdir)
+        if (r.output, round(r.starttime or 0.0, 6)) not in covered
+    ]
+    if records:
+        tracker = _tracker(instance, upload, pipeline, report)
+        events = metadata_events(workdir, records)
+        tracker.finished_at = max(e.at for e in events if isinstance(e, JobFinished))
+        for event in events:
+            tracker.apply(event)
+        result.metadata_jobs = len(tracker.jobs)
+        result.problems += tracker.close()
+    return result
+
+
+def _tracker(
+    instance: Instance | None, upload: bool, pipeline: str | None, report: Callable[[str], None]
+) -> Tracker:
+    tracker = Tracker(upload=upload, pipeline=pipeline, report=report, replay=True)
+    tracker.journaling = False
+    tracker.instance = instance
+    return tracker
+
+
+def metadata_events(workdir: Path, records: list[metadata.Record]) -> list[Event]:
+    """The events that would have recorded these jobs: one workflow run for the folder."""
+    snakefile = find_snakefile(workdir)
+    configfiles: list[str] = []
+    if snakefile is not None:
+        text = Path(snakefile).read_text(errors="replace")
+        configfiles = [str(workdir / c) for c in _CONFIGFILE.findall(text)]
+    groups = metadata.group_jobs(records)
+    starts = [r.starttime for r in records if r.starttime is not None]
+    folder_id = hashlib.sha256(str(workdir).encode()).hexdigest()[:16]
+    events: list[Event] = [
+        WorkflowStarted(
+            workflow_id=f"import-{folder_id}",
+            at=min(starts) if starts else 0.0,
+            snakefile=snakefile,
+            workdir=str(workdir),
+            configfiles=configfiles,
+            config=load_config(configfiles),
+        )
+    ]
+    for jobid, group in enumerate(groups, start=1):
+        events += _job_events(workdir, jobid, group)
+    return events
+
+
+def _job_events(workdir: Path, jobid: int, group: list[metadata.Record]) -> list[Event]:
+    first = group[0]
+    start = min((r.starttime for r in group if r.starttime is not None), default=0.0)
+    end = max((r.endtime or start) for r in group)
+    outputs = [r.output for r in group]
+    digest = hashlib.sha256("\0".join(outputs).encode()).hexdigest()[:12]
+
+    def not_newer(stat: list[int]) -> bool:  # an input rewritten after the job started
+        return stat[1] / 1e9 <= start + MTIME_SLACK
+
+    def made_then(stat: list[int]) -> bool:  # an output still as its job left it
+        return len(stat) > 2 or abs(stat[1] / 1e9 - end) <= MTIME_SLACK
+
+    inputs = first.inputs
+    info = JobInfo(
+        jobid=jobid,
+        rule=first.rule or "?",
+        at=start,
+        inputs=inputs,
+        outputs=outputs,
+        logs=first.logs,
+        shellcmd=first.data.get("shellcmd"),
+        params=first.data.get("params") or None,
+        input_stats={p: s for p in inputs if (s := _stat_if(workdir / p, not_newer))},
+        task_id=f"{first.rule}@{start:.6f}@{digest}",
+    )
+    files = {p: s for p in outputs if (s := _stat_if(workdir / p, made_then))}
+    files |= {p: s for p in first.logs if (s := _stat_if(workdir / p, not_newer_than(end)))}
+    started = {r.output: r.starttime for r in group if r.starttime is not None}
+    return [info, JobFinished(jobid, at=end, files=files, started=started, endtime=end)]
+
+
+def not_newer_than(end: float) -> Callable[[list[int]], bool]:
+    return lambda stat: stat[1] / 1e9 <= end + MTIME_SLACK

@@ -1,0 +1,103 @@
+"""The run journal: every event the plugin saw, one JSON line each, in
+`<workdir>/.snakemake/lakeline/journal/<workflow id>.jsonl`.
+
+It is written whether or not the database answers, so `lakeline snakemake import` can replay
+a run with its real Snakemake ids and fill in what could not be recorded live.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from snakemake_logger_plugin_lakeline.events import Event, from_json, to_json
+
+FOLDER = Path(".snakemake") / "lakeline" / "journal"
+FLUSH_AGE = 0.5  # seconds an event may stay in the write buffer
+
+
+def stat_of(path: str) -> list[int] | None:
+    """[size, mtime_ns] of a file; for a folder, summed sizes and the newest mtime inside."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    if not os.path.isdir(path):
+        return [info.st_size, info.st_mtime_ns]
+    size, newest, count = 0, info.st_mtime_ns, 0
+    for root, _, names in os.walk(path):
+        for name in names:
+            try:
+                child = os.stat(os.path.join(root, name))
+            except OSError:
+                continue
+            size, newest, count = size + child.st_size, max(newest, child.st_mtime_ns), count + 1
+    return [size, newest, count]
+
+
+class Journal:
+    """Appends events to one run's journal (flushed at most FLUSH_AGE after each event, with
+    each batch of records and at the end); a write failure only disables it."""
+
+    def __init__(self, workdir: str, workflow_id: str) -> None:
+        self.path = Path(workdir) / FOLDER / f"{workflow_id}.jsonl"
+        self._file: IO[str] | None = None
+        self._flushed = time.monotonic()
+        self.failed: str | None = None
+
+    def write(self, event: Event) -> None:
+        if self.failed is not None:
+            return
+        try:
+            if self._file is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = self.path.open("a", encoding="utf-8")
+            self._file.write(json.dumps(to_json(event), default=str) + "\n")
+        except (OSError, TypeError, ValueError) as exc:
+            self.failed = f"{type(exc).__name__}: {exc}"
+        self.flush_if_stale()
+
+    def flush_if_stale(self) -> None:
+        if time.monotonic() - self._flushed >= FLUSH_AGE:
+            self.flush()
+
+    def flush(self) -> None:
+        self._flushed = time.monotonic()
+        if self._file is not None and self.failed is None:
+            try:
+                self._file.flush()
+            except OSError as exc:
+                self.failed = f"{type(exc).__name__}: {exc}"
+
+    def close(self) -> None:
+        self.flush()
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+            self._file = None
+
+
+def journals(workdir: str | os.PathLike[str]) -> list[Path]:
+    """The journals of a workflow folder, oldest first."""
+    folder = Path(workdir) / FOLDER
+    if not folder.is_dir():
+        return []
+    return sorted(folder.glob("*.jsonl"), key=lambda p: (p.stat().st_mtime_ns, p.name))
+
+
+def read(path: Path) -> Iterator[Event]:
+    """The events of a journal (a torn last line, from a killed run, is skipped)."""
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            event = from_json(data) if isinstance(data, dict) else None
+            if event is not None:
+                yield event

@@ -1,0 +1,124 @@
+"""What only the running Snakemake knows, taken in the thread that logs each event.
+
+Snakemake hands records to plugins through a queue, in another thread, so by then the DAG
+has moved on and temp() files may be gone. A filter on Snakemake's logger runs before the
+record is queued: it adds what the event lacks (temp and directory flags, named params and
+inputs, the rule's file and line, the config, the working directory). A barrier handler,
+after the queue, holds Snakemake back just before it deletes a temp() file until the plugin
+has recorded everything logged before (so the file is hashed while it exists).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import threading
+from typing import Any
+
+from snakemake_logger_plugin_lakeline.events import TEMP_REMOVAL, paths, plain
+
+BARRIER_TIMEOUT = 30.0  # seconds; after one timeout the barrier stops waiting
+
+
+def running_workflow() -> Any:
+    """Snakemake's Workflow object of this process (it keeps one as a module global)."""
+    module = sys.modules.get("snakemake.workflow")
+    return None if module is None else getattr(module, "workflow", None)
+
+
+class Barrier(logging.Handler):
+    """Waits, after the record is queued, until the plugin has handled it (temp removals)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.enabled = True
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        done = record.__dict__.get("lakeline_done")
+        if self.enabled and isinstance(done, threading.Event) and not done.wait(BARRIER_TIMEOUT):
+            self.enabled = False
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        pass
+
+
+class LiveHook(logging.Filter):
+    """Adds live details to Snakemake's records before they are queued (never rejects one)."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        super().__init__()
+        self.logger = logger
+        self.barrier = Barrier()
+        self._by_id: dict[int, Any] = {}
+
+    def install(self) -> None:
+        self.logger.addFilter(self)
+
+    def remove(self) -> None:
+        self.logger.removeFilter(self)
+        if self.barrier in self.logger.handlers:
+            self.logger.removeHandler(self.barrier)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        with contextlib.suppress(Exception):  # details are a bonus: never disturb Snakemake
+            self._annotate(record)
+        return True
+
+    def _annotate(self, record: logging.LogRecord) -> None:
+        if self.barrier not in self.logger.handlers:  # after the queue handler, installed by now
+            self.logger.addHandler(self.barrier)
+        kind = str(getattr(record, "event", "") or "")
+        if kind == "job_info":
+            details = self.job_details(record.__dict__.get("jobid"))
+            if details:
+                record.lakeline_job = details
+        elif kind == "workflow_started":
+            workflow = running_workflow()
+            config = None if workflow is None else plain(getattr(workflow, "config", None))
+            touch = bool(getattr(workflow, "touch", False))
+            record.lakeline_workflow = {
+                "workdir": os.getcwd(),
+                "config": config or None,
+                "touch": touch,
+            }
+        elif not kind and isinstance(record.msg, str) and record.msg.startswith(TEMP_REMOVAL):
+            record.lakeline_done = threading.Event()
+
+    def _job(self, jobid: int) -> Any:
+        if jobid not in self._by_id:
+            workflow = running_workflow()
+            dag = getattr(workflow, "dag", None) if workflow is not None else None
+            ids = getattr(dag, "_jobid", None)
+            if isinstance(ids, dict):
+                self._by_id = {v: k for k, v in ids.items()}
+        return self._by_id.get(jobid)
+
+    def job_details(self, jobid: Any) -> dict[str, Any]:
+        """Flags, names and source location of a job, from the DAG (empty if unavailable)."""
+        from snakemake.io import is_flagged  # type: ignore[import-untyped]
+
+        job = self._job(int(jobid))
+        if job is None or getattr(job, "is_group", lambda: True)():
+            return {}
+        rule = job.rule
+        outputs = list(job.output)
+        temp = set(getattr(job, "temp_output", ()))
+        input_names: dict[str, str] = {}
+        for name, value in job.input.items():
+            for path in paths(value if isinstance(value, list) else [value]):
+                input_names.setdefault(path, name)
+        details: dict[str, Any] = {
+            "temp": paths([f for f in outputs if f in temp or is_flagged(f, "temp")]),
+            "directories": paths([f for f in outputs if is_flagged(f, "directory")]),
+            "params": plain(job.params) or None,
+            "input_names": input_names,
+            "rule_file": str(rule.snakefile),
+            "rule_line": int(rule.lineno),
+        }
+        script = rule.script or rule.notebook
+        if script:
+            details["script"] = str(script)
+        return details

@@ -1,0 +1,485 @@
+"""The Tracker turns Snakemake events into lineage through lakeline's Recorder.
+
+    workflow_started -> (on the first job) the workflow run of the pipeline transform
+    job_info         -> a step run of the rule's transform; its inputs are used artifacts
+    job_finished     -> outputs produced (hashed; temp() ones as "transient"), logs and
+                        benchmarks with their kind, times from .snakemake/metadata; completed
+    job_error        -> errored (outputs are not recorded; logs are)
+    close            -> jobs that never reported (--quiet) finish from their metadata;
+                        the workflow run finishes
+
+The same code replays journals and imports metadata (`replay=True`): then a file is only
+recorded if it is still the one the job made. Recording never raises: the first problem is
+reported once and what could not be recorded is listed at the end (`strict` asks the owner,
+through `on_failure`, to stop the workflow instead).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from snakemake_logger_plugin_lakeline import metadata
+from snakemake_logger_plugin_lakeline.events import (
+    ErrorMessage,
+    Event,
+    JobError,
+    JobFinished,
+    JobInfo,
+    TempRemoval,
+    WorkflowStarted,
+    exit_code_of,
+)
+from snakemake_logger_plugin_lakeline.journal import Journal, stat_of
+from snakemake_logger_plugin_lakeline.sources import Sources, pipeline_key
+from snakemake_logger_plugin_lakeline.writer import Writer, is_fatal
+
+if TYPE_CHECKING:
+    from lakeline.instance import Instance
+    from lakeline.lineage.recorder import Handle, Recorder
+
+ENGINE = "snakemake"
+FRESH = 0.5  # seconds: a metadata record older than its job_info is from an earlier run
+MAX_LISTED = 20
+
+
+def when(timestamp: float | None) -> datetime | None:
+    return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC)
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or "no details"
+    return f"{type(exc).__name__}: {text[:300]}"
+
+
+@dataclass
+class Job:
+    """A Snakemake job as the tracker follows it."""
+
+    info: JobInfo
+    step: Handle | None = None
+    status: str = "started"
+    finished: bool = False  # the finish was recorded
+    problems: list[str] = field(default_factory=list)
+
+    def products(self) -> list[tuple[str, str | None]]:
+        """Outputs (temp ones as transient), then logs and the benchmark file, with kinds."""
+        temp = set(self.info.temp)
+        items = [(p, "transient" if p in temp else None) for p in self.info.outputs]
+        items += [(p, "log") for p in self.info.logs]
+        if self.info.benchmark:
+            items.append((self.info.benchmark, "benchmark"))
+        return items
+
+    def label(self) -> str:
+        return f"rule {self.info.rule} (job {self.info.jobid})"
+
+
+@dataclass
+class Tracker:
+    """Follows one Snakemake invocation (or replays one) and records it."""
+
+    instance_name: str | None = None
+    upload: bool = False
+    pipeline: str | None = None
+    report: Callable[[str], None] = print
+    on_failure: Callable[[], None] | None = None
+    replay: bool = False
+    expect_finished: bool = True  # False with --quiet: no job_finished events arrive
+    journaling: bool = True
+    finished_at: float | None = None  # when the workflow ended, if not now (imports)
+    instance: Instance | None = None
+    recorder: Recorder | None = None
+    failure: str | None = None
+    started: WorkflowStarted | None = None
+    workflow: Handle | None = None
+    jobs: dict[int, Job] = field(default_factory=dict)
+    folders: set[str] = field(default_factory=set)  # directory() outputs recorded so far
+    writer: Writer | None = None
+    errors: list[ErrorMessage] = field(default_factory=list)
+    journal: Journal | None = None
+    _pending_error: ErrorMessage | None = None
+    _sources: Sources | None = None
+    _closed: bool = False
+
+    # -- problems -------------------------------------------------------------------------------
+
+    def fail(self, exc: BaseException) -> None:
+        """Stop recording after a problem with the catalog; report it once."""
+        if self.failure is not None:
+            return
+        self.failure = one_line(exc)
+        name = self.instance_name or os.environ.get("LAKELINE_INSTANCE") or "the current one"
+        if self.replay:
+            then = "Import stopped."
+        elif self.on_failure is not None:
+            then = "Stopping the workflow (strict)."
+        else:
+            then = "Snakemake keeps running; what is not recorded is listed at the end."
+        self.report(f"lakeline: cannot record lineage in instance {name}: {self.failure}. {then}")
+        if self.on_failure is not None:
+            self.on_failure()
+
+    def _problem(self, job: Job, what: str, exc: BaseException) -> None:
+        if is_fatal(exc):
+            self.fail(exc)
+            return
+        first = not any(j.problems for j in self.jobs.values())
+        job.problems.append(f"{what}: {one_line(exc)}")
+        if first:
+            self.report(f"lakeline: {job.label()}: {what} not recorded: {one_line(exc)}")
+        if self.on_failure is not None:
+            self.fail(exc)
+
+    # -- set up ---------------------------------------------------------------------------------
+
+    def __post_init__(self) -> None:
+        # vanished files are listed in the summary; the Recorder's own warnings would repeat it
+        recorder_log = logging.getLogger("lakeline.recorder")
+        if not recorder_log.handlers:
+            recorder_log.addHandler(logging.NullHandler())
+
+    def connect(self) -> Instance:
+        """Connect to the instance (raises the catalog's own errors)."""
+        from lakeline.instance import connect
+
+        self.instance = connect(self.instance_name)
+        return self.instance
+
+    @property
+    def workdir(self) -> str:
+        assert self.started is not None
+        return self.started.workdir or os.getcwd()
+
+    def _ensure_workflow(self) -> bool:
+        """The workflow run, recorded when its first job arrives (no-op runs add nothing)."""
+        if self.workflow is not None:
+            return True
+        if self.failure is not None or self.started is None:
+            return False
+        from lakeline.lineage.recorder import Recorder
+
+        event = self.started
+        try:
+            instance = self.instance or self.connect()
+            self.recorder = Recorder(
+                ENGINE, root=self.workdir, upload=self.upload, instance=instance
+            )
+            self.writer = Writer(self.recorder, instance, self.workdir, self._problem)
+            sources = self.sources()
+            params = {
+                "command": event.cmd,
+                "config": event.config,
+                "configfiles": event.configfiles,
+                "snakefile": event.snakefile,
+                "workdir": self.workdir,
+                "snakemake_version": event.snakemake_version,
+            }
+            self.workflow = self.recorder.start_workflow(
+                key=self.pipeline or pipeline_key(event.snakefile, self.workdir),
+                engine_run_id=event.workflow_id,
+                source_code=sources.text(event.snakefile),
+                reference=event.snakefile,
+                params={k: v for k, v in params.items() if v not in (None, [], {})},
+                started_at=when(event.at),
+            )
+        except Exception as exc:
+            self.fail(exc)
+            return False
+        return True
+
+    def sources(self) -> Sources:
+        if self._sources is None:
+            self._sources = Sources(None if self.started is None else self.started.snakefile)
+        return self._sources
+
+    def _write(self, event: Event) -> None:
+        if self.replay or not self.journaling or self.started is None:
+            return
+        if self.journal is None:
+            self.journal = Journal(self.workdir, self.started.workflow_id)
+            self.journal.write(self.started)
+        self.journal.write(event)
+
+    # -- events ---------------------------------------------------------------------------------
+
+    def apply(self, event: Event) -> None:
+        """Take one event into account (journal it, record it)."""
+        if isinstance(event, WorkflowStarted):
+            if self.started is None:
+                self.started = event
+                self._settings(event)
+        elif self.started is None or self.started.touch:
+            return  # outside a workflow run (tests), or --touch: nothing runs, nothing to record
+        elif isinstance(event, JobInfo):
+            self._job_info(event)
+        elif isinstance(event, JobFinished):
+            self._job_finished(event)
+        elif isinstance(event, JobError):
+            self._job_error(event)
+        elif isinstance(event, TempRemoval):
+            self._temp_removal(event)
+        elif isinstance(event, ErrorMessage):
+            self.errors.append(event)
+            self._pending_error = event
+            if self.journal is not None and not self.replay:  # once a job ran
+                self.journal.write(event)
+        self.flush(unless_fresh=True)
+
+    def _settings(self, event: WorkflowStarted) -> None:
+        """Live: note the settings in the event (journaled); replay: record as the run did."""
+        if not self.replay:
+            event.upload, event.pipeline = self.upload, self.pipeline
+            return
+        if event.upload is not None:
+            self.upload = event.upload
+        self.pipeline = self.pipeline or event.pipeline
+
+    def _job_info(self, info: JobInfo) -> None:
+        known = self.jobs.get(info.jobid)
+        if known is not None and known.status == "started":
+            return  # the same job announced again
+        if not self.expect_finished:
+            self.finish_ready()
+        if not self.replay:
+            info.input_stats = self._stats(info.inputs)
+        self._write(info)
+        if known is not None:  # a restarted job (--retries): the same step runs again
+            known.info, known.status, known.finished = info, "started", False
+            return
+        job = self.jobs[info.jobid] = Job(info)
+        self._start(job)
+
+    def _start(self, job: Job) -> None:
+        if not self._ensure_workflow():
+            return
+        assert self.recorder is not None and self.workflow is not None
+        info = job.info
+        source = self.sources().rule(info.rule, info.rule_file, info.rule_line, info.script)
+        params: dict[str, Any] = {
+            "jobid": info.jobid,
+            "wildcards": info.wildcards,
+            "params": info.params,
+            "threads": info.threads,
+            "resources": info.resources,
+            "shellcmd": info.shellcmd,
+            "script": source.script,
+            "checkpoint": info.is_checkpoint or None,
+            "reason": info.reason,
+        }
+        try:
+            job.step = self.recorder.start_step(
+                self.workflow,
+                key=info.rule,
+                kind="rule",
+                engine_task_id=info.task_id or str(info.jobid),
+                params={k: v for k, v in params.items() if v not in (None, {}, [])},
+                source_code=source.code,
+                reference=source.reference,
+                started_at=when(info.at),
+            )
+        except Exception as exc:
+            self._problem(job, "the job", exc)
+            return
+        assert self.writer is not None
+        for path in info.inputs:
+            if self.replay and not self._unchanged(path, info.input_stats):
+                job.problems.append(f"{path}: changed since the run")
+                continue
+            self.writer.use(job, path, info.input_names.get(path, ""))
+            for folder in self._folders_holding(path):  # checkpoints: the folder holding it
+                self.writer.use(job, folder, "directory")
+
+    def _folders_holding(self, path: str) -> list[str]:
+        """The directory() outputs of this run that contain `path` (the job depends on them)."""
+        if not self.folders:
+            return []
+        return [f for f in self.folders if path.startswith(f.rstrip("/") + "/")]
+
+    def _job_finished(self, event: JobFinished) -> None:
+        job = self.jobs.get(event.jobid)
+        if job is None or job.status != "started":
+            return
+        if not self.replay:
+            self._observe(job, event)
+        self._write(event)
+        self._finish(job, "completed", event)
+
+    def _observe(self, job: Job, event: JobFinished) -> None:
+        """Note times (from metadata) and what each product is now, for later replays."""
+        for path in job.info.outputs:
+            record = metadata.read(self.workdir, path)
+            if record is not None and record.starttime is not None:
+                event.started[path] = record.starttime
+            if record is not None:
+                event.endtime = max(event.endtime or 0.0, record.endtime or 0.0) or None
+        event.files.update(self._stats(p for p, _ in job.products()))
+
+    def _finish(self, job: Job, status: str, event: JobFinished | JobError) -> None:
+        job.status = status
+        if job.step is None or self.failure is not None or self.writer is None:
+            return
+        products = job.products() if status == "completed" else []
+        if status == "errored":  # logs of failed jobs are kept; outputs are not recorded
+            products = [(p, "log") for p in job.info.logs]
+        for path, kind in products:
+            if self.replay and not self._unchanged(path, event.files):
+                job.problems.append(f"{path}: changed since the run")
+                continue
+            self.writer.produce(job, path, kind)
+            if kind is None and os.path.isdir(os.path.join(self.workdir, path)):
+                self.folders.add(path)
+        error = event.error if isinstance(event, JobError) else None
+        exit_code = 0 if status == "completed" else getattr(event, "exit_code", None)
+        finished = event.endtime if isinstance(event, JobFinished) else None
+        at = event.at if finished is None else max(finished, job.info.at)
+        self.writer.finish(job, status, when(at), exit_code=exit_code, error=error)
+
+    def flush(self, *, unless_fresh: bool = False) -> None:
+        """Write the pending batch (`unless_fresh`: only if it is due)."""
+        if self.journal is not None and unless_fresh:
+            self.journal.flush_if_stale()
+        elif self.journal is not None:  # what is recorded is in the journal too
+            self.journal.flush()
+        if self.writer is None or self.failure is not None:
+            return
+        if unless_fresh and not self.writer.due():
+            return
+        try:
+            self.writer.flush()
+        except Exception as exc:
+            self.fail(exc)
+
+    def _stats(self, paths: Iterable[str]) -> dict[str, list[int]]:
+        """What each file is now ([size, mtime_ns]), to recognise it in a later replay."""
+        found = {p: stat_of(os.path.join(self.workdir, p)) for p in paths}
+        return {p: s for p, s in found.items() if s is not None}
+
+    def _unchanged(self, path: str, stats: dict[str, list[int]]) -> bool:
+        """In a replay: whether the file is still what the run saw (a gone file is looked up)."""
+        location = os.path.join(self.workdir, path)
+        if not os.path.lexists(location):
+            return True  # the Recorder finds it if it was recorded, else lists it as missing
+        return path in stats and stat_of(location) == stats[path]
+
+    def _job_error(self, event: JobError) -> None:
+        pending, self._pending_error = self._pending_error, None
+        if not self.replay and pending is not None and event.at - pending.at < 10:
+            event.error = "\n".join(t for t in (event.error, pending.message) if t)
+            event.exit_code = exit_code_of(pending.message)
+        if not self.replay:
+            event.files = self._stats(event.logs)
+        self._write(event)
+        job = self.jobs.get(event.jobid)
+        if job is None:  # no job_info seen (filtered out): describe it from the error
+            info = JobInfo(event.jobid, event.rule, event.at, event.inputs, event.outputs)
+            info.logs, info.shellcmd = event.logs, event.shellcmd
+            job = self.jobs[event.jobid] = Job(info)
+            self._start(job)
+        self._finish(job, "errored", event)
+
+    def _temp_removal(self, event: TempRemoval) -> None:
+        """Snakemake deletes a temp() file next: make sure its producer's outputs are in."""
+        for job in self.jobs.values():
+            if job.status == "started" and event.path in job.info.outputs:
+                self._finish_from_metadata(job)
+        self.flush()  # hashed now, while the file exists
+
+    # -- jobs that never reported ---------------------------------------------------------------
+
+    def _finish_from_metadata(self, job: Job) -> bool:
+        """Finish a job whose outputs all have fresh metadata (it completed silently)."""
+        if not job.info.outputs:
+            return False
+        records = [metadata.read(self.workdir, p) for p in job.info.outputs]
+        if any(r is None or (r.starttime or 0.0) < job.info.at - FRESH for r in records):
+            return False
+        self._job_finished(JobFinished(job.info.jobid, at=time.time()))
+        return True
+
+    def _outputs_fresh(self, job: Job) -> bool:
+        """Whether every output exists and was written after the job started."""
+        for path in job.info.outputs:
+            stat = stat_of(os.path.join(self.workdir, path))
+            if stat is None or stat[1] / 1e9 < job.info.at - FRESH:
+                return False
+        return True
+
+    def finish_ready(self) -> None:
+        """Finish the running jobs whose metadata says they completed."""
+        for job in list(self.jobs.values()):
+            if job.status == "started":
+                self._finish_from_metadata(job)
+
+    def close(self) -> list[str]:
+        """Finish what is still open and the workflow run; return the closing report lines."""
+        if self._closed or self.started is None:
+            return []
+        self._closed = True
+        if not self.replay:
+            self.finish_ready()
+        failed = bool(self.errors) or any(j.status == "errored" for j in self.jobs.values())
+        for job in list(self.jobs.values()):
+            if job.status != "started":
+                continue
+            if not failed and not self.replay and self._outputs_fresh(job):
+                self._job_finished(JobFinished(job.info.jobid, at=time.time()))  # no metadata
+            else:  # killed, or still running when Snakemake stopped
+                self._finish(job, "aborted", JobFinished(job.info.jobid, at=time.time()))
+                failed = True
+        self.flush()
+        if self.workflow is not None and self.recorder is not None and self.failure is None:
+            error = self.errors[0].message if self.errors else None
+            try:
+                self.recorder.finish_workflow(
+                    self.workflow,
+                    "errored" if failed else "completed",
+                    finished_at=when(self.finished_at),
+                    error=None if error is None else error[:2000],
+                )
+            except Exception as exc:
+                self.fail(exc)
+        if self.journal is not None:
+            self.journal.close()
+        return self.summary()
+
+    def done_line(self, busy: float | None = None) -> str | None:
+        """One line saying where the run was recorded (None if nothing was)."""
+        if self.workflow is None or self.instance is None:
+            return None
+        done = sum(1 for j in self.jobs.values() if j.finished)
+        spent = "" if busy is None else f" ({busy:.2f} s recording)"
+        return (
+            f"lakeline: recorded {done} jobs of workflow run {self.workflow.uid} "
+            f"in instance {self.instance.name!r}{spent}"
+        )
+
+    def summary(self) -> list[str]:
+        """What could not be recorded, one line per job (at most MAX_LISTED)."""
+        if not self.jobs:
+            return []  # nothing ran (a failure to connect was reported when it happened)
+        missed = [j for j in self.jobs.values() if j.step is None or j.problems or not j.finished]
+        missing = [] if self.recorder is None else list(dict.fromkeys(self.recorder.missing))
+        lines = []
+        if missed or self.failure is not None:
+            lines.append(f"lakeline: lineage incomplete: {len(missed)} of {len(self.jobs)} jobs")
+            if self.failure is not None:
+                lines[0] += f" ({self.failure})"
+        for job in missed[:MAX_LISTED]:
+            files = ", ".join(p for p, _ in job.products()) or "no files"
+            detail = "; ".join(job.problems) if job.problems else f"not recorded: {files}"
+            lines.append(f"  {job.label()}: {detail}")
+        if len(missed) > MAX_LISTED:
+            lines.append(f"  ... and {len(missed) - MAX_LISTED} more jobs")
+        if missing:
+            shown = ", ".join(os.path.relpath(p, self.workdir) for p in missing[:10])
+            more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+            lines.append(f"lakeline: files gone before they could be recorded: {shown}{more}")
+        if (missed or self.failure) and not self.replay and self.journaling:
+            lines.append(f"  fill in later with: lakeline snakemake import {self.workdir}")
+        return lines

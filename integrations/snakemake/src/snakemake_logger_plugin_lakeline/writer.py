@@ -1,0 +1,260 @@
+"""Writes a run's files in batches: one bulk save, one transaction of used-by edges.
+
+The Recorder records one file per transaction, which costs more than a small Snakemake job
+takes to run. Files inside the workflow folder that exist are therefore collected and
+written together (`lakeline.save`, the bulk API) when the batch is due: after BATCH_AGE
+seconds, at BATCH_FILES files, before Snakemake deletes a temp() file, and at the end. A
+step is finished only after its files are written. Files that cannot be batched (gone,
+outside the workflow folder) and every file of a batch that failed go through the Recorder
+one by one. A file this run already recorded and that has not changed since is linked to
+its artifact without hashing it again.
+
+This works around the Recorder having no batch API and no way to use an artifact it
+already holds (see the integration's README).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from snakemake_logger_plugin_lakeline.journal import stat_of
+
+if TYPE_CHECKING:
+    from lakeline.instance import Instance
+    from lakeline.lineage.recorder import Handle, Recorder
+    from lakeline.models import Artifact
+
+BATCH_AGE = 1.0  # seconds a recorded event may wait for its batch
+BATCH_FILES = 500
+
+
+class JobLike(Protocol):
+    """What the writer needs of a job: its step, and a flag it sets when the step ended."""
+
+    step: Handle | None
+    finished: bool
+
+
+Problem = Callable[[Any, str, BaseException], None]
+
+
+def is_fatal(exc: BaseException) -> bool:
+    """Whether the problem stops all recording (the catalog is unusable), not just one file."""
+    from lakeline.errors import (
+        DatabaseUnreachable,
+        InstanceNotFound,
+        NotConnected,
+        SchemaOutOfDate,
+    )
+    from sqlalchemy.exc import DBAPIError
+
+    fatal = (DatabaseUnreachable, InstanceNotFound, NotConnected, SchemaOutOfDate, DBAPIError)
+    return isinstance(exc, fatal)
+
+
+@dataclass
+class Pending:
+    """A file waiting for the next batch; `producer` is None for a file only used."""
+
+    location: str
+    kind: str | None = None
+    producer: Any = None
+    users: list[tuple[Any, str]] = field(default_factory=list)
+    artifact: Artifact | None = None
+
+
+@dataclass
+class Finish:
+    job: JobLike
+    status: str
+    at: datetime | None
+    exit_code: int | None
+    error: str | None
+
+
+@dataclass
+class Writer:
+    """Batches a run's file records; steps start and finish through the Recorder."""
+
+    recorder: Recorder
+    instance: Instance
+    workdir: str
+    problem: Problem
+    _known: dict[str, tuple[list[int], Artifact]] = field(default_factory=dict)
+    _files: dict[str, Pending] = field(default_factory=dict)
+    _links: list[tuple[Any, Artifact, str]] = field(default_factory=list)
+    _finishes: list[Finish] = field(default_factory=list)
+    _since: float | None = None
+
+    # -- what the tracker asks for --------------------------------------------------------------
+
+    def use(self, job: Any, path: str, role: str = "") -> None:
+        """`job` used the file `path` (relative to the workflow folder, or absolute)."""
+        location = os.path.join(self.workdir, path)
+        known = self._lookup(location)
+        if known is not None:
+            self._links.append((job, known, role))
+        elif location in self._files:
+            self._files[location].users.append((job, role))
+        elif self._batchable(location):
+            self._files[location] = Pending(location, users=[(job, role)])
+        else:
+            try:
+                artifact = self.recorder.use(job.step, path, role=role, key=self._key(location))
+                self._remember(location, artifact)
+            except Exception as exc:
+                self.problem(job, f"input {path}", exc)
+            return
+        self._due()
+
+    def produce(self, job: Any, path: str, kind: str | None = None) -> None:
+        """`job` made the file `path` (`kind`: None, transient, log, benchmark)."""
+        location = os.path.join(self.workdir, path)
+        pending = self._files.get(location)
+        if pending is not None and pending.producer is None:
+            self.flush()  # used earlier in this batch, now rewritten: keep the two apart
+        if self._batchable(location):
+            self._files[location] = Pending(location, kind=kind, producer=job)
+            self._due()
+            return
+        try:
+            artifact = self.recorder.produce(job.step, path, kind=kind, key=self._key(location))
+            self._remember(location, artifact)
+        except Exception as exc:
+            self.problem(job, f"output {path}", exc)
+
+    def finish(
+        self,
+        job: Any,
+        status: str,
+        at: datetime | None,
+        exit_code: int | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Finish `job`'s step once its files are written."""
+        self._finishes.append(Finish(job, status, at, exit_code, error))
+        self._due()
+
+    def due(self) -> bool:
+        """Whether the batch should be written now."""
+        if self._since is None:
+            return False
+        return time.monotonic() - self._since >= BATCH_AGE or len(self._files) >= BATCH_FILES
+
+    # -- batches ----------------------------------------------------------------------------------
+
+    def _due(self) -> None:
+        if self._since is None:
+            self._since = time.monotonic()
+
+    def _inside(self, location: str) -> bool:
+        return location.startswith(self.workdir.rstrip("/") + "/")
+
+    def _batchable(self, location: str) -> bool:
+        return self._inside(location) and os.path.exists(location)
+
+    def _key(self, location: str) -> str | None:
+        """Uploaded files from outside the workflow folder are keyed by their name (files
+        registered where they are get the same key: their path in their folder)."""
+        if self.recorder.upload and not self._inside(location):
+            return os.path.basename(location.rstrip("/")) or None
+        return None
+
+    def _lookup(self, location: str) -> Artifact | None:
+        known = self._known.get(location)
+        if known is None or stat_of(location) != known[0]:
+            return None
+        return known[1]
+
+    def _remember(self, location: str, artifact: Artifact | None) -> None:
+        stat = stat_of(location)
+        if artifact is not None and artifact.id is not None and stat is not None:
+            self._known[location] = (stat, artifact)
+
+    def flush(self) -> None:
+        """Write the batch: files, then edges, then the steps that finished.
+
+        Raises only what stops all recording (the tracker decides); a file that cannot be
+        recorded is a problem of the jobs that made or used it.
+        """
+        import lakeline
+        from lakeline.models import Artifact
+
+        files, links, finishes = list(self._files.values()), self._links, self._finishes
+        self._files, self._links, self._finishes, self._since = {}, [], [], None
+        ready: list[Pending] = []
+        for item in files:
+            producer = item.producer
+            try:
+                run = None if producer is None or producer.step is None else producer.step.run
+                item.artifact = Artifact(item.location, kind=item.kind, run=run)
+                ready.append(item)
+            except Exception as exc:  # gone meanwhile, a key lakeline refuses, ...
+                self._one_by_one(item, exc)
+        try:
+            lakeline.save([item.artifact for item in ready if item.artifact is not None])
+        except Exception as exc:
+            if is_fatal(exc):
+                raise
+            for item in ready:  # find the culprit: each file on its own
+                self._one_by_one(item, exc)
+            ready = []
+        for item in ready:
+            assert item.artifact is not None
+            self._remember(item.location, item.artifact)
+            links += [(job, item.artifact, role) for job, role in item.users]
+        self._link([(job, a, role) for job, a, role in links if job.step is not None])
+        for end in finishes:
+            if end.job.step is None:
+                continue
+            try:
+                step = end.job.step
+                self.recorder.finish_step(
+                    step, end.status, finished_at=end.at, exit_code=end.exit_code, error=end.error
+                )
+                end.job.finished = True
+            except Exception as exc:
+                if is_fatal(exc):
+                    raise
+                self.problem(end.job, "the job's end", exc)
+
+    def _one_by_one(self, item: Pending, cause: BaseException) -> None:
+        """Record one file through the Recorder (which knows gone files); else a problem."""
+        relative = os.path.relpath(item.location, self.workdir)
+        jobs = [(item.producer, "output")] if item.producer is not None else []
+        jobs += [(job, "input") for job, _ in item.users]
+        for job, what in jobs:
+            if job.step is None:
+                continue
+            try:
+                if what == "output":
+                    artifact = self.recorder.produce(job.step, relative, kind=item.kind)
+                else:
+                    role = next(r for j, r in item.users if j is job)
+                    artifact = self.recorder.use(job.step, relative, role=role)
+                self._remember(item.location, artifact)
+            except Exception as exc:
+                if is_fatal(exc):
+                    raise
+                self.problem(job, f"{what} {relative}", exc)
+
+    def _link(self, links: list[tuple[Any, Artifact, str]]) -> None:
+        """The used-by edges, in one transaction."""
+        if not links:
+            return
+        from lakeline.lineage.records import fire
+        from lakeline.lineage.usage import insert_input
+
+        with self.instance.sessions.write() as session:
+            new = [
+                (job.step.run, artifact)
+                for job, artifact, role in links
+                if insert_input(session, job.step.run.id, artifact.id, role)
+            ]
+        for run, artifact in new:
+            fire("artifact_used", artifact=artifact, run=run)

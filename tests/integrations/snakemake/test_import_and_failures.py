@@ -1,0 +1,199 @@
+"""`lakeline snakemake import`, and what happens when the catalog cannot be reached: the
+workflow keeps running (or stops, with `strict`), and a later import fills in the gaps."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import lakeline as ll
+import pytest
+from click.testing import CliRunner
+from lakeline import plugins
+from lakeline.instance import Instance
+from lakeline.testing import lineage_snapshot
+from smk_testkit import (
+    SNAKEFILE,
+    Step,
+    ordered,
+    run_snakemake,
+    steps,
+    workflow_runs,
+    write_workflow,
+)
+from snakemake_logger_plugin_lakeline.importer import import_workflow
+
+DATA = {"data/raw.txt": "alpha beta gamma delta epsilon zeta eta theta"}
+JOBS = [
+    Step("split", frozenset({"data/raw.txt"}), frozenset({"out/a.txt", "out/b.txt"})),
+    Step("count", frozenset({"out/a.txt"}), frozenset({"out/a.count"})),
+    Step("count", frozenset({"out/b.txt"}), frozenset({"out/b.count"})),
+    Step(
+        "merge",
+        frozenset({"out/a.count", "out/b.count"}),
+        frozenset({"out/total.txt", "logs/merge.log"}),
+    ),
+]
+ALL = Step("all", frozenset({"out/total.txt"}))
+
+
+@pytest.mark.parametrize("instance", ["sqlite"], indirect=True)
+def test_import_a_run_made_without_the_plugin(
+    instance: Instance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lakeline.cli import build_cli
+
+    root = write_workflow(tmp_path / "wf", SNAKEFILE, DATA)
+    run_snakemake(root, plugin=False)
+    monkeypatch.setenv("LAKELINE_LOAD_PLUGINS", "snakemake")
+    plugins.reset()
+    runner = CliRunner()
+    first = runner.invoke(build_cli(), ["snakemake", "import", str(root)])
+    assert first.exit_code == 0, first.output
+    assert "4 from metadata; 5 new runs, 7 new artifacts" in first.output
+    assert steps() == ordered(JOBS)  # `all` has no outputs, so no metadata: it is not known
+    workflow = ll.Run.get(engine="snakemake", parent_id__isnull=True)
+    assert workflow.engine_ref.startswith("import-") and workflow.status == "completed"
+    assert workflow.transform.key == "wf"
+    merge = ll.Run.get(engine="snakemake", transform__key="merge")
+    assert merge.params is not None and "awk" in merge.params["shellcmd"]
+    assert merge.transform.source_code.startswith("rule merge:")  # type: ignore[union-attr]
+    before = lineage_snapshot("snakemake")
+    again = runner.invoke(build_cli(), ["snakemake", "import", str(root)])
+    assert again.exit_code == 0 and "0 new runs, 0 new artifacts" in again.output
+    assert lineage_snapshot("snakemake") == before
+    missing = runner.invoke(build_cli(), ["snakemake", "import", str(tmp_path)])
+    assert missing.exit_code == 1 and "no .snakemake folder" in missing.output
+
+
+@pytest.mark.parametrize("instance", ["sqlite"], indirect=True)
+def test_unknown_instance_keeps_the_workflow_running(instance: Instance, tmp_path: Path) -> None:
+    root = write_workflow(tmp_path / "wf", SNAKEFILE, DATA)
+    result = run_snakemake(root, "--logger-lakeline-instance", "nosuch")
+    assert (root / "out" / "total.txt").read_text() == "9\n"  # "...epsi" + "lon ..."
+    assert result.stderr.count("lakeline: cannot record lineage in instance nosuch") == 1
+    assert "InstanceNotFound" in result.stderr
+    assert "lakeline: lineage incomplete: 5 of 5 jobs" in result.stderr
+    assert "rule merge (job " in result.stderr and "out/total.txt, logs/merge.log" in result.stderr
+    assert f"fill in later with: lakeline snakemake import {root}" in result.stderr
+    assert workflow_runs() == []
+    # the journal has what Snakemake reported: importing it records the run, with its ids
+    (journal,) = (root / ".snakemake" / "lakeline" / "journal").glob("*.jsonl")
+    import_workflow(root)
+    assert steps() == ordered([*JOBS, ALL])
+    assert ll.Run.get(engine="snakemake", parent_id__isnull=True).engine_ref == journal.stem
+
+
+def _write_unreachable_instance(name: str) -> None:
+    folder = Path(os.environ["LAKELINE_HOME"]) / "instances"
+    config = {
+        "name": name,
+        "db": "postgresql://nobody@127.0.0.1:1/nowhere",  # nothing listens on port 1
+        "storage": str(folder / "unused"),
+        "uid": "unreachable1",
+        "storage_options": {},
+    }
+    (folder / f"{name}.json").write_text(json.dumps(config))
+
+
+@pytest.mark.parametrize("instance", ["sqlite"], indirect=True)
+def test_strict_unreachable_database_stops_before_any_job(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """(Without `strict`, an unreachable database is reported like an unknown instance;
+    a database lost mid-run is tested below.)"""
+    _write_unreachable_instance("down")
+    strict = write_workflow(tmp_path / "strict", SNAKEFILE, DATA)
+    result = run_snakemake(
+        strict,
+        "--logger-lakeline-instance",
+        "down",
+        "--logger-lakeline-strict",
+        "true",
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "lakeline (strict): cannot record lineage: DatabaseUnreachable" in result.stderr
+    assert not (strict / "out").exists()  # stopped before any job ran
+
+
+CUT = """
+rule all:
+    input: "last.txt"
+
+rule cut:
+    output: "cut.txt"
+    script: "cut.py"
+
+rule after:
+    input: "cut.txt"
+    output: "after.txt"
+    shell: "sleep {config[pause]}; cp {input} {output}"
+
+rule last:
+    input: "after.txt"
+    output: "last.txt"
+    shell: "cp {input} {output}"
+"""
+
+
+CUT_SCRIPT = """
+import psycopg
+
+config = snakemake.config
+with psycopg.connect(config["admin"], autocommit=True) as conn:
+    conn.execute(f'ALTER DATABASE "{config["db"]}" ALLOW_CONNECTIONS false')
+    conn.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE datname = %s AND pid <> pg_backend_pid()",
+        [config["db"]],
+    )
+open(snakemake.output[0], "w").write("cut\\n")
+"""
+
+
+def _database_access(url: str, allow: bool) -> tuple[str, str]:
+    """(admin URL, database name) of the instance's PostgreSQL database; sets its access."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    admin = parsed.set(drivername="postgresql", database="postgres").render_as_string(False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        flag = "true" if allow else "false"
+        conn.execute(f'ALTER DATABASE "{parsed.database}" ALLOW_CONNECTIONS {flag}')
+    return admin, str(parsed.database)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("instance", ["postgres"], indirect=True)
+@pytest.mark.parametrize("strict", [False, True], ids=["warn", "strict"])
+def test_database_lost_mid_run(instance: Instance, tmp_path: Path, strict: bool) -> None:
+    url = instance.config.db
+    admin, db = _database_access(url, allow=True)
+    root = write_workflow(tmp_path / "wf", CUT, {"cut.py": CUT_SCRIPT})
+    options = ["--config", f"admin={admin}", f"db={db}", f"pause={5 if strict else 0}"]
+    if strict:
+        options += ["--logger-lakeline-strict", "true"]
+    result = run_snakemake(root, *options, cores=1, check=not strict)
+    _database_access(url, allow=True)
+    instance.engine.dispose()  # this process's connections were cut too
+    assert result.stderr.count("lakeline: cannot record lineage") == 1
+    if strict:
+        # the job running when recording failed may end; nothing is scheduled after it
+        assert result.returncode != 0 and not (root / "last.txt").exists(), result.stderr
+        assert "Stopping the workflow (strict)" in result.stderr
+        return
+    assert (root / "last.txt").exists()
+    assert "lakeline: lineage incomplete" in result.stderr and "rule last (job" in result.stderr
+    (workflow,) = workflow_runs()
+    assert ll.Run.get(id=workflow).status == "started"  # cut off before it could finish
+    import_workflow(root)
+    assert steps() == [
+        Step("after", frozenset({"cut.txt"}), frozenset({"after.txt"})),
+        Step("all", frozenset({"last.txt"})),
+        Step("cut", outputs=frozenset({"cut.txt"})),
+        Step("last", frozenset({"after.txt"}), frozenset({"last.txt"})),
+    ]
+    assert ll.Run.get(id=workflow).status == "completed"
