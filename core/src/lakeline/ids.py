@@ -11,8 +11,14 @@ VERSIONED_UID_LENGTH = STEM_LENGTH + SUFFIX_LENGTH
 
 
 def base62(n_chars: int) -> str:
-    """Return a random base62 string of `n_chars` characters."""
-    return "".join(secrets.choice(BASE62) for _ in range(n_chars))
+    """Return a random base62 string of `n_chars` characters (one draw from the OS, not one
+    per character)."""
+    n = secrets.randbelow(62**n_chars)
+    chars = []
+    for _ in range(n_chars):
+        n, rem = divmod(n, 62)
+        chars.append(BASE62[rem])
+    return "".join(chars)
 
 
 def new_uid(n_chars: int = 16) -> str:

@@ -57,6 +57,17 @@ class Handle:
 
 
 @dataclass
+class FileRecord:
+    """A file for `Recorder.save_files`: made by `producer` (a step, or None), used by steps."""
+
+    path: str | os.PathLike[str]
+    producer: Handle | None = None
+    kind: str | None = None
+    key: str | None = None
+    used_by: list[tuple[Handle, str]] = field(default_factory=list)
+
+
+@dataclass
 class Recorder:
     """Records an engine's workflow runs and their steps, idempotently by engine ids.
 
@@ -78,10 +89,17 @@ class Recorder:
     def __post_init__(self) -> None:
         if not self.engine:
             raise LakelineError("a Recorder needs the engine's name (snakemake, nextflow, ...)")
-        if self.instance is None:
-            from lakeline.instance import current
+        from lakeline.instance import current
 
-            self.instance = current()
+        connected = current()
+        if self.instance is None:
+            self.instance = connected
+        elif self.instance is not connected:
+            # saves go through the connected instance: recording elsewhere would split lineage
+            raise LakelineError(
+                f"this Recorder is for instance {self.instance.name!r} but {connected.name!r} "
+                f"is connected: connect to it first (lakeline.connect({self.instance.name!r}))"
+            )
         if self.root is not None:
             self.instance.register_storage(self.root)
 
@@ -282,6 +300,58 @@ class Recorder:
         return self._finish(
             step, status, at=finished_at, exit_code=exit_code, error=error, cached_from=original
         )
+
+    def link(self, step: Handle, used: Sequence[tuple[Artifact, str]]) -> int:
+        """Record that `step` used artifacts already saved (no rehash), with their roles,
+        in one transaction; return how many edges are new."""
+        assert self.instance is not None
+        with self.instance.sessions.write() as session:
+            new = [a for a, role in used if insert_input(session, step.run.id, a.id, role)]
+        for artifact in new:
+            fire("artifact_used", artifact=artifact, run=step.run)
+        return len(new)
+
+    def save_files(self, files: Sequence[FileRecord]) -> list[Artifact | None]:
+        """Record many files in one bulk save and one transaction of edges: each is produced
+        by `producer` (None: only used) and used by the steps in `used_by`. Files that are
+        gone go through `produce`/`use` one by one (they may be known already)."""
+        assert self.instance is not None
+        results: list[Artifact | None] = [None] * len(files)
+        batch: list[tuple[int, Artifact]] = []
+        for i, item in enumerate(files):
+            location = self._location(item.path)
+            if protocol_of(location) == "local" and not os.path.exists(location):
+                if item.producer is not None:
+                    made = self.produce(item.producer, item.path, key=item.key, kind=item.kind)
+                    results[i] = made
+                for user, role in item.used_by:
+                    results[i] = self.use(user, item.path, role=role, key=item.key)
+                continue
+            if self._outside_roots(location) and not self.upload:
+                self.instance.register_storage(Path(location).parent)
+            run = None if item.producer is None else item.producer.run
+            batch.append((i, Artifact(location, key=item.key, kind=item.kind, run=run)))
+        edges: list[tuple[Run, Artifact, str]] = []
+
+        def link(session: Session, plans: Sequence[Plan]) -> None:
+            for (i, _), plan in zip(batch, plans, strict=True):
+                assert plan.result is not None and plan.result.id is not None
+                for user, role in files[i].used_by:
+                    if insert_input(session, user.run.id, plan.result.id, role):
+                        edges.append((user.run, plan.result, role))
+
+        if batch:
+            save_artifacts([artifact for _, artifact in batch], also=link)
+        for i, artifact in batch:
+            results[i] = artifact
+        for run, artifact, _ in edges:
+            fire("artifact_used", artifact=artifact, run=run)
+        return results
+
+    def _outside_roots(self, location: str) -> bool:
+        from lakeline.artifacts.locate import storage_containing
+
+        return storage_containing(location) is None and protocol_of(location) == "local"
 
     def finish_workflow(
         self,

@@ -27,7 +27,7 @@ from snakemake_logger_plugin_lakeline.journal import stat_of
 if TYPE_CHECKING:
     from lakeline.instance import Instance
     from lakeline.lineage.recorder import Handle, Recorder
-    from lakeline.models import Artifact
+    from lakeline.models import Artifact, Run
 
 BATCH_AGE = 1.0  # seconds a recorded event may wait for its batch
 BATCH_FILES = 500
@@ -63,8 +63,8 @@ class Pending:
 
     location: str
     kind: str | None = None
-    producer: Any = None
-    users: list[tuple[Any, str]] = field(default_factory=list)
+    producer: JobLike | None = None
+    users: list[tuple[JobLike, str]] = field(default_factory=list)
     artifact: Artifact | None = None
 
 
@@ -87,14 +87,16 @@ class Writer:
     problem: Problem
     _known: dict[str, tuple[list[int], Artifact]] = field(default_factory=dict)
     _files: dict[str, Pending] = field(default_factory=dict)
-    _links: list[tuple[Any, Artifact, str]] = field(default_factory=list)
+    _links: list[tuple[JobLike, Artifact, str]] = field(default_factory=list)
     _finishes: list[Finish] = field(default_factory=list)
     _since: float | None = None
 
     # -- what the tracker asks for --------------------------------------------------------------
 
-    def use(self, job: Any, path: str, role: str = "") -> None:
+    def use(self, job: JobLike, path: str, role: str = "") -> None:
         """`job` used the file `path` (relative to the workflow folder, or absolute)."""
+        if job.step is None:
+            return
         location = os.path.join(self.workdir, path)
         known = self._lookup(location)
         if known is not None:
@@ -112,8 +114,10 @@ class Writer:
             return
         self._due()
 
-    def produce(self, job: Any, path: str, kind: str | None = None) -> None:
+    def produce(self, job: JobLike, path: str, kind: str | None = None) -> None:
         """`job` made the file `path` (`kind`: None, transient, log, benchmark)."""
+        if job.step is None:
+            return
         location = os.path.join(self.workdir, path)
         pending = self._files.get(location)
         if pending is not None and pending.producer is None:
@@ -130,7 +134,7 @@ class Writer:
 
     def finish(
         self,
-        job: Any,
+        job: JobLike,
         status: str,
         at: datetime | None,
         exit_code: int | None = None,
@@ -208,7 +212,7 @@ class Writer:
             assert item.artifact is not None
             self._remember(item.location, item.artifact)
             links += [(job, item.artifact, role) for job, role in item.users]
-        self._link([(job, a, role) for job, a, role in links if job.step is not None])
+        self._link([(job.step.run, a, role) for job, a, role in links if job.step is not None])
         for end in finishes:
             if end.job.step is None:
                 continue
@@ -243,8 +247,8 @@ class Writer:
                     raise
                 self.problem(job, f"{what} {relative}", exc)
 
-    def _link(self, links: list[tuple[Any, Artifact, str]]) -> None:
-        """The used-by edges, in one transaction."""
+    def _link(self, links: list[tuple[Run, Artifact, str]]) -> None:
+        """The used-by edges (run used artifact, as role), in one transaction."""
         if not links:
             return
         from lakeline.lineage.records import fire
@@ -252,9 +256,9 @@ class Writer:
 
         with self.instance.sessions.write() as session:
             new = [
-                (job.step.run, artifact)
-                for job, artifact, role in links
-                if insert_input(session, job.step.run.id, artifact.id, role)
+                (run, artifact)
+                for run, artifact, role in links
+                if insert_input(session, run.id, artifact.id, role)
             ]
         for run, artifact in new:
             fire("artifact_used", artifact=artifact, run=run)
