@@ -50,3 +50,10 @@ def main(src: File, fail: bool = False) -> File:
     if fail:
         return boom(src)
     return report(merge(counts))
+
+
+@task()
+def s3_copy(src: File, dest: str) -> File:
+    out = File(dest)
+    out.write(src.read().upper())
+    return out

@@ -1,0 +1,48 @@
+"""redun File values on S3 (the suite's moto endpoint), imported as lineage."""
+
+from __future__ import annotations
+
+import lakeline as ll
+import pytest
+import redun_flows as rf
+from conftest import Flow
+from lakeline.instance import Instance
+from lakeline.testing_servers import S3Server
+from lakeline_redun import import_redun
+from redun import File
+
+
+def test_s3_files_become_artifacts(
+    instance: Instance,
+    flow: Flow,
+    s3_server: S3Server,
+    s3_bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import s3fs
+
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)  # redun's and lakeline's s3fs clients read these
+    s3fs.S3FileSystem.clear_instance_cache()
+    client = s3_server.client()
+    client.put_object(Bucket=s3_bucket, Key="in/raw.txt", Body=b"reads from s3\n")
+    src, dest = f"s3://{s3_bucket}/in/raw.txt", f"s3://{s3_bucket}/out/copy.txt"
+
+    flow.run(rf.s3_copy(File(src), dest))
+    assert client.get_object(Bucket=s3_bucket, Key="out/copy.txt")["Body"].read() == (
+        b"READS FROM S3\n"
+    )
+    result = import_redun(str(flow.db))
+    assert result.jobs == 1 and not result.missing
+
+    run = ll.Run.get(engine="redun", engine_ref__ne=result.executions[0], parent_id__isnull=False)
+    assert run.transform.key == "llt.s3_copy" and run.status == "completed"
+    used = run.inputs.all()
+    assert len(used) == 1 and used[0].load() == "reads from s3\n"  # content hashed by lakeline
+    made = ll.Artifact.filter(run_id=run.id).all()
+    assert len(made) == 1 and made[0].load() == "READS FROM S3\n"
+    assert run.params["src"]["path"] == src and run.params["src"]["redun_hash"]
+    # importing again changes nothing
+    before = ll.Artifact.filter(is_latest=None).count()
+    import_redun(str(flow.db))
+    assert ll.Artifact.filter(is_latest=None).count() == before
