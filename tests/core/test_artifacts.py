@@ -17,10 +17,6 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-def stored_path(artifact: ll.Artifact) -> str:
-    return artifact.path
-
-
 def test_save_file_records_facts(any_instance: Instance, tmp_path: Path) -> None:
     src = write(tmp_path / "in" / "reads.csv", "a,b\n1,2\n")
     art = ll.Artifact(src, key="raw/reads.csv", description="run 7").save()

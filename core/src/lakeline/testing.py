@@ -200,19 +200,26 @@ def lineage_snapshot(engine: str) -> dict[str, Any]:
         }
 
 
-def recorded_steps(engine: str) -> list[ExpectedStep]:
-    """The steps of the engine's (single) workflow run, as ExpectedStep values."""
+def recorded_steps(engine: str, workflow_id: int | None = None) -> list[ExpectedStep]:
+    """The steps of one workflow run of `engine` (default: its only one) as ExpectedSteps."""
     from sqlalchemy import select
 
     from lakeline.instance import current
     from lakeline.models import Artifact, Run, RunInput, Transform
 
     with current().sessions.read() as session:
-        workflows = session.scalars(
-            select(Run).where(Run.engine == engine, Run.parent_id.is_(None))
-        ).all()
-        assert len(workflows) == 1, f"expected one {engine} workflow run, found {len(workflows)}"
-        workflow = workflows[0]
+        if workflow_id is None:
+            workflows = session.scalars(
+                select(Run).where(Run.engine == engine, Run.parent_id.is_(None))
+            ).all()
+            assert len(workflows) == 1, (
+                f"expected one {engine} workflow run, found {len(workflows)}"
+            )
+            workflow = workflows[0]
+        else:
+            found = session.get(Run, workflow_id)
+            assert found is not None, f"no workflow run with id {workflow_id}"
+            workflow = found
         pipeline = session.get(Transform, workflow.transform_id)
         assert pipeline is not None
         steps = []

@@ -111,25 +111,9 @@ def workflow_runs() -> list[int]:
 
 def steps(workflow_id: int | None = None) -> list[Step]:
     """The steps of one workflow run (default: the newest) as ExpectedStep values, sorted."""
-    from lakeline.instance import current
-    from lakeline.models import Artifact, Run, RunInput, Transform
-    from sqlalchemy import select
+    from lakeline.testing import recorded_steps
 
-    if workflow_id is None:
-        workflow_id = workflow_runs()[-1]
-    found = []
-    with current().sessions.read() as session:
-        for run in session.scalars(select(Run).where(Run.parent_id == workflow_id)):
-            transform = session.get(Transform, run.transform_id)
-            assert transform is not None
-            used = session.scalars(
-                select(Artifact.key)
-                .join(RunInput, RunInput.artifact_id == Artifact.id)
-                .where(RunInput.run_id == run.id)
-            ).all()
-            made = session.scalars(select(Artifact.key).where(Artifact.run_id == run.id)).all()
-            found.append(Step(transform.key, frozenset(used), frozenset(made), run.status))
-    return ordered(found)
+    return ordered(recorded_steps("snakemake", workflow_id or workflow_runs()[-1]))
 
 
 def ordered(items: list[Step]) -> list[Step]:
