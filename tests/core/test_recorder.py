@@ -252,3 +252,18 @@ def test_hook_artifact_used(instance: Instance, tmp_path: Path) -> None:
         assert len(used.events) == 2 and used.events[1][0] == "data/raw.txt"
     finally:
         plugins.get_plugin_manager().unregister(used)
+
+
+def test_workflow_nested_under_another_run(instance: Instance, tmp_path: Path) -> None:
+    rec = Recorder("toy", root=tmp_path)
+    outer = rec.start_workflow(key="outer", engine_run_id="o-1")
+    step = rec.start_step(outer, key="launch", kind="task", engine_task_id="1")
+    inner = rec.start_workflow(key="inner", engine_run_id="i-1", parent=step)
+    beside = rec.start_workflow(key="inner", engine_run_id="i-2", parent=outer.run)
+    assert inner.run.parent_id == step.run.id and beside.run.parent_id == outer.run.id
+    # the nested pipeline stays a pipeline of its own, not a step of the outer one
+    assert inner.transform.parent_id is None and inner.transform.kind == "pipeline"
+    again = rec.start_workflow(key="inner", engine_run_id="i-1", parent=step)
+    assert again.run.id == inner.run.id  # replay: the same run
+    launched = ll.Run.get(engine="toy", engine_ref="o-1/1")
+    assert [r.engine_ref for r in launched.children.all()] == ["i-1"]

@@ -191,8 +191,13 @@ class Recorder:
         description: str | None = None,
         version: str | None = None,
         started_at: datetime | None = None,
+        parent: Handle | Run | None = None,
     ) -> Handle:
-        """The workflow run `engine_run_id` of pipeline `key` (created once)."""
+        """The workflow run `engine_run_id` of pipeline `key` (created once).
+
+        `parent` nests it under another run (a subflow called by a flow or a task, a
+        workflow launched from a tracked script); its transform stays a pipeline of its own.
+        """
         transform = self._transform(
             key=key,
             kind=kind,
@@ -203,7 +208,12 @@ class Recorder:
             version=version,
         )
         return self._start(
-            transform, engine_run_id, parent=None, params=params, status="started", at=started_at
+            transform,
+            engine_run_id,
+            parent=parent.run if isinstance(parent, Handle) else parent,
+            params=params,
+            status="started",
+            at=started_at,
         )
 
     def start_step(
