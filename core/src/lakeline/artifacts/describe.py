@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +25,10 @@ def staging_dir() -> Path:
     return path
 
 
+# errors that mean "no such path" (what Path.exists() treats as False)
+_MISSING = (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP)
+
+
 def _check_suffix(key: str | None, suffix: str, what: str) -> None:
     if key is None:
         return
@@ -39,12 +45,15 @@ def _describe_path(artifact: Artifact, data: str | os.PathLike[str], key: str | 
     protocol = protocol_of(text)
     if protocol == "local":
         location = normalize_root(text)
-        path = Path(location)
-        if not path.exists():
-            raise PathNotFound(f"{text} does not exist: check the path")
-        if not os.access(path, os.R_OK) or (path.is_dir() and not os.access(path, os.X_OK)):
+        try:
+            mode = os.stat(location).st_mode  # one stat: exists and is_dir
+        except OSError as exc:
+            if exc.errno not in _MISSING:
+                raise
+            raise PathNotFound(f"{text} does not exist: check the path") from None
+        is_dir = stat.S_ISDIR(mode)
+        if not os.access(location, os.R_OK) or (is_dir and not os.access(location, os.X_OK)):
             raise PathNotFound(f"{text} cannot be read: check its permissions")
-        is_dir = path.is_dir()
     else:
         from lakeline.artifacts.locate import fs_for_location
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import PurePosixPath
 
 from lakeline.errors import InvalidKey
 
@@ -54,14 +53,25 @@ def validate_key(key: str) -> str:
     return key.rstrip("/")
 
 
+def _last_segment(name: str) -> str:
+    """`PurePosixPath(name).name` without building a path: the last segment that is not
+    empty or '.'."""
+    for segment in reversed(name.split("/")):
+        if segment and segment != ".":
+            return segment
+    return ""
+
+
 def suffix_of(name: str) -> str:
     """The file suffix of `name`, recognising compound ones (`.tar.gz`, `.ome.zarr`)."""
-    base = PurePosixPath(name.rstrip("/")).name
+    base = _last_segment(name)
     lower = base.lower()
-    for compound in COMPOUND_SUFFIXES:
-        if lower.endswith(compound) and len(base) > len(compound):
-            return base[-len(compound) :]
-    suffix = PurePosixPath(base).suffix
+    if lower.endswith(COMPOUND_SUFFIXES):
+        for compound in COMPOUND_SUFFIXES:
+            if lower.endswith(compound) and len(base) > len(compound):
+                return base[-len(compound) :]
+    dot = base.rfind(".")
+    suffix = base[dot:] if 0 < dot < len(base) - 1 else ""  # as PurePosixPath.suffix
     return suffix if _SUFFIX.match(suffix) else ""
 
 
