@@ -10,8 +10,7 @@ import lakeline as ll
 import pytest
 from lakeline.artifacts import transfer
 from lakeline.instance import Instance
-from lakeline.models import Artifact
-from sqlalchemy import event
+from sqlalchemy import Connection, event, text
 
 
 def stored_objects(instance: Instance) -> list[str]:
@@ -66,20 +65,23 @@ def test_failure_inside_the_transaction_removes_stored_bytes(
     keep = ll.Artifact(make_files(tmp_path, 1)[0], key="keep/f0.txt").save()
     before = stored_objects(any_instance)
     paths = make_files(tmp_path, 6)  # f0 has the same bytes as `keep`: shared, must survive
-    inserted: list[str] = []
+    inserted: list[int] = []
 
-    def fail_on_third(mapper: object, connection: object, target: Artifact) -> None:
-        inserted.append(target.uid)
-        if len(inserted) == 3:  # the first INSERTs have run inside the transaction
+    def fail_after_insert(conn: Connection, *args: object) -> None:
+        statement = str(args[1])
+        if statement.startswith("INSERT INTO artifacts"):
+            # the new rows are in the table, inside the transaction: now the database fails
+            count = text("SELECT count(*) FROM artifacts WHERE key LIKE :prefix")
+            inserted.append(conn.execute(count, {"prefix": "new/%"}).scalar_one())
             raise RuntimeError("database failed mid-transaction (injected)")
 
-    event.listen(Artifact, "after_insert", fail_on_third)
+    event.listen(any_instance.engine, "after_cursor_execute", fail_after_insert)
     try:
         with pytest.raises(RuntimeError, match="injected"):
             ll.save([ll.Artifact(p, key=f"new/{p.name}") for p in paths])
     finally:
-        event.remove(Artifact, "after_insert", fail_on_third)
-    assert len(inserted) == 3
+        event.remove(any_instance.engine, "after_cursor_execute", fail_after_insert)
+    assert inserted == [6]
     assert ll.Artifact.filter(key__startswith="new/").count() == 0
     assert ll.Artifact.filter().count() == 1
     assert stored_objects(any_instance) == before

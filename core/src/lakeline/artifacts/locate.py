@@ -12,26 +12,35 @@ if TYPE_CHECKING:
     from lakeline.models import Artifact, Storage
 
 
-def fs_for_location(location: str) -> AbstractFileSystem:
-    """The filesystem for a location, with the options of the storage that contains it."""
+def fs_for_location(location: str, *, normalized: bool = False) -> AbstractFileSystem:
+    """The filesystem for a location, with the options of the storage that contains it.
+
+    `normalized=True`: `location` already went through `normalize_root`.
+    """
     from lakeline.instance import current
 
     instance = current()
     for storage in instance.storages():
-        if location == storage.root or relative_key(location, storage.root) is not None:
+        if (
+            location == storage.root
+            or relative_key(location, storage.root, normalized=normalized) is not None
+        ):
             return instance.fs(storage)
     return filesystem(location)
 
 
-def storage_containing(location: str) -> tuple[Storage, str] | None:
-    """(storage, key inside it) when `location` lies inside a registered storage root."""
+def storage_containing(location: str, *, normalized: bool = False) -> tuple[Storage, str] | None:
+    """(storage, key inside it) when `location` lies inside a registered storage root.
+
+    `normalized=True`: `location` already went through `normalize_root`.
+    """
     from lakeline.instance import current
 
     best: tuple[Storage, str] | None = None
     for storage in current().storages():
         if protocol_of(storage.root) != protocol_of(location):
             continue
-        key = relative_key(location, storage.root)
+        key = relative_key(location, storage.root, normalized=normalized)
         if key is not None and (best is None or len(storage.root) > len(best[0].root)):
             best = (storage, key)
     return best

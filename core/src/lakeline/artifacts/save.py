@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import make_transient_to_detached
 
@@ -21,11 +21,13 @@ from lakeline.db.locks import lock_keys
 from lakeline.errors import InvalidKey, LakelineError
 from lakeline.ids import new_stem, suffix_index, versioned_uid
 from lakeline.models import Artifact
+from lakeline.models.base import utcnow
 from lakeline.storage.hashing import Digest, hash_file, hash_folder
 from lakeline.storage.keys import INTERNAL_PREFIX, object_key, validate_key
 from lakeline.storage.roots import join, protocol_of, strip_protocol
 
 if TYPE_CHECKING:
+    from fsspec import AbstractFileSystem
     from sqlalchemy.orm import Session
 
     from lakeline.instance import Instance
@@ -45,6 +47,7 @@ class Plan:
     storage: Storage
     store_key: str
     in_place: bool
+    source_fs: AbstractFileSystem
     result: Artifact | None = None
     uploaded: bool = False
 
@@ -66,18 +69,24 @@ def _map(fn: Callable[[Any], Any], items: Sequence[Any], *, threads: bool = True
 BIG_FILE = 1 << 20
 
 
-def _io_bound(instance: Instance, artifacts: Sequence[Artifact]) -> bool:
-    """Whether hashing and copying these wait on I/O (threads help) rather than the GIL."""
+def _io_bound(
+    instance: Instance, artifacts: Sequence[Artifact], sizes: Sequence[int] | None = None
+) -> bool:
+    """Whether hashing and copying these wait on I/O (threads help) rather than the GIL.
+
+    `sizes`: the sources' sizes when already known (hashed), else each source is stat'ed.
+    """
     if protocol_of(instance.storage.root) != "local":
         return True
-    for artifact in artifacts:
+    for i, artifact in enumerate(artifacts):
         source = artifact._source
         if protocol_of(source) != "local" or artifact._source_is_dir:
             return True
         try:
-            if os.stat(source).st_size >= BIG_FILE:
-                return True
+            size = sizes[i] if sizes is not None else os.stat(source).st_size
         except OSError:
+            return True
+        if size >= BIG_FILE:
             return True
     return False
 
@@ -86,7 +95,9 @@ def _plan(instance: Instance, artifact: Artifact) -> Plan:
     from lakeline.artifacts.locate import fs_for_location, storage_containing
 
     source = artifact._source
-    contained = None if artifact._staged else storage_containing(source)
+    # describe.prepare normalised the sources it was given; staged objects are in the cache
+    normalized = not artifact._staged
+    contained = None if artifact._staged else storage_containing(source, normalized=True)
     if contained is not None:
         storage, key_in_root = contained
         if key_in_root.split("/")[0] == INTERNAL_PREFIX:
@@ -95,13 +106,13 @@ def _plan(instance: Instance, artifact: Artifact) -> Plan:
             artifact.key = validate_key(key_in_root)
     else:
         storage = instance.storage
-    fs = fs_for_location(source)
+    fs = fs_for_location(source, normalized=normalized)
     path = source if protocol_of(source) == "local" else strip_protocol(source)
     digest = hash_folder(fs, path) if artifact._source_is_dir else hash_file(fs, path)
     if artifact._source_is_dir and digest.n_files == 0:
         raise LakelineError(f"folder {source} is empty: there is nothing to save")
     store_key = contained[1] if contained else object_key(digest.hash, artifact.suffix)
-    return Plan(artifact, digest, storage, store_key, in_place=contained is not None)
+    return Plan(artifact, digest, storage, store_key, in_place=contained is not None, source_fs=fs)
 
 
 def _referenced(session: Session, storage_id: int, store_key: str) -> bool:
@@ -128,7 +139,6 @@ def _referenced_keys(instance: Instance, wanted: Sequence[tuple[int, str]]) -> s
 
 
 def _upload(instance: Instance, plans: Sequence[Plan], progress: Progress | None) -> None:
-    from lakeline.artifacts.locate import fs_for_location
     from lakeline.artifacts.transfer import put, put_local
 
     todo = [p for p in plans if not p.in_place]
@@ -137,10 +147,11 @@ def _upload(instance: Instance, plans: Sequence[Plan], progress: Progress | None
     if not todo:
         return
     shared = _referenced_keys(instance, [(p.storage.id, p.store_key) for p in todo])
+    target_fss = {p.storage.id: instance.fs(p.storage) for p in todo}
 
     def one(plan: Plan) -> None:
         target = join(plan.storage.root, plan.store_key)
-        target_fs = instance.fs(plan.storage)
+        target_fs = target_fss[plan.storage.id]
         local_target = protocol_of(target) == "local"
         if (plan.storage.id, plan.store_key) in shared and (
             Path(target).exists() if local_target else target_fs.exists(strip_protocol(target))
@@ -152,12 +163,13 @@ def _upload(instance: Instance, plans: Sequence[Plan], progress: Progress | None
         if plan.artifact._staged and local_target:
             put_local(source, Path(target), move=True)
         else:
-            put(source, fs_for_location(source), target, target_fs)
+            put(source, plan.source_fs, target, target_fs)
         plan.uploaded = True
         if progress:
             progress("upload", 1)
 
-    _map(one, todo, threads=_io_bound(instance, [p.artifact for p in todo]))
+    sizes = [p.digest.size for p in todo]
+    _map(one, todo, threads=_io_bound(instance, [p.artifact for p in todo], sizes))
 
 
 def _cleanup(instance: Instance, plans: Sequence[Plan]) -> None:
@@ -181,10 +193,33 @@ def _next_index(session: Session, stem: str) -> int:
 InTransaction = Callable[["Session", Sequence[Plan]], None]
 
 
+def _insert(session: Session, artifacts: Sequence[Artifact]) -> None:
+    """INSERT the new records with one executemany (Core: the ORM's flush would emit one
+    INSERT ... RETURNING per row on SQLite), then give each object its id, read back by uid."""
+    if not artifacts:
+        return
+    table = Artifact.__table__
+    assert isinstance(table, Table)
+    columns = [column.key for column in table.columns if not column.primary_key]
+    session.execute(
+        insert(table), [{name: getattr(a, name) for name in columns} for a in artifacts]
+    )
+    ids: dict[str, int] = {}
+    for chunk in _chunks([a.uid for a in artifacts]):
+        rows = session.execute(select(table.c.uid, table.c.id).where(table.c.uid.in_(chunk)))
+        ids.update(rows.tuples().all())
+    for artifact in artifacts:
+        artifact.id = ids[artifact.uid]
+
+
 def _write_records(
     instance: Instance, plans: Sequence[Plan], also: InTransaction | None = None
 ) -> None:
-    """Insert the new records (or find existing identical ones) in one transaction."""
+    """Insert the new records (or find existing identical ones) in one transaction.
+
+    New records are inserted with Core, so their objects never join the session: once the
+    transaction commits they become detached records, as if loaded and the session closed.
+    """
     from lakeline.lineage.context import current_run
 
     user_id = instance.user.id
@@ -210,6 +245,7 @@ def _write_records(
             for row in session.scalars(stmt):
                 remember(row)
         next_index: dict[str, int] = {}
+        created: list[Artifact] = []
         for plan in plans:
             artifact, digest = plan.artifact, plan.digest
             existing = same.get((artifact.key, digest.hash))
@@ -245,14 +281,25 @@ def _write_records(
             artifact.created_by_id = user_id
             if artifact.run_id is None and run is not None:
                 artifact.run_id = run.id  # saved while a run is current: its output
-            session.add(artifact)
+            artifact.created_at = utcnow()
+            created.append(artifact)
             plan.result = artifact
             if artifact.key is not None:
                 latest[artifact.key] = artifact
             same[(artifact.key, digest.hash)] = artifact
-        session.flush()
+        _insert(session, created)
         if also is not None:
             also(session, plans)
+    for artifact in created:
+        make_transient_to_detached(artifact)
+
+
+def _forget(plans: Sequence[Plan]) -> None:
+    """Undo what a failed transaction set: no results, and new objects have no id again."""
+    for plan in plans:
+        if plan.result is plan.artifact:
+            plan.artifact.id = None  # type: ignore[assignment]
+        plan.result = None
 
 
 def _retryable(exc: DBAPIError) -> bool:
@@ -328,9 +375,9 @@ def save_artifacts(
                 # Another writer saved the same key concurrently: re-read and retry.
                 if attempt == RETRIES - 1 or not _retryable(exc):
                     raise
-                for plan in plans:
-                    plan.result = None
+                _forget(plans)
     except BaseException:
+        _forget(plans)
         _cleanup(instance, plans)
         raise
     _finish(plans)

@@ -68,14 +68,17 @@ def join(root: str, key: str) -> str:
     return f"{root}/{key}" if key else root
 
 
-def relative_key(location: str, root: str) -> str | None:
-    """`location`'s key inside `root`, or None when it lies outside."""
-    if protocol_of(location) != protocol_of(root):
+def relative_key(location: str, root: str, *, normalized: bool = False) -> str | None:
+    """`location`'s key inside `root`, or None when it lies outside.
+
+    `normalized=True` says `location` already went through `normalize_root` (saves resolving
+    a local path again, which costs a system call per folder level).
+    """
+    protocol = protocol_of(location)
+    if protocol != protocol_of(root):
         return None
-    if protocol_of(location) == "local":
-        location = normalize_root(location)
-    else:
-        location = location.rstrip("/")
+    if not normalized:
+        location = normalize_root(location) if protocol == "local" else location.rstrip("/")
     prefix = root.rstrip("/") + "/"
     return location[len(prefix) :] if location.startswith(prefix) else None
 
