@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -106,19 +107,36 @@ def test_hook_artifact_saved(
     assert recorder.saved == ["a.json", "b/0.json", "b/1.json", "b/2.json"]
 
 
-def _install_entry_point(site: Path, name: str) -> None:
-    """A real installed distribution (dist-info + module) declaring a `lakeline` entry point."""
-    (site / f"{name}_plugin.py").write_text(
-        "from lakeline.hookspecs import hookimpl\n"
-        "SEEN = []\n"
-        "@hookimpl\n"
-        "def artifact_saved(artifact):\n"
-        "    SEEN.append(artifact.key)\n"
-    )
+SAVED_PLUGIN = (
+    "from lakeline.hookspecs import hookimpl\n"
+    "SEEN = []\n"
+    "@hookimpl\n"
+    "def artifact_saved(artifact):\n"
+    "    SEEN.append(artifact.key)\n"
+)
+COMMAND_PLUGIN = (
+    "import click\n"
+    "from lakeline.hookspecs import hookimpl\n"
+    "@hookimpl\n"
+    "def register_commands(cli):\n"
+    "    @cli.command('{name}')\n"
+    "    def command():\n"
+    "        'A command from an installed plugin.'\n"
+    "        click.echo('{name} ran')\n"
+)
+
+
+def _install_entry_point(
+    site: Path, name: str, *, group: str = "lakeline", module: str = SAVED_PLUGIN
+) -> Path:
+    """A real installed distribution (dist-info + module) declaring an entry point in `group`;
+    returns its dist-info folder."""
+    (site / f"{name}_plugin.py").write_text(module.replace("{name}", name))
     info = site / f"{name}_plugin-1.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}-plugin\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text(f"[lakeline]\n{name} = {name}_plugin\n")
+    (info / "entry_points.txt").write_text(f"[{group}]\n{name} = {name}_plugin\n")
+    return info
 
 
 @pytest.mark.parametrize(
@@ -178,3 +196,109 @@ def test_broken_entry_point_plugin_is_skipped_with_a_warning(
     finally:
         plugins.reset()
         sys.modules.pop("broken_plugin", None)
+
+
+def _names(group: str = plugins.GROUP) -> set[str]:
+    return {ep.name for ep in plugins.discover() if ep.group == group}
+
+
+def test_entry_point_cache_follows_installs_edits_and_removals(
+    lakeline_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    scans: list[int] = []
+    scan = plugins._scan
+
+    def counted() -> list[tuple[str, str, str]]:
+        scans.append(1)
+        return scan()
+
+    monkeypatch.setattr(plugins, "_scan", counted)
+    assert "cached" not in _names()
+    assert len(scans) == 1
+    assert list((lakeline_home / "cache" / "plugins").glob("entry-points-*.json"))
+    assert "cached" not in _names()
+    assert len(scans) == 1  # nothing changed: the cache answered
+    info = _install_entry_point(site, "cached")
+    assert "cached" in _names()  # a new distribution: scanned again, never hidden
+    assert "cached" in _names()
+    assert len(scans) == 2
+    (info / "entry_points.txt").write_text("[lakeline]\ncached = cached_plugin\nmore = m\n")
+    assert {"cached", "more"} <= _names()  # entry points edited in place
+    (info / "entry_points.txt").write_text("[lakeline.commands]\ncached = cached_plugin\n")
+    assert "cached" not in _names()
+    assert "cached" in _names(plugins.COMMANDS_GROUP)
+    shutil.rmtree(info)
+    assert "cached" not in _names(plugins.COMMANDS_GROUP)  # uninstalled: gone
+    assert len(scans) == 5
+
+
+@pytest.mark.parametrize("content", ["not json", '{"version": 1}', "[1, 2]"])
+def test_a_broken_or_unwritable_cache_means_a_scan(
+    lakeline_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: str
+) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    _install_entry_point(site, "demo")
+    monkeypatch.syspath_prepend(str(site))
+    path = plugins._cache_file()
+    path.parent.mkdir(parents=True)
+    path.write_text(content)
+    assert "demo" in _names()
+    not_a_folder = tmp_path / "not-a-folder"
+    not_a_folder.write_text("")
+    monkeypatch.setenv("LAKELINE_CACHE_DIR", str(not_a_folder))
+    assert "demo" in _names()
+
+
+def test_command_plugins_load_only_for_the_cli(
+    lakeline_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+    from lakeline.cli import build_cli
+    from lakeline.lineage.records import fire
+
+    site = tmp_path / "site"
+    site.mkdir()
+    _install_entry_point(site, "democmd", group=plugins.COMMANDS_GROUP, module=COMMAND_PLUGIN)
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delenv("LAKELINE_LOAD_PLUGINS")
+    plugins.reset()
+    try:
+        pm = plugins.get_plugin_manager()
+        fire("artifact_saved", artifact=None)  # observer hooks do not import command plugins
+        assert pm.get_plugin("democmd") is None
+        assert "democmd_plugin" not in sys.modules
+        result = CliRunner().invoke(build_cli(), ["democmd"])
+        assert result.exit_code == 0, result.output
+        assert result.output == "democmd ran\n"
+        assert plugins.get_plugin_manager() is pm
+        assert pm.get_plugin("democmd") is not None
+        plugins.reset()
+        monkeypatch.setenv("LAKELINE_LOAD_PLUGINS", "other")  # the allow-list applies too
+        assert "democmd" not in CliRunner().invoke(build_cli(), ["--help"]).output
+        assert plugins.get_plugin_manager(commands=True).get_plugin("democmd") is None
+    finally:
+        plugins.reset()
+        sys.modules.pop("democmd_plugin", None)
+
+
+def test_broken_command_plugin_is_skipped_with_a_warning(
+    lakeline_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    _install_entry_point(site, "brokencmd", group=plugins.COMMANDS_GROUP, module="import nope\n")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setenv("LAKELINE_LOAD_PLUGINS", "brokencmd")
+    plugins.reset()
+    try:
+        pm = plugins.get_plugin_manager()
+        with pytest.warns(RuntimeWarning, match="'brokencmd'.*No module named 'nope'"):
+            assert plugins.get_plugin_manager(commands=True) is pm
+        assert pm.get_plugin("brokencmd") is None
+    finally:
+        plugins.reset()
+        sys.modules.pop("brokencmd_plugin", None)

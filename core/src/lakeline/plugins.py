@@ -1,16 +1,35 @@
-"""The plugin manager: default plugins plus entry points of group `lakeline`.
+"""The plugin manager: default plugins plus entry points of groups `lakeline` and
+`lakeline.commands`.
 
-`LAKELINE_LOAD_PLUGINS` narrows which entry-point plugins load: unset loads all, a
-comma-separated list loads those names, an empty value loads none. Defaults always load.
+Entry points of group `lakeline` load with the manager, on the first hook call. A plugin that
+only adds CLI commands (`register_commands`) declares its entry point in group
+`lakeline.commands` instead: it is imported only when the CLI asks for commands
+(`get_plugin_manager(commands=True)`), so observer hooks (`track()`, the Recorder) never pay
+for importing click and an engine.
+
+`LAKELINE_LOAD_PLUGINS` narrows which entry-point plugins load (in both groups): unset loads
+all, a comma-separated list loads those names, an empty value loads none. Defaults always load.
+A plugin that fails to load is skipped with a warning.
+
+Finding entry points reads the metadata of every installed distribution (~30 ms for a few
+hundred), so the result is cached in `<cache dir>/plugins/`. The cache is used only while every
+`sys.path` entry holds the same metadata folders with the same `entry_points.txt` (mtime, size,
+inode): installing, upgrading, removing or editing a distribution's entry points changes that
+and triggers a new scan, so a stale cache never hides (or invents) a plugin.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import json
 import os
+import sys
+import tempfile
 import threading
 import warnings
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint
+from pathlib import Path
 
 import pluggy
 
@@ -22,8 +41,14 @@ DEFAULT_PLUGINS = (
     "lakeline.formats.arrays",
     "lakeline.exporters.plugin",
 )
+GROUP = "lakeline"
+COMMANDS_GROUP = "lakeline.commands"
+_GROUPS = (GROUP, COMMANDS_GROUP)
+_CACHE_VERSION = 1
 
 _pm: pluggy.PluginManager | None = None
+_commands_loaded = False
+_found: list[EntryPoint] | None = None  # this process's discovery, until reset()
 _lock = threading.Lock()
 
 
@@ -34,14 +59,122 @@ def _allowed() -> set[str] | None:
     return {name.strip() for name in value.split(",") if name.strip()}
 
 
-def _create() -> pluggy.PluginManager:
-    pm = pluggy.PluginManager("lakeline")
-    pm.add_hookspecs(hookspecs)
-    for name in DEFAULT_PLUGINS:
-        pm.register(importlib.import_module(name), name=name)
+# -- discovery ---------------------------------------------------------------------------------
+
+
+def _scan() -> list[tuple[str, str, str]]:
+    """(group, name, value) of every entry point in our groups, as importlib.metadata sees them."""
+    from importlib.metadata import entry_points
+
+    found = entry_points()
+    return [(ep.group, ep.name, ep.value) for group in _GROUPS for ep in found.select(group=group)]
+
+
+def _fingerprint() -> str:
+    """What a scan reads, cheaply: per `sys.path` entry, its metadata folders and the stat of
+    their `entry_points.txt` (a zip or missing entry: its own stat)."""
+    digest = hashlib.sha256()
+    for entry in sys.path:
+        root = entry or "."
+        try:
+            names = os.listdir(root)
+        except OSError:
+            try:
+                st = os.stat(root)
+            except OSError:
+                digest.update(f"{entry}\0missing\n".encode())
+            else:
+                digest.update(f"{entry}\0{st.st_mtime_ns}\0{st.st_size}\0{st.st_ino}\n".encode())
+            continue
+        digest.update(f"{entry}\0dir\n".encode())
+        is_egg = root.lower().endswith(".egg")
+        for name in sorted(names):
+            low = name.lower()
+            if not (low.endswith((".dist-info", ".egg-info")) or (is_egg and low == "egg-info")):
+                continue
+            try:
+                st = os.stat(os.path.join(root, name, "entry_points.txt"))
+            except OSError:
+                digest.update(f"{name}\0-\n".encode())
+            else:
+                digest.update(f"{name}\0{st.st_mtime_ns}\0{st.st_size}\0{st.st_ino}\n".encode())
+    return digest.hexdigest()
+
+
+def _cache_file() -> Path:
+    """One file per interpreter and search path (the script's folder is on it)."""
+    from lakeline.config import cache_dir
+
+    paths = [os.path.abspath(entry or ".") for entry in sys.path]
+    key = hashlib.sha256(json.dumps([sys.executable, sys.version, paths]).encode()).hexdigest()
+    return cache_dir() / "plugins" / f"entry-points-{key[:24]}.json"
+
+
+def _cacheable() -> bool:
+    """Only plain path-based metadata is fingerprinted: another finder that can supply
+    distributions (a custom import hook) means scanning every time."""
+    from importlib.machinery import PathFinder
+
+    return not any(
+        finder is not PathFinder and hasattr(finder, "find_distributions")
+        for finder in sys.meta_path
+    )
+
+
+def _read_cache(path: Path, fingerprint: str) -> list[tuple[str, str, str]] | None:
+    try:
+        data = json.loads(path.read_text())
+        if data["version"] != _CACHE_VERSION or data["fingerprint"] != fingerprint:
+            return None
+        return [(str(g), str(n), str(v)) for g, n, v in data["entry_points"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _write_cache(path: Path, fingerprint: str, found: list[tuple[str, str, str]]) -> None:
+    data = {"version": _CACHE_VERSION, "fingerprint": fingerprint, "entry_points": found}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".entry-points-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as out:
+                json.dump(data, out)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError:
+        pass  # an unwritable cache only costs the next process a scan
+
+
+def discover() -> list[EntryPoint]:
+    """The entry points of groups `lakeline` and `lakeline.commands` (cached, see above)."""
+    if not _cacheable():
+        found = _scan()
+    else:
+        fingerprint = _fingerprint()  # before scanning: a change during the scan invalidates
+        path = _cache_file()
+        cached = _read_cache(path, fingerprint)
+        if cached is None:
+            found = _scan()
+            _write_cache(path, fingerprint, found)
+        else:
+            found = cached
+    return [EntryPoint(name=name, value=value, group=group) for group, name, value in found]
+
+
+# -- the manager -------------------------------------------------------------------------------
+
+
+def _load(pm: pluggy.PluginManager, group: str) -> None:
+    global _found
     allowed = _allowed()
-    for ep in entry_points(group="lakeline"):
-        if allowed is not None and ep.name not in allowed:
+    if allowed is not None and not allowed:
+        return  # none allowed: no need to look
+    if _found is None:
+        _found = discover()
+    for ep in _found:
+        if ep.group != group or (allowed is not None and ep.name not in allowed):
             continue
         if pm.get_plugin(ep.name) is None:
             try:
@@ -54,23 +187,40 @@ def _create() -> pluggy.PluginManager:
                     stacklevel=2,
                 )
     pm.check_pending()
+
+
+def _create() -> pluggy.PluginManager:
+    pm = pluggy.PluginManager("lakeline")
+    pm.add_hookspecs(hookspecs)
+    for name in DEFAULT_PLUGINS:
+        pm.register(importlib.import_module(name), name=name)
+    _load(pm, GROUP)
     return pm
 
 
-def get_plugin_manager() -> pluggy.PluginManager:
-    """The process-wide plugin manager, created (and plugins loaded) on first use."""
-    global _pm
+def get_plugin_manager(*, commands: bool = False) -> pluggy.PluginManager:
+    """The process-wide plugin manager, created (and plugins loaded) on first use.
+
+    `commands=True` also loads the plugins of group `lakeline.commands` (once): what the CLI
+    asks for before calling `register_commands`.
+    """
+    global _pm, _commands_loaded
     with _lock:
         if _pm is None:
             _pm = _create()
+        if commands and not _commands_loaded:
+            _load(_pm, COMMANDS_GROUP)
+            _commands_loaded = True
         return _pm
 
 
 def reset() -> None:
     """Forget loaded plugins; the next use reloads them (for tests and long-lived shells)."""
-    global _pm
+    global _pm, _commands_loaded, _found
     with _lock:
         _pm = None
+        _commands_loaded = False
+        _found = None
     from lakeline.formats import registry
     from lakeline.lineage import exporters
 

@@ -37,8 +37,8 @@ def test_discovered_from_the_editable_install() -> None:
     assert direct_url.get("dir_info", {}).get("editable") is True
     source = Path(plugin.__file__).resolve()
     assert source.parts[-4:-1] == ("snakemake", "src", "snakemake_logger_plugin_lakeline")
-    # the lakeline entry point that adds `lakeline snakemake import`
-    assert [ep.value for ep in dist.entry_points if ep.group == "lakeline"] == [
+    # the entry point that adds `lakeline snakemake import` (a commands-only plugin)
+    assert [ep.value for ep in dist.entry_points if ep.group == "lakeline.commands"] == [
         "snakemake_logger_plugin_lakeline.cli_plugin"
     ]
 

@@ -61,7 +61,7 @@ class LakelineGroup(click.Group):
         from lakeline.plugins import get_plugin_manager
 
         try:
-            get_plugin_manager().hook.register_commands(cli=self)
+            get_plugin_manager(commands=True).hook.register_commands(cli=self)
         except Exception as exc:  # a broken plugin must not take the whole CLI down
             if debug():
                 raise
