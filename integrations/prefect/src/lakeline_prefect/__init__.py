@@ -1,6 +1,7 @@
 """lakeline_prefect: Prefect flows and tasks recorded as lakeline lineage.
 
     from lakeline_prefect import flow, task      # drop-ins for prefect's decorators
+    from lakeline_prefect import materialize     # and for prefect.assets.materialize
 
 or keep Prefect's own decorators and call `lakeline_prefect.instrument()` once, before the
 flows and tasks are defined (or pass existing ones to it). Settings: `configure()`.
@@ -12,6 +13,7 @@ import functools
 from typing import Any, TypeVar, cast
 
 import prefect
+import prefect.assets
 from prefect import Flow, Task
 
 from lakeline_prefect.hooks import (
@@ -33,6 +35,7 @@ __all__ = [
     "current_settings",
     "flow",
     "instrument",
+    "materialize",
     "task",
     "uninstrument",
 ]
@@ -88,6 +91,7 @@ def _drop_in(decorator: T) -> T:
 
 task = _drop_in(prefect.task)
 flow = _drop_in(prefect.flow)
+materialize = _drop_in(prefect.assets.materialize)
 
 _originals: dict[type, Any] = {}
 

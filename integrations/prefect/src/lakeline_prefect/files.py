@@ -45,6 +45,18 @@ def paths_in(value: Any, _depth: int = 0) -> Iterator[str]:
             yield from paths_in(item, _depth + 1)
 
 
+def exists(path: str) -> bool:
+    """Whether a local path or a remote URL (through fsspec) exists now."""
+    if not _remote(path):
+        return os.path.exists(path)
+    from lakeline.artifacts.locate import fs_for_location
+
+    try:
+        return bool(fs_for_location(path).exists(path))
+    except (OSError, ValueError):
+        return False
+
+
 @dataclass
 class Opened:
     """Files a task run opened: read ones are used, written ones produced."""

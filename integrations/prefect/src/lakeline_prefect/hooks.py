@@ -3,6 +3,10 @@
 A flow run is a workflow Run of a `flow` Transform (engine ref = the flow run id); each task
 run a child Run of its task's `task` Transform (ref = `<flow run id>/<task run id>`). The hooks
 run inside Prefect's engine, in the task's thread and context, so `.submit()`/`.map()` work.
+
+While a flow or task runs, its Run is lakeline's current run (`lakeline.lineage.context`):
+artifacts saved or loaded with the lakeline API in its body are its outputs and inputs, and
+a subflow's run is a child of the flow run (or task run) that called it.
 """
 
 from __future__ import annotations
@@ -12,14 +16,17 @@ import logging
 import os
 import threading
 import traceback
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+from lakeline.lineage.context import current_run, run_context
 from lakeline.lineage.recorder import Handle, Recorder
 
-from lakeline_prefect.files import AUDIT, paths_in
+from lakeline_prefect.assets import asset_file, task_assets
+from lakeline_prefect.files import AUDIT, exists, paths_in
 from lakeline_prefect.settings import Settings, current_settings
 
 META = "@prefect"  # params entry for Prefect's own ids; no Python parameter can be named so
@@ -43,6 +50,10 @@ class _Flow:
     recorder: Recorder | None = None  # None: not recording this flow run
     handle: Handle | None = None
     reported: bool = False
+    used: set[str] = field(default_factory=set)
+    pending: list[str] = field(default_factory=list)  # path parameters not yet existing
+    produced: set[str] = field(default_factory=set)  # by its task runs
+    current: ExitStack = field(default_factory=ExitStack)  # its Run as the current run
 
 
 @dataclass
@@ -52,6 +63,7 @@ class _Step:
     attempts: int = 1
     used: set[str] = field(default_factory=set)
     pending: list[str] = field(default_factory=list)  # path parameters not yet existing
+    current: ExitStack = field(default_factory=ExitStack)
 
 
 _lock = threading.RLock()
@@ -75,6 +87,12 @@ def _problem(flow: _Flow, what: str, exc: Exception) -> None:
         )
 
 
+def _leave(current: ExitStack) -> None:
+    """Stop making a run the current one (a no-op outside the context it was entered in)."""
+    with suppress(ValueError):  # a hook in another context: the one it was set in is gone
+        current.close()
+
+
 def _source(fn: Any) -> str | None:
     try:
         return inspect.getsource(inspect.unwrap(fn))
@@ -87,8 +105,14 @@ def _reference(fn: Any) -> str:
 
 
 def _time(state: Any) -> datetime | None:
+    """The state's time as a plain UTC datetime (Prefect's may be a pendulum DateTime)."""
     at = getattr(state, "timestamp", None)
-    return at if isinstance(at, datetime) else None
+    if not isinstance(at, datetime):
+        return None
+    if at.tzinfo is not None:
+        at = at.astimezone(UTC)
+    fields = (at.year, at.month, at.day, at.hour, at.minute, at.second, at.microsecond)
+    return datetime(*fields, tzinfo=UTC)
 
 
 def _data(state: Any) -> Any:
@@ -96,6 +120,14 @@ def _data(state: Any) -> Any:
 
     data = state.data
     return data.result if isinstance(data, ResultRecord) else data
+
+
+def _result(state: Any) -> Any:
+    """A completed state's value, or None when it cannot be read back."""
+    try:
+        return _data(state)
+    except Exception:
+        return None
 
 
 def _outcome(state: Any) -> tuple[str, str | None]:
@@ -117,7 +149,11 @@ def _outcome(state: Any) -> tuple[str, str | None]:
 
 
 def flow_running(flow: Any, flow_run: Any, state: Any) -> None:
-    """`on_running` hook of a flow: record its workflow run."""
+    """`on_running` hook of a flow: record its workflow run and make it the current run."""
+    _start_flow(flow, flow_run, state, enter=True)
+
+
+def _start_flow(flow: Any, flow_run: Any, state: Any, *, enter: bool) -> None:
     with _lock:
         if flow_run.id in _flows:
             return
@@ -139,11 +175,13 @@ def flow_running(flow: Any, flow_run: Any, state: Any) -> None:
                 kind="flow",
                 description=flow.description,
                 started_at=_time(state),
+                parent=current_run(),  # a subflow: the flow or task run that called it
             )
             for name, value in parameters.items():
-                for path in paths_in(value):
-                    recorder.use(entry.handle, path, role=name)
+                _inputs(recorder, entry.handle, name, value, entry.used, entry.pending)
             entry.recorder = recorder
+        if enter:
+            entry.current.enter_context(run_context(entry.handle.run))
     except Exception as exc:
         _problem(entry, f"flow run {flow_run.name!r}", exc)
 
@@ -154,11 +192,18 @@ def flow_finished(flow: Any, flow_run: Any, state: Any) -> None:
         entry = _flows.pop(flow_run.id, None)
         for task_run_id in [k for k, s in _steps.items() if s.flow is entry]:
             del _steps[task_run_id]
-    if entry is None or entry.recorder is None or entry.handle is None:
+    if entry is None:
+        return
+    _leave(entry.current)
+    if entry.recorder is None or entry.handle is None:
         return
     status, error = _outcome(state)
     try:
         with AUDIT.quiet():
+            if status == "completed":  # made by the flow body unless a task run made them
+                for path in _outputs(_result(state), entry.used, entry.pending):
+                    if path not in entry.produced:
+                        entry.recorder.produce(entry.handle, path)
             entry.recorder.finish_workflow(
                 entry.handle, status, finished_at=_time(state), error=error
             )
@@ -178,10 +223,33 @@ def _flow_of(task_run: Any) -> _Flow | None:
     if entry is None:
         context = FlowRunContext.get()
         if context and context.flow and context.flow_run and context.flow_run.id == flow_run_id:
-            flow_running(context.flow, context.flow_run, context.flow_run.state)
+            _start_flow(context.flow, context.flow_run, context.flow_run.state, enter=False)
             with _lock:
                 entry = _flows.get(flow_run_id)
     return entry if entry is not None and entry.recorder is not None else None
+
+
+# -- files ------------------------------------------------------------------------------------
+
+
+def _inputs(
+    recorder: Recorder, handle: Handle, name: str, value: Any, used: set[str], pending: list[str]
+) -> None:
+    """Record the paths in a parameter as inputs; those that do not exist yet are outputs
+    to be (`pending`: produced if they exist when the run completes)."""
+    for path in paths_in(value):
+        if not exists(path):
+            pending.append(path)
+        elif recorder.use(handle, path, role=name) is not None:
+            used.add(path)
+
+
+def _outputs(result: Any, used: set[str], pending: list[str]) -> list[str]:
+    """Paths a completed run produced: those in its result that it did not use, and the
+    pending output parameters that exist now."""
+    produced = [p for p in paths_in(result) if p not in used]
+    produced += [p for p in pending if exists(p)]
+    return list(dict.fromkeys(produced))
 
 
 # -- tasks ------------------------------------------------------------------------------------
@@ -265,12 +333,9 @@ def task_running(task: Any, task_run: Any, state: Any) -> None:
             step = _Step(handle, flow, attempts=max(1, task_run.run_count))
             with _lock:
                 _steps[task_run.id] = step
+            step.current.enter_context(run_context(handle.run))
             for name, value in params.items():
-                for path in paths_in(value):
-                    if os.path.isabs(path) and not os.path.exists(path):
-                        step.pending.append(path)  # an output path: produced if it appears
-                    elif recorder.use(handle, path, role=name) is not None:
-                        step.used.add(path)
+                _inputs(recorder, handle, name, value, step.used, step.pending)
         if flow.settings.audit:
             AUDIT.watch(task_run.id, flow.root)
     except Exception as exc:
@@ -283,11 +348,13 @@ def task_finished(task: Any, task_run: Any, state: Any) -> None:
         step = _steps.get(task_run.id)
     if step is None:
         return
+    _leave(step.current)
     opened = AUDIT.collect(task_run.id)
     recorder = step.flow.recorder
     if recorder is None:
         return
     status, error = _outcome(state)
+    assets = task_assets(task, task_run)
     try:
         with AUDIT.quiet():
             storage_key = getattr(getattr(state.data, "metadata", None), "storage_key", None)
@@ -296,17 +363,27 @@ def task_finished(task: Any, task_run: Any, state: Any) -> None:
                 cached_from = recorder.find_step(task.name, META, "cache_key", str(storage_key))
             produced: list[str] = []
             if status == "completed":
-                produced = [p for p in paths_in(_data(state)) if p not in step.used]
-                produced += [p for p in step.pending if os.path.exists(p)]
+                produced = _outputs(_result(state), step.used, step.pending)
                 produced += [p for p in opened.written if p not in produced]
-                produced = list(dict.fromkeys(produced))
             for path in opened.read:
                 if path not in step.used and path not in produced:
                     recorder.use(step.handle, path, role="opened")
-            for path in produced:
+            for location in filter(None, map(asset_file, assets.referenced)):
+                if location not in step.used:
+                    recorder.use(step.handle, location, role="asset")
+            if status == "completed":
+                produced += [p for p in map(asset_file, assets.materialized) if p is not None]
+            for path in dict.fromkeys(produced):
                 recorder.produce(step.handle, path)
+            with _lock:
+                step.flow.produced.update(produced)
+            meta: dict[str, Any] = {}
+            if assets:
+                meta["assets"] = assets.summary()
             if status == "completed" and storage_key:
-                recorder.annotate(step.handle, META, cache_key=str(storage_key))
+                meta["cache_key"] = str(storage_key)
+            if meta:
+                recorder.annotate(step.handle, META, **meta)
             recorder.finish_step(
                 step.handle,
                 status,
