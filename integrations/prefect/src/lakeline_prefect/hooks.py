@@ -63,6 +63,7 @@ class _Step:
     attempts: int = 1
     used: set[str] = field(default_factory=set)
     pending: list[str] = field(default_factory=list)  # path parameters not yet existing
+    persisted: bool = False  # Prefect persists its result: a later run can hit its cache
     current: ExitStack = field(default_factory=ExitStack)
 
 
@@ -330,7 +331,12 @@ def task_running(task: Any, task_run: Any, state: Any) -> None:
                 reference=task.task_key,
                 started_at=_time(state),
             )
-            step = _Step(handle, flow, attempts=max(1, task_run.run_count))
+            step = _Step(
+                handle,
+                flow,
+                attempts=max(1, task_run.run_count),
+                persisted=bool(context and context.persist_result),
+            )
             with _lock:
                 _steps[task_run.id] = step
             step.current.enter_context(run_context(handle.run))
@@ -380,7 +386,7 @@ def task_finished(task: Any, task_run: Any, state: Any) -> None:
             meta: dict[str, Any] = {}
             if assets:
                 meta["assets"] = assets.summary()
-            if status == "completed" and storage_key:
+            if status == "completed" and storage_key and step.persisted:
                 meta["cache_key"] = str(storage_key)
             if meta:
                 recorder.annotate(step.handle, META, **meta)

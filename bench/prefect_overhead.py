@@ -1,0 +1,185 @@
+"""Overhead of lakeline's Prefect hooks: a flow of many small file tasks, with and without them.
+
+    uv run python bench/prefect_overhead.py [--tasks 200] [--repeats 3] [--db sqlite|postgres|both]
+
+One process, Prefect's offline test server (as in the tests). Each repetition runs the same
+flow twice on fresh files, with Prefect's plain decorators and with lakeline's state hooks
+added (alternating, so load changes hit both alike). Each task reads one file and writes one
+(a path parameter in, a path result out: one input edge and one hashed output per task).
+Figures, per task, against DESIGN §8's budget of 5 ms per engine task:
+- hooks: the time spent inside lakeline's hooks (task_running + task_finished, and the flow's
+  own hooks spread over its tasks), median of the repetitions; this is lakeline's cost;
+- wall: (with - without) / tasks, best and median. Prefect itself spends tens of ms per
+  task on this machine, so this difference is noisy; the hooks figure is the one to read.
+Asserts nothing about time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+OFFLINE = {
+    "PREFECT_API_URL": "",
+    "PREFECT_API_KEY": "",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_UI_ENABLED": "false",
+    "PREFECT_API_BLOCKS_REGISTER_ON_START": "false",
+    "PREFECT_LOGGING_TO_API_ENABLED": "false",
+    "PREFECT_LOGGING_LEVEL": "WARNING",
+    "DO_NOT_TRACK": "1",
+}
+
+SPENT: list[float] = [0.0]
+
+
+def timed(hook: Callable[..., Any]) -> Callable[..., Any]:
+    """`hook`, adding its time to SPENT."""
+
+    def run(*args: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return hook(*args)
+        finally:
+            SPENT[0] += time.perf_counter() - start
+
+    run.__name__ = hook.__name__
+    return run
+
+
+def build(hooked: bool) -> Any:
+    """The benchmark flow, with (timed) lakeline hooks or without."""
+    from lakeline_prefect import hooks
+    from prefect import flow, task
+
+    task_hooks: dict[str, Any] = {}
+    flow_hooks: dict[str, Any] = {}
+    if hooked:
+        finished = timed(hooks.task_finished)
+        task_hooks = {
+            "on_running": [timed(hooks.task_running)],
+            "on_completion": [finished],
+            "on_failure": [finished],
+        }
+        done = timed(hooks.flow_finished)
+        flow_hooks = {
+            "on_running": [timed(hooks.flow_running)],
+            "on_completion": [done],
+            "on_failure": [done],
+        }
+
+    @task(**task_hooks)
+    def upper(path: Path) -> Path:
+        target = path.parent.parent / "out" / path.name
+        target.write_text(path.read_text().upper())
+        return target
+
+    @flow(**flow_hooks)
+    def many(paths: list[Path]) -> int:
+        return len([upper(p) for p in paths])
+
+    return many
+
+
+def files(folder: Path, n: int) -> list[Path]:
+    shutil.rmtree(folder, ignore_errors=True)
+    (folder / "data").mkdir(parents=True)
+    (folder / "out").mkdir()
+    paths = [folder / "data" / f"{i}.txt" for i in range(n)]
+    for i, path in enumerate(paths):
+        path.write_text(f"sample {i}\n" * 20)
+    return paths
+
+
+def measure(db: str, url: str | None, base: Path, args: argparse.Namespace) -> dict[str, Any]:
+    import lakeline as ll
+    import lakeline_prefect
+
+    ll.init(storage=base / f"data-{db}", db=url, name=f"prefect-{db}")
+    plain, hooked = build(False), build(True)
+    without: list[float] = []
+    with_hooks: list[float] = []
+    spent: list[float] = []
+    for i in range(args.repeats + 1):  # the first round warms Prefect and lakeline up
+        folder = base / f"wf-{db}-{i}"
+        lakeline_prefect.configure(root=str(folder))
+        start = time.perf_counter()
+        plain(files(folder / "plain", args.tasks))
+        plain_s = time.perf_counter() - start
+        paths = files(folder / "hooked", args.tasks)
+        SPENT[0] = 0.0
+        start = time.perf_counter()
+        hooked(paths)
+        hooked_s = time.perf_counter() - start
+        if i:
+            without.append(plain_s)
+            with_hooks.append(hooked_s)
+            spent.append(SPENT[0])
+        print(
+            f"[{db}] round {i}{' (warm-up)' if not i else ''}: without {plain_s:.2f} s, "
+            f"with {hooked_s:.2f} s, in hooks {SPENT[0]:.2f} s",
+            file=sys.stderr,
+        )
+    recorded = ll.Run.filter(engine="prefect", parent_id__isnull=False).count()
+    ll.disconnect()
+    return {"db": db, "without": without, "with": with_hooks, "spent": spent, "runs": recorded}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tasks", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="sqlite")
+    args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="lakeline-bench-prefect-"))
+    os.environ.update(OFFLINE)
+    os.environ["PREFECT_HOME"] = str(base / "prefect")
+    os.environ["LAKELINE_HOME"] = str(base / "home")
+    from prefect.testing.utilities import prefect_test_harness
+
+    server = None
+    rows = []
+    try:
+        with prefect_test_harness(server_startup_timeout=90):
+            for db in ["sqlite", "postgres"] if args.db == "both" else [args.db]:
+                url = None
+                if db == "postgres":
+                    from lakeline.testing_servers import PostgresServer
+
+                    shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+                    server = PostgresServer(parent_dir=shm).start()
+                    url = server.create_database("bench_prefect")
+                rows.append(measure(db, url, base, args))
+    finally:
+        if server is not None:
+            server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+    n = args.tasks
+    print(f"{n} tasks per flow run, {args.repeats} runs each; per task in ms (budget 5 ms)")
+    print(
+        f"{'database':<9} {'without/task':>13} {'with/task':>10} {'wall overhead':>20} "
+        f"{'in hooks':>9}"
+    )
+    print(f"{'':<9} {'median':>13} {'median':>10} {'best  median':>20} {'median':>9}")
+    for row in rows:
+        plain, hooked = row["without"], row["with"]
+        best = (min(hooked) - min(plain)) / n * 1000
+        median = (statistics.median(hooked) - statistics.median(plain)) / n * 1000
+        print(
+            f"{row['db']:<9} {statistics.median(plain) / n * 1000:>13.1f} "
+            f"{statistics.median(hooked) / n * 1000:>10.1f} {best:>12.1f} {median:>7.1f} "
+            f"{statistics.median(row['spent']) / n * 1000:>9.1f}"
+        )
+        print(f"          ({row['runs']} task runs recorded in all)")
+
+
+if __name__ == "__main__":
+    main()
