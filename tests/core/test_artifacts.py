@@ -9,6 +9,8 @@ import lakeline as ll
 import pytest
 from lakeline.errors import InvalidKey, PathNotFound, UnsupportedObject
 from lakeline.instance import Instance
+from lakeline.models import Artifact
+from sqlalchemy import inspect
 
 
 def write(path: Path, text: str) -> Path:
@@ -121,6 +123,23 @@ def test_bulk_save_one_transaction(any_instance: Instance, tmp_path: Path) -> No
     assert seen.count("hash") == 40 and seen.count("upload") == 40
     again = ll.save([ll.Artifact(p, key=f"bulk/{p.name}") for p in paths])
     assert [a.uid for a in again] == [a.uid for a in saved]
+
+
+def test_bulk_save_returns_complete_records(instance: Instance, tmp_path: Path) -> None:
+    """More files than one lookup chunk: each returned object is its own row (id, uid and
+    every column), detached like a loaded record, and search finds them."""
+    paths = [write(tmp_path / "many" / f"f{i}.txt", f"content {i}") for i in range(1100)]
+    saved = ll.save(
+        [ll.Artifact(p, key=f"many/{p.name}", description=f"zqxw {i}") for i, p in enumerate(paths)]
+    )
+    rows = {a.uid: a for a in ll.Artifact.filter(key__startswith="many/").all()}
+    assert len(rows) == 1100
+    columns = [c.key for c in Artifact.__table__.columns]
+    for artifact in saved:
+        assert inspect(artifact).detached and artifact.created
+        row = rows[artifact.uid]
+        assert {c: getattr(artifact, c) for c in columns} == {c: getattr(row, c) for c in columns}
+    assert ll.Artifact.search("zqxw", limit=2000).count() == 1100
 
 
 def test_bulk_same_key_twice_makes_two_versions(instance: Instance, tmp_path: Path) -> None:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import lakeline as ll
 import pytest
 from lakeline.artifacts import transfer
+from lakeline.artifacts.save import Plan, save_artifacts
 from lakeline.instance import Instance
-from sqlalchemy import Connection, event, text
+from lakeline.models import Artifact
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 
 def stored_objects(instance: Instance) -> list[str]:
@@ -67,21 +71,17 @@ def test_failure_inside_the_transaction_removes_stored_bytes(
     paths = make_files(tmp_path, 6)  # f0 has the same bytes as `keep`: shared, must survive
     inserted: list[int] = []
 
-    def fail_after_insert(conn: Connection, *args: object) -> None:
-        statement = str(args[1])
-        if statement.startswith("INSERT INTO artifacts"):
-            # the new rows are in the table, inside the transaction: now the database fails
-            count = text("SELECT count(*) FROM artifacts WHERE key LIKE :prefix")
-            inserted.append(conn.execute(count, {"prefix": "new/%"}).scalar_one())
-            raise RuntimeError("database failed mid-transaction (injected)")
+    def fail_after_insert(session: Session, plans: Sequence[Plan]) -> None:
+        # the new rows are in the table, inside the transaction: now the transaction fails
+        count = select(func.count()).where(Artifact.key.startswith("new/"))
+        inserted.append(session.execute(count).scalar_one())
+        raise RuntimeError("database failed mid-transaction (injected)")
 
-    event.listen(any_instance.engine, "after_cursor_execute", fail_after_insert)
-    try:
-        with pytest.raises(RuntimeError, match="injected"):
-            ll.save([ll.Artifact(p, key=f"new/{p.name}") for p in paths])
-    finally:
-        event.remove(any_instance.engine, "after_cursor_execute", fail_after_insert)
+    artifacts = [ll.Artifact(p, key=f"new/{p.name}") for p in paths]
+    with pytest.raises(RuntimeError, match="injected"):
+        save_artifacts(artifacts, also=fail_after_insert)
     assert inserted == [6]
+    assert all(a.id is None and not a.created for a in artifacts)
     assert ll.Artifact.filter(key__startswith="new/").count() == 0
     assert ll.Artifact.filter().count() == 1
     assert stored_objects(any_instance) == before

@@ -7,17 +7,19 @@ records follow in one transaction; if that fails, the bytes this save created ar
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import instance_dict
 
 from lakeline.db.locks import lock_keys
+from lakeline.db.rows import chunks, insert_rows, one_of
 from lakeline.errors import InvalidKey, LakelineError
 from lakeline.ids import new_stem, suffix_index, versioned_uid
 from lakeline.models import Artifact
@@ -33,7 +35,6 @@ if TYPE_CHECKING:
     from lakeline.instance import Instance
     from lakeline.models import Storage
 
-CHUNK = 500
 RETRIES = 5
 Progress = Callable[[str, int], None]
 
@@ -50,11 +51,6 @@ class Plan:
     source_fs: AbstractFileSystem
     result: Artifact | None = None
     uploaded: bool = False
-
-
-def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _map(fn: Callable[[Any], Any], items: Sequence[Any], *, threads: bool = True) -> list[Any]:
@@ -130,9 +126,9 @@ def _referenced_keys(instance: Instance, wanted: Sequence[tuple[int, str]]) -> s
         by_storage.setdefault(storage_id, []).append(store_key)
     with instance.sessions.read() as session:
         for storage_id, store_keys in by_storage.items():
-            for chunk in _chunks(sorted(set(store_keys))):
+            for chunk in chunks(sorted(set(store_keys))):
                 stmt = select(Artifact.store_key).where(
-                    Artifact.storage_id == storage_id, Artifact.store_key.in_(chunk)
+                    Artifact.storage_id == storage_id, one_of(session, Artifact.store_key, chunk)
                 )
                 found.update((storage_id, key) for key in session.scalars(stmt.distinct()))
     return found
@@ -194,22 +190,21 @@ InTransaction = Callable[["Session", Sequence[Plan]], None]
 
 
 def _insert(session: Session, artifacts: Sequence[Artifact]) -> None:
-    """INSERT the new records with one executemany (Core: the ORM's flush would emit one
-    INSERT ... RETURNING per row on SQLite), then give each object its id, read back by uid."""
-    if not artifacts:
-        return
+    """INSERT the new records in one go (the ORM's flush would emit one INSERT ... RETURNING
+    per row on SQLite) and give each object its id."""
     table = Artifact.__table__
     assert isinstance(table, Table)
     columns = [column.key for column in table.columns if not column.primary_key]
-    session.execute(
-        insert(table), [{name: getattr(a, name) for name in columns} for a in artifacts]
-    )
-    ids: dict[str, int] = {}
-    for chunk in _chunks([a.uid for a in artifacts]):
-        rows = session.execute(select(table.c.uid, table.c.id).where(table.c.uid.in_(chunk)))
-        ids.update(rows.tuples().all())
+    rows = []
     for artifact in artifacts:
-        artifact.id = ids[artifact.uid]
+        values = instance_dict(artifact)  # the attributes set so far
+        for name in columns:
+            if name not in values:  # stored as NULL: say so, or a detached record can't tell
+                setattr(artifact, name, None)
+        rows.append({name: values[name] for name in columns})
+    ids = insert_rows(session, table, rows, unique="uid")
+    for artifact, new_id in zip(artifacts, ids, strict=True):
+        artifact.id = new_id
 
 
 def _write_records(
@@ -236,12 +231,15 @@ def _write_records(
                 same[(row.key, row.hash)] = row
 
         lock_keys(session, "artifact", keys)
-        for chunk in _chunks(keys):
-            for row in session.scalars(select(Artifact).where(Artifact.key.in_(chunk))):
+        for chunk in chunks(keys):
+            stmt = select(Artifact).where(one_of(session, Artifact.key, chunk))
+            for row in session.scalars(stmt):
                 remember(row)
         keyless = sorted({p.digest.hash for p in plans if p.artifact.key is None})
-        for chunk in _chunks(keyless):
-            stmt = select(Artifact).where(Artifact.key.is_(None), Artifact.hash.in_(chunk))
+        for chunk in chunks(keyless):
+            stmt = select(Artifact).where(
+                Artifact.key.is_(None), one_of(session, Artifact.hash, chunk)
+            )
             for row in session.scalars(stmt):
                 remember(row)
         next_index: dict[str, int] = {}
