@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,7 +15,7 @@ if TYPE_CHECKING:
 
 
 def _tmp_sibling(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
+    return path.with_name(f".{path.name}.{os.urandom(4).hex()}.partial")
 
 
 def remove_local(path: Path) -> None:
@@ -27,22 +26,43 @@ def remove_local(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+SMALL_FILE = 1 << 20
+
+
+def _copy_file(source: str, target: str) -> None:
+    """Copy a file's bytes to `target`, a fresh name: small files in one read and one write
+    (shutil.copyfile's checks cost more than copying 100 bytes), others by shutil."""
+    with open(source, "rb") as src:
+        data = src.read() if os.fstat(src.fileno()).st_size <= SMALL_FILE else None
+    if data is None:
+        shutil.copyfile(source, target)
+        return
+    with open(target, "xb") as dst:
+        dst.write(data)
+
+
 def put_local(source: str, target: Path, *, move: bool = False) -> None:
     """Copy (or move) a local file or folder to `target` atomically."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_sibling(target)
+    final = os.fspath(target)
+    folder = os.path.dirname(final)
+    if not os.path.isdir(folder):
+        os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{os.path.basename(final)}.{os.urandom(4).hex()}.partial")
     try:
         if move:
             shutil.move(source, tmp)
-        elif os.path.isdir(source):
-            shutil.copytree(source, tmp)
+            is_dir = os.path.isdir(tmp)
         else:
-            shutil.copyfile(source, tmp)
-        if target.exists():
-            remove_local(target)
-        os.replace(tmp, target)
+            is_dir = os.path.isdir(source)
+            if is_dir:
+                shutil.copytree(source, tmp)
+            else:
+                _copy_file(source, tmp)
+        if is_dir or os.path.isdir(final):
+            remove_local(target)  # rename replaces a file with a file, not folders
+        os.replace(tmp, final)
     except BaseException:
-        remove_local(tmp)
+        remove_local(Path(tmp))
         raise
 
 
