@@ -11,9 +11,11 @@ import lakeline as ll
 import pytest
 from lakeline.artifacts import transfer
 from lakeline.artifacts.save import Plan, save_artifacts
+from lakeline.db.rows import insert_rows
 from lakeline.instance import Instance
 from lakeline.models import Artifact
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 
@@ -135,3 +137,21 @@ def test_locking_many_keys_fits_postgres_lock_table(instance: Instance) -> None:
     with instance.sessions.write() as session:
         lock_keys(session, "artifact", keys)
         lock_keys(session, "transform", keys[:5])
+
+
+def test_bulk_insert_reports_unique_violations_as_integrity_errors(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """A conflicting row in the bulk insert (executemany, or COPY on PostgreSQL) raises
+    SQLAlchemy's IntegrityError, the error save() retries on."""
+    saved = ll.Artifact(make_files(tmp_path, 1)[0], key="taken.txt").save()
+    table = Artifact.__table__
+    assert isinstance(table, Table)
+    row = {c.key: getattr(saved, c.key) for c in table.columns if not c.primary_key}
+    fresh = {**row, "uid": "x" * 16, "stem": "x" * 12, "key": "other.txt"}
+    with pytest.raises(IntegrityError), instance.sessions.write() as session:
+        insert_rows(session, table, [fresh, row], unique="uid")  # `row` repeats saved's uid
+    assert ll.Artifact.filter().count() == 1
+    with instance.sessions.write() as session:
+        (new_id,) = insert_rows(session, table, [fresh], unique="uid")
+    assert ll.Artifact.get("x" * 16).id == new_id

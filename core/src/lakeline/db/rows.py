@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, Table, bindparam, insert, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 CHUNK = 500
@@ -66,13 +67,19 @@ def _copy_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -
         table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
     ]
     columns = ", ".join(dialect.identifier_preparer.quote(name) for name in ["id", *names])
-    target = dialect.identifier_preparer.format_table(table)
+    statement = f"COPY {dialect.identifier_preparer.format_table(table)} ({columns}) FROM STDIN"
+    driver_error = dialect.loaded_dbapi.Error
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    with cursor, cursor.copy(f"COPY {target} ({columns}) FROM STDIN") as copy:
-        for new_id, row in zip(ids, rows, strict=True):
-            values = [row[name] for name in names]
-            for i, processor in enumerate(convert):
-                if processor is not None:
-                    values[i] = processor(values[i])
-            copy.write_row([new_id, *values])
+    try:
+        with cursor, cursor.copy(statement) as copy:
+            for new_id, row in zip(ids, rows, strict=True):
+                values = [row[name] for name in names]
+                for i, processor in enumerate(convert):
+                    if processor is not None:
+                        values[i] = processor(values[i])
+                copy.write_row([new_id, *values])
+    except driver_error as exc:
+        # as SQLAlchemy raises for its own statements (IntegrityError, OperationalError...),
+        # so that the caller's retries see a unique violation or a deadlock for what it is
+        raise DBAPIError.instance(statement, None, exc, driver_error) from exc
     return ids
