@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 from pathlib import Path
@@ -32,12 +33,29 @@ def normalize_root(root: str | os.PathLike[str]) -> str:
     if protocol_of(text) == "local":
         if text.startswith("file://"):
             text = text[len("file://") :]
-        return str(Path(text).expanduser().resolve())
+        return _resolve_local(text)
     scheme, rest = text.split("://", 1)
     rest = rest.strip("/")
     if not rest:
         raise StorageError(f"storage root {text!r} names no bucket")
     return f"{scheme.lower()}://{rest}"
+
+
+def _resolve_local(text: str) -> str:
+    """`str(Path(text).expanduser().resolve())` without building three Paths per call.
+
+    Paths that Path would first tidy (`~`, `//`, `.` segments) take the pathlib route: realpath
+    alone treats some of them differently around symlink loops.
+    """
+    if text.startswith(("~", "./")) or "//" in text or "/./" in text or text.endswith("/."):
+        return str(Path(text).expanduser().resolve())
+    resolved = os.path.realpath(text)
+    try:
+        os.stat(resolved)  # as Path.resolve: a symlink loop is an error, not a path
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise RuntimeError(f"Symlink loop from {exc.filename!r}") from None
+    return resolved
 
 
 def filesystem(root: str, storage_options: dict[str, Any] | None = None) -> AbstractFileSystem:
