@@ -267,3 +267,54 @@ def test_workflow_nested_under_another_run(instance: Instance, tmp_path: Path) -
     assert again.run.id == inner.run.id  # replay: the same run
     launched = ll.Run.get(engine="toy", engine_ref="o-1/1")
     assert [r.engine_ref for r in launched.children.all()] == ["i-1"]
+
+
+class Finished:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str]] = []
+
+    @hookimpl
+    def run_finished(self, run: ll.Run) -> None:
+        self.events.append((run.engine_ref or "", run.status))
+
+
+def test_finish_records_the_transition_once(instance: Instance, tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from lakeline import plugins
+    from sqlalchemy import update
+
+    finished = Finished()
+    plugins.get_plugin_manager().register(finished)
+    try:
+        rec = Recorder("toy", root=tmp_path)
+        wf = rec.start_workflow(key="p", engine_run_id="r")
+        t0, t1 = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC), datetime(2025, 1, 2, 3, 9, tzinfo=UTC)
+        step = rec.start_step(wf, key="s", kind="rule", engine_task_id="1", started_at=t0)
+        done = rec.finish_step(step, "errored", finished_at=t1, exit_code=2, error="boom")
+        expected_log = [
+            {"status": "started", "at": t0.isoformat()},
+            {"status": "errored", "at": t1.isoformat()},
+        ]
+        for run in (done, step.run, ll.Run.get(engine="toy", engine_ref="r/1")):
+            assert (run.status, run.exit_code, run.error) == ("errored", 2, "boom")
+            assert (run.started_at, run.finished_at) == (t0, t1)
+            assert run.status_log == expected_log
+        again = rec.finish_step(step, "errored", exit_code=2, error="boom")  # a replay
+        assert again.status_log == expected_log
+        assert ll.Run.get(engine="toy", engine_ref="r/1").status_log == expected_log
+        assert finished.events == [("r/1", "errored")]  # once
+        # a run without a status log (written by an older version) gets one
+        other = rec.start_step(wf, key="s", kind="rule", engine_task_id="2")
+        with instance.sessions.write() as session:
+            session.execute(update(ll.Run).where(ll.Run.id == other.run.id).values(status_log=None))
+        assert rec.finish_step(other, finished_at=t1).status_log == [
+            {"status": "completed", "at": t1.isoformat()}
+        ]
+        with instance.sessions.write() as session:
+            session.execute(update(ll.Run).where(ll.Run.id == other.run.id).values(parent_id=None))
+            session.delete(session.get(ll.Run, other.run.id))
+        with pytest.raises(LakelineError, match="no longer exists"):
+            rec.finish_step(other, "aborted")
+    finally:
+        plugins.get_plugin_manager().unregister(finished)

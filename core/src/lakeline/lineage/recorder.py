@@ -27,6 +27,7 @@ from lakeline.artifacts.save import save_artifacts
 from lakeline.errors import LakelineError
 from lakeline.lineage.notebook import code_hash
 from lakeline.lineage.records import FINAL_STATUSES, ensure_transform, fire, log_status, new_run
+from lakeline.lineage.run_rows import finish_run_row, insert_run
 from lakeline.lineage.track import params_of
 from lakeline.lineage.usage import add_input, insert_input
 from lakeline.models import Artifact, Run, Transform
@@ -167,7 +168,7 @@ class Recorder:
         )
         try:  # insert first: recording new runs is the common case, replays the rare one
             with self.instance.sessions.write() as session:
-                session.add(run)
+                insert_run(session, run)
         except IntegrityError:  # recorded before (a replay) or concurrently: use that run
             found = self._find(engine_ref)
             if found is None:
@@ -272,21 +273,31 @@ class Recorder:
                 f"a run finishes as one of {', '.join(FINAL_STATUSES)}, not {status!r}"
             )
         with self.instance.sessions.write() as session:
-            record = session.get(Run, handle.run.id)
-            if record is None:
-                raise LakelineError(f"run {handle.run.uid} no longer exists")
-            if record.status == status:
-                if cached_from is not None and record.cached_from_id is None:
-                    record.cached_from_id = cached_from.id  # the original was recorded later
-                handle.run = record
-                return record  # replayed event: nothing else changes
-            log_status(record, status, at)
-            if exit_code is not None:
-                record.exit_code = exit_code
-            if error is not None:
-                record.error = error
-            if cached_from is not None:
-                record.cached_from_id = cached_from.id
+            record = finish_run_row(  # the common case: one statement
+                session,
+                handle.run.id,
+                status,
+                at=at,
+                exit_code=exit_code,
+                error=error,
+                cached_from_id=None if cached_from is None else cached_from.id,
+            )
+            if record is None:  # no row changed: a replayed event, or the run is gone
+                record = session.get(Run, handle.run.id)
+                if record is None:
+                    raise LakelineError(f"run {handle.run.uid} no longer exists")
+                if record.status == status:
+                    if cached_from is not None and record.cached_from_id is None:
+                        record.cached_from_id = cached_from.id  # the original was recorded later
+                    handle.run = record
+                    return record  # replayed event: nothing else changes
+                log_status(record, status, at)  # another writer moved it since: the ORM way
+                if exit_code is not None:
+                    record.exit_code = exit_code
+                if error is not None:
+                    record.error = error
+                if cached_from is not None:
+                    record.cached_from_id = cached_from.id
         handle.run = record
         fire("run_finished", run=record)
         return record
@@ -361,7 +372,10 @@ class Recorder:
     def _outside_roots(self, location: str) -> bool:
         from lakeline.artifacts.locate import storage_containing
 
-        return storage_containing(location) is None and protocol_of(location) == "local"
+        return (
+            storage_containing(location, normalized=True) is None
+            and protocol_of(location) == "local"
+        )
 
     def finish_workflow(
         self,
@@ -473,7 +487,7 @@ class Recorder:
 
         assert self.instance is not None
         exists = os.path.exists(location) if protocol_of(location) == "local" else True
-        contained = storage_containing(location)
+        contained = storage_containing(location, normalized=True)  # see _location
         if not exists:
             if contained is not None:
                 storage, store_key = contained

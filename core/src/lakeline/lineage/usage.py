@@ -5,11 +5,10 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Integer, bindparam, text
 
 from lakeline.lineage.context import current_run
-from lakeline.models import RunInput
+from lakeline.models.base import UTCDateTime, utcnow
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -19,18 +18,23 @@ if TYPE_CHECKING:
 _seen: set[tuple[str, str, str]] = set()
 _seen_lock = threading.Lock()
 
+# The same SQL on SQLite and PostgreSQL. A text() statement is compiled once and cached;
+# SQLAlchemy cannot cache the dialect-specific insert().on_conflict_do_nothing() construct.
+_INSERT_INPUT = (
+    text(
+        "INSERT INTO run_inputs (run_id, artifact_id, role, used_at) "
+        "VALUES (:run_id, :artifact_id, :role, :used_at) "
+        "ON CONFLICT (run_id, artifact_id, role) DO NOTHING RETURNING id"
+    )
+    .bindparams(bindparam("used_at", type_=UTCDateTime()))
+    .columns(id=Integer)
+)
+
 
 def insert_input(session: Session, run_id: int, artifact_id: int, role: str = "") -> bool:
     """In `session`'s transaction: the used-by edge, once per role; True when it is new."""
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = (
-        insert(RunInput)
-        .values(run_id=run_id, artifact_id=artifact_id, role=role)
-        .on_conflict_do_nothing(index_elements=["run_id", "artifact_id", "role"])
-        .returning(RunInput.id)
-    )
-    return session.execute(stmt).first() is not None
+    values = {"run_id": run_id, "artifact_id": artifact_id, "role": role, "used_at": utcnow()}
+    return session.execute(_INSERT_INPUT, values).first() is not None
 
 
 def add_input(run: Run, artifact: Artifact, role: str = "") -> bool:
