@@ -66,7 +66,7 @@ def filesystem(root: str, storage_options: dict[str, Any] | None = None) -> Abst
 
     protocol = protocol_of(root)
     options = dict(storage_options or {})
-    cache_key = (protocol, json.dumps(options, sort_keys=True, default=str))
+    cache_key = (protocol, json.dumps(options, sort_keys=True, default=str) if options else "")
     with _fs_lock:
         fs = _fs_cache.get(cache_key)
         if fs is None:
