@@ -142,6 +142,17 @@ def test_bulk_save_returns_complete_records(instance: Instance, tmp_path: Path) 
     assert ll.Artifact.search("zqxw", limit=2000).count() == 1100
 
 
+def test_bulk_save_keys_with_quotes_and_wildcards(instance: Instance, tmp_path: Path) -> None:
+    """The batch lookups (rendered inline on PostgreSQL) match such keys exactly."""
+    keys = ["it's/a.txt", "we%ird_/k$1:2.txt", "x/'); DROP TABLE artifacts; --.txt", 'é/名 q"d.txt']
+    paths = [write(tmp_path / f"f{i}.txt", f"quoted {i}") for i in range(len(keys))]
+    first = ll.save([ll.Artifact(p, key=k) for p, k in zip(paths, keys, strict=True)])
+    again = ll.save([ll.Artifact(p, key=k) for p, k in zip(paths, keys, strict=True)])
+    assert [a.uid for a in again] == [a.uid for a in first]
+    assert not any(a.created for a in again)
+    assert sorted(a.key or "" for a in ll.Artifact.filter().all()) == sorted(keys)
+
+
 def test_bulk_same_key_twice_makes_two_versions(instance: Instance, tmp_path: Path) -> None:
     one, two = write(tmp_path / "1.txt", "1"), write(tmp_path / "2.txt", "2")
     first, second = ll.save([ll.Artifact(one, key="k.txt"), ll.Artifact(two, key="k.txt")])
