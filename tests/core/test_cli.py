@@ -349,6 +349,8 @@ def test_search(catalog: dict[str, Any]) -> None:
     assert "raw/reads.csv" in result.output and "results/images" not in result.output
     records = json_lines(run("search", "images", "--json").stdout)
     assert [r["key"] for r in records] == ["results/images"]
+    records = json_lines(run("search", "images", "--json", "--exhaustive").stdout)
+    assert [r["key"] for r in records] == ["results/images"]
     assert "no artifacts match" in run("search", "zebrafish").output
 
 

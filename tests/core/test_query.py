@@ -172,6 +172,41 @@ def test_search(catalog: dict[str, ll.Artifact]) -> None:
         ll.Artifact.search("  --  ")
 
 
+def test_search_ranks_a_pool_of_the_newest_matches(
+    instance: Instance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A common word ranks only the newest matches (fast at scale); too few results from
+    the pool fall back to ranking every match; exhaustive=True always does; count is exact."""
+    from lakeline import query
+
+    monkeypatch.setattr(query, "SEARCH_POOL", 5)  # pool = max(5, 10 x limit) = 20 for limit 2
+    folder = tmp_path / "many"
+    folder.mkdir()
+    artifacts = []
+    for i in range(31):  # the oldest two: the best match (the word thrice) and a .csv
+        suffix = ".csv" if i < 2 else ".txt"
+        path = folder / f"f{i:02d}{suffix}"
+        path.write_text(f"content {i}")
+        text = "common common common" if i == 0 else f"common word number {i}"
+        artifacts.append(ll.Artifact(path, key=f"many/f{i:02d}{suffix}", description=text))
+    ll.save(artifacts)
+    ranked = ll.Artifact.search("common", limit=2)
+    assert len(ranked.all()) == 2 and "many/f00.csv" not in {a.key for a in ranked}
+    assert ranked.count() == 31  # counting is never bounded
+    everything = ll.Artifact.search("common", limit=2, exhaustive=True).all()
+    assert everything[0].key == "many/f00.csv"  # bm25 / ts_rank: the word three times
+    # the pool (newest 20) holds no .csv: the search falls back to every match
+    csv = ll.Artifact.search("common", limit=2).filter(suffix=".csv").all()
+    assert [a.key for a in csv] == ["many/f00.csv", "many/f01.csv"]
+    frame = ll.Artifact.search("common", limit=2).filter(suffix=".csv").to_dataframe(["key"])
+    assert list(frame["key"]) == ["many/f00.csv", "many/f01.csv"]
+    assert ll.Artifact.search("common").filter(suffix=".csv").first().key == "many/f00.csv"  # type: ignore[union-attr]
+    # fewer matches than the pool: the same answer as ranking everything
+    rare = [a.key for a in ll.Artifact.search("number 3", limit=5)]
+    assert rare == [a.key for a in ll.Artifact.search("number 3", limit=5, exhaustive=True)]
+    assert set(rare) == {"many/f03.txt", "many/f30.txt"}  # words are prefixes: 3 and 30
+
+
 def test_search_follows_updates_and_deletes(catalog: dict[str, ll.Artifact]) -> None:
     art = catalog["raw/reads_2.csv"]
     art.description = "sequencing of the platypus"

@@ -34,6 +34,7 @@ _STRING_OPERATORS = frozenset(
     {"iexact", "contains", "icontains", "startswith", "istartswith", "endswith", "iendswith"}
 )
 _MAX_IN = 100_000
+SEARCH_POOL = 1000  # newest matches a limited, ranked search ranks (see lakeline.search)
 
 
 _RELATIONS: dict[type[Any], dict[str, type[Base]]] = {}
@@ -131,6 +132,7 @@ class QuerySet(Generic[M]):
         self._offset: int | None = None
         self._latest_only = issubclass(model, VersionedMixin)
         self._search: str | None = None
+        self._exhaustive = False
 
     def _clone(self) -> QuerySet[M]:
         clone: QuerySet[M] = QuerySet(self.model)
@@ -139,6 +141,7 @@ class QuerySet(Generic[M]):
         clone._order = list(self._order)
         clone._limit, clone._offset = self._limit, self._offset
         clone._latest_only, clone._search = self._latest_only, self._search
+        clone._exhaustive = self._exhaustive
         return clone
 
     # -- building -------------------------------------------------------------------------------
@@ -193,13 +196,18 @@ class QuerySet(Generic[M]):
         clone._offset = n
         return clone
 
-    def search(self, text: str, *, limit: int | None = 20) -> QuerySet[M]:
-        """Full-text search over the registry's text fields, best matches first."""
+    def search(self, text: str, *, limit: int | None = 20, exhaustive: bool = False) -> QuerySet[M]:
+        """Full-text search over the registry's text fields, best matches first.
+
+        When more than `SEARCH_POOL` (at least 10x limit) artifacts match, the newest of them
+        are ranked, so a common word stays fast; `exhaustive` ranks every match.
+        """
         if not isinstance(text, str) or not re.findall(r"\w+", text):
             raise QueryError(f"search needs some words to look for, got {text!r}")
         clone = self._clone()
         clone._search = text
         clone._limit = limit
+        clone._exhaustive = exhaustive
         return clone
 
     # -- compiling ------------------------------------------------------------------------------
@@ -251,7 +259,24 @@ class QuerySet(Generic[M]):
         """The SQLAlchemy select this query runs."""
         return self._statement(select(self.model))
 
-    def _statement(self, stmt: Select[Any], *, ordered: bool = True) -> Select[Any]:
+    def _pool(self) -> int | None:
+        """How many newest matches a ranked search ranks (None: all of them)."""
+        if self._search is None or self._exhaustive or self._order or self._limit is None:
+            return None
+        return max(SEARCH_POOL, 10 * (self._limit + (self._offset or 0)))
+
+    def _rows(self, session: Session, columns: Select[Any], run: Any) -> list[Any]:
+        """`run(session, statement)` for `columns`: from the search pool first, then over every
+        match when the pool gave fewer records than asked for."""
+        pool = self._pool()
+        rows = list(run(session, self._statement(columns, pool=pool)))
+        if pool is not None and self._limit is not None and len(rows) < self._limit:
+            rows = list(run(session, self._statement(columns)))
+        return rows
+
+    def _statement(
+        self, stmt: Select[Any], *, ordered: bool = True, pool: int | None = None
+    ) -> Select[Any]:
         model: Any = self.model
         for include, lookups in self._lookups:
             conditions, joins = self._compile_lookups(lookups)
@@ -271,7 +296,9 @@ class QuerySet(Generic[M]):
         if self._search is not None:
             from lakeline.search import apply_search
 
-            stmt = apply_search(stmt, self.model, self._search, self._dialect(), ordered=ordered)
+            stmt = apply_search(
+                stmt, self.model, self._search, self._dialect(), ordered=ordered, pool=pool
+            )
         if ordered:
             for field in self._order:
                 column = getattr(model, field.lstrip("-"))
@@ -295,15 +322,15 @@ class QuerySet(Generic[M]):
         """Every matching record."""
         session: Session
         with self._session() as session:
-            return list(session.scalars(self.statement))
+            return self._rows(session, select(self.model), lambda s, q: s.scalars(q))
 
     def __iter__(self) -> Iterator[M]:
         return iter(self.all())
 
     def first(self) -> M | None:
         """The first matching record, or None."""
-        with self._session() as session:
-            return session.scalars(self.limit(1).statement).first()  # type: ignore[no-any-return]
+        found = self.limit(1).all()
+        return found[0] if found else None
 
     def get(self, **lookups: Any) -> M:
         """The one record matching `lookups`; DoesNotExist or MultipleFound otherwise."""
@@ -358,9 +385,9 @@ class QuerySet(Generic[M]):
         if "uid" not in names:
             names.insert(0, "uid")
         table: Any = self.model
-        stmt = self._statement(select(*(getattr(table, c) for c in names)))
+        chosen = select(*(getattr(table, c) for c in names))
         with self._session() as session:
-            rows = session.execute(stmt).all()
+            rows = self._rows(session, chosen, lambda s, q: s.execute(q).all())
         return pd.DataFrame.from_records(rows, columns=names).set_index("uid")
 
     def __repr__(self) -> str:

@@ -201,14 +201,19 @@ def delete(ref: str, version: str | None, yes: bool) -> None:
 @click.option(
     "--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Show at most N."
 )
+@click.option(
+    "--exhaustive",
+    is_flag=True,
+    help="Rank every match (by default, when very many match, the newest are ranked).",
+)
 @json_option
-def search(text: str, limit: int, as_json: bool) -> None:
+def search(text: str, limit: int, exhaustive: bool, as_json: bool) -> None:
     """Find artifacts whose key or description match TEXT, best matches first."""
     from lakeline.cli.output import artifact_dict, artifacts_table, console, echo_json_lines
     from lakeline.models import Artifact
 
     use_instance()
-    rows = Artifact.search(text, limit=limit).all()
+    rows = Artifact.search(text, limit=limit, exhaustive=exhaustive).all()
     if as_json:
         echo_json_lines(artifact_dict(a) for a in rows)
         return

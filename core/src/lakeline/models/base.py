@@ -113,11 +113,13 @@ class RecordMixin:
         return QuerySet(cls).get(**lookups)
 
     @classmethod
-    def search(cls, text: str, *, limit: int = 20) -> QuerySet[Self]:
-        """Records whose text fields match `text`, best matches first."""
+    def search(
+        cls, text: str, *, limit: int | None = 20, exhaustive: bool = False
+    ) -> QuerySet[Self]:
+        """Records whose text fields match `text`, best matches first (`QuerySet.search`)."""
         from lakeline.query import QuerySet
 
-        return QuerySet(cls).search(text, limit=limit)
+        return QuerySet(cls).search(text, limit=limit, exhaustive=exhaustive)
 
 
 class VersionedMixin:
