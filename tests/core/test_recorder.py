@@ -12,7 +12,7 @@ import pytest
 from lakeline.errors import LakelineError
 from lakeline.hookspecs import hookimpl
 from lakeline.instance import Instance
-from lakeline.lineage.recorder import Recorder
+from lakeline.lineage.recorder import FileRecord, Recorder
 from lakeline.testing import ExpectedStep, RecorderConformance
 
 # A tiny engine: each job reads its inputs and writes its outputs, for real.
@@ -45,8 +45,11 @@ def execute(job: dict[str, Any], root: Path) -> None:
         (root / log).write_text(f"{job['rule']} done\n")
 
 
-def record(root: Path, run_id: str = "run-1", execute_jobs: bool = True) -> Recorder:
-    """Run (or replay) the toy workflow through the Recorder, as an integration would."""
+def record(
+    root: Path, run_id: str = "run-1", execute_jobs: bool = True, finish_outputs: bool = False
+) -> Recorder:
+    """Run (or replay) the toy workflow through the Recorder, as an integration would;
+    `finish_outputs` hands the outputs to finish_step instead of produce()."""
     rec = Recorder("toy", root=root)
     wf = rec.start_workflow(key="toy-pipeline", engine_run_id=run_id, source_code="rules...")
     for job in JOBS:
@@ -57,10 +60,14 @@ def record(root: Path, run_id: str = "run-1", execute_jobs: bool = True) -> Reco
             rec.use(step, path)
         if execute_jobs:
             execute(job, root)
+        logs = [FileRecord(path, kind="log") for path in job.get("log", [])]
+        if finish_outputs:
+            rec.finish_step(step, "completed", exit_code=0, outputs=[*job["output"], *logs])
+            continue
         for path in job["output"]:
             rec.produce(step, path)
-        for path in job.get("log", []):
-            rec.produce(step, path, kind="log")
+        for log in logs:
+            rec.produce(step, log.path, kind=log.kind)
         rec.finish_step(step, "completed", exit_code=0)
     rec.finish_workflow(wf, "completed")
     return rec
@@ -78,9 +85,10 @@ class TestToyEngineConformance(RecorderConformance):
     """The kit run against the toy engine's adapter: proves the kit and the Recorder agree."""
 
     engine = "toy"
+    finish_outputs = False
 
     def run_workflow(self, tmp_path: Path) -> list[ExpectedStep]:
-        record(prepare(tmp_path))
+        record(prepare(tmp_path), finish_outputs=self.finish_outputs)
         return [
             ExpectedStep(
                 "split", frozenset({"data/raw.txt"}), frozenset({"out/a.txt", "out/b.txt"})
@@ -95,7 +103,13 @@ class TestToyEngineConformance(RecorderConformance):
         ]
 
     def replay(self, tmp_path: Path) -> None:
-        record(tmp_path / "wf", execute_jobs=False)
+        record(tmp_path / "wf", execute_jobs=False, finish_outputs=self.finish_outputs)
+
+
+class TestToyEngineFinishingWithOutputsConformance(TestToyEngineConformance):
+    """The same, with outputs recorded by finish_step(outputs=...) in the finish's transaction."""
+
+    finish_outputs = True
 
 
 def test_recorded_details(instance: Instance, tmp_path: Path) -> None:
@@ -318,3 +332,64 @@ def test_finish_records_the_transition_once(instance: Instance, tmp_path: Path) 
             rec.finish_step(other, "aborted")
     finally:
         plugins.get_plugin_manager().unregister(finished)
+
+
+def test_finish_step_with_outputs(instance: Instance, tmp_path: Path) -> None:
+    from lakeline import plugins
+    from lakeline.testing import lineage_snapshot
+
+    finished = Finished()
+    plugins.get_plugin_manager().register(finished)
+    try:
+        root = prepare(tmp_path)
+        (root / "out" / "early.txt").write_text("used before its producer was known")
+        (root / "out" / "made.txt").write_text("made")
+        rec = Recorder("toy", root=root)
+        wf = rec.start_workflow(key="p", engine_run_id="r")
+        reader = rec.start_step(wf, key="read", kind="rule", engine_task_id="1")
+        rec.use(reader, "out/early.txt")
+        step = rec.start_step(wf, key="make", kind="rule", engine_task_id="2")
+        outputs = [
+            "out/made.txt",
+            FileRecord("out/early.txt"),
+            FileRecord(root / "out" / "gone.log", kind="log"),
+        ]
+        run = rec.finish_step(step, outputs=outputs)
+        assert run.status == "completed" and step.run.status == "completed"
+        made, early = ll.Artifact.get(key="out/made.txt"), ll.Artifact.get(key="out/early.txt")
+        assert made.run_id == early.run_id == step.run.id  # early: its producer, now known
+        assert made.in_place
+        assert rec.missing == [str(root / "out" / "gone.log")]  # vanished: listed, not fatal
+        assert finished.events == [("r/2", "completed")]
+        before = lineage_snapshot("toy")
+        rec.finish_step(step, outputs=outputs)  # a replay changes nothing
+        assert lineage_snapshot("toy") == before
+        assert finished.events == [("r/2", "completed")]
+        with pytest.raises(LakelineError, match="no other producer"):
+            rec.finish_step(step, outputs=[FileRecord("out/made.txt", producer=reader)])
+        # the outputs and the finish are one transaction: both or neither
+        (root / "out" / "late.txt").write_text("late")
+        (root / ".lakeline").mkdir()
+        (root / ".lakeline" / "inside.txt").write_text("lakeline's own folder")
+        late = rec.start_step(wf, key="make", kind="rule", engine_task_id="3")
+        with pytest.raises(LakelineError, match="internal folder"):
+            rec.finish_step(late, outputs=["out/late.txt", ".lakeline/inside.txt"])
+        assert ll.Artifact.filter(key="out/late.txt").count() == 0
+        assert ll.Run.get(engine="toy", engine_ref="r/3").status == "started"
+    finally:
+        plugins.get_plugin_manager().unregister(finished)
+
+
+def test_one_statement_writes_leave_later_transactions_whole(
+    instance: Instance, tmp_path: Path
+) -> None:
+    from sqlalchemy import update
+
+    rec = Recorder("toy", root=tmp_path)
+    wf = rec.start_workflow(key="p", engine_run_id="r")  # one statement each (autocommit on
+    step = rec.start_step(wf, key="s", kind="rule", engine_task_id="1")  # PostgreSQL)
+    rec.finish_step(step)
+    with pytest.raises(RuntimeError), instance.sessions.write() as session:
+        session.execute(update(ll.Run).where(ll.Run.id == step.run.id).values(error="half"))
+        raise RuntimeError("rolled back")
+    assert ll.Run.get(engine="toy", engine_ref="r/1").error is None

@@ -5,8 +5,8 @@
     step = rec.start_step(wf, key="align", kind="rule", engine_task_id="17", params={...})
     rec.use(step, "data/reads.fq")
     rec.produce(step, "results/aligned.bam")
-    rec.finish_step(step, "completed")
-    rec.finish_workflow(wf, "completed")
+    rec.finish_step(step, "completed")     # or finish_step(step, outputs=[...]): outputs
+    rec.finish_workflow(wf, "completed")   # recorded in the finish's transaction
 
 Everything is keyed by engine ids, so replaying the same events, or importing the same run
 twice, changes nothing. Engines never touch models directly.
@@ -21,13 +21,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from lakeline.artifacts.save import save_artifacts
 from lakeline.errors import LakelineError
+from lakeline.lineage.handles import FileRecord, Handle
 from lakeline.lineage.notebook import code_hash
 from lakeline.lineage.records import FINAL_STATUSES, ensure_transform, fire, log_status, new_run
-from lakeline.lineage.run_rows import finish_run_row, insert_run
+from lakeline.lineage.run_rows import Finish, claim_outputs, insert_run, single_statement
 from lakeline.lineage.track import params_of
 from lakeline.lineage.usage import add_input, insert_input
 from lakeline.models import Artifact, Run, Transform
@@ -42,30 +43,6 @@ if TYPE_CHECKING:
     from lakeline.instance import Instance
 
 log = logging.getLogger("lakeline.recorder")
-
-
-@dataclass
-class Handle:
-    """A run the Recorder started (or found again), with its transform."""
-
-    run: Run
-    transform: Transform
-    engine_ref: str
-
-    @property
-    def uid(self) -> str:
-        return self.run.uid
-
-
-@dataclass
-class FileRecord:
-    """A file for `Recorder.save_files`: made by `producer` (a step, or None), used by steps."""
-
-    path: str | os.PathLike[str]
-    producer: Handle | None = None
-    kind: str | None = None
-    key: str | None = None
-    used_by: list[tuple[Handle, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -167,7 +144,7 @@ class Recorder:
             at=at,
         )
         try:  # insert first: recording new runs is the common case, replays the rare one
-            with self.instance.sessions.write() as session:
+            with single_statement(self.instance) as session:
                 insert_run(session, run)
         except IntegrityError:  # recorded before (a replay) or concurrently: use that run
             found = self._find(engine_ref)
@@ -266,41 +243,52 @@ class Recorder:
         exit_code: int | None,
         error: str | None,
         cached_from: Run | None = None,
+        outputs: Sequence[str | os.PathLike[str] | FileRecord] = (),
     ) -> Run:
         assert self.instance is not None
-        if status not in FINAL_STATUSES:
-            raise LakelineError(
-                f"a run finishes as one of {', '.join(FINAL_STATUSES)}, not {status!r}"
-            )
-        with self.instance.sessions.write() as session:
-            record = finish_run_row(  # the common case: one statement
-                session,
-                handle.run.id,
-                status,
-                at=at,
-                exit_code=exit_code,
-                error=error,
-                cached_from_id=None if cached_from is None else cached_from.id,
-            )
-            if record is None:  # no row changed: a replayed event, or the run is gone
-                record = session.get(Run, handle.run.id)
-                if record is None:
-                    raise LakelineError(f"run {handle.run.uid} no longer exists")
-                if record.status == status:
-                    if cached_from is not None and record.cached_from_id is None:
-                        record.cached_from_id = cached_from.id  # the original was recorded later
-                    handle.run = record
-                    return record  # replayed event: nothing else changes
-                log_status(record, status, at)  # another writer moved it since: the ORM way
-                if exit_code is not None:
-                    record.exit_code = exit_code
-                if error is not None:
-                    record.error = error
-                if cached_from is not None:
-                    record.cached_from_id = cached_from.id
+        from_id = None if cached_from is None else cached_from.id
+        change = Finish(status, at, exit_code, error, from_id)
+        done: list[tuple[Run, bool]] = []
+
+        def finish(session: Session, plans: Sequence[Plan] = ()) -> None:
+            claim_outputs(session, [plan.result for plan in plans], handle.run.id)
+            done.append(change.apply(session, handle.run))
+
+        batch = self._outputs(handle, outputs)
+        if batch:
+            save_artifacts(batch, also=finish)
+        else:
+            with single_statement(self.instance) as bind:  # the common case: one statement
+                record = change.row(bind, handle.run.id)
+            if record is None:  # a replayed event, or the run is gone
+                with self.instance.sessions.write() as session:
+                    finish(session)
+            else:
+                done.append((record, True))
+        record, changed = done[-1]
         handle.run = record
-        fire("run_finished", run=record)
+        if changed:
+            fire("run_finished", run=record)
         return record
+
+    def _outputs(
+        self, step: Handle, outputs: Sequence[str | os.PathLike[str] | FileRecord]
+    ) -> list[Artifact]:
+        """Unsaved artifacts for the outputs that exist; vanished ones go through `produce`."""
+        assert self.instance is not None
+        batch = []
+        for item in outputs:
+            record = item if isinstance(item, FileRecord) else FileRecord(item)
+            if record.producer not in (None, step) or record.used_by:
+                raise LakelineError("outputs of a step take no other producer and no used_by")
+            location = self._location(record.path)
+            if protocol_of(location) == "local" and not os.path.exists(location):
+                self.produce(step, record.path, key=record.key, kind=record.kind)
+                continue
+            if self._outside_roots(location) and not self.upload:
+                self.instance.register_storage(Path(location).parent)
+            batch.append(Artifact(location, key=record.key, kind=record.kind, run=step.run))
+        return batch
 
     def finish_step(
         self,
@@ -311,15 +299,26 @@ class Recorder:
         exit_code: int | None = None,
         error: str | None = None,
         cached_from: str | None = None,
+        outputs: Sequence[str | os.PathLike[str] | FileRecord] = (),
     ) -> Run:
-        """Finish a step; `cached` steps name the engine id of the run that really ran."""
+        """Finish a step; `cached` steps name the engine id of the run that really ran.
+
+        `outputs`: files the step produced (paths, or FileRecords with a key or kind),
+        recorded as `produce` would, in the same transaction as the finish.
+        """
         original = None
         if cached_from is not None:
             original = self._find(cached_from)
             if original is None:
                 log.warning("cached step %s: no recorded run %s", step.engine_ref, cached_from)
         return self._finish(
-            step, status, at=finished_at, exit_code=exit_code, error=error, cached_from=original
+            step,
+            status,
+            at=finished_at,
+            exit_code=exit_code,
+            error=error,
+            cached_from=original,
+            outputs=outputs,
         )
 
     def link(self, step: Handle, used: Sequence[tuple[Artifact, str]]) -> int:
@@ -510,12 +509,7 @@ class Recorder:
             saved = artifact.save()
             if run is not None and saved.run_id is None:  # used before its producer was known
                 with self.instance.sessions.write() as session:
-                    session.execute(
-                        update(Artifact)
-                        .where(Artifact.id == saved.id, Artifact.run_id.is_(None))
-                        .values(run_id=run.id)
-                    )
-                saved.run_id = run.id
+                    claim_outputs(session, [saved], run.id)
             return saved, False
         user, role = used_by
         new_edge = [False]

@@ -9,11 +9,17 @@ exactly as if loaded by a session that then closed.
 from __future__ import annotations
 
 import json
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     ColumnElement,
+    Connection,
+    Engine,
     Integer,
     String,
     Table,
@@ -27,16 +33,43 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from lakeline.errors import LakelineError
-from lakeline.lineage.records import FINAL_STATUSES
-from lakeline.models import Run
+from lakeline.lineage.records import FINAL_STATUSES, log_status
+from lakeline.models import Artifact, Run
 from lakeline.models.base import UTCDateTime, utcnow
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from sqlalchemy.orm import Session
 
+    from lakeline.instance import Instance
+
 _statements: dict[tuple[str, str], Any] = {}
+_autocommit: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
+
+
+@contextmanager
+def single_statement(instance: Instance) -> Iterator[Session | Connection]:
+    """Where one self-contained statement runs. On PostgreSQL, a connection in autocommit
+    mode: the statement is its own transaction, without the BEGIN and COMMIT round trips. On
+    SQLite (in process: no round trips), a write transaction, which takes the lock up front."""
+    engine = instance.sessions.engine
+    if engine.dialect.name != "postgresql":
+        with instance.sessions.write() as session:
+            yield session
+        return
+    autocommit = _autocommit.get(engine)
+    if autocommit is None:  # shares the pool; the mode is reset when a connection returns
+        autocommit = _autocommit[engine] = engine.execution_options(isolation_level="AUTOCOMMIT")
+    with autocommit.connect() as connection:
+        yield connection
+
+
+def _dialect(bind: Session | Connection) -> str:
+    return bind.dialect.name if isinstance(bind, Connection) else bind.get_bind().dialect.name
 
 
 def _table() -> Table:
@@ -98,50 +131,95 @@ def _finish_statement(dialect: str) -> Any:
     return stmt
 
 
-def insert_run(session: Session, run: Run) -> None:
-    """INSERT the new `run` (as `new_run` made it) in `session`'s transaction; it gets its id
-    and becomes a detached record."""
+def insert_run(session: Session | Connection, run: Run) -> None:
+    """INSERT the new `run` (as `new_run` made it) with `session`; it gets its id and becomes
+    a detached record."""
     if run.created_at is None:
         run.created_at = utcnow()
-    values: dict[str, Any] = {}
-    for name in _columns():
-        values[name] = getattr(run, name)
-        setattr(run, name, values[name])  # every column loaded, also the unset (None) ones
-    stmt = _insert_statement(session.get_bind().dialect.name)
-    run.id = session.execute(stmt, values).scalar_one()
+    loaded = run.__dict__
+    values = {name: loaded.get(name) for name in _columns()}
+    stmt = _insert_statement(_dialect(session))
+    new_id = session.execute(stmt, values).scalar_one()
+    set_committed_value(run, "id", new_id)
+    for name, value in values.items():
+        if name not in loaded:  # every column loaded, also the unset (None) ones
+            set_committed_value(run, name, value)
     make_transient_to_detached(run)
 
 
-def finish_run_row(
-    session: Session,
-    run_id: int,
-    status: str,
-    *,
-    at: datetime | None = None,
-    exit_code: int | None = None,
-    error: str | None = None,
-    cached_from_id: int | None = None,
-) -> Run | None:
-    """Move run `run_id` to the final `status` in one statement, appending the transition (at
-    `at`, default now) to its log; the updated record, or None when no row changed (the run is
-    in `status` already, or gone): the caller then looks at the record itself."""
-    if status not in FINAL_STATUSES:
-        raise LakelineError(f"a run finishes as one of {', '.join(FINAL_STATUSES)}, not {status!r}")
-    at = at or utcnow()
-    dialect = session.get_bind().dialect.name
-    entry: Any = {"status": status, "at": at.isoformat()}
-    params = {
-        "p_id": run_id,
-        "p_status": status,
-        "p_entry": entry if dialect == "postgresql" else json.dumps(entry),
-        "p_at": at,
-        "p_exit_code": exit_code,
-        "p_error": error,
-        "p_cached_from": cached_from_id,
-    }
-    row = session.execute(_finish_statement(dialect), params).first()
-    if row is None:
-        return None
-    run = Run(**{name: row._mapping[name] for name in ("id", *_columns())})
-    make_transient_to_detached(run)
-    return run
+@dataclass(frozen=True)
+class Finish:
+    """A run's move to a final status (at `at`, default now), with its exit code, error and
+    the run it was cached from, where given."""
+
+    status: str
+    at: datetime | None = None
+    exit_code: int | None = None
+    error: str | None = None
+    cached_from_id: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.status not in FINAL_STATUSES:
+            raise LakelineError(
+                f"a run finishes as one of {', '.join(FINAL_STATUSES)}, not {self.status!r}"
+            )
+
+    def row(self, bind: Session | Connection, run_id: int) -> Run | None:
+        """Apply it to run `run_id` in one statement, appending the transition to the log;
+        the updated record, or None when no row changed (the run is in this status already,
+        or gone)."""
+        at = self.at or utcnow()
+        dialect = _dialect(bind)
+        entry: Any = {"status": self.status, "at": at.isoformat()}
+        params = {
+            "p_id": run_id,
+            "p_status": self.status,
+            "p_entry": entry if dialect == "postgresql" else json.dumps(entry),
+            "p_at": at,
+            "p_exit_code": self.exit_code,
+            "p_error": self.error,
+            "p_cached_from": self.cached_from_id,
+        }
+        found = bind.execute(_finish_statement(dialect), params).first()
+        if found is None:
+            return None
+        record: Run = Run.__mapper__.class_manager.new_instance()
+        for name, value in found._mapping.items():
+            set_committed_value(record, name, value)
+        make_transient_to_detached(record)
+        return record
+
+    def apply(self, session: Session, run: Run) -> tuple[Run, bool]:
+        """Apply it to `run` in `session`'s transaction: (the record, whether it changed). A
+        replayed event changes nothing, except a cached-from the record still lacks."""
+        record = self.row(session, run.id)
+        if record is not None:  # the common case: one statement
+            return record, True
+        record = session.get(Run, run.id)  # no row changed: a replayed event, or a gone run
+        if record is None:
+            raise LakelineError(f"run {run.uid} no longer exists")
+        if record.status == self.status:
+            if self.cached_from_id is not None and record.cached_from_id is None:
+                record.cached_from_id = self.cached_from_id  # the original was recorded later
+            return record, False
+        log_status(record, self.status, self.at)  # another writer moved it since: the ORM way
+        if self.exit_code is not None:
+            record.exit_code = self.exit_code
+        if self.error is not None:
+            record.error = self.error
+        if self.cached_from_id is not None:
+            record.cached_from_id = self.cached_from_id
+        return record, True
+
+
+def claim_outputs(session: Session, artifacts: Iterable[Artifact | None], run_id: int) -> None:
+    """Make run `run_id` the producer of those `artifacts` that have none yet (a file used
+    before its producer was known), in `session`'s transaction."""
+    for artifact in artifacts:
+        if artifact is not None and artifact.run_id is None:
+            session.execute(
+                update(Artifact)
+                .where(Artifact.id == artifact.id, Artifact.run_id.is_(None))
+                .values(run_id=run_id)
+            )
+            artifact.run_id = run_id
