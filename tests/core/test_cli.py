@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner, Result
 from lakeline.cli import build_cli, cli
 from lakeline.config import InstanceConfig, current_name, load_config
+from lakeline.db.migrate import HEAD_REVISION
 from lakeline.hookspecs import hookimpl
 from lakeline.instance import Instance
 
@@ -103,7 +104,7 @@ def test_init_on_postgres_creates_the_schema(
     assert "postgresql" in result.output
     assert "s3cr3t-pw" not in result.output
     info = run("info")
-    assert "pg" in info.output and "0001" in info.output
+    assert "pg" in info.output and HEAD_REVISION in info.output
     assert "s3cr3t-pw" not in info.output
 
 
@@ -375,7 +376,7 @@ def test_delete(catalog: dict[str, Any]) -> None:
 
 
 def test_migrate_current_instance_is_up_to_date(instance: Instance) -> None:
-    assert "test: schema already at revision 0001" in run("migrate").output
+    assert f"test: schema already at revision {HEAD_REVISION}" in run("migrate").output
 
 
 def _empty_instance(name: str, db: str, storage: Path) -> None:
@@ -389,8 +390,9 @@ def test_migrate_an_empty_database(
     _empty_instance("lite", f"sqlite:///{tmp_path / 'empty.db'}", tmp_path / "s1")
     _empty_instance("pg", empty_postgres_url, tmp_path / "s2")
     for name in ("lite", "pg"):
-        assert f"{name}: migrated schema (empty) -> 0001" in run("migrate", name).output
-        assert "already at revision 0001" in run("migrate", name).output
+        migrated = run("migrate", name).output
+        assert f"{name}: migrated schema (empty) -> {HEAD_REVISION}" in migrated
+        assert f"already at revision {HEAD_REVISION}" in run("migrate", name).output
 
 
 # -- errors ---------------------------------------------------------------------------------------

@@ -276,6 +276,7 @@ def _write_records(
             artifact.size, artifact.n_files = digest.size, digest.n_files
             artifact.storage_id, artifact.store_key = plan.storage.id, plan.store_key
             artifact.in_place = plan.in_place
+            artifact.available = True
             artifact.created_by_id = user_id
             if artifact.run_id is None and run is not None:
                 artifact.run_id = run.id  # saved while a run is current: its output

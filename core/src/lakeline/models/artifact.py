@@ -5,7 +5,7 @@ from __future__ import annotations
 from os import PathLike
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, text
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, text, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lakeline.models.base import Base, KeyString, RecordMixin, VersionedMixin
@@ -44,6 +44,13 @@ class Artifact(RecordMixin, VersionedMixin, Base):
         ),
         Index("ix_artifacts_key", "key"),
         Index("ix_artifacts_storage_id_store_key", "storage_id", "store_key"),
+        Index(
+            "ix_artifacts_unavailable",
+            "storage_id",
+            "store_key",
+            sqlite_where=text("NOT available"),
+            postgresql_where=text("NOT available"),
+        ),
     )
 
     key: Mapped[str | None] = mapped_column(KeyString(1024))
@@ -60,6 +67,8 @@ class Artifact(RecordMixin, VersionedMixin, Base):
     store_key: Mapped[str] = mapped_column(KeyString(2048))
     in_place: Mapped[bool] = mapped_column(default=False)
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), index=True)
+    # False for references: data lakeline knows of (a URL, maybe a hash) but holds no bytes for
+    available: Mapped[bool] = mapped_column(default=True, server_default=true())
 
     if TYPE_CHECKING:  # set by describe.prepare on new artifacts; not columns
         _source: str
