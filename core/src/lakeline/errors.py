@@ -53,3 +53,11 @@ class MultipleFound(LakelineError, LookupError):
 
 class IntegrityProblem(LakelineError):
     """Stored bytes do not match the recorded hash, or a record lacks its bytes."""
+
+
+class InvalidReference(LakelineError, ValueError):
+    """A reference's location, hash or size is malformed (empty location, hash without type)."""
+
+
+class ArtifactUnavailable(LakelineError):
+    """The artifact is a reference: lakeline knows of the data but holds no bytes for it."""

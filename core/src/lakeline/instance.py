@@ -19,7 +19,7 @@ from lakeline.config import (
 )
 from lakeline.errors import DatabaseUnreachable, LakelineError, NotConnected, StorageError
 from lakeline.ids import new_uid
-from lakeline.storage.keys import INTERNAL_PREFIX
+from lakeline.storage.keys import INTERNAL_PREFIX, REFERENCE_STORAGE
 from lakeline.storage.roots import filesystem, join, normalize_root, protocol_of, strip_protocol
 
 if TYPE_CHECKING:
@@ -108,6 +108,8 @@ class Instance:
         location = normalize_root(root)
         for storage in self.storages():
             if storage.root == location:
+                if storage.type == REFERENCE_STORAGE:  # `/` held references only until now
+                    return self._promote_storage(storage)
                 return storage
         try:
             with self.sessions.write() as session:
@@ -124,12 +126,32 @@ class Instance:
         self.load_storages()
         return record
 
+    def _promote_storage(self, storage: Storage) -> Storage:
+        """Make a reference storage a real one (its root was registered as a storage)."""
+        from sqlalchemy import update
+
+        from lakeline.models import Storage
+
+        with self.sessions.write() as session:
+            session.execute(
+                update(Storage)
+                .where(Storage.id == storage.id)
+                .values(type=protocol_of(storage.root))
+            )
+        self.load_storages()
+        return self._storages[storage.id]
+
     def storage_options(self, storage: Storage) -> dict[str, Any]:
         """fsspec options for a storage (those of the instance config for its default root)."""
         return dict(self.config.storage_options) if storage.root == self.config.storage else {}
 
     def fs(self, storage: Storage) -> AbstractFileSystem:
-        """The fsspec filesystem of `storage`."""
+        """The fsspec filesystem of `storage` (a reference storage has none: StorageError)."""
+        if storage.type == REFERENCE_STORAGE:
+            raise StorageError(
+                f"storage {storage.root!r} (uid {storage.uid}) only records references to "
+                "data lakeline holds no bytes for: there is no filesystem to read it with"
+            )
         return filesystem(storage.root, self.storage_options(storage))
 
     # -- user -----------------------------------------------------------------------------------
@@ -247,6 +269,8 @@ def init(
             uid = existing.value
         _write_storage_marker(root, options, {"instance_uid": uid, "instance_name": name})
         record = session.scalars(select(Storage).where(Storage.root == root)).first()
+        if record is not None and record.type == REFERENCE_STORAGE:
+            record.type = protocol_of(root)  # `/` held references only until now
         if record is None:
             record = Storage(uid=new_uid(12), root=root, type=protocol_of(root), instance_uid=uid)
             session.add(record)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lakeline.config import cache_dir
-from lakeline.errors import IntegrityProblem, UnsupportedObject
+from lakeline.errors import ArtifactUnavailable, IntegrityProblem, UnsupportedObject
 from lakeline.storage.hashing import DIR_HASH, hash_folder, hash_local_file
 from lakeline.storage.roots import join, protocol_of, strip_protocol
 
@@ -30,10 +30,33 @@ def _verify(path: Path, artifact: Artifact) -> None:
         )
 
 
+def require_bytes(artifact: Artifact) -> None:
+    """Raise `ArtifactUnavailable` for a reference (unless its bytes were saved since this
+    object was loaded: then the object takes on the record's new state)."""
+    if artifact.available is not False:
+        return
+    from sqlalchemy.orm.attributes import set_committed_value
+
+    from lakeline.artifacts.locate import artifact_url
+    from lakeline.artifacts.reference import unavailable_message
+    from lakeline.instance import current
+    from lakeline.models import Artifact
+
+    if artifact.id is not None:
+        with current().sessions.read() as session:
+            record = session.get(Artifact, artifact.id)
+        if record is not None and record.available:
+            for column in Artifact.__table__.columns:
+                set_committed_value(artifact, column.key, getattr(record, column.key))
+            return
+    raise ArtifactUnavailable(unavailable_message(artifact, artifact_url(artifact)))
+
+
 def cache(artifact: Artifact) -> str:
     """A local path to the artifact's bytes; remote bytes are downloaded once and verified."""
     from lakeline.lineage.usage import note_use
 
+    require_bytes(artifact)
     path = _cached_path(artifact)
     note_use(artifact)
     return path
@@ -79,6 +102,7 @@ def _format(artifact: Artifact) -> Any:
 
 def load(artifact: Artifact, **kwargs: Any) -> Any:
     """The artifact as an in-memory object, through its format plugin."""
+    require_bytes(artifact)
     fmt = _format(artifact)
     if fmt is None or fmt.load is None:
         raise UnsupportedObject(
@@ -93,6 +117,7 @@ def open_artifact(artifact: Artifact, **kwargs: Any) -> Any:
     from lakeline.instance import current
     from lakeline.lineage.usage import note_use
 
+    require_bytes(artifact)
     note_use(artifact)
     fmt = _format(artifact)
     instance = current()

@@ -21,7 +21,8 @@ def delete_artifact(artifact: Artifact, *, delete_bytes: bool = True) -> None:
     """Delete one artifact version; the previous version becomes the latest again.
 
     Bytes registered in place (a file inside a storage root) are never removed: lakeline
-    did not create them. Uploaded bytes are removed once no record references them.
+    did not create them; nor is anything a reference names. Uploaded bytes are removed once
+    no record references them.
     """
     from lakeline.instance import current
 
@@ -56,6 +57,8 @@ def delete_artifact(artifact: Artifact, *, delete_bytes: bool = True) -> None:
             session.execute(update(Artifact).where(Artifact.id == previous).values(is_latest=True))
         storage: Storage = instance.storage_by_id(record.storage_id)
         store_key, in_place = record.store_key, record.in_place
+        if not record.available:  # a reference: lakeline holds no bytes to remove
+            return
     if delete_bytes and not in_place:
         with instance.sessions.read() as session:
             still_used = session.execute(

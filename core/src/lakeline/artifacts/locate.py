@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from lakeline.storage.keys import REFERENCE_STORAGE
 from lakeline.storage.roots import filesystem, join, protocol_of, relative_key
 
 if TYPE_CHECKING:
@@ -21,6 +22,8 @@ def fs_for_location(location: str, *, normalized: bool = False) -> AbstractFileS
 
     instance = current()
     for storage in instance.storages():
+        if storage.type == REFERENCE_STORAGE:
+            continue
         if (
             location == storage.root
             or relative_key(location, storage.root, normalized=normalized) is not None
@@ -30,7 +33,8 @@ def fs_for_location(location: str, *, normalized: bool = False) -> AbstractFileS
 
 
 def storage_containing(location: str, *, normalized: bool = False) -> tuple[Storage, str] | None:
-    """(storage, key inside it) when `location` lies inside a registered storage root.
+    """(storage, key inside it) when `location` lies inside a registered storage root
+    (reference storages, which hold no files, never count).
 
     `normalized=True`: `location` already went through `normalize_root`.
     """
@@ -38,7 +42,7 @@ def storage_containing(location: str, *, normalized: bool = False) -> tuple[Stor
 
     best: tuple[Storage, str] | None = None
     for storage in current().storages():
-        if protocol_of(storage.root) != protocol_of(location):
+        if storage.type == REFERENCE_STORAGE or protocol_of(storage.root) != protocol_of(location):
             continue
         key = relative_key(location, storage.root, normalized=normalized)
         if key is not None and (best is None or len(storage.root) > len(best[0].root)):
@@ -52,3 +56,11 @@ def artifact_url(artifact: Artifact) -> str:
 
     storage = current().storage_by_id(artifact.storage_id)
     return join(storage.root, artifact.store_key)
+
+
+def artifact_path(artifact: Artifact) -> str:
+    """Where the artifact's bytes are; `ArtifactUnavailable` for a reference."""
+    from lakeline.artifacts.access import require_bytes
+
+    require_bytes(artifact)
+    return artifact_url(artifact)

@@ -18,6 +18,8 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_dict
 
+from lakeline.artifacts.places import Places, promote
+from lakeline.artifacts.reference import default_key, reference_root
 from lakeline.db.locks import lock_keys
 from lakeline.db.rows import chunks, insert_rows, one_of
 from lakeline.errors import InvalidKey, LakelineError
@@ -44,13 +46,17 @@ class Plan:
     """What saving one artifact will do."""
 
     artifact: Artifact
-    digest: Digest
-    storage: Storage
+    digest: Digest | None  # None: a reference (nothing was read)
+    storage: Storage | None  # None: a reference placed in the reference storage of `ref_place`
     store_key: str
     in_place: bool
-    source_fs: AbstractFileSystem
+    source_fs: AbstractFileSystem | None
     result: Artifact | None = None
     uploaded: bool = False
+    key_given: bool = True  # False: the key was derived (path in a storage root) or is None
+    # (reference storage root, store key there) of the source location: where a reference to
+    # the same data may have been recorded (None for staged objects)
+    ref_place: tuple[str, str] | None = None
 
 
 def _map(fn: Callable[[Any], Any], items: Sequence[Any], *, threads: bool = True) -> list[Any]:
@@ -94,6 +100,7 @@ def _plan(instance: Instance, artifact: Artifact) -> Plan:
     # describe.prepare normalised the sources it was given; staged objects are in the cache
     normalized = not artifact._staged
     contained = None if artifact._staged else storage_containing(source, normalized=True)
+    key_given = artifact.key is not None
     if contained is not None:
         storage, key_in_root = contained
         if key_in_root.split("/")[0] == INTERNAL_PREFIX:
@@ -108,7 +115,52 @@ def _plan(instance: Instance, artifact: Artifact) -> Plan:
     if artifact._source_is_dir and digest.n_files == 0:
         raise LakelineError(f"folder {source} is empty: there is nothing to save")
     store_key = contained[1] if contained else object_key(digest.hash, artifact.suffix)
-    return Plan(artifact, digest, storage, store_key, in_place=contained is not None, source_fs=fs)
+    return Plan(
+        artifact,
+        digest,
+        storage,
+        store_key,
+        in_place=contained is not None,
+        source_fs=fs,
+        key_given=key_given,
+        ref_place=None if artifact._staged else reference_root(source),
+    )
+
+
+def _plan_reference(artifact: Artifact) -> Plan:
+    """A reference: inside a registered storage root it is placed there (key defaulting to
+    its path in the root, as for files); elsewhere in the reference storage of its scheme."""
+    from lakeline.artifacts.locate import storage_containing
+
+    location = artifact._source
+    key_given = artifact.key is not None
+    ref_place = reference_root(location)
+    contained = storage_containing(location, normalized=True)
+    if contained is None:
+        return Plan(
+            artifact,
+            None,
+            None,
+            ref_place[1],
+            in_place=True,
+            source_fs=None,
+            key_given=key_given,
+            ref_place=ref_place,
+        )
+    storage, key_in_root = contained
+    key = default_key(location, key_in_root)
+    if not key_given:
+        artifact.key = key
+    return Plan(
+        artifact,
+        None,
+        storage,
+        key_in_root,
+        in_place=True,
+        source_fs=None,
+        key_given=key_given,
+        ref_place=ref_place,
+    )
 
 
 def _referenced(session: Session, storage_id: int, store_key: str) -> bool:
@@ -137,15 +189,16 @@ def _referenced_keys(instance: Instance, wanted: Sequence[tuple[int, str]]) -> s
 def _upload(instance: Instance, plans: Sequence[Plan], progress: Progress | None) -> None:
     from lakeline.artifacts.transfer import put, put_local
 
-    todo = [p for p in plans if not p.in_place]
+    todo = [p for p in plans if not p.in_place]  # references are "in place" too
     if progress and len(todo) < len(plans):
         progress("upload", len(plans) - len(todo))  # registered in place: nothing to move
     if not todo:
         return
-    shared = _referenced_keys(instance, [(p.storage.id, p.store_key) for p in todo])
-    target_fss = {p.storage.id: instance.fs(p.storage) for p in todo}
+    shared = _referenced_keys(instance, [(_storage(p).id, p.store_key) for p in todo])
+    target_fss = {_storage(p).id: instance.fs(_storage(p)) for p in todo}
 
     def one(plan: Plan) -> None:
+        assert plan.storage is not None and plan.source_fs is not None
         target = join(plan.storage.root, plan.store_key)
         target_fs = target_fss[plan.storage.id]
         local_target = protocol_of(target) == "local"
@@ -164,7 +217,7 @@ def _upload(instance: Instance, plans: Sequence[Plan], progress: Progress | None
         if progress:
             progress("upload", 1)
 
-    sizes = [p.digest.size for p in todo]
+    sizes = [p.digest.size if p.digest else 0 for p in todo]
     _map(one, todo, threads=_io_bound(instance, [p.artifact for p in todo], sizes))
 
 
@@ -177,8 +230,15 @@ def _cleanup(instance: Instance, plans: Sequence[Plan]) -> None:
         return
     with instance.sessions.read() as session:
         for plan in created:
-            if not _referenced(session, plan.storage.id, plan.store_key):
-                remove(join(plan.storage.root, plan.store_key), instance.fs(plan.storage))
+            storage = _storage(plan)
+            if not _referenced(session, storage.id, plan.store_key):
+                remove(join(storage.root, plan.store_key), instance.fs(storage))
+
+
+def _storage(plan: Plan) -> Storage:
+    """The storage of a plan that stores bytes (never a reference's pending one)."""
+    assert plan.storage is not None
+    return plan.storage
 
 
 def _next_index(session: Session, stem: str) -> int:
@@ -231,22 +291,27 @@ def _write_records(
                 same[(row.key, row.hash)] = row
 
         lock_keys(session, "artifact", keys)
+        references = sorted({p.artifact._source for p in plans if p.digest is None})
+        lock_keys(session, "location", references)
         for chunk in chunks(keys):
             stmt = select(Artifact).where(one_of(session, Artifact.key, chunk))
             for row in session.scalars(stmt):
                 remember(row)
-        keyless = sorted({p.digest.hash for p in plans if p.artifact.key is None})
+        keyless = sorted(
+            {p.digest.hash for p in plans if p.artifact.key is None and p.digest is not None}
+        )
         for chunk in chunks(keyless):
             stmt = select(Artifact).where(
                 Artifact.key.is_(None), one_of(session, Artifact.hash, chunk)
             )
             for row in session.scalars(stmt):
                 remember(row)
+        places = Places(session, plans, instance.uid)
         next_index: dict[str, int] = {}
         created: list[Artifact] = []
         for plan in plans:
             artifact, digest = plan.artifact, plan.digest
-            existing = same.get((artifact.key, digest.hash))
+            existing = _existing(session, plan, same, places)
             if existing is not None:
                 plan.result = existing
                 continue
@@ -272,11 +337,18 @@ def _write_records(
                     )
             next_index[stem] = index + 1
             artifact.stem, artifact.uid, artifact.is_latest = stem, versioned_uid(stem, index), True
-            artifact.hash, artifact.hash_type = digest.hash, digest.hash_type
-            artifact.size, artifact.n_files = digest.size, digest.n_files
-            artifact.storage_id, artifact.store_key = plan.storage.id, plan.store_key
-            artifact.in_place = plan.in_place
-            artifact.available = True
+            if digest is None:  # a reference: hash, hash type and size as described
+                if plan.storage is not None:
+                    artifact.storage_id = plan.storage.id
+                else:
+                    assert plan.ref_place is not None
+                    artifact.storage_id = places.storage_id(plan.ref_place[0])
+                artifact.n_files, artifact.available = None, False
+            else:
+                artifact.hash, artifact.hash_type = digest.hash, digest.hash_type
+                artifact.size, artifact.n_files = digest.size, digest.n_files
+                artifact.storage_id, artifact.available = _storage(plan).id, True
+            artifact.store_key, artifact.in_place = plan.store_key, plan.in_place
             artifact.created_by_id = user_id
             if artifact.run_id is None and run is not None:
                 artifact.run_id = run.id  # saved while a run is current: its output
@@ -285,12 +357,42 @@ def _write_records(
             plan.result = artifact
             if artifact.key is not None:
                 latest[artifact.key] = artifact
-            same[(artifact.key, digest.hash)] = artifact
+            if artifact.hash is not None:
+                same[(artifact.key, artifact.hash)] = artifact
+            places.add(plan, artifact)
         _insert(session, created)
         if also is not None:
             also(session, plans)
     for artifact in created:
         make_transient_to_detached(artifact)
+    if places.created:
+        instance.load_storages()
+
+
+def _existing(
+    session: Session,
+    plan: Plan,
+    same: dict[tuple[str | None, str | None], Artifact],
+    places: Places,
+) -> Artifact | None:
+    """The record `plan` turns out to be, if any.
+
+    A file: the record with the same key (or none) and hash; else a reference with its hash
+    at its location. A reference it matches becomes available (takes the bytes) instead of
+    getting a duplicate. A reference: the record at its location with the same hash (or both
+    without), and the same key when one was given.
+    """
+    digest = plan.digest
+    if digest is None:
+        return places.find(plan)
+    existing = same.get((plan.artifact.key, digest.hash))
+    if existing is not None and not existing.available and existing.hash_type != digest.hash_type:
+        existing = None
+    if existing is None:
+        existing = places.find(plan, unavailable_only=True)
+    if existing is not None and not existing.available:
+        promote(session, existing, plan)
+    return existing
 
 
 def _forget(plans: Sequence[Plan]) -> None:
@@ -363,7 +465,16 @@ def save_artifacts(
             progress("hash", 1)
         return plan
 
-    plans: list[Plan] = _map(plan_one, new, threads=_io_bound(instance, new))
+    files = [a for a in new if not getattr(a, "_reference", False)]
+    planned = iter(_map(plan_one, files, threads=_io_bound(instance, files)))
+    plans: list[Plan] = []
+    for artifact in new:  # in the caller's order: `also` pairs plans with its artifacts
+        if not getattr(artifact, "_reference", False):
+            plans.append(next(planned))
+        else:
+            plans.append(_plan_reference(artifact))
+            if progress:
+                progress("hash", 1)
     try:
         _upload(instance, plans, progress)
         for attempt in range(RETRIES):

@@ -75,6 +75,7 @@ class Artifact(RecordMixin, VersionedMixin, Base):
         _source_is_dir: bool
         _staged: bool
         _created: bool
+        _reference: bool
 
     def __init__(
         self,
@@ -118,6 +119,45 @@ class Artifact(RecordMixin, VersionedMixin, Base):
         kwargs.setdefault("format", "zarr" if key and key.endswith(".zarr") else "h5ad")
         return cls(adata, key=key, **kwargs)
 
+    @classmethod
+    def reference(
+        cls,
+        location: str | PathLike[str],
+        *,
+        key: str | None = None,
+        hash: str | None = None,
+        hash_type: str | None = None,
+        size: int | None = None,
+        description: str | None = None,
+        kind: str | None = None,
+        run: Run | None = None,
+    ) -> Artifact:
+        """Describe data lakeline knows of but holds no bytes for: a table, a `lid://` output,
+        an object known by its checksum. Nothing is read; `.save()` records it unavailable.
+
+        `location`: a URL of any scheme or a local path. The same location with the same hash
+        (or both without one) is the same record; a new hash under a key is a new version.
+        A `hash` needs its `hash_type`. Saving a file with that hash later (same location or
+        key, same hash type) makes the record available instead of adding a duplicate.
+        """
+        from sqlalchemy.orm.instrumentation import manager_of_class
+
+        from lakeline.artifacts.reference import describe_reference
+
+        artifact: Artifact = manager_of_class(cls).new_instance()
+        describe_reference(
+            artifact,
+            location,
+            key=key,
+            hash=hash,
+            hash_type=hash_type,
+            size=size,
+            description=description,
+            kind=kind,
+            run=run,
+        )
+        return artifact
+
     # -- persistence ----------------------------------------------------------------------------
 
     def save(self) -> Artifact:
@@ -148,7 +188,15 @@ class Artifact(RecordMixin, VersionedMixin, Base):
 
     @property
     def path(self) -> str:
-        """Where the bytes live: a local path or an fsspec URL."""
+        """Where the bytes live: a local path or an fsspec URL (`ArtifactUnavailable` for a
+        reference: see `location`)."""
+        from lakeline.artifacts.locate import artifact_path
+
+        return artifact_path(self)
+
+    @property
+    def location(self) -> str:
+        """Where the data is: the bytes' path or URL, or the location a reference names."""
         from lakeline.artifacts.locate import artifact_url
 
         return artifact_url(self)

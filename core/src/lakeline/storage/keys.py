@@ -9,6 +9,8 @@ from lakeline.errors import InvalidKey
 # Internal folder inside every storage root; users' keys may not point into it.
 INTERNAL_PREFIX = ".lakeline"
 OBJECTS_PREFIX = f"{INTERNAL_PREFIX}/objects"
+# Storage.type of the storages that only record references (see artifacts/reference.py)
+REFERENCE_STORAGE = "reference"
 
 COMPOUND_SUFFIXES = (
     ".tar.gz",

@@ -82,8 +82,11 @@ def filesystem(root: str, storage_options: dict[str, Any] | None = None) -> Abst
 
 
 def join(root: str, key: str) -> str:
-    """The full location of `key` inside `root`."""
-    return f"{root}/{key}" if key else root
+    """The full location of `key` inside `root` (roots ending in `/`, such as `/` and the
+    `scheme://` roots of reference storages, take the key as it is)."""
+    if not key:
+        return root
+    return f"{root}{key}" if root.endswith("/") else f"{root}/{key}"
 
 
 def relative_key(location: str, root: str, *, normalized: bool = False) -> str | None:
@@ -97,7 +100,7 @@ def relative_key(location: str, root: str, *, normalized: bool = False) -> str |
         return None
     if not normalized:
         location = normalize_root(location) if protocol == "local" else location.rstrip("/")
-    prefix = root.rstrip("/") + "/"
+    prefix = root if root.endswith("/") else root + "/"
     return location[len(prefix) :] if location.startswith(prefix) else None
 
 

@@ -1,0 +1,141 @@
+"""Records at a save's locations: references already recorded there, and filling them in.
+
+Read inside the save's transaction (`artifacts/save.py`). A location has up to two places
+(storage id, store key): inside the registered storage root that contains it, and in the
+reference storage of its scheme (where a reference went when no root contained it then).
+Files only look for unavailable records (the partial index `ix_artifacts_unavailable` makes
+that free while an instance holds no references); references look for any record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select, text, update
+from sqlalchemy.orm.attributes import set_committed_value
+
+from lakeline.db.rows import chunks, one_of
+from lakeline.ids import new_uid
+from lakeline.models import Artifact, Storage
+from lakeline.storage.keys import REFERENCE_STORAGE
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from lakeline.artifacts.save import Plan
+
+Place = tuple[int, str]
+# spelled as the partial index's predicate, so that SQLite's planner can use the index
+UNAVAILABLE = text("NOT artifacts.available")
+
+
+class Places:
+    """Records already at the locations of a batch's plans, read in the save's transaction."""
+
+    def __init__(self, session: Session, plans: Sequence[Plan], instance_uid: str) -> None:
+        self.session = session
+        self.instance_uid = instance_uid
+        self.created = False  # a reference storage was created (the instance must reload)
+        self.ref_ids: dict[str, int] = {}
+        roots = sorted({p.ref_place[0] for p in plans if p.ref_place is not None})
+        if roots:
+            found = select(Storage.root, Storage.id).where(
+                Storage.type == REFERENCE_STORAGE, Storage.root.in_(roots)
+            )
+            self.ref_ids.update(session.execute(found).tuples().all())
+        self.at: dict[Place, list[Artifact]] = {}
+        wanted: dict[tuple[bool, int], set[str]] = {}
+        for plan in plans:
+            for storage_id, store_key in self.places(plan):
+                wanted.setdefault((plan.digest is not None, storage_id), set()).add(store_key)
+        for (unavailable_only, storage_id), store_keys in wanted.items():
+            for chunk in chunks(sorted(store_keys)):
+                stmt = select(Artifact).where(
+                    Artifact.storage_id == storage_id,
+                    one_of(session, Artifact.store_key, chunk),
+                )
+                if unavailable_only:
+                    stmt = stmt.where(UNAVAILABLE)
+                for row in session.scalars(stmt):
+                    self.at.setdefault((row.storage_id, row.store_key), []).append(row)
+
+    def places(self, plan: Plan) -> list[Place]:
+        """Where a record of `plan`'s data may already be."""
+        found: list[Place] = []
+        if plan.in_place and plan.storage is not None:
+            found.append((plan.storage.id, plan.store_key))
+        if plan.ref_place is not None and plan.ref_place[0] in self.ref_ids:
+            found.append((self.ref_ids[plan.ref_place[0]], plan.ref_place[1]))
+        return found
+
+    def find(self, plan: Plan, *, unavailable_only: bool = False) -> Artifact | None:
+        """The record at `plan`'s location with the same hash (and hash type), and the same
+        key unless the plan's key was derived: available records first, then the latest."""
+        artifact = plan.artifact
+        hash_: str | None
+        hash_type: str | None
+        if plan.digest is not None:
+            hash_, hash_type = plan.digest.hash, plan.digest.hash_type
+        else:
+            hash_, hash_type = artifact.hash, artifact.hash_type
+        best: Artifact | None = None
+        best_rank: tuple[Any, ...] = ()
+        for place in self.places(plan):
+            for row in self.at.get(place, ()):
+                if row.hash != hash_ or (hash_ is not None and row.hash_type != hash_type):
+                    continue
+                if (plan.key_given and row.key != artifact.key) or (
+                    unavailable_only and row.available
+                ):
+                    continue
+                rank = (bool(row.available), bool(row.is_latest), row.id or 0)
+                if best is None or rank > best_rank:
+                    best, best_rank = row, rank
+        return best
+
+    def add(self, plan: Plan, record: Artifact) -> None:
+        """A record written by this batch: later plans of the batch find it too."""
+        for place in self.places(plan):
+            self.at.setdefault(place, []).append(record)
+
+    def storage_id(self, root: str) -> int:
+        """The reference storage of `root`, created (in this transaction) when missing."""
+        if root not in self.ref_ids:
+            record = Storage(
+                uid=new_uid(12), root=root, type=REFERENCE_STORAGE, instance_uid=self.instance_uid
+            )
+            self.session.add(record)
+            self.session.flush()
+            self.ref_ids[root] = record.id
+            self.created = True
+        return self.ref_ids[root]
+
+
+def promote(session: Session, record: Artifact, plan: Plan) -> None:
+    """Fill in a reference with the bytes `plan` stored: it becomes available."""
+    assert plan.digest is not None and plan.storage is not None
+    values: dict[str, Any] = {
+        "available": True,
+        "size": plan.digest.size,
+        "n_files": plan.digest.n_files,
+        "storage_id": plan.storage.id,
+        "store_key": plan.store_key,
+        "in_place": plan.in_place,
+    }
+    for name in ("otype", "n_observations"):
+        value = getattr(plan.artifact, name, None)
+        if value is not None and getattr(record, name, None) is None:
+            values[name] = value
+    if record.id is None:  # written by this same batch: not inserted yet
+        for name, value in values.items():
+            setattr(record, name, value)
+        return
+    session.execute(
+        update(Artifact)
+        .where(Artifact.id == record.id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    for name, value in values.items():
+        set_committed_value(record, name, value)
