@@ -1217,3 +1217,39 @@ def test_exports_name_s3_artifacts_by_url(s3_instance: Instance, tmp_path: Path)
     assert graph[f"{copied.path}#lakeline-{copied.uid}"]["identifier"] == copied.uid
     prov = json.loads(get_exporter("prov").export(run, tmp_path / "prov")[0].read_text())
     assert prov["entity"][f"artifact:{source.uid}"]["prov:location"] == source.path
+
+
+def test_exports_include_references(
+    instance: Instance, tmp_path: Path, ol_schemas: OpenLineageSchemas
+) -> None:
+    """A step that read a warehouse table and wrote a file lakeline holds no bytes for."""
+    b = Builder(instance, tmp_path)
+    load = b.transform("load_words", "script", source_code="copy words")
+    run = b.run(load, None, 0, 1, status="completed")
+    table = ll.Artifact.reference("postgres://warehouse/public/words", key="tables/words").save()
+    b.use(run, table, "input", 0.5)
+    out = ll.Artifact.reference(
+        tmp_path / "gone" / "words.csv", hash="9" * 64, hash_type="sha256", size=10, run=run
+    ).save()
+    (path,) = get_exporter("openlineage").export(run, tmp_path / "ol")
+    events = read_events(path)
+    assert sum(ol_schemas.validate(e) for e in events) > 0
+    start, complete = events
+    (used,) = start["inputs"]
+    assert (used["namespace"], used["name"]) == ("postgres://", "tables/words")
+    (made,) = complete["outputs"]
+    assert made["facets"]["lakeline"]["available"] is False
+    (location,) = made["facets"]["symlinks"]["identifiers"]
+    assert location == {"namespace": "file", "name": out.location, "type": "LOCATION"}
+    prov_path = get_exporter("prov").export(run, tmp_path / "prov")[0]
+    read_prov(prov_path)  # reads back without a warning
+    entities = json.loads(prov_path.read_text())["entity"]
+    assert entities[f"artifact:{table.uid}"]["prov:location"] == table.location
+    assert entities[f"artifact:{out.uid}"]["lakeline:available"] is False
+    assert "lakeline:size" in entities[f"artifact:{out.uid}"]
+    get_exporter("rocrate").export(run, tmp_path / "crate")
+    _, graph = read_crate(tmp_path / "crate")
+    assert graph["postgres://warehouse/public/words"]["identifier"] == table.uid
+    assert graph[Path(out.location).as_uri()]["lakeline:available"] is False
+    cache = tmp_path / "roc-cache"
+    assert roc_validate(tmp_path / "crate", "process-run-crate", "REQUIRED", cache) == []

@@ -304,3 +304,34 @@ def test_registering_a_reference_root_makes_it_a_real_storage(
     assert storage.id == ref.storage_id and storage.type == "local"
     instance.fs(storage)  # a filesystem now
     assert ll.Artifact.get(ref.uid).location == str(tmp_path / "gone.txt")
+
+
+def test_cli_shows_references(instance: Instance, tmp_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+    from lakeline.cli import cli
+
+    ref = ll.Artifact.reference("postgres://warehouse/public/words", key="tables/words").save()
+    runner = CliRunner()
+    listed = runner.invoke(cli, ["ls"])
+    assert listed.exit_code == 0, listed.output
+    assert "tables/words" in listed.output and "(reference)" in listed.output
+    (row,) = [json.loads(line) for line in runner.invoke(cli, ["ls", "--json"]).output.splitlines()]
+    assert (row["available"], row["path"]) == (False, None)
+    assert row["location"] == "postgres://warehouse/public/words"
+    shown = runner.invoke(cli, ["get", "tables/words"])
+    assert shown.exit_code == 0, shown.output
+    assert "reference to" in shown.output and "postgres://warehouse/public/words" in shown.output
+    assert "lakeline holds no bytes" in shown.output
+    (record,) = [
+        json.loads(x)
+        for x in runner.invoke(cli, ["get", ref.uid, "--json"]).output.split("\n")
+        if x
+    ]
+    assert record["local_path"] is None and record["available"] is False
+    copied = runner.invoke(cli, ["get", "tables/words", "-o", str(tmp_path / "out")])
+    assert copied.exit_code == 1 and "is a reference to postgres://" in copied.output
+    assert not (tmp_path / "out").exists()
+    deleted = runner.invoke(cli, ["delete", "tables/words", "--yes"])
+    assert deleted.exit_code == 0 and ll.Artifact.filter(is_latest=None).count() == 0

@@ -109,7 +109,7 @@ def _details(artifact: Artifact) -> list[tuple[str, str]]:
         ("uid", artifact.uid),
         ("version", version_text(artifact) + ("" if artifact.is_latest else " (not the latest)")),
         ("size", size_text(artifact)),
-        ("hash", f"{artifact.hash_type}:{artifact.hash}"),
+        ("hash", f"{artifact.hash_type}:{artifact.hash}" if artifact.hash else "-"),
     ]
     if artifact.description:
         rows.append(("description", artifact.description))
@@ -126,7 +126,10 @@ def _details(artifact: Artifact) -> list[tuple[str, str]]:
         run = artifact.run
         if run is not None:
             rows.append(("run", run.uid))
-    rows.append(("stored at", artifact.path + (" (in place)" if artifact.in_place else "")))
+    if artifact.available is False:
+        rows.append(("reference to", f"{artifact.location} (lakeline holds no bytes)"))
+    else:
+        rows.append(("stored at", artifact.path + (" (in place)" if artifact.in_place else "")))
     return rows
 
 
@@ -145,6 +148,8 @@ def _details(artifact: Artifact) -> list[tuple[str, str]]:
 def get(ref: str, version: str | None, dest: str | None, force: bool, as_json: bool) -> None:
     """Show an artifact and a local path to its bytes (downloaded once for remote storage).
 
+    A reference (data lakeline holds no bytes for) is shown with its location.
+
     KEY_OR_UID is a key (its latest version), a 16-character uid, or a 12-character uid
     stem (the latest version).
     """
@@ -153,7 +158,13 @@ def get(ref: str, version: str | None, dest: str | None, force: bool, as_json: b
 
     use_instance()
     artifact = resolve_artifact(ref, version)
-    local = artifact.cache()
+    if artifact.available is False and dest is None:  # a reference: show it, nothing to fetch
+        if as_json:
+            echo_json_lines([{**artifact_dict(artifact), "local_path": None, "copied_to": None}])
+        else:
+            echo_fields(_details(artifact))
+        return
+    local = artifact.cache()  # a reference with -o: ArtifactUnavailable says why
     copied = None
     if dest is not None:
         copied = copy_out(local, dest, _local_name(artifact), force=force)

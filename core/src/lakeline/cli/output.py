@@ -64,8 +64,10 @@ def version_text(artifact: Artifact) -> str:
 
 
 def size_text(artifact: Artifact) -> str:
-    """Size, plus the file count of folders."""
+    """Size, plus the file count of folders; references say so."""
     size = human_size(artifact.size)
+    if artifact.available is False:
+        return f"{size} (reference)"
     if artifact.n_files is not None:
         return f"{size} ({artifact.n_files} files)"
     return size
@@ -88,7 +90,9 @@ def artifact_dict(artifact: Artifact) -> dict[str, Any]:
         "hash": artifact.hash,
         "hash_type": artifact.hash_type,
         "description": artifact.description,
-        "path": artifact.path,
+        "path": artifact.location if artifact.available is not False else None,
+        "location": artifact.location,
+        "available": artifact.available is not False,
         "in_place": artifact.in_place,
         "created_at": artifact.created_at.isoformat() if artifact.created_at else None,
     }

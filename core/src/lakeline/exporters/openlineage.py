@@ -131,6 +131,7 @@ def _dataset(tree: RunTree, artifact: Artifact, role: str | None = None) -> dict
             "size": artifact.size,
             "suffix": artifact.suffix or None,
             "role": role or None,
+            "available": False if artifact.available is False else None,
         },
     )
     return {

@@ -144,6 +144,8 @@ def _artifact(doc: _Document, tree: RunTree, artifact: Artifact) -> str:
             "lakeline:stem": artifact.stem,
             "lakeline:otype": artifact.otype,
             "lakeline:createdAt": _time(iso(artifact.created_at)),
+            # a reference: the data is at prov:location, lakeline holds no bytes for it
+            "lakeline:available": False if artifact.available is False else None,
         },
     )
     creator = _user(doc, tree.user(artifact.created_by_id))

@@ -277,6 +277,7 @@ class _Crate:
                 "lakeline:hash": None if artifact.hash_type == "sha256" else artifact.hash,
                 "lakeline:hashType": artifact.hash_type,
                 "lakeline:nFiles": artifact.n_files,
+                "lakeline:available": False if artifact.available is False else None,
             }
         )
 
