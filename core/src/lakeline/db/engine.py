@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import select
+import time
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 
 from lakeline.errors import DatabaseUnreachable
 
@@ -49,6 +52,54 @@ def _setup_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
+PING_AFTER_IDLE_S = 1.0
+_IDLE_SINCE = "lakeline_idle_since"
+
+
+def _server_closed(dbapi_conn: Any) -> bool:
+    """Whether the server may have ended this idle connection: it is marked closed or broken,
+    or its socket has something to read (the server's goodbye, or end of file)."""
+    if dbapi_conn.closed or dbapi_conn.broken:
+        return True
+    try:
+        fd = dbapi_conn.fileno()
+        if hasattr(select, "poll"):
+            poll = select.poll()
+            poll.register(fd, select.POLLIN | select.POLLERR | select.POLLHUP)
+            return bool(poll.poll(0))
+        return bool(select.select([fd], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True
+
+
+def _check_on_checkout(engine: Engine) -> None:
+    """Pessimistic disconnect handling, cheaper than `pool_pre_ping`: a connection handed out
+    again within PING_AFTER_IDLE_S of its return, whose socket shows no sign of the server
+    ending it, is used without a ping round trip; any other one is pinged first, and a failed
+    ping makes the pool replace it (as `pool_pre_ping` does). A server that restarts or ends a
+    session closes its sockets, which the check sees at once; a connection silently dropped on
+    the way (firewalls, NAT) is one that sat idle, and that one gets its ping."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(_dbapi_conn: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_conn: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get(_IDLE_SINCE)
+        recent = since is not None and time.monotonic() - since < PING_AFTER_IDLE_S
+        if recent and not _server_closed(dbapi_conn):
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:  # the pool discards this connection and connects again
+            raise DisconnectionError(f"connection failed its ping: {exc}") from exc
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine for `url` with lakeline's dialect settings."""
     url = normalize_url(url)
@@ -61,9 +112,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         _setup_sqlite(engine)
         return engine
     if parsed.get_backend_name() == "postgresql":
-        kwargs.setdefault("pool_pre_ping", True)
         kwargs.setdefault("connect_args", {"connect_timeout": 10})
-        return create_engine(url, **kwargs)
+        engine = create_engine(url, **kwargs)
+        if "pool_pre_ping" not in kwargs:  # unless the caller chose how
+            _check_on_checkout(engine)
+        return engine
     raise DatabaseUnreachable(
         f"unsupported database {redact(url)!r}: lakeline supports sqlite:/// and postgresql://"
     )
