@@ -379,8 +379,7 @@ def task_finished(task: Any, task_run: Any, state: Any) -> None:
                     recorder.use(step.handle, location, role="asset")
             if status == "completed":
                 produced += [p for p in map(asset_file, assets.materialized) if p is not None]
-            for path in dict.fromkeys(produced):
-                recorder.produce(step.handle, path)
+            produced = list(dict.fromkeys(produced))
             with _lock:
                 step.flow.produced.update(produced)
             meta: dict[str, Any] = {}
@@ -396,6 +395,7 @@ def task_finished(task: Any, task_run: Any, state: Any) -> None:
                 finished_at=_time(state),
                 error=error,
                 cached_from=cached_from,
+                outputs=produced,  # saved in the finish's transaction
             )
     except Exception as exc:
         _problem(step.flow, f"task run {task_run.name!r}", exc)
