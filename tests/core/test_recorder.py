@@ -393,3 +393,44 @@ def test_one_statement_writes_leave_later_transactions_whole(
         session.execute(update(ll.Run).where(ll.Run.id == step.run.id).values(error="half"))
         raise RuntimeError("rolled back")
     assert ll.Run.get(engine="toy", engine_ref="r/1").error is None
+
+
+def test_references_for_data_without_bytes(instance: Instance, tmp_path: Path) -> None:
+    """Tables and files known only by checksum are recorded as references, with their edges;
+    a gone file recorded while it existed keeps its record; replays add nothing."""
+    from lakeline.errors import ArtifactUnavailable
+
+    rec = Recorder("toy", root=tmp_path)
+    wf = rec.start_workflow(key="refs", engine_run_id="r-1")
+    load = rec.start_step(wf, key="load", kind="task", engine_task_id="1")
+    table = rec.reference(load, "postgres://warehouse/public/words", output=True)
+    gone = rec.reference(
+        load, "out/cleaned.txt", output=True, hash="ab12", hash_type="nextflow", size=9
+    )
+    rec.finish_step(load)
+    use = rec.start_step(wf, key="use", kind="task", engine_task_id="2")
+    again = rec.reference(use, "postgres://warehouse/public/words", role="table")
+    assert again.id == table.id  # the same location without hash: the same record
+    rec.reference(
+        use, tmp_path / "out" / "cleaned.txt", role="text", hash="ab12", hash_type="nextflow"
+    )
+    (tmp_path / "seen.txt").write_text("was here")
+    seen = rec.use(use, "seen.txt")
+    assert seen is not None
+    (tmp_path / "seen.txt").unlink()
+    kept = rec.reference(use, "seen.txt", role="seen", hash="ff", hash_type="md5")
+    assert kept.id == seen.id and kept.available  # recorded with its bytes before
+    rec.finish_step(use)
+    assert not table.available and table.run_id == load.run.id
+    assert gone.run_id == load.run.id and gone.hash == "ab12" and gone.size == 9
+    assert gone.key == "out/cleaned.txt"  # inside the workflow folder: keyed like its files
+    inputs = {a.id for a in ll.Run.get(uid=use.uid).inputs.all()}
+    assert inputs == {table.id, gone.id, seen.id}
+    with pytest.raises(ArtifactUnavailable):
+        ll.Artifact.get(uid=gone.uid).load()
+    # a replay changes nothing
+    before = ll.Artifact.filter(is_latest=None).count()
+    rec.reference(use, "postgres://warehouse/public/words", role="table")
+    rec.reference(load, "out/cleaned.txt", output=True, hash="ab12", hash_type="nextflow")
+    assert ll.Artifact.filter(is_latest=None).count() == before
+    assert ll.Artifact.filter(available=False).count() == 2

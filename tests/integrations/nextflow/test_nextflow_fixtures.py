@@ -221,8 +221,18 @@ def test_lineage_store_records(instance: Instance, tmp_path: Path) -> None:
         (multiqc, "2d8bd92c69f732605bc99941e60d5319", "fastqc_ggal_gut_logs"),
         (multiqc, "eff8846883b46c5a76f11e7e4480a6c8", "ggal_gut"),
     ]
-    assert "/results/multiqc_report.html" in report.missing
+    assert "/results/multiqc_report.html" in report.referenced  # gone, known by checksum
+    assert "/results/multiqc_report.html" not in report.missing
     run = ll.Run.get(engine="nextflow", engine_ref=multiqc)
+    (made,) = run.outputs.all()
+    assert not made.available and made.location == f"/{work(multiqc)}/multiqc_report.html"
+    assert (made.hash_type, made.hash) == ("nextflow", "b14f5171a48ce5c22ea27d7b8e57b6c4")
+    (published,) = [
+        a
+        for a in ll.Artifact.filter(available=False)
+        if a.location == "/results/multiqc_report.html"
+    ]
+    assert published.hash_type == "nextflow" and published.run.engine_ref == f"{multiqc}/publish"  # type: ignore[union-attr]
     assert run.transform.key == "MULTIQC" and run.status == "completed"
     assert run.parent.engine_ref == "065bdc6b-89b4-42ee-92c1-2a5af37f2c50"  # type: ignore[union-attr]
     assert run.params["checksums"]["multiqc_report.html"] == (
@@ -244,7 +254,10 @@ def test_lineage_store_with_the_files_present(instance: Instance, tmp_path: Path
     write(launch / work("862df53160e07cd823c0c3960545e747") / "multiqc_report.html", "report")
     import_run(launch, lineage_store=lineage_store(tmp_path), work_dir=launch / "work")
     run = ll.Run.get(engine="nextflow", engine_ref="862df53160e07cd823c0c3960545e747")
-    assert keys(run.inputs) == {
+    (config,) = run.inputs.filter(available=False).all()  # a remote input: by reference
+    assert config.location.startswith("https://github.com/nextflow-io/rnaseq-nf/tree/")
+    assert (config.hash_type, config.hash) == ("nextflow", "2aac500cdfb292e961e678433e7dc3d8")
+    assert keys(run.inputs.filter(available=True)) == {
         f"{work('eff8846883b46c5a76f11e7e4480a6c8')}/ggal_gut",
         f"{work('2d8bd92c69f732605bc99941e60d5319')}/fastqc_ggal_gut_logs",
     }

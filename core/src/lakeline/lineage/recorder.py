@@ -28,6 +28,7 @@ from lakeline.errors import LakelineError
 from lakeline.lineage.handles import FileRecord, Handle
 from lakeline.lineage.notebook import code_hash
 from lakeline.lineage.records import FINAL_STATUSES, ensure_transform, fire, log_status, new_run
+from lakeline.lineage.references import known_record
 from lakeline.lineage.run_rows import Finish, claim_outputs, insert_run, single_statement
 from lakeline.lineage.track import params_of
 from lakeline.lineage.usage import add_input, insert_input
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
 
     from lakeline.artifacts.save import Plan
     from lakeline.instance import Instance
+
+__all__ = ["FileRecord", "Handle", "Recorder"]
 
 log = logging.getLogger("lakeline.recorder")
 
@@ -488,17 +491,10 @@ class Recorder:
         exists = os.path.exists(location) if protocol_of(location) == "local" else True
         contained = storage_containing(location, normalized=True)  # see _location
         if not exists:
-            if contained is not None:
-                storage, store_key = contained
-                with self.instance.sessions.read() as session:
-                    known = session.scalars(
-                        select(Artifact)
-                        .where(Artifact.storage_id == storage.id, Artifact.store_key == store_key)
-                        .order_by(Artifact.uid.desc())
-                    ).first()
-                if known is not None:
-                    new = used_by is not None and add_input(used_by[0], known, used_by[1])
-                    return known, new
+            known = known_record(contained)
+            if known is not None:
+                new = used_by is not None and add_input(used_by[0], known, used_by[1])
+                return known, new
             self.missing.append(location)
             log.warning("%s no longer exists: recorded as missing", location)
             return None, False
@@ -521,6 +517,41 @@ class Recorder:
 
         save_artifacts([artifact], also=link)
         return artifact, new_edge[0]
+
+    def reference(
+        self,
+        step: Handle,
+        location: str | os.PathLike[str],
+        *,
+        output: bool = False,
+        role: str = "",
+        key: str | None = None,
+        hash: str | None = None,
+        hash_type: str | None = None,
+        size: int | None = None,
+        kind: str | None = None,
+    ) -> Artifact:
+        """Record data `step` used (or, with `output`, produced) that lakeline holds no bytes
+        for: a table, a file gone from disk but known by its checksum (`Artifact.reference`).
+
+        A gone local file recorded earlier with its bytes stays that record.
+        """
+        from lakeline.lineage.references import record_reference
+
+        text = os.fspath(location)
+        if protocol_of(text) == "local":
+            text = self._location(text)
+        return record_reference(
+            step,
+            text,
+            output=output,
+            role=role,
+            key=key,
+            hash=hash,
+            hash_type=hash_type,
+            size=size,
+            kind=kind,
+        )
 
     def use(
         self, step: Handle, path: str | os.PathLike[str], *, role: str = "", key: str | None = None

@@ -135,6 +135,12 @@ def show(report: Report) -> None:
             out.print(f"  {path}", markup=False)
         if len(report.missing) > 10:
             out.print(f"  ... and {len(report.missing) - 10} more (--json lists all)", markup=False)
+    if report.referenced:
+        out.print(
+            f"{len(report.referenced)} files no longer exist but are recorded by their checksum "
+            "(references: lakeline ls shows them, their bytes cannot be read)",
+            markup=False,
+        )
     err = console(stderr=True)
     for note in report.unknown:
         err.print(f"note: {note}", style="cyan", markup=False)

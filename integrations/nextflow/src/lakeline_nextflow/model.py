@@ -185,7 +185,8 @@ class Report:
     cached: int = 0
     producer_edges: list[tuple[str, str, str]] = field(default_factory=list)
     published: int = 0
-    missing: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # gone, nothing known: not recorded
+    referenced: list[str] = field(default_factory=list)  # gone, recorded by their checksum
     unknown: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     recorded: bool = False
@@ -215,6 +216,7 @@ class Report:
             "producer_edges": [list(e) for e in self.producer_edges],
             "published": self.published,
             "missing": self.missing,
+            "referenced": self.referenced,
             "unknown": self.unknown,
             "warnings": self.warnings,
             "recorded": self.recorded,

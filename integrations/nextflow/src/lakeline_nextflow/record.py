@@ -8,12 +8,13 @@ published copies -> a `publishDir` Run per task that used the outputs and made t
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lakeline_nextflow.model import Report, TaskPlan, WorkflowPlan
+from lakeline_nextflow.model import FileRef, Report, TaskPlan, WorkflowPlan
 from lakeline_nextflow.paths import REMOTE
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ def record(
                 rec.instance.register_storage(plan.work_root)
             remote += _record_plan(rec, plan)
         if remote:
-            report.note(f"{remote} remote input(s) (s3, http, ...) were not registered")
+            report.note(f"{remote} remote input(s) (s3, http, ...) recorded by reference")
         report.missing = sorted(set(report.missing) | set(rec.missing))
     report.recorded = True
 
@@ -135,13 +136,11 @@ def _record_task(rec: Recorder, wf: Handle, task: TaskPlan) -> int:
     )
     remote = 0
     for ref in task.inputs:
-        if ref.path.startswith(REMOTE):
-            remote += 1
-            continue
-        rec.use(step, ref.path, role=ref.role)
+        remote += ref.path.startswith(REMOTE)
+        _file(rec, step, ref, output=False)
     if status == "completed":
         for ref in task.outputs:
-            rec.produce(step, ref.path)
+            _file(rec, step, ref, output=True)
     if task.log:
         rec.produce(step, task.log, kind="log")
     if status in FINAL:
@@ -153,6 +152,29 @@ def _record_task(rec: Recorder, wf: Handle, task: TaskPlan) -> int:
             error=task.error,
         )
     return remote
+
+
+def _file(
+    rec: Recorder, step: Handle, ref: FileRef, *, output: bool, role: str | None = None
+) -> None:
+    """A task's input or output: the file when it is here; otherwise a reference (remote
+    inputs are never read; a gone file with a checksum keeps it), else listed as missing."""
+    remote = ref.path.startswith(REMOTE)
+    if remote or (ref.checksum and not os.path.exists(ref.path)):
+        algorithm, _, value = (ref.checksum or "").rpartition(":")
+        rec.reference(
+            step,
+            ref.path,
+            output=output,
+            role=ref.role if role is None else role,
+            hash=value or None,
+            hash_type=(algorithm or "unknown") if value else None,
+            size=ref.size,
+        )
+    elif output:
+        rec.produce(step, ref.path)
+    else:
+        rec.use(step, ref.path, role=ref.role if role is None else role)
 
 
 def _record_publish(rec: Recorder, wf: Handle, task: TaskPlan) -> None:
@@ -167,6 +189,6 @@ def _record_publish(rec: Recorder, wf: Handle, task: TaskPlan) -> None:
         scoped=False,
     )
     for source, copy in task.published:
-        rec.use(step, source.path, role=source.relpath or "")
-        rec.produce(step, copy.path)
+        _file(rec, step, source, output=False, role=source.relpath or "")
+        _file(rec, step, copy, output=True)
     rec.finish_step(step, "completed", finished_at=at)

@@ -1,0 +1,85 @@
+"""What the Recorder records for data it cannot read: references, and records of files that
+are gone from disk but were registered while they existed."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+
+from lakeline.artifacts.locate import storage_containing
+from lakeline.artifacts.save import save_artifacts
+from lakeline.lineage.records import fire
+from lakeline.lineage.run_rows import claim_outputs
+from lakeline.lineage.usage import add_input, insert_input
+from lakeline.models import Artifact
+from lakeline.storage.roots import protocol_of
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from sqlalchemy.orm import Session
+
+    from lakeline.artifacts.save import Plan
+    from lakeline.lineage.handles import Handle
+    from lakeline.models import Storage
+
+
+def known_record(contained: tuple[Storage, str] | None) -> Artifact | None:
+    """The newest record of a location inside a storage root, if any."""
+    from lakeline.instance import current
+
+    if contained is None:
+        return None
+    storage, store_key = contained
+    with current().sessions.read() as session:
+        return session.scalars(
+            select(Artifact)
+            .where(Artifact.storage_id == storage.id, Artifact.store_key == store_key)
+            .order_by(Artifact.uid.desc())
+        ).first()
+
+
+def record_reference(
+    step: Handle,
+    location: str,
+    *,
+    output: bool,
+    role: str,
+    key: str | None,
+    hash: str | None,
+    hash_type: str | None,
+    size: int | None,
+    kind: str | None,
+) -> Artifact:
+    """`Recorder.reference`: the reference saved with its edge (producer or used-by) in the
+    save's transaction; a local location already recorded keeps its record."""
+    from lakeline.instance import current
+
+    if protocol_of(location) == "local":
+        known = known_record(storage_containing(location, normalized=True))
+        if known is not None:
+            if output:
+                with current().sessions.write() as session:
+                    claim_outputs(session, [known], step.run.id)
+            elif add_input(step.run, known, role):
+                fire("artifact_used", artifact=known, run=step.run)
+            return known
+    run = step.run if output else None
+    artifact = Artifact.reference(
+        location, key=key, hash=hash, hash_type=hash_type, size=size, kind=kind, run=run
+    )
+    new_edge = [False]
+
+    def link(session: Session, plans: Sequence[Plan]) -> None:
+        result = plans[0].result
+        assert result is not None and result.id is not None
+        if output:
+            claim_outputs(session, [result], step.run.id)
+        else:
+            new_edge[0] = insert_input(session, step.run.id, result.id, role)
+
+    saved = save_artifacts([artifact], also=link)[0]
+    if new_edge[0]:
+        fire("artifact_used", artifact=saved, run=step.run)
+    return saved
