@@ -3,9 +3,10 @@
 An asset whose key names a file (`file://`, `s3://`, `gs://`, `az://`, ...) is recorded like any
 other file: materialized assets are outputs of the task run, upstream assets and `asset_deps`
 are its inputs. Other assets (tables, dashboards: `postgres://...`, `snowflake://...`) have no
-bytes to hash: their keys stay in the task run's params under `@prefect.assets`, with the
-assets' properties. (Metadata added with `add_asset_metadata` goes to Prefect's events only:
-Prefect drops its asset context before state hooks run.)
+bytes to hash: they are recorded as references (`Artifact.reference`: location = the asset
+key, `available=False`). Every asset key, with the assets' properties, is also in the task
+run's params under `@prefect.assets`. (Metadata added with `add_asset_metadata` reaches
+Prefect's events only: Prefect drops its asset context before state hooks run.)
 """
 
 from __future__ import annotations

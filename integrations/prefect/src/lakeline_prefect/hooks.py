@@ -374,11 +374,19 @@ def task_finished(task: Any, task_run: Any, state: Any) -> None:
             for path in opened.read:
                 if path not in step.used and path not in produced:
                     recorder.use(step.handle, path, role="opened")
-            for location in filter(None, map(asset_file, assets.referenced)):
-                if location not in step.used:
+            for key in assets.referenced:  # files are read and hashed; tables are references
+                location = asset_file(key)
+                if location is None:
+                    recorder.reference(step.handle, key, role="asset")
+                elif location not in step.used:
                     recorder.use(step.handle, location, role="asset")
             if status == "completed":
-                produced += [p for p in map(asset_file, assets.materialized) if p is not None]
+                for key in assets.materialized:
+                    location = asset_file(key)
+                    if location is None:
+                        recorder.reference(step.handle, key, output=True)
+                    else:
+                        produced.append(location)
             produced = list(dict.fromkeys(produced))
             with _lock:
                 step.flow.produced.update(produced)
