@@ -18,7 +18,7 @@ from typing import Any
 
 from snakemake_interface_logger_plugins.base import LogHandlerBase
 
-from snakemake_logger_plugin_lakeline.events import from_record
+from snakemake_logger_plugin_lakeline.events import JobInfo, from_record
 from snakemake_logger_plugin_lakeline.live import LiveHook
 from snakemake_logger_plugin_lakeline.settings import LogHandlerSettings
 from snakemake_logger_plugin_lakeline.tracker import Tracker, one_line
@@ -114,6 +114,10 @@ class LogHandler(LogHandlerBase):
                         start = time.perf_counter()
                         self.tracker.apply(event)
                         self.busy += time.perf_counter() - start
+                    if self.strict and self.tracker.failure and isinstance(event, JobInfo):
+                        # strict, and Snakemake still schedules: the interrupt was lost (its
+                        # own log handler swallows a KeyboardInterrupt raised while it writes)
+                        self._stop_workflow()
         except Exception as exc:  # a bug here must not take the workflow down
             if self.tracker is not None:
                 self.tracker.fail(exc)
