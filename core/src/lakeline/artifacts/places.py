@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import ColumnElement, and_, select, text, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from lakeline.db.rows import chunks, one_of
@@ -28,37 +28,70 @@ if TYPE_CHECKING:
 Place = tuple[int, str]
 # spelled as the partial index's predicate, so that SQLite's planner can use the index
 UNAVAILABLE = text("NOT artifacts.available")
+# the root of a record's storage when that is a reference storage, else NULL
+REF_ROOT = (
+    select(Storage.root)
+    .where(Storage.id == Artifact.storage_id, Storage.type == REFERENCE_STORAGE)
+    .scalar_subquery()
+    .label("ref_root")
+)
 
 
 class Places:
     """Records already at the locations of a batch's plans, read in the save's transaction."""
 
     def __init__(self, session: Session, plans: Sequence[Plan], instance_uid: str) -> None:
+        """Looks up the reference storages references need (a reference creates its storage
+        when missing). Files need no look-up: `conditions()` names their reference storages
+        by root in a subquery, and `take()` learns their ids from the rows found."""
         self.session = session
         self.instance_uid = instance_uid
         self.created = False  # a reference storage was created (the instance must reload)
         self.ref_ids: dict[str, int] = {}
-        roots = sorted({p.ref_place[0] for p in plans if p.ref_place is not None})
+        self.at: dict[Place, list[Artifact]] = {}
+        self.plans = plans
+        roots = sorted({p.ref_place[0] for p in plans if p.digest is None and p.ref_place})
         if roots:
             found = select(Storage.root, Storage.id).where(
                 Storage.type == REFERENCE_STORAGE, Storage.root.in_(roots)
             )
             self.ref_ids.update(session.execute(found).tuples().all())
-        self.at: dict[Place, list[Artifact]] = {}
-        wanted: dict[tuple[bool, int], set[str]] = {}
-        for plan in plans:
-            for storage_id, store_key in self.places(plan):
-                wanted.setdefault((plan.digest is not None, storage_id), set()).add(store_key)
-        for (unavailable_only, storage_id), store_keys in wanted.items():
-            for chunk in chunks(sorted(store_keys)):
-                stmt = select(Artifact).where(
-                    Artifact.storage_id == storage_id,
-                    one_of(session, Artifact.store_key, chunk),
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        """WHERE clauses (one per chunk) matching the records wanted at the plans' places:
+        unavailable ones for files, any for references. Rows found go to `take()`."""
+        wanted: dict[tuple[bool, int | str], set[str]] = {}
+        for plan in self.plans:
+            unavailable_only = plan.digest is not None
+            if plan.in_place and plan.storage is not None:
+                wanted.setdefault((unavailable_only, plan.storage.id), set()).add(plan.store_key)
+            if plan.ref_place is None:
+                continue
+            root, store_key = plan.ref_place
+            if root in self.ref_ids:
+                wanted.setdefault((unavailable_only, self.ref_ids[root]), set()).add(store_key)
+            elif unavailable_only:  # a file: its root's reference storage, if there is one
+                wanted.setdefault((True, root), set()).add(store_key)
+        found: list[ColumnElement[bool]] = []
+        for (unavailable_only, storage), store_keys in wanted.items():
+            if isinstance(storage, str):
+                ids = select(Storage.id).where(
+                    Storage.type == REFERENCE_STORAGE, Storage.root == storage
                 )
-                if unavailable_only:
-                    stmt = stmt.where(UNAVAILABLE)
-                for row in session.scalars(stmt):
-                    self.at.setdefault((row.storage_id, row.store_key), []).append(row)
+                where: ColumnElement[bool] = Artifact.storage_id.in_(ids.scalar_subquery())
+            else:
+                where = Artifact.storage_id == storage
+            for chunk in chunks(sorted(store_keys)):
+                clause = and_(where, one_of(self.session, Artifact.store_key, chunk))
+                found.append(and_(clause, UNAVAILABLE) if unavailable_only else clause)
+        return found
+
+    def take(self, row: Artifact, ref_root: str | None) -> None:
+        """A record read at one of the wanted places (or by key: it is at its place too);
+        `ref_root`: its storage's root when that is a reference storage (`REF_ROOT`)."""
+        if ref_root is not None:
+            self.ref_ids.setdefault(ref_root, row.storage_id)
+        self.at.setdefault((row.storage_id, row.store_key), []).append(row)
 
     def places(self, plan: Plan) -> list[Place]:
         """Where a record of `plan`'s data may already be."""

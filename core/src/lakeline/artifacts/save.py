@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import Table, func, or_, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_dict
 
-from lakeline.artifacts.places import Places, promote
+from lakeline.artifacts.places import REF_ROOT, Places, promote
 from lakeline.artifacts.reference import default_key, reference_root
 from lakeline.db.locks import lock_keys
 from lakeline.db.rows import chunks, insert_rows, one_of
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from lakeline.models import Storage
 
 RETRIES = 5
+FOLD = 16  # saves of up to this many artifacts read keys and places in one statement
 Progress = Callable[[str, int], None]
 
 
@@ -293,10 +294,21 @@ def _write_records(
         lock_keys(session, "artifact", keys)
         references = sorted({p.artifact._source for p in plans if p.digest is None})
         lock_keys(session, "location", references)
-        for chunk in chunks(keys):
-            stmt = select(Artifact).where(one_of(session, Artifact.key, chunk))
-            for row in session.scalars(stmt):
-                remember(row)
+        places = Places(session, plans, instance.uid)
+        wanted = places.conditions()
+        by_key = [one_of(session, Artifact.key, chunk) for chunk in chunks(keys)]
+        if len(plans) <= FOLD and len(by_key) == 1:
+            # a small save reads its keys and the records at its places in one round trip
+            fold, wanted = or_(by_key[0], *wanted), []
+            keyset = set(keys)
+            for row, ref_root in session.execute(select(Artifact, REF_ROOT).where(fold)):
+                if row.key in keyset:
+                    remember(row)
+                places.take(row, ref_root)
+        else:
+            for where in by_key:
+                for row in session.scalars(select(Artifact).where(where)):
+                    remember(row)
         keyless = sorted(
             {p.digest.hash for p in plans if p.artifact.key is None and p.digest is not None}
         )
@@ -306,7 +318,9 @@ def _write_records(
             )
             for row in session.scalars(stmt):
                 remember(row)
-        places = Places(session, plans, instance.uid)
+        for where in wanted:
+            for row, ref_root in session.execute(select(Artifact, REF_ROOT).where(where)):
+                places.take(row, ref_root)
         next_index: dict[str, int] = {}
         created: list[Artifact] = []
         for plan in plans:
