@@ -10,12 +10,23 @@ that free while an instance holds no references); references look for any record
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, and_, select, text, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm.attributes import set_committed_value
 
-from lakeline.db.rows import chunks, one_of
+from lakeline.db.rows import chunks, is_postgres, one_of
 from lakeline.ids import new_uid
 from lakeline.models import Artifact, Storage
 from lakeline.storage.keys import REFERENCE_STORAGE
@@ -57,9 +68,9 @@ class Places:
             )
             self.ref_ids.update(session.execute(found).tuples().all())
 
-    def conditions(self) -> list[ColumnElement[bool]]:
-        """WHERE clauses (one per chunk) matching the records wanted at the plans' places:
-        unavailable ones for files, any for references. Rows found go to `take()`."""
+    def wanted(self) -> dict[tuple[bool, int | str], list[str]]:
+        """Store keys wanted per (unavailable only, storage id, or the root of a reference
+        storage not looked up): unavailable records for files, any record for references."""
         wanted: dict[tuple[bool, int | str], set[str]] = {}
         for plan in self.plans:
             unavailable_only = plan.digest is not None
@@ -72,19 +83,33 @@ class Places:
                 wanted.setdefault((unavailable_only, self.ref_ids[root]), set()).add(store_key)
             elif unavailable_only:  # a file: its root's reference storage, if there is one
                 wanted.setdefault((True, root), set()).add(store_key)
+        return {group: sorted(store_keys) for group, store_keys in wanted.items()}
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        """WHERE clauses (one per chunk) matching the records wanted at the plans' places.
+        Rows found go to `take()`."""
         found: list[ColumnElement[bool]] = []
-        for (unavailable_only, storage), store_keys in wanted.items():
-            if isinstance(storage, str):
-                ids = select(Storage.id).where(
-                    Storage.type == REFERENCE_STORAGE, Storage.root == storage
-                )
-                where: ColumnElement[bool] = Artifact.storage_id.in_(ids.scalar_subquery())
-            else:
-                where = Artifact.storage_id == storage
-            for chunk in chunks(sorted(store_keys)):
+        for (unavailable_only, storage), store_keys in self.wanted().items():
+            where = _in_storage(storage, isinstance(storage, str))
+            for chunk in chunks(store_keys):
                 clause = and_(where, one_of(self.session, Artifact.store_key, chunk))
                 found.append(and_(clause, UNAVAILABLE) if unavailable_only else clause)
         return found
+
+    def lookup(self, keys: Sequence[str]) -> tuple[Select[Any], dict[str, Any]] | None:
+        """One statement reading the records with `keys` and those wanted at the plans'
+        places (each list at most a chunk long), with its parameters; None if nothing is
+        wanted. The statement is built once per shape: building it costs more than running it."""
+        wanted = self.wanted()
+        if not keys and not wanted:
+            return None
+        params: dict[str, Any] = {"keys": list(keys)} if keys else {}
+        shape = []
+        for i, ((unavailable_only, storage), store_keys) in enumerate(wanted.items()):
+            shape.append((unavailable_only, isinstance(storage, str)))
+            params[f"s{i}"], params[f"v{i}"] = storage, store_keys
+        postgres = is_postgres(self.session)
+        return _lookup(postgres, bool(keys), tuple(shape)), params
 
     def take(self, row: Artifact, ref_root: str | None) -> None:
         """A record read at one of the wanted places (or by key: it is at its place too);
@@ -172,3 +197,30 @@ def promote(session: Session, record: Artifact, plan: Plan) -> None:
     )
     for name, value in values.items():
         set_committed_value(record, name, value)
+
+
+def _in_storage(storage: int | str | BindParameter[Any], by_root: bool) -> ColumnElement[bool]:
+    """Records in storage `storage` (an id), or in the reference storage of root `storage`
+    (`by_root` true), whose id a subquery finds."""
+    if by_root:
+        ids = select(Storage.id).where(Storage.type == REFERENCE_STORAGE, Storage.root == storage)
+        return Artifact.storage_id.in_(ids.scalar_subquery())
+    return Artifact.storage_id == storage
+
+
+@lru_cache(maxsize=64)
+def _lookup(postgres: bool, keys: bool, shape: tuple[tuple[bool, bool], ...]) -> Select[Any]:
+    """`Places.lookup`'s statement for one shape: whether keys are read, and per place group
+    whether only unavailable records are wanted and whether its storage is named by root."""
+
+    def listed(name: str) -> BindParameter[Any]:
+        return bindparam(name, expanding=True, literal_execute=postgres)  # as `one_of`
+
+    clauses: list[ColumnElement[bool]] = []
+    if keys:
+        clauses.append(Artifact.key.in_(listed("keys")))
+    for i, (unavailable_only, by_root) in enumerate(shape):
+        where = _in_storage(bindparam(f"s{i}"), by_root)
+        clause = and_(where, Artifact.store_key.in_(listed(f"v{i}")))
+        clauses.append(and_(clause, UNAVAILABLE) if unavailable_only else clause)
+    return select(Artifact, REF_ROOT).where(or_(*clauses))

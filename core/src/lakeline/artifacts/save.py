@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, func, or_, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_dict
@@ -295,18 +295,19 @@ def _write_records(
         references = sorted({p.artifact._source for p in plans if p.digest is None})
         lock_keys(session, "location", references)
         places = Places(session, plans, instance.uid)
-        wanted = places.conditions()
-        by_key = [one_of(session, Artifact.key, chunk) for chunk in chunks(keys)]
-        if len(plans) <= FOLD and len(by_key) == 1:
+        wanted = []
+        if len(plans) <= FOLD:
             # a small save reads its keys and the records at its places in one round trip
-            fold, wanted = or_(by_key[0], *wanted), []
+            lookup = places.lookup(keys)
             keyset = set(keys)
-            for row, ref_root in session.execute(select(Artifact, REF_ROOT).where(fold)):
+            for row, ref_root in session.execute(*lookup) if lookup else ():
                 if row.key in keyset:
                     remember(row)
                 places.take(row, ref_root)
         else:
-            for where in by_key:
+            wanted = places.conditions()
+            for chunk in chunks(keys):
+                where = one_of(session, Artifact.key, chunk)
                 for row in session.scalars(select(Artifact).where(where)):
                     remember(row)
         keyless = sorted(
