@@ -51,17 +51,23 @@ REF_ROOT = (
 class Places:
     """Records already at the locations of a batch's plans, read in the save's transaction."""
 
-    def __init__(self, session: Session, plans: Sequence[Plan], instance_uid: str) -> None:
+    def __init__(
+        self, session: Session, plans: Sequence[Plan], instance_uid: str, *, files: bool = True
+    ) -> None:
         """Looks up the reference storages references need (a reference creates its storage
-        when missing). Files need no look-up: `conditions()` names their reference storages
-        by root in a subquery, and `take()` learns their ids from the rows found."""
+        when missing), and with `files` those of files too: a big batch then reads no place
+        in a reference storage that does not exist. Roots not looked up are named by a
+        subquery in `lookup()`/`conditions()`, and `take()` learns their ids from the rows."""
         self.session = session
         self.instance_uid = instance_uid
         self.created = False  # a reference storage was created (the instance must reload)
         self.ref_ids: dict[str, int] = {}
         self.at: dict[Place, list[Artifact]] = {}
         self.plans = plans
-        roots = sorted({p.ref_place[0] for p in plans if p.digest is None and p.ref_place})
+        roots = sorted(
+            {p.ref_place[0] for p in plans if p.ref_place and (files or p.digest is None)}
+        )
+        self.looked_up = set(roots)
         if roots:
             found = select(Storage.root, Storage.id).where(
                 Storage.type == REFERENCE_STORAGE, Storage.root.in_(roots)
@@ -81,7 +87,8 @@ class Places:
             root, store_key = plan.ref_place
             if root in self.ref_ids:
                 wanted.setdefault((unavailable_only, self.ref_ids[root]), set()).add(store_key)
-            elif unavailable_only:  # a file: its root's reference storage, if there is one
+            elif unavailable_only and root not in self.looked_up:
+                # a file whose root was not looked up: its reference storage, if any, by root
                 wanted.setdefault((True, root), set()).add(store_key)
         return {group: sorted(store_keys) for group, store_keys in wanted.items()}
 

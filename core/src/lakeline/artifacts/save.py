@@ -294,9 +294,10 @@ def _write_records(
         lock_keys(session, "artifact", keys)
         references = sorted({p.artifact._source for p in plans if p.digest is None})
         lock_keys(session, "location", references)
-        places = Places(session, plans, instance.uid)
+        fold = len(plans) <= FOLD
+        places = Places(session, plans, instance.uid, files=not fold)
         wanted = []
-        if len(plans) <= FOLD:
+        if fold:
             # a small save reads its keys and the records at its places in one round trip
             lookup = places.lookup(keys)
             keyset = set(keys)
