@@ -496,3 +496,22 @@ def test_cli_lineage_errors(instance: Instance) -> None:
     assert result.exit_code == 2
     result = invoke("lineage", "x.json", "--direction", "sideways")
     assert result.exit_code == 2
+
+
+def test_unlimited_walks_take_a_fixed_number_of_queries(lake: Lake) -> None:
+    """A long chain: without a depth limit, one recursive query finds every node (not two
+    round trips per step), and the graph is the one the level-by-level walk builds."""
+    first = lake.artifact("chain/0.json")
+    current, runs = first, []
+    for i in range(1, 41):
+        runs.append(lake.run("step", used=(current,)))
+        current = lake.artifact(f"chain/{i}.json", runs[-1])
+    lake.run("reader", used=(first,))  # a user of the first: downstream only
+    for node, direction in ((current, "upstream"), (first, "downstream"), (runs[20], "both")):
+        with count_queries() as statements:
+            unlimited = lineage(node, direction)
+        assert len(statements) <= 8, statements  # root, 3 per direction
+        level_by_level = lineage(node, direction, depth=1000)
+        assert list(unlimited.nodes) == list(level_by_level.nodes)  # same order: renderers
+        assert unlimited.edges == level_by_level.edges
+    assert len(lineage(current).runs) == 40 and len(lineage(first, "downstream").runs) == 41

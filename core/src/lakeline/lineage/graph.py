@@ -10,14 +10,15 @@ step: `depth=1` is the run and its inputs (upstream) or outputs (downstream). A 
 therefore always comes with all its inputs (upstream) or outputs (downstream). `depth=0` is the
 start node alone; `None` has no limit. Traversal keeps visited sets, so cycles terminate.
 
-Queries are batched: one query per BFS level and edge type, `IN (...)` chunked at 500 ids.
-Every version of an artifact is a node of its own (versions are not merged).
+Queries are batched: one query per BFS level and edge type, `IN (...)` chunked at 500 ids;
+without a depth limit, one recursive query finds every reachable node first (`reach.py`) and
+the walk runs in memory. Every version of an artifact is a node of its own (not merged).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +29,8 @@ from sqlalchemy.orm import Session, aliased
 
 from lakeline.errors import LakelineError
 from lakeline.ids import suffix_index
+from lakeline.lineage.reach import ARTIFACT, RUN, Reach, outputs_by_run
+from lakeline.lineage.reach import chunks as _chunks
 from lakeline.models import Artifact, Run, RunInput, Transform
 
 if TYPE_CHECKING:
@@ -39,7 +42,6 @@ Format = Literal["svg", "mermaid", "json"]
 DIRECTIONS: tuple[str, ...] = get_args(Direction)
 FORMATS: tuple[str, ...] = get_args(Format)
 SUFFIX_FORMATS = {".svg": "svg", ".mmd": "mermaid", ".mermaid": "mermaid", ".json": "json"}
-CHUNK = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,12 +248,6 @@ _RUN_COLUMNS = (
 )
 
 
-def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
-    ordered = sorted(set(ids))
-    for start in range(0, len(ordered), CHUNK):
-        yield ordered[start : start + CHUNK]
-
-
 def _run_select() -> Any:
     return (
         select(*_RUN_COLUMNS)
@@ -271,6 +267,9 @@ class _Walker:
         self.run_parent: dict[int, int | None] = {}
         self.edges: dict[tuple[str, str, str], Edge] = {}
         self.found: list[Node] = []  # nodes in the order the walk found them (root first)
+        self.reach: Reach | None = None  # an unlimited walk: reachable nodes and edges, loaded
+        self.rows: dict[tuple[int, int], Row[Any]] = {}  # (kind, id) -> prefetched node row
+        self.outputs: dict[int, list[int]] = {}
 
     def add_artifact(self, row: Row[Any]) -> int:
         ident: int = row[0]
@@ -315,6 +314,9 @@ class _Walker:
 
     def load_artifacts(self, ids: Iterable[int]) -> None:
         missing = [i for i in ids if i not in self.artifacts]
+        for ident in [i for i in missing if (ARTIFACT, i) in self.rows]:
+            self.add_artifact(self.rows[(ARTIFACT, ident)])
+        missing = [i for i in missing if i not in self.artifacts]
         for chunk in _chunks(missing):
             for row in self.session.execute(
                 select(*_ARTIFACT_COLUMNS).where(Artifact.id.in_(chunk))
@@ -322,7 +324,10 @@ class _Walker:
                 self.add_artifact(row)
 
     def load_runs(self, ids: Iterable[int]) -> None:
-        missing = [i for i in ids if i not in self.runs]
+        missing = sorted({i for i in ids if i not in self.runs})
+        for ident in [i for i in missing if (RUN, i) in self.rows]:
+            self.add_run(self.rows[(RUN, ident)])
+        missing = [i for i in missing if i not in self.runs]
         for chunk in _chunks(missing):
             for row in self.session.execute(_run_select().where(Run.id.in_(chunk))):
                 self.add_run(row)
@@ -338,6 +343,14 @@ class _Walker:
             for artifact_id, run_id in sorted(producers.items()):
                 self.add_edge(self.runs[run_id].uid, self.artifacts[artifact_id].uid, "produced")
                 found.add(run_id)
+            return found
+        if self.reach is not None:
+            for artifact_id in sorted(artifact_ids):
+                for run_id, role in self.reach.users.get(artifact_id, ()):
+                    self.load_runs([run_id])
+                    a_uid = self.artifacts[artifact_id].uid
+                    self.add_edge(a_uid, self.runs[run_id].uid, "used", role)
+                    found.add(run_id)
             return found
         for chunk in _chunks(artifact_ids):
             query = (
@@ -357,6 +370,20 @@ class _Walker:
     def artifacts_of(self, run_ids: set[int], upstream: bool) -> set[int]:
         """Artifacts these runs used (upstream) or produced (downstream)."""
         found: set[int] = set()
+        if self.reach is not None:
+            for run_id in sorted(run_ids):
+                r_uid = self.runs[run_id].uid
+                if upstream:
+                    for artifact_id, role in self.reach.inputs.get(run_id, ()):
+                        self.load_artifacts([artifact_id])
+                        self.add_edge(self.artifacts[artifact_id].uid, r_uid, "used", role)
+                        found.add(artifact_id)
+                else:
+                    for artifact_id in self.outputs.get(run_id, ()):
+                        self.load_artifacts([artifact_id])
+                        self.add_edge(r_uid, self.artifacts[artifact_id].uid, "produced")
+                        found.add(artifact_id)
+            return found
         for chunk in _chunks(run_ids):
             if upstream:  # row: artifact columns, then the using run and its role
                 query = (
@@ -383,6 +410,24 @@ class _Walker:
 
     def walk(self, start: Artifact | Run, upstream: bool, depth: int | None) -> None:
         """Breadth-first from `start`, one step (= one run) at a time, up to `depth` steps."""
+        if depth is None:
+            self.prefetch(start, upstream)
+        try:
+            self._walk(start, upstream, depth)
+        finally:
+            self.reach = None
+
+    def prefetch(self, start: Artifact | Run, upstream: bool) -> None:
+        """Every node reachable from `start` and the edges among them, for an in-memory walk."""
+        kind = RUN if isinstance(start, Run) else ARTIFACT
+        artifacts = select(*_ARTIFACT_COLUMNS)
+        self.reach = reach = Reach(self.session, kind, start.id, upstream, artifacts, _run_select())
+        self.rows.update({(ARTIFACT, i): row for i, row in reach.artifact_rows.items()})
+        self.rows.update({(RUN, i): row for i, row in reach.run_rows.items()})
+        producers = {i: row[1] for i, row in reach.artifact_rows.items()}
+        self.outputs = outputs_by_run(producers, set(producers))
+
+    def _walk(self, start: Artifact | Run, upstream: bool, depth: int | None) -> None:
         seen_artifacts: set[int] = set()
         seen_runs: set[int] = set()
         frontier_artifacts: set[int] = set()
