@@ -302,3 +302,23 @@ def test_broken_command_plugin_is_skipped_with_a_warning(
     finally:
         plugins.reset()
         sys.modules.pop("brokencmd_plugin", None)
+
+
+def test_cache_kept_with_the_importlib_metadata_backport_not_with_other_finders(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Many libraries import `importlib_metadata`, whose finder reads the same folders: the
+    cache stays on. A finder that can supply distributions from elsewhere turns it off."""
+    importlib_metadata = pytest.importorskip("importlib_metadata")
+
+    class Elsewhere:
+        def find_spec(self, *args: object) -> None:
+            return None
+
+        def find_distributions(self, *args: object) -> list[object]:
+            return []
+
+    monkeypatch.setattr(sys, "meta_path", [*sys.meta_path, importlib_metadata.MetadataPathFinder()])
+    assert plugins._cacheable()
+    monkeypatch.setattr(sys, "meta_path", [*sys.meta_path, Elsewhere()])
+    assert not plugins._cacheable()

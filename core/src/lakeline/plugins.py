@@ -110,15 +110,23 @@ def _cache_file() -> Path:
     return cache_dir() / "plugins" / f"entry-points-{key[:24]}.json"
 
 
+# finders that read the same dist-info folders on sys.path as PathFinder (the fingerprint's)
+_PATH_BASED = {("importlib_metadata", "MetadataPathFinder")}
+
+
 def _cacheable() -> bool:
     """Only plain path-based metadata is fingerprinted: another finder that can supply
-    distributions (a custom import hook) means scanning every time."""
+    distributions (a custom import hook) means scanning every time. The `importlib_metadata`
+    backport's finder, which many libraries install, reads the same folders."""
     from importlib.machinery import PathFinder
 
-    return not any(
-        finder is not PathFinder and hasattr(finder, "find_distributions")
-        for finder in sys.meta_path
-    )
+    for finder in sys.meta_path:
+        if finder is PathFinder or not hasattr(finder, "find_distributions"):
+            continue
+        cls = finder if isinstance(finder, type) else type(finder)
+        if (cls.__module__.split(".")[0], cls.__name__) not in _PATH_BASED:
+            return False
+    return True
 
 
 def _read_cache(path: Path, fingerprint: str) -> list[tuple[str, str, str]] | None:
