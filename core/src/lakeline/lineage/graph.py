@@ -11,8 +11,9 @@ therefore always comes with all its inputs (upstream) or outputs (downstream). `
 start node alone; `None` has no limit. Traversal keeps visited sets, so cycles terminate.
 
 Queries are batched: one query per BFS level and edge type, `IN (...)` chunked at 500 ids;
-without a depth limit, one recursive query finds every reachable node first (`reach.py`) and
-the walk runs in memory. Every version of an artifact is a node of its own (not merged).
+without a depth limit, a walk still going after two steps loads every reachable node with one
+recursive query (`reach.py`) and goes on in memory. Every version of an artifact is a node
+of its own (versions are not merged).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ EdgeKind = Literal["used", "produced", "parent"]
 Format = Literal["svg", "mermaid", "json"]
 DIRECTIONS: tuple[str, ...] = get_args(Direction)
 FORMATS: tuple[str, ...] = get_args(Format)
+PREFETCH_AFTER = 2  # steps walked level by level before an unlimited walk loads the rest at once
 SUFFIX_FORMATS = {".svg": "svg", ".mmd": "mermaid", ".mermaid": "mermaid", ".json": "json"}
 
 
@@ -410,8 +412,6 @@ class _Walker:
 
     def walk(self, start: Artifact | Run, upstream: bool, depth: int | None) -> None:
         """Breadth-first from `start`, one step (= one run) at a time, up to `depth` steps."""
-        if depth is None:
-            self.prefetch(start, upstream)
         try:
             self._walk(start, upstream, depth)
         finally:
@@ -441,6 +441,8 @@ class _Walker:
             step = 0
             frontier_artifacts, seen_artifacts = {start.id}, {start.id}
         while frontier_artifacts or frontier_runs:
+            if depth is None and self.reach is None and step >= PREFETCH_AFTER:
+                self.prefetch(start, upstream)  # a deep graph: the rest in a few queries
             if frontier_artifacts:
                 if depth is not None and step >= depth:
                     break
