@@ -263,6 +263,8 @@ class QuerySet(Generic[M]):
         """How many newest matches a ranked search ranks (None: all of them)."""
         if self._search is None or self._exhaustive or self._order or self._limit is None:
             return None
+        if self.model.__name__ != "Artifact":  # other registries match with LIKE: no ranking
+            return None
         return max(SEARCH_POOL, 10 * (self._limit + (self._offset or 0)))
 
     def _rows(self, session: Session, columns: Select[Any], run: Any) -> list[Any]:
