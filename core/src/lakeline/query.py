@@ -199,8 +199,10 @@ class QuerySet(Generic[M]):
     def search(self, text: str, *, limit: int | None = 20, exhaustive: bool = False) -> QuerySet[M]:
         """Full-text search over the registry's text fields, best matches first.
 
-        When more than `SEARCH_POOL` (at least 10x limit) artifacts match, the newest of them
-        are ranked, so a common word stays fast; `exhaustive` ranks every match.
+        Artifacts: a limited search ranks the newest `SEARCH_POOL` (at least 10 x limit)
+        matches, so a common word stays fast (PostgreSQL: among the newest 20 x pool
+        artifacts); older matches are ranked only when those give fewer than `limit`. To rank
+        every match, or to page through results consistently, pass `exhaustive=True`.
         """
         if not isinstance(text, str) or not re.findall(r"\w+", text):
             raise QueryError(f"search needs some words to look for, got {text!r}")

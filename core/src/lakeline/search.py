@@ -7,9 +7,12 @@ no search syntax or SQL reaches the database from user input.
 
 Ranking every match of a common word costs time in proportion to the matches (~0.7 s for
 700k of 1M artifacts). So a limited, ranked artifact search ranks a pool: the newest `pool`
-matches (on PostgreSQL, among the newest `POOL_WINDOW * pool` artifacts), the exact answer
-whenever fewer match. `QuerySet` runs the exhaustive query instead
-when the pool yields fewer results than asked for, and `search(..., exhaustive=True)` always.
+matches (on PostgreSQL: the matches among the newest `POOL_WINDOW * pool` artifacts). On
+SQLite that is the exact answer whenever fewer than `pool` match; on PostgreSQL whenever no
+match is older than the window. Pages (offsets) of a pooled search are ranked over pools of
+different sizes: page with `exhaustive=True` for a consistent order. `QuerySet` runs the
+exhaustive query instead when the pool yields fewer results than asked for, and
+`search(..., exhaustive=True)` always.
 """
 
 from __future__ import annotations

@@ -242,7 +242,7 @@ def _summarise(plans: list[WorkflowPlan], report: Report) -> None:
         )
     refs = [r for p in plans for t in p.tasks.values() for r in (*t.inputs, *t.outputs)]
     refs += [r for p in plans for t in p.tasks.values() for pair in t.published for r in pair]
-    gone = {r.path for r in refs if "://" not in r.path and not os.path.lexists(r.path)}
+    gone = {r.path for r in refs if "://" not in r.path and not os.path.exists(r.path)}
     by_checksum = {r.path for r in refs if r.path in gone and r.checksum}
     report.missing = sorted(gone - by_checksum)
     report.referenced = sorted(by_checksum)

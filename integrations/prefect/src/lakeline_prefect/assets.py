@@ -69,9 +69,10 @@ def task_assets(task: Any, task_run: Any) -> TaskAssets:
     return found
 
 
-def asset_file(key: str) -> str | None:
+def asset_file(key: str, root: str) -> str | None:
     """The path or URL of a file asset (`file:///abs/x.csv` -> `/abs/x.csv`; a relative
-    `file://out/x.csv` -> `out/x.csv`, under the workflow folder), or None for other assets."""
+    `file://out/x.csv` -> `<root>/out/x.csv`), or None for other assets."""
+    import os
     from urllib.parse import unquote
 
     scheme, sep, rest = key.partition("://")
@@ -80,5 +81,5 @@ def asset_file(key: str) -> str | None:
     if scheme.lower() == "file":
         if rest.startswith("localhost/"):
             rest = rest[len("localhost") :]
-        return unquote(rest)
+        return os.path.join(root, unquote(rest))  # an absolute path stays as it is
     return key

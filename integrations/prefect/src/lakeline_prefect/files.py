@@ -53,7 +53,7 @@ def exists(path: str) -> bool:
 
     try:
         return bool(fs_for_location(path).exists(path))
-    except (OSError, ValueError):
+    except Exception:  # no filesystem for the scheme, no credentials, ...: cannot be recorded
         return False
 
 

@@ -360,8 +360,8 @@ def task_finished(task: Any, task_run: Any, state: Any) -> None:
     if recorder is None:
         return
     status, error = _outcome(state)
-    assets = task_assets(task, task_run)
     try:
+        assets = task_assets(task, task_run)
         with AUDIT.quiet():
             storage_key = getattr(getattr(state.data, "metadata", None), "storage_key", None)
             cached_from = None
@@ -375,14 +375,14 @@ def task_finished(task: Any, task_run: Any, state: Any) -> None:
                 if path not in step.used and path not in produced:
                     recorder.use(step.handle, path, role="opened")
             for key in assets.referenced:  # files are read and hashed; tables are references
-                location = asset_file(key)
+                location = asset_file(key, step.flow.root)
                 if location is None:
                     recorder.reference(step.handle, key, role="asset")
                 elif location not in step.used:
                     recorder.use(step.handle, location, role="asset")
             if status == "completed":
                 for key in assets.materialized:
-                    location = asset_file(key)
+                    location = asset_file(key, step.flow.root)
                     if location is None:
                         recorder.reference(step.handle, key, output=True)
                     else:

@@ -48,6 +48,7 @@ class LogHandler(LogHandlerBase):
         self.hook = None
         self._lock = threading.Lock()
         self._closed = False
+        self._interrupts: list[float] = []  # when strict mode interrupted Snakemake
         self.busy = 0.0  # seconds spent recording (reported at the end)
         self.tracker = None
         if getattr(self.common_settings, "dryrun", False):
@@ -101,7 +102,20 @@ class LogHandler(LogHandlerBase):
         turn the end of the run into a traceback (the summary lists what is missing)."""
         if self._closed or threading.current_thread() is threading.main_thread():
             return
+        self._interrupts.append(time.time())
         _thread.interrupt_main()
+
+    def _still_scheduling(self, event: object, record: logging.LogRecord) -> bool:
+        """A job logged after strict mode's last interrupt (at most 3 retries): records
+        queued before it are not evidence, and a second Ctrl-C would disturb the cleanup."""
+        return (
+            self.strict
+            and self.tracker is not None
+            and self.tracker.failure is not None
+            and isinstance(event, JobInfo)
+            and 0 < len(self._interrupts) <= 3
+            and record.created > self._interrupts[-1]
+        )
 
     # -- logging.Handler ------------------------------------------------------------------------
 
@@ -114,9 +128,9 @@ class LogHandler(LogHandlerBase):
                         start = time.perf_counter()
                         self.tracker.apply(event)
                         self.busy += time.perf_counter() - start
-                    if self.strict and self.tracker.failure and isinstance(event, JobInfo):
-                        # strict, and Snakemake still schedules: the interrupt was lost (its
-                        # own log handler swallows a KeyboardInterrupt raised while it writes)
+                    if self._still_scheduling(event, record):
+                        # strict, and Snakemake scheduled a job after the interrupt: it was
+                        # lost (Snakemake's log handler swallows one raised while it writes)
                         self._stop_workflow()
         except Exception as exc:  # a bug here must not take the workflow down
             if self.tracker is not None:
