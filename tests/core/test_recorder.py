@@ -434,3 +434,41 @@ def test_references_for_data_without_bytes(instance: Instance, tmp_path: Path) -
     rec.reference(load, "out/cleaned.txt", output=True, hash="ab12", hash_type="nextflow")
     assert ll.Artifact.filter(is_latest=None).count() == before
     assert ll.Artifact.filter(available=False).count() == 2
+
+
+def test_a_file_made_by_one_step_is_not_hashed_again_when_the_next_uses_it(
+    instance: Instance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Produced by step 1, used unchanged by step 2: linked by its stat, read once. Rewritten
+    afterwards: hashed again, a new version, and the next user links that one."""
+    from lakeline.artifacts import save
+
+    hashed: list[str] = []
+    real = save.hash_file
+
+    def counting(fs: Any, path: str) -> Any:
+        hashed.append(path)
+        return real(fs, path)
+
+    monkeypatch.setattr(save, "hash_file", counting)
+    rec = Recorder("toy", root=tmp_path)
+    wf = rec.start_workflow(key="big", engine_run_id="b-1")
+    make = rec.start_step(wf, key="make", kind="task", engine_task_id="1")
+    (tmp_path / "big.bin").write_bytes(b"x" * 4096)
+    made = rec.produce(make, "big.bin")
+    rec.finish_step(make)
+    read = rec.start_step(wf, key="read", kind="task", engine_task_id="2")
+    used = rec.use(read, "big.bin", role="data")
+    assert used is not None and made is not None and used.id == made.id
+    assert len(hashed) == 1  # the produce only
+    assert [a.id for a in ll.Run.get(uid=read.uid).inputs.all()] == [made.id]
+    (tmp_path / "big.bin").write_bytes(b"y" * 4096)  # same size, new bytes
+    again = rec.start_step(wf, key="read", kind="task", engine_task_id="3")
+    newer = rec.use(again, "big.bin", role="data")
+    assert len(hashed) == 2 and newer is not None and newer.id != made.id
+    assert newer.uid.startswith(made.uid[:12])  # a new version of the same key
+    outputs = rec.start_step(wf, key="make", kind="task", engine_task_id="4")
+    (tmp_path / "other.bin").write_bytes(b"z" * 10)
+    rec.finish_step(outputs, outputs=["other.bin"])
+    last = rec.start_step(wf, key="read", kind="task", engine_task_id="5")
+    assert rec.use(last, "other.bin") is not None and len(hashed) == 3  # outputs= remembered too

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from lakeline.artifacts.save import save_artifacts
 from lakeline.errors import LakelineError
@@ -30,6 +31,7 @@ from lakeline.lineage.notebook import code_hash
 from lakeline.lineage.records import FINAL_STATUSES, ensure_transform, fire, log_status, new_run
 from lakeline.lineage.references import known_record
 from lakeline.lineage.run_rows import Finish, claim_outputs, insert_run, single_statement
+from lakeline.lineage.seen import SeenFiles
 from lakeline.lineage.track import params_of
 from lakeline.lineage.usage import add_input, insert_input
 from lakeline.models import Artifact, Run, Transform
@@ -66,6 +68,7 @@ class Recorder:
     _transforms: dict[tuple[str, str, int | None, str | None], Transform] = field(
         default_factory=dict, repr=False
     )
+    _seen: SeenFiles = field(default_factory=SeenFiles, repr=False)
 
     def __post_init__(self) -> None:
         if not self.engine:
@@ -133,8 +136,6 @@ class Recorder:
         status: str,
         at: datetime | None,
     ) -> Handle:
-        from sqlalchemy.exc import IntegrityError
-
         assert self.instance is not None
         run = new_run(
             transform,
@@ -259,7 +260,8 @@ class Recorder:
 
         batch = self._outputs(handle, outputs)
         if batch:
-            save_artifacts(batch, also=finish)
+            for made, saved in zip(batch, save_artifacts(batch, also=finish), strict=True):
+                self._seen.remember(made._source, saved)
         else:
             with single_statement(self.instance) as bind:  # the common case: one statement
                 record = change.row(bind, handle.run.id)
@@ -498,6 +500,11 @@ class Recorder:
             self.missing.append(location)
             log.warning("%s no longer exists: recorded as missing", location)
             return None, False
+        if used_by is not None and (seen := self._seen.get(location, key)) is not None:
+            try:  # registered by this Recorder and unchanged since: link, do not hash again
+                return seen, add_input(used_by[0], seen, used_by[1])
+            except IntegrityError:  # the record was deleted meanwhile: register it again
+                self._seen.forget(location)
         if contained is None and not self.upload and protocol_of(location) == "local":
             self.instance.register_storage(Path(location).parent)
         artifact = Artifact(location, key=key, kind=kind, run=run)
@@ -506,6 +513,7 @@ class Recorder:
             if run is not None and saved.run_id is None:  # used before its producer was known
                 with self.instance.sessions.write() as session:
                     claim_outputs(session, [saved], run.id)
+            self._seen.remember(location, saved)
             return saved, False
         user, role = used_by
         new_edge = [False]
@@ -516,6 +524,7 @@ class Recorder:
             new_edge[0] = insert_input(session, user.id, result.id, role)
 
         save_artifacts([artifact], also=link)
+        self._seen.remember(location, artifact)
         return artifact, new_edge[0]
 
     def reference(

@@ -1,0 +1,65 @@
+"""Local files a Recorder registered, remembered by their stat, so that a file one step made and
+the next step uses is linked, not read and hashed again (a BAM of many GB is hashed once).
+
+A file counts as unchanged while its size, modification and change times (ns) and inode are
+the same; anything else (rewritten, replaced, touched) is hashed again as usual.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lakeline.models import Artifact
+
+Stat = tuple[int, int, int, int]
+LIMIT = 100_000  # files remembered per Recorder (least recently seen forgotten first)
+
+
+def _stat(location: str) -> Stat | None:
+    try:
+        st = os.stat(location)
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+class SeenFiles:
+    """location -> (stat when registered, its artifact); thread-safe, bounded."""
+
+    def __init__(self, limit: int = LIMIT) -> None:
+        self._files: OrderedDict[str, tuple[Stat, Artifact]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._limit = limit
+
+    def remember(self, location: str, artifact: Artifact | None) -> None:
+        """`artifact` is what `location` holds now (local files only; folders are not kept)."""
+        if artifact is None or artifact.id is None or not os.path.isfile(location):
+            return
+        stat = _stat(location)
+        if stat is None:
+            return
+        with self._lock:
+            self._files[location] = (stat, artifact)
+            self._files.move_to_end(location)
+            while len(self._files) > self._limit:
+                self._files.popitem(last=False)
+
+    def get(self, location: str, key: str | None) -> Artifact | None:
+        """The artifact registered for `location` if the file is unchanged since (and has
+        `key`, when one is asked for)."""
+        with self._lock:
+            entry = self._files.get(location)
+        if entry is None:
+            return None
+        stat, artifact = entry
+        if _stat(location) != stat or (key is not None and artifact.key != key):
+            return None
+        return artifact
+
+    def forget(self, location: str) -> None:
+        with self._lock:
+            self._files.pop(location, None)
