@@ -172,8 +172,9 @@ def test_vanished_files_are_listed_not_fatal(instance: Instance, tmp_path: Path)
     rec = Recorder("toy", root=root)
     wf = rec.start_workflow(key="p", engine_run_id="r")
     step = rec.start_step(wf, key="s", kind="rule", engine_task_id="1")
-    assert rec.use(step, "data/gone.txt") is None
-    assert rec.produce(step, "out/never.txt") is None
+    gone = rec.use(step, "data/gone.txt")  # read, then deleted: a reference keeps the edge
+    assert gone is not None and not gone.available and gone.location == str(root / "data/gone.txt")
+    assert rec.produce(step, "out/never.txt") is None  # never made: nothing to record
     assert rec.missing == [str(root / "data" / "gone.txt"), str(root / "out" / "never.txt")]
     # a known file that was deleted since (a temp() output): its record is linked
     known = rec.produce(step, "data/raw.txt")

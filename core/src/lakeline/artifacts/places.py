@@ -26,6 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm.attributes import set_committed_value
 
+from lakeline.artifacts.keying import located
 from lakeline.db.rows import chunks, is_postgres, one_of
 from lakeline.ids import new_uid
 from lakeline.models import Artifact, Storage
@@ -81,7 +82,9 @@ class Places:
         for plan in self.plans:
             unavailable_only = plan.digest is not None
             if plan.in_place and plan.storage is not None:
-                wanted.setdefault((unavailable_only, plan.storage.id), set()).add(plan.store_key)
+                # a file keyed by its location: every record there (`artifacts/keying.py`)
+                group = (unavailable_only and not located(plan), plan.storage.id)
+                wanted.setdefault(group, set()).add(plan.store_key)
             if plan.ref_place is None:
                 continue
             root, store_key = plan.ref_place
@@ -136,7 +139,8 @@ class Places:
 
     def find(self, plan: Plan, *, unavailable_only: bool = False) -> Artifact | None:
         """The record at `plan`'s location with the same hash (and hash type), and the same
-        key unless the plan's key was derived: available records first, then the latest."""
+        key unless the plan's key was derived: available records first, then the latest.
+        With `unavailable_only`, a reference there without a hash matches any bytes."""
         artifact = plan.artifact
         hash_: str | None
         hash_type: str | None
@@ -148,7 +152,11 @@ class Places:
         best_rank: tuple[Any, ...] = ()
         for place in self.places(plan):
             for row in self.at.get(place, ()):
-                if row.hash != hash_ or (hash_ is not None and row.hash_type != hash_type):
+                # a reference without a hash takes whatever bytes are saved at its location
+                unknown = unavailable_only and row.hash is None and not row.available
+                if not unknown and (
+                    row.hash != hash_ or (hash_ is not None and row.hash_type != hash_type)
+                ):
                     continue
                 if (plan.key_given and row.key != artifact.key) or (
                     unavailable_only and row.available
@@ -182,6 +190,8 @@ def promote(session: Session, record: Artifact, plan: Plan) -> None:
     assert plan.digest is not None and plan.storage is not None
     values: dict[str, Any] = {
         "available": True,
+        "hash": plan.digest.hash,  # the same, or the reference knew none
+        "hash_type": plan.digest.hash_type,
         "size": plan.digest.size,
         "n_files": plan.digest.n_files,
         "storage_id": plan.storage.id,

@@ -18,6 +18,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_dict
 
+from lakeline.artifacts.keying import located, settle_keys
 from lakeline.artifacts.places import REF_ROOT, Places, promote
 from lakeline.artifacts.reference import default_key, reference_root
 from lakeline.db.locks import lock_keys
@@ -269,7 +270,11 @@ def _insert(session: Session, artifacts: Sequence[Artifact]) -> None:
 
 
 def _write_records(
-    instance: Instance, plans: Sequence[Plan], also: InTransaction | None = None
+    instance: Instance,
+    plans: Sequence[Plan],
+    also: InTransaction | None = None,
+    *,
+    producer_from_context: bool = True,
 ) -> None:
     """Insert the new records (or find existing identical ones) in one transaction.
 
@@ -279,7 +284,7 @@ def _write_records(
     from lakeline.lineage.context import current_run
 
     user_id = instance.user.id
-    run = current_run()
+    run = current_run() if producer_from_context else None
     with instance.sessions.write() as session:
         keys = sorted({p.artifact.key for p in plans if p.artifact.key is not None})
         latest: dict[str | None, Artifact] = {}
@@ -323,6 +328,16 @@ def _write_records(
         for where in wanted:
             for row, ref_root in session.execute(select(Artifact, REF_ROOT).where(where)):
                 places.take(row, ref_root)
+
+        def read_keys(more: list[str]) -> None:
+            lock_keys(session, "artifact", more)
+            for chunk in chunks(more):
+                for row in session.scalars(
+                    select(Artifact).where(one_of(session, Artifact.key, chunk))
+                ):
+                    remember(row)
+
+        settle_keys(session, plans, latest, places, read_keys)
         next_index: dict[str, int] = {}
         created: list[Artifact] = []
         for plan in plans:
@@ -402,6 +417,10 @@ def _existing(
     if digest is None:
         return places.find(plan)
     existing = same.get((plan.artifact.key, digest.hash))
+    if located(plan):  # a file keyed by its location is a record there, or fills a reference
+        here = places.find(plan)
+        if here is not None or existing is None or existing.available:
+            existing = here
     if existing is not None and not existing.available and existing.hash_type != digest.hash_type:
         existing = None
     if existing is None:
@@ -454,11 +473,14 @@ def save_artifacts(
     *,
     progress: Progress | None = None,
     also: InTransaction | None = None,
+    producer_from_context: bool = True,
 ) -> list[Artifact]:
     """Save new artifacts (and update changed fields of saved ones) atomically, as a batch.
 
     `also(session, plans)` runs inside the same transaction, after the records are flushed
-    (the Recorder adds its used-by edges there).
+    (the Recorder adds its used-by edges there). New records without a `run` take the
+    current run as their producer unless `producer_from_context` is False: the Recorder
+    names every producer itself, and a file a step only uses must never get one.
     """
     from lakeline.instance import current
 
@@ -495,7 +517,7 @@ def save_artifacts(
         _upload(instance, plans, progress)
         for attempt in range(RETRIES):
             try:
-                _write_records(instance, plans, also)
+                _write_records(instance, plans, also, producer_from_context=producer_from_context)
                 break
             except (IntegrityError, OperationalError) as exc:
                 # Another writer saved the same key concurrently: re-read and retry.

@@ -97,4 +97,8 @@ def environment_artifact() -> Artifact:
         ).first()
     if known is not None:
         return known
-    return Artifact(data, description="Python environment", kind="__environment__").save()
+    from lakeline.artifacts.save import save_artifacts
+
+    # the run's environment, not an output of whichever run is current when it is first seen
+    environment = Artifact(data, description="Python environment", kind="__environment__")
+    return save_artifacts([environment], producer_from_context=False)[0]

@@ -18,18 +18,26 @@ of its own (versions are not merged).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast, get_args
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
 from lakeline.errors import LakelineError
 from lakeline.ids import suffix_index
+from lakeline.lineage.graph_types import (
+    DIRECTIONS,
+    FORMATS,
+    ArtifactNode,
+    Direction,
+    Edge,
+    EdgeKind,
+    Format,
+    LineageGraph,
+    Node,
+    RunNode,
+)
 from lakeline.lineage.reach import ARTIFACT, RUN, Reach, outputs_by_run
 from lakeline.lineage.reach import chunks as _chunks
 from lakeline.models import Artifact, Run, RunInput, Transform
@@ -37,186 +45,22 @@ from lakeline.models import Artifact, Run, RunInput, Transform
 if TYPE_CHECKING:
     from sqlalchemy import Row
 
-Direction = Literal["upstream", "downstream", "both"]
-EdgeKind = Literal["used", "produced", "parent"]
-Format = Literal["svg", "mermaid", "json"]
-DIRECTIONS: tuple[str, ...] = get_args(Direction)
-FORMATS: tuple[str, ...] = get_args(Format)
+__all__ = [
+    "DIRECTIONS",
+    "FORMATS",
+    "ArtifactNode",
+    "Direction",
+    "Edge",
+    "Format",
+    "LineageGraph",
+    "Node",
+    "RunNode",
+    "downstream",
+    "lineage",
+    "upstream",
+]
+
 PREFETCH_AFTER = 2  # steps walked level by level before an unlimited walk loads the rest at once
-SUFFIX_FORMATS = {".svg": "svg", ".mmd": "mermaid", ".mermaid": "mermaid", ".json": "json"}
-
-
-@dataclass(frozen=True, slots=True)
-class ArtifactNode:
-    """An artifact version in a lineage graph."""
-
-    uid: str
-    key: str | None
-    suffix: str = ""
-    size: int | None = None
-    hash: str | None = None
-    version: int = 1  # 1 = the first version (from the uid suffix)
-    version_label: str | None = None
-    is_latest: bool = True
-    created_at: datetime | None = None
-    type: ClassVar[str] = "artifact"
-
-    @property
-    def label(self) -> str:
-        """The key, or the uid when the artifact has no key."""
-        return self.key or self.uid
-
-
-@dataclass(frozen=True, slots=True)
-class RunNode:
-    """A run in a lineage graph, with what a renderer needs of its transform."""
-
-    uid: str
-    status: str
-    transform_key: str
-    transform_kind: str
-    transform_uid: str = ""
-    transform_version: str | None = None
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    parent_uid: str | None = None
-    engine: str | None = None
-    type: ClassVar[str] = "run"
-
-    @property
-    def label(self) -> str:
-        return self.transform_key
-
-
-Node = ArtifactNode | RunNode
-
-
-@dataclass(frozen=True, slots=True)
-class Edge:
-    """An edge: `used` (artifact -> run), `produced` (run -> artifact), `parent` (run -> run)."""
-
-    source: str
-    target: str
-    kind: EdgeKind
-    role: str = ""
-
-
-@dataclass
-class LineageGraph:
-    """Artifacts and runs around `root`, keyed by uid, with typed edges between them."""
-
-    root: str
-    direction: Direction = "upstream"
-    depth: int | None = None
-    nodes: dict[str, Node] = field(default_factory=dict)
-    edges: list[Edge] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.nodes)
-
-    def __contains__(self, uid: object) -> bool:
-        return uid in self.nodes
-
-    def __repr__(self) -> str:
-        return (
-            f"LineageGraph(root={self.root!r}, direction={self.direction!r}, depth={self.depth}, "
-            f"artifacts={len(self.artifacts)}, runs={len(self.runs)}, edges={len(self.edges)})"
-        )
-
-    @property
-    def artifacts(self) -> list[ArtifactNode]:
-        return [n for n in self.nodes.values() if isinstance(n, ArtifactNode)]
-
-    @property
-    def runs(self) -> list[RunNode]:
-        return [n for n in self.nodes.values() if isinstance(n, RunNode)]
-
-    def predecessors(self, uid: str) -> list[str]:
-        """Uids with an edge into `uid`."""
-        return [e.source for e in self.edges if e.target == uid]
-
-    def successors(self, uid: str) -> list[str]:
-        """Uids `uid` has an edge to."""
-        return [e.target for e in self.edges if e.source == uid]
-
-    # -- serialisation ---------------------------------------------------------------------------
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict: nodes (with `type`) and edges, identified by uid."""
-        nodes = []
-        for node in self.nodes.values():
-            record: dict[str, Any] = {"uid": node.uid, "type": node.type}
-            for name in node.__dataclass_fields__:
-                if name != "uid":
-                    value = getattr(node, name)
-                    record[name] = value.isoformat() if isinstance(value, datetime) else value
-            nodes.append(record)
-        edges = [
-            {"source": e.source, "target": e.target, "kind": e.kind, "role": e.role}
-            for e in self.edges
-        ]
-        return {
-            "root": self.root,
-            "direction": self.direction,
-            "depth": self.depth,
-            "nodes": nodes,
-            "edges": edges,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> LineageGraph:
-        """The graph `to_dict` (or `to_json`) described."""
-        graph = cls(root=data["root"], direction=data["direction"], depth=data["depth"])
-        for record in data["nodes"]:
-            fields = dict(record)
-            node_type = fields.pop("type")
-            node_cls: type[Node] = ArtifactNode if node_type == "artifact" else RunNode
-            for name in ("created_at", "started_at", "finished_at"):
-                if isinstance(fields.get(name), str):
-                    fields[name] = datetime.fromisoformat(fields[name])
-            node = node_cls(**fields)
-            graph.nodes[node.uid] = node
-        graph.edges = [
-            Edge(e["source"], e["target"], e["kind"], e.get("role", "")) for e in data["edges"]
-        ]
-        return graph
-
-    def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent)
-
-    def to_mermaid(self) -> str:
-        """A Mermaid `flowchart LR`."""
-        from lakeline.lineage.render import to_mermaid
-
-        return to_mermaid(self)
-
-    def to_svg(self) -> str:
-        """A standalone SVG picture (layered layout, no Graphviz needed)."""
-        from lakeline.lineage.render_svg import to_svg
-
-        return to_svg(self)
-
-    def render(self, format: Format | str = "svg") -> str:
-        """The graph as text in `format`: svg, mermaid or json."""
-        if format == "svg":
-            return self.to_svg()
-        if format == "mermaid":
-            return self.to_mermaid() + "\n"
-        if format == "json":
-            return self.to_json() + "\n"
-        raise LakelineError(f"unknown lineage format {format!r}; choose from {', '.join(FORMATS)}")
-
-    def write(self, path: str | Path, format: Format | str | None = None) -> Path:
-        """Write the graph to `path` (format from its suffix unless given); return the path."""
-        from lakeline.lineage.render import write_text
-
-        path = Path(path).expanduser()
-        fmt = format or SUFFIX_FORMATS.get(path.suffix.lower(), "svg")
-        return write_text(path, self.render(fmt))
-
-    def _repr_svg_(self) -> str:
-        """Jupyter shows a graph as its picture."""
-        return self.to_svg()
 
 
 # -- traversal ------------------------------------------------------------------------------------
@@ -410,12 +254,45 @@ class _Walker:
                 found.add(artifact_id)
         return found
 
-    def walk(self, start: Artifact | Run, upstream: bool, depth: int | None) -> None:
-        """Breadth-first from `start`, one step (= one run) at a time, up to `depth` steps."""
+    def walk(
+        self,
+        start: Artifact | Run,
+        upstream: bool,
+        depth: int | None,
+        inside: frozenset[int] = frozenset(),
+    ) -> None:
+        """Breadth-first from `start`, one step (= one run) at a time, up to `depth` steps.
+
+        `inside`: the runs inside a workflow run `start` (its steps): the walk starts from
+        all of them, and depth counts steps beyond them."""
         try:
-            self._walk(start, upstream, depth)
+            self._walk(start, upstream, depth, inside)
         finally:
             self.reach = None
+
+    def descendants(self, run_id: int) -> set[int]:
+        """The runs under `run_id` (children, theirs, ...), one query per level."""
+        found: set[int] = set()
+        level = {run_id}
+        while level:
+            children: set[int] = set()
+            for chunk in _chunks(level):
+                stmt = select(Run.id).where(Run.parent_id.in_(chunk))
+                children.update(self.session.scalars(stmt))
+            level = children - found - {run_id}
+            found |= level
+        return found
+
+    def interior(self, inside: frozenset[int]) -> None:
+        """A workflow run's own graph: its steps (with `parent` edges to the run that
+        started each), and every file they used and made."""
+        self.load_runs(inside)
+        for child in sorted(inside):
+            parent = self.run_parent.get(child)
+            if parent is not None and parent in self.runs:
+                self.add_edge(self.runs[child].uid, self.runs[parent].uid, "parent")
+        self.artifacts_of(set(inside), True)
+        self.artifacts_of(set(inside), False)
 
     def prefetch(self, start: Artifact | Run, upstream: bool) -> None:
         """Every node reachable from `start` and the edges among them, for an in-memory walk."""
@@ -427,21 +304,23 @@ class _Walker:
         producers = {i: row[1] for i, row in reach.artifact_rows.items()}
         self.outputs = outputs_by_run(producers, set(producers))
 
-    def _walk(self, start: Artifact | Run, upstream: bool, depth: int | None) -> None:
+    def _walk(
+        self, start: Artifact | Run, upstream: bool, depth: int | None, inside: frozenset[int]
+    ) -> None:
         seen_artifacts: set[int] = set()
         seen_runs: set[int] = set()
         frontier_artifacts: set[int] = set()
         frontier_runs: set[int] = set()
         if isinstance(start, Run):
             step = 1
-            frontier_runs, seen_runs = {start.id}, {start.id}
+            frontier_runs, seen_runs = {start.id, *inside}, {start.id, *inside}
             if depth == 0:
                 return
         else:
             step = 0
             frontier_artifacts, seen_artifacts = {start.id}, {start.id}
         while frontier_artifacts or frontier_runs:
-            if depth is None and self.reach is None and step >= PREFETCH_AFTER:
+            if depth is None and self.reach is None and step >= PREFETCH_AFTER and not inside:
                 self.prefetch(start, upstream)  # a deep graph: the rest in a few queries
             if frontier_artifacts:
                 if depth is not None and step >= depth:
@@ -513,10 +392,15 @@ def lineage(
             if node.id not in walker.artifacts:
                 raise LakelineError(f"artifact {node.uid} is not in this instance")
             root = walker.artifacts[node.id].uid
+        inside: frozenset[int] = frozenset()
+        if isinstance(node, Run):  # a workflow run: its steps and their files, then beyond
+            inside = frozenset(walker.descendants(node.id))
+            if inside:
+                walker.interior(inside)
         if direction in ("upstream", "both"):
-            walker.walk(node, True, depth)
+            walker.walk(node, True, depth, inside)
         if direction in ("downstream", "both"):
-            walker.walk(node, False, depth)
+            walker.walk(node, False, depth, inside)
         if include_parents or collapse_workflows:
             walker.ancestors()
     graph = LineageGraph(root=root, direction=cast(Direction, direction), depth=depth)
@@ -525,11 +409,13 @@ def lineage(
     graph.nodes = {n.uid: n for n in walker.found}
     graph.edges = list(walker.edges.values())
     if include_parents:
+        drawn = {(e.source, e.target) for e in graph.edges if e.kind == "parent"}
         for run_id, parent_id in walker.run_parent.items():
-            if parent_id is not None:
-                graph.edges.append(
-                    Edge(walker.runs[run_id].uid, walker.runs[parent_id].uid, "parent")
-                )
+            if parent_id is None:
+                continue
+            uids = (walker.runs[run_id].uid, walker.runs[parent_id].uid)
+            if uids not in drawn:
+                graph.edges.append(Edge(*uids, "parent"))
     return graph
 
 

@@ -28,9 +28,10 @@ from lakeline.artifacts.save import save_artifacts
 from lakeline.errors import LakelineError
 from lakeline.lineage.handles import FileRecord, Handle
 from lakeline.lineage.notebook import code_hash
-from lakeline.lineage.records import FINAL_STATUSES, ensure_transform, fire, log_status, new_run
+from lakeline.lineage.records import ensure_transform, fire, new_run
 from lakeline.lineage.references import known_record
 from lakeline.lineage.run_rows import Finish, claim_outputs, insert_run, single_statement
+from lakeline.lineage.run_updates import RunUpdates
 from lakeline.lineage.seen import SeenFiles
 from lakeline.lineage.track import params_of
 from lakeline.lineage.usage import add_input, insert_input
@@ -51,7 +52,7 @@ log = logging.getLogger("lakeline.recorder")
 
 
 @dataclass
-class Recorder:
+class Recorder(RunUpdates):
     """Records an engine's workflow runs and their steps, idempotently by engine ids.
 
     `root`: the workflow's working folder; it is registered as a storage root so files in it
@@ -260,7 +261,9 @@ class Recorder:
 
         batch = self._outputs(handle, outputs)
         if batch:
-            for made, saved in zip(batch, save_artifacts(batch, also=finish), strict=True):
+            for made, saved in zip(
+                batch, save_artifacts(batch, also=finish, producer_from_context=False), strict=True
+            ):
                 self._seen.remember(made._source, saved)
         else:
             with single_statement(self.instance) as bind:  # the common case: one statement
@@ -366,7 +369,9 @@ class Recorder:
                         edges.append((user.run, plan.result, role))
 
         if batch:
-            save_artifacts([artifact for _, artifact in batch], also=link)
+            save_artifacts(
+                [artifact for _, artifact in batch], also=link, producer_from_context=False
+            )
         for i, artifact in batch:
             results[i] = artifact
         for run, artifact, _ in edges:
@@ -392,81 +397,6 @@ class Recorder:
     ) -> Run:
         """Finish the workflow run."""
         return self._finish(workflow, status, at=finished_at, exit_code=exit_code, error=error)
-
-    def mark(self, step: Handle, status: str, *, at: datetime | None = None) -> Run:
-        """Move a run forward to a non-final status (scheduled -> started); never backwards."""
-        assert self.instance is not None
-        order = ("scheduled", "started")
-        if status not in order:
-            raise LakelineError(f"mark() takes scheduled or started, not {status!r}")
-        with self.instance.sessions.write() as session:
-            record = session.get(Run, step.run.id)
-            if record is None:
-                raise LakelineError(f"run {step.run.uid} no longer exists")
-            if record.status in order and order.index(record.status) < order.index(status):
-                log_status(record, status, at)
-        step.run = record
-        return record
-
-    def note_attempt(self, step: Handle, attempt: int, *, at: datetime | None = None) -> Run:
-        """A retried step: attempt `attempt - 1` failed and attempt `attempt` started.
-
-        Both transitions go into the run's status log (once: a replay changes nothing); the
-        run stays one run across its attempts.
-        """
-        assert self.instance is not None
-        with self.instance.sessions.write() as session:
-            record = session.get(Run, step.run.id)
-            if record is None:
-                raise LakelineError(f"run {step.run.uid} no longer exists")
-            log_ = record.status_log or []
-            started = sum(1 for entry in log_ if entry.get("status") == "started")
-            if record.status not in FINAL_STATUSES and started < attempt:
-                log_status(record, "errored", at)
-                log_status(record, "started", at)
-                *before, failed, again = record.status_log or []
-                record.status_log = [
-                    *before,
-                    {**failed, "attempt": attempt - 1},
-                    {**again, "attempt": attempt},
-                ]
-        step.run = record
-        return record
-
-    def annotate(self, step: Handle, namespace: str, **meta: Any) -> Run:
-        """Merge engine metadata into `params[namespace]` of the step's run (e.g. a cache key)."""
-        assert self.instance is not None
-        with self.instance.sessions.write() as session:
-            record = session.get(Run, step.run.id)
-            if record is None:
-                raise LakelineError(f"run {step.run.uid} no longer exists")
-            params = dict(record.params or {})
-            current = dict(params.get(namespace) or {})
-            if any(current.get(k) != v for k, v in meta.items()):
-                params[namespace] = {**current, **meta}
-                record.params = params
-        step.run = record
-        return record
-
-    def find_step(
-        self, transform_key: str, namespace: str, name: str, value: Any, *, scan: int = 1000
-    ) -> str | None:
-        """The engine ref of this engine's newest completed run of `transform_key` whose
-        `params[namespace][name] == value` (among the newest `scan` runs), or None."""
-        assert self.instance is not None
-        stmt = (
-            select(Run.engine_ref, Run.params)
-            .join(Transform, Transform.id == Run.transform_id)
-            .where(Run.engine == self.engine, Transform.key == transform_key)
-            .where(Run.status == "completed")
-            .order_by(Run.id.desc())
-            .limit(scan)
-        )
-        with self.instance.sessions.read() as session:
-            for ref, params in session.execute(stmt):
-                if ((params or {}).get(namespace) or {}).get(name) == value:
-                    return str(ref)
-        return None
 
     # -- files ----------------------------------------------------------------------------------
 
@@ -498,8 +428,12 @@ class Recorder:
                 new = used_by is not None and add_input(used_by[0], known, used_by[1])
                 return known, new
             self.missing.append(location)
-            log.warning("%s no longer exists: recorded as missing", location)
-            return None, False
+            if used_by is None:
+                log.warning("%s no longer exists: recorded as missing", location)
+                return None, False
+            # the step read it, its bytes are gone since: keep the edge, by location
+            log.warning("%s no longer exists: its use is recorded as a reference", location)
+            return self._gone_input(location, used_by, key=key, kind=kind)
         if used_by is not None and (seen := self._seen.get(location, key)) is not None:
             try:  # registered by this Recorder and unchanged since: link, do not hash again
                 return seen, add_input(used_by[0], seen, used_by[1])
@@ -509,7 +443,7 @@ class Recorder:
             self.instance.register_storage(Path(location).parent)
         artifact = Artifact(location, key=key, kind=kind, run=run)
         if used_by is None:
-            saved = artifact.save()
+            saved = save_artifacts([artifact], producer_from_context=False)[0]
             if run is not None and saved.run_id is None:  # used before its producer was known
                 with self.instance.sessions.write() as session:
                     claim_outputs(session, [saved], run.id)
@@ -523,9 +457,30 @@ class Recorder:
             assert result is not None and result.id is not None
             new_edge[0] = insert_input(session, user.id, result.id, role)
 
-        save_artifacts([artifact], also=link)
+        save_artifacts([artifact], also=link, producer_from_context=False)
         self._seen.remember(location, artifact)
         return artifact, new_edge[0]
+
+    def _gone_input(
+        self, location: str, used_by: tuple[Run, str], *, key: str | None, kind: str | None
+    ) -> tuple[Artifact, bool]:
+        """A reference (hash unknown) to an input whose bytes are gone, with its edge (the
+        `artifact_used` hook fires there); a later save of bytes there fills it in."""
+        from lakeline.lineage.references import record_reference
+
+        user, role = used_by
+        saved = record_reference(
+            user,
+            location,
+            output=False,
+            role=role,
+            key=key,
+            hash=None,
+            hash_type=None,
+            size=None,
+            kind=kind,
+        )
+        return saved, False
 
     def reference(
         self,

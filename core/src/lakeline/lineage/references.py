@@ -12,7 +12,7 @@ from lakeline.artifacts.save import save_artifacts
 from lakeline.lineage.records import fire
 from lakeline.lineage.run_rows import claim_outputs
 from lakeline.lineage.usage import add_input, insert_input
-from lakeline.models import Artifact
+from lakeline.models import Artifact, Run
 from lakeline.storage.roots import protocol_of
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ def known_record(contained: tuple[Storage, str] | None) -> Artifact | None:
 
 
 def record_reference(
-    step: Handle,
+    step: Handle | Run,
     location: str,
     *,
     output: bool,
@@ -53,21 +53,28 @@ def record_reference(
     kind: str | None,
 ) -> Artifact:
     """`Recorder.reference`: the reference saved with its edge (producer or used-by) in the
-    save's transaction; a local location already recorded keeps its record."""
+    save's transaction; a local location already recorded keeps its record. `step`: the
+    step's handle or its run."""
     from lakeline.instance import current
 
+    run = step if isinstance(step, Run) else step.run
     if protocol_of(location) == "local":
         known = known_record(storage_containing(location, normalized=True))
         if known is not None:
             if output:
                 with current().sessions.write() as session:
-                    claim_outputs(session, [known], step.run.id)
-            elif add_input(step.run, known, role):
-                fire("artifact_used", artifact=known, run=step.run)
+                    claim_outputs(session, [known], run.id)
+            elif add_input(run, known, role):
+                fire("artifact_used", artifact=known, run=run)
             return known
-    run = step.run if output else None
     artifact = Artifact.reference(
-        location, key=key, hash=hash, hash_type=hash_type, size=size, kind=kind, run=run
+        location,
+        key=key,
+        hash=hash,
+        hash_type=hash_type,
+        size=size,
+        kind=kind,
+        run=run if output else None,
     )
     new_edge = [False]
 
@@ -75,11 +82,11 @@ def record_reference(
         result = plans[0].result
         assert result is not None and result.id is not None
         if output:
-            claim_outputs(session, [result], step.run.id)
+            claim_outputs(session, [result], run.id)
         else:
-            new_edge[0] = insert_input(session, step.run.id, result.id, role)
+            new_edge[0] = insert_input(session, run.id, result.id, role)
 
-    saved = save_artifacts([artifact], also=link)[0]
+    saved = save_artifacts([artifact], also=link, producer_from_context=False)[0]
     if new_edge[0]:
-        fire("artifact_used", artifact=saved, run=step.run)
+        fire("artifact_used", artifact=saved, run=run)
     return saved

@@ -1,0 +1,159 @@
+"""Keys of files registered in place without a key: a location keeps its records' key.
+
+A file inside a storage root that is saved without a key gets its path in the root as its
+key. Two roots may hold the same path (two workflow folders, each with `data/s1.csv`): those
+are different files, never one artifact nor versions of one another. So, inside the save's
+transaction (`artifacts/save.py`):
+
+- a location that already has records keeps their key (the newest record's): new bytes there
+  are the next version of that record, the same bytes are that record;
+- a location without records takes its path in the root, unless that key is held by a record
+  at another location (or by another location of the same batch): then the key is qualified
+  by the root's own folders, nearest first (`projB/data/s1.csv`, `runs/projB/data/s1.csv`,
+  ...), the first one nobody else holds.
+
+An unavailable record elsewhere with the file's key and hash is the exception: it is a
+reference waiting for these bytes, and the save fills it in (`places.promote`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+
+from lakeline.db.rows import chunks, one_of
+from lakeline.models import Artifact
+from lakeline.storage.keys import validate_key
+from lakeline.storage.roots import protocol_of, strip_protocol
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from lakeline.artifacts.places import Place, Places
+    from lakeline.artifacts.save import Plan
+
+__all__ = ["located", "qualified_keys", "settle_keys"]
+
+
+def located(plan: Plan) -> bool:
+    """Whether `plan`'s identity is its location: in place inside a registered root, with the
+    key derived from its path there."""
+    return (
+        plan.in_place
+        and not plan.key_given
+        and plan.storage is not None
+        and plan.artifact.key is not None
+    )
+
+
+def _place(plan: Plan) -> Place:
+    assert plan.storage is not None
+    return (plan.storage.id, plan.store_key)
+
+
+def _at(record: Artifact, place: Place) -> bool:
+    return bool(record.in_place) and (record.storage_id, record.store_key) == place
+
+
+def qualified_keys(root: str, key: str) -> list[str]:
+    """`key` prefixed with the folders of `root`, nearest first (`/a/projB` + `x.csv`:
+    `projB/x.csv`, `a/projB/x.csv`); for a bucket URL the bucket is the last folder."""
+    path = root if protocol_of(root) == "local" else strip_protocol(root)
+    folders = [part for part in path.strip("/").split("/") if part]
+    return ["/".join([*folders[len(folders) - n :], key]) for n in range(1, len(folders) + 1)]
+
+
+def settle_keys(
+    session: Session,
+    plans: Sequence[Plan],
+    latest: dict[str | None, Artifact],
+    places: Places,
+    read_keys: Callable[[list[str]], None],
+) -> None:
+    """Give each located plan the key its location keeps, or a key no other location holds.
+
+    `latest` maps keys to their latest records as read so far; `read_keys(keys)` locks and
+    reads the records of keys not read yet into `latest` (and the caller's other maps).
+    """
+    todo = [plan for plan in plans if located(plan)]
+    if not todo:
+        return
+    unread: list[str] = []
+    fresh: list[Plan] = []  # plans at locations without records
+    for plan in todo:
+        rows = [row for row in places.at.get(_place(plan), ()) if row.key is not None]
+        if not rows:
+            fresh.append(plan)
+            continue
+        newest = max(rows, key=lambda row: row.id or 0)
+        if newest.key is not None and newest.key != plan.artifact.key:
+            plan.artifact.key = newest.key
+            if newest.key not in latest:
+                unread.append(newest.key)
+    if unread:
+        read_keys(sorted(set(unread)))
+    claimed: dict[str, Place] = {}  # keys this batch gives to a location
+    fresh_ids = {id(plan) for plan in fresh}
+    for plan in todo:
+        if id(plan) not in fresh_ids and plan.artifact.key is not None:
+            claimed.setdefault(plan.artifact.key, _place(plan))
+    clashing: list[Plan] = []
+    for plan in fresh:
+        key = plan.artifact.key
+        assert key is not None
+        holder = latest.get(key)
+        taken = claimed.get(key, _place(plan)) != _place(plan) or (
+            holder is not None and not _at(holder, _place(plan)) and not _awaits(holder, plan)
+        )
+        if taken:
+            clashing.append(plan)
+        else:
+            claimed[key] = _place(plan)
+    if not clashing:
+        return
+    options = {id(plan): _options(plan) for plan in clashing}
+    held = _held(session, sorted({key for keys in options.values() for key in keys}))
+    for plan in clashing:
+        for key in options[id(plan)]:
+            if key not in held and key not in claimed and key not in latest:
+                plan.artifact.key = key
+                claimed[key] = _place(plan)
+                break
+        else:  # every folder of the root is taken: keep the path, say where it lives
+            raise_clash(plan)
+
+
+def _awaits(holder: Artifact, plan: Plan) -> bool:
+    """`holder` is a reference waiting for `plan`'s bytes (same hash): the save fills it in."""
+    digest = plan.digest
+    return (
+        not holder.available
+        and digest is not None
+        and holder.hash == digest.hash
+        and holder.hash_type == digest.hash_type
+    )
+
+
+def _options(plan: Plan) -> list[str]:
+    assert plan.storage is not None and plan.artifact.key is not None
+    return [validate_key(key) for key in qualified_keys(plan.storage.root, plan.artifact.key)]
+
+
+def _held(session: Session, keys: list[str]) -> set[str]:
+    """Which of `keys` some record already has."""
+    found: set[str] = set()
+    for chunk in chunks(keys):
+        stmt = select(Artifact.key).where(one_of(session, Artifact.key, chunk)).distinct()
+        found.update(key for key in session.scalars(stmt) if key is not None)
+    return found
+
+
+def raise_clash(plan: Plan) -> None:
+    from lakeline.errors import InvalidKey
+
+    raise InvalidKey(
+        f"{plan.artifact._source}: its key {plan.artifact.key!r} and every key qualified by "
+        "its folders belong to other files: give it a key"
+    )
