@@ -51,3 +51,34 @@ def test_modules_stay_small() -> None:
         if (n := len(p.read_text().splitlines())) > 600
     }
     assert big == {}, f"split these modules: {big}"
+
+
+def test_every_core_module_is_public_or_forbidden_to_integrations() -> None:
+    """A new core module must be named in the integrations' contract or be public on purpose."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    (contract,) = [c for c in config["contracts"] if c["name"].startswith("Integrations")]
+    forbidden = contract["forbidden_modules"]
+    public = {
+        "lakeline",
+        "lakeline.errors",
+        "lakeline.hookspecs",
+        "lakeline.instance",
+        "lakeline.lineage",
+        "lakeline.lineage.recorder",
+        "lakeline.testing",
+        "lakeline.testing_servers",
+        "lakeline.cli",
+        "lakeline.cli.group",
+        "lakeline.cli.output",
+    }
+    src = ROOT / "core" / "src"
+    unlisted = []
+    for path in (src / "lakeline").rglob("*.py"):
+        parts = path.relative_to(src).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        covered = name in public or any(name == f or name.startswith(f + ".") for f in forbidden)
+        if not covered:
+            unlisted.append(name)
+    assert unlisted == [], "add these to the integrations' contract in pyproject.toml"

@@ -24,6 +24,13 @@ def members_hash(artifacts: Sequence[Artifact]) -> str:
     return hashlib.sha256("\n".join(a.uid for a in artifacts).encode()).hexdigest()
 
 
+def collection_key(key: str | None) -> str | None:
+    """A collection's key, validated as artifact keys are (None: no key)."""
+    from lakeline.storage.keys import validate_key
+
+    return None if key is None else validate_key(key)
+
+
 def check_members(artifacts: Sequence[Artifact]) -> list[Artifact]:
     """The members as a list; each must be a saved Artifact."""
     members = list(artifacts)

@@ -55,12 +55,11 @@ class Collection(RecordMixin, VersionedMixin, Base):
         version: str | None = None,
         run: Run | None = None,
     ) -> None:
-        from lakeline.collections_ops import check_members
-        from lakeline.storage.keys import validate_key
+        from lakeline.collections_ops import check_members, collection_key
 
         super().__init__()
         self._members = check_members(artifacts)
-        self.key = None if key is None else validate_key(key)
+        self.key = collection_key(key)
         self.description = description
         self.version = version
         if run is not None:
