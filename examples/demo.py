@@ -1,4 +1,5 @@
-"""lakeline in two minutes: an instance, files and tables, versions, queries, search, the CLI.
+"""lakeline in two minutes: an instance, files and tables, versions, queries, search, the CLI,
+and lineage: a tracked script and a Snakemake workflow, drawn as one picture.
 
 Runs on the embedded default (SQLite + local storage) in a fresh folder:
     ./scripts/demo                 # or: uv run python examples/demo.py [--dir DIR]
@@ -104,8 +105,94 @@ def main() -> None:
         console.print(f"[bold]$ lakeline {' '.join(command)}")
         subprocess.run([sys.executable, "-m", "lakeline.cli", *command], check=True)
 
+    step("8. Lineage: a tracked script records what it read and what it wrote")
+    workflow = base / "workflow"  # a project folder: its files are registered where they are
+    (workflow / "data").mkdir(parents=True, exist_ok=True)
+    instance.register_storage(workflow)
+    script = base / "normalize.py"
+    script.write_text(NORMALIZE)
+    env = {**os.environ, "LAKELINE_INSTANCE": "demo"}
+    console.print(f"[bold]$ python {script.name}[/]  (calls ll.track() and ll.finish())")
+    subprocess.run([sys.executable, str(script)], check=True, env=env, cwd=base)
+    normalized = ll.Artifact.get(key="data/normalized.parquet")
+    run = normalized.run
+    console.print(
+        f"{normalized.key} was made by run {run.uid} of {run.transform.key!r}, "
+        f"which read {sorted(a.key for a in run.inputs.all())}"
+    )
+
+    final = normalized
+    if _has("snakemake") and _has("snakemake_logger_plugin_lakeline"):
+        step("9. A Snakemake workflow, recorded job by job (snakemake --logger lakeline)")
+        (workflow / "Snakefile").write_text(SNAKEFILE)
+        command = [sys.executable, "-m", "snakemake", "--cores", "2", "--logger", "lakeline"]
+        console.print("[bold]$ snakemake --cores 2 --logger lakeline")
+        subprocess.run([*command, "--quiet", "all"], check=True, env=env, cwd=workflow)
+        final = ll.Artifact.get(key="results/report.txt")
+        for job in final.run.parent.children.order_by("started_at").all():
+            outputs = sorted(a.key for a in job.outputs.all())
+            console.print(f"  rule {job.transform.key:<8} {job.status:<10} -> {outputs}")
+    else:
+        console.print("(Snakemake and its lakeline plugin are not installed: no workflow step)")
+
+    step("10. The picture: everything upstream of the final result")
+    graph = final.lineage(direction="upstream")
+    picture = graph.write(base / "lineage.svg")
+    console.print(
+        f"{len(graph.runs)} runs and {len(graph.artifacts)} artifacts upstream of {final.key}"
+    )
+    console.print(f"[bold]lineage picture: {picture}[/]  (open it in a browser)")
+    console.print(f"[bold]$ lakeline lineage {final.key} --format mermaid")
+    subprocess.run(
+        [sys.executable, "-m", "lakeline.cli", "lineage", final.key, "--format", "mermaid"],
+        check=True,
+    )
+
     console.rule("[bold green]done")
     console.print(f"Everything is in {base}: the lake in lake/, settings in home/.")
+    venv = Path(sys.executable).parent
+    console.print(
+        f"To use the `lakeline` command yourself: `source {venv}/activate` puts it on your PATH"
+        f" (then `LAKELINE_HOME={base / 'home'} lakeline ls` shows this demo's catalog)."
+    )
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+NORMALIZE = """\
+import lakeline as ll
+import pandas as pd
+
+ll.track(params={"scale": 1000})
+frames = [ll.Artifact.get(key=f"raw/{s}_counts.csv").load() for s in ("s1", "s2", "s3")]
+merged = pd.concat(frames).groupby("gene", as_index=False)["count"].sum()
+merged["per_thousand"] = merged["count"] * 1000 / merged["count"].sum()
+merged.to_parquet("workflow/data/normalized.parquet")  # in a storage folder: kept in place
+ll.Artifact("workflow/data/normalized.parquet").save()  # key: data/normalized.parquet
+ll.finish()
+"""
+
+SNAKEFILE = """\
+rule all:
+    input: "results/report.txt"
+
+rule top:
+    input: "data/normalized.parquet"
+    output: "results/top.csv"
+    run:
+        import pandas as pd
+        table = pd.read_parquet(input[0]).nlargest(10, "count")
+        table.to_csv(output[0], index=False)
+
+rule report:
+    input: "results/top.csv"
+    output: "results/report.txt"
+    shell: "echo top genes: $(tail -n +2 {input} | cut -d, -f1 | paste -sd' ') > {output}"
+"""
 
 
 if __name__ == "__main__":
