@@ -264,3 +264,159 @@ def test_unsaved_notebook_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
     with pytest.raises(LakelineError, match="LAKELINE_NOTEBOOK_PATH"):
         notebook_path()
+
+
+# -- how a tracked script ends --------------------------------------------------------------------
+
+ENDINGS = """
+import sys, time
+from pathlib import Path
+import lakeline as ll
+
+@ll.tracked()
+def step(how: str) -> None:
+    ll.Artifact({{"how": how}}, key="out/step.json").save()
+    if how == "exit3":
+        sys.exit(3)
+    if how == "sleep":
+        Path(sys.argv[1]).write_text("ready")
+        time.sleep(120)
+
+ll.track()
+{body}
+"""
+
+
+def start_script(
+    tmp_path: Path, instance: Instance, body: str
+) -> tuple[subprocess.Popen[str], Path]:
+    """Start a tracked script in the background; returns it and the file it writes when ready."""
+    script = tmp_path / "ending.py"
+    script.write_text(ENDINGS.format(body=textwrap.dedent(body)))
+    ready = tmp_path / "ready"
+    env = {**os.environ, "LAKELINE_INSTANCE": instance.name}
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(ready)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    return process, ready
+
+
+def wait_ready(process: subprocess.Popen[str], ready: Path) -> None:
+    """Wait until the script says it is running (or fail with its output if it ended)."""
+    import time
+
+    while not ready.exists():
+        if process.poll() is not None:
+            pytest.fail(f"the script ended early: {process.communicate()}")
+        time.sleep(0.05)
+
+
+def script_run() -> ll.Run:
+    run = ll.Run.filter(transform__kind="script").one_or_none()
+    assert run is not None
+    return run
+
+
+@pytest.mark.parametrize(
+    ("body", "returncode", "status", "exit_code", "error"),
+    [
+        ("step('exit3')", 3, "errored", 3, "exit code 3"),
+        ("sys.exit(3)", 3, "errored", 3, "exit code 3"),
+        ("sys.exit('bad input file')", 1, "errored", 1, "bad input file"),
+        ("sys.exit(0)", 0, "completed", 0, None),
+        ("sys.exit()", 0, "completed", 0, None),
+        ("pass", 0, "completed", 0, None),
+        ("raise ValueError('broken')", 1, "errored", 1, "ValueError: broken"),
+    ],
+    ids=["exit3-in-step", "exit3", "exit-message", "exit0", "exit-none", "end", "raises"],
+)
+def test_exit_code_and_status_of_a_script(
+    instance: Instance,
+    tmp_path: Path,
+    body: str,
+    returncode: int,
+    status: str,
+    exit_code: int,
+    error: str | None,
+) -> None:
+    process, _ = start_script(tmp_path, instance, body)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == returncode, stderr
+    run = script_run()
+    assert (run.status, run.exit_code) == (status, exit_code)
+    assert (run.error is None) if error is None else (error in (run.error or ""))
+    assert run.finished_at is not None and not run.stale
+    assert run.pid == process.pid and run.process_started_at is not None
+    if body.startswith("step"):
+        (child,) = run.children.all()
+        assert (child.status, child.exit_code) == ("errored", 3)
+
+
+def test_sigterm_aborts_the_run_and_its_current_step(instance: Instance, tmp_path: Path) -> None:
+    import signal
+
+    process, ready = start_script(tmp_path, instance, "step('sleep')")
+    wait_ready(process, ready)
+    run = script_run()
+    assert run.status == "started" and not run.stale  # alive
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=120)
+    assert process.returncode == -signal.SIGTERM  # it still dies of the signal
+    run = script_run()
+    assert (run.status, run.exit_code) == ("aborted", 128 + signal.SIGTERM)
+    assert "SIGTERM" in (run.error or "") and run.finished_at is not None
+    (child,) = run.children.all()
+    assert (child.status, child.exit_code) == ("aborted", 128 + signal.SIGTERM)
+
+
+def test_sigkill_leaves_a_run_whose_process_is_gone(instance: Instance, tmp_path: Path) -> None:
+    import signal
+
+    from lakeline.cli import cli
+
+    process, ready = start_script(tmp_path, instance, "step('sleep')")
+    wait_ready(process, ready)
+    run = script_run()
+    assert run.pid == process.pid and not run.stale
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=120)
+    run = script_run()
+    assert run.status == "started" and run.finished_at is None  # nobody could record the end
+    assert run.stale  # ... but its process is gone
+    (child,) = run.children.all()
+    assert child.stale
+    from click.testing import CliRunner
+
+    listed = CliRunner(env={"COLUMNS": "200"}).invoke(cli, ["runs", "--stale", "--json"])
+    assert listed.exit_code == 0, listed.output
+    rows = [__import__("json").loads(line) for line in listed.output.splitlines()]
+    assert sorted(r["uid"] for r in rows) == sorted([run.uid, child.uid])
+    assert {(r["status"], r["stale"]) for r in rows} == {("started", True)}
+    table = CliRunner(env={"COLUMNS": "200"}).invoke(cli, ["runs"])
+    assert "started (process gone)" in table.output and run.uid in table.output
+
+
+def test_a_live_run_is_not_stale_and_a_reused_pid_is_not_its_process(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """Liveness is pid + host + the process's start time: the same pid with another start time
+    is another process."""
+    from datetime import timedelta
+
+    process, ready = start_script(tmp_path, instance, "step('sleep')")
+    try:
+        wait_ready(process, ready)
+        run = script_run()
+        assert not run.stale
+        with instance.sessions.write() as session:
+            record = session.merge(run)
+            assert record.process_started_at is not None
+            record.process_started_at -= timedelta(hours=1)
+        assert script_run().stale
+    finally:
+        process.kill()
+        process.communicate()

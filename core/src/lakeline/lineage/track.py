@@ -6,8 +6,12 @@
     ll.finish()
 
 A script that raises leaves its run `errored` with the traceback; one that ends without
-`finish()` is finished at exit. Notebooks must call `finish()` (their source and an HTML
-report are stored then).
+`finish()` is finished at exit: `completed` with exit code 0, or `errored` with the code given
+to `sys.exit()` when it is not 0. SIGTERM (and SIGHUP) end the run `aborted` with exit code
+128 + the signal, then the process dies of the signal as it would have. Every run records the
+pid, host and start time of its process, so one left `started` by a killed process is seen
+as stale (`Run.stale`, `lakeline runs --stale`). Notebooks must call `finish()` (their source
+and an HTML report are stored then).
 """
 
 from __future__ import annotations
@@ -15,12 +19,14 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import signal
 import sys
 import threading
 import traceback
+from datetime import datetime
 from pathlib import Path
-from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from types import FrameType, TracebackType
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from lakeline.errors import LakelineError
 from lakeline.lineage import context
@@ -33,7 +39,33 @@ if TYPE_CHECKING:
 log = logging.getLogger("lakeline")
 _lock = threading.Lock()
 _previous_excepthook = sys.excepthook
+_real_exit = sys.exit
 _hooks_installed = False
+_exit_request: list[object] = []  # what the main thread last passed to sys.exit()
+_process: dict[int, datetime] = {}  # pid -> start time of this process (reset by a fork)
+EXIT_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
+def exit_status(code: object) -> tuple[str, int, str | None]:
+    """(status, exit code, error) of a run its process ends with `sys.exit(code)`: None and 0
+    complete it; an int errs with that code; anything else (a message) errs with code 1."""
+    if code is None or code == 0:
+        return "completed", 0, None
+    if isinstance(code, int):
+        return "errored", code, f"the process exited with exit code {code}"
+    return "errored", 1, str(code)
+
+
+def _process_started_at() -> tuple[int, datetime]:
+    from lakeline.lineage.liveness import process_identity
+
+    pid = os.getpid()
+    if pid not in _process:
+        _process.clear()
+        _process[pid] = process_identity()[1]
+    return pid, _process[pid]
 
 
 def _script_path() -> Path | None:
@@ -109,6 +141,7 @@ def start_tracked_run(
             environment=environment,
             created_by_id=instance.user.id,
         )
+        run.pid, run.process_started_at = _process_started_at()
         session.add(run)
     fire("run_started", run=run)
     return transform, run
@@ -169,13 +202,28 @@ def track(
             _describe(transform, description)
         context.set_process_run(run)
         _state.update(path=path, notebook=notebook)
+        _exit_request.clear()
         if notebook:
             _watch_notebook_errors()
         elif not _hooks_installed:
             sys.excepthook = _excepthook
+            sys.exit = _exit
             atexit.register(_at_exit)
+            _catch_exit_signals()
             _hooks_installed = True
+        _announce(transform, run)
         return run
+
+
+def _announce(transform: Transform, run: Run) -> None:
+    """Say in one line (stderr) what is tracked: which transform version, which run."""
+    from lakeline.ids import suffix_index
+
+    number = suffix_index(transform.uid[-4:]) + 1
+    sys.stderr.write(
+        f"lakeline: tracking {transform.kind} {transform.key} (version {number}, "
+        f"transform {transform.uid}) as run {run.uid}\n"
+    )
 
 
 _state: dict[str, Any] = {}
@@ -212,15 +260,48 @@ def _notebook_report(path: Path) -> Any:
         return Artifact(report, description=f"report of {path.name}", kind="__report__").save()
 
 
+def _exit(status: str | int | None = None, /) -> NoReturn:
+    """`sys.exit` while a run is tracked: remembers the code the script exits with."""
+    if threading.current_thread() is threading.main_thread():
+        _exit_request[:] = [status]
+    _real_exit(status)
+
+
+def _catch_exit_signals() -> None:
+    """End the tracked run on SIGTERM/SIGHUP, unless the script handles them itself."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum in EXIT_SIGNALS:
+        if signal.getsignal(signum) is signal.SIG_DFL:
+            signal.signal(signum, _on_exit_signal)
+
+
+def _on_exit_signal(signum: int, frame: FrameType | None) -> None:
+    """Record the runs this process is in as aborted, then die of the signal as before."""
+    name = signal.Signals(signum).name
+    top = context.process_run()
+    run = context.current_run()
+    while run is not None and run.status == "started" and run.pid == os.getpid():
+        try:
+            finish_run(run, "aborted", error=f"terminated by {name}", exit_code=128 + signum)
+        except Exception:
+            log.exception("lakeline could not record the end of run %s", run.uid)
+        run = None if run is top else (run.parent or top)
+    context.set_process_run(None)
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
 def _excepthook(
     exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
 ) -> None:
     run = context.process_run()
     if run is not None:
-        status = "aborted" if issubclass(exc_type, KeyboardInterrupt) else "errored"
+        interrupted = issubclass(exc_type, KeyboardInterrupt)
+        status = "aborted" if interrupted else "errored"
         text = "".join(traceback.format_exception(exc_type, exc, tb))
         try:
-            finish_run(run, status, error=text)
+            finish_run(run, status, error=text, exit_code=130 if interrupted else 1)
         except Exception:
             log.exception("lakeline could not record the failed run %s", run.uid)
         context.set_process_run(None)
@@ -255,8 +336,9 @@ def _watch_notebook_errors() -> None:
 def _at_exit() -> None:
     run = context.process_run()
     if run is not None and os.environ.get("LAKELINE_NO_AUTOFINISH") != "1":
+        status, code, error = exit_status(_exit_request[0] if _exit_request else None)
         try:
-            finish_run(run, "completed")
+            finish_run(run, status, error=error, exit_code=code)
         except Exception:
             log.exception("lakeline could not finish run %s at exit", run.uid)
         context.set_process_run(None)

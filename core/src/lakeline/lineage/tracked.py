@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
 from lakeline.lineage.context import current_run, run_context
-from lakeline.lineage.track import finish_run, params_of, start_tracked_run
+from lakeline.lineage.track import exit_status, finish_run, params_of, start_tracked_run
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -70,7 +70,7 @@ def tracked(key: str | None = None) -> Callable[[Callable[P, R]], Callable[P, R]
                     try:
                         result = await fn(*args, **kwargs)
                     except BaseException as exc:
-                        finish_run(run, _status(exc), error=repr(exc))
+                        _finish_failed(run, exc)
                         raise
                 finish_run(run, "completed")
                 return result
@@ -84,7 +84,7 @@ def tracked(key: str | None = None) -> Callable[[Callable[P, R]], Callable[P, R]
                 try:
                     result = fn(*args, **kwargs)
                 except BaseException as exc:
-                    finish_run(run, _status(exc), error=repr(exc))
+                    _finish_failed(run, exc)
                     raise
             finish_run(run, "completed")
             return result
@@ -94,5 +94,13 @@ def tracked(key: str | None = None) -> Callable[[Callable[P, R]], Callable[P, R]
     return decorate
 
 
-def _status(exc: BaseException) -> str:
-    return "aborted" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "errored"
+def _finish_failed(run: Any, exc: BaseException) -> None:
+    """End the run of a call that raised: `sys.exit()` as the script would end (0: completed,
+    else errored with the code), KeyboardInterrupt aborted, anything else errored."""
+    if isinstance(exc, SystemExit):
+        status, code, error = exit_status(exc.code)
+        finish_run(run, status, error=error, exit_code=code)
+    elif isinstance(exc, KeyboardInterrupt):
+        finish_run(run, "aborted", error=repr(exc))
+    else:
+        finish_run(run, "errored", error=repr(exc))
