@@ -54,7 +54,8 @@ def test_script_run_twice_then_edited(instance: Instance, raw: ll.Artifact, tmp_
     script = write_script(tmp_path)
     run_script(script, instance)
     run_script(script, instance)
-    transforms = ll.Transform.filter(key="filter_counts.py", is_latest=None).all()
+    key = script.resolve().as_posix()  # outside git: the absolute path
+    transforms = ll.Transform.filter(key=key, is_latest=None).all()
     assert len(transforms) == 1  # unchanged script: one transform
     transform = transforms[0]
     assert transform.kind == "script" and transform.source_code == script.read_text()
@@ -75,7 +76,7 @@ def test_script_run_twice_then_edited(instance: Instance, raw: ll.Artifact, tmp_
     # edited script: a new transform version, and its output is a new artifact version
     script = write_script(tmp_path, min_count=7)
     run_script(script, instance)
-    latest = ll.Transform.get(key="filter_counts.py")
+    latest = ll.Transform.get(key=key)
     assert latest.stem == transform.stem and latest.uid.endswith("0001")
     newest = ll.Artifact.get(key="tables/filtered.json")
     assert newest.uid.endswith("0001") and newest.run.transform.uid == latest.uid  # type: ignore[union-attr]
@@ -179,7 +180,7 @@ def test_nested_tracked_function_links_to_script_run(
         )
     )
     run_script(script, instance)
-    parent = ll.Run.filter(transform__key="nested.py").one_or_none()
+    parent = ll.Run.filter(transform__key=script.resolve().as_posix()).one_or_none()
     assert parent is not None
     children = parent.children.order_by("id").all()
     assert [c.params for c in children] == [{"x": 1}, {"x": 2}]
@@ -232,7 +233,7 @@ def test_notebook_runs_twice_and_once_failing(
     path = write_notebook(tmp_path / "analysis.ipynb", NOTEBOOK_CELLS)
     execute_notebook(path, instance, monkeypatch)
     execute_notebook(path, instance, monkeypatch)
-    transform = ll.Transform.get(key="analysis.ipynb")
+    transform = ll.Transform.get(key=path.resolve().as_posix())
     assert transform.kind == "notebook" and "ll.track(" in (transform.source_code or "")
     runs = transform.runs.order_by("id").all()
     assert [r.status for r in runs] == ["completed", "completed"]
@@ -246,7 +247,7 @@ def test_notebook_runs_twice_and_once_failing(
     )
     with pytest.raises(CellExecutionError, match="missing gene"):
         execute_notebook(failing, instance, monkeypatch)
-    latest = ll.Transform.get(key="analysis.ipynb")
+    latest = ll.Transform.get(key=path.resolve().as_posix())
     assert latest.uid.endswith("0001")  # edited notebook: new version
     failed = latest.runs.one_or_none()
     assert (
@@ -420,3 +421,79 @@ def test_a_live_run_is_not_stale_and_a_reused_pid_is_not_its_process(
     finally:
         process.kill()
         process.communicate()
+
+
+# -- transform identity -------------------------------------------------------------------------
+
+ANALYSIS = """
+import lakeline as ll
+
+@ll.tracked()
+def normalize(x: int) -> int:
+    return x * {factor}
+
+ll.track()
+normalize(1)
+"""
+
+
+def test_scripts_of_one_name_in_two_folders_stay_apart(instance: Instance, tmp_path: Path) -> None:
+    """Outside git, a script is keyed by its absolute path: projA/analysis.py and
+    projB/analysis.py are two transforms, and so are the functions they track."""
+    scripts = []
+    for project, factor in (("projA", 2), ("projB", 3)):
+        path = tmp_path / project / "analysis.py"
+        path.parent.mkdir()
+        path.write_text(ANALYSIS.format(factor=factor))
+        result = run_script(path, instance)
+        key = path.resolve().as_posix()
+        transform = ll.Transform.get(key=key)
+        assert transform.kind == "script" and transform.uid.endswith("0000")  # a first version
+        assert f"lakeline: tracking script {key} (version 1, transform {transform.uid})" in (
+            result.stderr
+        )
+        (run,) = transform.runs.all()
+        assert f"as run {run.uid}" in result.stderr and len(result.stderr.splitlines()) == 1
+        (call,) = run.children.all()
+        assert call.transform.key == f"{key}:normalize"
+        assert call.transform.uid.endswith("0000")
+        scripts.append(transform)
+    assert scripts[0].stem != scripts[1].stem
+    assert ll.Transform.filter(key__endswith=":normalize").count() == 2
+    assert ll.Transform.filter(key__startswith="__main__").count() == 0
+
+
+def test_script_keys_name_their_git_repository(instance: Instance, tmp_path: Path) -> None:
+    """In a git repository a script is `<repository>/<path in it>`: the repository is named by
+    its origin remote (so clones and worktrees agree), else by its folder."""
+    import shutil
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    keys = []
+    for folder, remote in (("checkout", "git@example.org:lab/rnaseq.git"), ("other", None)):
+        root = tmp_path / folder
+        (root / "scripts").mkdir(parents=True)
+        subprocess.run(["git", "init", "-q", str(root)], check=True)
+        if remote:
+            subprocess.run(["git", "-C", str(root), "remote", "add", "origin", remote], check=True)
+        script = root / "scripts" / "run.py"
+        script.write_text(ANALYSIS.format(factor=2))
+        run_script(script, instance)
+        keys.append(ll.Run.filter(transform__kind="script").order_by("-id").first().transform.key)  # type: ignore[union-attr]
+    assert keys == ["rnaseq/scripts/run.py", "other/scripts/run.py"]
+    functions = sorted(t.key for t in ll.Transform.filter(kind="function"))
+    assert functions == ["other/scripts/run.py:normalize", "rnaseq/scripts/run.py:normalize"]
+
+
+def test_tracked_function_of_a_module_run_with_dash_m(instance: Instance, tmp_path: Path) -> None:
+    package = tmp_path / "pkgx"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "job.py").write_text(ANALYSIS.format(factor=2).replace("ll.track()\n", ""))
+    env = {**os.environ, "LAKELINE_INSTANCE": instance.name}
+    done = subprocess.run(
+        [sys.executable, "-m", "pkgx.job"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert [t.key for t in ll.Transform.filter()] == ["pkgx.job.normalize"]

@@ -24,6 +24,7 @@ import sys
 import threading
 import traceback
 from datetime import datetime
+from functools import cache
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -74,12 +75,53 @@ def _script_path() -> Path | None:
     return Path(file).resolve() if file else None
 
 
-def _repo_key(path: Path) -> str:
-    """A script's key: its path inside the git repository that holds it, else its name."""
+@cache
+def script_key(path: Path) -> str:
+    """A script's or notebook's transform key (`path` absolute).
+
+    In a git repository: `<repository>/<path in it>`, the repository named by its origin remote
+    (clones and worktrees agree), else by its folder. Elsewhere: the absolute path. Scripts of
+    one name in unrelated folders or repositories are therefore different transforms.
+    """
     for parent in path.parents:
         if (parent / ".git").exists():
-            return path.relative_to(parent).as_posix()
-    return path.name
+            return f"{_repository_name(parent)}/{path.relative_to(parent).as_posix()}"
+    return path.as_posix()
+
+
+def _repository_name(root: Path) -> str:
+    """The name of the git repository at `root`: its origin's last path part, else its folder."""
+    import subprocess
+
+    try:
+        found = subprocess.run(
+            ["git", "-C", str(root), "config", "--get", "remote.origin.url"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+        url = found.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        url = ""
+    name = url.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1].removesuffix(".git")
+    return name or root.name
+
+
+def main_module_name() -> str:
+    """What `__main__` stands for in keys: the script's key, the module run with `-m`, the
+    notebook's key; `__main__` in an interactive session."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name not in (None, "__main__"):
+        return str(spec.name).removesuffix(".__main__")
+    path = _script_path()
+    if path is None and in_notebook():
+        try:
+            path = notebook_path()
+        except LakelineError:
+            path = None
+    return "__main__" if path is None else script_key(path)
 
 
 def _json_safe(value: Any) -> Any:
@@ -171,8 +213,9 @@ def track(
 ) -> Run:
     """Start recording this script or notebook as a run; returns the run.
 
-    The transform is keyed by the file (its path in its git repository, else its name); an
-    unchanged file reuses its transform, an edited one makes a new version.
+    The transform is keyed by the file (`<repository>/<path in it>` in a git repository, else
+    its absolute path: see `script_key`); an unchanged file reuses its transform, an edited one
+    makes a new version. One line on stderr says which transform and run are tracked.
     """
     global _hooks_installed
     with _lock:
@@ -180,10 +223,12 @@ def track(
             raise LakelineError("track() was already called in this process; call finish() first")
         notebook = in_notebook()
         path = notebook_path() if notebook else _script_path()
-        if path is None and key is None:
-            raise LakelineError(
-                "track() cannot find the script it runs in (interactive session?): pass key="
-            )
+        if key is None:
+            if path is None:
+                raise LakelineError(
+                    "track() cannot find the script it runs in (interactive session?): pass key="
+                )
+            key = script_key(path)
         source: str | None = None
         if path is not None:
             try:
@@ -191,7 +236,7 @@ def track(
             except OSError as exc:
                 raise LakelineError(f"cannot read {path}: {exc}") from exc
         transform, run = start_tracked_run(
-            key=key or _repo_key(path),  # type: ignore[arg-type]
+            key=key,
             kind="notebook" if notebook else "script",
             source_code=source,
             params=params,

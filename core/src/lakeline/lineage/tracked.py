@@ -9,7 +9,13 @@ from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
 from lakeline.lineage.context import current_run, run_context
-from lakeline.lineage.track import exit_status, finish_run, params_of, start_tracked_run
+from lakeline.lineage.track import (
+    exit_status,
+    finish_run,
+    main_module_name,
+    params_of,
+    start_tracked_run,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -31,6 +37,16 @@ def _bind(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any])
     return dict(bound.arguments)
 
 
+def function_key(fn: Callable[..., Any]) -> str:
+    """`module.qualname`; a function of the script run directly is `<script key>:qualname`
+    (`python -m pkg.mod`: `pkg.mod.qualname`), not `__main__.qualname`."""
+    if fn.__module__ != "__main__":
+        return f"{fn.__module__}.{fn.__qualname__}"
+    main = main_module_name()
+    separator = "." if main == "__main__" or "/" not in main else ":"
+    return f"{main}{separator}{fn.__qualname__}"
+
+
 def tracked(key: str | None = None) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Record every call of the decorated function (sync or async) as a run.
 
@@ -40,7 +56,7 @@ def tracked(key: str | None = None) -> Callable[[Callable[P, R]], Callable[P, R]
     """
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
-        name = key or f"{fn.__module__}.{fn.__qualname__}"
+        name = key or function_key(fn)
         source = _source(fn)
         lock = threading.Lock()
         environment: dict[str, bool] = {"captured": False}
