@@ -153,3 +153,9 @@ def test_transforms_all_versions(instance: Instance) -> None:
         (1, 1),
         (2, 1),
     ]
+
+
+def test_help_lists_runs_and_transforms(lakeline_home: Path) -> None:
+    listed = run("--help").stdout
+    assert "runs" in listed and "transforms" in listed
+    assert "--stale" in run("runs", "--help").stdout

@@ -327,13 +327,23 @@ def script_run() -> ll.Run:
     [
         ("step('exit3')", 3, "errored", 3, "exit code 3"),
         ("sys.exit(3)", 3, "errored", 3, "exit code 3"),
+        ("exit(4)", 4, "errored", 4, "exit code 4"),
         ("sys.exit('bad input file')", 1, "errored", 1, "bad input file"),
         ("sys.exit(0)", 0, "completed", 0, None),
         ("sys.exit()", 0, "completed", 0, None),
         ("pass", 0, "completed", 0, None),
         ("raise ValueError('broken')", 1, "errored", 1, "ValueError: broken"),
     ],
-    ids=["exit3-in-step", "exit3", "exit-message", "exit0", "exit-none", "end", "raises"],
+    ids=[
+        "exit3-in-step",
+        "exit3",
+        "builtin-exit4",
+        "exit-message",
+        "exit0",
+        "exit-none",
+        "end",
+        "raises",
+    ],
 )
 def test_exit_code_and_status_of_a_script(
     instance: Instance,

@@ -252,7 +252,7 @@ def track(
             _watch_notebook_errors()
         elif not _hooks_installed:
             sys.excepthook = _excepthook
-            sys.exit = _exit
+            _watch_exits()
             atexit.register(_at_exit)
             _catch_exit_signals()
             _hooks_installed = True
@@ -307,9 +307,40 @@ def _notebook_report(path: Path) -> Any:
 
 def _exit(status: str | int | None = None, /) -> NoReturn:
     """`sys.exit` while a run is tracked: remembers the code the script exits with."""
+    _note_exit(status)
+    _real_exit(status)
+
+
+def _note_exit(status: object) -> None:
     if threading.current_thread() is threading.main_thread():
         _exit_request[:] = [status]
-    _real_exit(status)
+
+
+class _Quitter:
+    """The `exit()`/`quit()` builtins, remembering the code like `_exit`."""
+
+    def __init__(self, original: Any) -> None:
+        self.original = original
+
+    def __repr__(self) -> str:
+        return repr(self.original)
+
+    def __call__(self, code: object = None) -> NoReturn:
+        _note_exit(code)
+        self.original(code)
+        raise SystemExit(code)  # not reached: the original raises it
+
+
+def _watch_exits() -> None:
+    """Wrap `sys.exit` and the `exit`/`quit` builtins: an atexit handler cannot see the code
+    the interpreter exits with. (`raise SystemExit(n)` written out is not seen.)"""
+    import builtins
+
+    sys.exit = _exit
+    for name in ("exit", "quit"):
+        original = getattr(builtins, name, None)
+        if original is not None and not isinstance(original, _Quitter):
+            setattr(builtins, name, _Quitter(original))
 
 
 def _catch_exit_signals() -> None:
