@@ -507,3 +507,33 @@ def test_tracked_function_of_a_module_run_with_dash_m(instance: Instance, tmp_pa
     )
     assert done.returncode == 0, done.stderr
     assert [t.key for t in ll.Transform.filter()] == ["pkgx.job.normalize"]
+
+
+def test_terminated_forked_workers_do_not_end_the_scripts_run(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """multiprocessing's Pool.terminate() sends SIGTERM to its forked workers, which inherit
+    lakeline's handler and the tracked run: only the process that runs a run may end it."""
+    body = """
+    import multiprocessing
+    from lakeline.lineage.context import process_run
+
+    def wait(i):
+        Path(sys.argv[1] + str(i)).write_text("up")
+        time.sleep(120)
+
+    pool = multiprocessing.get_context("fork").Pool(2)
+    pool.map_async(wait, [0, 1])
+    while not all(Path(sys.argv[1] + str(i)).exists() for i in (0, 1)):
+        time.sleep(0.05)
+    pool.terminate()  # SIGTERM to each (sleeping) worker
+    pool.join()
+    print("after the pool:", ll.Run.get(uid=process_run().uid).status)
+    """
+    process, _ = start_script(tmp_path, instance, body)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    assert stdout == "after the pool: started\n", stderr
+    run = script_run()
+    assert (run.status, run.exit_code, run.error) == ("completed", 0, None)
+    assert [s["status"] for s in run.status_log or []] == ["started", "completed"]
