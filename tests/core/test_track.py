@@ -537,3 +537,28 @@ def test_terminated_forked_workers_do_not_end_the_scripts_run(
     run = script_run()
     assert (run.status, run.exit_code, run.error) == ("completed", 0, None)
     assert [s["status"] for s in run.status_log or []] == ["started", "completed"]
+
+
+def test_a_forked_child_that_exits_leaves_the_run_to_its_parent(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """os.fork(): a child that ends through sys.exit (atexit handlers run) or an exception
+    (the excepthook runs) must not finish its parent's run."""
+    body = """
+    import os
+    from lakeline.lineage.context import process_run
+
+    for how in ("exit", "raise"):
+        child = os.fork()
+        if child == 0:
+            if how == "exit":
+                sys.exit(5)
+            raise RuntimeError("child fails")
+        os.waitpid(child, 0)
+    print("after the children:", ll.Run.get(uid=process_run().uid).status)
+    """
+    process, _ = start_script(tmp_path, instance, body)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    assert stdout == "after the children: started\n", stderr
+    assert (script_run().status, script_run().exit_code) == ("completed", 0)

@@ -371,7 +371,7 @@ def _on_exit_signal(signum: int, frame: FrameType | None) -> None:
 def _excepthook(
     exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
 ) -> None:
-    run = context.process_run()
+    run = _own_process_run()
     if run is not None:
         interrupted = issubclass(exc_type, KeyboardInterrupt)
         status = "aborted" if interrupted else "errored"
@@ -409,8 +409,14 @@ def _watch_notebook_errors() -> None:
     shell.set_custom_exc((Exception,), handler)
 
 
-def _at_exit() -> None:
+def _own_process_run() -> Run | None:
+    """The tracked run, unless this process is a fork of the one that runs it."""
     run = context.process_run()
+    return None if run is None or run.pid not in (None, os.getpid()) else run
+
+
+def _at_exit() -> None:
+    run = _own_process_run()
     if run is not None and os.environ.get("LAKELINE_NO_AUTOFINISH") != "1":
         status, code, error = exit_status(_exit_request[0] if _exit_request else None)
         try:
