@@ -165,6 +165,7 @@ def start_tracked_run(
 
     instance = current()
     environment = environment_artifact() if capture_environment else None
+    process = _process_started_at()  # before the transaction: the first call imports psutil
     with instance.sessions.write() as session:
         transform = ensure_transform(
             session,
@@ -183,7 +184,7 @@ def start_tracked_run(
             environment=environment,
             created_by_id=instance.user.id,
         )
-        run.pid, run.process_started_at = _process_started_at()
+        run.pid, run.process_started_at = process
         session.add(run)
     fire("run_started", run=run)
     return transform, run
