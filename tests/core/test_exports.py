@@ -1253,3 +1253,81 @@ def test_exports_include_references(
     assert graph[Path(out.location).as_uri()]["lakeline:available"] is False
     cache = tmp_path / "roc-cache"
     assert roc_validate(tmp_path / "crate", "process-run-crate", "REQUIRED", cache) == []
+
+
+# -- the environment is not an input ------------------------------------------------------------
+
+
+def test_environment_is_not_an_input_of_tracked_runs(
+    instance: Instance, tmp_path: Path, ol_schemas: OpenLineageSchemas
+) -> None:
+    """A tracked script and its `@tracked` step: the Python environment each run records is
+    named as the run's environment in every format, never as data the run used."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    ll.Artifact({"a": 1}, key="raw/in.json").save()
+    script = _write(
+        tmp_path / "job" / "env_job.py",
+        textwrap.dedent(
+            """
+            import lakeline as ll
+
+            @ll.tracked()
+            def step(x: int) -> None:
+                data = ll.Artifact.get(key="raw/in.json").load()
+                ll.Artifact({**data, "x": x}, key="out/step.json").save()
+
+            ll.track()
+            step(1)
+            ll.finish()
+            """
+        ),
+    )
+    env = {**os.environ, "LAKELINE_INSTANCE": instance.name}
+    done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    run = ll.Run.get(transform__kind="script")
+    (child,) = run.children.all()
+    assert run.environment_id is not None and child.environment_id == run.environment_id
+    environment = ll.Artifact.get(id=run.environment_id)
+    data = ll.Artifact.get(key="raw/in.json")
+
+    (path,) = get_exporter("openlineage").export(run, tmp_path / "ol")
+    events = read_events(path)
+    assert sum(ol_schemas.validate(e) for e in events) > 0
+    for event in events:
+        used = {d["facets"]["lakeline"]["uid"] for d in event["inputs"]}
+        assert environment.uid not in used
+        lakeline_facet = event["run"]["facets"]["lakeline"]
+        assert lakeline_facet["environment"]["uid"] == environment.uid
+        if event["run"]["runId"] == run_id(child.uid):
+            assert used == {data.uid}
+    assert {e["eventType"] for e in events} == {"START", "COMPLETE"} and len(events) == 4
+
+    prov_path = get_exporter("prov").export(run, tmp_path / "prov")[0]
+    read_prov(prov_path)
+    doc = json.loads(prov_path.read_text())
+    entity = f"artifact:{environment.uid}"
+    assert entity in doc["entity"]
+    used_entities = {u["prov:entity"] for u in doc.get("used", {}).values()}
+    assert used_entities == {f"artifact:{data.uid}"}
+    derived = {d["prov:usedEntity"] for d in doc.get("wasDerivedFrom", {}).values()}
+    assert entity not in derived
+    for uid in (run.uid, child.uid):
+        assert doc["activity"][f"run:{uid}"]["lakeline:environment"] == {
+            "$": entity,
+            "type": "prov:QUALIFIED_NAME",
+        }
+
+    get_exporter("rocrate").export(run, tmp_path / "crate")
+    _, graph = read_crate(tmp_path / "crate")
+    (env_id,) = [i for i, e in graph.items() if e.get("identifier") == environment.uid]
+    for action in (e for e in graph.values() if e["@type"] == "CreateAction"):
+        assert env_id not in ids(action.get("object", []))
+        assert ids(action["lakeline:environment"]) == [env_id]
+    assert env_id in ids(graph["./"]["hasPart"])
+    cache = tmp_path / "roc-cache"
+    assert roc_validate(tmp_path / "crate", "process-run-crate", "REQUIRED", cache) == []

@@ -162,7 +162,8 @@ def test_upgrade_0001_database_with_rows(
         assert migrate("old") == ("0001", HEAD_REVISION, None)
         instance = connect("old")
     with instance.engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+        revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    assert revision == HEAD_REVISION
     old = ll.Artifact.filter(key__startswith="old/").order_by("key").all()
     assert [(a.uid, a.key, a.description, a.available) for a in old] == [
         ("oldartifact10000", "old/file1.txt", "legacy 1", True),
@@ -182,3 +183,93 @@ def _new_file(storage: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("new bytes")
     return path
+
+
+def _fill_0002_runs(url: str) -> None:
+    """Take a 0001 database to 0002 and add a transform with a finished and a started run,
+    written with the 0002 tables as reflected."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import MetaData, insert
+
+    engine = make_engine(url)
+    try:
+        upgrade(engine, "0002")
+        with engine.begin() as conn:
+            meta = MetaData()
+            meta.reflect(conn, only=["transforms", "runs"])
+            assert "pid" not in meta.tables["runs"].c
+            now = datetime.now(UTC).replace(tzinfo=None)
+            conn.execute(
+                insert(meta.tables["transforms"]),
+                {"id": 1, "uid": "oldtransform0000", "stem": "oldtransform", "is_latest": True,
+                 "key": "old/script.py", "kind": "script", "created_at": now,
+                 "created_by_id": 1},
+            )  # fmt: skip
+            conn.execute(
+                insert(meta.tables["runs"]),
+                [
+                    {"id": i, "uid": f"oldrun{i}000000000", "transform_id": 1, "status": status,
+                     "started_at": now, "host": "old-host", "created_at": now,
+                     "created_by_id": 1}
+                    for i, status in ((1, "completed"), (2, "started"))
+                ],
+            )  # fmt: skip
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql("SELECT setval('transforms_id_seq', 1)")
+                conn.exec_driver_sql("SELECT setval('runs_id_seq', 2)")
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgres"])
+def test_upgrade_0002_database_with_runs(
+    dialect: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """0003 adds the process of a run: old runs keep everything and are of unknown liveness."""
+    import json
+
+    import lakeline as ll
+    from click.testing import CliRunner
+    from lakeline.cli import cli
+    from lakeline.config import InstanceConfig, set_current
+
+    request.getfixturevalue("lakeline_home")
+    storage = tmp_path / "data"
+    (storage / "old").mkdir(parents=True)
+    if dialect == "sqlite":
+        url = f"sqlite:///{tmp_path / 'old.db'}"
+    else:
+        url = request.getfixturevalue("empty_postgres_url")
+    _fill_0001(url, storage)
+    _fill_0002_runs(url)
+    InstanceConfig(name="old", db=url, storage=str(storage), uid="inst00000001").write()
+    set_current("old")
+    if dialect == "postgres":
+        assert migrate("old") == ("0002", HEAD_REVISION, None)
+    instance = connect("old")  # SQLite: migrates itself
+    with instance.engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
+    old = ll.Run.filter().order_by("id").all()
+    assert [(r.uid, r.status, r.host, r.pid, r.stale) for r in old] == [
+        ("oldrun1000000000", "completed", "old-host", None, False),
+        ("oldrun2000000000", "started", "old-host", None, False),
+    ]
+    result = CliRunner().invoke(cli, ["runs", "--json"])
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["uid"] for line in result.output.splitlines()] == [
+        "oldrun2000000000",
+        "oldrun1000000000",
+    ]
+    stale = CliRunner().invoke(cli, ["runs", "--stale"])
+    assert stale.exit_code == 0 and stale.stdout == "no stale runs\n"
+    assert "1 started runs recorded on other hosts" in stale.stderr
+
+    @ll.tracked(key="new_step")
+    def step() -> None:
+        pass
+
+    step()
+    new = ll.Run.get(transform__key="new_step")
+    assert new.id == 3 and new.pid is not None and new.process_started_at is not None
+    assert _diff(url) == []

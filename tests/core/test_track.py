@@ -54,7 +54,8 @@ def test_script_run_twice_then_edited(instance: Instance, raw: ll.Artifact, tmp_
     script = write_script(tmp_path)
     run_script(script, instance)
     run_script(script, instance)
-    transforms = ll.Transform.filter(key="filter_counts.py", is_latest=None).all()
+    key = script.resolve().as_posix()  # outside git: the absolute path
+    transforms = ll.Transform.filter(key=key, is_latest=None).all()
     assert len(transforms) == 1  # unchanged script: one transform
     transform = transforms[0]
     assert transform.kind == "script" and transform.source_code == script.read_text()
@@ -75,7 +76,7 @@ def test_script_run_twice_then_edited(instance: Instance, raw: ll.Artifact, tmp_
     # edited script: a new transform version, and its output is a new artifact version
     script = write_script(tmp_path, min_count=7)
     run_script(script, instance)
-    latest = ll.Transform.get(key="filter_counts.py")
+    latest = ll.Transform.get(key=key)
     assert latest.stem == transform.stem and latest.uid.endswith("0001")
     newest = ll.Artifact.get(key="tables/filtered.json")
     assert newest.uid.endswith("0001") and newest.run.transform.uid == latest.uid  # type: ignore[union-attr]
@@ -179,7 +180,7 @@ def test_nested_tracked_function_links_to_script_run(
         )
     )
     run_script(script, instance)
-    parent = ll.Run.filter(transform__key="nested.py").one_or_none()
+    parent = ll.Run.filter(transform__key=script.resolve().as_posix()).one_or_none()
     assert parent is not None
     children = parent.children.order_by("id").all()
     assert [c.params for c in children] == [{"x": 1}, {"x": 2}]
@@ -232,7 +233,7 @@ def test_notebook_runs_twice_and_once_failing(
     path = write_notebook(tmp_path / "analysis.ipynb", NOTEBOOK_CELLS)
     execute_notebook(path, instance, monkeypatch)
     execute_notebook(path, instance, monkeypatch)
-    transform = ll.Transform.get(key="analysis.ipynb")
+    transform = ll.Transform.get(key=path.resolve().as_posix())
     assert transform.kind == "notebook" and "ll.track(" in (transform.source_code or "")
     runs = transform.runs.order_by("id").all()
     assert [r.status for r in runs] == ["completed", "completed"]
@@ -246,7 +247,7 @@ def test_notebook_runs_twice_and_once_failing(
     )
     with pytest.raises(CellExecutionError, match="missing gene"):
         execute_notebook(failing, instance, monkeypatch)
-    latest = ll.Transform.get(key="analysis.ipynb")
+    latest = ll.Transform.get(key=path.resolve().as_posix())
     assert latest.uid.endswith("0001")  # edited notebook: new version
     failed = latest.runs.one_or_none()
     assert (
@@ -264,3 +265,300 @@ def test_unsaved_notebook_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
     with pytest.raises(LakelineError, match="LAKELINE_NOTEBOOK_PATH"):
         notebook_path()
+
+
+# -- how a tracked script ends --------------------------------------------------------------------
+
+ENDINGS = """
+import sys, time
+from pathlib import Path
+import lakeline as ll
+
+@ll.tracked()
+def step(how: str) -> None:
+    ll.Artifact({{"how": how}}, key="out/step.json").save()
+    if how == "exit3":
+        sys.exit(3)
+    if how == "sleep":
+        Path(sys.argv[1]).write_text("ready")
+        time.sleep(120)
+
+ll.track()
+{body}
+"""
+
+
+def start_script(
+    tmp_path: Path, instance: Instance, body: str
+) -> tuple[subprocess.Popen[str], Path]:
+    """Start a tracked script in the background; returns it and the file it writes when ready."""
+    script = tmp_path / "ending.py"
+    script.write_text(ENDINGS.format(body=textwrap.dedent(body)))
+    ready = tmp_path / "ready"
+    env = {**os.environ, "LAKELINE_INSTANCE": instance.name}
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(ready)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    return process, ready
+
+
+def wait_ready(process: subprocess.Popen[str], ready: Path) -> None:
+    """Wait until the script says it is running (or fail with its output if it ended)."""
+    import time
+
+    while not ready.exists():
+        if process.poll() is not None:
+            pytest.fail(f"the script ended early: {process.communicate()}")
+        time.sleep(0.05)
+
+
+def script_run() -> ll.Run:
+    run = ll.Run.filter(transform__kind="script").one_or_none()
+    assert run is not None
+    return run
+
+
+@pytest.mark.parametrize(
+    ("body", "returncode", "status", "exit_code", "error"),
+    [
+        ("step('exit3')", 3, "errored", 3, "exit code 3"),
+        ("sys.exit(3)", 3, "errored", 3, "exit code 3"),
+        ("exit(4)", 4, "errored", 4, "exit code 4"),
+        ("sys.exit('bad input file')", 1, "errored", 1, "bad input file"),
+        ("sys.exit(0)", 0, "completed", 0, None),
+        ("sys.exit()", 0, "completed", 0, None),
+        ("pass", 0, "completed", 0, None),
+        ("raise ValueError('broken')", 1, "errored", 1, "ValueError: broken"),
+    ],
+    ids=[
+        "exit3-in-step",
+        "exit3",
+        "builtin-exit4",
+        "exit-message",
+        "exit0",
+        "exit-none",
+        "end",
+        "raises",
+    ],
+)
+def test_exit_code_and_status_of_a_script(
+    instance: Instance,
+    tmp_path: Path,
+    body: str,
+    returncode: int,
+    status: str,
+    exit_code: int,
+    error: str | None,
+) -> None:
+    process, _ = start_script(tmp_path, instance, body)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == returncode, stderr
+    run = script_run()
+    assert (run.status, run.exit_code) == (status, exit_code)
+    assert (run.error is None) if error is None else (error in (run.error or ""))
+    assert run.finished_at is not None and not run.stale
+    assert run.pid == process.pid and run.process_started_at is not None
+    if body.startswith("step"):
+        (child,) = run.children.all()
+        assert (child.status, child.exit_code) == ("errored", 3)
+
+
+def test_sigterm_aborts_the_run_and_its_current_step(instance: Instance, tmp_path: Path) -> None:
+    import signal
+
+    process, ready = start_script(tmp_path, instance, "step('sleep')")
+    wait_ready(process, ready)
+    run = script_run()
+    assert run.status == "started" and not run.stale  # alive
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=120)
+    assert process.returncode == -signal.SIGTERM  # it still dies of the signal
+    run = script_run()
+    assert (run.status, run.exit_code) == ("aborted", 128 + signal.SIGTERM)
+    assert "SIGTERM" in (run.error or "") and run.finished_at is not None
+    (child,) = run.children.all()
+    assert (child.status, child.exit_code) == ("aborted", 128 + signal.SIGTERM)
+
+
+def test_sigkill_leaves_a_run_whose_process_is_gone(instance: Instance, tmp_path: Path) -> None:
+    import signal
+
+    from lakeline.cli import cli
+
+    process, ready = start_script(tmp_path, instance, "step('sleep')")
+    wait_ready(process, ready)
+    run = script_run()
+    assert run.pid == process.pid and not run.stale
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=120)
+    run = script_run()
+    assert run.status == "started" and run.finished_at is None  # nobody could record the end
+    assert run.stale  # ... but its process is gone
+    (child,) = run.children.all()
+    assert child.stale
+    from click.testing import CliRunner
+
+    listed = CliRunner(env={"COLUMNS": "200"}).invoke(cli, ["runs", "--stale", "--json"])
+    assert listed.exit_code == 0, listed.output
+    rows = [__import__("json").loads(line) for line in listed.output.splitlines()]
+    assert sorted(r["uid"] for r in rows) == sorted([run.uid, child.uid])
+    assert {(r["status"], r["stale"]) for r in rows} == {("started", True)}
+    table = CliRunner(env={"COLUMNS": "200"}).invoke(cli, ["runs"])
+    assert "started (process gone)" in table.output and run.uid in table.output
+
+
+def test_a_live_run_is_not_stale_and_a_reused_pid_is_not_its_process(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """Liveness is pid + host + the process's start time: the same pid with another start time
+    is another process."""
+    from datetime import timedelta
+
+    process, ready = start_script(tmp_path, instance, "step('sleep')")
+    try:
+        wait_ready(process, ready)
+        run = script_run()
+        assert not run.stale
+        with instance.sessions.write() as session:
+            record = session.merge(run)
+            assert record.process_started_at is not None
+            record.process_started_at -= timedelta(hours=1)
+        assert script_run().stale
+    finally:
+        process.kill()
+        process.communicate()
+
+
+# -- transform identity -------------------------------------------------------------------------
+
+ANALYSIS = """
+import lakeline as ll
+
+@ll.tracked()
+def normalize(x: int) -> int:
+    return x * {factor}
+
+ll.track()
+normalize(1)
+"""
+
+
+def test_scripts_of_one_name_in_two_folders_stay_apart(instance: Instance, tmp_path: Path) -> None:
+    """Outside git, a script is keyed by its absolute path: projA/analysis.py and
+    projB/analysis.py are two transforms, and so are the functions they track."""
+    scripts = []
+    for project, factor in (("projA", 2), ("projB", 3)):
+        path = tmp_path / project / "analysis.py"
+        path.parent.mkdir()
+        path.write_text(ANALYSIS.format(factor=factor))
+        result = run_script(path, instance)
+        key = path.resolve().as_posix()
+        transform = ll.Transform.get(key=key)
+        assert transform.kind == "script" and transform.uid.endswith("0000")  # a first version
+        assert f"lakeline: tracking script {key} (version 1, transform {transform.uid})" in (
+            result.stderr
+        )
+        (run,) = transform.runs.all()
+        assert f"as run {run.uid}" in result.stderr and len(result.stderr.splitlines()) == 1
+        (call,) = run.children.all()
+        assert call.transform.key == f"{key}:normalize"
+        assert call.transform.uid.endswith("0000")
+        scripts.append(transform)
+    assert scripts[0].stem != scripts[1].stem
+    assert ll.Transform.filter(key__endswith=":normalize").count() == 2
+    assert ll.Transform.filter(key__startswith="__main__").count() == 0
+
+
+def test_script_keys_name_their_git_repository(instance: Instance, tmp_path: Path) -> None:
+    """In a git repository a script is `<repository>/<path in it>`: the repository is named by
+    its origin remote (so clones and worktrees agree), else by its folder."""
+    import shutil
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    keys = []
+    for folder, remote in (("checkout", "git@example.org:lab/rnaseq.git"), ("other", None)):
+        root = tmp_path / folder
+        (root / "scripts").mkdir(parents=True)
+        subprocess.run(["git", "init", "-q", str(root)], check=True)
+        if remote:
+            subprocess.run(["git", "-C", str(root), "remote", "add", "origin", remote], check=True)
+        script = root / "scripts" / "run.py"
+        script.write_text(ANALYSIS.format(factor=2))
+        run_script(script, instance)
+        keys.append(ll.Run.filter(transform__kind="script").order_by("-id").first().transform.key)  # type: ignore[union-attr]
+    assert keys == ["rnaseq/scripts/run.py", "other/scripts/run.py"]
+    functions = sorted(t.key for t in ll.Transform.filter(kind="function"))
+    assert functions == ["other/scripts/run.py:normalize", "rnaseq/scripts/run.py:normalize"]
+
+
+def test_tracked_function_of_a_module_run_with_dash_m(instance: Instance, tmp_path: Path) -> None:
+    package = tmp_path / "pkgx"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "job.py").write_text(ANALYSIS.format(factor=2).replace("ll.track()\n", ""))
+    env = {**os.environ, "LAKELINE_INSTANCE": instance.name}
+    done = subprocess.run(
+        [sys.executable, "-m", "pkgx.job"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert [t.key for t in ll.Transform.filter()] == ["pkgx.job.normalize"]
+
+
+def test_terminated_forked_workers_do_not_end_the_scripts_run(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """multiprocessing's Pool.terminate() sends SIGTERM to its forked workers, which inherit
+    lakeline's handler and the tracked run: only the process that runs a run may end it."""
+    body = """
+    import multiprocessing
+    from lakeline.lineage.context import process_run
+
+    def wait(i):
+        Path(sys.argv[1] + str(i)).write_text("up")
+        time.sleep(120)
+
+    pool = multiprocessing.get_context("fork").Pool(2)
+    pool.map_async(wait, [0, 1])
+    while not all(Path(sys.argv[1] + str(i)).exists() for i in (0, 1)):
+        time.sleep(0.05)
+    pool.terminate()  # SIGTERM to each (sleeping) worker
+    pool.join()
+    print("after the pool:", ll.Run.get(uid=process_run().uid).status)
+    """
+    process, _ = start_script(tmp_path, instance, body)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    assert stdout == "after the pool: started\n", stderr
+    run = script_run()
+    assert (run.status, run.exit_code, run.error) == ("completed", 0, None)
+    assert [s["status"] for s in run.status_log or []] == ["started", "completed"]
+
+
+def test_a_forked_child_that_exits_leaves_the_run_to_its_parent(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """os.fork(): a child that ends through sys.exit (atexit handlers run) or an exception
+    (the excepthook runs) must not finish its parent's run."""
+    body = """
+    import os
+    from lakeline.lineage.context import process_run
+
+    for how in ("exit", "raise"):
+        child = os.fork()
+        if child == 0:
+            if how == "exit":
+                sys.exit(5)
+            raise RuntimeError("child fails")
+        os.waitpid(child, 0)
+    print("after the children:", ll.Run.get(uid=process_run().uid).status)
+    """
+    process, _ = start_script(tmp_path, instance, body)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    assert stdout == "after the children: started\n", stderr
+    assert (script_run().status, script_run().exit_code) == ("completed", 0)

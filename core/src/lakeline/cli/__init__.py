@@ -19,7 +19,7 @@ __all__ = ["CommandError", "LakelineGroup", "State", "build_cli", "cli", "main",
 def build_cli() -> LakelineGroup:
     """A new `lakeline` group with the built-in commands (plugins add theirs on first use)."""
     from lakeline import __version__
-    from lakeline.cli import artifacts, export, instances, lineage, save
+    from lakeline.cli import artifacts, export, instances, lineage, runs, save
 
     @click.group(
         cls=LakelineGroup,
@@ -47,6 +47,7 @@ def build_cli() -> LakelineGroup:
         *save.COMMANDS,
         *lineage.COMMANDS,
         *export.COMMANDS,
+        *runs.COMMANDS,
     ):
         lakeline.add_command(command)
     assert isinstance(lakeline, LakelineGroup)

@@ -11,7 +11,9 @@ Mapping:
   `sourceCodeLocation` (when the reference is a URL), `documentation`, `ownership`.
 - Parent run -> `parent` run facet (with `root`: the top-level run) for child runs.
 - Params -> `executionParameters`; scheduled time -> `nominalTime`; errors -> `errorMessage`;
-  lakeline's own fields (uid, status, engine ids, host, exit code, cached_from) -> `lakeline`.
+  lakeline's own fields (uid, status, engine ids, host, exit code, cached_from, and the
+  environment artifact as `environment` {uid, location, hash}) -> `lakeline`. The environment
+  is what the run ran in, not data it read: it is never an input dataset.
 - Artifacts -> datasets: namespace = the storage root as a URI (`s3://bucket/prefix`,
   `file:///data/lake`), name = the artifact key, so that the versions of a key are versions of
   one dataset (`version` facet = the artifact uid). The physical location, named as
@@ -34,7 +36,7 @@ from lakeline.exporters.tree import RunTree, finished_at, is_folder, iso, langua
 from lakeline.lineage.exporters import Exporter
 
 if TYPE_CHECKING:
-    from lakeline.models import Artifact, Run, RunInput
+    from lakeline.models import Artifact, Run
 
 SPEC = "https://openlineage.io/spec/2-0-2/OpenLineage.json"
 FACETS = "https://openlineage.io/spec/facets"
@@ -217,6 +219,7 @@ def _run(tree: RunTree, run: Run, final: bool) -> dict[str, Any]:
             {"message": run.error or "the run failed", "programmingLanguage": language.upper()},
         )
     cached = tree.run(run.cached_from_id) if run.cached_from_id else None
+    environment = tree.environment(run)
     facets["lakeline"] = _lakeline_facet(
         "LakelineRunFacet",
         {
@@ -228,9 +231,15 @@ def _run(tree: RunTree, run: Run, final: bool) -> dict[str, Any]:
             "exitCode": run.exit_code,
             "cachedFrom": cached.uid if cached else None,
             "cachedFromRunId": run_id(cached.uid) if cached else None,
+            "environment": None if environment is None else _environment(tree, environment),
         },
     )
     return {"runId": run_id(run.uid), "facets": facets}
+
+
+def _environment(tree: RunTree, artifact: Artifact) -> dict[str, Any]:
+    """The run's Python environment: what it ran in, not a dataset it read."""
+    return {"uid": artifact.uid, "location": tree.url(artifact), "hash": artifact.hash}
 
 
 def _text(value: Any) -> str:
@@ -240,14 +249,9 @@ def _text(value: Any) -> str:
 
 
 def _inputs(tree: RunTree, run: Run) -> list[dict[str, Any]]:
-    found: list[tuple[Artifact, RunInput | None]] = list(tree.used(run))
-    environment = tree.environment(run)
-    if environment is not None:
-        found.append((environment, None))
     datasets = []
-    for artifact, link in found:
-        role = link.role if link is not None else "environment"
-        dataset = _dataset(tree, artifact, role)
+    for artifact, link in tree.used(run):
+        dataset = _dataset(tree, artifact, link.role)
         stats = _statistics(artifact)
         if stats:
             dataset["inputFacets"] = {"inputStatistics": _facet("inputStatistics", stats)}

@@ -12,8 +12,9 @@ Mapping (identifiers are `urn:lakeline:<kind>:<uid>` URNs, lakeline's own terms 
 - `wasAssociatedWith(run, user, plan=transform)`: who ran it and which code it followed.
 - Artifact -> `prov:Entity` (`artifact:<uid>`): `prov:location` (storage URL), key, size,
   hash and hash type, suffix, version; `wasAttributedTo` its creator.
-- RunInput -> `used(run, artifact, time=used_at, prov:role=role)`; a run's environment is
-  `used` with role `environment`.
+- RunInput -> `used(run, artifact, time=used_at, prov:role=role)`. A run's Python environment
+  is an entity the activity names with `lakeline:environment`: what it ran in, not data it
+  used (so no `used`, and no output `wasDerivedFrom` it).
 - Artifact.run -> `wasGeneratedBy(artifact, run, time=created_at)`.
 - Within each run, every output `wasDerivedFrom` every input, with `prov:activity` = the run.
 - Child run -> `wasStartedBy(child, trigger=-, starter=parent run, time=child start)`: PROV-DM's
@@ -169,6 +170,7 @@ def _activity(doc: _Document, tree: RunTree, run: Run) -> str:
     ident = f"run:{run.uid}"
     transform = tree.transform(run)
     cached = tree.run(run.cached_from_id) if run.cached_from_id else None
+    environment = tree.environment(run)
     attributes: dict[str, Any] = {
         "prov:startTime": iso(run.started_at),
         "prov:endTime": iso(finished_at(run)),
@@ -182,6 +184,8 @@ def _activity(doc: _Document, tree: RunTree, run: Run) -> str:
         "lakeline:error": run.error,
         "lakeline:scheduledAt": _time(iso(run.scheduled_at)) if run.scheduled_at else None,
         "lakeline:cachedFrom": _qname(f"run:{cached.uid}") if cached else None,
+        # what the run ran in (an entity of its own), not data it used
+        "lakeline:environment": _qname(_artifact(doc, tree, environment)) if environment else None,
         **_params(run.params),
     }
     doc.node("activity", ident, attributes)
@@ -227,16 +231,6 @@ def build(tree: RunTree) -> dict[str, Any]:
                     "prov:entity": entity,
                     "prov:time": iso(link.used_at),
                     "prov:role": link.role or None,
-                },
-            )
-        environment = tree.environment(run)
-        if environment is not None:
-            doc.relation(
-                "used",
-                {
-                    "prov:activity": ident,
-                    "prov:entity": _artifact(doc, tree, environment),
-                    "prov:role": "environment",
                 },
             )
         for artifact in tree.produced(run):

@@ -18,6 +18,8 @@ Mapping:
 - inputs, outputs and parameters -> `FormalParameter`s of the transform (`input`/`output`),
   linked both ways with `workExample`/`exampleOfWork` as the Workflow Run Crate asks;
 - artifacts -> `File` (folders: `Dataset`) with `contentSize`, `sha256`, `encodingFormat`;
+- a run's Python environment -> a `File` the action names with `lakeline:environment` (not in
+  its `object`: it is what the run ran in, not data it used);
 - users -> `Person`; lakeline's own fields use the `lakeline:` prefix (`https://lakeline.dev/ns#`).
 
 The license of a run's data is not recorded by lakeline: set `LAKELINE_ROCRATE_LICENSE` to a
@@ -305,9 +307,8 @@ class _Crate:
             self.link_example(
                 self.parameter(tool, "param", str(name), _datatype(value)), value_ident
             )
-        environment = tree.environment(run)
-        if environment is not None:
-            objects.append(self.artifact(environment))
+        environment = tree.environment(run)  # what the run ran in, not one of its inputs
+        environment_ident = None if environment is None else self.artifact(environment)
         results: list[str] = []
         for artifact in tree.produced(run):
             ident = self.artifact(artifact)
@@ -343,6 +344,7 @@ class _Crate:
                 "lakeline:exitCode": run.exit_code,
                 "lakeline:parentRun": _parent_ref(tree, parent),
                 "lakeline:cachedFrom": cached.uid if cached else None,
+                "lakeline:environment": _maybe_ref(environment_ident),
             }
         )
 

@@ -6,8 +6,12 @@
     ll.finish()
 
 A script that raises leaves its run `errored` with the traceback; one that ends without
-`finish()` is finished at exit. Notebooks must call `finish()` (their source and an HTML
-report are stored then).
+`finish()` is finished at exit: `completed` with exit code 0, or `errored` with the code given
+to `sys.exit()` when it is not 0. SIGTERM (and SIGHUP) end the run `aborted` with exit code
+128 + the signal, then the process dies of the signal as it would have. Every run records the
+pid, host and start time of its process, so one left `started` by a killed process is seen
+as stale (`Run.stale`, `lakeline runs --stale`). Notebooks must call `finish()` (their source
+and an HTML report are stored then).
 """
 
 from __future__ import annotations
@@ -15,12 +19,15 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import signal
 import sys
 import threading
 import traceback
+from datetime import datetime
+from functools import cache
 from pathlib import Path
-from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from types import FrameType, TracebackType
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from lakeline.errors import LakelineError
 from lakeline.lineage import context
@@ -33,7 +40,33 @@ if TYPE_CHECKING:
 log = logging.getLogger("lakeline")
 _lock = threading.Lock()
 _previous_excepthook = sys.excepthook
+_real_exit = sys.exit
 _hooks_installed = False
+_exit_request: list[object] = []  # what the main thread last passed to sys.exit()
+_process: dict[int, datetime] = {}  # pid -> start time of this process (reset by a fork)
+EXIT_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
+def exit_status(code: object) -> tuple[str, int, str | None]:
+    """(status, exit code, error) of a run its process ends with `sys.exit(code)`: None and 0
+    complete it; an int errs with that code; anything else (a message) errs with code 1."""
+    if code is None or code == 0:
+        return "completed", 0, None
+    if isinstance(code, int):
+        return "errored", code, f"the process exited with exit code {code}"
+    return "errored", 1, str(code)
+
+
+def _process_started_at() -> tuple[int, datetime]:
+    from lakeline.lineage.liveness import process_identity
+
+    pid = os.getpid()
+    if pid not in _process:
+        _process.clear()
+        _process[pid] = process_identity()[1]
+    return pid, _process[pid]
 
 
 def _script_path() -> Path | None:
@@ -42,12 +75,53 @@ def _script_path() -> Path | None:
     return Path(file).resolve() if file else None
 
 
-def _repo_key(path: Path) -> str:
-    """A script's key: its path inside the git repository that holds it, else its name."""
+@cache
+def script_key(path: Path) -> str:
+    """A script's or notebook's transform key (`path` absolute).
+
+    In a git repository: `<repository>/<path in it>`, the repository named by its origin remote
+    (clones and worktrees agree), else by its folder. Elsewhere: the absolute path. Scripts of
+    one name in unrelated folders or repositories are therefore different transforms.
+    """
     for parent in path.parents:
         if (parent / ".git").exists():
-            return path.relative_to(parent).as_posix()
-    return path.name
+            return f"{_repository_name(parent)}/{path.relative_to(parent).as_posix()}"
+    return path.as_posix()
+
+
+def _repository_name(root: Path) -> str:
+    """The name of the git repository at `root`: its origin's last path part, else its folder."""
+    import subprocess
+
+    try:
+        found = subprocess.run(
+            ["git", "-C", str(root), "config", "--get", "remote.origin.url"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+        url = found.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        url = ""
+    name = url.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1].removesuffix(".git")
+    return name or root.name
+
+
+def main_module_name() -> str:
+    """What `__main__` stands for in keys: the script's key, the module run with `-m`, the
+    notebook's key; `__main__` in an interactive session."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name not in (None, "__main__"):
+        return str(spec.name).removesuffix(".__main__")
+    path = _script_path()
+    if path is None and in_notebook():
+        try:
+            path = notebook_path()
+        except LakelineError:
+            path = None
+    return "__main__" if path is None else script_key(path)
 
 
 def _json_safe(value: Any) -> Any:
@@ -91,6 +165,7 @@ def start_tracked_run(
 
     instance = current()
     environment = environment_artifact() if capture_environment else None
+    process = _process_started_at()  # before the transaction: the first call imports psutil
     with instance.sessions.write() as session:
         transform = ensure_transform(
             session,
@@ -109,6 +184,7 @@ def start_tracked_run(
             environment=environment,
             created_by_id=instance.user.id,
         )
+        run.pid, run.process_started_at = process
         session.add(run)
     fire("run_started", run=run)
     return transform, run
@@ -138,8 +214,9 @@ def track(
 ) -> Run:
     """Start recording this script or notebook as a run; returns the run.
 
-    The transform is keyed by the file (its path in its git repository, else its name); an
-    unchanged file reuses its transform, an edited one makes a new version.
+    The transform is keyed by the file (`<repository>/<path in it>` in a git repository, else
+    its absolute path: see `script_key`); an unchanged file reuses its transform, an edited one
+    makes a new version. One line on stderr says which transform and run are tracked.
     """
     global _hooks_installed
     with _lock:
@@ -147,10 +224,12 @@ def track(
             raise LakelineError("track() was already called in this process; call finish() first")
         notebook = in_notebook()
         path = notebook_path() if notebook else _script_path()
-        if path is None and key is None:
-            raise LakelineError(
-                "track() cannot find the script it runs in (interactive session?): pass key="
-            )
+        if key is None:
+            if path is None:
+                raise LakelineError(
+                    "track() cannot find the script it runs in (interactive session?): pass key="
+                )
+            key = script_key(path)
         source: str | None = None
         if path is not None:
             try:
@@ -158,7 +237,7 @@ def track(
             except OSError as exc:
                 raise LakelineError(f"cannot read {path}: {exc}") from exc
         transform, run = start_tracked_run(
-            key=key or _repo_key(path),  # type: ignore[arg-type]
+            key=key,
             kind="notebook" if notebook else "script",
             source_code=source,
             params=params,
@@ -169,13 +248,28 @@ def track(
             _describe(transform, description)
         context.set_process_run(run)
         _state.update(path=path, notebook=notebook)
+        _exit_request.clear()
         if notebook:
             _watch_notebook_errors()
         elif not _hooks_installed:
             sys.excepthook = _excepthook
+            _watch_exits()
             atexit.register(_at_exit)
+            _catch_exit_signals()
             _hooks_installed = True
+        _announce(transform, run)
         return run
+
+
+def _announce(transform: Transform, run: Run) -> None:
+    """Say in one line (stderr) what is tracked: which transform version, which run."""
+    from lakeline.ids import suffix_index
+
+    number = suffix_index(transform.uid[-4:]) + 1
+    sys.stderr.write(
+        f"lakeline: tracking {transform.kind} {transform.key} (version {number}, "
+        f"transform {transform.uid}) as run {run.uid}\n"
+    )
 
 
 _state: dict[str, Any] = {}
@@ -212,15 +306,79 @@ def _notebook_report(path: Path) -> Any:
         return Artifact(report, description=f"report of {path.name}", kind="__report__").save()
 
 
+def _exit(status: str | int | None = None, /) -> NoReturn:
+    """`sys.exit` while a run is tracked: remembers the code the script exits with."""
+    _note_exit(status)
+    _real_exit(status)
+
+
+def _note_exit(status: object) -> None:
+    if threading.current_thread() is threading.main_thread():
+        _exit_request[:] = [status]
+
+
+class _Quitter:
+    """The `exit()`/`quit()` builtins, remembering the code like `_exit`."""
+
+    def __init__(self, original: Any) -> None:
+        self.original = original
+
+    def __repr__(self) -> str:
+        return repr(self.original)
+
+    def __call__(self, code: object = None) -> NoReturn:
+        _note_exit(code)
+        self.original(code)
+        raise SystemExit(code)  # not reached: the original raises it
+
+
+def _watch_exits() -> None:
+    """Wrap `sys.exit` and the `exit`/`quit` builtins: an atexit handler cannot see the code
+    the interpreter exits with. (`raise SystemExit(n)` written out is not seen.)"""
+    import builtins
+
+    sys.exit = _exit
+    for name in ("exit", "quit"):
+        original = getattr(builtins, name, None)
+        if original is not None and not isinstance(original, _Quitter):
+            setattr(builtins, name, _Quitter(original))
+
+
+def _catch_exit_signals() -> None:
+    """End the tracked run on SIGTERM/SIGHUP, unless the script handles them itself."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum in EXIT_SIGNALS:
+        if signal.getsignal(signum) is signal.SIG_DFL:
+            signal.signal(signum, _on_exit_signal)
+
+
+def _on_exit_signal(signum: int, frame: FrameType | None) -> None:
+    """Record the runs this process is in as aborted, then die of the signal as before."""
+    name = signal.Signals(signum).name
+    top = context.process_run()
+    run = context.current_run()
+    while run is not None and run.status == "started" and run.pid == os.getpid():
+        try:
+            finish_run(run, "aborted", error=f"terminated by {name}", exit_code=128 + signum)
+        except Exception:
+            log.exception("lakeline could not record the end of run %s", run.uid)
+        run = None if run is top else (run.parent or top)
+    context.set_process_run(None)
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
 def _excepthook(
     exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
 ) -> None:
-    run = context.process_run()
+    run = _own_process_run()
     if run is not None:
-        status = "aborted" if issubclass(exc_type, KeyboardInterrupt) else "errored"
+        interrupted = issubclass(exc_type, KeyboardInterrupt)
+        status = "aborted" if interrupted else "errored"
         text = "".join(traceback.format_exception(exc_type, exc, tb))
         try:
-            finish_run(run, status, error=text)
+            finish_run(run, status, error=text, exit_code=130 if interrupted else 1)
         except Exception:
             log.exception("lakeline could not record the failed run %s", run.uid)
         context.set_process_run(None)
@@ -252,11 +410,18 @@ def _watch_notebook_errors() -> None:
     shell.set_custom_exc((Exception,), handler)
 
 
-def _at_exit() -> None:
+def _own_process_run() -> Run | None:
+    """The tracked run, unless this process is a fork of the one that runs it."""
     run = context.process_run()
+    return None if run is None or run.pid not in (None, os.getpid()) else run
+
+
+def _at_exit() -> None:
+    run = _own_process_run()
     if run is not None and os.environ.get("LAKELINE_NO_AUTOFINISH") != "1":
+        status, code, error = exit_status(_exit_request[0] if _exit_request else None)
         try:
-            finish_run(run, "completed")
+            finish_run(run, status, error=error, exit_code=code)
         except Exception:
             log.exception("lakeline could not finish run %s at exit", run.uid)
         context.set_process_run(None)

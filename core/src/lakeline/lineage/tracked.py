@@ -9,7 +9,13 @@ from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
 from lakeline.lineage.context import current_run, run_context
-from lakeline.lineage.track import finish_run, params_of, start_tracked_run
+from lakeline.lineage.track import (
+    exit_status,
+    finish_run,
+    main_module_name,
+    params_of,
+    start_tracked_run,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -31,6 +37,16 @@ def _bind(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any])
     return dict(bound.arguments)
 
 
+def function_key(fn: Callable[..., Any]) -> str:
+    """`module.qualname`; a function of the script run directly is `<script key>:qualname`
+    (`python -m pkg.mod`: `pkg.mod.qualname`), not `__main__.qualname`."""
+    if fn.__module__ != "__main__":
+        return f"{fn.__module__}.{fn.__qualname__}"
+    main = main_module_name()
+    separator = "." if main == "__main__" or "/" not in main else ":"
+    return f"{main}{separator}{fn.__qualname__}"
+
+
 def tracked(key: str | None = None) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Record every call of the decorated function (sync or async) as a run.
 
@@ -40,7 +56,7 @@ def tracked(key: str | None = None) -> Callable[[Callable[P, R]], Callable[P, R]
     """
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
-        name = key or f"{fn.__module__}.{fn.__qualname__}"
+        name = key or function_key(fn)
         source = _source(fn)
         lock = threading.Lock()
         environment: dict[str, bool] = {"captured": False}
@@ -70,7 +86,7 @@ def tracked(key: str | None = None) -> Callable[[Callable[P, R]], Callable[P, R]
                     try:
                         result = await fn(*args, **kwargs)
                     except BaseException as exc:
-                        finish_run(run, _status(exc), error=repr(exc))
+                        _finish_failed(run, exc)
                         raise
                 finish_run(run, "completed")
                 return result
@@ -84,7 +100,7 @@ def tracked(key: str | None = None) -> Callable[[Callable[P, R]], Callable[P, R]
                 try:
                     result = fn(*args, **kwargs)
                 except BaseException as exc:
-                    finish_run(run, _status(exc), error=repr(exc))
+                    _finish_failed(run, exc)
                     raise
             finish_run(run, "completed")
             return result
@@ -94,5 +110,13 @@ def tracked(key: str | None = None) -> Callable[[Callable[P, R]], Callable[P, R]
     return decorate
 
 
-def _status(exc: BaseException) -> str:
-    return "aborted" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "errored"
+def _finish_failed(run: Any, exc: BaseException) -> None:
+    """End the run of a call that raised: `sys.exit()` as the script would end (0: completed,
+    else errored with the code), KeyboardInterrupt aborted, anything else errored."""
+    if isinstance(exc, SystemExit):
+        status, code, error = exit_status(exc.code)
+        finish_run(run, status, error=error, exit_code=code)
+    elif isinstance(exc, KeyboardInterrupt):
+        finish_run(run, "aborted", error=repr(exc))
+    else:
+        finish_run(run, "errored", error=repr(exc))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lakeline.models.base import Base, RecordMixin
@@ -26,6 +26,13 @@ class Run(RecordMixin, Base):
     __table_args__ = (
         Index("uq_runs_engine_engine_ref", "engine", "engine_ref", unique=True),
         Index("ix_runs_transform_id_started_at", "transform_id", "started_at"),
+        # the runs still going (or left `started` by a process that died): small
+        Index(
+            "ix_runs_started",
+            "host",
+            sqlite_where=text("status = 'started'"),
+            postgresql_where=text("status = 'started'"),
+        ),
     )
 
     transform_id: Mapped[int] = mapped_column(ForeignKey("transforms.id"))
@@ -46,11 +53,25 @@ class Run(RecordMixin, Base):
         ForeignKey("artifacts.id", use_alter=True, ondelete="SET NULL")
     )
     host: Mapped[str | None] = mapped_column(String(255))
+    # the process that runs it (track(), @tracked): with the host, tells a dead run from a live one
+    pid: Mapped[int | None] = mapped_column()
+    process_started_at: Mapped[datetime | None] = mapped_column()
     exit_code: Mapped[int | None] = mapped_column()
     error: Mapped[str | None] = mapped_column(Text)
 
     def _repr_fields(self) -> tuple[str, ...]:
         return ("uid", "status", "engine", "engine_ref", "started_at")
+
+    @property
+    def stale(self) -> bool:
+        """True when the run is still `started` but the process that ran it is gone.
+
+        Known for runs that recorded their process (`track()`, `@tracked`) on this host;
+        False when that cannot be told from here.
+        """
+        from lakeline.lineage.liveness import process_gone
+
+        return self.status == "started" and process_gone(self) is True
 
     @property
     def transform(self) -> Transform:
