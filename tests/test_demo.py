@@ -38,7 +38,8 @@ def test_demo_ends_with_the_lineage_picture(
         graph = report.lineage(direction="upstream")
         keys = {node.key for node in graph.artifacts}
         assert {"raw/s1_counts.csv", "data/normalized.parquet", "results/top.csv"} <= keys
-        assert {node.transform_key for node in graph.runs} == {"report", "top", "normalize.py"}
+        steps = sorted(node.transform_key for node in graph.runs)
+        assert steps[:2] == ["report", "top"] and steps[2].endswith("/normalize.py"), steps
     finally:
         from lakeline.instance import disconnect
 
