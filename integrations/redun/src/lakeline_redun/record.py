@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from lakeline.lineage.recorder import Handle, Recorder
+from lakeline.lineage.recorder import Handle, Recorder, written_since
 
 from lakeline_redun.reader import ExecutionInfo, JobInfo, JobStart
 
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("lakeline.redun")
 
 ENGINE = "redun"
+RETURNED = "returned"  # role of a file a job returned without writing it
 
 
 @dataclass
@@ -75,7 +77,10 @@ class ExecutionRecorder:
             self.recorder.use(handle, ref.path, role=_role(job, ref))
         if job.status == "completed":
             for ref in job.produced:
-                self.recorder.produce(handle, ref.path)
+                if self._wrote(job, ref):
+                    self.recorder.produce(handle, ref.path)
+                else:  # returned but not written (a make-like task returning a source)
+                    self.recorder.use(handle, ref.path, role=RETURNED)
         if job.status == "started":
             return  # still running when read
         self.recorder.finish_step(
@@ -90,6 +95,16 @@ class ExecutionRecorder:
             self.recorder.finish_workflow(
                 self.workflow, status, finished_at=job.finished_at, error=job.error
             )
+
+    def _wrote(self, job: JobInfo, ref: FileRef) -> bool:
+        """Whether the job may have written a file of its result: a local one written before
+        the job started (by mtime and ctime) was only returned."""
+        if job.started_at is None:
+            return True
+        path = ref.path
+        if "://" not in path and not os.path.isabs(path) and self.recorder.root is not None:
+            path = os.path.join(os.fspath(self.recorder.root), path)
+        return written_since(path, job.started_at)
 
 
 def _role(job: JobInfo, ref: FileRef) -> str:

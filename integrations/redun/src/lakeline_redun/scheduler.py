@@ -92,6 +92,8 @@ class LakelineScheduler(Scheduler):
         from redun.backends.db import Job as JobRow
 
         assert job.task is not None and job.execution is not None
+        if not job.recording_provenance():
+            return
         session = self._session()
         row = session.get(JobRow, job.id) if session is not None else None
         if row is None:
@@ -120,6 +122,8 @@ class LakelineScheduler(Scheduler):
         lineage.start_job(start)
 
     def _record_end(self, job: Job) -> None:
+        if not job.recording_provenance():
+            return  # `prov=False`: redun keeps no record of the job (nor of its children)
         try:
             session = self._session()
             if session is None or job.execution is None:
