@@ -5,11 +5,11 @@ from __future__ import annotations
 import lakeline as ll
 import pytest
 import redun_flows as rf
-from conftest import Flow
 from lakeline.instance import Instance
 from lakeline.testing_servers import S3Server
 from lakeline_redun import import_redun
 from redun import File
+from redun_project import Flow
 
 
 def test_s3_files_become_artifacts(

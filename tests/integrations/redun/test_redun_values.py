@@ -10,10 +10,10 @@ from pathlib import Path
 import lakeline as ll
 import pytest
 import redun_flows as rf
-from conftest import Flow
 from lakeline.instance import Instance, init
 from lakeline_redun import import_redun
 from redun import File
+from redun_project import Flow
 from test_import import inputs, outputs
 from test_live import lineage
 
