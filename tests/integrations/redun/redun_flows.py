@@ -95,3 +95,26 @@ def word_count(src: File) -> File:
 @task()
 def quiet_words(src: File) -> list:
     return [untracked(1), untracked(2), word_count(src)]
+
+
+@task()
+def passed_on(src: File) -> File:
+    return src
+
+
+@task()
+def late_count(src: File) -> File:
+    """Calls `count` only after another job: its `count` starts after `early_count`'s."""
+    return count(passed_on(src))
+
+
+@task()
+def early_count(src: File) -> File:
+    return count(src)
+
+
+@task()
+def twice(src: File) -> list[File]:
+    """The same `count` call in two branches: the later one is a cache hit of the earlier,
+    though its branch comes first in the job tree."""
+    return [late_count(src), early_count(src)]

@@ -69,3 +69,27 @@ def test_import_links_a_cached_job_reached_before_its_original(
     assert lineage() == live
     import_redun(str(flow.db))
     assert lineage() == live
+
+
+def test_import_links_a_cached_job_before_its_original_in_the_same_execution(
+    instance: Instance, tmp_path: Path
+) -> None:
+    from lakeline_redun.reader import job_ids, open_backend
+    from redun.backends.db import Job
+
+    flow = Flow(tmp_path / "proj", workers=1)  # jobs in a fixed order
+    flow.run(rf.twice(File("raw.txt")), live=True)
+    live = lineage()
+    (hit,) = [r for r in live if r[3] == "cached"]
+    assert hit[1] == "llt.count" and hit[5] is not None
+    backend = open_backend(str(flow.db))
+    try:
+        (execution,) = {r.execution_id for r in backend.session.query(Job)}
+        order = job_ids(backend.session, execution)
+    finally:
+        backend.session.close()
+    assert order.index(hit[0]) < order.index(hit[5])  # the import reaches the cached one first
+
+    init(storage=tmp_path / "other", name="other")
+    import_redun(str(flow.db))
+    assert lineage() == live
