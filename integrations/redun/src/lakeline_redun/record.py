@@ -74,13 +74,13 @@ class ExecutionRecorder:
         """Record the files the job used and produced, then its final status."""
         handle = self.start_job(job)
         for ref in job.used:
-            self.recorder.use(handle, ref.path, role=_role(job, ref))
+            self._file(handle, ref, output=False, role=_role(job, ref))
         if job.status == "completed":
             for ref in job.produced:
                 if self._wrote(job, ref):
-                    self.recorder.produce(handle, ref.path)
+                    self._file(handle, ref, output=True)
                 else:  # returned but not written (a make-like task returning a source)
-                    self.recorder.use(handle, ref.path, role=RETURNED)
+                    self._file(handle, ref, output=False, role=RETURNED)
         if job.status == "started":
             return  # still running when read
         self.recorder.finish_step(
@@ -96,6 +96,26 @@ class ExecutionRecorder:
                 self.workflow, status, finished_at=job.finished_at, error=job.error
             )
 
+    def _file(self, handle: Handle, ref: FileRef, *, output: bool, role: str = "") -> None:
+        """Record one file of a job; one that cannot be read (no credentials, gone from a
+        bucket) is a reference by location, and costs no other file or job."""
+        try:
+            if output:
+                self.recorder.produce(handle, ref.path)
+            else:
+                self.recorder.use(handle, ref.path, role=role)
+        except Exception as exc:
+            if _database(exc):
+                raise
+            reason = (str(exc).splitlines() or [""])[0]
+            log.warning(
+                "lakeline: %s cannot be read (%s: %s): recorded by location",
+                ref.path,
+                type(exc).__name__,
+                reason,
+            )
+            self.recorder.reference(handle, ref.path, output=output, role=role)
+
     def _wrote(self, job: JobInfo, ref: FileRef) -> bool:
         """Whether the job may have written a file of its result: a local one written before
         the job started (by mtime and ctime) was only returned."""
@@ -105,6 +125,14 @@ class ExecutionRecorder:
         if "://" not in path and not os.path.isabs(path) and self.recorder.root is not None:
             path = os.path.join(os.fspath(self.recorder.root), path)
         return written_since(path, job.started_at)
+
+
+def _database(exc: BaseException) -> bool:
+    """Whether an error is the database's (it stops the recording), not one file's."""
+    import lakeline
+    from sqlalchemy.exc import SQLAlchemyError
+
+    return isinstance(exc, SQLAlchemyError | lakeline.errors.DatabaseUnreachable)
 
 
 def _role(job: JobInfo, ref: FileRef) -> str:
