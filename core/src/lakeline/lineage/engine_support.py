@@ -76,14 +76,19 @@ def written_since(path: str | os.PathLike[str], moment: datetime | float) -> boo
         return True
     since = moment.timestamp() if isinstance(moment, datetime) else float(moment)
     try:
-        entries = [os.stat(text)]
-        if os.path.isdir(text):
-            for folder, dirs, files in os.walk(text):
-                entries += [os.stat(os.path.join(folder, name)) for name in dirs + files]
+        for entry in _entries(text):
+            changed, whole = _changed(os.stat(entry))
+            if changed >= since - (_COARSE_SLACK if whole else _SLACK):
+                return True
     except OSError:  # gone (meanwhile)
         return True
-    for stat in entries:
-        changed, whole = _changed(stat)
-        if changed >= since - (_COARSE_SLACK if whole else _SLACK):
-            return True
     return False
+
+
+def _entries(path: str) -> Iterator[str]:
+    """The path, and everything inside it when it is a folder (stops when the caller does)."""
+    yield path
+    if os.path.isdir(path):
+        for folder, dirs, files in os.walk(path):
+            for name in dirs + files:
+                yield os.path.join(folder, name)
