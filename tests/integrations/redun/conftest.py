@@ -2,48 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-
-class Flow:
-    """A redun project folder: a database in `.redun/`, workflows run with it as cwd."""
-
-    def __init__(self, root: Path, db_uri: str | None = None, scheduler: str = "") -> None:
-        self.root = root
-        self.db = root / ".redun" / "redun.db"
-        self.db_uri = db_uri or f"sqlite:///{self.db}"
-        self.scheduler = scheduler
-        (root / ".redun").mkdir(parents=True, exist_ok=True)
-        (root / "out").mkdir(exist_ok=True)
-        (root / "raw.txt").write_text("alpha beta gamma delta epsilon zeta eta")
-
-    def run(self, expr: Any, *, live: bool = False) -> Any:
-        """Run `expr` with redun (through lakeline's scheduler when `live`)."""
-        from redun import Scheduler
-        from redun.config import Config
-
-        config = Config({"backend": {"db_uri": self.db_uri, "automigrate": "True"}})
-        cwd = os.getcwd()
-        os.chdir(self.root)
-        try:
-            if live:
-                from lakeline_redun import setup_scheduler
-
-                scheduler: Scheduler = setup_scheduler(config)
-            else:
-                scheduler = Scheduler(config=config)
-            scheduler.load()
-            return scheduler.run(expr)
-        finally:
-            os.chdir(cwd)
+from redun_project import Flow
 
 
 @pytest.fixture

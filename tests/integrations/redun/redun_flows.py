@@ -57,3 +57,64 @@ def s3_copy(src: File, dest: str) -> File:
     out = File(dest)
     out.write(src.read().upper())
     return out
+
+
+@task()
+def make(target: str) -> File:
+    """A make-like rule for a source file: nothing to build, the file is returned as it is."""
+    return File(target)
+
+
+@task()
+def shout(src: File) -> File:
+    out = File("out/shout.txt")
+    out.write(src.read().upper())
+    return out
+
+
+@task()
+def build(target: str) -> File:
+    """make (a source) -> shout."""
+    return shout(make(target))
+
+
+@task(prov=False)
+def untracked(n: int) -> int:
+    """redun keeps no record of this job."""
+    return n + 1
+
+
+@task()
+def word_count(src: File) -> File:
+    """Counts words with `wc`: its output is the command's standard output, `File("-")`."""
+    from redun import script
+
+    return script(f"wc -w < {src.path}", inputs=[src.stage(src.path)], outputs=File("-"))
+
+
+@task()
+def quiet_words(src: File) -> list:
+    return [untracked(1), untracked(2), word_count(src)]
+
+
+@task()
+def passed_on(src: File) -> File:
+    return src
+
+
+@task()
+def late_count(src: File) -> File:
+    """Calls `count` only after another job: its `count` starts after `early_count`'s."""
+    return count(passed_on(src))
+
+
+@task()
+def early_count(src: File) -> File:
+    return count(src)
+
+
+@task()
+def twice(src: File) -> list[File]:
+    """The same `count` call in two branches: the later one is a cache hit of the earlier,
+    though its branch comes first in the job tree."""
+    return [late_count(src), early_count(src)]

@@ -9,11 +9,11 @@ import lakeline as ll
 import pytest
 import redun_flows as rf
 from click.testing import CliRunner
-from conftest import Flow
 from lakeline.errors import LakelineError
 from lakeline.instance import Instance
 from lakeline_redun import import_redun
 from redun import File
+from redun_project import Flow
 
 
 def test_unknown_execution(instance: Instance, flow: Flow) -> None:

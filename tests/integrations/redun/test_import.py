@@ -8,11 +8,11 @@ from typing import Any
 import lakeline as ll
 import pytest
 import redun_flows as rf
-from conftest import Flow
 from lakeline.instance import Instance
 from lakeline.testing import ExpectedStep, RecorderConformance, lineage_snapshot
 from lakeline_redun import import_redun
 from redun import File
+from redun_project import Flow
 
 
 def steps(flow: Flow) -> dict[str, ll.Run]:

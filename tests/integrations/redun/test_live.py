@@ -9,10 +9,10 @@ from typing import Any
 import lakeline as ll
 import pytest
 import redun_flows as rf
-from conftest import Flow
 from lakeline.instance import Instance, init
 from lakeline_redun import LakelineScheduler, import_redun
 from redun import File
+from redun_project import Flow
 
 
 def lineage() -> list[tuple[Any, ...]]:

@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 
 from lakeline.artifacts.save import save_artifacts
 from lakeline.errors import LakelineError
+from lakeline.lineage.engine_support import current, current_run, location_exists, written_since
 from lakeline.lineage.handles import FileRecord, Handle
 from lakeline.lineage.notebook import code_hash
 from lakeline.lineage.records import ensure_transform, fire, new_run
@@ -46,7 +47,15 @@ if TYPE_CHECKING:
     from lakeline.artifacts.save import Plan
     from lakeline.instance import Instance
 
-__all__ = ["FileRecord", "Handle", "Recorder"]
+__all__ = [
+    "FileRecord",
+    "Handle",
+    "Recorder",
+    "current",
+    "current_run",
+    "location_exists",
+    "written_since",
+]
 
 log = logging.getLogger("lakeline.recorder")
 

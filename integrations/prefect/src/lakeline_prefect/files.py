@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
+from lakeline_prefect.assets import FILE_SCHEMES
+
 _MAX_DEPTH = 3
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 
@@ -22,15 +24,22 @@ def _remote(text: str) -> bool:
     return bool(sep and rest and scheme.replace("+", "").isalnum() and scheme != "file")
 
 
+def _store_url(text: str) -> bool:
+    """An object-store URL (`s3://`, `gs://`, ...): a string that names a file. Other URLs in
+    values (`https://...` in a record) are data, not files."""
+    scheme, sep, rest = text.partition("://")
+    return bool(sep and rest) and scheme.lower() in FILE_SCHEMES and scheme.lower() != "file"
+
+
 def paths_in(value: Any, _depth: int = 0) -> Iterator[str]:
     """Paths in a value: `os.PathLike` objects (files or folders), strings naming an existing
-    local file or a remote URL (`s3://...`), also inside lists, tuples, sets and dicts."""
+    local file or an object-store URL (`s3://...`), also inside lists, tuples, sets and dicts."""
     if isinstance(value, os.PathLike):
         text = os.fspath(value)
         if isinstance(text, str):
             yield text if _remote(text) else os.path.abspath(text)
     elif isinstance(value, str):
-        if _remote(value):
+        if _store_url(value):
             yield value
         elif 0 < len(value) < 4096 and "\n" not in value and os.path.isfile(value):
             yield os.path.abspath(value)
@@ -45,16 +54,14 @@ def paths_in(value: Any, _depth: int = 0) -> Iterator[str]:
             yield from paths_in(item, _depth + 1)
 
 
-def exists(path: str) -> bool:
-    """Whether a local path or a remote URL (through fsspec) exists now."""
+def exists(path: str) -> bool | None:
+    """Whether a local path or a remote URL (through fsspec) exists now; None when it cannot
+    be reached (no filesystem for the scheme, no credentials, no network)."""
     if not _remote(path):
         return os.path.exists(path)
-    from lakeline.artifacts.locate import fs_for_location
+    from lakeline.lineage.recorder import location_exists
 
-    try:
-        return bool(fs_for_location(path).exists(path))
-    except Exception:  # no filesystem for the scheme, no credentials, ...: cannot be recorded
-        return False
+    return location_exists(path)
 
 
 @dataclass

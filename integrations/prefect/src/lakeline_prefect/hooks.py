@@ -4,9 +4,14 @@ A flow run is a workflow Run of a `flow` Transform (engine ref = the flow run id
 run a child Run of its task's `task` Transform (ref = `<flow run id>/<task run id>`). The hooks
 run inside Prefect's engine, in the task's thread and context, so `.submit()`/`.map()` work.
 
-While a flow or task runs, its Run is lakeline's current run (`lakeline.lineage.context`):
-artifacts saved or loaded with the lakeline API in its body are its outputs and inputs, and
-a subflow's run is a child of the flow run (or task run) that called it.
+While a flow or task runs, its Run is lakeline's current run (`current()` of the Recorder's
+module): artifacts saved or loaded with the lakeline API in its body are its outputs and inputs,
+and a subflow's run is a child of the flow run (or task run) that called it.
+
+A task run produced the files in its result that it did not receive and that were written
+since it started; a file it returns but did not write is used. A value that cannot be recorded
+(a URL nothing can reach, a file that cannot be read) costs that value only: it becomes a
+reference (assets) or one warning, and the rest of the flow is recorded.
 """
 
 from __future__ import annotations
@@ -15,17 +20,19 @@ import inspect
 import logging
 import os
 import threading
+import time
 import traceback
+from collections.abc import Callable
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 from uuid import UUID
 
-from lakeline.lineage.context import current_run, run_context
-from lakeline.lineage.recorder import Handle, Recorder
+from lakeline.lineage.recorder import Handle, Recorder, current, current_run, written_since
 
-from lakeline_prefect.assets import asset_file, task_assets
+from lakeline_prefect.assets import TaskAssets, asset_file, task_assets
 from lakeline_prefect.files import AUDIT, exists, paths_in
 from lakeline_prefect.settings import Settings, current_settings
 
@@ -54,6 +61,8 @@ class _Flow:
     pending: list[str] = field(default_factory=list)  # path parameters not yet existing
     produced: set[str] = field(default_factory=set)  # by its task runs
     current: ExitStack = field(default_factory=ExitStack)  # its Run as the current run
+    started: float = field(default_factory=time.time)
+    warned: set[str] = field(default_factory=set)  # values reported as not recorded
 
 
 @dataclass
@@ -65,6 +74,7 @@ class _Step:
     pending: list[str] = field(default_factory=list)  # path parameters not yet existing
     persisted: bool = False  # Prefect persists its result: a later run can hit its cache
     current: ExitStack = field(default_factory=ExitStack)
+    started: float = field(default_factory=time.time)
 
 
 _lock = threading.RLock()
@@ -86,6 +96,34 @@ def _problem(flow: _Flow, what: str, exc: Exception) -> None:
             type(exc).__name__,
             exc,
         )
+
+
+def _database(exc: BaseException) -> bool:
+    """Whether an error is the database's (it stops the flow's recording), not one value's."""
+    import lakeline
+    from sqlalchemy.exc import SQLAlchemyError
+
+    return isinstance(exc, SQLAlchemyError | lakeline.errors.DatabaseUnreachable)
+
+
+def _skip(flow: _Flow, path: str, why: str) -> None:
+    """One warning per flow run for a value that is not recorded."""
+    with _lock:
+        if path in flow.warned:
+            return
+        flow.warned.add(path)
+    log.warning("lakeline did not record %s: %s", path, why.splitlines()[0] if why else "?")
+
+
+def _guarded(flow: _Flow, path: str, record: Callable[[], Any]) -> Any:
+    """`record()` for one value: its failure (not the database's) is a warning for it only."""
+    try:
+        return record()
+    except Exception as exc:
+        if _database(exc):
+            raise
+        _skip(flow, path, f"{type(exc).__name__}: {exc}")
+        return None
 
 
 def _leave(current: ExitStack) -> None:
@@ -114,6 +152,14 @@ def _time(state: Any) -> datetime | None:
         at = at.astimezone(UTC)
     fields = (at.year, at.month, at.day, at.hour, at.minute, at.second, at.microsecond)
     return datetime(*fields, tzinfo=UTC)
+
+
+def _began(state: Any) -> float:
+    """When a run began: its Running state's time (the same in a replay of its hooks), or
+    the clock now if that is earlier (an API server whose clock is ahead)."""
+    at = _time(state)
+    now = time.time()
+    return now if at is None else min(at.timestamp(), now)
 
 
 def _data(state: Any) -> Any:
@@ -159,7 +205,9 @@ def _start_flow(flow: Any, flow_run: Any, state: Any, *, enter: bool) -> None:
         if flow_run.id in _flows:
             return
         settings = current_settings()
-        entry = _Flow(settings, os.path.abspath(settings.root or os.getcwd()))
+        entry = _Flow(
+            settings, os.path.abspath(settings.root or os.getcwd()), started=_began(state)
+        )
         _flows[flow_run.id] = entry
     if not settings.enabled:
         return
@@ -179,10 +227,10 @@ def _start_flow(flow: Any, flow_run: Any, state: Any, *, enter: bool) -> None:
                 parent=current_run(),  # a subflow: the flow or task run that called it
             )
             for name, value in parameters.items():
-                _inputs(recorder, entry.handle, name, value, entry.used, entry.pending)
+                _inputs(entry, recorder, entry.handle, name, value, entry.used, entry.pending)
             entry.recorder = recorder
         if enter:
-            entry.current.enter_context(run_context(entry.handle.run))
+            entry.current.enter_context(current(entry.handle))
     except Exception as exc:
         _problem(entry, f"flow run {flow_run.name!r}", exc)
 
@@ -202,9 +250,13 @@ def flow_finished(flow: Any, flow_run: Any, state: Any) -> None:
     try:
         with AUDIT.quiet():
             if status == "completed":  # made by the flow body unless a task run made them
-                for path in _outputs(_result(state), entry.used, entry.pending):
+                recorder, handle = entry.recorder, entry.handle
+                made, returned = _outputs(entry, _result(state), entry.used, entry.pending)
+                for path in made:
                     if path not in entry.produced:
-                        entry.recorder.produce(entry.handle, path)
+                        _guarded(entry, path, partial(recorder.produce, handle, path))
+                for path in returned:
+                    _guarded(entry, path, partial(recorder.use, handle, path, role="returned"))
             entry.recorder.finish_workflow(
                 entry.handle, status, finished_at=_time(state), error=error
             )
@@ -234,23 +286,47 @@ def _flow_of(task_run: Any) -> _Flow | None:
 
 
 def _inputs(
-    recorder: Recorder, handle: Handle, name: str, value: Any, used: set[str], pending: list[str]
+    flow: _Flow,
+    recorder: Recorder,
+    handle: Handle,
+    name: str,
+    value: Any,
+    used: set[str],
+    pending: list[str],
 ) -> None:
     """Record the paths in a parameter as inputs; those that do not exist yet are outputs
-    to be (`pending`: produced if they exist when the run completes)."""
+    to be (`pending`: produced if they exist when the run completes). A path that cannot be
+    reached is neither (nothing tells which): one warning."""
     for path in paths_in(value):
-        if not exists(path):
+        found = exists(path)
+        if found is None:
+            _skip(flow, path, "it cannot be reached (no filesystem, credentials or network)")
+        elif not found:
             pending.append(path)
-        elif recorder.use(handle, path, role=name) is not None:
+        elif _guarded(flow, path, partial(recorder.use, handle, path, role=name)) is not None:
             used.add(path)
 
 
-def _outputs(result: Any, used: set[str], pending: list[str]) -> list[str]:
-    """Paths a completed run produced: those in its result that it did not use, and the
-    pending output parameters that exist now."""
-    produced = [p for p in paths_in(result) if p not in used]
-    produced += [p for p in pending if exists(p)]
-    return list(dict.fromkeys(produced))
+def _outputs(
+    flow: _Flow, result: Any, used: set[str], pending: list[str], since: float | None = None
+) -> tuple[list[str], list[str]]:
+    """Paths a completed run produced: those in its result that it did not use and wrote
+    after `since` (default: when the flow run started), and the pending output parameters
+    that exist now; and the paths it returned without writing them (used)."""
+    made: list[str] = []
+    returned: list[str] = []
+    for path in dict.fromkeys(paths_in(result)):
+        if path in used:
+            continue
+        found = exists(path)
+        if found is None:
+            _skip(flow, path, "it cannot be reached (no filesystem, credentials or network)")
+        elif found and not written_since(path, flow.started if since is None else since):
+            returned.append(path)
+        else:
+            made.append(path)
+    made += [p for p in pending if exists(p)]
+    return list(dict.fromkeys(made)), returned
 
 
 # -- tasks ------------------------------------------------------------------------------------
@@ -315,6 +391,7 @@ def task_running(task: Any, task_run: Any, state: Any) -> None:
                     step.attempts = task_run.run_count
                     recorder.note_attempt(step.handle, step.attempts, at=_time(state))
                 return
+            started = _began(state)
             context = TaskRunContext.get()
             params = _resolved(dict(context.parameters if context else {}))
             meta: dict[str, Any] = {"task_run_id": str(task_run.id), "task_key": task.task_key}
@@ -334,14 +411,15 @@ def task_running(task: Any, task_run: Any, state: Any) -> None:
             step = _Step(
                 handle,
                 flow,
+                started=started,
                 attempts=max(1, task_run.run_count),
                 persisted=bool(context and context.persist_result),
             )
             with _lock:
                 _steps[task_run.id] = step
-            step.current.enter_context(run_context(handle.run))
+            step.current.enter_context(current(handle))
             for name, value in params.items():
-                _inputs(recorder, handle, name, value, step.used, step.pending)
+                _inputs(flow, recorder, handle, name, value, step.used, step.pending)
         if flow.settings.audit:
             AUDIT.watch(task_run.id, flow.root)
     except Exception as exc:
@@ -368,25 +446,18 @@ def task_finished(task: Any, task_run: Any, state: Any) -> None:
             if status == "cached" and storage_key:
                 cached_from = recorder.find_step(task.name, META, "cache_key", str(storage_key))
             produced: list[str] = []
+            returned: list[str] = []
             if status == "completed":
-                produced = _outputs(_result(state), step.used, step.pending)
+                produced, returned = _outputs(
+                    step.flow, _result(state), step.used, step.pending, step.started
+                )
                 produced += [p for p in opened.written if p not in produced]
-            for path in opened.read:
+            for path in [*returned, *opened.read]:
                 if path not in step.used and path not in produced:
-                    recorder.use(step.handle, path, role="opened")
-            for key in assets.referenced:  # files are read and hashed; tables are references
-                location = asset_file(key, step.flow.root)
-                if location is None:
-                    recorder.reference(step.handle, key, role="asset")
-                elif location not in step.used:
-                    recorder.use(step.handle, location, role="asset")
-            if status == "completed":
-                for key in assets.materialized:
-                    location = asset_file(key, step.flow.root)
-                    if location is None:
-                        recorder.reference(step.handle, key, output=True)
-                    else:
-                        produced.append(location)
+                    role = "returned" if path in returned else "opened"
+                    step.used.add(path)
+                    _guarded(step.flow, path, partial(recorder.use, step.handle, path, role=role))
+            _assets(step, assets, status == "completed", produced)
             produced = list(dict.fromkeys(produced))
             with _lock:
                 step.flow.produced.update(produced)
@@ -397,13 +468,46 @@ def task_finished(task: Any, task_run: Any, state: Any) -> None:
                 meta["cache_key"] = str(storage_key)
             if meta:
                 recorder.annotate(step.handle, META, **meta)
-            recorder.finish_step(
+            finish = partial(
+                recorder.finish_step,
                 step.handle,
                 status,
                 finished_at=_time(state),
                 error=error,
                 cached_from=cached_from,
-                outputs=produced,  # saved in the finish's transaction
             )
+            try:  # outputs saved in the finish's transaction
+                finish(outputs=produced)
+            except Exception as exc:
+                if _database(exc) or not produced:
+                    raise
+                for path in produced:  # one by one: a file that cannot be saved costs itself only
+                    _guarded(step.flow, path, partial(recorder.produce, step.handle, path))
+                finish()
     except Exception as exc:
         _problem(step.flow, f"task run {task_run.name!r}", exc)
+
+
+def _assets(step: _Step, assets: TaskAssets, completed: bool, produced: list[str]) -> None:
+    """Record a task run's assets: files are read and hashed (materialized ones added to
+    `produced`); tables, and files that cannot be reached, are references by location."""
+    recorder = step.flow.recorder
+    assert recorder is not None
+    handle = step.handle
+    for key in assets.referenced:
+        location = asset_file(key, step.flow.root)
+        if location is not None and location in step.used:
+            continue
+        if location is not None and exists(location):
+            made = _guarded(step.flow, key, partial(recorder.use, handle, location, role="asset"))
+            if made is not None:
+                continue
+        recorder.reference(handle, location or key, role="asset")
+    if not completed:
+        return
+    for key in assets.materialized:
+        location = asset_file(key, step.flow.root)
+        if location is not None and exists(location):
+            produced.append(location)
+        else:
+            recorder.reference(handle, location or key, output=True)

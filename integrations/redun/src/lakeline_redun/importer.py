@@ -8,11 +8,20 @@ from typing import TYPE_CHECKING
 
 from lakeline.lineage.recorder import Recorder
 
-from lakeline_redun.reader import executions, job_ids, job_info, open_backend
+from lakeline_redun.reader import (
+    ExecutionInfo,
+    ancestors,
+    executions,
+    job_ids,
+    job_info,
+    job_start,
+    open_backend,
+)
 from lakeline_redun.record import ENGINE, ExecutionRecorder
 
 if TYPE_CHECKING:
     from lakeline.instance import Instance
+    from sqlalchemy.orm import Session
 
 
 @dataclass
@@ -45,7 +54,9 @@ def import_redun(
     """Record every execution in the redun database `db` (or only `execution`).
 
     `root` is the folder redun ran in (relative File paths start there). Importing again
-    changes nothing; files that have since vanished are listed in `missing`.
+    changes nothing; files that have since vanished are listed in `missing`. A cached job is
+    linked to the job it was cached from: an execution holding such an original is imported
+    too when it was not selected.
     """
     backend = open_backend(db)
     session = backend.session
@@ -56,15 +67,62 @@ def import_redun(
             ENGINE, root=os.fspath(root or default_root(db)), upload=upload, instance=instance
         )
         result = ImportResult()
+        jobs = _Jobs(session, db, recorder, pipeline, {info.id: info for info in found})
         for info in found:
-            target = ExecutionRecorder(recorder, info, pipeline=pipeline)
             for job_id in job_ids(session, info.id):
-                target.finish_job(job_info(session, job_id))
-                result.jobs += 1
+                result.jobs += jobs.finish(job_id)
             result.executions.append(info.id)
+        result.executions += jobs.pulled
         result.missing = list(recorder.missing)
         return result
     finally:
         session.close()
         assert backend.engine is not None
         backend.engine.dispose()
+
+
+@dataclass
+class _Jobs:
+    """Finishes jobs in an order where a cached job's original is recorded before it: the
+    original may come later in its execution's tree, or be in an execution not selected (which
+    is then imported too, whole)."""
+
+    session: Session
+    db: str
+    recorder: Recorder
+    pipeline: str | None
+    infos: dict[str, ExecutionInfo]
+    targets: dict[str, ExecutionRecorder] = field(default_factory=dict)
+    done: set[str] = field(default_factory=set)
+    pulled: list[str] = field(default_factory=list)  # executions imported for an original
+
+    def target(self, execution_id: str) -> ExecutionRecorder:
+        if execution_id not in self.targets:
+            info = self.infos[execution_id]
+            self.targets[execution_id] = ExecutionRecorder(
+                self.recorder, info, pipeline=self.pipeline
+            )
+        return self.targets[execution_id]
+
+    def finish(self, job_id: str) -> int:
+        """Record the job (once), and what it needs first; how many jobs were recorded."""
+        if job_id in self.done:
+            return 0
+        self.done.add(job_id)
+        job = job_info(self.session, job_id)
+        count = 1
+        if job.cached_from is not None and job.cached_from not in self.done:
+            original = job_start(self.session, job.cached_from)
+            if original.execution_id not in self.infos:
+                (info,) = executions(self.session, original.execution_id, self.db)
+                self.infos[info.id] = info
+                self.pulled.append(info.id)
+                for other in job_ids(self.session, info.id):
+                    count += self.finish(other)
+            else:
+                target = self.target(original.execution_id)
+                for ancestor in ancestors(self.session, original.id):  # its run nests in theirs
+                    target.start_job(job_info(self.session, ancestor))
+                count += self.finish(original.id)
+        self.target(job.execution_id).finish_job(job)
+        return count

@@ -146,6 +146,18 @@ def job_ids(session: Session, execution_id: str) -> list[str]:
     return ordered
 
 
+def ancestors(session: Session, job_id: str) -> list[str]:
+    """The ids of a job's ancestors, its execution's root job first."""
+    from redun.backends.db import Job
+
+    chain: list[str] = []
+    row = session.get(Job, job_id)
+    while row is not None and row.parent_id is not None and row.parent_id not in chain:
+        chain.append(row.parent_id)
+        row = session.get(Job, row.parent_id)
+    return chain[::-1]
+
+
 def _value(row: Any) -> Any:
     try:
         return row.value_parsed

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from lakeline.lineage.recorder import Handle, Recorder
+from lakeline.lineage.recorder import Handle, Recorder, written_since
 
 from lakeline_redun.reader import ExecutionInfo, JobInfo, JobStart
 
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("lakeline.redun")
 
 ENGINE = "redun"
+RETURNED = "returned"  # role of a file a job returned without writing it
 
 
 @dataclass
@@ -72,10 +74,13 @@ class ExecutionRecorder:
         """Record the files the job used and produced, then its final status."""
         handle = self.start_job(job)
         for ref in job.used:
-            self.recorder.use(handle, ref.path, role=_role(job, ref))
+            self._file(handle, ref, output=False, role=_role(job, ref))
         if job.status == "completed":
             for ref in job.produced:
-                self.recorder.produce(handle, ref.path)
+                if self._wrote(job, ref):
+                    self._file(handle, ref, output=True)
+                else:  # returned but not written (a make-like task returning a source)
+                    self._file(handle, ref, output=False, role=RETURNED)
         if job.status == "started":
             return  # still running when read
         self.recorder.finish_step(
@@ -90,6 +95,44 @@ class ExecutionRecorder:
             self.recorder.finish_workflow(
                 self.workflow, status, finished_at=job.finished_at, error=job.error
             )
+
+    def _file(self, handle: Handle, ref: FileRef, *, output: bool, role: str = "") -> None:
+        """Record one file of a job; one that cannot be read (no credentials, gone from a
+        bucket) is a reference by location, and costs no other file or job."""
+        try:
+            if output:
+                self.recorder.produce(handle, ref.path)
+            else:
+                self.recorder.use(handle, ref.path, role=role)
+        except Exception as exc:
+            if _database(exc):
+                raise
+            reason = (str(exc).splitlines() or [""])[0]
+            log.warning(
+                "lakeline: %s cannot be read (%s: %s): recorded by location",
+                ref.path,
+                type(exc).__name__,
+                reason,
+            )
+            self.recorder.reference(handle, ref.path, output=output, role=role)
+
+    def _wrote(self, job: JobInfo, ref: FileRef) -> bool:
+        """Whether the job may have written a file of its result: a local one written before
+        the job started (by mtime and ctime) was only returned."""
+        if job.started_at is None:
+            return True
+        path = ref.path
+        if "://" not in path and not os.path.isabs(path) and self.recorder.root is not None:
+            path = os.path.join(os.fspath(self.recorder.root), path)
+        return written_since(path, job.started_at)
+
+
+def _database(exc: BaseException) -> bool:
+    """Whether an error is the database's (it stops the recording), not one file's."""
+    import lakeline
+    from sqlalchemy.exc import SQLAlchemyError
+
+    return isinstance(exc, SQLAlchemyError | lakeline.errors.DatabaseUnreachable)
 
 
 def _role(job: JobInfo, ref: FileRef) -> str:

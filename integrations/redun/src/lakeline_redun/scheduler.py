@@ -8,7 +8,8 @@ redun has no event API, so this subclass wraps three of the Scheduler's private 
 methods (checked against redun 0.44): a job's run starts when redun executes it (params from
 its evaluated arguments), and is finished from what redun has just written to its database,
 by the same code as `lakeline redun import` — so both paths give the same lineage.
-Recording never fails the workflow: problems are logged as warnings.
+Recording never fails the workflow: problems are logged as warnings. Jobs run with
+`prov=False` are not in redun's database and are not recorded (without a warning).
 """
 
 from __future__ import annotations
@@ -92,6 +93,8 @@ class LakelineScheduler(Scheduler):
         from redun.backends.db import Job as JobRow
 
         assert job.task is not None and job.execution is not None
+        if not _provenance(job):
+            return
         session = self._session()
         row = session.get(JobRow, job.id) if session is not None else None
         if row is None:
@@ -120,6 +123,8 @@ class LakelineScheduler(Scheduler):
         lineage.start_job(start)
 
     def _record_end(self, job: Job) -> None:
+        if not _provenance(job):
+            return
         try:
             session = self._session()
             if session is None or job.execution is None:
@@ -128,6 +133,12 @@ class LakelineScheduler(Scheduler):
             lineage.finish_job(job_info(session, job.id))
         except Exception as error:  # lineage must never break the workflow
             log.warning("lakeline: could not record job %s: %s", job.id, error)
+
+
+def _provenance(job: Job) -> bool:
+    """Whether redun records the job (`prov=False`: no record of it, nor of its children)."""
+    recording = getattr(job, "recording_provenance", None)
+    return True if recording is None else bool(recording())
 
 
 def setup_scheduler(config: Config | None = None, **kwargs: Any) -> LakelineScheduler:

@@ -31,15 +31,21 @@ def file_ref(value: Any) -> FileRef:
     return FileRef(str(value.path), str(value._hash or ""), isinstance(value, Dir))
 
 
+# `File("-")` is a process's standard output in redun's `script()`, not a file
+STREAMS = frozenset({"-"})
+
+
 def files_in(value: Any) -> list[FileRef]:
-    """Every File/Dir/ContentFile/S3 file in a (nested) value, in a stable order."""
+    """Every File/Dir/ContentFile/S3 file in a (nested) value, in a stable order (standard
+    streams left out)."""
     found: dict[tuple[str, str], FileRef] = {}
     stack = [value]
     while stack:
         item = stack.pop()
         if _is_file(item):
             ref = file_ref(item)
-            found.setdefault((ref.path, ref.redun_hash), ref)
+            if ref.path not in STREAMS:
+                found.setdefault((ref.path, ref.redun_hash), ref)
         elif isinstance(item, list | tuple | set | frozenset):
             stack.extend(item)
         elif isinstance(item, dict):

@@ -1,0 +1,95 @@
+"""Files a job only returned, standard output, jobs redun keeps no record of, and cached jobs
+whose original is reached later: live capture and import agree."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import lakeline as ll
+import pytest
+import redun_flows as rf
+from lakeline.instance import Instance, init
+from lakeline_redun import import_redun
+from redun import File
+from redun_project import Flow
+from test_import import inputs, outputs
+from test_live import lineage
+
+
+def test_a_returned_source_is_used_not_produced(
+    instance: Instance, flow: Flow, tmp_path: Path
+) -> None:
+    time.sleep(0.1)  # raw.txt is older than the execution by more than lakeline's clock slack
+    flow.run(rf.build("raw.txt"), live=True)
+    make = ll.Run.get(engine="redun", transform__key="llt.make")
+    assert inputs(make) == {"raw.txt"} and outputs(make) == set()
+    assert ll.Artifact.get(key="raw.txt").run_id is None  # a source: nobody produced it
+    shout = ll.Run.get(engine="redun", transform__key="llt.shout")
+    assert inputs(shout) == {"raw.txt"} and outputs(shout) == {"out/shout.txt"}
+    live = lineage()
+
+    init(storage=tmp_path / "other", name="other")
+    import_redun(str(flow.db))
+    assert lineage() == live
+
+
+def test_standard_output_and_unrecorded_jobs(
+    instance: Instance, flow: Flow, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    assert flow.run(rf.quiet_words(File("raw.txt")), live=True)[:2] == [2, 3]
+    assert not [r.getMessage() for r in caplog.records if r.name.startswith("lakeline")]
+    assert not [a for a in ll.Artifact.filter().all() if a.location.endswith("/-")]
+    assert not ll.Run.filter(engine="redun", transform__key="llt.untracked").all()
+    live = lineage()
+
+    init(storage=tmp_path / "other", name="other")
+    result = import_redun(str(flow.db))
+    assert result.missing == []
+    assert not [r.getMessage() for r in caplog.records if r.name.startswith("lakeline")]
+    assert lineage() == live
+
+
+def test_import_links_a_cached_job_reached_before_its_original(
+    instance: Instance, flow: Flow, tmp_path: Path
+) -> None:
+    flow.run(rf.main(File("raw.txt")), live=True)
+    flow.run(rf.main(File("raw.txt")), live=True)  # cached
+    live = lineage()
+    assert len([r for r in live if r[3] == "cached" and r[5] is not None]) == 6
+    first, second = (
+        r.engine_ref for r in ll.Run.filter(engine="redun", parent_id__isnull=True).order_by("id")
+    )
+
+    init(storage=tmp_path / "other", name="other")
+    result = import_redun(str(flow.db), execution=second)  # the cached execution first
+    assert result.executions == [second, first]  # its originals' execution came along
+    assert lineage() == live
+    import_redun(str(flow.db))
+    assert lineage() == live
+
+
+def test_import_links_a_cached_job_before_its_original_in_the_same_execution(
+    instance: Instance, tmp_path: Path
+) -> None:
+    from lakeline_redun.reader import job_ids, open_backend
+    from redun.backends.db import Job
+
+    flow = Flow(tmp_path / "proj", workers=1)  # jobs in a fixed order
+    flow.run(rf.twice(File("raw.txt")), live=True)
+    live = lineage()
+    (hit,) = [r for r in live if r[3] == "cached"]
+    assert hit[1] == "llt.count" and hit[5] is not None
+    backend = open_backend(str(flow.db))
+    try:
+        (execution,) = {r.execution_id for r in backend.session.query(Job)}
+        order = job_ids(backend.session, execution)
+    finally:
+        backend.session.close()
+    assert order.index(hit[0]) < order.index(hit[5])  # the import reaches the cached one first
+
+    init(storage=tmp_path / "other", name="other")
+    import_redun(str(flow.db))
+    assert lineage() == live
