@@ -3,6 +3,8 @@
 A session (`-resume` keeps it) is one workflow Run; each task execution is one Run keyed by
 its full hash; a task a later launch took from the cache becomes a `cached` Run linked to the
 execution. Work dirs, the lineage store and the RO-Crate add files; nothing is recorded here.
+
+Public entry points (also used by the weblog receiver): `build_plan`, `new_task`, `task_status`.
 """
 
 from __future__ import annotations
@@ -176,7 +178,12 @@ def _resolve_hashes(members: list[Launch], sources: Sources, locator: Locator) -
             obs.hash = found
 
 
-def _status_of(obs: TaskObs, launch: Launch) -> str | None:
+def task_status(obs: TaskObs, launch: Launch) -> str | None:
+    """The lakeline status of a task observation (None: the source does not say).
+
+    A non-zero exit makes `completed` errored; an unfinished task of a finished launch is
+    aborted. Shared by the importer and the weblog receiver.
+    """
     status = STATUSES.get(obs.status or "")
     if status == "completed" and obs.exit_code not in (None, 0):
         status = "errored"
@@ -214,7 +221,7 @@ def _add_task(plan: WorkflowPlan, launch: Launch, obs: TaskObs, report: Report) 
     task = plan.tasks.get(key)
     if obs.status == "CACHED":
         if task is None:
-            task = _new_task(plan, key, obs, launch, "completed")
+            task = new_task(plan, key, obs, launch, "completed")
             task.params["recorded_from"] = "a cached entry (the launch that ran it is not known)"
             report.note(
                 f"session {plan.key}: tasks first seen as cached were recorded from their cached "
@@ -230,16 +237,19 @@ def _add_task(plan: WorkflowPlan, launch: Launch, obs: TaskObs, report: Report) 
             )
         )
         return
-    status = _status_of(obs, launch)
+    status = task_status(obs, launch)
     if task is None:
-        _new_task(plan, key, obs, launch, status or "started")
+        new_task(plan, key, obs, launch, status or "started")
         if status is None:
             plan.tasks[key].status = ""  # decided later from the work dir's .exitcode
     else:
         task.sources.add(obs.source)
 
 
-def _new_task(plan: WorkflowPlan, key: str, obs: TaskObs, launch: Launch, status: str) -> TaskPlan:
+def new_task(plan: WorkflowPlan, key: str, obs: TaskObs, launch: Launch, status: str) -> TaskPlan:
+    """Add (or replace) `plan.tasks[key]`: the task plan of one observation with its params
+    (resources, metrics, identity) and times. Shared by the importer and the weblog receiver.
+    """
     name = obs.name or obs.short or key
     started = obs.start or obs.submit
     finished = obs.complete

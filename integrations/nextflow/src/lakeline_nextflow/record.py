@@ -3,6 +3,8 @@
 pipeline (session) -> workflow Run of the pipeline Transform; task -> Run of its process
 Transform, engine ref = full hash; cached occurrence -> `cached` Run pointing at the execution;
 published copies -> a `publishDir` Run per task that used the outputs and made the copies.
+
+Public entry points: `record` (whole plans) and `record_task` (one task, for the weblog).
 """
 
 from __future__ import annotations
@@ -100,7 +102,7 @@ def _record_plan(rec: Recorder, plan: WorkflowPlan) -> int:
     )
     remote = 0
     for task in topological(plan.tasks):
-        remote += _record_task(rec, wf, task)
+        remote += record_task(rec, wf, task)
     for cached in plan.cached:
         original = plan.tasks[cached.task_key]
         step = rec.start_step(
@@ -122,7 +124,11 @@ def _record_plan(rec: Recorder, plan: WorkflowPlan) -> int:
     return remote
 
 
-def _record_task(rec: Recorder, wf: Handle, task: TaskPlan) -> int:
+def record_task(rec: Recorder, wf: Handle, task: TaskPlan) -> int:
+    """Record one task plan as a step of `wf`: its run, inputs, outputs (when completed), log
+    and final status. Returns how many of its inputs are remote. Used by the weblog receiver
+    for each finished task as by `record()` for a whole plan.
+    """
     status = task.status or "started"
     step = rec.start_step(
         wf,

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 from lakeline_nextflow.files import add_work_dirs
 from lakeline_nextflow.model import Launch, Report, TaskObs, WorkflowPlan, process_of
 from lakeline_nextflow.paths import Locator
-from lakeline_nextflow.plan import _new_task, _status_of
-from lakeline_nextflow.record import ENGINE, _record_task
+from lakeline_nextflow.plan import new_task, task_status
+from lakeline_nextflow.record import ENGINE, record_task
 from lakeline_nextflow.trace import record_to_obs
 from lakeline_nextflow.values import iso_time, split_workdir, strip_uri
 
@@ -223,7 +223,7 @@ class WeblogReceiver:
         return session
 
     def _start(self, session: _Session, key: str, obs: TaskObs) -> None:
-        task = _new_task(session.plan, key, obs, session.launch, "started")
+        task = new_task(session.plan, key, obs, session.launch, "started")
         session.recorder.start_step(
             session.workflow,
             key=task.process,
@@ -235,8 +235,8 @@ class WeblogReceiver:
         )
 
     def _finish(self, session: _Session, key: str, obs: TaskObs) -> None:
-        status = _status_of(obs, session.launch) or "completed"
-        task = _new_task(session.plan, key, obs, session.launch, status)
+        status = task_status(obs, session.launch) or "completed"
+        task = new_task(session.plan, key, obs, session.launch, status)
         task.process = obs.process or process_of(task.name)
         if session.locator.work_root is None and obs.workdir:
             parts = split_workdir(obs.workdir)
@@ -245,7 +245,7 @@ class WeblogReceiver:
         single = WorkflowPlan(key=session.plan.key, pipeline=session.plan.pipeline)
         single.tasks[key] = task
         add_work_dirs(single, session.locator, Report(launch_dir=str(session.locator.launch_dir)))
-        _record_task(session.recorder, session.workflow, task)
+        record_task(session.recorder, session.workflow, task)
 
     def _completed(self, session: _Session, payload: dict[str, Any]) -> str:
         metadata: dict[str, Any] = payload["metadata"]
