@@ -169,6 +169,31 @@ def keys(query: Any) -> set[str]:
     return {a.key for a in query}
 
 
+def catalog_edges(workflow: Any) -> list[tuple[str, str, str]]:
+    """(consumer, producer, file name) for every input of a task of `workflow` that another
+    run of it produced, as the catalog holds them (run.inputs, artifact.run)."""
+    from pathlib import PurePosixPath
+
+    tasks = {run.id: run for run in workflow.children}
+    edges = set()
+    for run in tasks.values():
+        if run.transform.key == "publishDir":  # copies, not tasks
+            continue
+        for artifact in run.inputs:
+            producer = artifact.run
+            if producer is not None and producer.id in tasks and producer.id != run.id:
+                name = PurePosixPath(artifact.key or artifact.location).name
+                edges.add((run.engine_ref, producer.engine_ref, name))
+    return sorted(edges)
+
+
+def references() -> set[str]:
+    """Locations of the artifacts lakeline holds no bytes for."""
+    import lakeline as ll
+
+    return {a.location for a in ll.Artifact.filter(available=False)}
+
+
 def lineage_store(tmp_path: Path) -> Path:
     """The fixture's records laid out as Nextflow stores them (`<key>/.data.json`)."""
     source = fixture(LINEAGE)

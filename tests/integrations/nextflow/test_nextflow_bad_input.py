@@ -11,6 +11,7 @@ import lakeline as ll
 import pytest
 from lakeline.errors import LakelineError
 from lakeline.instance import Instance
+from lakeline.testing import lineage_snapshot
 from lakeline_nextflow import import_run
 from nf_helpers import crate_document, keys, log_line, task_dir, work, workflows, write
 
@@ -113,6 +114,44 @@ def test_work_dir_gone_after_the_run(instance: Instance, tmp_path: Path) -> None
     assert any("1 of 1 tasks have no work dir" in w for w in report.warnings)
     run = ll.Run.get(engine="nextflow", engine_ref=A)
     assert run.status == "completed" and run.outputs.count() == 0
+
+
+def test_staged_inputs_gone_since_the_run(instance: Instance, tmp_path: Path) -> None:
+    """`ln -s` targets deleted after the run: the input edges stay, as references by location
+    (hash unknown); a task's output consumed and deleted since keeps its producer edge."""
+    launch = tmp_path / "run"
+    write(
+        launch / ".nextflow.log",
+        log_line("Mar-01 10:00:00.000", f"Session UUID: {SESSION}")
+        + "".join(
+            log_line(
+                "Mar-01 10:00:02.000",
+                f"Task completed > TaskHandler[id: {i}; name: {n}; status: COMPLETED; exit: 0; "
+                f"error: -; workDir: {launch}/work/{h[:2]}/{h[2:]}]",
+            )
+            for i, n, h in ((1, "A (1)", A), (2, "B (1)", B))
+        )
+        + log_line("Mar-01 10:00:03.000", "> Execution complete -- Goodbye"),
+    )
+    data = write(tmp_path / "data" / "samples.csv", "id\n1\n")
+    made = launch / work(A) / "part.txt"
+    task_dir(launch / "work", A, "A (1)", staged=[(str(data), "samples.csv")], declared=["*.txt"])
+    write(made, "part")
+    task_dir(launch / "work", B, "B (1)", staged=[(str(made), "part.txt")], declared=["*.txt"])
+    data.unlink()  # the staged symlinks dangle now
+    made.unlink()
+    report = import_run(launch, timezone="UTC")
+    assert report.missing == [] and set(report.referenced) == {str(data), str(made)}
+    a, b = (ll.Run.get(engine="nextflow", engine_ref=h) for h in (A, B))
+    (samples,) = a.inputs.all()
+    assert (samples.location, samples.available, samples.hash) == (str(data), False, None)
+    (part,) = b.inputs.all()
+    assert (part.key, part.available, part.hash) == (f"{work(A)}/part.txt", False, None)
+    assert part.run is not None and part.run.id == a.id  # the producer edge is kept
+    assert report.producer_edges == [(B, A, "part.txt")]
+    before = lineage_snapshot("nextflow")
+    import_run(launch, timezone="UTC")
+    assert lineage_snapshot("nextflow") == before
 
 
 def test_rocrate_with_files_and_work_dirs(instance: Instance, tmp_path: Path) -> None:

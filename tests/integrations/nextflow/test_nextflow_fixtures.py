@@ -22,10 +22,12 @@ from nf_helpers import (
     SESSION,
     SIMPLE,
     WGS,
+    catalog_edges,
     fixture,
     keys,
     lineage_store,
     rebuild_simple,
+    references,
     runs,
     work,
     workflows,
@@ -44,16 +46,25 @@ def test_simple_pipeline_as_committed(instance: Instance) -> None:
     report = import_run(fixture(SIMPLE), timezone="UTC")
     assert report.warnings == []
     assert (report.tasks, report.by_status, report.cached) == (4, {"completed": 4}, 0)
-    assert report.producer_edges == sorted(SIMPLE_EDGES)
-    assert set(report.missing) == {
+    gone_inputs = {
         "/home/ubuntu/simple-pipeline/data/ggal/gut_1.fq",
         "/home/ubuntu/simple-pipeline/data/ggal/gut_2.fq",
         "/home/ubuntu/simple-pipeline/data/ggal/transcriptome.fa",
-        *(
-            str(fixture(SIMPLE) / work(h) / f)
-            for h, f in [(INDEX, "salmon_index"), (FASTQC, "fastqc_gut_logs"), (QUANT, "gut")]
-        ),
     }
+    gone_outputs = {
+        str(fixture(SIMPLE).resolve() / work(h) / f)
+        for h, f in [(INDEX, "salmon_index"), (FASTQC, "fastqc_gut_logs"), (QUANT, "gut")]
+    }
+    # the report says what the catalog holds: every planned edge written, by reference
+    (workflow,) = workflows()
+    assert report.producer_edges == catalog_edges(workflow) == sorted(SIMPLE_EDGES)
+    assert set(report.referenced) == references() == gone_inputs | gone_outputs
+    assert report.missing == []
+    index_input = ll.Run.get(engine="nextflow", engine_ref=INDEX).inputs.get()
+    assert index_input.location == "/home/ubuntu/simple-pipeline/data/ggal/transcriptome.fa"
+    assert (index_input.available, index_input.hash, index_input.run) == (False, None, None)
+    salmon_index = ll.Artifact.get(key=f"{work(INDEX)}/salmon_index")
+    assert not salmon_index.available and salmon_index.run.engine_ref == INDEX  # type: ignore[union-attr]
     workflow = ll.Run.get(engine="nextflow", engine_ref=SESSION)
     assert workflow.transform.key == "simple-pipeline/main.nf"
     assert workflow.transform.kind == "pipeline" and workflow.status == "completed"
@@ -137,7 +148,10 @@ class TestSimplePipelineRebuilt(RecorderConformance):
 
 def test_rebuilt_pipeline_lineage_graph(instance: Instance, tmp_path: Path) -> None:
     launch = rebuild_simple(tmp_path)
-    import_run(launch, timezone="UTC")
+    report = import_run(launch, timezone="UTC")
+    (workflow,) = workflows()
+    assert report.producer_edges == catalog_edges(workflow) == sorted(SIMPLE_EDGES)
+    assert report.referenced == [] and references() == set()
     # walk upstream from the published report: copy <- publishDir <- MULTIQC <- ... <- INDEX
     seen, frontier = set(), [ll.Artifact.get(key="results/multiqc_report.html")]
     while frontier:
@@ -217,10 +231,14 @@ def test_lineage_store_records(instance: Instance, tmp_path: Path) -> None:
     report = import_run(launch, lineage_store=lineage_store(tmp_path))
     multiqc = "862df53160e07cd823c0c3960545e747"
     assert report.tasks == 1 and report.by_status == {"completed": 1}
-    assert report.producer_edges == [
-        (multiqc, "2d8bd92c69f732605bc99941e60d5319", "fastqc_ggal_gut_logs"),
-        (multiqc, "eff8846883b46c5a76f11e7e4480a6c8", "ggal_gut"),
-    ]
+    # the store names the producing tasks of its inputs but holds no record of them: the
+    # inputs are recorded (by checksum), with no run to point to as their producer
+    assert report.producer_edges == []
+    run = ll.Run.get(engine="nextflow", engine_ref=multiqc)
+    assert {a.location for a in run.inputs} >= {
+        f"/{work('eff8846883b46c5a76f11e7e4480a6c8')}/ggal_gut",
+        f"/{work('2d8bd92c69f732605bc99941e60d5319')}/fastqc_ggal_gut_logs",
+    }
     assert "/results/multiqc_report.html" in report.referenced  # gone, known by checksum
     assert "/results/multiqc_report.html" not in report.missing
     run = ll.Run.get(engine="nextflow", engine_ref=multiqc)

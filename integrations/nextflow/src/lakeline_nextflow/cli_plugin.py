@@ -128,7 +128,7 @@ def show(report: Report) -> None:
     )
     if report.missing:
         out.print(
-            f"{len(report.missing)} files no longer exist (lineage kept without them):",
+            f"{len(report.missing)} files vanished while recording (not recorded):",
             markup=False,
         )
         for path in report.missing[:10]:
@@ -137,8 +137,9 @@ def show(report: Report) -> None:
             out.print(f"  ... and {len(report.missing) - 10} more (--json lists all)", markup=False)
     if report.referenced:
         out.print(
-            f"{len(report.referenced)} files no longer exist but are recorded by their checksum "
-            "(references: lakeline ls shows them, their bytes cannot be read)",
+            f"{len(report.referenced)} files no longer exist: recorded as references (by "
+            "checksum where a source gave one, else by location; their edges are kept, their "
+            "bytes cannot be read)",
             markup=False,
         )
     err = console(stderr=True)

@@ -234,6 +234,26 @@ def add_crate(plan: WorkflowPlan, crate: Crate, locator: Locator, report: Report
         )
 
 
+def consumed_outputs(plan: WorkflowPlan) -> None:
+    """A file a task staged from another task's work dir is an output of that task, whether
+    or not its work dir still lists it (cleaned, or not declared): the planned edge is then
+    recorded (by reference when the bytes are gone)."""
+    for task in plan.tasks.values():
+        for ref in task.inputs:
+            producer = plan.tasks.get(ref.producer or "")
+            if producer is None or producer is task or not ref.relpath:
+                continue
+            if producer.status not in OUTPUT_STATUSES:
+                continue
+            inside = [
+                o for o in producer.outputs if o.relpath and ref.relpath.startswith(o.relpath + "/")
+            ]
+            if not inside:  # a file inside a folder output is part of that folder's artifact
+                made = FileRef(ref.path, ref.original, ref.producer, ref.relpath)
+                made.checksum, made.size = ref.checksum, ref.size
+                merge_refs(producer.outputs, [made])
+
+
 def producer_edges(plans: list[WorkflowPlan]) -> list[tuple[str, str, str]]:
     """(consumer task, producer task hash, file) for every input another task produced."""
     edges = []

@@ -242,10 +242,10 @@ def _summarise(plans: list[WorkflowPlan], report: Report) -> None:
         )
     refs = [r for p in plans for t in p.tasks.values() for r in (*t.inputs, *t.outputs)]
     refs += [r for p in plans for t in p.tasks.values() for pair in t.published for r in pair]
-    gone = {r.path for r in refs if "://" not in r.path and not os.path.exists(r.path)}
-    by_checksum = {r.path for r in refs if r.path in gone and r.checksum}
-    report.missing = sorted(gone - by_checksum)
-    report.referenced = sorted(by_checksum)
+    # gone files are recorded as references (the recorder replaces these with what it wrote)
+    report.referenced = sorted(
+        {r.path for r in refs if "://" not in r.path and not os.path.exists(r.path)}
+    )
     report.tasks = sum(total.values())
     report.by_status = dict(sorted(total.items()))
     report.producer_edges = producer_edges(plans)

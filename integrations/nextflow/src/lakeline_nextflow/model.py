@@ -183,10 +183,11 @@ class Report:
     tasks: int = 0
     by_status: dict[str, int] = field(default_factory=dict)
     cached: int = 0
+    # (consumer, producer, file): planned; once recorded, read back from the catalog
     producer_edges: list[tuple[str, str, str]] = field(default_factory=list)
     published: int = 0
-    missing: list[str] = field(default_factory=list)  # gone, nothing known: not recorded
-    referenced: list[str] = field(default_factory=list)  # gone, recorded by their checksum
+    missing: list[str] = field(default_factory=list)  # vanished while recording: not recorded
+    referenced: list[str] = field(default_factory=list)  # gone: recorded as references
     unknown: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     recorded: bool = False

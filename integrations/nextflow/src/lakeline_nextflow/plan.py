@@ -137,7 +137,7 @@ def _workflow(
     for launch in members:
         for obs in launch.tasks:
             _add_task(plan, launch, obs, report)
-    from lakeline_nextflow.files import add_crate, add_lineage, add_work_dirs
+    from lakeline_nextflow.files import add_crate, add_lineage, add_work_dirs, consumed_outputs
 
     if sources.store is not None:
         add_lineage(plan, sources.store, locator, report)
@@ -146,6 +146,7 @@ def _workflow(
     if scan and not plan.tasks and locator.work_root is not None:
         _tasks_from_work_dirs(plan, locator, report)
     add_work_dirs(plan, locator, report)
+    consumed_outputs(plan)
     _identity(plan, members, sources, report)
     _status(plan, members, report)
     crate = sources.crate

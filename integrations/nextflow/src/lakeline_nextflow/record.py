@@ -13,6 +13,7 @@ import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,12 +21,48 @@ from lakeline_nextflow.model import FileRef, Report, TaskPlan, WorkflowPlan
 from lakeline_nextflow.paths import REMOTE
 
 if TYPE_CHECKING:
+    from lakeline import Artifact
     from lakeline.instance import Instance
     from lakeline.lineage.recorder import Handle, Recorder
 
 ENGINE = "nextflow"
 PUBLISH = "publishDir"
 FINAL = ("completed", "errored", "aborted")
+CHUNK = 10_000  # ids per `id__in` query
+
+
+@dataclass
+class Written:
+    """What recording wrote, for a report that says what the catalog holds."""
+
+    runs: dict[int, str] = field(default_factory=dict)  # run id -> engine ref
+    inputs: list[tuple[int, str, int, str]] = field(default_factory=list)
+    referenced: set[str] = field(default_factory=set)  # local files recorded as references
+    remote: int = 0
+
+    def edges(self) -> list[tuple[str, str, str]]:
+        """(consumer, producer, file) for each recorded task input another run produced,
+        read back from the catalog."""
+        import lakeline as ll
+
+        ids = sorted({artifact_id for _, _, artifact_id, _ in self.inputs})
+        producer_of: dict[int, int | None] = {}
+        for start in range(0, len(ids), CHUNK):
+            for artifact in ll.Artifact.filter(id__in=ids[start : start + CHUNK]):
+                producer_of[artifact.id] = artifact.run_id
+        unknown = sorted({r for r in producer_of.values() if r is not None} - set(self.runs))
+        refs: dict[int, str | None] = dict(self.runs)
+        for start in range(0, len(unknown), CHUNK):
+            refs |= {
+                r.id: r.engine_ref for r in ll.Run.filter(id__in=unknown[start : start + CHUNK])
+            }
+        edges = set()
+        for run_id, consumer, artifact_id, name in self.inputs:
+            producer = producer_of.get(artifact_id)
+            ref = None if producer is None or producer == run_id else refs.get(producer)
+            if ref:
+                edges.add((consumer, ref, name))
+        return sorted(edges)
 
 
 def topological(tasks: dict[str, TaskPlan]) -> list[TaskPlan]:
@@ -72,14 +109,20 @@ def record(
     with _quiet_recorder():
         rec = Recorder(ENGINE, root=launch_dir, instance=instance)
         assert rec.instance is not None
-        remote = 0
+        written = Written()
         for plan in plans:
             if plan.work_root and not _inside(Path(plan.work_root), launch_dir):
                 rec.instance.register_storage(plan.work_root)
-            remote += _record_plan(rec, plan)
-        if remote:
-            report.note(f"{remote} remote input(s) (s3, http, ...) recorded by reference")
-        report.missing = sorted(set(report.missing) | set(rec.missing))
+            _record_plan(rec, plan, written)
+        if written.remote:
+            report.note(f"{written.remote} remote input(s) (s3, http, ...) recorded by reference")
+        report.missing = sorted(set(rec.missing) - written.referenced)
+        report.referenced = sorted(written.referenced)
+        planned = report.producer_edges
+        report.producer_edges = written.edges()
+        lost = len(set(planned) - set(report.producer_edges))
+        if lost:
+            report.warn(f"{lost} of {len(planned)} producer edges found could not be recorded")
     report.recorded = True
 
 
@@ -91,7 +134,7 @@ def _inside(path: Path, folder: Path) -> bool:
     return True
 
 
-def _record_plan(rec: Recorder, plan: WorkflowPlan) -> int:
+def _record_plan(rec: Recorder, plan: WorkflowPlan, written: Written) -> None:
     wf = rec.start_workflow(
         key=plan.pipeline,
         engine_run_id=plan.key,
@@ -100,9 +143,8 @@ def _record_plan(rec: Recorder, plan: WorkflowPlan) -> int:
         reference=plan.reference,
         started_at=plan.started_at,
     )
-    remote = 0
     for task in topological(plan.tasks):
-        remote += record_task(rec, wf, task)
+        record_task(rec, wf, task, written)
     for cached in plan.cached:
         original = plan.tasks[cached.task_key]
         step = rec.start_step(
@@ -118,17 +160,19 @@ def _record_plan(rec: Recorder, plan: WorkflowPlan) -> int:
         rec.finish_step(step, "cached", finished_at=cached.at, cached_from=original.key)
     for task in plan.tasks.values():
         if task.published:
-            _record_publish(rec, wf, task)
+            _record_publish(rec, wf, task, written)
     if plan.status in FINAL:
         rec.finish_workflow(wf, plan.status, finished_at=plan.finished_at, error=plan.error)
-    return remote
 
 
-def record_task(rec: Recorder, wf: Handle, task: TaskPlan) -> int:
+def record_task(
+    rec: Recorder, wf: Handle, task: TaskPlan, written: Written | None = None
+) -> Written:
     """Record one task plan as a step of `wf`: its run, inputs, outputs (when completed), log
-    and final status. Returns how many of its inputs are remote. Used by the weblog receiver
-    for each finished task as by `record()` for a whole plan.
+    and final status; what was written is added to `written` (returned). Used by the weblog
+    receiver for each finished task as by `record()` for a whole plan.
     """
+    written = Written() if written is None else written
     status = task.status or "started"
     step = rec.start_step(
         wf,
@@ -140,13 +184,16 @@ def record_task(rec: Recorder, wf: Handle, task: TaskPlan) -> int:
         status="scheduled" if status == "scheduled" else "started",
         scoped=False,
     )
-    remote = 0
+    written.runs[step.run.id] = step.engine_ref
     for ref in task.inputs:
-        remote += ref.path.startswith(REMOTE)
-        _file(rec, step, ref, output=False)
+        written.remote += ref.path.startswith(REMOTE)
+        used = _file(rec, step, ref, output=False, written=written)
+        if used is not None:
+            name = ref.relpath or Path(ref.path).name
+            written.inputs.append((step.run.id, step.engine_ref, used.id, name))
     if status == "completed":
         for ref in task.outputs:
-            _file(rec, step, ref, output=True)
+            _file(rec, step, ref, output=True, written=written)
     if task.log:
         rec.produce(step, task.log, kind="log")
     if status in FINAL:
@@ -157,33 +204,42 @@ def record_task(rec: Recorder, wf: Handle, task: TaskPlan) -> int:
             exit_code=task.exit_code,
             error=task.error,
         )
-    return remote
+    return written
 
 
 def _file(
-    rec: Recorder, step: Handle, ref: FileRef, *, output: bool, role: str | None = None
-) -> None:
-    """A task's input or output: the file when it is here; otherwise a reference (remote
-    inputs are never read; a gone file with a checksum keeps it), else listed as missing."""
-    remote = ref.path.startswith(REMOTE)
-    if remote or (ref.checksum and not os.path.exists(ref.path)):
+    rec: Recorder,
+    step: Handle,
+    ref: FileRef,
+    *,
+    output: bool,
+    written: Written,
+    role: str | None = None,
+) -> Artifact | None:
+    """A task's input or output: the file when it is here; otherwise a reference, with the
+    checksum a source gave, else by location alone (hash unknown), so that the edge and the
+    path stay in the graph. Remote files are never read."""
+    role = ref.role if role is None else role
+    if ref.path.startswith(REMOTE) or not os.path.exists(ref.path):
         algorithm, _, value = (ref.checksum or "").rpartition(":")
-        rec.reference(
+        artifact = rec.reference(
             step,
             ref.path,
             output=output,
-            role=ref.role if role is None else role,
+            role=role,
             hash=value or None,
             hash_type=(algorithm or "unknown") if value else None,
             size=ref.size,
         )
-    elif output:
-        rec.produce(step, ref.path)
-    else:
-        rec.use(step, ref.path, role=ref.role if role is None else role)
+        if not ref.path.startswith(REMOTE) and not artifact.available:
+            written.referenced.add(ref.path)
+        return artifact
+    if output:
+        return rec.produce(step, ref.path)
+    return rec.use(step, ref.path, role=role)
 
 
-def _record_publish(rec: Recorder, wf: Handle, task: TaskPlan) -> None:
+def _record_publish(rec: Recorder, wf: Handle, task: TaskPlan, written: Written) -> None:
     at = task.finished_at or task.started_at
     step = rec.start_step(
         wf,
@@ -194,7 +250,8 @@ def _record_publish(rec: Recorder, wf: Handle, task: TaskPlan) -> None:
         started_at=at,
         scoped=False,
     )
+    written.runs[step.run.id] = step.engine_ref
     for source, copy in task.published:
-        _file(rec, step, source, output=False, role=source.relpath or "")
-        _file(rec, step, copy, output=True)
+        _file(rec, step, source, output=False, written=written, role=source.relpath or "")
+        _file(rec, step, copy, output=True, written=written)
     rec.finish_step(step, "completed", finished_at=at)
