@@ -92,6 +92,7 @@ def test_trace_with_unknown_columns_and_bad_rows(tmp_path: Path) -> None:
         "task_id\thash\tname\tstatus\texit\tduration\tgpu_hours\n"
         "1\tab/cdef01\tA (1)\tCOMPLETED\t0\t3s\t0.5\n"
         "2\tab/cdef02\tB (1)\tFAILED\t1\tsoon\t-\n"
+        "x\ty\n"
         "3\tab/cdef03\tC (1)\tCOMPL",
     )
     problems: list[str] = []
@@ -101,7 +102,8 @@ def test_trace_with_unknown_columns_and_bad_rows(tmp_path: Path) -> None:
     assert rows[1].fields["duration"] == "soon"
     assert any("unknown trace columns gpu_hours" in p for p in problems)
     assert any("unreadable duration" in p for p in problems)
-    assert any(":4: 4 cells for 7 columns" in p for p in problems)
+    assert any(":4: 2 cells for 7 columns" in p for p in problems)
+    assert any("truncated (it ends inside line 5" in p for p in problems)
 
 
 def test_not_a_trace_file(tmp_path: Path) -> None:

@@ -100,7 +100,7 @@ def assemble(
             index = _match(rows, label, launches[len(logs) :])
             index = None if index is None else index + len(logs)
         if index is None:
-            launches.append(Launch(source=label, tasks=list(rows)))
+            launches.append(Launch(source=label, tasks=list(rows), anchor=anchor(rows)))
         else:
             launches[index].tasks.extend(rows)
     known = {launch.run_name for launch in launches if launch.run_name}
@@ -214,9 +214,28 @@ def _fmt(offset: timedelta) -> str:
     return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
+def anchor(rows: list[TaskObs]) -> str | None:
+    """What names a launch known only from a trace or report: its first record. Nextflow
+    appends records, so a file cut anywhere after its first record (read while being written,
+    or truncated) has the same first record as the whole file."""
+    if not rows:
+        return None
+    first = rows[0]
+    when = first.submit.isoformat() if first.submit else ""
+    return (
+        "\t".join(
+            str(v or "")
+            for v in (first.task_id, first.short or first.hash, first.name, first.status)
+        )
+        + f"\t{when}"
+    )
+
+
 def launch_id(launch: Launch) -> str:
-    """A stable name for a launch: its run name, else a digest of the tasks it lists."""
+    """A stable name for a launch: its run name, else a digest of its first trace record
+    (else of the tasks it lists): the same however much of a cut file was read."""
     if launch.run_name:
         return launch.run_name
-    digest = hashlib.sha1("\n".join(sorted(shorts(launch.tasks))).encode()).hexdigest()
+    basis = launch.anchor or "\n".join(sorted(shorts(launch.tasks)))
+    digest = hashlib.sha1(basis.encode()).hexdigest()
     return f"launch-{digest[:12]}"

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lakeline_nextflow.model import FileRef, Report, TaskPlan, WorkflowPlan
 from lakeline_nextflow.paths import REMOTE
@@ -29,6 +29,8 @@ ENGINE = "nextflow"
 PUBLISH = "publishDir"
 FINAL = ("completed", "errored", "aborted")
 CHUNK = 10_000  # ids per `id__in` query
+CORRECTABLE = ("resources", "metrics", "checksums")  # params a later import completes
+RESERVED = ("step", "namespace", "self")  # names annotate() takes itself
 
 
 @dataclass
@@ -184,6 +186,7 @@ def record_task(
         status="scheduled" if status == "scheduled" else "started",
         scoped=False,
     )
+    _complete_params(rec, step, task.params)
     written.runs[step.run.id] = step.engine_ref
     for ref in task.inputs:
         written.remote += ref.path.startswith(REMOTE)
@@ -205,6 +208,20 @@ def record_task(
             error=task.error,
         )
     return written
+
+
+def _complete_params(rec: Recorder, step: Handle, params: dict[str, Any]) -> None:
+    """A run recorded before from less (its log alone, a cut trace) gets the trace values a
+    later import adds or gives differently; a value is never removed."""
+    recorded = step.run.params or {}
+    for namespace in CORRECTABLE:
+        planned = params.get(namespace)
+        if not isinstance(planned, dict) or not planned:
+            continue
+        current = recorded.get(namespace) or {}
+        update = {k: v for k, v in planned.items() if current.get(k) != v and k not in RESERVED}
+        if update:
+            rec.annotate(step, namespace, **update)
 
 
 def _file(

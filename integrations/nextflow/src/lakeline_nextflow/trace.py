@@ -136,6 +136,14 @@ def read_trace(path: Path, problems: list[str]) -> list[TaskObs]:
     if not lines:
         problems.append(f"{path}: empty trace file")
         return []
+    if not text.endswith("\n"):  # Nextflow ends every line: the file was cut in its last one
+        problems.append(
+            f"{path}: truncated (it ends inside line {len(text.splitlines())}: copied while "
+            "being written, or cut short): that line was skipped; import the whole file later"
+        )
+        lines.pop()
+        if not lines:
+            return []
     header = lines[0]
     sep = "\t" if "\t" in header else ("," if "," in header else "\t")
     columns = [c.strip() for c in header.split(sep)]
