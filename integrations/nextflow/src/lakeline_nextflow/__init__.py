@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from lakeline_nextflow.importer import import_run
     from lakeline_nextflow.model import Report
-    from lakeline_nextflow.weblog import WeblogReceiver, WeblogServer
+    from lakeline_nextflow.server import WeblogServer
+    from lakeline_nextflow.weblog import WeblogReceiver
 
 __all__ = ["Report", "WeblogReceiver", "WeblogServer", "import_run"]
 
@@ -23,7 +24,7 @@ _LAZY = {
     "import_run": "lakeline_nextflow.importer",
     "Report": "lakeline_nextflow.model",
     "WeblogReceiver": "lakeline_nextflow.weblog",
-    "WeblogServer": "lakeline_nextflow.weblog",
+    "WeblogServer": "lakeline_nextflow.server",
 }
 
 

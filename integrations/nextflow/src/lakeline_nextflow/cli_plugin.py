@@ -158,18 +158,49 @@ def show(report: Report) -> None:
     type=click.IntRange(0, 65535),
     help="Port (nextflow run ... -with-weblog http://HOST:PORT).",
 )
-def serve(host: str, port: int) -> None:
+@click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False),
+    help="A file holding a shared token: requests must send it (Authorization: Bearer TOKEN, "
+    "or Nextflow's weblog.basicToken = 'nextflow:TOKEN').",
+)
+@click.option(
+    "--max-runs",
+    default=64,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Runs followed at once; events of further new runs are refused (503).",
+)
+@click.option(
+    "--stale-after",
+    default=48.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="HOURS",
+    help="A run with no event for this long is ended as aborted.",
+)
+def serve(host: str, port: int, token_file: str | None, max_runs: int, stale_after: float) -> None:
     """Receive `-with-weblog` events and record runs live (Ctrl-C stops)."""
     import logging
+    from datetime import timedelta
 
     from lakeline.cli.group import use_instance
 
-    from lakeline_nextflow.weblog import WeblogReceiver, WeblogServer
+    from lakeline_nextflow.server import WeblogServer, read_token
+    from lakeline_nextflow.weblog import WeblogReceiver
 
+    token = None if token_file is None else read_token(token_file)
     instance = use_instance()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    server = WeblogServer(host, port, WeblogReceiver(instance))
+    receiver = WeblogReceiver(instance, max_runs=max_runs, stale_after=timedelta(hours=stale_after))
+    server = WeblogServer(host, port, receiver, token=token)
     click.echo(f"listening on {server.url}: nextflow run ... -with-weblog {server.url}", err=True)
+    if token is None and host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(
+            f"warning: listening on {host} without --token-file: anyone who can "
+            "reach it can record runs",
+            err=True,
+        )
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -13,9 +13,10 @@ import json
 import logging
 import re
 import threading
-from collections import Counter
+import time
+from collections import Counter, deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,12 +41,55 @@ EVENTS: tuple[str, ...] = (
     "error",
 )
 EVENTS += ("completed",)
-MAX_BODY = 16 << 20
+MAX_RUNS = 64  # live runs followed at once
+STALE_AFTER = timedelta(hours=48)  # a live run silent this long is ended as aborted
+MAX_WARNINGS = 1000  # the newest warnings kept in memory (all are logged)
+# lengths of what becomes a key, an engine ref or a path (a body is bounded by the server)
+LIMITS = {"runId": 128, "runName": 255, "name": 255, "version": 64, "reference": 1024}
+LIMITS |= {"hash": 64, "task": 1024, "process": 255, "path": 4096, "status": 32}
 _TRAILING_COMMA = re.compile(r",(\s*[}\]])")
+_RUN_ID = re.compile(r"[^\s\x00-\x1f\x7f]+")
 
 
 class BadPayload(ValueError):
     """A payload the receiver cannot use (answered with HTTP 400)."""
+
+
+class Busy(RuntimeError):
+    """The receiver follows as many live runs as it may (answered with HTTP 503)."""
+
+
+def _bounded(what: str, value: Any, limit: str) -> None:
+    if value is not None and len(str(value)) > LIMITS[limit]:
+        raise BadPayload(
+            f"{what} is {len(str(value))} characters long; the limit is {LIMITS[limit]}"
+        )
+
+
+def check_lengths(payload: dict[str, Any]) -> None:
+    """Refuse values too long for what they become (a transform key, an engine ref, a path)."""
+    run_id = payload["runId"]
+    _bounded("runId", run_id, "runId")
+    if not _RUN_ID.fullmatch(run_id):
+        raise BadPayload("runId contains whitespace or control characters")
+    _bounded("runName", payload.get("runName"), "runName")
+    workflow = _dict(_dict(payload.get("metadata")).get("workflow"))
+    manifest = _dict(workflow.get("manifest"))
+    if workflow:
+        _bounded(
+            "the pipeline name (manifest, repository or script)",
+            _pipeline_name(workflow, manifest),
+            "name",
+        )
+    _bounded("manifest version", manifest.get("version"), "version")
+    _bounded("repository", workflow.get("repository"), "reference")
+    for name in ("launchDir", "workDir", "projectDir"):
+        _bounded(name, workflow.get(name), "path")
+    trace = _dict(payload.get("trace"))
+    for name, limit in (("hash", "hash"), ("name", "task"), ("process", "process")):
+        _bounded(f"trace {name}", trace.get(name), limit)
+    _bounded("trace workdir", trace.get("workdir"), "path")
+    _bounded("trace status", trace.get("status"), "status")
 
 
 def parse_payload(body: bytes, notes: list[str]) -> dict[str, Any]:
@@ -73,6 +117,7 @@ def parse_payload(body: bytes, notes: list[str]) -> dict[str, Any]:
         raise BadPayload(f"{event} event without a `trace` object")
     if event in ("started", "completed") and not isinstance(payload.get("metadata"), dict):
         raise BadPayload(f"{event} event without a `metadata` object")
+    check_lengths(payload)
     return payload
 
 
@@ -84,17 +129,32 @@ class _Session:
     locator: Locator
     plan: WorkflowPlan
     pending: dict[str, TaskObs] = field(default_factory=dict)
+    running: dict[str, Handle] = field(default_factory=dict)  # started, not finished
     error: str | None = None
+    seen: float = field(default_factory=time.monotonic)  # the last event
 
 
 class WeblogReceiver:
-    """Turns weblog payloads into lineage (thread-safe: one event at a time)."""
+    """Turns weblog payloads into lineage (thread-safe: one event at a time).
 
-    def __init__(self, instance: Instance | None = None) -> None:
+    At most `max_runs` runs are followed at once (a new one beyond is refused: `Busy`); a run
+    with no event for `stale_after` is ended as aborted, with its running tasks, so that no
+    run looks alive forever. A completed run is forgotten.
+    """
+
+    def __init__(
+        self,
+        instance: Instance | None = None,
+        *,
+        max_runs: int = MAX_RUNS,
+        stale_after: timedelta = STALE_AFTER,
+    ) -> None:
         self.instance = instance
+        self.max_runs = max_runs
+        self.stale_after = stale_after
         self.sessions: dict[str, _Session] = {}
         self.counts: Counter[str] = Counter()
-        self.warnings: list[str] = []
+        self.warnings: deque[str] = deque(maxlen=MAX_WARNINGS)
         self._lock = threading.Lock()
 
     def _warn(self, message: str) -> None:
@@ -113,15 +173,40 @@ class WeblogReceiver:
         for note in notes:
             self._warn(f"weblog {payload['event']} of {payload['runId']}: {note}")
         with self._lock:
+            self._end_stale(exclude=payload["runId"])
             try:
                 message = self._dispatch(payload)
             except BadPayload as exc:
                 self.counts["rejected"] += 1
                 self._warn(f"weblog {payload['event']} rejected: {exc}")
                 return 400, str(exc)
+            except Busy as exc:
+                self.counts["refused"] += 1
+                self._warn(f"weblog {payload['event']} refused: {exc}")
+                return 503, str(exc)
         self.counts[payload["event"]] += 1
         log.info("%s: %s", payload.get("runName") or payload["runId"], message)
         return 200, message
+
+    def end_stale(self) -> int:
+        """End the runs silent for `stale_after` as aborted; how many were ended."""
+        with self._lock:
+            return self._end_stale()
+
+    def _end_stale(self, exclude: str | None = None) -> int:
+        now, limit = time.monotonic(), self.stale_after.total_seconds()
+        stale = [s for r, s in self.sessions.items() if r != exclude and now - s.seen >= limit]
+        for session in stale:
+            self._abort(session, f"no event for {self.stale_after} (the receiver's stale_after)")
+        return len(stale)
+
+    def _abort(self, session: _Session, reason: str) -> None:
+        """End a run the receiver stops following: its running tasks and itself aborted."""
+        for step in session.running.values():
+            session.recorder.finish_step(step, "aborted", error=reason)
+        session.recorder.finish_workflow(session.workflow, "aborted", error=reason)
+        self.sessions.pop(session.plan.key, None)
+        self._warn(f"run {session.plan.key} ended as aborted: {reason}")
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -165,7 +250,13 @@ class WeblogReceiver:
 
         run_id = payload["runId"]
         if run_id in self.sessions:
+            self.sessions[run_id].seen = time.monotonic()
             return self.sessions[run_id]
+        if len(self.sessions) >= self.max_runs:
+            raise Busy(
+                f"{len(self.sessions)} runs are live, the most this receiver follows "
+                f"(max_runs): run {run_id} is not recorded"
+            )
         metadata: dict[str, Any] = payload.get("metadata") or {}
         workflow: dict[str, Any] = _dict(metadata.get("workflow"))
         if not create:
@@ -224,7 +315,7 @@ class WeblogReceiver:
 
     def _start(self, session: _Session, key: str, obs: TaskObs) -> None:
         task = new_task(session.plan, key, obs, session.launch, "started")
-        session.recorder.start_step(
+        session.running[key] = session.recorder.start_step(
             session.workflow,
             key=task.process,
             kind="process",
@@ -246,6 +337,7 @@ class WeblogReceiver:
         single.tasks[key] = task
         add_work_dirs(single, session.locator, Report(launch_dir=str(session.locator.launch_dir)))
         record_task(session.recorder, session.workflow, task)
+        session.running.pop(key, None)
 
     def _completed(self, session: _Session, payload: dict[str, Any]) -> str:
         metadata: dict[str, Any] = payload["metadata"]
@@ -254,6 +346,10 @@ class WeblogReceiver:
             obs.status = "ABORTED"
             self._finish(session, key, obs)
         session.pending.clear()
+        for step in session.running.values():  # started, no end event: its end is unknown
+            session.recorder.finish_step(step, "aborted", error="no end event before the run's")
+        session.running.clear()
+        self.sessions.pop(session.plan.key, None)
         success = workflow.get("success", metadata.get("success"))
         error = workflow.get("errorMessage") or session.error
         status = "completed" if success is True and not error else "errored"
@@ -298,45 +394,3 @@ def _pipeline_name(workflow: dict[str, Any], manifest: dict[str, Any]) -> str:
     script = workflow.get("scriptName") or "main.nf"
     project = strip_uri(str(workflow.get("projectDir") or workflow.get("launchDir") or ""))
     return f"{Path(project).name}/{script}" if project else str(script)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: WeblogServer
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY:
-            self._answer(413, f"payload larger than {MAX_BODY} bytes")
-            return
-        code, message = self.server.receiver.handle(self.rfile.read(length))
-        self._answer(code, message)
-
-    def do_GET(self) -> None:
-        counts = dict(self.server.receiver.counts)
-        self._answer(200, f"lakeline weblog receiver; events so far: {counts}")
-
-    def _answer(self, code: int, message: str) -> None:
-        body = json.dumps({"ok": code == 200, "message": message}).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s - " + format, self.address_string(), *args)
-
-
-class WeblogServer(ThreadingHTTPServer):
-    """An HTTP server that feeds every POST to a WeblogReceiver."""
-
-    daemon_threads = True
-
-    def __init__(self, host: str, port: int, receiver: WeblogReceiver) -> None:
-        self.receiver = receiver
-        super().__init__((host, port), _Handler)
-
-    @property
-    def url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host!s}:{port}"
