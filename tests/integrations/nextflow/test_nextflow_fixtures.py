@@ -152,6 +152,8 @@ def test_rebuilt_pipeline_lineage_graph(instance: Instance, tmp_path: Path) -> N
     (workflow,) = workflows()
     assert report.producer_edges == catalog_edges(workflow) == sorted(SIMPLE_EDGES)
     assert report.referenced == [] and references() == set()
+    copies = [r.outputs.count() for r in runs() if r.transform.key == "publishDir"]
+    assert report.published == sum(copies) == 2
     # walk upstream from the published report: copy <- publishDir <- MULTIQC <- ... <- INDEX
     seen, frontier = set(), [ll.Artifact.get(key="results/multiqc_report.html")]
     while frontier:

@@ -41,6 +41,7 @@ class Written:
     inputs: list[tuple[int, str, int, str]] = field(default_factory=list)
     referenced: set[str] = field(default_factory=set)  # local files recorded as references
     remote: int = 0
+    published: int = 0  # published copies recorded
 
     def edges(self) -> list[tuple[str, str, str]]:
         """(consumer, producer, file) for each recorded task input another run produced,
@@ -120,6 +121,7 @@ def record(
             report.note(f"{written.remote} remote input(s) (s3, http, ...) recorded by reference")
         report.missing = sorted(set(rec.missing) - written.referenced)
         report.referenced = sorted(written.referenced)
+        report.published = written.published
         planned = report.producer_edges
         report.producer_edges = written.edges()
         lost = len(set(planned) - set(report.producer_edges))
@@ -270,5 +272,5 @@ def _record_publish(rec: Recorder, wf: Handle, task: TaskPlan, written: Written)
     written.runs[step.run.id] = step.engine_ref
     for source, copy in task.published:
         _file(rec, step, source, output=False, written=written, role=source.relpath or "")
-        _file(rec, step, copy, output=True, written=written)
+        written.published += _file(rec, step, copy, output=True, written=written) is not None
     rec.finish_step(step, "completed", finished_at=at)
