@@ -44,12 +44,16 @@ def test_trace_cut_in_its_last_row(instance: Instance, tmp_path: Path) -> None:
     assert any("trace.txt" in w and "truncated" in w for w in report.warnings), report.warnings
     assert report.tasks == 4  # the cut row is not read as if it were whole
     (workflow,) = workflows()
+    assert workflow.status == "started"  # a cut file does not say the run ended
     assert not ll.Run.filter(engine="nextflow", engine_ref__endswith=short(HASHES[4])).count()
 
     write(launch / "trace.txt", full)  # the whole file, later
     report = import_run(launch, timezone="UTC")
     assert not any("truncated" in w for w in report.warnings) and report.tasks == 5
     assert [w.engine_ref for w in workflows()] == [workflow.engine_ref]  # the same run
+    (workflow,) = workflows()
+    assert workflow.status == "completed"  # inferred from the whole file's tasks
+    assert workflow.finished_at == task(HASHES[4]).finished_at
     assert task(HASHES[4]).params["metrics"]["peak_rss"] == int(10.3 * 2**20)
     assert task(HASHES[3]).params["metrics"]["peak_rss"] == 4 * 2**20
 

@@ -138,9 +138,9 @@ def collect(
         if rows:
             sources.tables.append((f"trace:{path.name}", rows))
     for path in [Path(p) for p in reports] or _glob(launch_dir, REPORT_GLOBS):
-        rows = _read(report, "report", path, read_report)
-        if rows:
-            sources.tables.append((f"report:{path.name}", rows))
+        records = _read(report, "report", path, read_report)
+        if records:
+            sources.tables.append((f"report:{path.name}", records))
     store = Path(lineage_store) if lineage_store else launch_dir / ".lineage"
     if lineage_store or store.is_dir():
         sources.store = _read(report, "lineage", store, read_store)

@@ -101,8 +101,10 @@ def assemble(
             index = None if index is None else index + len(logs)
         if index is None:
             launches.append(Launch(source=label, tasks=list(rows), anchor=anchor(rows)))
+            index = len(launches) - 1
         else:
             launches[index].tasks.extend(rows)
+        launches[index].cut |= getattr(rows, "cut", False)
     known = {launch.run_name for launch in launches if launch.run_name}
     for entry in history:
         if entry.run_name not in known:

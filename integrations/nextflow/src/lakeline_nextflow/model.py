@@ -79,6 +79,7 @@ class Launch:
     params: dict[str, Any] | None = None
     tasks: list[TaskObs] = field(default_factory=list)
     anchor: str | None = None  # a trace's first row: names the launch however much was read
+    cut: bool = False  # a trace of it was cut short: its end is not known from it
     finished: bool = False  # the source shows the run's end
     year_known: bool = True  # False: times are wall clock without a year, to be resolved
     file_time: datetime | None = None  # modification time of the file it was read from

@@ -374,6 +374,11 @@ def _status(plan: WorkflowPlan, members: list[Launch], report: Report) -> None:
         plan.finished_at = last.finished_at
     elif last is not None and last.finished:
         plan.status = "completed"
+    elif last is not None and last.cut:
+        report.note(
+            f"session {plan.key}: its trace was cut short and no log or history says how the "
+            "run ended: left unfinished"
+        )
     elif last is None or last.source.startswith(("trace:", "report:")) or not members:
         states = {t.status for t in plan.tasks.values()}
         if states and states <= {"completed", "cached"}:

@@ -129,21 +129,30 @@ def record_to_obs(record: dict[str, Any], source: str, problems: list[str]) -> T
     return obs
 
 
-def read_trace(path: Path, problems: list[str]) -> list[TaskObs]:
+class Rows(list[TaskObs]):
+    """The records of a trace file; `cut`: the file ended inside a line (read while being
+    written, or truncated), so it does not tell how the run ended."""
+
+    cut: bool = False
+
+
+def read_trace(path: Path, problems: list[str]) -> Rows:
     """The rows of a trace file (tab-separated with a header; `trace.sep` may differ)."""
     text = path.read_text(encoding="utf-8", errors="replace")
     lines = [line for line in text.splitlines() if line.strip()]
+    rows = Rows()
     if not lines:
         problems.append(f"{path}: empty trace file")
-        return []
-    if not text.endswith("\n"):  # Nextflow ends every line: the file was cut in its last one
+        return rows
+    rows.cut = not text.endswith("\n")
+    if rows.cut:  # Nextflow ends every line: the file was cut in its last one
         problems.append(
             f"{path}: truncated (it ends inside line {len(text.splitlines())}: copied while "
             "being written, or cut short): that line was skipped; import the whole file later"
         )
         lines.pop()
         if not lines:
-            return []
+            return rows
     header = lines[0]
     sep = "\t" if "\t" in header else ("," if "," in header else "\t")
     columns = [c.strip() for c in header.split(sep)]
@@ -155,7 +164,6 @@ def read_trace(path: Path, problems: list[str]) -> list[TaskObs]:
     unknown = [c for c in columns if c not in KNOWN]
     if unknown:
         problems.append(f"{path}: unknown trace columns {', '.join(unknown)}: kept as task params")
-    rows = []
     for number, line in enumerate(lines[1:], start=2):
         cells = line.split(sep)
         if len(cells) != len(columns):
