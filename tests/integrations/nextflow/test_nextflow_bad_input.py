@@ -152,6 +152,10 @@ def test_staged_inputs_gone_since_the_run(instance: Instance, tmp_path: Path) ->
     before = lineage_snapshot("nextflow")
     import_run(launch, timezone="UTC")
     assert lineage_snapshot("nextflow") == before
+    write(data, "id\n1\n")  # the bytes are back where the run read them: filled in
+    import_run(launch, timezone="UTC")
+    (restored,) = ll.Run.get(engine="nextflow", engine_ref=A).inputs.all()
+    assert restored.id == samples.id and restored.available and restored.hash is not None
 
 
 def test_rocrate_with_files_and_work_dirs(instance: Instance, tmp_path: Path) -> None:
