@@ -191,3 +191,10 @@ def test_connections_are_bounded(instance: Instance) -> None:
             for client in idle:
                 client.close()
     assert ll.Run.filter(engine="nextflow").count() == 0
+
+
+def test_deep_nesting(server: WeblogServer) -> None:
+    """JSON nested past Python's recursion limit: 400, not a crashed handler."""
+    status, answer = exchange(server, request(b"[" * 200_000))
+    assert status == 400 and b"nests too deeply" in answer, answer
+    assert exchange(server, request(started()))[0] == 200  # still serving

@@ -100,10 +100,12 @@ def parse_payload(body: bytes, notes: list[str]) -> dict[str, Any]:
         raise BadPayload(f"payload is not UTF-8 ({exc})") from None
     try:
         payload = json.loads(text)
+    except RecursionError:
+        raise BadPayload("payload nests too deeply") from None
     except ValueError as exc:
         try:
             payload = json.loads(_TRAILING_COMMA.sub(r"\1", text))
-        except ValueError:
+        except (ValueError, RecursionError):
             raise BadPayload(f"payload is not JSON ({exc})") from None
         notes.append("payload had a trailing comma (not strict JSON): read anyway")
     if not isinstance(payload, dict):
