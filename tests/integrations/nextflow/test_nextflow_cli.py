@@ -17,7 +17,7 @@ from click.testing import CliRunner, Result
 from lakeline import plugins
 from lakeline.cli import build_cli
 from lakeline.instance import Instance
-from nf_helpers import FASTQC, INDEX, MULTIQC, QUANT, WEBLOG, fixture, rebuild_simple
+from nf_helpers import FASTQC, INDEX, MULTIQC, QUANT, SIMPLE, WEBLOG, fixture, rebuild_simple
 
 
 @pytest.fixture
@@ -52,6 +52,18 @@ def test_import_command(instance: Instance, nextflow_plugin: None, tmp_path: Pat
     assert "note: work dirs from Nextflow < 24.04" in result.stderr
     refs = {r.engine_ref for r in ll.Run.filter(engine="nextflow")}
     assert {INDEX, FASTQC, QUANT, MULTIQC} <= refs
+
+
+def test_import_of_gone_files(instance: Instance, nextflow_plugin: None) -> None:
+    """The fixture in place (its payloads are not there): the edges are recorded and said."""
+    dry = invoke("nextflow", "import", str(fixture(SIMPLE)), "--dry-run", "--timezone", "UTC")
+    assert "6 files no longer exist: would be recorded as references" in dry.stdout
+    result = invoke("nextflow", "import", str(fixture(SIMPLE)), "--timezone", "UTC")
+    assert result.exit_code == 0, result.output
+    assert "3 producer edges, 0 published copies" in result.stdout
+    assert "6 files no longer exist: recorded as references" in result.stdout
+    assert "vanished" not in result.stdout
+    assert ll.Artifact.filter(available=False).count() == 6
 
 
 def test_import_errors_are_one_line(

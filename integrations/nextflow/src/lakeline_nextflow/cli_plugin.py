@@ -137,7 +137,8 @@ def show(report: Report) -> None:
             out.print(f"  ... and {len(report.missing) - 10} more (--json lists all)", markup=False)
     if report.referenced:
         out.print(
-            f"{len(report.referenced)} files no longer exist: recorded as references (by "
+            f"{len(report.referenced)} files no longer exist: "
+            f"{'recorded' if report.recorded else 'would be recorded'} as references (by "
             "checksum where a source gave one, else by location; their edges are kept, their "
             "bytes cannot be read)",
             markup=False,
