@@ -6,9 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import lakeline as ll
+import pytest
 from lakeline.instance import Instance
 from lakeline_nextflow import import_run
-from nf_helpers import log_line, workflows, write
+from lakeline_nextflow.trace import read_report
+from nf_helpers import CRISPR, fixture, log_line, workflows, write
 
 SESSION = "7e1d2c3b-aaaa-4bbb-8ccc-9ddd0eee1fff"
 HASHES = [f"{i:02x}" + f"{i:x}" * 30 for i in range(1, 6)]
@@ -102,3 +104,29 @@ def test_a_later_import_completes_an_earlier_one(instance: Instance, tmp_path: P
     run = ll.Run.get(engine="nextflow", engine_ref=h)
     assert run.params["metrics"] == {"duration": 1000, "peak_rss": 3 * 2**20}
     assert len(workflows()) == 1
+
+
+def test_the_nf_core_trace_cut_then_whole(instance: Instance, tmp_path: Path) -> None:
+    """The fixture's 486-row trace copied while 3/5 written, then whole: one run, said."""
+    folder = fixture(CRISPR) / "pipeline_info"
+    text = (folder / "execution_trace_2024-11-10_10-13-19.txt").read_bytes()
+    launch = tmp_path / "run"
+    write(launch / "trace.txt", text[: len(text) * 3 // 5])
+    report = import_run(launch, timezone="UTC")
+    assert any("truncated" in w for w in report.warnings) and 0 < report.tasks < 486
+    (first,) = workflows()
+    assert first.status == "started"
+    write(launch / "trace.txt", text)
+    report = import_run(launch, timezone="UTC")
+    assert report.tasks == 486 and report.warnings == []
+    (workflow,) = workflows()
+    assert workflow.engine_ref == first.engine_ref and workflow.children.count() == 486
+    assert workflow.status == "completed"
+
+
+def test_a_cut_report_is_said_to_be_cut(tmp_path: Path) -> None:
+    folder = fixture(CRISPR) / "pipeline_info"
+    text = (folder / "execution_report_2024-11-10_10-13-19.window_data.extract.txt").read_text()
+    cut = write(tmp_path / "execution_report.html", text[: len(text) // 2])
+    with pytest.raises(ValueError, match="truncated"):
+        read_report(cut, [])

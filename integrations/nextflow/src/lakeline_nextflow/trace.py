@@ -195,6 +195,11 @@ def read_report(path: Path, problems: list[str]) -> list[TaskObs]:
     try:
         data, _ = json.JSONDecoder().raw_decode(literal)
     except json.JSONDecodeError as exc:
+        if exc.msg.startswith("Unterminated string") or exc.pos >= len(literal.rstrip()):
+            raise ValueError(
+                f"{path}: truncated (its data ends before it is complete: copied while being "
+                "written, or cut short)"
+            ) from None
         raise ValueError(f"{path}: the report's data does not parse: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("trace"), list):
         raise ValueError(f"{path}: the report's data has no `trace` list")
