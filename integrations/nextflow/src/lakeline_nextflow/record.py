@@ -38,6 +38,7 @@ class Written:
     """What recording wrote, for a report that says what the catalog holds."""
 
     runs: dict[int, str] = field(default_factory=dict)  # run id -> engine ref
+    # (consumer run id, consumer engine ref, artifact id, file name) of each input recorded
     inputs: list[tuple[int, str, int, str]] = field(default_factory=list)
     referenced: set[str] = field(default_factory=set)  # local files recorded as references
     remote: int = 0
@@ -122,11 +123,18 @@ def record(
         report.missing = sorted(set(rec.missing) - written.referenced)
         report.referenced = sorted(written.referenced)
         report.published = written.published
-        planned = report.producer_edges
+        tasks = {key for plan in plans for key in plan.tasks}
+        planned = {e for e in report.producer_edges if e[1] in tasks}  # producers it records
+        outside = {e[1] for e in report.producer_edges} - tasks
         report.producer_edges = written.edges()
-        lost = len(set(planned) - set(report.producer_edges))
+        lost = len(planned - set(report.producer_edges))
         if lost:
             report.warn(f"{lost} of {len(planned)} producer edges found could not be recorded")
+        if outside:  # a lineage store or crate names producers it holds no record of
+            report.note(
+                f"{len(outside)} task(s) that produced inputs are not in this import: "
+                "those inputs are recorded without their producer"
+            )
     report.recorded = True
 
 
