@@ -3,14 +3,25 @@ session stays one, and a later import of the whole file corrects the earlier one
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import lakeline as ll
 import pytest
 from lakeline.instance import Instance
 from lakeline_nextflow import import_run
+from lakeline_nextflow.lineage_store import read_store
+from lakeline_nextflow.rocrate import read_crate
 from lakeline_nextflow.trace import read_report
-from nf_helpers import CRISPR, fixture, log_line, workflows, write
+from nf_helpers import (
+    CRISPR,
+    crate_document,
+    fixture,
+    lineage_store,
+    log_line,
+    workflows,
+    write,
+)
 
 SESSION = "7e1d2c3b-aaaa-4bbb-8ccc-9ddd0eee1fff"
 HASHES = [f"{i:02x}" + f"{i:x}" * 30 for i in range(1, 6)]
@@ -130,3 +141,21 @@ def test_a_cut_report_is_said_to_be_cut(tmp_path: Path) -> None:
     cut = write(tmp_path / "execution_report.html", text[: len(text) // 2])
     with pytest.raises(ValueError, match="truncated"):
         read_report(cut, [])
+
+
+def test_cut_json_sources_are_said_to_be_cut(tmp_path: Path) -> None:
+    """An RO-Crate or a lineage record cut short: truncated, not just 'not JSON'."""
+    text = json.dumps(crate_document("a1" * 16, "b2" * 16, SESSION), indent=1)
+    crate = write(tmp_path / "ro-crate-metadata.json", text[: len(text) // 3])
+    with pytest.raises(ValueError, match="truncated"):
+        read_crate(crate, [])
+    store = lineage_store(tmp_path)
+    record = next(store.rglob(".data.json"))
+    record.write_bytes(record.read_bytes()[:-20])
+    problems: list[str] = []
+    read_store(store, problems)
+    assert any(str(record) in p and "truncated" in p for p in problems), problems
+    write(tmp_path / "broken" / "x" / ".data.json", "{]")  # not cut: malformed
+    problems = []
+    read_store(tmp_path / "broken", problems)
+    assert any("not JSON" in p for p in problems), problems

@@ -7,12 +7,11 @@ at `<task hash>`, FileOutput records at `<task hash>/<relpath>` (task outputs) o
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lakeline_nextflow.values import FULL_HASH, strip_uri
+from lakeline_nextflow.values import FULL_HASH, load_json, strip_uri
 
 METADATA_FILE = ".data.json"
 LID = "lid://"
@@ -153,9 +152,9 @@ def read_store(root: Path, problems: list[str]) -> LineageStore:
     for path in files:
         key = path.parent.relative_to(root).as_posix()
         try:
-            record = json.loads(path.read_text(encoding="utf-8"))
+            record = load_json(path.read_text(encoding="utf-8"), str(path))
         except (OSError, ValueError) as exc:
-            problems.append(f"{path}: unreadable lineage record ({exc}): skipped")
+            problems.append(f"unreadable lineage record ({exc}): skipped")
             continue
         read_record(key, record, store, problems)
     return store

@@ -8,12 +8,11 @@ copies (crate-relative paths) to task outputs; `#<sessionId>` is the workflow ru
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lakeline_nextflow.values import FULL_HASH, UUID, iso_time, strip_uri
+from lakeline_nextflow.values import FULL_HASH, UUID, iso_time, load_json, strip_uri
 
 FAILED = "http://schema.org/FailedActionStatus"
 
@@ -68,10 +67,7 @@ def task_output(ident: str) -> tuple[str, str] | None:
 
 def read_crate(path: Path, problems: list[str]) -> Crate:
     """The tasks, edges and published copies of a crate."""
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise ValueError(f"{path}: not JSON ({exc})") from None
+    document = load_json(path.read_text(encoding="utf-8"), str(path))
     graph = document.get("@graph") if isinstance(document, dict) else None
     if not isinstance(graph, list):
         raise ValueError(f"{path}: not an RO-Crate (no `@graph` list)")

@@ -11,6 +11,7 @@ from typing import Any
 
 from lakeline_nextflow.model import TaskObs
 from lakeline_nextflow.values import (
+    cut_json,
     duration_ms,
     hash_of_workdir,
     integer,
@@ -195,7 +196,7 @@ def read_report(path: Path, problems: list[str]) -> list[TaskObs]:
     try:
         data, _ = json.JSONDecoder().raw_decode(literal)
     except json.JSONDecodeError as exc:
-        if exc.msg.startswith("Unterminated string") or exc.pos >= len(literal.rstrip()):
+        if cut_json(exc, literal):
             raise ValueError(
                 f"{path}: truncated (its data ends before it is complete: copied while being "
                 "written, or cut short)"

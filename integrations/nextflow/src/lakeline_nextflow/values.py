@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, tzinfo
 from typing import Any
@@ -135,3 +136,24 @@ def iso_time(value: Any) -> datetime | None:
     text = re.sub(r"(\.\d{6})\d+", r"\1", text)
     moment = datetime.fromisoformat(text)
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def cut_json(error: json.JSONDecodeError, text: str) -> bool:
+    """Whether a JSON error means the text ends before the document does (a file copied while
+    being written, or cut short): a string left open, or more expected at the very end."""
+    return error.msg.startswith("Unterminated string") or error.pos >= len(text.rstrip())
+
+
+def load_json(text: str, where: str) -> Any:
+    """A JSON document; a cut one is said to be truncated."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError(f"{where}: nests too deeply to read") from None
+    except json.JSONDecodeError as exc:
+        if cut_json(exc, text):
+            raise ValueError(
+                f"{where}: truncated (it ends before its JSON does: copied while being "
+                "written, or cut short)"
+            ) from None
+        raise ValueError(f"{where}: not JSON ({exc})") from None
