@@ -31,6 +31,10 @@ class InvalidKey(LakelineError, ValueError):
     """An artifact key is malformed (absolute, contains '..', empty, ...)."""
 
 
+class InvalidValue(LakelineError, ValueError):
+    """A value cannot be stored: a NUL byte, longer than its column allows, out of range."""
+
+
 class PathNotFound(LakelineError, FileNotFoundError):
     """A path given to lakeline does not exist or cannot be read."""
 

@@ -152,7 +152,8 @@ class QuerySet(Generic[M]):
         if "is_latest" in lookups and lookups["is_latest"] is None:
             del lookups["is_latest"]
             clone._latest_only = False
-        if any(k.split("__")[0] in ("uid", "id", "stem", "is_latest") for k in lookups):
+        # a lookup that names a version (uid, stem, number or label) looks at every version
+        if any(k.split("__")[0] in ("uid", "id", "stem", "is_latest", "version") for k in lookups):
             clone._latest_only = False
         clone._expressions.extend(expressions)
         if lookups:
@@ -225,8 +226,14 @@ class QuerySet(Generic[M]):
             model: type[Any] = self.model
             entity: Any = self.model
             path = ""
-            for part in parts[:-1]:
+            for i, part in enumerate(parts[:-1]):
                 rels = relations(model)
+                if part not in rels and part in _field_names(model):
+                    unknown = "__".join(parts[i + 1 :])
+                    raise QueryError(
+                        f"unknown operator {unknown!r} in lookup {lookup!r}; operators: "
+                        f"{', '.join(sorted(OPERATORS))}"
+                    )
                 if part not in rels:
                     raise QueryError(
                         f"{model.__name__} has no relation {part!r} in lookup {lookup!r}; "
@@ -248,6 +255,9 @@ class QuerySet(Generic[M]):
                     f"relations: {', '.join(sorted(relations(model))) or 'none'}"
                 )
             column = model.__table__.columns[name]
+            if name == "version" and issubclass(model, VersionedMixin) and op in ("exact", "in"):
+                conditions.append(_version_condition(entity, lookup, op, value))
+                continue
             conditions.append(_condition(getattr(entity, name), column, lookup, op, value, dialect))
         return conditions, list(joins.values())
 
@@ -379,23 +389,77 @@ class QuerySet(Generic[M]):
         return self.count()
 
     def to_dataframe(self, columns: Sequence[str] | None = None) -> pd.DataFrame:
-        """The matching records as a pandas DataFrame indexed by `uid`."""
+        """The matching records as a pandas DataFrame indexed by `uid`.
+
+        Versioned records: `version` is the version number (1 = the first, as the CLI shows
+        it) and `version_label` the label given at save, if any.
+        """
         import pandas as pd
 
-        names = list(columns) if columns else list(_field_names(self.model))
-        unknown = [c for c in names if c not in _field_names(self.model)]
+        from lakeline.ids import suffix_index
+
+        fields = list(_field_names(self.model))
+        versioned = issubclass(self.model, VersionedMixin)
+        if versioned:
+            fields.insert(fields.index("version") + 1, "version_label")
+        names = list(columns) if columns else fields
+        unknown = [c for c in names if c not in fields]
         if unknown:
             raise QueryError(f"{self.model.__name__} has no fields {unknown}")
         if "uid" not in names:
             names.insert(0, "uid")
         table: Any = self.model
-        chosen = select(*(getattr(table, c) for c in names))
+
+        def column(name: str) -> Any:
+            if versioned and name == "version":
+                return table.uid.label("version")  # the number, from the uid's suffix
+            return table.version if name == "version_label" else getattr(table, name)
+
+        chosen = select(*(column(c) for c in names))
         with self._session() as session:
             rows = self._rows(session, chosen, lambda s, q: s.execute(q).all())
-        return pd.DataFrame.from_records(rows, columns=names).set_index("uid")
+        frame = pd.DataFrame.from_records(rows, columns=names)
+        if versioned and "version" in names:
+            frame["version"] = [suffix_index(uid[-4:]) + 1 for uid in frame["version"]]
+        return frame.set_index("uid")
 
     def __repr__(self) -> str:
         return f"<QuerySet {self.model.__name__} {self._lookups or ''}>"
+
+
+def _version_condition(entity: Any, lookup: str, op: str, value: Any) -> Any:
+    """`version=N` (an int or a string of digits) is the N-th version (1 = the first);
+    any other string is a version label. Labels are never numbers, so the two never meet."""
+    from lakeline.ids import STEM_LENGTH, SUFFIX_LENGTH, version_suffix
+
+    if op == "in":
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple, set, frozenset)):
+            raise QueryError(f"{lookup} expects a list, tuple or set, got {value!r}")
+        values = list(value)
+    else:
+        values = [value]
+    numbers: set[int] = set()
+    labels: set[str] = set()
+    for item in values:
+        if item is None and op == "exact":
+            return entity.version.is_(None)
+        if isinstance(item, int) and not isinstance(item, bool):
+            numbers.add(item)
+        elif isinstance(item, str) and item.strip().isdigit():
+            numbers.add(int(item))
+        elif isinstance(item, str):
+            labels.add(item)
+        else:
+            raise QueryError(
+                f"{lookup} expects a version number (1 = the first) or a label, got {item!r}"
+            )
+    suffixes = [version_suffix(n - 1) for n in numbers if 1 <= n <= 62**SUFFIX_LENGTH]
+    matches: list[Any] = []
+    if suffixes:
+        matches.append(func.substr(entity.uid, STEM_LENGTH + 1, SUFFIX_LENGTH).in_(suffixes))
+    if labels:
+        matches.append(entity.version.in_(sorted(labels)))
+    return or_(*matches) if matches else false()
 
 
 def _record_id(value: Any) -> Any:

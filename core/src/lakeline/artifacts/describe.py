@@ -13,6 +13,7 @@ from lakeline.errors import InvalidKey, PathNotFound, StorageError
 from lakeline.ids import new_uid
 from lakeline.storage.keys import suffix_of, validate_key
 from lakeline.storage.roots import normalize_root, protocol_of, strip_protocol
+from lakeline.values import validate_label
 
 if TYPE_CHECKING:
     from lakeline.models import Artifact, Run
@@ -123,6 +124,7 @@ def prepare(
         key = validate_key(key)
     if description is not None and not isinstance(description, str):
         raise TypeError(f"description must be a string, got {type(description).__name__}")
+    version = validate_label(version)
     if isinstance(data, (str, os.PathLike)):
         if format is not None:
             raise TypeError("format= applies to objects; a path is stored as it is")

@@ -56,12 +56,13 @@ class Collection(RecordMixin, VersionedMixin, Base):
         run: Run | None = None,
     ) -> None:
         from lakeline.collections_ops import check_members, collection_key
+        from lakeline.values import validate_label
 
         super().__init__()
         self._members = check_members(artifacts)
         self.key = collection_key(key)
         self.description = description
-        self.version = version
+        self.version = validate_label(version)
         if run is not None:
             self.run_id = run.id
 

@@ -1,0 +1,31 @@
+"""Checks on values users give lakeline to store: version labels, free text."""
+
+from __future__ import annotations
+
+from lakeline.errors import InvalidValue
+
+LABEL_LENGTH = 64  # the `version` column of versioned records
+
+
+def validate_label(label: str | None) -> str | None:
+    """Return a version label if it can be stored: a string of at most 64 characters that is
+    not a number (`version=3` means the third version everywhere, so a label "3" would be
+    ambiguous) and holds no control characters."""
+    if label is None:
+        return None
+    if not isinstance(label, str):
+        raise InvalidValue(f"a version label must be a string, not {type(label).__name__}")
+    if not label.strip():
+        raise InvalidValue(f"version label {label!r} is empty")
+    if label.strip().isdigit():
+        raise InvalidValue(
+            f"version label {label!r} is a number: numbers name versions by position "
+            "(1 = the first), give a label such as 'v7'"
+        )
+    if len(label) > LABEL_LENGTH:
+        raise InvalidValue(
+            f"version label is {len(label)} characters long; the limit is {LABEL_LENGTH}"
+        )
+    if any(ord(char) < 32 or 127 <= ord(char) < 160 for char in label):
+        raise InvalidValue(f"version label {label!r} contains control characters")
+    return label
