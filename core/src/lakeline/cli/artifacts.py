@@ -191,13 +191,14 @@ def delete(ref: str, version: str | None, yes: bool) -> None:
     The previous version, if any, becomes the latest. Stored bytes go too unless another
     record uses them; files registered in place are never removed from disk.
     """
-    from lakeline.cli.output import version_number
+    from lakeline.cli.output import printable, version_number
     from lakeline.cli.resolve import resolve_artifact
     from lakeline.models import Artifact
 
     use_instance()
     artifact = resolve_artifact(ref, version)
-    label = f"{artifact.key or '(no key)'} (uid {artifact.uid}, version {version_number(artifact)})"
+    name = printable(artifact.key or "(no key)")
+    label = f"{name} (uid {artifact.uid}, version {version_number(artifact)})"
     if not yes:
         click.confirm(f"delete artifact {label}?", abort=True)
     artifact.delete()

@@ -33,6 +33,14 @@ def console(*, stderr: bool = False) -> Console:
     return Console(file=stream, stderr=stderr, width=width, highlight=False)
 
 
+def printable(text: str) -> str:
+    """`text` with every control character escaped (`\\x1b`, `\\n`, `\\u202e`): records
+    written before keys were checked must not move the cursor, colour or split rows."""
+    from lakeline.storage.keys import CONTROL
+
+    return CONTROL.sub(lambda match: repr(match.group())[1:-1], text)
+
+
 def human_size(size: int | None) -> str:
     """`1234567` -> `1.2 MB` (decimal units, like `ls -h --si`)."""
     if size is None:
@@ -131,7 +139,7 @@ def artifacts_table(
         if description:
             row.append(artifact.description or "")
         row.append(human_time(artifact.created_at))
-        table.add_row(*(Text(cell) for cell in row))
+        table.add_row(*(Text(printable(cell)) for cell in row))
     return table
 
 
@@ -140,4 +148,4 @@ def echo_fields(rows: Iterable[tuple[str, str]]) -> None:
     rows = list(rows)
     width = max((len(name) for name, _ in rows), default=0)
     for name, value in rows:
-        click.echo(click.style(name.ljust(width), bold=True) + "  " + value)
+        click.echo(click.style(name.ljust(width), bold=True) + "  " + printable(value))

@@ -119,7 +119,7 @@ def save(paths: tuple[str, ...], key: str | None, prefix: str | None, desc: str 
     from rich.text import Text
 
     import lakeline
-    from lakeline.cli.output import console, size_text, version_text
+    from lakeline.cli.output import console, printable, size_text, version_text
 
     use_instance()
     keys = plan_keys(paths, key, prefix)
@@ -140,7 +140,7 @@ def save(paths: tuple[str, ...], key: str | None, prefix: str | None, desc: str 
         statuses.append(status)
         table.add_row(
             Text(status, style="dim" if status == "unchanged" else "green"),
-            Text(artifact.key or "-"),
+            Text(printable(artifact.key or "-")),
             Text(artifact.uid, style="cyan"),
             Text(version_text(artifact)),
             Text(size_text(artifact)),

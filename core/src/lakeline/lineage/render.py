@@ -90,8 +90,13 @@ def detail_line(node: Node) -> str:
 
 def mermaid_escape(text: str) -> str:
     """Text safe inside a quoted Mermaid label, whatever characters it holds."""
+    from lakeline.storage.keys import CONTROL
+
     text = " ".join(text.split())  # no newlines or tabs
-    return "".join(_MERMAID_ESCAPES.get(char, char) for char in text)
+    return "".join(
+        _MERMAID_ESCAPES.get(char) or (f"#{ord(char)};" if CONTROL.match(char) else char)
+        for char in text  # control characters as entities: no terminal escapes
+    )
 
 
 def mermaid_id(node: Node) -> str:

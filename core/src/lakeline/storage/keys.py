@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from lakeline.errors import InvalidKey
 
@@ -33,16 +34,27 @@ COMPOUND_SUFFIXES = (
     ".json.gz",
 )
 _SUFFIX = re.compile(r"^\.[A-Za-z0-9][A-Za-z0-9_-]{0,15}$")
+# C0 and C1 controls, DEL, line/paragraph separators and the bidirectional overrides and
+# isolates: characters that move a terminal's cursor, split lines or reorder what is shown
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+SEGMENT_BYTES = 255  # the longest file name most filesystems take (NAME_MAX)
 
 
 def validate_key(key: str) -> str:
     """Return `key` if it is a clean relative path; raise InvalidKey naming the problem."""
     if not isinstance(key, str):
         raise InvalidKey(f"a key must be a string, not {type(key).__name__}")
+    key = unicodedata.normalize("NFC", key)  # one key however the text was composed
     if not key or key.strip() != key:
         raise InvalidKey(f"key {key!r} is empty or has leading/trailing whitespace")
-    if "\\" in key or "\x00" in key:
-        raise InvalidKey(f"key {key!r} contains a backslash or NUL: use '/' to separate folders")
+    control = CONTROL.search(key)
+    if control:
+        raise InvalidKey(
+            f"key {key!r} contains the control character {control.group()!r}: keys are "
+            "printable paths"
+        )
+    if "\\" in key:
+        raise InvalidKey(f"key {key!r} contains a backslash: use '/' to separate folders")
     if key.startswith("/") or re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", key):
         raise InvalidKey(f"key {key!r} is absolute: give a relative path such as 'raw/reads.csv'")
     parts = key.rstrip("/").split("/")
@@ -52,6 +64,12 @@ def validate_key(key: str) -> str:
         raise InvalidKey(f"key {key!r} points into lakeline's internal folder {INTERNAL_PREFIX}/")
     if len(key) > 1024:
         raise InvalidKey(f"key is {len(key)} characters long; the limit is 1024")
+    for part in parts:
+        if len(part.encode()) > SEGMENT_BYTES:
+            raise InvalidKey(
+                f"key {key[:40]!r}... has a path segment of {len(part.encode())} bytes; the "
+                f"limit is {SEGMENT_BYTES} bytes (UTF-8), as for file names"
+            )
     return key.rstrip("/")
 
 
