@@ -39,6 +39,10 @@ class PathNotFound(LakelineError, FileNotFoundError):
     """A path given to lakeline does not exist or cannot be read."""
 
 
+class UnsupportedPath(LakelineError, ValueError):
+    """A path is not a regular file or folder (FIFO, device, socket) or is a symlink loop."""
+
+
 class UnsupportedObject(LakelineError, TypeError):
     """No format plugin knows how to save, load or open this object or suffix."""
 

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lakeline.config import cache_dir
-from lakeline.errors import InvalidKey, PathNotFound, StorageError
+from lakeline.errors import InvalidKey, PathNotFound, StorageError, UnsupportedPath
 from lakeline.ids import new_uid
 from lakeline.storage.keys import suffix_of, validate_key
 from lakeline.storage.roots import normalize_root, protocol_of, strip_protocol
+from lakeline.storage.walk import not_a_file
 from lakeline.values import validate_label
 
 if TYPE_CHECKING:
@@ -47,12 +48,18 @@ def _describe_path(artifact: Artifact, data: str | os.PathLike[str], key: str | 
     if protocol == "local":
         location = normalize_root(text)
         try:
-            mode = os.stat(location).st_mode  # one stat: exists and is_dir
+            mode = os.stat(location).st_mode  # one stat: exists, is_dir, is a plain file
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise UnsupportedPath(
+                    f"{text} is a symlink loop: it never reaches a file"
+                ) from None
             if exc.errno not in _MISSING:
                 raise
             raise PathNotFound(f"{text} does not exist: check the path") from None
         is_dir = stat.S_ISDIR(mode)
+        if not is_dir and not stat.S_ISREG(mode):  # reading a FIFO or device never ends
+            raise not_a_file(text, mode)
         if not os.access(location, os.R_OK) or (is_dir and not os.access(location, os.X_OK)):
             raise PathNotFound(f"{text} cannot be read: check its permissions")
     else:

@@ -46,7 +46,14 @@ def hash_file(fs: AbstractFileSystem, path: str) -> Digest:
 
 
 def list_files(fs: AbstractFileSystem, path: str) -> list[tuple[str, str]]:
-    """(relative path, full path) of every file under folder `path`, sorted."""
+    """(relative path, full path) of every file under folder `path`, sorted (local folders:
+    strictly, see `storage.walk`)."""
+    from fsspec.implementations.local import LocalFileSystem
+
+    if isinstance(fs, LocalFileSystem):
+        from lakeline.storage.walk import local_files
+
+        return local_files(path)
     base = path.rstrip("/")
     found = []
     for full in fs.find(base):

@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lakeline.errors import StorageError
+from lakeline.errors import StorageError, UnsupportedPath
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
@@ -48,13 +48,16 @@ def _resolve_local(text: str) -> str:
     alone treats some of them differently around symlink loops.
     """
     if text.startswith(("~", "./")) or "//" in text or "/./" in text or text.endswith("/."):
-        return str(Path(text).expanduser().resolve())
+        try:
+            return str(Path(text).expanduser().resolve())
+        except RuntimeError:  # Path.resolve's word for a symlink loop
+            raise UnsupportedPath(f"{text} is a symlink loop: it never reaches a file") from None
     resolved = os.path.realpath(text)
     try:
         os.stat(resolved)  # as Path.resolve: a symlink loop is an error, not a path
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise RuntimeError(f"Symlink loop from {exc.filename!r}") from None
+            raise UnsupportedPath(f"{text} is a symlink loop: it never reaches a file") from None
     return resolved
 
 
