@@ -35,6 +35,10 @@ class InvalidValue(LakelineError, ValueError):
     """A value cannot be stored: a NUL byte, longer than its column allows, out of range."""
 
 
+class ReadOnlyField(LakelineError, ValueError):
+    """A saved record's identity (uid, hash, storage, version bookkeeping) cannot be edited."""
+
+
 class PathNotFound(LakelineError, FileNotFoundError):
     """A path given to lakeline does not exist or cannot be read."""
 

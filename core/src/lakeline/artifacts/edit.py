@@ -1,0 +1,126 @@
+"""Editing saved artifacts: metadata changes are validated and written; identity is not editable.
+
+A loaded record passed to `save()` again is compared with its stored row, under the write
+lock: a change to anything but the editable metadata (`EDITABLE`) is refused with
+`ReadOnlyField`, and edited metadata goes through the checks a new record gets. Content
+identity — uid, stem, hash, size, storage, store key, version bookkeeping (`is_latest`),
+producing run — only ever changes through saving content (a new version) or deleting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select, update
+
+from lakeline.errors import DoesNotExist, InvalidKey, InvalidValue, ReadOnlyField
+from lakeline.models import Artifact
+from lakeline.storage.keys import suffix_of, validate_key
+from lakeline.values import validate_label
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from lakeline.instance import Instance
+
+EDITABLE = ("key", "description", "kind", "version")
+KIND_LENGTH = 64
+
+
+def _checked(artifact: Artifact, field: str, value: Any) -> Any:
+    """`value` for `field` if a new record could hold it (keys normalised); raise otherwise."""
+    if value is None:
+        return None
+    if field == "key":
+        key = validate_key(value)
+        if suffix_of(key).lower() != (artifact.suffix or "").lower():
+            raise InvalidKey(
+                f"key {key!r} ends in {suffix_of(key) or 'no suffix'!r} but artifact "
+                f"{artifact.uid} is {artifact.suffix or 'without suffix'!r}: keep its suffix"
+            )
+        return key
+    if field == "version":
+        return validate_label(value)
+    if not isinstance(value, str):
+        raise InvalidValue(f"{field} must be a string, not {type(value).__name__}")
+    if field == "kind" and len(value) > KIND_LENGTH:
+        raise InvalidValue(f"kind is {len(value)} characters long; the limit is {KIND_LENGTH}")
+    return value
+
+
+def _key_taken(session: Session, key: str, own_id: int) -> None:
+    stmt = select(Artifact.uid).where(
+        Artifact.key == key, Artifact.is_latest.is_(True), Artifact.id != own_id
+    )
+    holder = session.scalars(stmt.limit(1)).first()
+    if holder is not None:
+        raise InvalidKey(
+            f"key {key!r} already names artifact {holder}: give another key, or save new "
+            "content under it (a new version of that artifact)"
+        )
+
+
+def update_saved(instance: Instance, artifacts: Sequence[Artifact]) -> None:
+    """Write the metadata edits of loaded artifacts in one transaction, after checking every
+    one of them (nothing is written if any edit is refused)."""
+    columns = [column.key for column in Artifact.__table__.columns]
+    with instance.sessions.write() as session:
+        changes: list[tuple[Artifact, dict[str, Any]]] = []
+        for artifact in artifacts:
+            stmt = select(Artifact).where(Artifact.id == artifact.id).with_for_update()
+            stored = session.scalars(stmt).first()
+            if stored is None:
+                raise DoesNotExist(
+                    f"artifact {artifact.uid} (id {artifact.id}) is no longer in the catalog: "
+                    "it was deleted; save the data as a new Artifact"
+                )
+            changed: dict[str, Any] = {}
+            for name in columns:
+                now, before = getattr(artifact, name), getattr(stored, name)
+                if now == before:
+                    continue
+                if name not in EDITABLE:
+                    raise ReadOnlyField(
+                        f"{name} of artifact {stored.uid} cannot be changed (stored {before!r}, "
+                        f"given {now!r}): it is part of the record's identity; editable are "
+                        f"{', '.join(EDITABLE)}"
+                    )
+                changed[name] = _checked(stored, name, now)
+            if changed.get("key") is not None and stored.is_latest:
+                _key_taken(session, changed["key"], stored.id)
+            changes.append((artifact, changed))
+        for artifact, changed in changes:
+            if changed:
+                session.execute(
+                    update(Artifact)
+                    .where(Artifact.id == artifact.id)
+                    .values(**changed)
+                    .execution_options(synchronize_session=False)
+                )
+            for name, value in changed.items():
+                setattr(artifact, name, value)  # the normalised key, as stored
+            artifact._created = False
+        session.expunge_all()
+
+
+def refresh_metadata(session: Session, existing: Artifact, given: Artifact) -> None:
+    """Saving content a record already holds, with metadata of its own (description, kind,
+    version label): the record takes it on. Metadata left out keeps what was recorded."""
+    from sqlalchemy.orm.attributes import set_committed_value
+
+    changed = {
+        name: getattr(given, name)
+        for name in ("description", "kind", "version")
+        if getattr(given, name) is not None and getattr(given, name) != getattr(existing, name)
+    }
+    if not changed or existing.id is None:
+        return
+    session.execute(
+        update(Artifact)
+        .where(Artifact.id == existing.id)
+        .values(**changed)
+        .execution_options(synchronize_session=False)
+    )
+    for name, value in changed.items():
+        set_committed_value(existing, name, value)
