@@ -18,6 +18,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_dict
 
+from lakeline.artifacts.edit import refresh_metadata, update_saved
 from lakeline.artifacts.keying import located, settle_keys
 from lakeline.artifacts.places import REF_ROOT, Places, promote
 from lakeline.artifacts.reference import default_key, reference_root
@@ -344,6 +345,7 @@ def _write_records(
             artifact, digest = plan.artifact, plan.digest
             existing = _existing(session, plan, same, places)
             if existing is not None:
+                refresh_metadata(session, existing, artifact)  # a new description, kind, label
                 plan.result = existing
                 continue
             previous = latest.get(artifact.key) if artifact.key is not None else None
@@ -492,10 +494,8 @@ def save_artifacts(
     if len({id(a) for a in new}) != len(new):
         raise ValueError("the same Artifact object appears twice in one save")
     saved = [a for a in artifacts if a.id is not None]
-    if saved:
-        with instance.sessions.write() as session:
-            for artifact in saved:
-                session.merge(artifact)
+    if saved:  # loaded records: metadata edits only (artifacts/edit.py)
+        update_saved(instance, saved)
 
     def plan_one(artifact: Artifact) -> Plan:
         plan = _plan(instance, artifact)
