@@ -83,9 +83,27 @@ def load_config(name: str) -> InstanceConfig:
         )
     try:
         data = json.loads(path.read_text())
-        return InstanceConfig(**data)
+        config = InstanceConfig(**data)
     except (ValueError, TypeError) as exc:
         raise LakelineError(f"instance config {path} is malformed: {exc}") from exc
+    for name, kind in _CONFIG_TYPES.items():
+        value = getattr(config, name)
+        if not isinstance(value, kind):
+            raise LakelineError(
+                f"instance config {path} is malformed: {name!r} must be a "
+                f"{kind.__name__ if kind is not dict else 'JSON object'}, not "
+                f"{type(value).__name__} {value!r}"
+            )
+    return config
+
+
+_CONFIG_TYPES: dict[str, type] = {
+    "name": str,
+    "db": str,
+    "storage": str,
+    "uid": str,
+    "storage_options": dict,
+}
 
 
 def list_instances() -> list[str]:

@@ -15,8 +15,24 @@ class NotConnected(LakelineError):
     """No instance is connected."""
 
 
-class DatabaseUnreachable(LakelineError):
-    """The instance's database cannot be reached."""
+class DatabaseError(LakelineError):
+    """The database failed or refused an operation (see the subclasses)."""
+
+
+class DatabaseUnreachable(DatabaseError):
+    """The instance's database cannot be reached (or went away)."""
+
+
+class DatabaseLocked(DatabaseError):
+    """Another writer held SQLite's write lock for longer than the busy timeout."""
+
+
+class DatabaseCorrupted(DatabaseError):
+    """The SQLite database file is not a database or is damaged."""
+
+
+class DatabasePermissionDenied(DatabaseError):
+    """The database role (or file permissions) do not allow the operation."""
 
 
 class SchemaOutOfDate(LakelineError):

@@ -195,7 +195,7 @@ def _probe(engine: Engine, url: str) -> None:
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
-    except DBAPIError as exc:
+    except DBAPIError as exc:  # errors db/errors.py has no better word for
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise DatabaseUnreachable(
             f"cannot reach the database {redact(url)}: {reason}. "
@@ -299,7 +299,7 @@ def connect(name: str | None = None) -> Instance:
             "or `lakeline connect NAME`"
         )
     config = load_config(name)
-    engine = make_engine(config.db)
+    engine = make_engine(config.db, create=False)
     _probe(engine, config.db)
     ensure_schema(engine, auto_migrate=engine.dialect.name == "sqlite")
     instance = Instance(config, engine)
@@ -311,17 +311,24 @@ def connect(name: str | None = None) -> Instance:
 def migrate(name: str | None = None) -> tuple[str | None, str, str | None]:
     """Bring instance `name`'s schema up to date: (revision before, after, SQLite backup)."""
     from lakeline.db.engine import make_engine
-    from lakeline.db.migrate import HEAD_REVISION, backup_sqlite, current_revision, upgrade
+    from lakeline.db.migrate import (
+        HEAD_REVISION,
+        backup_sqlite,
+        check_not_newer,
+        current_revision,
+        upgrade,
+    )
 
     name = name or current_name()
     if not name:
         raise NotConnected("no instance given and none is current: `lakeline connect NAME`")
     config = load_config(name)
-    engine = make_engine(config.db)
+    engine = make_engine(config.db)  # may create the SQLite file: migrating makes its schema
     _probe(engine, config.db)
     try:
         with engine.connect() as conn:
             before = current_revision(conn)
+        check_not_newer(engine, before)  # before any backup: there is nothing to do
         backup = None
         if before != HEAD_REVISION:
             database = engine.url.database

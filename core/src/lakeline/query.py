@@ -34,6 +34,8 @@ _STRING_OPERATORS = frozenset(
     {"iexact", "contains", "icontains", "startswith", "istartswith", "endswith", "iendswith"}
 )
 _MAX_IN = 100_000
+LONG_IN = 1000  # longer in-lists go as one array (PostgreSQL) or JSON (SQLite) parameter
+INT64 = (-(2**63), 2**63 - 1)
 SEARCH_POOL = 1000  # newest matches a limited, ranked search ranks (see lakeline.search)
 
 
@@ -78,10 +80,18 @@ def _coerce(column: Any, field: str, value: Any) -> Any:
         if isinstance(value, bool):
             return value
     elif python_type is int:
+        number = None
         if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
-            return int(value)
+            number = value
+        elif isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+            number = int(value)
+        if number is not None:
+            if not INT64[0] <= number <= INT64[1]:
+                raise QueryError(
+                    f"{field}: {value!r} is out of range; the database holds integers from "
+                    f"{INT64[0]} to {INT64[1]}"
+                )
+            return number
     elif python_type is datetime:
         if isinstance(value, datetime):
             return value
@@ -183,16 +193,16 @@ class QuerySet(Generic[M]):
 
     def limit(self, n: int) -> QuerySet[M]:
         """At most `n` records."""
-        if not isinstance(n, int) or n < 0:
-            raise QueryError(f"limit must be a non-negative integer, got {n!r}")
+        if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= INT64[1]:
+            raise QueryError(f"limit must be a non-negative integer up to {INT64[1]}, got {n!r}")
         clone = self._clone()
         clone._limit = n
         return clone
 
     def offset(self, n: int) -> QuerySet[M]:
         """Skip the first `n` records."""
-        if not isinstance(n, int) or n < 0:
-            raise QueryError(f"offset must be a non-negative integer, got {n!r}")
+        if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= INT64[1]:
+            raise QueryError(f"offset must be a non-negative integer up to {INT64[1]}, got {n!r}")
         clone = self._clone()
         clone._offset = n
         return clone
@@ -207,6 +217,13 @@ class QuerySet(Generic[M]):
         """
         if not isinstance(text, str) or not re.findall(r"\w+", text):
             raise QueryError(f"search needs some words to look for, got {text!r}")
+        from lakeline.search import TEXT_FIELDS
+
+        if not any(name in TEXT_FIELDS for name in _field_names(self.model)):
+            raise QueryError(
+                f"{self.model.__name__} has no text fields to search: filter it with lookups "
+                "instead (e.g. status=..., transform__key=...)"
+            )
         clone = self._clone()
         clone._search = text
         clone._limit = limit
@@ -462,6 +479,27 @@ def _version_condition(entity: Any, lookup: str, op: str, value: Any) -> Any:
     return or_(*matches) if matches else false()
 
 
+def _long_in(column: Any, spec: Any, values: list[Any], include: bool, dialect: str) -> Any:
+    """`column [NOT] IN values` for a long list, with the values as one parameter: a
+    statement takes at most 65,535 parameters on PostgreSQL (32,766 on SQLite)."""
+    if dialect == "postgresql":
+        from sqlalchemy import all_, any_, bindparam
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        array = bindparam(None, values, type_=ARRAY(spec.type))
+        return column == any_(array) if include else column != all_(array)
+    import json
+
+    from sqlalchemy import literal_column
+
+    if any(isinstance(v, datetime) for v in values):  # as the column stores them (UTC text)
+        raise QueryError(f"{spec.name}: more than {LONG_IN} timestamps in one lookup")
+    listed: Any = select(literal_column("value")).select_from(
+        func.json_each(json.dumps(values, default=str))
+    )
+    return column.in_(listed) if include else column.not_in(listed)
+
+
 def _record_id(value: Any) -> Any:
     if isinstance(value, Base):
         return value.id  # type: ignore[attr-defined]
@@ -484,6 +522,8 @@ def _condition(column: Any, spec: Any, lookup: str, op: str, value: Any, dialect
         values = [_coerce(spec, lookup, v) for v in value]
         if not values:
             return false() if op == "in" else ~false()
+        if len(values) > LONG_IN:
+            return _long_in(column, spec, values, op == "in", dialect)
         return column.in_(values) if op == "in" else column.not_in(values)
     if op == "range":
         if not isinstance(value, (list, tuple)) or len(value) != 2:

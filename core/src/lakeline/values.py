@@ -29,3 +29,24 @@ def validate_label(label: str | None) -> str | None:
     if any(ord(char) < 32 or 127 <= ord(char) < 160 for char in label):
         raise InvalidValue(f"version label {label!r} contains control characters")
     return label
+
+
+def check_text(value: str, length: int | None) -> str:
+    """`value` if both databases store it alike: no NUL byte (PostgreSQL refuses them, SQLite
+    would store them) and at most `length` characters (PostgreSQL refuses longer values,
+    SQLite would store them). Raised for queries too: such a value matches nothing."""
+    if "\x00" in value:
+        raise InvalidValue(
+            f"text {_preview(value)} contains a NUL byte (\\x00), which a catalog value may not "
+            "hold: remove it"
+        )
+    if length is not None and len(value) > length:
+        raise InvalidValue(
+            f"text {_preview(value)} is {len(value)} characters long; that field holds at most "
+            f"{length}"
+        )
+    return value
+
+
+def _preview(value: str) -> str:
+    return repr(value) if len(value) <= 40 else repr(value[:40]) + "..."

@@ -86,6 +86,23 @@ class LakelineGroup(click.Group):
             if debug():
                 raise
             raise CommandError(describe_error(exc)) from exc
+        except Exception as exc:
+            message = database_error(exc)
+            if message is None or debug():
+                raise
+            raise CommandError(message) from exc
+
+
+def database_error(exc: BaseException) -> str | None:
+    """One line for a driver error lakeline has no better word for (db/errors.py translates
+    those it knows); None for anything else. SQLAlchemy is not imported for this."""
+    import sys
+
+    sa_exc = sys.modules.get("sqlalchemy.exc")
+    if sa_exc is None or not isinstance(exc, sa_exc.DBAPIError):
+        return None
+    reason = str(exc.orig or exc).strip().splitlines()
+    return f"database error: {reason[0] if reason else type(exc).__name__}"
 
 
 def use_instance() -> Instance:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import select
 import time
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -11,8 +13,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 
 from lakeline.errors import DatabaseUnreachable
-
-SQLITE_BUSY_TIMEOUT_MS = 60_000
 
 
 def normalize_url(url: str) -> str:
@@ -32,15 +32,55 @@ def redact(url: str) -> str:
         return url
 
 
+_FILE_ID = "lakeline_file_id"
+
+
+def _file_id(path: str) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+def _setup_sqlite_file(engine: Engine, path: str, create: bool) -> None:
+    """The database file is created only by the first connection of an engine made with
+    `create`; any other connection opens it read-write, so a moved or deleted file is an
+    error, not a new empty database. A pooled connection whose file was deleted or replaced
+    since it opened is discarded at checkout (it would read and write the unlinked file), so
+    the next statement sees the file as it is now."""
+    opened = [not create]
+
+    @event.listens_for(engine, "do_connect")
+    def _open_existing(_dialect: Any, _record: Any, cargs: list[Any], cparams: Any) -> None:
+        if opened[0]:
+            cargs[0] = Path(os.path.abspath(path)).as_uri() + "?mode=rw"
+            cparams["uri"] = True
+
+    @event.listens_for(engine, "connect")
+    def _remember(_dbapi_conn: Any, record: Any) -> None:
+        opened[0] = True
+        record.info[_FILE_ID] = _file_id(path)
+
+    @event.listens_for(engine, "checkout")
+    def _same_file(_dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        if _file_id(path) != record.info.get(_FILE_ID):
+            raise DisconnectionError(f"the database file {path} was deleted or replaced")
+
+
 def _setup_sqlite(engine: Engine) -> None:
+    from lakeline.db.errors import busy_timeout_s
+
+    timeout_ms = round(busy_timeout_s() * 1000)
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Let SQLAlchemy, not pysqlite, emit BEGIN, so writers can take the lock up front.
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={timeout_ms}")  # first: WAL may need the lock
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
@@ -100,8 +140,16 @@ def _check_on_checkout(engine: Engine) -> None:
             raise DisconnectionError(f"connection failed its ping: {exc}") from exc
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine for `url` with lakeline's dialect settings."""
+def make_engine(url: str, *, create: bool = True, **kwargs: Any) -> Engine:
+    """Create an engine for `url` with lakeline's dialect settings; driver errors a user can
+    act on are raised as LakelineErrors (`db/errors.py`).
+
+    `create=False`: a SQLite file must exist already (connecting never makes an empty one).
+    """
+    from lakeline.db.errors import install
+
+    if not isinstance(url, str):
+        raise DatabaseUnreachable(f"the database URL must be a string, not {type(url).__name__}")
     url = normalize_url(url)
     try:
         parsed = make_url(url)
@@ -109,13 +157,18 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         raise DatabaseUnreachable(f"malformed database URL {url!r}: {exc}") from exc
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(url, **kwargs)
+        database = parsed.database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            _setup_sqlite_file(engine, database, create)
         _setup_sqlite(engine)
+        install(engine)
         return engine
     if parsed.get_backend_name() == "postgresql":
         kwargs.setdefault("connect_args", {"connect_timeout": 10})
         engine = create_engine(url, **kwargs)
         if "pool_pre_ping" not in kwargs:  # unless the caller chose how
             _check_on_checkout(engine)
+        install(engine)
         return engine
     raise DatabaseUnreachable(
         f"unsupported database {redact(url)!r}: lakeline supports sqlite:/// and postgresql://"

@@ -82,6 +82,18 @@ def backup_sqlite(db_path: Path, revision: str | None) -> Path:
     return target
 
 
+def check_not_newer(engine: Engine, revision: str | None) -> None:
+    """Raise SchemaOutOfDate when the database is at a revision this lakeline does not know
+    (a newer lakeline migrated it): neither connecting nor `migrate` can do anything."""
+    if revision is None or revision == HEAD_REVISION or revision in known_revisions():
+        return
+    where = engine.url.render_as_string(hide_password=True)
+    raise SchemaOutOfDate(
+        f"the database {where} is at schema revision {revision}, newer than this lakeline "
+        f"knows ({HEAD_REVISION}): upgrade lakeline"
+    )
+
+
 def ensure_schema(engine: Engine, *, auto_migrate: bool) -> str | None:
     """Check the schema is current; migrate SQLite when allowed. Returns a backup path if made."""
     with engine.connect() as conn:
@@ -94,11 +106,7 @@ def ensure_schema(engine: Engine, *, auto_migrate: bool) -> str | None:
             f"the database {where} has no lakeline schema: create the instance with "
             "`lakeline init`, or check the database URL"
         )
-    if revision not in known_revisions():
-        raise SchemaOutOfDate(
-            f"the database {where} is at schema revision {revision}, newer than this lakeline "
-            f"knows ({HEAD_REVISION}): upgrade lakeline"
-        )
+    check_not_newer(engine, revision)
     if not auto_migrate:
         raise SchemaOutOfDate(
             f"the database {where} is at schema revision {revision}, this lakeline needs "

@@ -5,10 +5,10 @@ from __future__ import annotations
 from os import PathLike
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, text, true
+from sqlalchemy import BigInteger, ForeignKey, Index, text, true
 from sqlalchemy.orm import Mapped, mapped_column
 
-from lakeline.models.base import Base, KeyString, RecordMixin, VersionedMixin
+from lakeline.models.base import Base, KeyString, LongText, RecordMixin, Str, VersionedMixin
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -54,13 +54,13 @@ class Artifact(RecordMixin, VersionedMixin, Base):
     )
 
     key: Mapped[str | None] = mapped_column(KeyString(1024))
-    description: Mapped[str | None] = mapped_column(Text)
-    suffix: Mapped[str] = mapped_column(String(64), default="")
-    kind: Mapped[str | None] = mapped_column(String(64))
-    otype: Mapped[str | None] = mapped_column(String(64))
+    description: Mapped[str | None] = mapped_column(LongText)
+    suffix: Mapped[str] = mapped_column(Str(64), default="")
+    kind: Mapped[str | None] = mapped_column(Str(64))
+    otype: Mapped[str | None] = mapped_column(Str(64))
     size: Mapped[int | None] = mapped_column(BigInteger, index=True)
-    hash: Mapped[str | None] = mapped_column(String(128), index=True)
-    hash_type: Mapped[str | None] = mapped_column(String(32))
+    hash: Mapped[str | None] = mapped_column(Str(128), index=True)
+    hash_type: Mapped[str | None] = mapped_column(Str(32))
     n_files: Mapped[int | None] = mapped_column()
     n_observations: Mapped[int | None] = mapped_column(BigInteger)
     storage_id: Mapped[int] = mapped_column(ForeignKey("storages.id"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Self
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, MetaData, String, TypeDecorator
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, MetaData, String, Text, TypeDecorator
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
@@ -52,9 +52,31 @@ class UTCDateTime(TypeDecorator[datetime]):
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
 
-def KeyString(length: int) -> String:
+class Str(TypeDecorator[str]):
+    """A VARCHAR(length) that holds the same values on both databases: a NUL byte or a value
+    longer than `length` is refused (InvalidValue) before the database sees it."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        if isinstance(value, str):
+            from lakeline.values import check_text
+
+            return check_text(value, getattr(self.impl, "length", None))
+        return value
+
+
+class LongText(Str):
+    """TEXT without a length limit (NUL bytes are refused, as for `Str`)."""
+
+    impl = Text
+    cache_ok = True
+
+
+def KeyString(length: int) -> Str:
     """A string compared in code-point order on every database (prefix queries use indexes)."""
-    return String(length).with_variant(String(length, collation="C"), "postgresql")
+    return Str(length).with_variant(Str(length, collation="C"), "postgresql")
 
 
 class Base(DeclarativeBase):
@@ -126,7 +148,7 @@ class VersionedMixin:
     """Columns of versioned records: a stem shared by all versions, a label, the latest flag."""
 
     stem: Mapped[str] = mapped_column(KeyString(12), index=True)
-    version: Mapped[str | None] = mapped_column(String(64))
+    version: Mapped[str | None] = mapped_column(Str(64))
     is_latest: Mapped[bool] = mapped_column(default=True)
 
     @property

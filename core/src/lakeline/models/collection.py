@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import ForeignKey, Index, Integer, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from lakeline.models.base import Base, KeyString, RecordMixin, VersionedMixin
+from lakeline.models.base import Base, KeyString, LongText, RecordMixin, Str, VersionedMixin
 
 if TYPE_CHECKING:
     from lakeline.models.artifact import Artifact
@@ -39,8 +39,8 @@ class Collection(RecordMixin, VersionedMixin, Base):
     )
 
     key: Mapped[str | None] = mapped_column(KeyString(1024))
-    description: Mapped[str | None] = mapped_column(Text)
-    hash: Mapped[str | None] = mapped_column(String(128), index=True)
+    description: Mapped[str | None] = mapped_column(LongText)
+    hash: Mapped[str | None] = mapped_column(Str(128), index=True)
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), index=True)
 
     if TYPE_CHECKING:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, text
+from sqlalchemy import ForeignKey, Index, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from lakeline.models.base import Base, RecordMixin
+from lakeline.models.base import Base, LongText, RecordMixin, Str
 
 if TYPE_CHECKING:
     from lakeline.lineage.graph import LineageGraph
@@ -36,7 +36,7 @@ class Run(RecordMixin, Base):
     )
 
     transform_id: Mapped[int] = mapped_column(ForeignKey("transforms.id"))
-    status: Mapped[str] = mapped_column(String(16), default="scheduled")
+    status: Mapped[str] = mapped_column(Str(16), default="scheduled")
     status_log: Mapped[list[dict[str, Any]] | None] = mapped_column(default=None)
     scheduled_at: Mapped[datetime | None] = mapped_column()
     started_at: Mapped[datetime | None] = mapped_column()
@@ -44,20 +44,20 @@ class Run(RecordMixin, Base):
     params: Mapped[dict[str, Any] | None] = mapped_column()
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), index=True)
     cached_from_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
-    engine: Mapped[str | None] = mapped_column(String(64))
-    engine_ref: Mapped[str | None] = mapped_column(String(512))
+    engine: Mapped[str | None] = mapped_column(Str(64))
+    engine_ref: Mapped[str | None] = mapped_column(Str(512))
     environment_id: Mapped[int | None] = mapped_column(
         ForeignKey("artifacts.id", use_alter=True, ondelete="SET NULL")
     )
     report_id: Mapped[int | None] = mapped_column(
         ForeignKey("artifacts.id", use_alter=True, ondelete="SET NULL")
     )
-    host: Mapped[str | None] = mapped_column(String(255))
+    host: Mapped[str | None] = mapped_column(Str(255))
     # the process that runs it (track(), @tracked): with the host, tells a dead run from a live one
     pid: Mapped[int | None] = mapped_column()
     process_started_at: Mapped[datetime | None] = mapped_column()
     exit_code: Mapped[int | None] = mapped_column()
-    error: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(LongText)
 
     def _repr_fields(self) -> tuple[str, ...]:
         return ("uid", "status", "engine", "engine_ref", "started_at")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Integer, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from lakeline.models.base import Base, utcnow
+from lakeline.models.base import Base, Str, utcnow
 
 
 class RunInput(Base):
@@ -21,7 +21,7 @@ class RunInput(Base):
     artifact_id: Mapped[int] = mapped_column(
         ForeignKey("artifacts.id", ondelete="CASCADE"), index=True
     )
-    role: Mapped[str] = mapped_column(String(255), default="")
+    role: Mapped[str] = mapped_column(Str(255), default="")
     used_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     def __repr__(self) -> str:

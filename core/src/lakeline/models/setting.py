@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from lakeline.models.base import Base
+from lakeline.models.base import Base, LongText, Str
 
 
 class Setting(Base):
@@ -13,5 +12,5 @@ class Setting(Base):
 
     __tablename__ = "settings"
 
-    key: Mapped[str] = mapped_column(String(128), primary_key=True)
-    value: Mapped[str] = mapped_column(Text)
+    key: Mapped[str] = mapped_column(Str(128), primary_key=True)
+    value: Mapped[str] = mapped_column(LongText)

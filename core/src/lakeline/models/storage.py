@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from lakeline.models.base import Base, RecordMixin
+from lakeline.models.base import Base, RecordMixin, Str
 
 
 class Storage(RecordMixin, Base):
@@ -14,10 +13,10 @@ class Storage(RecordMixin, Base):
     __tablename__ = "storages"
     uid_length = 12
 
-    root: Mapped[str] = mapped_column(String(1024), unique=True)
-    type: Mapped[str] = mapped_column(String(32))
-    region: Mapped[str | None] = mapped_column(String(64))
-    instance_uid: Mapped[str | None] = mapped_column(String(16))
+    root: Mapped[str] = mapped_column(Str(1024), unique=True)
+    type: Mapped[str] = mapped_column(Str(32))
+    region: Mapped[str | None] = mapped_column(Str(64))
+    instance_uid: Mapped[str | None] = mapped_column(Str(16))
 
     def _repr_fields(self) -> tuple[str, ...]:
         return ("uid", "root", "type", "region")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ForeignKey, Index, String, Text, text
+from sqlalchemy import ForeignKey, Index, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from lakeline.models.base import Base, KeyString, RecordMixin, VersionedMixin
+from lakeline.models.base import Base, KeyString, LongText, RecordMixin, Str, VersionedMixin
 
 if TYPE_CHECKING:
     from lakeline.models.run import Run
@@ -41,12 +41,12 @@ class Transform(RecordMixin, VersionedMixin, Base):
     )
 
     key: Mapped[str] = mapped_column(KeyString(1024))
-    kind: Mapped[str] = mapped_column(String(32))
-    description: Mapped[str | None] = mapped_column(Text)
-    source_code: Mapped[str | None] = mapped_column(Text)
-    hash: Mapped[str | None] = mapped_column(String(128), index=True)
-    reference: Mapped[str | None] = mapped_column(String(1024))
-    reference_type: Mapped[str | None] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(Str(32))
+    description: Mapped[str | None] = mapped_column(LongText)
+    source_code: Mapped[str | None] = mapped_column(LongText)
+    hash: Mapped[str | None] = mapped_column(Str(128), index=True)
+    reference: Mapped[str | None] = mapped_column(Str(1024))
+    reference_type: Mapped[str | None] = mapped_column(Str(64))
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("transforms.id"), index=True)
 
     def _repr_fields(self) -> tuple[str, ...]:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from lakeline.models.base import Base, RecordMixin
+from lakeline.models.base import Base, RecordMixin, Str
 
 
 class User(RecordMixin, Base):
@@ -14,8 +13,8 @@ class User(RecordMixin, Base):
     __tablename__ = "users"
     uid_length = 8
 
-    handle: Mapped[str] = mapped_column(String(255), unique=True)
-    name: Mapped[str | None] = mapped_column(String(255))
+    handle: Mapped[str] = mapped_column(Str(255), unique=True)
+    name: Mapped[str | None] = mapped_column(Str(255))
 
     def _repr_fields(self) -> tuple[str, ...]:
         return ("uid", "handle", "name")

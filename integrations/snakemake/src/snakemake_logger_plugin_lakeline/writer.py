@@ -46,14 +46,14 @@ Problem = Callable[[Any, str, BaseException], None]
 def is_fatal(exc: BaseException) -> bool:
     """Whether the problem stops all recording (the catalog is unusable), not just one file."""
     from lakeline.errors import (
-        DatabaseUnreachable,
+        DatabaseError,
         InstanceNotFound,
         NotConnected,
         SchemaOutOfDate,
     )
     from sqlalchemy.exc import DBAPIError
 
-    fatal = (DatabaseUnreachable, InstanceNotFound, NotConnected, SchemaOutOfDate, DBAPIError)
+    fatal = (DatabaseError, InstanceNotFound, NotConnected, SchemaOutOfDate, DBAPIError)
     return isinstance(exc, fatal)
 
 

@@ -1,0 +1,151 @@
+"""Driver errors a user can act on, as one clear LakelineError line.
+
+`install(engine)` registers a `handle_error` listener: SQLAlchemy calls it for every failed
+statement and connection attempt, and the LakelineError it returns is raised instead. Errors
+the code handles itself pass through untouched: unique violations, deadlocks and serialization
+failures (save retries them), a missing table (how a schema check tells "no schema"), pings
+of the pool (it replaces the connection).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from sqlalchemy import Engine, event
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+from lakeline.errors import (
+    DatabaseCorrupted,
+    DatabaseLocked,
+    DatabasePermissionDenied,
+    DatabaseUnreachable,
+    InvalidValue,
+    LakelineError,
+    QueryError,
+)
+
+# SQLite primary result codes (extended codes carry them in their low byte)
+SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY, SQLITE_IOERR = 5, 6, 8, 10
+SQLITE_CORRUPT, SQLITE_CANTOPEN, SQLITE_NOTADB = 11, 14, 26
+# PostgreSQL SQLSTATEs: retried by save, or handled where they occur
+PASS_THROUGH = frozenset({"40P01", "40001", "42P01", "3F000"})
+VALUE_STATES = frozenset({"22001", "22003", "22021", "22P05", "54000", "22P02"})
+LOST_STATES = frozenset({"57P01", "57P02", "57P03", "3D000", "08000", "08003", "08006", "08001"})
+
+
+def reason_of(exc: BaseException) -> str:
+    """The first line of the driver's message."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def busy_timeout_s() -> float:
+    """How long a SQLite writer waits for the lock: $LAKELINE_SQLITE_BUSY_TIMEOUT seconds,
+    else 60."""
+    raw = os.environ.get("LAKELINE_SQLITE_BUSY_TIMEOUT", "").strip()
+    try:
+        value = float(raw) if raw else 60.0
+    except ValueError:
+        value = 60.0
+    return value if value >= 0 else 60.0
+
+
+def _sqlite(orig: BaseException, where: str, statement: str | None) -> LakelineError | None:
+    code = getattr(orig, "sqlite_errorcode", None)
+    if code is None:
+        if isinstance(orig, OverflowError):
+            return QueryError(f"a number does not fit a 64-bit integer: {orig}")
+        return None
+    primary = code & 0xFF
+    reason = reason_of(orig)
+    if primary in (SQLITE_BUSY, SQLITE_LOCKED):
+        return DatabaseLocked(
+            f"the database {where} is locked by another writer for more than "
+            f"{busy_timeout_s():g} s ({reason}): try again when it has finished "
+            "(LAKELINE_SQLITE_BUSY_TIMEOUT sets the wait in seconds)"
+        )
+    if primary == SQLITE_NOTADB:
+        return DatabaseCorrupted(
+            f"the database file {where} is not a SQLite database or is damaged ({reason}): "
+            f"restore it from a backup ({os.path.basename(where)}.backup-*)"
+        )
+    if primary == SQLITE_CORRUPT:
+        return DatabaseCorrupted(
+            f"the database file {where} is damaged ({reason}): restore it from a backup "
+            f"({os.path.basename(where)}.backup-*) or try `sqlite3 {where} .recover`"
+        )
+    if primary == SQLITE_READONLY:
+        return DatabasePermissionDenied(
+            f"the database file {where} cannot be written ({reason}): check its permissions "
+            "and those of its folder"
+        )
+    if primary in (SQLITE_CANTOPEN, SQLITE_IOERR):
+        return DatabaseUnreachable(
+            f"cannot open or read the database file {where} ({reason}): it was moved, "
+            "deleted or its disk failed; check the path in the instance config"
+        )
+    return None
+
+
+def _postgres(
+    orig: BaseException, where: str, user: str | None, statement: str | None, lost: bool
+) -> LakelineError | None:
+    """`lost`: the connection failed (an OperationalError with no SQLSTATE, or SQLAlchemy
+    saw a disconnect)."""
+    state = getattr(orig, "sqlstate", None)
+    reason = reason_of(orig)
+    if state in PASS_THROUGH:
+        return None
+    if state == "42501":
+        verb = "read" if (statement or "").lstrip().upper().startswith("SELECT") else "write"
+        return DatabasePermissionDenied(
+            f"the database role {user!r} may not {verb} this ({reason}) in {where}: connect "
+            "with a role that may, or ask for the privileges"
+        )
+    if state in VALUE_STATES or "NUL (0x00)" in reason:
+        return InvalidValue(f"the database cannot store a value: {reason}")
+    if "number of parameters must be between" in reason:
+        return QueryError(f"the query has too many values for one statement: {reason}")
+    if lost or state in LOST_STATES or (state or "").startswith("08"):
+        return DatabaseUnreachable(
+            f"cannot reach the database {where}: {reason}. Check that the server runs, "
+            "the URL and the credentials"
+        )
+    if (state or "").startswith("28"):  # authentication
+        return DatabaseUnreachable(
+            f"the database {where} refused the login: {reason}. Check the credentials"
+        )
+    return None
+
+
+def translate(exc: BaseException, engine: Engine, statement: str | None = None) -> Exception | None:
+    """The LakelineError standing for driver error `exc`, or None to let it through."""
+    if isinstance(exc, LakelineError):
+        return exc
+    if isinstance(exc, IntegrityError):
+        return None
+    orig: BaseException = exc.orig if isinstance(exc, DBAPIError) and exc.orig else exc
+    if isinstance(orig, LakelineError):  # raised by a type's bind check
+        return orig
+    url = engine.url
+    if engine.dialect.name == "sqlite":
+        return _sqlite(orig, str(url.database or ":memory:"), statement)
+    lost = isinstance(exc, DBAPIError) and exc.connection_invalidated
+    lost = lost or (isinstance(exc, OperationalError) and getattr(orig, "sqlstate", None) is None)
+    where = url.render_as_string(hide_password=True)
+    return _postgres(orig, where, url.username, statement, lost)
+
+
+def install(engine: Engine) -> None:
+    """Translate `engine`'s driver errors into LakelineErrors (see the module doc)."""
+
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context: Any) -> Exception | None:
+        if context.is_pre_ping:
+            return None
+        original = context.original_exception
+        if isinstance(original, LakelineError):
+            return original
+        error = context.sqlalchemy_exception or original
+        return translate(error, engine, context.statement)
