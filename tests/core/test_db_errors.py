@@ -261,3 +261,16 @@ def test_nul_bytes_and_over_long_values_are_refused_on_both(
     with pytest.raises(InvalidValue, match="NUL"):
         ll.Artifact.filter(description="a\x00").count()
     assert ll.Artifact(path, key="x.txt", description="d" * 10_000).save().created
+
+
+def test_nul_bytes_in_json_values_are_refused_on_both(instance: Instance) -> None:
+    from lakeline.lineage.records import ensure_transform
+
+    with instance.sessions.write() as session:
+        transform = ensure_transform(session, key="nul.py", kind="script")
+    with pytest.raises(InvalidValue, match="NUL"), instance.sessions.write() as session:
+        session.add(Run(uid="nulparams0000000", transform_id=transform.id, params={"a": "b\x00"}))
+    assert Run.filter(uid="nulparams0000000").count() == 0
+    with instance.sessions.write() as session:
+        session.add(Run(uid="okparams00000000", transform_id=transform.id, params={"a": ["b"]}))
+    assert Run.get("okparams00000000").params == {"a": ["b"]}

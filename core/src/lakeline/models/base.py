@@ -49,7 +49,38 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-JSONType = JSON().with_variant(JSONB(), "postgresql")
+class JSONValue(TypeDecorator[Any]):
+    """JSON (JSONB on PostgreSQL) holding the same values on both databases: a string with a
+    NUL byte anywhere inside is refused (InvalidValue); PostgreSQL's JSONB cannot hold one."""
+
+    impl = JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        return dialect.type_descriptor(JSONB() if dialect.name == "postgresql" else JSON())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is not None:
+            _check_json(value)
+        return value
+
+
+def _check_json(value: Any) -> None:
+    if isinstance(value, str):
+        if "\x00" in value:
+            from lakeline.values import check_text
+
+            check_text(value, None)  # raises InvalidValue
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_json(key)
+            _check_json(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _check_json(item)
+
+
+JSONType = JSONValue()
 
 
 class Str(TypeDecorator[str]):
