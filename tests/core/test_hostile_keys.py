@@ -72,3 +72,23 @@ def test_cli_escapes_control_characters_stored_by_old_records(
         assert "\\x1b[31mred\\nrow.txt" in result.output, result.output
     listed = runner.invoke(cli, ["ls"]).output
     assert len([line for line in listed.splitlines() if saved.uid in line]) == 1
+
+
+def test_cli_escapes_control_characters_in_runs_and_transforms(instance: Instance) -> None:
+    from lakeline.ids import new_stem, new_uid, versioned_uid
+    from lakeline.models import Run, Transform
+
+    with instance.sessions.write() as session:
+        uid = versioned_uid(new_stem(), 0)
+        transform = Transform(
+            uid=uid, stem=uid[:12], key="rule\x1b[31m\nevil", kind="rule", is_latest=True
+        )
+        session.add(transform)
+        session.flush()
+        session.add(Run(uid=new_uid(), transform_id=transform.id, status="completed"))
+    runner = CliRunner()
+    for args in (["runs"], ["transforms"]):
+        result = runner.invoke(cli, args)
+        assert result.exit_code == 0, result.output
+        assert "\x1b" not in result.output, args
+        assert "rule\\x1b[31m\\nevil" in result.output, result.output

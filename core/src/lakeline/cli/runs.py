@@ -143,7 +143,7 @@ def _runs_table(rows: list[tuple[Run, Transform, bool]]) -> Table:
     from rich.table import Table
     from rich.text import Text
 
-    from lakeline.cli.output import human_time
+    from lakeline.cli.output import human_time, printable
 
     table = Table(header_style="bold")
     table.add_column("uid", no_wrap=True, style="cyan")
@@ -167,7 +167,7 @@ def _runs_table(rows: list[tuple[Run, Transform, bool]]) -> Table:
             _duration(run),
             run.host or "-",
         ]
-        table.add_row(*(Text(cell) for cell in cells))
+        table.add_row(*(Text(printable(cell)) for cell in cells))
     return table
 
 
@@ -242,7 +242,7 @@ def transforms(
     starts with PREFIX, with their number of runs and last run."""
     from sqlalchemy import func, select
 
-    from lakeline.cli.output import console, echo_json_lines, human_time
+    from lakeline.cli.output import console, echo_json_lines, human_time, printable
     from lakeline.models import Run, Transform
 
     instance = use_instance()
@@ -318,7 +318,7 @@ def transforms(
             record["last_status"] or "-",
             human_time(None if run is None else run.started_at),
         ]
-        table.add_row(*(Text(cell) for cell in cells))
+        table.add_row(*(Text(printable(cell)) for cell in cells))
     console().print(table)
     if limit and len(records) == limit:
         click.echo(f"showing {limit} transforms: use --limit to see more", err=True)
