@@ -274,3 +274,14 @@ def test_nul_bytes_in_json_values_are_refused_on_both(instance: Instance) -> Non
     with instance.sessions.write() as session:
         session.add(Run(uid="okparams00000000", transform_id=transform.id, params={"a": ["b"]}))
     assert Run.get("okparams00000000").params == {"a": ["b"]}
+
+
+def test_other_driver_errors_are_one_cli_line(instance: Instance) -> None:
+    """A driver error lakeline has no word for (a table dropped behind its back) is still one
+    line in the CLI, not a traceback."""
+    from sqlalchemy import text
+
+    with instance.engine.begin() as conn:
+        conn.execute(text("DROP TABLE collection_artifacts"))
+        conn.execute(text("DROP TABLE collections"))
+    cli_fails("info", match="database error:")
