@@ -30,7 +30,7 @@ def test_nfc_and_nfd_forms_of_a_key_are_one_artifact(instance: Instance, tmp_pat
     again = ll.Artifact(_file(tmp_path), key=nfc).save()
     assert again.uid == first.uid and not again.created
     assert ll.Artifact.filter(key__startswith="caf").count() == 1
-    result = CliRunner().invoke(cli, ["get", nfd, "--json"])
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(cli, ["get", nfd, "--json"])
     assert result.exit_code == 0 and first.uid in result.output
 
 
@@ -64,7 +64,7 @@ def test_cli_escapes_control_characters_stored_by_old_records(
             .where(Artifact.id == saved.id)
             .values(key="raw/\x1b[2J\x1b[31mred\nrow.txt", description="evil\x1b]0;title\x07")
         )
-    runner = CliRunner()
+    runner = CliRunner(env={"COLUMNS": "200"})
     for args in (["ls"], ["ls", "--all-versions"], ["search", "evil"], ["get", saved.uid]):
         result = runner.invoke(cli, args)
         assert result.exit_code == 0, result.output
@@ -86,7 +86,7 @@ def test_cli_escapes_control_characters_in_runs_and_transforms(instance: Instanc
         session.add(transform)
         session.flush()
         session.add(Run(uid=new_uid(), transform_id=transform.id, status="completed"))
-    runner = CliRunner()
+    runner = CliRunner(env={"COLUMNS": "200"})
     for args in (["runs"], ["transforms"]):
         result = runner.invoke(cli, args)
         assert result.exit_code == 0, result.output

@@ -107,12 +107,20 @@ class Str(TypeDecorator[str]):
 
         return process
 
+    def coerce_compared_value(self, op: Any, value: Any) -> Any:
+        """A value compared with the column is not stored: only NUL bytes are refused (a
+        longer value matches nothing, as on either database)."""
+        return _COMPARED if self.impl_instance.__class__ is String else self
+
 
 class LongText(Str):
     """TEXT without a length limit (NUL bytes are refused, as for `Str`)."""
 
     impl = Text
     cache_ok = True
+
+
+_COMPARED = Str()
 
 
 def KeyString(length: int) -> Str:
