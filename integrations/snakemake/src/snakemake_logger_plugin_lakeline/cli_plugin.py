@@ -28,13 +28,14 @@ def register_commands(cli: click.Group) -> None:
         Replays the journals the logger plugin wrote (filling in what it could not record)
         and imports jobs known only from .snakemake/metadata. Importing again changes nothing.
         """
+        import lakeline as ll
         from lakeline.cli import use_instance
-        from lakeline.models import Artifact, Run
 
         from snakemake_logger_plugin_lakeline.importer import import_workflow
 
         instance = use_instance()
-        before = Run.filter(engine="snakemake").count(), Artifact.filter(is_latest=None).count()
+        runs_before = ll.Run.filter(engine="snakemake").count()
+        artifacts_before = ll.Artifact.filter(is_latest=None).count()
         result = import_workflow(
             path,
             instance=instance,
@@ -42,8 +43,8 @@ def register_commands(cli: click.Group) -> None:
             pipeline=pipeline,
             report=lambda line: click.echo(line, err=True),
         )
-        runs = Run.filter(engine="snakemake").count() - before[0]
-        artifacts = Artifact.filter(is_latest=None).count() - before[1]
+        runs = ll.Run.filter(engine="snakemake").count() - runs_before
+        artifacts = ll.Artifact.filter(is_latest=None).count() - artifacts_before
         click.echo(
             f"imported {path}: {result.journal_jobs} jobs from {result.journals} journal(s), "
             f"{result.metadata_jobs} from metadata; {runs} new runs, {artifacts} new artifacts"

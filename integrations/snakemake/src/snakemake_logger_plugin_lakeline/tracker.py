@@ -170,7 +170,7 @@ class Tracker:
             self.recorder = Recorder(
                 ENGINE, root=self.workdir, upload=self.upload, instance=instance
             )
-            self.writer = Writer(self.recorder, instance, self.workdir, self._problem)
+            self.writer = Writer(self.recorder, self.workdir, self._problem)
             sources = self.sources()
             params = {
                 "command": event.cmd,

@@ -1,16 +1,15 @@
-"""Writes a run's files in batches: one bulk save, one transaction of used-by edges.
+"""Writes a run's files in batches through the Recorder: `Recorder.save_files` (one bulk
+save and the used-by edges in its transaction) and `Recorder.link` (edges to artifacts
+already recorded).
 
-The Recorder records one file per transaction, which costs more than a small Snakemake job
-takes to run. Files inside the workflow folder that exist are therefore collected and
-written together (`lakeline.save`, the bulk API) when the batch is due: after BATCH_AGE
-seconds, at BATCH_FILES files, before Snakemake deletes a temp() file, and at the end. A
-step is finished only after its files are written. Files that cannot be batched (gone,
-outside the workflow folder) and every file of a batch that failed go through the Recorder
-one by one. A file this run already recorded and that has not changed since is linked to
-its artifact without hashing it again.
-
-This works around the Recorder having no batch API and no way to use an artifact it
-already holds (see the integration's README).
+The Recorder's `produce`/`use` record one file per transaction, which costs more than a small
+Snakemake job takes to run. Files inside the workflow folder that exist are therefore
+collected and written together when the batch is due: after BATCH_AGE seconds, at
+BATCH_FILES files, before Snakemake deletes a temp() file or runs a job that rewrites a file
+in place, and at the end. A step is finished only after its files are written. Files that
+cannot be batched (gone, outside the workflow folder) and every file of a batch that failed
+go through `produce`/`use` one by one. A file this run already recorded and that has not
+changed since is linked to its artifact without hashing it again.
 """
 
 from __future__ import annotations
@@ -25,9 +24,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from snakemake_logger_plugin_lakeline.journal import stat_of
 
 if TYPE_CHECKING:
-    from lakeline.instance import Instance
+    from lakeline import Artifact
     from lakeline.lineage.recorder import Handle, Recorder
-    from lakeline.models import Artifact, Run
 
 BATCH_AGE = 1.0  # seconds a recorded event may wait for its batch
 BATCH_FILES = 500
@@ -65,7 +63,6 @@ class Pending:
     kind: str | None = None
     producer: JobLike | None = None
     users: list[tuple[JobLike, str]] = field(default_factory=list)
-    artifact: Artifact | None = None
 
 
 @dataclass
@@ -82,7 +79,6 @@ class Writer:
     """Batches a run's file records; steps start and finish through the Recorder."""
 
     recorder: Recorder
-    instance: Instance
     workdir: str
     problem: Problem
     _known: dict[str, tuple[list[int], Artifact]] = field(default_factory=dict)
@@ -186,33 +182,31 @@ class Writer:
         Raises only what stops all recording (the tracker decides); a file that cannot be
         recorded is a problem of the jobs that made or used it.
         """
-        import lakeline
-        from lakeline.models import Artifact
+        from lakeline.lineage.recorder import FileRecord
 
         files, links, finishes = list(self._files.values()), self._links, self._finishes
         self._files, self._links, self._finishes, self._since = {}, [], [], None
-        ready: list[Pending] = []
-        for item in files:
-            producer = item.producer
-            try:
-                run = None if producer is None or producer.step is None else producer.step.run
-                item.artifact = Artifact(item.location, kind=item.kind, run=run)
-                ready.append(item)
-            except Exception as exc:  # gone meanwhile, a key lakeline refuses, ...
-                self._one_by_one(item, exc)
+        ready = files
+        records = [
+            FileRecord(
+                item.location,
+                producer=None if item.producer is None else item.producer.step,
+                kind=item.kind,
+                used_by=[(job.step, role) for job, role in item.users if job.step is not None],
+            )
+            for item in ready
+        ]
         try:
-            lakeline.save([item.artifact for item in ready if item.artifact is not None])
+            saved = self.recorder.save_files(records) if records else []
         except Exception as exc:
             if is_fatal(exc):
                 raise
             for item in ready:  # find the culprit: each file on its own
                 self._one_by_one(item, exc)
-            ready = []
-        for item in ready:
-            assert item.artifact is not None
-            self._remember(item.location, item.artifact)
-            links += [(job, item.artifact, role) for job, role in item.users]
-        self._link([(job.step.run, a, role) for job, a, role in links if job.step is not None])
+            saved = []
+        for item, artifact in zip(ready, saved, strict=False):
+            self._remember(item.location, artifact)
+        self._link(links)
         for end in finishes:
             if end.job.step is None:
                 continue
@@ -247,18 +241,17 @@ class Writer:
                     raise
                 self.problem(job, f"{what} {relative}", exc)
 
-    def _link(self, links: list[tuple[Run, Artifact, str]]) -> None:
-        """The used-by edges (run used artifact, as role), in one transaction."""
-        if not links:
-            return
-        from lakeline.lineage.records import fire
-        from lakeline.lineage.usage import insert_input
-
-        with self.instance.sessions.write() as session:
-            new = [
-                (run, artifact)
-                for run, artifact, role in links
-                if insert_input(session, run.id, artifact.id, role)
-            ]
-        for run, artifact in new:
-            fire("artifact_used", artifact=artifact, run=run)
+    def _link(self, links: list[tuple[JobLike, Artifact, str]]) -> None:
+        """The used-by edges of artifacts already recorded (each step's in one transaction)."""
+        by_step: dict[int, tuple[Handle, list[tuple[Artifact, str]]]] = {}
+        for job, artifact, role in links:
+            if job.step is not None:
+                by_step.setdefault(id(job.step), (job.step, []))[1].append((artifact, role))
+        for step, used in by_step.values():
+            try:
+                self.recorder.link(step, used)
+            except Exception as exc:
+                if is_fatal(exc):
+                    raise
+                job = next(j for j, _, _ in links if j.step is step)
+                self.problem(job, "inputs " + ", ".join(a.key or "?" for a, _ in used), exc)
