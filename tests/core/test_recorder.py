@@ -473,3 +473,29 @@ def test_a_file_made_by_one_step_is_not_hashed_again_when_the_next_uses_it(
     rec.finish_step(outputs, outputs=["other.bin"])
     last = rec.start_step(wf, key="read", kind="task", engine_task_id="5")
     assert rec.use(last, "other.bin") is not None and len(hashed) == 3  # outputs= remembered too
+
+
+def test_mark_gone_a_file_the_engine_deleted(instance: Instance, tmp_path: Path) -> None:
+    """A temp() output deleted by its workflow: its record says so, instead of the store
+    looking corrupt; a later save of the same bytes at that location fills it in again."""
+    from lakeline.errors import ArtifactUnavailable
+
+    root = prepare(tmp_path)
+    rec = Recorder("toy", root=root)
+    wf = rec.start_workflow(key="p", engine_run_id="r")
+    step = rec.start_step(wf, key="s", kind="rule", engine_task_id="1")
+    (root / "tmp").mkdir()
+    (root / "tmp" / "t.txt").write_text("temporary\n")
+    made = rec.produce(step, "tmp/t.txt", kind="transient")
+    assert made is not None and made.available
+    assert rec.mark_gone("tmp/t.txt") is None  # still there: nothing to mark
+    (root / "tmp" / "t.txt").unlink()
+    gone = rec.mark_gone("tmp/t.txt")
+    assert gone is not None and gone.uid == made.uid and gone.available is False
+    assert gone.hash == made.hash and gone.run_id == step.run.id  # lineage kept
+    with pytest.raises(ArtifactUnavailable, match=r"deleted by the workflow \(temp\)"):
+        ll.Artifact.get(key="tmp/t.txt").load()
+    assert rec.mark_gone("tmp/never.txt") is None  # never recorded
+    (root / "tmp" / "t.txt").write_text("temporary\n")
+    again = ll.Artifact(str(root / "tmp" / "t.txt")).save()
+    assert again.uid == made.uid and ll.Artifact.get(key="tmp/t.txt").available is True

@@ -167,6 +167,12 @@ def default_key(location: str, key_in_root: str) -> str:
 def unavailable_message(artifact: Artifact, location: str) -> str:
     """What an error about reading a reference says."""
     name = f"artifact {artifact.uid}" + (f" ({artifact.key})" if artifact.key else "")
+    if artifact.kind == "transient" and artifact.hash is not None:
+        return (
+            f"{name} was deleted by the workflow (temp) that made it, at {location}: "
+            "lakeline keeps its hash and lineage, not its bytes. Run its step again to "
+            "make it (a save of the same bytes there makes it available)"
+        )
     return (
         f"{name} is a reference to {location}: lakeline holds no bytes for it. Save the "
         "bytes (lakeline.Artifact(path).save() of a file with the same hash) to make it "

@@ -526,6 +526,14 @@ class Recorder(RunUpdates):
             kind=kind,
         )
 
+    def mark_gone(self, path: str | os.PathLike[str]) -> Artifact | None:
+        """The engine deleted this file (a temp() output): its records held in place there
+        become unavailable, keeping hash and lineage; the newest is returned (None if the
+        file still exists or was never recorded)."""
+        from lakeline.lineage.references import mark_gone
+
+        return mark_gone(self._location(path))
+
     def use(
         self, step: Handle, path: str | os.PathLike[str], *, role: str = "", key: str | None = None
     ) -> Artifact | None:

@@ -3,9 +3,10 @@ are gone from disk but were registered while they existed."""
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from lakeline.artifacts.locate import storage_containing
 from lakeline.artifacts.save import save_artifacts
@@ -90,3 +91,24 @@ def record_reference(
     if new_edge[0]:
         fire("artifact_used", artifact=saved, run=run)
     return saved
+
+
+def mark_gone(location: str) -> Artifact | None:
+    """`Recorder.mark_gone`: the records held in place at a local location that no longer
+    exists become unavailable (one UPDATE); the newest is returned."""
+    from lakeline.instance import current
+
+    if protocol_of(location) != "local" or os.path.lexists(location):
+        return None
+    contained = storage_containing(location, normalized=True)
+    if contained is None:
+        return None
+    storage, store_key = contained
+    with current().sessions.write() as session:
+        session.execute(
+            update(Artifact)
+            .where(Artifact.storage_id == storage.id, Artifact.store_key == store_key)
+            .where(Artifact.in_place.is_(True), Artifact.available.is_(True))
+            .values(available=False)
+        )
+    return known_record(contained)
