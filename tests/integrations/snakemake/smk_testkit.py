@@ -67,11 +67,12 @@ def run_snakemake(
     plugin: bool = True,
     instance: str | None = "test",
     check: bool = True,
+    timeout: float = 600,
 ) -> Result:
     """Run Snakemake for real in `workdir` (with `--logger lakeline` unless `plugin` is off).
 
     The instance is found through $LAKELINE_HOME (set by the `lakeline_home` fixture) and
-    $LAKELINE_INSTANCE.
+    $LAKELINE_INSTANCE. A run still going after `timeout` seconds is killed (and fails).
     """
     env = dict(os.environ)
     if instance is not None:
@@ -85,7 +86,7 @@ def run_snakemake(
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
         check=False,
     )
     result = Result(completed.returncode, completed.stdout, completed.stderr)

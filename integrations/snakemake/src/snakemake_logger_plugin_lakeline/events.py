@@ -63,6 +63,8 @@ class JobInfo:
     rule_line: int | None = None
     script: str | None = None
     input_stats: dict[str, list[int]] = field(default_factory=dict)
+    pipes: list[str] = field(default_factory=list)  # pipe()/service() files: not data
+    updates: list[str] = field(default_factory=list)  # update() outputs: rewritten in place
     task_id: str | None = None  # the engine id when it is not the job id (imports)
 
 

@@ -4,8 +4,9 @@ Snakemake hands records to plugins through a queue, in another thread, so by the
 has moved on and temp() files may be gone. A filter on Snakemake's logger runs before the
 record is queued: it adds what the event lacks (temp and directory flags, named params and
 inputs, the rule's file and line, the config, the working directory). A barrier handler,
-after the queue, holds Snakemake back just before it deletes a temp() file until the plugin
-has recorded everything logged before (so the file is hashed while it exists).
+after the queue, holds Snakemake back until the plugin has recorded everything logged before:
+just before it deletes a temp() file (so the file is hashed while it exists), and before it
+runs a job with update() outputs (so what earlier jobs read is hashed before it changes).
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ class LiveHook(logging.Filter):
             details = self.job_details(record.__dict__.get("jobid"))
             if details:
                 record.lakeline_job = details
+            if details.get("updates"):
+                record.lakeline_done = threading.Event()
         elif kind == "workflow_started":
             workflow = running_workflow()
             config = None if workflow is None else plain(getattr(workflow, "config", None))
@@ -106,6 +109,9 @@ class LiveHook(logging.Filter):
         rule = job.rule
         outputs = list(job.output)
         temp = set(getattr(job, "temp_output", ()))
+        pipes = set(getattr(job, "pipe_or_service_output", ()))
+        fed = getattr(job, "is_pipe_or_service_input", None)  # Snakemake >= 8
+        pipes |= {f for f in job.input if fed is not None and fed(f)}
         input_names: dict[str, str] = {}
         for name, value in job.input.items():
             for path in paths(value if isinstance(value, list) else [value]):
@@ -113,6 +119,8 @@ class LiveHook(logging.Filter):
         details: dict[str, Any] = {
             "temp": paths([f for f in outputs if f in temp or is_flagged(f, "temp")]),
             "directories": paths([f for f in outputs if is_flagged(f, "directory")]),
+            "pipes": paths(list(pipes)),
+            "updates": paths([f for f in outputs if is_flagged(f, "update")]),
             "params": plain(job.params) or None,
             "input_names": input_names,
             "rule_file": str(rule.snakefile),

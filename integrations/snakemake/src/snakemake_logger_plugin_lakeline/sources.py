@@ -44,6 +44,17 @@ def block_at(text: str, line: int, name: str) -> str | None:
     return "\n".join(lines[line - 1 : end]).rstrip() + "\n"
 
 
+def smk_files(base: Path) -> list[str]:
+    """The `.smk` files under `base`, never inside `.snakemake/` or other hidden folders
+    (Snakemake deletes its locks there while it runs); a folder that cannot be listed is
+    skipped, not an error."""
+    found = []
+    for root, folders, names in os.walk(base):  # errors while listing are ignored
+        folders[:] = [f for f in folders if not f.startswith(".")]
+        found += [os.path.join(root, n) for n in names if n.endswith(".smk")]
+    return found
+
+
 @dataclass
 class Sources:
     """Reads and caches Snakefiles, rule blocks and script hashes of one workflow."""
@@ -77,8 +88,7 @@ class Sources:
             found.append(path)
             for include in _INCLUDE.findall(self.text(path) or ""):
                 todo.append(os.path.abspath(os.path.join(os.path.dirname(path), include)))
-        base = Path(self.snakefile).resolve().parent
-        extra = sorted(str(p) for p in base.rglob("*.smk") if ".snakemake" not in p.parts)
+        extra = sorted(smk_files(Path(self.snakefile).resolve().parent))
         return found + [p for p in extra if p not in found]
 
     def _find(self, rule: str) -> tuple[str, int] | None:

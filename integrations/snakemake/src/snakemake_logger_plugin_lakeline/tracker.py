@@ -36,7 +36,7 @@ from snakemake_logger_plugin_lakeline.events import (
     exit_code_of,
 )
 from snakemake_logger_plugin_lakeline.journal import Journal, stat_of
-from snakemake_logger_plugin_lakeline.sources import Sources, pipeline_key
+from snakemake_logger_plugin_lakeline.sources import RuleSource, Sources, pipeline_key
 from snakemake_logger_plugin_lakeline.writer import Writer, is_fatal
 
 if TYPE_CHECKING:
@@ -69,8 +69,9 @@ class Job:
 
     def products(self) -> list[tuple[str, str | None]]:
         """Outputs (temp ones as transient), then logs and the benchmark file, with kinds."""
-        temp = set(self.info.temp)
-        items = [(p, "transient" if p in temp else None) for p in self.info.outputs]
+        temp, pipes = set(self.info.temp), set(self.info.pipes)
+        outputs = [p for p in self.info.outputs if p not in pipes]  # a FIFO is not data
+        items = [(p, "transient" if p in temp else None) for p in outputs]
         items += [(p, "log") for p in self.info.logs]
         if self.info.benchmark:
             items.append((self.info.benchmark, "benchmark"))
@@ -100,6 +101,7 @@ class Tracker:
     workflow: Handle | None = None
     jobs: dict[int, Job] = field(default_factory=dict)
     folders: set[str] = field(default_factory=set)  # directory() outputs recorded so far
+    pipes: set[str] = field(default_factory=set)  # pipe() and service() files of this run
     writer: Writer | None = None
     errors: list[ErrorMessage] = field(default_factory=list)
     journal: Journal | None = None
@@ -125,9 +127,12 @@ class Tracker:
         if self.on_failure is not None:
             self.on_failure()
 
-    def _problem(self, job: Job, what: str, exc: BaseException) -> None:
+    def _problem(self, job: Job | None, what: str, exc: BaseException) -> None:
         if is_fatal(exc):
             self.fail(exc)
+            return
+        if job is None:  # not a job's file: a warning
+            self.report(f"lakeline: {what} not recorded: {one_line(exc)}")
             return
         first = not any(j.problems for j in self.jobs.values())
         job.problems.append(f"{what}: {one_line(exc)}")
@@ -216,7 +221,20 @@ class Tracker:
                 self._settings(event)
         elif self.started is None or self.started.touch:
             return  # outside a workflow run (tests), or --touch: nothing runs, nothing to record
-        elif isinstance(event, JobInfo):
+        elif isinstance(event, ErrorMessage):
+            self.errors.append(event)
+            self._pending_error = event
+            if self.journal is not None and not self.replay:  # once a job ran
+                self.journal.write(event)
+        else:
+            try:
+                self._job_event(event)
+            except Exception as exc:  # one job's trouble (a file, its source) is that job's
+                self._event_problem(event, exc)
+        self.flush(unless_fresh=True)
+
+    def _job_event(self, event: Event) -> None:
+        if isinstance(event, JobInfo):
             self._job_info(event)
         elif isinstance(event, JobFinished):
             self._job_finished(event)
@@ -224,12 +242,17 @@ class Tracker:
             self._job_error(event)
         elif isinstance(event, TempRemoval):
             self._temp_removal(event)
-        elif isinstance(event, ErrorMessage):
-            self.errors.append(event)
-            self._pending_error = event
-            if self.journal is not None and not self.replay:  # once a job ran
-                self.journal.write(event)
-        self.flush(unless_fresh=True)
+
+    def _event_problem(self, event: Event, exc: Exception) -> None:
+        """What an event could not record: the catalog's trouble stops recording; any
+        other is its job's problem (listed at the end), or a one-line warning."""
+        job = self.jobs.get(getattr(event, "jobid", -1))
+        if is_fatal(exc):
+            self.fail(exc)
+        elif job is not None:
+            self._problem(job, "the job's event", exc)
+        else:
+            self.report(f"lakeline: {type(event).__name__} not recorded: {one_line(exc)}")
 
     def _settings(self, event: WorkflowStarted) -> None:
         """Live: note the settings in the event (journaled); replay: record as the run did."""
@@ -246,21 +269,28 @@ class Tracker:
             return  # the same job announced again
         if not self.expect_finished:
             self.finish_ready()
+        self.pipes.update(info.pipes)
         if not self.replay:
-            info.input_stats = self._stats(info.inputs)
+            info.input_stats = self._stats(p for p in info.inputs if p not in self.pipes)
         self._write(info)
         if known is not None:  # a restarted job (--retries): the same step runs again
             known.info, known.status, known.finished = info, "started", False
-            return
-        job = self.jobs[info.jobid] = Job(info)
-        self._start(job)
+        else:
+            job = self.jobs[info.jobid] = Job(info)
+            self._start(job)
+        if info.updates:  # it rewrites files in place: what others read is hashed first
+            self.flush()
 
     def _start(self, job: Job) -> None:
         if not self._ensure_workflow():
             return
         assert self.recorder is not None and self.workflow is not None
         info = job.info
-        source = self.sources().rule(info.rule, info.rule_file, info.rule_line, info.script)
+        try:
+            source = self.sources().rule(info.rule, info.rule_file, info.rule_line, info.script)
+        except Exception as exc:  # recorded without its code, not lost
+            self.report(f"lakeline: {job.label()}: source not read: {one_line(exc)}")
+            source = RuleSource(None, None)
         params: dict[str, Any] = {
             "jobid": info.jobid,
             "wildcards": info.wildcards,
@@ -288,6 +318,8 @@ class Tracker:
             return
         assert self.writer is not None
         for path in info.inputs:
+            if path in self.pipes:
+                continue
             if self.replay and not self._unchanged(path, info.input_stats):
                 job.problems.append(f"{path}: changed since the run")
                 continue
@@ -332,6 +364,8 @@ class Tracker:
                 job.problems.append(f"{path}: changed since the run")
                 continue
             self.writer.produce(job, path, kind)
+            if kind == "transient" and not os.path.lexists(os.path.join(self.workdir, path)):
+                self.writer.removed(path)  # a replay, after Snakemake deleted it
             if kind is None and os.path.isdir(os.path.join(self.workdir, path)):
                 self.folders.add(path)
         error = event.error if isinstance(event, JobError) else None
@@ -389,6 +423,8 @@ class Tracker:
             if job.status == "started" and event.path in job.info.outputs:
                 self._finish_from_metadata(job)
         self.flush()  # hashed now, while the file exists
+        if self.writer is not None:
+            self.writer.removed(event.path)  # once it is gone, its record says so
 
     # -- jobs that never reported ---------------------------------------------------------------
 

@@ -15,6 +15,7 @@ changed since is linked to its artifact without hashing it again.
 from __future__ import annotations
 
 import os
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +30,16 @@ if TYPE_CHECKING:
 
 BATCH_AGE = 1.0  # seconds a recorded event may wait for its batch
 BATCH_FILES = 500
+
+
+def not_data(location: str) -> bool:
+    """Whether the path is a FIFO, socket or device (a pipe() output, say): never opened,
+    as reading one blocks until someone writes to it."""
+    try:
+        mode = os.stat(location).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 class JobLike(Protocol):
@@ -61,6 +72,7 @@ class Pending:
 
     location: str
     kind: str | None = None
+    key: str | None = None
     producer: JobLike | None = None
     users: list[tuple[JobLike, str]] = field(default_factory=list)
 
@@ -85,6 +97,7 @@ class Writer:
     _files: dict[str, Pending] = field(default_factory=dict)
     _links: list[tuple[JobLike, Artifact, str]] = field(default_factory=list)
     _finishes: list[Finish] = field(default_factory=list)
+    _removed: set[str] = field(default_factory=set)  # temp() files Snakemake deletes
     _since: float | None = None
 
     # -- what the tracker asks for --------------------------------------------------------------
@@ -94,13 +107,15 @@ class Writer:
         if job.step is None:
             return
         location = os.path.join(self.workdir, path)
+        if not_data(location):
+            return
         known = self._lookup(location)
         if known is not None:
             self._links.append((job, known, role))
         elif location in self._files:
             self._files[location].users.append((job, role))
         elif self._batchable(location):
-            self._files[location] = Pending(location, users=[(job, role)])
+            self._files[location] = Pending(location, key=self._key(location), users=[(job, role)])
         else:
             try:
                 artifact = self.recorder.use(job.step, path, role=role, key=self._key(location))
@@ -115,11 +130,13 @@ class Writer:
         if job.step is None:
             return
         location = os.path.join(self.workdir, path)
+        if not_data(location):
+            return
         pending = self._files.get(location)
         if pending is not None and pending.producer is None:
             self.flush()  # used earlier in this batch, now rewritten: keep the two apart
         if self._batchable(location):
-            self._files[location] = Pending(location, kind=kind, producer=job)
+            self._files[location] = Pending(location, kind, self._key(location), producer=job)
             self._due()
             return
         try:
@@ -138,6 +155,11 @@ class Writer:
     ) -> None:
         """Finish `job`'s step once its files are written."""
         self._finishes.append(Finish(job, status, at, exit_code, error))
+        self._due()
+
+    def removed(self, path: str) -> None:
+        """Snakemake deletes the temp() file `path`: once it is gone, mark its record so."""
+        self._removed.add(os.path.join(self.workdir, path))
         self._due()
 
     def due(self) -> bool:
@@ -160,10 +182,14 @@ class Writer:
 
     def _key(self, location: str) -> str | None:
         """Uploaded files from outside the workflow folder are keyed by their name (files
-        registered where they are get the same key: their path in their folder)."""
-        if self.recorder.upload and not self._inside(location):
-            return os.path.basename(location.rstrip("/")) or None
-        return None
+        registered where they are get the same key: their path in their folder). A symlink
+        in the workflow folder keeps its own path as key (its bytes are its target's)."""
+        if not self._inside(location):
+            name = os.path.basename(location.rstrip("/")) or None
+            return name if self.recorder.upload else None
+        relative = os.path.relpath(location, self.workdir)
+        real = os.path.join(os.path.realpath(self.workdir), relative)
+        return relative if os.path.realpath(location) != real else None
 
     def _lookup(self, location: str) -> Artifact | None:
         known = self._known.get(location)
@@ -186,12 +212,13 @@ class Writer:
 
         files, links, finishes = list(self._files.values()), self._links, self._finishes
         self._files, self._links, self._finishes, self._since = {}, [], [], None
-        ready = files
+        ready = [item for item in files if not not_data(item.location)]
         records = [
             FileRecord(
                 item.location,
                 producer=None if item.producer is None else item.producer.step,
                 kind=item.kind,
+                key=item.key,
                 used_by=[(job.step, role) for job, role in item.users if job.step is not None],
             )
             for item in ready
@@ -220,6 +247,23 @@ class Writer:
                 if is_fatal(exc):
                     raise
                 self.problem(end.job, "the job's end", exc)
+        self._mark_removed()
+
+    def _mark_removed(self) -> None:
+        """temp() files Snakemake deleted: their records become unavailable (kept while the
+        file still exists: Snakemake deletes it after this batch)."""
+        for location in sorted(self._removed):
+            if os.path.lexists(location):
+                self._due()
+                continue
+            self._removed.discard(location)
+            try:
+                self.recorder.mark_gone(location)
+            except Exception as exc:
+                if is_fatal(exc):
+                    raise
+                relative = os.path.relpath(location, self.workdir)
+                self.problem(None, f"temp() file {relative} (deleted)", exc)
 
     def _one_by_one(self, item: Pending, cause: BaseException) -> None:
         """Record one file through the Recorder (which knows gone files); else a problem."""
@@ -231,10 +275,12 @@ class Writer:
                 continue
             try:
                 if what == "output":
-                    artifact = self.recorder.produce(job.step, relative, kind=item.kind)
+                    artifact = self.recorder.produce(
+                        job.step, relative, kind=item.kind, key=item.key
+                    )
                 else:
                     role = next(r for j, r in item.users if j is job)
-                    artifact = self.recorder.use(job.step, relative, role=role)
+                    artifact = self.recorder.use(job.step, relative, role=role, key=item.key)
                 self._remember(item.location, artifact)
             except Exception as exc:
                 if is_fatal(exc):
