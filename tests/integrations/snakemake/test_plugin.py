@@ -219,3 +219,25 @@ def test_metadata_records_long_names_and_grouping(tmp_path: Path) -> None:
     incomplete.parent.mkdir(parents=True, exist_ok=True)
     incomplete.write_text("{}")
     assert metadata.read(tmp_path, "other.txt") is None  # its job is running again
+
+
+def test_the_plugin_records_through_the_public_api_and_the_recorder_only() -> None:
+    """No models, database, usage or other private core module (the writer used to import
+    lakeline.models and write run_inputs itself): the layering contract, for this plugin."""
+    import ast
+    import tomllib
+
+    root = Path(plugin.__file__).resolve().parents[3]
+    config = tomllib.loads((root.parent / "pyproject.toml").read_text())["tool"]["importlinter"]
+    (contract,) = [c for c in config["contracts"] if c["name"].startswith("Integrations")]
+    forbidden = tuple(contract["forbidden_modules"])
+    found = []
+    for path in Path(plugin.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            found += [
+                f"{path.name}: {n}" for n in names if n.startswith(forbidden) and n != "lakeline"
+            ]
+    assert found == []
