@@ -197,3 +197,28 @@ def test_database_lost_mid_run(instance: Instance, tmp_path: Path, strict: bool)
         Step("last", frozenset({"after.txt"}), frozenset({"last.txt"})),
     ]
     assert ll.Run.get(id=workflow).status == "completed"
+
+
+def test_import_of_live_runs_compares_with_their_own_records(
+    instance: Instance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files that later runs rewrote are not "changed since the run" for a run that recorded
+    them live: its own records say what it used and made."""
+    from lakeline.cli import build_cli
+
+    root = write_workflow(tmp_path / "wf", SNAKEFILE, DATA)
+    run_snakemake(root)
+    (root / "data" / "raw.txt").write_text("one two three four five six seven eight nine ten")
+    run_snakemake(root)  # every job runs again: every file of the first run is rewritten
+    before = lineage_snapshot("snakemake")
+    monkeypatch.setenv("LAKELINE_LOAD_PLUGINS", "snakemake")
+    plugins.reset()
+    result = CliRunner().invoke(build_cli(), ["snakemake", "import", str(root)])
+    assert result.exit_code == 0, result.output
+    assert "10 jobs from 2 journal(s)" in result.output
+    assert "0 new runs, 0 new artifacts" in result.output
+    assert "changed since the run" not in result.output
+    assert "lineage incomplete" not in result.output
+    assert lineage_snapshot("snakemake") == before
+    first, second = workflow_runs()
+    assert ll.Run.get(id=first).status == ll.Run.get(id=second).status == "completed"

@@ -66,6 +66,7 @@ class Job:
     status: str = "started"
     finished: bool = False  # the finish was recorded
     problems: list[str] = field(default_factory=list)
+    recorded: dict[bool, set[str]] = field(default_factory=dict)  # replays: its own records
 
     def products(self) -> list[tuple[str, str | None]]:
         """Outputs (temp ones as transient), then logs and the benchmark file, with kinds."""
@@ -321,7 +322,8 @@ class Tracker:
             if path in self.pipes:
                 continue
             if self.replay and not self._unchanged(path, info.input_stats):
-                job.problems.append(f"{path}: changed since the run")
+                if not self._recorded(job, path, output=False):
+                    job.problems.append(f"{path}: changed since the run")
                 continue
             self.writer.use(job, path, info.input_names.get(path, ""))
             for folder in self._folders_holding(path):  # checkpoints: the folder holding it
@@ -361,7 +363,8 @@ class Tracker:
             products = [(p, "log") for p in job.info.logs]
         for path, kind in products:
             if self.replay and not self._unchanged(path, event.files):
-                job.problems.append(f"{path}: changed since the run")
+                if not self._recorded(job, path, output=True):
+                    job.problems.append(f"{path}: changed since the run")
                 continue
             self.writer.produce(job, path, kind)
             if kind == "transient" and not os.path.lexists(os.path.join(self.workdir, path)):
@@ -400,6 +403,21 @@ class Tracker:
         if not os.path.lexists(location):
             return True  # the Recorder finds it if it was recorded, else lists it as missing
         return path in stats and stat_of(location) == stats[path]
+
+    def _recorded(self, job: Job, path: str, *, output: bool) -> bool:
+        """In a replay: whether the run's own record holds the file (recorded live, before a
+        later run rewrote it), by location or by the key it was recorded under."""
+        if job.step is None:
+            return False
+        if output not in job.recorded:
+            run = job.step.run
+            artifacts = run.outputs if output else run.inputs
+            job.recorded[output] = {n for a in artifacts for n in (a.key, a.location) if n}
+        location = os.path.join(self.workdir, path)
+        names = {path, os.path.realpath(location)}
+        if self.writer is not None:
+            names.add(self.writer.key_of(location) or path)
+        return bool(names & job.recorded[output])
 
     def _job_error(self, event: JobError) -> None:
         pending, self._pending_error = self._pending_error, None

@@ -115,10 +115,11 @@ class Writer:
         elif location in self._files:
             self._files[location].users.append((job, role))
         elif self._batchable(location):
-            self._files[location] = Pending(location, key=self._key(location), users=[(job, role)])
+            key = self.key_of(location)
+            self._files[location] = Pending(location, key=key, users=[(job, role)])
         else:
             try:
-                artifact = self.recorder.use(job.step, path, role=role, key=self._key(location))
+                artifact = self.recorder.use(job.step, path, role=role, key=self.key_of(location))
                 self._remember(location, artifact)
             except Exception as exc:
                 self.problem(job, f"input {path}", exc)
@@ -136,11 +137,11 @@ class Writer:
         if pending is not None and pending.producer is None:
             self.flush()  # used earlier in this batch, now rewritten: keep the two apart
         if self._batchable(location):
-            self._files[location] = Pending(location, kind, self._key(location), producer=job)
+            self._files[location] = Pending(location, kind, self.key_of(location), producer=job)
             self._due()
             return
         try:
-            artifact = self.recorder.produce(job.step, path, kind=kind, key=self._key(location))
+            artifact = self.recorder.produce(job.step, path, kind=kind, key=self.key_of(location))
             self._remember(location, artifact)
         except Exception as exc:
             self.problem(job, f"output {path}", exc)
@@ -180,7 +181,7 @@ class Writer:
     def _batchable(self, location: str) -> bool:
         return self._inside(location) and os.path.exists(location)
 
-    def _key(self, location: str) -> str | None:
+    def key_of(self, location: str) -> str | None:
         """Uploaded files from outside the workflow folder are keyed by their name (files
         registered where they are get the same key: their path in their folder). A symlink
         in the workflow folder keeps its own path as key (its bytes are its target's)."""
