@@ -222,3 +222,66 @@ def test_import_of_live_runs_compares_with_their_own_records(
     assert lineage_snapshot("snakemake") == before
     first, second = workflow_runs()
     assert ll.Run.get(id=first).status == ll.Run.get(id=second).status == "completed"
+
+
+BLIP = """
+rule all:
+    input: "last.txt"
+
+rule cut:
+    output: "cut.txt"
+    script: "cut.py"
+
+rule after:
+    input: "cut.txt"
+    output: "after.txt"
+    shell: "sleep 2; cp {input} {output}"
+
+rule back:
+    input: "after.txt"
+    output: "back.txt"
+    script: "back.py"
+
+rule last:
+    input: "back.txt"
+    output: "last.txt"
+    shell: "cp {input} {output}"
+"""
+
+BACK_SCRIPT = """
+import psycopg
+
+config = snakemake.config
+with psycopg.connect(config["admin"], autocommit=True) as conn:
+    conn.execute(f'ALTER DATABASE "{config["db"]}" ALLOW_CONNECTIONS true')
+open(snakemake.output[0], "w").write("back\\n")
+"""
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("instance", ["postgres"], indirect=True)
+def test_database_lost_for_a_while_is_recovered_at_the_end(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """The database goes away while jobs run and comes back before the end: the step runs
+    are not left `started`; the plugin records the run from its journal when it closes."""
+    url = instance.config.db
+    admin, db = _database_access(url, allow=True)
+    files = {"cut.py": CUT_SCRIPT, "back.py": BACK_SCRIPT}
+    root = write_workflow(tmp_path / "wf", BLIP, files)
+    result = run_snakemake(root, "--config", f"admin={admin}", f"db={db}", cores=1)
+    _database_access(url, allow=True)
+    instance.engine.dispose()  # this process's connections were cut too
+    assert result.stderr.count("lakeline: cannot record lineage") == 1, result.stderr
+    assert "lineage incomplete" not in result.stderr
+    assert "lakeline: the catalog is back: recorded the run from its journal" in result.stderr
+    assert steps() == [
+        Step("after", frozenset({"cut.txt"}), frozenset({"after.txt"})),
+        Step("all", frozenset({"last.txt"})),
+        Step("back", frozenset({"after.txt"}), frozenset({"back.txt"})),
+        Step("cut", outputs=frozenset({"cut.txt"})),
+        Step("last", frozenset({"back.txt"}), frozenset({"last.txt"})),
+    ]
+    (workflow,) = workflow_runs()
+    assert ll.Run.get(id=workflow).status == "completed"
+    assert ll.Run.filter(engine="snakemake", status="started").count() == 0

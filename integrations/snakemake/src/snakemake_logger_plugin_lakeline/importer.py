@@ -73,18 +73,9 @@ def import_workflow(
     covered: set[tuple[str, float]] = set()
     for log in journal.journals(workdir):
         tracker = _tracker(instance, upload, pipeline, report)
-        jobs: dict[int, JobInfo] = {}
-        for event in journal.read(log):
-            if isinstance(event, WorkflowStarted):
-                event.workdir = str(workdir)  # the folder may have moved since
-            elif isinstance(event, JobInfo):
-                jobs[event.jobid] = event
-            elif isinstance(event, JobFinished):
-                covered.update((o, round(t, 6)) for o, t in event.started.items())
-            tracker.apply(event)
+        result.problems += replay_journal(tracker, log, workdir, covered)
         result.journals += 1
         result.journal_jobs += len(tracker.jobs)
-        result.problems += tracker.close()
         if tracker.failure:
             return result
     records = [
@@ -101,6 +92,20 @@ def import_workflow(
         result.metadata_jobs = len(tracker.jobs)
         result.problems += tracker.close()
     return result
+
+
+def replay_journal(
+    tracker: Tracker, log: Path, workdir: Path, covered: set[tuple[str, float]] | None = None
+) -> list[str]:
+    """Replay one journal into `tracker` (a replaying one) and close it; return what it
+    could not record. `covered` collects the (output, start time) of the jobs it holds."""
+    for event in journal.read(log):
+        if isinstance(event, WorkflowStarted):
+            event.workdir = str(workdir)  # the folder may have moved since
+        elif isinstance(event, JobFinished) and covered is not None:
+            covered.update((o, round(t, 6)) for o, t in event.started.items())
+        tracker.apply(event)
+    return tracker.close()
 
 
 def _tracker(

@@ -16,6 +16,7 @@ through `on_failure`, to stop the workflow instead).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -487,6 +488,12 @@ class Tracker:
                 self._finish(job, "aborted", JobFinished(job.info.jobid, at=time.time()))
                 failed = True
         self.flush()
+        if self.journal is not None:
+            self.journal.close()
+        if self.failure is not None and not self.replay:
+            recovered = self._recover()
+            if recovered is not None:
+                return recovered
         if self.workflow is not None and self.recorder is not None and self.failure is None:
             error = self.errors[0].message if self.errors else None
             try:
@@ -498,9 +505,33 @@ class Tracker:
                 )
             except Exception as exc:
                 self.fail(exc)
-        if self.journal is not None:
-            self.journal.close()
         return self.summary()
+
+    def _recover(self) -> list[str] | None:
+        """After losing the catalog mid-run: if it answers again, record the whole run from
+        its journal (as `lakeline snakemake import` would; what was recorded stays as it
+        is), so no step is left `started`. Returns the closing lines, None if still down."""
+        from pathlib import Path
+
+        from snakemake_logger_plugin_lakeline.importer import replay_journal
+
+        if self.instance is None or self.journal is None or self.journal.failed is not None:
+            return None
+        with contextlib.suppress(Exception):
+            self.instance.engine.dispose()  # connections cut with the database: start afresh
+        again = Tracker(upload=self.upload, pipeline=self.pipeline, report=lambda _: None)
+        again.replay, again.journaling, again.instance = True, False, self.instance
+        again.finished_at = self.finished_at
+        try:
+            lines = replay_journal(again, self.journal.path, Path(self.workdir))
+        except Exception:
+            return None
+        if again.failure is not None or again.workflow is None:
+            return None
+        self.report("lakeline: the catalog is back: recorded the run from its journal")
+        self.failure, self.workflow, self.recorder = None, again.workflow, again.recorder
+        self.jobs = again.jobs
+        return lines
 
     def done_line(self, busy: float | None = None) -> str | None:
         """One line saying where the run was recorded (None if nothing was)."""
