@@ -14,6 +14,7 @@ changed since is linked to its artifact without hashing it again.
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 import time
@@ -189,8 +190,12 @@ class Writer:
             name = os.path.basename(location.rstrip("/")) or None
             return name if self.recorder.upload else None
         relative = os.path.relpath(location, self.workdir)
-        real = os.path.join(os.path.realpath(self.workdir), relative)
+        real = os.path.join(self._real_workdir, relative)
         return relative if os.path.realpath(location) != real else None
+
+    @functools.cached_property
+    def _real_workdir(self) -> str:
+        return os.path.realpath(self.workdir)
 
     def _lookup(self, location: str) -> Artifact | None:
         known = self._known.get(location)
