@@ -499,3 +499,19 @@ def test_mark_gone_a_file_the_engine_deleted(instance: Instance, tmp_path: Path)
     (root / "tmp" / "t.txt").write_text("temporary\n")
     again = ll.Artifact(str(root / "tmp" / "t.txt")).save()
     assert again.uid == made.uid and ll.Artifact.get(key="tmp/t.txt").available is True
+
+
+def test_link_many_records_edges_of_many_steps_in_one_go(
+    instance: Instance, tmp_path: Path
+) -> None:
+    root = prepare(tmp_path)
+    rec = Recorder("toy", root=root)
+    wf = rec.start_workflow(key="p", engine_run_id="r")
+    first = rec.start_step(wf, key="s", kind="rule", engine_task_id="1")
+    second = rec.start_step(wf, key="t", kind="rule", engine_task_id="2")
+    raw = ll.Artifact(str(root / "data" / "raw.txt")).save()
+    edges = [(first, raw, "reads"), (second, raw, ""), (second, raw, "again")]
+    assert rec.link_many(edges) == 3
+    assert rec.link_many(edges) == 0  # a replay changes nothing
+    assert [a.uid for a in first.run.inputs] == [raw.uid]
+    assert second.run.inputs.count() == 1 and raw.run_id is None  # a use sets no producer

@@ -348,6 +348,15 @@ class Recorder(RunUpdates):
             fire("artifact_used", artifact=artifact, run=step.run)
         return len(new)
 
+    def link_many(self, edges: Sequence[tuple[Handle, Artifact, str]]) -> int:
+        """`link` for many steps at once: (step, artifact, role) edges in one transaction."""
+        assert self.instance is not None
+        with self.instance.sessions.write() as session:
+            new = [(s, a) for s, a, role in edges if insert_input(session, s.run.id, a.id, role)]
+        for step, artifact in new:
+            fire("artifact_used", artifact=artifact, run=step.run)
+        return len(new)
+
     def save_files(self, files: Sequence[FileRecord]) -> list[Artifact | None]:
         """Record many files in one bulk save and one transaction of edges: each is produced
         by `producer` (None: only used) and used by the steps in `used_by`. Files that are
