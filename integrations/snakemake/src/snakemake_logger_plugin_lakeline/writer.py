@@ -294,16 +294,21 @@ class Writer:
                 self.problem(job, f"{what} {relative}", exc)
 
     def _link(self, links: list[tuple[JobLike, Artifact, str]]) -> None:
-        """The used-by edges of artifacts already recorded (each step's in one transaction)."""
-        by_step: dict[int, tuple[Handle, list[tuple[Artifact, str]]]] = {}
-        for job, artifact, role in links:
-            if job.step is not None:
-                by_step.setdefault(id(job.step), (job.step, []))[1].append((artifact, role))
-        for step, used in by_step.values():
-            try:
-                self.recorder.link(step, used)
-            except Exception as exc:
-                if is_fatal(exc):
-                    raise
-                job = next(j for j, _, _ in links if j.step is step)
-                self.problem(job, "inputs " + ", ".join(a.key or "?" for a, _ in used), exc)
+        """The used-by edges to artifacts already recorded, in one transaction."""
+        edges = [(job.step, artifact, role) for job, artifact, role in links if job.step]
+        if not edges:
+            return
+        try:
+            self.recorder.link_many(edges)
+        except Exception as exc:
+            if is_fatal(exc):
+                raise
+            for job, artifact, role in links:  # find the culprit: each edge on its own
+                if job.step is None:
+                    continue
+                try:
+                    self.recorder.link(job.step, [(artifact, role)])
+                except Exception as one:
+                    if is_fatal(one):
+                        raise
+                    self.problem(job, f"input {artifact.key or artifact.uid}", one)
