@@ -1,5 +1,5 @@
 """Writes a run's files in batches through the Recorder: `Recorder.save_files` (one bulk
-save and the used-by edges in its transaction) and `Recorder.link` (edges to artifacts
+save and the used-by edges in its transaction) and `Recorder.link_many` (edges to artifacts
 already recorded).
 
 The Recorder's `produce`/`use` record one file per transaction, which costs more than a small
