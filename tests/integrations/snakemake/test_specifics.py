@@ -49,7 +49,7 @@ OUTSIDE = "outside"  # a folder next to the workflow's: data the workflow links 
 
 SYMLINKS = f"""
 rule all:
-    input: "use.txt", "prot.txt", "shadowed.txt"
+    input: "use.txt", "prot.txt", "shadowed.txt", "bundle"
 
 rule target:
     output: "real/data.txt"
@@ -67,6 +67,11 @@ rule linkdir:
 rule external:
     output: "genome.fa", directory("refdir")
     shell: "ln -s ../{OUTSIDE}/genome.fa {{output[0]}}; ln -s ../{OUTSIDE}/refdir {{output[1]}}"
+
+rule bundle:
+    input: "real/data.txt"
+    output: directory("bundle")
+    shell: "mkdir bundle; ln -s ../../{OUTSIDE}/refdir bundle/refdir; ln -s ../{{input}} bundle/"
 
 rule prot:
     input: "real/data.txt"
@@ -103,7 +108,8 @@ def test_symlinked_outputs_are_recorded_under_their_own_path(
     data = frozenset({"real/data.txt"})
     assert steps() == ordered(
         [
-            Step("all", frozenset({"use.txt", "prot.txt", "shadowed.txt"})),
+            Step("all", frozenset({"use.txt", "prot.txt", "shadowed.txt", "bundle"})),
+            Step("bundle", data, frozenset({"bundle"})),
             Step("external", outputs=frozenset({"genome.fa", "refdir"})),
             Step("link", data, frozenset({"link.txt"})),
             Step("linkdir", outputs=frozenset({"linkdir"})),
@@ -128,6 +134,8 @@ def test_symlinked_outputs_are_recorded_under_their_own_path(
     assert Path(genome.cache()).read_text() == ">chr1\nACGT\n"
     assert genome.hash == _sha256(outside / "genome.fa")
     assert ll.Artifact.get(key="refdir").n_files == 1
+    # a folder of links (to a folder, to a file) holds what they point to
+    assert ll.Artifact.get(key="bundle").n_files == 3  # and .snakemake_timestamp
 
 
 UPDATE = """
