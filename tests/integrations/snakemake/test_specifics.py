@@ -248,3 +248,18 @@ def test_snakefile_search_never_walks_dot_snakemake(instance: Instance, tmp_path
     count = ll.Run.get(engine="snakemake", transform__key="count")
     assert count.transform.source_code is not None
     assert count.transform.source_code.startswith("rule count:")
+
+
+def test_pipe_of_a_run_without_the_plugin_is_not_a_file(instance: Instance, tmp_path: Path) -> None:
+    """Imported from .snakemake/metadata (which does not say what was a pipe): the
+    Snakefile does."""
+    root = write_workflow(
+        tmp_path / "wf",
+        PIPE.replace('pipe("stream.txt")', 'pipe("stream/{n}.txt")').replace(
+            'input: "stream.txt"', 'input: "stream/1.txt"'
+        ),
+    )
+    run_snakemake(root, cores=2, plugin=False, timeout=180)
+    result = import_workflow(root)
+    assert result.problems == []
+    assert steps() == [Step("consume", outputs=frozenset({"out.txt"})), Step("produce")]

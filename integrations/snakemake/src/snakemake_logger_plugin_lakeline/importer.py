@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from snakemake_logger_plugin_lakeline import journal, metadata
 from snakemake_logger_plugin_lakeline.events import Event, JobFinished, JobInfo, WorkflowStarted
-from snakemake_logger_plugin_lakeline.sources import load_config
+from snakemake_logger_plugin_lakeline.sources import Sources, load_config
 from snakemake_logger_plugin_lakeline.tracker import Tracker
 
 if TYPE_CHECKING:
@@ -137,12 +137,15 @@ def metadata_events(workdir: Path, records: list[metadata.Record]) -> list[Event
             config=load_config(configfiles),
         )
     ]
+    pipes = Sources(snakefile).pipes()
     for jobid, group in enumerate(groups, start=1):
-        events += _job_events(workdir, jobid, group)
+        events += _job_events(workdir, jobid, group, pipes)
     return events
 
 
-def _job_events(workdir: Path, jobid: int, group: list[metadata.Record]) -> list[Event]:
+def _job_events(
+    workdir: Path, jobid: int, group: list[metadata.Record], pipes: list[re.Pattern[str]]
+) -> list[Event]:
     first = group[0]
     start = min((r.starttime for r in group if r.starttime is not None), default=0.0)
     end = max((r.endtime or start) for r in group)
@@ -167,6 +170,7 @@ def _job_events(workdir: Path, jobid: int, group: list[metadata.Record]) -> list
         params=first.data.get("params") or None,
         input_stats={p: s for p in inputs if (s := _stat_if(workdir / p, not_newer))},
         task_id=f"{first.rule}@{start:.6f}@{digest}",
+        pipes=[p for p in [*outputs, *inputs] if any(r.fullmatch(p) for r in pipes)],
     )
     files = {p: s for p in outputs if (s := _stat_if(workdir / p, made_then))}
     files |= {p: s for p in first.logs if (s := _stat_if(workdir / p, not_newer_than(end)))}

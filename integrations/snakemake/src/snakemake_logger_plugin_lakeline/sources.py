@@ -11,6 +11,8 @@ from typing import Any
 
 _RULE = re.compile(r"^(?:rule|checkpoint)\s+(\w+)\s*:", re.M)
 _INCLUDE = re.compile(r"^\s*include\s*:\s*[\"']([^\"']+)[\"']", re.M)
+_PIPE = re.compile(r"\b(?:pipe|service)\(\s*[rf]?[\"']([^\"']+)[\"']")
+_WILDCARD = re.compile(r"\{\s*\w+\s*(?:,\s*([^{}]*(?:\{[^{}]*\}[^{}]*)*))?\}")
 _SCRIPT = re.compile(r"^\s+(script|notebook)\s*:\s*(?:\n\s*)?[rf]?[\"']([^\"']+)[\"']", re.M)
 
 
@@ -90,6 +92,19 @@ class Sources:
                 todo.append(os.path.abspath(os.path.join(os.path.dirname(path), include)))
         extra = sorted(smk_files(Path(self.snakefile).resolve().parent))
         return found + [p for p in extra if p not in found]
+
+    def pipes(self) -> list[re.Pattern[str]]:
+        """What the workflow's `pipe()`/`service()` outputs match (wildcards as regexes), for
+        imports: Snakemake's metadata does not say what was a pipe."""
+        patterns = []
+        for path in self._snakefiles():
+            for pattern in _PIPE.findall(self.text(path) or ""):
+                parts, end = [], 0
+                for match in _WILDCARD.finditer(pattern):
+                    parts += [re.escape(pattern[end : match.start()]), f"({match[1] or '.+'})"]
+                    end = match.end()
+                patterns.append(re.compile("".join([*parts, re.escape(pattern[end:])])))
+        return patterns
 
     def _find(self, rule: str) -> tuple[str, int] | None:
         if self._index is None:
