@@ -82,3 +82,29 @@ def test_every_core_module_is_public_or_forbidden_to_integrations() -> None:
         if not covered:
             unlisted.append(name)
     assert unlisted == [], "add these to the integrations' contract in pyproject.toml"
+
+
+def test_import_contracts_are_kept() -> None:
+    """The layering of docs/architecture.md: lint-imports with the contracts in pyproject.toml."""
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("lint-imports")), "--no-cache"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_integrations_import_no_private_names_across_modules() -> None:
+    """`from module import _name` across modules is a private helper used as an API."""
+    import ast
+
+    found = []
+    for path in ROOT.glob("integrations/*/src/**/*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                if private and node.module != "__future__":
+                    found.append(f"{path.relative_to(ROOT)}: {node.module} {private}")
+    assert found == []
