@@ -173,7 +173,7 @@ def test_database_lost_mid_run(instance: Instance, tmp_path: Path, strict: bool)
     url = instance.config.db
     admin, db = _database_access(url, allow=True)
     root = write_workflow(tmp_path / "wf", CUT, {"cut.py": CUT_SCRIPT})
-    options = ["--config", f"admin={admin}", f"db={db}", f"pause={20 if strict else 0}"]
+    options = ["--config", f"admin={admin}", f"db={db}", f"pause={5 if strict else 0}"]
     if strict:
         options += ["--logger-lakeline-strict", "true"]
     result = run_snakemake(root, *options, cores=1, check=not strict)
