@@ -38,31 +38,28 @@ def make_files(tmp_path: Path, n: int) -> list[Path]:
     return paths
 
 
+@pytest.mark.parametrize("step", ["stage", "place"])
 def test_failure_during_upload_leaves_nothing(
-    any_instance: Instance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    any_instance: Instance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str
 ) -> None:
+    """A transfer failing mid-batch, while copying (and hashing) or while placing a copy at
+    its content address: no record, no object, no temporary copy left."""
     paths = make_files(tmp_path, 20)
-    real_put, calls = transfer.put, []
-    real_put_local = transfer.put_local
+    real, calls = getattr(transfer, step), []
 
-    def failing_put(*args: object, **kwargs: object) -> None:
+    def failing(*args: object, **kwargs: object) -> object:
         calls.append(1)
         if len(calls) == 7:
             raise OSError("disk went away (injected)")
-        real_put(*args, **kwargs)  # type: ignore[arg-type]
+        return real(*args, **kwargs)
 
-    def failing_put_local(*args: object, **kwargs: object) -> None:
-        calls.append(1)
-        if len(calls) == 7:
-            raise OSError("disk went away (injected)")
-        real_put_local(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(transfer, "put", failing_put)
-    monkeypatch.setattr(transfer, "put_local", failing_put_local)
+    monkeypatch.setattr(transfer, step, failing)
     with pytest.raises(OSError, match="injected"):
         ll.save([ll.Artifact(p, key=f"k/{p.name}") for p in paths])
     assert ll.Artifact.filter().count() == 0
     assert stored_objects(any_instance) == []
+    spool = Path(os.environ["LAKELINE_CACHE_DIR"]) / "spool"
+    assert not spool.exists() or list(spool.iterdir()) == []
 
 
 def test_failure_inside_the_transaction_removes_stored_bytes(

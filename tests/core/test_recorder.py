@@ -445,13 +445,13 @@ def test_a_file_made_by_one_step_is_not_hashed_again_when_the_next_uses_it(
     from lakeline.artifacts import save
 
     hashed: list[str] = []
-    real = save.hash_file
+    real = save.hash_in_place  # (files outside a storage root: save.copy_hashed)
 
-    def counting(fs: Any, path: str) -> Any:
+    def counting(fs: Any, path: str, is_dir: bool) -> Any:
         hashed.append(path)
-        return real(fs, path)
+        return real(fs, path, is_dir)
 
-    monkeypatch.setattr(save, "hash_file", counting)
+    monkeypatch.setattr(save, "hash_in_place", counting)
     rec = Recorder("toy", root=tmp_path)
     wf = rec.start_workflow(key="big", engine_run_id="b-1")
     make = rec.start_step(wf, key="make", kind="task", engine_task_id="1")

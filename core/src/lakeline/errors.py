@@ -89,3 +89,7 @@ class InvalidReference(LakelineError, ValueError):
 
 class ArtifactUnavailable(LakelineError):
     """The artifact is a reference: lakeline knows of the data but holds no bytes for it."""
+
+
+class SourceChanged(IntegrityProblem):
+    """A file changed while lakeline read it: what was stored would not match one state of it."""

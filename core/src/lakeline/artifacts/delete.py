@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, select, update
 
 from lakeline.errors import DoesNotExist, LakelineError
 from lakeline.models import Artifact, CollectionArtifact
-from lakeline.storage.roots import join
+from lakeline.storage.roots import join, protocol_of
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from lakeline.instance import Instance
     from lakeline.models import Storage
 
 log = logging.getLogger(__name__)
@@ -22,13 +28,26 @@ def delete_artifact(artifact: Artifact, *, delete_bytes: bool = True) -> None:
 
     Bytes registered in place (a file inside a storage root) are never removed: lakeline
     did not create them; nor is anything a reference names. Uploaded bytes are removed once
-    no record references them.
+    no record references them, in the same transaction, under the lock a save of the same
+    bytes takes (so a save racing this delete never ends with a record without bytes).
     """
     from lakeline.instance import current
 
     if artifact.id is None:
         raise LakelineError("this artifact was never saved: there is nothing to delete")
     instance = current()
+    trash: list[tuple[str, str]] = []
+    try:
+        _delete_record(instance, artifact, delete_bytes, trash)
+    except BaseException:
+        _put_back(trash)
+        raise
+    _empty(trash)
+
+
+def _delete_record(
+    instance: Instance, artifact: Artifact, delete_bytes: bool, trash: list[tuple[str, str]]
+) -> None:
     with instance.sessions.write() as session:
         record = session.get(Artifact, artifact.id)
         if record is None:
@@ -56,20 +75,86 @@ def delete_artifact(artifact: Artifact, *, delete_bytes: bool = True) -> None:
         if previous is not None:
             session.execute(update(Artifact).where(Artifact.id == previous).values(is_latest=True))
         storage: Storage = instance.storage_by_id(record.storage_id)
-        store_key, in_place = record.store_key, record.in_place
-        if not record.available:  # a reference: lakeline holds no bytes to remove
-            return
-    if delete_bytes and not in_place:
-        with instance.sessions.read() as session:
-            still_used = session.execute(
-                select(Artifact.id)
-                .where(Artifact.storage_id == storage.id, Artifact.store_key == store_key)
-                .limit(1)
-            ).first()
-        if still_used is None:
-            from lakeline.artifacts.transfer import remove
+        if delete_bytes and record.available and not record.in_place:
+            # a reference holds no bytes; in-place files are not lakeline's to remove
+            doomed = _unreferenced(session, storage, [record.store_key])
+            _take_away(instance, storage, doomed, trash)
 
-            try:
-                remove(join(storage.root, store_key), instance.fs(storage))
-            except OSError as exc:  # the record is gone; orphaned bytes are only wasted space
-                log.warning("could not remove %s: %s", join(storage.root, store_key), exc)
+
+def _unreferenced(session: Session, storage: Storage, store_keys: Sequence[str]) -> list[str]:
+    """Lock `store_keys`' objects (as a save does before relying on one) and return those no
+    record references. Committed saves are seen; a save that commits after this transaction
+    finds the objects gone and stores them again."""
+    from lakeline.artifacts.store import object_lock
+    from lakeline.db.locks import lock_keys
+    from lakeline.db.rows import one_of
+
+    keys = sorted(set(store_keys))
+    lock_keys(session, "object", [object_lock(storage.id, key) for key in keys])
+    stmt = select(Artifact.store_key).where(
+        Artifact.storage_id == storage.id, one_of(session, Artifact.store_key, keys)
+    )
+    used = set(session.scalars(stmt.distinct()))
+    return [key for key in keys if key not in used]
+
+
+def _take_away(
+    instance: Instance, storage: Storage, store_keys: Sequence[str], trash: list[tuple[str, str]]
+) -> None:
+    """Inside the transaction: move local objects to a temporary name, noted in `trash` as
+    (temporary, original) to empty after the commit or put back if it fails; remove remote
+    objects (a failed commit then leaves records without bytes: `lakeline verify` finds them)."""
+    from lakeline.artifacts.transfer import PARTIAL, remove
+
+    fs = instance.fs(storage)
+    for key in store_keys:
+        location = join(storage.root, key)
+        try:
+            if protocol_of(location) == "local":
+                if os.path.lexists(location):
+                    away = os.path.join(
+                        os.path.dirname(location),
+                        f".{os.path.basename(location)}.{os.urandom(4).hex()}{PARTIAL}",
+                    )
+                    os.replace(location, away)
+                    trash.append((away, location))
+            else:
+                remove(location, fs)
+        except OSError as exc:  # unreferenced bytes are only wasted space: gc retries
+            log.warning("could not remove %s: %s", location, exc)
+
+
+def _empty(trash: Sequence[tuple[str, str]]) -> None:
+    from lakeline.artifacts.transfer import remove_local
+
+    for away, _ in trash:
+        remove_local(Path(away))
+
+
+def remove_unreferenced(
+    instance: Instance, storage: Storage, store_keys: Sequence[str]
+) -> list[str]:
+    """Remove the objects among `store_keys` that no record references, under the lock a
+    save takes on them; returns the store keys removed."""
+    from lakeline.db.rows import chunks
+
+    removed: list[str] = []
+    for chunk in chunks(sorted(set(store_keys))):
+        trash: list[tuple[str, str]] = []
+        try:
+            with instance.sessions.write() as session:
+                doomed = _unreferenced(session, storage, chunk)
+                _take_away(instance, storage, doomed, trash)
+        except BaseException:
+            _put_back(trash)
+            raise
+        _empty(trash)
+        removed.extend(doomed)
+    return removed
+
+
+def _put_back(trash: Sequence[tuple[str, str]]) -> None:
+    """Undo `_take_away` of local objects when the transaction did not commit."""
+    for away, location in trash:
+        if not os.path.lexists(location):
+            os.replace(away, location)

@@ -2,35 +2,49 @@
 
 Bytes go first (uploads are content-addressed, so a retry rewrites the same object); the
 records follow in one transaction; if that fails, the bytes this save created are removed.
+Copied bytes are hashed as they are copied (the recorded hash is the hash of the stored
+bytes); the transaction checks, under a lock per object that deletes take too, that every
+object its records point to is still there.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Table, func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_dict
 
+from lakeline import checkpoints
 from lakeline.artifacts.edit import refresh_metadata, update_saved
 from lakeline.artifacts.keying import located, settle_keys
 from lakeline.artifacts.places import REF_ROOT, Places, promote
 from lakeline.artifacts.reference import default_key, reference_root
+from lakeline.artifacts.store import (
+    BytesGone,
+    copy_hashed,
+    guarded,
+    restore,
+    spool_folder,
+)
+from lakeline.artifacts.store import cleanup as _cleanup
+from lakeline.artifacts.store import discard as _discard
+from lakeline.artifacts.store import io_bound as _io_bound
+from lakeline.artifacts.store import map_items as _map
+from lakeline.artifacts.store import upload as _upload
 from lakeline.db.locks import lock_keys
 from lakeline.db.rows import chunks, insert_rows, one_of
-from lakeline.errors import InvalidKey, LakelineError
+from lakeline.errors import IntegrityProblem, InvalidKey, LakelineError
 from lakeline.ids import new_stem, suffix_index, versioned_uid
 from lakeline.models import Artifact
 from lakeline.models.base import utcnow
-from lakeline.storage.hashing import Digest, hash_file, hash_folder
+from lakeline.storage.hashing import Digest, hash_file, hash_folder, hash_in_place
 from lakeline.storage.keys import INTERNAL_PREFIX, object_key, validate_key
-from lakeline.storage.roots import join, protocol_of, strip_protocol
+from lakeline.storage.roots import protocol_of, strip_protocol
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
@@ -60,40 +74,7 @@ class Plan:
     # (reference storage root, store key there) of the source location: where a reference to
     # the same data may have been recorded (None for staged objects)
     ref_place: tuple[str, str] | None = None
-
-
-def _map(fn: Callable[[Any], Any], items: Sequence[Any], *, threads: bool = True) -> list[Any]:
-    """`fn` over `items`; in threads only when the work waits on I/O (remote storage, big
-    files): small local files are GIL-bound and run faster in one thread."""
-    if not threads or len(items) < 16:
-        return [fn(item) for item in items]
-    with ThreadPoolExecutor(max_workers=min(8, 2 * (os.cpu_count() or 1))) as pool:
-        return list(pool.map(fn, items))
-
-
-BIG_FILE = 1 << 20
-
-
-def _io_bound(
-    instance: Instance, artifacts: Sequence[Artifact], sizes: Sequence[int] | None = None
-) -> bool:
-    """Whether hashing and copying these wait on I/O (threads help) rather than the GIL.
-
-    `sizes`: the sources' sizes when already known (hashed), else each source is stat'ed.
-    """
-    if protocol_of(instance.storage.root) != "local":
-        return True
-    for i, artifact in enumerate(artifacts):
-        source = artifact._source
-        if protocol_of(source) != "local" or artifact._source_is_dir:
-            return True
-        try:
-            size = sizes[i] if sizes is not None else os.stat(source).st_size
-        except OSError:
-            return True
-        if size >= BIG_FILE:
-            return True
-    return False
+    tmp: str | None = None  # the copy hashed on its way in, until it is placed at store_key
 
 
 def _plan(instance: Instance, artifact: Artifact) -> Plan:
@@ -114,8 +95,17 @@ def _plan(instance: Instance, artifact: Artifact) -> Plan:
         storage = instance.storage
     fs = fs_for_location(source, normalized=normalized)
     path = source if protocol_of(source) == "local" else strip_protocol(source)
-    digest = hash_folder(fs, path) if artifact._source_is_dir else hash_file(fs, path)
-    if artifact._source_is_dir and digest.n_files == 0:
+    is_dir = artifact._source_is_dir
+    tmp = None
+    if contained is not None:  # stays where it is: hashed (again if it changed meanwhile)
+        digest, stored = hash_in_place(fs, path, is_dir)
+        artifact.store_tag = stored.tag
+    elif artifact._staged:  # lakeline serialised it: nobody else writes it
+        digest = hash_folder(fs, path) if is_dir else hash_file(fs, path)
+    else:
+        tmp, digest = copy_hashed(path, fs, is_dir, spool_folder(instance))
+    if is_dir and digest.n_files == 0:
+        _discard(tmp)
         raise LakelineError(f"folder {source} is empty: there is nothing to save")
     store_key = contained[1] if contained else object_key(digest.hash, artifact.suffix)
     return Plan(
@@ -127,6 +117,7 @@ def _plan(instance: Instance, artifact: Artifact) -> Plan:
         source_fs=fs,
         key_given=key_given,
         ref_place=None if artifact._staged else reference_root(source),
+        tmp=tmp,
     )
 
 
@@ -164,78 +155,6 @@ def _plan_reference(artifact: Artifact) -> Plan:
         key_given=key_given,
         ref_place=ref_place,
     )
-
-
-def _referenced(session: Session, storage_id: int, store_key: str) -> bool:
-    stmt = select(Artifact.id).where(
-        Artifact.storage_id == storage_id, Artifact.store_key == store_key
-    )
-    return session.execute(stmt.limit(1)).first() is not None
-
-
-def _referenced_keys(instance: Instance, wanted: Sequence[tuple[int, str]]) -> set[tuple[int, str]]:
-    """Which (storage id, store key) pairs some record already references (chunked IN)."""
-    found: set[tuple[int, str]] = set()
-    by_storage: dict[int, list[str]] = {}
-    for storage_id, store_key in wanted:
-        by_storage.setdefault(storage_id, []).append(store_key)
-    with instance.sessions.read() as session:
-        for storage_id, store_keys in by_storage.items():
-            for chunk in chunks(sorted(set(store_keys))):
-                stmt = select(Artifact.store_key).where(
-                    Artifact.storage_id == storage_id, one_of(session, Artifact.store_key, chunk)
-                )
-                found.update((storage_id, key) for key in session.scalars(stmt.distinct()))
-    return found
-
-
-def _upload(instance: Instance, plans: Sequence[Plan], progress: Progress | None) -> None:
-    from lakeline.artifacts.transfer import put, put_local
-
-    todo = [p for p in plans if not p.in_place]  # references are "in place" too
-    if progress and len(todo) < len(plans):
-        progress("upload", len(plans) - len(todo))  # registered in place: nothing to move
-    if not todo:
-        return
-    shared = _referenced_keys(instance, [(_storage(p).id, p.store_key) for p in todo])
-    target_fss = {_storage(p).id: instance.fs(_storage(p)) for p in todo}
-
-    def one(plan: Plan) -> None:
-        assert plan.storage is not None and plan.source_fs is not None
-        target = join(plan.storage.root, plan.store_key)
-        target_fs = target_fss[plan.storage.id]
-        local_target = protocol_of(target) == "local"
-        if (plan.storage.id, plan.store_key) in shared and (
-            Path(target).exists() if local_target else target_fs.exists(strip_protocol(target))
-        ):
-            if progress:
-                progress("upload", 1)
-            return  # identical bytes already stored and referenced: share them
-        source = plan.artifact._source
-        if plan.artifact._staged and local_target:
-            put_local(source, Path(target), move=True)
-        else:
-            put(source, plan.source_fs, target, target_fs)
-        plan.uploaded = True
-        if progress:
-            progress("upload", 1)
-
-    sizes = [p.digest.size if p.digest else 0 for p in todo]
-    _map(one, todo, threads=_io_bound(instance, [p.artifact for p in todo], sizes))
-
-
-def _cleanup(instance: Instance, plans: Sequence[Plan]) -> None:
-    """Remove bytes this save stored, unless a record (of another save) references them."""
-    from lakeline.artifacts.transfer import remove
-
-    created = [p for p in plans if p.uploaded]
-    if not created:
-        return
-    with instance.sessions.read() as session:
-        for plan in created:
-            storage = _storage(plan)
-            if not _referenced(session, storage.id, plan.store_key):
-                remove(join(storage.root, plan.store_key), instance.fs(storage))
 
 
 def _storage(plan: Plan) -> Storage:
@@ -497,14 +416,21 @@ def save_artifacts(
     if saved:  # loaded records: metadata edits only (artifacts/edit.py)
         update_saved(instance, saved)
 
+    made: list[Plan] = []  # every plan made so far: its copy is removed if the save fails
+
     def plan_one(artifact: Artifact) -> Plan:
         plan = _plan(instance, artifact)
+        made.append(plan)
         if progress:
             progress("hash", 1)
         return plan
 
     files = [a for a in new if not getattr(a, "_reference", False)]
-    planned = iter(_map(plan_one, files, threads=_io_bound(instance, files)))
+    try:
+        planned = iter(_map(plan_one, files, threads=_io_bound(instance, files)))
+    except BaseException:
+        _cleanup(instance, made)
+        raise
     plans: list[Plan] = []
     for artifact in new:  # in the caller's order: `also` pairs plans with its artifacts
         if not getattr(artifact, "_reference", False):
@@ -515,10 +441,22 @@ def save_artifacts(
                 progress("hash", 1)
     try:
         _upload(instance, plans, progress)
+        checkpoints.reach("save.stored")
+        checked = guarded(instance, also)
         for attempt in range(RETRIES):
             try:
-                _write_records(instance, plans, also, producer_from_context=producer_from_context)
+                _write_records(
+                    instance, plans, checked, producer_from_context=producer_from_context
+                )
                 break
+            except BytesGone as exc:
+                _forget(plans)
+                if attempt == RETRIES - 1:
+                    raise IntegrityProblem(
+                        "stored bytes kept disappearing while this save wrote its records "
+                        "(a concurrent delete or gc): nothing was saved"
+                    ) from exc
+                restore(instance, exc.plans)
             except (IntegrityError, OperationalError) as exc:
                 # Another writer saved the same key concurrently: re-read and retry.
                 if attempt == RETRIES - 1 or not _retryable(exc):

@@ -7,11 +7,14 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lakeline.errors import StorageError
+from lakeline.errors import SourceChanged, StorageError
+from lakeline.storage.hashing import Digest, copy_file, copy_folder
 from lakeline.storage.roots import protocol_of, strip_protocol
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
+
+PARTIAL = ".partial"  # bytes being written; `lakeline gc` removes old ones
 
 
 def _tmp_sibling(path: Path) -> Path:
@@ -41,8 +44,16 @@ def _copy_file(source: str, target: str) -> None:
         dst.write(data)
 
 
-def put_local(source: str, target: Path, *, move: bool = False) -> None:
-    """Copy (or move) a local file or folder to `target` atomically."""
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def put_local(source: str, target: Path, *, move: bool = False, link: bool = False) -> None:
+    """Copy (or move, or hard-link where the filesystem allows) a local file or folder to
+    `target` atomically."""
     final = os.fspath(target)
     folder = os.path.dirname(final)
     if not os.path.isdir(folder):
@@ -52,6 +63,12 @@ def put_local(source: str, target: Path, *, move: bool = False) -> None:
         if move:
             shutil.move(source, tmp)
             is_dir = os.path.isdir(tmp)
+        elif link:
+            is_dir = os.path.isdir(source)
+            if is_dir:
+                shutil.copytree(source, tmp, copy_function=_link_or_copy)
+            else:
+                _link_or_copy(source, tmp)
         else:
             is_dir = os.path.isdir(source)
             if is_dir:
@@ -64,6 +81,44 @@ def put_local(source: str, target: Path, *, move: bool = False) -> None:
     except BaseException:
         remove_local(Path(tmp))
         raise
+
+
+def stage(
+    source: str, source_fs: AbstractFileSystem, is_dir: bool, folder: str
+) -> tuple[str, Digest]:
+    """Copy `source` to a temporary name in local `folder`, hashing the bytes as they are
+    written: (temporary path, digest of exactly those bytes). A source that changed during
+    the copy is copied once more, then refused (`SourceChanged`)."""
+    os.makedirs(folder, exist_ok=True)
+    for attempt in range(2):
+        tmp = os.path.join(folder, f".{os.urandom(8).hex()}{PARTIAL}")
+        try:
+            if is_dir:
+                return tmp, copy_folder(source_fs, source, tmp)
+            return tmp, copy_file(source_fs, source, tmp)
+        except SourceChanged:
+            remove_local(Path(tmp))
+            if attempt:
+                raise
+        except BaseException:
+            remove_local(Path(tmp))
+            raise
+    raise AssertionError("unreachable")
+
+
+def place(tmp: str, target: str, target_fs: AbstractFileSystem) -> None:
+    """Put the bytes `stage` wrote at `target` (a full location): a rename in local storage
+    (the temporary name is gone after), an upload elsewhere (the caller removes `tmp`)."""
+    try:
+        if protocol_of(target) == "local":
+            if os.path.isdir(tmp) or os.path.isdir(target):
+                remove_local(Path(target))  # rename replaces a file with a file, not folders
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            os.replace(tmp, target)
+        else:
+            target_fs.put(tmp, strip_protocol(target), recursive=os.path.isdir(tmp))
+    except OSError as exc:
+        raise StorageError(f"cannot store bytes at {target}: {exc}") from exc
 
 
 def put(

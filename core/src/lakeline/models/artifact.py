@@ -69,6 +69,9 @@ class Artifact(RecordMixin, VersionedMixin, Base):
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), index=True)
     # False for references: data lakeline knows of (a URL, maybe a hash) but holds no bytes for
     available: Mapped[bool] = mapped_column(default=True, server_default=true())
+    # the stored bytes as written at save time (`m:<mtime_ns>` locally, `e:<etag>` in object
+    # stores): with `size`, what every read checks before trusting them (None: size only)
+    store_tag: Mapped[str | None] = mapped_column(String(128))
 
     if TYPE_CHECKING:  # set by describe.prepare on new artifacts; not columns
         _source: str

@@ -1,14 +1,27 @@
-"""Content hashes: sha256 of files (chunked) and of folders (over their files' hashes)."""
+"""Content hashes: sha256 of files (chunked) and of folders (over their files' hashes).
+
+Bytes that are copied into storage are hashed as they are copied (one read, and the hash is
+the hash of what was written); files registered where they are get a stat before and after
+hashing, so a file that changed meanwhile is read again or refused. Fingerprints (size plus
+mtime or ETag) let a read check cheaply that the stored bytes are still the ones saved.
+"""
 
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, NamedTuple
+import os
+from collections.abc import Callable, Iterator
+from functools import partial
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
+
+from lakeline import checkpoints
+from lakeline.errors import SourceChanged
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
 
 CHUNK = 1 << 20
+SMALL = 1 << 20  # files up to this size are read and written in one call
 FILE_HASH = "sha256"
 DIR_HASH = "sha256-dir"
 
@@ -22,6 +35,14 @@ class Digest(NamedTuple):
     n_files: int | None
 
 
+class Fingerprint(NamedTuple):
+    """A cheap description of stored bytes: total size and a tag (`m:<mtime_ns>` of a local
+    file or the newest file of a folder; `e:<etag>` of an object, or a digest of a folder's)."""
+
+    size: int
+    tag: str | None
+
+
 def hash_local_file(path: str) -> Digest:
     """sha256 of a local file, streamed."""
     with open(path, "rb") as handle:
@@ -30,11 +51,15 @@ def hash_local_file(path: str) -> Digest:
     return Digest(digest.hexdigest(), FILE_HASH, size, None)
 
 
-def hash_file(fs: AbstractFileSystem, path: str) -> Digest:
-    """sha256 of a file on any fsspec filesystem, read in 1 MiB chunks."""
+def _is_local(fs: AbstractFileSystem) -> bool:
     from fsspec.implementations.local import LocalFileSystem
 
-    if isinstance(fs, LocalFileSystem):
+    return isinstance(fs, LocalFileSystem)
+
+
+def hash_file(fs: AbstractFileSystem, path: str) -> Digest:
+    """sha256 of a file on any fsspec filesystem, read in 1 MiB chunks."""
+    if _is_local(fs):
         return hash_local_file(path)
     sha = hashlib.sha256()
     size = 0
@@ -62,13 +87,169 @@ def list_files(fs: AbstractFileSystem, path: str) -> list[tuple[str, str]]:
     return sorted(found)
 
 
+def _folder_digest(parts: list[tuple[str, Digest]]) -> Digest:
+    outer = hashlib.sha256()
+    for rel, inner in parts:
+        outer.update(f"{rel}\0{inner.hash}\n".encode())
+    return Digest(outer.hexdigest(), DIR_HASH, sum(d.size for _, d in parts), len(parts))
+
+
 def hash_folder(fs: AbstractFileSystem, path: str) -> Digest:
     """A folder's hash: sha256 over its sorted files' relative paths and sha256 digests."""
-    outer = hashlib.sha256()
+    return _folder_digest([(rel, hash_file(fs, full)) for rel, full in list_files(fs, path)])
+
+
+# -- reading a file that may change --------------------------------------------------------------
+
+
+def _state(fs: AbstractFileSystem, path: str) -> tuple[Any, ...]:
+    """What changes when a file is written: size, mtime, ctime and inode (local); size and
+    ETag or modification time (object stores)."""
+    if _is_local(fs):
+        st = os.stat(path)
+        return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    fs.invalidate_cache(path)
+    info = fs.info(path)
+    return (info.get("size"), _remote_tag(info))
+
+
+def _changed(path: str) -> SourceChanged:
+    return SourceChanged(
+        f"{path} changed while it was being saved (read twice): save it once it is complete"
+    )
+
+
+def _steady(read: Callable[[], Digest], fs: AbstractFileSystem, path: str) -> Digest:
+    """`read()` (hashing or copying `path`), repeated once if the file changed meanwhile."""
+    for _ in range(2):
+        before = _state(fs, path)
+        digest = read()
+        checkpoints.reach("source.read")
+        after = _state(fs, path)
+        if before == after and after[0] == digest.size:
+            return digest
+    raise _changed(path)
+
+
+def hash_in_place(fs: AbstractFileSystem, path: str, is_dir: bool) -> tuple[Digest, Fingerprint]:
+    """Hash a file or folder that stays where it is, and fingerprint it: each file is read
+    again if it changed while it was hashed, then refused (`SourceChanged`)."""
+    if not is_dir:
+        digest = _steady(lambda: hash_file(fs, path), fs, path)
+        return digest, fingerprint(fs, path, is_dir=False)
+    for _ in range(2):
+        files = list_files(fs, path)
+        parts = [(rel, _steady(partial(hash_file, fs, full), fs, full)) for rel, full in files]
+        if list_files(fs, path) == files:
+            digest = _folder_digest(parts)
+            return digest, fingerprint(fs, path, is_dir=True)
+    raise _changed(path)
+
+
+# -- copying while hashing -----------------------------------------------------------------------
+
+
+def _pump(src: IO[bytes], dst: IO[bytes]) -> tuple[str, int]:
+    """Copy `src` to `dst`, hashing every byte written; (sha256 hex, size)."""
+    sha = hashlib.sha256()
     size = 0
-    files = list_files(fs, path)
+    buffer = bytearray(CHUNK)
+    view = memoryview(buffer)
+    while n := src.readinto(view):  # type: ignore[attr-defined]
+        chunk = view[:n]
+        sha.update(chunk)
+        dst.write(chunk)
+        size += n
+    return sha.hexdigest(), size
+
+
+def copy_local_file(source: str, target: str) -> Digest:
+    """Copy local file `source` to the new file `target`, hashing the bytes as they are
+    written; `SourceChanged` if `source` changed during the copy (the caller may retry)."""
+    with open(source, "rb") as src:
+        before = os.fstat(src.fileno())
+        with open(target, "xb") as dst:
+            if before.st_size <= SMALL:
+                data = src.read()
+                dst.write(data)
+                hexdigest, size = hashlib.sha256(data).hexdigest(), len(data)
+            else:
+                hexdigest, size = _pump(src, dst)
+    checkpoints.reach("source.read")
+    after = os.stat(source)
+    same = (before.st_mtime_ns, before.st_ctime_ns, before.st_ino) == (
+        after.st_mtime_ns,
+        after.st_ctime_ns,
+        after.st_ino,
+    )
+    if not same or after.st_size != size:
+        raise _changed(source)
+    return Digest(hexdigest, FILE_HASH, size, None)
+
+
+def copy_file(fs: AbstractFileSystem, source: str, target: str) -> Digest:
+    """Copy a file of any filesystem to the new local file `target`, hashing as it goes."""
+    if _is_local(fs):
+        return copy_local_file(source, target)
+    before = _state(fs, source)
+    with fs.open(source, "rb", block_size=CHUNK) as src, open(target, "xb") as dst:
+        hexdigest, size = _pump(src, dst)
+    checkpoints.reach("source.read")
+    if _state(fs, source) != before or before[0] != size:
+        raise _changed(source)
+    return Digest(hexdigest, FILE_HASH, size, None)
+
+
+def copy_folder(fs: AbstractFileSystem, source: str, target: str) -> Digest:
+    """Copy a folder to the new local folder `target`, hashing each file as it is copied."""
+    files = list_files(fs, source)
+    os.makedirs(target)
+    parts = []
     for rel, full in files:
-        inner = hash_file(fs, full)
-        size += inner.size
-        outer.update(f"{rel}\0{inner.hash}\n".encode())
-    return Digest(outer.hexdigest(), DIR_HASH, size, len(files))
+        dest = os.path.join(target, rel)
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        parts.append((rel, copy_file(fs, full, dest)))
+    if list_files(fs, source) != files:
+        raise _changed(source)
+    return _folder_digest(parts)
+
+
+# -- fingerprints --------------------------------------------------------------------------------
+
+
+def _remote_tag(info: dict[str, Any]) -> str | None:
+    for name in ("ETag", "etag", "md5Hash", "mtime", "LastModified", "last_modified", "updated"):
+        value = info.get(name)
+        if value is not None:
+            return f"e:{value}"
+    return None
+
+
+def _walk(path: str) -> Iterator[os.stat_result]:
+    for folder, _dirs, names in os.walk(path):
+        for name in names:
+            yield os.stat(os.path.join(folder, name))
+
+
+def fingerprint(fs: AbstractFileSystem, path: str, *, is_dir: bool) -> Fingerprint:
+    """Size and tag of stored bytes (FileNotFoundError when they are gone)."""
+    if _is_local(fs):
+        if not is_dir:
+            st = os.stat(path)
+            return Fingerprint(st.st_size, f"m:{st.st_mtime_ns}")
+        if not os.path.isdir(path):
+            raise FileNotFoundError(path)
+        stats = list(_walk(path))
+        newest = max((st.st_mtime_ns for st in stats), default=0)
+        return Fingerprint(sum(st.st_size for st in stats), f"m:{newest}")
+    fs.invalidate_cache(path)
+    if not is_dir:
+        info = fs.info(path)
+        return Fingerprint(int(info["size"]), _remote_tag(info))
+    found = fs.find(path, detail=True)
+    if not found:
+        raise FileNotFoundError(path)
+    outer = hashlib.sha256()
+    for name in sorted(found):
+        outer.update(f"{name}\0{_remote_tag(found[name])}\n".encode())
+    return Fingerprint(sum(int(i["size"]) for i in found.values()), f"e:{outer.hexdigest()[:32]}")

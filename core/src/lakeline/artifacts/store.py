@@ -1,0 +1,271 @@
+"""The bytes of a save: copy-and-hash, place at the content address, check, clean up.
+
+Copies are hashed as they are made (`transfer.stage`), so the recorded hash is the hash of
+the stored bytes. The records' transaction locks each object it points to (`object_lock`)
+and checks it is still there; deletes, failed saves and `lakeline gc` remove objects under
+the same lock after checking no record references them (`delete.remove_unreferenced`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from lakeline.db.locks import lock_keys
+from lakeline.db.rows import chunks, one_of
+from lakeline.errors import SourceChanged
+from lakeline.models import Artifact
+from lakeline.storage.hashing import Digest, fingerprint
+from lakeline.storage.keys import OBJECTS_PREFIX
+from lakeline.storage.roots import join, protocol_of, strip_protocol
+
+if TYPE_CHECKING:
+    from fsspec import AbstractFileSystem
+    from sqlalchemy.orm import Session
+
+    from lakeline.artifacts.save import InTransaction, Plan, Progress
+    from lakeline.instance import Instance
+    from lakeline.models import Storage
+
+
+log = logging.getLogger(__name__)
+
+
+def storage_of(plan: Plan) -> Storage:
+    """The storage of a plan that stores bytes (never a reference's pending one)."""
+    assert plan.storage is not None
+    return plan.storage
+
+
+def map_items(fn: Callable[[Any], Any], items: Sequence[Any], *, threads: bool = True) -> list[Any]:
+    """`fn` over `items`; in threads only when the work waits on I/O (remote storage, big
+    files): small local files are GIL-bound and run faster in one thread."""
+    if not threads or len(items) < 16:
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(8, 2 * (os.cpu_count() or 1))) as pool:
+        return list(pool.map(fn, items))
+
+
+BIG_FILE = 1 << 20
+
+
+def io_bound(
+    instance: Instance, artifacts: Sequence[Artifact], sizes: Sequence[int] | None = None
+) -> bool:
+    """Whether hashing and copying these wait on I/O (threads help) rather than the GIL.
+
+    `sizes`: the sources' sizes when already known (hashed), else each source is stat'ed.
+    """
+    if protocol_of(instance.storage.root) != "local":
+        return True
+    for i, artifact in enumerate(artifacts):
+        source = artifact._source
+        if protocol_of(source) != "local" or artifact._source_is_dir:
+            return True
+        try:
+            size = sizes[i] if sizes is not None else os.stat(source).st_size
+        except OSError:
+            return True
+        if size >= BIG_FILE:
+            return True
+    return False
+
+
+def copy_hashed(path: str, fs: AbstractFileSystem, is_dir: bool, folder: str) -> tuple[str, Digest]:
+    """Copy a source to a temporary name in `folder`, hashing it on the way (one read)."""
+    from lakeline.artifacts.transfer import stage
+
+    return stage(path, fs, is_dir, folder)
+
+
+def spool_folder(instance: Instance) -> str:
+    """Where copies wait to be placed: beside the objects in local storage (a rename places
+    them), else in the cache folder (an upload places them)."""
+    root = instance.storage.root
+    if protocol_of(root) == "local":
+        return join(root, OBJECTS_PREFIX)
+    from lakeline.config import cache_dir
+
+    return str(cache_dir() / "spool")
+
+
+def discard(tmp: str | None) -> None:
+    if tmp is not None:
+        from lakeline.artifacts.transfer import remove_local
+
+        remove_local(Path(tmp))
+
+
+def referenced_keys(instance: Instance, wanted: Sequence[tuple[int, str]]) -> set[tuple[int, str]]:
+    """Which (storage id, store key) pairs some record already references (chunked IN)."""
+    found: set[tuple[int, str]] = set()
+    by_storage: dict[int, list[str]] = {}
+    for storage_id, store_key in wanted:
+        by_storage.setdefault(storage_id, []).append(store_key)
+    with instance.sessions.read() as session:
+        for storage_id, store_keys in by_storage.items():
+            for chunk in chunks(sorted(set(store_keys))):
+                stmt = select(Artifact.store_key).where(
+                    Artifact.storage_id == storage_id, one_of(session, Artifact.store_key, chunk)
+                )
+                found.update((storage_id, key) for key in session.scalars(stmt.distinct()))
+    return found
+
+
+def upload(instance: Instance, plans: Sequence[Plan], progress: Progress | None) -> None:
+    todo = [p for p in plans if not p.in_place]  # references are "in place" too
+    if progress and len(todo) < len(plans):
+        progress("upload", len(plans) - len(todo))  # registered in place: nothing to move
+    if not todo:
+        return
+    shared = referenced_keys(instance, [(storage_of(p).id, p.store_key) for p in todo])
+
+    def one(plan: Plan) -> None:
+        storage = storage_of(plan)
+        if (storage.id, plan.store_key) in shared:
+            try:
+                stored = stored_fingerprint(instance, plan)
+            except FileNotFoundError:
+                stored = None
+            assert plan.digest is not None
+            if stored is not None and stored.size == plan.digest.size:
+                discard(plan.tmp)  # identical bytes already stored and referenced: share them
+                plan.tmp = None
+                plan.artifact.store_tag = stored.tag
+                if progress:
+                    progress("upload", 1)
+                return
+        store(instance, plan)
+        if progress:
+            progress("upload", 1)
+
+    sizes = [p.digest.size if p.digest else 0 for p in todo]
+    map_items(one, todo, threads=io_bound(instance, [p.artifact for p in todo], sizes))
+
+
+def stored_fingerprint(instance: Instance, plan: Plan) -> Any:
+    storage = storage_of(plan)
+    target = join(storage.root, plan.store_key)
+    assert plan.digest is not None
+    return fingerprint(
+        instance.fs(storage), strip_protocol(target), is_dir=plan.digest.n_files is not None
+    )
+
+
+def store(instance: Instance, plan: Plan) -> None:
+    """Put a plan's bytes at its store key and note the stored object's fingerprint."""
+    from lakeline.artifacts.transfer import place, put, put_local
+
+    storage = storage_of(plan)
+    target = join(storage.root, plan.store_key)
+    target_fs = instance.fs(storage)
+    if plan.tmp is not None:
+        try:
+            place(plan.tmp, target, target_fs)
+        finally:
+            discard(plan.tmp)  # renamed away (local) or uploaded
+            plan.tmp = None
+    elif protocol_of(target) == "local":  # a staged object: linked, kept until the commit
+        put_local(plan.artifact._source, Path(target), link=True)
+    else:
+        assert plan.source_fs is not None
+        put(plan.artifact._source, plan.source_fs, target, target_fs)
+    plan.uploaded = True
+    plan.artifact.store_tag = stored_fingerprint(instance, plan).tag
+
+
+def restore(instance: Instance, plans: Sequence[Plan]) -> None:
+    """Store again bytes a concurrent delete or gc removed before this save's records were
+    written: copied (and hashed) from the source once more; it must not have changed."""
+    for plan in plans:
+        source, digest = plan.artifact._source, plan.digest
+        assert digest is not None and plan.source_fs is not None
+        if not plan.artifact._staged:
+            path = source if protocol_of(source) == "local" else strip_protocol(source)
+            is_dir = digest.n_files is not None
+            plan.tmp, again = copy_hashed(path, plan.source_fs, is_dir, spool_folder(instance))
+            if again.hash != digest.hash:
+                discard(plan.tmp)
+                plan.tmp = None
+                raise SourceChanged(f"{source} changed while it was being saved: save it again")
+        store(instance, plan)
+
+
+class BytesGone(Exception):
+    """Objects this save's records point to were removed before the records were written."""
+
+    def __init__(self, plans: list[Plan]) -> None:
+        super().__init__(f"{len(plans)} stored objects disappeared")
+        self.plans = plans
+
+
+def object_lock(storage_id: int, store_key: str) -> str:
+    """The name a save and a delete both lock before relying on or removing an object."""
+    return f"{storage_id}:{store_key}"
+
+
+def claim(instance: Instance, session: Session, plans: Sequence[Plan]) -> None:
+    """Inside the records' transaction: lock the objects the new records point to and check
+    they are still there (a delete or gc removes objects under the same lock, after checking
+    no record references them, so once this commits they stay)."""
+    needed = [
+        p
+        for p in plans
+        if p.digest is not None
+        and not p.in_place
+        and p.result is not None
+        and p.result.store_key == p.store_key
+        and p.result.storage_id == storage_of(p).id
+    ]
+    if not needed:
+        return
+    lock_keys(session, "object", [object_lock(storage_of(p).id, p.store_key) for p in needed])
+
+    def gone(plan: Plan) -> bool:
+        try:
+            stored_fingerprint(instance, plan)
+        except FileNotFoundError:
+            return True
+        return False
+
+    remote = protocol_of(instance.storage.root) != "local"
+    missing = [
+        p for p, lost in zip(needed, map_items(gone, needed, threads=remote), strict=True) if lost
+    ]
+    if missing:
+        raise BytesGone(missing)
+
+
+def guarded(instance: Instance, also: InTransaction | None) -> InTransaction:
+    def run(session: Session, plans: Sequence[Plan]) -> None:
+        claim(instance, session, plans)
+        if also is not None:
+            also(session, plans)
+
+    return run
+
+
+def cleanup(instance: Instance, plans: Sequence[Plan]) -> None:
+    """Remove copies not yet placed, and bytes this save stored unless a record (of another
+    save) references them. Best effort: when the database is gone too, what stays is
+    unreferenced and `lakeline gc` removes it."""
+    from lakeline.artifacts.delete import remove_unreferenced
+
+    for plan in plans:
+        discard(plan.tmp)
+        plan.tmp = None
+    by_storage: dict[int, list[str]] = {}
+    for plan in plans:
+        if plan.uploaded:
+            by_storage.setdefault(storage_of(plan).id, []).append(plan.store_key)
+    for storage_id, store_keys in by_storage.items():
+        try:
+            remove_unreferenced(instance, instance.storage_by_id(storage_id), store_keys)
+        except Exception as exc:  # the save's own error is the one to report
+            log.warning("could not remove the bytes of a failed save (lakeline gc will): %s", exc)

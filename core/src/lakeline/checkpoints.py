@@ -1,0 +1,35 @@
+"""Named points on lakeline's write paths where a test can pause or fail a real operation.
+
+`reach(name)` does nothing unless a hook is set for `name` with `at(name, hook)`. Tests use it
+to hold a real save between storing its bytes and writing its records while another process
+deletes or collects garbage. Points: `save.stored` (bytes stored, records not yet written),
+`source.read` (a file's bytes were read, hashed or copied; its stat not yet checked again).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+_hooks: dict[str, Callable[[], None]] = {}
+
+
+def reach(name: str) -> None:
+    """Run the hook set for `name`, if any."""
+    hook = _hooks.get(name)
+    if hook is not None:
+        hook()
+
+
+@contextmanager
+def at(name: str, hook: Callable[[], None]) -> Iterator[None]:
+    """Run `hook` whenever `name` is reached inside this block."""
+    previous = _hooks.get(name)
+    _hooks[name] = hook
+    try:
+        yield
+    finally:
+        if previous is None:
+            _hooks.pop(name, None)
+        else:
+            _hooks[name] = previous

@@ -1,0 +1,131 @@
+"""Fault kit: real failures at real points, for the integrity tests.
+
+- `rewrite_at(point, path, data)`: rewrite a file when lakeline reaches a checkpoint (a file
+  that changes while it is saved).
+- `Pause`: hold a real lakeline operation in another process at a checkpoint until the test
+  lets it go (a save between storing its bytes and writing its records).
+- `kill_at_random(target, args, seed)`: run a function in a fresh process and kill -9 it
+  after a random delay.
+- `database_down(instance)`: make the instance's database unreachable, then bring it back
+  (PostgreSQL: no new connections and its sessions ended; SQLite: its file swapped for a
+  folder).
+
+Nothing here is a mock: files really change, processes really die, connections really fail.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import random
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from lakeline import checkpoints
+from lakeline.instance import Instance
+from sqlalchemy import create_engine, text
+
+SPAWN = multiprocessing.get_context("spawn")
+
+
+@contextmanager
+def rewrite_at(point: str, path: Path, data: bytes, *, times: int = 1) -> Iterator[list[int]]:
+    """Rewrite `path` with `data` (plus a counter, so each rewrite differs) the first
+    `times` times `point` is reached; yields the list of rewrites done."""
+    done: list[int] = []
+
+    def hook() -> None:
+        if len(done) < times:
+            done.append(1)
+            path.write_bytes(data + str(len(done)).encode())
+            os.utime(path, ns=(time.time_ns(), time.time_ns() + len(done)))  # a new mtime
+
+    with checkpoints.at(point, hook):
+        yield done
+
+
+class Pause:
+    """A checkpoint hold shared with a child process: the child calls `hold()` at the point
+    (from its hook), the test waits for `reached()` and then calls `release()`."""
+
+    def __init__(self) -> None:
+        self._reached = SPAWN.Event()
+        self._go = SPAWN.Event()
+
+    def hold(self) -> None:
+        self._reached.set()
+        if not self._go.wait(120):
+            raise TimeoutError("the test never released the pause")
+
+    def reached(self, timeout: float = 120) -> bool:
+        return self._reached.wait(timeout)
+
+    def release(self) -> None:
+        self._go.set()
+
+
+def run_paused(target: Callable[..., Any], *args: Any) -> tuple[Any, Pause]:
+    """Start `target(pause, *args)` in a fresh process; returns (process, pause)."""
+    pause = Pause()
+    process = SPAWN.Process(target=target, args=(pause, *args))
+    process.start()
+    return process, pause
+
+
+def kill_at_random(
+    target: Callable[..., Any], args: tuple[Any, ...], *, seed: int, within: float
+) -> int | None:
+    """Run `target(*args)` in a fresh process and kill -9 it after a random delay (seeded)
+    of at most `within` seconds; returns its exit code (None: it finished first)."""
+    process = SPAWN.Process(target=target, args=args)
+    process.start()
+    process.join(random.Random(seed).uniform(0.05, within))
+    if process.exitcode is not None:
+        return None
+    assert process.pid is not None
+    os.kill(process.pid, signal.SIGKILL)
+    process.join()
+    return process.exitcode
+
+
+@contextmanager
+def database_down(instance: Instance) -> Iterator[None]:
+    """The instance's database unreachable inside the block (existing connections die too)."""
+    engine = instance.engine
+    url = engine.url
+    if url.get_backend_name() == "sqlite":
+        assert url.database is not None
+        db = Path(url.database)
+        engine.dispose()
+        moved = [p for p in (db, Path(f"{db}-wal"), Path(f"{db}-shm")) if p.exists()]
+        for p in moved:
+            p.rename(p.with_name(p.name + ".down"))
+        db.mkdir()  # opening a folder as a database fails
+        try:
+            yield
+        finally:
+            db.rmdir()
+            for p in moved:
+                p.with_name(p.name + ".down").rename(p)
+        return
+    name = url.database
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+            conn.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d"),
+                {"d": name},
+            )
+        try:
+            yield
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+            engine.dispose()
+    finally:
+        admin.dispose()
