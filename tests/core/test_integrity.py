@@ -7,13 +7,14 @@ database really unreachable); every test runs on SQLite and PostgreSQL, most als
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from pathlib import Path
 
 import lakeline as ll
 import pytest
 from faults import rewrite_at, run_paused
-from lakeline.errors import SourceChanged
+from lakeline.errors import IntegrityProblem, SourceChanged
 from lakeline.instance import Instance
 from lakeline.storage.roots import join, strip_protocol
 
@@ -168,3 +169,83 @@ def test_delete_racing_a_save_of_the_same_bytes_leaves_no_record_without_bytes(
     assert b.store_key == a.store_key
     assert stored_bytes(any_instance, b) == b"identical bytes"
     assert Path(b.cache()).read_bytes() == b"identical bytes"
+
+
+# -- 2. reads verify -----------------------------------------------------------------------------
+
+
+def _object_path(instance: Instance, artifact: ll.Artifact) -> str:
+    storage = instance.storage_by_id(artifact.storage_id)
+    return strip_protocol(join(storage.root, artifact.store_key))
+
+
+def _overwrite(instance: Instance, artifact: ll.Artifact, data: bytes) -> None:
+    fs = instance.fs(instance.storage_by_id(artifact.storage_id))
+    fs.pipe_file(_object_path(instance, artifact), data)
+
+
+@pytest.mark.parametrize("same_size", [True, False])
+def test_overwritten_object_is_not_read(
+    any_instance: Instance, tmp_path: Path, same_size: bool
+) -> None:
+    path = tmp_path / "table.csv"
+    path.write_bytes(b"a,b\n1,2\n")
+    art = ll.Artifact(path, key="table.csv").save()
+    _overwrite(any_instance, art, b"a,b\n6,6\n" if same_size else b"a,b\n1,2\n3,4\n")
+    for read in (art.cache, art.open, art.load):
+        with pytest.raises(IntegrityProblem, match=f"artifact {art.uid} .*(changed|match)"):
+            read()
+
+
+def test_touched_object_with_the_same_bytes_is_read_and_its_tag_refreshed(
+    instance: Instance, tmp_path: Path
+) -> None:
+    path = tmp_path / "x.txt"
+    path.write_bytes(b"same bytes")
+    art = ll.Artifact(path, key="x.txt").save()
+    assert art.store_tag is not None and art.store_tag.startswith("m:")
+    os.utime(_object_path(instance, art), ns=(1, 1))
+    assert Path(art.cache()).read_bytes() == b"same bytes"
+    assert ll.Artifact.get(art.uid).store_tag == "m:1"
+
+
+def test_changed_hash_in_the_database_is_noticed(any_instance: Instance, tmp_path: Path) -> None:
+    from lakeline.models import Artifact
+    from sqlalchemy import update
+
+    path = tmp_path / "x.txt"
+    path.write_bytes(b"bytes")
+    art = ll.Artifact(path, key="x.txt").save()
+    with any_instance.sessions.write() as session:
+        session.execute(update(Artifact).where(Artifact.id == art.id).values(hash="0" * 64))
+    with pytest.raises(IntegrityProblem, match=r"recorded hash .* is not the one its object"):
+        ll.Artifact.get(art.uid).cache()
+
+
+def test_remote_open_checks_the_etag(s3_instance: Instance, tmp_path: Path) -> None:
+    path = tmp_path / "x.bin"
+    path.write_bytes(b"0123456789")
+    art = ll.Artifact(path, key="x.bin").save()
+    assert art.store_tag is not None and art.store_tag.startswith("e:")
+    with art.open() as handle:
+        assert handle.read() == b"0123456789"
+    _overwrite(s3_instance, art, b"9876543210")
+    with pytest.raises(IntegrityProblem, match="do not match its recorded sha256"):
+        art.open()
+
+
+def test_tampered_cache_copy_is_downloaded_again(s3_instance: Instance, tmp_path: Path) -> None:
+    path = tmp_path / "x.bin"
+    path.write_bytes(b"original")
+    art = ll.Artifact(path, key="x.bin").save()
+    cached = Path(art.cache())
+    cached.write_bytes(b"tampere!")  # same size, new mtime
+    assert Path(art.cache()).read_bytes() == b"original"
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "a.txt").write_bytes(b"aaa")
+    (folder / "b.txt").write_bytes(b"bbb")
+    run = ll.Artifact(folder, key="run").save()
+    cached_run = Path(run.cache())
+    (cached_run / "b.txt").write_bytes(b"BBB")
+    assert (Path(run.cache()) / "b.txt").read_bytes() == b"bbb"

@@ -1,7 +1,16 @@
-"""Reading artifacts: a local path (cached and verified for remote storage), load, open."""
+"""Reading artifacts: a local path (cached and verified for remote storage), load, open.
+
+Every read checks the stored bytes cheaply first: their size, and the mtime or ETag recorded
+at save time (`store_tag`); an object in `.lakeline/objects/` must also sit at the address of
+the record's hash. When the tag differs but the size agrees, the bytes are hashed: the same
+hash refreshes the tag (a file touched, an object rewritten with the same bytes), another
+one is an `IntegrityProblem`. Remote bytes are hashed in full when downloaded to the cache;
+cached copies carry a fixed mtime, so a cached copy that was written to is downloaded again.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from pathlib import Path
@@ -9,25 +18,109 @@ from typing import TYPE_CHECKING, Any
 
 from lakeline.config import cache_dir
 from lakeline.errors import ArtifactUnavailable, IntegrityProblem, UnsupportedObject
-from lakeline.storage.hashing import DIR_HASH, hash_folder, hash_local_file
+from lakeline.storage.hashing import DIR_HASH, Fingerprint, fingerprint, hash_file, hash_folder
+from lakeline.storage.keys import OBJECTS_PREFIX
 from lakeline.storage.roots import join, protocol_of, strip_protocol
 
 if TYPE_CHECKING:
-    from lakeline.models import Artifact
+    from fsspec import AbstractFileSystem
+
+    from lakeline.models import Artifact, Storage
+
+log = logging.getLogger(__name__)
+CACHED_MTIME_NS = 1_000_000_000 * 10**9  # cached copies carry this mtime (2001-09-09)
+
+
+def _label(artifact: Artifact) -> str:
+    return f"artifact {artifact.uid} ({artifact.key or 'no key'})"
+
+
+def _hash(fs: AbstractFileSystem, path: str, artifact: Artifact) -> str:
+    if artifact.hash_type == DIR_HASH:
+        return hash_folder(fs, path).hash
+    return hash_file(fs, path).hash
 
 
 def _verify(path: Path, artifact: Artifact) -> None:
-    if artifact.hash_type == DIR_HASH:
-        from fsspec.implementations.local import LocalFileSystem
+    from fsspec.implementations.local import LocalFileSystem
 
-        digest = hash_folder(LocalFileSystem(), str(path))
-    else:
-        digest = hash_local_file(str(path))
-    if digest.hash != artifact.hash:
+    if _hash(LocalFileSystem(), str(path), artifact) != artifact.hash:
         raise IntegrityProblem(
-            f"downloaded bytes of artifact {artifact.uid} ({artifact.key}) do not match its "
-            f"recorded {artifact.hash_type} hash: the stored object changed or is corrupt"
+            f"downloaded bytes of {_label(artifact)} do not match its recorded "
+            f"{artifact.hash_type} hash: the stored object changed or is corrupt"
         )
+
+
+def _addressed(artifact: Artifact) -> bool:
+    """Whether the record's hash is the one its content-addressed object is named after."""
+    key = artifact.store_key
+    if artifact.in_place or not key.startswith(OBJECTS_PREFIX + "/") or not artifact.hash:
+        return True
+    return key.rsplit("/", 1)[-1].startswith(artifact.hash)
+
+
+def _misaddressed(artifact: Artifact) -> str:
+    return f"the recorded hash of {_label(artifact)} is not the one its object is stored under"
+
+
+def stored_problem(artifact: Artifact, *, full: bool = False) -> str | None:
+    """What is wrong with an artifact's stored bytes, or None. The cheap check (size, tag,
+    content address) unless `full`: then the bytes are hashed. A tag that alone differs is
+    settled by hashing, and refreshed when the hash agrees."""
+    from lakeline.instance import current
+
+    instance = current()
+    storage = instance.storage_by_id(artifact.storage_id)
+    fs = instance.fs(storage)
+    location = join(storage.root, artifact.store_key)
+    path = strip_protocol(location)
+    if not _addressed(artifact):
+        return _misaddressed(artifact)
+    try:
+        stored = fingerprint(fs, path, is_dir=artifact.n_files is not None)
+    except FileNotFoundError:
+        return f"the bytes of {_label(artifact)} are missing at {location}"
+    if artifact.size is not None and stored.size != artifact.size:
+        return (
+            f"the bytes of {_label(artifact)} at {location} changed since it was saved "
+            f"({stored.size} bytes, {artifact.size} recorded)"
+        )
+    if not full and (artifact.store_tag is None or stored.tag == artifact.store_tag):
+        return None
+    if artifact.hash is None or _hash(fs, path, artifact) != artifact.hash:
+        return (
+            f"the bytes of {_label(artifact)} at {location} do not match its recorded "
+            f"{artifact.hash_type} hash: they changed since it was saved"
+        )
+    if stored.tag != artifact.store_tag:
+        _retag(artifact, stored)
+    return None
+
+
+def _retag(artifact: Artifact, stored: Fingerprint) -> None:
+    """Record the tag of bytes that were hashed and found right (best effort: a read-only
+    database role keeps the old tag, and reads keep hashing)."""
+    from sqlalchemy import update
+    from sqlalchemy.orm.attributes import set_committed_value
+
+    from lakeline.instance import current
+    from lakeline.models import Artifact as Model
+
+    try:
+        with current().sessions.write() as session:
+            session.execute(
+                update(Model).where(Model.id == artifact.id).values(store_tag=stored.tag)
+            )
+    except Exception as exc:
+        log.debug("could not refresh the store tag of %s: %s", artifact.uid, exc)
+        return
+    set_committed_value(artifact, "store_tag", stored.tag)
+
+
+def _check(artifact: Artifact) -> None:
+    problem = stored_problem(artifact)
+    if problem is not None:
+        raise IntegrityProblem(problem)
 
 
 def require_bytes(artifact: Artifact) -> None:
@@ -70,28 +163,47 @@ def _cached_path(artifact: Artifact) -> str:
     storage = instance.storage_by_id(artifact.storage_id)
     location = join(storage.root, artifact.store_key)
     if protocol_of(location) == "local":
-        if not os.path.exists(location):
-            raise IntegrityProblem(
-                f"the bytes of artifact {artifact.uid} ({artifact.key}) are missing at {location}"
-            )
+        _check(artifact)
         return location
+    if not _addressed(artifact):
+        raise IntegrityProblem(_misaddressed(artifact))
     local = cache_dir() / storage.uid / artifact.store_key
     if local.exists():
-        return str(local)
-    fs = instance.fs(storage)
+        if _cached_intact(local, artifact):
+            return str(local)
+        log.warning("the cached copy %s was changed: downloading it again", local)
+        remove_local(local)
+    return _download(instance.fs(storage), storage, location, local, artifact)
+
+
+def _download(
+    fs: AbstractFileSystem, storage: Storage, location: str, local: Path, artifact: Artifact
+) -> str:
+    from lakeline.artifacts.transfer import remove_local
+
     if not fs.exists(strip_protocol(location)):
-        raise IntegrityProblem(
-            f"the bytes of artifact {artifact.uid} ({artifact.key}) are missing at {location}"
-        )
+        raise IntegrityProblem(f"the bytes of {_label(artifact)} are missing at {location}")
     local.parent.mkdir(parents=True, exist_ok=True)
     tmp = local.with_name(f".{local.name}.{uuid.uuid4().hex[:8]}.partial")
     try:
         fs.get(strip_protocol(location), str(tmp), recursive=artifact.n_files is not None)
         _verify(tmp, artifact)
+        for file in [tmp] if tmp.is_file() else [p for p in tmp.rglob("*") if p.is_file()]:
+            os.utime(file, ns=(CACHED_MTIME_NS, CACHED_MTIME_NS))
         os.replace(tmp, local)
     finally:
         remove_local(tmp)
     return str(local)
+
+
+def _cached_intact(local: Path, artifact: Artifact) -> bool:
+    """Whether a cached copy is as it was downloaded: the recorded size, and no file written
+    since (each keeps the fixed mtime the download gave it)."""
+    files = [local] if local.is_file() else [p for p in local.rglob("*") if p.is_file()]
+    stats = [f.stat() for f in files]
+    if any(st.st_mtime_ns != CACHED_MTIME_NS for st in stats):
+        return False
+    return artifact.size is None or sum(st.st_size for st in stats) == artifact.size
 
 
 def _format(artifact: Artifact) -> Any:
@@ -124,6 +236,7 @@ def open_artifact(artifact: Artifact, **kwargs: Any) -> Any:
     storage = instance.storage_by_id(artifact.storage_id)
     fs = instance.fs(storage)
     location = join(storage.root, artifact.store_key)
+    _check(artifact)  # a stat, or a HEAD request: size and mtime or ETag as saved
     if fmt is None or fmt.open is None:
         if artifact.n_files is not None:
             raise UnsupportedObject(
