@@ -3,7 +3,8 @@
 `reach(name)` does nothing unless a hook is set for `name` with `at(name, hook)`. Tests use it
 to hold a real save between storing its bytes and writing its records while another process
 deletes or collects garbage. Points: `save.stored` (bytes stored, records not yet written),
-`source.read` (a file's bytes were read, hashed or copied; its stat not yet checked again).
+`source.read` (a file's bytes were read, hashed or copied; its stat not yet checked again),
+`gc.listed` (`lakeline gc` found its garbage and is about to remove it).
 """
 
 from __future__ import annotations
