@@ -165,6 +165,25 @@ def bulk_register(
     return out
 
 
+def large_file(folder: Path, mb: int, *, log: Log) -> dict[str, Any]:
+    """`Artifact(path).save()` of one file of `mb` MiB (random bytes, written first and so in
+    the page cache, as a file a pipeline just wrote): hash + copy into the storage."""
+    import lakeline as ll
+
+    path = folder / "large.bin"
+    chunk = os.urandom(1 << 20)
+    with open(path, "wb") as handle:
+        for i in range(mb):
+            handle.write(i.to_bytes(8, "little") + chunk[8:])  # distinct MiBs
+    start = time.perf_counter()
+    artifact = ll.Artifact(str(path), key="large/large.bin").save()
+    seconds = time.perf_counter() - start
+    log(f"  save of a {mb:,} MiB file: {mb / seconds:,.0f} MiB/s ({seconds:.2f} s)")
+    artifact.delete()
+    path.unlink()
+    return {"mb": mb, "seconds": seconds, "mb_per_s": mb / seconds}
+
+
 # -- 3. queries at scale -----------------------------------------------------------------------
 
 

@@ -47,6 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--db", choices=sorted(DATABASES), default="both")
     parser.add_argument("--sizes", help="catalog sizes for the query figures (default 100k,1M)")
     parser.add_argument("--files", type=int, help="files for bulk registration (default 10k)")
+    parser.add_argument("--large-mb", type=int, help="size of the large-file save (default 1024)")
     parser.add_argument("--queries", type=int, help="distinct queries per kind (default 50)")
     parser.add_argument("--df-rows", type=int, help="DataFrame rows (default 100k)")
     parser.add_argument("--import-runs", type=int, help="interpreter starts per figure (10)")
@@ -65,6 +66,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         }
     )
     args.files = args.files or (1000 if quick else 10_000)
+    args.large_mb = args.large_mb or (100 if quick else 1024)
     args.queries = args.queries or (20 if quick else 50)
     args.df_rows = args.df_rows or (10_000 if quick else 100_000)
     args.import_runs = args.import_runs or (5 if quick else 10)
@@ -116,6 +118,7 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
                 paths, profile_dir=args.profile, tag=f"{db_kind}-{where}", log=log
             )
             figures["make_files_per_s"] = len(paths) / seconds
+            figures["large"] = measure.large_file(base, args.large_mb, log=log)
             out["bulk"][where] = figures
             li.disconnect()
             shutil.rmtree(base, ignore_errors=True)
@@ -169,6 +172,7 @@ def run_worker(db_kind: str, args: argparse.Namespace, env: dict[str, str]) -> d
         out = Path(tmp) / "figures.json"
         argv = [sys.executable, __file__, "--worker", db_kind, "--out", str(out)]
         argv += ["--sizes", ",".join(map(str, args.sizes)), "--files", str(args.files)]
+        argv += ["--large-mb", str(args.large_mb)]
         argv += ["--queries", str(args.queries), "--df-rows", str(args.df_rows)]
         argv += ["--quick"] if args.quick else []
         argv += ["--explain"] if args.explain else []
@@ -338,6 +342,14 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
             _per_s,
             None,
             "-  (what this filesystem allows)",
+        )
+        t.row(
+            f"Artifact(file of {args.large_mb:,} MiB).save(): hash while copying",
+            per_db,
+            lambda f, w=where: f["bulk"][w]["large"]["mb_per_s"],
+            lambda v: f"{v:,.0f} MiB/s",
+            None,
+            "-",
         )
 
     for n in args.sizes:

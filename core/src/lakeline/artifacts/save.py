@@ -25,6 +25,7 @@ from lakeline.artifacts.keying import located, settle_keys
 from lakeline.artifacts.places import REF_ROOT, Places, promote
 from lakeline.artifacts.reference import default_key, reference_root
 from lakeline.artifacts.store import (
+    Budget,
     BytesGone,
     copy_hashed,
     guarded,
@@ -74,10 +75,12 @@ class Plan:
     # (reference storage root, store key there) of the source location: where a reference to
     # the same data may have been recorded (None for staged objects)
     ref_place: tuple[str, str] | None = None
-    tmp: str | None = None  # the copy hashed on its way in, until it is placed at store_key
+    # the copy hashed on its way in (a temporary file, or a small file's bytes), until it is
+    # placed at store_key
+    tmp: str | bytes | None = None
 
 
-def _plan(instance: Instance, artifact: Artifact) -> Plan:
+def _plan(instance: Instance, artifact: Artifact, budget: Budget | None = None) -> Plan:
     from lakeline.artifacts.locate import fs_for_location, storage_containing
 
     source = artifact._source
@@ -96,14 +99,14 @@ def _plan(instance: Instance, artifact: Artifact) -> Plan:
     fs = fs_for_location(source, normalized=normalized)
     path = source if protocol_of(source) == "local" else strip_protocol(source)
     is_dir = artifact._source_is_dir
-    tmp = None
+    tmp: str | bytes | None = None
     if contained is not None:  # stays where it is: hashed (again if it changed meanwhile)
         digest, stored = hash_in_place(fs, path, is_dir)
         artifact.store_tag = stored.tag
     elif artifact._staged:  # lakeline serialised it: nobody else writes it
         digest = hash_folder(fs, path) if is_dir else hash_file(fs, path)
     else:
-        tmp, digest = copy_hashed(path, fs, is_dir, spool_folder(instance))
+        tmp, digest = copy_hashed(path, fs, is_dir, spool_folder(instance), budget)
     if is_dir and digest.n_files == 0:
         _discard(tmp)
         raise LakelineError(f"folder {source} is empty: there is nothing to save")
@@ -417,9 +420,10 @@ def save_artifacts(
         update_saved(instance, saved)
 
     made: list[Plan] = []  # every plan made so far: its copy is removed if the save fails
+    budget = Budget()
 
     def plan_one(artifact: Artifact) -> Plan:
-        plan = _plan(instance, artifact)
+        plan = _plan(instance, artifact, budget)
         made.append(plan)
         if progress:
             progress("hash", 1)

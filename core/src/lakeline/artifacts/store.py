@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -77,11 +78,32 @@ def io_bound(
     return False
 
 
-def copy_hashed(path: str, fs: AbstractFileSystem, is_dir: bool, folder: str) -> tuple[str, Digest]:
-    """Copy a source to a temporary name in `folder`, hashing it on the way (one read)."""
+KEEP_IN_MEMORY = 64 << 20  # per save: small files wait in memory up to this many bytes
+
+
+class Budget:
+    """How many bytes of small files a save may hold in memory (thread-safe)."""
+
+    def __init__(self, limit: int = KEEP_IN_MEMORY) -> None:
+        self.left = limit
+        self._lock = threading.Lock()
+
+    def take(self, n: int) -> bool:
+        with self._lock:
+            if n > self.left:
+                return False
+            self.left -= n
+            return True
+
+
+def copy_hashed(
+    path: str, fs: AbstractFileSystem, is_dir: bool, folder: str, budget: Budget | None = None
+) -> tuple[str | bytes, Digest]:
+    """Copy a source to a temporary name in `folder` (or read a small one into memory, as
+    `budget` allows), hashing it on the way: one read."""
     from lakeline.artifacts.transfer import stage
 
-    return stage(path, fs, is_dir, folder)
+    return stage(path, fs, is_dir, folder, budget.take if budget is not None else None)
 
 
 def spool_folder(instance: Instance) -> str:
@@ -95,8 +117,8 @@ def spool_folder(instance: Instance) -> str:
     return str(cache_dir() / "spool")
 
 
-def discard(tmp: str | None) -> None:
-    if tmp is not None:
+def discard(tmp: str | bytes | None) -> None:
+    if isinstance(tmp, str):
         from lakeline.artifacts.transfer import remove_local
 
         remove_local(Path(tmp))
@@ -244,9 +266,9 @@ def claim(instance: Instance, session: Session, plans: Sequence[Plan]) -> None:
 
 def guarded(instance: Instance, also: InTransaction | None) -> InTransaction:
     def run(session: Session, plans: Sequence[Plan]) -> None:
-        claim(instance, session, plans)
         if also is not None:
             also(session, plans)
+        claim(instance, session, plans)  # last: nothing waits on another lock once it holds these
 
     return run
 

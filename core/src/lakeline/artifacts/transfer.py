@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lakeline.errors import SourceChanged, StorageError
-from lakeline.storage.hashing import Digest, copy_file, copy_folder
+from lakeline.storage.hashing import SMALL, Digest, copy_file, copy_folder, read_small
 from lakeline.storage.roots import protocol_of, strip_protocol
 
 if TYPE_CHECKING:
@@ -84,32 +85,76 @@ def put_local(source: str, target: Path, *, move: bool = False, link: bool = Fal
 
 
 def stage(
-    source: str, source_fs: AbstractFileSystem, is_dir: bool, folder: str
-) -> tuple[str, Digest]:
+    source: str,
+    source_fs: AbstractFileSystem,
+    is_dir: bool,
+    folder: str,
+    keep: Callable[[int], bool] | None = None,
+) -> tuple[str | bytes, Digest]:
     """Copy `source` to a temporary name in local `folder`, hashing the bytes as they are
-    written: (temporary path, digest of exactly those bytes). A source that changed during
-    the copy is copied once more, then refused (`SourceChanged`)."""
-    os.makedirs(folder, exist_ok=True)
+    written: (temporary path, digest of exactly those bytes). A small local file is read
+    into memory instead when `keep(size)` allows (its bytes are returned, not a path: bytes
+    already stored need no copy at all). A source that changed during the copy is copied
+    once more, then refused (`SourceChanged`)."""
     for attempt in range(2):
-        tmp = os.path.join(folder, f".{os.urandom(8).hex()}{PARTIAL}")
         try:
-            if is_dir:
-                return tmp, copy_folder(source_fs, source, tmp)
-            return tmp, copy_file(source_fs, source, tmp)
+            return _stage_once(source, source_fs, is_dir, folder, keep)
         except SourceChanged:
-            remove_local(Path(tmp))
             if attempt:
                 raise
-        except BaseException:
-            remove_local(Path(tmp))
-            raise
     raise AssertionError("unreachable")
 
 
-def place(tmp: str, target: str, target_fs: AbstractFileSystem) -> None:
-    """Put the bytes `stage` wrote at `target` (a full location): a rename in local storage
-    (the temporary name is gone after), an upload elsewhere (the caller removes `tmp`)."""
+def _stage_once(
+    source: str,
+    source_fs: AbstractFileSystem,
+    is_dir: bool,
+    folder: str,
+    keep: Callable[[int], bool] | None,
+) -> tuple[str | bytes, Digest]:
+    from fsspec.implementations.local import LocalFileSystem
+
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{os.urandom(8).hex()}{PARTIAL}")
+    if keep is not None and not is_dir and isinstance(source_fs, LocalFileSystem):
+        read = read_small(source, SMALL)
+        if read is not None:
+            data, digest = read
+            if keep(len(data)):
+                return data, digest
+            with open(tmp, "xb") as handle:
+                handle.write(data)
+            return tmp, digest
     try:
+        if is_dir:
+            return tmp, copy_folder(source_fs, source, tmp)
+        return tmp, copy_file(source_fs, source, tmp)
+    except BaseException:
+        remove_local(Path(tmp))
+        raise
+
+
+def place(tmp: str | bytes, target: str, target_fs: AbstractFileSystem) -> None:
+    """Put the bytes `stage` wrote (or read) at `target` (a full location): a rename in
+    local storage (the temporary name is gone after), an upload elsewhere (the caller
+    removes `tmp`)."""
+    try:
+        if isinstance(tmp, bytes):
+            if protocol_of(target) == "local":
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                if os.path.isdir(target):
+                    remove_local(Path(target))
+                put_bytes = _tmp_sibling(Path(target))
+                try:
+                    with open(put_bytes, "xb") as handle:
+                        handle.write(tmp)
+                    os.replace(put_bytes, target)
+                except BaseException:
+                    remove_local(put_bytes)
+                    raise
+            else:
+                target_fs.pipe_file(strip_protocol(target), tmp)
+            return
         if protocol_of(target) == "local":
             if os.path.isdir(tmp) or os.path.isdir(target):
                 remove_local(Path(target))  # rename replaces a file with a file, not folders

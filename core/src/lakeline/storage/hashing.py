@@ -163,6 +163,25 @@ def _pump(src: IO[bytes], dst: IO[bytes]) -> tuple[str, int]:
     return sha.hexdigest(), size
 
 
+def read_small(path: str, limit: int) -> tuple[bytes, Digest] | None:
+    """The bytes and digest of local file `path` if it holds at most `limit` bytes (one
+    read), else None; `SourceChanged` if it changed while it was read."""
+    with open(path, "rb") as src:
+        before = os.fstat(src.fileno())
+        if before.st_size > limit:
+            return None
+        data = src.read()
+    checkpoints.reach("source.read")
+    after = os.stat(path)
+    if _stat_key(before) != _stat_key(after) or after.st_size != len(data):
+        raise _changed(path)
+    return data, Digest(hashlib.sha256(data).hexdigest(), FILE_HASH, len(data), None)
+
+
+def _stat_key(st: os.stat_result) -> tuple[int, int, int]:
+    return (st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
 def copy_local_file(source: str, target: str) -> Digest:
     """Copy local file `source` to the new file `target`, hashing the bytes as they are
     written; `SourceChanged` if `source` changed during the copy (the caller may retry)."""
@@ -177,12 +196,7 @@ def copy_local_file(source: str, target: str) -> Digest:
                 hexdigest, size = _pump(src, dst)
     checkpoints.reach("source.read")
     after = os.stat(source)
-    same = (before.st_mtime_ns, before.st_ctime_ns, before.st_ino) == (
-        after.st_mtime_ns,
-        after.st_ctime_ns,
-        after.st_ino,
-    )
-    if not same or after.st_size != size:
+    if _stat_key(before) != _stat_key(after) or after.st_size != size:
         raise _changed(source)
     return Digest(hexdigest, FILE_HASH, size, None)
 
