@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -32,15 +33,15 @@ if TYPE_CHECKING:
 class Garbage:
     """Something `gc` removes: an unreferenced object or a stale partial copy."""
 
-    storage: Storage
-    store_key: str  # inside the storage root
+    storage: Storage | None  # None: a copy in this machine's spool folder (S3 uploads)
+    store_key: str  # inside the storage root (the full path for the spool)
     kind: str  # "unreferenced" or "partial"
     size: int
     age_s: float
 
     @property
     def location(self) -> str:
-        return join(self.storage.root, self.store_key)
+        return self.store_key if self.storage is None else join(self.storage.root, self.store_key)
 
 
 def _mtime(info: dict[str, Any]) -> float:
@@ -83,10 +84,25 @@ def _entries(instance: Instance, storage: Storage) -> dict[str, tuple[int, float
     return found
 
 
+def _spooled(now: float, grace_s: float) -> list[Garbage]:
+    """Copies waiting for an upload to an object store that a killed save left behind."""
+    from lakeline.config import cache_dir
+
+    spool = cache_dir() / "spool"
+    found = []
+    for path in sorted(spool.glob(f"*{PARTIAL}")) if spool.is_dir() else []:
+        files = [path] if not path.is_dir() else [p for p in path.rglob("*") if p.is_file()]
+        stats = [f.stat() for f in files]
+        age = now - max((st.st_mtime for st in stats), default=path.stat().st_mtime)
+        if age >= grace_s:
+            found.append(Garbage(None, str(path), "partial", sum(s.st_size for s in stats), age))
+    return found
+
+
 def find_garbage(instance: Instance, *, grace_s: float) -> list[Garbage]:
     """Unreferenced objects and partial copies older than `grace_s` seconds."""
     now = time.time()
-    garbage = []
+    garbage = _spooled(now, grace_s)
     for storage in _owned(instance):
         entries = _entries(instance, storage)
         if not entries:
@@ -111,19 +127,23 @@ def remove_garbage(instance: Instance, garbage: list[Garbage]) -> list[Garbage]:
     was removed."""
     from lakeline import checkpoints
     from lakeline.artifacts.delete import remove_unreferenced
-    from lakeline.artifacts.transfer import remove
+    from lakeline.artifacts.transfer import remove, remove_local
 
     checkpoints.reach("gc.listed")
     removed = []
     by_storage: dict[int, list[Garbage]] = {}
     for item in garbage:
-        if item.kind == "partial":
+        if item.storage is None:
+            remove_local(Path(item.location))
+            removed.append(item)
+        elif item.kind == "partial":
             remove(item.location, instance.fs(item.storage))
             removed.append(item)
         else:
             by_storage.setdefault(item.storage.id, []).append(item)
     for items in by_storage.values():
         storage = items[0].storage
+        assert storage is not None
         gone = set(remove_unreferenced(instance, storage, [i.store_key for i in items]))
         removed.extend(i for i in items if i.store_key in gone)
     return removed
