@@ -114,17 +114,19 @@ def _stage_once(
 ) -> tuple[str | bytes, Digest]:
     from fsspec.implementations.local import LocalFileSystem
 
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.urandom(8).hex()}{PARTIAL}")
     if keep is not None and not is_dir and isinstance(source_fs, LocalFileSystem):
         read = read_small(source, SMALL)
         if read is not None:
             data, digest = read
             if keep(len(data)):
                 return data, digest
+            os.makedirs(folder, exist_ok=True)
+            tmp = os.path.join(folder, f".{os.urandom(8).hex()}{PARTIAL}")
             with open(tmp, "xb") as handle:
                 handle.write(data)
             return tmp, digest
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{os.urandom(8).hex()}{PARTIAL}")
     try:
         if is_dir:
             return tmp, copy_folder(source_fs, source, tmp)
@@ -141,9 +143,9 @@ def place(tmp: str | bytes, target: str, target_fs: AbstractFileSystem) -> None:
     try:
         if isinstance(tmp, bytes):
             if protocol_of(target) == "local":
-                os.makedirs(os.path.dirname(target), exist_ok=True)
-                if os.path.isdir(target):
-                    remove_local(Path(target))
+                parent = os.path.dirname(target)
+                if not os.path.isdir(parent):
+                    os.makedirs(parent, exist_ok=True)
                 put_bytes = _tmp_sibling(Path(target))
                 try:
                     with open(put_bytes, "xb") as handle:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from functools import partial
 from typing import IO, TYPE_CHECKING, Any, NamedTuple
@@ -183,22 +184,26 @@ def _stat_key(st: os.stat_result) -> tuple[int, int, int]:
 
 
 def copy_local_file(source: str, target: str) -> Digest:
-    """Copy local file `source` to the new file `target`, hashing the bytes as they are
-    written; `SourceChanged` if `source` changed during the copy (the caller may retry)."""
-    with open(source, "rb") as src:
-        before = os.fstat(src.fileno())
+    """Copy local file `source` to the new file `target` and hash the bytes written: small
+    files in one read (hashed in memory), larger ones copied by the kernel (`sendfile`) and
+    then hashed from the copy, which only this process writes (from the page cache: as fast
+    as hashing the source, and faster than a hashing copy loop, whose user-space writes the
+    kernel throttles on a disk). `SourceChanged` if `source` changed during the copy."""
+    before = os.stat(source)
+    if before.st_size <= SMALL:
+        with open(source, "rb") as src:
+            data = src.read()
         with open(target, "xb") as dst:
-            if before.st_size <= SMALL:
-                data = src.read()
-                dst.write(data)
-                hexdigest, size = hashlib.sha256(data).hexdigest(), len(data)
-            else:
-                hexdigest, size = _pump(src, dst)
+            dst.write(data)
+        digest = Digest(hashlib.sha256(data).hexdigest(), FILE_HASH, len(data), None)
+    else:
+        shutil.copyfile(source, target)  # sendfile on Linux; an inode swap shows in the stat
+        digest = hash_local_file(target)
     checkpoints.reach("source.read")
     after = os.stat(source)
-    if _stat_key(before) != _stat_key(after) or after.st_size != size:
+    if _stat_key(before) != _stat_key(after) or after.st_size != digest.size:
         raise _changed(source)
-    return Digest(hexdigest, FILE_HASH, size, None)
+    return digest
 
 
 def copy_file(fs: AbstractFileSystem, source: str, target: str) -> Digest:
