@@ -181,3 +181,20 @@ def test_a_file_that_changed_mid_save_leaves_nothing_for_gc(
         ll.Artifact(path, key="x.log").save()
     assert objects(instance) == []
     assert "nothing to remove" in run("gc", "--grace", "0").output
+
+
+def test_a_save_that_turns_out_to_be_an_in_place_record_leaves_no_object(
+    any_instance: Instance, tmp_path: Path
+) -> None:
+    """The same key and bytes as a file registered in place: the save is that record, so
+    the copy it stored is nobody's and goes at once (it used to stay for gc)."""
+    fs = any_instance.fs(any_instance.storage)
+    fs.makedirs(strip_protocol(join(any_instance.storage.root, "raw")), exist_ok=True)
+    fs.pipe_file(strip_protocol(join(any_instance.storage.root, "raw/r.txt")), b"reads")
+    in_place = ll.Artifact(join(any_instance.storage.root, "raw/r.txt")).save()
+    assert in_place.in_place and in_place.key == "raw/r.txt"
+    copy = tmp_path / "r.txt"
+    copy.write_bytes(b"reads")
+    again = ll.Artifact(copy, key="raw/r.txt").save()
+    assert again.uid == in_place.uid and not again.created
+    assert objects(any_instance) == []

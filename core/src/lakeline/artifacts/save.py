@@ -28,6 +28,7 @@ from lakeline.artifacts.store import (
     Budget,
     BytesGone,
     copy_hashed,
+    drop_unused,
     guarded,
     restore,
     spool_folder,
@@ -470,5 +471,6 @@ def save_artifacts(
         _forget(plans)
         _cleanup(instance, plans)
         raise
+    drop_unused(instance, plans)
     _finish(plans)
     return list(artifacts)

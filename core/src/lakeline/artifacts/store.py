@@ -22,7 +22,7 @@ from lakeline.db.locks import lock_keys
 from lakeline.db.rows import chunks, one_of
 from lakeline.errors import SourceChanged
 from lakeline.models import Artifact
-from lakeline.storage.hashing import Digest, fingerprint
+from lakeline.storage.hashing import Digest, Fingerprint, fingerprint
 from lakeline.storage.keys import OBJECTS_PREFIX
 from lakeline.storage.roots import join, protocol_of, strip_protocol
 
@@ -171,7 +171,7 @@ def upload(instance: Instance, plans: Sequence[Plan], progress: Progress | None)
     map_items(one, todo, threads=io_bound(instance, [p.artifact for p in todo], sizes))
 
 
-def stored_fingerprint(instance: Instance, plan: Plan) -> Any:
+def stored_fingerprint(instance: Instance, plan: Plan) -> Fingerprint:
     storage = storage_of(plan)
     target = join(storage.root, plan.store_key)
     assert plan.digest is not None
@@ -271,6 +271,20 @@ def guarded(instance: Instance, also: InTransaction | None) -> InTransaction:
         claim(instance, session, plans)  # last: nothing waits on another lock once it holds these
 
     return run
+
+
+def drop_unused(instance: Instance, plans: Sequence[Plan]) -> None:
+    """After the commit: remove objects this save stored that its records do not point to
+    (the record it turned out to be keeps its bytes elsewhere, e.g. registered in place)."""
+    unused = [
+        p
+        for p in plans
+        if p.uploaded
+        and p.result is not None
+        and (p.result.storage_id, p.result.store_key) != (storage_of(p).id, p.store_key)
+    ]
+    if unused:
+        cleanup(instance, unused)
 
 
 def cleanup(instance: Instance, plans: Sequence[Plan]) -> None:
