@@ -71,7 +71,7 @@ class Artifact(RecordMixin, VersionedMixin, Base):
     available: Mapped[bool] = mapped_column(default=True, server_default=true())
     # the stored bytes as written at save time (`m:<mtime_ns>` locally, `e:<etag>` in object
     # stores): with `size`, what every read checks before trusting them (None: size only)
-    store_tag: Mapped[str | None] = mapped_column(String(128))
+    store_tag: Mapped[str | None] = mapped_column(Str(128))
 
     if TYPE_CHECKING:  # set by describe.prepare on new artifacts; not columns
         _source: str

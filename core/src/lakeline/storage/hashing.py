@@ -240,7 +240,10 @@ def _remote_tag(info: dict[str, Any]) -> str | None:
     for name in ("ETag", "etag", "md5Hash", "mtime", "LastModified", "last_modified", "updated"):
         value = info.get(name)
         if value is not None:
-            return f"e:{value}"
+            text = str(value)
+            return (
+                f"e:{text}" if len(text) <= 64 else f"e:{hashlib.sha256(text.encode()).hexdigest()}"
+            )
     return None
 
 
