@@ -249,3 +249,17 @@ def test_tampered_cache_copy_is_downloaded_again(s3_instance: Instance, tmp_path
     cached_run = Path(run.cache())
     (cached_run / "b.txt").write_bytes(b"BBB")
     assert (Path(run.cache()) / "b.txt").read_bytes() == b"bbb"
+
+
+def test_a_refreshed_tag_does_not_block_editing_an_older_copy_of_the_record(
+    instance: Instance, tmp_path: Path
+) -> None:
+    path = tmp_path / "x.txt"
+    path.write_bytes(b"same bytes")
+    ll.Artifact(path, key="x.txt").save()
+    first, second = ll.Artifact.get(key="x.txt"), ll.Artifact.get(key="x.txt")
+    os.utime(_object_path(instance, first), ns=(5, 5))
+    first.cache()  # hashed, found right: the record's tag is refreshed
+    second.description = "edited"
+    ll.save([second])
+    assert ll.Artifact.get(key="x.txt").description == "edited"

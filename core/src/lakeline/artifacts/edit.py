@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from lakeline.instance import Instance
 
 EDITABLE = ("key", "description", "kind", "version")
+# bookkeeping reads refresh (the stored bytes' mtime/ETag): neither identity nor editable, so
+# an older copy of the record is not refused for it, and the stored value is kept
+BOOKKEEPING = ("store_tag",)
 KIND_LENGTH = 64
 
 
@@ -64,7 +67,7 @@ def _key_taken(session: Session, key: str, own_id: int) -> None:
 def update_saved(instance: Instance, artifacts: Sequence[Artifact]) -> None:
     """Write the metadata edits of loaded artifacts in one transaction, after checking every
     one of them (nothing is written if any edit is refused)."""
-    columns = [column.key for column in Artifact.__table__.columns]
+    columns = [c.key for c in Artifact.__table__.columns if c.key not in BOOKKEEPING]
     with instance.sessions.write() as session:
         changes: list[tuple[Artifact, dict[str, Any]]] = []
         for artifact in artifacts:
