@@ -4,8 +4,8 @@
   that changes while it is saved).
 - `Pause`: hold a real lakeline operation in another process at a checkpoint until the test
   lets it go (a save between storing its bytes and writing its records).
-- `kill_at_random(target, args, seed)`: run a function in a fresh process and kill -9 it
-  after a random delay.
+- `kill_at_random(target, args, seed, within)`: run a function in a fresh process and kill -9
+  it a random time after it starts its work.
 - `database_down(instance)`: make the instance's database unreachable, then bring it back
   (PostgreSQL: no new connections and its sessions ended; SQLite: its file swapped for a
   folder).
@@ -79,11 +79,15 @@ def run_paused(target: Callable[..., Any], *args: Any) -> tuple[Any, Pause]:
 def kill_at_random(
     target: Callable[..., Any], args: tuple[Any, ...], *, seed: int, within: float
 ) -> int | None:
-    """Run `target(*args)` in a fresh process and kill -9 it after a random delay (seeded)
-    of at most `within` seconds; returns its exit code (None: it finished first)."""
-    process = SPAWN.Process(target=target, args=args)
+    """Run `target(started, *args)` in a fresh process and kill -9 it a random time (seeded,
+    at most `within` seconds) after it calls `started.set()` (when its real work begins, past
+    the interpreter start); returns its exit code (None: it finished first)."""
+    started = SPAWN.Event()
+    process = SPAWN.Process(target=target, args=(started, *args))
     process.start()
-    process.join(random.Random(seed).uniform(0.05, within))
+    if not started.wait(120):
+        raise TimeoutError("the process never started its work")
+    process.join(random.Random(seed).uniform(0.0, within))
     if process.exitcode is not None:
         return None
     assert process.pid is not None

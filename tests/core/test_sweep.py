@@ -6,11 +6,12 @@ import os
 import signal
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import lakeline as ll
 import pytest
 from click.testing import CliRunner, Result
-from faults import database_down, rewrite_at, run_paused
+from faults import database_down, kill_at_random, rewrite_at, run_paused
 from lakeline import checkpoints
 from lakeline.cli import cli
 from lakeline.errors import LakelineError
@@ -198,3 +199,31 @@ def test_a_save_that_turns_out_to_be_an_in_place_record_leaves_no_object(
     again = ll.Artifact(copy, key="raw/r.txt").save()
     assert again.uid == in_place.uid and not again.created
     assert objects(any_instance) == []
+
+
+def _bulk_save(started: Any, folder: str, n: int) -> None:
+    import lakeline as ll
+
+    ll.connect()
+    started.set()
+    paths = sorted(Path(folder).iterdir())
+    for start in range(0, len(paths), n):  # batches, as a pipeline saves its outputs
+        ll.save([ll.Artifact(p, key=f"bulk/{p.name}") for p in paths[start : start + n]])
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_kill_during_bulk_saves_then_gc_leaves_every_record_with_its_bytes_and_nothing_else(
+    instance: Instance, tmp_path: Path, seed: int
+) -> None:
+    """kill -9 at a random point of a run of bulk saves (big and small files); whatever it
+    left, gc removes, and afterwards every object is referenced and every record verifies."""
+    folder = tmp_path / "out"
+    folder.mkdir()
+    for i in range(80):
+        (folder / f"{i:02d}.bin").write_bytes(os.urandom((4 << 20) if i % 4 == 0 else 100))
+    os.environ["LAKELINE_INSTANCE"] = instance.name
+    kill_at_random(_bulk_save, (str(folder), 8), seed=seed, within=1.0)
+    run("gc", "--grace", "0", "--yes")
+    records = ll.Artifact.filter(key__startswith="bulk/").all()
+    assert sorted(objects(instance)) == sorted(object_of(instance, a) for a in records)
+    run("verify", "--all")
