@@ -13,6 +13,7 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +23,7 @@ from lakeline.db.locks import lock_keys
 from lakeline.db.rows import chunks, one_of
 from lakeline.errors import SourceChanged
 from lakeline.models import Artifact
-from lakeline.storage.hashing import Digest, Fingerprint, fingerprint
+from lakeline.storage.hashing import Digest, Fingerprint, fingerprint, remote_tag
 from lakeline.storage.keys import OBJECTS_PREFIX
 from lakeline.storage.roots import join, protocol_of, strip_protocol
 
@@ -187,9 +188,10 @@ def store(instance: Instance, plan: Plan) -> None:
     storage = storage_of(plan)
     target = join(storage.root, plan.store_key)
     target_fs = instance.fs(storage)
+    answer = None
     if plan.tmp is not None:
         try:
-            place(plan.tmp, target, target_fs)
+            answer = place(plan.tmp, target, target_fs)
         finally:
             discard(plan.tmp)  # renamed away (local) or uploaded
             plan.tmp = None
@@ -199,7 +201,11 @@ def store(instance: Instance, plan: Plan) -> None:
         assert plan.source_fs is not None
         put(plan.artifact._source, plan.source_fs, target, target_fs)
     plan.uploaded = True
-    plan.artifact.store_tag = stored_fingerprint(instance, plan).tag
+    etag = answer.get("ETag") if isinstance(answer, dict) else None
+    if etag is not None:  # the PUT's answer: no HEAD request needed
+        plan.artifact.store_tag = remote_tag({"ETag": etag})
+    else:
+        plan.artifact.store_tag = stored_fingerprint(instance, plan).tag
 
 
 def restore(instance: Instance, plans: Sequence[Plan]) -> None:
@@ -249,6 +255,34 @@ def claim(instance: Instance, session: Session, plans: Sequence[Plan]) -> None:
         return
     lock_keys(session, "object", [object_lock(storage_of(p).id, p.store_key) for p in needed])
 
+    remote = protocol_of(instance.storage.root) != "local"
+    found = map_items(partial(_missing, instance), _by_folder(needed), threads=remote)
+    missing = [p for group in found for p in group]
+    if missing:
+        raise BytesGone(missing)
+
+
+LIST_FROM = 3  # objects of one folder from which one listing beats a request for each
+
+
+def _by_folder(plans: Sequence[Plan]) -> list[list[Plan]]:
+    folders: dict[tuple[int, str], list[Plan]] = {}
+    for plan in plans:
+        folders.setdefault((storage_of(plan).id, plan.store_key.rsplit("/", 1)[0]), []).append(plan)
+    return list(folders.values())
+
+
+def _missing(instance: Instance, plans: Sequence[Plan]) -> list[Plan]:
+    """Which of `plans` (objects in one folder) are not stored: a stat each locally; in an
+    object store one listing of the folder for many of them, else a HEAD request each."""
+    storage = storage_of(plans[0])
+    fs = instance.fs(storage)
+    paths = [strip_protocol(join(storage.root, p.store_key)) for p in plans]
+    if protocol_of(storage.root) != "local" and len(plans) >= LIST_FROM:
+        folder = paths[0].rsplit("/", 1)[0]
+        listed = {name.rstrip("/") for name in fs.ls(folder, detail=False, refresh=True)}
+        return [p for p, path in zip(plans, paths, strict=True) if path not in listed]
+
     def gone(plan: Plan) -> bool:
         try:
             stored_fingerprint(instance, plan)
@@ -256,12 +290,7 @@ def claim(instance: Instance, session: Session, plans: Sequence[Plan]) -> None:
             return True
         return False
 
-    remote = protocol_of(instance.storage.root) != "local"
-    missing = [
-        p for p, lost in zip(needed, map_items(gone, needed, threads=remote), strict=True) if lost
-    ]
-    if missing:
-        raise BytesGone(missing)
+    return [p for p in plans if gone(p)]
 
 
 def guarded(instance: Instance, also: InTransaction | None) -> InTransaction:

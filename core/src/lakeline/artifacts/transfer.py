@@ -6,7 +6,7 @@ import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lakeline.errors import SourceChanged, StorageError
 from lakeline.storage.hashing import SMALL, Digest, copy_file, copy_folder, read_small
@@ -136,10 +136,10 @@ def _stage_once(
         raise
 
 
-def place(tmp: str | bytes, target: str, target_fs: AbstractFileSystem) -> None:
+def place(tmp: str | bytes, target: str, target_fs: AbstractFileSystem) -> Any:
     """Put the bytes `stage` wrote (or read) at `target` (a full location): a rename in
     local storage (the temporary name is gone after), an upload elsewhere (the caller
-    removes `tmp`)."""
+    removes `tmp`). Returns what the object store answered to a PUT of bytes (its ETag)."""
     try:
         if isinstance(tmp, bytes):
             if protocol_of(target) == "local":
@@ -155,8 +155,8 @@ def place(tmp: str | bytes, target: str, target_fs: AbstractFileSystem) -> None:
                     remove_local(put_bytes)
                     raise
             else:
-                target_fs.pipe_file(strip_protocol(target), tmp)
-            return
+                return target_fs.pipe_file(strip_protocol(target), tmp)
+            return None
         if protocol_of(target) == "local":
             if os.path.isdir(tmp) or os.path.isdir(target):
                 remove_local(Path(target))  # rename replaces a file with a file, not folders
@@ -166,6 +166,7 @@ def place(tmp: str | bytes, target: str, target_fs: AbstractFileSystem) -> None:
             target_fs.put(tmp, strip_protocol(target), recursive=os.path.isdir(tmp))
     except OSError as exc:
         raise StorageError(f"cannot store bytes at {target}: {exc}") from exc
+    return None
 
 
 def put(

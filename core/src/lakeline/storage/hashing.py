@@ -111,7 +111,7 @@ def _state(fs: AbstractFileSystem, path: str) -> tuple[Any, ...]:
         return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
     fs.invalidate_cache(path)
     info = fs.info(path)
-    return (info.get("size"), _remote_tag(info))
+    return (info.get("size"), remote_tag(info))
 
 
 def _changed(path: str) -> SourceChanged:
@@ -236,7 +236,8 @@ def copy_folder(fs: AbstractFileSystem, source: str, target: str) -> Digest:
 # -- fingerprints --------------------------------------------------------------------------------
 
 
-def _remote_tag(info: dict[str, Any]) -> str | None:
+def remote_tag(info: dict[str, Any]) -> str | None:
+    """The tag of an object from what the store says of it (a listing, HEAD or PUT reply)."""
     for name in ("ETag", "etag", "md5Hash", "mtime", "LastModified", "last_modified", "updated"):
         value = info.get(name)
         if value is not None:
@@ -267,11 +268,11 @@ def fingerprint(fs: AbstractFileSystem, path: str, *, is_dir: bool) -> Fingerpri
     fs.invalidate_cache(path)
     if not is_dir:
         info = fs.info(path)
-        return Fingerprint(int(info["size"]), _remote_tag(info))
+        return Fingerprint(int(info["size"]), remote_tag(info))
     found = fs.find(path, detail=True)
     if not found:
         raise FileNotFoundError(path)
     outer = hashlib.sha256()
     for name in sorted(found):
-        outer.update(f"{name}\0{_remote_tag(found[name])}\n".encode())
+        outer.update(f"{name}\0{remote_tag(found[name])}\n".encode())
     return Fingerprint(sum(int(i["size"]) for i in found.values()), f"e:{outer.hexdigest()[:32]}")
