@@ -171,6 +171,7 @@ def test_a_gone_input_keeps_its_edge_and_is_filled_in_later(
     (root / "data" / "reads.fq").write_text("@r1\nACGT\n+\nIIII\n")
     filled = ll.Artifact(root / "data" / "reads.fq").save()
     assert filled.uid == ref.uid and filled.available and filled.hash is not None
+    assert filled.store_tag is not None  # reads check it like any saved record's
     with open(ll.Artifact.get(uid=ref.uid).cache(), "rb") as handle:
         assert handle.read() == b"@r1\nACGT\n+\nIIII\n"
 

@@ -197,6 +197,7 @@ def promote(session: Session, record: Artifact, plan: Plan) -> None:
         "storage_id": plan.storage.id,
         "store_key": plan.store_key,
         "in_place": plan.in_place,
+        "store_tag": getattr(plan.artifact, "store_tag", None),  # read checks: as a new record
     }
     for name in ("otype", "n_observations"):
         value = getattr(plan.artifact, name, None)
