@@ -93,3 +93,16 @@ class ArtifactUnavailable(LakelineError):
 
 class SourceChanged(IntegrityProblem):
     """A file changed while lakeline read it: what was stored would not match one state of it."""
+
+
+class MissingDependency(LakelineError, ImportError):
+    """A format needs a library that is not installed; the message names the extra."""
+
+
+class UnreadableArtifact(LakelineError):
+    """The artifact's bytes are not what its format expects (wrong format, corrupt file)."""
+
+
+class IncompatibleMembers(LakelineError, ValueError):
+    """A collection's members cannot be combined as asked (mixed types, disjoint variables,
+    duplicate observation names, a missing obs column)."""

@@ -39,6 +39,7 @@ DEFAULT_PLUGINS = (
     "lakeline.formats.files",
     "lakeline.formats.tabular",
     "lakeline.formats.arrays",
+    "lakeline.formats.stores",
     "lakeline.exporters.plugin",
 )
 GROUP = "lakeline"

@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lakeline.config import cache_dir
-from lakeline.errors import ArtifactUnavailable, IntegrityProblem, UnsupportedObject
+from lakeline.errors import (
+    ArtifactUnavailable,
+    IntegrityProblem,
+    LakelineError,
+    UnreadableArtifact,
+    UnsupportedObject,
+)
 from lakeline.storage.hashing import DIR_HASH, Fingerprint, fingerprint, hash_file, hash_folder
 from lakeline.storage.keys import OBJECTS_PREFIX
 from lakeline.storage.roots import join, protocol_of, strip_protocol
@@ -221,7 +227,24 @@ def load(artifact: Artifact, **kwargs: Any) -> Any:
             f"no format loads {artifact.suffix or 'suffix-less'!r} files: use .cache() for a "
             "local path, or .open() for a file handle"
         )
-    return fmt.load(cache(artifact), **kwargs)
+    path = cache(artifact)
+    return _through(fmt, "load", artifact, lambda: fmt.load(path, **kwargs))
+
+
+def _through(fmt: Any, verb: str, artifact: Artifact, call: Any) -> Any:
+    """Run a format's load/open; a library's failure to read becomes one `UnreadableArtifact`
+    line naming the artifact and the format (a file of the wrong format under a suffix, a
+    corrupt file). Lakeline's own errors and a wrong call (TypeError) pass through."""
+    try:
+        return call()
+    except (LakelineError, TypeError):
+        raise
+    except Exception as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UnreadableArtifact(
+            f"cannot {verb} artifact {artifact.uid} ({artifact.key}) as {fmt.name}: the bytes "
+            f"are not a readable {fmt.name} ({type(exc).__name__}: {detail})"
+        ) from exc
 
 
 def open_artifact(artifact: Artifact, **kwargs: Any) -> Any:
@@ -246,5 +269,7 @@ def open_artifact(artifact: Artifact, **kwargs: Any) -> Any:
     if fmt.open_needs_local or protocol_of(location) == "local":
         from fsspec.implementations.local import LocalFileSystem
 
-        return fmt.open(cache(artifact), LocalFileSystem(), **kwargs)
-    return fmt.open(strip_protocol(location), fs, **kwargs)
+        path = cache(artifact)
+        return _through(fmt, "open", artifact, lambda: fmt.open(path, LocalFileSystem(), **kwargs))
+    remote = strip_protocol(location)
+    return _through(fmt, "open", artifact, lambda: fmt.open(remote, fs, **kwargs))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from lakeline.errors import UnsupportedObject
+from lakeline.errors import MissingDependency, UnsupportedObject
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
@@ -33,6 +34,33 @@ class Format:
     is_folder: bool = False
     open_needs_local: bool = False
     priority: int = field(default=0)
+
+
+# Remote files are read in blocks of this size (kept in an LRU cache of blocks): HDF5 reads
+# metadata scattered over the file, so small blocks read little of a large file.
+REMOTE_BLOCK_SIZE = 1 << 20
+
+
+def require(module: str, extra: str) -> Any:
+    """Import `module` (a format's library) or raise `MissingDependency` naming the extra."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependency(
+            f"{module} is needed for this format but cannot be imported ({exc}): "
+            f"install it with pip install 'lakeline[{extra}]'"
+        ) from exc
+
+
+def open_remote(fs: AbstractFileSystem, path: str) -> Any:
+    """A seekable binary file on `fs` that fetches only the blocks a reader touches."""
+    return fs.open(path, "rb", block_size=REMOTE_BLOCK_SIZE, cache_type="blockcache")
+
+
+def is_local(fs: AbstractFileSystem) -> bool:
+    from fsspec.implementations.local import LocalFileSystem
+
+    return isinstance(fs, LocalFileSystem)
 
 
 _formats: dict[str, Format] | None = None

@@ -123,6 +123,30 @@ class Artifact(RecordMixin, VersionedMixin, Base):
         return cls(adata, key=key, **kwargs)
 
     @classmethod
+    def from_mudata(cls, mdata: Any, *, key: str | None = None, **kwargs: Any) -> Artifact:
+        """Describe a MuData object, stored as h5mu (needs `lakeline[mudata]`)."""
+        kwargs.setdefault("format", "h5mu")
+        return cls(mdata, key=key, **kwargs)
+
+    @classmethod
+    def from_tiledbsoma(
+        cls, store: str | PathLike[str] | Any, *, key: str | None = None, **kwargs: Any
+    ) -> Artifact:
+        """Describe a TileDB-SOMA store (a folder, `.tiledbsoma`) by its URI or an open
+        `tiledbsoma.Experiment`; saving it again after appending data makes a new version."""
+        uri = getattr(store, "uri", store)
+        if not isinstance(uri, (str, PathLike)):
+            raise TypeError(f"from_tiledbsoma takes a store URI or a SOMA object, got {store!r}")
+        text = str(uri).removeprefix("file://").rstrip("/")
+        if not text.endswith(".tiledbsoma"):
+            from lakeline.errors import InvalidKey
+
+            raise InvalidKey(
+                f"a SOMA store is saved from a folder named *.tiledbsoma: rename {text}"
+            )
+        return cls(text, key=key, **kwargs)
+
+    @classmethod
     def reference(
         cls,
         location: str | PathLike[str],
