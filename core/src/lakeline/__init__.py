@@ -27,6 +27,7 @@ _LAZY = {
     "connect": "lakeline.instance",
     "disconnect": "lakeline.instance",
     "save": "lakeline.bulk",
+    "duckdb": "lakeline.tables",
     "track": "lakeline.lineage.track",
     "finish": "lakeline.lineage.track",
     "tracked": "lakeline.lineage.tracked",
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from lakeline.lineage.track import finish, track
     from lakeline.lineage.tracked import tracked
     from lakeline.models import Artifact, Collection, Run, RunInput, Storage, Transform, User
+    from lakeline.tables import duckdb
 
 __all__ = [
     "Artifact",
@@ -52,6 +54,7 @@ __all__ = [
     "__version__",
     "connect",
     "disconnect",
+    "duckdb",
     "errors",
     "finish",
     "init",

@@ -405,6 +405,14 @@ class QuerySet(Generic[M]):
     def __len__(self) -> int:
         return self.count()
 
+    def open(self) -> Any:
+        """Matched parquet/csv artifacts as one lazy pyarrow dataset (`lakeline.tables`)."""
+        from lakeline.tables import open_tables
+
+        if self.model.__name__ != "Artifact":
+            raise QueryError(f"open() reads artifacts, not {self.model.__name__} records")
+        return open_tables(self.all())  # type: ignore[arg-type]
+
     def to_dataframe(self, columns: Sequence[str] | None = None) -> pd.DataFrame:
         """The matching records as a pandas DataFrame indexed by `uid`.
 
