@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ForeignKey, Index, Integer, text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -11,6 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from lakeline.models.base import Base, KeyString, LongText, RecordMixin, Str, VersionedMixin
 
 if TYPE_CHECKING:
+    from lakeline.mapped import MappedCollection
     from lakeline.models.artifact import Artifact
     from lakeline.models.run import Run
     from lakeline.query import QuerySet
@@ -84,10 +85,50 @@ class Collection(RecordMixin, VersionedMixin, Base):
 
     @property
     def artifacts(self) -> list[Artifact]:
-        """The member artifacts, in order."""
+        """The member artifacts, in order (of an unsaved collection: the ones it was given)."""
         from lakeline.collections_ops import collection_members
 
+        if self.id is None:
+            return list(getattr(self, "_members", []))
         return collection_members(self)
+
+    def cache(self, *, progress: bool = True, max_workers: int = 8) -> list[str]:
+        """Local paths of every member, in order (remote ones downloaded in parallel, with a
+        progress bar on stderr)."""
+        from lakeline.collection_data import cache_members
+
+        return cache_members(self.artifacts, progress=progress, max_workers=max_workers)
+
+    def load(
+        self, *, join: str = "outer", label: str = "artifact_key", index_unique: str | None = None
+    ) -> Any:
+        """The members as one AnnData or DataFrame (concatenated; `label` names each row's
+        member; duplicate obs names are refused unless `index_unique` suffixes them)."""
+        from lakeline.collection_data import load_members
+
+        return load_members(self.artifacts, join=join, label=label, index_unique=index_unique)
+
+    def open(self) -> Any:
+        """Tabular members (parquet/csv) as one lazy pyarrow dataset, keyed by artifact."""
+        from lakeline.tables import open_tables
+
+        return open_tables(self.artifacts)
+
+    def mapped(
+        self,
+        obs_keys: Sequence[str] = (),
+        *,
+        join: str = "inner",
+        encode_labels: bool = True,
+        dtype: str = "float32",
+    ) -> MappedCollection:
+        """A map-style dataset over the AnnData members (h5ad/zarr), read row by row: for a
+        PyTorch DataLoader (any `num_workers`) without loading the members."""
+        from lakeline.collection_data import map_members
+
+        return map_members(
+            self.artifacts, obs_keys=obs_keys, join=join, encode_labels=encode_labels, dtype=dtype
+        )
 
     @property
     def versions(self) -> QuerySet[Collection]:
