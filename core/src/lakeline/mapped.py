@@ -142,7 +142,7 @@ class MappedCollection:
                 ]
             else:
                 self._labels[obs_key] = arrays
-        self._handles: dict[int, Any] = {}
+        self._handles: dict[int, _Handle] = {}
         self._pid = os.getpid()
 
     # -- the dataset protocol ------------------------------------------------------------------
@@ -180,37 +180,30 @@ class MappedCollection:
     def _row(self, member: int, row: int) -> Any:
         import numpy as np
 
-        x = self._store(member)["X"]
-        encoding = _encoding(x)
-        if encoding == "csc_matrix":
-            raise IncompatibleMembers(
-                f"member {self.keys[member]} stores X as CSC: reading a row would read the "
-                "whole matrix; save it as CSR or dense"
-            )
-        if encoding == "csr_matrix":
-            start, end = (int(v) for v in x["indptr"][row : row + 2])
-            dense = np.zeros(int(_sparse_shape(x)[1]), dtype=self.dtype)
-            if end > start:
-                dense[np.asarray(x["indices"][start:end])] = x["data"][start:end]
-            return dense
-        return np.asarray(x[row])
+        handle = self._handle(member)
+        if handle.indptr is None:
+            return np.asarray(handle.x[row])
+        start, end = (int(v) for v in handle.indptr[row : row + 2])
+        dense = np.zeros(handle.n_vars, dtype=self.dtype)
+        if end > start:
+            dense[np.asarray(handle.indices[start:end])] = handle.data[start:end]
+        return dense
 
     # -- handles, one set per process ----------------------------------------------------------
 
-    def _store(self, member: int) -> Any:
+    def _handle(self, member: int) -> _Handle:
         if self._pid != os.getpid():  # a forked worker: never use the parent's handles
             self._handles, self._pid = {}, os.getpid()
-        store = self._handles.get(member)
-        if store is None:
-            store = self._handles[member] = _open_store(self.paths[member])
-        return store
+        handle = self._handles.get(member)
+        if handle is None:
+            handle = self._handles[member] = _Handle(self.paths[member], self.keys[member])
+        return handle
 
     def close(self) -> None:
         """Close the handles this process opened (reading again reopens them)."""
         if self._pid == os.getpid():
-            for store in self._handles.values():
-                if hasattr(store, "close"):
-                    store.close()
+            for handle in self._handles.values():
+                handle.close()
         self._handles = {}
 
     def __enter__(self) -> MappedCollection:
@@ -227,6 +220,36 @@ class MappedCollection:
     def __repr__(self) -> str:
         n, m = self.shape
         return f"MappedCollection({n} observations x {m} variables, {len(self.paths)} members)"
+
+
+class _Handle:
+    """One member's open store and its X parts, looked up once (h5py/zarr lookups and
+    attribute reads cost more than reading a row)."""
+
+    def __init__(self, path: str, key: str) -> None:
+        self.store = _open_store(path)
+        self.x = self.store["X"]
+        encoding = _encoding(self.x)
+        if encoding == "csc_matrix":
+            self.close()
+            raise IncompatibleMembers(
+                f"member {key} stores X as CSC: reading a row would read the whole matrix; "
+                "save it as CSR or dense"
+            )
+        self.indptr: Any = None
+        self.indices: Any = None
+        self.data: Any = None
+        if encoding == "csr_matrix":
+            self.indptr, self.indices, self.data = (
+                self.x[k] for k in ("indptr", "indices", "data")
+            )
+            self.n_vars = int(_sparse_shape(self.x)[1])
+        else:
+            self.n_vars = int(self.x.shape[1])
+
+    def close(self) -> None:
+        if hasattr(self.store, "close"):
+            self.store.close()
 
 
 def _joined(var_lists: list[list[str]], join: str, keys: list[str]) -> list[str]:
