@@ -42,12 +42,12 @@ def remote_bytes(location: str) -> int:
     return sum(int(f.cache.total_requested_bytes) for f in files)
 
 
-def bench_mapped(ll: object) -> None:
+def bench_mapped(ll: object, data: Path) -> None:
     import numpy as np
 
     lake = ll  # type: ignore[assignment]
     arts = [
-        lake.Artifact(str(DATA / n), key=f"real/{n}").save()  # type: ignore[attr-defined]
+        lake.Artifact(str(data / n), key=f"real/{n}").save()  # type: ignore[attr-defined]
         for n in ("10x_pbmc68k_reduced.h5ad", "oligodendroglioma.h5ad")
     ]
     ds = lake.Collection(arts, key="real").save().mapped(join="outer")  # type: ignore[attr-defined]
@@ -202,6 +202,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--h5ad-mb", type=int, default=256)
     parser.add_argument("--parquet", type=int, default=1000)
+    parser.add_argument(
+        "--mapped-data", type=Path, default=DATA, help="folder with the two h5ad files for mapped()"
+    )
+    parser.add_argument("--only", choices=["mapped", "census", "duckdb", "s3"])
     args = parser.parse_args()
     if not DATA.is_dir():
         sys.exit(f"real data not found at {DATA}")
@@ -212,10 +216,14 @@ def main() -> None:
         import lakeline as ll
 
         ll.init(storage=str(tmp / "data"), name="bench")
-        bench_mapped(ll)
-        bench_census(ll, tmp)
-        bench_duckdb(ll, args.parquet)
-        bench_h5ad_s3(ll, args.h5ad_mb, tmp)
+        if args.only in (None, "mapped"):
+            bench_mapped(ll, args.mapped_data)
+        if args.only in (None, "census"):
+            bench_census(ll, tmp)
+        if args.only in (None, "duckdb"):
+            bench_duckdb(ll, args.parquet)
+        if args.only in (None, "s3"):
+            bench_h5ad_s3(ll, args.h5ad_mb, tmp)
 
 
 if __name__ == "__main__":
