@@ -84,6 +84,12 @@ def test_mixed_members_cannot_load(instance: Instance, two: list[ad.AnnData]) ->
         c.load(join="left")
 
 
+def test_collection_of_a_query(instance: Instance, two: list[ad.AnnData]) -> None:
+    _collection(two)
+    c = ll.Collection(ll.Artifact.filter(key__startswith="sc/", suffix=".h5ad"), key="q").save()
+    assert c.load(join="inner").n_obs == 5
+
+
 def test_cache_is_parallel_and_complete(any_instance: Instance, two: list[ad.AnnData]) -> None:
     c = _collection(two * 3, name="many")
     paths = c.cache()
