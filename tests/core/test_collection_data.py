@@ -99,7 +99,7 @@ def test_cache_is_parallel_and_complete(any_instance: Instance, two: list[ad.Ann
 
 def test_cache_and_load_are_inputs_of_the_run(instance: Instance, two: list[ad.AnnData]) -> None:
     c = _collection(two)
-    run = ll.track()
+    run = ll.track(key="collection-reader")
     try:
         c.cache(progress=False)
     finally:

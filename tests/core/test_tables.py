@@ -59,7 +59,7 @@ def test_duckdb_sql_across_artifacts(any_instance: Instance) -> None:
 
 def test_duckdb_through_a_tracked_run_records_inputs(instance: Instance) -> None:
     saved = _save_tables(n=2)
-    run = ll.track(params={"step": "sql"})
+    run = ll.track(key="sql-over-tables", params={"step": "sql"})
     try:
         ll.duckdb(ll.Artifact.filter(key__startswith="tables/")).sql("SELECT 1").fetchall()
     finally:
