@@ -93,3 +93,13 @@ class ArtifactUnavailable(LakelineError):
 
 class SourceChanged(IntegrityProblem):
     """A file changed while lakeline read it: what was stored would not match one state of it."""
+
+
+class InvalidDtype(LakelineError, ValueError):
+    """A feature's dtype is not one lakeline knows (str, int, float, num, bool, date, datetime,
+    dict, cat, cat[Registry], cat[Registry[Type]], list[...])."""
+
+
+class AnnotationError(LakelineError, ValueError):
+    """A feature value, label or schema member does not fit: a value of the wrong dtype, a
+    label of the wrong type, a feature or label that does not exist."""
