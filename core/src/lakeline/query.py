@@ -143,6 +143,7 @@ class QuerySet(Generic[M]):
         self._latest_only = issubclass(model, VersionedMixin)
         self._search: str | None = None
         self._exhaustive = False
+        self._annotations: dict[str, Any] = {}  # feature name -> (id, dtype), for lookups
 
     def _clone(self) -> QuerySet[M]:
         clone: QuerySet[M] = QuerySet(self.model)
@@ -151,7 +152,7 @@ class QuerySet(Generic[M]):
         clone._order = list(self._order)
         clone._limit, clone._offset = self._limit, self._offset
         clone._latest_only, clone._search = self._latest_only, self._search
-        clone._exhaustive = self._exhaustive
+        clone._exhaustive, clone._annotations = self._exhaustive, self._annotations
         return clone
 
     # -- building -------------------------------------------------------------------------------
@@ -241,6 +242,13 @@ class QuerySet(Generic[M]):
             parts = lookup.split("__")
             op = parts.pop() if len(parts) > 1 and parts[-1] in OPERATORS else "exact"
             model: type[Any] = self.model
+            if parts[0] not in _field_names(model) and parts[0] not in relations(model):
+                from lakeline.annotations.lookups import annotation_condition
+
+                found = annotation_condition(self, lookup, parts, op, value, dialect)
+                if found is not None:  # a feature, `ulabels__...` or `schemas__...`
+                    conditions.append(found)
+                    continue
             entity: Any = self.model
             path = ""
             for i, part in enumerate(parts[:-1]):
@@ -405,8 +413,11 @@ class QuerySet(Generic[M]):
     def __len__(self) -> int:
         return self.count()
 
-    def to_dataframe(self, columns: Sequence[str] | None = None) -> pd.DataFrame:
-        """The matching records as a pandas DataFrame indexed by `uid`.
+    def to_dataframe(
+        self, columns: Sequence[str] | None = None, *, features: bool = False
+    ) -> pd.DataFrame:
+        """The matching records as a pandas DataFrame indexed by `uid` (artifacts with
+        `features=True`: one more column per feature they have values or labels of).
 
         Versioned records: `version` is the version number (1 = the first, as the CLI shows
         it) and `version_label` the label given at save, if any.
@@ -438,6 +449,10 @@ class QuerySet(Generic[M]):
         frame = pd.DataFrame.from_records(rows, columns=names)
         if versioned and "version" in names:
             frame["version"] = [suffix_index(uid[-4:]) + 1 for uid in frame["version"]]
+        if features:
+            from lakeline.annotations.lookups import with_features
+
+            return with_features(self, frame.set_index("uid"))
         return frame.set_index("uid")
 
     def __repr__(self) -> str:

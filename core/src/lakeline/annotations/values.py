@@ -218,44 +218,59 @@ class FeatureManager:
     def get_values(self) -> dict[str, Any]:
         """{feature name: value}: a list for list features, label names for categoricals
         (one name, or a sorted list when there are several)."""
-        from lakeline.annotations.dtypes import COLUMNS, parse_dtype, read_back
         from lakeline.instance import current
-        from lakeline.models import ArtifactULabel, Feature, FeatureValue, ULabel
 
         artifact_id = _saved(self._artifact)
-        out: dict[str, Any] = {}
-        columns = sorted(set(COLUMNS.values()))
+        with current().sessions.read() as session:
+            return collect_values(session, [artifact_id]).get(artifact_id, {})
+
+
+def collect_values(session: Session, artifact_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """{artifact id: {feature name: value}} for these artifacts (as `get_values` gives them)."""
+    from lakeline.annotations.dtypes import COLUMNS, parse_dtype, read_back
+    from lakeline.db.rows import chunks, one_of
+    from lakeline.models import ArtifactULabel, Feature, FeatureValue, ULabel
+
+    out: dict[int, dict[str, Any]] = {}
+    listed: dict[tuple[int, str], list[str]] = {}
+    single: set[str] = set()
+    columns = sorted(set(COLUMNS.values()))
+    for chunk in chunks(list(artifact_ids)):
         stmt = (
-            select(Feature.name, Feature.dtype, *(getattr(FeatureValue, c) for c in columns))
+            select(
+                FeatureValue.artifact_id,
+                Feature.name,
+                Feature.dtype,
+                *(getattr(FeatureValue, c) for c in columns),
+            )
             .join(Feature, Feature.id == FeatureValue.feature_id)
-            .where(FeatureValue.artifact_id == artifact_id)
-            .order_by(Feature.name, FeatureValue.position)
+            .where(one_of(session, FeatureValue.artifact_id, chunk))
+            .order_by(FeatureValue.artifact_id, Feature.name, FeatureValue.position)
         )
+        for artifact_id, name, dtype_text, *stored in session.execute(stmt):
+            dtype = parse_dtype(dtype_text)
+            value = read_back(dtype, stored[columns.index(dtype.column or "")])
+            values = out.setdefault(artifact_id, {})
+            if dtype.is_list:
+                values.setdefault(name, []).append(value)
+            else:
+                values[name] = value
         labels = (
-            select(Feature.name, Feature.dtype, ULabel.name)
+            select(ArtifactULabel.artifact_id, Feature.name, Feature.dtype, ULabel.name)
             .select_from(ArtifactULabel)
             .join(Feature, Feature.id == ArtifactULabel.feature_id)
             .join(ULabel, ULabel.id == ArtifactULabel.ulabel_id)
-            .where(ArtifactULabel.artifact_id == artifact_id)
-            .order_by(Feature.name, ULabel.name)
+            .where(one_of(session, ArtifactULabel.artifact_id, chunk))
+            .order_by(ArtifactULabel.artifact_id, Feature.name, ULabel.name)
         )
-        single: set[str] = set()
-        with current().sessions.read() as session:
-            for name, dtype_text, *stored in session.execute(stmt):
-                dtype = parse_dtype(dtype_text)
-                value = read_back(dtype, stored[columns.index(dtype.column or "")])
-                if dtype.is_list:
-                    out.setdefault(name, []).append(value)
-                else:
-                    out[name] = value
-            listed: dict[str, list[str]] = {}
-            for name, dtype_text, label in session.execute(labels):
-                listed.setdefault(name, []).append(label)
-                if not parse_dtype(dtype_text).is_list:
-                    single.add(name)
-        for name, names in listed.items():
-            out[name] = names[0] if name in single and len(names) == 1 else names
-        return dict(sorted(out.items()))
+        for artifact_id, name, dtype_text, label in session.execute(labels):
+            listed.setdefault((artifact_id, name), []).append(label)
+            if not parse_dtype(dtype_text).is_list:
+                single.add(name)
+    for (artifact_id, name), names in listed.items():
+        value = names[0] if name in single and len(names) == 1 else names
+        out.setdefault(artifact_id, {})[name] = value
+    return {key: dict(sorted(values.items())) for key, values in out.items()}
 
 
 def _by_columns(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
