@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from lakeline.annotations.dtypes import DType
-    from lakeline.models import Artifact, Feature, ULabel
+    from lakeline.models import Artifact, Feature, Schema, ULabel
     from lakeline.query import QuerySet
 
 
@@ -214,6 +214,26 @@ class FeatureManager:
             for column_set in _by_columns(rows):
                 session.execute(insert(FeatureValue), column_set)
             _link_labels(session, artifact_id, links, stamp)
+
+    def add_schema(self, schema: Schema, slot: str = "") -> None:
+        """Link the saved `schema` (the artifact's feature set; `slot`: the part of a
+        composite artifact it describes, e.g. "obs"), replacing that slot's schema."""
+        from lakeline.instance import current
+        from lakeline.models import ArtifactSchema, Schema
+
+        artifact_id = _saved(self._artifact)
+        if not isinstance(schema, Schema) or schema.id is None:
+            raise AnnotationError(f"add_schema takes a saved Schema, got {schema!r}")
+        stamp = _stamp()
+        del stamp["created_by_id"]
+        with current().sessions.write() as session:
+            session.execute(
+                delete(ArtifactSchema).where(
+                    ArtifactSchema.artifact_id == artifact_id, ArtifactSchema.slot == slot
+                )
+            )
+            row = {"artifact_id": artifact_id, "slot": slot, "schema_id": schema.id, **stamp}
+            session.execute(insert(ArtifactSchema), [row])
 
     def get_values(self) -> dict[str, Any]:
         """{feature name: value}: a list for list features, label names for categoricals

@@ -264,6 +264,13 @@ class Artifact(RecordMixin, VersionedMixin, Base):
 
         return LabelManager(self)
 
+    def describe(self) -> None:
+        """Print the artifact as a tree: key, version, storage, run, features, labels,
+        schemas (`lakeline describe KEY` prints the same)."""
+        from lakeline.annotations.describe import describe
+
+        describe(self)
+
     # -- lineage --------------------------------------------------------------------------------
 
     def lineage(
