@@ -164,10 +164,40 @@ class _Saver:
             self._stamp(label)
             known[key] = label
             new.append(label)
-        self.session.add_all(new)
-        self.session.flush()
+        self._insert(ULabel, new)
         self._parents(labels)
         self.session.expunge_all()
+
+    def _insert(self, model: type[Any], records: Sequence[Any]) -> None:
+        """INSERT new records in bulk (COPY on PostgreSQL, one executemany on SQLite); each
+        gets its id and becomes a detached, saved record."""
+        from sqlalchemy.orm import make_transient_to_detached
+
+        from lakeline.db.rows import insert_rows
+        from lakeline.models.base import utcnow
+
+        table = model.__table__
+        names = [c.name for c in table.columns if c.name != "id"]
+        now = utcnow()
+        rows = []
+        for record in records:
+            loaded = record.__dict__
+            if loaded.get("created_at") is None:
+                record.created_at = now
+            rows.append({name: loaded.get(name) for name in names})
+        for row in rows:  # column defaults the constructor left unset
+            for name in names:
+                default = table.c[name].default
+                if row[name] is None and default is not None and default.is_scalar:
+                    row[name] = default.arg
+        ids = insert_rows(self.session, table, rows, unique="uid")
+        for record, row, new_id in zip(records, rows, ids, strict=True):
+            record.id = new_id
+            loaded = record.__dict__
+            for name, value in row.items():
+                if name not in loaded:  # every column loaded: nothing lazy on a detached record
+                    setattr(record, name, value)
+            make_transient_to_detached(record)  # what is set becomes the committed state
 
     def _parents(self, labels: Sequence[ULabel]) -> None:
         from lakeline.models import ULabelParent
