@@ -84,6 +84,7 @@ def test_labels_bulk_types_parents(instance: Instance) -> None:
     assert t_cell.type is not None and t_cell.type.name == "CellType"
     assert [p.name for p in t_cell.parents] == ["immune cell"]
     assert ll.ULabel.get(name="immune cell").children.count() == 40
+    assert [x.name for x in ll.ULabel.search("immune")] == ["immune cell"]
     assert {label.name for label in saved[0].records} == {"immune cell", *names}
     # the same names again (and a duplicate inside the batch) are the existing records
     again = ll.save([ll.ULabel(name=n, type=saved[0]) for n in [*names, names[0]]])
