@@ -65,3 +65,5 @@ def test_add_schema_needs_a_saved_schema(instance: Instance, tmp_path: Path) -> 
     artifact = ll.Artifact(path, key="x.txt").save()
     with pytest.raises(AnnotationError, match=r"add_schema takes a saved Schema"):
         artifact.features.add_schema(ll.Schema([], name="empty"))
+    with pytest.raises(AnnotationError, match=r"save the artifact before describing it"):
+        ll.Artifact(path, key="y.txt").describe()

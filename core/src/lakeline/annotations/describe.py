@@ -49,6 +49,10 @@ def describe_tree(artifact: Artifact) -> Tree:
         ULabel,
     )
 
+    if artifact.id is None:
+        from lakeline.errors import AnnotationError
+
+        raise AnnotationError("save the artifact before describing it: describe() shows records")
     version = f"{artifact.version_number}" + (f" ({artifact.version})" if artifact.version else "")
     latest = "" if artifact.is_latest else " (not the latest)"
     tree = Tree(_line("Artifact", artifact.key or artifact.uid, "bold cyan"))
