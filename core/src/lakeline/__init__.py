@@ -18,10 +18,13 @@ __version__ = "0.1.0"
 _LAZY = {
     "Artifact": "lakeline.models",
     "Collection": "lakeline.models",
+    "Feature": "lakeline.models",
     "Run": "lakeline.models",
+    "Schema": "lakeline.models",
     "RunInput": "lakeline.models",
     "Storage": "lakeline.models",
     "Transform": "lakeline.models",
+    "ULabel": "lakeline.models",
     "User": "lakeline.models",
     "init": "lakeline.instance",
     "connect": "lakeline.instance",
@@ -40,16 +43,30 @@ if TYPE_CHECKING:
     from lakeline.instance import connect, disconnect, init
     from lakeline.lineage.track import finish, track
     from lakeline.lineage.tracked import tracked
-    from lakeline.models import Artifact, Collection, Run, RunInput, Storage, Transform, User
+    from lakeline.models import (
+        Artifact,
+        Collection,
+        Feature,
+        Run,
+        RunInput,
+        Schema,
+        Storage,
+        Transform,
+        ULabel,
+        User,
+    )
     from lakeline.tables import duckdb
 
 __all__ = [
     "Artifact",
     "Collection",
+    "Feature",
     "Run",
     "RunInput",
+    "Schema",
     "Storage",
     "Transform",
+    "ULabel",
     "User",
     "__version__",
     "connect",

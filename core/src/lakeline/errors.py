@@ -106,3 +106,13 @@ class UnreadableArtifact(LakelineError):
 class IncompatibleMembers(LakelineError, ValueError):
     """A collection's members cannot be combined as asked (mixed types, disjoint variables,
     duplicate observation names, a missing obs column)."""
+
+
+class InvalidDtype(LakelineError, ValueError):
+    """A feature's dtype is not one lakeline knows (str, int, float, num, bool, date, datetime,
+    dict, cat, cat[Registry], cat[Registry[Type]], list[...])."""
+
+
+class AnnotationError(LakelineError, ValueError):
+    """A feature value, label or schema member does not fit: a value of the wrong dtype, a
+    label of the wrong type, a feature or label that does not exist."""

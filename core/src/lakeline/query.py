@@ -17,6 +17,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from lakeline.errors import DoesNotExist, MultipleFound, QueryError
 from lakeline.models.base import Base, VersionedMixin
+from lakeline.query_versions import version_condition
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -143,6 +144,7 @@ class QuerySet(Generic[M]):
         self._latest_only = issubclass(model, VersionedMixin)
         self._search: str | None = None
         self._exhaustive = False
+        self._annotations: dict[str, Any] = {}  # feature name -> (id, dtype), for lookups
 
     def _clone(self) -> QuerySet[M]:
         clone: QuerySet[M] = QuerySet(self.model)
@@ -151,7 +153,7 @@ class QuerySet(Generic[M]):
         clone._order = list(self._order)
         clone._limit, clone._offset = self._limit, self._offset
         clone._latest_only, clone._search = self._latest_only, self._search
-        clone._exhaustive = self._exhaustive
+        clone._exhaustive, clone._annotations = self._exhaustive, self._annotations
         return clone
 
     # -- building -------------------------------------------------------------------------------
@@ -241,6 +243,13 @@ class QuerySet(Generic[M]):
             parts = lookup.split("__")
             op = parts.pop() if len(parts) > 1 and parts[-1] in OPERATORS else "exact"
             model: type[Any] = self.model
+            if parts[0] not in _field_names(model) and parts[0] not in relations(model):
+                from lakeline.annotations.lookups import annotation_condition
+
+                found = annotation_condition(self, lookup, parts, op, value, dialect)
+                if found is not None:  # a feature, `ulabels__...` or `schemas__...`
+                    conditions.append(found)
+                    continue
             entity: Any = self.model
             path = ""
             for i, part in enumerate(parts[:-1]):
@@ -273,7 +282,7 @@ class QuerySet(Generic[M]):
                 )
             column = model.__table__.columns[name]
             if name == "version" and issubclass(model, VersionedMixin) and op in ("exact", "in"):
-                conditions.append(_version_condition(entity, lookup, op, value))
+                conditions.append(version_condition(entity, lookup, op, value))
                 continue
             conditions.append(_condition(getattr(entity, name), column, lookup, op, value, dialect))
         return conditions, list(joins.values())
@@ -413,8 +422,11 @@ class QuerySet(Generic[M]):
             raise QueryError(f"open() reads artifacts, not {self.model.__name__} records")
         return open_tables(self.all())  # type: ignore[arg-type]
 
-    def to_dataframe(self, columns: Sequence[str] | None = None) -> pd.DataFrame:
-        """The matching records as a pandas DataFrame indexed by `uid`.
+    def to_dataframe(
+        self, columns: Sequence[str] | None = None, *, features: bool = False
+    ) -> pd.DataFrame:
+        """The matching records as a pandas DataFrame indexed by `uid` (artifacts with
+        `features=True`: one more column per feature they have values or labels of).
 
         Versioned records: `version` is the version number (1 = the first, as the CLI shows
         it) and `version_label` the label given at save, if any.
@@ -446,45 +458,14 @@ class QuerySet(Generic[M]):
         frame = pd.DataFrame.from_records(rows, columns=names)
         if versioned and "version" in names:
             frame["version"] = [suffix_index(uid[-4:]) + 1 for uid in frame["version"]]
+        if features:
+            from lakeline.annotations.lookups import with_features
+
+            return with_features(self, frame.set_index("uid"))
         return frame.set_index("uid")
 
     def __repr__(self) -> str:
         return f"<QuerySet {self.model.__name__} {self._lookups or ''}>"
-
-
-def _version_condition(entity: Any, lookup: str, op: str, value: Any) -> Any:
-    """`version=N` (an int or a string of digits) is the N-th version (1 = the first);
-    any other string is a version label. Labels are never numbers, so the two never meet."""
-    from lakeline.ids import STEM_LENGTH, SUFFIX_LENGTH, version_suffix
-
-    if op == "in":
-        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple, set, frozenset)):
-            raise QueryError(f"{lookup} expects a list, tuple or set, got {value!r}")
-        values = list(value)
-    else:
-        values = [value]
-    numbers: set[int] = set()
-    labels: set[str] = set()
-    for item in values:
-        if item is None and op == "exact":
-            return entity.version.is_(None)
-        if isinstance(item, int) and not isinstance(item, bool):
-            numbers.add(item)
-        elif isinstance(item, str) and item.strip().isdigit():
-            numbers.add(int(item))
-        elif isinstance(item, str):
-            labels.add(item)
-        else:
-            raise QueryError(
-                f"{lookup} expects a version number (1 = the first) or a label, got {item!r}"
-            )
-    suffixes = [version_suffix(n - 1) for n in numbers if 1 <= n <= 62**SUFFIX_LENGTH]
-    matches: list[Any] = []
-    if suffixes:
-        matches.append(func.substr(entity.uid, STEM_LENGTH + 1, SUFFIX_LENGTH).in_(suffixes))
-    if labels:
-        matches.append(entity.version.in_(sorted(labels)))
-    return or_(*matches) if matches else false()
 
 
 def _long_in(column: Any, spec: Any, values: list[Any], include: bool, dialect: str) -> Any:

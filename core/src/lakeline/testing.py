@@ -109,6 +109,7 @@ def lakeline_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     monkeypatch.setenv("LAKELINE_LOAD_PLUGINS", "")
     monkeypatch.delenv("LAKELINE_INSTANCE", raising=False)
     monkeypatch.setenv("LAKELINE_USER", "testuser")
+    monkeypatch.setenv("COLUMNS", "200")  # CLI tables never wrap, whatever the terminal
     plugins.reset()
     disconnect()
     yield home

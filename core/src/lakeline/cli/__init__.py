@@ -19,7 +19,16 @@ __all__ = ["CommandError", "LakelineGroup", "State", "build_cli", "cli", "main",
 def build_cli() -> LakelineGroup:
     """A new `lakeline` group with the built-in commands (plugins add theirs on first use)."""
     from lakeline import __version__
-    from lakeline.cli import artifacts, export, instances, integrity, lineage, runs, save
+    from lakeline.cli import (
+        artifacts,
+        describe,
+        export,
+        instances,
+        integrity,
+        lineage,
+        runs,
+        save,
+    )
 
     @click.group(
         cls=LakelineGroup,
@@ -44,6 +53,7 @@ def build_cli() -> LakelineGroup:
     for command in (
         *instances.COMMANDS,
         *artifacts.COMMANDS,
+        *describe.COMMANDS,
         *save.COMMANDS,
         *lineage.COMMANDS,
         *export.COMMANDS,

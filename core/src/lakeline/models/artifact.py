@@ -13,6 +13,7 @@ from lakeline.models.base import Base, KeyString, LongText, RecordMixin, Str, Ve
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from lakeline.annotations.values import FeatureManager, LabelManager
     from lakeline.lineage.graph import LineageGraph
     from lakeline.lineage.render import SVGView
     from lakeline.models.run import Run
@@ -270,6 +271,29 @@ class Artifact(RecordMixin, VersionedMixin, Base):
         from lakeline.query import get_by_id
 
         return None if self.run_id is None else get_by_id(Run, self.run_id)
+
+    # -- annotations ----------------------------------------------------------------------------
+
+    @property
+    def features(self) -> FeatureManager:
+        """The artifact's feature values: `.add_values({...})`, `.get_values()`."""
+        from lakeline.annotations.values import FeatureManager
+
+        return FeatureManager(self)
+
+    @property
+    def labels(self) -> LabelManager:
+        """The artifact's labels: `.add(label_or_list, feature=None)`, `.get()`."""
+        from lakeline.annotations.values import LabelManager
+
+        return LabelManager(self)
+
+    def describe(self) -> None:
+        """Print the artifact as a tree: key, version, storage, run, features, labels,
+        schemas (`lakeline describe KEY` prints the same)."""
+        from lakeline.annotations.describe import describe
+
+        describe(self)
 
     # -- lineage --------------------------------------------------------------------------------
 

@@ -1,0 +1,355 @@
+"""Feature values and labels on an artifact: `artifact.features` and `artifact.labels`.
+
+Each call is one transaction. Values are checked against their feature's dtype before
+anything is written; categorical values are labels of the feature's type, stored as label
+links with the feature. Inside a tracked run every row records that run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, insert, select
+
+from lakeline.errors import AnnotationError
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from lakeline.annotations.dtypes import DType
+    from lakeline.models import Artifact, Feature, Schema, ULabel
+    from lakeline.query import QuerySet
+
+
+def _saved(artifact: Artifact) -> int:
+    if artifact.id is None:
+        raise AnnotationError("save the artifact before annotating it")
+    return artifact.id
+
+
+def _stamp() -> dict[str, Any]:
+    from lakeline.instance import current
+    from lakeline.lineage.context import current_run
+    from lakeline.models.base import utcnow
+
+    run = current_run()
+    return {
+        "run_id": None if run is None else run.id,
+        "created_by_id": current().user.id,
+        "created_at": utcnow(),
+    }
+
+
+def features_named(session: Session, names: Sequence[str]) -> dict[str, Feature]:
+    """The features of these names; AnnotationError naming the first missing one."""
+    from lakeline.models import Feature
+
+    found = {f.name: f for f in session.scalars(select(Feature).where(Feature.name.in_(names)))}
+    for name in names:
+        if name not in found:
+            raise AnnotationError(
+                f"no feature named {name!r}: create it with "
+                f"ll.Feature(name={name!r}, dtype=...).save()"
+            )
+    return found
+
+
+def label_type_id(session: Session, feature: Feature, dtype: DType) -> int | None:
+    """The id of the label type a categorical feature takes (None: any label)."""
+    from lakeline.models import ULabel
+
+    if dtype.type_name is None:
+        return None
+    stmt = select(ULabel.id).where(ULabel.name == dtype.type_name, ULabel.is_type.is_(True))
+    found = session.scalars(stmt).first()
+    if found is None:
+        raise AnnotationError(
+            f"feature {feature.name!r} takes {dtype.type_name!r} labels, and that label type "
+            f"does not exist: create it with ll.ULabel(name={dtype.type_name!r}, "
+            "is_type=True).save()"
+        )
+    return found
+
+
+def resolve_labels(
+    session: Session, feature: Feature, dtype: DType, values: Sequence[Any]
+) -> list[ULabel]:
+    """The labels categorical `values` (names or ULabels) stand for, of the feature's type."""
+    from lakeline.models import ULabel
+
+    type_id = label_type_id(session, feature, dtype)
+    kind = dtype.type_name or "ULabel"
+    records: list[ULabel] = []
+    names = [v for v in values if isinstance(v, str)]
+    by_name: dict[str, list[ULabel]] = {}
+    if names:
+        stmt = select(ULabel).where(ULabel.name.in_(set(names)))
+        if type_id is not None:
+            stmt = stmt.where(ULabel.type_id == type_id)
+        for label in session.scalars(stmt):
+            by_name.setdefault(label.name, []).append(label)
+    for value in values:
+        if isinstance(value, ULabel):
+            check_label_fits(session, value, feature, type_id)
+            records.append(value)
+        elif isinstance(value, str):
+            found = by_name.get(value, [])
+            if not found:
+                make = f"ll.ULabel(name={value!r}" + (", type=<the type>" if type_id else "")
+                raise AnnotationError(
+                    f"{value!r} is not a {kind} label, as feature {feature.name!r} requires: "
+                    f"create it with {make}).save() or fix the value"
+                )
+            if len(found) > 1:
+                raise AnnotationError(
+                    f"{value!r} names {len(found)} labels of different types for feature "
+                    f"{feature.name!r}: pass the ULabel, or give the feature a typed dtype "
+                    "cat[ULabel[Type]]"
+                )
+            records.append(found[0])
+        else:
+            raise AnnotationError(
+                f"value {value!r} ({type(value).__name__}) does not fit feature "
+                f"{feature.name!r} of dtype {dtype.text}: pass label names or ULabels"
+            )
+    return records
+
+
+def check_label_fits(
+    session: Session, label: ULabel, feature: Feature, type_id: int | None
+) -> None:
+    """A label given for a typed categorical feature must be of the feature's type."""
+    from lakeline.models import ULabel
+
+    if label.id is None:
+        raise AnnotationError(f"save label {label.name!r} before annotating with it")
+    if type_id is None or label.type_id == type_id:
+        return
+    kind = None if label.type_id is None else session.get(ULabel, label.type_id)
+    has = "has no type" if kind is None else f"is of type {kind.name!r}"
+    wanted = feature.parsed_dtype.type_name
+    raise AnnotationError(
+        f"label {label.name!r} {has}; feature {feature.name!r} takes {wanted!r} labels: "
+        f"pass a {wanted} label"
+    )
+
+
+def _link_labels(
+    session: Session,
+    artifact_id: int,
+    pairs: Sequence[tuple[ULabel, int | None]],
+    stamp: dict[str, Any],
+) -> None:
+    """Insert the (label, feature id) links the artifact lacks."""
+    from lakeline.models import ArtifactULabel
+
+    have = select(ArtifactULabel.ulabel_id, ArtifactULabel.feature_id).where(
+        ArtifactULabel.artifact_id == artifact_id
+    )
+    existing = {(u, f) for u, f in session.execute(have)}
+    rows = []
+    for label, feature_id in pairs:
+        if (label.id, feature_id) not in existing:
+            existing.add((label.id, feature_id))
+            rows.append({"artifact_id": artifact_id, "ulabel_id": label.id,
+                         "feature_id": feature_id, **stamp})  # fmt: skip
+    if rows:
+        session.execute(insert(ArtifactULabel), rows)
+
+
+class FeatureManager:
+    """`artifact.features`: add and read the artifact's feature values."""
+
+    def __init__(self, artifact: Artifact) -> None:
+        self._artifact = artifact
+
+    def __repr__(self) -> str:
+        return f"<features of {self._artifact!r}>"
+
+    def add_values(self, values: Mapping[str, Any]) -> None:
+        """Set feature values, checked against each feature's dtype (one transaction).
+
+        A value replaces the feature's previous value (a list feature's whole list); the
+        values of a categorical feature are labels, added to the ones it has.
+        """
+        from lakeline.annotations.dtypes import values_of
+        from lakeline.instance import current
+        from lakeline.models import FeatureValue
+
+        artifact_id = _saved(self._artifact)
+        if not isinstance(values, Mapping):
+            raise AnnotationError(
+                f"add_values takes a dict of feature name -> value, got {values!r}"
+            )
+        stamp = _stamp()
+        with current().sessions.write() as session:
+            features = features_named(session, list(values))
+            rows: list[dict[str, Any]] = []
+            links: list[tuple[ULabel, int | None]] = []
+            replaced: list[int] = []
+            for name, value in values.items():
+                feature = features[name]
+                dtype = feature.parsed_dtype
+                items = values_of(name, dtype, value)
+                if dtype.base == "cat":
+                    labels = resolve_labels(session, feature, dtype, items)
+                    links.extend((label, feature.id) for label in labels)
+                    continue
+                replaced.append(feature.id)
+                column = dtype.column
+                assert column is not None
+                rows.extend(
+                    {"artifact_id": artifact_id, "feature_id": feature.id, "position": i,
+                     column: item, **stamp}
+                    for i, item in enumerate(items)
+                )  # fmt: skip
+            if replaced:
+                session.execute(
+                    delete(FeatureValue).where(
+                        FeatureValue.artifact_id == artifact_id,
+                        FeatureValue.feature_id.in_(replaced),
+                    )
+                )
+            for column_set in _by_columns(rows):
+                session.execute(insert(FeatureValue), column_set)
+            _link_labels(session, artifact_id, links, stamp)
+
+    def add_schema(self, schema: Schema, slot: str = "") -> None:
+        """Link the saved `schema` (the artifact's feature set; `slot`: the part of a
+        composite artifact it describes, e.g. "obs"), replacing that slot's schema."""
+        from lakeline.instance import current
+        from lakeline.models import ArtifactSchema, Schema
+
+        artifact_id = _saved(self._artifact)
+        if not isinstance(schema, Schema) or schema.id is None:
+            raise AnnotationError(f"add_schema takes a saved Schema, got {schema!r}")
+        stamp = _stamp()
+        del stamp["created_by_id"]
+        with current().sessions.write() as session:
+            session.execute(
+                delete(ArtifactSchema).where(
+                    ArtifactSchema.artifact_id == artifact_id, ArtifactSchema.slot == slot
+                )
+            )
+            row = {"artifact_id": artifact_id, "slot": slot, "schema_id": schema.id, **stamp}
+            session.execute(insert(ArtifactSchema), [row])
+
+    def get_values(self) -> dict[str, Any]:
+        """{feature name: value}: a list for list features, label names for categoricals
+        (one name, or a sorted list when there are several)."""
+        from lakeline.instance import current
+
+        artifact_id = _saved(self._artifact)
+        with current().sessions.read() as session:
+            return collect_values(session, [artifact_id]).get(artifact_id, {})
+
+
+def collect_values(session: Session, artifact_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """{artifact id: {feature name: value}} for these artifacts (as `get_values` gives them)."""
+    from lakeline.annotations.dtypes import COLUMNS, parse_dtype, read_back
+    from lakeline.db.rows import chunks, one_of
+    from lakeline.models import ArtifactULabel, Feature, FeatureValue, ULabel
+
+    out: dict[int, dict[str, Any]] = {}
+    listed: dict[tuple[int, str], list[str]] = {}
+    single: set[str] = set()
+    columns = sorted(set(COLUMNS.values()))
+    for chunk in chunks(list(artifact_ids)):
+        stmt = (
+            select(
+                FeatureValue.artifact_id,
+                Feature.name,
+                Feature.dtype,
+                *(getattr(FeatureValue, c) for c in columns),
+            )
+            .join(Feature, Feature.id == FeatureValue.feature_id)
+            .where(one_of(session, FeatureValue.artifact_id, chunk))
+            .order_by(FeatureValue.artifact_id, Feature.name, FeatureValue.position)
+        )
+        for artifact_id, name, dtype_text, *stored in session.execute(stmt):
+            dtype = parse_dtype(dtype_text)
+            value = read_back(dtype, stored[columns.index(dtype.column or "")])
+            values = out.setdefault(artifact_id, {})
+            if dtype.is_list:
+                values.setdefault(name, []).append(value)
+            else:
+                values[name] = value
+        labels = (
+            select(ArtifactULabel.artifact_id, Feature.name, Feature.dtype, ULabel.name)
+            .select_from(ArtifactULabel)
+            .join(Feature, Feature.id == ArtifactULabel.feature_id)
+            .join(ULabel, ULabel.id == ArtifactULabel.ulabel_id)
+            .where(one_of(session, ArtifactULabel.artifact_id, chunk))
+            .order_by(ArtifactULabel.artifact_id, Feature.name, ULabel.name)
+        )
+        for artifact_id, name, dtype_text, label in session.execute(labels):
+            listed.setdefault((artifact_id, name), []).append(label)
+            if not parse_dtype(dtype_text).is_list:
+                single.add(name)
+    for (artifact_id, name), names in listed.items():
+        value = names[0] if name in single and len(names) == 1 else names
+        out.setdefault(artifact_id, {})[name] = value
+    return {key: dict(sorted(values.items())) for key, values in out.items()}
+
+
+def _by_columns(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Rows grouped by their set of keys (one executemany per group)."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row), []).append(row)
+    return list(groups.values())
+
+
+class LabelManager:
+    """`artifact.labels`: add and read the artifact's labels."""
+
+    def __init__(self, artifact: Artifact) -> None:
+        self._artifact = artifact
+
+    def __repr__(self) -> str:
+        return f"<labels of {self._artifact!r}>"
+
+    def add(self, labels: ULabel | Sequence[ULabel], feature: Feature | str | None = None) -> None:
+        """Link saved labels to the artifact (one transaction); with `feature`, as values of
+        that categorical feature (they must be of its label type)."""
+        from lakeline.instance import current
+        from lakeline.models import ULabel
+
+        artifact_id = _saved(self._artifact)
+        listed = [labels] if isinstance(labels, ULabel) else list(labels)
+        for label in listed:
+            if not isinstance(label, ULabel):
+                raise AnnotationError(f"labels.add takes ULabels, got {label!r}")
+            if label.id is None:
+                raise AnnotationError(f"save label {label.name!r} before annotating with it")
+        stamp = _stamp()
+        with current().sessions.write() as session:
+            feature_id = None
+            if feature is not None:
+                name = feature if isinstance(feature, str) else feature.name
+                record = features_named(session, [name])[name]
+                dtype = record.parsed_dtype
+                if dtype.base != "cat":
+                    raise AnnotationError(
+                        f"feature {name!r} has dtype {dtype.text}, not a categorical: add its "
+                        "values with artifact.features.add_values"
+                    )
+                type_id = label_type_id(session, record, dtype)
+                for label in listed:
+                    check_label_fits(session, label, record, type_id)
+                feature_id = record.id
+            _link_labels(session, artifact_id, [(label, feature_id) for label in listed], stamp)
+
+    def get(self, feature: Feature | str | None = None) -> QuerySet[ULabel]:
+        """The artifact's labels (all, or those that are values of `feature`)."""
+        from lakeline.models import ArtifactULabel, Feature, ULabel
+        from lakeline.query import QuerySet
+
+        artifact_id = _saved(self._artifact)
+        linked = select(ArtifactULabel.ulabel_id).where(ArtifactULabel.artifact_id == artifact_id)
+        if feature is not None:
+            name = feature if isinstance(feature, str) else feature.name
+            feature_id = select(Feature.id).where(Feature.name == name).scalar_subquery()
+            linked = linked.where(ArtifactULabel.feature_id == feature_id)
+        return QuerySet(ULabel).filter(ULabel.id.in_(linked)).order_by("name")
