@@ -19,7 +19,7 @@ __all__ = ["CommandError", "LakelineGroup", "State", "build_cli", "cli", "main",
 def build_cli() -> LakelineGroup:
     """A new `lakeline` group with the built-in commands (plugins add theirs on first use)."""
     from lakeline import __version__
-    from lakeline.cli import artifacts, export, instances, integrity, lineage, runs, save
+    from lakeline.cli import artifacts, export, instances, integrity, lineage, runs, save, ui
 
     @click.group(
         cls=LakelineGroup,
@@ -49,6 +49,7 @@ def build_cli() -> LakelineGroup:
         *export.COMMANDS,
         *runs.COMMANDS,
         *integrity.COMMANDS,
+        *ui.COMMANDS,
     ):
         lakeline.add_command(command)
     assert isinstance(lakeline, LakelineGroup)
