@@ -14,7 +14,7 @@ import pytest
 from lakeline.errors import LakelineError
 from lakeline.instance import Instance
 from lakeline.ui.server import COOKIE, create_app
-from ui_catalog import XSS, Catalog, build
+from ui_catalog import XSS, Catalog, build, served
 
 with warnings.catch_warnings():  # starlette 1.x prefers httpx2 for its TestClient
     warnings.simplefilter("ignore")
@@ -319,3 +319,53 @@ def test_previews_of_tables_and_anndata(
     saved = ll.Artifact.from_anndata(adata, key="cells/pbmc.h5ad").save()
     html = ok(client, f"/artifacts/{saved.uid}")
     assert "3 observations x 4 variables" in html and "cell_type" in html and "NK" in html
+
+
+@pytest.mark.s3
+def test_download_and_preview_from_s3(s3_instance: Instance, tmp_path: Path) -> None:
+    source = tmp_path / "notes.txt"
+    source.write_text("kept in a bucket\n")
+    saved = ll.Artifact(source, key="docs/notes.txt").save()
+    assert s3_instance.storage_by_id(saved.storage_id).root.startswith("s3://")
+    with TestClient(create_app(s3_instance.name), base_url="http://127.0.0.1") as client:
+        response = client.get(f"/artifacts/{saved.uid}/download")
+        assert response.status_code == 200 and response.content == b"kept in a bucket\n"
+        assert "kept in a bucket" in ok(client, f"/artifacts/{saved.uid}")
+
+
+def test_cli_serves_the_instance_with_uvicorn(instance: Instance, catalog: Catalog) -> None:
+    import httpx
+
+    with served() as base:
+        page = httpx.get(f"{base}/artifacts/{catalog.counts.uid}")
+        assert page.status_code == 200 and "out/counts.csv" in page.text
+        assert page.headers.get("server") is None  # no server banner
+        assert httpx.post(f"{base}/").status_code == 405
+        assert httpx.get(f"{base}/runs/AAAAAAAAAAAAAAAA").status_code == 404
+
+
+def test_cli_with_a_token_file(instance: Instance, catalog: Catalog, tmp_path: Path) -> None:
+    import httpx
+
+    token_file = tmp_path / "ui-token"
+    with served("--token-file", str(token_file)) as base:
+        token = token_file.read_text().strip()
+        assert len(token) >= 32 and token_file.stat().st_mode & 0o777 == 0o600
+        assert httpx.get(f"{base}/").status_code == 401
+        assert httpx.get(f"{base}/?token=x{token}").status_code == 401
+        with httpx.Client(base_url=base, follow_redirects=True) as browser:
+            assert browser.get(f"/?token={token}").status_code == 200
+            assert browser.get("/artifacts").status_code == 200  # the cookie
+
+
+def test_cli_refuses_an_open_bind_without_a_token(instance: Instance, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+    from lakeline.cli import cli
+
+    result = CliRunner().invoke(cli, ["ui", "--host", "0.0.0.0"])
+    assert result.exit_code == 1
+    assert "--token-file" in result.output and "Traceback" not in result.output
+    empty = tmp_path / "empty-token"
+    empty.write_text("\n")
+    result = CliRunner().invoke(cli, ["ui", "--token-file", str(empty)])
+    assert result.exit_code == 1 and "at least 16 characters" in result.output
