@@ -208,13 +208,14 @@ def folder(prefix: str, start: str | None = None) -> Folder:
     folders: list[str] = []
     file_keys: list[str] = []
     upper = _upper(prefix)
+    batch_size = 4  # small after a jump into a new subfolder; grows along runs of files
     with current().sessions.read() as session:
         while len(folders) + len(file_keys) < FOLDER_ENTRIES:
             cond = Artifact.key >= cursor if inclusive else Artifact.key > cursor
             stmt = select(Artifact.key).where(Artifact.is_latest, Artifact.key.isnot(None), cond)
             if upper is not None:
                 stmt = stmt.where(Artifact.key < upper)
-            keys = session.execute(stmt.order_by(Artifact.key).limit(FOLDER_ENTRIES)).scalars()
+            keys = session.execute(stmt.order_by(Artifact.key).limit(batch_size)).scalars()
             batch = [k for k in keys if k is not None]
             if not batch:
                 cursor = ""
@@ -225,15 +226,17 @@ def folder(prefix: str, start: str | None = None) -> Folder:
                     sub = prefix + rest.split("/", 1)[0] + "/"
                     folders.append(sub)
                     cursor, inclusive = sub[:-1] + "0", True
+                    batch_size = 4
                     break
                 file_keys.append(key)
                 cursor, inclusive = key, False
                 if len(folders) + len(file_keys) >= FOLDER_ENTRIES:
                     break
             else:
-                if len(batch) < FOLDER_ENTRIES:
+                if len(batch) < batch_size:
                     cursor = ""
                     break
+                batch_size = min(batch_size * 4, FOLDER_ENTRIES)
     files = Artifact.filter(key__in=file_keys).order_by("key").all() if file_keys else []
     more = None
     if cursor and len(folders) + len(file_keys) >= FOLDER_ENTRIES:
