@@ -369,3 +369,50 @@ def test_cli_refuses_an_open_bind_without_a_token(instance: Instance, tmp_path: 
     empty.write_text("\n")
     result = CliRunner().invoke(cli, ["ui", "--token-file", str(empty)])
     assert result.exit_code == 1 and "at least 16 characters" in result.output
+
+
+def test_folder_view_pages_through_files_and_subfolders(
+    client: TestClient, instance: Instance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lakeline.ui import queries
+
+    keys = [f"lab/f{i}.txt" for i in range(5)] + [f"lab/sub{i}/x.txt" for i in range(4)]
+    keys += ["lab.txt", "lab/sub1/deeper/y.txt", "lab/sub10.txt", "other/z.txt"]
+    for n, key in enumerate(keys):
+        source = tmp_path / f"{n}.txt"
+        source.write_text(str(n))
+        ll.Artifact(source, key=key).save()
+    monkeypatch.setattr(queries, "FOLDER_ENTRIES", 3)
+    seen: list[str] = []
+    url: str | None = "/artifacts?view=folders&prefix=lab/"
+    while url is not None:
+        html = ok(client, url)
+        table = html[html.index('id="folder"') :]
+        seen += re.findall(r'class="(?:folder|artifact)-link" href="[^"]+">([^<]+)</a>', table)
+        found = re.search(r'id="next-page" href="([^"]+)"', html)
+        url = found.group(1).replace("&amp;", "&") if found else None
+    expected = [f"f{i}.txt" for i in range(5)] + ["sub0/", "sub1/", "sub10.txt", "sub2/", "sub3/"]
+    assert sorted(seen) == sorted(expected) and len(seen) == len(expected)
+
+
+def test_report_renders_sandboxed_and_environment_is_linked(
+    client: TestClient, catalog: Catalog, instance: Instance, tmp_path: Path
+) -> None:
+    report_file = tmp_path / "report.html"
+    report_file.write_text(f"<html><body><h1>Report</h1>{XSS}</body></html>")
+    report = ll.Artifact(report_file, key="reports/align.html").save()
+    env_file = tmp_path / "env.json"
+    env_file.write_text('{"numpy": "2.0"}')
+    environment = ll.Artifact(env_file, key="envs/align.json").save()
+    with instance.sessions.write() as session:
+        run = session.get(ll.Run, catalog.align.id)
+        assert run is not None
+        run.report_id, run.environment_id = report.id, environment.id
+    html = ok(client, f"/runs/{catalog.align.uid}")
+    assert f'href="/runs/{catalog.align.uid}/report"' in html
+    assert f'href="/artifacts/{environment.uid}"' in html
+    response = client.get(f"/runs/{catalog.align.uid}/report")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
+    policy = response.headers["content-security-policy"]
+    assert policy.startswith("sandbox") and "script" not in policy  # no script runs, no cookie
+    assert "<h1>Report</h1>" in response.text
