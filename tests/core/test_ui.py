@@ -62,6 +62,11 @@ def test_every_page_renders_and_escapes_user_text(client: TestClient, catalog: C
     transform = ok(client, f"/runs/{catalog.align.uid}")
     (transform_link,) = set(links(transform, "/transforms/"))
     pages[transform_link] = ["align", catalog.align.uid, "Versions"]
+    pipeline = ok(client, f"/runs/{catalog.workflow.uid}")
+    found = re.search(r'id="run-title">Run of <a href="(/transforms/\w+)"', pipeline)
+    assert found is not None
+    pipeline_link = found.group(1)
+    pages[pipeline_link] = ["toy-pipeline", "Steps", f"/runs/{catalog.workflow.uid}#lineage"]
     for url, expected in pages.items():
         html = ok(client, url)
         for text in expected:
@@ -248,7 +253,7 @@ def test_other_hosts_need_the_token(instance: Instance, catalog: Catalog) -> Non
     with TestClient(app, base_url="http://192.0.2.1") as client:
         missing = client.get(f"/artifacts/{catalog.counts.uid}")
         assert missing.status_code == 401 and "token needed" in missing.text
-        assert catalog.counts.uid not in missing.text
+        assert catalog.counts.uid not in missing.text and 'class="instance"' not in missing.text
         wrong = client.get("/?token=wrong")
         assert wrong.status_code == 401 and "wrong token" in wrong.text
         assert COOKIE not in client.cookies

@@ -84,11 +84,13 @@ class Pages:
 
     def render(self, request: Request, name: str, code: int = 200, **context: Any) -> Response:
         template = self.env.get_template(name)
-        html = template.render(request=request, instance_name=self.instance_name, **context)
+        html = template.render({"request": request, "instance_name": self.instance_name, **context})
         return HTMLResponse(html, status_code=code, headers=SECURITY_HEADERS)
 
-    def error(self, request: Request, code: int, title: str, message: str) -> Response:
-        return self.render(request, "error.html", code, title=title, message=message)
+    def error(
+        self, request: Request, code: int, title: str, message: str, **context: Any
+    ) -> Response:
+        return self.render(request, "error.html", code, title=title, message=message, **context)
 
 
 class TokenGate:
@@ -137,6 +139,8 @@ class TokenGate:
             "Unauthorized",
             f"{reason}: open the address `lakeline ui` printed (it ends in ?token=...), "
             "or send the token as `Authorization: Bearer`",
+            instance_name="",  # nothing about the instance before the token
+            anonymous=True,
         )
         response.headers["www-authenticate"] = "Bearer"
         await response(scope, receive, send)
