@@ -8,6 +8,7 @@ database; their paths are printed. Without Chromium the test skips (fails when C
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import os
 import shutil
@@ -84,10 +85,15 @@ def test_click_through_search_artifact_lineage_run_input(
     kept: list[Path] = []
 
     def shot(name: str) -> None:
-        height = browser.execute_script("return document.body.scrollHeight") or 1000
-        browser.set_window_size(1400, min(max(int(height) + 40, 800), 4000))
+        """The whole page (not only the window), through the DevTools protocol."""
+        size = browser.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+        clip = {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}
+        picture = browser.execute_cdp_cmd(
+            "Page.captureScreenshot",
+            {"format": "png", "captureBeyondViewport": True, "clip": clip},
+        )
         path = shots / f"{len(kept) + 1:02d}-{name}.png"
-        assert browser.save_screenshot(str(path)), path
+        path.write_bytes(base64.b64decode(picture["data"]))
         kept.append(path)
 
     with served() as base:
