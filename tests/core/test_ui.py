@@ -421,3 +421,23 @@ def test_report_renders_sandboxed_and_environment_is_linked(
     policy = response.headers["content-security-policy"]
     assert policy.startswith("sandbox") and "script" not in policy  # no script runs, no cookie
     assert "<h1>Report</h1>" in response.text
+
+
+def test_overview_counts_are_reused_then_recounted_in_the_background(
+    instance: Instance, catalog: Catalog, tmp_path: Path
+) -> None:
+    import time
+
+    from lakeline.ui.queries import Counts
+
+    counts = Counts(ttl=0.0)
+    first = counts.get()
+    assert first["artifacts"] == 4 and first["runs"] == 4 and first["failed runs"] == 2
+    (tmp_path / "new.txt").write_text("new")
+    ll.Artifact(tmp_path / "new.txt", key="new.txt").save()
+    assert counts.get()["artifacts"] == 4  # the previous figures, while recounting
+    for _ in range(500):
+        if counts.get()["artifacts"] == 5:
+            break
+        time.sleep(0.01)
+    assert counts.get()["artifacts"] == 5

@@ -196,52 +196,69 @@ class Folder:
 def folder(prefix: str, start: str | None = None) -> Folder:
     """Subfolders and artifacts directly under `prefix` (latest versions with a key).
 
-    Walks the key index: a batch of keys from the cursor; a key with a `/` after the prefix
-    names a subfolder, and the walk jumps past the whole subfolder (keys >= `sub0`, since `0`
-    follows `/`), so a folder of a million keys costs one query per subfolder listed.
+    A skip scan of the key index in one recursive query: from the cursor, the smallest key;
+    a key with a `/` after the prefix names a subfolder, and the next step starts past the
+    whole subfolder (keys >= `sub0`, as `0` follows `/`), a file's next step right after it
+    (`key || chr(1)`: keys hold no control characters). One index probe per entry listed,
+    however many keys a subfolder holds.
     """
+    from sqlalchemy import text
+
     from lakeline.instance import current
 
     if prefix and not prefix.endswith("/"):
         raise QueryError(f"a folder prefix ends with '/': {prefix!r}")
-    cursor, inclusive = (start, True) if start else (prefix, True)
+    cursor = start if start else prefix
+    if "\x00" in cursor or "\x00" in prefix:
+        raise QueryError("a folder prefix or cursor cannot hold a NUL character")
+    if not cursor.startswith(prefix):
+        raise QueryError("malformed page cursor (after=): start again from the first page")
+    upper = _upper(prefix)
+    instance = current()
+    sql = _walk_sql(instance.dialect, upper is not None)
+    params: dict[str, Any] = {"start": cursor, "plen": len(prefix), "limit": FOLDER_ENTRIES}
+    if upper is not None:
+        params["upper"] = upper
+    with instance.sessions.read() as session:
+        keys = [k for k in session.execute(text(sql), params).scalars() if k is not None]
     folders: list[str] = []
     file_keys: list[str] = []
-    upper = _upper(prefix)
-    batch_size = 4  # small after a jump into a new subfolder; grows along runs of files
-    with current().sessions.read() as session:
-        while len(folders) + len(file_keys) < FOLDER_ENTRIES:
-            cond = Artifact.key >= cursor if inclusive else Artifact.key > cursor
-            stmt = select(Artifact.key).where(Artifact.is_latest, Artifact.key.isnot(None), cond)
-            if upper is not None:
-                stmt = stmt.where(Artifact.key < upper)
-            keys = session.execute(stmt.order_by(Artifact.key).limit(batch_size)).scalars()
-            batch = [k for k in keys if k is not None]
-            if not batch:
-                cursor = ""
-                break
-            for key in batch:
-                rest = key[len(prefix) :]
-                if "/" in rest:
-                    sub = prefix + rest.split("/", 1)[0] + "/"
-                    folders.append(sub)
-                    cursor, inclusive = sub[:-1] + "0", True
-                    batch_size = 4
-                    break
-                file_keys.append(key)
-                cursor, inclusive = key, False
-                if len(folders) + len(file_keys) >= FOLDER_ENTRIES:
-                    break
-            else:
-                if len(batch) < batch_size:
-                    cursor = ""
-                    break
-                batch_size = min(batch_size * 4, FOLDER_ENTRIES)
+    for key in keys:
+        rest = key[len(prefix) :]
+        if "/" in rest:
+            folders.append(prefix + rest.split("/", 1)[0] + "/")
+        else:
+            file_keys.append(key)
     files = Artifact.filter(key__in=file_keys).order_by("key").all() if file_keys else []
-    more = None
-    if cursor and len(folders) + len(file_keys) >= FOLDER_ENTRIES:
-        more = cursor if inclusive else cursor + "\x01"
+    more = _next_start(keys[-1], prefix) if len(keys) >= FOLDER_ENTRIES else None
     return Folder(prefix, folders, files, more)
+
+
+def _next_start(key: str, prefix: str) -> str:
+    """Where the walk goes on after `key` (the SQL's CASE, in Python)."""
+    rest = key[len(prefix) :]
+    if "/" in rest:
+        return prefix + rest.split("/", 1)[0] + "0"
+    return key + "\x01"
+
+
+def _walk_sql(dialect: str, bounded: bool) -> str:
+    """The recursive skip scan of `folder`, for SQLite or PostgreSQL."""
+    find = "instr" if dialect == "sqlite" else "strpos"
+    one = "char(1)" if dialect == "sqlite" else "chr(1)"
+    slash = f"{find}(substr(k, :plen + 1), '/')"
+    after = (
+        f"CASE WHEN {slash} > 0 THEN substr(k, 1, :plen + {slash} - 1) || '0' ELSE k || {one} END"
+    )
+    bound = " AND key < :upper" if bounded else ""
+    return (
+        "WITH RECURSIVE walk(k, n) AS ("
+        f" SELECT (SELECT min(key) FROM artifacts WHERE is_latest AND key >= :start{bound}), 1"
+        " UNION ALL"
+        f" SELECT (SELECT min(key) FROM artifacts WHERE is_latest AND key >= {after}{bound}),"
+        " n + 1 FROM walk WHERE k IS NOT NULL AND n < :limit"
+        ") SELECT k FROM walk"
+    )
 
 
 def _upper(prefix: str) -> str | None:
@@ -251,11 +268,11 @@ def _upper(prefix: str) -> str | None:
 
 
 class Counts:
-    """Overview counts, computed at most once per `COUNT_TTL` seconds per server.
+    """Overview counts: counted once, then recounted in the background when older than
+    `COUNT_TTL` seconds while the page shows the previous figures (and when they were made).
 
-    Counting a million rows takes tens of milliseconds on SQLite and more on PostgreSQL;
-    an overview is viewed often, so its figures may be up to a minute old (the page says when
-    they were counted).
+    Counting a million rows takes most of a second; only the first overview after the server
+    starts waits for it.
     """
 
     def __init__(self, ttl: float = COUNT_TTL) -> None:
@@ -263,17 +280,31 @@ class Counts:
         self._lock = threading.Lock()
         self._value: dict[str, int] = {}
         self._at = 0.0
+        self._refreshing = False
         self.counted_at: float | None = None
 
     def get(self) -> dict[str, int]:
-        """Counts of artifacts (latest versions), versions, runs by status, transforms."""
+        """Counts of artifacts (latest versions), versions, transforms, runs, failed runs."""
         with self._lock:
-            if self.counted_at is not None and time.monotonic() - self._at < self.ttl:
-                return self._value
-            self._value = _count()
-            self._at = time.monotonic()
-            self.counted_at = time.time()
+            if self.counted_at is None:
+                self._store(_count())
+            elif time.monotonic() - self._at >= self.ttl and not self._refreshing:
+                self._refreshing = True
+                threading.Thread(target=self._refresh, name="lakeline-ui-counts").start()
             return self._value
+
+    def _store(self, value: dict[str, int]) -> None:
+        self._value, self._at, self.counted_at = value, time.monotonic(), time.time()
+
+    def _refresh(self) -> None:
+        try:
+            value = _count()
+        except Exception:  # the database is away: keep the old figures, retry on a later view
+            value = None
+        with self._lock:
+            if value is not None:
+                self._store(value)
+            self._refreshing = False
 
 
 def _count() -> dict[str, int]:
