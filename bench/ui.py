@@ -95,7 +95,7 @@ def pages(instance: Any, n: int, count: int) -> dict[str, list[str]]:
         "artifacts, search rare word": [f"/artifacts?q={w}" for w in q.rare_words],
         "artifacts, search common word": [f"/artifacts?q={w}" for w in q.common_words],
         "folders, top level": ["/artifacts?view=folders"] * count,
-        "folders, raw/ (200 of 50k)": ["/artifacts?view=folders&prefix=raw/"] * count,
+        "folders, raw/ (first 200 subfolders)": ["/artifacts?view=folders&prefix=raw/"] * count,
         "artifact + lineage depth 1": [f"/artifacts/{uid}" for uid in picks],
         "artifact + lineage depth 3": [f"/artifacts/{uid}?depth=3" for uid in picks],
         "artifact + lineage upstream all": [
