@@ -341,7 +341,7 @@ def test_download_and_preview_from_s3(s3_instance: Instance, tmp_path: Path) -> 
 def test_cli_serves_the_instance_with_uvicorn(instance: Instance, catalog: Catalog) -> None:
     import httpx
 
-    with served() as base:
+    with served("--instance", instance.name) as base:
         page = httpx.get(f"{base}/artifacts/{catalog.counts.uid}")
         assert page.status_code == 200 and "out/counts.csv" in page.text
         assert page.headers.get("server") is None  # no server banner
@@ -369,6 +369,8 @@ def test_cli_refuses_an_open_bind_without_a_token(instance: Instance, tmp_path: 
 
     result = CliRunner().invoke(cli, ["ui", "--host", "0.0.0.0"])
     assert result.exit_code == 1
+    unknown = CliRunner().invoke(cli, ["ui", "--instance", "nosuch"])
+    assert unknown.exit_code == 1 and "nosuch" in unknown.output
     assert "--token-file" in result.output and "Traceback" not in result.output
     empty = tmp_path / "empty-token"
     empty.write_text("\n")

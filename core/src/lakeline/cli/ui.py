@@ -9,6 +9,13 @@ from lakeline.cli.group import use_instance
 
 @click.command("ui")
 @click.option(
+    "-i",
+    "--instance",
+    "instance_name",
+    metavar="NAME",
+    help="Serve instance NAME (as `lakeline --instance NAME ui`); default: the current one.",
+)
+@click.option(
     "--host",
     default="127.0.0.1",
     show_default=True,
@@ -21,7 +28,7 @@ from lakeline.cli.group import use_instance
     help="A file holding the access token (made, mode 0600, when missing). Visitors open "
     "the printed address once; a cookie keeps them in.",
 )
-def ui(host: str, port: int, token_file: str | None) -> None:
+def ui(instance_name: str | None, host: str, port: int, token_file: str | None) -> None:
     """Browse the catalog in a web browser: artifacts, runs, lineage (read-only).
 
     Serves on http://127.0.0.1:8765 by default and opens nothing by itself. Nothing is sent
@@ -36,7 +43,12 @@ def ui(host: str, port: int, token_file: str | None) -> None:
         raise CommandError(f"lakeline ui needs {', '.join(missing)}: pip install 'lakeline[ui]'")
     from lakeline.ui.server import create_app, is_loopback, read_token, serve
 
-    instance = use_instance()
+    if instance_name is not None:
+        from lakeline.instance import connect
+
+        instance = connect(instance_name)
+    else:
+        instance = use_instance()
     token = None
     if token_file is not None:
         token, created = read_token(token_file)
