@@ -266,6 +266,8 @@ def test_other_hosts_need_the_token(instance: Instance, catalog: Catalog) -> Non
         set_cookie = first.headers["set-cookie"].lower()
         assert "httponly" in set_cookie and "samesite=strict" in set_cookie
         assert client.get(f"/artifacts/{catalog.counts.uid}").status_code == 200  # the cookie
+        away = client.get(f"http://192.0.2.1//evil.example/x?token={TOKEN}", follow_redirects=False)
+        assert away.headers["location"] == "/evil.example/x"  # a path here, not another host
         client.cookies.clear()
         bearer = client.get("/", headers={"authorization": f"Bearer {TOKEN}"})
         assert bearer.status_code == 200

@@ -116,7 +116,8 @@ class TokenGate:
                 await self._refuse(request, scope, receive, send, "wrong token")
                 return
             rest = urlencode([(k, v) for k, v in query if k != "token"])
-            target = request.url.path + (f"?{rest}" if rest else "")
+            path = "/" + request.url.path.lstrip("/")  # never `//host`: no open redirect
+            target = path + (f"?{rest}" if rest else "")
             response: Response = RedirectResponse(target, status_code=303)
             response.set_cookie(COOKIE, given, httponly=True, samesite="strict", path="/")
             await response(scope, receive, send)
@@ -212,8 +213,9 @@ def create_app(
         LakelineError: errors,
         Exception: server_error,
     }
-    sa_exc = __import__("sqlalchemy.exc", fromlist=["DBAPIError"])
-    exception_handlers[sa_exc.DBAPIError] = errors
+    from sqlalchemy.exc import DBAPIError
+
+    exception_handlers[DBAPIError] = errors
     middleware: list[Middleware] = []
     if is_loopback(host):
         names = sorted({*LOOPBACK_NAMES, host})
