@@ -445,3 +445,22 @@ def test_overview_counts_are_reused_then_recounted_in_the_background(
             break
         time.sleep(0.01)
     assert counts.get()["artifacts"] == 5
+
+
+def test_versions_are_listed_and_switchable(
+    client: TestClient, instance: Instance, tmp_path: Path
+) -> None:
+    source = tmp_path / "table.csv"
+    source.write_text("a\n1\n")
+    first = ll.Artifact(source, key="tables/t.csv").save()
+    source.write_text("a\n2\n")
+    second = ll.Artifact(source, key="tables/t.csv").save()
+    assert first.stem == second.stem and first.uid != second.uid
+    latest = ok(client, f"/artifacts/{first.stem}")
+    assert f"/artifacts/{first.uid}" in latest and "<td>2</td>" in latest  # the latest's rows
+    old = ok(client, f"/artifacts/{first.uid}")
+    assert f"/artifacts/{second.uid}" in old and "<td>1</td>" in old
+    listed = ok(client, "/artifacts?key=tables/t.csv")
+    assert second.uid in listed and first.uid not in listed
+    every = ok(client, "/artifacts?key=tables/t.csv&is_latest=all")
+    assert second.uid in every and first.uid in every
