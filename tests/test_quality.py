@@ -31,12 +31,27 @@ def test_import_is_light() -> None:
     """`import lakeline` must not pull in SQLAlchemy, pandas, pyarrow, anndata or fsspec."""
     code = (
         "import sys, lakeline; heavy = [m for m in ('sqlalchemy', 'pandas', 'pyarrow', "
-        "'anndata', 'fsspec', 'alembic', 'rich') if m in sys.modules]; print(','.join(heavy))"
+        "'anndata', 'fsspec', 'alembic', 'rich', 'starlette', 'jinja2', 'uvicorn') "
+        "if m in sys.modules]; print(','.join(heavy))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == ""
+
+
+def test_cli_start_up_does_not_import_the_web_ui() -> None:
+    """`lakeline --help` (the CLI's start-up, every command registered) loads no web stack."""
+    code = (
+        "import sys\nfrom lakeline.cli import main\ntry:\n    main(['--help'])\n"
+        "except SystemExit:\n    pass\nheavy = [m for m in ('starlette', 'jinja2', 'uvicorn', "
+        "'lakeline.ui') if m in sys.modules]\nprint('HEAVY:' + ','.join(heavy))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert "ui " in result.stdout  # the command is listed...
+    assert result.stdout.strip().endswith("HEAVY:")  # ...without loading its libraries
 
 
 def test_modules_stay_small() -> None:

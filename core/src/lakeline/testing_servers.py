@@ -11,7 +11,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import importlib
-import logging
 import os
 import pwd
 import re
@@ -24,7 +23,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 if TYPE_CHECKING:
-    from moto.server import ThreadedMotoServer
     from psycopg.sql import Composed
 
 __all__ = ["PostgresServer", "S3Server", "free_port"]
@@ -332,10 +330,12 @@ class PostgresServer:
 
 
 class S3Server:
-    """moto's S3-compatible HTTP server on 127.0.0.1, in a background thread.
+    """moto's S3-compatible HTTP server (`moto.server`) on 127.0.0.1, in a process of its own.
 
-    moto keeps its state in process-global backends: two ``S3Server`` objects in one
-    process see the same buckets, and ``moto.mock_aws`` entering/exiting resets them.
+    Its own process: a server thread inside the test process shares its GIL and locks, and a
+    client blocked in C code (h5py reading a remote file through fsspec) once kept moto from
+    starting the thread that would answer it. Two ``S3Server`` objects are two servers with
+    their own buckets; ``reset()`` wipes one.
     """
 
     key = "testing"
@@ -343,48 +343,58 @@ class S3Server:
     region = "us-east-1"
 
     def __init__(self, port: int | None = None, *, quiet: bool = True) -> None:
-        """``port=None`` lets the OS pick a free port at bind time (no race).
+        """``port=None`` picks a free port (retried if another process takes it first).
 
-        ``quiet`` raises the ``werkzeug`` logger to WARNING (if unset) so every
-        request is not echoed to stderr.
-        """
+        ``quiet`` sends the server's request log to /dev/null (else to this stderr)."""
         self._requested_port = port
         self._quiet = quiet
-        self._server: ThreadedMotoServer | None = None
+        self._process: subprocess.Popen[bytes] | None = None
         self.port: int | None = None
 
-    def start(self) -> Self:
-        """Start the server and wait until it is accepting connections."""
-        if self._server is not None:
-            return self
-        from moto.server import ThreadedMotoServer
+    def start(self, timeout: float = 60.0) -> Self:
+        """Start the server and wait until it answers."""
+        import sys
+        import time
+        import urllib.request
 
-        port = self._requested_port
-        if port is not None:
-            # ThreadedMotoServer.start() blocks forever if the bind fails in its
-            # thread, so fail fast here instead.
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        if self._process is not None:
+            return self
+        for _attempt in range(3):
+            port = self._requested_port or free_port()
+            output = subprocess.DEVNULL if self._quiet else None
+            process = subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                stdout=output,
+                stderr=output,
+            )
+            deadline = time.monotonic() + timeout
+            opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+            while time.monotonic() < deadline and process.poll() is None:
                 try:
-                    probe.bind(("127.0.0.1", port))
-                except OSError as exc:
-                    raise RuntimeError(f"S3Server: port {port} is not free: {exc}") from exc
-        if self._quiet:
-            wz = logging.getLogger("werkzeug")
-            if wz.level == logging.NOTSET:
-                wz.setLevel(logging.WARNING)
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port or 0, verbose=False)
-        server.start()
-        self._server = server
-        self.port = int(server.get_host_and_port()[1])
-        atexit.register(self.stop)
-        return self
+                    with opener.open(f"http://127.0.0.1:{port}/moto-api/", timeout=2) as answer:
+                        answer.read()
+                    self._process, self.port = process, port
+                    atexit.register(self.stop)
+                    return self
+                except OSError:
+                    time.sleep(0.1)
+            process.kill()
+            process.wait()
+            if self._requested_port is not None:
+                break
+        raise RuntimeError(f"S3Server: moto.server did not answer on 127.0.0.1 (port {port})")
 
     def stop(self) -> None:
-        """Shut the server down (bucket contents stay in moto's in-process state)."""
+        """Stop the server (its buckets go with it)."""
         atexit.unregister(self.stop)
-        if self._server is not None:
-            self._server.stop()
-        self._server = None
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._process = None
         self.port = None
 
     def __enter__(self) -> Self:

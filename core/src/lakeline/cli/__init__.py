@@ -28,6 +28,7 @@ def build_cli() -> LakelineGroup:
         lineage,
         runs,
         save,
+        ui,
     )
 
     @click.group(
@@ -59,6 +60,7 @@ def build_cli() -> LakelineGroup:
         *export.COMMANDS,
         *runs.COMMANDS,
         *integrity.COMMANDS,
+        *ui.COMMANDS,
     ):
         lakeline.add_command(command)
     assert isinstance(lakeline, LakelineGroup)

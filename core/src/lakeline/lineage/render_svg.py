@@ -9,6 +9,7 @@ has an amber halo. Edges are smooth curves with arrowheads, fanned out along eac
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from xml.sax.saxutils import escape, quoteattr
 
 from lakeline.lineage.graph import ArtifactNode, Edge, LineageGraph, Node
@@ -120,10 +121,11 @@ def _curve(points: list[Point]) -> str:
     return " ".join(parts)
 
 
-def _node_svg(box: _Box, x: float, y: float, root: bool) -> str:
+def _node_svg(box: _Box, x: float, y: float, root: bool, href: str | None = None) -> str:
     node = box.node
     left, top, w, h = x - box.width / 2, y - box.height / 2, box.width, box.height
-    out = [
+    out = [f"<a href={quoteattr(href)}>"] if href is not None else []
+    out += [
         f'<g class="node {node.type}" id={quoteattr("n-" + node.uid)} '
         f"data-uid={quoteattr(node.uid)}>",
         f"<title>{escape(_tooltip(node))}</title>",
@@ -171,7 +173,7 @@ def _node_svg(box: _Box, x: float, y: float, root: bool) -> str:
         f'<text x="{tx:.1f}" y="{y + 13:.1f}" font-size="{DETAIL_SIZE:g}" '
         f'fill="{MUTED}">{escape(box.detail)}</text>'
     )
-    out.append("</g>")
+    out.append("</g></a>" if href is not None else "</g>")
     return "".join(out)
 
 
@@ -268,8 +270,8 @@ def _header(graph: LineageGraph) -> tuple[str, float, str]:
     return svg, MARGIN + max(text_width(title, 15, True), text_width(sub, 11.5)), title
 
 
-def to_svg(graph: LineageGraph) -> str:
-    """A standalone SVG document of `graph`."""
+def to_svg(graph: LineageGraph, link: Callable[[Node], str] | None = None) -> str:
+    """A standalone SVG document of `graph`; `link(node)` makes each node a link to that URL."""
     boxes = {uid: _Box(node) for uid, node in graph.nodes.items()}
     layout_edges = [
         (e.target, e.source) if e.kind == "parent" else (e.source, e.target) for e in graph.edges
@@ -308,7 +310,8 @@ def to_svg(graph: LineageGraph) -> str:
         out.append(_edge_svg(graph, edge, [start, *route, end]))
     out.append('</g><g class="nodes">')
     for uid, box in boxes.items():
-        out.append(_node_svg(box, x[uid], y[uid], uid == graph.root))
+        href = link(box.node) if link is not None else None
+        out.append(_node_svg(box, x[uid], y[uid], uid == graph.root, href))
     out += ["</g>", legend, "</svg>"]
     return "\n".join(out) + "\n"
 
