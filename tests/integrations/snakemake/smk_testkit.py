@@ -4,6 +4,7 @@ recorded lineage read back as comparable values. (A plain module: test modules i
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -68,11 +69,14 @@ def run_snakemake(
     instance: str | None = "test",
     check: bool = True,
     timeout: float = 600,
+    ignore_sigint: bool = False,
 ) -> Result:
     """Run Snakemake for real in `workdir` (with `--logger lakeline` unless `plugin` is off).
 
     The instance is found through $LAKELINE_HOME (set by the `lakeline_home` fixture) and
     $LAKELINE_INSTANCE. A run still going after `timeout` seconds is killed (and fails).
+    `ignore_sigint` starts it with SIGINT ignored, as a non-interactive shell starts `cmd &`
+    (Python then installs no Ctrl-C handler: `_thread.interrupt_main()` does nothing).
     """
     env = dict(os.environ)
     if instance is not None:
@@ -88,11 +92,16 @@ def run_snakemake(
         text=True,
         timeout=timeout,
         check=False,
+        preexec_fn=_ignore_sigint if ignore_sigint else None,
     )
     result = Result(completed.returncode, completed.stdout, completed.stderr)
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake failed ({result.returncode}):\n{result.output}")
     return result
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def workflow_runs() -> list[int]:

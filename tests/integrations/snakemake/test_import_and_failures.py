@@ -168,15 +168,22 @@ def _database_access(url: str, allow: bool) -> tuple[str, str]:
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("instance", ["postgres"], indirect=True)
-@pytest.mark.parametrize("strict", [False, True], ids=["warn", "strict"])
-def test_database_lost_mid_run(instance: Instance, tmp_path: Path, strict: bool) -> None:
+@pytest.mark.parametrize(
+    "mode", ["warn", "strict", "strict-sigint-ignored"], ids=lambda mode: str(mode)
+)
+def test_database_lost_mid_run(instance: Instance, tmp_path: Path, mode: str) -> None:
+    """`strict-sigint-ignored`: Snakemake started as `cmd &` from a script starts (SIGINT
+    ignored), so no interrupt can reach it; strict mode must still refuse the next job
+    (before, it ran `last` every time: the same as an interrupt lost under load)."""
+    strict = mode != "warn"
     url = instance.config.db
     admin, db = _database_access(url, allow=True)
     root = write_workflow(tmp_path / "wf", CUT, {"cut.py": CUT_SCRIPT})
     options = ["--config", f"admin={admin}", f"db={db}", f"pause={5 if strict else 0}"]
     if strict:
         options += ["--logger-lakeline-strict", "true"]
-    result = run_snakemake(root, *options, cores=1, check=not strict)
+    ignore = mode == "strict-sigint-ignored"
+    result = run_snakemake(root, *options, cores=1, check=not strict, ignore_sigint=ignore)
     _database_access(url, allow=True)
     instance.engine.dispose()  # this process's connections were cut too
     assert result.stderr.count("lakeline: cannot record lineage") == 1

@@ -3,7 +3,8 @@
 Snakemake calls `emit` for every record, in its queue-listener thread; the Tracker records
 lineage there, off Snakemake's main thread. `close` (at the end of the run) finishes what is
 open and prints what could not be recorded. Nothing here raises into Snakemake, except with
-`strict`: then a catalog that cannot be reached stops the workflow.
+`strict`: then a catalog that cannot be reached stops the workflow (an interrupt of the main
+thread, best effort, and for certain: no job starts once recording has failed, see live.py).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 from snakemake_interface_logger_plugins.base import LogHandlerBase
 
-from snakemake_logger_plugin_lakeline.events import JobInfo, from_record
+from snakemake_logger_plugin_lakeline.events import from_record
 from snakemake_logger_plugin_lakeline.live import LiveHook
 from snakemake_logger_plugin_lakeline.settings import LogHandlerSettings
 from snakemake_logger_plugin_lakeline.tracker import Tracker, one_line
@@ -48,7 +49,6 @@ class LogHandler(LogHandlerBase):
         self.hook = None
         self._lock = threading.Lock()
         self._closed = False
-        self._interrupts: list[float] = []  # when strict mode interrupted Snakemake
         self.busy = 0.0  # seconds spent recording (reported at the end)
         self.tracker = None
         if getattr(self.common_settings, "dryrun", False):
@@ -71,7 +71,8 @@ class LogHandler(LogHandlerBase):
                 message = f"lakeline (strict): cannot record lineage: {one_line(exc)}"
                 raise WorkflowError(message) from exc
             self.tracker.fail(exc)
-        self.hook = LiveHook(logging.getLogger(SNAKEMAKE_LOGGER))
+        refusal = self._refusal if self.strict else None
+        self.hook = LiveHook(logging.getLogger(SNAKEMAKE_LOGGER), refusal=refusal)
         self.hook.install()
         self._stop = threading.Event()
         self._flusher = threading.Thread(target=self._flush_batches, name="lakeline", daemon=True)
@@ -98,24 +99,23 @@ class LogHandler(LogHandlerBase):
     def _stop_workflow(self) -> None:
         """strict: interrupt Snakemake's main thread, as Ctrl-C would (it cancels the jobs).
 
-        Not once the run is closing: Snakemake is done then, and an interrupt would only
-        turn the end of the run into a traceback (the summary lists what is missing)."""
+        Best effort: the interrupt is lost if it lands while Snakemake's log handler writes
+        (it swallows KeyboardInterrupt) or if SIGINT is ignored (`snakemake ... &` in a
+        script). `_refusal` is what guarantees that no further job starts. Not once the run
+        is closing: Snakemake is done then, and an interrupt would only turn the end of the
+        run into a traceback (the summary lists what is missing)."""
         if self._closed or threading.current_thread() is threading.main_thread():
             return
-        self._interrupts.append(time.time())
         _thread.interrupt_main()
 
-    def _still_scheduling(self, event: object, record: logging.LogRecord) -> bool:
-        """A job logged after strict mode's last interrupt (at most 3 retries): records
-        queued before it are not evidence, and a second Ctrl-C would disturb the cleanup."""
-        return (
-            self.strict
-            and self.tracker is not None
-            and self.tracker.failure is not None
-            and isinstance(event, JobInfo)
-            and 0 < len(self._interrupts) <= 3
-            and record.created > self._interrupts[-1]
-        )
+    def _refusal(self) -> str | None:
+        """strict: why Snakemake may start no more jobs (recording failed), else None.
+
+        Asked by the LiveHook in Snakemake's scheduling thread as each job is logged."""
+        tracker = self.tracker
+        if self._closed or tracker is None or tracker.failure is None:
+            return None
+        return f"cannot record lineage: {tracker.failure}"
 
     # -- logging.Handler ------------------------------------------------------------------------
 
@@ -128,10 +128,6 @@ class LogHandler(LogHandlerBase):
                         start = time.perf_counter()
                         self.tracker.apply(event)
                         self.busy += time.perf_counter() - start
-                    if self._still_scheduling(event, record):
-                        # strict, and Snakemake scheduled a job after the interrupt: it was
-                        # lost (Snakemake's log handler swallows one raised while it writes)
-                        self._stop_workflow()
         except Exception as exc:  # a bug here must not take the workflow down
             if self.tracker is not None:
                 self.tracker.fail(exc)

@@ -7,6 +7,8 @@ inputs, the rule's file and line, the config, the working directory). A barrier 
 after the queue, holds Snakemake back until the plugin has recorded everything logged before:
 just before it deletes a temp() file (so the file is hashed while it exists), and before it
 runs a job with update() outputs (so what earlier jobs read is hashed before it changes).
+With `strict`, the filter also refuses to let a job start once recording has failed: it raises
+KeyboardInterrupt from Snakemake's own call that announces the job, before the job is spawned.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ import logging
 import os
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from snakemake_logger_plugin_lakeline.events import TEMP_REMOVAL, paths, plain
 
 BARRIER_TIMEOUT = 30.0  # seconds; after one timeout the barrier stops waiting
+JOB_STARTS = frozenset({"job_info", "group_info"})  # logged just before a job is spawned
 
 
 def running_workflow() -> Any:
@@ -49,9 +53,12 @@ class Barrier(logging.Handler):
 class LiveHook(logging.Filter):
     """Adds live details to Snakemake's records before they are queued (never rejects one)."""
 
-    def __init__(self, logger: logging.Logger) -> None:
+    def __init__(
+        self, logger: logging.Logger, refusal: Callable[[], str | None] | None = None
+    ) -> None:
         super().__init__()
         self.logger = logger
+        self.refusal = refusal  # strict: why no job may start now (None: it may)
         self.barrier = Barrier()
         self._by_id: dict[int, Any] = {}
 
@@ -64,9 +71,21 @@ class LiveHook(logging.Filter):
             self.logger.removeHandler(self.barrier)
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if self.refusal is not None and str(getattr(record, "event", "") or "") in JOB_STARTS:
+            self.refuse(self.refusal())
         with contextlib.suppress(Exception):  # details are a bonus: never disturb Snakemake
             self._annotate(record)
         return True
+
+    @staticmethod
+    def refuse(reason: str | None) -> None:
+        """Stop Snakemake as Ctrl-C does, in the thread that is about to start a job.
+
+        Snakemake logs a job (`printjob`) in its scheduler loop right before spawning it;
+        nothing between there and the loop's `except KeyboardInterrupt` catches it, so the
+        job is not spawned and the running ones are cancelled."""
+        if reason is not None:
+            raise KeyboardInterrupt(f"lakeline (strict): {reason}")
 
     def _annotate(self, record: logging.LogRecord) -> None:
         if self.barrier not in self.logger.handlers:  # after the queue handler, installed by now
