@@ -10,7 +10,8 @@ taking out the exact-name duplicates, which return the existing record). A new n
 2. a typo: their keys (both at least `TYPO_MIN` characters long) are one edit apart — one
    letter inserted, deleted, replaced, or two neighbours swapped (optimal string alignment
    distance 1, rapidfuzz's `OSA`) — and they start with the same character and hold the same
-   digits (`CD4`/`CD8`, `IL2`/`IL4`, `B cell`/`T cell` are different things, not typos).
+   digits and `+` signs (`CD4`/`CD8`, `IL2`/`IL4`, `CD4+`/`CD4-`, `B cell`/`T cell` are
+   different things, not typos).
 
 Speed: one query reads the registry's names; no pairwise comparison of all names. Candidates
 for (2) come from a pigeonhole index: when two strings are one edit apart, the longer one's
@@ -32,7 +33,7 @@ from lakeline.validation.lookup import name_field, one_param_in, preview
 
 TYPO_MIN = 6  # shorter keys (e.g. gene symbols) differ by one letter on purpose too often
 _DROP = re.compile(r"[^\w+]|_")  # whitespace and punctuation except '+'
-_DIGITS = re.compile(r"\D+")
+_NOT_MARKS = re.compile(r"[^\d+]+")  # what is left: digits and '+', which a typo cannot change
 
 
 def name_key(name: str) -> str:
@@ -105,12 +106,12 @@ def _typos(new: list[tuple[str, str]], existing: list[str], keys: list[str]) -> 
             candidates.update(tails.get((length, key[size - (length - half - 1) :]), ()))
         if not candidates:
             continue
-        digits = _DIGITS.sub("", key)
+        marks = _NOT_MARKS.sub("", key)
         for index in sorted(candidates):  # oldest record first
             other = keys[index]
             if (
                 other[0] == key[0]
-                and _DIGITS.sub("", other) == digits
+                and _NOT_MARKS.sub("", other) == marks
                 and OSA.distance(key, other, score_cutoff=1) <= 1
             ):
                 found[name] = existing[index]
@@ -119,10 +120,11 @@ def _typos(new: list[tuple[str, str]], existing: list[str], keys: list[str]) -> 
 
 
 def warn_similar(
-    model: type[Any], similar: dict[str, str], field: str | None = None, *, stacklevel: int = 2
+    model: type[Any], similar: dict[str, str], field: str | None = None, *, stacklevel: int = 1
 ) -> None:
     """One SimilarNameWarning naming the existing records (with their uids) new names are
-    close to; nothing when `similar` is empty."""
+    close to; nothing when `similar` is empty. `stacklevel` 1 points the warning at the
+    caller, 2 at the caller's caller (e.g. the user's `save()` call)."""
     if not similar:
         return
     column = name_field(model, field)
@@ -157,9 +159,10 @@ def _uids(model: type[Any], column: Any, names: list[str]) -> dict[str, str]:
 
 
 def check_new_names(
-    model: type[Any], names: Iterable[str], field: str | None = None, *, stacklevel: int = 2
+    model: type[Any], names: Iterable[str], field: str | None = None, *, stacklevel: int = 1
 ) -> dict[str, str]:
-    """`similar_names` then `warn_similar`: what a registry's save path calls on a batch."""
+    """`similar_names` then `warn_similar` (`stacklevel` as there): what a registry's save
+    path calls on a batch of new records."""
     found = similar_names(model, names, field)
     warn_similar(model, found, field, stacklevel=stacklevel + 1)
     return found
