@@ -197,6 +197,12 @@ def test_standardize_keep_decides_between_records_sharing_a_synonym(cells: Any) 
         CellType.standardize(["x"], keep="all")  # type: ignore[arg-type]
 
 
+def test_an_empty_value_is_nobodys_synonym(cells: Any) -> None:
+    fill(cells.engine, CellType, [{"name": "Glia", "synonyms": "|glial cell|", "abbr": ""}])
+    assert CellType.standardize(["", "glial cell"], case_sensitive=False) == ["", "Glia"]
+    assert CellType.inspect([""], mute=True).synonyms_mapper == {}
+
+
 def test_a_name_wins_over_another_records_synonym(cells: Any) -> None:
     fill(cells.engine, CellType, [{"name": "NK", "synonyms": None}])
     assert CellType.standardize(["NK"]) == ["NK"]
@@ -301,3 +307,18 @@ def test_synonyms_on_a_new_record_are_checked_and_kept_for_its_save(cells: Any) 
     assert record.synonyms == "nerve cell"
     with pytest.raises(SynonymError, match="'T-cell' is already a synonym"):
         record.add_synonym("T-cell")
+
+
+def test_unhashable_values_are_a_clear_error(cells: Any) -> None:
+    with pytest.raises(InvalidValue, match=r"CellType.name holds text, but \['T cell'\] is a list"):
+        CellType.validate([["T cell"]])
+
+
+def test_a_categorical_with_unused_categories_and_nulls(cells: Any, capsys: Any) -> None:
+    values = pd.Categorical(
+        ["T cell", None, "Banana", "T cell"], categories=["Unused", "T cell", "Banana"]
+    )
+    assert CellType.validate(values, mute=True).tolist() == [True, False, False, True]
+    result = CellType.inspect(values, mute=True)
+    assert (result.validated, result.non_validated) == (["T cell"], ["Banana"])
+    assert CellType.standardize(pd.Series(values)) == ["T cell", None, "Banana", "T cell"]

@@ -128,22 +128,16 @@ def close_matches(snapshot: Snapshot, values: Sequence[str]) -> dict[str, list[s
     import numpy as np
     from rapidfuzz import fuzz, process, utils
 
-    targets = list(snapshot.names)
-    choices = [utils.default_process(n) for n in targets]
-    for synonym, names in snapshot.synonyms.items():
-        processed = utils.default_process(synonym)
-        for name in names:
-            choices.append(processed)
-            targets.append(name)
+    choices, targets = snapshot.choices()
     found: dict[str, list[str]] = {v: [] for v in values}
     if not choices or not values:
         return found
-    queries = [utils.default_process(v) for v in values]
-    for start in range(0, len(queries), _CHUNK):
+    for start in range(0, len(values), _CHUNK):
         scores = process.cdist(
-            queries[start : start + _CHUNK],
+            values[start : start + _CHUNK],
             choices,
             scorer=fuzz.ratio,
+            processor=utils.default_process,
             score_cutoff=CLOSE_SCORE,
             dtype=np.uint8,
             workers=1,

@@ -5,8 +5,8 @@ parameter: an array on PostgreSQL, JSON on SQLite), never one per value.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from lakeline.errors import InvalidValue, MissingDependency, QueryError
@@ -71,46 +71,92 @@ def optional_column(model: type[Any], name: str) -> Column[Any] | None:
 
 
 @dataclass
-class Factorized:
-    """Values as codes into their distinct values (first-occurrence order); -1 for a null."""
+class Distinct:
+    """Values reduced to their distinct non-null values (first-seen order; a Categorical's
+    category order), with what maps results per distinct value back to one per value."""
 
-    codes: npt.NDArray[np.intp]
     uniques: list[str]
-    sendable: list[str] = field(default_factory=list)  # uniques a database can compare
+    sendable: list[str]  # uniques a database can compare (no NUL byte)
+    size: int
+    values: list[Any] | None = None  # the values (plain input)
+    codes: npt.NDArray[np.intp] | None = None  # or codes into `uniques` (categorical input)
 
-    def expand(self, per_unique: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
-        """One result per value from one per distinct value (nulls give False)."""
+    def member(self, found: set[str]) -> npt.NDArray[np.bool_]:
+        """One bool per value: is it in `found`? (Nulls are not.)"""
         import numpy as np
 
-        return np.append(per_unique, False)[self.codes]
+        if self.codes is not None:
+            per_unique = np.fromiter(map(found.__contains__, self.uniques), dtype=bool)
+            return np.append(per_unique, False)[self.codes]
+        assert self.values is not None
+        return np.fromiter(map(found.__contains__, self.values), dtype=bool, count=self.size)
+
+    def replace(self, mapper: dict[str, Any]) -> list[Any]:
+        """The values with those in `mapper` replaced (nulls and the rest kept)."""
+        import numpy as np
+
+        if self.codes is not None:
+            replaced = np.empty(len(self.uniques) + 1, dtype=object)
+            replaced[:-1] = [mapper.get(v, v) for v in self.uniques]
+            replaced[-1] = None
+            return replaced[self.codes].tolist()  # type: ignore[no-any-return]
+        assert self.values is not None
+        get = mapper.get
+        return [get(v, v) if v.__class__ is str else v for v in self.values]
 
 
-def factorize(model: type[Any], column: Column[Any], values: Any) -> Factorized:
-    """Distinct values (hash-based, no sort) and codes; a non-string value is an error."""
+def distinct(
+    model: type[Any], column: Column[Any], values: Any, *, ordered: bool = True
+) -> Distinct:
+    """`values` (a str, list, array, pandas Series/Index/Categorical or other iterable) as
+    their distinct values (in no particular order unless `ordered`); a non-null value that is
+    not a string is an InvalidValue."""
     import numpy as np
     import pandas as pd
 
     if isinstance(values, str):
         values = [values]
-    elif not isinstance(values, (pd.Series, pd.Index, pd.Categorical, np.ndarray, list)):
-        if not isinstance(values, Iterable):
+    if isinstance(values, (pd.Series, pd.Index)) and isinstance(values.dtype, pd.CategoricalDtype):
+        values = values.array
+    if isinstance(values, pd.Categorical):
+        codes = np.asarray(values.codes, dtype=np.intp)
+        observed = np.bincount(codes[codes >= 0], minlength=len(values.categories)) > 0
+        categories = values.categories.to_numpy(dtype=object)
+        uniques = categories[observed].tolist()
+        remap = np.full(len(categories) + 1, -1, dtype=np.intp)  # -1 (null) stays -1
+        remap[np.flatnonzero(observed)] = np.arange(len(uniques))
+        found = Distinct(uniques, [], len(codes), codes=remap[codes])
+    else:
+        if isinstance(values, (pd.Series, pd.Index, np.ndarray)):
+            values = values.tolist()
+        elif not isinstance(values, list):
+            if not isinstance(values, Iterable):
+                raise InvalidValue(
+                    f"{model.__name__}.{column.name}: expected a list of values, "
+                    f"got {type(values).__name__}"
+                )
+            values = list(values)
+        try:
+            uniques = list(dict.fromkeys(values) if ordered else set(values))
+        except TypeError:
+            bad = next(v for v in values if not isinstance(v, Hashable))
             raise InvalidValue(
-                f"{model.__name__}.{column.name}: expected a list of values, "
-                f"got {type(values).__name__}"
-            )
-        values = list(values)
-    if isinstance(values, list):
-        values = np.asarray(values, dtype=object) if values else np.empty(0, dtype=object)
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    distinct: list[Any] = np.asarray(uniques, dtype=object).tolist()
-    for value in distinct:
-        if not isinstance(value, str):
+                f"{model.__name__}.{column.name} holds text, but {bad!r} is a "
+                f"{type(bad).__name__}: convert the values to strings first"
+            ) from None
+        found = Distinct(uniques, [], len(values), values=values)
+    kept = []
+    for value in found.uniques:
+        if value.__class__ is str or isinstance(value, str):
+            kept.append(value)
+        elif not pd.isna(value):
             raise InvalidValue(
                 f"{model.__name__}.{column.name} holds text, but {value!r} is a "
                 f"{type(value).__name__}: convert the values to strings first"
             )
-    sendable = [v for v in distinct if "\x00" not in v]  # PostgreSQL text cannot hold NUL
-    return Factorized(np.asarray(codes, dtype=np.intp), distinct, sendable)
+    found.uniques = kept  # nulls dropped (a categorical has none among its categories)
+    found.sendable = [v for v in kept if "\x00" not in v]  # PostgreSQL text cannot hold NUL
+    return found
 
 
 def engine() -> Any:
@@ -123,90 +169,146 @@ def engine() -> Any:
 def one_param_in(column: Any, values: Sequence[str], dialect: str) -> ColumnElement[bool]:
     """`column IN values` with the values as a single parameter when the list is long (a
     statement takes at most 65,535 parameters on PostgreSQL, 32,766 on SQLite)."""
-    from sqlalchemy import String, any_, bindparam, func, literal_column, select
+    from sqlalchemy import select
 
     if len(values) <= SHORT_IN:
         return column.in_(list(values))  # type: ignore[no-any-return]
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import ARRAY
-
-        # ARRAY(String) without a length: a cast to varchar(n) would silently truncate
-        array = bindparam(None, list(values), type_=ARRAY(String()))
-        return column == any_(array)  # type: ignore[no-any-return]
-    import json
-
-    listed: Any = select(literal_column("value")).select_from(func.json_each(json.dumps(values)))
-    return column.in_(listed)  # type: ignore[no-any-return]
+    listed = _table_of(values, dialect)
+    return column.in_(select(listed.c.value))  # type: ignore[no-any-return]
 
 
 def names_in(conn: Connection, column: Column[Any], values: Sequence[str]) -> set[str]:
-    """The values that are the field of some record (exact, case-sensitive)."""
+    """The values that are the field of some record (exact, case-sensitive). A long list is
+    sent as one parameter and the database returns the values it does NOT hold: usually few
+    rows, where the names found would be as many rows as values."""
     from sqlalchemy import select
 
     if not values:
         return set()
-    stmt = select(column).where(one_param_in(column, values, conn.dialect.name))
-    return set(conn.execute(stmt).scalars())
+    if len(values) <= SHORT_IN:
+        stmt = select(column).where(column.in_(list(values)))
+        return set(conn.execute(stmt).scalars().all())
+    listed = _table_of(values, conn.dialect.name)
+    value = listed.c.value
+    stmt = select(value).where(~select(column).where(column == value).exists())
+    missing = set(conn.execute(stmt).scalars().all())  # all(): fetchall, not row by row
+    return set(values) - missing
+
+
+def _table_of(values: Sequence[str], dialect: str) -> Any:
+    """The values as a one-column table (`value`) from ONE parameter: a JSON array, which
+    `json.dumps` writes in C (psycopg writes a Python list as a text[] literal element by
+    element in Python: 85 ms for 17k values), read by `json_array_elements_text` on
+    PostgreSQL (text, never varchar(n): a cast to varchar(n) would truncate a longer value
+    into a match) and `json_each` on SQLite."""
+    import json
+
+    from sqlalchemy import func
+
+    data = json.dumps(list(values))
+    if dialect == "postgresql":
+        from sqlalchemy import JSON, String, bindparam, cast
+
+        elements = func.json_array_elements_text(cast(bindparam(None, data, String()), JSON))
+        return elements.table_valued("value").render_derived().alias("listed")
+    return func.json_each(data).table_valued("value").alias("listed")
 
 
 @dataclass
 class Snapshot:
-    """A registry's names and synonyms, read once per call: name -> record order, synonym
-    (and abbreviation) -> names, and the same keyed case-insensitively."""
+    """A registry's names and synonyms, read once per call (one query), oldest record first:
+    `names` (all of them, or none when only synonyms were read) and `synonym_rows`: (name,
+    its synonyms and abbreviation joined by '|') for the records that have any."""
 
     names: list[str]
-    synonyms: dict[str, list[str]]
-    folded_names: dict[str, list[str]] = field(default_factory=dict)
-    folded_synonyms: dict[str, list[str]] = field(default_factory=dict)
+    synonym_rows: list[tuple[str, str]]
 
-    def lookup(self, value: str, *, case_sensitive: bool) -> list[str]:
-        """Names `value` stands for through a synonym (or, when case-insensitive, a name or
-        synonym that differs in case only), oldest record first; [] if none."""
-        hits = self.synonyms.get(value)
-        if hits or case_sensitive:
-            return hits or []
-        if not self.folded_names:
-            self._fold()
-        folded = value.casefold()
-        return self.folded_names.get(folded) or self.folded_synonyms.get(folded) or []
-
-    def _fold(self) -> None:
+    def resolve(
+        self, values: Iterable[str], *, case_sensitive: bool
+    ) -> tuple[dict[str, list[str]], set[str]]:
+        """({value: names it stands for, oldest first}, values matched by case only): through a
+        synonym; with `case_sensitive=False`, for the others, a name or else a synonym that
+        equals the value once both are casefolded (needs `names`)."""
+        wanted = set(values)
+        wanted.discard("")  # an empty value is nobody's synonym
+        found: dict[str, list[str]] = {}
+        for name, text in self.synonym_rows:
+            for synonym in text.split(SEPARATOR):
+                if synonym in wanted and synonym != name:
+                    _add(found, synonym, name)
+        rest = wanted - found.keys()
+        if case_sensitive or not rest:
+            return found, set()
+        folded: dict[str, list[str]] = {}
+        for value in rest:
+            folded.setdefault(value.casefold(), []).append(value)
+        by_case: dict[str, list[str]] = {}
         for name in self.names:
-            self.folded_names.setdefault(name.casefold(), []).append(name)
-        for synonym, names in self.synonyms.items():
-            self.folded_synonyms.setdefault(synonym.casefold(), []).extend(names)
+            for value in folded.get(name.casefold(), ()):
+                _add(by_case, value, name)
+        by_case_synonym: dict[str, list[str]] = {}  # used where no name differs in case only
+        for name, text in self.synonym_rows:
+            for synonym in text.split(SEPARATOR):
+                for value in folded.get(synonym.casefold(), ()):
+                    if value not in by_case and synonym != name:
+                        _add(by_case_synonym, value, name)
+        by_case.update(by_case_synonym)
+        found.update(by_case)
+        return found, set(by_case)
+
+    def choices(self) -> tuple[list[str], list[str]]:
+        """(every name and synonym, the name each stands for), for close matches."""
+        texts = list(self.names)
+        targets = list(self.names)
+        for name, text in self.synonym_rows:
+            for synonym in text.split(SEPARATOR):
+                if synonym and synonym != name:
+                    texts.append(synonym)
+                    targets.append(name)
+        return texts, targets
+
+
+def _add(found: dict[str, list[str]], value: str, name: str) -> None:
+    listed = found.setdefault(value, [])
+    if name not in listed:
+        listed.append(name)
 
 
 def snapshot(
     conn: Connection, model: type[Any], column: Column[Any], *, all_names: bool
 ) -> Snapshot:
-    """Read the registry's synonyms (and, with `all_names`, every name) in one query."""
+    """Read the registry's synonyms and abbreviations (and, with `all_names`, every name) in
+    one query (60k rows cost a few ms: see `fetch_all`)."""
     from sqlalchemy import or_, select
 
-    synonyms_column = optional_column(model, "synonyms")
-    abbr_column = optional_column(model, "abbr")
-    extra = [c for c in (synonyms_column, abbr_column) if c is not None]
+    extra = [c for c in (optional_column(model, n) for n in ("synonyms", "abbr")) if c is not None]
     if not extra and not all_names:
-        return Snapshot([], {})
-    stmt = select(column, *extra).order_by(model.__table__.primary_key.columns.values()[0])
+        return Snapshot([], [])
+    texts: Any = None
+    if len(extra) == 2:  # joined by the database: no Python work per row
+        from sqlalchemy import func
+
+        joined = func.coalesce(extra[0], "") + SEPARATOR + func.coalesce(extra[1], "")
+        texts = func.nullif(joined, SEPARATOR)
+    elif extra:
+        texts = extra[0]
+    pk = model.__table__.primary_key.columns.values()[0]
+    stmt = select(column, *([texts] if texts is not None else [])).order_by(pk)
     if not all_names:
         stmt = stmt.where(or_(*(c.is_not(None) for c in extra)))
-    names: list[str] = []
-    mapped: dict[str, list[str]] = {}
-    for row in conn.execute(stmt):
-        name = row[0]
-        if name is None:
-            continue
-        names.append(name)
-        for text in row[1:]:
-            if not text:
-                continue
-            for synonym in text.split(SEPARATOR):
-                if synonym and synonym != name:
-                    listed: list[str] = mapped.setdefault(synonym, [])
-                    if not listed or listed[-1] != name:
-                        listed.append(name)
-    return Snapshot(names if all_names else [], mapped)
+    rows = fetch_all(conn, stmt.where(column.is_not(None)))
+    names = [row[0] for row in rows] if all_names else []
+    return Snapshot(names, [row for row in rows if row[-1]] if texts is not None else [])
+
+
+def fetch_all(conn: Connection, stmt: Any) -> list[tuple[Any, ...]]:
+    """All rows of a statement as the driver's cursor returns them: no Row objects (for text
+    columns, which have no result processing)."""
+    result = conn.execute(stmt)
+    try:
+        return list(result.cursor.fetchall())
+    finally:
+        result.close()
 
 
 def split_synonyms(text: str | None) -> list[str]:

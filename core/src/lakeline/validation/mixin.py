@@ -42,11 +42,9 @@ class CanValidate:
     ) -> npt.NDArray[np.bool_]:
         """One bool per value: is it the `field` (default: the name) of a record? Nulls are
         False. Unless `mute`, logs one line naming the values that are not."""
-        import numpy as np
-
         from lakeline.validation.lookup import (
+            distinct,
             engine,
-            factorize,
             name_field,
             names_in,
             require_extras,
@@ -54,19 +52,16 @@ class CanValidate:
 
         require_extras()
         column = name_field(cls, field)
-        values_ = factorize(cls, column, values)
+        values_ = distinct(cls, column, values, ordered=False)
         with engine().connect() as conn:
             found = names_in(conn, column, values_.sendable)
-        per_unique = np.fromiter(
-            (v in found for v in values_.uniques), dtype=bool, count=len(values_.uniques)
-        )
-        result = values_.expand(per_unique)
+        result = values_.member(found)
         if not mute and not result.all():
             import logging
 
             from lakeline.validation.inspecting import summary_line
 
-            missing = [v for v, ok in zip(values_.uniques, per_unique, strict=True) if not ok]
+            missing = sorted(v for v in values_.uniques if v not in found)
             logging.getLogger("lakeline.validation").warning(
                 summary_line(_label(cls, column), len(result), missing, int((~result).sum()))
             )
@@ -78,8 +73,8 @@ class CanValidate:
         variants) of which names, and close matches for the rest; printed unless `mute`."""
         from lakeline.validation.inspecting import InspectResult
         from lakeline.validation.lookup import (
+            distinct,
             engine,
-            factorize,
             name_field,
             names_in,
             require_extras,
@@ -88,7 +83,7 @@ class CanValidate:
 
         require_extras()
         column = name_field(cls, field)
-        values_ = factorize(cls, column, values)
+        values_ = distinct(cls, column, values)
         with engine().connect() as conn:
             found = names_in(conn, column, values_.sendable)
             missing = [v for v in values_.uniques if v not in found]
@@ -96,17 +91,11 @@ class CanValidate:
         mapper: dict[str, str] = {}
         case_only: set[str] = set()
         if registry is not None:
-            for value in missing:
-                hits = registry.lookup(value, case_sensitive=True)
-                if not hits:
-                    hits = registry.lookup(value, case_sensitive=False)
-                    if hits:
-                        case_only.add(value)
-                if hits:
-                    mapper[value] = hits[0]
+            hits, case_only = registry.resolve(missing, case_sensitive=False)
+            mapper = {v: hits[v][0] for v in missing if v in hits}
         result = InspectResult(
             _label(cls, column),
-            len(values_.codes),
+            values_.size,
             [v for v in values_.uniques if v in found],
             missing,
             mapper,
@@ -133,11 +122,9 @@ class CanValidate:
         several records, `keep` picks the oldest ("first"), the newest ("last"), or all
         (False: a list of names). `return_mapper=True` returns {value: name} for the values
         that change instead of the list."""
-        import numpy as np
-
         from lakeline.validation.lookup import (
+            distinct,
             engine,
-            factorize,
             name_field,
             names_in,
             require_extras,
@@ -150,7 +137,7 @@ class CanValidate:
 
             raise InvalidValue(f"keep must be 'first', 'last' or False, not {keep!r}")
         column = name_field(cls, field)
-        values_ = factorize(cls, column, values)
+        values_ = distinct(cls, column, values)
         with engine().connect() as conn:
             found = names_in(conn, column, values_.sendable)
             missing = [v for v in values_.uniques if v not in found]
@@ -159,21 +146,11 @@ class CanValidate:
             )
         mapper: dict[str, Any] = {}
         if registry is not None:
-            for value in missing:
-                hits = registry.lookup(value, case_sensitive=case_sensitive)
-                if hits:
-                    mapper[value] = _pick(hits, keep)
+            hits, _ = registry.resolve(missing, case_sensitive=case_sensitive)
+            mapper = {v: _pick(hits[v], keep) for v in missing if v in hits}
         if return_mapper:
             return mapper
-        standardized = np.empty(len(values_.uniques) + 1, dtype=object)
-        standardized[:-1] = [mapper.get(v, v) for v in values_.uniques]
-        result: list[Any] = standardized[values_.codes].tolist()
-        nulls = np.flatnonzero(values_.codes < 0)
-        if len(nulls):
-            original = _as_list(values)
-            for index in nulls:
-                result[index] = original[index]
-        return result
+        return values_.replace(mapper)
 
     @classmethod
     def from_values(cls, values: Any, field: str | None = None) -> list[Self]:
@@ -183,8 +160,8 @@ class CanValidate:
         from sqlalchemy.orm import Session
 
         from lakeline.validation.lookup import (
+            distinct,
             engine,
-            factorize,
             name_field,
             one_param_in,
             require_extras,
@@ -193,7 +170,7 @@ class CanValidate:
 
         require_extras()
         column = name_field(cls, field)
-        values_ = factorize(cls, column, values)
+        values_ = distinct(cls, column, values)
         with engine().connect() as conn, Session(bind=conn) as session:
             dialect = conn.dialect.name
             records = list(
@@ -204,10 +181,8 @@ class CanValidate:
             registry = snapshot(conn, cls, column, all_names=False) if missing else None
             via: dict[str, str] = {}
             if registry is not None:
-                for value in missing:
-                    hits = registry.lookup(value, case_sensitive=True)
-                    if hits:
-                        via[value] = hits[0]
+                hits, _ = registry.resolve(missing, case_sensitive=True)
+                via = {v: names[0] for v, names in hits.items()}
             wanted = sorted(set(via.values()) - set(by_value))
             if wanted:
                 more = session.scalars(select(cls).where(one_param_in(column, wanted, dialect)))
@@ -248,12 +223,3 @@ def _pick(hits: list[str], keep: Keep) -> Any:
 
 def _label(model: type[Any], column: Any) -> str:
     return f"{model.__name__}.{column.key}"
-
-
-def _as_list(values: Any) -> list[Any]:
-    if isinstance(values, str):
-        return [values]
-    try:
-        return list(values)
-    except TypeError:
-        return [values]
