@@ -1,8 +1,9 @@
 """Test-only registries that use `CanValidate`, on their own metadata (as a module would add).
 
-`CellType`: name, synonyms, abbr, uid. `Gene`: the name-like field is `symbol`; synonyms, no
-abbr. `Plain`: a name and nothing else (no synonyms). Tables are created in the instance's
-database by `create_registries`.
+`CellType`: name, synonyms, abbr, uid (plain SQLAlchemy types). `Gene`: the name-like field
+is `symbol`; synonyms, no abbr (lakeline's `Str`/`LongText` types, as core models use).
+`Plain`: a name and nothing else (no synonyms). Tables are created in the instance's database
+by `create_registries`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from lakeline.ids import new_uid
+from lakeline.models.base import LongText, Str
 from lakeline.testing import unavailable
 from lakeline.validation import CanValidate
 from sqlalchemy import Integer, MetaData, String, Text, event, func, insert, select
@@ -40,9 +42,9 @@ class Gene(RegistryBase, CanValidate):
     _name_field = "symbol"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    symbol: Mapped[str] = mapped_column(String(64), index=True)
+    symbol: Mapped[str] = mapped_column(Str(64), index=True)  # lakeline's own column types
     ensembl_id: Mapped[str | None] = mapped_column(String(32))
-    synonyms: Mapped[str | None] = mapped_column(Text)
+    synonyms: Mapped[str | None] = mapped_column(LongText)
 
 
 class Plain(RegistryBase, CanValidate):

@@ -52,14 +52,15 @@ def name_field(model: type[Any], field: str | Any | None) -> Column[Any]:
 
 
 def text_fields(model: type[Any]) -> list[str]:
-    """Names of the model's string columns."""
+    """Names of the model's string columns (lakeline's `Str`/`LongText` included)."""
+    from sqlalchemy import String, TypeDecorator
+
     found = []
     for column in model.__table__.columns:
-        try:
-            python_type = column.type.python_type
-        except NotImplementedError:
-            continue
-        if python_type is str:
+        sql_type = column.type
+        if isinstance(sql_type, TypeDecorator):
+            sql_type = sql_type.impl_instance
+        if isinstance(sql_type, String):
             found.append(column.name)
     return found
 
