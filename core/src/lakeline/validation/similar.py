@@ -18,7 +18,8 @@ for (2) come from a pigeonhole index: when two strings are one edit apart, the l
 first half, or its second half after one skipped character, occurs unchanged in the other
 (at its start, resp. end). Each existing key is indexed under its two halves, each new key
 looks up the halves of the three lengths an existing key one edit away can have, and only
-those few candidates are compared with rapidfuzz. Cost: linear in the number of names.
+those few candidates are compared with rapidfuzz. Cost: linear in the number of names; the
+index is one dict per key length and half, built in C from lists (`dict(zip(...))`).
 """
 
 from __future__ import annotations
@@ -92,29 +93,68 @@ def match_similar(new: list[str], existing: list[str]) -> dict[str, str]:
     return found
 
 
+class _Halves:
+    """Existing keys of one length, indexed by their first half and by their second half
+    after one skipped character: {part: index} for the parts one key has, {part: [indexes]}
+    for the parts several share (dicts built in C from lists, no Python loop per key)."""
+
+    def __init__(self, keys: list[str], indexes: list[int]) -> None:
+        from collections import Counter
+
+        half = len(keys[0]) // 2
+        self.heads, self.shared_heads = _multimap([k[:half] for k in keys], indexes, Counter)
+        self.tails, self.shared_tails = _multimap([k[half + 1 :] for k in keys], indexes, Counter)
+
+
+def _multimap(
+    parts: list[str], indexes: list[int], counter: Any
+) -> tuple[dict[str, int], dict[str, list[int]]]:
+    single = dict(zip(parts, indexes, strict=True))
+    shared: dict[str, list[int]] = {}
+    if len(single) < len(parts):
+        repeated = {part for part, n in counter(parts).items() if n > 1}
+        for part, index in zip(parts, indexes, strict=True):
+            if part in repeated:
+                shared.setdefault(part, []).append(index)
+    return single, shared
+
+
+def _lookup(
+    single: dict[str, int], shared: dict[str, list[int]], part: str, into: list[int]
+) -> None:
+    index = single.get(part)
+    if index is not None:
+        if part in shared:
+            into += shared[part]
+        else:
+            into.append(index)
+
+
 def _typos(new: list[tuple[str, str]], existing: list[str], keys: list[str]) -> dict[str, str]:
     """New names whose key is one edit from an existing key (see the module docstring)."""
     from rapidfuzz.distance import OSA
 
-    heads: dict[tuple[int, str], list[int]] = {}
-    tails: dict[tuple[int, str], list[int]] = {}
-    add_head, add_tail = heads.setdefault, tails.setdefault
+    by_length: dict[int, list[int]] = {}
     shortest = TYPO_MIN - 1
-    for index, key in enumerate(keys):
-        length = len(key)
+    for index, length in enumerate(map(len, keys)):
         if length >= shortest:
-            half = length // 2
-            add_head((length, key[:half]), []).append(index)
-            add_tail((length, key[half + 1 :]), []).append(index)
-    head, tail, distance = heads.get, tails.get, OSA.distance
+            by_length.setdefault(length, []).append(index)
+    halves = {
+        length: _Halves([keys[i] for i in indexes], indexes)
+        for length, indexes in by_length.items()
+    }
+    distance = OSA.distance
     found: dict[str, str] = {}
     for name, key in new:
         size = len(key)
         candidates: list[int] = []
         for length in (size - 1, size, size + 1):
-            half = length // 2
-            candidates += head((length, key[:half]), ())
-            candidates += tail((length, key[size - (length - half - 1) :]), ())
+            parts = halves.get(length)
+            if parts is not None:
+                half = length // 2
+                _lookup(parts.heads, parts.shared_heads, key[:half], candidates)
+                tail = key[size - (length - half - 1) :]
+                _lookup(parts.tails, parts.shared_tails, tail, candidates)
         if not candidates:
             continue
         marks = None
