@@ -232,28 +232,31 @@ class Snapshot:
         equals the value once both are casefolded (needs `names`)."""
         wanted = set(values)
         wanted.discard("")  # an empty value is nobody's synonym
+        folded: dict[str, list[str]] = {}
+        if not case_sensitive:
+            for value in wanted:
+                folded.setdefault(value.casefold(), []).append(value)
         found: dict[str, list[str]] = {}
-        for name, text in self.synonym_rows:
+        by_synonym_case: dict[str, list[str]] = {}
+        for name, text in self.synonym_rows:  # one pass: exact and casefolded synonyms
             for synonym in text.split(SEPARATOR):
                 if synonym in wanted and synonym != name:
                     _add(found, synonym, name)
+            if folded:  # casefold keeps the separators where they are
+                for synonym in text.casefold().split(SEPARATOR):
+                    for value in folded.get(synonym, ()):
+                        _add(by_synonym_case, value, name)
         rest = wanted - found.keys()
-        if case_sensitive or not rest:
+        if not folded or not rest:
             return found, set()
-        folded: dict[str, list[str]] = {}
-        for value in rest:
-            folded.setdefault(value.casefold(), []).append(value)
         by_case: dict[str, list[str]] = {}
-        for name in self.names:
-            for value in folded.get(name.casefold(), ()):
-                _add(by_case, value, name)
-        by_case_synonym: dict[str, list[str]] = {}  # used where no name differs in case only
-        for name, text in self.synonym_rows:
-            for synonym in text.split(SEPARATOR):
-                for value in folded.get(synonym.casefold(), ()):
-                    if value not in by_case and synonym != name:
-                        _add(by_case_synonym, value, name)
-        by_case.update(by_case_synonym)
+        for name, key in zip(self.names, map(str.casefold, self.names), strict=True):
+            for value in folded.get(key, ()):
+                if value in rest:
+                    _add(by_case, value, name)
+        for value in rest - by_case.keys():  # a name that differs in case wins over a synonym
+            if value in by_synonym_case:
+                by_case[value] = by_synonym_case[value]
         found.update(by_case)
         return found, set(by_case)
 
