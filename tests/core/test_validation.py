@@ -322,3 +322,16 @@ def test_a_categorical_with_unused_categories_and_nulls(cells: Any, capsys: Any)
     result = CellType.inspect(values, mute=True)
     assert (result.validated, result.non_validated) == (["T cell"], ["Banana"])
     assert CellType.standardize(pd.Series(values)) == ["T cell", None, "Banana", "T cell"]
+
+
+def test_case_insensitive_precedence(cells: Any) -> None:
+    """Exact synonym, then a name differing in case, then a synonym differing in case."""
+    fill(cells.engine, CellType, [{"name": "Glia", "synonyms": "neuroglia|Müller glia"}])
+    fill(cells.engine, CellType, [{"name": "NeuroGlia"}])
+    values = ["neuroglia", "NEUROGLIA", "MÜLLER GLIA", "glia"]
+    assert CellType.standardize(values, case_sensitive=False) == [
+        "Glia", "NeuroGlia", "Glia", "Glia",
+    ]  # fmt: skip
+    result = CellType.inspect(values, mute=True)
+    assert result.synonyms_mapper == dict(zip(values, ["Glia", "NeuroGlia", "Glia", "Glia"]))
+    assert result.case_only == {"NEUROGLIA", "MÜLLER GLIA", "glia"}
