@@ -333,5 +333,6 @@ def test_case_insensitive_precedence(cells: Any) -> None:
         "Glia", "NeuroGlia", "Glia", "Glia",
     ]  # fmt: skip
     result = CellType.inspect(values, mute=True)
-    assert result.synonyms_mapper == dict(zip(values, ["Glia", "NeuroGlia", "Glia", "Glia"]))
+    expected = ["Glia", "NeuroGlia", "Glia", "Glia"]
+    assert result.synonyms_mapper == dict(zip(values, expected, strict=True))
     assert result.case_only == {"NEUROGLIA", "MÜLLER GLIA", "glia"}
