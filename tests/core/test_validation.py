@@ -60,6 +60,14 @@ def test_validate_issues_one_query_for_many_values(cells: Any) -> None:
     assert len(counter.selects) == 1, counter.selects
 
 
+def test_validate_more_distinct_values_than_the_hash_join_threshold(cells: Any) -> None:
+    values = [f"label {i}" for i in range(12_000)] + ["Astrocyte", "T cell"]
+    with QueryCounter(cells.engine) as counter:
+        result = CellType.validate(values, mute=True)
+    assert np.flatnonzero(result).tolist() == [12_000, 12_001]
+    assert len(counter.selects) == 1
+
+
 def test_validate_logs_the_values_that_fail_unless_muted(
     cells: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
