@@ -116,3 +116,11 @@ class InvalidDtype(LakelineError, ValueError):
 class AnnotationError(LakelineError, ValueError):
     """A feature value, label or schema member does not fit: a value of the wrong dtype, a
     label of the wrong type, a feature or label that does not exist."""
+
+
+class SynonymError(LakelineError, ValueError):
+    """A synonym is refused (another record's name or synonym, empty, contains "|") or unknown."""
+
+
+class SimilarNameWarning(UserWarning):
+    """A new record's name is close to an existing record's (case, punctuation or a typo)."""

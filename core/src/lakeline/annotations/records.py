@@ -95,6 +95,7 @@ def save_records(records: Sequence[Base]) -> list[Base]:
                 f"cannot save {record!r} with Features, ULabels and Schemas: save artifacts "
                 "and collections in a call of their own"
             )
+    _warn_similar(records)
     with instance.sessions.write() as session:
         saver.session = session
         # label types first (labels name them), then labels, features (their dtype names
@@ -104,6 +105,21 @@ def save_records(records: Sequence[Base]) -> list[Base]:
         saver.features([r for r in records if isinstance(r, Feature)])
         saver.schemas([r for r in records if isinstance(r, Schema)])
     return [saver.saved.get(id(r), r) for r in records]
+
+
+def _warn_similar(records: Sequence[Base]) -> None:
+    """A SimilarNameWarning for new labels and features whose name is close to an existing
+    one's (case, punctuation, a typo): one batched pass per registry (lakeline.validation)."""
+    from lakeline.models import Feature, ULabel
+    from lakeline.validation import check_new_names
+
+    new: dict[type[Any], list[str]] = {ULabel: [], Feature: []}
+    for record in records:
+        if isinstance(record, (ULabel, Feature)) and record.id is None:
+            new[type(record)].append(record.name)
+    for model, names in new.items():
+        if names:  # stacklevel 4: here, save_records, ULabel.save() or ll.save(), the user
+            check_new_names(model, names, stacklevel=4)
 
 
 class _Saver:

@@ -8,6 +8,7 @@ from sqlalchemy import ForeignKey
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lakeline.models.base import Base, LongText, RecordMixin, Str
+from lakeline.validation import CanValidate
 
 if TYPE_CHECKING:
     from lakeline.annotations.dtypes import DType
@@ -26,8 +27,11 @@ def join_synonyms(synonyms: str | list[str] | tuple[str, ...] | None) -> str | N
     return "|".join(synonyms) or None
 
 
-class Feature(RecordMixin, Base):
+class Feature(RecordMixin, CanValidate, Base):
     """A feature: `Feature(name="temperature", dtype=float, unit="°C")`.
+
+    `Feature.validate/inspect/standardize/from_values(names)` check column names against the
+    features' names and synonyms; `feature.add_synonym()`, `feature.set_abbr()` (CanValidate).
 
     `dtype`: str, int, float, num, bool, date, datetime, dict, cat, cat[ULabel],
     cat[ULabel[Type]] or list[...] of those (a Python type works too).

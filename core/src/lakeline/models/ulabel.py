@@ -10,13 +10,17 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from lakeline.models.base import Base, LongText, RecordMixin, Str
 from lakeline.models.feature import join_synonyms
+from lakeline.validation import CanValidate
 
 if TYPE_CHECKING:
     from lakeline.query import QuerySet
 
 
-class ULabel(RecordMixin, Base):
+class ULabel(RecordMixin, CanValidate, Base):
     """A label: `ULabel(name="T cell", type=cell_type, parents=[immune_cell])`.
+
+    `ULabel.validate/inspect/standardize/from_values(values)` check values against the names
+    (and synonyms) of all labels; `label.add_synonym()`, `label.set_abbr()` (CanValidate).
 
     A label type is a ULabel saved with `is_type=True`; names are unique within a type.
     """
