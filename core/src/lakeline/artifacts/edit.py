@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
 
+from lakeline.db.rows import update_row
 from lakeline.errors import DoesNotExist, InvalidKey, InvalidValue, ReadOnlyField
 from lakeline.models import Artifact
 from lakeline.storage.keys import suffix_of, validate_key
@@ -110,20 +111,10 @@ def update_saved(instance: Instance, artifacts: Sequence[Artifact]) -> None:
 def refresh_metadata(session: Session, existing: Artifact, given: Artifact) -> None:
     """Saving content a record already holds, with metadata of its own (description, kind,
     version label): the record takes it on. Metadata left out keeps what was recorded."""
-    from sqlalchemy.orm.attributes import set_committed_value
-
     changed = {
         name: getattr(given, name)
         for name in ("description", "kind", "version")
         if getattr(given, name) is not None and getattr(given, name) != getattr(existing, name)
     }
-    if not changed or existing.id is None:
-        return
-    session.execute(
-        update(Artifact)
-        .where(Artifact.id == existing.id)
-        .values(**changed)
-        .execution_options(synchronize_session=False)
-    )
-    for name, value in changed.items():
-        set_committed_value(existing, name, value)
+    if existing.id is not None:
+        update_row(session, existing, changed)

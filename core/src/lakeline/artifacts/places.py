@@ -22,12 +22,10 @@ from sqlalchemy import (
     or_,
     select,
     text,
-    update,
 )
-from sqlalchemy.orm.attributes import set_committed_value
 
 from lakeline.artifacts.keying import located
-from lakeline.db.rows import chunks, is_postgres, one_of
+from lakeline.db.rows import chunks, is_postgres, one_of, update_row
 from lakeline.ids import new_uid
 from lakeline.models import Artifact, Storage
 from lakeline.storage.keys import REFERENCE_STORAGE
@@ -207,14 +205,7 @@ def promote(session: Session, record: Artifact, plan: Plan) -> None:
         for name, value in values.items():
             setattr(record, name, value)
         return
-    session.execute(
-        update(Artifact)
-        .where(Artifact.id == record.id)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    for name, value in values.items():
-        set_committed_value(record, name, value)
+    update_row(session, record, values)
 
 
 def _in_storage(storage: int | str | BindParameter[Any], by_root: bool) -> ColumnElement[bool]:

@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, bindparam, insert, select, text
+from sqlalchemy import ColumnElement, Table, bindparam, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 CHUNK = 500
 RETURNING = 16  # up to this many rows go in one INSERT ... RETURNING (COPY/executemany beyond)
@@ -37,6 +38,22 @@ def one_of(session: Session, column: Any, values: Sequence[Any]) -> ColumnElemen
         return column.in_(values)  # type: ignore[no-any-return]
     listed: Any = bindparam(None, list(values), expanding=True, literal_execute=True)
     return column.in_(listed)  # type: ignore[no-any-return]
+
+
+def update_row(session: Session, record: Any, values: dict[str, Any]) -> None:
+    """Write `values` to `record`'s row with one Core UPDATE (the ORM's unit of work never
+    sees it) and set them on the object as loaded values, so it stays a clean record."""
+    if not values:
+        return
+    model = type(record)
+    session.execute(
+        update(model)
+        .where(model.id == record.id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    for name, value in values.items():
+        set_committed_value(record, name, value)
 
 
 def insert_rows(
