@@ -28,6 +28,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from measure import start_postgres  # bench/ is the script's folder, first on sys.path
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 SEED = 20261205
@@ -213,13 +215,10 @@ def bench_one(db: str, sizes: list[int], n_queries: int, explain: bool, root: Pa
     try:
         url = None
         if db == "postgresql":
-            from lakeline.testing_servers import PostgresServer
-
-            ok, reason = PostgresServer.available()
-            if not ok:
-                return f"unavailable: {reason}"
-            server = PostgresServer(parent_dir="/dev/shm").start()
-            url = server.create_database("bench")
+            started = start_postgres()
+            if isinstance(started, str):
+                return f"unavailable: {started}"
+            server, url = started
         instance = li.init(str(root / f"storage-{db}"), db=url, name=f"features_{db[:6]}")
         labels = label_figures()
         log(f"[{db}] labels: {labels}")

@@ -25,6 +25,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from measure import start_postgres  # bench/ is the script's folder, first on sys.path
+
 SEED = 20260105
 TASKS_PER_WORKFLOW = 99
 N_RAW = 1000
@@ -196,13 +198,10 @@ def bench_one(db: str, n_runs: int, n_queries: int, root: Path) -> dict[str, Any
     try:
         url = None
         if db == "postgresql":
-            from lakeline.testing_servers import PostgresServer
-
-            ok, reason = PostgresServer.available()
-            if not ok:
-                return f"unavailable: {reason}"
-            server = PostgresServer(parent_dir="/dev/shm").start()
-            url = server.create_database("bench")
+            started = start_postgres()
+            if isinstance(started, str):
+                return f"unavailable: {started}"
+            server, url = started
         instance = li.init(str(root / f"storage-{db}"), db=url, name=f"lineage_{db[:6]}")
         log(f"[{db}] inserting {n_runs:,} runs")
         began = time.perf_counter()

@@ -24,6 +24,18 @@ import workload
 Log = Callable[[str], None]
 
 
+def start_postgres(name: str = "bench") -> tuple[Any, str] | str:
+    """A private PostgreSQL cluster on /dev/shm holding database `name`: (server, its URL),
+    or why there is none (the caller stops the server)."""
+    from lakeline.testing_servers import PostgresServer
+
+    ok, reason = PostgresServer.available()
+    if not ok:
+        return reason
+    server = PostgresServer(parent_dir="/dev/shm").start()
+    return server, server.create_database(name)
+
+
 def median_ms(samples_s: Sequence[float]) -> float:
     return statistics.median(samples_s) * 1000
 

@@ -126,13 +126,10 @@ def bench_one(db: str, args: argparse.Namespace, root: Path) -> dict[str, Any] |
     try:
         url = None
         if db == "postgresql":
-            from lakeline.testing_servers import PostgresServer
-
-            ok, reason = PostgresServer.available()
-            if not ok:
-                return f"unavailable: {reason}"
-            server = PostgresServer(parent_dir="/dev/shm").start()
-            url = server.create_database("bench")
+            started = measure.start_postgres()
+            if isinstance(started, str):
+                return f"unavailable: {started}"
+            server, url = started
         name = f"ui_{db[:6]}"
         instance = li.init(str(root / f"storage-{db}"), db=url, name=name)
         began = time.perf_counter()
