@@ -78,7 +78,7 @@ def test_failure_inside_the_transaction_removes_stored_bytes(
 
     artifacts = [ll.Artifact(p, key=f"new/{p.name}") for p in paths]
     with pytest.raises(RuntimeError, match="injected"):
-        save_artifacts(artifacts, also=fail_after_insert)
+        save_artifacts(artifacts, any_instance, also=fail_after_insert)
     assert inserted == [6]
     assert all(a.id is None and not a.created for a in artifacts)
     assert ll.Artifact.filter(key__startswith="new/").count() == 0

@@ -147,7 +147,9 @@ def test_transforms_all_versions(instance: Instance) -> None:
     from lakeline.lineage.track import start_tracked_run
 
     for code in ("print(1)", "print(2)"):
-        start_tracked_run(key="jobs/a.py", kind="script", source_code=code, params=None)
+        start_tracked_run(
+            instance=instance, key="jobs/a.py", kind="script", source_code=code, params=None
+        )
     assert [r["version"] for r in rows("transforms")] == [2]
     assert [(r["version"], r["runs"]) for r in rows("transforms", "--all-versions")] == [
         (1, 1),

@@ -204,7 +204,7 @@ def test_bulk_save_mixes_files_and_references_with_edges(
             if insert_input(session, consumer.run.id, plan.result.id, "in"):
                 edges.append(plan.result.id)
 
-    saved = save_artifacts(batch, also=link)
+    saved = save_artifacts(batch, instance, also=link)
     assert len(edges) == 40 and all(a.id is not None for a in saved)
     assert [a.available for a in saved] == [True, False] * 20
     assert all(r.run_id == producer.run.id for r in refs)
@@ -287,6 +287,7 @@ def test_a_failing_batch_writes_nothing(instance: Instance, tmp_path: Path) -> N
     with pytest.raises(RuntimeError, match="boom"):
         save_artifacts(
             [ll.Artifact(tmp_path / "a.txt", key="a.txt"), ll.Artifact.reference("lid://x/y")],
+            instance,
             also=fail,
         )
     assert counts(instance) == (0, 1, 0)  # the reference storage went with the transaction

@@ -35,7 +35,7 @@ def cells(instance: Any) -> Any:
 
 def test_names_differing_in_case_punctuation_or_whitespace_are_similar(cells: Any) -> None:
     new = ["t cell", "T-cell", "T_cell", "Tcell", " T  cell ", "cd4+ t-cell", "ASTROCYTE"]
-    assert similar_names(CellType, new) == {
+    assert similar_names(CellType, new, instance=cells) == {
         "t cell": "T cell",
         "T-cell": "T cell",
         "T_cell": "T cell",
@@ -48,7 +48,7 @@ def test_names_differing_in_case_punctuation_or_whitespace_are_similar(cells: An
 
 def test_a_typo_is_similar(cells: Any) -> None:
     new = ["Astrocyt", "Astrocytes", "Astorcyte", "Astrxcyte", "Microglia cell", "CD14+ Monocytes"]
-    assert similar_names(CellType, new) == {
+    assert similar_names(CellType, new, instance=cells) == {
         "Astrocyt": "Astrocyte",  # deleted
         "Astrocytes": "Astrocyte",  # inserted
         "Astorcyte": "Astrocyte",  # swapped
@@ -69,24 +69,24 @@ def test_different_things_are_not_typos(cells: Any) -> None:
         "Neuron",
         "T cell",  # the registry holds it: a duplicate, not a near one
     ]
-    assert similar_names(CellType, new) == {}
+    assert similar_names(CellType, new, instance=cells) == {}
 
 
 def test_similar_names_on_another_name_field(instance: Any) -> None:
     create_registries(instance.engine)
     fill(instance.engine, Gene, [{"symbol": "HNRNPU-AS1"}, {"symbol": "KIAA0319L"}])
-    assert similar_names(Gene, ["hnrnpu-as1", "KIAA0319", "HNRNPU-AS2"]) == {
+    assert similar_names(Gene, ["hnrnpu-as1", "KIAA0319", "HNRNPU-AS2"], instance=instance) == {
         "hnrnpu-as1": "HNRNPU-AS1",
         "KIAA0319": "KIAA0319L",
     }
     with pytest.raises(QueryError, match="Gene has no field 'name'"):
-        similar_names(Gene, ["x"], field="name")
+        similar_names(Gene, ["x"], field="name", instance=instance)
 
 
 def test_ten_thousand_new_names_take_one_query(cells: Any) -> None:
     new = [f"label {i:05d}" for i in range(10_000)] + ["T-Cell", "Astrocytes"]
     with QueryCounter(cells.engine) as counter:
-        found = similar_names(CellType, new)
+        found = similar_names(CellType, new, instance=cells)
     assert found == {"T-Cell": "T cell", "Astrocytes": "Astrocyte"}
     assert len(counter.selects) == 1
 
@@ -94,7 +94,7 @@ def test_ten_thousand_new_names_take_one_query(cells: Any) -> None:
 def test_the_warning_names_the_existing_record_with_its_uid(cells: Any) -> None:
     (t_cell,) = CellType.from_values(["T cell"])
     with pytest.warns(SimilarNameWarning) as caught:
-        found = check_new_names(CellType, ["T-cell", "Neuron", "Astrocytes"])
+        found = check_new_names(CellType, ["T-cell", "Neuron", "Astrocytes"], instance=cells)
     assert found == {"T-cell": "T cell", "Astrocytes": "Astrocyte"}
     (warning,) = caught
     message = str(warning.message)
@@ -104,14 +104,14 @@ def test_the_warning_names_the_existing_record_with_its_uid(cells: Any) -> None:
     assert warning.filename == __file__  # points at the caller
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert check_new_names(CellType, ["Neuron"]) == {}
-        warn_similar(CellType, {})
+        assert check_new_names(CellType, ["Neuron"], instance=cells) == {}
+        warn_similar(CellType, {}, instance=cells)
 
 
 def test_an_empty_registry_or_batch(instance: Any) -> None:
     create_registries(instance.engine)
-    assert similar_names(CellType, ["T cell", "T-cell"]) == {}
-    assert similar_names(CellType, []) == {}
+    assert similar_names(CellType, ["T cell", "T-cell"], instance=instance) == {}
+    assert similar_names(CellType, [], instance=instance) == {}
 
 
 def _brute_force(new: list[str], existing: list[str]) -> dict[str, str]:

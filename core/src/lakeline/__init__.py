@@ -26,6 +26,7 @@ _LAZY = {
     "Transform": "lakeline.models",
     "ULabel": "lakeline.models",
     "User": "lakeline.models",
+    "Instance": "lakeline.instance",
     "init": "lakeline.instance",
     "connect": "lakeline.instance",
     "disconnect": "lakeline.instance",
@@ -40,7 +41,7 @@ _LAZY = {
 if TYPE_CHECKING:
     from lakeline import errors
     from lakeline.bulk import save
-    from lakeline.instance import connect, disconnect, init
+    from lakeline.instance import Instance, connect, disconnect, init
     from lakeline.lineage.track import finish, track
     from lakeline.lineage.tracked import tracked
     from lakeline.models import (
@@ -61,6 +62,7 @@ __all__ = [
     "Artifact",
     "Collection",
     "Feature",
+    "Instance",
     "Run",
     "RunInput",
     "Schema",

@@ -30,8 +30,9 @@ def save(records: Iterable[R], *, progress: Progress | None = None) -> list[R]:
             )
     if listed and not any(isinstance(r, Artifact) for r in listed):
         from lakeline.annotations.records import save_records
+        from lakeline.instance import current
 
-        return save_records(listed)  # type: ignore[return-value]
+        return save_records(listed, current())  # type: ignore[return-value]
     others = [r for r in listed if not isinstance(r, Artifact)]
     if others:
         from lakeline.errors import LakelineError
@@ -41,5 +42,6 @@ def save(records: Iterable[R], *, progress: Progress | None = None) -> list[R]:
             "separate calls"
         )
     from lakeline.artifacts.save import save_artifacts
+    from lakeline.instance import current
 
-    return save_artifacts(listed, progress=progress)  # type: ignore[return-value]
+    return save_artifacts(listed, current(), progress=progress)  # type: ignore[return-value]

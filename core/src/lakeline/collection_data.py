@@ -70,7 +70,7 @@ def cache_members(
         task = bar.add_task("cache", total=len(members))
 
         def one(member: Artifact) -> str:
-            path = cache(member)
+            path = cache(member, member.instance)
             bar.advance(task)
             return path
 

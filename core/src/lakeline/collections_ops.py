@@ -9,12 +9,15 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import make_transient_to_detached
 
+from lakeline.db.session import check_own, stamp
 from lakeline.errors import LakelineError
 from lakeline.ids import new_stem, suffix_index, versioned_uid
 from lakeline.models import Artifact, Collection, CollectionArtifact
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+
+    from lakeline.instance import Instance
 
 RETRIES = 5
 
@@ -44,11 +47,13 @@ def check_members(artifacts: Sequence[Artifact]) -> list[Artifact]:
     return members
 
 
-def save_collection(collection: Collection, members: Sequence[Artifact]) -> Collection:
-    """Write the collection and its ordered members in one transaction (idempotent by key)."""
-    from lakeline.instance import current
-
-    instance = current()
+def save_collection(
+    collection: Collection, members: Sequence[Artifact], instance: Instance
+) -> Collection:
+    """Write the collection and its ordered members (records of `instance`) into `instance`
+    in one transaction (idempotent by key)."""
+    for member in members:
+        check_own(member, instance)
     digest = members_hash(members)
     for attempt in range(RETRIES):
         try:
@@ -62,6 +67,7 @@ def save_collection(collection: Collection, members: Sequence[Artifact]) -> Coll
                 existing = session.scalars(stmt.order_by(Collection.is_latest.desc())).first()
                 if existing is not None:
                     _adopt(collection, existing)
+                    stamp(collection, instance)
                     return collection
                 previous = None
                 if collection.key is not None:
@@ -108,11 +114,9 @@ def _adopt(target: Collection, source: Collection) -> None:
     make_transient_to_detached(target)
 
 
-def collection_members(collection: Collection) -> list[Artifact]:
-    """The collection's artifacts, in order."""
-    from lakeline.instance import current
-
-    with current().sessions.read() as session:
+def collection_members(collection: Collection, instance: Instance) -> list[Artifact]:
+    """The collection's artifacts (it is a record of `instance`), in order."""
+    with instance.sessions.read() as session:
         stmt = (
             select(Artifact)
             .join(CollectionArtifact, CollectionArtifact.artifact_id == Artifact.id)
@@ -122,13 +126,12 @@ def collection_members(collection: Collection) -> list[Artifact]:
         return list(session.scalars(stmt))
 
 
-def delete_collection(collection: Collection) -> None:
+def delete_collection(collection: Collection, instance: Instance) -> None:
     """Delete this collection version (its artifacts stay); the previous becomes latest."""
-    from lakeline.instance import current
-
     if collection.id is None:
         raise LakelineError("this collection was never saved: there is nothing to delete")
-    with current().sessions.write() as session:
+    check_own(collection, instance)
+    with instance.sessions.write() as session:
         record = session.get(Collection, collection.id)
         if record is None:
             raise LakelineError(f"collection {collection.uid} no longer exists")

@@ -35,6 +35,14 @@ class DatabasePermissionDenied(DatabaseError):
     """The database role (or file permissions) do not allow the operation."""
 
 
+class ReadOnlyInstance(LakelineError):
+    """A write through an instance opened read-only (`using()`, `ll.Instance(name)`)."""
+
+
+class ForeignRecord(LakelineError, ValueError):
+    """A record of one instance used where a record of another is needed."""
+
+
 class SchemaOutOfDate(LakelineError):
     """The database schema and this version of lakeline disagree."""
 

@@ -17,7 +17,13 @@ from lakeline.config import (
     set_current,
     validate_name,
 )
-from lakeline.errors import DatabaseUnreachable, LakelineError, NotConnected, StorageError
+from lakeline.errors import (
+    DatabaseUnreachable,
+    LakelineError,
+    NotConnected,
+    SchemaOutOfDate,
+    StorageError,
+)
 from lakeline.ids import new_uid
 from lakeline.storage.keys import INTERNAL_PREFIX, REFERENCE_STORAGE
 from lakeline.storage.roots import filesystem, join, normalize_root, protocol_of, strip_protocol
@@ -30,25 +36,45 @@ if TYPE_CHECKING:
     from lakeline.models import Storage, User
 
 _current: Instance | None = None
+_opened: dict[str, Instance] = {}  # instances opened read-only by name (`using()`)
 _lock = threading.RLock()
 
 
 class Instance:
-    """A connected instance: its engine, sessions, default storage and the current user."""
+    """An instance: its engine, sessions, default storage and the current user.
 
-    def __init__(self, config: InstanceConfig, engine: Engine) -> None:
+    `Instance("atlas")` opens instance `atlas` read-only, without changing the current one
+    (query it with `ll.Artifact.using(atlas)`); `connect()`/`init()` give the writable one.
+    """
+
+    def __init__(
+        self,
+        config: InstanceConfig | str,
+        engine: Engine | None = None,
+        *,
+        read_only: bool = False,
+    ) -> None:
         from lakeline.db.session import SessionFactory
 
+        if isinstance(config, str):  # by name: read-only
+            config, engine, read_only = _open_engine(config)
+        if engine is None:
+            raise TypeError("Instance(config, engine): an InstanceConfig needs its engine")
         self.config = config
         self.engine = engine
-        self.sessions: SessionFactory = SessionFactory(engine)
+        self.read_only = read_only
+        self.sessions: SessionFactory = SessionFactory(engine, self, read_only=read_only)
         self._storages: dict[int, Storage] = {}
         self._default_storage_id: int | None = None
         self._user: User | None = None
         self.created = False  # set by init() when it created the instance (not joined it)
 
     def __repr__(self) -> str:
-        return f"Instance(name={self.name!r}, db={self.dialect}, storage={self.config.storage!r})"
+        mode = ", read_only=True" if self.read_only else ""
+        return (
+            f"Instance(name={self.name!r}, db={self.dialect}, storage={self.config.storage!r}"
+            f"{mode})"
+        )
 
     @property
     def name(self) -> str:
@@ -340,6 +366,41 @@ def migrate(name: str | None = None) -> tuple[str | None, str, str | None]:
     return before, HEAD_REVISION, backup
 
 
+def _open_engine(name: str) -> tuple[InstanceConfig, Engine, bool]:
+    """Config and a read-only engine for instance `name`, its schema checked (never migrated:
+    another instance is read as it is, and a schema newer or older than this lakeline's is
+    refused with the revision named)."""
+    from lakeline.db.engine import make_engine
+    from lakeline.db.migrate import ensure_schema
+
+    config = load_config(validate_name(name))
+    engine = make_engine(config.db, create=False, read_only=True)
+    try:
+        _probe(engine, config.db)
+        ensure_schema(engine, auto_migrate=False)
+    except SchemaOutOfDate as exc:
+        engine.dispose()
+        raise SchemaOutOfDate(f"instance {name!r}: {exc}") from exc
+    except BaseException:
+        engine.dispose()
+        raise
+    return config, engine, True
+
+
+def open_instance(name: str | Instance) -> Instance:
+    """Instance `name` opened read-only (once per process), or `name` itself if an Instance.
+    The current instance is not changed."""
+    if isinstance(name, Instance):
+        return name
+    if not isinstance(name, str):
+        raise TypeError(f"an instance name or Instance, not {type(name).__name__}")
+    with _lock:
+        found = _opened.get(name)
+        if found is None:
+            found = _opened[name] = Instance(name)
+        return found
+
+
 def _set_global(instance: Instance | None) -> None:
     global _current
     with _lock:
@@ -349,8 +410,12 @@ def _set_global(instance: Instance | None) -> None:
 
 
 def disconnect() -> None:
-    """Forget the instance this process is connected to."""
+    """Forget the instance this process is connected to (and those opened read-only)."""
     _set_global(None)
+    with _lock:
+        for opened in _opened.values():
+            opened.engine.dispose()
+        _opened.clear()
 
 
 def connected() -> Instance | None:

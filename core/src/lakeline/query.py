@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from sqlalchemy.orm import Session
 
+    from lakeline.instance import Instance
+
 M = TypeVar("M")
 
 OPERATORS = frozenset(
@@ -132,10 +134,12 @@ def _prefix_range(column: Any, prefix: str) -> ColumnElement[bool] | None:
 
 
 class QuerySet(Generic[M]):
-    """A lazy, chainable query over one registry; runs when iterated or asked for results."""
+    """A lazy, chainable query over one registry of one instance; runs when iterated or asked
+    for results. Records it returns carry that instance (`record.instance`)."""
 
-    def __init__(self, model: type[M]) -> None:
+    def __init__(self, model: type[M], instance: Instance) -> None:
         self.model = model
+        self.instance = instance
         self._lookups: list[tuple[bool, dict[str, Any]]] = []
         self._expressions: list[ColumnElement[bool]] = []
         self._order: list[str] = []
@@ -147,7 +151,7 @@ class QuerySet(Generic[M]):
         self._annotations: dict[str, Any] = {}  # feature name -> (id, dtype), for lookups
 
     def _clone(self) -> QuerySet[M]:
-        clone: QuerySet[M] = QuerySet(self.model)
+        clone: QuerySet[M] = QuerySet(self.model, self.instance)
         clone._lookups = list(self._lookups)
         clone._expressions = list(self._expressions)
         clone._order = list(self._order)
@@ -288,9 +292,7 @@ class QuerySet(Generic[M]):
         return conditions, list(joins.values())
 
     def _dialect(self) -> str:
-        from lakeline.instance import current
-
-        return current().dialect
+        return self.instance.dialect
 
     @property
     def statement(self) -> Select[tuple[M]]:
@@ -354,9 +356,7 @@ class QuerySet(Generic[M]):
     # -- running --------------------------------------------------------------------------------
 
     def _session(self) -> Any:
-        from lakeline.instance import current
-
-        return current().sessions.read()
+        return self.instance.sessions.read()
 
     def all(self) -> list[M]:
         """Every matching record."""
@@ -372,8 +372,11 @@ class QuerySet(Generic[M]):
         found = self.limit(1).all()
         return found[0] if found else None
 
-    def get(self, **lookups: Any) -> M:
-        """The one record matching `lookups`; DoesNotExist or MultipleFound otherwise."""
+    def get(self, uid: str | None = None, /, **lookups: Any) -> M:
+        """The one record with this uid (12 characters: the latest version of that stem) or
+        matching `lookups`; DoesNotExist or MultipleFound otherwise."""
+        if uid is not None:
+            lookups["uid"] = uid
         uid = lookups.get("uid")
         if isinstance(uid, str) and issubclass(self.model, VersionedMixin) and len(uid) == 12:
             lookups = {**{k: v for k, v in lookups.items() if k != "uid"}, "stem": uid}
@@ -420,7 +423,7 @@ class QuerySet(Generic[M]):
 
         if self.model.__name__ != "Artifact":
             raise QueryError(f"open() reads artifacts, not {self.model.__name__} records")
-        return open_tables(self.all())  # type: ignore[arg-type]
+        return open_tables(self.all(), self.instance)  # type: ignore[arg-type]
 
     def to_dataframe(
         self, columns: Sequence[str] | None = None, *, features: bool = False
@@ -465,7 +468,7 @@ class QuerySet(Generic[M]):
         return frame.set_index("uid")
 
     def __repr__(self) -> str:
-        return f"<QuerySet {self.model.__name__} {self._lookups or ''}>"
+        return f"<QuerySet {self.model.__name__} of {self.instance.name} {self._lookups or ''}>"
 
 
 def _long_in(column: Any, spec: Any, values: list[Any], include: bool, dialect: str) -> Any:
@@ -556,11 +559,9 @@ def _condition(column: Any, spec: Any, lookup: str, op: str, value: Any, dialect
     raise QueryError(f"unknown operator {op!r} in {lookup!r}")  # pragma: no cover
 
 
-def get_by_id(model: type[M], record_id: int) -> M:
-    """The record of `model` with primary key `record_id`."""
-    from lakeline.instance import current
-
-    with current().sessions.read() as session:
+def get_by_id(model: type[M], record_id: int, instance: Instance) -> M:
+    """The record of `model` with primary key `record_id` in `instance`."""
+    with instance.sessions.read() as session:
         record = session.get(model, record_id)
     if record is None:
         raise DoesNotExist(f"no {model.__name__} with id {record_id}")

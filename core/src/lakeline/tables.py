@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from lakeline.errors import IncompatibleMembers, LakelineError, UnsupportedObject
 
 if TYPE_CHECKING:
+    from lakeline.instance import Instance
     from lakeline.models import Artifact
 
 KEY_COLUMN = "artifact_key"
@@ -50,13 +51,14 @@ def _arrow_fs(fs: Any) -> Any:
     return pafs.PyFileSystem(pafs.FSSpecHandler(fs))
 
 
-def open_tables(artifacts: Iterable[Artifact]) -> Any:
-    """One lazy pyarrow dataset over the artifacts' rows, with their key in `artifact_key`."""
+def open_tables(artifacts: Iterable[Artifact], instance: Instance | None = None) -> Any:
+    """One lazy pyarrow dataset over the artifacts' rows, with their key in `artifact_key`.
+    `instance`: the one the artifacts belong to (default: the instance of the first)."""
     import pyarrow as pa
     import pyarrow.dataset as ds
 
     from lakeline.artifacts.access import require_bytes
-    from lakeline.instance import current
+    from lakeline.db.session import check_own
     from lakeline.lineage.usage import note_use
     from lakeline.storage.roots import join, strip_protocol
 
@@ -65,10 +67,11 @@ def open_tables(artifacts: Iterable[Artifact]) -> Any:
         raise LakelineError("no artifacts to open: the query matched none")
     name = _format_of(members)
     file_format = ds.ParquetFileFormat() if name == "parquet" else ds.CsvFileFormat()
-    instance = current()
+    instance = instance or members[0].instance
     by_storage: dict[int, list[Artifact]] = {}
     for artifact in members:
-        require_bytes(artifact)
+        check_own(artifact, instance)
+        require_bytes(artifact, instance)
         by_storage.setdefault(artifact.storage_id, []).append(artifact)
     schema = None
     children = []
@@ -95,7 +98,7 @@ def open_tables(artifacts: Iterable[Artifact]) -> Any:
             )
         )
     for artifact in members:
-        note_use(artifact)
+        note_use(artifact, instance)
     return children[0] if len(children) == 1 else ds.UnionDataset(schema, children)
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import select
 if TYPE_CHECKING:
     from rich.tree import Tree
 
+    from lakeline.instance import Instance
     from lakeline.models import Artifact
 
 
@@ -32,12 +33,12 @@ def _value_text(value: Any) -> str:
     return _text(value.isoformat() if hasattr(value, "isoformat") else value)
 
 
-def describe_tree(artifact: Artifact) -> Tree:
-    """The artifact as a rich Tree."""
+def describe_tree(artifact: Artifact, instance: Instance) -> Tree:
+    """The artifact (a record of `instance`) as a rich Tree."""
     from rich.tree import Tree
 
     from lakeline.annotations.values import collect_values
-    from lakeline.instance import current
+    from lakeline.artifacts.locate import artifact_url
     from lakeline.models import (
         ArtifactSchema,
         ArtifactULabel,
@@ -63,13 +64,17 @@ def describe_tree(artifact: Artifact) -> Tree:
     for label, value in details:
         if value is not None and value != "None:None":
             tree.add(_line(label, value))
-    with current().sessions.read() as session:
+    with instance.sessions.read() as session:
         storage = session.get(Storage, artifact.storage_id)
         if storage is not None:
             where = "in place" if artifact.in_place else "stored"
             tree.add(_line("storage", f"{storage.root} ({where}: {artifact.store_key})"))
         if artifact.available is False:
-            tree.add(_line("reference to", f"{artifact.location} (lakeline holds no bytes)"))
+            tree.add(
+                _line(
+                    "reference to", f"{artifact_url(artifact, instance)} (lakeline holds no bytes)"
+                )
+            )
         if artifact.run_id is not None:
             run = session.get(Run, artifact.run_id)
             if run is not None:
@@ -115,8 +120,8 @@ def describe_tree(artifact: Artifact) -> Tree:
     return tree
 
 
-def describe(artifact: Artifact) -> None:
+def describe(artifact: Artifact, instance: Instance) -> None:
     """Print the artifact's tree."""
     from rich.console import Console
 
-    Console(highlight=False).print(describe_tree(artifact))
+    Console(highlight=False).print(describe_tree(artifact, instance))

@@ -93,7 +93,7 @@ def _matching(query: QuerySet[Any], target: type[Any], rest: list[str], op: str,
     if not rest:
         value = _record_id(value)
     suffix = "" if op == "exact" else f"__{op}"
-    inner = QuerySet(target).filter(**{field + suffix: value})
+    inner = QuerySet(target, query.instance).filter(**{field + suffix: value})
     statement = inner._statement(select(target.id), ordered=False)
     with query._session() as session:
         ids = list(session.scalars(statement.limit(INLINE_IDS + 1)))

@@ -15,6 +15,7 @@ from lakeline.errors import AnnotationError, InvalidValue
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from lakeline.instance import Instance
     from lakeline.models import Feature, Schema, ULabel
     from lakeline.models.base import Base
 
@@ -78,15 +79,16 @@ def schema_members(
     return members
 
 
-def save_records(records: Sequence[Base]) -> list[Base]:
-    """Save Feature, ULabel and Schema records in one transaction; each returned record is
-    the saved one, or the existing record it duplicates."""
-    from lakeline.instance import current
-    from lakeline.lineage.context import current_run
+def save_records(records: Sequence[Base], instance: Instance) -> list[Base]:
+    """Save Feature, ULabel and Schema records into `instance` in one transaction; each
+    returned record is the saved one, or the existing record it duplicates."""
+    from lakeline.db.session import check_own
+    from lakeline.lineage.context import current_run_in
     from lakeline.models import Feature, Schema, ULabel
 
-    instance = current()
-    run = current_run()
+    for record in records:
+        check_own(record, instance)
+    run = current_run_in(instance)
     saver = _Saver(instance.user.id, None if run is None else run.id)
     kinds = (ULabel, Feature, Schema)
     for record in records:
@@ -95,7 +97,7 @@ def save_records(records: Sequence[Base]) -> list[Base]:
                 f"cannot save {record!r} with Features, ULabels and Schemas: save artifacts "
                 "and collections in a call of their own"
             )
-    _warn_similar(records)
+    _warn_similar(records, instance)
     with instance.sessions.write() as session:
         saver.session = session
         # label types first (labels name them), then labels, features (their dtype names
@@ -107,7 +109,7 @@ def save_records(records: Sequence[Base]) -> list[Base]:
     return [saver.saved.get(id(r), r) for r in records]
 
 
-def _warn_similar(records: Sequence[Base]) -> None:
+def _warn_similar(records: Sequence[Base], instance: Instance) -> None:
     """A SimilarNameWarning for new labels and features whose name is close to an existing
     one's (case, punctuation, a typo): one batched pass per registry (lakeline.validation)."""
     from lakeline.models import Feature, ULabel
@@ -119,7 +121,7 @@ def _warn_similar(records: Sequence[Base]) -> None:
             new[type(record)].append(record.name)
     for model, names in new.items():
         if names:  # stacklevel 4: here, save_records, ULabel.save() or ll.save(), the user
-            check_new_names(model, names, stacklevel=4)
+            check_new_names(model, names, instance=instance, stacklevel=4)
 
 
 class _Saver:

@@ -12,12 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, insert, select
 
+from lakeline.db.session import check_own
 from lakeline.errors import AnnotationError
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from lakeline.annotations.dtypes import DType
+    from lakeline.instance import Instance
     from lakeline.models import Artifact, Feature, Schema, ULabel
     from lakeline.query import QuerySet
 
@@ -28,15 +30,14 @@ def _saved(artifact: Artifact) -> int:
     return artifact.id
 
 
-def _stamp() -> dict[str, Any]:
-    from lakeline.instance import current
-    from lakeline.lineage.context import current_run
+def _stamp(instance: Instance) -> dict[str, Any]:
+    from lakeline.lineage.context import current_run_in
     from lakeline.models.base import utcnow
 
-    run = current_run()
+    run = current_run_in(instance)
     return {
         "run_id": None if run is None else run.id,
-        "created_by_id": current().user.id,
+        "created_by_id": instance.user.id,
         "created_at": utcnow(),
     }
 
@@ -161,8 +162,9 @@ def _link_labels(
 class FeatureManager:
     """`artifact.features`: add and read the artifact's feature values."""
 
-    def __init__(self, artifact: Artifact) -> None:
+    def __init__(self, artifact: Artifact, instance: Instance) -> None:
         self._artifact = artifact
+        self._instance = instance  # the artifact's
 
     def __repr__(self) -> str:
         return f"<features of {self._artifact!r}>"
@@ -174,7 +176,6 @@ class FeatureManager:
         values of a categorical feature are labels, added to the ones it has.
         """
         from lakeline.annotations.dtypes import values_of
-        from lakeline.instance import current
         from lakeline.models import FeatureValue
 
         artifact_id = _saved(self._artifact)
@@ -182,8 +183,8 @@ class FeatureManager:
             raise AnnotationError(
                 f"add_values takes a dict of feature name -> value, got {values!r}"
             )
-        stamp = _stamp()
-        with current().sessions.write() as session:
+        stamp = _stamp(self._instance)
+        with self._instance.sessions.write() as session:
             features = features_named(session, list(values))
             rows: list[dict[str, Any]] = []
             links: list[tuple[ULabel, int | None]] = []
@@ -218,15 +219,15 @@ class FeatureManager:
     def add_schema(self, schema: Schema, slot: str = "") -> None:
         """Link the saved `schema` (the artifact's feature set; `slot`: the part of a
         composite artifact it describes, e.g. "obs"), replacing that slot's schema."""
-        from lakeline.instance import current
         from lakeline.models import ArtifactSchema, Schema
 
         artifact_id = _saved(self._artifact)
         if not isinstance(schema, Schema) or schema.id is None:
             raise AnnotationError(f"add_schema takes a saved Schema, got {schema!r}")
-        stamp = _stamp()
+        check_own(schema, self._instance)
+        stamp = _stamp(self._instance)
         del stamp["created_by_id"]
-        with current().sessions.write() as session:
+        with self._instance.sessions.write() as session:
             session.execute(
                 delete(ArtifactSchema).where(
                     ArtifactSchema.artifact_id == artifact_id, ArtifactSchema.slot == slot
@@ -238,10 +239,9 @@ class FeatureManager:
     def get_values(self) -> dict[str, Any]:
         """{feature name: value}: a list for list features, label names for categoricals
         (one name, or a sorted list when there are several)."""
-        from lakeline.instance import current
 
         artifact_id = _saved(self._artifact)
-        with current().sessions.read() as session:
+        with self._instance.sessions.read() as session:
             return collect_values(session, [artifact_id]).get(artifact_id, {})
 
 
@@ -304,8 +304,9 @@ def _by_columns(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
 class LabelManager:
     """`artifact.labels`: add and read the artifact's labels."""
 
-    def __init__(self, artifact: Artifact) -> None:
+    def __init__(self, artifact: Artifact, instance: Instance) -> None:
         self._artifact = artifact
+        self._instance = instance  # the artifact's
 
     def __repr__(self) -> str:
         return f"<labels of {self._artifact!r}>"
@@ -313,7 +314,6 @@ class LabelManager:
     def add(self, labels: ULabel | Sequence[ULabel], feature: Feature | str | None = None) -> None:
         """Link saved labels to the artifact (one transaction); with `feature`, as values of
         that categorical feature (they must be of its label type)."""
-        from lakeline.instance import current
         from lakeline.models import ULabel
 
         artifact_id = _saved(self._artifact)
@@ -323,8 +323,9 @@ class LabelManager:
                 raise AnnotationError(f"labels.add takes ULabels, got {label!r}")
             if label.id is None:
                 raise AnnotationError(f"save label {label.name!r} before annotating with it")
-        stamp = _stamp()
-        with current().sessions.write() as session:
+            check_own(label, self._instance)
+        stamp = _stamp(self._instance)
+        with self._instance.sessions.write() as session:
             feature_id = None
             if feature is not None:
                 name = feature if isinstance(feature, str) else feature.name
@@ -352,4 +353,4 @@ class LabelManager:
             name = feature if isinstance(feature, str) else feature.name
             feature_id = select(Feature.id).where(Feature.name == name).scalar_subquery()
             linked = linked.where(ArtifactULabel.feature_id == feature_id)
-        return QuerySet(ULabel).filter(ULabel.id.in_(linked)).order_by("name")
+        return QuerySet(ULabel, self._instance).filter(ULabel.id.in_(linked)).order_by("name")

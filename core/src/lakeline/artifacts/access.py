@@ -31,6 +31,7 @@ from lakeline.storage.roots import join, protocol_of, strip_protocol
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
 
+    from lakeline.instance import Instance
     from lakeline.models import Artifact, Storage
 
 log = logging.getLogger(__name__)
@@ -69,13 +70,10 @@ def _misaddressed(artifact: Artifact) -> str:
     return f"the recorded hash of {_label(artifact)} is not the one its object is stored under"
 
 
-def stored_problem(artifact: Artifact, *, full: bool = False) -> str | None:
-    """What is wrong with an artifact's stored bytes, or None. The cheap check (size, tag,
-    content address) unless `full`: then the bytes are hashed. A tag that alone differs is
-    settled by hashing, and refreshed when the hash agrees."""
-    from lakeline.instance import current
-
-    instance = current()
+def stored_problem(artifact: Artifact, instance: Instance, *, full: bool = False) -> str | None:
+    """What is wrong with an artifact's stored bytes (in `instance`), or None. The cheap check
+    (size, tag, content address) unless `full`: then the bytes are hashed. A tag that alone
+    differs is settled by hashing, and refreshed when the hash agrees."""
     storage = instance.storage_by_id(artifact.storage_id)
     fs = instance.fs(storage)
     location = join(storage.root, artifact.store_key)
@@ -99,21 +97,20 @@ def stored_problem(artifact: Artifact, *, full: bool = False) -> str | None:
             f"{artifact.hash_type} hash: they changed since it was saved"
         )
     if stored.tag != artifact.store_tag:
-        _retag(artifact, stored)
+        _retag(artifact, stored, instance)
     return None
 
 
-def _retag(artifact: Artifact, stored: Fingerprint) -> None:
+def _retag(artifact: Artifact, stored: Fingerprint, instance: Instance) -> None:
     """Record the tag of bytes that were hashed and found right (best effort: a read-only
-    database role keeps the old tag, and reads keep hashing)."""
+    database role or instance keeps the old tag, and reads keep hashing)."""
     from sqlalchemy import update
     from sqlalchemy.orm.attributes import set_committed_value
 
-    from lakeline.instance import current
     from lakeline.models import Artifact as Model
 
     try:
-        with current().sessions.write() as session:
+        with instance.sessions.write() as session:
             session.execute(
                 update(Model).where(Model.id == artifact.id).values(store_tag=stored.tag)
             )
@@ -123,13 +120,13 @@ def _retag(artifact: Artifact, stored: Fingerprint) -> None:
     set_committed_value(artifact, "store_tag", stored.tag)
 
 
-def _check(artifact: Artifact) -> None:
-    problem = stored_problem(artifact)
+def _check(artifact: Artifact, instance: Instance) -> None:
+    problem = stored_problem(artifact, instance)
     if problem is not None:
         raise IntegrityProblem(problem)
 
 
-def require_bytes(artifact: Artifact) -> None:
+def require_bytes(artifact: Artifact, instance: Instance) -> None:
     """Raise `ArtifactUnavailable` for a reference (unless its bytes were saved since this
     object was loaded: then the object takes on the record's new state)."""
     if artifact.available is not False:
@@ -138,38 +135,36 @@ def require_bytes(artifact: Artifact) -> None:
 
     from lakeline.artifacts.locate import artifact_url
     from lakeline.artifacts.reference import unavailable_message
-    from lakeline.instance import current
     from lakeline.models import Artifact
 
     if artifact.id is not None:
-        with current().sessions.read() as session:
+        with instance.sessions.read() as session:
             record = session.get(Artifact, artifact.id)
         if record is not None and record.available:
             for column in Artifact.__table__.columns:
                 set_committed_value(artifact, column.key, getattr(record, column.key))
             return
-    raise ArtifactUnavailable(unavailable_message(artifact, artifact_url(artifact)))
+    raise ArtifactUnavailable(unavailable_message(artifact, artifact_url(artifact, instance)))
 
 
-def cache(artifact: Artifact) -> str:
-    """A local path to the artifact's bytes; remote bytes are downloaded once and verified."""
+def cache(artifact: Artifact, instance: Instance) -> str:
+    """A local path to the bytes of `artifact` (a record of `instance`); remote bytes are
+    downloaded once and verified."""
     from lakeline.lineage.usage import note_use
 
-    require_bytes(artifact)
-    path = _cached_path(artifact)
-    note_use(artifact)
+    require_bytes(artifact, instance)
+    path = _cached_path(artifact, instance)
+    note_use(artifact, instance)
     return path
 
 
-def _cached_path(artifact: Artifact) -> str:
+def _cached_path(artifact: Artifact, instance: Instance) -> str:
     from lakeline.artifacts.transfer import remove_local
-    from lakeline.instance import current
 
-    instance = current()
     storage = instance.storage_by_id(artifact.storage_id)
     location = join(storage.root, artifact.store_key)
     if protocol_of(location) == "local":
-        _check(artifact)
+        _check(artifact, instance)
         return location
     if not _addressed(artifact):
         raise IntegrityProblem(_misaddressed(artifact))
@@ -218,16 +213,16 @@ def _format(artifact: Artifact) -> Any:
     return for_suffix(artifact.suffix)
 
 
-def load(artifact: Artifact, **kwargs: Any) -> Any:
+def load(artifact: Artifact, instance: Instance, **kwargs: Any) -> Any:
     """The artifact as an in-memory object, through its format plugin."""
-    require_bytes(artifact)
+    require_bytes(artifact, instance)
     fmt = _format(artifact)
     if fmt is None or fmt.load is None:
         raise UnsupportedObject(
             f"no format loads {artifact.suffix or 'suffix-less'!r} files: use .cache() for a "
             "local path, or .open() for a file handle"
         )
-    path = cache(artifact)
+    path = cache(artifact, instance)
     return _through(fmt, "load", artifact, lambda: fmt.load(path, **kwargs))
 
 
@@ -247,19 +242,17 @@ def _through(fmt: Any, verb: str, artifact: Artifact, call: Any) -> Any:
         ) from exc
 
 
-def open_artifact(artifact: Artifact, **kwargs: Any) -> Any:
+def open_artifact(artifact: Artifact, instance: Instance, **kwargs: Any) -> Any:
     """A lazy handle on the artifact (streams from remote storage where the format can)."""
-    from lakeline.instance import current
     from lakeline.lineage.usage import note_use
 
-    require_bytes(artifact)
-    note_use(artifact)
+    require_bytes(artifact, instance)
+    note_use(artifact, instance)
     fmt = _format(artifact)
-    instance = current()
     storage = instance.storage_by_id(artifact.storage_id)
     fs = instance.fs(storage)
     location = join(storage.root, artifact.store_key)
-    _check(artifact)  # a stat, or a HEAD request: size and mtime or ETag as saved
+    _check(artifact, instance)  # a stat, or a HEAD request: size and mtime or ETag as saved
     if fmt is None or fmt.open is None:
         if artifact.n_files is not None:
             raise UnsupportedObject(
@@ -269,7 +262,7 @@ def open_artifact(artifact: Artifact, **kwargs: Any) -> Any:
     if fmt.open_needs_local or protocol_of(location) == "local":
         from fsspec.implementations.local import LocalFileSystem
 
-        path = cache(artifact)
+        path = cache(artifact, instance)
         return _through(fmt, "open", artifact, lambda: fmt.open(path, LocalFileSystem(), **kwargs))
     remote = strip_protocol(location)
     return _through(fmt, "open", artifact, lambda: fmt.open(remote, fs, **kwargs))

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def delete_artifact(artifact: Artifact, *, delete_bytes: bool = True) -> None:
+def delete_artifact(artifact: Artifact, instance: Instance, *, delete_bytes: bool = True) -> None:
     """Delete one artifact version; the previous version becomes the latest again.
 
     Bytes registered in place (a file inside a storage root) are never removed: lakeline
@@ -31,11 +31,11 @@ def delete_artifact(artifact: Artifact, *, delete_bytes: bool = True) -> None:
     no record references them, in the same transaction, under the lock a save of the same
     bytes takes (so a save racing this delete never ends with a record without bytes).
     """
-    from lakeline.instance import current
+    from lakeline.db.session import check_own
 
     if artifact.id is None:
         raise LakelineError("this artifact was never saved: there is nothing to delete")
-    instance = current()
+    check_own(artifact, instance)
     trash: list[tuple[str, str]] = []
     try:
         _delete_record(instance, artifact, delete_bytes, trash)

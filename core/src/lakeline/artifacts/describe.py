@@ -17,6 +17,9 @@ from lakeline.storage.walk import not_a_file
 from lakeline.values import validate_label
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from lakeline.instance import Instance
     from lakeline.models import Artifact, Run
 
 
@@ -42,7 +45,12 @@ def _check_suffix(key: str | None, suffix: str, what: str) -> None:
         )
 
 
-def _describe_path(artifact: Artifact, data: str | os.PathLike[str], key: str | None) -> None:
+def _describe_path(
+    artifact: Artifact,
+    data: str | os.PathLike[str],
+    key: str | None,
+    instance: Callable[[], Instance],
+) -> None:
     text = os.fspath(data)
     protocol = protocol_of(text)
     if protocol == "local":
@@ -66,7 +74,7 @@ def _describe_path(artifact: Artifact, data: str | os.PathLike[str], key: str | 
         from lakeline.artifacts.locate import fs_for_location
 
         location = normalize_root(text)
-        fs = fs_for_location(location)
+        fs = fs_for_location(location, instance())
         try:
             exists = fs.exists(strip_protocol(location))
             is_dir = exists and fs.isdir(strip_protocol(location))
@@ -125,8 +133,10 @@ def prepare(
     version: str | None,
     format: str | None,
     run: Run | None,
+    instance: Callable[[], Instance],
 ) -> None:
-    """Fill in what is known before saving; raise on a bad path, key or object."""
+    """Fill in what is known before saving; raise on a bad path, key or object. `instance()`
+    gives the instance whose storages (and their options) read a URL."""
     if key is not None:
         key = validate_key(key)
     if description is not None and not isinstance(description, str):
@@ -135,7 +145,7 @@ def prepare(
     if isinstance(data, (str, os.PathLike)):
         if format is not None:
             raise TypeError("format= applies to objects; a path is stored as it is")
-        _describe_path(artifact, data, key)
+        _describe_path(artifact, data, key, instance)
     else:
         _describe_object(artifact, data, key, format)
     artifact.key = key
@@ -146,3 +156,32 @@ def prepare(
         if run.id is None:
             raise ValueError("the run must be saved before artifacts can point to it")
         artifact.run_id = run.id
+
+
+def describe_new(
+    data: Any,
+    instance: Callable[[], Instance],
+    *,
+    key: str | None = None,
+    kind: str | None = None,
+    run: Run | None = None,
+) -> Artifact:
+    """`Artifact(data, key=, kind=, run=)` whose URL is read through `instance()`'s storages
+    (the constructor uses the current instance's)."""
+    from sqlalchemy.orm.instrumentation import manager_of_class
+
+    from lakeline.models import Artifact
+
+    artifact: Artifact = manager_of_class(Artifact).new_instance()
+    prepare(
+        artifact,
+        data,
+        key=key,
+        description=None,
+        kind=kind,
+        version=None,
+        format=None,
+        run=run,
+        instance=instance,
+    )
+    return artifact

@@ -10,17 +10,18 @@ from lakeline.storage.roots import filesystem, join, protocol_of, relative_key
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
 
+    from lakeline.instance import Instance
     from lakeline.models import Artifact, Storage
 
 
-def fs_for_location(location: str, *, normalized: bool = False) -> AbstractFileSystem:
-    """The filesystem for a location, with the options of the storage that contains it.
+def fs_for_location(
+    location: str, instance: Instance, *, normalized: bool = False
+) -> AbstractFileSystem:
+    """The filesystem for a location, with the options of the storage of `instance` that
+    contains it.
 
     `normalized=True`: `location` already went through `normalize_root`.
     """
-    from lakeline.instance import current
-
-    instance = current()
     for storage in instance.storages():
         if storage.type == REFERENCE_STORAGE:
             continue
@@ -32,16 +33,16 @@ def fs_for_location(location: str, *, normalized: bool = False) -> AbstractFileS
     return filesystem(location)
 
 
-def storage_containing(location: str, *, normalized: bool = False) -> tuple[Storage, str] | None:
-    """(storage, key inside it) when `location` lies inside a registered storage root
-    (reference storages, which hold no files, never count).
+def storage_containing(
+    location: str, instance: Instance, *, normalized: bool = False
+) -> tuple[Storage, str] | None:
+    """(storage, key inside it) when `location` lies inside a storage root registered in
+    `instance` (reference storages, which hold no files, never count).
 
     `normalized=True`: `location` already went through `normalize_root`.
     """
-    from lakeline.instance import current
-
     best: tuple[Storage, str] | None = None
-    for storage in current().storages():
+    for storage in instance.storages():
         if storage.type == REFERENCE_STORAGE or protocol_of(storage.root) != protocol_of(location):
             continue
         key = relative_key(location, storage.root, normalized=normalized)
@@ -50,17 +51,15 @@ def storage_containing(location: str, *, normalized: bool = False) -> tuple[Stor
     return best
 
 
-def artifact_url(artifact: Artifact) -> str:
-    """Full location of the artifact's bytes (local path or URL)."""
-    from lakeline.instance import current
-
-    storage = current().storage_by_id(artifact.storage_id)
+def artifact_url(artifact: Artifact, instance: Instance) -> str:
+    """Full location of the bytes of `artifact`, a record of `instance` (path or URL)."""
+    storage = instance.storage_by_id(artifact.storage_id)
     return join(storage.root, artifact.store_key)
 
 
-def artifact_path(artifact: Artifact) -> str:
+def artifact_path(artifact: Artifact, instance: Instance) -> str:
     """Where the artifact's bytes are; `ArtifactUnavailable` for a reference."""
     from lakeline.artifacts.access import require_bytes
 
-    require_bytes(artifact)
-    return artifact_url(artifact)
+    require_bytes(artifact, instance)
+    return artifact_url(artifact, instance)

@@ -40,6 +40,7 @@ from lakeline.artifacts.store import map_items as _map
 from lakeline.artifacts.store import upload as _upload
 from lakeline.db.locks import lock_keys
 from lakeline.db.rows import chunks, insert_rows, one_of
+from lakeline.db.session import check_own, stamp
 from lakeline.errors import IntegrityProblem, InvalidKey, LakelineError
 from lakeline.ids import new_stem, suffix_index, versioned_uid
 from lakeline.models import Artifact
@@ -87,7 +88,7 @@ def _plan(instance: Instance, artifact: Artifact, budget: Budget | None = None) 
     source = artifact._source
     # describe.prepare normalised the sources it was given; staged objects are in the cache
     normalized = not artifact._staged
-    contained = None if artifact._staged else storage_containing(source, normalized=True)
+    contained = None if artifact._staged else storage_containing(source, instance, normalized=True)
     key_given = artifact.key is not None
     if contained is not None:
         storage, key_in_root = contained
@@ -97,7 +98,7 @@ def _plan(instance: Instance, artifact: Artifact, budget: Budget | None = None) 
             artifact.key = validate_key(key_in_root)
     else:
         storage = instance.storage
-    fs = fs_for_location(source, normalized=normalized)
+    fs = fs_for_location(source, instance, normalized=normalized)
     path = source if protocol_of(source) == "local" else strip_protocol(source)
     is_dir = artifact._source_is_dir
     tmp: str | bytes | None = None
@@ -125,7 +126,7 @@ def _plan(instance: Instance, artifact: Artifact, budget: Budget | None = None) 
     )
 
 
-def _plan_reference(artifact: Artifact) -> Plan:
+def _plan_reference(instance: Instance, artifact: Artifact) -> Plan:
     """A reference: inside a registered storage root it is placed there (key defaulting to
     its path in the root, as for files); elsewhere in the reference storage of its scheme."""
     from lakeline.artifacts.locate import storage_containing
@@ -133,7 +134,7 @@ def _plan_reference(artifact: Artifact) -> Plan:
     location = artifact._source
     key_given = artifact.key is not None
     ref_place = reference_root(location)
-    contained = storage_containing(location, normalized=True)
+    contained = storage_containing(location, instance, normalized=True)
     if contained is None:
         return Plan(
             artifact,
@@ -205,10 +206,10 @@ def _write_records(
     New records are inserted with Core, so their objects never join the session: once the
     transaction commits they become detached records, as if loaded and the session closed.
     """
-    from lakeline.lineage.context import current_run
+    from lakeline.lineage.context import current_run_in
 
     user_id = instance.user.id
-    run = current_run() if producer_from_context else None
+    run = current_run_in(instance) if producer_from_context else None
     with instance.sessions.write() as session:
         keys = sorted({p.artifact.key for p in plans if p.artifact.key is not None})
         latest: dict[str | None, Artifact] = {}
@@ -395,24 +396,24 @@ def _finish(plans: Sequence[Plan]) -> None:
 
 def save_artifacts(
     artifacts: Sequence[Artifact],
+    instance: Instance,
     *,
     progress: Progress | None = None,
     also: InTransaction | None = None,
     producer_from_context: bool = True,
 ) -> list[Artifact]:
-    """Save new artifacts (and update changed fields of saved ones) atomically, as a batch.
+    """Save new artifacts (and update changed fields of saved ones of `instance`) into
+    `instance` atomically, as a batch.
 
     `also(session, plans)` runs inside the same transaction, after the records are flushed
     (the Recorder adds its used-by edges there). New records without a `run` take the
     current run as their producer unless `producer_from_context` is False: the Recorder
     names every producer itself, and a file a step only uses must never get one.
     """
-    from lakeline.instance import current
-
-    instance = current()
     for artifact in artifacts:
         if not isinstance(artifact, Artifact):
             raise TypeError(f"lakeline.save() takes Artifacts, got {type(artifact).__name__}")
+        check_own(artifact, instance)
     new = [a for a in artifacts if a.id is None]
     if len({id(a) for a in new}) != len(new):
         raise ValueError("the same Artifact object appears twice in one save")
@@ -441,7 +442,7 @@ def save_artifacts(
         if not getattr(artifact, "_reference", False):
             plans.append(next(planned))
         else:
-            plans.append(_plan_reference(artifact))
+            plans.append(_plan_reference(instance, artifact))
             if progress:
                 progress("hash", 1)
     try:
@@ -473,4 +474,6 @@ def save_artifacts(
         raise
     drop_unused(instance, plans)
     _finish(plans)
+    for artifact in artifacts:
+        stamp(artifact, instance)
     return list(artifacts)

@@ -22,8 +22,8 @@ def describe(ref: str, version: str | None) -> None:
     from lakeline.cli.output import console
     from lakeline.cli.resolve import resolve_artifact
 
-    use_instance()
-    console().print(describe_tree(resolve_artifact(ref, version)))
+    instance = use_instance()
+    console().print(describe_tree(resolve_artifact(ref, version), instance))
 
 
 COMMANDS = (describe,)

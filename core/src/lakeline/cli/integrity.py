@@ -40,7 +40,7 @@ def verify(keys: tuple[str, ...], every: bool) -> None:
 
     if bool(keys) == every:
         raise click.UsageError("give KEYs to verify, or --all (not both)")
-    use_instance()
+    instance = use_instance()
     query = Artifact.filter(is_latest=None, available=True)
     if keys:
         query = query.filter(key__in=list(keys))
@@ -61,7 +61,7 @@ def verify(keys: tuple[str, ...], every: bool) -> None:
     with Progress(*columns, console=console(stderr=True), transient=True) as progress:
         task = progress.add_task("verify", total=total)
         for artifact in records:
-            problem = stored_problem(artifact, full=True)
+            problem = stored_problem(artifact, instance, full=True)
             if problem is not None:
                 problems.append(problem)
                 progress.console.print(f"[red]mismatch[/red] {problem}", soft_wrap=True)

@@ -26,11 +26,12 @@ def _name_of(path: str) -> str:
 def _inside_storage(path: str) -> bool:
     """Whether `path` lies in a registered storage root (then it is registered in place)."""
     from lakeline.artifacts.locate import storage_containing
+    from lakeline.cli.group import use_instance
     from lakeline.errors import LakelineError
     from lakeline.storage.roots import normalize_root
 
     try:
-        return storage_containing(normalize_root(path)) is not None
+        return storage_containing(normalize_root(path), use_instance()) is not None
     except LakelineError:
         return False
 

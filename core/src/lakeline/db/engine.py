@@ -68,7 +68,7 @@ def _setup_sqlite_file(engine: Engine, path: str, create: bool) -> None:
             raise DisconnectionError(f"the database file {path} was deleted or replaced")
 
 
-def _setup_sqlite(engine: Engine) -> None:
+def _setup_sqlite(engine: Engine, read_only: bool = False) -> None:
     from lakeline.db.errors import busy_timeout_s
 
     timeout_ms = round(busy_timeout_s() * 1000)
@@ -82,6 +82,8 @@ def _setup_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        if read_only:  # the connection refuses every write (an instance opened with using())
+            cursor.execute("PRAGMA query_only=ON")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -140,11 +142,13 @@ def _check_on_checkout(engine: Engine) -> None:
             raise DisconnectionError(f"connection failed its ping: {exc}") from exc
 
 
-def make_engine(url: str, *, create: bool = True, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, create: bool = True, read_only: bool = False, **kwargs: Any) -> Engine:
     """Create an engine for `url` with lakeline's dialect settings; driver errors a user can
     act on are raised as LakelineErrors (`db/errors.py`).
 
     `create=False`: a SQLite file must exist already (connecting never makes an empty one).
+    `read_only`: every connection refuses writes (SQLite `query_only`, PostgreSQL
+    `default_transaction_read_only`).
     """
     from lakeline.db.errors import install
 
@@ -160,11 +164,14 @@ def make_engine(url: str, *, create: bool = True, **kwargs: Any) -> Engine:
         database = parsed.database
         if database and database != ":memory:" and not database.startswith("file:"):
             _setup_sqlite_file(engine, database, create)
-        _setup_sqlite(engine)
+        _setup_sqlite(engine, read_only)
         install(engine)
         return engine
     if parsed.get_backend_name() == "postgresql":
-        kwargs.setdefault("connect_args", {"connect_timeout": 10})
+        connect_args: dict[str, Any] = {"connect_timeout": 10}
+        if read_only:
+            connect_args["options"] = "-c default_transaction_read_only=on"
+        kwargs.setdefault("connect_args", connect_args)
         engine = create_engine(url, **kwargs)
         if "pool_pre_ping" not in kwargs:  # unless the caller chose how
             _check_on_checkout(engine)

@@ -4,19 +4,69 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session, sessionmaker
+
+if TYPE_CHECKING:
+    from lakeline.instance import Instance
+
+INSTANCE_ATTR = "_lakeline_instance"  # where a record keeps the instance it came from
+
+
+def stamp(record: Any, instance: Instance) -> None:
+    """Note on `record` the instance it belongs to (`record.instance`)."""
+    record.__dict__[INSTANCE_ATTR] = instance
+
+
+def instance_of(record: Any) -> Instance | None:
+    """The instance `record` was loaded from or written to, if known."""
+    found: Instance | None = record.__dict__.get(INSTANCE_ATTR)
+    return found
+
+
+def check_own(record: Any, instance: Instance) -> None:
+    """Refuse a loaded record of another instance where `instance`'s records are expected
+    (its id means another row there): `ForeignRecord` naming both instances."""
+    owner = instance_of(record)
+    if owner is not None and owner.uid != instance.uid and owner is not instance:
+        from lakeline.errors import ForeignRecord
+
+        raise ForeignRecord(
+            f"{type(record).__name__} {getattr(record, 'uid', '?')} belongs to instance "
+            f"{owner.name!r}, not to {instance.name!r}: a record of one instance cannot be "
+            "written to or linked in another"
+        )
+
+
+def _stamp_from_session(session: Session, record: Any) -> None:
+    instance = session.info.get("lakeline_instance")
+    if instance is not None:
+        record.__dict__[INSTANCE_ATTR] = instance
+
+
+# every record loaded or written through an instance's sessions carries that instance
+event.listen(Session, "loaded_as_persistent", _stamp_from_session)
+event.listen(Session, "pending_to_persistent", _stamp_from_session)
 
 
 class SessionFactory:
-    """Hands out sessions bound to one engine; records stay usable after commit."""
+    """Hands out sessions bound to one engine; records stay usable after commit.
 
-    def __init__(self, engine: Engine) -> None:
+    With `instance`, every record its sessions load or write carries it (`record.instance`);
+    `read_only` refuses write transactions (`ReadOnlyInstance`)."""
+
+    def __init__(
+        self, engine: Engine, instance: Instance | None = None, *, read_only: bool = False
+    ) -> None:
         self.engine = engine
-        self._read = sessionmaker(engine, expire_on_commit=False)
+        self.instance = instance
+        self.read_only = read_only
+        info = {"lakeline_instance": instance} if instance is not None else {}
+        self._read = sessionmaker(engine, expire_on_commit=False, info=info)
         self._write = sessionmaker(
-            engine.execution_options(lakeline_write=True), expire_on_commit=False
+            engine.execution_options(lakeline_write=True), expire_on_commit=False, info=info
         )
 
     @contextmanager
@@ -28,5 +78,14 @@ class SessionFactory:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A transaction committed on success and rolled back on any error."""
+        if self.read_only:
+            from lakeline.errors import ReadOnlyInstance
+
+            name = self.instance.name if self.instance is not None else "this instance"
+            raise ReadOnlyInstance(
+                f"instance {name!r} is open read-only (through using() or ll.Instance()): "
+                "nothing can be written to it from here; connect to it to write "
+                f"(lakeline.connect({name!r}))"
+            )
         with self._write() as session, session.begin():
             yield session

@@ -21,6 +21,7 @@ from lakeline.errors import LakelineError
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from lakeline.instance import Instance
     from lakeline.models import Artifact, Run, RunInput, Storage, Transform, User
 
 NS = "https://lakeline.dev/ns#"
@@ -145,14 +146,19 @@ def _sort_key(run: Run) -> tuple[datetime, datetime, int]:
     return (run.started_at or run.scheduled_at or far, run.created_at or far, run.id)
 
 
-def load_tree(run: Run | str, *, descendants: bool = True) -> RunTree:
-    """Read `run` (a record or a uid), its descendants (unless told not to) and ancestors."""
+def load_tree(
+    run: Run | str, *, descendants: bool = True, instance: Instance | None = None
+) -> RunTree:
+    """Read `run` (a record or a uid), its descendants (unless told not to) and ancestors,
+    from `instance` (default: the instance the record came from; a uid needs one)."""
     from sqlalchemy import select
 
-    from lakeline.instance import current
     from lakeline.models import Artifact, Run, RunInput, Storage, Transform, User
 
-    instance = current()
+    if instance is None:
+        if isinstance(run, str):
+            raise TypeError("load_tree(uid) needs the instance to read it from")
+        instance = run.instance
     with instance.sessions.read() as s:
         if isinstance(run, str):
             root = s.scalars(select(Run).where(Run.uid == run)).first()

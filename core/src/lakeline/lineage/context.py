@@ -13,6 +13,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from lakeline.instance import Instance
     from lakeline.models import Run
 
 _run: ContextVar[Run | None] = ContextVar("lakeline_run", default=None)
@@ -22,6 +23,25 @@ _process_run: Run | None = None
 def current_run() -> Run | None:
     """The run that inputs and outputs are attributed to right now, if any."""
     return _run.get() or _process_run
+
+
+def current_run_in(instance: Instance) -> Run | None:
+    """The current run if it belongs to `instance` (a run of another instance cannot be
+    linked to its records: then None, with a warning)."""
+    import warnings
+
+    from lakeline.db.session import instance_of
+
+    run = current_run()
+    owner = None if run is None else instance_of(run)
+    if run is None or owner is None or owner.uid == instance.uid:
+        return run
+    warnings.warn(
+        f"run {run.uid} of instance {owner.name!r} is current, but this writes to instance "
+        f"{instance.name!r}: it is not linked to that run (links cannot cross instances)",
+        stacklevel=3,
+    )
+    return None
 
 
 def set_process_run(run: Run | None) -> None:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from lakeline.lineage.context import current_run, run_context
 
 if TYPE_CHECKING:
+    from lakeline.instance import Instance
     from lakeline.lineage.handles import Handle
     from lakeline.models import Run
 
@@ -39,18 +40,22 @@ def current(step: Handle) -> Iterator[Run]:
         yield run
 
 
-def location_exists(location: str | os.PathLike[str]) -> bool | None:
+def location_exists(
+    location: str | os.PathLike[str], instance: Instance | None = None
+) -> bool | None:
     """Whether the local path or URL exists now, through the filesystem (and options) of the
-    storage that contains it; None when it cannot be reached."""
+    storage of `instance` (default: the current one) that contains it; None when it cannot
+    be reached."""
     from lakeline.storage.roots import protocol_of
 
     text = os.fspath(location)
     if protocol_of(text) == "local":
         return os.path.exists(text)
     from lakeline.artifacts.locate import fs_for_location
+    from lakeline.instance import current
 
     try:
-        return bool(fs_for_location(text).exists(text))
+        return bool(fs_for_location(text, instance or current()).exists(text))
     except Exception:  # no filesystem for the scheme, no credentials, no network, ...
         return None
 

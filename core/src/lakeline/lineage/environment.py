@@ -10,6 +10,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from lakeline.instance import Instance
     from lakeline.models import Artifact
 
 
@@ -75,8 +76,9 @@ def cached_capture() -> dict[str, Any]:
     return data
 
 
-def environment_artifact() -> Artifact:
-    """The saved artifact describing this environment (the same record for the same one).
+def environment_artifact(instance: Instance) -> Artifact:
+    """The saved artifact of `instance` describing this environment (the same record for the
+    same one).
 
     The record is found by the hash of the JSON the json format would write, so a known
     environment costs one indexed query and writes nothing.
@@ -84,12 +86,11 @@ def environment_artifact() -> Artifact:
     from sqlalchemy import select
 
     from lakeline.formats.files import json_bytes
-    from lakeline.instance import current
     from lakeline.models import Artifact
 
     data = cached_capture()
     digest = hashlib.sha256(json_bytes(data)).hexdigest()
-    with current().sessions.read() as session:
+    with instance.sessions.read() as session:
         known = session.scalars(
             select(Artifact).where(
                 Artifact.hash == digest, Artifact.key.is_(None), Artifact.kind == "__environment__"
@@ -101,4 +102,4 @@ def environment_artifact() -> Artifact:
 
     # the run's environment, not an output of whichever run is current when it is first seen
     environment = Artifact(data, description="Python environment", kind="__environment__")
-    return save_artifacts([environment], producer_from_context=False)[0]
+    return save_artifacts([environment], instance, producer_from_context=False)[0]

@@ -45,6 +45,8 @@ from lakeline.models import Artifact, Run, RunInput, Transform
 if TYPE_CHECKING:
     from sqlalchemy import Row
 
+    from lakeline.instance import Instance
+
 __all__ = [
     "DIRECTIONS",
     "FORMATS",
@@ -364,15 +366,15 @@ def lineage(
     *,
     include_parents: bool = False,
     collapse_workflows: bool = False,
+    instance: Instance | None = None,
 ) -> LineageGraph:
-    """The lineage graph of a saved artifact or run.
+    """The lineage graph of a saved artifact or run, walked in `instance` (default: the one
+    the record came from).
 
     `include_parents` adds each run's parent runs (up to the top) with `parent` edges.
     `collapse_workflows` shows a workflow's child runs as the top-level workflow run
     only; `used` edges of artifacts made inside the same workflow are dropped.
     """
-    from lakeline.instance import current
-
     _validate(direction, depth)
     if not isinstance(node, (Artifact, Run)):
         raise TypeError(f"lineage() takes an Artifact or a Run, not {type(node).__name__}")
@@ -380,17 +382,18 @@ def lineage(
         raise LakelineError(
             f"{type(node).__name__} is not saved: save it before asking its lineage"
         )
-    with current().sessions.read() as session:
+    instance = instance or node.instance
+    with instance.sessions.read() as session:
         walker = _Walker(session)
         if isinstance(node, Run):
             walker.load_runs([node.id])
             if node.id not in walker.runs:
-                raise LakelineError(f"run {node.uid} is not in this instance")
+                raise LakelineError(f"run {node.uid} is not in instance {instance.name!r}")
             root = walker.runs[node.id].uid
         else:
             walker.load_artifacts([node.id])
             if node.id not in walker.artifacts:
-                raise LakelineError(f"artifact {node.uid} is not in this instance")
+                raise LakelineError(f"artifact {node.uid} is not in instance {instance.name!r}")
             root = walker.artifacts[node.id].uid
         inside: frozenset[int] = frozenset()
         if isinstance(node, Run):  # a workflow run: its steps and their files, then beyond
@@ -437,11 +440,11 @@ def _collapsed(graph: LineageGraph, walker: _Walker) -> LineageGraph:
     return graph
 
 
-def upstream(node: Artifact | Run, depth: int | None = None, **options: bool) -> LineageGraph:
+def upstream(node: Artifact | Run, depth: int | None = None, **options: Any) -> LineageGraph:
     """What `node` came from: producing runs and their inputs, `depth` steps back."""
     return lineage(node, "upstream", depth, **options)
 
 
-def downstream(node: Artifact | Run, depth: int | None = None, **options: bool) -> LineageGraph:
+def downstream(node: Artifact | Run, depth: int | None = None, **options: Any) -> LineageGraph:
     """What came of `node`: runs that used it and their outputs, `depth` steps on."""
     return lineage(node, "downstream", depth, **options)

@@ -24,7 +24,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from lakeline.artifacts.describe import describe_new
 from lakeline.artifacts.save import save_artifacts
+from lakeline.db.session import stamp
 from lakeline.errors import LakelineError
 from lakeline.lineage.engine_support import current, current_run, location_exists, written_since
 from lakeline.lineage.handles import FileRecord, Handle
@@ -83,17 +85,10 @@ class Recorder(RunUpdates):
     def __post_init__(self) -> None:
         if not self.engine:
             raise LakelineError("a Recorder needs the engine's name (snakemake, nextflow, ...)")
-        from lakeline.instance import current
+        if self.instance is None:  # the integrations' entry point: the current instance
+            from lakeline.instance import current
 
-        connected = current()
-        if self.instance is None:
-            self.instance = connected
-        elif self.instance is not connected:
-            # saves go through the connected instance: recording elsewhere would split lineage
-            raise LakelineError(
-                f"this Recorder is for instance {self.instance.name!r} but {connected.name!r} "
-                f"is connected: connect to it first (lakeline.connect({self.instance.name!r}))"
-            )
+            self.instance = current()
         if self.root is not None:
             self.instance.register_storage(self.root)
 
@@ -168,6 +163,7 @@ class Recorder(RunUpdates):
                 with self.instance.sessions.read() as session:
                     transform = session.get(Transform, found.transform_id) or transform
             return Handle(found, transform, engine_ref)
+        stamp(run, self.instance)  # a row inserted with Core: the session did not see it
         fire("run_started", run=run)
         return Handle(run, transform, engine_ref)
 
@@ -271,7 +267,9 @@ class Recorder(RunUpdates):
         batch = self._outputs(handle, outputs)
         if batch:
             for made, saved in zip(
-                batch, save_artifacts(batch, also=finish, producer_from_context=False), strict=True
+                batch,
+                save_artifacts(batch, self.instance, also=finish, producer_from_context=False),
+                strict=True,
             ):
                 self._seen.remember(made._source, saved)
         else:
@@ -283,6 +281,7 @@ class Recorder(RunUpdates):
             else:
                 done.append((record, True))
         record, changed = done[-1]
+        stamp(record, self.instance)
         handle.run = record
         if changed:
             fire("run_finished", run=record)
@@ -304,7 +303,7 @@ class Recorder(RunUpdates):
                 continue
             if self._outside_roots(location) and not self.upload:
                 self.instance.register_storage(Path(location).parent)
-            batch.append(Artifact(location, key=record.key, kind=record.kind, run=step.run))
+            batch.append(self._describe(location, key=record.key, kind=record.kind, run=step.run))
         return batch
 
     def finish_step(
@@ -376,7 +375,7 @@ class Recorder(RunUpdates):
             if self._outside_roots(location) and not self.upload:
                 self.instance.register_storage(Path(location).parent)
             run = None if item.producer is None else item.producer.run
-            batch.append((i, Artifact(location, key=item.key, kind=item.kind, run=run)))
+            batch.append((i, self._describe(location, key=item.key, kind=item.kind, run=run)))
         edges: list[tuple[Run, Artifact, str]] = []
 
         def link(session: Session, plans: Sequence[Plan]) -> None:
@@ -388,7 +387,10 @@ class Recorder(RunUpdates):
 
         if batch:
             save_artifacts(
-                [artifact for _, artifact in batch], also=link, producer_from_context=False
+                [artifact for _, artifact in batch],
+                self.instance,
+                also=link,
+                producer_from_context=False,
             )
         for i, artifact in batch:
             results[i] = artifact
@@ -399,8 +401,9 @@ class Recorder(RunUpdates):
     def _outside_roots(self, location: str) -> bool:
         from lakeline.artifacts.locate import storage_containing
 
+        assert self.instance is not None
         return (
-            storage_containing(location, normalized=True) is None
+            storage_containing(location, self.instance, normalized=True) is None
             and protocol_of(location) == "local"
         )
 
@@ -439,11 +442,13 @@ class Recorder(RunUpdates):
 
         assert self.instance is not None
         exists = os.path.exists(location) if protocol_of(location) == "local" else True
-        contained = storage_containing(location, normalized=True)  # see _location
+        contained = storage_containing(location, self.instance, normalized=True)  # _location
         if not exists:
-            known = known_record(contained)
+            known = known_record(contained, self.instance)
             if known is not None:
-                new = used_by is not None and add_input(used_by[0], known, used_by[1])
+                new = used_by is not None and add_input(
+                    used_by[0], known, self.instance, used_by[1]
+                )
                 return known, new
             self.missing.append(location)
             if used_by is None:
@@ -454,14 +459,14 @@ class Recorder(RunUpdates):
             return self._gone_input(location, used_by, key=key, kind=kind)
         if used_by is not None and (seen := self._seen.get(location, key)) is not None:
             try:  # registered by this Recorder and unchanged since: link, do not hash again
-                return seen, add_input(used_by[0], seen, used_by[1])
+                return seen, add_input(used_by[0], seen, self.instance, used_by[1])
             except IntegrityError:  # the record was deleted meanwhile: register it again
                 self._seen.forget(location)
         if contained is None and not self.upload and protocol_of(location) == "local":
             self.instance.register_storage(Path(location).parent)
-        artifact = Artifact(location, key=key, kind=kind, run=run)
+        artifact = self._describe(location, key=key, kind=kind, run=run)
         if used_by is None:
-            saved = save_artifacts([artifact], producer_from_context=False)[0]
+            saved = save_artifacts([artifact], self.instance, producer_from_context=False)[0]
             if run is not None and saved.run_id is None:  # used before its producer was known
                 with self.instance.sessions.write() as session:
                     claim_outputs(session, [saved], run.id)
@@ -475,9 +480,15 @@ class Recorder(RunUpdates):
             assert result is not None and result.id is not None
             new_edge[0] = insert_input(session, user.id, result.id, role)
 
-        save_artifacts([artifact], also=link, producer_from_context=False)
+        save_artifacts([artifact], self.instance, also=link, producer_from_context=False)
         self._seen.remember(location, artifact)
         return artifact, new_edge[0]
+
+    def _describe(self, location: str, **fields: Any) -> Artifact:
+        """`Artifact(location, ...)` read through this Recorder's instance's storages."""
+        instance = self.instance
+        assert instance is not None
+        return describe_new(location, lambda: instance, **fields)
 
     def _gone_input(
         self, location: str, used_by: tuple[Run, str], *, key: str | None, kind: str | None
@@ -487,7 +498,9 @@ class Recorder(RunUpdates):
         from lakeline.lineage.references import record_reference
 
         user, role = used_by
+        assert self.instance is not None
         saved = record_reference(
+            self.instance,
             user,
             location,
             output=False,
@@ -523,7 +536,9 @@ class Recorder(RunUpdates):
         text = os.fspath(location)
         if protocol_of(text) == "local":
             text = self._location(text)
+        assert self.instance is not None
         return record_reference(
+            self.instance,
             step,
             text,
             output=output,
@@ -541,7 +556,8 @@ class Recorder(RunUpdates):
         file still exists or was never recorded)."""
         from lakeline.lineage.references import mark_gone
 
-        return mark_gone(self._location(path))
+        assert self.instance is not None
+        return mark_gone(self._location(path), self.instance)
 
     def use(
         self, step: Handle, path: str | os.PathLike[str], *, role: str = "", key: str | None = None

@@ -22,18 +22,17 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from lakeline.artifacts.save import Plan
+    from lakeline.instance import Instance
     from lakeline.lineage.handles import Handle
     from lakeline.models import Storage
 
 
-def known_record(contained: tuple[Storage, str] | None) -> Artifact | None:
-    """The newest record of a location inside a storage root, if any."""
-    from lakeline.instance import current
-
+def known_record(contained: tuple[Storage, str] | None, instance: Instance) -> Artifact | None:
+    """The newest record of `instance` at a location inside one of its storage roots, if any."""
     if contained is None:
         return None
     storage, store_key = contained
-    with current().sessions.read() as session:
+    with instance.sessions.read() as session:
         return session.scalars(
             select(Artifact)
             .where(Artifact.storage_id == storage.id, Artifact.store_key == store_key)
@@ -42,6 +41,7 @@ def known_record(contained: tuple[Storage, str] | None) -> Artifact | None:
 
 
 def record_reference(
+    instance: Instance,
     step: Handle | Run,
     location: str,
     *,
@@ -55,17 +55,15 @@ def record_reference(
 ) -> Artifact:
     """`Recorder.reference`: the reference saved with its edge (producer or used-by) in the
     save's transaction; a local location already recorded keeps its record. `step`: the
-    step's handle or its run."""
-    from lakeline.instance import current
-
+    step's handle or its run (of `instance`)."""
     run = step if isinstance(step, Run) else step.run
     if protocol_of(location) == "local":
-        known = known_record(storage_containing(location, normalized=True))
+        known = known_record(storage_containing(location, instance, normalized=True), instance)
         if known is not None:
             if output:
-                with current().sessions.write() as session:
+                with instance.sessions.write() as session:
                     claim_outputs(session, [known], run.id)
-            elif add_input(run, known, role):
+            elif add_input(run, known, instance, role):
                 fire("artifact_used", artifact=known, run=run)
             return known
     artifact = Artifact.reference(
@@ -87,28 +85,26 @@ def record_reference(
         else:
             new_edge[0] = insert_input(session, run.id, result.id, role)
 
-    saved = save_artifacts([artifact], also=link, producer_from_context=False)[0]
+    saved = save_artifacts([artifact], instance, also=link, producer_from_context=False)[0]
     if new_edge[0]:
         fire("artifact_used", artifact=saved, run=run)
     return saved
 
 
-def mark_gone(location: str) -> Artifact | None:
-    """`Recorder.mark_gone`: the records held in place at a local location that no longer
-    exists become unavailable (one UPDATE); the newest is returned."""
-    from lakeline.instance import current
-
+def mark_gone(location: str, instance: Instance) -> Artifact | None:
+    """`Recorder.mark_gone`: the records of `instance` held in place at a local location that
+    no longer exists become unavailable (one UPDATE); the newest is returned."""
     if protocol_of(location) != "local" or os.path.lexists(location):
         return None
-    contained = storage_containing(location, normalized=True)
+    contained = storage_containing(location, instance, normalized=True)
     if contained is None:
         return None
     storage, store_key = contained
-    with current().sessions.write() as session:
+    with instance.sessions.write() as session:
         session.execute(
             update(Artifact)
             .where(Artifact.storage_id == storage.id, Artifact.store_key == store_key)
             .where(Artifact.in_place.is_(True), Artifact.available.is_(True))
             .values(available=False)
         )
-    return known_record(contained)
+    return known_record(contained, instance)

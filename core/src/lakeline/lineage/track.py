@@ -35,6 +35,7 @@ from lakeline.lineage.notebook import code_hash, code_of, html_report, in_notebo
 from lakeline.lineage.records import ensure_transform, fire, log_status, new_run
 
 if TYPE_CHECKING:
+    from lakeline.instance import Instance
     from lakeline.models import Run, Transform
 
 log = logging.getLogger("lakeline")
@@ -150,6 +151,7 @@ def params_of(params: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def start_tracked_run(
     *,
+    instance: Instance,
     key: str,
     kind: str,
     source_code: str | None,
@@ -159,12 +161,10 @@ def start_tracked_run(
     parent: Run | None = None,
     capture_environment: bool = True,
 ) -> tuple[Transform, Run]:
-    """Find or version the transform, then record a started run of it."""
-    from lakeline.instance import current
+    """Find or version the transform, then record a started run of it in `instance`."""
     from lakeline.lineage.environment import environment_artifact
 
-    instance = current()
-    environment = environment_artifact() if capture_environment else None
+    environment = environment_artifact(instance) if capture_environment else None
     process = _process_started_at()  # before the transaction: the first call imports psutil
     with instance.sessions.write() as session:
         transform = ensure_transform(
@@ -191,10 +191,8 @@ def start_tracked_run(
 
 
 def finish_run(run: Run, status: str, *, error: str | None = None, **fields: Any) -> Run:
-    """Record the end of `run` (completed, errored, aborted)."""
-    from lakeline.instance import current
-
-    with current().sessions.write() as session:
+    """Record the end of `run` (completed, errored, aborted) in the instance it belongs to."""
+    with run.instance.sessions.write() as session:
         record = session.merge(run)
         log_status(record, status)
         record.error = error
@@ -236,7 +234,10 @@ def track(
                 source = code_of(path) if notebook else path.read_text()
             except OSError as exc:
                 raise LakelineError(f"cannot read {path}: {exc}") from exc
+        from lakeline.instance import current
+
         transform, run = start_tracked_run(
+            instance=current(),
             key=key,
             kind="notebook" if notebook else "script",
             source_code=source,
@@ -276,9 +277,7 @@ _state: dict[str, Any] = {}
 
 
 def _describe(transform: Transform, description: str) -> None:
-    from lakeline.instance import current
-
-    with current().sessions.write() as session:
+    with transform.instance.sessions.write() as session:
         session.merge(transform).description = description
 
 

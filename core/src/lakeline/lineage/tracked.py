@@ -6,7 +6,7 @@ import functools
 import inspect
 import threading
 from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from lakeline.lineage.context import current_run, run_context
 from lakeline.lineage.track import (
@@ -16,6 +16,9 @@ from lakeline.lineage.track import (
     params_of,
     start_tracked_run,
 )
+
+if TYPE_CHECKING:
+    from lakeline.instance import Instance
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -65,14 +68,16 @@ def tracked(key: str | None = None) -> Callable[[Callable[P, R]], Callable[P, R]
             with lock:
                 capture = not environment["captured"]
                 environment["captured"] = True
+            parent = current_run()
             _, run = start_tracked_run(
+                instance=_instance_for(parent),
                 key=name,
                 kind="function",
                 source_code=source,
                 params=params_of(_bind(fn, args, kwargs)),
                 reference=f"{fn.__module__}.{fn.__qualname__}",
                 reference_type="python",
-                parent=current_run(),
+                parent=parent,
                 capture_environment=capture,
             )
             return run
@@ -108,6 +113,15 @@ def tracked(key: str | None = None) -> Callable[[Callable[P, R]], Callable[P, R]
         return wrapper
 
     return decorate
+
+
+def _instance_for(parent: Any) -> Instance:
+    """Where a call's run goes: its parent run's instance, else the current one."""
+    from lakeline.db.session import instance_of
+    from lakeline.instance import current
+
+    found = None if parent is None else instance_of(parent)
+    return found if found is not None else current()
 
 
 def _finish_failed(run: Any, exc: BaseException) -> None:

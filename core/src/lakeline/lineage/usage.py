@@ -7,12 +7,13 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Integer, bindparam, text
 
-from lakeline.lineage.context import current_run
+from lakeline.lineage.context import current_run, current_run_in
 from lakeline.models.base import UTCDateTime, utcnow
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from lakeline.instance import Instance
     from lakeline.models import Artifact, Run
 
 _seen: set[tuple[str, str, str]] = set()
@@ -37,25 +38,26 @@ def insert_input(session: Session, run_id: int, artifact_id: int, role: str = ""
     return session.execute(_INSERT_INPUT, values).first() is not None
 
 
-def add_input(run: Run, artifact: Artifact, role: str = "") -> bool:
-    """Record `run` used `artifact` (once per role); True when the edge is new."""
-    from lakeline.instance import current
-
-    with current().sessions.write() as session:
+def add_input(run: Run, artifact: Artifact, instance: Instance, role: str = "") -> bool:
+    """Record in `instance` that `run` used `artifact` (once per role); True when new."""
+    with instance.sessions.write() as session:
         return insert_input(session, run.id, artifact.id, role)
 
 
-def note_use(artifact: Artifact, role: str = "") -> None:
-    """If a run is current, record that it used `artifact` (not its own outputs)."""
-    run = current_run()
-    if run is None or artifact.id is None or artifact.run_id == run.id:
+def note_use(artifact: Artifact, instance: Instance, role: str = "") -> None:
+    """If a run is current, record that it used `artifact`, a record of `instance` (not its
+    own outputs). A run of another instance cannot link to it: its use is not recorded."""
+    if artifact.id is None or current_run() is None:
+        return
+    run = current_run_in(instance)
+    if run is None or artifact.run_id == run.id:
         return
     edge = (run.uid, artifact.uid, role)  # uids: unique across instances
     with _seen_lock:
         if edge in _seen:
             return
         _seen.add(edge)
-    if add_input(run, artifact, role):
+    if add_input(run, artifact, instance, role):
         from lakeline.lineage.records import fire
 
         fire("artifact_used", artifact=artifact, run=run)

@@ -93,6 +93,7 @@ class Artifact(RecordMixin, VersionedMixin, Base):
         run: Run | None = None,
     ) -> None:
         from lakeline.artifacts.describe import prepare
+        from lakeline.instance import current
 
         super().__init__()
         prepare(
@@ -104,6 +105,7 @@ class Artifact(RecordMixin, VersionedMixin, Base):
             version=version,
             format=format,
             run=run,
+            instance=current,
         )
 
     def _repr_fields(self) -> tuple[str, ...]:
@@ -196,7 +198,7 @@ class Artifact(RecordMixin, VersionedMixin, Base):
         """
         from lakeline.artifacts.save import save_artifacts
 
-        return save_artifacts([self])[0]
+        return save_artifacts([self], self.instance)[0]
 
     def delete(self, *, permanent_bytes: bool = True) -> None:
         """Delete the record; its stored bytes go too when nothing else references them.
@@ -205,7 +207,7 @@ class Artifact(RecordMixin, VersionedMixin, Base):
         """
         from lakeline.artifacts.delete import delete_artifact
 
-        delete_artifact(self, delete_bytes=permanent_bytes)
+        delete_artifact(self, self.instance, delete_bytes=permanent_bytes)
 
     @property
     def created(self) -> bool:
@@ -220,32 +222,32 @@ class Artifact(RecordMixin, VersionedMixin, Base):
         reference: see `location`)."""
         from lakeline.artifacts.locate import artifact_path
 
-        return artifact_path(self)
+        return artifact_path(self, self.instance)
 
     @property
     def location(self) -> str:
         """Where the data is: the bytes' path or URL, or the location a reference names."""
         from lakeline.artifacts.locate import artifact_url
 
-        return artifact_url(self)
+        return artifact_url(self, self.instance)
 
     def cache(self) -> str:
         """Return a local path to the bytes, downloading (and verifying) remote ones once."""
         from lakeline.artifacts.access import cache
 
-        return cache(self)
+        return cache(self, self.instance)
 
     def load(self, **kwargs: Any) -> Any:
         """Load the artifact into memory with its format plugin (DataFrame, AnnData, ...)."""
         from lakeline.artifacts.access import load
 
-        return load(self, **kwargs)
+        return load(self, self.instance, **kwargs)
 
     def open(self, **kwargs: Any) -> Any:
         """Open a lazy, backed handle (pyarrow dataset, backed AnnData, zarr group, file)."""
         from lakeline.artifacts.access import open_artifact
 
-        return open_artifact(self, **kwargs)
+        return open_artifact(self, self.instance, **kwargs)
 
     # -- relations ------------------------------------------------------------------------------
 
@@ -254,7 +256,9 @@ class Artifact(RecordMixin, VersionedMixin, Base):
         """All versions of this artifact, oldest first."""
         from lakeline.query import QuerySet
 
-        return QuerySet(Artifact).filter(stem=self.stem, is_latest=None).order_by("uid")
+        return (
+            QuerySet(Artifact, self.instance).filter(stem=self.stem, is_latest=None).order_by("uid")
+        )
 
     @property
     def storage(self) -> Storage:
@@ -262,7 +266,7 @@ class Artifact(RecordMixin, VersionedMixin, Base):
         from lakeline.models.storage import Storage
         from lakeline.query import get_by_id
 
-        return get_by_id(Storage, self.storage_id)
+        return get_by_id(Storage, self.storage_id, self.instance)
 
     @property
     def run(self) -> Run | None:
@@ -270,7 +274,7 @@ class Artifact(RecordMixin, VersionedMixin, Base):
         from lakeline.models.run import Run
         from lakeline.query import get_by_id
 
-        return None if self.run_id is None else get_by_id(Run, self.run_id)
+        return None if self.run_id is None else get_by_id(Run, self.run_id, self.instance)
 
     # -- annotations ----------------------------------------------------------------------------
 
@@ -279,21 +283,21 @@ class Artifact(RecordMixin, VersionedMixin, Base):
         """The artifact's feature values: `.add_values({...})`, `.get_values()`."""
         from lakeline.annotations.values import FeatureManager
 
-        return FeatureManager(self)
+        return FeatureManager(self, self.instance)
 
     @property
     def labels(self) -> LabelManager:
         """The artifact's labels: `.add(label_or_list, feature=None)`, `.get()`."""
         from lakeline.annotations.values import LabelManager
 
-        return LabelManager(self)
+        return LabelManager(self, self.instance)
 
     def describe(self) -> None:
         """Print the artifact as a tree: key, version, storage, run, features, labels,
         schemas (`lakeline describe KEY` prints the same)."""
         from lakeline.annotations.describe import describe
 
-        describe(self)
+        describe(self, self.instance)
 
     # -- lineage --------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 from lakeline.ids import new_uid
 
 if TYPE_CHECKING:
+    from lakeline.instance import Instance
     from lakeline.query import QuerySet
 
 NAMING_CONVENTION = {
@@ -152,6 +153,18 @@ class RecordMixin:
     def created_by_id(cls) -> Mapped[int | None]:
         return mapped_column(ForeignKey("users.id"), nullable=True)
 
+    @property
+    def instance(self) -> Instance:
+        """The instance this record came from (a record not saved yet: the current one)."""
+        from lakeline.db.session import instance_of
+
+        found = instance_of(self)
+        if found is not None:
+            return found
+        from lakeline.instance import current
+
+        return current()
+
     def _ensure_uid(self) -> None:
         if not getattr(self, "uid", None):
             self.uid = new_uid(self.uid_length)
@@ -170,27 +183,39 @@ class RecordMixin:
     @classmethod
     def filter(cls, *expressions: Any, **lookups: Any) -> QuerySet[Self]:
         """Records matching `field__op=value` lookups (and optional SQLAlchemy expressions)."""
+        from lakeline.instance import current
         from lakeline.query import QuerySet
 
-        return QuerySet(cls).filter(*expressions, **lookups)
+        return QuerySet(cls, current()).filter(*expressions, **lookups)
 
     @classmethod
     def get(cls, uid: str | None = None, /, **lookups: Any) -> Self:
         """The one record with this uid (or matching the lookups); raises if none or several."""
+        from lakeline.instance import current
         from lakeline.query import QuerySet
 
         if uid is not None:
             lookups["uid"] = uid
-        return QuerySet(cls).get(**lookups)
+        return QuerySet(cls, current()).get(**lookups)
 
     @classmethod
     def search(
         cls, text: str, *, limit: int | None = 20, exhaustive: bool = False
     ) -> QuerySet[Self]:
         """Records whose text fields match `text`, best matches first (`QuerySet.search`)."""
+        from lakeline.instance import current
         from lakeline.query import QuerySet
 
-        return QuerySet(cls).search(text, limit=limit, exhaustive=exhaustive)
+        return QuerySet(cls, current()).search(text, limit=limit, exhaustive=exhaustive)
+
+    @classmethod
+    def using(cls, instance: str | Instance) -> QuerySet[Self]:
+        """Records of another instance, read-only (`filter`, `get`, `search`, `to_dataframe`);
+        the current instance does not change. `instance`: its name or an `ll.Instance`."""
+        from lakeline.instance import open_instance
+        from lakeline.query import QuerySet
+
+        return QuerySet(cls, open_instance(instance))
 
 
 class VersionedMixin:

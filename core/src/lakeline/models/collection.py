@@ -76,12 +76,10 @@ class Collection(RecordMixin, VersionedMixin, Base):
         from lakeline.collections_ops import save_collection
 
         if self.id is not None:
-            from lakeline.instance import current
-
-            with current().sessions.write() as session:
+            with self.instance.sessions.write() as session:
                 session.merge(self)
             return self
-        return save_collection(self, self._members)
+        return save_collection(self, self._members, self.instance)
 
     @property
     def artifacts(self) -> list[Artifact]:
@@ -90,7 +88,7 @@ class Collection(RecordMixin, VersionedMixin, Base):
 
         if self.id is None:
             return list(getattr(self, "_members", []))
-        return collection_members(self)
+        return collection_members(self, self.instance)
 
     def cache(self, *, progress: bool = True, max_workers: int = 8) -> list[str]:
         """Local paths of every member, in order (remote ones downloaded in parallel, with a
@@ -112,7 +110,7 @@ class Collection(RecordMixin, VersionedMixin, Base):
         """Tabular members (parquet/csv) as one lazy pyarrow dataset, keyed by artifact."""
         from lakeline.tables import open_tables
 
-        return open_tables(self.artifacts)
+        return open_tables(self.artifacts, self.instance)
 
     def mapped(
         self,
@@ -135,13 +133,17 @@ class Collection(RecordMixin, VersionedMixin, Base):
         """All versions of this collection, oldest first."""
         from lakeline.query import QuerySet
 
-        return QuerySet(Collection).filter(stem=self.stem, is_latest=None).order_by("uid")
+        return (
+            QuerySet(Collection, self.instance)
+            .filter(stem=self.stem, is_latest=None)
+            .order_by("uid")
+        )
 
     def delete(self) -> None:
         """Delete this version; its artifacts stay."""
         from lakeline.collections_ops import delete_collection
 
-        delete_collection(self)
+        delete_collection(self, self.instance)
 
 
 class CollectionArtifact(Base):

@@ -84,4 +84,4 @@ class Feature(RecordMixin, CanValidate, Base):
         dtype differs)."""
         from lakeline.annotations.records import save_records
 
-        return save_records([self])[0]  # type: ignore[return-value]
+        return save_records([self], self.instance)[0]  # type: ignore[return-value]

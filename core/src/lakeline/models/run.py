@@ -79,21 +79,21 @@ class Run(RecordMixin, Base):
         from lakeline.models.transform import Transform
         from lakeline.query import get_by_id
 
-        return get_by_id(Transform, self.transform_id)
+        return get_by_id(Transform, self.transform_id, self.instance)
 
     @property
     def parent(self) -> Run | None:
         """The run this one ran inside (a workflow run for a task), if any."""
         from lakeline.query import get_by_id
 
-        return None if self.parent_id is None else get_by_id(Run, self.parent_id)
+        return None if self.parent_id is None else get_by_id(Run, self.parent_id, self.instance)
 
     @property
     def children(self) -> QuerySet[Run]:
         """Runs that ran inside this one."""
         from lakeline.query import QuerySet
 
-        return QuerySet(Run).filter(parent_id=self.id)
+        return QuerySet(Run, self.instance).filter(parent_id=self.id)
 
     @property
     def inputs(self) -> QuerySet[Artifact]:
@@ -105,7 +105,7 @@ class Run(RecordMixin, Base):
         from lakeline.query import QuerySet
 
         used = select(RunInput.artifact_id).where(RunInput.run_id == self.id)
-        return QuerySet(Artifact).filter(Artifact.id.in_(used), is_latest=None)
+        return QuerySet(Artifact, self.instance).filter(Artifact.id.in_(used), is_latest=None)
 
     @property
     def outputs(self) -> QuerySet[Artifact]:
@@ -113,7 +113,7 @@ class Run(RecordMixin, Base):
         from lakeline.models.artifact import Artifact
         from lakeline.query import QuerySet
 
-        return QuerySet(Artifact).filter(run_id=self.id, is_latest=None)
+        return QuerySet(Artifact, self.instance).filter(run_id=self.id, is_latest=None)
 
     def lineage(
         self,

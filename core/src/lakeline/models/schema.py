@@ -78,7 +78,7 @@ class Schema(RecordMixin, Base):
         existing schema (a schema of the same name with other members is an error)."""
         from lakeline.annotations.records import save_records
 
-        return save_records([self])[0]  # type: ignore[return-value]
+        return save_records([self], self.instance)[0]  # type: ignore[return-value]
 
     @property
     def features(self) -> QuerySet[Feature]:
@@ -89,14 +89,13 @@ class Schema(RecordMixin, Base):
         from lakeline.query import QuerySet
 
         ids = select(SchemaFeature.feature_id).where(SchemaFeature.schema_id == self.id)
-        return QuerySet(Feature).filter(Feature.id.in_(ids))
+        return QuerySet(Feature, self.instance).filter(Feature.id.in_(ids))
 
     @property
     def members(self) -> list[tuple[str, Feature, bool]]:
         """(slot, feature, required) per member, in position order ("" = no slot)."""
         from sqlalchemy import select
 
-        from lakeline.instance import current
         from lakeline.models.feature import Feature
 
         stmt = (
@@ -105,7 +104,7 @@ class Schema(RecordMixin, Base):
             .where(SchemaFeature.schema_id == self.id)
             .order_by(SchemaFeature.slot, SchemaFeature.position)
         )
-        with current().sessions.read() as session:
+        with self.instance.sessions.read() as session:
             return [(slot, feature, required) for slot, feature, required in session.execute(stmt)]
 
 

@@ -58,11 +58,15 @@ class Transform(RecordMixin, VersionedMixin, Base):
         from lakeline.models.run import Run
         from lakeline.query import QuerySet
 
-        return QuerySet(Run).filter(transform_id=self.id)
+        return QuerySet(Run, self.instance).filter(transform_id=self.id)
 
     @property
     def versions(self) -> QuerySet[Transform]:
         """All versions of this transform, oldest first."""
         from lakeline.query import QuerySet
 
-        return QuerySet(Transform).filter(stem=self.stem, is_latest=None).order_by("uid")
+        return (
+            QuerySet(Transform, self.instance)
+            .filter(stem=self.stem, is_latest=None)
+            .order_by("uid")
+        )

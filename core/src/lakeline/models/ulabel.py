@@ -87,7 +87,7 @@ class ULabel(RecordMixin, CanValidate, Base):
         """Record the label; one of the same name and type is returned instead."""
         from lakeline.annotations.records import save_records
 
-        return save_records([self])[0]  # type: ignore[return-value]
+        return save_records([self], self.instance)[0]  # type: ignore[return-value]
 
     @property
     def type(self) -> ULabel | None:
@@ -96,7 +96,7 @@ class ULabel(RecordMixin, CanValidate, Base):
 
         if self.type_id is None:
             return getattr(self, "_type", None)
-        return get_by_id(ULabel, self.type_id)
+        return get_by_id(ULabel, self.type_id, self.instance)
 
     @property
     def parents(self) -> QuerySet[ULabel]:
@@ -106,7 +106,7 @@ class ULabel(RecordMixin, CanValidate, Base):
         from lakeline.query import QuerySet
 
         above = select(ULabelParent.parent_id).where(ULabelParent.child_id == self.id)
-        return QuerySet(ULabel).filter(ULabel.id.in_(above))
+        return QuerySet(ULabel, self.instance).filter(ULabel.id.in_(above))
 
     @property
     def children(self) -> QuerySet[ULabel]:
@@ -116,14 +116,14 @@ class ULabel(RecordMixin, CanValidate, Base):
         from lakeline.query import QuerySet
 
         below = select(ULabelParent.child_id).where(ULabelParent.parent_id == self.id)
-        return QuerySet(ULabel).filter(ULabel.id.in_(below))
+        return QuerySet(ULabel, self.instance).filter(ULabel.id.in_(below))
 
     @property
     def records(self) -> QuerySet[ULabel]:
         """For a label type: the labels of this type."""
         from lakeline.query import QuerySet
 
-        return QuerySet(ULabel).filter(type_id=self.id)
+        return QuerySet(ULabel, self.instance).filter(type_id=self.id)
 
 
 class ULabelParent(Base):

@@ -161,13 +161,6 @@ def distinct(
     return found
 
 
-def engine() -> Any:
-    """The connected instance's engine."""
-    from lakeline.instance import current
-
-    return current().engine
-
-
 def one_param_in(column: Any, values: Sequence[str], dialect: str) -> ColumnElement[bool]:
     """`column IN values` with the values as a single parameter when the list is long (a
     statement takes at most 65,535 parameters on PostgreSQL, 32,766 on SQLite)."""

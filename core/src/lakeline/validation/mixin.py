@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
+    from lakeline.instance import Instance
     from lakeline.validation.inspecting import InspectResult
 
 Keep = Literal["first", "last", False]
@@ -44,7 +45,6 @@ class CanValidate:
         False. Unless `mute`, logs one line naming the values that are not."""
         from lakeline.validation.lookup import (
             distinct,
-            engine,
             name_field,
             names_in,
             require_extras,
@@ -53,7 +53,7 @@ class CanValidate:
         require_extras()
         column = name_field(cls, field)
         values_ = distinct(cls, column, values, ordered=False)
-        with engine().connect() as conn:
+        with _instance().engine.connect() as conn:
             found = names_in(conn, column, values_.sendable)
         result = values_.member(found)
         if not mute and not result.all():
@@ -74,7 +74,6 @@ class CanValidate:
         from lakeline.validation.inspecting import InspectResult
         from lakeline.validation.lookup import (
             distinct,
-            engine,
             name_field,
             names_in,
             require_extras,
@@ -84,7 +83,7 @@ class CanValidate:
         require_extras()
         column = name_field(cls, field)
         values_ = distinct(cls, column, values)
-        with engine().connect() as conn:
+        with _instance().engine.connect() as conn:
             found = names_in(conn, column, values_.sendable)
             missing = [v for v in values_.uniques if v not in found]
             registry = snapshot(conn, cls, column, all_names=True) if missing else None
@@ -124,7 +123,6 @@ class CanValidate:
         that change instead of the list."""
         from lakeline.validation.lookup import (
             distinct,
-            engine,
             name_field,
             names_in,
             require_extras,
@@ -138,7 +136,7 @@ class CanValidate:
             raise InvalidValue(f"keep must be 'first', 'last' or False, not {keep!r}")
         column = name_field(cls, field)
         values_ = distinct(cls, column, values)
-        with engine().connect() as conn:
+        with _instance().engine.connect() as conn:
             found = names_in(conn, column, values_.sendable)
             missing = [v for v in values_.uniques if v not in found]
             registry = (
@@ -161,7 +159,6 @@ class CanValidate:
 
         from lakeline.validation.lookup import (
             distinct,
-            engine,
             name_field,
             one_param_in,
             require_extras,
@@ -171,7 +168,7 @@ class CanValidate:
         require_extras()
         column = name_field(cls, field)
         values_ = distinct(cls, column, values)
-        with engine().connect() as conn, Session(bind=conn) as session:
+        with _instance().engine.connect() as conn, Session(bind=conn) as session:
             dialect = conn.dialect.name
             records = list(
                 session.scalars(select(cls).where(one_param_in(column, values_.sendable, dialect)))
@@ -200,19 +197,33 @@ class CanValidate:
         (SynonymError naming that record). `save` writes it (saves a new record)."""
         from lakeline.validation.synonyms import add_synonym
 
-        add_synonym(self, synonym, save=save)
+        add_synonym(self, synonym, _owner(self), save=save)
 
     def remove_synonym(self, synonym: str | Iterable[str], save: bool = True) -> None:
         """Remove synonyms of this record (naming one it lacks is a SynonymError)."""
         from lakeline.validation.synonyms import remove_synonym
 
-        remove_synonym(self, synonym, save=save)
+        remove_synonym(self, synonym, _owner(self), save=save)
 
     def set_abbr(self, value: str, save: bool = True) -> None:
         """Set the abbreviation; it also becomes a synonym (checked like one)."""
         from lakeline.validation.synonyms import set_abbr
 
-        set_abbr(self, value, save=save)
+        set_abbr(self, value, _owner(self), save=save)
+
+
+def _instance() -> Instance:
+    """The instance the registry methods read: the current one (they are entry points)."""
+    from lakeline.instance import current
+
+    return current()
+
+
+def _owner(record: Any) -> Instance:
+    """The instance `record` came from (a new record: the current one)."""
+    from lakeline.db.session import instance_of
+
+    return instance_of(record) or _instance()
 
 
 def _pick(hits: list[str], keep: Keep) -> Any:

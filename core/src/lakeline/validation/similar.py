@@ -27,10 +27,13 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lakeline.errors import SimilarNameWarning
 from lakeline.validation.lookup import name_field, one_param_in, preview
+
+if TYPE_CHECKING:
+    from lakeline.instance import Instance
 
 TYPO_MIN = 6  # shorter keys (e.g. gene symbols) differ by one letter on purpose too often
 _DROP = re.compile(r"[^\w+]|_")  # whitespace and punctuation except '+'
@@ -55,20 +58,20 @@ def name_keys(names: list[str]) -> list[str]:
 
 
 def similar_names(
-    model: type[Any], names: Iterable[str], field: str | None = None
+    model: type[Any], names: Iterable[str], field: str | None = None, *, instance: Instance
 ) -> dict[str, str]:
-    """{new name: existing name it is close to} for names the registry does not hold yet;
-    names the registry holds exactly are left out (they are duplicates, not near ones)."""
+    """{new name: existing name it is close to} for names the registry (of `instance`) does
+    not hold yet; names it holds exactly are left out (duplicates, not near ones)."""
     from sqlalchemy import select
 
-    from lakeline.validation.lookup import engine, fetch_all
+    from lakeline.validation.lookup import fetch_all
 
     column = name_field(model, field)
     new = [n for n in dict.fromkeys(names) if isinstance(n, str)]
     if not new:
         return {}
     pk = model.__table__.primary_key.columns.values()[0]
-    with engine().connect() as conn:
+    with instance.engine.connect() as conn:
         stmt = select(column).where(column.is_not(None)).order_by(pk)
         existing = [row[0] for row in fetch_all(conn, stmt)]
     return match_similar(new, existing) if existing else {}
@@ -170,7 +173,12 @@ def _typos(new: list[tuple[str, str]], existing: list[str], keys: list[str]) -> 
 
 
 def warn_similar(
-    model: type[Any], similar: dict[str, str], field: str | None = None, *, stacklevel: int = 1
+    model: type[Any],
+    similar: dict[str, str],
+    field: str | None = None,
+    *,
+    instance: Instance,
+    stacklevel: int = 1,
 ) -> None:
     """One SimilarNameWarning naming the existing records (with their uids) new names are
     close to; nothing when `similar` is empty. `stacklevel` 1 points the warning at the
@@ -178,7 +186,7 @@ def warn_similar(
     if not similar:
         return
     column = name_field(model, field)
-    uids = _uids(model, column, sorted(set(similar.values())))
+    uids = _uids(model, column, sorted(set(similar.values())), instance)
     pairs = [
         f"{new!r} is close to {model.__name__} {old!r}"
         + (f" (uid {uids[old]})" if old in uids else "")
@@ -195,24 +203,27 @@ def warn_similar(
     )
 
 
-def _uids(model: type[Any], column: Any, names: list[str]) -> dict[str, str]:
+def _uids(model: type[Any], column: Any, names: list[str], instance: Instance) -> dict[str, str]:
     from sqlalchemy import select
-
-    from lakeline.validation.lookup import engine
 
     uid = model.__table__.columns.get("uid")
     if uid is None or not names:
         return {}
-    with engine().connect() as conn:
+    with instance.engine.connect() as conn:
         stmt = select(column, uid).where(one_param_in(column, names, conn.dialect.name))
         return {name: value for name, value in conn.execute(stmt)}
 
 
 def check_new_names(
-    model: type[Any], names: Iterable[str], field: str | None = None, *, stacklevel: int = 1
+    model: type[Any],
+    names: Iterable[str],
+    field: str | None = None,
+    *,
+    instance: Instance,
+    stacklevel: int = 1,
 ) -> dict[str, str]:
     """`similar_names` then `warn_similar` (`stacklevel` as there): what a registry's save
-    path calls on a batch of new records."""
-    found = similar_names(model, names, field)
-    warn_similar(model, found, field, stacklevel=stacklevel + 1)
+    path calls on a batch of new records of `instance`."""
+    found = similar_names(model, names, field, instance=instance)
+    warn_similar(model, found, field, instance=instance, stacklevel=stacklevel + 1)
     return found

@@ -10,7 +10,7 @@ between; on PostgreSQL two sessions adding the same synonym at the same moment c
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lakeline.errors import SynonymError
 from lakeline.validation.lookup import (
@@ -21,6 +21,9 @@ from lakeline.validation.lookup import (
     preview,
     split_synonyms,
 )
+
+if TYPE_CHECKING:
+    from lakeline.instance import Instance
 
 
 def _synonyms_column(model: type[Any]) -> Any:
@@ -100,27 +103,31 @@ def _uid(row: Any, uid_column: Any) -> str | None:
     return row[2] if uid_column is not None else None
 
 
-def persist(record: Any, values: dict[str, Any], synonyms_to_check: list[str], save: bool) -> None:
-    """Check `synonyms_to_check` are free, then set `values` on the record and, when `save`,
-    write them: an UPDATE of a saved record (one transaction with the check), `save()` of a
-    new record that has one."""
+def persist(
+    record: Any,
+    values: dict[str, Any],
+    synonyms_to_check: list[str],
+    save: bool,
+    instance: Instance,
+) -> None:
+    """Check `synonyms_to_check` are free in `instance`, then set `values` on the record and,
+    when `save`, write them: an UPDATE of a saved record (one transaction with the check),
+    `save()` of a new record that has one."""
     from sqlalchemy import inspect as sa_inspect
     from sqlalchemy import update
-
-    from lakeline.instance import current
 
     model = type(record)
     saved = sa_inspect(record).has_identity
     if save and saved:
         pk = model.__table__.primary_key.columns.values()[0]
-        with current().sessions.write() as session:
+        with instance.sessions.write() as session:
             conn = session.connection()
             if synonyms_to_check:
                 check_free(conn, record, synonyms_to_check)
             stmt = update(model.__table__).where(pk == getattr(record, pk.key)).values(values)
             session.execute(stmt)
     elif synonyms_to_check:
-        with current().engine.connect() as conn:
+        with instance.engine.connect() as conn:
             check_free(conn, record, synonyms_to_check)
     for key, value in values.items():
         setattr(record, key, value)
@@ -128,7 +135,9 @@ def persist(record: Any, values: dict[str, Any], synonyms_to_check: list[str], s
         record.save()
 
 
-def add_synonym(record: Any, synonym: str | Iterable[str], *, save: bool = True) -> None:
+def add_synonym(
+    record: Any, synonym: str | Iterable[str], instance: Instance, *, save: bool = True
+) -> None:
     """Add one synonym or several; refuses another record's name or synonym."""
     model = type(record)
     column = _synonyms_column(model)
@@ -137,10 +146,12 @@ def add_synonym(record: Any, synonym: str | Iterable[str], *, save: bool = True)
     new = [s for s in _clean(model, synonym) if s != own_name and s not in current]
     if not new:
         return
-    persist(record, {column.key: SEPARATOR.join(current + new)}, new, save)
+    persist(record, {column.key: SEPARATOR.join(current + new)}, new, save, instance)
 
 
-def remove_synonym(record: Any, synonym: str | Iterable[str], *, save: bool = True) -> None:
+def remove_synonym(
+    record: Any, synonym: str | Iterable[str], instance: Instance, *, save: bool = True
+) -> None:
     """Remove synonyms the record has; naming one it does not have is an error."""
     model = type(record)
     column = _synonyms_column(model)
@@ -154,10 +165,10 @@ def remove_synonym(record: Any, synonym: str | Iterable[str], *, save: bool = Tr
             f"(its synonyms: {preview(current) or 'none'})"
         )
     kept = [s for s in current if s not in gone]
-    persist(record, {column.key: SEPARATOR.join(kept) or None}, [], save)
+    persist(record, {column.key: SEPARATOR.join(kept) or None}, [], save, instance)
 
 
-def set_abbr(record: Any, value: str, *, save: bool = True) -> None:
+def set_abbr(record: Any, value: str, instance: Instance, *, save: bool = True) -> None:
     """Set the abbreviation and add it to the synonyms (an abbreviation is a synonym)."""
     model = type(record)
     abbr = optional_column(model, "abbr")
@@ -172,4 +183,4 @@ def set_abbr(record: Any, value: str, *, save: bool = True) -> None:
         current = split_synonyms(getattr(record, synonyms.key))
         if value not in current:
             values[synonyms.key] = SEPARATOR.join([*current, value])
-    persist(record, values, check, save)
+    persist(record, values, check, save, instance)
