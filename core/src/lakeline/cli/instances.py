@@ -113,17 +113,21 @@ def disconnect() -> None:
 
 
 @click.command()
-def instances() -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines (name, current, ...).")
+def instances(as_json: bool) -> None:
     """List the instances configured on this machine; * marks the current one."""
     from rich.table import Table
     from rich.text import Text
 
-    from lakeline.cli.output import console
+    from lakeline.cli.output import console, echo_json_lines
     from lakeline.config import current_name, list_instances, load_config
     from lakeline.db.engine import redact
     from lakeline.errors import LakelineError
 
     names = list_instances()
+    if as_json:
+        echo_json_lines(_described(name, current_name()) for name in names)
+        return
     if not names:
         click.echo("no instances yet: create one with `lakeline init --storage ./data`")
         return
@@ -142,6 +146,19 @@ def instances() -> None:
             continue
         table.add_row(Text(mark), Text(name), Text(redact(config.db)), Text(config.storage))
     console().print(table)
+
+
+def _described(name: str, current: str | None) -> dict[str, Any]:
+    from lakeline.config import load_config
+    from lakeline.db.engine import redact
+    from lakeline.errors import LakelineError
+
+    try:
+        config = load_config(name)
+    except LakelineError as exc:
+        return {"name": name, "current": name == current, "error": str(exc)}
+    fields = {"db": redact(config.db), "storage": config.storage, "uid": config.uid}
+    return {"name": name, "current": name == current, **fields}
 
 
 @click.command()
