@@ -26,6 +26,8 @@ from lakeline.instance import Instance
         ("cat", "cat[ULabel]"),
         ("cat[ULabel]", "cat[ULabel]"),
         ("cat[ULabel[Cell Type]]", "cat[ULabel[Cell Type]]"),
+        ("cat[Feature]", "cat[Feature]"),
+        ("cat[ULabel.description]", "cat[ULabel.description]"),
         ("list[cat[ULabel[Tissue]]]", "list[cat[ULabel[Tissue]]]"),
     ],
 )
@@ -37,7 +39,9 @@ def test_dtypes_parse(given: object, stored: str) -> None:
     ("given", "message"),
     [
         ("float64", r"unknown dtype 'float64'; known: str, int"),
-        ("cat[Gene]", r"unknown registry 'Gene' in dtype 'cat\[Gene\]'"),
+        ("cat[NoSuchRegistry]", r"unknown registry 'NoSuchRegistry' in dtype"),
+        ("cat[ULabel.nofield]", r"ULabel has no field 'nofield'"),
+        ("cat[Feature[Type]]", r"Feature records have no type"),
         (list, r"list needs an element dtype"),
         ("list[list[int]]", r"a list holds"),
         ("list[dict]", r"a list holds"),

@@ -36,10 +36,11 @@ _LAZY = {
     "finish": "lakeline.lineage.track",
     "tracked": "lakeline.lineage.tracked",
     "errors": "lakeline",
+    "curators": "lakeline",
 }
 
 if TYPE_CHECKING:
-    from lakeline import errors
+    from lakeline import curators, errors
     from lakeline.bulk import save
     from lakeline.instance import Instance, connect, disconnect, init
     from lakeline.lineage.track import finish, track
@@ -72,6 +73,7 @@ __all__ = [
     "User",
     "__version__",
     "connect",
+    "curators",
     "disconnect",
     "duckdb",
     "errors",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class LakelineError(Exception):
     """Base class of every error lakeline raises on purpose."""
@@ -132,3 +134,12 @@ class SynonymError(LakelineError, ValueError):
 
 class SimilarNameWarning(UserWarning):
     """A new record's name is close to an existing record's (case, punctuation or a typo)."""
+
+
+class CurationError(LakelineError, ValueError):
+    """Data does not fit its schema (a curator's `validate()`): `problems` lists every one,
+    each naming where, what and the fix; `table` renders them."""
+
+    def __init__(self, message: str, problems: list[Any] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or []

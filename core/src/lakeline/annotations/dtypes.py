@@ -1,8 +1,10 @@
 """Feature dtypes: parsed from strings or Python types, and values checked against them.
 
 A dtype is one of `str int float num bool date datetime dict`, a categorical `cat`,
-`cat[Registry]`, `cat[Registry[Type]]` (values are records of the registry, of that type),
-or `list[...]` of any of those but `dict`.
+`cat[Registry]`, `cat[Registry.field]`, `cat[Registry[Type]]` (values are records of the
+registry, named by its name field or `field`, of that type), or `list[...]` of any of those
+but `dict`. `Registry` is any registry with the validation mixin (`annotations/registries`):
+ULabel, Feature, or one a module adds.
 """
 
 from __future__ import annotations
@@ -17,15 +19,13 @@ from typing import Any
 from lakeline.errors import AnnotationError, InvalidDtype
 
 SIMPLE = ("str", "int", "float", "num", "bool", "date", "datetime", "dict")
-# registries whose records a categorical feature may take (labels are linked to artifacts)
-CAT_REGISTRIES = ("ULabel",)
 MAX_STR = 512  # characters of a str value (indexed: fits a PostgreSQL btree entry)
 _PYTHON = {str: "str", int: "int", float: "float", bool: "bool", dict: "dict"}
 _PYTHON_DATES = {date: "date", datetime: "datetime"}
-_CAT = re.compile(r"cat(?:\[\s*(\w+)\s*(?:\[\s*([^\[\]]+?)\s*\])?\s*\])?")
+_CAT = re.compile(r"cat(?:\[\s*(\w+)(?:\.(\w+))?\s*(?:\[\s*([^\[\]]+?)\s*\])?\s*\])?")
 _KNOWN = (
-    "str, int, float, num, bool, date, datetime, dict, cat, cat[ULabel], cat[ULabel[Type]], "
-    "list[...]"
+    "str, int, float, num, bool, date, datetime, dict, cat, cat[Registry], "
+    "cat[Registry.field], cat[ULabel[Type]], list[...]"
 )
 # which value column each dtype fills (cat values are label links, not values)
 COLUMNS = {
@@ -43,12 +43,13 @@ COLUMNS = {
 @dataclass(frozen=True)
 class DType:
     """A parsed dtype: its base (`str` ... `dict` or `cat`), whether it is a list, and for
-    categoricals the registry and label type."""
+    categoricals the registry, its field (None: the registry's name field) and the type."""
 
     base: str
     is_list: bool = False
     registry: str | None = None
     type_name: str | None = None
+    field: str | None = None
 
     @property
     def text(self) -> str:
@@ -56,12 +57,21 @@ class DType:
         inner = self.base
         if self.base == "cat":
             typed = f"[{self.type_name}]" if self.type_name else ""
-            inner = f"cat[{self.registry}{typed}]"
+            field = f".{self.field}" if self.field else ""
+            inner = f"cat[{self.registry}{field}{typed}]"
         return f"list[{inner}]" if self.is_list else inner
 
     @property
+    def is_label(self) -> bool:
+        """A categorical of ULabels: its values are label links, not values."""
+        return self.base == "cat" and self.registry == "ULabel"
+
+    @property
     def column(self) -> str | None:
-        """The feature_values column of this dtype (None for categoricals)."""
+        """The feature_values column of this dtype (None for label categoricals; records of
+        other registries are stored by the text of their field)."""
+        if self.base == "cat":
+            return None if self.is_label else "value_str"
         return COLUMNS.get(self.base)
 
 
@@ -90,13 +100,8 @@ def parse_dtype(value: Any) -> DType:
         return DType(text)
     match = _CAT.fullmatch(text)
     if match:
-        registry, type_name = match.group(1) or "ULabel", match.group(2)
-        if registry not in CAT_REGISTRIES:
-            raise InvalidDtype(
-                f"unknown registry {registry!r} in dtype {value!r}; categoricals take records "
-                f"of {', '.join(CAT_REGISTRIES)} (e.g. cat[ULabel[CellType]])"
-            )
-        return DType("cat", registry=registry, type_name=type_name)
+        registry, field, type_name = match.group(1) or "ULabel", match.group(2), match.group(3)
+        return DType("cat", registry=registry, type_name=type_name, field=field)
     raise InvalidDtype(f"unknown dtype {value!r}; known: {_KNOWN}")
 
 
@@ -105,7 +110,7 @@ def _listed(inner: DType, given: Any) -> DType:
         raise InvalidDtype(
             f"dtype {given!r}: a list holds str, int, float, num, bool, dates or cat"
         )
-    return DType(inner.base, True, inner.registry, inner.type_name)
+    return DType(inner.base, True, inner.registry, inner.type_name, inner.field)
 
 
 def _fail(feature: str, dtype: DType, value: Any, fix: str) -> AnnotationError:
@@ -121,7 +126,7 @@ def convert(feature: str, dtype: DType, value: Any) -> Any:
     base = dtype.base
     if value is None:
         raise _fail(feature, dtype, value, "leave the feature out instead of passing None")
-    if base == "str":
+    if base == "str" or (base == "cat" and not dtype.is_label):
         if not isinstance(value, str):
             raise _fail(feature, dtype, value, "pass a string")
         if len(value) > MAX_STR:
@@ -194,7 +199,7 @@ def values_of(feature: str, dtype: DType, value: Any) -> list[Any]:
             items = [value]
     else:
         items = [value]
-    if dtype.base == "cat":
+    if dtype.is_label:
         return items
     return [convert(feature, dtype, item) for item in items]
 

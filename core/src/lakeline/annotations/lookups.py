@@ -72,7 +72,7 @@ def annotation_condition(
     if found is None:
         return None
     feature_id, dtype = found
-    if dtype.base == "cat":
+    if dtype.is_label:
         return _cat_condition(query, feature_id, rest, op, value)
     if rest:
         raise QueryError(
@@ -142,7 +142,15 @@ def _value_condition(
             raise QueryError(f"{lookup} expects True or False, got {value!r}")
         return Artifact.id.not_in(rows) if value else Artifact.id.in_(rows)
     positive = _NEGATED.get(op, op)
-    plain = dtype.base != "str" or positive in ("exact", "in", "range", "gt", "gte", "lt", "lte")
+    plain = dtype.base not in ("str", "cat") or positive in (
+        "exact",
+        "in",
+        "range",
+        "gt",
+        "gte",
+        "lt",
+        "lte",
+    )
 
     def fit(item: Any) -> Any:
         try:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, insert, select
 
+from lakeline.db.rows import insert_many
 from lakeline.db.session import check_own
 from lakeline.errors import AnnotationError
 
@@ -30,7 +31,8 @@ def _saved(artifact: Artifact) -> int:
     return artifact.id
 
 
-def _stamp(instance: Instance) -> dict[str, Any]:
+def new_stamp(instance: Instance) -> dict[str, Any]:
+    """run_id (the instance's current run), created_by_id and created_at of new rows."""
     from lakeline.lineage.context import current_run_in
     from lakeline.models.base import utcnow
 
@@ -155,8 +157,67 @@ def _link_labels(
             existing.add((label.id, feature_id))
             rows.append({"artifact_id": artifact_id, "ulabel_id": label.id,
                          "feature_id": feature_id, **stamp})  # fmt: skip
-    if rows:
-        session.execute(insert(ArtifactULabel), rows)
+    insert_many(session, ArtifactULabel.__table__, rows)  # type: ignore[arg-type]
+
+
+def write_values(
+    session: Session, artifact_id: int, values: Mapping[str, Any], stamp: dict[str, Any]
+) -> None:
+    """Check every value against its feature's dtype, then write them in `session`: a value
+    replaces the feature's previous one; a label categorical's values are label links added
+    to the artifact's; other registries' records are stored by the text of their field."""
+    from lakeline.annotations.dtypes import values_of
+    from lakeline.annotations.registries import check_records
+    from lakeline.models import FeatureValue
+
+    features = features_named(session, list(values))
+    rows: list[dict[str, Any]] = []
+    links: list[tuple[ULabel, int | None]] = []
+    replaced: list[int] = []
+    for name, value in values.items():
+        feature = features[name]
+        dtype = feature.parsed_dtype
+        items = values_of(name, dtype, value)
+        if dtype.base == "cat" and not dtype.is_label:
+            check_records(session, feature, dtype, items)
+        if dtype.is_label:
+            labels = resolve_labels(session, feature, dtype, items)
+            links.extend((label, feature.id) for label in labels)
+            continue
+        replaced.append(feature.id)
+        column = dtype.column
+        assert column is not None
+        rows.extend(
+            {"artifact_id": artifact_id, "feature_id": feature.id, "position": i,
+             column: item, **stamp}
+            for i, item in enumerate(items)
+        )  # fmt: skip
+    if replaced:
+        session.execute(
+            delete(FeatureValue).where(
+                FeatureValue.artifact_id == artifact_id,
+                FeatureValue.feature_id.in_(replaced),
+            )
+        )
+    for column_set in _by_columns(rows):
+        insert_many(session, FeatureValue.__table__, column_set)  # type: ignore[arg-type]
+    _link_labels(session, artifact_id, links, stamp)
+
+
+def link_schema(
+    session: Session, artifact_id: int, schema_id: int, slot: str, stamp: dict[str, Any]
+) -> None:
+    """Link a saved schema to the artifact in `slot`, replacing that slot's schema."""
+    from lakeline.models import ArtifactSchema
+
+    session.execute(
+        delete(ArtifactSchema).where(
+            ArtifactSchema.artifact_id == artifact_id, ArtifactSchema.slot == slot
+        )
+    )
+    row = {"artifact_id": artifact_id, "slot": slot, "schema_id": schema_id,
+           "run_id": stamp["run_id"], "created_at": stamp["created_at"]}  # fmt: skip
+    session.execute(insert(ArtifactSchema), [row])
 
 
 class FeatureManager:
@@ -175,66 +236,28 @@ class FeatureManager:
         A value replaces the feature's previous value (a list feature's whole list); the
         values of a categorical feature are labels, added to the ones it has.
         """
-        from lakeline.annotations.dtypes import values_of
-        from lakeline.models import FeatureValue
 
         artifact_id = _saved(self._artifact)
         if not isinstance(values, Mapping):
             raise AnnotationError(
                 f"add_values takes a dict of feature name -> value, got {values!r}"
             )
-        stamp = _stamp(self._instance)
+        stamp = new_stamp(self._instance)
         with self._instance.sessions.write() as session:
-            features = features_named(session, list(values))
-            rows: list[dict[str, Any]] = []
-            links: list[tuple[ULabel, int | None]] = []
-            replaced: list[int] = []
-            for name, value in values.items():
-                feature = features[name]
-                dtype = feature.parsed_dtype
-                items = values_of(name, dtype, value)
-                if dtype.base == "cat":
-                    labels = resolve_labels(session, feature, dtype, items)
-                    links.extend((label, feature.id) for label in labels)
-                    continue
-                replaced.append(feature.id)
-                column = dtype.column
-                assert column is not None
-                rows.extend(
-                    {"artifact_id": artifact_id, "feature_id": feature.id, "position": i,
-                     column: item, **stamp}
-                    for i, item in enumerate(items)
-                )  # fmt: skip
-            if replaced:
-                session.execute(
-                    delete(FeatureValue).where(
-                        FeatureValue.artifact_id == artifact_id,
-                        FeatureValue.feature_id.in_(replaced),
-                    )
-                )
-            for column_set in _by_columns(rows):
-                session.execute(insert(FeatureValue), column_set)
-            _link_labels(session, artifact_id, links, stamp)
+            write_values(session, artifact_id, values, stamp)
 
     def add_schema(self, schema: Schema, slot: str = "") -> None:
         """Link the saved `schema` (the artifact's feature set; `slot`: the part of a
         composite artifact it describes, e.g. "obs"), replacing that slot's schema."""
-        from lakeline.models import ArtifactSchema, Schema
+        from lakeline.models import Schema
 
         artifact_id = _saved(self._artifact)
         if not isinstance(schema, Schema) or schema.id is None:
             raise AnnotationError(f"add_schema takes a saved Schema, got {schema!r}")
         check_own(schema, self._instance)
-        stamp = _stamp(self._instance)
-        del stamp["created_by_id"]
+        stamp = new_stamp(self._instance)
         with self._instance.sessions.write() as session:
-            session.execute(
-                delete(ArtifactSchema).where(
-                    ArtifactSchema.artifact_id == artifact_id, ArtifactSchema.slot == slot
-                )
-            )
-            row = {"artifact_id": artifact_id, "slot": slot, "schema_id": schema.id, **stamp}
-            session.execute(insert(ArtifactSchema), [row])
+            link_schema(session, artifact_id, schema.id, slot, stamp)
 
     def get_values(self) -> dict[str, Any]:
         """{feature name: value}: a list for list features, label names for categoricals
@@ -254,6 +277,7 @@ def collect_values(session: Session, artifact_ids: Sequence[int]) -> dict[int, d
     out: dict[int, dict[str, Any]] = {}
     listed: dict[tuple[int, str], list[str]] = {}
     single: set[str] = set()
+    several: set[tuple[int, str]] = set()
     columns = sorted(set(COLUMNS.values()))
     for chunk in chunks(list(artifact_ids)):
         stmt = (
@@ -271,8 +295,10 @@ def collect_values(session: Session, artifact_ids: Sequence[int]) -> dict[int, d
             dtype = parse_dtype(dtype_text)
             value = read_back(dtype, stored[columns.index(dtype.column or "")])
             values = out.setdefault(artifact_id, {})
-            if dtype.is_list:
+            if dtype.is_list or dtype.base == "cat":  # records of a registry: one or more
                 values.setdefault(name, []).append(value)
+                if not dtype.is_list:
+                    several.add((artifact_id, name))
             else:
                 values[name] = value
         labels = (
@@ -287,6 +313,10 @@ def collect_values(session: Session, artifact_ids: Sequence[int]) -> dict[int, d
             listed.setdefault((artifact_id, name), []).append(label)
             if not parse_dtype(dtype_text).is_list:
                 single.add(name)
+    for artifact_id, name in several:
+        found = out[artifact_id]
+        if len(found[name]) == 1:
+            found[name] = found[name][0]
     for (artifact_id, name), names in listed.items():
         value = names[0] if name in single and len(names) == 1 else names
         out.setdefault(artifact_id, {})[name] = value
@@ -324,17 +354,17 @@ class LabelManager:
             if label.id is None:
                 raise AnnotationError(f"save label {label.name!r} before annotating with it")
             check_own(label, self._instance)
-        stamp = _stamp(self._instance)
+        stamp = new_stamp(self._instance)
         with self._instance.sessions.write() as session:
             feature_id = None
             if feature is not None:
                 name = feature if isinstance(feature, str) else feature.name
                 record = features_named(session, [name])[name]
                 dtype = record.parsed_dtype
-                if dtype.base != "cat":
+                if not dtype.is_label:
                     raise AnnotationError(
-                        f"feature {name!r} has dtype {dtype.text}, not a categorical: add its "
-                        "values with artifact.features.add_values"
+                        f"feature {name!r} has dtype {dtype.text}, not a categorical of labels: "
+                        "add its values with artifact.features.add_values"
                     )
                 type_id = label_type_id(session, record, dtype)
                 for label in listed:

@@ -34,7 +34,8 @@ class Feature(RecordMixin, CanValidate, Base):
     features' names and synonyms; `feature.add_synonym()`, `feature.set_abbr()` (CanValidate).
 
     `dtype`: str, int, float, num, bool, date, datetime, dict, cat, cat[ULabel],
-    cat[ULabel[Type]] or list[...] of those (a Python type works too).
+    cat[ULabel[Type]], cat[Registry] / cat[Registry.field] (any registry with the validation
+    mixin) or list[...] of those (a Python type works too).
     """
 
     __tablename__ = "features"
@@ -59,10 +60,13 @@ class Feature(RecordMixin, CanValidate, Base):
     ) -> None:
         from lakeline.annotations.dtypes import parse_dtype
         from lakeline.annotations.records import check_name
+        from lakeline.annotations.registries import check_registry
 
+        parsed = parse_dtype(dtype)
+        check_registry(parsed, dtype)
         super().__init__(
             name=check_name("Feature", name),
-            dtype=parse_dtype(dtype).text,
+            dtype=parsed.text,
             unit=unit,
             description=description,
             synonyms=join_synonyms(synonyms),

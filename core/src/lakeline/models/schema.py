@@ -21,7 +21,10 @@ class Schema(RecordMixin, Base):
     """A feature set: `Schema(name="sc-obs", features=[...], otype="DataFrame")`.
 
     `optional`: members that may be absent (the others are required). `slots`: the member
-    sets of a composite object, e.g. `{"obs": [...], "var": [...]}` for an AnnData.
+    sets of a composite object, e.g. `{"obs": [...], "var": [...]}` for an AnnData
+    (`"rna:obs"` for a MuData modality). `index`: a categorical feature the row index must
+    take its values from (`cat[Gene.symbol]`), stored as the member of slot `index`; a slot's
+    index is the member of slot `<slot>.index` (`{"var.index": [gene_symbol]}`).
     `minimal_set`: every required member must be present; `maximal_set`: nothing else may be;
     `ordered_set`: in this order; `coerce_dtype`: values are cast to the features' dtypes.
     Saving the same members and settings again returns the existing schema.
@@ -52,6 +55,7 @@ class Schema(RecordMixin, Base):
         otype: str | None = None,
         optional: Members = (),
         slots: Mapping[str, Members] | None = None,
+        index: Feature | str | None = None,
         minimal_set: bool = True,
         maximal_set: bool = False,
         ordered_set: bool = False,
@@ -68,6 +72,8 @@ class Schema(RecordMixin, Base):
             ordered_set=bool(ordered_set),
             coerce_dtype=bool(coerce_dtype),
         )
+        if index is not None:
+            slots = {**(slots or {}), "index": [index]}
         self._members = schema_members(self.name, features, optional, slots)
 
     def _repr_fields(self) -> tuple[str, ...]:

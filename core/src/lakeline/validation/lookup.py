@@ -172,20 +172,24 @@ def one_param_in(column: Any, values: Sequence[str], dialect: str) -> ColumnElem
     return column.in_(select(listed.c.value))  # type: ignore[no-any-return]
 
 
-def names_in(conn: Connection, column: Column[Any], values: Sequence[str]) -> set[str]:
-    """The values that are the field of some record (exact, case-sensitive). A long list is
-    sent as one parameter and the database returns the values it does NOT hold: usually few
-    rows, where the names found would be as many rows as values."""
-    from sqlalchemy import select
+def names_in(
+    conn: Connection, column: Column[Any], values: Sequence[str], where: Any = None
+) -> set[str]:
+    """The values that are the field of some record (exact, case-sensitive; of the records
+    `where` selects, when given). A long list is sent as one parameter and the database
+    returns the values it does NOT hold: usually few rows, where the names found would be as
+    many rows as values."""
+    from sqlalchemy import select, true
 
     if not values:
         return set()
+    scope = true() if where is None else where
     if len(values) <= SHORT_IN:
-        stmt = select(column).where(column.in_(list(values)))
+        stmt = select(column).where(column.in_(list(values)), scope)
         return set(conn.execute(stmt).scalars().all())
     listed = _table_of(values, conn.dialect.name)
     value = listed.c.value
-    stmt = select(value).where(~select(column).where(column == value).exists())
+    stmt = select(value).where(~select(column).where(column == value, scope).exists())
     hash_join = conn.dialect.name == "postgresql" and len(values) > HASH_JOIN_FROM
     if hash_join:  # the planner guesses 100 rows for a JSON function: one index probe each
         conn.exec_driver_sql("SET LOCAL enable_nestloop = off")  # this transaction only
@@ -280,10 +284,10 @@ def _add(found: dict[str, list[str]], value: str, name: str) -> None:
 
 
 def snapshot(
-    conn: Connection, model: type[Any], column: Column[Any], *, all_names: bool
+    conn: Connection, model: type[Any], column: Column[Any], *, all_names: bool, where: Any = None
 ) -> Snapshot:
     """Read the registry's synonyms and abbreviations (and, with `all_names`, every name) in
-    one query (60k rows cost a few ms: see `fetch_all`)."""
+    one query (60k rows cost a few ms: see `fetch_all`); of the records `where` selects."""
     from sqlalchemy import or_, select
 
     extra = [c for c in (optional_column(model, n) for n in ("synonyms", "abbr")) if c is not None]
@@ -301,6 +305,8 @@ def snapshot(
     stmt = select(column, *([texts] if texts is not None else [])).order_by(pk)
     if not all_names:
         stmt = stmt.where(or_(*(c.is_not(None) for c in extra)))
+    if where is not None:
+        stmt = stmt.where(where)
     rows = fetch_all(conn, stmt.where(column.is_not(None)))
     names = [row[0] for row in rows] if all_names else []
     return Snapshot(names, [row for row in rows if row[-1]] if texts is not None else [])

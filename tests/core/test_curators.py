@@ -1,0 +1,248 @@
+"""DataFrameCurator: every problem at once, coercion, standardize / add_new_from, any registry
+with the validation mixin, and save_artifact as ONE transaction (nothing left on failure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lakeline as ll
+import pandas as pd
+import pytest
+from lakeline import checkpoints
+from lakeline.errors import AnnotationError, CurationError
+from lakeline.instance import Instance
+from lakeline.models import ArtifactSchema, ArtifactULabel, FeatureValue
+from sqlalchemy import func, select
+from test_atomicity import stored_objects
+from validation_registries import CellType, Gene, create_registries, fill
+
+NAMES = ["T cell", "B cell", "NK cell", "Monocyte"]
+
+
+@pytest.fixture
+def schema(instance: Instance) -> ll.Schema:
+    kind = ll.ULabel(name="CellTypeHandLabel", is_type=True).save()
+    labels = [ll.ULabel(name=n, type=kind) for n in NAMES]
+    ll.save(labels)
+    labels[0].add_synonym("T-cell")
+    features = [
+        ll.Feature(name="cell_type", dtype="cat[ULabel[CellTypeHandLabel]]"),
+        ll.Feature(name="temperature", dtype=float, unit="°C"),
+        ll.Feature(name="n_reads", dtype=int),
+        ll.Feature(name="donor", dtype=str),
+    ]
+    ll.save(features)
+    return ll.Schema(
+        name="sc-obs",
+        features=["cell_type", "temperature", "n_reads"],
+        optional=["donor"],
+        otype="DataFrame",
+        maximal_set=True,
+    ).save()
+
+
+def _frame(**changes: Any) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        {
+            "cell_type": pd.Categorical(["T cell", "B cell", "NK cell", "T cell"]),
+            "temperature": [37.0, 36.5, 37.2, 38.0],
+            "n_reads": [100, 200, 300, 400],
+            "donor": ["D1", "D1", "D2", "D2"],
+        }
+    )
+    for name, value in changes.items():
+        if value is None:
+            del frame[name]
+        else:
+            frame[name] = value
+    return frame
+
+
+def _count(instance: Instance, model: type) -> int:
+    with instance.sessions.read() as session:
+        return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def test_valid_frame_is_saved_with_schema_and_labels(schema: ll.Schema, instance: Instance) -> None:
+    curator = ll.curators.DataFrameCurator(_frame(), schema, features={"temperature": 37.0})
+    assert curator.validate() is True
+    artifact = curator.save_artifact(key="sc/obs", description="obs")
+    assert artifact.key == "sc/obs.parquet" and artifact.otype == "DataFrame"
+    assert artifact.features.get_values() == {
+        "cell_type": ["B cell", "NK cell", "T cell"],
+        "temperature": 37.0,
+    }
+    assert ll.Artifact.filter(cell_type="NK cell").first().uid == artifact.uid
+    assert ll.Artifact.filter(schemas__name="sc-obs").first().uid == artifact.uid
+    loaded = artifact.load()
+    assert list(loaded.columns) == ["cell_type", "temperature", "n_reads", "donor"]
+
+
+def test_every_problem_is_reported_at_once(schema: ll.Schema) -> None:
+    frame = _frame(
+        n_reads=None,  # required, missing
+        temperature=["37", "hot", None, "36"],  # strings: do not fit float (no coercion)
+        cell_type=["T-cell", "B cel", "Macrophage", None],  # synonym, typo, unknown
+        n_read=[1, 2, 3, 4],  # not in the schema (maximal_set), close to n_reads
+    )
+    curator = ll.curators.DataFrameCurator(frame, schema)
+    with pytest.raises(CurationError) as caught:
+        curator.validate()
+    problems = {p.where: p for p in caught.value.problems}
+    assert set(problems) == {
+        "DataFrame column 'n_reads'",
+        "DataFrame columns",
+        "DataFrame column 'temperature'",
+        "DataFrame column 'cell_type'",
+    }
+    assert "column 'n_read' looks like it" in problems["DataFrame column 'n_reads'"].detail
+    assert problems["DataFrame columns"].values == ["n_read"]
+    temperature = problems["DataFrame column 'temperature'"]
+    assert "feature 'temperature' (float)" in temperature.what
+    assert "coerce_dtype=True" in temperature.fix
+    cell = problems["DataFrame column 'cell_type'"]
+    assert "'T-cell' → 'T cell'" in cell.detail
+    assert "'B cel' (close: 'B cell')" in cell.detail and "'Macrophage'" in cell.detail
+    assert "curator.standardize('cell_type')" in cell.fix
+    assert "add_new_from('cell_type')" in cell.fix
+    message = str(caught.value)
+    assert message.startswith("DataFrame does not fit schema 'sc-obs': 4 problems")
+    assert curator.cat.non_validated == {"cell_type": ["T-cell", "B cel", "Macrophage"]}
+    with pytest.raises(CurationError, match="4 problems"):
+        curator.save_artifact(key="bad.parquet")
+    assert ll.Artifact.filter().count() == 0
+
+
+def test_coercion_casts_and_names_values_that_cannot_be_cast(instance: Instance) -> None:
+    ll.save([ll.Feature(name="dose", dtype=float), ll.Feature(name="count", dtype=int),
+             ll.Feature(name="ok", dtype=bool), ll.Feature(name="day", dtype="date")])  # fmt: skip
+    schema = ll.Schema(name="coerced", features=["dose", "count", "ok", "day"],
+                       coerce_dtype=True).save()  # fmt: skip
+    frame = pd.DataFrame(
+        {"dose": ["1.5", "2"], "count": ["3", "4"], "ok": ["yes", "False"],
+         "day": ["2026-01-02", "2026-02-03"]}
+    )  # fmt: skip
+    curator = ll.curators.DataFrameCurator(frame, schema)
+    assert curator.validate()
+    assert frame["dose"].tolist() == [1.5, 2.0] and str(frame["count"].dtype) == "Int64"
+    assert frame["ok"].tolist() == [True, False]
+    assert str(frame["day"].dtype).startswith("datetime64")
+    bad = pd.DataFrame({"dose": ["1.5", "abc"], "count": ["3", "4.5"], "ok": ["yes", "maybe"],
+                        "day": ["2026-01-02", "soon"]})  # fmt: skip
+    with pytest.raises(CurationError) as caught:
+        ll.curators.DataFrameCurator(bad, schema).validate()
+    details = {p.where: p.detail for p in caught.value.problems}
+    assert details == {
+        "DataFrame column 'dose'": "not float numbers: 'abc'",
+        "DataFrame column 'count'": "not whole numbers: '4.5'",
+        "DataFrame column 'ok'": "not true/false: 'maybe'",
+        "DataFrame column 'day'": "not dates: 'soon'",
+    }
+
+
+def test_standardize_and_add_new_from_make_it_valid(schema: ll.Schema) -> None:
+    frame = _frame(cell_type=pd.Categorical(["T-cell", "t cell", "Macrophage", "B cell"]))
+    curator = ll.curators.DataFrameCurator(frame, schema)
+    with pytest.raises(CurationError, match="values not in the registry"):
+        curator.validate()
+    assert curator.standardize("cell_type") == {"T-cell": "T cell", "t cell": "T cell"}
+    assert frame["cell_type"].tolist() == ["T cell", "T cell", "Macrophage", "B cell"]
+    assert isinstance(frame["cell_type"].dtype, pd.CategoricalDtype)
+    assert curator.cat.add_new_from("cell_type") == ["Macrophage"]
+    macrophage = ll.ULabel.get(name="Macrophage")
+    assert macrophage.type is not None and macrophage.type.name == "CellTypeHandLabel"
+    assert curator.validate()
+    with pytest.raises(CurationError, match="no categorical column 'donor'"):
+        curator.standardize("donor")
+
+
+def test_any_registry_with_the_validation_mixin(instance: Instance) -> None:
+    """cat[Feature], a module's registry (cat[CellType]) and an index against cat[Gene.symbol]
+    go through the same generic lookup."""
+    create_registries(instance.engine)
+    fill(instance.engine, CellType, [{"name": "T cell", "synonyms": "T-cell"}, {"name": "B cell"}])
+    fill(instance.engine, Gene, [{"symbol": "CD3E"}, {"symbol": "MS4A1", "synonyms": "CD20"}])
+    ll.save([ll.Feature(name="measured", dtype="cat[Feature]"),
+             ll.Feature(name="cell", dtype="cat[CellType]"),
+             ll.Feature(name="gene", dtype="cat[Gene.symbol]")])  # fmt: skip
+    schema = ll.Schema(name="generic", features=["measured", "cell"], index="gene").save()
+    frame = pd.DataFrame(
+        {"measured": ["cell", "gene", "nope"], "cell": ["T-cell", "B cell", "T cell"]},
+        index=pd.Index(["CD3E", "CD20", "CD3E"], name="gene"),
+    )
+    curator = ll.curators.DataFrameCurator(frame, schema)
+    with pytest.raises(CurationError) as caught:
+        curator.validate()
+    what = {p.where: p for p in caught.value.problems}
+    assert "1 not in Feature.name: 'nope'" in what["DataFrame column 'measured'"].detail
+    assert "'T-cell' → 'T cell'" in what["DataFrame column 'cell'"].detail
+    assert "Gene.symbol" in what["DataFrame index"].detail or "CD20" in str(caught.value)
+    assert any(p.what == "duplicate names" for p in caught.value.problems)
+    with pytest.raises(CurationError, match="a feature needs a dtype"):
+        curator.cat.add_new_from("measured")
+    curator.standardize("cell")
+    curator.standardize("index")
+    assert list(frame.index) == ["CD3E", "MS4A1", "CD3E"]
+    frame.index = pd.Index(["CD3E", "MS4A1", "CD3E2"], name="gene")
+    frame["measured"] = ["cell", "gene", "measured"]
+    with pytest.raises(CurationError, match=r"'CD3E2' \(close: 'CD3E'\)"):
+        curator.validate()
+    assert curator.cat.add_new_from("index") == ["CD3E2"]
+    assert curator.validate()
+    artifact = curator.save_artifact(key="generic.parquet")
+    assert artifact.features.get_values() == {"cell": ["T cell", "B cell"],
+                                              "measured": ["cell", "gene", "measured"]}  # fmt: skip
+    assert ll.Artifact.filter(cell="B cell").count() == 1
+
+
+def test_failure_after_the_inserts_leaves_nothing(schema: ll.Schema, instance: Instance) -> None:
+    before = stored_objects(instance)
+    seen: list[int] = []
+
+    def fail() -> None:  # inside the transaction, after artifact, values, labels, schema link
+        seen.append(1)
+        raise RuntimeError("database failed after the inserts (injected)")
+
+    curator = ll.curators.DataFrameCurator(_frame(), schema, features={"temperature": 37.0})
+    with checkpoints.at("curator.annotated", fail), pytest.raises(RuntimeError, match="injected"):
+        curator.save_artifact(key="sc/obs.parquet")
+    assert seen
+    assert ll.Artifact.filter().count() == 0
+    for model in (FeatureValue, ArtifactULabel, ArtifactSchema):
+        assert _count(instance, model) == 0
+    assert stored_objects(instance) == before
+    artifact = curator.save_artifact(key="sc/obs.parquet")  # and then it works
+    assert _count(instance, ArtifactULabel) == 3 and artifact.features.get_values()
+
+
+def test_inside_a_tracked_run_the_artifact_and_annotations_record_it(
+    schema: ll.Schema, instance: Instance
+) -> None:
+    @ll.tracked(key="curate")
+    def curate() -> ll.Artifact:
+        return ll.curators.DataFrameCurator(_frame(), schema).save_artifact(key="obs.parquet")
+
+    artifact = curate()
+    run = ll.Run.get(transform__key="curate")
+    assert artifact.run_id == run.id
+    with instance.sessions.read() as session:
+        assert set(session.scalars(select(ArtifactULabel.run_id))) == {run.id}
+        assert set(session.scalars(select(ArtifactSchema.run_id))) == {run.id}
+
+
+def test_bad_input_is_named(schema: ll.Schema, instance: Instance) -> None:
+    with pytest.raises(AnnotationError, match=r"names feature 'nope', which does not exist: "
+                       r"create it with ll.Feature\(name='nope'"):  # fmt: skip
+        ll.Schema(name="broken", features=["cell_type", "nope"]).save()
+    with pytest.raises(CurationError, match="save schema 'unsaved' before curating"):
+        ll.curators.DataFrameCurator(_frame(), ll.Schema(name="unsaved", features=["donor"]))
+    with pytest.raises(CurationError, match="describes a DataFrame, not a AnnData"):
+        ll.curators.AnnDataCurator(_frame(), schema)
+    curator = ll.curators.DataFrameCurator(_frame(), schema, features={"temperature": "warm",
+                                                                       "nope": 1})  # fmt: skip
+    with pytest.raises(CurationError) as caught:
+        curator.validate()
+    lines = [p.line() for p in caught.value.problems]
+    assert any("'warm'" in line and "'temperature'" in line and "pass a number" in line
+               for line in lines)  # fmt: skip
+    assert any("no feature is named 'nope'" in line for line in lines)
