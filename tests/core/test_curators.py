@@ -3,6 +3,8 @@ with the validation mixin, and save_artifact as ONE transaction (nothing left on
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import lakeline as ll
@@ -211,6 +213,8 @@ def test_failure_after_the_inserts_leaves_nothing(schema: ll.Schema, instance: I
     for model in (FeatureValue, ArtifactULabel, ArtifactSchema):
         assert _count(instance, model) == 0
     assert stored_objects(instance) == before
+    staging = Path(os.environ["LAKELINE_CACHE_DIR"]) / "staging"
+    assert not staging.exists() or list(staging.iterdir()) == []
     artifact = curator.save_artifact(key="sc/obs.parquet")  # and then it works
     assert _count(instance, ArtifactULabel) == 3 and artifact.features.get_values()
 

@@ -45,8 +45,12 @@ def save_curated(curator: Curator, *, key: str | None, description: str | None) 
     from lakeline.models import Artifact
 
     data = curator.data
-    if type(data).__name__ == "MuData":
-        data.update()  # modalities whose names were standardized
+    if type(data).__name__ == "MuData" and any(t.index_changed for t in curator.slots.values()):
+        import warnings
+
+        with warnings.catch_warnings():  # mudata 0.3 announces a change of update()'s default
+            warnings.simplefilter("ignore", FutureWarning)
+            data.update()  # a modality's names were standardized: the MuData takes them
     if key is not None and "." not in key.rsplit("/", 1)[-1]:
         key += SUFFIXES[curator.otype]
     artifact = Artifact(data, key=key, description=description)

@@ -82,6 +82,7 @@ class TableCurator:
         self.unique_index = unique_index or spec.index is not None
         self.checks: dict[str, CatCheck] = {}
         self.problems: list[Problem] = []
+        self.index_changed = False
 
     def __repr__(self) -> str:
         return f"<TableCurator {self.label}: {len(self.spec.members)} features>"
@@ -186,6 +187,7 @@ class TableCurator:
         if key != "index":
             self.frame[key] = series
             return
+        self.index_changed = True
         index = pd.Index(series.to_numpy(), name=self.frame.index.name)
         if self._set_index is not None:
             self._set_index(index)
