@@ -250,3 +250,32 @@ def test_bad_input_is_named(schema: ll.Schema, instance: Instance) -> None:
     assert any("'warm'" in line and "'temperature'" in line and "pass a number" in line
                for line in lines)  # fmt: skip
     assert any("no feature is named 'nope'" in line for line in lines)
+
+
+def test_cli_validate(schema: ll.Schema, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+    from lakeline.cli import cli
+
+    def invoke(*args: str) -> Any:
+        return CliRunner(env={"COLUMNS": "400"}).invoke(cli, ["validate", *args])
+
+    good, bad = tmp_path / "good.csv", tmp_path / "bad.parquet"
+    _frame().to_csv(good, index=False)
+    cells = ["T-cell", "B cel", "NK cell", "NK cell"]
+    _frame(temperature=["warm", "37", "36", "35"], cell_type=cells).to_parquet(bad)
+    result = invoke(str(good), "--schema", "sc-obs")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "good.csv fits schema 'sc-obs'"
+    result = invoke(str(bad), "--schema", "sc-obs")
+    assert result.exit_code == 1
+    assert "'B cel' (close: 'B cell')" in result.stdout and "'T-cell' → 'T cell'" in result.stdout
+    assert "'warm'" in result.stdout and "coerce_dtype=True" in result.stdout
+    assert result.stderr.strip() == (
+        "error: bad.parquet does not fit schema 'sc-obs': 2 problems (table above)"
+    )
+    result = invoke(str(good), "--schema", "nope")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "error: no schema named 'nope' (schemas: 'sc-obs')"
+    result = invoke(str(tmp_path / "x.txt"), "--schema", "sc-obs")
+    assert result.exit_code == 1 and "lakeline validate reads" in result.stderr
+    assert ll.Artifact.filter().count() == 0

@@ -160,3 +160,24 @@ def test_var_index_with_duplicates_is_named(instance: Instance) -> None:
     plain = ll.Schema(name="plain", otype="AnnData", slots={"obs": []}).save()
     with pytest.raises(CurationError, match="duplicate names"):
         ll.curators.AnnDataCurator(adata, plain).validate()
+
+
+def test_cli_validates_an_h5ad(instance: Instance, tmp_path: Any) -> None:
+    from click.testing import CliRunner
+    from lakeline.cli import cli
+
+    path = tmp_path / "pbmc.h5ad"
+    _read(PBMC).write_h5ad(path)
+    _labels("CellTypeHandLabel", ["CD19+ B"])
+    ll.Feature(name="bulk_labels", dtype="cat[ULabel[CellTypeHandLabel]]").save()
+    ll.Schema(name="sc-obs", otype="AnnData", slots={"obs": ["bulk_labels"]}).save()
+    result = CliRunner(env={"COLUMNS": "400"}).invoke(
+        cli, ["validate", str(path), "--schema", "sc-obs"]
+    )
+    assert result.exit_code == 1
+    assert "9 not in ULabel[CellTypeHandLabel].name" in result.stdout
+    assert "error: pbmc.h5ad does not fit schema 'sc-obs': 1 problem (table above)" in result.stderr
+    ll.save([ll.ULabel(name=n, type=ll.ULabel.get(name="CellTypeHandLabel"))
+             for n in _read(PBMC).obs["bulk_labels"].cat.categories if n != "CD19+ B"])  # fmt: skip
+    result = CliRunner().invoke(cli, ["validate", str(path), "--schema", "sc-obs"])
+    assert result.exit_code == 0 and "fits schema 'sc-obs'" in result.stdout

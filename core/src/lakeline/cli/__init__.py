@@ -29,6 +29,7 @@ def build_cli() -> LakelineGroup:
         runs,
         save,
         ui,
+        validate,
     )
 
     @click.group(
@@ -61,6 +62,7 @@ def build_cli() -> LakelineGroup:
         *runs.COMMANDS,
         *integrity.COMMANDS,
         *ui.COMMANDS,
+        *validate.COMMANDS,
     ):
         lakeline.add_command(command)
     assert isinstance(lakeline, LakelineGroup)

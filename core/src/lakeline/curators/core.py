@@ -53,9 +53,10 @@ class Curator:
         state = "validated" if self._validated else "not validated"
         return f"{type(self).__name__}(schema={self.schema.name!r}, {state})"
 
-    def validate(self) -> bool:
+    def validate(self, *, show: bool = True) -> bool:
         """Check everything; True when the data fits the schema. Otherwise print every
-        problem as one table (stderr) and raise CurationError listing them."""
+        problem as one table (stderr; not with `show=False`) and raise CurationError listing
+        them (`.problems`)."""
         from lakeline.curators.features import check_features
         from lakeline.instance import current
 
@@ -67,7 +68,8 @@ class Curator:
         self.problems = problems
         self._validated = not problems
         if problems:
-            self.print_problems()
+            if show:
+                self.print_problems()
             raise self.error()
         return True
 
