@@ -33,7 +33,8 @@ def annotations_of(curator: Curator) -> dict[str, Any]:
             if not member.dtype.is_label and len(distinct) > MAX_RECORD_VALUES:
                 continue
             listed = values.setdefault(column, [])
-            listed.extend(v for v in distinct if v not in set(listed))
+            seen = set(listed)
+            listed.extend(v for v in distinct if v not in seen)
     return {k: v for k, v in values.items() if not (isinstance(v, list) and not v)}
 
 

@@ -79,6 +79,18 @@ def insert_rows(
     return [ids[row[unique]] for row in rows]
 
 
+def insert_many(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert `rows` (same keys, no primary key) whose ids nobody needs: COPY on PostgreSQL
+    for many rows, else one Core executemany (never the ORM's bulk path, which builds every
+    row's parameters in Python twice)."""
+    if not rows:
+        return
+    if len(rows) > RETURNING and is_postgres(session):
+        _copy_rows(session, table, rows)
+        return
+    session.execute(insert(table), list(rows))
+
+
 def _copy_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> list[int]:
     """COPY `rows` into `table` with ids drawn from its sequence (PostgreSQL)."""
     draw = text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)")
