@@ -11,7 +11,9 @@ from lakeline.instance import Instance
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-def test_readme_curator_example_runs(instance: Instance, capsys: pytest.CaptureFixture[str]) -> None:
+def test_readme_curator_example_runs(
+    instance: Instance, capsys: pytest.CaptureFixture[str]
+) -> None:
     text = README.read_text()
     match = re.search(r"<!-- curator example -->\n```python\n(.*?)```", text, re.S)
     assert match is not None, "the README lost its curator example"

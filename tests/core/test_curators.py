@@ -279,3 +279,27 @@ def test_cli_validate(schema: ll.Schema, tmp_path: Path) -> None:
     result = invoke(str(tmp_path / "x.txt"), "--schema", "sc-obs")
     assert result.exit_code == 1 and "lakeline validate reads" in result.stderr
     assert ll.Artifact.filter().count() == 0
+
+
+def test_list_categoricals_and_module_registry_values(instance: Instance) -> None:
+    """list[cat[...]] columns are checked element by element; a module registry's records
+    are feature values (checked on add_values too)."""
+    create_registries(instance.engine)
+    fill(instance.engine, CellType, [{"name": "T cell"}, {"name": "B cell"}])
+    _labels_of = ll.ULabel(name="Tissue", is_type=True).save()
+    ll.save([ll.ULabel(name=n, type=_labels_of) for n in ("lung", "liver")])
+    ll.save([ll.Feature(name="tissues", dtype="list[cat[ULabel[Tissue]]]"),
+             ll.Feature(name="cell", dtype="cat[CellType]")])  # fmt: skip
+    schema = ll.Schema(name="lists", features=["tissues"]).save()
+    frame = pd.DataFrame({"tissues": [["lung", "liver"], ["lung", "kidney"], None]})
+    with pytest.raises(CurationError, match=r"1 not in ULabel\[Tissue\].name: 'kidney'"):
+        ll.curators.DataFrameCurator(frame, schema).validate()
+    frame.loc[1, "tissues"] = ["liver"]
+    artifact = ll.curators.DataFrameCurator(frame, schema).save_artifact(key="lists.parquet")
+    assert artifact.features.get_values() == {"tissues": ["liver", "lung"]}
+    with pytest.raises(AnnotationError, match=r"'NK cell' not in CellType.name, as feature "
+                       r"'cell' \(cat\[CellType\]\) requires"):  # fmt: skip
+        artifact.features.add_values({"cell": ["T cell", "NK cell"]})
+    artifact.features.add_values({"cell": "T cell"})
+    assert artifact.features.get_values()["cell"] == "T cell"
+    assert ll.Artifact.filter(cell__startswith="T").count() == 1
