@@ -2,6 +2,8 @@
 
 - `rewrite_at(point, path, data)`: rewrite a file when lakeline reaches a checkpoint (a file
   that changes while it is saved).
+- `fail_at(point)`: raise `InjectedFailure` when lakeline reaches a checkpoint (e.g. inside a
+  transaction, after its INSERTs).
 - `Pause`: hold a real lakeline operation in another process at a checkpoint until the test
   lets it go (a save between storing its bytes and writing its records).
 - `kill_at_random(target, args, seed, within)`: run a function in a fresh process and kill -9
@@ -46,6 +48,26 @@ def rewrite_at(point: str, path: Path, data: bytes, *, times: int = 1) -> Iterat
 
     with checkpoints.at(point, hook):
         yield done
+
+
+class InjectedFailure(RuntimeError):
+    """The failure `fail_at` raises."""
+
+
+@contextmanager
+def fail_at(point: str, before: Callable[[], None] | None = None) -> Iterator[list[int]]:
+    """Raise InjectedFailure each time `point` is reached (after calling `before`, which can
+    record what happened so far); yields the list of failures raised."""
+    raised: list[int] = []
+
+    def hook() -> None:
+        if before is not None:
+            before()
+        raised.append(1)
+        raise InjectedFailure(f"injected failure at {point}")
+
+    with checkpoints.at(point, hook):
+        yield raised
 
 
 class Pause:

@@ -10,11 +10,11 @@ from typing import Any
 import lakeline as ll
 import pandas as pd
 import pytest
-from lakeline import checkpoints
+from faults import InjectedFailure, fail_at
 from lakeline.errors import AnnotationError, CurationError
 from lakeline.instance import Instance
 from lakeline.models import ArtifactSchema, ArtifactULabel, FeatureValue
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from test_atomicity import stored_objects
 from validation_registries import CellType, Gene, create_registries, fill
 
@@ -199,16 +199,28 @@ def test_any_registry_with_the_validation_mixin(instance: Instance) -> None:
 
 def test_failure_after_the_inserts_leaves_nothing(schema: ll.Schema, instance: Instance) -> None:
     before = stored_objects(instance)
-    seen: list[int] = []
+    statements: list[str] = []
+    written: set[str] = set()
 
-    def fail() -> None:  # inside the transaction, after artifact, values, labels, schema link
-        seen.append(1)
-        raise RuntimeError("database failed after the inserts (injected)")
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    def inserted() -> None:  # at the checkpoint: the tables INSERTed into so far
+        written.update(
+            t for t in ("artifacts", "feature_values", "artifact_ulabels", "artifact_schemas")
+            for s in statements if s.lstrip().upper().startswith(f"INSERT INTO {t.upper()} ")
+            or s.lstrip().startswith(f"INSERT INTO {t} ")
+        )  # fmt: skip
 
     curator = ll.curators.DataFrameCurator(_frame(), schema, features={"temperature": 37.0})
-    with checkpoints.at("curator.annotated", fail), pytest.raises(RuntimeError, match="injected"):
-        curator.save_artifact(key="sc/obs.parquet")
-    assert seen
+    event.listen(instance.engine, "before_cursor_execute", seen)
+    try:
+        with fail_at("curator.annotated", inserted) as raised, pytest.raises(InjectedFailure):
+            curator.save_artifact(key="sc/obs.parquet")
+    finally:
+        event.remove(instance.engine, "before_cursor_execute", seen)
+    assert raised == [1]
+    assert written == {"artifacts", "feature_values", "artifact_ulabels", "artifact_schemas"}
     assert ll.Artifact.filter().count() == 0
     for model in (FeatureValue, ArtifactULabel, ArtifactSchema):
         assert _count(instance, model) == 0
