@@ -246,6 +246,14 @@ def test_inside_a_tracked_run_the_artifact_and_annotations_record_it(
         assert set(session.scalars(select(ArtifactSchema.run_id))) == {run.id}
 
 
+def test_a_label_of_another_type_is_named(schema: ll.Schema) -> None:
+    tissue = ll.ULabel(name="Tissue", is_type=True).save()
+    ll.ULabel(name="liver", type=tissue).save()
+    frame = _frame(cell_type=["T cell", "liver", "B cell", "B cell"])
+    with pytest.raises(CurationError, match=r"'liver' \(a label of type 'Tissue'\)"):
+        ll.curators.DataFrameCurator(frame, schema).validate()
+
+
 def test_bad_input_is_named(schema: ll.Schema, instance: Instance) -> None:
     with pytest.raises(AnnotationError, match=r"names feature 'nope', which does not exist: "
                        r"create it with ll.Feature\(name='nope'"):  # fmt: skip

@@ -4,7 +4,7 @@ for values that belong in the registry (`add_new_from`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from lakeline.curators.problems import Problem, shown
@@ -39,6 +39,7 @@ class CatCheck:
     key: str  # column name, or "index"
     target: Target
     result: InspectResult
+    other_types: dict[str, str] = field(default_factory=dict)  # value -> the type it has
 
     @property
     def ok(self) -> bool:
@@ -70,6 +71,30 @@ def inspect_values(conn: Connection, target: Target, values: list[str]) -> Inspe
     return InspectResult(target.label, len(values), validated, missing, mapper, case_only, registry)
 
 
+def other_types(conn: Connection, target: Target, values: list[str]) -> dict[str, str]:
+    """{value: type name} for values that name a record of another type of a typed
+    registry (a label of the wrong type), one query."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import aliased
+
+    from lakeline.validation.lookup import name_field, one_param_in
+
+    if target.type_id is None or not values:
+        return {}
+    table = target.model.__table__
+    kind = aliased(target.model)
+    name = target.column
+    stmt = (
+        select(name, getattr(kind, name_field(target.model, None).key))
+        .join(kind, kind.id == table.c.type_id)
+        .where(one_param_in(name, values, conn.dialect.name), table.c.type_id != target.type_id)
+    )
+    found: dict[str, str] = {}
+    for value, type_name in conn.execute(stmt):
+        found.setdefault(value, type_name)
+    return found
+
+
 def problem_of(check: CatCheck, where: str, feature: str, dtype_text: str) -> Problem:
     """The problem a categorical column with values outside its registry makes."""
     result = check.result
@@ -88,7 +113,9 @@ def problem_of(check: CatCheck, where: str, feature: str, dtype_text: str) -> Pr
     if missing:
         close = result.suggestions
         named = [
-            repr(v) + (f" (close: {', '.join(map(repr, close[v]))})" if close.get(v) else "")
+            repr(v)
+            + (f" (close: {', '.join(map(repr, close[v]))})" if close.get(v) else "")
+            + (f" (a label of type {check.other_types[v]!r})" if v in check.other_types else "")
             for v in missing[:5]
         ]
         more = len(missing) - len(named)

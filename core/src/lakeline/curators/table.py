@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from lakeline.curators.problems import Problem, shown
+from lakeline.curators.problems import SHOWN, Problem, shown
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -200,6 +200,7 @@ class TableCurator:
             CatCheck,
             distinct_texts,
             inspect_values,
+            other_types,
             problem_of,
         )
         from lakeline.errors import AnnotationError, InvalidDtype
@@ -214,6 +215,7 @@ class TableCurator:
             return
         values = distinct_texts(series, member.dtype.is_list)
         check = CatCheck(key, target, inspect_values(conn, target, values))
+        check.other_types = other_types(conn, target, check.result.not_found[:SHOWN])
         self.checks[key] = check
         if not check.ok:
             self.problems.append(
