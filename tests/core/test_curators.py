@@ -323,3 +323,20 @@ def test_list_categoricals_and_module_registry_values(instance: Instance) -> Non
     artifact.features.add_values({"cell": "T cell"})
     assert artifact.features.get_values()["cell"] == "T cell"
     assert ll.Artifact.filter(cell__startswith="T").count() == 1
+
+
+def test_set_rules(schema: ll.Schema) -> None:
+    """ordered_set: members in the schema's order; minimal_set=False: none required;
+    maximal_set=False: other columns are fine."""
+    ordered = ll.Schema(name="ordered", features=["cell_type", "temperature", "n_reads"],
+                        ordered_set=True).save()  # fmt: skip
+    frame = _frame()[["temperature", "cell_type", "n_reads", "donor"]]
+    with pytest.raises(CurationError, match="columns out of order") as caught:
+        ll.curators.DataFrameCurator(frame, ordered).validate()
+    assert "reorder: frame[['cell_type', 'temperature', 'n_reads']]" in caught.value.problems[0].fix
+    assert ll.curators.DataFrameCurator(_frame(), ordered).validate()
+    loose = ll.Schema(name="loose", features=["cell_type", "n_reads"], minimal_set=False).save()
+    assert ll.curators.DataFrameCurator(_frame(n_reads=None, extra=1), loose).validate()
+    strict = ll.Schema(name="strict", features=["cell_type", "n_reads"]).save()
+    with pytest.raises(CurationError, match="missing column"):
+        ll.curators.DataFrameCurator(_frame(n_reads=None, extra=1), strict).validate()
