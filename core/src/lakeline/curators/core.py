@@ -117,7 +117,8 @@ class Curator:
 
     def save_artifact(self, *, key: str | None = None, description: str | None = None) -> Artifact:
         """Validate (if needed), then save the data as an artifact with its schema, feature
-        values and labels in ONE transaction: a failure leaves no record and no bytes."""
+        values and labels in ONE transaction: a failure leaves no record and no bytes. A key
+        without a suffix gets the object's (.parquet, .h5ad, .h5mu)."""
         from lakeline.curators.saving import save_curated
 
         if not self._validated:
