@@ -13,9 +13,9 @@ schema names all ten (maximal_set). Figures, each the best of `--repeats` runs:
   cast by the curator (a fresh copy of the frame each run, copying outside the timing);
 - validate, 1% bad labels: 3 values per categorical not in the registry, the problem table
   built with close matches (printing to a buffer);
-- save_artifact: the frame written as parquet, hashed, stored, and the artifact, schema link
-  and 2,070 label links written in one transaction (each run a new version: one value
-  changes); `to_parquet` alone is timed for comparison.
+- save_artifact: a new curator's validate(), the frame written as parquet, hashed, stored,
+  and the artifact, schema link and 2,070 label links written in one transaction (each run a
+  new version: one value changes); `to_parquet` alone is timed for comparison.
 """
 
 from __future__ import annotations
