@@ -68,10 +68,11 @@ def check_registry(dtype: DType, given: Any) -> None:
             name_field(model, dtype.field)
         except QueryError as error:
             raise InvalidDtype(f"dtype {given!r}: {error}") from None
-    if dtype.type_name is not None and "type_id" not in model.__table__.columns:
+    columns = model.__table__.columns
+    if dtype.type_name is not None and ("type_id" not in columns or "is_type" not in columns):
         raise InvalidDtype(
             f"dtype {given!r}: {dtype.registry} records have no type; cat[Registry[Type]] "
-            "is for typed registries such as ULabel"
+            "is for typed registries (type_id and is_type fields) such as ULabel"
         )
 
 
