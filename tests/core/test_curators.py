@@ -14,7 +14,7 @@ from faults import InjectedFailure, fail_at
 from lakeline.errors import AnnotationError, CurationError
 from lakeline.instance import Instance
 from lakeline.models import ArtifactSchema, ArtifactULabel, FeatureValue
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, update
 from test_atomicity import stored_objects
 from validation_registries import CellType, Gene, create_registries, fill
 
@@ -270,6 +270,16 @@ def test_bad_input_is_named(schema: ll.Schema, instance: Instance) -> None:
     assert any("'warm'" in line and "'temperature'" in line and "pass a number" in line
                for line in lines)  # fmt: skip
     assert any("no feature is named 'nope'" in line for line in lines)
+    # a feature whose registry comes from a module that is not imported here
+    with instance.sessions.write() as session:
+        session.execute(
+            update(ll.Feature).where(ll.Feature.name == "donor").values(dtype="cat[Unloaded]")
+        )
+    with pytest.raises(CurationError) as caught:
+        ll.curators.DataFrameCurator(_frame(), schema).validate()
+    (problem,) = caught.value.problems
+    assert problem.where == "DataFrame column 'donor'" and problem.what == "registry not available"
+    assert "unknown registry 'Unloaded'" in problem.detail
 
 
 def test_cli_validate(schema: ll.Schema, tmp_path: Path) -> None:
