@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
     from lakeline.annotations.registries import Target
+    from lakeline.instance import Instance
     from lakeline.validation.inspecting import InspectResult
 
 
@@ -154,7 +155,7 @@ def replace(series: pd.Series, mapper: dict[str, str]) -> pd.Series:
     )
 
 
-def create_records(target: Target, names: list[str]) -> int:
+def create_records(target: Target, names: list[str], instance: Instance) -> int:
     """Create a record of the target registry (of its type) for each name, in one
     transaction; returns how many were created."""
     from lakeline.errors import CurationError
@@ -168,19 +169,18 @@ def create_records(target: Target, names: list[str]) -> int:
             "create them with ll.Feature(name=..., dtype=...).save()"
         )
     if target.model is ULabel:
-        import lakeline as ll
+        from lakeline.annotations.records import save_records
         from lakeline.query import get_by_id
 
-        kind = None if target.type_id is None else get_by_id(ULabel, target.type_id)
-        ll.save([ULabel(name=name, type=kind) for name in names])
+        kind = None if target.type_id is None else get_by_id(ULabel, target.type_id, instance)
+        save_records([ULabel(name=name, type=kind) for name in names], instance)
         return len(names)
-    return _insert_generic(target, names)
+    return _insert_generic(target, names, instance)
 
 
-def _insert_generic(target: Target, names: list[str]) -> int:
+def _insert_generic(target: Target, names: list[str], instance: Instance) -> int:
     """Records of a module's registry: its constructor with the field set, one transaction."""
     from lakeline.errors import CurationError
-    from lakeline.instance import current
 
     field = target.column.key
     try:
@@ -190,6 +190,6 @@ def _insert_generic(target: Target, names: list[str]) -> int:
             f"cannot create {target.model.__name__} records from values alone ({error}): "
             "create them with the registry's own API"
         ) from None
-    with current().sessions.write() as session:
+    with instance.sessions.write() as session:
         session.add_all(records)
     return len(records)

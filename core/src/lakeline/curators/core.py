@@ -43,6 +43,7 @@ class Curator:
             )
         self.data = data
         self.schema = schema
+        self.instance = schema.instance  # the schema's: its features and registries are there
         self.features = dict(features or {})
         self.slots: dict[str, TableCurator] = {}
         self.problems: list[Problem] = []
@@ -58,13 +59,12 @@ class Curator:
         problem as one table (stderr; not with `show=False`) and raise CurationError listing
         them (`.problems`)."""
         from lakeline.curators.features import check_features
-        from lakeline.instance import current
 
         problems: list[Problem] = []
-        with current().engine.connect() as conn:
+        with self.instance.engine.connect() as conn:
             for table in self.slots.values():
                 problems.extend(table.validate(conn))
-        problems.extend(check_features(self.features))
+        problems.extend(check_features(self.features, self.instance))
         self.problems = problems
         self._validated = not problems
         if problems:
@@ -150,7 +150,7 @@ class CatManager:
     def add_new_from(self, key: str, *, slot: str | None = None) -> list[str]:
         """Create registry records (of the feature's label type) for the values of column
         `key` that name none; returns the values added."""
-        return self._curator._table(key, slot).add_new_from(key)
+        return self._curator._table(key, slot).add_new_from(key, self._curator.instance)
 
 
 class DataFrameCurator(Curator):

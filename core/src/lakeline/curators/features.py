@@ -4,24 +4,26 @@ against their features' dtypes and registries when the curator validates."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lakeline.curators.problems import Problem
 
+if TYPE_CHECKING:
+    from lakeline.instance import Instance
 
-def check_features(values: Mapping[str, Any]) -> list[Problem]:
+
+def check_features(values: Mapping[str, Any], instance: Instance) -> list[Problem]:
     """One problem per value that does not fit (or names no feature, no label)."""
     from lakeline.annotations.dtypes import values_of
     from lakeline.annotations.registries import check_records
     from lakeline.annotations.values import resolve_labels
     from lakeline.errors import AnnotationError
-    from lakeline.instance import current
     from lakeline.models import Feature
 
     if not values:
         return []
     problems: list[Problem] = []
-    with current().sessions.read() as session:
+    with instance.sessions.read() as session:
         from sqlalchemy import select
 
         stmt = select(Feature).where(Feature.name.in_(list(values)))

@@ -54,6 +54,7 @@ def save_curated(curator: Curator, *, key: str | None, description: str | None) 
             data.update()  # a modality's names were standardized: the MuData takes them
     if key is not None and "." not in key.rsplit("/", 1)[-1]:
         key += SUFFIXES[curator.otype]
+    instance = curator.instance
     artifact = Artifact(data, key=key, description=description)
     values = annotations_of(curator)
     schema_id = curator.schema.id
@@ -61,13 +62,13 @@ def save_curated(curator: Curator, *, key: str | None, description: str | None) 
     def annotate(session: Session, plans: Sequence[Plan]) -> None:
         result = plans[0].result
         assert result is not None and result.id is not None
-        stamp = new_stamp()
+        stamp = new_stamp(instance)
         write_values(session, result.id, values, stamp)
         link_schema(session, result.id, schema_id, "", stamp)
         checkpoints.reach("curator.annotated")
 
     try:
-        save_artifacts([artifact], also=annotate)
+        save_artifacts([artifact], instance, also=annotate)
     except BaseException:
         if artifact._staged:
             from pathlib import Path

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
     from lakeline.annotations.dtypes import DType
     from lakeline.curators.categorical import CatCheck
+    from lakeline.instance import Instance
     from lakeline.models import Feature, Schema
 
 
@@ -263,14 +264,14 @@ class TableCurator:
             result.synonyms_mapper = {}
         return mapper
 
-    def add_new_from(self, key: str) -> list[str]:
+    def add_new_from(self, key: str, instance: Instance) -> list[str]:
         """Create records for the values of `key` that name none (synonyms excepted: they
         are standardized, not added); returns the names added."""
         from lakeline.curators.categorical import create_records
 
         check = self.check_of(key)
         new = list(check.result.not_found)
-        create_records(check.target, new)
+        create_records(check.target, new, instance)
         result = check.result
         result.validated += new
         result.non_validated = [v for v in result.non_validated if v not in set(new)]
