@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import lakeline as ll
+import mesh
 import pandas as pd
 import pytest
 from faults import InjectedFailure, fail_at
@@ -19,6 +20,7 @@ from test_atomicity import stored_objects
 from validation_registries import CellType, Gene, create_registries, fill
 
 NAMES = ["T cell", "B cell", "NK cell", "Monocyte"]
+two_instances = mesh.two_instances
 
 
 @pytest.fixture
@@ -350,3 +352,27 @@ def test_set_rules(schema: ll.Schema) -> None:
     strict = ll.Schema(name="strict", features=["cell_type", "n_reads"]).save()
     with pytest.raises(CurationError, match="missing column"):
         ll.curators.DataFrameCurator(_frame(n_reads=None, extra=1), strict).validate()
+
+
+def test_a_curator_works_in_the_instance_of_its_schema(
+    two_instances: tuple[Instance, Instance],
+) -> None:
+    """The schema of another (writable) instance than the current one: validation reads
+    and save_artifact writes there."""
+    from lakeline.annotations.records import save_records
+
+    lab, atlas = two_instances
+    kind = ll.ULabel(name="CellTypeHandLabel", is_type=True)
+    feature = ll.Feature(name="cell_type", dtype="cat[ULabel[CellTypeHandLabel]]")
+    saved = save_records(
+        [kind, *(ll.ULabel(name=n, type=kind) for n in NAMES), feature,
+         ll.Schema(name="atlas-obs", features=["cell_type"])],
+        atlas,
+    )  # fmt: skip
+    schema = saved[-1]
+    assert isinstance(schema, ll.Schema)
+    frame = pd.DataFrame({"cell_type": ["T cell", "NK cell"]})
+    artifact = ll.curators.DataFrameCurator(frame, schema).save_artifact(key="atlas/obs.parquet")
+    assert artifact.instance.uid == atlas.uid
+    assert artifact.features.get_values() == {"cell_type": ["NK cell", "T cell"]}
+    assert ll.Artifact.filter().count() == 0  # lab, the current instance, got nothing
