@@ -361,7 +361,7 @@ def test_a_curator_works_in_the_instance_of_its_schema(
     and save_artifact writes there."""
     from lakeline.annotations.records import save_records
 
-    lab, atlas = two_instances
+    _lab, atlas = two_instances
     kind = ll.ULabel(name="CellTypeHandLabel", is_type=True)
     feature = ll.Feature(name="cell_type", dtype="cat[ULabel[CellTypeHandLabel]]")
     saved = save_records(
