@@ -132,6 +132,11 @@ def test_wu2020_mudata_is_curated_per_modality(instance: Instance) -> None:
     assert sorted(values["patient"]) == sorted(gex.obs["patient"].cat.categories)
     assert ll.Artifact.filter(source="NAT").count() == 1
     assert airr.n_obs == 150 and artifact.otype == "MuData"
+    from click.testing import CliRunner
+    from lakeline.cli import cli
+
+    result = CliRunner().invoke(cli, ["validate", str(artifact.cache()), "--schema", "wu2020"])
+    assert result.exit_code == 0 and "fits schema 'wu2020'" in result.stdout
     with pytest.raises(CurationError, match=r"names modality 'rna', which the MuData lacks"):
         ll.curators.MuDataCurator(
             mdata, ll.Schema(name="rna", otype="MuData", slots={"rna:obs": ["patient"]}).save()
