@@ -2,7 +2,8 @@
 
 A dtype is one of `str int float num bool date datetime dict`, a categorical `cat`,
 `cat[Registry]`, `cat[Registry[Type]]` (values are records of the registry, of that type),
-or `list[...]` of any of those but `dict`.
+`cat[module.Registry]` (records of a schema module's label registry, docs/modules.md), or
+`list[...]` of any of those but `dict`.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ CAT_REGISTRIES = ("ULabel",)
 MAX_STR = 512  # characters of a str value (indexed: fits a PostgreSQL btree entry)
 _PYTHON = {str: "str", int: "int", float: "float", bool: "bool", dict: "dict"}
 _PYTHON_DATES = {date: "date", datetime: "datetime"}
-_CAT = re.compile(r"cat(?:\[\s*(\w+)\s*(?:\[\s*([^\[\]]+?)\s*\])?\s*\])?")
+_CAT = re.compile(r"cat(?:\[\s*(\w+(?:\.\w+)?)\s*(?:\[\s*([^\[\]]+?)\s*\])?\s*\])?")
 _KNOWN = (
     "str, int, float, num, bool, date, datetime, dict, cat, cat[ULabel], cat[ULabel[Type]], "
-    "list[...]"
+    "cat[module.Registry], list[...]"
 )
 # which value column each dtype fills (cat values are label links, not values)
 COLUMNS = {
@@ -91,13 +92,45 @@ def parse_dtype(value: Any) -> DType:
     match = _CAT.fullmatch(text)
     if match:
         registry, type_name = match.group(1) or "ULabel", match.group(2)
-        if registry not in CAT_REGISTRIES:
+        if "." in registry:
+            _check_module_registry(registry, type_name, value)
+        elif registry not in CAT_REGISTRIES:
             raise InvalidDtype(
                 f"unknown registry {registry!r} in dtype {value!r}; categoricals take records "
                 f"of {', '.join(CAT_REGISTRIES)} (e.g. cat[ULabel[CellType]])"
             )
         return DType("cat", registry=registry, type_name=type_name)
     raise InvalidDtype(f"unknown dtype {value!r}; known: {_KNOWN}")
+
+
+def _check_module_registry(registry: str, type_name: str | None, given: Any) -> None:
+    """`cat[module.Registry]`: an installed module's label registry, without a type."""
+    from lakeline.errors import ModuleError
+    from lakeline.modules.records import LabelRecord
+    from lakeline.modules.spec import registry as module_registry
+
+    try:
+        model = module_registry(registry)
+    except ModuleError as exc:
+        raise InvalidDtype(f"dtype {given!r}: {exc}") from None
+    if not issubclass(model, LabelRecord):
+        raise InvalidDtype(
+            f"dtype {given!r}: {registry} is not a label registry (its records cannot be "
+            "feature values); its module declares it a Record, not a LabelRecord"
+        )
+    if type_name is not None:
+        raise InvalidDtype(f"dtype {given!r}: only ULabel takes a type, cat[{registry}] none")
+
+
+def registry_model(dtype: DType) -> type[Any]:
+    """The model whose records a categorical dtype takes (ULabel, or a module's registry)."""
+    if dtype.registry is not None and "." in dtype.registry:
+        from lakeline.modules.spec import registry
+
+        return registry(dtype.registry)
+    from lakeline.models import ULabel
+
+    return ULabel
 
 
 def _listed(inner: DType, given: Any) -> DType:

@@ -26,6 +26,7 @@ def build_cli() -> LakelineGroup:
         instances,
         integrity,
         lineage,
+        modules,
         runs,
         save,
         ui,
@@ -61,6 +62,7 @@ def build_cli() -> LakelineGroup:
         *runs.COMMANDS,
         *integrity.COMMANDS,
         *ui.COMMANDS,
+        *modules.COMMANDS,
     ):
         lakeline.add_command(command)
     assert isinstance(lakeline, LakelineGroup)
