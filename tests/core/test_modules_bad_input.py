@@ -170,6 +170,12 @@ def test_mounted_module_not_installed(
         "error: instance 'test' mounts schema module 'lab', which is not installed here: "
         "install the distribution lakeline-lab (pip install lakeline-lab)"
     )
+    done = subprocess.run(
+        [sys.executable, "-m", "lakeline.cli", "modules"],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr  # what is missing, and which distribution
+    assert done.stdout.split("\n")[1].split()[:5] == ["lab", "lakeline-lab", "NO", "yes", "?"]
     env["PYTHONPATH"] = str(lab_site)
     done = subprocess.run(
         [sys.executable, "-m", "lakeline.cli", "modules"],

@@ -75,7 +75,9 @@ def modules(ctx: click.Context) -> None:
         module = found.get(module_name)
         at = "" if module is None else next((r for r in rows if module.owns_revision(r)), "")
         head = "" if module is None else module.head
-        revision = "" if module_name not in mounted else f"{at or 'none'} (head {head or '?'})"
+        revision = "" if module_name not in mounted else f"{at or 'none'} (head {head})"
+        if module is None:
+            revision = "? (not installed: its revisions are unknown here)"
         table.add_row(
             Text(module_name),
             Text(module.distribution if module else mounted[module_name]),
