@@ -255,3 +255,59 @@ def test_declared_head_must_be_the_branch_head(
     assert str(refused.value) == (
         "schema module 'lab' (lakeline-lab) declares head lab_0003, its migrations end at lab_0002"
     )
+
+
+def _mount_held(pause: Any, name: str) -> None:
+    """In a child process: mount the lab module, held once it has the migration lock."""
+    from lakeline import checkpoints
+    from lakeline.instance import connect
+
+    instance = connect(name)
+    with checkpoints.at("migrate.locked", pause.hold):
+        add_modules("lab", instance)
+
+
+def test_two_mounts_at_once(lab: Path, db_url: str | None, tmp_path: Path) -> None:
+    """A second `modules add` while another one migrates waits for it, then finds the tables
+    there (PostgreSQL: without the migration lock it created them again and failed)."""
+    import threading
+
+    from faults import run_paused
+    from lakeline.db.migrate import HEAD_REVISION, revisions
+
+    instance = ll.init(tmp_path / "data", db=db_url, name="test")
+    process, pause = run_paused(_mount_held, "test")
+    outcome: list[Any] = []
+
+    def second() -> None:
+        try:
+            outcome.append(add_modules("lab", instance))
+        except Exception as exc:  # reported by the assertion below
+            outcome.append(exc)
+
+    thread = threading.Thread(target=second)
+    try:
+        assert pause.reached()
+        thread.start()
+        if instance.dialect == "postgresql":  # the second waits for a lock before going on
+            with instance.engine.connect() as conn:
+                waiting = text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND datname = current_database()"
+                )
+                for _ in range(600):
+                    if conn.execute(waiting).scalar():
+                        break
+                    conn.rollback()
+                    thread.join(0.1)
+                else:
+                    pytest.fail("the second mount never waited for the first")
+    finally:
+        pause.release()
+        process.join(120)
+        thread.join(120)
+    assert process.exitcode == 0
+    assert outcome == [["lab"]]
+    assert mounted(instance) == {"lab": "lakeline-lab"}
+    with instance.engine.connect() as conn:
+        assert sorted(revisions(conn) or []) == [HEAD_REVISION, "lab_0002"]

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
+from lakeline import checkpoints
 from lakeline.errors import ModuleMigrationFailed, SchemaOutOfDate
 
 if TYPE_CHECKING:
@@ -28,6 +29,11 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # The newest revision in migrations/versions; a test keeps the two in step.
 HEAD_REVISION = "0005"
 
+
+# One migration at a time per database (PostgreSQL advisory lock, for the transaction): a
+# second `migrate` or `modules add` waits, then finds the schema current (alembic reads the
+# versions under the lock) instead of creating the same tables again.
+MIGRATION_LOCK = 0x6C616B656C696E65  # "lakeline"
 
 # Made by hand in migrations (FTS5 table and triggers, tsvector column): autogenerate skips them.
 SEARCH_OBJECTS = frozenset({"search_vector", "ix_artifacts_search_vector"})
@@ -112,6 +118,9 @@ def upgrade(
     if modules:
         check_branches(cfg, modules)
     with engine.execution_options(lakeline_write=True).begin() as conn:
+        if conn.dialect.name == "postgresql":  # SQLite: BEGIN IMMEDIATE took the write lock
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+        checkpoints.reach("migrate.locked")
         cfg.attributes["connection"] = conn
         try:
             if modules and revision == "heads":  # the core first: module tables point to it
