@@ -40,6 +40,15 @@ def test_head_constant_matches_the_branch(lab: Path) -> None:
     assert script.get_revision("lab_0001").branch_labels == {"lab"}
 
 
+def test_core_revision_ids_have_no_underscore() -> None:
+    """`alembic_version` rows are told apart by their ids: a module's start with its prefix
+    (which ends in `_`), the core's have none."""
+    from lakeline.db.migrate import known_revisions
+
+    assert HEAD_REVISION in known_revisions()
+    assert [r for r in known_revisions() if "_" in r] == []
+
+
 def test_migrations_match_models(lab_instance: Instance) -> None:
     from lakeline_lab.plugin import LAB
 
