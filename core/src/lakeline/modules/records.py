@@ -36,6 +36,11 @@ class Record(RecordMixin):
     def run_id(cls) -> Mapped[int | None]:
         return mapped_column(ForeignKey("runs.id"), index=True)
 
+    def _repr_fields(self) -> tuple[str, ...]:
+        name = getattr(type(self), "_name_field", "name")
+        table: Table = getattr(type(self), "__table__")  # noqa: B009 (mapped subclasses have it)
+        return ("uid", name) if name in table.c else ("uid",)
+
     @classmethod
     def filter(cls, *expressions: Any, **lookups: Any) -> QuerySet[Self]:
         """Records matching `field__op=value` lookups (and optional SQLAlchemy expressions)."""
