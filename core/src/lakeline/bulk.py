@@ -22,6 +22,11 @@ def save(records: Iterable[R], *, progress: Progress | None = None) -> list[R]:
     from lakeline.models import Artifact, Feature, Schema, ULabel
 
     listed: list[Any] = list(records)
+    if listed and _module_records(listed):
+        from lakeline.instance import current
+        from lakeline.modules.records import save_records as save_module_records
+
+        return save_module_records(listed, current())
     for record in listed:
         if not isinstance(record, (Artifact, Feature, Schema, ULabel)):
             raise TypeError(
@@ -45,3 +50,22 @@ def save(records: Iterable[R], *, progress: Progress | None = None) -> list[R]:
     from lakeline.instance import current
 
     return save_artifacts(listed, current(), progress=progress)  # type: ignore[return-value]
+
+
+def _module_records(records: list[Any]) -> bool:
+    """Whether these are records of schema modules (all of them; a mix is an error)."""
+    from lakeline.modules.spec import models_loaded
+
+    if not models_loaded():
+        return False
+    from lakeline.modules.records import Record
+
+    found = [isinstance(r, Record) for r in records]
+    if any(found) and not all(found):
+        from lakeline.errors import LakelineError
+
+        raise LakelineError(
+            "cannot save records of schema modules with other records: save them in a call "
+            "of their own"
+        )
+    return all(found)

@@ -132,6 +132,31 @@ class SynonymError(LakelineError, ValueError):
     """A synonym is refused (another record's name or synonym, empty, contains "|") or unknown."""
 
 
+class ModuleError(LakelineError):
+    """A schema module cannot be used as asked (see the subclasses)."""
+
+
+class UnknownModule(ModuleError, LookupError):
+    """No installed distribution registers a schema module of that name."""
+
+
+class ModuleNotInstalled(ModuleError):
+    """The instance mounts a schema module whose distribution is not installed here."""
+
+
+class ModuleNotMounted(ModuleError):
+    """A registry of a schema module the connected instance does not mount was used."""
+
+
+class ModuleConflict(ModuleError):
+    """Two schema modules claim one name or table prefix, or a module's tables leave its
+    prefix (or take a core table's name)."""
+
+
+class ModuleMigrationFailed(ModuleError):
+    """A schema module's migration failed; the database is as it was before."""
+
+
 class SimilarNameWarning(UserWarning):
     """A new record's name is close to an existing record's (case, punctuation or a typo)."""
 

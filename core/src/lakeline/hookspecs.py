@@ -1,7 +1,7 @@
 """The hooks lakeline exposes to plugins (entry-point group `lakeline`).
 
 Registries are filled through callbacks (`register_*`); events are observed after they are
-committed (`run_*`, `artifact_*`). `register_schemas` arrives with the first schema module.
+committed (`run_*`, `artifact_*`). Schema modules come through `register_modules`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from lakeline.formats.registry import Format
     from lakeline.lineage.exporters import Exporter
     from lakeline.models import Artifact, Run
+    from lakeline.modules import SchemaModule
 
 hookspec = pluggy.HookspecMarker("lakeline")
 hookimpl = pluggy.HookimplMarker("lakeline")
@@ -55,3 +56,8 @@ def run_finished(run: Run) -> None:
 @hookspec
 def register_exporters(register: Callable[[Exporter], None]) -> None:
     """Register lineage exporters (PROV, RO-Crate, OpenLineage, ...) by calling `register`."""
+
+
+@hookspec
+def register_modules(register: Callable[[SchemaModule], None]) -> None:
+    """Register schema modules (models, table prefix, alembic branch) by calling `register`."""

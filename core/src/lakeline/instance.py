@@ -6,6 +6,7 @@ import getpass
 import json
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -68,6 +69,17 @@ class Instance:
         self._default_storage_id: int | None = None
         self._user: User | None = None
         self.created = False  # set by init() when it created the instance (not joined it)
+        self._modules: dict[str, str] | None = None
+
+    @property
+    def modules(self) -> dict[str, str]:
+        """The schema modules this instance mounts: {name: distribution} (read once)."""
+        if self._modules is None:
+            from lakeline.modules.mounting import read_mounted
+
+            with self.engine.connect() as conn:
+                self._modules = read_mounted(conn)
+        return self._modules
 
     def __repr__(self) -> str:
         mode = ", read_only=True" if self.read_only else ""
@@ -257,14 +269,22 @@ def init(
     db: str | None = None,
     name: str | None = None,
     storage_options: dict[str, Any] | None = None,
+    modules: Sequence[str] = (),
 ) -> Instance:
-    """Create an instance (or join the one that `db` already holds) and connect to it."""
+    """Create an instance (or join the one that `db` already holds) and connect to it;
+    `modules`: schema modules to mount (installed distributions, see docs/modules.md)."""
     from sqlalchemy import select
 
     from lakeline.db.engine import make_engine, normalize_url
     from lakeline.db.migrate import current_revision, ensure_schema, upgrade
     from lakeline.models import Setting, Storage
+    from lakeline.modules import mounting
 
+    if modules:
+        from lakeline.modules.spec import get
+
+        for module in modules:
+            get(module)  # an unknown name fails before anything is created
     root = normalize_root(storage)
     if protocol_of(root) == "local":
         try:
@@ -278,10 +298,16 @@ def init(
     _probe(engine, url)
     with engine.connect() as conn:
         revision = current_revision(conn)
-    if revision is None:
+    if revision is None and not modules:
         upgrade(engine)
-    else:
-        ensure_schema(engine, auto_migrate=engine.dialect.name == "sqlite")
+    elif revision is not None:
+        ensure_schema(
+            engine,
+            auto_migrate=engine.dialect.name == "sqlite",
+            modules=mounting.required(engine, name),
+        )
+    if modules:
+        mounting.mount(engine, name, modules)
 
     config = InstanceConfig(name=name, db=url, storage=root, uid="", storage_options=options)
     instance = Instance(config, engine)
@@ -317,6 +343,7 @@ def connect(name: str | None = None) -> Instance:
     """Connect this process to instance `name` (default: the current one) and return it."""
     from lakeline.db.engine import make_engine
     from lakeline.db.migrate import ensure_schema
+    from lakeline.modules.mounting import required
 
     name = name or current_name()
     if not name:
@@ -327,7 +354,8 @@ def connect(name: str | None = None) -> Instance:
     config = load_config(name)
     engine = make_engine(config.db, create=False)
     _probe(engine, config.db)
-    ensure_schema(engine, auto_migrate=engine.dialect.name == "sqlite")
+    modules = required(engine, config.name)  # ModuleNotInstalled names the distribution
+    ensure_schema(engine, auto_migrate=engine.dialect.name == "sqlite", modules=modules)
     instance = Instance(config, engine)
     instance.load_storages()
     _set_global(instance)
@@ -335,15 +363,19 @@ def connect(name: str | None = None) -> Instance:
 
 
 def migrate(name: str | None = None) -> tuple[str | None, str, str | None]:
-    """Bring instance `name`'s schema up to date: (revision before, after, SQLite backup)."""
+    """Bring instance `name`'s schema (the core's and every mounted module's) up to date:
+    (core revision before, after, SQLite backup)."""
     from lakeline.db.engine import make_engine
     from lakeline.db.migrate import (
         HEAD_REVISION,
         backup_sqlite,
         check_not_newer,
-        current_revision,
+        core_of,
+        modules_behind,
+        revisions,
         upgrade,
     )
+    from lakeline.modules.mounting import required
 
     name = name or current_name()
     if not name:
@@ -353,14 +385,16 @@ def migrate(name: str | None = None) -> tuple[str | None, str, str | None]:
     _probe(engine, config.db)
     try:
         with engine.connect() as conn:
-            before = current_revision(conn)
+            rows = revisions(conn)
+        before = core_of(rows)
         check_not_newer(engine, before)  # before any backup: there is nothing to do
+        modules = required(engine, name)
         backup = None
-        if before != HEAD_REVISION:
+        if before != HEAD_REVISION or modules_behind(engine, rows or [], modules):
             database = engine.url.database
             if engine.dialect.name == "sqlite" and before is not None and database:
                 backup = str(backup_sqlite(Path(database), before))
-            upgrade(engine)
+            upgrade(engine, modules=modules)
     finally:
         engine.dispose()
     return before, HEAD_REVISION, backup
@@ -372,12 +406,13 @@ def _open_engine(name: str) -> tuple[InstanceConfig, Engine, bool]:
     refused with the revision named)."""
     from lakeline.db.engine import make_engine
     from lakeline.db.migrate import ensure_schema
+    from lakeline.modules.mounting import required
 
     config = load_config(validate_name(name))
     engine = make_engine(config.db, create=False, read_only=True)
     try:
         _probe(engine, config.db)
-        ensure_schema(engine, auto_migrate=False)
+        ensure_schema(engine, auto_migrate=False, modules=required(engine, config.name))
     except SchemaOutOfDate as exc:
         engine.dispose()
         raise SchemaOutOfDate(f"instance {name!r}: {exc}") from exc

@@ -232,6 +232,8 @@ def reset() -> None:
         _found = None
     from lakeline.formats import registry
     from lakeline.lineage import exporters
+    from lakeline.modules import spec
 
     registry.reset()
     exporters.reset()
+    spec.reset()

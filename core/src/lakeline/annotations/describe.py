@@ -37,6 +37,7 @@ def describe_tree(artifact: Artifact, instance: Instance) -> Tree:
     """The artifact (a record of `instance`) as a rich Tree."""
     from rich.tree import Tree
 
+    from lakeline.annotations.links import plain_labels
     from lakeline.annotations.values import collect_values
     from lakeline.artifacts.locate import artifact_url
     from lakeline.models import (
@@ -91,6 +92,7 @@ def describe_tree(artifact: Artifact, instance: Instance) -> Tree:
             .where(ArtifactULabel.artifact_id == artifact.id, ArtifactULabel.feature_id.is_(None))
         )
         labels = [label for label, _ in session.execute(plain.order_by(ULabel.name))]
+        module_labels = plain_labels(session, artifact.id)
         type_ids = {label.type_id for label in labels if label.type_id is not None}
         types = {
             t.id: t.name for t in session.scalars(select(ULabel).where(ULabel.id.in_(type_ids)))
@@ -107,11 +109,13 @@ def describe_tree(artifact: Artifact, instance: Instance) -> Tree:
             feature = features[name]
             unit = f", {feature.unit}" if feature.unit else ""
             branch.add(_line(name, f"({feature.dtype}{unit}) {_value_text(value)}", "green"))
-    if labels:
+    if labels or module_labels:
         branch = tree.add(_line("labels", ""))
         for label in labels:
             kind = f" ({types[label.type_id]})" if label.type_id in types else ""
             branch.add(_line(label.name, kind.strip(), "magenta"))
+        for registry, name in module_labels:
+            branch.add(_line(name, f"({registry})", "magenta"))
     if schemas:
         branch = tree.add(_line("schemas", ""))
         for slot, schema in schemas:

@@ -1,10 +1,13 @@
 """Feature dtypes: parsed from strings or Python types, and values checked against them.
 
 A dtype is one of `str int float num bool date datetime dict`, a categorical `cat`,
-`cat[Registry]`, `cat[Registry.field]`, `cat[Registry[Type]]` (values are records of the
-registry, named by its name field or `field`, of that type), or `list[...]` of any of those
-but `dict`. `Registry` is any registry with the validation mixin (`annotations/registries`):
-ULabel, Feature, or one a module adds.
+`cat[Registry]`, `cat[Registry.field]`, `cat[Registry[Type]]`, `cat[module.Registry]`,
+`cat[module.Registry.field]` (values are records of the registry, named by its name field or
+`field`, of that type), or `list[...]` of any of those but `dict`. A dotted first part that
+names an installed schema module is the module (docs/modules.md); otherwise it is a registry
+and the second part its field. Label registries (ULabel, a module's `LabelRecord`s) store
+links; other registries (Feature, a module's `Record`s with the validation mixin) store the
+field's text in value_str. `Registry` resolves in `annotations/registries`.
 """
 
 from __future__ import annotations
@@ -16,16 +19,17 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from lakeline.errors import AnnotationError, InvalidDtype
+from lakeline.errors import AnnotationError, InvalidDtype, ModuleError
 
 SIMPLE = ("str", "int", "float", "num", "bool", "date", "datetime", "dict")
 MAX_STR = 512  # characters of a str value (indexed: fits a PostgreSQL btree entry)
 _PYTHON = {str: "str", int: "int", float: "float", bool: "bool", dict: "dict"}
 _PYTHON_DATES = {date: "date", datetime: "datetime"}
-_CAT = re.compile(r"cat(?:\[\s*(\w+)(?:\.(\w+))?\s*(?:\[\s*([^\[\]]+?)\s*\])?\s*\])?")
+_CAT = re.compile(r"cat(?:\[\s*(\w+)(?:\.(\w+))?(?:\.(\w+))?\s*(?:\[\s*([^\[\]]+?)\s*\])?\s*\])?")
 _KNOWN = (
     "str, int, float, num, bool, date, datetime, dict, cat, cat[Registry], "
-    "cat[Registry.field], cat[ULabel[Type]], list[...]"
+    "cat[Registry.field], cat[ULabel[Type]], cat[module.Registry], "
+    "cat[module.Registry.field], list[...]"
 )
 # which value column each dtype fills (cat values are label links, not values)
 COLUMNS = {
@@ -63,8 +67,17 @@ class DType:
 
     @property
     def is_label(self) -> bool:
-        """A categorical of ULabels: its values are label links, not values."""
-        return self.base == "cat" and self.registry == "ULabel"
+        """A categorical of a label registry (ULabel, a module's LabelRecord): its values are
+        links, not values."""
+        if self.base != "cat":
+            return False
+        if self.registry == "ULabel":
+            return True
+        if self.registry is None or "." not in self.registry:
+            return False
+        from lakeline.modules.records import LabelRecord
+
+        return issubclass(registry_model(self), LabelRecord)
 
     @property
     def column(self) -> str | None:
@@ -100,9 +113,62 @@ def parse_dtype(value: Any) -> DType:
         return DType(text)
     match = _CAT.fullmatch(text)
     if match:
-        registry, field, type_name = match.group(1) or "ULabel", match.group(2), match.group(3)
-        return DType("cat", registry=registry, type_name=type_name, field=field)
+        return _categorical(match, value)
     raise InvalidDtype(f"unknown dtype {value!r}; known: {_KNOWN}")
+
+
+def _categorical(match: re.Match[str], given: Any) -> DType:
+    """`cat[...]` from its parts: `a`, `a.b`, `a.b.c` and a type."""
+    first, second, third, type_name = match.groups()
+    if second is None:
+        return DType("cat", registry=first or "ULabel", type_name=type_name)
+    if third is not None or _is_module(first):
+        if third is not None and not _is_module(first):
+            from lakeline.modules.spec import get
+
+            try:
+                get(first)
+            except ModuleError as exc:
+                raise InvalidDtype(f"dtype {given!r}: {exc}") from None
+        return DType("cat", registry=f"{first}.{second}", type_name=type_name, field=third)
+    return DType("cat", registry=first, type_name=type_name, field=second)
+
+
+def _is_module(name: str) -> bool:
+    """Whether `name` is an installed schema module (`cat[name.Registry]`)."""
+    from lakeline.modules.spec import installed
+
+    return name in installed()
+
+
+def registry_model(dtype: DType) -> type[Any]:
+    """The model whose records a categorical dtype takes: ULabel, a module's registry, or
+    the registry with the validation mixin of that name; InvalidDtype when there is none."""
+    if dtype.registry is None or dtype.registry == "ULabel":
+        from lakeline.models import ULabel
+
+        return ULabel
+    if "." in dtype.registry:
+        from lakeline.modules.spec import registry
+
+        try:
+            return registry(dtype.registry)
+        except ModuleError as exc:
+            raise InvalidDtype(f"dtype {dtype.text!r}: {exc}") from None
+    from lakeline.annotations.registries import find_registry
+
+    try:
+        return find_registry(dtype.registry, dtype.text)
+    except InvalidDtype as exc:
+        if dtype.field is None:
+            raise
+        from lakeline.modules.spec import installed
+
+        modules = ", ".join(sorted(installed())) or "none"
+        raise InvalidDtype(
+            f"{exc}; nor is it a module: no installed schema module is named "
+            f"{dtype.registry!r} (installed: {modules})"
+        ) from None
 
 
 def _listed(inner: DType, given: Any) -> DType:

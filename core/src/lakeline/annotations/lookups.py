@@ -73,7 +73,7 @@ def annotation_condition(
         return None
     feature_id, dtype = found
     if dtype.is_label:
-        return _cat_condition(query, feature_id, rest, op, value)
+        return _cat_condition(query, feature_id, dtype, rest, op, value)
     if rest:
         raise QueryError(
             f"unknown operator {'__'.join(rest)!r} in lookup {lookup!r} on feature {head!r}"
@@ -103,20 +103,31 @@ def _matching(query: QuerySet[Any], target: type[Any], rest: list[str], op: str,
 
 
 def _cat_condition(
-    query: QuerySet[Any], feature_id: int, rest: list[str], op: str, value: Any
+    query: QuerySet[Any], feature_id: int, dtype: DType, rest: list[str], op: str, value: Any
 ) -> Any:
+    from lakeline.annotations.dtypes import registry_model
     from lakeline.models import Artifact, ArtifactULabel, ULabel
 
-    links = select(ArtifactULabel.artifact_id).where(ArtifactULabel.feature_id == feature_id)
+    model = registry_model(dtype)
+    if model is ULabel:
+        links = select(ArtifactULabel.artifact_id).where(ArtifactULabel.feature_id == feature_id)
+    else:
+        from lakeline.annotations.links import any_linked, artifacts_linked, field_of
+
+        links = any_linked(model, feature_id)
     if op == "isnull":
         if not isinstance(value, bool):
             raise QueryError(f"isnull expects True or False, got {value!r}")
         return Artifact.id.not_in(links) if value else Artifact.id.in_(links)
     positive = _NEGATED.get(op, op)
     records = value if isinstance(value, (list, tuple, set, frozenset)) else [value]
-    by_record = bool(records) and all(isinstance(v, ULabel) for v in records)
-    ids = _matching(query, ULabel, rest if rest or by_record else ["name"], positive, value)
-    matched = links.where(ArtifactULabel.ulabel_id.in_(ids))
+    by_record = bool(records) and all(isinstance(v, model) for v in records)
+    name = "name" if model is ULabel else field_of(model, dtype).key
+    ids = _matching(query, model, rest if rest or by_record else [name], positive, value)
+    if model is ULabel:
+        matched = links.where(ArtifactULabel.ulabel_id.in_(ids))
+    else:
+        matched = artifacts_linked(model, feature_id, ids)
     return Artifact.id.not_in(matched) if op in _NEGATED else Artifact.id.in_(matched)
 
 

@@ -187,35 +187,7 @@ class _Saver:
         self.session.expunge_all()
 
     def _insert(self, model: type[Any], records: Sequence[Any]) -> None:
-        """INSERT new records in bulk (COPY on PostgreSQL, one executemany on SQLite); each
-        gets its id and becomes a detached, saved record."""
-        from sqlalchemy.orm import make_transient_to_detached
-
-        from lakeline.db.rows import insert_rows
-        from lakeline.models.base import utcnow
-
-        table = model.__table__
-        names = [c.name for c in table.columns if c.name != "id"]
-        now = utcnow()
-        rows = []
-        for record in records:
-            loaded = record.__dict__
-            if loaded.get("created_at") is None:
-                record.created_at = now
-            rows.append({name: loaded.get(name) for name in names})
-        for row in rows:  # column defaults the constructor left unset
-            for name in names:
-                default = table.c[name].default
-                if row[name] is None and default is not None and default.is_scalar:
-                    row[name] = default.arg
-        ids = insert_rows(self.session, table, rows, unique="uid")
-        for record, row, new_id in zip(records, rows, ids, strict=True):
-            record.id = new_id
-            loaded = record.__dict__
-            for name, value in row.items():
-                if name not in loaded:  # every column loaded: nothing lazy on a detached record
-                    setattr(record, name, value)
-            make_transient_to_detached(record)  # what is set becomes the committed state
+        insert_records(self.session, model, records)
 
     def _parents(self, labels: Sequence[ULabel]) -> None:
         from lakeline.models import ULabelParent
@@ -286,6 +258,17 @@ class _Saver:
     def _check_type(self, feature: Feature) -> None:
         from lakeline.models import ULabel
 
+        registry = feature.parsed_dtype.registry
+        if registry is not None and "." in registry:
+            from lakeline.modules.mounting import read_mounted
+
+            module = registry.split(".")[0]
+            if module not in read_mounted(self.session.connection()):
+                raise AnnotationError(
+                    f"feature {feature.name!r}: dtype {feature.dtype} names schema module "
+                    f"{module!r}, which this instance does not mount: `lakeline modules add "
+                    f"{module}`"
+                )
         type_name = feature.parsed_dtype.type_name
         if type_name is None:
             return
@@ -364,3 +347,35 @@ def _schema_hash(schema: Schema, members: Sequence[tuple[str, Feature, bool]]) -
         "flags": [schema.minimal_set, schema.maximal_set, schema.ordered_set, schema.coerce_dtype],
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def insert_records(session: Session, model: type[Any], records: Sequence[Any]) -> None:
+    """INSERT new records (with their uid) in bulk (COPY on PostgreSQL, one executemany on
+    SQLite); each gets its id and becomes a detached, saved record."""
+    from sqlalchemy.orm import make_transient_to_detached
+
+    from lakeline.db.rows import insert_rows
+    from lakeline.models.base import utcnow
+
+    table = model.__table__
+    names = [c.name for c in table.columns if c.name != "id"]
+    now = utcnow()
+    rows = []
+    for record in records:
+        loaded = record.__dict__
+        if loaded.get("created_at") is None:
+            record.created_at = now
+        rows.append({name: loaded.get(name) for name in names})
+    for row in rows:  # column defaults the constructor left unset
+        for name in names:
+            default = table.c[name].default
+            if row[name] is None and default is not None and default.is_scalar:
+                row[name] = default.arg
+    ids = insert_rows(session, table, rows, unique="uid")
+    for record, row, new_id in zip(records, rows, ids, strict=True):
+        record.id = new_id
+        loaded = record.__dict__
+        for name, value in row.items():
+            if name not in loaded:  # every column loaded: nothing lazy on a detached record
+                setattr(record, name, value)
+        make_transient_to_detached(record)  # what is set becomes the committed state

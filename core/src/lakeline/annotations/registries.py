@@ -1,6 +1,7 @@
 """The registry a categorical dtype names, found generically: `cat[ULabel[CellType]]`,
 `cat[Feature]`, `cat[Gene.symbol]` resolve through the mapped classes that use the validation
-mixin (ULabel, Feature, and any registry a module defines), never through per-class code.
+mixin (ULabel, Feature, and any registry a module defines), `cat[lab.Biosample]` through its
+schema module (`dtypes.registry_model`), never through per-class code.
 
 A `Target` is what a categorical's values are checked against: a registry, its text field and,
 for a typed label dtype, the records of that type.
@@ -56,11 +57,18 @@ def find_registry(name: str, dtype_text: str | None = None) -> type[Any]:
 
 def check_registry(dtype: DType, given: Any) -> None:
     """A categorical dtype's registry, field and type exist (Feature creation checks it)."""
+    from lakeline.annotations.dtypes import registry_model
+    from lakeline.validation import CanValidate
     from lakeline.validation.lookup import name_field
 
     if dtype.base != "cat" or dtype.registry is None:
         return
-    model = find_registry(dtype.registry, str(given))
+    model = registry_model(dtype)
+    if not dtype.is_label and not issubclass(model, CanValidate):
+        raise InvalidDtype(
+            f"dtype {given!r}: {dtype.registry} is not a label registry (LabelRecord) and has "
+            "no validation mixin (CanValidate), so its records cannot be feature values"
+        )
     if dtype.field is not None:
         from lakeline.errors import QueryError
 
@@ -110,10 +118,11 @@ def target_of(conn: Connection, feature: str, dtype: DType) -> Target:
     gone."""
     from sqlalchemy import select
 
+    from lakeline.annotations.dtypes import registry_model
     from lakeline.validation.lookup import name_field
 
     assert dtype.base == "cat" and dtype.registry is not None
-    model = find_registry(dtype.registry, dtype.text)
+    model = registry_model(dtype)
     column = name_field(model, dtype.field)
     if dtype.type_name is None:
         return Target(model, column)

@@ -78,8 +78,16 @@ def label_type_id(session: Session, feature: Feature, dtype: DType) -> int | Non
 def resolve_labels(
     session: Session, feature: Feature, dtype: DType, values: Sequence[Any]
 ) -> list[ULabel]:
-    """The labels categorical `values` (names or ULabels) stand for, of the feature's type."""
+    """The labels categorical `values` (names or ULabels) stand for, of the feature's type
+    (for `cat[module.Registry]`: records of that registry)."""
+    from lakeline.annotations.dtypes import registry_model
     from lakeline.models import ULabel
+
+    model = registry_model(dtype)
+    if model is not ULabel:
+        from lakeline.annotations.links import field_of, resolve_records
+
+        return resolve_records(session, feature, model, values, field_of(model, dtype))
 
     type_id = label_type_id(session, feature, dtype)
     kind = dtype.type_name or "ULabel"
@@ -144,8 +152,16 @@ def _link_labels(
     pairs: Sequence[tuple[ULabel, int | None]],
     stamp: dict[str, Any],
 ) -> None:
-    """Insert the (label, feature id) links the artifact lacks."""
-    from lakeline.models import ArtifactULabel
+    """Insert the (label, feature id) links the artifact lacks (module records: into their
+    registry's link table)."""
+    from lakeline.models import ArtifactULabel, ULabel
+
+    others = [(r, f) for r, f in pairs if not isinstance(r, ULabel)]
+    if others:
+        from lakeline.annotations.links import link
+
+        link(session, artifact_id, others, stamp)
+        pairs = [(r, f) for r, f in pairs if isinstance(r, ULabel)]
 
     have = select(ArtifactULabel.ulabel_id, ArtifactULabel.feature_id).where(
         ArtifactULabel.artifact_id == artifact_id
@@ -313,6 +329,10 @@ def collect_values(session: Session, artifact_ids: Sequence[int]) -> dict[int, d
             listed.setdefault((artifact_id, name), []).append(label)
             if not parse_dtype(dtype_text).is_list:
                 single.add(name)
+        if modules_mapped():
+            from lakeline.annotations.links import collect
+
+            single |= collect(session, chunk, listed)
     for artifact_id, name in several:
         found = out[artifact_id]
         if len(found[name]) == 1:
@@ -321,6 +341,14 @@ def collect_values(session: Session, artifact_ids: Sequence[int]) -> dict[int, d
         value = names[0] if name in single and len(names) == 1 else names
         out.setdefault(artifact_id, {})[name] = value
     return {key: dict(sorted(values.items())) for key, values in out.items()}
+
+
+def modules_mapped() -> bool:
+    """Whether a schema module's label registry is mapped in this process (else no feature
+    of this instance can take module records)."""
+    from lakeline.modules.spec import models_loaded
+
+    return models_loaded()
 
 
 def _by_columns(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
@@ -341,21 +369,30 @@ class LabelManager:
     def __repr__(self) -> str:
         return f"<labels of {self._artifact!r}>"
 
-    def add(self, labels: ULabel | Sequence[ULabel], feature: Feature | str | None = None) -> None:
-        """Link saved labels to the artifact (one transaction); with `feature`, as values of
-        that categorical feature (they must be of its label type)."""
+    def add(self, labels: Any, feature: Feature | str | None = None) -> None:
+        """Link saved labels (ULabels, or records of a module's label registry) to the
+        artifact (one transaction); with `feature`, as values of that categorical feature
+        (they must be of its label type, or its registry)."""
         from lakeline.models import ULabel
+        from lakeline.modules.records import LabelRecord
 
         artifact_id = _saved(self._artifact)
-        listed = [labels] if isinstance(labels, ULabel) else list(labels)
+        kinds = (ULabel, LabelRecord)
+        single = isinstance(labels, kinds) or not hasattr(labels, "__iter__")
+        listed = [labels] if single else list(labels)
         for label in listed:
-            if not isinstance(label, ULabel):
-                raise AnnotationError(f"labels.add takes ULabels, got {label!r}")
+            if not isinstance(label, kinds):
+                raise AnnotationError(
+                    f"labels.add takes ULabels or label registry records, got {label!r}"
+                )
             if label.id is None:
-                raise AnnotationError(f"save label {label.name!r} before annotating with it")
+                what = f"label {label.name!r}" if isinstance(label, ULabel) else repr(label)
+                raise AnnotationError(f"save {what} before annotating with it")
             check_own(label, self._instance)
         stamp = new_stamp(self._instance)
         with self._instance.sessions.write() as session:
+            from lakeline.annotations.dtypes import registry_model
+
             feature_id = None
             if feature is not None:
                 name = feature if isinstance(feature, str) else feature.name
@@ -366,21 +403,51 @@ class LabelManager:
                         f"feature {name!r} has dtype {dtype.text}, not a categorical of labels: "
                         "add its values with artifact.features.add_values"
                     )
-                type_id = label_type_id(session, record, dtype)
-                for label in listed:
-                    check_label_fits(session, label, record, type_id)
+                model = registry_model(dtype)
+                if model is ULabel:
+                    type_id = label_type_id(session, record, dtype)
+                    for label in listed:
+                        if not isinstance(label, ULabel):
+                            raise AnnotationError(f"feature {name!r} takes ULabels, got {label!r}")
+                        check_label_fits(session, label, record, type_id)
+                else:
+                    from lakeline.annotations.links import check_fits
+
+                    for label in listed:
+                        check_fits(label, record, model)
                 feature_id = record.id
             _link_labels(session, artifact_id, [(label, feature_id) for label in listed], stamp)
 
-    def get(self, feature: Feature | str | None = None) -> QuerySet[ULabel]:
-        """The artifact's labels (all, or those that are values of `feature`)."""
+    def get(
+        self, feature: Feature | str | None = None, *, registry: type[Any] | None = None
+    ) -> QuerySet[Any]:
+        """The artifact's labels (all, or those that are values of `feature`): ULabels, or
+        records of `registry` (a module's label registry; a feature's dtype implies it)."""
         from lakeline.models import ArtifactULabel, Feature, ULabel
         from lakeline.query import QuerySet
 
         artifact_id = _saved(self._artifact)
-        linked = select(ArtifactULabel.ulabel_id).where(ArtifactULabel.artifact_id == artifact_id)
+        feature_id = None
         if feature is not None:
+            if registry is None:
+                from lakeline.annotations.dtypes import registry_model
+
+                record = (
+                    QuerySet(Feature, self._instance).filter(name=feature).one_or_none()
+                    if isinstance(feature, str)
+                    else feature
+                )
+                if record is not None and record.parsed_dtype.is_label:
+                    registry = registry_model(record.parsed_dtype)
             name = feature if isinstance(feature, str) else feature.name
             feature_id = select(Feature.id).where(Feature.name == name).scalar_subquery()
+        if registry is not None and registry is not ULabel:
+            from lakeline.annotations.links import linked_ids, name_of
+
+            ids = linked_ids(registry, artifact_id, feature_id)
+            records = QuerySet(registry, self._instance).filter(registry.id.in_(ids))
+            return records.order_by(name_of(registry).key)
+        linked = select(ArtifactULabel.ulabel_id).where(ArtifactULabel.artifact_id == artifact_id)
+        if feature_id is not None:
             linked = linked.where(ArtifactULabel.feature_id == feature_id)
         return QuerySet(ULabel, self._instance).filter(ULabel.id.in_(linked)).order_by("name")

@@ -26,6 +26,7 @@ def build_cli() -> LakelineGroup:
         instances,
         integrity,
         lineage,
+        modules,
         runs,
         save,
         ui,
@@ -63,6 +64,7 @@ def build_cli() -> LakelineGroup:
         *integrity.COMMANDS,
         *ui.COMMANDS,
         *validate.COMMANDS,
+        *modules.COMMANDS,
     ):
         lakeline.add_command(command)
     assert isinstance(lakeline, LakelineGroup)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from lakeline.cli.group import State, use_instance
+from lakeline.cli.modules import echo_module_changes, module_rows, split_names
 
 if TYPE_CHECKING:
     from lakeline.instance import Instance
@@ -67,12 +68,27 @@ def _summary(instance: Instance) -> list[tuple[str, str]]:
     callback=parse_storage_options,
     help="fsspec option for the storage; VALUE is parsed as JSON when it can be. Repeatable.",
 )
-def init(storage: str, name: str | None, db: str | None, storage_options: dict[str, Any]) -> None:
+@click.option(
+    "--modules",
+    multiple=True,
+    metavar="NAME[,NAME]",
+    callback=split_names,
+    help="Schema modules to mount (installed distributions; see `lakeline modules`).",
+)
+def init(
+    storage: str,
+    name: str | None,
+    db: str | None,
+    storage_options: dict[str, Any],
+    modules: list[str],
+) -> None:
     """Create an instance (or join the one the database holds) and make it current."""
     from lakeline.cli.output import echo_fields
     from lakeline.instance import init as init_instance
 
-    instance = init_instance(storage, db=db, name=name, storage_options=storage_options or None)
+    instance = init_instance(
+        storage, db=db, name=name, storage_options=storage_options or None, modules=modules
+    )
     verb = "created" if instance.created else "joined existing"
     click.echo(f"{verb} instance {instance.name}; it is now current")
     echo_fields(_summary(instance))
@@ -167,12 +183,18 @@ def info() -> None:
     from lakeline.cli.output import echo_fields
     from lakeline.db.migrate import HEAD_REVISION, current_revision
     from lakeline.models import Artifact, Collection, Run, Transform
+    from lakeline.modules import installed
 
     instance = use_instance()
     with instance.engine.connect() as conn:
         revision = current_revision(conn)
     rows = _summary(instance)
     rows.insert(2, ("schema", f"{revision} (this lakeline: {HEAD_REVISION})"))
+    mounted, branches = module_rows(instance.name)
+    if mounted:
+        at = {row.split("_")[0]: row for row in branches if "_" in row}
+        listed = [f"{name} ({at.get(installed()[name].prefix[:-1], 'none')})" for name in mounted]
+        rows.insert(3, ("modules", ", ".join(listed)))
     default = instance.storage
     others = [s for s in instance.storages() if s.id != default.id]
     rows.extend(("", f"{s.root} ({s.type})") for s in others)
@@ -198,7 +220,9 @@ def migrate(ctx: click.Context, name: str | None) -> None:
 
     state = ctx.find_object(State)
     name = name or (state.instance if state else None) or current_name()
+    _, rows = module_rows(name)
     before, after, backup = migrate_instance(name)
+    echo_module_changes(rows, module_rows(name)[1])
     label = name or "instance"
     if before == after:
         click.echo(f"{label}: schema already at revision {after}")

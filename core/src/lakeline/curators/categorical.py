@@ -179,7 +179,8 @@ def create_records(target: Target, names: list[str], instance: Instance) -> int:
 
 
 def _insert_generic(target: Target, names: list[str], instance: Instance) -> int:
-    """Records of a module's registry: its constructor with the field set, one transaction."""
+    """Records of another registry (a schema module's): its constructor with the field set,
+    one transaction."""
     from lakeline.errors import CurationError
 
     field = target.column.key
@@ -190,6 +191,11 @@ def _insert_generic(target: Target, names: list[str], instance: Instance) -> int
             f"cannot create {target.model.__name__} records from values alone ({error}): "
             "create them with the registry's own API"
         ) from None
+    from lakeline.modules.records import Record, save_records
+
+    if issubclass(target.model, Record):  # a schema module's: uid, creator, run, mounted
+        save_records(records, instance)
+        return len(records)
     with instance.sessions.write() as session:
         session.add_all(records)
     return len(records)

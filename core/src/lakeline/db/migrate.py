@@ -1,70 +1,188 @@
-"""Schema versions: check on connect, self-migrate SQLite (after a backup), migrate on demand."""
+"""Schema versions: check on connect, self-migrate SQLite (after a backup), migrate on demand.
+
+The core's revisions form one linear tree; each schema module mounted on an instance adds a
+branch of its own (its revision ids start with its table prefix, core ids have no `_`), so
+`alembic_version` holds one row per branch and is read without importing alembic.
+"""
 
 from __future__ import annotations
 
+import os
 import sqlite3
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from lakeline.errors import SchemaOutOfDate
+from lakeline import checkpoints
+from lakeline.errors import ModuleMigrationFailed, SchemaOutOfDate
 
 if TYPE_CHECKING:
     from alembic.config import Config
+
+    from lakeline.modules import SchemaModule
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # The newest revision in migrations/versions; a test keeps the two in step.
 HEAD_REVISION = "0005"
 
 
+# One migration at a time per database (PostgreSQL advisory lock, for the transaction): a
+# second `migrate` or `modules add` waits, then finds the schema current (alembic reads the
+# versions under the lock) instead of creating the same tables again.
+MIGRATION_LOCK = 0x6C616B656C696E65  # "lakeline"
+
 # Made by hand in migrations (FTS5 table and triggers, tsvector column): autogenerate skips them.
 SEARCH_OBJECTS = frozenset({"search_vector", "ix_artifacts_search_vector"})
 
 
-def include_object(
-    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
-) -> bool:
-    """Alembic filter: leave the hand-made search machinery out of model comparisons."""
-    return not (name in SEARCH_OBJECTS or (name or "").startswith("artifacts_fts"))
+def include_object_for(
+    modules: Sequence[SchemaModule] = (),
+) -> Callable[[Any, str | None, str, bool, Any], bool]:
+    """Alembic filter for model comparisons: the hand-made search machinery is left out, and
+    so are the tables of schema modules other than `modules` (models imported in this
+    process that the database at hand does not mount)."""
+    mounted = tuple(m.prefix for m in modules)
+
+    def include(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+        if name in SEARCH_OBJECTS or (name or "").startswith("artifacts_fts"):
+            return False
+        table = obj if type_ == "table" else getattr(obj, "table", None)
+        if table is None or not table.info.get("lakeline_module"):
+            return True
+        return bool(mounted) and str(table.name).startswith(mounted)
+
+    return include
 
 
-def alembic_config() -> Config:
-    """An alembic Config pointing at lakeline's one migration tree."""
+include_object = include_object_for()
+
+
+def alembic_config(modules: Sequence[SchemaModule] = ()) -> Config:
+    """An alembic Config: lakeline's tree plus the branches of `modules`."""
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if modules:
+        locations = [str(MIGRATIONS_DIR / "versions"), *(m.location for m in modules)]
+        cfg.set_main_option("path_separator", "os")
+        cfg.set_main_option("version_locations", os.pathsep.join(locations).replace("%", "%%"))
+    cfg.attributes["include_object"] = include_object_for(modules)
     return cfg
 
 
-def known_revisions() -> set[str]:
-    """Every revision id in the migration tree."""
+def known_revisions(modules: Sequence[SchemaModule] = ()) -> set[str]:
+    """Every revision id in the migration tree (and the branches of `modules`)."""
     from alembic.script import ScriptDirectory
 
-    return {rev.revision for rev in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+    script = ScriptDirectory.from_config(alembic_config(modules))
+    return {rev.revision for rev in script.walk_revisions()}
 
 
-def current_revision(conn: Connection) -> str | None:
-    """The schema revision the database is at, or None when it has no lakeline schema."""
+def revisions(conn: Connection) -> list[str] | None:
+    """Every row of `alembic_version` (one per branch), or None without a lakeline schema."""
     try:
-        row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
+        rows = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
     except (OperationalError, ProgrammingError):
         conn.rollback()
         return None
-    return None if row is None else str(row[0])
+    return [str(row) for row in rows]
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Run migrations up to `revision` in one transaction."""
+def core_of(rows: Sequence[str] | None) -> str | None:
+    """The core's revision among `alembic_version` rows (module revision ids have a `_`)."""
+    return next((row for row in rows or () if "_" not in row), None)
+
+
+def current_revision(conn: Connection) -> str | None:
+    """The core schema revision the database is at, or None when it has no lakeline schema."""
+    return core_of(revisions(conn))
+
+
+def upgrade(
+    engine: Engine,
+    revision: str = "heads",
+    *,
+    modules: Sequence[SchemaModule] = (),
+    then: Callable[[Connection], None] | None = None,
+) -> None:
+    """Run migrations up to `revision` (default: the core's head and every head of
+    `modules`), then `then(conn)`, in one transaction: a failure changes nothing."""
     from alembic import command
 
-    cfg = alembic_config()
-    with engine.begin() as conn:
+    cfg = alembic_config(modules)
+    if modules:
+        check_branches(cfg, modules)
+    with engine.execution_options(lakeline_write=True).begin() as conn:
+        if conn.dialect.name == "postgresql":  # SQLite: BEGIN IMMEDIATE took the write lock
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+        checkpoints.reach("migrate.locked")
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
+        try:
+            if modules and revision == "heads":  # the core first: module tables point to it
+                command.upgrade(cfg, HEAD_REVISION)
+            command.upgrade(cfg, revision)
+        except Exception as exc:
+            failed = _module_of_failure(exc, modules)
+            if failed is None:
+                raise
+            module, script = failed
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ModuleMigrationFailed(
+                f"schema module {module.name!r} ({module.distribution}): migration {script} "
+                f"failed, nothing was changed: {type(exc).__name__}: {first}"
+            ) from exc
+        if then is not None:
+            then(conn)
+
+
+def check_branches(cfg: Config, modules: Sequence[SchemaModule]) -> None:
+    """Each module's revisions form its own branch: ids with its prefix, no `depends_on`, one
+    head, the one it declares (ModuleConflict otherwise, before anything runs)."""
+    from alembic.script import ScriptDirectory
+
+    from lakeline.errors import ModuleConflict
+
+    script = ScriptDirectory.from_config(cfg)
+    for module in modules:
+        where = module.location + os.sep
+        revs = [r for r in script.walk_revisions() if os.path.realpath(r.path).startswith(where)]
+        for rev in revs:
+            problem = None
+            if not module.owns_revision(rev.revision):
+                problem = f"its id does not start with the prefix {module.prefix!r}"
+            elif rev.dependencies:
+                problem = "it has depends_on (the core is always migrated first)"
+            if problem:
+                raise ModuleConflict(
+                    f"schema module {module.name!r} ({module.distribution}): revision "
+                    f"{rev.revision} ({os.path.basename(rev.path)}) is refused: {problem}"
+                )
+        heads = sorted(r.revision for r in revs if r.is_head)
+        if heads != [module.head]:
+            raise ModuleConflict(
+                f"schema module {module.name!r} ({module.distribution}) declares head "
+                f"{module.head}, its migrations end at {', '.join(heads) or 'nothing'}"
+            )
+
+
+def _module_of_failure(
+    exc: BaseException, modules: Sequence[SchemaModule]
+) -> tuple[SchemaModule, str] | None:
+    """The module (and revision file) whose migration raised `exc`, from its traceback."""
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    for frame in reversed(frames):
+        path = os.path.realpath(frame.filename)
+        for module in modules:
+            if path.startswith(module.location + os.sep):
+                return module, os.path.basename(path)
+    return None
 
 
 def backup_sqlite(db_path: Path, revision: str | None) -> Path:
@@ -94,12 +212,39 @@ def check_not_newer(engine: Engine, revision: str | None) -> None:
     )
 
 
-def ensure_schema(engine: Engine, *, auto_migrate: bool) -> str | None:
-    """Check the schema is current; migrate SQLite when allowed. Returns a backup path if made."""
+def modules_behind(
+    engine: Engine, rows: Sequence[str], modules: Sequence[SchemaModule]
+) -> list[str]:
+    """`module at revision` for each of `modules` whose branch is not at its head; raises
+    SchemaOutOfDate for a branch newer than the installed module knows."""
+    behind = []
+    for module in modules:
+        at = next((row for row in rows if module.owns_revision(row)), None)
+        if at == module.head:
+            continue
+        if at is not None and at not in known_revisions([module]):
+            where = engine.url.render_as_string(hide_password=True)
+            raise SchemaOutOfDate(
+                f"the database {where} is at revision {at} of schema module {module.name!r}, "
+                f"newer than the installed {module.distribution} knows ({module.head}): "
+                f"upgrade {module.distribution}"
+            )
+        behind.append(f"{module.name} at {at or 'none'} (head {module.head})")
+    return behind
+
+
+def ensure_schema(
+    engine: Engine, *, auto_migrate: bool, modules: Sequence[SchemaModule] = ()
+) -> str | None:
+    """Check the schema (core and mounted `modules`) is current; migrate SQLite when allowed.
+    Returns a backup path if made."""
     with engine.connect() as conn:
-        revision = current_revision(conn)
+        rows = revisions(conn)
+    revision = core_of(rows)
     where = engine.url.render_as_string(hide_password=True)
-    if revision == HEAD_REVISION:
+    if revision == HEAD_REVISION and (
+        not modules or not modules_behind(engine, rows or [], modules)
+    ):
         return None
     if revision is None:
         raise SchemaOutOfDate(
@@ -107,14 +252,20 @@ def ensure_schema(engine: Engine, *, auto_migrate: bool) -> str | None:
             "`lakeline init`, or check the database URL"
         )
     check_not_newer(engine, revision)
+    behind = modules_behind(engine, rows or [], modules)
     if not auto_migrate:
+        if revision != HEAD_REVISION:
+            raise SchemaOutOfDate(
+                f"the database {where} is at schema revision {revision}, this lakeline needs "
+                f"{HEAD_REVISION}: run `lakeline migrate` (back the database up first)"
+            )
         raise SchemaOutOfDate(
-            f"the database {where} is at schema revision {revision}, this lakeline needs "
-            f"{HEAD_REVISION}: run `lakeline migrate` (back the database up first)"
+            f"the database {where} has schema modules behind the installed ones "
+            f"({'; '.join(behind)}): run `lakeline migrate` (back the database up first)"
         )
     backup = None
     database = engine.url.database
     if engine.dialect.name == "sqlite" and database and database != ":memory:":
         backup = str(backup_sqlite(Path(database), revision))
-    upgrade(engine)
+    upgrade(engine, modules=modules)
     return backup

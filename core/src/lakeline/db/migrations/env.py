@@ -12,7 +12,7 @@ if connection is None:
     raise RuntimeError("lakeline migrations run through `lakeline migrate`, not bare alembic")
 
 context.configure(
-    include_object=include_object,
+    include_object=config.attributes.get("include_object", include_object),
     connection=connection,
     target_metadata=Base.metadata,
     render_as_batch=connection.dialect.name == "sqlite",

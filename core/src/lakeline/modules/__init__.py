@@ -1,0 +1,60 @@
+"""Schema modules: distributions that add registries (see docs/modules.md).
+
+What a module's code uses: `SchemaModule` (registered through the `register_modules` hook),
+`Base`, `Record`, `LabelRecord`, `CanValidate` and the column types for its models,
+`create_link_table`/`drop_link_table` in its migrations. `add`/`mounted`/`installed` mount
+and list modules. Names resolve lazily: a plugin importing `SchemaModule` loads no SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from lakeline.modules.spec import SchemaModule, installed, registry
+
+if TYPE_CHECKING:
+    from lakeline.models.base import Base, JSONType, KeyString, LongText, Str
+    from lakeline.modules.api import add, mounted
+    from lakeline.modules.records import LabelRecord, Record, create_link_table, drop_link_table
+    from lakeline.validation import CanValidate
+
+_LAZY = {
+    "Base": "lakeline.models.base",
+    "JSONType": "lakeline.models.base",
+    "KeyString": "lakeline.models.base",
+    "LongText": "lakeline.models.base",
+    "Str": "lakeline.models.base",
+    "add": "lakeline.modules.api",
+    "mounted": "lakeline.modules.api",
+    "LabelRecord": "lakeline.modules.records",
+    "Record": "lakeline.modules.records",
+    "create_link_table": "lakeline.modules.records",
+    "drop_link_table": "lakeline.modules.records",
+    "CanValidate": "lakeline.validation",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'lakeline.modules' has no attribute {name!r}")
+
+
+__all__ = [
+    "Base",
+    "CanValidate",
+    "JSONType",
+    "KeyString",
+    "LabelRecord",
+    "LongText",
+    "Record",
+    "SchemaModule",
+    "Str",
+    "add",
+    "create_link_table",
+    "drop_link_table",
+    "installed",
+    "mounted",
+    "registry",
+]

@@ -1,0 +1,1 @@
+"""A lab's schema module (a test fixture of lakeline): `lakeline_lab.models`."""
