@@ -95,9 +95,11 @@ class Target:
 
     @property
     def label(self) -> str:
-        """`ULabel[CellType].name` for messages."""
+        """`ULabel[CellType].name`, `lab.Biosample.name` for messages."""
         typed = f"[{self.type_name}]" if self.type_name else ""
-        return f"{self.model.__name__}{typed}.{self.column.key}"
+        module = getattr(self.model, "_lakeline_module", None)
+        registry = f"{module}.{self.model.__name__}" if module else self.model.__name__
+        return f"{registry}{typed}.{self.column.key}"
 
     @property
     def where(self) -> Any:

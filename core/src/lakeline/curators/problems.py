@@ -39,16 +39,18 @@ def shown(values: Sequence[object], limit: int = SHOWN) -> str:
 
 
 def table(problems: Sequence[Problem], title: str) -> Table:
-    """The problems as a rich table."""
+    """The problems as a rich table (cells are plain text: `cat[lab.Biosample]` is no
+    markup)."""
     from rich.table import Table
+    from rich.text import Text
 
-    out = Table(title=title, show_lines=True, title_justify="left")
+    out = Table(title=Text(title), show_lines=True, title_justify="left")
     out.add_column("where", style="bold", overflow="fold")
     out.add_column("problem", style="red", overflow="fold")
     out.add_column("values / suggestions", overflow="fold")
     out.add_column("fix", style="green", overflow="fold")
     for problem in problems:
-        out.add_row(problem.where, problem.what, problem.detail, problem.fix)
+        out.add_row(*map(Text, (problem.where, problem.what, problem.detail, problem.fix)))
     return out
 
 
