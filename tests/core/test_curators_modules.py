@@ -99,3 +99,32 @@ def test_anndata_obs_column_of_a_module_label_registry(lab_instance: Instance) -
     bad = ll.curators.AnnDataCurator(adata, schema, features={"samples": ["S1", "S9"]})
     with pytest.raises(CurationError, match=r"'S9' is not a Biosample record"):
         bad.validate()
+
+
+def test_one_grammar_for_registries_and_modules(lab: object) -> None:
+    """A dotted first part naming an installed module is the module, else the registry."""
+    from lakeline.annotations.dtypes import parse_dtype
+    from lakeline.errors import InvalidDtype
+
+    cases = {
+        "cat[lab.Biosample]": ("lab.Biosample", None, True),
+        "list[cat[lab.Biosample.abbr]]": ("lab.Biosample", "abbr", True),
+        "cat[Feature.name]": ("Feature", "name", False),
+        "cat[ULabel[Tissue]]": ("ULabel", None, True),
+    }
+    for given, (registry, field, is_label) in cases.items():
+        dtype = parse_dtype(given)
+        assert (dtype.registry, dtype.field, dtype.is_label, dtype.text) == (
+            registry, field, is_label, given,
+        )  # fmt: skip
+    assert parse_dtype("cat[Feature]").column == "value_str"
+    assert parse_dtype("cat[lab.Biosample]").column is None
+    with pytest.raises(InvalidDtype, match=r"no installed schema module is named 'nope'"):
+        parse_dtype("cat[nope.Biosample.abbr]")
+    for given, problem in [
+        ("cat[lab.Biosample.nope]", r"Biosample has no field 'nope'"),
+        ("cat[Feature.nope]", r"Feature has no field 'nope'"),
+        ("cat[nope.name]", r"unknown registry 'nope'.*no installed schema module is named"),
+    ]:
+        with pytest.raises(InvalidDtype, match=problem):
+            ll.Feature(name="f", dtype=given)
