@@ -5,6 +5,8 @@ on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import lakeline as ll
 import modules_lab
 import pandas as pd
@@ -128,3 +130,28 @@ def test_one_grammar_for_registries_and_modules(lab: object) -> None:
     ]:
         with pytest.raises(InvalidDtype, match=problem):
             ll.Feature(name="f", dtype=given)
+
+
+def test_a_capitalized_dotted_dtype_does_not_collect_modules(lab: object) -> None:
+    """cat[Feature.name] is a registry's field without calling the modules hook: a broken
+    module (here two registering one name) breaks only dtypes that may name a module."""
+    from dataclasses import replace
+
+    from lakeline import plugins
+    from lakeline.annotations.dtypes import parse_dtype
+    from lakeline.errors import ModuleConflict
+    from lakeline.hookspecs import hookimpl
+    from lakeline.modules import spec
+    from lakeline_lab.plugin import LAB
+
+    class Twin:
+        @hookimpl
+        def register_modules(self, register: Any) -> None:
+            register(replace(LAB, distribution="lakeline-lab-twin"))
+
+    plugins.get_plugin_manager().register(Twin())
+    spec.reset()
+    assert parse_dtype("cat[Feature.name]").field == "name"
+    ll.Feature(name="f", dtype="list[cat[Feature.name]]")
+    with pytest.raises(ModuleConflict, match=r"two schema modules are named 'lab'"):
+        parse_dtype("cat[lab.Biosample]")

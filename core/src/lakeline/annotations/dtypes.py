@@ -135,7 +135,11 @@ def _categorical(match: re.Match[str], given: Any) -> DType:
 
 
 def _is_module(name: str) -> bool:
-    """Whether `name` is an installed schema module (`cat[name.Registry]`)."""
+    """Whether `name` is an installed schema module (`cat[name.Registry]`). Module names are
+    lowercase: a capitalized name (`cat[Gene.symbol]`) is a registry without calling the
+    modules hook, so a core-only instance never does."""
+    if not name[:1].islower():
+        return False
     from lakeline.modules.spec import installed
 
     return name in installed()
