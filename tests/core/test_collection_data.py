@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from lakeline.config import cache_dir
 from lakeline.errors import IncompatibleMembers, InvalidValue
 from lakeline.instance import Instance
 from lakeline.testing import unavailable
@@ -84,6 +85,17 @@ def test_mixed_members_cannot_load(instance: Instance, two: list[ad.AnnData]) ->
         c.load()
     with pytest.raises(InvalidValue, match="join must be"):
         c.load(join="left")
+
+
+def test_mixed_members_on_s3_are_refused_before_any_download(
+    s3_instance: Instance, two: list[ad.AnnData]
+) -> None:
+    a = ll.Artifact.from_anndata(two[0], key="sc/a.h5ad").save()
+    t = ll.Artifact.from_dataframe(pd.DataFrame({"x": [1]}), key="t/x.parquet").save()
+    c = ll.Collection([a, t], key="mixed").save()
+    with pytest.raises(IncompatibleMembers, match="mixes AnnData"):
+        c.load()
+    assert not [p for p in cache_dir().rglob("*") if p.is_file()]
 
 
 def test_collection_of_a_query(instance: Instance, two: list[ad.AnnData]) -> None:
