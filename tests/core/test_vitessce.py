@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import json
+from pathlib import Path
 from typing import Any
 
 import anndata as ad
@@ -14,6 +16,10 @@ from lakeline.errors import InvalidValue, UnsupportedObject
 from lakeline.instance import Instance
 from lakeline.integrations import save_vitessce_config
 from lakeline.integrations.vitessce import TRANSFORM_KEY, vitessce_schema
+
+# What vitessce 3.8.4 (the Python package, not a dependency) wrote for an AnnDataWrapper with a
+# UMAP, cell sets and the expression matrix in three linked views (VitessceConfig.to_dict()).
+VITESSCE_3_8_4 = Path(__file__).with_name("vitessce_3.8.4_config.json")
 
 
 def _config(*urls: str, version: str = "1.0.15") -> dict[str, Any]:
@@ -93,6 +99,18 @@ def test_config_object_and_http_url_of_an_s3_object(
     art = save_vitessce_config(ConfigLike(), description="remote view", key="views/pbmc.json")
     assert art.key == "views/pbmc.json"
     assert [a.key for a in art.run.inputs] == ["sc/pbmc.zarr"]
+
+
+def test_a_config_written_by_the_vitessce_package(
+    instance: Instance, data: tuple[ll.Artifact, ll.Artifact]
+) -> None:
+    zarr, _ = data
+    config = json.loads(VITESSCE_3_8_4.read_text().replace("ADATA_URL", zarr.location))
+    art = save_vitessce_config(config, description="written by vitessce 3.8.4")
+    assert art.load()["datasets"][0]["files"][0]["url"] == zarr.location
+    config["layout"][2]["w"] = 6.5  # Vitessce's grid takes whole numbers
+    with pytest.raises(InvalidValue, match=r"at layout/2/w: 6.5 is not of type 'integer'"):
+        save_vitessce_config(config, description="x")
 
 
 def test_bad_configs_are_refused_and_nothing_is_saved(
