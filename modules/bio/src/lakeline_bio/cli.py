@@ -1,0 +1,81 @@
+"""`lakeline bio sources` and `lakeline bio search` (plugin entry point `bio`, group
+`lakeline.commands`)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from lakeline.hookspecs import hookimpl
+
+
+@click.group("bio")
+def bio() -> None:
+    """Public biological ontologies and gene tables (lakeline-bio), offline."""
+
+
+@bio.command("sources")
+@click.option("--entity", help="Only this registry's sources (CellType, Gene, ...).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per source.")
+def sources_command(entity: str | None, as_json: bool) -> None:
+    """List the public sources importable here, with their versions (nothing is downloaded)."""
+    from lakeline.cli.output import console
+    from rich.table import Table
+
+    from lakeline_bio.catalog import sources
+    from lakeline_bio.errors import UnknownSource
+
+    try:
+        found = sources(entity)
+    except UnknownSource as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        for s in found:
+            row = {
+                "entity": s.entity,
+                "ontology": s.ontology,
+                "version": s.version,
+                "organism": s.organism,
+                "origin": s.origin,
+                "license": s.license,
+                "key": s.key,
+            }
+            click.echo(json.dumps(row))
+        return
+    table = Table("registry", "ontology", "version", "organism", "origin", "license")
+    for s in sorted(found, key=lambda s: (s.entity, s.ontology, s.organism or "", s.version)):
+        table.add_row(s.entity, s.ontology, s.version, s.organism or "", s.origin, s.license)
+    out = console()
+    out.print(table)
+    ontologies = {(s.ontology, s.organism) for s in found}
+    out.print(f"{len(found)} sources: {len(ontologies)} ontologies and gene tables")
+
+
+@bio.command("search")
+@click.argument("entity")
+@click.argument("query")
+@click.option("--limit", default=10, show_default=True)
+@click.option("--organism", help="Genes: the organism (default human).")
+def search_command(entity: str, query: str, limit: int, organism: str | None) -> None:
+    """Search a registry's public ontology: `lakeline bio search CellType "T cell"`."""
+    from lakeline.cli.output import console
+    from rich.table import Table
+
+    from lakeline_bio.errors import UnknownSource
+    from lakeline_bio.ontology import PublicOntology
+
+    try:
+        public = PublicOntology.of(entity, organism=organism)
+    except UnknownSource as exc:
+        raise click.ClickException(str(exc)) from None
+    hits = public.search(query, limit=limit)
+    table = Table(*hits.columns)
+    for row in hits.itertuples(index=False):
+        table.add_row(*(str(v) for v in row))
+    console().print(table)
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    """Add the `bio` command group."""
+    cli.add_command(bio)

@@ -1,0 +1,330 @@
+"""`Registry.public()`: a public ontology (or gene table) itself, without records.
+
+`PublicOntology` reads its source once (lazily, cached per process) and builds an in-memory
+index on first use: ids, names and synonyms (casefolded), and the processed texts rapidfuzz
+ranks in `search`. `validate`/`inspect`/`standardize` behave like the registries' (lakeline's
+`CanValidate`: the same `InspectResult`, the same synonym resolution), against the source.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from lakeline_bio.catalog import PublicSource, find_source
+from lakeline_bio.errors import DeprecatedTerm, UnknownTerm
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+    import pandas as pd
+    from lakeline.validation.inspecting import InspectResult
+    from lakeline.validation.lookup import Snapshot
+
+SEPARATOR = "|"
+SUGGEST_SCORE = 80  # search score a close match needs
+SUGGEST_LIMIT = 3
+_MARKER_POS = re.compile(r"\b(CD\d+\w*)\+")
+_MARKER_NEG = re.compile(r"\b(CD\d+\w*)-(?=\W|$)")
+
+
+def marker_text(value: str) -> str:
+    """Cell-type notation as ontologies spell it: "CD14+ Monocyte" -> "CD14-positive Monocyte",
+    "CD25-" -> "CD25-negative"."""
+    return _MARKER_NEG.sub(r"\1-negative", _MARKER_POS.sub(r"\1-positive", value))
+
+
+class _Index:
+    """Lookups over one source's frame: positions by id, by name, and the search texts."""
+
+    def __init__(self, frame: pd.DataFrame, id_field: str, name_field: str) -> None:
+        from rapidfuzz import utils
+
+        ids = frame[id_field].tolist()
+        names = frame[name_field].tolist()
+        current = (~frame["deprecated"]).tolist() if "deprecated" in frame else [True] * len(ids)
+        self.by_id: dict[str, int] = {i: n for n, i in enumerate(ids) if isinstance(i, str)}
+        self.by_name: dict[str, int] = {}  # current terms only, first in source order
+        for n, (name, ok) in enumerate(zip(names, current, strict=True)):
+            if ok and isinstance(name, str):
+                self.by_name.setdefault(name, n)
+        self.names = [n for n, ok in zip(names, current, strict=True) if ok and isinstance(n, str)]
+        rows: list[tuple[str, str]] = []
+        texts: list[str] = []
+        targets: list[int] = []
+        for n, (name, synonyms, ok) in enumerate(
+            zip(names, frame["synonyms"].tolist(), current, strict=True)
+        ):
+            if not ok or not isinstance(name, str):
+                continue
+            texts.append(name)
+            targets.append(n)
+            clean = [s for s in synonyms if s and SEPARATOR not in s]
+            if clean:
+                rows.append((name, SEPARATOR.join(clean)))
+                texts.extend(clean)
+                targets.extend([n] * len(clean))
+        self.synonym_rows = rows
+        self.texts = texts
+        self.processed = [utils.default_process(t) for t in texts]
+        self.targets = targets
+
+
+class PublicOntology:
+    """One public source of a registry, searchable and usable for validation, offline.
+
+    `field` names the text field values are matched against (`name`; genes: `symbol`);
+    `id_field` the identifier (`ontology_id`; genes: `ensembl_gene_id`).
+    """
+
+    def __init__(self, entity: str, source: PublicSource) -> None:
+        self.entity = entity
+        self.source = source
+        genes = source.kind == "genes"
+        self.id_field = "ensembl_gene_id" if genes else "ontology_id"
+        self.name_field = "symbol" if genes else "name"
+
+    @classmethod
+    def of(
+        cls,
+        entity: str,
+        ontology: str | None = None,
+        version: str | None = None,
+        organism: str | None = None,
+    ) -> PublicOntology:
+        return cls(
+            entity, find_source(entity, ontology=ontology, version=version, organism=organism)
+        )
+
+    def __repr__(self) -> str:
+        return f"PublicOntology({self.entity}: {self.source.key}, {self.source.origin})"
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """All terms (genes) of the source, deprecated ones included (shared: do not modify)."""
+        return self.source.read()
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """A copy of the source's terms, indexed by id."""
+        return self.frame.set_index(self.id_field)
+
+    @cached_property
+    def _index(self) -> _Index:
+        return _Index(self.frame, self.id_field, self.name_field)
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    # -- lookups ---------------------------------------------------------------------------
+
+    def get(self, ontology_id: str) -> dict[str, Any]:
+        """The term (gene) with this id, as a dict; UnknownTerm if the source has none."""
+        position = self._index.by_id.get(ontology_id)
+        if position is None:
+            raise UnknownTerm(
+                f"{self.entity}: {ontology_id!r} is not in {self.source.key}"
+                f"{self._close_ids(ontology_id)}"
+            )
+        row: dict[str, Any] = self.frame.iloc[position].to_dict()
+        return row
+
+    def current(self, ontology_id: str) -> dict[str, Any]:
+        """`get`, refusing a deprecated term (DeprecatedTerm naming its replacement)."""
+        row = self.get(ontology_id)
+        if row.get("deprecated"):
+            replaced = row.get("replaced_by")
+            hint = f"; replaced by {replaced}" if replaced else "; no replacement given"
+            raise DeprecatedTerm(
+                f"{self.entity}: {ontology_id} ({row[self.name_field]!r}) is deprecated in "
+                f"{self.source.key}{hint}"
+            )
+        return row
+
+    def _close_ids(self, ontology_id: str) -> str:
+        prefix = ontology_id.split(":")[0] if ":" in ontology_id else ""
+        sample = next(iter(self._index.by_id), "")
+        if prefix and not sample.startswith(prefix + ":"):
+            return f" (its ids look like {sample!r})"
+        return ""
+
+    def parents(self, ontology_id: str) -> list[str]:
+        """Direct is_a parents' ids."""
+        return list(self.get(ontology_id).get("parents") or [])
+
+    def ancestors(self, ontology_id: str) -> list[str]:
+        """All is_a ancestors' ids, nearest first."""
+        seen: dict[str, None] = {}
+        todo = self.parents(ontology_id)
+        while todo:
+            term = todo.pop(0)
+            if term in seen or term not in self._index.by_id:
+                continue
+            seen[term] = None
+            todo.extend(self.parents(term))
+        return list(seen)
+
+    def ids_of(self, names: list[str]) -> dict[str, str]:
+        """{name: id} for the names (current terms' exact names) the source holds."""
+        frame_ids = self.frame[self.id_field]
+        return {n: frame_ids.iat[self._index.by_name[n]] for n in names if n in self._index.by_name}
+
+    # -- search ----------------------------------------------------------------------------
+
+    def search(self, query: str, limit: int = 10) -> pd.DataFrame:
+        """Current terms ranked by how well their name or a synonym matches `query`, best
+        first: an exact match (ignoring case), then texts holding every word of the query,
+        then rapidfuzz's WRatio on lowercased, punctuation-free text, shorter texts first."""
+        import pandas as pd
+        from rapidfuzz import fuzz, process, utils
+
+        index = self._index
+        wanted = utils.default_process(query)
+        words = set(wanted.split())
+        hits = process.extract(
+            wanted,
+            index.processed,
+            scorer=fuzz.WRatio,
+            processor=None,
+            limit=max(200, limit * 20),
+            score_cutoff=50,
+        )
+        names = self.frame[self.name_field]
+        scored: dict[int, tuple[tuple[float, ...], str, float]] = {}
+        for _, score, position in hits:
+            text = index.processed[position]
+            target = index.targets[position]
+            covered = len(words & set(text.split())) / len(words) if words else 0.0
+            is_name = index.texts[position] == names.iat[target]
+            rank = (float(text == wanted), covered, float(score), float(is_name), -len(text))
+            if target not in scored or rank > scored[target][0]:
+                scored[target] = (rank, index.texts[position], 100.0 if text == wanted else score)
+        best = sorted(scored.items(), key=lambda item: item[1][0], reverse=True)[:limit]
+        rows = self.frame.iloc[[t for t, _ in best]]
+        return pd.DataFrame(
+            {
+                self.id_field: rows[self.id_field].to_numpy(),
+                self.name_field: rows[self.name_field].to_numpy(),
+                "matched": [text for _, (_, text, _) in best],
+                "score": [round(score, 1) for _, (_, _, score) in best],
+            }
+        )
+
+    # -- validation ------------------------------------------------------------------------
+
+    def _snapshot(self) -> Snapshot:
+        from lakeline.validation.lookup import Snapshot
+
+        return Snapshot(self._index.names, self._index.synonym_rows)
+
+    def _distinct(self, values: Any, field: str | None) -> tuple[Any, str]:
+        from types import SimpleNamespace
+
+        from lakeline.validation.lookup import distinct
+
+        field = field or self.name_field
+        model = type(self.entity, (), {})
+        return distinct(model, SimpleNamespace(name=field), values), field  # type: ignore[arg-type]
+
+    def _found(self, uniques: list[str], field: str) -> set[str]:
+        if field == self.name_field:
+            known: Any = self._index.by_name
+        elif field == self.id_field:
+            known = self._index.by_id
+        else:
+            known = set(self.frame[field].dropna())
+        return {v for v in uniques if v in known}
+
+    def validate(
+        self, values: Any, field: str | None = None, *, mute: bool = False
+    ) -> npt.NDArray[np.bool_]:
+        """One bool per value: is it a current term's name (or `field`)?"""
+        values_, field = self._distinct(values, field)
+        found = self._found(values_.uniques, field)
+        result: npt.NDArray[np.bool_] = values_.member(found)
+        if not mute and not result.all():
+            import logging
+
+            from lakeline.validation.inspecting import summary_line
+
+            missing = sorted(v for v in values_.uniques if v not in found)
+            logging.getLogger("lakeline.validation").warning(
+                summary_line(self._label(field), len(result), missing, int((~result).sum()))
+            )
+        return result
+
+    def inspect(
+        self, values: Any, field: str | None = None, *, mute: bool = False
+    ) -> InspectResult:
+        """Validated values, synonyms (and case variants) of names, close matches for the rest."""
+        values_, field = self._distinct(values, field)
+        found = self._found(values_.uniques, field)
+        missing = [v for v in values_.uniques if v not in found]
+        snapshot = self._snapshot()
+        mapper: dict[str, str] = {}
+        case_only: set[str] = set()
+        if missing and field == self.name_field:
+            hits, case_only = snapshot.resolve(missing, case_sensitive=False)
+            mapper = {v: hits[v][0] for v in missing if v in hits}
+        result = _PublicInspectResult(
+            self,
+            self._label(field),
+            values_.size,
+            [v for v in values_.uniques if v in found],
+            missing,
+            mapper,
+            case_only,
+            snapshot if field == self.name_field else None,
+        )
+        if not mute:
+            result.print()
+        return result
+
+    def standardize(
+        self,
+        values: Any,
+        *,
+        case_sensitive: bool = False,
+        return_mapper: bool = False,
+    ) -> list[Any] | dict[str, str]:
+        """The values with synonyms (and, unless `case_sensitive`, case variants) replaced by
+        the current name they stand for; others kept. A synonym of several terms maps to the
+        first in the source's order."""
+        values_, field = self._distinct(values, None)
+        found = self._found(values_.uniques, field)
+        missing = [v for v in values_.uniques if v not in found]
+        mapper: dict[str, str] = {}
+        if missing:
+            hits, _ = self._snapshot().resolve(missing, case_sensitive=case_sensitive)
+            mapper = {v: hits[v][0] for v in missing if v in hits}
+        if return_mapper:
+            return mapper
+        replaced: list[Any] = values_.replace(mapper)
+        return replaced
+
+    def _label(self, field: str) -> str:
+        return f"{self.entity}.public({self.source.key}).{field}"
+
+
+def _inspect_result_class() -> type[InspectResult]:
+    from lakeline.validation.inspecting import InspectResult
+
+    return InspectResult
+
+
+class _PublicInspectResult(_inspect_result_class()):  # type: ignore[misc]
+    """An InspectResult whose close matches come from the ontology's search ranking (every
+    word of the value covered first), after reading marker notation ("CD14+")."""
+
+    def __init__(self, public: PublicOntology, *args: Any) -> None:
+        super().__init__(*args)
+        self._public = public
+
+    def _suggest(self, values: Any) -> dict[str, list[str]]:
+        todo = [v for v in values if v not in self._suggested]
+        if todo and self._snapshot is not None:
+            for value in todo:
+                hits = self._public.search(marker_text(value), limit=SUGGEST_LIMIT)
+                good = hits[hits["score"] >= SUGGEST_SCORE]
+                self._suggested[value] = good[self._public.name_field].tolist()
+        return {v: self._suggested.get(v, []) for v in values}
