@@ -11,12 +11,12 @@ pytest.importorskip("anndata")
 
 
 def test_search_ranks_the_exact_term_first_then_terms_holding_every_word() -> None:
-    hits = bio.public("CellType").search("T cell", limit=5)
+    hits = bio.CellType.public().search("T cell", limit=5)
     assert hits.iloc[0]["ontology_id"] == "CL:0000084" and hits.iloc[0]["score"] == 100
     assert all("T cell" in name for name in hits["name"])
     treg = bio.public("CellType").search("Tregs", limit=3)
     assert treg.iloc[0]["name"] == "regulatory T cell"  # through its synonym "Treg"
-    assert bio.public("Gene").search("TP53", limit=1).iloc[0]["symbol"] == "TP53"
+    assert bio.Gene.public("human").search("TP53", limit=1).iloc[0]["symbol"] == "TP53"
 
 
 def test_lookups_by_id_parents_and_ancestors() -> None:

@@ -11,7 +11,7 @@ from lakeline.cli import cli
 from lakeline_bio.catalog import find_source
 
 
-def test_at_least_twenty_sources_with_versions_are_listed_by_the_cli() -> None:
+def test_at_least_twenty_sources_with_versions_are_listed_by_the_cli(bio_plugin: None) -> None:
     result = CliRunner().invoke(cli, ["bio", "sources", "--json"])
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.output.splitlines()]
@@ -81,7 +81,7 @@ def test_users_own_obo_file_reads_through_pronto(tmp_path) -> None:
     assert frame.loc["LAB:0003", "replaced_by"] == "LAB:0001"
 
 
-def test_unknown_registry_or_release_is_a_one_line_error() -> None:
+def test_unknown_registry_or_release_is_a_one_line_error(bio_plugin: None) -> None:
     with pytest.raises(bio.UnknownSource, match="no registry 'Cell'"):
         bio.sources("Cell")
     with pytest.raises(bio.UnknownSource, match="no public source CL/v1999"):

@@ -1,21 +1,64 @@
 """lakeline-bio: public biological ontologies and gene tables as lakeline registries, offline.
 
     import lakeline_bio as bio
-    bio.public("CellType").search("T cell")      # the ontology itself, no records needed
+    bio.CellType.public().search("T cell")       # the ontology itself, no records needed
+    bio.CellType.from_source(ontology_id="CL:0000236").save()   # a record with its parents
+    bio.Gene.standardize(symbols, organism="human")
     bio.sources("CellType")                      # the releases importable here
 
-Importing this package is light: sources are read when first used.
+Importing this package is light: the registries (SQLAlchemy models) load on first access,
+sources when first read.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from lakeline_bio.errors import AmbiguousOrganism, DeprecatedTerm, UnknownSource, UnknownTerm
 
 if TYPE_CHECKING:
     from lakeline_bio.catalog import PublicSource
+    from lakeline_bio.models import (
+        CellLine,
+        CellMarker,
+        CellType,
+        DevelopmentalStage,
+        Disease,
+        Ethnicity,
+        ExperimentalFactor,
+        Gene,
+        Organism,
+        Pathway,
+        Phenotype,
+        Protein,
+        Source,
+        Tissue,
+    )
     from lakeline_bio.ontology import PublicOntology
+
+REGISTRIES = (
+    "Organism",
+    "Gene",
+    "Protein",
+    "CellMarker",
+    "CellType",
+    "CellLine",
+    "Tissue",
+    "Disease",
+    "Phenotype",
+    "ExperimentalFactor",
+    "DevelopmentalStage",
+    "Ethnicity",
+    "Pathway",
+    "Source",
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in REGISTRIES:
+        return getattr(importlib.import_module("lakeline_bio.models"), name)
+    raise AttributeError(f"module 'lakeline_bio' has no attribute {name!r}")
 
 
 def public(
@@ -38,8 +81,23 @@ def sources(entity: str | None = None) -> list[PublicSource]:
 
 
 __all__ = [
+    "REGISTRIES",
     "AmbiguousOrganism",
+    "CellLine",
+    "CellMarker",
+    "CellType",
     "DeprecatedTerm",
+    "DevelopmentalStage",
+    "Disease",
+    "Ethnicity",
+    "ExperimentalFactor",
+    "Gene",
+    "Organism",
+    "Pathway",
+    "Phenotype",
+    "Protein",
+    "Source",
+    "Tissue",
     "UnknownSource",
     "UnknownTerm",
     "public",

@@ -1,12 +1,10 @@
-"""`lakeline bio sources` and `lakeline bio search` (plugin entry point `bio`, group
-`lakeline.commands`)."""
+"""`lakeline bio sources` and `lakeline bio search` (added by lakeline_bio.plugin)."""
 
 from __future__ import annotations
 
 import json
 
 import click
-from lakeline.hookspecs import hookimpl
 
 
 @click.group("bio")
@@ -73,9 +71,3 @@ def search_command(entity: str, query: str, limit: int, organism: str | None) ->
     for row in hits.itertuples(index=False):
         table.add_row(*(str(v) for v in row))
     console().print(table)
-
-
-@hookimpl
-def register_commands(cli: click.Group) -> None:
-    """Add the `bio` command group."""
-    cli.add_command(bio)

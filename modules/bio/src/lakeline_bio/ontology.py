@@ -36,39 +36,74 @@ def marker_text(value: str) -> str:
 
 
 class _Index:
-    """Lookups over one source's frame: positions by id, by name, and the search texts."""
+    """Lookups over one source's frame, each built on first use: positions by id and by name
+    (current terms), names and synonyms for validation, texts for search."""
 
     def __init__(self, frame: pd.DataFrame, id_field: str, name_field: str) -> None:
-        from rapidfuzz import utils
+        self.ids = frame[id_field].tolist()
+        self.all_names = frame[name_field].tolist()
+        self.raw_synonyms = frame["synonyms"].tolist()
+        if "deprecated" in frame:
+            self.current = (~frame["deprecated"].astype(bool)).tolist()
+        else:
+            self.current = [True] * len(self.ids)
 
-        ids = frame[id_field].tolist()
-        names = frame[name_field].tolist()
-        current = (~frame["deprecated"]).tolist() if "deprecated" in frame else [True] * len(ids)
-        self.by_id: dict[str, int] = {i: n for n, i in enumerate(ids) if isinstance(i, str)}
-        self.by_name: dict[str, int] = {}  # current terms only, first in source order
-        for n, (name, ok) in enumerate(zip(names, current, strict=True)):
-            if ok and isinstance(name, str):
-                self.by_name.setdefault(name, n)
-        self.names = [n for n, ok in zip(names, current, strict=True) if ok and isinstance(n, str)]
-        rows: list[tuple[str, str]] = []
-        texts: list[str] = []
-        targets: list[int] = []
-        for n, (name, synonyms, ok) in enumerate(
-            zip(names, frame["synonyms"].tolist(), current, strict=True)
-        ):
-            if not ok or not isinstance(name, str):
+    @cached_property
+    def by_id(self) -> dict[str, int]:
+        return {i: n for n, i in enumerate(self.ids) if isinstance(i, str)}
+
+    @cached_property
+    def by_name(self) -> dict[str, int]:
+        """Current terms' names -> position of the first term of that name."""
+        found: dict[str, int] = {}
+        for n, (name, ok) in enumerate(zip(self.all_names, self.current, strict=True)):
+            if ok and name.__class__ is str and name not in found:
+                found[name] = n
+        return found
+
+    @cached_property
+    def names(self) -> list[str]:
+        return list(self.by_name)
+
+    @cached_property
+    def synonym_rows(self) -> list[tuple[str, str]]:
+        """(name, "|"-joined synonyms) of current terms that have synonyms."""
+        rows = []
+        for name, synonyms, ok in zip(self.all_names, self.raw_synonyms, self.current, strict=True):
+            if not ok or not synonyms or name.__class__ is not str:
                 continue
-            texts.append(name)
-            targets.append(n)
+            if synonyms.__class__ is str:  # already joined (a registry's column)
+                rows.append((name, synonyms))
+                continue
             clean = [s for s in synonyms if s and SEPARATOR not in s]
             if clean:
                 rows.append((name, SEPARATOR.join(clean)))
-                texts.extend(clean)
-                targets.extend([n] * len(clean))
-        self.synonym_rows = rows
-        self.texts = texts
-        self.processed = [utils.default_process(t) for t in texts]
-        self.targets = targets
+        return rows
+
+    @cached_property
+    def texts(self) -> tuple[list[str], list[int]]:
+        """(every current name and synonym, the position of the term each belongs to)."""
+        texts: list[str] = []
+        targets: list[int] = []
+        for n, (name, synonyms, ok) in enumerate(
+            zip(self.all_names, self.raw_synonyms, self.current, strict=True)
+        ):
+            if not ok or name.__class__ is not str:
+                continue
+            texts.append(name)
+            targets.append(n)
+            synonyms = synonyms.split(SEPARATOR) if synonyms.__class__ is str else synonyms or []
+            clean = [s for s in synonyms if s and SEPARATOR not in s]
+            texts.extend(clean)
+            targets.extend([n] * len(clean))
+        return texts, targets
+
+    @cached_property
+    def processed(self) -> list[str]:
+        """The texts as search compares them (lowercased, punctuation-free)."""
+        from rapidfuzz import utils
+
+        return [utils.default_process(t) for t in self.texts[0]]
 
 
 class PublicOntology:
@@ -78,12 +113,22 @@ class PublicOntology:
     `id_field` the identifier (`ontology_id`; genes: `ensembl_gene_id`).
     """
 
-    def __init__(self, entity: str, source: PublicSource) -> None:
+    def __init__(self, entity: str, source: PublicSource | None) -> None:
         self.entity = entity
         self.source = source
-        genes = source.kind == "genes"
+        genes = entity == "Gene"
         self.id_field = "ensembl_gene_id" if genes else "ontology_id"
         self.name_field = "symbol" if genes else "name"
+        self._frame: pd.DataFrame | None = None
+        self._key = "" if source is None else source.key
+
+    @classmethod
+    def from_frame(cls, entity: str, frame: pd.DataFrame, key: str) -> PublicOntology:
+        """The same lookups over a frame of records (e.g. a registry's genes of one organism)."""
+        made = cls(entity, None)
+        made._frame = frame
+        made._key = key
+        return made
 
     @classmethod
     def of(
@@ -98,11 +143,15 @@ class PublicOntology:
         )
 
     def __repr__(self) -> str:
-        return f"PublicOntology({self.entity}: {self.source.key}, {self.source.origin})"
+        origin = "" if self.source is None else f", {self.source.origin}"
+        return f"PublicOntology({self.entity}: {self._key}{origin})"
 
     @property
     def frame(self) -> pd.DataFrame:
         """All terms (genes) of the source, deprecated ones included (shared: do not modify)."""
+        if self._frame is not None:
+            return self._frame
+        assert self.source is not None
         return self.source.read()
 
     def to_dataframe(self) -> pd.DataFrame:
@@ -123,7 +172,7 @@ class PublicOntology:
         position = self._index.by_id.get(ontology_id)
         if position is None:
             raise UnknownTerm(
-                f"{self.entity}: {ontology_id!r} is not in {self.source.key}"
+                f"{self.entity}: {ontology_id!r} is not in {self._key}"
                 f"{self._close_ids(ontology_id)}"
             )
         row: dict[str, Any] = self.frame.iloc[position].to_dict()
@@ -137,7 +186,7 @@ class PublicOntology:
             hint = f"; replaced by {replaced}" if replaced else "; no replacement given"
             raise DeprecatedTerm(
                 f"{self.entity}: {ontology_id} ({row[self.name_field]!r}) is deprecated in "
-                f"{self.source.key}{hint}"
+                f"{self._key}{hint}"
             )
         return row
 
@@ -190,15 +239,16 @@ class PublicOntology:
             score_cutoff=50,
         )
         names = self.frame[self.name_field]
+        texts, targets = index.texts
         scored: dict[int, tuple[tuple[float, ...], str, float]] = {}
         for _, score, position in hits:
             text = index.processed[position]
-            target = index.targets[position]
+            target = targets[position]
             covered = len(words & set(text.split())) / len(words) if words else 0.0
-            is_name = index.texts[position] == names.iat[target]
+            is_name = texts[position] == names.iat[target]
             rank = (float(text == wanted), covered, float(score), float(is_name), -len(text))
             if target not in scored or rank > scored[target][0]:
-                scored[target] = (rank, index.texts[position], 100.0 if text == wanted else score)
+                scored[target] = (rank, texts[position], 100.0 if text == wanted else score)
         best = sorted(scored.items(), key=lambda item: item[1][0], reverse=True)[:limit]
         rows = self.frame.iloc[[t for t, _ in best]]
         return pd.DataFrame(
@@ -303,7 +353,8 @@ class PublicOntology:
         return replaced
 
     def _label(self, field: str) -> str:
-        return f"{self.entity}.public({self.source.key}).{field}"
+        where = f"public({self._key})" if self.source is not None else f"({self._key})"
+        return f"{self.entity}.{where}.{field}"
 
 
 def _inspect_result_class() -> type[InspectResult]:
@@ -328,3 +379,16 @@ class _PublicInspectResult(_inspect_result_class()):  # type: ignore[misc]
                 good = hits[hits["score"] >= SUGGEST_SCORE]
                 self._suggested[value] = good[self._public.name_field].tolist()
         return {v: self._suggested.get(v, []) for v in values}
+
+
+def records_frame(rows: list[Any]) -> pd.DataFrame:
+    """(Ensembl id, symbol, "|"-joined synonyms) rows of a gene registry as a lookup frame."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        {
+            "ensembl_gene_id": [r[0] for r in rows],
+            "symbol": [r[1] for r in rows],
+            "synonyms": [r[2] for r in rows],  # "|"-joined, as the column holds them
+        }
+    )
