@@ -364,14 +364,17 @@ def _inspect_result_class() -> type[InspectResult]:
 
 
 class _PublicInspectResult(_inspect_result_class()):  # type: ignore[misc]
-    """An InspectResult whose close matches come from the ontology's search ranking (every
-    word of the value covered first), after reading marker notation ("CD14+")."""
+    """An InspectResult whose close matches for ontology terms come from the ontology's search
+    ranking (every word of the value covered first), after reading marker notation ("CD14+");
+    gene symbols keep core's close matches (edit distance, batched)."""
 
     def __init__(self, public: PublicOntology, *args: Any) -> None:
         super().__init__(*args)
         self._public = public
 
     def _suggest(self, values: Any) -> dict[str, list[str]]:
+        if self._public.entity == "Gene":  # symbols: core's batched edit-distance matches
+            return super()._suggest(values)  # type: ignore[no-any-return]
         todo = [v for v in values if v not in self._suggested]
         if todo and self._snapshot is not None:
             for value in todo:

@@ -267,31 +267,41 @@ class GeneRegistry:
     # -- validation per organism ------------------------------------------------------------
 
     @classmethod
-    def _records(cls, organism: str | None, field: str | None) -> PublicOntology:
-        """The registry's genes of one organism as an in-memory index (one query)."""
+    def _organism(cls, organism: str | None, field: str | None) -> str | None:
+        """The organism symbols are looked up in: the given one, else the only one the
+        registry holds (several: AmbiguousOrganism). Ensembl ids need none."""
         from lakeline.instance import current
         from sqlalchemy import distinct, select
 
+        if organism is not None or field not in (None, "symbol"):
+            return organism
+        table = cls.__table__  # type: ignore[attr-defined]
+        with current().sessions.read() as session:
+            held = sorted(session.scalars(select(distinct(table.c.organism))))
+        if len(held) > 1:
+            raise AmbiguousOrganism(
+                f"Gene holds genes of {', '.join(map(str, held))}: pass organism= "
+                "(or validate Ensembl ids: field='ensembl_gene_id')"
+            )
+        return held[0] if held else None
+
+    @classmethod
+    def _records(cls, organism: str | None, field: str | None) -> PublicOntology:
+        """The registry's genes of one organism as an in-memory index (one query)."""
+        from lakeline.instance import current
+        from sqlalchemy import select
+
         from lakeline_bio.ontology import PublicOntology, records_frame
 
+        organism = cls._organism(organism, field)
         table = cls.__table__  # type: ignore[attr-defined]
-        if organism is None and field in (None, "symbol"):
-            with current().sessions.read() as session:
-                held = sorted(session.scalars(select(distinct(table.c.organism))))
-            if len(held) > 1:
-                raise AmbiguousOrganism(
-                    f"Gene holds genes of {', '.join(map(str, held))}: pass organism= "
-                    "(or validate Ensembl ids: field='ensembl_gene_id')"
-                )
-            organism = held[0] if held else None
         stmt = select(table.c.ensembl_gene_id, table.c.symbol, table.c.synonyms)
         if organism is not None:
             stmt = stmt.where(table.c.organism == organism)
         with current().sessions.read() as session:
             rows = session.execute(stmt.order_by(table.c.id)).all()
-        return PublicOntology.from_frame(
-            "Gene", records_frame(rows), f"records, {organism or 'all'}"
-        )
+        label = f"records, {organism or 'all'}"
+        return PublicOntology.from_frame("Gene", records_frame(rows), label)
 
     @classmethod
     def validate(
@@ -302,8 +312,32 @@ class GeneRegistry:
         organism: str | None = None,
         mute: bool = False,
     ) -> npt.NDArray[np.bool_]:
-        """One bool per value: a symbol of a gene of `organism` (or `field`, e.g. an Ensembl id)."""
-        return cls._records(organism, field).validate(values, field, mute=mute)
+        """One bool per value: a symbol of a gene of `organism` (or `field`, e.g. an Ensembl
+        id), looked up in the database with one query."""
+        import logging
+
+        from lakeline.instance import current
+        from lakeline.validation.inspecting import summary_line
+        from lakeline.validation.lookup import distinct, name_field, one_param_in
+        from sqlalchemy import select
+
+        organism = cls._organism(organism, field)
+        column = name_field(cls, field)
+        values_ = distinct(cls, column, values, ordered=False)
+        engine = current().engine
+        stmt = select(column).where(one_param_in(column, values_.sendable, engine.dialect.name))
+        if organism is not None:
+            stmt = stmt.where(cls.__table__.c.organism == organism)  # type: ignore[attr-defined]
+        with engine.connect() as conn:
+            found = set(conn.execute(stmt).scalars())
+        result: npt.NDArray[np.bool_] = values_.member(found)
+        if not mute and not result.all():
+            missing = sorted(v for v in values_.uniques if v not in found)
+            logging.getLogger("lakeline.validation").warning(
+                summary_line(f"Gene.{column.key} ({organism or 'all'})", len(result), missing,
+                             int((~result).sum()))
+            )  # fmt: skip
+        return result
 
     @classmethod
     def inspect(
