@@ -117,3 +117,24 @@ def test_releases_side_by_side_diff_and_migrate(bio_instance: Instance) -> None:
     assert Source.get(version=new).in_use and not Source.get(version=old).in_use
     with pytest.raises(bio.UnknownSource, match="no records of release v1999"):
         CellType.migrate_source(new, old="v1999")
+
+
+def test_a_users_own_obo_file_is_imported_like_a_release(bio_instance: Instance, tmp_path) -> None:
+    obo = tmp_path / "lab.obo"
+    obo.write_text(
+        "format-version: 1.2\ndata-version: lab/2026-01\nontology: lab\n\n"
+        '[Term]\nid: LAB:0001\nname: organoid\nsynonym: "mini organ" EXACT []\n\n'
+        "[Term]\nid: LAB:0002\nname: brain organoid\nis_a: LAB:0001\n"
+    )
+    assert Tissue.import_file(obo) == 2
+    source = Source.get(entity="Tissue")
+    assert (source.ontology, source.version, source.origin) == (
+        "LAB",
+        "lab/2026-01",
+        "file lab.obo",
+    )
+    brain = Tissue.get(ontology_id="LAB:0002")
+    assert [p.name for p in brain.parents] == ["organoid"]
+    assert Tissue.standardize(["mini organ"]) == ["organoid"]
+    with pytest.raises(bio.UnknownSource, match="no ontology file at"):
+        Tissue.import_file(tmp_path / "missing.obo")

@@ -109,6 +109,36 @@ def _folder(package: str, *parts: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations)), *parts)
 
 
+def file_source(
+    entity: str, path: str | Path, ontology: str | None = None, version: str | None = None
+) -> PublicSource:
+    """A user's own OBO or OWL file as a source of registry `entity` (parsed with pronto).
+    `ontology` defaults to the id prefix of its first term, `version` to the file's
+    `data-version` (else its sha256's first 12 hex digits)."""
+    from lakeline_bio.errors import UnknownSource
+
+    if entity not in ENTITIES or entity in ("Gene", "CellMarker"):
+        raise UnknownSource(f"{entity!r} takes no ontology file; registries: {', '.join(ENTITIES)}")
+    file = Path(path)
+    if not file.is_file():
+        raise UnknownSource(f"{entity}: no ontology file at {file}")
+    made = PublicSource(
+        entity, ontology or "?", version or "?", f"file {file}", "", file, kind="obo"
+    )
+    if ontology is None or version is None:
+        import warnings
+
+        import pronto
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            parsed = pronto.Ontology(str(file))
+        first = next(iter(parsed.terms()), None)
+        ontology = ontology or (first.id.split(":")[0] if first is not None else file.stem)
+        version = version or parsed.metadata.data_version or made.file_hash()[:12]
+    return PublicSource(entity, ontology, version, f"file {file.name}", "", file, kind="obo")
+
+
 def _version(dist: str) -> str | None:
     try:
         return importlib.metadata.version(dist)

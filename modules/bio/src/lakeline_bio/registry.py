@@ -114,6 +114,15 @@ class BioRegistry:
             cls, find_source(cls.__name__, ontology=ontology, version=version), None
         )
 
+    @classmethod
+    def import_file(cls, path: Any, ontology: str | None = None, version: str | None = None) -> int:
+        """Import a user's own OBO/OWL file (pronto) as a release of its own, like a public
+        one: one transaction, parent edges, a Source record (origin `file <name>`)."""
+        from lakeline_bio._importing import import_terms
+        from lakeline_bio.catalog import file_source
+
+        return import_terms(cls, file_source(cls.__name__, path, ontology, version), None)
+
     @property
     def parents(self) -> list[Self]:
         """The records directly above this one (same release)."""
