@@ -103,11 +103,27 @@ def _stamp() -> dict[str, Any]:
 
 
 def insert_rows(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
-    """executemany in batches (bounded memory per statement on both databases)."""
+    """New records in bulk: core's insert_rows (COPY on PostgreSQL, executemany on SQLite);
+    rows without a uid (parent edges, integers only): COPY on PostgreSQL, Core executemany in
+    batches on SQLite."""
     from sqlalchemy import insert
 
-    connection = session.connection()  # Core executemany: no ORM bulk-insert bookkeeping
-    for start in range(0, len(rows), _BATCH):
+    if rows and "uid" in rows[0]:
+        from lakeline.db.rows import insert_rows as insert_records
+
+        insert_records(session, table, rows, unique="uid")
+        return
+    connection = session.connection()
+    if rows and connection.dialect.name == "postgresql":  # COPY: one round trip
+        names = list(rows[0])
+        quote = connection.dialect.identifier_preparer.quote
+        statement = f"COPY {quote(table.name)} ({', '.join(map(quote, names))}) FROM STDIN"
+        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        with cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row([row[name] for name in names])
+        return
+    for start in range(0, len(rows), _BATCH):  # Core executemany: no ORM bookkeeping
         connection.execute(insert(table), rows[start : start + _BATCH])
 
 
