@@ -185,7 +185,7 @@ def link_parents(
         select(table.c.ontology_id, table.c.id).where(table.c.source_id == source_id)
     )
     ids: dict[str, int] = {term: pk for term, pk in rows}
-    edges = []
+    edges: list[dict[str, int]] = []
     for term, parents in zip(frame["ontology_id"], frame["parents"], strict=True):
         if term not in children:
             continue

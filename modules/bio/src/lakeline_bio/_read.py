@@ -98,7 +98,7 @@ def read_obo(source: PublicSource | Path | str) -> pd.DataFrame:
     path = source.path if hasattr(source, "path") else Path(source)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pronto warns about every odd but harmless header line
-        ontology = pronto.Ontology(str(path))
+        ontology = pronto.Ontology(str(path))  # type: ignore[attr-defined]
         rows: dict[str, list[Any]] = {c: [] for c in TERM_COLUMNS}
         for term in ontology.terms():
             replaced = sorted(t.id for t in term.replaced_by)

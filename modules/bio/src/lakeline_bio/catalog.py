@@ -132,7 +132,7 @@ def file_source(
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            parsed = pronto.Ontology(str(file))
+            parsed = pronto.Ontology(str(file))  # type: ignore[attr-defined]
         first = next(iter(parsed.terms()), None)
         ontology = ontology or (first.id.split(":")[0] if first is not None else file.stem)
         version = version or parsed.metadata.data_version or made.file_hash()[:12]

@@ -156,7 +156,8 @@ class Protein(BioRegistry, OntologyColumns, LabelRecord, CanValidate, Base):
     __tablename__ = "bio_proteins"
 
 
-class Gene(GeneRegistry, LabelRecord, CanValidate, Base):
+# Gene.standardize takes `organism` (symbols are per organism) instead of CanValidate's `keep`
+class Gene(GeneRegistry, LabelRecord, CanValidate, Base):  # type: ignore[misc]
     """Genes of one organism each: Ensembl id, symbol, biotype, synonyms (previous and alias
     symbols), NCBI id. Validate by symbol (per organism) or by Ensembl id."""
 

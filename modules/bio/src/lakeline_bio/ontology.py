@@ -147,6 +147,11 @@ class PublicOntology:
         return f"PublicOntology({self.entity}: {self._key}{origin})"
 
     @property
+    def key(self) -> str:
+        """The release's key ("CL/v2026-03-26"), or what the frame holds."""
+        return self._key
+
+    @property
     def frame(self) -> pd.DataFrame:
         """All terms (genes) of the source, deprecated ones included (shared: do not modify)."""
         if self._frame is not None:
@@ -175,7 +180,7 @@ class PublicOntology:
                 f"{self.entity}: {ontology_id!r} is not in {self._key}"
                 f"{self._close_ids(ontology_id)}"
             )
-        row: dict[str, Any] = self.frame.iloc[position].to_dict()
+        row: dict[str, Any] = {str(k): v for k, v in self.frame.iloc[position].to_dict().items()}
         return row
 
     def current(self, ontology_id: str) -> dict[str, Any]:
@@ -216,7 +221,9 @@ class PublicOntology:
     def ids_of(self, names: list[str]) -> dict[str, str]:
         """{name: id} for the names (current terms' exact names) the source holds."""
         frame_ids = self.frame[self.id_field]
-        return {n: frame_ids.iat[self._index.by_name[n]] for n in names if n in self._index.by_name}
+        return {
+            n: str(frame_ids.iat[self._index.by_name[n]]) for n in names if n in self._index.by_name
+        }
 
     # -- search ----------------------------------------------------------------------------
 

@@ -74,18 +74,18 @@ class BioRegistry:
                 raise UnknownTerm(f"{cls.__name__}.from_source needs an ontology_id or a name")
             found = public.ids_of([name])
             if name not in found:
-                raise UnknownTerm(
-                    f"{cls.__name__}: no current term named {name!r} in {public.source.key}"
-                )
+                raise UnknownTerm(f"{cls.__name__}: no current term named {name!r} in {public.key}")
             ontology_id = found[name]
         row = public.current(ontology_id)
-        record = cls(
+        make: Any = cls
+        record: Self = make(
             ontology_id=ontology_id,
             name=row["name"],
             synonyms=joined(row["synonyms"]),
             definition=row["definition"],
             deprecated=False,
         )
+        assert public.source is not None
         record._bio_pending = (public.source, [ontology_id, *public.ancestors(ontology_id)])
         return record
 
@@ -232,12 +232,11 @@ class GeneRegistry:
         if field == "symbol":
             ids = public.ids_of([value])
             if value not in ids:
-                raise UnknownTerm(
-                    f"Gene: no {organism} gene with symbol {value!r} in {public.source.key}"
-                )
+                raise UnknownTerm(f"Gene: no {organism} gene with symbol {value!r} in {public.key}")
             value = ids[value]
         row = public.get(value)
-        record = cls(
+        make: Any = cls
+        record: Self = make(
             ensembl_gene_id=row["ensembl_gene_id"],
             symbol=row["symbol"],
             biotype=row["biotype"],
@@ -246,6 +245,7 @@ class GeneRegistry:
             description=row["description"],
             organism=organism,
         )
+        assert public.source is not None
         record._bio_pending = (public.source, [value])
         return record
 
@@ -310,7 +310,7 @@ class GeneRegistry:
         with current().sessions.read() as session:
             rows = session.execute(stmt.order_by(table.c.id)).all()
         label = f"records, {organism or 'all'}"
-        return PublicOntology.from_frame("Gene", records_frame(rows), label)
+        return PublicOntology.from_frame("Gene", records_frame(list(rows)), label)
 
     @classmethod
     def validate(

@@ -7,6 +7,8 @@ The core is migrated first (same transaction): no depends_on.
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 from lakeline.modules import create_link_table, drop_link_table
@@ -37,7 +39,7 @@ def KEY(length: int) -> sa.types.TypeEngine[str]:
     return sa.String(length).with_variant(sa.String(length, collation="C"), "postgresql")
 
 
-def _record_columns() -> list[sa.Column[object]]:
+def _record_columns() -> list[sa.Column[Any]]:
     return [
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("uid", KEY(16), nullable=False, unique=True),
