@@ -88,3 +88,19 @@ def test_unknown_registry_or_release_is_a_one_line_error(bio_plugin: None) -> No
         find_source("CellType", version="v1999")
     result = CliRunner().invoke(cli, ["bio", "sources", "--entity", "Cell"])
     assert result.exit_code != 0 and "no registry 'Cell'" in result.output
+
+
+def test_organisms_are_named_as_genes_name_them() -> None:
+    organisms = find_source("Organism").read().set_index("name")
+    assert organisms.loc["human", "ontology_id"] == "NCBITaxon:9606"
+    assert "Drosophila melanogaster" in organisms.loc["fruit_fly", "synonyms"]
+    genes = {s.organism for s in bio.sources("Gene")}
+    assert genes == set(organisms.index)
+
+
+def test_cli_searches_a_public_ontology(bio_plugin: None) -> None:
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(cli, ["bio", "search", "CellType", "Tregs"])
+    assert result.exit_code == 0, result.output
+    assert "CL:0000815" in result.output and "regulatory T cell" in result.output
+    result = CliRunner().invoke(cli, ["bio", "search", "Cell", "T cell"])
+    assert result.exit_code != 0 and "no registry 'Cell'" in result.output

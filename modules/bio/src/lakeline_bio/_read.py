@@ -131,8 +131,9 @@ def _organisms(source: PublicSource) -> pd.DataFrame:
     for name, info in sorted(data_versions()["genes"].items()):
         assert isinstance(info, dict)
         rows["ontology_id"].append(info["organism_id"])
-        rows["name"].append(name.replace("_", " "))
-        rows["synonyms"].append([info["scientific_name"], info["species"]])
+        rows["name"].append(name)  # as Gene.organism says it: human, mouse, fruit_fly, ...
+        spoken = [name.replace("_", " ")] if "_" in name else []
+        rows["synonyms"].append([*spoken, info["scientific_name"], info["species"]])
         rows["definition"].append(info["scientific_name"])
         rows["parents"].append([])
         rows["deprecated"].append(False)
