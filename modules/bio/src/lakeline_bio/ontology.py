@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 SEPARATOR = "|"
 SUGGEST_SCORE = 80  # search score a close match needs
 SUGGEST_LIMIT = 3
+_MAX_HOLDING = 20_000  # texts holding the query's words that search scores at most
 _MARKER_POS = re.compile(r"\b(CD\d+\w*)\+")
 _MARKER_NEG = re.compile(r"\b(CD\d+\w*)-(?=\W|$)")
 
@@ -104,6 +105,32 @@ class _Index:
         from rapidfuzz import utils
 
         return [utils.default_process(t) for t in self.texts[0]]
+
+    @cached_property
+    def blob(self) -> tuple[str, Any]:
+        """The processed texts joined by newlines, and where each starts (for substring scans
+        in C instead of a Python loop per text)."""
+        import numpy as np
+
+        lengths = np.fromiter(map(len, self.processed), dtype=np.int64, count=len(self.processed))
+        starts = np.concatenate([[0], np.cumsum(lengths + 1)[:-1]])
+        return "\n".join(self.processed), starts
+
+    def holding(self, words: set[str]) -> list[int]:
+        """Positions of the processed texts that contain every word (as a substring)."""
+        import numpy as np
+
+        text, starts = self.blob
+        found: Any = None
+        for word in words:
+            offsets = [m.start() for m in re.finditer(re.escape(word), text)]
+            hit = np.unique(
+                np.searchsorted(starts, np.asarray(offsets, dtype=np.int64), "right") - 1
+            )
+            found = hit if found is None else np.intersect1d(found, hit, assume_unique=True)
+            if not len(found):
+                break
+        return [] if found is None else found.tolist()
 
 
 class PublicOntology:
@@ -235,21 +262,30 @@ class PublicOntology:
         from rapidfuzz import fuzz, process, utils
 
         index = self._index
+        processed = index.processed
         wanted = utils.default_process(query)
         words = set(wanted.split())
-        hits = process.extract(
+        # candidates: texts holding every word of the query, and the closest texts overall
+        # (QRatio: one C pass); only they are scored with the costlier WRatio
+        holding = index.holding(words)
+        close = process.extract(
             wanted,
-            index.processed,
-            scorer=fuzz.WRatio,
+            processed,
+            scorer=fuzz.QRatio,
             processor=None,
             limit=max(200, limit * 20),
             score_cutoff=50,
         )
+        candidates = list(dict.fromkeys([c[2] for c in close] + holding[:_MAX_HOLDING]))
+        scorer = fuzz.WRatio
+        hits = [(scorer(wanted, processed[i], processor=None), i) for i in candidates]
         names = self.frame[self.name_field]
         texts, targets = index.texts
         scored: dict[int, tuple[tuple[float, ...], str, float]] = {}
-        for _, score, position in hits:
-            text = index.processed[position]
+        for score, position in hits:
+            if score < 50:
+                continue
+            text = processed[position]
             target = targets[position]
             covered = len(words & set(text.split())) / len(words) if words else 0.0
             is_name = texts[position] == names.iat[target]
