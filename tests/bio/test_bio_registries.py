@@ -107,10 +107,14 @@ def test_releases_side_by_side_diff_and_migrate(bio_instance: Instance) -> None:
 
     kept = CellType.from_source(ontology_id="CL:0000236", version=old).save()
     doomed = CellType.from_source(ontology_id=deprecated_id, version=old).save()
+    orphan_id = next(t for t in changes.deprecated.index if t not in changes.replaced)
+    orphan = CellType.from_source(ontology_id=orphan_id, version=old).save()
     assert Source.get(entity="CellType", version=old).in_use
     report = CellType.migrate_source(new)
     assert report.moved[deprecated_id] == replacement
     assert report.kept >= 1
+    assert report.not_migrated[orphan_id] == f"deprecated in CL/{new}, no replacement"
+    assert CellType.get(uid=orphan.uid).source_id == Source.get(version=old).id  # left alone
     moved = CellType.get(uid=doomed.uid)
     assert moved.ontology_id == replacement and not moved.deprecated
     assert CellType.get(uid=kept.uid).source_id == Source.get(version=new).id
