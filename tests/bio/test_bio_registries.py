@@ -12,7 +12,7 @@ from alembic.migration import MigrationContext
 from lakeline.db.migrate import include_object_for
 from lakeline.instance import Instance
 from lakeline.modules import Base, installed, mounted
-from lakeline_bio.models import CellType, Gene, Source, Tissue
+from lakeline_bio.models import CellType, DevelopmentalStage, Gene, Source, Tissue
 from lakeline_bio.plugin import BIO
 
 
@@ -142,3 +142,15 @@ def test_a_users_own_obo_file_is_imported_like_a_release(bio_instance: Instance,
     assert Tissue.standardize(["mini organ"]) == ["organoid"]
     with pytest.raises(bio.UnknownSource, match="no ontology file at"):
         Tissue.import_file(tmp_path / "missing.obo")
+
+
+def test_cli_imports_a_release_into_the_current_instance(bio_instance: Instance) -> None:
+    from click.testing import CliRunner
+    from lakeline.cli import cli
+
+    result = CliRunner().invoke(cli, ["bio", "import", "DevelopmentalStage"])
+    assert result.exit_code == 0, result.output
+    assert "records created from HsapDv/v2025-01-23" in result.output
+    assert DevelopmentalStage.filter(ontology_id="HsapDv:0000001").count() == 1
+    result = CliRunner().invoke(cli, ["bio", "import", "Source"])
+    assert result.exit_code == 1 and "no importable registry 'Source'" in result.output

@@ -71,3 +71,32 @@ def search_command(entity: str, query: str, limit: int, organism: str | None) ->
     for row in hits.itertuples(index=False):
         table.add_row(*(str(v) for v in row))
     console().print(table)
+
+
+@bio.command("import")
+@click.argument("entity")
+@click.option("--ontology", help="The ontology (default: the registry's own, e.g. CL).")
+@click.option("--version", "release", help="The release (default: the newest here).")
+@click.option("--organism", default="human", show_default=True, help="Genes: the organism.")
+@click.option("--file", "path", type=click.Path(dir_okay=False), help="Your own OBO/OWL file.")
+def import_command(
+    entity: str, ontology: str | None, release: str | None, organism: str, path: str | None
+) -> None:
+    """Import a whole release into a registry of the current instance, in one transaction:
+    `lakeline bio import CellType`, `lakeline bio import Gene --organism mouse`."""
+    import lakeline_bio
+    from lakeline_bio._importing import import_genes, import_terms
+    from lakeline_bio.catalog import file_source, find_source
+    from lakeline_bio.errors import UnknownSource
+
+    if entity not in lakeline_bio.REGISTRIES or entity in ("Source", "CellMarker"):
+        raise UnknownSource(f"no importable registry {entity!r}")
+    model = getattr(lakeline_bio, entity)
+    if path is not None:
+        source = file_source(entity, path, ontology, release)
+    else:
+        gene = entity == "Gene"
+        kind = {"organism": organism} if gene else {}
+        source = find_source(entity, ontology=ontology, version=release, **kind)
+    created = (import_genes if entity == "Gene" else import_terms)(model, source, None)
+    click.echo(f"{entity}: {created:,} records created from {source.key} ({source.origin})")
