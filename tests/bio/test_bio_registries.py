@@ -154,3 +154,15 @@ def test_cli_imports_a_release_into_the_current_instance(bio_instance: Instance)
     assert DevelopmentalStage.filter(ontology_id="HsapDv:0000001").count() == 1
     result = CliRunner().invoke(cli, ["bio", "import", "Source"])
     assert result.exit_code == 1 and "no importable registry 'Source'" in result.output
+
+
+def test_cell_markers_start_empty_and_records_can_be_made_by_hand(bio_instance: Instance) -> None:
+    import lakeline as ll
+
+    assert bio.CellMarker.filter().count() == 0
+    ll.save([bio.CellMarker(name="CD8A", gene_symbol="CD8A", organism="human"),
+             bio.CellMarker(name="CD14", gene_symbol="CD14", organism="human")])  # fmt: skip
+    assert bio.CellMarker.validate(["CD8A", "CD3"], mute=True).tolist() == [True, False]
+    own = CellType(name="lab's odd cell", synonyms="odd cell").save()  # no source, no id
+    assert own.id is not None and own.ontology_id is None and own.deprecated is False
+    assert CellType.standardize(["odd cell"]) == ["lab's odd cell"]
