@@ -93,7 +93,7 @@ def test_genes_per_organism_and_the_ambiguous_organism_less_lookup(bio_instance:
 
 def test_releases_side_by_side_diff_and_migrate(bio_instance: Instance) -> None:
     old, new = "v2025-02-13", "v2026-03-26"
-    changes = CellType.diff_sources(old, new)
+    changes = CellType.diff_sources("2025-02-13", "2026-03-26")  # as the issue writes them
     a = bio.public("CellType", version=old).frame.set_index("ontology_id")
     b = bio.public("CellType", version=new).frame.set_index("ontology_id")
     assert set(changes.added.index) == set(b.index) - set(a.index) and len(changes.added) > 100

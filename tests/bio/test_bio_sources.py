@@ -81,6 +81,12 @@ def test_users_own_obo_file_reads_through_pronto(tmp_path) -> None:
     assert frame.loc["LAB:0003", "replaced_by"] == "LAB:0001"
 
 
+def test_a_release_is_named_with_or_without_its_v() -> None:
+    assert find_source("CellType", version="2025-02-13").key == "CL/v2025-02-13"
+    assert find_source("CellType", version="v2025-02-13").key == "CL/v2025-02-13"
+    assert find_source("Tissue", ontology="zfa", version="2025-09-05").key == "ZFA/v2025-09-05"
+
+
 def test_unknown_registry_or_release_is_a_one_line_error(bio_plugin: None) -> None:
     with pytest.raises(bio.UnknownSource, match="no registry 'Cell'"):
         bio.sources("Cell")

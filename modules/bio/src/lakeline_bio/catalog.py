@@ -307,14 +307,8 @@ def find_source(
             s for s in sources(entity) if s.ontology.casefold() == str(ontology).casefold()
         ]
     if version is not None:
-        candidates = [s for s in candidates if s.version in (version, version.lstrip("v"))]
-        candidates += [
-            s
-            for s in sources(entity)
-            if s.version == version
-            and s not in candidates
-            and (entity != "Gene" or s.organism == organism)
-        ]
+        wanted_version = version.removeprefix("v")
+        candidates = [s for s in candidates if s.version.removeprefix("v") == wanted_version]
     if not candidates:
         known = ", ".join(s.key for s in sources(entity)) or "none"
         wanted = "/".join(str(p) for p in (ontology, version, organism) if p)

@@ -96,7 +96,11 @@ def migrate(
         stmt = select(Source).where(
             Source.entity == entity, Source.ontology == target.source.ontology
         )
-        stmt = stmt.where(Source.version == old) if old else stmt.where(Source.in_use.is_(True))
+        if old:
+            bare = old.removeprefix("v")
+            stmt = stmt.where(Source.version.in_([bare, f"v{bare}"]))  # with or without its v
+        else:
+            stmt = stmt.where(Source.in_use.is_(True))
         previous = session.scalars(stmt).first()
         if previous is None:
             which = f"release {old}" if old else "release in use"
