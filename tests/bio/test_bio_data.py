@@ -44,6 +44,9 @@ def test_pbmc_bulk_labels_curated_to_cell_ontology_records(
     report = CellType.inspect(labels, mute=True)
     assert report.synonyms_mapper == PICKED
     assert sorted(report.not_found) == sorted(set(labels) - set(PICKED))
+    # close matches among the registry's own records read lab notation too
+    naive = report.suggestions["CD8+/CD45RA+ Naive Cytotoxic"]
+    assert naive[0] == "CD8-positive, alpha-beta cytotoxic T cell"
     fixed = CellType.standardize(labels)
     assert CellType.validate(fixed, mute=True).sum() == sum(v in PICKED for v in labels)
 

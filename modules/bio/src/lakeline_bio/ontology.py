@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 SEPARATOR = "|"
 SUGGEST_SCORE = 80  # search score a close match needs
 SUGGEST_LIMIT = 3
+SUGGEST_COVERED = 0.5  # or: the share of the value's words a close match must hold
 _MAX_HOLDING = 20_000  # texts holding the query's words that search scores at most
 _MARKER_POS = re.compile(r"\b(CD\d+\w*)\+")
 _MARKER_NEG = re.compile(r"\b(CD\d+\w*)-(?=\W|$)")
@@ -256,8 +257,9 @@ class PublicOntology:
 
     def search(self, query: str, limit: int = 10) -> pd.DataFrame:
         """Current terms ranked by how well their name or a synonym matches `query`, best
-        first: an exact match (ignoring case), then texts holding every word of the query,
-        then rapidfuzz's WRatio on lowercased, punctuation-free text, shorter texts first."""
+        first: an exact match (ignoring case), then the share of the query's words a text
+        holds (`covered`), then rapidfuzz's WRatio on lowercased, punctuation-free text
+        (`score`), shorter texts first."""
         import pandas as pd
         from rapidfuzz import fuzz, process, utils
 
@@ -281,7 +283,7 @@ class PublicOntology:
         hits = [(scorer(wanted, processed[i], processor=None), i) for i in candidates]
         names = self.frame[self.name_field]
         texts, targets = index.texts
-        scored: dict[int, tuple[tuple[float, ...], str, float]] = {}
+        scored: dict[int, tuple[tuple[float, ...], str, float]] = {}  # rank, text, score
         for score, position in hits:
             if score < 50:
                 continue
@@ -300,6 +302,7 @@ class PublicOntology:
                 self.name_field: rows[self.name_field].to_numpy(),
                 "matched": [text for _, (_, text, _) in best],
                 "score": [round(score, 1) for _, (_, _, score) in best],
+                "covered": [round(rank[1], 2) for _, (rank, _, _) in best],
             }
         )
 
@@ -422,9 +425,29 @@ class _PublicInspectResult(_inspect_result_class()):  # type: ignore[misc]
         if todo and self._snapshot is not None:
             for value in todo:
                 hits = self._public.search(marker_text(value), limit=SUGGEST_LIMIT)
-                good = hits[hits["score"] >= SUGGEST_SCORE]
+                good = hits[(hits["score"] >= SUGGEST_SCORE) | (hits["covered"] >= SUGGEST_COVERED)]
                 self._suggested[value] = good[self._public.name_field].tolist()
         return {v: self._suggested.get(v, []) for v in values}
+
+
+def suggesting(result: InspectResult, entity: str) -> InspectResult:
+    """A registry's InspectResult whose close matches come from search over the registry's
+    own names and synonyms (its snapshot), as the public ontologies' do."""
+    import pandas as pd
+
+    snapshot = result._snapshot
+    if snapshot is None or result.__class__ is not _inspect_result_class():
+        return result
+    synonyms: dict[str, str] = {}
+    for name, text in snapshot.synonym_rows:
+        synonyms.setdefault(name, text)
+    names = list(dict.fromkeys(snapshot.names))
+    frame = pd.DataFrame(
+        {"ontology_id": names, "name": names, "synonyms": [synonyms.get(n) for n in names]}
+    )
+    result.__class__ = _PublicInspectResult
+    result._public = PublicOntology.from_frame(entity, frame, "records")  # type: ignore[attr-defined]
+    return result
 
 
 def records_frame(rows: list[Any]) -> pd.DataFrame:

@@ -151,6 +151,20 @@ class BioRegistry:
         return found
 
     @classmethod
+    def inspect(cls, values: Any, field: str | None = None, *, mute: bool = False) -> InspectResult:
+        """CanValidate's inspect; close matches come from the registry's names and synonyms
+        through the public search's ranking (lab notation like "CD14+ Monocyte" finds
+        "CD14-positive monocyte", which an edit distance does not)."""
+        from lakeline_bio.ontology import suggesting
+
+        result: InspectResult = super().inspect(values, field, mute=True)  # type: ignore[misc]
+        if field in (None, "name"):
+            result = suggesting(result, cls.__name__)
+        if not mute:
+            result.print()
+        return result
+
+    @classmethod
     def diff_sources(cls, old: str, new: str, ontology: str | None = None) -> SourceDiff:
         """What changed between two releases: added, deprecated, renamed, replaced terms."""
         from lakeline_bio.versions import diff
