@@ -103,18 +103,19 @@ def _stamp() -> dict[str, Any]:
 
 
 def insert_rows(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
-    """New records in bulk: core's insert_rows (COPY on PostgreSQL, executemany on SQLite);
-    rows without a uid (parent edges, integers only): COPY on PostgreSQL, Core executemany in
-    batches on SQLite."""
+    """Rows in bulk: on PostgreSQL records through core's insert_rows (COPY, ids from the
+    sequence) and parent edges by COPY; on SQLite Core executemany in batches (no ids read
+    back: the importer looks them up by ontology id when it needs them)."""
     from sqlalchemy import insert
 
-    if rows and "uid" in rows[0]:
+    connection = session.connection()
+    postgres = connection.dialect.name == "postgresql"
+    if rows and postgres and "uid" in rows[0]:  # ids are not needed back on SQLite
         from lakeline.db.rows import insert_rows as insert_records
 
         insert_records(session, table, rows, unique="uid")
         return
-    connection = session.connection()
-    if rows and connection.dialect.name == "postgresql":  # COPY: one round trip
+    if rows and postgres:  # COPY: one round trip
         names = list(rows[0])
         quote = connection.dialect.identifier_preparer.quote
         statement = f"COPY {quote(table.name)} ({', '.join(map(quote, names))}) FROM STDIN"
