@@ -77,6 +77,67 @@ def build(tmp_path: Path) -> Catalog:
     )
 
 
+@dataclass
+class Annotations:
+    """Features, labels, a schema and a collection on `Catalog.counts`, hostile names too."""
+
+    cell_type: ll.ULabel  # a label type
+    t_cell: ll.ULabel  # of that type, a value of the categorical feature `cells`
+    b_cell: ll.ULabel  # of that type, a plain label on counts
+    hostile_label: ll.ULabel  # named XSS, a plain label on counts
+    temperature: ll.Feature  # float, 37.5 on counts
+    cells: ll.Feature  # cat[ULabel[CellType]]
+    hostile_feature: ll.Feature  # str, named and valued with XSS
+    schema: ll.Schema  # counts was validated against it (slot obs)
+    collection: ll.Collection  # second version: raw, counts
+    first_collection: ll.Collection  # first version: raw only
+
+
+HOSTILE_FEATURE = f"note {XSS}"
+
+
+def annotate(catalog: Catalog) -> Annotations:
+    """Annotate `catalog.counts` through the public API, and put it in a collection."""
+    cell_type = ll.ULabel(name="CellType", is_type=True, description=f"kinds {XSS}").save()
+    t_cell, b_cell, hostile_label = ll.save(
+        [
+            ll.ULabel(name="T cell", type=cell_type),
+            ll.ULabel(name="B cell", type=cell_type),
+            ll.ULabel(name=XSS, description=f"a label described as {XSS}"),
+        ]
+    )
+    temperature, cells, hostile_feature = ll.save(
+        [
+            ll.Feature(name="temperature", dtype=float, unit="°C"),
+            ll.Feature(name="cells", dtype="cat[ULabel[CellType]]"),
+            ll.Feature(name=HOSTILE_FEATURE, dtype=str, description=f"about {XSS}"),
+        ]
+    )
+    schema = ll.Schema(
+        [temperature, cells], name=f"obs {XSS}", otype="DataFrame", description=XSS
+    ).save()
+    counts = catalog.counts
+    counts.features.add_values(
+        {"temperature": 37.5, "cells": "T cell", HOSTILE_FEATURE: f"value {XSS}"}
+    )
+    counts.labels.add([b_cell, hostile_label])
+    counts.features.add_schema(schema, slot="obs")
+    first = ll.Collection([catalog.raw], key="sets/reads", description=f"v1 {XSS}").save()
+    second = ll.Collection([catalog.raw, counts], key="sets/reads", description=XSS).save()
+    return Annotations(
+        cell_type=cell_type,
+        t_cell=t_cell,
+        b_cell=b_cell,
+        hostile_label=hostile_label,
+        temperature=temperature,
+        cells=cells,
+        hostile_feature=hostile_feature,
+        schema=schema,
+        collection=second,
+        first_collection=first,
+    )
+
+
 def free_port() -> int:
     import socket
 

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 
 from lakeline.errors import QueryError
-from lakeline.models import Artifact, Run, RunInput, Transform, User
+from lakeline.models import Artifact, Collection, Run, RunInput, Transform, User
 from lakeline.query import QuerySet
 
 PAGE_SIZE = 50
@@ -284,7 +284,8 @@ class Counts:
         self.counted_at: float | None = None
 
     def get(self) -> dict[str, int]:
-        """Counts of artifacts (latest versions), versions, transforms, runs, failed runs."""
+        """Counts of artifacts (latest versions), versions, transforms, runs, failed runs,
+        collections (latest versions)."""
         with self._lock:
             if self.counted_at is None:
                 self._store(_count())
@@ -319,6 +320,8 @@ def _count() -> dict[str, int]:
         }
         failed = select(func.count(Run.id)).where(Run.status == "errored")
         counts["failed runs"] = session.scalar(failed) or 0
+        collections = select(func.count()).where(Collection.is_latest)
+        counts["collections"] = session.scalar(collections) or 0
     return counts
 
 
