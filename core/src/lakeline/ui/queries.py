@@ -134,7 +134,10 @@ def artifact_page(
             value = _cursor_value(name, value)
             beyond = column < value if descending else column > value
             tie = Artifact.id < last_id if descending else Artifact.id > last_id
-            query = query.filter(or_(beyond, and_(column == value, tie)))
+            # the redundant bound is a range SQLite reads along the index in order; without
+            # it, its planner may search both sides of the OR and sort every row after them
+            bound = column <= value if descending else column >= value
+            query = query.filter(bound, or_(beyond, and_(column == value, tie)))
         order = f"-{name}" if descending else name
         rows = query.order_by(order, "-id" if descending else "id").limit(limit + 1).all()
         if len(rows) <= limit:
