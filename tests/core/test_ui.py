@@ -15,7 +15,7 @@ import pytest
 from lakeline.errors import LakelineError
 from lakeline.instance import Instance
 from lakeline.ui.server import COOKIE, create_app
-from ui_catalog import XSS, Catalog, build, served
+from ui_catalog import XSS, Catalog, build, database_away, served
 
 with warnings.catch_warnings():  # starlette 1.x prefers httpx2 for its TestClient
     warnings.simplefilter("ignore")
@@ -45,9 +45,12 @@ def links(html: str, prefix: str) -> list[str]:
     return re.findall(rf'href="({re.escape(prefix)}[^"#?]*)', html)
 
 
-def test_every_page_renders_and_escapes_user_text(client: TestClient, catalog: Catalog) -> None:
+def test_every_page_renders_and_escapes_user_text(
+    client: TestClient, catalog: Catalog, instance: Instance
+) -> None:
+    storage_root = instance.storage.root
     pages = {
-        "/": ["toy-pipeline", "Failed runs", catalog.failed.uid],
+        "/": ["toy-pipeline", "Failed runs", catalog.failed.uid, "Storages", storage_root],
         "/artifacts": ["data/reads.csv", "out/counts.csv", "testuser"],
         "/artifacts?view=folders": ["data/", "out/", "notes/"],
         "/artifacts?view=folders&prefix=out/": ["counts.csv", "summary.txt"],
@@ -57,7 +60,14 @@ def test_every_page_renders_and_escapes_user_text(client: TestClient, catalog: C
         "/runs": [catalog.workflow.uid],
         "/runs?status=errored": [catalog.failed.uid],
         f"/runs/{catalog.workflow.uid}": ["Steps", "align", "summarise", "plot"],
-        f"/runs/{catalog.align.uid}": ["threads", "data/reads.csv", "out/counts.csv", "highlight"],
+        f"/runs/{catalog.align.uid}": [
+            "threads",
+            "data/reads.csv",
+            "out/counts.csv",
+            "highlight",
+            'id="status-log">\n<li>started <span',
+            "<li>completed <span",
+        ],
         f"/runs/{catalog.failed.uid}": ["Traceback", "errored"],
     }
     transform = ok(client, f"/runs/{catalog.align.uid}")
@@ -277,36 +287,18 @@ def test_other_hosts_need_the_token(instance: Instance, catalog: Catalog) -> Non
 def test_a_database_gone_while_serving_is_503_until_it_is_back(
     instance: Instance, catalog: Catalog, client: TestClient
 ) -> None:
-    from sqlalchemy.engine import make_url
-
-    url = make_url(instance.config.db)
     ok(client, f"/artifacts/{catalog.counts.uid}")
-    if instance.dialect == "postgresql":
-        import psycopg
-
-        admin = url.set(database="postgres", drivername="postgresql")
-        dsn = admin.render_as_string(hide_password=False)
-        with psycopg.connect(dsn, autocommit=True) as connection:
-            connection.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-                (url.database,),
-            )
-            connection.execute(f'ALTER DATABASE "{url.database}" RENAME TO "{url.database}_away"')
-    else:
-        Path(str(url.database)).rename(f"{url.database}.away")
-    try:
-        for page in ("/", "/artifacts", f"/artifacts/{catalog.counts.uid}"):
+    with database_away(instance):
+        for page in (
+            "/",
+            "/artifacts",
+            f"/artifacts/{catalog.counts.uid}",
+            f"/runs/{catalog.align.uid}",
+            "/collections",
+        ):
             response = client.get(page)
             assert response.status_code == 503, (page, response.text[-400:])
             assert "Catalog unavailable" in response.text and "Traceback" not in response.text
-    finally:
-        if instance.dialect == "postgresql":
-            with psycopg.connect(dsn, autocommit=True) as connection:
-                connection.execute(
-                    f'ALTER DATABASE "{url.database}_away" RENAME TO "{url.database}"'
-                )
-        else:
-            Path(f"{url.database}.away").rename(str(url.database))
     assert "out/counts.csv" in ok(client, f"/artifacts/{catalog.counts.uid}")  # recovered
     ok(client, "/")
 

@@ -10,6 +10,7 @@ import re
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import lakeline as ll
@@ -229,3 +230,65 @@ def test_unknown_or_malformed_annotation_uids_are_404_pages(
     assert bad.status_code == 400 and "after must be a whole number" in bad.text
     bad = client.get("/collections?before=x")
     assert bad.status_code == 400 and "before must be a whole number" in bad.text
+
+
+def _offset(sql: str, params: Any) -> int:
+    found = re.search(r"OFFSET (\?|%\((\w+)\)s|\d+)", sql)
+    if found is None:
+        return 0
+    if found.group(1) == "?":
+        return int(params[-1])
+    if found.group(2):
+        return int(params[found.group(2)])
+    return int(found.group(1))
+
+
+def test_no_page_view_counts_artifacts_or_skips_rows(
+    client: TestClient, catalog: Catalog, annotated: Annotations, instance: Instance
+) -> None:
+    """Large instances stay fast: after the first overview (whose counts are then reused), no
+    page counts the artifacts table and no list skips rows with OFFSET (keyset pages)."""
+    from sqlalchemy import event
+
+    ok(client, "/")
+    statements: list[tuple[str, Any]] = []
+
+    def record(conn: Any, cursor: Any, sql: str, params: Any, context: Any, many: bool) -> None:
+        statements.append((sql, params))
+
+    first = ok(client, "/artifacts?sort=-size&limit=1")
+    found = re.search(r'id="next-page" href="([^"]+)"', first)
+    assert found is not None
+    pages = [
+        "/",
+        "/artifacts",
+        found.group(1).replace("&amp;", "&"),
+        "/artifacts?key__startswith=out/",
+        "/artifacts?ulabels__name=B cell",
+        "/artifacts?temperature__gt=30",
+        "/artifacts?view=folders",
+        f"/artifacts/{catalog.counts.uid}",
+        f"/labels/{annotated.b_cell.uid}",
+        f"/labels/{annotated.cell_type.uid}",
+        f"/features/{annotated.temperature.uid}",
+        f"/schemas/{annotated.schema.uid}",
+        "/collections",
+        f"/collections/{annotated.collection.uid}",
+        "/runs",
+        f"/runs/{catalog.align.uid}",
+    ]
+    event.listen(instance.engine, "before_cursor_execute", record)
+    try:
+        for url in pages:
+            ok(client, url)
+    finally:
+        event.remove(instance.engine, "before_cursor_execute", record)
+    assert len(statements) > len(pages)
+    counting = [
+        sql
+        for sql, _ in statements
+        if re.search(r"count\(", sql, re.I) and re.search(r"FROM artifacts\b", sql)
+    ]
+    assert counting == []
+    skipping = [sql for sql, params in statements if _offset(sql, params) > 0]
+    assert skipping == []

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import lakeline as ll
+from lakeline.instance import Instance
 from lakeline.lineage.recorder import Recorder
 
 XSS = '<script>alert("x")</script>'
@@ -136,6 +137,38 @@ def annotate(catalog: Catalog) -> Annotations:
         collection=second,
         first_collection=first,
     )
+
+
+@contextmanager
+def database_away(instance: Instance) -> Iterator[None]:
+    """The instance's database gone for the block (PostgreSQL: its sessions ended and the
+    database renamed; SQLite: the file renamed), then back."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(instance.config.db)
+    if instance.dialect == "postgresql":
+        import psycopg
+
+        admin = url.set(database="postgres", drivername="postgresql")
+        dsn = admin.render_as_string(hide_password=False)
+        with psycopg.connect(dsn, autocommit=True) as connection:
+            connection.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (url.database,),
+            )
+            connection.execute(f'ALTER DATABASE "{url.database}" RENAME TO "{url.database}_away"')
+    else:
+        Path(str(url.database)).rename(f"{url.database}.away")
+    try:
+        yield
+    finally:
+        if instance.dialect == "postgresql":
+            with psycopg.connect(dsn, autocommit=True) as connection:
+                connection.execute(
+                    f'ALTER DATABASE "{url.database}_away" RENAME TO "{url.database}"'
+                )
+        else:
+            Path(f"{url.database}.away").rename(str(url.database))
 
 
 def free_port() -> int:
