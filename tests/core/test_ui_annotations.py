@@ -146,7 +146,9 @@ def test_feature_pages_and_values_list_their_artifacts(
     values = [
         html_lib.unescape(v) for v in re.findall(r'class="value-link" href="([^"]+)"', artifact)
     ]
-    assert "/artifacts?temperature=37.5" in values
+    assert "/artifacts?temperature=37.5" in values and "/artifacts?passed=true" in values
+    assert "/artifacts?genes=CD3E" in values and "/artifacts?sampled_on=2026-12-01" in values
+    assert len(values) == 8  # every value but the categorical label (linked to its page)
     for url in values:
         assert listed(ok(client, url)) == {catalog.counts.uid}, url
     # numbers and booleans typed in the address are compared as the feature's dtype

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import lakeline as ll
@@ -117,9 +118,27 @@ def annotate(catalog: Catalog) -> Annotations:
     schema = ll.Schema(
         [temperature, cells], name=f"obs {XSS}", otype="DataFrame", description=XSS
     ).save()
+    ll.save(
+        [
+            ll.Feature(name="n_reads", dtype=int),
+            ll.Feature(name="passed", dtype=bool),
+            ll.Feature(name="sampled_on", dtype="date"),
+            ll.Feature(name="sequenced_at", dtype="datetime"),
+            ll.Feature(name="genes", dtype="list[str]"),
+        ]
+    )
     counts = catalog.counts
     counts.features.add_values(
-        {"temperature": 37.5, "cells": "T cell", HOSTILE_FEATURE: f"value {XSS}"}
+        {
+            "temperature": 37.5,
+            "cells": "T cell",
+            HOSTILE_FEATURE: f"value {XSS}",
+            "n_reads": 12,
+            "passed": True,
+            "sampled_on": date(2026, 12, 1),
+            "sequenced_at": datetime(2026, 12, 2, 9, 30, tzinfo=UTC),
+            "genes": ["CD3E", "CD19"],
+        }
     )
     counts.labels.add([b_cell, hostile_label])
     counts.features.add_schema(schema, slot="obs")

@@ -176,11 +176,9 @@ def _value_text(value: Any) -> str:
     return str(value)
 
 
-def _value_url(feature: Feature, base: str, text: str, value: Any) -> str | None:
+def _value_url(feature: Feature, base: str, text: str) -> str | None:
     if base not in _LINKED_VALUES or not queryable(feature.name):
         return None
-    if base in ("date", "datetime") and hasattr(value, "date"):
-        text = value.date().isoformat() if base == "date" else value.isoformat()
     return "/artifacts?" + urlencode([(feature.name, text)])
 
 
@@ -236,7 +234,7 @@ def artifact_notes(artifact: Artifact) -> ArtifactNotes:
         value = read_back(dtype, stored[columns.index(dtype.column or "")])
         text = _value_text(value)
         row = rows.setdefault(feature.name, FeatureRow(feature, []))
-        row.values.append(Value(text, url=_value_url(feature, dtype.base, text, value)))
+        row.values.append(Value(text, url=_value_url(feature, dtype.base, text)))
     for label, feature_id in links:
         if feature_id is None:
             notes.labels.append((label, types.get(label.type_id or -1)))
