@@ -276,6 +276,8 @@ def test_no_page_view_counts_artifacts_or_skips_rows(
         f"/schemas/{annotated.schema.uid}",
         "/collections",
         f"/collections/{annotated.collection.uid}",
+        "/labels",
+        "/features?q=temperature",
         "/runs",
         f"/runs/{catalog.align.uid}",
     ]
@@ -294,3 +296,36 @@ def test_no_page_view_counts_artifacts_or_skips_rows(
     assert counting == []
     skipping = [sql for sql, params in statements if _offset(sql, params) > 0]
     assert skipping == []
+
+
+def test_label_and_feature_lists_page_by_name_and_search(
+    client: TestClient, annotated: Annotations, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lakeline.ui import queries
+
+    labels = ok(client, "/labels")
+    assert f'href="/labels/{annotated.cell_type.uid}"' in labels and "label type" in labels
+    assert ESCAPED in labels and 'href="/labels"' in labels  # nav link
+    found = ok(client, "/labels?q=cell")
+    table = found[found.index('id="registry"') :]
+    assert "T cell" in table and "B cell" in table
+    assert f'href="/labels/{annotated.hostile_label.uid}"' not in table
+    features = ok(client, "/features?q=temperature")
+    assert f'href="/features/{annotated.temperature.uid}"' in features and "float" in features
+    monkeypatch.setattr(queries, "PAGE_SIZE", 2)
+    for path, model in (("labels", ll.ULabel), ("features", ll.Feature)):
+        seen: list[str] = []
+        url: str | None = f"/{path}"
+        while url is not None:
+            html = ok(client, url)
+            table = html[html.index('id="registry"') :]
+            seen += re.findall(rf'href="/{path}/(\w+)"', table.split("</table>")[0])
+            more = re.search(r'id="next-page" href="([^"]+)"', html)
+            url = html_lib.unescape(more.group(1)) if more else None
+        expected = {r.uid for r in model.filter().all()}
+        if path == "labels":  # a label's row also links its type
+            assert set(seen) == expected, path
+        else:
+            assert sorted(seen) == sorted(expected), path
+    bad = client.get("/labels?after=nonsense")
+    assert bad.status_code == 400 and "malformed page cursor" in bad.text

@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 
 from sqlalchemy import func, select
 
-from lakeline.errors import DoesNotExist
+from lakeline.errors import DoesNotExist, QueryError
 from lakeline.models import (
     Artifact,
     ArtifactSchema,
@@ -422,3 +422,48 @@ def member_counts(collections: list[Collection]) -> dict[int, int]:
             .group_by(CollectionArtifact.collection_id)
         ).all()
     return {collection_id: int(n) for collection_id, n in rows}
+
+
+# -- label and feature lists -------------------------------------------------------------------
+
+
+@dataclass
+class RegistryPage:
+    """A page of labels or features by name (or the best matches of a search)."""
+
+    rows: list[Any]
+    types: dict[int, ULabel]  # the labels' types by id
+    next_cursor: str | None
+
+
+def registry_page(
+    model: type[ULabel] | type[Feature], search: str | None, after: str | None
+) -> RegistryPage:
+    """Labels or features ordered by (name, id) in keyset pages; with `search`, the best
+    `PAGE_SIZE` matches of the registry's search."""
+    from sqlalchemy import and_, or_
+
+    from lakeline.ui.queries import PAGE_SIZE, decode_cursor, encode_cursor
+
+    rows: list[Any]
+    if search:
+        rows = list(model.filter().search(search, limit=PAGE_SIZE).all())
+        more = False
+    else:
+        query = model.filter()
+        if after:
+            _, name, last_id = decode_cursor(after)
+            if not isinstance(name, str):
+                raise QueryError("malformed page cursor (after=): start again from the first page")
+            beyond = or_(model.name > name, and_(model.name == name, model.id > last_id))
+            query = query.filter(model.name >= name, beyond)
+        rows = list(query.order_by("name", "id").limit(PAGE_SIZE + 1).all())
+        more = len(rows) > PAGE_SIZE
+        rows = rows[:PAGE_SIZE]
+    types: dict[int, ULabel] = {}
+    if model is ULabel:
+        type_ids = {r.type_id for r in rows if r.type_id is not None}
+        if type_ids:
+            types = {t.id: t for t in ULabel.filter(id__in=sorted(type_ids)).all()}
+    cursor = encode_cursor([0, rows[-1].name, rows[-1].id]) if more else None
+    return RegistryPage(rows, types, cursor)

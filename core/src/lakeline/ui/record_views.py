@@ -32,6 +32,27 @@ class RecordViews:
     def __init__(self, pages: Pages) -> None:
         self.pages = pages
 
+    def labels(self, request: Request) -> Response:
+        return self._registry(request, ULabel, "labels")
+
+    def features(self, request: Request) -> Response:
+        return self._registry(request, Feature, "features")
+
+    def _registry(
+        self, request: Request, model: type[ULabel] | type[Feature], path: str
+    ) -> Response:
+        search = request.query_params.get("q", "").strip()
+        try:
+            page = notes.registry_page(model, search or None, request.query_params.get("after"))
+        except QueryError as exc:
+            return self.pages.error(request, 400, "Bad request", str(exc))
+        next_url = None
+        if page.next_cursor is not None:
+            next_url = f"/{path}?" + urlencode([("after", page.next_cursor)])
+        return self.pages.render(
+            request, "registry.html", page=page, path=path, query=search, next_url=next_url
+        )
+
     def label(self, request: Request) -> Response:
         label: ULabel = notes.find(ULabel, request.path_params["uid"])
         page = notes.label_page(label)
