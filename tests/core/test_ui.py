@@ -237,7 +237,8 @@ def test_nothing_writes(client: TestClient, catalog: Catalog, instance: Instance
         _edges(instance),
     )
     for method in ("POST", "PUT", "DELETE", "PATCH"):
-        for url in ("/", f"/artifacts/{catalog.counts.uid}", f"/runs/{catalog.align.uid}"):
+        urls = ("/", f"/artifacts/{catalog.counts.uid}", f"/runs/{catalog.align.uid}")
+        for url in (*urls, "/collections", "/labels", "/features"):
             response = client.request(method, url)
             assert response.status_code == 405, (method, url)
             assert "read-only" in response.text
