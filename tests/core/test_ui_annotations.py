@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import lakeline as ll
+import modules_lab
 import pytest
 from lakeline.instance import Instance
 from lakeline.ui.server import create_app
@@ -329,3 +330,30 @@ def test_label_and_feature_lists_page_by_name_and_search(
             assert sorted(seen) == sorted(expected), path
     bad = client.get("/labels?after=nonsense")
     assert bad.status_code == 400 and "malformed page cursor" in bad.text
+
+
+lab_site, lab, lab_instance = modules_lab.lab_site, modules_lab.lab, modules_lab.lab_instance
+
+
+def test_schema_module_records_as_labels_and_values(lab_instance: Instance, tmp_path: Path) -> None:
+    """Records of a schema module's label registry (the tests' lakeline-lab): a plain label
+    and a `cat[lab.Biosample]` value show on the artifact page, the value links its artifacts."""
+    from lakeline_lab.models import Biosample
+
+    ll.save([Biosample(name="S1"), Biosample(name=XSS)])
+    (tmp_path / "a.csv").write_text("x\n1\n")
+    (tmp_path / "b.csv").write_text("x\n2\n")
+    a = ll.Artifact(tmp_path / "a.csv", key="a.csv").save()
+    ll.Artifact(tmp_path / "b.csv", key="b.csv").save()
+    ll.Feature(name="sample", dtype="cat[lab.Biosample]").save()
+    a.labels.add(Biosample.get(name=XSS))
+    a.features.add_values({"sample": "S1"})
+    with TestClient(create_app(lab_instance.name), base_url="http://127.0.0.1") as client:
+        page = ok(client, f"/artifacts/{a.uid}")
+        features = section(page, "features")
+        assert "cat[lab.Biosample]" in features and "S1" in features
+        labels = section(page, "labels")
+        assert "lab.Biosample" in labels and ESCAPED in labels and "no labels" not in labels
+        links = re.findall(r'class="value-link" href="([^"]+)"', features)
+        assert links == ["/artifacts?sample=S1"]
+        assert listed(ok(client, links[0])) == {a.uid}

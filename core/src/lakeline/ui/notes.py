@@ -164,6 +164,7 @@ class ArtifactNotes:
     schemas: list[tuple[str, Schema]] = field(default_factory=list)  # slot, schema
     collections: list[Collection] = field(default_factory=list)
     more_collections: bool = False
+    module_labels: list[tuple[str, str]] = field(default_factory=list)  # registry, name
 
 
 def _value_text(value: Any) -> str:
@@ -228,6 +229,7 @@ def artifact_notes(artifact: Artifact) -> ArtifactNotes:
                 .limit(LIST_LIMIT + 1)
             )
         )
+        module_values, module_features = _module_notes(session, artifact, notes)
     rows: dict[str, FeatureRow] = {}
     for feature, *stored in values:
         dtype = parse_dtype(feature.dtype)
@@ -243,10 +245,36 @@ def artifact_notes(artifact: Artifact) -> ArtifactNotes:
             rows.setdefault(feature.name, FeatureRow(feature, [])).values.append(
                 Value(label.name, label=label)
             )
+    for (_, name), names in sorted(module_values.items()):
+        feature = module_features[name]
+        by_name = queryable(name)  # a module record's name is a lookup value, as a label's
+        urls = ["/artifacts?" + urlencode([(name, v)]) if by_name else None for v in names]
+        rows[name] = FeatureRow(
+            feature, [Value(v, url=u) for v, u in zip(names, urls, strict=True)]
+        )
     notes.features = [rows[name] for name in sorted(rows)]
     notes.collections = collections[:LIST_LIMIT]
     notes.more_collections = len(collections) > LIST_LIMIT
     return notes
+
+
+def _module_notes(
+    session: Any, artifact: Artifact, notes: ArtifactNotes
+) -> tuple[dict[tuple[int, str], list[str]], dict[str, Feature]]:
+    """Records of schema modules' label registries on the artifact: its plain labels (into
+    `notes`), and the names that are values of `cat[module.Registry]` features."""
+    from lakeline.annotations.values import modules_mapped
+
+    if not modules_mapped():
+        return {}, {}
+    from lakeline.annotations.links import collect, plain_labels
+
+    values: dict[tuple[int, str], list[str]] = {}
+    collect(session, [artifact.id], values)
+    notes.module_labels = plain_labels(session, artifact.id)
+    names = sorted({name for _, name in values})
+    features = {f.name: f for f in session.scalars(select(Feature).where(Feature.name.in_(names)))}
+    return values, features
 
 
 # -- labels, features, schemas -----------------------------------------------------------------
