@@ -3,8 +3,12 @@
     uv run --frozen python bench/arrays.py                 # 256 MB h5ad on moto S3, 1,000 parquet
     uv run --frozen python bench/arrays.py --h5ad-mb 1024  # the 1 GB figure
 
-- mapped(): samples/s over the real h5ad files (../shared/data), plain random access and a
-  torch DataLoader (batch 256, 2 workers, shuffled) when torch is importable;
+    uv run --frozen python bench/arrays.py --only mapped --synthetic /tmp/mapped-synth \
+        --obs-key cell_type        # vs: python bench/lamindb_mapped.py --data /tmp/mapped-synth ...
+
+- mapped(): samples/s over the *.h5ad files of --mapped-data (../shared/data) or of
+  --synthetic (4 x 25,000 cells written by this script), plain random access and a torch
+  DataLoader (batch 256, 2 workers, shuffled) when torch is importable;
 - a large dense h5ad on a moto S3 server: open() + a 256-row slice (time, bytes fetched)
   against load() (time, bytes downloaded), and the same open locally;
 - DuckDB: `ll.duckdb(qs)` + GROUP BY over N parquet artifacts;
@@ -42,25 +46,44 @@ def remote_bytes(location: str) -> int:
     return sum(int(f.cache.total_requested_bytes) for f in files)
 
 
-def bench_mapped(ll: object, data: Path) -> None:
+def write_mapped_data(folder: Path, n_files: int = 4, n_obs: int = 25_000) -> None:
+    """Synthetic h5ad files for the mapped() comparison (written by today's anndata, so LaminDB
+    reads them too): CSR X, 2,000 genes of which 1,800 shared, 10% non-zero, a cell_type."""
+    import anndata as ad
+    import numpy as np
+    import pandas as pd
+    import scipy.sparse as sp
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n_files):
+        path = folder / f"synthetic{i}.h5ad"
+        if path.exists():
+            continue
+        rng = np.random.default_rng(i)
+        genes = [f"g{j}" for j in range(1800)] + [f"f{i}_{j}" for j in range(200)]
+        x = sp.random(n_obs, len(genes), density=0.1, format="csr", dtype="float32", rng=rng)
+        obs = pd.DataFrame(
+            {"cell_type": pd.Categorical(rng.choice(["T", "B", "NK", "Mono"], n_obs))},
+            index=[f"c{i}_{k}" for k in range(n_obs)],
+        )
+        ad.AnnData(X=x, obs=obs, var=pd.DataFrame(index=genes)).write_h5ad(path)
+
+
+def bench_mapped(ll: object, data: Path, join: str, obs_key: str | None, epochs: int) -> None:
     import numpy as np
 
     lake = ll  # type: ignore[assignment]
-    arts = [
-        lake.Artifact(str(data / n), key=f"real/{n}").save()  # type: ignore[attr-defined]
-        for n in ("10x_pbmc68k_reduced.h5ad", "oligodendroglioma.h5ad")
-    ]
-    ds = lake.Collection(arts, key="real").save().mapped(join="outer")  # type: ignore[attr-defined]
-    order = np.random.default_rng(0).permutation(len(ds))
-    reps = 5
+    files = sorted(data.resolve().glob("*.h5ad"))
+    arts = [lake.Artifact(str(f), key=f"real/{f.name}").save() for f in files]  # type: ignore[attr-defined]
+    collection = lake.Collection(arts, key="real").save()  # type: ignore[attr-defined]
+    ds = collection.mapped(join=join, obs_keys=[obs_key] if obs_key else [])
+    order = np.random.default_rng(0).permutation(len(ds))[:20_000]
     t = time.perf_counter()
-    for _ in range(reps):
-        for i in order:
-            ds[int(i)]
-    rate = reps * len(ds) / (time.perf_counter() - t)
-    line(
-        f"mapped() random access, {ds.shape[0]}x{ds.shape[1]} outer join", f"{rate:,.0f} samples/s"
-    )
+    for i in order:
+        ds[int(i)]
+    rate = len(order) / (time.perf_counter() - t)
+    shape = f"{ds.shape[0]}x{ds.shape[1]}"
+    line(f"mapped(join={join!r}) random access, {shape}, one process", f"{rate:,.0f} samples/s")
     try:
         import torch
     except ImportError:
@@ -71,11 +94,10 @@ def bench_mapped(ll: object, data: Path) -> None:
     )
     for _ in loader:  # warm-up epoch: starts the workers, opens their handles
         pass
-    epochs = 10
     t = time.perf_counter()
     n = sum(batch["X"].shape[0] for _ in range(epochs) for batch in loader)
     rate = n / (time.perf_counter() - t)
-    line("mapped() + DataLoader(batch 256, 2 workers, shuffle)", f"{rate:,.0f} samples/s")
+    line(f"mapped() {shape} + DataLoader(batch 256, 2 workers, shuffle)", f"{rate:,.0f} samples/s")
 
 
 def bench_h5ad_s3(ll: object, mb: int, tmp: Path) -> None:
@@ -203,8 +225,14 @@ def main() -> None:
     parser.add_argument("--h5ad-mb", type=int, default=256)
     parser.add_argument("--parquet", type=int, default=1000)
     parser.add_argument(
-        "--mapped-data", type=Path, default=DATA, help="folder with the two h5ad files for mapped()"
+        "--mapped-data", type=Path, default=DATA, help="folder whose *.h5ad files mapped() reads"
     )
+    parser.add_argument(
+        "--synthetic", type=Path, help="write synthetic h5ad files here and use them for mapped()"
+    )
+    parser.add_argument("--join", choices=["inner", "outer"], default="inner")
+    parser.add_argument("--obs-key", help="an obs column to encode as labels in mapped()")
+    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--only", choices=["mapped", "census", "duckdb", "s3"])
     args = parser.parse_args()
     if not DATA.is_dir():
@@ -217,7 +245,11 @@ def main() -> None:
 
         ll.init(storage=str(tmp / "data"), name="bench")
         if args.only in (None, "mapped"):
-            bench_mapped(ll, args.mapped_data)
+            data = args.mapped_data
+            if args.synthetic is not None:
+                write_mapped_data(args.synthetic)
+                data = args.synthetic
+            bench_mapped(ll, data, args.join, args.obs_key, args.epochs)
         if args.only in (None, "census"):
             bench_census(ll, tmp)
         if args.only in (None, "duckdb"):

@@ -5,10 +5,14 @@
 
 The instance is filled with the benchmark's bulk paths: the lineage of `bench/lineage.py`
 (workflow runs of 99 tasks, their inputs and outputs) and then `bench/workload.py`'s artifact
-rows up to the requested total. `lakeline ui` is then started as a subprocess (uvicorn on
-127.0.0.1) and each page is requested `--requests` times over distinct pages where possible;
-TTFB is the time from sending the request to reading the status line and headers (pages are
-rendered whole before the first byte). Figures are medians after one warm-up request. Prints
+rows up to the requested total (counted afterwards: the printed figures are SELECT count(*)).
+Every artifact of the lineage is annotated as in `bench/features.py` (`n_cells`,
+`temperature`, `donor`, one `cell_type` label of 50 through the categorical feature) plus one
+plain label of 50 and a schema, and 200 collections of 50 of them are saved through the API.
+`lakeline ui` is then started as a subprocess (uvicorn on 127.0.0.1) and each page is
+requested `--requests` times over distinct pages where possible; TTFB is the time from
+sending the request to reading the status line and headers (pages are rendered whole before
+the first byte). Figures are medians after one warm-up request. Prints
 figures only; asserts nothing about time.
 """
 
@@ -29,27 +33,110 @@ import time
 from pathlib import Path
 from typing import Any
 
-import lineage as lineage_bench  # bench/ is the script's folder, first on sys.path
+import features as features_bench  # bench/ is the script's folder, first on sys.path
+import lineage as lineage_bench
 import measure
 import workload
+
+N_PLAIN_LABELS = 50
+N_COLLECTIONS = 200
+COLLECTION_SIZE = 50
 
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def annotate(instance: Any) -> None:
+    """Feature values, a categorical and a plain label and a schema on every artifact of the
+    lineage (bulk rows), and collections of them (the API)."""
+    from datetime import UTC, datetime
+
+    import lakeline as ll
+    from lakeline.models import Artifact, ArtifactSchema, ArtifactULabel, FeatureValue
+    from sqlalchemy import select
+
+    ids = features_bench.registries()
+    plain = ll.save([ll.ULabel(name=f"tag {k}") for k in range(N_PLAIN_LABELS)])
+    features = ll.Feature.filter(name__in=["n_cells", "temperature", "donor", "cell_type"]).all()
+    schema = ll.Schema(features, name="bench-obs", otype="DataFrame").save()
+    with instance.sessions.read() as session:
+        produced = list(
+            session.scalars(
+                select(Artifact.id).where(Artifact.run_id.isnot(None)).order_by(Artifact.id)
+            )
+        )
+    now = datetime.now(UTC)
+    rng = random.Random(11)
+    values: list[dict[str, Any]] = []
+    links: list[dict[str, Any]] = []
+    schemas: list[dict[str, Any]] = []
+    for i, artifact_id in enumerate(produced):
+        base = {"artifact_id": artifact_id, "position": 0, "created_at": now}
+        values.append({**base, "feature_id": ids["n_cells"], "value_int": i})
+        values.append(
+            {**base, "feature_id": ids["temperature"], "value_float": 20 + 20 * rng.random()}
+        )
+        values.append({**base, "feature_id": ids["donor"], "value_str": f"donor-{i % 5000}"})
+        label = ids[f"label {i % features_bench.N_LABELS}"]
+        links.append(
+            {
+                "artifact_id": artifact_id,
+                "ulabel_id": label,
+                "feature_id": ids["cell_type"],
+                "created_at": now,
+            }
+        )
+        tag = plain[i % N_PLAIN_LABELS].id
+        links.append(
+            {"artifact_id": artifact_id, "ulabel_id": tag, "feature_id": None, "created_at": now}
+        )
+        schemas.append(
+            {"artifact_id": artifact_id, "slot": "obs", "schema_id": schema.id, "created_at": now}
+        )
+    with instance.engine.begin() as conn:
+        for column in ("value_int", "value_float", "value_str"):
+            features_bench._bulk(conn, FeatureValue.__table__, [v for v in values if column in v])
+        features_bench._bulk(conn, ArtifactULabel.__table__, links)
+        features_bench._bulk(conn, ArtifactSchema.__table__, schemas)
+    members = ll.Artifact.filter(id__in=produced[: N_COLLECTIONS * COLLECTION_SIZE]).all()
+    members.sort(key=lambda a: a.id)
+    for k in range(min(N_COLLECTIONS, len(members) // COLLECTION_SIZE)):
+        chunk = members[k * COLLECTION_SIZE : (k + 1) * COLLECTION_SIZE]
+        ll.Collection(chunk, key=f"sets/set-{k:03d}").save()
+    log(f"  annotated {len(produced):,} artifacts, saved {k + 1} collections")
+
+
 def fill(instance: Any, n_artifacts: int, n_runs: int) -> dict[str, int]:
-    """The lineage rows first (explicit ids), then plain artifact rows up to `n_artifacts`."""
+    """The lineage rows first (explicit ids), then plain artifact rows up to `n_artifacts`;
+    returns the rows the tables hold."""
+    from sqlalchemy import text
+
     counts = lineage_bench.populate(instance, n_runs)
     have = counts["artifacts"]
     if n_artifacts > have:
         measure.populate(instance, 0, n_artifacts - have, log)
+    annotate(instance)
     measure.analyze(instance)
     if instance.dialect == "postgresql":
         with instance.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("VACUUM ANALYZE")
-    counts["artifacts"] = max(n_artifacts, have)
-    return counts
+    else:
+        with instance.engine.begin() as conn:
+            conn.exec_driver_sql("ANALYZE")
+    tables = (
+        "artifacts",
+        "runs",
+        "run_inputs",
+        "feature_values",
+        "artifact_ulabels",
+        "collections",
+    )
+    with instance.sessions.read() as session:
+        return {
+            name: session.execute(text(f"SELECT count(*) FROM {name}")).scalar_one()
+            for name in tables
+        }
 
 
 def ttfb(port: int, path: str) -> tuple[float, int, bytes]:
@@ -87,6 +174,12 @@ def pages(instance: Any, n: int, count: int) -> dict[str, list[str]]:
             .all()
         )
     picks = rng.sample(list(produced), min(count, len(produced)))
+    import lakeline as ll
+
+    labels = ll.ULabel.filter(name__startswith="tag ").order_by("id").all()
+    collections = ll.Collection.filter(key__startswith="sets/").order_by("id").all()
+    feature = ll.Feature.get(name="temperature")
+    cell_type = ll.ULabel.get(name="CellType")
     return {
         "overview (counts cached)": ["/"] * count,
         "artifacts, first page": ["/artifacts"] * count,
@@ -101,6 +194,20 @@ def pages(instance: Any, n: int, count: int) -> dict[str, list[str]]:
         "artifact + lineage upstream all": [
             f"/artifacts/{uid}?direction=upstream&depth=all" for uid in picks
         ],
+        "label page (artifacts carrying it)": [f"/labels/{x.uid}" for x in labels[:count]],
+        "artifacts ?ulabels__name= (plain)": [
+            f"/artifacts?ulabels__name=tag+{k}" for k in range(count)
+        ],
+        "artifacts ?cell_type= (categorical)": [
+            f"/artifacts?cell_type=label+{k}" for k in range(count)
+        ],
+        "artifacts ?temperature__gt=": [
+            f"/artifacts?temperature__gt={39 - k * 0.5}" for k in range(count)
+        ],
+        "label type page (50 labels)": [f"/labels/{cell_type.uid}"] * count,
+        "feature page (temperature)": [f"/features/{feature.uid}"] * count,
+        "collection page (50 members)": [f"/collections/{c.uid}" for c in collections[:count]],
+        "collections list": ["/collections"] * count,
     }
 
 

@@ -143,6 +143,25 @@ def test_corrupt_h5ad_is_named(instance: Instance, tmp_path: Path) -> None:
         art.load()
 
 
+@pytest.mark.parametrize("name", [PBMC, WU2020])
+def test_truncated_h5ad_h5mu_on_s3_are_named_and_leave_no_partial_cache(
+    s3_instance: Instance, tmp_path: Path, name: str
+) -> None:
+    data = shared(name).read_bytes()
+    suffix = Path(name).suffix
+    path = tmp_path / f"cut{suffix}"
+    path.write_bytes(data[: len(data) // 2])
+    art = ll.Artifact(str(path), key=f"bad/cut{suffix}").save()
+    kind = suffix.lstrip(".")
+    with pytest.raises(UnreadableArtifact, match=rf"cannot open artifact .*bad/cut\{suffix}"):
+        art.open()
+    with pytest.raises(UnreadableArtifact, match=rf"bad/cut\{suffix}.* as {kind}"):
+        art.load()
+    cached = [p for p in cache_dir().rglob("*") if p.is_file()]
+    assert not [p for p in cached if p.name.endswith(".partial")]
+    assert all(p.stat().st_size == art.size for p in cached if p.suffix == suffix)
+
+
 @pytest.mark.parametrize(
     ("module", "suffix", "extra"),
     [("mudata", ".h5mu", "mudata"), ("h5py", ".h5", "hdf5"), ("tiledbsoma", ".tiledbsoma", "")],

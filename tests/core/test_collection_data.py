@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
+from typing import Any
 
 import anndata as ad
 import lakeline as ll
@@ -11,8 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from lakeline.config import cache_dir
 from lakeline.errors import IncompatibleMembers, InvalidValue
 from lakeline.instance import Instance
+from lakeline.testing import unavailable
 from shared_data import OLIGO, PBMC, shared
 
 
@@ -82,6 +85,17 @@ def test_mixed_members_cannot_load(instance: Instance, two: list[ad.AnnData]) ->
         c.load()
     with pytest.raises(InvalidValue, match="join must be"):
         c.load(join="left")
+
+
+def test_mixed_members_on_s3_are_refused_before_any_download(
+    s3_instance: Instance, two: list[ad.AnnData]
+) -> None:
+    a = ll.Artifact.from_anndata(two[0], key="sc/a.h5ad").save()
+    t = ll.Artifact.from_dataframe(pd.DataFrame({"x": [1]}), key="t/x.parquet").save()
+    c = ll.Collection([a, t], key="mixed").save()
+    with pytest.raises(IncompatibleMembers, match="mixes AnnData"):
+        c.load()
+    assert not [p for p in cache_dir().rglob("*") if p.is_file()]
 
 
 def test_collection_of_a_query(instance: Instance, two: list[ad.AnnData]) -> None:
@@ -155,11 +169,18 @@ def test_mapped_over_real_files(instance: Instance) -> None:
     np.testing.assert_allclose(ds[3]["X"], pbmc[3, shared_genes].X[0])
 
 
-def test_mapped_feeds_a_torch_dataloader_with_workers(instance: Instance) -> None:
+def _torch() -> Any:
+    """torch, which scripts/test installs with pip from the machine's local wheel (not in
+    uv.lock); without it the DataLoader tests skip locally and fail when CI=true."""
     try:
         import torch
     except ImportError:
-        pytest.skip("torch is not installed (pip install torch==2.13.0 from the local file)")
+        unavailable("torch is not installed (scripts/test installs torch==2.13.0 with pip)")
+    return torch
+
+
+def test_mapped_feeds_a_torch_dataloader_with_workers(instance: Instance) -> None:
+    torch = _torch()
     pbmc = ll.Artifact(str(shared(PBMC)), key=f"real/{PBMC}").save()
     ds = ll.Collection([pbmc], key="pbmc").mapped(obs_keys=["bulk_labels"])
     loader = torch.utils.data.DataLoader(ds, batch_size=256, num_workers=2, shuffle=True)
@@ -169,6 +190,30 @@ def test_mapped_feeds_a_torch_dataloader_with_workers(instance: Instance) -> Non
         seen += batch["X"].shape[0]
         labels.update(batch["bulk_labels"].tolist())
     assert seen == 700 and labels == set(range(len(ds.encoders["bulk_labels"])))
+
+
+def test_dataloader_spawned_workers_read_every_row_once(
+    instance: Instance, two: list[ad.AnnData]
+) -> None:
+    """Spawned workers get the dataset pickled (no handles) and open their own: a zarr and a
+    sparse h5ad member, outer join, shuffled; the rows that come out are exactly ds's rows."""
+    torch = _torch()
+    arts = [
+        ll.Artifact.from_anndata(two[0], key="sc/w.zarr").save(),
+        ll.Artifact.from_anndata(two[1], key="sc/w.h5ad").save(),
+    ]
+    ds = ll.Collection(arts, key="workers").save().mapped(obs_keys=["cell_type"], join="outer")
+    ds[0]  # the parent's own handles must not reach the workers
+    loader = torch.utils.data.DataLoader(
+        ds, batch_size=2, num_workers=2, shuffle=True, multiprocessing_context="spawn"
+    )
+    rows = [
+        (tuple(x.tolist()), int(label))
+        for batch in loader
+        for x, label in zip(batch["X"], batch["cell_type"], strict=True)
+    ]
+    expected = [(tuple(ds[i]["X"].tolist()), int(ds[i]["cell_type"])) for i in range(len(ds))]
+    assert sorted(rows) == sorted(expected) and len(rows) == 5
 
 
 def test_mapped_over_zarr_and_h5ad_members(any_instance: Instance, two: list[ad.AnnData]) -> None:

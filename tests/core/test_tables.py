@@ -9,7 +9,7 @@ import lakeline as ll
 import pandas as pd
 import pyarrow.dataset as pads
 import pytest
-from lakeline.errors import IncompatibleMembers, LakelineError, UnsupportedObject
+from lakeline.errors import IncompatibleMembers, LakelineError, QueryError, UnsupportedObject
 from lakeline.instance import Instance
 
 
@@ -53,8 +53,14 @@ def test_duckdb_sql_across_artifacts(any_instance: Instance) -> None:
         ("tables/t1.parquet", 3),
         ("tables/t2.parquet", 6),
     ]
-    with pytest.raises(duckdb.BinderException, match="nope"):
+    with pytest.raises(
+        QueryError, match=r'failed: Binder Error: Referenced column "nope" not found .*"sample"'
+    ) as error:
         con.sql("SELECT nope FROM artifacts")
+    assert "\n" not in str(error.value) and isinstance(error.value.__cause__, duckdb.Error)
+    with pytest.raises(QueryError, match="Parser Error"):
+        con.execute("SELEC 1")
+    assert con.execute("SELECT count(*) FROM artifacts").fetchone() == (9,)
 
 
 def test_duckdb_through_a_tracked_run_records_inputs(instance: Instance) -> None:

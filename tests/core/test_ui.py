@@ -7,6 +7,7 @@ import re
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import lakeline as ll
@@ -14,7 +15,7 @@ import pytest
 from lakeline.errors import LakelineError
 from lakeline.instance import Instance
 from lakeline.ui.server import COOKIE, create_app
-from ui_catalog import XSS, Catalog, build, served
+from ui_catalog import XSS, Catalog, build, database_away, served
 
 with warnings.catch_warnings():  # starlette 1.x prefers httpx2 for its TestClient
     warnings.simplefilter("ignore")
@@ -44,9 +45,12 @@ def links(html: str, prefix: str) -> list[str]:
     return re.findall(rf'href="({re.escape(prefix)}[^"#?]*)', html)
 
 
-def test_every_page_renders_and_escapes_user_text(client: TestClient, catalog: Catalog) -> None:
+def test_every_page_renders_and_escapes_user_text(
+    client: TestClient, catalog: Catalog, instance: Instance
+) -> None:
+    storage_root = instance.storage.root
     pages = {
-        "/": ["toy-pipeline", "Failed runs", catalog.failed.uid],
+        "/": ["toy-pipeline", "Failed runs", catalog.failed.uid, "Storages", storage_root],
         "/artifacts": ["data/reads.csv", "out/counts.csv", "testuser"],
         "/artifacts?view=folders": ["data/", "out/", "notes/"],
         "/artifacts?view=folders&prefix=out/": ["counts.csv", "summary.txt"],
@@ -56,7 +60,14 @@ def test_every_page_renders_and_escapes_user_text(client: TestClient, catalog: C
         "/runs": [catalog.workflow.uid],
         "/runs?status=errored": [catalog.failed.uid],
         f"/runs/{catalog.workflow.uid}": ["Steps", "align", "summarise", "plot"],
-        f"/runs/{catalog.align.uid}": ["threads", "data/reads.csv", "out/counts.csv", "highlight"],
+        f"/runs/{catalog.align.uid}": [
+            "threads",
+            "data/reads.csv",
+            "out/counts.csv",
+            "highlight",
+            'id="status-log">\n<li>started <span',
+            "<li>completed <span",
+        ],
         f"/runs/{catalog.failed.uid}": ["Traceback", "errored"],
     }
     transform = ok(client, f"/runs/{catalog.align.uid}")
@@ -226,7 +237,8 @@ def test_nothing_writes(client: TestClient, catalog: Catalog, instance: Instance
         _edges(instance),
     )
     for method in ("POST", "PUT", "DELETE", "PATCH"):
-        for url in ("/", f"/artifacts/{catalog.counts.uid}", f"/runs/{catalog.align.uid}"):
+        urls = ("/", f"/artifacts/{catalog.counts.uid}", f"/runs/{catalog.align.uid}")
+        for url in (*urls, "/collections", "/labels", "/features"):
             response = client.request(method, url)
             assert response.status_code == 405, (method, url)
             assert "read-only" in response.text
@@ -276,36 +288,18 @@ def test_other_hosts_need_the_token(instance: Instance, catalog: Catalog) -> Non
 def test_a_database_gone_while_serving_is_503_until_it_is_back(
     instance: Instance, catalog: Catalog, client: TestClient
 ) -> None:
-    from sqlalchemy.engine import make_url
-
-    url = make_url(instance.config.db)
     ok(client, f"/artifacts/{catalog.counts.uid}")
-    if instance.dialect == "postgresql":
-        import psycopg
-
-        admin = url.set(database="postgres", drivername="postgresql")
-        dsn = admin.render_as_string(hide_password=False)
-        with psycopg.connect(dsn, autocommit=True) as connection:
-            connection.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-                (url.database,),
-            )
-            connection.execute(f'ALTER DATABASE "{url.database}" RENAME TO "{url.database}_away"')
-    else:
-        Path(str(url.database)).rename(f"{url.database}.away")
-    try:
-        for page in ("/", "/artifacts", f"/artifacts/{catalog.counts.uid}"):
+    with database_away(instance):
+        for page in (
+            "/",
+            "/artifacts",
+            f"/artifacts/{catalog.counts.uid}",
+            f"/runs/{catalog.align.uid}",
+            "/collections",
+        ):
             response = client.get(page)
             assert response.status_code == 503, (page, response.text[-400:])
             assert "Catalog unavailable" in response.text and "Traceback" not in response.text
-    finally:
-        if instance.dialect == "postgresql":
-            with psycopg.connect(dsn, autocommit=True) as connection:
-                connection.execute(
-                    f'ALTER DATABASE "{url.database}_away" RENAME TO "{url.database}"'
-                )
-        else:
-            Path(f"{url.database}.away").rename(str(url.database))
     assert "out/counts.csv" in ok(client, f"/artifacts/{catalog.counts.uid}")  # recovered
     ok(client, "/")
 
@@ -464,3 +458,56 @@ def test_versions_are_listed_and_switchable(
     assert second.uid in listed and first.uid not in listed
     every = ok(client, "/artifacts?key=tables/t.csv&is_latest=all")
     assert second.uid in every and first.uid in every
+
+
+def test_keyset_pages_walk_the_sort_index_on_an_analyzed_sqlite(
+    client: TestClient, catalog: Catalog, instance: Instance
+) -> None:
+    """Page n+1 reads the sort column's index from the cursor on, in order (no sort of every
+    row after it). With ANALYZE statistics of a million artifacts SQLite planned `size < v OR
+    (size = v AND id < i)` as two index searches and a temporary B-tree over all of them (1 s
+    at 100k rows); PostgreSQL walks the index backwards either way."""
+    from sqlalchemy import event
+
+    statements: list[tuple[str, Any]] = []
+
+    def record(conn: Any, cursor: Any, sql: str, params: Any, context: Any, many: bool) -> None:
+        if "artifacts.id <" in sql or "artifacts.id >" in sql:
+            statements.append((sql, params))
+
+    event.listen(instance.engine, "before_cursor_execute", record)
+    try:
+        for sort in ("key", "-key", "size", "-size", "created_at", "-created_at"):
+            first = ok(client, f"/artifacts?sort={sort}&limit=1")
+            found = re.search(r'id="next-page" href="([^"]+)"', first)
+            assert found is not None, sort
+            ok(client, found.group(1).replace("&amp;", "&"))
+    finally:
+        event.remove(instance.engine, "before_cursor_execute", record)
+    assert len(statements) >= 6
+    if instance.dialect != "sqlite":
+        return
+    stats = [  # what ANALYZE writes for 100k artifacts of bench/workload.py
+        ("artifacts", "uq_artifacts_latest_stem", "100000 1"),
+        ("artifacts", "uq_artifacts_latest_key", "100000 1"),
+        ("artifacts", "ix_artifacts_storage_id_store_key", "100000 100000 1"),
+        ("artifacts", "ix_artifacts_stem", "100000 1"),
+        ("artifacts", "ix_artifacts_size", "100000 2"),
+        ("artifacts", "ix_artifacts_run_id", "100000 100000"),
+        ("artifacts", "ix_artifacts_key", "100000 1"),
+        ("artifacts", "ix_artifacts_hash", "100000 1"),
+        ("artifacts", "ix_artifacts_created_at", "100000 1"),
+        ("artifacts", "sqlite_autoindex_artifacts_1", "100000 1"),
+    ]
+    with instance.engine.connect() as connection:
+        connection.exec_driver_sql("ANALYZE")  # creates sqlite_stat1
+        connection.exec_driver_sql("DELETE FROM sqlite_stat1 WHERE tbl = 'artifacts'")
+        for row in stats:
+            connection.exec_driver_sql("INSERT INTO sqlite_stat1 VALUES (?, ?, ?)", row)
+        connection.exec_driver_sql("ANALYZE sqlite_schema")  # load them
+        for sql, params in statements:
+            plan = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params).all()
+            details = " / ".join(str(step[-1]) for step in plan)
+            assert "TEMP B-TREE" not in details and "MULTI-INDEX OR" not in details, (sql, details)
+        connection.exec_driver_sql("DELETE FROM sqlite_stat1")
+        connection.commit()

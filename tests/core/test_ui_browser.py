@@ -1,5 +1,6 @@
 """`lakeline ui` in a real browser: Debian's headless Chromium driven by Selenium clicks
-search -> artifact -> lineage -> run -> input artifact, and keeps a screenshot of each page.
+search -> artifact -> lineage -> run -> input artifact, and artifact -> label -> the artifacts
+carrying it -> a collection, and keeps a screenshot of each page.
 
 Screenshots go to `$LAKELINE_SCREENSHOTS` (default `build/ui-screenshots/`), one folder per
 database; their paths are printed. Without Chromium the test skips (fails when CI=true);
@@ -20,7 +21,7 @@ from typing import Any
 import pytest
 from lakeline.instance import Instance
 from lakeline.testing import unavailable
-from ui_catalog import Catalog, build, served
+from ui_catalog import Catalog, annotate, build, served
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("LAKELINE_CHROMIUM", "/usr/bin/chromium")
@@ -81,6 +82,7 @@ def test_click_through_search_artifact_lineage_run_input(
         WebDriverWait(browser, 30).until(expected_conditions.url_contains(part))
 
     catalog: Catalog = build(tmp_path)
+    annotated = annotate(catalog)
     shots = screenshots(instance)
     kept: list[Path] = []
 
@@ -138,6 +140,29 @@ def test_click_through_search_artifact_lineage_run_input(
         wait_url("prefix=out")
         assert "summary.txt" in browser.find_element(By.ID, "folder").text
         shot("folders")
+        # artifact -> one of its labels -> every artifact carrying it (the API's lookup)
+        browser.get(f"{base}/artifacts/{catalog.counts.uid}")
+        features = browser.find_element(By.ID, "features").text
+        assert "temperature" in features and "37.5" in features and "T cell" in features
+        assert '<script>alert("x")</script>' in browser.find_element(By.ID, "labels").text
+        browser.find_element(
+            By.CSS_SELECTOR, f'#labels a[href="/labels/{annotated.b_cell.uid}"]'
+        ).click()
+        wait_url(f"/labels/{annotated.b_cell.uid}")
+        assert browser.find_element(By.ID, "label-title").text == "CellType: B cell"
+        shot("label")
+        browser.find_element(By.ID, "label-artifacts").click()
+        wait_url("ulabels__name=B+cell")
+        table = browser.find_element(By.ID, "artifacts").text
+        assert "out/counts.csv" in table and "data/reads.csv" not in table
+        shot("label-artifacts")
+        browser.find_element(By.LINK_TEXT, "out/counts.csv").click()
+        wait_url(f"/artifacts/{catalog.counts.uid}")
+        browser.find_element(By.CSS_SELECTOR, "#collections a.collection-link").click()
+        wait_url(f"/collections/{annotated.collection.uid}")
+        members = browser.find_element(By.ID, "members").text
+        assert members.index("data/reads.csv") < members.index("out/counts.csv")
+        shot("collection")
     for path in kept:
         assert path.stat().st_size > 10_000, path  # a real picture, not a blank page
         print(f"screenshot: {path}")

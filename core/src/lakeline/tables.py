@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from lakeline.errors import IncompatibleMembers, LakelineError, UnsupportedObject
+from lakeline.errors import IncompatibleMembers, LakelineError, QueryError, UnsupportedObject
 
 if TYPE_CHECKING:
     from lakeline.instance import Instance
@@ -111,7 +111,42 @@ def duckdb(artifacts: Iterable[Artifact] | Any, name: str = "artifacts") -> Any:
     dataset = artifacts if _is_dataset(artifacts) else open_tables(artifacts)
     connection = duck.connect()
     connection.register(name, dataset)
-    return connection
+    return ArtifactsConnection(connection, duck.Error)
+
+
+class ArtifactsConnection:
+    """The DuckDB connection `ll.duckdb` returns: `sql`, `execute` and `query` turn DuckDB's
+    errors about a query (a missing column or table, bad syntax) into one-line `QueryError`s;
+    everything else is the connection's own (`.connection` is the DuckDB object)."""
+
+    def __init__(self, connection: Any, error: type[Exception]) -> None:
+        self.connection = connection
+        self._error = error
+
+    def _run(self, method: str, query: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return getattr(self.connection, method)(query, *args, **kwargs)
+        except self._error as exc:
+            message = str(exc).split("\n\n", 1)[0].replace("\n", " ")
+            raise QueryError(f"DuckDB query over artifacts failed: {message}") from exc
+
+    def sql(self, query: str, *args: Any, **kwargs: Any) -> Any:
+        return self._run("sql", query, *args, **kwargs)
+
+    def query(self, query: str, *args: Any, **kwargs: Any) -> Any:
+        return self._run("query", query, *args, **kwargs)
+
+    def execute(self, query: str, *args: Any, **kwargs: Any) -> Any:
+        return self._run("execute", query, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.connection, name)
+
+    def __enter__(self) -> ArtifactsConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.connection.close()
 
 
 def _is_dataset(value: Any) -> bool:

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 
 from lakeline.errors import QueryError
-from lakeline.models import Artifact, Run, RunInput, Transform, User
+from lakeline.models import Artifact, Collection, Run, RunInput, Transform, User
 from lakeline.query import QuerySet
 
 PAGE_SIZE = 50
@@ -134,7 +134,10 @@ def artifact_page(
             value = _cursor_value(name, value)
             beyond = column < value if descending else column > value
             tie = Artifact.id < last_id if descending else Artifact.id > last_id
-            query = query.filter(or_(beyond, and_(column == value, tie)))
+            # the redundant bound is a range SQLite reads along the index in order; without
+            # it, its planner may search both sides of the OR and sort every row after them
+            bound = column <= value if descending else column >= value
+            query = query.filter(bound, or_(beyond, and_(column == value, tie)))
         order = f"-{name}" if descending else name
         rows = query.order_by(order, "-id" if descending else "id").limit(limit + 1).all()
         if len(rows) <= limit:
@@ -284,7 +287,8 @@ class Counts:
         self.counted_at: float | None = None
 
     def get(self) -> dict[str, int]:
-        """Counts of artifacts (latest versions), versions, transforms, runs, failed runs."""
+        """Counts of artifacts (latest versions), versions, transforms, runs, failed runs,
+        collections (latest versions)."""
         with self._lock:
             if self.counted_at is None:
                 self._store(_count())
@@ -319,6 +323,8 @@ def _count() -> dict[str, int]:
         }
         failed = select(func.count(Run.id)).where(Run.status == "errored")
         counts["failed runs"] = session.scalar(failed) or 0
+        collections = select(func.count()).where(Collection.is_latest)
+        counts["collections"] = session.scalar(collections) or 0
     return counts
 
 

@@ -168,12 +168,13 @@ def create_app(
     `token`: required unless `host` is a loopback address. `host`: the address the server is
     bound to; for a loopback bind only loopback Host headers are served.
     """
-    from lakeline.ui import views
+    from lakeline.ui import record_views, views
 
     if token is None and not is_loopback(host):
         raise LakelineError(f"serving on {host} needs a token (--token-file)")
     pages = Pages(instance_name)
     handlers = views.Views(pages, lineage_limit=lineage_limit)
+    records = record_views.RecordViews(pages)
 
     async def not_found(request: Request, exc: Exception) -> Response:
         if isinstance(exc, HTTPException) and exc.status_code != 404:
@@ -232,6 +233,13 @@ def create_app(
         Route("/runs/{uid}", handlers.run, name="run"),
         Route("/runs/{uid}/report", handlers.report, name="report"),
         Route("/transforms/{uid}", handlers.transform, name="transform"),
+        Route("/labels", records.labels, name="labels"),
+        Route("/labels/{uid}", records.label, name="label"),
+        Route("/features", records.features, name="features"),
+        Route("/features/{uid}", records.feature, name="feature"),
+        Route("/schemas/{uid}", records.schema, name="schema"),
+        Route("/collections", records.collections, name="collections"),
+        Route("/collections/{uid}", records.collection, name="collection"),
         Route("/static/style.css", handlers.stylesheet, name="style"),
     ]
     return Starlette(routes=routes, middleware=middleware, exception_handlers=exception_handlers)

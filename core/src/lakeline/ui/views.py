@@ -1,5 +1,6 @@
 """The UI's pages: overview, artifacts (list, folders, one artifact, download), runs,
-transforms. Handlers are sync (Starlette runs them in its thread pool) and only read."""
+transforms (labels, features, schemas, collections: `record_views`). Handlers are sync
+(Starlette runs them in its thread pool) and only read."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from lakeline.errors import DoesNotExist, LakelineError, QueryError
-from lakeline.models import Artifact, Run, Transform
-from lakeline.ui import queries
+from lakeline.models import Artifact, Collection, Run, Transform
+from lakeline.ui import notes, queries
 from lakeline.ui.server import HERE, SECURITY_HEADERS
 
 if TYPE_CHECKING:
@@ -83,6 +84,7 @@ class Views:
         recent_runs = Run.filter().order_by("-id").limit(10).all()
         failed = Run.filter(status="errored").order_by("-id").limit(10).all()
         recent = Artifact.filter().order_by("-id").limit(10).all()
+        collections = Collection.filter().order_by("-id").limit(10).all()
         return self.pages.render(
             request,
             "overview.html",
@@ -93,6 +95,7 @@ class Views:
             recent_runs=queries.runs_with_transforms(recent_runs),
             failed_runs=queries.runs_with_transforms(failed),
             recent_artifacts=recent,
+            recent_collections=collections,
             dialect=instance.dialect,
         )
 
@@ -115,7 +118,7 @@ class Views:
             "folder": None,
         }
         try:
-            lookups = queries.parse_lookups(params)
+            lookups = notes.typed_lookups(queries.parse_lookups(params))
             if view == "folders":
                 if lookups or search:
                     raise QueryError("the folder view takes no lookups or search: use the list")
@@ -180,6 +183,7 @@ class Views:
             location=storage.root.rstrip("/") + "/" + artifact.store_key,
             creator=queries.creators([artifact]).get(artifact.created_by_id or -1, ""),
             used_by=queries.used_by(artifact),
+            notes=notes.artifact_notes(artifact),
             preview=preview(artifact),
             lineage=lineage,
             depths=DEPTHS,
