@@ -155,3 +155,20 @@ def test_a_capitalized_dotted_dtype_does_not_collect_modules(lab: object) -> Non
     ll.Feature(name="f", dtype="list[cat[Feature.name]]")
     with pytest.raises(ModuleConflict, match=r"two schema modules are named 'lab'"):
         parse_dtype("cat[lab.Biosample]")
+
+
+def test_bare_registry_names_skip_module_registries() -> None:
+    """A bare cat[Gene.symbol] names a registry outside any schema module, even once
+    lakeline-bio's models (bio.Gene, bio.CellType) are imported in the process; a module's
+    registry is spelled module.Registry (a bare name of one says so)."""
+    pytest.importorskip("lakeline_bio.models", reason="lakeline-bio is a workspace member")
+    from lakeline.annotations.dtypes import parse_dtype, registry_model
+    from lakeline.errors import InvalidDtype
+    from validation_registries import Gene
+
+    assert registry_model(parse_dtype("cat[Gene.symbol]")) is Gene
+    ll.Feature(name="gene", dtype="cat[Gene.symbol]")
+    with pytest.raises(
+        InvalidDtype, match=r"belongs to schema module 'bio': spell it cat\[bio.CellMarker\]"
+    ):
+        ll.Feature(name="marker", dtype="cat[CellMarker]")

@@ -164,7 +164,7 @@ def registry_model(dtype: DType) -> type[Any]:
     try:
         return find_registry(dtype.registry, dtype.text)
     except InvalidDtype as exc:
-        if dtype.field is None:
+        if dtype.field is None or not dtype.registry[:1].islower():
             raise
         from lakeline.modules.spec import installed
 

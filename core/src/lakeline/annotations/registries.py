@@ -21,10 +21,12 @@ if TYPE_CHECKING:
     from lakeline.annotations.dtypes import DType
 
 
-def registries() -> dict[str, list[type[Any]]]:
+def registries(*, modules: bool = False) -> dict[str, list[type[Any]]]:
     """{class name: mapped classes of that name} of every registry with the validation mixin
-    (a module's registry joins once its module is imported)."""
+    outside schema modules (`modules=True`: only schema modules' registries, which dtypes
+    name as `module.Registry`)."""
     import lakeline.models  # noqa: F401  (ULabel and Feature join the subclasses)
+    from lakeline.modules.records import Record
     from lakeline.validation import CanValidate
 
     found: dict[str, list[type[Any]]] = {}
@@ -32,17 +34,29 @@ def registries() -> dict[str, list[type[Any]]]:
     while todo:
         cls = todo.pop()
         todo.extend(cls.__subclasses__())
-        if getattr(cls, "__table__", None) is not None and cls not in found.get(cls.__name__, []):
+        if getattr(cls, "__table__", None) is None or issubclass(cls, Record) != modules:
+            continue
+        if cls not in found.get(cls.__name__, []):
             found.setdefault(cls.__name__, []).append(cls)
     return found
 
 
 def find_registry(name: str, dtype_text: str | None = None) -> type[Any]:
-    """The registry class called `name`; InvalidDtype when there is none or several."""
+    """The registry class called `name` (not a schema module's); InvalidDtype when there is
+    none or several."""
     known = registries()
     where = f" in dtype {dtype_text!r}" if dtype_text else ""
     classes = known.get(name, [])
     if not classes:
+        for model in registries(modules=True).get(name, []):
+            from lakeline.modules.spec import module_of
+
+            home = getattr(model, "_lakeline_module", None) or module_of(model)
+            module = home if isinstance(home, str) else getattr(home, "name", "<module>")
+            raise InvalidDtype(
+                f"registry {name!r}{where} belongs to schema module {module!r}: spell it "
+                f"cat[{module}.{name}]"
+            )
         raise InvalidDtype(
             f"unknown registry {name!r}{where}; registries with the validation mixin: "
             f"{', '.join(sorted(known))} (import the module that defines {name!r})"
