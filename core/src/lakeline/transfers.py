@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Table, func, select, update
 
-from lakeline.db.rows import chunks, insert_rows
+from lakeline.db.rows import chunks, insert_rows, one_of
 from lakeline.db.session import instance_of, stamp
 from lakeline.errors import ForeignRecord, LakelineError, StorageError, TransferConflict
 from lakeline.models import Artifact, Run, Storage, Transform, User
@@ -136,7 +136,8 @@ class _Transfer:
             while wanted:
                 for chunk in chunks(sorted(wanted)):
                     runs.update(
-                        (r.id, r) for r in session.scalars(select(Run).where(Run.id.in_(chunk)))
+                        (r.id, r)
+                        for r in session.scalars(select(Run).where(one_of(session, Run.id, chunk)))
                     )
                 wanted = {r.parent_id for r in runs.values() if r.parent_id} - set(runs)
             wanted = {r.transform_id for r in runs.values()}
@@ -162,8 +163,9 @@ class _Transfer:
         found: dict[str, dict[str, Any]] = {}
         uids = [r.uid for r in self.records]
         for chunk in chunks(uids):
-            for row in session.scalars(select(Artifact).where(Artifact.uid.in_(chunk))):
-                found[row.uid] = {c.key: getattr(row, c.key) for c in Artifact.__table__.columns}
+            stmt = select(*_table(Artifact).columns).where(one_of(session, Artifact.uid, chunk))
+            for row in session.execute(stmt).mappings():
+                found[row["uid"]] = dict(row)
         for record in self.records:
             known = found.get(record.uid)
             if known is not None and any(known[f] != getattr(record, f) for f in _IDENTITY):
@@ -313,7 +315,7 @@ class _Transfer:
         for chunk in chunks(stems):
             stmt = (
                 select(model.stem, func.max(model.uid))
-                .where(model.stem.in_(chunk))
+                .where(one_of(session, model.stem, chunk))
                 .group_by(model.stem)
             )
             newest.update(session.execute(stmt).tuples().all())
@@ -326,7 +328,7 @@ class _Transfer:
         for chunk in chunks(replaced):
             session.execute(
                 update(model)
-                .where(model.stem.in_(chunk), model.is_latest.is_(True))
+                .where(one_of(session, model.stem, chunk), model.is_latest.is_(True))
                 .values(is_latest=False)
             )
         if model is Artifact:
@@ -337,7 +339,7 @@ class _Transfer:
         for chunk in chunks(rows):
             keys = {row["key"]: row for row in chunk}
             stmt = select(Artifact.key, Artifact.stem, Artifact.uid).where(
-                Artifact.key.in_(list(keys)), Artifact.is_latest.is_(True)
+                one_of(session, Artifact.key, list(keys)), Artifact.is_latest.is_(True)
             )
             for key, stem, uid in session.execute(stmt):
                 if stem != keys[key]["stem"]:
@@ -356,6 +358,8 @@ def _become(record: Artifact, row: dict[str, Any], target: Instance) -> None:
     """Make the loaded object the target's record (its columns, its instance)."""
     from sqlalchemy.orm.attributes import set_committed_value
 
-    for column in Artifact.__table__.columns:
-        set_committed_value(record, column.key, row[column.key])
+    loaded = record.__dict__
+    for column in _table(Artifact).columns:  # only what differs (id, storage, run, ...)
+        if column.key not in loaded or loaded[column.key] != row[column.key]:
+            set_committed_value(record, column.key, row[column.key])
     stamp(record, target)
