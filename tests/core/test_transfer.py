@@ -153,3 +153,46 @@ def test_cli_transfer(two_instances: tuple[Instance, Instance], tmp_path: Path) 
     assert unknown.exit_code == 1 and "no instance named 'nope'" in unknown.output
     missing = runner.invoke(cli, ["transfer", "no/such.csv", "--from", "atlas"])
     assert missing.exit_code == 2 and "has no artifact with key no/such.csv" in missing.output
+
+
+def test_feature_values_and_labels_come_along(
+    two_instances: tuple[Instance, Instance], tmp_path: Path
+) -> None:
+    from lakeline.annotations.records import save_records
+
+    lab, atlas = two_instances
+    _made_in_atlas(atlas, tmp_path)
+    kind = save_records([ll.ULabel(name="CellType", is_type=True)], atlas)[0]
+    assert isinstance(kind, ll.ULabel)
+    t_cell, liver = save_records(
+        [ll.ULabel(name="T cell", type=kind), ll.ULabel(name="liver")], atlas
+    )
+    save_records(
+        [
+            ll.Feature(name="cell_type", dtype="cat[ULabel[CellType]]"),
+            ll.Feature(name="temperature", dtype=float),
+        ],
+        atlas,
+    )
+    from lakeline.annotations.values import FeatureManager, LabelManager
+
+    source = ll.Artifact.using("atlas").get(key="sc/pbmc.csv")  # annotated through writable atlas
+    FeatureManager(source, atlas).add_values({"temperature": 37.5, "cell_type": "T cell"})
+    LabelManager(source, atlas).add(liver)  # type: ignore[arg-type]
+    assert isinstance(t_cell, ll.ULabel)
+
+    art = ll.Artifact.using("atlas").get(key="sc/pbmc.csv").save()
+    assert art.features.get_values() == {"temperature": 37.5, "cell_type": "T cell"}
+    assert [label.name for label in art.labels.get()] == ["T cell", "liver"]
+    assert ll.ULabel.get(name="T cell").type is not None  # its type came along
+
+    # a feature of the same name with another dtype here: refused, nothing written
+    (tmp_path / "x.txt").write_text("x")
+    other = save_artifacts([ll.Artifact(tmp_path / "x.txt", key="x.txt")], atlas)[0]
+    FeatureManager(other, atlas).add_values({"temperature": 1.0})
+    with lab.engine.begin() as conn:
+        conn.execute(text("UPDATE features SET dtype = 'int' WHERE name = 'temperature'"))
+    before = _counts(lab)
+    with pytest.raises(TransferConflict, match="feature 'temperature' is float"):
+        ll.Artifact.using("atlas").get(key="x.txt").save()
+    assert _counts(lab) == before

@@ -95,6 +95,8 @@ class _Transfer:
                 existing.update(
                     {row["uid"]: {**row, "id": i} for row, i in zip(rows, ids, strict=True)}
                 )
+                new_ids = {r.id: i for r, i in zip(new, ids, strict=True)}
+                self._annotations(session, new_ids, transfer_run.id, user_id)
         for record in self.records:
             _become(record, existing[record.uid], self.target)
 
@@ -281,6 +283,93 @@ class _Transfer:
                     here = insert_rows(session, _table(Run), [row], unique="uid")[0]
                 mapped[record.id] = here
         return mapped
+
+    def _annotations(
+        self, session: Session, new_ids: dict[int, int], run_id: int, user_id: int
+    ) -> None:
+        """The new records' feature values and labels: features mapped by name (the same
+        dtype, else TransferConflict), labels by name and type; missing ones are created
+        (with the source uid when it is free). The rows name the transfer run."""
+        from sqlalchemy import insert
+
+        from lakeline.models import ArtifactULabel, Feature, FeatureValue, ULabel
+
+        def rows_of(model: type[Any]) -> list[dict[str, Any]]:
+            found: list[dict[str, Any]] = []
+            for chunk in chunks(sorted(new_ids)):
+                where = one_of(source, model.artifact_id, chunk)
+                found += map(
+                    dict, source.execute(select(*_table(model).columns).where(where)).mappings()
+                )
+            return found
+
+        with self.source.sessions.read() as source:
+            links, values = rows_of(ArtifactULabel), rows_of(FeatureValue)
+            if not links and not values:
+                return
+            wanted = {v["feature_id"] for v in [*values, *links] if v["feature_id"] is not None}
+            features = list(source.scalars(select(Feature).where(Feature.id.in_(wanted))))
+            labels = {
+                u.id: u
+                for u in source.scalars(
+                    select(ULabel).where(ULabel.id.in_({link["ulabel_id"] for link in links}))
+                )
+            }
+            types = {u.type_id for u in labels.values() if u.type_id is not None} - set(labels)
+            labels.update(
+                (u.id, u) for u in source.scalars(select(ULabel).where(ULabel.id.in_(types)))
+            )
+        feature_ids: dict[int, int] = {}
+        for feature in features:
+            here = session.scalars(select(Feature).where(Feature.name == feature.name)).first()
+            if here is not None and here.dtype != feature.dtype:
+                raise TransferConflict(
+                    f"feature {feature.name!r} is {feature.dtype} in instance "
+                    f"{self.source.name!r} but {here.dtype} in {self.target.name!r}: nothing "
+                    "was transferred"
+                )
+            feature_ids[feature.id] = (
+                here.id
+                if here
+                else self._insert(session, Feature, feature, run_id=run_id, created_by_id=user_id)
+            )
+        label_ids: dict[int, int] = {}
+        for label in sorted(labels.values(), key=lambda u: u.type_id is not None):  # types first
+            type_id = None if label.type_id is None else label_ids[label.type_id]
+            same_type = ULabel.type_id.is_(None) if type_id is None else ULabel.type_id == type_id
+            here_id = session.scalar(select(ULabel.id).where(ULabel.name == label.name, same_type))
+            label_ids[label.id] = here_id or self._insert(
+                session, ULabel, label, type_id=type_id, run_id=run_id, created_by_id=user_id
+            )
+        stamp_ = {"run_id": run_id, "created_by_id": user_id}
+        for link in links:
+            link.pop("id")
+            feature = link["feature_id"]
+            link.update(
+                stamp_,
+                artifact_id=new_ids[link["artifact_id"]],
+                ulabel_id=label_ids[link["ulabel_id"]],
+                feature_id=None if feature is None else feature_ids[feature],
+            )
+        for value in values:
+            value.pop("id")
+            value.update(
+                stamp_,
+                artifact_id=new_ids[value["artifact_id"]],
+                feature_id=feature_ids[value["feature_id"]],
+            )
+        for model, made in ((ArtifactULabel, links), (FeatureValue, values)):
+            for chunk in chunks(made):
+                session.execute(insert(model), list(chunk))
+
+    def _insert(self, session: Session, model: type[Any], record: Any, **overrides: Any) -> int:
+        """Copy one record (a feature, a label) into the target, keeping its uid when free."""
+        row = _columns(model, record, **overrides)
+        if session.scalar(select(model.id).where(model.uid == row["uid"])) is not None:
+            from lakeline.ids import new_uid
+
+            row["uid"] = new_uid(model.uid_length)
+        return insert_rows(session, _table(model), [row], unique="uid")[0]
 
     def _transfer_run(self, session: Session, runs: list[Run], user_id: int, count: int) -> Run:
         from lakeline.lineage.records import ensure_transform, log_status, new_run
