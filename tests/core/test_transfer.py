@@ -153,6 +153,14 @@ def test_cli_transfer(two_instances: tuple[Instance, Instance], tmp_path: Path) 
     assert unknown.exit_code == 1 and "no instance named 'nope'" in unknown.output
     missing = runner.invoke(cli, ["transfer", "no/such.csv", "--from", "atlas"])
     assert missing.exit_code == 2 and "has no artifact with key no/such.csv" in missing.output
+    with atlas.engine.begin() as conn:  # a newer lakeline migrated atlas
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999_newer'"))
+    from lakeline.instance import disconnect
+
+    disconnect()  # forget the atlas opened above
+    newer = runner.invoke(cli, ["transfer", "sc/pbmc.csv", "--from", "atlas"])
+    assert newer.exit_code == 1 and "instance 'atlas'" in newer.output
+    assert "newer than this lakeline" in newer.output
 
 
 def test_feature_values_and_labels_come_along(
