@@ -37,8 +37,22 @@ def _table(model: type[Any]) -> Table:
     return table
 
 
+_KEYS: dict[type[Any], tuple[str, ...]] = {}
+
+
+def _keys(model: type[Any]) -> tuple[str, ...]:
+    """The model's column names (its mapped attribute names are the same), id first."""
+    keys = _KEYS.get(model)
+    if keys is None:
+        keys = _KEYS[model] = tuple(c.key for c in _table(model).columns)
+    return keys
+
+
 def _columns(model: type[Any], record: Any, **overrides: Any) -> dict[str, Any]:
-    row = {c.key: getattr(record, c.key) for c in model.__table__.columns if c.key != "id"}
+    """A loaded record's columns (without id) as a row, with `overrides`."""
+    loaded = record.__dict__  # loaded records hold every column: no attribute machinery
+    row = {k: loaded[k] if k in loaded else getattr(record, k) for k in _keys(model)}
+    del row["id"]
     row.update(overrides)
     return row
 
@@ -448,7 +462,7 @@ def _become(record: Artifact, row: dict[str, Any], target: Instance) -> None:
     from sqlalchemy.orm.attributes import set_committed_value
 
     loaded = record.__dict__
-    for column in _table(Artifact).columns:  # only what differs (id, storage, run, ...)
-        if column.key not in loaded or loaded[column.key] != row[column.key]:
-            set_committed_value(record, column.key, row[column.key])
+    for key in _keys(Artifact):  # only what differs (id, storage, run, ...)
+        if key not in loaded or loaded[key] != row[key]:
+            set_committed_value(record, key, row[key])
     stamp(record, target)
