@@ -97,7 +97,7 @@ def test_unknown_and_newer_instances_are_clear_errors(
     with pytest.raises(InstanceNotFound, match=r"no instance named 'nope'.*atlas, lab"):
         ll.Artifact.using("nope")
     with atlas.engine.begin() as conn:
-        conn.execute(text("UPDATE alembic_version SET version_num = '9999_from_the_future'"))
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
     with pytest.raises(SchemaOutOfDate, match=r"instance 'atlas'.*newer than this lakeline"):
         ll.Artifact.using("atlas")
     assert ll.Artifact.filter().count() == 0  # the current instance is untouched

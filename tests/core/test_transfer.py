@@ -154,7 +154,7 @@ def test_cli_transfer(two_instances: tuple[Instance, Instance], tmp_path: Path) 
     missing = runner.invoke(cli, ["transfer", "no/such.csv", "--from", "atlas"])
     assert missing.exit_code == 2 and "has no artifact with key no/such.csv" in missing.output
     with atlas.engine.begin() as conn:  # a newer lakeline migrated atlas
-        conn.execute(text("UPDATE alembic_version SET version_num = '9999_newer'"))
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
     from lakeline.instance import disconnect
 
     disconnect()  # forget the atlas opened above
