@@ -18,7 +18,8 @@ ACCESSORS = {"current", "connected"}  # lakeline.instance's process-wide instanc
 # Entry points, which resolve the current instance for the user: the instance module
 # itself, model methods, `ll.save`, `track()`/`@tracked`, the CLI, the web app, the
 # Recorder created without an instance and `location_exists` (the integrations' surface),
-# the registry methods of CanValidate, `lakeline.modules.add/mounted`, and the pytest kit.
+# the registry methods of CanValidate, `lakeline.modules.add/mounted`,
+# `save_vitessce_config` (resolves it once, then passes it down), and the pytest kit.
 ENTRY_POINTS = {
     "instance.py",
     "bulk.py",
@@ -31,6 +32,7 @@ ENTRY_POINTS = {
     "lineage/engine_support.py",
     "validation/mixin.py",
     "modules/api.py",
+    "integrations/vitessce.py",
     "testing.py",
 }
 

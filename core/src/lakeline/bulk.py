@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from lakeline.errors import LakelineError
+
 if TYPE_CHECKING:
     from lakeline.artifacts.save import Progress
 
@@ -16,8 +18,10 @@ def save(records: Iterable[R], *, progress: Progress | None = None) -> list[R]:
 
     Artifacts: hashed in parallel, stored, then one transaction; either every record is
     written with its bytes, or none is (and the bytes this call stored are removed again).
-    Features, ULabels and Schemas: one transaction; a record that duplicates an existing one
-    (same name; a label: same name and type; a schema: same members) is returned instead.
+    Artifacts of another instance (a `using()` query) are transferred: same uids, bytes left
+    where they are, one transaction. Features, ULabels and Schemas: one transaction; a record
+    that duplicates an existing one (same name; a label: same name and type; a schema: same
+    members) is returned instead.
     """
     from lakeline.models import Artifact, Feature, Schema, ULabel
 
@@ -40,8 +44,6 @@ def save(records: Iterable[R], *, progress: Progress | None = None) -> list[R]:
         return save_records(listed, current())  # type: ignore[return-value]
     others = [r for r in listed if not isinstance(r, Artifact)]
     if others:
-        from lakeline.errors import LakelineError
-
         raise LakelineError(
             f"cannot save {others[0]!r} with artifacts: save artifacts and other records in "
             "separate calls"
@@ -49,7 +51,18 @@ def save(records: Iterable[R], *, progress: Progress | None = None) -> list[R]:
     from lakeline.artifacts.save import save_artifacts
     from lakeline.instance import current
 
-    return save_artifacts(listed, current(), progress=progress)  # type: ignore[return-value]
+    target = current()
+    foreign = [a for a in listed if a.id is not None and a.instance.uid != target.uid]
+    if foreign:
+        if len(foreign) != len(listed):
+            raise LakelineError(
+                "cannot save records of another instance with records of this one: transfer "
+                "them in a call of their own"
+            )
+        from lakeline.transfers import transfer
+
+        return transfer(listed, target)  # type: ignore[return-value]
+    return save_artifacts(listed, target, progress=progress)  # type: ignore[return-value]
 
 
 def _module_records(records: list[Any]) -> bool:
@@ -62,8 +75,6 @@ def _module_records(records: list[Any]) -> bool:
 
     found = [isinstance(r, Record) for r in records]
     if any(found) and not all(found):
-        from lakeline.errors import LakelineError
-
         raise LakelineError(
             "cannot save records of schema modules with other records: save them in a call "
             "of their own"

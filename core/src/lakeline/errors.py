@@ -45,6 +45,11 @@ class ForeignRecord(LakelineError, ValueError):
     """A record of one instance used where a record of another is needed."""
 
 
+class TransferConflict(LakelineError):
+    """A transfer would merge two different records (same uid, other content) or take a key
+    another artifact holds."""
+
+
 class SchemaOutOfDate(LakelineError):
     """The database schema and this version of lakeline disagree."""
 

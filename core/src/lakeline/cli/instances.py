@@ -1,4 +1,4 @@
-"""Instance commands: init, connect, disconnect, instances, info, migrate."""
+"""Instance commands: init, connect, disconnect, instances, info, migrate, transfer."""
 
 from __future__ import annotations
 
@@ -232,4 +232,30 @@ def migrate(ctx: click.Context, name: str | None) -> None:
         click.echo(f"backup of the previous database: {backup}")
 
 
-COMMANDS = (init, connect, disconnect, instances, info, migrate)
+@click.command()
+@click.argument("keys", nargs=-1, required=True, metavar="KEY...")
+@click.option("--from", "source", required=True, metavar="NAME", help="Instance to read from.")
+@click.option("--all-versions", is_flag=True, help="Every version of each KEY (default: latest).")
+def transfer(keys: tuple[str, ...], source: str, all_versions: bool) -> None:
+    """Copy the records of artifacts KEY... of instance NAME into this one (same uids); the
+    bytes stay in NAME's storage, which is registered here. Again: nothing changes."""
+    from lakeline.models import Artifact
+    from lakeline.transfers import transfer as transfer_records
+
+    target = use_instance()
+    query = Artifact.using(source).filter(key__in=list(keys))
+    records = (query.filter(is_latest=None) if all_versions else query).all()
+    missing = sorted(set(keys) - {a.key for a in records})
+    if missing:
+        raise click.UsageError(f"instance {source!r} has no artifact with key {', '.join(missing)}")
+    uids = [a.uid for a in records]
+    here = Artifact.filter(uid__in=uids).count()
+    transfer_records(records, target)
+    roots = sorted({target.storage_by_id(a.storage_id).root for a in records})
+    click.echo(
+        f"transferred {len(records) - here} artifact(s) from {source} into {target.name} "
+        f"({here} already here); the bytes stay in {', '.join(roots)}"
+    )
+
+
+COMMANDS = (init, connect, disconnect, instances, info, migrate, transfer)

@@ -46,11 +46,6 @@ def _stamp_from_session(session: Session, record: Any) -> None:
         record.__dict__[INSTANCE_ATTR] = instance
 
 
-# every record loaded or written through an instance's sessions carries that instance
-event.listen(Session, "loaded_as_persistent", _stamp_from_session)
-event.listen(Session, "pending_to_persistent", _stamp_from_session)
-
-
 class SessionFactory:
     """Hands out sessions bound to one engine; records stay usable after commit.
 
@@ -68,6 +63,10 @@ class SessionFactory:
         self._write = sessionmaker(
             engine.execution_options(lakeline_write=True), expire_on_commit=False, info=info
         )
+        if instance is not None:  # every record loaded or written here carries the instance
+            for maker in (self._read, self._write):
+                event.listen(maker, "loaded_as_persistent", _stamp_from_session)
+                event.listen(maker, "pending_to_persistent", _stamp_from_session)
 
     @contextmanager
     def read(self) -> Iterator[Session]:

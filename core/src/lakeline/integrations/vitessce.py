@@ -20,6 +20,7 @@ from urllib.parse import unquote, urlsplit
 from lakeline.errors import InvalidValue, UnsupportedObject
 
 if TYPE_CHECKING:
+    from lakeline.instance import Instance
     from lakeline.models import Artifact
 
 SCHEMA_FILE = Path(__file__).with_name("vitessce-config.schema.json")
@@ -46,13 +47,15 @@ def save_vitessce_config(
     saved by a run of the transform `lakeline.integrations.save_vitessce_config` (a child of
     the current run, if any) that used those artifacts, so the view is linked to its data.
     """
+    from lakeline.instance import current
     from lakeline.models import Artifact
 
+    instance = current()
     data = _as_dict(config)
     validate_vitessce_config(data)
-    used = _referenced_artifacts(data)
+    used = _referenced_artifacts(data, instance)
     stored = Artifact(data, key=key, description=description, format="json", kind="vitessce")
-    return _save_in_run(stored, used, description, key)
+    return _save_in_run(stored, used, description, key, instance)
 
 
 def validate_vitessce_config(config: Mapping[str, Any]) -> None:
@@ -103,10 +106,10 @@ def _file_urls(config: Mapping[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
-def _referenced_artifacts(config: Mapping[str, Any]) -> list[Artifact]:
+def _referenced_artifacts(config: Mapping[str, Any], instance: Instance) -> list[Artifact]:
     found: dict[int, Artifact] = {}
     for dataset, url in _file_urls(config):
-        artifact = artifact_for_url(url)
+        artifact = artifact_for_url(url, instance)
         if artifact is None:
             raise InvalidValue(
                 f"file {url!r} of Vitessce dataset {dataset!r} is not an artifact of this "
@@ -116,48 +119,47 @@ def _referenced_artifacts(config: Mapping[str, Any]) -> list[Artifact]:
     return list(found.values())
 
 
-def artifact_for_url(url: str) -> Artifact | None:
-    """The artifact whose bytes `url` names (any version), or whose key it is (latest)."""
+def artifact_for_url(url: str, instance: Instance) -> Artifact | None:
+    """The artifact of `instance` whose bytes `url` names (any version), or whose key it is
+    (latest)."""
     from lakeline.artifacts.locate import storage_containing
-    from lakeline.instance import current
     from lakeline.models import Artifact
+    from lakeline.query import QuerySet
 
     parts = urlsplit(url)
     if parts.scheme in ("http", "https"):
-        location = _s3_location(parts.netloc, unquote(parts.path), url)
+        location = _s3_location(parts.netloc, unquote(parts.path), url, instance)
     elif parts.scheme == "file":
         location = unquote(parts.path)
     else:
         location = url.split("?", 1)[0] if parts.scheme else url
     location = location.rstrip("/") if location else location
     if location:
-        inside = storage_containing(location, current())
+        inside = storage_containing(location, instance)
         if inside is not None:
             storage, store_key = inside
             match = (
-                Artifact.filter(storage_id=storage.id, store_key=store_key, is_latest=None)
+                QuerySet(Artifact, instance)
+                .filter(storage_id=storage.id, store_key=store_key, is_latest=None)
                 .order_by("-id")
                 .first()
             )
             if match is not None:
                 return match
     if not parts.scheme:
-        return Artifact.filter(key=url.strip("/")).first()
+        return QuerySet(Artifact, instance).filter(key=url.strip("/")).first()
     return None
 
 
-def _s3_location(host: str, path: str, url: str) -> str | None:
+def _s3_location(host: str, path: str, url: str, instance: Instance) -> str | None:
     """`s3://bucket/key` for an http(s) URL of an S3 object: AWS virtual-hosted or path
     style, or a storage's own `endpoint_url` (a moto or MinIO server)."""
-    from lakeline.instance import current
-
     path = path.lstrip("/")
     virtual = _AWS_VIRTUAL.match(host)
     if virtual:
         return f"s3://{virtual.group(1)}/{path}"
     if _AWS_PATH.match(host):
         return f"s3://{path}"
-    instance = current()
     bare = url.split("?", 1)[0]
     for storage in instance.storages():
         options = instance.storage_options(storage)
@@ -170,13 +172,10 @@ def _s3_location(host: str, path: str, url: str) -> str | None:
 
 
 def _save_in_run(
-    stored: Artifact, used: list[Artifact], description: str, key: str | None
+    stored: Artifact, used: list[Artifact], description: str, key: str | None, instance: Instance
 ) -> Artifact:
-    from lakeline.instance import current
     from lakeline.lineage.tracked import tracked
     from lakeline.lineage.usage import note_use
-
-    instance = current()
 
     def save_vitessce_config(description: str, key: str | None) -> Artifact:
         for artifact in used:

@@ -194,10 +194,17 @@ class Artifact(RecordMixin, VersionedMixin, Base):
         """Hash, store and record this artifact atomically; return the saved record.
 
         Identical content under the same key returns the existing record; new content under
-        an existing key becomes its new version.
+        an existing key becomes its new version. A record of another instance (`using()`) is
+        transferred into the current one: same uid, bytes left where they are.
         """
         from lakeline.artifacts.save import save_artifacts
+        from lakeline.instance import current
 
+        target = current()
+        if self.id is not None and self.instance.uid != target.uid:  # of another instance
+            from lakeline.transfers import transfer
+
+            return transfer([self], target)[0]
         return save_artifacts([self], self.instance)[0]
 
     def delete(self, *, permanent_bytes: bool = True) -> None:
