@@ -322,3 +322,30 @@ def test_cache_kept_with_the_importlib_metadata_backport_not_with_other_finders(
     assert plugins._cacheable()
     monkeypatch.setattr(sys, "meta_path", [*sys.meta_path, Elsewhere()])
     assert not plugins._cacheable()
+
+
+def test_the_cli_asks_plugins_again_after_a_reset(
+    lakeline_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process-wide `cli` group loads plugin commands once per load of the plugins: a
+    command installed after `plugins.reset()` is found (a long-lived shell, or a test that ran
+    the CLI before another registered its module's commands)."""
+    from click.testing import CliRunner
+    from lakeline.cli import cli
+
+    monkeypatch.delenv("LAKELINE_LOAD_PLUGINS", raising=False)
+    plugins.reset()
+    try:
+        assert "latecmd" not in CliRunner().invoke(cli, ["--help"]).output
+        site = tmp_path / "site"
+        site.mkdir()
+        _install_entry_point(site, "latecmd", group=plugins.COMMANDS_GROUP, module=COMMAND_PLUGIN)
+        monkeypatch.syspath_prepend(str(site))
+        plugins.reset()
+        result = CliRunner().invoke(cli, ["latecmd"])
+        assert result.exit_code == 0, result.output
+        assert result.output == "latecmd ran\n"
+    finally:
+        plugins.reset()
+        sys.modules.pop("latecmd_plugin", None)
+        cli.commands.pop("latecmd", None)

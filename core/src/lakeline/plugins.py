@@ -51,6 +51,7 @@ _pm: pluggy.PluginManager | None = None
 _commands_loaded = False
 _found: list[EntryPoint] | None = None  # this process's discovery, until reset()
 _lock = threading.Lock()
+_generation = 0  # how many times reset() ran: whoever loaded from plugins reloads after one
 
 
 def _allowed() -> set[str] | None:
@@ -223,13 +224,19 @@ def get_plugin_manager(*, commands: bool = False) -> pluggy.PluginManager:
         return _pm
 
 
+def generation() -> int:
+    """A number that changes whenever `reset()` forgets the loaded plugins."""
+    return _generation
+
+
 def reset() -> None:
     """Forget loaded plugins; the next use reloads them (for tests and long-lived shells)."""
-    global _pm, _commands_loaded, _found
+    global _pm, _commands_loaded, _found, _generation
     with _lock:
         _pm = None
         _commands_loaded = False
         _found = None
+        _generation += 1
     from lakeline.formats import registry
     from lakeline.lineage import exporters
     from lakeline.modules import spec

@@ -51,17 +51,18 @@ class LakelineGroup(click.Group):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._plugins_loaded = False
+        self._plugins_loaded: int | None = None  # plugins.generation() the commands came from
 
     def load_plugin_commands(self) -> None:
-        """Call the `register_commands` hook of every plugin, once per group."""
-        if self._plugins_loaded:
-            return
-        self._plugins_loaded = True
-        from lakeline.plugins import get_plugin_manager
+        """Call the `register_commands` hook of every plugin, once per group and per load of
+        the plugins (`lakeline.plugins.reset()` makes the next call ask them again)."""
+        from lakeline import plugins
 
+        if self._plugins_loaded == plugins.generation():
+            return
+        self._plugins_loaded = plugins.generation()
         try:
-            get_plugin_manager(commands=True).hook.register_commands(cli=self)
+            plugins.get_plugin_manager(commands=True).hook.register_commands(cli=self)
         except Exception as exc:  # a broken plugin must not take the whole CLI down
             if debug():
                 raise
