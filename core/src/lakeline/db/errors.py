@@ -22,6 +22,7 @@ from lakeline.errors import (
     DatabaseUnreachable,
     InvalidValue,
     LakelineError,
+    PermissionDenied,
     QueryError,
 )
 
@@ -97,6 +98,8 @@ def _postgres(
     reason = reason_of(orig)
     if state in PASS_THROUGH:
         return None
+    if state == "42501" and reason.startswith("lakeline: "):  # raised by lakeline's triggers
+        return PermissionDenied(reason.removeprefix("lakeline: "))
     if state == "42501":
         verb = "read" if (statement or "").lstrip().upper().startswith("SELECT") else "write"
         return DatabasePermissionDenied(
