@@ -341,6 +341,9 @@ def init(
             session.flush()
         if session.get(Setting, "default_storage_uid") is None:
             session.add(Setting(key="default_storage_uid", value=record.uid))
+    from lakeline.access.roles import setup_roles
+
+    setup_roles(engine)  # PostgreSQL, as the owner: the read / write / admin group roles
     config.uid = uid
     config.write()
     instance.created = existing is None
@@ -407,6 +410,9 @@ def migrate(name: str | None = None) -> tuple[str | None, str, str | None]:
             if engine.dialect.name == "sqlite" and before is not None and database:
                 backup = str(backup_sqlite(Path(database), before))
             upgrade(engine, modules=modules)
+        from lakeline.access.roles import setup_roles
+
+        setup_roles(engine)  # idempotent: new tables get their GRANTs
     finally:
         engine.dispose()
     return before, HEAD_REVISION, backup

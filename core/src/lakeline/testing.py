@@ -66,6 +66,7 @@ def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
     yield postgres_server.create_database(name, template=TEMPLATE_DB)
     disconnect()
     postgres_server.drop_database(name)
+    postgres_server.drop_roles(name)
 
 
 @pytest.fixture
@@ -77,6 +78,7 @@ def empty_postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
     yield postgres_server.create_database(name)
     disconnect()
     postgres_server.drop_database(name)
+    postgres_server.drop_roles(name)
 
 
 @dataclass
