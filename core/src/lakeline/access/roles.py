@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 LEVELS = ("read", "write", "admin")
 # written by the owner only (admins through the settings grant): never a writer's business
 OWNER_TABLES = frozenset({"alembic_version", "settings", "audit_log", "audit_head"})
+ADMIN_TABLES = ("settings", "spaces", "space_members")
 
 
 class AccessError(LakelineError, ValueError):
@@ -98,7 +99,10 @@ def setup_roles(engine: Engine) -> dict[str, str] | None:
                 text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
             ).scalars()
         ]
-        catalog = ", ".join(quote(t) for t in sorted(tables) if t not in OWNER_TABLES)
+        catalog = ", ".join(
+            quote(t) for t in sorted(tables) if t not in OWNER_TABLES and t not in ADMIN_TABLES
+        )
+        admin_tables = ", ".join(quote(t) for t in ADMIN_TABLES if t in tables)
         conn.execute(
             text(
                 f"GRANT USAGE ON SCHEMA public TO {read}; "
@@ -106,7 +110,7 @@ def setup_roles(engine: Engine) -> dict[str, str] | None:
                 f"GRANT {read} TO {write}; GRANT {write} TO {admin}; "
                 f"GRANT INSERT, UPDATE, DELETE ON {catalog} TO {write}; "
                 f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {write}; "
-                f"GRANT INSERT, UPDATE, DELETE ON settings TO {admin}"
+                f"GRANT INSERT, UPDATE, DELETE ON {admin_tables} TO {admin}"
             )
         )
     return names
@@ -179,4 +183,9 @@ def grants(engine: Engine) -> list[Grant]:
             known = result.get(str(member))
             if known is None or LEVELS.index(level) > LEVELS.index(known.level):
                 result[str(member)] = Grant(str(member), level)
+        from lakeline.access.spaces import memberships
+
+        for role, spaces in memberships(conn).items():
+            if role in result:
+                result[role].spaces = spaces
     return list(result.values())

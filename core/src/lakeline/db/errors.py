@@ -143,7 +143,7 @@ def _denied(reason: str, user: str | None, statement: str | None) -> PermissionD
             "it is a member of other spaces only (`lakeline access list`)"
         )
     action, level = _ACTIONS.get(verb, ("change the schema of", "owner"))
-    if what.startswith("table settings"):
+    if what.split(" ")[-1] in ("settings", "spaces", "space_members") and level == "write":
         level = "admin"
     need = (
         "the owner of the catalog's tables"

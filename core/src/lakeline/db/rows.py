@@ -69,6 +69,8 @@ def insert_rows(
         stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
         return list(session.execute(stmt, list(rows)).scalars())
     if is_postgres(session):
+        if _row_security(session, table.name):  # COPY FROM refuses tables under row security
+            return _insert_drawn(session, table, rows)
         return _copy_rows(session, table, rows)
     session.execute(insert(table), rows)
     column = table.c[unique]
@@ -79,10 +81,33 @@ def insert_rows(
     return [ids[row[unique]] for row in rows]
 
 
+def _row_security(session: Session, table: str) -> bool:
+    """Whether row-level security applies to this connection's role on `table` (it never
+    changes for a connection: cached on it)."""
+    info = session.connection().info
+    key = ("row_security", table)
+    if key not in info:
+        query = text("SELECT row_security_active(CAST(:t AS regclass))")
+        info[key] = bool(session.execute(query, {"t": table}).scalar())
+    return bool(info[key])
+
+
+def _draw_ids(session: Session, table: Table, n: int) -> list[int]:
+    draw = text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)")
+    return list(session.execute(draw, {"table": table.name, "n": n}).scalars())
+
+
+def _insert_drawn(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """INSERT `rows` with ids drawn from the sequence first (one executemany: psycopg sends
+    it as a pipeline)."""
+    ids = _draw_ids(session, table, len(rows))
+    session.execute(insert(table), [{"id": i, **row} for i, row in zip(ids, rows, strict=True)])
+    return ids
+
+
 def _copy_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> list[int]:
     """COPY `rows` into `table` with ids drawn from its sequence (PostgreSQL)."""
-    draw = text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)")
-    ids = list(session.execute(draw, {"table": table.name, "n": len(rows)}).scalars())
+    ids = _draw_ids(session, table, len(rows))
     connection = session.connection()
     dialect = connection.dialect
     names = list(rows[0])
