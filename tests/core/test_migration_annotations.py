@@ -97,7 +97,9 @@ def test_upgrade_populated_database_to_features(
         assert migrate("old") == (_previous_head(), HEAD_REVISION, None)
     instance = connect("old")  # SQLite: migrates itself
     with instance.engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == HEAD_REVISION
+        assert (
+            conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == HEAD_REVISION
+        )
     old = ll.Artifact.get(key="old/file1.txt")
     assert (old.uid, old.run_id) == ("oldartifact10000", 1)
     assert old.features.get_values() == {}

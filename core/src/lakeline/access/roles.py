@@ -20,7 +20,9 @@ if TYPE_CHECKING:
 
 LEVELS = ("read", "write", "admin")
 # written by the owner only (admins through the settings grant): never a writer's business
-OWNER_TABLES = frozenset({"alembic_version", "settings", "audit_log", "audit_head"})
+OWNER_TABLES = frozenset(
+    {"alembic_version", "settings", "audit_log", "audit_head", "audit_pending"}
+)
 ADMIN_TABLES = ("settings", "spaces", "space_members")
 
 

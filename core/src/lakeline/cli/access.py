@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import click
 
 from lakeline.cli.group import use_instance
@@ -122,4 +124,81 @@ def space_list() -> None:
     console().print(table)
 
 
-COMMANDS = [access, space]
+@click.group()
+def audit() -> None:
+    """The audit log: who changed what, when; a hash chain `verify` checks."""
+
+
+def _since(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is no date: write e.g. 2026-12-01 or 2026-12-01T08:30", param_hint="--since"
+        ) from None
+
+
+@audit.command("log")
+@click.argument("key", required=False)
+@click.option("--user", default=None, metavar="ROLE", help="Only what ROLE did.")
+@click.option("--since", default=None, metavar="DATE", help="Only entries at or after DATE.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N entries.")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines, with the changed fields.")
+def audit_log(
+    key: str | None, user: str | None, since: str | None, limit: int | None, as_json: bool
+) -> None:
+    """Who did what, when: every entry, or those of artifact KEY (every version)."""
+    import json
+
+    from lakeline.access.audit import entries
+    from lakeline.cli.output import console
+
+    found = entries(use_instance(), key=key, user=user, since=_since(since), limit=limit)
+    if as_json:
+        for entry in found:
+            click.echo(
+                json.dumps(
+                    {
+                        "seq": entry.seq,
+                        "at": entry.at.isoformat(),
+                        "actor": entry.actor,
+                        "table": entry.table,
+                        "uid": entry.uid,
+                        "action": entry.action,
+                        "changes": entry.changes,
+                    },
+                    default=str,
+                )
+            )
+        return
+    out = console()
+    for entry in found:
+        fields = ", ".join(sorted(entry.changes)) if entry.action == "update" else ""
+        out.print(f"{entry}  {fields}".rstrip(), markup=False, highlight=False)
+
+
+@audit.command("verify")
+@click.option("--anchor", "anchor_value", default=None, metavar="SEQ:HASH", help="Check this head.")
+def audit_verify(anchor_value: str | None) -> None:
+    """Check the hash chain: intact, or the first entry where it breaks (exit code 1)."""
+    from lakeline.access.audit import verify
+    from lakeline.cli.group import CommandError
+    from lakeline.cli.output import console
+
+    verdict = verify(use_instance(), anchor_value)
+    if not verdict.ok:
+        raise CommandError(str(verdict))
+    console().print(str(verdict), markup=False, highlight=False)
+
+
+@audit.command("anchor")
+def audit_anchor() -> None:
+    """Print the chain head (SEQ:HASH): keep it elsewhere, check it with verify --anchor."""
+    from lakeline.access.audit import anchor
+
+    click.echo(anchor(use_instance()))
+
+
+COMMANDS = [access, space, audit]

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # The newest revision in migrations/versions; a test keeps the two in step.
-HEAD_REVISION = "0008"
+HEAD_REVISION = "0009"
 
 
 # One migration at a time per database (PostgreSQL advisory lock, for the transaction): a
@@ -39,7 +39,7 @@ MIGRATION_LOCK = 0x6C616B656C696E65  # "lakeline"
 SEARCH_OBJECTS = frozenset({"search_vector", "ix_artifacts_search_vector"})
 # The database's access machinery (migrations 0008+), not mapped by the models: spaces, the
 # `space_id` columns the database fills and guards, the audit log.
-ACCESS_OBJECTS = frozenset({"spaces", "space_members", "audit_log", "audit_head"})
+ACCESS_OBJECTS = frozenset({"spaces", "space_members", "audit_log", "audit_head", "audit_pending"})
 
 
 def include_object_for(
