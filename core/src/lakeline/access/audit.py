@@ -1,9 +1,11 @@
 """The audit log: every insert, update and delete of catalog rows, appended by database
 triggers (migration 0009), each entry chained to the previous one by its hash.
 
-An entry's hash is sha256 of `prev_hash|seq|at|actor|tbl|uid|action|changes` (UTF-8): `at` in
-UTC as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (PostgreSQL) or SQLite's `strftime('%Y-%m-%dT%H:%M:%fZ')`,
-`uid` empty when the row has none, `changes` the stored JSON text (PostgreSQL: `jsonb::text`).
+An entry's hash is sha256 of `prev_hash|digest` (hex, UTF-8), its digest the sha256 of
+`seq|at|actor|tbl|uid|action|changes`: `at` in UTC as `YYYY-MM-DDTHH:MM:SS.ffffffZ`
+(PostgreSQL) or SQLite's `strftime('%Y-%m-%dT%H:%M:%fZ')`, `uid` empty when the row has none,
+`changes` the stored JSON text (PostgreSQL: `jsonb::text`). Digests need no order, so
+PostgreSQL computes them set-based and only the short `prev|digest` steps run in sequence.
 The first entry's `prev_hash` is 64 zeros. `verify` recomputes every hash and link and names
 the first entry that does not follow; `anchor` is the chain head (`seq:hash`) to keep elsewhere.
 """
@@ -30,8 +32,9 @@ def entry_hash(
     prev: str, seq: int, at: str, actor: str, tbl: str, uid: str | None, action: str, changes: str
 ) -> str:
     """The hash of one entry (see the module doc)."""
-    text = f"{prev}|{seq}|{at}|{actor}|{tbl}|{uid or ''}|{action}|{changes}"
-    return hashlib.sha256(text.encode()).hexdigest()
+    text = f"{seq}|{at}|{actor}|{tbl}|{uid or ''}|{action}|{changes}"
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(f"{prev}|{digest}".encode()).hexdigest()
 
 
 def register_sqlite(dbapi_conn: Any) -> None:
@@ -164,10 +167,8 @@ def anchor(instance: Instance) -> str:
 
     with instance.engine.connect() as conn:
         _whole_log(conn)
-        row = conn.execute(
-            text("SELECT seq, hash FROM audit_log WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1")
-        ).first()
-    return f"0:{GENESIS}" if row is None else f"{row[0]}:{row[1]}"
+        seq, digest = conn.execute(text("SELECT seq, hash FROM audit_head")).one()
+    return f"{seq}:{digest}"
 
 
 def _parse_anchor(value: str) -> tuple[int, str]:
@@ -180,10 +181,19 @@ def _parse_anchor(value: str) -> tuple[int, str]:
 
 
 _PG_CHECK = """
-SELECT seq, hash = lakeline_audit_hash(prev_hash, seq, at, actor, tbl, uid, action, changes),
-       prev_hash IS NOT DISTINCT FROM coalesce(lag(hash) OVER w, :genesis),
-       seq = row_number() OVER w
-FROM audit_log WHERE seq IS NOT NULL WINDOW w AS (ORDER BY seq)
+WITH c AS MATERIALIZED (
+    SELECT seq, hash,
+           hash = lakeline_audit_hash(prev_hash, seq, at, actor, tbl, uid, action, changes)
+               AS ok_hash,
+           prev_hash IS NOT DISTINCT FROM coalesce(lag(hash) OVER w, :genesis) AS ok_link,
+           seq = row_number() OVER w AS ok_seq
+    FROM audit_log WHERE seq IS NOT NULL WINDOW w AS (ORDER BY seq)
+)
+SELECT (SELECT seq FROM c WHERE NOT (ok_hash AND ok_link AND ok_seq) ORDER BY seq LIMIT 1),
+       (SELECT ok_hash FROM c WHERE NOT (ok_hash AND ok_link AND ok_seq) ORDER BY seq LIMIT 1),
+       (SELECT count(*) FROM c), (SELECT max(seq) FROM c),
+       (SELECT hash FROM c ORDER BY seq DESC LIMIT 1),
+       (SELECT hash FROM c WHERE seq = :anchored)
 """
 
 
@@ -200,29 +210,13 @@ def verify(instance: Instance, anchor_value: str | None = None) -> Verdict:
         _whole_log(conn)
         outside = conn.execute(text("SELECT min(id) FROM audit_log WHERE seq IS NULL")).scalar()
         if instance.dialect == "postgresql":
-            bad = conn.execute(
-                text(
-                    f"SELECT * FROM ({_PG_CHECK}) c(seq, ok_hash, ok_link, ok_seq) "
-                    "WHERE NOT (ok_hash AND ok_link AND ok_seq) ORDER BY seq LIMIT 1"
-                ),
-                {"genesis": GENESIS},
-            ).first()
-            head = conn.execute(
-                text("SELECT count(*), max(seq) FROM audit_log WHERE seq IS NOT NULL")
+            bad_seq, ok_hash, count, top, top_hash, anchored = conn.execute(
+                text(_PG_CHECK),
+                {"genesis": GENESIS, "anchored": expected[0] if expected else -1},
             ).one()
-            checked, last_seq = int(head[0]), int(head[1] or 0)
-            if expected is not None:
-                anchored = conn.execute(
-                    text("SELECT hash FROM audit_log WHERE seq = :s"), {"s": expected[0]}
-                ).scalar()
-            last_hash = str(
-                conn.execute(
-                    text("SELECT hash FROM audit_log WHERE seq = :s"), {"s": last_seq}
-                ).scalar()
-                or GENESIS
-            )
-            if bad is not None:
-                return Verdict(False, checked, "", int(bad[0]), _reason(bool(bad[1]), bool(bad[2])))
+            checked, last_seq, last_hash = int(count), int(top or 0), str(top_hash or GENESIS)
+            if bad_seq is not None:
+                return Verdict(False, checked, "", int(bad_seq), _reason(bool(ok_hash), False))
         else:
             rows = conn.execute(
                 text(

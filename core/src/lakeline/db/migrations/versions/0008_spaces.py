@@ -42,7 +42,8 @@ CREATE FUNCTION lakeline_version_space() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     UPDATE artifacts a SET space_id = p.space_id
     FROM new_rows n JOIN artifacts p ON p.stem = n.stem AND p.id <> n.id
-    WHERE a.id = n.id AND n.space_id = 1 AND p.space_id <> 1;
+    WHERE a.id = n.id AND n.space_id = 1 AND p.space_id <> 1
+      AND right(n.uid, 4) <> '0000';  -- a first version has no previous one
     RETURN NULL;
 END $$;
 """
