@@ -63,8 +63,10 @@ RETURNS text LANGUAGE sql STABLE AS $$
         lakeline_audit_digest(seq, at, actor, tbl, uid, action, changes))
 $$;
 
+-- enable_nestloop off: old and new rows of an UPDATE are joined by hash (the planner picked
+-- a nested loop over the transition tables: quadratic)
 CREATE FUNCTION lakeline_audit() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = public, pg_catalog AS $$
+SET search_path = public, pg_catalog SET enable_nestloop = off AS $$
 DECLARE
     keys text := TG_ARGV[0];  -- the primary key columns, to pair old and new rows
     -- below every id this statement's entries get: where the chaining at commit looks from
@@ -83,10 +85,11 @@ BEGIN
             INSERT INTO audit_log (at, actor, tbl, uid, action, changes)
             SELECT statement_timestamp(), session_user, %L, n ->> 'uid', 'update', d
             FROM (SELECT to_jsonb(o) AS o, to_jsonb(n) AS n
-                  FROM old_rows o JOIN new_rows n USING (%s)) p,
-            LATERAL (SELECT jsonb_object_agg(a.key, jsonb_build_array(a.value, b.value)) AS d
-                     FROM jsonb_each(p.o) a JOIN jsonb_each(p.n) b USING (key)
-                     WHERE a.value IS DISTINCT FROM b.value AND a.key <> 'search_vector') c
+                  FROM old_rows o JOIN new_rows n USING (%s)
+                  OFFSET 0) p,  -- not flattened: each row converted once, not once per key
+            LATERAL (SELECT jsonb_object_agg(k, jsonb_build_array(p.o -> k, p.n -> k)) AS d
+                     FROM jsonb_object_keys(p.n) AS k
+                     WHERE k <> 'search_vector' AND (p.o -> k) IS DISTINCT FROM (p.n -> k)) c
             WHERE d IS NOT NULL$q$, TG_TABLE_NAME, keys);
     END IF;
     INSERT INTO audit_pending (txid, first_id) VALUES (pg_current_xact_id()::text, first_id)
