@@ -161,7 +161,7 @@ def test_connect_instances_info_disconnect(instance: Instance, tmp_path: Path) -
     assert "test" in info and instance.uid in info
     assert instance.dialect in info
     assert str(tmp_path / "data") in info
-    assert "testuser" in info
+    assert instance.user.handle in info
     assert "artifacts    1 (1 version)" in info
     for name in ("runs", "transforms", "collections"):
         assert name in info

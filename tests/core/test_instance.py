@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 from pathlib import Path
 
@@ -27,7 +28,7 @@ def test_init_sqlite_default(lakeline_home: Path, tmp_path: Path) -> None:
     assert marker["instance_uid"] == inst.uid
     assert list_instances() == ["data"] and current_name() == "data"
     assert inst.storage.root == str((tmp_path / "data").resolve())
-    assert inst.user.handle == "testuser"
+    assert inst.user.handle == getpass.getuser()  # SQLite: the OS user, never $LAKELINE_USER
     # init again on the same storage joins the existing instance
     again = init(storage=tmp_path / "data")
     assert again.uid == inst.uid and not again.created

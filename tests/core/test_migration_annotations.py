@@ -17,7 +17,7 @@ from sqlalchemy import MetaData, insert, text
 
 def _previous_head() -> str:
     script = ScriptDirectory.from_config(alembic_config())
-    down = script.get_revision(HEAD_REVISION).down_revision
+    down = script.get_revision("0005").down_revision  # the revision that adds features
     assert isinstance(down, str)
     return down
 
@@ -97,7 +97,9 @@ def test_upgrade_populated_database_to_features(
         assert migrate("old") == (_previous_head(), HEAD_REVISION, None)
     instance = connect("old")  # SQLite: migrates itself
     with instance.engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0005"
+        assert (
+            conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == HEAD_REVISION
+        )
     old = ll.Artifact.get(key="old/file1.txt")
     assert (old.uid, old.run_id) == ("oldartifact10000", 1)
     assert old.features.get_values() == {}

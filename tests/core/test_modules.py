@@ -78,7 +78,7 @@ def test_registries_query_and_record_who_and_which_run(lab_instance: Instance) -
 
     assert s1.run is not None and s1.run.transform.key == "sampling"
     assert s2.run is None and s2.created_by is not None
-    assert s2.created_by.handle == "testuser" == experiment.created_by.handle
+    assert s2.created_by.handle == lab_instance.user.handle == experiment.created_by.handle
     assert Biosample.get(name="S2").uid == s2.uid and Biosample.get(s1.uid).name == "S1"
     assert [b.name for b in Biosample.filter(tissue__in=["blood", "liver"]).order_by("name")] == [
         "S1",

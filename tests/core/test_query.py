@@ -220,4 +220,4 @@ def test_other_registries_filter_and_search(catalog: dict[str, ll.Artifact]) -> 
     assert ll.Transform.get(key="align").kind == "rule"
     assert [t.key for t in ll.Transform.search("ali")] == ["align"]
     assert ll.Run.filter(transform__key="align", status="completed").count() == 1
-    assert ll.User.filter(handle="testuser").count() == 1
+    assert ll.User.filter(handle=ll.connect().user.handle).count() == 1

@@ -51,7 +51,7 @@ def test_every_page_renders_and_escapes_user_text(
     storage_root = instance.storage.root
     pages = {
         "/": ["toy-pipeline", "Failed runs", catalog.failed.uid, "Storages", storage_root],
-        "/artifacts": ["data/reads.csv", "out/counts.csv", "testuser"],
+        "/artifacts": ["data/reads.csv", "out/counts.csv", instance.user.handle],
         "/artifacts?view=folders": ["data/", "out/", "notes/"],
         "/artifacts?view=folders&prefix=out/": ["counts.csv", "summary.txt"],
         f"/artifacts/{catalog.counts.uid}": ["s1", "count", "Download", catalog.align.uid],

@@ -50,6 +50,11 @@ class TransferConflict(LakelineError):
     another artifact holds."""
 
 
+class PermissionDenied(DatabasePermissionDenied):
+    """The connected PostgreSQL role may not do this: the message names the action and the
+    lakeline role (read, write, admin) or space membership it needs."""
+
+
 class SchemaOutOfDate(LakelineError):
     """The database schema and this version of lakeline disagree."""
 

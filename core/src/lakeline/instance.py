@@ -196,10 +196,22 @@ class Instance:
 
     @property
     def user(self) -> User:
-        """The user records are created by: $LAKELINE_USER, else the login name."""
+        """The user records are created by: on PostgreSQL the connected role (`session_user`),
+        on SQLite the OS login name. Never taken from the environment."""
         if self._user is None:
             self._user = _get_or_create_user(self)
         return self._user
+
+
+def identity(engine: Engine) -> str:
+    """Who is writing: the PostgreSQL login role (the database checks `created_by` against
+    it), or on SQLite, a single-user file whose permissions are the boundary, the OS user."""
+    if engine.dialect.name != "postgresql":
+        return getpass.getuser()
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        return str(conn.execute(text("SELECT session_user")).scalar_one())
 
 
 def _get_or_create_user(instance: Instance) -> User:
@@ -208,7 +220,7 @@ def _get_or_create_user(instance: Instance) -> User:
 
     from lakeline.models import User
 
-    handle = os.environ.get("LAKELINE_USER") or getpass.getuser()
+    handle = identity(instance.engine)
     for _ in range(3):
         with instance.sessions.read() as session:
             user = session.scalars(select(User).where(User.handle == handle)).first()
@@ -329,6 +341,9 @@ def init(
             session.flush()
         if session.get(Setting, "default_storage_uid") is None:
             session.add(Setting(key="default_storage_uid", value=record.uid))
+    from lakeline.access.roles import setup_roles
+
+    setup_roles(engine)  # PostgreSQL, as the owner: the read / write / admin group roles
     config.uid = uid
     config.write()
     instance.created = existing is None
@@ -395,6 +410,9 @@ def migrate(name: str | None = None) -> tuple[str | None, str, str | None]:
             if engine.dialect.name == "sqlite" and before is not None and database:
                 backup = str(backup_sqlite(Path(database), before))
             upgrade(engine, modules=modules)
+        from lakeline.access.roles import setup_roles
+
+        setup_roles(engine)  # idempotent: new tables get their GRANTs
     finally:
         engine.dispose()
     return before, HEAD_REVISION, backup

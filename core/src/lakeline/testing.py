@@ -66,6 +66,7 @@ def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
     yield postgres_server.create_database(name, template=TEMPLATE_DB)
     disconnect()
     postgres_server.drop_database(name)
+    postgres_server.drop_roles(name)
 
 
 @pytest.fixture
@@ -77,6 +78,62 @@ def empty_postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
     yield postgres_server.create_database(name)
     disconnect()
     postgres_server.drop_database(name)
+    postgres_server.drop_roles(name)
+
+
+@dataclass
+class LoginRoles:
+    """Makes PostgreSQL login roles for one test database (dropped after the test)."""
+
+    url: str
+    made: list[str]
+
+    def admin_execute(self, *statements: str) -> None:
+        """Run `statements` as the superuser in the test database (autocommit)."""
+        import psycopg
+        from sqlalchemy.engine import make_url
+
+        dsn = make_url(self.url).set(drivername="postgresql").render_as_string(False)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            for statement in statements:
+                conn.execute(statement.encode())
+
+    def create(self, prefix: str) -> tuple[str, str]:
+        """A new login role named `<prefix>_<random>`: (its name, the database URL as it)."""
+        from sqlalchemy.engine import make_url
+
+        role = f"{prefix}_{uuid.uuid4().hex[:8]}"
+        self.admin_execute(f"CREATE ROLE {role} LOGIN")
+        self.made.append(role)
+        return role, make_url(self.url).set(username=role).render_as_string(False)
+
+    def connect_as(self, role_url: str, name: str) -> Instance:
+        """Register the connected instance under `name` with `role_url` and connect as it."""
+        from lakeline.config import InstanceConfig
+        from lakeline.instance import connect, current, disconnect
+
+        instance = current()
+        InstanceConfig(
+            name=name,
+            db=role_url,
+            storage=instance.config.storage,
+            uid=instance.uid,
+            storage_options=dict(instance.config.storage_options),
+        ).write()
+        disconnect()
+        return connect(name)
+
+
+@pytest.fixture
+def login_roles(postgres_url: str) -> Iterator[LoginRoles]:
+    """Create login roles in the test's PostgreSQL database (`postgres_url`)."""
+    from lakeline.instance import disconnect
+
+    roles = LoginRoles(postgres_url, [])
+    yield roles
+    disconnect()
+    for role in roles.made:
+        roles.admin_execute(f"DROP OWNED BY {role}", f"DROP ROLE {role}")
 
 
 @pytest.fixture(scope="session")
@@ -108,7 +165,7 @@ def lakeline_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     monkeypatch.setenv("LAKELINE_CACHE_DIR", str(home / "cache"))
     monkeypatch.setenv("LAKELINE_LOAD_PLUGINS", "")
     monkeypatch.delenv("LAKELINE_INSTANCE", raising=False)
-    monkeypatch.setenv("LAKELINE_USER", "testuser")
+    monkeypatch.setenv("LAKELINE_USER", "mallory")  # ignored: identity is never the environment
     monkeypatch.setenv("COLUMNS", "200")  # CLI tables never wrap, whatever the terminal
     plugins.reset()
     disconnect()

@@ -328,6 +328,14 @@ class PostgresServer:
             )
         )
 
+    def drop_roles(self, database: str) -> None:
+        """Drop the group roles `lakeline init` made for `database` (roles are cluster-wide)."""
+        from psycopg import sql
+
+        for level in ("read", "write", "admin"):
+            name = _check_identifier(f"{database[:50]}_{level}")
+            self._admin_execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
+
 
 class S3Server:
     """moto's S3-compatible HTTP server (`moto.server`) on 127.0.0.1, in a process of its own.

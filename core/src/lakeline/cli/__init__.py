@@ -20,6 +20,7 @@ def build_cli() -> LakelineGroup:
     """A new `lakeline` group with the built-in commands (plugins add theirs on first use)."""
     from lakeline import __version__
     from lakeline.cli import (
+        access,
         artifacts,
         describe,
         export,
@@ -65,6 +66,7 @@ def build_cli() -> LakelineGroup:
         *ui.COMMANDS,
         *validate.COMMANDS,
         *modules.COMMANDS,
+        *access.COMMANDS,
     ):
         lakeline.add_command(command)
     assert isinstance(lakeline, LakelineGroup)

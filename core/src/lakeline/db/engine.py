@@ -85,6 +85,9 @@ def _setup_sqlite(engine: Engine, read_only: bool = False) -> None:
         if read_only:  # the connection refuses every write (an instance opened with using())
             cursor.execute("PRAGMA query_only=ON")
         cursor.close()
+        from lakeline.access.audit import register_sqlite
+
+        register_sqlite(dbapi_conn)  # the audit triggers call them
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:

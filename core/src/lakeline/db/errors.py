@@ -22,6 +22,7 @@ from lakeline.errors import (
     DatabaseUnreachable,
     InvalidValue,
     LakelineError,
+    PermissionDenied,
     QueryError,
 )
 
@@ -97,12 +98,10 @@ def _postgres(
     reason = reason_of(orig)
     if state in PASS_THROUGH:
         return None
+    if state == "42501" and reason.startswith("lakeline: "):  # raised by lakeline's triggers
+        return PermissionDenied(reason.removeprefix("lakeline: "))
     if state == "42501":
-        verb = "read" if (statement or "").lstrip().upper().startswith("SELECT") else "write"
-        return DatabasePermissionDenied(
-            f"the database role {user!r} may not {verb} this ({reason}) in {where}: connect "
-            "with a role that may, or ask for the privileges"
-        )
+        return _denied(reason, user, statement)
     if state in VALUE_STATES or "NUL (0x00)" in reason:
         return InvalidValue(f"the database cannot store a value: {reason}")
     if "number of parameters must be between" in reason:
@@ -117,6 +116,43 @@ def _postgres(
             f"the database {where} refused the login: {reason}. Check the credentials"
         )
     return None
+
+
+# the first word of a refused statement -> what the role may not do, and the level it needs
+_ACTIONS = {
+    "SELECT": ("read", "read"),
+    "WITH": ("read", "read"),
+    "INSERT": ("write to", "write"),
+    "COPY": ("write to", "write"),
+    "UPDATE": ("update", "write"),
+    "DELETE": ("delete from", "write"),
+}
+
+
+def _denied(reason: str, user: str | None, statement: str | None) -> PermissionDenied:
+    """A GRANT-level refusal as one line: the action, the object and the role it needs."""
+    words = (statement or "").split(None, 1)
+    verb = words[0].upper() if words else ""
+    what = reason.removeprefix("permission denied for ").strip()
+    if what.startswith("sequence"):  # drawing ids: a write
+        verb = "INSERT"
+    if "row-level security" in reason:  # a space the role is not a member of
+        table = reason.rsplit(" ", 1)[-1]
+        return PermissionDenied(
+            f"permission denied: role {user!r} may not write rows of that space into {table}: "
+            "it is a member of other spaces only (`lakeline access list`)"
+        )
+    action, level = _ACTIONS.get(verb, ("change the schema of", "owner"))
+    if what.split(" ")[-1] in ("settings", "spaces", "space_members") and level == "write":
+        level = "admin"
+    need = (
+        "the owner of the catalog's tables"
+        if level == "owner"
+        else f"the lakeline {level!r} role (an admin runs `lakeline access grant {user} {level}`)"
+    )
+    return PermissionDenied(
+        f"permission denied: role {user!r} may not {action} {what}: needs {need}"
+    )
 
 
 def translate(exc: BaseException, engine: Engine, statement: str | None = None) -> Exception | None:

@@ -8,6 +8,7 @@ the same triggers and fill the same generated columns as a plain INSERT.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -91,18 +92,52 @@ def insert_many(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     session.execute(insert(table), list(rows))
 
 
-def _copy_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> list[int]:
-    """COPY `rows` into `table` with ids drawn from its sequence (PostgreSQL)."""
+def _row_security(session: Session, table: str) -> bool:
+    """Whether row-level security applies to this connection's role on `table` (it never
+    changes for a connection: cached on it)."""
+    info = session.connection().info
+    key = ("row_security", table)
+    if key not in info:
+        query = text("SELECT row_security_active(CAST(:t AS regclass))")
+        info[key] = bool(session.execute(query, {"t": table}).scalar())
+    return bool(info[key])
+
+
+def _draw_ids(session: Session, table: Table, n: int) -> list[int]:
     draw = text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)")
-    ids = list(session.execute(draw, {"table": table.name, "n": len(rows)}).scalars())
+    return list(session.execute(draw, {"table": table.name, "n": n}).scalars())
+
+
+def _copy_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """COPY `rows` into `table` with ids drawn from its sequence (PostgreSQL).
+
+    PostgreSQL refuses COPY FROM into a table under row-level security for the roles it
+    applies to: for those, the rows are copied into a temporary table of the same shape and
+    go in with one INSERT ... SELECT (policies and statement triggers see one statement, as
+    for COPY; an executemany would fire them once per row)."""
+    ids = _draw_ids(session, table, len(rows))
     connection = session.connection()
     dialect = connection.dialect
     names = list(rows[0])
+    quote = dialect.identifier_preparer.quote
+    target = dialect.identifier_preparer.format_table(table)
+    columns = ", ".join(quote(name) for name in ["id", *names])
+    staged = _row_security(session, table.name)
+    if staged:  # the columns' types, no constraints or defaults; one per column set
+        shape = zlib.crc32(columns.encode())
+        stage = quote(f"lakeline_stage_{table.name}_{shape:08x}")
+        session.execute(
+            text(
+                f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS AS "
+                f"SELECT {columns} FROM {target} WITH NO DATA"
+            )
+        )
+        session.execute(text(f"TRUNCATE {stage}"))
+        target, final = stage, target
     convert: list[Callable[[Any], Any] | None] = [
         table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
     ]
-    columns = ", ".join(dialect.identifier_preparer.quote(name) for name in ["id", *names])
-    statement = f"COPY {dialect.identifier_preparer.format_table(table)} ({columns}) FROM STDIN"
+    statement = f"COPY {target} ({columns}) FROM STDIN"
     driver_error = dialect.loaded_dbapi.Error
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
@@ -117,4 +152,6 @@ def _copy_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -
         # as SQLAlchemy raises for its own statements (IntegrityError, OperationalError...),
         # so that the caller's retries see a unique violation or a deadlock for what it is
         raise DBAPIError.instance(statement, None, exc, driver_error) from exc
+    if staged:
+        session.execute(text(f"INSERT INTO {final} ({columns}) SELECT {columns} FROM {target}"))
     return ids

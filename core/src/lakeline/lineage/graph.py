@@ -29,6 +29,7 @@ from lakeline.ids import suffix_index
 from lakeline.lineage.graph_types import (
     DIRECTIONS,
     FORMATS,
+    HIDDEN,
     ArtifactNode,
     Direction,
     Edge,
@@ -170,6 +171,11 @@ class _Walker:
                 select(*_ARTIFACT_COLUMNS).where(Artifact.id.in_(chunk))
             ):
                 self.add_artifact(row)
+        for ident in missing:
+            if ident not in self.artifacts:  # another space's (row-level security): a stand-in
+                self.artifact_run[ident] = None
+                self.artifacts[ident] = ArtifactNode(uid=f"hidden-artifact-{ident}", key=HIDDEN)
+                self.found.append(self.artifacts[ident])
 
     def load_runs(self, ids: Iterable[int]) -> None:
         missing = sorted({i for i in ids if i not in self.runs})
@@ -179,6 +185,11 @@ class _Walker:
         for chunk in _chunks(missing):
             for row in self.session.execute(_run_select().where(Run.id.in_(chunk))):
                 self.add_run(row)
+        for ident in missing:
+            if ident not in self.runs:  # another space's (row-level security): a stand-in
+                self.run_parent[ident] = None
+                self.runs[ident] = RunNode(f"hidden-run-{ident}", "hidden", HIDDEN, "hidden")
+                self.found.append(self.runs[ident])
 
     # one level of the walk: artifacts -> runs (a new step), runs -> artifacts (same step)
 

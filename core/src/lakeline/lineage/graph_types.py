@@ -16,6 +16,7 @@ EdgeKind = Literal["used", "produced", "parent"]
 Format = Literal["svg", "mermaid", "json"]
 DIRECTIONS: tuple[str, ...] = get_args(Direction)
 FORMATS: tuple[str, ...] = get_args(Format)
+HIDDEN = "not visible to you"  # the label of a node in a space the reader is not a member of
 SUFFIX_FORMATS = {".svg": "svg", ".mmd": "mermaid", ".mermaid": "mermaid", ".json": "json"}
 
 

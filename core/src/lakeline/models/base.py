@@ -13,6 +13,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 from lakeline.ids import new_uid
 
 if TYPE_CHECKING:
+    from lakeline.access.audit import Entry
     from lakeline.instance import Instance
     from lakeline.query import QuerySet
 
@@ -179,6 +180,12 @@ class RecordMixin:
 
     def _repr_fields(self) -> tuple[str, ...]:
         return ("uid",)
+
+    def history(self) -> list[Entry]:
+        """Every change of this record in the audit log (who, when, what), oldest first."""
+        from lakeline.access.audit import history
+
+        return history(self)
 
     @classmethod
     def filter(cls, *expressions: Any, **lookups: Any) -> QuerySet[Self]:

@@ -1,0 +1,193 @@
+"""PostgreSQL access levels: group roles read / write / admin built on GRANTs.
+
+`setup_roles` (run by `lakeline init` and `migrate` as the owner, idempotent) creates the three
+NOLOGIN group roles, named after the database (`<db>_read`, `<db>_write`, `<db>_admin`, kept
+in `settings`: roles are cluster-wide) and grants: read = SELECT; write = read + INSERT,
+UPDATE, DELETE on catalog rows (a trigger lets a writer delete only records it created) and
+the sequences, no DDL; admin = write + the instance settings + deleting any record + granting.
+Schema changes (`migrate`) stay with the owner of the tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from lakeline.errors import LakelineError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, Engine
+
+LEVELS = ("read", "write", "admin")
+# written by the owner only (admins through the settings grant): never a writer's business
+OWNER_TABLES = frozenset(
+    {"alembic_version", "settings", "audit_log", "audit_head", "audit_pending"}
+)
+ADMIN_TABLES = ("settings", "spaces", "space_members")
+
+
+class AccessError(LakelineError, ValueError):
+    """An access command got bad input: an unknown role, level or space."""
+
+
+@dataclass
+class Grant:
+    """One login role's access: its level and (empty: every space) the spaces it is held to."""
+
+    role: str
+    level: str
+    spaces: list[str] = field(default_factory=list)
+
+
+def _names(conn: Connection) -> dict[str, str]:
+    from sqlalchemy import text
+
+    rows = conn.execute(
+        text("SELECT key, value FROM settings WHERE key IN ('role_read','role_write','role_admin')")
+    ).all()
+    return {str(k).removeprefix("role_"): str(v) for k, v in rows}
+
+
+def is_owner(conn: Connection) -> bool:
+    """Whether the connected role owns the catalog's tables (or is a superuser)."""
+    from sqlalchemy import text
+
+    return bool(
+        conn.execute(
+            text(
+                "SELECT rolsuper OR pg_has_role(session_user, "
+                "(SELECT relowner FROM pg_class WHERE oid = 'artifacts'::regclass), 'MEMBER') "
+                "FROM pg_roles WHERE rolname = session_user"
+            )
+        ).scalar()
+    )
+
+
+def setup_roles(engine: Engine) -> dict[str, str] | None:
+    """Create the group roles and their GRANTs (PostgreSQL, as the owner). Returns their
+    names, or None on SQLite or when the connected role does not own the catalog (it joins)."""
+    if engine.dialect.name != "postgresql":
+        return None
+    from sqlalchemy import text
+
+    with engine.begin() as conn:
+        if not is_owner(conn):
+            return None
+        names = _names(conn)
+        if len(names) < len(LEVELS):
+            database = str(conn.execute(text("SELECT current_database()")).scalar_one())
+            names = {level: f"{database[:50]}_{level}" for level in LEVELS}
+            for level, name in names.items():
+                conn.execute(
+                    text(
+                        "INSERT INTO settings (key, value) VALUES (:k, :v) "
+                        "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+                    ),
+                    {"k": f"role_{level}", "v": name},
+                )
+        quote = conn.dialect.identifier_preparer.quote
+        read, write, admin = (quote(names[level]) for level in LEVELS)
+        for name in names.values():
+            # roles are cluster-wide: another database's setup may be making the same one
+            conn.execute(
+                text(
+                    "DO $$ BEGIN CREATE ROLE " + quote(name) + " NOLOGIN; "
+                    "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+                )
+            )
+        tables = [
+            str(t)
+            for t in conn.execute(
+                text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+            ).scalars()
+        ]
+        catalog = ", ".join(
+            quote(t) for t in sorted(tables) if t not in OWNER_TABLES and t not in ADMIN_TABLES
+        )
+        admin_tables = ", ".join(quote(t) for t in ADMIN_TABLES if t in tables)
+        conn.execute(
+            text(
+                f"GRANT USAGE ON SCHEMA public TO {read}; "
+                f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {read}; "
+                f"GRANT {read} TO {write}; GRANT {write} TO {admin}; "
+                f"GRANT INSERT, UPDATE, DELETE ON {catalog} TO {write}; "
+                f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {write}; "
+                f"GRANT INSERT, UPDATE, DELETE ON {admin_tables} TO {admin}"
+            )
+        )
+    return names
+
+
+def _check_role(conn: Connection, role: str) -> None:
+    from sqlalchemy import text
+
+    found = conn.execute(
+        text("SELECT rolcanlogin FROM pg_roles WHERE rolname = :r"), {"r": role}
+    ).first()
+    if found is None or not found[0]:
+        raise AccessError(
+            f"there is no login role {role!r}: create it first (CREATE ROLE {role} LOGIN "
+            "PASSWORD ...; lakeline never handles passwords)"
+        )
+
+
+def _postgres(engine: Engine, what: str) -> None:
+    if engine.dialect.name != "postgresql":
+        raise AccessError(
+            f"{what} needs a PostgreSQL instance: a SQLite catalog is one file, its permissions "
+            "are the only access control"
+        )
+
+
+def grant(engine: Engine, role: str, level: str) -> None:
+    """Give login role `role` access `level` (read, write or admin), replacing its level."""
+    _postgres(engine, "granting access")
+    if level not in LEVELS:
+        raise AccessError(f"unknown access level {level!r}: read, write or admin")
+    from sqlalchemy import text
+
+    with engine.begin() as conn:
+        _check_role(conn, role)
+        conn.execute(text("SELECT lakeline_grant(:r, :l)"), {"r": role, "l": level})
+
+
+def revoke(engine: Engine, role: str) -> None:
+    """Take every lakeline level (and space membership) from `role`."""
+    _postgres(engine, "revoking access")
+    from sqlalchemy import text
+
+    with engine.begin() as conn:
+        _check_role(conn, role)
+        conn.execute(text("SELECT lakeline_revoke(:r)"), {"r": role})
+
+
+def grants(engine: Engine) -> list[Grant]:
+    """Every login role holding a lakeline level, with its spaces, by role name."""
+    _postgres(engine, "listing access")
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        names = _names(conn)
+        if not names:
+            raise AccessError("the roles are not set up: run `lakeline migrate` as the owner")
+        level_of = {name: level for level, name in names.items()}
+        rows = conn.execute(
+            text(
+                "SELECT m.rolname, g.rolname FROM pg_auth_members a "
+                "JOIN pg_roles g ON g.oid = a.roleid JOIN pg_roles m ON m.oid = a.member "
+                "WHERE g.rolname = ANY(:groups) AND m.rolcanlogin ORDER BY m.rolname"
+            ),
+            {"groups": list(names.values())},
+        ).all()
+        result: dict[str, Grant] = {}
+        for member, group in rows:
+            level = level_of[str(group)]
+            known = result.get(str(member))
+            if known is None or LEVELS.index(level) > LEVELS.index(known.level):
+                result[str(member)] = Grant(str(member), level)
+        from lakeline.access.spaces import memberships
+
+        for role, spaces in memberships(conn).items():
+            if role in result:
+                result[role].spaces = spaces
+    return list(result.values())
