@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from lakeline.testing_servers import PostgresServer, S3Server
+from lakeline.testing_servers import GCSServer, PostgresServer, S3Server
 
 if TYPE_CHECKING:
     from lakeline.instance import Instance
@@ -146,6 +146,24 @@ def s3_server() -> Iterator[S3Server]:
         yield server
 
 
+@pytest.fixture(scope="session")
+def gcs_server() -> Iterator[GCSServer]:
+    """A GCS emulator (gcp-storage-emulator) on 127.0.0.1 for the whole session."""
+    for module in ("gcp_storage_emulator", "gcsfs"):
+        if importlib.util.find_spec(module) is None:
+            unavailable(f"{module} is not installed (needs gcp-storage-emulator, lakeline[gcs])")
+    with GCSServer() as server:
+        yield server
+
+
+@pytest.fixture
+def gcs_bucket(gcs_server: GCSServer) -> str:
+    """A new, empty bucket on the GCS emulator; returns its name."""
+    name = f"lakeline-{uuid.uuid4().hex[:12]}"
+    gcs_server.create_bucket(name)
+    return name
+
+
 @pytest.fixture
 def s3_bucket(s3_server: S3Server) -> str:
     """A new, empty bucket; returns its name."""
@@ -189,6 +207,15 @@ def _make_instance(request: pytest.FixtureRequest, db: str, storage: str) -> Ins
     if storage == "local":
         tmp_path: Path = request.getfixturevalue("tmp_path")
         return init(storage=tmp_path / "data", db=url, name="test")
+    if storage == "gcs":
+        gcs: GCSServer = request.getfixturevalue("gcs_server")
+        gcs_bucket: str = request.getfixturevalue("gcs_bucket")
+        return init(
+            storage=f"gs://{gcs_bucket}/lake",
+            db=url,
+            name="testgcs",
+            storage_options=gcs.storage_options,
+        )
     server: S3Server = request.getfixturevalue("s3_server")
     bucket: str = request.getfixturevalue("s3_bucket")
     return init(
@@ -212,6 +239,12 @@ def instance(request: pytest.FixtureRequest) -> Instance:
 def s3_instance(request: pytest.FixtureRequest) -> Instance:
     """A connected instance whose default storage is a bucket on the moto S3 server."""
     return _make_instance(request, request.param, "s3")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def gcs_instance(request: pytest.FixtureRequest) -> Instance:
+    """A connected instance whose default storage is a bucket on the GCS emulator."""
+    return _make_instance(request, request.param, "gcs")
 
 
 @pytest.fixture(

@@ -1,4 +1,4 @@
-"""Real servers for tests: a throwaway PostgreSQL cluster and a moto S3 endpoint.
+"""Real servers for tests: a throwaway PostgreSQL cluster, a moto S3 and a GCS emulator.
 
 Nothing here is mocked. ``PostgresServer`` runs ``initdb``/``pg_ctl`` from a
 local PostgreSQL install (as the ``postgres`` OS user when running as root);
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Self
 if TYPE_CHECKING:
     from psycopg.sql import Composed
 
-__all__ = ["PostgresServer", "S3Server", "free_port"]
+__all__ = ["GCSServer", "PostgresServer", "S3Server", "free_port"]
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
 _PG_FALLBACK_BINDIR = Path("/usr/lib/postgresql/15/bin")
@@ -461,6 +461,103 @@ class S3Server:
         import urllib.request
 
         req = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(req, timeout=10) as resp:
+            resp.read()
+
+
+class GCSServer:
+    """A Google Cloud Storage emulator (`gcp-storage-emulator`, in memory) on 127.0.0.1, in a
+    process of its own; gcsfs talks to it through ``endpoint_url`` with anonymous access."""
+
+    project = "lakeline-test"
+
+    def __init__(self) -> None:
+        self._process: subprocess.Popen[bytes] | None = None
+        self.port: int | None = None
+
+    def start(self, timeout: float = 60.0) -> Self:
+        """Start the emulator and wait until it answers."""
+        import sys
+        import time
+        import urllib.error
+        import urllib.request
+
+        if self._process is not None:
+            return self
+        port = free_port()
+        command = [sys.executable, "-m", "gcp_storage_emulator", "start", "--in-memory"]
+        process = subprocess.Popen(
+            [*command, "--host", "127.0.0.1", "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                with opener.open(f"http://127.0.0.1:{port}/storage/v1/b", timeout=2) as answer:
+                    answer.read()
+            except urllib.error.HTTPError:
+                pass  # it answers: an error status is still an answer
+            except OSError:
+                time.sleep(0.1)
+                continue
+            self._process, self.port = process, port
+            atexit.register(self.stop)
+            return self
+        process.kill()
+        process.wait()
+        raise RuntimeError(f"GCSServer: the emulator did not answer on 127.0.0.1:{port}")
+
+    def stop(self) -> None:
+        """Stop the emulator (its buckets go with it)."""
+        atexit.unregister(self.stop)
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._process = None
+        self.port = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def endpoint_url(self) -> str:
+        """``http://127.0.0.1:<port>``."""
+        if self.port is None:
+            raise RuntimeError("GCSServer is not running")
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def storage_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``gcsfs.GCSFileSystem`` / fsspec ``storage_options``."""
+        return {"endpoint_url": self.endpoint_url, "token": "anon", "project": self.project}
+
+    def create_bucket(self, name: str) -> None:
+        """Create bucket ``name``."""
+        import json
+        import urllib.request
+
+        body = json.dumps({"name": name}).encode()
+        req = urllib.request.Request(
+            f"{self.endpoint_url}/storage/v1/b?project={self.project}",
+            data=body,
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         with opener.open(req, timeout=10) as resp:
             resp.read()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import importlib
 import os
 import threading
 from pathlib import Path
@@ -61,11 +62,25 @@ def _resolve_local(text: str) -> str:
     return resolved
 
 
+_EXTRAS = {"gs": "gcs", "gcs": "gcs", "s3": "s3"}  # fsspec protocol -> lakeline's extra
+
+
+def _make_filesystem(protocol: str, options: dict[str, Any]) -> AbstractFileSystem:
+    import fsspec
+
+    if protocol in ("gs", "gcs") and options.get("endpoint_url"):
+        # A GCS emulator (or other endpoint) speaks only the JSON API: gcsfs's default class
+        # first asks Google's gRPC control plane for the bucket layout, which there waits
+        # a minute to fail. The plain JSON-API class is what an emulator serves.
+        plain: Any = importlib.import_module("gcsfs.core").GCSFileSystem  # untyped
+        fs: AbstractFileSystem = plain(**options)
+        return fs
+    return fsspec.filesystem("file" if protocol == "local" else protocol, **options)
+
+
 def filesystem(root: str, storage_options: dict[str, Any] | None = None) -> AbstractFileSystem:
     """The (cached) fsspec filesystem serving `root`."""
     import json
-
-    import fsspec
 
     protocol = protocol_of(root)
     options = dict(storage_options or {})
@@ -74,11 +89,12 @@ def filesystem(root: str, storage_options: dict[str, Any] | None = None) -> Abst
         fs = _fs_cache.get(cache_key)
         if fs is None:
             try:
-                fs = fsspec.filesystem("file" if protocol == "local" else protocol, **options)
+                fs = _make_filesystem(protocol, options)
             except ImportError as exc:
+                extra = _EXTRAS.get(protocol, protocol)
                 raise StorageError(
                     f"no filesystem for {protocol}:// storage: {exc}. "
-                    f"Install the matching extra, e.g. `pip install 'lakeline[{protocol}]'`"
+                    f"Install the matching extra: `pip install 'lakeline[{extra}]'`"
                 ) from exc
             _fs_cache[cache_key] = fs
     return fs
