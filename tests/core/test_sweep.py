@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -227,3 +228,28 @@ def test_kill_during_bulk_saves_then_gc_leaves_every_record_with_its_bytes_and_n
     records = ll.Artifact.filter(key__startswith="bulk/").all()
     assert sorted(objects(instance)) == sorted(object_of(instance, a) for a in records)
     run("verify", "--all")
+
+
+def test_gc_grace_is_per_object_and_a_referenced_object_is_never_removed_however_old(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """With the default grace (1h): an orphan two hours old goes, a fresh orphan stays, and a
+    referenced object two hours old stays."""
+    (tmp_path / "keep.txt").write_text("kept")
+    kept = ll.Artifact(tmp_path / "keep.txt", key="keep.txt").save()
+    base = Path(instance.storage.root) / ".lakeline" / "objects"
+    old_orphan, young_orphan = base / "aa" / "old-orphan", base / "bb" / "young-orphan"
+    for orphan in (old_orphan, young_orphan):
+        orphan.parent.mkdir(parents=True, exist_ok=True)
+        orphan.write_bytes(b"left by a killed save")
+    two_hours_ago = time.time() - 2 * 3600
+    for path in (old_orphan, Path(object_of(instance, kept))):
+        os.utime(path, (two_hours_ago, two_hours_ago))
+    listed = run("gc", "--dry-run").output
+    assert "would remove 1 items" in listed and "old-orphan" in listed
+    assert "young-orphan" not in listed and kept.store_key not in listed
+    assert "removed 1 items" in run("gc", "--yes").output
+    assert objects(instance) == sorted([object_of(instance, kept), str(young_orphan)])
+    assert Path(ll.Artifact.get(key="keep.txt").cache()).read_text() == "kept"
+    assert "removed 1 items" in run("gc", "--grace", "0", "--yes").output  # the young one
+    assert objects(instance) == [object_of(instance, kept)]
