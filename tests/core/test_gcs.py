@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import lakeline as ll
 import pytest
@@ -119,3 +120,26 @@ def test_a_missing_gcsfs_names_the_extra(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 1
     assert "lakeline[gcs]" in done.stderr and StorageError.__name__ in done.stderr
+
+
+def test_records_of_an_instance_on_gcs_are_read_from_a_local_instance(
+    lakeline_home: Path, tmp_path: Path, gcs_server: Any, gcs_bucket: str, postgres_url: str
+) -> None:
+    """Across storages: a local SQLite instance reads a GCS instance's records and bytes
+    through `using()`, with the GCS instance's own storage options."""
+    from lakeline.artifacts.save import save_artifacts
+
+    atlas = ll.init(
+        storage=f"gs://{gcs_bucket}/lake",
+        db=postgres_url,
+        name="atlas",
+        storage_options=gcs_server.storage_options,
+    )
+    (tmp_path / "pbmc.csv").write_text("a,b\n5,6\n")
+    save_artifacts([ll.Artifact(tmp_path / "pbmc.csv", key="sc/pbmc.csv")], atlas)
+    ll.init(storage=tmp_path / "lab", name="lab")  # local SQLite, no GCS options: current
+    art = ll.Artifact.using("atlas").get(key="sc/pbmc.csv")
+    assert art.path.startswith(f"gs://{gcs_bucket}/lake/")
+    assert art.load()["a"].tolist() == [5]
+    assert Path(art.cache()).read_text() == "a,b\n5,6\n"
+    assert ll.Artifact.filter().count() == 0
