@@ -143,3 +143,36 @@ def test_records_of_an_instance_on_gcs_are_read_from_a_local_instance(
     assert art.load()["a"].tolist() == [5]
     assert Path(art.cache()).read_text() == "a,b\n5,6\n"
     assert ll.Artifact.filter().count() == 0
+
+
+def test_transfer_from_a_gcs_instance_to_a_local_one_copies_no_bytes(
+    lakeline_home: Path,
+    tmp_path: Path,
+    gcs_server: Any,
+    gcs_bucket: str,
+    postgres_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The local instance has no GCS options of its own: it reaches the bucket through the
+    standard STORAGE_EMULATOR_HOST variable (as S3 through AWS_ENDPOINT_URL)."""
+    from lakeline.artifacts.save import save_artifacts
+
+    atlas = ll.init(
+        storage=f"gs://{gcs_bucket}/lake",
+        db=postgres_url,
+        name="atlas",
+        storage_options=gcs_server.storage_options,
+    )
+    (tmp_path / "pbmc.csv").write_text("a,b\n5,6\n")
+    save_artifacts([ll.Artifact(tmp_path / "pbmc.csv", key="sc/pbmc.csv")], atlas)
+    lab = ll.init(storage=tmp_path / "lab", name="lab")  # local SQLite: current
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_server.endpoint_url)
+    source = ll.Artifact.using("atlas").get(key="sc/pbmc.csv")
+    uid = source.uid
+    art = source.save()  # a transfer into lab
+    assert art.uid == uid and art.instance.name == "lab"
+    assert art.path.startswith(f"gs://{gcs_bucket}/lake/")
+    assert f"gs://{gcs_bucket}/lake" in [s.root for s in lab.storages()]
+    assert not (tmp_path / "lab" / ".lakeline" / "objects").exists()  # no byte copied
+    assert ll.Artifact.get(uid).load()["a"].tolist() == [5]
+    assert Path(ll.Artifact.get(uid).cache()).read_text() == "a,b\n5,6\n"
