@@ -7,6 +7,7 @@ whether the user comes from the login role (access control) or from LAKELINE_USE
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import lakeline as ll
+from lakeline.instance import Instance
 from lakeline.models import User
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
@@ -45,8 +47,7 @@ print(json.dumps(uids))
 """
 
 
-def _grant_login_role(postgres_server: Any, url: str, role: str) -> str:
-    """Create login role `role` with rights on the instance's tables; its database URL."""
+def _admin(postgres_server: Any, url: str, *statements: str) -> None:
     import psycopg
 
     database = make_url(url).database
@@ -54,10 +55,25 @@ def _grant_login_role(postgres_server: Any, url: str, role: str) -> str:
         host="127.0.0.1", port=postgres_server.port, user="postgres", dbname=database
     ) as conn:
         conn.autocommit = True
-        conn.execute(f'CREATE ROLE "{role}" LOGIN')
-        conn.execute(f'GRANT USAGE, CREATE ON SCHEMA public TO "{role}"')
-        conn.execute(f'GRANT ALL ON ALL TABLES IN SCHEMA public TO "{role}"')
-        conn.execute(f'GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO "{role}"')
+        for statement in statements:
+            conn.execute(statement.encode())
+
+
+def _login_role(postgres_server: Any, team: Instance, url: str, role: str) -> str:
+    """Create login role `role` able to write the instance; its database URL. Where lakeline
+    has access levels (lakeline.access), through them; else plain GRANTs."""
+    _admin(postgres_server, url, f'CREATE ROLE "{role}" LOGIN')
+    if importlib.util.find_spec("lakeline.access") is not None:
+        roles: Any = importlib.import_module("lakeline.access.roles")
+        roles.grant(team.engine, role, "write")
+    else:
+        _admin(
+            postgres_server,
+            url,
+            f'GRANT USAGE ON SCHEMA public TO "{role}"',
+            f'GRANT ALL ON ALL TABLES IN SCHEMA public TO "{role}"',
+            f'GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO "{role}"',
+        )
     return make_url(url).set(username=role).render_as_string(hide_password=False)
 
 
@@ -75,65 +91,84 @@ def test_two_users_write_to_one_team_instance_at_once(
     )
     suffix = uuid.uuid4().hex[:8]  # roles belong to the whole cluster
     users = [f"alice_{suffix}", f"bob_{suffix}"]
-    writers = []
-    for user in users:
-        home = tmp_path / f"home-{user}"  # each user on a machine of their own
-        env = {
-            **os.environ,
-            "LAKELINE_HOME": str(home),
-            "LAKELINE_CACHE_DIR": str(home / "cache"),
-            "LAKELINE_USER": user,
-        }
-        db = _grant_login_role(postgres_server, postgres_url, user)
-        options = json.dumps(s3_server.storage_options["client_kwargs"])
-        joined = subprocess.run(
-            [
-                *(str(Path(sys.executable).with_name("lakeline")), "init", "--storage", storage),
-                *("--db", db, "--name", "team"),
-                *("--storage-option", f"key={s3_server.key}"),
-                *("--storage-option", f"secret={s3_server.secret}"),
-                *("--storage-option", f"client_kwargs={options}"),
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-        )
-        assert joined.returncode == 0, joined.stderr
-        folder = tmp_path / "work" / user
-        folder.mkdir(parents=True)
-        writers.append(
-            subprocess.Popen(
-                [sys.executable, "-c", _WRITER, str(folder), user, str(N)],
+    made: list[str] = []
+    try:
+        writers = []
+        for user in users:
+            home = tmp_path / f"home-{user}"  # each user on a machine of their own
+            env = {
+                **os.environ,
+                "LAKELINE_HOME": str(home),
+                "LAKELINE_CACHE_DIR": str(home / "cache"),
+                "LAKELINE_USER": user,
+            }
+            db = _login_role(postgres_server, team, postgres_url, user)
+            made.append(user)
+            options = json.dumps(s3_server.storage_options["client_kwargs"])
+            joined = subprocess.run(
+                [
+                    *(
+                        str(Path(sys.executable).with_name("lakeline")),
+                        "init",
+                        "--storage",
+                        storage,
+                    ),
+                    *("--db", db, "--name", "team"),
+                    *("--storage-option", f"key={s3_server.key}"),
+                    *("--storage-option", f"secret={s3_server.secret}"),
+                    *("--storage-option", f"client_kwargs={options}"),
+                ],
                 env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
+                capture_output=True,
                 text=True,
             )
-        )
-    while not all((tmp_path / "work" / u / "ready").exists() for u in users):
-        assert all(w.poll() is None for w in writers), [w.communicate() for w in writers]
-        time.sleep(0.05)
-    (tmp_path / "work" / "go").touch()
-    saved: dict[str, list[str]] = {}
-    for user, writer in zip(users, writers, strict=True):
-        out, err = writer.communicate(timeout=600)
-        assert writer.returncode == 0, err
-        saved[user] = json.loads(out.splitlines()[-1])
+            assert joined.returncode == 0, joined.stderr
+            folder = tmp_path / "work" / user
+            folder.mkdir(parents=True)
+            writers.append(
+                subprocess.Popen(
+                    [sys.executable, "-c", _WRITER, str(folder), user, str(N)],
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+            )
+        while not all((tmp_path / "work" / u / "ready").exists() for u in users):
+            assert all(w.poll() is None for w in writers), [w.communicate() for w in writers]
+            time.sleep(0.05)
+        (tmp_path / "work" / "go").touch()
+        saved: dict[str, list[str]] = {}
+        for user, writer in zip(users, writers, strict=True):
+            out, err = writer.communicate(timeout=600)
+            assert writer.returncode == 0, err
+            saved[user] = json.loads(out.splitlines()[-1])
 
-    with team.sessions.read() as session:
-        handles = {u.id: u.handle for u in session.scalars(select(User))}
-    for user in users:
-        mine = ll.Artifact.filter(key__startswith=f"{user}/").all()
-        assert sorted(a.key for a in mine) == sorted(f"{user}/{i}.txt" for i in range(N))
-        assert {handles[a.created_by_id] for a in mine} == {user}
-        assert {a.uid for a in mine} | {
-            a.uid
-            for a in ll.Artifact.filter(key="shared.txt", is_latest=None)
-            if handles[a.created_by_id] == user
-        } == set(saved[user])
-        for a in mine:
-            assert Path(a.cache()).read_text() == f"{user} file {a.key.split('/')[1][:-4]}"
-    versions = ll.Artifact.filter(key="shared.txt", is_latest=None).all()
-    assert len(versions) == 2 * N and sum(v.is_latest for v in versions) == 1
-    assert sorted(handles[v.created_by_id] for v in versions) == sorted(users * N)
-    assert len({v.uid for v in versions}) == 2 * N and len({v.stem for v in versions}) == 1
+        with team.sessions.read() as session:
+            handles = {u.id: u.handle for u in session.scalars(select(User))}
+        for user in users:
+            mine = ll.Artifact.filter(key__startswith=f"{user}/").all()
+            assert sorted(a.key for a in mine) == sorted(f"{user}/{i}.txt" for i in range(N))
+            assert {handles[a.created_by_id] for a in mine} == {user}
+            assert {a.uid for a in mine} | {
+                a.uid
+                for a in ll.Artifact.filter(key="shared.txt", is_latest=None)
+                if handles[a.created_by_id] == user
+            } == set(saved[user])
+            for a in mine:
+                assert Path(a.cache()).read_text() == f"{user} file {a.key.split('/')[1][:-4]}"
+        versions = ll.Artifact.filter(key="shared.txt", is_latest=None).all()
+        assert len(versions) == 2 * N and sum(v.is_latest for v in versions) == 1
+        assert sorted(handles[v.created_by_id] for v in versions) == sorted(users * N)
+        assert len({v.uid for v in versions}) == 2 * N and len({v.stem for v in versions}) == 1
+    finally:
+        from lakeline.instance import disconnect
+
+        disconnect()
+        for user in made:
+            _admin(
+                postgres_server,
+                postgres_url,
+                f'DROP OWNED BY "{user}"',
+                f'DROP ROLE IF EXISTS "{user}"',
+            )
