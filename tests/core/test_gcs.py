@@ -176,3 +176,23 @@ def test_transfer_from_a_gcs_instance_to_a_local_one_copies_no_bytes(
     assert not (tmp_path / "lab" / ".lakeline" / "objects").exists()  # no byte copied
     assert ll.Artifact.get(uid).load()["a"].tolist() == [5]
     assert Path(ll.Artifact.get(uid).cache()).read_text() == "a,b\n5,6\n"
+
+
+def test_cli_init_on_gcs_with_storage_options(
+    lakeline_home: Path, tmp_path: Path, gcs_server: Any, gcs_bucket: str
+) -> None:
+    """The options are given as for S3: `--storage-option KEY=VALUE` at `lakeline init`."""
+    run(
+        *("init", "--storage", f"gs://{gcs_bucket}/lake", "--name", "cloud"),
+        *("--storage-option", f"endpoint_url={gcs_server.endpoint_url}"),
+        *("--storage-option", "token=anon"),
+    )
+    (tmp_path / "reads.csv").write_text("read\nACGT\n")
+    run("save", str(tmp_path / "reads.csv"), "--key", "raw/reads.csv")
+    art = ll.Artifact.get(key="raw/reads.csv")
+    assert art.path.startswith(f"gs://{gcs_bucket}/lake/.lakeline/objects/")
+    assert ll.connect("cloud").config.storage_options == {
+        "endpoint_url": gcs_server.endpoint_url,
+        "token": "anon",
+    }
+    assert "all match" in run("verify", "--all").output
