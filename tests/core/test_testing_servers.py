@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from lakeline.testing_servers import PostgresServer, S3Server, free_port
+from lakeline.testing_servers import GCSServer, PostgresServer, S3Server, free_port
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -233,3 +233,20 @@ def test_s3_server_lifecycle() -> None:
         assert server.storage_options["client_kwargs"]["endpoint_url"] == server.endpoint_url
         assert server.env()["AWS_ENDPOINT_URL"] == server.endpoint_url
     assert server.port is None
+
+
+def test_gcs_servers_are_independent_and_stop(gcs_server: GCSServer) -> None:
+    """Two emulators hold their own buckets; a stopped one no longer answers."""
+    from lakeline.storage.roots import filesystem
+
+    gcs_server.create_bucket("shared-name")
+    filesystem("gs://shared-name", gcs_server.storage_options).pipe_file("shared-name/a", b"1")
+    with GCSServer() as other:
+        other.create_bucket("shared-name")
+        fs = filesystem("gs://shared-name", other.storage_options)
+        assert fs.ls("shared-name", refresh=True) == []
+        port = other.port
+    assert other.port is None
+    with socket.socket() as sock, pytest.raises(OSError):
+        sock.settimeout(2)
+        sock.connect(("127.0.0.1", port))
