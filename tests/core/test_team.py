@@ -1,13 +1,12 @@
 """A team instance (issue 16 item 5): two users write to one PostgreSQL + S3 instance from
 processes of their own at the same time; each record names its creator, nothing is lost.
 
-Each user is a PostgreSQL login role and the same name in LAKELINE_USER, so the test holds
-whether the user comes from the login role (access control) or from LAKELINE_USER.
+Each user is a PostgreSQL login role with lakeline's write level, and the same name in
+LAKELINE_USER (which PostgreSQL instances ignore: there the login role is the user).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -60,20 +59,11 @@ def _admin(postgres_server: Any, url: str, *statements: str) -> None:
 
 
 def _login_role(postgres_server: Any, team: Instance, url: str, role: str) -> str:
-    """Create login role `role` able to write the instance; its database URL. Where lakeline
-    has access levels (lakeline.access), through them; else plain GRANTs."""
+    """Create login role `role` with lakeline's write level on the instance; its URL."""
+    from lakeline.access.roles import grant
+
     _admin(postgres_server, url, f'CREATE ROLE "{role}" LOGIN')
-    if importlib.util.find_spec("lakeline.access") is not None:
-        roles: Any = importlib.import_module("lakeline.access.roles")
-        roles.grant(team.engine, role, "write")
-    else:
-        _admin(
-            postgres_server,
-            url,
-            f'GRANT USAGE ON SCHEMA public TO "{role}"',
-            f'GRANT ALL ON ALL TABLES IN SCHEMA public TO "{role}"',
-            f'GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO "{role}"',
-        )
+    grant(team.engine, role, "write")
     return make_url(url).set(username=role).render_as_string(hide_password=False)
 
 
