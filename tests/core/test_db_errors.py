@@ -235,8 +235,11 @@ def test_numbers_out_of_range_are_query_errors(instance: Instance, tmp_path: Pat
 
 
 def test_searching_a_registry_without_text_fields(instance: Instance) -> None:
-    with pytest.raises(QueryError, match="Run has no text fields"):
-        Run.search("anything")
+    from lakeline.models import RunInput
+    from lakeline.query import QuerySet
+
+    with pytest.raises(QueryError, match="RunInput has no text fields"):
+        QuerySet(RunInput).search("anything")
 
 
 # -- values that cannot be stored: the same rule on both databases ----------------------------

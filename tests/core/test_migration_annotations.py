@@ -1,4 +1,4 @@
-"""0005 (features, labels, schemas): a populated database at the previous head upgrades on
+"""0005 (features, labels, schemas): a populated database at the head before it upgrades on
 SQLite (by itself, after a backup) and PostgreSQL (`lakeline migrate`), keeps its rows, and
 takes annotations afterwards."""
 

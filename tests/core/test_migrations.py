@@ -273,4 +273,16 @@ def test_upgrade_0002_database_with_runs(
     step()
     new = ll.Run.get(transform__key="new_step")
     assert new.id == 3 and new.pid is not None and new.process_started_at is not None
+    # 0006: the rows written before the upgrade are in the search index of their registry
+    assert [r.uid for r in ll.Run.search("old host")] == ["oldrun2000000000", "oldrun1000000000"]
+    assert [t.key for t in ll.Transform.search("script")] == ["old/script.py"]
+    assert [s.uid for s in ll.Storage.search(storage.name)] == ["stor00000001"]
+    # 0005: old artifacts take feature values and labels, queried by both
+    old_file = ll.Artifact.get(key="old/file1.txt")
+    ll.save([ll.Feature(name="reads", dtype=int), ll.Feature(name="tissue", dtype="cat")])
+    ll.ULabel(name="liver").save()
+    old_file.features.add_values({"reads": 12, "tissue": "liver"})
+    assert old_file.features.get_values() == {"reads": 12, "tissue": "liver"}
+    assert [a.uid for a in ll.Artifact.filter(reads__gte=10, tissue="liver")] == [old_file.uid]
+    assert [x.name for x in ll.ULabel.search("liv")] == ["liver"]
     assert _diff(url) == []

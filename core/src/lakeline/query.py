@@ -214,21 +214,22 @@ class QuerySet(Generic[M]):
         return clone
 
     def search(self, text: str, *, limit: int | None = 20, exhaustive: bool = False) -> QuerySet[M]:
-        """Full-text search over the registry's text fields, best matches first.
+        """Full-text search over the registry's text fields (its `search_fields`), best
+        matches first (bm25 on SQLite, ts_rank on PostgreSQL), the same for every registry.
 
-        Artifacts: a limited search ranks the newest `SEARCH_POOL` (at least 10 x limit)
+        A limited search ranks the newest `SEARCH_POOL` (at least 10 x limit)
         matches, so a common word stays fast (PostgreSQL: among the newest 20 x pool
-        artifacts); older matches are ranked only when those give fewer than `limit`. To rank
+        records); older matches are ranked only when those give fewer than `limit`. To rank
         every match, or to page through results consistently, pass `exhaustive=True`.
         """
         if not isinstance(text, str) or not re.findall(r"\w+", text):
             raise QueryError(f"search needs some words to look for, got {text!r}")
-        from lakeline.search import TEXT_FIELDS
+        from lakeline.search import search_fields
 
-        if not any(name in TEXT_FIELDS for name in _field_names(self.model)):
+        if not search_fields(self.model):
             raise QueryError(
                 f"{self.model.__name__} has no text fields to search: filter it with lookups "
-                "instead (e.g. status=..., transform__key=...)"
+                f"instead (fields: {', '.join(_field_names(self.model))})"
             )
         clone = self._clone()
         clone._search = text
@@ -302,8 +303,6 @@ class QuerySet(Generic[M]):
     def _pool(self) -> int | None:
         """How many newest matches a ranked search ranks (None: all of them)."""
         if self._search is None or self._exhaustive or self._order or self._limit is None:
-            return None
-        if self.model.__name__ != "Artifact":  # other registries match with LIKE: no ranking
             return None
         return max(SEARCH_POOL, 10 * (self._limit + (self._offset or 0)))
 

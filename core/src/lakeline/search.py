@@ -1,37 +1,105 @@
-"""Full-text search with the database's own machinery.
+"""Full-text search with the database's own machinery, the same for every registry.
 
-Artifacts: SQLite FTS5 (bm25 ranking) or a PostgreSQL tsvector with a GIN index (ts_rank).
-Other registries: case-insensitive matching over their text fields. Every word of the query
-must match, as a prefix (`read` finds `reads.csv`). Words are extracted from the text, so
-no search syntax or SQL reaches the database from user input.
+A registry declares the text fields it is searched by (`search_fields` on the model class, e.g.
+`("key", "description")`); its migration creates the index with `search_index_ddl` (FTS5
+table + three triggers on SQLite, a generated tsvector column with a GIN index on PostgreSQL).
+A query ranks with bm25 (SQLite) or ts_rank (PostgreSQL), the same for artifacts, runs, labels
+and the registries a module adds. Every word of the query must match, as a prefix (`read`
+finds `reads.csv`). Words are extracted from the text, so no search syntax or SQL reaches the
+database from user input.
 
 Ranking every match of a common word costs time in proportion to the matches (~0.7 s for
-700k of 1M artifacts). So a limited, ranked artifact search ranks a pool: the newest `pool`
-matches (on PostgreSQL: the matches among the newest `POOL_WINDOW * pool` artifacts). On
-SQLite that is the exact answer whenever fewer than `pool` match; on PostgreSQL whenever no
-match is older than the window. Pages (offsets) of a pooled search are ranked over pools of
-different sizes: page with `exhaustive=True` for a consistent order. `QuerySet` runs the
-exhaustive query instead when the pool yields fewer results than asked for, and
-`search(..., exhaustive=True)` always.
+700k of 1M artifacts). So a limited, ranked search ranks a pool: the newest `pool` matches (on
+PostgreSQL: the matches among the newest `POOL_WINDOW * pool` records). On SQLite that is the
+exact answer whenever fewer than `pool` match; on PostgreSQL whenever no match is older than
+the window. Pages (offsets) of a pooled search are ranked over pools of different sizes: page
+with `exhaustive=True` for a consistent order. `QuerySet` runs the exhaustive query instead
+when the pool yields fewer results than asked for, and `search(..., exhaustive=True)` always.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, and_, column, func, literal_column, or_, select, table, text
+from sqlalchemy import Select, column, func, literal_column, select, table, text
 from sqlalchemy.orm import aliased
 
-from lakeline.models import Artifact
-
-TEXT_FIELDS = ("key", "description", "handle", "name", "root", "reference")
 POOL_WINDOW = 20  # PostgreSQL: the pool's matches come from the newest POOL_WINDOW x pool rows
+# PostgreSQL: each field's first characters are indexed (a tsvector must stay under 1 MB)
+PG_FIELD_CHARS = 100_000
+_SEARCH_OBJECT = re.compile(r"\w+_fts(_\w+)?|ix_\w+_search_vector|search_vector")
 
 
 def words(query: str) -> list[str]:
     """The words of a search query, lower-cased."""
     return [w.lower() for w in re.findall(r"\w+", query)][:32]
+
+
+def search_fields(model: type[Any]) -> tuple[str, ...]:
+    """The text fields `model` is searched by (empty: the registry is not searchable)."""
+    return tuple(getattr(model, "search_fields", ()))
+
+
+def is_search_object(name: str | None) -> bool:
+    """Whether a database object is part of the search machinery (made by hand in
+    migrations, so the model comparison leaves it out)."""
+    return bool(name) and _SEARCH_OBJECT.fullmatch(name or "") is not None
+
+
+def search_index_ddl(table_name: str, fields: Sequence[str], dialect: str) -> list[str]:
+    """Statements that create the search index of a table over `fields` and index the rows it
+    already holds: what a migration (the core's or a module's) runs for a searchable registry.
+
+    SQLite: an external-content FTS5 table `<table>_fts` kept in step by three triggers
+    (a migration that later rebuilds the table in batch mode must run them again). PostgreSQL:
+    a generated column `search_vector` (punctuation read as spaces, as FTS5 does) with a GIN
+    index `ix_<table>_search_vector`.
+    """
+    for name in (table_name, *fields):
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+            raise ValueError(f"not a plain SQL name: {name!r}")
+    fts = f"{table_name}_fts"
+    cols = ", ".join(fields)
+    new = ", ".join(f"new.{f}" for f in fields)
+    old = ", ".join(f"old.{f}" for f in fields)
+    if dialect == "sqlite":
+        return [
+            f"CREATE VIRTUAL TABLE {fts} USING fts5({cols}, content='{table_name}', "
+            "content_rowid='id')",
+            f"CREATE TRIGGER {fts}_ai AFTER INSERT ON {table_name} BEGIN "
+            f"INSERT INTO {fts}(rowid, {cols}) VALUES (new.id, {new}); END",
+            f"CREATE TRIGGER {fts}_ad AFTER DELETE ON {table_name} BEGIN "
+            f"INSERT INTO {fts}({fts}, rowid, {cols}) VALUES ('delete', old.id, {old}); END",
+            f"CREATE TRIGGER {fts}_au AFTER UPDATE OF {cols} ON {table_name} BEGIN "
+            f"INSERT INTO {fts}({fts}, rowid, {cols}) VALUES ('delete', old.id, {old}); "
+            f"INSERT INTO {fts}(rowid, {cols}) VALUES (new.id, {new}); END",
+            f"INSERT INTO {fts}({fts}) VALUES ('rebuild')",
+        ]
+    if dialect == "postgresql":
+        document = " || ' ' || ".join(
+            f"coalesce(regexp_replace(left({f}, {PG_FIELD_CHARS}), '[^[:alnum:]]+', ' ', 'g'), '')"
+            for f in fields
+        )
+        return [
+            f"ALTER TABLE {table_name} ADD COLUMN search_vector tsvector GENERATED ALWAYS AS ("
+            f"to_tsvector('simple'::regconfig, {document})) STORED",
+            f"CREATE INDEX ix_{table_name}_search_vector ON {table_name} USING gin (search_vector)",
+        ]
+    raise ValueError(f"no full-text search on {dialect}")
+
+
+def drop_search_index_ddl(table_name: str, dialect: str) -> list[str]:
+    """Statements that remove what `search_index_ddl` created."""
+    fts = f"{table_name}_fts"
+    if dialect == "sqlite":
+        triggers = [f"DROP TRIGGER IF EXISTS {fts}_{suffix}" for suffix in ("ai", "ad", "au")]
+        return [*triggers, f"DROP TABLE IF EXISTS {fts}"]
+    return [
+        f"DROP INDEX IF EXISTS ix_{table_name}_search_vector",
+        f"ALTER TABLE {table_name} DROP COLUMN IF EXISTS search_vector",
+    ]
 
 
 def _fts5_query(terms: list[str]) -> str:
@@ -52,52 +120,46 @@ def apply_search(
     pool: int | None = None,
 ) -> Select[Any]:
     """`stmt` narrowed to records matching `query`, ranked best first when `ordered`; with
-    `pool`, only the newest `pool` matching artifacts are candidates (see the module doc)."""
+    `pool`, only the newest `pool` matching records are candidates (see the module doc)."""
+    if not search_fields(model):
+        raise ValueError(f"{model.__name__} has no text fields to search")
     terms = words(query)
-    if model is Artifact and dialect == "sqlite":
-        match = text("artifacts_fts MATCH :fts_query").bindparams(fts_query=_fts5_query(terms))
+    name = model.__table__.name
+    key: Any = model.id
+    if dialect == "sqlite":
+        fts_name = f"{name}_fts"
+        match = text(f"{fts_name} MATCH :fts_query").bindparams(fts_query=_fts5_query(terms))
         if ordered and pool is not None:
-            rowid: Any = literal_column("artifacts_fts.rowid")
+            rowid: Any = literal_column(f"{fts_name}.rowid")
             candidates = (
-                select(rowid.label("rid"), literal_column("bm25(artifacts_fts)").label("score"))
-                .select_from(table("artifacts_fts"))
+                select(rowid.label("rid"), literal_column(f"bm25({fts_name})").label("score"))
+                .select_from(table(fts_name))
                 .where(match)
                 .order_by(rowid.desc())
                 .limit(pool)
                 .subquery("search_pool")
             )
-            stmt = stmt.join(candidates, candidates.c.rid == Artifact.id)
-            return stmt.order_by(candidates.c.score, Artifact.id.desc())
-        fts = table("artifacts_fts", column("rowid"))
-        stmt = stmt.join(fts, literal_column("artifacts_fts.rowid") == Artifact.id).where(match)
-        return stmt.order_by(text("bm25(artifacts_fts)")) if ordered else stmt
-    if model is Artifact and dialect == "postgresql":
-        tsquery = func.to_tsquery(literal_column("'simple'::regconfig"), _tsquery(terms))
-        if ordered and pool is not None:
-            pooled: Any = aliased(Artifact, name="search_pool_artifacts")
-            vector: Any = literal_column("search_pool_artifacts.search_vector")
-            # newest matches among the newest rows: a primary-key range the planner scans
-            # backwards; unbounded, a rare word made it walk the whole table (0.6 s at 1M)
-            newest = select(func.max(Artifact.id)).scalar_subquery()
-            candidates = (
-                select(pooled.id.label("rid"), func.ts_rank(vector, tsquery).label("score"))
-                .where(vector.op("@@")(tsquery), pooled.id > newest - POOL_WINDOW * pool)
-                .order_by(pooled.id.desc())
-                .limit(pool)
-                .subquery("search_pool")
-            )
-            stmt = stmt.join(candidates, candidates.c.rid == Artifact.id)
-            return stmt.order_by(candidates.c.score.desc(), Artifact.id.desc())
-        vector = literal_column("artifacts.search_vector")
-        stmt = stmt.where(vector.op("@@")(tsquery))
-        return stmt.order_by(func.ts_rank(vector, tsquery).desc()) if ordered else stmt
-    columns = [c for c in model.__table__.columns if c.name in TEXT_FIELDS]
-    if not columns:
-        raise ValueError(f"{model.__name__} has no text fields to search")
-    table_: Any = model
-    conditions = [
-        or_(*(getattr(table_, c.name).icontains(term, autoescape=True) for c in columns))
-        for term in terms
-    ]
-    stmt = stmt.where(and_(*conditions))
-    return stmt.order_by(table_.id.desc()) if ordered else stmt
+            stmt = stmt.join(candidates, candidates.c.rid == key)
+            return stmt.order_by(candidates.c.score, key.desc())
+        fts = table(fts_name, column("rowid"))
+        stmt = stmt.join(fts, literal_column(f"{fts_name}.rowid") == key).where(match)
+        return stmt.order_by(text(f"bm25({fts_name})"), key.desc()) if ordered else stmt
+    tsquery = func.to_tsquery(literal_column("'simple'::regconfig"), _tsquery(terms))
+    if ordered and pool is not None:
+        pooled: Any = aliased(model, name=f"search_pool_{name}")
+        vector: Any = literal_column(f"search_pool_{name}.search_vector")
+        # newest matches among the newest rows: a primary-key range the planner scans
+        # backwards; unbounded, a rare word made it walk the whole table (0.6 s at 1M)
+        newest = select(func.max(key)).scalar_subquery()
+        candidates = (
+            select(pooled.id.label("rid"), func.ts_rank(vector, tsquery).label("score"))
+            .where(vector.op("@@")(tsquery), pooled.id > newest - POOL_WINDOW * pool)
+            .order_by(pooled.id.desc())
+            .limit(pool)
+            .subquery("search_pool")
+        )
+        stmt = stmt.join(candidates, candidates.c.rid == key)
+        return stmt.order_by(candidates.c.score.desc(), key.desc())
+    vector = literal_column(f"{name}.search_vector")
+    stmt = stmt.where(vector.op("@@")(tsquery))
+    return stmt.order_by(func.ts_rank(vector, tsquery).desc(), key.desc()) if ordered else stmt

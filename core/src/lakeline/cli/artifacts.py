@@ -6,7 +6,7 @@ import os
 import shutil
 import uuid
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -211,6 +211,14 @@ def delete(ref: str, version: str | None, yes: bool) -> None:
 @click.command()
 @click.argument("text")
 @click.option(
+    "--registry",
+    default="artifact",
+    show_default=True,
+    metavar="NAME",
+    help="What to search: artifact, run, transform, collection, feature, ulabel, schema, "
+    "storage, user, or a registry a module adds.",
+)
+@click.option(
     "--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Show at most N."
 )
 @click.option(
@@ -219,20 +227,73 @@ def delete(ref: str, version: str | None, yes: bool) -> None:
     help="Rank every match (by default, when very many match, the newest are ranked).",
 )
 @json_option
-def search(text: str, limit: int, exhaustive: bool, as_json: bool) -> None:
-    """Find artifacts whose key or description match TEXT, best matches first."""
+def search(text: str, registry: str, limit: int, exhaustive: bool, as_json: bool) -> None:
+    """Find records whose text fields (artifacts: key and description) match TEXT, best
+    matches first."""
     from lakeline.cli.output import artifact_dict, artifacts_table, console, echo_json_lines
     from lakeline.models import Artifact
 
     use_instance()
-    rows = Artifact.search(text, limit=limit, exhaustive=exhaustive).all()
-    if as_json:
-        echo_json_lines(artifact_dict(a) for a in rows)
-        return
-    if not rows:
-        click.echo(f"no artifacts match {text!r}")
-        return
-    console().print(artifacts_table(rows, description=True))
+    model = _searchable(registry)
+    rows = model.search(text, limit=limit, exhaustive=exhaustive).all()
+    if model is Artifact:
+        if as_json:
+            echo_json_lines(artifact_dict(a) for a in rows)
+        elif rows:
+            console().print(artifacts_table(rows, description=True))
+    elif as_json:
+        echo_json_lines(_record_dict(r) for r in rows)
+    elif rows:
+        console().print(_records_table(model, rows))
+    if not rows and not as_json:
+        what = "artifacts" if model is Artifact else f"{_registry_name(model)} records"
+        click.echo(f"no {what} match {text!r}")
+
+
+def _registry_name(model: type[Any]) -> str:
+    return model.__name__.lower()
+
+
+def _searchable(name: str) -> type[Any]:
+    """The searchable registry called `name` (its class name, any case; a module's too)."""
+    from lakeline.models import Base
+
+    found = {
+        _registry_name(m.class_): m.class_
+        for m in Base.registry.mappers
+        if getattr(m.class_, "search_fields", ())
+    }
+    model = found.get(name.lower())
+    if model is None:
+        raise click.BadParameter(
+            f"{name!r} is not a searchable registry; choose from {', '.join(sorted(found))}",
+            param_hint="--registry",
+        )
+    return model
+
+
+def _record_dict(record: Any) -> dict[str, Any]:
+    """A record's columns as JSON-ready values (times as ISO text)."""
+    values = {c.name: getattr(record, c.name) for c in record.__table__.columns}
+    return {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in values.items()}
+
+
+def _records_table(model: type[Any], rows: list[Any]) -> Any:
+    """uid and the fields the registry is searched by, one row per record."""
+    from rich.table import Table
+
+    from lakeline.cli.output import printable
+
+    fields = ("uid", *model.search_fields)
+    table = Table(*fields, title=f"{len(rows)} {_registry_name(model)} records")
+    for row in rows:
+        cells = []
+        for field in fields:
+            value = getattr(row, field)
+            shown = "" if value is None else printable(str(value))
+            cells.append(shown if len(shown) <= 80 else shown[:79] + "…")
+        table.add_row(*cells)
+    return table
 
 
 COMMANDS = (ls, get, delete, search)

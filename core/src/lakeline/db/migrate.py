@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # The newest revision in migrations/versions; a test keeps the two in step.
-HEAD_REVISION = "0009"
+HEAD_REVISION = "0010"
 
 
 # One migration at a time per database (PostgreSQL advisory lock, for the transaction): a
@@ -35,8 +35,6 @@ HEAD_REVISION = "0009"
 # versions under the lock) instead of creating the same tables again.
 MIGRATION_LOCK = 0x6C616B656C696E65  # "lakeline"
 
-# Made by hand in migrations (FTS5 table and triggers, tsvector column): autogenerate skips them.
-SEARCH_OBJECTS = frozenset({"search_vector", "ix_artifacts_search_vector"})
 # The database's access machinery (migrations 0008+), not mapped by the models: spaces, the
 # `space_id` columns the database fills and guards, the audit log.
 ACCESS_OBJECTS = frozenset({"spaces", "space_members", "audit_log", "audit_head", "audit_pending"})
@@ -48,10 +46,12 @@ def include_object_for(
     """Alembic filter for model comparisons: the hand-made search and access machinery is
     left out, and so are the tables of schema modules other than `modules` (models imported
     in this process that the database at hand does not mount)."""
+    from lakeline.search import is_search_object
+
     mounted = tuple(m.prefix for m in modules)
 
     def include(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
-        if name in SEARCH_OBJECTS or (name or "").startswith("artifacts_fts"):
+        if is_search_object(name):  # FTS5 tables, tsvector columns, their indexes
             return False
         if name in ACCESS_OBJECTS or "space_id" in (name or ""):  # the access machinery
             return False

@@ -28,6 +28,7 @@ class Artifact(RecordMixin, VersionedMixin, Base):
     """
 
     __tablename__ = "artifacts"
+    search_fields = ("key", "description")
     __table_args__ = (
         Index(
             "uq_artifacts_latest_key",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from sqlalchemy import JSON, DateTime, ForeignKey, Integer, MetaData, String, Text, TypeDecorator
 from sqlalchemy.dialects.postgresql import JSONB
@@ -141,45 +141,15 @@ class Base(DeclarativeBase):
     }
 
 
-class RecordMixin:
-    """Columns every record has: internal id, global uid, creation time and creator."""
+class Queryable:
+    """`filter`, `get`, `search` and `using` for a mapped class: every lakeline record has
+    them, and a registry a module adds (on any declarative base) gets them by inheriting this
+    mixin and, to be searchable, declaring `search_fields` (and creating their index in its
+    migration)."""
 
-    uid_length = 16
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    uid: Mapped[str] = mapped_column(KeyString(16), unique=True)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
-
-    @declared_attr
-    def created_by_id(cls) -> Mapped[int | None]:
-        return mapped_column(ForeignKey("users.id"), nullable=True)
-
-    @property
-    def instance(self) -> Instance:
-        """The instance this record came from (a record not saved yet: the current one)."""
-        from lakeline.db.session import instance_of
-
-        found = instance_of(self)
-        if found is not None:
-            return found
-        from lakeline.instance import current
-
-        return current()
-
-    def _ensure_uid(self) -> None:
-        if not getattr(self, "uid", None):
-            self.uid = new_uid(self.uid_length)
-
-    def __repr__(self) -> str:
-        fields = ", ".join(
-            f"{name}={getattr(self, name)!r}"
-            for name in self._repr_fields()
-            if getattr(self, name, None) is not None
-        )
-        return f"{type(self).__name__}({fields})"
-
-    def _repr_fields(self) -> tuple[str, ...]:
-        return ("uid",)
+    # the text fields `search()` ranks records by; a searchable registry's migration creates
+    # their index with `lakeline.search.search_index_ddl` (empty: not searchable)
+    search_fields: ClassVar[tuple[str, ...]] = ()
 
     def history(self) -> list[Entry]:
         """Every change of this record in the audit log (who, when, what), oldest first."""
@@ -223,6 +193,47 @@ class RecordMixin:
         from lakeline.query import QuerySet
 
         return QuerySet(cls, open_instance(instance))
+
+
+class RecordMixin(Queryable):
+    """Columns every record has: internal id, global uid, creation time and creator."""
+
+    uid_length = 16
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uid: Mapped[str] = mapped_column(KeyString(16), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+    @declared_attr
+    def created_by_id(cls) -> Mapped[int | None]:
+        return mapped_column(ForeignKey("users.id"), nullable=True)
+
+    @property
+    def instance(self) -> Instance:
+        """The instance this record came from (a record not saved yet: the current one)."""
+        from lakeline.db.session import instance_of
+
+        found = instance_of(self)
+        if found is not None:
+            return found
+        from lakeline.instance import current
+
+        return current()
+
+    def _ensure_uid(self) -> None:
+        if not getattr(self, "uid", None):
+            self.uid = new_uid(self.uid_length)
+
+    def __repr__(self) -> str:
+        fields = ", ".join(
+            f"{name}={getattr(self, name)!r}"
+            for name in self._repr_fields()
+            if getattr(self, name, None) is not None
+        )
+        return f"{type(self).__name__}({fields})"
+
+    def _repr_fields(self) -> tuple[str, ...]:
+        return ("uid",)
 
 
 class VersionedMixin:

@@ -21,6 +21,7 @@ class Collection(RecordMixin, VersionedMixin, Base):
     """A versioned, ordered collection of artifacts."""
 
     __tablename__ = "collections"
+    search_fields = ("key", "description")
     __table_args__ = (
         Index(
             "uq_collections_latest_stem",

@@ -39,6 +39,7 @@ class Feature(RecordMixin, CanValidate, Base):
     """
 
     __tablename__ = "features"
+    search_fields = ("name", "synonyms", "abbr", "description")
 
     name: Mapped[str] = mapped_column(Str(255), unique=True)
     dtype: Mapped[str] = mapped_column(Str(255))

@@ -23,6 +23,7 @@ class Run(RecordMixin, Base):
     """An execution of a transform; artifacts it produced point to it, those it used link to it."""
 
     __tablename__ = "runs"
+    search_fields = ("engine", "engine_ref", "host", "error")
     __table_args__ = (
         Index("uq_runs_engine_engine_ref", "engine", "engine_ref", unique=True),
         Index("ix_runs_transform_id_started_at", "transform_id", "started_at"),

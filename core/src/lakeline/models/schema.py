@@ -31,6 +31,7 @@ class Schema(RecordMixin, Base):
     """
 
     __tablename__ = "schemas"
+    search_fields = ("name", "description")
 
     name: Mapped[str] = mapped_column(Str(255), unique=True)
     description: Mapped[str | None] = mapped_column(LongText)

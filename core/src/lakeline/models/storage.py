@@ -11,6 +11,7 @@ class Storage(RecordMixin, Base):
     """A storage root, e.g. `/data/lake` or `s3://bucket/prefix`."""
 
     __tablename__ = "storages"
+    search_fields = ("root",)
     uid_length = 12
 
     root: Mapped[str] = mapped_column(Str(1024), unique=True)

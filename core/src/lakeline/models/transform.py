@@ -29,6 +29,7 @@ class Transform(RecordMixin, VersionedMixin, Base):
     """A versioned piece of code or workflow step; runs execute it."""
 
     __tablename__ = "transforms"
+    search_fields = ("key", "description", "reference")
     __table_args__ = (
         Index(
             "uq_transforms_latest_stem",

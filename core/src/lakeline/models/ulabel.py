@@ -26,6 +26,7 @@ class ULabel(RecordMixin, CanValidate, Base):
     """
 
     __tablename__ = "ulabels"
+    search_fields = ("name", "synonyms", "abbr", "description")
     __table_args__ = (
         Index(
             "uq_ulabels_type_id_name",

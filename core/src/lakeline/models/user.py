@@ -11,6 +11,7 @@ class User(RecordMixin, Base):
     """A person (or service account) that creates records."""
 
     __tablename__ = "users"
+    search_fields = ("handle", "name")
     uid_length = 8
 
     handle: Mapped[str] = mapped_column(Str(255), unique=True)
