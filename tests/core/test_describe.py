@@ -67,3 +67,35 @@ def test_add_schema_needs_a_saved_schema(instance: Instance, tmp_path: Path) -> 
         artifact.features.add_schema(ll.Schema([], name="empty"))
     with pytest.raises(AnnotationError, match=r"save the artifact before describing it"):
         ll.Artifact(path, key="y.txt").describe()
+
+
+def test_annotations_added_in_a_run_name_it(instance: Instance, tmp_path: Path) -> None:
+    """Values and labels added inside a tracked run record it: describe() names the run next
+    to them and `run.annotated` lists the artifacts it annotated."""
+    artifact = _annotated(tmp_path)  # annotated outside any run
+    other = ll.Artifact(_file(tmp_path), key="sc/other.csv").save()
+
+    @ll.tracked(key="curate")
+    def curate() -> None:
+        artifact.features.add_values({"temperature": 36.0})
+        artifact.labels.add(ll.ULabel.get(name="T cell"))
+        ll.ULabel(name="curated").save()
+        other.labels.add(ll.ULabel.get(name="curated"))
+
+    curate()
+    run = ll.Run.get(transform__key="curate")
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(cli, ["describe", "sc/obs.csv"])
+    lines = [line.strip("│├└─ ") for line in result.output.splitlines()]
+    assert f"temperature (float, °C) 36.0 (run {run.uid})" in lines
+    assert f"T cell (CellType) (run {run.uid})" in lines
+    assert "cell_type (cat[ULabel[CellType]]) T cell" in lines  # added outside a run
+    assert "reviewed" in lines
+    assert sorted(a.key for a in run.annotated) == ["sc/obs.csv", "sc/other.csv"]
+    assert ll.ULabel.get(name="curated").run_id == run.id  # the record, too
+    assert ll.Run.get(transform__key="make_obs").annotated.count() == 0
+
+
+def _file(tmp_path: Path) -> Path:
+    path = tmp_path / "other.csv"
+    path.write_text("b\n2\n")
+    return path

@@ -33,6 +33,37 @@ def _value_text(value: Any) -> str:
     return _text(value.isoformat() if hasattr(value, "isoformat") else value)
 
 
+def annotation_runs(session: Any, artifact_id: int) -> dict[str | int, list[str]]:
+    """The runs that added the artifact's annotations: {feature name: run uids} for feature
+    values and labels of a feature, {label id: run uids} for plain labels."""
+    from lakeline.models import ArtifactULabel, Feature, FeatureValue, Run
+
+    by_feature = (
+        select(Feature.name, Run.uid)
+        .join(FeatureValue, FeatureValue.feature_id == Feature.id)
+        .join(Run, Run.id == FeatureValue.run_id)
+        .where(FeatureValue.artifact_id == artifact_id)
+    )
+    by_label = (
+        select(Feature.name, ArtifactULabel.ulabel_id, Run.uid)
+        .select_from(ArtifactULabel)
+        .join(Run, Run.id == ArtifactULabel.run_id)
+        .outerjoin(Feature, Feature.id == ArtifactULabel.feature_id)
+        .where(ArtifactULabel.artifact_id == artifact_id)
+    )
+    found: dict[str | int, set[str]] = {}
+    for name, uid in session.execute(by_feature):
+        found.setdefault(name, set()).add(uid)
+    for name, label_id, uid in session.execute(by_label):
+        found.setdefault(label_id if name is None else name, set()).add(uid)
+    return {key: sorted(uids) for key, uids in found.items()}
+
+
+def _runs_text(by_run: dict[str | int, list[str]], key: str | int) -> str:
+    uids = by_run.get(key)
+    return f" (run {', '.join(uids)})" if uids else ""
+
+
 def describe_tree(artifact: Artifact, instance: Instance) -> Tree:
     """The artifact (a record of `instance`) as a rich Tree."""
     from rich.tree import Tree
@@ -97,6 +128,7 @@ def describe_tree(artifact: Artifact, instance: Instance) -> Tree:
         types = {
             t.id: t.name for t in session.scalars(select(ULabel).where(ULabel.id.in_(type_ids)))
         }
+        by_run = annotation_runs(session, artifact.id)
         schemas = session.execute(
             select(ArtifactSchema.slot, Schema)
             .join(Schema, Schema.id == ArtifactSchema.schema_id)
@@ -108,12 +140,13 @@ def describe_tree(artifact: Artifact, instance: Instance) -> Tree:
         for name, value in values.items():
             feature = features[name]
             unit = f", {feature.unit}" if feature.unit else ""
-            branch.add(_line(name, f"({feature.dtype}{unit}) {_value_text(value)}", "green"))
+            text = f"({feature.dtype}{unit}) {_value_text(value)}{_runs_text(by_run, name)}"
+            branch.add(_line(name, text, "green"))
     if labels or module_labels:
         branch = tree.add(_line("labels", ""))
         for label in labels:
             kind = f" ({types[label.type_id]})" if label.type_id in types else ""
-            branch.add(_line(label.name, kind.strip(), "magenta"))
+            branch.add(_line(label.name, kind.strip() + _runs_text(by_run, label.id), "magenta"))
         for registry, name in module_labels:
             branch.add(_line(name, f"({registry})", "magenta"))
     if schemas:

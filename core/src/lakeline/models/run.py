@@ -116,6 +116,21 @@ class Run(RecordMixin, Base):
 
         return QuerySet(Artifact, self.instance).filter(run_id=self.id, is_latest=None)
 
+    @property
+    def annotated(self) -> QuerySet[Artifact]:
+        """Artifacts this run gave feature values or labels (every version annotated)."""
+        from sqlalchemy import select, union
+
+        from lakeline.models.annotation import ArtifactULabel, FeatureValue
+        from lakeline.models.artifact import Artifact
+        from lakeline.query import QuerySet
+
+        ids = union(
+            select(FeatureValue.artifact_id).where(FeatureValue.run_id == self.id),
+            select(ArtifactULabel.artifact_id).where(ArtifactULabel.run_id == self.id),
+        )
+        return QuerySet(Artifact, self.instance).filter(Artifact.id.in_(ids), is_latest=None)
+
     def lineage(
         self,
         direction: str = "upstream",
