@@ -161,3 +161,33 @@ def test_save_mixes_no_artifacts_with_records(instance: Instance, tmp_path) -> N
     path.write_text("x")
     with pytest.raises(ll.errors.LakelineError, match=r"save artifacts and other records"):
         ll.save([ll.Artifact(path, key="x.txt"), ll.ULabel(name="x")])
+
+
+def test_bulk_labels_are_complete_records(instance: Instance) -> None:
+    """Labels saved in bulk (one INSERT ... SELECT over JSON on SQLite, COPY on PostgreSQL)
+    hold exactly what the objects returned say: every column, quotes, non-ASCII text,
+    synonyms, booleans, times; and each has its own uid and id."""
+    from sqlalchemy import inspect as orm_inspect
+
+    kind = ll.ULabel(name="Kind", is_type=True, description="types «ü»").save()
+    labels = [
+        ll.ULabel(
+            name=f'it\'s "{i}" 名 é\\{i}',
+            type=kind,
+            description=None if i % 2 else f"line\nbreak {i}",
+            synonyms=[f"syn {i}", f"SYN-{i}"] if i % 3 == 0 else None,
+            abbr=f"A{i}" if i % 5 == 0 else None,
+        )
+        for i in range(40)
+    ]
+    saved = ll.save([*labels, ll.ULabel(name="another type", is_type=True)])
+    rows = {x.uid: x for x in ll.ULabel.filter().all()}
+    columns = [c.key for c in ll.ULabel.__table__.columns]
+    assert len({x.uid for x in saved}) == len({x.id for x in saved}) == 41
+    for label in saved:
+        assert orm_inspect(label).detached
+        row = rows[label.uid]
+        assert {c: getattr(label, c) for c in columns} == {c: getattr(row, c) for c in columns}
+    assert rows[saved[-1].uid].is_type and not rows[saved[0].uid].is_type
+    assert rows[saved[3].uid].synonyms == "syn 3|SYN-3"
+    assert [x.name for x in ll.ULabel.search("A35")] == [saved[35].name]

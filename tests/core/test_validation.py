@@ -172,10 +172,35 @@ def test_inspect_with_many_values_not_found_stays_batched(cells: Any) -> None:
     with QueryCounter(cells.engine) as counter:
         result = CellType.inspect(values, mute=True)
         suggestions = result.suggestions
-    assert len(counter.selects) == 2  # the exact names, then the registry's names and synonyms
+    # the registry's size (one index probe), then its names and synonyms, read once (SQLite:
+    # the names as one concatenated string, then the records with synonyms)
+    assert len(counter.selects) <= 3, counter.selects
     assert suggestions["Astrocytes"] == ["Astrocyte"]
     assert suggestions["B-cell"][0] == "B cell"  # identical once punctuation goes
     assert len(result.not_found) == 3002
+
+
+def test_inspect_reads_the_registry_or_looks_values_up_with_one_answer(
+    cells: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many values against a small registry: every name is read once instead of looking the
+    values up; a large registry: the lookup. Both give the same result."""
+    from lakeline.validation import lookup
+
+    fill(cells.engine, CellType, [{"name": f"Cell {i}", "synonyms": f"c{i}"} for i in range(900)])
+    values = [f"Cell {i}" for i in range(0, 1200, 2)] + ["c3", "cell 5", "T-cell", "Astrocyt"]
+    with QueryCounter(cells.engine) as counter:
+        small = CellType.inspect(values, mute=True)
+    assert not any("EXISTS" in sql for sql in counter.selects)  # no lookup of the values
+    monkeypatch.setattr(lookup, "SNAPSHOT_FIRST", 0)  # as if the registry were huge
+    with QueryCounter(cells.engine) as counter:
+        large = CellType.inspect(values, mute=True)
+    assert any("EXISTS" in sql for sql in counter.selects)  # the values looked up
+    for result in (small, large):
+        assert len(result.validated) == 450
+        assert result.synonyms_mapper == {"c3": "Cell 3", "cell 5": "Cell 5", "T-cell": "T cell"}
+        assert result.not_found[-1] == "Astrocyt" and len(result.not_found) == 151
+    assert small.validated == large.validated and small.case_only == large.case_only
 
 
 # -- standardize -------------------------------------------------------------------------------

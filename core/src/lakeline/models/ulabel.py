@@ -71,15 +71,18 @@ class ULabel(RecordMixin, CanValidate, Base):
     ) -> None:
         from lakeline.annotations.records import check_label_refs, check_name
 
-        super().__init__(
-            name=check_name("ULabel", name),
+        checked = check_name("ULabel", name)
+        self._type, self._parents = check_label_refs(checked, type, parents)
+        # straight into the instance dict (the ORM's per-attribute events cost 10x more; bulk
+        # creation makes many): a new record is only ever INSERTed, from these values
+        self.__dict__.update(
+            name=checked,
             is_type=bool(is_type),
             description=description,
             synonyms=join_synonyms(synonyms),
             abbr=abbr,
+            type_id=None if type is None else type.id,
         )
-        self._type, self._parents = check_label_refs(self.name, type, parents)
-        self.type_id = None if type is None else type.id
 
     def _repr_fields(self) -> tuple[str, ...]:
         return ("uid", "name", "is_type", "type_id")

@@ -77,16 +77,23 @@ class CanValidate:
             name_field,
             names_in,
             require_extras,
+            small_registry,
             snapshot,
         )
 
         require_extras()
         column = name_field(cls, field)
         values_ = distinct(cls, column, values)
+        registry = None
         with _instance().engine.connect() as conn:
-            found = names_in(conn, column, values_.sendable)
+            if small_registry(conn, cls, len(values_.sendable)):  # every name is read anyway
+                registry = snapshot(conn, cls, column, all_names=True)
+                found = set(registry.names).intersection(values_.sendable)
+            else:
+                found = names_in(conn, column, values_.sendable)
             missing = [v for v in values_.uniques if v not in found]
-            registry = snapshot(conn, cls, column, all_names=True) if missing else None
+            if missing and registry is None:
+                registry = snapshot(conn, cls, column, all_names=True)
         mapper: dict[str, str] = {}
         case_only: set[str] = set()
         if registry is not None:
