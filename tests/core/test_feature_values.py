@@ -114,6 +114,27 @@ def test_bad_values_are_clear_errors_and_write_nothing(
     assert _count(instance, FeatureValue) == 0 and _count(instance, ArtifactULabel) == 0
 
 
+def test_a_label_of_the_wrong_type_writes_nothing(
+    annotated: ll.Artifact, instance: Instance
+) -> None:
+    """A ULabel record of another type as a categorical value, in a call with valid values:
+    one line naming the label, its type, the feature and what it takes; nothing written."""
+    liver = ll.ULabel.get(name="liver")
+    with pytest.raises(
+        AnnotationError,
+        match=r"^label 'liver' is of type 'Tissue'; feature 'cell_type' takes "
+        r"'CellTypeHandLabel' labels: pass a CellTypeHandLabel label$",
+    ):
+        annotated.features.add_values({"temperature": 30.0, "cell_type": ["T cell", liver]})
+    with pytest.raises(AnnotationError, match=r"label 'liver' is of type 'Tissue'"):
+        annotated.labels.add(
+            [ll.ULabel.get(name="T cell", type__name="CellTypeHandLabel"), liver],
+            feature="cell_type",
+        )
+    assert annotated.features.get_values() == {} and annotated.labels.get().count() == 0
+    assert _count(instance, FeatureValue) == 0 and _count(instance, ArtifactULabel) == 0
+
+
 def test_labels_add_get_and_wrong_type(annotated: ll.Artifact) -> None:
     liver = ll.ULabel.get(name="liver")
     t_cell = ll.ULabel.get(name="T cell", type__name="CellTypeHandLabel")

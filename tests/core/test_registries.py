@@ -38,7 +38,9 @@ def test_dtypes_parse(given: object, stored: str) -> None:
 @pytest.mark.parametrize(
     ("given", "message"),
     [
-        ("float64", r"unknown dtype 'float64'; known: str, int"),
+        ("float64", r"^feature 'f': unknown dtype 'float64'; did you mean 'float'\? known: str"),
+        ("strng", r"did you mean 'str'\?"),
+        ("text", r"unknown dtype 'text'; known: str"),
         ("cat[NoSuchRegistry]", r"unknown registry 'NoSuchRegistry' in dtype"),
         ("cat[ULabel.nofield]", r"ULabel has no field 'nofield'"),
         ("cat[Feature[Type]]", r"Feature records have no type"),
@@ -131,6 +133,15 @@ def test_schema_identity_members_and_errors(instance: Instance) -> None:
     with pytest.raises(AnnotationError, match=r"names feature 'gene', which does not exist"):
         schema.save()
     assert ll.Schema.filter().count() == 0
+    # in a batch: the labels and features saved with it are not saved either (one transaction)
+    with pytest.raises(
+        AnnotationError,
+        match=r"^schema 'obs' names feature 'gene', which does not exist: create it with "
+        r"ll.Feature\(name='gene', dtype=...\).save\(\)$",
+    ):
+        ll.save([ll.ULabel(name="batch label"), ll.Feature(name="c", dtype=int), schema])
+    assert ll.ULabel.filter(name="batch label").count() == 0
+    assert ll.Feature.filter(name="c").count() == 0 and ll.Schema.filter().count() == 0
     gene = gene.save()
     saved = ll.Schema(
         ["a", "b"], name="obs", otype="AnnData", optional=["b"], slots={"var": [gene]},

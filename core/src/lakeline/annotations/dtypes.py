@@ -12,6 +12,7 @@ field's text in value_str. `Registry` resolves in `annotations/registries`.
 
 from __future__ import annotations
 
+import difflib
 import math
 import numbers
 import re
@@ -114,7 +115,9 @@ def parse_dtype(value: Any) -> DType:
     match = _CAT.fullmatch(text)
     if match:
         return _categorical(match, value)
-    raise InvalidDtype(f"unknown dtype {value!r}; known: {_KNOWN}")
+    close = difflib.get_close_matches(text.lower(), [*SIMPLE, "cat"], n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise InvalidDtype(f"unknown dtype {value!r}; {hint}known: {_KNOWN}")
 
 
 def _categorical(match: re.Match[str], given: Any) -> DType:

@@ -62,11 +62,16 @@ class Feature(RecordMixin, CanValidate, Base):
         from lakeline.annotations.dtypes import parse_dtype
         from lakeline.annotations.records import check_name
         from lakeline.annotations.registries import check_registry
+        from lakeline.errors import InvalidDtype
 
-        parsed = parse_dtype(dtype)
-        check_registry(parsed, dtype)
+        name = check_name("Feature", name)
+        try:
+            parsed = parse_dtype(dtype)
+            check_registry(parsed, dtype)
+        except InvalidDtype as exc:  # name the feature: which one of a batch is wrong
+            raise InvalidDtype(f"feature {name!r}: {exc}") from None
         super().__init__(
-            name=check_name("Feature", name),
+            name=name,
             dtype=parsed.text,
             unit=unit,
             description=description,
