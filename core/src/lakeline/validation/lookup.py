@@ -334,6 +334,18 @@ def small_registry(conn: Connection, model: type[Any], n_values: int) -> bool:
     return isinstance(largest, int) and largest <= SNAPSHOT_FIRST * n_values
 
 
+def read_names(conn: Connection, model: type[Any], column: Column[Any]) -> list[str]:
+    """Every non-null name of the registry, oldest record first."""
+    from sqlalchemy import select
+
+    names = _sqlite_names(conn, model, column) if conn.dialect.name == "sqlite" else None
+    if names is None:
+        pk = model.__table__.primary_key.columns.values()[0]
+        stmt = select(column).where(column.is_not(None)).order_by(pk)
+        names = [row[0] for row in fetch_all(conn, stmt)]
+    return names
+
+
 def _sqlite_names(conn: Connection, model: type[Any], column: Column[Any]) -> list[str] | None:
     """Every name, oldest first, as one string SQLite concatenates (`group_concat`) and Python
     splits: one Python row per record is what 60k names cost (19 -> 9 ms here). Needs an

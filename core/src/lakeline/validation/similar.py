@@ -62,18 +62,14 @@ def similar_names(
 ) -> dict[str, str]:
     """{new name: existing name it is close to} for names the registry (of `instance`) does
     not hold yet; names it holds exactly are left out (duplicates, not near ones)."""
-    from sqlalchemy import select
-
-    from lakeline.validation.lookup import fetch_all
+    from lakeline.validation.lookup import read_names
 
     column = name_field(model, field)
     new = [n for n in dict.fromkeys(names) if isinstance(n, str)]
     if not new:
         return {}
-    pk = model.__table__.primary_key.columns.values()[0]
     with instance.engine.connect() as conn:
-        stmt = select(column).where(column.is_not(None)).order_by(pk)
-        existing = [row[0] for row in fetch_all(conn, stmt)]
+        existing = read_names(conn, model, column)
     return match_similar(new, existing) if existing else {}
 
 
