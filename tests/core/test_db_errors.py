@@ -239,7 +239,7 @@ def test_searching_a_registry_without_text_fields(instance: Instance) -> None:
     from lakeline.query import QuerySet
 
     with pytest.raises(QueryError, match="RunInput has no text fields"):
-        QuerySet(RunInput).search("anything")
+        QuerySet(RunInput, instance).search("anything")
 
 
 # -- values that cannot be stored: the same rule on both databases ----------------------------

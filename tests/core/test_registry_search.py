@@ -91,7 +91,7 @@ def test_every_registry_is_searched_and_ranked(instance: Instance, tmp_path: Pat
     assert [r.uid for r in ll.Run.search("node 7")] == [runs[0].uid]
     # a registry without text fields says so
     with pytest.raises(QueryError, match="RunInput has no text fields to search"):
-        QuerySet(RunInput).search("anything")
+        QuerySet(RunInput, instance).search("anything")
 
 
 def test_a_limited_search_ranks_a_pool_on_every_registry(
