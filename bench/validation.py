@@ -123,9 +123,12 @@ def create_labels(engine: Any, model: Any, names: list[str], repeats: int) -> di
     rest; the new rows are deleted (untimed) between runs. The fastest run's figures."""
     import warnings
 
+    from lakeline.instance import current
     from lakeline.validation import check_new_names
     from lakeline.validation.lookup import name_field, names_in, one_param_in
     from sqlalchemy import delete
+
+    instance = current()
 
     column = name_field(model, None)
     runs = []
@@ -136,7 +139,7 @@ def create_labels(engine: Any, model: Any, names: list[str], repeats: int) -> di
         new = [n for n in dict.fromkeys(names) if n not in existing]
         with warnings.catch_warnings(record=True):
             warnings.simplefilter("always")
-            similar = check_new_names(model, new)
+            similar = check_new_names(model, new, instance=instance)
         checked = time.perf_counter()
         fill(engine, model, new, {})
         done = time.perf_counter()
