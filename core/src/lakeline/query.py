@@ -224,9 +224,9 @@ class QuerySet(Generic[M]):
         """
         if not isinstance(text, str) or not re.findall(r"\w+", text):
             raise QueryError(f"search needs some words to look for, got {text!r}")
-        from lakeline.search import search_fields
+        from lakeline.search import like_fields, search_fields
 
-        if not search_fields(self.model):
+        if not search_fields(self.model) and not like_fields(self.model):
             raise QueryError(
                 f"{self.model.__name__} has no text fields to search: filter it with lookups "
                 f"instead (fields: {', '.join(_field_names(self.model))})"
@@ -303,6 +303,10 @@ class QuerySet(Generic[M]):
     def _pool(self) -> int | None:
         """How many newest matches a ranked search ranks (None: all of them)."""
         if self._search is None or self._exhaustive or self._order or self._limit is None:
+            return None
+        from lakeline.search import search_fields
+
+        if not search_fields(self.model):  # matched with LIKE: nothing ranked
             return None
         return max(SEARCH_POOL, 10 * (self._limit + (self._offset or 0)))
 

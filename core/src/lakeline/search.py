@@ -23,9 +23,11 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, column, func, literal_column, select, table, text
+from sqlalchemy import Select, and_, column, func, literal_column, or_, select, table, text
 from sqlalchemy.orm import aliased
 
+# searched with LIKE (no ranking) in a registry that declares no `search_fields`
+LIKE_FIELDS = ("key", "description", "handle", "name", "root", "reference")
 POOL_WINDOW = 20  # PostgreSQL: the pool's matches come from the newest POOL_WINDOW x pool rows
 # PostgreSQL: each field's first characters are indexed (a tsvector must stay under 1 MB)
 PG_FIELD_CHARS = 100_000
@@ -40,6 +42,12 @@ def words(query: str) -> list[str]:
 def search_fields(model: type[Any]) -> tuple[str, ...]:
     """The text fields `model` is searched by (empty: the registry is not searchable)."""
     return tuple(getattr(model, "search_fields", ()))
+
+
+def like_fields(model: type[Any]) -> list[str]:
+    """A registry without `search_fields` (and so without an index): its columns named like
+    text fields (`LIKE_FIELDS`), matched case-insensitively without ranking."""
+    return [c.name for c in model.__table__.columns if c.name in LIKE_FIELDS]
 
 
 def is_search_object(name: str | None) -> bool:
@@ -121,9 +129,18 @@ def apply_search(
 ) -> Select[Any]:
     """`stmt` narrowed to records matching `query`, ranked best first when `ordered`; with
     `pool`, only the newest `pool` matching records are candidates (see the module doc)."""
-    if not search_fields(model):
-        raise ValueError(f"{model.__name__} has no text fields to search")
     terms = words(query)
+    if not search_fields(model):  # no index declared (a module's registry): LIKE, newest first
+        columns = like_fields(model)
+        if not columns:
+            raise ValueError(f"{model.__name__} has no text fields to search")
+        table_: Any = model
+        conditions = [
+            or_(*(getattr(table_, c).icontains(term, autoescape=True) for c in columns))
+            for term in terms
+        ]
+        stmt = stmt.where(and_(*conditions))
+        return stmt.order_by(table_.id.desc()) if ordered else stmt
     name = model.__table__.name
     key: Any = model.id
     if dialect == "sqlite":
