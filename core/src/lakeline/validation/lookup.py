@@ -303,9 +303,8 @@ def snapshot(
     elif extra:
         texts = extra[0]
     pk = model.__table__.primary_key.columns.values()[0]
-    names = (
-        _sqlite_names(conn, model, column) if all_names and conn.dialect.name == "sqlite" else None
-    )
+    fast = all_names and where is None and conn.dialect.name == "sqlite"  # whole registry
+    names = _sqlite_names(conn, model, column) if fast else None
     if names is not None:  # then only the records with synonyms
         if texts is None:
             return Snapshot(names, [])
