@@ -44,10 +44,14 @@ def measure_track(home: Path, name: str, script_dir: Path, repeats: int = 7) -> 
     return statistics.median(tracks[1:]), statistics.median(finishes[1:])
 
 
-def measure_recorder(root: Path, n_tasks: int, *, merged: bool) -> dict[str, float]:
+def measure_recorder(
+    root: Path, n_tasks: int, *, merged: bool, batch: bool = False
+) -> dict[str, float]:
     """Milliseconds per task, in total and per call: start a step, use one input, produce
-    one (hashed) output, finish. `merged`: the output goes to finish_step(outputs=[...])."""
-    from lakeline.lineage.recorder import Recorder
+    one (hashed) output, finish. `merged`: the output goes to finish_step(outputs=[...]).
+    `batch`: a BatchRecorder (default batch size); its final flush in finish_workflow is
+    counted in finish_step."""
+    from lakeline.lineage.recorder import BatchRecorder, Recorder
 
     (root / "in").mkdir(parents=True, exist_ok=True)
     (root / "out").mkdir(exist_ok=True)
@@ -55,7 +59,7 @@ def measure_recorder(root: Path, n_tasks: int, *, merged: bool) -> dict[str, flo
     for i in range(n_tasks + warm):
         (root / "in" / f"{i}.txt").write_text(f"input {i}\n" * 10)
         (root / "out" / f"{i}.txt").write_text(f"output {i}\n" * 10)
-    rec = Recorder("bench", root=root)
+    rec = BatchRecorder("bench", root=root) if batch else Recorder("bench", root=root)
     wf = rec.start_workflow(key="bench-pipeline", engine_run_id=f"bench-{root.name}")
     spent = dict.fromkeys(CALLS, 0.0)
     clock = time.perf_counter
@@ -76,21 +80,23 @@ def measure_recorder(root: Path, n_tasks: int, *, merged: bool) -> dict[str, flo
         if i >= warm:
             for name, spent_ms in zip(CALLS, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
                 spent[name] += spent_ms * 1000 / n_tasks
+    t0 = clock()
     rec.finish_workflow(wf)
+    if batch:
+        spent["finish_step"] += (clock() - t0) * 1000 / n_tasks
     return {"task": sum(spent.values()), **spent}
 
 
 def recorder_figures(base: Path, db: str, n_tasks: int, rounds: int) -> list[dict[str, float]]:
     """The median round of each variant (by total per task); rounds alternate the variants."""
-    results: dict[bool, list[dict[str, float]]] = {False: [], True: []}
+    variants = ("calls", "merged", "batched")
+    results: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
     for r in range(rounds):
-        for merged in (False, True):
-            root = base / f"wf-{db}-{'merged' if merged else 'calls'}-{r}"
-            results[merged].append(measure_recorder(root, n_tasks, merged=merged))
-    return [
-        sorted(results[merged], key=lambda f: f["task"])[(rounds - 1) // 2]
-        for merged in (False, True)
-    ]
+        for v in variants:
+            root = base / f"wf-{db}-{v}-{r}"
+            figures = measure_recorder(root, n_tasks, merged=v == "merged", batch=v == "batched")
+            results[v].append(figures)
+    return [sorted(results[v], key=lambda f: f["task"])[(rounds - 1) // 2] for v in variants]
 
 
 def main() -> None:
@@ -118,8 +124,8 @@ def main() -> None:
                 url = server.start().create_database("bench_track")
             instance = ll.init(storage=base / f"data-{db}", db=url, name=f"bench-{db}")
             track_ms, finish_ms = measure_track(base / "home", instance.name, base)
-            calls, merged = recorder_figures(base, db, args.tasks, args.rounds)
-            rows.append((db, track_ms, finish_ms, calls, merged))
+            calls, merged, batched = recorder_figures(base, db, args.tasks, args.rounds)
+            rows.append((db, track_ms, finish_ms, calls, merged, batched))
             ll.disconnect()
     finally:
         if server is not None:
@@ -128,15 +134,16 @@ def main() -> None:
     print(f"load average (1 min): {load_before:.2f} at the start, {os.getloadavg()[0]:.2f} now")
     print(
         f"{'database':<10} {'track() ms':>11} {'finish() ms':>12} {'per task ms':>12} "
-        f"{'outputs at finish':>18}"
+        f"{'outputs at finish':>18} {'BatchRecorder':>14}"
     )
-    for db, track_ms, finish_ms, calls, merged in rows:
+    for db, track_ms, finish_ms, calls, merged, batched in rows:
         print(
             f"{db:<10} {track_ms:>11.1f} {finish_ms:>12.1f} {calls['task']:>12.2f} "
-            f"{merged['task']:>18.2f}"
+            f"{merged['task']:>18.2f} {batched['task']:>14.2f}"
         )
     print("per call, ms (start_step / use / produce / finish_step):")
-    for db, _, _, calls, merged in rows:
+    for db, _, _, calls, merged, batched in rows:
+        print(f"  {db:<10} " + " / ".join(f"{batched[name]:.2f}" for name in CALLS) + " (batched)")
         print(f"  {db:<10} " + " / ".join(f"{calls[name]:.2f}" for name in CALLS))
         print(
             f"  {db:<10} {merged['start_step']:.2f} / {merged['use']:.2f} / - / "

@@ -4,8 +4,9 @@
 to hold a real save between storing its bytes and writing its records while another process
 deletes or collects garbage. Points: `save.stored` (bytes stored, records not yet written),
 `source.read` (a file's bytes were read, hashed or copied; its stat not yet checked again),
-`gc.listed` (`lakeline gc` found its garbage and is about to remove it), `migrate.locked` (a
-migration holds the database's migration lock, nothing migrated yet).
+`recorder.flush` (a BatchRecorder's batch half written inside its transaction), `gc.listed`
+(`lakeline gc` found its garbage and is about to remove it), `migrate.locked` (a migration
+holds the database's migration lock, nothing migrated yet).
 """
 
 from __future__ import annotations

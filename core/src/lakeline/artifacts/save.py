@@ -394,6 +394,12 @@ def _finish(plans: Sequence[Plan]) -> None:
             fire("artifact_saved", artifact=artifact)
 
 
+def plan_file(artifact: Artifact, instance: Instance) -> Plan:
+    """Read (hash, and copy unless it stays in place) one new file artifact now, for a later
+    `save_artifacts(..., planned=)` (the batching Recorder hashes files when reported)."""
+    return _plan(instance, artifact, Budget())
+
+
 def save_artifacts(
     artifacts: Sequence[Artifact],
     instance: Instance,
@@ -401,6 +407,7 @@ def save_artifacts(
     progress: Progress | None = None,
     also: InTransaction | None = None,
     producer_from_context: bool = True,
+    planned: Sequence[Plan] | None = None,
 ) -> list[Artifact]:
     """Save new artifacts (and update changed fields of saved ones of `instance`) into
     `instance` atomically, as a batch.
@@ -409,6 +416,7 @@ def save_artifacts(
     (the Recorder adds its used-by edges there). New records without a `run` take the
     current run as their producer unless `producer_from_context` is False: the Recorder
     names every producer itself, and a file a step only uses must never get one.
+    `planned`: plans made by `plan_file` for all of `artifacts`, all new files, in order.
     """
     for artifact in artifacts:
         if not isinstance(artifact, Artifact):
@@ -432,15 +440,23 @@ def save_artifacts(
         return plan
 
     files = [a for a in new if not getattr(a, "_reference", False)]
+    if planned is not None:
+        assert len(planned) == len(artifacts) == len(files)
+        assert all(p.artifact is a for p, a in zip(planned, files, strict=True))
+        made.extend(planned)
     try:
-        planned = iter(_map(plan_one, files, threads=_io_bound(instance, files)))
+        planned_iter = iter(
+            planned
+            if planned is not None
+            else _map(plan_one, files, threads=_io_bound(instance, files))
+        )
     except BaseException:
         _cleanup(instance, made)
         raise
     plans: list[Plan] = []
     for artifact in new:  # in the caller's order: `also` pairs plans with its artifacts
         if not getattr(artifact, "_reference", False):
-            plans.append(next(planned))
+            plans.append(next(planned_iter))
         else:
             plans.append(_plan_reference(instance, artifact))
             if progress:

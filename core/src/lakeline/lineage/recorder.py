@@ -48,8 +48,10 @@ if TYPE_CHECKING:
 
     from lakeline.artifacts.save import Plan
     from lakeline.instance import Instance
+    from lakeline.lineage.batching import BatchRecorder
 
 __all__ = [
+    "BatchRecorder",
     "FileRecord",
     "Handle",
     "Recorder",
@@ -60,6 +62,14 @@ __all__ = [
 ]
 
 log = logging.getLogger("lakeline.recorder")
+
+
+def __getattr__(name: str) -> Any:
+    if name == "BatchRecorder":  # lineage/batching.py subclasses Recorder: imported on use
+        from lakeline.lineage.batching import BatchRecorder
+
+        return BatchRecorder
+    raise AttributeError(name)
 
 
 @dataclass

@@ -1,0 +1,270 @@
+"""A Recorder that writes in batches: one transaction per `steps` finished steps or per
+`ms` milliseconds, instead of one per call.
+
+    rec = BatchRecorder("nextflow", root=workdir, steps=100, ms=500)
+
+`use`, `produce` and `finish_step` queue what they record (the files are described at once,
+hashed and written at the flush); everything else writes as the plain Recorder does, after a
+flush. A flush is one bulk save of the queued files with their used-by edges, producers and
+the queued step finishes, in one transaction: a process killed before or during it loses the
+unflushed batch and never leaves part of one. It happens when `steps` steps finished or `ms`
+passed since the first queued call (checked at the next call), before any call that reads or
+changes what is queued (a `use` of a queued output, a file that is gone, `mark_gone`,
+`reference`, `link`, `save_files`, `mark`, `annotate`, ...), at `finish_workflow`, on
+`flush()` and at interpreter exit. Queued calls return the Artifact they will save (its id
+is set at the flush) and the step's run as it was when started.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+import weakref
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from lakeline import checkpoints
+from lakeline.errors import LakelineError
+from lakeline.lineage.handles import FileRecord
+from lakeline.lineage.recorder import Recorder
+from lakeline.lineage.records import fire
+from lakeline.lineage.run_rows import Finish, claim_outputs
+from lakeline.lineage.usage import insert_input
+from lakeline.models.base import utcnow
+from lakeline.storage.roots import protocol_of
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from datetime import datetime
+
+    from sqlalchemy.orm import Session
+
+    from lakeline.artifacts.save import Plan
+    from lakeline.lineage.handles import Handle
+    from lakeline.models import Artifact, Run
+
+log = logging.getLogger("lakeline.recorder")
+
+
+@dataclass
+class _File:
+    """A queued file: the artifact to save, its producer and the steps that used it."""
+
+    location: str
+    artifact: Artifact
+    plan: Plan
+    producer: Handle | None
+    used_by: list[tuple[Handle, str]]
+
+
+def _flush_at_exit(ref: weakref.ReferenceType[BatchRecorder]) -> None:
+    recorder = ref()
+    if recorder is not None:
+        try:
+            recorder.flush()
+        except Exception:  # exiting: say what was lost, never raise from atexit
+            log.exception("lakeline: the Recorder's last batch could not be written")
+
+
+@dataclass
+class BatchRecorder(Recorder):
+    """A `Recorder` writing one transaction per `steps` finished steps or `ms` milliseconds."""
+
+    steps: int = 100
+    ms: float = 500.0
+    _files: dict[str, _File] = field(default_factory=dict, repr=False)
+    _finishes: list[tuple[Handle, Finish]] = field(default_factory=list, repr=False)
+    _since: float | None = field(default=None, repr=False)
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.ms <= 0:
+            raise LakelineError("a BatchRecorder needs steps >= 1 and ms > 0")
+        super().__post_init__()
+        atexit.register(_flush_at_exit, weakref.ref(self))
+
+    # -- queueing -------------------------------------------------------------------------------
+
+    def _queue(
+        self,
+        location: str,
+        *,
+        key: str | None,
+        kind: str | None,
+        producer: Handle | None,
+        user: tuple[Handle, str] | None,
+    ) -> Artifact | None:
+        """Queue a file; None when it cannot be queued (the caller records it unbatched)."""
+        from lakeline.artifacts.locate import storage_containing
+        from lakeline.artifacts.save import plan_file
+
+        assert self.instance is not None
+        if protocol_of(location) != "local" or not os.path.isfile(location):
+            return None  # gone, a folder or remote: the plain path handles those
+        queued = self._files.get(location)
+        if queued is not None:
+            same = queued.producer is None and producer is None and key == queued.artifact.key
+            if not same:  # an output read later, or the same file reported twice: write first
+                return None
+            assert user is not None
+            queued.used_by.append(user)  # used by several steps of one batch: hashed once
+            return queued.artifact
+        if storage_containing(location, self.instance, normalized=True) is None and not self.upload:
+            self.instance.register_storage(os.path.dirname(location))
+        run = None if producer is None else producer.run
+        artifact = self._describe(location, key=key, kind=kind, run=run)
+        plan = plan_file(artifact, self.instance)  # hashed now: what the step saw
+        entry = _File(location, artifact, plan, producer, [] if user is None else [user])
+        self._files[location] = entry
+        if self._since is None:
+            self._since = time.monotonic()
+        return artifact
+
+    def _due(self) -> None:
+        waited = self._since is not None and (time.monotonic() - self._since) * 1000 >= self.ms
+        if len(self._finishes) >= self.steps or waited:
+            self.flush()
+
+    def use(
+        self, step: Handle, path: str | os.PathLike[str], *, role: str = "", key: str | None = None
+    ) -> Artifact | None:
+        with self._lock:
+            location = self._location(path)
+            queued = self._queue(location, key=key, kind=None, producer=None, user=(step, role))
+            if queued is not None:
+                self._due()
+                return queued
+            self.flush()
+            return super().use(step, path, role=role, key=key)
+
+    def produce(
+        self,
+        step: Handle,
+        path: str | os.PathLike[str],
+        *,
+        key: str | None = None,
+        kind: str | None = None,
+    ) -> Artifact | None:
+        with self._lock:
+            location = self._location(path)
+            queued = self._queue(location, key=key, kind=kind, producer=step, user=None)
+            if queued is not None:
+                self._due()
+                return queued
+            self.flush()
+            return super().produce(step, path, key=key, kind=kind)
+
+    def finish_step(
+        self,
+        step: Handle,
+        status: str = "completed",
+        *,
+        finished_at: datetime | None = None,
+        exit_code: int | None = None,
+        error: str | None = None,
+        cached_from: str | None = None,
+        outputs: Sequence[str | os.PathLike[str] | FileRecord] = (),
+    ) -> Run:
+        with self._lock:
+            for item in outputs:
+                record = item if isinstance(item, FileRecord) else FileRecord(item)
+                if record.producer not in (None, step) or record.used_by:
+                    raise LakelineError("outputs of a step take no other producer and no used_by")
+            original = None
+            if cached_from is not None:
+                self.flush()  # the original may be queued
+                original = self._find(cached_from)
+                if original is None:
+                    log.warning("cached step %s: no recorded run %s", step.engine_ref, cached_from)
+            change = Finish(
+                status,
+                finished_at or utcnow(),
+                exit_code,
+                error,
+                None if original is None else original.id,
+            )
+            for item in outputs:
+                record = item if isinstance(item, FileRecord) else FileRecord(item)
+                self.produce(step, record.path, key=record.key, kind=record.kind)
+            self._finishes.append((step, change))
+            if self._since is None:
+                self._since = time.monotonic()
+            self._due()
+            return step.run
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write everything queued in one transaction (nothing if nothing is queued)."""
+        from lakeline.artifacts.save import save_artifacts
+        from lakeline.db.session import stamp
+
+        with self._lock:
+            files = list(self._files.values())
+            finishes = self._finishes
+            self._files, self._finishes, self._since = {}, [], None
+            if not files and not finishes:
+                return
+            assert self.instance is not None
+            edges: list[tuple[Run, Artifact]] = []
+            done: list[tuple[Handle, Run, bool]] = []
+
+            def write(session: Session, plans: Sequence[Plan] = ()) -> None:
+                for f, plan in zip(files, plans, strict=True):
+                    result = plan.result
+                    assert result is not None and result.id is not None
+                    if f.producer is not None:
+                        claim_outputs(session, [result], f.producer.run.id)
+                    for user, role in f.used_by:
+                        if insert_input(session, user.run.id, result.id, role):
+                            edges.append((user.run, result))
+                checkpoints.reach("recorder.flush")  # half the batch written, not committed
+                for step, change in finishes:
+                    done.append((step, *change.apply(session, step.run)))
+
+            if files:
+                save_artifacts(
+                    [f.artifact for f in files],
+                    self.instance,
+                    also=write,
+                    producer_from_context=False,
+                    planned=[f.plan for f in files],
+                )
+                for f in files:
+                    self._seen.remember(f.location, f.artifact)
+            else:
+                with self.instance.sessions.write() as session:
+                    write(session)
+            for run, artifact in edges:
+                fire("artifact_used", artifact=artifact, run=run)
+            for step, record, changed in done:
+                stamp(record, self.instance)
+                step.run = record
+                if changed:
+                    fire("run_finished", run=record)
+
+    def _flushed(name: str) -> Any:  # type: ignore[misc]
+        """The Recorder's method `name`, after a flush."""
+
+        def method(self: BatchRecorder, *args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                self.flush()
+                return getattr(Recorder, name)(self, *args, **kwargs)
+
+        method.__name__ = name
+        method.__doc__ = getattr(Recorder, name).__doc__
+        return method
+
+    finish_workflow = _flushed("finish_workflow")
+    link = _flushed("link")
+    link_many = _flushed("link_many")
+    save_files = _flushed("save_files")
+    reference = _flushed("reference")
+    mark_gone = _flushed("mark_gone")
+    mark = _flushed("mark")
+    note_attempt = _flushed("note_attempt")
+    annotate = _flushed("annotate")
+    find_step = _flushed("find_step")

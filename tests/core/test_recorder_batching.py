@@ -1,0 +1,150 @@
+"""BatchRecorder: the lineage a batched Recorder writes is exactly the plain Recorder's, and a
+process killed while it writes a batch leaves none of that batch."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import lakeline as ll
+import pytest
+from faults import SPAWN
+from lakeline.errors import LakelineError
+from lakeline.instance import Instance
+from lakeline.lineage.recorder import BatchRecorder, FileRecord, Recorder
+
+
+def workflow(rec: Recorder, root: Path) -> None:
+    """A run with every case a batch must get right; files are written as an engine would."""
+    (root / "data").mkdir(parents=True)
+    (root / "out").mkdir()
+    (root / "data" / "raw.txt").write_text("raw words here")
+    (root / "data" / "shared.txt").write_text("shared input")
+    (root / "data" / "gone.txt").write_text("read, then deleted")
+    wf = rec.start_workflow(key="p", engine_run_id="r", source_code="rules")
+    one = rec.start_step(wf, key="split", kind="rule", engine_task_id="1")
+    rec.use(one, "data/raw.txt")
+    rec.use(one, "data/shared.txt")
+    (root / "out" / "a.txt").write_text("raw words")
+    rec.produce(one, "out/a.txt")
+    (root / "out" / "tmp.txt").write_text("temporary")
+    rec.produce(one, "out/tmp.txt", kind="transient")
+    rec.produce(one, "out/never.txt")  # reported, never made
+    rec.finish_step(one)
+    two = rec.start_step(wf, key="count", kind="rule", engine_task_id="2")
+    rec.use(two, "data/shared.txt", role="again")  # the same input, another step
+    rec.use(two, "out/a.txt")  # an output of the same batch
+    (root / "out" / "tmp.txt").unlink()  # a temp() output deleted before anything is written
+    rec.use(two, "out/tmp.txt")
+    (root / "data" / "gone.txt").unlink()
+    rec.use(two, "data/gone.txt")  # its bytes gone, never recorded: a reference
+    (root / "out" / "a.txt").write_text("rewritten in place")  # a new version
+    (root / "out" / "two.txt").write_text("2")
+    rec.finish_step(two, "errored", exit_code=3, error="boom", outputs=["out/two.txt"])
+    three = rec.start_step(wf, key="count", kind="rule", engine_task_id="3")
+    rec.use(three, "out/a.txt")
+    rec.finish_step(three, "cached", cached_from="r/2")
+    again = rec.start_step(wf, key="count", kind="rule", engine_task_id="3")  # a replay
+    rec.finish_step(again, "cached", cached_from="r/2")
+    four = rec.start_step(wf, key="merge", kind="rule", engine_task_id="4")
+    rec.save_files([FileRecord("out/two.txt", used_by=[(four, "")])])
+    (root / "out" / "m.txt").write_text("merged")
+    rec.finish_step(four, outputs=[FileRecord("out/m.txt", kind="log")])
+    rec.mark_gone("out/m.txt")
+    rec.finish_workflow(wf)
+
+
+def lineage(engine: str, root: Path) -> dict[str, Any]:
+    """Everything recorded for `engine`, by engine ids and paths inside `root`."""
+
+    def where(a: ll.Artifact) -> str:
+        return str(Path(a.location).relative_to(root))
+
+    runs = {}
+    refs = {run.id: run.engine_ref for run in ll.Run.filter(engine=engine)}
+    for run in ll.Run.filter(engine=engine):
+        cached = refs.get(run.cached_from_id)
+        used = sorted((where(a), a.hash) for a in run.inputs.all())
+        made = sorted((where(a), a.hash, a.kind, a.available) for a in run.outputs.all())
+        runs[run.engine_ref] = (run.status, run.exit_code, run.error, cached, used, made)
+    files = sorted(
+        (where(a), a.hash, a.is_latest, a.available, a.run and a.run.engine_ref)
+        for a in ll.Artifact.filter()
+        if Path(a.location).is_relative_to(root)
+    )
+    return {"runs": runs, "files": files}
+
+
+@pytest.mark.parametrize("steps", [1, 2, 100])
+def test_batched_lineage_is_the_plain_lineage(
+    instance: Instance, tmp_path: Path, steps: int
+) -> None:
+    plain, batched = tmp_path / "plain", tmp_path / "batched"
+    workflow(Recorder("plain", root=plain), plain)
+    rec = BatchRecorder("batched", root=batched, steps=steps)
+    workflow(rec, batched)
+    assert rec.missing == [str(batched / "out" / "never.txt"), str(batched / "data" / "gone.txt")]
+    expected = lineage("plain", plain)
+    assert len(expected["runs"]) == 5 and len(expected["files"]) == 7
+    assert lineage("batched", batched) == expected
+
+
+def test_steps_are_written_per_batch_and_at_exit(instance: Instance, tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("a")
+    rec = BatchRecorder("toy", root=tmp_path, steps=2, ms=60_000)
+    wf = rec.start_workflow(key="p", engine_run_id="r")
+    first = rec.start_step(wf, key="s", kind="rule", engine_task_id="1")
+    made = rec.produce(first, "a.txt")
+    rec.finish_step(first)
+    assert made is not None and made.id is None  # queued
+    assert ll.Run.get(uid=first.uid).status == "started"
+    second = rec.start_step(wf, key="s", kind="rule", engine_task_id="2")
+    rec.finish_step(second)  # the second finished step: the batch is written
+    assert made.id is not None and made.run_id == first.run.id
+    assert [r.status for r in ll.Run.filter(uid__in=[first.uid, second.uid])] == ["completed"] * 2
+    with pytest.raises(LakelineError, match="steps >= 1"):
+        BatchRecorder("toy", steps=0)
+
+
+def _killed_mid_batch(instance_name: str, root: str) -> None:
+    """In a child: a batch of 2 steps is written, the next one dies half written (SIGKILL)."""
+    from lakeline import checkpoints
+
+    os.environ["LAKELINE_INSTANCE"] = instance_name
+    ll.connect()
+    rec = BatchRecorder("toy", root=root, steps=2, ms=60_000)
+    wf = rec.start_workflow(key="p", engine_run_id="r")
+    flushes: list[int] = []
+
+    def die_on_second() -> None:
+        flushes.append(1)
+        if len(flushes) == 2:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    with checkpoints.at("recorder.flush", die_on_second):
+        for i in range(4):
+            step = rec.start_step(wf, key="s", kind="rule", engine_task_id=str(i))
+            rec.use(step, f"in{i}.txt")
+            rec.produce(step, f"out{i}.txt")
+            rec.finish_step(step)
+
+
+def test_a_process_killed_mid_batch_loses_that_batch_only(
+    instance: Instance, tmp_path: Path
+) -> None:
+    for i in range(4):
+        (tmp_path / f"in{i}.txt").write_text(f"in {i}")
+        (tmp_path / f"out{i}.txt").write_text(f"out {i}")
+    process = SPAWN.Process(target=_killed_mid_batch, args=(instance.name, str(tmp_path)))
+    process.start()
+    process.join(120)
+    assert process.exitcode == -signal.SIGKILL
+    steps = {r.engine_ref: r for r in ll.Run.filter(engine="toy", parent_id__isnull=False)}
+    assert [steps[f"r/{i}"].status for i in range(4)] == ["completed"] * 2 + ["started"] * 2
+    keys = sorted(a.key for a in ll.Artifact.filter())
+    assert keys == ["in0.txt", "in1.txt", "out0.txt", "out1.txt"]
+    assert [a.key for a in steps["r/1"].inputs.all()] == ["in1.txt"]
+    assert [a.key for a in steps["r/1"].outputs.all()] == ["out1.txt"]
+    assert not steps["r/2"].inputs.all() and not steps["r/3"].outputs.all()
