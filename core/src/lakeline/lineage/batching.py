@@ -28,10 +28,11 @@ from typing import TYPE_CHECKING, Any
 
 from lakeline import checkpoints
 from lakeline.errors import LakelineError
-from lakeline.lineage.handles import FileRecord
+from lakeline.lineage.handles import FileRecord, Handle
 from lakeline.lineage.recorder import Recorder
-from lakeline.lineage.records import fire
+from lakeline.lineage.records import fire, new_run
 from lakeline.lineage.run_rows import Finish, claim_outputs
+from lakeline.lineage.track import params_of
 from lakeline.lineage.usage import insert_input
 from lakeline.models.base import utcnow
 from lakeline.storage.roots import protocol_of
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from lakeline.artifacts.save import Plan
-    from lakeline.lineage.handles import Handle
     from lakeline.models import Artifact, Run
 
 log = logging.getLogger("lakeline.recorder")
@@ -77,6 +77,7 @@ class BatchRecorder(Recorder):
     ms: float = 500.0
     _files: dict[str, _File] = field(default_factory=dict, repr=False)
     _finishes: list[tuple[Handle, Finish]] = field(default_factory=list, repr=False)
+    _runs: dict[str, tuple[Handle, Handle]] = field(default_factory=dict, repr=False)
     _since: float | None = field(default=None, repr=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
@@ -114,8 +115,7 @@ class BatchRecorder(Recorder):
             return queued.artifact
         if storage_containing(location, self.instance, normalized=True) is None and not self.upload:
             self.instance.register_storage(os.path.dirname(location))
-        run = None if producer is None else producer.run
-        artifact = self._describe(location, key=key, kind=kind, run=run)
+        artifact = self._describe(location, key=key, kind=kind, run=None)  # producer: at flush
         plan = plan_file(artifact, self.instance)  # hashed now: what the step saw
         entry = _File(location, artifact, plan, producer, [] if user is None else [user])
         self._files[location] = entry
@@ -127,6 +127,85 @@ class BatchRecorder(Recorder):
         waited = self._since is not None and (time.monotonic() - self._since) * 1000 >= self.ms
         if len(self._finishes) >= self.steps or waited:
             self.flush()
+
+    def start_step(
+        self,
+        workflow: Handle,
+        *,
+        key: str,
+        kind: str,
+        engine_task_id: str,
+        params: dict[str, Any] | None = None,
+        source_code: str | None = None,
+        reference: str | None = None,
+        started_at: datetime | None = None,
+        status: str = "started",
+        scoped: bool = True,
+        parent: Handle | None = None,
+    ) -> Handle:
+        """`Recorder.start_step`, queued: the run is inserted at the flush (its `run.id` is
+        None until then); a step started again in the same batch is the same handle."""
+        with self._lock:
+            assert self.instance is not None
+            engine_ref = f"{workflow.engine_ref}/{engine_task_id}" if scoped else engine_task_id
+            if engine_ref in self._runs:
+                return self._runs[engine_ref][0]
+            transform = self._transform(
+                key=key,
+                kind=kind,
+                parent=workflow.transform,
+                source_code=source_code,
+                reference=reference,
+            )
+            run = new_run(
+                transform,
+                status=status,
+                params=params_of(params),
+                engine=self.engine,
+                engine_ref=engine_ref,
+                created_by_id=self.instance.user.id,
+                at=started_at,
+            )
+            handle = Handle(run, transform, engine_ref)
+            self._runs[engine_ref] = (handle, parent or workflow)
+            if self._since is None:
+                self._since = time.monotonic()
+            return handle
+
+    def _insert_runs(self) -> None:
+        """Insert the queued runs in one transaction (those recorded before are found)."""
+        from sqlalchemy import select
+
+        from lakeline.db.rows import chunks
+        from lakeline.db.session import stamp
+        from lakeline.lineage.run_rows import insert_run
+        from lakeline.models import Run, Transform
+
+        assert self.instance is not None
+        runs = list(self._runs.values())
+        self._runs = {}
+        started = []
+        with self.instance.sessions.write() as session:
+            found: dict[str | None, Run] = {}
+            for chunk in chunks([handle.engine_ref for handle, _ in runs]):
+                stmt = select(Run).where(Run.engine == self.engine, Run.engine_ref.in_(chunk))
+                found.update((run.engine_ref, run) for run in session.scalars(stmt))
+            for handle, parent in runs:
+                known = found.get(handle.engine_ref)
+                if known is not None:  # a replay: that run (and its transform, if it differs)
+                    if known.transform_id != handle.transform.id:
+                        handle.transform = session.get(Transform, known.transform_id) or (
+                            handle.transform
+                        )
+                    handle.run = known
+                    continue
+                handle.run.parent_id = parent.run.id
+                insert_run(session, handle.run)
+                started.append(handle.run)
+        for handle, _ in runs:
+            stamp(handle.run, self.instance)
+        for run in started:
+            fire("run_started", run=run)
 
     def use(
         self, step: Handle, path: str | os.PathLike[str], *, role: str = "", key: str | None = None
@@ -203,16 +282,23 @@ class BatchRecorder(Recorder):
         from lakeline.db.session import stamp
 
         with self._lock:
+            if self._runs:  # first, in a transaction of their own: a valid state by itself
+                self._insert_runs()
             files = list(self._files.values())
             finishes = self._finishes
             self._files, self._finishes, self._since = {}, [], None
             if not files and not finishes:
                 return
             assert self.instance is not None
+            for f in files:
+                if f.producer is not None:
+                    f.artifact.run_id = f.producer.run.id
             edges: list[tuple[Run, Artifact]] = []
             done: list[tuple[Handle, Run, bool]] = []
 
             def write(session: Session, plans: Sequence[Plan] = ()) -> None:
+                edges.clear()  # a retried transaction starts again
+                done.clear()
                 for f, plan in zip(files, plans, strict=True):
                     result = plan.result
                     assert result is not None and result.id is not None
