@@ -51,6 +51,8 @@ def workflow(rec: Recorder, root: Path) -> None:
     four = rec.start_step(wf, key="merge", kind="rule", engine_task_id="4")
     rec.save_files([FileRecord("out/two.txt", used_by=[(four, "")])])
     (root / "out" / "m.txt").write_text("merged")
+    nested = rec.start_step(wf, key="sub", kind="rule", engine_task_id="5", parent=four)
+    rec.finish_step(nested)
     rec.finish_step(four, outputs=[FileRecord("out/m.txt", kind="log")])
     rec.mark_gone("out/m.txt")
     rec.finish_workflow(wf)
@@ -68,7 +70,8 @@ def lineage(engine: str, root: Path) -> dict[str, Any]:
         cached = refs.get(run.cached_from_id)
         used = sorted((where(a), a.hash) for a in run.inputs.all())
         made = sorted((where(a), a.hash, a.kind, a.available) for a in run.outputs.all())
-        runs[run.engine_ref] = (run.status, run.exit_code, run.error, cached, used, made)
+        parent = refs.get(run.parent_id)
+        runs[run.engine_ref] = (parent, run.status, run.exit_code, run.error, cached, used, made)
     files = sorted(
         (where(a), a.hash, a.is_latest, a.available, a.run and a.run.engine_ref)
         for a in ll.Artifact.filter()
@@ -87,7 +90,7 @@ def test_batched_lineage_is_the_plain_lineage(
     workflow(rec, batched)
     assert rec.missing == [str(batched / "out" / "never.txt"), str(batched / "data" / "gone.txt")]
     expected = lineage("plain", plain)
-    assert len(expected["runs"]) == 5 and len(expected["files"]) == 7
+    assert len(expected["runs"]) == 6 and len(expected["files"]) == 7
     assert lineage("batched", batched) == expected
 
 

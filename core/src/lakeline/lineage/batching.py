@@ -178,7 +178,7 @@ class BatchRecorder(Recorder):
 
         from lakeline.db.rows import chunks
         from lakeline.db.session import stamp
-        from lakeline.lineage.run_rows import insert_run
+        from lakeline.lineage.run_rows import insert_runs
         from lakeline.models import Run, Transform
 
         assert self.instance is not None
@@ -199,13 +199,20 @@ class BatchRecorder(Recorder):
                         )
                     handle.run = known
                     continue
-                handle.run.parent_id = parent.run.id
-                insert_run(session, handle.run)
-                started.append(handle.run)
+                started.append((handle, parent))
+            waiting = started
+            while waiting:  # in waves: a step nested under a step of this batch after it
+                ready = [(h, p) for h, p in waiting if p.run.id is not None]
+                if not ready:
+                    raise LakelineError("a step's parent run was never started")
+                for handle, parent in ready:
+                    handle.run.parent_id = parent.run.id
+                insert_runs(session, [handle.run for handle, _ in ready])
+                waiting = [(h, p) for h, p in waiting if p.run.id is None]
         for handle, _ in runs:
             stamp(handle.run, self.instance)
-        for run in started:
-            fire("run_started", run=run)
+        for handle, _ in started:
+            fire("run_started", run=handle.run)
 
     def use(
         self, step: Handle, path: str | os.PathLike[str], *, role: str = "", key: str | None = None

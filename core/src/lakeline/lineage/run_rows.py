@@ -41,7 +41,7 @@ from lakeline.models import Artifact, Run
 from lakeline.models.base import UTCDateTime, utcnow
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
 
     from sqlalchemy.orm import Session
 
@@ -145,6 +145,26 @@ def insert_run(session: Session | Connection, run: Run) -> None:
         if name not in loaded:  # every column loaded, also the unset (None) ones
             set_committed_value(run, name, value)
     make_transient_to_detached(run)
+
+
+def insert_runs(session: Session, runs: Sequence[Run]) -> None:
+    """`insert_run` for many runs, in one bulk insert in `session`'s transaction."""
+    from lakeline.db.rows import insert_rows
+
+    rows = []
+    for run in runs:
+        if run.created_at is None:
+            run.created_at = utcnow()
+        loaded = run.__dict__
+        rows.append({name: loaded.get(name) for name in _columns()})
+    for run, row, new_id in zip(
+        runs, rows, insert_rows(session, _table(), rows, unique="uid"), strict=True
+    ):
+        set_committed_value(run, "id", new_id)
+        for name, value in row.items():
+            if name not in run.__dict__:
+                set_committed_value(run, name, value)
+        make_transient_to_detached(run)
 
 
 @dataclass(frozen=True)
