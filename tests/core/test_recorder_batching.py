@@ -71,7 +71,18 @@ def lineage(engine: str, root: Path) -> dict[str, Any]:
         used = sorted((where(a), a.hash) for a in run.inputs.all())
         made = sorted((where(a), a.hash, a.kind, a.available) for a in run.outputs.all())
         parent = refs.get(run.parent_id)
-        runs[run.engine_ref] = (parent, run.status, run.exit_code, run.error, cached, used, made)
+        log = [entry["status"] for entry in run.status_log]
+        assert run.finished_at is None or run.finished_at.isoformat() == run.status_log[-1]["at"]
+        runs[run.engine_ref] = (
+            parent,
+            log,
+            run.status,
+            run.exit_code,
+            run.error,
+            cached,
+            used,
+            made,
+        )
     files = sorted(
         (where(a), a.hash, a.is_latest, a.available, a.run and a.run.engine_ref)
         for a in ll.Artifact.filter()

@@ -26,15 +26,17 @@ import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import bindparam, text
+
 from lakeline import checkpoints
 from lakeline.errors import LakelineError
 from lakeline.lineage.handles import FileRecord, Handle
 from lakeline.lineage.recorder import Recorder
 from lakeline.lineage.records import fire, new_run
-from lakeline.lineage.run_rows import Finish, claim_outputs
+from lakeline.lineage.run_rows import Finish, claim_outputs, finish_new
 from lakeline.lineage.track import params_of
 from lakeline.lineage.usage import insert_input
-from lakeline.models.base import utcnow
+from lakeline.models.base import UTCDateTime, utcnow
 from lakeline.storage.roots import protocol_of
 
 if TYPE_CHECKING:
@@ -47,6 +49,11 @@ if TYPE_CHECKING:
     from lakeline.models import Artifact, Run
 
 log = logging.getLogger("lakeline.recorder")
+
+_EDGES = text(  # the used-by edges of runs inserted in the same flush (executemany)
+    "INSERT INTO run_inputs (run_id, artifact_id, role, used_at) VALUES (:r, :a, :role, :at) "
+    "ON CONFLICT (run_id, artifact_id, role) DO NOTHING"
+).bindparams(bindparam("at", type_=UTCDateTime()))
 
 
 @dataclass
@@ -172,7 +179,7 @@ class BatchRecorder(Recorder):
                 self._since = time.monotonic()
             return handle
 
-    def _insert_runs(self) -> None:
+    def _insert_runs(self) -> set[int]:
         """Insert the queued runs in one transaction (those recorded before are found)."""
         from sqlalchemy import select
 
@@ -213,6 +220,7 @@ class BatchRecorder(Recorder):
             stamp(handle.run, self.instance)
         for handle, _ in started:
             fire("run_started", run=handle.run)
+        return {id(handle.run) for handle, _ in started}
 
     def use(
         self, step: Handle, path: str | os.PathLike[str], *, role: str = "", key: str | None = None
@@ -289,8 +297,9 @@ class BatchRecorder(Recorder):
         from lakeline.db.session import stamp
 
         with self._lock:
+            new: set[int] = set()  # the runs inserted here, as the database holds them
             if self._runs:  # first, in a transaction of their own: a valid state by itself
-                self._insert_runs()
+                new = self._insert_runs()
             files = list(self._files.values())
             finishes = self._finishes
             self._files, self._finishes, self._since = {}, [], None
@@ -306,17 +315,36 @@ class BatchRecorder(Recorder):
             def write(session: Session, plans: Sequence[Plan] = ()) -> None:
                 edges.clear()  # a retried transaction starts again
                 done.clear()
+                fresh: dict[tuple[int, int, str], tuple[Run, Artifact]] = {}
                 for f, plan in zip(files, plans, strict=True):
                     result = plan.result
                     assert result is not None and result.id is not None
                     if f.producer is not None:
                         claim_outputs(session, [result], f.producer.run.id)
                     for user, role in f.used_by:
-                        if insert_input(session, user.run.id, result.id, role):
+                        if id(user.run) in new:  # a run inserted here has no edges yet
+                            fresh[(user.run.id, result.id, role)] = (user.run, result)
+                        elif insert_input(session, user.run.id, result.id, role):
                             edges.append((user.run, result))
+                if fresh:
+                    at = utcnow()
+                    rows = [{"r": r, "a": a, "role": role, "at": at} for r, a, role in fresh]
+                    session.execute(_EDGES, rows)
+                    edges.extend(fresh.values())
                 checkpoints.reach("recorder.flush")  # half the batch written, not committed
+                first: list[tuple[Run, Finish]] = []
                 for step, change in finishes:
-                    done.append((step, *change.apply(session, step.run)))
+                    if (
+                        id(step.run) in new
+                        and step.run.status != change.status
+                        and not any(run is step.run for run, _ in first)
+                    ):
+                        first.append((step.run, change))  # one statement for all of them
+                        done.append((step, step.run, True))
+                finish_new(session, first)
+                for step, change in finishes:
+                    if not any(run is step.run and c is change for run, c in first):
+                        done.append((step, *change.apply(session, step.run)))
 
             if files:
                 save_artifacts(

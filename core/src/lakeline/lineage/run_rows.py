@@ -167,6 +167,40 @@ def insert_runs(session: Session, runs: Sequence[Run]) -> None:
         make_transient_to_detached(run)
 
 
+def finish_new(session: Session, changes: Sequence[tuple[Run, Finish]]) -> None:
+    """Apply finishes to runs this transaction's writer inserted itself and holds as they are
+    in the database (each in a status other than the finish's): one executemany, and the
+    records updated as the statement updated the rows."""
+    if not changes:
+        return
+    dialect = _dialect(session)
+    key = ("finish_many", dialect)
+    stmt = _statements.get(key)
+    if stmt is None:
+        stmt = _statements[key] = update(_table()).where(
+            _table().c.id == bindparam("p_id", type_=Integer)
+        )
+    params = []
+    for run, change in changes:
+        at = change.at or utcnow()
+        entry: Any = {"status": change.status, "at": at.isoformat()}
+        log = [*(run.status_log or []), entry]
+        values = {
+            "status": change.status,
+            "status_log": log,
+            "finished_at": at,
+            "exit_code": run.exit_code if change.exit_code is None else change.exit_code,
+            "error": run.error if change.error is None else change.error,
+            "cached_from_id": run.cached_from_id
+            if change.cached_from_id is None
+            else change.cached_from_id,
+        }
+        params.append({"p_id": run.id, **values})
+        for name, value in values.items():
+            set_committed_value(run, name, value)
+    session.execute(stmt, params)
+
+
 @dataclass(frozen=True)
 class Finish:
     """A run's move to a final status (at `at`, default now), with its exit code, error and
