@@ -2,7 +2,8 @@
 
 What a module's code uses: `SchemaModule` (registered through the `register_modules` hook),
 `Base`, `Record`, `LabelRecord`, `CanValidate` and the column types for its models,
-`create_link_table`/`drop_link_table` in its migrations. `add`/`mounted`/`installed` mount
+`create_link_table`/`drop_link_table` in its migrations, `bulk_insert`, `new_record_stamp`
+and `new_uids` for bulk imports. `add`/`mounted`/`installed` mount
 and list modules. Names resolve lazily: a plugin importing `SchemaModule` loads no SQLAlchemy.
 """
 
@@ -14,9 +15,17 @@ from typing import TYPE_CHECKING, Any
 from lakeline.modules.spec import SchemaModule, installed, registry
 
 if TYPE_CHECKING:
+    from lakeline.ids import new_uids
     from lakeline.models.base import Base, JSONType, KeyString, LongText, Str
     from lakeline.modules.api import add, mounted
-    from lakeline.modules.records import LabelRecord, Record, create_link_table, drop_link_table
+    from lakeline.modules.records import (
+        LabelRecord,
+        Record,
+        bulk_insert,
+        create_link_table,
+        drop_link_table,
+        new_record_stamp,
+    )
     from lakeline.validation import CanValidate
 
 _LAZY = {
@@ -31,6 +40,9 @@ _LAZY = {
     "Record": "lakeline.modules.records",
     "create_link_table": "lakeline.modules.records",
     "drop_link_table": "lakeline.modules.records",
+    "bulk_insert": "lakeline.modules.records",
+    "new_record_stamp": "lakeline.modules.records",
+    "new_uids": "lakeline.ids",
     "CanValidate": "lakeline.validation",
 }
 
@@ -52,9 +64,12 @@ __all__ = [
     "SchemaModule",
     "Str",
     "add",
+    "bulk_insert",
     "create_link_table",
     "drop_link_table",
     "installed",
     "mounted",
+    "new_record_stamp",
+    "new_uids",
     "registry",
 ]

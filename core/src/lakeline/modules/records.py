@@ -234,3 +234,20 @@ def save_records(records: Sequence[Any], instance: Instance) -> list[Any]:
             insert_records(session, model, new)
         session.expunge_all()
     return [saved.get(id(r), r) for r in records]
+
+
+def bulk_insert(session: Any, table: Table, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Insert rows of a module's table (each with a `uid`, same keys, no `id`) in bulk, in the
+    session's transaction, and return their ids in order: the core's path for records (COPY on
+    PostgreSQL, staged under row-level security; one statement on SQLite)."""
+    from lakeline.db.rows import insert_rows
+
+    return insert_rows(session, table, rows, unique="uid")
+
+
+def new_record_stamp(instance: Instance) -> dict[str, Any]:
+    """`created_at`, `created_by_id` and `run_id` (the instance's current run) of new records
+    inserted in bulk, as `Record.save()` would set them."""
+    from lakeline.annotations.values import new_stamp
+
+    return new_stamp(instance)

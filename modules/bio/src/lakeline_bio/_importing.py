@@ -19,24 +19,6 @@ SEPARATOR = "|"
 _BATCH = 5000
 
 
-def new_uids(n: int, n_chars: int = 16) -> list[str]:
-    """`n` random base62 uids at once (lakeline.ids.new_uid's alphabet and length), from the
-    OS's random bytes: values of 248 and above are dropped so that `% 62` stays uniform."""
-    import os
-
-    import numpy as np
-    from lakeline.ids import BASE62
-
-    alphabet = np.frombuffer(BASE62.encode(), dtype=np.uint8)
-    wanted = n * n_chars
-    picked = np.empty(0, dtype=np.uint8)
-    while len(picked) < wanted:
-        raw = np.frombuffer(os.urandom(wanted - len(picked) + 64), dtype=np.uint8)
-        picked = np.concatenate([picked, raw[raw < 248] % 62])
-    letters = alphabet[picked[:wanted]].reshape(n, n_chars)
-    return [row.tobytes().decode() for row in letters]
-
-
 def joined(synonyms: Any) -> str | None:
     """Synonyms as the `synonyms` column holds them ("|"-separated; none holding "|")."""
     kept = [s for s in (synonyms if isinstance(synonyms, (list, tuple)) else []) if s]
@@ -89,19 +71,6 @@ def source_row(session: Session, source: PublicSource, *, use: bool) -> Any:
     return found
 
 
-def _stamp() -> dict[str, Any]:
-    from lakeline.instance import current
-    from lakeline.lineage.context import current_run
-    from lakeline.models.base import utcnow
-
-    run = current_run()
-    return {
-        "created_at": utcnow(),
-        "created_by_id": current().user.id,
-        "run_id": None if run is None else run.id,
-    }
-
-
 def insert_rows(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
     """Rows in bulk: on PostgreSQL records through core's insert_rows (COPY, ids from the
     sequence) and parent edges by COPY; on SQLite Core executemany in batches (no ids read
@@ -111,9 +80,9 @@ def insert_rows(session: Session, table: Any, rows: list[dict[str, Any]]) -> Non
     connection = session.connection()
     postgres = connection.dialect.name == "postgresql"
     if rows and postgres and "uid" in rows[0]:  # ids are not needed back on SQLite
-        from lakeline.db.rows import insert_rows as insert_records
+        from lakeline.modules import bulk_insert
 
-        insert_records(session, table, rows, unique="uid")
+        bulk_insert(session, table, rows)
         return
     if rows and postgres:  # COPY: one round trip
         names = list(rows[0])
@@ -139,10 +108,13 @@ def import_terms(model: type[Any], source: PublicSource, ids: list[str] | None) 
         frame = frame[frame["ontology_id"].isin(ids)]
     frame = frame[frame["name"].notna() & frame["ontology_id"].notna()]
     table = model.__table__
-    with current().sessions.write() as session:
+    from lakeline.modules import new_record_stamp, new_uids
+
+    instance = current()
+    with instance.sessions.write() as session:
         src = source_row(session, source, use=True)
         done = set(session.scalars(select(table.c.ontology_id).where(table.c.source_id == src.id)))
-        stamp = _stamp()
+        stamp = new_record_stamp(instance)
         uids = iter(new_uids(len(frame)))
         rows = []
         for term, name, synonyms, definition, deprecated, replaced in zip(
@@ -207,12 +179,15 @@ def import_genes(model: type[Any], source: PublicSource, ids: list[str] | None) 
     if ids is not None:
         frame = frame[frame["ensembl_gene_id"].isin(ids)]
     table = model.__table__
-    with current().sessions.write() as session:
+    from lakeline.modules import new_record_stamp, new_uids
+
+    instance = current()
+    with instance.sessions.write() as session:
         src = source_row(session, source, use=True)
         done = set(
             session.scalars(select(table.c.ensembl_gene_id).where(table.c.source_id == src.id))
         )
-        stamp = _stamp()
+        stamp = new_record_stamp(instance)
         uids = iter(new_uids(len(frame)))
         rows = [
             {
