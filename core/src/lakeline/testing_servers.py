@@ -337,7 +337,49 @@ class PostgresServer:
             self._admin_execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
 
 
-class S3Server:
+class _ServerProcess:
+    """A test server in a process of its own on 127.0.0.1 (`start()` in the subclass): stop,
+    context manager and endpoint URL."""
+
+    port: int | None
+    _process: subprocess.Popen[bytes] | None
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Stop the server (its buckets go with it)."""
+        atexit.unregister(self.stop)
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._process = None
+        self.port = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def endpoint_url(self) -> str:
+        """``http://127.0.0.1:<port>``."""
+        if self.port is None:
+            raise RuntimeError(f"{type(self).__name__} is not running")
+        return f"http://127.0.0.1:{self.port}"
+
+
+class S3Server(_ServerProcess):
     """moto's S3-compatible HTTP server (`moto.server`) on 127.0.0.1, in a process of its own.
 
     Its own process: a server thread inside the test process shares its GIL and locks, and a
@@ -392,37 +434,6 @@ class S3Server:
                 break
         raise RuntimeError(f"S3Server: moto.server did not answer on 127.0.0.1 (port {port})")
 
-    def stop(self) -> None:
-        """Stop the server (its buckets go with it)."""
-        atexit.unregister(self.stop)
-        if self._process is not None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-        self._process = None
-        self.port = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def endpoint_url(self) -> str:
-        """``http://127.0.0.1:<port>``."""
-        if self.port is None:
-            raise RuntimeError("S3Server is not running")
-        return f"http://127.0.0.1:{self.port}"
-
     @property
     def storage_options(self) -> dict[str, Any]:
         """Keyword arguments for ``s3fs.S3FileSystem`` / fsspec ``storage_options``."""
@@ -466,7 +477,7 @@ class S3Server:
             resp.read()
 
 
-class GCSServer:
+class GCSServer(_ServerProcess):
     """A Google Cloud Storage emulator (`gcp-storage-emulator`, in memory) on 127.0.0.1, in a
     process of its own; gcsfs talks to it through ``endpoint_url`` with anonymous access."""
 
@@ -509,37 +520,6 @@ class GCSServer:
         process.kill()
         process.wait()
         raise RuntimeError(f"GCSServer: the emulator did not answer on 127.0.0.1:{port}")
-
-    def stop(self) -> None:
-        """Stop the emulator (its buckets go with it)."""
-        atexit.unregister(self.stop)
-        if self._process is not None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-        self._process = None
-        self.port = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def endpoint_url(self) -> str:
-        """``http://127.0.0.1:<port>``."""
-        if self.port is None:
-            raise RuntimeError("GCSServer is not running")
-        return f"http://127.0.0.1:{self.port}"
 
     @property
     def storage_options(self) -> dict[str, Any]:
