@@ -10,7 +10,7 @@ import lakeline as ll
 import lakeline_bio as bio
 import pytest
 from bio_data import obs_column, shared, var_names
-from lakeline.errors import AnnotationError
+from lakeline.errors import AnnotationError, CurationError
 from lakeline.instance import Instance
 from lakeline_bio.models import CellType, Gene
 
@@ -82,3 +82,53 @@ def test_gene_symbols_of_both_data_sets_against_imported_human_genes(
     assert after.sum() == before.sum() + len(mapper) > 9300
     by_id = Gene.validate(["ENSG00000141510", "ENSG99999999999"], field="ensembl_gene_id")
     assert by_id.tolist() == [True, False]
+
+
+def test_anndata_curator_with_bio_registries_on_both_data_sets(
+    bio_instance: Instance, tmp_path: Path
+) -> None:
+    """An AnnDataCurator whose obs column takes Cell Ontology records and whose var index takes
+    human gene symbols: pbmc68k's lab labels standardize through the synonyms the curator
+    recorded, the lab's other types are added, outdated symbols of both files standardize to
+    current ones, and the saved artifact links the cell types."""
+    import anndata
+
+    Gene.import_source(organism="human")
+    for label, term in PICKED.items():
+        CellType.from_source(name=term, version="v2026-03-26").save().add_synonym(label)
+    ll.save([ll.Feature(name="cell_type", dtype="cat[bio.CellType]"),
+             ll.Feature(name="gene_symbol", dtype="cat[bio.Gene.symbol]")])  # fmt: skip
+    pbmc_schema = ll.Schema(
+        name="pbmc-bio",
+        otype="AnnData",
+        slots={"obs": ["cell_type"], "var.index": ["gene_symbol"]},
+    ).save()
+
+    adata = anndata.read_h5ad(shared("10x_pbmc68k_reduced.h5ad"))
+    adata.obs["cell_type"] = adata.obs["bulk_labels"].astype(str)
+    curator = ll.curators.AnnDataCurator(adata, pbmc_schema)
+    with pytest.raises(CurationError) as caught:
+        curator.validate(show=False)
+    assert {p.where for p in caught.value.problems} == {"obs column 'cell_type'", "var index"}
+    assert curator.standardize("cell_type") == PICKED
+    assert curator.standardize("index", slot="var")["IGJ"] == "JCHAIN"
+    lab_types = curator.cat.add_new_from("cell_type")
+    assert sorted(lab_types) == sorted(set(adata.obs["bulk_labels"].astype(str)) - set(PICKED))
+    unknown = curator.cat.non_validated["var:index"]
+    assert 0 < len(unknown) < 75  # symbols no current human gene has: dropped by the curator
+    curator = ll.curators.AnnDataCurator(adata[:, ~adata.var_names.isin(unknown)], pbmc_schema)
+    assert curator.validate(show=False)
+    artifact = curator.save_artifact(key="pbmc68k-bio.h5ad")
+    assert set(artifact.features.get_values()["cell_type"]) == set(PICKED.values()) | set(lab_types)
+    assert [a.uid for a in CellType.get(name="dendritic cell").artifacts] == [artifact.uid]
+
+    oligo_schema = ll.Schema(
+        name="oligo-bio", otype="AnnData", slots={"var.index": ["gene_symbol"]}
+    ).save()
+    oligo = anndata.read_h5ad(shared("oligodendroglioma.h5ad"))
+    curator = ll.curators.AnnDataCurator(oligo, oligo_schema)
+    with pytest.raises(CurationError, match="synonym or case variant"):
+        curator.validate(show=False)
+    renamed = curator.standardize("index", slot="var")
+    assert renamed["FAM213B"] == "PRXL2B" and renamed["KIAA0907"] == "KHDC4"
+    assert "FAM213B" not in set(oligo.var_names) and "PRXL2B" in set(oligo.var_names)
