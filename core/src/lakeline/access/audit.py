@@ -260,3 +260,72 @@ def _reason(ok_hash: bool, ok_link: bool) -> str:
     if not ok_hash:
         return "its content does not match its hash (edited)"
     return "it does not follow the entry before it (an entry was deleted, inserted or reordered)"
+
+
+def _sqlite_trigger(table: str, columns: list[str], event: str) -> str:
+    """One SQLite audit trigger of `table`, as migration 0009 makes them for core tables."""
+    action, row = event.lower(), "OLD" if event == "DELETE" else "NEW"
+    if event == "UPDATE":
+        when = " WHEN " + " OR ".join(f'OLD."{c}" IS NOT NEW."{c}"' for c in columns)
+        pairs = ", ".join(
+            f'\'{c}\', CASE WHEN OLD."{c}" IS NOT NEW."{c}" '
+            f'THEN json_array(OLD."{c}", NEW."{c}") END'
+            for c in columns
+        )
+    else:
+        when, pairs = "", ", ".join(f"'{c}', {row}.\"{c}\"" for c in columns)
+    return (
+        f"CREATE TRIGGER lakeline_audit_{table}_{action} AFTER {event} ON {table}{when} "
+        "BEGIN INSERT INTO audit_log (seq, at, actor, tbl, uid, action, changes, prev_hash, hash) "
+        f"SELECT s.seq, s.at, s.actor, '{table}', s.uid, '{action}', s.changes, s.prev, "
+        f"lakeline_hash(s.prev, s.seq, s.at, s.actor, '{table}', s.uid, '{action}', s.changes) "
+        "FROM (SELECT h.seq + 1 AS seq, h.hash AS prev, "
+        "strftime('%Y-%m-%dT%H:%M:%fZ', 'now') AS at, lakeline_actor() AS actor, "
+        f"{row}.uid AS uid, json_patch('{{}}', json_object({pairs})) AS changes "
+        "FROM audit_head h) s; UPDATE audit_head SET seq = seq + 1, hash = (SELECT hash "
+        "FROM audit_log ORDER BY seq DESC LIMIT 1); END"
+    )
+
+
+def install_module_triggers(conn: Connection, prefixes: list[str]) -> list[str]:
+    """Give every table of the schema modules with table prefixes `prefixes` that has a `uid`
+    the core's triggers: the audit (migration 0009) and, on PostgreSQL, the creator check
+    (0006) where it has `created_by_id`. Idempotent (replaced in place), in `conn`'s
+    transaction. Returns the tables."""
+    from sqlalchemy import inspect, text
+
+    inspector = inspect(conn)
+    postgres = conn.dialect.name == "postgresql"
+    done = []
+    for table in sorted(inspector.get_table_names()):
+        columns = [str(c["name"]) for c in inspector.get_columns(table)]
+        if not table.startswith(tuple(prefixes)) or "uid" not in columns:
+            continue
+        done.append(table)
+        if not postgres:
+            for event in ("INSERT", "UPDATE", "DELETE"):
+                conn.execute(text(f"DROP TRIGGER IF EXISTS lakeline_audit_{table}_{event.lower()}"))
+                conn.execute(text(_sqlite_trigger(table, columns, event)))
+            continue
+        keys = ", ".join(inspector.get_pk_constraint(table)["constrained_columns"])
+        for event, refs in (
+            ("INSERT", "NEW TABLE AS new_rows"),
+            ("UPDATE", "OLD TABLE AS old_rows NEW TABLE AS new_rows"),
+            ("DELETE", "OLD TABLE AS old_rows"),
+        ):
+            conn.execute(
+                text(
+                    f"CREATE OR REPLACE TRIGGER lakeline_audit_{event.lower()} AFTER {event} "
+                    f"ON {table} REFERENCING {refs} FOR EACH STATEMENT "
+                    f"EXECUTE FUNCTION lakeline_audit('{keys}')"
+                )
+            )
+            if event != "DELETE" and {"id", "created_by_id"} <= set(columns):
+                conn.execute(
+                    text(
+                        f"CREATE OR REPLACE TRIGGER lakeline_creator_{event.lower()} AFTER "
+                        f"{event} ON {table} REFERENCING {refs} FOR EACH STATEMENT "
+                        "EXECUTE FUNCTION lakeline_check_creator()"
+                    )
+                )
+    return done

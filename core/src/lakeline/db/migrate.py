@@ -141,6 +141,10 @@ def upgrade(
                 f"schema module {module.name!r} ({module.distribution}): migration {script} "
                 f"failed, nothing was changed: {type(exc).__name__}: {first}"
             ) from exc
+        if modules:  # module tables are audited like the core's (same transaction)
+            from lakeline.access.audit import install_module_triggers
+
+            install_module_triggers(conn, [m.prefix for m in modules])
         if then is not None:
             then(conn)
 
