@@ -66,3 +66,27 @@ def test_module_triggers_are_installed_once(lab_instance: Instance) -> None:
     assert len(_triggers(lab_instance)) == len(before) - expected
     migrate(lab_instance.name)
     assert _triggers(lab_instance) == before
+
+
+def test_module_rows_cannot_be_created_in_another_name(lab_instance: Instance) -> None:
+    import pytest
+    from lakeline.errors import PermissionDenied
+
+    if lab_instance.dialect == "sqlite":
+        pytest.skip("SQLite is single-user: the creator is the OS user (no creator check)")
+    with lab_instance.engine.begin() as conn:
+        other = conn.execute(
+            text(
+                "INSERT INTO users (uid, handle, created_at) VALUES ('mallory0', 'mallory', now()) "
+                "RETURNING id"
+            )
+        ).scalar_one()
+    refused = pytest.raises(PermissionDenied, match="in the name of another user")
+    with refused, lab_instance.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO lab_biosamples (uid, name, created_at, created_by_id) "
+                "VALUES ('forgedforged0000', 'F', now(), :other)"
+            ),
+            {"other": other},
+        )
