@@ -69,6 +69,10 @@ def test_a_transfer_keeps_the_uid_and_leaves_the_bytes(
     assert run is not None and run.transform.key == "lakeline/transfer"
     assert run.params is not None and run.params["source_instance"] == "atlas"
     assert run.params["source_runs"] == [source_run.uid] and run.status == "completed"
+    # rows written here are the transferring user's (a PostgreSQL target refuses rows in
+    # another's name); the source's creators are named in the transfer run
+    assert run.params["source_creators"] == [atlas.user.handle]
+    assert art.created_by_id == lab.user.id
     copied = ll.Run.get(source_run.uid)  # the source run and its transforms, as provenance
     assert copied.transform.key == "count" and copied.transform.source_code == "wc"
     assert copied.parent is not None and copied.parent.transform.key == "pipe"

@@ -88,11 +88,11 @@ class _Transfer:
             existing = self._existing(session)
             new = [r for r in self.records if r.uid not in existing]
             if new:
-                users = self._users(session, handles, user_id)
                 storage_ids = self._storages(session, storages, {r.storage_id for r in new})
-                transform_ids = self._copy_versioned(session, Transform, transforms, users)
-                self._runs(session, runs, transform_ids, users)
-                transfer_run = self._transfer_run(session, runs, user_id, len(new))
+                transform_ids = self._copy_versioned(session, Transform, transforms, user_id)
+                self._runs(session, runs, transform_ids, user_id)
+                creators = sorted(set(handles.values()))
+                transfer_run = self._transfer_run(session, runs, user_id, len(new), creators)
                 rows = [
                     _columns(
                         Artifact,
@@ -100,7 +100,7 @@ class _Transfer:
                         storage_id=storage_ids[r.storage_id],
                         run_id=transfer_run.id,
                         in_place=True,  # the bytes are the source's: never deleted from here
-                        created_by_id=_user(users, r.created_by_id, user_id),
+                        created_by_id=user_id,
                     )
                     for r in new
                 ]
@@ -193,27 +193,6 @@ class _Transfer:
                 )
         return found
 
-    def _users(self, session: Session, handles: dict[int, str], fallback: int) -> dict[int, int]:
-        """Source user id -> target user id, by handle (a missing user is created)."""
-        mapped: dict[int, int] = {}
-        here = dict(
-            session.execute(
-                select(User.handle, User.id).where(User.handle.in_(set(handles.values())))
-            )
-            .tuples()
-            .all()
-        )
-        for source_id, handle in handles.items():
-            if handle not in here:
-                from lakeline.ids import new_uid
-
-                user = User(handle=handle, uid=new_uid(8))
-                session.add(user)
-                session.flush()
-                here[handle] = user.id
-            mapped[source_id] = here[handle]
-        return mapped
-
     def _storages(
         self, session: Session, storages: dict[int, Storage], used: set[int]
     ) -> dict[int, int]:
@@ -236,7 +215,7 @@ class _Transfer:
         return mapped
 
     def _copy_versioned(
-        self, session: Session, model: type[Any], records: list[Any], users: dict[int, int]
+        self, session: Session, model: type[Any], records: list[Any], user_id: int
     ) -> dict[int, int]:
         """Copy transforms by uid (parents first); an existing uid must be the same code."""
         mapped: dict[int, int] = {}
@@ -258,7 +237,7 @@ class _Transfer:
                         model,
                         record,
                         parent_id=None if record.parent_id is None else mapped[record.parent_id],
-                        created_by_id=_user(users, record.created_by_id, None),
+                        created_by_id=user_id,
                     )
                     self._place_versions(session, model, [row])
                     mapped[record.id] = insert_rows(session, _table(model), [row], unique="uid")[0]
@@ -267,7 +246,7 @@ class _Transfer:
         return mapped
 
     def _runs(
-        self, session: Session, runs: list[Run], transforms: dict[int, int], users: dict[int, int]
+        self, session: Session, runs: list[Run], transforms: dict[int, int], user_id: int
     ) -> dict[int, int]:
         """Copy the source runs by uid (parents first), without their files' edges."""
         mapped: dict[int, int] = {}
@@ -292,7 +271,7 @@ class _Transfer:
                         environment_id=None,
                         report_id=None,
                         engine_ref=None if taken else record.engine_ref,
-                        created_by_id=_user(users, record.created_by_id, None),
+                        created_by_id=user_id,
                     )
                     here = insert_rows(session, _table(Run), [row], unique="uid")[0]
                 mapped[record.id] = here
@@ -385,7 +364,9 @@ class _Transfer:
             row["uid"] = new_uid(model.uid_length)
         return insert_rows(session, _table(model), [row], unique="uid")[0]
 
-    def _transfer_run(self, session: Session, runs: list[Run], user_id: int, count: int) -> Run:
+    def _transfer_run(
+        self, session: Session, runs: list[Run], user_id: int, count: int, creators: list[str]
+    ) -> Run:
         from lakeline.lineage.records import ensure_transform, log_status, new_run
 
         transform = ensure_transform(
@@ -401,6 +382,7 @@ class _Transfer:
             "source_instance_uid": self.source.uid,
             "artifacts": count,
             "source_runs": made,
+            "source_creators": creators,
         }
         run = new_run(transform, status="started", params=params, created_by_id=user_id)
         log_status(run, "completed")
@@ -451,10 +433,6 @@ class _Transfer:
                         f"{self.source.name!r}) is the key of artifact {uid} in instance "
                         f"{self.target.name!r}, another artifact: nothing was transferred"
                     )
-
-
-def _user(users: dict[int, int], source_id: int | None, default: int | None) -> int | None:
-    return default if source_id is None else users.get(source_id, default)
 
 
 def _become(record: Artifact, row: dict[str, Any], target: Instance) -> None:
