@@ -30,7 +30,7 @@ def source_row(session: Session, source: PublicSource, *, use: bool) -> Any:
     """The `Source` record of a public source, created on first import (with its file's hash);
     with `use`, it becomes the release the registry's records follow when none is yet."""
     from lakeline.instance import current
-    from lakeline.lineage.context import current_run
+    from lakeline.modules import current_run
     from sqlalchemy import select
 
     from lakeline_bio.models import Source

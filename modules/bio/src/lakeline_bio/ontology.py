@@ -19,8 +19,7 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
     import pandas as pd
-    from lakeline.validation.inspecting import InspectResult
-    from lakeline.validation.lookup import Snapshot
+    from lakeline.modules import InspectResult, Snapshot
 
 SEPARATOR = "|"
 SUGGEST_SCORE = 80  # search score a close match needs
@@ -309,14 +308,14 @@ class PublicOntology:
     # -- validation ------------------------------------------------------------------------
 
     def _snapshot(self) -> Snapshot:
-        from lakeline.validation.lookup import Snapshot
+        from lakeline.modules import Snapshot
 
         return Snapshot(self._index.names, self._index.synonym_rows)
 
     def _distinct(self, values: Any, field: str | None) -> tuple[Any, str]:
         from types import SimpleNamespace
 
-        from lakeline.validation.lookup import distinct
+        from lakeline.modules import distinct
 
         field = field or self.name_field
         model = type(self.entity, (), {})
@@ -341,7 +340,7 @@ class PublicOntology:
         if not mute and not result.all():
             import logging
 
-            from lakeline.validation.inspecting import summary_line
+            from lakeline.modules import summary_line
 
             missing = sorted(v for v in values_.uniques if v not in found)
             logging.getLogger("lakeline.validation").warning(
@@ -404,7 +403,7 @@ class PublicOntology:
 
 
 def _inspect_result_class() -> type[InspectResult]:
-    from lakeline.validation.inspecting import InspectResult
+    from lakeline.modules import InspectResult
 
     return InspectResult
 

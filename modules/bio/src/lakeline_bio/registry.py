@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
     import pandas as pd
-    from lakeline.validation.inspecting import InspectResult
+    from lakeline.modules import InspectResult
 
     from lakeline_bio.catalog import PublicSource
     from lakeline_bio.ontology import PublicOntology
@@ -340,8 +340,7 @@ class GeneRegistry:
         import logging
 
         from lakeline.instance import current
-        from lakeline.validation.inspecting import summary_line
-        from lakeline.validation.lookup import distinct, name_field, one_param_in
+        from lakeline.modules import distinct, name_field, one_param_in, summary_line
         from sqlalchemy import select
 
         organism = cls._organism(organism, field)
