@@ -68,6 +68,9 @@ def _setup_sqlite_file(engine: Engine, path: str, create: bool) -> None:
             raise DisconnectionError(f"the database file {path} was deleted or replaced")
 
 
+SQLITE_CACHE_KIB = 128 * 1024
+
+
 def _setup_sqlite(engine: Engine, read_only: bool = False) -> None:
     from lakeline.db.errors import busy_timeout_s
 
@@ -82,6 +85,10 @@ def _setup_sqlite(engine: Engine, read_only: bool = False) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        # The page cache per connection (filled on demand): SQLite's default 2 MiB holds little
+        # of a large catalog's indexes, and every random-key (uid, hash) index insert then
+        # rereads pages. Bulk inserts at 0.6M artifacts: 3.6k -> 5.8k rows/s (docs/scaling.md).
+        cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         if read_only:  # the connection refuses every write (an instance opened with using())
             cursor.execute("PRAGMA query_only=ON")
         cursor.close()
