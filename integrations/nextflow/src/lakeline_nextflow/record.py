@@ -5,6 +5,8 @@ Transform, engine ref = full hash; cached occurrence -> `cached` Run pointing at
 published copies -> a `publishDir` Run per task that used the outputs and made the copies.
 
 Public entry points: `record` (whole plans) and `record_task` (one task, for the weblog).
+An import writes through a `BatchRecorder` (a few transactions for a whole run): what it
+wrote is kept by handle and read back after the flush.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ ENGINE = "nextflow"
 PUBLISH = "publishDir"
 FINAL = ("completed", "errored", "aborted")
 CHUNK = 10_000  # ids per `id__in` query
+BATCH_STEPS = 1000  # an import's batch: the 486-task nf-core run is one
+BATCH_MS = 30_000.0
 CORRECTABLE = ("resources", "metrics", "checksums")  # params a later import completes
 RESERVED = ("step", "namespace", "self")  # names annotate() takes itself
 
@@ -37,31 +41,35 @@ RESERVED = ("step", "namespace", "self")  # names annotate() takes itself
 class Written:
     """What recording wrote, for a report that says what the catalog holds."""
 
-    runs: dict[int, str] = field(default_factory=dict)  # run id -> engine ref
-    # (consumer run id, consumer engine ref, artifact id, file name) of each input recorded
-    inputs: list[tuple[int, str, int, str]] = field(default_factory=list)
+    steps: list[Handle] = field(default_factory=list)  # the steps recorded
+    # (consumer step, artifact, file name) of each input recorded; ids are read after a flush
+    inputs: list[tuple[Handle, Artifact, str]] = field(default_factory=list)
+    # (step, planned params) of queued steps, compared with the recorded run after the flush
+    params: list[tuple[Handle, dict[str, Any]]] = field(default_factory=list)
     referenced: set[str] = field(default_factory=set)  # local files recorded as references
     remote: int = 0
     published: int = 0  # published copies recorded
 
     def edges(self) -> list[tuple[str, str, str]]:
         """(consumer, producer, file) for each recorded task input another run produced,
-        read back from the catalog."""
+        read back from the catalog (after the Recorder's flush)."""
         import lakeline as ll
 
-        ids = sorted({artifact_id for _, _, artifact_id, _ in self.inputs})
+        runs = {step.run.id: step.engine_ref for step in self.steps}
+        inputs = [(step.run.id, step.engine_ref, a.id, name) for step, a, name in self.inputs]
+        ids = sorted({artifact_id for _, _, artifact_id, _ in inputs})
         producer_of: dict[int, int | None] = {}
         for start in range(0, len(ids), CHUNK):
             for artifact in ll.Artifact.filter(id__in=ids[start : start + CHUNK]):
                 producer_of[artifact.id] = artifact.run_id
-        unknown = sorted({r for r in producer_of.values() if r is not None} - set(self.runs))
-        refs: dict[int, str | None] = dict(self.runs)
+        unknown = sorted({r for r in producer_of.values() if r is not None} - set(runs))
+        refs: dict[int | None, str | None] = dict(runs)
         for start in range(0, len(unknown), CHUNK):
             refs |= {
                 r.id: r.engine_ref for r in ll.Run.filter(id__in=unknown[start : start + CHUNK])
             }
         edges = set()
-        for run_id, consumer, artifact_id, name in self.inputs:
+        for run_id, consumer, artifact_id, name in inputs:
             producer = producer_of.get(artifact_id)
             ref = None if producer is None or producer == run_id else refs.get(producer)
             if ref:
@@ -108,16 +116,21 @@ def record(
     plans: list[WorkflowPlan], launch_dir: Path, report: Report, instance: Instance | None = None
 ) -> None:
     """Record every plan (workflow, tasks, cached occurrences, published copies)."""
-    from lakeline.lineage.recorder import Recorder
+    from lakeline.lineage.recorder import BatchRecorder
 
     with _quiet_recorder():
-        rec = Recorder(ENGINE, root=launch_dir, instance=instance)
+        rec = BatchRecorder(
+            ENGINE, root=launch_dir, instance=instance, steps=BATCH_STEPS, ms=BATCH_MS
+        )
         assert rec.instance is not None
         written = Written()
         for plan in plans:
             if plan.work_root and not _inside(Path(plan.work_root), launch_dir):
                 rec.instance.register_storage(plan.work_root)
             _record_plan(rec, plan, written)
+        rec.flush()  # a workflow still running is not finished, which would have flushed
+        for step, params in written.params:
+            _complete_params(rec, step, params)
         if written.remote:
             report.note(f"{written.remote} remote input(s) (s3, http, ...) recorded by reference")
         report.missing = sorted(set(rec.missing) - written.referenced)
@@ -196,14 +209,16 @@ def record_task(
         status="scheduled" if status == "scheduled" else "started",
         scoped=False,
     )
-    _complete_params(rec, step, task.params)
-    written.runs[step.run.id] = step.engine_ref
+    if step.run.id is None:  # queued: the run recorded before (if any) is known at the flush
+        written.params.append((step, task.params))
+    else:
+        _complete_params(rec, step, task.params)
+    written.steps.append(step)
     for ref in task.inputs:
         written.remote += ref.path.startswith(REMOTE)
         used = _file(rec, step, ref, output=False, written=written)
         if used is not None:
-            name = ref.relpath or Path(ref.path).name
-            written.inputs.append((step.run.id, step.engine_ref, used.id, name))
+            written.inputs.append((step, used, ref.relpath or Path(ref.path).name))
     if status == "completed":
         for ref in task.outputs:
             _file(rec, step, ref, output=True, written=written)
@@ -277,7 +292,7 @@ def _record_publish(rec: Recorder, wf: Handle, task: TaskPlan, written: Written)
         started_at=at,
         scoped=False,
     )
-    written.runs[step.run.id] = step.engine_ref
+    written.steps.append(step)
     for source, copy in task.published:
         _file(rec, step, source, output=False, written=written, role=source.relpath or "")
         written.published += _file(rec, step, copy, output=True, written=written) is not None
