@@ -13,7 +13,7 @@ import pytest
 from faults import SPAWN
 from lakeline.errors import LakelineError
 from lakeline.instance import Instance
-from lakeline.lineage.recorder import BatchRecorder, FileRecord, Recorder
+from lakeline.lineage.recorder import BatchRecorder, FileRecord, Recorder, make_recorder
 
 
 def workflow(rec: Recorder, root: Path) -> None:
@@ -120,6 +120,45 @@ def test_steps_are_written_per_batch_and_at_exit(instance: Instance, tmp_path: P
     assert [r.status for r in ll.Run.filter(uid__in=[first.uid, second.uid])] == ["completed"] * 2
     with pytest.raises(LakelineError, match="steps >= 1"):
         BatchRecorder("toy", steps=0)
+
+
+def test_a_step_nested_under_a_step_of_the_same_batch_is_written(
+    instance: Instance, tmp_path: Path
+) -> None:
+    (tmp_path / "raw.txt").write_text("raw")
+    rec = BatchRecorder("toy", root=tmp_path, steps=100, ms=60_000)
+    wf = rec.start_workflow(key="p", engine_run_id="r")
+    outer = rec.start_step(wf, key="build", kind="task", engine_task_id="1")
+    inner = rec.start_step(wf, key="make", kind="task", engine_task_id="2", parent=outer)
+    deeper = rec.start_step(wf, key="leaf", kind="task", engine_task_id="3", parent=inner)
+    rec.use(deeper, "raw.txt", role="returned")
+    for step in (deeper, inner, outer):
+        rec.finish_step(step)
+    rec.finish_workflow(wf)  # one flush: three waves of runs
+    runs = {r.engine_ref: r for r in ll.Run.filter(engine="toy")}
+    assert runs["r/2"].parent_id == runs["r/1"].id and runs["r/3"].parent_id == runs["r/2"].id
+    assert [r.status for r in runs.values()] == ["completed"] * 4
+    assert [a.key for a in runs["r/3"].inputs.all()] == ["raw.txt"]
+
+
+def test_capture_batch_setting_overrides_the_engines_default(
+    instance: Instance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("LAKELINE_CAPTURE_BATCH", raising=False)
+    on = make_recorder("toy", batch=True, steps=3, root=tmp_path)
+    assert isinstance(on, BatchRecorder) and on.steps == 3 and on.instance is instance
+    assert type(make_recorder("toy", batch=False, root=tmp_path)) is Recorder
+    monkeypatch.setenv("LAKELINE_CAPTURE_BATCH", "off")
+    off = make_recorder("toy", batch=True, root=tmp_path)
+    assert type(off) is Recorder
+    wf = off.start_workflow(key="p", engine_run_id="r")
+    step = off.start_step(wf, key="s", kind="rule", engine_task_id="1")
+    assert step.run.id is not None  # written at once, readable mid-run
+    monkeypatch.setenv("LAKELINE_CAPTURE_BATCH", " Yes ")
+    assert isinstance(make_recorder("toy", batch=False, root=tmp_path), BatchRecorder)
+    monkeypatch.setenv("LAKELINE_CAPTURE_BATCH", "sometimes")
+    with pytest.raises(LakelineError, match="LAKELINE_CAPTURE_BATCH='sometimes': expected on"):
+        make_recorder("toy", batch=True, root=tmp_path)
 
 
 def _killed_mid_batch(instance_name: str, root: str) -> None:

@@ -13,6 +13,9 @@ changes what is queued (a `use` of a queued output, a file that is gone, `mark_g
 `reference`, `link`, `save_files`, `mark`, `annotate`, ...), at `finish_workflow`, on
 `flush()` and at interpreter exit. Queued calls return the Artifact they will save (its id
 is set at the flush) and the step's run as it was when started.
+
+`make_recorder(engine, batch=...)` is how an integration gets its Recorder: `batch` is the
+engine's default, `LAKELINE_CAPTURE_BATCH` (on/off) the user's choice over it.
 """
 
 from __future__ import annotations
@@ -49,6 +52,10 @@ if TYPE_CHECKING:
     from lakeline.models import Artifact, Run
 
 log = logging.getLogger("lakeline.recorder")
+
+BATCH_ENV = "LAKELINE_CAPTURE_BATCH"
+_ON = {"1", "true", "yes", "on"}
+_OFF = {"0", "false", "no", "off"}
 
 _EDGES = text(  # the used-by edges of runs inserted in the same flush (executemany)
     "INSERT INTO run_inputs (run_id, artifact_id, role, used_at) VALUES (:r, :a, :role, :at) "
@@ -215,7 +222,7 @@ class BatchRecorder(Recorder):
                 for handle, parent in ready:
                     handle.run.parent_id = parent.run.id
                 insert_runs(session, [handle.run for handle, _ in ready])
-                waiting = [(h, p) for h, p in waiting if p.run.id is None]
+                waiting = [(h, p) for h, p in waiting if h.run.id is None]
         for handle, _ in runs:
             stamp(handle.run, self.instance)
         for handle, _ in started:
@@ -389,3 +396,24 @@ class BatchRecorder(Recorder):
     note_attempt = _flushed("note_attempt")
     annotate = _flushed("annotate")
     find_step = _flushed("find_step")
+
+
+def batching(default: bool) -> bool:
+    """Whether to record in batches: `LAKELINE_CAPTURE_BATCH` (on/off) over `default`."""
+    value = os.environ.get(BATCH_ENV, "").strip().lower()
+    if not value:
+        return default
+    if value in _ON | _OFF:
+        return value in _ON
+    raise LakelineError(f"{BATCH_ENV}={value!r}: expected on or off (1/0, true/false, yes/no)")
+
+
+def make_recorder(
+    engine: str, *, batch: bool, steps: int = 100, ms: float = 500.0, **options: Any
+) -> Recorder:
+    """The Recorder an integration records with: a `BatchRecorder(steps=, ms=)` when
+    `batching(batch)` (the engine's default, unless `LAKELINE_CAPTURE_BATCH` says otherwise),
+    else a plain `Recorder`. `options`: the Recorder's own (root, upload, instance)."""
+    if batching(batch):
+        return BatchRecorder(engine, steps=steps, ms=ms, **options)
+    return Recorder(engine, **options)

@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 
     from lakeline.artifacts.save import Plan
     from lakeline.instance import Instance
-    from lakeline.lineage.batching import BatchRecorder
+    from lakeline.lineage.batching import BatchRecorder, make_recorder
 
 __all__ = [
     "BatchRecorder",
@@ -58,6 +58,7 @@ __all__ = [
     "current",
     "current_run",
     "location_exists",
+    "make_recorder",
     "written_since",
 ]
 
@@ -65,10 +66,10 @@ log = logging.getLogger("lakeline.recorder")
 
 
 def __getattr__(name: str) -> Any:
-    if name == "BatchRecorder":  # lineage/batching.py subclasses Recorder: imported on use
-        from lakeline.lineage.batching import BatchRecorder
+    if name in ("BatchRecorder", "make_recorder"):  # batching.py subclasses Recorder: on use
+        from lakeline.lineage import batching
 
-        return BatchRecorder
+        return getattr(batching, name)
     raise AttributeError(name)
 
 
