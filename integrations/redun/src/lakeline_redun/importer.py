@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from lakeline.lineage.recorder import Recorder
+from lakeline.lineage.recorder import BatchRecorder, Recorder, make_recorder
 
 from lakeline_redun.reader import (
     ExecutionInfo,
@@ -22,6 +22,9 @@ from lakeline_redun.record import ENGINE, ExecutionRecorder
 if TYPE_CHECKING:
     from lakeline.instance import Instance
     from sqlalchemy.orm import Session
+
+BATCH_STEPS = 1000  # an import's batch (LAKELINE_CAPTURE_BATCH=off: one transaction per call)
+BATCH_MS = 30_000.0
 
 
 @dataclass
@@ -63,8 +66,14 @@ def import_redun(
     assert session is not None
     try:
         found = executions(session, execution, db)
-        recorder = Recorder(
-            ENGINE, root=os.fspath(root or default_root(db)), upload=upload, instance=instance
+        recorder = make_recorder(
+            ENGINE,
+            batch=True,  # a bulk import: a few transactions
+            steps=BATCH_STEPS,
+            ms=BATCH_MS,
+            root=os.fspath(root or default_root(db)),
+            upload=upload,
+            instance=instance,
         )
         result = ImportResult()
         jobs = _Jobs(session, db, recorder, pipeline, {info.id: info for info in found})
@@ -73,6 +82,8 @@ def import_redun(
                 result.jobs += jobs.finish(job_id)
             result.executions.append(info.id)
         result.executions += jobs.pulled
+        if isinstance(recorder, BatchRecorder):  # an execution still running is not finished
+            recorder.flush()
         result.missing = list(recorder.missing)
         return result
     finally:

@@ -51,13 +51,11 @@ class ExecutionRecorder:
         if job.id in self.handles:
             return self.handles[job.id]
         workflow = self.start_workflow(job) if self.workflow is None else self.workflow
+        # nested under the parent job's run (its handle: a batched Recorder resolves the
+        # run at its flush), the transform under the pipeline's
         parent = self.handles.get(job.parent_id or "")
-        # start_step parents the run to `workflow.run` and the transform to
-        # `workflow.transform`: a handle with the parent job's run nests the run while its
-        # transform stays under the pipeline.
-        scope = workflow if parent is None else Handle(parent.run, workflow.transform, "")
         handle = self.recorder.start_step(
-            scope,
+            workflow,
             key=job.task_name,
             kind="task",
             engine_task_id=job.id,
@@ -66,6 +64,7 @@ class ExecutionRecorder:
             reference=job.task_hash,
             started_at=job.started_at,
             scoped=False,
+            parent=parent,
         )
         self.handles[job.id] = handle
         return handle

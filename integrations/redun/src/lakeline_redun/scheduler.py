@@ -58,11 +58,11 @@ class LakelineScheduler(Scheduler):
         return getattr(self.backend, "session", None)
 
     def _lineage(self, execution_id: str) -> ExecutionRecorder:
-        from lakeline.lineage.recorder import Recorder
+        from lakeline.lineage.recorder import make_recorder
         from redun.backends.db import Execution
 
-        if self._recorder is None:
-            self._recorder = Recorder(ENGINE, root=self.lakeline_root)
+        if self._recorder is None:  # batched: flushed every 100 jobs / 0.5 s and at the end
+            self._recorder = make_recorder(ENGINE, batch=True, root=self.lakeline_root)
         if execution_id not in self._executions:
             session = self._session()
             row = session.get(Execution, execution_id) if session is not None else None
