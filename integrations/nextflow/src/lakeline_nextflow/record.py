@@ -116,11 +116,11 @@ def record(
     plans: list[WorkflowPlan], launch_dir: Path, report: Report, instance: Instance | None = None
 ) -> None:
     """Record every plan (workflow, tasks, cached occurrences, published copies)."""
-    from lakeline.lineage.recorder import BatchRecorder
+    from lakeline.lineage.recorder import BatchRecorder, make_recorder
 
     with _quiet_recorder():
-        rec = BatchRecorder(
-            ENGINE, root=launch_dir, instance=instance, steps=BATCH_STEPS, ms=BATCH_MS
+        rec = make_recorder(
+            ENGINE, batch=True, steps=BATCH_STEPS, ms=BATCH_MS, root=launch_dir, instance=instance
         )
         assert rec.instance is not None
         written = Written()
@@ -128,7 +128,8 @@ def record(
             if plan.work_root and not _inside(Path(plan.work_root), launch_dir):
                 rec.instance.register_storage(plan.work_root)
             _record_plan(rec, plan, written)
-        rec.flush()  # a workflow still running is not finished, which would have flushed
+        if isinstance(rec, BatchRecorder):  # a run still going was not finished (a flush)
+            rec.flush()
         for step, params in written.params:
             _complete_params(rec, step, params)
         if written.remote:
