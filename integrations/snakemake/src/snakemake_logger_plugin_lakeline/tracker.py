@@ -169,13 +169,13 @@ class Tracker:
             return True
         if self.failure is not None or self.started is None:
             return False
-        from lakeline.lineage.recorder import Recorder
+        from lakeline.lineage.recorder import make_recorder
 
         event = self.started
         try:
             instance = self.instance or self.connect()
-            self.recorder = Recorder(
-                ENGINE, root=self.workdir, upload=self.upload, instance=instance
+            self.recorder = make_recorder(  # batched: at the latest at the next flush or the end
+                ENGINE, batch=True, root=self.workdir, upload=self.upload, instance=instance
             )
             self.writer = Writer(self.recorder, self.workdir, self._problem)
             sources = self.sources()
@@ -411,6 +411,10 @@ class Tracker:
         if job.step is None:
             return False
         if output not in job.recorded:
+            from lakeline.lineage.recorder import BatchRecorder
+
+            if job.step.run.id is None and isinstance(self.recorder, BatchRecorder):
+                self.recorder.flush()  # a queued step: its recorded run is known at the flush
             run = job.step.run
             artifacts = run.outputs if output else run.inputs
             job.recorded[output] = {n for a in artifacts for n in (a.key, a.location) if n}
