@@ -19,6 +19,7 @@ from lakeline.access.roles import AccessError
 from lakeline.cli import cli
 from lakeline.errors import PermissionDenied
 from lakeline.instance import Instance, connect
+from lakeline.lineage.recorder import Recorder
 from lakeline.testing import LoginRoles
 from sqlalchemy import text
 
@@ -204,3 +205,25 @@ def test_concurrent_writers_extend_one_chain(
     assert len([e for e in log if e.action == "insert" and e.table == "artifacts"]) == 60
     assert [e.seq for e in log] == list(range(1, len(log) + 1)) and len(log) > before
     assert verify(instance).ok
+
+
+@pytest.mark.postgres
+def test_trigger_functions_that_turn_nested_loops_off_turn_jit_off(
+    lakeline_home: Path, tmp_path: Path, postgres_url: str
+) -> None:
+    """Plans made without nested loops carry the planner's disable cost, far above
+    jit_above_cost: with JIT on, the audit query of every UPDATE was compiled (0.3 s each)."""
+    instance = ll.init(tmp_path / "data", db=postgres_url, name="owner")
+    query = "SELECT proname, proconfig FROM pg_proc WHERE proname LIKE 'lakeline%'"
+    with instance.sessions.read() as session:
+        settings = {name: set(config or ()) for name, config in session.execute(text(query))}
+    assert "enable_nestloop=off" in settings["lakeline_audit"]
+    assert "enable_nestloop=off" in settings["lakeline_check_creator"]
+    compiled = [n for n, s in settings.items() if "enable_nestloop=off" in s and "jit=off" not in s]
+    assert compiled == []
+    runs = ll.Run.filter().count()
+    rec = Recorder("toy", root=tmp_path)
+    wf = rec.start_workflow(key="p", engine_run_id="r")
+    rec.finish_workflow(wf)  # a one-row UPDATE, audited
+    assert ll.Run.filter().count() == runs + 1 and verify(instance).ok
+    assert [e.action for e in entries(instance) if e.table == "runs"][-2:] == ["insert", "update"]
