@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from lakeline.db.locks import lock_keys
-from lakeline.db.rows import chunks, one_of
+from lakeline.db.rows import chunks, fill_new, one_of
 from lakeline.errors import SourceChanged
 from lakeline.models import Artifact
 from lakeline.storage.hashing import Digest, Fingerprint, fingerprint, remote_tag
@@ -202,10 +202,14 @@ def store(instance: Instance, plan: Plan) -> None:
         put(plan.artifact._source, plan.source_fs, target, target_fs)
     plan.uploaded = True
     etag = answer.get("ETag") if isinstance(answer, dict) else None
-    if etag is not None:  # the PUT's answer: no HEAD request needed
-        plan.artifact.store_tag = remote_tag({"ETag": etag})
+    tag: str | None
+    if isinstance(answer, os.stat_result):  # a local file just written: its stat
+        tag = f"m:{answer.st_mtime_ns}"
+    elif etag is not None:  # the PUT's answer: no HEAD request needed
+        tag = remote_tag({"ETag": etag})
     else:
-        plan.artifact.store_tag = stored_fingerprint(instance, plan).tag
+        tag = stored_fingerprint(instance, plan).tag
+    fill_new(plan.artifact, {"store_tag": tag})  # a new object: no attribute events
 
 
 def restore(instance: Instance, plans: Sequence[Plan]) -> None:

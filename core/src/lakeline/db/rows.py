@@ -57,6 +57,13 @@ def update_row(session: Session, record: Any, values: dict[str, Any]) -> None:
         set_committed_value(record, name, value)
 
 
+def fill_new(record: Any, values: dict[str, Any]) -> None:
+    """Set column values on a new, transient record without the ORM's per-attribute events
+    (~3 us each): the ORM inserts a transient record's values as they are, and a record
+    becomes clean when it is made detached or persistent, as any save does."""
+    vars(record).update(values)
+
+
 def insert_rows(
     session: Session, table: Table, rows: Sequence[dict[str, Any]], *, unique: str
 ) -> list[int]:
