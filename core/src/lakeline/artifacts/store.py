@@ -176,6 +176,9 @@ def stored_fingerprint(instance: Instance, plan: Plan) -> Fingerprint:
     storage = storage_of(plan)
     target = join(storage.root, plan.store_key)
     assert plan.digest is not None
+    if plan.digest.n_files is None and protocol_of(target) == "local":  # a file: its stat
+        st = os.stat(target)
+        return Fingerprint(st.st_size, f"m:{st.st_mtime_ns}")
     return fingerprint(
         instance.fs(storage), strip_protocol(target), is_dir=plan.digest.n_files is not None
     )
@@ -280,9 +283,11 @@ def _missing(instance: Instance, plans: Sequence[Plan]) -> list[Plan]:
     """Which of `plans` (objects in one folder) are not stored: a stat each locally; in an
     object store one listing of the folder for many of them, else a HEAD request each."""
     storage = storage_of(plans[0])
-    fs = instance.fs(storage)
     paths = [strip_protocol(join(storage.root, p.store_key)) for p in plans]
-    if protocol_of(storage.root) != "local" and len(plans) >= LIST_FROM:
+    if protocol_of(storage.root) == "local":  # a stat each (a folder: that it is one)
+        return [p for p, path in zip(plans, paths, strict=True) if not _stored_here(p, path)]
+    fs = instance.fs(storage)
+    if len(plans) >= LIST_FROM:
         folder = paths[0].rsplit("/", 1)[0]
         listed = {name.rstrip("/") for name in fs.ls(folder, detail=False, refresh=True)}
         return [p for p, path in zip(plans, paths, strict=True) if path not in listed]
@@ -295,6 +300,18 @@ def _missing(instance: Instance, plans: Sequence[Plan]) -> list[Plan]:
         return False
 
     return [p for p in plans if gone(p)]
+
+
+def _stored_here(plan: Plan, path: str) -> bool:
+    """Whether a local object is there, as `stored_fingerprint` would find it."""
+    assert plan.digest is not None
+    if plan.digest.n_files is not None:
+        return os.path.isdir(path)
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def guarded(instance: Instance, also: InTransaction | None) -> InTransaction:
