@@ -43,7 +43,7 @@ from lakeline.db.locks import lock_keys
 from lakeline.db.rows import chunks, fill_new, insert_rows, one_of
 from lakeline.db.session import check_own, stamp
 from lakeline.errors import IntegrityProblem, InvalidKey, LakelineError
-from lakeline.ids import new_stem, suffix_index, versioned_uid
+from lakeline.ids import STEM_LENGTH, new_uids, suffix_index, versioned_uid
 from lakeline.models import Artifact
 from lakeline.models.base import utcnow
 from lakeline.storage.hashing import Digest, hash_file, hash_folder, hash_in_place
@@ -264,6 +264,7 @@ def _write_records(
         settle_keys(session, plans, latest, places, read_keys)
         next_index: dict[str, int] = {}
         created: list[Artifact] = []
+        stems = iter(new_uids(len(plans), STEM_LENGTH))  # drawn at once: a new stem each
         for plan in plans:
             artifact, digest = plan.artifact, plan.digest
             existing = _existing(session, plan, same, places)
@@ -273,7 +274,7 @@ def _write_records(
                 continue
             previous = latest.get(artifact.key) if artifact.key is not None else None
             if previous is None:
-                stem, index = new_stem(), 0
+                stem, index = next(stems), 0
             else:
                 # a new version keeps what the previous one said about itself unless told
                 artifact.description = artifact.description or previous.description
