@@ -14,7 +14,6 @@ from lakeline.artifacts.transfer import PARTIAL, write_local
 from lakeline.errors import PathNotFound, UnsupportedPath
 from lakeline.instance import Instance
 from lakeline.storage import roots
-from lakeline.storage.hashing import SMALL, STEP, copy_then_hash
 from lakeline.storage.roots import resolve_existing
 from sqlalchemy import inspect
 
@@ -142,46 +141,3 @@ def test_bulk_save_records_are_the_stored_bytes_and_clean(
     again[3].description = "edited after a bulk save"
     again[3].save()
     assert ll.Artifact.get(again[3].uid).description == "edited after a bulk save"
-
-
-def _large(path: Path, n: int) -> bytes:
-    data = b"".join(i.to_bytes(8, "little") * 1024 for i in range(n // 8192 + 1))[:n]
-    path.write_bytes(data)
-    return data
-
-
-@pytest.mark.parametrize("size", [STEP, STEP + 1, 2 * STEP + STEP // 2, SMALL + 1])
-def test_copy_then_hash_hashes_the_copy(tmp_path: Path, size: int) -> None:
-    """Ranges copied by the kernel and hashed from the copy while the next one is copied:
-    the whole file, its hash, at range boundaries too."""
-    data = _large(tmp_path / "source.bin", size)
-    digest = copy_then_hash(str(tmp_path / "source.bin"), str(tmp_path / "copy.bin"))
-    assert (tmp_path / "copy.bin").read_bytes() == data
-    assert digest.hash == hashlib.sha256(data).hexdigest()
-    assert digest.size == size
-
-
-def test_copy_then_hash_across_filesystems(tmp_path: Path) -> None:
-    """From tmpfs to the test's folder: copy_file_range refuses a copy across filesystems
-    (EXDEV) and sendfile copies instead."""
-    shm = Path("/dev/shm")
-    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
-        pytest.skip("needs /dev/shm on a filesystem of its own")
-    source = shm / f"lakeline-test-{os.getpid()}.bin"
-    try:
-        data = _large(source, STEP + 12345)
-        digest = copy_then_hash(str(source), str(tmp_path / "copy.bin"))
-    finally:
-        source.unlink(missing_ok=True)
-    assert (tmp_path / "copy.bin").read_bytes() == data
-    assert digest.hash == hashlib.sha256(data).hexdigest()
-
-
-def test_a_large_file_saves_with_the_hash_of_its_stored_copy(
-    instance: Instance, tmp_path: Path
-) -> None:
-    data = _large(tmp_path / "large.bin", STEP + 999)
-    artifact = ll.Artifact(tmp_path / "large.bin", key="big/large.bin").save()
-    stored = Path(instance.storage.root) / artifact.store_key
-    assert stored.read_bytes() == data
-    assert artifact.hash == hashlib.sha256(data).hexdigest() and artifact.size == len(data)

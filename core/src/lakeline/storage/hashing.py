@@ -8,9 +8,9 @@ mtime or ETag) let a read check cheaply that the stored bytes are still the ones
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from functools import partial
 from typing import IO, TYPE_CHECKING, Any, NamedTuple
@@ -188,74 +188,12 @@ def _stat_key(st: os.stat_result) -> tuple[int, int, int]:
     return (st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
-STEP = 8 << 20  # a large file is copied and hashed in ranges of this size, overlapped
-
-
-def _kernel_copy(src: int, dst: int, offset: int, n: int, plain: list[bool]) -> int:
-    """Copy up to `n` bytes at `offset` from `src` to `dst` (fds) in the kernel:
-    copy_file_range, else (`plain[0]` set once it is refused) sendfile; 0 at the end."""
-    if not plain[0]:
-        try:
-            return os.copy_file_range(src, dst, n, offset, offset)
-        except OSError as exc:
-            if offset or exc.errno not in _NO_RANGE_COPY:
-                raise
-            plain[0] = True  # nothing copied yet: sendfile writes at dst's position, 0
-    return os.sendfile(dst, src, offset, n)
-
-
-_NO_RANGE_COPY = (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EPERM)
-
-
-def copy_then_hash(source: str, target: str) -> Digest:
-    """Copy local file `source` to the new file `target` in the kernel, range by range, and
-    hash each range read back from `target` while a helper thread copies the next one: the
-    hash is that of the bytes written, and copying and hashing (both without the GIL) take
-    the time of the slower one rather than the sum."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    sha = hashlib.sha256()
-    buffer = bytearray(STEP)
-    view = memoryview(buffer)
-    plain = [not hasattr(os, "copy_file_range")]
-
-    def hash_range(fd: int, offset: int, n: int) -> None:
-        got = 0
-        while got < n:
-            k = os.preadv(fd, [view[got:n]], offset + got)
-            if k == 0:
-                raise _changed(target)
-            got += k
-        sha.update(view[:n])
-
-    src = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        with (
-            open(target, "xb") as out,
-            open(target, "rb") as back,
-            ThreadPoolExecutor(1, thread_name_prefix="lakeline-copy") as pool,
-        ):
-            dst, reread = out.fileno(), back.fileno()
-            offset, pending = 0, 0
-            while True:
-                copying = pool.submit(_kernel_copy, src, dst, offset, STEP, plain)
-                if pending:
-                    hash_range(reread, offset - pending, pending)
-                pending = copying.result()
-                if pending == 0:
-                    break
-                offset += pending
-    finally:
-        os.close(src)
-    return Digest(sha.hexdigest(), FILE_HASH, offset, None)
-
-
 def copy_local_file(source: str, target: str) -> Digest:
     """Copy local file `source` to the new file `target` and hash the bytes written: small
-    files in one read (hashed in memory), larger ones copied by the kernel and hashed from
-    the copy, which only this process writes (from the page cache, overlapped with the copy:
-    `copy_then_hash`; faster than a hashing copy loop, whose user-space writes the kernel
-    throttles on a disk). `SourceChanged` if `source` changed during the copy."""
+    files in one read (hashed in memory), larger ones copied by the kernel (`sendfile`) and
+    then hashed from the copy, which only this process writes (from the page cache: as fast
+    as hashing the source, and faster than a hashing copy loop, whose user-space writes the
+    kernel throttles on a disk). `SourceChanged` if `source` changed during the copy."""
     before = os.stat(source)
     if before.st_size <= SMALL:
         with open(source, "rb") as src:
@@ -264,7 +202,8 @@ def copy_local_file(source: str, target: str) -> Digest:
             dst.write(data)
         digest = Digest(hashlib.sha256(data).hexdigest(), FILE_HASH, len(data), None)
     else:
-        digest = copy_then_hash(source, target)  # an inode swap shows in the stat
+        shutil.copyfile(source, target)  # sendfile on Linux; an inode swap shows in the stat
+        digest = hash_local_file(target)
     checkpoints.reach("source.read")
     after = os.stat(source)
     if _stat_key(before) != _stat_key(after) or after.st_size != digest.size:
