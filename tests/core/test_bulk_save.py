@@ -14,6 +14,7 @@ from lakeline.artifacts.transfer import PARTIAL, write_local
 from lakeline.errors import PathNotFound, UnsupportedPath
 from lakeline.instance import Instance
 from lakeline.storage import roots
+from lakeline.storage.hashing import SMALL
 from lakeline.storage.roots import resolve_existing
 from sqlalchemy import inspect
 
@@ -141,3 +142,16 @@ def test_bulk_save_records_are_the_stored_bytes_and_clean(
     again[3].description = "edited after a bulk save"
     again[3].save()
     assert ll.Artifact.get(again[3].uid).description == "edited after a bulk save"
+
+
+def test_a_large_file_saves_with_the_hash_of_its_stored_copy(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """Beyond the small-file size: copied by the kernel and hashed from the copy."""
+    data = b"".join(i.to_bytes(8, "little") * 1024 for i in range(SMALL // 8192 + 2))
+    (tmp_path / "large.bin").write_bytes(data)
+    artifact = ll.Artifact(tmp_path / "large.bin", key="big/large.bin").save()
+    stored = Path(instance.storage.root) / artifact.store_key
+    assert stored.read_bytes() == data
+    assert artifact.hash == hashlib.sha256(data).hexdigest() and artifact.size == len(data)
+    assert artifact.store_tag == f"m:{stored.stat().st_mtime_ns}"
