@@ -89,6 +89,8 @@ def _describe_path(
         artifact,
         {"suffix": suffix, "_source": location, "_source_is_dir": is_dir, "_staged": False},
     )
+    if protocol == "local":  # a hint (choosing threads for the save), never a fact recorded
+        artifact._source_size = st.st_size
 
 
 def _describe_object(artifact: Artifact, data: Any, key: str | None, fmt_name: str | None) -> None:

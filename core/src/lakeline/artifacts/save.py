@@ -396,7 +396,10 @@ def _columns() -> list[str]:
 def _finish(plans: Sequence[Plan]) -> None:
     from lakeline.artifacts.transfer import remove_local
     from lakeline.lineage.records import fire
+    from lakeline.plugins import get_plugin_manager
 
+    # a hook call costs microseconds even when no plugin listens: asked once per save
+    listening = bool(get_plugin_manager().hook.artifact_saved.get_hookimpls())
     for plan in plans:
         artifact = plan.artifact
         if artifact._staged:
@@ -404,7 +407,7 @@ def _finish(plans: Sequence[Plan]) -> None:
         artifact._created = plan.result is artifact
         if plan.result is not artifact and plan.result is not None:
             _adopt(artifact, plan.result)
-        else:
+        elif listening:
             fire("artifact_saved", artifact=artifact)
 
 

@@ -71,7 +71,9 @@ def io_bound(
         if protocol_of(source) != "local" or artifact._source_is_dir:
             return True
         try:
-            size = sizes[i] if sizes is not None else os.stat(source).st_size
+            size = sizes[i] if sizes is not None else getattr(artifact, "_source_size", None)
+            if size is None:
+                size = os.stat(source).st_size
         except OSError:
             return True
         if size >= BIG_FILE:
