@@ -3,11 +3,14 @@
     git archive main core/src | tar -x -C /tmp/before
     uv run python bench/ab.py --before /tmp/before/core/src --rounds 3
 
-Each round runs, for each place (tmpfs and disk) and each checkout, a fresh process that makes
-an SQLite instance there and times `ll.save` of `--files` new small files, the same files again
-(idempotent) and `Artifact(file).save()` of a `--large-mb` MiB file (bench/measure.py). The
-checkout under test is this one; `--before` is put first on PYTHONPATH for the other. The best
-of the rounds is printed: on a shared machine the best is the figure least disturbed by others.
+Each round runs, for each database (`--db`), place (tmpfs and disk) and checkout, a fresh
+process that makes an instance there and times `ll.save` of `--files` new small files, the same
+files again (idempotent) and `Artifact(file).save()` of a `--large-mb` MiB file
+(bench/measure.py). PostgreSQL: one throwaway cluster on /dev/shm, a new database per process.
+The checkout under test is this one; `--before` is put first on PYTHONPATH for the other. The
+best of the rounds is printed: on a shared machine the best is the figure least disturbed by
+others. Beside it, the process CPU per small file (user + system of the saving process, not
+the database server's), which the machine's load disturbs far less than wall time.
 """
 
 from __future__ import annotations
@@ -24,8 +27,15 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def one(where: str, files: int, mb: int) -> None:
-    """In a fresh process: the three figures, as one JSON line."""
+def _cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def one(where: str, files: int, mb: int, db: str | None) -> None:
+    """In a fresh process: the figures, as one JSON line."""
     sys.path.insert(0, str(HERE))
     import measure
 
@@ -35,14 +45,17 @@ def one(where: str, files: int, mb: int) -> None:
     try:
         import lakeline.instance as li
 
-        li.init(str(base / "storage"), name="ab")
+        li.init(str(base / "storage"), name="ab", db=db)
         paths, _ = measure.make_files(base / "files", files)
-        bulk = measure.bulk_register(paths, profile_dir=None, tag="ab", log=lambda _: None)
+        cpu: dict[str, float] = {}
+        bulk = measure.bulk_register(paths, profile_dir=None, tag="ab", log=lambda _: None, cpu=cpu)
         large = measure.large_file(base, mb, log=lambda _: None)
         figures = {
             "new /s": files / bulk["first"]["seconds"],
             "again /s": files / bulk["again"]["seconds"],
             "large MiB/s": large["mb_per_s"],
+            "new cpu us": 1e6 * cpu["first"] / files,
+            "again cpu us": 1e6 * cpu["again"] / files,
         }
         print(json.dumps(figures))
     finally:
@@ -56,33 +69,61 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=10_000)
     parser.add_argument("--large-mb", type=int, default=1024)
     parser.add_argument("--tmp", default=tempfile.gettempdir(), help="the disk place")
-    parser.add_argument("--one", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="sqlite")
+    parser.add_argument("--places", default="tmpfs,disk", help="tmpfs, disk or both")
+    parser.add_argument("--one", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        one(args.one[0], int(args.one[1]), int(args.one[2]))
+        where, files, mb, url = args.one
+        one(where, int(files), int(mb), None if url == "-" else url)
         return
     places = {"tmpfs": "/dev/shm", "disk": args.tmp}
-    best: dict[tuple[str, str], dict[str, float]] = {}
-    for _ in range(args.rounds):
-        for place, where in places.items():
-            for label in ("before", "after"):
-                env = dict(os.environ)
-                env.pop("PYTHONPATH", None)
-                if label == "before":
-                    env["PYTHONPATH"] = str(args.before)
-                argv = [sys.executable, __file__, "--before", str(args.before)]
-                argv += ["--one", where, str(args.files), str(args.large_mb)]
-                out = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)
-                figures = json.loads(out.stdout.strip().splitlines()[-1])
-                kept = best.setdefault((place, label), figures)
-                for name, value in figures.items():
-                    kept[name] = max(kept[name], value)
-                print(place, label, {k: round(v) for k, v in figures.items()}, file=sys.stderr)
+    places = {p: places[p] for p in args.places.split(",")}
+    dbs = ["sqlite", "postgres"] if args.db == "both" else [args.db]
+    server = None
+    if "postgres" in dbs:
+        sys.path.insert(0, str(HERE))
+        import measure
+
+        started = measure.start_postgres("ab")
+        if isinstance(started, str):
+            raise SystemExit(f"no PostgreSQL: {started}")
+        server = started[0]
+    best: dict[tuple[str, str, str], dict[str, float]] = {}
+    runs = 0
+    try:
+        for _ in range(args.rounds):
+            for db in dbs:
+                for place, where in places.items():
+                    for label in ("before", "after"):
+                        runs += 1
+                        url = server.create_database(f"ab{runs}") if db == "postgres" else "-"
+                        figures = _run(args, label, where, url)
+                        kept = best.setdefault((db, place, label), figures)
+                        for name, value in figures.items():
+                            better = min if name.endswith("us") else max
+                            kept[name] = better(kept[name], value)
+                        shown = {k: round(v) for k, v in figures.items()}
+                        print(db, place, label, shown, file=sys.stderr)
+    finally:
+        if server is not None:
+            server.stop()
     print(f"best of {args.rounds}: {args.files:,} small files, one {args.large_mb:,} MiB file")
-    for place in places:
-        for label in ("before", "after"):
-            row = "  ".join(f"{k} {v:>7,.0f}" for k, v in best[(place, label)].items())
-            print(f"{place:<6} {label:<7} {row}")
+    for db, place, label in best:
+        row = "  ".join(f"{k} {v:>6,.0f}" for k, v in best[(db, place, label)].items())
+        print(f"{db:<8} {place:<6} {label:<7} {row}")
+
+
+def _run(args: argparse.Namespace, label: str, where: str, url: str) -> dict[str, float]:
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    if label == "before":
+        env["PYTHONPATH"] = str(args.before)
+    argv = [sys.executable, __file__, "--before", str(args.before)]
+    argv += ["--one", where, str(args.files), str(args.large_mb), url]
+    out = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)
+    figures: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return figures
 
 
 if __name__ == "__main__":

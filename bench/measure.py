@@ -149,9 +149,17 @@ def make_files(folder: Path, n: int) -> tuple[list[Path], float]:
 
 
 def bulk_register(
-    paths: list[Path], *, profile_dir: Path | None, tag: str, log: Log
+    paths: list[Path],
+    *,
+    profile_dir: Path | None,
+    tag: str,
+    log: Log,
+    cpu: dict[str, float] | None = None,
 ) -> dict[str, Any]:
-    """`ll.save([...])` of every file (construction included), then again (idempotent)."""
+    """`ll.save([...])` of every file (construction included), then again (idempotent).
+    `cpu`: filled with the process CPU seconds (user + system) of each phase."""
+    import resource
+
     import lakeline as ll
 
     warm = paths[0].parent.parent / "warm-up.txt"
@@ -162,11 +170,15 @@ def bulk_register(
     out: dict[str, Any] = {"n_files": len(paths)}
     for phase in ("first", "again"):
         with profiled(profile_dir, f"{tag}-bulk-{phase}"):
+            used = resource.getrusage(resource.RUSAGE_SELF)
             start = time.perf_counter()
             artifacts = [ll.Artifact(str(p), key=k) for p, k in zip(paths, keys, strict=True)]
             construct = time.perf_counter() - start
             ll.save(artifacts)
             total = time.perf_counter() - start
+            after = resource.getrusage(resource.RUSAGE_SELF)
+        if cpu is not None:
+            cpu[phase] = after.ru_utime - used.ru_utime + after.ru_stime - used.ru_stime
         out[phase] = {
             "seconds": total,
             "construct_seconds": construct,

@@ -69,6 +69,9 @@ def suffix_index(suffix: str) -> int:
     return value
 
 
+_FIRST = "0" * SUFFIX_LENGTH
+
+
 def versioned_uid(stem: str, index: int) -> str:
     """Return the uid of version `index` of the thing with `stem`."""
-    return stem + version_suffix(index)
+    return stem + (_FIRST if index == 0 else version_suffix(index))

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lakeline.config import cache_dir
+from lakeline.db.rows import fill_new
 from lakeline.errors import InvalidKey, PathNotFound, StorageError, UnsupportedPath
 from lakeline.ids import new_uid
 from lakeline.storage.keys import suffix_of, validate_key
-from lakeline.storage.roots import normalize_root, protocol_of, strip_protocol
+from lakeline.storage.roots import normalize_root, protocol_of, resolve_existing, strip_protocol
 from lakeline.storage.walk import not_a_file
 from lakeline.values import validate_label
 
@@ -54,9 +55,9 @@ def _describe_path(
     text = os.fspath(data)
     protocol = protocol_of(text)
     if protocol == "local":
-        location = normalize_root(text)
         try:
-            mode = os.stat(location).st_mode  # one stat: exists, is_dir, is a plain file
+            location, st = resolve_existing(text)  # exists, is_dir, is a plain file
+            mode = st.st_mode
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 raise UnsupportedPath(
@@ -84,10 +85,12 @@ def _describe_path(
             raise PathNotFound(f"{location} does not exist: check the URL")
     suffix = suffix_of(location)
     _check_suffix(key, suffix, "file" if not is_dir else "folder")
-    artifact.suffix = suffix
-    artifact._source = location
-    artifact._source_is_dir = is_dir
-    artifact._staged = False
+    fill_new(
+        artifact,
+        {"suffix": suffix, "_source": location, "_source_is_dir": is_dir, "_staged": False},
+    )
+    if protocol == "local":  # a hint (choosing threads for the save), never a fact recorded
+        artifact._source_size = st.st_size
 
 
 def _describe_object(artifact: Artifact, data: Any, key: str | None, fmt_name: str | None) -> None:
@@ -148,10 +151,7 @@ def prepare(
         _describe_path(artifact, data, key, instance)
     else:
         _describe_object(artifact, data, key, format)
-    artifact.key = key
-    artifact.description = description
-    artifact.kind = kind
-    artifact.version = version
+    fill_new(artifact, {"key": key, "description": description, "kind": kind, "version": version})
     if run is not None:
         if run.id is None:
             raise ValueError("the run must be saved before artifacts can point to it")

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Table, func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
@@ -39,10 +40,10 @@ from lakeline.artifacts.store import io_bound as _io_bound
 from lakeline.artifacts.store import map_items as _map
 from lakeline.artifacts.store import upload as _upload
 from lakeline.db.locks import lock_keys
-from lakeline.db.rows import chunks, insert_rows, one_of
+from lakeline.db.rows import chunks, fill_new, insert_rows, one_of
 from lakeline.db.session import check_own, stamp
 from lakeline.errors import IntegrityProblem, InvalidKey, LakelineError
-from lakeline.ids import new_stem, suffix_index, versioned_uid
+from lakeline.ids import STEM_LENGTH, new_uids, suffix_index, versioned_uid
 from lakeline.models import Artifact
 from lakeline.models.base import utcnow
 from lakeline.storage.hashing import Digest, hash_file, hash_folder, hash_in_place
@@ -185,13 +186,11 @@ def _insert(session: Session, artifacts: Sequence[Artifact]) -> None:
     rows = []
     for artifact in artifacts:
         values = instance_dict(artifact)  # the attributes set so far
-        for name in columns:
-            if name not in values:  # stored as NULL: say so, or a detached record can't tell
-                setattr(artifact, name, None)
-        rows.append({name: values[name] for name in columns})
+        # stored as NULL: say so, or a detached record can't tell
+        rows.append({name: values.setdefault(name, None) for name in columns})
     ids = insert_rows(session, table, rows, unique="uid")
     for artifact, new_id in zip(artifacts, ids, strict=True):
-        artifact.id = new_id
+        instance_dict(artifact)["id"] = new_id
 
 
 def _write_records(
@@ -265,6 +264,7 @@ def _write_records(
         settle_keys(session, plans, latest, places, read_keys)
         next_index: dict[str, int] = {}
         created: list[Artifact] = []
+        stems = iter(new_uids(len(plans), STEM_LENGTH))  # drawn at once: a new stem each
         for plan in plans:
             artifact, digest = plan.artifact, plan.digest
             existing = _existing(session, plan, same, places)
@@ -274,7 +274,7 @@ def _write_records(
                 continue
             previous = latest.get(artifact.key) if artifact.key is not None else None
             if previous is None:
-                stem, index = new_stem(), 0
+                stem, index = next(stems), 0
             else:
                 # a new version keeps what the previous one said about itself unless told
                 artifact.description = artifact.description or previous.description
@@ -293,23 +293,29 @@ def _write_records(
                         .execution_options(synchronize_session=False)
                     )
             next_index[stem] = index + 1
-            artifact.stem, artifact.uid, artifact.is_latest = stem, versioned_uid(stem, index), True
+            values: dict[str, Any] = {
+                "stem": stem,
+                "uid": versioned_uid(stem, index),
+                "is_latest": True,
+                "store_key": plan.store_key,
+                "in_place": plan.in_place,
+                "created_by_id": user_id,
+                "created_at": utcnow(),
+            }
             if digest is None:  # a reference: hash, hash type and size as described
                 if plan.storage is not None:
-                    artifact.storage_id = plan.storage.id
+                    values["storage_id"] = plan.storage.id
                 else:
                     assert plan.ref_place is not None
-                    artifact.storage_id = places.storage_id(plan.ref_place[0])
-                artifact.n_files, artifact.available = None, False
+                    values["storage_id"] = places.storage_id(plan.ref_place[0])
+                values["n_files"], values["available"] = None, False
             else:
-                artifact.hash, artifact.hash_type = digest.hash, digest.hash_type
-                artifact.size, artifact.n_files = digest.size, digest.n_files
-                artifact.storage_id, artifact.available = _storage(plan).id, True
-            artifact.store_key, artifact.in_place = plan.store_key, plan.in_place
-            artifact.created_by_id = user_id
+                values["hash"], values["hash_type"] = digest.hash, digest.hash_type
+                values["size"], values["n_files"] = digest.size, digest.n_files
+                values["storage_id"], values["available"] = _storage(plan).id, True
             if artifact.run_id is None and run is not None:
-                artifact.run_id = run.id  # saved while a run is current: its output
-            artifact.created_at = utcnow()
+                values["run_id"] = run.id  # saved while a run is current: its output
+            fill_new(artifact, values)  # a new object: no per-attribute events
             created.append(artifact)
             plan.result = artifact
             if artifact.key is not None:
@@ -374,15 +380,26 @@ def _retryable(exc: DBAPIError) -> bool:
 
 def _adopt(target: Artifact, source: Artifact) -> None:
     """Make `target` (a new, unsaved object) stand for the existing record `source`."""
-    for column in Artifact.__table__.columns:
-        setattr(target, column.key, getattr(source, column.key))
+    loaded = instance_dict(source)
+    fill_new(
+        target,
+        {name: loaded[name] if name in loaded else getattr(source, name) for name in _columns()},
+    )
     make_transient_to_detached(target)
+
+
+@cache
+def _columns() -> list[str]:
+    return [column.key for column in Artifact.__table__.columns]
 
 
 def _finish(plans: Sequence[Plan]) -> None:
     from lakeline.artifacts.transfer import remove_local
     from lakeline.lineage.records import fire
+    from lakeline.plugins import get_plugin_manager
 
+    # a hook call costs microseconds even when no plugin listens: asked once per save
+    listening = bool(get_plugin_manager().hook.artifact_saved.get_hookimpls())
     for plan in plans:
         artifact = plan.artifact
         if artifact._staged:
@@ -390,7 +407,7 @@ def _finish(plans: Sequence[Plan]) -> None:
         artifact._created = plan.result is artifact
         if plan.result is not artifact and plan.result is not None:
             _adopt(artifact, plan.result)
-        else:
+        elif listening:
             fire("artifact_saved", artifact=artifact)
 
 

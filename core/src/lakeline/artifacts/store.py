@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from lakeline.db.locks import lock_keys
-from lakeline.db.rows import chunks, one_of
+from lakeline.db.rows import chunks, fill_new, one_of
 from lakeline.errors import SourceChanged
 from lakeline.models import Artifact
 from lakeline.storage.hashing import Digest, Fingerprint, fingerprint, remote_tag
@@ -71,7 +71,9 @@ def io_bound(
         if protocol_of(source) != "local" or artifact._source_is_dir:
             return True
         try:
-            size = sizes[i] if sizes is not None else os.stat(source).st_size
+            size = sizes[i] if sizes is not None else getattr(artifact, "_source_size", None)
+            if size is None:
+                size = os.stat(source).st_size
         except OSError:
             return True
         if size >= BIG_FILE:
@@ -176,6 +178,9 @@ def stored_fingerprint(instance: Instance, plan: Plan) -> Fingerprint:
     storage = storage_of(plan)
     target = join(storage.root, plan.store_key)
     assert plan.digest is not None
+    if plan.digest.n_files is None and protocol_of(target) == "local":  # a file: its stat
+        st = os.stat(target)
+        return Fingerprint(st.st_size, f"m:{st.st_mtime_ns}")
     return fingerprint(
         instance.fs(storage), strip_protocol(target), is_dir=plan.digest.n_files is not None
     )
@@ -202,10 +207,14 @@ def store(instance: Instance, plan: Plan) -> None:
         put(plan.artifact._source, plan.source_fs, target, target_fs)
     plan.uploaded = True
     etag = answer.get("ETag") if isinstance(answer, dict) else None
-    if etag is not None:  # the PUT's answer: no HEAD request needed
-        plan.artifact.store_tag = remote_tag({"ETag": etag})
+    tag: str | None
+    if isinstance(answer, os.stat_result):  # a local file just written: its stat
+        tag = f"m:{answer.st_mtime_ns}"
+    elif etag is not None:  # the PUT's answer: no HEAD request needed
+        tag = remote_tag({"ETag": etag})
     else:
-        plan.artifact.store_tag = stored_fingerprint(instance, plan).tag
+        tag = stored_fingerprint(instance, plan).tag
+    fill_new(plan.artifact, {"store_tag": tag})  # a new object: no attribute events
 
 
 def restore(instance: Instance, plans: Sequence[Plan]) -> None:
@@ -276,9 +285,11 @@ def _missing(instance: Instance, plans: Sequence[Plan]) -> list[Plan]:
     """Which of `plans` (objects in one folder) are not stored: a stat each locally; in an
     object store one listing of the folder for many of them, else a HEAD request each."""
     storage = storage_of(plans[0])
-    fs = instance.fs(storage)
     paths = [strip_protocol(join(storage.root, p.store_key)) for p in plans]
-    if protocol_of(storage.root) != "local" and len(plans) >= LIST_FROM:
+    if protocol_of(storage.root) == "local":  # a stat each (a folder: that it is one)
+        return [p for p, path in zip(plans, paths, strict=True) if not _stored_here(p, path)]
+    fs = instance.fs(storage)
+    if len(plans) >= LIST_FROM:
         folder = paths[0].rsplit("/", 1)[0]
         listed = {name.rstrip("/") for name in fs.ls(folder, detail=False, refresh=True)}
         return [p for p, path in zip(plans, paths, strict=True) if path not in listed]
@@ -291,6 +302,18 @@ def _missing(instance: Instance, plans: Sequence[Plan]) -> list[Plan]:
         return False
 
     return [p for p in plans if gone(p)]
+
+
+def _stored_here(plan: Plan, path: str) -> bool:
+    """Whether a local object is there, as `stored_fingerprint` would find it."""
+    assert plan.digest is not None
+    if plan.digest.n_files is not None:
+        return os.path.isdir(path)
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def guarded(instance: Instance, also: InTransaction | None) -> InTransaction:

@@ -136,27 +136,43 @@ def _stage_once(
         raise
 
 
+def write_local(data: bytes, target: str) -> os.stat_result:
+    """Write `data` to the local path `target` atomically (a `.partial` sibling renamed into
+    place; its folder made when missing) and return the written file's stat (a rename keeps
+    size and mtime: no stat after it)."""
+    folder, name = os.path.split(target)
+    tmp = os.path.join(folder, f".{name}.{os.urandom(4).hex()}{PARTIAL}")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(tmp, flags, 0o666)
+    except FileNotFoundError:
+        os.makedirs(folder, exist_ok=True)
+        fd = os.open(tmp, flags, 0o666)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            written = os.fstat(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
+    except BaseException:
+        remove_local(Path(tmp))
+        raise
+    return written
+
+
 def place(tmp: str | bytes, target: str, target_fs: AbstractFileSystem) -> Any:
     """Put the bytes `stage` wrote (or read) at `target` (a full location): a rename in
     local storage (the temporary name is gone after), an upload elsewhere (the caller
-    removes `tmp`). Returns what the object store answered to a PUT of bytes (its ETag)."""
+    removes `tmp`). Returns what the object store answered to a PUT of bytes (its ETag), or
+    the stat of bytes written to a local file."""
     try:
         if isinstance(tmp, bytes):
             if protocol_of(target) == "local":
-                parent = os.path.dirname(target)
-                if not os.path.isdir(parent):
-                    os.makedirs(parent, exist_ok=True)
-                put_bytes = _tmp_sibling(Path(target))
-                try:
-                    with open(put_bytes, "xb") as handle:
-                        handle.write(tmp)
-                    os.replace(put_bytes, target)
-                except BaseException:
-                    remove_local(put_bytes)
-                    raise
-            else:
-                return target_fs.pipe_file(strip_protocol(target), tmp)
-            return None
+                return write_local(tmp, target)
+            return target_fs.pipe_file(strip_protocol(target), tmp)
         if protocol_of(target) == "local":
             if os.path.isdir(tmp) or os.path.isdir(target):
                 remove_local(Path(target))  # rename replaces a file with a file, not folders

@@ -79,6 +79,7 @@ class Artifact(RecordMixin, VersionedMixin, Base):
         _source: str
         _source_is_dir: bool
         _staged: bool
+        _source_size: int  # local sources: the size when described (a hint for the save)
         _created: bool
         _reference: bool
 

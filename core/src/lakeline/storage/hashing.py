@@ -167,11 +167,16 @@ def _pump(src: IO[bytes], dst: IO[bytes]) -> tuple[str, int]:
 def read_small(path: str, limit: int) -> tuple[bytes, Digest] | None:
     """The bytes and digest of local file `path` if it holds at most `limit` bytes (one
     read), else None; `SourceChanged` if it changed while it was read."""
-    with open(path, "rb") as src:
-        before = os.fstat(src.fileno())
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))  # no buffered file object
+    try:
+        before = os.fstat(fd)
         if before.st_size > limit:
             return None
-        data = src.read()
+        data = os.read(fd, before.st_size + 1)  # one more: a file that grew shows
+        while len(data) < before.st_size and (more := os.read(fd, 1 << 16)):
+            data += more  # a short read before the end (never for a local file in practice)
+    finally:
+        os.close(fd)
     checkpoints.reach("source.read")
     after = os.stat(path)
     if _stat_key(before) != _stat_key(after) or after.st_size != len(data):

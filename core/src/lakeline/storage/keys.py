@@ -38,6 +38,8 @@ _SUFFIX = re.compile(r"^\.[A-Za-z0-9][A-Za-z0-9_-]{0,15}$")
 # isolates: characters that move a terminal's cursor, split lines or reorder what is shown
 CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 SEGMENT_BYTES = 255  # the longest file name most filesystems take (NAME_MAX)
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_BAD_SEGMENTS = frozenset(("", ".", ".."))
 
 
 def validate_key(key: str) -> str:
@@ -55,16 +57,16 @@ def validate_key(key: str) -> str:
         )
     if "\\" in key:
         raise InvalidKey(f"key {key!r} contains a backslash: use '/' to separate folders")
-    if key.startswith("/") or re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", key):
+    if key.startswith("/") or ("://" in key and _URL.match(key)):
         raise InvalidKey(f"key {key!r} is absolute: give a relative path such as 'raw/reads.csv'")
     parts = key.rstrip("/").split("/")
-    if any(part in ("", ".", "..") for part in parts):
+    if not _BAD_SEGMENTS.isdisjoint(parts):
         raise InvalidKey(f"key {key!r} has an empty, '.' or '..' segment: give a clean path")
     if parts[0] == INTERNAL_PREFIX:
         raise InvalidKey(f"key {key!r} points into lakeline's internal folder {INTERNAL_PREFIX}/")
     if len(key) > 1024:
         raise InvalidKey(f"key is {len(key)} characters long; the limit is 1024")
-    for part in parts:
+    for part in parts if len(key) * 4 > SEGMENT_BYTES else ():  # UTF-8: <= 4 bytes a character
         if len(part.encode()) > SEGMENT_BYTES:
             raise InvalidKey(
                 f"key {key[:40]!r}... has a path segment of {len(part.encode())} bytes; the "

@@ -62,6 +62,31 @@ def _resolve_local(text: str) -> str:
     return resolved
 
 
+_PROC_FD = os.path.isdir("/proc/self/fd") and hasattr(os, "O_PATH")
+
+
+def resolve_existing(text: str) -> tuple[str, os.stat_result]:
+    """`normalize_root(text)` of a local path that must exist, and its stat: on Linux the
+    kernel resolves it once (an `O_PATH` descriptor, read back from /proc/self/fd), where
+    `os.path.realpath` costs an lstat per folder level in Python. OSError when it does not
+    exist (ELOOP for a symlink loop); paths pathlib would first tidy take `normalize_root`."""
+    if text.startswith("file://"):
+        text = text[len("file://") :]
+    tidy = text.startswith(("~", "./")) or "//" in text or "/./" in text or text.endswith("/.")
+    if _PROC_FD and text and not tidy:
+        stripped = text.rstrip("/") or "/"  # as realpath: `file.txt/` names file.txt
+        fd = os.open(stripped, os.O_PATH | os.O_CLOEXEC)
+        try:
+            st = os.fstat(fd)
+            resolved = os.readlink(f"/proc/self/fd/{fd}")
+        finally:
+            os.close(fd)
+        if resolved.startswith("/") and not resolved.endswith(" (deleted)"):
+            return resolved, st
+    location = normalize_root(text)
+    return location, os.stat(location)
+
+
 _EXTRAS = {"gs": "gcs", "gcs": "gcs", "s3": "s3"}  # fsspec protocol -> lakeline's extra
 
 

@@ -1,0 +1,157 @@
+"""The bulk save path: paths resolved by the kernel, small files written and fingerprinted in
+one go, records filled without attribute events: the same records as before, clean."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+from pathlib import Path
+
+import lakeline as ll
+import pytest
+from lakeline.artifacts.transfer import PARTIAL, write_local
+from lakeline.errors import PathNotFound, UnsupportedPath
+from lakeline.instance import Instance
+from lakeline.storage import roots
+from lakeline.storage.hashing import SMALL
+from lakeline.storage.roots import resolve_existing
+from sqlalchemy import inspect
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    """real/sub/f.txt, a symlink `link` -> real, and a symlink loop `loop` <-> `loop2`."""
+    (tmp_path / "real" / "sub").mkdir(parents=True)
+    (tmp_path / "real" / "sub" / "f.txt").write_text("bytes")
+    (tmp_path / "real" / "top.txt").write_text("top")
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop")
+    return tmp_path
+
+
+@pytest.mark.parametrize("kernel", [True, False], ids=["proc-fd", "realpath"])
+@pytest.mark.parametrize(
+    "given",
+    [
+        "link/sub/f.txt",  # through a symlinked folder
+        "real/sub/f.txt/",  # a trailing slash on a file: realpath drops it
+        "link/sub/../top.txt",  # `..` after a symlink: the target's parent
+        "link/sub",  # a folder
+        "RELATIVE:link/sub/f.txt",  # relative to the working directory
+        "FILE:link/sub/f.txt",  # a file:// URL
+    ],
+)
+def test_resolve_existing_agrees_with_realpath(
+    tree: Path, monkeypatch: pytest.MonkeyPatch, given: str, kernel: bool
+) -> None:
+    monkeypatch.setattr(roots, "_PROC_FD", kernel and roots._PROC_FD)
+    if given.startswith("RELATIVE:"):
+        monkeypatch.chdir(tree)
+        text = given.removeprefix("RELATIVE:")
+    elif given.startswith("FILE:"):
+        text = f"file://{tree}/{given.removeprefix('FILE:')}"
+    else:
+        text = f"{tree}/{given}"
+    expected = os.path.realpath(text.removeprefix("file://"))
+    location, st = resolve_existing(text)
+    assert location == expected
+    assert (st.st_ino, st.st_mode) == (os.stat(expected).st_ino, os.stat(expected).st_mode)
+
+
+@pytest.mark.parametrize("kernel", [True, False], ids=["proc-fd", "realpath"])
+def test_resolve_existing_refuses_missing_paths_and_loops(
+    tree: Path, monkeypatch: pytest.MonkeyPatch, kernel: bool
+) -> None:
+    monkeypatch.setattr(roots, "_PROC_FD", kernel and roots._PROC_FD)
+    with pytest.raises(FileNotFoundError):
+        resolve_existing(str(tree / "link" / "nothing.txt"))
+    with pytest.raises(OSError) as raised:
+        resolve_existing(str(tree / "real" / "top.txt" / "below"))
+    assert raised.value.errno == errno.ENOTDIR
+    if kernel:
+        with pytest.raises(OSError) as raised:
+            resolve_existing(str(tree / "loop"))
+        assert raised.value.errno == errno.ELOOP
+    else:
+        with pytest.raises(UnsupportedPath, match="symlink loop"):
+            resolve_existing(str(tree / "loop"))
+
+
+def test_artifact_paths_through_the_kernel(instance: Instance, tree: Path) -> None:
+    """`Artifact(path)` records the resolved location; bad paths get their one-line error."""
+    artifact = ll.Artifact(tree / "link" / "sub" / "f.txt", key="k/f.txt")
+    assert artifact._source == str(tree / "real" / "sub" / "f.txt")
+    with pytest.raises(UnsupportedPath, match="symlink loop"):
+        ll.Artifact(tree / "loop", key="k/loop")
+    with pytest.raises(PathNotFound, match="does not exist"):
+        ll.Artifact(tree / "link" / "gone.txt", key="k/gone.txt")
+
+
+def test_write_local_makes_the_folder_and_returns_the_stat(tmp_path: Path) -> None:
+    target = tmp_path / "objects" / "ab" / "abc.txt"
+    written = write_local(b"x" * 100, str(target))
+    assert target.read_bytes() == b"x" * 100
+    st = os.stat(target)
+    assert (written.st_size, written.st_mtime_ns, written.st_ino) == (
+        st.st_size,
+        st.st_mtime_ns,
+        st.st_ino,
+    )
+    assert [p.name for p in target.parent.iterdir()] == ["abc.txt"]  # no .partial left
+    with pytest.raises(IsADirectoryError):
+        write_local(b"y", str(tmp_path / "objects"))
+    assert not [p for p in (tmp_path / "objects").iterdir() if p.name.endswith(PARTIAL)]
+
+
+def test_bulk_save_records_are_the_stored_bytes_and_clean(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """A batch beyond the small-save fold: each record's hash, size and store tag are those
+    of its stored object, the objects are clean detached records, edits save, and saving the
+    same files again with new objects returns the same records."""
+    folder = tmp_path / "files"
+    folder.mkdir()
+    paths = []
+    for i in range(40):
+        path = folder / f"f{i:02d}.txt"
+        path.write_text(f"file {i} of a bulk save " * 4)
+        paths.append(path)
+    saved = ll.save([ll.Artifact(p, key=f"bulk/{p.name}") for p in paths])
+    root = Path(instance.storage.root)
+    for artifact, path in zip(saved, paths, strict=True):
+        stored = root / artifact.store_key
+        data = stored.read_bytes()
+        assert data == path.read_bytes()
+        assert artifact.hash == hashlib.sha256(data).hexdigest()
+        assert artifact.size == len(data)
+        assert artifact.store_tag == f"m:{stored.stat().st_mtime_ns}"
+        state = inspect(artifact)
+        assert state.detached and not state.modified
+        assert Path(artifact.cache()).read_bytes() == data  # the read check trusts the tag
+    assert not list(root.rglob(f"*{PARTIAL}"))
+
+    again = ll.save([ll.Artifact(p, key=f"bulk/{p.name}") for p in paths])
+    assert [a.id for a in again] == [a.id for a in saved]
+    assert [a.uid for a in again] == [a.uid for a in saved]
+    assert not any(a.created for a in again)
+    assert all(inspect(a).detached and not inspect(a).modified for a in again)
+    assert ll.Artifact.filter(key__startswith="bulk/").count() == 40
+
+    again[3].description = "edited after a bulk save"
+    again[3].save()
+    assert ll.Artifact.get(again[3].uid).description == "edited after a bulk save"
+
+
+def test_a_large_file_saves_with_the_hash_of_its_stored_copy(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """Beyond the small-file size: copied by the kernel and hashed from the copy."""
+    data = b"".join(i.to_bytes(8, "little") * 1024 for i in range(SMALL // 8192 + 2))
+    (tmp_path / "large.bin").write_bytes(data)
+    artifact = ll.Artifact(tmp_path / "large.bin", key="big/large.bin").save()
+    stored = Path(instance.storage.root) / artifact.store_key
+    assert stored.read_bytes() == data
+    assert artifact.hash == hashlib.sha256(data).hexdigest() and artifact.size == len(data)
+    assert artifact.store_tag == f"m:{stored.stat().st_mtime_ns}"
