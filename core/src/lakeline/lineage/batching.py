@@ -142,6 +142,13 @@ class BatchRecorder(Recorder):
         if len(self._finishes) >= self.steps or waited:
             self.flush()
 
+    def flush_if_due(self) -> None:
+        """Flush if the batch is due (`steps` finished steps, or `ms` since its first queued
+        call): for an integration's timer, so a batch waits no longer than `ms` while the
+        engine reports nothing (a long job)."""
+        with self._lock:
+            self._due()
+
     def start_step(
         self,
         workflow: Handle,
