@@ -118,3 +118,28 @@ def twice(src: File) -> list[File]:
     """The same `count` call in two branches: the later one is a cache hit of the earlier,
     though its branch comes first in the job tree."""
     return [late_count(src), early_count(src)]
+
+
+@task()
+def quick(src: File) -> File:
+    out = File("out/quick.txt")
+    out.write(src.read())
+    return out
+
+
+@task(cache=False)
+def held(src: File, release: str) -> File:
+    """Runs until the file `release` appears (the test that runs it lets it end)."""
+    import os
+    import time
+
+    while not os.path.exists(release):
+        time.sleep(0.1)
+    out = File("out/held.txt")
+    out.write(src.read())
+    return out
+
+
+@task()
+def quick_then_held(src: File, release: str) -> File:
+    return held(quick(src), release)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -77,3 +79,42 @@ def test_setup_scheduler_from_redun_ini(instance: Instance, flow: Flow) -> None:
     )
     scheduler = setup_scheduler(config_dir=str(flow.root / ".redun"), migrate=True)
     assert isinstance(scheduler, LakelineScheduler)
+
+
+def test_a_finished_job_is_recorded_while_a_long_job_runs(
+    instance: Instance, flow: Flow, tmp_path: Path
+) -> None:
+    """Batched capture: a finished job reaches the catalog while a long job runs (a timer
+    writes the due batch), as with a transaction per call; a killed run keeps it."""
+    release = tmp_path / "release"
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            expr = rf.quick_then_held(File("raw.txt"), str(release))
+            outcome["value"] = flow.run(expr, live=True)
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    def status() -> str | None:
+        runs = [r for r in ll.Run.filter(engine="redun") if r.transform.key == "llt.quick"]
+        return runs[0].status if runs else None
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    seen: str | None = None
+    try:
+        deadline = time.monotonic() + 30.0  # about a second once the batch is due
+        while time.monotonic() < deadline and worker.is_alive():
+            seen = status()
+            if seen == "completed":
+                break
+            time.sleep(0.2)
+        held_ended = (flow.root / "out" / "held.txt").exists()
+    finally:
+        release.touch()
+        worker.join(300)
+    assert "error" not in outcome, outcome.get("error")
+    assert not held_ended
+    assert seen == "completed", f"llt.quick was {seen!r} in the catalog while llt.held ran"
+    assert {r.status for r in ll.Run.filter(engine="redun")} == {"completed"}

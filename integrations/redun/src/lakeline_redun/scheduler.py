@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from typing import TYPE_CHECKING, Any
 
 from redun import Scheduler
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from redun.scheduler import Job
 
 log = logging.getLogger("lakeline.redun")
+FLUSH_EVERY = 0.5  # seconds between checks for a batch that is due
 
 
 class LakelineScheduler(Scheduler):
@@ -52,6 +54,29 @@ class LakelineScheduler(Scheduler):
         self.lakeline_pipeline = pipeline or section.get("pipeline")
         self._recorder: Recorder | None = None
         self._executions: dict[str, ExecutionRecorder] = {}
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        """`Scheduler.run`, with a timer that writes the Recorder's batch once it is due: redun
+        reports nothing while a long job runs, and a finished job must not wait for it."""
+        stop = threading.Event()
+        timer = threading.Thread(target=self._flush_batches, args=(stop,), daemon=True)
+        timer.start()
+        try:
+            return super().run(*args, **kwargs)
+        finally:
+            stop.set()
+            timer.join()
+
+    def _flush_batches(self, stop: threading.Event) -> None:
+        from lakeline.lineage.recorder import BatchRecorder
+
+        while not stop.wait(FLUSH_EVERY):
+            recorder = self._recorder
+            if isinstance(recorder, BatchRecorder):
+                try:
+                    recorder.flush_if_due()
+                except Exception as error:  # lineage must never break the workflow
+                    log.warning("lakeline: could not record a batch of jobs: %s", error)
 
     def _session(self) -> Any:
         """The session of redun's database backend (None for other backends)."""
