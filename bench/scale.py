@@ -131,8 +131,11 @@ def report(results: dict[str, Any]) -> None:
         + "".join(f"{db[:6] + ' ' + f'{s / 1e6:g}M':>20}" for db, s in cols)
         + "".join(f"{'x ' + db[:6]:>10}" for db in dbs)
     )
-    first = results[dbs[0]]["sizes"][str(sizes[0])] if dbs else {}
-    kinds = [*first.get("queries", {}), *first.get("ui", {})]
+    kinds: list[str] = []
+    for db in dbs:
+        for at in results[db]["sizes"].values():
+            for kind in [*at.get("queries", {}), *at.get("ui", {})]:
+                kinds += [] if kind in kinds else [kind]
     for kind in kinds:
         cells, ratios = [], []
         for db, s in cols:
