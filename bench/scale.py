@@ -89,6 +89,10 @@ def bench_db(db: str, keep: Path, reuse: bool, args: argparse.Namespace) -> dict
                 scale_fill.save_state(keep, db, state)
             if args.fill_only:
                 continue
+            if args.plans_only:
+                for kind, plan in scale_measure.explain(instance, size).items():
+                    print(f"--- {db} {size:,} {kind}\n{plan}")
+                continue
             log(f"[{db}] measuring at {size:,} artifacts")
             figures = scale_measure.run_all(instance, instance.name, size, args.queries, log)
             if args.explain:
@@ -198,6 +202,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--explain", action="store_true", help="print each query's plan")
     parser.add_argument("--json", help="write (merge) every figure into this file")
     parser.add_argument("--fill-only", action="store_true", help="fill, measure nothing")
+    parser.add_argument("--plans-only", action="store_true", help="print the plans, no timing")
     parser.add_argument("--report", nargs="+", help="print the tables of these --json files")
     parser.add_argument("--delete", action="store_true", help="remove the folder at the end")
     args = parser.parse_args(argv)

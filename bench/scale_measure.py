@@ -92,6 +92,10 @@ def kinds(n: int, count: int) -> dict[str, tuple[Sequence[Any], Callable[[Any], 
         [f"label {k % 5 * 10 + scale_fill.ANNOTATED}" for k in range(count)],
         lambda x: A.filter(cell_type=x).limit(20).all(),
     )
+    from lakeline.ui import queries as ui_queries
+
+    # what the overview's background thread counts (no page waits for it)
+    out["overview_counts"] = ([0, 1, 2], lambda _: sum(ui_queries._count().values()))
     return out
 
 
@@ -109,8 +113,9 @@ def statements(n: int) -> dict[str, Any]:
         "count": A.filter(key__startswith=q.narrow_prefixes[0])._statement(
             select(func.count()).select_from(A), ordered=False
         ),
-        "search_rare": A.search(q.rare_words[0]).statement,
-        "search_common": A.search(q.common_words[0]).statement,
+        "search_rare": pooled(A.search(q.rare_words[0]).limit(20)),
+        "search_common": pooled(A.search(q.common_words[0]).limit(20)),
+        "search_exhaustive": A.search(q.rare_words[0]).statement,
         "run_transform": A.filter(run__transform__key="step_07").limit(20).statement,
         "feature_int_eq": A.filter(n_cells=n // 2 + 3).statement,
         "feature_str_eq": A.filter(donor="donor-17").limit(20).statement,
@@ -122,6 +127,13 @@ def statements(n: int) -> dict[str, Any]:
         .limit(51)
         .statement,
     }
+
+
+def pooled(query: Any) -> Any:
+    """The statement a limited search runs first: ranking the pool of newest matches."""
+    from sqlalchemy import select
+
+    return query._statement(select(query.model), pool=query._pool())
 
 
 def explain(instance: Any, n: int) -> dict[str, str]:
