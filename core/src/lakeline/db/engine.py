@@ -158,7 +158,9 @@ def make_engine(url: str, *, create: bool = True, read_only: bool = False, **kwa
 
     `create=False`: a SQLite file must exist already (connecting never makes an empty one).
     `read_only`: every connection refuses writes (SQLite `query_only`, PostgreSQL
-    `default_transaction_read_only`).
+    `default_transaction_read_only`). PostgreSQL connections run with `jit = off`: lakeline's
+    queries are short index lookups, and once a large table's cost estimates pass
+    `jit_above_cost` compiling a plan took 16-50 ms where running it took 3 (bench/scale.py).
     """
     from lakeline.db.errors import install
 
@@ -178,9 +180,8 @@ def make_engine(url: str, *, create: bool = True, read_only: bool = False, **kwa
         install(engine)
         return engine
     if parsed.get_backend_name() == "postgresql":
-        connect_args: dict[str, Any] = {"connect_timeout": 10}
-        if read_only:
-            connect_args["options"] = "-c default_transaction_read_only=on"
+        options = "-c jit=off" + (" -c default_transaction_read_only=on" if read_only else "")
+        connect_args: dict[str, Any] = {"connect_timeout": 10, "options": options}
         kwargs.setdefault("connect_args", connect_args)
         engine = create_engine(url, **kwargs)
         if "pool_pre_ping" not in kwargs:  # unless the caller chose how
