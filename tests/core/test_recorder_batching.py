@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import os
 import signal
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import lakeline as ll
 import pytest
 from faults import SPAWN
+from lakeline.access.audit import entries
 from lakeline.errors import LakelineError
 from lakeline.instance import Instance
 from lakeline.lineage.recorder import BatchRecorder, FileRecord, Recorder, make_recorder
+from sqlalchemy import event
 
 
 def workflow(rec: Recorder, root: Path) -> None:
@@ -159,6 +162,85 @@ def test_capture_batch_setting_overrides_the_engines_default(
     monkeypatch.setenv("LAKELINE_CAPTURE_BATCH", "sometimes")
     with pytest.raises(LakelineError, match="LAKELINE_CAPTURE_BATCH='sometimes': expected on"):
         make_recorder("toy", batch=True, root=tmp_path)
+
+
+def steps_of_one_flush(rec: Recorder, root: Path, n: int) -> None:
+    """A step reads `n` files before their producers are known (written at once), then `n`
+    steps, which use a file each, produce those files and finish: for a BatchRecorder, one
+    flush, written when `rec.flush` is called."""
+    root.mkdir()
+    wf = rec.start_workflow(key="p", engine_run_id="r")
+    early = rec.start_step(wf, key="peek", kind="rule", engine_task_id="early")
+    for i in range(n):
+        (root / f"out{i}.txt").write_text(f"out {i}")
+        rec.use(early, f"out{i}.txt")
+    rec.finish_step(early)
+    if isinstance(rec, BatchRecorder):
+        rec.flush()
+    for i in range(n):
+        (root / f"in{i}.txt").write_text(f"in {i}")
+        step = rec.start_step(wf, key="make", kind="rule", engine_task_id=str(i))
+        rec.use(step, f"in{i}.txt")
+        rec.produce(step, f"out{i}.txt")  # unchanged: the early step's artifact, claimed
+        rec.finish_step(step, exit_code=0)
+
+
+def audited(engine: str, root: Path) -> Counter[tuple[str, str, str, tuple[str, ...]]]:
+    """The audit entries of `engine`'s runs, their edges and the files in `root`: (table,
+    action, the record by engine id or path, the columns named), counted."""
+    runs = {run.uid: run for run in ll.Run.filter(engine=engine)}
+    refs = {run.id: run.engine_ref or "" for run in runs.values()}
+    files = {
+        a.uid: (a.id, str(Path(a.location).relative_to(root)))
+        for a in ll.Artifact.filter()
+        if Path(a.location).is_relative_to(root)
+    }
+    paths = dict(files.values())
+    found: Counter[tuple[str, str, str, tuple[str, ...]]] = Counter()
+    for entry in entries(ll.connect()):
+        if entry.table == "runs" and entry.uid in runs:
+            what = refs[runs[entry.uid].id]
+        elif entry.table == "artifacts" and entry.uid in files:
+            what = files[entry.uid][1]
+        elif entry.table == "run_inputs" and entry.changes.get("run_id") in refs:
+            what = f"{refs[entry.changes['run_id']]} used {paths[entry.changes['artifact_id']]}"
+        else:
+            continue
+        found[entry.table, entry.action, what, tuple(sorted(entry.changes))] += 1
+    return found
+
+
+def test_a_flush_writes_its_finishes_edges_and_claims_in_one_statement_each(
+    instance: Instance, tmp_path: Path
+) -> None:
+    n = 5
+    plain, batched = tmp_path / "plain", tmp_path / "batched"
+    steps_of_one_flush(Recorder("plain", root=plain), plain, n)
+    rec = BatchRecorder("batched", root=batched, steps=100, ms=600_000)
+    steps_of_one_flush(rec, batched, n)
+    statements: Counter[str] = Counter()
+
+    def record(conn: Any, cursor: Any, sql: str, params: Any, context: Any, many: bool) -> None:
+        words = " ".join(sql.split()[:3])  # e.g. "UPDATE runs SET", "INSERT INTO run_inputs"
+        # an executemany runs once per row (SQLAlchemy's insertmanyvalues batches, flagged
+        # as many, carry the rows of ONE statement in one flat set of parameters)
+        rows = many and isinstance(params, list)
+        statements[words] += len(params) if rows else 1
+
+    event.listen(instance.engine, "before_cursor_execute", record)
+    try:
+        rec.flush()
+    finally:
+        event.remove(instance.engine, "before_cursor_execute", record)
+    one_each = 1 if instance.engine.dialect.name == "postgresql" else n
+    assert statements["UPDATE runs SET"] == one_each  # the n finishes
+    assert statements["UPDATE artifacts SET"] == one_each  # the n outputs claimed
+    assert statements["INSERT INTO run_inputs"] == one_each  # the n edges
+    expected = audited("plain", plain)
+    # the workflow's run; the early step, its n files and edges, its finish; per step: the
+    # run, its input, its edge, its output claimed, its finish
+    assert sum(expected.values()) == 1 + (2 + 2 * n) + 5 * n
+    assert audited("batched", batched) == expected
 
 
 def _killed_mid_batch(instance_name: str, root: str) -> None:

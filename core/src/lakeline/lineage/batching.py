@@ -36,7 +36,7 @@ from lakeline.errors import LakelineError
 from lakeline.lineage.handles import FileRecord, Handle
 from lakeline.lineage.recorder import Recorder
 from lakeline.lineage.records import fire, new_run
-from lakeline.lineage.run_rows import Finish, claim_outputs, finish_new
+from lakeline.lineage.run_rows import Finish, claim_many, finish_new
 from lakeline.lineage.track import params_of
 from lakeline.lineage.usage import insert_input
 from lakeline.models.base import UTCDateTime, utcnow
@@ -59,6 +59,14 @@ _OFF = {"0", "false", "no", "off"}
 
 _EDGES = text(  # the used-by edges of runs inserted in the same flush (executemany)
     "INSERT INTO run_inputs (run_id, artifact_id, role, used_at) VALUES (:r, :a, :role, :at) "
+    "ON CONFLICT (run_id, artifact_id, role) DO NOTHING"
+).bindparams(bindparam("at", type_=UTCDateTime()))
+# on PostgreSQL in one statement: an executemany is one INSERT per edge there, each firing
+# the statement-level audit trigger
+_PG_EDGES = text(
+    "INSERT INTO run_inputs (run_id, artifact_id, role, used_at) "
+    "SELECT r, a, role, :at FROM unnest(CAST(:r AS integer[]), CAST(:a AS integer[]), "
+    "CAST(:role AS text[])) AS e(r, a, role) "
     "ON CONFLICT (run_id, artifact_id, role) DO NOTHING"
 ).bindparams(bindparam("at", type_=UTCDateTime()))
 
@@ -330,20 +338,26 @@ class BatchRecorder(Recorder):
                 edges.clear()  # a retried transaction starts again
                 done.clear()
                 fresh: dict[tuple[int, int, str], tuple[Run, Artifact]] = {}
+                claims: list[tuple[Artifact | None, int]] = []
                 for f, plan in zip(files, plans, strict=True):
                     result = plan.result
                     assert result is not None and result.id is not None
                     if f.producer is not None:
-                        claim_outputs(session, [result], f.producer.run.id)
+                        claims.append((result, f.producer.run.id))
                     for user, role in f.used_by:
                         if id(user.run) in new:  # a run inserted here has no edges yet
                             fresh[(user.run.id, result.id, role)] = (user.run, result)
                         elif insert_input(session, user.run.id, result.id, role):
                             edges.append((user.run, result))
+                claim_many(session, claims)
                 if fresh:
                     at = utcnow()
-                    rows = [{"r": r, "a": a, "role": role, "at": at} for r, a, role in fresh]
-                    session.execute(_EDGES, rows)
+                    if session.get_bind().dialect.name == "postgresql":
+                        r, a, roles = (list(column) for column in zip(*fresh, strict=True))
+                        session.execute(_PG_EDGES, {"r": r, "a": a, "role": roles, "at": at})
+                    else:
+                        rows = [{"r": r, "a": a, "role": role, "at": at} for r, a, role in fresh]
+                        session.execute(_EDGES, rows)
                     edges.extend(fresh.values())
                 checkpoints.reach("recorder.flush")  # half the batch written, not committed
                 first: list[tuple[Run, Finish]] = []

@@ -29,6 +29,7 @@ from sqlalchemy import (
     func,
     insert,
     literal_column,
+    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -170,17 +171,22 @@ def insert_runs(session: Session, runs: Sequence[Run]) -> None:
 def finish_new(session: Session, changes: Sequence[tuple[Run, Finish]]) -> None:
     """Apply finishes to runs this transaction's writer inserted itself and holds as they are
     in the database (each in a status other than the finish's): one executemany, and the
-    records updated as the statement updated the rows."""
+    records updated as the statement updated the rows. On PostgreSQL that is ONE statement
+    (an executemany UPDATE is one statement per run there, each firing the statement-level
+    audit and creator triggers, ~1.5 ms apiece): UPDATE ... FROM unnest(arrays), whose
+    transition tables hold every run, so the audit log gets the same entry per run."""
     if not changes:
         return
     dialect = _dialect(session)
     key = ("finish_many", dialect)
     stmt = _statements.get(key)
     if stmt is None:
-        stmt = _statements[key] = update(_table()).where(
-            _table().c.id == bindparam("p_id", type_=Integer)
+        stmt = _statements[key] = (
+            _PG_FINISH_MANY
+            if dialect == "postgresql"
+            else update(_table()).where(_table().c.id == bindparam("p_id", type_=Integer))
         )
-    params = []
+    params: list[dict[str, Any]] = []
     for run, change in changes:
         at = change.at or utcnow()
         entry: Any = {"status": change.status, "at": at.isoformat()}
@@ -198,7 +204,29 @@ def finish_new(session: Session, changes: Sequence[tuple[Run, Finish]]) -> None:
         params.append({"p_id": run.id, **values})
         for name, value in values.items():
             set_committed_value(run, name, value)
-    session.execute(stmt, params)
+    if dialect == "postgresql":
+        columns = ("p_id", *_FINISHED)
+        arrays = {name: [row[name] for row in params] for name in columns}
+        arrays["status_log"] = [json.dumps(log) for log in arrays["status_log"]]
+        utc = UTCDateTime()  # naive datetimes refused, as the other statements' binding does
+        arrays["finished_at"] = [
+            utc.process_bind_param(at, session.get_bind().dialect) for at in arrays["finished_at"]
+        ]
+        session.execute(stmt, arrays)
+    else:
+        session.execute(stmt, params)
+
+
+_FINISHED = ("status", "status_log", "finished_at", "exit_code", "error", "cached_from_id")
+_PG_FINISH_MANY = text(
+    "UPDATE runs SET status = v.status, status_log = v.status_log, finished_at = v.finished_at, "
+    "exit_code = v.exit_code, error = v.error, cached_from_id = v.cached_from_id "
+    "FROM unnest(CAST(:p_id AS integer[]), CAST(:status AS text[]), "
+    "CAST(:status_log AS jsonb[]), CAST(:finished_at AS timestamptz[]), "
+    "CAST(:exit_code AS integer[]), CAST(:error AS text[]), CAST(:cached_from_id AS integer[])) "
+    "AS v(id, status, status_log, finished_at, exit_code, error, cached_from_id) "
+    "WHERE runs.id = v.id"
+)
 
 
 @dataclass(frozen=True)
@@ -269,11 +297,35 @@ class Finish:
 def claim_outputs(session: Session, artifacts: Iterable[Artifact | None], run_id: int) -> None:
     """Make run `run_id` the producer of those `artifacts` that have none yet (a file used
     before its producer was known), in `session`'s transaction."""
-    for artifact in artifacts:
-        if artifact is not None and artifact.run_id is None:
-            session.execute(
-                update(Artifact)
-                .where(Artifact.id == artifact.id, Artifact.run_id.is_(None))
-                .values(run_id=run_id)
-            )
+    claim_many(session, [(artifact, run_id) for artifact in artifacts])
+
+
+_CLAIM = text("UPDATE artifacts SET run_id = :r WHERE id = :a AND run_id IS NULL")
+_PG_CLAIM = text(  # one statement: one call of the audit and creator triggers, not one a file
+    "UPDATE artifacts SET run_id = c.r FROM unnest(CAST(:r AS integer[]), "
+    "CAST(:a AS integer[])) AS c(r, a) WHERE artifacts.id = c.a AND artifacts.run_id IS NULL"
+)
+
+
+def claim_many(session: Session, claims: Iterable[tuple[Artifact | None, int]]) -> None:
+    """`claim_outputs` for (artifact, producing run id) pairs, in one statement on
+    PostgreSQL and one executemany on SQLite."""
+    todo = {}
+    for artifact, run_id in claims:
+        if artifact is None or artifact.run_id is not None or artifact.id in todo:
+            continue
+        if artifact.id is None:  # not inserted yet: it will be, with its producer
             artifact.run_id = run_id
+        else:
+            todo[artifact.id] = (artifact, run_id)
+    if not todo:
+        return
+    if _dialect(session) == "postgresql":
+        pairs = list(todo.items())
+        ids = [artifact_id for artifact_id, _ in pairs]
+        session.execute(_PG_CLAIM, {"r": [run_id for _, (_, run_id) in pairs], "a": ids})
+    else:
+        rows = [{"r": run_id, "a": artifact_id} for artifact_id, (_, run_id) in todo.items()]
+        session.execute(_CLAIM, rows)
+    for artifact, run_id in todo.values():  # as written: no second UPDATE by the ORM's flush
+        set_committed_value(artifact, "run_id", run_id)
