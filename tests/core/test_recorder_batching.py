@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 from collections import Counter
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from faults import SPAWN
 from lakeline.access.audit import entries
 from lakeline.errors import LakelineError
 from lakeline.instance import Instance
+from lakeline.lineage.handles import Handle
 from lakeline.lineage.recorder import BatchRecorder, FileRecord, Recorder, make_recorder
 from sqlalchemy import event
 
@@ -164,10 +166,11 @@ def test_capture_batch_setting_overrides_the_engines_default(
         make_recorder("toy", batch=True, root=tmp_path)
 
 
-def steps_of_one_flush(rec: Recorder, root: Path, n: int) -> None:
-    """A step reads `n` files before their producers are known (written at once), then `n`
-    steps, which use a file each, produce those files and finish: for a BatchRecorder, one
-    flush, written when `rec.flush` is called."""
+def steps_of_one_flush(rec: Recorder, root: Path, n: int) -> list[Handle]:
+    """A step reads `n` files before their producers are known and `n` long steps start
+    (written at once), then `n` steps use a file each, produce those files and finish, and
+    the long steps finish: for a BatchRecorder, one flush, written when `rec.flush` is
+    called."""
     root.mkdir()
     wf = rec.start_workflow(key="p", engine_run_id="r")
     early = rec.start_step(wf, key="peek", kind="rule", engine_task_id="early")
@@ -175,6 +178,7 @@ def steps_of_one_flush(rec: Recorder, root: Path, n: int) -> None:
         (root / f"out{i}.txt").write_text(f"out {i}")
         rec.use(early, f"out{i}.txt")
     rec.finish_step(early)
+    long = [rec.start_step(wf, key="long", kind="rule", engine_task_id=f"l{i}") for i in range(n)]
     if isinstance(rec, BatchRecorder):
         rec.flush()
     for i in range(n):
@@ -183,6 +187,9 @@ def steps_of_one_flush(rec: Recorder, root: Path, n: int) -> None:
         rec.use(step, f"in{i}.txt")
         rec.produce(step, f"out{i}.txt")  # unchanged: the early step's artifact, claimed
         rec.finish_step(step, exit_code=0)
+    for i, step in enumerate(long):  # runs of an earlier flush
+        rec.finish_step(step, "errored" if i % 2 else "completed", exit_code=i % 2, error=None)
+    return long
 
 
 def audited(engine: str, root: Path) -> Counter[tuple[str, str, str, tuple[str, ...]]]:
@@ -217,7 +224,7 @@ def test_a_flush_writes_its_finishes_edges_and_claims_in_one_statement_each(
     plain, batched = tmp_path / "plain", tmp_path / "batched"
     steps_of_one_flush(Recorder("plain", root=plain), plain, n)
     rec = BatchRecorder("batched", root=batched, steps=100, ms=600_000)
-    steps_of_one_flush(rec, batched, n)
+    long = steps_of_one_flush(rec, batched, n)
     statements: Counter[str] = Counter()
 
     def record(conn: Any, cursor: Any, sql: str, params: Any, context: Any, many: bool) -> None:
@@ -233,13 +240,19 @@ def test_a_flush_writes_its_finishes_edges_and_claims_in_one_statement_each(
     finally:
         event.remove(instance.engine, "before_cursor_execute", record)
     one_each = 1 if instance.engine.dialect.name == "postgresql" else n
-    assert statements["UPDATE runs SET"] == one_each  # the n finishes
+    # the n finishes of runs of this flush, and the n of runs of the one before
+    assert statements["UPDATE runs SET"] == 2 * one_each
     assert statements["UPDATE artifacts SET"] == one_each  # the n outputs claimed
     assert statements["INSERT INTO run_inputs"] == one_each  # the n edges
+    for i, step in enumerate(long):  # the records handed back are the rows written
+        assert step.run.status == ("errored" if i % 2 else "completed")
+        assert step.run.exit_code == i % 2 and step.run.finished_at is not None
+        assert step.run.finished_at.tzinfo is UTC
+        assert step.run.finished_at.isoformat() == step.run.status_log[-1]["at"]
     expected = audited("plain", plain)
-    # the workflow's run; the early step, its n files and edges, its finish; per step: the
-    # run, its input, its edge, its output claimed, its finish
-    assert sum(expected.values()) == 1 + (2 + 2 * n) + 5 * n
+    # the workflow's run; the early step, its n files and edges, its finish; per long step:
+    # its run, its finish; per step: the run, its input, its edge, its output claimed, its finish
+    assert sum(expected.values()) == 1 + (2 + 2 * n) + 2 * n + 5 * n
     assert audited("batched", batched) == expected
 
 

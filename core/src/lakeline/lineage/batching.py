@@ -36,7 +36,7 @@ from lakeline.errors import LakelineError
 from lakeline.lineage.handles import FileRecord, Handle
 from lakeline.lineage.recorder import Recorder
 from lakeline.lineage.records import fire, new_run
-from lakeline.lineage.run_rows import Finish, claim_many, finish_new
+from lakeline.lineage.run_rows import Finish, claim_many, finish_found, finish_new
 from lakeline.lineage.track import params_of
 from lakeline.lineage.usage import insert_input
 from lakeline.models.base import UTCDateTime, utcnow
@@ -370,8 +370,21 @@ class BatchRecorder(Recorder):
                         first.append((step.run, change))  # one statement for all of them
                         done.append((step, step.run, True))
                 finish_new(session, first)
-                for step, change in finishes:
-                    if not any(run is step.run and c is change for run, c in first):
+                later = [
+                    (step, change)
+                    for step, change in finishes
+                    if not any(run is step.run and c is change for run, c in first)
+                ]
+                once: dict[int, tuple[Handle, Finish]] = {}  # a run's first finish: batched
+                for step, change in later:
+                    once.setdefault(step.run.id, (step, change))
+                found = finish_found(session, [(s.run, c) for s, c in once.values()])
+                for step, change in later:
+                    record = found.get(step.run.id)
+                    first_step, first_change = once[step.run.id]
+                    if record is not None and first_step is step and first_change is change:
+                        done.append((step, record, True))
+                    else:  # a replay, a gone run, or the same run's next finish
                         done.append((step, *change.apply(session, step.run)))
 
             if files:

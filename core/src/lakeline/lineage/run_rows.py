@@ -229,6 +229,57 @@ _PG_FINISH_MANY = text(
 )
 
 
+_PG_FINISH_FOUND = (  # Finish.row for many runs: one statement, one trigger call
+    "UPDATE runs SET status = v.status, status_log = (CASE WHEN jsonb_typeof(runs.status_log) "
+    "= 'array' THEN runs.status_log ELSE '[]'::jsonb END) || jsonb_build_array(v.entry), "
+    "finished_at = v.at, exit_code = coalesce(v.exit_code, runs.exit_code), "
+    "error = coalesce(v.error, runs.error), "
+    "cached_from_id = coalesce(v.cached_from_id, runs.cached_from_id) "
+    "FROM unnest(CAST(:p_id AS integer[]), CAST(:status AS text[]), CAST(:entry AS jsonb[]), "
+    "CAST(:at AS timestamptz[]), CAST(:exit_code AS integer[]), CAST(:error AS text[]), "
+    "CAST(:cached_from_id AS integer[])) "
+    "AS v(id, status, entry, at, exit_code, error, cached_from_id) "
+    "WHERE runs.id = v.id AND runs.status <> v.status RETURNING "
+)
+
+
+def finish_found(session: Session, changes: Sequence[tuple[Run, Finish]]) -> dict[int, Run]:
+    """`Finish.row` for runs of other transactions (each run once) in one statement on
+    PostgreSQL: the updated records by run id. A run missing from it (a replay, a gone run;
+    every run on SQLite) is left to `Finish.apply`."""
+    if not changes or _dialect(session) != "postgresql":
+        return {}  # SQLite: its row triggers cost the same in one statement or in many
+    utc, dialect = UTCDateTime(), session.get_bind().dialect
+    ats = [change.at or utcnow() for _, change in changes]
+    params = {
+        "p_id": [run.id for run, _ in changes],
+        "status": [change.status for _, change in changes],
+        "entry": [
+            json.dumps({"status": change.status, "at": at.isoformat()})
+            for (_, change), at in zip(changes, ats, strict=True)
+        ],
+        "at": [utc.process_bind_param(at, dialect) for at in ats],
+        "exit_code": [change.exit_code for _, change in changes],
+        "error": [change.error for _, change in changes],
+        "cached_from_id": [change.cached_from_id for _, change in changes],
+    }
+    columns = list(_table().columns)  # the mapped ones (a migration may add unmapped ones)
+    stmt = _statements.get(("finish_found", "postgresql"))
+    if stmt is None:
+        returning = ", ".join(f'runs."{column.name}"' for column in columns)
+        stmt = _statements["finish_found", "postgresql"] = text(
+            _PG_FINISH_FOUND + returning
+        ).columns(*columns)  # typed: values come back as Finish.row's (UTC, decoded JSON)
+    records = {}
+    for row in session.execute(stmt, params):
+        record: Run = Run.__mapper__.class_manager.new_instance()
+        for column, value in zip(columns, row, strict=True):
+            set_committed_value(record, column.key, value)
+        make_transient_to_detached(record)
+        records[record.id] = record
+    return records
+
+
 @dataclass(frozen=True)
 class Finish:
     """A run's move to a final status (at `at`, default now), with its exit code, error and
