@@ -516,3 +516,23 @@ def test_keyset_pages_walk_the_sort_index_on_an_analyzed_sqlite(
             assert "TEMP B-TREE" not in details and "MULTI-INDEX OR" not in details, (sql, details)
         connection.exec_driver_sql("DELETE FROM sqlite_stat1")
         connection.commit()
+
+
+def test_page_titles_are_plain_text(client: TestClient, catalog: Catalog) -> None:
+    """A page's <title> names it in plain words: no markup (the overview's title once held a
+    whole table, shown as raw tags in the browser's tab)."""
+    pages = {
+        "/": "Overview",
+        "/artifacts": "Artifacts",
+        "/runs": "Runs",
+        "/labels": "Labels",
+        "/features": "Features",
+        "/collections": "Collections",
+        f"/artifacts/{catalog.counts.uid}": "out/counts.csv",
+        f"/runs/{catalog.align.uid}": f"run {catalog.align.uid}",
+    }
+    for url, name in pages.items():
+        found = re.search(r"<title>(.*?)</title>", ok(client, url), re.DOTALL)
+        assert found is not None, url
+        assert found.group(1).startswith(f"{name} · lakeline"), (url, found.group(1)[:200])
+        assert "<" not in found.group(1) and "\n" not in found.group(1), url
