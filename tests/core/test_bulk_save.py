@@ -155,3 +155,18 @@ def test_a_large_file_saves_with_the_hash_of_its_stored_copy(
     assert stored.read_bytes() == data
     assert artifact.hash == hashlib.sha256(data).hexdigest() and artifact.size == len(data)
     assert artifact.store_tag == f"m:{stored.stat().st_mtime_ns}"
+
+
+def test_metadata_given_twice_in_one_save_is_kept(instance: Instance, tmp_path: Path) -> None:
+    """The same file twice in one `ll.save`, the second time with a description and a kind: one
+    record, which takes them on, as a second save on its own would (they were dropped when the
+    record matched was itself new in that save)."""
+    path = tmp_path / "a.txt"
+    path.write_text("hello")
+    first, second = ll.save(
+        [ll.Artifact(path, key="a.txt"), ll.Artifact(path, key="a.txt", description="second")]
+    )
+    assert first.uid == second.uid and second.description == "second"
+    assert ll.Artifact.get(key="a.txt").description == "second"
+    again = ll.Artifact(path, key="a.txt", description="third").save()
+    assert again.uid == first.uid and ll.Artifact.get(key="a.txt").description == "third"

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
 
-from lakeline.db.rows import update_row
+from lakeline.db.rows import fill_new, update_row
 from lakeline.errors import DoesNotExist, InvalidKey, InvalidValue, ReadOnlyField
 from lakeline.models import Artifact
 from lakeline.storage.keys import suffix_of, validate_key
@@ -118,3 +118,5 @@ def refresh_metadata(session: Session, existing: Artifact, given: Artifact) -> N
     }
     if existing.id is not None:
         update_row(session, existing, changed)
+    else:  # new earlier in this same save: its row is written after, with these values
+        fill_new(existing, changed)
