@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from lakeline.formats.registry import Format, is_local, open_remote, require
+from lakeline.formats.registry import Format, is_local, open_remote_for_h5py, require
 from lakeline.hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ def _open_h5ad(path: str, fs: AbstractFileSystem) -> Any:
     anndata = _anndata()
     if is_local(fs):
         return anndata.read_h5ad(path, backed="r")
-    return anndata.read_h5ad(open_remote(fs, path), backed="r")
+    return anndata.read_h5ad(open_remote_for_h5py(fs, path), backed="r")
 
 
 def _save_zarr(adata: Any, path: str) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +57,46 @@ def require(module: str, extra: str) -> Any:
 def open_remote(fs: AbstractFileSystem, path: str) -> Any:
     """A seekable binary file on `fs` that fetches only the blocks a reader touches."""
     return fs.open(path, "rb", block_size=REMOTE_BLOCK_SIZE, cache_type="blockcache")
+
+
+def open_remote_for_h5py(fs: AbstractFileSystem, path: str) -> Any:
+    """`open_remote` for h5py, whose reads pause Python's cyclic garbage collector.
+
+    h5py calls a Python file object while it holds its global lock, and fsspec serves the read
+    on its own IO thread. A collection that starts on that thread and frees an h5py object waits
+    for the same lock: both threads then wait forever (seen in the test suite: a backed h5ad
+    opened from S3 hung in `h5py.File`). With the collector paused during a read, the IO thread
+    frees nothing h5py owns."""
+    return _GCPausedReads(open_remote(fs, path))
+
+
+class _GCPausedReads:
+    """A file whose reads run with the cyclic garbage collector paused (see above)."""
+
+    def __init__(self, file: Any) -> None:
+        self._file = file
+
+    def read(self, size: int = -1) -> bytes:
+        with _gc_paused():
+            return self._file.read(size)  # type: ignore[no-any-return]
+
+    def readinto(self, buffer: Any) -> int:
+        with _gc_paused():
+            return self._file.readinto(buffer)  # type: ignore[no-any-return]
+
+    def __getattr__(self, name: str) -> Any:  # seek, tell, close, size, ...
+        return getattr(self._file, name)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def is_local(fs: AbstractFileSystem) -> bool:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from lakeline.errors import UnreadableArtifact
-from lakeline.formats.registry import Format, is_local, open_remote, require
+from lakeline.formats.registry import Format, is_local, open_remote_for_h5py, require
 from lakeline.hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 def _open_hdf5(path: str, fs: AbstractFileSystem) -> Any:
     """A read-only h5py.File; datasets are read when sliced."""
     h5py = require("h5py", "hdf5")
-    return h5py.File(path if is_local(fs) else open_remote(fs, path), "r")
+    return h5py.File(path if is_local(fs) else open_remote_for_h5py(fs, path), "r")
 
 
 def _soma() -> Any:
