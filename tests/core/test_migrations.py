@@ -286,3 +286,112 @@ def test_upgrade_0002_database_with_runs(
     assert [a.uid for a in ll.Artifact.filter(reads__gte=10, tissue="liver")] == [old_file.uid]
     assert [x.name for x in ll.ULabel.search("liv")] == ["liver"]
     assert _diff(url) == []
+
+
+def _padded_0001(tmp_path: Path) -> Path:
+    """A registered SQLite instance `old` at revision 0001 whose file is ~2 MiB."""
+    import sqlite3
+
+    from lakeline.config import InstanceConfig, set_current
+
+    storage = tmp_path / "data"
+    (storage / "old").mkdir(parents=True)
+    db = tmp_path / "old.db"
+    _fill_0001(f"sqlite:///{db}", storage)
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE padding (data BLOB)")
+        conn.executemany("INSERT INTO padding VALUES (?)", [(bytes(1000),)] * 2000)
+    conn.close()
+    InstanceConfig(
+        name="old", db=f"sqlite:///{db}", storage=str(storage), uid="inst00000001"
+    ).write()
+    set_current("old")
+    return db
+
+
+def _revision(db: Path) -> str:
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    try:
+        return str(conn.execute("SELECT version_num FROM alembic_version").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def test_sqlite_backup_checks_free_space_before_writing(
+    tmp_path: Path, lakeline_home: Path
+) -> None:
+    """The self-migration's backup refuses, naming the sizes and the folder, when the file
+    system has less free space than the database plus the margin; nothing is written."""
+    from lakeline.db.migrate import backup_margin, backup_sqlite
+    from lakeline.errors import NotEnoughSpace
+
+    db = _padded_0001(tmp_path)
+    size = db.stat().st_size
+    assert size > 2_000_000
+    need = size + backup_margin(size)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(NotEnoughSpace) as refused:
+        backup_sqlite(db, "0001", free_bytes=need - 1)
+    message = str(refused.value)
+    assert str(db) in message and str(tmp_path) in message
+    assert f"({size / (1 << 20):,.1f} MiB)" in message
+    assert f"need {need / (1 << 20):,.1f} MiB" in message
+    assert f"{(need - 1) / (1 << 20):,.1f} MiB free" in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    made = backup_sqlite(db, "0001", free_bytes=need)  # just enough
+    assert made.name.startswith("old.db.backup-0001-") and _revision(made) == "0001"
+    made.unlink()
+    assert backup_sqlite(db, "0001").exists()  # the measured free space: this disk has room
+
+
+BACKUP_FILLS_THE_DISK = """
+import resource
+import signal
+import sys
+
+from lakeline.errors import LakelineError
+from lakeline.instance import connect
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG/short)
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]), resource.RLIM_INFINITY))
+try:
+    connect("old")
+except LakelineError as exc:
+    print(type(exc).__name__, exc)
+    sys.exit(3)
+"""
+
+
+def test_sqlite_backup_that_fills_the_disk_leaves_nothing(
+    tmp_path: Path, lakeline_home: Path
+) -> None:
+    """A backup that runs out of room midway (a real failed write: RLIMIT_FSIZE below the
+    database's size, in a subprocess) is removed, and the database is not migrated. (Past
+    the limit write() fails with EFBIG, which SQLite reports as an I/O error; a full file
+    system, ENOSPC, is SQLITE_FULL and raises NotEnoughSpace.)"""
+    import os
+    import subprocess
+    import sys
+
+    db = _padded_0001(tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    script = tmp_path / "fill.py"
+    script.write_text(BACKUP_FILLS_THE_DISK)
+    limit = db.stat().st_size // 2
+    done = subprocess.run(
+        [sys.executable, str(script), str(limit)],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 3, done.stderr
+    assert done.stdout.startswith(f"DatabaseError backing up {db} (")
+    assert "failed (disk I/O error): the partial backup is removed, nothing was migrated" in (
+        done.stdout
+    )
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "fill.py") == before
+    assert _revision(db) == "0001"
+    assert connect("old") is not None and _revision(db) == HEAD_REVISION  # room again: migrates

@@ -63,6 +63,11 @@ class StorageError(LakelineError):
     """The storage cannot be read or written (path, permissions, credentials)."""
 
 
+class NotEnoughSpace(LakelineError):
+    """A file lakeline was about to write does not fit on its file system (checked first:
+    nothing was written)."""
+
+
 class InvalidKey(LakelineError, ValueError):
     """An artifact key is malformed (absolute, contains '..', empty, ...)."""
 

@@ -8,6 +8,7 @@ branch of its own (its revision ids start with its table prefix, core ids have n
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -18,7 +19,12 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from lakeline import checkpoints
-from lakeline.errors import ModuleMigrationFailed, SchemaOutOfDate
+from lakeline.errors import (
+    DatabaseError,
+    ModuleMigrationFailed,
+    NotEnoughSpace,
+    SchemaOutOfDate,
+)
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -194,19 +200,62 @@ def _module_of_failure(
     return None
 
 
-def backup_sqlite(db_path: Path, revision: str | None) -> Path:
-    """Copy a SQLite database consistently (online backup API) next to itself."""
+def backup_sqlite(db_path: Path, revision: str | None, *, free_bytes: int | None = None) -> Path:
+    """Copy a SQLite database consistently (online backup API) next to itself.
+
+    First checks its folder's file system has room for the copy plus `backup_margin` (the
+    migration that follows writes too): NotEnoughSpace, naming the sizes, before anything is
+    written. `free_bytes` stands in for the free space `shutil.disk_usage` reports (tests
+    have no small file system to fill)."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     target = db_path.with_name(f"{db_path.name}.backup-{revision}-{stamp}")
     src = sqlite3.connect(db_path)
     try:
+        size = (
+            src.execute("PRAGMA page_count").fetchone()[0]
+            * src.execute("PRAGMA page_size").fetchone()[0]
+        )  # what the copy holds: the file and its committed WAL pages
+        need = size + backup_margin(size)
+        free = shutil.disk_usage(target.parent).free if free_bytes is None else free_bytes
+        if free < need:
+            raise NotEnoughSpace(
+                f"not enough free space to back up {db_path} ({_mib(size)}) before migrating "
+                f"it: the backup and the migration need {_mib(need)} in {target.parent}, "
+                f"its file system has {_mib(free)} free; free some space there and try again"
+            )
         dst = sqlite3.connect(target)
-        with dst:
-            src.backup(dst)
+        try:
+            with dst:
+                src.backup(dst)
+        except BaseException as exc:
+            dst.close()
+            for leftover in (target, Path(f"{target}-journal"), Path(f"{target}-wal")):
+                leftover.unlink(missing_ok=True)
+            if not isinstance(exc, sqlite3.Error):
+                raise
+            done = "the partial backup is removed, nothing was migrated"
+            if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+                raise NotEnoughSpace(
+                    f"backing up {db_path} ({_mib(size)}) before migrating it filled the file "
+                    f"system of {target.parent}: {done}; free some space there and try again"
+                ) from exc
+            raise DatabaseError(
+                f"backing up {db_path} ({_mib(size)}) to {target} before migrating it failed "
+                f"({exc}): {done}"
+            ) from exc
         dst.close()
     finally:
         src.close()
     return target
+
+
+def backup_margin(size: int) -> int:
+    """Free space asked for beyond a backup of `size` bytes: 10% of it and 64 MiB."""
+    return size // 10 + (64 << 20)
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1 << 20):,.1f} MiB"
 
 
 def check_not_newer(engine: Engine, revision: str | None) -> None:
