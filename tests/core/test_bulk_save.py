@@ -170,3 +170,46 @@ def test_metadata_given_twice_in_one_save_is_kept(instance: Instance, tmp_path: 
     assert ll.Artifact.get(key="a.txt").description == "second"
     again = ll.Artifact(path, key="a.txt", description="third").save()
     assert again.uid == first.uid and ll.Artifact.get(key="a.txt").description == "third"
+
+
+STAGE_PAST_THE_LIMIT = """
+import resource
+import signal
+import sys
+
+from fsspec.implementations.local import LocalFileSystem
+from lakeline.artifacts.transfer import stage
+
+source, folder, limit = sys.argv[1], sys.argv[2], int(sys.argv[3])
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG)
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+try:
+    stage(source, LocalFileSystem(), False, folder, lambda size: False)  # no room in memory
+except OSError as exc:
+    print(exc.errno)
+    sys.exit(3)
+"""
+
+
+@pytest.mark.parametrize("size", [SMALL // 4, SMALL * 2], ids=["small-file", "large-file"])
+def test_a_failed_stage_leaves_no_partial(tmp_path: Path, size: int) -> None:
+    """A copy into the spool folder that fails midway (a real short write: RLIMIT_FSIZE in a
+    subprocess) removes its `.partial`: small files written from memory (the save's memory
+    budget spent) as well as large ones copied by the kernel."""
+    import subprocess
+    import sys
+
+    source = tmp_path / "source.bin"
+    source.write_bytes(os.urandom(size))
+    folder = tmp_path / "spool"
+    script = tmp_path / "stage.py"
+    script.write_text(STAGE_PAST_THE_LIMIT)
+    done = subprocess.run(
+        [sys.executable, str(script), str(source), str(folder), str(size // 2)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 3, done.stderr
+    assert done.stdout.strip() == str(errno.EFBIG)
+    assert list(folder.iterdir()) == []

@@ -122,8 +122,12 @@ def _stage_once(
                 return data, digest
             os.makedirs(folder, exist_ok=True)
             tmp = os.path.join(folder, f".{os.urandom(8).hex()}{PARTIAL}")
-            with open(tmp, "xb") as handle:
-                handle.write(data)
+            try:
+                with open(tmp, "xb") as handle:
+                    handle.write(data)
+            except BaseException:
+                remove_local(Path(tmp))
+                raise
             return tmp, digest
     os.makedirs(folder, exist_ok=True)
     tmp = os.path.join(folder, f".{os.urandom(8).hex()}{PARTIAL}")
