@@ -79,6 +79,18 @@ def test_resolve_existing_refuses_missing_paths_and_loops(
             resolve_existing(str(tree / "loop"))
 
 
+def test_resolve_existing_without_proc_falls_back_to_realpath(tree: Path, tmp_path: Path) -> None:
+    """Where /proc/self/fd cannot be read (not mounted, hidden in a sandbox) the path is
+    resolved by realpath instead of failing with the readlink's OSError."""
+    no_proc = str(tmp_path / "no-proc")  # a folder that does not exist: readlink fails
+    for path in (tree / "link" / "sub" / "f.txt", tree / "real" / "top.txt", tree / "link"):
+        resolved, st = resolve_existing(str(path), proc_fd=no_proc)
+        assert resolved == os.path.realpath(path)
+        assert (st.st_ino, st.st_mode) == (os.stat(path).st_ino, os.stat(path).st_mode)
+    with pytest.raises(FileNotFoundError):
+        resolve_existing(str(tree / "link" / "nothing.txt"), proc_fd=no_proc)
+
+
 def test_artifact_paths_through_the_kernel(instance: Instance, tree: Path) -> None:
     """`Artifact(path)` records the resolved location; bad paths get their one-line error."""
     artifact = ll.Artifact(tree / "link" / "sub" / "f.txt", key="k/f.txt")

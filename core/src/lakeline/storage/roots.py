@@ -65,11 +65,13 @@ def _resolve_local(text: str) -> str:
 _PROC_FD = os.path.isdir("/proc/self/fd") and hasattr(os, "O_PATH")
 
 
-def resolve_existing(text: str) -> tuple[str, os.stat_result]:
+def resolve_existing(text: str, *, proc_fd: str = "/proc/self/fd") -> tuple[str, os.stat_result]:
     """`normalize_root(text)` of a local path that must exist, and its stat: on Linux the
-    kernel resolves it once (an `O_PATH` descriptor, read back from /proc/self/fd), where
+    kernel resolves it once (an `O_PATH` descriptor, read back from `proc_fd`), where
     `os.path.realpath` costs an lstat per folder level in Python. OSError when it does not
-    exist (ELOOP for a symlink loop); paths pathlib would first tidy take `normalize_root`."""
+    exist (ELOOP for a symlink loop); paths pathlib would first tidy take `normalize_root`,
+    and so does every path when `proc_fd` cannot be read (/proc not mounted or hidden in a
+    sandbox; tests pass a missing folder to force it)."""
     if text.startswith("file://"):
         text = text[len("file://") :]
     tidy = text.startswith(("~", "./")) or "//" in text or "/./" in text or text.endswith("/.")
@@ -78,7 +80,9 @@ def resolve_existing(text: str) -> tuple[str, os.stat_result]:
         fd = os.open(stripped, os.O_PATH | os.O_CLOEXEC)
         try:
             st = os.fstat(fd)
-            resolved = os.readlink(f"/proc/self/fd/{fd}")
+            resolved = os.readlink(f"{proc_fd}/{fd}")
+        except OSError:
+            resolved = ""  # no /proc to ask: realpath below
         finally:
             os.close(fd)
         if resolved.startswith("/") and not resolved.endswith(" (deleted)"):
