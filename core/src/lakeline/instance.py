@@ -20,6 +20,7 @@ from lakeline.config import (
 )
 from lakeline.errors import (
     DatabaseUnreachable,
+    InstanceNotFound,
     LakelineError,
     NotConnected,
     SchemaOutOfDate,
@@ -80,6 +81,10 @@ class Instance:
             with self.engine.connect() as conn:
                 self._modules = read_mounted(conn)
         return self._modules
+
+    def __reduce__(self) -> tuple[Any, tuple[str, str]]:
+        """Pickled by name and uid: unpickled as `reopen(name, uid)` in the other process."""
+        return reopen, (self.name, self.uid)
 
     def __repr__(self) -> str:
         mode = ", read_only=True" if self.read_only else ""
@@ -459,6 +464,33 @@ def open_instance(name: str | Instance) -> Instance:
         if found is None:
             found = _opened[name] = Instance(name)
         return found
+
+
+def reopen(name: str, uid: str) -> Instance:
+    """Instance `name` (uid `uid`) in this process, for a record or Instance pickled in
+    another: the connected instance (connecting to the current one first) when it has that
+    uid, else `name` opened read-only. InstanceNotFound when this machine knows no instance
+    of that name and uid."""
+    try:
+        here = current()
+    except (NotConnected, InstanceNotFound):
+        here = None
+    if here is not None and here.uid == uid:
+        return here
+    try:
+        opened = open_instance(name)
+    except InstanceNotFound as exc:
+        raise InstanceNotFound(
+            f"a record of instance {name!r} (uid {uid}) was passed to this process, which "
+            f"cannot open it: {exc}"
+        ) from None
+    if opened.uid != uid:
+        raise InstanceNotFound(
+            f"a record of instance {name!r} (uid {uid}) was passed to this process, where "
+            f"{name!r} is another instance (uid {opened.uid}): register it here under a "
+            "name of its own"
+        )
+    return opened
 
 
 def _set_global(instance: Instance | None) -> None:

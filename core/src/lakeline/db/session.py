@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from lakeline.instance import Instance
 
 INSTANCE_ATTR = "_lakeline_instance"  # where a record keeps the instance it came from
+INSTANCE_REF = "_lakeline_instance_ref"  # an unpickled record's (instance name, uid)
 
 
 def stamp(record: Any, instance: Instance) -> None:
@@ -21,9 +22,26 @@ def stamp(record: Any, instance: Instance) -> None:
 
 
 def instance_of(record: Any) -> Instance | None:
-    """The instance `record` was loaded from or written to, if known."""
-    found: Instance | None = record.__dict__.get(INSTANCE_ATTR)
+    """The instance `record` was loaded from or written to, if known (a record unpickled in
+    this process finds its instance here on first use: `lakeline.instance.reopen`)."""
+    loaded = record.__dict__
+    found: Instance | None = loaded.get(INSTANCE_ATTR)
+    if found is None and INSTANCE_REF in loaded:
+        from lakeline.instance import reopen
+
+        found = loaded[INSTANCE_ATTR] = reopen(*loaded[INSTANCE_REF])
+        del loaded[INSTANCE_REF]
     return found
+
+
+def pickled_state(record: Any) -> dict[str, Any]:
+    """`record`'s state to pickle: the name and uid of its instance instead of the instance
+    (its engine and sessions belong to this process)."""
+    state = dict(record.__dict__)
+    instance = state.pop(INSTANCE_ATTR, None)
+    if instance is not None:
+        state[INSTANCE_REF] = (instance.name, instance.uid)
+    return state
 
 
 def check_own(record: Any, instance: Instance) -> None:

@@ -151,6 +151,13 @@ class Queryable:
     # their index with `lakeline.search.search_index_ddl` (empty: not searchable)
     search_fields: ClassVar[tuple[str, ...]] = ()
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Records pickle (multiprocessing, Prefect, redun) with their column values and the
+        name and uid of their instance, which the unpickling process finds on first use."""
+        from lakeline.db.session import pickled_state
+
+        return pickled_state(self)
+
     def history(self) -> list[Entry]:
         """Every change of this record in the audit log (who, when, what), oldest first."""
         from lakeline.access.audit import history
