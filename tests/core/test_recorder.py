@@ -235,6 +235,60 @@ def test_parallel_steps_from_threads(instance: Instance, tmp_path: Path) -> None
         assert [a.key for a in run.inputs] == [f"data/in{i}.txt"]
 
 
+def _waits_for_a_lock(instance: Instance) -> bool:
+    """Whether a PostgreSQL session waits for a lock another transaction holds."""
+    from sqlalchemy import text
+
+    with instance.sessions.read() as session:
+        return bool(session.scalar(text("SELECT count(*) FROM pg_locks WHERE NOT granted")))
+
+
+def test_a_step_started_while_its_transform_is_written_waits_for_its_commit(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """Two threads of one Recorder start the first steps of a new task at once (Prefect's
+    mapped tasks): the second must not take the transform whose transaction has not committed
+    (PostgreSQL refused its run: a foreign-key violation, and the Prefect flow lost a run)."""
+    from lakeline import checkpoints
+
+    root = prepare(tmp_path)
+    rec = Recorder("toy", root=root)
+    wf = rec.start_workflow(key="p", engine_run_id="r")
+    inside, release = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def hold() -> None:  # the first thread, its transform written, not committed
+        if threading.current_thread().name == "first":
+            inside.set()
+            release.wait(60)
+
+    def start(i: int) -> None:
+        try:
+            rec.start_step(wf, key="mapped", kind="task", engine_task_id=str(i))
+        except BaseException as exc:
+            errors.append(exc)
+
+    first = threading.Thread(target=start, args=(1,), name="first")
+    second = threading.Thread(target=start, args=(2,), name="second")
+    with checkpoints.at("recorder.transform", hold):
+        first.start()
+        assert inside.wait(60)
+        second.start()
+        # PostgreSQL: let the second go as far as it can (done, or waiting for the first's
+        # lock); SQLite serialises writers, the second waits for the first's commit anyway
+        while instance.dialect == "postgresql" and second.is_alive():
+            if _waits_for_a_lock(instance):
+                break
+            second.join(0.05)
+        release.set()
+        first.join(60)
+        second.join(60)
+    assert not errors, errors
+    runs = ll.Run.filter(engine="toy", parent_id=wf.run.id).all()
+    assert sorted(r.engine_ref for r in runs) == ["r/1", "r/2"]
+    assert len({r.transform_id for r in runs}) == 1
+
+
 class Used:
     def __init__(self) -> None:
         self.events: list[tuple[str, str]] = []

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from lakeline import checkpoints
 from lakeline.artifacts.describe import describe_new
 from lakeline.artifacts.save import save_artifacts
 from lakeline.db.session import stamp
@@ -125,9 +126,9 @@ class Recorder(RunUpdates):
         assert self.instance is not None
         digest = None if source_code is None else code_hash(source_code)
         cache_key = (key, kind, None if parent is None else parent.id, digest)
-        if cache_key not in self._transforms:
+        if cache_key not in self._transforms:  # cached once committed: other threads use it
             with self.instance.sessions.write() as session:
-                self._transforms[cache_key] = ensure_transform(
+                transform = ensure_transform(
                     session,
                     key=key,
                     kind=kind,
@@ -140,6 +141,8 @@ class Recorder(RunUpdates):
                     version=version,
                     created_by_id=self.instance.user.id,
                 )
+                checkpoints.reach("recorder.transform")
+            self._transforms[cache_key] = transform
         return self._transforms[cache_key]
 
     def _start(
