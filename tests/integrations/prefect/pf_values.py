@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from lakeline_prefect import flow, materialize, task
+from prefect.cache_policies import INPUTS
 
 UNREACHABLE = "s3://lakeline-unreachable/published/items.csv"
 
@@ -79,3 +80,14 @@ def note_source(src: str, target: Path) -> Path:
 def noted_source(src: str, target: Path) -> Path:
     """One task given an S3 URL it does not read."""
     return note_source(src, target)
+
+
+@task(cache_policy=INPUTS, persist_result=True)
+def record_text(artifact: Any) -> str:
+    """Takes a lakeline record: Prefect hashes its inputs (JSON, else cloudpickle)."""
+    return f"{artifact.key}={artifact.load()}"
+
+
+@flow
+def read_record(artifact: Any) -> str:
+    return record_text(artifact)

@@ -85,3 +85,18 @@ def test_an_unreachable_parameter_is_one_warning_for_that_value_only(
     assert not step.inputs.all()  # neither an input nor an output: nothing tells which
     warnings = [r.getMessage() for r in caplog.records if r.name == "lakeline.prefect"]
     assert len(warnings) == 1 and src in warnings[0] and "\n" not in warnings[0]
+
+
+def test_a_record_passed_to_a_task(
+    workdir: Path, instance: Instance, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Prefect hashes a task's inputs for its cache key (cloudpickle for a record): the key is
+    made, the task reads the record from its instance, and the record loaded again in a
+    second flow run is served from the cache."""
+    (workdir / "in.txt").write_text("record bytes")
+    uid = ll.Artifact(workdir / "in.txt", key="in/record.txt").save().uid
+    for _ in range(2):
+        assert pf_values.read_record(ll.Artifact.get(uid)) == "in/record.txt=record bytes"
+    assert not [r.getMessage() for r in caplog.records if "cache key" in r.getMessage()]
+    steps = ll.Run.filter(engine=ENGINE, transform__key="record_text").all()
+    assert sorted(s.status for s in steps) == ["cached", "completed"]

@@ -143,3 +143,9 @@ def held(src: File, release: str) -> File:
 @task()
 def quick_then_held(src: File, release: str) -> File:
     return held(quick(src), release)
+
+
+@task()
+def describe_record(artifact: object, note: str = "") -> str:
+    """Takes a lakeline record: redun hashes its arguments and stores them pickled."""
+    return f"{artifact.key}={artifact.load()}{note}"  # type: ignore[attr-defined]

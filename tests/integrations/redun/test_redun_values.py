@@ -93,3 +93,19 @@ def test_import_links_a_cached_job_before_its_original_in_the_same_execution(
     init(storage=tmp_path / "other", name="other")
     import_redun(str(flow.db))
     assert lineage() == live
+
+
+@pytest.mark.parametrize("live", [True, False], ids=["live", "plain"])
+def test_a_record_passed_to_a_task(instance: Instance, flow: Flow, live: bool) -> None:
+    """redun pickles a task's arguments (to hash them and to store them): a lakeline record
+    goes through and the task reads it from its instance; the record loaded again pickles to
+    the same bytes, so the second run is cached."""
+    (flow.root / "in.txt").write_text("record bytes")
+    uid = ll.Artifact(flow.root / "in.txt", key="in/record.txt").save().uid
+    for _ in range(2):
+        result = flow.run(rf.describe_record(ll.Artifact.get(uid)), live=live)
+        assert result == "in/record.txt=record bytes"
+    if live:
+        runs = ll.Run.filter(engine="redun", transform__key="llt.describe_record").all()
+        jobs = sorted(r.status for r in runs if r.parent_id is not None)
+        assert jobs == ["cached", "completed"]  # each below its workflow run
