@@ -52,68 +52,14 @@ Log = Callable[[str], None]
 
 
 def kept_postgres(base: Path, log: Log) -> Any:
-    """Start the cluster in `base` (initdb on first use), on the port it had before."""
-    from lakeline.testing_servers import PostgresServer, free_port
+    """Start the cluster in `base` (initdb on first use), on the port it had before, with
+    durable defaults (fsync, full_page_writes, synchronous_commit on) plus PG_SETTINGS."""
+    from lakeline.testing_servers import PostgresServer
 
-    class KeptPostgres(PostgresServer):
-        """PostgresServer's initdb, with durable defaults (fsync, full_page_writes,
-        synchronous_commit on) plus PG_SETTINGS, and a data dir that outlives the process."""
-
-        def start(self) -> Any:
-            self.base_dir = base
-            fresh = not (base / "data").exists()
-            if fresh:
-                base.mkdir(parents=True, exist_ok=True)
-                base.chmod(0o755)
-                self.socket_dir.mkdir(mode=0o755, exist_ok=True)
-                if self._as_postgres:
-                    import pwd
-
-                    pw = pwd.getpwnam("postgres")
-                    for p in (base, self.socket_dir):
-                        os.chown(p, pw.pw_uid, pw.pw_gid)
-                self._initdb()
-            port_file = base / "port"
-            port = int(port_file.read_text()) if port_file.exists() else free_port()
-            options = " ".join(f"-c {k}={v}" for k, v in PG_SETTINGS.items())
-            opts = f"-p {port} -k {self.socket_dir} -c listen_addresses=127.0.0.1 {options}"
-            res = self._run(
-                str(self.bindir / "pg_ctl"),
-                "-D",
-                str(self.data_dir),
-                "-l",
-                str(self.log_file),
-                "-w",
-                "-t",
-                "120",
-                "-o",
-                opts,
-                "start",
-                timeout=180,
-            )
-            if res.returncode != 0:
-                raise RuntimeError(f"pg_ctl start failed: {res.stdout}{res.stderr}")
-            port_file.write_text(str(port))
-            self.port = port
-            log(f"PostgreSQL {'initialised and ' if fresh else ''}started in {base}, port {port}")
-            return self
-
-        def stop(self) -> None:  # a clean shutdown; the data stays
-            if self.port is None:
-                return
-            self._run(
-                str(self.bindir / "pg_ctl"),
-                "-D",
-                str(self.data_dir),
-                "-m",
-                "fast",
-                "-w",
-                "stop",
-                timeout=300,
-            )
-            self.port = None
-
-    return KeptPostgres(parent_dir=base.parent).start()
+    fresh = not (base / "data").exists()
+    server = PostgresServer(keep=base, settings=PG_SETTINGS, startup_timeout=120).start()
+    log(f"PostgreSQL {'initialised and ' if fresh else ''}started in {base}, port {server.port}")
+    return server
 
 
 def open_instance(db: str, keep: Path, log: Log, *, existing: bool) -> tuple[Any, Any]:

@@ -169,6 +169,41 @@ def test_parent_dir_is_honoured(tmp_path: Path) -> None:
         shutil.rmtree(parent, ignore_errors=True)
 
 
+@pytest.mark.postgres
+def test_a_kept_cluster_restarts_with_its_data_port_and_settings() -> None:
+    """`keep=DIR` (bench/scale.py's cluster on disk): initdb on first start, the given
+    settings instead of the test tuning, a clean stop that keeps the data, and a restart on
+    the same port with the databases still there."""
+    import psycopg
+
+    _require_postgres()
+    parent = Path(tempfile.mkdtemp(prefix="lakeline-test-"))
+    parent.chmod(0o755)
+    keep = parent / "kept" / "pg"
+
+    def show(server: PostgresServer, name: str) -> str:
+        with psycopg.connect(server.url().replace("+psycopg", "")) as conn:
+            return str(conn.execute(f"SHOW {name}").fetchone()[0])  # type: ignore[index]
+
+    try:
+        server = PostgresServer(keep=keep, settings={"shared_buffers": "64MB"}).start()
+        port = server.port
+        assert server.base_dir == keep and (keep / "data" / "PG_VERSION").is_file()
+        assert (show(server, "shared_buffers"), show(server, "fsync")) == ("64MB", "on")
+        server.create_database("kept")
+        server.stop()
+        assert server.port is None and (keep / "data" / "PG_VERSION").is_file()
+        again = PostgresServer(keep=keep, settings={"shared_buffers": "64MB"}).start()
+        assert again.port == port
+        with psycopg.connect(again.url("kept").replace("+psycopg", "")) as conn:
+            assert conn.execute("SELECT current_database()").fetchone() == ("kept",)
+        again.stop()
+        with PostgresServer() as plain:  # the default: tuned for tests
+            assert show(plain, "fsync") == "off"
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
+
+
 class _BrokenConfServer(PostgresServer):
     """A real cluster whose config postgres rejects, to exercise the failure path."""
 
