@@ -296,3 +296,30 @@ def test_a_process_killed_mid_batch_loses_that_batch_only(
     assert [a.key for a in steps["r/1"].inputs.all()] == ["in1.txt"]
     assert [a.key for a in steps["r/1"].outputs.all()] == ["out1.txt"]
     assert not steps["r/2"].inputs.all() and not steps["r/3"].outputs.all()
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["plain", "batched"])
+def test_naive_times_are_refused_when_given(
+    instance: Instance, tmp_path: Path, batch: bool
+) -> None:
+    """A naive start or finish time is an InvalidValue at the call that gives it (batched:
+    not at the flush, which would lose the batch); an aware one is stored in UTC."""
+    from datetime import datetime, timedelta, timezone
+
+    from lakeline.errors import InvalidValue
+
+    naive = datetime(2026, 1, 1, 12)
+    rec = make_recorder("toy", root=tmp_path, batch=batch)
+    wf = rec.start_workflow(key="p", engine_run_id="r")
+    with pytest.raises(InvalidValue, match=r"naive datetime .*: pass a timezone-aware datetime"):
+        rec.start_step(wf, key="a", kind="rule", engine_task_id="1", started_at=naive)
+    one = rec.start_step(wf, key="a", kind="rule", engine_task_id="1")
+    with pytest.raises(InvalidValue, match=r"naive datetime"):
+        rec.finish_step(one, finished_at=naive)
+    rec.finish_step(one, finished_at=naive.replace(tzinfo=timezone(timedelta(hours=2))))
+    rec.finish_workflow(wf)
+    if isinstance(rec, BatchRecorder):
+        rec.flush()
+    step = ll.Run.get(engine="toy", engine_ref="r/1")
+    assert step.status == "completed" and step.finished_at == datetime(2026, 1, 1, 10, tzinfo=UTC)
+    assert ll.Run.get(engine="toy", engine_ref="r").status == "completed"

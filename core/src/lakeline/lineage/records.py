@@ -12,7 +12,7 @@ from lakeline.db.locks import lock_keys
 from lakeline.errors import LakelineError
 from lakeline.ids import new_stem, new_uid, suffix_index, versioned_uid
 from lakeline.models import Run, Transform
-from lakeline.models.base import utcnow
+from lakeline.models.base import check_aware, utcnow
 from lakeline.models.run import RUN_STATUSES
 from lakeline.models.transform import TRANSFORM_KINDS
 
@@ -93,7 +93,7 @@ def log_status(run: Run, status: str, at: datetime | None = None) -> None:
     """Move `run` to `status`, recording the transition and its time."""
     if status not in RUN_STATUSES:
         raise LakelineError(f"unknown run status {status!r}; statuses: {', '.join(RUN_STATUSES)}")
-    at = at or utcnow()
+    at = utcnow() if at is None else check_aware(at)
     run.status = status
     run.status_log = [*(run.status_log or []), {"status": status, "at": at.isoformat()}]
     if status == "scheduled" and run.scheduled_at is None:

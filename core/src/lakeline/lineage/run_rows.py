@@ -39,7 +39,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from lakeline.errors import LakelineError
 from lakeline.lineage.records import FINAL_STATUSES, log_status
 from lakeline.models import Artifact, Run
-from lakeline.models.base import UTCDateTime, utcnow
+from lakeline.models.base import UTCDateTime, check_aware, utcnow
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -208,13 +208,17 @@ def finish_new(session: Session, changes: Sequence[tuple[Run, Finish]]) -> None:
         columns = ("p_id", *_FINISHED)
         arrays = {name: [row[name] for row in params] for name in columns}
         arrays["status_log"] = [json.dumps(log) for log in arrays["status_log"]]
-        utc = UTCDateTime()  # naive datetimes refused, as the other statements' binding does
-        arrays["finished_at"] = [
-            utc.process_bind_param(at, session.get_bind().dialect) for at in arrays["finished_at"]
-        ]
+        arrays["finished_at"] = _utc_binds(session, arrays["finished_at"])
         session.execute(stmt, arrays)
     else:
         session.execute(stmt, params)
+
+
+def _utc_binds(session: Session, moments: Sequence[Any]) -> list[Any]:
+    """Timestamps as a text() statement's array binds them: in UTC, a naive one refused (as
+    the ORM's and Core's binding of a timestamp column does)."""
+    utc, dialect = UTCDateTime(), session.get_bind().dialect
+    return [utc.process_bind_param(at, dialect) for at in moments]
 
 
 _FINISHED = ("status", "status_log", "finished_at", "exit_code", "error", "cached_from_id")
@@ -249,7 +253,6 @@ def finish_found(session: Session, changes: Sequence[tuple[Run, Finish]]) -> dic
     every run on SQLite) is left to `Finish.apply`."""
     if not changes or _dialect(session) != "postgresql":
         return {}  # SQLite: its row triggers cost the same in one statement or in many
-    utc, dialect = UTCDateTime(), session.get_bind().dialect
     ats = [change.at or utcnow() for _, change in changes]
     params = {
         "p_id": [run.id for run, _ in changes],
@@ -258,7 +261,7 @@ def finish_found(session: Session, changes: Sequence[tuple[Run, Finish]]) -> dic
             json.dumps({"status": change.status, "at": at.isoformat()})
             for (_, change), at in zip(changes, ats, strict=True)
         ],
-        "at": [utc.process_bind_param(at, dialect) for at in ats],
+        "at": _utc_binds(session, ats),
         "exit_code": [change.exit_code for _, change in changes],
         "error": [change.error for _, change in changes],
         "cached_from_id": [change.cached_from_id for _, change in changes],
@@ -296,6 +299,8 @@ class Finish:
             raise LakelineError(
                 f"a run finishes as one of {', '.join(FINAL_STATUSES)}, not {self.status!r}"
             )
+        if self.at is not None:
+            check_aware(self.at)  # refused when given, not when a batch is written
 
     def row(self, bind: Session | Connection, run_id: int) -> Run | None:
         """Apply it to run `run_id` in one statement, appending the transition to the log;

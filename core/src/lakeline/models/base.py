@@ -31,6 +31,18 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def check_aware(value: datetime) -> datetime:
+    """`value` if it is timezone-aware, else InvalidValue (which time zone is unknown)."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        from lakeline.errors import InvalidValue
+
+        raise InvalidValue(
+            f"naive datetime {value!r}: pass a timezone-aware datetime "
+            "(e.g. datetime.now(UTC), or .replace(tzinfo=...) with the zone it is in)"
+        )
+    return value
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """A timestamp stored in UTC and always returned timezone-aware."""
 
@@ -40,9 +52,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r}: pass a timezone-aware datetime")
-        value = value.astimezone(UTC)
+        value = check_aware(value).astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
