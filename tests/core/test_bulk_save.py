@@ -225,3 +225,23 @@ def test_a_failed_stage_leaves_no_partial(tmp_path: Path, size: int) -> None:
     assert done.returncode == 3, done.stderr
     assert done.stdout.strip() == str(errno.EFBIG)
     assert list(folder.iterdir()) == []
+
+
+@pytest.mark.parametrize("size", [10, SMALL * 2], ids=["small-file", "large-file"])
+def test_a_source_removed_before_the_save_is_named(
+    instance: Instance, tmp_path: Path, size: int
+) -> None:
+    """A file removed between `Artifact(path)` and its save: PathNotFound naming it (not the
+    bare FileNotFoundError of the copy), no record, and nothing left in the storage."""
+    folder = tmp_path / "files"
+    folder.mkdir()
+    paths = [folder / f"f{i}.bin" for i in range(3)]
+    for path in paths:
+        path.write_bytes(os.urandom(size))
+    artifacts = [ll.Artifact(p, key=f"gone/{p.name}") for p in paths]
+    paths[1].unlink()
+    with pytest.raises(PathNotFound, match=rf"^{paths[1]} was removed after its Artifact was made"):
+        ll.save(artifacts)
+    assert ll.Artifact.filter(key__startswith="gone/").count() == 0
+    objects = Path(instance.storage.root) / ".lakeline" / "objects"
+    assert not objects.exists() or not [p for p in objects.rglob("*") if p.is_file()]

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lakeline.errors import SourceChanged, StorageError
+from lakeline.errors import PathNotFound, SourceChanged, StorageError
 from lakeline.storage.hashing import SMALL, Digest, copy_file, copy_folder, read_small
 from lakeline.storage.roots import protocol_of, strip_protocol
 
@@ -102,6 +102,13 @@ def stage(
         except SourceChanged:
             if attempt:
                 raise
+        except FileNotFoundError as exc:
+            gone = str(exc.filename or source)
+            if isinstance(exc, PathNotFound) or gone.startswith(folder):
+                raise  # said already (a broken link in a folder), or the spool folder
+            raise PathNotFound(
+                f"{gone} was removed after its Artifact was made: make it again, then save"
+            ) from None
     raise AssertionError("unreachable")
 
 
