@@ -23,6 +23,7 @@ from sqlalchemy.orm.attributes import instance_dict
 from lakeline import checkpoints
 from lakeline.artifacts.edit import refresh_metadata, update_saved
 from lakeline.artifacts.keying import located, settle_keys
+from lakeline.artifacts.pipeline import eligible
 from lakeline.artifacts.places import REF_ROOT, Places, promote
 from lakeline.artifacts.reference import default_key, reference_root
 from lakeline.artifacts.store import (
@@ -55,7 +56,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from lakeline.instance import Instance
-    from lakeline.models import Storage
+    from lakeline.models import Run, Storage
 
 RETRIES = 5
 FOLD = 16  # saves of up to this many artifacts read keys and places in one statement
@@ -210,126 +211,138 @@ def _write_records(
     user_id = instance.user.id
     run = current_run_in(instance) if producer_from_context else None
     with instance.sessions.write() as session:
-        keys = sorted({p.artifact.key for p in plans if p.artifact.key is not None})
-        latest: dict[str | None, Artifact] = {}
-        same: dict[tuple[str | None, str | None], Artifact] = {}
-
-        def remember(row: Artifact) -> None:
-            if row.is_latest and row.key is not None:
-                latest[row.key] = row
-            if (row.key, row.hash) not in same or row.is_latest:
-                same[(row.key, row.hash)] = row
-
-        lock_keys(session, "artifact", keys)
-        references = sorted({p.artifact._source for p in plans if p.digest is None})
-        lock_keys(session, "location", references)
-        fold = len(plans) <= FOLD
-        places = Places(session, plans, instance.uid, files=not fold)
-        wanted = []
-        if fold:
-            # a small save reads its keys and the records at its places in one round trip
-            lookup = places.lookup(keys)
-            keyset = set(keys)
-            for row, ref_root in session.execute(*lookup) if lookup else ():
-                if row.key in keyset:
-                    remember(row)
-                places.take(row, ref_root)
-        else:
-            wanted = places.conditions()
-            for chunk in chunks(keys):
-                where = one_of(session, Artifact.key, chunk)
-                for row in session.scalars(select(Artifact).where(where)):
-                    remember(row)
-        keyless = sorted(
-            {p.digest.hash for p in plans if p.artifact.key is None and p.digest is not None}
-        )
-        for chunk in chunks(keyless):
-            stmt = select(Artifact).where(
-                Artifact.key.is_(None), one_of(session, Artifact.hash, chunk)
-            )
-            for row in session.scalars(stmt):
-                remember(row)
-        for where in wanted:
-            for row, ref_root in session.execute(select(Artifact, REF_ROOT).where(where)):
-                places.take(row, ref_root)
-
-        def read_keys(more: list[str]) -> None:
-            lock_keys(session, "artifact", more)
-            for chunk in chunks(more):
-                for row in session.scalars(
-                    select(Artifact).where(one_of(session, Artifact.key, chunk))
-                ):
-                    remember(row)
-
-        settle_keys(session, plans, latest, places, read_keys)
-        next_index: dict[str, int] = {}
-        created: list[Artifact] = []
-        stems = iter(new_uids(len(plans), STEM_LENGTH))  # drawn at once: a new stem each
-        for plan in plans:
-            artifact, digest = plan.artifact, plan.digest
-            existing = _existing(session, plan, same, places)
-            if existing is not None:
-                refresh_metadata(session, existing, artifact)  # a new description, kind, label
-                plan.result = existing
-                continue
-            previous = latest.get(artifact.key) if artifact.key is not None else None
-            if previous is None:
-                stem, index = next(stems), 0
-            else:
-                # a new version keeps what the previous one said about itself unless told
-                artifact.description = artifact.description or previous.description
-                artifact.kind = artifact.kind or previous.kind
-                stem = previous.stem
-                if stem not in next_index:
-                    next_index[stem] = _next_index(session, stem)
-                index = next_index[stem]
-                if previous.id is None:
-                    previous.is_latest = False
-                else:
-                    session.execute(
-                        update(Artifact)
-                        .where(Artifact.id == previous.id)
-                        .values(is_latest=False)
-                        .execution_options(synchronize_session=False)
-                    )
-            next_index[stem] = index + 1
-            values: dict[str, Any] = {
-                "stem": stem,
-                "uid": versioned_uid(stem, index),
-                "is_latest": True,
-                "store_key": plan.store_key,
-                "in_place": plan.in_place,
-                "created_by_id": user_id,
-                "created_at": utcnow(),
-            }
-            if digest is None:  # a reference: hash, hash type and size as described
-                if plan.storage is not None:
-                    values["storage_id"] = plan.storage.id
-                else:
-                    assert plan.ref_place is not None
-                    values["storage_id"] = places.storage_id(plan.ref_place[0])
-                values["n_files"], values["available"] = None, False
-            else:
-                values["hash"], values["hash_type"] = digest.hash, digest.hash_type
-                values["size"], values["n_files"] = digest.size, digest.n_files
-                values["storage_id"], values["available"] = _storage(plan).id, True
-            if artifact.run_id is None and run is not None:
-                values["run_id"] = run.id  # saved while a run is current: its output
-            fill_new(artifact, values)  # a new object: no per-attribute events
-            created.append(artifact)
-            plan.result = artifact
-            if artifact.key is not None:
-                latest[artifact.key] = artifact
-            if artifact.hash is not None:
-                same[(artifact.key, artifact.hash)] = artifact
-            places.add(plan, artifact)
-        _insert(session, created)
+        created, new_storage = write_batch(session, instance, plans, user_id, run)
         if also is not None:
             also(session, plans)
+    settle(instance, created, new_storage)
+
+
+def settle(instance: Instance, created: Sequence[Artifact], new_storage: bool) -> None:
+    """After the commit: the new records become detached records, as if loaded."""
     for artifact in created:
         make_transient_to_detached(artifact)
-    if places.created:
+    if new_storage:
         instance.load_storages()
+
+
+def write_batch(
+    session: Session, instance: Instance, plans: Sequence[Plan], user_id: int, run: Run | None
+) -> tuple[list[Artifact], bool]:
+    """In `session`'s transaction: find the records `plans` turn out to be, insert the new
+    ones. Returns the new records and whether a reference storage was created."""
+    keys = sorted({p.artifact.key for p in plans if p.artifact.key is not None})
+    latest: dict[str | None, Artifact] = {}
+    same: dict[tuple[str | None, str | None], Artifact] = {}
+
+    def remember(row: Artifact) -> None:
+        if row.is_latest and row.key is not None:
+            latest[row.key] = row
+        if (row.key, row.hash) not in same or row.is_latest:
+            same[(row.key, row.hash)] = row
+
+    lock_keys(session, "artifact", keys)
+    references = sorted({p.artifact._source for p in plans if p.digest is None})
+    lock_keys(session, "location", references)
+    fold = len(plans) <= FOLD
+    places = Places(session, plans, instance.uid, files=not fold)
+    wanted = []
+    if fold:
+        # a small save reads its keys and the records at its places in one round trip
+        lookup = places.lookup(keys)
+        keyset = set(keys)
+        for row, ref_root in session.execute(*lookup) if lookup else ():
+            if row.key in keyset:
+                remember(row)
+            places.take(row, ref_root)
+    else:
+        wanted = places.conditions()
+        for chunk in chunks(keys):
+            where = one_of(session, Artifact.key, chunk)
+            for row in session.scalars(select(Artifact).where(where)):
+                remember(row)
+    keyless = sorted(
+        {p.digest.hash for p in plans if p.artifact.key is None and p.digest is not None}
+    )
+    for chunk in chunks(keyless):
+        stmt = select(Artifact).where(Artifact.key.is_(None), one_of(session, Artifact.hash, chunk))
+        for row in session.scalars(stmt):
+            remember(row)
+    for where in wanted:
+        for row, ref_root in session.execute(select(Artifact, REF_ROOT).where(where)):
+            places.take(row, ref_root)
+
+    def read_keys(more: list[str]) -> None:
+        lock_keys(session, "artifact", more)
+        for chunk in chunks(more):
+            for row in session.scalars(
+                select(Artifact).where(one_of(session, Artifact.key, chunk))
+            ):
+                remember(row)
+
+    settle_keys(session, plans, latest, places, read_keys)
+    next_index: dict[str, int] = {}
+    created: list[Artifact] = []
+    stems = iter(new_uids(len(plans), STEM_LENGTH))  # drawn at once: a new stem each
+    for plan in plans:
+        artifact, digest = plan.artifact, plan.digest
+        existing = _existing(session, plan, same, places)
+        if existing is not None:
+            refresh_metadata(session, existing, artifact)  # a new description, kind, label
+            plan.result = existing
+            continue
+        previous = latest.get(artifact.key) if artifact.key is not None else None
+        if previous is None:
+            stem, index = next(stems), 0
+        else:
+            # a new version keeps what the previous one said about itself unless told
+            artifact.description = artifact.description or previous.description
+            artifact.kind = artifact.kind or previous.kind
+            stem = previous.stem
+            if stem not in next_index:
+                next_index[stem] = _next_index(session, stem)
+            index = next_index[stem]
+            if previous.id is None:
+                previous.is_latest = False
+            else:
+                session.execute(
+                    update(Artifact)
+                    .where(Artifact.id == previous.id)
+                    .values(is_latest=False)
+                    .execution_options(synchronize_session=False)
+                )
+        next_index[stem] = index + 1
+        values: dict[str, Any] = {
+            "stem": stem,
+            "uid": versioned_uid(stem, index),
+            "is_latest": True,
+            "store_key": plan.store_key,
+            "in_place": plan.in_place,
+            "created_by_id": user_id,
+            "created_at": utcnow(),
+        }
+        if digest is None:  # a reference: hash, hash type and size as described
+            if plan.storage is not None:
+                values["storage_id"] = plan.storage.id
+            else:
+                assert plan.ref_place is not None
+                values["storage_id"] = places.storage_id(plan.ref_place[0])
+            values["n_files"], values["available"] = None, False
+        else:
+            values["hash"], values["hash_type"] = digest.hash, digest.hash_type
+            values["size"], values["n_files"] = digest.size, digest.n_files
+            values["storage_id"], values["available"] = _storage(plan).id, True
+        if artifact.run_id is None and run is not None:
+            values["run_id"] = run.id  # saved while a run is current: its output
+        fill_new(artifact, values)  # a new object: no per-attribute events
+        created.append(artifact)
+        plan.result = artifact
+        if artifact.key is not None:
+            latest[artifact.key] = artifact
+        if artifact.hash is not None:
+            same[(artifact.key, artifact.hash)] = artifact
+        places.add(plan, artifact)
+    _insert(session, created)
+    return created, places.created
 
 
 def _existing(
@@ -457,8 +470,37 @@ def save_artifacts(
         return plan
 
     files = [a for a in new if not getattr(a, "_reference", False)]
+    if planned is None and also is None and eligible(instance, new):
+        plans = _pipelined(instance, new, plan_one, made, progress, producer_from_context)
+    else:
+        plans = _planned(instance, new, files, plan_one, made, planned, progress)
+        try:
+            _upload(instance, plans, progress)
+            checkpoints.reach("save.stored")
+            _write_with_retries(instance, plans, guarded(instance, also), producer_from_context)
+        except BaseException:
+            _forget(plans)
+            _cleanup(instance, plans)
+            raise
+    drop_unused(instance, plans)
+    _finish(plans)
+    for artifact in artifacts:
+        stamp(artifact, instance)
+    return list(artifacts)
+
+
+def _planned(
+    instance: Instance,
+    new: Sequence[Artifact],
+    files: Sequence[Artifact],
+    plan_one: Callable[[Artifact], Plan],
+    made: list[Plan],
+    planned: Sequence[Plan] | None,
+    progress: Progress | None,
+) -> list[Plan]:
+    """A plan for each of `new`, in order: files hashed (and copied) unless `planned`."""
     if planned is not None:
-        assert len(planned) == len(artifacts) == len(files)
+        assert len(planned) == len(new) == len(files)
         assert all(p.artifact is a for p, a in zip(planned, files, strict=True))
         made.extend(planned)
     try:
@@ -478,35 +520,63 @@ def save_artifacts(
             plans.append(_plan_reference(instance, artifact))
             if progress:
                 progress("hash", 1)
+    return plans
+
+
+def _pipelined(
+    instance: Instance,
+    new: Sequence[Artifact],
+    plan_one: Callable[[Artifact], Plan],
+    made: list[Plan],
+    progress: Progress | None,
+    producer_from_context: bool,
+) -> list[Plan]:
+    """Many small files: stored batch by batch while a thread writes the records
+    (artifacts/pipeline.py); a conflict it met is retried as any save's."""
+    from lakeline.artifacts import pipeline
+    from lakeline.lineage.context import current_run_in
+
+    run = current_run_in(instance) if producer_from_context else None
     try:
-        _upload(instance, plans, progress)
-        checkpoints.reach("save.stored")
-        checked = guarded(instance, also)
-        for attempt in range(RETRIES):
-            try:
-                _write_records(
-                    instance, plans, checked, producer_from_context=producer_from_context
-                )
-                break
-            except BytesGone as exc:
-                _forget(plans)
-                if attempt == RETRIES - 1:
-                    raise IntegrityProblem(
-                        "stored bytes kept disappearing while this save wrote its records "
-                        "(a concurrent delete or gc): nothing was saved"
-                    ) from exc
-                restore(instance, exc.plans)
-            except (IntegrityError, OperationalError) as exc:
-                # Another writer saved the same key concurrently: re-read and retry.
-                if attempt == RETRIES - 1 or not _retryable(exc):
-                    raise
-                _forget(plans)
+        plans, writer = pipeline.save(instance, new, plan_one, progress, run)
+        if writer.error is None:
+            settle(instance, writer.created, writer.new_storage)
+        else:
+            checked = guarded(instance, None)
+            _write_with_retries(instance, plans, checked, producer_from_context, writer.error)
     except BaseException:
-        _forget(plans)
-        _cleanup(instance, plans)
+        _forget(made)
+        _cleanup(instance, made)
         raise
-    drop_unused(instance, plans)
-    _finish(plans)
-    for artifact in artifacts:
-        stamp(artifact, instance)
-    return list(artifacts)
+    return plans
+
+
+def _write_with_retries(
+    instance: Instance,
+    plans: Sequence[Plan],
+    checked: InTransaction,
+    producer_from_context: bool,
+    failed: BaseException | None = None,
+) -> None:
+    """`_write_records`, again after a concurrent writer or delete got in the way (`failed`:
+    how a first attempt made elsewhere ended)."""
+    for attempt in range(RETRIES):
+        try:
+            if failed is not None:
+                error, failed = failed, None
+                raise error
+            _write_records(instance, plans, checked, producer_from_context=producer_from_context)
+            return
+        except BytesGone as exc:
+            _forget(plans)
+            if attempt == RETRIES - 1:
+                raise IntegrityProblem(
+                    "stored bytes kept disappearing while this save wrote its records "
+                    "(a concurrent delete or gc): nothing was saved"
+                ) from exc
+            restore(instance, exc.plans)
+        except (IntegrityError, OperationalError) as exc:
+            # Another writer saved the same key concurrently: re-read and retry.
+            if attempt == RETRIES - 1 or not _retryable(exc):
+                raise
+            _forget(plans)

@@ -1,0 +1,138 @@
+"""Large saves of small local files in two threads: the files of one batch are read, hashed
+and stored while the records of the batch before are written.
+
+One transaction still holds every record, committed after the last batch, so a save stays
+all or nothing: a failure anywhere (reading a file, storing it, a statement) rolls the
+transaction back and the caller removes the bytes this save stored, as for any save. The
+database's work (SQLite's C code, the PostgreSQL server) runs while the GIL is free, so on
+two cores the file work and the writes overlap. Only saves whose batches cannot depend on
+each other take this path: every artifact new, with its own key and its own source file.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from collections.abc import Callable, Sequence
+from queue import Queue
+from typing import TYPE_CHECKING
+
+from lakeline import checkpoints
+from lakeline.artifacts.store import claim, io_bound, upload
+from lakeline.db.rows import chunks
+from lakeline.storage.roots import protocol_of
+
+if TYPE_CHECKING:
+    from lakeline.artifacts.save import Plan, Progress
+    from lakeline.instance import Instance
+    from lakeline.models import Artifact, Run
+
+BATCH = 2_000  # artifacts per batch
+MIN_FILES = 2 * BATCH  # fewer: one thread (nothing to overlap)
+_END, _ABORT = "end", "abort"
+
+
+def eligible(instance: Instance, artifacts: Sequence[Artifact]) -> bool:
+    """Whether a save of these new artifacts can be pipelined: enough of them, all small
+    local files (no folders, references or staged objects) into local storage, each with a
+    key of its own and a source of its own (so no batch finds the records of another)."""
+    if len(artifacts) < MIN_FILES or protocol_of(instance.storage.root) != "local":
+        return False
+    keys, sources = set(), set()
+    for artifact in artifacts:
+        source = artifact._source
+        if (
+            artifact.key is None
+            or getattr(artifact, "_reference", False)
+            or artifact._staged
+            or not isinstance(source, str)
+            or protocol_of(source) != "local"
+        ):
+            return False
+        keys.add(artifact.key)
+        sources.add(source)
+    if len(keys) != len(artifacts) or len(sources) != len(artifacts):
+        return False
+    return not io_bound(instance, artifacts)
+
+
+class Writer:
+    """The thread writing the batches' records in one transaction (opened at the first)."""
+
+    def __init__(self, instance: Instance, user_id: int, run: Run | None) -> None:
+        self.instance, self.user_id, self.run = instance, user_id, run
+        self.queue: Queue[Sequence[Plan] | str] = Queue(maxsize=2)
+        self.error: BaseException | None = None
+        self.created: list[Artifact] = []
+        self.new_storage = False
+        self.ended = False  # the end (or abort) was taken from the queue
+        context = contextvars.copy_context()
+        self.thread = threading.Thread(target=context.run, args=(self._work,), daemon=True)
+        self.thread.start()
+
+    def _next(self) -> Sequence[Plan] | str:
+        item = self.queue.get()
+        self.ended = isinstance(item, str)
+        return item
+
+    def _work(self) -> None:
+        try:
+            first = self._next()
+            if not isinstance(first, str):
+                self._write(first)
+        except BaseException as exc:
+            self.error = exc
+            while not self.ended:  # the producer never waits on a full queue
+                self._next()
+
+    def _write(self, first: Sequence[Plan]) -> None:
+        from lakeline.artifacts.save import write_batch
+
+        written: list[Plan] = []
+        item: Sequence[Plan] | str = first
+        with self.instance.sessions.write() as session:
+            while not isinstance(item, str):
+                created, new_storage = write_batch(
+                    session, self.instance, item, self.user_id, self.run
+                )
+                self.created += created
+                self.new_storage |= new_storage
+                written += item
+                item = self._next()
+            if item == _ABORT:
+                raise Aborted
+            claim(self.instance, session, written)  # as guarded() does, before the commit
+
+
+class Aborted(Exception):
+    """The save failed outside the writer: its transaction is rolled back."""
+
+
+def save(
+    instance: Instance,
+    artifacts: Sequence[Artifact],
+    plan_one: Callable[[Artifact], Plan],
+    progress: Progress | None,
+    run: Run | None,
+) -> tuple[list[Plan], Writer]:
+    """Plan and store `artifacts` batch by batch, each handed to a `Writer` once stored.
+    Returns every plan and the writer, finished: committed unless `writer.error` says why
+    not (the plans are then all stored, for the caller's retry)."""
+    writer = Writer(instance, instance.user.id, run)
+    plans: list[Plan] = []
+    ended = False
+    try:
+        for batch in chunks(artifacts, BATCH):
+            made = [plan_one(artifact) for artifact in batch]
+            plans += made
+            upload(instance, made, progress)
+            if writer.error is None:
+                writer.queue.put(made)
+        checkpoints.reach("save.stored")
+        writer.queue.put(_END)
+        ended = True
+    finally:
+        if not ended:
+            writer.queue.put(_ABORT)
+        writer.thread.join()
+    return plans, writer

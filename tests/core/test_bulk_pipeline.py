@@ -1,0 +1,166 @@
+"""Large saves of small files in two threads (artifacts/pipeline.py): batch k's records are
+written while batch k+1's files are read and stored, in one transaction. Batches of 10 here,
+so a save of 50 files has 5: the same records as the one-thread path, all or nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lakeline as ll
+import pytest
+from lakeline.access.audit import entries, verify
+from lakeline.artifacts import pipeline, save, transfer
+from lakeline.artifacts.transfer import PARTIAL
+from lakeline.errors import StorageError
+from lakeline.instance import Instance
+from lakeline.storage.keys import OBJECTS_PREFIX
+from sqlalchemy import inspect
+from sqlalchemy.exc import IntegrityError
+
+
+@pytest.fixture
+def small_batches(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Batches of 10 from 20 files on; returns the batches written, as they are written:
+    their sizes, "main:N" when written by the calling thread (not the writer's)."""
+    monkeypatch.setattr(pipeline, "BATCH", 10)
+    monkeypatch.setattr(pipeline, "MIN_FILES", 20)
+    written: list[str] = []
+    real = save.write_batch
+
+    def counted(session: Any, instance: Instance, plans: Sequence[Any], *args: Any) -> Any:
+        result = real(session, instance, plans, *args)
+        main = threading.current_thread() is threading.main_thread()
+        written.append(f"main:{len(plans)}" if main else str(len(plans)))
+        return result
+
+    monkeypatch.setattr(save, "write_batch", counted)
+    return written
+
+
+def files(folder: Path, n: int, text: str = "file") -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        path = folder / f"f{i:02d}.txt"
+        path.write_text(f"{text} {i}")
+        paths.append(path)
+    return paths
+
+
+def objects(instance: Instance) -> list[Path]:
+    """Every file in the storage's objects folder, temporary copies included."""
+    return [p for p in (Path(instance.storage.root) / OBJECTS_PREFIX).rglob("*") if p.is_file()]
+
+
+def test_a_pipelined_save_writes_the_records_of_a_one_thread_save(
+    instance: Instance, tmp_path: Path, small_batches: list[str]
+) -> None:
+    paths = files(tmp_path / "src", 50)
+    before = len(entries(instance))
+    saved = ll.save([ll.Artifact(p, key=f"bulk/{p.name}") for p in paths])
+    assert small_batches == ["10"] * 5
+    root = Path(instance.storage.root)
+    for artifact, path in zip(saved, paths, strict=True):
+        data = (root / artifact.store_key).read_bytes()
+        assert data == path.read_bytes()
+        assert artifact.hash == hashlib.sha256(data).hexdigest() and artifact.created
+        assert artifact.store_tag == f"m:{(root / artifact.store_key).stat().st_mtime_ns}"
+        assert inspect(artifact).detached and not inspect(artifact).modified
+        assert ll.Artifact.get(artifact.uid).key == artifact.key
+    assert len({a.id for a in saved}) == 50 and not list(root.rglob(f"*{PARTIAL}"))
+    assert len(entries(instance)) == before + 50 and verify(instance).ok
+
+    again = ll.save([ll.Artifact(p, key=f"bulk/{p.name}") for p in paths])
+    assert [a.uid for a in again] == [a.uid for a in saved] and not any(a.created for a in again)
+    assert ll.Artifact.filter(key__startswith="bulk/").count() == 50
+
+
+def test_the_same_key_twice_takes_the_one_thread_path(
+    instance: Instance, tmp_path: Path, small_batches: list[str]
+) -> None:
+    """Batches that could find each other's records (a key or a file given twice) are not
+    split: two versions of one key, as before."""
+    paths = files(tmp_path / "src", 30)
+    artifacts = [ll.Artifact(p, key=f"k/{p.name}") for p in paths]
+    artifacts.append(ll.Artifact(files(tmp_path / "other", 1, "new")[0], key="k/f00.txt"))
+    saved = ll.save(artifacts)
+    assert small_batches == ["main:31"]
+    assert saved[0].uid[:-4] == saved[-1].uid[:-4] != saved[0].uid and saved[-1].is_latest
+    assert ll.Artifact.get(saved[0].uid).is_latest is False
+
+
+def test_a_file_failing_while_the_batch_before_is_written_leaves_nothing(
+    instance: Instance, tmp_path: Path, small_batches: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batch 3's files fail to store once batches 1 and 2 are inserted (not committed): no
+    record, no audit entry, no object, no temporary copy; the same save then succeeds."""
+    paths = files(tmp_path / "src", 50)
+    before = len(entries(instance))
+    real, calls = transfer.write_local, []
+
+    def failing(data: bytes, target: str) -> Any:
+        calls.append(1)
+        if len(calls) == 25:
+            for _ in range(500):  # the writer has batches 1 and 2 inserted by now
+                if len(small_batches) == 2:
+                    break
+                threading.Event().wait(0.01)
+            assert small_batches == ["10", "10"]
+            raise OSError("disk went away (injected)")
+        return real(data, target)
+
+    monkeypatch.setattr(transfer, "write_local", failing)
+    artifacts = [ll.Artifact(p, key=f"k/{p.name}") for p in paths]
+    with pytest.raises(StorageError, match="injected"):
+        ll.save(artifacts)
+    assert ll.Artifact.filter().count() == 0 and len(entries(instance)) == before
+    assert objects(instance) == [] and all(a.id is None for a in artifacts)
+    monkeypatch.setattr(transfer, "write_local", real)
+    assert len(ll.save([ll.Artifact(p, key=f"k/{p.name}") for p in paths])) == 50
+    assert ll.Artifact.filter().count() == 50 and verify(instance).ok
+
+
+def test_a_statement_failing_in_the_writer_leaves_nothing(
+    instance: Instance, tmp_path: Path, small_batches: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer fails at batch 2 while files are still read: the remaining batches are
+    not written (and the reader never waits on it), the error is the save's, nothing stays."""
+    paths = files(tmp_path / "src", 80)
+    counted = save.write_batch
+
+    def failing(session: Any, instance: Instance, plans: Sequence[Any], *args: Any) -> Any:
+        if small_batches:
+            small_batches.append("failed")
+            raise RuntimeError("statement failed (injected)")
+        return counted(session, instance, plans, *args)
+
+    monkeypatch.setattr(save, "write_batch", failing)
+    with pytest.raises(RuntimeError, match="injected"):
+        ll.save([ll.Artifact(p, key=f"k/{p.name}") for p in paths])
+    assert small_batches == ["10", "failed"]
+    assert ll.Artifact.filter().count() == 0 and objects(instance) == []
+
+
+def test_a_conflict_in_the_writer_is_retried(
+    instance: Instance, tmp_path: Path, small_batches: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A unique violation (another writer saved one of the keys meanwhile) is retried in one
+    transaction, as for any save: every record, once."""
+    paths = files(tmp_path / "src", 30)
+    counted = save.write_batch
+
+    def conflicting(session: Any, instance: Instance, plans: Sequence[Any], *args: Any) -> Any:
+        if small_batches == ["10"]:
+            small_batches.append("failed")
+            raise IntegrityError("INSERT", {}, Exception("duplicate key (injected)"))
+        return counted(session, instance, plans, *args)
+
+    monkeypatch.setattr(save, "write_batch", conflicting)
+    saved = ll.save([ll.Artifact(p, key=f"k/{p.name}") for p in paths])
+    assert small_batches == ["10", "failed", "main:30"]  # the retry: one batch, here
+    assert ll.Artifact.filter().count() == 30 and all(a.created for a in saved)
+    assert verify(instance).ok
