@@ -263,7 +263,8 @@ def _reason(ok_hash: bool, ok_link: bool) -> str:
 
 
 def _sqlite_trigger(table: str, columns: list[str], event: str) -> str:
-    """One SQLite audit trigger of `table`, as migration 0009 makes them for core tables."""
+    """One SQLite audit trigger of `table`, as migrations 0009 and 0012 make them for core
+    tables."""
     action, row = event.lower(), "OLD" if event == "DELETE" else "NEW"
     if event == "UPDATE":
         when = " WHEN " + " OR ".join(f'OLD."{c}" IS NOT NEW."{c}"' for c in columns)
@@ -282,7 +283,9 @@ def _sqlite_trigger(table: str, columns: list[str], event: str) -> str:
         "FROM (SELECT h.seq + 1 AS seq, h.hash AS prev, "
         "strftime('%Y-%m-%dT%H:%M:%fZ', 'now') AS at, lakeline_actor() AS actor, "
         f"{row}.uid AS uid, json_patch('{{}}', json_object({pairs})) AS changes "
-        "FROM audit_head h) s; UPDATE audit_head SET seq = seq + 1, hash = (SELECT hash "
+        # OFFSET: never flattened into the INSERT, so each value is computed once (0012)
+        "FROM audit_head h LIMIT -1 OFFSET 0) s; UPDATE audit_head SET seq = seq + 1, "
+        "hash = (SELECT hash "
         "FROM audit_log ORDER BY seq DESC LIMIT 1); END"
     )
 
