@@ -5,13 +5,15 @@ One transaction still holds every record, committed after the last batch, so a s
 all or nothing: a failure anywhere (reading a file, storing it, a statement) rolls the
 transaction back and the caller removes the bytes this save stored, as for any save. The
 database's work (SQLite's C code, the PostgreSQL server) runs while the GIL is free, so on
-two cores the file work and the writes overlap. Only saves whose batches cannot depend on
-each other take this path: every artifact new, with its own key and its own source file.
+two cores the file work and the writes overlap, when a core is free for it. Only saves whose
+batches cannot depend on each other take this path: every artifact new, with its own key and
+its own source file.
 """
 
 from __future__ import annotations
 
 import contextvars
+import os
 import threading
 from collections.abc import Callable, Sequence
 from queue import Queue
@@ -53,7 +55,16 @@ def eligible(instance: Instance, artifacts: Sequence[Artifact]) -> bool:
         sources.add(source)
     if len(keys) != len(artifacts) or len(sources) != len(artifacts):
         return False
-    return not io_bound(instance, artifacts)
+    return not io_bound(instance, artifacts) and spare_core()
+
+
+def spare_core() -> bool:
+    """Whether a core is free for the second thread (the load average leaves one of this
+    process's CPUs idle). Both threads' Python runs under one GIL: only the database's own
+    work overlaps, and on busy cores every hand-over of the GIL waits for the scheduler
+    (measured at load 4-6 on 2 cores: 10-20 us more CPU a file, and slower)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return os.getloadavg()[0] <= (cpus or 1) - 1
 
 
 class Writer:
@@ -66,6 +77,10 @@ class Writer:
         self.created: list[Artifact] = []
         self.new_storage = False
         self.ended = False  # the end (or abort) was taken from the queue
+        # the last batch written held no new record: the rest is written in one go, after
+        # the files (a re-save's lookups leave the database little to overlap, and the two
+        # threads would only contend for the GIL)
+        self.found_all = False
         context = contextvars.copy_context()
         self.thread = threading.Thread(target=context.run, args=(self._work,), daemon=True)
         self.thread.start()
@@ -96,6 +111,7 @@ class Writer:
                     session, self.instance, item, self.user_id, self.run
                 )
                 self.created += created
+                self.found_all = not created
                 self.new_storage |= new_storage
                 written += item
                 item = self._next()
@@ -115,19 +131,25 @@ def save(
     progress: Progress | None,
     run: Run | None,
 ) -> tuple[list[Plan], Writer]:
-    """Plan and store `artifacts` batch by batch, each handed to a `Writer` once stored.
-    Returns every plan and the writer, finished: committed unless `writer.error` says why
-    not (the plans are then all stored, for the caller's retry)."""
+    """Plan and store `artifacts` batch by batch, each handed to a `Writer` once stored (the
+    rest at the end, once a batch turned out to be records already saved). Returns every
+    plan and the writer, finished: committed unless `writer.error` says why not (the plans
+    are then all stored, for the caller's retry)."""
     writer = Writer(instance, instance.user.id, run)
     plans: list[Plan] = []
+    held: list[Plan] = []
     ended = False
     try:
         for batch in chunks(artifacts, BATCH):
             made = [plan_one(artifact) for artifact in batch]
             plans += made
             upload(instance, made, progress)
-            if writer.error is None:
+            if writer.found_all:  # re-saves: nothing for the database to do meanwhile
+                held += made
+            elif writer.error is None:
                 writer.queue.put(made)
+        if held and writer.error is None:
+            writer.queue.put(held)
         checkpoints.reach("save.stored")
         writer.queue.put(_END)
         ended = True
