@@ -11,6 +11,8 @@ The checkout under test is this one; `--before` is put first on PYTHONPATH for t
 best of the rounds is printed: on a shared machine the best is the figure least disturbed by
 others. Beside it, the process CPU per small file (user + system of the saving process, not
 the database server's), which the machine's load disturbs far less than wall time.
+`--pipeline on|off` forces this checkout's choice of the two-thread bulk save
+(artifacts/pipeline.py; by default it is taken only when a core is free).
 """
 
 from __future__ import annotations
@@ -45,6 +47,15 @@ def one(where: str, files: int, mb: int, db: str | None) -> None:
     try:
         import lakeline.instance as li
 
+        forced = os.environ.get("AB_PIPELINE", "auto")
+        if forced != "auto":
+            try:
+                from lakeline.artifacts import pipeline
+            except ImportError:  # a checkout without it
+                pass
+            else:
+                pipeline.spare_core = lambda: forced == "on"  # type: ignore[assignment]
+
         li.init(str(base / "storage"), name="ab", db=db)
         paths, _ = measure.make_files(base / "files", files)
         cpu: dict[str, float] = {}
@@ -71,6 +82,7 @@ def main() -> None:
     parser.add_argument("--tmp", default=tempfile.gettempdir(), help="the disk place")
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="sqlite")
     parser.add_argument("--places", default="tmpfs,disk", help="tmpfs, disk or both")
+    parser.add_argument("--pipeline", choices=["auto", "on", "off"], default="auto")
     parser.add_argument("--one", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -117,6 +129,7 @@ def main() -> None:
 def _run(args: argparse.Namespace, label: str, where: str, url: str) -> dict[str, float]:
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
+    env["AB_PIPELINE"] = args.pipeline
     if label == "before":
         env["PYTHONPATH"] = str(args.before)
     argv = [sys.executable, __file__, "--before", str(args.before)]
