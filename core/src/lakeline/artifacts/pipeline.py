@@ -35,10 +35,12 @@ _END, _ABORT = "end", "abort"
 
 
 def eligible(instance: Instance, artifacts: Sequence[Artifact]) -> bool:
-    """Whether a save of these new artifacts can be pipelined: enough of them, all small
-    local files (no folders, references or staged objects) into local storage, each with a
-    key of its own and a source of its own (so no batch finds the records of another)."""
-    if len(artifacts) < MIN_FILES or protocol_of(instance.storage.root) != "local":
+    """Whether a save of these new artifacts can be pipelined: a core to spare, enough of
+    them, all small local files (no folders, references or staged objects) into local
+    storage, each with a key of its own and a source of its own (so no batch finds the
+    records of another)."""
+    local = protocol_of(instance.storage.root) == "local"
+    if len(artifacts) < MIN_FILES or not local or not spare_core():
         return False
     keys, sources = set(), set()
     for artifact in artifacts:
@@ -55,7 +57,7 @@ def eligible(instance: Instance, artifacts: Sequence[Artifact]) -> bool:
         sources.add(source)
     if len(keys) != len(artifacts) or len(sources) != len(artifacts):
         return False
-    return not io_bound(instance, artifacts) and spare_core()
+    return not io_bound(instance, artifacts)
 
 
 def spare_core() -> bool:
