@@ -44,6 +44,7 @@ from lakeline.db.locks import lock_keys
 from lakeline.db.rows import chunks, fill_new, insert_rows, one_of
 from lakeline.db.session import check_own, stamp
 from lakeline.errors import IntegrityProblem, InvalidKey, LakelineError
+from lakeline.gc_pause import gc_paused
 from lakeline.ids import STEM_LENGTH, new_uids, suffix_index, versioned_uid
 from lakeline.models import Artifact
 from lakeline.models.base import utcnow
@@ -106,7 +107,7 @@ def _plan(instance: Instance, artifact: Artifact, budget: Budget | None = None) 
     tmp: str | bytes | None = None
     if contained is not None:  # stays where it is: hashed (again if it changed meanwhile)
         digest, stored = hash_in_place(fs, path, is_dir)
-        artifact.store_tag = stored.tag
+        fill_new(artifact, {"store_tag": stored.tag})  # a new object: no attribute events
     elif artifact._staged:  # lakeline serialised it: nobody else writes it
         digest = hash_folder(fs, path) if is_dir else hash_file(fs, path)
     else:
@@ -430,6 +431,7 @@ def plan_file(artifact: Artifact, instance: Instance) -> Plan:
     return _plan(instance, artifact, Budget())
 
 
+@gc_paused()  # thousands of new objects at once: collections would traverse them all
 def save_artifacts(
     artifacts: Sequence[Artifact],
     instance: Instance,

@@ -162,7 +162,7 @@ def upload(instance: Instance, plans: Sequence[Plan], progress: Progress | None)
             if stored is not None and stored.size == plan.digest.size:
                 discard(plan.tmp)  # identical bytes already stored and referenced: share them
                 plan.tmp = None
-                plan.artifact.store_tag = stored.tag
+                fill_new(plan.artifact, {"store_tag": stored.tag})  # new: no events
                 if progress:
                     progress("upload", 1)
                 return

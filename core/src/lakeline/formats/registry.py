@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import gc
 import importlib
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from lakeline.errors import MissingDependency, UnsupportedObject
+from lakeline.gc_pause import gc_paused
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
@@ -77,26 +76,15 @@ class _GCPausedReads:
         self._file = file
 
     def read(self, size: int = -1) -> bytes:
-        with _gc_paused():
+        with gc_paused():
             return self._file.read(size)  # type: ignore[no-any-return]
 
     def readinto(self, buffer: Any) -> int:
-        with _gc_paused():
+        with gc_paused():
             return self._file.readinto(buffer)  # type: ignore[no-any-return]
 
     def __getattr__(self, name: str) -> Any:  # seek, tell, close, size, ...
         return getattr(self._file, name)
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def is_local(fs: AbstractFileSystem) -> bool:

@@ -1,0 +1,37 @@
+"""Pausing Python's cyclic garbage collector, nested across threads.
+
+Two uses: reads that must never meet a collection (h5py through fsspec, formats/registry.py),
+and bulk saves, which create thousands of long-lived objects in a burst: every 700
+allocations start a collection, and the older generations' ones traverse every record made
+so far (10k small files: ~10 us a file new, ~20 us a re-save, 10-20% of the CPU). The
+collector runs again when the last pause ends, unless it was off before the first began.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+_lock = threading.Lock()
+_depth = 0  # pauses under way, in any thread
+_was_enabled = False  # the collector's state before the first of them
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No automatic collection inside (explicit `gc.collect()` calls still run)."""
+    global _depth, _was_enabled
+    with _lock:
+        if _depth == 0:
+            _was_enabled = gc.isenabled()
+            gc.disable()
+        _depth += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _depth -= 1
+            if _depth == 0 and _was_enabled:
+                gc.enable()
