@@ -11,6 +11,7 @@ from pathlib import Path
 import lakeline as ll
 import pytest
 from lakeline import checkpoints
+from lakeline.errors import PathNotFound
 from lakeline.gc_pause import gc_paused
 from lakeline.instance import Instance
 
@@ -40,7 +41,7 @@ def test_a_failed_save_turns_the_collector_back_on(instance: Instance, tmp_path:
     (tmp_path / "a.txt").write_text("a")
     artifact = ll.Artifact(tmp_path / "a.txt", key="a.txt")
     (tmp_path / "a.txt").unlink()  # gone between Artifact() and the save
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(PathNotFound, match="removed"):
         ll.save([artifact])
     assert gc.isenabled()
 
