@@ -17,6 +17,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from lakeline.errors import DoesNotExist, MultipleFound, QueryError
 from lakeline.models.base import Base, VersionedMixin
+from lakeline.query_plans import planned_rows, walk_terms
 from lakeline.query_versions import version_condition
 
 if TYPE_CHECKING:
@@ -314,30 +315,45 @@ class QuerySet(Generic[M]):
         """`run(session, statement)` for `columns`: from the search pool first, then over every
         match when the pool gave fewer records than asked for."""
         pool = self._pool()
+        if pool is None:
+            planned = planned_rows(self, session, columns, run)
+            if planned is not None:
+                return planned
         rows = list(run(session, self._statement(columns, pool=pool)))
         if pool is not None and self._limit is not None and len(rows) < self._limit:
             rows = list(run(session, self._statement(columns)))
         return rows
 
     def _statement(
-        self, stmt: Select[Any], *, ordered: bool = True, pool: int | None = None
+        self,
+        stmt: Select[Any],
+        *,
+        ordered: bool = True,
+        pool: int | None = None,
+        walk: bool = False,
     ) -> Select[Any]:
+        """The select of this query; `walk`: its terms written for a walk in id order
+        (`lakeline.query_plans`)."""
         model: Any = self.model
+
+        def where(stmt: Select[Any], *terms: Any) -> Select[Any]:
+            return stmt.where(*(walk_terms(model, terms) if walk else terms))
+
         for include, lookups in self._lookups:
             conditions, joins = self._compile_lookups(lookups)
             if include:
                 for target, onclause in joins:
                     stmt = stmt.join(target, onclause)
-                stmt = stmt.where(*conditions)
+                stmt = where(stmt, *conditions)
             else:
                 inner = select(model.id)
                 for target, onclause in joins:
                     inner = inner.join(target, onclause)
-                stmt = stmt.where(model.id.not_in(inner.where(*conditions)))
+                stmt = where(stmt, model.id.not_in(inner.where(*conditions)))
         if self._expressions:
-            stmt = stmt.where(*self._expressions)
+            stmt = where(stmt, *self._expressions)
         if self._latest_only:
-            stmt = stmt.where(model.is_latest.is_(True))
+            stmt = where(stmt, model.is_latest.is_(True))
         if self._search is not None:
             from lakeline.search import apply_search
 
