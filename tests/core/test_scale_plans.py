@@ -212,3 +212,53 @@ def test_sqlite_walks_the_table_when_the_filter_matches_a_share_of_it(
     assert "likely(" not in sql and "ix_artifacts_key" in plan, plan
     _, sql, plan = _answered(instance, lambda: A.filter(key="few/f007.txt").first())
     assert "likely(" not in sql  # a unique field: asked as it is, no budget
+
+
+def test_postgres_rare_word_fallback_starts_no_parallel_workers(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """A rare word's pool holds fewer matches than the limit, so the search runs again over
+    every match. At 6.5M-10M artifacts PostgreSQL planned that query as a Parallel Bitmap Heap
+    Scan (it expects ~2% of the table to match): starting the workers took ~11 ms for 5 rows
+    (search_rare 27 ms at 10M). Here parallel plans are made free, as they look to the planner
+    at that size: the fallback's plan must still start no worker. Not set on the connections:
+    the overview's counts of whole tables use the workers (577 -> 847 ms at 3M without)."""
+    import pytest
+    from sqlalchemy import event
+
+    if instance.dialect != "postgresql":
+        pytest.skip("SQLite has no parallel workers")
+    build(tmp_path)
+    plans: list[str] = []
+
+    def free_parallel(dbapi_conn: Any, record: Any) -> None:
+        with dbapi_conn.cursor() as cur:
+            for setting in ("parallel_setup_cost", "parallel_tuple_cost"):
+                cur.execute(f"SET {setting} = 0")
+            for setting in ("min_parallel_table_scan_size", "min_parallel_index_scan_size"):
+                cur.execute(f"SET {setting} = 0")
+        dbapi_conn.commit()
+
+    def explain(conn: Any, cursor: Any, sql: str, params: Any, context: Any, many: bool) -> None:
+        if "ts_rank" in sql and "search_pool" not in sql:  # the exhaustive fallback
+            with cursor.connection.cursor() as cur:
+                cur.execute(f"EXPLAIN {sql}", params)
+                plans.append("\n".join(row[0] for row in cur.fetchall()))
+
+    event.listen(instance.engine, "connect", free_parallel)
+    instance.engine.dispose()
+    event.listen(instance.engine, "after_cursor_execute", explain)
+    try:
+        found = ll.Artifact.search("reads").all()
+        with instance.engine.connect() as conn:  # the setting is the transaction's only
+            assert conn.exec_driver_sql("SHOW max_parallel_workers_per_gather").scalar() != "0"
+            parallel = conn.exec_driver_sql(
+                "EXPLAIN SELECT count(*) FROM artifacts WHERE position('x' in key) > 0"
+            ).all()
+    finally:
+        event.remove(instance.engine, "after_cursor_execute", explain)
+        event.remove(instance.engine, "connect", free_parallel)
+        instance.engine.dispose()
+    assert [a.key for a in found] == ["data/reads.csv"]
+    assert plans and not any("Gather" in plan for plan in plans), plans
+    assert any("Gather" in str(row) for row in parallel)  # parallel plans were free here

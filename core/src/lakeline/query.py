@@ -321,6 +321,10 @@ class QuerySet(Generic[M]):
                 return planned
         rows = list(run(session, self._statement(columns, pool=pool)))
         if pool is not None and self._limit is not None and len(rows) < self._limit:
+            if self._dialect() == "postgresql":
+                from lakeline.search import few_matches
+
+                few_matches(session)
             rows = list(run(session, self._statement(columns)))
         return rows
 
