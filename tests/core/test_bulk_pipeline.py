@@ -167,3 +167,102 @@ def test_a_conflict_in_the_writer_is_retried(
     assert small_batches == ["10", "failed", "main:30"]  # the retry: one batch, here
     assert ll.Artifact.filter().count() == 30 and all(a.created for a in saved)
     assert verify(instance).ok
+
+
+def test_an_interrupt_while_the_writer_commits_keeps_the_saved_bytes(
+    instance: Instance, tmp_path: Path, small_batches: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C (a real SIGINT to the main thread) while the caller waits for the writer to
+    commit the last batch: the writer commits anyway, so the save must not remove the bytes
+    its committed records point to (before: every stored object was deleted). The interrupt
+    is still raised, once the save is whole."""
+    import signal
+
+    paths = files(tmp_path / "src", 30)
+    handled, writers = threading.Event(), []
+    real_claim = pipeline.claim
+
+    def claim_then_interrupt(*args: Any) -> None:
+        real_claim(*args)  # the bytes checked: the transaction commits next
+        writers.append(threading.current_thread())
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+        handled.wait(30)  # until the main thread took the interrupt (a bound, not a timing)
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        handled.set()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "claim", claim_then_interrupt)
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            ll.save([ll.Artifact(p, key=f"k/{p.name}") for p in paths])
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert handled.is_set() and len(writers) == 1
+    writers[0].join()
+    saved = ll.Artifact.filter().all()
+    assert len(saved) == 30 and verify(instance).ok  # committed: the save is whole
+    root = Path(instance.storage.root)
+    for artifact in saved:
+        source = tmp_path / "src" / artifact.key.split("/")[1]
+        assert (root / artifact.store_key).read_bytes() == source.read_bytes()
+
+
+def test_a_second_interrupt_while_the_save_aborts_leaves_no_writer_behind(
+    instance: Instance, tmp_path: Path, small_batches: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C twice: the first while the caller waits on the writer's full queue, the second
+    while it hands the writer its abort. Before, the second left the writer thread waiting
+    forever on its queue with its transaction open (on SQLite the write lock held: every
+    later save in the process failed). Now the abort reaches the writer whatever arrives
+    meanwhile: nothing saved, no thread left, the next save works."""
+    import signal
+    import sys
+
+    paths = files(tmp_path / "src", 60)
+    signals: list[int] = []
+    handled = [threading.Event(), threading.Event()]
+    writers: list[threading.Thread] = []
+    counted = save.write_batch
+    main = threading.main_thread().ident or 0
+
+    def main_waits() -> None:  # the main thread blocked on a lock (a queue or a join)
+        for _ in range(3000):
+            frame = sys._current_frames().get(main)
+            names = set()
+            while frame is not None:
+                names.add(frame.f_code.co_name)
+                frame = frame.f_back
+            if "wait" in names and ("put" in names or "join" in names):
+                return
+            threading.Event().wait(0.01)
+        raise AssertionError("the main thread never waited")
+
+    def held(session: Any, instance: Instance, plans: Sequence[Any], *args: Any) -> Any:
+        if not writers:
+            writers.append(threading.current_thread())
+            for event in handled:
+                main_waits()  # 1st: on the full queue; 2nd: handing over the abort
+                signal.pthread_kill(main, signal.SIGINT)
+                assert event.wait(30)
+        return counted(session, instance, plans, *args)
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        signals.append(signum)
+        handled[len(signals) - 1].set()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(save, "write_batch", held)
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            ll.save([ll.Artifact(p, key=f"k/{p.name}") for p in paths])
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert len(signals) == 2
+    writers[0].join(60)  # a bound for a broken build, not a timing
+    assert not writers[0].is_alive()
+    assert ll.Artifact.filter().count() == 0 and objects(instance) == []
+    monkeypatch.setattr(save, "write_batch", counted)
+    assert len(ll.save([ll.Artifact(p, key=f"k/{p.name}") for p in paths])) == 60

@@ -157,6 +157,21 @@ def save(
         ended = True
     finally:
         if not ended:
-            writer.queue.put(_ABORT)
-        writer.thread.join()
+            _to_the_end(lambda: writer.queue.put(_ABORT))
+        _to_the_end(writer.thread.join)
     return plans, writer
+
+
+def _to_the_end(wait: Callable[[], None]) -> None:
+    """Run `wait` (handing the writer its abort, joining it) to its end even when an
+    interrupt (Ctrl-C) arrives meanwhile, then raise the first such: a writer left waiting
+    for its abort would keep its transaction, and SQLite's write lock, open for good."""
+    interrupt: BaseException | None = None
+    while True:
+        try:
+            wait()
+            break
+        except BaseException as exc:  # KeyboardInterrupt, or what a signal handler raises
+            interrupt = interrupt or exc
+    if interrupt is not None:
+        raise interrupt
