@@ -128,3 +128,48 @@ def test_a_deleted_record_cannot_be_resaved(instance: Instance, tmp_path: Path) 
     loaded.description = "ghost"
     with pytest.raises(ll.errors.DoesNotExist, match=a.uid):
         loaded.save()
+
+
+def test_an_older_copy_writes_only_its_own_edits(instance: Instance, tmp_path: Path) -> None:
+    """Two copies of one record (two loads, or one pickled into a worker with an unsaved
+    edit): each save writes what was edited on that copy, never the other columns it loaded
+    before the other's save (before: the older copy's description silently reverted the
+    newer one, and a new version saved meanwhile made its is_latest a ReadOnlyField)."""
+    import pickle
+
+    a, _ = _two(tmp_path)
+    first, second = ll.Artifact.get(a.uid), ll.Artifact.get(a.uid)
+    second.kind = "table"
+    shipped = pickle.dumps(second)  # a task's argument, with its unsaved edit
+    first.description = "newer"
+    first.save()
+    (tmp_path / "a.txt").write_text("alpha, version 2\n")
+    ll.Artifact(tmp_path / "a.txt", key="raw/a.txt").save()  # a's is_latest is now False
+    worker = pickle.loads(shipped)
+    worker.save()
+    row = _row(a.uid)
+    assert (row["description"], row["kind"], row["is_latest"]) == ("newer", "table", False)
+    second.save()  # the same edit again: nothing to write, nothing refused
+    assert _row(a.uid) == row
+
+
+def test_an_edit_of_a_field_changed_since_the_copy_was_loaded_is_refused(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """Both copies edited the description: the second save would overwrite a value it never
+    saw, so it is refused naming both, and nothing of it is written."""
+    from lakeline.errors import EditConflict
+
+    a, _ = _two(tmp_path)
+    first, second = ll.Artifact.get(a.uid), ll.Artifact.get(a.uid)
+    first.description = "newer"
+    first.save()
+    second.description, second.kind = "older edit", "table"
+    with pytest.raises(EditConflict, match=f"description of artifact {a.uid} is now 'newer'"):
+        second.save()
+    row = _row(a.uid)
+    assert (row["description"], row["kind"]) == ("newer", None)
+    again = ll.Artifact.get(a.uid)
+    again.description = "merged"
+    again.save()
+    assert ll.Artifact.get(a.uid).description == "merged"

@@ -80,6 +80,10 @@ class ReadOnlyField(LakelineError, ValueError):
     """A saved record's identity (uid, hash, storage, version bookkeeping) cannot be edited."""
 
 
+class EditConflict(LakelineError):
+    """A saved record's field was edited on a copy loaded before another save changed it."""
+
+
 class PathNotFound(LakelineError, FileNotFoundError):
     """A path given to lakeline does not exist or cannot be read."""
 

@@ -1,8 +1,11 @@
 """Editing saved artifacts: metadata changes are validated and written; identity is not editable.
 
-A loaded record passed to `save()` again is compared with its stored row, under the write
-lock: a change to anything but the editable metadata (`EDITABLE`) is refused with
-`ReadOnlyField`, and edited metadata goes through the checks a new record gets. Content
+A loaded record passed to `save()` again writes the fields edited on it since it was loaded
+(SQLAlchemy's attribute history, kept through pickling), compared with its stored row under the
+write lock: a change to anything but the editable metadata (`EDITABLE`) is refused with
+`ReadOnlyField`, edited metadata goes through the checks a new record gets, and an edit of a
+field another save changed since this copy was loaded is an `EditConflict`. Fields not edited
+on the copy are neither written nor compared: an older copy never reverts newer values. Content
 identity — uid, stem, hash, size, storage, store key, version bookkeeping (`is_latest`),
 producing run — only ever changes through saving content (a new version) or deleting.
 """
@@ -12,10 +15,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import inspect, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from lakeline.db.rows import fill_new, update_row
-from lakeline.errors import DoesNotExist, InvalidKey, InvalidValue, ReadOnlyField
+from lakeline.errors import DoesNotExist, EditConflict, InvalidKey, InvalidValue, ReadOnlyField
 from lakeline.models import Artifact
 from lakeline.storage.keys import suffix_of, validate_key
 from lakeline.values import validate_label
@@ -80,7 +84,11 @@ def update_saved(instance: Instance, artifacts: Sequence[Artifact]) -> None:
                     "it was deleted; save the data as a new Artifact"
                 )
             changed: dict[str, Any] = {}
+            attrs = inspect(artifact).attrs
             for name in columns:
+                history = attrs[name].history
+                if not history.has_changes():
+                    continue  # not edited here: what is stored stays (maybe newer)
                 now, before = getattr(artifact, name), getattr(stored, name)
                 if now == before:
                     continue
@@ -89,6 +97,12 @@ def update_saved(instance: Instance, artifacts: Sequence[Artifact]) -> None:
                         f"{name} of artifact {stored.uid} cannot be changed (stored {before!r}, "
                         f"given {now!r}): it is part of the record's identity; editable are "
                         f"{', '.join(EDITABLE)}"
+                    )
+                if history.deleted and history.deleted[0] != before:
+                    raise EditConflict(
+                        f"{name} of artifact {stored.uid} is now {before!r}, changed by another "
+                        f"save since this copy was loaded (with {history.deleted[0]!r}): load "
+                        f"it again and redo the edit ({name} = {now!r})"
                     )
                 changed[name] = _checked(stored, name, now)
             if changed.get("key") is not None and stored.is_latest:
@@ -102,8 +116,10 @@ def update_saved(instance: Instance, artifacts: Sequence[Artifact]) -> None:
                     .values(**changed)
                     .execution_options(synchronize_session=False)
                 )
-            for name, value in changed.items():
-                setattr(artifact, name, value)  # the normalised key, as stored
+            attrs = inspect(artifact).attrs
+            for name in columns:  # as stored now (the normalised key): no edit pending
+                if attrs[name].history.has_changes() or name in changed:
+                    set_committed_value(artifact, name, changed.get(name, getattr(artifact, name)))
             artifact._created = False
         session.expunge_all()
 
