@@ -266,3 +266,31 @@ def test_a_second_interrupt_while_the_save_aborts_leaves_no_writer_behind(
     assert ll.Artifact.filter().count() == 0 and objects(instance) == []
     monkeypatch.setattr(save, "write_batch", counted)
     assert len(ll.save([ll.Artifact(p, key=f"k/{p.name}") for p in paths])) == 60
+
+
+def test_a_writer_failing_for_good_stops_the_reading(
+    instance: Instance, tmp_path: Path, small_batches: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A statement failing in the writer with an error no retry can cure: the caller stops
+    reading and storing files at its next batch (the queue holds two), instead of storing
+    every remaining file (hours for a large save) only to remove them all and fail."""
+    paths = files(tmp_path / "src", 200)
+    counted, real, stored = save.write_batch, transfer.write_local, []
+
+    def failing(session: Any, instance: Instance, plans: Sequence[Any], *args: Any) -> Any:
+        if small_batches:
+            small_batches.append("failed")
+            raise RuntimeError("statement failed (injected)")
+        return counted(session, instance, plans, *args)
+
+    def counting(data: bytes, target: str) -> Any:
+        stored.append(target)
+        return real(data, target)
+
+    monkeypatch.setattr(save, "write_batch", failing)
+    monkeypatch.setattr(transfer, "write_local", counting)
+    with pytest.raises(RuntimeError, match="injected"):
+        ll.save([ll.Artifact(p, key=f"k/{p.name}") for p in paths])
+    # batch 2 failed; 3 and 4 queued at most, 5 stored while the writer drained them
+    assert small_batches == ["10", "failed"] and len(stored) <= 60
+    assert ll.Artifact.filter().count() == 0 and objects(instance) == []

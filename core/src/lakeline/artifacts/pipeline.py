@@ -132,17 +132,21 @@ def save(
     plan_one: Callable[[Artifact], Plan],
     progress: Progress | None,
     run: Run | None,
+    retried: Callable[[BaseException], bool],
 ) -> tuple[list[Plan], Writer]:
     """Plan and store `artifacts` batch by batch, each handed to a `Writer` once stored (the
     rest at the end, once a batch turned out to be records already saved). Returns every
     plan and the writer, finished: committed unless `writer.error` says why not (the plans
-    are then all stored, for the caller's retry)."""
+    are then all stored, for the caller's retry, when `retried(error)`; else the files after
+    the error are not read)."""
     writer = Writer(instance, instance.user.id, run)
     plans: list[Plan] = []
     held: list[Plan] = []
     ended = False
     try:
         for batch in chunks(artifacts, BATCH):
+            if writer.error is not None and not retried(writer.error):
+                break  # the save fails whatever follows: no more files to store
             made = [plan_one(artifact) for artifact in batch]
             plans += made
             upload(instance, made, progress)

@@ -392,6 +392,12 @@ def _retryable(exc: DBAPIError) -> bool:
     return sqlstate in ("40P01", "40001")
 
 
+def _retried(exc: BaseException) -> bool:
+    """Whether `_write_with_retries` retries after `exc`."""
+    retry = isinstance(exc, IntegrityError | OperationalError) and _retryable(exc)
+    return retry or isinstance(exc, BytesGone)
+
+
 def _adopt(target: Artifact, source: Artifact) -> None:
     """Make `target` (a new, unsaved object) stand for the existing record `source`."""
     loaded = instance_dict(source)
@@ -540,7 +546,7 @@ def _pipelined(
 
     run = current_run_in(instance) if producer_from_context else None
     try:
-        plans, writer = pipeline.save(instance, new, plan_one, progress, run)
+        plans, writer = pipeline.save(instance, new, plan_one, progress, run, _retried)
         if writer.error is None:
             settle(instance, writer.created, writer.new_storage)
         else:
