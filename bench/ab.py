@@ -12,7 +12,7 @@ best of the rounds is printed: on a shared machine the best is the figure least 
 others. Beside it, the process CPU per small file (user + system of the saving process, not
 the database server's), which the machine's load disturbs far less than wall time.
 `--pipeline on|off` forces this checkout's choice of the two-thread bulk save
-(artifacts/pipeline.py; by default it is taken only when a core is free).
+(artifacts/pipeline.py, PostgreSQL only; by default taken only when a core is free).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
-"""Large saves of small files in two threads (artifacts/pipeline.py): batch k's records are
-written while batch k+1's files are read and stored, in one transaction. Batches of 10 here,
-so a save of 50 files has 5: the same records as the one-thread path, all or nothing."""
+"""Large saves of small files in two threads (artifacts/pipeline.py, PostgreSQL): batch k's
+records are written while batch k+1's files are read and stored, in one transaction. Batches
+of 10 here, so a save of 50 files has 5: the same records as the one-thread path, all or
+nothing."""
 
 from __future__ import annotations
 
@@ -23,9 +24,12 @@ from sqlalchemy.exc import IntegrityError
 
 
 @pytest.fixture
-def small_batches(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+def small_batches(instance: Instance, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Batches of 10 from 20 files on; returns the batches written, as they are written:
-    their sizes, "main:N" when written by the calling thread (not the writer's)."""
+    their sizes, "main:N" when written by the calling thread (not the writer's). PostgreSQL
+    only: SQLite saves in one thread (test_sqlite_stays_writable_while_...)."""
+    if instance.dialect != "postgresql":
+        pytest.skip("saves are pipelined on PostgreSQL only")
     monkeypatch.setattr(pipeline, "BATCH", 10)
     monkeypatch.setattr(pipeline, "MIN_FILES", 20)
     monkeypatch.setattr(pipeline, "spare_core", lambda: True)  # the test machine is busy
@@ -294,3 +298,53 @@ def test_a_writer_failing_for_good_stops_the_reading(
     # batch 2 failed; 3 and 4 queued at most, 5 stored while the writer drained them
     assert small_batches == ["10", "failed"] and len(stored) <= 60
     assert ll.Artifact.filter().count() == 0 and objects(instance) == []
+
+
+def test_sqlite_stays_writable_while_a_large_save_reads_its_files(
+    instance: Instance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite has one writer: a pipelined save held the write lock from its first batch to
+    its last file, so every other writer (another process, a Prefect task's thread) waited
+    for the whole read and failed after the busy timeout (60 s) on a long one. On SQLite a
+    save reads its files before it takes the lock: another writer gets it meanwhile."""
+    import sqlite3
+
+    if instance.dialect != "sqlite":
+        pytest.skip("PostgreSQL's writers of other keys never wait on each other")
+    monkeypatch.setattr(pipeline, "BATCH", 10)
+    monkeypatch.setattr(pipeline, "MIN_FILES", 20)
+    monkeypatch.setattr(pipeline, "spare_core", lambda: True)
+    paths = files(tmp_path / "src", 50)
+    real, calls, free = transfer.write_local, [], []
+    written: list[int] = []
+    counted = save.write_batch
+
+    def counting(session: Any, instance: Instance, plans: Sequence[Any], *args: Any) -> Any:
+        result = counted(session, instance, plans, *args)
+        written.append(len(plans))
+        return result
+
+    def other_writer(data: bytes, target: str) -> Any:
+        calls.append(1)
+        if len(calls) == 35:  # batch 4's files: batches 1-2 written (if written meanwhile)
+            for _ in range(500):
+                if len(written) >= 2 or not pipeline.eligible(instance, artifacts):
+                    break
+                threading.Event().wait(0.01)
+            other = sqlite3.connect(str(instance.engine.url.database), timeout=0)
+            try:
+                other.execute("BEGIN IMMEDIATE")
+                other.execute("ROLLBACK")
+                free.append(True)
+            except sqlite3.OperationalError as exc:
+                free.append(str(exc))  # type: ignore[arg-type]
+            finally:
+                other.close()
+        return real(data, target)
+
+    monkeypatch.setattr(save, "write_batch", counting)
+    monkeypatch.setattr(transfer, "write_local", other_writer)
+    artifacts = [ll.Artifact(p, key=f"k/{p.name}") for p in paths]
+    assert len(ll.save(artifacts)) == 50
+    assert free == [True]
+    assert ll.Artifact.filter().count() == 50 and verify(instance).ok

@@ -4,10 +4,10 @@ and stored while the records of the batch before are written.
 One transaction still holds every record, committed after the last batch, so a save stays
 all or nothing: a failure anywhere (reading a file, storing it, a statement) rolls the
 transaction back and the caller removes the bytes this save stored, as for any save. The
-database's work (SQLite's C code, the PostgreSQL server) runs while the GIL is free, so on
-two cores the file work and the writes overlap, when a core is free for it. Only saves whose
-batches cannot depend on each other take this path: every artifact new, with its own key and
-its own source file.
+database's work (the PostgreSQL server) runs while the GIL is free, so on two cores the file
+work and the writes overlap, when a core is free for it. Only saves whose batches cannot depend
+on each other take this path: every artifact new, with its own key and its own source file.
+Not on SQLite: its one write lock would be held from the first batch to the last file read.
 """
 
 from __future__ import annotations
@@ -35,12 +35,15 @@ _END, _ABORT = "end", "abort"
 
 
 def eligible(instance: Instance, artifacts: Sequence[Artifact]) -> bool:
-    """Whether a save of these new artifacts can be pipelined: a core to spare, enough of
-    them, all small local files (no folders, references or staged objects) into local
-    storage, each with a key of its own and a source of its own (so no batch finds the
-    records of another)."""
+    """Whether a save of these new artifacts can be pipelined: on PostgreSQL (SQLite's one
+    write lock would be held while the files are read, and other writers fail after its busy
+    timeout), a core to spare, enough of them, all small local files (no folders, references
+    or staged objects) into local storage, each with a key of its own and a source of its own
+    (so no batch finds the records of another)."""
+    if instance.dialect != "postgresql" or len(artifacts) < MIN_FILES:
+        return False
     local = protocol_of(instance.storage.root) == "local"
-    if len(artifacts) < MIN_FILES or not local or not spare_core():
+    if not local or not spare_core():
         return False
     keys, sources = set(), set()
     for artifact in artifacts:
