@@ -48,3 +48,28 @@ def test_bad_members(instance: Instance) -> None:
     with pytest.raises(LakelineError, match=r"save artifact x\.json"):
         ll.Collection([unsaved], key="datasets/x")
     assert ll.Collection.filter().count() == 0
+
+
+def test_an_older_copy_of_a_collection_writes_only_its_own_edits(instance: Instance) -> None:
+    """A collection loaded (or pickled into a task) before a new version was saved, then
+    edited and saved: its description is written, nothing else of what it loaded (before,
+    the whole stale row was merged back: the old version became latest again beside the new
+    one, and the other copy's description was reverted; a deleted one was inserted again)."""
+    files = saved(2)
+    first = ll.Collection([files[0]], key="datasets/c", description="one").save()
+    stale, other = ll.Collection.get(first.uid), ll.Collection.get(first.uid)
+    second = ll.Collection(files, key="datasets/c").save()
+    other.version = "v1"
+    other.save()
+    stale.description = "the first version"
+    stale.save()
+    old = ll.Collection.get(first.uid)
+    assert (old.description, old.version, old.is_latest) == ("the first version", "v1", False)
+    assert ll.Collection.get(key="datasets/c").uid == second.uid
+    assert ll.Collection.filter(key="datasets/c", is_latest=True).count() == 1
+    second_copy = ll.Collection.get(second.uid)
+    second.delete()  # a copy of a deleted collection is not inserted again
+    second_copy.description = "ghost"
+    with pytest.raises(ll.errors.DoesNotExist, match=second.uid):
+        second_copy.save()
+    assert ll.Collection.filter(key="datasets/c").count() == 1

@@ -110,3 +110,17 @@ def test_bulk_label_creation_checks_similar_names_in_one_query(
     ]
     assert len(reads) == 1, counter.selects  # the registry's names, read once for the batch
     assert ll.ULabel.validate(names, mute=True).all()
+
+
+def test_an_older_copy_of_a_label_keeps_newer_edits(instance: Instance) -> None:
+    """Two copies of one label, each edited and saved: each writes its own edit only (before,
+    neither was written: the merged edits were expunged before any flush; and a merge would
+    write back every column the second had loaded)."""
+    made = ll.ULabel(name="B cell", description="old").save()
+    first, second = ll.ULabel.get(made.uid), ll.ULabel.get(made.uid)
+    first.description = "newer"
+    first.save()
+    second.abbr = "B"
+    second.save()
+    again = ll.ULabel.get(made.uid)
+    assert (again.description, again.abbr) == ("newer", "B")

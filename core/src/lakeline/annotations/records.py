@@ -141,13 +141,17 @@ class _Saver:
         record.run_id = self.run_id
 
     def _merge(self, records: Sequence[Any]) -> list[Any]:
-        """Records saved before are written back as they are (edits); the rest is new."""
+        """Records saved before get their edits written; the rest is new."""
+        from lakeline.db.session import merge_edits
+
         fresh = []
         for record in records:
             if record.id is not None:
-                self.saved[id(record)] = self.session.merge(record)
+                self.saved[id(record)] = merge_edits(self.session, record)
             else:
                 fresh.append(record)
+        if len(fresh) < len(records):
+            self.session.flush()  # now: each kind's step ends by expunging the session
         return fresh
 
     def labels(self, labels: Sequence[ULabel]) -> None:

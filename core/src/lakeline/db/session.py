@@ -58,6 +58,28 @@ def check_own(record: Any, instance: Instance) -> None:
         )
 
 
+def merge_edits(session: Session, record: Any) -> Any:
+    """The stored row of loaded `record` in `session`, given the columns edited on `record`
+    since it was loaded (SQLAlchemy's attribute history, which pickles with it) and nothing
+    else: an older copy never reverts what another save wrote since (`Session.merge` wrote
+    back every column it had loaded, and inserted a deleted record again)."""
+    from sqlalchemy import inspect
+
+    stored = session.get(type(record), record.id, with_for_update=True)
+    if stored is None:
+        from lakeline.errors import DoesNotExist
+
+        raise DoesNotExist(
+            f"{type(record).__name__} {getattr(record, 'uid', '')} (id {record.id}) is no "
+            "longer in the catalog: it was deleted"
+        )
+    state = inspect(record)
+    for attr in state.mapper.column_attrs:
+        if state.attrs[attr.key].history.has_changes():
+            setattr(stored, attr.key, getattr(record, attr.key))
+    return stored
+
+
 def _stamp_from_session(session: Session, record: Any) -> None:
     instance = session.info.get("lakeline_instance")
     if instance is not None:

@@ -77,8 +77,10 @@ class Collection(RecordMixin, VersionedMixin, Base):
         from lakeline.collections_ops import save_collection
 
         if self.id is not None:
+            from lakeline.db.session import merge_edits
+
             with self.instance.sessions.write() as session:
-                session.merge(self)
+                merge_edits(session, self)
             return self
         return save_collection(self, self._members, self.instance)
 

@@ -181,7 +181,7 @@ def save_records(records: Sequence[Any], instance: Instance) -> list[Any]:
     bulk (COPY on PostgreSQL, one executemany on SQLite), as labels do."""
     from lakeline.annotations.records import insert_records
     from lakeline.db.rows import chunks, one_of
-    from lakeline.db.session import check_own
+    from lakeline.db.session import check_own, merge_edits
     from lakeline.lineage.context import current_run_in
     from lakeline.modules.mounting import check_mounted
     from lakeline.validation import CanValidate, check_new_names
@@ -208,7 +208,7 @@ def save_records(records: Sequence[Any], instance: Instance) -> list[Any]:
             for record in group:
                 if record.id is not None:
                     check_own(record, instance)
-                    saved[id(record)] = session.merge(record)
+                    saved[id(record)] = merge_edits(session, record)
                 else:
                     fresh.append(record)
             column = name_column(model)
