@@ -79,3 +79,32 @@ def test_pauses_nest_across_threads() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_a_process_forked_during_a_pause_runs_with_the_collector() -> None:
+    """A fork (multiprocessing's default on Linux) while another thread saves: the child
+    has no such thread, so its pause never ends. Before, the child ran with the collector
+    off for good (its own pauses nested inside the inherited one); now it starts afresh."""
+    import os
+
+    entered, leave = threading.Event(), threading.Event()
+
+    def saving() -> None:
+        with gc_paused():
+            entered.set()
+            leave.wait()
+
+    thread = threading.Thread(target=saving)
+    thread.start()
+    try:
+        assert entered.wait(30) and not gc.isenabled()
+        pid = os.fork()
+        if pid == 0:  # the child: report and leave at once
+            with gc_paused():
+                pass
+            os._exit(0 if gc.isenabled() else 1)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        leave.set()
+        thread.join()
+    assert os.waitstatus_to_exitcode(status) == 0 and gc.isenabled()

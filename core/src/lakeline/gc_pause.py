@@ -4,12 +4,15 @@ Two uses: reads that must never meet a collection (h5py through fsspec, formats/
 and bulk saves, which create thousands of long-lived objects in a burst: every 700
 allocations start a collection, and the older generations' ones traverse every record made
 so far (10k small files: ~10 us a file new, ~20 us a re-save, 10-20% of the CPU). The
-collector runs again when the last pause ends, unless it was off before the first began.
+collector runs again when the last pause ends, unless it was off before the first began. A
+process forked meanwhile starts afresh: the threads whose pauses it inherited do not exist in
+it, so it gets the collector as it was before them.
 """
 
 from __future__ import annotations
 
 import gc
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +20,19 @@ from contextlib import contextmanager
 _lock = threading.Lock()
 _depth = 0  # pauses under way, in any thread
 _was_enabled = False  # the collector's state before the first of them
+
+
+def _after_fork() -> None:
+    global _lock, _depth
+    _lock = threading.Lock()  # a thread of the parent may have held it
+    if _depth:
+        _depth = 0
+        if _was_enabled:
+            gc.enable()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
 
 
 @contextmanager
