@@ -90,3 +90,31 @@ def test_module_rows_cannot_be_created_in_another_name(lab_instance: Instance) -
             ),
             {"other": other},
         )
+
+
+def test_module_triggers_cross_migration_0012(lab_instance: Instance) -> None:
+    """A catalog with a module back at 0011 (the module's triggers in the old, flattened
+    form), rows audited, then upgraded: the module's triggers take the new form too and the
+    chain goes on intact."""
+    import pytest
+    from alembic import command
+    from lakeline.db.migrate import alembic_config
+    from lakeline.modules.mounting import required
+    from lakeline_lab.models import Biosample
+
+    if lab_instance.dialect != "sqlite":
+        pytest.skip("0012 changes nothing on PostgreSQL")
+    modules = required(lab_instance.engine, lab_instance.name)
+    cfg = alembic_config(modules)
+    with lab_instance.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "lakeline@0011")
+    old = [n for n, sql in _triggers(lab_instance) if "FROM audit_head h) s;" in sql]
+    assert "lakeline_audit_lab_biosamples_insert" in old
+    Biosample(name="before", tissue="blood").save()
+    upgrade(lab_instance.engine, modules=modules)
+    module = [sql for n, sql in _triggers(lab_instance) if "lab_biosamples" in n]
+    assert len(module) == 3 and all("LIMIT -1 OFFSET 0) s;" in sql for sql in module)
+    Biosample(name="after", tissue="liver").save()
+    log = [e for e in entries(lab_instance) if e.table == "lab_biosamples"]
+    assert [e.changes["name"] for e in log] == ["before", "after"] and verify(lab_instance).ok
