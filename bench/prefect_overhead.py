@@ -121,35 +121,42 @@ def files(folder: Path, n: int) -> list[Path]:
     return paths
 
 
+VARIANTS = ("off", "on")  # LAKELINE_CAPTURE_BATCH: plain Recorder, BatchRecorder
+
+
 def measure(db: str, url: str | None, base: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Per round: the flow without hooks, then with them plain, then batched (fresh files
+    each); per variant the wall times and the time in lakeline, the warm-up round dropped."""
     import lakeline as ll
     import lakeline_prefect
 
     ll.init(storage=base / f"data-{db}", db=url, name=f"prefect-{db}")
     plain, hooked = build(False), build(True)
     without: list[float] = []
-    with_hooks: list[float] = []
-    spent: list[float] = []
+    with_hooks: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    spent: dict[str, list[float]] = {v: [] for v in VARIANTS}
     for i in range(args.repeats + 1):  # the first round warms Prefect and lakeline up
         folder = base / f"wf-{db}-{i}"
         lakeline_prefect.configure(root=str(folder))
         start = time.perf_counter()
         plain(files(folder / "plain", args.tasks))
         plain_s = time.perf_counter() - start
-        paths = files(folder / "hooked", args.tasks)
-        SPENT[0] = 0.0
-        start = time.perf_counter()
-        hooked(paths)
-        hooked_s = time.perf_counter() - start
+        line = f"[{db}] round {i}{' (warm-up)' if not i else ''}: without {plain_s:.2f} s"
         if i:
             without.append(plain_s)
-            with_hooks.append(hooked_s)
-            spent.append(SPENT[0])
-        print(
-            f"[{db}] round {i}{' (warm-up)' if not i else ''}: without {plain_s:.2f} s, "
-            f"with {hooked_s:.2f} s, in hooks {SPENT[0]:.2f} s",
-            file=sys.stderr,
-        )
+        for variant in VARIANTS:
+            os.environ["LAKELINE_CAPTURE_BATCH"] = variant
+            paths = files(folder / f"hooked-{variant}", args.tasks)
+            SPENT[0] = 0.0
+            start = time.perf_counter()
+            hooked(paths)
+            hooked_s = time.perf_counter() - start
+            if i:
+                with_hooks[variant].append(hooked_s)
+                spent[variant].append(SPENT[0])
+            line += f", {variant}: with {hooked_s:.2f} s, in lakeline {SPENT[0]:.2f} s"
+        os.environ.pop("LAKELINE_CAPTURE_BATCH", None)
+        print(line, file=sys.stderr)
     recorded = ll.Run.filter(engine="prefect", parent_id__isnull=False).count()
     ll.disconnect()
     return {"db": db, "without": without, "with": with_hooks, "spent": spent, "runs": recorded}
@@ -185,21 +192,23 @@ def main() -> None:
             server.stop()
         shutil.rmtree(base, ignore_errors=True)
     n = args.tasks
-    print(f"{n} tasks per flow run, {args.repeats} runs each; per task in ms (budget 5 ms)")
+    print(f"{n} tasks per flow run, {args.repeats} runs each; per task in ms")
     print(
-        f"{'database':<9} {'without/task':>13} {'with/task':>10} {'wall overhead':>20} "
-        f"{'in hooks':>9}"
+        f"{'database':<9} {'batch':<6} {'without/task':>13} {'with/task':>10} "
+        f"{'wall overhead':>20} {'in lakeline':>12}"
     )
-    print(f"{'':<9} {'median':>13} {'median':>10} {'best  median':>20} {'median':>9}")
+    print(f"{'':<16} {'median':>13} {'median':>10} {'best  median':>20} {'median':>12}")
     for row in rows:
-        plain, hooked = row["without"], row["with"]
-        best = (min(hooked) - min(plain)) / n * 1000
-        median = (statistics.median(hooked) - statistics.median(plain)) / n * 1000
-        print(
-            f"{row['db']:<9} {statistics.median(plain) / n * 1000:>13.1f} "
-            f"{statistics.median(hooked) / n * 1000:>10.1f} {best:>12.1f} {median:>7.1f} "
-            f"{statistics.median(row['spent']) / n * 1000:>9.1f}"
-        )
+        plain = row["without"]
+        for variant in VARIANTS:
+            hooked = row["with"][variant]
+            best = (min(hooked) - min(plain)) / n * 1000
+            median = (statistics.median(hooked) - statistics.median(plain)) / n * 1000
+            print(
+                f"{row['db']:<9} {variant:<6} {statistics.median(plain) / n * 1000:>13.1f} "
+                f"{statistics.median(hooked) / n * 1000:>10.1f} {best:>12.1f} {median:>7.1f} "
+                f"{statistics.median(row['spent'][variant]) / n * 1000:>12.2f}"
+            )
         print(f"          ({row['runs']} task runs recorded in all)")
 
 
