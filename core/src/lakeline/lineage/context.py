@@ -7,7 +7,7 @@ asyncio tasks) each attribute their inputs and outputs to their own run.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
@@ -17,12 +17,17 @@ if TYPE_CHECKING:
     from lakeline.models import Run
 
 _run: ContextVar[Run | None] = ContextVar("lakeline_run", default=None)
+# how to get the current run written when it is read before it is (a BatchRecorder's queued run)
+_written: ContextVar[Callable[[], Run] | None] = ContextVar("lakeline_run_written", default=None)
 _process_run: Run | None = None
 
 
 def current_run() -> Run | None:
     """The run that inputs and outputs are attributed to right now, if any."""
-    return _run.get() or _process_run
+    run = _run.get()
+    if run is not None and run.id is None and (written := _written.get()) is not None:
+        return written()
+    return run or _process_run
 
 
 def current_run_in(instance: Instance) -> Run | None:
@@ -56,10 +61,14 @@ def process_run() -> Run | None:
 
 
 @contextmanager
-def run_context(run: Run) -> Iterator[Run]:
-    """Attribute what happens inside the block (in this thread or task) to `run`."""
-    token = _run.set(run)
+def run_context(run: Run, written: Callable[[], Run] | None = None) -> Iterator[Run]:
+    """Attribute what happens inside the block (in this thread or task) to `run`.
+
+    `written`: for a run not yet in the database, writes it and returns it (as the database
+    holds it); called when the block reads the current run while its id is unset."""
+    token, how = _run.set(run), _written.set(written)
     try:
         yield run
     finally:
+        _written.reset(how)
         _run.reset(token)

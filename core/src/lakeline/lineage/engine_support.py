@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -33,10 +33,14 @@ _COARSE_SLACK = 2.0
 
 
 @contextmanager
-def current(step: Handle) -> Iterator[Run]:
+def current(step: Handle, written: Callable[[], Run] | None = None) -> Iterator[Run]:
     """Make the step's (or workflow's) run the current run inside the block (in this thread
-    or task)."""
-    with run_context(step.run) as run:
+    or task).
+
+    `written`: for a step a BatchRecorder queued, writes its run (a flush) and returns it;
+    called only if the block reads the current run (saves or loads with the lakeline API)
+    before the batch is flushed."""
+    with run_context(step.run, written) as run:
         yield run
 
 

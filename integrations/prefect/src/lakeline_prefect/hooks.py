@@ -12,6 +12,12 @@ A task run produced the files in its result that it did not receive and that wer
 since it started; a file it returns but did not write is used. A value that cannot be recorded
 (a URL nothing can reach, a file that cannot be read) costs that value only: it becomes a
 reference (assets) or one warning, and the rest of the flow is recorded.
+
+Task runs are recorded in batches (`make_recorder(batch=True)`; `LAKELINE_CAPTURE_BATCH=off`
+records each call at once): a task's run, inputs, outputs and finish are queued and written
+every 100 finished tasks or 0.5 s (a timer thread), and at the flow run's end, before `flow()`
+returns. A task body that saves or loads with the lakeline API reads its run: that flushes the
+batch first, so the run has its id.
 """
 
 from __future__ import annotations
@@ -27,19 +33,32 @@ from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
+from weakref import WeakKeyDictionary
 
-from lakeline.lineage.recorder import Handle, Recorder, current, current_run, written_since
+from lakeline.lineage.recorder import (
+    BatchRecorder,
+    Handle,
+    Recorder,
+    current,
+    current_run,
+    make_recorder,
+    written_since,
+)
 
 from lakeline_prefect.assets import TaskAssets, asset_file, task_assets
 from lakeline_prefect.files import AUDIT, exists, paths_in
+from lakeline_prefect.flusher import Flusher
 from lakeline_prefect.settings import Settings, current_settings
 
 META = "@prefect"  # params entry for Prefect's own ids; no Python parameter can be named so
 
 ENGINE = "prefect"
 log = logging.getLogger("lakeline.prefect")
+
+if TYPE_CHECKING:
+    from lakeline import Run
 
 
 class RecordingFailed(BaseException):
@@ -63,6 +82,7 @@ class _Flow:
     current: ExitStack = field(default_factory=ExitStack)  # its Run as the current run
     started: float = field(default_factory=time.time)
     warned: set[str] = field(default_factory=set)  # values reported as not recorded
+    touched: float = field(default_factory=time.monotonic)  # a task hook's last call
 
 
 @dataclass
@@ -80,6 +100,8 @@ class _Step:
 _lock = threading.RLock()
 _flows: dict[UUID, _Flow] = {}
 _steps: dict[UUID, _Step] = {}
+_sources: WeakKeyDictionary[Any, str | None] = WeakKeyDictionary()
+_flusher = Flusher(lambda: [(f.recorder, f.touched) for f in _flows.values()], _lock)
 
 
 def _problem(flow: _Flow, what: str, exc: Exception) -> None:
@@ -133,10 +155,32 @@ def _leave(current: ExitStack) -> None:
 
 
 def _source(fn: Any) -> str | None:
+    """The function's source, read once per function (a task runs many times)."""
+    fn = inspect.unwrap(fn)
     try:
-        return inspect.getsource(inspect.unwrap(fn))
+        return _sources[fn]
+    except (KeyError, TypeError):
+        pass
+    try:
+        text: str | None = inspect.getsource(fn)
     except (OSError, TypeError):
-        return None
+        text = None
+    with suppress(TypeError):  # not weakly referenceable: read again next time
+        _sources[fn] = text
+    return text
+
+
+def _written(flow: _Flow, handle: Handle) -> Run:
+    """A task run whose start is queued, written: its body reads it (a save or a load with
+    the lakeline API needs its id)."""
+    recorder = flow.recorder
+    if isinstance(recorder, BatchRecorder):
+        try:
+            with AUDIT.quiet():
+                recorder.flush()
+        except Exception as exc:
+            _problem(flow, "a batch of task runs", exc)
+    return handle.run
 
 
 def _reference(fn: Any) -> str:
@@ -213,7 +257,7 @@ def _start_flow(flow: Any, flow_run: Any, state: Any, *, enter: bool) -> None:
         return
     try:
         with AUDIT.quiet():
-            recorder = Recorder(ENGINE, root=entry.root, upload=settings.upload)
+            recorder = make_recorder(ENGINE, batch=True, root=entry.root, upload=settings.upload)
             parameters = dict(flow_run.parameters or {})
             entry.handle = recorder.start_workflow(
                 key=flow.name,
@@ -229,6 +273,8 @@ def _start_flow(flow: Any, flow_run: Any, state: Any, *, enter: bool) -> None:
             for name, value in parameters.items():
                 _inputs(entry, recorder, entry.handle, name, value, entry.used, entry.pending)
             entry.recorder = recorder
+        if isinstance(recorder, BatchRecorder):
+            _flusher.start()
         if enter:
             entry.current.enter_context(current(entry.handle))
     except Exception as exc:
@@ -381,6 +427,7 @@ def task_running(task: Any, task_run: Any, state: Any) -> None:
     flow = _flow_of(task_run)
     if flow is None or flow.recorder is None or flow.handle is None:
         return
+    flow.touched = time.monotonic()
     recorder = flow.recorder
     with _lock:
         step = _steps.get(task_run.id)
@@ -417,7 +464,7 @@ def task_running(task: Any, task_run: Any, state: Any) -> None:
             )
             with _lock:
                 _steps[task_run.id] = step
-            step.current.enter_context(current(handle))
+            step.current.enter_context(current(handle, partial(_written, flow, handle)))
             for name, value in params.items():
                 _inputs(flow, recorder, handle, name, value, step.used, step.pending)
         if flow.settings.audit:
@@ -437,6 +484,7 @@ def task_finished(task: Any, task_run: Any, state: Any) -> None:
     recorder = step.flow.recorder
     if recorder is None:
         return
+    step.flow.touched = time.monotonic()
     status, error = _outcome(state)
     try:
         assets = task_assets(task, task_run)

@@ -1,0 +1,58 @@
+"""The thread that writes the batches of flow runs whose task hooks are idle.
+
+A busy flow's hooks flush their own batch when it is due (`steps` finished tasks or `ms`);
+while a long task runs no hook is called, so this thread flushes a due batch once the hooks
+have been idle for `IDLE` seconds: a finished task run reaches the catalog within about a
+second. It runs while flow runs are recorded and stops when none is left.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from lakeline.lineage.recorder import BatchRecorder
+
+from lakeline_prefect.files import AUDIT
+
+IDLE = 0.5  # s without a task hook call before a due batch is flushed here
+log = logging.getLogger("lakeline.prefect")
+
+
+class Flusher:
+    """Flushes due batches of `running()`: (recorder, monotonic time of the last task hook
+    call) per flow run being recorded; taken under `lock`, which also guards the thread."""
+
+    def __init__(
+        self, running: Callable[[], Iterable[tuple[Any, float]]], lock: threading.RLock
+    ) -> None:
+        self._running, self._lock = running, lock
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the thread unless it runs (call with a flow run registered in `running`)."""
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._loop, name="lakeline-prefect-flusher", daemon=True
+                )
+                self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(IDLE / 2)
+            with self._lock:
+                flows = list(self._running())
+                if not flows:
+                    self._thread = None
+                    return
+            for recorder, touched in flows:
+                if isinstance(recorder, BatchRecorder) and time.monotonic() - touched > IDLE:
+                    try:
+                        with AUDIT.quiet():
+                            recorder.flush_if_due()
+                    except Exception as exc:  # the next hook or the flow's end meets it again
+                        log.debug("lakeline could not flush a batch yet: %s", exc)

@@ -1,0 +1,79 @@
+"""Batched capture of Prefect task runs: a finished task run reaches the catalog while the
+flow still runs, and nothing queued is lost when the process is stopped."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import lakeline as ll
+import pf_batch
+import pytest
+from lakeline.instance import Instance
+from test_prefect_flows import ENGINE, prepare
+
+
+def _status(key: str) -> str | None:
+    run = ll.Run.filter(engine=ENGINE, transform__key=key).first()
+    return None if run is None else run.status
+
+
+def test_a_finished_task_reaches_the_catalog_while_a_long_one_runs(
+    workdir: Path, instance: Instance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("LAKELINE_CAPTURE_BATCH", raising=False)  # the integration's default
+    raw, gate = prepare(workdir), workdir / "gate"
+    outcome: list[object] = []
+    flow = threading.Thread(
+        target=lambda: outcome.append(pf_batch.quick_then_held(raw, gate)), daemon=True
+    )
+    flow.start()
+    try:
+        deadline = time.monotonic() + 60  # the timer flushes within about a second
+        while _status("quick") != "completed" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _status("quick") == "completed"
+        assert ll.Artifact.get(key="out/quick.txt").run.transform.key == "quick"
+        assert _status("held") in (None, "started")  # still running
+    finally:
+        gate.touch()
+        flow.join(120)
+    assert outcome == ["let go"]
+    assert _status("held") == "completed"
+    assert ll.Run.get(engine=ENGINE, parent_id__isnull=True).status == "completed"
+
+
+def test_a_process_stopped_mid_flow_keeps_the_task_runs_it_finished(
+    workdir: Path, instance: Instance, prefect_server: Path
+) -> None:
+    from prefect.settings import PREFECT_API_URL
+
+    raw = prepare(workdir)
+    script = workdir / "stopped.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import sys
+            from pathlib import Path
+            sys.path.insert(0, {str(Path(pf_batch.__file__).parent)!r})
+            import pf_batch
+            pf_batch.terminated(Path({str(raw)!r}))
+            """
+        )
+    )
+    env = {k: v for k, v in os.environ.items() if k != "LAKELINE_CAPTURE_BATCH"}
+    env.update(LAKELINE_INSTANCE=instance.name, PREFECT_API_URL=str(PREFECT_API_URL.value()))
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=workdir, env=env, capture_output=True, timeout=300
+    )
+    assert done.returncode != 0, done.stderr.decode()[-2000:]
+    workflow = ll.Run.get(engine=ENGINE, parent_id__isnull=True)
+    assert workflow.status in ("aborted", "errored"), done.stderr.decode()[-2000:]
+    (step,) = workflow.children.all()
+    assert step.transform.key == "quick" and step.status == "completed"
+    assert ll.Artifact.get(key="out/quick.txt").run_id == step.id
