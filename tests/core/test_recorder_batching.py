@@ -167,13 +167,16 @@ def test_capture_batch_setting_overrides_the_engines_default(
 
 
 def steps_of_one_flush(rec: Recorder, root: Path, n: int) -> list[Handle]:
-    """A step reads `n` files before their producers are known and `n` long steps start
-    (written at once), then `n` steps use a file each, produce those files and finish, and
-    the long steps finish: for a BatchRecorder, one flush, written when `rec.flush` is
+    """A step reads `n` files before their producers are known and a shared file, and `n`
+    long steps start (written at once), then `n` steps use a file each, produce those files
+    and finish, and the long steps read that step's input and the shared file (recorded
+    before) and finish: for a BatchRecorder, one flush, written when `rec.flush` is
     called."""
     root.mkdir()
     wf = rec.start_workflow(key="p", engine_run_id="r")
     early = rec.start_step(wf, key="peek", kind="rule", engine_task_id="early")
+    (root / "shared.txt").write_text("shared")
+    rec.use(early, "shared.txt")
     for i in range(n):
         (root / f"out{i}.txt").write_text(f"out {i}")
         rec.use(early, f"out{i}.txt")
@@ -188,6 +191,8 @@ def steps_of_one_flush(rec: Recorder, root: Path, n: int) -> list[Handle]:
         rec.produce(step, f"out{i}.txt")  # unchanged: the early step's artifact, claimed
         rec.finish_step(step, exit_code=0)
     for i, step in enumerate(long):  # runs of an earlier flush
+        rec.use(step, f"in{i}.txt")  # queued in this batch: hashed once
+        rec.use(step, "shared.txt")  # saved by an earlier flush, unchanged: linked
         rec.finish_step(step, "errored" if i % 2 else "completed", exit_code=i % 2, error=None)
     return long
 
@@ -243,16 +248,18 @@ def test_a_flush_writes_its_finishes_edges_and_claims_in_one_statement_each(
     # the n finishes of runs of this flush, and the n of runs of the one before
     assert statements["UPDATE runs SET"] == 2 * one_each
     assert statements["UPDATE artifacts SET"] == one_each  # the n outputs claimed
-    assert statements["INSERT INTO run_inputs"] == one_each  # the n edges
+    # the 3n edges, also those of runs of the flush before, new or not
+    assert statements["INSERT INTO run_inputs"] == 1
     for i, step in enumerate(long):  # the records handed back are the rows written
         assert step.run.status == ("errored" if i % 2 else "completed")
         assert step.run.exit_code == i % 2 and step.run.finished_at is not None
         assert step.run.finished_at.tzinfo is UTC
         assert step.run.finished_at.isoformat() == step.run.status_log[-1]["at"]
     expected = audited("plain", plain)
-    # the workflow's run; the early step, its n files and edges, its finish; per long step:
-    # its run, its finish; per step: the run, its input, its edge, its output claimed, its finish
-    assert sum(expected.values()) == 1 + (2 + 2 * n) + 2 * n + 5 * n
+    # the workflow's run; the early step, its n + 1 files and edges, its finish; per long
+    # step: its run, two edges, its finish; per step: the run, its input, its edge, its
+    # output claimed, its finish
+    assert sum(expected.values()) == 1 + (4 + 2 * n) + 4 * n + 5 * n
     assert audited("batched", batched) == expected
 
 

@@ -29,17 +29,16 @@ import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, text
-
 from lakeline import checkpoints
 from lakeline.errors import LakelineError
 from lakeline.lineage.handles import FileRecord, Handle
 from lakeline.lineage.recorder import Recorder
 from lakeline.lineage.records import fire, new_run
 from lakeline.lineage.run_rows import Finish, claim_many, finish_found, finish_new
+from lakeline.lineage.seen import Stat, file_stat
 from lakeline.lineage.track import params_of
-from lakeline.lineage.usage import insert_input
-from lakeline.models.base import UTCDateTime, utcnow
+from lakeline.lineage.usage import insert_inputs
+from lakeline.models.base import utcnow
 from lakeline.storage.roots import protocol_of
 
 if TYPE_CHECKING:
@@ -57,19 +56,6 @@ BATCH_ENV = "LAKELINE_CAPTURE_BATCH"
 _ON = {"1", "true", "yes", "on"}
 _OFF = {"0", "false", "no", "off"}
 
-_EDGES = text(  # the used-by edges of runs inserted in the same flush (executemany)
-    "INSERT INTO run_inputs (run_id, artifact_id, role, used_at) VALUES (:r, :a, :role, :at) "
-    "ON CONFLICT (run_id, artifact_id, role) DO NOTHING"
-).bindparams(bindparam("at", type_=UTCDateTime()))
-# on PostgreSQL in one statement: an executemany is one INSERT per edge there, each firing
-# the statement-level audit trigger
-_PG_EDGES = text(
-    "INSERT INTO run_inputs (run_id, artifact_id, role, used_at) "
-    "SELECT r, a, role, :at FROM unnest(CAST(:r AS integer[]), CAST(:a AS integer[]), "
-    "CAST(:role AS text[])) AS e(r, a, role) "
-    "ON CONFLICT (run_id, artifact_id, role) DO NOTHING"
-).bindparams(bindparam("at", type_=UTCDateTime()))
-
 
 @dataclass
 class _File:
@@ -80,6 +66,7 @@ class _File:
     plan: Plan
     producer: Handle | None
     used_by: list[tuple[Handle, str]]
+    stat: Stat | None  # when it was hashed
 
 
 def _flush_at_exit(ref: weakref.ReferenceType[BatchRecorder]) -> None:
@@ -100,6 +87,7 @@ class BatchRecorder(Recorder):
     _files: dict[str, _File] = field(default_factory=dict, repr=False)
     _finishes: list[tuple[Handle, Finish]] = field(default_factory=list, repr=False)
     _runs: dict[str, tuple[Handle, Handle]] = field(default_factory=dict, repr=False)
+    _links: list[tuple[Handle, Artifact, str]] = field(default_factory=list, repr=False)
     _since: float | None = field(default=None, repr=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
@@ -120,7 +108,10 @@ class BatchRecorder(Recorder):
         producer: Handle | None,
         user: tuple[Handle, str] | None,
     ) -> Artifact | None:
-        """Queue a file; None when it cannot be queued (the caller records it unbatched)."""
+        """Queue a file; None when it cannot be queued (the caller records it unbatched).
+
+        A file used that this Recorder saved and that is unchanged since (queued in this
+        batch, or written before) is not hashed again: its edge is queued."""
         from lakeline.artifacts.locate import storage_containing
         from lakeline.artifacts.save import plan_file
 
@@ -129,21 +120,29 @@ class BatchRecorder(Recorder):
             return None  # gone, a folder or remote: the plain path handles those
         queued = self._files.get(location)
         if queued is not None:
-            same = queued.producer is None and producer is None and key == queued.artifact.key
-            if not same:  # an output read later, or the same file reported twice: write first
-                return None
+            same = producer is None and key in (None, queued.artifact.key)
+            if not same or (queued.producer is not None and file_stat(location) != queued.stat):
+                return None  # an output rewritten since, or reported twice: write first
             assert user is not None
             queued.used_by.append(user)  # used by several steps of one batch: hashed once
             return queued.artifact
+        if user is not None and (seen := self._seen.get(location, key)) is not None:
+            self._links.append((user[0], seen, user[1]))
+            self._started()
+            return seen
         if storage_containing(location, self.instance, normalized=True) is None and not self.upload:
             self.instance.register_storage(os.path.dirname(location))
+        stat = file_stat(location)
         artifact = self._describe(location, key=key, kind=kind, run=None)  # producer: at flush
         plan = plan_file(artifact, self.instance)  # hashed now: what the step saw
-        entry = _File(location, artifact, plan, producer, [] if user is None else [user])
+        entry = _File(location, artifact, plan, producer, [] if user is None else [user], stat)
         self._files[location] = entry
+        self._started()
+        return artifact
+
+    def _started(self) -> None:
         if self._since is None:
             self._since = time.monotonic()
-        return artifact
 
     def _due(self) -> None:
         waited = self._since is not None and (time.monotonic() - self._since) * 1000 >= self.ms
@@ -205,7 +204,7 @@ class BatchRecorder(Recorder):
         """Insert the queued runs in one transaction (those recorded before are found)."""
         from sqlalchemy import select
 
-        from lakeline.db.rows import chunks
+        from lakeline.db.rows import chunks, one_of
         from lakeline.db.session import stamp
         from lakeline.lineage.run_rows import insert_runs
         from lakeline.models import Run, Transform
@@ -217,7 +216,8 @@ class BatchRecorder(Recorder):
         with self.instance.sessions.write() as session:
             found: dict[str | None, Run] = {}
             for chunk in chunks([handle.engine_ref for handle, _ in runs]):
-                stmt = select(Run).where(Run.engine == self.engine, Run.engine_ref.in_(chunk))
+                where = one_of(session, Run.engine_ref, chunk)
+                stmt = select(Run).where(Run.engine == self.engine, where)
                 found.update((run.engine_ref, run) for run in session.scalars(stmt))
             for handle, parent in runs:
                 known = found.get(handle.engine_ref)
@@ -322,10 +322,10 @@ class BatchRecorder(Recorder):
             new: set[int] = set()  # the runs inserted here, as the database holds them
             if self._runs:  # first, in a transaction of their own: a valid state by itself
                 new = self._insert_runs()
-            files = list(self._files.values())
+            files, links = list(self._files.values()), self._links
             finishes = self._finishes
-            self._files, self._finishes, self._since = {}, [], None
-            if not files and not finishes:
+            self._files, self._links, self._finishes, self._since = {}, [], [], None
+            if not files and not finishes and not links:
                 return
             assert self.instance is not None
             for f in files:
@@ -337,7 +337,7 @@ class BatchRecorder(Recorder):
             def write(session: Session, plans: Sequence[Plan] = ()) -> None:
                 edges.clear()  # a retried transaction starts again
                 done.clear()
-                fresh: dict[tuple[int, int, str], tuple[Run, Artifact]] = {}
+                wanted: dict[tuple[int, int, str], tuple[Run, Artifact]] = {}
                 claims: list[tuple[Artifact | None, int]] = []
                 for f, plan in zip(files, plans, strict=True):
                     result = plan.result
@@ -345,20 +345,12 @@ class BatchRecorder(Recorder):
                     if f.producer is not None:
                         claims.append((result, f.producer.run.id))
                     for user, role in f.used_by:
-                        if id(user.run) in new:  # a run inserted here has no edges yet
-                            fresh[(user.run.id, result.id, role)] = (user.run, result)
-                        elif insert_input(session, user.run.id, result.id, role):
-                            edges.append((user.run, result))
+                        wanted.setdefault((user.run.id, result.id, role), (user.run, result))
+                for user, artifact, role in links:  # files saved before, unchanged since
+                    wanted.setdefault((user.run.id, artifact.id, role), (user.run, artifact))
                 claim_many(session, claims)
-                if fresh:
-                    at = utcnow()
-                    if session.get_bind().dialect.name == "postgresql":
-                        r, a, roles = (list(column) for column in zip(*fresh, strict=True))
-                        session.execute(_PG_EDGES, {"r": r, "a": a, "role": roles, "at": at})
-                    else:
-                        rows = [{"r": r, "a": a, "role": role, "at": at} for r, a, role in fresh]
-                        session.execute(_EDGES, rows)
-                    edges.extend(fresh.values())
+                made = insert_inputs(session, wanted)  # one statement: the new ones back
+                edges.extend(pair for edge, pair in wanted.items() if edge in made)
                 checkpoints.reach("recorder.flush")  # half the batch written, not committed
                 first: list[tuple[Run, Finish]] = []
                 for step, change in finishes:
@@ -395,8 +387,8 @@ class BatchRecorder(Recorder):
                     producer_from_context=False,
                     planned=[f.plan for f in files],
                 )
-                for f in files:
-                    self._seen.remember(f.location, f.artifact)
+                for f in files:  # as it was when hashed
+                    self._seen.remember(f.location, f.artifact, f.stat)
             else:
                 with self.instance.sessions.write() as session:
                     write(session)

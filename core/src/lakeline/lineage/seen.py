@@ -19,7 +19,7 @@ Stat = tuple[int, int, int, int]
 LIMIT = 100_000  # files remembered per Recorder (least recently seen forgotten first)
 
 
-def _stat(location: str) -> Stat | None:
+def file_stat(location: str) -> Stat | None:
     try:
         st = os.stat(location)
     except OSError:
@@ -35,11 +35,12 @@ class SeenFiles:
         self._lock = threading.Lock()
         self._limit = limit
 
-    def remember(self, location: str, artifact: Artifact | None) -> None:
-        """`artifact` is what `location` holds now (local files only; folders are not kept)."""
+    def remember(self, location: str, artifact: Artifact | None, stat: Stat | None = None) -> None:
+        """`artifact` is what `location` holds now, or when its stat was `stat` (local files
+        only; folders are not kept)."""
         if artifact is None or artifact.id is None or not os.path.isfile(location):
             return
-        stat = _stat(location)
+        stat = stat or file_stat(location)
         if stat is None:
             return
         with self._lock:
@@ -56,7 +57,7 @@ class SeenFiles:
         if entry is None:
             return None
         stat, artifact = entry
-        if _stat(location) != stat or (key is not None and artifact.key != key):
+        if file_stat(location) != stat or (key is not None and artifact.key != key):
             return None
         return artifact
 
