@@ -8,12 +8,15 @@ import os
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
+import pytest
 from lakeline.instance import Instance
 from lakeline.models import Run, Transform
-from smk_testkit import write_workflow
-from sqlalchemy import select
+from smk_testkit import Step, ordered, run_snakemake, steps, write_workflow
+from sqlalchemy import event, select
 
 # `slow` runs until the test lets it end (the file `release` appears)
 SNAKEFILE = """
@@ -73,3 +76,60 @@ def test_a_finished_job_is_recorded_while_a_long_job_runs(
     assert process.returncode == 0, output
     assert seen == "completed", f"`fast` was {seen!r} in the catalog while `slow` ran"
     assert _status(instance, "slow") == "completed"
+
+
+MANY = """
+rule all:
+    input: "total.txt"
+
+rule merge:
+    input: expand("out/{i}.txt", i=range(8))
+    output: "total.txt"
+    shell: "cat {input} > {output}"
+
+rule step:
+    input: "data/{i}.txt"
+    output: "out/{i}.txt"
+    shell: "cp {input} {output}"
+"""
+
+
+def test_a_batch_writes_its_files_edges_and_finishes_with_the_steps(
+    instance: Instance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plugin's files go through the batching Recorder's flush, not a transaction (and
+    an INSERT or UPDATE a row) of their own: a run imported in one batch writes all its
+    used-by edges in one statement, and every step's run is inserted before it finishes."""
+    from functools import partial
+
+    from lakeline.lineage import batching
+    from snakemake_logger_plugin_lakeline.importer import import_workflow
+
+    files = {f"data/{i}.txt": f"sample {i}\n" for i in range(8)}
+    root = write_workflow(tmp_path / "wf", MANY, files)
+    run_snakemake(root, plugin=False)  # recorded from Snakemake's metadata afterwards
+    monkeypatch.delenv("LAKELINE_CAPTURE_BATCH", raising=False)
+    # one batch whatever the machine's load: only the end of the import writes
+    monkeypatch.setattr(batching, "make_recorder", partial(batching.make_recorder, ms=1e9))
+    statements: Counter[str] = Counter()
+
+    def record(conn: Any, cursor: Any, sql: str, params: Any, context: Any, many: bool) -> None:
+        rows = many and isinstance(params, list)  # an executemany: one statement a row
+        statements[" ".join(sql.split()[:3])] += len(params) if rows else 1
+
+    event.listen(instance.engine, "before_cursor_execute", record)
+    try:
+        import_workflow(root, instance=instance, report=lambda line: None)
+    finally:
+        event.remove(instance.engine, "before_cursor_execute", record)
+    made = [
+        Step("step", frozenset({f"data/{i}.txt"}), frozenset({f"out/{i}.txt"})) for i in range(8)
+    ]
+    merge = Step("merge", frozenset(f"out/{i}.txt" for i in range(8)), frozenset({"total.txt"}))
+    expected = [*made, merge]
+    assert steps() == ordered(expected)
+    assert statements["INSERT INTO run_inputs"] == 1  # 16 edges
+    assert statements["UPDATE artifacts SET"] == 0  # outputs saved with their producer
+    # the 9 steps' finishes in one statement (one a run on SQLite), the workflow's its own
+    finishes = 1 if instance.engine.dialect.name == "postgresql" else 9
+    assert statements["UPDATE runs SET"] == finishes + 1

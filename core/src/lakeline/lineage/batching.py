@@ -118,19 +118,23 @@ class BatchRecorder(Recorder):
         assert self.instance is not None
         if protocol_of(location) != "local" or not os.path.isfile(location):
             return None  # gone, a folder or remote: the plain path handles those
+        contained = storage_containing(location, self.instance, normalized=True)
+        want = key  # the key the record has: a link and its target differ
+        if want is None and contained is not None:
+            want = contained[1]  # the save derives it so
         queued = self._files.get(location)
         if queued is not None:
-            same = producer is None and key in (None, queued.artifact.key)
+            same = producer is None and want == queued.artifact.key
             if not same or (queued.producer is not None and file_stat(location) != queued.stat):
                 return None  # an output rewritten since, or reported twice: write first
             assert user is not None
             queued.used_by.append(user)  # used by several steps of one batch: hashed once
             return queued.artifact
-        if user is not None and (seen := self._seen.get(location, key)) is not None:
+        if user is not None and (seen := self._seen.get(location, want)) is not None:
             self._links.append((user[0], seen, user[1]))
             self._started()
             return seen
-        if storage_containing(location, self.instance, normalized=True) is None and not self.upload:
+        if contained is None and not self.upload:
             self.instance.register_storage(os.path.dirname(location))
         stat = file_stat(location)
         artifact = self._describe(location, key=key, kind=kind, run=None)  # producer: at flush

@@ -28,10 +28,11 @@ def file_stat(location: str) -> Stat | None:
 
 
 class SeenFiles:
-    """location -> (stat when registered, its artifact); thread-safe, bounded."""
+    """(location, key) -> (stat when registered, its artifact); thread-safe, bounded. Links
+    to one file are one location with several keys (each link's record is its own)."""
 
     def __init__(self, limit: int = LIMIT) -> None:
-        self._files: OrderedDict[str, tuple[Stat, Artifact]] = OrderedDict()
+        self._files: OrderedDict[tuple[str, str | None], tuple[Stat, Artifact]] = OrderedDict()
         self._lock = threading.Lock()
         self._limit = limit
 
@@ -43,24 +44,25 @@ class SeenFiles:
         stat = stat or file_stat(location)
         if stat is None:
             return
+        entry = (location, artifact.key)
         with self._lock:
-            self._files[location] = (stat, artifact)
-            self._files.move_to_end(location)
+            self._files[entry] = (stat, artifact)
+            self._files.move_to_end(entry)
             while len(self._files) > self._limit:
                 self._files.popitem(last=False)
 
     def get(self, location: str, key: str | None) -> Artifact | None:
-        """The artifact registered for `location` if the file is unchanged since (and has
-        `key`, when one is asked for)."""
+        """The artifact with `key` registered for `location` if the file is unchanged since."""
         with self._lock:
-            entry = self._files.get(location)
+            entry = self._files.get((location, key))
         if entry is None:
             return None
         stat, artifact = entry
-        if file_stat(location) != stat or (key is not None and artifact.key != key):
+        if file_stat(location) != stat or artifact.key != key:
             return None
         return artifact
 
     def forget(self, location: str) -> None:
         with self._lock:
-            self._files.pop(location, None)
+            for entry in [e for e in self._files if e[0] == location]:
+                del self._files[entry]

@@ -2,6 +2,10 @@
 save and the used-by edges in its transaction) and `Recorder.link_many` (edges to artifacts
 already recorded).
 
+A batching Recorder (the default) batches itself: then every file, edge and finish goes
+straight to it (hashed when reported, written at its flush with the steps, one statement per
+kind of row), and this layer only keeps the temp() files to mark gone.
+
 The Recorder's `produce`/`use` record one file per transaction, which costs more than a small
 Snakemake job takes to run. Files inside the workflow folder that exist are therefore
 collected and written together when the batch is due: after BATCH_AGE seconds, at
@@ -103,12 +107,25 @@ class Writer:
 
     # -- what the tracker asks for --------------------------------------------------------------
 
+    @functools.cached_property
+    def queued(self) -> bool:
+        """Whether the Recorder batches itself (a BatchRecorder)."""
+        from lakeline.lineage.recorder import BatchRecorder
+
+        return isinstance(self.recorder, BatchRecorder)
+
     def use(self, job: JobLike, path: str, role: str = "") -> None:
         """`job` used the file `path` (relative to the workflow folder, or absolute)."""
         if job.step is None:
             return
         location = os.path.join(self.workdir, path)
         if not_data(location):
+            return
+        if self.queued:
+            try:
+                self.recorder.use(job.step, path, role=role, key=self.key_of(location))
+            except Exception as exc:
+                self.problem(job, f"input {path}", exc)
             return
         known = self._lookup(location)
         if known is not None:
@@ -137,7 +154,7 @@ class Writer:
         pending = self._files.get(location)
         if pending is not None and pending.producer is None:
             self.flush()  # used earlier in this batch, now rewritten: keep the two apart
-        if self._batchable(location):
+        if not self.queued and self._batchable(location):
             self._files[location] = Pending(location, kind, self.key_of(location), producer=job)
             self._due()
             return
@@ -157,7 +174,10 @@ class Writer:
     ) -> None:
         """Finish `job`'s step once its files are written."""
         self._finishes.append(Finish(job, status, at, exit_code, error))
-        self._due()
+        if self.queued:  # queued in the Recorder, after the files: written with them
+            self._finish_steps()
+        else:
+            self._due()
 
     def removed(self, path: str) -> None:
         """Snakemake deletes the temp() file `path`: once it is gone, mark its record so."""
@@ -204,8 +224,10 @@ class Writer:
         return known[1]
 
     def _remember(self, location: str, artifact: Artifact | None) -> None:
+        if artifact is None or artifact.id is None:
+            return  # not written yet (queued in a batching Recorder)
         stat = stat_of(location)
-        if artifact is not None and artifact.id is not None and stat is not None:
+        if stat is not None:
             self._known[location] = (stat, artifact)
 
     def flush(self) -> None:
@@ -216,8 +238,8 @@ class Writer:
         """
         from lakeline.lineage.recorder import FileRecord
 
-        files, links, finishes = list(self._files.values()), self._links, self._finishes
-        self._files, self._links, self._finishes, self._since = {}, [], [], None
+        files, links = list(self._files.values()), self._links
+        self._files, self._links, self._since = {}, [], None
         ready = [item for item in files if not not_data(item.location)]
         records = [
             FileRecord(
@@ -240,6 +262,13 @@ class Writer:
         for item, artifact in zip(ready, saved, strict=False):
             self._remember(item.location, artifact)
         self._link(links)
+        self._finish_steps()
+        if self.queued:
+            self.recorder.flush()  # type: ignore[attr-defined]
+        self._mark_removed()
+
+    def _finish_steps(self) -> None:
+        finishes, self._finishes = self._finishes, []
         for end in finishes:
             if end.job.step is None:
                 continue
@@ -253,7 +282,6 @@ class Writer:
                 if is_fatal(exc):
                     raise
                 self.problem(end.job, "the job's end", exc)
-        self._mark_removed()
 
     def _mark_removed(self) -> None:
         """temp() files Snakemake deleted: their records become unavailable (kept while the
