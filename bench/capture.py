@@ -158,10 +158,10 @@ def redun(bench: Bench) -> tuple[Figures, int, str]:
     inside = [0.0]
 
     def timed(method: Callable[..., None]) -> Callable[..., None]:
-        def run(self: Any, job: Any) -> None:
+        def run(self: Any, job: Any, *more: Any) -> None:
             start = time.perf_counter()
             try:
-                method(self, job)
+                method(self, job, *more)
             finally:
                 inside[0] += time.perf_counter() - start
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -118,3 +119,44 @@ def test_a_finished_job_is_recorded_while_a_long_job_runs(
     assert not held_ended
     assert seen == "completed", f"llt.quick was {seen!r} in the catalog while llt.held ran"
     assert {r.status for r in ll.Run.filter(engine="redun")} == {"completed"}
+
+
+def test_a_completed_job_is_described_from_the_scheduler(
+    instance: Instance, flow: Flow, tmp_path: Path
+) -> None:
+    """A completed job's arguments, result and child jobs' results are what the scheduler
+    holds: recording its end reads only its end time back from redun's database (it read
+    the job, task, call node, arguments, values and child jobs: ~10 queries a job), and
+    the lineage is still the import's."""
+    from redun.config import Config
+    from sqlalchemy import event
+
+    reads: dict[str, int] = {}
+
+    class Counting(LakelineScheduler):
+        def _record_end(self, job: Any, *more: Any) -> None:
+            def count(*_: Any) -> None:
+                reads[job.id] = reads.get(job.id, 0) + 1
+
+            engine = self.backend.engine
+            event.listen(engine, "before_cursor_execute", count)
+            try:
+                super()._record_end(job, *more)
+            finally:
+                event.remove(engine, "before_cursor_execute", count)
+
+    config = Config({"backend": {"db_uri": flow.db_uri, "automigrate": "True"}})
+    cwd = os.getcwd()
+    os.chdir(flow.root)
+    try:
+        scheduler = Counting(config=config)
+        scheduler.load()
+        scheduler.run(rf.main(File("raw.txt")))
+    finally:
+        os.chdir(cwd)
+    live = lineage()
+    assert len(live) == 7 and {r[3] for r in live} == {"completed"}  # main, its 5 jobs
+    assert sorted(reads.values()) == [1] * 6
+    init(storage=tmp_path / "other", name="other")
+    import_redun(str(flow.db))
+    assert lineage() == live

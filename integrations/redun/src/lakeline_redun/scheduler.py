@@ -7,7 +7,10 @@
 redun has no event API, so this subclass wraps three of the Scheduler's private main-thread
 methods (checked against redun 0.44): a job's run starts when redun executes it (params from
 its evaluated arguments), and is finished from what redun has just written to its database,
-by the same code as `lakeline redun import` — so both paths give the same lineage.
+by the same code as `lakeline redun import` — so both paths give the same lineage. A job
+that completed is described from what the scheduler holds (its arguments, its result, its
+children's results) rather than read back from redun's database, which costs several
+queries and unpickled values a job; cached and failed jobs are read back.
 Recording never fails the workflow: problems are logged as warnings. Jobs run with
 `prov=False` are not in redun's database and are not recorded (without a warning).
 """
@@ -21,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 from redun import Scheduler
 
-from lakeline_redun.reader import ExecutionInfo, JobStart, job_info, json_list
+from lakeline_redun.reader import ExecutionInfo, JobInfo, JobStart, job_info, json_list
 from lakeline_redun.record import ENGINE, ExecutionRecorder
-from lakeline_redun.values import params_from_args, positional_names
+from lakeline_redun.values import FileRef, files_in, params_from_args, positional_names
 
 if TYPE_CHECKING:
     from lakeline.lineage.recorder import Recorder
@@ -32,6 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("lakeline.redun")
 FLUSH_EVERY = 0.5  # seconds between checks for a batch that is due
+_FAILED = object()  # _record_end without a result: the job failed
 
 
 class LakelineScheduler(Scheduler):
@@ -54,6 +58,11 @@ class LakelineScheduler(Scheduler):
         self.lakeline_pipeline = pipeline or section.get("pipeline")
         self._recorder: Recorder | None = None
         self._executions: dict[str, ExecutionRecorder] = {}
+        # jobs started, until they end: what they were called with (redun clears it at the
+        # end), the files in it, their child jobs started; the files each job returned
+        self._starts: dict[str, tuple[JobStart, list[FileRef]]] = {}
+        self._children: dict[str, list[str]] = {}
+        self._results: dict[str, set[tuple[str, str]]] = {}
 
     def run(self, *args: Any, **kwargs: Any) -> Any:
         """`Scheduler.run`, with a timer that writes the Recorder's batch once it is due: redun
@@ -107,7 +116,7 @@ class LakelineScheduler(Scheduler):
 
     def _resolve_job_main_thread(self, job: Job, result: Any) -> None:
         super()._resolve_job_main_thread(job, result)
-        self._record_end(job)
+        self._record_end(job, result)
 
     def _reject_job_main_thread(self, job: Job | None, error: Any, *args: Any, **kw: Any) -> None:
         super()._reject_job_main_thread(job, error, *args, **kw)
@@ -146,8 +155,11 @@ class LakelineScheduler(Scheduler):
         if job.parent_job is None:
             lineage.start_workflow(start)
         lineage.start_job(start)
+        self._starts[job.id] = (start, files_in([v for _, _, v in args]))
+        if start.parent_id is not None:
+            self._children.setdefault(start.parent_id, []).append(job.id)
 
-    def _record_end(self, job: Job) -> None:
+    def _record_end(self, job: Job, result: Any = _FAILED) -> None:
         if not _provenance(job):
             return
         try:
@@ -155,9 +167,33 @@ class LakelineScheduler(Scheduler):
             if session is None or job.execution is None:
                 return
             lineage = self._lineage(job.execution.id)
-            lineage.finish_job(job_info(session, job.id))
+            if result is _FAILED:
+                self._starts.pop(job.id, None)
+            known = None if result is _FAILED else self._completed(session, job, result)
+            lineage.finish_job(known or job_info(session, job.id))
         except Exception as error:  # lineage must never break the workflow
             log.warning("lakeline: could not record job %s: %s", job.id, error)
+
+    def _completed(self, session: Any, job: Job, result: Any) -> JobInfo | None:
+        """A job that completed, as `job_info` reads it back from redun's database, from
+        what the scheduler holds: its arguments (the call node's), its result, the files its
+        child jobs returned. None when something is only in the database: a cached job (its
+        origin), a job whose start or a child's end was not seen here."""
+        from redun.backends.db import Job as JobRow
+
+        started = self._starts.pop(job.id, None)
+        returned = files_in(result)
+        self._results[job.id] = {(f.path, f.redun_hash) for f in returned}
+        kids = [self._results.pop(child, None) for child in self._children.pop(job.id, [])]
+        if started is None or job.was_cached or None in kids:
+            return None
+        start, used = started
+        excluded = {(f.path, f.redun_hash) for f in used}.union(*kids)
+        finished = session.query(JobRow.end_time).filter(JobRow.id == job.id).scalar()
+        info = JobInfo(**vars(start), finished_at=finished, call_hash=job.call_hash)
+        info.status, info.used = "completed", used
+        info.produced = [f for f in returned if (f.path, f.redun_hash) not in excluded]
+        return info
 
 
 def _provenance(job: Job) -> bool:
