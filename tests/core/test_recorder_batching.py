@@ -170,8 +170,8 @@ def steps_of_one_flush(rec: Recorder, root: Path, n: int) -> list[Handle]:
     """A step reads `n` files before their producers are known and a shared file, and `n`
     long steps start (written at once), then `n` steps use a file each, produce those files
     and finish, and the long steps read that step's input and the shared file (recorded
-    before) and finish: for a BatchRecorder, one flush, written when `rec.flush` is
-    called."""
+    before) and finish, and a step finishes cached from the first: for a BatchRecorder, one
+    flush, written when `rec.flush` is called."""
     root.mkdir()
     wf = rec.start_workflow(key="p", engine_run_id="r")
     early = rec.start_step(wf, key="peek", kind="rule", engine_task_id="early")
@@ -194,6 +194,8 @@ def steps_of_one_flush(rec: Recorder, root: Path, n: int) -> list[Handle]:
         rec.use(step, f"in{i}.txt")  # queued in this batch: hashed once
         rec.use(step, "shared.txt")  # saved by an earlier flush, unchanged: linked
         rec.finish_step(step, "errored" if i % 2 else "completed", exit_code=i % 2, error=None)
+    again = rec.start_step(wf, key="peek", kind="rule", engine_task_id="again")
+    rec.finish_step(again, "cached", cached_from="r/early")  # written before: no flush
     return long
 
 
@@ -244,9 +246,10 @@ def test_a_flush_writes_its_finishes_edges_and_claims_in_one_statement_each(
         rec.flush()
     finally:
         event.remove(instance.engine, "before_cursor_execute", record)
-    one_each = 1 if instance.engine.dialect.name == "postgresql" else n
-    # the n finishes of runs of this flush, and the n of runs of the one before
-    assert statements["UPDATE runs SET"] == 2 * one_each
+    postgres = instance.engine.dialect.name == "postgresql"
+    one_each = 1 if postgres else n
+    # the n + 1 finishes of runs of this flush, and the n of runs of the one before
+    assert statements["UPDATE runs SET"] == (2 if postgres else 2 * n + 1)
     assert statements["UPDATE artifacts SET"] == one_each  # the n outputs claimed
     # the 3n edges, also those of runs of the flush before, new or not
     assert statements["INSERT INTO run_inputs"] == 1
@@ -258,8 +261,8 @@ def test_a_flush_writes_its_finishes_edges_and_claims_in_one_statement_each(
     expected = audited("plain", plain)
     # the workflow's run; the early step, its n + 1 files and edges, its finish; per long
     # step: its run, two edges, its finish; per step: the run, its input, its edge, its
-    # output claimed, its finish
-    assert sum(expected.values()) == 1 + (4 + 2 * n) + 4 * n + 5 * n
+    # output claimed, its finish; the cached step's run and finish
+    assert sum(expected.values()) == 1 + (4 + 2 * n) + 4 * n + 5 * n + 2
     assert audited("batched", batched) == expected
 
 

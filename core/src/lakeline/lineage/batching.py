@@ -295,7 +295,8 @@ class BatchRecorder(Recorder):
                     raise LakelineError("outputs of a step take no other producer and no used_by")
             original = None
             if cached_from is not None:
-                self.flush()  # the original may be queued
+                if cached_from in self._runs:
+                    self.flush()  # the original is queued: written first, to have its id
                 original = self._find(cached_from)
                 if original is None:
                     log.warning("cached step %s: no recorded run %s", step.engine_ref, cached_from)
