@@ -37,10 +37,14 @@ def workflow(rec: Recorder, root: Path) -> None:
     (root / "out" / "tmp.txt").write_text("temporary")
     rec.produce(one, "out/tmp.txt", kind="transient")
     rec.produce(one, "out/never.txt")  # reported, never made
+    (root / "out" / "dir").mkdir()
+    (root / "out" / "dir" / "part.txt").write_text("a part")
+    rec.produce(one, "out/dir")  # a folder
     rec.finish_step(one)
     two = rec.start_step(wf, key="count", kind="rule", engine_task_id="2")
     rec.use(two, "data/shared.txt", role="again")  # the same input, another step
     rec.use(two, "out/a.txt")  # an output of the same batch
+    rec.use(two, "out/dir")  # a folder of the same batch
     (root / "out" / "tmp.txt").unlink()  # a temp() output deleted before anything is written
     rec.use(two, "out/tmp.txt")
     (root / "data" / "gone.txt").unlink()
@@ -106,7 +110,7 @@ def test_batched_lineage_is_the_plain_lineage(
     workflow(rec, batched)
     assert rec.missing == [str(batched / "out" / "never.txt"), str(batched / "data" / "gone.txt")]
     expected = lineage("plain", plain)
-    assert len(expected["runs"]) == 6 and len(expected["files"]) == 7
+    assert len(expected["runs"]) == 6 and len(expected["files"]) == 8
     assert lineage("batched", batched) == expected
 
 
@@ -144,6 +148,23 @@ def test_a_step_nested_under_a_step_of_the_same_batch_is_written(
     assert runs["r/2"].parent_id == runs["r/1"].id and runs["r/3"].parent_id == runs["r/2"].id
     assert [r.status for r in runs.values()] == ["completed"] * 4
     assert [a.key for a in runs["r/3"].inputs.all()] == ["raw.txt"]
+
+
+def test_a_folder_is_queued_like_a_file(instance: Instance, tmp_path: Path) -> None:
+    for name in ("made", "read"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "x.txt").write_text(name)
+    rec = BatchRecorder("toy", root=tmp_path, steps=100, ms=60_000)
+    wf = rec.start_workflow(key="p", engine_run_id="r")
+    step = rec.start_step(wf, key="make", kind="rule", engine_task_id="1")
+    used = rec.use(step, "read")
+    made = rec.produce(step, "made")
+    rec.finish_step(step)
+    assert made is not None and used is not None
+    assert made.id is None and used.id is None and step.run.id is None  # nothing written yet
+    rec.flush()
+    assert made.n_files == 1 and made.run_id == step.run.id and used.run_id is None
+    assert [a.key for a in ll.Run.get(id=step.run.id).inputs.all()] == ["read"]
 
 
 def test_capture_batch_setting_overrides_the_engines_default(

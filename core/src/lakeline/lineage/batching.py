@@ -23,6 +23,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import stat
 import threading
 import time
 import weakref
@@ -66,7 +67,14 @@ class _File:
     plan: Plan
     producer: Handle | None
     used_by: list[tuple[Handle, str]]
-    stat: Stat | None  # when it was hashed
+    stat: Stat | None  # when it was hashed (None: a folder)
+
+
+def _mode(location: str) -> int | None:
+    try:
+        return os.stat(location).st_mode
+    except OSError:
+        return None
 
 
 def _flush_at_exit(ref: weakref.ReferenceType[BatchRecorder]) -> None:
@@ -116,8 +124,9 @@ class BatchRecorder(Recorder):
         from lakeline.artifacts.save import plan_file
 
         assert self.instance is not None
-        if protocol_of(location) != "local" or not os.path.isfile(location):
-            return None  # gone, a folder or remote: the plain path handles those
+        mode = _mode(location) if protocol_of(location) == "local" else None
+        if mode is None or not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            return None  # gone, remote, a FIFO or device: the plain path handles those
         contained = storage_containing(location, self.instance, normalized=True)
         want = key  # the key the record has: a link and its target differ
         if want is None and contained is not None:
@@ -125,7 +134,8 @@ class BatchRecorder(Recorder):
         queued = self._files.get(location)
         if queued is not None:
             same = producer is None and want == queued.artifact.key
-            if not same or (queued.producer is not None and file_stat(location) != queued.stat):
+            changed = queued.stat is None or file_stat(location) != queued.stat  # a folder: may be
+            if not same or (queued.producer is not None and changed):
                 return None  # an output rewritten since, or reported twice: write first
             assert user is not None
             queued.used_by.append(user)  # used by several steps of one batch: hashed once
@@ -136,10 +146,10 @@ class BatchRecorder(Recorder):
             return seen
         if contained is None and not self.upload:
             self.instance.register_storage(os.path.dirname(location))
-        stat = file_stat(location)
+        hashed = None if stat.S_ISDIR(mode) else file_stat(location)
         artifact = self._describe(location, key=key, kind=kind, run=None)  # producer: at flush
         plan = plan_file(artifact, self.instance)  # hashed now: what the step saw
-        entry = _File(location, artifact, plan, producer, [] if user is None else [user], stat)
+        entry = _File(location, artifact, plan, producer, [] if user is None else [user], hashed)
         self._files[location] = entry
         self._started()
         return artifact
