@@ -100,8 +100,6 @@ def test_a_batch_writes_its_files_edges_and_finishes_with_the_steps(
     """The plugin's files go through the batching Recorder's flush, not a transaction (and
     an INSERT or UPDATE a row) of their own: a run imported in one batch writes all its
     used-by edges in one statement, and every step's run is inserted before it finishes."""
-    from functools import partial
-
     from lakeline.lineage import batching
     from snakemake_logger_plugin_lakeline.importer import import_workflow
 
@@ -110,7 +108,8 @@ def test_a_batch_writes_its_files_edges_and_finishes_with_the_steps(
     run_snakemake(root, plugin=False)  # recorded from Snakemake's metadata afterwards
     monkeypatch.delenv("LAKELINE_CAPTURE_BATCH", raising=False)
     # one batch whatever the machine's load: only the end of the import writes
-    monkeypatch.setattr(batching, "make_recorder", partial(batching.make_recorder, ms=1e9))
+    real = batching.make_recorder
+    monkeypatch.setattr(batching, "make_recorder", lambda *a, **k: real(*a, **{**k, "ms": 1e9}))
     statements: Counter[str] = Counter()
 
     def record(conn: Any, cursor: Any, sql: str, params: Any, context: Any, many: bool) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +28,7 @@ def stat_of(path: str) -> list[int] | None:
         info = os.stat(path)
     except OSError:
         return None
-    if not os.path.isdir(path):
+    if not stat.S_ISDIR(info.st_mode):
         return [info.st_size, info.st_mtime_ns]
     size, newest, count = 0, info.st_mtime_ns, 0
     for root, _, names in os.walk(path):

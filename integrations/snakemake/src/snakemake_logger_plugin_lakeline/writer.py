@@ -210,12 +210,12 @@ class Writer:
             name = os.path.basename(location.rstrip("/")) or None
             return name if self.recorder.upload else None
         relative = os.path.relpath(location, self.workdir)
-        real = os.path.join(self._real_workdir, relative)
-        return relative if os.path.realpath(location) != real else None
-
-    @functools.cached_property
-    def _real_workdir(self) -> str:
-        return os.path.realpath(self.workdir)
+        path = self.workdir  # a link below the workflow folder: checked up from there only
+        for part in relative.split(os.sep):
+            path = os.path.join(path, part)
+            if os.path.islink(path):
+                return relative
+        return None
 
     def _lookup(self, location: str) -> Artifact | None:
         known = self._known.get(location)
