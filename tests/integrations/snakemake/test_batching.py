@@ -132,3 +132,46 @@ def test_a_batch_writes_its_files_edges_and_finishes_with_the_steps(
     # the 9 steps' finishes in one statement (one a run on SQLite), the workflow's its own
     finishes = 1 if instance.engine.dialect.name == "postgresql" else 9
     assert statements["UPDATE runs SET"] == finishes + 1
+
+
+def test_a_file_used_after_a_link_to_it_changed_its_ctime_is_its_own_record(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """Links to a file are one location with one record each: a job using the file, after
+    Snakemake's protected() chmod through a link changed its ctime, is linked to the file's
+    own record (remembered by path), not to whichever record a save finds at that place."""
+    from dataclasses import dataclass
+
+    from lakeline.lineage.recorder import BatchRecorder, Handle
+    from snakemake_logger_plugin_lakeline.writer import Writer
+
+    @dataclass
+    class Job:  # what the Writer needs of a job (writer.JobLike)
+        step: Handle | None
+        finished: bool = False
+
+    def problem(job: Any, what: str, exc: BaseException) -> None:
+        raise exc
+
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "data.txt").write_text("data\n")
+    (tmp_path / "prot.txt").symlink_to("real/data.txt")
+    rec = BatchRecorder("snakemake", root=tmp_path, steps=100, ms=1e9)
+    writer = Writer(rec, str(tmp_path), problem)
+    wf = rec.start_workflow(key="p", engine_run_id="r")
+    jobs = {}
+    for i, rule in enumerate(("target", "prot", "link")):
+        jobs[rule] = Job(rec.start_step(wf, key=rule, kind="rule", engine_task_id=str(i)))
+    writer.produce(jobs["target"], "real/data.txt")
+    writer.finish(jobs["target"], "completed", None)
+    writer.flush()
+    writer.produce(jobs["prot"], "prot.txt")
+    writer.finish(jobs["prot"], "completed", None)
+    writer.flush()
+    (tmp_path / "prot.txt").chmod(0o444)  # follows the link
+    writer.use(jobs["link"], "real/data.txt")
+    writer.finish(jobs["link"], "completed", None)
+    writer.flush()
+    step = jobs["link"].step
+    assert step is not None
+    assert [a.key for a in Run.get(id=step.run.id).inputs.all()] == ["real/data.txt"]

@@ -163,6 +163,16 @@ class BatchRecorder(Recorder):
         if len(self._finishes) >= self.steps or waited:
             self.flush()
 
+    def use_saved(self, step: Handle, artifact: Artifact, role: str = "") -> None:
+        """Queue that `step` used `artifact`, a saved record of a file the engine knows is
+        unchanged (not hashed again): `link`, written at the flush."""
+        with self._lock:
+            if artifact.id is None:
+                raise LakelineError("use_saved takes a saved record (its id is None)")
+            self._links.append((step, artifact, role))
+            self._started()
+            self._due()
+
     def flush_if_due(self) -> None:
         """Flush if the batch is due (`steps` finished steps, or `ms` since its first queued
         call): for an integration's timer, so a batch waits no longer than `ms` while the

@@ -471,8 +471,7 @@ class Recorder(RunUpdates):
             # the step read it, its bytes are gone since: keep the edge, by location
             log.warning("%s no longer exists: its use is recorded as a reference", location)
             return self._gone_input(location, used_by, key=key, kind=kind)
-        want = key if key is not None or contained is None else contained[1]  # a link's own
-        if used_by is not None and (seen := self._seen.get(location, want)) is not None:
+        if used_by is not None and (seen := self._seen.get(location, key, contained)) is not None:
             try:  # registered by this Recorder and unchanged since: link, do not hash again
                 return seen, add_input(used_by[0], seen, self.instance, used_by[1])
             except IntegrityError:  # the record was deleted meanwhile: register it again

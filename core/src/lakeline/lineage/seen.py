@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from lakeline.models import Artifact
@@ -51,8 +51,14 @@ class SeenFiles:
             while len(self._files) > self._limit:
                 self._files.popitem(last=False)
 
-    def get(self, location: str, key: str | None) -> Artifact | None:
-        """The artifact with `key` registered for `location` if the file is unchanged since."""
+    def get(
+        self, location: str, key: str | None, contained: tuple[Any, str] | None = None
+    ) -> Artifact | None:
+        """The artifact with `key` registered for `location` if the file is unchanged since;
+        without a key, the key a save derives in the storage `contained` in (a link to a
+        file and the file are one location with two records, each its own key)."""
+        if key is None and contained is not None:
+            key = contained[1]
         with self._lock:
             entry = self._files.get((location, key))
         if entry is None:

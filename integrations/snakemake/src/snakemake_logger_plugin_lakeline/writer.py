@@ -121,13 +121,19 @@ class Writer:
         location = os.path.join(self.workdir, path)
         if not_data(location):
             return
-        if self.queued:
-            try:
-                self.recorder.use(job.step, path, role=role, key=self.key_of(location))
+        known = self._lookup(location)
+        if self.queued:  # a file this run recorded, unchanged: linked (not what the save
+            try:  # would pick at a place several links share), else queued
+                if known is not None:
+                    self.recorder.use_saved(job.step, known, role)  # type: ignore[attr-defined]
+                else:
+                    artifact = self.recorder.use(
+                        job.step, path, role=role, key=self.key_of(location)
+                    )
+                    self._remember(location, artifact)
             except Exception as exc:
                 self.problem(job, f"input {path}", exc)
             return
-        known = self._lookup(location)
         if known is not None:
             self._links.append((job, known, role))
         elif location in self._files:
@@ -218,14 +224,16 @@ class Writer:
         return None
 
     def _lookup(self, location: str) -> Artifact | None:
+        """The record of a file this run recorded, if unchanged since (and written: one a
+        batching Recorder still holds gets its id at the flush)."""
         known = self._known.get(location)
-        if known is None or stat_of(location) != known[0]:
+        if known is None or known[1].id is None or stat_of(location) != known[0]:
             return None
         return known[1]
 
     def _remember(self, location: str, artifact: Artifact | None) -> None:
-        if artifact is None or artifact.id is None:
-            return  # not written yet (queued in a batching Recorder)
+        if artifact is None:
+            return
         stat = stat_of(location)
         if stat is not None:
             self._known[location] = (stat, artifact)
