@@ -190,7 +190,7 @@ def test_capture_batch_setting_overrides_the_engines_default(
 def steps_of_one_flush(rec: Recorder, root: Path, n: int) -> list[Handle]:
     """A step reads `n` files before their producers are known and a shared file, and `n`
     long steps start (written at once), then `n` steps use a file each, produce those files
-    and finish, and the long steps read that step's input and the shared file (recorded
+    and finish, and the long steps read that step's output and the shared file (recorded
     before) and finish, and a step finishes cached from the first: for a BatchRecorder, one
     flush, written when `rec.flush` is called."""
     root.mkdir()
@@ -212,7 +212,7 @@ def steps_of_one_flush(rec: Recorder, root: Path, n: int) -> list[Handle]:
         rec.produce(step, f"out{i}.txt")  # unchanged: the early step's artifact, claimed
         rec.finish_step(step, exit_code=0)
     for i, step in enumerate(long):  # runs of an earlier flush
-        rec.use(step, f"in{i}.txt")  # queued in this batch: hashed once
+        rec.use(step, f"out{i}.txt")  # an output queued in this batch: hashed once
         rec.use(step, "shared.txt")  # saved by an earlier flush, unchanged: linked
         rec.finish_step(step, "errored" if i % 2 else "completed", exit_code=i % 2, error=None)
     again = rec.start_step(wf, key="peek", kind="rule", engine_task_id="again")

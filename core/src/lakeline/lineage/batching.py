@@ -133,14 +133,18 @@ class BatchRecorder(Recorder):
             want = contained[1]  # the save derives it so
         queued = self._files.get(location)
         if queued is not None:
-            same = producer is None and want == queued.artifact.key
+            # an output of this batch, unchanged: used as it is; an input queued by another
+            # step: written first unless the keys are the same as given (a step's body may
+            # read what its start recorded, as Prefect's do)
+            mine = want if queued.producer is not None else key
+            same = producer is None and mine == queued.artifact.key
             changed = queued.stat is None or file_stat(location) != queued.stat  # a folder: may be
             if not same or (queued.producer is not None and changed):
                 return None  # an output rewritten since, or reported twice: write first
             assert user is not None
             queued.used_by.append(user)  # used by several steps of one batch: hashed once
             return queued.artifact
-        if user is not None and (seen := self._seen.get(location, want)) is not None:
+        if user is not None and (seen := self._seen.get(location, key, contained)) is not None:
             self._links.append((user[0], seen, user[1]))
             self._started()
             return seen

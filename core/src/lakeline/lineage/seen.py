@@ -33,6 +33,7 @@ class SeenFiles:
 
     def __init__(self, limit: int = LIMIT) -> None:
         self._files: OrderedDict[tuple[str, str | None], tuple[Stat, Artifact]] = OrderedDict()
+        self._keys: dict[str, set[str | None]] = {}  # location -> keys remembered there
         self._lock = threading.Lock()
         self._limit = limit
 
@@ -48,18 +49,29 @@ class SeenFiles:
         with self._lock:
             self._files[entry] = (stat, artifact)
             self._files.move_to_end(entry)
+            self._keys.setdefault(location, set()).add(artifact.key)
             while len(self._files) > self._limit:
-                self._files.popitem(last=False)
+                (old, key), _ = self._files.popitem(last=False)
+                self._drop(old, key)
+
+    def _drop(self, location: str, key: str | None) -> None:
+        keys = self._keys.get(location, set())
+        keys.discard(key)
+        if not keys:
+            self._keys.pop(location, None)
 
     def get(
         self, location: str, key: str | None, contained: tuple[Any, str] | None = None
     ) -> Artifact | None:
         """The artifact with `key` registered for `location` if the file is unchanged since;
-        without a key, the key a save derives in the storage `contained` in (a link to a
-        file and the file are one location with two records, each its own key)."""
-        if key is None and contained is not None:
-            key = contained[1]
+        without a key, the one record remembered there, or, where there are several (links
+        to one file, each its own key), the one with the key a save derives in the storage
+        `contained` in."""
         with self._lock:
+            if key is None:  # the one record there, or (links) the one the save derives
+                keys = self._keys.get(location, set())
+                derived = None if contained is None else contained[1]
+                key = next(iter(keys)) if len(keys) == 1 else derived
             entry = self._files.get((location, key))
         if entry is None:
             return None
@@ -70,5 +82,6 @@ class SeenFiles:
 
     def forget(self, location: str) -> None:
         with self._lock:
-            for entry in [e for e in self._files if e[0] == location]:
-                del self._files[entry]
+            for key in list(self._keys.get(location, ())):
+                self._files.pop((location, key), None)
+                self._drop(location, key)
