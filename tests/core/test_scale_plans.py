@@ -115,6 +115,9 @@ def _wide_catalog(tmp_path: Path) -> None:
 
 
 def _queries() -> dict[str, Any]:
+    from lakeline.models import RunInput
+    from sqlalchemy import func, select
+
     A = ll.Artifact
     even = A.filter(key__startswith="even/")
     return {
@@ -132,6 +135,15 @@ def _queries() -> dict[str, Any]:
         "excluded": A.filter().exclude(key__startswith="odd/").limit(10),
         "expression": A.filter(A.size > 0, description__contains="1").limit(10),
         "first": A.filter(key__startswith="odd/").limit(1),
+        # the walk's EXISTS must keep each term's meaning: an exclude through a join (its
+        # subquery holds the table inside a JOIN), NOT IN a subquery yielding NULL (no row),
+        # IN a limited or aggregated subquery
+        "excluded by relation": even.exclude(run__transform__key="align").limit(10),
+        "not in nulls": A.filter(A.id.not_in(select(ll.Run.report_id))).limit(10),
+        "in a limited subquery": A.filter(
+            A.id.in_(select(RunInput.artifact_id).order_by(RunInput.artifact_id).limit(1))
+        ).limit(10),
+        "in an aggregate": A.filter(A.id.in_(select(func.max(RunInput.artifact_id)))).limit(10),
     }
 
 
@@ -154,6 +166,8 @@ def test_every_plan_returns_the_same_rows(
     assert len(expected["prefix"]) == 10 and expected["none"] == []
     assert len(expected["run's transform"]) == 1 and len(expected["label"]) == 10
     assert expected["newest"] == sorted(expected["newest"], reverse=True)
+    assert len(expected["excluded by relation"]) == 10 and expected["not in nulls"] == []
+    assert len(expected["in a limited subquery"]) == len(expected["in an aggregate"]) == 1
     frame = ll.Artifact.filter(key__startswith="even/").limit(50).to_dataframe(columns=["key"])
     for forced in [(10**12, 0), (0, 10**12), (0, 0)]:  # index plan, walk, index plan after both
         monkeypatch.setattr(query_plans, "budgets", lambda needed, max_id, width, f=forced: f)

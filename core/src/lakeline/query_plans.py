@@ -29,12 +29,11 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func
+from sqlalchemy import Column, Select, func
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import BinaryExpression, BooleanClauseList
 
 if TYPE_CHECKING:
-    from sqlalchemy import Select
     from sqlalchemy.orm import Session
 
     from lakeline.query import QuerySet
@@ -142,17 +141,30 @@ def walk_terms(model: Any, conditions: Sequence[Any]) -> list[Any]:
 
 
 def _correlated(model: Any, condition: Any) -> Any:
-    """`model.id [NOT] IN (SELECT x FROM other ...)` as `[NOT] EXISTS (... AND x = model.id)`:
-    an IN list drives SQLite's plan (it reads every id of the list first)."""
-    if not isinstance(condition, BinaryExpression):
+    """`model.id IN (SELECT x FROM other ...)` as `EXISTS (... AND x = model.id)`: an IN list
+    drives SQLite's plan (it reads every id of the list first). Only where both mean the same:
+    a plain select of a column of another table (no LIMIT, OFFSET, GROUP BY or aggregate, and
+    `model`'s table nowhere in its FROM, also not inside a JOIN: it would not correlate). NOT IN
+    stays: `id NOT IN (... NULL ...)` matches no row, `NOT EXISTS` every row without a match."""
+    if not isinstance(condition, BinaryExpression) or condition.operator is not operators.in_op:
         return condition
     left, right = condition.left, condition.right
-    if condition.operator not in (operators.in_op, operators.not_in_op):
-        return condition
     if getattr(left, "table", None) is not model.__table__ or left.key != "id":
         return condition
     inner: Any = getattr(right, "element", right)  # ScalarSelect -> its Select
-    if not hasattr(inner, "selected_columns") or model.__table__ in inner.get_final_froms():
+    if not isinstance(inner, Select) or not _plain(inner, model.__table__):
         return condition
-    found = inner.where(inner.selected_columns[0] == model.id).exists()
-    return found if condition.operator is operators.in_op else ~found
+    return inner.where(inner.selected_columns[0] == model.id).exists()
+
+
+def _plain(inner: Select[Any], table: Any) -> bool:
+    """Whether `inner` selects one column of a table other than `table` and nothing else
+    (filtered, joined, ordered) changes which values it yields when filtered by that column."""
+    columns = list(inner.selected_columns)
+    if len(columns) != 1 or not isinstance(columns[0], Column):
+        return False  # an expression, an aggregate, a literal: not one row's value
+    if inner._limit_clause is not None or inner._offset_clause is not None:
+        return False
+    if inner._group_by_clauses or inner._having_criteria:
+        return False
+    return not any(f.is_derived_from(table) for f in inner.get_final_froms())
