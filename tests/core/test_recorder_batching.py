@@ -167,6 +167,29 @@ def test_a_folder_is_queued_like_a_file(instance: Instance, tmp_path: Path) -> N
     assert [a.key for a in ll.Run.get(id=step.run.id).inputs.all()] == ["read"]
 
 
+def test_an_input_rewritten_between_two_steps_uses_is_its_new_bytes(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """Two steps of one batch use a file under the key they give; it is rewritten between the
+    uses: the second step's input is a record of the new bytes, not the first one's."""
+    data = tmp_path / "data.txt"
+    data.write_text("first bytes")
+    rec = BatchRecorder("toy", root=tmp_path, steps=100, ms=600_000)
+    wf = rec.start_workflow(key="p", engine_run_id="r")
+    one = rec.start_step(wf, key="a", kind="rule", engine_task_id="1")
+    rec.use(one, "data.txt", key="data.txt")
+    rec.finish_step(one)
+    data.write_text("the other bytes")
+    two = rec.start_step(wf, key="b", kind="rule", engine_task_id="2")
+    rec.use(two, "data.txt", key="data.txt")
+    rec.finish_step(two)
+    rec.finish_workflow(wf)
+    (first,) = ll.Run.get(id=one.run.id).inputs.all()
+    (second,) = ll.Run.get(id=two.run.id).inputs.all()
+    assert first.size == len("first bytes") and second.size == len("the other bytes")
+    assert second.hash != first.hash and second.is_latest and not first.is_latest
+
+
 def test_capture_batch_setting_overrides_the_engines_default(
     instance: Instance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

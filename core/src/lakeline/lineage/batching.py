@@ -135,12 +135,12 @@ class BatchRecorder(Recorder):
         if queued is not None:
             # an output of this batch, unchanged: used as it is; an input queued by another
             # step: written first unless the keys are the same as given (a step's body may
-            # read what its start recorded, as Prefect's do)
+            # read what its start recorded, as Prefect's do) and the file is unchanged
             mine = want if queued.producer is not None else key
             same = producer is None and mine == queued.artifact.key
             changed = queued.stat is None or file_stat(location) != queued.stat  # a folder: may be
-            if not same or (queued.producer is not None and changed):
-                return None  # an output rewritten since, or reported twice: write first
+            if not same or changed:
+                return None  # rewritten since it was hashed, or reported twice: write first
             assert user is not None
             queued.used_by.append(user)  # used by several steps of one batch: hashed once
             return queued.artifact
