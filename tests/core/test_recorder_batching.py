@@ -377,3 +377,172 @@ def test_naive_times_are_refused_when_given(
     step = ll.Run.get(engine="toy", engine_ref="r/1")
     assert step.status == "completed" and step.finished_at == datetime(2026, 1, 1, 10, tzinfo=UTC)
     assert ll.Run.get(engine="toy", engine_ref="r").status == "completed"
+
+
+def _fail_once(failures: list[int]) -> None:
+    """At the `recorder.flush` checkpoint: a transient database error, the first time."""
+    from sqlalchemy.exc import OperationalError
+
+    failures.append(1)
+    if len(failures) == 1:
+        raise OperationalError("COMMIT", {}, ConnectionError("server closed the connection"))
+
+
+def _first_steps(rec: Recorder, root: Path) -> Handle:
+    (root / "in.txt").write_text("input")
+    wf = rec.start_workflow(key="p", engine_run_id="r")
+    one = rec.start_step(wf, key="split", kind="rule", engine_task_id="1")
+    rec.use(one, "in.txt")
+    (root / "a.txt").write_text("a")
+    rec.produce(one, "a.txt")
+    rec.finish_step(one)
+    return wf
+
+
+def _next_steps(rec: Recorder, root: Path, wf: Handle) -> None:
+    """Steps using files saved before (unchanged: links), a new input, outputs used again."""
+    (root / "new.txt").write_text("a new input")
+    two = rec.start_step(wf, key="count", kind="rule", engine_task_id="2")
+    rec.use(two, "a.txt")
+    rec.use(two, "new.txt", role="extra")
+    (root / "dir").mkdir()
+    (root / "dir" / "part.txt").write_text("part")
+    rec.produce(two, "dir")
+    (root / "b.txt").write_text("b")
+    rec.finish_step(two, "errored", exit_code=2, error="boom", outputs=["b.txt"])
+    three = rec.start_step(wf, key="merge", kind="rule", engine_task_id="3")
+    rec.use(three, "b.txt")
+    rec.use(three, "in.txt")
+    rec.finish_step(three)
+
+
+def test_a_failed_flush_is_written_whole_by_the_next_one(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """A flush failing half written raises and leaves its batch queued: the next flush writes
+    it all (nothing twice), as the plain Recorder records it."""
+    from lakeline import checkpoints
+    from sqlalchemy.exc import OperationalError
+
+    plain, batched = tmp_path / "plain", tmp_path / "batched"
+    for root in (plain, batched):
+        root.mkdir()
+    rec_plain = Recorder("plain", root=plain)
+    plain_wf = _first_steps(rec_plain, plain)
+    _next_steps(rec_plain, plain, plain_wf)
+    rec_plain.finish_workflow(plain_wf)
+    rec = BatchRecorder("batched", root=batched, steps=100, ms=600_000)
+    wf = _first_steps(rec, batched)
+    rec.flush()
+    _next_steps(rec, batched, wf)
+    failures: list[int] = []
+    with checkpoints.at("recorder.flush", lambda: _fail_once(failures)):
+        with pytest.raises(OperationalError, match="server closed"):
+            rec.flush()
+        steps = {r.engine_ref: r for r in ll.Run.filter(engine="batched")}
+        assert steps["r/2"].status == steps["r/3"].status == "started"  # rolled back
+        assert not steps["r/2"].inputs.all() and not steps["r/3"].outputs.all()
+        rec.flush()
+    assert len(failures) == 2
+    rec.finish_workflow(wf)
+    assert ll.Run.filter(engine="batched").count() == ll.Run.filter(engine="plain").count() == 4
+    assert lineage("batched", batched) == lineage("plain", plain)
+
+
+@pytest.mark.parametrize("upload", [False, True], ids=["in-place", "uploaded"])
+def test_a_file_changed_before_the_retried_flush_is_saved_as_it_is_then(
+    instance: Instance, tmp_path: Path, upload: bool
+) -> None:
+    """The failed flush's copy is gone and its hash stale: the retry reads the file again."""
+    from lakeline import checkpoints
+    from lakeline.storage.hashing import hash_local_file
+    from sqlalchemy.exc import OperationalError
+
+    out = tmp_path / "out.txt"
+    out.write_text("the bytes when reported")
+    root = None if upload else tmp_path  # no root: a file outside any storage is copied in
+    rec = BatchRecorder("toy", root=root, steps=100, ms=600_000, upload=upload)
+    wf = rec.start_workflow(key="p", engine_run_id="r")
+    step = rec.start_step(wf, key="s", kind="rule", engine_task_id="1")
+    made = rec.produce(step, out)
+    rec.finish_step(step)
+    failures: list[int] = []
+    with checkpoints.at("recorder.flush", lambda: _fail_once(failures)):
+        with pytest.raises(OperationalError):
+            rec.flush()
+        out.write_text("other bytes, written before the retry")
+        rec.flush()
+    assert len(failures) == 2
+    assert made is not None and made.id is not None
+    (saved,) = ll.Run.get(id=step.run.id).outputs.all()
+    assert saved.id == made.id and saved.in_place is not upload
+    stored = saved.cache()
+    assert Path(stored).read_text() == "other bytes, written before the retry"
+    assert saved.hash == hash_local_file(stored).hash
+    assert saved.size == len("other bytes, written before the retry")
+    assert ll.Run.get(id=step.run.id).status == "completed"
+
+
+def test_a_file_gone_before_the_retried_flush_is_recorded_as_the_plain_recorder_does(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """Its bytes cannot be read again: its producer claims nothing, a user gets a reference."""
+    from lakeline import checkpoints
+    from sqlalchemy.exc import OperationalError
+
+    (tmp_path / "in.txt").write_text("input")
+    (tmp_path / "out.txt").write_text("output")
+    rec = BatchRecorder("toy", root=tmp_path, steps=100, ms=600_000)
+    wf = rec.start_workflow(key="p", engine_run_id="r")
+    step = rec.start_step(wf, key="s", kind="rule", engine_task_id="1")
+    rec.use(step, "in.txt")
+    rec.produce(step, "out.txt")
+    rec.finish_step(step)
+    failures: list[int] = []
+    with checkpoints.at("recorder.flush", lambda: _fail_once(failures)):
+        with pytest.raises(OperationalError):
+            rec.flush()
+        (tmp_path / "in.txt").unlink()
+        (tmp_path / "out.txt").unlink()
+        rec.flush()
+    run = ll.Run.get(id=step.run.id)
+    assert run.status == "completed" and not run.outputs.all()
+    (used,) = run.inputs.all()
+    assert used.key == "in.txt" and used.hash is None  # a reference: its bytes are gone
+    assert rec.missing == [str(tmp_path / "in.txt"), str(tmp_path / "out.txt")]
+
+
+def test_runs_whose_insert_failed_stay_queued(instance: Instance, tmp_path: Path) -> None:
+    """The queued runs' own transaction fails: they are inserted (once) by the next flush."""
+    from sqlalchemy.exc import OperationalError
+
+    (tmp_path / "in.txt").write_text("input")
+    rec = BatchRecorder("toy", root=tmp_path, steps=100, ms=600_000)
+    wf = rec.start_workflow(key="p", engine_run_id="r")
+    outer = rec.start_step(wf, key="s", kind="rule", engine_task_id="1")
+    inner = rec.start_step(wf, key="t", kind="rule", engine_task_id="2", parent=outer)
+    rec.use(inner, "in.txt")
+    rec.finish_step(inner)
+    rec.finish_step(outer)
+    inserts: list[str] = []
+
+    def fail_second_wave(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith("INSERT INTO runs"):
+            inserts.append(statement)
+            if len(inserts) == 2:  # the nested run's wave: the outer one is inserted
+                raise OperationalError(statement, {}, ConnectionError("connection lost"))
+
+    event.listen(instance.engine, "before_cursor_execute", fail_second_wave)
+    try:
+        with pytest.raises(OperationalError, match="connection lost"):
+            rec.flush()
+        assert outer.run.id is None and inner.run.id is None
+        assert not ll.Run.filter(engine="toy", parent_id__isnull=False).count()
+        rec.flush()
+    finally:
+        event.remove(instance.engine, "before_cursor_execute", fail_second_wave)
+    assert len(inserts) == 4
+    runs = {r.engine_ref: r for r in ll.Run.filter(engine="toy", parent_id__isnull=False)}
+    assert sorted(runs) == ["r/1", "r/2"] and runs["r/2"].parent_id == runs["r/1"].id
+    assert [r.status for r in runs.values()] == ["completed"] * 2
+    assert [a.key for a in runs["r/2"].inputs.all()] == ["in.txt"]

@@ -7,7 +7,8 @@
 hashed and written at the flush); everything else writes as the plain Recorder does, after a
 flush. A flush is one bulk save of the queued files with their used-by edges, producers and
 the queued step finishes, in one transaction: a process killed before or during it loses the
-unflushed batch and never leaves part of one. It happens when `steps` steps finished or `ms`
+unflushed batch and never leaves part of one; a flush that fails keeps its batch queued (its
+files read again) for the next one. It happens when `steps` steps finished or `ms`
 passed since the first queued call (checked at the next call), before any call that reads or
 changes what is queued (a `use` of a queued output, a file that is gone, `mark_gone`,
 `reference`, `link`, `save_files`, `mark`, `annotate`, ...), at `finish_workflow`, on
@@ -64,10 +65,11 @@ class _File:
 
     location: str
     artifact: Artifact
-    plan: Plan
+    plan: Plan | None  # None: a failed flush dropped it, the next one reads the file again
     producer: Handle | None
     used_by: list[tuple[Handle, str]]
     stat: Stat | None  # when it was hashed (None: a folder)
+    key: str | None  # as given
 
 
 def _mode(location: str) -> int | None:
@@ -153,7 +155,8 @@ class BatchRecorder(Recorder):
         hashed = None if stat.S_ISDIR(mode) else file_stat(location)
         artifact = self._describe(location, key=key, kind=kind, run=None)  # producer: at flush
         plan = plan_file(artifact, self.instance)  # hashed now: what the step saw
-        entry = _File(location, artifact, plan, producer, [] if user is None else [user], hashed)
+        users = [] if user is None else [user]
+        entry = _File(location, artifact, plan, producer, users, hashed, key)
         self._files[location] = entry
         self._started()
         return artifact
@@ -229,18 +232,42 @@ class BatchRecorder(Recorder):
             return handle
 
     def _insert_runs(self) -> set[int]:
-        """Insert the queued runs in one transaction (those recorded before are found)."""
+        """Insert the queued runs in one transaction (those recorded before are found); if it
+        fails, they stay queued, unsaved."""
+        from sqlalchemy.orm import make_transient
+        from sqlalchemy.orm.attributes import set_committed_value
+
+        from lakeline.db.session import stamp
+
+        assert self.instance is not None
+        runs = list(self._runs.values())
+        started: list[tuple[Handle, Handle]] = []
+        try:
+            self._insert_all(runs, started)
+        except BaseException:
+            for handle, _ in started:  # inserted by the rolled back transaction: not saved
+                if handle.run.id is not None:
+                    make_transient(handle.run)
+                    set_committed_value(handle.run, "id", None)
+            raise
+        self._runs = {}
+        for handle, _ in runs:
+            stamp(handle.run, self.instance)
+        for handle, _ in started:
+            fire("run_started", run=handle.run)
+        return {id(handle.run) for handle, _ in started}
+
+    def _insert_all(
+        self, runs: list[tuple[Handle, Handle]], started: list[tuple[Handle, Handle]]
+    ) -> None:
+        """`_insert_runs`' transaction; `started` gets the runs it inserts."""
         from sqlalchemy import select
 
         from lakeline.db.rows import chunks, one_of
-        from lakeline.db.session import stamp
         from lakeline.lineage.run_rows import insert_runs
         from lakeline.models import Run, Transform
 
         assert self.instance is not None
-        runs = list(self._runs.values())
-        self._runs = {}
-        started = []
         with self.instance.sessions.write() as session:
             found: dict[str | None, Run] = {}
             for chunk in chunks([handle.engine_ref for handle, _ in runs]):
@@ -266,11 +293,6 @@ class BatchRecorder(Recorder):
                     handle.run.parent_id = parent.run.id
                 insert_runs(session, [handle.run for handle, _ in ready])
                 waiting = [(h, p) for h, p in waiting if h.run.id is None]
-        for handle, _ in runs:
-            stamp(handle.run, self.instance)
-        for handle, _ in started:
-            fire("run_started", run=handle.run)
-        return {id(handle.run) for handle, _ in started}
 
     def use(
         self, step: Handle, path: str | os.PathLike[str], *, role: str = "", key: str | None = None
@@ -343,91 +365,151 @@ class BatchRecorder(Recorder):
     # -- writing --------------------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Write everything queued in one transaction (nothing if nothing is queued)."""
-        from lakeline.artifacts.save import save_artifacts
-        from lakeline.db.session import stamp
-
+        """Write everything queued in one transaction (nothing if nothing is queued). If it
+        fails, the batch is queued again (its files read again at the next flush) and the
+        error raised: the next flush writes it."""
         with self._lock:
             new: set[int] = set()  # the runs inserted here, as the database holds them
             if self._runs:  # first, in a transaction of their own: a valid state by itself
                 new = self._insert_runs()
-            files, links = list(self._files.values()), self._links
-            finishes = self._finishes
+            taken = (self._files, self._links, self._finishes, self._since)
             self._files, self._links, self._finishes, self._since = {}, [], [], None
-            if not files and not finishes and not links:
+            if not any(taken[:3]):
                 return
-            assert self.instance is not None
-            for f in files:
+            try:
+                gone = self._write(list(taken[0].values()), taken[1], taken[2], new)
+            except BaseException:
+                self._requeue(*taken)
+                raise
+            for f in gone:  # unreadable at a retry: recorded as the plain Recorder does
                 if f.producer is not None:
-                    f.artifact.run_id = f.producer.run.id
-            edges: list[tuple[Run, Artifact]] = []
-            done: list[tuple[Handle, Run, bool]] = []
+                    Recorder.produce(self, f.producer, f.location, key=f.key, kind=f.artifact.kind)
+                for user, role in f.used_by:
+                    Recorder.use(self, user, f.location, role=role, key=f.key)
 
-            def write(session: Session, plans: Sequence[Plan] = ()) -> None:
-                edges.clear()  # a retried transaction starts again
-                done.clear()
-                wanted: dict[tuple[int, int, str], tuple[Run, Artifact]] = {}
-                claims: list[tuple[Artifact | None, int]] = []
-                for f, plan in zip(files, plans, strict=True):
-                    result = plan.result
-                    assert result is not None and result.id is not None
-                    if f.producer is not None:
-                        claims.append((result, f.producer.run.id))
-                    for user, role in f.used_by:
-                        wanted.setdefault((user.run.id, result.id, role), (user.run, result))
-                for user, artifact, role in links:  # files saved before, unchanged since
-                    wanted.setdefault((user.run.id, artifact.id, role), (user.run, artifact))
-                claim_many(session, claims)
-                made = insert_inputs(session, wanted)  # one statement: the new ones back
-                edges.extend(pair for edge, pair in wanted.items() if edge in made)
-                checkpoints.reach("recorder.flush")  # half the batch written, not committed
-                first: list[tuple[Run, Finish]] = []
-                for step, change in finishes:
-                    if (
-                        id(step.run) in new
-                        and step.run.status != change.status
-                        and not any(run is step.run for run, _ in first)
-                    ):
-                        first.append((step.run, change))  # one statement for all of them
-                        done.append((step, step.run, True))
-                finish_new(session, first)
-                later = [
-                    (step, change)
-                    for step, change in finishes
-                    if not any(run is step.run and c is change for run, c in first)
-                ]
-                once: dict[int, tuple[Handle, Finish]] = {}  # a run's first finish: batched
-                for step, change in later:
-                    once.setdefault(step.run.id, (step, change))
-                found = finish_found(session, [(s.run, c) for s, c in once.values()])
-                for step, change in later:
-                    record = found.get(step.run.id)
-                    first_step, first_change = once[step.run.id]
-                    if record is not None and first_step is step and first_change is change:
-                        done.append((step, record, True))
-                    else:  # a replay, a gone run, or the same run's next finish
-                        done.append((step, *change.apply(session, step.run)))
+    def _requeue(
+        self,
+        files: dict[str, _File],
+        links: list[tuple[Handle, Artifact, str]],
+        finishes: list[tuple[Handle, Finish]],
+        since: float | None,
+    ) -> None:
+        """Queue a batch whose flush failed again, ahead of what was queued since; its files
+        are read again at the next flush (the failed save removed its plans' copies)."""
+        from lakeline.artifacts.store import discard
 
-            if files:
-                save_artifacts(
-                    [f.artifact for f in files],
-                    self.instance,
-                    also=write,
-                    producer_from_context=False,
-                    planned=[f.plan for f in files],
-                )
-                for f in files:  # as it was when hashed
-                    self._seen.remember(f.location, f.artifact, f.stat)
-            else:
-                with self.instance.sessions.write() as session:
-                    write(session)
-            for run, artifact in edges:
-                fire("artifact_used", artifact=artifact, run=run)
-            for step, record, changed in done:
-                stamp(record, self.instance)
-                step.run = record
-                if changed:
-                    fire("run_finished", run=record)
+        for f in files.values():
+            if f.plan is not None:
+                discard(f.plan.tmp)  # the save removed it, unless it failed before its start
+                f.plan = None
+        self._files = {**files, **self._files}
+        self._links = links + self._links
+        self._finishes = finishes + self._finishes
+        self._since = since  # due again
+
+    def _replan(self, f: _File) -> bool:
+        """Read a file again (hash, copy) whose plan a failed flush dropped: False when it is
+        gone or no longer the same type of entry (file or folder)."""
+        from lakeline.artifacts.save import plan_file
+
+        assert self.instance is not None
+        mode = _mode(f.location)
+        if mode is None or not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            return False
+        if stat.S_ISDIR(mode) != f.artifact._source_is_dir:
+            return False
+        f.stat = None if stat.S_ISDIR(mode) else file_stat(f.location)
+        f.artifact.key = f.key  # derived again as at the first plan
+        f.plan = plan_file(f.artifact, self.instance)
+        return True
+
+    def _write(
+        self,
+        files: list[_File],
+        links: list[tuple[Handle, Artifact, str]],
+        finishes: list[tuple[Handle, Finish]],
+        new: set[int],
+    ) -> list[_File]:
+        """Write a batch in one transaction; the files that could not be read again (a
+        retried batch), left out, are returned."""
+        from lakeline.artifacts.save import save_artifacts
+        from lakeline.db.session import stamp
+
+        assert self.instance is not None
+        gone = [f for f in files if f.plan is None and not self._replan(f)]
+        files = [f for f in files if f.plan is not None]
+        for f in files:
+            if f.producer is not None:
+                f.artifact.run_id = f.producer.run.id
+        edges: list[tuple[Run, Artifact]] = []
+        done: list[tuple[Handle, Run, bool]] = []
+
+        def write(session: Session, plans: Sequence[Plan] = ()) -> None:
+            edges.clear()  # a retried transaction starts again
+            done.clear()
+            wanted: dict[tuple[int, int, str], tuple[Run, Artifact]] = {}
+            claims: list[tuple[Artifact | None, int]] = []
+            for f, plan in zip(files, plans, strict=True):
+                result = plan.result
+                assert result is not None and result.id is not None
+                if f.producer is not None:
+                    claims.append((result, f.producer.run.id))
+                for user, role in f.used_by:
+                    wanted.setdefault((user.run.id, result.id, role), (user.run, result))
+            for user, artifact, role in links:  # files saved before, unchanged since
+                wanted.setdefault((user.run.id, artifact.id, role), (user.run, artifact))
+            claim_many(session, claims)
+            made = insert_inputs(session, wanted)  # one statement: the new ones back
+            edges.extend(pair for edge, pair in wanted.items() if edge in made)
+            checkpoints.reach("recorder.flush")  # half the batch written, not committed
+            first: list[tuple[Run, Finish]] = []
+            for step, change in finishes:
+                if (
+                    id(step.run) in new
+                    and step.run.status != change.status
+                    and not any(run is step.run for run, _ in first)
+                ):
+                    first.append((step.run, change))  # one statement for all of them
+                    done.append((step, step.run, True))
+            finish_new(session, first)
+            later = [
+                (step, change)
+                for step, change in finishes
+                if not any(run is step.run and c is change for run, c in first)
+            ]
+            once: dict[int, tuple[Handle, Finish]] = {}  # a run's first finish: batched
+            for step, change in later:
+                once.setdefault(step.run.id, (step, change))
+            found = finish_found(session, [(s.run, c) for s, c in once.values()])
+            for step, change in later:
+                record = found.get(step.run.id)
+                first_step, first_change = once[step.run.id]
+                if record is not None and first_step is step and first_change is change:
+                    done.append((step, record, True))
+                else:  # a replay, a gone run, or the same run's next finish
+                    done.append((step, *change.apply(session, step.run)))
+
+        if files:
+            save_artifacts(
+                [f.artifact for f in files],
+                self.instance,
+                also=write,
+                producer_from_context=False,
+                planned=[f.plan for f in files if f.plan is not None],
+            )
+            for f in files:  # as it was when hashed
+                self._seen.remember(f.location, f.artifact, f.stat)
+        else:
+            with self.instance.sessions.write() as session:
+                write(session)
+        for run, artifact in edges:
+            fire("artifact_used", artifact=artifact, run=run)
+        for step, record, changed in done:
+            stamp(record, self.instance)
+            step.run = record
+            if changed:
+                fire("run_finished", run=record)
+        return gone
 
     def _flushed(name: str) -> Any:  # type: ignore[misc]
         """The Recorder's method `name`, after a flush."""
