@@ -77,3 +77,50 @@ def test_a_process_stopped_mid_flow_keeps_the_task_runs_it_finished(
     (step,) = workflow.children.all()
     assert step.transform.key == "quick" and step.status == "completed"
     assert ll.Artifact.get(key="out/quick.txt").run_id == step.id
+
+
+def test_the_flusher_warns_once_of_a_failed_flush_naming_the_error(
+    instance: Instance, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A batch the idle flusher cannot write is kept; the error is a warning, said once."""
+    from lakeline import checkpoints
+    from lakeline.lineage.recorder import BatchRecorder
+    from lakeline_prefect.flusher import Flusher
+
+    (tmp_path / "a.txt").write_text("a")
+    rec = BatchRecorder("toy", root=tmp_path, steps=100, ms=600_000)
+    wf = rec.start_workflow(key="p", engine_run_id="r")
+    step = rec.start_step(wf, key="s", kind="task", engine_task_id="1")
+    rec.produce(step, "a.txt")
+    rec.finish_step(step)
+    rec.ms = 1  # due at the flusher's next look
+    tries: list[int] = []
+
+    def fail() -> None:
+        tries.append(1)
+        raise OSError("disk I/O error")
+
+    running = [(rec, 0.0)]
+    lock = threading.RLock()
+    flusher = Flusher(lambda: list(running), lock)
+    with (
+        caplog.at_level("DEBUG", logger="lakeline.prefect"),
+        checkpoints.at("recorder.flush", fail),
+    ):
+        flusher.start()
+        deadline = time.monotonic() + 120
+        while len(tries) < 3 and time.monotonic() < deadline:  # a wait, not a timing assert
+            time.sleep(0.05)
+        with lock:
+            running.clear()
+            thread = flusher._thread
+        if thread is not None:
+            thread.join(60)
+    assert len(tries) >= 3
+    warned = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert [r.getMessage() for r in warned] == [
+        "lakeline could not write a batch (kept): OSError: disk I/O error"
+    ]
+    rec.flush()  # kept: written now
+    assert ll.Run.get(id=step.run.id).status == "completed"
+    assert [a.key for a in ll.Run.get(id=step.run.id).outputs.all()] == ["a.txt"]

@@ -31,6 +31,7 @@ class Flusher:
     ) -> None:
         self._running, self._lock = running, lock
         self._thread: threading.Thread | None = None
+        self._said: str | None = None  # the last failed flush's error, said once
 
     def start(self) -> None:
         """Start the thread unless it runs (call with a flow run registered in `running`)."""
@@ -54,5 +55,10 @@ class Flusher:
                     try:
                         with AUDIT.quiet():
                             recorder.flush_if_due()
-                    except Exception as exc:  # the next hook or the flow's end meets it again
-                        log.debug("lakeline could not flush a batch yet: %s", exc)
+                    except Exception as exc:  # queued again: the next flush writes it
+                        said = f"{type(exc).__name__}: {exc}"
+                        if said != self._said:  # once per error, not every IDLE / 2 s
+                            log.warning("lakeline could not write a batch (kept): %s", said)
+                        self._said = said
+                    else:
+                        self._said = None
