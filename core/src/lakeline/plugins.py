@@ -215,6 +215,9 @@ def get_plugin_manager(*, commands: bool = False) -> pluggy.PluginManager:
     asks for before calling `register_commands`.
     """
     global _pm, _commands_loaded
+    pm = _pm
+    if pm is not None and (_commands_loaded or not commands):  # loaded: no lock (hot path)
+        return pm
     with _lock:
         if _pm is None:
             _pm = _create()

@@ -119,6 +119,9 @@ def _bound(
     return values
 
 
+bound_values = _bound  # for other modules' statements over json_each / unnest
+
+
 def _insert_from_json(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> bool:
     """SQLite: INSERT the rows with ONE statement, `INSERT ... SELECT` over a JSON array of
     the values as the column types bind them (`json_each`, in order). An executemany runs

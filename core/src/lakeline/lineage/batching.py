@@ -462,20 +462,20 @@ class BatchRecorder(Recorder):
             made = insert_inputs(session, wanted)  # one statement: the new ones back
             edges.extend(pair for edge, pair in wanted.items() if edge in made)
             checkpoints.reach("recorder.flush")  # half the batch written, not committed
-            first: list[tuple[Run, Finish]] = []
+            first: dict[int, tuple[Run, Finish]] = {}  # by id(run): its first finish
             for step, change in finishes:
                 if (
                     id(step.run) in new
                     and step.run.status != change.status
-                    and not any(run is step.run for run, _ in first)
+                    and id(step.run) not in first
                 ):
-                    first.append((step.run, change))  # one statement for all of them
+                    first[id(step.run)] = (step.run, change)  # one statement for all of them
                     done.append((step, step.run, True))
-            finish_new(session, first)
+            finish_new(session, list(first.values()))
             later = [
                 (step, change)
                 for step, change in finishes
-                if not any(run is step.run and c is change for run, c in first)
+                if first.get(id(step.run), (None, None))[1] is not change
             ]
             once: dict[int, tuple[Handle, Finish]] = {}  # a run's first finish: batched
             for step, change in later:

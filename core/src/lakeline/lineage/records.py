@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -135,11 +136,11 @@ def new_run(
 
 def fire(hook_name: str, **kwargs: Any) -> None:
     """Call an observer hook; plugins must not break the user's run, so errors are logged."""
-    import logging
-
     from lakeline.plugins import get_plugin_manager
 
     try:
-        getattr(get_plugin_manager().hook, hook_name)(**kwargs)
+        caller = getattr(get_plugin_manager().hook, hook_name)
+        if caller.get_hookimpls():  # nobody listening: skip the call (the capture hot path)
+            caller(**kwargs)
     except Exception:
         logging.getLogger("lakeline").exception("plugin hook %s failed", hook_name)

@@ -178,14 +178,6 @@ def finish_new(session: Session, changes: Sequence[tuple[Run, Finish]]) -> None:
     if not changes:
         return
     dialect = _dialect(session)
-    key = ("finish_many", dialect)
-    stmt = _statements.get(key)
-    if stmt is None:
-        stmt = _statements[key] = (
-            _PG_FINISH_MANY
-            if dialect == "postgresql"
-            else update(_table()).where(_table().c.id == bindparam("p_id", type_=Integer))
-        )
     params: list[dict[str, Any]] = []
     for run, change in changes:
         at = change.at or utcnow()
@@ -209,9 +201,9 @@ def finish_new(session: Session, changes: Sequence[tuple[Run, Finish]]) -> None:
         arrays = {name: [row[name] for row in params] for name in columns}
         arrays["status_log"] = [json.dumps(log) for log in arrays["status_log"]]
         arrays["finished_at"] = _utc_binds(session, arrays["finished_at"])
-        session.execute(stmt, arrays)
+        session.execute(_PG_FINISH_MANY, arrays)
     else:
-        session.execute(stmt, params)
+        session.execute(_SQLITE_FINISH_MANY, {"rows": _json_rows(session, params)})
 
 
 def _utc_binds(session: Session, moments: Sequence[Any]) -> list[Any]:
@@ -233,6 +225,31 @@ _PG_FINISH_MANY = text(
 )
 
 
+# SQLite: the same in one statement over a JSON array of the rows (an executemany runs the
+# UPDATE once per run); its audit triggers are row triggers, called once a run either way
+_SQLITE_FINISH_MANY = text(
+    "UPDATE runs SET status = v.status, status_log = v.status_log, finished_at = v.finished_at, "
+    "exit_code = v.exit_code, error = v.error, cached_from_id = v.cached_from_id "
+    "FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS status, "
+    "json_extract(value, '$[2]') AS status_log, json_extract(value, '$[3]') AS finished_at, "
+    "json_extract(value, '$[4]') AS exit_code, json_extract(value, '$[5]') AS error, "
+    "json_extract(value, '$[6]') AS cached_from_id FROM json_each(:rows)) AS v "
+    "WHERE runs.id = v.id"
+)
+
+
+def _json_rows(session: Session, params: Sequence[dict[str, Any]]) -> str:
+    """`params` (p_id and the _FINISHED columns) as one JSON array of rows, each value as its
+    column type binds it (the log as its JSON text, times as SQLite's text): what an
+    executemany would have bound, handed to json_each."""
+    from lakeline.db.rows import bound_values
+
+    dialect = session.get_bind().dialect
+    renamed = [{"id": row["p_id"], **{n: row[n] for n in _FINISHED}} for row in params]
+    values = bound_values(_table(), dialect, ["id", *_FINISHED], renamed)
+    return json.dumps(values, ensure_ascii=False)
+
+
 _PG_FINISH_FOUND = (  # Finish.row for many runs: one statement, one trigger call
     "UPDATE runs SET status = v.status, status_log = (CASE WHEN jsonb_typeof(runs.status_log) "
     "= 'array' THEN runs.status_log ELSE '[]'::jsonb END) || jsonb_build_array(v.entry), "
@@ -247,32 +264,67 @@ _PG_FINISH_FOUND = (  # Finish.row for many runs: one statement, one trigger cal
 )
 
 
+_SQLITE_FINISH_FOUND = (  # the same over a JSON array of the rows, the log appended as Finish.row
+    "UPDATE runs SET status = v.status, status_log = json_insert(CASE WHEN "
+    "json_type(runs.status_log) = 'array' THEN runs.status_log ELSE '[]' END, '$[#]', "
+    "json(v.entry)), finished_at = v.at, exit_code = coalesce(v.exit_code, runs.exit_code), "
+    "error = coalesce(v.error, runs.error), "
+    "cached_from_id = coalesce(v.cached_from_id, runs.cached_from_id) "
+    "FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS status, "
+    "json_extract(value, '$[2]') AS at, json_extract(value, '$[3]') AS exit_code, "
+    "json_extract(value, '$[4]') AS error, json_extract(value, '$[5]') AS cached_from_id, "
+    "json_extract(value, '$[6]') AS entry FROM json_each(:rows)) AS v "
+    "WHERE runs.id = v.id AND runs.status <> v.status RETURNING "
+)
+
+
 def finish_found(session: Session, changes: Sequence[tuple[Run, Finish]]) -> dict[int, Run]:
-    """`Finish.row` for runs of other transactions (each run once) in one statement on
-    PostgreSQL: the updated records by run id. A run missing from it (a replay, a gone run;
-    every run on SQLite) is left to `Finish.apply`."""
-    if not changes or _dialect(session) != "postgresql":
-        return {}  # SQLite: its row triggers cost the same in one statement or in many
+    """`Finish.row` for runs of other transactions (each run once) in one statement: the
+    updated records by run id. A run missing from it (a replay, a gone run) is left to
+    `Finish.apply`."""
+    if not changes:
+        return {}
+    dialect = _dialect(session)
     ats = [change.at or utcnow() for _, change in changes]
-    params = {
-        "p_id": [run.id for run, _ in changes],
-        "status": [change.status for _, change in changes],
-        "entry": [
-            json.dumps({"status": change.status, "at": at.isoformat()})
-            for (_, change), at in zip(changes, ats, strict=True)
-        ],
-        "at": _utc_binds(session, ats),
-        "exit_code": [change.exit_code for _, change in changes],
-        "error": [change.error for _, change in changes],
-        "cached_from_id": [change.cached_from_id for _, change in changes],
-    }
+    entries = [
+        json.dumps({"status": change.status, "at": at.isoformat()})
+        for (_, change), at in zip(changes, ats, strict=True)
+    ]
     columns = list(_table().columns)  # the mapped ones (a migration may add unmapped ones)
-    stmt = _statements.get(("finish_found", "postgresql"))
+    stmt = _statements.get(("finish_found", dialect))
     if stmt is None:
         returning = ", ".join(f'runs."{column.name}"' for column in columns)
-        stmt = _statements["finish_found", "postgresql"] = text(
-            _PG_FINISH_FOUND + returning
-        ).columns(*columns)  # typed: values come back as Finish.row's (UTC, decoded JSON)
+        head = _PG_FINISH_FOUND if dialect == "postgresql" else _SQLITE_FINISH_FOUND
+        stmt = _statements["finish_found", dialect] = text(head + returning).columns(
+            *columns
+        )  # typed: values come back as Finish.row's (UTC, decoded JSON)
+    params: dict[str, Any]
+    if dialect == "postgresql":
+        params = {
+            "p_id": [run.id for run, _ in changes],
+            "status": [change.status for _, change in changes],
+            "entry": entries,
+            "at": _utc_binds(session, ats),
+            "exit_code": [change.exit_code for _, change in changes],
+            "error": [change.error for _, change in changes],
+            "cached_from_id": [change.cached_from_id for _, change in changes],
+        }
+    else:
+        from lakeline.db.rows import bound_values
+
+        names = ["id", "status", "finished_at", "exit_code", "error", "cached_from_id"]
+        given = [
+            dict(
+                zip(
+                    names, (r.id, c.status, at, c.exit_code, c.error, c.cached_from_id), strict=True
+                )
+            )
+            for (r, c), at in zip(changes, ats, strict=True)
+        ]
+        values = bound_values(_table(), session.get_bind().dialect, names, given)
+        for listed, entry in zip(values, entries, strict=True):
+            listed.append(entry)
+        params = {"rows": json.dumps(values, ensure_ascii=False)}
     records = {}
     for row in session.execute(stmt, params):
         record: Run = Run.__mapper__.class_manager.new_instance()
@@ -356,7 +408,11 @@ def claim_outputs(session: Session, artifacts: Iterable[Artifact | None], run_id
     claim_many(session, [(artifact, run_id) for artifact in artifacts])
 
 
-_CLAIM = text("UPDATE artifacts SET run_id = :r WHERE id = :a AND run_id IS NULL")
+_SQLITE_CLAIM = text(  # one statement over a JSON array (an executemany is one a file)
+    "UPDATE artifacts SET run_id = v.r FROM (SELECT json_extract(value, '$[0]') AS a, "
+    "json_extract(value, '$[1]') AS r FROM json_each(:rows)) AS v "
+    "WHERE artifacts.id = v.a AND artifacts.run_id IS NULL"
+)
 _PG_CLAIM = text(  # one statement: one call of the audit and creator triggers, not one a file
     "UPDATE artifacts SET run_id = c.r FROM unnest(CAST(:r AS integer[]), "
     "CAST(:a AS integer[])) AS c(r, a) WHERE artifacts.id = c.a AND artifacts.run_id IS NULL"
@@ -364,8 +420,7 @@ _PG_CLAIM = text(  # one statement: one call of the audit and creator triggers, 
 
 
 def claim_many(session: Session, claims: Iterable[tuple[Artifact | None, int]]) -> None:
-    """`claim_outputs` for (artifact, producing run id) pairs, in one statement on
-    PostgreSQL and one executemany on SQLite."""
+    """`claim_outputs` for (artifact, producing run id) pairs, in one statement."""
     todo = {}
     for artifact, run_id in claims:
         if artifact is None or artifact.run_id is not None or artifact.id in todo:
@@ -381,7 +436,7 @@ def claim_many(session: Session, claims: Iterable[tuple[Artifact | None, int]]) 
         ids = [artifact_id for artifact_id, _ in pairs]
         session.execute(_PG_CLAIM, {"r": [run_id for _, (_, run_id) in pairs], "a": ids})
     else:
-        rows = [{"r": run_id, "a": artifact_id} for artifact_id, (_, run_id) in todo.items()]
-        session.execute(_CLAIM, rows)
+        rows = [[artifact_id, run_id] for artifact_id, (_, run_id) in todo.items()]
+        session.execute(_SQLITE_CLAIM, {"rows": json.dumps(rows)})
     for artifact, run_id in todo.values():  # as written: no second UPDATE by the ORM's flush
         set_committed_value(artifact, "run_id", run_id)

@@ -40,11 +40,12 @@ class SeenFiles:
     def remember(self, location: str, artifact: Artifact | None, stat: Stat | None = None) -> None:
         """`artifact` is what `location` holds now, or when its stat was `stat` (local files
         only; folders are not kept)."""
-        if artifact is None or artifact.id is None or not os.path.isfile(location):
+        if artifact is None or artifact.id is None:
             return
-        stat = stat or file_stat(location)
-        if stat is None:
-            return
+        if stat is None:  # a given stat is a file's (`get` compares it with the file's then)
+            stat = file_stat(location) if os.path.isfile(location) else None
+            if stat is None:
+                return
         entry = (location, artifact.key)
         with self._lock:
             self._files[entry] = (stat, artifact)

@@ -112,6 +112,8 @@ def filesystem(root: str, storage_options: dict[str, Any] | None = None) -> Abst
     import json
 
     protocol = protocol_of(root)
+    if not storage_options and (fs := _fs_cache.get((protocol, ""))) is not None:
+        return fs  # the common case, read without the lock (a dict read is atomic)
     options = dict(storage_options or {})
     cache_key = (protocol, json.dumps(options, sort_keys=True, default=str) if options else "")
     with _fs_lock:
