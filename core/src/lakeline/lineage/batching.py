@@ -72,11 +72,16 @@ class _File:
     key: str | None  # as given
 
 
-def _mode(location: str) -> int | None:
+def _stat(location: str) -> os.stat_result | None:
     try:
-        return os.stat(location).st_mode
+        return os.stat(location)
     except OSError:
         return None
+
+
+def _mode(location: str) -> int | None:
+    st = _stat(location)
+    return None if st is None else st.st_mode
 
 
 def _flush_at_exit(ref: weakref.ReferenceType[BatchRecorder]) -> None:
@@ -126,8 +131,8 @@ class BatchRecorder(Recorder):
         from lakeline.artifacts.save import plan_file
 
         assert self.instance is not None
-        mode = _mode(location) if protocol_of(location) == "local" else None
-        if mode is None or not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        st = _stat(location) if protocol_of(location) == "local" else None
+        if st is None or not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
             return None  # gone, remote, a FIFO or device: the plain path handles those
         contained = storage_containing(location, self.instance, normalized=True)
         want = key  # the key the record has: a link and its target differ
@@ -152,7 +157,12 @@ class BatchRecorder(Recorder):
             return seen
         if contained is None and not self.upload:
             self.instance.register_storage(os.path.dirname(location))
-        hashed = None if stat.S_ISDIR(mode) else file_stat(location)
+        # as file_stat, before the hash: what the step saw (a folder: None)
+        hashed = (
+            None
+            if stat.S_ISDIR(st.st_mode)
+            else (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+        )
         artifact = self._describe(location, key=key, kind=kind, run=None)  # producer: at flush
         plan = plan_file(artifact, self.instance)  # hashed now: what the step saw
         users = [] if user is None else [user]

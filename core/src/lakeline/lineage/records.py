@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select, update
 
 from lakeline.db.locks import lock_keys
+from lakeline.db.rows import fill_new
 from lakeline.errors import LakelineError
 from lakeline.ids import new_stem, new_uid, suffix_index, versioned_uid
 from lakeline.models import Run, Transform
@@ -118,19 +119,32 @@ def new_run(
     created_by_id: int | None = None,
     at: datetime | None = None,
 ) -> Run:
-    """A new run of `transform` (not yet added to a session)."""
-    run = Run(
-        uid=new_uid(),
-        transform_id=transform.id,
-        params=params,
-        parent_id=parent_id,
-        engine=engine,
-        engine_ref=engine_ref,
-        environment_id=None if environment is None else environment.id,
-        host=host or socket.gethostname(),
-        created_by_id=created_by_id,
+    """A new run of `transform` (not yet added to a session), with `status` logged at `at`
+    (as `log_status` logs it). Built without the ORM's attribute events (`fill_new`): the
+    capture hot path makes one per engine task."""
+    if status not in RUN_STATUSES:
+        raise LakelineError(f"unknown run status {status!r}; statuses: {', '.join(RUN_STATUSES)}")
+    at = utcnow() if at is None else check_aware(at)
+    run: Run = Run.__mapper__.class_manager.new_instance()
+    fill_new(
+        run,
+        {
+            "uid": new_uid(),
+            "transform_id": transform.id,
+            "params": params,
+            "parent_id": parent_id,
+            "engine": engine,
+            "engine_ref": engine_ref,
+            "environment_id": None if environment is None else environment.id,
+            "host": host or socket.gethostname(),
+            "created_by_id": created_by_id,
+            "status": status,
+            "status_log": [{"status": status, "at": at.isoformat()}],
+            "scheduled_at": at if status == "scheduled" else None,
+            "started_at": at if status == "started" else None,
+            "finished_at": at if status in FINAL_STATUSES else None,
+        },
     )
-    log_status(run, status, at)
     return run
 
 

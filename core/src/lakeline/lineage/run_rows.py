@@ -36,6 +36,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
+from lakeline.db.rows import fill_new
 from lakeline.errors import LakelineError
 from lakeline.lineage.records import FINAL_STATUSES, log_status
 from lakeline.models import Artifact, Run
@@ -153,18 +154,20 @@ def insert_runs(session: Session, runs: Sequence[Run]) -> None:
     from lakeline.db.rows import insert_rows
 
     rows = []
+    columns = _columns()
     for run in runs:
-        if run.created_at is None:
-            run.created_at = utcnow()
         loaded = run.__dict__
-        rows.append({name: loaded.get(name) for name in _columns()})
+        if loaded.get("created_at") is None:
+            fill_new(run, {"created_at": utcnow()})
+        rows.append({name: loaded.get(name) for name in columns})
     for run, row, new_id in zip(
         runs, rows, insert_rows(session, _table(), rows, unique="uid"), strict=True
     ):
-        set_committed_value(run, "id", new_id)
-        for name, value in row.items():
-            if name not in run.__dict__:
-                set_committed_value(run, name, value)
+        # every column loaded, also the unset (None) ones: a transient record's values
+        # become its loaded ones when it is made detached (no per-attribute events)
+        loaded = run.__dict__
+        fill_new(run, {name: value for name, value in row.items() if name not in loaded})
+        fill_new(run, {"id": new_id})
         make_transient_to_detached(run)
 
 
