@@ -125,25 +125,34 @@ def test_a_completed_job_is_described_from_the_scheduler(
     instance: Instance, flow: Flow, tmp_path: Path
 ) -> None:
     """A completed job's arguments, result and child jobs' results are what the scheduler
-    holds: recording its end reads only its end time back from redun's database (it read
-    the job, task, call node, arguments, values and child jobs: ~10 queries a job), and
-    the lineage is still the import's."""
+    holds, and its start and end times are those redun's backend wrote as the scheduler
+    saw them written: recording a job's start and end reads nothing of the job back from
+    redun's database, only its execution's row once (it read the job row at the start;
+    at the end the job, task, call node, arguments, values and child jobs, ~10 queries a
+    job, then its end time). The runs' times are redun's, the lineage the import's."""
+    from redun.backends.db import Job as JobRow
     from redun.config import Config
     from sqlalchemy import event
 
     reads: dict[str, int] = {}
 
-    class Counting(LakelineScheduler):
-        def _record_end(self, job: Any, *more: Any) -> None:
+    def counted(method: Any) -> Any:
+        def run(self: Any, job: Any, *more: Any) -> None:
             def count(*_: Any) -> None:
                 reads[job.id] = reads.get(job.id, 0) + 1
 
             engine = self.backend.engine
             event.listen(engine, "before_cursor_execute", count)
             try:
-                super()._record_end(job, *more)
+                method(self, job, *more)
             finally:
                 event.remove(engine, "before_cursor_execute", count)
+
+        return run
+
+    class Counting(LakelineScheduler):
+        _record_start = counted(LakelineScheduler._record_start)
+        _record_end = counted(LakelineScheduler._record_end)
 
     config = Config({"backend": {"db_uri": flow.db_uri, "automigrate": "True"}})
     cwd = os.getcwd()
@@ -156,7 +165,14 @@ def test_a_completed_job_is_described_from_the_scheduler(
         os.chdir(cwd)
     live = lineage()
     assert len(live) == 7 and {r[3] for r in live} == {"completed"}  # main, its 5 jobs
-    assert sorted(reads.values()) == [1] * 6
+    assert sum(reads.values()) == 1  # the execution's row, once (its args), no job's
+    times = {
+        row.id: (row.start_time, row.end_time)
+        for row in scheduler.backend.session.query(JobRow).all()
+    }
+    runs = ll.Run.filter(engine="redun", parent_id__isnull=False)
+    assert {r.engine_ref: (r.started_at, r.finished_at) for r in runs} == times
+    assert not scheduler._times and not scheduler._ends  # forgotten once recorded
     init(storage=tmp_path / "other", name="other")
     import_redun(str(flow.db))
     assert lineage() == live

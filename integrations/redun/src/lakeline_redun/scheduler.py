@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from redun import Scheduler
@@ -63,6 +64,39 @@ class LakelineScheduler(Scheduler):
         self._starts: dict[str, tuple[JobStart, list[FileRef]]] = {}
         self._children: dict[str, list[str]] = {}
         self._results: dict[str, set[tuple[str, str]]] = {}
+        # start and end times redun's database backend wrote for a job (until it ends): read
+        # back from the database otherwise, one query a job each
+        self._times: dict[str, datetime] = {}
+        self._ends: dict[str, datetime] = {}
+        self._names: dict[tuple[str, str], list[str]] = {}  # a task's parameter names
+        self._capture_times()
+
+    def _capture_times(self) -> None:
+        """Wrap the database backend's `record_job_start` / `record_job_end` to keep the
+        times they write (redun takes `now` from its caller, else its own `utcnow()`)."""
+        from redun.backends.db import RedunBackendDb
+        from redun.utils import utcnow
+
+        backend = self.backend
+        if not isinstance(backend, RedunBackendDb):
+            return
+        start, end = backend.record_job_start, backend.record_job_end
+
+        def record_job_start(job: Any, now: datetime | None = None) -> Any:
+            now = now or utcnow()
+            row = start(job, now=now)
+            self._times.setdefault(job.id, now)
+            return row
+
+        def record_job_end(
+            job: Any, now: datetime | None = None, status: str | None = None
+        ) -> None:
+            now = now or utcnow()
+            end(job, now=now, status=status)
+            self._ends[job.id] = now
+
+        backend.record_job_start = record_job_start  # type: ignore[method-assign]
+        backend.record_job_end = record_job_end  # type: ignore[method-assign]
 
     def run(self, *args: Any, **kwargs: Any) -> Any:
         """`Scheduler.run`, with a timer that writes the Recorder's batch once it is due: redun
@@ -130,9 +164,14 @@ class LakelineScheduler(Scheduler):
         if not _provenance(job):
             return
         session = self._session()
-        row = session.get(JobRow, job.id) if session is not None else None
-        if row is None:
-            return  # not started yet (waiting for resources): recorded when it is
+        started_at = self._times.get(job.id)
+        if started_at is None and session is not None:  # a time this scheduler did not see
+            row = session.get(JobRow, job.id)
+            started_at = None if row is None else row.start_time
+            if row is None:
+                return  # not started yet (waiting for resources): recorded when it is
+        if session is None:
+            return
         lineage = self._lineage(job.execution.id)
         if job.parent_job is None:
             lineage.execution.root_job_id = job.id
@@ -141,7 +180,10 @@ class LakelineScheduler(Scheduler):
             (i, None, v) for i, v in enumerate(pos_args)
         ]
         args += [(None, k, v) for k, v in kw_args.items()]
-        names = positional_names(job.task.source, job.task.name)
+        names = self._names.get((job.task.hash, job.task.name))
+        if names is None:  # the source parsed once a task
+            names = positional_names(job.task.source, job.task.name)
+            self._names[job.task.hash, job.task.name] = names
         start = JobStart(
             id=job.id,
             execution_id=job.execution.id,
@@ -149,7 +191,7 @@ class LakelineScheduler(Scheduler):
             task_name=job.task.fullname,
             task_hash=job.task.hash,
             source=job.task.source,
-            started_at=row.start_time,
+            started_at=started_at,
             params=params_from_args(args, names),
         )
         if job.parent_job is None:
@@ -167,18 +209,23 @@ class LakelineScheduler(Scheduler):
             if session is None or job.execution is None:
                 return
             lineage = self._lineage(job.execution.id)
+            self._times.pop(job.id, None)
+            ended = self._ends.pop(job.id, None)
             if result is _FAILED:
                 self._starts.pop(job.id, None)
-            known = None if result is _FAILED else self._completed(session, job, result)
+            known = None if result is _FAILED else self._completed(session, job, result, ended)
             lineage.finish_job(known or job_info(session, job.id))
         except Exception as error:  # lineage must never break the workflow
             log.warning("lakeline: could not record job %s: %s", job.id, error)
 
-    def _completed(self, session: Any, job: Job, result: Any) -> JobInfo | None:
+    def _completed(
+        self, session: Any, job: Job, result: Any, ended: datetime | None = None
+    ) -> JobInfo | None:
         """A job that completed, as `job_info` reads it back from redun's database, from
         what the scheduler holds: its arguments (the call node's), its result, the files its
         child jobs returned. None when something is only in the database: a cached job (its
-        origin), a job whose start or a child's end was not seen here."""
+        origin), a job whose start or a child's end was not seen here. `ended`: the end
+        time redun's backend wrote, if this scheduler saw it written."""
         from redun.backends.db import Job as JobRow
 
         started = self._starts.pop(job.id, None)
@@ -189,7 +236,9 @@ class LakelineScheduler(Scheduler):
             return None
         start, used = started
         excluded = {(f.path, f.redun_hash) for f in used}.union(*kids)
-        finished = session.query(JobRow.end_time).filter(JobRow.id == job.id).scalar()
+        finished = ended  # as redun wrote it
+        if finished is None:  # an end this scheduler did not see written
+            finished = session.query(JobRow.end_time).filter(JobRow.id == job.id).scalar()
         info = JobInfo(**vars(start), finished_at=finished, call_hash=job.call_hash)
         info.status, info.used = "completed", used
         info.produced = [f for f in returned if (f.path, f.redun_hash) not in excluded]
