@@ -4,6 +4,7 @@ bm25. PostgreSQL's pool is unchanged (prefix matches among the newest rows, ts_r
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,8 @@ from typing import Any
 import lakeline as ll
 import pytest
 from lakeline.instance import Instance
-from lakeline.search import _tokens, whole_word_pool
-from sqlalchemy import event
+from lakeline.search import _rank_pool, _tokens, whole_word_pool
+from sqlalchemy import event, text
 
 
 def _artifacts(tmp_path: Path, described: list[tuple[str, str | None]]) -> None:
@@ -97,10 +98,10 @@ def test_a_whole_word_pool_ranks_as_bm25_does(instance: Instance) -> None:
     with instance.sessions.read() as session:
         pool = whole_word_pool(session, ll.ULabel, "sample", 30)
         assert pool is not None and whole_word_pool(session, ll.ULabel, "sample", 31) is None
-    import json
-
-    scores = {int(k): v for k, v in json.loads(pool.scores).items()}
-    assert sorted(scores, key=lambda id_: (scores[id_], -id_)) == exact
+    assert json.loads(pool.ids) == exact
+    with instance.sessions.read() as session:
+        rows = session.execute(text("SELECT id, name, synonyms, abbr, description FROM ulabels"))
+        scores = _rank_pool(rows.all(), [("sample",)], [1.0])
     assert len(set(scores.values())) > 5  # the order is decided by the scores, not ties
 
 

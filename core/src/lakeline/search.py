@@ -44,7 +44,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
-    Float,
     Integer,
     Select,
     and_,
@@ -63,6 +62,7 @@ LIKE_FIELDS = ("key", "description", "handle", "name", "root", "reference")
 POOL_WINDOW = 20  # PostgreSQL: the pool's matches come from the newest POOL_WINDOW x pool rows
 # PostgreSQL: each field's first characters are indexed (a tsvector must stay under 1 MB)
 PG_FIELD_CHARS = 100_000
+_TOKEN = re.compile(r"[^\W_]+")  # FTS5's unicode61 tokens: runs of letters and digits
 _SEARCH_OBJECT = re.compile(r"\w+_fts(_\w+)?|ix_\w+_search_vector|search_vector")
 
 
@@ -156,28 +156,31 @@ def _fts5_query(terms: list[str], *, whole: bool = False) -> str:
 
 @dataclass(frozen=True)
 class RankedPool:
-    """SQLite: a pool of whole-word matches and their scores (lower is better, as bm25's),
-    as a JSON object `{id: score}`."""
+    """SQLite: a pool of whole-word matches, ranked: a JSON array of ids, best first."""
 
-    scores: str
+    ids: str
 
 
-def _tokens(value: str | None) -> list[str]:
+def _tokens(value: Any) -> list[str]:
     """The tokens FTS5's default unicode61 tokenizer makes of `value`: runs of letters and
     digits, lower-cased, diacritics removed."""
-    if not value:
+    if value is None:
         return []
-    value = value.lower()
+    value = str(value).lower()
     if not value.isascii():
         value = "".join(
             c for c in unicodedata.normalize("NFD", value) if not unicodedata.combining(c)
         )
-    return re.findall(r"[^\W_]+", value)
+    return _TOKEN.findall(value)
 
 
 def _occurrences(tokens: list[str], phrase: tuple[str, ...]) -> int:
-    n = len(phrase)
-    return sum(1 for i in range(len(tokens) - n + 1) if tuple(tokens[i : i + n]) == phrase)
+    if len(phrase) == 1:
+        return tokens.count(phrase[0])
+    n, first = len(phrase), phrase[0]
+    return sum(
+        1 for i, token in enumerate(tokens) if token == first and tuple(tokens[i : i + n]) == phrase
+    )
 
 
 def whole_word_pool(session: Any, model: type[Any], query: str, pool: int) -> RankedPool | None:
@@ -219,25 +222,26 @@ def whole_word_pool(session: Any, model: type[Any], query: str, pool: int) -> Ra
                 {"q": _fts5_query([term], whole=True), "low": low},
             ).scalar_one()
             idf[i] = max(math.log((total - held + 0.5) / (held + 0.5)), 1e-6)
-    return RankedPool(json.dumps(_rank_pool(found, phrases, idf)))
+    scores = _rank_pool(found, phrases, idf)
+    return RankedPool(json.dumps(sorted(scores, key=lambda id_: (scores[id_], -id_))))
 
 
 def _rank_pool(
     rows: Sequence[Sequence[Any]], phrases: list[tuple[str, ...]], idf: list[float]
 ) -> dict[int, float]:
-    """bm25 (FTS5's formula: k1 1.2, b 0.75, all fields weighted 1) of each `(id, *fields)`
-    row, with the pool's average length and the given IDFs."""
+    """bm25 (FTS5's formula and sign: k1 1.2, b 0.75, every field weighted 1; lower is better)
+    of each `(id, *fields)` row, with the pool's average length and the given IDFs."""
     k1, b = 1.2, 0.75
-    tokenized = [(row[0], [_tokens(value) for value in row[1:]]) for row in rows]
-    lengths = [sum(len(tokens) for tokens in fields) for _, fields in tokenized]
-    average = max(sum(lengths) / len(lengths), 1.0)
+    counted = []
+    for row in rows:
+        fields = [_tokens(value) for value in row[1:]]
+        freqs = [sum(_occurrences(tokens, phrase) for tokens in fields) for phrase in phrases]
+        counted.append((row[0], sum(map(len, fields)), freqs))
+    average = max(sum(length for _, length, _ in counted) / max(len(counted), 1), 1.0)
     scores = {}
-    for (id_, fields), length in zip(tokenized, lengths, strict=True):
-        score = 0.0
-        for phrase, weight in zip(phrases, idf, strict=True):
-            freq = sum(_occurrences(tokens, phrase) for tokens in fields)
-            score += weight * freq * (k1 + 1) / (freq + k1 * (1 - b + b * length / average))
-        scores[id_] = -score
+    for id_, length, freqs in counted:
+        norm = k1 * (1 - b + b * length / average)
+        scores[id_] = -sum(w * f * (k1 + 1) / (f + norm) for w, f in zip(idf, freqs, strict=True))
     return scores
 
 
@@ -275,13 +279,13 @@ def apply_search(
         fts_name = f"{name}_fts"
         if ordered and isinstance(pool, RankedPool):
             ranked = (
-                text("SELECT CAST(key AS INTEGER) AS rid, value AS score FROM json_each(:scores)")
-                .bindparams(scores=pool.scores)
-                .columns(column("rid", Integer), column("score", Float))
+                text("SELECT value AS rid, key AS position FROM json_each(:ranked)")
+                .bindparams(ranked=pool.ids)
+                .columns(column("rid", Integer), column("position", Integer))
                 .subquery("search_pool")
             )
             stmt = stmt.join(ranked, ranked.c.rid == key)
-            return stmt.order_by(ranked.c.score, key.desc())
+            return stmt.order_by(ranked.c.position)
         match = text(f"{fts_name} MATCH :fts_query").bindparams(fts_query=_fts5_query(terms))
         if ordered and isinstance(pool, int):
             rowid: Any = literal_column(f"{fts_name}.rowid")
