@@ -213,9 +213,8 @@ def whole_word_pool(session: Any, model: type[Any], query: str, pool: int) -> Ra
     idf = [1.0] * len(phrases)  # one word: a constant factor of every score
     if len(phrases) > 1:
         newest = session.execute(text(f"SELECT max(id) FROM {name}")).scalar_one()
-        low = newest - POOL_WINDOW * pool
-        rows = session.execute(text(f"SELECT count(*) FROM {name} WHERE id > :low"), {"low": low})
-        total = rows.scalar_one()
+        low = max(newest - POOL_WINDOW * pool, 0)
+        total = newest - low  # ids in the window (counting the rows read 20k of them from disk)
         for i, term in enumerate(terms):
             held = session.execute(
                 text(f"SELECT count(*) FROM {fts} WHERE {fts} MATCH :q AND rowid > :low"),
