@@ -69,6 +69,11 @@ def kinds(n: int, count: int) -> dict[str, tuple[Sequence[Any], Callable[[Any], 
             terms,
             lambda word: A.search(word, exhaustive=True).all(),  # type: ignore[misc]
         )
+    v = workload.VOCABULARY
+    pairs = [f"{v[j % 5]} {v[5 + j * 7 % 30]}" for j in range(count)]  # a common word + another
+    out["search_common_pair"] = (pairs, lambda words: A.search(words).all())
+    prefixes = [("seq", "spec", "tum", "norm")[j % 4] for j in range(count)]  # no whole word
+    out["search_common_prefix"] = (prefixes, lambda prefix: A.search(prefix).all())
     out["run_transform"] = (steps, lambda s: A.filter(run__transform__key=s).limit(20).all())
     for direction, early in (("upstream", False), ("downstream", True)):
         starts = [A.get(key=workload.key_of(produced_index(rng, n, early))) for _ in range(count)]

@@ -16,21 +16,22 @@ the window. Pages (offsets) of a pooled search are ranked over pools of differen
 with `exhaustive=True` for a consistent order. `QuerySet` runs the exhaustive query instead
 when the pool yields fewer results than asked for, and `search(..., exhaustive=True)` always.
 
-SQLite, a word most records hold: whole words first. FTS5 has no prefix index, so a prefix
+SQLite, a word many records hold: whole words first. FTS5 has no prefix index, so a prefix
 term (`"word"*`) makes it build the list of every row holding a token with that prefix before
 the first row comes out, and `bm25()` counts every row holding each word for its IDF on its
-first call: both linear (~0.4 s and ~0.16 s for "sequencing" at 10M artifacts). So the pool is
-first filled from the newest records holding every word *whole* (`"word"`, which FTS5 reads
-newest first and stops after `pool` rows, ~3 ms at 10M). Only when fewer than `pool` records
-do is the pool the newest prefix matches ranked by bm25, as before: a rare word's results are
-unchanged, and `read` still finds `reads.csv` whenever fewer than `pool` records hold the
-whole word `read` (and always with `exhaustive=True`). A pool of whole-word matches is ranked
-in Python (`_rank_pool`) with bm25's formula (k1 1.2, b 0.75, every field weighted 1) over the
-records' own tokens (read as FTS5's unicode61 tokenizer does) rather than with `bm25()`: the
-average length is the pool's, not the table's, and each word's IDF is estimated from the
-newest `POOL_WINDOW x pool` rows (clamped like bm25's when the word is in more than half of
-them). With one word its IDF is a constant factor, so the order is bm25's order by term
-frequency and length, except where the two averages tip a close call.
+first call: both linear (~0.4 s and ~0.16 s for "sequencing" at 10M artifacts). So a limited
+search first reads the newest `pool` records holding every word *whole* (`"word"`: FTS5 reads
+that list newest first and stops, ~3 ms at 10M; `whole_word_pool`). Only if fewer than `pool`
+records do is the pool the newest prefix matches ranked by bm25, as before, so a rarer word's
+results are unchanged, and `read` still finds `reads.csv` unless `pool` records or more hold
+the whole word `read` (then `reads.csv` is ranked only by `exhaustive=True`, or when the pool
+yields fewer results than asked for). A whole-word pool is ranked in Python (`_rank_pool`)
+with FTS5's bm25 formula (k1 1.2, b 0.75, every field weighted 1) over the records' tokens as
+FTS5's unicode61 tokenizer makes them, with two estimates instead of bm25()'s full counts: the
+average record length is the pool's, and each word's IDF is counted over the newest
+`POOL_WINDOW x pool` ids (clamped to 1e-6 like bm25's when the word is in half of them or
+more). With one word the IDF is a constant factor, so only the average can reorder a close
+call. The ranked ids reach the statement as a JSON array (`json_each`, in its order).
 """
 
 from __future__ import annotations
