@@ -94,7 +94,9 @@ def bench_db(db: str, keep: Path, reuse: bool, args: argparse.Namespace) -> dict
                     print(f"--- {db} {size:,} {kind}\n{plan}")
                 continue
             log(f"[{db}] measuring at {size:,} artifacts")
-            figures = scale_measure.run_all(instance, instance.name, size, args.queries, log)
+            figures = scale_measure.run_all(
+                instance, instance.name, size, args.queries, log, only=args.only
+            )
             if args.explain:
                 figures["plans"] = scale_measure.explain(instance, size)
                 for kind, plan in figures["plans"].items():
@@ -203,6 +205,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", help="write (merge) every figure into this file")
     parser.add_argument("--fill-only", action="store_true", help="fill, measure nothing")
     parser.add_argument("--plans-only", action="store_true", help="print the plans, no timing")
+    parser.add_argument(
+        "--only",
+        help="time only these query kinds (comma-separated, e.g. search_rare,search_common,"
+        "search_rare_exhaustive,search_common_exhaustive); no UI pages, counts or sizes",
+    )
     parser.add_argument("--report", nargs="+", help="print the tables of these --json files")
     parser.add_argument("--delete", action="store_true", help="remove the folder at the end")
     args = parser.parse_args(argv)

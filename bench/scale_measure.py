@@ -63,6 +63,17 @@ def kinds(n: int, count: int) -> dict[str, tuple[Sequence[Any], Callable[[Any], 
     rng = random.Random(n)
     out = dict(measure.query_kinds(workload.queries(n, count)))
     steps = [f"step_{k % scale_fill.N_TRANSFORMS:02d}" for k in range(count)]
+    q = workload.queries(n, count)
+    for kind, terms in (("rare", q.rare_words), ("common", q.common_words)):
+        out[f"search_{kind}_exhaustive"] = (
+            terms,
+            lambda word: A.search(word, exhaustive=True).all(),  # type: ignore[misc]
+        )
+    v = workload.VOCABULARY
+    pairs = [f"{v[j % 5]} {v[5 + j * 7 % 30]}" for j in range(count)]  # a common word + another
+    out["search_common_pair"] = (pairs, lambda words: A.search(words).all())
+    prefixes = [("seq", "spec", "tum", "norm")[j % 4] for j in range(count)]  # no whole word
+    out["search_common_prefix"] = (prefixes, lambda prefix: A.search(prefix).all())
     out["run_transform"] = (steps, lambda s: A.filter(run__transform__key=s).limit(20).all())
     for direction, early in (("upstream", False), ("downstream", True)):
         starts = [A.get(key=workload.key_of(produced_index(rng, n, early))) for _ in range(count)]
@@ -194,10 +205,18 @@ def ui_pages(name: str, n: int, count: int, log: scale_fill.Log) -> dict[str, An
         process.wait(timeout=30)
 
 
-def run_all(instance: Any, name: str, n: int, count: int, log: scale_fill.Log) -> dict[str, Any]:
-    """Every figure at size n: queries, UI pages, sizes on disk, counts, load averages."""
+def run_all(
+    instance: Any, name: str, n: int, count: int, log: scale_fill.Log, only: str | None = None
+) -> dict[str, Any]:
+    """Every figure at size n: queries, UI pages, sizes on disk, counts, load averages; with
+    `only` (comma-separated kinds), those queries and nothing else."""
     out: dict[str, Any] = {"load_avg_start": os.getloadavg()[0], "queries": {}}
-    for kind, (params, call) in kinds(n, count).items():
+    every = kinds(n, count)
+    chosen = only.split(",") if only else list(every)
+    unknown = sorted(set(chosen) - set(every))
+    if unknown:
+        raise SystemExit(f"--only: no query kind {', '.join(unknown)}; kinds: {', '.join(every)}")
+    for kind, (params, call) in ((k, every[k]) for k in chosen):
         try:
             out["queries"][kind] = fig = _timed(params, call)
         except Exception as exc:  # one broken figure must not lose an hour's fill
@@ -208,6 +227,9 @@ def run_all(instance: Any, name: str, n: int, count: int, log: scale_fill.Log) -
             f"    {kind:<22} median {fig['median_ms']:9.2f} ms  p90 {fig['p90_ms']:9.2f} ms  "
             f"rows {fig['rows_median']:g}"
         )
+    if only:
+        out["load_avg_end"] = os.getloadavg()[0]
+        return out
     try:
         out["ui"] = ui_pages(name, n, count, log)
     except Exception as exc:

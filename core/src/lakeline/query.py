@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from lakeline.instance import Instance
+    from lakeline.search import RankedPool
 
 M = TypeVar("M")
 
@@ -314,11 +315,16 @@ class QuerySet(Generic[M]):
     def _rows(self, session: Session, columns: Select[Any], run: Any) -> list[Any]:
         """`run(session, statement)` for `columns`: from the search pool first, then over every
         match when the pool gave fewer records than asked for."""
-        pool = self._pool()
-        if pool is None:
+        size = self._pool()
+        pool: int | RankedPool | None = size
+        if size is None:
             planned = planned_rows(self, session, columns, run)
             if planned is not None:
                 return planned
+        elif self._dialect() == "sqlite":  # a common word: its whole-word matches, if enough
+            from lakeline.search import whole_word_pool
+
+            pool = whole_word_pool(session, self.model, self._search or "", size) or size
         rows = list(run(session, self._statement(columns, pool=pool)))
         if pool is not None and self._limit is not None and len(rows) < self._limit:
             if self._dialect() == "postgresql":
@@ -333,7 +339,7 @@ class QuerySet(Generic[M]):
         stmt: Select[Any],
         *,
         ordered: bool = True,
-        pool: int | None = None,
+        pool: int | RankedPool | None = None,
         walk: bool = False,
     ) -> Select[Any]:
         """The select of this query; `walk`: its terms written for a walk in id order
