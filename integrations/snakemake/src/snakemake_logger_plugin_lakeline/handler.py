@@ -50,6 +50,7 @@ class LogHandler(LogHandlerBase):
         self._lock = threading.Lock()
         self._closed = False
         self.busy = 0.0  # seconds spent recording (reported at the end)
+        self.cpu = 0.0  # of which CPU time of the threads recording
         self.tracker = None
         if getattr(self.common_settings, "dryrun", False):
             return  # a dry run executes nothing: nothing to record
@@ -84,10 +85,15 @@ class LogHandler(LogHandlerBase):
             with self._lock:
                 if self._closed or self.tracker is None:
                     return
-                start = time.perf_counter()
+                start, cpu = time.perf_counter(), time.thread_time()
                 with contextlib.suppress(Exception):
                     self.tracker.flush(unless_fresh=True)
-                self.busy += time.perf_counter() - start
+                self._spent(start, cpu)
+
+    def _spent(self, start: float, cpu: float) -> None:
+        """Add the time since `start` (perf_counter) and this thread's CPU since `cpu`."""
+        self.busy += time.perf_counter() - start
+        self.cpu += time.thread_time() - cpu
 
     # -- reporting ------------------------------------------------------------------------------
 
@@ -125,9 +131,9 @@ class LogHandler(LogHandlerBase):
                 event = from_record(record)
                 if event is not None:
                     with self._lock:
-                        start = time.perf_counter()
+                        start, cpu = time.perf_counter(), time.thread_time()
                         self.tracker.apply(event)
-                        self.busy += time.perf_counter() - start
+                        self._spent(start, cpu)
         except Exception as exc:  # a bug here must not take the workflow down
             if self.tracker is not None:
                 self.tracker.fail(exc)
@@ -146,14 +152,15 @@ class LogHandler(LogHandlerBase):
                 if self.hook is not None:
                     self.hook.remove()
                 if self.tracker is not None:
-                    start = time.perf_counter()
+                    start, cpu = time.perf_counter(), time.thread_time()
                     try:
                         lines = self.tracker.close()
                     except Exception as exc:
                         self.tracker.fail(exc)
                         lines = self.tracker.summary()
-                    self.busy += time.perf_counter() - start
-                    done = self.tracker.done_line(self.busy)
+                    self._spent(start, cpu)
+                    hook_cpu = 0.0 if self.hook is None else self.hook.cpu
+                    done = self.tracker.done_line(self.busy, self.cpu + hook_cpu)
                     if not lines and done and not getattr(self.common_settings, "quiet", None):
                         lines = [done]
                     for line in lines:

@@ -540,12 +540,15 @@ class Tracker:
         self.jobs = again.jobs
         return lines
 
-    def done_line(self, busy: float | None = None) -> str | None:
-        """One line saying where the run was recorded (None if nothing was)."""
+    def done_line(self, busy: float | None = None, cpu: float | None = None) -> str | None:
+        """One line saying where the run was recorded (None if nothing was), with the
+        seconds spent recording and the CPU seconds that took, if given."""
         if self.workflow is None or self.instance is None:
             return None
         done = sum(1 for j in self.jobs.values() if j.finished)
         spent = "" if busy is None else f" ({busy:.2f} s recording)"
+        if busy is not None and cpu is not None:
+            spent = f" ({busy:.2f} s recording, {cpu:.2f} s CPU)"
         return (
             f"lakeline: recorded {done} jobs of workflow run {self.workflow.uid} "
             f"in instance {self.instance.name!r}{spent}"
