@@ -25,7 +25,8 @@ from snakemake_logger_plugin_lakeline.settings import LogHandlerSettings
 from snakemake_logger_plugin_lakeline.tracker import Tracker, one_line
 
 SNAKEMAKE_LOGGER = "snakemake.logging"
-FLUSH_EVERY = 0.5  # seconds between checks for a batch that is due
+FLUSH_EVERY = 0.5  # seconds between checks for a batch that is due, and of quiet before the
+# batch is written whatever its age (a long job: what finished reaches the catalog meanwhile)
 
 
 def _quiet_about_progress(quiet: Any) -> bool:
@@ -50,6 +51,8 @@ class LogHandler(LogHandlerBase):
         self._lock = threading.Lock()
         self._closed = False
         self.busy = 0.0  # seconds spent recording (reported at the end)
+        self._quiet = False  # no event since the batch was last written by the timer
+        self._last = time.monotonic()  # when the last event came
         self.cpu = 0.0  # of which CPU time of the threads recording
         self.tracker = None
         if getattr(self.common_settings, "dryrun", False):
@@ -80,14 +83,17 @@ class LogHandler(LogHandlerBase):
         self._flusher.start()
 
     def _flush_batches(self) -> None:
-        """Write a waiting batch even when Snakemake logs nothing for a while (long jobs)."""
+        """Write a due batch even when Snakemake logs nothing for a while, and the whole
+        batch once it has logged nothing for FLUSH_EVERY (a long job runs)."""
         while not self._stop.wait(FLUSH_EVERY):
             with self._lock:
                 if self._closed or self.tracker is None:
                     return
+                quiet = not self._quiet and time.monotonic() - self._last >= FLUSH_EVERY
                 start, cpu = time.perf_counter(), time.thread_time()
                 with contextlib.suppress(Exception):
-                    self.tracker.flush(unless_fresh=True)
+                    self.tracker.flush(unless_fresh=not quiet)
+                self._quiet = self._quiet or quiet
                 self._spent(start, cpu)
 
     def _spent(self, start: float, cpu: float) -> None:
@@ -134,6 +140,7 @@ class LogHandler(LogHandlerBase):
                         start, cpu = time.perf_counter(), time.thread_time()
                         self.tracker.apply(event)
                         self._spent(start, cpu)
+                        self._last, self._quiet = time.monotonic(), False
         except Exception as exc:  # a bug here must not take the workflow down
             if self.tracker is not None:
                 self.tracker.fail(exc)

@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 
 ENGINE = "snakemake"
 FRESH = 0.5  # seconds: a metadata record older than its job_info is from an earlier run
+BATCH_STEPS = 500  # finished jobs in a batch at most (a flush has a fixed cost: big batches
+BATCH_MS = 2000.0  # cost less per job); its age at most while Snakemake logs (quiet: handler)
 MAX_LISTED = 20
 
 
@@ -175,7 +177,13 @@ class Tracker:
         try:
             instance = self.instance or self.connect()
             self.recorder = make_recorder(  # batched: at the latest at the next flush or the end
-                ENGINE, batch=True, root=self.workdir, upload=self.upload, instance=instance
+                ENGINE,
+                batch=True,
+                steps=BATCH_STEPS,
+                ms=BATCH_MS,
+                root=self.workdir,
+                upload=self.upload,
+                instance=instance,
             )
             self.writer = Writer(self.recorder, self.workdir, self._problem)
             sources = self.sources()
