@@ -91,7 +91,7 @@ class Bench:
         alternating; with `warm`, a first round is not counted."""
         timings: dict[str, list[Timing]] = {"baseline": [], "off": [], "on": []}
         for r in range(-1 if warm else 0, self.args.rounds):
-            for variant in timings:
+            for variant in ["baseline", *self.args.variants]:
                 if variant != "baseline":
                     os.environ["LAKELINE_CAPTURE_BATCH"] = variant
                 timing = once(variant, r)
@@ -124,6 +124,8 @@ class Figures(NamedTuple):
     @classmethod
     def of(cls, timings: dict[str, list[Timing]]) -> Figures:
         base = timings["baseline"]
+        for v in VARIANTS:  # a variant not run: NaN
+            timings[v] = timings.get(v) or [Timing(*[float("nan")] * 3)] * len(base)
         return cls(
             {k: median([t.wall for t in v]) for k, v in timings.items()},
             {
@@ -280,7 +282,7 @@ def prefect(bench: Bench) -> tuple[Figures, int, str]:
 
     n = bench.args.tasks
     url = None if bench.server is None else bench.server.create_database(f"pf_{bench.db}")
-    options = argparse.Namespace(tasks=n, repeats=bench.args.rounds)
+    options = argparse.Namespace(tasks=n, repeats=bench.args.rounds, variants=bench.args.variants)
     row = pf.measure(bench.db, url, bench.base, options)
     timings = {"baseline": [Timing(w, 0.0, 0.0) for w in row["without"]]}
     for v in VARIANTS:
@@ -299,7 +301,13 @@ def main() -> None:
     )
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--engines", default=",".join(ENGINES))
+    parser.add_argument(
+        "--variants", default="off,on", help="off (plain), on (batched) or both; baseline always"
+    )
     args = parser.parse_args()
+    args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    if not args.variants or set(args.variants) - set(VARIANTS):
+        parser.error(f"--variants: choose from {', '.join(VARIANTS)}")
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     unknown = set(engines) - set(ENGINES)
     if unknown:
