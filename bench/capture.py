@@ -7,18 +7,36 @@ and PostgreSQL, each against a no-capture baseline of the same workflow: one tab
 
 Every workflow hashes its files (one input, one output per task), except the Nextflow import,
 whose 486-task nf-core fixture has no files on disk (runs, params and statuses only).
-`plain` / `batched` is `LAKELINE_CAPTURE_BATCH=off` / `on`. Per engine:
+`plain` / `batched` is `LAKELINE_CAPTURE_BATCH=off` / `on`.
+
+What "overhead per task" means. Three figures per variant, each divided by the tasks:
+- added wall: the workflow's wall time with capture less the baseline's, paired round by
+  round (variants alternate, so load changes hit all alike), median over the rounds. This
+  is what a user feels. It is noisy where the engine's own time per task is large
+  (Snakemake, Prefect: tens of ms), so use many rounds there and read it with the CPU.
+- lakeline CPU: the CPU time of the threads running lakeline's code while they run it
+  (`time.thread_time`). lakeline's own work, which the machine's load hardly changes.
+- in lakeline: the wall time inside lakeline's code. Besides its CPU it holds waiting for
+  the database and for the GIL while the engine's own threads hold it (Prefect's in-process
+  server, Snakemake's scheduler): not lakeline's work, and on the engine's hot path only
+  where the engine waits for that code (Prefect's hooks run in the task's thread;
+  Snakemake's plugin runs in its logging thread, which Snakemake does not wait for except
+  at temp() removals and update() jobs).
+The budget (<= 1 ms) applies to the added wall time and to lakeline's CPU.
+
+Per engine, baseline and where lakeline's code runs:
 - track: the Recorder's own calls (start_step, use, produce, finish_step; the batched final
   flush counted), baseline = writing the task's two files;
 - nextflow: `import_run` of ../shared/fixtures/nextflow/nf-core-crispriscreen-... into a fresh
-  instance, baseline = the same import with `dry_run` (read and plan, no recording);
+  instance, baseline = the same import with `dry_run` (read and plan, no recording), whose
+  time and CPU are subtracted;
 - redun: a flow of N file tasks with lakeline's scheduler, baseline = redun's own scheduler;
-- snakemake: N small jobs with `--logger lakeline`, baseline = without; wall time and the
-  plugin's own recording time (it records in Snakemake's logging thread);
-- prefect: N file tasks with lakeline's hooks; overhead = time spent inside the hooks and
-  in the batches lakeline's flusher thread writes between them (Prefect's own tens of ms per
-  task make the wall-time difference noise).
-Overhead = (with capture - baseline) / tasks, the median of `rounds` alternating runs.
+  lakeline's code = its scheduler hooks;
+- snakemake: N small jobs with `--logger lakeline`, baseline = without; lakeline's code =
+  what the plugin reports at the end (its time in Snakemake's logging thread and its flusher
+  thread, their CPU, plus the CPU of its log filter in Snakemake's scheduling thread);
+- prefect: N file tasks with lakeline's hooks, baseline = Prefect's plain decorators;
+  lakeline's code = the hooks and the batches lakeline's flusher thread writes.
 Prints the load average before every engine. Asserts nothing about time.
 """
 
@@ -68,31 +86,55 @@ class Bench:
         ll.init(storage=self.base / f"data-{name}", db=url, name=name)
         return name
 
-    def rounds(self, once: Callable[[str, int], tuple[float, float]], warm: bool = True) -> Figures:
-        """Medians of `once(variant, round)` -> (wall s, s inside lakeline) per variant
-        (baseline, off, on), rounds alternating; with `warm`, a first round is not counted."""
-        wall: dict[str, list[float]] = {"baseline": [], "off": [], "on": []}
-        inside: dict[str, list[float]] = {"baseline": [], "off": [], "on": []}
+    def rounds(self, once: Callable[[str, int], Timing], warm: bool = True) -> Figures:
+        """Figures of `once(variant, round)` per variant (baseline, off, on), rounds
+        alternating; with `warm`, a first round is not counted."""
+        timings: dict[str, list[Timing]] = {"baseline": [], "off": [], "on": []}
         for r in range(-1 if warm else 0, self.args.rounds):
-            for variant in wall:
+            for variant in ["baseline", *self.args.variants]:
                 if variant != "baseline":
                     os.environ["LAKELINE_CAPTURE_BATCH"] = variant
-                spent, own = once(variant, r)
+                timing = once(variant, r)
                 if r >= 0:
-                    wall[variant].append(spent)
-                    inside[variant].append(own)
+                    timings[variant].append(timing)
         os.environ.pop("LAKELINE_CAPTURE_BATCH", None)
-        return Figures(
-            {k: median(v) for k, v in wall.items()}, {k: median(v) for k, v in inside.items()}
-        )
+        return Figures.of(timings)
+
+
+class Timing(NamedTuple):
+    """One run of a workflow, in seconds: its wall time, the wall time spent inside
+    lakeline's code, and the CPU time lakeline's code used (its threads' own CPU; NaN when
+    the code measured does not report it)."""
+
+    wall: float
+    inside: float
+    cpu: float = float("nan")
 
 
 class Figures(NamedTuple):
-    """Median seconds per variant (baseline, off, on): wall time of the workflow, and the
-    time spent inside lakeline (the capture overhead)."""
+    """Seconds per variant (baseline, off, on): the workflow's median wall time, the median
+    of each round's wall time less the same round's baseline (`added`), and the medians of
+    the time inside lakeline and of lakeline's CPU time."""
 
     wall: dict[str, float]
+    added: dict[str, float]
     inside: dict[str, float]
+    cpu: dict[str, float]
+
+    @classmethod
+    def of(cls, timings: dict[str, list[Timing]]) -> Figures:
+        base = timings["baseline"]
+        for v in VARIANTS:  # a variant not run: NaN
+            timings[v] = timings.get(v) or [Timing(*[float("nan")] * 3)] * len(base)
+        return cls(
+            {k: median([t.wall for t in v]) for k, v in timings.items()},
+            {
+                k: median([t.wall - b.wall for t, b in zip(v, base, strict=True)])
+                for k, v in timings.items()
+            },
+            {k: median([t.inside for t in v]) for k, v in timings.items()},
+            {k: median([t.cpu for t in v]) for k, v in timings.items()},
+        )
 
 
 def track(bench: Bench) -> tuple[Figures, int, str]:
@@ -102,7 +144,7 @@ def track(bench: Bench) -> tuple[Figures, int, str]:
     n = bench.args.tasks
     bench.instance("track")
 
-    def once(variant: str, r: int) -> float:
+    def once(variant: str, r: int) -> Timing:
         root = bench.base / f"track-{bench.db}-{variant}-{r}"
         (root / "in").mkdir(parents=True)  # the workflow without lakeline: write the files
         (root / "out").mkdir()
@@ -112,10 +154,10 @@ def track(bench: Bench) -> tuple[Figures, int, str]:
             (root / "out" / f"{i}.txt").write_text(f"output {i}\n" * 10)
         written = time.perf_counter() - start
         if variant == "baseline":
-            return written, 0.0
+            return Timing(written, 0.0, 0.0)
         figures = recorder_bench.measure_recorder(root, n, merged=False, batch=variant == "on")
         calls = figures["task"] * n / 1000  # the recorder calls alone
-        return written + calls, calls
+        return Timing(written + calls, calls, figures["cpu"] * n / 1000)
 
     figures = bench.rounds(once)
     ll.disconnect()
@@ -129,18 +171,18 @@ def nextflow(bench: Bench) -> tuple[Figures, int, str]:
     if not CRISPR.is_dir():
         raise FileNotFoundError(f"the Nextflow fixture is not at {CRISPR}")
 
-    dry: list[float] = []
+    dry: list[tuple[float, float]] = []
 
-    def once(variant: str, r: int) -> tuple[float, float]:
+    def once(variant: str, r: int) -> Timing:
         bench.instance("nf")
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.thread_time()
         report = import_run(CRISPR, dry_run=variant == "baseline")
-        spent = time.perf_counter() - start
+        spent, cpu = time.perf_counter() - start, time.thread_time() - cpu
         assert report.tasks == 486 and not report.warnings, report.warnings
         ll.disconnect()
         if variant == "baseline":
-            dry.append(spent)
-        return spent, spent - dry[-1]  # recording: the import less its dry run
+            dry.append((spent, cpu))
+        return Timing(spent, spent - dry[-1][0], cpu - dry[-1][1])  # less its dry run
 
     figures = bench.rounds(once)
     whole = ", ".join(f"{v}: {figures.wall[v]:.2f} s" for v in VARIANTS)
@@ -155,15 +197,16 @@ def redun(bench: Bench) -> tuple[Figures, int, str]:
 
     n = bench.args.redun_tasks
     bench.instance("redun")
-    inside = [0.0]
+    inside = [0.0, 0.0]  # wall, CPU
 
     def timed(method: Callable[..., None]) -> Callable[..., None]:
         def run(self: Any, job: Any, *more: Any) -> None:
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.thread_time()
             try:
                 method(self, job, *more)
             finally:
                 inside[0] += time.perf_counter() - start
+                inside[1] += time.thread_time() - cpu
 
         return run
 
@@ -171,7 +214,7 @@ def redun(bench: Bench) -> tuple[Figures, int, str]:
         _record_start = timed(LakelineScheduler._record_start)
         _record_end = timed(LakelineScheduler._record_end)
 
-    def once(variant: str, r: int) -> tuple[float, float]:
+    def once(variant: str, r: int) -> Timing:
         import capture_redun
 
         folder = bench.base / f"redun-{bench.db}-{variant}-{r}"
@@ -190,14 +233,14 @@ def redun(bench: Bench) -> tuple[Figures, int, str]:
             else:
                 scheduler = Timed(config=config, root=str(folder))
             scheduler.load()
-            inside[0] = 0.0
+            inside[:] = [0.0, 0.0]
             start = time.perf_counter()
             made = scheduler.run(capture_redun.many(n))
             spent = time.perf_counter() - start
         finally:
             os.chdir(cwd)
         assert len(made) == n
-        return spent, 0.0 if variant == "baseline" else inside[0]
+        return Timing(spent, *inside)
 
     figures = bench.rounds(once)
     recorded = ll.Run.filter(engine="redun", parent_id__isnull=False).count()
@@ -219,16 +262,19 @@ def snakemake(bench: Bench) -> tuple[Figures, int, str]:
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     options = argparse.Namespace(cores=2, jobs=n, sleep=0.0)
 
-    def once(variant: str, r: int) -> tuple[float, float]:
+    def once(variant: str, r: int) -> Timing:
         folder = smk.workflow(bench.base / f"smk-{bench.db}-{variant}-{r}", n)
         plugin = variant != "baseline"
         if plugin:
             env["LAKELINE_CAPTURE_BATCH"] = variant
         wall, _cpu, spent = smk.run(folder, options, env, plugin=plugin)
-        return wall, spent or 0.0
+        if not plugin:
+            return Timing(wall, 0.0, 0.0)
+        return Timing(wall, spent.wall, spent.cpu)
 
     figures = bench.rounds(once, warm=False)
-    return figures, n + 1, "the plugin's recording time (+ the `all` job), --cores 2"
+    how = "the plugin's time and its threads' CPU (+ the `all` job), --cores 2"
+    return figures, n + 1, how
 
 
 def prefect(bench: Bench) -> tuple[Figures, int, str]:
@@ -236,16 +282,14 @@ def prefect(bench: Bench) -> tuple[Figures, int, str]:
 
     n = bench.args.tasks
     url = None if bench.server is None else bench.server.create_database(f"pf_{bench.db}")
-    options = argparse.Namespace(tasks=n, repeats=bench.args.rounds)
+    options = argparse.Namespace(tasks=n, repeats=bench.args.rounds, variants=bench.args.variants)
     row = pf.measure(bench.db, url, bench.base, options)
-    wall = {"baseline": median(row["without"])}
-    inside = {"baseline": 0.0}
-    for variant in VARIANTS:
-        wall[variant] = median(row["with"][variant])
-        inside[variant] = median(row["spent"][variant])
-    cpu = "/".join(f"{median(row['cpu'][v]) / n * 1000:.2f}" for v in VARIANTS)
-    how = f"time in the hooks and the flusher's flushes (its threads' CPU: {cpu} ms)"
-    return Figures(wall, inside), n, how
+    timings = {"baseline": [Timing(w, 0.0, 0.0) for w in row["without"]]}
+    for v in VARIANTS:
+        runs = zip(row["with"][v], row["spent"][v], row["cpu"][v], strict=True)
+        timings[v] = [Timing(*run) for run in runs]
+    how = "time in the hooks and the flusher's flushes, and those threads' CPU"
+    return Figures.of(timings), n, how
 
 
 def main() -> None:
@@ -257,7 +301,13 @@ def main() -> None:
     )
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--engines", default=",".join(ENGINES))
+    parser.add_argument(
+        "--variants", default="off,on", help="off (plain), on (batched) or both; baseline always"
+    )
     args = parser.parse_args()
+    args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    if not args.variants or set(args.variants) - set(VARIANTS):
+        parser.error(f"--variants: choose from {', '.join(VARIANTS)}")
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     unknown = set(engines) - set(ENGINES)
     if unknown:
@@ -298,22 +348,30 @@ def main() -> None:
             server.stop()
         shutil.rmtree(base, ignore_errors=True)
     print(f"capture overhead per task, ms (median of {args.rounds} rounds; budget <= 1 ms)")
+    print(f"{'':<26} {'':>9} {'added wall':>15} {'lakeline CPU':>15} {'in lakeline':>15}")
     print(
-        f"{'engine':<10} {'db':<9} {'tasks':>5} {'baseline':>9} {'plain':>7} {'(wall)':>8} "
-        f"{'batched':>8} {'(wall)':>8}  {'load 1/5/15':<13}  measured"
+        f"{'engine':<10} {'db':<9} {'tasks':>5} {'baseline':>9} {'plain':>7} {'batched':>7} "
+        f"{'plain':>7} {'batched':>7} {'plain':>7} {'batched':>7}  {'load 1/5/15':<13}  measured"
     )
     for engine, db, n, figures, how, before in rows:
-        wall = {k: v / n * 1000 for k, v in figures.wall.items()}
-        own = {k: v / n * 1000 for k, v in figures.inside.items()}
+        ms = {
+            name: {k: v / n * 1000 for k, v in getattr(figures, name).items()}
+            for name in ("wall", "added", "inside", "cpu")
+        }
         print(
-            f"{engine:<10} {db:<9} {n:>5} {wall['baseline']:>9.2f} {own['off']:>7.2f} "
-            f"{wall['off'] - wall['baseline']:>+8.2f} {own['on']:>8.2f} "
-            f"{wall['on'] - wall['baseline']:>+8.2f}  {before:<13}  {how}"
+            f"{engine:<10} {db:<9} {n:>5} {ms['wall']['baseline']:>9.2f} "
+            f"{ms['added']['off']:>+7.2f} {ms['added']['on']:>+7.2f} "
+            f"{ms['cpu']['off']:>7.2f} {ms['cpu']['on']:>7.2f} "
+            f"{ms['inside']['off']:>7.2f} {ms['inside']['on']:>7.2f}  {before:<13}  {how}"
         )
     print(
-        "baseline: ms per task of the workflow without lakeline; plain / batched: ms per task "
-        "spent recording (LAKELINE_CAPTURE_BATCH=off / on), (wall): the workflow's wall time "
-        "per task less the baseline's (noisy where the engine's own cost per task is large)"
+        "baseline: the workflow's wall time per task without lakeline. plain / batched: "
+        "LAKELINE_CAPTURE_BATCH=off / on. added wall: the workflow's wall time with capture "
+        "less the same round's baseline (median over rounds) - what a user waits for, noisy "
+        "where the engine's own time per task is large. lakeline CPU: CPU time of the "
+        "threads while they run lakeline's code - its own work, whatever the machine's load. "
+        "in lakeline: wall time inside lakeline's code, which includes waiting for the GIL "
+        "(held by the engine's own threads) and for the database."
     )
 
 

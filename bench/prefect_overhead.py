@@ -149,7 +149,7 @@ def measure(db: str, url: str | None, base: Path, args: argparse.Namespace) -> d
         line = f"[{db}] round {i}{' (warm-up)' if not i else ''}: without {plain_s:.2f} s"
         if i:
             without.append(plain_s)
-        for variant in VARIANTS:
+        for variant in getattr(args, "variants", VARIANTS):
             os.environ["LAKELINE_CAPTURE_BATCH"] = variant
             paths = files(folder / f"hooked-{variant}", args.tasks)
             SPENT[0] = CPU[0] = 0.0

@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 SNAKEFILE = """
 N = int(config["jobs"])
@@ -59,11 +60,19 @@ def workflow(folder: Path, jobs: int) -> Path:
     return folder
 
 
+class Spent(NamedTuple):
+    """What the plugin says it spent recording: seconds, and its threads' CPU seconds (NaN
+    from a plugin that does not report them)."""
+
+    wall: float
+    cpu: float
+
+
 def run(
     folder: Path, args: argparse.Namespace, env: dict[str, str], plugin: bool
-) -> tuple[float, float, float | None]:
-    """Wall and CPU seconds of one `snakemake` process (with its jobs), and the seconds
-    the plugin says it spent."""
+) -> tuple[float, float, Spent | None]:
+    """Wall and CPU seconds of one `snakemake` process (with its jobs), and what the plugin
+    says it spent."""
     command = [sys.executable, "-m", "snakemake", "--cores", str(args.cores), "all"]
     command += ["--config", f"jobs={args.jobs}", f"sleep={args.sleep}"]
     if plugin:
@@ -76,10 +85,13 @@ def run(
     cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
     if done.returncode != 0 or "lakeline: lineage incomplete" in done.stderr:
         raise SystemExit(f"snakemake failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    spent = re.search(r"lakeline: recorded \d+ jobs .*\(([0-9.]+) s recording\)", done.stderr)
+    pattern = r"lakeline: recorded \d+ jobs .*\(([0-9.]+) s recording(?:, ([0-9.]+) s CPU)?\)"
+    spent = re.search(pattern, done.stderr)
     if plugin and spent is None:
         raise SystemExit(f"the plugin did not report:\n{done.stderr[-3000:]}")
-    return elapsed, cpu, None if spent is None else float(spent.group(1))
+    if spent is None:
+        return elapsed, cpu, None
+    return elapsed, cpu, Spent(float(spent.group(1)), float(spent.group(2) or "nan"))
 
 
 def replay_ms(folder: Path, name: str, jobs: int) -> float:
@@ -144,7 +156,7 @@ def main() -> None:
                 wall, used, recording = run(folder, args, env, plugin=True)
                 with_plugin.append(wall)
                 cpu[True].append(used)
-                spent.append(recording or 0.0)
+                spent.append(0.0 if recording is None else recording.wall)
                 print(
                     f"[{db}] run {i + 1}: without {without[-1]:.2f} s "
                     f"(cpu {cpu[False][-1]:.2f} s), with {wall:.2f} s (cpu {used:.2f} s, "

@@ -63,7 +63,9 @@ def measure_recorder(
     wf = rec.start_workflow(key="bench-pipeline", engine_run_id=f"bench-{root.name}")
     spent = dict.fromkeys(CALLS, 0.0)
     clock = time.perf_counter
+    cpu = 0.0
     for i in range(n_tasks + warm):
+        c0 = time.thread_time()
         t0 = clock()
         step = rec.start_step(wf, key=f"rule{i % 5}", kind="rule", engine_task_id=str(i))
         t1 = clock()
@@ -78,13 +80,15 @@ def measure_recorder(
             rec.finish_step(step)
         t4 = clock()
         if i >= warm:
+            cpu += (time.thread_time() - c0) * 1000 / n_tasks
             for name, spent_ms in zip(CALLS, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
                 spent[name] += spent_ms * 1000 / n_tasks
-    t0 = clock()
+    t0, c0 = clock(), time.thread_time()
     rec.finish_workflow(wf)
     if batch:
         spent["finish_step"] += (clock() - t0) * 1000 / n_tasks
-    return {"task": sum(spent.values()), **spent}
+        cpu += (time.thread_time() - c0) * 1000 / n_tasks
+    return {"task": sum(spent.values()), **spent, "cpu": cpu}
 
 
 def recorder_figures(base: Path, db: str, n_tasks: int, rounds: int) -> list[dict[str, float]]:

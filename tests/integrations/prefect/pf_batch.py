@@ -44,3 +44,14 @@ def terminated(raw: Path) -> None:
     quick(raw)
     os.kill(os.getpid(), signal.SIGTERM)
     time.sleep(60)
+
+
+@task(persist_result=True)
+def measured(path: Path) -> int:
+    """A task whose result Prefect persists: lakeline notes its cache key as it finishes."""
+    return len(path.read_text())
+
+
+@flow
+def persisted(paths: list[Path]) -> int:
+    return sum(measured(p) for p in paths)

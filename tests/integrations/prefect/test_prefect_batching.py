@@ -124,3 +124,43 @@ def test_the_flusher_warns_once_of_a_failed_flush_naming_the_error(
     rec.flush()  # kept: written now
     assert ll.Run.get(id=step.run.id).status == "completed"
     assert [a.key for a in ll.Run.get(id=step.run.id).outputs.all()] == ["a.txt"]
+
+
+def test_task_runs_with_persisted_results_are_written_in_one_batch(
+    workdir: Path, instance: Instance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Noting a persisted result's cache key on its task run flushed the batch, so a flow
+    of such tasks was written one task run at a time (a transaction inserting runs each)."""
+    from typing import Any
+
+    from sqlalchemy import event
+
+    monkeypatch.delenv("LAKELINE_CAPTURE_BATCH", raising=False)
+    (workdir / "data").mkdir()
+    paths = [workdir / "data" / f"{i}.txt" for i in range(8)]
+    for i, path in enumerate(paths):
+        path.write_text("x" * i)
+    inserting: list[bool] = [False]
+    transactions: list[int] = []  # committed transactions that inserted runs
+
+    def record(conn: Any, cursor: Any, sql: str, params: Any, context: Any, many: bool) -> None:
+        inserting[0] = inserting[0] or sql.lstrip().startswith("INSERT INTO runs")
+
+    def commit(conn: Any) -> None:
+        if inserting[0]:
+            transactions.append(1)
+        inserting[0] = False
+
+    event.listen(instance.engine, "before_cursor_execute", record)
+    event.listen(instance.engine, "commit", commit)
+    try:
+        assert pf_batch.persisted(paths) == sum(range(8))
+    finally:
+        event.remove(instance.engine, "before_cursor_execute", record)
+        event.remove(instance.engine, "commit", commit)
+    workflow = ll.Run.get(engine=ENGINE, parent_id__isnull=True)
+    steps = workflow.children.all()
+    assert len(steps) == 8
+    assert all(s.status == "completed" and s.params["@prefect"]["cache_key"] for s in steps)
+    # the workflow's, then the batch's (the idle flusher may cut it if the machine stalls)
+    assert len(transactions) <= 4

@@ -11,9 +11,9 @@ unflushed batch and never leaves part of one; a flush that fails keeps its batch
 files read again) for the next one. It happens when `steps` steps finished or `ms`
 passed since the first queued call (checked at the next call), before any call that reads or
 changes what is queued (a `use` of a queued output, a file that is gone, `mark_gone`,
-`reference`, `link`, `save_files`, `mark`, `annotate`, ...), at `finish_workflow`, on
-`flush()` and at interpreter exit. Queued calls return the Artifact they will save (its id
-is set at the flush) and the step's run as it was when started.
+`reference`, `link`, `save_files`, `mark`, `annotate` of a written run, ...), at
+`finish_workflow`, on `flush()` and at interpreter exit. Queued calls return the Artifact
+they will save (its id is set at the flush) and the step's run as it was when started.
 
 `make_recorder(engine, batch=...)` is how an integration gets its Recorder: `batch` is the
 engine's default, `LAKELINE_CAPTURE_BATCH` (on/off) the user's choice over it.
@@ -521,6 +521,19 @@ class BatchRecorder(Recorder):
                 fire("run_finished", run=record)
         return gone
 
+    def annotate(self, step: Handle, namespace: str, **meta: Any) -> Run:
+        """`Recorder.annotate`; a step whose run is still queued is annotated in the queue
+        (its insert writes the metadata), without a flush."""
+        with self._lock:
+            queued = self._runs.get(step.engine_ref)
+            if queued is None or queued[0] is not step or step.run.id is not None:
+                self.flush()
+                return Recorder.annotate(self, step, namespace, **meta)
+            params = dict(step.run.params or {})
+            params[namespace] = {**dict(params.get(namespace) or {}), **meta}
+            step.run.params = params
+            return step.run
+
     def _flushed(name: str) -> Any:  # type: ignore[misc]
         """The Recorder's method `name`, after a flush."""
 
@@ -541,7 +554,6 @@ class BatchRecorder(Recorder):
     mark_gone = _flushed("mark_gone")
     mark = _flushed("mark")
     note_attempt = _flushed("note_attempt")
-    annotate = _flushed("annotate")
     find_step = _flushed("find_step")
 
 

@@ -1,9 +1,10 @@
 """The thread that writes the batches of flow runs whose task hooks are idle.
 
-A busy flow's hooks flush their own batch when it is due (`steps` finished tasks or `ms`);
-while a long task runs no hook is called, so this thread flushes a due batch once the hooks
-have been idle for `IDLE` seconds: a finished task run reaches the catalog within about a
-second. It runs while flow runs are recorded and stops when none is left.
+A busy flow's hooks flush their own batch when it is due (`steps` finished tasks or `ms`,
+large: a flush has a fixed cost, so big batches cost less per task); while a long task runs
+no hook is called, so this thread writes whatever is queued once the hooks have been idle for
+`IDLE` seconds: a finished task run reaches the catalog within about a second whatever the
+batch's age. It runs while flow runs are recorded and stops when none is left.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ class Flusher:
                 if isinstance(recorder, BatchRecorder) and time.monotonic() - touched > IDLE:
                     try:
                         with AUDIT.quiet():
-                            recorder.flush_if_due()
+                            recorder.flush()  # nothing queued: returns at once
                     except Exception as exc:  # queued again: the next flush writes it
                         said = f"{type(exc).__name__}: {exc}"
                         if said != self._said:  # once per error, not every IDLE / 2 s

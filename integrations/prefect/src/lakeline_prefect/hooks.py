@@ -15,7 +15,8 @@ reference (assets) or one warning, and the rest of the flow is recorded.
 
 Task runs are recorded in batches (`make_recorder(batch=True)`; `LAKELINE_CAPTURE_BATCH=off`
 records each call at once): a task's run, inputs, outputs and finish are queued and written
-every 100 finished tasks or 0.5 s (a timer thread), and at the flow run's end, before `flow()`
+by the hooks every BATCH_STEPS finished tasks or BATCH_MS while the flow keeps them busy, by a
+timer thread once they have been idle for 0.5 s, and at the flow run's end, before `flow()`
 returns. A task body that saves or loads with the lakeline API reads its run: that flushes the
 batch first, so the run has its id.
 """
@@ -53,6 +54,8 @@ from lakeline_prefect.flusher import Flusher
 from lakeline_prefect.settings import Settings, current_settings
 
 META = "@prefect"  # params entry for Prefect's own ids; no Python parameter can be named so
+BATCH_STEPS = 500  # finished task runs in a batch at most
+BATCH_MS = 2000.0  # age of a batch at most while the hooks are busy (idle: flusher.IDLE)
 
 ENGINE = "prefect"
 log = logging.getLogger("lakeline.prefect")
@@ -257,7 +260,14 @@ def _start_flow(flow: Any, flow_run: Any, state: Any, *, enter: bool) -> None:
         return
     try:
         with AUDIT.quiet():
-            recorder = make_recorder(ENGINE, batch=True, root=entry.root, upload=settings.upload)
+            recorder = make_recorder(
+                ENGINE,
+                batch=True,
+                steps=BATCH_STEPS,
+                ms=BATCH_MS,
+                root=entry.root,
+                upload=settings.upload,
+            )
             parameters = dict(flow_run.parameters or {})
             entry.handle = recorder.start_workflow(
                 key=flow.name,

@@ -25,7 +25,8 @@ from snakemake_logger_plugin_lakeline.settings import LogHandlerSettings
 from snakemake_logger_plugin_lakeline.tracker import Tracker, one_line
 
 SNAKEMAKE_LOGGER = "snakemake.logging"
-FLUSH_EVERY = 0.5  # seconds between checks for a batch that is due
+FLUSH_EVERY = 0.5  # seconds between checks for a batch that is due, and of quiet before the
+# batch is written whatever its age (a long job: what finished reaches the catalog meanwhile)
 
 
 def _quiet_about_progress(quiet: Any) -> bool:
@@ -50,6 +51,9 @@ class LogHandler(LogHandlerBase):
         self._lock = threading.Lock()
         self._closed = False
         self.busy = 0.0  # seconds spent recording (reported at the end)
+        self._quiet = False  # no event since the batch was last written by the timer
+        self._last = time.monotonic()  # when the last event came
+        self.cpu = 0.0  # of which CPU time of the threads recording
         self.tracker = None
         if getattr(self.common_settings, "dryrun", False):
             return  # a dry run executes nothing: nothing to record
@@ -79,15 +83,23 @@ class LogHandler(LogHandlerBase):
         self._flusher.start()
 
     def _flush_batches(self) -> None:
-        """Write a waiting batch even when Snakemake logs nothing for a while (long jobs)."""
+        """Write a due batch even when Snakemake logs nothing for a while, and the whole
+        batch once it has logged nothing for FLUSH_EVERY (a long job runs)."""
         while not self._stop.wait(FLUSH_EVERY):
             with self._lock:
                 if self._closed or self.tracker is None:
                     return
-                start = time.perf_counter()
+                quiet = not self._quiet and time.monotonic() - self._last >= FLUSH_EVERY
+                start, cpu = time.perf_counter(), time.thread_time()
                 with contextlib.suppress(Exception):
-                    self.tracker.flush(unless_fresh=True)
-                self.busy += time.perf_counter() - start
+                    self.tracker.flush(unless_fresh=not quiet)
+                self._quiet = self._quiet or quiet
+                self._spent(start, cpu)
+
+    def _spent(self, start: float, cpu: float) -> None:
+        """Add the time since `start` (perf_counter) and this thread's CPU since `cpu`."""
+        self.busy += time.perf_counter() - start
+        self.cpu += time.thread_time() - cpu
 
     # -- reporting ------------------------------------------------------------------------------
 
@@ -125,9 +137,10 @@ class LogHandler(LogHandlerBase):
                 event = from_record(record)
                 if event is not None:
                     with self._lock:
-                        start = time.perf_counter()
+                        start, cpu = time.perf_counter(), time.thread_time()
                         self.tracker.apply(event)
-                        self.busy += time.perf_counter() - start
+                        self._spent(start, cpu)
+                        self._last, self._quiet = time.monotonic(), False
         except Exception as exc:  # a bug here must not take the workflow down
             if self.tracker is not None:
                 self.tracker.fail(exc)
@@ -146,14 +159,15 @@ class LogHandler(LogHandlerBase):
                 if self.hook is not None:
                     self.hook.remove()
                 if self.tracker is not None:
-                    start = time.perf_counter()
+                    start, cpu = time.perf_counter(), time.thread_time()
                     try:
                         lines = self.tracker.close()
                     except Exception as exc:
                         self.tracker.fail(exc)
                         lines = self.tracker.summary()
-                    self.busy += time.perf_counter() - start
-                    done = self.tracker.done_line(self.busy)
+                    self._spent(start, cpu)
+                    hook_cpu = 0.0 if self.hook is None else self.hook.cpu
+                    done = self.tracker.done_line(self.busy, self.cpu + hook_cpu)
                     if not lines and done and not getattr(self.common_settings, "quiet", None):
                         lines = [done]
                     for line in lines:

@@ -18,6 +18,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -61,6 +62,7 @@ class LiveHook(logging.Filter):
         self.refusal = refusal  # strict: why no job may start now (None: it may)
         self.barrier = Barrier()
         self._by_id: dict[int, Any] = {}
+        self.cpu = 0.0  # CPU seconds spent in Snakemake's thread adding details
 
     def install(self) -> None:
         self.logger.addFilter(self)
@@ -73,8 +75,10 @@ class LiveHook(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if self.refusal is not None and str(getattr(record, "event", "") or "") in JOB_STARTS:
             self.refuse(self.refusal())
+        cpu = time.thread_time()
         with contextlib.suppress(Exception):  # details are a bonus: never disturb Snakemake
             self._annotate(record)
+        self.cpu += time.thread_time() - cpu
         return True
 
     @staticmethod

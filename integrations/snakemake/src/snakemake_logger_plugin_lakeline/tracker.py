@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 
 ENGINE = "snakemake"
 FRESH = 0.5  # seconds: a metadata record older than its job_info is from an earlier run
+BATCH_STEPS = 500  # finished jobs in a batch at most (a flush has a fixed cost: big batches
+BATCH_MS = 2000.0  # cost less per job); its age at most while Snakemake logs (quiet: handler)
 MAX_LISTED = 20
 
 
@@ -175,7 +177,13 @@ class Tracker:
         try:
             instance = self.instance or self.connect()
             self.recorder = make_recorder(  # batched: at the latest at the next flush or the end
-                ENGINE, batch=True, root=self.workdir, upload=self.upload, instance=instance
+                ENGINE,
+                batch=True,
+                steps=BATCH_STEPS,
+                ms=BATCH_MS,
+                root=self.workdir,
+                upload=self.upload,
+                instance=instance,
             )
             self.writer = Writer(self.recorder, self.workdir, self._problem)
             sources = self.sources()
@@ -540,12 +548,15 @@ class Tracker:
         self.jobs = again.jobs
         return lines
 
-    def done_line(self, busy: float | None = None) -> str | None:
-        """One line saying where the run was recorded (None if nothing was)."""
+    def done_line(self, busy: float | None = None, cpu: float | None = None) -> str | None:
+        """One line saying where the run was recorded (None if nothing was), with the
+        seconds spent recording and the CPU seconds that took, if given."""
         if self.workflow is None or self.instance is None:
             return None
         done = sum(1 for j in self.jobs.values() if j.finished)
         spent = "" if busy is None else f" ({busy:.2f} s recording)"
+        if busy is not None and cpu is not None:
+            spent = f" ({busy:.2f} s recording, {cpu:.2f} s CPU)"
         return (
             f"lakeline: recorded {done} jobs of workflow run {self.workflow.uid} "
             f"in instance {self.instance.name!r}{spent}"

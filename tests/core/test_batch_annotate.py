@@ -1,0 +1,48 @@
+"""BatchRecorder.annotate: a step whose run is still queued is annotated in the queue."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import lakeline as ll
+from lakeline.instance import Instance
+from lakeline.lineage.recorder import BatchRecorder
+from sqlalchemy import event
+
+
+def test_annotating_a_queued_run_does_not_write_the_batch(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """Prefect annotates every task run with a persisted result (its cache key) as it
+    finishes: that flushed the batch, so such flows were written a task at a time."""
+    rec = BatchRecorder("toy", root=tmp_path, steps=100, ms=600_000)
+    wf = rec.start_workflow(key="p", engine_run_id="r")
+    statements: Counter[str] = Counter()
+
+    def record(conn: Any, cursor: Any, sql: str, params: Any, context: Any, many: bool) -> None:
+        statements[" ".join(sql.split()[:3])] += 1
+
+    event.listen(instance.engine, "before_cursor_execute", record)
+    try:
+        steps = []
+        for i in range(3):
+            step = rec.start_step(wf, key="t", kind="task", engine_task_id=str(i))
+            rec.finish_step(step)
+            rec.annotate(step, "@engine", cache_key=f"k{i}")
+            rec.annotate(step, "@engine", other=i)  # merged with what is there
+            steps.append(step)
+        assert not [s for s in statements if " runs" in s]  # all of it still queued
+        rec.flush()
+    finally:
+        event.remove(instance.engine, "before_cursor_execute", record)
+    assert statements["INSERT INTO runs"] >= 1  # the flush wrote them
+    for i, step in enumerate(steps):
+        run = ll.Run.get(id=step.run.id)
+        assert run.status == "completed"
+        assert run.params == {"@engine": {"cache_key": f"k{i}", "other": i}}
+    # a written run is annotated in the database, as the plain Recorder does
+    again = rec.annotate(steps[0], "@engine", cache_key="new")
+    assert again.id == steps[0].run.id
+    assert ll.Run.get(id=again.id).params == {"@engine": {"cache_key": "new", "other": 0}}
