@@ -60,6 +60,8 @@ def test_a_word_fewer_records_hold_whole_keeps_the_prefix_pool(common_read: Inst
     2, fewer than the pool of 1000 for limit 20): both rank the newest prefix matches."""
     assert {a.key for a in ll.Artifact.search("rea", limit=2)} <= {"reads0", "reads1", "reads2"}
     assert len(ll.Artifact.search("slow", limit=20).all()) == 20
+    # a full prefix pool whose members a filter discards: the search runs over every match
+    assert [a.key for a in ll.Artifact.search("sl", limit=2).filter(key="w/00")] == ["w/00"]
     assert [a.key for a in ll.Artifact.search("slow", limit=30)] == [
         a.key for a in ll.Artifact.search("slow", limit=30, exhaustive=True)
     ]
@@ -84,6 +86,27 @@ def test_a_common_word_runs_no_prefix_term_and_no_bm25(common_read: Instance) ->
     assert seen and not any("bm25(" in sql for sql, _ in seen)
     matched = [str(p) for sql, params in seen if "MATCH" in sql for p in params]
     assert matched and not any("*" in p for p in matched), matched
+
+
+def test_a_pool_holding_every_match_is_the_answer(common_read: Instance) -> None:
+    """SQLite: fewer matches than the pool and fewer than the limit: the pool held every
+    match, so the search does not rank every match again (before: a second, exhaustive
+    query, linear for a common word paired with a rare one)."""
+    if common_read.dialect != "sqlite":
+        pytest.skip("PostgreSQL's pool is a window of the newest rows: it may miss matches")
+    seen: list[str] = []
+
+    def record(conn: Any, cursor: Any, sql: str, params: Any, context: Any, many: bool) -> None:
+        seen.append(sql)
+
+    event.listen(common_read.engine, "before_cursor_execute", record)
+    try:
+        found = [a.key for a in ll.Artifact.search("reads", limit=20)]
+    finally:
+        event.remove(common_read.engine, "before_cursor_execute", record)
+    assert found == [a.key for a in ll.Artifact.search("reads", limit=20, exhaustive=True)]
+    assert sorted(found) == ["reads0", "reads1", "reads2"]
+    assert not any("ORDER BY bm25(" in sql for sql in seen), seen
 
 
 def test_a_whole_word_pool_ranks_as_bm25_does(instance: Instance) -> None:

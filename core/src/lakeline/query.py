@@ -321,12 +321,13 @@ class QuerySet(Generic[M]):
             planned = planned_rows(self, session, columns, run)
             if planned is not None:
                 return planned
-        elif self._dialect() == "sqlite":  # a common word: its whole-word matches, if enough
-            from lakeline.search import whole_word_pool
+        elif self._dialect() == "sqlite":  # ranked first (whole words, else prefixes)
+            from lakeline.search import sqlite_pool
 
-            pool = whole_word_pool(session, self.model, self._search or "", size) or size
+            pool = sqlite_pool(session, self.model, self._search or "", size)
         rows = list(run(session, self._statement(columns, pool=pool)))
-        if pool is not None and self._limit is not None and len(rows) < self._limit:
+        exact = getattr(pool, "exact", False)  # the pool held every match: no second query
+        if pool is not None and not exact and self._limit is not None and len(rows) < self._limit:
             if self._dialect() == "postgresql":
                 from lakeline.search import few_matches
 

@@ -31,7 +31,12 @@ FTS5's unicode61 tokenizer makes them, with two estimates instead of bm25()'s fu
 average record length is the pool's, and each word's IDF is counted over the newest
 `POOL_WINDOW x pool` ids (clamped to 1e-6 like bm25's when the word is in half of them or
 more). With one word the IDF is a constant factor, so only the average can reorder a close
-call. The ranked ids reach the statement as a JSON array (`json_each`, in its order).
+call. On SQLite the pool is ranked before the statement runs (`sqlite_pool`: whole words, or
+else the prefix pool's ids and bm25 scores) and its ids reach the statement as a JSON array
+(`json_each`, in its order). A prefix pool with fewer than `pool` members held every match,
+so its answer is the exhaustive one and `QuerySet` runs no second query when it yields fewer
+results than asked for (that second query used to rank every prefix match again: a common
+word paired with a rare one paid the linear prefix merge twice).
 """
 
 from __future__ import annotations
@@ -157,9 +162,29 @@ def _fts5_query(terms: list[str], *, whole: bool = False) -> str:
 
 @dataclass(frozen=True)
 class RankedPool:
-    """SQLite: a pool of whole-word matches, ranked: a JSON array of ids, best first."""
+    """SQLite: a pool ranked, as a JSON array of ids best first; `exact`: it holds every
+    match, so it ranks as ranking every match would."""
 
     ids: str
+    exact: bool = False
+
+
+def sqlite_pool(session: Any, model: type[Any], query: str, pool: int) -> RankedPool:
+    """SQLite: the pool of a limited search, ranked: the newest `pool` records holding every
+    word whole (`whole_word_pool`), or else the newest `pool` prefix matches by bm25."""
+    found = whole_word_pool(session, model, query, pool)
+    if found is not None:
+        return found
+    fts = f"{model.__table__.name}_fts"
+    scored = session.execute(
+        text(
+            f"SELECT rowid, bm25({fts}) FROM {fts} WHERE {fts} MATCH :q "
+            "ORDER BY rowid DESC LIMIT :n"
+        ),
+        {"q": _fts5_query(words(query)), "n": pool},
+    ).all()
+    ranked = sorted(scored, key=lambda row: (row[1], -row[0]))  # bm25, then newest first
+    return RankedPool(json.dumps([row[0] for row in ranked]), exact=len(scored) < pool)
 
 
 def _tokens(value: Any) -> list[str]:
