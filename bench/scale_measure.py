@@ -143,7 +143,9 @@ def statements(n: int) -> dict[str, Any]:
 
 
 def pooled(query: Any) -> Any:
-    """The statement a limited search runs first: ranking the pool of newest matches."""
+    """The statement a limited search runs first: ranking the pool of newest matches (on
+    SQLite the prefix pool's; a search reads its pool first, `lakeline.search.sqlite_pool`,
+    and then joins the ranked ids)."""
     from sqlalchemy import select
 
     return query._statement(select(query.model), pool=query._pool())
