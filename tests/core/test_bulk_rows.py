@@ -1,0 +1,87 @@
+"""`insert_rows` of many rows: SQLite takes a few multi-row INSERT ... VALUES statements of
+bound parameters, PostgreSQL a COPY; either way every row in order, its id handed back, its
+values as given, and one audit entry each in an intact chain."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import lakeline as ll
+from lakeline.access.audit import entries, verify
+from lakeline.db.rows import VALUES_ROWS, insert_rows
+from lakeline.instance import Instance
+from lakeline.models import Artifact
+from sqlalchemy import Table, event, select
+
+
+def test_many_rows_go_in_few_statements_in_order_and_audited(
+    instance: Instance, tmp_path: Path
+) -> None:
+    source = tmp_path / "a.txt"
+    source.write_text("a")
+    saved = ll.Artifact(str(source), key="seed.txt").save()
+    table = Artifact.__table__
+    assert isinstance(table, Table)
+    row = {c.key: getattr(saved, c.key) for c in table.columns if not c.primary_key}
+    n = 2 * VALUES_ROWS + 1
+    at = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    rows = [
+        {
+            **row,
+            "uid": f"r{i:011d}0000",
+            "stem": f"r{i:011d}",
+            "key": f"many/{i}.txt",
+            "store_key": f"many/{i}.txt",
+            "size": i,
+            "description": None if i % 2 else f"row {i}",
+            "in_place": bool(i % 3),
+            "created_at": at,
+        }
+        for i in range(n)
+    ]
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith(("INSERT", "COPY")) and "artifacts " in statement:
+            statements.append(statement)
+
+    with instance.sessions.write() as session:
+        engine = session.get_bind()
+        event.listen(engine, "before_cursor_execute", seen)
+        try:
+            ids = insert_rows(session, table, rows, unique="uid")
+        finally:
+            event.remove(engine, "before_cursor_execute", seen)
+    if instance.dialect == "sqlite":  # not one per row, not a JSON array parsed per column
+        assert len(statements) == 3
+        assert not any("json_each" in s for s in statements)
+        assert all("VALUES (?" in s for s in statements)
+    assert ids == sorted(ids) and len(set(ids)) == n
+    with instance.sessions.read() as session:
+        stored = session.execute(
+            select(
+                table.c.id,
+                table.c.uid,
+                table.c.size,
+                table.c.description,
+                table.c.in_place,
+                table.c.created_at,
+            ).where(table.c.key.like("many/%"))
+        ).all()
+    by_id = {r.id: r for r in stored}
+    for new_id, given in zip(ids, rows, strict=True):
+        got = by_id[new_id]
+        assert (got.uid, got.size, got.description, got.in_place) == (
+            given["uid"],
+            given["size"],
+            given["description"],
+            given["in_place"],
+        )
+        assert got.created_at.replace(tzinfo=UTC) == at
+    logged = entries(instance, uids=[r["uid"] for r in rows])
+    assert [e.uid for e in logged] == [r["uid"] for r in rows]
+    assert {e.action for e in logged} == {"insert"}
+    assert logged[0].changes["size"] == 0 and "description" not in logged[1].changes
+    assert verify(instance).ok
