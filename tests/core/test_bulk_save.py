@@ -245,3 +245,43 @@ def test_a_source_removed_before_the_save_is_named(
     assert ll.Artifact.filter(key__startswith="gone/").count() == 0
     objects = Path(instance.storage.root) / ".lakeline" / "objects"
     assert not objects.exists() or not [p for p in objects.rglob("*") if p.is_file()]
+
+
+def test_a_root_registered_after_a_save_is_seen_by_the_next(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """The save reads the storage roots once per loading of the storages (not per file):
+    a root registered (or a reference root made real) after a save counts at the next."""
+    (tmp_path / "root").mkdir()
+    inside = tmp_path / "root" / "in.txt"
+    inside.write_text("in")
+    first = ll.Artifact(str(inside), key="copied.txt").save()
+    assert not first.in_place
+    ref = ll.Artifact.reference(tmp_path / "later" / "gone.txt").save()
+    instance.register_storage(tmp_path / "root")
+    again = ll.save([ll.Artifact(str(inside)), ll.Artifact(str(inside), key="in.txt")])
+    assert all(a.in_place and a.key == "in.txt" for a in again)
+    assert instance.register_storage("/").id == ref.storage_id  # the reference root, made real
+    (tmp_path / "later").mkdir()
+    (tmp_path / "later" / "gone.txt").write_text("here now")
+    elsewhere = tmp_path / "later" / "other.txt"
+    elsewhere.write_text("other")
+    (placed,) = ll.save([ll.Artifact(str(elsewhere))])
+    assert placed.in_place and placed.storage_id == ref.storage_id
+    assert placed.key == str(elsewhere).lstrip("/")
+
+
+def test_unsaved_is_whether_the_id_is_none(instance: Instance, tmp_path: Path) -> None:
+    from lakeline.db.session import unsaved
+
+    source = tmp_path / "u.txt"
+    source.write_text("u")
+    new = ll.Artifact(str(source), key="u.txt")
+    assert unsaved(new) and new.id is None
+    saved = new.save()
+    assert not unsaved(saved)
+    loaded = ll.Artifact.get(key="u.txt")
+    assert inspect(loaded).detached and not unsaved(loaded)
+    other = ll.Artifact(str(source), key="v.txt")
+    other.id = None  # type: ignore[assignment]  # as a failed save leaves it
+    assert unsaved(other)

@@ -132,9 +132,13 @@ class Instance:
 
     def storages(self) -> list[Storage]:
         """All storage roots registered in this instance."""
+        return list(self.storages_by_id().values())
+
+    def storages_by_id(self) -> dict[int, Storage]:
+        """The storages by id, as loaded (a new dict each time they are loaded again)."""
         if not self._storages:
             self.load_storages()
-        return list(self._storages.values())
+        return self._storages
 
     def storage_by_id(self, storage_id: int) -> Storage:
         if storage_id not in self._storages:

@@ -42,7 +42,7 @@ from lakeline.artifacts.store import map_items as _map
 from lakeline.artifacts.store import upload as _upload
 from lakeline.db.locks import lock_keys
 from lakeline.db.rows import chunks, fill_new, insert_rows, one_of
-from lakeline.db.session import check_own, stamp
+from lakeline.db.session import check_own, stamp, unsaved
 from lakeline.errors import IntegrityProblem, InvalidKey, LakelineError
 from lakeline.gc_pause import gc_paused
 from lakeline.ids import STEM_LENGTH, new_uids, suffix_index, versioned_uid
@@ -85,7 +85,10 @@ class Plan:
     tmp: str | bytes | None = None
 
 
-def _plan(instance: Instance, artifact: Artifact, budget: Budget | None = None) -> Plan:
+def _plan(
+    instance: Instance, artifact: Artifact, budget: Budget | None = None, spool: str | None = None
+) -> Plan:
+    """`spool`: `spool_folder(instance)`, when the caller read it once for many plans."""
     from lakeline.artifacts.locate import fs_for_location, storage_containing
 
     source = artifact._source
@@ -111,7 +114,8 @@ def _plan(instance: Instance, artifact: Artifact, budget: Budget | None = None) 
     elif artifact._staged:  # lakeline serialised it: nobody else writes it
         digest = hash_folder(fs, path) if is_dir else hash_file(fs, path)
     else:
-        tmp, digest = copy_hashed(path, fs, is_dir, spool_folder(instance), budget)
+        spool = spool or spool_folder(instance)
+        tmp, digest = copy_hashed(path, fs, is_dir, spool, budget)
     if is_dir and digest.n_files == 0:
         _discard(tmp)
         raise LakelineError(f"folder {source} is empty: there is nothing to save")
@@ -184,13 +188,15 @@ def _insert(session: Session, artifacts: Sequence[Artifact]) -> None:
     per row on SQLite) and give each object its id."""
     table = Artifact.__table__
     assert isinstance(table, Table)
-    columns = [column.key for column in table.columns if not column.primary_key]
+    columns = _columns(primary_key=False)
+    wanted = set(columns)
     rows = []
     for artifact in artifacts:
         values = instance_dict(artifact)  # the attributes set so far
-        # stored as NULL: say so, or a detached record can't tell
-        rows.append({name: values.setdefault(name, None) for name in columns})
-    ids = insert_rows(session, table, rows, unique="uid")
+        for name in wanted.difference(values):
+            values[name] = None  # stored as NULL: say so, or a detached record can't tell
+        rows.append(values)
+    ids = insert_rows(session, table, rows, unique="uid", columns=columns)
     for artifact, new_id in zip(artifacts, ids, strict=True):
         instance_dict(artifact)["id"] = new_id
 
@@ -332,7 +338,7 @@ def write_batch(
             values["hash"], values["hash_type"] = digest.hash, digest.hash_type
             values["size"], values["n_files"] = digest.size, digest.n_files
             values["storage_id"], values["available"] = _storage(plan).id, True
-        if artifact.run_id is None and run is not None:
+        if run is not None and artifact.run_id is None:
             values["run_id"] = run.id  # saved while a run is current: its output
         fill_new(artifact, values)  # a new object: no per-attribute events
         created.append(artifact)
@@ -409,8 +415,8 @@ def _adopt(target: Artifact, source: Artifact) -> None:
 
 
 @cache
-def _columns() -> list[str]:
-    return [column.key for column in Artifact.__table__.columns]
+def _columns(*, primary_key: bool = True) -> list[str]:
+    return [c.key for c in Artifact.__table__.columns if primary_key or not c.primary_key]
 
 
 def _finish(plans: Sequence[Plan]) -> None:
@@ -460,18 +466,19 @@ def save_artifacts(
         if not isinstance(artifact, Artifact):
             raise TypeError(f"lakeline.save() takes Artifacts, got {type(artifact).__name__}")
         check_own(artifact, instance)
-    new = [a for a in artifacts if a.id is None]
+    new = [a for a in artifacts if unsaved(a)]
     if len({id(a) for a in new}) != len(new):
         raise ValueError("the same Artifact object appears twice in one save")
-    saved = [a for a in artifacts if a.id is not None]
+    saved = [a for a in artifacts if not unsaved(a)]
     if saved:  # loaded records: metadata edits only (artifacts/edit.py)
         update_saved(instance, saved)
 
     made: list[Plan] = []  # every plan made so far: its copy is removed if the save fails
     budget = Budget()
+    spool = spool_folder(instance)
 
     def plan_one(artifact: Artifact) -> Plan:
-        plan = _plan(instance, artifact, budget)
+        plan = _plan(instance, artifact, budget, spool)
         made.append(plan)
         if progress:
             progress("hash", 1)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
+from sqlalchemy.orm.attributes import instance_dict
 
 from lakeline.db.locks import lock_keys
 from lakeline.db.rows import chunks, fill_new, one_of
@@ -192,7 +193,8 @@ def store(instance: Instance, plan: Plan) -> None:
 
     storage = storage_of(plan)
     target = join(storage.root, plan.store_key)
-    target_fs = instance.fs(storage)
+    local = protocol_of(target) == "local"
+    target_fs = None if local else instance.fs(storage)  # local bytes are written with os
     answer = None
     if plan.tmp is not None:
         try:
@@ -200,7 +202,7 @@ def store(instance: Instance, plan: Plan) -> None:
         finally:
             discard(plan.tmp)  # renamed away (local) or uploaded
             plan.tmp = None
-    elif protocol_of(target) == "local":  # a staged object: linked, kept until the commit
+    elif target_fs is None:  # a staged object: linked, kept until the commit
         put_local(plan.artifact._source, Path(target), link=True)
     else:
         assert plan.source_fs is not None
@@ -251,18 +253,19 @@ def claim(instance: Instance, session: Session, plans: Sequence[Plan]) -> None:
     """Inside the records' transaction: lock the objects the new records point to and check
     they are still there (a delete or gc removes objects under the same lock, after checking
     no record references them, so once this commits they stay)."""
-    needed = [
-        p
-        for p in plans
-        if p.digest is not None
-        and not p.in_place
-        and p.result is not None
-        and p.result.store_key == p.store_key
-        and p.result.storage_id == storage_of(p).id
-    ]
+    needed = []
+    for p in plans:
+        if p.digest is None or p.in_place or p.result is None:
+            continue
+        stored = instance_dict(p.result)  # plain reads: a new record's values are all there
+        if "store_key" not in stored or "storage_id" not in stored:
+            stored = {"store_key": p.result.store_key, "storage_id": p.result.storage_id}
+        if stored["store_key"] == p.store_key and stored["storage_id"] == storage_of(p).id:
+            needed.append(p)
     if not needed:
         return
-    lock_keys(session, "object", [object_lock(storage_of(p).id, p.store_key) for p in needed])
+    if session.get_bind().dialect.name == "postgresql":  # SQLite: one writer, no locks to take
+        lock_keys(session, "object", [object_lock(storage_of(p).id, p.store_key) for p in needed])
 
     remote = protocol_of(instance.storage.root) != "local"
     found = map_items(partial(_missing, instance), _by_folder(needed), threads=remote)

@@ -174,7 +174,7 @@ def write_local(data: bytes, target: str) -> os.stat_result:
     return written
 
 
-def place(tmp: str | bytes, target: str, target_fs: AbstractFileSystem) -> Any:
+def place(tmp: str | bytes, target: str, target_fs: AbstractFileSystem | None) -> Any:
     """Put the bytes `stage` wrote (or read) at `target` (a full location): a rename in
     local storage (the temporary name is gone after), an upload elsewhere (the caller
     removes `tmp`). Returns what the object store answered to a PUT of bytes (its ETag), or
@@ -183,6 +183,7 @@ def place(tmp: str | bytes, target: str, target_fs: AbstractFileSystem) -> Any:
         if isinstance(tmp, bytes):
             if protocol_of(target) == "local":
                 return write_local(tmp, target)
+            assert target_fs is not None  # a remote target: its filesystem
             return target_fs.pipe_file(strip_protocol(target), tmp)
         if protocol_of(target) == "local":
             if os.path.isdir(tmp) or os.path.isdir(target):
@@ -190,6 +191,7 @@ def place(tmp: str | bytes, target: str, target_fs: AbstractFileSystem) -> Any:
             os.makedirs(os.path.dirname(target), exist_ok=True)
             os.replace(tmp, target)
         else:
+            assert target_fs is not None
             target_fs.put(tmp, strip_protocol(target), recursive=os.path.isdir(tmp))
     except OSError as exc:
         raise StorageError(f"cannot store bytes at {target}: {exc}") from exc

@@ -68,13 +68,26 @@ def fill_new(record: Any, values: dict[str, Any]) -> None:
 
 
 def insert_rows(
-    session: Session, table: Table, rows: Sequence[dict[str, Any]], *, unique: str
+    session: Session,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    *,
+    unique: str,
+    columns: Sequence[str] | None = None,
 ) -> list[int]:
     """Insert `rows` (every row with the same keys, no primary key) in the session's
     transaction and return their new ids, in order. `unique` names a unique column the rows
-    carry, by which SQLite's ids are checked (and read back if they are not consecutive)."""
+    carry, by which SQLite's ids are checked (and read back if they are not consecutive).
+    `columns`: the columns to write, when the rows hold other keys too (an object's own
+    dict: no copy of each row)."""
     if not rows:
         return []
+    if columns is not None:
+        names = list(columns)
+        if len(rows) <= RETURNING:
+            rows = [{name: row[name] for name in names} for row in rows]
+        else:
+            rows = _Rows(rows, names)
     if len(rows) <= RETURNING:
         # one statement that hands the ids back: the fewest round trips for a few rows
         stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
@@ -96,6 +109,18 @@ def insert_rows(
         found = session.execute(select(column, table.c.id).where(one_of(session, column, chunk)))
         ids.update(found.tuples().all())
     return [ids[row[unique]] for row in rows]
+
+
+class _Rows(list[dict[str, Any]]):
+    """Rows whose columns are `names`, though each holds other keys too."""
+
+    def __init__(self, rows: Sequence[dict[str, Any]], names: list[str]) -> None:
+        super().__init__(rows)
+        self.names = names
+
+
+def _names(rows: Sequence[dict[str, Any]]) -> list[str]:
+    return rows.names if isinstance(rows, _Rows) else list(rows[0])
 
 
 def _bound(
@@ -133,7 +158,7 @@ def _insert_values(session: Session, table: Table, rows: Sequence[dict[str, Any]
     30.8 -> 24.5 us a row, and no JSON text to build."""
     connection = session.connection()
     dialect = connection.dialect
-    names = list(rows[0])
+    names = _names(rows)
     values = _bound(table, dialect, names, rows)
     per = max(1, min(VALUES_ROWS, _parameter_limit(connection) // len(names)))
     quote = dialect.identifier_preparer.quote
@@ -199,7 +224,7 @@ def _copy_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -
     ids = _draw_ids(session, table, len(rows))
     connection = session.connection()
     dialect = connection.dialect
-    names = list(rows[0])
+    names = _names(rows)
     quote = dialect.identifier_preparer.quote
     target = dialect.identifier_preparer.format_table(table)
     columns = ", ".join(quote(name) for name in ["id", *names])

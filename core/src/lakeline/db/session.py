@@ -44,6 +44,18 @@ def pickled_state(record: Any) -> dict[str, Any]:
     return state
 
 
+def unsaved(record: Any) -> bool:
+    """`record.id is None`, without the ORM's read of an attribute never set (~2 us: the
+    default-value events), which is what a new record's id is."""
+    from sqlalchemy.orm.attributes import instance_dict, instance_state
+
+    if instance_dict(record).get("id") is not None:
+        return False
+    if instance_state(record).key is None:  # transient or pending: its dict is all there is
+        return True
+    return record.id is None  # loaded, the id expired: read it
+
+
 def check_own(record: Any, instance: Instance) -> None:
     """Refuse a loaded record of another instance where `instance`'s records are expected
     (its id means another row there): `ForeignRecord` naming both instances."""

@@ -78,6 +78,9 @@ def validate_key(key: str) -> str:
 def _last_segment(name: str) -> str:
     """`PurePosixPath(name).name` without building a path: the last segment that is not
     empty or '.'."""
+    last = name.rpartition("/")[2]
+    if last and last != ".":  # the usual case: no split of the whole path
+        return last
     for segment in reversed(name.split("/")):
         if segment and segment != ".":
             return segment
