@@ -12,7 +12,7 @@ keeps it (SQLite file, the PostgreSQL cluster, LAKELINE_HOME), and `--reuse DIR`
 existing fill again (and tops it up when a larger size is asked for) without refilling. Rows
 go in through lakeline's own bulk paths inside the instance's write session, 20k artifacts
 (2k runs) per transaction: `lakeline.db.rows.insert_rows` for runs and artifacts (what
-`ll.save` uses: SQLite INSERT ... SELECT over a JSON array, PostgreSQL COPY) and
+`ll.save` uses: SQLite multi-row INSERT ... VALUES, PostgreSQL COPY) and
 `insert_many` for run inputs, feature values and label links; every trigger (search index,
 audit log) fires as for a user's save. What the rows are: `bench/scale_fill.py`'s docstring.
 Sizes are multiples of 10,000: one artifact in 5 is produced by a run, 1 run per 10
