@@ -145,7 +145,19 @@ def test_multi_word_pool_weights_the_rarer_word(instance: Instance, monkeypatch:
 
 @pytest.mark.parametrize(
     "text",
-    ["Café_déjà-vu ÆON", "x²y ﬁne", "naïve Ünïcode 東京 data_2024-01", "İstanbul straße", ""],
+    [
+        "Café_déjà-vu ÆON",
+        "x²y ﬁne",
+        "naïve Ünïcode 東京 data_2024-01",
+        "İstanbul straße",
+        "",
+        "5 µl, 5 μl",  # the micro sign: FTS5 folds it to the Greek mu
+        "Việt Nam tiếng",  # two diacritics: FTS5 (remove_diacritics=1) keeps them
+        "أحمد إبراهيم",  # Arabic hamza: FTS5 keeps it
+        "ᾀ \u017f ǖ",  # prosgegrammeni, long s, u with two diacritics
+        "q\u0305q a \u0301 b",  # a combining overline parts a token, an acute alone is none
+        "data\U0001f9ecset \ue000x 한국어",  # an emoji newer than FTS5's tables, private use
+    ],
 )
 def test_tokens_are_fts5s(text: str) -> None:
     """The tokens the Python ranking counts are the ones FTS5's unicode61 tokenizer made."""
@@ -155,3 +167,19 @@ def test_tokens_are_fts5s(text: str) -> None:
     db.execute("INSERT INTO t VALUES (?)", (text,))
     fts5 = [term for (term,) in db.execute("SELECT term FROM v ORDER BY offset")]
     assert _tokens(text) == fts5
+
+
+def test_a_folded_character_ranks_as_bm25_does(instance: Instance, monkeypatch: Any) -> None:
+    """FTS5 reads the micro sign as the Greek mu, so `µl` matches both spellings; the Python
+    ranking of the pool must count both too (it counted the Greek one as no match: last)."""
+    from lakeline import query
+
+    if instance.dialect != "sqlite":
+        pytest.skip("FTS5's tokenizer: PostgreSQL's pool is ranked by ts_rank")
+    monkeypatch.setattr(query, "SEARCH_POOL", 5)  # pool = 20 for limit 2
+    names = [f"5 \u00b5l sample {i:02d}" for i in range(25)]  # the micro sign
+    names += [f"5 \u03bcl sample {i:02d}" for i in range(25, 28)]  # the Greek mu, newest
+    ll.save([ll.ULabel(name=n) for n in names])
+    exact = [x.name for x in ll.ULabel.search("\u00b5l", limit=2, exhaustive=True)]
+    assert exact == ["5 \u03bcl sample 27", "5 \u03bcl sample 26"]  # ties: newest first
+    assert [x.name for x in ll.ULabel.search("\u00b5l", limit=2)] == exact

@@ -44,7 +44,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -188,16 +187,45 @@ def sqlite_pool(session: Any, model: type[Any], query: str, pool: int) -> Ranked
 
 
 def _tokens(value: Any) -> list[str]:
-    """The tokens FTS5's default unicode61 tokenizer makes of `value`: runs of letters and
-    digits, lower-cased, diacritics removed."""
+    """The tokens FTS5's default unicode61 tokenizer makes of `value`: runs of token
+    characters, each folded as FTS5 folds it (`_fts5_folds`)."""
     if value is None:
         return []
-    value = str(value).lower()
-    if not value.isascii():
-        value = "".join(
-            c for c in unicodedata.normalize("NFD", value) if not unicodedata.combining(c)
-        )
-    return _TOKEN.findall(value)
+    text_ = str(value)
+    if text_.isascii():  # letters and digits, lower-cased: FTS5's ASCII tokens exactly
+        return _TOKEN.findall(text_.lower())
+    return text_.translate(_fts5_folds(text_)).split()
+
+
+_FOLDS: dict[int, str] = {}  # a character: its folded form in a token; " " for a separator
+
+
+def _fts5_folds(value: str) -> dict[int, str]:
+    """How FTS5's unicode61 tokenizer reads each character of `value` (a character's fold may
+    be empty: a diacritic inside a token). Its tables (Unicode 6.1, its own folding and
+    diacritics) are not Python's, so each character not met before is asked of SQLite's FTS5
+    once, through an in-memory table: ASCII as FTS5 reads it, the rest learned."""
+    if not _FOLDS:
+        _FOLDS.update({c: chr(c).lower() if chr(c).isalnum() else " " for c in range(128)})
+    new = {c for c in value if ord(c) not in _FOLDS}
+    if new:
+        import sqlite3
+
+        db = sqlite3.connect(":memory:")
+        try:
+            db.execute("CREATE VIRTUAL TABLE t USING fts5(x)")
+            db.execute("CREATE VIRTUAL TABLE v USING fts5vocab(t, instance)")
+            db.executemany(
+                "INSERT INTO t(rowid, x) VALUES (?, ?)", ((ord(c), f"q{c}q") for c in new)
+            )
+            tokens: dict[int, list[str]] = {ord(c): [] for c in new}
+            for doc, term in db.execute("SELECT doc, term FROM v ORDER BY doc, offset"):
+                tokens[doc].append(term)
+        finally:
+            db.close()
+        for c, found in tokens.items():  # one token `q...q`: a token character; two: a separator
+            _FOLDS[c] = found[0][1:-1] if len(found) == 1 else " "
+    return _FOLDS
 
 
 def _occurrences(tokens: list[str], phrase: tuple[str, ...]) -> int:
