@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import lakeline as ll
+import pytest
+from lakeline.errors import LakelineError
 from lakeline.instance import Instance
-from lakeline.lineage.recorder import BatchRecorder
+from lakeline.lineage.recorder import BatchRecorder, Recorder
 from sqlalchemy import event
 
 
@@ -46,3 +49,35 @@ def test_annotating_a_queued_run_does_not_write_the_batch(
     again = rec.annotate(steps[0], "@engine", cache_key="new")
     assert again.id == steps[0].run.id
     assert ll.Run.get(id=again.id).params == {"@engine": {"cache_key": "new", "other": 0}}
+
+
+@pytest.mark.parametrize("bad", [datetime(2026, 1, 1, tzinfo=UTC), {1, 2}, float("nan")])
+@pytest.mark.parametrize("batched", [False, True])
+def test_metadata_json_cannot_hold_is_refused_at_the_call(
+    instance: Instance, tmp_path: Path, batched: bool, bad: Any
+) -> None:
+    """A queued run annotated with a value its JSON params cannot hold made its insert fail
+    at every flush (the runs stay queued): every step of the batch was lost, and every one
+    after it. It is refused at the call, as the plain Recorder refuses it, the run as it
+    was; NaN too (PostgreSQL's JSON refuses it)."""
+    rec = (
+        BatchRecorder("toy", root=tmp_path, steps=100, ms=600_000)
+        if batched
+        else Recorder("toy", root=tmp_path)
+    )
+    wf = rec.start_workflow(key="p", engine_run_id="r")
+    step = rec.start_step(wf, key="t", kind="task", engine_task_id="1")
+    rec.annotate(step, "@engine", cache_key="k")
+    with pytest.raises(LakelineError, match=r"annotate\('@engine'\): .*JSON"):
+        rec.annotate(step, "@engine", bad=bad, other=1)
+    rec.finish_step(step)
+    later = rec.start_step(wf, key="t", kind="task", engine_task_id="2")
+    rec.finish_step(later)
+    rec.finish_workflow(wf)
+    runs = {run.engine_ref: run for run in ll.Run.filter(engine="toy")}
+    assert {ref: run.status for ref, run in runs.items()} == {
+        "r": "completed",
+        "r/1": "completed",
+        "r/2": "completed",
+    }
+    assert runs["r/1"].params == {"@engine": {"cache_key": "k"}}

@@ -37,6 +37,7 @@ from lakeline.lineage.handles import FileRecord, Handle
 from lakeline.lineage.recorder import Recorder
 from lakeline.lineage.records import fire, new_run
 from lakeline.lineage.run_rows import Finish, claim_many, finish_found, finish_new
+from lakeline.lineage.run_updates import check_meta
 from lakeline.lineage.seen import Stat, file_stat
 from lakeline.lineage.track import params_of
 from lakeline.lineage.usage import insert_inputs
@@ -524,14 +525,17 @@ class BatchRecorder(Recorder):
     def annotate(self, step: Handle, namespace: str, **meta: Any) -> Run:
         """`Recorder.annotate`; a step whose run is still queued is annotated in the queue
         (its insert writes the metadata), without a flush."""
+        check_meta(namespace, meta)  # refused now: the queued run's insert would fail
         with self._lock:
             queued = self._runs.get(step.engine_ref)
             if queued is None or queued[0] is not step or step.run.id is not None:
                 self.flush()
                 return Recorder.annotate(self, step, namespace, **meta)
             params = dict(step.run.params or {})
-            params[namespace] = {**dict(params.get(namespace) or {}), **meta}
-            step.run.params = params
+            current = dict(params.get(namespace) or {})
+            if any(current.get(k) != v for k, v in meta.items()):  # as Recorder.annotate
+                params[namespace] = {**current, **meta}
+                step.run.params = params
             return step.run
 
     def _flushed(name: str) -> Any:  # type: ignore[misc]

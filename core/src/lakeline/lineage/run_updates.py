@@ -3,6 +3,7 @@ attempts, engine metadata, and finding a step by that metadata (part of the Reco
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,15 @@ from lakeline.models import Run, Transform
 if TYPE_CHECKING:
     from lakeline.instance import Instance
     from lakeline.lineage.handles import Handle
+
+
+def check_meta(namespace: str, meta: dict[str, Any]) -> None:
+    """Refuse metadata a run's params (JSON) cannot hold, NaN included (PostgreSQL's JSON
+    refuses it): a queued run holding it would fail its batch's insert at every flush."""
+    try:
+        json.dumps(meta, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise LakelineError(f"annotate({namespace!r}): metadata must be JSON: {error}") from None
 
 
 class RunUpdates:
@@ -66,6 +76,7 @@ class RunUpdates:
     def annotate(self, step: Handle, namespace: str, **meta: Any) -> Run:
         """Merge engine metadata into `params[namespace]` of the step's run (e.g. a cache key)."""
         assert self.instance is not None
+        check_meta(namespace, meta)
         with self.instance.sessions.write() as session:
             record = session.get(Run, step.run.id)
             if record is None:
