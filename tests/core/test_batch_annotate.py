@@ -81,3 +81,35 @@ def test_metadata_json_cannot_hold_is_refused_at_the_call(
         "r/2": "completed",
     }
     assert runs["r/1"].params == {"@engine": {"cache_key": "k"}}
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_annotating_a_replayed_step_reaches_the_run_recorded_before(
+    instance: Instance, tmp_path: Path, batched: bool
+) -> None:
+    """A step started again after its run was written (a replay, a re-import) is queued
+    until the flush finds that run: metadata given meanwhile went into the queued run, which
+    the flush then dropped for the one found, so the annotation was lost."""
+    rec = (
+        BatchRecorder("toy", root=tmp_path, steps=100, ms=600_000)
+        if batched
+        else Recorder("toy", root=tmp_path)
+    )
+    wf = rec.start_workflow(key="p", engine_run_id="r")
+    first = rec.start_step(wf, key="t", kind="task", engine_task_id="1", params={"n": 1})
+    rec.annotate(first, "@engine", cache_key="k", kept=1)
+    rec.finish_step(first)
+    if isinstance(rec, BatchRecorder):
+        rec.flush()
+    again = rec.start_step(wf, key="t", kind="task", engine_task_id="1", params={"n": 1})
+    rec.annotate(again, "@engine", cache_key="k2", other=2)
+    rec.annotate(again, "@more", x=1)
+    rec.finish_step(again)
+    rec.finish_workflow(wf)
+    (run,) = ll.Run.filter(engine="toy", engine_ref="r/1")
+    assert run.params == {
+        "n": 1,
+        "@engine": {"cache_key": "k2", "kept": 1, "other": 2},
+        "@more": {"x": 1},
+    }
+    assert run.status == "completed"

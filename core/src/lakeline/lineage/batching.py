@@ -103,6 +103,8 @@ class BatchRecorder(Recorder):
     _files: dict[str, _File] = field(default_factory=dict, repr=False)
     _finishes: list[tuple[Handle, Finish]] = field(default_factory=list, repr=False)
     _runs: dict[str, tuple[Handle, Handle]] = field(default_factory=dict, repr=False)
+    # metadata given to queued runs (engine_ref: namespace: meta), for a run found at the flush
+    _notes: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict, repr=False)
     _links: list[tuple[Handle, Artifact, str]] = field(default_factory=list, repr=False)
     _since: float | None = field(default=None, repr=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
@@ -261,7 +263,7 @@ class BatchRecorder(Recorder):
                     make_transient(handle.run)
                     set_committed_value(handle.run, "id", None)
             raise
-        self._runs = {}
+        self._runs, self._notes = {}, {}
         for handle, _ in runs:
             stamp(handle.run, self.instance)
         for handle, _ in started:
@@ -288,6 +290,11 @@ class BatchRecorder(Recorder):
             for handle, parent in runs:
                 known = found.get(handle.engine_ref)
                 if known is not None:  # a replay: that run (and its transform, if it differs)
+                    notes = self._notes.get(handle.engine_ref, {})  # what it was annotated with
+                    params = dict(known.params or {})
+                    params.update({n: {**dict(params.get(n) or {}), **m} for n, m in notes.items()})
+                    if params != (known.params or {}):
+                        known.params = params
                     if known.transform_id != handle.transform.id:
                         handle.transform = session.get(Transform, known.transform_id) or (
                             handle.transform
@@ -533,6 +540,7 @@ class BatchRecorder(Recorder):
                 return Recorder.annotate(self, step, namespace, **meta)
             params = dict(step.run.params or {})
             current = dict(params.get(namespace) or {})
+            self._notes.setdefault(step.engine_ref, {}).setdefault(namespace, {}).update(meta)
             if any(current.get(k) != v for k, v in meta.items()):  # as Recorder.annotate
                 params[namespace] = {**current, **meta}
                 step.run.params = params
