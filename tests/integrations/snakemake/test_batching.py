@@ -175,3 +175,48 @@ def test_a_file_used_after_a_link_to_it_changed_its_ctime_is_its_own_record(
     step = jobs["link"].step
     assert step is not None
     assert [a.key for a in Run.get(id=step.run.id).inputs.all()] == ["real/data.txt"]
+
+
+def test_a_file_replaced_keeping_its_size_and_mtime_is_a_new_record(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """A file this run recorded, replaced by `cp -p` with other bytes of the same size and
+    the same mtime (a new ctime), is hashed again when a later job uses it, as the core's
+    reuse check does: it was linked to the old record (size and mtime compared only)."""
+    from dataclasses import dataclass
+
+    from lakeline.lineage.recorder import BatchRecorder, Handle
+    from snakemake_logger_plugin_lakeline.writer import Writer
+
+    @dataclass
+    class Job:  # what the Writer needs of a job (writer.JobLike)
+        step: Handle | None
+        finished: bool = False
+
+    def problem(job: Any, what: str, exc: BaseException) -> None:
+        raise exc
+
+    (tmp_path / "data.txt").write_text("old bytes\n")
+    (tmp_path / "other.txt").write_text("new bytes\n")  # the same size
+    rec = BatchRecorder("snakemake", root=tmp_path, steps=100, ms=1e9)
+    writer = Writer(rec, str(tmp_path), problem)
+    wf = rec.start_workflow(key="p", engine_run_id="r")
+    make = Job(rec.start_step(wf, key="make", kind="rule", engine_task_id="1"))
+    use = Job(rec.start_step(wf, key="use", kind="rule", engine_task_id="2"))
+    writer.produce(make, "data.txt")
+    writer.finish(make, "completed", None)
+    writer.flush()
+    before = os.stat(tmp_path / "data.txt")
+    os.utime(tmp_path / "other.txt", ns=(before.st_atime_ns, before.st_mtime_ns))
+    time.sleep(0.01)  # a ctime the replacement can tell apart on a coarse clock
+    subprocess.run(["cp", "-p", "other.txt", "data.txt"], cwd=tmp_path, check=True)
+    after = os.stat(tmp_path / "data.txt")
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    writer.use(use, "data.txt")
+    writer.finish(use, "completed", None)
+    writer.flush()
+    assert make.step is not None and use.step is not None
+    (made,) = Run.get(id=make.step.run.id).outputs.all()
+    (used,) = Run.get(id=use.step.run.id).inputs.all()
+    assert used.id != made.id
+    assert used.hash != made.hash  # the bytes the job read, not the ones replaced
