@@ -131,6 +131,36 @@ def test_steps_are_written_per_batch_and_at_exit(instance: Instance, tmp_path: P
         BatchRecorder("toy", steps=0)
 
 
+def test_a_batch_due_by_time_is_left_to_the_timer_when_calls_do_not_flush(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """`flush_on_calls=False` (an integration's timer runs): a call that finds the batch due
+    by time queues and returns; `flush_if_due` (the timer) writes it; `steps` still flush."""
+    import time
+
+    (tmp_path / "a.txt").write_text("a")
+    rec = BatchRecorder("toy", root=tmp_path, steps=3, ms=1, flush_on_calls=False)
+    wf = rec.start_workflow(key="p", engine_run_id="r")
+    first = rec.start_step(wf, key="s", kind="rule", engine_task_id="1")
+    time.sleep(0.01)  # the batch is due by time
+    rec.use(first, "a.txt")
+    rec.finish_step(first)
+    second = rec.start_step(wf, key="s", kind="rule", engine_task_id="2")
+    rec.finish_step(second)
+    assert first.run.id is None and second.run.id is None  # still queued
+    rec.flush_if_due()  # the timer's call
+    assert [r.status for r in ll.Run.filter(uid__in=[first.uid, second.uid])] == ["completed"] * 2
+    steps = [rec.start_step(wf, key="s", kind="rule", engine_task_id=f"x{i}") for i in range(3)]
+    for step in steps:
+        rec.finish_step(step)
+    assert all(step.run.id is not None for step in steps)  # 3 finished steps: written
+    rec.flush_on_calls = True
+    late = rec.start_step(wf, key="s", kind="rule", engine_task_id="late")
+    time.sleep(0.01)
+    rec.finish_step(late)  # due by time, found by the call: written by it
+    assert late.run.id is not None
+
+
 def test_a_step_nested_under_a_step_of_the_same_batch_is_written(
     instance: Instance, tmp_path: Path
 ) -> None:

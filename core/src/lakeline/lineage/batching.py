@@ -100,6 +100,9 @@ class BatchRecorder(Recorder):
 
     steps: int = 100
     ms: float = 500.0
+    # False while an integration's timer calls `flush_if_due`: a batch due by time is then
+    # written by the timer's thread, not by the engine's call that finds it due
+    flush_on_calls: bool = True
     _files: dict[str, _File] = field(default_factory=dict, repr=False)
     _finishes: list[tuple[Handle, Finish]] = field(default_factory=list, repr=False)
     _runs: dict[str, tuple[Handle, Handle]] = field(default_factory=dict, repr=False)
@@ -178,8 +181,12 @@ class BatchRecorder(Recorder):
         if self._since is None:
             self._since = time.monotonic()
 
-    def _due(self) -> None:
-        waited = self._since is not None and (time.monotonic() - self._since) * 1000 >= self.ms
+    def _due(self, timer: bool = False) -> None:
+        waited = (
+            (timer or self.flush_on_calls)
+            and self._since is not None
+            and (time.monotonic() - self._since) * 1000 >= self.ms
+        )
         if len(self._finishes) >= self.steps or waited:
             self.flush()
 
@@ -198,7 +205,7 @@ class BatchRecorder(Recorder):
         call): for an integration's timer, so a batch waits no longer than `ms` while the
         engine reports nothing (a long job)."""
         with self._lock:
-            self._due()
+            self._due(timer=True)
 
     def start_step(
         self,

@@ -69,6 +69,7 @@ class LakelineScheduler(Scheduler):
         self._times: dict[str, datetime] = {}
         self._ends: dict[str, datetime] = {}
         self._names: dict[tuple[str, str], list[str]] = {}  # a task's parameter names
+        self._timed = False  # run() keeps a timer thread flushing batches due by time
         self._capture_times()
 
     def _capture_times(self) -> None:
@@ -101,12 +102,18 @@ class LakelineScheduler(Scheduler):
     def run(self, *args: Any, **kwargs: Any) -> Any:
         """`Scheduler.run`, with a timer that writes the Recorder's batch once it is due: redun
         reports nothing while a long job runs, and a finished job must not wait for it."""
+        from lakeline.lineage.recorder import BatchRecorder
+
         stop = threading.Event()
         timer = threading.Thread(target=self._flush_batches, args=(stop,), daemon=True)
         timer.start()
+        self._timed = True  # a batch due by time is written by the timer, off redun's loop
         try:
             return super().run(*args, **kwargs)
         finally:
+            self._timed = False
+            if isinstance(self._recorder, BatchRecorder):
+                self._recorder.flush_on_calls = True
             stop.set()
             timer.join()
 
@@ -126,11 +133,13 @@ class LakelineScheduler(Scheduler):
         return getattr(self.backend, "session", None)
 
     def _lineage(self, execution_id: str) -> ExecutionRecorder:
-        from lakeline.lineage.recorder import make_recorder
+        from lakeline.lineage.recorder import BatchRecorder, make_recorder
         from redun.backends.db import Execution
 
         if self._recorder is None:  # batched: flushed every 100 jobs / 0.5 s and at the end
             self._recorder = make_recorder(ENGINE, batch=True, root=self.lakeline_root)
+        if self._timed and isinstance(self._recorder, BatchRecorder):
+            self._recorder.flush_on_calls = False  # the timer writes batches due by time
         if execution_id not in self._executions:
             session = self._session()
             row = session.get(Execution, execution_id) if session is not None else None
