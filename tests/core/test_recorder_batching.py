@@ -161,6 +161,40 @@ def test_a_batch_due_by_time_is_left_to_the_timer_when_calls_do_not_flush(
     assert late.run.id is not None
 
 
+@pytest.mark.parametrize("batch", [False, True], ids=["plain", "batched"])
+def test_an_error_text_with_a_nul_byte_is_kept_or_refused_as_the_plain_recorder_does(
+    instance: Instance, tmp_path: Path, batch: bool
+) -> None:
+    """SQLite keeps the whole text (a batched finish went through json_each, whose text ends
+    at the NUL: "a"), for a run of this flush and of an earlier one; PostgreSQL refuses it at
+    the call (batched: not at every later flush), and the step is finished after."""
+    from lakeline.errors import InvalidValue
+
+    rec = BatchRecorder("nul", root=tmp_path, ms=600_000) if batch else Recorder("nul")
+    wf = rec.start_workflow(key="p", engine_run_id="r")
+    early = rec.start_step(wf, key="s", kind="rule", engine_task_id="early")
+    if isinstance(rec, BatchRecorder):
+        rec.flush()  # a run of an earlier flush
+    now = rec.start_step(wf, key="s", kind="rule", engine_task_id="now")
+    steps = [early, now]
+    if instance.engine.dialect.name == "postgresql":
+        for step in steps:
+            with pytest.raises(InvalidValue, match="NUL"):
+                rec.finish_step(step, "errored", error="a\x00b")
+        for step in steps:
+            rec.finish_step(step, "errored", error="ab")
+        expected = "ab"
+    else:
+        for step in steps:
+            rec.finish_step(step, "errored", error="a\x00b")
+        expected = "a\x00b"
+    if isinstance(rec, BatchRecorder):
+        rec.flush()
+    runs = ll.Run.filter(engine="nul", engine_ref__in=["r/early", "r/now"])
+    assert [(r.status, r.error) for r in runs] == [("errored", expected)] * 2
+    assert [s.run.error for s in steps] == [expected] * 2
+
+
 def test_a_step_nested_under_a_step_of_the_same_batch_is_written(
     instance: Instance, tmp_path: Path
 ) -> None:

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from lakeline import checkpoints
-from lakeline.errors import LakelineError
+from lakeline.errors import InvalidValue, LakelineError
 from lakeline.lineage.handles import FileRecord, Handle
 from lakeline.lineage.recorder import Recorder
 from lakeline.lineage.records import fire, new_run
@@ -83,6 +83,13 @@ def _stat(location: str) -> os.stat_result | None:
 def _mode(location: str) -> int | None:
     st = _stat(location)
     return None if st is None else st.st_mode
+
+
+def _nul(change: Finish) -> bool:
+    """An error text with a NUL byte: SQLite's JSON functions end the text there, so that
+    finish is applied alone with bound parameters (`Finish.apply`), as the plain Recorder
+    applies it; PostgreSQL refuses it at the call."""
+    return bool(change.error) and "\x00" in (change.error or "")
 
 
 def _flush_at_exit(ref: weakref.ReferenceType[BatchRecorder]) -> None:
@@ -364,6 +371,13 @@ class BatchRecorder(Recorder):
                 record = item if isinstance(item, FileRecord) else FileRecord(item)
                 if record.producer not in (None, step) or record.used_by:
                     raise LakelineError("outputs of a step take no other producer and no used_by")
+            assert self.instance is not None
+            if error and "\x00" in error and self.instance.sessions.engine.dialect.name != "sqlite":
+                # refused at the call as the plain Recorder's statement is, not by every flush
+                raise InvalidValue(
+                    "the database cannot store a value: PostgreSQL text fields cannot contain "
+                    "NUL (0x00) bytes (the step's error text)"
+                )
             original = None
             if cached_from is not None:
                 if cached_from in self._runs:
@@ -493,6 +507,7 @@ class BatchRecorder(Recorder):
                     id(step.run) in new
                     and step.run.status != change.status
                     and id(step.run) not in first
+                    and not _nul(change)
                 ):
                     first[id(step.run)] = (step.run, change)  # one statement for all of them
                     done.append((step, step.run, True))

@@ -283,11 +283,13 @@ _SQLITE_FINISH_FOUND = (  # the same over a JSON array of the rows, the log appe
 
 def finish_found(session: Session, changes: Sequence[tuple[Run, Finish]]) -> dict[int, Run]:
     """`Finish.row` for runs of other transactions (each run once) in one statement: the
-    updated records by run id. A run missing from it (a replay, a gone run) is left to
-    `Finish.apply`."""
+    updated records by run id. A run missing from it (a replay, a gone run, on SQLite an
+    error text with a NUL byte) is left to `Finish.apply`."""
+    dialect = _dialect(session)
+    if dialect != "postgresql":  # SQLite's JSON functions end a text at a NUL byte:
+        changes = [(r, c) for r, c in changes if not (c.error and "\x00" in c.error)]
     if not changes:
         return {}
-    dialect = _dialect(session)
     ats = [change.at or utcnow() for _, change in changes]
     entries = [
         json.dumps({"status": change.status, "at": at.isoformat()})
