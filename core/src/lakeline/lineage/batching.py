@@ -33,12 +33,13 @@ from typing import TYPE_CHECKING, Any
 
 from lakeline import checkpoints
 from lakeline.errors import InvalidValue, LakelineError
+from lakeline.lineage.batch_files import QueuedFile, mode_of, nul_error, stat_of
 from lakeline.lineage.handles import FileRecord, Handle
 from lakeline.lineage.recorder import Recorder
 from lakeline.lineage.records import fire, new_run
 from lakeline.lineage.run_rows import Finish, claim_many, finish_found, finish_new
 from lakeline.lineage.run_updates import check_meta
-from lakeline.lineage.seen import Stat, file_stat
+from lakeline.lineage.seen import file_stat
 from lakeline.lineage.track import params_of
 from lakeline.lineage.usage import insert_inputs
 from lakeline.models.base import utcnow
@@ -60,38 +61,6 @@ _ON = {"1", "true", "yes", "on"}
 _OFF = {"0", "false", "no", "off"}
 
 
-@dataclass
-class _File:
-    """A queued file: the artifact to save, its producer and the steps that used it."""
-
-    location: str
-    artifact: Artifact
-    plan: Plan | None  # None: a failed flush dropped it, the next one reads the file again
-    producer: Handle | None
-    used_by: list[tuple[Handle, str]]
-    stat: Stat | None  # when it was hashed (None: a folder)
-    key: str | None  # as given
-
-
-def _stat(location: str) -> os.stat_result | None:
-    try:
-        return os.stat(location)
-    except OSError:
-        return None
-
-
-def _mode(location: str) -> int | None:
-    st = _stat(location)
-    return None if st is None else st.st_mode
-
-
-def _nul(change: Finish) -> bool:
-    """An error text with a NUL byte: SQLite's JSON functions end the text there, so that
-    finish is applied alone with bound parameters (`Finish.apply`), as the plain Recorder
-    applies it; PostgreSQL refuses it at the call."""
-    return bool(change.error) and "\x00" in (change.error or "")
-
-
 def _flush_at_exit(ref: weakref.ReferenceType[BatchRecorder]) -> None:
     recorder = ref()
     if recorder is not None:
@@ -110,7 +79,7 @@ class BatchRecorder(Recorder):
     # False while an integration's timer calls `flush_if_due`: a batch due by time is then
     # written by the timer's thread, not by the engine's call that finds it due
     flush_on_calls: bool = True
-    _files: dict[str, _File] = field(default_factory=dict, repr=False)
+    _files: dict[str, QueuedFile] = field(default_factory=dict, repr=False)
     _finishes: list[tuple[Handle, Finish]] = field(default_factory=list, repr=False)
     _runs: dict[str, tuple[Handle, Handle]] = field(default_factory=dict, repr=False)
     # metadata given to queued runs (engine_ref: namespace: meta), for a run found at the flush
@@ -144,7 +113,7 @@ class BatchRecorder(Recorder):
         from lakeline.artifacts.save import plan_file
 
         assert self.instance is not None
-        st = _stat(location) if protocol_of(location) == "local" else None
+        st = stat_of(location) if protocol_of(location) == "local" else None
         if st is None or not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
             return None  # gone, remote, a FIFO or device: the plain path handles those
         contained = storage_containing(location, self.instance, normalized=True)
@@ -179,7 +148,7 @@ class BatchRecorder(Recorder):
         artifact = self._describe(location, key=key, kind=kind, run=None)  # producer: at flush
         plan = plan_file(artifact, self.instance)  # hashed now: what the step saw
         users = [] if user is None else [user]
-        entry = _File(location, artifact, plan, producer, users, hashed, key)
+        entry = QueuedFile(location, artifact, plan, producer, users, hashed, key)
         self._files[location] = entry
         self._started()
         return artifact
@@ -428,7 +397,7 @@ class BatchRecorder(Recorder):
 
     def _requeue(
         self,
-        files: dict[str, _File],
+        files: dict[str, QueuedFile],
         links: list[tuple[Handle, Artifact, str]],
         finishes: list[tuple[Handle, Finish]],
         since: float | None,
@@ -446,13 +415,13 @@ class BatchRecorder(Recorder):
         self._finishes = finishes + self._finishes
         self._since = since  # due again
 
-    def _replan(self, f: _File) -> bool:
+    def _replan(self, f: QueuedFile) -> bool:
         """Read a file again (hash, copy) whose plan a failed flush dropped: False when it is
         gone or no longer the same type of entry (file or folder)."""
         from lakeline.artifacts.save import plan_file
 
         assert self.instance is not None
-        mode = _mode(f.location)
+        mode = mode_of(f.location)
         if mode is None or not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
             return False
         if stat.S_ISDIR(mode) != f.artifact._source_is_dir:
@@ -464,11 +433,11 @@ class BatchRecorder(Recorder):
 
     def _write(
         self,
-        files: list[_File],
+        files: list[QueuedFile],
         links: list[tuple[Handle, Artifact, str]],
         finishes: list[tuple[Handle, Finish]],
         new: set[int],
-    ) -> list[_File]:
+    ) -> list[QueuedFile]:
         """Write a batch in one transaction; the files that could not be read again (a
         retried batch), left out, are returned."""
         from lakeline.artifacts.save import save_artifacts
@@ -507,7 +476,7 @@ class BatchRecorder(Recorder):
                     id(step.run) in new
                     and step.run.status != change.status
                     and id(step.run) not in first
-                    and not _nul(change)
+                    and not nul_error(change)
                 ):
                     first[id(step.run)] = (step.run, change)  # one statement for all of them
                     done.append((step, step.run, True))

@@ -1,0 +1,48 @@
+"""What a BatchRecorder queues between flushes: files (with their plan, producer and users)
+and the checks it makes on them and on queued finishes."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lakeline.artifacts.save import Plan
+    from lakeline.lineage.handles import Handle
+    from lakeline.lineage.run_rows import Finish
+    from lakeline.lineage.seen import Stat
+    from lakeline.models import Artifact
+
+
+@dataclass
+class QueuedFile:
+    """A queued file: the artifact to save, its producer and the steps that used it."""
+
+    location: str
+    artifact: Artifact
+    plan: Plan | None  # None: a failed flush dropped it, the next one reads the file again
+    producer: Handle | None
+    used_by: list[tuple[Handle, str]]
+    stat: Stat | None  # when it was hashed (None: a folder)
+    key: str | None  # as given
+
+
+def stat_of(location: str) -> os.stat_result | None:
+    """`os.stat(location)`, None when it cannot be read."""
+    try:
+        return os.stat(location)
+    except OSError:
+        return None
+
+
+def mode_of(location: str) -> int | None:
+    st = stat_of(location)
+    return None if st is None else st.st_mode
+
+
+def nul_error(change: Finish) -> bool:
+    """An error text with a NUL byte: SQLite's JSON functions end the text there, so that
+    finish is applied alone with bound parameters (`Finish.apply`), as the plain Recorder
+    applies it; PostgreSQL refuses it at the call."""
+    return bool(change.error) and "\x00" in (change.error or "")
