@@ -13,7 +13,7 @@ import lakeline as ll
 import pytest
 from alembic import command
 from lakeline.access.audit import entry_hash, verify
-from lakeline.db.migrate import alembic_config, upgrade
+from lakeline.db.migrate import HEAD_REVISION, alembic_config, upgrade
 from lakeline.instance import Instance
 from sqlalchemy import text
 
@@ -83,7 +83,7 @@ def test_migration_rewrites_the_triggers_of_an_existing_catalog(
         old = conn.execute(
             text("SELECT count(*) FROM sqlite_master WHERE sql LIKE '%FROM audit_head h) s;%'")
         ).scalar()
-    assert revision == "0012" and old == 0
+    assert revision == HEAD_REVISION and old == 0
     after: Counter[str] = Counter()
     (tmp_path / "b").mkdir()
     changes(instance, after, tmp_path / "b")

@@ -123,16 +123,28 @@ def search_index_ddl(table_name: str, fields: Sequence[str], dialect: str) -> li
             f"INSERT INTO {fts}({fts}) VALUES ('rebuild')",
         ]
     if dialect == "postgresql":
-        document = " || ' ' || ".join(
-            f"coalesce(regexp_replace(left({f}, {PG_FIELD_CHARS}), '[^[:alnum:]]+', ' ', 'g'), '')"
-            for f in fields
-        )
         return [
             f"ALTER TABLE {table_name} ADD COLUMN search_vector tsvector GENERATED ALWAYS AS ("
-            f"to_tsvector('simple'::regconfig, {document})) STORED",
+            f"to_tsvector('simple'::regconfig, {_pg_tokens(fields)})) STORED",
             f"CREATE INDEX ix_{table_name}_search_vector ON {table_name} USING gin (search_vector)",
         ]
     raise ValueError(f"no full-text search on {dialect}")
+
+
+def _pg_tokens(fields: Sequence[str]) -> str:
+    """PostgreSQL: `fields` as FTS5's unicode61 tokens, folded and separated by spaces, whatever
+    the database's locale (see the module doc): ASCII text through an ASCII expression, the
+    rest through FTS5's separators (a regular expression) and folds (translate)."""
+    from lakeline.search_unicode61 import FOLD_FROM, FOLD_TO, SEPARATORS
+
+    text_ = " || ' ' || ".join(f"coalesce(left({f}, {PG_FIELD_CHARS}), '')" for f in fields)
+    lowered = f'lower(({text_}) COLLATE "C")'  # ASCII letters only, in any locale
+    return (
+        f"CASE WHEN octet_length({text_}) = length({text_}) "
+        f"THEN regexp_replace({lowered}, '[^0-9a-z]+', ' ', 'g') "
+        f"ELSE translate(regexp_replace({lowered}, '[{SEPARATORS}]+', ' ', 'g'), "
+        f"'{FOLD_FROM}', '{FOLD_TO}') END"
+    )
 
 
 def drop_search_index_ddl(table_name: str, dialect: str) -> list[str]:
@@ -299,7 +311,10 @@ def _rank_pool(
 
 
 def _tsquery(terms: list[str]) -> str:
-    return " & ".join(f"{term}:*" for term in terms)
+    """PostgreSQL: every word as a prefix; a word that is not ASCII as FTS5 tokenizes it
+    (folded as the indexed text is, several tokens a phrase)."""
+    phrases = [term if term.isascii() else " <-> ".join(_tokens(term)) for term in terms]
+    return " & ".join(f"{phrase}:*" for phrase in phrases if phrase)
 
 
 def apply_search(
