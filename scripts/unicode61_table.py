@@ -60,10 +60,10 @@ def main() -> None:
     read = read_all()
     ascii_separators = [c for c in range(1, 0x80) if not chr(c).isalnum()]
     separators = ranges(ascii_separators + [c for c, fold in read.items() if fold is None])
-    bracket = [escape(a) if a == b else f"{escape(a)}-{escape(b)}" for a, b in separators]
     folded = [(c, fold) for c, fold in read.items() if fold is not None and fold != chr(c)]
     folded.sort(key=lambda item: (item[1] == "", item[0]))  # removed diacritics last
     assert all(len(fold) <= 1 for _, fold in folded)  # translate(): one character for one
+    pairs = [f"({a:#x}, {b:#x}), " for a, b in separators]
     source = [escape(c) for c, _ in folded]
     target = [escape(ord(fold)) for _, fold in folded if fold]
     text = [
@@ -71,10 +71,12 @@ def main() -> None:
         "for PostgreSQL's search column (`lakeline.search`). Written by scripts/unicode61_table.py",
         'from SQLite\'s FTS5 itself: do not edit."""',
         "",
-        "# a regular expression's bracket contents: every code point that separates tokens",
+        "# every code point that separates tokens, as (first, last) ranges",
+        "# fmt: off",
         "SEPARATORS = (",
-        *lines(bracket, "r"),
+        *(line.replace('"', "").rstrip() for line in lines(pairs, "")),
         ")",
+        "# fmt: on",
         "# translate(text, FOLD_FROM, FOLD_TO): each token character FTS5 folds to another, the",
         "# last ones (diacritics FTS5 drops) beyond FOLD_TO's length, so translate() drops them",
         "FOLD_FROM = (",

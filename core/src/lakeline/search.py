@@ -37,6 +37,21 @@ else the prefix pool's ids and bm25 scores) and its ids reach the statement as a
 so its answer is the exhaustive one and `QuerySet` runs no second query when it yields fewer
 results than asked for (that second query used to rank every prefix match again: a common
 word paired with a rare one paid the linear prefix merge twice).
+
+PostgreSQL reads text as FTS5's unicode61 tokenizer does, whatever the database's locale (the C
+locale's `[:alnum:]` is ASCII only: 'über µl' was indexed as 'ber l'). The generated column
+(`_pg_tokens`) lower-cases ASCII (`COLLATE "C"`), replaces FTS5's separators (every code point
+it does not read as a letter or digit, a regular expression of code points) by spaces and folds
+the rest with FTS5's own case and diacritic folds (translate()): 'Über' and 'über' are 'uber',
+'µl' is 'μl', 'naïve' is 'naive', ASCII text takes an ASCII-only path. The tables are SQLite's
+(`search_unicode61`, written by scripts/unicode61_table.py, Unicode 6.1). A non-ASCII query word
+is folded the same way in Python (`_tsquery`, FTS5's tokens). to_tsvector('simple') then splits
+on spaces; its parser reads any non-ASCII character as a letter under the C locale, so the
+vector is FTS5's tokens exactly there. Under another locale (C.UTF-8, en_US.UTF-8) its parser
+also drops the few FTS5 token characters that locale does not call letters or digits (`½`,
+`²`, private-use characters) and lower-cases letters FTS5's Unicode 6.1 does not fold (scripts
+added since): a query is parsed by the same locale, so it still finds what the column holds.
+The database must be UTF8 (the expression names code points beyond Latin-1).
 """
 
 from __future__ import annotations
@@ -67,6 +82,9 @@ LIKE_FIELDS = ("key", "description", "handle", "name", "root", "reference")
 POOL_WINDOW = 20  # PostgreSQL: the pool's matches come from the newest POOL_WINDOW x pool rows
 # PostgreSQL: each field's first characters are indexed (a tsvector must stay under 1 MB)
 PG_FIELD_CHARS = 100_000
+# PostgreSQL: the blocks of FTS5's folds (Latin-1, Latin Extended, diacritics, Greek, Cyrillic
+# and Armenian, Georgian and Latin/Greek Extended, the rest of the BMP, beyond), each folded apart
+PG_FOLD_BLOCKS = (0x100, 0x250, 0x370, 0x400, 0x1000, 0x2000, 0x10000, 0x110000)
 _TOKEN = re.compile(r"[^\W_]+")  # FTS5's unicode61 tokens: runs of letters and digits
 _SEARCH_OBJECT = re.compile(r"\w+_fts(_\w+)?|ix_\w+_search_vector|search_vector")
 
@@ -133,18 +151,58 @@ def search_index_ddl(table_name: str, fields: Sequence[str], dialect: str) -> li
 
 def _pg_tokens(fields: Sequence[str]) -> str:
     """PostgreSQL: `fields` as FTS5's unicode61 tokens, folded and separated by spaces, whatever
-    the database's locale (see the module doc): ASCII text through an ASCII expression, the
-    rest through FTS5's separators (a regular expression) and folds (translate)."""
+    the database's locale (see the module doc). translate() reads its whole list for every
+    character, so each block of FTS5's folds (`PG_FOLD_BLOCKS`) has its own translate(), which
+    reads the block's list only when the text holds a character it folds."""
     from lakeline.search_unicode61 import FOLD_FROM, FOLD_TO, SEPARATORS
 
     text_ = " || ' ' || ".join(f"coalesce(left({f}, {PG_FIELD_CHARS}), '')" for f in fields)
     lowered = f'lower(({text_}) COLLATE "C")'  # ASCII letters only, in any locale
+    ranges = (_escape(a) if a == b else f"{_escape(a)}-{_escape(b)}" for a, b in SEPARATORS)
+    read = f"regexp_replace({lowered}, '[{''.join(ranges)}]+', ' ', 'g')"
+    mapped = list(zip(FOLD_FROM, FOLD_TO, strict=False))
+    dropped = FOLD_FROM[len(FOLD_TO) :]  # diacritics FTS5 drops: beyond the target's length
+    blocks = []  # (the block's sources as a regex class, its FROM, its TO)
+    start = 0
+    for end in PG_FOLD_BLOCKS:
+        folds = [(c, t) for c, t in mapped if start <= ord(c) < end]
+        source = "".join(c for c, _ in folds) + "".join(c for c in dropped if start <= ord(c) < end)
+        if source:
+            held = "".join(
+                f"{_escape(a)}-{_escape(b)}" for a, b in _cover(sorted(ord(c) for c in source))
+            )
+            blocks.append((held, source, "".join(t for _, t in folds)))
+        start = end
+    each = read  # no fold's target is another's source: the blocks' order does not matter
+    for held, source, target in blocks:
+        each = (
+            f"translate({each}, CASE WHEN {text_} ~ '[{held}]' THEN '{source}' ELSE '' END, "
+            f"CASE WHEN {text_} ~ '[{held}]' THEN '{target}' ELSE '' END)"
+        )
+    first, *rest = blocks  # Latin-1 (most non-ASCII text): one translate(), one test
+    beyond = "".join(held for held, _, _ in rest)
     return (
         f"CASE WHEN octet_length({text_}) = length({text_}) "
         f"THEN regexp_replace({lowered}, '[^0-9a-z]+', ' ', 'g') "
-        f"ELSE translate(regexp_replace({lowered}, '[{SEPARATORS}]+', ' ', 'g'), "
-        f"'{FOLD_FROM}', '{FOLD_TO}') END"
+        f"WHEN {text_} !~ '[{beyond}]' THEN translate({read}, '{first[1]}', '{first[2]}') "
+        f"ELSE {each} END"
     )
+
+
+def _cover(points: list[int], gap: int = 256) -> list[tuple[int, int]]:
+    """Ranges that hold every one of `points` (sorted), joined across gaps up to `gap`."""
+    ranges: list[tuple[int, int]] = []
+    for c in points:
+        if ranges and c - ranges[-1][1] <= gap:
+            ranges[-1] = (ranges[-1][0], c)
+        else:
+            ranges.append((c, c))
+    return ranges
+
+
+def _escape(c: int) -> str:
+    """A code point as an escape of PostgreSQL's regular expressions."""
+    return f"\\u{c:04x}" if c <= 0xFFFF else f"\\U{c:08x}"
 
 
 def drop_search_index_ddl(table_name: str, dialect: str) -> list[str]:
