@@ -4,6 +4,8 @@ as 'ber l' and found neither (migration 0013 rebuilds every table's search colum
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import lakeline as ll
 from alembic import command
 from lakeline.db.migrate import HEAD_REVISION, alembic_config, upgrade
@@ -91,14 +93,32 @@ def _notes(instance: Instance, word: str) -> list[str]:
         )
 
 
-def test_a_catalog_at_0012_is_migrated_and_then_finds_its_rows(instance: Instance) -> None:
+def _artifacts_expression(instance: Instance) -> str:
+    with instance.engine.connect() as conn:
+        return str(
+            conn.execute(
+                text(
+                    "SELECT generation_expression FROM information_schema.columns "
+                    "WHERE table_name = 'artifacts' AND column_name = 'search_vector'"
+                )
+            ).scalar_one()
+        )
+
+
+def test_a_catalog_at_0012_is_migrated_and_then_finds_its_rows(
+    instance: Instance, tmp_path: Path
+) -> None:
     cfg = alembic_config()
     with instance.engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "0012")
     _labels()
+    (tmp_path / "m.txt").write_text("measured")
+    ll.Artifact(tmp_path / "m.txt", key="m.txt", description="Müller, 5 µl").save()
     postgres = instance.dialect == "postgresql"
-    if postgres:
+    if postgres:  # 0013's downgrade: artifacts' column as 0001 made it
+        assert "COALESCE(description, ''::text)" in _artifacts_expression(instance)
+        assert [a.key for a in ll.Artifact.search("müller")] == []
         _old_module_table(instance)
         assert _found("über") == set()  # the bug: the C locale's [:alnum:] is ASCII only
         assert _notes(instance, "m") == ["n1"]  # 'µm' indexed as 'm'
@@ -108,6 +128,7 @@ def test_a_catalog_at_0012_is_migrated_and_then_finds_its_rows(instance: Instanc
             HEAD_REVISION
         )
     assert {query: _found(query) for query in FOUND} == FOUND
+    assert [a.key for a in ll.Artifact.search("MÜLLER µl")] == ["m.txt"]
     if not postgres:
         return
     assert _notes(instance, "olfilter") == ["n1"]  # a module's table: rebuilt too

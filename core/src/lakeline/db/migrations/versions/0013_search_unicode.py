@@ -9,7 +9,8 @@ ASCII: 'aü µl' was indexed as 'a l', so `ü` or `µl` found nothing. Every tab
 `search_vector` column (the core's registries and any module's, found in the catalog, its fields
 read from the column's expression) gets it again from `lakeline.search.search_index_ddl`:
 FTS5's unicode61 separators and folds, whatever the locale. The ALTER computes the column for
-every row (a table rewrite) and the GIN index is built again. Downgrade: the old expression.
+every row (a table rewrite) and the GIN index is built again. Downgrade: the old expression
+(artifacts': 0001's).
 SQLite: nothing (FTS5 tokenizes as before).
 """
 
@@ -26,6 +27,11 @@ branch_labels = None
 depends_on = None
 
 OLD_FIELD = "coalesce(regexp_replace(left({f}, 100000), '[^[:alnum:]]+', ' ', 'g'), '')"
+# artifacts' column as 0001 made it (its description was not split at punctuation)
+OLD_ARTIFACTS = (
+    "coalesce(regexp_replace(key, '[^[:alnum:]]+', ' ', 'g'), '') || ' ' || "
+    "coalesce(description, '')"
+)
 
 
 def _searchable() -> dict[str, list[str]]:
@@ -63,6 +69,8 @@ def _rebuild(old: bool) -> None:
         statements = search_index_ddl(table, fields, "postgresql")
         if old:
             document = " || ' ' || ".join(OLD_FIELD.format(f=f) for f in fields)
+            if table == "artifacts" and fields == ["key", "description"]:
+                document = OLD_ARTIFACTS
             statements[0] = (
                 f"ALTER TABLE {table} ADD COLUMN search_vector tsvector GENERATED ALWAYS AS ("
                 f"to_tsvector('simple'::regconfig, {document})) STORED"
