@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import lakeline as ll
+import pytest
 from lakeline.access.audit import entries, verify
 from lakeline.db.rows import VALUES_ROWS, insert_rows
+from lakeline.errors import InvalidValue
 from lakeline.instance import Instance
 from lakeline.models import Artifact
 from sqlalchemy import Table, event, select
@@ -84,4 +86,31 @@ def test_many_rows_go_in_few_statements_in_order_and_audited(
     assert [e.uid for e in logged] == [r["uid"] for r in rows]
     assert {e.action for e in logged} == {"insert"}
     assert logged[0].changes["size"] == 0 and "description" not in logged[1].changes
+    assert verify(instance).ok
+
+
+@pytest.mark.parametrize(
+    ("column", "bad", "said"),
+    [("description", "late\x00byte", "NUL byte"), ("kind", "k" * 65, "at most 64")],
+)
+def test_a_bad_value_deep_in_many_rows_is_refused_and_nothing_is_written(
+    instance: Instance, tmp_path: Path, column: str, bad: str, said: str
+) -> None:
+    """Many rows' strings are checked a column at once: a NUL byte or an over-long value in
+    any row is still refused before the database sees it, naming the value."""
+    source = tmp_path / "a.txt"
+    source.write_text("a")
+    saved = ll.Artifact(str(source), key="seed.txt").save()
+    table = Artifact.__table__
+    assert isinstance(table, Table)
+    row = {c.key: getattr(saved, c.key) for c in table.columns if not c.primary_key}
+    n = VALUES_ROWS + 7
+    rows = [
+        {**row, "uid": f"b{i:011d}0000", "stem": f"b{i:011d}", "key": f"bad/{i}.txt"}
+        for i in range(n)
+    ]
+    rows[n - 3][column] = bad
+    with pytest.raises(InvalidValue, match=said), instance.sessions.write() as session:
+        insert_rows(session, table, rows, unique="uid")
+    assert ll.Artifact.filter(key__startswith="bad/").count() == 0
     assert verify(instance).ok

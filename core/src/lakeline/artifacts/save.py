@@ -23,6 +23,7 @@ from sqlalchemy.orm.attributes import instance_dict
 from lakeline import checkpoints
 from lakeline.artifacts.edit import refresh_metadata, update_saved
 from lakeline.artifacts.keying import located, settle_keys
+from lakeline.artifacts.locate import fs_for_location, storage_containing
 from lakeline.artifacts.pipeline import eligible
 from lakeline.artifacts.places import REF_ROOT, Places, promote
 from lakeline.artifacts.reference import default_key, reference_root
@@ -39,6 +40,7 @@ from lakeline.artifacts.store import cleanup as _cleanup
 from lakeline.artifacts.store import discard as _discard
 from lakeline.artifacts.store import io_bound as _io_bound
 from lakeline.artifacts.store import map_items as _map
+from lakeline.artifacts.store import storage_of as _storage
 from lakeline.artifacts.store import upload as _upload
 from lakeline.db.locks import lock_keys
 from lakeline.db.rows import chunks, fill_new, insert_rows, one_of
@@ -89,13 +91,11 @@ def _plan(
     instance: Instance, artifact: Artifact, budget: Budget | None = None, spool: str | None = None
 ) -> Plan:
     """`spool`: `spool_folder(instance)`, when the caller read it once for many plans."""
-    from lakeline.artifacts.locate import fs_for_location, storage_containing
-
     source = artifact._source
     # describe.prepare normalised the sources it was given; staged objects are in the cache
     normalized = not artifact._staged
     contained = None if artifact._staged else storage_containing(source, instance, normalized=True)
-    key_given = artifact.key is not None
+    key_given = vars(artifact).get("key") is not None  # a new record: its own dict
     if contained is not None:
         storage, key_in_root = contained
         if key_in_root.split("/")[0] == INTERNAL_PREFIX:
@@ -136,8 +136,6 @@ def _plan(
 def _plan_reference(instance: Instance, artifact: Artifact) -> Plan:
     """A reference: inside a registered storage root it is placed there (key defaulting to
     its path in the root, as for files); elsewhere in the reference storage of its scheme."""
-    from lakeline.artifacts.locate import storage_containing
-
     location = artifact._source
     key_given = artifact.key is not None
     ref_place = reference_root(location)
@@ -167,12 +165,6 @@ def _plan_reference(instance: Instance, artifact: Artifact) -> Plan:
         key_given=key_given,
         ref_place=ref_place,
     )
-
-
-def _storage(plan: Plan) -> Storage:
-    """The storage of a plan that stores bytes (never a reference's pending one)."""
-    assert plan.storage is not None
-    return plan.storage
 
 
 def _next_index(session: Session, stem: str) -> int:
@@ -237,7 +229,8 @@ def write_batch(
 ) -> tuple[list[Artifact], bool]:
     """In `session`'s transaction: find the records `plans` turn out to be, insert the new
     ones. Returns the new records and whether a reference storage was created."""
-    keys = sorted({p.artifact.key for p in plans if p.artifact.key is not None})
+    # new records' values read from their own dicts (unset: None, as the ORM's ~0.3 us read)
+    keys = sorted({key for p in plans if (key := vars(p.artifact).get("key")) is not None})
     latest: dict[str | None, Artifact] = {}
     same: dict[tuple[str | None, str | None], Artifact] = {}
 
@@ -268,7 +261,7 @@ def write_batch(
             for row in session.scalars(select(Artifact).where(where)):
                 remember(row)
     keyless = sorted(
-        {p.digest.hash for p in plans if p.artifact.key is None and p.digest is not None}
+        {p.digest.hash for p in plans if vars(p.artifact).get("key") is None and p.digest}
     )
     for chunk in chunks(keyless):
         stmt = select(Artifact).where(Artifact.key.is_(None), one_of(session, Artifact.hash, chunk))
@@ -290,6 +283,7 @@ def write_batch(
     next_index: dict[str, int] = {}
     created: list[Artifact] = []
     stems = iter(new_uids(len(plans), STEM_LENGTH))  # drawn at once: a new stem each
+    storage_ids = {s: s.id for s in {p.storage for p in plans if p.digest and p.storage}}
     for plan in plans:
         artifact, digest = plan.artifact, plan.digest
         existing = _existing(session, plan, same, places)
@@ -297,7 +291,9 @@ def write_batch(
             refresh_metadata(session, existing, artifact)  # a new description, kind, label
             plan.result = existing
             continue
-        previous = latest.get(artifact.key) if artifact.key is not None else None
+        own = vars(artifact)
+        key = own.get("key")
+        previous = latest.get(key) if key is not None else None
         if previous is None:
             stem, index = next(stems), 0
         else:
@@ -337,16 +333,16 @@ def write_batch(
         else:
             values["hash"], values["hash_type"] = digest.hash, digest.hash_type
             values["size"], values["n_files"] = digest.size, digest.n_files
-            values["storage_id"], values["available"] = _storage(plan).id, True
-        if run is not None and artifact.run_id is None:
+            values["storage_id"], values["available"] = storage_ids[_storage(plan)], True
+        if run is not None and own.get("run_id") is None:
             values["run_id"] = run.id  # saved while a run is current: its output
         fill_new(artifact, values)  # a new object: no per-attribute events
         created.append(artifact)
         plan.result = artifact
-        if artifact.key is not None:
-            latest[artifact.key] = artifact
-        if artifact.hash is not None:
-            same[(artifact.key, artifact.hash)] = artifact
+        if key is not None:
+            latest[key] = artifact
+        if own.get("hash") is not None:
+            same[(key, own["hash"])] = artifact
         places.add(plan, artifact)
     _insert(session, created)
     return created, places.created
@@ -467,9 +463,10 @@ def save_artifacts(
             raise TypeError(f"lakeline.save() takes Artifacts, got {type(artifact).__name__}")
         check_own(artifact, instance)
     new = [a for a in artifacts if unsaved(a)]
-    if len({id(a) for a in new}) != len(new):
+    fresh = {id(a) for a in new}
+    if len(fresh) != len(new):
         raise ValueError("the same Artifact object appears twice in one save")
-    saved = [a for a in artifacts if not unsaved(a)]
+    saved = [a for a in artifacts if id(a) not in fresh]
     if saved:  # loaded records: metadata edits only (artifacts/edit.py)
         update_saved(instance, saved)
 

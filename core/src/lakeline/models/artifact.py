@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import cache
 from os import PathLike
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +21,16 @@ if TYPE_CHECKING:
     from lakeline.models.run import Run
     from lakeline.models.storage import Storage
     from lakeline.query import QuerySet
+
+
+@cache
+def _describing() -> tuple[Callable[..., None], Callable[[], Any]]:
+    """`describe.prepare` and `instance.current`, imported on first use (they import the
+    models) and once: two import statements per `Artifact()` cost ~1.2 us."""
+    from lakeline.artifacts.describe import prepare
+    from lakeline.instance import current
+
+    return prepare, current
 
 
 class Artifact(RecordMixin, VersionedMixin, Base):
@@ -94,9 +106,7 @@ class Artifact(RecordMixin, VersionedMixin, Base):
         format: str | None = None,
         run: Run | None = None,
     ) -> None:
-        from lakeline.artifacts.describe import prepare
-        from lakeline.instance import current
-
+        prepare, current = _describing()
         super().__init__()
         prepare(
             self,

@@ -119,6 +119,25 @@ class Str(TypeDecorator[str]):
 
         return process
 
+    def many_checker(self, dialect: Dialect) -> Any:
+        """What the bind processor checks, for a whole column of values at once (one join
+        and one `max` in C instead of a call per value): a function refusing a NUL byte or an
+        over-long value among the values it is given, as the processor would. None when the
+        dialect converts values on binding (its processor must run for each value)."""
+        if self.impl_instance.dialect_impl(dialect).bind_processor(dialect) is not None:
+            return None
+        length = getattr(self.impl_instance, "length", None) or 0
+
+        def check(values: list[Any]) -> None:
+            texts = [value for value in values if value.__class__ is str]
+            if texts and ("\x00" in "".join(texts) or (length and max(map(len, texts)) > length)):
+                from lakeline.values import check_text
+
+                for value in texts:  # the first bad one, named as the processor names it
+                    check_text(value, length or None)
+
+        return check
+
     def coerce_compared_value(self, op: Any, value: Any) -> Any:
         """A value compared with the column is not stored: only NUL bytes are refused (a
         longer value matches nothing, as on either database)."""
