@@ -4,7 +4,7 @@ values as given, and one audit entry each in an intact chain."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ from lakeline.db.rows import VALUES_ROWS, insert_rows
 from lakeline.errors import InvalidValue
 from lakeline.instance import Instance
 from lakeline.models import Artifact
-from sqlalchemy import Table, event, select
+from sqlalchemy import Table, event, select, text
 
 
 def test_many_rows_go_in_few_statements_in_order_and_audited(
@@ -114,3 +114,46 @@ def test_a_bad_value_deep_in_many_rows_is_refused_and_nothing_is_written(
         insert_rows(session, table, rows, unique="uid")
     assert ll.Artifact.filter(key__startswith="bad/").count() == 0
     assert verify(instance).ok
+
+
+def test_many_rows_times_are_stored_as_one_row_at_a_time_would_be(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """A column of times is converted at once on SQLite: the same text the per-value bind
+    processor writes (any zone, no microseconds, an early year), the same instants read
+    back on either database, and a naive time refused."""
+    source = tmp_path / "a.txt"
+    source.write_text("a")
+    saved = ll.Artifact(str(source), key="seed.txt").save()
+    table = Artifact.__table__
+    assert isinstance(table, Table)
+    row = {c.key: getattr(saved, c.key) for c in table.columns if not c.primary_key}
+    times = [
+        datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+        datetime(2026, 7, 1, 0, 30, 0, 123456, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+        datetime(999, 12, 31, 23, 59, 59, 1, tzinfo=UTC),
+        datetime(2025, 3, 30, 1, 0, 0, 999999, tzinfo=timezone(timedelta(hours=-8))),
+    ]
+    rows = [
+        {**row, "uid": f"t{i:011d}0000", "stem": f"t{i:011d}", "key": f"times/{i}.txt"}
+        | {"created_at": times[i % len(times)]}
+        for i in range(VALUES_ROWS + 3)
+    ]
+    with instance.sessions.write() as session:
+        ids = insert_rows(session, table, rows, unique="uid")
+        if instance.dialect == "sqlite":
+            dialect = session.get_bind().dialect
+            one = table.c.created_at.type.dialect_impl(dialect).bind_processor(dialect)
+            stored = session.execute(
+                text("SELECT id, created_at FROM artifacts WHERE key LIKE 'times/%'")
+            ).all()
+            texts = dict(stored)
+            assert [texts[i] for i in ids] == [one(r["created_at"]) for r in rows]
+    with instance.sessions.read() as session:
+        back = dict(session.execute(select(table.c.id, table.c.created_at)).all())
+    assert [back[i] for i in ids] == [r["created_at"] for r in rows]
+    naive = [{**r, "uid": f"n{i:011d}0000", "key": f"naive/{i}.txt"} for i, r in enumerate(rows)]
+    naive[-2]["created_at"] = datetime(2026, 1, 1)  # no zone: which instant is unknown
+    with pytest.raises(InvalidValue, match="naive"), instance.sessions.write() as session:
+        insert_rows(session, table, naive, unique="uid")
+    assert ll.Artifact.filter(key__startswith="naive/").count() == 0

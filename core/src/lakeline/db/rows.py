@@ -129,16 +129,23 @@ def _bound(
 ) -> list[list[Any]]:
     """Each row's values of columns `names`, in order, as the column types bind them (NULLs
     as they are: no processor call for them). A column whose type only checks its values
-    (`Str` where binding converts nothing) is checked as a whole column: ~1.5 us a row less
-    for the artifact table's ten string columns than a processor call per value."""
+    (`Str` where binding converts nothing) is checked as a whole column, and one whose type
+    converts a column at once (`UTCDateTime` on SQLite) is converted so: fewer calls per row
+    than a processor call per value (~4 us a new artifact row together)."""
     convert: list[tuple[int, Callable[[Any], Any]]] = []
     checks: list[tuple[int, Callable[[list[Any]], None]]] = []
+    columns: list[tuple[int, Callable[[list[Any]], list[Any]]]] = []
     for i, name in enumerate(names):
         impl = table.c[name].type.dialect_impl(dialect)
         many = getattr(impl, "many_checker", None)
         check = many(dialect) if many is not None else None
         if check is not None:
             checks.append((i, check))
+            continue
+        many = getattr(impl, "many_processor", None)  # a column converted at once
+        whole = many(dialect) if many is not None else None
+        if whole is not None:
+            columns.append((i, whole))
             continue
         bind = impl.bind_processor(dialect)
         if bind is not None:
@@ -153,7 +160,10 @@ def _bound(
                 listed[i] = process(value)
         values.append(listed)
     for i, check in checks:
-        check([row[i] for row in values])
+        check([listed[i] for listed in values])
+    for i, whole in columns:
+        for listed, value in zip(values, whole([listed[i] for listed in values]), strict=True):
+            listed[i] = value
     return values
 
 
