@@ -11,11 +11,11 @@ from typing import Any
 import lakeline as ll
 import pytest
 from lakeline.access.audit import entries, verify
-from lakeline.db.rows import VALUES_ROWS, insert_rows
+from lakeline.db.rows import RETURNING, VALUES_ROWS, insert_rows
 from lakeline.errors import InvalidValue
 from lakeline.instance import Instance
-from lakeline.models import Artifact
-from sqlalchemy import Table, event, select, text
+from lakeline.models import Artifact, ULabel
+from sqlalchemy import Table, event, func, select, text
 
 
 def test_many_rows_go_in_few_statements_in_order_and_audited(
@@ -157,3 +157,56 @@ def test_many_rows_times_are_stored_as_one_row_at_a_time_would_be(
     with pytest.raises(InvalidValue, match="naive"), instance.sessions.write() as session:
         insert_rows(session, table, naive, unique="uid")
     assert ll.Artifact.filter(key__startswith="naive/").count() == 0
+
+
+def _label_rows(instance: Instance, n: int, start: int, **extra: Any) -> list[dict[str, Any]]:
+    return [
+        {"uid": f"d{start + i:011d}", "name": f"d{start + i}", "created_by_id": instance.user.id}
+        | extra
+        for i in range(n)
+    ]
+
+
+@pytest.mark.parametrize("n", [RETURNING, RETURNING + 1, VALUES_ROWS + 1])
+def test_columns_left_out_get_their_python_defaults_however_many_rows(
+    instance: Instance, n: int
+) -> None:
+    """A column the rows leave out gets its `Column(default=...)` on every path: a few rows
+    went through SQLAlchemy's INSERT (defaults filled), more through COPY / multi-row VALUES,
+    which wrote NULL: 17 labels without `is_type` failed its NOT NULL where 16 went in."""
+    table = ULabel.__table__
+    assert isinstance(table, Table)
+    rows = _label_rows(instance, n, 0)
+    with instance.sessions.write() as session:
+        ids = insert_rows(session, table, rows, unique="uid")
+    with instance.sessions.read() as session:
+        stored = session.execute(
+            select(table.c.is_type, table.c.created_at).where(table.c.id.in_(ids))
+        ).all()
+    assert len(stored) == n
+    assert {is_type for is_type, _ in stored} == {False}
+    assert all(created_at is not None for _, created_at in stored)
+
+
+@pytest.mark.parametrize("n", [3, RETURNING + 1])
+@pytest.mark.parametrize("odd", ["extra", "missing"])
+def test_rows_with_other_columns_than_the_first_are_refused(
+    instance: Instance, n: int, odd: str
+) -> None:
+    """A later row with a key the first lacks: its value was dropped (a few rows) or the row's
+    KeyError raised (many); a later row without one of the first's keys: a StatementError or
+    a KeyError. Either way now one InvalidValue naming the column, nothing written."""
+    table = ULabel.__table__
+    assert isinstance(table, Table)
+    rows = _label_rows(instance, n, 1000)
+    if odd == "extra":
+        rows[-1] = rows[-1] | {"description": "kept?"}
+    else:
+        rows = [row | {"description": "d"} for row in rows[:-1]] + rows[-1:]
+    with (
+        pytest.raises(InvalidValue, match=r"same columns: row \d+ differs .* description"),
+        instance.sessions.write() as session,
+    ):
+        insert_rows(session, table, rows, unique="uid")
+    with instance.sessions.read() as session:
+        assert session.scalar(select(func.count()).where(table.c.name.like("d1%"))) == 0
