@@ -181,3 +181,54 @@ def test_the_search_column_reads_text_the_same_in_a_utf8_locale(
         "'uber':1,5 'zola':4 'łodz':13 'μl':7"
     )
     assert vectors == {"C": expected, "C.UTF-8": expected}
+
+
+def _own_search_columns(instance: Instance) -> dict[str, str]:
+    with instance.engine.connect() as conn:
+        found = conn.execute(
+            text(
+                "SELECT table_name, generation_expression FROM information_schema.columns "
+                "WHERE table_name LIKE 'testmod_%' AND column_name = 'search_vector'"
+            )
+        ).all()
+    return {str(name): str(expression) for name, expression in found}
+
+
+def test_a_search_column_lakeline_did_not_make_is_left_as_it_is(instance: Instance) -> None:
+    """0013 rebuilds lakeline's search columns only: a module's own `search_vector` (weighted,
+    its table named as search_index_ddl refuses) made 0013 fail with 'not a plain SQL name'
+    or was replaced by lakeline's expression."""
+    cfg = alembic_config()
+    with instance.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0012")
+    postgres = instance.dialect == "postgresql"
+    if postgres:
+        with instance.engine.begin() as conn:
+            for table in ('"testmod_Odd"', "testmod_weighted"):
+                conn.exec_driver_sql(
+                    f"CREATE TABLE {table} (id serial PRIMARY KEY, name text, body text, "
+                    "search_vector tsvector GENERATED ALWAYS AS ("
+                    "setweight(to_tsvector('simple'::regconfig, coalesce(name, '')), 'A') || "
+                    "to_tsvector('simple'::regconfig, coalesce(body, ''))) STORED)"
+                )
+        _old_module_table(instance)  # lakeline's column, as a module's migration made it
+        before = _own_search_columns(instance)
+    upgrade(instance.engine)
+    with instance.engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == (
+            HEAD_REVISION
+        )
+    if not postgres:
+        return
+    after = _own_search_columns(instance)
+    assert {t: after[t] for t in ("testmod_Odd", "testmod_weighted")} == {
+        t: before[t] for t in ("testmod_Odd", "testmod_weighted")
+    }
+    assert after["testmod_notes"] != before["testmod_notes"]  # lakeline's: rebuilt
+    assert _notes(instance, "olfilter") == ["n1"]
+    with instance.engine.begin() as conn:  # and the downgrade leaves them too
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0012")
+    again = _own_search_columns(instance)
+    assert again == before

@@ -34,9 +34,17 @@ OLD_ARTIFACTS = (
 )
 
 
-def _searchable() -> dict[str, list[str]]:
-    """Each table of the current schema with a search column: the columns its expression reads
-    (PostgreSQL's dependencies), in the order the expression reads them."""
+# what tells lakeline's search column (search_index_ddl's) from another one: its old expression
+# splits words with this class, its new one reads ASCII text with this one
+OLD_MARK = "'[^[:alnum:]]+'"
+NEW_MARK = "'[^0-9a-z]+'"
+
+
+def _searchable(mark: str) -> dict[str, list[str]]:
+    """Each table of the current schema whose search column is lakeline's (its expression
+    holds `mark`): the columns its expression reads (PostgreSQL's dependencies), in the order
+    the expression reads them. Another `search_vector` (a module's own, made by hand, its table
+    perhaps named as search_index_ddl refuses) is left as it is."""
     rows = op.get_bind().execute(
         text(
             "SELECT c.relname, a.attname, pg_get_expr(d.adbin, d.adrelid) "
@@ -53,6 +61,8 @@ def _searchable() -> dict[str, list[str]]:
     )
     found: dict[str, list[tuple[int, str]]] = {}
     for table, field, expression in rows:
+        if mark not in expression:
+            continue
         at = re.search(rf'\b"?{re.escape(field)}"?\b', expression)
         found.setdefault(table, []).append((at.start() if at else len(expression), field))
     return {table: [field for _, field in sorted(fields)] for table, fields in found.items()}
@@ -63,7 +73,7 @@ def _rebuild(old: bool) -> None:
 
     if op.get_bind().dialect.name != "postgresql":
         return
-    for table, fields in _searchable().items():
+    for table, fields in _searchable(NEW_MARK if old else OLD_MARK).items():
         for statement in drop_search_index_ddl(table, "postgresql"):
             op.execute(statement)
         statements = search_index_ddl(table, fields, "postgresql")
