@@ -232,3 +232,14 @@ def test_a_search_column_lakeline_did_not_make_is_left_as_it_is(instance: Instan
         command.downgrade(cfg, "0012")
     again = _own_search_columns(instance)
     assert again == before
+
+
+def test_a_word_with_an_underscore_is_a_phrase_whose_last_part_is_a_prefix(
+    instance: Instance,
+) -> None:
+    """'v1_2' is the phrase 'v1' then a word starting '2' (FTS5's `"v1_2"*`); PostgreSQL's
+    to_tsquery made every part of 'v1_2:*' a prefix, so it also found 'v10 2' there."""
+    ll.save([ll.ULabel(name=n, description=d) for n, d in {"w1": "v1 2x", "w2": "v10 2"}.items()])
+    assert _found("v1_2") == {"w1"}
+    assert _found("v1_2x") == {"w1"}
+    assert _found("V1_") == {"w1", "w2"}  # one part: a prefix

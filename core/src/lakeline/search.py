@@ -369,9 +369,10 @@ def _rank_pool(
 
 
 def _tsquery(terms: list[str]) -> str:
-    """PostgreSQL: every word as a prefix; a word that is not ASCII as FTS5 tokenizes it
-    (folded as the indexed text is, several tokens a phrase)."""
-    phrases = [term if term.isascii() else " <-> ".join(_tokens(term)) for term in terms]
+    """PostgreSQL: every word as a prefix, as FTS5 tokenizes it (folded as the indexed text
+    is; several tokens a phrase whose last one is the prefix, as FTS5's `"v1_2"*`: to_tsquery
+    made every part of 'v1_2:*' a prefix)."""
+    phrases = [" <-> ".join(_tokens(term)) for term in terms]
     return " & ".join(f"{phrase}:*" for phrase in phrases if phrase)
 
 
