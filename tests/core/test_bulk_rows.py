@@ -189,7 +189,7 @@ def test_columns_left_out_get_their_python_defaults_however_many_rows(
 
 
 @pytest.mark.parametrize("n", [3, RETURNING + 1])
-@pytest.mark.parametrize("odd", ["extra", "missing"])
+@pytest.mark.parametrize("odd", ["extra", "missing", "swapped"])
 def test_rows_with_other_columns_than_the_first_are_refused(
     instance: Instance, n: int, odd: str
 ) -> None:
@@ -201,8 +201,10 @@ def test_rows_with_other_columns_than_the_first_are_refused(
     rows = _label_rows(instance, n, 1000)
     if odd == "extra":
         rows[-1] = rows[-1] | {"description": "kept?"}
-    else:
+    elif odd == "missing":
         rows = [row | {"description": "d"} for row in rows[:-1]] + rows[-1:]
+    else:  # as many keys as the first row, one of them another
+        rows = [row | {"description": "d"} for row in rows[:-1]] + [rows[-1] | {"abbr": "a"}]
     with (
         pytest.raises(InvalidValue, match=r"same columns: row \d+ differs .* description"),
         instance.sessions.write() as session,
