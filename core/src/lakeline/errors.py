@@ -64,8 +64,9 @@ class StorageError(LakelineError):
 
 
 class NotEnoughSpace(LakelineError):
-    """A file lakeline was about to write does not fit on its file system (checked first:
-    nothing was written)."""
+    """A file lakeline was about to write does not fit on its file system or quota (a check
+    before a migration's backup, or a full disk met while storing bytes): nothing was
+    written."""
 
 
 class InvalidKey(LakelineError, ValueError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from collections.abc import Callable
@@ -9,7 +10,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lakeline.errors import PathNotFound, SourceChanged, StorageError
+from lakeline.errors import NotEnoughSpace, PathNotFound, SourceChanged, StorageError
 from lakeline.storage.hashing import SMALL, Digest, copy_file, copy_folder, read_small
 from lakeline.storage.roots import protocol_of, strip_protocol
 
@@ -17,6 +18,18 @@ if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
 
 PARTIAL = ".partial"  # bytes being written; `lakeline gc` removes old ones
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _no_space(exc: BaseException, what: str) -> NotEnoughSpace | None:
+    """NotEnoughSpace when `exc` is a full file system (or quota) met while storing `what`
+    (the partial bytes are removed by then), else None."""
+    if not isinstance(exc, OSError) or exc.errno not in _FULL:
+        return None
+    return NotEnoughSpace(
+        f"no space left to store {what} ({exc.strerror}): nothing was stored; free space "
+        "there, then save again"
+    )
 
 
 def _tmp_sibling(path: Path) -> Path:
@@ -80,8 +93,11 @@ def put_local(source: str, target: Path, *, move: bool = False, link: bool = Fal
         if is_dir or os.path.isdir(final):
             remove_local(target)  # rename replaces a file with a file, not folders
         os.replace(tmp, final)
-    except BaseException:
+    except BaseException as exc:
         remove_local(Path(tmp))
+        full = _no_space(exc, f"{source} in {folder}")
+        if full is not None:
+            raise full from exc
         raise
 
 
@@ -110,6 +126,11 @@ def stage(
             raise PathNotFound(
                 f"{gone} was removed after its Artifact was made: make it again, then save"
             ) from None
+        except OSError as exc:
+            full = _no_space(exc, f"{source} in {folder}")
+            if full is not None:
+                raise full from exc
+            raise
     raise AssertionError("unreachable")
 
 
@@ -203,7 +224,8 @@ def place(tmp: str | bytes, target: str, target_fs: AbstractFileSystem | None) -
             assert target_fs is not None
             target_fs.put(tmp, strip_protocol(target), recursive=os.path.isdir(tmp))
     except OSError as exc:
-        raise StorageError(f"cannot store bytes at {target}: {exc}") from exc
+        full = _no_space(exc, f"bytes at {target}")
+        raise (full or StorageError(f"cannot store bytes at {target}: {exc}")) from exc
     return None
 
 
