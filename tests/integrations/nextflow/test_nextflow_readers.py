@@ -11,7 +11,7 @@ from lakeline_nextflow.lineage_store import read_store
 from lakeline_nextflow.nflog import read_history, read_log
 from lakeline_nextflow.rocrate import read_crate
 from lakeline_nextflow.trace import read_report, read_trace
-from lakeline_nextflow.values import duration_ms, hash_of_workdir, short_of, size_bytes
+from lakeline_nextflow.values import duration_ms, hash_of_workdir, percent, short_of, size_bytes
 from lakeline_nextflow.workdir import read_header, read_staging, read_workdir
 from nf_helpers import (
     CRISPR,
@@ -45,6 +45,22 @@ def test_human_values() -> None:
     )
     with pytest.raises(ValueError, match="not a duration"):
         duration_ms("soon")
+
+
+def test_a_percentage_nextflow_could_not_compute_is_unknown(tmp_path: Path) -> None:
+    """`nan%` (or a NaN number in a report) is unknown like `-`: a run's params are JSON,
+    which has no NaN (the Recorders refuse it, PostgreSQL's jsonb too)."""
+    assert percent("223.2%") == 223.2 and percent(12) == 12.0 and percent("-") is None
+    assert percent("nan%") is None and percent(float("nan")) is None and percent("inf%") is None
+    path = write(
+        tmp_path / "trace.txt",
+        "task_id\thash\tname\tstatus\texit\t%cpu\t%mem\n"
+        "1\tab/cdef01\tA (1)\tCOMPLETED\t0\tnan%\t0.1%\n",
+    )
+    problems: list[str] = []
+    (row,) = read_trace(path, problems)
+    assert problems == []
+    assert "%cpu" not in row.fields and row.fields["%mem"] == 0.1
 
 
 # -- trace files and reports ----------------------------------------------------------------

@@ -118,10 +118,13 @@ def record_to_obs(record: dict[str, Any], source: str, problems: list[str]) -> T
         if key in IDENTITY or key in TIMES or missing(value):
             continue
         try:
-            obs.fields[key] = _reader(key)(value)
+            read = _reader(key)(value)
         except (TypeError, ValueError):
             bad.append(key)
             obs.fields[key] = value
+            continue
+        if read is not None:  # None: unknown (`nan%`), left out as `-` is
+            obs.fields[key] = read
     if bad:
         problems.append(
             f"{source}: task {short or full or name}: unreadable {', '.join(sorted(set(bad)))} "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from datetime import UTC, datetime, tzinfo
 from typing import Any
@@ -86,12 +87,14 @@ def size_bytes(value: Any) -> int | None:
 
 
 def percent(value: Any) -> float | None:
-    """`223.2%` or `223.2` -> 223.2."""
+    """`223.2%` or `223.2` -> 223.2; None when unknown (`-`, or `nan%`: JSON has no NaN, and
+    a run's params are JSON)."""
     if missing(value):
         return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    return float(str(value).strip().rstrip("%"))
+    number = (
+        float(value) if isinstance(value, (int, float)) else float(str(value).strip().rstrip("%"))
+    )
+    return number if math.isfinite(number) else None
 
 
 def integer(value: Any) -> int | None:
