@@ -12,6 +12,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from lakeline.search import _cover, _escape
+
 OUT = Path(__file__).resolve().parents[1] / "core/src/lakeline/search_unicode61.py"
 WIDTH = 96
 
@@ -31,20 +33,6 @@ def read_all() -> dict[int, str | None]:
     return {c: t[0][1:-1] if len(t) == 1 else None for c, t in found.items()}
 
 
-def ranges(points: list[int]) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    for c in points:
-        if out and out[-1][1] == c - 1:
-            out[-1] = (out[-1][0], c)
-        else:
-            out.append((c, c))
-    return out
-
-
-def escape(c: int) -> str:
-    return f"\\u{c:04x}" if c <= 0xFFFF else f"\\U{c:08x}"
-
-
 def lines(pieces: list[str], prefix: str) -> list[str]:
     """`pieces` joined into string literal lines of at most WIDTH characters."""
     out, line = [], ""
@@ -59,13 +47,13 @@ def lines(pieces: list[str], prefix: str) -> list[str]:
 def main() -> None:
     read = read_all()
     ascii_separators = [c for c in range(1, 0x80) if not chr(c).isalnum()]
-    separators = ranges(ascii_separators + [c for c, fold in read.items() if fold is None])
+    separators = _cover(ascii_separators + [c for c, fold in read.items() if fold is None], gap=1)
     folded = [(c, fold) for c, fold in read.items() if fold is not None and fold != chr(c)]
     folded.sort(key=lambda item: (item[1] == "", item[0]))  # removed diacritics last
     assert all(len(fold) <= 1 for _, fold in folded)  # translate(): one character for one
     pairs = [f"({a:#x}, {b:#x}), " for a, b in separators]
-    source = [escape(c) for c, _ in folded]
-    target = [escape(ord(fold)) for _, fold in folded if fold]
+    source = [_escape(c) for c, _ in folded]
+    target = [_escape(ord(fold)) for _, fold in folded if fold]
     text = [
         '"""How SQLite\'s FTS5 unicode61 tokenizer (remove_diacritics 1) reads each code point,',
         "for PostgreSQL's search column (`lakeline.search`). Written by scripts/unicode61_table.py",

@@ -18,15 +18,20 @@ from lakeline.models import Artifact, ULabel
 from sqlalchemy import Table, event, func, select, text
 
 
-def test_many_rows_go_in_few_statements_in_order_and_audited(
-    instance: Instance, tmp_path: Path
-) -> None:
+def _seed_row(tmp_path: Path) -> tuple[Table, dict[str, Any]]:
+    """The artifacts table and the column values of one saved artifact (without its id)."""
     source = tmp_path / "a.txt"
     source.write_text("a")
     saved = ll.Artifact(str(source), key="seed.txt").save()
     table = Artifact.__table__
     assert isinstance(table, Table)
-    row = {c.key: getattr(saved, c.key) for c in table.columns if not c.primary_key}
+    return table, {c.key: getattr(saved, c.key) for c in table.columns if not c.primary_key}
+
+
+def test_many_rows_go_in_few_statements_in_order_and_audited(
+    instance: Instance, tmp_path: Path
+) -> None:
+    table, row = _seed_row(tmp_path)
     n = 2 * VALUES_ROWS + 1
     at = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
     rows = [
@@ -98,12 +103,7 @@ def test_a_bad_value_deep_in_many_rows_is_refused_and_nothing_is_written(
 ) -> None:
     """Many rows' strings are checked a column at once: a NUL byte or an over-long value in
     any row is still refused before the database sees it, naming the value."""
-    source = tmp_path / "a.txt"
-    source.write_text("a")
-    saved = ll.Artifact(str(source), key="seed.txt").save()
-    table = Artifact.__table__
-    assert isinstance(table, Table)
-    row = {c.key: getattr(saved, c.key) for c in table.columns if not c.primary_key}
+    table, row = _seed_row(tmp_path)
     n = VALUES_ROWS + 7
     rows = [
         {**row, "uid": f"b{i:011d}0000", "stem": f"b{i:011d}", "key": f"bad/{i}.txt"}
@@ -122,12 +122,7 @@ def test_many_rows_times_are_stored_as_one_row_at_a_time_would_be(
     """A column of times is converted at once on SQLite: the same text the per-value bind
     processor writes (any zone, no microseconds, an early year), the same instants read
     back on either database, and a naive time refused."""
-    source = tmp_path / "a.txt"
-    source.write_text("a")
-    saved = ll.Artifact(str(source), key="seed.txt").save()
-    table = Artifact.__table__
-    assert isinstance(table, Table)
-    row = {c.key: getattr(saved, c.key) for c in table.columns if not c.primary_key}
+    table, row = _seed_row(tmp_path)
     times = [
         datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
         datetime(2026, 7, 1, 0, 30, 0, 123456, tzinfo=timezone(timedelta(hours=5, minutes=30))),

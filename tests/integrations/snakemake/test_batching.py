@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -134,34 +135,38 @@ def test_a_batch_writes_its_files_edges_and_finishes_with_the_steps(
     assert statements["UPDATE runs SET"] == 2
 
 
+@dataclass
+class _Job:  # what the Writer needs of a job (writer.JobLike)
+    step: Any
+    finished: bool = False
+
+
+def _writer(tmp_path: Path) -> tuple[Any, Any, Any]:
+    """A batching Recorder (written at `flush()` only), the plugin's Writer over it (raising
+    any problem) and a started workflow."""
+    from lakeline.lineage.recorder import BatchRecorder
+    from snakemake_logger_plugin_lakeline.writer import Writer
+
+    def problem(job: Any, what: str, exc: BaseException) -> None:
+        raise exc
+
+    rec = BatchRecorder("snakemake", root=tmp_path, steps=100, ms=1e9)
+    return rec, Writer(rec, str(tmp_path), problem), rec.start_workflow(key="p", engine_run_id="r")
+
+
 def test_a_file_used_after_a_link_to_it_changed_its_ctime_is_its_own_record(
     instance: Instance, tmp_path: Path
 ) -> None:
     """Links to a file are one location with one record each: a job using the file, after
     Snakemake's protected() chmod through a link changed its ctime, is linked to the file's
     own record (remembered by path), not to whichever record a save finds at that place."""
-    from dataclasses import dataclass
-
-    from lakeline.lineage.recorder import BatchRecorder, Handle
-    from snakemake_logger_plugin_lakeline.writer import Writer
-
-    @dataclass
-    class Job:  # what the Writer needs of a job (writer.JobLike)
-        step: Handle | None
-        finished: bool = False
-
-    def problem(job: Any, what: str, exc: BaseException) -> None:
-        raise exc
-
     (tmp_path / "real").mkdir()
     (tmp_path / "real" / "data.txt").write_text("data\n")
     (tmp_path / "prot.txt").symlink_to("real/data.txt")
-    rec = BatchRecorder("snakemake", root=tmp_path, steps=100, ms=1e9)
-    writer = Writer(rec, str(tmp_path), problem)
-    wf = rec.start_workflow(key="p", engine_run_id="r")
+    rec, writer, wf = _writer(tmp_path)
     jobs = {}
     for i, rule in enumerate(("target", "prot", "link")):
-        jobs[rule] = Job(rec.start_step(wf, key=rule, kind="rule", engine_task_id=str(i)))
+        jobs[rule] = _Job(rec.start_step(wf, key=rule, kind="rule", engine_task_id=str(i)))
     writer.produce(jobs["target"], "real/data.txt")
     writer.finish(jobs["target"], "completed", None)
     writer.flush()
@@ -183,26 +188,11 @@ def test_a_file_replaced_keeping_its_size_and_mtime_is_a_new_record(
     """A file this run recorded, replaced by `cp -p` with other bytes of the same size and
     the same mtime (a new ctime), is hashed again when a later job uses it, as the core's
     reuse check does: it was linked to the old record (size and mtime compared only)."""
-    from dataclasses import dataclass
-
-    from lakeline.lineage.recorder import BatchRecorder, Handle
-    from snakemake_logger_plugin_lakeline.writer import Writer
-
-    @dataclass
-    class Job:  # what the Writer needs of a job (writer.JobLike)
-        step: Handle | None
-        finished: bool = False
-
-    def problem(job: Any, what: str, exc: BaseException) -> None:
-        raise exc
-
     (tmp_path / "data.txt").write_text("old bytes\n")
     (tmp_path / "other.txt").write_text("new bytes\n")  # the same size
-    rec = BatchRecorder("snakemake", root=tmp_path, steps=100, ms=1e9)
-    writer = Writer(rec, str(tmp_path), problem)
-    wf = rec.start_workflow(key="p", engine_run_id="r")
-    make = Job(rec.start_step(wf, key="make", kind="rule", engine_task_id="1"))
-    use = Job(rec.start_step(wf, key="use", kind="rule", engine_task_id="2"))
+    rec, writer, wf = _writer(tmp_path)
+    make = _Job(rec.start_step(wf, key="make", kind="rule", engine_task_id="1"))
+    use = _Job(rec.start_step(wf, key="use", kind="rule", engine_task_id="2"))
     writer.produce(make, "data.txt")
     writer.finish(make, "completed", None)
     writer.flush()
