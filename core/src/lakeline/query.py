@@ -16,7 +16,7 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from lakeline.errors import DoesNotExist, MultipleFound, QueryError
-from lakeline.models.base import Base, VersionedMixin
+from lakeline.models.base import Base, VersionedMixin, is_null
 from lakeline.query_plans import planned_rows, walk_terms
 from lakeline.query_versions import version_condition
 
@@ -535,7 +535,7 @@ def _condition(column: Any, spec: Any, lookup: str, op: str, value: Any, dialect
     if op == "isnull":
         if not isinstance(value, bool):
             raise QueryError(f"{lookup} expects True or False, got {value!r}")
-        return column.is_(None) if value else column.is_not(None)
+        return is_null(column, dialect) if value else ~is_null(column, dialect)
     if op in ("in", "not_in"):
         if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple, set, frozenset)):
             raise QueryError(f"{lookup} expects a list, tuple or set, got {value!r}")
@@ -556,9 +556,11 @@ def _condition(column: Any, spec: Any, lookup: str, op: str, value: Any, dialect
         raise QueryError(f"{lookup} expects a string, got {type(value).__name__} {value!r}")
     value = _coerce(spec, lookup, value)
     if op == "exact":
-        return column.is_(None) if value is None else column == value
+        return is_null(column, dialect) if value is None else column == value
     if op == "ne":
-        return column.is_not(None) if value is None else or_(column != value, column.is_(None))
+        return (
+            ~is_null(column, dialect) if value is None else or_(column != value, column.is_(None))
+        )
     if op == "gt":
         return column > value
     if op == "gte":

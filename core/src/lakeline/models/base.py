@@ -80,13 +80,17 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 class JSONValue(TypeDecorator[Any]):
     """JSON (JSONB on PostgreSQL) holding the same values on both databases: a string with a
-    NUL byte anywhere inside is refused (InvalidValue); PostgreSQL's JSONB cannot hold one."""
+    NUL byte anywhere inside is refused (InvalidValue); PostgreSQL's JSONB cannot hold one.
+    None is SQL NULL on every path (SQLAlchemy's default wrote the JSON value `null` through
+    its INSERTs, while COPY, multi-row VALUES and the ORM wrote SQL NULL); see `is_null`."""
 
-    impl = JSON
+    impl = JSON(none_as_null=True)
     cache_ok = True
 
     def load_dialect_impl(self, dialect: Dialect) -> Any:
-        return dialect.type_descriptor(JSONB() if dialect.name == "postgresql" else JSON())
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(JSONB(none_as_null=True))
+        return dialect.type_descriptor(JSON(none_as_null=True))
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         if value is not None:
@@ -110,6 +114,18 @@ def _check_json(value: Any) -> None:
 
 
 JSONType = JSONValue()
+
+
+def is_null(column: Any, dialect: str) -> Any:
+    """`column IS NULL`; for a JSON column, also the JSON value `null` that catalogs written
+    before None became SQL NULL hold (the ORM reads both as None, so a filter finds both)."""
+    if not isinstance(column.type, JSONValue):
+        return column.is_(None)
+    from sqlalchemy import func, literal_column, or_
+
+    if dialect == "postgresql":
+        return or_(column.is_(None), func.jsonb_typeof(column) == "null")
+    return or_(column.is_(None), column == literal_column("'null'"))  # SQLite: the JSON text
 
 
 class Str(TypeDecorator[str]):

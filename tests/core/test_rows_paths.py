@@ -1,0 +1,84 @@
+"""A few rows (one INSERT through SQLAlchemy) and many rows (multi-row VALUES on SQLite, COPY
+on PostgreSQL) store the same values and fail the same way."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lakeline as ll
+import pytest
+from lakeline.access.audit import entries
+from lakeline.db.rows import RETURNING, insert_rows
+from lakeline.instance import Instance
+from lakeline.lineage.recorder import Recorder
+from lakeline.models import Run
+from sqlalchemy import Table, text
+
+
+def _runs_table() -> Table:
+    table = Run.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+def _run_rows(instance: Instance, n: int, prefix: str) -> tuple[str, list[dict[str, Any]]]:
+    """A workflow run the Recorder started (no params) and `n` rows of runs of its transform
+    with `params` and `status_log` None."""
+    workflow = Recorder("rows").start_workflow(key=f"wf-{prefix}", engine_run_id=prefix)
+    rows = [
+        {
+            "uid": f"{prefix}{i:0{16 - len(prefix)}d}",
+            "transform_id": workflow.transform.id,
+            "params": None,
+            "status_log": None,
+            "created_by_id": instance.user.id,
+        }
+        for i in range(n)
+    ]
+    return workflow.uid, rows
+
+
+def _sql_null(instance: Instance) -> dict[str, bool]:
+    """Per run uid: whether its `params` holds SQL NULL (not the JSON value `null`)."""
+    with instance.sessions.read() as session:
+        found = session.execute(text("SELECT uid, params IS NULL FROM runs")).all()
+    return {uid: bool(null) for uid, null in found}
+
+
+@pytest.mark.parametrize("n", [3, RETURNING + 1])
+def test_a_json_none_is_sql_null_however_many_rows(instance: Instance, n: int) -> None:
+    """None in a JSON column was the JSON value `null` up to RETURNING rows and for the
+    Recorder's own run (SQLAlchemy's JSON type), SQL NULL beyond (VALUES/COPY) and for an ORM
+    attribute left at None: `filter(params=None)` (IS NULL) missed the first, and SQLite's
+    audit logged them as the string "null". Now SQL NULL on every path."""
+    workflow, rows = _run_rows(instance, n, f"j{n}x")
+    with instance.sessions.write() as session:
+        insert_rows(session, _runs_table(), rows, unique="uid")
+    uids = [workflow, *(row["uid"] for row in rows)]
+    stored = _sql_null(instance)
+    assert {uid: stored[uid] for uid in uids} == dict.fromkeys(uids, True)
+    assert {run.uid for run in ll.Run.filter(params=None, status_log__isnull=True)} >= set(uids[1:])
+    assert not set(uids) & {run.uid for run in ll.Run.filter(params__isnull=False)}
+    for entry in entries(instance, uids=uids):
+        assert "params" not in entry.changes, entry.changes
+        assert entry.uid == workflow or "status_log" not in entry.changes, entry.changes
+
+
+def test_a_json_null_an_earlier_version_stored_is_none_to_filters(instance: Instance) -> None:
+    """Catalogs written before hold JSON `null` where None was given: such a field reads as
+    None, so `=None` / `__isnull` find it as they find SQL NULL, and `__ne=None` does not."""
+    _, rows = _run_rows(instance, 2, "legacy")
+    uids = {row["uid"] for row in rows}
+    with instance.sessions.write() as session:
+        insert_rows(session, _runs_table(), rows, unique="uid")
+        json_null = "'null'::jsonb" if instance.dialect == "postgresql" else "'null'"
+        session.execute(
+            text(f"UPDATE runs SET params = {json_null} WHERE uid = :uid"), {"uid": rows[0]["uid"]}
+        )
+    stored = _sql_null(instance)
+    assert (stored[rows[0]["uid"]], stored[rows[1]["uid"]]) == (False, True)
+    assert ll.Run.get(rows[0]["uid"]).params is None
+    assert uids <= {run.uid for run in ll.Run.filter(params=None)}
+    assert uids <= {run.uid for run in ll.Run.filter(params__isnull=True)}
+    assert not uids & {run.uid for run in ll.Run.filter(params__ne=None)}
+    assert not uids & {run.uid for run in ll.Run.filter(params__isnull=False)}
