@@ -8,10 +8,11 @@ from typing import Any
 import lakeline as ll
 import pytest
 from lakeline.access.audit import entries
-from lakeline.db.rows import RETURNING, insert_rows
+from lakeline.db.rows import RETURNING, insert_many, insert_rows
+from lakeline.errors import InvalidValue
 from lakeline.instance import Instance
 from lakeline.lineage.recorder import Recorder
-from lakeline.models import Run
+from lakeline.models import Run, ULabel
 from sqlalchemy import Table, text
 
 
@@ -82,3 +83,34 @@ def test_a_json_null_an_earlier_version_stored_is_none_to_filters(instance: Inst
     assert uids <= {run.uid for run in ll.Run.filter(params__isnull=True)}
     assert not uids & {run.uid for run in ll.Run.filter(params__ne=None)}
     assert not uids & {run.uid for run in ll.Run.filter(params__isnull=False)}
+
+
+def _label_rows(instance: Instance, n: int, odd: str) -> list[dict[str, Any]]:
+    """`n` label rows, the last of which has a key the others lack (`extra`), lacks one they
+    have (`missing`) or has as many keys, one of them another (`swapped`)."""
+    rows = [
+        {"uid": f"m{i:011d}", "name": f"m{i}", "created_by_id": instance.user.id} for i in range(n)
+    ]
+    if odd == "extra":
+        return [*rows[:-1], rows[-1] | {"description": "kept?"}]
+    last = rows[-1] if odd == "missing" else rows[-1] | {"abbr": "a"}
+    return [*(row | {"description": "d"} for row in rows[:-1]), last]
+
+
+@pytest.mark.parametrize("n", [3, RETURNING + 1])
+@pytest.mark.parametrize("odd", ["extra", "missing", "swapped"])
+def test_insert_many_refuses_rows_with_other_columns_however_many(
+    instance: Instance, n: int, odd: str
+) -> None:
+    """`insert_many` of more than RETURNING rows on SQLite (one executemany) raised
+    SQLAlchemy's StatementError for a row with a key swapped for another; now the same
+    InvalidValue naming the column as the other paths, and nothing written."""
+    table = ULabel.__table__
+    assert isinstance(table, Table)
+    rows = _label_rows(instance, n, odd)
+    with (
+        pytest.raises(InvalidValue, match=r"same columns: row \d+ differs .* description"),
+        instance.sessions.write() as session,
+    ):
+        insert_many(session, table, rows)
+    assert not ll.ULabel.filter(name__startswith="m").count()

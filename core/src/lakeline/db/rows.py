@@ -15,7 +15,7 @@ from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import ColumnElement, Table, bindparam, func, insert, select, text, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InvalidRequestError, StatementError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -130,7 +130,7 @@ def _check_keys(table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """Refuse rows whose keys are not the first row's (InvalidValue): a key only a later row
     has would be dropped, one it lacks fail or be NULL, depending on the path. Many rows: their
     lengths here (~0.05 us a row; comparing keys cost 0.4), a key swapped for another one is
-    `_bound`'s KeyError."""
+    `_bound`'s KeyError (or `insert_many`'s executemany missing a value)."""
     first = rows[0].keys()
     n, few = len(first), len(rows) <= RETURNING
     for i, row in enumerate(rows):
@@ -278,7 +278,14 @@ def insert_many(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     if len(rows) > RETURNING and is_postgres(session):
         _copy_rows(session, table, rows)
         return
-    session.execute(insert(table), list(rows))
+    try:
+        session.execute(insert(table), list(rows))
+    except StatementError as exc:  # many rows: a key swapped for another is a missing value
+        first = rows[0].keys()
+        odd = next((i for i, row in enumerate(rows) if row.keys() != first), None)
+        if odd is None or not isinstance(exc.orig, InvalidRequestError):
+            raise
+        raise _odd(table, list(first), odd, rows[odd]) from None
 
 
 def _row_security(session: Session, table: str) -> bool:
