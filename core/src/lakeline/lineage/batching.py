@@ -41,7 +41,7 @@ from lakeline.lineage.run_rows import Finish, claim_many, finish_found, finish_n
 from lakeline.lineage.run_updates import check_meta
 from lakeline.lineage.seen import file_stat
 from lakeline.lineage.track import params_of
-from lakeline.lineage.usage import insert_inputs
+from lakeline.lineage.usage import check_role, insert_inputs
 from lakeline.models.base import utcnow
 from lakeline.storage.roots import protocol_of
 
@@ -169,6 +169,7 @@ class BatchRecorder(Recorder):
     def use_saved(self, step: Handle, artifact: Artifact, role: str = "") -> None:
         """Queue that `step` used `artifact`, a saved record of a file the engine knows is
         unchanged (not hashed again): `link`, written at the flush."""
+        check_role(role)  # refused at the call, not at the flush
         with self._lock:
             if artifact.id is None:
                 raise LakelineError("use_saved takes a saved record (its id is None)")
@@ -298,6 +299,7 @@ class BatchRecorder(Recorder):
     def use(
         self, step: Handle, path: str | os.PathLike[str], *, role: str = "", key: str | None = None
     ) -> Artifact | None:
+        check_role(role)  # refused at the call, not at the flush
         with self._lock:
             location = self._location(path)
             queued = self._queue(location, key=key, kind=None, producer=None, user=(step, role))

@@ -34,8 +34,31 @@ _INSERT_INPUT = (
 )
 
 
+ROLE_LENGTH = 255  # run_inputs.role
+
+
+def check_role(role: str) -> str:
+    """`role` if `run_inputs.role` holds it alike on both databases, else InvalidValue naming
+    it (a NUL byte, which SQLite's json_each would cut and PostgreSQL refuses, or more than
+    255 characters). The statements here bind roles as plain text, past `Str`'s check."""
+    if not isinstance(role, str):
+        from lakeline.errors import InvalidValue
+
+        raise InvalidValue(f"an input's role is a string, not {type(role).__name__} {role!r}")
+    if "\x00" in role or len(role) > ROLE_LENGTH:
+        from lakeline.errors import InvalidValue
+        from lakeline.values import check_text
+
+        try:
+            check_text(role, ROLE_LENGTH)
+        except InvalidValue as exc:
+            raise InvalidValue(f"an input's role: {exc}") from None
+    return role
+
+
 def insert_input(session: Session, run_id: int, artifact_id: int, role: str = "") -> bool:
     """In `session`'s transaction: the used-by edge, once per role; True when it is new."""
+    check_role(role)
     values = {"run_id": run_id, "artifact_id": artifact_id, "role": role, "used_at": utcnow()}
     return session.execute(_INSERT_INPUT, values).first() is not None
 
@@ -69,6 +92,8 @@ def insert_inputs(
     new: set[tuple[int, int, str]] = set()
     if not wanted:
         return new
+    for role in {edge[2] for edge in wanted}:
+        check_role(role)
     at = utcnow()
     if session.get_bind().dialect.name == "postgresql":
         r, a, roles = (list(column) for column in zip(*wanted, strict=True))
