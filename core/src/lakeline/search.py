@@ -56,6 +56,7 @@ The database must be UTF8 (the expression names code points beyond Latin-1).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -120,9 +121,7 @@ def search_index_ddl(table_name: str, fields: Sequence[str], dialect: str) -> li
     a generated column `search_vector` (punctuation read as spaces, as FTS5 does) with a GIN
     index `ix_<table>_search_vector`.
     """
-    for name in (table_name, *fields):
-        if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
-            raise ValueError(f"not a plain SQL name: {name!r}")
+    fields = _quoted(table_name, fields, dialect)
     fts = f"{table_name}_fts"
     cols = ", ".join(fields)
     new = ", ".join(f"new.{f}" for f in fields)
@@ -147,6 +146,38 @@ def search_index_ddl(table_name: str, fields: Sequence[str], dialect: str) -> li
             f"CREATE INDEX ix_{table_name}_search_vector ON {table_name} USING gin (search_vector)",
         ]
     raise ValueError(f"no full-text search on {dialect}")
+
+
+# FTS5's own columns (no quoting frees them) and PostgreSQL's search column itself
+_NOT_FIELDS = ("rowid", "rank", "search_vector")
+
+
+@functools.cache
+def _preparer(dialect: str) -> Any:
+    """SQLAlchemy's identifier preparer of `dialect` (it knows the dialect's keywords)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    return (postgresql if dialect == "postgresql" else sqlite).dialect().identifier_preparer
+
+
+def _quoted(table_name: str, fields: Sequence[str], dialect: str) -> list[str]:
+    """`fields` as `dialect` names them in SQL: quoted where they are keywords (`order`;
+    PostgreSQL's `user`, which bare is the connected role's name). InvalidValue for a name
+    that is not plain lower-case SQL, a table named as a keyword, or a field that FTS5 or the
+    search column reserve."""
+    from lakeline.errors import InvalidValue
+
+    for name in (table_name, *fields):
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+            raise InvalidValue(f"not a plain SQL name (a-z, 0-9, _): {name!r}")
+    if any(_preparer(d).quote(table_name) != table_name for d in ("sqlite", "postgresql")):
+        raise InvalidValue(f"search index of table {table_name!r}: a table named as an SQL keyword")
+    for field in fields:
+        if field in _NOT_FIELDS:
+            raise InvalidValue(f"search field {field!r}: a name the search index uses itself")
+    if dialect not in ("sqlite", "postgresql"):
+        raise ValueError(f"no full-text search on {dialect}")
+    return [_preparer(dialect).quote(field) for field in fields]
 
 
 def _pg_tokens(fields: Sequence[str]) -> str:
@@ -327,9 +358,10 @@ def whole_word_pool(session: Any, model: type[Any], query: str, pool: int) -> Ra
     )
     if len(ids) < pool:
         return None
+    quote = _preparer("sqlite").quote  # a field named as a keyword (`order`)
     found = session.execute(
         text(
-            f"SELECT t.id, {', '.join(f't.{f}' for f in fields)} FROM json_each(:ids) AS p "
+            f"SELECT t.id, {', '.join(f't.{quote(f)}' for f in fields)} FROM json_each(:ids) AS p "
             f"JOIN {name} AS t ON t.id = p.value"
         ),
         {"ids": json.dumps(list(ids))},
