@@ -111,22 +111,35 @@ def _max_id(conn: Any, instance_uid: str, table: str) -> int:
 
 @contextmanager
 def _budget(conn: Any, steps: int) -> Iterator[dict[str, Any]]:
-    """Stop the statement run inside after about `steps` virtual-machine steps."""
+    """Stop the statement run inside after about `steps` virtual-machine steps. A progress
+    handler set on the connection (remembered by lakeline's connections, `db/engine.py`) is
+    called meanwhile (every n steps, at most once per tick), its stop is the statement's
+    error, and it is set back after."""
+    import sqlite3
+
     every = max(1, min(1000, steps // 16))
     state = {"left": steps // every, "stopped": False}
+    theirs = getattr(conn, "progress_handler", None)
+    due = [0 if theirs is None else theirs[1]]
 
     def tick() -> int:
+        if theirs is not None:
+            due[0] -= every
+            if due[0] <= 0:
+                due[0] += theirs[1]
+                if theirs[0]():
+                    return 1  # their stop, not the budget's: the error is raised
         state["left"] -= 1
         if state["left"] < 0:
             state["stopped"] = True
             return 1
         return 0
 
-    conn.set_progress_handler(tick, every)
+    sqlite3.Connection.set_progress_handler(conn, tick, every)  # not remembered as theirs
     try:
         yield state
     finally:
-        conn.set_progress_handler(None, 0)
+        sqlite3.Connection.set_progress_handler(conn, *(theirs or (None, 0)))
 
 
 def walk_terms(model: Any, conditions: Sequence[Any]) -> list[Any]:

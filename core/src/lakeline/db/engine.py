@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import select
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,18 @@ def _setup_sqlite_file(engine: Engine, path: str, create: bool) -> None:
 
 
 SQLITE_CACHE_KIB = 128 * 1024
+
+
+class SQLiteConnection(sqlite3.Connection):
+    """sqlite3.Connection that remembers the progress handler set on it (`progress_handler`:
+    (handler, n), or None), which sqlite3 cannot tell: lakeline's own step counting
+    (`query_plans._budget`) calls it meanwhile and sets it back after."""
+
+    progress_handler: tuple[Any, int] | None = None
+
+    def set_progress_handler(self, handler: Any, n: int) -> None:
+        super().set_progress_handler(handler, n)
+        self.progress_handler = None if handler is None else (handler, n)
 
 
 def _setup_sqlite(engine: Engine, read_only: bool = False) -> None:
@@ -172,7 +185,8 @@ def make_engine(url: str, *, create: bool = True, read_only: bool = False, **kwa
     except Exception as exc:
         raise DatabaseUnreachable(f"malformed database URL {url!r}: {exc}") from exc
     if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(url, **kwargs)
+        sqlite_args = {"factory": SQLiteConnection, **(kwargs.get("connect_args") or {})}
+        engine = create_engine(url, **{**kwargs, "connect_args": sqlite_args})
         database = parsed.database
         if database and database != ":memory:" and not database.startswith("file:"):
             _setup_sqlite_file(engine, database, create)
