@@ -66,3 +66,34 @@ def test_the_handler_still_interrupts_a_planned_query(catalog: Instance) -> None
         query.all()
     armed[0] = False
     assert len(query.all()) == 2
+
+
+def test_a_handler_set_by_keyword_is_kept(catalog: Instance) -> None:
+    """Before: lakeline's connection class took `set_progress_handler(handler, n)` only, so
+    sqlite3's own keywords (`progress_handler=`, `n=`) were a TypeError on its connections."""
+    calls: list[int] = []
+
+    @event.listens_for(catalog.engine, "connect")
+    def _set(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.set_progress_handler(progress_handler=lambda: calls.append(1) or 0, n=100)
+
+    catalog.engine.dispose()
+    assert len(ll.Artifact.filter(key__startswith="a/").limit(2).all()) == 2
+    calls.clear()
+    with catalog.engine.connect() as conn:
+        assert conn.exec_driver_sql(COUNT + "SELECT count(*) FROM n").scalar() == 5000
+    assert calls
+
+
+@pytest.mark.parametrize("every", [0, -1])
+def test_a_disabled_handler_stays_uncalled_by_a_planned_query(
+    catalog: Instance, every: int
+) -> None:
+    """SQLite never calls a handler set with n < 1 (disabled). Before: a planned query called
+    it at each of its own ticks, and so stopped when it asked to."""
+    calls: list[int] = []
+    _with_handler(catalog, lambda: calls.append(1) or 1, every)
+    assert len(ll.Artifact.filter(key__startswith="a/").limit(2).all()) == 2
+    with catalog.engine.connect() as conn:
+        assert conn.exec_driver_sql(COUNT + "SELECT count(*) FROM n").scalar() == 5000
+    assert calls == []

@@ -120,14 +120,16 @@ def _budget(conn: Any, steps: int) -> Iterator[dict[str, Any]]:
     every = max(1, min(1000, steps // 16))
     state = {"left": steps // every, "stopped": False}
     theirs = getattr(conn, "progress_handler", None)
-    due = [0 if theirs is None else theirs[1]]
+    # SQLite never calls a handler set with n < 1 (disabled): nor does the tick
+    handler, n = theirs if theirs is not None and theirs[1] >= 1 else (None, 0)
+    due = [n]
 
     def tick() -> int:
-        if theirs is not None:
+        if handler is not None:
             due[0] -= every
             if due[0] <= 0:
-                due[0] += theirs[1]
-                if theirs[0]():
+                due[0] += n
+                if handler():
                     return 1  # their stop, not the budget's: the error is raised
         state["left"] -= 1
         if state["left"] < 0:

@@ -79,9 +79,9 @@ class SQLiteConnection(sqlite3.Connection):
 
     progress_handler: tuple[Any, int] | None = None
 
-    def set_progress_handler(self, handler: Any, n: int) -> None:
-        super().set_progress_handler(handler, n)
-        self.progress_handler = None if handler is None else (handler, n)
+    def set_progress_handler(self, progress_handler: Any, n: int) -> None:  # sqlite3's names
+        super().set_progress_handler(progress_handler, n)
+        self.progress_handler = None if progress_handler is None else (progress_handler, n)
 
 
 def _setup_sqlite(engine: Engine, read_only: bool = False) -> None:
