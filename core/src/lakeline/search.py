@@ -150,34 +150,41 @@ def search_index_ddl(table_name: str, fields: Sequence[str], dialect: str) -> li
 
 # FTS5's own columns (no quoting frees them) and PostgreSQL's search column itself
 _NOT_FIELDS = ("rowid", "rank", "search_vector")
+# keywords the databases reserve that SQLAlchemy's preparers leave bare (SQLite 3.40's
+# `returning`, `nothing`; PostgreSQL 15's `lateral`...; PostgreSQL 16's `system_user`)
+_RESERVED_TOO = frozenset(
+    ("returning", "nothing", "collation", "concurrently", "lateral", "tablesample", "system_user")
+)
 
 
 @functools.cache
 def _preparer(dialect: str) -> Any:
-    """SQLAlchemy's identifier preparer of `dialect` (it knows the dialect's keywords)."""
+    """SQLAlchemy's identifier preparer of `dialect` (it knows most of the dialect's keywords)."""
     from sqlalchemy.dialects import postgresql, sqlite
 
     return (postgresql if dialect == "postgresql" else sqlite).dialect().identifier_preparer
 
 
 def _quoted(table_name: str, fields: Sequence[str], dialect: str) -> list[str]:
-    """`fields` as `dialect` names them in SQL: quoted where they are keywords (`order`;
-    PostgreSQL's `user`, which bare is the connected role's name). InvalidValue for a name
-    that is not plain lower-case SQL, a table named as a keyword, or a field that FTS5 or the
-    search column reserve."""
+    """`fields` as SQL names them, each quoted: whatever keywords a database's version has
+    (`order`; PostgreSQL's `user`, which bare is the connected role's name; `lateral`, which
+    SQLAlchemy's lists lack). InvalidValue for a name that is not plain lower-case SQL, a table
+    named as a keyword, or a field that FTS5 or the search column reserve."""
     from lakeline.errors import InvalidValue
 
     for name in (table_name, *fields):
         if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
             raise InvalidValue(f"not a plain SQL name (a-z, 0-9, _): {name!r}")
-    if any(_preparer(d).quote(table_name) != table_name for d in ("sqlite", "postgresql")):
+    if table_name in _RESERVED_TOO or any(
+        _preparer(d).quote(table_name) != table_name for d in ("sqlite", "postgresql")
+    ):
         raise InvalidValue(f"search index of table {table_name!r}: a table named as an SQL keyword")
     for field in fields:
         if field in _NOT_FIELDS:
             raise InvalidValue(f"search field {field!r}: a name the search index uses itself")
     if dialect not in ("sqlite", "postgresql"):
         raise ValueError(f"no full-text search on {dialect}")
-    return [_preparer(dialect).quote(field) for field in fields]
+    return [f'"{field}"' for field in fields]  # plain names: nothing to escape
 
 
 def _pg_tokens(fields: Sequence[str]) -> str:
@@ -358,11 +365,10 @@ def whole_word_pool(session: Any, model: type[Any], query: str, pool: int) -> Ra
     )
     if len(ids) < pool:
         return None
-    quote = _preparer("sqlite").quote  # a field named as a keyword (`order`)
+    selected = ", ".join(f't."{f}"' for f in fields)  # quoted: perhaps a keyword (`order`)
     found = session.execute(
         text(
-            f"SELECT t.id, {', '.join(f't.{quote(f)}' for f in fields)} FROM json_each(:ids) AS p "
-            f"JOIN {name} AS t ON t.id = p.value"
+            f"SELECT t.id, {selected} FROM json_each(:ids) AS p JOIN {name} AS t ON t.id = p.value"
         ),
         {"ids": json.dumps(list(ids))},
     ).all()

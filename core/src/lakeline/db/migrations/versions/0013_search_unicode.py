@@ -78,7 +78,7 @@ def _rebuild(old: bool) -> None:
             op.execute(statement)
         statements = search_index_ddl(table, fields, "postgresql")
         if old:
-            document = " || ' ' || ".join(OLD_FIELD.format(f=f) for f in fields)
+            document = " || ' ' || ".join(OLD_FIELD.format(f=f'"{f}"') for f in fields)
             if table == "artifacts" and fields == ["key", "description"]:
                 document = OLD_ARTIFACTS
             statements[0] = (
