@@ -13,7 +13,9 @@ from lakeline.errors import InvalidValue
 from lakeline.instance import Instance
 from lakeline.lineage.recorder import Recorder
 from lakeline.models import Run, ULabel
-from sqlalchemy import Table, text
+from lakeline.models.base import JSONType, Queryable
+from sqlalchemy import Integer, MetaData, String, Table, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
 def _runs_table() -> Table:
@@ -114,3 +116,49 @@ def test_insert_many_refuses_rows_with_other_columns_however_many(
     ):
         insert_many(session, table, rows)
     assert not ll.ULabel.filter(name__startswith="m").count()
+
+
+class _DocBase(DeclarativeBase):
+    metadata = MetaData()
+
+
+class _Doc(_DocBase, Queryable):
+    """A module's registry with an indexed JSON column."""
+
+    __tablename__ = "testjson_docs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uid: Mapped[str] = mapped_column(String(16), unique=True)
+    doc: Mapped[dict[str, Any] | None] = mapped_column(JSONType, index=True)
+
+
+def test_a_none_filter_reads_the_index_of_a_json_column(instance: Instance) -> None:
+    """`=None` on a JSON column also finds the JSON `null` of older catalogs. Before, on
+    PostgreSQL as `jsonb_typeof(doc) = 'null'`, which no index serves: a sequential scan
+    however the column was indexed (now `doc = 'null'::jsonb`, a second index range)."""
+    _Doc.__table__.create(instance.engine)
+    try:
+        rows = [{"uid": f"d{i:015d}", "doc": {"i": i} if i else None} for i in range(500)]
+        with instance.engine.begin() as conn:
+            conn.execute(_Doc.__table__.insert(), rows)
+            json_null = "'null'::jsonb" if instance.dialect == "postgresql" else "'null'"
+            conn.exec_driver_sql(f"UPDATE testjson_docs SET doc = {json_null} WHERE id = 2")
+            conn.exec_driver_sql("ANALYZE")
+        query = _Doc.filter(doc=None)
+        assert sorted(d.uid for d in query) == ["d000000000000000", "d000000000000001"]
+        sql = str(
+            query.statement.compile(
+                dialect=instance.engine.dialect, compile_kwargs={"literal_binds": True}
+            )
+        )
+        with instance.engine.begin() as conn:
+            if instance.dialect == "postgresql":
+                conn.exec_driver_sql("SET LOCAL enable_seqscan = off")  # whenever it can
+                plan = "\n".join(r[0] for r in conn.exec_driver_sql(f"EXPLAIN {sql}"))
+            else:
+                plan = "\n".join(
+                    str(r[-1]) for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}")
+                )
+        assert "ix_testjson_docs_doc" in plan and "Seq Scan" not in plan, plan
+    finally:
+        _Doc.__table__.drop(instance.engine)

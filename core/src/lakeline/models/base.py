@@ -121,11 +121,11 @@ def is_null(column: Any, dialect: str) -> Any:
     before None became SQL NULL hold (the ORM reads both as None, so a filter finds both)."""
     if not isinstance(column.type, JSONValue):
         return column.is_(None)
-    from sqlalchemy import func, literal_column, or_
+    from sqlalchemy import literal_column, or_
 
-    if dialect == "postgresql":
-        return or_(column.is_(None), func.jsonb_typeof(column) == "null")
-    return or_(column.is_(None), column == literal_column("'null'"))  # SQLite: the JSON text
+    # an equality, which an index of the column serves (jsonb_typeof() = 'null' is none)
+    null: Any = literal_column("'null'::jsonb" if dialect == "postgresql" else "'null'")
+    return or_(column.is_(None), column == null)
 
 
 class Str(TypeDecorator[str]):
