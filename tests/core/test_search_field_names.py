@@ -83,6 +83,7 @@ def test_keyword_fields_are_indexed_with_their_own_text(
         ("testkw_steps", ["rowid"], "'rowid'"),
         ("testkw_steps", ["rank"], "'rank'"),
         ("testkw_steps", ["search_vector"], "'search_vector'"),
+        ("testkw_steps", ["testkw_steps_fts"], "'testkw_steps_fts'"),  # FTS5's table column
         ("order", ["name"], "'order'"),
         ("returning", ["name"], "'returning'"),  # keywords of SQLite or PostgreSQL
         ("lateral", ["name"], "'lateral'"),  # that SQLAlchemy's preparers do not quote

@@ -148,7 +148,7 @@ def search_index_ddl(table_name: str, fields: Sequence[str], dialect: str) -> li
     raise ValueError(f"no full-text search on {dialect}")
 
 
-# FTS5's own columns (no quoting frees them) and PostgreSQL's search column itself
+# FTS5's own columns (no quoting frees them; nor `<table>_fts`) and PostgreSQL's search column
 _NOT_FIELDS = ("rowid", "rank", "search_vector")
 # keywords the databases reserve that SQLAlchemy's preparers leave bare (SQLite 3.40's
 # `returning`, `nothing`; PostgreSQL 15's `lateral`...; PostgreSQL 16's `system_user`)
@@ -180,7 +180,7 @@ def _quoted(table_name: str, fields: Sequence[str], dialect: str) -> list[str]:
     ):
         raise InvalidValue(f"search index of table {table_name!r}: a table named as an SQL keyword")
     for field in fields:
-        if field in _NOT_FIELDS:
+        if field in _NOT_FIELDS or field == f"{table_name}_fts":  # FTS5's column of its table
             raise InvalidValue(f"search field {field!r}: a name the search index uses itself")
     if dialect not in ("sqlite", "postgresql"):
         raise ValueError(f"no full-text search on {dialect}")
