@@ -419,13 +419,19 @@ def migrate(name: str | None = None) -> tuple[str | None, str, str | None]:
             if engine.dialect.name == "sqlite" and before is not None and database:
                 backup = str(backup_sqlite(Path(database), before))
             upgrade(engine, modules=modules)
-        elif modules:  # mounted before module tables were audited: their triggers now
+        elif modules or engine.dialect.name == "postgresql":
+            # at head: triggers of module tables mounted before they were audited, and (on
+            # PostgreSQL) UPDATE audits made again for columns added since they were made
             from lakeline.access.audit import install_module_triggers
+            from lakeline.access.audit_pg import install_update_audits
             from lakeline.access.roles import is_owner
 
             with engine.execution_options(lakeline_write=True).begin() as conn:
                 if conn.dialect.name == "sqlite" or is_owner(conn):
-                    install_module_triggers(conn, [m.prefix for m in modules])
+                    if modules:
+                        install_module_triggers(conn, [m.prefix for m in modules])
+                    if conn.dialect.name == "postgresql":
+                        install_update_audits(conn)
         from lakeline.access.roles import setup_roles
 
         setup_roles(engine)  # idempotent: new tables get their GRANTs

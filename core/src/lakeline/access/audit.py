@@ -292,10 +292,12 @@ def _sqlite_trigger(table: str, columns: list[str], event: str) -> str:
 
 def install_module_triggers(conn: Connection, prefixes: list[str]) -> list[str]:
     """Give every table of the schema modules with table prefixes `prefixes` that has a `uid`
-    the core's triggers: the audit (migration 0009) and, on PostgreSQL, the creator check
+    the core's triggers: the audit (migrations 0009, 0014) and, on PostgreSQL, the creator check
     (0006) where it has `created_by_id`. Idempotent (replaced in place), in `conn`'s
     transaction. Returns the tables."""
     from sqlalchemy import inspect, text
+
+    from lakeline.access.audit_pg import install_update_audits
 
     inspector = inspect(conn)
     postgres = conn.dialect.name == "postgresql"
@@ -316,13 +318,16 @@ def install_module_triggers(conn: Connection, prefixes: list[str]) -> list[str]:
             ("UPDATE", "OLD TABLE AS old_rows NEW TABLE AS new_rows"),
             ("DELETE", "OLD TABLE AS old_rows"),
         ):
-            conn.execute(
-                text(
-                    f"CREATE OR REPLACE TRIGGER lakeline_audit_{event.lower()} AFTER {event} "
-                    f"ON {table} REFERENCING {refs} FOR EACH STATEMENT "
-                    f"EXECUTE FUNCTION lakeline_audit('{keys}')"
+            if event == "UPDATE":  # a function of its own, static SQL (migration 0014)
+                install_update_audits(conn, [table])
+            else:
+                conn.execute(
+                    text(
+                        f"CREATE OR REPLACE TRIGGER lakeline_audit_{event.lower()} AFTER "
+                        f"{event} ON {table} REFERENCING {refs} FOR EACH STATEMENT "
+                        f"EXECUTE FUNCTION lakeline_audit('{keys}')"
+                    )
                 )
-            )
             if event != "DELETE" and {"id", "created_by_id"} <= set(columns):
                 conn.execute(
                     text(

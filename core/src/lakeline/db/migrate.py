@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # The newest revision in migrations/versions; a test keeps the two in step.
-HEAD_REVISION = "0013"
+HEAD_REVISION = "0014"
 
 
 # One migration at a time per database (PostgreSQL advisory lock, for the transaction): a
@@ -151,6 +151,11 @@ def upgrade(
             from lakeline.access.audit import install_module_triggers
 
             install_module_triggers(conn, [m.prefix for m in modules])
+        if conn.dialect.name == "postgresql" and (current_revision(conn) or "") >= "0014":
+            # a migration may have changed an audited table's columns: its UPDATE audit anew
+            from lakeline.access.audit_pg import install_update_audits
+
+            install_update_audits(conn)
         if then is not None:
             then(conn)
 

@@ -1,0 +1,216 @@
+"""PostgreSQL's UPDATE audit runs static SQL of each table's own (migration 0014): the same
+entries as 0009's generic function, which built its query with format() and EXECUTE on every
+call; and the chaining at commit is planned once per session, not at every commit."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import lakeline as ll
+import modules_lab
+import pytest
+from alembic import command
+from lakeline.access.audit import entries, verify
+from lakeline.access.audit_pg import function_name
+from lakeline.db.migrate import HEAD_REVISION, alembic_config, upgrade
+from lakeline.instance import Instance, migrate
+from lakeline.lineage.recorder import BatchRecorder, Recorder
+from sqlalchemy import text
+from test_access_audit import _session
+from test_recorder_batching import steps_of_one_flush
+
+lab_site, lab, lab_instance = modules_lab.lab_site, modules_lab.lab, modules_lab.lab_instance
+
+CHAIN_SETTINGS = {"plan_cache_mode=force_generic_plan", "enable_seqscan=off", "jit=off"}
+
+
+def _postgres_only(instance: Instance) -> None:
+    if instance.dialect != "postgresql":
+        pytest.skip("SQLite's audit triggers list the table's columns (0009): unchanged")
+
+
+def _update_functions(instance: Instance) -> dict[str, str]:
+    """Each table's UPDATE audit trigger: the function it runs."""
+    with instance.engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT c.relname, t.tgfoid::regproc::text FROM pg_trigger t "
+                "JOIN pg_class c ON c.oid = t.tgrelid WHERE t.tgname = 'lakeline_audit_update'"
+            )
+        ).all()
+    return {str(table): str(function) for table, function in rows}
+
+
+def _settings(instance: Instance, function: str) -> set[str]:
+    with instance.engine.connect() as conn:
+        config = conn.execute(
+            text("SELECT proconfig FROM pg_proc WHERE proname = :f"), {"f": function}
+        ).scalar_one()
+    return set(config or ())
+
+
+def _source(instance: Instance, function: str) -> str:
+    with instance.engine.connect() as conn:
+        return str(
+            conn.execute(
+                text("SELECT prosrc FROM pg_proc WHERE proname = :f"), {"f": function}
+            ).scalar_one()
+        )
+
+
+def test_each_audited_table_is_updated_through_static_sql_of_its_own(
+    instance: Instance,
+) -> None:
+    _postgres_only(instance)
+    functions = _update_functions(instance)
+    assert {"artifacts", "runs", "run_inputs", "users", "spaces"} <= set(functions)
+    with instance.engine.connect() as conn:
+        columns = {
+            table: set(conn.execute(text(f"SELECT * FROM {table} LIMIT 0")).keys())
+            for table in functions
+        }
+    for table, function in functions.items():
+        assert function == function_name(table), table
+        static = _source(instance, function).split("ELSE", 1)[1]
+        for column in columns[table] - {"search_vector"}:  # every column compared, as it is
+            assert f'o."{column}" IS DISTINCT FROM n."{column}"' in static, (table, column)
+        assert "search_vector" not in static and "EXECUTE" not in static
+    assert _settings(instance, "lakeline_audit_chain") >= CHAIN_SETTINGS
+
+
+def _probe(instance: Instance) -> None:
+    """A second UPDATE trigger on every audited table running 0009's generic function: each
+    update is then audited twice, by the table's own function and by the generic one."""
+    with instance.engine.begin() as conn:
+        for table in _update_functions(instance):
+            conn.execute(
+                text(
+                    f"CREATE TRIGGER zz_generic AFTER UPDATE ON {table} REFERENCING OLD TABLE "
+                    "AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT "
+                    "EXECUTE FUNCTION lakeline_audit('id')"
+                )
+            )
+
+
+def _raw_updates(instance: Instance, run_id: int) -> None:
+    """Updates no API makes: nulls in and out, nested nulls in jsonb, a no-op, many rows."""
+    with instance.engine.begin() as conn:
+        for statement in (
+            "UPDATE runs SET params = '{\"a\": null, \"b\": [1, null]}', error = 'e', "
+            "exit_code = NULL WHERE id = :r",
+            "UPDATE runs SET params = '{\"a\": 1}', error = NULL, exit_code = 3 WHERE id = :r",
+            "UPDATE runs SET status = status WHERE id = :r",  # nothing changed: no entry
+            "UPDATE runs SET host = 'h-' || id WHERE id >= :r - 3",
+            "UPDATE artifacts SET description = NULL WHERE description IS NOT NULL",
+        ):
+            conn.execute(text(statement), {"r": run_id})
+
+
+def test_an_update_is_audited_as_the_generic_function_audits_it(
+    lab_instance: Instance, tmp_path: Path
+) -> None:
+    """Every path that updates rows (ORM saves, the plain and batched Recorder's finishes
+    and claims, raw SQL, a module's records) gets the entries 0009's function gives."""
+    from lakeline_lab.models import Biosample
+
+    instance = lab_instance
+    _postgres_only(instance)
+    assert _update_functions(instance)["lab_biosamples"] == "lakeline_audit_update_lab_biosamples"
+    _probe(instance)
+    before = max([e.seq for e in entries(instance)], default=0)
+    _session(tmp_path)
+    steps_of_one_flush(Recorder("plain", root=tmp_path / "plain"), tmp_path / "plain", 3)
+    rec = BatchRecorder("batched", root=tmp_path / "batched", steps=100, ms=600_000)
+    steps_of_one_flush(rec, tmp_path / "batched", 3)
+    rec.flush()
+    _raw_updates(instance, int(ll.Run.filter(engine="batched").first().id))
+    sample = Biosample(name="S1", tissue="blood").save()
+    sample.tissue = None
+    sample.save()
+    updates = [e for e in entries(instance) if e.action == "update" and e.seq > before]
+    twins = Counter(
+        (e.table, e.uid, e.at, e.actor, json.dumps(e.changes, sort_keys=True)) for e in updates
+    )
+    assert twins and all(count % 2 == 0 for count in twins.values()), twins
+    tables = Counter(e.table for e in updates)
+    assert {"artifacts", "runs", "lab_biosamples"} <= set(tables) and tables["runs"] >= 20
+    nested: Any = [e.changes["params"] for e in updates if "params" in e.changes]
+    assert [None, {"a": None, "b": [1, None]}] in nested  # a null inside jsonb stays
+    assert verify(instance).ok
+
+
+def test_a_column_added_outside_migrate_is_audited_and_migrate_compares_it_again(
+    instance: Instance,
+) -> None:
+    _postgres_only(instance)
+    run = Recorder("toy").start_workflow(key="p", engine_run_id="r").run
+    with instance.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE runs ADD COLUMN note text"))
+        conn.execute(text("UPDATE runs SET note = 'x' WHERE id = :id"), {"id": run.id})
+    assert "note" not in _source(instance, "lakeline_audit_update_runs")
+    migrate(instance.name)  # at head: the table's function made again
+    assert 'o."note" IS DISTINCT FROM n."note"' in _source(instance, "lakeline_audit_update_runs")
+    with instance.engine.begin() as conn:
+        conn.execute(text("UPDATE runs SET note = 'y' WHERE id = :id"), {"id": run.id})
+    log = [e.changes for e in entries(instance, uids=[run.uid]) if e.action == "update"]
+    assert log[-2:] == [{"note": [None, "x"]}, {"note": ["x", "y"]}]
+    assert verify(instance).ok
+
+
+def _audited_update(instance: Instance, tmp_path: Path, name: str) -> dict[str, Any]:
+    (tmp_path / f"{name}.txt").write_text(name)
+    artifact = ll.Artifact(tmp_path / f"{name}.txt", key=f"{name}.txt").save()
+    artifact.description = f"about {name}"
+    artifact.save()
+    rec = Recorder("toy", root=tmp_path)
+    wf = rec.start_workflow(key=name, engine_run_id=name)
+    rec.finish_workflow(wf)
+    log = entries(instance, uids=[artifact.uid, wf.run.uid])
+    return {e.table: e.changes for e in log if e.action == "update"}
+
+
+def test_a_catalog_at_0013_is_upgraded_and_downgraded_in_place(
+    instance: Instance, tmp_path: Path
+) -> None:
+    postgres = instance.dialect == "postgresql"
+    cfg = alembic_config()
+    with instance.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0013")
+    if postgres:
+        assert set(_update_functions(instance).values()) == {"lakeline_audit"}
+        assert not CHAIN_SETTINGS & _settings(instance, "lakeline_audit_chain")
+    old = _audited_update(instance, tmp_path, "old")
+    assert old["artifacts"] == {"description": [None, "about old"]}
+    assert set(old["runs"]) == {"status", "status_log", "finished_at"}
+    upgrade(instance.engine)
+    with instance.engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == (
+            HEAD_REVISION
+        )
+    if postgres:
+        assert all(f == function_name(t) for t, f in _update_functions(instance).items())
+        assert _settings(instance, "lakeline_audit_chain") >= CHAIN_SETTINGS
+    new = _audited_update(instance, tmp_path, "new")
+    assert new["artifacts"] == {"description": [None, "about new"]}
+    assert set(new["runs"]) == set(old["runs"])
+    assert verify(instance).ok
+    with instance.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0013")
+    if postgres:
+        assert set(_update_functions(instance).values()) == {"lakeline_audit"}
+        assert not CHAIN_SETTINGS & _settings(instance, "lakeline_audit_chain")
+        with instance.engine.connect() as conn:
+            left = conn.execute(
+                text("SELECT count(*) FROM pg_proc WHERE proname LIKE 'lakeline\\_audit\\_update%'")
+            ).scalar()
+        assert left == 0
+    again = _audited_update(instance, tmp_path, "again")
+    assert again["artifacts"] == {"description": [None, "about again"]}
+    assert verify(instance).ok
+    upgrade(instance.engine)
+    assert verify(instance).ok
