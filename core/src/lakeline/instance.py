@@ -421,9 +421,9 @@ def migrate(name: str | None = None) -> tuple[str | None, str, str | None]:
             upgrade(engine, modules=modules)
         elif modules or engine.dialect.name == "postgresql":
             # at head: triggers of module tables mounted before they were audited, and (on
-            # PostgreSQL) UPDATE audits made again for columns added since they were made
+            # PostgreSQL) audit functions made again for columns added since they were made
             from lakeline.access.audit import install_module_triggers
-            from lakeline.access.audit_pg import install_update_audits
+            from lakeline.access.audit_pg import install_audits
             from lakeline.access.roles import is_owner
 
             with engine.execution_options(lakeline_write=True).begin() as conn:
@@ -431,7 +431,7 @@ def migrate(name: str | None = None) -> tuple[str | None, str, str | None]:
                     if modules:
                         install_module_triggers(conn, [m.prefix for m in modules])
                     if conn.dialect.name == "postgresql":
-                        install_update_audits(conn)
+                        install_audits(conn)
         from lakeline.access.roles import setup_roles
 
         setup_roles(engine)  # idempotent: new tables get their GRANTs

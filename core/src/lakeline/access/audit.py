@@ -297,7 +297,7 @@ def install_module_triggers(conn: Connection, prefixes: list[str]) -> list[str]:
     transaction. Returns the tables."""
     from sqlalchemy import inspect, text
 
-    from lakeline.access.audit_pg import install_update_audits
+    from lakeline.access.audit_pg import install_audits
 
     inspector = inspect(conn)
     postgres = conn.dialect.name == "postgresql"
@@ -312,23 +312,12 @@ def install_module_triggers(conn: Connection, prefixes: list[str]) -> list[str]:
                 conn.execute(text(f"DROP TRIGGER IF EXISTS lakeline_audit_{table}_{event.lower()}"))
                 conn.execute(text(_sqlite_trigger(table, columns, event)))
             continue
-        keys = ", ".join(inspector.get_pk_constraint(table)["constrained_columns"])
-        for event, refs in (
-            ("INSERT", "NEW TABLE AS new_rows"),
-            ("UPDATE", "OLD TABLE AS old_rows NEW TABLE AS new_rows"),
-            ("DELETE", "OLD TABLE AS old_rows"),
-        ):
-            if event == "UPDATE":  # a function of its own, static SQL (migration 0014)
-                install_update_audits(conn, [table])
-            else:
-                conn.execute(
-                    text(
-                        f"CREATE OR REPLACE TRIGGER lakeline_audit_{event.lower()} AFTER "
-                        f"{event} ON {table} REFERENCING {refs} FOR EACH STATEMENT "
-                        f"EXECUTE FUNCTION lakeline_audit('{keys}')"
-                    )
-                )
-            if event != "DELETE" and {"id", "created_by_id"} <= set(columns):
+        install_audits(conn, [table])  # a function of its own (migration 0014)
+        if {"id", "created_by_id"} <= set(columns):
+            for event, refs in (
+                ("INSERT", "NEW TABLE AS new_rows"),
+                ("UPDATE", "OLD TABLE AS old_rows NEW TABLE AS new_rows"),
+            ):
                 conn.execute(
                     text(
                         f"CREATE OR REPLACE TRIGGER lakeline_creator_{event.lower()} AFTER "

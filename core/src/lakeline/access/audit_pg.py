@@ -1,19 +1,21 @@
-"""PostgreSQL: each audited table's UPDATE audit as a function of its own, with static SQL
-(migration 0014).
+"""PostgreSQL: each audited table's audit trigger function, with static SQL (migration 0014).
 
-0009's `lakeline_audit('<key columns>')` builds its UPDATE query with `format()` and runs it
-with EXECUTE on every call (parsed and planned each time: ~150 us a statement), converts old
-and new rows to jsonb and compares them key by key (~30 us a row). `lakeline_audit_update_<table>()`
+0009's `lakeline_audit('<key columns>')` built its UPDATE query with `format()` and ran it with
+EXECUTE on every call (parsed and planned each time: ~150 us a statement), converting old and
+new rows to jsonb and comparing them key by key (~30 us a row). `lakeline_audited_<table>()`
 is that query written out for the table's columns, so PL/pgSQL plans it once per session: old
 and new rows joined on the primary key, each column compared as it is (`IS DISTINCT FROM`; as
 jsonb for a type whose equality may differ from its JSON text) and `{column: [old, new]}` built
-for those that changed (~9 us a row). The entries are the generic function's, value for value.
+for those that changed (~9 us a row). INSERT and DELETE entries are made as 0009 made them. A
+statement that wrote no row returns at once: 0009 registered the transaction for the chaining
+at commit all the same (an UPDATE matching no row, an INSERT ... ON CONFLICT DO NOTHING, the
+version-space UPDATE that follows every insert of artifacts: ~270 us each). The entries are
+the generic function's, value for value.
 
 A column added after the function was made (`ALTER TABLE` outside `lakeline migrate`) makes the
-table's column count differ from the one the function was made for: the function then runs the
-generic query, so nothing goes unaudited, until `lakeline migrate` makes it again
-(`install_update_audits` runs after every PostgreSQL upgrade). INSERT and DELETE keep the
-generic function: its statements are static already and read every column.
+table's column count differ from the one the function was made for: its UPDATEs then take the
+generic query, so nothing goes unaudited, until `lakeline migrate` makes the function again
+(`install_audits` runs after every PostgreSQL upgrade and at `migrate` at head).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
-PREFIX = "lakeline_audit_update_"
+PREFIX = "lakeline_audited_"
 # compared as they are: the type's equality is its JSON text's (ids, text in the database's
 # own collation, times, numbers, booleans, jsonb); any other type is compared as jsonb, as 0009
 NATIVE = frozenset(
@@ -50,8 +52,8 @@ GENERIC = """
 
 
 def function_name(table: str) -> str:
-    """The table's UPDATE audit function: `lakeline_audit_update_<table>`, a digest of the
-    name in its place where that would pass PostgreSQL's 63 bytes."""
+    """The table's audit function: `lakeline_audited_<table>`, a digest of the name in its
+    place where that would pass PostgreSQL's 63 bytes."""
     name = PREFIX + table
     if len(name.encode()) <= 63:
         return name
@@ -67,7 +69,7 @@ def _literal(value: str) -> str:
 
 
 def function_sql(conn: Connection, table: str) -> str:
-    """CREATE OR REPLACE FUNCTION of `table`'s UPDATE audit, from the catalog as it is now."""
+    """CREATE OR REPLACE FUNCTION of `table`'s audit, from the catalog as it is now."""
     from sqlalchemy import text
 
     rows = conn.execute(
@@ -112,10 +114,28 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = public, pg_catalog SET enable_nestloop = off SET jit = off
 SET plan_cache_mode = force_generic_plan AS $fn$
 DECLARE
-    -- below every id this statement's entries get: where the chaining at commit looks from
-    first_id bigint := (SELECT last_value FROM audit_log_id_seq);
+    first_id bigint;
 BEGIN
-    IF (SELECT relnatts FROM pg_catalog.pg_class WHERE oid = TG_RELID) <> {natts} THEN
+    -- a statement that wrote no row (an UPDATE that matched none, ON CONFLICT DO NOTHING):
+    -- no entry, and no chaining at commit for it
+    IF TG_OP = 'DELETE' THEN
+        IF NOT EXISTS (SELECT FROM old_rows) THEN
+            RETURN NULL;
+        END IF;
+    ELSIF NOT EXISTS (SELECT FROM new_rows) THEN
+        RETURN NULL;
+    END IF;
+    -- below every id this statement's entries get: where the chaining at commit looks from
+    first_id := (SELECT last_value FROM audit_log_id_seq);
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO audit_log (at, actor, tbl, uid, action, changes)
+        SELECT statement_timestamp(), session_user, TG_TABLE_NAME, r ->> 'uid', 'insert', r
+        FROM (SELECT jsonb_strip_nulls(to_jsonb(n)) - 'search_vector' AS r FROM new_rows n) s;
+    ELSIF TG_OP = 'DELETE' THEN
+        INSERT INTO audit_log (at, actor, tbl, uid, action, changes)
+        SELECT statement_timestamp(), session_user, TG_TABLE_NAME, r ->> 'uid', 'delete', r
+        FROM (SELECT jsonb_strip_nulls(to_jsonb(o)) - 'search_vector' AS r FROM old_rows o) s;
+    ELSIF (SELECT relnatts FROM pg_catalog.pg_class WHERE oid = TG_RELID) <> {natts} THEN
         -- columns added since this function was made (`lakeline migrate` makes it again){generic}
     ELSE
         INSERT INTO audit_log (at, actor, tbl, uid, action, changes)
@@ -130,8 +150,15 @@ BEGIN
 END $fn$"""
 
 
+EVENTS = (
+    ("INSERT", "NEW TABLE AS new_rows"),
+    ("UPDATE", "OLD TABLE AS old_rows NEW TABLE AS new_rows"),
+    ("DELETE", "OLD TABLE AS old_rows"),
+)
+
+
 def audited_tables(conn: Connection) -> list[str]:
-    """Tables of the current schema with lakeline's UPDATE audit trigger."""
+    """Tables of the current schema with lakeline's audit triggers."""
     from sqlalchemy import text
 
     return [
@@ -146,28 +173,34 @@ def audited_tables(conn: Connection) -> list[str]:
     ]
 
 
-def install_update_audits(conn: Connection, tables: list[str] | None = None) -> list[str]:
-    """Make (again) the UPDATE audit function of each of `tables` (default: every audited
-    table) and point its `lakeline_audit_update` trigger at it, in `conn`'s transaction.
-    Idempotent. Returns the tables."""
+def _triggers(conn: Connection, table: str, function: str) -> None:
     from sqlalchemy import text
 
+    for event, refs in EVENTS:
+        conn.execute(
+            text(
+                f"CREATE OR REPLACE TRIGGER lakeline_audit_{event.lower()} AFTER {event} ON "
+                f"{_quote(table)} REFERENCING {refs} FOR EACH STATEMENT EXECUTE FUNCTION "
+                f"{function}"
+            )
+        )
+
+
+def install_audits(conn: Connection, tables: list[str] | None = None) -> list[str]:
+    """Make (again) the audit function of each of `tables` (default: every audited table)
+    and point its three `lakeline_audit_*` triggers at it, in `conn`'s transaction.
+    Idempotent. Returns the tables."""
     done = audited_tables(conn) if tables is None else tables
     for table in done:
         # as made, no bind parameters (the driver reads `%` as a placeholder: `%%`)
         conn.exec_driver_sql(function_sql(conn, table).replace("%", "%%"))
-        conn.execute(
-            text(
-                f"CREATE OR REPLACE TRIGGER lakeline_audit_update AFTER UPDATE ON {_quote(table)} "
-                "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT "
-                f"EXECUTE FUNCTION {_quote(function_name(table))}()"
-            )
-        )
+        _triggers(conn, table, f"{_quote(function_name(table))}()")
     return done
 
 
-def remove_update_audits(conn: Connection) -> None:
-    """Back to 0009's generic UPDATE audit on every audited table; the functions dropped."""
+def remove_audits(conn: Connection) -> None:
+    """Back to 0009's generic `lakeline_audit('<keys>')` on every audited table; the tables'
+    functions dropped."""
     from sqlalchemy import text
 
     for table in audited_tables(conn):
@@ -181,13 +214,7 @@ def remove_update_audits(conn: Connection) -> None:
             {"t": table},
         ).scalars()
         argument = ", ".join(keys).replace("'", "")
-        conn.execute(
-            text(
-                f"CREATE OR REPLACE TRIGGER lakeline_audit_update AFTER UPDATE ON {_quote(table)} "
-                "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT "
-                f"EXECUTE FUNCTION lakeline_audit('{argument}')"
-            )
-        )
+        _triggers(conn, table, f"lakeline_audit('{argument}')")
     for name in conn.execute(
         text(
             "SELECT p.proname FROM pg_proc p WHERE p.proname LIKE :prefix "

@@ -152,10 +152,10 @@ def upgrade(
 
             install_module_triggers(conn, [m.prefix for m in modules])
         if conn.dialect.name == "postgresql" and (current_revision(conn) or "") >= "0014":
-            # a migration may have changed an audited table's columns: its UPDATE audit anew
-            from lakeline.access.audit_pg import install_update_audits
+            # a migration may have changed an audited table's columns: its audit made anew
+            from lakeline.access.audit_pg import install_audits
 
-            install_update_audits(conn)
+            install_audits(conn)
         if then is not None:
             then(conn)
 
