@@ -214,6 +214,7 @@ def test_a_catalog_at_0013_is_upgraded_and_downgraded_in_place(
     if postgres:
         assert set(_update_functions(instance).values()) == {"lakeline_audit"}
         assert not CHAIN_SETTINGS & _settings(instance, "lakeline_audit_chain")
+        assert "a.id = f.id" in _source(instance, "lakeline_audit_chain")
     old = _audited_update(instance, tmp_path, "old")
     assert old["artifacts"] == {"description": [None, "about old"]}
     assert set(old["runs"]) == {"status", "status_log", "finished_at"}
@@ -225,6 +226,7 @@ def test_a_catalog_at_0013_is_upgraded_and_downgraded_in_place(
     if postgres:
         assert all(f == function_name(t) for t, f in _update_functions(instance).items())
         assert _settings(instance, "lakeline_audit_chain") >= CHAIN_SETTINGS
+        assert "a.ctid = f.t" in _source(instance, "lakeline_audit_chain")
     new = _audited_update(instance, tmp_path, "new")
     assert new["artifacts"] == {"description": [None, "about new"]}
     assert set(new["runs"]) == set(old["runs"])
@@ -240,6 +242,7 @@ def test_a_catalog_at_0013_is_upgraded_and_downgraded_in_place(
                 text("SELECT count(*) FROM pg_proc WHERE proname LIKE 'lakeline\\_audited\\_%'")
             ).scalar()
         assert left == 0
+        assert "a.id = f.id" in _source(instance, "lakeline_audit_chain")
     again = _audited_update(instance, tmp_path, "again")
     assert again["artifacts"] == {"description": [None, "about again"]}
     assert verify(instance).ok
