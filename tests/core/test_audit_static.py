@@ -173,6 +173,37 @@ def test_a_statement_that_writes_no_row_is_not_chained(instance: Instance) -> No
     assert verify(instance).head == head
 
 
+def test_tables_with_columns_named_as_the_rows_are_audited(instance: Instance) -> None:
+    """A column named `n` or `o` (the transition rows' aliases) was read for the row by
+    0009's `to_jsonb(n)`: "cannot delete from scalar", the write refused. A table without a
+    primary key keeps the generic function."""
+    from lakeline.access.audit_pg import install_audits
+
+    _postgres_only(instance)
+    with instance.engine.begin() as conn:
+        conn.execute(text("CREATE TABLE keyless (uid text, n integer, o integer)"))
+        conn.execute(text("CREATE TABLE keyed (id serial PRIMARY KEY, uid text, n int, o int)"))
+        assert install_audits(conn, ["keyless", "keyed"]) == ["keyless", "keyed"]
+    for table in ("keyless", "keyed"):
+        uid = f"{table}-1"
+        with instance.engine.begin() as conn:
+            conn.execute(text(f"INSERT INTO {table} (uid, n, o) VALUES (:u, 1, 2)"), {"u": uid})
+            if table == "keyed":  # 0009's UPDATE pairs rows on the key: a keyless one fails
+                conn.execute(text(f"UPDATE {table} SET n = 3 WHERE uid = :u"), {"u": uid})
+            conn.execute(text(f"DELETE FROM {table} WHERE uid = :u"), {"u": uid})
+        log = [(e.action, e.changes) for e in entries(instance, uids=[uid])]
+        row = {"uid": uid, "n": 1, "o": 2} | ({"id": 1} if table == "keyed" else {})
+        if table == "keyed":
+            assert log == [("insert", row), ("update", {"n": [1, 3]}), ("delete", row | {"n": 3})]
+        else:
+            assert log == [("insert", row), ("delete", row)]
+    functions = _update_functions(instance)
+    assert (
+        functions["keyless"] == "lakeline_audit" and functions["keyed"] == "lakeline_audited_keyed"
+    )
+    assert verify(instance).ok
+
+
 def test_a_column_added_outside_migrate_is_audited_and_migrate_compares_it_again(
     instance: Instance,
 ) -> None:

@@ -6,7 +6,8 @@ new rows to jsonb and comparing them key by key (~30 us a row). `lakeline_audite
 is that query written out for the table's columns, so PL/pgSQL plans it once per session: old
 and new rows joined on the primary key, each column compared as it is (`IS DISTINCT FROM`; as
 jsonb for a type whose equality may differ from its JSON text) and `{column: [old, new]}` built
-for those that changed (~9 us a row). INSERT and DELETE entries are made as 0009 made them. A
+for those that changed (~9 us a row). INSERT and DELETE entries are made as 0009 made them
+(the row as `to_jsonb(n.*)`: 0009's `to_jsonb(n)` took a column named `n` for the row). A
 statement that wrote no row returns at once: 0009 registered the transaction for the chaining
 at commit all the same (an UPDATE matching no row, an INSERT ... ON CONFLICT DO NOTHING, the
 version-space UPDATE that follows every insert of artifacts: ~270 us each). The entries are
@@ -42,7 +43,7 @@ GENERIC = """
         EXECUTE format($q$
             INSERT INTO audit_log (at, actor, tbl, uid, action, changes)
             SELECT statement_timestamp(), session_user, %L, n ->> 'uid', 'update', d
-            FROM (SELECT to_jsonb(o) AS o, to_jsonb(n) AS n
+            FROM (SELECT to_jsonb(o.*) AS o, to_jsonb(n.*) AS n
                   FROM old_rows o JOIN new_rows n USING (%s)
                   OFFSET 0) p,
             LATERAL (SELECT jsonb_object_agg(k, jsonb_build_array(p.o -> k, p.n -> k)) AS d
@@ -68,8 +69,9 @@ def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def function_sql(conn: Connection, table: str) -> str:
-    """CREATE OR REPLACE FUNCTION of `table`'s audit, from the catalog as it is now."""
+def function_sql(conn: Connection, table: str) -> str | None:
+    """CREATE OR REPLACE FUNCTION of `table`'s audit, from the catalog as it is now; None for
+    a table without a primary key (nothing to pair old and new rows on)."""
     from sqlalchemy import text
 
     rows = conn.execute(
@@ -87,7 +89,7 @@ def function_sql(conn: Connection, table: str) -> str:
     columns = [(str(n), str(t), bool(p)) for n, t, p, _, _ in rows if n != "search_vector"]
     keys = [str(n) for n, _, _, _, k in rows if k]
     if not keys:
-        raise ValueError(f"{table} has no primary key: its UPDATE audit cannot pair rows")
+        return None
     natts = int(rows[0][3])
 
     def changed(name: str, kind: str, plain: bool) -> str:
@@ -130,11 +132,11 @@ BEGIN
     IF TG_OP = 'INSERT' THEN
         INSERT INTO audit_log (at, actor, tbl, uid, action, changes)
         SELECT statement_timestamp(), session_user, TG_TABLE_NAME, r ->> 'uid', 'insert', r
-        FROM (SELECT jsonb_strip_nulls(to_jsonb(n)) - 'search_vector' AS r FROM new_rows n) s;
+        FROM (SELECT jsonb_strip_nulls(to_jsonb(n.*)) - 'search_vector' AS r FROM new_rows n) s;
     ELSIF TG_OP = 'DELETE' THEN
         INSERT INTO audit_log (at, actor, tbl, uid, action, changes)
         SELECT statement_timestamp(), session_user, TG_TABLE_NAME, r ->> 'uid', 'delete', r
-        FROM (SELECT jsonb_strip_nulls(to_jsonb(o)) - 'search_vector' AS r FROM old_rows o) s;
+        FROM (SELECT jsonb_strip_nulls(to_jsonb(o.*)) - 'search_vector' AS r FROM old_rows o) s;
     ELSIF (SELECT relnatts FROM pg_catalog.pg_class WHERE oid = TG_RELID) <> {natts} THEN
         -- columns added since this function was made (`lakeline migrate` makes it again){generic}
     ELSE
@@ -188,12 +190,16 @@ def _triggers(conn: Connection, table: str, function: str) -> None:
 
 def install_audits(conn: Connection, tables: list[str] | None = None) -> list[str]:
     """Make (again) the audit function of each of `tables` (default: every audited table)
-    and point its three `lakeline_audit_*` triggers at it, in `conn`'s transaction.
-    Idempotent. Returns the tables."""
+    and point its three `lakeline_audit_*` triggers at it, in `conn`'s transaction (a table
+    without a primary key keeps 0009's generic function). Idempotent. Returns the tables."""
     done = audited_tables(conn) if tables is None else tables
     for table in done:
+        sql = function_sql(conn, table)
+        if sql is None:  # no primary key: 0009's generic function, as before
+            _triggers(conn, table, "lakeline_audit('')")
+            continue
         # as made, no bind parameters (the driver reads `%` as a placeholder: `%%`)
-        conn.exec_driver_sql(function_sql(conn, table).replace("%", "%%"))
+        conn.exec_driver_sql(sql.replace("%", "%%"))
         _triggers(conn, table, f"{_quote(function_name(table))}()")
     return done
 

@@ -16,8 +16,9 @@ Create Date: 2026-12-05 18:00:00.000000
   for `id >= $1`): ~300 us of server time per writing transaction. `enable_seqscan = off`
   keeps the generic plan on the primary key's range (what the custom plans chose), `jit = off`
   since that plan carries the disable cost (0011). It finds the entries it fills by their row
-  address (`ctid`, a TID scan) instead of their id in the primary key. `lakeline_audit()`
-  stays, unused, for the downgrade.
+  address (`ctid`, a TID scan) instead of their id in the primary key.
+- `lakeline_audit()` stays for tables without a primary key and the downgrade; it now reads
+  the row as `to_jsonb(n.*)`: `to_jsonb(n)` took a column named `n` (or `o`) for the row.
 Downgrade: the generic triggers again, the tables' functions dropped, the settings reset.
 SQLite: nothing.
 """
@@ -34,7 +35,7 @@ depends_on = None
 CHAIN = {"plan_cache_mode": "force_generic_plan", "enable_seqscan": "off", "jit": "off"}
 # the chaining statement (0009) finds each entry it fills again by its row address, not by
 # a lookup of its id in the primary key (~2 us an entry less)
-BY_ID_BY_CTID = (
+CHAIN_BY_CTID = (
     ("SELECT id, head_seq + row_number()", "SELECT ctid AS t, head_seq + row_number()"),
     ("SELECT NULL::bigint AS id, head_seq", "SELECT NULL::tid AS t, head_seq"),
     ("SELECT id, seq, lakeline_audit_digest(", "SELECT t, seq, lakeline_audit_digest("),
@@ -42,25 +43,24 @@ BY_ID_BY_CTID = (
     ("SELECT id, seq, hash, lag(hash)", "SELECT t, seq, hash, lag(hash)"),
     ("WHERE f.id IS NOT NULL AND a.id = f.id", "WHERE f.t IS NOT NULL AND a.ctid = f.t"),
 )
+# 0009's generic function (tables without a primary key, the downgrade): `to_jsonb(n)` read a
+# column named `n` (or `o`) instead of the row ("cannot delete from scalar"); `n.*` is the row
+ROW_NOT_COLUMN = (("to_jsonb(n)", "to_jsonb(n.*)"), ("to_jsonb(o)", "to_jsonb(o.*)"))
 
 
-def _chain(upgrading: bool) -> None:
-    """`lakeline_audit_chain()` made again with its statement's row matching swapped."""
+def _rewrite(function: str, pairs: tuple[tuple[str, str], ...], upgrading: bool) -> None:
+    """`function` made again (its definition as the catalog holds it, settings included)
+    with each pair's first text replaced by its second (the other way when downgrading)."""
     bind = op.get_bind()
-    source = bind.exec_driver_sql(
-        "SELECT prosrc FROM pg_proc WHERE proname = 'lakeline_audit_chain'"
+    definition = bind.exec_driver_sql(
+        f"SELECT pg_get_functiondef('{function}()'::regprocedure)"
     ).scalar_one()
-    for by_id, by_ctid in BY_ID_BY_CTID:
-        old, new = (by_id, by_ctid) if upgrading else (by_ctid, by_id)
-        if old not in source:
-            raise RuntimeError(f"lakeline_audit_chain() is not as expected: no {old!r}")
-        source = source.replace(old, new)
-    bind.exec_driver_sql(
-        "CREATE OR REPLACE FUNCTION lakeline_audit_chain() RETURNS trigger LANGUAGE plpgsql "
-        "SECURITY DEFINER SET search_path = public, pg_catalog AS $chain$"
-        + source.replace("%", "%%")
-        + "$chain$"
-    )
+    for before, after in pairs:
+        old, new = (before, after) if upgrading else (after, before)
+        if old not in definition:
+            raise RuntimeError(f"{function}() is not as expected: no {old!r}")
+        definition = definition.replace(old, new)
+    bind.exec_driver_sql(definition.replace("%", "%%"))  # as stored: no bind parameters
 
 
 def upgrade() -> None:
@@ -70,7 +70,8 @@ def upgrade() -> None:
     if bind.dialect.name != "postgresql":
         return
     install_audits(bind)
-    _chain(upgrading=True)
+    _rewrite("lakeline_audit_chain", CHAIN_BY_CTID, upgrading=True)
+    _rewrite("lakeline_audit", ROW_NOT_COLUMN, upgrading=True)
     for name, value in CHAIN.items():
         op.execute(f"ALTER FUNCTION lakeline_audit_chain() SET {name} = {value}")
 
@@ -82,6 +83,7 @@ def downgrade() -> None:
     if bind.dialect.name != "postgresql":
         return
     remove_audits(bind)
-    _chain(upgrading=False)
+    _rewrite("lakeline_audit_chain", CHAIN_BY_CTID, upgrading=False)
+    _rewrite("lakeline_audit", ROW_NOT_COLUMN, upgrading=False)
     for name in CHAIN:
         op.execute(f"ALTER FUNCTION lakeline_audit_chain() RESET {name}")
