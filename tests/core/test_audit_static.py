@@ -74,10 +74,13 @@ def test_each_audited_table_is_updated_through_static_sql_of_its_own(
         }
     for table, function in functions.items():
         assert function == function_name(table), table
-        static = _source(instance, function).split("ELSE", 1)[1]
-        for column in columns[table] - {"search_vector"}:  # every column compared, as it is
+        # past the branch for columns added since (0009's statements)
+        static = _source(instance, function).split("END IF;\n    ELSIF TG_OP = 'INSERT'", 1)[1]
+        for column in columns[table] - {"search_vector"}:  # every column read, compared as is
+            assert f"'{column}', n.\"{column}\"" in static, (table, column)
             assert f'o."{column}" IS DISTINCT FROM n."{column}"' in static, (table, column)
         assert "search_vector" not in static and "EXECUTE" not in static
+        assert "to_jsonb(n.*)" not in static
     assert _settings(instance, "lakeline_audit_chain") >= CHAIN_SETTINGS
 
 
@@ -208,17 +211,23 @@ def test_a_column_added_outside_migrate_is_audited_and_migrate_compares_it_again
     instance: Instance,
 ) -> None:
     _postgres_only(instance)
-    run = Recorder("toy").start_workflow(key="p", engine_run_id="r").run
+    rec = Recorder("toy")
+    run = rec.start_workflow(key="p", engine_run_id="r").run
     with instance.engine.begin() as conn:
-        conn.execute(text("ALTER TABLE runs ADD COLUMN note text"))
+        conn.execute(text("ALTER TABLE runs ADD COLUMN note text DEFAULT 'n0'"))
         conn.execute(text("UPDATE runs SET note = 'x' WHERE id = :id"), {"id": run.id})
+    added = rec.start_workflow(key="q", engine_run_id="s").run  # inserted with its note
     assert "note" not in _source(instance, "lakeline_audited_runs")
     migrate(instance.name)  # at head: the table's function made again
-    assert 'o."note" IS DISTINCT FROM n."note"' in _source(instance, "lakeline_audited_runs")
+    source = _source(instance, "lakeline_audited_runs")
+    assert 'o."note" IS DISTINCT FROM n."note"' in source and "'note', n.\"note\"" in source
     with instance.engine.begin() as conn:
         conn.execute(text("UPDATE runs SET note = 'y' WHERE id = :id"), {"id": run.id})
+        conn.execute(text("DELETE FROM runs WHERE id = :id"), {"id": added.id})
     log = [e.changes for e in entries(instance, uids=[run.uid]) if e.action == "update"]
-    assert log[-2:] == [{"note": [None, "x"]}, {"note": ["x", "y"]}]
+    assert log[-2:] == [{"note": ["n0", "x"]}, {"note": ["x", "y"]}]
+    inserted, deleted = (e.changes for e in entries(instance, uids=[added.uid]))
+    assert inserted["note"] == "n0" and deleted["note"] == "n0"
     assert verify(instance).ok
 
 

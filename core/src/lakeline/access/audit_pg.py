@@ -6,17 +6,20 @@ new rows to jsonb and comparing them key by key (~30 us a row). `lakeline_audite
 is that query written out for the table's columns, so PL/pgSQL plans it once per session: old
 and new rows joined on the primary key, each column compared as it is (`IS DISTINCT FROM`; as
 jsonb for a type whose equality may differ from its JSON text) and `{column: [old, new]}` built
-for those that changed (~9 us a row). INSERT and DELETE entries are made as 0009 made them
-(the row as `to_jsonb(n.*)`: 0009's `to_jsonb(n)` took a column named `n` for the row). A
+for those that changed (~9 us a row). INSERT and DELETE entries hold what 0009's entries held
+(the row's non-null columns but the search column) built from the column list with
+`jsonb_build_object` (0009's `to_jsonb(n) - 'search_vector'` copied the object a second time:
+~8 us an artifact row less); `to_jsonb(n)` also took a column named `n` for the row. A
 statement that wrote no row returns at once: 0009 registered the transaction for the chaining
 at commit all the same (an UPDATE matching no row, an INSERT ... ON CONFLICT DO NOTHING, the
 version-space UPDATE that follows every insert of artifacts: ~270 us each). The entries are
 the generic function's, value for value.
 
 A column added after the function was made (`ALTER TABLE` outside `lakeline migrate`) makes the
-table's column count differ from the one the function was made for: its UPDATEs then take the
-generic query, so nothing goes unaudited, until `lakeline migrate` makes the function again
-(`install_audits` runs after every PostgreSQL upgrade and at `migrate` at head).
+table's column count differ from the one the function was made for: it then runs 0009's
+statements (`to_jsonb(n.*)`, the generic UPDATE query), so nothing goes unaudited, until
+`lakeline migrate` makes the function again (`install_audits` runs after every PostgreSQL
+upgrade and at `migrate` at head).
 """
 
 from __future__ import annotations
@@ -106,8 +109,21 @@ def function_sql(conn: Connection, table: str) -> str | None:
         f"jsonb_build_array(o.{_quote(name)}, n.{_quote(name)})) ELSE '{{}}' END"
         for name, _, _ in columns
     )
-    names = {name for name, _, _ in columns}
-    uid = 'n."uid"::text' if "uid" in names else "NULL"
+    kinds = {name: kind for name, kind, _ in columns}
+
+    def uid(row: str) -> str:  # the text 0009 took with `->> 'uid'` from the row's jsonb
+        if "uid" not in kinds:
+            return "NULL"
+        text = kinds["uid"] in ("text", "character varying")
+        return f'{row}."uid"::text' if text else f"to_jsonb({row}.\"uid\") #>> '{{}}'"
+
+    def whole(row: str) -> str:  # the row's jsonb as 0009's to_jsonb made it, without the
+        # search column (`- 'search_vector'` copied the object again): ~8 us an artifact less;
+        # jsonb_build_object takes at most 100 arguments
+        pairs = [f"{_literal(name)}, {row}.{_quote(name)}" for name, _, _ in columns]
+        parts = [", ".join(pairs[i : i + 50]) for i in range(0, len(pairs), 50)]
+        return "jsonb_strip_nulls(" + " || ".join(f"jsonb_build_object({p})" for p in parts) + ")"
+
     on = " AND ".join(f"o.{_quote(k)} = n.{_quote(k)}" for k in keys)
     generic = GENERIC.replace("{keys}", _literal(", ".join(_quote(k) for k in keys)))
     return f"""
@@ -129,19 +145,34 @@ BEGIN
     END IF;
     -- below every id this statement's entries get: where the chaining at commit looks from
     first_id := (SELECT last_value FROM audit_log_id_seq);
-    IF TG_OP = 'INSERT' THEN
+    IF (SELECT relnatts FROM pg_catalog.pg_class WHERE oid = TG_RELID) <> {natts} THEN
+        -- columns added since this function was made (`lakeline migrate` makes it again):
+        -- 0009's statements, which read every column
+        IF TG_OP = 'INSERT' THEN
+            INSERT INTO audit_log (at, actor, tbl, uid, action, changes)
+            SELECT statement_timestamp(), session_user, TG_TABLE_NAME, r ->> 'uid', 'insert', r
+            FROM (SELECT jsonb_strip_nulls(to_jsonb(n.*)) - 'search_vector' AS r
+                  FROM new_rows n) s;
+        ELSIF TG_OP = 'DELETE' THEN
+            INSERT INTO audit_log (at, actor, tbl, uid, action, changes)
+            SELECT statement_timestamp(), session_user, TG_TABLE_NAME, r ->> 'uid', 'delete', r
+            FROM (SELECT jsonb_strip_nulls(to_jsonb(o.*)) - 'search_vector' AS r
+                  FROM old_rows o) s;
+        ELSE{generic}
+        END IF;
+    ELSIF TG_OP = 'INSERT' THEN
         INSERT INTO audit_log (at, actor, tbl, uid, action, changes)
-        SELECT statement_timestamp(), session_user, TG_TABLE_NAME, r ->> 'uid', 'insert', r
-        FROM (SELECT jsonb_strip_nulls(to_jsonb(n.*)) - 'search_vector' AS r FROM new_rows n) s;
+        SELECT statement_timestamp(), session_user, TG_TABLE_NAME, {uid("n")}, 'insert',
+            {whole("n")}
+        FROM new_rows n;
     ELSIF TG_OP = 'DELETE' THEN
         INSERT INTO audit_log (at, actor, tbl, uid, action, changes)
-        SELECT statement_timestamp(), session_user, TG_TABLE_NAME, r ->> 'uid', 'delete', r
-        FROM (SELECT jsonb_strip_nulls(to_jsonb(o.*)) - 'search_vector' AS r FROM old_rows o) s;
-    ELSIF (SELECT relnatts FROM pg_catalog.pg_class WHERE oid = TG_RELID) <> {natts} THEN
-        -- columns added since this function was made (`lakeline migrate` makes it again){generic}
+        SELECT statement_timestamp(), session_user, TG_TABLE_NAME, {uid("o")}, 'delete',
+            {whole("o")}
+        FROM old_rows o;
     ELSE
         INSERT INTO audit_log (at, actor, tbl, uid, action, changes)
-        SELECT statement_timestamp(), session_user, TG_TABLE_NAME, {uid}, 'update',
+        SELECT statement_timestamp(), session_user, TG_TABLE_NAME, {uid("n")}, 'update',
             {diff}
         FROM old_rows o JOIN new_rows n ON {on}
         WHERE {" OR ".join(tests[name] for name, _, _ in columns)};
