@@ -14,7 +14,17 @@ from itertools import chain
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, bindparam, func, insert, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import DBAPIError, InvalidRequestError, StatementError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -38,11 +48,29 @@ def is_postgres(session: Session) -> bool:
 def one_of(session: Session, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
     """`column IN (values)`. On PostgreSQL the values are rendered inline: psycopg prepares a
     statement run 5 times, and the generic plan PostgreSQL then picks for a long IN list of
-    parameters compares every row with every value (~150 ms per 500 values at 10k rows)."""
+    parameters compares every row with every value (~150 ms per 500 values at 10k rows).
+    On SQLite many texts (or integers) are one JSON parameter read by `json_each`: a bound
+    parameter each cost ~1.4 us of Python a value (500 values: 1.7 -> 0.35 us a value)."""
     if not is_postgres(session):
-        return column.in_(values)  # type: ignore[no-any-return]
+        as_json = _json_list(values) if len(values) > RETURNING else None
+        if as_json is None:
+            return column.in_(values)  # type: ignore[no-any-return]
+        each: Any = select(literal_column("value")).select_from(func.json_each(as_json))
+        return column.in_(each)  # type: ignore[no-any-return]
     listed: Any = bindparam(None, list(values), expanding=True, literal_execute=True)
     return column.in_(listed)  # type: ignore[no-any-return]
+
+
+def _json_list(values: Sequence[Any]) -> str | None:
+    """`values` as one JSON array when they are all texts (without NUL, which `json_each`
+    would cut) or all integers (not booleans); else None."""
+    import json
+
+    kind = type(values[0])
+    if kind not in (str, int) or any(type(value) is not kind for value in values):
+        return None
+    listed = json.dumps(list(values))
+    return None if "\\u0000" in listed else listed
 
 
 def update_row(session: Session, record: Any, values: dict[str, Any]) -> None:
