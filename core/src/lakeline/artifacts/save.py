@@ -250,7 +250,7 @@ def _existing(
     digest = plan.digest
     if digest is None:
         return places.find(plan)
-    existing = same.get((plan.artifact.key, digest.hash))
+    existing = same.get((vars(plan.artifact).get("key"), digest.hash))  # a new record's own
     if located(plan):  # a file keyed by its location is a record there, or fills a reference
         here = places.find(plan)
         if here is not None or existing is None or existing.available:
