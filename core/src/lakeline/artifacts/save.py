@@ -290,24 +290,17 @@ def _adopt(target: Artifact, source: Artifact) -> None:
     """Make `target` (a new, unsaved object) stand for the existing record `source`."""
     loaded = instance_dict(source)
     names = _columns()
-    if _column_set().issubset(loaded):  # a loaded or just written record: plain reads
-        fill_new(target, {name: loaded[name] for name in names})
-    else:
-        fill_new(
-            target,
-            {name: loaded[name] if name in loaded else getattr(source, name) for name in names},
-        )
+    try:  # a loaded or just written record: plain reads
+        values = {name: loaded[name] for name in names}
+    except KeyError:  # some column expired or never loaded: read through the ORM
+        values = {name: loaded[name] if name in loaded else getattr(source, name) for name in names}
+    fill_new(target, values)
     make_transient_to_detached(target)
 
 
 @cache
 def _columns(*, primary_key: bool = True) -> list[str]:
     return [c.key for c in Artifact.__table__.columns if primary_key or not c.primary_key]
-
-
-@cache
-def _column_set() -> frozenset[str]:
-    return frozenset(_columns())
 
 
 def _finish(plans: Sequence[Plan]) -> None:
