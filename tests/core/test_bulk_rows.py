@@ -207,3 +207,42 @@ def test_rows_with_other_columns_than_the_first_are_refused(
         insert_rows(session, table, rows, unique="uid")
     with instance.sessions.read() as session:
         assert session.scalar(select(func.count()).where(table.c.name.like("d1%"))) == 0
+
+
+def test_one_of_many_values_finds_exactly_the_rows_a_plain_in_finds(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """`one_of` of many values (one JSON parameter, read by json_each on SQLite and by
+    jsonb_array_elements_text on PostgreSQL) finds the same rows as `IN` of bound values:
+    texts with quotes, backslashes and non-ASCII letters, integers, and the lists it leaves
+    to a plain IN (mixed types; a NUL in a text, refused as before)."""
+    from lakeline.db.rows import one_of
+
+    table, row = _seed_row(tmp_path)
+    odd = ["it's", 'a "quote"', "back\\slash", "Müller µl", "日本", "a\\u0000b", "plain"]
+    keys = [f"k/{i}/{word}.txt" for i, word in enumerate(odd * 5)]
+    rows = [
+        {**row, "uid": f"o{i:011d}0000", "stem": f"o{i:011d}", "key": key, "size": i}
+        for i, key in enumerate(keys)
+    ]
+    with instance.sessions.write() as session:
+        ids = insert_rows(session, table, rows, unique="uid")
+    wanted = [*keys[::2], "k/none.txt", "k/0/it''s.txt"]
+    cases: list[tuple[Any, list[Any]]] = [
+        (Artifact.key, wanted),  # texts: JSON
+        (Artifact.id, [*ids[1::2], 10**9]),  # integers: JSON on SQLite, inline on PostgreSQL
+        (Artifact.size, [*range(0, 35, 2), "3"]),  # mixed types: a plain IN
+    ]
+    with instance.sessions.read() as session:
+        for column, values in cases:
+            assert len(values) > RETURNING
+            found = set(session.scalars(select(Artifact.id).where(one_of(session, column, values))))
+            plain = set(session.scalars(select(Artifact.id).where(column.in_(values))))
+            assert found == plain and found
+        for _ in range(6):  # psycopg prepares a statement run 5 times: its generic plan too
+            texts = select(Artifact.key).where(one_of(session, Artifact.key, wanted))
+            assert set(session.scalars(texts)) == set(keys[::2])
+        if instance.dialect == "sqlite":  # a NUL: refused as a bound value is (json_each
+            nul = [*wanted, "nul\x00inside"]  # would cut the text at it)
+            with pytest.raises(InvalidValue, match="NUL"):
+                session.scalars(select(Artifact.id).where(one_of(session, Artifact.key, nul)))

@@ -117,6 +117,32 @@ def test_write_local_makes_the_folder_and_returns_the_stat(tmp_path: Path) -> No
     assert not [p for p in (tmp_path / "objects").iterdir() if p.name.endswith(PARTIAL)]
 
 
+def test_temporary_names_are_unique_in_a_process_and_its_fork(tmp_path: Path) -> None:
+    """write_local's temporary names are drawn without a system call each (a random part
+    per process and a counter): a forked child (a worker of a process pool) must not draw
+    the parent's next names, or two processes storing the same object would both create
+    the same .partial and one save would fail (O_EXCL)."""
+    from lakeline.artifacts import transfer
+
+    names = {transfer._tmp_name() for _ in range(1000)}
+    assert len(names) == 1000
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next names, to the parent
+        os.write(write, " ".join(transfer._tmp_name() for _ in range(3)).encode())
+        os._exit(0)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    child = os.read(read, 4096).decode().split()
+    os.close(read)
+    assert status == 0 and len(child) == 3
+    parent = [transfer._tmp_name() for _ in range(3)]
+    assert not set(child) & (set(parent) | names)
+    target = tmp_path / "ab" / "abc.txt"  # and the names still make dot files beside it
+    write_local(b"x", str(target))
+    assert [p.name for p in target.parent.iterdir()] == ["abc.txt"]
+
+
 def test_bulk_save_records_are_the_stored_bytes_and_clean(
     instance: Instance, tmp_path: Path
 ) -> None:

@@ -127,11 +127,14 @@ def update_saved(instance: Instance, artifacts: Sequence[Artifact]) -> None:
 def refresh_metadata(session: Session, existing: Artifact, given: Artifact) -> None:
     """Saving content a record already holds, with metadata of its own (description, kind,
     version label): the record takes it on. Metadata left out keeps what was recorded."""
-    changed = {
-        name: getattr(given, name)
-        for name in ("description", "kind", "version")
-        if getattr(given, name) is not None and getattr(given, name) != getattr(existing, name)
-    }
+    own, stored = vars(given), vars(existing)  # plain reads where the values are there
+    changed = {}
+    for name in ("description", "kind", "version"):
+        value = own[name] if name in own else getattr(given, name)
+        if value is not None and value != (
+            stored[name] if name in stored else getattr(existing, name)
+        ):
+            changed[name] = value
     if existing.id is not None:
         update_row(session, existing, changed)
     else:  # new earlier in this same save: its row is written after, with these values

@@ -139,6 +139,8 @@ class Places:
         """The record at `plan`'s location with the same hash (and hash type), and the same
         key unless the plan's key was derived: available records first, then the latest.
         With `unavailable_only`, a reference there without a hash matches any bytes."""
+        if not self.at:  # no record at any place of the batch (a save of new files)
+            return None
         artifact = plan.artifact
         hash_: str | None
         hash_type: str | None

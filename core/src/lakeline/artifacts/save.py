@@ -10,7 +10,6 @@ object its records point to is still there.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,21 +22,13 @@ from sqlalchemy.orm.attributes import instance_dict
 from lakeline import checkpoints
 from lakeline.artifacts.edit import refresh_metadata, update_saved
 from lakeline.artifacts.keying import located, settle_keys
-from lakeline.artifacts.locate import fs_for_location, storage_containing
 from lakeline.artifacts.pipeline import eligible
 from lakeline.artifacts.places import REF_ROOT, Places, promote
-from lakeline.artifacts.reference import default_key, reference_root
-from lakeline.artifacts.store import (
-    Budget,
-    BytesGone,
-    copy_hashed,
-    drop_unused,
-    guarded,
-    restore,
-    spool_folder,
-)
+from lakeline.artifacts.planning import Plan as Plan  # re-exported: its callers' import
+from lakeline.artifacts.planning import _plan, _plan_reference
+from lakeline.artifacts.planning import plan_file as plan_file
+from lakeline.artifacts.store import Budget, BytesGone, drop_unused, guarded, restore, spool_folder
 from lakeline.artifacts.store import cleanup as _cleanup
-from lakeline.artifacts.store import discard as _discard
 from lakeline.artifacts.store import io_bound as _io_bound
 from lakeline.artifacts.store import map_items as _map
 from lakeline.artifacts.store import storage_of as _storage
@@ -45,126 +36,21 @@ from lakeline.artifacts.store import upload as _upload
 from lakeline.db.locks import lock_keys
 from lakeline.db.rows import chunks, fill_new, insert_rows, one_of
 from lakeline.db.session import check_own, stamp, unsaved
-from lakeline.errors import IntegrityProblem, InvalidKey, LakelineError
+from lakeline.errors import IntegrityProblem
 from lakeline.gc_pause import gc_paused
 from lakeline.ids import STEM_LENGTH, new_uids, suffix_index, versioned_uid
 from lakeline.models import Artifact
 from lakeline.models.base import utcnow
-from lakeline.storage.hashing import Digest, hash_file, hash_folder, hash_in_place
-from lakeline.storage.keys import INTERNAL_PREFIX, object_key, validate_key
-from lakeline.storage.roots import protocol_of, strip_protocol
 
 if TYPE_CHECKING:
-    from fsspec import AbstractFileSystem
     from sqlalchemy.orm import Session
 
     from lakeline.instance import Instance
-    from lakeline.models import Run, Storage
+    from lakeline.models import Run
 
 RETRIES = 5
 FOLD = 16  # saves of up to this many artifacts read keys and places in one statement
 Progress = Callable[[str, int], None]
-
-
-@dataclass
-class Plan:
-    """What saving one artifact will do."""
-
-    artifact: Artifact
-    digest: Digest | None  # None: a reference (nothing was read)
-    storage: Storage | None  # None: a reference placed in the reference storage of `ref_place`
-    store_key: str
-    in_place: bool
-    source_fs: AbstractFileSystem | None
-    result: Artifact | None = None
-    uploaded: bool = False
-    key_given: bool = True  # False: the key was derived (path in a storage root) or is None
-    # (reference storage root, store key there) of the source location: where a reference to
-    # the same data may have been recorded (None for staged objects)
-    ref_place: tuple[str, str] | None = None
-    # the copy hashed on its way in (a temporary file, or a small file's bytes), until it is
-    # placed at store_key
-    tmp: str | bytes | None = None
-
-
-def _plan(
-    instance: Instance, artifact: Artifact, budget: Budget | None = None, spool: str | None = None
-) -> Plan:
-    """`spool`: `spool_folder(instance)`, when the caller read it once for many plans."""
-    source = artifact._source
-    # describe.prepare normalised the sources it was given; staged objects are in the cache
-    normalized = not artifact._staged
-    contained = None if artifact._staged else storage_containing(source, instance, normalized=True)
-    key_given = vars(artifact).get("key") is not None  # a new record: its own dict
-    if contained is not None:
-        storage, key_in_root = contained
-        if key_in_root.split("/")[0] == INTERNAL_PREFIX:
-            raise InvalidKey(f"{source} lies in lakeline's internal folder; give another path")
-        if artifact.key is None:
-            artifact.key = validate_key(key_in_root)
-    else:
-        storage = instance.storage
-    fs = fs_for_location(source, instance, normalized=normalized)
-    path = source if protocol_of(source) == "local" else strip_protocol(source)
-    is_dir = artifact._source_is_dir
-    tmp: str | bytes | None = None
-    if contained is not None:  # stays where it is: hashed (again if it changed meanwhile)
-        digest, stored = hash_in_place(fs, path, is_dir)
-        fill_new(artifact, {"store_tag": stored.tag})  # a new object: no attribute events
-    elif artifact._staged:  # lakeline serialised it: nobody else writes it
-        digest = hash_folder(fs, path) if is_dir else hash_file(fs, path)
-    else:
-        spool = spool or spool_folder(instance)
-        tmp, digest = copy_hashed(path, fs, is_dir, spool, budget)
-    if is_dir and digest.n_files == 0:
-        _discard(tmp)
-        raise LakelineError(f"folder {source} is empty: there is nothing to save")
-    store_key = contained[1] if contained else object_key(digest.hash, artifact.suffix)
-    return Plan(
-        artifact,
-        digest,
-        storage,
-        store_key,
-        in_place=contained is not None,
-        source_fs=fs,
-        key_given=key_given,
-        ref_place=None if artifact._staged else reference_root(source),
-        tmp=tmp,
-    )
-
-
-def _plan_reference(instance: Instance, artifact: Artifact) -> Plan:
-    """A reference: inside a registered storage root it is placed there (key defaulting to
-    its path in the root, as for files); elsewhere in the reference storage of its scheme."""
-    location = artifact._source
-    key_given = artifact.key is not None
-    ref_place = reference_root(location)
-    contained = storage_containing(location, instance, normalized=True)
-    if contained is None:
-        return Plan(
-            artifact,
-            None,
-            None,
-            ref_place[1],
-            in_place=True,
-            source_fs=None,
-            key_given=key_given,
-            ref_place=ref_place,
-        )
-    storage, key_in_root = contained
-    key = default_key(location, key_in_root)
-    if not key_given:
-        artifact.key = key
-    return Plan(
-        artifact,
-        None,
-        storage,
-        key_in_root,
-        in_place=True,
-        source_fs=None,
-        key_given=key_given,
-        ref_place=ref_place,
-    )
 
 
 def _next_index(session: Session, stem: str) -> int:
@@ -364,7 +250,7 @@ def _existing(
     digest = plan.digest
     if digest is None:
         return places.find(plan)
-    existing = same.get((plan.artifact.key, digest.hash))
+    existing = same.get((vars(plan.artifact).get("key"), digest.hash))  # a new record's own
     if located(plan):  # a file keyed by its location is a record there, or fills a reference
         here = places.find(plan)
         if here is not None or existing is None or existing.available:
@@ -403,10 +289,12 @@ def _retried(exc: BaseException) -> bool:
 def _adopt(target: Artifact, source: Artifact) -> None:
     """Make `target` (a new, unsaved object) stand for the existing record `source`."""
     loaded = instance_dict(source)
-    fill_new(
-        target,
-        {name: loaded[name] if name in loaded else getattr(source, name) for name in _columns()},
-    )
+    names = _columns()
+    try:  # a loaded or just written record: plain reads
+        values = {name: loaded[name] for name in names}
+    except KeyError:  # some column expired or never loaded: read through the ORM
+        values = {name: loaded[name] if name in loaded else getattr(source, name) for name in names}
+    fill_new(target, values)
     make_transient_to_detached(target)
 
 
@@ -431,12 +319,6 @@ def _finish(plans: Sequence[Plan]) -> None:
             _adopt(artifact, plan.result)
         elif listening:
             fire("artifact_saved", artifact=artifact)
-
-
-def plan_file(artifact: Artifact, instance: Instance) -> Plan:
-    """Read (hash, and copy unless it stays in place) one new file artifact now, for a later
-    `save_artifacts(..., planned=)` (the batching Recorder hashes files when reported)."""
-    return _plan(instance, artifact, Budget())
 
 
 @gc_paused()  # thousands of new objects at once: collections would traverse them all

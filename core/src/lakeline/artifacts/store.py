@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm.attributes import instance_dict
 
+from lakeline.artifacts import transfer
 from lakeline.db.locks import lock_keys
 from lakeline.db.rows import chunks, fill_new, one_of
 from lakeline.errors import SourceChanged
@@ -105,9 +106,7 @@ def copy_hashed(
 ) -> tuple[str | bytes, Digest]:
     """Copy a source to a temporary name in `folder` (or read a small one into memory, as
     `budget` allows), hashing it on the way: one read."""
-    from lakeline.artifacts.transfer import stage
-
-    return stage(path, fs, is_dir, folder, budget.take if budget is not None else None)
+    return transfer.stage(path, fs, is_dir, folder, budget.take if budget is not None else None)
 
 
 def spool_folder(instance: Instance) -> str:
@@ -123,9 +122,7 @@ def spool_folder(instance: Instance) -> str:
 
 def discard(tmp: str | bytes | None) -> None:
     if isinstance(tmp, str):
-        from lakeline.artifacts.transfer import remove_local
-
-        remove_local(Path(tmp))
+        transfer.remove_local(Path(tmp))
 
 
 def referenced_keys(instance: Instance, wanted: Sequence[tuple[int, str]]) -> set[tuple[int, str]]:
@@ -192,11 +189,16 @@ def stored_fingerprint(instance: Instance, plan: Plan) -> Fingerprint:
 def store(instance: Instance, plan: Plan, root: str | None = None) -> None:
     """Put a plan's bytes at its store key and note the stored object's fingerprint.
     `root`: the root of the plan's storage, when the caller read it once for many plans."""
-    from lakeline.artifacts.transfer import place, put, put_local
-
     storage = storage_of(plan)
     target = join(storage.root if root is None else root, plan.store_key)
     local = protocol_of(target) == "local"
+    if local and isinstance(plan.tmp, bytes):  # a small file read into memory: written here
+        data, plan.tmp = plan.tmp, None
+        written = transfer.place(data, target, None)
+        plan.uploaded = True
+        fill_new(plan.artifact, {"store_tag": f"m:{written.st_mtime_ns}"})  # new: no events
+        return
+    place, put, put_local = transfer.place, transfer.put, transfer.put_local
     target_fs = None if local else instance.fs(storage)  # local bytes are written with os
     answer = None
     if plan.tmp is not None:
@@ -276,9 +278,13 @@ def claim(instance: Instance, session: Session, plans: Sequence[Plan]) -> None:
         locks = [object_lock(ids[storage_of(p)], p.store_key) for p in needed]
         lock_keys(session, "object", locks)
 
-    remote = protocol_of(instance.storage.root) != "local"
-    found = map_items(partial(_missing, instance), _by_folder(needed, ids), threads=remote)
-    missing = [p for group in found for p in group]
+    prefixes = {s: _local_prefix(s.root) for s in ids}
+    if all(prefixes.values()):  # local storages: a stat each, no grouping by folder
+        missing = [p for p in needed if not _stored_here(p, prefixes[storage_of(p)] + p.store_key)]
+    else:
+        remote = protocol_of(instance.storage.root) != "local"
+        found = map_items(partial(_missing, instance), _by_folder(needed, ids), threads=remote)
+        missing = [p for group in found for p in group]
     if missing:
         raise BytesGone(missing)
 
@@ -294,6 +300,13 @@ def _by_folder(plans: Sequence[Plan], ids: dict[Storage, int]) -> list[list[Plan
             plan
         )
     return list(folders.values())
+
+
+def _local_prefix(root: str) -> str:
+    """What a local root's objects' paths start with (as join() makes them); "" elsewhere."""
+    if protocol_of(root) != "local":
+        return ""
+    return root if root.endswith("/") else f"{root}/"
 
 
 def _missing(instance: Instance, plans: Sequence[Plan]) -> list[Plan]:

@@ -177,31 +177,59 @@ def _stage_once(
         raise
 
 
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+
+
+class _Names:
+    """Temporary names unique in this process without a system call each: a random part
+    drawn once per process (again after a fork) and a counter (`next` is atomic under the
+    GIL). Another process draws another random part; a name met anyway is refused by
+    O_EXCL, never overwritten."""
+
+    def __init__(self) -> None:
+        self.reset()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self.reset)
+
+    def reset(self) -> None:
+        from itertools import count
+
+        self.prefix = os.urandom(6).hex()
+        self.counter = count()
+
+    def __call__(self) -> str:
+        return f"{self.prefix}{next(self.counter):x}"
+
+
+_tmp_name = _Names()
+
+
 def write_local(data: bytes, target: str) -> os.stat_result:
     """Write `data` to the local path `target` atomically (a `.partial` sibling renamed into
     place; its folder made when missing) and return the written file's stat (a rename keeps
     size and mtime: no stat after it)."""
-    folder, name = os.path.split(target)
-    tmp = os.path.join(folder, f".{name}.{os.urandom(4).hex()}{PARTIAL}")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    folder, sep, name = target.rpartition("/")
+    tmp = f"{folder}{sep}.{name}.{_tmp_name()}{PARTIAL}"
     try:
-        fd = os.open(tmp, flags, 0o666)
+        fd = os.open(tmp, _NEW_FILE, 0o666)
     except FileNotFoundError:
         os.makedirs(folder, exist_ok=True)
-        fd = os.open(tmp, flags, 0o666)
+        fd = os.open(tmp, _NEW_FILE, 0o666)
     try:
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            written = os.fstat(fd)
+            written = os.write(fd, data)
+            if written < len(data):  # a short write (never for a small local file, in practice)
+                view = memoryview(data)[written:]
+                while view:
+                    view = view[os.write(fd, view) :]
+            stat = os.fstat(fd)
         finally:
             os.close(fd)
         os.replace(tmp, target)
     except BaseException:
         remove_local(Path(tmp))
         raise
-    return written
+    return stat
 
 
 def place(tmp: str | bytes, target: str, target_fs: AbstractFileSystem | None) -> Any:

@@ -14,7 +14,22 @@ from itertools import chain
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, bindparam, func, insert, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Enum,
+    String,
+    Table,
+    Text,
+    bindparam,
+    cast,
+    func,
+    insert,
+    literal_column,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import DBAPIError, InvalidRequestError, StatementError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -36,13 +51,58 @@ def is_postgres(session: Session) -> bool:
 
 
 def one_of(session: Session, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
-    """`column IN (values)`. On PostgreSQL the values are rendered inline: psycopg prepares a
-    statement run 5 times, and the generic plan PostgreSQL then picks for a long IN list of
+    """`column IN (values)`. Many texts (SQLite: or integers) are one JSON parameter, read by
+    `json_each` (SQLite) or `jsonb_array_elements_text` (PostgreSQL): a bound or inline value
+    each cost ~1.4 us of Python (500 keys: 1.7 -> 0.35-0.46 us a key). Both plans probe the
+    column's index per value, PostgreSQL's generic one too (the function's 100-row estimate
+    does not depend on the list), as psycopg prepares a statement run 5 times. Other lists
+    stay a plain IN; on PostgreSQL rendered inline: the generic plan of a long IN list of
     parameters compares every row with every value (~150 ms per 500 values at 10k rows)."""
-    if not is_postgres(session):
+    postgres = is_postgres(session)
+    as_json = _json_list(session, column, values, postgres) if len(values) > RETURNING else None
+    if as_json is not None:
+        if postgres:
+            elements: Any = select(
+                func.jsonb_array_elements_text(cast(bindparam(None, as_json, Text), JSONB))
+            )
+        else:
+            elements = select(literal_column("value")).select_from(func.json_each(as_json))
+        return column.in_(elements)  # type: ignore[no-any-return]
+    if not postgres:
         return column.in_(values)  # type: ignore[no-any-return]
     listed: Any = bindparam(None, list(values), expanding=True, literal_execute=True)
     return column.in_(listed)  # type: ignore[no-any-return]
+
+
+def _json_list(session: Session, column: Any, values: Sequence[Any], postgres: bool) -> str | None:
+    """`values` as one JSON array, or None where JSON would change what is compared: only a
+    column whose type binds values as they are (`Str` only checks them), texts without a
+    NUL (json_each would cut it, PostgreSQL refuses it) or, on SQLite, integers (not
+    booleans); PostgreSQL compares text columns only (no cast of each element)."""
+    import json
+
+    kind = type(values[0])
+    if kind not in ((str,) if postgres else (str, int)):
+        return None
+    if any(type(value) is not kind for value in values):
+        return None
+    type_ = getattr(column, "type", None)
+    if type_ is None:
+        return None
+    dialect = session.get_bind().dialect
+    checker = getattr(type_, "many_checker", None)
+    if checker is not None:
+        if checker(dialect) is None:
+            return None
+    elif type_.dialect_impl(dialect).bind_processor(dialect) is not None:
+        return None
+    if postgres:
+        impl = getattr(type_, "impl_instance", type_)
+        if not isinstance(impl, String) or isinstance(impl, Enum):
+            return None
+    if kind is str and "\x00" in "".join(values):
+        return None
+    return json.dumps(list(values))
 
 
 def update_row(session: Session, record: Any, values: dict[str, Any]) -> None:

@@ -25,6 +25,7 @@ CHUNK = 1 << 20
 SMALL = 1 << 20  # files up to this size are read and written in one call
 FILE_HASH = "sha256"
 DIR_HASH = "sha256-dir"
+_READ = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 
 
 class Digest(NamedTuple):
@@ -167,19 +168,25 @@ def _pump(src: IO[bytes], dst: IO[bytes]) -> tuple[str, int]:
 def read_small(path: str, limit: int) -> tuple[bytes, Digest] | None:
     """The bytes and digest of local file `path` if it holds at most `limit` bytes (one
     read), else None; `SourceChanged` if it changed while it was read."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))  # no buffered file object
+    fd = os.open(path, _READ)  # no buffered file object
     try:
         before = os.fstat(fd)
-        if before.st_size > limit:
+        size = before.st_size
+        if size > limit:
             return None
-        data = os.read(fd, before.st_size + 1)  # one more: a file that grew shows
-        while len(data) < before.st_size and (more := os.read(fd, 1 << 16)):
+        data = os.read(fd, size + 1)  # one more: a file that grew shows
+        while len(data) < size and (more := os.read(fd, 1 << 16)):
             data += more  # a short read before the end (never for a local file in practice)
     finally:
         os.close(fd)
     checkpoints.reach("source.read")
     after = os.stat(path)
-    if _stat_key(before) != _stat_key(after) or after.st_size != len(data):
+    if (
+        after.st_mtime_ns != before.st_mtime_ns
+        or after.st_ctime_ns != before.st_ctime_ns
+        or after.st_ino != before.st_ino
+        or after.st_size != len(data)
+    ):  # as _stat_key, without two tuples a file
         raise _changed(path)
     return data, Digest(hashlib.sha256(data).hexdigest(), FILE_HASH, len(data), None)
 

@@ -1,0 +1,134 @@
+"""Planning a save: what each artifact's save will do (`Plan`), its file read, hashed and
+copied (or hashed where it stays) before any record is written (`artifacts/save.py`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from lakeline.artifacts.locate import fs_for_location, storage_containing
+from lakeline.artifacts.reference import default_key, reference_root
+from lakeline.artifacts.store import Budget, copy_hashed, spool_folder
+from lakeline.artifacts.store import discard as _discard
+from lakeline.db.rows import fill_new
+from lakeline.errors import InvalidKey, LakelineError
+from lakeline.storage.hashing import Digest, hash_file, hash_folder, hash_in_place
+from lakeline.storage.keys import INTERNAL_PREFIX, object_key, validate_key
+from lakeline.storage.roots import filesystem, protocol_of, strip_protocol
+
+if TYPE_CHECKING:
+    from fsspec import AbstractFileSystem
+
+    from lakeline.instance import Instance
+    from lakeline.models import Artifact, Storage
+
+
+@dataclass
+class Plan:
+    """What saving one artifact will do."""
+
+    artifact: Artifact
+    digest: Digest | None  # None: a reference (nothing was read)
+    storage: Storage | None  # None: a reference placed in the reference storage of `ref_place`
+    store_key: str
+    in_place: bool
+    source_fs: AbstractFileSystem | None
+    result: Artifact | None = None
+    uploaded: bool = False
+    key_given: bool = True  # False: the key was derived (path in a storage root) or is None
+    # (reference storage root, store key there) of the source location: where a reference to
+    # the same data may have been recorded (None for staged objects)
+    ref_place: tuple[str, str] | None = None
+    # the copy hashed on its way in (a temporary file, or a small file's bytes), until it is
+    # placed at store_key
+    tmp: str | bytes | None = None
+
+
+def _plan(
+    instance: Instance, artifact: Artifact, budget: Budget | None = None, spool: str | None = None
+) -> Plan:
+    """`spool`: `spool_folder(instance)`, when the caller read it once for many plans."""
+    source = artifact._source
+    # describe.prepare normalised the sources it was given; staged objects are in the cache
+    normalized = not artifact._staged
+    contained = None if artifact._staged else storage_containing(source, instance, normalized=True)
+    key_given = vars(artifact).get("key") is not None  # a new record: its own dict
+    if contained is not None:
+        storage, key_in_root = contained
+        if key_in_root.split("/")[0] == INTERNAL_PREFIX:
+            raise InvalidKey(f"{source} lies in lakeline's internal folder; give another path")
+        if artifact.key is None:
+            artifact.key = validate_key(key_in_root)
+    else:
+        storage = instance.storage
+    local = protocol_of(source) == "local"
+    if local and contained is None and normalized:  # no storage's options to read it with
+        fs = filesystem(source)
+    else:
+        fs = fs_for_location(source, instance, normalized=normalized)
+    path = source if local else strip_protocol(source)
+    is_dir = artifact._source_is_dir
+    tmp: str | bytes | None = None
+    if contained is not None:  # stays where it is: hashed (again if it changed meanwhile)
+        digest, stored = hash_in_place(fs, path, is_dir)
+        fill_new(artifact, {"store_tag": stored.tag})  # a new object: no attribute events
+    elif artifact._staged:  # lakeline serialised it: nobody else writes it
+        digest = hash_folder(fs, path) if is_dir else hash_file(fs, path)
+    else:
+        spool = spool or spool_folder(instance)
+        tmp, digest = copy_hashed(path, fs, is_dir, spool, budget)
+    if is_dir and digest.n_files == 0:
+        _discard(tmp)
+        raise LakelineError(f"folder {source} is empty: there is nothing to save")
+    store_key = contained[1] if contained else object_key(digest.hash, artifact.suffix)
+    return Plan(
+        artifact,
+        digest,
+        storage,
+        store_key,
+        in_place=contained is not None,
+        source_fs=fs,
+        key_given=key_given,
+        ref_place=None if artifact._staged else reference_root(source),
+        tmp=tmp,
+    )
+
+
+def _plan_reference(instance: Instance, artifact: Artifact) -> Plan:
+    """A reference: inside a registered storage root it is placed there (key defaulting to
+    its path in the root, as for files); elsewhere in the reference storage of its scheme."""
+    location = artifact._source
+    key_given = artifact.key is not None
+    ref_place = reference_root(location)
+    contained = storage_containing(location, instance, normalized=True)
+    if contained is None:
+        return Plan(
+            artifact,
+            None,
+            None,
+            ref_place[1],
+            in_place=True,
+            source_fs=None,
+            key_given=key_given,
+            ref_place=ref_place,
+        )
+    storage, key_in_root = contained
+    key = default_key(location, key_in_root)
+    if not key_given:
+        artifact.key = key
+    return Plan(
+        artifact,
+        None,
+        storage,
+        key_in_root,
+        in_place=True,
+        source_fs=None,
+        key_given=key_given,
+        ref_place=ref_place,
+    )
+
+
+def plan_file(artifact: Artifact, instance: Instance) -> Plan:
+    """Read (hash, and copy unless it stays in place) one new file artifact now, for a later
+    `save_artifacts(..., planned=)` (the batching Recorder hashes files when reported)."""
+    return _plan(instance, artifact, Budget())
