@@ -116,28 +116,24 @@ def search_index_ddl(table_name: str, fields: Sequence[str], dialect: str) -> li
     """Statements that create the search index of a table over `fields` and index the rows it
     already holds: what a migration (the core's or a module's) runs for a searchable registry.
 
-    SQLite: an external-content FTS5 table `<table>_fts` kept in step by three triggers
-    (a migration that later rebuilds the table in batch mode must run them again). PostgreSQL:
+    SQLite: an external-content FTS5 table `<table>_fts` and its vocabulary `<table>_fts_vocab`
+    (`lakeline.search_vocab`) kept in step by three triggers (a migration that later rebuilds
+    the table in batch mode must run them again, and the rebuild and fill). PostgreSQL:
     a generated column `search_vector` (punctuation read as spaces, as FTS5 does) with a GIN
     index `ix_<table>_search_vector`.
     """
     fields = _quoted(table_name, fields, dialect)
     fts = f"{table_name}_fts"
     cols = ", ".join(fields)
-    new = ", ".join(f"new.{f}" for f in fields)
-    old = ", ".join(f"old.{f}" for f in fields)
     if dialect == "sqlite":
+        from lakeline.search_vocab import vocab_ddl, vocab_fill
+
         return [
             f"CREATE VIRTUAL TABLE {fts} USING fts5({cols}, content='{table_name}', "
             "content_rowid='id')",
-            f"CREATE TRIGGER {fts}_ai AFTER INSERT ON {table_name} BEGIN "
-            f"INSERT INTO {fts}(rowid, {cols}) VALUES (new.id, {new}); END",
-            f"CREATE TRIGGER {fts}_ad AFTER DELETE ON {table_name} BEGIN "
-            f"INSERT INTO {fts}({fts}, rowid, {cols}) VALUES ('delete', old.id, {old}); END",
-            f"CREATE TRIGGER {fts}_au AFTER UPDATE OF {cols} ON {table_name} BEGIN "
-            f"INSERT INTO {fts}({fts}, rowid, {cols}) VALUES ('delete', old.id, {old}); "
-            f"INSERT INTO {fts}(rowid, {cols}) VALUES (new.id, {new}); END",
+            *vocab_ddl(table_name, fields),
             f"INSERT INTO {fts}({fts}) VALUES ('rebuild')",
+            *vocab_fill(table_name),
         ]
     if dialect == "postgresql":
         return [
@@ -248,7 +244,7 @@ def drop_search_index_ddl(table_name: str, dialect: str) -> list[str]:
     fts = f"{table_name}_fts"
     if dialect == "sqlite":
         triggers = [f"DROP TRIGGER IF EXISTS {fts}_{suffix}" for suffix in ("ai", "ad", "au")]
-        return [*triggers, f"DROP TABLE IF EXISTS {fts}"]
+        return [*triggers, f"DROP TABLE IF EXISTS {fts}_vocab", f"DROP TABLE IF EXISTS {fts}"]
     return [
         f"DROP INDEX IF EXISTS ix_{table_name}_search_vector",
         f"ALTER TABLE {table_name} DROP COLUMN IF EXISTS search_vector",
@@ -278,8 +274,15 @@ class RankedPool:
 
 def sqlite_pool(session: Any, model: type[Any], query: str, pool: int) -> RankedPool:
     """SQLite: the pool of a limited search, ranked: the newest `pool` records holding every
-    word whole (`whole_word_pool`), or else the newest `pool` prefix matches by bm25."""
+    word whole (`whole_word_pool`), or else the newest `pool` prefix matches, found through
+    the vocabulary's whole tokens (`lakeline.search_vocab`) or else by FTS5's prefix query and
+    ranked by bm25."""
     found = whole_word_pool(session, model, query, pool)
+    if found is not None:
+        return found
+    from lakeline.search_vocab import vocab_pool
+
+    found = vocab_pool(session, model, query, pool)
     if found is not None:
         return found
     fts = f"{model.__table__.name}_fts"

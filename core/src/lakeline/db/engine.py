@@ -108,6 +108,9 @@ def _setup_sqlite(engine: Engine, read_only: bool = False) -> None:
         from lakeline.access.audit import register_sqlite
 
         register_sqlite(dbapi_conn)  # the audit triggers call them
+        from lakeline.search_vocab import register_sqlite as register_tokens
+
+        register_tokens(dbapi_conn)  # the search triggers call it
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:

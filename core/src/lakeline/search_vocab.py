@@ -1,0 +1,293 @@
+"""SQLite: a search word's prefix read as the whole tokens it stands for, from a vocabulary.
+
+FTS5 has no prefix index: a prefix term (`"seq"*`) makes it merge the list of every row holding
+a token with that prefix before the first row comes out, and `bm25()` counts every row holding
+each word for its IDF (0.35-1.0 s for `seq` at 10M artifacts; a common word paired with a rare
+one 0.54-0.62 s). Whole tokens cost neither: FTS5 reads `"sequencing" OR "sequel"` newest
+first and stops at the limit, and an AND of a rare and a common token skips along the rare
+one's rows (< 1 ms at 10M). So each searchable table has a vocabulary `<table>_fts_vocab`
+(term, docs): every token its FTS5 index holds and how many rows hold it, kept by the search
+triggers (`lakeline_tokens()`, registered on every lakeline connection, gives a row's tokens
+as FTS5's unicode61 tokenizer makes them; `search.search_index_ddl`). A limited search whose
+words fewer than a pool's worth of records hold whole (`search.whole_word_pool` first) then:
+
+- each word's last token becomes its whole tokens (`term >= 'seq' AND term < 'ser'` on the
+  vocabulary's key). With at most `MAX_TERMS` each, the pool is the newest `pool` rows matching
+  the OR of those tokens, word by word ANDed: the same rows as the prefix query, found without
+  the merge. A word with none: nothing matches.
+- a word with more (`1`, `sa`: thousands of tokens) is checked in Python on candidate rows,
+  newest first: the rows matching the other words (when they have few tokens), or else the
+  table's newest rows, at most `CHECK_ROWS` of them. The matches found are the pool when
+  there are `pool` of them or the candidates ran out (every match seen); otherwise None and
+  the prefix pool ranks, as before.
+
+The pool is ranked in Python with bm25's formula and FTS5's own figures: the row count and
+average length of the averages record FTS5 keeps (`_averages`), each word's IDF from the
+vocabulary's counts (one whole token: exact; several: counted by FTS5 over their rows when
+those are fewer than `COUNT_ROWS`, the floor bm25 uses when one token is in half the rows or
+more). So a pool ranks as bm25 ranked the prefix pool, except that an IDF is estimated (the
+sum of the tokens' counts) for a word of several common tokens in a query of several words,
+and a word of more than `MAX_TERMS` tokens counts as one half the rows hold.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import text
+
+from lakeline.search import RankedPool, _tokens, search_fields, words
+
+MAX_TERMS = 64  # a word's whole tokens ORed in one FTS5 query
+CHECK_ROWS = 10_000  # candidate rows a word of more tokens is checked on, in Python
+COUNT_ROWS = 50_000  # a word of several tokens: FTS5 counts its rows when they are fewer
+CHUNK = 1_000  # candidate rows read at a time
+
+
+def tokens_json(*values: Any) -> str:
+    """`lakeline_tokens(...)`: the distinct FTS5 tokens of `values`, a JSON array."""
+    found: set[str] = set()
+    for value in values:
+        found.update(_tokens(value))
+    return json.dumps(list(found))
+
+
+def register_sqlite(dbapi_conn: Any) -> None:
+    """Give a SQLite connection the function the search triggers call."""
+    dbapi_conn.create_function("lakeline_tokens", -1, tokens_json, deterministic=True)
+
+
+def vocab_ddl(table_name: str, fields: Sequence[str]) -> list[str]:
+    """The vocabulary of `table_name`'s search index: its table and the three triggers that keep
+    it and the FTS5 index (replacing the FTS5-only ones), without filling it (`vocab_fill`)."""
+    fts, vocab = f"{table_name}_fts", f"{table_name}_fts_vocab"
+    cols = ", ".join(fields)
+    new = ", ".join(f"new.{f}" for f in fields)
+    old = ", ".join(f"old.{f}" for f in fields)
+    add = (
+        f"INSERT INTO {vocab}(term, docs) SELECT value, 1 FROM json_each(lakeline_tokens({new})) "
+        "WHERE true ON CONFLICT(term) DO UPDATE SET docs = docs + 1;"
+    )
+    held = f"(SELECT value FROM json_each(lakeline_tokens({old})))"
+    remove = (
+        f"UPDATE {vocab} SET docs = docs - 1 WHERE term IN {held}; "
+        f"DELETE FROM {vocab} WHERE docs <= 0 AND term IN {held};"
+    )
+    return [
+        *(f"DROP TRIGGER IF EXISTS {fts}_{suffix}" for suffix in ("ai", "ad", "au")),
+        f"CREATE TABLE IF NOT EXISTS {vocab} (term TEXT PRIMARY KEY, docs INTEGER NOT NULL) "
+        "WITHOUT ROWID",
+        f"CREATE TRIGGER {fts}_ai AFTER INSERT ON {table_name} BEGIN "
+        f"INSERT INTO {fts}(rowid, {cols}) VALUES (new.id, {new}); {add} END",
+        f"CREATE TRIGGER {fts}_ad AFTER DELETE ON {table_name} BEGIN "
+        f"INSERT INTO {fts}({fts}, rowid, {cols}) VALUES ('delete', old.id, {old}); {remove} END",
+        f"CREATE TRIGGER {fts}_au AFTER UPDATE OF {cols} ON {table_name} BEGIN "
+        f"INSERT INTO {fts}({fts}, rowid, {cols}) VALUES ('delete', old.id, {old}); {remove} "
+        f"INSERT INTO {fts}(rowid, {cols}) VALUES (new.id, {new}); {add} END",
+    ]
+
+
+def vocab_fill(table_name: str) -> list[str]:
+    """The vocabulary filled from the FTS5 index itself (its `fts5vocab` rows: each token and
+    the rows holding it), replacing what it held."""
+    fts = f"{table_name}_fts"
+    return [
+        f"DELETE FROM {fts}_vocab",
+        f"CREATE VIRTUAL TABLE temp.{fts}_terms USING fts5vocab(main, {fts}, row)",
+        f"INSERT INTO {fts}_vocab(term, docs) SELECT term, doc FROM temp.{fts}_terms",
+        f"DROP TABLE temp.{fts}_terms",
+    ]
+
+
+def _varints(blob: bytes) -> list[int]:
+    """SQLite's varints (FTS5's averages record): 7 bits a byte, high bit set to go on, the
+    ninth byte whole."""
+    out, i = [], 0
+    while i < len(blob):
+        value = 0
+        for n in range(9):
+            byte = blob[i]
+            i += 1
+            if n == 8:
+                value = (value << 8) | byte
+                break
+            value = (value << 7) | (byte & 0x7F)
+            if not byte & 0x80:
+                break
+        out.append(value)
+    return out
+
+
+def _averages(session: Any, fts: str) -> tuple[int, float]:
+    """The rows FTS5 indexes and their average length in tokens, as bm25() reads them."""
+    blob = session.execute(text(f"SELECT block FROM {fts}_data WHERE id = 1")).scalar()
+    numbers = _varints(bytes(blob or b""))
+    rows, tokens = (numbers[0], sum(numbers[1:])) if numbers else (0, 0)
+    return rows, (tokens / rows if rows else 1.0)
+
+
+def _quoted(phrase: Sequence[str]) -> str:
+    return '"' + " ".join(phrase) + '"'  # tokens hold no quote: FTS5 reads a quote as a separator
+
+
+def _upper(prefix: str) -> str | None:
+    """The least string above every string starting with `prefix` (None: none exists)."""
+    last = ord(prefix[-1])
+    return None if last >= 0x10FFFF else prefix[:-1] + chr(last + 1)
+
+
+def vocab_pool(session: Any, model: type[Any], query: str, pool: int) -> RankedPool | None:
+    """The pool of a limited search over whole tokens (see the module doc): a `RankedPool`, or
+    None when the prefix pool must rank (no vocabulary, or too many candidates to check)."""
+    name, fields = model.__table__.name, search_fields(model)
+    fts, vocab = f"{name}_fts", f"{name}_fts_vocab"
+    phrases = [tuple(_tokens(term)) for term in words(query)]
+    if not fields or not phrases or not all(phrases):
+        return None
+    known = session.execute(
+        text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = :v"), {"v": vocab}
+    ).first()
+    if known is None:
+        return None
+    groups: list[list[tuple[str, int]] | None] = []  # per word: its whole tokens, None: many
+    for phrase in phrases:
+        upper = _upper(phrase[-1])
+        if upper is None:
+            return None
+        found = session.execute(
+            text(
+                f"SELECT term, docs FROM {vocab} WHERE term >= :lo AND term < :hi "
+                "ORDER BY term LIMIT :n"
+            ),
+            {"lo": phrase[-1], "hi": upper, "n": MAX_TERMS + 1},
+        ).all()
+        if not found:  # no row holds a token with this prefix: nothing matches
+            return RankedPool("[]", exact=True)
+        groups.append([(t, d) for t, d in found] if len(found) <= MAX_TERMS else None)
+    ors = [
+        None if group is None else "(" + " OR ".join(_quoted((*p[:-1], t)) for t, _ in group) + ")"
+        for p, group in zip(phrases, groups, strict=True)
+    ]
+    narrow = " AND ".join(q for q in ors if q is not None)
+    columns = ", ".join(f"t.{f}" for f in fields)
+    if all(q is not None for q in ors):
+        ids = session.execute(
+            text(f"SELECT rowid FROM {fts} WHERE {fts} MATCH :q ORDER BY rowid DESC LIMIT :n"),
+            {"q": narrow, "n": pool},
+        ).scalars()
+        rows = session.execute(
+            text(
+                f"SELECT t.id, {columns} FROM json_each(:ids) AS p JOIN {name} AS t "
+                "ON t.id = p.value"
+            ),
+            {"ids": json.dumps(list(ids))},
+        ).all()
+        exact = len(rows) < pool
+    else:
+        checked = _checked(session, name, fts, columns, narrow, phrases, pool)
+        if checked is None:
+            return None
+        rows, exact = checked
+    total, average = _averages(session, fts)
+    idf = _idf(session, fts, total, phrases, groups, ors) if len(phrases) > 1 else [1.0]
+    scores = _bm25(rows, phrases, idf, average)
+    return RankedPool(json.dumps(sorted(scores, key=lambda id_: (scores[id_], -id_))), exact)
+
+
+def _checked(
+    session: Any,
+    name: str,
+    fts: str,
+    columns: str,
+    narrow: str,
+    phrases: list[tuple[str, ...]],
+    pool: int,
+) -> tuple[list[Any], bool] | None:
+    """A word of many tokens: the newest `pool` candidates (rows matching `narrow`, the other
+    words; or the table's rows) holding every word, checked in Python, and whether they are
+    every match; None when `CHECK_ROWS` candidates gave fewer."""
+    if narrow:
+        source = (
+            f"SELECT t.id, {columns} FROM {fts} JOIN {name} AS t ON t.id = {fts}.rowid "
+            f"WHERE {fts} MATCH :q AND {fts}.rowid < :below ORDER BY {fts}.rowid DESC LIMIT :n"
+        )
+    else:
+        source = f"SELECT t.id, {columns} FROM {name} AS t WHERE t.id < :below "
+        source += "ORDER BY t.id DESC LIMIT :n"
+    found: list[Any] = []
+    below, seen = 2**63 - 1, 0
+    while seen < CHECK_ROWS:
+        n = min(CHUNK, CHECK_ROWS - seen)
+        chunk = session.execute(text(source), {"q": narrow, "below": below, "n": n}).all()
+        for row in chunk:
+            tokens = [_tokens(value) for value in row[1:]]
+            if all(any(_count(t, p) for t in tokens) for p in phrases):
+                found.append(row)
+                if len(found) == pool:
+                    return found, False
+        seen += len(chunk)
+        if len(chunk) < n:  # every candidate seen: these are every match
+            return found, True
+        below = chunk[-1][0]
+    return None
+
+
+def _count(tokens: list[str], phrase: tuple[str, ...]) -> int:
+    """How often `phrase` occurs in `tokens`, its last token a prefix (FTS5's `"a b"*`)."""
+    n = len(phrase)
+    head, last = phrase[:-1], phrase[-1]
+    return sum(
+        1
+        for i in range(len(tokens) - n + 1)
+        if tokens[i + n - 1].startswith(last) and tuple(tokens[i : i + n - 1]) == head
+    )
+
+
+def _idf(
+    session: Any,
+    fts: str,
+    total: int,
+    phrases: list[tuple[str, ...]],
+    groups: list[list[tuple[str, int]] | None],
+    ors: list[str | None],
+) -> list[float]:
+    """Each word's IDF as bm25 computes it (its rows: the vocabulary's count of one whole token,
+    FTS5's count of a few, the floor when a token is in half the rows or more; else estimated)."""
+    out = []
+    for phrase, group, q in zip(phrases, groups, ors, strict=True):
+        if group is None:
+            held = total // 2 + 1  # thousands of tokens: taken as held by half the rows or more
+        elif len(phrase) == 1 and len(group) == 1:
+            held = group[0][1]
+        elif sum(d for _, d in group) <= COUNT_ROWS:  # a phrase's rows hold its last token
+            held = session.execute(
+                text(f"SELECT count(*) FROM {fts} WHERE {fts} MATCH :q"), {"q": q}
+            ).scalar_one()
+        elif len(phrase) == 1 and max(d for _, d in group) * 2 >= total:
+            held = total  # in half the rows or more: bm25's floor, whatever the union's count
+        else:
+            held = min(sum(d for _, d in group), total)  # estimated
+        idf = math.log((total - held + 0.5) / (held + 0.5))
+        out.append(idf if idf > 0.0 else 1e-6)
+    return out
+
+
+def _bm25(
+    rows: Sequence[Sequence[Any]], phrases: list[tuple[str, ...]], idf: list[float], avgdl: float
+) -> dict[int, float]:
+    """FTS5's bm25() of each `(id, *fields)` row, its arithmetic in its order (k1 1.2, b 0.75,
+    every field weighted 1; lower is better), each word's last token a prefix."""
+    k1, b = 1.2, 0.75
+    scores = {}
+    for row in rows:
+        fields = [_tokens(value) for value in row[1:]]
+        length = sum(map(len, fields))
+        score = 0.0
+        for weight, phrase in zip(idf, phrases, strict=True):
+            freq = float(sum(_count(tokens, phrase) for tokens in fields))
+            score += weight * ((freq * (k1 + 1.0)) / (freq + k1 * (1 - b + b * length / avgdl)))
+        scores[row[0]] = -1.0 * score
+    return scores
