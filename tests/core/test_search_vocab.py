@@ -173,3 +173,18 @@ def test_a_catalog_at_0013_gets_its_vocabulary(instance: Instance, tmp_path: Pat
         kept, index = _vocabulary(instance, "ulabels")
         assert kept == index and kept["sequencing"] == 20
         assert _vocabulary(instance, "artifacts")[0] == _vocabulary(instance, "artifacts")[1]
+
+
+def test_a_folded_prefix_finds_its_tokens(instance: Instance) -> None:
+    """The vocabulary holds FTS5's folded tokens ('Über' is 'uber'), and a query word is folded
+    the same way; a key range's end is a character, never a surrogate."""
+    from lakeline.search_vocab import _upper
+
+    ll.save([ll.ULabel(name=n) for n in ("Über Zola", "über alles", "uberall", "naïve")])
+    for query, names in (("Üb", {"Über Zola", "über alles", "uberall"}), ("NAÏ", {"naïve"})):
+        assert {x.name for x in ll.ULabel.search(query, limit=2)} <= names
+        if instance.dialect == "sqlite":
+            found = [x.id for x in ll.ULabel.search(query, limit=2)]
+            assert found == _prefix_pool(instance, query, 2, 1000)
+    assert _upper("a\ud7ff") == "a\ue000" and _upper("ab") == "ac"
+    assert _upper("\U0010ffff") is None

@@ -22,10 +22,12 @@ the first row comes out, and `bm25()` counts every row holding each word for its
 first call: both linear (~0.4 s and ~0.16 s for "sequencing" at 10M artifacts). So a limited
 search first reads the newest `pool` records holding every word *whole* (`"word"`: FTS5 reads
 that list newest first and stops, ~3 ms at 10M; `whole_word_pool`). Only if fewer than `pool`
-records do is the pool the newest prefix matches ranked by bm25, as before, so a rarer word's
-results are unchanged, and `read` still finds `reads.csv` unless `pool` records or more hold
-the whole word `read` (then `reads.csv` is ranked only by `exhaustive=True`, or when the pool
-yields fewer results than asked for). A whole-word pool is ranked in Python (`_rank_pool`)
+records do is the pool the newest prefix matches, found as the whole tokens each prefix stands
+for in the table's vocabulary (`lakeline.search_vocab`; FTS5's prefix query and bm25() when
+that cannot serve), ranked as bm25 ranks them, so a rarer word's results are unchanged, and
+`read` still finds `reads.csv` unless `pool` records or more hold the whole word `read` (then
+`reads.csv` is ranked only by `exhaustive=True`, or when the pool yields fewer results than
+asked for). A whole-word pool is ranked in Python (`_rank_pool`)
 with FTS5's bm25 formula (k1 1.2, b 0.75, every field weighted 1) over the records' tokens as
 FTS5's unicode61 tokenizer makes them, with two estimates instead of bm25()'s full counts: the
 average record length is the pool's, and each word's IDF is counted over the newest

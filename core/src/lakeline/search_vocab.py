@@ -137,8 +137,9 @@ def _quoted(phrase: Sequence[str]) -> str:
 
 def _upper(prefix: str) -> str | None:
     """The least string above every string starting with `prefix` (None: none exists)."""
-    last = ord(prefix[-1])
-    return None if last >= 0x10FFFF else prefix[:-1] + chr(last + 1)
+    last = ord(prefix[-1]) + 1
+    last = 0xE000 if 0xD800 <= last < 0xE000 else last  # no surrogate is UTF-8
+    return None if last > 0x10FFFF else prefix[:-1] + chr(last)
 
 
 def vocab_pool(session: Any, model: type[Any], query: str, pool: int) -> RankedPool | None:
