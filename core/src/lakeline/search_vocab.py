@@ -196,7 +196,7 @@ def vocab_pool(session: Any, model: type[Any], query: str, pool: int) -> RankedP
         rows, exact = checked
     total, average = _averages(session, fts)
     idf = _idf(session, fts, total, phrases, groups, ors) if len(phrases) > 1 else [1.0]
-    scores = _bm25(rows, phrases, idf, average)
+    scores = _bm25(rows, phrases, groups, idf, average)
     return RankedPool(json.dumps(sorted(scores, key=lambda id_: (scores[id_], -id_))), exact)
 
 
@@ -279,18 +279,31 @@ def _idf(
 
 
 def _bm25(
-    rows: Sequence[Sequence[Any]], phrases: list[tuple[str, ...]], idf: list[float], avgdl: float
+    rows: Sequence[Sequence[Any]],
+    phrases: list[tuple[str, ...]],
+    groups: list[list[tuple[str, int]] | None],
+    idf: list[float],
+    avgdl: float,
 ) -> dict[int, float]:
     """FTS5's bm25() of each `(id, *fields)` row, its arithmetic in its order (k1 1.2, b 0.75,
-    every field weighted 1; lower is better), each word's last token a prefix."""
+    every field weighted 1; lower is better), each word's last token a prefix (`groups`: the
+    whole tokens it stands for, None: too many to list)."""
     k1, b = 1.2, 0.75
+    single = all(len(phrase) == 1 for phrase in phrases)  # no phrase spans two fields
+    terms = [None if group is None else [t for t, _ in group] for group in groups]
     scores = {}
     for row in rows:
-        fields = [_tokens(value) for value in row[1:]]
+        if single:  # the fields' tokens as one list: a token never spans a separator
+            fields = [_tokens(" ".join(str(v) for v in row[1:] if v is not None))]
+        else:
+            fields = [_tokens(value) for value in row[1:]]
         length = sum(map(len, fields))
         score = 0.0
-        for weight, phrase in zip(idf, phrases, strict=True):
-            freq = float(sum(_count(tokens, phrase) for tokens in fields))
+        for weight, phrase, listed in zip(idf, phrases, terms, strict=True):
+            if single and listed is not None:
+                freq = float(sum(map(fields[0].count, listed)))
+            else:
+                freq = float(sum(_count(tokens, phrase) for tokens in fields))
             score += weight * ((freq * (k1 + 1.0)) / (freq + k1 * (1 - b + b * length / avgdl)))
         scores[row[0]] = -1.0 * score
     return scores
