@@ -173,7 +173,7 @@ def report(results: dict[str, Any]) -> None:
             )
         for s in sizes:
             fig = results[db]["sizes"].get(str(s))
-            if not fig:
+            if not fig or "disk" not in fig:  # --only: no sizes measured
                 continue
             disk, counts = fig["disk"], fig["counts"]
             per_m = disk["database"] / (counts["artifacts"] / 1e6)
