@@ -106,17 +106,23 @@ def test_the_pool_ranks_as_bm25_does(labels: Instance) -> None:
 def test_a_word_of_many_tokens_is_checked_on_the_rows(
     labels: Instance, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """More whole tokens than one query ORs (`sample00`..`sample39`): the word is checked in
-    Python on the other words' matches, or on the newest rows; same results."""
+    """More whole tokens than one query ORs (`sample00`..`sample39`): few rows hold them, so
+    FTS5's prefix term merges them (cheap); many do, and the word is checked in Python on the
+    other words' matches, or on the newest rows. Same results either way."""
     if labels.dialect != "sqlite":
         pytest.skip("FTS5's vocabulary")
     from lakeline import search_vocab
 
     monkeypatch.setattr(search_vocab, "MAX_TERMS", 3)
-    for query, limit in (("sam", 2), ("sam", 5), ("zebra sam", 3), ("sequel sample1", 1)):
-        found, seen = _statements(labels, ll.ULabel.search(query, limit=limit))
-        assert found == _prefix_pool(labels, query, limit, 10 * limit), query
-        assert not any("bm25(" in sql for sql, _ in seen)
+    queries = (("sam", 2), ("sam", 5), ("zebra sam", 3), ("sequel sample1", 1), ("sam seq", 2))
+    for count_rows in (50_000, 0):  # the prefix term of a rare word; checked in Python
+        monkeypatch.setattr(search_vocab, "COUNT_ROWS", count_rows)
+        for query, limit in queries:
+            found, seen = _statements(labels, ll.ULabel.search(query, limit=limit))
+            assert found == _prefix_pool(labels, query, limit, 10 * limit), query
+            assert not any("bm25(" in sql for sql, _ in seen)
+            prefixed = any("*" in str(p) for sql, ps in seen if "MATCH" in sql for p in ps)
+            assert prefixed == bool(count_rows), query
     monkeypatch.setattr(search_vocab, "CHECK_ROWS", 5)  # too few rows read: the prefix pool
     found, seen = _statements(labels, ll.ULabel.search("sample3", limit=1))
     assert found == _prefix_pool(labels, "sample3", 1, 10)

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -42,6 +43,7 @@ from sqlalchemy import text
 from lakeline.search import _TOKEN, RankedPool, _tokens, search_fields, words
 
 MAX_TERMS = 64  # a word's whole tokens ORed in one FTS5 query
+SCAN_TERMS = 4096  # a word's tokens read from the vocabulary with their counts
 CHECK_ROWS = 10_000  # candidate rows a word of more tokens is checked on, in Python
 COUNT_ROWS = 50_000  # a word of several tokens: FTS5 counts its rows when they are fewer
 CHUNK = 1_000  # candidate rows read at a time
@@ -156,6 +158,8 @@ def vocab_pool(session: Any, model: type[Any], query: str, pool: int) -> RankedP
     if known is None:
         return None
     groups: list[list[tuple[str, int]] | None] = []  # per word: its whole tokens, None: many
+    ors: list[str | None] = []  # per word: its FTS5 term, None: checked in Python
+    held: list[int | None] = []  # per word: the sum of its tokens' counts, when read
     for phrase in phrases:
         upper = _upper(phrase[-1])
         if upper is None:
@@ -165,15 +169,19 @@ def vocab_pool(session: Any, model: type[Any], query: str, pool: int) -> RankedP
                 f"SELECT term, docs FROM {vocab} WHERE term >= :lo AND term < :hi "
                 "ORDER BY term LIMIT :n"
             ),
-            {"lo": phrase[-1], "hi": upper, "n": MAX_TERMS + 1},
+            {"lo": phrase[-1], "hi": upper, "n": SCAN_TERMS + 1},
         ).all()
         if not found:  # no row holds a token with this prefix: nothing matches
             return RankedPool("[]", exact=True)
-        groups.append([(t, d) for t, d in found] if len(found) <= MAX_TERMS else None)
-    ors = [
-        None if group is None else "(" + " OR ".join(_quoted((*p[:-1], t)) for t, _ in group) + ")"
-        for p, group in zip(phrases, groups, strict=True)
-    ]
+        counted = sum(d for _, d in found) if len(found) <= SCAN_TERMS else None
+        held.append(counted)
+        if len(found) <= MAX_TERMS:
+            groups.append([(t, d) for t, d in found])
+            ors.append("(" + " OR ".join(_quoted((*phrase[:-1], t)) for t, _ in found) + ")")
+        else:  # rare tokens: FTS5's prefix term merges few rows; else checked in Python
+            groups.append(None)
+            rare = counted is not None and counted <= COUNT_ROWS
+            ors.append(_quoted(phrase) + "*" if rare else None)
     narrow = " AND ".join(q for q in ors if q is not None)
     columns = ", ".join(f"t.{f}" for f in fields)
     if all(q is not None for q in ors):
@@ -181,13 +189,11 @@ def vocab_pool(session: Any, model: type[Any], query: str, pool: int) -> RankedP
             text(f"SELECT rowid FROM {fts} WHERE {fts} MATCH :q ORDER BY rowid DESC LIMIT :n"),
             {"q": narrow, "n": pool},
         ).scalars()
-        rows = session.execute(
-            text(
-                f"SELECT t.id, {columns} FROM json_each(:ids) AS p JOIN {name} AS t "
-                "ON t.id = p.value"
-            ),
+        rows = _fetch(
+            session,
+            f"SELECT t.id, {columns} FROM json_each(:ids) AS p JOIN {name} AS t ON t.id = p.value",
             {"ids": json.dumps(list(ids))},
-        ).all()
+        )
         exact = len(rows) < pool
     else:
         checked = _checked(session, name, fts, columns, narrow, phrases, pool)
@@ -195,7 +201,7 @@ def vocab_pool(session: Any, model: type[Any], query: str, pool: int) -> RankedP
             return None
         rows, exact = checked
     total, average = _averages(session, fts)
-    idf = _idf(session, fts, total, phrases, groups, ors) if len(phrases) > 1 else [1.0]
+    idf = _idf(session, fts, total, phrases, groups, ors, held) if len(phrases) > 1 else [1.0]
     scores = _bm25(rows, phrases, groups, idf, average)
     return RankedPool(json.dumps(sorted(scores, key=lambda id_: (scores[id_], -id_))), exact)
 
@@ -222,12 +228,18 @@ def _checked(
         source += "ORDER BY t.id DESC LIMIT :n"
     found: list[Any] = []
     below, seen = 2**63 - 1, 0
+    patterns = [_pattern(p) for p in phrases]
     while seen < CHECK_ROWS:
         n = min(CHUNK, CHECK_ROWS - seen)
-        chunk = session.execute(text(source), {"q": narrow, "below": below, "n": n}).all()
+        chunk = _fetch(session, source, {"q": narrow, "below": below, "n": n})
         for row in chunk:
-            tokens = [_tokens(value) for value in row[1:]]
-            if all(any(_count(t, p) for t in tokens) for p in phrases):
+            joined = "\x00".join(str(v) for v in row[1:] if v is not None).lower()
+            if joined.isascii():  # ASCII: FTS5's tokens are runs of [0-9a-z], lower-cased
+                held = all(pattern.search(joined) for pattern in patterns)
+            else:
+                tokens = [_tokens(value) for value in row[1:]]
+                held = all(any(_count(t, p) for t in tokens) for p in phrases)
+            if held:
                 found.append(row)
                 if len(found) == pool:
                     return found, False
@@ -236,6 +248,18 @@ def _checked(
             return found, True
         below = chunk[-1][0]
     return None
+
+
+def _pattern(phrase: tuple[str, ...]) -> re.Pattern[str]:
+    """`phrase` in lower-cased ASCII text whose fields are joined by NUL: its tokens in a row
+    within one field, the first starting a token, the last a prefix."""
+    return re.compile("(?<![0-9a-z])" + "[^0-9a-z\x00]+".join(map(re.escape, phrase)))
+
+
+def _fetch(session: Any, sql: str, params: dict[str, Any]) -> list[Any]:
+    """The rows of `sql` as the driver gives them (tuples: many rows, no result objects)."""
+    raw = session.connection().connection.driver_connection
+    return list(raw.execute(sql, params).fetchall())
 
 
 def _count(tokens: list[str], phrase: tuple[str, ...]) -> int:
@@ -256,24 +280,27 @@ def _idf(
     phrases: list[tuple[str, ...]],
     groups: list[list[tuple[str, int]] | None],
     ors: list[str | None],
+    held: list[int | None],
 ) -> list[float]:
-    """Each word's IDF as bm25 computes it (its rows: the vocabulary's count of one whole token,
-    FTS5's count of a few, the floor when a token is in half the rows or more; else estimated)."""
+    """Each word's IDF as bm25 computes it: its rows are the vocabulary's count of one whole
+    token, FTS5's count when its tokens' counts sum to at most `COUNT_ROWS`, all the rows when
+    one token is in half the rows (bm25's floor either way); else estimated (the sum, or half
+    the rows for a word of more tokens than read)."""
     out = []
-    for phrase, group, q in zip(phrases, groups, ors, strict=True):
-        if group is None:
-            held = total // 2 + 1  # thousands of tokens: taken as held by half the rows or more
-        elif len(phrase) == 1 and len(group) == 1:
-            held = group[0][1]
-        elif sum(d for _, d in group) <= COUNT_ROWS:  # a phrase's rows hold its last token
-            held = session.execute(
+    for phrase, group, q, counted in zip(phrases, groups, ors, held, strict=True):
+        if group is not None and len(phrase) == 1 and len(group) == 1:
+            rows = group[0][1]
+        elif q is not None and counted is not None and counted <= COUNT_ROWS:
+            rows = session.execute(
                 text(f"SELECT count(*) FROM {fts} WHERE {fts} MATCH :q"), {"q": q}
             ).scalar_one()
-        elif len(phrase) == 1 and max(d for _, d in group) * 2 >= total:
-            held = total  # in half the rows or more: bm25's floor, whatever the union's count
+        elif group is not None and len(phrase) == 1 and max(d for _, d in group) * 2 >= total:
+            rows = total  # in half the rows or more: bm25's floor, whatever the union's count
+        elif counted is not None:
+            rows = min(counted, total)  # estimated: an upper bound
         else:
-            held = min(sum(d for _, d in group), total)  # estimated
-        idf = math.log((total - held + 0.5) / (held + 0.5))
+            rows = total // 2 + 1  # estimated: more tokens than read, taken as half the rows
+        idf = math.log((total - rows + 0.5) / (rows + 0.5))
         out.append(idf if idf > 0.0 else 1e-6)
     return out
 
