@@ -99,7 +99,8 @@ def vocabulary_check(instance: Any, q: Any) -> None:
     from sqlalchemy import text
 
     v = workload.VOCABULARY
-    queries = ["seq", "spec", "tum", "norm", "sequenc", "rn", "qba", "sa"]
+    queries = ["seq", "spec", "tum", "norm", "sequenc", "rn", "qba", "sa", "q", "4937"]
+    queries += ["sequencing q", "tumor 49"]  # a word of many tokens checked on another's rows
     rare = sorted(set(q.rare_words))
     queries += [f"{v[j % 5]} {word}" for j, word in enumerate(rare[:6])]  # common + rare
     queries += [f"{v[j % 5][:3]} {word[:5]}" for j, word in enumerate(rare[:3])]  # prefixes
