@@ -9,25 +9,28 @@ one's rows (< 1 ms at 10M). So each searchable table has a vocabulary `<table>_f
 (term, docs): every token its FTS5 index holds and how many rows hold it, kept by the search
 triggers (`lakeline_tokens()`, registered on every lakeline connection, gives a row's tokens
 as FTS5's unicode61 tokenizer makes them; `search.search_index_ddl`). A limited search whose
-words fewer than a pool's worth of records hold whole (`search.whole_word_pool` first) then:
+words fewer than a pool's worth of records hold whole (`search.whole_word_pool` first) reads
+each word's last token as a key range of the vocabulary (`seq` -> `sequencing`, at most
+`SCAN_TERMS` tokens with their counts). When every word's tokens are in fewer than `PREFIX_ROWS`
+rows, FTS5's prefix query and bm25() cost little and rank the pool as before. Otherwise:
 
-- each word's last token becomes its whole tokens (`term >= 'seq' AND term < 'ser'` on the
-  vocabulary's key). With at most `MAX_TERMS` each, the pool is the newest `pool` rows matching
-  the OR of those tokens, word by word ANDed: the same rows as the prefix query, found without
-  the merge. A word with none: nothing matches.
-- a word with more (`1`, `sa`: thousands of tokens) is checked in Python on candidate rows,
-  newest first: the rows matching the other words (when they have few tokens), or else the
-  table's newest rows, at most `CHECK_ROWS` of them. The matches found are the pool when
-  there are `pool` of them or the candidates ran out (every match seen); otherwise None and
-  the prefix pool ranks, as before.
+- a word of at most `MAX_TERMS` tokens is the OR of those tokens; a word of more, all of them
+  rare (`COUNT_ROWS`), FTS5's prefix term (it merges few rows). Words ANDed, FTS5 gives the
+  newest `pool` rows: the same rows as the prefix query, without the merge of common tokens.
+  A word with no token: nothing matches.
+- a word of more tokens, some common (`sa` before millions of `sample0001234`), is checked in
+  Python on candidate rows, newest first: the rows matching the other words, or else the
+  table's newest rows, at most `CHECK_ROWS` of them (ASCII text with one regular expression).
+  The matches found are the pool when there are `pool` of them or the candidates ran out
+  (every match seen); otherwise None, and the prefix pool ranks as before.
 
-The pool is ranked in Python with bm25's formula and FTS5's own figures: the row count and
+The pool is ranked in Python with bm25's arithmetic and FTS5's own figures: the row count and
 average length of the averages record FTS5 keeps (`_averages`), each word's IDF from the
-vocabulary's counts (one whole token: exact; several: counted by FTS5 over their rows when
-those are fewer than `COUNT_ROWS`, the floor bm25 uses when one token is in half the rows or
-more). So a pool ranks as bm25 ranked the prefix pool, except that an IDF is estimated (the
-sum of the tokens' counts) for a word of several common tokens in a query of several words,
-and a word of more than `MAX_TERMS` tokens counts as one half the rows hold.
+vocabulary (one whole token: its count; FTS5's count of its rows when its tokens' counts sum
+to at most `COUNT_ROWS`; bm25's floor when one token is in half the rows or more). So a pool
+ranks as bm25 ranked the prefix pool, except that, in a query of several words, the IDF of a
+word standing for several common tokens is estimated (the sum of their counts), and of a word
+standing for more than `SCAN_TERMS` taken as half the rows.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ MAX_TERMS = 64  # a word's whole tokens ORed in one FTS5 query
 SCAN_TERMS = 4096  # a word's tokens read from the vocabulary with their counts
 CHECK_ROWS = 10_000  # candidate rows a word of more tokens is checked on, in Python
 COUNT_ROWS = 50_000  # a word of several tokens: FTS5 counts its rows when they are fewer
+PREFIX_ROWS = 20_000  # every word's tokens in fewer rows: the prefix pool, as before
 CHUNK = 1_000  # candidate rows read at a time
 
 
@@ -182,6 +186,8 @@ def vocab_pool(session: Any, model: type[Any], query: str, pool: int) -> RankedP
             groups.append(None)
             rare = counted is not None and counted <= COUNT_ROWS
             ors.append(_quoted(phrase) + "*" if rare else None)
+    if all(counted is not None and counted <= PREFIX_ROWS for counted in held):
+        return None  # few rows hold each prefix: FTS5's prefix query and bm25() cost little
     narrow = " AND ".join(q for q in ors if q is not None)
     columns = ", ".join(f"t.{f}" for f in fields)
     if all(q is not None for q in ors):
