@@ -156,10 +156,8 @@ def vocab_pool(session: Any, model: type[Any], query: str, pool: int) -> RankedP
     phrases = [tuple(_tokens(term)) for term in words(query)]
     if not fields or not phrases or not all(phrases):
         return None
-    known = session.execute(
-        text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = :v"), {"v": vocab}
-    ).first()
-    if known is None:
+    sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = :v"
+    if not _fetch(session, sql, {"v": vocab}):
         return None
     groups: list[list[tuple[str, int]] | None] = []  # per word: its whole tokens, None: many
     ors: list[str | None] = []  # per word: its FTS5 term, None: checked in Python
@@ -168,13 +166,12 @@ def vocab_pool(session: Any, model: type[Any], query: str, pool: int) -> RankedP
         upper = _upper(phrase[-1])
         if upper is None:
             return None
-        found = session.execute(
-            text(
-                f"SELECT term, docs FROM {vocab} WHERE term >= :lo AND term < :hi "
-                "ORDER BY term LIMIT :n"
-            ),
+        found = _fetch(
+            session,
+            f"SELECT term, docs FROM {vocab} WHERE term >= :lo AND term < :hi ORDER BY term "
+            "LIMIT :n",
             {"lo": phrase[-1], "hi": upper, "n": SCAN_TERMS + 1},
-        ).all()
+        )
         if not found:  # no row holds a token with this prefix: nothing matches
             return RankedPool("[]", exact=True)
         counted = sum(d for _, d in found) if len(found) <= SCAN_TERMS else None
