@@ -15,6 +15,7 @@ from alembic import command
 from lakeline.access.audit import entry_hash, verify
 from lakeline.db.migrate import HEAD_REVISION, alembic_config, upgrade
 from lakeline.instance import Instance
+from lakeline.search_vocab import register_sqlite as register_tokens
 from sqlalchemy import text
 
 
@@ -32,6 +33,7 @@ def counting_connection(instance: Instance, calls: Counter[str]) -> sqlite3.Conn
 
     conn.create_function("lakeline_actor", 0, actor)
     conn.create_function("lakeline_hash", 8, hashed)
+    register_tokens(conn)  # the search triggers' function (0014)
     return conn
 
 
