@@ -71,6 +71,10 @@ def test_keyword_fields_are_indexed_with_their_own_text(
     assert Step.search(role).count() == 0
     monkeypatch.setattr(query, "SEARCH_POOL", 5)  # 25 whole-word matches fill a pool of 20
     assert len(Step.search("alpha", limit=2).all()) == 2
+    from lakeline import search_vocab
+
+    monkeypatch.setattr(search_vocab, "PREFIX_ROWS", -1)  # a prefix through the vocabulary
+    assert len(Step.search("alph mar", limit=2).all()) == 2
 
 
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])

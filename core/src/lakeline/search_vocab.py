@@ -43,7 +43,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from lakeline.search import _TOKEN, RankedPool, _tokens, search_fields, words
+from lakeline.search import _TOKEN, RankedPool, _preparer, _tokens, search_fields, words
 
 MAX_TERMS = 64  # a word's whole tokens ORed in one FTS5 query
 SCAN_TERMS = 4096  # a word's tokens read from the vocabulary with their counts
@@ -186,7 +186,8 @@ def vocab_pool(session: Any, model: type[Any], query: str, pool: int) -> RankedP
     if all(counted is not None and counted <= PREFIX_ROWS for counted in held):
         return None  # few rows hold each prefix: FTS5's prefix query and bm25() cost little
     narrow = " AND ".join(q for q in ors if q is not None)
-    columns = ", ".join(f"t.{f}" for f in fields)
+    quote = _preparer("sqlite").quote  # a field named as a keyword (`order`)
+    columns = ", ".join(f"t.{quote(f)}" for f in fields)
     if all(q is not None for q in ors):
         ids = session.execute(
             text(f"SELECT rowid FROM {fts} WHERE {fts} MATCH :q ORDER BY rowid DESC LIMIT :n"),
