@@ -22,7 +22,9 @@ rows, FTS5's prefix query and bm25() cost little and rank the pool as before. Ot
   Python on candidate rows, newest first: the rows matching the other words, or else the
   table's newest rows, at most `CHECK_ROWS` of them (ASCII text with one regular expression).
   The matches found are the pool when there are `pool` of them or the candidates ran out
-  (every match seen); otherwise None, and the prefix pool ranks as before.
+  (every match seen); otherwise (or when the matches so far are too sparse to reach `pool`
+  within the budget: `sample0` when the newest rows are `sample24…`) None, and the prefix pool
+  ranks as before.
 
 The pool is ranked in Python with bm25's arithmetic and FTS5's own figures: the row count and
 average length of the averages record FTS5 keeps (`_averages`), each word's IDF from the
@@ -221,7 +223,7 @@ def _checked(
 ) -> tuple[list[Any], bool] | None:
     """A word of many tokens: the newest `pool` candidates (rows matching `narrow`, the other
     words; or the table's rows) holding every word, checked in Python, and whether they are
-    every match; None when `CHECK_ROWS` candidates gave fewer."""
+    every match; None when `CHECK_ROWS` candidates gave fewer, or will at the rate so far."""
     if narrow:
         source = (
             f"SELECT t.id, {columns} FROM {fts} JOIN {name} AS t ON t.id = {fts}.rowid "
@@ -250,6 +252,8 @@ def _checked(
         seen += len(chunk)
         if len(chunk) < n:  # every candidate seen: these are every match
             return found, True
+        if len(found) * CHECK_ROWS < pool * seen:  # at this rate the budget finds too few
+            return None
         below = chunk[-1][0]
     return None
 
