@@ -33,7 +33,7 @@ def counting_connection(instance: Instance, calls: Counter[str]) -> sqlite3.Conn
 
     conn.create_function("lakeline_actor", 0, actor)
     conn.create_function("lakeline_hash", 8, hashed)
-    register_tokens(conn)  # the search triggers' function (0014)
+    register_tokens(conn)  # the search triggers' function (0015)
     return conn
 
 

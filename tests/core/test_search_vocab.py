@@ -161,13 +161,13 @@ def test_the_vocabulary_follows_inserts_updates_and_deletes(
     assert ll.Artifact.search("f5", limit=5).all() == []
 
 
-def test_a_catalog_at_0013_gets_its_vocabulary(instance: Instance, tmp_path: Path) -> None:
-    """0014 fills each table's vocabulary from its FTS5 index and makes its triggers keep it;
+def test_a_catalog_at_0014_gets_its_vocabulary(instance: Instance, tmp_path: Path) -> None:
+    """0015 fills each table's vocabulary from its FTS5 index and makes its triggers keep it;
     its downgrade drops it (and the search falls back to the prefix pool)."""
     cfg = alembic_config()
     with instance.engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0013")
+        command.downgrade(cfg, "0014")
     ll.save([ll.ULabel(name=name) for name in NAMES[:12]])
     if instance.dialect == "sqlite":
         with instance.engine.connect() as conn:

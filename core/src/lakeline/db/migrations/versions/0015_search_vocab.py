@@ -1,7 +1,7 @@
 """SQLite: a vocabulary of each search index's tokens, so a prefix is read as whole tokens
 
-Revision ID: 0014
-Revises: 0013
+Revision ID: 0015
+Revises: 0014
 Create Date: 2026-12-05 18:00:00.000000
 
 Each FTS5 search table `<table>_fts` (the core's and any module's made by
@@ -19,8 +19,8 @@ import re
 from alembic import op
 from sqlalchemy import text
 
-revision = "0014"
-down_revision = "0013"
+revision = "0015"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
