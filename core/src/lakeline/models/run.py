@@ -34,6 +34,16 @@ class Run(RecordMixin, Base):
             sqlite_where=text("status = 'started'"),
             postgresql_where=text("status = 'started'"),
         ),
+        # what deleting an artifact (report, environment) or a run (cached_from) looks up (0016)
+        *(
+            Index(
+                f"ix_runs_{column}",
+                column,
+                sqlite_where=text(f"{column} IS NOT NULL"),
+                postgresql_where=text(f"{column} IS NOT NULL"),
+            )
+            for column in ("report_id", "environment_id", "cached_from_id")
+        ),
     )
 
     transform_id: Mapped[int] = mapped_column(ForeignKey("transforms.id"))
