@@ -176,3 +176,46 @@ def test_a_completed_job_is_described_from_the_scheduler(
     init(storage=tmp_path / "other", name="other")
     import_redun(str(flow.db))
     assert lineage() == live
+
+
+def _held(scheduler: LakelineScheduler) -> dict[str, int]:
+    """What the scheduler still holds per job, by kind (empty once every job is recorded)."""
+    kinds = ("_times", "_ends", "_starts", "_children", "_results")
+    return {k: len(getattr(scheduler, k)) for k in kinds if getattr(scheduler, k)}
+
+
+def test_the_scheduler_forgets_every_job_whether_recorded_or_not(
+    instance: Instance,
+    flow: Flow,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A job's times, arguments and returned files are kept only until it ends: not after a
+    workflow's root job, nor for the children of a job that failed, nor for jobs whose
+    recording failed (no lakeline instance to record into: a warning each, the workflow
+    runs on)."""
+    from redun.config import Config
+
+    config = Config({"backend": {"db_uri": flow.db_uri, "automigrate": "True"}})
+    cwd = os.getcwd()
+    os.chdir(flow.root)
+    try:
+        scheduler = LakelineScheduler(config=config)
+        scheduler.load()
+        scheduler.run(rf.main(File("raw.txt")))
+        assert _held(scheduler) == {}
+        with pytest.raises(ValueError, match="boom"):
+            scheduler.run(rf.main(File("raw.txt"), fail=True))
+        assert _held(scheduler) == {}
+        assert {r.status for r in ll.Run.filter(engine="redun")} == {"completed", "errored"}
+        ll.disconnect()  # nothing to record into: every job's recording fails
+        monkeypatch.setenv("LAKELINE_HOME", str(tmp_path / "no-instance-here"))
+        unrecorded = LakelineScheduler(config=config)
+        unrecorded.load()
+        (flow.root / "raw.txt").write_text("other words this time")
+        assert unrecorded.run(rf.main(File("raw.txt"))).read() == "total 5\n"
+    finally:
+        os.chdir(cwd)
+    assert _held(unrecorded) == {}
+    assert any("could not record" in r.getMessage() for r in caplog.records)

@@ -167,22 +167,25 @@ class LakelineScheduler(Scheduler):
             self._record_end(job)
 
     def _record_start(self, job: Job) -> None:
-        from redun.backends.db import Job as JobRow
-
         assert job.task is not None and job.execution is not None
         if not _provenance(job):
             return
         session = self._session()
-        started_at = self._times.get(job.id)
-        if started_at is None and session is not None:  # a time this scheduler did not see
-            row = session.get(JobRow, job.id)
-            started_at = None if row is None else row.start_time
-            if row is None:
-                return  # not started yet (waiting for resources): recorded when it is
         if session is None:
             return
+        started_at = self._times.get(job.id)
+        if started_at is None:  # a time this scheduler did not see
+            from redun.backends.db import Job as JobRow
+
+            row = session.get(JobRow, job.id)
+            if row is None:
+                return  # not started yet (waiting for resources): recorded when it is
+            started_at = row.start_time
+        parent_id = job.parent_job.id if job.parent_job else None
+        if parent_id is not None:  # its parent's end reads its result, recorded or not
+            self._children.setdefault(parent_id, []).append(job.id)
         lineage = self._lineage(job.execution.id)
-        if job.parent_job is None:
+        if parent_id is None:
             lineage.execution.root_job_id = job.id
         pos_args, kw_args = job.eval_args or ((), {})
         args: list[tuple[int | None, str | None, Any]] = [
@@ -196,33 +199,32 @@ class LakelineScheduler(Scheduler):
         start = JobStart(
             id=job.id,
             execution_id=job.execution.id,
-            parent_id=job.parent_job.id if job.parent_job else None,
+            parent_id=parent_id,
             task_name=job.task.fullname,
             task_hash=job.task.hash,
             source=job.task.source,
             started_at=started_at,
             params=params_from_args(args, names),
         )
-        if job.parent_job is None:
+        if parent_id is None:
             lineage.start_workflow(start)
         lineage.start_job(start)
         self._starts[job.id] = (start, files_in([v for _, _, v in args]))
-        if start.parent_id is not None:
-            self._children.setdefault(start.parent_id, []).append(job.id)
 
     def _record_end(self, job: Job, result: Any = _FAILED) -> None:
+        # what the scheduler kept of the job is forgotten first, whether it is recorded or not
+        self._times.pop(job.id, None)
+        ended = self._ends.pop(job.id, None)
+        if result is _FAILED:
+            self._forget(job)
         if not _provenance(job):
             return
         try:
             session = self._session()
             if session is None or job.execution is None:
                 return
-            lineage = self._lineage(job.execution.id)
-            self._times.pop(job.id, None)
-            ended = self._ends.pop(job.id, None)
-            if result is _FAILED:
-                self._starts.pop(job.id, None)
             known = None if result is _FAILED else self._completed(session, job, result, ended)
+            lineage = self._lineage(job.execution.id)
             lineage.finish_job(known or job_info(session, job.id))
         except Exception as error:  # lineage must never break the workflow
             log.warning("lakeline: could not record job %s: %s", job.id, error)
@@ -239,7 +241,8 @@ class LakelineScheduler(Scheduler):
 
         started = self._starts.pop(job.id, None)
         returned = files_in(result)
-        self._results[job.id] = {(f.path, f.redun_hash) for f in returned}
+        if job.parent_job is not None:  # for its parent's end
+            self._results[job.id] = {(f.path, f.redun_hash) for f in returned}
         kids = [self._results.pop(child, None) for child in self._children.pop(job.id, [])]
         if started is None or job.was_cached or None in kids:
             return None
@@ -252,6 +255,12 @@ class LakelineScheduler(Scheduler):
         info.status, info.used = "completed", used
         info.produced = [f for f in returned if (f.path, f.redun_hash) not in excluded]
         return info
+
+    def _forget(self, job: Job) -> None:
+        """Drop what was kept for a job that failed: its start, its child jobs' results."""
+        self._starts.pop(job.id, None)
+        for child in self._children.pop(job.id, []):
+            self._results.pop(child, None)
 
 
 def _provenance(job: Job) -> bool:
