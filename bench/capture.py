@@ -256,7 +256,7 @@ def redun(bench: Bench) -> tuple[Figures, int, str]:
 
     figures = bench.rounds(once)
     recorded = ll.Run.filter(engine="redun", parent_id__isnull=False).count()
-    expected = (bench.args.rounds + 1) * 2 * (n + 1)
+    expected = (bench.args.rounds + 1) * len(bench.args.variants) * (n + 1)
     assert recorded == expected, (recorded, expected)
     ll.disconnect()
     how = "time in the scheduler's hooks and its timer's flushes, baseline redun's Scheduler"
