@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +36,10 @@ if TYPE_CHECKING:
     from redun.scheduler import Job
 
 log = logging.getLogger("lakeline.redun")
-FLUSH_EVERY = 0.5  # seconds between checks for a batch that is due
+BATCH_STEPS = 500  # finished jobs in a batch at most
+BATCH_MS = 2000.0  # age of a batch at most while jobs keep starting and ending
+IDLE = 0.5  # s without a job starting or ending: the timer writes what is queued
+FLUSH_EVERY = IDLE / 2  # seconds between the timer's checks
 _FAILED = object()  # _record_end without a result: the job failed
 
 
@@ -70,6 +74,7 @@ class LakelineScheduler(Scheduler):
         self._ends: dict[str, datetime] = {}
         self._names: dict[tuple[str, str], list[str]] = {}  # a task's parameter names
         self._timed = False  # run() keeps a timer thread flushing batches due by time
+        self._touched = time.monotonic()  # a job's last start or end (the timer's idle clock)
         self._capture_times()
 
     def _capture_times(self) -> None:
@@ -100,14 +105,17 @@ class LakelineScheduler(Scheduler):
         backend.record_job_end = record_job_end  # type: ignore[method-assign]
 
     def run(self, *args: Any, **kwargs: Any) -> Any:
-        """`Scheduler.run`, with a timer that writes the Recorder's batch once it is due: redun
-        reports nothing while a long job runs, and a finished job must not wait for it."""
+        """`Scheduler.run`, with a timer that writes the Recorder's batch once it is due or
+        once no job has started or ended for IDLE seconds: redun reports nothing while a long
+        job runs, and a finished job must not wait for it."""
         from lakeline.lineage.recorder import BatchRecorder
 
         stop = threading.Event()
         timer = threading.Thread(target=self._flush_batches, args=(stop,), daemon=True)
         timer.start()
         self._timed = True  # a batch due by time is written by the timer, off redun's loop
+        if isinstance(self._recorder, BatchRecorder):  # a second run of this scheduler
+            self._recorder.flush_on_calls = False
         try:
             return super().run(*args, **kwargs)
         finally:
@@ -124,7 +132,10 @@ class LakelineScheduler(Scheduler):
             recorder = self._recorder
             if isinstance(recorder, BatchRecorder):
                 try:
-                    recorder.flush_if_due()
+                    if time.monotonic() - self._touched > IDLE:
+                        recorder.flush()  # nothing queued: returns at once
+                    else:
+                        recorder.flush_if_due()
                 except Exception as error:  # lineage must never break the workflow
                     log.warning("lakeline: could not record a batch of jobs: %s", error)
 
@@ -133,13 +144,19 @@ class LakelineScheduler(Scheduler):
         return getattr(self.backend, "session", None)
 
     def _lineage(self, execution_id: str) -> ExecutionRecorder:
+        lineage = self._executions.get(execution_id)
+        if lineage is not None:
+            return lineage
         from lakeline.lineage.recorder import BatchRecorder, make_recorder
         from redun.backends.db import Execution
 
-        if self._recorder is None:  # batched: flushed every 100 jobs / 0.5 s and at the end
-            self._recorder = make_recorder(ENGINE, batch=True, root=self.lakeline_root)
-        if self._timed and isinstance(self._recorder, BatchRecorder):
-            self._recorder.flush_on_calls = False  # the timer writes batches due by time
+        if self._recorder is None:  # batched: written every BATCH_STEPS jobs / BATCH_MS
+            # while redun is busy, by the timer once it is idle, and at the end
+            self._recorder = make_recorder(
+                ENGINE, batch=True, steps=BATCH_STEPS, ms=BATCH_MS, root=self.lakeline_root
+            )
+            if self._timed and isinstance(self._recorder, BatchRecorder):
+                self._recorder.flush_on_calls = False  # the timer writes batches due by time
         if execution_id not in self._executions:
             session = self._session()
             row = session.get(Execution, execution_id) if session is not None else None
@@ -152,6 +169,7 @@ class LakelineScheduler(Scheduler):
 
     def _exec_job_main_thread(self, job: Job, eval_args: tuple[tuple, dict]) -> None:  # type: ignore[type-arg]
         super()._exec_job_main_thread(job, eval_args)
+        self._touched = time.monotonic()
         try:
             self._record_start(job)
         except Exception as error:  # lineage must never break the workflow
@@ -212,6 +230,7 @@ class LakelineScheduler(Scheduler):
         self._starts[job.id] = (start, files_in([v for _, _, v in args]))
 
     def _record_end(self, job: Job, result: Any = _FAILED) -> None:
+        self._touched = time.monotonic()
         # what the scheduler kept of the job is forgotten first, whether it is recorded or not
         self._times.pop(job.id, None)
         ended = self._ends.pop(job.id, None)
