@@ -49,6 +49,8 @@ def task_assets(task: Any, task_run: Any) -> TaskAssets:
     materialized = set(getattr(task, "assets", None) or ())
     upstream = set(getattr(task, "asset_deps", None) or ())
     flow_context = FlowRunContext.get()
+    if not materialized and not upstream and not getattr(flow_context, "task_run_assets", None):
+        return TaskAssets()  # no asset anywhere in the flow run yet (most flows)
     if flow_context is not None:
         for name, inputs in (task_run.task_inputs or {}).items():
             if name == "__parents__":

@@ -34,6 +34,7 @@ from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
+from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 from weakref import WeakKeyDictionary
@@ -388,6 +389,9 @@ def _outputs(
 # -- tasks ------------------------------------------------------------------------------------
 
 
+_SCALARS = frozenset({str, int, float, bool})
+
+
 def _resolved(parameters: dict[str, Any]) -> dict[str, Any]:
     """Parameters with futures and states replaced by their results."""
     from prefect.client.schemas.objects import State
@@ -410,10 +414,14 @@ def _resolved(parameters: dict[str, Any]) -> dict[str, Any]:
             return {k: plain(v) for k, v in value.items()}
         return value
 
-    return {
-        name: plain(visit_collection(value, resolve, return_data=True, remove_annotations=True))
-        for name, value in parameters.items()
-    }
+    def resolved(value: Any) -> Any:
+        if value is None or type(value) in _SCALARS:  # nothing to resolve (most parameters)
+            return value
+        if isinstance(value, PurePath):
+            return os.fspath(value)
+        return plain(visit_collection(value, resolve, return_data=True, remove_annotations=True))
+
+    return {name: resolved(value) for name, value in parameters.items()}
 
 
 def _upstream(task_run: Any) -> dict[str, list[str]]:
