@@ -31,17 +31,16 @@ import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from lakeline import checkpoints
 from lakeline.errors import InvalidValue, LakelineError
-from lakeline.lineage.batch_files import QueuedFile, mode_of, nul_error, stat_of
+from lakeline.lineage.batch_files import QueuedFile, mode_of, stat_of
 from lakeline.lineage.handles import FileRecord, Handle
 from lakeline.lineage.recorder import Recorder
 from lakeline.lineage.records import fire, new_run
-from lakeline.lineage.run_rows import Finish, claim_many, finish_found, finish_new
+from lakeline.lineage.run_rows import Finish
 from lakeline.lineage.run_updates import check_meta
 from lakeline.lineage.seen import file_stat
 from lakeline.lineage.track import params_of
-from lakeline.lineage.usage import check_role, insert_inputs
+from lakeline.lineage.usage import check_role
 from lakeline.models.base import utcnow
 from lakeline.storage.roots import protocol_of
 
@@ -49,9 +48,6 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from datetime import datetime
 
-    from sqlalchemy.orm import Session
-
-    from lakeline.artifacts.save import Plan
     from lakeline.models import Artifact, Run
 
 log = logging.getLogger("lakeline.recorder")
@@ -378,6 +374,8 @@ class BatchRecorder(Recorder):
         """Write everything queued in one transaction (nothing if nothing is queued). If it
         fails, the batch is queued again (its files read again at the next flush) and the
         error raised: the next flush writes it."""
+        from lakeline.lineage.batch_write import write_batch
+
         with self._lock:
             new: set[int] = set()  # the runs inserted here, as the database holds them
             if self._runs:  # first, in a transaction of their own: a valid state by itself
@@ -387,7 +385,7 @@ class BatchRecorder(Recorder):
             if not any(taken[:3]):
                 return
             try:
-                gone = self._write(list(taken[0].values()), taken[1], taken[2], new)
+                gone = write_batch(self, list(taken[0].values()), taken[1], taken[2], new)
             except BaseException:
                 self._requeue(*taken)
                 raise
@@ -432,95 +430,6 @@ class BatchRecorder(Recorder):
         f.artifact.key = f.key  # derived again as at the first plan
         f.plan = plan_file(f.artifact, self.instance)
         return True
-
-    def _write(
-        self,
-        files: list[QueuedFile],
-        links: list[tuple[Handle, Artifact, str]],
-        finishes: list[tuple[Handle, Finish]],
-        new: set[int],
-    ) -> list[QueuedFile]:
-        """Write a batch in one transaction; the files that could not be read again (a
-        retried batch), left out, are returned."""
-        from lakeline.artifacts.save import save_artifacts
-        from lakeline.db.session import stamp
-
-        assert self.instance is not None
-        gone = [f for f in files if f.plan is None and not self._replan(f)]
-        files = [f for f in files if f.plan is not None]
-        for f in files:
-            if f.producer is not None:
-                f.artifact.run_id = f.producer.run.id
-        edges: list[tuple[Run, Artifact]] = []
-        done: list[tuple[Handle, Run, bool]] = []
-
-        def write(session: Session, plans: Sequence[Plan] = ()) -> None:
-            edges.clear()  # a retried transaction starts again
-            done.clear()
-            wanted: dict[tuple[int, int, str], tuple[Run, Artifact]] = {}
-            claims: list[tuple[Artifact | None, int]] = []
-            for f, plan in zip(files, plans, strict=True):
-                result = plan.result
-                assert result is not None and result.id is not None
-                if f.producer is not None:
-                    claims.append((result, f.producer.run.id))
-                for user, role in f.used_by:
-                    wanted.setdefault((user.run.id, result.id, role), (user.run, result))
-            for user, artifact, role in links:  # files saved before, unchanged since
-                wanted.setdefault((user.run.id, artifact.id, role), (user.run, artifact))
-            claim_many(session, claims)
-            made = insert_inputs(session, wanted)  # one statement: the new ones back
-            edges.extend(pair for edge, pair in wanted.items() if edge in made)
-            checkpoints.reach("recorder.flush")  # half the batch written, not committed
-            first: dict[int, tuple[Run, Finish]] = {}  # by id(run): its first finish
-            for step, change in finishes:
-                if (
-                    id(step.run) in new
-                    and step.run.status != change.status
-                    and id(step.run) not in first
-                    and not nul_error(change)
-                ):
-                    first[id(step.run)] = (step.run, change)  # one statement for all of them
-                    done.append((step, step.run, True))
-            finish_new(session, list(first.values()))
-            later = [
-                (step, change)
-                for step, change in finishes
-                if first.get(id(step.run), (None, None))[1] is not change
-            ]
-            once: dict[int, tuple[Handle, Finish]] = {}  # a run's first finish: batched
-            for step, change in later:
-                once.setdefault(step.run.id, (step, change))
-            found = finish_found(session, [(s.run, c) for s, c in once.values()])
-            for step, change in later:
-                record = found.get(step.run.id)
-                first_step, first_change = once[step.run.id]
-                if record is not None and first_step is step and first_change is change:
-                    done.append((step, record, True))
-                else:  # a replay, a gone run, or the same run's next finish
-                    done.append((step, *change.apply(session, step.run)))
-
-        if files:
-            save_artifacts(
-                [f.artifact for f in files],
-                self.instance,
-                also=write,
-                producer_from_context=False,
-                planned=[f.plan for f in files if f.plan is not None],
-            )
-            for f in files:  # as it was when hashed
-                self._seen.remember(f.location, f.artifact, f.stat)
-        else:
-            with self.instance.sessions.write() as session:
-                write(session)
-        for run, artifact in edges:
-            fire("artifact_used", artifact=artifact, run=run)
-        for step, record, changed in done:
-            stamp(record, self.instance)
-            step.run = record
-            if changed:
-                fire("run_finished", run=record)
-        return gone
 
     def annotate(self, step: Handle, namespace: str, **meta: Any) -> Run:
         """`Recorder.annotate`; a step whose run is still queued is annotated in the queue
