@@ -501,9 +501,9 @@ def test_a_file_made_by_one_step_is_not_hashed_again_when_the_next_uses_it(
     hashed: list[str] = []
     real = save.hash_in_place  # (files outside a storage root: save.copy_hashed)
 
-    def counting(fs: Any, path: str, is_dir: bool) -> Any:
+    def counting(fs: Any, path: str, is_dir: bool, *before: Any) -> Any:
         hashed.append(path)
-        return real(fs, path, is_dir)
+        return real(fs, path, is_dir, *before)
 
     monkeypatch.setattr(save, "hash_in_place", counting)
     rec = Recorder("toy", root=tmp_path)

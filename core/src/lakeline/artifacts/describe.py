@@ -51,12 +51,14 @@ def _describe_path(
     data: str | os.PathLike[str],
     key: str | None,
     instance: Callable[[], Instance],
+    resolved: os.stat_result | None = None,
 ) -> None:
     text = os.fspath(data)
     protocol = protocol_of(text)
     if protocol == "local":
         try:
-            location, st = resolve_existing(text)  # exists, is_dir, is a plain file
+            # exists, is_dir, is a plain file (`resolved`: the caller resolved `text` just now)
+            location, st = (text, resolved) if resolved is not None else resolve_existing(text)
             mode = st.st_mode
         except OSError as exc:
             if exc.errno == errno.ELOOP:
@@ -137,9 +139,11 @@ def prepare(
     format: str | None,
     run: Run | None,
     instance: Callable[[], Instance],
+    resolved: os.stat_result | None = None,
 ) -> None:
     """Fill in what is known before saving; raise on a bad path, key or object. `instance()`
-    gives the instance whose storages (and their options) read a URL."""
+    gives the instance whose storages (and their options) read a URL; `resolved`: the stat
+    of a local path the caller has just resolved (`resolve_existing`), not resolved again."""
     if key is not None:
         key = validate_key(key)
     if description is not None and not isinstance(description, str):
@@ -148,7 +152,7 @@ def prepare(
     if isinstance(data, (str, os.PathLike)):
         if format is not None:
             raise TypeError("format= applies to objects; a path is stored as it is")
-        _describe_path(artifact, data, key, instance)
+        _describe_path(artifact, data, key, instance, resolved)
     else:
         _describe_object(artifact, data, key, format)
     fill_new(artifact, {"key": key, "description": description, "kind": kind, "version": version})
@@ -165,9 +169,10 @@ def describe_new(
     key: str | None = None,
     kind: str | None = None,
     run: Run | None = None,
+    resolved: os.stat_result | None = None,
 ) -> Artifact:
     """`Artifact(data, key=, kind=, run=)` whose URL is read through `instance()`'s storages
-    (the constructor uses the current instance's)."""
+    (the constructor uses the current instance's); `resolved` as for `prepare`."""
     from sqlalchemy.orm.instrumentation import manager_of_class
 
     from lakeline.models import Artifact
@@ -183,5 +188,6 @@ def describe_new(
         format=None,
         run=run,
         instance=instance,
+        resolved=resolved,
     )
     return artifact

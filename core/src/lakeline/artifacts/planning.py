@@ -45,9 +45,14 @@ class Plan:
 
 
 def _plan(
-    instance: Instance, artifact: Artifact, budget: Budget | None = None, spool: str | None = None
+    instance: Instance,
+    artifact: Artifact,
+    budget: Budget | None = None,
+    spool: str | None = None,
+    before: tuple[int, ...] | None = None,
 ) -> Plan:
-    """`spool`: `spool_folder(instance)`, when the caller read it once for many plans."""
+    """`spool`: `spool_folder(instance)`, when the caller read it once for many plans;
+    `before`: see `plan_file`."""
     source = artifact._source
     # describe.prepare normalised the sources it was given; staged objects are in the cache
     normalized = not artifact._staged
@@ -70,7 +75,7 @@ def _plan(
     is_dir = artifact._source_is_dir
     tmp: str | bytes | None = None
     if contained is not None:  # stays where it is: hashed (again if it changed meanwhile)
-        digest, stored = hash_in_place(fs, path, is_dir)
+        digest, stored = hash_in_place(fs, path, is_dir, before)
         fill_new(artifact, {"store_tag": stored.tag})  # a new object: no attribute events
     elif artifact._staged:  # lakeline serialised it: nobody else writes it
         digest = hash_folder(fs, path) if is_dir else hash_file(fs, path)
@@ -128,7 +133,10 @@ def _plan_reference(instance: Instance, artifact: Artifact) -> Plan:
     )
 
 
-def plan_file(artifact: Artifact, instance: Instance) -> Plan:
+def plan_file(
+    artifact: Artifact, instance: Instance, before: tuple[int, ...] | None = None
+) -> Plan:
     """Read (hash, and copy unless it stays in place) one new file artifact now, for a later
-    `save_artifacts(..., planned=)` (the batching Recorder hashes files when reported)."""
-    return _plan(instance, artifact, Budget())
+    `save_artifacts(..., planned=)` (the batching Recorder hashes files when reported).
+    `before`: its (size, mtime_ns, ctime_ns, inode), stat'ed just now: not read again."""
+    return _plan(instance, artifact, Budget(), before=before)

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from lakeline.errors import InvalidValue, LakelineError
-from lakeline.lineage.batch_files import QueuedFile, mode_of, stat_of
+from lakeline.lineage.batch_files import QueuedFile, mode_of
 from lakeline.lineage.handles import FileRecord, Handle
 from lakeline.lineage.recorder import Recorder
 from lakeline.lineage.records import fire, new_run
@@ -42,7 +42,7 @@ from lakeline.lineage.seen import file_stat
 from lakeline.lineage.track import params_of
 from lakeline.lineage.usage import check_role
 from lakeline.models.base import utcnow
-from lakeline.storage.roots import protocol_of
+from lakeline.storage.roots import protocol_of, resolve_existing
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -92,16 +92,32 @@ class BatchRecorder(Recorder):
 
     # -- queueing -------------------------------------------------------------------------------
 
+    def _located(self, path: str | os.PathLike[str]) -> tuple[str, os.stat_result | None]:
+        """`_location(path)` and, for a local file or folder, its stat: the kernel resolves
+        the path once (`resolve_existing`), where `_location` costs an lstat per folder level
+        and the queue would stat it again. (location, None) when it cannot be stat'ed."""
+        text = os.fspath(path)
+        if protocol_of(text) == "local":
+            if self.root is not None and not os.path.isabs(text):
+                text = os.path.join(os.fspath(self.root), text)
+            try:
+                return resolve_existing(text)
+            except OSError:  # gone, a symlink loop, ...: as the Recorder resolves it
+                pass
+        return self._location(path), None
+
     def _queue(
         self,
         location: str,
+        st: os.stat_result | None,
         *,
         key: str | None,
         kind: str | None,
         producer: Handle | None,
         user: tuple[Handle, str] | None,
     ) -> Artifact | None:
-        """Queue a file; None when it cannot be queued (the caller records it unbatched).
+        """Queue a file (`st`: its stat, from `_located`); None when it cannot be queued (the
+        caller records it unbatched).
 
         A file used that this Recorder saved and that is unchanged since (queued in this
         batch, or written before) is not hashed again: its edge is queued."""
@@ -109,7 +125,6 @@ class BatchRecorder(Recorder):
         from lakeline.artifacts.save import plan_file
 
         assert self.instance is not None
-        st = stat_of(location) if protocol_of(location) == "local" else None
         if st is None or not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
             return None  # gone, remote, a FIFO or device: the plain path handles those
         contained = storage_containing(location, self.instance, normalized=True)
@@ -123,28 +138,24 @@ class BatchRecorder(Recorder):
             # read what its start recorded, as Prefect's do) and the file is unchanged
             mine = want if queued.producer is not None else key
             same = producer is None and mine == queued.artifact.key
-            changed = queued.stat is None or file_stat(location) != queued.stat  # a folder: may be
+            changed = queued.stat is None or _state(st) != queued.stat  # a folder: may be
             if not same or changed:
                 return None  # rewritten since it was hashed, or reported twice: write first
             assert user is not None
             queued.used_by.append(user)  # used by several steps of one batch: hashed once
             return queued.artifact
-        if user is not None and (seen := self._seen.get(location, key, contained)) is not None:
+        now = None if stat.S_ISDIR(st.st_mode) else _state(st)  # as file_stat: what the step saw
+        if user is not None and (seen := self._seen.get(location, key, contained, now)) is not None:
             self._links.append((user[0], seen, user[1]))
             self._started()
             return seen
         if contained is None and not self.upload:
             self.instance.register_storage(os.path.dirname(location))
-        # as file_stat, before the hash: what the step saw (a folder: None)
-        hashed = (
-            None
-            if stat.S_ISDIR(st.st_mode)
-            else (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-        )
-        artifact = self._describe(location, key=key, kind=kind, run=None)  # producer: at flush
-        plan = plan_file(artifact, self.instance)  # hashed now: what the step saw
+        # described and hashed now, what the step saw, from the stat taken (producer: at flush)
+        artifact = self._describe(location, key=key, kind=kind, run=None, resolved=st)
+        plan = plan_file(artifact, self.instance, now)
         users = [] if user is None else [user]
-        entry = QueuedFile(location, artifact, plan, producer, users, hashed, key)
+        entry = QueuedFile(location, artifact, plan, producer, users, now, key)
         self._files[location] = entry
         self._started()
         return artifact
@@ -297,8 +308,8 @@ class BatchRecorder(Recorder):
     ) -> Artifact | None:
         check_role(role)  # refused at the call, not at the flush
         with self._lock:
-            location = self._location(path)
-            queued = self._queue(location, key=key, kind=None, producer=None, user=(step, role))
+            location, st = self._located(path)
+            queued = self._queue(location, st, key=key, kind=None, producer=None, user=(step, role))
             if queued is not None:
                 self._due()
                 return queued
@@ -314,8 +325,8 @@ class BatchRecorder(Recorder):
         kind: str | None = None,
     ) -> Artifact | None:
         with self._lock:
-            location = self._location(path)
-            queued = self._queue(location, key=key, kind=kind, producer=step, user=None)
+            location, st = self._located(path)
+            queued = self._queue(location, st, key=key, kind=kind, producer=step, user=None)
             if queued is not None:
                 self._due()
                 return queued
@@ -469,6 +480,11 @@ class BatchRecorder(Recorder):
     mark = _flushed("mark")
     note_attempt = _flushed("note_attempt")
     find_step = _flushed("find_step")
+
+
+def _state(st: os.stat_result) -> tuple[int, int, int, int]:
+    """`seen.file_stat` of a stat already made."""
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
 def batching(default: bool) -> bool:

@@ -62,12 +62,16 @@ class SeenFiles:
             self._keys.pop(location, None)
 
     def get(
-        self, location: str, key: str | None, contained: tuple[Any, str] | None = None
+        self,
+        location: str,
+        key: str | None,
+        contained: tuple[Any, str] | None = None,
+        now: Stat | None = None,
     ) -> Artifact | None:
         """The artifact with `key` registered for `location` if the file is unchanged since;
         without a key, the one record remembered there, or, where there are several (links
         to one file, each its own key), the one with the key a save derives in the storage
-        `contained` in."""
+        `contained` in. `now`: the file's `file_stat` the caller just took."""
         with self._lock:
             if key is None:  # the one record there, or (links) the one the save derives
                 keys = self._keys.get(location, set())
@@ -77,7 +81,7 @@ class SeenFiles:
         if entry is None:
             return None
         stat, artifact = entry
-        if file_stat(location) != stat or artifact.key != key:
+        if (file_stat(location) if now is None else now) != stat or artifact.key != key:
             return None
         return artifact
 

@@ -12,7 +12,6 @@ import hashlib
 import os
 import shutil
 from collections.abc import Callable, Iterator
-from functools import partial
 from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 from lakeline import checkpoints
@@ -45,8 +44,16 @@ class Fingerprint(NamedTuple):
     tag: str | None
 
 
-def hash_local_file(path: str) -> Digest:
-    """sha256 of a local file, streamed."""
+def hash_local_file(path: str, size: int | None = None) -> Digest:
+    """sha256 of a local file, streamed; one read when `size` (its stat's, a hint) says it
+    is small (file_digest's 256 KiB buffer costs more than hashing a small file)."""
+    if size is not None and size < SMALL:
+        sha, total, want = hashlib.sha256(), 0, size + 1
+        with open(path, "rb", buffering=0) as raw:
+            while chunk := raw.read(want):  # to the end, whatever its size is by now
+                sha.update(chunk)
+                total, want = total + len(chunk), CHUNK
+        return Digest(sha.hexdigest(), FILE_HASH, total, None)
     with open(path, "rb") as handle:
         digest = hashlib.file_digest(handle, "sha256")
         size = handle.tell()
@@ -121,27 +128,46 @@ def _changed(path: str) -> SourceChanged:
     )
 
 
-def _steady(read: Callable[[], Digest], fs: AbstractFileSystem, path: str) -> Digest:
-    """`read()` (hashing or copying `path`), repeated once if the file changed meanwhile."""
+def _steady(
+    read: Callable[[tuple[Any, ...]], Digest],
+    fs: AbstractFileSystem,
+    path: str,
+    before: tuple[Any, ...] | None = None,
+) -> tuple[Digest, tuple[Any, ...]]:
+    """`read(state before)` (hashing or copying `path`), repeated once if the file changed
+    meanwhile; with the file's state after it. `before`: its state taken just before (a
+    stat the caller made anyway), else read here."""
     for _ in range(2):
-        before = _state(fs, path)
-        digest = read()
+        before = _state(fs, path) if before is None else before
+        digest = read(before)
         checkpoints.reach("source.read")
         after = _state(fs, path)
         if before == after and after[0] == digest.size:
-            return digest
+            return digest, after
+        before = None
     raise _changed(path)
 
 
-def hash_in_place(fs: AbstractFileSystem, path: str, is_dir: bool) -> tuple[Digest, Fingerprint]:
+def _reader(fs: AbstractFileSystem, path: str) -> Callable[[tuple[Any, ...]], Digest]:
+    return lambda _: hash_file(fs, path)
+
+
+def hash_in_place(
+    fs: AbstractFileSystem, path: str, is_dir: bool, before: tuple[Any, ...] | None = None
+) -> tuple[Digest, Fingerprint]:
     """Hash a file or folder that stays where it is, and fingerprint it: each file is read
-    again if it changed while it was hashed, then refused (`SourceChanged`)."""
+    again if it changed while it was hashed, then refused (`SourceChanged`). `before`: a
+    local file's (size, mtime_ns, ctime_ns, inode) stat'ed just before (the batching
+    Recorder's), so its state is not read twice; its fingerprint is the state after."""
     if not is_dir:
-        digest = _steady(lambda: hash_file(fs, path), fs, path)
+        if _is_local(fs):
+            digest, after = _steady(lambda st: hash_local_file(path, st[0]), fs, path, before)
+            return digest, Fingerprint(after[0], f"m:{after[1]}")
+        digest, _ = _steady(lambda _: hash_file(fs, path), fs, path)
         return digest, fingerprint(fs, path, is_dir=False)
     for _ in range(2):
         files = list_files(fs, path)
-        parts = [(rel, _steady(partial(hash_file, fs, full), fs, full)) for rel, full in files]
+        parts = [(rel, _steady(_reader(fs, full), fs, full)[0]) for rel, full in files]
         if list_files(fs, path) == files:
             digest = _folder_digest(parts)
             return digest, fingerprint(fs, path, is_dir=True)
