@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+import threading
 
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 STEM_LENGTH = 12
@@ -10,20 +12,45 @@ SUFFIX_LENGTH = 4
 VERSIONED_UID_LENGTH = STEM_LENGTH + SUFFIX_LENGTH
 
 
-def base62(n_chars: int) -> str:
-    """Return a random base62 string of `n_chars` characters (one draw from the OS, not one
-    per character)."""
-    n = secrets.randbelow(62**n_chars)
-    chars = []
-    for _ in range(n_chars):
-        n, rem = divmod(n, 62)
-        chars.append(BASE62[rem])
-    return "".join(chars)
-
-
 # bytes 0..247 map to base62 evenly (4 x 62); 248..255 are dropped (rejection sampling)
 _BYTE_TO_BASE62 = bytes(ord(BASE62[b % 62]) for b in range(256))
 _REJECTED = bytes(range(248, 256))
+_DRAW = 4096  # random bytes drawn from the OS at a time for single uids (~240 uids of 16)
+
+
+class _Pool:
+    """Base62 characters from the OS's random source, drawn 4 KiB at a time: a uid costs a
+    slice, not a system call (a capture makes one per engine task). As unpredictable as one
+    draw per uid; a forked child forgets its parent's characters (it would repeat them)."""
+
+    def __init__(self) -> None:
+        self.chars, self.at = "", 0
+        self.lock = threading.Lock()
+
+    def take(self, n_chars: int) -> str:
+        with self.lock:
+            if self.at + n_chars > len(self.chars):
+                fresh = secrets.token_bytes(_DRAW + n_chars)
+                self.chars = fresh.translate(_BYTE_TO_BASE62, _REJECTED).decode()
+                self.at = 0
+                if n_chars > len(self.chars):  # a uid longer than a draw: its own draw
+                    return new_uids(1, n_chars)[0]
+            start, self.at = self.at, self.at + n_chars
+            return self.chars[start : self.at]
+
+    def forget(self) -> None:
+        self.chars, self.at = "", 0
+        self.lock = threading.Lock()  # a lock held by another thread at the fork stays held
+
+
+_pool = _Pool()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_pool.forget)
+
+
+def base62(n_chars: int) -> str:
+    """Return a random base62 string of `n_chars` characters."""
+    return _pool.take(n_chars)
 
 
 def new_uids(count: int, n_chars: int = 16) -> list[str]:
