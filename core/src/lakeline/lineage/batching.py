@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from datetime import datetime
 
-    from lakeline.models import Artifact, Run
+    from lakeline.models import Artifact, Run, Transform
 
 log = logging.getLogger("lakeline.recorder")
 
@@ -83,6 +83,7 @@ class BatchRecorder(Recorder):
     _links: list[tuple[Handle, Artifact, str]] = field(default_factory=list, repr=False)
     _since: float | None = field(default=None, repr=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    _step_transforms: dict[tuple[Any, ...], Transform] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.ms <= 0:
@@ -213,13 +214,20 @@ class BatchRecorder(Recorder):
             engine_ref = f"{workflow.engine_ref}/{engine_task_id}" if scoped else engine_task_id
             if engine_ref in self._runs:
                 return self._runs[engine_ref][0]
-            transform = self._transform(
-                key=key,
-                kind=kind,
-                parent=workflow.transform,
-                source_code=source_code,
-                reference=reference,
-            )
+            # the step's transform, by its code's text (not hashed again for each step)
+            known = (key, kind, workflow.transform.id, source_code, reference)
+            transform = self._step_transforms.get(known)
+            if transform is None:
+                transform = self._transform(
+                    key=key,
+                    kind=kind,
+                    parent=workflow.transform,
+                    source_code=source_code,
+                    reference=reference,
+                )
+                if len(self._step_transforms) >= 1024:  # bounded: steps of a few rules
+                    self._step_transforms.clear()
+                self._step_transforms[known] = transform
             run = new_run(
                 transform,
                 status=status,
