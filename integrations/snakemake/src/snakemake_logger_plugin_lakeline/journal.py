@@ -20,6 +20,7 @@ from snakemake_logger_plugin_lakeline.events import Event, from_json, to_json
 
 FOLDER = Path(".snakemake") / "lakeline" / "journal"
 FLUSH_AGE = 0.5  # seconds an event may stay in the write buffer
+_ENCODE = json.JSONEncoder(default=str).encode  # json.dumps(default=) builds one per call
 
 
 def stat_of(path: str) -> list[int] | None:
@@ -58,7 +59,7 @@ class Journal:
             if self._file is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._file = self.path.open("a", encoding="utf-8")
-            self._file.write(json.dumps(to_json(event), default=str) + "\n")
+            self._file.write(_ENCODE(to_json(event)) + "\n")
         except (OSError, TypeError, ValueError) as exc:
             self.failed = f"{type(exc).__name__}: {exc}"
         self.flush_if_stale()

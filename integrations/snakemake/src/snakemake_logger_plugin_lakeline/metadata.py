@@ -19,19 +19,24 @@ SAME_JOB = 10.0  # seconds: outputs of one job are marked started together
 
 
 @functools.lru_cache(maxsize=64)
-def _name_max(folder: Path) -> int:
+def _name_max(folder: str) -> int:
     try:
         return os.pathconf(folder, "PC_NAME_MAX") or 255
     except (OSError, ValueError):
         return 255
 
 
-def _record_path(folder: Path, key: str) -> Path:
-    """Snakemake's file name for a record: long names are split into '@'-prefixed folders."""
-    max_len = _name_max(folder)
+def _record_file(folder: str, key: str) -> str:
+    """Snakemake's file name for a record: long names are split into '@'-prefixed folders
+    (strings, not Paths: read on every finished job)."""
+    step = _name_max(folder) - 1
     b64 = urlsafe_b64encode(key.encode()).decode()
-    chunks = [b64[i : i + max_len - 1] for i in range(0, len(b64), max_len - 1)]
-    return folder.joinpath(*["@" + c for c in chunks[:-1]], chunks[-1])
+    chunks = [b64[i : i + step] for i in range(0, len(b64), step)]
+    return os.path.join(folder, *["@" + c for c in chunks[:-1]], chunks[-1])
+
+
+def _record_path(folder: Path, key: str) -> Path:
+    return Path(_record_file(os.fspath(folder), key))
 
 
 @dataclass
@@ -73,12 +78,12 @@ def _parse(output: str, text: str) -> Record | None:
 
 def read(workdir: str | os.PathLike[str], output: str) -> Record | None:
     """The finished-job record of `output` (a path as Snakemake names it), if any."""
-    base = Path(workdir) / ".snakemake"
+    base = os.path.join(workdir, ".snakemake")
     try:
-        path = _record_path(base / "metadata", output)
-        if _record_path(base / "incomplete", output).exists():
+        if os.path.exists(_record_file(os.path.join(base, "incomplete"), output)):
             return None  # its job is running (or was killed): the record is stale
-        return _parse(output, path.read_text())
+        with open(_record_file(os.path.join(base, "metadata"), output)) as record:
+            return _parse(output, record.read())
     except (OSError, ValueError):
         return None
 
