@@ -37,24 +37,30 @@ BATCH_AGE = 1.0  # seconds a recorded event may wait for its batch
 BATCH_FILES = 500
 
 
+def _stat(location: str) -> os.stat_result | None:
+    try:
+        return os.stat(location)
+    except OSError:
+        return None
+
+
+def _not_data(st: os.stat_result | None) -> bool:
+    return st is not None and not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode))
+
+
 def not_data(location: str) -> bool:
     """Whether the path is a FIFO, socket or device (a pipe() output, say): never opened,
     as reading one blocks until someone writes to it."""
-    try:
-        mode = os.stat(location).st_mode
-    except OSError:
-        return False
-    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+    return _not_data(_stat(location))
 
 
-def _identity(location: str) -> list[int] | None:
-    """`stat_of` (size and mtime; a folder's summed) with the entry's inode, mode and ctime:
-    what `_same` compares to tell a file is still the one recorded."""
-    found = stat_of(location)
-    try:
-        st = os.stat(location)
-    except OSError:
+def _identity(location: str, st: os.stat_result | None) -> list[int] | None:
+    """`stat_of` (size and mtime; a folder's summed) with the entry's inode, mode and ctime,
+    from `st`, the entry's stat: what `_same` compares to tell a file is still the one
+    recorded (None: it is gone)."""
+    if st is None:
         return None
+    found = stat_of(location) if stat.S_ISDIR(st.st_mode) else [st.st_size, st.st_mtime_ns]
     return None if found is None else [*found, st.st_ino, st.st_mode, st.st_ctime_ns]
 
 
@@ -142,9 +148,10 @@ class Writer:
         if job.step is None:
             return
         location = os.path.join(self.workdir, path)
-        if not_data(location):
+        st = _stat(location)  # one stat: what it is, and what is recorded (as it is before)
+        if _not_data(st):
             return
-        known = self._lookup(location)
+        known = self._lookup(location, st)
         if self.queued:  # a file this run recorded, unchanged: linked (not what the save
             try:  # would pick at a place several links share), else queued
                 if known is not None:
@@ -153,7 +160,7 @@ class Writer:
                     artifact = self.recorder.use(
                         job.step, path, role=role, key=self.key_of(location)
                     )
-                    self._remember(location, artifact)
+                    self._remember(location, artifact, st)
             except Exception as exc:
                 self.problem(job, f"input {path}", exc)
             return
@@ -178,7 +185,8 @@ class Writer:
         if job.step is None:
             return
         location = os.path.join(self.workdir, path)
-        if not_data(location):
+        st = _stat(location)
+        if _not_data(st):
             return
         pending = self._files.get(location)
         if pending is not None and pending.producer is None:
@@ -189,7 +197,7 @@ class Writer:
             return
         try:
             artifact = self.recorder.produce(job.step, path, kind=kind, key=self.key_of(location))
-            self._remember(location, artifact)
+            self._remember(location, artifact, st)
         except Exception as exc:
             self.problem(job, f"output {path}", exc)
 
@@ -238,7 +246,10 @@ class Writer:
         if not self._inside(location):
             name = os.path.basename(location.rstrip("/")) or None
             return name if self.recorder.upload else None
-        relative = os.path.relpath(location, self.workdir)
+        relative = location[len(self.workdir.rstrip("/")) + 1 :]
+        parts = relative.split("/")
+        if "" in parts or "." in parts or ".." in parts:  # not a clean path: as relpath says
+            relative = os.path.relpath(location, self.workdir)
         path = self.workdir  # a link below the workflow folder: checked up from there only
         for part in relative.split(os.sep):
             path = os.path.join(path, part)
@@ -246,18 +257,22 @@ class Writer:
                 return relative
         return None
 
-    def _lookup(self, location: str) -> Artifact | None:
+    def _lookup(self, location: str, st: os.stat_result | None) -> Artifact | None:
         """The record of a file this run recorded, if unchanged since (and written: one a
-        batching Recorder still holds gets its id at the flush)."""
+        batching Recorder still holds gets its id at the flush); `st`: its stat now."""
         known = self._known.get(location)
-        if known is None or known[1].id is None or not _same(_identity(location), known[0]):
+        if known is None or known[1].id is None:
             return None
-        return known[1]
+        return known[1] if _same(_identity(location, st), known[0]) else None
 
-    def _remember(self, location: str, artifact: Artifact | None) -> None:
+    def _remember(
+        self, location: str, artifact: Artifact | None, st: os.stat_result | None = None
+    ) -> None:
+        """`artifact` records the file at `location`, as its stat `st` (taken before it was
+        reported: a change since is seen as one) or, if not given, now says."""
         if artifact is None:
             return
-        stat = _identity(location)
+        stat = _identity(location, _stat(location) if st is None else st)
         if stat is not None:
             self._known[location] = (stat, artifact)
 
