@@ -49,10 +49,13 @@ def hash_local_file(path: str, size: int | None = None) -> Digest:
     is small (file_digest's 256 KiB buffer costs more than hashing a small file)."""
     if size is not None and size < SMALL:
         sha, total, want = hashlib.sha256(), 0, size + 1
-        with open(path, "rb", buffering=0) as raw:
-            while chunk := raw.read(want):  # to the end, whatever its size is by now
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))  # no file object
+        try:
+            while chunk := os.read(fd, want):  # to the end, whatever its size is by now
                 sha.update(chunk)
                 total, want = total + len(chunk), CHUNK
+        finally:
+            os.close(fd)
         return Digest(sha.hexdigest(), FILE_HASH, total, None)
     with open(path, "rb") as handle:
         digest = hashlib.file_digest(handle, "sha256")
