@@ -12,7 +12,7 @@ import json
 import os
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -40,6 +40,32 @@ def stat_of(path: str) -> list[int] | None:
                 continue
             size, newest, count = size + child.st_size, max(newest, child.st_mtime_ns), count + 1
     return [size, newest, count]
+
+
+Seen = dict[str, os.stat_result]  # stats taken for one event, by path as Snakemake names it
+
+
+def stats_of(workdir: str, paths: Iterable[str], seen: Seen | None = None) -> dict[str, list[int]]:
+    """`stat_of` each of `paths` (in `workdir`) that exists, to recognise it in a later replay;
+    `seen` gets each one's stat, one stat a file (the writer's too, for the same event)."""
+    found = {}
+    for path in paths:
+        location = os.path.join(workdir, path)
+        try:
+            info = os.stat(location)
+        except OSError:
+            continue
+        if seen is not None:
+            seen[path] = info
+        now = stat_of(location) if stat.S_ISDIR(info.st_mode) else [info.st_size, info.st_mtime_ns]
+        if now is not None:
+            found[path] = now
+    return found
+
+
+def is_dir(location: str, info: os.stat_result | None) -> bool:
+    """Whether `location` is a folder (`info`: its stat, if taken)."""
+    return os.path.isdir(location) if info is None else stat.S_ISDIR(info.st_mode)
 
 
 class Journal:

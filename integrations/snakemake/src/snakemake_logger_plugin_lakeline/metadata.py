@@ -59,7 +59,7 @@ class Record:
         return [str(p) for p in self.data.get("log") or []]
 
 
-def _parse(output: str, text: str) -> Record | None:
+def _parse(output: str, text: str | bytes) -> Record | None:
     try:
         data = json.loads(text)
     except json.JSONDecodeError:
@@ -82,8 +82,8 @@ def read(workdir: str | os.PathLike[str], output: str) -> Record | None:
     try:
         if os.path.exists(_record_file(os.path.join(base, "incomplete"), output)):
             return None  # its job is running (or was killed): the record is stale
-        with open(_record_file(os.path.join(base, "metadata"), output)) as record:
-            return _parse(output, record.read())
+        with open(_record_file(os.path.join(base, "metadata"), output), "rb") as record:
+            return _parse(output, record.read())  # JSON: json.loads reads UTF-8 bytes
     except (OSError, ValueError):
         return None
 

@@ -20,7 +20,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -36,7 +36,7 @@ from snakemake_logger_plugin_lakeline.events import (
     WorkflowStarted,
     exit_code_of,
 )
-from snakemake_logger_plugin_lakeline.journal import Journal, stat_of
+from snakemake_logger_plugin_lakeline.journal import Journal, Seen, is_dir, stat_of, stats_of
 from snakemake_logger_plugin_lakeline.sources import RuleSource, Sources, pipeline_key
 from snakemake_logger_plugin_lakeline.writer import Writer, is_fatal
 
@@ -280,18 +280,21 @@ class Tracker:
         if not self.expect_finished:
             self.finish_ready()
         self.pipes.update(info.pipes)
+        seen: Seen = {}  # the stats taken now, for the writer too
         if not self.replay:
-            info.input_stats = self._stats(p for p in info.inputs if p not in self.pipes)
+            inputs = (p for p in info.inputs if p not in self.pipes)
+            info.input_stats = stats_of(self.workdir, inputs, seen)
         self._write(info)
         if known is not None:  # a restarted job (--retries): the same step runs again
             known.info, known.status, known.finished = info, "started", False
         else:
             job = self.jobs[info.jobid] = Job(info)
-            self._start(job)
+            self._start(job, seen)
         if info.updates:  # it rewrites files in place: what others read is hashed first
             self.flush()
 
-    def _start(self, job: Job) -> None:
+    def _start(self, job: Job, seen: Seen | None = None) -> None:
+        """Record the job's step and its inputs (`seen`: their stats taken for this event)."""
         if not self._ensure_workflow():
             return
         assert self.recorder is not None and self.workflow is not None
@@ -334,7 +337,7 @@ class Tracker:
                 if not self._recorded(job, path, output=False):
                     job.problems.append(f"{path}: changed since the run")
                 continue
-            self.writer.use(job, path, info.input_names.get(path, ""))
+            self.writer.use(job, path, info.input_names.get(path, ""), (seen or {}).get(path))
             for folder in self._folders_holding(path):  # checkpoints: the folder holding it
                 self.writer.use(job, folder, "directory")
 
@@ -348,12 +351,13 @@ class Tracker:
         job = self.jobs.get(event.jobid)
         if job is None or job.status != "started":
             return
+        seen: Seen = {}
         if not self.replay:
-            self._observe(job, event)
+            self._observe(job, event, seen)
         self._write(event)
-        self._finish(job, "completed", event)
+        self._finish(job, "completed", event, seen)
 
-    def _observe(self, job: Job, event: JobFinished) -> None:
+    def _observe(self, job: Job, event: JobFinished, seen: Seen) -> None:
         """Note times (from metadata) and what each product is now, for later replays."""
         for path in job.info.outputs:
             record = metadata.read(self.workdir, path)
@@ -361,9 +365,13 @@ class Tracker:
                 event.started[path] = record.starttime
             if record is not None:
                 event.endtime = max(event.endtime or 0.0, record.endtime or 0.0) or None
-        event.files.update(self._stats(p for p, _ in job.products()))
+        event.files.update(stats_of(self.workdir, (p for p, _ in job.products()), seen))
 
-    def _finish(self, job: Job, status: str, event: JobFinished | JobError) -> None:
+    def _finish(
+        self, job: Job, status: str, event: JobFinished | JobError, seen: Seen | None = None
+    ) -> None:
+        """Record the job's products (`seen`: stats `_observe` took) and its end."""
+        seen = seen or {}
         job.status = status
         if job.step is None or self.failure is not None or self.writer is None:
             return
@@ -375,10 +383,10 @@ class Tracker:
                 if not self._recorded(job, path, output=True):
                     job.problems.append(f"{path}: changed since the run")
                 continue
-            self.writer.produce(job, path, kind)
+            self.writer.produce(job, path, kind, seen.get(path))
             if kind == "transient" and not os.path.lexists(os.path.join(self.workdir, path)):
                 self.writer.removed(path)  # a replay, after Snakemake deleted it
-            if kind is None and os.path.isdir(os.path.join(self.workdir, path)):
+            if kind is None and is_dir(os.path.join(self.workdir, path), seen.get(path)):
                 self.folders.add(path)
         error = event.error if isinstance(event, JobError) else None
         exit_code = 0 if status == "completed" else getattr(event, "exit_code", None)
@@ -403,11 +411,6 @@ class Tracker:
                 self.recorder.flush_if_due()  # (the handler's timer calls this during long jobs)
         except Exception as exc:
             self.fail(exc)
-
-    def _stats(self, paths: Iterable[str]) -> dict[str, list[int]]:
-        """What each file is now ([size, mtime_ns]), to recognise it in a later replay."""
-        found = {p: stat_of(os.path.join(self.workdir, p)) for p in paths}
-        return {p: s for p, s in found.items() if s is not None}
 
     def _unchanged(self, path: str, stats: dict[str, list[int]]) -> bool:
         """In a replay: whether the file is still what the run saw (a gone file is looked up)."""
@@ -441,7 +444,7 @@ class Tracker:
             event.error = "\n".join(t for t in (event.error, pending.message) if t)
             event.exit_code = exit_code_of(pending.message)
         if not self.replay:
-            event.files = self._stats(event.logs)
+            event.files = stats_of(self.workdir, event.logs)
         self._write(event)
         job = self.jobs.get(event.jobid)
         if job is None:  # no job_info seen (filtered out): describe it from the error

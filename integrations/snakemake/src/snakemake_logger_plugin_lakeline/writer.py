@@ -143,12 +143,15 @@ class Writer:
 
         return isinstance(self.recorder, BatchRecorder)
 
-    def use(self, job: JobLike, path: str, role: str = "") -> None:
-        """`job` used the file `path` (relative to the workflow folder, or absolute)."""
+    def use(
+        self, job: JobLike, path: str, role: str = "", st: os.stat_result | None = None
+    ) -> None:
+        """`job` used the file `path` (relative to the workflow folder, or absolute); `st`:
+        its stat, if the caller took one for this event."""
         if job.step is None:
             return
         location = os.path.join(self.workdir, path)
-        st = _stat(location)  # one stat: what it is, and what is recorded (as it is before)
+        st = _stat(location) if st is None else st  # one stat: what it is, what is recorded
         if _not_data(st):
             return
         known = self._lookup(location, st)
@@ -180,12 +183,15 @@ class Writer:
             return
         self._due()
 
-    def produce(self, job: JobLike, path: str, kind: str | None = None) -> None:
-        """`job` made the file `path` (`kind`: None, transient, log, benchmark)."""
+    def produce(
+        self, job: JobLike, path: str, kind: str | None = None, st: os.stat_result | None = None
+    ) -> None:
+        """`job` made the file `path` (`kind`: None, transient, log, benchmark); `st` as for
+        `use`."""
         if job.step is None:
             return
         location = os.path.join(self.workdir, path)
-        st = _stat(location)
+        st = _stat(location) if st is None else st
         if _not_data(st):
             return
         pending = self._files.get(location)
