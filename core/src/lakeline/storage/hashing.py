@@ -49,7 +49,7 @@ def hash_local_file(path: str, size: int | None = None) -> Digest:
     is small (file_digest's 256 KiB buffer costs more than hashing a small file)."""
     if size is not None and size < SMALL:
         sha, total, want = hashlib.sha256(), 0, size + 1
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))  # no file object
+        fd = os.open(path, _READ)  # no file object
         try:
             while chunk := os.read(fd, want):  # to the end, whatever its size is by now
                 sha.update(chunk)
