@@ -496,16 +496,16 @@ def test_a_file_made_by_one_step_is_not_hashed_again_when_the_next_uses_it(
 ) -> None:
     """Produced by step 1, used unchanged by step 2: linked by its stat, read once. Rewritten
     afterwards: hashed again, a new version, and the next user links that one."""
-    from lakeline.artifacts import save
+    from lakeline.artifacts import planning
 
     hashed: list[str] = []
-    real = save.hash_in_place  # (files outside a storage root: save.copy_hashed)
+    real = planning.hash_in_place  # (files outside a storage root: copy_hashed)
 
     def counting(fs: Any, path: str, is_dir: bool, *before: Any) -> Any:
         hashed.append(path)
         return real(fs, path, is_dir, *before)
 
-    monkeypatch.setattr(save, "hash_in_place", counting)
+    monkeypatch.setattr(planning, "hash_in_place", counting)
     rec = Recorder("toy", root=tmp_path)
     wf = rec.start_workflow(key="big", engine_run_id="b-1")
     make = rec.start_step(wf, key="make", kind="task", engine_task_id="1")
