@@ -40,11 +40,14 @@ from __future__ import annotations
 import json
 import math
 import re
+import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
+from lakeline.db.errors import translate
 from lakeline.search import _TOKEN, RankedPool, _preparer, _tokens, search_fields, words
 
 MAX_TERMS = 64  # a word's whole tokens ORed in one FTS5 query
@@ -273,9 +276,14 @@ def _pattern(phrase: tuple[str, ...]) -> re.Pattern[str]:
 
 
 def _fetch(session: Any, sql: str, params: dict[str, Any]) -> list[Any]:
-    """The rows of `sql` as the driver gives them (tuples: many rows, no result objects)."""
-    raw = session.connection().connection.driver_connection
-    return list(raw.execute(sql, params).fetchall())
+    """The rows of `sql` as the driver gives them (tuples: many rows, no result objects); its
+    errors as SQLAlchemy's statements give them (a damaged file: `DatabaseCorrupted`)."""
+    connection = session.connection()
+    try:
+        return list(connection.connection.driver_connection.execute(sql, params).fetchall())
+    except sqlite3.Error as exc:
+        error = DBAPIError.instance(sql, params, exc, sqlite3.Error)
+        raise (translate(error, connection.engine, sql) or error) from exc
 
 
 def _count(tokens: list[str], phrase: tuple[str, ...]) -> int:
