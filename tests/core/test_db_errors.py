@@ -288,3 +288,34 @@ def test_other_driver_errors_are_one_cli_line(instance: Instance) -> None:
         conn.execute(text("DROP TABLE collection_artifacts"))
         conn.execute(text("DROP TABLE collections"))
     cli_fails("info", match="database error:")
+
+
+def test_a_damaged_search_vocabulary(
+    lakeline_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The vocabulary's lookups (`lakeline.search_vocab`, read through the driver's cursor)
+    give the same error as every other read of a damaged file: they gave sqlite3's own
+    DatabaseError, and the CLI a traceback."""
+    from lakeline import search_vocab
+
+    monkeypatch.setattr(search_vocab, "PREFIX_ROWS", -1)  # a prefix through the vocabulary
+    instance = ll.init(tmp_path / "data", name="vocab")
+    ll.save([ll.Artifact(_file(tmp_path, f"f{i}.txt", f"{i}\n"), key=f"d/f{i}.txt",
+                         description=f"sequencing{i} words") for i in range(30)])  # fmt: skip
+    path = _sqlite_path(instance)
+    with instance.engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        page = conn.exec_driver_sql("PRAGMA page_size").scalar_one()
+        root = conn.exec_driver_sql(
+            "SELECT rootpage FROM sqlite_master WHERE name = 'artifacts_fts_vocab'"
+        ).scalar_one()
+    disconnect()
+    instance.engine.dispose()
+    with path.open("r+b") as handle:  # the vocabulary's one page, and nothing else
+        handle.seek((root - 1) * page)
+        handle.write(b"\xff" * page)
+    ll.connect("vocab")
+    assert ll.Artifact.filter().count() == 30  # the rest of the file reads as before
+    with pytest.raises(DatabaseCorrupted, match="damaged"):
+        ll.Artifact.search("seq", limit=1).all()
+    cli_fails("search", "seq", match="damaged")

@@ -203,3 +203,33 @@ def test_a_folded_prefix_finds_its_tokens(
                 assert any("bm25(" in sql for sql, _ in seen) == (rare > 0)
     assert _upper("a\ud7ff") == "a\ue000" and _upper("ab") == "ac"
     assert _upper("\U0010ffff") is None
+
+
+def test_tokens_longer_than_fts5_keeps_are_whole_in_the_vocabulary(
+    instance: Instance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FTS5 keeps a token's first 32 KiB (FTS5_MAX_TOKEN_SIZE bytes, cut anywhere in a
+    character), a query's too. The vocabulary holds such tokens whole, filled (0015 on a
+    catalog that has them) as kept by the triggers: a fill from FTS5's index held 'ア' x 12000
+    cut mid-character, and every search of a prefix of it failed to decode the term (a raw
+    OperationalError); a longer query word found nothing; a deleted row's cut token stayed."""
+    if instance.dialect != "sqlite":
+        pytest.skip("SQLite's vocabulary")
+    from lakeline import search_vocab
+
+    monkeypatch.setattr(search_vocab, "PREFIX_ROWS", -1)  # read through the vocabulary
+    cfg = alembic_config()
+    with instance.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0014")
+    long = {"kana": "ア" * 12_000, "ascii": "x" * 40_000, "short": "アイ x"}
+    ll.save([ll.ULabel(name=name, description=text_) for name, text_ in long.items()])
+    upgrade(instance.engine)  # filled from the FTS5 index
+    ll.save([ll.ULabel(name="later", description="x" * 40_000)])  # kept by the triggers
+    for query in ("ア", "x", "x" * 33_000, "ア" * 11_000):
+        found = [x.id for x in ll.ULabel.search(query, limit=1)]
+        assert found == _prefix_pool(instance, query, 1, 10), len(query)
+    with instance.engine.begin() as conn:
+        conn.execute(text("DELETE FROM ulabels WHERE name IN ('kana', 'ascii', 'later')"))
+        kept = conn.execute(text("SELECT term, docs FROM ulabels_fts_vocab")).all()
+    assert sorted(kept) == [("short", 1), ("x", 1), ("アイ", 1)]  # the one row left

@@ -135,7 +135,7 @@ def search_index_ddl(table_name: str, fields: Sequence[str], dialect: str) -> li
             "content_rowid='id')",
             *vocab_ddl(table_name, fields),
             f"INSERT INTO {fts}({fts}) VALUES ('rebuild')",
-            *vocab_fill(table_name),
+            *vocab_fill(table_name, fields),
         ]
     if dialect == "postgresql":
         return [

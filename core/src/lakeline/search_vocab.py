@@ -40,11 +40,14 @@ from __future__ import annotations
 import json
 import math
 import re
+import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
+from lakeline.db.errors import translate
 from lakeline.search import _TOKEN, RankedPool, _preparer, _tokens, search_fields, words
 
 MAX_TERMS = 64  # a word's whole tokens ORed in one FTS5 query
@@ -53,6 +56,7 @@ CHECK_ROWS = 10_000  # candidate rows a word of more tokens is checked on, in Py
 COUNT_ROWS = 50_000  # a word of several tokens: FTS5 counts its rows when they are fewer
 PREFIX_ROWS = 20_000  # every word's tokens in fewer rows: the prefix pool, as before
 CHUNK = 1_000  # candidate rows read at a time
+MAX_TOKEN_BYTES = 32_768  # FTS5_MAX_TOKEN_SIZE: FTS5 keeps the first bytes of a longer token
 
 
 def tokens_json(*values: Any) -> str:
@@ -100,15 +104,22 @@ def vocab_ddl(table_name: str, fields: Sequence[str]) -> list[str]:
     ]
 
 
-def vocab_fill(table_name: str) -> list[str]:
+def vocab_fill(table_name: str, fields: Sequence[str]) -> list[str]:
     """The vocabulary filled from the FTS5 index itself (its `fts5vocab` rows: each token and
-    the rows holding it), replacing what it held."""
-    fts = f"{table_name}_fts"
+    the rows holding it), replacing what it held. FTS5 keeps a token's first `MAX_TOKEN_BYTES`
+    bytes (cut anywhere, even inside a character: not text Python can read), the triggers the
+    whole token: tokens that long are counted from the rows holding them, as the triggers do."""
+    fts, cols = f"{table_name}_fts", ", ".join(f"t.{f}" for f in fields)
+    long_rows = " OR ".join(f"length(CAST(t.{f} AS BLOB)) >= {MAX_TOKEN_BYTES}" for f in fields)
     return [
         f"DELETE FROM {fts}_vocab",
         f"CREATE VIRTUAL TABLE temp.{fts}_terms USING fts5vocab(main, {fts}, row)",
-        f"INSERT INTO {fts}_vocab(term, docs) SELECT term, doc FROM temp.{fts}_terms",
+        f"INSERT INTO {fts}_vocab(term, docs) SELECT term, doc FROM temp.{fts}_terms "
+        f"WHERE length(CAST(term AS BLOB)) < {MAX_TOKEN_BYTES}",
         f"DROP TABLE temp.{fts}_terms",
+        f"INSERT INTO {fts}_vocab(term, docs) SELECT j.value, count(*) FROM {table_name} AS t, "
+        f"json_each(lakeline_tokens({cols})) AS j WHERE ({long_rows}) "
+        f"AND length(CAST(j.value AS BLOB)) >= {MAX_TOKEN_BYTES} GROUP BY j.value",
     ]
 
 
@@ -265,9 +276,14 @@ def _pattern(phrase: tuple[str, ...]) -> re.Pattern[str]:
 
 
 def _fetch(session: Any, sql: str, params: dict[str, Any]) -> list[Any]:
-    """The rows of `sql` as the driver gives them (tuples: many rows, no result objects)."""
-    raw = session.connection().connection.driver_connection
-    return list(raw.execute(sql, params).fetchall())
+    """The rows of `sql` as the driver gives them (tuples: many rows, no result objects); its
+    errors as SQLAlchemy's statements give them (a damaged file: `DatabaseCorrupted`)."""
+    connection = session.connection()
+    try:
+        return list(connection.connection.driver_connection.execute(sql, params).fetchall())
+    except sqlite3.Error as exc:
+        error = DBAPIError.instance(sql, params, exc, sqlite3.Error)
+        raise (translate(error, connection.engine, sql) or error) from exc
 
 
 def _count(tokens: list[str], phrase: tuple[str, ...]) -> int:

@@ -47,7 +47,7 @@ def upgrade() -> None:
     if op.get_bind().dialect.name != "sqlite":
         return
     for table, fields in _searchable().items():
-        for statement in [*vocab_ddl(table, fields), *vocab_fill(table)]:
+        for statement in [*vocab_ddl(table, fields), *vocab_fill(table, fields)]:
             op.execute(statement)
 
 
