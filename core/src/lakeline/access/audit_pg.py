@@ -57,7 +57,7 @@ GENERIC = """
 
 
 # The function compares the table's column names with the ones it was made for at every
-# statement (~5 us more than comparing the count): the count alone (`relnatts`, which also
+# statement (~5-10 us more than comparing the count): the count alone (`relnatts`, which also
 # counts dropped columns) missed a column dropped or renamed, and the static SQL then named a
 # column that no longer is (every write of the table refused). Types and collations are not
 # compared (with them ~20-40 us a statement): a column retyped outside migrate is compared as
