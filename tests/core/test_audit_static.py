@@ -324,3 +324,56 @@ def test_a_column_dropped_or_renamed_outside_migrate_is_audited_as_the_generic_a
     assert all(count % 2 == 0 for count in twins.values()), twins
     assert sum(twins.values()) == 10  # insert, 3 updates, delete: each twice
     assert verify(instance).ok
+
+
+def _migrate_held(pause: Any, name: str) -> None:
+    """In a child process: `lakeline migrate` at head, held with its audit functions made
+    again, not committed."""
+    from lakeline import checkpoints
+
+    with checkpoints.at("migrate.audits", pause.hold):
+        migrate(name)
+
+
+def test_two_migrates_at_head_at_once(db_url: str | None, tmp_path: Path) -> None:
+    """A second `lakeline migrate` at head while another one makes the audit functions again
+    waits for it (without the migration lock: "tuple concurrently updated" once the first
+    committed)."""
+    import threading
+
+    from faults import run_paused
+
+    instance = ll.init(tmp_path / "data", db=db_url, name="test")
+    _postgres_only(instance)
+    process, pause = run_paused(_migrate_held, "test")
+    outcome: list[Any] = []
+
+    def second() -> None:
+        try:
+            outcome.append(migrate("test")[1])
+        except Exception as exc:  # reported by the assertion below
+            outcome.append(exc)
+
+    thread = threading.Thread(target=second)
+    try:
+        assert pause.reached()
+        thread.start()
+        with instance.engine.connect() as conn:
+            waiting = text(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND datname = current_database()"
+            )
+            for _ in range(600):
+                if conn.execute(waiting).scalar():
+                    break
+                conn.rollback()
+                thread.join(0.1)
+            else:
+                pytest.fail("the second migrate never waited for the first")
+    finally:
+        pause.release()
+        process.join(120)
+        thread.join(120)
+    assert process.exitcode == 0
+    assert outcome == [HEAD_REVISION]
+    assert verify(instance).ok
