@@ -53,7 +53,11 @@ GENERIC = """
             LATERAL (SELECT jsonb_object_agg(k, jsonb_build_array(p.o -> k, p.n -> k)) AS d
                      FROM jsonb_object_keys(p.n) AS k
                      WHERE k <> 'search_vector' AND (p.o -> k) IS DISTINCT FROM (p.n -> k)) c
-            WHERE d IS NOT NULL$q$, TG_TABLE_NAME, {keys});"""
+            WHERE d IS NOT NULL$q$, TG_TABLE_NAME, (
+            -- the primary key as it is now (it may have been renamed too)
+            SELECT string_agg(quote_ident(a.attname), ', ') FROM pg_catalog.pg_index i
+            JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+            WHERE i.indrelid = TG_RELID AND i.indisprimary));"""
 
 
 # The function compares the table's column names with the ones it was made for at every
@@ -134,7 +138,6 @@ def function_sql(conn: Connection, table: str) -> str | None:
         return "jsonb_strip_nulls(" + " || ".join(f"jsonb_build_object({p})" for p in parts) + ")"
 
     on = " AND ".join(f"o.{_quote(k)} = n.{_quote(k)}" for k in keys)
-    generic = GENERIC.replace("{keys}", _literal(", ".join(_quote(k) for k in keys)))
     return f"""
 CREATE OR REPLACE FUNCTION {_quote(function_name(table))}() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
@@ -169,7 +172,7 @@ BEGIN
             SELECT statement_timestamp(), session_user, TG_TABLE_NAME, r ->> 'uid', 'delete', r
             FROM (SELECT jsonb_strip_nulls(to_jsonb(o.*)) - 'search_vector' AS r
                   FROM old_rows o) s;
-        ELSE{generic}
+        ELSE{GENERIC}
         END IF;
     ELSIF TG_OP = 'INSERT' THEN
         INSERT INTO audit_log (at, actor, tbl, uid, action, changes)
