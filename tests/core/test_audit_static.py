@@ -84,7 +84,7 @@ def test_each_audited_table_is_updated_through_static_sql_of_its_own(
     assert _settings(instance, "lakeline_audit_chain") >= CHAIN_SETTINGS
 
 
-def _probe(instance: Instance) -> None:
+def _probe(instance: Instance, key: str = "id") -> None:
     """A second set of audit triggers on every audited table, running 0009's generic function:
     each row written is then audited twice, by the table's own function and by the generic."""
     with instance.engine.begin() as conn:
@@ -98,7 +98,7 @@ def _probe(instance: Instance) -> None:
                     text(
                         f"CREATE TRIGGER zz_generic_{event.lower()} AFTER {event} ON {table} "
                         f"REFERENCING {refs} FOR EACH STATEMENT "
-                        "EXECUTE FUNCTION lakeline_audit('id')"
+                        f"EXECUTE FUNCTION lakeline_audit('{key}')"
                     )
                 )
 
@@ -287,4 +287,94 @@ def test_a_catalog_at_0013_is_upgraded_and_downgraded_in_place(
     assert again["artifacts"] == {"description": [None, "about again"]}
     assert verify(instance).ok
     upgrade(instance.engine)
+    assert verify(instance).ok
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "DROP COLUMN b",
+        "RENAME COLUMN b TO c",
+        "DROP COLUMN b, ADD COLUMN c integer",  # the column count alone caught this one
+        "RENAME COLUMN id TO ident",  # the key: 0009's query pairs rows on the key as it is
+    ],
+)
+def test_a_column_dropped_or_renamed_outside_migrate_is_audited_as_the_generic_audits_it(
+    instance: Instance, change: str
+) -> None:
+    """The function is made for the columns as they were: a column dropped or renamed since
+    (the table's column count unchanged) made its static SQL name a column that no longer is
+    and every write of the table failed until `lakeline migrate`."""
+    from lakeline.access.audit_pg import install_audits
+
+    _postgres_only(instance)
+    with instance.engine.begin() as conn:
+        conn.execute(text("CREATE TABLE keyed (id serial PRIMARY KEY, uid text, a int, b int)"))
+        install_audits(conn, ["keyed"])
+        conn.execute(text("INSERT INTO keyed (uid, a, b) VALUES ('k-1', 1, 2), ('k-2', 3, 4)"))
+    before = max(e.seq for e in entries(instance))
+    with instance.engine.begin() as conn:
+        conn.execute(text(f"ALTER TABLE keyed {change}"))
+    _probe(instance, "ident" if "id TO ident" in change else "id")
+    with instance.engine.begin() as conn:
+        conn.execute(text("INSERT INTO keyed (uid, a) VALUES ('k-3', 5)"))
+        conn.execute(text("UPDATE keyed SET a = a + 10"))
+        conn.execute(text("DELETE FROM keyed WHERE uid = 'k-2'"))
+    log = [e for e in entries(instance, uids=["k-1", "k-2", "k-3"]) if e.seq > before]
+    twins = Counter((e.uid, e.action, json.dumps(e.changes, sort_keys=True)) for e in log)
+    assert all(count % 2 == 0 for count in twins.values()), twins
+    assert sum(twins.values()) == 10  # insert, 3 updates, delete: each twice
+    assert verify(instance).ok
+
+
+def _migrate_held(pause: Any, name: str) -> None:
+    """In a child process: `lakeline migrate` at head, held with its audit functions made
+    again, not committed."""
+    from lakeline import checkpoints
+
+    with checkpoints.at("migrate.audits", pause.hold):
+        migrate(name)
+
+
+def test_two_migrates_at_head_at_once(db_url: str | None, tmp_path: Path) -> None:
+    """A second `lakeline migrate` at head while another one makes the audit functions again
+    waits for it (without the migration lock: "tuple concurrently updated" once the first
+    committed)."""
+    import threading
+
+    from faults import run_paused
+
+    instance = ll.init(tmp_path / "data", db=db_url, name="test")
+    _postgres_only(instance)
+    process, pause = run_paused(_migrate_held, "test")
+    outcome: list[Any] = []
+
+    def second() -> None:
+        try:
+            outcome.append(migrate("test")[1])
+        except Exception as exc:  # reported by the assertion below
+            outcome.append(exc)
+
+    thread = threading.Thread(target=second)
+    try:
+        assert pause.reached()
+        thread.start()
+        with instance.engine.connect() as conn:
+            waiting = text(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND datname = current_database()"
+            )
+            for _ in range(600):
+                if conn.execute(waiting).scalar():
+                    break
+                conn.rollback()
+                thread.join(0.1)
+            else:
+                pytest.fail("the second migrate never waited for the first")
+    finally:
+        pause.release()
+        process.join(120)
+        thread.join(120)
+    assert process.exitcode == 0
+    assert outcome == [HEAD_REVISION]
     assert verify(instance).ok

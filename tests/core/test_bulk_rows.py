@@ -223,6 +223,7 @@ def test_one_of_many_values_finds_exactly_the_rows_a_plain_in_finds(
     keys = [f"k/{i}/{word}.txt" for i, word in enumerate(odd * 5)]
     rows = [
         {**row, "uid": f"o{i:011d}0000", "stem": f"o{i:011d}", "key": key, "size": i}
+        | {"description": str(i)}
         for i, key in enumerate(keys)
     ]
     with instance.sessions.write() as session:
@@ -233,6 +234,9 @@ def test_one_of_many_values_finds_exactly_the_rows_a_plain_in_finds(
         (Artifact.id, [*ids[1::2], 10**9]),  # integers: JSON on SQLite, inline on PostgreSQL
         (Artifact.size, [*range(0, 35, 2), "3"]),  # mixed types: a plain IN
     ]
+    if instance.dialect == "sqlite":  # a text column and integers: SQLite compares them as
+        # texts (PostgreSQL refuses varchar = integer); json_each's integers matched none
+        cases.append((Artifact.description, [*range(0, 35, 2)]))
     with instance.sessions.read() as session:
         for column, values in cases:
             assert len(values) > RETURNING

@@ -7,7 +7,8 @@ deletes or collects garbage. Points: `save.stored` (bytes stored, records not ye
 `recorder.flush` (a BatchRecorder's batch half written inside its transaction),
 `recorder.transform` (a Recorder's new transform written, not committed), `gc.listed`
 (`lakeline gc` found its garbage and is about to remove it), `migrate.locked` (a migration
-holds the database's migration lock, nothing migrated yet).
+holds the database's migration lock, nothing migrated yet), `migrate.audits` (`lakeline
+migrate` at head made the triggers and audit functions again, not committed).
 """
 
 from __future__ import annotations

@@ -422,16 +422,24 @@ def migrate(name: str | None = None) -> tuple[str | None, str, str | None]:
         elif modules or engine.dialect.name == "postgresql":
             # at head: triggers of module tables mounted before they were audited, and (on
             # PostgreSQL) audit functions made again for columns added since they were made
+            from sqlalchemy import text
+
+            from lakeline import checkpoints
             from lakeline.access.audit import install_module_triggers
             from lakeline.access.audit_pg import install_audits
             from lakeline.access.roles import is_owner
+            from lakeline.db.migrate import MIGRATION_LOCK
 
             with engine.execution_options(lakeline_write=True).begin() as conn:
+                if conn.dialect.name == "postgresql":  # one at a time, as upgrades: a second
+                    # CREATE OR REPLACE of a function failed ("tuple concurrently updated")
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
                 if conn.dialect.name == "sqlite" or is_owner(conn):
                     if modules:
                         install_module_triggers(conn, [m.prefix for m in modules])
                     if conn.dialect.name == "postgresql":
                         install_audits(conn)
+                checkpoints.reach("migrate.audits")
         from lakeline.access.roles import setup_roles
 
         setup_roles(engine)  # idempotent: new tables get their GRANTs

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Enum,
+    Integer,
     String,
     Table,
     Text,
@@ -78,7 +79,8 @@ def _json_list(session: Session, column: Any, values: Sequence[Any], postgres: b
     """`values` as one JSON array, or None where JSON would change what is compared: only a
     column whose type binds values as they are (`Str` only checks them), texts without a
     NUL (json_each would cut it, PostgreSQL refuses it) or, on SQLite, integers (not
-    booleans); PostgreSQL compares text columns only (no cast of each element)."""
+    booleans) of an integer column; PostgreSQL compares text columns only (no cast of each
+    element)."""
     import json
 
     kind = type(values[0])
@@ -96,10 +98,12 @@ def _json_list(session: Session, column: Any, values: Sequence[Any], postgres: b
             return None
     elif type_.dialect_impl(dialect).bind_processor(dialect) is not None:
         return None
+    impl = getattr(type_, "impl_instance", type_)
     if postgres:
-        impl = getattr(type_, "impl_instance", type_)
         if not isinstance(impl, String) or isinstance(impl, Enum):
             return None
+    elif kind is int and not isinstance(impl, Integer):
+        return None  # a text column: IN compares integers as texts, json_each's do not match
     if kind is str and "\x00" in "".join(values):
         return None
     return json.dumps(list(values))
