@@ -19,13 +19,21 @@ from lakeline.errors import DoesNotExist, MultipleFound, QueryError
 from lakeline.models.base import Base, VersionedMixin, is_null
 from lakeline.query_plans import planned_rows, walk_terms
 from lakeline.query_versions import version_condition
+from lakeline.search import (
+    RankedPool,
+    apply_search,
+    few_matches,
+    like_fields,
+    pg_lead,
+    search_fields,
+    sqlite_pool,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
     from sqlalchemy.orm import Session
 
     from lakeline.instance import Instance
-    from lakeline.search import RankedPool
 
 M = TypeVar("M")
 
@@ -226,8 +234,6 @@ class QuerySet(Generic[M]):
         """
         if not isinstance(text, str) or not re.findall(r"\w+", text):
             raise QueryError(f"search needs some words to look for, got {text!r}")
-        from lakeline.search import like_fields, search_fields
-
         if not search_fields(self.model) and not like_fields(self.model):
             raise QueryError(
                 f"{self.model.__name__} has no text fields to search: filter it with lookups "
@@ -306,8 +312,6 @@ class QuerySet(Generic[M]):
         """How many newest matches a ranked search ranks (None: all of them)."""
         if self._search is None or self._exhaustive or self._order or self._limit is None:
             return None
-        from lakeline.search import search_fields
-
         if not search_fields(self.model):  # matched with LIKE: nothing ranked
             return None
         return max(SEARCH_POOL, 10 * (self._limit + (self._offset or 0)))
@@ -317,22 +321,19 @@ class QuerySet(Generic[M]):
         match when the pool gave fewer records than asked for."""
         size = self._pool()
         pool: int | RankedPool | None = size
+        lead = pg_lead(session, self.model, self._search, self._dialect())
         if size is None:
             planned = planned_rows(self, session, columns, run)
             if planned is not None:
                 return planned
         elif self._dialect() == "sqlite":  # ranked first (whole words, else prefixes)
-            from lakeline.search import sqlite_pool
-
             pool = sqlite_pool(session, self.model, self._search or "", size)
-        rows = list(run(session, self._statement(columns, pool=pool)))
+        rows = list(run(session, self._statement(columns, pool=pool, lead=lead)))
         exact = getattr(pool, "exact", False)  # the pool held every match: no second query
         if pool is not None and not exact and self._limit is not None and len(rows) < self._limit:
             if self._dialect() == "postgresql":
-                from lakeline.search import few_matches
-
                 few_matches(session)
-            rows = list(run(session, self._statement(columns)))
+            rows = list(run(session, self._statement(columns, lead=lead)))
         return rows
 
     def _statement(
@@ -342,6 +343,7 @@ class QuerySet(Generic[M]):
         ordered: bool = True,
         pool: int | RankedPool | None = None,
         walk: bool = False,
+        lead: str | None = None,
     ) -> Select[Any]:
         """The select of this query; `walk`: its terms written for a walk in id order
         (`lakeline.query_plans`)."""
@@ -366,11 +368,8 @@ class QuerySet(Generic[M]):
         if self._latest_only:
             stmt = where(stmt, model.is_latest.is_(True))
         if self._search is not None:
-            from lakeline.search import apply_search
-
-            stmt = apply_search(
-                stmt, self.model, self._search, self._dialect(), ordered=ordered, pool=pool
-            )
+            search, dialect = self._search, self._dialect()
+            stmt = apply_search(stmt, model, search, dialect, ordered=ordered, pool=pool, lead=lead)
         if ordered:
             for field in self._order:
                 column = getattr(model, field.lstrip("-"))

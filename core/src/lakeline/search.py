@@ -419,6 +419,41 @@ def _tsquery(terms: list[str]) -> str:
     return " & ".join(f"{phrase}:*" for phrase in phrases if phrase)
 
 
+def pg_lead(session: Any, model: type[Any], query: str | None, dialect: str) -> str | None:
+    """PostgreSQL, a query of several words: the tsquery of the word the fewest records hold,
+    as the column's statistics tell (None: SQLite, one word, or no statistics yet). GIN reads
+    a prefix term by collecting every row holding a token with that prefix before it intersects, so
+    `common:* & rare:*` cost as much as the common word (and the planner's estimate of a prefix
+    term is a constant). So the index is scanned for the lead word alone and the whole query
+    checked on its rows (`apply_search`). A word's count: the frequencies of the most common
+    tokens it matches (whole, or the prefix of its last token), summed; 0 when none is one."""
+    if dialect != "postgresql" or not query:
+        return None
+    phrases = [tokens for tokens in (_tokens(term) for term in words(query)) if tokens]
+    if len(phrases) < 2 or not search_fields(model):
+        return None
+    stats = session.execute(
+        text(
+            "SELECT s.most_common_elems::text::text[], s.most_common_elem_freqs FROM pg_stats s "
+            "JOIN pg_namespace n ON n.nspname = s.schemaname JOIN pg_class c ON "
+            "c.relnamespace = n.oid AND c.relname = s.tablename "
+            "WHERE c.oid = to_regclass(:t) AND s.attname = 'search_vector'"
+        ),
+        {"t": model.__table__.name},
+    ).first()
+    if stats is None or stats[0] is None:
+        return None
+    common: dict[str, float] = dict(zip(stats[0], stats[1], strict=False))
+
+    def held(tokens: list[str]) -> float:
+        *whole, last = tokens
+        prefix = sum(f for token, f in common.items() if token.startswith(last))
+        return min([common.get(token, 0.0) for token in whole] + [prefix])
+
+    lead = min(phrases, key=held)
+    return f"{' <-> '.join(lead)}:*"
+
+
 def apply_search(
     stmt: Select[Any],
     model: type[Any],
@@ -427,10 +462,12 @@ def apply_search(
     *,
     ordered: bool,
     pool: int | RankedPool | None = None,
+    lead: str | None = None,
 ) -> Select[Any]:
     """`stmt` narrowed to records matching `query`, ranked best first when `ordered`; with
     `pool`, only the newest `pool` matching records are candidates, or the records of a
-    `RankedPool` in its order (see the module doc)."""
+    `RankedPool` in its order (see the module doc). PostgreSQL, `lead` (`pg_lead`): the index
+    is scanned for that word's tsquery and the query's checked on its rows."""
     terms = words(query)
     if not search_fields(model):  # no index declared (a module's registry): LIKE, newest first
         columns = like_fields(model)
@@ -472,7 +509,17 @@ def apply_search(
         fts = table(fts_name, column("rowid"))
         stmt = stmt.join(fts, literal_column(f"{fts_name}.rowid") == key).where(match)
         return stmt.order_by(text(f"bm25({fts_name})"), key.desc()) if ordered else stmt
-    tsquery = func.to_tsquery(literal_column("'simple'::regconfig"), _tsquery(terms))
+    config: Any = literal_column("'simple'::regconfig")
+    tsquery = func.to_tsquery(config, _tsquery(terms))
+
+    def matches(vector: Any) -> Any:
+        if lead is None:
+            return vector.op("@@")(tsquery)
+        # ts_match_vq (what @@ calls) is no index condition: GIN reads the lead word alone
+        return and_(
+            vector.op("@@")(func.to_tsquery(config, lead)), func.ts_match_vq(vector, tsquery)
+        )
+
     if ordered and isinstance(pool, int):
         pooled: Any = aliased(model, name=f"search_pool_{name}")
         vector: Any = literal_column(f"search_pool_{name}.search_vector")
@@ -481,7 +528,7 @@ def apply_search(
         newest = select(func.max(key)).scalar_subquery()
         candidates = (
             select(pooled.id.label("rid"), func.ts_rank(vector, tsquery).label("score"))
-            .where(vector.op("@@")(tsquery), pooled.id > newest - POOL_WINDOW * pool)
+            .where(matches(vector), pooled.id > newest - POOL_WINDOW * pool)
             .order_by(pooled.id.desc())
             .limit(pool)
             .subquery("search_pool")
@@ -489,5 +536,5 @@ def apply_search(
         stmt = stmt.join(candidates, candidates.c.rid == key)
         return stmt.order_by(candidates.c.score.desc(), key.desc())
     vector = literal_column(f"{name}.search_vector")
-    stmt = stmt.where(vector.op("@@")(tsquery))
+    stmt = stmt.where(matches(vector))
     return stmt.order_by(func.ts_rank(vector, tsquery).desc(), key.desc()) if ordered else stmt
