@@ -19,6 +19,7 @@ from lakeline.db.migrate import HEAD_REVISION, alembic_config, upgrade
 from lakeline.instance import Instance, migrate
 from lakeline.lineage.recorder import BatchRecorder, Recorder
 from sqlalchemy import text
+from statements import until_waiting_on_a_lock
 from test_access_audit import _session
 from test_recorder_batching import steps_of_one_flush
 
@@ -359,18 +360,7 @@ def test_two_migrates_at_head_at_once(db_url: str | None, tmp_path: Path) -> Non
     try:
         assert pause.reached()
         thread.start()
-        with instance.engine.connect() as conn:
-            waiting = text(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                "AND datname = current_database()"
-            )
-            for _ in range(600):
-                if conn.execute(waiting).scalar():
-                    break
-                conn.rollback()
-                thread.join(0.1)
-            else:
-                pytest.fail("the second migrate never waited for the first")
+        until_waiting_on_a_lock(instance.engine, thread, "the second migrate")
     finally:
         pause.release()
         process.join(120)

@@ -33,6 +33,7 @@ from lakeline.instance import Instance, connect, disconnect
 from lakeline.modules import SchemaModule, installed, mounted, spec
 from lakeline.modules import add as add_modules
 from sqlalchemy import text
+from statements import until_waiting_on_a_lock
 
 lab_site, lab, lab_instance = modules_lab.lab_site, modules_lab.lab, modules_lab.lab_instance
 
@@ -296,18 +297,7 @@ def test_two_mounts_at_once(lab: Path, db_url: str | None, tmp_path: Path) -> No
         assert pause.reached()
         thread.start()
         if instance.dialect == "postgresql":  # the second waits for a lock before going on
-            with instance.engine.connect() as conn:
-                waiting = text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                    "AND datname = current_database()"
-                )
-                for _ in range(600):
-                    if conn.execute(waiting).scalar():
-                        break
-                    conn.rollback()
-                    thread.join(0.1)
-                else:
-                    pytest.fail("the second mount never waited for the first")
+            until_waiting_on_a_lock(instance.engine, thread, "the second mount")
     finally:
         pause.release()
         process.join(120)

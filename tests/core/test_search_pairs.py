@@ -5,13 +5,13 @@ common word's prefix before it intersected: 55.9 ms median at 1M artifacts)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import lakeline as ll
 import pytest
 from lakeline.instance import Instance
 from lakeline.search import _tsquery, words
-from sqlalchemy import event, text
+from sqlalchemy import text
+from statements import recorded
 
 PAIRS = {  # query: the keys that hold every word (as prefixes)
     "sequencing qzebra": {"z/0", "z/1", "z/2"},
@@ -80,13 +80,7 @@ def test_the_index_is_scanned_for_the_rarer_word(catalog: Instance) -> None:
     checked with ts_match_vq (no index condition); before, `sequencing:* & qzebra:*`."""
     if catalog.dialect != "postgresql":
         pytest.skip("GIN and pg_stats are PostgreSQL's")
-    seen: list[tuple[str, Any]] = []
-
-    def record(conn: Any, cursor: Any, sql: str, params: Any, context: Any, many: bool) -> None:
-        seen.append((sql, params))
-
-    event.listen(catalog.engine, "before_cursor_execute", record)
-    try:
+    with recorded(catalog.engine) as seen:
         for query in ("sequencing qzebra", "qzebra sequencing"):
             seen.clear()
             assert len(ll.Artifact.search(query, limit=None).all()) == 3
@@ -94,5 +88,3 @@ def test_the_index_is_scanned_for_the_rarer_word(catalog: Instance) -> None:
             assert searched and all("ts_match_vq" in sql for sql, _ in searched), searched
             tsqueries = [p for _, params in searched for p in dict(params).values()]
             assert "qzebra:*" in tsqueries and "sequencing:*" not in tsqueries, tsqueries
-    finally:
-        event.remove(catalog.engine, "before_cursor_execute", record)

@@ -15,7 +15,8 @@ import pytest
 from alembic import command
 from lakeline.db.migrate import alembic_config, upgrade
 from lakeline.instance import Instance
-from sqlalchemy import event, select, text
+from sqlalchemy import select, text
+from statements import recorded
 
 # 40 records: 'sequencing' whole in all, a few rare words, lengths that make scores differ
 NAMES = [
@@ -39,16 +40,8 @@ def labels(instance: Instance, monkeypatch: pytest.MonkeyPatch) -> Instance:
 
 
 def _statements(instance: Instance, search: Any) -> tuple[list[Any], list[tuple[str, Any]]]:
-    seen: list[tuple[str, Any]] = []
-
-    def record(conn: Any, cursor: Any, sql: str, params: Any, context: Any, many: bool) -> None:
-        seen.append((sql, params))
-
-    event.listen(instance.engine, "before_cursor_execute", record)
-    try:
+    with recorded(instance.engine) as seen:
         found = [x.id for x in search]
-    finally:
-        event.remove(instance.engine, "before_cursor_execute", record)
     return found, seen
 
 

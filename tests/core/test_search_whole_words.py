@@ -13,7 +13,8 @@ import lakeline as ll
 import pytest
 from lakeline.instance import Instance
 from lakeline.search import _rank_pool, _tokens, whole_word_pool
-from sqlalchemy import event, text
+from sqlalchemy import text
+from statements import recorded
 
 
 def _artifacts(tmp_path: Path, described: list[tuple[str, str | None]]) -> None:
@@ -73,16 +74,8 @@ def test_a_common_word_runs_no_prefix_term_and_no_bm25(common_read: Instance) ->
     first row: a whole-word pool does neither."""
     if common_read.dialect != "sqlite":
         pytest.skip("FTS5 is SQLite's")
-    seen: list[tuple[str, Any]] = []
-
-    def record(conn: Any, cursor: Any, sql: str, params: Any, context: Any, many: bool) -> None:
-        seen.append((sql, params))
-
-    event.listen(common_read.engine, "before_cursor_execute", record)
-    try:
+    with recorded(common_read.engine) as seen:
         assert len(ll.Artifact.search("read", limit=2).all()) == 2
-    finally:
-        event.remove(common_read.engine, "before_cursor_execute", record)
     assert seen and not any("bm25(" in sql for sql, _ in seen)
     matched = [str(p) for sql, params in seen if "MATCH" in sql for p in params]
     assert matched and not any("*" in p for p in matched), matched
@@ -94,16 +87,9 @@ def test_a_pool_holding_every_match_is_the_answer(common_read: Instance) -> None
     query, linear for a common word paired with a rare one)."""
     if common_read.dialect != "sqlite":
         pytest.skip("PostgreSQL's pool is a window of the newest rows: it may miss matches")
-    seen: list[str] = []
-
-    def record(conn: Any, cursor: Any, sql: str, params: Any, context: Any, many: bool) -> None:
-        seen.append(sql)
-
-    event.listen(common_read.engine, "before_cursor_execute", record)
-    try:
+    with recorded(common_read.engine) as statements:
         found = [a.key for a in ll.Artifact.search("reads", limit=20)]
-    finally:
-        event.remove(common_read.engine, "before_cursor_execute", record)
+    seen = [sql for sql, _ in statements]
     assert found == [a.key for a in ll.Artifact.search("reads", limit=20, exhaustive=True)]
     assert sorted(found) == ["reads0", "reads1", "reads2"]
     assert not any("ORDER BY bm25(" in sql for sql in seen), seen
