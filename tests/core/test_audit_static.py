@@ -244,17 +244,24 @@ def _audited_update(instance: Instance, tmp_path: Path, name: str) -> dict[str, 
     return {e.table: e.changes for e in log if e.action == "update"}
 
 
-def test_a_catalog_at_0013_is_upgraded_and_downgraded_in_place(
-    instance: Instance, tmp_path: Path
-) -> None:
-    postgres = instance.dialect == "postgresql"
+def _downgrade_to_0013(instance: Instance) -> None:
+    """Downgrade to 0013; on PostgreSQL every table is audited by the generic function again
+    and the chaining has none of 0014's settings."""
     cfg = alembic_config()
     with instance.engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "0013")
-    if postgres:
+    if instance.dialect == "postgresql":
         assert set(_update_functions(instance).values()) == {"lakeline_audit"}
         assert not CHAIN_SETTINGS & _settings(instance, "lakeline_audit_chain")
+
+
+def test_a_catalog_at_0013_is_upgraded_and_downgraded_in_place(
+    instance: Instance, tmp_path: Path
+) -> None:
+    postgres = instance.dialect == "postgresql"
+    _downgrade_to_0013(instance)
+    if postgres:
         assert "a.id = f.id" in _source(instance, "lakeline_audit_chain")
     old = _audited_update(instance, tmp_path, "old")
     assert old["artifacts"] == {"description": [None, "about old"]}
@@ -272,12 +279,8 @@ def test_a_catalog_at_0013_is_upgraded_and_downgraded_in_place(
     assert new["artifacts"] == {"description": [None, "about new"]}
     assert set(new["runs"]) == set(old["runs"])
     assert verify(instance).ok
-    with instance.engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0013")
+    _downgrade_to_0013(instance)
     if postgres:
-        assert set(_update_functions(instance).values()) == {"lakeline_audit"}
-        assert not CHAIN_SETTINGS & _settings(instance, "lakeline_audit_chain")
         with instance.engine.connect() as conn:
             left = conn.execute(
                 text("SELECT count(*) FROM pg_proc WHERE proname LIKE 'lakeline\\_audited\\_%'")
