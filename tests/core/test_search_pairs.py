@@ -84,7 +84,18 @@ def test_the_index_is_scanned_for_the_rarer_word(catalog: Instance) -> None:
         for query in ("sequencing qzebra", "qzebra sequencing"):
             seen.clear()
             assert len(ll.Artifact.search(query, limit=None).all()) == 3
-            searched = [(sql, params) for sql, params in seen if "to_tsquery" in sql]
+            searched = [(s, p) for s, p in seen if "to_tsquery" in s and "pg_stats" not in s]
             assert searched and all("ts_match_vq" in sql for sql, _ in searched), searched
             tsqueries = [p for _, params in searched for p in dict(params).values()]
             assert "qzebra:*" in tsqueries and "sequencing:*" not in tsqueries, tsqueries
+
+
+@pytest.mark.parametrize("query", ["sequencing " + "q" * 2100, "sequencing qzebra_" + "q" * 2100])
+def test_a_word_the_tsquery_drops_is_not_the_lead(catalog: Instance, query: str) -> None:
+    """PostgreSQL drops a word of 2047 bytes or more from a tsquery (as from the indexed text),
+    so the single tsquery matched on the other words; as the lead (no statistics hold it) its
+    tsquery was empty and matched nothing: the records depended on whether ANALYZE had run."""
+    if catalog.dialect != "postgresql":
+        pytest.skip("the tsquery's word limit is PostgreSQL's")
+    found = [a.key for a in ll.Artifact.search(query, limit=None)]
+    assert found and found == _single_tsquery(catalog, query)

@@ -432,25 +432,33 @@ def pg_lead(session: Any, model: type[Any], query: str | None, dialect: str) -> 
     phrases = [tokens for tokens in (_tokens(term) for term in words(query)) if tokens]
     if len(phrases) < 2 or not search_fields(model):
         return None
+    tsqueries = [f"{' <-> '.join(tokens)}:*" for tokens in phrases]
     stats = session.execute(
         text(
-            "SELECT s.most_common_elems::text::text[], s.most_common_elem_freqs FROM pg_stats s "
+            "SELECT s.most_common_elems::text::text[], s.most_common_elem_freqs, "
+            "(SELECT array_agg(numnode(to_tsquery('simple', q)) ORDER BY i) "
+            "FROM unnest(CAST(:q AS text[])) WITH ORDINALITY AS u(q, i)) FROM pg_stats s "
             "JOIN pg_namespace n ON n.nspname = s.schemaname JOIN pg_class c ON "
             "c.relnamespace = n.oid AND c.relname = s.tablename "
             "WHERE c.oid = to_regclass(:t) AND s.attname = 'search_vector'"
         ),
-        {"t": model.__table__.name},
+        {"t": model.__table__.name, "q": tsqueries},
     ).first()
     if stats is None or stats[0] is None:
         return None
     common: dict[str, float] = dict(zip(stats[0], stats[1], strict=False))
+    # a word the tsquery drops a token of (2047 bytes or more; a character the locale's parser
+    # reads as no letter): alone its tsquery would be another (empty: it matched nothing)
+    kept = [t for t, nodes in zip(phrases, stats[2], strict=True) if nodes == 2 * len(t) - 1]
+    if not kept:
+        return None
 
     def held(tokens: list[str]) -> float:
         *whole, last = tokens
         prefix = sum(f for token, f in common.items() if token.startswith(last))
         return min([common.get(token, 0.0) for token in whole] + [prefix])
 
-    lead = min(phrases, key=held)
+    lead = min(kept, key=held)
     return f"{' <-> '.join(lead)}:*"
 
 
