@@ -12,6 +12,7 @@ from lakeline.instance import Instance
 from lakeline.search import _tsquery, words
 from sqlalchemy import text
 from statements import recorded
+from test_search_whole_words import _artifacts
 
 PAIRS = {  # query: the keys that hold every word (as prefixes)
     "sequencing qzebra": {"z/0", "z/1", "z/2"},
@@ -28,18 +29,11 @@ PAIRS = {  # query: the keys that hold every word (as prefixes)
 def catalog(instance: Instance, tmp_path: Path) -> Instance:
     """60 records holding `sequencing reads`, a few of them a rarer word, then ANALYZE (the
     statistics PostgreSQL's lead word is chosen by)."""
-    folder = tmp_path / "src"
-    folder.mkdir()
     described = [(f"c/{i:02d}", f"sequencing reads of sample {i}") for i in range(60)]
     described += [(f"z/{i}", "sequencing reads qzebra" + " extra" * i) for i in range(3)]
     described += [("z/3", "sequel qzebra"), ("u/0", "reads Über alles")]
     described += [(f"v/{i}", f"sequencing reads v1_2{' again' * i}") for i in range(2)]
-    artifacts = []
-    for i, (key, description) in enumerate(described):
-        path = folder / f"f{i:03d}"
-        path.write_text(f"content {i}")
-        artifacts.append(ll.Artifact(path, key=key, description=description))
-    ll.save(artifacts)
+    _artifacts(tmp_path, described)
     if instance.dialect == "postgresql":
         with instance.engine.begin() as conn:
             conn.execute(text("ANALYZE artifacts"))
