@@ -35,6 +35,7 @@ BATCH_STEPS = 1000  # an import's batch: the 486-task nf-core run is one
 BATCH_MS = 30_000.0
 CORRECTABLE = ("resources", "metrics", "checksums")  # params a later import completes
 RESERVED = ("step", "namespace", "self")  # names annotate() takes itself
+ROLE_LENGTH = 255  # what an input's role holds (run_inputs.role); the Recorder refuses more
 
 
 @dataclass
@@ -262,7 +263,7 @@ def _file(
     """A task's input or output: the file when it is here; otherwise a reference, with the
     checksum a source gave, else by location alone (hash unknown), so that the edge and the
     path stay in the graph. Remote files are never read."""
-    role = ref.role if role is None else role
+    role = _fit_role(ref.role if role is None else role)
     if ref.path.startswith(REMOTE) or not os.path.exists(ref.path):
         algorithm, _, value = (ref.checksum or "").rpartition(":")
         artifact = rec.reference(
@@ -280,6 +281,13 @@ def _file(
     if output:
         return rec.produce(step, ref.path)
     return rec.use(step, ref.path, role=role)
+
+
+def _fit_role(role: str) -> str:
+    """`role`, or its end after an ellipsis when longer than a role holds: a published copy's
+    role is its source's path inside the work dir, which nesting can make longer (the source's
+    own key keeps the whole path)."""
+    return role if len(role) <= ROLE_LENGTH else "…" + role[-(ROLE_LENGTH - 1) :]
 
 
 def _record_publish(rec: Recorder, wf: Handle, task: TaskPlan, written: Written) -> None:
