@@ -101,6 +101,9 @@ def vocabulary_check(instance: Any, q: Any) -> None:
     v = workload.VOCABULARY
     queries = ["seq", "spec", "tum", "norm", "sequenc", "rn", "qba", "sa", "q", "4937"]
     queries += ["sequencing q", "tumor 49"]  # a word of many tokens checked on another's rows
+    queries += ["tumor q", "s"]  # a word of many tokens, some common: covered by FTS5 terms
+    # many rare tokens only old rows hold (at 10M): FTS5 merges that word's rows alone
+    queries += ["sample0", "sample00", "reads_4", "reads_4 sequencing"]
     rare = sorted(set(q.rare_words))
     queries += [f"{v[j % 5]} {word}" for j, word in enumerate(rare[:6])]  # common + rare
     queries += [f"{v[j % 5][:3]} {word[:5]}" for j, word in enumerate(rare[:3])]  # prefixes

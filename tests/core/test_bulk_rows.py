@@ -250,3 +250,18 @@ def test_one_of_many_values_finds_exactly_the_rows_a_plain_in_finds(
             nul = [*wanted, "nul\x00inside"]  # would cut the text at it)
             with pytest.raises(InvalidValue, match="NUL"):
                 session.scalars(select(Artifact.id).where(one_of(session, Artifact.key, nul)))
+
+
+@pytest.mark.parametrize("n", [3, RETURNING + 5])
+def test_one_of_a_text_with_nul_is_refused_as_a_bound_value_is(
+    instance: Instance, tmp_path: Path, n: int
+) -> None:
+    """A NUL in a text of `one_of`, short list (bound / inline values) or long (one JSON
+    parameter where no NUL is), is InvalidValue naming it on both databases: PostgreSQL's
+    long list fell back to inline literals and failed with a raw syntax error."""
+    from lakeline.db.rows import one_of
+
+    _seed_row(tmp_path)
+    values = [*(f"k/{i}.txt" for i in range(n - 1)), "nul\x00inside"]
+    with instance.sessions.read() as session, pytest.raises(InvalidValue, match="NUL"):
+        session.scalars(select(Artifact.id).where(one_of(session, Artifact.key, values)))

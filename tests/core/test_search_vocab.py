@@ -118,10 +118,40 @@ def test_a_word_of_many_tokens_is_checked_on_the_rows(
             assert not any("bm25(" in sql for sql, _ in seen)
             prefixed = any("*" in str(p) for sql, ps in seen if "MATCH" in sql for p in ps)
             assert prefixed == bool(count_rows), query
-    monkeypatch.setattr(search_vocab, "CHECK_ROWS", 5)  # too few rows read: the prefix pool
-    found, seen = _statements(labels, ll.ULabel.search("sample3", limit=1))
-    assert found == _prefix_pool(labels, "sample3", 1, 10)
-    assert any("bm25(" in sql for sql, _ in seen)
+    # too sparse to check (`sample0` at 10M: only old rows hold it): FTS5's prefix term of that
+    # word alone, ranked in Python (was the prefix pool of every word, and bm25() counting)
+    monkeypatch.setattr(search_vocab, "CHECK_ROWS", 5)
+    for query, limit in (("sample3", 1), ("sam", 2), ("sequencing sam", 2), ("sam zebra", 1)):
+        found, seen = _statements(labels, ll.ULabel.search(query, limit=limit))
+        assert found == _prefix_pool(labels, query, limit, 10 * limit), query
+        assert not any("bm25(" in sql for sql, _ in seen), query
+        matched = [str(p) for sql, ps in seen if "MATCH" in sql for p in ps]
+        assert not any('"sequencing"*' in p for p in matched), matched  # a whole token
+
+
+def test_a_word_of_many_tokens_some_common_is_covered_by_terms(
+    labels: Instance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A word standing for more tokens than one query ORs, some of them common (`q` before
+    `qc` and 500 rare words at 10M): an OR of its common tokens whole and prefix terms of the
+    rare ones (`s` -> sequel, sequencing, `"sample0"*`...), no merge of a common token's rows
+    and no check in Python. Same results as the prefix pool."""
+    if labels.dialect != "sqlite":
+        pytest.skip("FTS5's vocabulary")
+    from lakeline import search_vocab
+
+    monkeypatch.setattr(search_vocab, "MAX_TERMS", 8)  # `s`: 42 tokens
+    monkeypatch.setattr(search_vocab, "COUNT_ROWS", 10)  # sequencing (40), sequel (10) common
+    checked: list[str] = []
+    monkeypatch.setattr(search_vocab, "_checked", lambda *args: checked.append(args[4]))
+    for query, limit in (("s", 2), ("s", 5), ("zebra s", 3), ("sequel s", 2), ("s sa", 2)):
+        found, seen = _statements(labels, ll.ULabel.search(query, limit=limit))
+        assert found == _prefix_pool(labels, query, limit, 10 * limit), query
+        assert not any("bm25(" in sql for sql, _ in seen), query
+        matched = [str(p) for sql, ps in seen if "MATCH" in sql for p in ps]
+        assert any('"sample0"* OR "sample1"*' in p for p in matched), matched
+        assert not any(f'"{w}"*' in p for w in ("s", "sequencing") for p in matched), matched
+        assert not checked, query
 
 
 def _vocabulary(instance: Instance, table: str) -> tuple[dict[str, int], dict[str, int]]:

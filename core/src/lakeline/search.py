@@ -71,6 +71,7 @@ from sqlalchemy import (
     Select,
     and_,
     column,
+    false,
     func,
     literal_column,
     or_,
@@ -85,6 +86,8 @@ LIKE_FIELDS = ("key", "description", "handle", "name", "root", "reference")
 POOL_WINDOW = 20  # PostgreSQL: the pool's matches come from the newest POOL_WINDOW x pool rows
 # PostgreSQL: each field's first characters are indexed (a tsvector must stay under 1 MB)
 PG_FIELD_CHARS = 100_000
+# PostgreSQL: a token of this many bytes or more is dropped from a tsvector and a tsquery alike
+PG_MAX_TOKEN_BYTES = 2047
 # PostgreSQL: the blocks of FTS5's folds (Latin-1, Latin Extended, diacritics, Greek, Cyrillic
 # and Armenian, Georgian and Latin/Greek Extended, the rest of the BMP, beyond), each folded apart
 PG_FOLD_BLOCKS = (0x100, 0x250, 0x370, 0x400, 0x1000, 0x2000, 0x10000, 0x110000)
@@ -517,6 +520,8 @@ def apply_search(
         fts = table(fts_name, column("rowid"))
         stmt = stmt.join(fts, literal_column(f"{fts_name}.rowid") == key).where(match)
         return stmt.order_by(text(f"bm25({fts_name})"), key.desc()) if ordered else stmt
+    if any(len(t.encode()) >= PG_MAX_TOKEN_BYTES for term in terms for t in _tokens(term)):
+        return stmt.where(false())  # no record holds it (to_tsquery would drop the word)
     config: Any = literal_column("'simple'::regconfig")
     tsquery = func.to_tsquery(config, _tsquery(terms))
 

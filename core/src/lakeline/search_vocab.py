@@ -15,16 +15,21 @@ each word's last token as a key range of the vocabulary (`seq` -> `sequencing`, 
 rows, FTS5's prefix query and bm25() cost little and rank the pool as before. Otherwise:
 
 - a word of at most `MAX_TERMS` tokens is the OR of those tokens; a word of more, all of them
-  rare (`COUNT_ROWS`), FTS5's prefix term (it merges few rows). Words ANDed, FTS5 gives the
-  newest `pool` rows: the same rows as the prefix query, without the merge of common tokens.
-  A word with no token: nothing matches.
+  rare (`COUNT_ROWS`), FTS5's prefix term (it merges few rows); a word of at most `SCAN_TERMS`
+  tokens, some common (`q`: `qc` in 2M rows and 500 rare words at 10M), the OR of its common
+  tokens whole and prefix terms of the longest prefixes holding only rare ones (`_cover`:
+  `"qc" OR "qb"* OR "qk"*`...; at most `MAX_TERMS` terms). Words ANDed, FTS5 gives the newest
+  `pool` rows: the same rows as the prefix query, without the merge of common tokens. A word
+  with no token: nothing matches.
 - a word of more tokens, some common (`sa` before millions of `sample0001234`), is checked in
   Python on candidate rows, newest first: the rows matching the other words, or else the
   table's newest rows, at most `CHECK_ROWS` of them (ASCII text with one regular expression).
   The matches found are the pool when there are `pool` of them or the candidates ran out
-  (every match seen); otherwise (or when the matches so far are too sparse to reach `pool`
-  within the budget: `sample0` when the newest rows are `sample24…`) None, and the prefix pool
-  ranks as before.
+  (every match seen). Otherwise (or when the matches so far are too sparse to reach `pool`
+  within the budget: `sample0` when the newest rows are `sample24…`) FTS5 reads those words as
+  prefix terms (it merges their rows: linear in them, 0.1-0.2 s for 1M tokens in 4M rows at
+  10M) and the others as above; their IDF is FTS5's count of their rows (once more the merge).
+  Before, the prefix pool of every word ranked by bm25() merged every word's rows twice.
 
 The pool is ranked in Python with bm25's arithmetic and FTS5's own figures: the row count and
 average length of the averages record FTS5 keeps (`_averages`), each word's IDF from the
@@ -37,8 +42,10 @@ standing for more than `SCAN_TERMS` taken as half the rows.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+import os
 import re
 import sqlite3
 from collections.abc import Sequence
@@ -163,7 +170,7 @@ def _upper(prefix: str) -> str | None:
 
 def vocab_pool(session: Any, model: type[Any], query: str, pool: int) -> RankedPool | None:
     """The pool of a limited search over whole tokens (see the module doc): a `RankedPool`, or
-    None when the prefix pool must rank (no vocabulary, or too many candidates to check)."""
+    None when the prefix pool must rank (no vocabulary, or every word's tokens in few rows)."""
     name, fields = model.__table__.name, search_fields(model)
     fts, vocab = f"{name}_fts", f"{name}_fts_vocab"
     phrases = [tuple(_tokens(term)) for term in words(query)]
@@ -192,19 +199,27 @@ def vocab_pool(session: Any, model: type[Any], query: str, pool: int) -> RankedP
         if len(found) <= MAX_TERMS:
             groups.append([(t, d) for t, d in found])
             ors.append("(" + " OR ".join(_quoted((*phrase[:-1], t)) for t, _ in found) + ")")
-        else:  # rare tokens: FTS5's prefix term merges few rows; else checked in Python
-            groups.append(None)
+        else:  # rare tokens: FTS5's prefix term merges few rows; else their cover, or
+            groups.append(None)  # checked in Python
             rare = counted is not None and counted <= COUNT_ROWS
-            ors.append(_quoted(phrase) + "*" if rare else None)
+            cover = None if rare or counted is None else _cover(phrase, found)
+            ors.append(_quoted(phrase) + "*" if rare else cover)
     if all(counted is not None and counted <= PREFIX_ROWS for counted in held):
         return None  # few rows hold each prefix: FTS5's prefix query and bm25() cost little
-    narrow = " AND ".join(q for q in ors if q is not None)
     quote = _preparer("sqlite").quote  # a field named as a keyword (`order`)
     columns = ", ".join(f"t.{quote(f)}" for f in fields)
-    if all(q is not None for q in ors):
+    merged = [False] * len(phrases)  # per word: its FTS5 prefix term merges every row
+    checked = None
+    if any(q is None for q in ors):
+        narrow = " AND ".join(q for q in ors if q is not None)
+        checked = _checked(session, name, fts, columns, narrow, phrases, pool)
+        if checked is None:  # too sparse to check: FTS5 merges those words' rows (only theirs)
+            merged = [q is None for q in ors]
+            ors = [_quoted(p) + "*" if q is None else q for p, q in zip(phrases, ors, strict=True)]
+    if checked is None:
         ids = session.execute(
             text(f"SELECT rowid FROM {fts} WHERE {fts} MATCH :q ORDER BY rowid DESC LIMIT :n"),
-            {"q": narrow, "n": pool},
+            {"q": " AND ".join(q for q in ors if q is not None), "n": pool},
         ).scalars()
         rows = _fetch(
             session,
@@ -213,14 +228,38 @@ def vocab_pool(session: Any, model: type[Any], query: str, pool: int) -> RankedP
         )
         exact = len(rows) < pool
     else:
-        checked = _checked(session, name, fts, columns, narrow, phrases, pool)
-        if checked is None:
-            return None
         rows, exact = checked
     total, average = _averages(session, fts)
-    idf = _idf(session, fts, total, phrases, groups, ors, held) if len(phrases) > 1 else [1.0]
+    idf = [1.0]  # one word: a constant factor of every score
+    if len(phrases) > 1:
+        idf = _idf(session, fts, total, phrases, groups, ors, held, merged)
     scores = _bm25(rows, phrases, groups, idf, average)
     return RankedPool(json.dumps(sorted(scores, key=lambda id_: (scores[id_], -id_))), exact)
+
+
+def _cover(phrase: tuple[str, ...], found: list[Any]) -> str | None:
+    """A word of many tokens, some common: an OR of FTS5 terms matching exactly its tokens
+    (`found`: every token starting with its last token, sorted), each common token whole and
+    the rare ones as prefix terms of the longest prefixes holding no common token (`q` ->
+    `"qc" OR "qb"* OR "qk"* ...`: no merge of `qc`'s rows). None: more than `MAX_TERMS`."""
+    head = phrase[:-1]
+    out: list[str] = []
+    stack = [list(found)]  # groups of tokens sharing a prefix, in reverse order
+    while stack and len(out) <= MAX_TERMS:
+        tokens = stack.pop()
+        prefix = os.path.commonprefix([tokens[0][0], tokens[-1][0]])  # noqa: RUF071 (of all: sorted)
+        if len(tokens) == 1:
+            out.append(_quoted((*head, prefix)))
+        elif sum(d for _, d in tokens) <= COUNT_ROWS:
+            out.append(_quoted((*head, prefix)) + "*")
+        else:
+            if tokens[0][0] == prefix:  # the prefix is itself a token (sorted first)
+                out.append(_quoted((*head, prefix)))
+                tokens = tokens[1:]
+            at = len(prefix)
+            groups = [list(g) for _, g in itertools.groupby(tokens, key=lambda t: t[0][at])]
+            stack.extend(reversed(groups))
+    return None if stack or len(out) > MAX_TERMS else "(" + " OR ".join(out) + ")"
 
 
 def _checked(
@@ -305,16 +344,17 @@ def _idf(
     groups: list[list[tuple[str, int]] | None],
     ors: list[str | None],
     held: list[int | None],
+    merged: list[bool],
 ) -> list[float]:
     """Each word's IDF as bm25 computes it: its rows are the vocabulary's count of one whole
     token, FTS5's count when its tokens' counts sum to at most `COUNT_ROWS`, all the rows when
     one token is in half the rows (bm25's floor either way); else estimated (the sum, or half
     the rows for a word of more tokens than read)."""
     out = []
-    for phrase, group, q, counted in zip(phrases, groups, ors, held, strict=True):
+    for phrase, group, q, counted, merge in zip(phrases, groups, ors, held, merged, strict=True):
         if group is not None and len(phrase) == 1 and len(group) == 1:
             rows = group[0][1]
-        elif q is not None and counted is not None and counted <= COUNT_ROWS:
+        elif q is not None and (merge or (counted is not None and counted <= COUNT_ROWS)):
             rows = session.execute(
                 text(f"SELECT count(*) FROM {fts} WHERE {fts} MATCH :q"), {"q": q}
             ).scalar_one()

@@ -87,7 +87,8 @@ def _matching(query: QuerySet[Any], target: type[Any], rest: list[str], op: str,
     label of 20k links among 10k labels is not an average one); else a subquery."""
     from sqlalchemy import bindparam
 
-    from lakeline.query import QuerySet, _record_id
+    from lakeline.query import QuerySet
+    from lakeline.query_conditions import _record_id
 
     field = "__".join(rest) if rest else "id"
     if not rest:
@@ -137,7 +138,7 @@ def _value_condition(
     from lakeline.annotations.dtypes import convert
     from lakeline.errors import AnnotationError
     from lakeline.models import Artifact, FeatureValue
-    from lakeline.query import OPERATORS, _condition
+    from lakeline.query_conditions import OPERATORS, _condition
 
     allowed = OPERATORS_BY_DTYPE.get(dtype.base, tuple(sorted(OPERATORS)))
     if op not in allowed:

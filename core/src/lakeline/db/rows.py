@@ -58,7 +58,8 @@ def one_of(session: Session, column: Any, values: Sequence[Any]) -> ColumnElemen
     column's index per value, PostgreSQL's generic one too (the function's 100-row estimate
     does not depend on the list), as psycopg prepares a statement run 5 times. Other lists
     stay a plain IN; on PostgreSQL rendered inline: the generic plan of a long IN list of
-    parameters compares every row with every value (~150 ms per 500 values at 10k rows)."""
+    parameters compares every row with every value (~150 ms per 500 values at 10k rows), so
+    a text holding a NUL is InvalidValue there, as `Str` refuses a bound one."""
     postgres = is_postgres(session)
     as_json = _json_list(session, column, values, postgres) if len(values) > RETURNING else None
     if as_json is not None:
@@ -71,6 +72,11 @@ def one_of(session: Session, column: Any, values: Sequence[Any]) -> ColumnElemen
         return column.in_(elements)  # type: ignore[no-any-return]
     if not postgres:
         return column.in_(values)  # type: ignore[no-any-return]
+    for value in values:  # inline: a NUL would end the SQL text (a raw syntax error)
+        if value.__class__ is str and "\x00" in value:
+            from lakeline.values import check_text
+
+            check_text(value, None)  # InvalidValue, as a bound value's check
     listed: Any = bindparam(None, list(values), expanding=True, literal_execute=True)
     return column.in_(listed)  # type: ignore[no-any-return]
 
