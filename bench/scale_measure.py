@@ -74,6 +74,7 @@ def kinds(n: int, count: int) -> dict[str, tuple[Sequence[Any], Callable[[Any], 
     out["search_common_pair"] = (pairs, lambda words: A.search(words).all())
     mixed = [f"{v[j % 5]} {rare}" for j, rare in enumerate(q.rare_words)]  # common + rare
     out["search_common_rare"] = (mixed, lambda words: A.search(words).all())
+    out["search_common_rare_count"] = (mixed, lambda words: A.search(words).count())
     prefixes = [("seq", "spec", "tum", "norm")[j % 4] for j in range(count)]  # no whole word
     out["search_common_prefix"] = (prefixes, lambda prefix: A.search(prefix).all())
     out["run_transform"] = (steps, lambda s: A.filter(run__transform__key=s).limit(20).all())

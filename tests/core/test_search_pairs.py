@@ -94,3 +94,19 @@ def test_a_word_the_tsquery_drops_finds_nothing(catalog: Instance, query: str) -
     assert search(query, limit=None).all() == []
     assert search(query, limit=2).all() == search(query, limit=2, exhaustive=True).all() == []
     assert search(query, limit=None).count() == 0
+
+
+def test_count_of_a_pair_scans_the_index_for_the_rarer_word(catalog: Instance) -> None:
+    """`count()` of a search counts what the search finds; on PostgreSQL with the lead word's
+    tsquery alone as the index condition (it used the single tsquery: GIN collected every row
+    of the common word's prefix, as the ranked list did before `pg_lead`)."""
+    for query in PAIRS:
+        assert ll.Artifact.search(query).count() == len(ll.Artifact.search(query, limit=None))
+    if catalog.dialect != "postgresql":
+        return
+    with recorded(catalog.engine) as seen:
+        assert ll.Artifact.search("sequencing qzebra").count() == 3
+    counted = [(s, p) for s, p in seen if "count(" in s and "to_tsquery" in s]
+    assert counted and all("ts_match_vq" in sql for sql, _ in counted), counted
+    tsqueries = [p for _, params in counted for p in dict(params).values()]
+    assert "qzebra:*" in tsqueries and "sequencing:*" not in tsqueries, tsqueries

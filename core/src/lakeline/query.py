@@ -354,12 +354,16 @@ class QuerySet(Generic[M]):
         """How many records match (ignoring limit and offset)."""
         inner = self._clone()
         inner._limit = inner._offset = None
-        if inner._search is not None:
-            stmt = inner._statement(select(self.model.id), ordered=False).subquery()  # type: ignore[attr-defined]
-            query: Select[Any] = select(func.count()).select_from(stmt)
-        else:
-            query = inner._statement(select(func.count()).select_from(self.model), ordered=False)
         with self._session() as session:
+            if inner._search is not None:  # PostgreSQL: the index scanned for the lead word
+                lead = pg_lead(session, self.model, inner._search, self._dialect())
+                ids = select(self.model.id)  # type: ignore[attr-defined]
+                stmt = inner._statement(ids, ordered=False, lead=lead).subquery()
+                query: Select[Any] = select(func.count()).select_from(stmt)
+            else:
+                query = inner._statement(
+                    select(func.count()).select_from(self.model), ordered=False
+                )
             return int(session.execute(query).scalar_one())
 
     def exists(self) -> bool:
