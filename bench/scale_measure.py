@@ -77,6 +77,16 @@ def kinds(n: int, count: int) -> dict[str, tuple[Sequence[Any], Callable[[Any], 
     out["search_common_rare_count"] = (mixed, lambda words: A.search(words).count())
     prefixes = [("seq", "spec", "tum", "norm")[j % 4] for j in range(count)]  # no whole word
     out["search_common_prefix"] = (prefixes, lambda prefix: A.search(prefix).all())
+    # many rare tokens that only the oldest rows hold (`sample0` at 10M: 1M numbered sample
+    # tokens in the oldest 4M rows; `reads_4`: file numbers 4...), what search-as-you-type sends
+    samples, digits = n // workload.FILES_PER_SAMPLE, 0
+    while 10 ** (6 - digits) > 0.4 * samples and digits < 6:
+        digits += 1
+    old = ["sample0" + "0" * digits, "reads_4", "counts_3", "aligned_2"]
+    out["search_old_prefix"] = ([old[j % 4] for j in range(count)], lambda p: A.search(p).all())
+    # a common word and a letter (`sequencing q`: `qc` in a fifth of the rows, 500 rare words)
+    letters = [f"{v[j % 5]} {'qrct'[j // 5 % 4]}" for j in range(count)]
+    out["search_common_letter"] = (letters, lambda words: A.search(words).all())
     out["run_transform"] = (steps, lambda s: A.filter(run__transform__key=s).limit(20).all())
     for direction, early in (("upstream", False), ("downstream", True)):
         starts = [A.get(key=workload.key_of(produced_index(rng, n, early))) for _ in range(count)]
