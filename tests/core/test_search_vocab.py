@@ -152,6 +152,9 @@ def test_a_word_of_many_tokens_some_common_is_covered_by_terms(
         assert any('"sample0"* OR "sample1"*' in p for p in matched), matched
         assert not any(f'"{w}"*' in p for w in ("s", "sequencing") for p in matched), matched
         assert not checked, query
+    monkeypatch.setattr(search_vocab, "MERGE_ROWS", 39)  # its prefix terms merge 40 rows
+    found, _ = _statements(labels, ll.ULabel.search("s", limit=2))
+    assert checked and found == _prefix_pool(labels, "s", 2, 20)  # checked in Python instead
 
 
 def _vocabulary(instance: Instance, table: str) -> tuple[dict[str, int], dict[str, int]]:

@@ -18,7 +18,8 @@ rows, FTS5's prefix query and bm25() cost little and rank the pool as before. Ot
   rare (`COUNT_ROWS`), FTS5's prefix term (it merges few rows); a word of at most `SCAN_TERMS`
   tokens, some common (`q`: `qc` in 2M rows and 500 rare words at 10M), the OR of its common
   tokens whole and prefix terms of the longest prefixes holding only rare ones (`_cover`:
-  `"qc" OR "qb"* OR "qk"*`...; at most `MAX_TERMS` terms). Words ANDed, FTS5 gives the newest
+  `"qc" OR "qb"* OR "qk"*`...; at most `MAX_TERMS` terms, their prefix terms of at most
+  `MERGE_ROWS` rows). Words ANDed, FTS5 gives the newest
   `pool` rows: the same rows as the prefix query, without the merge of common tokens. A word
   with no token: nothing matches.
 - a word of more tokens, some common (`sa` before millions of `sample0001234`), is checked in
@@ -61,6 +62,7 @@ MAX_TERMS = 64  # a word's whole tokens ORed in one FTS5 query
 SCAN_TERMS = 4096  # a word's tokens read from the vocabulary with their counts
 CHECK_ROWS = 10_000  # candidate rows a word of more tokens is checked on, in Python
 COUNT_ROWS = 50_000  # a word of several tokens: FTS5 counts its rows when they are fewer
+MERGE_ROWS = 50_000  # a word's cover: rows its prefix terms make FTS5 merge, at most
 PREFIX_ROWS = 20_000  # every word's tokens in fewer rows: the prefix pool, as before
 CHUNK = 1_000  # candidate rows read at a time
 MAX_TOKEN_BYTES = 32_768  # FTS5_MAX_TOKEN_SIZE: FTS5 keeps the first bytes of a longer token
@@ -241,9 +243,11 @@ def _cover(phrase: tuple[str, ...], found: list[Any]) -> str | None:
     """A word of many tokens, some common: an OR of FTS5 terms matching exactly its tokens
     (`found`: every token starting with its last token, sorted), each common token whole and
     the rare ones as prefix terms of the longest prefixes holding no common token (`q` ->
-    `"qc" OR "qb"* OR "qk"* ...`: no merge of `qc`'s rows). None: more than `MAX_TERMS`."""
+    `"qc" OR "qb"* OR "qk"* ...`: no merge of `qc`'s rows). None: more than `MAX_TERMS` terms,
+    or prefix terms of more than `MERGE_ROWS` rows (the Python check reads the newest rows)."""
     head = phrase[:-1]
     out: list[str] = []
+    merged = 0  # rows the prefix terms make FTS5 merge
     stack = [list(found)]  # groups of tokens sharing a prefix, in reverse order
     while stack and len(out) <= MAX_TERMS:
         tokens = stack.pop()
@@ -252,6 +256,7 @@ def _cover(phrase: tuple[str, ...], found: list[Any]) -> str | None:
             out.append(_quoted((*head, prefix)))
         elif sum(d for _, d in tokens) <= COUNT_ROWS:
             out.append(_quoted((*head, prefix)) + "*")
+            merged += sum(d for _, d in tokens)
         else:
             if tokens[0][0] == prefix:  # the prefix is itself a token (sorted first)
                 out.append(_quoted((*head, prefix)))
@@ -259,7 +264,9 @@ def _cover(phrase: tuple[str, ...], found: list[Any]) -> str | None:
             at = len(prefix)
             groups = [list(g) for _, g in itertools.groupby(tokens, key=lambda t: t[0][at])]
             stack.extend(reversed(groups))
-    return None if stack or len(out) > MAX_TERMS else "(" + " OR ".join(out) + ")"
+    if stack or len(out) > MAX_TERMS or merged > MERGE_ROWS:
+        return None
+    return "(" + " OR ".join(out) + ")"
 
 
 def _checked(
