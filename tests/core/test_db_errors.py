@@ -266,6 +266,29 @@ def test_nul_bytes_and_over_long_values_are_refused_on_both(
     assert ll.Artifact(path, key="x.txt", description="d" * 10_000).save().created
 
 
+@pytest.mark.parametrize("n", [1, 3, 21])
+def test_a_str_subclass_is_checked_as_a_str_is(instance: Instance, n: int) -> None:
+    """A text of a str subclass (numpy's `str_`: what a numpy array of names holds) is checked
+    as a str is, on both databases: SQLite stored a NUL byte or an over-long value (the checks
+    looked at exact `str` alone) and PostgreSQL failed with a raw error (a syntax error where
+    `one_of` renders its values inline: a label's name looked up before it is saved)."""
+    import numpy as np
+    from lakeline.db.rows import one_of
+    from lakeline.models import ULabel
+    from sqlalchemy import select
+
+    names = [np.str_(f"label {i}") for i in range(n - 1)]
+    for bad, message in ((np.str_("a\x00b"), "NUL"), (np.str_("n" * 300), "300 characters")):
+        with pytest.raises(InvalidValue, match=message):
+            ll.save([ll.ULabel(name=name) for name in [*names, bad]])
+    assert ll.ULabel.filter().count() == 0
+    with pytest.raises(InvalidValue, match="NUL"):
+        ll.ULabel.filter(name=np.str_("a\x00b")).count()
+    nul = [*names, np.str_("a\x00b")]
+    with instance.sessions.read() as session, pytest.raises(InvalidValue, match="NUL"):
+        session.scalars(select(ULabel.id).where(one_of(session, ULabel.name, nul)))
+
+
 def test_nul_bytes_in_json_values_are_refused_on_both(instance: Instance) -> None:
     from lakeline.lineage.records import ensure_transform
 

@@ -73,7 +73,7 @@ def one_of(session: Session, column: Any, values: Sequence[Any]) -> ColumnElemen
     if not postgres:
         return column.in_(values)  # type: ignore[no-any-return]
     for value in values:  # inline: a NUL would end the SQL text (a raw syntax error)
-        if value.__class__ is str and "\x00" in value:
+        if isinstance(value, str) and "\x00" in value:  # a subclass too (numpy's `str_`)
             from lakeline.values import check_text
 
             check_text(value, None)  # InvalidValue, as a bound value's check

@@ -144,7 +144,11 @@ class Str(TypeDecorator[str]):
         inner = self.impl_instance.dialect_impl(dialect).bind_processor(dialect)
 
         def process(value: Any) -> Any:
-            if value.__class__ is str and ("\x00" in value or (length and len(value) > length)):
+            if value.__class__ is not str:
+                if not isinstance(value, str):
+                    return value if inner is None else inner(value)
+                value = str(value)  # a subclass (numpy's `str_`): checked and bound as a str
+            if "\x00" in value or (length and len(value) > length):
                 from lakeline.values import check_text
 
                 check_text(value, length or None)  # raises InvalidValue
@@ -162,7 +166,7 @@ class Str(TypeDecorator[str]):
         length = getattr(self.impl_instance, "length", None) or 0
 
         def check(values: list[Any]) -> None:
-            texts = [value for value in values if value.__class__ is str]
+            texts = [value for value in values if isinstance(value, str)]  # numpy's `str_` too
             if texts and ("\x00" in "".join(texts) or (length and max(map(len, texts)) > length)):
                 from lakeline.values import check_text
 
