@@ -3,6 +3,7 @@ CLI), never a raw driver exception — on SQLite and PostgreSQL alike."""
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 import sqlite3
@@ -287,6 +288,12 @@ def test_a_str_subclass_is_checked_as_a_str_is(instance: Instance, n: int) -> No
     nul = [*names, np.str_("a\x00b")]
     with instance.sessions.read() as session, pytest.raises(InvalidValue, match="NUL"):
         session.scalars(select(ULabel.id).where(one_of(session, ULabel.name, nul)))
+
+    class Color(str, enum.Enum):  # noqa: UP042 (its str() is "Color.RED": bound as "red")
+        RED = "red"
+
+    ll.save([ll.ULabel(name=name) for name in [*names, np.str_("fine"), Color.RED]])
+    assert {label.name for label in ll.ULabel.filter()} == {*names, "fine", "red"}
 
 
 def test_nul_bytes_in_json_values_are_refused_on_both(instance: Instance) -> None:

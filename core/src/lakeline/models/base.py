@@ -144,15 +144,13 @@ class Str(TypeDecorator[str]):
         inner = self.impl_instance.dialect_impl(dialect).bind_processor(dialect)
 
         def process(value: Any) -> Any:
-            if value.__class__ is not str:
-                if not isinstance(value, str):
-                    return value if inner is None else inner(value)
-                value = str(value)  # a subclass (numpy's `str_`): checked and bound as a str
-            if "\x00" in value or (length and len(value) > length):
+            if (value.__class__ is str or isinstance(value, str)) and (  # numpy's `str_` too
+                "\x00" in value or (length and len(value) > length)
+            ):
                 from lakeline.values import check_text
 
                 check_text(value, length or None)  # raises InvalidValue
-            return value if inner is None else inner(value)
+            return value if inner is None else inner(value)  # bound as given (a str Enum's value)
 
         return process
 
