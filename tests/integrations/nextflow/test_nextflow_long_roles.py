@@ -3,6 +3,7 @@ role, and one longer than a role holds (255 characters) is shortened, not a fail
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import lakeline as ll
@@ -10,16 +11,26 @@ from lakeline.instance import Instance
 from lakeline.models import RunInput
 from lakeline_nextflow import import_run
 from nf_helpers import log_line, task_dir, write
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 SESSION = "5b1c0a2e-7d3f-4e8a-9c6b-1f2e3d4c5b6a"
 DEEP = "ee" + "5" * 30
 NESTED = "/".join(["level"] * 50) + "/deep.txt"  # 308 characters
+STAGED = "/".join(["жжжжж"] * 60) + "/in.txt"  # 366 characters, 2 bytes each in UTF-8
 
 
-def launch_dir(root: Path) -> Path:
+def launch_dir(root: Path, staged: list[tuple[str, str]] = ()) -> Path:  # type: ignore[assignment]
     launch = root / "project"
-    task_dir(launch / "work", DEEP, "DEEP", outputs={NESTED: "deep bytes"}, declared=[NESTED])
+    for _, name in staged:  # the staged name's folders, before task_dir links it
+        os.makedirs((launch / "work" / DEEP[:2] / DEEP[2:] / name).parent)
+    task_dir(
+        launch / "work",
+        DEEP,
+        "DEEP",
+        outputs={NESTED: "deep bytes"},
+        declared=[NESTED],
+        staged=staged,
+    )
     write(launch / "results" / "deep.txt", "deep bytes")
     done = (
         f"Task completed > TaskHandler[id: 1; name: DEEP; status: COMPLETED; exit: 0; "
@@ -62,3 +73,26 @@ def test_a_published_output_deeper_than_a_role_is_imported(
     assert len(role) == 255 and role.startswith("…") and NESTED.endswith(role[1:])
     (copy,) = publish.outputs
     assert copy.path.endswith("results/deep.txt") and copy.hash == source.hash
+
+
+def test_a_staged_input_named_deeper_than_a_role_is_imported_once(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """A staged input's role is its name in the work dir: one longer than a role holds (in
+    characters: PostgreSQL's varchar(255) counts them, not bytes) keeps its end, and a second
+    import finds the same edges (the role is part of the edge's unique key)."""
+    data = tmp_path / "inputs" / "in.txt"
+    data.parent.mkdir()
+    data.write_text("input bytes")
+    launch = launch_dir(tmp_path, staged=[(str(data), STAGED)])
+    for _ in range(2):
+        assert import_run(launch, timezone="UTC").by_status == {"completed": 1}
+        with instance.engine.connect() as conn:
+            edges = conn.execute(select(func.count()).select_from(RunInput)).scalar_one()
+            role = conn.execute(
+                select(RunInput.role).where(RunInput.role.endswith("/in.txt"))
+            ).scalar_one()
+        assert edges == 2  # the staged input's and the published copy's source
+        assert len(role) == 255 and role.startswith("…") and STAGED.endswith(role[1:])
+    (task,) = [r for r in ll.Run.filter(engine="nextflow", engine_ref=DEEP)]
+    assert [a.path for a in task.inputs] == [str(data)]
