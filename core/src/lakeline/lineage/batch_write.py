@@ -1,5 +1,5 @@
-"""The BatchRecorder's flush: a batch of queued files, edges and finishes written in one
-transaction (the runs were inserted before, in their own)."""
+"""The BatchRecorder's flush: a batch of queued runs, files, edges and finishes written in
+one transaction."""
 
 from __future__ import annotations
 
@@ -27,21 +27,31 @@ def write_batch(
     files: list[QueuedFile],
     links: list[tuple[Handle, Artifact, str]],
     finishes: list[tuple[Handle, Finish]],
-    new: set[int],
+    started: list[tuple[Handle, Handle]],
 ) -> list[QueuedFile]:
-    """Write a batch in one transaction; the files that could not be read again (a
+    """Write a batch in one transaction, the queued runs first (`started` gets those it
+    inserts, to be made unsaved again if it fails); the files that could not be read again (a
     retried batch), left out, are returned."""
     from lakeline.artifacts.save import save_artifacts
     from lakeline.db.session import stamp
+    from lakeline.lineage.batching import unsaved_runs
 
     assert rec.instance is not None
     gone = [f for f in files if f.plan is None and not rec._replan(f)]
     files = [f for f in files if f.plan is not None]
-    for f in files:
-        if f.producer is not None:
-            f.artifact.run_id = f.producer.run.id
     edges: list[tuple[Run, Artifact]] = []
     done: list[tuple[Handle, Run, bool]] = []
+    new: set[int] = set()  # the runs inserted here, as the database holds them
+
+    def runs(session: Session, plans: Sequence[Plan] = ()) -> None:
+        unsaved_runs(started)  # a retried transaction starts again
+        if rec._runs:
+            rec._insert_all(session, started)
+        new.clear()
+        new.update(id(handle.run) for handle, _ in started)
+        for f in files:
+            if f.producer is not None:
+                f.artifact.run_id = f.producer.run.id
 
     def write(session: Session, plans: Sequence[Plan] = ()) -> None:
         edges.clear()  # a retried transaction starts again
@@ -96,12 +106,15 @@ def write_batch(
             also=write,
             producer_from_context=False,
             planned=[f.plan for f in files if f.plan is not None],
+            before=runs,
         )
-        for f in files:  # as it was when hashed
-            rec._seen.remember(f.location, f.artifact, f.stat)
     else:
         with rec.instance.sessions.write() as session:
+            runs(session)
             write(session)
+    rec._runs_written(started)
+    for f in files:  # as it was when hashed
+        rec._seen.remember(f.location, f.artifact, f.stat)
     for run, artifact in edges:
         fire("artifact_used", artifact=artifact, run=run)
     for step, record, changed in done:
