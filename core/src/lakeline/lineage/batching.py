@@ -284,6 +284,10 @@ class BatchRecorder(Recorder):
         found: dict[str | None, Run] = {}
         for chunk in chunks([handle.engine_ref for handle, _ in runs]):
             where = one_of(session, Run.engine_ref, chunk)
+            # recorded before: the rare case (a replay), so first asked without the ORM
+            recorded = select(Run.id).where(Run.engine == self.engine, where).limit(1)
+            if session.execute(recorded).first() is None:
+                continue
             stmt = select(Run).where(Run.engine == self.engine, where)
             found.update((run.engine_ref, run) for run in session.scalars(stmt))
         for handle, parent in runs:
