@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import lakeline as ll
-from lakeline.access.audit import verify
+import pytest
+from lakeline.access.audit import entries, verify
 from lakeline.instance import Instance
 from lakeline.lineage.recorder import BatchRecorder
 from sqlalchemy import event
@@ -73,4 +74,37 @@ def test_a_retried_flush_inserts_its_runs_again(instance: Instance, tmp_path: Pa
         assert step.run.id is not None
         (made,) = ll.Run.get(id=step.run.id).outputs.all()
         assert made.key == f"out{i}.txt" and made.run_id == step.run.id
+        # the run went in as started and was finished, as the first attempt would have
+        # written it (the rolled-back finish did not stay on the record inserted again)
+        assert [e.action for e in entries(instance, uids=[step.run.uid])] == ["insert", "update"]
+        run = ll.Run.get(id=step.run.id)
+        assert [s["status"] for s in run.status_log] == ["started", "completed"]
+    assert verify(instance).ok
+
+
+def test_a_failed_flush_writes_its_runs_as_queued_at_the_next(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """A flush failing after its finishes were applied: the next one inserts the runs as they
+    were queued (started), then finishes them."""
+    from lakeline import checkpoints
+    from sqlalchemy.exc import OperationalError
+
+    rec = BatchRecorder("toy", root=tmp_path, steps=100, ms=600_000)
+    steps = _queue_steps(rec, tmp_path, 2)
+    calls: list[int] = []
+
+    def lost_once() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("COMMIT", {}, ConnectionError("server closed the connection"))
+
+    with checkpoints.at("recorder.flush.finished", lost_once):
+        with pytest.raises(OperationalError, match="server closed"):
+            rec.flush()
+        assert not ll.Run.filter(engine="toy", parent_id__isnull=False).count()
+        rec.flush()
+    for step in steps:
+        assert [e.action for e in entries(instance, uids=[step.run.uid])] == ["insert", "update"]
+        assert ll.Run.get(id=step.run.id).status == "completed"
     assert verify(instance).ok

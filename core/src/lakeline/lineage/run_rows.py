@@ -206,7 +206,7 @@ def finish_new(session: Session, changes: Sequence[tuple[Run, Finish]]) -> None:
         for name, value in values.items():
             set_committed_value(run, name, value)
     if dialect == "postgresql":
-        columns = ("p_id", *_FINISHED)
+        columns = ("p_id", *FINISH_COLUMNS)
         arrays = {name: [row[name] for row in params] for name in columns}
         arrays["status_log"] = [json.dumps(log) for log in arrays["status_log"]]
         arrays["finished_at"] = _utc_binds(session, arrays["finished_at"])
@@ -226,7 +226,7 @@ def _utc_binds(session: Session, moments: Sequence[Any]) -> list[Any]:
     return [utc.process_bind_param(at, dialect) for at in moments]
 
 
-_FINISHED = ("status", "status_log", "finished_at", "exit_code", "error", "cached_from_id")
+FINISH_COLUMNS = ("status", "status_log", "finished_at", "exit_code", "error", "cached_from_id")
 _PG_FINISH_MANY = text(
     "UPDATE runs SET status = v.status, status_log = v.status_log, finished_at = v.finished_at, "
     "exit_code = v.exit_code, error = v.error, cached_from_id = v.cached_from_id "
@@ -259,14 +259,14 @@ _SQLITE_FINISH_MANY_KEEP = text(_SQLITE_FINISH_MANY_SQL.replace(_SQLITE_KEEP_ERR
 
 
 def _json_rows(session: Session, params: Sequence[dict[str, Any]]) -> str:
-    """`params` (p_id and the _FINISHED columns) as one JSON array of rows, each value as its
+    """`params` (p_id and the FINISH_COLUMNS columns) as one JSON array of rows, each value as its
     column type binds it (the log as its JSON text, times as SQLite's text): what an
     executemany would have bound, handed to json_each."""
     from lakeline.db.rows import bound_values
 
     dialect = session.get_bind().dialect
-    renamed = [{"id": row["p_id"], **{n: row[n] for n in _FINISHED}} for row in params]
-    values = bound_values(_table(), dialect, ["id", *_FINISHED], renamed)
+    renamed = [{"id": row["p_id"], **{n: row[n] for n in FINISH_COLUMNS}} for row in params]
+    values = bound_values(_table(), dialect, ["id", *FINISH_COLUMNS], renamed)
     return json.dumps(values, ensure_ascii=False)
 
 
