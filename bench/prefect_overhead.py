@@ -141,8 +141,8 @@ def measure(db: str, url: str | None, base: Path, args: argparse.Namespace) -> d
     spent: dict[str, list[float]] = {v: [] for v in VARIANTS}
     cpu: dict[str, list[float]] = {v: [] for v in VARIANTS}
     for i in range(args.repeats + 1):  # the first round warms Prefect and lakeline up
-        folder = base / f"wf-{db}-{i}"
-        lakeline_prefect.configure(root=str(folder))
+        folder = base / f"wf-{db}" / str(i)  # under one root: each round's keys are new
+        lakeline_prefect.configure(root=str(folder.parent))
         start = time.perf_counter()
         plain(files(folder / "plain", args.tasks))
         plain_s = time.perf_counter() - start

@@ -85,8 +85,10 @@ def _write_records(
     also: InTransaction | None = None,
     *,
     producer_from_context: bool = True,
+    before: InTransaction | None = None,
 ) -> None:
-    """Insert the new records (or find existing identical ones) in one transaction.
+    """Insert the new records (or find existing identical ones) in one transaction
+    (`before(session, plans)` runs in it first).
 
     New records are inserted with Core, so their objects never join the session: once the
     transaction commits they become detached records, as if loaded and the session closed.
@@ -96,6 +98,8 @@ def _write_records(
     user_id = instance.user.id
     run = current_run_in(instance) if producer_from_context else None
     with instance.sessions.write() as session:
+        if before is not None:
+            before(session, plans)
         created, new_storage = write_batch(session, instance, plans, user_id, run)
         if also is not None:
             also(session, plans)
@@ -330,6 +334,7 @@ def save_artifacts(
     also: InTransaction | None = None,
     producer_from_context: bool = True,
     planned: Sequence[Plan] | None = None,
+    before: InTransaction | None = None,
 ) -> list[Artifact]:
     """Save new artifacts (and update changed fields of saved ones of `instance`) into
     `instance` atomically, as a batch.
@@ -339,6 +344,8 @@ def save_artifacts(
     current run as their producer unless `producer_from_context` is False: the Recorder
     names every producer itself, and a file a step only uses must never get one.
     `planned`: plans made by `plan_file` for all of `artifacts`, all new files, in order.
+    `before(session, plans)` runs in the transaction before the records are written (the
+    BatchRecorder inserts the runs that produced them there; again if it is retried).
     """
     for artifact in artifacts:
         if not isinstance(artifact, Artifact):
@@ -364,14 +371,15 @@ def save_artifacts(
         return plan
 
     files = [a for a in new if not getattr(a, "_reference", False)]
-    if planned is None and also is None and eligible(instance, new):
+    if planned is None and also is None and before is None and eligible(instance, new):
         plans = _pipelined(instance, new, plan_one, made, progress, producer_from_context)
     else:
         plans = _planned(instance, new, files, plan_one, made, planned, progress)
         try:
             _upload(instance, plans, progress)
             checkpoints.reach("save.stored")
-            _write_with_retries(instance, plans, guarded(instance, also), producer_from_context)
+            checked = guarded(instance, also)
+            _write_with_retries(instance, plans, checked, producer_from_context, before=before)
         except BaseException:
             _forget(plans)
             _cleanup(instance, plans)
@@ -451,6 +459,8 @@ def _write_with_retries(
     checked: InTransaction,
     producer_from_context: bool,
     failed: BaseException | None = None,
+    *,
+    before: InTransaction | None = None,
 ) -> None:
     """`_write_records`, again after a concurrent writer or delete got in the way (`failed`:
     how a first attempt made elsewhere ended)."""
@@ -459,7 +469,9 @@ def _write_with_retries(
             if failed is not None:
                 error, failed = failed, None
                 raise error
-            _write_records(instance, plans, checked, producer_from_context=producer_from_context)
+            _write_records(
+                instance, plans, checked, producer_from_context=producer_from_context, before=before
+            )
             return
         except BytesGone as exc:
             _forget(plans)

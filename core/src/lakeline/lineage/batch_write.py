@@ -1,14 +1,22 @@
-"""The BatchRecorder's flush: a batch of queued files, edges and finishes written in one
-transaction (the runs were inserted before, in their own)."""
+"""The BatchRecorder's flush: a batch of queued runs, files, edges and finishes written in
+one transaction."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.orm.attributes import set_committed_value
 
 from lakeline import checkpoints
 from lakeline.lineage.batch_files import QueuedFile, nul_error
 from lakeline.lineage.records import fire
-from lakeline.lineage.run_rows import Finish, claim_many, finish_found, finish_new
+from lakeline.lineage.run_rows import (
+    FINISH_COLUMNS,
+    Finish,
+    claim_many,
+    finish_found,
+    finish_new,
+)
 from lakeline.lineage.usage import insert_inputs
 
 if TYPE_CHECKING:
@@ -27,21 +35,40 @@ def write_batch(
     files: list[QueuedFile],
     links: list[tuple[Handle, Artifact, str]],
     finishes: list[tuple[Handle, Finish]],
-    new: set[int],
+    started: list[tuple[Handle, Handle]],
 ) -> list[QueuedFile]:
-    """Write a batch in one transaction; the files that could not be read again (a
+    """Write a batch in one transaction, the queued runs first (`started` gets those it
+    inserts, to be made unsaved again if it fails); the files that could not be read again (a
     retried batch), left out, are returned."""
     from lakeline.artifacts.save import save_artifacts
     from lakeline.db.session import stamp
+    from lakeline.lineage.batching import unsaved_runs
 
     assert rec.instance is not None
     gone = [f for f in files if f.plan is None and not rec._replan(f)]
     files = [f for f in files if f.plan is not None]
-    for f in files:
-        if f.producer is not None:
-            f.artifact.run_id = f.producer.run.id
     edges: list[tuple[Run, Artifact]] = []
     done: list[tuple[Handle, Run, bool]] = []
+    new: set[int] = set()  # the runs inserted here, as the database holds them
+    applied: list[tuple[Run, dict[str, Any]]] = []  # finished by finish_new: as they were
+
+    def reset() -> None:
+        """Undo what a rolled-back transaction did to the queued runs: not finished, unsaved."""
+        for run, values in applied:
+            for name, value in values.items():
+                set_committed_value(run, name, value)
+        applied.clear()
+        unsaved_runs(started)
+
+    def runs(session: Session, plans: Sequence[Plan] = ()) -> None:
+        reset()  # a retried transaction starts again
+        if rec._runs:
+            rec._insert_all(session, started)
+        new.clear()
+        new.update(id(handle.run) for handle, _ in started)
+        for f in files:
+            if f.producer is not None:
+                f.artifact.run_id = f.producer.run.id
 
     def write(session: Session, plans: Sequence[Plan] = ()) -> None:
         edges.clear()  # a retried transaction starts again
@@ -71,7 +98,10 @@ def write_batch(
             ):
                 first[id(step.run)] = (step.run, change)  # one statement for all of them
                 done.append((step, step.run, True))
+        for run, _ in first.values():
+            applied.append((run, {name: vars(run).get(name) for name in FINISH_COLUMNS}))
         finish_new(session, list(first.values()))
+        checkpoints.reach("recorder.flush.finished")
         later = [
             (step, change)
             for step, change in finishes
@@ -89,19 +119,26 @@ def write_batch(
             else:  # a replay, a gone run, or the same run's next finish
                 done.append((step, *change.apply(session, step.run)))
 
-    if files:
-        save_artifacts(
-            [f.artifact for f in files],
-            rec.instance,
-            also=write,
-            producer_from_context=False,
-            planned=[f.plan for f in files if f.plan is not None],
-        )
-        for f in files:  # as it was when hashed
-            rec._seen.remember(f.location, f.artifact, f.stat)
-    else:
-        with rec.instance.sessions.write() as session:
-            write(session)
+    try:
+        if files:
+            save_artifacts(
+                [f.artifact for f in files],
+                rec.instance,
+                also=write,
+                producer_from_context=False,
+                planned=[f.plan for f in files if f.plan is not None],
+                before=runs,
+            )
+        else:
+            with rec.instance.sessions.write() as session:
+                runs(session)
+                write(session)
+    except BaseException:
+        reset()  # queued again as they were
+        raise
+    rec._runs_written(started)
+    for f in files:  # as it was when hashed
+        rec._seen.remember(f.location, f.artifact, f.stat)
     for run, artifact in edges:
         fire("artifact_used", artifact=artifact, run=run)
     for step, record, changed in done:

@@ -48,6 +48,8 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from datetime import datetime
 
+    from sqlalchemy.orm import Session
+
     from lakeline.models import Artifact, Run, Transform
 
 log = logging.getLogger("lakeline.recorder")
@@ -243,73 +245,75 @@ class BatchRecorder(Recorder):
                 self._since = time.monotonic()
             return handle
 
-    def _insert_runs(self) -> set[int]:
-        """Insert the queued runs in one transaction (those recorded before are found); if it
-        fails, they stay queued, unsaved."""
-        from sqlalchemy.orm import make_transient
-        from sqlalchemy.orm.attributes import set_committed_value
+    def _insert_runs(self) -> None:
+        """Insert the queued runs in a transaction of their own (a flush with nothing else to
+        write); if it fails, they stay queued, unsaved."""
+        assert self.instance is not None
+        started: list[tuple[Handle, Handle]] = []
+        try:
+            with self.instance.sessions.write() as session:
+                self._insert_all(session, started)
+        except BaseException:
+            unsaved_runs(started)
+            raise
+        self._runs_written(started)
 
+    def _runs_written(self, started: list[tuple[Handle, Handle]]) -> None:
+        """After the commit that inserted the queued runs (`started`: those it inserted; the
+        others were recorded before): they leave the queue as records."""
         from lakeline.db.session import stamp
 
         assert self.instance is not None
         runs = list(self._runs.values())
-        started: list[tuple[Handle, Handle]] = []
-        try:
-            self._insert_all(runs, started)
-        except BaseException:
-            for handle, _ in started:  # inserted by the rolled back transaction: not saved
-                if handle.run.id is not None:
-                    make_transient(handle.run)
-                    set_committed_value(handle.run, "id", None)
-            raise
         self._runs, self._notes = {}, {}
         for handle, _ in runs:
             stamp(handle.run, self.instance)
         for handle, _ in started:
             fire("run_started", run=handle.run)
-        return {id(handle.run) for handle, _ in started}
 
-    def _insert_all(
-        self, runs: list[tuple[Handle, Handle]], started: list[tuple[Handle, Handle]]
-    ) -> None:
-        """`_insert_runs`' transaction; `started` gets the runs it inserts."""
+    def _insert_all(self, session: Session, started: list[tuple[Handle, Handle]]) -> None:
+        """Insert the queued runs in `session`'s transaction (those recorded before are
+        found); `started` gets the runs it inserts."""
         from sqlalchemy import select
 
         from lakeline.db.rows import chunks, one_of
         from lakeline.lineage.run_rows import insert_runs
         from lakeline.models import Run, Transform
 
-        assert self.instance is not None
-        with self.instance.sessions.write() as session:
-            found: dict[str | None, Run] = {}
-            for chunk in chunks([handle.engine_ref for handle, _ in runs]):
-                where = one_of(session, Run.engine_ref, chunk)
-                stmt = select(Run).where(Run.engine == self.engine, where)
-                found.update((run.engine_ref, run) for run in session.scalars(stmt))
-            for handle, parent in runs:
-                known = found.get(handle.engine_ref)
-                if known is not None:  # a replay: that run (and its transform, if it differs)
-                    notes = self._notes.get(handle.engine_ref, {})  # what it was annotated with
-                    params = dict(known.params or {})
-                    params.update({n: {**dict(params.get(n) or {}), **m} for n, m in notes.items()})
-                    if params != (known.params or {}):
-                        known.params = params
-                    if known.transform_id != handle.transform.id:
-                        handle.transform = session.get(Transform, known.transform_id) or (
-                            handle.transform
-                        )
-                    handle.run = known
-                    continue
-                started.append((handle, parent))
-            waiting = started
-            while waiting:  # in waves: a step nested under a step of this batch after it
-                ready = [(h, p) for h, p in waiting if p.run.id is not None]
-                if not ready:
-                    raise LakelineError("a step's parent run was never started")
-                for handle, parent in ready:
-                    handle.run.parent_id = parent.run.id
-                insert_runs(session, [handle.run for handle, _ in ready])
-                waiting = [(h, p) for h, p in waiting if h.run.id is None]
+        runs = list(self._runs.values())
+        found: dict[str | None, Run] = {}
+        for chunk in chunks([handle.engine_ref for handle, _ in runs]):
+            where = one_of(session, Run.engine_ref, chunk)
+            # recorded before: the rare case (a replay), so first asked without the ORM
+            recorded = select(Run.id).where(Run.engine == self.engine, where).limit(1)
+            if session.execute(recorded).first() is None:
+                continue
+            stmt = select(Run).where(Run.engine == self.engine, where)
+            found.update((run.engine_ref, run) for run in session.scalars(stmt))
+        for handle, parent in runs:
+            known = found.get(handle.engine_ref)
+            if known is not None:  # a replay: that run (and its transform, if it differs)
+                notes = self._notes.get(handle.engine_ref, {})  # what it was annotated with
+                params = dict(known.params or {})
+                params.update({n: {**dict(params.get(n) or {}), **m} for n, m in notes.items()})
+                if params != (known.params or {}):
+                    known.params = params
+                if known.transform_id != handle.transform.id:
+                    handle.transform = session.get(Transform, known.transform_id) or (
+                        handle.transform
+                    )
+                handle.run = known
+                continue
+            started.append((handle, parent))
+        waiting = list(started)
+        while waiting:  # in waves: a step nested under a step of this batch after it
+            ready = [(h, p) for h, p in waiting if p.run.id is not None]
+            if not ready:
+                raise LakelineError("a step's parent run was never started")
+            for handle, parent in ready:
+                handle.run.parent_id = parent.run.id
+            insert_runs(session, [handle.run for handle, _ in ready])
+            waiting = [(h, p) for h, p in waiting if h.run.id is None]
 
     def use(
         self, step: Handle, path: str | os.PathLike[str], *, role: str = "", key: str | None = None
@@ -396,16 +400,17 @@ class BatchRecorder(Recorder):
         from lakeline.lineage.batch_write import write_batch
 
         with self._lock:
-            new: set[int] = set()  # the runs inserted here, as the database holds them
-            if self._runs:  # first, in a transaction of their own: a valid state by itself
-                new = self._insert_runs()
             taken = (self._files, self._links, self._finishes, self._since)
             self._files, self._links, self._finishes, self._since = {}, [], [], None
             if not any(taken[:3]):
+                if self._runs:
+                    self._insert_runs()
                 return
-            try:
-                gone = write_batch(self, list(taken[0].values()), taken[1], taken[2], new)
+            started: list[tuple[Handle, Handle]] = []  # runs inserted by the transaction
+            try:  # the queued runs too, in the same transaction
+                gone = write_batch(self, list(taken[0].values()), taken[1], taken[2], started)
             except BaseException:
+                unsaved_runs(started)  # rolled back: they stay queued, unsaved
                 self._requeue(*taken)
                 raise
             for f in gone:  # unreadable at a retry: recorded as the plain Recorder does
@@ -488,6 +493,18 @@ class BatchRecorder(Recorder):
     mark = _flushed("mark")
     note_attempt = _flushed("note_attempt")
     find_step = _flushed("find_step")
+
+
+def unsaved_runs(started: list[tuple[Handle, Handle]]) -> None:
+    """Runs a rolled back transaction inserted: unsaved again (no id), to be inserted anew."""
+    from sqlalchemy.orm import make_transient
+    from sqlalchemy.orm.attributes import set_committed_value
+
+    for handle, _ in started:
+        if handle.run.id is not None:
+            make_transient(handle.run)
+            set_committed_value(handle.run, "id", None)
+    started.clear()
 
 
 def _state(st: os.stat_result) -> tuple[int, int, int, int]:

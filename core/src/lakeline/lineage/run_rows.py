@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 
     from lakeline.instance import Instance
 
-_statements: dict[tuple[str, str], Any] = {}
+_statements: dict[tuple[Any, ...], Any] = {}
 _autocommit: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
 
 
@@ -92,10 +92,11 @@ def _insert_statement(dialect: str) -> Any:
     return stmt
 
 
-def _finish_statement(dialect: str) -> Any:
+def _finish_statement(dialect: str, error: bool = True) -> Any:
     """UPDATE runs SET status, finished_at, the log with one more entry, and exit code, error
-    and cached-from where given ... WHERE id = :id AND status <> :status RETURNING *."""
-    stmt = _statements.get(("finish", dialect))
+    and cached-from where given ... WHERE id = :id AND status <> :status RETURNING *.
+    Without `error` (no error text given) the SET names no error (see `_SQLITE_KEEP_ERROR`)."""
+    stmt = _statements.get(("finish", dialect, error))
     if stmt is not None:
         return stmt
     c = _table().c
@@ -116,20 +117,23 @@ def _finish_statement(dialect: str) -> Any:
         log = func.json_insert(before, literal_column("'$[#]'"), entry)
     status = bindparam("p_status", type_=String)
     cached_from = bindparam("p_cached_from", type_=Integer)
+    values: dict[str, Any] = {
+        "status": status,
+        "status_log": log,
+        "finished_at": bindparam("p_at", type_=UTCDateTime()),
+        "exit_code": func.coalesce(bindparam("p_exit_code", type_=Integer), c.exit_code),
+        "error": func.coalesce(bindparam("p_error", type_=Text), c.error),
+        "cached_from_id": func.coalesce(cached_from, c.cached_from_id),
+    }
+    if not error:
+        del values["error"]
     stmt = (
         update(_table())
         .where(c.id == bindparam("p_id", type_=Integer), c.status != status)
-        .values(
-            status=status,
-            status_log=log,
-            finished_at=bindparam("p_at", type_=UTCDateTime()),
-            exit_code=func.coalesce(bindparam("p_exit_code", type_=Integer), c.exit_code),
-            error=func.coalesce(bindparam("p_error", type_=Text), c.error),
-            cached_from_id=func.coalesce(cached_from, c.cached_from_id),
-        )
+        .values(**values)
         .returning(*_table().columns)
     )
-    _statements["finish", dialect] = stmt
+    _statements["finish", dialect, error] = stmt
     return stmt
 
 
@@ -182,7 +186,9 @@ def finish_new(session: Session, changes: Sequence[tuple[Run, Finish]]) -> None:
         return
     dialect = _dialect(session)
     params: list[dict[str, Any]] = []
+    same_error: list[bool] = []  # the run's error text stays as it is
     for run, change in changes:
+        same_error.append(change.error is None or change.error == run.error)
         at = change.at or utcnow()
         entry: Any = {"status": change.status, "at": at.isoformat()}
         log = [*(run.status_log or []), entry]
@@ -200,13 +206,17 @@ def finish_new(session: Session, changes: Sequence[tuple[Run, Finish]]) -> None:
         for name, value in values.items():
             set_committed_value(run, name, value)
     if dialect == "postgresql":
-        columns = ("p_id", *_FINISHED)
+        columns = ("p_id", *FINISH_COLUMNS)
         arrays = {name: [row[name] for row in params] for name in columns}
         arrays["status_log"] = [json.dumps(log) for log in arrays["status_log"]]
         arrays["finished_at"] = _utc_binds(session, arrays["finished_at"])
         session.execute(_PG_FINISH_MANY, arrays)
-    else:
-        session.execute(_SQLITE_FINISH_MANY, {"rows": _json_rows(session, params)})
+    else:  # runs whose error stays: a statement whose SET names no error (_SQLITE_KEEP_ERROR)
+        for keep in (True, False):
+            rows = [row for row, same in zip(params, same_error, strict=True) if same is keep]
+            if rows:
+                stmt = _SQLITE_FINISH_MANY_KEEP if keep else _SQLITE_FINISH_MANY
+                session.execute(stmt, {"rows": _json_rows(session, rows)})
 
 
 def _utc_binds(session: Session, moments: Sequence[Any]) -> list[Any]:
@@ -216,7 +226,7 @@ def _utc_binds(session: Session, moments: Sequence[Any]) -> list[Any]:
     return [utc.process_bind_param(at, dialect) for at in moments]
 
 
-_FINISHED = ("status", "status_log", "finished_at", "exit_code", "error", "cached_from_id")
+FINISH_COLUMNS = ("status", "status_log", "finished_at", "exit_code", "error", "cached_from_id")
 _PG_FINISH_MANY = text(
     "UPDATE runs SET status = v.status, status_log = v.status_log, finished_at = v.finished_at, "
     "exit_code = v.exit_code, error = v.error, cached_from_id = v.cached_from_id "
@@ -230,7 +240,7 @@ _PG_FINISH_MANY = text(
 
 # SQLite: the same in one statement over a JSON array of the rows (an executemany runs the
 # UPDATE once per run); its audit triggers are row triggers, called once a run either way
-_SQLITE_FINISH_MANY = text(
+_SQLITE_FINISH_MANY_SQL = (
     "UPDATE runs SET status = v.status, status_log = v.status_log, finished_at = v.finished_at, "
     "exit_code = v.exit_code, error = v.error, cached_from_id = v.cached_from_id "
     "FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS status, "
@@ -239,17 +249,24 @@ _SQLITE_FINISH_MANY = text(
     "json_extract(value, '$[6]') AS cached_from_id FROM json_each(:rows)) AS v "
     "WHERE runs.id = v.id"
 )
+_SQLITE_FINISH_MANY = text(_SQLITE_FINISH_MANY_SQL)
+# SQLite runs an `AFTER UPDATE OF error` trigger (the runs' search index, migration 0015:
+# both texts tokenized in Python, the FTS5 row deleted and written again, the vocabulary's
+# counts moved) whenever the SET names the column, changed or not: a finish that leaves the
+# error text as it is (nearly all) names no error
+_SQLITE_KEEP_ERROR = ("error = v.error, ", "error = coalesce(v.error, runs.error), ")
+_SQLITE_FINISH_MANY_KEEP = text(_SQLITE_FINISH_MANY_SQL.replace(_SQLITE_KEEP_ERROR[0], ""))
 
 
 def _json_rows(session: Session, params: Sequence[dict[str, Any]]) -> str:
-    """`params` (p_id and the _FINISHED columns) as one JSON array of rows, each value as its
+    """`params` (p_id and the FINISH_COLUMNS columns) as one JSON array of rows, each value as its
     column type binds it (the log as its JSON text, times as SQLite's text): what an
     executemany would have bound, handed to json_each."""
     from lakeline.db.rows import bound_values
 
     dialect = session.get_bind().dialect
-    renamed = [{"id": row["p_id"], **{n: row[n] for n in _FINISHED}} for row in params]
-    values = bound_values(_table(), dialect, ["id", *_FINISHED], renamed)
+    renamed = [{"id": row["p_id"], **{n: row[n] for n in FINISH_COLUMNS}} for row in params]
+    values = bound_values(_table(), dialect, ["id", *FINISH_COLUMNS], renamed)
     return json.dumps(values, ensure_ascii=False)
 
 
@@ -290,17 +307,24 @@ def finish_found(session: Session, changes: Sequence[tuple[Run, Finish]]) -> dic
         changes = [(r, c) for r, c in changes if not (c.error and "\x00" in c.error)]
     if not changes:
         return {}
+    kept = [(r, c) for r, c in changes if c.error is None]
+    if dialect != "postgresql" and kept and len(kept) < len(changes):
+        others = [(r, c) for r, c in changes if c.error is not None]  # apart: _SQLITE_KEEP_ERROR
+        return {**finish_found(session, kept), **finish_found(session, others)}
     ats = [change.at or utcnow() for _, change in changes]
     entries = [
         json.dumps({"status": change.status, "at": at.isoformat()})
         for (_, change), at in zip(changes, ats, strict=True)
     ]
+    error = dialect == "postgresql" or any(c.error is not None for _, c in changes)
     columns = list(_table().columns)  # the mapped ones (a migration may add unmapped ones)
-    stmt = _statements.get(("finish_found", dialect))
+    stmt = _statements.get(("finish_found", dialect, error))
     if stmt is None:
         returning = ", ".join(f'runs."{column.name}"' for column in columns)
         head = _PG_FINISH_FOUND if dialect == "postgresql" else _SQLITE_FINISH_FOUND
-        stmt = _statements["finish_found", dialect] = text(head + returning).columns(
+        if not error:
+            head = head.replace(_SQLITE_KEEP_ERROR[1], "")
+        stmt = _statements["finish_found", dialect, error] = text(head + returning).columns(
             *columns
         )  # typed: values come back as Finish.row's (UTC, decoded JSON)
     params: dict[str, Any]
@@ -375,7 +399,8 @@ class Finish:
             "p_error": self.error,
             "p_cached_from": self.cached_from_id,
         }
-        found = bind.execute(_finish_statement(dialect), params).first()
+        error = dialect == "postgresql" or self.error is not None
+        found = bind.execute(_finish_statement(dialect, error), params).first()
         if found is None:
             return None
         record: Run = Run.__mapper__.class_manager.new_instance()
