@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -222,7 +222,17 @@ class Tracker:
     # -- events ---------------------------------------------------------------------------------
 
     def apply(self, event: Event) -> None:
-        """Take one event into account (journal it, record it)."""
+        """Take one event into account (journal it, record it), then write what is due."""
+        self.apply_many((event,))
+
+    def apply_many(self, events: Iterable[Event], *, due_only: bool = True) -> None:
+        """Take events into account in order, then write the journal and what is due
+        (`due_only=False`: the whole batch)."""
+        for event in events:
+            self._take(event)
+        self.flush(unless_fresh=due_only)
+
+    def _take(self, event: Event) -> None:
         if isinstance(event, WorkflowStarted):
             if self.started is None:
                 self.started = event
@@ -239,7 +249,6 @@ class Tracker:
                 self._job_event(event)
             except Exception as exc:  # one job's trouble (a file, its source) is that job's
                 self._event_problem(event, exc)
-        self.flush(unless_fresh=True)
 
     def _job_event(self, event: Event) -> None:
         if isinstance(event, JobInfo):
@@ -394,9 +403,7 @@ class Tracker:
 
     def flush(self, *, unless_fresh: bool = False) -> None:
         """Write the pending batch (`unless_fresh`: only if it is due)."""
-        if self.journal is not None and unless_fresh:
-            self.journal.flush_if_stale()
-        elif self.journal is not None:  # what is recorded is in the journal too
+        if self.journal is not None:  # what is recorded is in the journal too
             self.journal.flush()
         if self.writer is None or self.failure is not None:
             return
