@@ -34,6 +34,20 @@ def running_workflow() -> Any:
     return None if module is None else getattr(module, "workflow", None)
 
 
+def _piped_inputs(job: Any) -> set[Any]:
+    """The inputs of `job` that another job's pipe() or service() output feeds (Snakemake >= 8),
+    in one pass over its dependencies: `Job.is_pipe_or_service_input` walks them for each
+    input, quadratic in Snakemake's thread for a job that gathers many jobs' outputs."""
+    if getattr(job, "is_pipe_or_service_input", None) is None:
+        return set()
+    fed: set[Any] = set()
+    for dependency, files in job.dag.dependencies.get(job, {}).items():
+        piped = dependency.pipe_or_service_output
+        if piped:
+            fed.update(f for f in files if f in piped)
+    return fed
+
+
 class Barrier(logging.Handler):
     """Waits, after the record is queued, until the plugin has handled it (temp removals)."""
 
@@ -133,8 +147,7 @@ class LiveHook(logging.Filter):
         outputs = list(job.output)
         temp = set(getattr(job, "temp_output", ()))
         pipes = set(getattr(job, "pipe_or_service_output", ()))
-        fed = getattr(job, "is_pipe_or_service_input", None)  # Snakemake >= 8
-        pipes |= {f for f in job.input if fed is not None and fed(f)}
+        pipes |= _piped_inputs(job)
         input_names: dict[str, str] = {}
         for name, value in job.input.items():
             for path in paths(value if isinstance(value, list) else [value]):
