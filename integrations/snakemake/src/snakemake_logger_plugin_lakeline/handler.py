@@ -60,7 +60,6 @@ class LogHandler(LogHandlerBase):
         self._quiet = False  # no event since the batch was last written by the timer
         self._last = time.monotonic()  # when the last event came
         self.cpu = 0.0  # of which CPU time of the threads recording
-        self.kept_cpu = 0.0  # CPU time of the logging thread keeping records (emit)
         self._records: deque[logging.LogRecord] = deque()  # kept for the next batch
         self.tracker = None
         if getattr(self.common_settings, "dryrun", False):
@@ -164,19 +163,17 @@ class LogHandler(LogHandlerBase):
         """Keep the record for the next batch; one Snakemake waits for is taken at once."""
         done = record.__dict__.get("lakeline_done")
         try:
-            if self.tracker is not None:
-                cpu = time.thread_time()
+            if self.tracker is not None:  # (not timed: timing an append costs more than it)
                 self._records.append(record)
                 self._last, self._quiet = time.monotonic(), False
                 if isinstance(done, threading.Event):
                     with self._lock:
-                        start, cpu_held = time.perf_counter(), time.thread_time()
+                        start, cpu = time.perf_counter(), time.thread_time()
                         if not self._closed:
                             self._take()
-                        self._spent(start, cpu_held)
+                        self._spent(start, cpu)
                 elif len(self._records) >= BATCH_RECORDS:
                     self._wake.set()
-                self.kept_cpu += time.thread_time() - cpu
         except Exception as exc:  # a bug here must not take the workflow down
             if self.tracker is not None:
                 self.tracker.fail(exc)
@@ -204,8 +201,7 @@ class LogHandler(LogHandlerBase):
                         lines = self.tracker.summary()
                     self._spent(start, cpu)
                     hook_cpu = 0.0 if self.hook is None else self.hook.cpu
-                    cpu = self.cpu + self.kept_cpu + hook_cpu
-                    done = self.tracker.done_line(self.busy, cpu)
+                    done = self.tracker.done_line(self.busy, self.cpu + hook_cpu)
                     if not lines and done and not getattr(self.common_settings, "quiet", None):
                         lines = [done]
                     for line in lines:
