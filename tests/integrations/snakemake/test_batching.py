@@ -4,9 +4,12 @@ call was its own transaction — a run killed during the long job keeps it."""
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -210,3 +213,61 @@ def test_a_file_replaced_keeping_its_size_and_mtime_is_a_new_record(
     (used,) = Run.get(id=use.step.run.id).inputs.all()
     assert used.id != made.id
     assert used.hash != made.hash  # the bytes the job read, not the ones replaced
+
+
+def _record(**extra: object) -> logging.LogRecord:
+    record = logging.LogRecord("snakemake", logging.INFO, "x.py", 1, "", (), None)
+    record.__dict__.update(extra)
+    return record
+
+
+def test_a_record_snakemake_waits_for_takes_every_record_before_it(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """Snakemake's logging thread only keeps records (the plugin's thread takes them in
+    batches); a record Snakemake waits for — a temp() removal, behind the barrier — is taken
+    at once with every record kept before it: the job is recorded and its output hashed
+    while the file exists, and the journal holds the events in the order they came."""
+    import lakeline as ll
+    from snakemake_interface_logger_plugins.tests import MockOutputSettings
+    from snakemake_logger_plugin_lakeline import LogHandler, LogHandlerSettings
+    from snakemake_logger_plugin_lakeline.journal import journals, read
+
+    root = write_workflow(tmp_path / "wf", "", {"data/raw.txt": "alpha", "tmp/a.txt": "made"})
+    settings = LogHandlerSettings(instance="test")
+    handler = LogHandler(common_settings=MockOutputSettings(), settings=settings)
+    try:
+        assert handler.tracker is not None
+        handler.emit(
+            _record(
+                event="workflow_started",
+                workflow_id="w-1",
+                lakeline_workflow={"workdir": str(root)},
+            )
+        )
+        handler.emit(
+            _record(
+                event="job_info",
+                jobid=1,
+                rule_name="make",
+                input=["data/raw.txt"],
+                output=["tmp/a.txt"],
+                lakeline_job={"temp": ["tmp/a.txt"]},
+            )
+        )
+        handler.emit(_record(event="job_finished", job_id=1))
+        waited = threading.Event()
+        handler.emit(_record(msg="Removing temporary output tmp/a.txt.", lakeline_done=waited))
+        assert waited.is_set()
+        assert handler.tracker.jobs[1].status == "completed"
+        (root / "tmp" / "a.txt").unlink()  # what Snakemake does once the barrier lets it go
+        (journal,) = journals(root)
+        kinds = [type(event).__name__ for event in read(journal)]
+        assert kinds == ["WorkflowStarted", "JobInfo", "JobFinished"]  # (removals: not kept)
+    finally:
+        handler.close()
+    temp = ll.Artifact.get(key="tmp/a.txt")
+    assert temp.hash == hashlib.sha256(b"made").hexdigest()  # hashed while it existed
+    assert temp.kind == "transient" and temp.available is False
+    assert temp.run is not None and temp.run.status == "completed"
+    assert [a.key for a in temp.run.inputs] == ["data/raw.txt"]

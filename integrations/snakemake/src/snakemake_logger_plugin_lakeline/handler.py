@@ -1,7 +1,11 @@
 """The Snakemake log handler: `snakemake --logger lakeline`.
 
-Snakemake calls `emit` for every record, in its queue-listener thread; the Tracker records
-lineage there, off Snakemake's main thread. `close` (at the end of the run) finishes what is
+Snakemake calls `emit` for every record, in its queue-listener thread; `emit` only keeps the
+record. The plugin's own thread takes the kept records in batches (every FLUSH_EVERY, or at
+BATCH_RECORDS): parses them, journals them (one write) and records them through the Tracker,
+which queues their files and writes the catalog when its batch is due. A record Snakemake
+waits for (a temp() removal, a job with update() outputs: see live.py) is taken at once,
+with every record before it, in the logging thread. `close` (at the end of the run) finishes what is
 open and prints what could not be recorded. Nothing here raises into Snakemake, except with
 `strict`: then a catalog that cannot be reached stops the workflow (an interrupt of the main
 thread, best effort, and for certain: no job starts once recording has failed, see live.py).
@@ -15,6 +19,7 @@ import logging
 import sys
 import threading
 import time
+from collections import deque
 from typing import Any
 
 from snakemake_interface_logger_plugins.base import LogHandlerBase
@@ -27,6 +32,7 @@ from snakemake_logger_plugin_lakeline.tracker import Tracker, one_line
 SNAKEMAKE_LOGGER = "snakemake.logging"
 FLUSH_EVERY = 0.5  # seconds between checks for a batch that is due, and of quiet before the
 # batch is written whatever its age (a long job: what finished reaches the catalog meanwhile)
+BATCH_RECORDS = 2000  # kept records that wake the plugin's thread before FLUSH_EVERY is up
 
 
 def _quiet_about_progress(quiet: Any) -> bool:
@@ -54,6 +60,7 @@ class LogHandler(LogHandlerBase):
         self._quiet = False  # no event since the batch was last written by the timer
         self._last = time.monotonic()  # when the last event came
         self.cpu = 0.0  # of which CPU time of the threads recording
+        self._records: deque[logging.LogRecord] = deque()  # kept for the next batch
         self.tracker = None
         if getattr(self.common_settings, "dryrun", False):
             return  # a dry run executes nothing: nothing to record
@@ -78,23 +85,44 @@ class LogHandler(LogHandlerBase):
         refusal = self._refusal if self.strict else None
         self.hook = LiveHook(logging.getLogger(SNAKEMAKE_LOGGER), refusal=refusal)
         self.hook.install()
-        self._stop = threading.Event()
+        self._stop = False
+        self._wake = threading.Event()
         self._flusher = threading.Thread(target=self._flush_batches, name="lakeline", daemon=True)
         self._flusher.start()
 
     def _flush_batches(self) -> None:
-        """Write a due batch even when Snakemake logs nothing for a while, and the whole
-        batch once it has logged nothing for FLUSH_EVERY (a long job runs)."""
-        while not self._stop.wait(FLUSH_EVERY):
+        """Take the kept records every FLUSH_EVERY (sooner if many wait), write a due batch
+        even when Snakemake logs nothing for a while, and the whole batch once it has logged
+        nothing for FLUSH_EVERY (a long job runs)."""
+        while True:
+            self._wake.wait(FLUSH_EVERY)
+            self._wake.clear()
             with self._lock:
-                if self._closed or self.tracker is None:
+                if self._stop or self._closed or self.tracker is None:
                     return
                 quiet = not self._quiet and time.monotonic() - self._last >= FLUSH_EVERY
                 start, cpu = time.perf_counter(), time.thread_time()
-                with contextlib.suppress(Exception):
-                    self.tracker.flush(unless_fresh=not quiet)
+                self._take(all_due=quiet)
                 self._quiet = self._quiet or quiet
                 self._spent(start, cpu)
+
+    def _take(self, *, all_due: bool = False) -> None:
+        """Under the lock: parse, journal and record the kept records, in order, then write
+        what is due (`all_due`: the whole batch). Never raises."""
+        assert self.tracker is not None
+        events = []
+        records = self._records
+        try:
+            while records:
+                event = from_record(records.popleft())
+                if event is not None:
+                    events.append(event)
+        except Exception as exc:  # a bug here must not take the workflow down
+            self.tracker.fail(exc)
+        try:
+            self.tracker.apply_many(events, due_only=not all_due)
+        except Exception as exc:
+            self.tracker.fail(exc)
 
     def _spent(self, start: float, cpu: float) -> None:
         """Add the time since `start` (perf_counter) and this thread's CPU since `cpu`."""
@@ -132,27 +160,32 @@ class LogHandler(LogHandlerBase):
     # -- logging.Handler ------------------------------------------------------------------------
 
     def emit(self, record: logging.LogRecord) -> None:
+        """Keep the record for the next batch; one Snakemake waits for is taken at once."""
+        done = record.__dict__.get("lakeline_done")
         try:
-            if self.tracker is not None:
-                event = from_record(record)
-                if event is not None:
+            if self.tracker is not None:  # (not timed: timing an append costs more than it)
+                self._records.append(record)
+                self._last, self._quiet = time.monotonic(), False
+                if isinstance(done, threading.Event):
                     with self._lock:
                         start, cpu = time.perf_counter(), time.thread_time()
-                        self.tracker.apply(event)
+                        if not self._closed:
+                            self._take()
                         self._spent(start, cpu)
-                        self._last, self._quiet = time.monotonic(), False
+                elif len(self._records) >= BATCH_RECORDS:
+                    self._wake.set()
         except Exception as exc:  # a bug here must not take the workflow down
             if self.tracker is not None:
                 self.tracker.fail(exc)
         finally:
-            done = record.__dict__.get("lakeline_done")
             if isinstance(done, threading.Event):
                 done.set()
 
     def close(self) -> None:
-        stop = getattr(self, "_stop", None)
-        if stop is not None:
-            stop.set()
+        self._stop = True
+        wake = getattr(self, "_wake", None)
+        if wake is not None:
+            wake.set()
         with self._lock:
             if not self._closed:
                 self._closed = True
@@ -161,6 +194,7 @@ class LogHandler(LogHandlerBase):
                 if self.tracker is not None:
                     start, cpu = time.perf_counter(), time.thread_time()
                     try:
+                        self._take()
                         lines = self.tracker.close()
                     except Exception as exc:
                         self.tracker.fail(exc)

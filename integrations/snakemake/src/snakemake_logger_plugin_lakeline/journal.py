@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 import stat
-import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
@@ -19,7 +18,6 @@ from typing import IO
 from snakemake_logger_plugin_lakeline.events import Event, from_json, to_json
 
 FOLDER = Path(".snakemake") / "lakeline" / "journal"
-FLUSH_AGE = 0.5  # seconds an event may stay in the write buffer
 _ENCODE = json.JSONEncoder(default=str).encode  # json.dumps(default=) builds one per call
 
 
@@ -69,38 +67,37 @@ def is_dir(location: str, info: os.stat_result | None) -> bool:
 
 
 class Journal:
-    """Appends events to one run's journal (flushed at most FLUSH_AGE after each event, with
-    each batch of records and at the end); a write failure only disables it."""
+    """Appends events to one run's journal: the lines of a batch of events are written
+    together when the tracker flushes (each batch, before its records are written, and at
+    the end); a write failure only disables it."""
 
     def __init__(self, workdir: str, workflow_id: str) -> None:
         self.path = Path(workdir) / FOLDER / f"{workflow_id}.jsonl"
         self._file: IO[str] | None = None
-        self._flushed = time.monotonic()
+        self._lines: list[str] = []
         self.failed: str | None = None
 
     def write(self, event: Event) -> None:
         if self.failed is not None:
             return
         try:
+            self._lines.append(_ENCODE(to_json(event)))
+        except (TypeError, ValueError) as exc:
+            self.failed = f"{type(exc).__name__}: {exc}"
+
+    def flush(self) -> None:
+        """Write the lines kept since the last flush, and flush the file."""
+        lines, self._lines = self._lines, []
+        if not lines or self.failed is not None:
+            return
+        try:
             if self._file is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._file = self.path.open("a", encoding="utf-8")
-            self._file.write(_ENCODE(to_json(event)) + "\n")
-        except (OSError, TypeError, ValueError) as exc:
+            self._file.write("\n".join(lines) + "\n")
+            self._file.flush()
+        except OSError as exc:
             self.failed = f"{type(exc).__name__}: {exc}"
-        self.flush_if_stale()
-
-    def flush_if_stale(self) -> None:
-        if time.monotonic() - self._flushed >= FLUSH_AGE:
-            self.flush()
-
-    def flush(self) -> None:
-        self._flushed = time.monotonic()
-        if self._file is not None and self.failed is None:
-            try:
-                self._file.flush()
-            except OSError as exc:
-                self.failed = f"{type(exc).__name__}: {exc}"
 
     def close(self) -> None:
         self.flush()

@@ -26,12 +26,32 @@ from snakemake_logger_plugin_lakeline.events import TEMP_REMOVAL, paths, plain
 
 BARRIER_TIMEOUT = 30.0  # seconds; after one timeout the barrier stops waiting
 JOB_STARTS = frozenset({"job_info", "group_info"})  # logged just before a job is spawned
+ANNOTATED = frozenset({"job_info", "workflow_started"})  # events the filter adds details to
 
 
 def running_workflow() -> Any:
     """Snakemake's Workflow object of this process (it keeps one as a module global)."""
     module = sys.modules.get("snakemake.workflow")
     return None if module is None else getattr(module, "workflow", None)
+
+
+def _removal(record: logging.LogRecord) -> bool:
+    """Whether the record says Snakemake deletes a temp() file next."""
+    return isinstance(record.msg, str) and record.msg.startswith(TEMP_REMOVAL)
+
+
+def _piped_inputs(job: Any) -> set[Any]:
+    """The inputs of `job` that another job's pipe() or service() output feeds (Snakemake >= 8),
+    in one pass over its dependencies: `Job.is_pipe_or_service_input` walks them for each
+    input, quadratic in Snakemake's thread for a job that gathers many jobs' outputs."""
+    if getattr(job, "is_pipe_or_service_input", None) is None:
+        return set()
+    fed: set[Any] = set()
+    for dependency, files in job.dag.dependencies.get(job, {}).items():
+        piped = dependency.pipe_or_service_output
+        if piped:
+            fed.update(f for f in files if f in piped)
+    return fed
 
 
 class Barrier(logging.Handler):
@@ -73,11 +93,14 @@ class LiveHook(logging.Filter):
             self.logger.removeHandler(self.barrier)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.refusal is not None and str(getattr(record, "event", "") or "") in JOB_STARTS:
+        kind = str(getattr(record, "event", "") or "")
+        if self.refusal is not None and kind in JOB_STARTS:
             self.refuse(self.refusal())
+        if kind not in ANNOTATED and (kind or not _removal(record)):
+            return True  # most records: nothing to add (Snakemake's scheduling thread)
         cpu = time.thread_time()
         with contextlib.suppress(Exception):  # details are a bonus: never disturb Snakemake
-            self._annotate(record)
+            self._annotate(record, kind)
         self.cpu += time.thread_time() - cpu
         return True
 
@@ -91,10 +114,9 @@ class LiveHook(logging.Filter):
         if reason is not None:
             raise KeyboardInterrupt(f"lakeline (strict): {reason}")
 
-    def _annotate(self, record: logging.LogRecord) -> None:
+    def _annotate(self, record: logging.LogRecord, kind: str) -> None:
         if self.barrier not in self.logger.handlers:  # after the queue handler, installed by now
             self.logger.addHandler(self.barrier)
-        kind = str(getattr(record, "event", "") or "")
         if kind == "job_info":
             details = self.job_details(record.__dict__.get("jobid"))
             if details:
@@ -110,7 +132,7 @@ class LiveHook(logging.Filter):
                 "config": config or None,
                 "touch": touch,
             }
-        elif not kind and isinstance(record.msg, str) and record.msg.startswith(TEMP_REMOVAL):
+        elif not kind and _removal(record):
             record.lakeline_done = threading.Event()
 
     def _job(self, jobid: int) -> Any:
@@ -133,8 +155,7 @@ class LiveHook(logging.Filter):
         outputs = list(job.output)
         temp = set(getattr(job, "temp_output", ()))
         pipes = set(getattr(job, "pipe_or_service_output", ()))
-        fed = getattr(job, "is_pipe_or_service_input", None)  # Snakemake >= 8
-        pipes |= {f for f in job.input if fed is not None and fed(f)}
+        pipes |= _piped_inputs(job)
         input_names: dict[str, str] = {}
         for name, value in job.input.items():
             for path in paths(value if isinstance(value, list) else [value]):

@@ -16,11 +16,10 @@ through `on_failure`, to stop the workflow instead).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -48,7 +47,6 @@ ENGINE = "snakemake"
 FRESH = 0.5  # seconds: a metadata record older than its job_info is from an earlier run
 BATCH_STEPS = 500  # finished jobs in a batch at most (a flush has a fixed cost: big batches
 BATCH_MS = 2000.0  # cost less per job); its age at most while Snakemake logs (quiet: handler)
-MAX_LISTED = 20
 
 
 def when(timestamp: float | None) -> datetime | None:
@@ -224,7 +222,17 @@ class Tracker:
     # -- events ---------------------------------------------------------------------------------
 
     def apply(self, event: Event) -> None:
-        """Take one event into account (journal it, record it)."""
+        """Take one event into account (journal it, record it), then write what is due."""
+        self.apply_many((event,))
+
+    def apply_many(self, events: Iterable[Event], *, due_only: bool = True) -> None:
+        """Take events into account in order, then write the journal and what is due
+        (`due_only=False`: the whole batch)."""
+        for event in events:
+            self._take(event)
+        self.flush(unless_fresh=due_only)
+
+    def _take(self, event: Event) -> None:
         if isinstance(event, WorkflowStarted):
             if self.started is None:
                 self.started = event
@@ -241,7 +249,6 @@ class Tracker:
                 self._job_event(event)
             except Exception as exc:  # one job's trouble (a file, its source) is that job's
                 self._event_problem(event, exc)
-        self.flush(unless_fresh=True)
 
     def _job_event(self, event: Event) -> None:
         if isinstance(event, JobInfo):
@@ -396,9 +403,7 @@ class Tracker:
 
     def flush(self, *, unless_fresh: bool = False) -> None:
         """Write the pending batch (`unless_fresh`: only if it is due)."""
-        if self.journal is not None and unless_fresh:
-            self.journal.flush_if_stale()
-        elif self.journal is not None:  # what is recorded is in the journal too
+        if self.journal is not None:  # what is recorded is in the journal too
             self.journal.flush()
         if self.writer is None or self.failure is not None:
             return
@@ -526,66 +531,19 @@ class Tracker:
         return self.summary()
 
     def _recover(self) -> list[str] | None:
-        """After losing the catalog mid-run: if it answers again, record the whole run from
-        its journal (as `lakeline snakemake import` would; what was recorded stays as it
-        is), so no step is left `started`. Returns the closing lines, None if still down."""
-        from pathlib import Path
+        """After losing the catalog mid-run: the run recorded from its journal (outcome.py)."""
+        from snakemake_logger_plugin_lakeline.outcome import recover
 
-        from snakemake_logger_plugin_lakeline.importer import replay_journal
-
-        if self.instance is None or self.journal is None or self.journal.failed is not None:
-            return None
-        with contextlib.suppress(Exception):
-            self.instance.engine.dispose()  # connections cut with the database: start afresh
-        again = Tracker(upload=self.upload, pipeline=self.pipeline, report=lambda _: None)
-        again.replay, again.journaling, again.instance = True, False, self.instance
-        again.finished_at = self.finished_at
-        try:
-            lines = replay_journal(again, self.journal.path, Path(self.workdir))
-        except Exception:
-            return None
-        if again.failure is not None or again.workflow is None:
-            return None
-        self.report("lakeline: the catalog is back: recorded the run from its journal")
-        self.failure, self.workflow, self.recorder = None, again.workflow, again.recorder
-        self.jobs = again.jobs
-        return lines
+        return recover(self)
 
     def done_line(self, busy: float | None = None, cpu: float | None = None) -> str | None:
-        """One line saying where the run was recorded (None if nothing was), with the
-        seconds spent recording and the CPU seconds that took, if given."""
-        if self.workflow is None or self.instance is None:
-            return None
-        done = sum(1 for j in self.jobs.values() if j.finished)
-        spent = "" if busy is None else f" ({busy:.2f} s recording)"
-        if busy is not None and cpu is not None:
-            spent = f" ({busy:.2f} s recording, {cpu:.2f} s CPU)"
-        return (
-            f"lakeline: recorded {done} jobs of workflow run {self.workflow.uid} "
-            f"in instance {self.instance.name!r}{spent}"
-        )
+        """Where the run was recorded, with the time and CPU spent (outcome.py)."""
+        from snakemake_logger_plugin_lakeline.outcome import done_line
+
+        return done_line(self, busy, cpu)
 
     def summary(self) -> list[str]:
-        """What could not be recorded, one line per job (at most MAX_LISTED)."""
-        if not self.jobs:
-            return []  # nothing ran (a failure to connect was reported when it happened)
-        missed = [j for j in self.jobs.values() if j.step is None or j.problems or not j.finished]
-        missing = [] if self.recorder is None else list(dict.fromkeys(self.recorder.missing))
-        lines = []
-        if missed or self.failure is not None:
-            lines.append(f"lakeline: lineage incomplete: {len(missed)} of {len(self.jobs)} jobs")
-            if self.failure is not None:
-                lines[0] += f" ({self.failure})"
-        for job in missed[:MAX_LISTED]:
-            files = ", ".join(p for p, _ in job.products()) or "no files"
-            detail = "; ".join(job.problems) if job.problems else f"not recorded: {files}"
-            lines.append(f"  {job.label()}: {detail}")
-        if len(missed) > MAX_LISTED:
-            lines.append(f"  ... and {len(missed) - MAX_LISTED} more jobs")
-        if missing:
-            shown = ", ".join(os.path.relpath(p, self.workdir) for p in missing[:10])
-            more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
-            lines.append(f"lakeline: files gone before they could be recorded: {shown}{more}")
-        if (missed or self.failure) and not self.replay and self.journaling:
-            lines.append(f"  fill in later with: lakeline snakemake import {self.workdir}")
-        return lines
+        """What could not be recorded, one line per job (outcome.py)."""
+        from snakemake_logger_plugin_lakeline.outcome import summary
+
+        return summary(self)

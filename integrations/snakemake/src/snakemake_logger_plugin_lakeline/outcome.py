@@ -1,0 +1,82 @@
+"""How a run's recording ends: the run recorded from its journal once a lost catalog answers
+again, the closing line, and what could not be recorded."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from snakemake_logger_plugin_lakeline.tracker import Tracker
+
+MAX_LISTED = 20
+
+
+def recover(tracker: Tracker) -> list[str] | None:
+    """After losing the catalog mid-run: if it answers again, record the whole run from
+    its journal (as `lakeline snakemake import` would; what was recorded stays as it
+    is), so no step is left `started`. Returns the closing lines, None if still down."""
+    from pathlib import Path
+
+    from snakemake_logger_plugin_lakeline.importer import replay_journal
+    from snakemake_logger_plugin_lakeline.tracker import Tracker
+
+    if tracker.instance is None or tracker.journal is None or tracker.journal.failed is not None:
+        return None
+    with contextlib.suppress(Exception):
+        tracker.instance.engine.dispose()  # connections cut with the database: start afresh
+    again = Tracker(upload=tracker.upload, pipeline=tracker.pipeline, report=lambda _: None)
+    again.replay, again.journaling, again.instance = True, False, tracker.instance
+    again.finished_at = tracker.finished_at
+    try:
+        lines = replay_journal(again, tracker.journal.path, Path(tracker.workdir))
+    except Exception:
+        return None
+    if again.failure is not None or again.workflow is None:
+        return None
+    tracker.report("lakeline: the catalog is back: recorded the run from its journal")
+    tracker.failure, tracker.workflow, tracker.recorder = None, again.workflow, again.recorder
+    tracker.jobs = again.jobs
+    return lines
+
+
+def done_line(tracker: Tracker, busy: float | None = None, cpu: float | None = None) -> str | None:
+    """One line saying where the run was recorded (None if nothing was), with the
+    seconds spent recording and the CPU seconds that took, if given."""
+    if tracker.workflow is None or tracker.instance is None:
+        return None
+    done = sum(1 for j in tracker.jobs.values() if j.finished)
+    spent = "" if busy is None else f" ({busy:.2f} s recording)"
+    if busy is not None and cpu is not None:
+        spent = f" ({busy:.2f} s recording, {cpu:.2f} s CPU)"
+    return (
+        f"lakeline: recorded {done} jobs of workflow run {tracker.workflow.uid} "
+        f"in instance {tracker.instance.name!r}{spent}"
+    )
+
+
+def summary(tracker: Tracker) -> list[str]:
+    """What could not be recorded, one line per job (at most MAX_LISTED)."""
+    if not tracker.jobs:
+        return []  # nothing ran (a failure to connect was reported when it happened)
+    missed = [j for j in tracker.jobs.values() if j.step is None or j.problems or not j.finished]
+    missing = [] if tracker.recorder is None else list(dict.fromkeys(tracker.recorder.missing))
+    lines = []
+    if missed or tracker.failure is not None:
+        lines.append(f"lakeline: lineage incomplete: {len(missed)} of {len(tracker.jobs)} jobs")
+        if tracker.failure is not None:
+            lines[0] += f" ({tracker.failure})"
+    for job in missed[:MAX_LISTED]:
+        files = ", ".join(p for p, _ in job.products()) or "no files"
+        detail = "; ".join(job.problems) if job.problems else f"not recorded: {files}"
+        lines.append(f"  {job.label()}: {detail}")
+    if len(missed) > MAX_LISTED:
+        lines.append(f"  ... and {len(missed) - MAX_LISTED} more jobs")
+    if missing:
+        shown = ", ".join(os.path.relpath(p, tracker.workdir) for p in missing[:10])
+        more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+        lines.append(f"lakeline: files gone before they could be recorded: {shown}{more}")
+    if (missed or tracker.failure) and not tracker.replay and tracker.journaling:
+        lines.append(f"  fill in later with: lakeline snakemake import {tracker.workdir}")
+    return lines
