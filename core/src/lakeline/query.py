@@ -24,10 +24,10 @@ from lakeline.search import (
     apply_search,
     few_matches,
     like_fields,
-    pg_lead,
     search_fields,
     sqlite_pool,
 )
+from lakeline.search_pg import pg_lead, pg_pool, pg_words
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -244,13 +244,16 @@ class QuerySet(Generic[M]):
         match when the pool gave fewer records than asked for."""
         size = self._pool()
         pool: int | RankedPool | None = size
-        lead = pg_lead(session, self.model, self._search, self._dialect())
+        found = pg_words(session, self.model, self._search, self._dialect(), pooled=bool(size))
+        lead = found.lead
         if size is None:
             planned = planned_rows(self, session, columns, run)
             if planned is not None:
                 return planned
         elif self._dialect() == "sqlite":  # ranked first (whole words, else prefixes)
             pool = sqlite_pool(session, self.model, self._search or "", size)
+        elif found.few and self._limit is not None:  # PostgreSQL, no common token: first matches
+            pool = pg_pool(session, self.model, self._search or "", size, self._limit, lead)
         rows = list(run(session, self._statement(columns, pool=pool, lead=lead)))
         exact = getattr(pool, "exact", False)  # the pool held every match: no second query
         if pool is not None and not exact and self._limit is not None and len(rows) < self._limit:

@@ -422,49 +422,6 @@ def _tsquery(terms: list[str]) -> str:
     return " & ".join(f"{phrase}:*" for phrase in phrases if phrase)
 
 
-def pg_lead(session: Any, model: type[Any], query: str | None, dialect: str) -> str | None:
-    """PostgreSQL, a query of several words: the tsquery of the word the fewest records hold,
-    as the column's statistics tell (None: SQLite, one word, or no statistics yet). GIN reads
-    a prefix term by collecting every row holding a token with that prefix before it intersects, so
-    `common:* & rare:*` cost as much as the common word (and the planner's estimate of a prefix
-    term is a constant). So the index is scanned for the lead word alone and the whole query
-    checked on its rows (`apply_search`). A word's count: the frequencies of the most common
-    tokens it matches (whole, or the prefix of its last token), summed; 0 when none is one."""
-    if dialect != "postgresql" or not query:
-        return None
-    phrases = [tokens for tokens in (_tokens(term) for term in words(query)) if tokens]
-    if len(phrases) < 2 or not search_fields(model):
-        return None
-    tsqueries = [f"{' <-> '.join(tokens)}:*" for tokens in phrases]
-    stats = session.execute(
-        text(
-            "SELECT s.most_common_elems::text::text[], s.most_common_elem_freqs, "
-            "(SELECT array_agg(numnode(to_tsquery('simple', q)) ORDER BY i) "
-            "FROM unnest(CAST(:q AS text[])) WITH ORDINALITY AS u(q, i)) FROM pg_stats s "
-            "JOIN pg_namespace n ON n.nspname = s.schemaname JOIN pg_class c ON "
-            "c.relnamespace = n.oid AND c.relname = s.tablename "
-            "WHERE c.oid = to_regclass(:t) AND s.attname = 'search_vector'"
-        ),
-        {"t": model.__table__.name, "q": tsqueries},
-    ).first()
-    if stats is None or stats[0] is None:
-        return None
-    common: dict[str, float] = dict(zip(stats[0], stats[1], strict=False))
-    # a word the tsquery drops a token of (2047 bytes or more; a character the locale's parser
-    # reads as no letter): alone its tsquery would be another (empty: it matched nothing)
-    kept = [t for t, nodes in zip(phrases, stats[2], strict=True) if nodes == 2 * len(t) - 1]
-    if not kept:
-        return None
-
-    def held(tokens: list[str]) -> float:
-        *whole, last = tokens
-        prefix = sum(f for token, f in common.items() if token.startswith(last))
-        return min([common.get(token, 0.0) for token in whole] + [prefix])
-
-    lead = min(kept, key=held)
-    return f"{' <-> '.join(lead)}:*"
-
-
 def apply_search(
     stmt: Select[Any],
     model: type[Any],
@@ -522,6 +479,17 @@ def apply_search(
         return stmt.order_by(text(f"bm25({fts_name})"), key.desc()) if ordered else stmt
     if any(len(t.encode()) >= PG_MAX_TOKEN_BYTES for term in terms for t in _tokens(term)):
         return stmt.where(false())  # no record holds it (to_tsquery would drop the word)
+    if ordered and isinstance(pool, RankedPool):  # `search_pg.pg_pool`, in its order
+        ranked = (
+            text(
+                "SELECT CAST(p.value AS bigint) AS rid, p.position FROM jsonb_array_elements_text("
+                "CAST(:ranked AS jsonb)) WITH ORDINALITY AS p(value, position)"
+            )
+            .bindparams(ranked=pool.ids)
+            .columns(column("rid", Integer), column("position", Integer))
+            .subquery("search_pool")
+        )
+        return stmt.join(ranked, ranked.c.rid == key).order_by(ranked.c.position)
     config: Any = literal_column("'simple'::regconfig")
     tsquery = func.to_tsquery(config, _tsquery(terms))
 
