@@ -253,7 +253,8 @@ class QuerySet(Generic[M]):
         elif self._dialect() == "sqlite":  # ranked first (whole words, else prefixes)
             pool = sqlite_pool(session, self.model, self._search or "", size)
         elif found.few and self._limit is not None:  # PostgreSQL, no common token: first matches
-            pool = pg_pool(session, self.model, self._search or "", size, self._limit, lead)
+            shown = self._limit + (self._offset or 0)  # the window's matches suffice for these
+            pool = pg_pool(session, self.model, self._search or "", size, shown, lead)
         rows = list(run(session, self._statement(columns, pool=pool, lead=lead)))
         exact = getattr(pool, "exact", False)  # the pool held every match: no second query
         if pool is not None and not exact and self._limit is not None and len(rows) < self._limit:

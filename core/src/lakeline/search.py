@@ -12,7 +12,8 @@ Ranking every match of a common word costs time in proportion to the matches (~0
 700k of 1M artifacts). So a limited, ranked search ranks a pool: the newest `pool` matches (on
 PostgreSQL: the matches among the newest `POOL_WINDOW * pool` records). On SQLite that is the
 exact answer whenever fewer than `pool` match; on PostgreSQL whenever no match is older than
-the window. Pages (offsets) of a pooled search are ranked over pools of different sizes: page
+the window (a word of no common token: the first matches in storage order, `lakeline.search_pg`).
+Pages (offsets) of a pooled search are ranked over pools of different sizes: page
 with `exhaustive=True` for a consistent order. `QuerySet` runs the exhaustive query instead
 when the pool yields fewer results than asked for, and `search(..., exhaustive=True)` always.
 
