@@ -63,13 +63,20 @@ def eligible(instance: Instance, artifacts: Sequence[Artifact]) -> bool:
     return not io_bound(instance, artifacts)
 
 
+# the 1-minute load average, per CPU of this process, under which the second thread pays
+# (docs/scaling.md, "The two-thread save against the load": alternated on/off at loads 2.9-9.6
+# on 2 cores, new files +15 % below load 4 and re-saves even; above it re-saves lost 4-25 %)
+LOAD_PER_CPU = 2.0
+
+
 def spare_core() -> bool:
-    """Whether a core is free for the second thread (the load average leaves one of this
-    process's CPUs idle). Both threads' Python runs under one GIL: only the database's own
-    work overlaps, and on busy cores every hand-over of the GIL waits for the scheduler
-    (measured at load 4-6 on 2 cores: 10-20 us more CPU a file, and slower)."""
+    """Whether the cores have room for the second thread: the load average below
+    `LOAD_PER_CPU` times this process's CPUs. Both threads' Python runs under one GIL: only the
+    database's own work overlaps, and on busy cores every hand-over of the GIL waits for the
+    scheduler (3-5 us more CPU a file at any load; re-saves, whose batches leave the server
+    little to do, ran slower above 2 runnable tasks per CPU)."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return os.getloadavg()[0] <= (cpus or 1) - 1
+    return os.getloadavg()[0] < LOAD_PER_CPU * (cpus or 1)
 
 
 class Writer:
