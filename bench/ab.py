@@ -13,7 +13,7 @@ others. Beside it, the process CPU per small file (user + system of the saving p
 the database server's), which the machine's load disturbs far less than wall time, and on
 PostgreSQL the server's CPU per small file (every process of the throwaway cluster).
 `--pipeline on|off` forces this checkout's choice of the two-thread bulk save
-(artifacts/pipeline.py, PostgreSQL only; by default taken only when a core is free).
+(artifacts/pipeline.py, PostgreSQL only; by default taken below a load of twice the CPUs).
 """
 
 from __future__ import annotations

@@ -5,8 +5,9 @@ One transaction still holds every record, committed after the last batch, so a s
 all or nothing: a failure anywhere (reading a file, storing it, a statement) rolls the
 transaction back and the caller removes the bytes this save stored, as for any save. The
 database's work (the PostgreSQL server) runs while the GIL is free, so on two cores the file
-work and the writes overlap, when a core is free for it. Only saves whose batches cannot depend
-on each other take this path: every artifact new, with its own key and its own source file.
+work and the writes overlap, when the cores have room for it (`spare_core`). Only saves whose
+batches cannot depend on each other take this path: every artifact new, with its own key and
+its own source file.
 Not on SQLite: its one write lock would be held from the first batch to the last file read.
 """
 
@@ -37,9 +38,9 @@ _END, _ABORT = "end", "abort"
 def eligible(instance: Instance, artifacts: Sequence[Artifact]) -> bool:
     """Whether a save of these new artifacts can be pipelined: on PostgreSQL (SQLite's one
     write lock would be held while the files are read, and other writers fail after its busy
-    timeout), a core to spare, enough of them, all small local files (no folders, references
-    or staged objects) into local storage, each with a key of its own and a source of its own
-    (so no batch finds the records of another)."""
+    timeout), room on the cores (`spare_core`), enough of them, all small local files (no
+    folders, references or staged objects) into local storage, each with a key of its own and
+    a source of its own (so no batch finds the records of another)."""
     if instance.dialect != "postgresql" or len(artifacts) < MIN_FILES:
         return False
     local = protocol_of(instance.storage.root) == "local"
