@@ -11,7 +11,9 @@ The checkout under test is this one; `--before` is put first on PYTHONPATH for t
 best of the rounds is printed: on a shared machine the best is the figure least disturbed by
 others. Beside it, the process CPU per small file (user + system of the saving process, not
 the database server's), which the machine's load disturbs far less than wall time, and on
-PostgreSQL the server's CPU per small file (every process of the throwaway cluster).
+PostgreSQL the server's CPU per small file (every process of the throwaway cluster, an
+autovacuum worker included; a backend that ends during a phase takes its CPU with it: a round
+far below the others is that).
 `--pipeline on|off` forces this checkout's choice of the two-thread bulk save
 (artifacts/pipeline.py, PostgreSQL only; by default taken below a load of twice the CPUs).
 """

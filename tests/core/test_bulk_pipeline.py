@@ -354,7 +354,7 @@ def test_the_second_thread_is_taken_below_two_runnable_tasks_per_cpu(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The threshold measured on 2 cores (docs/scaling.md): new files gained with the second
-    thread at loads 2-4 as well (it was taken only at load <= 1), re-saves lost above 4."""
+    thread at loads 2-4 as well (it was taken only at load <= 1), re-saves lost from 4 on."""
     monkeypatch.setattr(pipeline.os, "sched_getaffinity", lambda _pid: {0, 1})
     taken = {}
     for load in (0.2, 1.0, 1.5, 3.0, 3.9, 4.0, 6.5):

@@ -66,7 +66,7 @@ def eligible(instance: Instance, artifacts: Sequence[Artifact]) -> bool:
 
 # the 1-minute load average, per CPU of this process, under which the second thread pays
 # (docs/scaling.md, "The two-thread save against the load": alternated on/off at loads 2.9-9.6
-# on 2 cores, new files +15 % below load 4 and re-saves even; above it re-saves lost 4-25 %)
+# on 2 cores: below load 4 new files +15 %, re-saves +8 %; above it re-saves lost 3-15 %)
 LOAD_PER_CPU = 2.0
 
 
@@ -75,7 +75,7 @@ def spare_core() -> bool:
     `LOAD_PER_CPU` times this process's CPUs. Both threads' Python runs under one GIL: only the
     database's own work overlaps, and on busy cores every hand-over of the GIL waits for the
     scheduler (3-5 us more CPU a file at any load; re-saves, whose batches leave the server
-    little to do, ran slower above 2 runnable tasks per CPU)."""
+    little to do, ran slower from 2 runnable tasks per CPU)."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return os.getloadavg()[0] < LOAD_PER_CPU * (cpus or 1)
 
