@@ -10,9 +10,12 @@ files again (idempotent) and `Artifact(file).save()` of a `--large-mb` MiB file
 The checkout under test is this one; `--before` is put first on PYTHONPATH for the other. The
 best of the rounds is printed: on a shared machine the best is the figure least disturbed by
 others. Beside it, the process CPU per small file (user + system of the saving process, not
-the database server's), which the machine's load disturbs far less than wall time.
+the database server's), which the machine's load disturbs far less than wall time, and on
+PostgreSQL the server's CPU per small file (every process of the throwaway cluster, an
+autovacuum worker included; a backend that ends during a phase takes its CPU with it: a round
+far below the others is that).
 `--pipeline on|off` forces this checkout's choice of the two-thread bulk save
-(artifacts/pipeline.py, PostgreSQL only; by default taken only when a core is free).
+(artifacts/pipeline.py, PostgreSQL only; by default taken below a load of twice the CPUs).
 """
 
 from __future__ import annotations
@@ -59,7 +62,11 @@ def one(where: str, files: int, mb: int, db: str | None) -> None:
         li.init(str(base / "storage"), name="ab", db=db)
         paths, _ = measure.make_files(base / "files", files)
         cpu: dict[str, float] = {}
-        bulk = measure.bulk_register(paths, profile_dir=None, tag="ab", log=lambda _: None, cpu=cpu)
+        postmaster = int(os.environ.get("AB_POSTMASTER", "0")) if db is not None else 0
+        served = (lambda: _server_cpu(postmaster)) if postmaster else None
+        bulk = measure.bulk_register(
+            paths, profile_dir=None, tag="ab", log=lambda _: None, cpu=cpu, server_cpu=served
+        )
         large = measure.large_file(base, mb, log=lambda _: None)
         figures = {
             "new /s": files / bulk["first"]["seconds"],
@@ -68,9 +75,32 @@ def one(where: str, files: int, mb: int, db: str | None) -> None:
             "new cpu us": 1e6 * cpu["first"] / files,
             "again cpu us": 1e6 * cpu["again"] / files,
         }
+        if served is not None:
+            figures["new server us"] = 1e6 * cpu["first server"] / files
+            figures["again server us"] = 1e6 * cpu["again server"] / files
         print(json.dumps(figures))
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def _server_cpu(postmaster: int) -> float:
+    """CPU seconds so far of the PostgreSQL server's processes (the postmaster's children:
+    every backend, the WAL writer...), from their schedstat (ns); a process that ended since
+    is not counted (this run's backends live as long as its engine)."""
+    total = 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                parent = int(f.read().rsplit(")", 1)[1].split()[1])
+            if parent != postmaster:
+                continue
+            with open(f"/proc/{pid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+    return total / 1e9
 
 
 def main() -> None:
@@ -101,6 +131,8 @@ def main() -> None:
         if isinstance(started, str):
             raise SystemExit(f"no PostgreSQL: {started}")
         server = started[0]
+        with open(server.data_dir / "postmaster.pid") as f:
+            os.environ["AB_POSTMASTER"] = f.readline().strip()
     best: dict[tuple[str, str, str], dict[str, float]] = {}
     runs = 0
     try:

@@ -155,9 +155,11 @@ def bulk_register(
     tag: str,
     log: Log,
     cpu: dict[str, float] | None = None,
+    server_cpu: Callable[[], float] | None = None,
 ) -> dict[str, Any]:
     """`ll.save([...])` of every file (construction included), then again (idempotent).
-    `cpu`: filled with the process CPU seconds (user + system) of each phase."""
+    `cpu`: filled with the process CPU seconds (user + system) of each phase, and with the
+    database server's (`<phase> server`) when `server_cpu` reads it (seconds so far)."""
     import resource
 
     import lakeline as ll
@@ -171,6 +173,7 @@ def bulk_register(
     for phase in ("first", "again"):
         with profiled(profile_dir, f"{tag}-bulk-{phase}"):
             used = resource.getrusage(resource.RUSAGE_SELF)
+            served = server_cpu() if server_cpu is not None else 0.0
             start = time.perf_counter()
             artifacts = [ll.Artifact(str(p), key=k) for p, k in zip(paths, keys, strict=True)]
             construct = time.perf_counter() - start
@@ -179,6 +182,8 @@ def bulk_register(
             after = resource.getrusage(resource.RUSAGE_SELF)
         if cpu is not None:
             cpu[phase] = after.ru_utime - used.ru_utime + after.ru_stime - used.ru_stime
+            if server_cpu is not None:
+                cpu[f"{phase} server"] = server_cpu() - served
         out[phase] = {
             "seconds": total,
             "construct_seconds": construct,

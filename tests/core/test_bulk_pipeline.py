@@ -348,3 +348,16 @@ def test_sqlite_stays_writable_while_a_large_save_reads_its_files(
     assert len(ll.save(artifacts)) == 50
     assert free == [True]
     assert ll.Artifact.filter().count() == 50 and verify(instance).ok
+
+
+def test_the_second_thread_is_taken_below_two_runnable_tasks_per_cpu(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The threshold measured on 2 cores (docs/scaling.md): new files gained with the second
+    thread at loads 2-4 as well (it was taken only at load <= 1), re-saves lost from 4 on."""
+    monkeypatch.setattr(pipeline.os, "sched_getaffinity", lambda _pid: {0, 1})
+    taken = {}
+    for load in (0.2, 1.0, 1.5, 3.0, 3.9, 4.0, 6.5):
+        monkeypatch.setattr(pipeline.os, "getloadavg", lambda load=load: (load, load, load))
+        taken[load] = pipeline.spare_core()
+    assert taken == {0.2: True, 1.0: True, 1.5: True, 3.0: True, 3.9: True, 4.0: False, 6.5: False}

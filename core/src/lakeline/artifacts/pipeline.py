@@ -5,8 +5,9 @@ One transaction still holds every record, committed after the last batch, so a s
 all or nothing: a failure anywhere (reading a file, storing it, a statement) rolls the
 transaction back and the caller removes the bytes this save stored, as for any save. The
 database's work (the PostgreSQL server) runs while the GIL is free, so on two cores the file
-work and the writes overlap, when a core is free for it. Only saves whose batches cannot depend
-on each other take this path: every artifact new, with its own key and its own source file.
+work and the writes overlap, when the cores have room for it (`spare_core`). Only saves whose
+batches cannot depend on each other take this path: every artifact new, with its own key and
+its own source file.
 Not on SQLite: its one write lock would be held from the first batch to the last file read.
 """
 
@@ -37,9 +38,9 @@ _END, _ABORT = "end", "abort"
 def eligible(instance: Instance, artifacts: Sequence[Artifact]) -> bool:
     """Whether a save of these new artifacts can be pipelined: on PostgreSQL (SQLite's one
     write lock would be held while the files are read, and other writers fail after its busy
-    timeout), a core to spare, enough of them, all small local files (no folders, references
-    or staged objects) into local storage, each with a key of its own and a source of its own
-    (so no batch finds the records of another)."""
+    timeout), room on the cores (`spare_core`), enough of them, all small local files (no
+    folders, references or staged objects) into local storage, each with a key of its own and
+    a source of its own (so no batch finds the records of another)."""
     if instance.dialect != "postgresql" or len(artifacts) < MIN_FILES:
         return False
     local = protocol_of(instance.storage.root) == "local"
@@ -63,13 +64,20 @@ def eligible(instance: Instance, artifacts: Sequence[Artifact]) -> bool:
     return not io_bound(instance, artifacts)
 
 
+# the 1-minute load average, per CPU of this process, under which the second thread pays
+# (docs/scaling.md, "The two-thread save against the load": alternated on/off at loads 2.9-9.6
+# on 2 cores: below load 4 new files +15 %, re-saves +8 %; above it re-saves lost 3-15 %)
+LOAD_PER_CPU = 2.0
+
+
 def spare_core() -> bool:
-    """Whether a core is free for the second thread (the load average leaves one of this
-    process's CPUs idle). Both threads' Python runs under one GIL: only the database's own
-    work overlaps, and on busy cores every hand-over of the GIL waits for the scheduler
-    (measured at load 4-6 on 2 cores: 10-20 us more CPU a file, and slower)."""
+    """Whether the cores have room for the second thread: the load average below
+    `LOAD_PER_CPU` times this process's CPUs. Both threads' Python runs under one GIL: only the
+    database's own work overlaps, and on busy cores every hand-over of the GIL waits for the
+    scheduler (3-5 us more CPU a file at any load; re-saves, whose batches leave the server
+    little to do, ran slower from 2 runnable tasks per CPU)."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return os.getloadavg()[0] <= (cpus or 1) - 1
+    return os.getloadavg()[0] < LOAD_PER_CPU * (cpus or 1)
 
 
 class Writer:

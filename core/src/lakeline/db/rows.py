@@ -370,8 +370,60 @@ def _row_security(session: Session, table: str) -> bool:
 
 
 def _draw_ids(session: Session, table: Table, n: int) -> list[int]:
-    draw = text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)")
+    # the sequence looked up once, in FROM: in the select list `pg_get_serial_sequence` (a
+    # catalog lookup and a name parse) ran for every id drawn (10k ids: 2.3 -> 0.3 us each)
+    draw = text(
+        "SELECT nextval(s) FROM CAST(pg_get_serial_sequence(:table, 'id') AS regclass) AS s, "
+        "generate_series(1, :n)"
+    )
     return list(session.execute(draw, {"table": table.name, "n": n}).scalars())
+
+
+# a column default evaluated once per statement instead of once per row: STABLE, no
+# arguments (`lakeline_default_space()`, 0008: ~2.5 us a row through COPY)
+ONCE = frozenset({"lakeline_default_space()"})
+
+
+def _defaults(session: Session, table: str) -> dict[str, str]:
+    """The database's default (or generation) expression of each of `table`'s columns that
+    has one (cached on the connection, as `_row_security`: only a migration changes them)."""
+    info = session.connection().info
+    key = ("defaults", table)
+    if key not in info:
+        query = text(
+            "SELECT a.attname, pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef d "
+            "JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum "
+            "WHERE d.adrelid = CAST(:t AS regclass) AND NOT a.attisdropped"
+        )
+        info[key] = {str(n): str(e) for n, e in session.execute(query, {"t": table}).all()}
+    return dict(info[key])
+
+
+def _copied(
+    session: Session, table: Table, rows: Sequence[dict[str, Any]]
+) -> tuple[list[str], list[str], list[Any]]:
+    """Which columns a COPY of `rows` writes: (the rows' columns it writes, columns added, the
+    added columns' values). Left out: a column NULL in every row that has no database default
+    (NULL all the same: one value less to bind, send and parse a row). Added: a column the
+    rows leave out whose default is in `ONCE`, its value taken once for the whole COPY (what
+    each row's default would be: the function is STABLE, its value the statement's)."""
+    names = _names(rows)
+    defaults = _defaults(session, table.name)
+    kept = []
+    for name in names:
+        try:  # read through only when the first row's is NULL (C loops: ~0.03 us a value)
+            null = rows[0][name] is None
+            null = null and list(map(itemgetter(name), rows)).count(None) == len(rows)
+        except KeyError:  # a row without it: `_bound` says which
+            null = False
+        if name in defaults or not null:
+            kept.append(name)
+    given = set(names)
+    added = [n for n, e in defaults.items() if e in ONCE and n not in given]
+    if not added:
+        return kept, [], []
+    values = session.execute(text("SELECT " + ", ".join(defaults[n] for n in added))).one()
+    return kept, added, list(values)
 
 
 def _copy_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> list[int]:
@@ -385,10 +437,10 @@ def _copy_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -
     ids = _draw_ids(session, table, len(rows))
     connection = session.connection()
     dialect = connection.dialect
-    names = _names(rows)
+    names, added, once = _copied(session, table, rows)
     quote = dialect.identifier_preparer.quote
     target = dialect.identifier_preparer.format_table(table)
-    columns = ", ".join(quote(name) for name in ["id", *names])
+    columns = ", ".join(quote(name) for name in ["id", *names, *added])
     staged = _row_security(session, table.name)
     if staged:  # the columns' types, no constraints or defaults; one per column set
         shape = zlib.crc32(columns.encode())
@@ -408,7 +460,7 @@ def _copy_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -
     try:
         with cursor, cursor.copy(statement) as copy:
             for new_id, values in zip(ids, bound, strict=True):
-                copy.write_row([new_id, *values])
+                copy.write_row([new_id, *values, *once])
     except driver_error as exc:
         # as SQLAlchemy raises for its own statements (IntegrityError, OperationalError...),
         # so that the caller's retries see a unique violation or a deadlock for what it is
