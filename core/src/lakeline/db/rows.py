@@ -369,14 +369,20 @@ def _row_security(session: Session, table: str) -> bool:
     return bool(info[key])
 
 
-def _draw_ids(session: Session, table: Table, n: int) -> list[int]:
+def _draw_ids(
+    session: Session, table: Table, n: int, once: Sequence[str] = ()
+) -> tuple[list[int], list[Any]]:
+    """`n` ids from `table`'s sequence, and the value of each expression of `once` (an
+    uncorrelated subquery: PostgreSQL evaluates it once, as an InitPlan), in one round trip."""
     # the sequence looked up once, in FROM: in the select list `pg_get_serial_sequence` (a
     # catalog lookup and a name parse) ran for every id drawn (10k ids: 2.3 -> 0.3 us each)
+    values = "".join(f", (SELECT {expression})" for expression in once)
     draw = text(
-        "SELECT nextval(s) FROM CAST(pg_get_serial_sequence(:table, 'id') AS regclass) AS s, "
-        "generate_series(1, :n)"
+        f"SELECT nextval(s){values} FROM CAST(pg_get_serial_sequence(:table, 'id') AS regclass) "
+        "AS s, generate_series(1, :n)"
     )
-    return list(session.execute(draw, {"table": table.name, "n": n}).scalars())
+    rows = session.execute(draw, {"table": table.name, "n": n}).all()
+    return [row[0] for row in rows], list(rows[0][1:]) if rows else []
 
 
 # a column default evaluated once per statement instead of once per row: STABLE, no
@@ -399,14 +405,15 @@ def _defaults(session: Session, table: str) -> dict[str, str]:
     return dict(info[key])
 
 
-def _copied(
-    session: Session, table: Table, rows: Sequence[dict[str, Any]]
-) -> tuple[list[str], list[str], list[Any]]:
+def _copied(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> tuple[
+    list[str], list[str], list[str]
+]:  # fmt: skip
     """Which columns a COPY of `rows` writes: (the rows' columns it writes, columns added, the
-    added columns' values). Left out: a column NULL in every row that has no database default
-    (NULL all the same: one value less to bind, send and parse a row). Added: a column the
-    rows leave out whose default is in `ONCE`, its value taken once for the whole COPY (what
-    each row's default would be: the function is STABLE, its value the statement's)."""
+    added columns' default expressions). Left out: a column NULL in every row that has no
+    database default (NULL all the same: one value less to bind, send and parse a row). Added:
+    a column the rows leave out whose default is in `ONCE`, its value taken once for the whole
+    COPY (what each row's default would be: the function is STABLE, its value the
+    statement's), with the ids (`_draw_ids`: no round trip more)."""
     names = _names(rows)
     defaults = _defaults(session, table.name)
     kept = []
@@ -420,10 +427,7 @@ def _copied(
             kept.append(name)
     given = set(names)
     added = [n for n, e in defaults.items() if e in ONCE and n not in given]
-    if not added:
-        return kept, [], []
-    values = session.execute(text("SELECT " + ", ".join(defaults[n] for n in added))).one()
-    return kept, added, list(values)
+    return kept, added, [defaults[n] for n in added]
 
 
 def _copy_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> list[int]:
@@ -434,10 +438,10 @@ def _copy_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -
     go in with one INSERT ... SELECT (policies and statement triggers see one statement, as
     for COPY; an executemany would fire them once per row)."""
     rows = _with_defaults(table, rows)
-    ids = _draw_ids(session, table, len(rows))
+    names, added, expressions = _copied(session, table, rows)
+    ids, once = _draw_ids(session, table, len(rows), expressions)
     connection = session.connection()
     dialect = connection.dialect
-    names, added, once = _copied(session, table, rows)
     quote = dialect.identifier_preparer.quote
     target = dialect.identifier_preparer.format_table(table)
     columns = ", ".join(quote(name) for name in ["id", *names, *added])
