@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from lakeline.artifacts.save import Plan
     from lakeline.lineage.batching import BatchRecorder
     from lakeline.lineage.handles import Handle
-    from lakeline.models import Artifact, Run
+    from lakeline.models import Artifact, Run, Transform
 
 
 def write_batch(
@@ -51,6 +51,7 @@ def write_batch(
     done: list[tuple[Handle, Run, bool]] = []
     new: set[int] = set()  # the runs inserted here, as the database holds them
     applied: list[tuple[Run, dict[str, Any]]] = []  # finished by finish_new: as they were
+    replays: list[tuple[Handle, Run, Transform]] = []  # queued runs recorded before: as queued
 
     def reset() -> None:
         """Undo what a rolled-back transaction did to the queued runs: not finished, unsaved."""
@@ -58,12 +59,12 @@ def write_batch(
             for name, value in values.items():
                 set_committed_value(run, name, value)
         applied.clear()
-        unsaved_runs(started)
+        unsaved_runs(started, replays)
 
     def runs(session: Session, plans: Sequence[Plan] = ()) -> None:
         reset()  # a retried transaction starts again
         if rec._runs:
-            rec._insert_all(session, started)
+            rec._insert_all(session, started, replays)
         new.clear()
         new.update(id(handle.run) for handle, _ in started)
         for f in files:

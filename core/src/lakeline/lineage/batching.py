@@ -250,11 +250,12 @@ class BatchRecorder(Recorder):
         write); if it fails, they stay queued, unsaved."""
         assert self.instance is not None
         started: list[tuple[Handle, Handle]] = []
+        replays: list[tuple[Handle, Run, Transform]] = []
         try:
             with self.instance.sessions.write() as session:
-                self._insert_all(session, started)
+                self._insert_all(session, started, replays)
         except BaseException:
-            unsaved_runs(started)
+            unsaved_runs(started, replays)
             raise
         self._runs_written(started)
 
@@ -271,9 +272,16 @@ class BatchRecorder(Recorder):
         for handle, _ in started:
             fire("run_started", run=handle.run)
 
-    def _insert_all(self, session: Session, started: list[tuple[Handle, Handle]]) -> None:
+    def _insert_all(
+        self,
+        session: Session,
+        started: list[tuple[Handle, Handle]],
+        replays: list[tuple[Handle, Run, Transform]] | None = None,
+    ) -> None:
         """Insert the queued runs in `session`'s transaction (those recorded before are
-        found); `started` gets the runs it inserts."""
+        found); `started` gets the runs it inserts, `replays` the handles of runs recorded
+        before with the queued run and transform they held (`unsaved_runs` gives them back:
+        the session's records expire when it rolls back)."""
         from sqlalchemy import select
 
         from lakeline.db.rows import chunks, one_of
@@ -293,6 +301,8 @@ class BatchRecorder(Recorder):
         for handle, parent in runs:
             known = found.get(handle.engine_ref)
             if known is not None:  # a replay: that run (and its transform, if it differs)
+                if replays is not None:
+                    replays.append((handle, handle.run, handle.transform))
                 notes = self._notes.get(handle.engine_ref, {})  # what it was annotated with
                 params = dict(known.params or {})
                 params.update({n: {**dict(params.get(n) or {}), **m} for n, m in notes.items()})
@@ -495,8 +505,13 @@ class BatchRecorder(Recorder):
     find_step = _flushed("find_step")
 
 
-def unsaved_runs(started: list[tuple[Handle, Handle]]) -> None:
-    """Runs a rolled back transaction inserted: unsaved again (no id), to be inserted anew."""
+def unsaved_runs(
+    started: list[tuple[Handle, Handle]],
+    replays: list[tuple[Handle, Run, Transform]] | None = None,
+) -> None:
+    """Runs a rolled back transaction inserted: unsaved again (no id), to be inserted anew;
+    the handles of replays found in it: their queued run and transform again (the found
+    records expired with the session, and are looked up anew by the next transaction)."""
     from sqlalchemy.orm import make_transient
     from sqlalchemy.orm.attributes import set_committed_value
 
@@ -505,6 +520,10 @@ def unsaved_runs(started: list[tuple[Handle, Handle]]) -> None:
             make_transient(handle.run)
             set_committed_value(handle.run, "id", None)
     started.clear()
+    for handle, run, transform in reversed(replays or []):
+        handle.run, handle.transform = run, transform
+    if replays:
+        replays.clear()
 
 
 def _state(st: os.stat_result) -> tuple[int, int, int, int]:
