@@ -54,3 +54,48 @@ def test_a_replayed_step_of_a_rolled_back_flush_keeps_its_record(
     assert run.params["toy"] == {"attempt": 2, "more": 1}
     assert [a.key for a in run.outputs.all()] == ["out.txt"]
     assert ll.Run.filter(engine="toy", engine_ref="r/0").count() == 1
+
+
+@pytest.mark.parametrize("queued", ["files", "finish", "start"])
+def test_two_processes_flushing_the_same_workflow_share_its_runs(
+    instance: Instance, tmp_path: Path, queued: str
+) -> None:
+    """Two Recorders of one workflow (same engine run id) flushing the same step at once:
+    the second's insert clashes with the first's run, committed after the second looked for
+    it; its flush takes that run (a replay) — one run, finished once, nothing raised."""
+    from sqlalchemy import event
+
+    if instance.dialect != "postgresql":
+        pytest.skip("SQLite: the flush looks for the runs holding the write lock (no race)")
+    first = BatchRecorder("toy", root=tmp_path, steps=100, ms=600_000)
+    second = BatchRecorder("toy", root=tmp_path, steps=100, ms=600_000)
+    wf = first.start_workflow(key="p", engine_run_id="r")
+    wf2 = second.start_workflow(key="p", engine_run_id="r")
+    steps = []
+    for rec, w, name in ((first, wf, "a"), (second, wf2, "b")):
+        step = rec.start_step(w, key="s", kind="rule", engine_task_id="0")
+        if queued == "files":
+            (tmp_path / f"{name}.txt").write_text(name)
+            rec.produce(step, f"{name}.txt")
+        if queued != "start":  # else the flush inserts runs only (_insert_runs)
+            rec.finish_step(step)
+        steps.append(step)
+    state = {"armed": True}
+
+    def meanwhile(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if state["armed"] and statement.lstrip().upper().startswith("SELECT RUNS.ID"):
+            state["armed"] = False  # the second looked and found nothing: the first commits
+            first.flush()
+
+    event.listen(instance.engine, "after_cursor_execute", meanwhile)
+    try:
+        second.flush()
+    finally:
+        event.remove(instance.engine, "after_cursor_execute", meanwhile)
+    assert not state["armed"]
+    (run,) = ll.Run.filter(engine="toy", engine_ref="r/0")
+    assert steps[0].run.id == steps[1].run.id == run.id
+    statuses = ["started"] if queued == "start" else ["started", "completed"]
+    assert [s["status"] for s in run.status_log] == statuses
+    if queued == "files":
+        assert sorted(a.key for a in run.outputs.all()) == ["a.txt", "b.txt"]

@@ -20,7 +20,7 @@ from lakeline.lineage.run_rows import (
 from lakeline.lineage.usage import insert_inputs
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from sqlalchemy.orm import Session
 
@@ -131,9 +131,12 @@ def write_batch(
                 before=runs,
             )
         else:
-            with rec.instance.sessions.write() as session:
+
+            def both(session: Session) -> None:
                 runs(session)
                 write(session)
+
+            retried(rec, both, reset)
     except BaseException:
         reset()  # queued again as they were
         raise
@@ -148,3 +151,23 @@ def write_batch(
         if changed:
             fire("run_finished", run=record)
     return gone
+
+
+def retried(rec: BatchRecorder, work: Callable[[Session], None], reset: Callable[[], None]) -> None:
+    """`work` in a write transaction, again (after `reset`) when another writer's commit got
+    in its way as a save's retries do: a run of the batch another process of the same workflow
+    inserted after `work` looked for it (a unique clash, then found as a replay), a deadlock."""
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    from lakeline.artifacts.save import RETRIES, _retryable
+
+    assert rec.instance is not None
+    for attempt in range(RETRIES):
+        try:
+            with rec.instance.sessions.write() as session:
+                work(session)
+            return
+        except (IntegrityError, OperationalError) as exc:
+            if attempt == RETRIES - 1 or not _retryable(exc):
+                raise
+            reset()

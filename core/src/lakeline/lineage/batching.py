@@ -248,12 +248,17 @@ class BatchRecorder(Recorder):
     def _insert_runs(self) -> None:
         """Insert the queued runs in a transaction of their own (a flush with nothing else to
         write); if it fails, they stay queued, unsaved."""
+        from lakeline.lineage.batch_write import retried
+
         assert self.instance is not None
         started: list[tuple[Handle, Handle]] = []
         replays: list[tuple[Handle, Run, Transform]] = []
         try:
-            with self.instance.sessions.write() as session:
-                self._insert_all(session, started, replays)
+            retried(
+                self,
+                lambda session: self._insert_all(session, started, replays),
+                lambda: unsaved_runs(started, replays),
+            )
         except BaseException:
             unsaved_runs(started, replays)
             raise
