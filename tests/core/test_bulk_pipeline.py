@@ -361,3 +361,19 @@ def test_the_second_thread_is_taken_below_two_runnable_tasks_per_cpu(
         monkeypatch.setattr(pipeline.os, "getloadavg", lambda load=load: (load, load, load))
         taken[load] = pipeline.spare_core()
     assert taken == {0.2: True, 1.0: True, 1.5: True, 3.0: True, 3.9: True, 4.0: False, 6.5: False}
+
+
+def test_no_load_average_takes_one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the load average cannot be read (no os.getloadavg, as on Windows, or an OSError
+    where the platform has none to give), the save takes one thread instead of failing; a
+    load of 0 takes two."""
+
+    def unobtainable() -> tuple[float, float, float]:
+        raise OSError("Load averages are unobtainable")
+
+    monkeypatch.setattr(pipeline.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert pipeline.spare_core()
+    monkeypatch.setattr(pipeline.os, "getloadavg", unobtainable)
+    assert not pipeline.spare_core()
+    monkeypatch.delattr(pipeline.os, "getloadavg")
+    assert not pipeline.spare_core()

@@ -75,9 +75,14 @@ def spare_core() -> bool:
     `LOAD_PER_CPU` times this process's CPUs. Both threads' Python runs under one GIL: only the
     database's own work overlaps, and on busy cores every hand-over of the GIL waits for the
     scheduler (3-5 us more CPU a file at any load; re-saves, whose batches leave the server
-    little to do, ran slower from 2 runnable tasks per CPU)."""
+    little to do, ran slower from 2 runnable tasks per CPU). A load that cannot be read (no
+    `os.getloadavg` on Windows): no, one thread (the save as without the pipeline)."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return os.getloadavg()[0] < LOAD_PER_CPU * (cpus or 1)
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return False
+    return load < LOAD_PER_CPU * (cpus or 1)
 
 
 class Writer:
