@@ -99,3 +99,40 @@ def test_two_processes_flushing_the_same_workflow_share_its_runs(
     assert [s["status"] for s in run.status_log] == statuses
     if queued == "files":
         assert sorted(a.key for a in run.outputs.all()) == ["a.txt", "b.txt"]
+
+
+def test_an_interrupt_after_the_flush_committed_keeps_what_it_wrote(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """Ctrl-C landing after a flush's commit (in a plugin's hook, as the flush tells the
+    plugins): the committed runs keep their ids and are not queued again; the next flush
+    writes nothing twice."""
+    from lakeline.access.audit import entries
+    from lakeline.hookspecs import hookimpl
+    from lakeline.plugins import get_plugin_manager
+
+    class Interrupted:
+        @hookimpl
+        def run_finished(self, run: object) -> None:
+            raise KeyboardInterrupt
+
+    rec = BatchRecorder("toy", root=tmp_path, steps=100, ms=600_000)
+    wf = rec.start_workflow(key="p", engine_run_id="r")
+    rec.flush()
+    (tmp_path / "out.txt").write_text("out")
+    step = rec.start_step(wf, key="s", kind="rule", engine_task_id="0")
+    rec.produce(step, "out.txt")
+    rec.finish_step(step)
+    plugin = Interrupted()
+    get_plugin_manager().register(plugin, name="interrupted")
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            rec.flush()
+    finally:
+        get_plugin_manager().unregister(plugin)
+    assert step.run.id is not None
+    rec.flush()
+    (run,) = ll.Run.filter(engine="toy", engine_ref="r/0")
+    assert run.id == step.run.id and run.status == "completed"
+    assert [e.action for e in entries(instance, uids=[run.uid])] == ["insert", "update"]
+    assert [a.key for a in run.outputs.all()] == ["out.txt"]

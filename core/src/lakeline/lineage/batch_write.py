@@ -36,10 +36,12 @@ def write_batch(
     links: list[tuple[Handle, Artifact, str]],
     finishes: list[tuple[Handle, Finish]],
     started: list[tuple[Handle, Handle]],
-) -> list[QueuedFile]:
+) -> tuple[list[QueuedFile], Callable[[], None]]:
     """Write a batch in one transaction, the queued runs first (`started` gets those it
-    inserts, to be made unsaved again if it fails); the files that could not be read again (a
-    retried batch), left out, are returned."""
+    inserts, to be made unsaved again if it fails). Returned: the files that could not be read
+    again (a retried batch), left out, and what to do once it committed (the queue emptied of
+    the runs, the records stamped, the plugins told), for the caller to call outside the
+    handling of a failed flush: the batch is written, whatever that raises."""
     from lakeline.artifacts.save import save_artifacts
     from lakeline.db.session import stamp
     from lakeline.lineage.batching import unsaved_runs
@@ -140,17 +142,23 @@ def write_batch(
     except BaseException:
         reset()  # queued again as they were
         raise
-    rec._runs_written(started)
-    for f in files:  # as it was when hashed
-        rec._seen.remember(f.location, f.artifact, f.stat)
-    for run, artifact in edges:
-        fire("artifact_used", artifact=artifact, run=run)
-    for step, record, changed in done:
-        stamp(record, rec.instance)
-        step.run = record
-        if changed:
-            fire("run_finished", run=record)
-    return gone
+    inserted = list(started)
+    started.clear()  # committed: no longer the caller's to make unsaved
+
+    def written() -> None:
+        assert rec.instance is not None
+        rec._runs_written(inserted)
+        for f in files:  # as it was when hashed
+            rec._seen.remember(f.location, f.artifact, f.stat)
+        for run, artifact in edges:
+            fire("artifact_used", artifact=artifact, run=run)
+        for step, record, changed in done:
+            stamp(record, rec.instance)
+            step.run = record
+            if changed:
+                fire("run_finished", run=record)
+
+    return gone, written
 
 
 def retried(rec: BatchRecorder, work: Callable[[Session], None], reset: Callable[[], None]) -> None:

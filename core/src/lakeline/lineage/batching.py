@@ -423,11 +423,14 @@ class BatchRecorder(Recorder):
                 return
             started: list[tuple[Handle, Handle]] = []  # runs inserted by the transaction
             try:  # the queued runs too, in the same transaction
-                gone = write_batch(self, list(taken[0].values()), taken[1], taken[2], started)
+                gone, written = write_batch(
+                    self, list(taken[0].values()), taken[1], taken[2], started
+                )
             except BaseException:
                 unsaved_runs(started)  # rolled back: they stay queued, unsaved
                 self._requeue(*taken)
                 raise
+            written()  # committed: not queued again whatever this raises (a Ctrl-C)
             for f in gone:  # unreadable at a retry: recorded as the plain Recorder does
                 if f.producer is not None:
                     Recorder.produce(self, f.producer, f.location, key=f.key, kind=f.artifact.kind)
