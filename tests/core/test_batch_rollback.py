@@ -136,3 +136,43 @@ def test_an_interrupt_after_the_flush_committed_keeps_what_it_wrote(
     assert run.id == step.run.id and run.status == "completed"
     assert [e.action for e in entries(instance, uids=[run.uid])] == ["insert", "update"]
     assert [a.key for a in run.outputs.all()] == ["out.txt"]
+
+
+def test_an_interrupt_inside_the_save_after_its_commit_queues_nothing_again(
+    instance: Instance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C inside the flush's save after its transaction committed (while it drops the
+    copies it did not need): the batch is written, not queued again — the next flushes work
+    (they failed on the saved files queued again: AssertionError in every later flush)."""
+    from lakeline.access.audit import entries
+    from lakeline.artifacts import save
+
+    rec = BatchRecorder("toy", root=tmp_path, steps=100, ms=600_000)
+    wf = rec.start_workflow(key="p", engine_run_id="r")
+    rec.flush()
+    (tmp_path / "out.txt").write_text("out")
+    step = rec.start_step(wf, key="s", kind="rule", engine_task_id="0")
+    rec.produce(step, "out.txt")
+    rec.finish_step(step)
+    real, calls = save.drop_unused, []
+
+    def interrupted_once(*args: object) -> None:
+        calls.append(1)
+        if len(calls) == 1:  # the save's first step after its commit
+            raise KeyboardInterrupt
+        real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(save, "drop_unused", interrupted_once)
+    with pytest.raises(KeyboardInterrupt):
+        rec.flush()
+    (tmp_path / "next.txt").write_text("next")
+    later = rec.start_step(wf, key="s", kind="rule", engine_task_id="1")
+    rec.produce(later, "next.txt")
+    rec.finish_step(later)
+    rec.flush()
+    (run,) = ll.Run.filter(engine="toy", engine_ref="r/0")
+    assert step.run.id == run.id and run.status == "completed"
+    assert [e.action for e in entries(instance, uids=[run.uid])] == ["insert", "update"]
+    assert [a.key for a in run.outputs.all()] == ["out.txt"]
+    assert ll.Artifact.filter(key="out.txt").count() == 1
+    assert [a.key for a in ll.Run.get(id=later.run.id).outputs.all()] == ["next.txt"]

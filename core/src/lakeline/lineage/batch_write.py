@@ -3,6 +3,7 @@ one transaction."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm.attributes import set_committed_value
@@ -36,12 +37,17 @@ def write_batch(
     links: list[tuple[Handle, Artifact, str]],
     finishes: list[tuple[Handle, Finish]],
     started: list[tuple[Handle, Handle]],
-) -> tuple[list[QueuedFile], Callable[[], None]]:
+    committed: list[Callable[[], None]],
+) -> list[QueuedFile]:
     """Write a batch in one transaction, the queued runs first (`started` gets those it
-    inserts, to be made unsaved again if it fails). Returned: the files that could not be read
-    again (a retried batch), left out, and what to do once it committed (the queue emptied of
-    the runs, the records stamped, the plugins told), for the caller to call outside the
-    handling of a failed flush: the batch is written, whatever that raises."""
+    inserts, to be made unsaved again if it fails); the files that could not be read again (a
+    retried batch), left out, are returned. Once the transaction committed, `committed` gets
+    what to do next (the queue emptied of the runs, the records stamped, the plugins told), for
+    the caller to call outside its handling of a failed flush; an exception raised after the
+    commit (a Ctrl-C inside the save after it) leaves `committed` set and the batch written:
+    not to be queued again (its runs, still queued, are found as replays by the next flush)."""
+    from sqlalchemy import event
+
     from lakeline.artifacts.save import save_artifacts
     from lakeline.db.session import stamp
     from lakeline.lineage.batching import unsaved_runs
@@ -63,6 +69,20 @@ def write_batch(
         applied.clear()
         unsaved_runs(started, replays)
 
+    def written(inserted: list[tuple[Handle, Handle]]) -> None:
+        """After the commit: the runs leave the queue, records stamped, plugins told."""
+        assert rec.instance is not None
+        rec._runs_written(inserted)
+        for f in files:  # as it was when hashed
+            rec._seen.remember(f.location, f.artifact, f.stat)
+        for run, artifact in edges:
+            fire("artifact_used", artifact=artifact, run=run)
+        for step, record, changed in done:
+            stamp(record, rec.instance)
+            step.run = record
+            if changed:
+                fire("run_finished", run=record)
+
     def runs(session: Session, plans: Sequence[Plan] = ()) -> None:
         reset()  # a retried transaction starts again
         if rec._runs:
@@ -76,6 +96,12 @@ def write_batch(
     def write(session: Session, plans: Sequence[Plan] = ()) -> None:
         edges.clear()  # a retried transaction starts again
         done.clear()
+        event.listen(
+            session,
+            "after_commit",
+            lambda _: committed.append(partial(written, list(started))),
+            once=True,
+        )
         wanted: dict[tuple[int, int, str], tuple[Run, Artifact]] = {}
         claims: list[tuple[Artifact | None, int]] = []
         for f, plan in zip(files, plans, strict=True):
@@ -140,25 +166,12 @@ def write_batch(
 
             retried(rec, both, reset)
     except BaseException:
-        reset()  # queued again as they were
+        if committed:  # written: the runs keep their ids
+            started.clear()
+        else:
+            reset()  # queued again as they were
         raise
-    inserted = list(started)
-    started.clear()  # committed: no longer the caller's to make unsaved
-
-    def written() -> None:
-        assert rec.instance is not None
-        rec._runs_written(inserted)
-        for f in files:  # as it was when hashed
-            rec._seen.remember(f.location, f.artifact, f.stat)
-        for run, artifact in edges:
-            fire("artifact_used", artifact=artifact, run=run)
-        for step, record, changed in done:
-            stamp(record, rec.instance)
-            step.run = record
-            if changed:
-                fire("run_finished", run=record)
-
-    return gone, written
+    return gone
 
 
 def retried(rec: BatchRecorder, work: Callable[[Session], None], reset: Callable[[], None]) -> None:

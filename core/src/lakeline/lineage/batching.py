@@ -45,7 +45,7 @@ from lakeline.models.base import utcnow
 from lakeline.storage.roots import protocol_of, resolve_existing
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from datetime import datetime
 
     from sqlalchemy.orm import Session
@@ -422,15 +422,18 @@ class BatchRecorder(Recorder):
                     self._insert_runs()
                 return
             started: list[tuple[Handle, Handle]] = []  # runs inserted by the transaction
+            committed: list[Callable[[], None]] = []  # what follows its commit
             try:  # the queued runs too, in the same transaction
-                gone, written = write_batch(
-                    self, list(taken[0].values()), taken[1], taken[2], started
+                gone = write_batch(
+                    self, list(taken[0].values()), taken[1], taken[2], started, committed
                 )
             except BaseException:
-                unsaved_runs(started)  # rolled back: they stay queued, unsaved
-                self._requeue(*taken)
-                raise
-            written()  # committed: not queued again whatever this raises (a Ctrl-C)
+                if not committed:  # rolled back: they stay queued, unsaved
+                    unsaved_runs(started)
+                    self._requeue(*taken)
+                raise  # else written: not queued again (a Ctrl-C after the commit)
+            for then in committed:  # outside the handling of a failed flush
+                then()
             for f in gone:  # unreadable at a retry: recorded as the plain Recorder does
                 if f.producer is not None:
                     Recorder.produce(self, f.producer, f.location, key=f.key, kind=f.artifact.kind)
