@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextvars
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from queue import Queue
 from typing import TYPE_CHECKING
 
@@ -31,6 +31,9 @@ if TYPE_CHECKING:
     from lakeline.models import Artifact, Run
 
 BATCH = 2_000  # artifacts per batch
+# the first batch: the writer idles until it is stored, so it is smaller (a head of 500 files'
+# reading and storing instead of 2,000 before the two threads overlap)
+FIRST = 500
 MIN_FILES = 2 * BATCH  # fewer: one thread (nothing to overlap)
 _END, _ABORT = "end", "abort"
 
@@ -121,7 +124,6 @@ class Writer:
     def _write(self, first: Sequence[Plan]) -> None:
         from lakeline.artifacts.save import write_batch
 
-        written: list[Plan] = []
         item: Sequence[Plan] | str = first
         with self.instance.sessions.write() as session:
             while not isinstance(item, str):
@@ -131,11 +133,12 @@ class Writer:
                 self.created += created
                 self.found_all = not created
                 self.new_storage |= new_storage
-                written += item
+                # as guarded() does, before the commit: per batch, while the next one is read
+                # (the objects' locks are held from here to the commit, as from a last claim)
+                claim(self.instance, session, item)
                 item = self._next()
             if item == _ABORT:
                 raise Aborted
-            claim(self.instance, session, written)  # as guarded() does, before the commit
 
 
 class Aborted(Exception):
@@ -160,7 +163,7 @@ def save(
     held: list[Plan] = []
     ended = False
     try:
-        for batch in chunks(artifacts, BATCH):
+        for batch in batches(artifacts):
             if writer.error is not None and not retried(writer.error):
                 break  # the save fails whatever follows: no more files to store
             made = [plan_one(artifact) for artifact in batch]
@@ -180,6 +183,12 @@ def save(
             _to_the_end(lambda: writer.queue.put(_ABORT))
         _to_the_end(writer.thread.join)
     return plans, writer
+
+
+def batches(artifacts: Sequence[Artifact]) -> Iterator[Sequence[Artifact]]:
+    """`artifacts` in batches of `BATCH`, the first of `FIRST`."""
+    yield artifacts[:FIRST]
+    yield from chunks(artifacts[FIRST:], BATCH)
 
 
 def _to_the_end(wait: Callable[[], None]) -> None:
