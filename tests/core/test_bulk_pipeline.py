@@ -187,14 +187,9 @@ def test_an_interrupt_while_the_writer_commits_keeps_the_saved_bytes(
     handled, writers = threading.Event(), []
     real_claim = pipeline.claim
 
-    claimed: list[Any] = []
-
     def claim_then_interrupt(*args: Any) -> None:
-        real_claim(*args)  # each batch's bytes checked as it is written
-        claimed.extend(args[2])
-        if len(claimed) < len(paths):
-            return
-        writers.append(threading.current_thread())  # the last batch: the commit is next
+        real_claim(*args)  # the bytes checked: the transaction commits next
+        writers.append(threading.current_thread())
         signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
         handled.wait(30)  # until the main thread took the interrupt (a bound, not a timing)
 
@@ -385,12 +380,11 @@ def test_no_load_average_takes_one_thread(monkeypatch: pytest.MonkeyPatch) -> No
     assert not pipeline.spare_core()
 
 
-def test_the_first_batch_is_smaller_and_each_batch_is_claimed_as_it_is_written(
+def test_the_first_batch_is_smaller(
     instance: Instance, tmp_path: Path, small_batches: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The writer idles until the first batch is stored, so that batch is smaller (`FIRST`);
-    each batch's objects are locked and checked (`claim`) right after its records, while the
-    next batch is read, not all at once before the commit."""
+    the objects of every batch are claimed once, before the commit."""
     monkeypatch.setattr(pipeline, "FIRST", 5)
     paths = files(tmp_path / "src", 30)
     real_claim, claimed = pipeline.claim, []
@@ -401,6 +395,6 @@ def test_the_first_batch_is_smaller_and_each_batch_is_claimed_as_it_is_written(
 
     monkeypatch.setattr(pipeline, "claim", counted)
     saved = ll.save([ll.Artifact(p, key=f"k/{p.name}") for p in paths])
-    assert small_batches == ["5", "10", "10", "5"] and claimed == [5, 10, 10, 5]
+    assert small_batches == ["5", "10", "10", "5"] and claimed == [30]
     assert ll.Artifact.filter().count() == 30 and all(a.created for a in saved)
     assert verify(instance).ok
