@@ -70,3 +70,34 @@ def test_the_newest_rows_matches_join_the_pool(old_names: Instance, tmp_path: Pa
     _artifacts(tmp_path / "more", [("late/zsample0099", "sequencing run")])
     assert _keys("zsample00", limit=1) == ["late/zsample0099"]
     assert len(_keys("zsample00", limit=None)) == ll.Artifact.search("zsample00").count() == 26
+
+
+def test_a_pooled_search_the_server_stops_raises_the_servers_error(old_names: Instance) -> None:
+    """The server stopping `pg_pool`'s statement (here: a lock it may not wait for) is the
+    error raised, not a later "current transaction is aborted" (the setting's reset ran in
+    the failed transaction; set_config(..., true) ends with the transaction anyway)."""
+    if old_names.dialect == "sqlite":
+        assert _keys("zsample00", limit=1)  # readers do not wait for a lock on SQLite
+        return
+    from sqlalchemy import event
+    from sqlalchemy.exc import DBAPIError
+
+    def no_lock_wait(dbapi_connection: object, record: object) -> None:
+        with dbapi_connection.cursor() as cursor:  # type: ignore[attr-defined]
+            cursor.execute("SET lock_timeout = '100ms'")
+        dbapi_connection.commit()  # type: ignore[attr-defined]
+
+    old_names.engine.dispose()
+    event.listen(old_names.engine, "connect", no_lock_wait)
+    try:
+        with old_names.engine.connect() as other, other.begin():
+            other.execute(text("LOCK TABLE artifacts IN ACCESS EXCLUSIVE MODE"))
+            with pytest.raises(Exception) as raised:
+                _keys("zsample00", limit=1)
+    finally:
+        event.remove(old_names.engine, "connect", no_lock_wait)
+        old_names.engine.dispose()
+    cause = raised.value if isinstance(raised.value, DBAPIError) else raised.value.__cause__
+    assert "lock timeout" in str(raised.value) + str(cause), repr(raised.value)
+    assert "transaction is aborted" not in str(raised.value), repr(raised.value)
+    assert _keys("zsample00", limit=1) == ["raw/zsample0009/reads"]  # and the next one works

@@ -138,10 +138,10 @@ def pg_pool(
             "set_config('enable_seqscan', 'off', true)"
         )  # GIN's bitmap, not a seq scan
     ).scalar_one()
-    try:
-        found = session.execute(text(sql), {"q": _tsquery(terms), "lead": lead, "n": pool}).all()
-    finally:
-        session.execute(text("SELECT set_config('enable_seqscan', :was, true)"), {"was": was})
+    found = session.execute(text(sql), {"q": _tsquery(terms), "lead": lead, "n": pool}).all()
+    # not in a `finally`: a failed statement aborts the transaction, which ends the setting
+    # (is_local), and a reset there would raise "transaction is aborted" over the real error
+    session.execute(text("SELECT set_config('enable_seqscan', :was, true)"), {"was": was})
     first = {id_: score for id_, score, head in found if head}
     window = {id_: score for id_, score, head in found if not head}
     scores = window if len(window) >= limit else first | window
