@@ -10,11 +10,23 @@ import lakeline as ll
 import pytest
 from lakeline import checkpoints
 from lakeline.instance import Instance
-from lakeline.lineage.recorder import BatchRecorder
+from lakeline.lineage.recorder import BatchRecorder, Handle
 
 
 def _fail() -> None:
     raise KeyboardInterrupt
+
+
+def _one_finished_step(tmp_path: Path) -> tuple[BatchRecorder, Handle, Handle]:
+    """A recorder whose workflow run is written and whose queued step made `out.txt`."""
+    rec = BatchRecorder("toy", root=tmp_path, steps=100, ms=600_000)
+    wf = rec.start_workflow(key="p", engine_run_id="r")
+    rec.flush()
+    (tmp_path / "out.txt").write_text("out")
+    step = rec.start_step(wf, key="s", kind="rule", engine_task_id="0")
+    rec.produce(step, "out.txt")
+    rec.finish_step(step)
+    return rec, wf, step
 
 
 def test_a_replayed_step_of_a_rolled_back_flush_keeps_its_record(
@@ -116,13 +128,7 @@ def test_an_interrupt_after_the_flush_committed_keeps_what_it_wrote(
         def run_finished(self, run: object) -> None:
             raise KeyboardInterrupt
 
-    rec = BatchRecorder("toy", root=tmp_path, steps=100, ms=600_000)
-    wf = rec.start_workflow(key="p", engine_run_id="r")
-    rec.flush()
-    (tmp_path / "out.txt").write_text("out")
-    step = rec.start_step(wf, key="s", kind="rule", engine_task_id="0")
-    rec.produce(step, "out.txt")
-    rec.finish_step(step)
+    rec, _, step = _one_finished_step(tmp_path)
     plugin = Interrupted()
     get_plugin_manager().register(plugin, name="interrupted")
     try:
@@ -147,13 +153,7 @@ def test_an_interrupt_inside_the_save_after_its_commit_queues_nothing_again(
     from lakeline.access.audit import entries
     from lakeline.artifacts import save
 
-    rec = BatchRecorder("toy", root=tmp_path, steps=100, ms=600_000)
-    wf = rec.start_workflow(key="p", engine_run_id="r")
-    rec.flush()
-    (tmp_path / "out.txt").write_text("out")
-    step = rec.start_step(wf, key="s", kind="rule", engine_task_id="0")
-    rec.produce(step, "out.txt")
-    rec.finish_step(step)
+    rec, wf, step = _one_finished_step(tmp_path)
     real, calls = save.drop_unused, []
 
     def interrupted_once(*args: object) -> None:
