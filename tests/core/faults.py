@@ -6,6 +6,8 @@
   transaction, after its INSERTs).
 - `Pause`: hold a real lakeline operation in another process at a checkpoint until the test
   lets it go (a save between storing its bytes and writing its records).
+- `second_while_held(target, args, second, engine, what)`: the same operation again in a thread
+  while the first is held at its pause; the first goes on once the second waits for a lock.
 - `kill_at_random(target, args, seed, within)`: run a function in a fresh process and kill -9
   it a random time after it starts its work.
 - `database_down(instance)`: make the instance's database unreachable, then bring it back
@@ -96,6 +98,44 @@ def run_paused(target: Callable[..., Any], *args: Any) -> tuple[Any, Pause]:
     process = SPAWN.Process(target=target, args=(pause, *args))
     process.start()
     return process, pause
+
+
+def second_while_held(
+    target: Callable[..., Any],
+    args: tuple[Any, ...],
+    second: Callable[[], Any],
+    engine: Any,
+    what: str,
+    *,
+    waits: bool = True,
+) -> tuple[int | None, list[Any]]:
+    """`target(pause, *args)` held at its pause in a fresh process while `second()` runs in a
+    thread; once that waits for a lock (`waits`: PostgreSQL; `what` names it in the failure)
+    the process goes on. Returns (the process's exit code, [what `second` returned or raised])."""
+    import threading
+
+    from statements import until_waiting_on_a_lock
+
+    process, pause = run_paused(target, *args)
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append(second())
+        except Exception as exc:  # reported by the caller's assertion
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run)
+    try:
+        assert pause.reached()
+        thread.start()
+        if waits:
+            until_waiting_on_a_lock(engine, thread, what)
+    finally:
+        pause.release()
+        process.join(120)
+        thread.join(120)
+    return process.exitcode, outcome
 
 
 def kill_at_random(

@@ -19,7 +19,6 @@ from lakeline.db.migrate import HEAD_REVISION, alembic_config, upgrade
 from lakeline.instance import Instance, migrate
 from lakeline.lineage.recorder import BatchRecorder, Recorder
 from sqlalchemy import text
-from statements import until_waiting_on_a_lock
 from test_access_audit import _session
 from test_recorder_batching import steps_of_one_flush
 
@@ -344,30 +343,13 @@ def test_two_migrates_at_head_at_once(db_url: str | None, tmp_path: Path) -> Non
     """A second `lakeline migrate` at head while another one makes the audit functions again
     waits for it (without the migration lock: "tuple concurrently updated" once the first
     committed)."""
-    import threading
-
-    from faults import run_paused
+    from faults import second_while_held
 
     instance = ll.init(tmp_path / "data", db=db_url, name="test")
     _postgres_only(instance)
-    process, pause = run_paused(_migrate_held, "test")
-    outcome: list[Any] = []
-
-    def second() -> None:
-        try:
-            outcome.append(migrate("test")[1])
-        except Exception as exc:  # reported by the assertion below
-            outcome.append(exc)
-
-    thread = threading.Thread(target=second)
-    try:
-        assert pause.reached()
-        thread.start()
-        until_waiting_on_a_lock(instance.engine, thread, "the second migrate")
-    finally:
-        pause.release()
-        process.join(120)
-        thread.join(120)
-    assert process.exitcode == 0
+    exitcode, outcome = second_while_held(
+        _migrate_held, ("test",), lambda: migrate("test")[1], instance.engine, "the second migrate"
+    )
+    assert exitcode == 0
     assert outcome == [HEAD_REVISION]
     assert verify(instance).ok

@@ -33,7 +33,6 @@ from lakeline.instance import Instance, connect, disconnect
 from lakeline.modules import SchemaModule, installed, mounted, spec
 from lakeline.modules import add as add_modules
 from sqlalchemy import text
-from statements import until_waiting_on_a_lock
 
 lab_site, lab, lab_instance = modules_lab.lab_site, modules_lab.lab, modules_lab.lab_instance
 
@@ -277,32 +276,19 @@ def _mount_held(pause: Any, name: str) -> None:
 def test_two_mounts_at_once(lab: Path, db_url: str | None, tmp_path: Path) -> None:
     """A second `modules add` while another one migrates waits for it, then finds the tables
     there (PostgreSQL: without the migration lock it created them again and failed)."""
-    import threading
-
-    from faults import run_paused
+    from faults import second_while_held
     from lakeline.db.migrate import HEAD_REVISION, revisions
 
     instance = ll.init(tmp_path / "data", db=db_url, name="test")
-    process, pause = run_paused(_mount_held, "test")
-    outcome: list[Any] = []
-
-    def second() -> None:
-        try:
-            outcome.append(add_modules("lab", instance))
-        except Exception as exc:  # reported by the assertion below
-            outcome.append(exc)
-
-    thread = threading.Thread(target=second)
-    try:
-        assert pause.reached()
-        thread.start()
-        if instance.dialect == "postgresql":  # the second waits for a lock before going on
-            until_waiting_on_a_lock(instance.engine, thread, "the second mount")
-    finally:
-        pause.release()
-        process.join(120)
-        thread.join(120)
-    assert process.exitcode == 0
+    exitcode, outcome = second_while_held(
+        _mount_held,
+        ("test",),
+        lambda: add_modules("lab", instance),
+        instance.engine,
+        "the second mount",
+        waits=instance.dialect == "postgresql",  # the second waits for a lock before going on
+    )
+    assert exitcode == 0
     assert outcome == [["lab"]]
     assert mounted(instance) == {"lab": "lakeline-lab"}
     with instance.engine.connect() as conn:
