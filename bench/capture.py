@@ -3,7 +3,7 @@ and PostgreSQL, each against a no-capture baseline of the same workflow: one tab
 
     uv run python bench/capture.py [--tasks 200] [--rounds 3] [--db sqlite|postgres|both]
                                    [--engines track,nextflow,redun,snakemake,prefect]
-                                   [--redun-tasks 50]
+                                   [--redun-tasks 50] [--split 200]
 
 Every workflow hashes its files (one input, one output per task), except the Nextflow import,
 whose 486-task nf-core fixture has no files on disk (runs, params and statuses only).
@@ -41,6 +41,14 @@ Each round records a first run: into a fresh instance (track, redun, snakemake; 
 import's rounds too) or, for Prefect, under one root with a folder per round, so no round's
 files are new versions of an earlier round's keys and no round adds a storage root.
 Prints the load average before every engine. Asserts nothing about time.
+
+`--split N`: redun and Prefect are measured again at N tasks, and their lakeline CPU per run
+(median, batched unless only plain is asked) is split into a fixed part and a part per task,
+the line through the two sizes: c(n) = fixed + n * slope. A figure per task at one size is
+fixed / n + slope; redun's fixed part is a first run's (fresh instance), Prefect's a run into
+an instance it recorded into before (its warm-up round). Both parts hold the flushes their
+timers write every 2 s while the engine is busy, so the slower the engine runs a task, the
+more flushes per task (the machine's load changes both).
 """
 
 from __future__ import annotations
@@ -61,6 +69,7 @@ sys.path.insert(0, str(HERE))
 CRISPR = HERE.parent.parent / "shared" / "fixtures" / "nextflow"
 CRISPR = CRISPR / "nf-core-crispriscreen-1.2.0-nf24.04.4"
 ENGINES = ("track", "nextflow", "redun", "snakemake", "prefect")
+SIZED = {"redun": "redun_tasks", "prefect": "tasks"}  # measured again at --split tasks
 VARIANTS = ("off", "on")  # LAKELINE_CAPTURE_BATCH: plain, batched
 
 
@@ -229,7 +238,7 @@ def redun(bench: Bench) -> tuple[Figures, int, str]:
     def once(variant: str, r: int) -> Timing:
         import capture_redun
 
-        folder = bench.base / f"redun-{bench.db}-{variant}-{r}"
+        folder = bench.base / f"redun-{bench.db}-{n}-{variant}-{r}"
         (folder / "data").mkdir(parents=True)
         (folder / "out").mkdir()
         (folder / ".redun").mkdir()
@@ -296,9 +305,11 @@ def prefect(bench: Bench) -> tuple[Figures, int, str]:
     import prefect_overhead as pf
 
     n = bench.args.tasks
-    url = None if bench.server is None else bench.server.create_database(f"pf_{bench.db}")
+    bench.count += 1
+    name = f"pf_{bench.db}_{bench.count}"
+    url = None if bench.server is None else bench.server.create_database(name)
     options = argparse.Namespace(tasks=n, repeats=bench.args.rounds, variants=bench.args.variants)
-    row = pf.measure(bench.db, url, bench.base, options)
+    row = pf.measure(bench.db, url, bench.base, options, name=name)
     timings = {"baseline": [Timing(w, 0.0, 0.0) for w in row["without"]]}
     for v in VARIANTS:
         runs = zip(row["with"][v], row["spent"][v], row["cpu"][v], strict=True)
@@ -313,6 +324,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
         "--redun-tasks", type=int, default=50, help="redun's own scheduler spends ~0.1 s a job"
+    )
+    parser.add_argument(
+        "--split",
+        type=int,
+        default=0,
+        help="also run redun and prefect at this many tasks: fixed cost per run + cost per task",
     )
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--engines", default=",".join(ENGINES))
@@ -351,11 +368,16 @@ def main() -> None:
                 server = PostgresServer(parent_dir=shm).start()
             bench = Bench(db, base, args, server if db == "postgres" else None)
             for engine, measure in measures.items():
-                before = load()
-                print(f"[{db}] {engine}: load {before}", file=sys.stderr)
-                spent, n, how = measure(bench)
-                rows.append((engine, db, n, spent, how, before))
-                print(f"[{db}] {engine}: {spent} load {load()}", file=sys.stderr)
+                for size in [0, *([args.split] if args.split and engine in SIZED else [])]:
+                    field = SIZED.get(engine, "tasks")
+                    default = getattr(args, field)
+                    setattr(args, field, size or default)
+                    before = load()
+                    print(f"[{db}] {engine}: load {before}", file=sys.stderr)
+                    spent, n, how = measure(bench)
+                    setattr(args, field, default)
+                    rows.append((engine, db, n, spent, how, before))
+                    print(f"[{db}] {engine}: {spent} load {load()}", file=sys.stderr)
     finally:
         if harness is not None:
             harness.__exit__(None, None, None)
@@ -388,6 +410,29 @@ def main() -> None:
         "in lakeline: wall time inside lakeline's code, which includes waiting for the GIL "
         "(held by the engine's own threads) and for the database."
     )
+    if args.split:
+        print_split(rows, "on" if "on" in args.variants else "off")
+
+
+def print_split(rows: list[tuple[Any, ...]], variant: str) -> None:
+    """Per engine and database measured at two sizes: its lakeline CPU per run as a fixed part
+    plus a part per task (the line through both sizes' medians)."""
+    print(f"lakeline CPU ({'batched' if variant == 'on' else 'plain'}) = fixed + tasks * slope:")
+    sizes: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    for engine, db, n, figures, *_ in rows:
+        if engine in SIZED:
+            sizes.setdefault((engine, db), []).append((n, figures.cpu[variant]))
+    for (engine, db), measured in sizes.items():
+        if len(measured) < 2 or measured[0][0] == measured[1][0]:
+            continue
+        (n1, c1), (n2, c2) = sorted(measured)[:2]
+        slope = (c2 - c1) / (n2 - n1)
+        fixed = c1 - n1 * slope
+        print(
+            f"  {engine:<9} {db:<9} fixed {fixed * 1000:6.1f} ms a run, slope "
+            f"{slope * 1000:5.2f} ms a task (from {n1} and {n2} tasks: "
+            f"{c1 / n1 * 1000:.2f} and {c2 / n2 * 1000:.2f} ms a task)"
+        )
 
 
 if __name__ == "__main__":

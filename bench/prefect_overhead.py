@@ -128,20 +128,24 @@ def files(folder: Path, n: int) -> list[Path]:
 VARIANTS = ("off", "on")  # LAKELINE_CAPTURE_BATCH: plain Recorder, BatchRecorder
 
 
-def measure(db: str, url: str | None, base: Path, args: argparse.Namespace) -> dict[str, Any]:
+def measure(
+    db: str, url: str | None, base: Path, args: argparse.Namespace, name: str | None = None
+) -> dict[str, Any]:
     """Per round: the flow without hooks, then with them plain, then batched (fresh files
-    each); per variant the wall times and the time in lakeline, the warm-up round dropped."""
+    each); per variant the wall times and the time in lakeline, the warm-up round dropped.
+    `name`: the instance's (default `prefect-<db>`), a new one for each call."""
     import lakeline as ll
     import lakeline_prefect
 
-    ll.init(storage=base / f"data-{db}", db=url, name=f"prefect-{db}")
+    name = name or f"prefect-{db}"
+    ll.init(storage=base / f"data-{name}", db=url, name=name)
     plain, hooked = build(False), build(True)
     without: list[float] = []
     with_hooks: dict[str, list[float]] = {v: [] for v in VARIANTS}
     spent: dict[str, list[float]] = {v: [] for v in VARIANTS}
     cpu: dict[str, list[float]] = {v: [] for v in VARIANTS}
     for i in range(args.repeats + 1):  # the first round warms Prefect and lakeline up
-        folder = base / f"wf-{db}" / str(i)  # under one root: each round's keys are new
+        folder = base / f"wf-{name}" / str(i)  # under one root: each round's keys are new
         lakeline_prefect.configure(root=str(folder.parent))
         start = time.perf_counter()
         plain(files(folder / "plain", args.tasks))
