@@ -90,13 +90,15 @@ def test_a_step_started_and_finished_in_one_flush_is_inserted_finished(
     assert verify(instance).ok
 
 
+@pytest.mark.parametrize("more", [0, 20])
 def test_a_resumed_workflow_replays_its_runs_without_a_rollback(
-    instance: Instance, tmp_path: Path
+    instance: Instance, tmp_path: Path, more: int
 ) -> None:
     """A workflow recorded up to a crash between flushes (a step finished, one started),
     resumed by a new process: its flush inserts first (no look-up before), the insert leaves
     the recorded steps out and they are taken as replays — the started one finished, the
-    finished one unchanged, a new one inserted finished; one commit, no rollback."""
+    finished one unchanged, a new one inserted finished; one commit, no rollback. With
+    `more` new steps (over 16 runs) the flush looks for replays first, then inserts in bulk."""
     first = _recorder(tmp_path)
     wf = first.start_workflow(key="p", engine_run_id="r")
     (tmp_path / "a.txt").write_text("a")
@@ -115,7 +117,7 @@ def test_a_resumed_workflow_replays_its_runs_without_a_rollback(
     (tmp_path / "b.txt").write_text("b")
     (tmp_path / "c.txt").write_text("c")
     steps = {}
-    for ref in ("done", "going", "new"):
+    for ref in ("done", "going", "new", *(f"more{i}" for i in range(more))):
         steps[ref] = again.start_step(wf2, key="s", kind="rule", engine_task_id=ref)
     again.annotate(steps["going"], "toy", attempt=2)  # queued: merged into the replay's params
     again.use(steps["going"], "a.txt")
@@ -143,10 +145,11 @@ def test_a_resumed_workflow_replays_its_runs_without_a_rollback(
         event.remove(instance.engine, "rollback", rolled_back)
     assert rollbacks == []
     writes = [s for s in sent if s != "BEGIN IMMEDIATE"]
-    assert writes[0] == "INSERT INTO RUNS"  # no look-up first
-    assert writes.count("INSERT INTO RUNS") == 1
+    if not more:
+        assert writes[0] == "INSERT INTO RUNS"  # no look-up first
+        assert writes.count("INSERT INTO RUNS") == 1
     runs = {ref: ll.Run.get(engine="toy", engine_ref=f"r/{ref}") for ref in steps}
-    assert ll.Run.filter(engine="toy", parent_id=wf.run.id).count() == 3
+    assert ll.Run.filter(engine="toy", parent_id=wf.run.id).count() == 3 + more
     for ref, step in steps.items():
         assert step.run.id == runs[ref].id and runs[ref].status == "completed"
         assert [s["status"] for s in runs[ref].status_log] == ["started", "completed"]
@@ -158,9 +161,10 @@ def test_a_resumed_workflow_replays_its_runs_without_a_rollback(
     assert [a.key for a in runs["going"].outputs.all()] == ["b.txt"]
     assert [a.key for a in runs["going"].inputs.all()] == ["a.txt"]
     assert [a.key for a in runs["new"].outputs.all()] == ["c.txt"]
+    news = ["r/new", *(f"r/more{i}" for i in range(more))]
     assert told.calls == [  # replays are not started again; an unchanged one is not finished
-        ("started", "r/new", "completed", True),
-        ("finished", "r/new", "completed", True),
+        *(("started", ref, "completed", True) for ref in news),
+        *(("finished", ref, "completed", True) for ref in news),
         ("finished", "r/going", "completed", True),
     ]
     assert verify(instance).ok

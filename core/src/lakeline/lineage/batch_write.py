@@ -183,8 +183,9 @@ def write_batch(
 
 def retried(rec: BatchRecorder, work: Callable[[Session], None], reset: Callable[[], None]) -> None:
     """`work` in a write transaction, again (after `reset`) when another writer's commit got
-    in its way as a save's retries do: a run of the batch another process of the same workflow
-    inserted after `work` looked for it (a unique clash, then found as a replay), a deadlock."""
+    in its way as a save's retries do: a run of a batch of more than 16 another process of the
+    same workflow inserted after `work` looked for it (a unique clash, then found as a
+    replay; fewer runs go in by an insert that leaves such runs out), a deadlock."""
     from sqlalchemy.exc import IntegrityError, OperationalError
 
     from lakeline.artifacts.save import RETRIES, _retryable
