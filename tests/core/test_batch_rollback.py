@@ -73,8 +73,9 @@ def test_two_processes_flushing_the_same_workflow_share_its_runs(
     instance: Instance, tmp_path: Path, queued: str
 ) -> None:
     """Two Recorders of one workflow (same engine run id) flushing the same step at once:
-    the second's insert clashes with the first's run, committed after the second looked for
-    it; its flush takes that run (a replay) — one run, finished once, nothing raised."""
+    the first commits just before the second inserts its runs; the second's insert leaves out
+    the runs the first wrote (ON CONFLICT DO NOTHING) and its flush takes them (replays) —
+    one run, finished once, nothing raised."""
     from sqlalchemy import event
 
     if instance.dialect != "postgresql":
@@ -95,15 +96,15 @@ def test_two_processes_flushing_the_same_workflow_share_its_runs(
     state = {"armed": True}
 
     def meanwhile(conn: object, cursor: object, statement: str, *args: object) -> None:
-        if state["armed"] and statement.lstrip().upper().startswith("SELECT RUNS.ID"):
-            state["armed"] = False  # the second looked and found nothing: the first commits
+        if state["armed"] and statement.lstrip().upper().startswith("INSERT INTO RUNS"):
+            state["armed"] = False  # the second is about to insert: the first commits
             first.flush()
 
-    event.listen(instance.engine, "after_cursor_execute", meanwhile)
+    event.listen(instance.engine, "before_cursor_execute", meanwhile)
     try:
         second.flush()
     finally:
-        event.remove(instance.engine, "after_cursor_execute", meanwhile)
+        event.remove(instance.engine, "before_cursor_execute", meanwhile)
     assert not state["armed"]
     (run,) = ll.Run.filter(engine="toy", engine_ref="r/0")
     assert steps[0].run.id == steps[1].run.id == run.id
@@ -140,7 +141,7 @@ def test_an_interrupt_after_the_flush_committed_keeps_what_it_wrote(
     rec.flush()
     (run,) = ll.Run.filter(engine="toy", engine_ref="r/0")
     assert run.id == step.run.id and run.status == "completed"
-    assert [e.action for e in entries(instance, uids=[run.uid])] == ["insert", "update"]
+    assert [e.action for e in entries(instance, uids=[run.uid])] == ["insert"]  # finished
     assert [a.key for a in run.outputs.all()] == ["out.txt"]
 
 
@@ -172,7 +173,7 @@ def test_an_interrupt_inside_the_save_after_its_commit_queues_nothing_again(
     rec.flush()
     (run,) = ll.Run.filter(engine="toy", engine_ref="r/0")
     assert step.run.id == run.id and run.status == "completed"
-    assert [e.action for e in entries(instance, uids=[run.uid])] == ["insert", "update"]
+    assert [e.action for e in entries(instance, uids=[run.uid])] == ["insert"]  # finished
     assert [a.key for a in run.outputs.all()] == ["out.txt"]
     assert ll.Artifact.filter(key="out.txt").count() == 1
     assert [a.key for a in ll.Run.get(id=later.run.id).outputs.all()] == ["next.txt"]

@@ -103,7 +103,7 @@ def test_a_batch_writes_its_files_edges_and_finishes_with_the_steps(
 ) -> None:
     """The plugin's files go through the batching Recorder's flush, not a transaction (and
     an INSERT or UPDATE a row) of their own: a run imported in one batch writes all its
-    used-by edges in one statement, and every step's run is inserted before it finishes."""
+    used-by edges in one statement, and every step's run is inserted with its finish."""
     from lakeline.lineage import batching
     from snakemake_logger_plugin_lakeline.importer import import_workflow
 
@@ -133,9 +133,9 @@ def test_a_batch_writes_its_files_edges_and_finishes_with_the_steps(
     assert steps() == ordered(expected)
     assert statements["INSERT INTO run_inputs"] == 1  # 16 edges
     assert statements["UPDATE artifacts SET"] == 0  # outputs saved with their producer
-    # the 9 steps' finishes in one statement (on SQLite too: UPDATE ... FROM json_each), the
-    # workflow's its own
-    assert statements["UPDATE runs SET"] == 2
+    # the 9 steps started and finished in the batch: inserted finished (no UPDATE); the
+    # workflow's finish its own
+    assert statements["UPDATE runs SET"] == 1
 
 
 @dataclass

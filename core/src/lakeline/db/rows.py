@@ -162,9 +162,12 @@ def insert_rows(
         else:
             rows = _Rows(rows, names)
     if len(rows) <= RETURNING:
-        # one statement that hands the ids back: the fewest round trips for a few rows
-        stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-        return list(session.execute(stmt, list(rows)).scalars())
+        # one statement that hands the ids back: the fewest round trips for a few rows. Read
+        # back by `unique`, not in order: SQLite's RETURNING has no order, and SQLAlchemy
+        # sends one INSERT a row there when asked to sort them by the rows' order
+        stmt = insert(table).returning(table.c.id, table.c[unique])
+        made = {key: new_id for new_id, key in session.execute(stmt, list(rows))}
+        return [made[row[unique]] for row in rows]
     if is_postgres(session):
         return _copy_rows(session, table, rows)
     last = session.execute(select(func.max(table.c.id))).scalar() or 0

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.orm.attributes import set_committed_value
 
 from lakeline import checkpoints
+from lakeline.errors import LakelineError
 from lakeline.lineage.batch_files import QueuedFile, nul_error
 from lakeline.lineage.records import fire
 from lakeline.lineage.run_rows import (
@@ -16,7 +17,9 @@ from lakeline.lineage.run_rows import (
     Finish,
     claim_many,
     finish_found,
-    finish_new,
+    finish_queued,
+    insert_new_runs,
+    insert_runs,
 )
 from lakeline.lineage.usage import insert_inputs
 
@@ -58,7 +61,8 @@ def write_batch(
     edges: list[tuple[Run, Artifact]] = []
     done: list[tuple[Handle, Run, bool]] = []
     new: set[int] = set()  # the runs inserted here, as the database holds them
-    applied: list[tuple[Run, dict[str, Any]]] = []  # finished by finish_new: as they were
+    first: dict[int, tuple[Handle, Finish]] = {}  # by id(run): a run inserted finished
+    applied: list[tuple[Run, dict[str, Any]]] = []  # finished before their insert: as they were
     replays: list[tuple[Handle, Run, Transform]] = []  # queued runs recorded before: as queued
 
     def reset() -> None:
@@ -85,10 +89,25 @@ def write_batch(
 
     def runs(session: Session, plans: Sequence[Plan] = ()) -> None:
         reset()  # a retried transaction starts again
+        first.clear()
         if rec._runs:
+            queued = {id(handle.run) for handle, _ in rec._runs.values() if handle.run.id is None}
+            for step, change in finishes:  # started and finished here: inserted finished
+                run = step.run
+                if (
+                    id(run) in queued
+                    and run.status != change.status
+                    and id(run) not in first
+                    and not nul_error(change)
+                ):
+                    first[id(run)] = (step, change)
+                    applied.append((run, {name: vars(run).get(name) for name in FINISH_COLUMNS}))
+                    finish_queued(run, change)
             rec._insert_all(session, started, replays)
         new.clear()
         new.update(id(handle.run) for handle, _ in started)
+        for key in [key for key in first if key not in new]:
+            del first[key]  # a replay: its finish goes to the run recorded before
         for f in files:
             if f.producer is not None:
                 f.artifact.run_id = f.producer.run.id
@@ -117,19 +136,7 @@ def write_batch(
         made = insert_inputs(session, wanted)  # one statement: the new ones back
         edges.extend(pair for edge, pair in wanted.items() if edge in made)
         checkpoints.reach("recorder.flush")  # half the batch written, not committed
-        first: dict[int, tuple[Run, Finish]] = {}  # by id(run): its first finish
-        for step, change in finishes:
-            if (
-                id(step.run) in new
-                and step.run.status != change.status
-                and id(step.run) not in first
-                and not nul_error(change)
-            ):
-                first[id(step.run)] = (step.run, change)  # one statement for all of them
-                done.append((step, step.run, True))
-        for run, _ in first.values():
-            applied.append((run, {name: vars(run).get(name) for name in FINISH_COLUMNS}))
-        finish_new(session, list(first.values()))
+        done.extend((step, step.run, True) for step, _ in first.values())  # inserted finished
         checkpoints.reach("recorder.flush.finished")
         later = [
             (step, change)
@@ -176,8 +183,9 @@ def write_batch(
 
 def retried(rec: BatchRecorder, work: Callable[[Session], None], reset: Callable[[], None]) -> None:
     """`work` in a write transaction, again (after `reset`) when another writer's commit got
-    in its way as a save's retries do: a run of the batch another process of the same workflow
-    inserted after `work` looked for it (a unique clash, then found as a replay), a deadlock."""
+    in its way as a save's retries do: a run of a batch of more than 16 another process of the
+    same workflow inserted after `work` looked for it (a unique clash, then found as a
+    replay; fewer runs go in by an insert that leaves such runs out), a deadlock."""
     from sqlalchemy.exc import IntegrityError, OperationalError
 
     from lakeline.artifacts.save import RETRIES, _retryable
@@ -192,3 +200,105 @@ def retried(rec: BatchRecorder, work: Callable[[Session], None], reset: Callable
             if attempt == RETRIES - 1 or not _retryable(exc):
                 raise
             reset()
+
+
+def insert_queued(
+    rec: BatchRecorder,
+    session: Session,
+    started: list[tuple[Handle, Handle]],
+    replays: list[tuple[Handle, Run, Transform]] | None = None,
+) -> None:
+    """Insert the queued runs in `session`'s transaction (those recorded before are found);
+    `started` gets the runs it inserts, `replays` the handles of runs recorded before with the
+    queued run and transform they held (`unsaved_runs` gives them back: the session's records
+    expire when it rolls back). A few runs (a small flush) go in with INSERT ... ON CONFLICT
+    DO NOTHING, and only those it leaves out are looked up (replays are rare); more are
+    looked for first, then inserted in bulk (COPY on PostgreSQL). In waves: a step nested
+    under a step of this batch after it."""
+    from lakeline.db.rows import RETURNING
+    from lakeline.lineage.batching import unsaved_runs
+
+    runs = list(rec._runs.values())
+    few = len(runs) <= RETURNING
+    # looked for first: many runs, and those a flush interrupted after its commit inserted
+    first = runs if not few else [(h, p) for h, p in runs if h.run.id is not None]
+    refs = [handle.engine_ref for handle, _ in first]
+    found = _recorded(rec, session, refs, check=not few) if first else {}
+    waiting = []
+    for handle, parent in runs:
+        known = found.get(handle.engine_ref)
+        if known is not None:
+            _replayed(rec, session, handle, known, replays)
+            continue
+        if handle.run.id is not None:  # inserted by an interrupted flush, deleted since
+            unsaved_runs([(handle, parent)])
+        waiting.append((handle, parent))
+    while waiting:
+        ready = [(h, p) for h, p in waiting if p.run.id is not None]
+        if not ready:
+            raise LakelineError("a step's parent run was never started")
+        for handle, parent in ready:
+            handle.run.parent_id = parent.run.id
+        started.extend(ready)  # made unsaved again if the transaction fails
+        if not few:
+            insert_runs(session, [handle.run for handle, _ in ready])
+        elif skipped := insert_new_runs(session, [handle.run for handle, _ in ready]):
+            left = {id(run) for run in skipped}  # recorded before: replays
+            started[:] = [(h, p) for h, p in started if id(h.run) not in left]
+            found = _recorded(rec, session, [run.engine_ref for run in skipped])
+            for handle, _ in ready:
+                if id(handle.run) not in left:
+                    continue
+                known = found.get(handle.engine_ref)
+                if known is None:  # the clashing run deleted since (PostgreSQL)
+                    raise LakelineError(
+                        f"the run of step {handle.engine_ref!r} was deleted while this "
+                        "flush recorded it again"
+                    )
+                _replayed(rec, session, handle, known, replays)
+        waiting = [(h, p) for h, p in waiting if h.run.id is None]
+
+
+def _recorded(
+    rec: BatchRecorder, session: Session, refs: Sequence[str | None], *, check: bool = False
+) -> dict[str | None, Run]:
+    """The runs of this engine recorded under `refs`, by engine ref; `check`: first asked
+    without the ORM whether there is any (the rare case: a replay)."""
+    from sqlalchemy import select
+
+    from lakeline.db.rows import chunks, one_of
+    from lakeline.models import Run
+
+    found: dict[str | None, Run] = {}
+    for chunk in chunks(refs):
+        where = one_of(session, Run.engine_ref, chunk)
+        if check:
+            recorded = select(Run.id).where(Run.engine == rec.engine, where).limit(1)
+            if session.execute(recorded).first() is None:
+                continue
+        stmt = select(Run).where(Run.engine == rec.engine, where)
+        found.update((run.engine_ref, run) for run in session.scalars(stmt))
+    return found
+
+
+def _replayed(
+    rec: BatchRecorder,
+    session: Session,
+    handle: Handle,
+    known: Run,
+    replays: list[tuple[Handle, Run, Transform]] | None,
+) -> None:
+    """A queued step recorded before: its handle takes that run (and its transform, if it
+    differs), the metadata it was annotated with while queued merged into its params."""
+    from lakeline.models import Transform
+
+    if replays is not None:
+        replays.append((handle, handle.run, handle.transform))
+    notes = rec._notes.get(handle.engine_ref, {})
+    params = dict(known.params or {})
+    params.update({n: {**dict(params.get(n) or {}), **m} for n, m in notes.items()})
+    if params != (known.params or {}):
+        known.params = params
+    if known.transform_id != handle.transform.id:
+        handle.transform = session.get(Transform, known.transform_id) or handle.transform
+    handle.run = known

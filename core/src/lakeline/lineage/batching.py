@@ -283,52 +283,10 @@ class BatchRecorder(Recorder):
         started: list[tuple[Handle, Handle]],
         replays: list[tuple[Handle, Run, Transform]] | None = None,
     ) -> None:
-        """Insert the queued runs in `session`'s transaction (those recorded before are
-        found); `started` gets the runs it inserts, `replays` the handles of runs recorded
-        before with the queued run and transform they held (`unsaved_runs` gives them back:
-        the session's records expire when it rolls back)."""
-        from sqlalchemy import select
+        """`batch_write.insert_queued`: the queued runs inserted in `session`'s transaction."""
+        from lakeline.lineage.batch_write import insert_queued
 
-        from lakeline.db.rows import chunks, one_of
-        from lakeline.lineage.run_rows import insert_runs
-        from lakeline.models import Run, Transform
-
-        runs = list(self._runs.values())
-        found: dict[str | None, Run] = {}
-        for chunk in chunks([handle.engine_ref for handle, _ in runs]):
-            where = one_of(session, Run.engine_ref, chunk)
-            # recorded before: the rare case (a replay), so first asked without the ORM
-            recorded = select(Run.id).where(Run.engine == self.engine, where).limit(1)
-            if session.execute(recorded).first() is None:
-                continue
-            stmt = select(Run).where(Run.engine == self.engine, where)
-            found.update((run.engine_ref, run) for run in session.scalars(stmt))
-        for handle, parent in runs:
-            known = found.get(handle.engine_ref)
-            if known is not None:  # a replay: that run (and its transform, if it differs)
-                if replays is not None:
-                    replays.append((handle, handle.run, handle.transform))
-                notes = self._notes.get(handle.engine_ref, {})  # what it was annotated with
-                params = dict(known.params or {})
-                params.update({n: {**dict(params.get(n) or {}), **m} for n, m in notes.items()})
-                if params != (known.params or {}):
-                    known.params = params
-                if known.transform_id != handle.transform.id:
-                    handle.transform = session.get(Transform, known.transform_id) or (
-                        handle.transform
-                    )
-                handle.run = known
-                continue
-            started.append((handle, parent))
-        waiting = list(started)
-        while waiting:  # in waves: a step nested under a step of this batch after it
-            ready = [(h, p) for h, p in waiting if p.run.id is not None]
-            if not ready:
-                raise LakelineError("a step's parent run was never started")
-            for handle, parent in ready:
-                handle.run.parent_id = parent.run.id
-            insert_runs(session, [handle.run for handle, _ in ready])
-            waiting = [(h, p) for h, p in waiting if h.run.id is None]
+        insert_queued(self, session, started, replays)
 
     def use(
         self, step: Handle, path: str | os.PathLike[str], *, role: str = "", key: str | None = None

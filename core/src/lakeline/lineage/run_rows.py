@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
@@ -40,11 +41,12 @@ from lakeline.db.rows import fill_new
 from lakeline.errors import LakelineError
 from lakeline.lineage.records import FINAL_STATUSES, log_status
 from lakeline.models import Artifact, Run
-from lakeline.models.base import UTCDateTime, check_aware, utcnow
+from lakeline.models.base import JSONValue, UTCDateTime, check_aware, utcnow
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
+    from sqlalchemy.engine import Dialect
     from sqlalchemy.orm import Session
 
     from lakeline.instance import Instance
@@ -175,48 +177,80 @@ def insert_runs(session: Session, runs: Sequence[Run]) -> None:
         make_transient_to_detached(run)
 
 
-def finish_new(session: Session, changes: Sequence[tuple[Run, Finish]]) -> None:
-    """Apply finishes to runs this transaction's writer inserted itself and holds as they are
-    in the database (each in a status other than the finish's): one executemany, and the
-    records updated as the statement updated the rows. On PostgreSQL that is ONE statement
-    (an executemany UPDATE is one statement per run there, each firing the statement-level
-    audit and creator triggers, ~1.5 ms apiece): UPDATE ... FROM unnest(arrays), whose
-    transition tables hold every run, so the audit log gets the same entry per run."""
-    if not changes:
-        return
-    dialect = _dialect(session)
-    params: list[dict[str, Any]] = []
-    same_error: list[bool] = []  # the run's error text stays as it is
-    for run, change in changes:
-        same_error.append(change.error is None or change.error == run.error)
-        at = change.at or utcnow()
-        entry: Any = {"status": change.status, "at": at.isoformat()}
-        log = [*(run.status_log or []), entry]
-        values = {
-            "status": change.status,
-            "status_log": log,
-            "finished_at": at,
-            "exit_code": run.exit_code if change.exit_code is None else change.exit_code,
-            "error": run.error if change.error is None else change.error,
-            "cached_from_id": run.cached_from_id
-            if change.cached_from_id is None
-            else change.cached_from_id,
-        }
-        params.append({"p_id": run.id, **values})
-        for name, value in values.items():
-            set_committed_value(run, name, value)
-    if dialect == "postgresql":
-        columns = ("p_id", *FINISH_COLUMNS)
-        arrays = {name: [row[name] for row in params] for name in columns}
-        arrays["status_log"] = [json.dumps(log) for log in arrays["status_log"]]
-        arrays["finished_at"] = _utc_binds(session, arrays["finished_at"])
-        session.execute(_PG_FINISH_MANY, arrays)
-    else:  # runs whose error stays: a statement whose SET names no error (_SQLITE_KEEP_ERROR)
-        for keep in (True, False):
-            rows = [row for row, same in zip(params, same_error, strict=True) if same is keep]
-            if rows:
-                stmt = _SQLITE_FINISH_MANY_KEEP if keep else _SQLITE_FINISH_MANY
-                session.execute(stmt, {"rows": _json_rows(session, rows)})
+def insert_new_runs(session: Session, runs: Sequence[Run]) -> list[Run]:
+    """`insert_runs` for a few runs (at most `RETURNING`) in one statement that leaves out a
+    run whose (engine, engine_ref) is recorded already: INSERT ... ON CONFLICT DO NOTHING
+    RETURNING, so a flush need not look for replays first. Those left out (replays, or runs
+    another process inserted first: on PostgreSQL the insert waits for its transaction) are
+    returned, unsaved; the others get their ids and become detached records."""
+    from lakeline.db.rows import bound_values
+
+    columns = _columns()
+    rows = []
+    for run in runs:
+        loaded = run.__dict__
+        if loaded.get("created_at") is None:
+            fill_new(run, {"created_at": utcnow()})
+        rows.append({name: loaded.get(name) for name in columns})
+    connection = session.connection()
+    head, one = _upsert_sql(connection.dialect)
+    values = bound_values(_table(), connection.dialect, columns, rows)  # as the types bind them
+    sql = head.replace("{rows}", ", ".join([one] * len(values)))
+    found = connection.exec_driver_sql(sql, tuple(chain.from_iterable(values)))
+    ids = {uid: new_id for new_id, uid in found}  # the runs inserted
+    skipped = []
+    for run, row in zip(runs, rows, strict=True):
+        new_id = ids.get(row["uid"])
+        if new_id is None:
+            skipped.append(run)
+            continue
+        loaded = run.__dict__
+        fill_new(run, {name: value for name, value in row.items() if name not in loaded})
+        fill_new(run, {"id": new_id})
+        make_transient_to_detached(run)
+    return skipped
+
+
+def _upsert_sql(dialect: Dialect) -> tuple[str, str]:
+    """INSERT INTO runs (...) VALUES {rows} ON CONFLICT (engine, engine_ref) DO NOTHING
+    RETURNING id, uid, and one row's placeholders: SQL for the driver, bound values of the
+    columns' types (no SQLAlchemy statement: its dialects' on_conflict constructs are compiled
+    anew at every call, and a text() per row count costs 1.5-5 ms to compile per engine)."""
+    sql = _statements.get(("upsert", dialect.name))
+    if sql is None:
+        table = _table()
+        names = _columns()
+        quote = dialect.identifier_preparer.quote
+        mark = "%s" if dialect.name == "postgresql" else "?"
+        marks = []
+        for name in names:
+            impl = table.c[name].type.dialect_impl(dialect)
+            json = dialect.name == "postgresql" and isinstance(impl, JSONValue)
+            marks.append(f"CAST({mark} AS jsonb)" if json else mark)
+        head = (
+            f"INSERT INTO runs ({', '.join(quote(table.c[name].name) for name in names)}) "
+            "VALUES {rows} ON CONFLICT (engine, engine_ref) DO NOTHING RETURNING id, uid"
+        )
+        sql = _statements["upsert", dialect.name] = (head, f"({', '.join(marks)})")
+    return sql
+
+
+def finish_queued(run: Run, change: Finish) -> None:
+    """Apply a finish to a queued `run` before its insert (started and finished in one
+    batch: its INSERT writes it finished, the log holding both moves)."""
+    at = change.at or utcnow()
+    values = {
+        "status": change.status,
+        "status_log": [*(run.status_log or []), {"status": change.status, "at": at.isoformat()}],
+        "finished_at": at,
+    }
+    if change.exit_code is not None:
+        values["exit_code"] = change.exit_code
+    if change.error is not None:
+        values["error"] = change.error
+    if change.cached_from_id is not None:
+        values["cached_from_id"] = change.cached_from_id
+    fill_new(run, values)
 
 
 def _utc_binds(session: Session, moments: Sequence[Any]) -> list[Any]:
@@ -227,47 +261,11 @@ def _utc_binds(session: Session, moments: Sequence[Any]) -> list[Any]:
 
 
 FINISH_COLUMNS = ("status", "status_log", "finished_at", "exit_code", "error", "cached_from_id")
-_PG_FINISH_MANY = text(
-    "UPDATE runs SET status = v.status, status_log = v.status_log, finished_at = v.finished_at, "
-    "exit_code = v.exit_code, error = v.error, cached_from_id = v.cached_from_id "
-    "FROM unnest(CAST(:p_id AS integer[]), CAST(:status AS text[]), "
-    "CAST(:status_log AS jsonb[]), CAST(:finished_at AS timestamptz[]), "
-    "CAST(:exit_code AS integer[]), CAST(:error AS text[]), CAST(:cached_from_id AS integer[])) "
-    "AS v(id, status, status_log, finished_at, exit_code, error, cached_from_id) "
-    "WHERE runs.id = v.id"
-)
-
-
-# SQLite: the same in one statement over a JSON array of the rows (an executemany runs the
-# UPDATE once per run); its audit triggers are row triggers, called once a run either way
-_SQLITE_FINISH_MANY_SQL = (
-    "UPDATE runs SET status = v.status, status_log = v.status_log, finished_at = v.finished_at, "
-    "exit_code = v.exit_code, error = v.error, cached_from_id = v.cached_from_id "
-    "FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS status, "
-    "json_extract(value, '$[2]') AS status_log, json_extract(value, '$[3]') AS finished_at, "
-    "json_extract(value, '$[4]') AS exit_code, json_extract(value, '$[5]') AS error, "
-    "json_extract(value, '$[6]') AS cached_from_id FROM json_each(:rows)) AS v "
-    "WHERE runs.id = v.id"
-)
-_SQLITE_FINISH_MANY = text(_SQLITE_FINISH_MANY_SQL)
 # SQLite runs an `AFTER UPDATE OF error` trigger (the runs' search index, migration 0015:
 # both texts tokenized in Python, the FTS5 row deleted and written again, the vocabulary's
 # counts moved) whenever the SET names the column, changed or not: a finish that leaves the
 # error text as it is (nearly all) names no error
-_SQLITE_KEEP_ERROR = ("error = v.error, ", "error = coalesce(v.error, runs.error), ")
-_SQLITE_FINISH_MANY_KEEP = text(_SQLITE_FINISH_MANY_SQL.replace(_SQLITE_KEEP_ERROR[0], ""))
-
-
-def _json_rows(session: Session, params: Sequence[dict[str, Any]]) -> str:
-    """`params` (p_id and the FINISH_COLUMNS columns) as one JSON array of rows, each value as its
-    column type binds it (the log as its JSON text, times as SQLite's text): what an
-    executemany would have bound, handed to json_each."""
-    from lakeline.db.rows import bound_values
-
-    dialect = session.get_bind().dialect
-    renamed = [{"id": row["p_id"], **{n: row[n] for n in FINISH_COLUMNS}} for row in params]
-    values = bound_values(_table(), dialect, ["id", *FINISH_COLUMNS], renamed)
-    return json.dumps(values, ensure_ascii=False)
+_SQLITE_KEEP_ERROR = "error = coalesce(v.error, runs.error), "
 
 
 _PG_FINISH_FOUND = (  # Finish.row for many runs: one statement, one trigger call
@@ -323,7 +321,7 @@ def finish_found(session: Session, changes: Sequence[tuple[Run, Finish]]) -> dic
         returning = ", ".join(f'runs."{column.name}"' for column in columns)
         head = _PG_FINISH_FOUND if dialect == "postgresql" else _SQLITE_FINISH_FOUND
         if not error:
-            head = head.replace(_SQLITE_KEEP_ERROR[1], "")
+            head = head.replace(_SQLITE_KEEP_ERROR, "")
         stmt = _statements["finish_found", dialect, error] = text(head + returning).columns(
             *columns
         )  # typed: values come back as Finish.row's (UTC, decoded JSON)
