@@ -19,8 +19,9 @@ the last file). Same entries, digests, hashes and chain; three costs less:
   beyond `work_mem`: 6 MB for 10,000 artifacts).
 - The chain as a running aggregate that starts from the head (`lakeline_chain_from(head,
   digest)`) over the same order: no head row put in front of the digests, so no second sort.
-Measured (bench/pg_row.py's COPY of 10,000 new artifact rows, load ~6.8, 7 rounds): commit
-14.8 -> 9.9 us a row (best; medians 17.2 -> 10.5).
+Measured (bench/pg_row.py's COPY of 10,000 new artifact rows into copies of one catalog, 0016's
+chaining and this one alternated, 7 rounds, load 14): commit 15.4 -> 10.1 us a row (best;
+medians 16.3 -> 10.3), the COPY unchanged (medians 52.2 / 51.9).
 Downgrade: 0014's function and fillfactor 70. SQLite: nothing.
 """
 
