@@ -174,6 +174,56 @@ def test_a_conflict_in_the_writer_is_retried(
     assert verify(instance).ok
 
 
+@pytest.mark.parametrize("code", ["40001", "XX000"])
+def test_records_detached_while_the_commit_fails_are_transient_again(
+    instance: Instance,
+    tmp_path: Path,
+    small_batches: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    code: str,
+) -> None:
+    """The new records become detached records while the writer commits; the COMMIT itself
+    fails (a deferred trigger raises): a serialization failure is retried in one transaction
+    with the same objects (before they were transient again: "Given object must be
+    transient"), any other error is the save's and leaves the objects transient, nothing saved."""
+    from sqlalchemy import inspect as state
+    from sqlalchemy import text
+
+    paths = files(tmp_path / "src", 30)
+    real_claim = pipeline.claim
+
+    def claim_then_fail_at_commit(instance: Instance, session: Any, plans: Any) -> None:
+        real_claim(instance, session, plans)
+        session.execute(text("CREATE TEMP TABLE boom (x int)"))
+        session.execute(
+            text(
+                "CREATE FUNCTION pg_temp.boom() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                f"RAISE EXCEPTION 'at commit (injected)' USING ERRCODE = '{code}'; END $$"
+            )
+        )
+        session.execute(
+            text(
+                "CREATE CONSTRAINT TRIGGER boom AFTER INSERT ON boom DEFERRABLE INITIALLY "
+                "DEFERRED FOR EACH ROW EXECUTE FUNCTION pg_temp.boom()"
+            )
+        )
+        session.execute(text("INSERT INTO boom VALUES (1)"))
+        monkeypatch.setattr(pipeline, "claim", real_claim)  # once
+
+    monkeypatch.setattr(pipeline, "claim", claim_then_fail_at_commit)
+    artifacts = [ll.Artifact(p, key=f"k/{p.name}") for p in paths]
+    if code == "XX000":
+        with pytest.raises(Exception, match="injected"):
+            ll.save(artifacts)
+        assert all(state(a).transient for a in artifacts) and ll.Artifact.filter().count() == 0
+        artifacts = [ll.Artifact(p, key=f"k/{p.name}") for p in paths]
+    saved = ll.save(artifacts)
+    assert small_batches[-1] == ("main:30" if code == "40001" else "10")
+    assert all(state(a).detached and not state(a).modified for a in saved)
+    assert sorted(a.id for a in saved) == sorted(a.id for a in ll.Artifact.filter().all())
+    assert ll.Artifact.filter().count() == 30 and verify(instance).ok
+
+
 def test_an_interrupt_while_the_writer_commits_keeps_the_saved_bytes(
     instance: Instance, tmp_path: Path, small_batches: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

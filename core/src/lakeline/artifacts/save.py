@@ -108,10 +108,15 @@ def _write_records(
 
 def settle(instance: Instance, created: Sequence[Artifact], new_storage: bool) -> None:
     """After the commit: the new records become detached records, as if loaded."""
-    for artifact in created:
-        make_transient_to_detached(artifact)
+    detach(created)
     if new_storage:
         instance.load_storages()
+
+
+def detach(created: Sequence[Artifact]) -> None:
+    """The new records `created` become detached records, as if loaded."""
+    for artifact in created:
+        make_transient_to_detached(artifact)
 
 
 def write_batch(
@@ -442,7 +447,7 @@ def _pipelined(
     try:
         plans, writer = pipeline.save(instance, new, plan_one, progress, run, _retried)
         if writer.error is None:
-            settle(instance, writer.created, writer.new_storage)
+            settle(instance, (), writer.new_storage)  # detached while it committed
         else:
             checked = guarded(instance, None)
             _write_with_retries(instance, plans, checked, producer_from_context, writer.error)
