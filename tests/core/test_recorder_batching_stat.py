@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import lakeline as ll
+import pytest
 from faults import rewrite_at
 from lakeline.instance import Instance
 from lakeline.lineage.recorder import BatchRecorder
@@ -84,3 +85,39 @@ def test_a_queued_output_replaced_before_its_use_is_not_reused(
     assert made is not None and used is not None
     (record,) = ll.Run.get(id=two.run.id).inputs.all()
     assert record.hash == sha(b"BBBB") != ll.Artifact.get(id=made.id).hash
+
+
+def test_use_saved_takes_a_record_queued_in_this_batch(instance: Instance, tmp_path: Path) -> None:
+    """`use_saved` of an output this batch holds unsaved (id None) queues the edge on that
+    file: its role written with the batch, one record, the file not read again; an unsaved
+    record this Recorder does not hold is refused, and nothing of it is queued."""
+    from lakeline.errors import LakelineError
+    from lakeline.models import RunInput
+    from sqlalchemy import select
+
+    (tmp_path / "out.txt").write_bytes(b"made")
+    (tmp_path / "elsewhere.txt").write_bytes(b"other")
+    rec = BatchRecorder("toy", root=tmp_path, steps=100, ms=600_000)
+    other = BatchRecorder("toy", root=tmp_path, steps=100, ms=600_000)
+    wf = rec.start_workflow(key="p", engine_run_id="r")
+    one = rec.start_step(wf, key="a", kind="rule", engine_task_id="1")
+    made = rec.produce(one, "out.txt")
+    rec.finish_step(one)
+    two = rec.start_step(wf, key="b", kind="rule", engine_task_id="2")
+    assert made is not None and made.id is None
+    os.remove(tmp_path / "out.txt")  # not read again: the queued plan is what is written
+    rec.use_saved(two, made, role="gathered")
+    owf = other.start_workflow(key="q", engine_run_id="s")
+    ostep = other.start_step(owf, key="c", kind="rule", engine_task_id="1")
+    foreign = other.produce(ostep, "elsewhere.txt")
+    assert foreign is not None and foreign.id is None
+    with pytest.raises(LakelineError, match="queued in this batch"):
+        rec.use_saved(two, foreign)
+    rec.finish_step(two)
+    rec.flush()
+    other.flush()
+    assert made.id is not None
+    with instance.sessions.read() as session:
+        edges = session.execute(select(RunInput.run_id, RunInput.artifact_id, RunInput.role))
+        assert sorted(edges.all()) == [(two.run.id, made.id, "gathered")]
+    assert ll.Artifact.get(id=made.id).hash == sha(b"made")

@@ -215,6 +215,41 @@ def test_a_file_replaced_keeping_its_size_and_mtime_is_a_new_record(
     assert used.hash != made.hash  # the bytes the job read, not the ones replaced
 
 
+def test_a_file_of_the_unwritten_batch_is_used_as_recorded_unless_replaced(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """A job using outputs made earlier in the same unwritten batch (Snakemake's `all` job)
+    is linked to their queued records (`use_saved` of a record with no id yet); one of them
+    replaced by `cp -p` since (same size and mtime, new ctime) is hashed again instead."""
+    for name in ("a.txt", "b.txt", "other.txt"):
+        (tmp_path / name).write_text(f"{name[0]} bytes\n")
+    rec, writer, wf = _writer(tmp_path)
+    make = _Job(rec.start_step(wf, key="make", kind="rule", engine_task_id="1"))
+    gather = _Job(rec.start_step(wf, key="all", kind="rule", engine_task_id="2"))
+    for name in ("a.txt", "b.txt"):
+        writer.produce(make, name)
+    writer.finish(make, "completed", None)
+    before = os.stat(tmp_path / "b.txt")
+    os.utime(tmp_path / "other.txt", ns=(before.st_atime_ns, before.st_mtime_ns))
+    time.sleep(0.01)  # a ctime the replacement can tell apart on a coarse clock
+    subprocess.run(["cp", "-p", "other.txt", "b.txt"], cwd=tmp_path, check=True)
+    writer.use(gather, "a.txt", "first")
+    writer.use(gather, "b.txt")
+    writer.finish(gather, "completed", None)
+    writer.flush()
+    assert make.step is not None and gather.step is not None
+    made = {a.key: a for a in Run.get(id=make.step.run.id).outputs.all()}
+    used = {a.key: a for a in Run.get(id=gather.step.run.id).inputs.all()}
+    assert used["a.txt"].id == made["a.txt"].id
+    assert used["b.txt"].id != made["b.txt"].id
+    assert used["b.txt"].hash == hashlib.sha256(b"o bytes\n").hexdigest()
+    from lakeline.models import RunInput
+
+    with instance.sessions.read() as session:
+        roles = select(RunInput.role).where(RunInput.artifact_id == made["a.txt"].id)
+        assert session.scalars(roles).all() == ["first"]
+
+
 def _record(**extra: object) -> logging.LogRecord:
     record = logging.LogRecord("snakemake", logging.INFO, "x.py", 1, "", (), None)
     record.__dict__.update(extra)

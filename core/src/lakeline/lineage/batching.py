@@ -177,12 +177,22 @@ class BatchRecorder(Recorder):
             self.flush()
 
     def use_saved(self, step: Handle, artifact: Artifact, role: str = "") -> None:
-        """Queue that `step` used `artifact`, a saved record of a file the engine knows is
-        unchanged (not hashed again): `link`, written at the flush."""
+        """Queue that `step` used `artifact`, a record of a file the engine knows is
+        unchanged (not hashed again): a saved record (`link`, written at the flush), or one
+        this Recorder returned for a file of the batch not yet written (a used-by edge of
+        that file, as `use` queues it)."""
         check_role(role)  # refused at the call, not at the flush
         with self._lock:
             if artifact.id is None:
-                raise LakelineError("use_saved takes a saved record (its id is None)")
+                queued = self._files.get(vars(artifact).get("_source") or "")
+                if queued is None or queued.artifact is not artifact:
+                    raise LakelineError(
+                        "use_saved takes a saved record or one queued in this batch "
+                        "(its id is None and it is not queued)"
+                    )
+                queued.used_by.append((step, role))
+                self._due()
+                return
             self._links.append((step, artifact, role))
             self._started()
             self._due()

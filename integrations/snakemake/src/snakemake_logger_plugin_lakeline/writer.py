@@ -154,12 +154,10 @@ class Writer:
         st = _stat(location) if st is None else st  # one stat: what it is, what is recorded
         if _not_data(st):
             return
-        known = self._lookup(location, st)
+        known = self._lookup(location, st, queued=self.queued)
         if self.queued:  # a file this run recorded, unchanged: linked (not what the save
             try:  # would pick at a place several links share), else queued
-                if known is not None:
-                    self.recorder.use_saved(job.step, known, role)  # type: ignore[attr-defined]
-                else:
+                if known is None or not self._use_known(job, known, role):
                     artifact = self.recorder.use(
                         job.step, path, role=role, key=self.key_of(location)
                     )
@@ -263,13 +261,30 @@ class Writer:
                 return relative
         return None
 
-    def _lookup(self, location: str, st: os.stat_result | None) -> Artifact | None:
-        """The record of a file this run recorded, if unchanged since (and written: one a
-        batching Recorder still holds gets its id at the flush); `st`: its stat now."""
+    def _lookup(
+        self, location: str, st: os.stat_result | None, *, queued: bool = False
+    ) -> Artifact | None:
+        """The record of a file this run recorded, if unchanged since, and written (`queued`:
+        or still in the batching Recorder's batch, its id set at the flush); `st`: its stat
+        now."""
         known = self._known.get(location)
-        if known is None or known[1].id is None:
+        if known is None or (known[1].id is None and not queued):
             return None
         return known[1] if _same(_identity(location, st), known[0]) else None
+
+    def _use_known(self, job: JobLike, artifact: Artifact, role: str) -> bool:
+        """`job` used `artifact` (the batching Recorder's `use_saved`: not located, looked up
+        or hashed again); False when the Recorder no longer holds it unsaved (a failed
+        flush recorded that file anew): then it is used as any file."""
+        from lakeline.errors import LakelineError
+
+        try:
+            self.recorder.use_saved(job.step, artifact, role)  # type: ignore[attr-defined]
+        except LakelineError:
+            if artifact.id is not None:
+                raise  # a saved record refused (its role): the job's problem
+            return False
+        return True
 
     def _remember(
         self, location: str, artifact: Artifact | None, st: os.stat_result | None = None
