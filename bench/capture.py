@@ -33,8 +33,9 @@ Per engine, baseline and where lakeline's code runs:
 - redun: a flow of N file tasks with lakeline's scheduler, baseline = redun's own scheduler;
   lakeline's code = its scheduler hooks and the batches its timer thread writes;
 - snakemake: N small jobs with `--logger lakeline`, baseline = without; lakeline's code =
-  what the plugin reports at the end (its time in Snakemake's logging thread and its flusher
-  thread, their CPU, plus the CPU of its log filter in Snakemake's scheduling thread);
+  what the plugin reports at the end (its set-up in Snakemake's main thread — imports,
+  connecting —, its time in Snakemake's logging thread and its flusher thread, their CPU, plus
+  the CPU of its log filter in Snakemake's scheduling thread);
 - prefect: N file tasks with lakeline's hooks, baseline = Prefect's plain decorators;
   lakeline's code = the hooks and the batches lakeline's flusher thread writes.
 Each round records a first run: into a fresh instance (track, redun, snakemake; the Nextflow

@@ -118,7 +118,7 @@ def test_shapes_edge_by_edge_then_rerun(instance: Instance, tmp_path: Path) -> N
     root = shapes_workflow(tmp_path / "wf")
     result = run_snakemake(root, cores=2)
     assert "lakeline: recorded 9 jobs" in result.stderr
-    assert re.search(r"\(\d+\.\d\d s recording, \d+\.\d\d s CPU\)", result.stderr)
+    assert re.search(r"\(\d+\.\d{3} s recording, \d+\.\d{3} s CPU\)", result.stderr)
     assert not (root / "work" / "s1.words").exists()  # temp() removed by Snakemake
     assert steps() == expected_shapes()
 

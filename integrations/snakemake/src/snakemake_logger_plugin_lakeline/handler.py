@@ -64,6 +64,9 @@ class LogHandler(LogHandlerBase):
         self.tracker = None
         if getattr(self.common_settings, "dryrun", False):
             return  # a dry run executes nothing: nothing to record
+        # the set-up (imports, connecting, the instance's checks) runs in Snakemake's main
+        # thread before any job: counted in the time and CPU reported at the end
+        start, cpu = time.perf_counter(), time.thread_time()
         self.tracker = Tracker(
             instance_name=settings.instance,
             upload=bool(settings.upload),
@@ -82,6 +85,8 @@ class LogHandler(LogHandlerBase):
                 message = f"lakeline (strict): cannot record lineage: {one_line(exc)}"
                 raise WorkflowError(message) from exc
             self.tracker.fail(exc)
+        finally:
+            self._spent(start, cpu)
         refusal = self._refusal if self.strict else None
         self.hook = LiveHook(logging.getLogger(SNAKEMAKE_LOGGER), refusal=refusal)
         self.hook.install()

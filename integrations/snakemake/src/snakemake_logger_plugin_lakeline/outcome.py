@@ -47,9 +47,9 @@ def done_line(tracker: Tracker, busy: float | None = None, cpu: float | None = N
     if tracker.workflow is None or tracker.instance is None:
         return None
     done = sum(1 for j in tracker.jobs.values() if j.finished)
-    spent = "" if busy is None else f" ({busy:.2f} s recording)"
+    spent = "" if busy is None else f" ({busy:.3f} s recording)"
     if busy is not None and cpu is not None:
-        spent = f" ({busy:.2f} s recording, {cpu:.2f} s CPU)"
+        spent = f" ({busy:.3f} s recording, {cpu:.3f} s CPU)"
     return (
         f"lakeline: recorded {done} jobs of workflow run {tracker.workflow.uid} "
         f"in instance {tracker.instance.name!r}{spent}"
