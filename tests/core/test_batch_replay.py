@@ -13,6 +13,7 @@ from typing import Any
 import lakeline as ll
 import pytest
 from lakeline.access.audit import entries, verify
+from lakeline.errors import LakelineError
 from lakeline.hookspecs import hookimpl
 from lakeline.instance import Instance
 from lakeline.lineage.recorder import BatchRecorder
@@ -222,4 +223,108 @@ def test_a_second_process_flushing_the_same_step_waits_for_the_first_and_takes_i
     assert [s["status"] for s in run.status_log] == ["started", "completed"]
     assert sorted(a.key for a in run.outputs.all()) == ["a.txt", "b.txt"]
     assert _actions(instance, run) == ["insert"]
+    assert verify(instance).ok
+
+
+def test_a_clashing_run_deleted_before_its_look_up_fails_the_flush_which_keeps_its_batch(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """The insert leaves out a step recorded before, whose run is gone when the flush looks
+    it up (deleted in between: here by the flush's own connection): LakelineError, the
+    transaction rolled back, every handle as queued (the step finished in the batch not
+    finished, nothing saved) — and the next flush writes the whole batch once."""
+    first = _recorder(tmp_path)
+    wf = first.start_workflow(key="p", engine_run_id="r")
+    recorded = first.start_step(wf, key="s", kind="rule", engine_task_id="0")
+    first.flush()
+    again = _recorder(tmp_path)
+    wf2 = again.start_workflow(key="p", engine_run_id="r")
+    again.flush()
+    (tmp_path / "o.txt").write_text("o")
+    replay = again.start_step(wf2, key="s", kind="rule", engine_task_id="0")
+    new = again.start_step(wf2, key="s", kind="rule", engine_task_id="1")
+    again.produce(replay, "o.txt")
+    again.finish_step(replay)
+    again.finish_step(new, "errored", error="bad")
+    mark = "%s" if instance.dialect == "postgresql" else "?"
+    armed = [True]
+
+    def delete(conn: Any, cursor: Any, sql: str, *args: Any) -> None:
+        if armed[0] and sql.startswith("INSERT INTO runs"):
+            armed[0] = False
+            other = conn.connection.dbapi_connection.cursor()
+            other.execute(f"DELETE FROM runs WHERE id = {mark}", (recorded.run.id,))
+            other.close()
+
+    event.listen(instance.engine, "after_cursor_execute", delete)
+    try:
+        with pytest.raises(LakelineError, match="deleted while this flush"):
+            again.flush()
+    finally:
+        event.remove(instance.engine, "after_cursor_execute", delete)
+    assert not armed[0]
+    assert replay.run.status == new.run.status == "started" and new.run.id is None
+    assert ll.Artifact.filter(key="o.txt").count() == 0
+    again.flush()  # the delete rolled back with the flush: the step is a replay again
+    runs = {ref: ll.Run.get(engine="toy", engine_ref=f"r/{ref}") for ref in ("0", "1")}
+    assert runs["0"].id == recorded.run.id == replay.run.id and runs["1"].id == new.run.id
+    assert [s["status"] for s in runs["0"].status_log] == ["started", "completed"]
+    assert [s["status"] for s in runs["1"].status_log] == ["started", "errored"]
+    assert runs["1"].error == "bad" and _actions(instance, runs["1"]) == ["insert"]
+    assert [a.key for a in runs["0"].outputs.all()] == ["o.txt"]
+    assert verify(instance).ok
+
+
+@pytest.mark.parametrize("queued", ["files", "finish", "start"])
+def test_a_large_flush_whose_run_another_process_inserted_after_its_look_up_retries(
+    instance: Instance, tmp_path: Path, queued: str
+) -> None:
+    """Over 16 runs the flush looks for replays first: another process of the workflow
+    committing one of its steps just after that look-up makes the bulk insert clash (unique
+    violation); the flush retries its transaction and takes that run as a replay — one run,
+    finished once, the other 16 inserted (the small flush's test: test_batch_rollback)."""
+    if instance.dialect != "postgresql":
+        pytest.skip("SQLite: the flush looks for the runs holding the write lock (no race)")
+    first, second = _recorder(tmp_path), _recorder(tmp_path)
+    wf = first.start_workflow(key="p", engine_run_id="r")
+    wf2 = second.start_workflow(key="p", engine_run_id="r")
+    steps = []
+    for rec, w, name, n in ((first, wf, "a", 1), (second, wf2, "b", 17)):
+        for i in range(n):
+            step = rec.start_step(w, key="s", kind="rule", engine_task_id=str(i))
+            if queued == "files" and i == 0:
+                (tmp_path / f"{name}.txt").write_text(name)
+                rec.produce(step, f"{name}.txt")
+            if queued != "start":  # else the flush inserts runs only (_insert_runs)
+                rec.finish_step(step)
+            steps.append(step)
+    armed = [True]
+
+    def meanwhile(conn: Any, cursor: Any, sql: str, *args: Any) -> None:
+        if armed[0] and sql.lstrip().upper().startswith("SELECT RUNS.ID"):
+            armed[0] = False  # the second looked and found nothing: the first commits
+            first.flush()
+
+    looked: list[str] = []
+
+    def look(conn: Any, cursor: Any, sql: str, *args: Any) -> None:
+        if sql.lstrip().upper().startswith("SELECT RUNS.ID"):
+            looked.append(sql)
+
+    event.listen(instance.engine, "before_cursor_execute", look)
+    event.listen(instance.engine, "after_cursor_execute", meanwhile)
+    try:
+        second.flush()
+    finally:
+        event.remove(instance.engine, "after_cursor_execute", meanwhile)
+        event.remove(instance.engine, "before_cursor_execute", look)
+    assert not armed[0] and len(looked) == 2  # looked for again: the clash retried
+    (run,) = ll.Run.filter(engine="toy", engine_ref="r/0")
+    assert steps[0].run.id == steps[1].run.id == run.id
+    assert ll.Run.filter(engine="toy", parent_id=wf.run.id).count() == 17
+    statuses = ["started"] if queued == "start" else ["started", "completed"]
+    for step in steps[1:]:
+        assert [s["status"] for s in ll.Run.get(id=step.run.id).status_log] == statuses
+    if queued == "files":
+        assert sorted(a.key for a in run.outputs.all()) == ["a.txt", "b.txt"]
     assert verify(instance).ok

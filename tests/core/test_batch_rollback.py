@@ -177,3 +177,45 @@ def test_an_interrupt_inside_the_save_after_its_commit_queues_nothing_again(
     assert [a.key for a in run.outputs.all()] == ["out.txt"]
     assert ll.Artifact.filter(key="out.txt").count() == 1
     assert [a.key for a in ll.Run.get(id=later.run.id).outputs.all()] == ["next.txt"]
+
+
+def test_an_interrupt_after_a_statement_of_the_flush_leaves_no_lock_held(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """Ctrl-C landing just after a statement that hands rows back ran (the runs' INSERT ...
+    RETURNING): the flush's transaction is gone at once — on SQLite no connection is left
+    holding the write lock until the garbage collector finds its cursor (the next write, an
+    at-exit flush, waited busy_timeout, then failed) — and the next flush writes the batch."""
+    import gc
+    import sqlite3
+
+    from sqlalchemy import event
+
+    rec, _, step = _one_finished_step(tmp_path)
+    armed = [True]
+
+    def interrupt(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if armed[0] and statement.startswith("INSERT INTO runs"):
+            armed[0] = False
+            raise KeyboardInterrupt
+
+    event.listen(instance.engine, "after_cursor_execute", interrupt)
+    gc.disable()  # as between two collections: only the close may release the lock
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            rec.flush()
+        if instance.dialect == "sqlite":
+            other = sqlite3.connect(str(instance.engine.url.database), timeout=0)
+            try:
+                other.execute("BEGIN IMMEDIATE")  # "database is locked" while one holds it
+                other.rollback()
+            finally:
+                other.close()
+    finally:
+        gc.enable()
+        event.remove(instance.engine, "after_cursor_execute", interrupt)
+    assert not armed[0] and step.run.id is None
+    rec.flush()
+    (run,) = ll.Run.filter(engine="toy", engine_ref="r/0")
+    assert run.id == step.run.id and run.status == "completed"
+    assert [a.key for a in run.outputs.all()] == ["out.txt"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import sqlite3
@@ -118,6 +119,19 @@ def _setup_sqlite(engine: Engine, read_only: bool = False) -> None:
         # of failing with SQLITE_BUSY when it upgrades from reader to writer.
         write = conn.get_execution_options().get("lakeline_write", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    @event.listens_for(engine, "handle_error")
+    def _on_error(ctx: Any) -> None:
+        # Ctrl-C (or SystemExit) once a statement that returns rows ran: SQLAlchemy drops the
+        # connection without closing the cursor, and sqlite3 keeps a connection whose statement
+        # is not finalized open (holding the write lock) until that cursor, held by the
+        # traceback's reference cycle, is garbage collected; the process's next write (an
+        # at-exit flush) waited busy_timeout, then failed. Closed, the lock goes with the close.
+        # (`ctx.cursor` is never set by SQLAlchemy 2.0: the execution context's)
+        cursor = getattr(ctx.execution_context, "cursor", None)
+        if cursor is not None and not isinstance(ctx.original_exception, Exception):
+            with contextlib.suppress(Exception):  # the interrupt is what the caller must see
+                cursor.close()
 
 
 PING_AFTER_IDLE_S = 1.0
