@@ -141,7 +141,7 @@ def function_sql(conn: Connection, table: str) -> str | None:
     return f"""
 CREATE OR REPLACE FUNCTION {_quote(function_name(table))}() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = public, pg_catalog SET enable_nestloop = off SET jit = off
+SET search_path = pg_catalog, public, pg_temp SET enable_nestloop = off SET jit = off
 SET plan_cache_mode = force_generic_plan AS $fn$
 DECLARE
     first_id bigint;
