@@ -14,7 +14,8 @@ what cutting that part could gain). Tried for a migration 0019, the same entries
 way: `concat` (the changes JSON built by concatenating `json_quote`s, no `json_patch` re-parse),
 `hash_blob` (the entry text built in SQL, hashed from its bytes by a two-argument function),
 `merged` (both triggers' statements as one trigger). `no_plain_indexes` drops the table's
-non-unique indexes (no trigger: the scale of the row's own cost). Asserts nothing about time.
+non-unique indexes (no trigger: the scale of the row's own cost), `drop:<index>` one index.
+Asserts nothing about time.
 """
 
 from __future__ import annotations
@@ -188,11 +189,14 @@ def main() -> None:
             every = _variants(first, args.table)
             columns, rows = _rows(args.table, first, args.rows)
         names = args.variants.split(",")
+        for name in names:  # drop:<index>: that index dropped
+            if name.startswith("drop:"):
+                every[name] = [f'DROP INDEX "{name[5:]}"']
         unknown = [n for n in names if n not in every]
         if unknown:
             raise SystemExit(f"no variant {unknown[0]!r}: one of {', '.join(every)}")
         for name in names:
-            path = shm / f"{base.name}-{name}.db"
+            path = shm / f"{base.name}-{name.replace(':', '-')}.db"
             shutil.copy(source, path)
             conn = _connect(path)
             for statement in every[name]:
