@@ -43,7 +43,8 @@ import's rounds too) or, for Prefect, under one root with a folder per round, so
 files are new versions of an earlier round's keys and no round adds a storage root.
 Prints the load average before every engine. Asserts nothing about time.
 
-`--split N`: redun and Prefect are measured again at N tasks, and their lakeline CPU per run
+`--split N`: redun and Prefect are measured again at N tasks (not an engine already measured
+at N: redun runs --redun-tasks, Prefect --tasks), and their lakeline CPU per run
 (median, batched unless only plain is asked) is split into a fixed part and a part per task,
 the line through the two sizes: c(n) = fixed + n * slope. A figure per task at one size is
 fixed / n + slope; redun's fixed part is a first run's (fresh instance), Prefect's a run into
@@ -369,7 +370,11 @@ def main() -> None:
                 server = PostgresServer(parent_dir=shm).start()
             bench = Bench(db, base, args, server if db == "postgres" else None)
             for engine, measure in measures.items():
-                for size in [0, *([args.split] if args.split and engine in SIZED else [])]:
+                split = args.split if engine in SIZED else 0
+                if split and split == getattr(args, SIZED[engine]):  # its size: measured once
+                    print(f"[{db}] {engine}: measured at {split} tasks once", file=sys.stderr)
+                    split = 0
+                for size in [0, *([split] if split else [])]:
                     field = SIZED.get(engine, "tasks")
                     default = getattr(args, field)
                     setattr(args, field, size or default)

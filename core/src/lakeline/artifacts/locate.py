@@ -32,6 +32,13 @@ def _roots(instance: Instance) -> list[Root]:
     return roots
 
 
+def _inside(location: str, root: str) -> str | None:
+    """`relative_key(location, root, normalized=True)` for a root of `location`'s protocol:
+    the per-root test of every file's path (checked once, not once per root)."""
+    prefix = root if root.endswith("/") else root + "/"
+    return location[len(prefix) :] if location.startswith(prefix) else None
+
+
 def fs_for_location(
     location: str, instance: Instance, *, normalized: bool = False
 ) -> AbstractFileSystem:
@@ -40,8 +47,15 @@ def fs_for_location(
 
     `normalized=True`: `location` already went through `normalize_root`.
     """
-    for storage, root, _ in _roots(instance):
-        if location == root or relative_key(location, root, normalized=normalized) is not None:
+    protocol = protocol_of(location)
+    for storage, root, root_protocol in _roots(instance):
+        if location == root:
+            return instance.fs(storage)
+        if normalized:  # relative_key's test, its protocol read once
+            inside = root_protocol == protocol and _inside(location, root) is not None
+        else:
+            inside = relative_key(location, root) is not None
+        if inside:
             return instance.fs(storage)
     return filesystem(location)
 
@@ -60,7 +74,7 @@ def storage_containing(
     for storage, root, root_protocol in _roots(instance):
         if root_protocol != protocol:
             continue
-        key = relative_key(location, root, normalized=normalized)
+        key = _inside(location, root) if normalized else relative_key(location, root)
         if key is not None and len(root) > longest:
             best, longest = (storage, key), len(root)
     return best

@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from lakeline.models import Artifact, Storage
 
 
+_UNKNOWN = object()  # `contained` not given: looked up
+
+
 @dataclass
 class Plan:
     """What saving one artifact will do."""
@@ -50,13 +53,18 @@ def _plan(
     budget: Budget | None = None,
     spool: str | None = None,
     before: tuple[int, ...] | None = None,
+    contained: tuple[Storage, str] | object | None = _UNKNOWN,
 ) -> Plan:
     """`spool`: `spool_folder(instance)`, when the caller read it once for many plans;
-    `before`: see `plan_file`."""
+    `before`, `contained`: see `plan_file`."""
     source = artifact._source
     # describe.prepare normalised the sources it was given; staged objects are in the cache
     normalized = not artifact._staged
-    contained = None if artifact._staged else storage_containing(source, instance, normalized=True)
+    if artifact._staged:
+        contained = None
+    elif contained is _UNKNOWN:
+        contained = storage_containing(source, instance, normalized=True)
+    assert contained is None or isinstance(contained, tuple)
     key_given = vars(artifact).get("key") is not None  # a new record: its own dict
     if contained is not None:
         storage, key_in_root = contained
@@ -134,9 +142,13 @@ def _plan_reference(instance: Instance, artifact: Artifact) -> Plan:
 
 
 def plan_file(
-    artifact: Artifact, instance: Instance, before: tuple[int, ...] | None = None
+    artifact: Artifact,
+    instance: Instance,
+    before: tuple[int, ...] | None = None,
+    contained: tuple[Storage, str] | object | None = _UNKNOWN,
 ) -> Plan:
     """Read (hash, and copy unless it stays in place) one new file artifact now, for a later
     `save_artifacts(..., planned=)` (the batching Recorder hashes files when reported).
-    `before`: its (size, mtime_ns, ctime_ns, inode), stat'ed just now: not read again."""
-    return _plan(instance, artifact, Budget(), before=before)
+    `before`: its (size, mtime_ns, ctime_ns, inode), stat'ed just now: not read again;
+    `contained`: `storage_containing` of its location, when the caller just read it."""
+    return _plan(instance, artifact, Budget(), before=before, contained=contained)

@@ -152,11 +152,15 @@ class BatchRecorder(Recorder):
             self._links.append((user[0], seen, user[1]))
             self._started()
             return seen
-        if contained is None and not self.upload:
+        registers = contained is None and not self.upload
+        if registers:
             self.instance.register_storage(os.path.dirname(location))
         # described and hashed now, what the step saw, from the stat taken (producer: at flush)
         artifact = self._describe(location, key=key, kind=kind, run=None, resolved=st)
-        plan = plan_file(artifact, self.instance, now)
+        if registers:  # its storage is new: looked up again
+            plan = plan_file(artifact, self.instance, now)
+        else:
+            plan = plan_file(artifact, self.instance, now, contained)
         users = [] if user is None else [user]
         entry = QueuedFile(location, artifact, plan, producer, users, now, key)
         self._files[location] = entry
