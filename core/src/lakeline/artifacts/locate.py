@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from lakeline.storage.keys import REFERENCE_STORAGE
-from lakeline.storage.roots import filesystem, join, protocol_of, relative_key
+from lakeline.storage.roots import filesystem, join, key_in_root, protocol_of, relative_key
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
@@ -32,13 +32,6 @@ def _roots(instance: Instance) -> list[Root]:
     return roots
 
 
-def _inside(location: str, root: str) -> str | None:
-    """`relative_key(location, root, normalized=True)` for a root of `location`'s protocol:
-    the per-root test of every file's path (checked once, not once per root)."""
-    prefix = root if root.endswith("/") else root + "/"
-    return location[len(prefix) :] if location.startswith(prefix) else None
-
-
 def fs_for_location(
     location: str, instance: Instance, *, normalized: bool = False
 ) -> AbstractFileSystem:
@@ -52,7 +45,7 @@ def fs_for_location(
         if location == root:
             return instance.fs(storage)
         if normalized:  # relative_key's test, its protocol read once
-            inside = root_protocol == protocol and _inside(location, root) is not None
+            inside = root_protocol == protocol and key_in_root(location, root) is not None
         else:
             inside = relative_key(location, root) is not None
         if inside:
@@ -74,7 +67,7 @@ def storage_containing(
     for storage, root, root_protocol in _roots(instance):
         if root_protocol != protocol:
             continue
-        key = _inside(location, root) if normalized else relative_key(location, root)
+        key = key_in_root(location, root) if normalized else relative_key(location, root)
         if key is not None and len(root) > longest:
             best, longest = (storage, key), len(root)
     return best

@@ -150,6 +150,12 @@ def relative_key(location: str, root: str, *, normalized: bool = False) -> str |
         return None
     if not normalized:
         location = normalize_root(location) if protocol == "local" else location.rstrip("/")
+    return key_in_root(location, root)
+
+
+def key_in_root(location: str, root: str) -> str | None:
+    """`relative_key` of a normalized `location` and a root of the same protocol (the caller
+    compared the protocols once)."""
     prefix = root if root.endswith("/") else root + "/"
     return location[len(prefix) :] if location.startswith(prefix) else None
 
