@@ -83,3 +83,14 @@ def test_load_all_maps_every_core_table(instance: Instance, tmp_path: Path) -> N
     added, modules = run(instance, tmp_path, code)
     assert "'feature_values'" in added and "'ulabel_parents'" in added
     assert modules == str(sorted(REGISTRIES))
+
+
+def test_registries_are_found_by_name_in_a_fresh_process(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """A dtype naming a registry (`cat[ULabel]`) finds it though nothing mapped it yet."""
+    code = (
+        "from lakeline.annotations.registries import find_registry\n"
+        "print(find_registry('ULabel').__name__, find_registry('Feature').__name__)\n"
+    )
+    assert run(instance, tmp_path, code) == ["ULabel Feature"]
