@@ -43,14 +43,17 @@ import's rounds too) or, for Prefect, under one root with a folder per round, so
 files are new versions of an earlier round's keys and no round adds a storage root.
 Prints the load average before every engine. Asserts nothing about time.
 
-`--split N`: redun and Prefect are measured again at N tasks (not an engine already measured
-at N: redun runs --redun-tasks, Prefect --tasks), and their lakeline CPU per run
-(median, batched unless only plain is asked) is split into a fixed part and a part per task,
-the line through the two sizes: c(n) = fixed + n * slope. A figure per task at one size is
-fixed / n + slope; redun's fixed part is a first run's (fresh instance), Prefect's a run into
-an instance it recorded into before (its warm-up round). Both parts hold the flushes their
-timers write every 2 s while the engine is busy, so the slower the engine runs a task, the
-more flushes per task (the machine's load changes both).
+`--split N`: redun, Prefect and Snakemake are measured again at N tasks (not an engine already
+measured at N: redun runs --redun-tasks, the others --tasks), and their lakeline
+CPU per run (median, batched unless only plain is asked) is split into a fixed part and a part
+per task, the line through the two sizes: c(n) = fixed + n * slope. A figure per task at one
+size is fixed / n + slope; redun's and Snakemake's fixed part is a first run's (fresh
+instance; Snakemake's holds the plugin's set-up in a fresh process: importing lakeline,
+connecting), Prefect's a run into an instance it recorded into before (its warm-up round).
+Both parts hold the flushes their timers write every 2 s while the engine is busy, so the
+slower the engine runs a task, the more flushes per task (the machine's load changes both),
+and Snakemake's hold whatever garbage collections of Snakemake's whole heap happen to run
+inside the plugin's code (~80 ms each; where they land moves with any change of allocations).
 """
 
 from __future__ import annotations
@@ -71,7 +74,7 @@ sys.path.insert(0, str(HERE))
 CRISPR = HERE.parent.parent / "shared" / "fixtures" / "nextflow"
 CRISPR = CRISPR / "nf-core-crispriscreen-1.2.0-nf24.04.4"
 ENGINES = ("track", "nextflow", "redun", "snakemake", "prefect")
-SIZED = {"redun": "redun_tasks", "prefect": "tasks"}  # measured again at --split tasks
+SIZED = {"redun": "redun_tasks", "prefect": "tasks", "snakemake": "tasks"}  # again at --split
 VARIANTS = ("off", "on")  # LAKELINE_CAPTURE_BATCH: plain, batched
 
 
@@ -331,7 +334,7 @@ def main() -> None:
         "--split",
         type=int,
         default=0,
-        help="also run redun and prefect at this many tasks: fixed cost per run + cost per task",
+        help="also run redun, prefect, snakemake at this many tasks: fixed cost per run + per task",
     )
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--engines", default=",".join(ENGINES))

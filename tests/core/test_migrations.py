@@ -18,7 +18,7 @@ from lakeline.db.migrate import (
 )
 from lakeline.errors import SchemaOutOfDate
 from lakeline.instance import Instance, connect, migrate
-from lakeline.models import Base
+from lakeline.models import Base, load_all
 from sqlalchemy import text
 
 
@@ -28,6 +28,7 @@ def test_head_revision_constant_matches_the_tree() -> None:
 
 
 def _diff(url: str) -> list[object]:
+    load_all()  # Base.metadata whole: the annotation registries map on first use
     engine = make_engine(url)
     try:
         with engine.connect() as conn:

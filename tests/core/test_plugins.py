@@ -232,7 +232,39 @@ def test_entry_point_cache_follows_installs_edits_and_removals(
     assert "cached" in _names(plugins.COMMANDS_GROUP)
     shutil.rmtree(info)
     assert "cached" not in _names(plugins.COMMANDS_GROUP)  # uninstalled: gone
+    assert len(scans) == 4  # as before the install: the first scan's cache answered
+    _install_entry_point(site, "again")
+    assert "again" in _names()
     assert len(scans) == 5
+
+
+def test_entry_point_cache_ignores_folders_without_metadata(
+    lakeline_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`python -m snakemake` puts the working folder first on sys.path: a workflow run from a
+    new folder each time reads the cache, and writes no cache file per folder."""
+    scans: list[int] = []
+    scan = plugins._scan
+
+    def counted() -> list[tuple[str, str, str]]:
+        scans.append(1)
+        return scan()
+
+    monkeypatch.setattr(plugins, "_scan", counted)
+    found = _names()
+    for name in ("run-1", "run-2"):
+        folder = tmp_path / name
+        (folder / "data").mkdir(parents=True)
+        (folder / "Snakefile").write_text("")
+        monkeypatch.syspath_prepend(str(folder))
+        assert _names() == found
+    monkeypatch.syspath_prepend(str(tmp_path / "missing"))
+    assert _names() == found
+    assert len(scans) == 1
+    assert len(list((lakeline_home / "cache" / "plugins").glob("entry-points-*.json"))) == 1
+    _install_entry_point(tmp_path / "run-2", "late")  # metadata in such a folder counts
+    assert "late" in _names()
+    assert len(scans) == 2
 
 
 @pytest.mark.parametrize("content", ["not json", '{"version": 1}', "[1, 2]"])

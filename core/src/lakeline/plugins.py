@@ -15,7 +15,10 @@ Finding entry points reads the metadata of every installed distribution (~30 ms 
 hundred), so the result is cached in `<cache dir>/plugins/`. The cache is used only while every
 `sys.path` entry holds the same metadata folders with the same `entry_points.txt` (mtime, size,
 inode): installing, upgrading, removing or editing a distribution's entry points changes that
-and triggers a new scan, so a stale cache never hides (or invents) a plugin.
+and triggers a new scan, so a stale cache never hides (or invents) a plugin. A folder on
+`sys.path` that holds no metadata (the script's or working folder `python -m` puts first) adds
+nothing to a scan, so it neither names the cache file nor changes the fingerprint: a workflow
+run from a new folder each time still finds the cache.
 """
 
 from __future__ import annotations
@@ -72,10 +75,13 @@ def _scan() -> list[tuple[str, str, str]]:
     return [(ep.group, ep.name, ep.value) for group in _GROUPS for ep in found.select(group=group)]
 
 
-def _fingerprint() -> str:
-    """What a scan reads, cheaply: per `sys.path` entry, its metadata folders and the stat of
-    their `entry_points.txt` (a zip or missing entry: its own stat)."""
+def _fingerprint() -> tuple[str, list[str]]:
+    """What a scan reads, cheaply: per `sys.path` entry that holds metadata folders, those and
+    the stat of their `entry_points.txt` (a zip or other file: its own stat); and those
+    entries. A missing entry or a folder without metadata folders adds nothing to a scan, so
+    nothing here: metadata appearing in one later changes the fingerprint."""
     digest = hashlib.sha256()
+    holding = []
     for entry in sys.path:
         root = entry or "."
         try:
@@ -84,12 +90,12 @@ def _fingerprint() -> str:
             try:
                 st = os.stat(root)
             except OSError:
-                digest.update(f"{entry}\0missing\n".encode())
-            else:
-                digest.update(f"{entry}\0{st.st_mtime_ns}\0{st.st_size}\0{st.st_ino}\n".encode())
+                continue
+            digest.update(f"{entry}\0{st.st_mtime_ns}\0{st.st_size}\0{st.st_ino}\n".encode())
+            holding.append(os.path.abspath(root))
             continue
-        digest.update(f"{entry}\0dir\n".encode())
         is_egg = root.lower().endswith(".egg")
+        found = []
         for name in sorted(names):
             low = name.lower()
             if not (low.endswith((".dist-info", ".egg-info")) or (is_egg and low == "egg-info")):
@@ -97,17 +103,21 @@ def _fingerprint() -> str:
             try:
                 st = os.stat(os.path.join(root, name, "entry_points.txt"))
             except OSError:
-                digest.update(f"{name}\0-\n".encode())
+                found.append(f"{name}\0-\n")
             else:
-                digest.update(f"{name}\0{st.st_mtime_ns}\0{st.st_size}\0{st.st_ino}\n".encode())
-    return digest.hexdigest()
+                found.append(f"{name}\0{st.st_mtime_ns}\0{st.st_size}\0{st.st_ino}\n")
+        if found:
+            digest.update(f"{entry}\0dir\n{''.join(found)}".encode())
+            holding.append(os.path.abspath(root))
+    return digest.hexdigest(), holding
 
 
-def _cache_file() -> Path:
-    """One file per interpreter and search path (the script's folder is on it)."""
+def _cache_file(holding: list[str] | None = None) -> Path:
+    """One file per interpreter and the `sys.path` entries holding metadata (`holding`, from
+    `_fingerprint`; read when not given)."""
     from lakeline.config import cache_dir
 
-    paths = [os.path.abspath(entry or ".") for entry in sys.path]
+    paths = _fingerprint()[1] if holding is None else holding
     key = hashlib.sha256(json.dumps([sys.executable, sys.version, paths]).encode()).hexdigest()
     return cache_dir() / "plugins" / f"entry-points-{key[:24]}.json"
 
@@ -162,8 +172,9 @@ def discover() -> list[EntryPoint]:
     if not _cacheable():
         found = _scan()
     else:
-        fingerprint = _fingerprint()  # before scanning: a change during the scan invalidates
-        path = _cache_file()
+        # before scanning: a change during the scan invalidates
+        fingerprint, holding = _fingerprint()
+        path = _cache_file(holding)
         cached = _read_cache(path, fingerprint)
         if cached is None:
             found = _scan()

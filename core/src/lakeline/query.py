@@ -15,6 +15,7 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from lakeline.errors import DoesNotExist, MultipleFound, QueryError
+from lakeline.models import load_all
 from lakeline.models.base import Base, VersionedMixin
 from lakeline.query_conditions import INT64, OPERATORS, _condition, _record_id
 from lakeline.query_plans import planned_rows, walk_terms
@@ -50,6 +51,7 @@ def relations(model: type[Any]) -> dict[str, type[Base]]:
     if cached is not None:
         return cached
     found: dict[str, type[Base]] = {}
+    load_all()  # a module's registry may reference an annotation registry
     by_table = {m.class_.__table__.name: m.class_ for m in Base.registry.mappers}
     for column in model.__table__.columns:
         if column.name.endswith("_id") and column.foreign_keys:

@@ -25,10 +25,11 @@ def registries(*, modules: bool = False) -> dict[str, list[type[Any]]]:
     """{class name: mapped classes of that name} of every registry with the validation mixin
     outside schema modules (`modules=True`: only schema modules' registries, which dtypes
     name as `module.Registry`)."""
-    import lakeline.models  # noqa: F401  (ULabel and Feature join the subclasses)
+    from lakeline.models import load_all
     from lakeline.modules.records import Record
     from lakeline.validation import CanValidate
 
+    load_all()  # ULabel and Feature join the subclasses
     found: dict[str, list[type[Any]]] = {}
     todo = list(CanValidate.__subclasses__())
     while todo:

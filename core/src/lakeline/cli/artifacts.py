@@ -256,8 +256,9 @@ def _registry_name(model: type[Any]) -> str:
 
 def _searchable(name: str) -> type[Any]:
     """The searchable registry called `name` (its class name, any case; a module's too)."""
-    from lakeline.models import Base
+    from lakeline.models import Base, load_all
 
+    load_all()
     found = {
         _registry_name(m.class_): m.class_
         for m in Base.registry.mappers

@@ -14,6 +14,9 @@ from sqlalchemy import BigInteger, Double, ForeignKey, Index, Integer, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lakeline.models.base import Base, KeyString, Str, utcnow
+from lakeline.models.feature import Feature  # noqa: F401 - mapped first: the keys' targets
+from lakeline.models.schema import Schema  # noqa: F401
+from lakeline.models.ulabel import ULabel  # noqa: F401
 
 _VALUE_COLUMNS = ("value_int", "value_float", "value_str", "value_bool", "value_datetime")
 

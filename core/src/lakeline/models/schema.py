@@ -9,9 +9,9 @@ from sqlalchemy import ForeignKey, Integer
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lakeline.models.base import Base, LongText, RecordMixin, Str
+from lakeline.models.feature import Feature  # mapped first: a foreign key's target
 
 if TYPE_CHECKING:
-    from lakeline.models.feature import Feature
     from lakeline.query import QuerySet
 
     Members = Sequence[Feature | str]
@@ -92,7 +92,6 @@ class Schema(RecordMixin, Base):
         """The member features (of every slot)."""
         from sqlalchemy import select
 
-        from lakeline.models.feature import Feature
         from lakeline.query import QuerySet
 
         ids = select(SchemaFeature.feature_id).where(SchemaFeature.schema_id == self.id)

@@ -25,6 +25,9 @@ class Record(RecordMixin):
     `save()` and the queries every registry has (`filter`, `get`, `search`)."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
+        from lakeline.models import load_all
+
+        load_all()  # its foreign keys (and its link table's) may name any core table
         super().__init_subclass__(**kwargs)  # maps the class (DeclarativeBase)
         table = cls.__dict__.get("__table__")
         if isinstance(table, Table):

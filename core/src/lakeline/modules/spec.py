@@ -67,8 +67,9 @@ def _check(module: Any) -> SchemaModule:
 
 
 def _core_tables() -> set[str]:
-    from lakeline.models import Base
+    from lakeline.models import Base, load_all
 
+    load_all()
     mapped = {
         mapper.class_.__table__.name
         for mapper in Base.registry.mappers
@@ -131,8 +132,9 @@ def load_models(module: SchemaModule) -> dict[str, type[Any]]:
     with _lock:
         if module.name in _registries:
             return _registries[module.name]
-        from lakeline.models import Base
+        from lakeline.models import Base, load_all
 
+        load_all()  # its tables may reference any core table
         try:
             importlib.import_module(module.models)
         except Exception as exc:

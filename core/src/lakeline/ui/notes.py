@@ -309,7 +309,7 @@ class LabelPage:
 
 def label_page(label: ULabel) -> LabelPage:
     """A label with its type, parents, children, records (a type) and carrying artifacts."""
-    from lakeline.models.ulabel import ULabelParent
+    from lakeline.models import ULabelParent
 
     with _session() as session:
         kind = session.get(ULabel, label.type_id) if label.type_id is not None else None

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from alembic import context
 from lakeline.db.migrate import include_object
-from lakeline.models import Base
+from lakeline.models import Base, load_all
+
+load_all()  # every core table, the annotation registries' too
 
 config = context.config
 connection = config.attributes.get("connection")

@@ -1,0 +1,96 @@
+"""Recording lineage in a fresh process maps only the models lineage is made of; the annotation
+registries map together on first use, and `load_all` maps every core table."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from lakeline.instance import Instance
+
+REGISTRIES = (
+    "lakeline.models.feature",
+    "lakeline.models.ulabel",
+    "lakeline.models.schema",
+    "lakeline.models.collection",
+    "lakeline.models.annotation",
+)
+
+RECORD = """
+import sys
+from lakeline.instance import connect
+from lakeline.lineage.recorder import make_recorder
+
+root = sys.argv[1]
+instance = connect()
+recorder = make_recorder("lazy", batch=True, root=root, instance=instance)
+workflow = recorder.start_workflow(key="wf", engine_run_id="run-1")
+step = recorder.start_step(workflow, key="rule", kind="rule", engine_task_id="1")
+recorder.use(step, "in.txt")
+recorder.produce(step, "out.txt")
+recorder.finish_step(step, "completed")
+recorder.finish_workflow(workflow, "completed")
+print("MAPPED", sorted(m for m in sys.modules if m in {registries!r}))
+
+import lakeline.models as models
+from lakeline.models import Base
+
+label = models.ULabel  # any registry's name maps them all
+print("AFTER", sorted(m for m in sys.modules if m in {registries!r}), label.__tablename__)
+print("TABLES", sorted(Base.metadata.tables))
+"""
+
+
+def run(instance: Instance, tmp_path: Path, code: str) -> list[str]:
+    env = {**os.environ, "LAKELINE_INSTANCE": instance.name}
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "wf")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+def test_recording_maps_no_annotation_registry(instance: Instance, tmp_path: Path) -> None:
+    (tmp_path / "wf").mkdir()
+    (tmp_path / "wf" / "in.txt").write_text("in\n")
+    (tmp_path / "wf" / "out.txt").write_text("out\n")
+    mapped, after, tables = run(instance, tmp_path, RECORD.format(registries=REGISTRIES))
+    assert mapped == "MAPPED []"
+    assert after == f"AFTER {sorted(REGISTRIES)} ulabels"
+    for table in ("features", "feature_values", "artifact_ulabels", "schemas", "collections"):
+        assert f"'{table}'" in tables
+
+    from lakeline.models import Run
+
+    with instance.sessions.read() as session:
+        runs = session.query(Run).filter(Run.engine == "lazy").count()
+    assert runs == 2  # the workflow and its step, recorded without the registries
+
+
+def test_load_all_maps_every_core_table(instance: Instance, tmp_path: Path) -> None:
+    code = (
+        "import sys\nfrom lakeline.models import Base, load_all\n"
+        "before = set(Base.metadata.tables)\nload_all()\n"
+        "print(sorted(set(Base.metadata.tables) - before))\n"
+        f"print(sorted(m for m in sys.modules if m in {REGISTRIES!r}))\n"
+    )
+    added, modules = run(instance, tmp_path, code)
+    assert "'feature_values'" in added and "'ulabel_parents'" in added
+    assert modules == str(sorted(REGISTRIES))
+
+
+def test_registries_are_found_by_name_in_a_fresh_process(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """A dtype naming a registry (`cat[ULabel]`) finds it though nothing mapped it yet."""
+    code = (
+        "from lakeline.annotations.registries import find_registry\n"
+        "print(find_registry('ULabel').__name__, find_registry('Feature').__name__)\n"
+    )
+    assert run(instance, tmp_path, code) == ["ULabel Feature"]
