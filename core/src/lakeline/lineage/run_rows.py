@@ -38,7 +38,7 @@ from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from lakeline.db.rows import fill_new
-from lakeline.errors import LakelineError
+from lakeline.errors import InvalidValue, LakelineError
 from lakeline.lineage.records import FINAL_STATUSES, log_status
 from lakeline.models import Artifact, Run
 from lakeline.models.base import JSONValue, UTCDateTime, check_aware, utcnow
@@ -380,6 +380,10 @@ class Finish:
             )
         if self.at is not None:
             check_aware(self.at)  # refused when given, not when a batch is written
+        if self.exit_code is not None and not -(2**31) <= self.exit_code < 2**31:
+            raise InvalidValue(  # runs.exit_code: a 32-bit integer on PostgreSQL
+                f"exit code {self.exit_code} is out of a 32-bit integer's range"
+            )
 
     def row(self, bind: Session | Connection, run_id: int) -> Run | None:
         """Apply it to run `run_id` in one statement, appending the transition to the log;
