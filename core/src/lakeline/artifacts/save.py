@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Table, func, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_dict
 
@@ -34,6 +34,7 @@ from lakeline.artifacts.store import io_bound as _io_bound
 from lakeline.artifacts.store import map_items as _map
 from lakeline.artifacts.store import storage_of as _storage
 from lakeline.artifacts.store import upload as _upload
+from lakeline.db.errors import RETRIES, retryable
 from lakeline.db.locks import lock_keys
 from lakeline.db.rows import chunks, fill_new, insert_rows, one_of
 from lakeline.db.session import check_own, stamp, unsaved
@@ -51,7 +52,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RETRIES = 5
 FOLD = 16  # saves of up to this many artifacts read keys and places in one statement
 Progress = Callable[[str, int], None]
 
@@ -312,17 +312,9 @@ def _forget(plans: Sequence[Plan]) -> None:
         plan.result = None
 
 
-def _retryable(exc: DBAPIError) -> bool:
-    """Unique violations, deadlocks and serialization failures: a retry sees the winner."""
-    if isinstance(exc, IntegrityError):
-        return True
-    sqlstate = getattr(exc.orig, "sqlstate", None)
-    return sqlstate in ("40P01", "40001")
-
-
 def _retried(exc: BaseException) -> bool:
     """Whether `_write_with_retries` retries after `exc`."""
-    retry = isinstance(exc, IntegrityError | OperationalError) and _retryable(exc)
+    retry = isinstance(exc, IntegrityError | OperationalError) and retryable(exc)
     return retry or isinstance(exc, BytesGone)
 
 
@@ -529,7 +521,7 @@ def _write_with_retries(
             restore(instance, exc.plans)
         except (IntegrityError, OperationalError) as exc:
             # Another writer saved the same key concurrently: re-read and retry.
-            if attempt == RETRIES - 1 or not _retryable(exc):
+            if attempt == RETRIES - 1 or not retryable(exc):
                 raise
             _forget(plans)
     raise AssertionError("unreachable: the last attempt returns or raises")
