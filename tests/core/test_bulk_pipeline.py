@@ -229,8 +229,8 @@ def test_an_interrupt_while_the_writer_commits_keeps_the_saved_bytes(
 ) -> None:
     """Ctrl-C (a real SIGINT to the main thread) while the caller waits for the writer to
     commit the last batch: the writer commits anyway, so the save must not remove the bytes
-    its committed records point to (before: every stored object was deleted). The interrupt
-    is still raised, once the save is whole."""
+    its committed records point to (before: every stored object was deleted), and the
+    caller's records are the saved ones. The interrupt is still raised, once the save is whole."""
     import signal
 
     paths = files(tmp_path / "src", 30)
@@ -249,9 +249,10 @@ def test_an_interrupt_while_the_writer_commits_keeps_the_saved_bytes(
 
     monkeypatch.setattr(pipeline, "claim", claim_then_interrupt)
     previous = signal.signal(signal.SIGINT, on_sigint)
+    artifacts = [ll.Artifact(p, key=f"k/{p.name}") for p in paths]
     try:
         with pytest.raises(KeyboardInterrupt):
-            ll.save([ll.Artifact(p, key=f"k/{p.name}") for p in paths])
+            ll.save(artifacts)
     finally:
         signal.signal(signal.SIGINT, previous)
     assert handled.is_set() and len(writers) == 1
@@ -262,6 +263,12 @@ def test_an_interrupt_while_the_writer_commits_keeps_the_saved_bytes(
     for artifact in saved:
         source = tmp_path / "src" / artifact.key.split("/")[1]
         assert (root / artifact.store_key).read_bytes() == source.read_bytes()
+    # the caller's records are the saved ones (before: transient, id None, as if unsaved)
+    assert sorted(a.id for a in artifacts) == sorted(a.id for a in saved)
+    assert all(inspect(a).detached and not inspect(a).modified for a in artifacts)
+    monkeypatch.setattr(pipeline, "claim", real_claim)
+    assert [a.id for a in ll.save(artifacts)] == [a.id for a in artifacts]  # nothing new
+    assert ll.Artifact.filter().count() == 30
 
 
 def test_a_second_interrupt_while_the_save_aborts_leaves_no_writer_behind(

@@ -7,7 +7,7 @@ import re
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import TypeDecorator, and_, false, func, or_, select
+from sqlalchemy import JSON, TypeDecorator, and_, false, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from lakeline.errors import QueryError
@@ -107,6 +107,8 @@ def _long_in(column: Any, spec: Any, values: list[Any], include: bool, dialect: 
 
     if any(isinstance(v, datetime) for v in values):  # as the column stores them (UTC text)
         raise QueryError(f"{spec.name}: more than {LONG_IN} timestamps in one lookup")
+    if isinstance(getattr(spec.type, "impl_instance", spec.type), JSON):
+        values = [json.dumps(v) for v in values]  # the texts stored (json_each: their values)
     listed: Any = select(literal_column("value")).select_from(
         func.json_each(json.dumps(values, default=str))
     )

@@ -298,7 +298,7 @@ def test_a_record_snakemake_waits_for_takes_every_record_before_it(
         (root / "tmp" / "a.txt").unlink()  # what Snakemake does once the barrier lets it go
         (journal,) = journals(root)
         kinds = [type(event).__name__ for event in read(journal)]
-        assert kinds == ["WorkflowStarted", "JobInfo", "JobFinished"]  # (removals: not kept)
+        assert kinds == ["WorkflowStarted", "JobInfo", "JobFinished", "TempRemoval"]
     finally:
         handler.close()
     temp = ll.Artifact.get(key="tmp/a.txt")

@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 from lakeline.config import cache_dir
 from lakeline.db.rows import fill_new
-from lakeline.errors import InvalidKey, PathNotFound, StorageError, UnsupportedPath
+from lakeline.errors import (
+    InvalidKey,
+    InvalidValue,
+    PathNotFound,
+    StorageError,
+    UnsupportedPath,
+)
 from lakeline.ids import new_uid
 from lakeline.storage.keys import suffix_of, validate_key
 from lakeline.storage.roots import normalize_root, protocol_of, resolve_existing, strip_protocol
@@ -149,6 +155,14 @@ def prepare(
     if description is not None and not isinstance(description, str):
         raise TypeError(f"description must be a string, got {type(description).__name__}")
     version = validate_label(version)
+    if kind is not None:  # refused now, not when a queued save is written
+        from lakeline.models.artifact import KIND_LENGTH
+        from lakeline.values import check_text
+
+        try:
+            check_text(kind, KIND_LENGTH)
+        except InvalidValue as exc:
+            raise InvalidValue(f"an artifact's kind: {exc}") from None
     if isinstance(data, (str, os.PathLike)):
         if format is not None:
             raise TypeError("format= applies to objects; a path is stored as it is")

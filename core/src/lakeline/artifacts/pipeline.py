@@ -98,6 +98,7 @@ class Writer:
         self.created: list[Artifact] = []
         self.new_storage = False
         self.ended = False  # the end (or abort) was taken from the queue
+        self.committed = False  # its transaction committed: the records are saved
         # set once the last batch is written and claimed, as the commit starts, or once the
         # writer failed: the caller detaches the new records meanwhile (`save`)
         self.committing = threading.Event()
@@ -148,6 +149,7 @@ class Writer:
             # took ~50 % more CPU and waited for the GIL held by the file thread
             claim(self.instance, session, written)
             self.committing.set()
+        self.committed = True
 
 
 class Aborted(Exception):
@@ -161,20 +163,23 @@ def save(
     progress: Progress | None,
     run: Run | None,
     retried: Callable[[BaseException], bool],
-) -> tuple[list[Plan], Writer]:
+) -> tuple[list[Plan], Writer, BaseException | None]:
     """Plan and store `artifacts` batch by batch, each handed to a `Writer` once stored (the
     rest at the end, once a batch turned out to be records already saved). Returns every
-    plan and the writer, finished: committed unless `writer.error` says why not (the plans
-    are then all stored, for the caller's retry, when `retried(error)`; else the files after
-    the error are not read). The new records are detached records once committed
-    (`save.settle`'s first part, done while the server commits: ~4 us a record less after the
-    commit); transient again when the commit or the save failed."""
+    plan, the writer, finished: committed unless `writer.error` says why not (the plans are
+    then all stored, for the caller's retry, when `retried(error)`; else the files after the
+    error are not read), and an interrupt (Ctrl-C) that arrived once the writer had the end:
+    it committed anyway, the caller raises it once the save is settled. The new records are
+    detached records once committed (`save.settle`'s first part, done while the server
+    commits: ~4 us a record less after the commit); transient again when the commit or the
+    save failed."""
     from lakeline.artifacts.save import detach
 
     writer = Writer(instance, instance.user.id, run)
     plans: list[Plan] = []
     held: list[Plan] = []
     ended = done = False
+    late: BaseException | None = None
     try:
         for batch in batches(artifacts):
             if writer.error is not None and not retried(writer.error):
@@ -195,17 +200,24 @@ def save(
         if writer.error is None:
             detach(writer.created)  # while the writer's connection waits for the commit
         done = True
-    finally:
-        try:
-            if not ended:
-                _to_the_end(lambda: writer.queue.put(_ABORT))
-            _to_the_end(writer.thread.join)
-        except BaseException:  # an interrupt meanwhile: raised, the records as before
-            _transient(writer.created)
-            raise
-        if not done or writer.error is not None:
-            _transient(writer.created)
-    return plans, writer
+    except BaseException as exc:  # raised below unless the writer commits all the same
+        late = exc
+    try:
+        if not ended:
+            _to_the_end(lambda: writer.queue.put(_ABORT))
+        _to_the_end(writer.thread.join)
+    except BaseException as exc:  # an interrupt meanwhile
+        late = late or exc
+    if writer.committed:  # saved, whatever arrived meanwhile: detached records
+        if not done:
+            from sqlalchemy.orm.attributes import instance_state
+
+            detach([a for a in writer.created if instance_state(a).key is None])
+        return plans, writer, late
+    _transient(writer.created)  # not saved (the writer failed, or was aborted): as they were
+    if late is not None:
+        raise late
+    return plans, writer, None
 
 
 def _transient(created: Sequence[Artifact]) -> None:

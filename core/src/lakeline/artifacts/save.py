@@ -9,13 +9,14 @@ object its records point to is still there.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Table, func, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_dict
 
@@ -33,6 +34,7 @@ from lakeline.artifacts.store import io_bound as _io_bound
 from lakeline.artifacts.store import map_items as _map
 from lakeline.artifacts.store import storage_of as _storage
 from lakeline.artifacts.store import upload as _upload
+from lakeline.db.errors import RETRIES, retryable
 from lakeline.db.locks import lock_keys
 from lakeline.db.rows import chunks, fill_new, insert_rows, one_of
 from lakeline.db.session import check_own, stamp, unsaved
@@ -48,7 +50,8 @@ if TYPE_CHECKING:
     from lakeline.instance import Instance
     from lakeline.models import Run
 
-RETRIES = 5
+log = logging.getLogger(__name__)
+
 FOLD = 16  # saves of up to this many artifacts read keys and places in one statement
 Progress = Callable[[str, int], None]
 
@@ -86,28 +89,56 @@ def _write_records(
     *,
     producer_from_context: bool = True,
     before: InTransaction | None = None,
-) -> None:
+) -> BaseException | None:
     """Insert the new records (or find existing identical ones) in one transaction
     (`before(session, plans)` runs in it first).
 
     New records are inserted with Core, so their objects never join the session: once the
     transaction commits they become detached records, as if loaded and the session closed.
+    An exception raised once it committed (a Ctrl-C) is returned, the records settled: the
+    caller raises it once the save is finished (it is saved).
     """
+    from sqlalchemy import event
+
     from lakeline.lineage.context import current_run_in
 
     user_id = instance.user.id
     run = current_run_in(instance) if producer_from_context else None
-    with instance.sessions.write() as session:
-        if before is not None:
-            before(session, plans)
-        created, new_storage = write_batch(session, instance, plans, user_id, run)
-        if also is not None:
-            also(session, plans)
-    settle(instance, created, new_storage)
+    committed: list[bool] = []
+    created: list[Artifact] = []
+    new_storage = False
+    try:
+        with instance.sessions.write() as session:
+            event.listen(session, "after_commit", lambda _: committed.append(True))
+            if before is not None:
+                before(session, plans)
+            created, new_storage = write_batch(session, instance, plans, user_id, run)
+            if also is not None:
+                also(session, plans)
+        settle(instance, created, new_storage)
+    except BaseException as exc:
+        if not committed:
+            raise
+        settle(instance, created, new_storage, late=True)
+        return exc
+    return None
 
 
-def settle(instance: Instance, created: Sequence[Artifact], new_storage: bool) -> None:
-    """After the commit: the new records become detached records, as if loaded."""
+def settle(
+    instance: Instance, created: Sequence[Artifact], new_storage: bool, *, late: bool = False
+) -> None:
+    """After the commit: the new records become detached records, as if loaded (`late`:
+    again after an interrupt, which may have left some of it done)."""
+    if late:
+        from sqlalchemy.orm.attributes import instance_state
+
+        detach([a for a in created if instance_state(a).key is None])
+        try:
+            if new_storage:
+                instance.load_storages()
+        except Exception as exc:  # the interrupt is the error to raise
+            log.warning("could not read the storages again after a save: %s", exc)
+        return
     detach(created)
     if new_storage:
         instance.load_storages()
@@ -281,17 +312,9 @@ def _forget(plans: Sequence[Plan]) -> None:
         plan.result = None
 
 
-def _retryable(exc: DBAPIError) -> bool:
-    """Unique violations, deadlocks and serialization failures: a retry sees the winner."""
-    if isinstance(exc, IntegrityError):
-        return True
-    sqlstate = getattr(exc.orig, "sqlstate", None)
-    return sqlstate in ("40P01", "40001")
-
-
 def _retried(exc: BaseException) -> bool:
     """Whether `_write_with_retries` retries after `exc`."""
-    retry = isinstance(exc, IntegrityError | OperationalError) and _retryable(exc)
+    retry = isinstance(exc, IntegrityError | OperationalError) and retryable(exc)
     return retry or isinstance(exc, BytesGone)
 
 
@@ -377,22 +400,30 @@ def save_artifacts(
 
     files = [a for a in new if not getattr(a, "_reference", False)]
     if planned is None and also is None and before is None and eligible(instance, new):
-        plans = _pipelined(instance, new, plan_one, made, progress, producer_from_context)
+        plans, late = _pipelined(instance, new, plan_one, made, progress, producer_from_context)
     else:
         plans = _planned(instance, new, files, plan_one, made, planned, progress)
         try:
             _upload(instance, plans, progress)
             checkpoints.reach("save.stored")
             checked = guarded(instance, also)
-            _write_with_retries(instance, plans, checked, producer_from_context, before=before)
+            late = _write_with_retries(
+                instance, plans, checked, producer_from_context, before=before
+            )
         except BaseException:
             _forget(plans)
             _cleanup(instance, plans)
             raise
-    drop_unused(instance, plans)
+    # committed: an interrupt from here on is raised once the save is finished (it is saved)
+    try:
+        drop_unused(instance, plans)
+    except BaseException as exc:
+        late = late or exc
     _finish(plans)
     for artifact in artifacts:
         stamp(artifact, instance)
+    if late is not None:
+        raise late
     return list(artifacts)
 
 
@@ -437,25 +468,28 @@ def _pipelined(
     made: list[Plan],
     progress: Progress | None,
     producer_from_context: bool,
-) -> list[Plan]:
+) -> tuple[list[Plan], BaseException | None]:
     """Many small files: stored batch by batch while a thread writes the records
-    (artifacts/pipeline.py); a conflict it met is retried as any save's."""
+    (artifacts/pipeline.py); a conflict it met is retried as any save's. Returns the plans
+    and an interrupt that arrived after the commit (see `_write_records`)."""
     from lakeline.artifacts import pipeline
     from lakeline.lineage.context import current_run_in
 
     run = current_run_in(instance) if producer_from_context else None
     try:
-        plans, writer = pipeline.save(instance, new, plan_one, progress, run, _retried)
-        if writer.error is None:
+        plans, writer, late = pipeline.save(instance, new, plan_one, progress, run, _retried)
+        if writer.committed:
             settle(instance, (), writer.new_storage)  # detached while it committed
         else:
             checked = guarded(instance, None)
-            _write_with_retries(instance, plans, checked, producer_from_context, writer.error)
+            late = _write_with_retries(
+                instance, plans, checked, producer_from_context, writer.error
+            )
     except BaseException:
         _forget(made)
         _cleanup(instance, made)
         raise
-    return plans
+    return plans, late
 
 
 def _write_with_retries(
@@ -466,18 +500,17 @@ def _write_with_retries(
     failed: BaseException | None = None,
     *,
     before: InTransaction | None = None,
-) -> None:
+) -> BaseException | None:
     """`_write_records`, again after a concurrent writer or delete got in the way (`failed`:
-    how a first attempt made elsewhere ended)."""
+    how a first attempt made elsewhere ended); returns what `_write_records` returns."""
     for attempt in range(RETRIES):
         try:
             if failed is not None:
                 error, failed = failed, None
                 raise error
-            _write_records(
+            return _write_records(
                 instance, plans, checked, producer_from_context=producer_from_context, before=before
             )
-            return
         except BytesGone as exc:
             _forget(plans)
             if attempt == RETRIES - 1:
@@ -488,6 +521,7 @@ def _write_with_retries(
             restore(instance, exc.plans)
         except (IntegrityError, OperationalError) as exc:
             # Another writer saved the same key concurrently: re-read and retry.
-            if attempt == RETRIES - 1 or not _retryable(exc):
+            if attempt == RETRIES - 1 or not retryable(exc):
                 raise
             _forget(plans)
+    raise AssertionError("unreachable: the last attempt returns or raises")

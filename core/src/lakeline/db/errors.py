@@ -33,6 +33,16 @@ SQLITE_CORRUPT, SQLITE_CANTOPEN, SQLITE_NOTADB = 11, 14, 26
 PASS_THROUGH = frozenset({"40P01", "40001", "42P01", "3F000"})
 VALUE_STATES = frozenset({"22001", "22003", "22021", "22P05", "54000", "22P02"})
 LOST_STATES = frozenset({"57P01", "57P02", "57P03", "3D000", "08000", "08003", "08006", "08001"})
+RETRIES = 5  # attempts of a write transaction that another writer's commit got in the way of
+
+
+def retryable(exc: DBAPIError) -> bool:
+    """Whether a failed write transaction is worth running again: a unique violation (a retry
+    sees the winner), a deadlock or a serialization failure. `RETRIES` attempts at most."""
+    if isinstance(exc, IntegrityError):
+        return True
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    return sqlstate in ("40P01", "40001")
 
 
 def reason_of(exc: BaseException) -> str:

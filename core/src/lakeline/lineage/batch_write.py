@@ -188,7 +188,7 @@ def retried(rec: BatchRecorder, work: Callable[[Session], None], reset: Callable
     replay; fewer runs go in by an insert that leaves such runs out), a deadlock."""
     from sqlalchemy.exc import IntegrityError, OperationalError
 
-    from lakeline.artifacts.save import RETRIES, _retryable
+    from lakeline.db.errors import RETRIES, retryable
 
     assert rec.instance is not None
     for attempt in range(RETRIES):
@@ -197,7 +197,7 @@ def retried(rec: BatchRecorder, work: Callable[[Session], None], reset: Callable
                 work(session)
             return
         except (IntegrityError, OperationalError) as exc:
-            if attempt == RETRIES - 1 or not _retryable(exc):
+            if attempt == RETRIES - 1 or not retryable(exc):
                 raise
             reset()
 

@@ -11,11 +11,11 @@ from sqlalchemy import func, select, update
 
 from lakeline.db.locks import lock_keys
 from lakeline.db.rows import fill_new
-from lakeline.errors import LakelineError
+from lakeline.errors import InvalidValue, LakelineError
 from lakeline.ids import new_stem, new_uid, suffix_index, versioned_uid
 from lakeline.models import Run, Transform
-from lakeline.models.base import check_aware, utcnow
-from lakeline.models.run import RUN_STATUSES
+from lakeline.models.base import check_aware, check_json, utcnow
+from lakeline.models.run import ENGINE_REF_LENGTH, RUN_STATUSES
 from lakeline.models.transform import TRANSFORM_KINDS
 
 if TYPE_CHECKING:
@@ -124,6 +124,19 @@ def new_run(
     capture hot path makes one per engine task."""
     if status not in RUN_STATUSES:
         raise LakelineError(f"unknown run status {status!r}; statuses: {', '.join(RUN_STATUSES)}")
+    # refused here, not by the insert: a BatchRecorder's queued run would fail every flush
+    if engine_ref is not None and ("\x00" in engine_ref or len(engine_ref) > ENGINE_REF_LENGTH):
+        from lakeline.values import check_text
+
+        try:
+            check_text(engine_ref, ENGINE_REF_LENGTH)
+        except InvalidValue as exc:
+            raise InvalidValue(f"a run's engine reference (engine_ref): {exc}") from None
+    if params is not None:
+        try:
+            check_json(params)
+        except InvalidValue as exc:
+            raise InvalidValue(f"a run's params: {exc}") from None
     at = utcnow() if at is None else check_aware(at)
     run: Run = Run.__mapper__.class_manager.new_instance()
     fill_new(

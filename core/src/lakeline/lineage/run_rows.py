@@ -38,7 +38,7 @@ from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from lakeline.db.rows import fill_new
-from lakeline.errors import LakelineError
+from lakeline.errors import InvalidValue, LakelineError
 from lakeline.lineage.records import FINAL_STATUSES, log_status
 from lakeline.models import Artifact, Run
 from lakeline.models.base import JSONValue, UTCDateTime, check_aware, utcnow
@@ -95,9 +95,11 @@ def _insert_statement(dialect: str) -> Any:
 
 
 def _finish_statement(dialect: str, error: bool = True) -> Any:
-    """UPDATE runs SET status, finished_at, the log with one more entry, and exit code, error
-    and cached-from where given ... WHERE id = :id AND status <> :status RETURNING *.
-    Without `error` (no error text given) the SET names no error (see `_SQLITE_KEEP_ERROR`)."""
+    """UPDATE runs SET status, finished_at, the log with one more entry, exit code and error
+    (the finish's: a run finished again, e.g. a retried step that now succeeded, keeps no
+    earlier outcome), cached-from where given ... WHERE id = :id AND status <> :status
+    RETURNING *. Without `error` (no error text given) the SET names no error (see
+    `_SQLITE_SET_ERROR`: an error left from before is cleared apart, `_cleared`)."""
     stmt = _statements.get(("finish", dialect, error))
     if stmt is not None:
         return stmt
@@ -123,8 +125,8 @@ def _finish_statement(dialect: str, error: bool = True) -> Any:
         "status": status,
         "status_log": log,
         "finished_at": bindparam("p_at", type_=UTCDateTime()),
-        "exit_code": func.coalesce(bindparam("p_exit_code", type_=Integer), c.exit_code),
-        "error": func.coalesce(bindparam("p_error", type_=Text), c.error),
+        "exit_code": bindparam("p_exit_code", type_=Integer),
+        "error": bindparam("p_error", type_=Text),
         "cached_from_id": func.coalesce(cached_from, c.cached_from_id),
     }
     if not error:
@@ -263,16 +265,15 @@ def _utc_binds(session: Session, moments: Sequence[Any]) -> list[Any]:
 FINISH_COLUMNS = ("status", "status_log", "finished_at", "exit_code", "error", "cached_from_id")
 # SQLite runs an `AFTER UPDATE OF error` trigger (the runs' search index, migration 0015:
 # both texts tokenized in Python, the FTS5 row deleted and written again, the vocabulary's
-# counts moved) whenever the SET names the column, changed or not: a finish that leaves the
-# error text as it is (nearly all) names no error
-_SQLITE_KEEP_ERROR = "error = coalesce(v.error, runs.error), "
+# counts moved) whenever the SET names the column, changed or not: a finish without an error
+# text (nearly all) names no error, and clears one left from an earlier finish apart (rare)
+_SQLITE_SET_ERROR = "error = v.error, "
 
 
 _PG_FINISH_FOUND = (  # Finish.row for many runs: one statement, one trigger call
     "UPDATE runs SET status = v.status, status_log = (CASE WHEN jsonb_typeof(runs.status_log) "
     "= 'array' THEN runs.status_log ELSE '[]'::jsonb END) || jsonb_build_array(v.entry), "
-    "finished_at = v.at, exit_code = coalesce(v.exit_code, runs.exit_code), "
-    "error = coalesce(v.error, runs.error), "
+    "finished_at = v.at, exit_code = v.exit_code, error = v.error, "
     "cached_from_id = coalesce(v.cached_from_id, runs.cached_from_id) "
     "FROM unnest(CAST(:p_id AS integer[]), CAST(:status AS text[]), CAST(:entry AS jsonb[]), "
     "CAST(:at AS timestamptz[]), CAST(:exit_code AS integer[]), CAST(:error AS text[]), "
@@ -285,8 +286,8 @@ _PG_FINISH_FOUND = (  # Finish.row for many runs: one statement, one trigger cal
 _SQLITE_FINISH_FOUND = (  # the same over a JSON array of the rows, the log appended as Finish.row
     "UPDATE runs SET status = v.status, status_log = json_insert(CASE WHEN "
     "json_type(runs.status_log) = 'array' THEN runs.status_log ELSE '[]' END, '$[#]', "
-    "json(v.entry)), finished_at = v.at, exit_code = coalesce(v.exit_code, runs.exit_code), "
-    "error = coalesce(v.error, runs.error), "
+    "json(v.entry)), finished_at = v.at, exit_code = v.exit_code, "
+    "error = v.error, "
     "cached_from_id = coalesce(v.cached_from_id, runs.cached_from_id) "
     "FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS status, "
     "json_extract(value, '$[2]') AS at, json_extract(value, '$[3]') AS exit_code, "
@@ -307,7 +308,7 @@ def finish_found(session: Session, changes: Sequence[tuple[Run, Finish]]) -> dic
         return {}
     kept = [(r, c) for r, c in changes if c.error is None]
     if dialect != "postgresql" and kept and len(kept) < len(changes):
-        others = [(r, c) for r, c in changes if c.error is not None]  # apart: _SQLITE_KEEP_ERROR
+        others = [(r, c) for r, c in changes if c.error is not None]  # apart: _SQLITE_SET_ERROR
         return {**finish_found(session, kept), **finish_found(session, others)}
     ats = [change.at or utcnow() for _, change in changes]
     entries = [
@@ -321,7 +322,7 @@ def finish_found(session: Session, changes: Sequence[tuple[Run, Finish]]) -> dic
         returning = ", ".join(f'runs."{column.name}"' for column in columns)
         head = _PG_FINISH_FOUND if dialect == "postgresql" else _SQLITE_FINISH_FOUND
         if not error:
-            head = head.replace(_SQLITE_KEEP_ERROR, "")
+            head = head.replace(_SQLITE_SET_ERROR, "")
         stmt = _statements["finish_found", dialect, error] = text(head + returning).columns(
             *columns
         )  # typed: values come back as Finish.row's (UTC, decoded JSON)
@@ -359,7 +360,20 @@ def finish_found(session: Session, changes: Sequence[tuple[Run, Finish]]) -> dic
             set_committed_value(record, column.key, value)
         make_transient_to_detached(record)
         records[record.id] = record
+    if not error:
+        _cleared(session, list(records.values()))
     return records
+
+
+def _cleared(bind: Session | Connection, records: Sequence[Run]) -> None:
+    """SQLite: the error an earlier finish left on runs just finished without one, cleared
+    (their finish's statement named no error: see `_SQLITE_SET_ERROR`), records too."""
+    left = [record for record in records if record.error is not None]
+    if left:
+        c = _table().c
+        bind.execute(update(_table()).where(c.id.in_([r.id for r in left])).values(error=None))
+        for record in left:
+            set_committed_value(record, "error", None)
 
 
 @dataclass(frozen=True)
@@ -380,6 +394,10 @@ class Finish:
             )
         if self.at is not None:
             check_aware(self.at)  # refused when given, not when a batch is written
+        if self.exit_code is not None and not -(2**31) <= self.exit_code < 2**31:
+            raise InvalidValue(  # runs.exit_code: a 32-bit integer on PostgreSQL
+                f"exit code {self.exit_code} is out of a 32-bit integer's range"
+            )
 
     def row(self, bind: Session | Connection, run_id: int) -> Run | None:
         """Apply it to run `run_id` in one statement, appending the transition to the log;
@@ -405,6 +423,8 @@ class Finish:
         for name, value in found._mapping.items():
             set_committed_value(record, name, value)
         make_transient_to_detached(record)
+        if not error:
+            _cleared(bind, [record])
         return record
 
     def apply(self, session: Session, run: Run) -> tuple[Run, bool]:
@@ -421,10 +441,7 @@ class Finish:
                 record.cached_from_id = self.cached_from_id  # the original was recorded later
             return record, False
         log_status(record, self.status, self.at)  # another writer moved it since: the ORM way
-        if self.exit_code is not None:
-            record.exit_code = self.exit_code
-        if self.error is not None:
-            record.error = self.error
+        record.exit_code, record.error = self.exit_code, self.error  # the outcome: this finish's
         if self.cached_from_id is not None:
             record.cached_from_id = self.cached_from_id
         return record, True

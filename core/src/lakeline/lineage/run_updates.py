@@ -12,6 +12,7 @@ from sqlalchemy import select
 from lakeline.errors import LakelineError
 from lakeline.lineage.records import FINAL_STATUSES, log_status
 from lakeline.models import Run, Transform
+from lakeline.models.base import check_json
 
 if TYPE_CHECKING:
     from lakeline.instance import Instance
@@ -19,10 +20,11 @@ if TYPE_CHECKING:
 
 
 def check_meta(namespace: str, meta: dict[str, Any]) -> None:
-    """Refuse metadata a run's params (JSON) cannot hold, NaN included (PostgreSQL's JSON
-    refuses it): a queued run holding it would fail its batch's insert at every flush."""
+    """Refuse metadata a run's params (JSON) cannot hold, NaN and NUL bytes included
+    (PostgreSQL's JSON refuses them): a queued run holding it would fail every flush."""
     try:
         json.dumps(meta, allow_nan=False)
+        check_json({namespace: meta})  # a NUL byte: refused by both databases' JSON
     except (TypeError, ValueError) as error:
         raise LakelineError(f"annotate({namespace!r}): metadata must be JSON: {error}") from None
 

@@ -128,8 +128,8 @@ def main_module_name() -> str:
 def _json_safe(value: Any) -> Any:
     import json
 
-    try:
-        json.dumps(value)
+    try:  # strict JSON: NaN and infinities are kept as their repr (PostgreSQL refuses them)
+        json.dumps(value, allow_nan=False)
         return value
     except (TypeError, ValueError):
         if isinstance(value, dict):

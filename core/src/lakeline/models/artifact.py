@@ -33,6 +33,9 @@ def _describing() -> tuple[Callable[..., None], Callable[[], Any]]:
     return prepare, current
 
 
+KIND_LENGTH = 64  # artifacts.kind
+
+
 class Artifact(RecordMixin, VersionedMixin, Base):
     """A file, folder or serialized object registered in the catalog.
 
@@ -70,7 +73,7 @@ class Artifact(RecordMixin, VersionedMixin, Base):
     key: Mapped[str | None] = mapped_column(KeyString(1024))
     description: Mapped[str | None] = mapped_column(LongText)
     suffix: Mapped[str] = mapped_column(Str(64), default="")
-    kind: Mapped[str | None] = mapped_column(Str(64))
+    kind: Mapped[str | None] = mapped_column(Str(KIND_LENGTH))
     otype: Mapped[str | None] = mapped_column(Str(64))
     size: Mapped[int | None] = mapped_column(BigInteger, index=True)
     hash: Mapped[str | None] = mapped_column(Str(128), index=True)

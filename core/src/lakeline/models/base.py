@@ -94,11 +94,13 @@ class JSONValue(TypeDecorator[Any]):
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         if value is not None:
-            _check_json(value)
+            check_json(value)
         return value
 
 
-def _check_json(value: Any) -> None:
+def check_json(value: Any) -> None:
+    """Refuse (InvalidValue) a JSON value `JSONValue` would refuse: a string with a NUL byte,
+    as a value or a key, anywhere inside."""
     if isinstance(value, str):
         if "\x00" in value:
             from lakeline.values import check_text
@@ -106,11 +108,11 @@ def _check_json(value: Any) -> None:
             check_text(value, None)  # raises InvalidValue
     elif isinstance(value, dict):
         for key, item in value.items():
-            _check_json(key)
-            _check_json(item)
+            check_json(key)
+            check_json(item)
     elif isinstance(value, (list, tuple)):
         for item in value:
-            _check_json(item)
+            check_json(item)
 
 
 JSONType = JSONValue()

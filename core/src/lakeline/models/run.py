@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from lakeline.query import QuerySet
 
 RUN_STATUSES = ("scheduled", "started", "completed", "errored", "aborted", "cached")
+ENGINE_REF_LENGTH = 512  # runs.engine_ref
 
 
 class Run(RecordMixin, Base):
@@ -56,7 +57,7 @@ class Run(RecordMixin, Base):
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), index=True)
     cached_from_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
     engine: Mapped[str | None] = mapped_column(Str(64))
-    engine_ref: Mapped[str | None] = mapped_column(Str(512))
+    engine_ref: Mapped[str | None] = mapped_column(Str(ENGINE_REF_LENGTH))
     environment_id: Mapped[int | None] = mapped_column(
         ForeignKey("artifacts.id", use_alter=True, ondelete="SET NULL")
     )

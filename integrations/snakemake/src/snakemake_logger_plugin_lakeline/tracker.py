@@ -5,6 +5,7 @@
     job_finished     -> outputs produced (hashed; temp() ones as "transient"), logs and
                         benchmarks with their kind, times from .snakemake/metadata; completed
     job_error        -> errored (outputs are not recorded; logs are)
+    temp removal     -> (once the file is gone) its record is marked unavailable
     close            -> jobs that never reported (--quiet) finish from their metadata;
                         the workflow run finishes
 
@@ -227,10 +228,49 @@ class Tracker:
 
     def apply_many(self, events: Iterable[Event], *, due_only: bool = True) -> None:
         """Take events into account in order, then write the journal and what is due
-        (`due_only=False`: the whole batch)."""
-        for event in events:
-            self._take(event)
+        (`due_only=False`: the whole batch). If one raises (a Ctrl-C in a flush), the
+        events after it are journaled, not recorded, for a replay (`recover`, an import)."""
+        events = list(events)
+        for at, event in enumerate(events):
+            try:
+                self._take(event)
+            except BaseException:
+                self._journal_only(events[at + 1 :])
+                raise
         self.flush(unless_fresh=due_only)
+
+    def _journal_only(self, events: list[Event]) -> None:
+        """Journal `events` as `_take` would (with the files' stats a replay compares), and
+        write the journal, without recording them. Best effort: the caller raises."""
+        if self.replay or not self.journaling:
+            return
+        infos: dict[int, JobInfo] = {}
+        try:
+            for event in events:
+                if isinstance(event, WorkflowStarted):
+                    self._take(event)  # no recording: the settings only
+                elif self.started is None or self.started.touch:
+                    continue
+                elif isinstance(event, ErrorMessage):
+                    if self.journal is not None:
+                        self.journal.write(event)
+                    continue
+                elif isinstance(event, JobInfo):
+                    infos[event.jobid] = event
+                    inputs = (p for p in event.inputs if p not in self.pipes)
+                    event.input_stats = stats_of(self.workdir, inputs)
+                elif isinstance(event, JobFinished):
+                    known = self.jobs.get(event.jobid)
+                    info = infos.get(event.jobid) or (known.info if known else None)
+                    if info is not None:
+                        self._observe(Job(info), event, {})
+                elif isinstance(event, JobError):
+                    event.files = stats_of(self.workdir, event.logs)
+                self._write(event)
+        except Exception as exc:  # the error being raised is the one to report
+            self.report(f"lakeline: events not journaled: {one_line(exc)}")
+        if self.journal is not None:
+            self.journal.flush()
 
     def _take(self, event: Event) -> None:
         if isinstance(event, WorkflowStarted):
@@ -460,11 +500,15 @@ class Tracker:
         self._finish(job, "errored", event)
 
     def _temp_removal(self, event: TempRemoval) -> None:
-        """Snakemake deletes a temp() file next: make sure its producer's outputs are in."""
-        for job in self.jobs.values():
-            if job.status == "started" and event.path in job.info.outputs:
-                self._finish_from_metadata(job)
-        self.flush()  # hashed now, while the file exists
+        """Snakemake deletes a temp() file next: make sure its producer's outputs are in,
+        and journal the removal (a replay marks the file gone too: one an earlier run made is
+        no job's product here)."""
+        if not self.replay:
+            for job in self.jobs.values():
+                if job.status == "started" and event.path in job.info.outputs:
+                    self._finish_from_metadata(job)
+            self._write(event)
+            self.flush()  # hashed now, while the file exists
         if self.writer is not None:
             self.writer.removed(event.path)  # once it is gone, its record says so
 

@@ -1,0 +1,104 @@
+"""Bad input given to a Recorder call is refused at that call, batched or not: a value a
+queued run or file cannot hold, refused only when its batch is written, would fail that flush
+and every later one (the batch is queued again), blocking the lineage of every later step."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import lakeline as ll
+import pytest
+from lakeline.errors import InvalidValue, LakelineError
+from lakeline.instance import Instance
+from lakeline.lineage.handles import Handle
+from lakeline.lineage.recorder import BatchRecorder, FileRecord, Recorder
+
+Call = Callable[[Recorder, Handle, Path], Any]
+
+
+def _step(rec: Recorder, wf: Handle, task: str, **options: Any) -> Handle:
+    return rec.start_step(wf, key="s", kind="rule", engine_task_id=task, **options)
+
+
+BAD: dict[str, tuple[Call, str]] = {
+    "engine_ref too long": (lambda r, wf, p: _step(r, wf, "x" * 600), r"engine_ref.*at most 512"),
+    "engine_ref with NUL": (lambda r, wf, p: _step(r, wf, "a\x00b"), r"engine_ref.*NUL"),
+    "params with NUL": (lambda r, wf, p: _step(r, wf, "p", params={"a": "x\x00"}), "params.*NUL"),
+    "params key with NUL": (lambda r, wf, p: _step(r, wf, "p", params={"a\x00": 1}), "params.*NUL"),
+    "exit code out of range": (
+        lambda r, wf, p: r.finish_step(_step(r, wf, "e"), "errored", exit_code=2**40),
+        "exit code 1099511627776 is out of a 32-bit",
+    ),
+    "output kind too long": (
+        lambda r, wf, p: r.produce(_step(r, wf, "k"), p / "out.txt", kind="k" * 65),
+        r"artifact's kind: .* at most 64",
+    ),
+    "output kind with NUL": (
+        lambda r, wf, p: r.finish_step(
+            _step(r, wf, "k"), outputs=[FileRecord(p / "out.txt", kind="k\x00")]
+        ),
+        "artifact's kind: .*NUL",
+    ),
+    "annotation with NUL": (
+        lambda r, wf, p: r.annotate(_step(r, wf, "n"), "engine", tag="a\x00"),
+        "metadata must be JSON.*NUL",
+    ),
+}
+
+
+@pytest.mark.parametrize("bad", list(BAD))
+@pytest.mark.parametrize("batch", [False, True], ids=["plain", "batched"])
+def test_bad_input_is_refused_at_the_call_and_later_steps_are_written(
+    instance: Instance, tmp_path: Path, batch: bool, bad: str
+) -> None:
+    call, message = BAD[bad]
+    rec = (
+        BatchRecorder("bad", root=tmp_path, ms=600_000) if batch else Recorder("bad", root=tmp_path)
+    )
+    (tmp_path / "out.txt").write_text("out")
+    wf = rec.start_workflow(key="p", engine_run_id="r")
+    with pytest.raises(LakelineError, match=message):
+        call(rec, wf, tmp_path)
+    good = _step(rec, wf, "good")
+    rec.produce(good, tmp_path / "out.txt")
+    rec.finish_step(good)
+    rec.finish_workflow(wf)  # a batch: flushed first, and not refused
+    if isinstance(rec, BatchRecorder):
+        rec.flush()
+        assert not rec._files and not rec._finishes and not rec._runs  # nothing left queued
+    run = ll.Run.get(engine="bad", engine_ref="r/good")
+    assert run.status == "completed"
+    assert [a.key for a in run.outputs.all()] == ["out.txt"]
+    assert ll.Run.get(engine="bad", engine_ref="r").status == "completed"
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["plain", "batched"])
+def test_params_json_cannot_hold_are_kept_as_their_repr(
+    instance: Instance, tmp_path: Path, batch: bool
+) -> None:
+    """NaN and infinities (PostgreSQL's JSON refuses them; a queued run holding one failed
+    every flush there): kept as their repr on both databases, as other values JSON cannot hold."""
+    rec = BatchRecorder("nan", root=tmp_path, ms=600_000) if batch else Recorder("nan")
+    wf = rec.start_workflow(key="p", engine_run_id="r")
+    step = _step(rec, wf, "1", params={"x": float("nan"), "y": [float("inf")], "z": 1.5})
+    rec.finish_step(step)
+    rec.finish_workflow(wf)
+    assert ll.Run.get(engine="nan", engine_ref="r/1").params == {"x": "nan", "y": ["inf"], "z": 1.5}
+
+
+def test_a_refused_value_in_a_batch_leaves_the_batch_writable(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """What was queued before the refused call is written by the next flush, once."""
+    rec = BatchRecorder("bad", root=tmp_path, ms=600_000)
+    wf = rec.start_workflow(key="p", engine_run_id="r")
+    before = _step(rec, wf, "before")
+    rec.finish_step(before)
+    with pytest.raises(InvalidValue, match="engine_ref"):
+        _step(rec, wf, "y" * 511)  # "r/" + 511 characters
+    _step(rec, wf, "y" * 510)  # at the limit: kept
+    rec.flush()
+    refs = sorted(r.engine_ref for r in ll.Run.filter(engine="bad"))
+    assert refs == ["r", "r/before", "r/" + "y" * 510]
