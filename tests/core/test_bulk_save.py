@@ -10,11 +10,15 @@ from pathlib import Path
 
 import lakeline as ll
 import pytest
+from click.testing import CliRunner
+from faults import run_paused
 from lakeline.artifacts.transfer import PARTIAL, write_local
+from lakeline.cli import cli
 from lakeline.errors import PathNotFound, UnsupportedPath
 from lakeline.instance import Instance
 from lakeline.storage import roots
 from lakeline.storage.hashing import SMALL
+from lakeline.storage.keys import object_key
 from lakeline.storage.roots import resolve_existing
 from sqlalchemy import inspect
 
@@ -311,3 +315,76 @@ def test_unsaved_is_whether_the_id_is_none(instance: Instance, tmp_path: Path) -
     other = ll.Artifact(str(source), key="v.txt")
     other.id = None  # type: ignore[assignment]  # as a failed save leaves it
     assert unsaved(other)
+
+
+def test_the_same_bytes_under_two_keys_in_one_save_are_stored_once(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """Two files with the same bytes in one save: the second finds the object the first
+    stored and takes it as it is, so both records hold the stored object's tag (the second
+    wrote it again before, and the first record's tag was stale: its first read hashed the
+    object again)."""
+    for name in ("a.txt", "b.txt"):
+        (tmp_path / name).write_text("the same bytes")
+    first, second = ll.save([ll.Artifact(tmp_path / n, key=n) for n in ("a.txt", "b.txt")])
+    stored = Path(instance.storage.root) / first.store_key
+    assert second.store_key == first.store_key
+    assert first.store_tag == second.store_tag == f"m:{stored.stat().st_mtime_ns}"
+
+
+def _left_behind(instance: Instance, data: bytes) -> Path:
+    """An object at the address of `data`, as a save killed before its commit leaves it."""
+    address = object_key(hashlib.sha256(data).hexdigest(), ".txt")
+    stored = Path(instance.storage.root) / address
+    write_local(data, str(stored))
+    return stored
+
+
+def test_bytes_stored_without_a_record_are_taken_as_they_are(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """A local object whose bytes a save would store, there already though no record points
+    to it (a killed save left it): the save takes it (a stat; no query, no second copy)."""
+    left = _left_behind(instance, b"left by a killed save")
+    before = left.stat()
+    (tmp_path / "c.txt").write_bytes(b"left by a killed save")
+    saved = ll.Artifact(tmp_path / "c.txt", key="c.txt").save()
+    assert Path(instance.storage.root) / saved.store_key == left
+    after = left.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert saved.store_tag == f"m:{before.st_mtime_ns}"
+    assert Path(saved.cache()).read_bytes() == b"left by a killed save"
+
+
+def _save_paused_at(pause: object, point: str, path: str, key: str) -> None:
+    import lakeline as ll
+    from lakeline import checkpoints
+
+    ll.connect()
+    with checkpoints.at(point, pause.hold):  # type: ignore[attr-defined]
+        ll.Artifact(path, key=key).save()
+
+
+def test_gc_removing_the_bytes_a_save_took_as_stored_has_it_store_them_again(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """The save takes an object left without a record, then (before its records are written)
+    `lakeline gc` removes that object, unreferenced still: the save's check under the
+    object's lock finds it gone and stores the bytes again, from the source."""
+    left = _left_behind(instance, b"bytes gc takes away")
+    (tmp_path / "d.txt").write_bytes(b"bytes gc takes away")
+    os.environ["LAKELINE_INSTANCE"] = instance.name
+    process, pause = run_paused(_save_paused_at, "save.stored", str(tmp_path / "d.txt"), "d.txt")
+    try:
+        assert pause.reached()
+        gone = CliRunner().invoke(cli, ["gc", "--grace", "0", "--yes"])
+        assert gone.exit_code == 0 and "removed 1 items" in gone.output, gone.output
+        assert not left.exists()
+    finally:
+        pause.release()
+        process.join(120)
+    assert process.exitcode == 0
+    saved = ll.Artifact.get(key="d.txt")
+    assert left.read_bytes() == b"bytes gc takes away"
+    assert saved.store_tag == f"m:{left.stat().st_mtime_ns}"
+    assert CliRunner().invoke(cli, ["verify", "--all"]).exit_code == 0
