@@ -102,3 +102,31 @@ def test_a_refused_value_in_a_batch_leaves_the_batch_writable(
     rec.flush()
     refs = sorted(r.engine_ref for r in ll.Run.filter(engine="bad"))
     assert refs == ["r", "r/before", "r/" + "y" * 510]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [FileRecord("b.txt", kind="k" * 65), FileRecord("b.txt", key=" b.txt")],
+    ids=["kind", "key"],
+)
+@pytest.mark.parametrize("batch", [False, True], ids=["plain", "batched"])
+def test_a_refused_output_leaves_the_step_s_other_outputs_unwritten(
+    instance: Instance, tmp_path: Path, batch: bool, bad: FileRecord
+) -> None:
+    """finish_step(outputs=[good, bad]) refused: nothing of it is written, batched or not (a
+    batch had queued `good` as the unfinished step's output, written by the next flush)."""
+    rec = (
+        BatchRecorder("bad", root=tmp_path, ms=600_000) if batch else Recorder("bad", root=tmp_path)
+    )
+    (tmp_path / "a.txt").write_text("a")
+    (tmp_path / "b.txt").write_text("b")
+    wf = rec.start_workflow(key="p", engine_run_id="r")
+    step = _step(rec, wf, "1")
+    bad = FileRecord(tmp_path / bad.path, key=bad.key, kind=bad.kind)
+    with pytest.raises(LakelineError, match=r"kind|key"):
+        rec.finish_step(step, outputs=[tmp_path / "a.txt", bad])
+    if isinstance(rec, BatchRecorder):
+        rec.flush()
+        assert not rec._files and not rec._finishes
+    assert ll.Run.get(engine="bad", engine_ref="r/1").status == "started"
+    assert list(ll.Artifact.filter()) == []
