@@ -59,7 +59,7 @@ def test_bad_input_is_refused_at_the_call_and_later_steps_are_written(
     )
     (tmp_path / "out.txt").write_text("out")
     wf = rec.start_workflow(key="p", engine_run_id="r")
-    with pytest.raises(LakelineError, match=message):
+    with pytest.raises(InvalidValue, match=message):  # each one InvalidValue, as documented
         call(rec, wf, tmp_path)
     good = _step(rec, wf, "good")
     rec.produce(good, tmp_path / "out.txt")
