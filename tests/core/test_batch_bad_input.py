@@ -27,6 +27,16 @@ BAD: dict[str, tuple[Call, str]] = {
     "engine_ref with NUL": (lambda r, wf, p: _step(r, wf, "a\x00b"), r"engine_ref.*NUL"),
     "params with NUL": (lambda r, wf, p: _step(r, wf, "p", params={"a": "x\x00"}), "params.*NUL"),
     "params key with NUL": (lambda r, wf, p: _step(r, wf, "p", params={"a\x00": 1}), "params.*NUL"),
+    # a lone surrogate (os.fsdecode of a file name's undecodable byte): no database encodes it
+    "engine_ref with a surrogate": (lambda r, wf, p: _step(r, wf, "caf\udce9"), "ref.*surrogate"),
+    "params with a surrogate": (
+        lambda r, wf, p: _step(r, wf, "p", params={"in": "caf\udce9.txt"}),
+        "params.*surrogate",
+    ),
+    "annotation with a surrogate": (
+        lambda r, wf, p: r.annotate(_step(r, wf, "n"), "engine", path="caf\udce9"),
+        "metadata must be JSON.*surrogate",
+    ),
     "exit code out of range": (
         lambda r, wf, p: r.finish_step(_step(r, wf, "e"), "errored", exit_code=2**40),
         "exit code 1099511627776 is out of a 32-bit",
