@@ -27,6 +27,16 @@ BAD: dict[str, tuple[Call, str]] = {
     "engine_ref with NUL": (lambda r, wf, p: _step(r, wf, "a\x00b"), r"engine_ref.*NUL"),
     "params with NUL": (lambda r, wf, p: _step(r, wf, "p", params={"a": "x\x00"}), "params.*NUL"),
     "params key with NUL": (lambda r, wf, p: _step(r, wf, "p", params={"a\x00": 1}), "params.*NUL"),
+    # a lone surrogate (os.fsdecode of a file name's undecodable byte): no database encodes it
+    "engine_ref with a surrogate": (lambda r, wf, p: _step(r, wf, "caf\udce9"), "ref.*surrogate"),
+    "params with a surrogate": (
+        lambda r, wf, p: _step(r, wf, "p", params={"in": "caf\udce9.txt"}),
+        "params.*surrogate",
+    ),
+    "annotation with a surrogate": (
+        lambda r, wf, p: r.annotate(_step(r, wf, "n"), "engine", path="caf\udce9"),
+        "metadata must be JSON.*surrogate",
+    ),
     "exit code out of range": (
         lambda r, wf, p: r.finish_step(_step(r, wf, "e"), "errored", exit_code=2**40),
         "exit code 1099511627776 is out of a 32-bit",
@@ -59,7 +69,7 @@ def test_bad_input_is_refused_at_the_call_and_later_steps_are_written(
     )
     (tmp_path / "out.txt").write_text("out")
     wf = rec.start_workflow(key="p", engine_run_id="r")
-    with pytest.raises(LakelineError, match=message):
+    with pytest.raises(InvalidValue, match=message):  # each one InvalidValue, as documented
         call(rec, wf, tmp_path)
     good = _step(rec, wf, "good")
     rec.produce(good, tmp_path / "out.txt")
@@ -102,3 +112,31 @@ def test_a_refused_value_in_a_batch_leaves_the_batch_writable(
     rec.flush()
     refs = sorted(r.engine_ref for r in ll.Run.filter(engine="bad"))
     assert refs == ["r", "r/before", "r/" + "y" * 510]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [FileRecord("b.txt", kind="k" * 65), FileRecord("b.txt", key=" b.txt")],
+    ids=["kind", "key"],
+)
+@pytest.mark.parametrize("batch", [False, True], ids=["plain", "batched"])
+def test_a_refused_output_leaves_the_step_s_other_outputs_unwritten(
+    instance: Instance, tmp_path: Path, batch: bool, bad: FileRecord
+) -> None:
+    """finish_step(outputs=[good, bad]) refused: nothing of it is written, batched or not (a
+    batch had queued `good` as the unfinished step's output, written by the next flush)."""
+    rec = (
+        BatchRecorder("bad", root=tmp_path, ms=600_000) if batch else Recorder("bad", root=tmp_path)
+    )
+    (tmp_path / "a.txt").write_text("a")
+    (tmp_path / "b.txt").write_text("b")
+    wf = rec.start_workflow(key="p", engine_run_id="r")
+    step = _step(rec, wf, "1")
+    bad = FileRecord(tmp_path / bad.path, key=bad.key, kind=bad.kind)
+    with pytest.raises(LakelineError, match=r"kind|key"):
+        rec.finish_step(step, outputs=[tmp_path / "a.txt", bad])
+    if isinstance(rec, BatchRecorder):
+        rec.flush()
+        assert not rec._files and not rec._finishes
+    assert ll.Run.get(engine="bad", engine_ref="r/1").status == "started"
+    assert list(ll.Artifact.filter()) == []

@@ -40,12 +40,28 @@ def check_text(value: str, length: int | None) -> str:
             f"text {_preview(value)} contains a NUL byte (\\x00), which a catalog value may not "
             "hold: remove it"
         )
+    if has_surrogate(value):
+        raise InvalidValue(
+            f"text {_preview(value)} holds a lone surrogate, which UTF-8 (both databases' "
+            "text) cannot encode: an undecodable byte of a file name (os.fsdecode)? decode it"
+        )
     if length is not None and len(value) > length:
         raise InvalidValue(
             f"text {_preview(value)} is {len(value)} characters long; that field holds at most "
             f"{length}"
         )
     return value
+
+
+def has_surrogate(value: str) -> bool:
+    """Whether `value` holds a lone surrogate ("\\udce9": os.fsdecode's undecodable byte)."""
+    if value.isascii():
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _preview(value: str) -> str:

@@ -134,6 +134,17 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def check_kind(kind: str) -> None:
+    """Refuse (InvalidValue) an artifact kind the kind column cannot hold (too long, NUL)."""
+    from lakeline.models.artifact import KIND_LENGTH
+    from lakeline.values import check_text
+
+    try:
+        check_text(kind, KIND_LENGTH)
+    except InvalidValue as exc:
+        raise InvalidValue(f"an artifact's kind: {exc}") from None
+
+
 def prepare(
     artifact: Artifact,
     data: Any,
@@ -156,13 +167,7 @@ def prepare(
         raise TypeError(f"description must be a string, got {type(description).__name__}")
     version = validate_label(version)
     if kind is not None:  # refused now, not when a queued save is written
-        from lakeline.models.artifact import KIND_LENGTH
-        from lakeline.values import check_text
-
-        try:
-            check_text(kind, KIND_LENGTH)
-        except InvalidValue as exc:
-            raise InvalidValue(f"an artifact's kind: {exc}") from None
+        check_kind(kind)
     if isinstance(data, (str, os.PathLike)):
         if format is not None:
             raise TypeError("format= applies to objects; a path is stored as it is")

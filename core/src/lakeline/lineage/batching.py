@@ -343,11 +343,18 @@ class BatchRecorder(Recorder):
         cached_from: str | None = None,
         outputs: Sequence[str | os.PathLike[str] | FileRecord] = (),
     ) -> Run:
+        from lakeline.artifacts.describe import check_kind
+        from lakeline.storage.keys import validate_key
+
         with self._lock:
-            for item in outputs:
+            for item in outputs:  # all checked before any is queued: a refusal queues nothing
                 record = item if isinstance(item, FileRecord) else FileRecord(item)
                 if record.producer not in (None, step) or record.used_by:
                     raise LakelineError("outputs of a step take no other producer and no used_by")
+                if record.kind is not None:
+                    check_kind(record.kind)
+                if record.key is not None:
+                    validate_key(record.key)
             assert self.instance is not None
             if error and "\x00" in error and self.instance.sessions.engine.dialect.name != "sqlite":
                 # refused at the call as the plain Recorder's statement is, not by every flush

@@ -125,7 +125,11 @@ def new_run(
     if status not in RUN_STATUSES:
         raise LakelineError(f"unknown run status {status!r}; statuses: {', '.join(RUN_STATUSES)}")
     # refused here, not by the insert: a BatchRecorder's queued run would fail every flush
-    if engine_ref is not None and ("\x00" in engine_ref or len(engine_ref) > ENGINE_REF_LENGTH):
+    if engine_ref is not None and (
+        "\x00" in engine_ref
+        or len(engine_ref) > ENGINE_REF_LENGTH
+        or not engine_ref.isascii()  # a lone surrogate: no database encodes it
+    ):
         from lakeline.values import check_text
 
         try:

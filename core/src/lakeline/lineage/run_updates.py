@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from lakeline.errors import LakelineError
+from lakeline.errors import InvalidValue, LakelineError
 from lakeline.lineage.records import FINAL_STATUSES, log_status
 from lakeline.models import Run, Transform
 from lakeline.models.base import check_json
@@ -21,12 +21,13 @@ if TYPE_CHECKING:
 
 def check_meta(namespace: str, meta: dict[str, Any]) -> None:
     """Refuse metadata a run's params (JSON) cannot hold, NaN and NUL bytes included
-    (PostgreSQL's JSON refuses them): a queued run holding it would fail every flush."""
+    (PostgreSQL's JSON refuses them): a queued run holding it would fail every flush.
+    InvalidValue, as for a step's params."""
     try:
         json.dumps(meta, allow_nan=False)
         check_json({namespace: meta})  # a NUL byte: refused by both databases' JSON
     except (TypeError, ValueError) as error:
-        raise LakelineError(f"annotate({namespace!r}): metadata must be JSON: {error}") from None
+        raise InvalidValue(f"annotate({namespace!r}): metadata must be JSON: {error}") from None
 
 
 class RunUpdates:

@@ -98,11 +98,17 @@ class JSONValue(TypeDecorator[Any]):
         return value
 
 
+def _surrogate(value: str) -> bool:
+    from lakeline.values import has_surrogate
+
+    return has_surrogate(value)
+
+
 def check_json(value: Any) -> None:
-    """Refuse (InvalidValue) a JSON value `JSONValue` would refuse: a string with a NUL byte,
-    as a value or a key, anywhere inside."""
+    """Refuse (InvalidValue) a JSON value `JSONValue` would refuse: a string with a NUL byte
+    or a lone surrogate (PostgreSQL's JSON refuses it), as a value or a key, anywhere inside."""
     if isinstance(value, str):
-        if "\x00" in value:
+        if "\x00" in value or (not value.isascii() and _surrogate(value)):
             from lakeline.values import check_text
 
             check_text(value, None)  # raises InvalidValue
