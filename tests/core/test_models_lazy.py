@@ -1,4 +1,5 @@
-"""Recording lineage in a fresh process maps only the models lineage is made of; the annotation
+"""Recording lineage in a fresh process maps only the models lineage is made of (and imports
+neither fsspec for local files nor, on SQLite, SQLAlchemy's PostgreSQL dialect); the annotation
 registries map together on first use, and `load_all` maps every core table."""
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ recorder.finish_step(step, "completed")
 recorder.finish_workflow(workflow, "completed")
 print("MAPPED", sorted(m for m in sys.modules if m in {registries!r}))
 print("POSTGRESQL", "sqlalchemy.dialects.postgresql" in sys.modules)
+print("FSSPEC", "fsspec" in sys.modules)
 
 import lakeline.models as models
 from lakeline.models import Base
@@ -61,10 +63,12 @@ def test_recording_maps_no_annotation_registry(instance: Instance, tmp_path: Pat
     (tmp_path / "wf").mkdir()
     (tmp_path / "wf" / "in.txt").write_text("in\n")
     (tmp_path / "wf" / "out.txt").write_text("out\n")
-    mapped, pg, after, tables = run(instance, tmp_path, RECORD.format(registries=REGISTRIES))
+    lines = run(instance, tmp_path, RECORD.format(registries=REGISTRIES))
+    mapped, pg, fsspec, after, tables = lines
     assert mapped == "MAPPED []"
     # SQLite: the partial indexes' PostgreSQL option does not load that dialect (~22 ms)
     assert pg == f"POSTGRESQL {instance.engine.dialect.name == 'postgresql'}"
+    assert fsspec == "FSSPEC False"  # local files are located, hashed and stat'ed with os
     assert after == f"AFTER {sorted(REGISTRIES)} ulabels"
     for table in ("features", "feature_values", "artifact_ulabels", "schemas", "collections"):
         assert f"'{table}'" in tables
