@@ -86,10 +86,12 @@ def test_load_all_maps_every_core_table(instance: Instance, tmp_path: Path) -> N
         "before = set(Base.metadata.tables)\nload_all()\n"
         "print(sorted(set(Base.metadata.tables) - before))\n"
         f"print(sorted(m for m in sys.modules if m in {REGISTRIES!r}))\n"
+        "print('sqlalchemy.dialects.postgresql' in sys.modules)\n"
     )
-    added, modules = run(instance, tmp_path, code)
+    added, modules, postgresql = run(instance, tmp_path, code)
     assert "'feature_values'" in added and "'ulabel_parents'" in added
     assert modules == str(sorted(REGISTRIES))
+    assert postgresql == "False"  # no model declares a PostgreSQL option (`partial_index`)
 
 
 def test_registries_are_found_by_name_in_a_fresh_process(
