@@ -1,4 +1,5 @@
-"""Recording lineage in a fresh process maps only the models lineage is made of; the annotation
+"""Recording lineage in a fresh process maps only the models lineage is made of (and imports
+neither fsspec for local files nor, on SQLite, SQLAlchemy's PostgreSQL dialect); the annotation
 registries map together on first use, and `load_all` maps every core table."""
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ recorder.produce(step, "out.txt")
 recorder.finish_step(step, "completed")
 recorder.finish_workflow(workflow, "completed")
 print("MAPPED", sorted(m for m in sys.modules if m in {registries!r}))
+print("POSTGRESQL", "sqlalchemy.dialects.postgresql" in sys.modules)
+print("FSSPEC", "fsspec" in sys.modules)
 
 import lakeline.models as models
 from lakeline.models import Base
@@ -60,8 +63,12 @@ def test_recording_maps_no_annotation_registry(instance: Instance, tmp_path: Pat
     (tmp_path / "wf").mkdir()
     (tmp_path / "wf" / "in.txt").write_text("in\n")
     (tmp_path / "wf" / "out.txt").write_text("out\n")
-    mapped, after, tables = run(instance, tmp_path, RECORD.format(registries=REGISTRIES))
+    lines = run(instance, tmp_path, RECORD.format(registries=REGISTRIES))
+    mapped, pg, fsspec, after, tables = lines
     assert mapped == "MAPPED []"
+    # SQLite: the partial indexes' PostgreSQL option does not load that dialect (~22 ms)
+    assert pg == f"POSTGRESQL {instance.engine.dialect.name == 'postgresql'}"
+    assert fsspec == "FSSPEC False"  # local files are located, hashed and stat'ed with os
     assert after == f"AFTER {sorted(REGISTRIES)} ulabels"
     for table in ("features", "feature_values", "artifact_ulabels", "schemas", "collections"):
         assert f"'{table}'" in tables
@@ -79,10 +86,12 @@ def test_load_all_maps_every_core_table(instance: Instance, tmp_path: Path) -> N
         "before = set(Base.metadata.tables)\nload_all()\n"
         "print(sorted(set(Base.metadata.tables) - before))\n"
         f"print(sorted(m for m in sys.modules if m in {REGISTRIES!r}))\n"
+        "print('sqlalchemy.dialects.postgresql' in sys.modules)\n"
     )
-    added, modules = run(instance, tmp_path, code)
+    added, modules, postgresql = run(instance, tmp_path, code)
     assert "'feature_values'" in added and "'ulabel_parents'" in added
     assert modules == str(sorted(REGISTRIES))
+    assert postgresql == "False"  # no model declares a PostgreSQL option (`partial_index`)
 
 
 def test_registries_are_found_by_name_in_a_fresh_process(
@@ -94,3 +103,33 @@ def test_registries_are_found_by_name_in_a_fresh_process(
         "print(find_registry('ULabel').__name__, find_registry('Feature').__name__)\n"
     )
     assert run(instance, tmp_path, code) == ["ULabel Feature"]
+
+
+def test_partial_indexes_get_their_postgresql_option_with_a_postgresql_engine(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """Declared before a PostgreSQL engine is made, or after (a registry mapped later): both
+    indexes carry the condition in PostgreSQL's DDL; until then the dialect is not loaded."""
+    code = (
+        "import sys\n"
+        "from sqlalchemy import Column, Integer, MetaData, Table\n"
+        "from sqlalchemy.schema import CreateIndex\n"
+        "from lakeline.db.partial import partial_index, use_postgresql\n"
+        "t = Table('t', MetaData(), Column('a', Integer), Column('b', Integer))\n"
+        "before = partial_index('ix_t_a', t.c.a, where='a IS NOT NULL')\n"
+        "print('sqlalchemy.dialects.postgresql' in sys.modules)\n"
+        "use_postgresql()\n"
+        "after = partial_index('ix_t_b', t.c.b, where='b > 1')\n"
+        "from sqlalchemy.dialects import postgresql, sqlite\n"
+        "for ix in (before, after):\n"
+        "    print(CreateIndex(ix).compile(dialect=postgresql.dialect()))\n"
+        "    print(CreateIndex(ix).compile(dialect=sqlite.dialect()))\n"
+    )
+    lines = [line.strip() for line in run(instance, tmp_path, code) if line.strip()]
+    assert lines == [
+        "False",
+        "CREATE INDEX ix_t_a ON t (a) WHERE a IS NOT NULL",
+        "CREATE INDEX ix_t_a ON t (a) WHERE a IS NOT NULL",
+        "CREATE INDEX ix_t_b ON t (b) WHERE b > 1",
+        "CREATE INDEX ix_t_b ON t (b) WHERE b > 1",
+    ]

@@ -211,6 +211,9 @@ def make_engine(url: str, *, create: bool = True, read_only: bool = False, **kwa
         install(engine)
         return engine
     if parsed.get_backend_name() == "postgresql":
+        from lakeline.db.partial import use_postgresql
+
+        use_postgresql()  # the partial indexes' PostgreSQL option (DDL, schema comparisons)
         options = "-c jit=off" + (" -c default_transaction_read_only=on" if read_only else "")
         connect_args: dict[str, Any] = {"connect_timeout": 10, "options": options}
         kwargs.setdefault("connect_args", connect_args)

@@ -31,7 +31,6 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import DBAPIError, InvalidRequestError, StatementError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -69,6 +68,8 @@ def one_of(session: Session, column: Any, values: Sequence[Any]) -> ColumnElemen
     as_json = _json_list(session, column, values, postgres) if len(values) > RETURNING else None
     if as_json is not None:
         if postgres:
+            from sqlalchemy.dialects.postgresql import JSONB
+
             elements: Any = select(
                 func.jsonb_array_elements_text(cast(bindparam(None, as_json, Text), JSONB))
             )

@@ -33,7 +33,6 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -107,6 +106,8 @@ def _finish_statement(dialect: str, error: bool = True) -> Any:
     log: ColumnElement[Any]
     # like log_status: a log that is not a list yet (SQL NULL, JSON null) starts empty
     if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import JSONB
+
         before = case(
             (func.jsonb_typeof(c.status_log) == "array", c.status_log),
             else_=literal_column("'[]'::jsonb"),

@@ -10,9 +10,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Double, ForeignKey, Index, Integer, text
+from sqlalchemy import BigInteger, Double, ForeignKey, Index, Integer
 from sqlalchemy.orm import Mapped, mapped_column
 
+from lakeline.db.partial import partial_index
 from lakeline.models.base import Base, KeyString, Str, utcnow
 from lakeline.models.feature import Feature  # noqa: F401 - mapped first: the keys' targets
 from lakeline.models.schema import Schema  # noqa: F401
@@ -22,14 +23,12 @@ _VALUE_COLUMNS = ("value_int", "value_float", "value_str", "value_bool", "value_
 
 
 def _value_index(column: str) -> Index:
-    where = text(f"{column} IS NOT NULL")
-    return Index(
+    return partial_index(
         f"ix_feature_values_{column}",
         "feature_id",
         column,
         "artifact_id",
-        sqlite_where=where,
-        postgresql_where=where,
+        where=f"{column} IS NOT NULL",
     )
 
 
@@ -62,22 +61,20 @@ class ArtifactULabel(Base):
 
     __tablename__ = "artifact_ulabels"
     __table_args__ = (
-        Index(
+        partial_index(
             "uq_artifact_ulabels_feature",
             "artifact_id",
             "ulabel_id",
             "feature_id",
             unique=True,
-            sqlite_where=text("feature_id IS NOT NULL"),
-            postgresql_where=text("feature_id IS NOT NULL"),
+            where="feature_id IS NOT NULL",
         ),
-        Index(
+        partial_index(
             "uq_artifact_ulabels_plain",
             "artifact_id",
             "ulabel_id",
             unique=True,
-            sqlite_where=text("feature_id IS NULL"),
-            postgresql_where=text("feature_id IS NULL"),
+            where="feature_id IS NULL",
         ),
         Index("ix_artifact_ulabels_ulabel_id", "ulabel_id", "feature_id", "artifact_id"),
     )

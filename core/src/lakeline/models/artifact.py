@@ -7,9 +7,10 @@ from functools import cache
 from os import PathLike
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, text, true
+from sqlalchemy import BigInteger, ForeignKey, Index, true
 from sqlalchemy.orm import Mapped, mapped_column
 
+from lakeline.db.partial import partial_index
 from lakeline.models.base import Base, KeyString, LongText, RecordMixin, Str, VersionedMixin
 
 if TYPE_CHECKING:
@@ -45,28 +46,25 @@ class Artifact(RecordMixin, VersionedMixin, Base):
     __tablename__ = "artifacts"
     search_fields = ("key", "description")
     __table_args__ = (
-        Index(
+        partial_index(
             "uq_artifacts_latest_key",
             "key",
             unique=True,
-            sqlite_where=text("is_latest AND key IS NOT NULL"),
-            postgresql_where=text("is_latest AND key IS NOT NULL"),
+            where="is_latest AND key IS NOT NULL",
         ),
-        Index(
+        partial_index(
             "uq_artifacts_latest_stem",
             "stem",
             unique=True,
-            sqlite_where=text("is_latest"),
-            postgresql_where=text("is_latest"),
+            where="is_latest",
         ),
         Index("ix_artifacts_key", "key"),
         Index("ix_artifacts_storage_id_store_key", "storage_id", "store_key"),
-        Index(
+        partial_index(
             "ix_artifacts_unavailable",
             "storage_id",
             "store_key",
-            sqlite_where=text("NOT available"),
-            postgresql_where=text("NOT available"),
+            where="NOT available",
         ),
     )
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ForeignKey, Index, Integer, text
+from sqlalchemy import ForeignKey, Index, Integer
 from sqlalchemy.orm import Mapped, mapped_column
 
+from lakeline.db.partial import partial_index
 from lakeline.models.base import Base, KeyString, LongText, RecordMixin, Str, VersionedMixin
 
 if TYPE_CHECKING:
@@ -23,19 +24,17 @@ class Collection(RecordMixin, VersionedMixin, Base):
     __tablename__ = "collections"
     search_fields = ("key", "description")
     __table_args__ = (
-        Index(
+        partial_index(
             "uq_collections_latest_stem",
             "stem",
             unique=True,
-            sqlite_where=text("is_latest"),
-            postgresql_where=text("is_latest"),
+            where="is_latest",
         ),
-        Index(
+        partial_index(
             "uq_collections_latest_key",
             "key",
             unique=True,
-            sqlite_where=text("is_latest AND key IS NOT NULL"),
-            postgresql_where=text("is_latest AND key IS NOT NULL"),
+            where="is_latest AND key IS NOT NULL",
         ),
         Index("ix_collections_key", "key"),
     )

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ForeignKey, Index, text
+from sqlalchemy import ForeignKey, Index
 from sqlalchemy.orm import Mapped, mapped_column
 
+from lakeline.db.partial import partial_index
 from lakeline.models.base import Base, LongText, RecordMixin, Str
 
 if TYPE_CHECKING:
@@ -29,19 +30,17 @@ class Run(RecordMixin, Base):
         Index("uq_runs_engine_engine_ref", "engine", "engine_ref", unique=True),
         Index("ix_runs_transform_id_started_at", "transform_id", "started_at"),
         # the runs still going (or left `started` by a process that died): small
-        Index(
+        partial_index(
             "ix_runs_started",
             "host",
-            sqlite_where=text("status = 'started'"),
-            postgresql_where=text("status = 'started'"),
+            where="status = 'started'",
         ),
         # what deleting an artifact (report, environment) or a run (cached_from) looks up (0016)
         *(
-            Index(
+            partial_index(
                 f"ix_runs_{column}",
                 column,
-                sqlite_where=text(f"{column} IS NOT NULL"),
-                postgresql_where=text(f"{column} IS NOT NULL"),
+                where=f"{column} IS NOT NULL",
             )
             for column in ("report_id", "environment_id", "cached_from_id")
         ),

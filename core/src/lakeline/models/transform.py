@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ForeignKey, Index, text
+from sqlalchemy import ForeignKey, Index
 from sqlalchemy.orm import Mapped, mapped_column
 
+from lakeline.db.partial import partial_index
 from lakeline.models.base import Base, KeyString, LongText, RecordMixin, Str, VersionedMixin
 
 if TYPE_CHECKING:
@@ -31,12 +32,11 @@ class Transform(RecordMixin, VersionedMixin, Base):
     __tablename__ = "transforms"
     search_fields = ("key", "description", "reference")
     __table_args__ = (
-        Index(
+        partial_index(
             "uq_transforms_latest_stem",
             "stem",
             unique=True,
-            sqlite_where=text("is_latest"),
-            postgresql_where=text("is_latest"),
+            where="is_latest",
         ),
         Index("ix_transforms_key", "key"),
     )

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ForeignKey, Index, text
+from sqlalchemy import ForeignKey, Index
 from sqlalchemy.orm import Mapped, mapped_column
 
+from lakeline.db.partial import partial_index
 from lakeline.models.base import Base, LongText, RecordMixin, Str
 from lakeline.models.feature import join_synonyms
 from lakeline.validation import CanValidate
@@ -28,20 +29,18 @@ class ULabel(RecordMixin, CanValidate, Base):
     __tablename__ = "ulabels"
     search_fields = ("name", "synonyms", "abbr", "description")
     __table_args__ = (
-        Index(
+        partial_index(
             "uq_ulabels_type_id_name",
             "type_id",
             "name",
             unique=True,
-            sqlite_where=text("type_id IS NOT NULL"),
-            postgresql_where=text("type_id IS NOT NULL"),
+            where="type_id IS NOT NULL",
         ),
-        Index(
+        partial_index(
             "uq_ulabels_name_untyped",
             "name",
             unique=True,
-            sqlite_where=text("type_id IS NULL"),
-            postgresql_where=text("type_id IS NULL"),
+            where="type_id IS NULL",
         ),
         Index("ix_ulabels_name", "name"),
     )

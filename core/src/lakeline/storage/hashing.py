@@ -114,10 +114,10 @@ def hash_folder(fs: AbstractFileSystem, path: str) -> Digest:
 # -- reading a file that may change --------------------------------------------------------------
 
 
-def _state(fs: AbstractFileSystem, path: str) -> tuple[Any, ...]:
-    """What changes when a file is written: size, mtime, ctime and inode (local); size and
-    ETag or modification time (object stores)."""
-    if _is_local(fs):
+def _state(fs: AbstractFileSystem | None, path: str) -> tuple[Any, ...]:
+    """What changes when a file is written: size, mtime, ctime and inode (local, or `fs`
+    None); size and ETag or modification time (object stores)."""
+    if fs is None or _is_local(fs):
         st = os.stat(path)
         return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
     fs.invalidate_cache(path)
@@ -133,7 +133,7 @@ def _changed(path: str) -> SourceChanged:
 
 def _steady(
     read: Callable[[tuple[Any, ...]], Digest],
-    fs: AbstractFileSystem,
+    fs: AbstractFileSystem | None,
     path: str,
     before: tuple[Any, ...] | None = None,
 ) -> tuple[Digest, tuple[Any, ...]]:
@@ -156,18 +156,26 @@ def _reader(fs: AbstractFileSystem, path: str) -> Callable[[tuple[Any, ...]], Di
 
 
 def hash_in_place(
-    fs: AbstractFileSystem, path: str, is_dir: bool, before: tuple[Any, ...] | None = None
+    fs: AbstractFileSystem | None,
+    path: str,
+    is_dir: bool,
+    before: tuple[Any, ...] | None = None,
 ) -> tuple[Digest, Fingerprint]:
     """Hash a file or folder that stays where it is, and fingerprint it: each file is read
     again if it changed while it was hashed, then refused (`SourceChanged`). `before`: a
     local file's (size, mtime_ns, ctime_ns, inode) stat'ed just before (the batching
-    Recorder's), so its state is not read twice; its fingerprint is the state after."""
+    Recorder's), so its state is not read twice; its fingerprint is the state after.
+    `fs` None: a local file, read with os (no fsspec)."""
     if not is_dir:
-        if _is_local(fs):
+        if fs is None or _is_local(fs):
             digest, after = _steady(lambda st: hash_local_file(path, st[0]), fs, path, before)
             return digest, Fingerprint(after[0], f"m:{after[1]}")
         digest, _ = _steady(lambda _: hash_file(fs, path), fs, path)
         return digest, fingerprint(fs, path, is_dir=False)
+    if fs is None:
+        from lakeline.storage.roots import filesystem
+
+        fs = filesystem(path)
     for _ in range(2):
         files = list_files(fs, path)
         parts = [(rel, _steady(_reader(fs, full), fs, full)[0]) for rel, full in files]
