@@ -388,3 +388,38 @@ def test_gc_removing_the_bytes_a_save_took_as_stored_has_it_store_them_again(
     assert left.read_bytes() == b"bytes gc takes away"
     assert saved.store_tag == f"m:{left.stat().st_mtime_ns}"
     assert CliRunner().invoke(cli, ["verify", "--all"]).exit_code == 0
+
+
+@pytest.mark.parametrize("size", [15, SMALL * 2], ids=["in-memory", "copied"])
+def test_bytes_left_without_a_record_that_changed_are_stored_again(
+    instance: Instance, tmp_path: Path, size: int
+) -> None:
+    """An object no record references whose bytes changed since they were stored (the same
+    size: a record deleted with its bytes kept, the object then written to): a save of the
+    bytes its address names stores them again instead of taking the changed ones (a stat
+    took them: the new record's tag then vouched for the wrong bytes)."""
+    right = (b"the right bytes" * (size // 15 + 1))[:size]
+    wrong = b"the wrong bytes" + right[15:]
+    (tmp_path / "e.txt").write_bytes(right)
+    first = ll.Artifact(tmp_path / "e.txt", key="e.txt").save()
+    stored = Path(instance.storage.root) / first.store_key
+    first.delete(permanent_bytes=False)
+    stored.write_bytes(wrong)
+    saved = ll.Artifact(tmp_path / "e.txt", key="e2.txt").save()
+    assert Path(instance.storage.root) / saved.store_key == stored
+    assert stored.read_bytes() == right
+    assert saved.store_tag == f"m:{stored.stat().st_mtime_ns}"
+    assert CliRunner().invoke(cli, ["verify", "--all"]).exit_code == 0
+
+
+@pytest.mark.parametrize("size", [15, SMALL * 2], ids=["in-memory", "copied"])
+def test_the_same_bytes_under_two_keys_are_stored_once_whatever_their_size(
+    instance: Instance, tmp_path: Path, size: int
+) -> None:
+    """As above for a file copied to a temporary name rather than read into memory: the
+    second plan takes the object the first stored in this save (no second rename)."""
+    for name in ("a.txt", "b.txt"):
+        (tmp_path / name).write_bytes(b"x" * size)
+    first, second = ll.save([ll.Artifact(tmp_path / n, key=n) for n in ("a.txt", "b.txt")])
+    stored = Path(instance.storage.root) / first.store_key
+    assert first.store_tag == second.store_tag == f"m:{stored.stat().st_mtime_ns}"

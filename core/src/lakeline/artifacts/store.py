@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
+from stat import S_ISREG
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -151,31 +152,29 @@ def upload(instance: Instance, plans: Sequence[Plan], progress: Progress | None)
     # each storage's id and root read once: an ORM attribute read (~0.5 us) per plan else
     roots = {s: (s.id, s.root) for s in {storage_of(p) for p in todo}}
     local = {s for s, (_, root) in roots.items() if protocol_of(root) == "local"}
-    # a file in local storage: a stat tells whether its bytes are stored already (a query of
-    # the catalog cost more, round trip included; whether a record references them does not
-    # matter: `claim` checks again, under the object's lock, that they are still there);
-    # elsewhere (a request each) only the objects a record references are asked about
-    asked = [p for p in todo if storage_of(p) not in local or _folder(p)]
+    # a small file in memory, for local storage: the object at its address, if any, is read
+    # and compared (no query of the catalog; an object a killed save left is taken, one whose
+    # bytes changed is replaced); elsewhere only objects a record references, or this save
+    # stored, are taken when their size agrees (a request each in an object store)
+    asked = [p for p in todo if not _compared(p, local)]
     shared = (
         referenced_keys(instance, [(roots[storage_of(p)][0], p.store_key) for p in asked])
         if asked
         else set()
     )
+    placed: set[tuple[int, str]] = set()  # objects this save stored (set.add: atomic)
 
     def one(plan: Plan) -> None:
         storage = storage_of(plan)
         storage_id, root = roots[storage]
         stored: Fingerprint | None = None
-        with contextlib.suppress(FileNotFoundError):  # not stored: None
-            if storage in local and not _folder(plan):
-                target = join(root, plan.store_key)
-                # no exception to make for a new object (the usual case): ~1.3 us less
-                if os.access(target, os.F_OK):
-                    st = os.stat(target)  # as stored_fingerprint
-                    stored = Fingerprint(st.st_size, f"m:{st.st_mtime_ns}")
-            elif (storage_id, plan.store_key) in shared:
-                stored = stored_fingerprint(instance, plan)
         assert plan.digest is not None
+        if _compared(plan, local):
+            assert isinstance(plan.tmp, bytes)
+            stored = _holding(join(root, plan.store_key), plan.tmp)
+        elif (storage_id, plan.store_key) in shared or (storage_id, plan.store_key) in placed:
+            with contextlib.suppress(FileNotFoundError):  # not stored: None
+                stored = stored_fingerprint(instance, plan)
         if stored is not None and stored.size == plan.digest.size:
             discard(plan.tmp)  # identical bytes already stored: share them
             plan.tmp = None
@@ -184,6 +183,7 @@ def upload(instance: Instance, plans: Sequence[Plan], progress: Progress | None)
                 progress("upload", 1)
             return
         store(instance, plan, root)
+        placed.add((storage_id, plan.store_key))
         if progress:
             progress("upload", 1)
 
@@ -191,8 +191,38 @@ def upload(instance: Instance, plans: Sequence[Plan], progress: Progress | None)
     map_items(one, todo, threads=io_bound(instance, [p.artifact for p in todo], sizes))
 
 
-def _folder(plan: Plan) -> bool:
-    return plan.digest is not None and plan.digest.n_files is not None
+def _compared(plan: Plan, local: set[Storage]) -> bool:
+    """Whether a plan's bytes are in memory, for local storage: compared with its object's."""
+    return isinstance(plan.tmp, bytes) and storage_of(plan) in local
+
+
+def _holding(target: str, data: bytes) -> Fingerprint | None:
+    """The fingerprint of the local file `target` when it holds exactly `data`, else None
+    (a stat alone would take changed bytes of the same size: hash = bytes)."""
+    if not os.access(target, os.F_OK):  # a new object (the usual case): no exception
+        return None
+    try:
+        fd = os.open(target, _READ)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not S_ISREG(st.st_mode) or st.st_size != len(data):
+            return None
+        read = b""
+        while len(read) <= len(data):  # one more byte: a file grown since the fstat
+            part = os.read(fd, len(data) + 1 - len(read))
+            if not part:
+                break
+            read += part
+        return Fingerprint(st.st_size, f"m:{st.st_mtime_ns}") if read == data else None
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+_READ = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 
 
 def stored_fingerprint(instance: Instance, plan: Plan) -> Fingerprint:
