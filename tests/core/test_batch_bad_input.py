@@ -37,6 +37,10 @@ BAD: dict[str, tuple[Call, str]] = {
         lambda r, wf, p: r.annotate(_step(r, wf, "n"), "engine", path="caf\udce9"),
         "metadata must be JSON.*surrogate",
     ),
+    "input role with a surrogate": (
+        lambda r, wf, p: r.use(_step(r, wf, "u"), p / "out.txt", role="caf\udce9"),
+        "input's role.*surrogate",
+    ),
     "exit code out of range": (
         lambda r, wf, p: r.finish_step(_step(r, wf, "e"), "errored", exit_code=2**40),
         "exit code 1099511627776 is out of a 32-bit",

@@ -31,10 +31,20 @@ def validate_label(label: str | None) -> str | None:
     return label
 
 
-def check_text(value: str, length: int | None) -> str:
+def check_text(value: str, length: int | None, field: str | None = None) -> str:
     """`value` if both databases store it alike: no NUL byte (PostgreSQL refuses them, SQLite
     would store them) and at most `length` characters (PostgreSQL refuses longer values,
-    SQLite would store them). Raised for queries too: such a value matches nothing."""
+    SQLite would store them). Raised for queries too: such a value matches nothing. `field`:
+    what the value is, put in front of the message ("a run's params: text ...")."""
+    try:
+        return _checked_text(value, length)
+    except InvalidValue as exc:
+        if field is None:
+            raise
+        raise InvalidValue(f"{field}: {exc}") from None
+
+
+def _checked_text(value: str, length: int | None) -> str:
     if "\x00" in value:
         raise InvalidValue(
             f"text {_preview(value)} contains a NUL byte (\\x00), which a catalog value may not "

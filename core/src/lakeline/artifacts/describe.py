@@ -12,7 +12,6 @@ from lakeline.config import cache_dir
 from lakeline.db.rows import fill_new
 from lakeline.errors import (
     InvalidKey,
-    InvalidValue,
     PathNotFound,
     StorageError,
     UnsupportedPath,
@@ -139,10 +138,7 @@ def check_kind(kind: str) -> None:
     from lakeline.models.artifact import KIND_LENGTH
     from lakeline.values import check_text
 
-    try:
-        check_text(kind, KIND_LENGTH)
-    except InvalidValue as exc:
-        raise InvalidValue(f"an artifact's kind: {exc}") from None
+    check_text(kind, KIND_LENGTH, "an artifact's kind")
 
 
 def prepare(

@@ -132,10 +132,7 @@ def new_run(
     ):
         from lakeline.values import check_text
 
-        try:
-            check_text(engine_ref, ENGINE_REF_LENGTH)
-        except InvalidValue as exc:
-            raise InvalidValue(f"a run's engine reference (engine_ref): {exc}") from None
+        check_text(engine_ref, ENGINE_REF_LENGTH, "a run's engine reference (engine_ref)")
     if params is not None:
         try:
             check_json(params)

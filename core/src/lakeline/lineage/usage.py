@@ -39,20 +39,18 @@ ROLE_LENGTH = 255  # run_inputs.role
 
 def check_role(role: str) -> str:
     """`role` if `run_inputs.role` holds it alike on both databases, else InvalidValue naming
-    it (a NUL byte, which SQLite's json_each would cut and PostgreSQL refuses, or more than
-    255 characters). The statements here bind roles as plain text, past `Str`'s check."""
+    it (a NUL byte, which SQLite's json_each would cut and PostgreSQL refuses, a lone
+    surrogate, or more than 255 characters). The statements here bind roles as plain text,
+    past `Str`'s check."""
     if not isinstance(role, str):
         from lakeline.errors import InvalidValue
 
         raise InvalidValue(f"an input's role is a string, not {type(role).__name__} {role!r}")
-    if "\x00" in role or len(role) > ROLE_LENGTH:
-        from lakeline.errors import InvalidValue
+    # not ASCII: maybe a lone surrogate, which no database encodes (every flush would fail)
+    if "\x00" in role or len(role) > ROLE_LENGTH or not role.isascii():
         from lakeline.values import check_text
 
-        try:
-            check_text(role, ROLE_LENGTH)
-        except InvalidValue as exc:
-            raise InvalidValue(f"an input's role: {exc}") from None
+        check_text(role, ROLE_LENGTH, "an input's role")
     return role
 
 
