@@ -211,15 +211,18 @@ def insert_queued(
     """Insert the queued runs in `session`'s transaction (those recorded before are found);
     `started` gets the runs it inserts, `replays` the handles of runs recorded before with the
     queued run and transform they held (`unsaved_runs` gives them back: the session's records
-    expire when it rolls back). A few runs (a small flush) go in with INSERT ... ON CONFLICT
-    DO NOTHING, and only those it leaves out are looked up (replays are rare); more are
-    looked for first, then inserted in bulk (COPY on PostgreSQL). In waves: a step nested
-    under a step of this batch after it."""
+    expire when it rolls back). A few runs (a small flush), and on SQLite any number, go in
+    with INSERT ... ON CONFLICT DO NOTHING, and only those it leaves out are looked up
+    (replays are rare); more on PostgreSQL are looked for first, then inserted with COPY (less
+    client CPU a run than binding each value of a long INSERT). On SQLite (in process, no
+    round trips) the conflict path saves the look-up and the id checks of a multi-row
+    INSERT: 4 statements a flush -> 1. In waves: a step nested under a step of this batch
+    after it."""
     from lakeline.db.rows import RETURNING
     from lakeline.lineage.batching import unsaved_runs
 
     runs = list(rec._runs.values())
-    few = len(runs) <= RETURNING
+    few = len(runs) <= RETURNING or session.get_bind().dialect.name != "postgresql"
     # looked for first: many runs, and those a flush interrupted after its commit inserted
     first = runs if not few else [(h, p) for h, p in runs if h.run.id is not None]
     refs = [handle.engine_ref for handle, _ in first]

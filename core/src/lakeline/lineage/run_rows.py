@@ -51,6 +51,8 @@ if TYPE_CHECKING:
     from lakeline.instance import Instance
 
 _statements: dict[tuple[Any, ...], Any] = {}
+# runs a statement of `insert_new_runs` writes: 21 columns each, within SQLite's 32766 parameters
+NEW_RUNS = 500
 _autocommit: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
 
 
@@ -181,11 +183,17 @@ def insert_runs(session: Session, runs: Sequence[Run]) -> None:
 
 
 def insert_new_runs(session: Session, runs: Sequence[Run]) -> list[Run]:
-    """`insert_runs` for a few runs (at most `RETURNING`) in one statement that leaves out a
-    run whose (engine, engine_ref) is recorded already: INSERT ... ON CONFLICT DO NOTHING
-    RETURNING, so a flush need not look for replays first. Those left out (replays, or runs
-    another process inserted first: on PostgreSQL the insert waits for its transaction) are
+    """`insert_runs` in statements that leave out a run whose (engine, engine_ref) is
+    recorded already: INSERT ... ON CONFLICT DO NOTHING RETURNING (`NEW_RUNS` runs each), so
+    a flush need not look for replays first. Those left out (replays, or runs another
+    process inserted first: on PostgreSQL the insert waits for its transaction) are
     returned, unsaved; the others get their ids and become detached records."""
+    if len(runs) > NEW_RUNS:
+        return [
+            run
+            for start in range(0, len(runs), NEW_RUNS)
+            for run in insert_new_runs(session, runs[start : start + NEW_RUNS])
+        ]
     from lakeline.db.rows import bound_values
 
     columns = _columns()
