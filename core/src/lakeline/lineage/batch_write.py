@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.orm.attributes import set_committed_value
 
 from lakeline import checkpoints
+from lakeline.db.rows import fill_new
 from lakeline.errors import LakelineError
 from lakeline.lineage.batch_files import QueuedFile, nul_error
+from lakeline.lineage.handles import loaded
 from lakeline.lineage.records import fire
 from lakeline.lineage.run_rows import (
     FINISH_COLUMNS,
@@ -91,7 +93,7 @@ def write_batch(
         reset()  # a retried transaction starts again
         first.clear()
         if rec._runs:
-            queued = {id(handle.run) for handle, _ in rec._runs.values() if handle.run.id is None}
+            queued = {id(h.run) for h, _ in rec._runs.values() if loaded(h.run, "id") is None}
             for step, change in finishes:  # started and finished here: inserted finished
                 run = step.run
                 if (
@@ -101,16 +103,17 @@ def write_batch(
                     and not nul_error(change)
                 ):
                     first[id(run)] = (step, change)
-                    applied.append((run, {name: vars(run).get(name) for name in FINISH_COLUMNS}))
+                    values = vars(run)
+                    applied.append((run, {name: values.get(name) for name in FINISH_COLUMNS}))
                     finish_queued(run, change)
             rec._insert_all(session, started, replays)
         new.clear()
         new.update(id(handle.run) for handle, _ in started)
         for key in [key for key in first if key not in new]:
             del first[key]  # a replay: its finish goes to the run recorded before
-        for f in files:
+        for f in files:  # new records (inserted by the save): no attribute events
             if f.producer is not None:
-                f.artifact.run_id = f.producer.run.id
+                fill_new(f.artifact, {"run_id": loaded(f.producer.run, "id")})
 
     def write(session: Session, plans: Sequence[Plan] = ()) -> None:
         edges.clear()  # a retried transaction starts again
@@ -125,13 +128,15 @@ def write_batch(
         claims: list[tuple[Artifact | None, int]] = []
         for f, plan in zip(files, plans, strict=True):
             result = plan.result
-            assert result is not None and result.id is not None
+            result_id = None if result is None else loaded(result, "id")
+            assert result is not None and result_id is not None
             if f.producer is not None:
-                claims.append((result, f.producer.run.id))
+                claims.append((result, loaded(f.producer.run, "id")))
             for user, role in f.used_by:
-                wanted.setdefault((user.run.id, result.id, role), (user.run, result))
+                wanted.setdefault((loaded(user.run, "id"), result_id, role), (user.run, result))
         for user, artifact, role in links:  # files saved before, unchanged since
-            wanted.setdefault((user.run.id, artifact.id, role), (user.run, artifact))
+            edge = (loaded(user.run, "id"), loaded(artifact, "id"), role)
+            wanted.setdefault(edge, (user.run, artifact))
         claim_many(session, claims)
         made = insert_inputs(session, wanted)  # one statement: the new ones back
         edges.extend(pair for edge, pair in wanted.items() if edge in made)
@@ -224,7 +229,7 @@ def insert_queued(
     runs = list(rec._runs.values())
     few = len(runs) <= RETURNING or session.get_bind().dialect.name != "postgresql"
     # looked for first: many runs, and those a flush interrupted after its commit inserted
-    first = runs if not few else [(h, p) for h, p in runs if h.run.id is not None]
+    first = runs if not few else [(h, p) for h, p in runs if loaded(h.run, "id") is not None]
     refs = [handle.engine_ref for handle, _ in first]
     found = _recorded(rec, session, refs, check=not few) if first else {}
     waiting = []
@@ -233,15 +238,15 @@ def insert_queued(
         if known is not None:
             _replayed(rec, session, handle, known, replays)
             continue
-        if handle.run.id is not None:  # inserted by an interrupted flush, deleted since
+        if loaded(handle.run, "id") is not None:  # inserted by an interrupted flush, deleted since
             unsaved_runs([(handle, parent)])
         waiting.append((handle, parent))
     while waiting:
-        ready = [(h, p) for h, p in waiting if p.run.id is not None]
+        ready = [(h, p) for h, p in waiting if loaded(p.run, "id") is not None]
         if not ready:
             raise LakelineError("a step's parent run was never started")
-        for handle, parent in ready:
-            handle.run.parent_id = parent.run.id
+        for handle, parent in ready:  # a new run (transient): no attribute events
+            fill_new(handle.run, {"parent_id": loaded(parent.run, "id")})
         started.extend(ready)  # made unsaved again if the transaction fails
         if not few:
             insert_runs(session, [handle.run for handle, _ in ready])
@@ -259,7 +264,7 @@ def insert_queued(
                         "flush recorded it again"
                     )
                 _replayed(rec, session, handle, known, replays)
-        waiting = [(h, p) for h, p in waiting if h.run.id is None]
+        waiting = [(h, p) for h, p in waiting if loaded(h.run, "id") is None]
 
 
 def _recorded(
