@@ -340,14 +340,14 @@ def test_a_large_flush_whose_run_another_process_inserted_after_its_look_up_retr
     armed = [True]
 
     def meanwhile(conn: Any, cursor: Any, sql: str, *args: Any) -> None:
-        if armed[0] and sql.lstrip().upper().startswith("SELECT RUNS.ID"):
+        if armed[0] and sql.lstrip().upper().startswith("SELECT 1 FROM RUNS"):
             armed[0] = False  # the second looked and found nothing: the first commits
             first.flush()
 
     looked: list[str] = []
 
     def look(conn: Any, cursor: Any, sql: str, *args: Any) -> None:
-        if sql.lstrip().upper().startswith("SELECT RUNS.ID"):
+        if sql.lstrip().upper().startswith("SELECT 1 FROM RUNS"):
             looked.append(sql)
 
     event.listen(instance.engine, "before_cursor_execute", look)
