@@ -26,7 +26,6 @@ from sqlalchemy import (
     Table,
     Text,
     bindparam,
-    insert,
     text,
     update,
 )
@@ -84,14 +83,6 @@ def _columns() -> list[str]:
     return [column.key for column in _table().columns if not column.primary_key]
 
 
-def _insert_statement(dialect: str) -> Any:
-    stmt = _statements.get(("insert", dialect))
-    if stmt is None:
-        table = _table()
-        stmt = _statements["insert", dialect] = insert(table).returning(table.c.id)
-    return stmt
-
-
 _PG_FINISH = (  # Finish.row: the log as `log_status` moves it (a non-list starts empty)
     "UPDATE runs SET status = :p_status, status_log = (CASE WHEN jsonb_typeof(runs.status_log) "
     "= 'array' THEN runs.status_log ELSE '[]'::jsonb END) || "
@@ -139,15 +130,28 @@ def _finish_statement(dialect: str, error: bool = True) -> Any:
     return stmt
 
 
+_ON_CONFLICT = " ON CONFLICT (engine, engine_ref) DO NOTHING"
+
+
 def insert_run(session: Session | Connection, run: Run) -> None:
     """INSERT the new `run` (as `new_run` made it) with `session`; it gets its id and becomes
-    a detached record."""
-    if run.created_at is None:
-        run.created_at = utcnow()
+    a detached record. SQL for the driver, values bound as the columns' types bind them, as
+    `insert_new_runs`: no statement to compile (an INSERT construct cost ~0.8 ms per engine)."""
+    from lakeline.db.rows import bound_values
+
     loaded = run.__dict__
-    values = {name: loaded.get(name) for name in _columns()}
-    stmt = _insert_statement(_dialect(session))
-    new_id = session.execute(stmt, values).scalar_one()
+    if loaded.get("created_at") is None:
+        fill_new(run, {"created_at": utcnow()})
+    columns = _columns()
+    values = {name: loaded.get(name) for name in columns}
+    connection = session if isinstance(session, Connection) else session.connection()
+    sql = _statements.get(("insert", connection.dialect.name))
+    if sql is None:
+        head, one = _upsert_sql(connection.dialect)
+        sql = head.replace("{rows}", one).replace(_ON_CONFLICT, "")
+        _statements["insert", connection.dialect.name] = sql
+    (bound,) = bound_values(_table(), connection.dialect, columns, [values])
+    new_id = connection.exec_driver_sql(sql, tuple(bound)).one()[0]
     set_committed_value(run, "id", new_id)
     for name, value in values.items():
         if name not in loaded:  # every column loaded, also the unset (None) ones
@@ -235,7 +239,7 @@ def _upsert_sql(dialect: Dialect) -> tuple[str, str]:
             marks.append(f"CAST({mark} AS jsonb)" if json else mark)
         head = (
             f"INSERT INTO runs ({', '.join(quote(table.c[name].name) for name in names)}) "
-            "VALUES {rows} ON CONFLICT (engine, engine_ref) DO NOTHING RETURNING id, uid"
+            f"VALUES {{rows}}{_ON_CONFLICT} RETURNING id, uid"
         )
         sql = _statements["upsert", dialect.name] = (head, f"({', '.join(marks)})")
     return sql
