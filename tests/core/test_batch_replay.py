@@ -99,7 +99,8 @@ def test_a_resumed_workflow_replays_its_runs_without_a_rollback(
     resumed by a new process: its flush inserts first (no look-up before), the insert leaves
     the recorded steps out and they are taken as replays — the started one finished, the
     finished one unchanged, a new one inserted finished; one commit, no rollback. With
-    `more` new steps (over 16 runs) the flush looks for replays first, then inserts in bulk."""
+    `more` new steps (over 16 runs) the flush on PostgreSQL looks for replays first, then
+    inserts in bulk (COPY); SQLite's inserts first all the same."""
     first = _recorder(tmp_path)
     wf = first.start_workflow(key="p", engine_run_id="r")
     (tmp_path / "a.txt").write_text("a")
@@ -146,7 +147,7 @@ def test_a_resumed_workflow_replays_its_runs_without_a_rollback(
         event.remove(instance.engine, "rollback", rolled_back)
     assert rollbacks == []
     writes = [s for s in sent if s != "BEGIN IMMEDIATE"]
-    if not more:
+    if not more or instance.dialect == "sqlite":
         assert writes[0] == "INSERT INTO RUNS"  # no look-up first
         assert writes.count("INSERT INTO RUNS") == 1
     runs = {ref: ll.Run.get(engine="toy", engine_ref=f"r/{ref}") for ref in steps}
@@ -168,6 +169,44 @@ def test_a_resumed_workflow_replays_its_runs_without_a_rollback(
         *(("finished", ref, "completed", True) for ref in news),
         ("finished", "r/going", "completed", True),
     ]
+    assert verify(instance).ok
+
+
+def test_runs_beyond_one_insert_statement_go_in_several_with_their_replays(
+    instance: Instance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More queued runs than one INSERT ... ON CONFLICT statement takes (`NEW_RUNS`, 3
+    here) go in several, in order; a replay in a later statement is left out and taken."""
+    from lakeline.lineage import run_rows
+
+    monkeypatch.setattr(run_rows, "NEW_RUNS", 3)
+    first = _recorder(tmp_path)
+    wf = first.start_workflow(key="p", engine_run_id="r")
+    done = first.start_step(wf, key="s", kind="rule", engine_task_id="4")
+    first.finish_step(done)
+    first.flush()
+    again = _recorder(tmp_path)
+    wf2 = again.start_workflow(key="p", engine_run_id="r")
+    steps = [again.start_step(wf2, key="s", kind="rule", engine_task_id=str(i)) for i in range(8)]
+    for step in steps:
+        again.finish_step(step)
+    sent: list[str] = []
+
+    def statement(conn: Any, cursor: Any, sql: str, *args: Any) -> None:
+        sent.append(" ".join(sql.split()[:3]).upper())
+
+    event.listen(instance.engine, "before_cursor_execute", statement)
+    try:
+        again.flush()
+    finally:
+        event.remove(instance.engine, "before_cursor_execute", statement)
+    assert sent.count("INSERT INTO RUNS") == 3  # 8 runs: 3 + 3 + 2
+    assert steps[4].run.id == done.run.id  # the replay, in the second statement
+    runs = ll.Run.filter(engine="toy", parent_id=wf.run.id)
+    assert runs.count() == 8
+    assert {r.engine_ref: r.id for r in runs} == {s.engine_ref: s.run.id for s in steps}
+    assert all(r.status == "completed" for r in runs)
+    assert _actions(instance, ll.Run.get(id=done.run.id)) == ["insert"]  # unchanged
     assert verify(instance).ok
 
 
@@ -301,14 +340,14 @@ def test_a_large_flush_whose_run_another_process_inserted_after_its_look_up_retr
     armed = [True]
 
     def meanwhile(conn: Any, cursor: Any, sql: str, *args: Any) -> None:
-        if armed[0] and sql.lstrip().upper().startswith("SELECT RUNS.ID"):
+        if armed[0] and sql.lstrip().upper().startswith("SELECT 1 FROM RUNS"):
             armed[0] = False  # the second looked and found nothing: the first commits
             first.flush()
 
     looked: list[str] = []
 
     def look(conn: Any, cursor: Any, sql: str, *args: Any) -> None:
-        if sql.lstrip().upper().startswith("SELECT RUNS.ID"):
+        if sql.lstrip().upper().startswith("SELECT 1 FROM RUNS"):
             looked.append(sql)
 
     event.listen(instance.engine, "before_cursor_execute", look)

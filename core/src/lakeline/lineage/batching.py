@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from lakeline.errors import InvalidValue, LakelineError
 from lakeline.lineage.batch_files import QueuedFile, mode_of
-from lakeline.lineage.handles import FileRecord, Handle
+from lakeline.lineage.handles import FileRecord, Handle, loaded
 from lakeline.lineage.recorder import Recorder
 from lakeline.lineage.records import fire, new_run
 from lakeline.lineage.run_rows import Finish
@@ -231,7 +231,7 @@ class BatchRecorder(Recorder):
             if engine_ref in self._runs:
                 return self._runs[engine_ref][0]
             # the step's transform, by its code's text (not hashed again for each step)
-            known = (key, kind, workflow.transform.id, source_code, reference)
+            known = (key, kind, loaded(workflow.transform, "id"), source_code, reference)
             transform = self._step_transforms.get(known)
             if transform is None:
                 transform = self._transform(
@@ -250,7 +250,7 @@ class BatchRecorder(Recorder):
                 params=params_of(params),
                 engine=self.engine,
                 engine_ref=engine_ref,
-                created_by_id=self.instance.user.id,
+                created_by_id=loaded(self.instance.user, "id"),
                 at=started_at,
             )
             handle = Handle(run, transform, engine_ref)

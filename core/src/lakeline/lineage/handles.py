@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from lakeline.models import Run, Transform
@@ -32,3 +32,16 @@ class FileRecord:
     kind: str | None = None
     key: str | None = None
     used_by: list[tuple[Handle, str]] = field(default_factory=list)
+
+
+def loaded(record: Any, name: str) -> Any:
+    """`getattr(record, name)` for a column, read from the record's dict where it is there
+    (~0.05 us, the ORM's read ~0.4 us); None for one a new record never had set (its id: the
+    ORM's read runs the default-value events, ~1.7 us). The capture's flush reads a few per
+    step."""
+    values = record.__dict__
+    if name in values:
+        return values[name]
+    if record._sa_instance_state.key is None:  # transient: the dict is all there is
+        return None
+    return getattr(record, name)  # loaded, expired: read it

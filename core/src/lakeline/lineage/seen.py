@@ -12,6 +12,8 @@ import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
+from lakeline.lineage.handles import loaded
+
 if TYPE_CHECKING:
     from lakeline.models import Artifact
 
@@ -40,17 +42,18 @@ class SeenFiles:
     def remember(self, location: str, artifact: Artifact | None, stat: Stat | None = None) -> None:
         """`artifact` is what `location` holds now, or when its stat was `stat` (local files
         only; folders are not kept)."""
-        if artifact is None or artifact.id is None:
+        if artifact is None or loaded(artifact, "id") is None:
             return
         if stat is None:  # a given stat is a file's (`get` compares it with the file's then)
             stat = file_stat(location) if os.path.isfile(location) else None
             if stat is None:
                 return
-        entry = (location, artifact.key)
+        key = loaded(artifact, "key")
+        entry = (location, key)
         with self._lock:
             self._files[entry] = (stat, artifact)
             self._files.move_to_end(entry)
-            self._keys.setdefault(location, set()).add(artifact.key)
+            self._keys.setdefault(location, set()).add(key)
             while len(self._files) > self._limit:
                 (old, key), _ = self._files.popitem(last=False)
                 self._drop(old, key)
