@@ -178,6 +178,43 @@ def test_new_saved_and_changed_objects_in_one_save(
     assert CliRunner().invoke(cli, ["verify", "--all"]).exit_code == 0
 
 
+def test_a_named_new_object_leaves_what_another_saver_stored_meanwhile(
+    instance: Instance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a filesystem without unnamed files: another save stores the same bytes (its record
+    tagged with its object's mtime) after this one looked and found nothing. This one takes
+    that object; it must not rename its own copy over it, leaving the other's record with a
+    tag that is not its object's."""
+    from lakeline import checkpoints
+    from lakeline.artifacts import transfer
+
+    monkeypatch.setattr(transfer._unnamed, "ok", False)
+    (tmp_path / "a.txt").write_text("the same bytes")
+    (tmp_path / "b.txt").write_text("the same bytes")
+    other: list[ll.Artifact] = []
+
+    def another_saver() -> None:
+        if not other:  # its own save reaches this point too: goes on
+            other.append(ll.Artifact(tmp_path / "b.txt", key="other/b.txt"))
+            ll.save(other)
+            inodes.append((Path(instance.storage.root) / other[0].store_key).stat().st_ino)
+
+    inodes: list[int] = []  # the other's object (an mtime may not tell a replaced file)
+    with checkpoints.at("object.written", another_saver):
+        mine = ll.Artifact(tmp_path / "a.txt", key="mine/a.txt").save()
+    assert mine.store_key == other[0].store_key
+    stored = (Path(instance.storage.root) / mine.store_key).stat()
+    assert stored.st_ino == inodes[0]
+    for record in ll.Artifact.filter().all():
+        assert record.store_tag == f"m:{stored.st_mtime_ns}"
+    assert not [p for p in stored_files(instance) if p.name.endswith(PARTIAL)]
+    assert CliRunner().invoke(cli, ["verify", "--all"]).exit_code == 0
+
+
+def stored_files(instance: Instance) -> list[Path]:
+    return [p for p in Path(instance.storage.root).rglob("*") if p.is_file()]
+
+
 def test_temporary_names_are_unique_in_a_process_and_its_fork(tmp_path: Path) -> None:
     """write_local's temporary names are drawn without a system call each (a random part
     per process and a counter): a forked child (a worker of a process pool) must not draw

@@ -4,11 +4,13 @@
 to hold a real save between storing its bytes and writing its records while another process
 deletes or collects garbage. Points: `save.stored` (bytes stored, records not yet written),
 `source.read` (a file's bytes were read, hashed or copied; its stat not yet checked again),
-`recorder.flush` (a BatchRecorder's batch half written inside its transaction),
-`recorder.transform` (a Recorder's new transform written, not committed), `gc.listed`
-(`lakeline gc` found its garbage and is about to remove it), `migrate.locked` (a migration
-holds the database's migration lock, nothing migrated yet), `migrate.audits` (`lakeline
-migrate` at head made the triggers and audit functions again, not committed).
+`object.written` (a new object's bytes in a named temporary file, on a filesystem without
+unnamed ones; not yet linked into place), `recorder.flush` (a BatchRecorder's batch half
+written inside its transaction), `recorder.transform` (a Recorder's new transform written,
+not committed), `gc.listed` (`lakeline gc` found its garbage and is about to remove it),
+`migrate.locked` (a migration holds the database's migration lock, nothing migrated yet),
+`migrate.audits` (`lakeline migrate` at head made the triggers and audit functions again,
+not committed).
 """
 
 from __future__ import annotations

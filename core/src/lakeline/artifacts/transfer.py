@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -10,6 +11,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lakeline import checkpoints
 from lakeline.errors import NotEnoughSpace, PathNotFound, SourceChanged, StorageError
 from lakeline.storage.hashing import SMALL, Digest, copy_file, copy_folder, read_small
 from lakeline.storage.roots import protocol_of, strip_protocol
@@ -281,9 +283,44 @@ def create_local(data: bytes, target: str) -> os.stat_result | None:
                     return stat
             finally:
                 os.close(fd)
+    return _write_named(data, target)
+
+
+def _write_named(data: bytes, target: str) -> os.stat_result | None:
+    """`create_local` with a named file: linked into place, not renamed, so that what
+    another saver put there meanwhile stays (its record's tag is its mtime); renamed only
+    where the filesystem has no hard links."""
     if os.access(target, os.F_OK):  # no exception for a new object (the usual case)
         return None
-    return write_local(data, target)
+    folder, sep, name = target.rpartition("/")
+    tmp = f"{folder}{sep}.{name}.{_tmp_name()}{PARTIAL}"
+    try:
+        fd = os.open(tmp, _NEW_FILE, 0o666)
+    except FileNotFoundError:
+        os.makedirs(folder, exist_ok=True)
+        fd = os.open(tmp, _NEW_FILE, 0o666)
+    try:
+        try:
+            stat = _write_all(fd, data)
+        finally:
+            os.close(fd)
+        checkpoints.reach("object.written")
+        try:
+            os.link(tmp, target)
+        except FileExistsError:
+            return None
+        except OSError as exc:
+            if exc.errno not in _NO_LINKS:
+                raise
+            os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):  # gone after a rename
+            os.unlink(tmp)  # after a link: the object's second name
+    return stat
+
+
+# a filesystem without hard links (FAT, some network and FUSE ones) says so with one of these
+_NO_LINKS = (errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS)
 
 
 def _write_all(fd: int, data: bytes) -> os.stat_result:
