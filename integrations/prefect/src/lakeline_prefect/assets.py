@@ -14,6 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from prefect.client.schemas.objects import TaskRunResult
+from prefect.context import FlowRunContext
+
 # object stores whose URLs lakeline's fsspec storage layer opens as files
 FILE_SCHEMES = frozenset({"file", "s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"})
 
@@ -43,9 +46,6 @@ class TaskAssets:
 def task_assets(task: Any, task_run: Any) -> TaskAssets:
     """The assets of a task run: what its task materializes, its `asset_deps`, and the assets
     of the upstream task runs it received values from (as Prefect itself propagates them)."""
-    from prefect.client.schemas.objects import TaskRunResult
-    from prefect.context import FlowRunContext
-
     materialized = set(getattr(task, "assets", None) or ())
     upstream = set(getattr(task, "asset_deps", None) or ())
     flow_context = FlowRunContext.get()

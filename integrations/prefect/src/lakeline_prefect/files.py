@@ -7,11 +7,12 @@ import os
 import sys
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
+
+from prefect.context import TaskRunContext
 
 from lakeline_prefect.assets import FILE_SCHEMES
 
@@ -101,14 +102,9 @@ class Audit:
             entry = self._watched.pop(task_run_id, None)
         return Opened() if entry is None else entry[1]
 
-    @contextmanager
-    def quiet(self) -> Iterator[None]:
+    def quiet(self) -> _Quiet:
         """Ignore opens in this block (lakeline hashing and saving files)."""
-        token = self._quiet.set(True)
-        try:
-            yield
-        finally:
-            self._quiet.reset(token)
+        return _Quiet(self._quiet)
 
     def _hook(self, event: str, args: tuple[Any, ...]) -> None:
         if event != "open" or not self._watched or self._quiet.get():
@@ -119,8 +115,6 @@ class Audit:
             return
 
     def _record(self, args: tuple[Any, ...]) -> None:
-        from prefect.context import TaskRunContext
-
         path, mode, flags = args
         if not isinstance(path, str | os.PathLike):
             return  # a file descriptor
@@ -142,6 +136,21 @@ class Audit:
         with self._lock:
             if text not in target:
                 target.append(text)
+
+
+class _Quiet:
+    """`Audit.quiet()`'s block: a class, not a generator (~1 µs, not ~2.5, twice a task)."""
+
+    __slots__ = ("_flag", "_token")
+
+    def __init__(self, flag: ContextVar[bool]) -> None:
+        self._flag = flag
+
+    def __enter__(self) -> None:
+        self._token = self._flag.set(True)
+
+    def __exit__(self, *exc: object) -> None:
+        self._flag.reset(self._token)
 
 
 AUDIT = Audit()

@@ -49,8 +49,16 @@ from lakeline.lineage.recorder import (
     written_since,
 )
 
+# loaded by `import prefect` (this package's __init__): imported here, not in each hook call,
+# where an import statement costs ~2 µs
+from prefect._internal.result_records import ResultRecord
+from prefect.client.schemas.objects import State
+from prefect.context import FlowRunContext, TaskRunContext
+from prefect.futures import PrefectFuture
+from prefect.utilities.collections import visit_collection
+
 from lakeline_prefect.assets import TaskAssets, asset_file, task_assets
-from lakeline_prefect.files import AUDIT, exists, paths_in
+from lakeline_prefect.files import AUDIT, _remote, exists, paths_in
 from lakeline_prefect.flusher import Flusher
 from lakeline_prefect.settings import Settings, current_settings
 
@@ -196,23 +204,20 @@ def _time(state: Any) -> datetime | None:
     at = getattr(state, "timestamp", None)
     if not isinstance(at, datetime):
         return None
-    if at.tzinfo is not None:
-        at = at.astimezone(UTC)
     fields = (at.year, at.month, at.day, at.hour, at.minute, at.second, at.microsecond)
-    return datetime(*fields, tzinfo=UTC)
+    plain = datetime(*fields, tzinfo=UTC)
+    offset = at.utcoffset()  # pendulum's astimezone() costs twice this
+    return plain if offset is None else plain - offset
 
 
-def _began(state: Any) -> float:
-    """When a run began: its Running state's time (the same in a replay of its hooks), or
-    the clock now if that is earlier (an API server whose clock is ahead)."""
-    at = _time(state)
+def _began(at: datetime | None) -> float:
+    """When a run began: its Running state's time `at` (the same in a replay of its hooks),
+    or the clock now if that is earlier (an API server whose clock is ahead)."""
     now = time.time()
     return now if at is None else min(at.timestamp(), now)
 
 
 def _data(state: Any) -> Any:
-    from prefect._internal.result_records import ResultRecord
-
     data = state.data
     return data.result if isinstance(data, ResultRecord) else data
 
@@ -254,7 +259,7 @@ def _start_flow(flow: Any, flow_run: Any, state: Any, *, enter: bool) -> None:
             return
         settings = current_settings()
         entry = _Flow(
-            settings, os.path.abspath(settings.root or os.getcwd()), started=_began(state)
+            settings, os.path.abspath(settings.root or os.getcwd()), started=_began(_time(state))
         )
         _flows[flow_run.id] = entry
     if not settings.enabled:
@@ -323,8 +328,6 @@ def flow_finished(flow: Any, flow_run: Any, state: Any) -> None:
 
 def _flow_of(task_run: Any) -> _Flow | None:
     """The recorded flow run of a task run (started here if its flow has no hooks)."""
-    from prefect.context import FlowRunContext
-
     flow_run_id = task_run.flow_run_id
     if flow_run_id is None:
         return None  # a task called outside any flow
@@ -375,7 +378,8 @@ def _outputs(
     for path in dict.fromkeys(paths_in(result)):
         if path in used:
             continue
-        found = exists(path)
+        # a local path is not stat'ed twice: written_since is True for one that does not exist
+        found = exists(path) if _remote(path) else True
         if found is None:
             _skip(flow, path, "it cannot be reached (no filesystem, credentials or network)")
         elif found and not written_since(path, flow.started if since is None else since):
@@ -394,9 +398,6 @@ _SCALARS = frozenset({str, int, float, bool})
 
 def _resolved(parameters: dict[str, Any]) -> dict[str, Any]:
     """Parameters with futures and states replaced by their results."""
-    from prefect.client.schemas.objects import State
-    from prefect.futures import PrefectFuture
-    from prefect.utilities.collections import visit_collection
 
     def resolve(value: Any) -> Any:
         if isinstance(value, PrefectFuture):
@@ -440,8 +441,6 @@ def _upstream(task_run: Any) -> dict[str, list[str]]:
 
 def task_running(task: Any, task_run: Any, state: Any) -> None:
     """`on_running` hook of a task (each attempt): start its step run, record its inputs."""
-    from prefect.context import TaskRunContext
-
     flow = _flow_of(task_run)
     if flow is None or flow.recorder is None or flow.handle is None:
         return
@@ -451,12 +450,13 @@ def task_running(task: Any, task_run: Any, state: Any) -> None:
         step = _steps.get(task_run.id)
     try:
         with AUDIT.quiet():
+            at = _time(state)
             if step is not None:  # Prefect retries the task: a new attempt of the same run
                 if task_run.run_count > step.attempts:
                     step.attempts = task_run.run_count
-                    recorder.note_attempt(step.handle, step.attempts, at=_time(state))
+                    recorder.note_attempt(step.handle, step.attempts, at=at)
                 return
-            started = _began(state)
+            started = _began(at)
             context = TaskRunContext.get()
             params = _resolved(dict(context.parameters if context else {}))
             meta: dict[str, Any] = {"task_run_id": str(task_run.id), "task_key": task.task_key}
@@ -471,7 +471,7 @@ def task_running(task: Any, task_run: Any, state: Any) -> None:
                 params={**params, META: meta},
                 source_code=_source(task.fn),
                 reference=task.task_key,
-                started_at=_time(state),
+                started_at=at,
             )
             step = _Step(
                 handle,

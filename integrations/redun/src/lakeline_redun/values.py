@@ -19,16 +19,24 @@ class FileRef:
     is_dir: bool = False
 
 
-def _is_file(value: Any) -> bool:
-    from redun.file import Dir, File
+_TYPES: tuple[type, type] | None = None  # redun's File and Dir, imported at the first use
 
-    return isinstance(value, File | Dir)
+
+def _types() -> tuple[type, type]:
+    global _TYPES
+    if _TYPES is None:
+        from redun.file import Dir, File
+
+        _TYPES = (File, Dir)
+    return _TYPES
+
+
+def _is_file(value: Any) -> bool:
+    return isinstance(value, _types())
 
 
 def file_ref(value: Any) -> FileRef:
-    from redun.file import Dir
-
-    return FileRef(str(value.path), str(value._hash or ""), isinstance(value, Dir))
+    return FileRef(str(value.path), str(value._hash or ""), isinstance(value, _types()[1]))
 
 
 # `File("-")` is a process's standard output in redun's `script()`, not a file
@@ -39,10 +47,13 @@ def files_in(value: Any) -> list[FileRef]:
     """Every File/Dir/ContentFile/S3 file in a (nested) value, in a stable order (standard
     streams left out)."""
     found: dict[tuple[str, str], FileRef] = {}
+    files = _types()
     stack = [value]
     while stack:
         item = stack.pop()
-        if _is_file(item):
+        if type(item) in _SCALARS:  # most arguments: nothing inside
+            continue
+        if isinstance(item, files):
             ref = file_ref(item)
             if ref.path not in STREAMS:
                 found.setdefault((ref.path, ref.redun_hash), ref)
@@ -51,7 +62,12 @@ def files_in(value: Any) -> list[FileRef]:
         elif isinstance(item, dict):
             stack.extend(item.keys())
             stack.extend(item.values())
+    if len(found) < 2:
+        return list(found.values())
     return sorted(found.values(), key=lambda r: (r.path, r.redun_hash))
+
+
+_SCALARS = frozenset({type(None), bool, int, float, str, bytes})
 
 
 def jsonable(value: Any) -> Any:
