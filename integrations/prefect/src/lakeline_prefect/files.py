@@ -20,7 +20,8 @@ _MAX_DEPTH = 3
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 
 
-def _remote(text: str) -> bool:
+def remote(text: str) -> bool:
+    """Whether a path is a URL of a remote filesystem (`s3://...`; not `file://`)."""
     scheme, sep, rest = text.partition("://")
     return bool(sep and rest and scheme.replace("+", "").isalnum() and scheme != "file")
 
@@ -38,7 +39,7 @@ def paths_in(value: Any, _depth: int = 0) -> Iterator[str]:
     if isinstance(value, os.PathLike):
         text = os.fspath(value)
         if isinstance(text, str):
-            yield text if _remote(text) else os.path.abspath(text)
+            yield text if remote(text) else os.path.abspath(text)
     elif isinstance(value, str):
         if _store_url(value):
             yield value
@@ -58,7 +59,7 @@ def paths_in(value: Any, _depth: int = 0) -> Iterator[str]:
 def exists(path: str) -> bool | None:
     """Whether a local path or a remote URL (through fsspec) exists now; None when it cannot
     be reached (no filesystem for the scheme, no credentials, no network)."""
-    if not _remote(path):
+    if not remote(path):
         return os.path.exists(path)
     from lakeline.lineage.recorder import location_exists
 

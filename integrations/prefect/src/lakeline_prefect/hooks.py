@@ -58,7 +58,7 @@ from prefect.futures import PrefectFuture
 from prefect.utilities.collections import visit_collection
 
 from lakeline_prefect.assets import TaskAssets, asset_file, task_assets
-from lakeline_prefect.files import AUDIT, _remote, exists, paths_in
+from lakeline_prefect.files import AUDIT, exists, paths_in, remote
 from lakeline_prefect.flusher import Flusher
 from lakeline_prefect.settings import Settings, current_settings
 
@@ -379,7 +379,7 @@ def _outputs(
         if path in used:
             continue
         # a local path is not stat'ed twice: written_since is True for one that does not exist
-        found = exists(path) if _remote(path) else True
+        found = exists(path) if remote(path) else True
         if found is None:
             _skip(flow, path, "it cannot be reached (no filesystem, credentials or network)")
         elif found and not written_since(path, flow.started if since is None else since):
