@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import lakeline as ll
@@ -45,15 +45,20 @@ def test_failure_during_upload_leaves_nothing(
     """A transfer failing mid-batch, while copying (and hashing) or while placing a copy at
     its content address: no record, no object, no temporary copy left."""
     paths = make_files(tmp_path, 20)
-    real, calls = getattr(transfer, step), []
+    calls: list[int] = []
 
-    def failing(*args: object, **kwargs: object) -> object:
-        calls.append(1)
-        if len(calls) == 7:
-            raise OSError("disk went away (injected)")
-        return real(*args, **kwargs)
+    def failing(real: Callable[..., object]) -> Callable[..., object]:
+        def fail(*args: object, **kwargs: object) -> object:
+            calls.append(1)
+            if len(calls) == 7:
+                raise OSError("disk went away (injected)")
+            return real(*args, **kwargs)
 
-    monkeypatch.setattr(transfer, step, failing)
+        return fail
+
+    # a new object of a small file in local storage is placed by place_new
+    for name in [step, "place_new"] if step == "place" else [step]:
+        monkeypatch.setattr(transfer, name, failing(getattr(transfer, name)))
     with pytest.raises(OSError, match="injected"):
         ll.save([ll.Artifact(p, key=f"k/{p.name}") for p in paths])
     assert ll.Artifact.filter().count() == 0

@@ -108,7 +108,7 @@ def test_a_file_failing_while_the_batch_before_is_written_leaves_nothing(
     record, no audit entry, no object, no temporary copy; the same save then succeeds."""
     paths = files(tmp_path / "src", 50)
     before = len(entries(instance))
-    real, calls = transfer.write_local, []
+    real, calls = transfer.create_local, []
 
     def failing(data: bytes, target: str) -> Any:
         calls.append(1)
@@ -121,13 +121,13 @@ def test_a_file_failing_while_the_batch_before_is_written_leaves_nothing(
             raise OSError("disk went away (injected)")
         return real(data, target)
 
-    monkeypatch.setattr(transfer, "write_local", failing)
+    monkeypatch.setattr(transfer, "create_local", failing)
     artifacts = [ll.Artifact(p, key=f"k/{p.name}") for p in paths]
     with pytest.raises(StorageError, match="injected"):
         ll.save(artifacts)
     assert ll.Artifact.filter().count() == 0 and len(entries(instance)) == before
     assert objects(instance) == [] and all(a.id is None for a in artifacts)
-    monkeypatch.setattr(transfer, "write_local", real)
+    monkeypatch.setattr(transfer, "create_local", real)
     assert len(ll.save([ll.Artifact(p, key=f"k/{p.name}") for p in paths])) == 50
     assert ll.Artifact.filter().count() == 50 and verify(instance).ok
 
@@ -339,7 +339,7 @@ def test_a_writer_failing_for_good_stops_the_reading(
     reading and storing files at its next batch (the queue holds two), instead of storing
     every remaining file (hours for a large save) only to remove them all and fail."""
     paths = files(tmp_path / "src", 200)
-    counted, real, stored = save.write_batch, transfer.write_local, []
+    counted, real, stored = save.write_batch, transfer.create_local, []
 
     def failing(session: Any, instance: Instance, plans: Sequence[Any], *args: Any) -> Any:
         if small_batches:
@@ -352,7 +352,7 @@ def test_a_writer_failing_for_good_stops_the_reading(
         return real(data, target)
 
     monkeypatch.setattr(save, "write_batch", failing)
-    monkeypatch.setattr(transfer, "write_local", counting)
+    monkeypatch.setattr(transfer, "create_local", counting)
     with pytest.raises(RuntimeError, match="injected"):
         ll.save([ll.Artifact(p, key=f"k/{p.name}") for p in paths])
     # batch 2 failed; 3 and 4 queued at most, 5 stored while the writer drained them
@@ -375,7 +375,7 @@ def test_sqlite_stays_writable_while_a_large_save_reads_its_files(
     monkeypatch.setattr(pipeline, "MIN_FILES", 20)
     monkeypatch.setattr(pipeline, "spare_core", lambda: True)
     paths = files(tmp_path / "src", 50)
-    real, calls, free = transfer.write_local, [], []
+    real, calls, free = transfer.create_local, [], []
     written: list[int] = []
     counted = save.write_batch
 
@@ -403,7 +403,7 @@ def test_sqlite_stays_writable_while_a_large_save_reads_its_files(
         return real(data, target)
 
     monkeypatch.setattr(save, "write_batch", counting)
-    monkeypatch.setattr(transfer, "write_local", other_writer)
+    monkeypatch.setattr(transfer, "create_local", other_writer)
     artifacts = [ll.Artifact(p, key=f"k/{p.name}") for p in paths]
     assert len(ll.save(artifacts)) == 50
     assert free == [True]

@@ -133,3 +133,41 @@ def test_partial_indexes_get_their_postgresql_option_with_a_postgresql_engine(
         "CREATE INDEX ix_t_b ON t (b) WHERE b > 1",
         "CREATE INDEX ix_t_b ON t (b) WHERE b > 1",
     ]
+
+
+def test_module_link_tables_and_name_columns_leave_the_postgresql_dialect_alone(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """A schema module's link table (made when its registries are imported) declares its
+    partial indexes with `partial_index`, and `name_column` tells a partial unique index from a
+    plain one by the options declared: neither loads the PostgreSQL dialect on SQLite."""
+    code = (
+        "import sys\n"
+        "from sqlalchemy import Column, Index, Integer, MetaData, String, Table, text\n"
+        "from lakeline.modules.records import link_table, name_column\n"
+        "from lakeline.db.partial import partial_index\n"
+        "md = MetaData()\n"
+        "Table('artifacts', md, Column('id', Integer, primary_key=True))\n"
+        "Table('features', md, Column('id', Integer, primary_key=True))\n"
+        "Table('runs', md, Column('id', Integer, primary_key=True))\n"
+        "Table('users', md, Column('id', Integer, primary_key=True))\n"
+        "def registry(name, *indexes):\n"
+        "    table = Table(name, md, Column('id', Integer, primary_key=True),\n"
+        "                  Column('name', String(20)), *indexes)\n"
+        "    return type(name, (), {'__table__': table})\n"
+        "plain = registry('plain', Index('ix_plain', 'name', unique=True))\n"
+        "ours = registry('ours', partial_index('ix_ours', 'name', unique=True, where='id > 0'))\n"
+        "sqlite = registry('lite', Index('ix_lite', 'name', unique=True,\n"
+        "                                sqlite_where=text('id > 0')))\n"
+        "links = link_table(md, 'plain')\n"
+        "print(name_column(plain) is not None, name_column(ours), name_column(sqlite))\n"
+        "print(sorted(ix.name for ix in links.indexes))\n"
+        "print('sqlalchemy.dialects.postgresql' in sys.modules)\n"
+    )
+    found, indexes, postgresql = run(instance, tmp_path, code)
+    assert found == "True None None"  # a name unique only where a condition holds is no key
+    assert indexes == str(
+        [f"{kind}_plain_artifacts_{what}" for kind, what in
+         (("ix", "record_id"), ("ix", "run_id"), ("uq", "feature"), ("uq", "plain"))]
+    )  # fmt: skip
+    assert postgresql == "False"

@@ -11,7 +11,7 @@ from sqlalchemy import JSON, TypeDecorator, and_, false, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from lakeline.errors import QueryError
-from lakeline.models.base import Base, is_null
+from lakeline.models.base import Base, JSONValue, is_null
 
 OPERATORS = frozenset(
     {
@@ -107,12 +107,39 @@ def _long_in(column: Any, spec: Any, values: list[Any], include: bool, dialect: 
 
     if any(isinstance(v, datetime) for v in values):  # as the column stores them (UTC text)
         raise QueryError(f"{spec.name}: more than {LONG_IN} timestamps in one lookup")
-    if isinstance(getattr(spec.type, "impl_instance", spec.type), JSON):
+    structured = isinstance(getattr(spec.type, "impl_instance", spec.type), JSON)
+    if structured:
         values = [json.dumps(v) for v in values]  # the texts stored (json_each: their values)
     listed: Any = select(literal_column("value")).select_from(
         func.json_each(json.dumps(values, default=str))
     )
-    return column.in_(listed) if include else column.not_in(listed)
+    found = column.in_(listed) if include else column.not_in(listed)
+    if not structured:
+        return found
+    from lakeline.db.json_equality import canonical_json
+
+    canonical = sorted({canonical_json(text) or text for text in values})
+    lengths = sorted({len(text) for text in values})
+    reordered = and_(
+        func.length(column).in_(select(literal_column("value")).select_from(
+            func.json_each(json.dumps(lengths)))),
+        func.lakeline_json(column).in_(select(literal_column("value")).select_from(
+            func.json_each(json.dumps(canonical)))),
+    )  # fmt: skip
+    return or_(found, reordered) if include else and_(found, ~reordered)
+
+
+def _reordered(found: Any, column: Any, values: list[Any], include: bool, dialect: str) -> Any:
+    """SQLite, a JSON column: `found` (a comparison of the stored texts) widened to an object
+    whose keys the row holds in another order (`include`), or narrowed by it (a negation)."""
+    if dialect != "sqlite" or not isinstance(column.type, JSONValue):
+        return found
+    from lakeline.db.json_equality import same_json
+
+    reordered = same_json(column, values)
+    if reordered is None:
+        return found
+    return or_(found, reordered) if include else and_(found, ~reordered)
 
 
 def _record_id(value: Any) -> Any:
@@ -139,7 +166,8 @@ def _condition(column: Any, spec: Any, lookup: str, op: str, value: Any, dialect
             return false() if op == "in" else ~false()
         if len(values) > LONG_IN:
             return _long_in(column, spec, values, op == "in", dialect)
-        return column.in_(values) if op == "in" else column.not_in(values)
+        found = column.in_(values) if op == "in" else column.not_in(values)
+        return _reordered(found, column, values, op == "in", dialect)
     if op == "range":
         if not isinstance(value, (list, tuple)) or len(value) != 2:
             raise QueryError(f"{lookup} expects a (low, high) pair, got {value!r}")
@@ -149,11 +177,13 @@ def _condition(column: Any, spec: Any, lookup: str, op: str, value: Any, dialect
         raise QueryError(f"{lookup} expects a string, got {type(value).__name__} {value!r}")
     value = _coerce(spec, lookup, value)
     if op == "exact":
-        return is_null(column, dialect) if value is None else column == value
+        if value is None:
+            return is_null(column, dialect)
+        return _reordered(column == value, column, [value], True, dialect)
     if op == "ne":
-        return (
-            ~is_null(column, dialect) if value is None else or_(column != value, column.is_(None))
-        )
+        if value is None:
+            return ~is_null(column, dialect)
+        return or_(_reordered(column != value, column, [value], False, dialect), column.is_(None))
     if op == "gt":
         return column > value
     if op == "gte":

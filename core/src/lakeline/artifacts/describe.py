@@ -51,16 +51,17 @@ def _check_suffix(key: str | None, suffix: str, what: str) -> None:
         )
 
 
-def _describe_path(
-    artifact: Artifact,
+def _path_values(
     data: str | os.PathLike[str],
     key: str | None,
     instance: Callable[[], Instance],
     resolved: os.stat_result | None = None,
-) -> None:
+) -> dict[str, Any]:
+    """What a path source sets on its new artifact (its suffix, the resolved location, ...);
+    raise on a missing or unreadable path, or a key whose suffix is not the path's."""
     text = os.fspath(data)
-    protocol = protocol_of(text)
-    if protocol == "local":
+    local = "://" not in text or protocol_of(text) == "local"
+    if local:
         try:
             # exists, is_dir, is a plain file (`resolved`: the caller resolved `text` just now)
             location, st = (text, resolved) if resolved is not None else resolve_existing(text)
@@ -91,13 +92,19 @@ def _describe_path(
         if not exists:
             raise PathNotFound(f"{location} does not exist: check the URL")
     suffix = suffix_of(location)
-    _check_suffix(key, suffix, "file" if not is_dir else "folder")
-    fill_new(
-        artifact,
-        {"suffix": suffix, "_source": location, "_source_is_dir": is_dir, "_staged": False},
-    )
-    if protocol == "local":  # a hint (choosing threads for the save), never a fact recorded
-        artifact._source_size = st.st_size
+    if key is not None:
+        name = key.rpartition("/")[2]  # a valid key's last segment: its suffix is the key's
+        if name != location.rpartition("/")[2] or name in ("", "."):  # else the same suffix
+            _check_suffix(key, suffix, "file" if not is_dir else "folder")
+    if local:  # `_source_size`: a hint (choosing threads for the save), never a fact recorded
+        return {
+            "suffix": suffix,
+            "_source": location,
+            "_source_is_dir": is_dir,
+            "_staged": False,
+            "_source_size": st.st_size,
+        }
+    return {"suffix": suffix, "_source": location, "_source_is_dir": is_dir, "_staged": False}
 
 
 def _describe_object(artifact: Artifact, data: Any, key: str | None, fmt_name: str | None) -> None:
@@ -161,16 +168,20 @@ def prepare(
         key = validate_key(key)
     if description is not None and not isinstance(description, str):
         raise TypeError(f"description must be a string, got {type(description).__name__}")
-    version = validate_label(version)
+    if version is not None:
+        version = validate_label(version)
     if kind is not None:  # refused now, not when a queued save is written
         check_kind(kind)
     if isinstance(data, (str, os.PathLike)):
         if format is not None:
             raise TypeError("format= applies to objects; a path is stored as it is")
-        _describe_path(artifact, data, key, instance, resolved)
+        values = _path_values(data, key, instance, resolved)
     else:
         _describe_object(artifact, data, key, format)
-    fill_new(artifact, {"key": key, "description": description, "kind": kind, "version": version})
+        values = {}
+    values["key"], values["description"] = key, description
+    values["kind"], values["version"] = kind, version
+    fill_new(artifact, values)  # one update of the new record's dict, no attribute events
     if run is not None:
         if run.id is None:
             raise ValueError("the run must be saved before artifacts can point to it")

@@ -156,22 +156,38 @@ def upload(instance: Instance, plans: Sequence[Plan], progress: Progress | None)
     # and compared (no query of the catalog; an object a killed save left is taken, one whose
     # bytes changed is replaced); elsewhere only objects a record references, or this save
     # stored, are taken when their size agrees (a request each in an object store)
-    asked = [p for p in todo if not _compared(p, local)]
+    compared = {id(p) for p in todo if isinstance(p.tmp, bytes) and storage_of(p) in local}
+    asked = [p for p in todo if id(p) not in compared]
     shared = (
         referenced_keys(instance, [(roots[storage_of(p)][0], p.store_key) for p in asked])
         if asked
         else set()
     )
     placed: set[tuple[int, str]] = set()  # objects this save stored (set.add: atomic)
+    # whether the last object looked for in memory's way was missing: the next is then
+    # written where nothing is yet (a new object costs no look first), else looked for first
+    # (a re-save's are there: no write before the compare)
+    fresh = [True]
 
     def one(plan: Plan) -> None:
         storage = storage_of(plan)
         storage_id, root = roots[storage]
         stored: Fingerprint | None = None
         assert plan.digest is not None
-        if _compared(plan, local):
+        if id(plan) in compared:
             assert isinstance(plan.tmp, bytes)
-            stored = _holding(join(root, plan.store_key), plan.tmp)
+            target = join(root, plan.store_key)
+            if fresh[0] or not os.access(target, os.F_OK):  # access: no exception when new
+                written = transfer.place_new(plan.tmp, target)
+                if written is not None:
+                    _stored(plan, written)
+                    placed.add((storage_id, plan.store_key))
+                    if progress:
+                        progress("upload", 1)
+                    fresh[0] = True
+                    return
+                fresh[0] = False  # something is there: compared
+            stored = _holding(target, plan.tmp)
         elif (storage_id, plan.store_key) in shared or (storage_id, plan.store_key) in placed:
             with contextlib.suppress(FileNotFoundError):  # not stored: None
                 stored = stored_fingerprint(instance, plan)
@@ -191,16 +207,16 @@ def upload(instance: Instance, plans: Sequence[Plan], progress: Progress | None)
     map_items(one, todo, threads=io_bound(instance, [p.artifact for p in todo], sizes))
 
 
-def _compared(plan: Plan, local: set[Storage]) -> bool:
-    """Whether a plan's bytes are in memory, for local storage: compared with its object's."""
-    return isinstance(plan.tmp, bytes) and storage_of(plan) in local
+def _stored(plan: Plan, written: os.stat_result) -> None:
+    """`plan`'s bytes in memory were written to its object (`written`: its stat)."""
+    plan.tmp = None
+    plan.uploaded = True
+    fill_new(plan.artifact, {"store_tag": f"m:{written.st_mtime_ns}"})  # new: no events
 
 
 def _holding(target: str, data: bytes) -> Fingerprint | None:
     """The fingerprint of the local file `target` when it holds exactly `data`, else None
     (a stat alone would take changed bytes of the same size: hash = bytes)."""
-    if not os.access(target, os.F_OK):  # a new object (the usual case): no exception
-        return None
     try:
         fd = os.open(target, _READ)
     except OSError:
@@ -244,10 +260,7 @@ def store(instance: Instance, plan: Plan, root: str | None = None) -> None:
     target = join(storage.root if root is None else root, plan.store_key)
     local = protocol_of(target) == "local"
     if local and isinstance(plan.tmp, bytes):  # a small file read into memory: written here
-        data, plan.tmp = plan.tmp, None
-        written = transfer.place(data, target, None)
-        plan.uploaded = True
-        fill_new(plan.artifact, {"store_tag": f"m:{written.st_mtime_ns}"})  # new: no events
+        _stored(plan, transfer.place(plan.tmp, target, None))
         return
     place, put, put_local = transfer.place, transfer.put, transfer.put_local
     target_fs = None if local else instance.fs(storage)  # local bytes are written with os

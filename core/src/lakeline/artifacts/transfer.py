@@ -217,12 +217,7 @@ def write_local(data: bytes, target: str) -> os.stat_result:
         fd = os.open(tmp, _NEW_FILE, 0o666)
     try:
         try:
-            written = os.write(fd, data)
-            if written < len(data):  # a short write (never for a small local file, in practice)
-                view = memoryview(data)[written:]
-                while view:
-                    view = view[os.write(fd, view) :]
-            stat = os.fstat(fd)
+            stat = _write_all(fd, data)
         finally:
             os.close(fd)
         os.replace(tmp, target)
@@ -230,6 +225,75 @@ def write_local(data: bytes, target: str) -> os.stat_result:
         remove_local(Path(tmp))
         raise
     return stat
+
+
+# an unnamed file (O_TMPFILE) linked into place: one system call fewer than a named one
+# renamed, and none to look for an object there first (Linux; else `_tmpfile` turns False)
+_TMPFILE = os.O_WRONLY | getattr(os, "O_TMPFILE", 0) | getattr(os, "O_CLOEXEC", 0)
+_UNSUPPORTED = (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT, errno.EXDEV)
+
+
+class _Unnamed:
+    """Whether this process makes new objects as unnamed files, and the directory handle
+    `os.link` needs to follow /proc/self/fd/N (any directory: that path is absolute)."""
+
+    def __init__(self) -> None:
+        self.ok = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
+        self.anchor = -1
+
+    def dir_fd(self) -> int:
+        if self.anchor < 0:  # inherited by a fork: still a directory, and /proc/self is its own
+            self.anchor = os.open("/", os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+        return self.anchor
+
+
+_unnamed = _Unnamed()
+
+
+def create_local(data: bytes, target: str) -> os.stat_result | None:
+    """Write `data` to the local path `target` unless something is there already (then
+    None, and that is left as it is): atomically, as `write_local`, its folder made when
+    missing. Returns the written file's stat."""
+    if _unnamed.ok:
+        folder = target.rpartition("/")[0]
+        try:
+            try:
+                fd = os.open(folder, _TMPFILE, 0o666)
+            except FileNotFoundError:
+                os.makedirs(folder, exist_ok=True)
+                fd = os.open(folder, _TMPFILE, 0o666)
+        except OSError as exc:
+            if exc.errno not in _UNSUPPORTED or not os.path.isdir(folder):
+                raise
+            _unnamed.ok = False  # a filesystem without unnamed files: named ones from now on
+        else:
+            try:
+                stat = _write_all(fd, data)
+                try:
+                    os.link(f"/proc/self/fd/{fd}", target, src_dir_fd=_unnamed.dir_fd())
+                except FileExistsError:
+                    return None  # the unnamed file goes with its descriptor
+                except OSError as exc:
+                    if exc.errno not in _UNSUPPORTED or not os.path.isdir(folder):
+                        raise
+                    _unnamed.ok = False
+                else:
+                    return stat
+            finally:
+                os.close(fd)
+    if os.access(target, os.F_OK):  # no exception for a new object (the usual case)
+        return None
+    return write_local(data, target)
+
+
+def _write_all(fd: int, data: bytes) -> os.stat_result:
+    """Write `data` to the open file `fd`; its stat after."""
+    written = os.write(fd, data)
+    if written < len(data):  # a short write (never for a small local file, in practice)
+        view = memoryview(data)[written:]
+        while view:
+            view = view[os.write(fd, view) :]
+    return os.fstat(fd)
 
 
 def place(tmp: str | bytes, target: str, target_fs: AbstractFileSystem | None) -> Any:
@@ -255,6 +319,15 @@ def place(tmp: str | bytes, target: str, target_fs: AbstractFileSystem | None) -
         full = _no_space(exc, f"bytes at {target}")
         raise (full or StorageError(f"cannot store bytes at {target}: {exc}")) from exc
     return None
+
+
+def place_new(data: bytes, target: str) -> os.stat_result | None:
+    """`create_local`, its errors as `place` says them."""
+    try:
+        return create_local(data, target)
+    except OSError as exc:
+        full = _no_space(exc, f"bytes at {target}")
+        raise (full or StorageError(f"cannot store bytes at {target}: {exc}")) from exc
 
 
 def put(

@@ -112,6 +112,9 @@ def _setup_sqlite(engine: Engine, read_only: bool = False) -> None:
         from lakeline.search_vocab import register_sqlite as register_tokens
 
         register_tokens(dbapi_conn)  # the search triggers call it
+        from lakeline.db.json_equality import register_sqlite as register_json
+
+        register_json(dbapi_conn)  # JSON lookups call it (query_conditions.py)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:

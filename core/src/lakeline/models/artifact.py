@@ -107,8 +107,7 @@ class Artifact(RecordMixin, VersionedMixin, Base):
         format: str | None = None,
         run: Run | None = None,
     ) -> None:
-        prepare, current = _describing()
-        super().__init__()
+        prepare, current = _describing()  # no super().__init__(): it only sets keywords
         prepare(
             self,
             data,

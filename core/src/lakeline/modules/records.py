@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
-from sqlalchemy import Column, ForeignKey, Index, Integer, MetaData, Table, select, text
+from sqlalchemy import Column, ForeignKey, Index, Integer, MetaData, Table, select
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
+from lakeline.db.partial import partial_index
 from lakeline.errors import AnnotationError
 from lakeline.models.base import RecordMixin, UTCDateTime
 
@@ -126,7 +127,6 @@ def link_table(metadata: MetaData, target: str) -> Table:
     def fk(column: str, ondelete: str | None = None) -> ForeignKey:
         return ForeignKey(column, name=f"fk_{name}_{column.split('.')[0]}", ondelete=ondelete)
 
-    with_feature, plain = text("feature_id IS NOT NULL"), text("feature_id IS NULL")
     return Table(
         name,
         metadata,
@@ -137,10 +137,10 @@ def link_table(metadata: MetaData, target: str) -> Table:
         Column("run_id", Integer, fk("runs.id"), index=True),
         Column("created_by_id", Integer, fk("users.id")),
         Column("created_at", UTCDateTime(), nullable=False),
-        Index(f"uq_{name}_feature", "artifact_id", "record_id", "feature_id", unique=True,
-              sqlite_where=with_feature, postgresql_where=with_feature),
-        Index(f"uq_{name}_plain", "artifact_id", "record_id", unique=True,
-              sqlite_where=plain, postgresql_where=plain),
+        partial_index(f"uq_{name}_feature", "artifact_id", "record_id", "feature_id",
+                      unique=True, where="feature_id IS NOT NULL"),
+        partial_index(f"uq_{name}_plain", "artifact_id", "record_id", unique=True,
+                      where="feature_id IS NULL"),
         Index(f"ix_{name}_record_id", "record_id", "feature_id", "artifact_id"),
         info={"lakeline_module": True},
     )  # fmt: skip
@@ -166,15 +166,22 @@ def name_column(model: type[Any]) -> Any | None:
     column = model.__table__.c.get(getattr(model, "_name_field", "name"))
     if column is None:
         return None
-    partial = ("sqlite_where", "postgresql_where")
     if column.unique or any(
-        ix.unique
-        and list(ix.columns) == [column]
-        and not any(ix.dialect_kwargs.get(k) is not None for k in partial)
+        ix.unique and list(ix.columns) == [column] and not _partial(ix)
         for ix in model.__table__.indexes
     ):
         return column
     return None
+
+
+def _partial(index: Index) -> bool:
+    """Whether `index` holds only the rows of a condition, on either database. Reads only the
+    dialects' options already declared: asking for another loads that dialect (~22 ms)."""
+    declared = index.dialect_options
+    return any(
+        dialect in declared and declared[dialect].get("where") is not None
+        for dialect in ("sqlite", "postgresql")
+    )
 
 
 def save_records(records: Sequence[Any], instance: Instance) -> list[Any]:

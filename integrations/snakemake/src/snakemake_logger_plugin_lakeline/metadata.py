@@ -26,13 +26,21 @@ def _name_max(folder: str) -> int:
         return 255
 
 
-def _record_file(folder: str, key: str) -> str:
-    """Snakemake's file name for a record: long names are split into '@'-prefixed folders
-    (strings, not Paths: read on every finished job)."""
+def _record_name(folder: str, key: str) -> str:
+    """Snakemake's name for a record in `folder`: the urlsafe base64 of its output path,
+    long names split into '@'-prefixed folders."""
     step = _name_max(folder) - 1
     b64 = urlsafe_b64encode(key.encode()).decode()
+    if len(b64) <= step:
+        return b64
     chunks = [b64[i : i + step] for i in range(0, len(b64), step)]
-    return os.path.join(folder, *["@" + c for c in chunks[:-1]], chunks[-1])
+    return os.path.join(*["@" + c for c in chunks[:-1]], chunks[-1])
+
+
+def _record_file(folder: str, key: str) -> str:
+    """Where Snakemake keeps the record of `key` in `folder` (strings, not Paths: read on
+    every finished job)."""
+    return os.path.join(folder, _record_name(folder, key))
 
 
 def _record_path(folder: Path, key: str) -> Path:
@@ -76,14 +84,26 @@ def _parse(output: str, text: str | bytes) -> Record | None:
     )
 
 
+def _read_bytes(path: str) -> bytes:
+    """The whole file (os calls: cheaper than a Python file object for a small record)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        parts = []
+        while chunk := os.read(fd, 1 << 16):
+            parts.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(parts)
+
+
 def read(workdir: str | os.PathLike[str], output: str) -> Record | None:
     """The finished-job record of `output` (a path as Snakemake names it), if any."""
     base = os.path.join(workdir, ".snakemake")
     try:
         if os.path.exists(_record_file(os.path.join(base, "incomplete"), output)):
             return None  # its job is running (or was killed): the record is stale
-        with open(_record_file(os.path.join(base, "metadata"), output), "rb") as record:
-            return _parse(output, record.read())  # JSON: json.loads reads UTF-8 bytes
+        data = _read_bytes(_record_file(os.path.join(base, "metadata"), output))
+        return _parse(output, data)  # JSON: json.loads reads UTF-8 bytes
     except (OSError, ValueError):
         return None
 
