@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import lakeline as ll
 import pytest
@@ -154,4 +155,78 @@ def test_a_retried_large_flush_inserts_each_run_once_under_its_parent(
     assert runs["r/g"].parent_id == runs["r/c500"].id
     for i in (1, 3, 500):
         assert ll.Artifact.get(key=f"out{i}.txt").run_id == steps[i].run.id
+    assert verify(instance).ok
+
+
+N = 600
+
+
+def _queue_600(rec: BatchRecorder, tag: str) -> list[Any]:
+    """Workflow `r` written, 600 steps queued finished (a child of one; files `tag`5, 555)."""
+    wf = rec.start_workflow(key="p", engine_run_id="r")
+    rec.flush()
+    steps = []
+    for i in range(N):
+        s = rec.start_step(wf, key="s", kind="rule", engine_task_id=str(i))
+        steps.append(s)
+    kid = rec.start_step(wf, key="c", kind="rule", engine_task_id="c", parent=steps[550])
+    for i, s in enumerate(steps):
+        if i in (5, 555):
+            rec.produce(s, f"{tag}{i}.txt")
+        rec.finish_step(s, exit_code=0)
+    rec.finish_step(kid)
+    return steps
+
+
+def _flush_600_held(pause: Any, root: str) -> None:
+    """In a child process: the 600 steps flushed, held before the commit."""
+    from lakeline import checkpoints
+
+    ll.connect()
+    rec = BatchRecorder("toy", root=root, steps=100_000, ms=600_000)
+    _queue_600(rec, "a")
+    with checkpoints.at("recorder.flush", pause.hold):
+        rec.flush()
+
+
+def test_two_processes_flushing_the_same_600_steps_share_their_runs(
+    instance: Instance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes of one workflow flush the same 600 steps (one nested, two with a file
+    each); the first holds its uncommitted runs: the second waits (PostgreSQL: its COPY on
+    the unique index, then retried; SQLite: the write lock, then every run left out by its
+    INSERT ... ON CONFLICT) and takes the first's runs — each run once, finished once, both
+    processes' files on it."""
+    from faults import second_while_held
+
+    monkeypatch.setenv("LAKELINE_INSTANCE", instance.name)
+    for t in "ab":
+        for i in (5, 555):
+            (tmp_path / f"{t}{i}.txt").write_text(f"{t}{i}")
+    second = BatchRecorder("toy", root=tmp_path, steps=100_000, ms=600_000)
+
+    def flush_second() -> list[int]:
+        steps = _queue_600(second, "b")
+        second.flush()
+        return [int(s.run.id) for s in steps]
+
+    exitcode, outcome = second_while_held(
+        _flush_600_held,
+        (str(tmp_path),),
+        flush_second,
+        instance.engine,
+        "the second flush",
+        waits=instance.dialect == "postgresql",
+    )
+    assert exitcode == 0
+    runs = {r.engine_ref: r for r in ll.Run.filter(engine="toy")}
+    assert len(runs) == 1 + N + 1, len(runs)
+    assert outcome == [[runs[f"r/{i}"].id for i in range(N)]], outcome[:1]
+    assert runs["r/c"].parent_id == runs["r/550"].id
+    for i in (5, 555):
+        assert sorted(a.key for a in runs[f"r/{i}"].outputs.all()) == [f"a{i}.txt", f"b{i}.txt"]
+    for r in runs.values():
+        if r.engine_ref != "r":
+            assert [e["status"] for e in r.status_log] == ["started", "completed"], r.status_log
+            assert [e.action for e in entries(instance, uids=[r.uid])] == ["insert"]
     assert verify(instance).ok
