@@ -1,6 +1,6 @@
 """The times a Prefect run is recorded with are the ones Prefect's states report (as UTC),
 not the clock when a hook ran: a task's start its first Running state, its end its final
-state, each attempt of a retried task its own Running state."""
+state (failed, cached too), each attempt of a retried task its own Running state."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def _utc(at: datetime) -> datetime:
     return at.astimezone(UTC)
 
 
-@pytest.mark.parametrize("flow", ["words", "failing", "retried"])
+@pytest.mark.parametrize("flow", ["words", "failing", "retried", "cached"])
 def test_runs_carry_the_times_their_states_reported(
     workdir: Path, instance: Instance, flow: str
 ) -> None:
@@ -38,13 +38,15 @@ def test_runs_carry_the_times_their_states_reported(
             pf_flows.words(raw)
         elif flow == "failing":
             assert pf_flows.failing(raw, return_state=True).is_failed()
-        else:
+        elif flow == "retried":
             pf_flows.retried(f"times-{workdir}")
+        else:
+            assert pf_flows.cached(raw) == pf_flows.cached(raw)
     states = _states(events)
-    workflow = ll.Run.get(engine=ENGINE, parent_id__isnull=True)
-    steps = workflow.children.all()
-    assert steps
-    for run in [workflow, *steps]:
+    runs = ll.Run.filter(engine=ENGINE).all()
+    assert len(runs) > 1
+    assert (flow == "cached") == ("cached" in {r.status for r in runs})
+    for run in runs:
         task_run_id = run.params["@prefect"].get("task_run_id")
         seen = states[task_run_id or run.engine_ref]  # a flow run: its id
         running = [s for s in seen if s.is_running()]
