@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from redun import File, task
+from redun import Dir, File, task
 
 redun_namespace = "llt"
 
@@ -149,3 +149,26 @@ def quick_then_held(src: File, release: str) -> File:
 def describe_record(artifact: object, note: str = "") -> str:
     """Takes a lakeline record: redun hashes its arguments and stores them pickled."""
     return f"{artifact.key}={artifact.load()}{note}"  # type: ignore[attr-defined]
+
+
+@task()
+def shards(src: File) -> Dir:
+    """Writes a folder of two files and returns it as a redun Dir."""
+    import os
+
+    os.makedirs("out/shards", exist_ok=True)
+    for i, word in enumerate(src.read().split()[:2]):
+        File(f"out/shards/{i}.txt").write(word)
+    return Dir("out/shards")
+
+
+@task()
+def tally(folder: Dir, extra: int = 1) -> File:
+    out = File("out/tally.txt")
+    out.write(str(len(list(folder)) + extra))
+    return out
+
+
+@task()
+def sharded(src: File) -> File:
+    return tally(shards(src))
