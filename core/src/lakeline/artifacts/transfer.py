@@ -210,6 +210,18 @@ def write_local(data: bytes, target: str) -> os.stat_result:
     """Write `data` to the local path `target` atomically (a `.partial` sibling renamed into
     place; its folder made when missing) and return the written file's stat (a rename keeps
     size and mtime: no stat after it)."""
+    tmp, stat = _write_partial(data, target)
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        remove_local(Path(tmp))
+        raise
+    return stat
+
+
+def _write_partial(data: bytes, target: str) -> tuple[str, os.stat_result]:
+    """`data` in a new `.partial` sibling of the local path `target` (its folder made when
+    missing): that file's name and stat; nothing is left when writing fails."""
     folder, sep, name = target.rpartition("/")
     tmp = f"{folder}{sep}.{name}.{_tmp_name()}{PARTIAL}"
     try:
@@ -219,14 +231,12 @@ def write_local(data: bytes, target: str) -> os.stat_result:
         fd = os.open(tmp, _NEW_FILE, 0o666)
     try:
         try:
-            stat = _write_all(fd, data)
+            return tmp, _write_all(fd, data)
         finally:
             os.close(fd)
-        os.replace(tmp, target)
     except BaseException:
         remove_local(Path(tmp))
         raise
-    return stat
 
 
 # an unnamed file (O_TMPFILE) linked into place: one system call fewer than a named one
@@ -292,18 +302,8 @@ def _write_named(data: bytes, target: str) -> os.stat_result | None:
     where the filesystem has no hard links."""
     if os.access(target, os.F_OK):  # no exception for a new object (the usual case)
         return None
-    folder, sep, name = target.rpartition("/")
-    tmp = f"{folder}{sep}.{name}.{_tmp_name()}{PARTIAL}"
+    tmp, stat = _write_partial(data, target)
     try:
-        fd = os.open(tmp, _NEW_FILE, 0o666)
-    except FileNotFoundError:
-        os.makedirs(folder, exist_ok=True)
-        fd = os.open(tmp, _NEW_FILE, 0o666)
-    try:
-        try:
-            stat = _write_all(fd, data)
-        finally:
-            os.close(fd)
         checkpoints.reach("object.written")
         try:
             os.link(tmp, target)
