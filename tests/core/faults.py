@@ -72,6 +72,21 @@ def fail_at(point: str, before: Callable[[], None] | None = None) -> Iterator[li
         yield raised
 
 
+@contextmanager
+def raise_once_at(point: str, error: BaseException) -> Iterator[list[int]]:
+    """Raise `error` the first time `point` is reached (a transient failure: a conflict, a
+    lost connection), pass after; yields the list of times it was reached."""
+    reached: list[int] = []
+
+    def hook() -> None:
+        reached.append(1)
+        if len(reached) == 1:
+            raise error
+
+    with checkpoints.at(point, hook):
+        yield reached
+
+
 class Pause:
     """A checkpoint hold shared with a child process: the child calls `hold()` at the point
     (from its hook), the test waits for `reached()` and then calls `release()`."""

@@ -109,7 +109,7 @@ def test_a_retried_large_flush_inserts_each_run_once_under_its_parent(
     chain of steps nested under steps of the flush and files, retried after a conflict: the
     runs rolled back go in again once each, their parents and the files' producers the ids
     of the attempt that committed (PostgreSQL's ids are not reused)."""
-    from lakeline import checkpoints
+    from faults import raise_once_at
     from sqlalchemy.exc import IntegrityError
 
     n = 501
@@ -132,14 +132,8 @@ def test_a_retried_large_flush_inserts_each_run_once_under_its_parent(
         rec.produce(steps[i], f"out{i}.txt")
     for step in steps:
         rec.finish_step(step, exit_code=0)
-    calls: list[int] = []
-
-    def conflict_once() -> None:
-        calls.append(1)
-        if len(calls) == 1:
-            raise IntegrityError("INSERT", {}, ValueError("a concurrent writer got there first"))
-
-    with checkpoints.at("recorder.flush", conflict_once):
+    conflict = IntegrityError("INSERT", {}, ValueError("a concurrent writer got there first"))
+    with raise_once_at("recorder.flush", conflict) as calls:
         rec.flush()
     assert len(calls) == 2
     runs = {r.engine_ref: r for r in ll.Run.filter(engine="toy")}

@@ -53,19 +53,13 @@ def test_a_flush_commits_once(instance: Instance, tmp_path: Path) -> None:
 def test_a_retried_flush_inserts_its_runs_again(instance: Instance, tmp_path: Path) -> None:
     """A conflict the save retries (IntegrityError) rolls the runs back with the rest: the
     retry inserts them again, each once, and their files name them."""
-    from lakeline import checkpoints
+    from faults import raise_once_at
     from sqlalchemy.exc import IntegrityError
 
     rec = BatchRecorder("toy", root=tmp_path, steps=100, ms=600_000)
     steps = _queue_steps(rec, tmp_path, 2)
-    calls: list[int] = []
-
-    def conflict_once() -> None:
-        calls.append(1)
-        if len(calls) == 1:
-            raise IntegrityError("INSERT", {}, ValueError("a concurrent writer got there first"))
-
-    with checkpoints.at("recorder.flush", conflict_once):
+    conflict = IntegrityError("INSERT", {}, ValueError("a concurrent writer got there first"))
+    with raise_once_at("recorder.flush", conflict) as calls:
         rec.flush()
     assert len(calls) == 2
     runs = ll.Run.filter(engine="toy", parent_id__isnull=False)
@@ -87,19 +81,13 @@ def test_a_failed_flush_writes_its_runs_as_queued_at_the_next(
 ) -> None:
     """A flush failing after its runs went in finished: the next one inserts them as they
     were queued, finished once (not a second move in their logs)."""
-    from lakeline import checkpoints
+    from faults import raise_once_at
     from sqlalchemy.exc import OperationalError
 
     rec = BatchRecorder("toy", root=tmp_path, steps=100, ms=600_000)
     steps = _queue_steps(rec, tmp_path, 2)
-    calls: list[int] = []
-
-    def lost_once() -> None:
-        calls.append(1)
-        if len(calls) == 1:
-            raise OperationalError("COMMIT", {}, ConnectionError("server closed the connection"))
-
-    with checkpoints.at("recorder.flush.finished", lost_once):
+    lost = OperationalError("COMMIT", {}, ConnectionError("server closed the connection"))
+    with raise_once_at("recorder.flush.finished", lost):
         with pytest.raises(OperationalError, match="server closed"):
             rec.flush()
         assert not ll.Run.filter(engine="toy", parent_id__isnull=False).count()
