@@ -3,7 +3,7 @@ and PostgreSQL, each against a no-capture baseline of the same workflow: one tab
 
     uv run python bench/capture.py [--tasks 200] [--rounds 3] [--db sqlite|postgres|both]
                                    [--engines track,nextflow,redun,snakemake,prefect]
-                                   [--redun-tasks 50] [--split 200]
+                                   [--redun-tasks 50] [--split 200] [--before DIR]
 
 Every workflow hashes its files (one input, one output per task), except the Nextflow import,
 whose 486-task nf-core fixture has no files on disk (runs, params and statuses only).
@@ -42,6 +42,11 @@ Each round records a first run: into a fresh instance (track, redun, snakemake; 
 import's rounds too) or, for Prefect, under one root with a folder per round, so no round's
 files are new versions of an earlier round's keys and no round adds a storage root.
 Prints the load average before every engine. Asserts nothing about time.
+
+`--before DIR` (bench/capture_ab.py): this checkout against DIR, a `git archive REV core/src
+integrations` tree, every round in a fresh process per checkout, alternated AB, BA, ...: each
+side's lakeline CPU and baseline, and the paired difference. One pass per checkout cannot tell
+a 10-20 % change on this machine; this can.
 
 `--split N`: redun, Prefect and Snakemake are measured again at N tasks (not an engine already
 measured at N: redun runs --redun-tasks, the others --tasks), and their lakeline
@@ -92,6 +97,7 @@ class Bench:
     def __init__(self, db: str, base: Path, args: argparse.Namespace, server: Any) -> None:
         self.db, self.base, self.args, self.server = db, base, args, server
         self.count = 0
+        self.launch: tuple[str, ...] = ("-m", "snakemake")  # how Snakemake is started
 
     def instance(self, label: str) -> str:
         """A fresh instance (a new database on PostgreSQL), connected; its name."""
@@ -296,7 +302,7 @@ def snakemake(bench: Bench) -> tuple[Figures, int, str]:
             env["LAKELINE_INSTANCE"] = bench.instance("smk")  # a first run's keys
             ll.disconnect()
             env["LAKELINE_CAPTURE_BATCH"] = variant
-        wall, _cpu, spent = smk.run(folder, options, env, plugin=plugin)
+        wall, _cpu, spent = smk.run(folder, options, env, plugin=plugin, launch=bench.launch)
         if not plugin:
             return Timing(wall, 0.0, 0.0)
         return Timing(wall, spent.wall, spent.cpu)
@@ -341,6 +347,11 @@ def main() -> None:
     parser.add_argument(
         "--variants", default="off,on", help="off (plain), on (batched) or both; baseline always"
     )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="another checkout's `git archive REV core/src integrations` tree: A/B, alternated",
+    )
     args = parser.parse_args()
     args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     if not args.variants or set(args.variants) - set(VARIANTS):
@@ -349,6 +360,11 @@ def main() -> None:
     unknown = set(engines) - set(ENGINES)
     if unknown:
         parser.error(f"unknown engine(s) {sorted(unknown)}; choose from {', '.join(ENGINES)}")
+    if args.before is not None:
+        import capture_ab
+
+        capture_ab.compare(args, engines)
+        return
     base = Path(tempfile.mkdtemp(prefix="lakeline-bench-capture-"))
     os.environ["LAKELINE_HOME"] = str(base / "home")
     harness = None

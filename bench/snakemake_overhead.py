@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -69,11 +70,15 @@ class Spent(NamedTuple):
 
 
 def run(
-    folder: Path, args: argparse.Namespace, env: dict[str, str], plugin: bool
+    folder: Path,
+    args: argparse.Namespace,
+    env: dict[str, str],
+    plugin: bool,
+    launch: Sequence[str] = ("-m", "snakemake"),
 ) -> tuple[float, float, Spent | None]:
     """Wall and CPU seconds of one `snakemake` process (with its jobs), and what the plugin
-    says it spent."""
-    command = [sys.executable, "-m", "snakemake", "--cores", str(args.cores), "all"]
+    says it spent. `launch`: the interpreter's arguments that start Snakemake."""
+    command = [sys.executable, *launch, "--cores", str(args.cores), "all"]
     command += ["--config", f"jobs={args.jobs}", f"sleep={args.sleep}"]
     if plugin:
         command += ["--logger", "lakeline"]
