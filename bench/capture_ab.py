@@ -9,10 +9,11 @@ checkout, each in a fresh process (`capture_ab.py --child`: the engine's measure
 with one counted round, after its own warm-up round where capture.py has one), the order
 alternated round by round (AB, BA, AB, ...). A runs with DIR's `core/src` and
 `integrations/*/src` first on PYTHONPATH (put before the venv's editable installs, which are
-path entries), B without PYTHONPATH. Snakemake, a process of its own, inherits that PYTHONPATH
-and finds its logger plugin by module name (pkgutil over sys.path): DIR's. Every child checks
-that lakeline and the integrations it imported (in Snakemake's process too, through a wrapper
-that starts Snakemake) come from its tree, and fails otherwise; the first round prints where.
+path entries), B with this checkout's own (sys.path alike on both sides). Snakemake, a process
+of its own, inherits PYTHONPATH and finds its logger plugin by module name (pkgutil over
+sys.path). Every child checks that lakeline and the integrations it imported (in Snakemake's
+process too, through a wrapper that starts Snakemake) come from its tree, and fails otherwise;
+the first round prints where.
 The bench's own code (track.py, prefect_overhead.py, ...) is this checkout's for both sides.
 Both trees are byte-compiled first, so no side pays compiling in its first process.
 
@@ -167,7 +168,7 @@ def compare(args: argparse.Namespace, engines: list[str]) -> None:
     for tree in trees.values():
         for folder in sources(tree):
             compileall.compile_dir(folder, quiet=1)
-    paths = {"A": sources(trees["A"]), "B": []}
+    paths = {side: sources(tree) for side, tree in trees.items()}  # alike sys.path both
     base = Path(tempfile.mkdtemp(prefix="lakeline-bench-capture-ab-"))
     harness = server = None
     results: dict[tuple[str, str, int], dict[str, Any]] = {}
@@ -247,9 +248,9 @@ def report(results: dict[tuple[str, str, int], dict[str, Any]], args: argparse.N
         "fresh process per side, alternated (AB, BA, ...); ms a task"
     )
     print(
-        f"{'':<30} {'lakeline CPU':^27} {'B - A':^13} {'baseline wall':^15}\n"
+        f"{'':<30} {'lakeline CPU':^27} {'B - A':^19} {'baseline wall':^15}\n"
         f"{'engine':<10} {'db':<9} {'var':<3} {'tasks':>5} {'A med':>6} {'best':>6} "
-        f"{'B med':>6} {'best':>6} {'median':>7} {'lower':>5} {'A med':>7} {'B med':>7}  "
+        f"{'B med':>6} {'best':>6} {'median':>7} {'%':>5} {'lower':>5} {'A med':>7} {'B med':>7}  "
         "load before / after"
     )
     for (engine, db, n), row in results.items():
@@ -257,18 +258,20 @@ def report(results: dict[tuple[str, str, int], dict[str, Any]], args: argparse.N
             a, b = _cpu(row, "A", variant), _cpu(row, "B", variant)
             diff = [y - x for x, y in zip(a, b, strict=True)]
             lower = f"{sum(d < 0 for d in diff)}/{len(diff)}"
+            share = statistics.median(diff) / statistics.median(a) * 100
             base = {s: [f["wall"]["baseline"] / n * 1000 for f in row[s]] for s in "AB"}
             print(
                 f"{engine:<10} {db:<9} {variant:<3} {n:>5} {statistics.median(a):>6.2f} "
                 f"{min(a):>6.2f} {statistics.median(b):>6.2f} {min(b):>6.2f} "
-                f"{statistics.median(diff):>+7.2f} {lower:>5} {statistics.median(base['A']):>7.2f} "
-                f"{statistics.median(base['B']):>7.2f}  {' / '.join(row['load'])}"
+                f"{statistics.median(diff):>+7.2f} {share:>+5.0f} {lower:>5} "
+                f"{statistics.median(base['A']):>7.2f} {statistics.median(base['B']):>7.2f}  "
+                f"{' / '.join(row['load'])}"
             )
     print(
         "lakeline CPU: CPU time of the threads while they run lakeline's code (capture.py). "
-        "B - A: the paired difference of each round's two processes, its median; lower: in "
-        "how many rounds B used less. baseline: the workflow's wall time without lakeline, "
-        "per side (drift shows there)."
+        "B - A: the paired difference of each round's two processes, its median (and as a "
+        "share of A's median); lower: in how many rounds B used less. baseline: the "
+        "workflow's wall time without lakeline, per side (drift shows there)."
     )
     if args.split:
         import capture
