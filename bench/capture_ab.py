@@ -237,9 +237,10 @@ def _cpu(row: dict[str, Any], side: str, variant: str) -> list[float]:
 
 
 def _round(row: dict[str, Any], variants: list[str]) -> str:
-    return ", ".join(
-        f"{v}: A {_cpu(row, 'A', v)[-1]:.2f} B {_cpu(row, 'B', v)[-1]:.2f} ms" for v in variants
-    )
+    """The last round's lakeline CPU per variant and baseline wall, ms a task."""
+    cpu = [f"{v}: A {_cpu(row, 'A', v)[-1]:.2f} B {_cpu(row, 'B', v)[-1]:.2f}" for v in variants]
+    base = [row[s][-1]["wall"]["baseline"] / row["n"] * 1000 for s in "AB"]
+    return ", ".join(cpu) + f" ms; baseline A {base[0]:.2f} B {base[1]:.2f} ms"
 
 
 def report(results: dict[tuple[str, str, int], dict[str, Any]], args: argparse.Namespace) -> None:
