@@ -14,7 +14,7 @@ from lakeline.db.rows import fill_new
 from lakeline.errors import LakelineError
 from lakeline.lineage.batch_files import QueuedFile, nul_error
 from lakeline.lineage.handles import loaded
-from lakeline.lineage.records import fire
+from lakeline.lineage.records import fire_each
 from lakeline.lineage.run_rows import (
     FINISH_COLUMNS,
     Finish,
@@ -82,13 +82,11 @@ def write_batch(
         rec._runs_written(inserted)
         for f in files:  # as it was when hashed
             rec._seen.remember(f.location, f.artifact, f.stat)
-        for run, artifact in edges:
-            fire("artifact_used", artifact=artifact, run=run)
-        for step, record, changed in done:
+        fire_each("artifact_used", [{"artifact": a, "run": run} for run, a in edges])
+        for step, record, _ in done:
             stamp(record, rec.instance)
             step.run = record
-            if changed:
-                fire("run_finished", run=record)
+        fire_each("run_finished", [{"run": record} for _, record, changed in done if changed])
 
     def runs(session: Session, plans: Sequence[Plan] = ()) -> None:
         reset()  # a retried transaction starts again

@@ -35,7 +35,7 @@ from lakeline.errors import InvalidValue, LakelineError
 from lakeline.lineage.batch_files import QueuedFile, mode_of
 from lakeline.lineage.handles import FileRecord, Handle, loaded
 from lakeline.lineage.recorder import Recorder
-from lakeline.lineage.records import fire, new_run
+from lakeline.lineage.records import fire_each, new_run
 from lakeline.lineage.run_rows import Finish
 from lakeline.lineage.run_updates import check_meta
 from lakeline.lineage.seen import file_stat
@@ -288,8 +288,7 @@ class BatchRecorder(Recorder):
         self._runs, self._notes = {}, {}
         for handle, _ in runs:
             stamp(handle.run, self.instance)
-        for handle, _ in started:
-            fire("run_started", run=handle.run)
+        fire_each("run_started", [{"run": handle.run} for handle, _ in started])
 
     def _insert_all(
         self,

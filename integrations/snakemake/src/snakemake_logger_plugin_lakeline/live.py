@@ -82,6 +82,7 @@ class LiveHook(logging.Filter):
         self.refusal = refusal  # strict: why no job may start now (None: it may)
         self.barrier = Barrier()
         self._by_id: dict[int, Any] = {}
+        self._rules: dict[int, tuple[Any, dict[str, Any]]] = {}  # by id(rule): file, line
         self.cpu = 0.0  # CPU seconds spent in Snakemake's thread adding details
 
     def install(self) -> None:
@@ -93,7 +94,8 @@ class LiveHook(logging.Filter):
             self.logger.removeHandler(self.barrier)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        kind = str(getattr(record, "event", "") or "")
+        kind = record.__dict__.get("event")  # most records carry none (no getattr's miss)
+        kind = str(kind) if kind else ""
         if self.refusal is not None and kind in JOB_STARTS:
             self.refuse(self.refusal())
         if kind not in ANNOTATED and (kind or not _removal(record)):
@@ -145,15 +147,24 @@ class LiveHook(logging.Filter):
         return self._by_id.get(jobid)
 
     def job_details(self, jobid: Any) -> dict[str, Any]:
-        """Flags, names and source location of a job, from the DAG (empty if unavailable)."""
-        from snakemake.io import is_flagged  # type: ignore[import-untyped]
+        """Flags, names and source location of a job, from the DAG (empty if unavailable).
 
+        In Snakemake's scheduling thread, before the job starts: each output's flags read
+        once (`is_flagged` asks the ABC of annotated strings for each flag), the rule's
+        file and line once per rule."""
         job = self._job(int(jobid))
         if job is None or getattr(job, "is_group", lambda: True)():
             return {}
-        rule = job.rule
-        outputs = list(job.output)
-        temp = set(getattr(job, "temp_output", ()))
+        temp = getattr(job, "temp_output", ())
+        flagged: dict[str, list[Any]] = {"temp": [], "directory": [], "update": []}
+        for f in job.output:
+            flags = _flags(f)
+            if f in temp or flags.get("temp"):
+                flagged["temp"].append(f)
+            if flags.get("directory"):
+                flagged["directory"].append(f)
+            if flags.get("update"):
+                flagged["update"].append(f)
         pipes = set(getattr(job, "pipe_or_service_output", ()))
         pipes |= _piped_inputs(job)
         input_names: dict[str, str] = {}
@@ -161,16 +172,40 @@ class LiveHook(logging.Filter):
             for path in paths(value if isinstance(value, list) else [value]):
                 input_names.setdefault(path, name)
         details: dict[str, Any] = {
-            "temp": paths([f for f in outputs if f in temp or is_flagged(f, "temp")]),
-            "directories": paths([f for f in outputs if is_flagged(f, "directory")]),
+            "temp": paths(flagged["temp"]),
+            "directories": paths(flagged["directory"]),
             "pipes": paths(list(pipes)),
-            "updates": paths([f for f in outputs if is_flagged(f, "update")]),
+            "updates": paths(flagged["update"]),
             "params": plain(job.params) or None,
             "input_names": input_names,
-            "rule_file": str(rule.snakefile),
-            "rule_line": int(rule.lineno),
         }
-        script = rule.script or rule.notebook
-        if script:
-            details["script"] = str(script)
+        details.update(self._rule_details(job.rule))
         return details
+
+    def _rule_details(self, rule: Any) -> dict[str, Any]:
+        """The rule's file, line and script (the same for all its jobs): read once a rule."""
+        found = self._rules.get(id(rule))
+        if found is None or found[0] is not rule:
+            values: dict[str, Any] = {
+                "rule_file": str(rule.snakefile),
+                "rule_line": int(rule.lineno),
+            }
+            script = rule.script or rule.notebook
+            if script:
+                values["script"] = str(script)
+            found = self._rules[id(rule)] = (rule, values)
+        return found[1]
+
+
+_ANNOTATED: dict[type, bool] = {}  # whether a type is an annotated string (an ABC check)
+
+
+def _flags(path: Any) -> dict[str, Any]:
+    """The flags of an output (`snakemake.io.is_flagged`'s: an annotated string's), or {}."""
+    kind = type(path)
+    annotated = _ANNOTATED.get(kind)
+    if annotated is None:
+        from snakemake.io import AnnotatedStringInterface  # type: ignore[import-untyped]
+
+        annotated = _ANNOTATED[kind] = issubclass(kind, AnnotatedStringInterface)
+    return path.flags if annotated else {}  # type: ignore[no-any-return]
