@@ -79,7 +79,8 @@ def test_a_batch_with_a_finished_step_or_a_file_is_due_at_ms(
     rec.ms = 1
     time.sleep(0.005)
     rec.flush_if_due()  # as before: ms since the first finish / use / produce
-    assert _runs_written(rec) == 2 and other.run.status == "started"
+    assert _runs_written(rec) == 1 and step.run.id is not None
+    assert other.run.id is None  # only started: kept for its finish
 
 
 def test_an_idle_flush_writes_a_finished_step_at_once(instance: Instance, tmp_path: Path) -> None:
@@ -88,7 +89,7 @@ def test_an_idle_flush_writes_a_finished_step_at_once(instance: Instance, tmp_pa
     done = rec.start_step(wf, key="s", kind="rule", engine_task_id="done")
     rec.finish_step(done)
     rec.flush_idle()
-    assert done.run.id is not None and waiting.run.id is not None  # the whole batch
+    assert done.run.id is not None and waiting.run.id is None  # kept for its finish
     assert ll.Run.get(id=done.run.id).status == "completed"
 
 
@@ -135,3 +136,79 @@ def test_a_step_started_and_finished_in_one_batch_is_written_once(
         rec2.flush()
     assert [e.action for e in entries(instance, uids=[step2.run.uid])] == ["insert", "update"]
     assert once < len(seen)
+
+
+def test_a_due_batch_keeps_its_steps_that_only_started_for_their_finish(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """A batch due by age (or steps, or an idle timer) writes what finished and what its files
+    and edges name; a step that only started, younger than `started_ms`, stays queued and is
+    inserted finished by a later batch: one audit entry. Older than `started_ms`, or at an
+    explicit flush, it is written as started."""
+    (tmp_path / "in.txt").write_text("in")
+    (tmp_path / "out.txt").write_text("out")
+    rec, wf = _batch(tmp_path, ms=1, started_ms=LONG)
+    rec.flush()
+    done = rec.start_step(wf, key="s", kind="rule", engine_task_id="done")
+    running = rec.start_step(wf, key="s", kind="rule", engine_task_id="running")
+    reading = rec.start_step(wf, key="s", kind="rule", engine_task_id="reading")
+    writing = rec.start_step(wf, key="s", kind="rule", engine_task_id="writing")
+    outer = rec.start_step(wf, key="s", kind="rule", engine_task_id="outer")
+    inner = rec.start_step(wf, key="s", kind="rule", engine_task_id="inner", parent=outer)
+    rec.use(reading, "in.txt")
+    rec.produce(writing, "out.txt")
+    rec.finish_step(inner)
+    rec.finish_step(done)
+    time.sleep(0.005)
+    rec.flush_if_due()  # due by ms since the first queued call
+    assert running.run.id is None  # kept queued: it only started
+    written = [done, reading, writing, outer, inner]
+    assert all(step.run.id is not None for step in written)
+    assert ll.Run.get(id=outer.run.id).status == "started"  # the parent of a run written
+    assert ll.Artifact.get(key="out.txt").run_id == writing.run.id
+    assert [a.key for a in ll.Run.get(id=reading.run.id).inputs.all()] == ["in.txt"]
+    again = rec.start_step(wf, key="s", kind="rule", engine_task_id="running")
+    assert again is running  # still the queued step
+    rec.annotate(running, "engine", attempt=1)  # annotated in the queue
+    rec.finish_step(running)
+    rec.flush_idle()
+    assert [e.action for e in entries(instance, uids=[running.run.uid])] == ["insert"]
+    run = ll.Run.get(id=running.run.id)
+    assert run.status == "completed" and run.params == {"engine": {"attempt": 1}}
+
+    old = rec.start_step(wf, key="s", kind="rule", engine_task_id="old")
+    young = rec.start_step(wf, key="s", kind="rule", engine_task_id="young")
+    rec.finish_step(rec.start_step(wf, key="s", kind="rule", engine_task_id="other"))
+    rec.started_ms = 1  # both older than started_ms: written as started
+    time.sleep(0.005)
+    rec.flush_idle()
+    assert old.run.id is not None and young.run.id is not None
+    rec.started_ms = LONG
+    last = rec.start_step(wf, key="s", kind="rule", engine_task_id="last")
+    rec.finish_step(rec.start_step(wf, key="s", kind="rule", engine_task_id="another"))
+    rec.flush()  # explicit (a read, finish_workflow, exit): everything
+    assert last.run.id is not None and ll.Run.get(id=last.run.id).status == "started"
+
+
+def test_steps_kept_queued_stay_queued_when_the_flush_fails(
+    instance: Instance, tmp_path: Path
+) -> None:
+    from faults import raise_once_at
+    from sqlalchemy.exc import OperationalError
+
+    rec, wf = _batch(tmp_path, ms=LONG, started_ms=LONG)
+    rec.flush()
+    running = rec.start_step(wf, key="s", kind="rule", engine_task_id="running")
+    done = rec.start_step(wf, key="s", kind="rule", engine_task_id="done")
+    rec.finish_step(done)
+    lost = OperationalError("COMMIT", {}, ConnectionError("server closed the connection"))
+    with raise_once_at("recorder.flush", lost), pytest.raises(OperationalError):
+        rec.flush_idle()
+    assert done.run.id is None and running.run.id is None  # both queued
+    rec.flush_idle()
+    assert done.run.id is not None and running.run.id is None  # the finished one written
+    rec.finish_step(running)
+    rec.flush()
+    for step in (running, done):
+        assert [e.action for e in entries(instance, uids=[step.run.uid])] == ["insert"]
+        assert ll.Run.get(id=step.run.id).status == "completed"

@@ -92,6 +92,7 @@ class BatchRecorder(Recorder):
     _links: list[tuple[Handle, Artifact, str]] = field(default_factory=list, repr=False)
     _since: float | None = field(default=None, repr=False)  # first queued finish/use/produce/link
     _first_start: float | None = field(default=None, repr=False)  # first queued run's start
+    _start_times: dict[str, float] = field(default_factory=dict, repr=False)  # by engine ref
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _step_transforms: dict[tuple[Any, ...], Transform] = field(default_factory=dict, repr=False)
 
@@ -197,7 +198,7 @@ class BatchRecorder(Recorder):
     def _due(self, timer: bool = False) -> None:
         waited = (timer or self.flush_on_calls) and self._aged()
         if len(self._finishes) >= self.steps or waited:
-            self.flush()
+            self._write(hold=True)
 
     def use_saved(self, step: Handle, artifact: Artifact, role: str = "") -> None:
         """Queue that `step` used `artifact`, a record of a file the engine knows is
@@ -235,7 +236,7 @@ class BatchRecorder(Recorder):
         `started_ms`, so that it is written once)."""
         with self._lock:
             if self._since is not None or self._aged():
-                self.flush()
+                self._write(hold=True)
 
     def start_step(
         self,
@@ -284,8 +285,9 @@ class BatchRecorder(Recorder):
             )
             handle = Handle(run, transform, engine_ref)
             self._runs[engine_ref] = (handle, parent or workflow)
+            self._start_times[engine_ref] = time.monotonic()
             if self._first_start is None:
-                self._first_start = time.monotonic()
+                self._first_start = self._start_times[engine_ref]
             return handle
 
     def _insert_runs(self) -> None:
@@ -314,7 +316,7 @@ class BatchRecorder(Recorder):
 
         assert self.instance is not None
         runs = list(self._runs.values())
-        self._runs, self._notes, self._first_start = {}, {}, None
+        self._runs, self._notes, self._first_start, self._start_times = {}, {}, None, {}
         for handle, _ in runs:
             stamp(handle.run, self.instance)
         for handle, _ in started:
@@ -419,6 +421,30 @@ class BatchRecorder(Recorder):
         """Write everything queued in one transaction (nothing if nothing is queued). If it
         fails, the batch is queued again (its files read again at the next flush) and the
         error raised: the next flush writes it."""
+        self._write(hold=False)
+
+    def _write(self, *, hold: bool) -> None:
+        """`flush`; `hold` (a batch due by age or steps): the steps started less than
+        `started_ms` ago that nothing of the batch names stay queued (`batch_hold.held`)."""
+        from lakeline.lineage.batch_hold import held
+
+        with self._lock:
+            refs = held(self, time.monotonic()) if hold and self._runs else []
+            if not refs:
+                self._flush()
+                return
+            kept = [(ref, self._runs.pop(ref), self._start_times.pop(ref, None)) for ref in refs]
+            notes = {ref: self._notes.pop(ref) for ref in refs if ref in self._notes}
+            try:
+                self._flush()
+            finally:  # queued again, ahead of any started since, with their start times
+                self._runs = {**{ref: run for ref, run, _ in kept}, **self._runs}
+                self._notes.update(notes)
+                times = {ref: at for ref, _, at in kept if at is not None}
+                self._start_times.update(times)
+                self._first_start = min(self._start_times.values(), default=None)
+
+    def _flush(self) -> None:
         from lakeline.lineage.batch_write import write_batch
 
         with self._lock:
