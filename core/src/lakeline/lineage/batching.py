@@ -11,11 +11,12 @@ unflushed batch and never leaves part of one; a flush that fails keeps its batch
 files read again) for the next one. It happens when `steps` steps finished, `ms` passed
 since the first queued finish, use, produce or link, or `started_ms` (default 5 * `ms`, at
 least 5 s) since the first queued start (checked at the next call, or by `flush_if_due` /
-`flush_idle` from an integration's timer): a step started and finished within a batch is
-written once (inserted finished), and a batch of started steps alone waits for a finish (an
-engine starts many steps well before they end), yet a long step appears as started within
-`started_ms`. It also happens before any call that reads or
-changes what is queued (a `use` of a queued output, a file that is gone, `mark_gone`,
+`flush_idle` from an integration's timer). Such a flush keeps queued the steps started less
+than `started_ms` ago that nothing of the batch names (`batch_hold`): a step is written once,
+inserted finished, not inserted, then updated (an engine starts many steps well before they
+end), yet a long step appears as started within `started_ms`. It also happens, writing all,
+before any call that reads or changes what is queued (a `use` of a queued output, a file
+that is gone, `mark_gone`,
 `reference`, `link`, `save_files`, `mark`, `annotate` of a written run, ...), at
 `finish_workflow`, on `flush()` and at interpreter exit. Queued calls return the Artifact
 they will save (its id is set at the flush) and the step's run as it was when started.
