@@ -199,7 +199,7 @@ class BatchRecorder(Recorder):
     def _due(self, timer: bool = False) -> None:
         waited = (timer or self.flush_on_calls) and self._aged()
         if len(self._finishes) >= self.steps or waited:
-            self._write(hold=True)
+            self._flush_due()
 
     def use_saved(self, step: Handle, artifact: Artifact, role: str = "") -> None:
         """Queue that `step` used `artifact`, a record of a file the engine knows is
@@ -237,7 +237,7 @@ class BatchRecorder(Recorder):
         `started_ms`, so that it is written once)."""
         with self._lock:
             if self._since is not None or self._aged():
-                self._write(hold=True)
+                self._flush_due()
 
     def start_step(
         self,
@@ -418,26 +418,20 @@ class BatchRecorder(Recorder):
 
     # -- writing --------------------------------------------------------------------------------
 
-    def flush(self) -> None:
-        """Write everything queued in one transaction (nothing if nothing is queued). If it
-        fails, the batch is queued again (its files read again at the next flush) and the
-        error raised: the next flush writes it."""
-        self._write(hold=False)
-
-    def _write(self, *, hold: bool) -> None:
-        """`flush`; `hold` (a batch due by age or steps): the steps started less than
+    def _flush_due(self) -> None:
+        """`flush` of a batch due by age, steps or an idle timer: the steps started less than
         `started_ms` ago that nothing of the batch names stay queued (`batch_hold.held`)."""
         from lakeline.lineage.batch_hold import held
 
         with self._lock:
-            refs = held(self, time.monotonic()) if hold and self._runs else []
+            refs = held(self, time.monotonic()) if self._runs else []
             if not refs:
-                self._flush()
+                self.flush()
                 return
             kept = [(ref, self._runs.pop(ref), self._start_times.pop(ref, None)) for ref in refs]
             notes = {ref: self._notes.pop(ref) for ref in refs if ref in self._notes}
             try:
-                self._flush()
+                self.flush()
             finally:  # queued again, ahead of any started since, with their start times
                 self._runs = {**{ref: run for ref, run, _ in kept}, **self._runs}
                 self._notes.update(notes)
@@ -445,7 +439,10 @@ class BatchRecorder(Recorder):
                 self._start_times.update(times)
                 self._first_start = min(self._start_times.values(), default=None)
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Write everything queued in one transaction (nothing if nothing is queued). If it
+        fails, the batch is queued again (its files read again at the next flush) and the
+        error raised: the next flush writes it."""
         from lakeline.lineage.batch_write import write_batch
 
         with self._lock:
