@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 def held(rec: BatchRecorder, now: float) -> list[str]:
     """The engine refs of the queued runs to keep queued at a flush at `now` (monotonic): not
-    inserted yet, started less than `started_ms` ago, not finished, producing or using a
+    inserted yet, started less than `started_ms` / 2 ago, not finished, producing or using a
     file, or linked in this batch, and not the parent of a run it writes."""
     assert rec.started_ms is not None
     named = {id(step) for step, _ in rec._finishes}
@@ -23,7 +23,10 @@ def held(rec: BatchRecorder, now: float) -> list[str]:
             named.add(id(f.producer))
         named.update(id(user) for user, _ in f.used_by)
     named.update(id(user) for user, _, _ in rec._links)
-    young = now - rec.started_ms / 1000
+    # kept: younger than half of started_ms, so that a batch due by started_ms writes every
+    # run older than that and is not due again by it for started_ms / 2 (else each timer look
+    # after the first run's started_ms wrote the few runs that had just reached it)
+    young = now - rec.started_ms / 2000
     keep = {
         ref
         for ref, (handle, _) in rec._runs.items()
