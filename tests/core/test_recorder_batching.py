@@ -142,8 +142,8 @@ def test_a_batch_due_by_time_is_left_to_the_timer_when_calls_do_not_flush(
     rec = BatchRecorder("toy", root=tmp_path, steps=3, ms=1, flush_on_calls=False)
     wf = rec.start_workflow(key="p", engine_run_id="r")
     first = rec.start_step(wf, key="s", kind="rule", engine_task_id="1")
-    time.sleep(0.01)  # the batch is due by time
     rec.use(first, "a.txt")
+    time.sleep(0.01)  # the batch is due by time (since the use)
     rec.finish_step(first)
     second = rec.start_step(wf, key="s", kind="rule", engine_task_id="2")
     rec.finish_step(second)
@@ -156,9 +156,11 @@ def test_a_batch_due_by_time_is_left_to_the_timer_when_calls_do_not_flush(
     assert all(step.run.id is not None for step in steps)  # 3 finished steps: written
     rec.flush_on_calls = True
     late = rec.start_step(wf, key="s", kind="rule", engine_task_id="late")
+    rec.finish_step(late)
     time.sleep(0.01)
-    rec.finish_step(late)  # due by time, found by the call: written by it
-    assert late.run.id is not None
+    after = rec.start_step(wf, key="s", kind="rule", engine_task_id="after")
+    rec.use(after, "a.txt")  # due by time (since the finish), found by the call: written by it
+    assert late.run.id is not None and after.run.id is not None
 
 
 @pytest.mark.parametrize("batch", [False, True], ids=["plain", "batched"])

@@ -126,6 +126,52 @@ def test_the_flusher_warns_once_of_a_failed_flush_naming_the_error(
     assert [a.key for a in ll.Run.get(id=step.run.id).outputs.all()] == ["a.txt"]
 
 
+def test_the_prefect_flusher_leaves_started_steps_to_their_finish(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """The idle timer of an integration (Prefect's flusher; redun's scheduler calls the same
+    `flush_idle`): started steps alone stay queued while younger than `started_ms`; once one
+    finished, the next look writes the batch, the finished step inserted finished."""
+    from lakeline.access.audit import entries
+    from lakeline.lineage.recorder import BatchRecorder
+    from lakeline_prefect.flusher import Flusher
+
+    rec = BatchRecorder("toy", root=tmp_path, steps=100, ms=600_000, started_ms=600_000)
+    wf = rec.start_workflow(key="p", engine_run_id="r")
+    rec.flush()
+    step = rec.start_step(wf, key="s", kind="task", engine_task_id="1")
+    looks: list[int] = []
+    idle = rec.flush_idle
+
+    def counted() -> None:
+        looks.append(1)
+        idle()
+
+    rec.flush_idle = counted  # type: ignore[method-assign]  # counts the flusher's looks
+    running = [(rec, 0.0)]  # idle since long ago
+    lock = threading.RLock()
+    flusher = Flusher(lambda: list(running), lock)
+    flusher.start()
+    try:
+        deadline = time.monotonic() + 120
+        while len(looks) < 3 and time.monotonic() < deadline:  # a wait, not a timing assert
+            time.sleep(0.05)
+        assert len(looks) >= 3
+        with rec._lock:
+            assert step.run.id is None  # looked at three times, still queued
+            rec.finish_step(step)
+        while step.run.id is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        with lock:
+            running.clear()
+            thread = flusher._thread
+        if thread is not None:
+            thread.join(60)
+    assert [e.action for e in entries(instance, uids=[step.run.uid])] == ["insert"]
+    assert ll.Run.get(id=step.run.id).status == "completed"
+
+
 def test_task_runs_with_persisted_results_are_written_in_one_batch(
     workdir: Path, instance: Instance, monkeypatch: pytest.MonkeyPatch
 ) -> None:

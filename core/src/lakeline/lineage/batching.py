@@ -8,9 +8,15 @@ hashed and written at the flush); everything else writes as the plain Recorder d
 flush. A flush is one bulk save of the queued files with their used-by edges, producers and
 the queued step finishes, in one transaction: a process killed before or during it loses the
 unflushed batch and never leaves part of one; a flush that fails keeps its batch queued (its
-files read again) for the next one. It happens when `steps` steps finished or `ms`
-passed since the first queued call (checked at the next call), before any call that reads or
-changes what is queued (a `use` of a queued output, a file that is gone, `mark_gone`,
+files read again) for the next one. It happens when `steps` steps finished, `ms` passed
+since the first queued finish, use, produce or link, or `started_ms` (default 5 * `ms`, at
+least 5 s) since the first queued start (checked at the next call, or by `flush_if_due` /
+`flush_idle` from an integration's timer). Such a flush keeps queued the steps started less
+than `started_ms` ago that nothing of the batch names (`batch_hold`): a step is written once,
+inserted finished, not inserted, then updated (an engine starts many steps well before they
+end), yet a long step appears as started within `started_ms`. It also happens, writing all,
+before any call that reads or changes what is queued (a `use` of a queued output, a file
+that is gone, `mark_gone`,
 `reference`, `link`, `save_files`, `mark`, `annotate` of a written run, ...), at
 `finish_workflow`, on `flush()` and at interpreter exit. Queued calls return the Artifact
 they will save (its id is set at the flush) and the step's run as it was when started.
@@ -74,6 +80,8 @@ class BatchRecorder(Recorder):
 
     steps: int = 100
     ms: float = 500.0
+    # age of a batch of started steps alone before it is due (None: 5 * ms, at least 5 s)
+    started_ms: float | None = None
     # False while an integration's timer calls `flush_if_due`: a batch due by time is then
     # written by the timer's thread, not by the engine's call that finds it due
     flush_on_calls: bool = True
@@ -83,13 +91,17 @@ class BatchRecorder(Recorder):
     # metadata given to queued runs (engine_ref: namespace: meta), for a run found at the flush
     _notes: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict, repr=False)
     _links: list[tuple[Handle, Artifact, str]] = field(default_factory=list, repr=False)
-    _since: float | None = field(default=None, repr=False)
+    _since: float | None = field(default=None, repr=False)  # first queued finish/use/produce/link
+    _first_start: float | None = field(default=None, repr=False)  # first queued run's start
+    _start_times: dict[str, float] = field(default_factory=dict, repr=False)  # by engine ref
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _step_transforms: dict[tuple[Any, ...], Transform] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or self.ms <= 0:
-            raise LakelineError("a BatchRecorder needs steps >= 1 and ms > 0")
+        if self.started_ms is None:
+            self.started_ms = max(5 * self.ms, 5000.0)
+        if self.steps < 1 or self.ms <= 0 or self.started_ms <= 0:
+            raise LakelineError("a BatchRecorder needs steps >= 1, ms > 0 and started_ms > 0")
         super().__post_init__()
         atexit.register(_flush_at_exit, weakref.ref(self))
 
@@ -150,7 +162,7 @@ class BatchRecorder(Recorder):
         now = None if stat.S_ISDIR(st.st_mode) else _state(st)  # as file_stat: what the step saw
         if user is not None and (seen := self._seen.get(location, key, contained, now)) is not None:
             self._links.append((user[0], seen, user[1]))
-            self._started()
+            self._clock()
             return seen
         registers = contained is None and not self.upload
         if registers:
@@ -164,21 +176,30 @@ class BatchRecorder(Recorder):
         users = [] if user is None else [user]
         entry = QueuedFile(location, artifact, plan, producer, users, now, key)
         self._files[location] = entry
-        self._started()
+        self._clock()
         return artifact
 
-    def _started(self) -> None:
+    def _clock(self) -> None:
+        """Start the batch's age clock (`ms`), at its first queued finish, use, produce or link."""
         if self._since is None:
             self._since = time.monotonic()
 
+    def _aged(self) -> bool:
+        """Whether the batch is due by age: `ms` since its first queued finish, use, produce
+        or link, or `started_ms` since its first queued start."""
+        if self._since is None and self._first_start is None:
+            return False
+        now = time.monotonic()
+        if self._since is not None and (now - self._since) * 1000 >= self.ms:
+            return True
+        started = self._first_start
+        assert self.started_ms is not None
+        return started is not None and (now - started) * 1000 >= self.started_ms
+
     def _due(self, timer: bool = False) -> None:
-        waited = (
-            (timer or self.flush_on_calls)
-            and self._since is not None
-            and (time.monotonic() - self._since) * 1000 >= self.ms
-        )
+        waited = (timer or self.flush_on_calls) and self._aged()
         if len(self._finishes) >= self.steps or waited:
-            self.flush()
+            self._flush_due()
 
     def use_saved(self, step: Handle, artifact: Artifact, role: str = "") -> None:
         """Queue that `step` used `artifact`, a record of a file the engine knows is
@@ -198,15 +219,25 @@ class BatchRecorder(Recorder):
                 self._due()
                 return
             self._links.append((step, artifact, role))
-            self._started()
+            self._clock()
             self._due()
 
     def flush_if_due(self) -> None:
-        """Flush if the batch is due (`steps` finished steps, or `ms` since its first queued
-        call): for an integration's timer, so a batch waits no longer than `ms` while the
-        engine reports nothing (a long job)."""
+        """Flush if the batch is due (`steps` finished steps, `ms` since its first queued
+        finish, use, produce or link, `started_ms` since its first start): for an
+        integration's timer, so a batch waits no longer than that while the engine reports
+        nothing (a long job)."""
         with self._lock:
             self._due(timer=True)
+
+    def flush_idle(self) -> None:
+        """Flush what is queued, unless it is only started steps, started less than
+        `started_ms` ago: for an integration's timer once the engine is idle (a finished
+        step reaches the catalog at once; a started one waits for its finish, or
+        `started_ms`, so that it is written once)."""
+        with self._lock:
+            if self._since is not None or self._aged():
+                self._flush_due()
 
     def start_step(
         self,
@@ -255,8 +286,9 @@ class BatchRecorder(Recorder):
             )
             handle = Handle(run, transform, engine_ref)
             self._runs[engine_ref] = (handle, parent or workflow)
-            if self._since is None:
-                self._since = time.monotonic()
+            self._start_times[engine_ref] = time.monotonic()
+            if self._first_start is None:
+                self._first_start = self._start_times[engine_ref]
             return handle
 
     def _insert_runs(self) -> None:
@@ -285,7 +317,7 @@ class BatchRecorder(Recorder):
 
         assert self.instance is not None
         runs = list(self._runs.values())
-        self._runs, self._notes = {}, {}
+        self._runs, self._notes, self._first_start, self._start_times = {}, {}, None, {}
         for handle, _ in runs:
             stamp(handle.run, self.instance)
         fire_each("run_started", [{"run": handle.run} for handle, _ in started])
@@ -379,12 +411,32 @@ class BatchRecorder(Recorder):
                 record = item if isinstance(item, FileRecord) else FileRecord(item)
                 self.produce(step, record.path, key=record.key, kind=record.kind)
             self._finishes.append((step, change))
-            if self._since is None:
-                self._since = time.monotonic()
+            self._clock()
             self._due()
             return step.run
 
     # -- writing --------------------------------------------------------------------------------
+
+    def _flush_due(self) -> None:
+        """`flush` of a batch due by age, steps or an idle timer: the steps started less than
+        `started_ms` ago that nothing of the batch names stay queued (`batch_hold.held`)."""
+        from lakeline.lineage.batch_hold import held
+
+        with self._lock:
+            refs = held(self, time.monotonic()) if self._runs else []
+            if not refs:
+                self.flush()
+                return
+            kept = [(ref, self._runs.pop(ref), self._start_times.pop(ref, None)) for ref in refs]
+            notes = {ref: self._notes.pop(ref) for ref in refs if ref in self._notes}
+            try:
+                self.flush()
+            finally:  # queued again, ahead of any started since, with their start times
+                self._runs = {**{ref: run for ref, run, _ in kept}, **self._runs}
+                self._notes.update(notes)
+                times = {ref: at for ref, _, at in kept if at is not None}
+                self._start_times.update(times)
+                self._first_start = min(self._start_times.values(), default=None)
 
     def flush(self) -> None:
         """Write everything queued in one transaction (nothing if nothing is queued). If it

@@ -2,9 +2,11 @@
 
 A busy flow's hooks flush their own batch when it is due (`steps` finished tasks or `ms`,
 large: a flush has a fixed cost, so big batches cost less per task); while a long task runs
-no hook is called, so this thread writes whatever is queued once the hooks have been idle for
+no hook is called, so this thread writes what is queued once the hooks have been idle for
 `IDLE` seconds: a finished task run reaches the catalog within about a second whatever the
-batch's age. It runs while flow runs are recorded and stops when none is left.
+batch's age. Task runs that only started wait for their end, or the Recorder's `started_ms`
+(10 s), so that each is written once (`BatchRecorder.flush_idle`). It runs while flow runs
+are recorded and stops when none is left.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ class Flusher:
                 if isinstance(recorder, BatchRecorder) and time.monotonic() - touched > IDLE:
                     try:
                         with AUDIT.quiet():
-                            recorder.flush()  # nothing queued: returns at once
+                            recorder.flush_idle()  # started only: at its end or started_ms
                     except Exception as exc:  # queued again: the next flush writes it
                         said = f"{type(exc).__name__}: {exc}"
                         if said != self._said:  # once per error, not every IDLE / 2 s

@@ -15,10 +15,11 @@ reference (assets) or one warning, and the rest of the flow is recorded.
 
 Task runs are recorded in batches (`make_recorder(batch=True)`; `LAKELINE_CAPTURE_BATCH=off`
 records each call at once): a task's run, inputs, outputs and finish are queued and written
-by the hooks every BATCH_STEPS finished tasks or BATCH_MS while the flow keeps them busy, by a
-timer thread once they have been idle for 0.5 s, and at the flow run's end, before `flow()`
-returns. A task body that saves or loads with the lakeline API reads its run: that flushes the
-batch first, so the run has its id.
+by the hooks every BATCH_STEPS finished tasks or BATCH_MS after the first queued finish, use or
+output while the flow keeps them busy, by a timer thread once they have been idle for 0.5 s
+(task runs that only started: once 5 * BATCH_MS passed since the first), and at the flow
+run's end, before `flow()` returns. A task body that saves or loads with the lakeline API
+reads its run: that flushes the batch first, so the run has its id.
 """
 
 from __future__ import annotations

@@ -37,8 +37,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("lakeline.redun")
 BATCH_STEPS = 500  # finished jobs in a batch at most
-BATCH_MS = 2000.0  # age of a batch at most while jobs keep starting and ending
-IDLE = 0.5  # s without a job starting or ending: the timer writes what is queued
+BATCH_MS = 2000.0  # age of a batch from its first job's end at most (started jobs: 10 s)
+IDLE = 0.5  # s without a job starting or ending: the timer writes what finished
 FLUSH_EVERY = IDLE / 2  # seconds between the timer's checks
 _FAILED = object()  # _record_end without a result: the job failed
 
@@ -107,7 +107,8 @@ class LakelineScheduler(Scheduler):
     def run(self, *args: Any, **kwargs: Any) -> Any:
         """`Scheduler.run`, with a timer that writes the Recorder's batch once it is due or
         once no job has started or ended for IDLE seconds: redun reports nothing while a long
-        job runs, and a finished job must not wait for it."""
+        job runs, and a finished job must not wait for it (jobs that only started wait for
+        their end, or the Recorder's `started_ms`: each is then written once)."""
         from lakeline.lineage.recorder import BatchRecorder
 
         stop = threading.Event()
@@ -133,7 +134,7 @@ class LakelineScheduler(Scheduler):
             if isinstance(recorder, BatchRecorder):
                 try:
                     if time.monotonic() - self._touched > IDLE:
-                        recorder.flush()  # nothing queued: returns at once
+                        recorder.flush_idle()  # started jobs alone: at their end or started_ms
                     else:
                         recorder.flush_if_due()
                 except Exception as error:  # lineage must never break the workflow
