@@ -26,6 +26,8 @@ from lakeline.db.rows import chunks
 from lakeline.storage.roots import protocol_of
 
 if TYPE_CHECKING:
+    from lakeline.artifacts.filework import Result
+    from lakeline.artifacts.offload import Job
     from lakeline.artifacts.save import Plan, Progress
     from lakeline.instance import Instance
     from lakeline.models import Artifact, Run
@@ -44,7 +46,9 @@ def eligible(instance: Instance, artifacts: Sequence[Artifact]) -> bool:
     timeout), room on the cores (`spare_core`), enough of them, all small local files (no
     folders, references or staged objects) into local storage, each with a key of its own and
     a source of its own (so no batch finds the records of another)."""
-    if instance.dialect != "postgresql" or len(artifacts) < MIN_FILES:
+    if len(artifacts) < MIN_FILES:
+        return False
+    if instance.dialect != "postgresql" and not offload_ok():
         return False
     local = protocol_of(instance.storage.root) == "local"
     if not local or not spare_core():
@@ -71,6 +75,16 @@ def eligible(instance: Instance, artifacts: Sequence[Artifact]) -> bool:
 # (docs/scaling.md, "The two-thread save against the load": alternated on/off at loads 2.9-9.6
 # on 2 cores: below load 4 new files +15 %, re-saves +8 %; above it re-saves lost 3-15 %)
 LOAD_PER_CPU = 2.0
+
+
+def offload_ok() -> bool:
+    """Whether the file work may go to a worker process (artifacts/offload.py)."""
+    from lakeline.artifacts import offload
+
+    return OFFLOAD and offload.available()
+
+
+OFFLOAD = True
 
 
 def spare_core() -> bool:
@@ -163,6 +177,8 @@ def save(
     progress: Progress | None,
     run: Run | None,
     retried: Callable[[BaseException], bool],
+    job: Job | None = None,
+    plan_stored: Callable[[Artifact, Result], Plan] | None = None,
 ) -> tuple[list[Plan], Writer, BaseException | None]:
     """Plan and store `artifacts` batch by batch, each handed to a `Writer` once stored (the
     rest at the end, once a batch turned out to be records already saved). Returns every
@@ -184,9 +200,20 @@ def save(
         for batch in batches(artifacts):
             if writer.error is not None and not retried(writer.error):
                 break  # the save fails whatever follows: no more files to store
-            made = [plan_one(artifact) for artifact in batch]
-            plans += made
-            upload(instance, made, progress)
+            if job is None:
+                made = [plan_one(artifact) for artifact in batch]
+                plans += made
+                upload(instance, made, progress)
+            else:  # stored by the worker process meanwhile
+                assert plan_stored is not None
+                made = [plan_stored(artifact, result) for artifact, result in job.take(len(batch))]
+                plans += made
+                if progress:
+                    progress("hash", len(made))
+                    progress("upload", len(made))
+                if len(made) < len(batch):
+                    raise job.failure()
+            checkpoints.reach("save.batch")
             if writer.found_all:  # re-saves: nothing for the database to do meanwhile
                 held += made
             elif writer.error is None:
@@ -202,6 +229,13 @@ def save(
         done = True
     except BaseException as exc:  # raised below unless the writer commits all the same
         late = exc
+    if job is not None:  # the files it stored after a failure: removed with the others
+        assert plan_stored is not None
+        try:
+            for artifact, result in job.finish():
+                plan_stored(artifact, result)
+        except BaseException as exc:
+            late = late or exc
     try:
         if not ended:
             _to_the_end(lambda: writer.queue.put(_ABORT))
@@ -250,3 +284,76 @@ def _to_the_end(wait: Callable[[], None]) -> None:
             interrupt = interrupt or exc
     if interrupt is not None:
         raise interrupt
+
+
+class Outcome:
+    """How a save whose files a worker process stored wrote its records (as `Writer`)."""
+
+    def __init__(self) -> None:
+        self.created: list[Artifact] = []
+        self.new_storage = False
+        self.committed = False
+        self.error: BaseException | None = None
+
+
+def save_offloaded(
+    instance: Instance,
+    artifacts: Sequence[Artifact],
+    job: Job,
+    plan_stored: Callable[[Artifact, Result], Plan],
+    progress: Progress | None,
+    run: Run | None,
+    retried: Callable[[BaseException], bool],
+) -> tuple[list[Plan], Outcome, BaseException | None]:
+    """As `save`, the files stored by `job`'s worker process while this thread writes the
+    records of the batches it stored before, in one transaction (one thread: the worker's
+    results arrive a chunk at a time, no GIL to hand over)."""
+    from sqlalchemy import event
+
+    from lakeline.artifacts.save import detach, write_batch
+
+    outcome = Outcome()
+    plans: list[Plan] = []
+    late: BaseException | None = None
+    committed: list[bool] = []
+
+    def stored(n: int) -> list[Plan]:
+        made = [plan_stored(artifact, result) for artifact, result in job.take(n)]
+        plans.extend(made)
+        if progress:
+            progress("hash", len(made))
+            progress("upload", len(made))
+        if len(made) < n:
+            raise job.failure()
+        return made
+
+    try:
+        with instance.sessions.write() as session:
+            event.listen(session, "after_commit", lambda _: committed.append(True))
+            for batch in batches(artifacts):
+                made = stored(len(batch))
+                checkpoints.reach("save.batch")
+                created, new_storage = write_batch(session, instance, made, instance.user.id, run)
+                outcome.created += created
+                outcome.new_storage |= new_storage
+            checkpoints.reach("save.stored")
+            claim(instance, session, plans)
+    except BaseException as exc:
+        if not committed:
+            if not retried(exc):
+                raise  # the caller removes what the worker stored (`Job.finish` first)
+            outcome.error = exc  # the caller writes every record again: every file stored
+            stored(len(artifacts) - job.taken)
+        else:  # an interrupt once committed: saved, raised once the save is settled
+            late = exc
+    if committed:
+        outcome.committed = True
+        detach([a for a in outcome.created if _unkeyed(a)] if late else outcome.created)
+    job.finish()
+    return plans, outcome, late
+
+
+def _unkeyed(artifact: Artifact) -> bool:
+    from sqlalchemy.orm.attributes import instance_state
+
+    return instance_state(artifact).key is None

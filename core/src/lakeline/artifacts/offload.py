@@ -1,0 +1,251 @@
+"""This process's side of the file worker (artifacts/filework.py): started at the first save
+that uses it, kept for the next ones, ended at exit, at `lakeline.disconnect()`, or once it
+failed (the next save starts another).
+
+One save at a time uses it (`Worker.lock`); another save meanwhile (another thread) stores
+its files itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from lakeline.artifacts.filework import RESULT, Pipe, Result
+from lakeline.errors import StorageError
+
+if TYPE_CHECKING:
+    import subprocess
+
+    from lakeline.instance import Instance
+    from lakeline.models import Artifact
+
+_BOOT = (
+    "import sys; sys.path.insert(0, sys.argv[1]); "
+    "from lakeline.artifacts.filework import main; main(sys.argv[2:])"
+)
+
+
+class Worker:
+    """A running worker process and the pipes to it."""
+
+    def __init__(self) -> None:
+        import subprocess
+
+        import lakeline
+
+        to_worker, from_worker = os.pipe(), os.pipe()  # not inherited but as passed
+        ours = (from_worker[0], to_worker[1])
+        theirs = (to_worker[0], from_worker[1])
+        # isolated (-I): no PYTHON* variables, user site or current folder on its path, only
+        # the folder this process imported lakeline from (the same code, whatever sys.path is)
+        package_parent = os.path.dirname(os.path.dirname(os.path.abspath(lakeline.__file__)))
+        try:
+            self.process: subprocess.Popen[bytes] = subprocess.Popen(
+                [sys.executable, "-I", "-c", _BOOT, package_parent, *map(str, theirs)],
+                pass_fds=theirs,
+                stdin=subprocess.DEVNULL,
+            )
+        except BaseException:
+            for fd in (*ours, *theirs):
+                os.close(fd)
+            raise
+        for fd in theirs:
+            os.close(fd)
+        self.pipe = Pipe(*ours)
+        self.pid = os.getpid()  # the process that started it (a fork's child does not own it)
+        self.lock = threading.Lock()
+        self.broken = False
+
+    def end(self, *, kill: bool = False) -> None:
+        """Close its pipes (it ends at their end; killed when `kill`, or when it does not end
+        within 5 s) and wait for it: no zombie, no descriptor left."""
+        import subprocess
+
+        self.broken = True
+        self.pipe.close()
+        if kill:
+            self.process.kill()
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def gone(self) -> StorageError:
+        """The error of a save whose worker ended under it (it is waited for)."""
+        self.end()
+        code = self.process.returncode
+        how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit {code}"
+        return StorageError(
+            f"the file worker process (pid {self.process.pid}) ended during the save ({how}): "
+            "nothing was saved; save again"
+        )
+
+
+_worker: Worker | None = None
+_guard = threading.Lock()
+
+
+def available() -> bool:
+    """Whether a worker process can be started here (a Python executable to start)."""
+    return bool(sys.executable) and hasattr(os, "pipe") and os.name == "posix"
+
+
+def acquire() -> Worker | None:
+    """The process's worker, started if there is none, locked for one save; None when
+    another save uses it."""
+    global _worker
+    with _guard:
+        worker = _worker
+        if worker is not None and (worker.broken or worker.pid != os.getpid()):
+            worker = _worker = None
+        if worker is None:
+            worker = _worker = Worker()
+            _register()
+        if not worker.lock.acquire(blocking=False):
+            return None
+        return worker
+
+
+def end() -> None:
+    """End the worker of this process, if any (at exit, `lakeline.disconnect()`)."""
+    global _worker
+    with _guard:
+        worker, _worker = _worker, None
+    if worker is not None and worker.pid == os.getpid():
+        with worker.lock:  # a save using it ends first
+            worker.end()
+
+
+_registered: list[bool] = []
+
+
+def _register() -> None:
+    if _registered:
+        return
+    import atexit
+
+    atexit.register(end)
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_forget)
+    _registered.append(True)
+
+
+def _forget() -> None:
+    """In a fork's child: the parent's worker is not this process's (its pipes closed here)."""
+    global _worker
+    worker, _worker = _worker, None
+    if worker is not None:
+        worker.pipe.close()
+
+
+class Job:
+    """One save's files stored by the worker: results taken in the artifacts' order."""
+
+    def __init__(
+        self, worker: Worker, artifacts: Sequence[Artifact], prefix: str, folder: str
+    ) -> None:
+        self.worker = worker
+        self.artifacts = artifacts
+        self.taken = 0  # results handed out
+        self.pending: list[Result] = []
+        self.ended = False
+        self.done = False  # finished: the worker is free
+        self.error: BaseException | None = None
+        items = [(a._source, vars(a).get("suffix") or "") for a in artifacts]
+        # sent by a thread: a large job's list fills the pipe before the worker (starting)
+        # reads it, and this thread has records to write meanwhile; Ctrl-C never stops it
+        self.sender = threading.Thread(
+            target=self._send, args=(("job", prefix, folder, items),), daemon=True
+        )
+        self.sender.start()
+
+    def _send(self, message: Any) -> None:
+        with contextlib.suppress(OSError):  # the worker is gone: its end says so
+            self.worker.pipe.send(message)
+
+    def take(self, n: int) -> list[tuple[Artifact, Result]]:
+        """The next `n` files' results (fewer: the job ended; `failure()` says why)."""
+        while len(self.pending) < n and not self.ended:
+            self._receive()
+        out, self.pending = self.pending[:n], self.pending[n:]
+        start = self.taken
+        self.taken += len(out)
+        return list(zip(self.artifacts[start : self.taken], out, strict=True))
+
+    def failure(self) -> BaseException:
+        """Why the job ended before its last file."""
+        assert self.ended
+        return self.error or StorageError("the file worker stopped before the last file")
+
+    def _receive(self) -> None:
+        try:
+            kind, body = self.worker.pipe.recv()
+        except EOFError:
+            self.ended = True
+            self.error = self.worker.gone()
+            return
+        if kind == "files":
+            self.pending += RESULT.iter_unpack(body)
+        else:
+            self.ended = True
+            self.error = body
+
+    def finish(self) -> list[tuple[Artifact, Result]]:
+        """End the job (stopped early unless it ended): the results not taken yet, of
+        objects it stored; the worker is free for the next save. An interrupt meanwhile:
+        the worker is killed (objects it stored and did not report: `lakeline gc`)."""
+        if self.done:
+            return []
+        self.done = True
+        try:
+            self.sender.join()
+            if not self.ended:
+                self._send(("stop",))
+                while not self.ended:
+                    self._receive()
+            return self.take(len(self.pending))
+        except BaseException:
+            self.worker.end(kill=True)
+            raise
+        finally:
+            self.worker.lock.release()
+
+
+def job_for(instance: Instance, new: Sequence[Artifact]) -> Job | None:
+    """A file worker's job storing the files of `new`, when the save is large enough to be
+    pipelined (`pipeline.eligible`), no file lies inside a storage root (those are hashed
+    where they are) and no other save of this process uses the worker; else None. The
+    worker (started at the first such save) boots while the artifacts are checked."""
+    from lakeline.artifacts import pipeline
+    from lakeline.artifacts.locate import storage_containing
+    from lakeline.storage.keys import OBJECTS_PREFIX
+    from lakeline.storage.roots import protocol_of
+
+    root = instance.storage.root
+    if (
+        len(new) < pipeline.MIN_FILES
+        or not pipeline.offload_ok()
+        or protocol_of(root) != "local"
+        or not pipeline.spare_core()
+    ):
+        return None
+    worker = acquire()
+    if worker is None:
+        return None
+    try:
+        if not pipeline.eligible(instance, new) or any(
+            storage_containing(a._source, instance, normalized=True) for a in new
+        ):
+            worker.lock.release()
+            return None
+        prefix = root if root.endswith("/") else f"{root}/"
+        return Job(worker, new, prefix, prefix + OBJECTS_PREFIX)
+    except BaseException:
+        worker.lock.release()
+        raise
