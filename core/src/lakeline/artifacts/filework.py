@@ -59,9 +59,13 @@ class Pipe:
 
     def ready(self) -> bool:
         """Whether a message (or the end) waits to be read."""
+        return self.wait(0)
+
+    def wait(self, timeout: float) -> bool:
+        """Whether something arrives to be read within `timeout` seconds."""
         import select
 
-        return bool(self.buffer) or bool(select.select([self.read_fd], [], [], 0)[0])
+        return bool(self.buffer) or bool(select.select([self.read_fd], [], [], max(timeout, 0))[0])
 
     def _fill(self, size: int) -> None:
         while len(self.buffer) < size:
@@ -116,8 +120,11 @@ def store_file(source: str, suffix: str, prefix: str, folder: str, fresh: bool) 
     return raw, digest.size, os.stat(target).st_mtime_ns, True
 
 
-def _job(pipe: Pipe, prefix: str, folder: str, items: list[tuple[str, str]]) -> None:
-    """Store `items` ((source, suffix) each), a result message a `CHUNK`, then the end."""
+def _job(
+    pipe: Pipe, prefix: str, folder: str, items: list[tuple[str, str]], chunk: int = CHUNK
+) -> None:
+    """Store `items` ((source, suffix) each), a result message every `chunk` files, then the
+    end."""
     results = bytearray()
     pack = RESULT.pack
     fresh = True
@@ -130,7 +137,7 @@ def _job(pipe: Pipe, prefix: str, folder: str, items: list[tuple[str, str]]) -> 
             break
         results += pack(*result)
         fresh = result[3]
-        if len(results) == CHUNK * RESULT.size:
+        if len(results) == chunk * RESULT.size:
             pipe.send(("files", bytes(results)))
             results.clear()
             if pipe.ready():  # a stop: nothing else is sent during a job

@@ -12,10 +12,11 @@ import contextlib
 import os
 import sys
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from lakeline.artifacts.filework import RESULT, Pipe, Result
+from lakeline.artifacts.filework import CHUNK, RESULT, Pipe, Result
 from lakeline.errors import StorageError
 
 if TYPE_CHECKING:
@@ -118,8 +119,9 @@ def end() -> None:
     with _guard:
         worker, _worker = _worker, None
     if worker is not None and worker.pid == os.getpid():
-        with worker.lock:  # a save using it ends first
-            worker.end()
+        # a save using it (another thread) ends first, unless it hangs
+        kill = not worker.lock.acquire(timeout=DRAIN_S)
+        worker.end(kill=kill)
 
 
 _registered: list[bool] = []
@@ -150,6 +152,8 @@ class Job:
     def __init__(
         self, worker: Worker, artifacts: Sequence[Artifact], prefix: str, folder: str
     ) -> None:
+        from lakeline.artifacts import pipeline
+
         self.worker = worker
         self.artifacts = artifacts
         self.taken = 0  # results handed out
@@ -160,8 +164,10 @@ class Job:
         items = [(a._source, vars(a).get("suffix") or "") for a in artifacts]
         # sent by a thread: a large job's list fills the pipe before the worker (starting)
         # reads it, and this thread has records to write meanwhile; Ctrl-C never stops it
+        # results a message: a chunk, or the first batch when smaller (the writer waits)
+        chunk = min(CHUNK, pipeline.FIRST)
         self.sender = threading.Thread(
-            target=self._send, args=(("job", prefix, folder, items),), daemon=True
+            target=self._send, args=(("job", prefix, folder, items, chunk),), daemon=True
         )
         self.sender.start()
 
@@ -196,25 +202,46 @@ class Job:
             self.ended = True
             self.error = body
 
-    def finish(self) -> list[tuple[Artifact, Result]]:
-        """End the job (stopped early unless it ended): the results not taken yet, of
-        objects it stored; the worker is free for the next save. An interrupt meanwhile:
-        the worker is killed (objects it stored and did not report: `lakeline gc`)."""
+    def finish(self, keep: Callable[[Artifact, Result], object]) -> None:
+        """End the job (stopped early unless it ended) and free the worker for the next
+        save; `keep(artifact, result)` for each result not taken yet (objects it stored:
+        the caller removes them), whatever happens meanwhile. A worker that does not stop
+        within `DRAIN_S` (a file whose read hangs), or an interrupt meanwhile: killed, what
+        it reported read to the end of the pipe (objects it stored after: `lakeline gc`)."""
         if self.done:
-            return []
+            return
         self.done = True
         try:
             self.sender.join()
             if not self.ended:
                 self._send(("stop",))
-                while not self.ended:
+                deadline = time.monotonic() + DRAIN_S
+                while not self.ended and self.worker.pipe.wait(deadline - time.monotonic()):
                     self._receive()
-            return self.take(len(self.pending))
+            if not self.ended:
+                self._kill()
         except BaseException:
-            self.worker.end(kill=True)
+            self._kill()
             raise
         finally:
             self.worker.lock.release()
+            for artifact, result in self.take(len(self.pending)):
+                keep(artifact, result)
+
+    def _kill(self) -> None:
+        """Kill the worker, then read what it sent before it died."""
+        self.worker.process.kill()
+        self.worker.process.wait()
+        while not self.ended:
+            try:
+                self._receive()
+            except Exception:  # a message cut short: the rest is lost
+                break
+        self.ended = True
+        self.worker.end()
+
+
+DRAIN_S = 5.0  # how long a stopped job may take to end (its current chunk: milliseconds)
 
 
 def job_for(instance: Instance, new: Sequence[Artifact]) -> Job | None:

@@ -232,8 +232,7 @@ def save(
     if job is not None:  # the files it stored after a failure: removed with the others
         assert plan_stored is not None
         try:
-            for artifact, result in job.finish():
-                plan_stored(artifact, result)
+            job.finish(plan_stored)
         except BaseException as exc:
             late = late or exc
     try:
@@ -349,7 +348,7 @@ def save_offloaded(
     if committed:
         outcome.committed = True
         detach([a for a in outcome.created if _unkeyed(a)] if late else outcome.created)
-    job.finish()
+    job.finish(plan_stored)
     return plans, outcome, late
 
 

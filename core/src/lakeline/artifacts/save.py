@@ -555,9 +555,8 @@ def _pipelined(
                 instance, plans, checked, producer_from_context, writer.error
             )
     except BaseException:
-        if job is not None:  # not finished when the pipeline could not start
-            for artifact, result in job.finish():
-                plan_stored(storage, artifact, made, result)
+        if job is not None:  # the files it stored after the failure: removed below
+            job.finish(lambda artifact, result: plan_stored(storage, artifact, made, result))
         _forget(made)
         _cleanup(instance, made)
         raise
