@@ -1,14 +1,21 @@
-"""Large saves of small local files in two threads: the files of one batch are read, hashed
-and stored while the records of the batch before are written.
+"""Large saves of small local files, pipelined: the files of one batch are read, hashed and
+stored while the records of the batch before are written.
+
+The file work goes to a worker process (artifacts/offload.py, filework.py) when one can be
+had: this process then only writes the records, the worker runs ahead on the other core. On
+SQLite in this thread (the worker's results arrive a chunk at a time: no GIL to share); on
+PostgreSQL a `Writer` thread writes while this thread turns the worker's results into plans
+(the server's work runs while the GIL is free). Without the worker (another save of this
+process uses it, or no Python to start one), on PostgreSQL only: this thread stores the
+files while the writer thread writes (on SQLite two threads lost: their Python shares the GIL).
 
 One transaction still holds every record, committed after the last batch, so a save stays
-all or nothing: a failure anywhere (reading a file, storing it, a statement) rolls the
-transaction back and the caller removes the bytes this save stored, as for any save. The
-database's work (the PostgreSQL server) runs while the GIL is free, so on two cores the file
-work and the writes overlap, when the cores have room for it (`spare_core`). Only saves whose
-batches cannot depend on each other take this path: every artifact new, with its own key and
-its own source file.
-Not on SQLite: its one write lock would be held from the first batch to the last file read.
+all or nothing: a failure anywhere (reading a file, storing it, a statement, the worker
+dying) rolls the transaction back and the caller removes the bytes this save stored, as for
+any save. On SQLite its write lock is held from the first batch to the commit: other
+writers wait (busy_timeout) for about the save's write time (docs/scaling.md). Only saves
+whose batches cannot depend on each other take this path: every artifact new, with its own
+key and its own source file, when the cores have room for it (`spare_core`).
 """
 
 from __future__ import annotations
@@ -41,11 +48,11 @@ _END, _ABORT = "end", "abort"
 
 
 def eligible(instance: Instance, artifacts: Sequence[Artifact]) -> bool:
-    """Whether a save of these new artifacts can be pipelined: on PostgreSQL (SQLite's one
-    write lock would be held while the files are read, and other writers fail after its busy
-    timeout), room on the cores (`spare_core`), enough of them, all small local files (no
-    folders, references or staged objects) into local storage, each with a key of its own and
-    a source of its own (so no batch finds the records of another)."""
+    """Whether a save of these new artifacts can be pipelined: on PostgreSQL, or on SQLite
+    with a worker process for the files (`offload_ok`); room on the cores (`spare_core`),
+    enough of them, all small local files (no folders, references or staged objects) into
+    local storage, each with a key of its own and a source of its own (so no batch finds the
+    records of another)."""
     if len(artifacts) < MIN_FILES:
         return False
     if instance.dialect != "postgresql" and not offload_ok():
@@ -78,13 +85,14 @@ LOAD_PER_CPU = 2.0
 
 
 def offload_ok() -> bool:
-    """Whether the file work may go to a worker process (artifacts/offload.py)."""
+    """Whether the file work may go to a worker process (artifacts/offload.py): `OFFLOAD`
+    (False: this process stores the files, as before the worker) and a Python to start."""
     from lakeline.artifacts import offload
 
     return OFFLOAD and offload.available()
 
 
-OFFLOAD = True
+OFFLOAD = True  # the file work of a pipelined save in a worker process
 
 
 def spare_core() -> bool:
