@@ -121,10 +121,18 @@ def store_file(source: str, suffix: str, prefix: str, folder: str, fresh: bool) 
 
 
 def _job(
-    pipe: Pipe, prefix: str, folder: str, items: list[tuple[str, str]], chunk: int = CHUNK
+    pipe: Pipe,
+    prefix: str,
+    folder: str,
+    items: list[tuple[str, str]],
+    chunk: int = CHUNK,
+    umask: int | None = None,
 ) -> None:
     """Store `items` ((source, suffix) each), a result message every `chunk` files, then the
-    end."""
+    end. `umask`: the saving process's now (it may have changed it since it started this
+    worker): the objects' modes are those a save in that process gives."""
+    if umask is not None:
+        os.umask(umask)
     results = bytearray()
     pack = RESULT.pack
     fresh = True

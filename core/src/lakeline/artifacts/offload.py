@@ -166,9 +166,8 @@ class Job:
         # reads it, and this thread has records to write meanwhile; Ctrl-C never stops it
         # results a message: a chunk, or the first batch when smaller (the writer waits)
         chunk = min(CHUNK, pipeline.FIRST)
-        self.sender = threading.Thread(
-            target=self._send, args=(("job", prefix, folder, items, chunk),), daemon=True
-        )
+        job = ("job", prefix, folder, items, chunk, current_umask())
+        self.sender = threading.Thread(target=self._send, args=(job,), daemon=True)
         self.sender.start()
 
     def _send(self, message: Any) -> None:
@@ -239,6 +238,21 @@ class Job:
                 break
         self.ended = True
         self.worker.end()
+
+
+def current_umask() -> int:
+    """This process's umask, read without changing it (Linux: /proc; elsewhere set and set
+    back at once)."""
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 DRAIN_S = 5.0  # how long a stopped job may take to end (its current chunk: milliseconds)

@@ -1,0 +1,42 @@
+"""Edges of the file worker of large saves (artifacts/filework.py, offload.py), each a bug
+found once: the worker's process state (umask) against the saving process's, the saving
+process killed under it, the objects it takes. Real worker, real databases."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import lakeline as ll
+import pytest
+import test_bulk_worker as bulk
+from lakeline.artifacts import pipeline
+from lakeline.instance import Instance
+from test_bulk_worker import files
+
+jobs = bulk.jobs  # the fixture: saves of 20 files go to the worker, in batches of 10
+
+
+def modes(instance: Instance, saved: list[ll.Artifact]) -> set[int]:
+    root = Path(instance.storage.root)
+    return {stat.S_IMODE((root / a.store_key).stat().st_mode) for a in saved}
+
+
+def test_objects_take_the_umask_the_saving_process_has_now(
+    instance: Instance, tmp_path: Path, jobs: list[object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process sets a stricter umask after its worker started (at its first large save):
+    the worker's objects get the modes a save in this process gives, not those of the umask
+    the worker inherited when it started."""
+    ll.save([ll.Artifact(p, key=f"a/{p.name}") for p in files(tmp_path / "a", 25, "a")])
+    assert jobs[-1] is not None
+    previous = os.umask(0o077)
+    try:
+        by_worker = ll.save([ll.Artifact(p, key=f"b/{p.name}") for p in files(tmp_path / "b", 25)])
+        assert jobs[-1] is not None
+        monkeypatch.setattr(pipeline, "OFFLOAD", False)
+        alone = ll.save([ll.Artifact(p, key=f"c/{p.name}") for p in files(tmp_path / "c", 25, "c")])
+    finally:
+        os.umask(previous)
+    assert modes(instance, alone) == {0o600} == modes(instance, by_worker)
