@@ -5,7 +5,11 @@ process killed under it, the objects it takes. Real worker, real databases."""
 from __future__ import annotations
 
 import os
+import signal
 import stat
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import lakeline as ll
@@ -40,3 +44,34 @@ def test_objects_take_the_umask_the_saving_process_has_now(
     finally:
         os.umask(previous)
     assert modes(instance, alone) == {0o600} == modes(instance, by_worker)
+
+
+def test_the_saving_process_killed_mid_save_its_worker_ends_quietly(
+    instance: Instance, tmp_path: Path, lakeline_home: Path
+) -> None:
+    """kill -9 of a process mid-save: its worker, finding its results' pipe closed, ends
+    without a traceback on the terminal they shared (here: their stderr, read to its end,
+    which the worker holds until it exits)."""
+    files(tmp_path / "src", 2000)
+    script = bulk.SMALL + textwrap.dedent(f"""
+        import os
+        from pathlib import Path
+        import lakeline as ll
+        from lakeline import checkpoints
+        from lakeline.artifacts import offload
+        ll.connect("test")
+        paths = sorted(Path({str(tmp_path / "src")!r}).iterdir())
+
+        def kill():
+            print(offload._worker.process.pid, flush=True)
+            os.kill(os.getpid(), 9)
+
+        with checkpoints.at("save.batch", kill):
+            ll.save([ll.Artifact(p, key=f"k/{{p.name}}") for p in paths])
+    """)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == -signal.SIGKILL and done.stdout.strip().isdigit()
+    assert done.stderr == ""
+    assert ll.Artifact.filter().count() == 0

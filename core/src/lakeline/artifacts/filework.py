@@ -174,11 +174,11 @@ def main(argv: list[str]) -> None:
     while True:
         try:
             message = pipe.recv()
-        except EOFError:
+            if message[0] == "job":
+                _job(pipe, *message[1:])
+            # a stop arriving after its job ended: nothing to do
+        except (EOFError, BrokenPipeError):  # the saving process closed or died: quietly
             return
-        if message[0] == "job":
-            _job(pipe, *message[1:])
-        # a stop arriving after its job ended: nothing to do
 
 
 if __name__ == "__main__":
