@@ -4,6 +4,7 @@ process killed under it, the objects it takes. Real worker, real databases."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import stat
@@ -15,8 +16,11 @@ from pathlib import Path
 import lakeline as ll
 import pytest
 import test_bulk_worker as bulk
+from lakeline.access.audit import verify
 from lakeline.artifacts import pipeline
 from lakeline.instance import Instance
+from lakeline.storage.hashing import SMALL
+from lakeline.storage.keys import object_key
 from test_bulk_worker import files
 
 jobs = bulk.jobs  # the fixture: saves of 20 files go to the worker, in batches of 10
@@ -75,3 +79,25 @@ def test_the_saving_process_killed_mid_save_its_worker_ends_quietly(
     assert done.returncode == -signal.SIGKILL and done.stdout.strip().isdigit()
     assert done.stderr == ""
     assert ll.Artifact.filter().count() == 0
+
+
+def test_a_file_grown_large_is_not_stored_as_an_object_of_other_bytes(
+    instance: Instance, tmp_path: Path, jobs: list[object]
+) -> None:
+    """A file grew past `SMALL` after its Artifact was made (the worker copies it instead of
+    reading it) and an object of the same size but other bytes lies at its address (a
+    damaged one no record references): it is replaced, not taken; the record's hash is its
+    object's bytes'."""
+    paths = files(tmp_path / "src", 25)
+    artifacts = [ll.Artifact(p, key=f"k/{p.name}") for p in paths]
+    grown = os.urandom(SMALL + 4096)
+    paths[7].write_bytes(grown)
+    digest = hashlib.sha256(grown).hexdigest()
+    damaged = Path(instance.storage.root) / object_key(digest, ".txt")
+    damaged.parent.mkdir(parents=True)
+    damaged.write_bytes(bytes(len(grown)))
+    saved = ll.save(artifacts)
+    assert jobs[-1] is not None
+    assert saved[7].hash == digest and saved[7].store_key == object_key(digest, ".txt")
+    assert damaged.read_bytes() == grown
+    assert verify(instance).ok

@@ -104,15 +104,17 @@ def store_file(source: str, suffix: str, prefix: str, folder: str, fresh: bool) 
         written = transfer.place(staged, target, None)
         return raw, digest.size, written.st_mtime_ns, True
     # a large file's copy (it grew past `SMALL` since it was planned): linked into place,
-    # what is there already kept when its size agrees, as a save in one process does
+    # what is there already kept when it holds these bytes (no record to say it was
+    # checked: compared), replaced otherwise
     os.makedirs(os.path.dirname(target), exist_ok=True)
     try:
         try:
             os.link(staged, target)
         except FileExistsError:
-            st = os.stat(target)
-            if st.st_size == digest.size:
-                return raw, digest.size, st.st_mtime_ns, False
+            import filecmp
+
+            if filecmp.cmp(staged, target, shallow=False):
+                return raw, digest.size, os.stat(target).st_mtime_ns, False
             os.replace(staged, target)
     finally:
         with contextlib.suppress(FileNotFoundError):
