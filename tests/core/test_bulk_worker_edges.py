@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -17,7 +18,8 @@ import lakeline as ll
 import pytest
 import test_bulk_worker as bulk
 from lakeline.access.audit import verify
-from lakeline.artifacts import pipeline
+from lakeline.artifacts import offload, pipeline
+from lakeline.errors import StorageError
 from lakeline.instance import Instance
 from lakeline.storage.hashing import SMALL
 from lakeline.storage.keys import object_key
@@ -101,3 +103,21 @@ def test_a_file_grown_large_is_not_stored_as_an_object_of_other_bytes(
     assert saved[7].hash == digest and saved[7].store_key == object_key(digest, ".txt")
     assert damaged.read_bytes() == grown
     assert verify(instance).ok
+
+
+def test_a_worker_that_cannot_start_fails_one_save_not_every_one(
+    instance: Instance, tmp_path: Path, jobs: list[object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sys.executable` is no Python (an embedding host as uwsgi, a frozen app): the worker
+    it starts ends before it answers. That save fails and says so, nothing saved; the
+    process's next saves store their files themselves (each save starting another worker
+    that dies, failing for good, is what it did)."""
+    offload.end()
+    monkeypatch.setattr(offload, "_unbootable", [])
+    monkeypatch.setattr(sys, "executable", shutil.which("false"))
+    paths = files(tmp_path / "src", 30)
+    with pytest.raises(StorageError, match=r"ended before it answered \(exit 1\)"):
+        ll.save([ll.Artifact(p, key=f"k/{p.name}") for p in paths])
+    assert ll.Artifact.filter().count() == 0 and not offload.available()
+    saved = ll.save([ll.Artifact(p, key=f"k/{p.name}") for p in paths])
+    assert len(saved) == 30 and jobs[-1] is None and verify(instance).ok

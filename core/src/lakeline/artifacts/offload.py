@@ -61,6 +61,7 @@ class Worker:
         self.pid = os.getpid()  # the process that started it (a fork's child does not own it)
         self.lock = threading.Lock()
         self.broken = False
+        self.answered = False  # a message came from it: it started
 
     def end(self, *, kill: bool = False) -> None:
         """Close its pipes (it ends at their end; killed when `kill`, or when it does not end
@@ -82,6 +83,13 @@ class Worker:
         self.end()
         code = self.process.returncode
         how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit {code}"
+        if not self.answered:  # it never started (not a Python: an embedding host, a frozen
+            _unbootable.append(True)  # app): this process's saves store their files themselves
+            return StorageError(
+                f"the file worker process ({sys.executable} -I, pid {self.process.pid}) ended "
+                f"before it answered ({how}): nothing was saved; save again (this process "
+                "stores the files of its saves itself from now on)"
+            )
         return StorageError(
             f"the file worker process (pid {self.process.pid}) ended during the save ({how}): "
             "nothing was saved; save again"
@@ -90,11 +98,19 @@ class Worker:
 
 _worker: Worker | None = None
 _guard = threading.Lock()
+_unbootable: list[bool] = []  # a worker of this process ended before it answered
 
 
 def available() -> bool:
-    """Whether a worker process can be started here (a Python executable to start)."""
-    return bool(sys.executable) and hasattr(os, "pipe") and os.name == "posix"
+    """Whether a worker process can be started here: a Python executable to start (not a
+    frozen app's), and no worker of this process that could not start."""
+    return (
+        bool(sys.executable)
+        and not getattr(sys, "frozen", False)
+        and not _unbootable
+        and hasattr(os, "pipe")
+        and os.name == "posix"
+    )
 
 
 def acquire() -> Worker | None:
@@ -195,6 +211,7 @@ class Job:
             self.ended = True
             self.error = self.worker.gone()
             return
+        self.worker.answered = True
         if kind == "files":
             self.pending += RESULT.iter_unpack(body)
         else:
