@@ -19,10 +19,10 @@ import pytest
 import test_bulk_worker as bulk
 from lakeline.access.audit import verify
 from lakeline.artifacts import offload, pipeline
-from lakeline.errors import StorageError
+from lakeline.errors import SourceChanged, StorageError
 from lakeline.instance import Instance
 from lakeline.storage.hashing import SMALL
-from lakeline.storage.keys import object_key
+from lakeline.storage.keys import OBJECTS_PREFIX, object_key
 from test_bulk_worker import files
 
 jobs = bulk.jobs  # the fixture: saves of 20 files go to the worker, in batches of 10
@@ -121,3 +121,24 @@ def test_a_worker_that_cannot_start_fails_one_save_not_every_one(
     assert ll.Artifact.filter().count() == 0 and not offload.available()
     saved = ll.save([ll.Artifact(p, key=f"k/{p.name}") for p in paths])
     assert len(saved) == 30 and jobs[-1] is None and verify(instance).ok
+
+
+def test_a_file_turned_folder_is_named_by_the_error(
+    instance: Instance, tmp_path: Path, jobs: list[object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """File 4 of 30 became a folder after its Artifact was made: the save fails naming it
+    (os.read's IsADirectoryError names no path), with or without the worker; nothing saved,
+    no object left."""
+    paths = files(tmp_path / "src", 30)
+    artifacts = [ll.Artifact(p, key=f"k/{p.name}") for p in paths]
+    paths[4].unlink()
+    paths[4].mkdir()
+    (paths[4] / "inside.txt").write_text("x")
+    for offloaded in (True, False):
+        monkeypatch.setattr(pipeline, "OFFLOAD", offloaded)
+        with pytest.raises(SourceChanged, match=f"{paths[4]} is a folder now"):
+            ll.save(artifacts)
+        assert (jobs[-1] is not None) is offloaded
+        assert ll.Artifact.filter().count() == 0 and not any(
+            p.is_file() for p in (Path(instance.storage.root) / OBJECTS_PREFIX).rglob("*")
+        )

@@ -150,6 +150,11 @@ def _staged(
             raise PathNotFound(
                 f"{gone} was removed after its Artifact was made: make it again, then save"
             ) from None
+        except IsADirectoryError:  # said without the path by os.read
+            raise SourceChanged(
+                f"{source} is a folder now, a file when its Artifact was made: make it "
+                "again, then save"
+            ) from None
         except OSError as exc:
             full = _no_space(exc, f"{source} in {folder}")
             if full is not None:
