@@ -16,6 +16,7 @@ from lakeline.errors import InvalidKey, LakelineError
 from lakeline.storage.hashing import FILE_HASH, Digest, hash_file, hash_folder, hash_in_place
 from lakeline.storage.keys import INTERNAL_PREFIX, object_key, validate_key
 from lakeline.storage.roots import filesystem, protocol_of, strip_protocol
+from lakeline.values import has_surrogate
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -116,9 +117,16 @@ def _plan(
         in_place=contained is not None,
         source_fs_maker=make_fs,
         key_given=key_given,
-        ref_place=None if artifact._staged else reference_root(source),
+        ref_place=None if artifact._staged else _ref_place(source),
         tmp=tmp,
     )
+
+
+def _ref_place(source: str) -> tuple[str, str] | None:
+    """`reference_root(source)`, or None for a path with undecodable bytes (a lone surrogate,
+    os.fsdecode's): no database text holds one, so no reference can be recorded there (and
+    a statement looking for one fails to encode)."""
+    return None if has_surrogate(source) else reference_root(source)
 
 
 def _plan_reference(instance: Instance, artifact: Artifact) -> Plan:
@@ -186,7 +194,7 @@ def plan_stored(
         in_place=False,
         source_fs_maker=partial(filesystem, source),
         key_given=own.get("key") is not None,
-        ref_place=reference_root(source),
+        ref_place=_ref_place(source),
         uploaded=written,
     )
     made.append(plan)
