@@ -176,3 +176,49 @@ def test_files_with_undecodable_bytes_in_their_names_are_saved(
             assert data == Path(path).read_bytes()
             assert artifact.hash == hashlib.sha256(data).hexdigest()
     assert ll.Artifact.filter().count() == 32 and verify(instance).ok
+
+
+def test_the_worker_opens_the_files_this_process_names_under_a_latin1_locale(
+    instance: Instance, tmp_path: Path, lakeline_home: Path
+) -> None:
+    """PYTHONUTF8=1 under a Latin-1 locale (as set where the locale cannot be changed): the
+    process encodes file names as UTF-8; a worker started with `-I` (which drops PYTHONUTF8)
+    encoded them as Latin-1, other bytes: "café" was not found ("removed after its Artifact
+    was made"), or another file of that name was read."""
+    locales = tmp_path / "locales"
+    locales.mkdir()
+    made = (
+        subprocess.run(
+            ["localedef", "-i", "en_US", "-f", "ISO-8859-1", str(locales / "en_US.ISO-8859-1")],
+            capture_output=True,
+        )
+        if shutil.which("localedef")
+        else None
+    )
+    if made is None or not (locales / "en_US.ISO-8859-1").is_dir():
+        pytest.skip("no localedef to make a Latin-1 locale with")
+    folder = tmp_path / "src"
+    folder.mkdir()
+    for i in range(30):
+        (folder / f"caf\u00e9 {i}").write_text(f"caf\u00e9 {i}")
+    script = bulk.SMALL + textwrap.dedent(f"""
+        import sys
+        from pathlib import Path
+        import lakeline as ll
+        assert sys.getfilesystemencoding() == "utf-8" and sys.flags.utf8_mode
+        ll.connect("test")
+        paths = sorted(Path({str(folder)!r}).iterdir())
+        ll.save([ll.Artifact(p, key=f"k/{{i}}") for i, p in enumerate(paths)])
+    """)
+    env = {**os.environ, "LOCPATH": str(locales), "LC_ALL": "en_US.ISO-8859-1", "PYTHONUTF8": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    root = Path(instance.storage.root)
+    saved = ll.Artifact.filter(key__startswith="k/").all()
+    assert len(saved) == 30
+    for artifact in saved:
+        data = (root / artifact.store_key).read_bytes()
+        assert artifact.hash == hashlib.sha256(data).hexdigest()
+        assert data.decode().startswith("caf\u00e9 ")

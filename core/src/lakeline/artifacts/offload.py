@@ -45,9 +45,12 @@ class Worker:
         # isolated (-I): no PYTHON* variables, user site or current folder on its path, only
         # the folder this process imported lakeline from (the same code, whatever sys.path is)
         package_parent = os.path.dirname(os.path.dirname(os.path.abspath(lakeline.__file__)))
+        # its file names' encoding this process's: -I drops PYTHONUTF8, and under a locale
+        # not UTF-8 the worker would encode the same names to other bytes (other files)
+        utf8 = f"utf8={sys.flags.utf8_mode}"
         try:
             self.process: subprocess.Popen[bytes] = subprocess.Popen(
-                [sys.executable, "-I", "-c", _BOOT, package_parent, *map(str, theirs)],
+                [sys.executable, "-I", "-X", utf8, "-c", _BOOT, package_parent, *map(str, theirs)],
                 pass_fds=theirs,
                 stdin=subprocess.DEVNULL,
             )
