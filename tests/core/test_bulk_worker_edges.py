@@ -222,3 +222,21 @@ def test_the_worker_opens_the_files_this_process_names_under_a_latin1_locale(
         data = (root / artifact.store_key).read_bytes()
         assert artifact.hash == hashlib.sha256(data).hexdigest()
         assert data.decode().startswith("caf\u00e9 ")
+
+
+def test_an_object_dated_before_1970_is_taken(
+    instance: Instance, tmp_path: Path, jobs: list[object]
+) -> None:
+    """An object already stored with the bytes of file 3 and an mtime before 1970 (a
+    storage restored from an archive that dated it so): the worker takes it, its record's
+    tag is that mtime (the result's mtime did not fit an unsigned field: the worker died
+    with a struct.error, and every save of those bytes after it)."""
+    paths = files(tmp_path / "src", 25)
+    data = paths[3].read_bytes()
+    there = Path(instance.storage.root) / object_key(hashlib.sha256(data).hexdigest(), ".txt")
+    there.parent.mkdir(parents=True)
+    there.write_bytes(data)
+    os.utime(there, ns=(0, -(10**9)))
+    saved = ll.save([ll.Artifact(p, key=f"k/{p.name}") for p in paths])
+    assert jobs[-1] is not None
+    assert saved[3].store_tag == f"m:{-(10**9)}" and verify(instance).ok

@@ -29,7 +29,7 @@ HEADER = struct.Struct("<Q")
 CHUNK = 250  # files a result message
 # a file's result, packed: sha256, size, the stored object's mtime_ns, whether the worker
 # wrote it (49 bytes: the pipe holds thousands, so the worker runs ahead of the writes)
-RESULT = struct.Struct("<32sQQ?")
+RESULT = struct.Struct("<32sQq?")  # mtime signed: an object may be dated before 1970
 Result = tuple[bytes, int, int, bool]
 PIPE_SIZE = 1 << 20  # asked for the results' pipe (Linux's default limit for a user)
 
@@ -142,10 +142,10 @@ def _job(
     for source, suffix in items:
         try:
             result = store_file(source, suffix, prefix, folder, fresh)
+            results += pack(*result)
         except Exception as exc:
             error = exc
             break
-        results += pack(*result)
         fresh = result[3]
         if len(results) == chunk * RESULT.size:
             pipe.send(("files", bytes(results)))
