@@ -240,3 +240,44 @@ def test_an_object_dated_before_1970_is_taken(
     saved = ll.save([ll.Artifact(p, key=f"k/{p.name}") for p in paths])
     assert jobs[-1] is not None
     assert saved[3].store_tag == f"m:{-(10**9)}" and verify(instance).ok
+
+
+def test_the_worker_imports_the_standard_library_before_the_folder_of_lakeline(
+    instance: Instance, tmp_path: Path, lakeline_home: Path
+) -> None:
+    """lakeline imported from a folder after the standard library on sys.path (a
+    site-packages) that also holds a module named as a standard one (a backport): the
+    worker imports the same lakeline and the standard module, as this process does (it put
+    that folder first on its path: the backport's `struct` failed it at start)."""
+    import lakeline
+
+    packages = tmp_path / "site-packages"
+    packages.mkdir()
+    (packages / "lakeline").symlink_to(Path(lakeline.__file__).parent)
+    (packages / "struct.py").write_text('raise ImportError("a backport, not the standard one")')
+    files(tmp_path / "src", 30)
+    setup = textwrap.dedent(f"""
+        import os, sys
+        ours = os.path.realpath({str(Path(lakeline.__file__).parent.parent)!r})
+        sys.path[:] = [p for p in sys.path if os.path.realpath(p) != ours]
+        sys.path.append({str(packages)!r})
+    """)
+    script = (
+        setup
+        + bulk.SMALL
+        + textwrap.dedent(f"""
+        import lakeline as ll
+        from pathlib import Path
+        from lakeline.artifacts import offload
+        assert ll.__file__.startswith({str(packages)!r}), ll.__file__
+        ll.connect("test")
+        paths = sorted(Path({str(tmp_path / "src")!r}).iterdir())
+        ll.save([ll.Artifact(p, key=f"k/{{p.name}}") for p in paths])
+        print(offload._worker.answered)
+    """)
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0 and done.stdout.split() == ["True"], done.stderr
+    assert ll.Artifact.filter(key__startswith="k/").count() == 30

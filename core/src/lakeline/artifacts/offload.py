@@ -25,8 +25,14 @@ if TYPE_CHECKING:
     from lakeline.instance import Instance
     from lakeline.models import Artifact
 
+# lakeline imported from the folder this process imported it from (its submodules then
+# from the package's own path), that folder not put on sys.path: a site-packages first on
+# the path would put what it holds (a backport named as a standard module) before the
+# standard library, which this process imports first
 _BOOT = (
-    "import sys; sys.path.insert(0, sys.argv[1]); "
+    "import sys, importlib.util as u; from importlib.machinery import PathFinder; "
+    "s = PathFinder.find_spec('lakeline', [sys.argv[1]]); m = u.module_from_spec(s); "
+    "sys.modules['lakeline'] = m; s.loader.exec_module(m); "
     "from lakeline.artifacts.filework import main; main(sys.argv[2:])"
 )
 
@@ -42,8 +48,9 @@ class Worker:
         to_worker, from_worker = os.pipe(), os.pipe()  # not inherited but as passed
         ours = (from_worker[0], to_worker[1])
         theirs = (to_worker[0], from_worker[1])
-        # isolated (-I): no PYTHON* variables, user site or current folder on its path, only
-        # the folder this process imported lakeline from (the same code, whatever sys.path is)
+        # isolated (-I): no PYTHON* variables, user site or current folder on its path;
+        # lakeline from the folder this process imported it from (the same code, whatever
+        # sys.path is: `_BOOT`)
         package_parent = os.path.dirname(os.path.dirname(os.path.abspath(lakeline.__file__)))
         # its file names' encoding this process's: -I drops PYTHONUTF8, and under a locale
         # not UTF-8 the worker would encode the same names to other bytes (other files)
