@@ -4,6 +4,7 @@ process killed under it, the objects it takes. Real worker, real databases."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -17,6 +18,7 @@ from pathlib import Path
 import lakeline as ll
 import pytest
 import test_bulk_worker as bulk
+from lakeline import checkpoints
 from lakeline.access.audit import verify
 from lakeline.artifacts import offload, pipeline
 from lakeline.errors import SourceChanged, StorageError
@@ -281,3 +283,35 @@ def test_the_worker_imports_the_standard_library_before_the_folder_of_lakeline(
     )
     assert done.returncode == 0 and done.stdout.split() == ["True"], done.stderr
     assert ll.Artifact.filter(key__startswith="k/").count() == 30
+
+
+def test_a_worker_ended_twice_closes_no_descriptor_of_the_process(
+    instance: Instance, tmp_path: Path, jobs: list[object]
+) -> None:
+    """The worker killed mid-save (its pipes closed then), files opened after (the lowest
+    free descriptors: its pipes' numbers), then `disconnect` ends the worker again: the
+    files stay open (its pipes' numbers were closed a second time: two of them were)."""
+    paths = files(tmp_path / "src", 50)
+    artifacts = [ll.Artifact(p, key=f"k/{p.name}") for p in paths]
+    bulk._blocking(paths, 25)
+    reached: list[int] = []
+
+    def kill() -> None:
+        reached.append(bulk.worker_pid())
+        if len(reached) == 2:
+            os.kill(reached[0], signal.SIGKILL)
+
+    with (
+        checkpoints.at("save.batch", kill),
+        pytest.raises(StorageError, match="ended during the save"),
+    ):
+        ll.save(artifacts)
+    opened = [os.open(tmp_path / f"mine{i}", os.O_CREAT | os.O_WRONLY) for i in range(4)]
+    try:
+        ll.disconnect()
+        for fd in opened:
+            os.fstat(fd)  # EBADF when closed under us
+    finally:
+        for fd in opened:
+            with contextlib.suppress(OSError):
+                os.close(fd)

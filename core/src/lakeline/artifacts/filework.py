@@ -76,7 +76,11 @@ class Pipe:
             self.buffer += part
 
     def close(self) -> None:
-        for fd in {self.read_fd, self.write_fd}:
+        """Close both descriptors, once: closed again (a worker ended twice: when it died,
+        then at `disconnect`), their numbers may be files opened since."""
+        fds = {self.read_fd, self.write_fd} - {-1}
+        self.read_fd = self.write_fd = -1
+        for fd in fds:
             with contextlib.suppress(OSError):
                 os.close(fd)
 
