@@ -65,7 +65,11 @@ class Pipe:
         """Whether something arrives to be read within `timeout` seconds."""
         import select
 
-        return bool(self.buffer) or bool(select.select([self.read_fd], [], [], max(timeout, 0))[0])
+        if self.buffer:
+            return True
+        poll = select.poll()  # not select(): descriptors past 1023 are fine
+        poll.register(self.read_fd, select.POLLIN)
+        return bool(poll.poll(max(timeout, 0) * 1000))
 
     def _fill(self, size: int) -> None:
         while len(self.buffer) < size:
@@ -76,10 +80,8 @@ class Pipe:
             self.buffer += part
 
     def close(self) -> None:
-        """Close both descriptors, once: closed again (a worker ended twice: when it died,
-        then at `disconnect`), their numbers may be files opened since."""
-        fds = {self.read_fd, self.write_fd} - {-1}
-        self.read_fd = self.write_fd = -1
+        """Close both descriptors, once (a number closed twice may be another file's by then)."""
+        fds, self.read_fd, self.write_fd = {self.read_fd, self.write_fd} - {-1}, -1, -1
         for fd in fds:
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -160,9 +162,10 @@ def _job(
     if results:
         pipe.send(("files", bytes(results)))
     try:
-        pipe.send(("end", error))
-    except Exception:  # an error that does not pickle: said as text
-        pipe.send(("end", RuntimeError(f"{type(error).__name__}: {error}")))
+        pickle.loads(pickle.dumps(error))  # the other end must be able to make it again
+    except Exception:  # said as text
+        error = RuntimeError(f"{type(error).__name__}: {error}")
+    pipe.send(("end", error))
 
 
 def main(argv: list[str]) -> None:

@@ -334,13 +334,14 @@ def save_offloaded(
             raise job.failure()
         return made
 
+    user_id = instance.user.id
     try:
         with instance.sessions.write() as session:
             event.listen(session, "after_commit", lambda _: committed.append(True))
             for batch in batches(artifacts):
                 made = stored(len(batch))
                 checkpoints.reach("save.batch")
-                created, new_storage = write_batch(session, instance, made, instance.user.id, run)
+                created, new_storage = write_batch(session, instance, made, user_id, run)
                 outcome.created += created
                 outcome.new_storage |= new_storage
             checkpoints.reach("save.stored")
@@ -356,7 +357,12 @@ def save_offloaded(
     if committed:
         outcome.committed = True
         detach([a for a in outcome.created if _unkeyed(a)] if late else outcome.created)
-    job.finish(plan_stored)
+    try:
+        job.finish(plan_stored)  # its last message read; the worker free
+    except BaseException as exc:
+        if not committed:
+            raise
+        late = late or exc  # saved all the same: raised once the save is settled
     return plans, outcome, late
 
 
