@@ -277,7 +277,7 @@ def current_umask() -> int:
                     return int(line.split()[1], 8)
     except (OSError, ValueError, IndexError):
         pass
-    mask = os.umask(0o022)
+    mask = os.umask(0o077)  # meanwhile (another thread creating a file): owner-only
     os.umask(mask)
     return mask
 
