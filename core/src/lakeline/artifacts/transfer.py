@@ -123,23 +123,23 @@ def stage(
     into memory instead when `keep(size)` allows (its bytes are returned, not a path: bytes
     already stored need no copy at all). A source that changed during the copy is copied
     once more, then refused (`SourceChanged`)."""
-    return _staged(source, folder, lambda: _stage_once(source, source_fs, is_dir, folder, keep))
+    return _staged(source, folder, _stage_once, source, source_fs, is_dir, folder, keep)
 
 
 def stage_local(source: str, folder: str) -> tuple[str | bytes, Digest]:
     """`stage` of the local file `source` without a filesystem object (the file worker
     imports no fsspec): a small one read into memory, a larger one copied into `folder`."""
-    return _staged(source, folder, lambda: _stage_local(source, folder, None))
+    return _staged(source, folder, _stage_local, source, folder, None)
 
 
 def _staged(
-    source: str, folder: str, once: Callable[[], tuple[str | bytes, Digest]]
+    source: str, folder: str, once: Callable[..., tuple[str | bytes, Digest]], *args: Any
 ) -> tuple[str | bytes, Digest]:
-    """`once()` (a copy of `source` into `folder`), again if the source changed meanwhile;
-    its errors said as a save says them."""
+    """`once(*args)` (a copy of `source` into `folder`), again if the source changed
+    meanwhile; its errors said as a save says them."""
     for attempt in range(2):
         try:
-            return once()
+            return once(*args)
         except SourceChanged:
             if attempt:
                 raise
