@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import lakeline as ll
 import pytest
@@ -315,3 +316,34 @@ def test_a_worker_ended_twice_closes_no_descriptor_of_the_process(
         for fd in opened:
             with contextlib.suppress(OSError):
                 os.close(fd)
+
+
+def test_a_worker_killed_before_it_answered_is_not_taken_for_one_that_cannot_start(
+    instance: Instance, tmp_path: Path, jobs: list[object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C while the worker hangs on the save's first file (nothing answered yet): it is
+    killed; the process's next large save still goes to a worker (only a worker that exits
+    by itself before answering means none can start here)."""
+    monkeypatch.setattr(offload, "DRAIN_S", 0.2)
+    monkeypatch.setattr(offload, "_unbootable", [])
+    paths = files(tmp_path / "src", 30)
+    artifacts = [ll.Artifact(p, key=f"k/{p.name}") for p in paths]
+    bulk._blocking(paths, 0)
+
+    def alarm(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 1.0)
+        with pytest.raises(KeyboardInterrupt):
+            ll.save(artifacts)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert jobs[-1] is not None and ll.Artifact.filter().count() == 0
+    assert offload.available()
+    paths[0].unlink()
+    paths[0].write_text("a file again")
+    saved = ll.save([ll.Artifact(p, key=f"k/{p.name}") for p in paths])
+    assert len(saved) == 30 and jobs[-1] is not None

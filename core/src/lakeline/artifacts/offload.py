@@ -93,8 +93,9 @@ class Worker:
         self.end()
         code = self.process.returncode
         how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit {code}"
-        if not self.answered:  # it never started (not a Python: an embedding host, a frozen
-            _unbootable.append(True)  # app): this process's saves store their files themselves
+        if not self.answered and code is not None and code > 0:  # it exited at its start
+            # (not a Python: an embedding host, a frozen app; not killed, as after a Ctrl-C):
+            _unbootable.append(True)  # this process's saves store their files themselves
             return StorageError(
                 f"the file worker process ({sys.executable} -I, pid {self.process.pid}) ended "
                 f"before it answered ({how}): nothing was saved; save again (this process "
