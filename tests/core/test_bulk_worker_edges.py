@@ -1,6 +1,8 @@
 """Edges of the file worker of large saves (artifacts/filework.py, offload.py), each a bug
-found once: the worker's process state (umask) against the saving process's, the saving
-process killed under it, the objects it takes. Real worker, real databases."""
+found once: the worker's process state against the saving process's (umask, file name
+encoding, the modules it imports), its lifetime (the saver killed, a worker that cannot
+start or is killed early, ended twice), the objects it takes, odd sources. Real worker,
+real databases."""
 
 from __future__ import annotations
 
