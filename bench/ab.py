@@ -65,7 +65,13 @@ def one(where: str, files: int, mb: int, db: str | None) -> None:
         postmaster = int(os.environ.get("AB_POSTMASTER", "0")) if db is not None else 0
         served = (lambda: _server_cpu(postmaster)) if postmaster else None
         bulk = measure.bulk_register(
-            paths, profile_dir=None, tag="ab", log=lambda _: None, cpu=cpu, server_cpu=served
+            paths,
+            profile_dir=None,
+            tag="ab",
+            log=lambda _: None,
+            cpu=cpu,
+            server_cpu=served,
+            worker_cpu=lambda: _children_cpu(os.getpid()),
         )
         large = measure.large_file(base, mb, log=lambda _: None)
         figures = {
@@ -74,6 +80,8 @@ def one(where: str, files: int, mb: int, db: str | None) -> None:
             "large MiB/s": large["mb_per_s"],
             "new cpu us": 1e6 * cpu["first"] / files,
             "again cpu us": 1e6 * cpu["again"] / files,
+            "new worker us": 1e6 * cpu["first worker"] / files,
+            "again worker us": 1e6 * cpu["again worker"] / files,
         }
         if served is not None:
             figures["new server us"] = 1e6 * cpu["first server"] / files
@@ -87,14 +95,19 @@ def _server_cpu(postmaster: int) -> float:
     """CPU seconds so far of the PostgreSQL server's processes (the postmaster's children:
     every backend, the WAL writer...), from their schedstat (ns); a process that ended since
     is not counted (this run's backends live as long as its engine)."""
+    return _children_cpu(postmaster)
+
+
+def _children_cpu(parent: int) -> float:
+    """CPU seconds so far of the living children of process `parent` (their schedstat)."""
     total = 0
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
         try:
             with open(f"/proc/{pid}/stat") as f:
-                parent = int(f.read().rsplit(")", 1)[1].split()[1])
-            if parent != postmaster:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            if ppid != parent:
                 continue
             with open(f"/proc/{pid}/schedstat") as f:
                 total += int(f.read().split()[0])

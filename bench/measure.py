@@ -156,10 +156,13 @@ def bulk_register(
     log: Log,
     cpu: dict[str, float] | None = None,
     server_cpu: Callable[[], float] | None = None,
+    worker_cpu: Callable[[], float] | None = None,
 ) -> dict[str, Any]:
     """`ll.save([...])` of every file (construction included), then again (idempotent).
-    `cpu`: filled with the process CPU seconds (user + system) of each phase, and with the
-    database server's (`<phase> server`) when `server_cpu` reads it (seconds so far)."""
+    `cpu`: filled with the process CPU seconds (user + system) of each phase, with the
+    database server's (`<phase> server`) when `server_cpu` reads it (seconds so far), and
+    with this process's children's (`<phase> worker`: the file worker) when `worker_cpu`
+    reads it."""
     import resource
 
     import lakeline as ll
@@ -174,6 +177,7 @@ def bulk_register(
         with profiled(profile_dir, f"{tag}-bulk-{phase}"):
             used = resource.getrusage(resource.RUSAGE_SELF)
             served = server_cpu() if server_cpu is not None else 0.0
+            worked = worker_cpu() if worker_cpu is not None else 0.0
             start = time.perf_counter()
             artifacts = [ll.Artifact(str(p), key=k) for p, k in zip(paths, keys, strict=True)]
             construct = time.perf_counter() - start
@@ -184,6 +188,8 @@ def bulk_register(
             cpu[phase] = after.ru_utime - used.ru_utime + after.ru_stime - used.ru_stime
             if server_cpu is not None:
                 cpu[f"{phase} server"] = server_cpu() - served
+            if worker_cpu is not None:
+                cpu[f"{phase} worker"] = worker_cpu() - worked
         out[phase] = {
             "seconds": total,
             "construct_seconds": construct,

@@ -34,6 +34,8 @@ def small_batches(instance: Instance, monkeypatch: pytest.MonkeyPatch) -> list[s
     monkeypatch.setattr(pipeline, "FIRST", 10)
     monkeypatch.setattr(pipeline, "MIN_FILES", 20)
     monkeypatch.setattr(pipeline, "spare_core", lambda: True)  # the test machine is busy
+    monkeypatch.setattr(pipeline, "OFFLOAD", False)  # this thread stores the files (the worker
+    # process's save: test_bulk_worker.py)
     written: list[str] = []
     real = save.write_batch
 
@@ -374,6 +376,7 @@ def test_sqlite_stays_writable_while_a_large_save_reads_its_files(
     monkeypatch.setattr(pipeline, "BATCH", 10)
     monkeypatch.setattr(pipeline, "MIN_FILES", 20)
     monkeypatch.setattr(pipeline, "spare_core", lambda: True)
+    monkeypatch.setattr(pipeline, "OFFLOAD", False)  # with the worker: test_bulk_worker.py
     paths = files(tmp_path / "src", 50)
     real, calls, free = transfer.create_local, [], []
     written: list[int] = []

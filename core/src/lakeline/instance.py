@@ -520,7 +520,11 @@ def _set_global(instance: Instance | None) -> None:
 
 
 def disconnect() -> None:
-    """Forget the instance this process is connected to (and those opened read-only)."""
+    """Forget the instance this process is connected to (and those opened read-only); end
+    the file worker of its large saves, if one runs (artifacts/offload.py)."""
+    from lakeline.artifacts import offload
+
+    offload.end()
     _set_global(None)
     with _lock:
         for opened in _opened.values():

@@ -1,14 +1,21 @@
-"""Large saves of small local files in two threads: the files of one batch are read, hashed
-and stored while the records of the batch before are written.
+"""Large saves of small local files, pipelined: the files of one batch are read, hashed and
+stored while the records of the batch before are written.
+
+The file work goes to a worker process (artifacts/offload.py, filework.py) when one can be
+had: this process then only writes the records, the worker runs ahead on the other core. On
+SQLite in this thread (the worker's results arrive a chunk at a time: no GIL to share); on
+PostgreSQL a `Writer` thread writes while this thread turns the worker's results into plans
+(the server's work runs while the GIL is free). Without the worker (another save of this
+process uses it, or no Python to start one), on PostgreSQL only: this thread stores the
+files while the writer thread writes (on SQLite two threads lost: their Python shares the GIL).
 
 One transaction still holds every record, committed after the last batch, so a save stays
-all or nothing: a failure anywhere (reading a file, storing it, a statement) rolls the
-transaction back and the caller removes the bytes this save stored, as for any save. The
-database's work (the PostgreSQL server) runs while the GIL is free, so on two cores the file
-work and the writes overlap, when the cores have room for it (`spare_core`). Only saves whose
-batches cannot depend on each other take this path: every artifact new, with its own key and
-its own source file.
-Not on SQLite: its one write lock would be held from the first batch to the last file read.
+all or nothing: a failure anywhere (reading a file, storing it, a statement, the worker
+dying) rolls the transaction back and the caller removes the bytes this save stored, as for
+any save. On SQLite its write lock is held from the first batch to the commit: other
+writers wait (busy_timeout) for about the save's write time (docs/scaling.md). Only saves
+whose batches cannot depend on each other take this path: every artifact new, with its own
+key and its own source file, when the cores have room for it (`spare_core`).
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ from lakeline.db.rows import chunks
 from lakeline.storage.roots import protocol_of
 
 if TYPE_CHECKING:
+    from lakeline.artifacts.filework import Result
+    from lakeline.artifacts.offload import Job
     from lakeline.artifacts.save import Plan, Progress
     from lakeline.instance import Instance
     from lakeline.models import Artifact, Run
@@ -39,12 +48,14 @@ _END, _ABORT = "end", "abort"
 
 
 def eligible(instance: Instance, artifacts: Sequence[Artifact]) -> bool:
-    """Whether a save of these new artifacts can be pipelined: on PostgreSQL (SQLite's one
-    write lock would be held while the files are read, and other writers fail after its busy
-    timeout), room on the cores (`spare_core`), enough of them, all small local files (no
-    folders, references or staged objects) into local storage, each with a key of its own and
-    a source of its own (so no batch finds the records of another)."""
-    if instance.dialect != "postgresql" or len(artifacts) < MIN_FILES:
+    """Whether a save of these new artifacts can be pipelined: on PostgreSQL, or on SQLite
+    with a worker process for the files (`offload_ok`); room on the cores (`spare_core`),
+    enough of them, all small local files (no folders, references or staged objects) into
+    local storage, each with a key of its own and a source of its own (so no batch finds the
+    records of another)."""
+    if len(artifacts) < MIN_FILES:
+        return False
+    if instance.dialect != "postgresql" and not offload_ok():
         return False
     local = protocol_of(instance.storage.root) == "local"
     if not local or not spare_core():
@@ -71,6 +82,17 @@ def eligible(instance: Instance, artifacts: Sequence[Artifact]) -> bool:
 # (docs/scaling.md, "The two-thread save against the load": alternated on/off at loads 2.9-9.6
 # on 2 cores: below load 4 new files +15 %, re-saves +8 %; above it re-saves lost 3-15 %)
 LOAD_PER_CPU = 2.0
+
+
+def offload_ok() -> bool:
+    """Whether the file work may go to a worker process (artifacts/offload.py): `OFFLOAD`
+    (False: this process stores the files, as before the worker) and a Python to start."""
+    from lakeline.artifacts import offload
+
+    return OFFLOAD and offload.available()
+
+
+OFFLOAD = True  # the file work of a pipelined save in a worker process
 
 
 def spare_core() -> bool:
@@ -163,6 +185,8 @@ def save(
     progress: Progress | None,
     run: Run | None,
     retried: Callable[[BaseException], bool],
+    job: Job | None = None,
+    plan_stored: Callable[[Artifact, Result], Plan] | None = None,
 ) -> tuple[list[Plan], Writer, BaseException | None]:
     """Plan and store `artifacts` batch by batch, each handed to a `Writer` once stored (the
     rest at the end, once a batch turned out to be records already saved). Returns every
@@ -184,9 +208,20 @@ def save(
         for batch in batches(artifacts):
             if writer.error is not None and not retried(writer.error):
                 break  # the save fails whatever follows: no more files to store
-            made = [plan_one(artifact) for artifact in batch]
-            plans += made
-            upload(instance, made, progress)
+            if job is None:
+                made = [plan_one(artifact) for artifact in batch]
+                plans += made
+                upload(instance, made, progress)
+            else:  # stored by the worker process meanwhile
+                assert plan_stored is not None
+                made = [plan_stored(artifact, result) for artifact, result in job.take(len(batch))]
+                plans += made
+                if progress:
+                    progress("hash", len(made))
+                    progress("upload", len(made))
+                if len(made) < len(batch):
+                    raise job.failure()
+            checkpoints.reach("save.batch")
             if writer.found_all:  # re-saves: nothing for the database to do meanwhile
                 held += made
             elif writer.error is None:
@@ -202,6 +237,12 @@ def save(
         done = True
     except BaseException as exc:  # raised below unless the writer commits all the same
         late = exc
+    if job is not None:  # the files it stored after a failure: removed with the others
+        assert plan_stored is not None
+        try:
+            job.finish(plan_stored)
+        except BaseException as exc:
+            late = late or exc
     try:
         if not ended:
             _to_the_end(lambda: writer.queue.put(_ABORT))
@@ -250,3 +291,82 @@ def _to_the_end(wait: Callable[[], None]) -> None:
             interrupt = interrupt or exc
     if interrupt is not None:
         raise interrupt
+
+
+class Outcome:
+    """How a save whose files a worker process stored wrote its records (as `Writer`)."""
+
+    def __init__(self) -> None:
+        self.created: list[Artifact] = []
+        self.new_storage = False
+        self.committed = False
+        self.error: BaseException | None = None
+
+
+def save_offloaded(
+    instance: Instance,
+    artifacts: Sequence[Artifact],
+    job: Job,
+    plan_stored: Callable[[Artifact, Result], Plan],
+    progress: Progress | None,
+    run: Run | None,
+    retried: Callable[[BaseException], bool],
+) -> tuple[list[Plan], Outcome, BaseException | None]:
+    """As `save`, the files stored by `job`'s worker process while this thread writes the
+    records of the batches it stored before, in one transaction (one thread: the worker's
+    results arrive a chunk at a time, no GIL to hand over)."""
+    from sqlalchemy import event
+
+    from lakeline.artifacts.save import detach, write_batch
+
+    outcome = Outcome()
+    plans: list[Plan] = []
+    late: BaseException | None = None
+    committed: list[bool] = []
+
+    def stored(n: int) -> list[Plan]:
+        made = [plan_stored(artifact, result) for artifact, result in job.take(n)]
+        plans.extend(made)
+        if progress:
+            progress("hash", len(made))
+            progress("upload", len(made))
+        if len(made) < n:
+            raise job.failure()
+        return made
+
+    user_id = instance.user.id
+    try:
+        with instance.sessions.write() as session:
+            event.listen(session, "after_commit", lambda _: committed.append(True))
+            for batch in batches(artifacts):
+                made = stored(len(batch))
+                checkpoints.reach("save.batch")
+                created, new_storage = write_batch(session, instance, made, user_id, run)
+                outcome.created += created
+                outcome.new_storage |= new_storage
+            checkpoints.reach("save.stored")
+            claim(instance, session, plans)
+    except BaseException as exc:
+        if not committed:
+            if not retried(exc):
+                raise  # the caller removes what the worker stored (`Job.finish` first)
+            outcome.error = exc  # the caller writes every record again: every file stored
+            stored(len(artifacts) - job.taken)
+        else:  # an interrupt once committed: saved, raised once the save is settled
+            late = exc
+    if committed:
+        outcome.committed = True
+        detach([a for a in outcome.created if _unkeyed(a)] if late else outcome.created)
+    try:
+        job.finish(plan_stored)  # its last message read; the worker free
+    except BaseException as exc:
+        if not committed:
+            raise
+        late = late or exc  # saved all the same: raised once the save is settled
+    return plans, outcome, late
+
+
+def _unkeyed(artifact: Artifact) -> bool:
+    from sqlalchemy.orm.attributes import instance_state
+
+    return instance_state(artifact).key is None

@@ -13,9 +13,10 @@ from lakeline.artifacts.store import Budget, copy_hashed, spool_folder
 from lakeline.artifacts.store import discard as _discard
 from lakeline.db.rows import fill_new
 from lakeline.errors import InvalidKey, LakelineError
-from lakeline.storage.hashing import Digest, hash_file, hash_folder, hash_in_place
+from lakeline.storage.hashing import FILE_HASH, Digest, hash_file, hash_folder, hash_in_place
 from lakeline.storage.keys import INTERNAL_PREFIX, object_key, validate_key
 from lakeline.storage.roots import filesystem, protocol_of, strip_protocol
+from lakeline.values import has_surrogate
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -116,9 +117,16 @@ def _plan(
         in_place=contained is not None,
         source_fs_maker=make_fs,
         key_given=key_given,
-        ref_place=None if artifact._staged else reference_root(source),
+        ref_place=None if artifact._staged else _ref_place(source),
         tmp=tmp,
     )
+
+
+def _ref_place(source: str) -> tuple[str, str] | None:
+    """`reference_root(source)`, or None for a path with undecodable bytes (a lone surrogate,
+    os.fsdecode's): no database text holds one, so no reference can be recorded there (and
+    a statement looking for one fails to encode)."""
+    return None if has_surrogate(source) else reference_root(source)
 
 
 def _plan_reference(instance: Instance, artifact: Artifact) -> Plan:
@@ -166,3 +174,29 @@ def plan_file(
     `before`: its (size, mtime_ns, ctime_ns, inode), stat'ed just now: not read again;
     `contained`: `storage_containing` of its location, when the caller just read it."""
     return _plan(instance, artifact, Budget(), before=before, contained=contained)
+
+
+def plan_stored(
+    storage: Storage, artifact: Artifact, made: list[Plan], result: tuple[bytes, int, int, bool]
+) -> Plan:
+    """The plan of a local file the file worker stored into local `storage` (its default
+    storage) as `result` says: (sha256, size, the object's mtime_ns, whether it wrote it). As
+    `_plan` of a file outside every storage root, once copied and placed (`store.upload`)."""
+    digest, size, mtime_ns, written = result
+    hash_hex = digest.hex()
+    source = artifact._source
+    own = vars(artifact)
+    plan = Plan(
+        artifact,
+        Digest(hash_hex, FILE_HASH, size, None),
+        storage,
+        object_key(hash_hex, own.get("suffix") or ""),
+        in_place=False,
+        source_fs_maker=partial(filesystem, source),
+        key_given=own.get("key") is not None,
+        ref_place=_ref_place(source),
+        uploaded=written,
+    )
+    made.append(plan)
+    fill_new(artifact, {"store_tag": f"m:{mtime_ns}"})  # a new object: no attribute events
+    return plan

@@ -21,12 +21,13 @@ from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_dict, instance_state
 
 from lakeline import checkpoints
+from lakeline.artifacts import pipeline
 from lakeline.artifacts.edit import refresh_metadata, update_saved
 from lakeline.artifacts.keying import located, settle_keys
 from lakeline.artifacts.pipeline import eligible
 from lakeline.artifacts.places import REF_ROOT, Places, promote
 from lakeline.artifacts.planning import Plan as Plan  # re-exported: its callers' import
-from lakeline.artifacts.planning import _plan, _plan_reference
+from lakeline.artifacts.planning import _plan, _plan_reference, plan_stored
 from lakeline.artifacts.planning import plan_file as plan_file
 from lakeline.artifacts.store import Budget, BytesGone, drop_unused, guarded, restore, spool_folder
 from lakeline.artifacts.store import cleanup as _cleanup
@@ -47,6 +48,7 @@ from lakeline.models.base import utcnow
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from lakeline.artifacts.offload import Job
     from lakeline.instance import Instance
     from lakeline.models import Run
 
@@ -431,8 +433,20 @@ def save_artifacts(
         return plan
 
     files = [a for a in new if not getattr(a, "_reference", False)]
-    if planned is None and also is None and before is None and eligible(instance, new):
-        plans, late = _pipelined(instance, new, plan_one, made, progress, producer_from_context)
+    job = None
+    pipelined = planned is None and also is None and before is None
+    if pipelined:
+        if len(new) >= pipeline.MIN_FILES:  # the worker's module: imported for such saves
+            from lakeline.artifacts.offload import job_for
+
+            job = job_for(instance, new)
+        pipelined = job is not None or (
+            instance.dialect == "postgresql" and eligible(instance, new)
+        )
+    if pipelined:
+        plans, late = _pipelined(
+            instance, new, plan_one, made, progress, producer_from_context, job
+        )
     else:
         plans = _planned(instance, new, files, plan_one, made, planned, progress)
         try:
@@ -500,16 +514,39 @@ def _pipelined(
     made: list[Plan],
     progress: Progress | None,
     producer_from_context: bool,
+    job: Job | None = None,
 ) -> tuple[list[Plan], BaseException | None]:
-    """Many small files: stored batch by batch while a thread writes the records
-    (artifacts/pipeline.py); a conflict it met is retried as any save's. Returns the plans
-    and an interrupt that arrived after the commit (see `_write_records`)."""
-    from lakeline.artifacts import pipeline
+    """Many small files: stored batch by batch while the records are written
+    (artifacts/pipeline.py), by `job`'s worker process when given, else by this thread while
+    another writes; a conflict met is retried as any save's. Returns the plans and an
+    interrupt that arrived after the commit (see `_write_records`)."""
     from lakeline.lineage.context import current_run_in
 
     run = current_run_in(instance) if producer_from_context else None
+    storage = instance.storage
     try:
-        plans, writer, late = pipeline.save(instance, new, plan_one, progress, run, _retried)
+        writer: pipeline.Writer | pipeline.Outcome
+        if job is not None and instance.dialect != "postgresql":  # SQLite: one thread
+            plans, writer, late = pipeline.save_offloaded(
+                instance,
+                new,
+                job,
+                lambda artifact, result: plan_stored(storage, artifact, made, result),
+                progress,
+                run,
+                _retried,
+            )
+        else:  # PostgreSQL: the records written by a thread while the server works
+            plans, writer, late = pipeline.save(
+                instance,
+                new,
+                plan_one,
+                progress,
+                run,
+                _retried,
+                job,
+                lambda artifact, result: plan_stored(storage, artifact, made, result),
+            )
         if writer.committed:
             settle(instance, (), writer.new_storage)  # detached while it committed
         else:
@@ -518,6 +555,8 @@ def _pipelined(
                 instance, plans, checked, producer_from_context, writer.error
             )
     except BaseException:
+        if job is not None:  # the files it stored after the failure: removed below
+            job.finish(lambda artifact, result: plan_stored(storage, artifact, made, result))
         _forget(made)
         _cleanup(instance, made)
         raise

@@ -16,7 +16,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
-from stat import S_ISREG
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -187,7 +186,9 @@ def upload(instance: Instance, plans: Sequence[Plan], progress: Progress | None)
                     fresh[0] = True
                     return
                 fresh[0] = False  # something is there: compared
-            stored = _holding(target, plan.tmp)
+            held = transfer.holding(target, plan.tmp)
+            if held is not None:
+                stored = Fingerprint(held.st_size, f"m:{held.st_mtime_ns}")
         elif (storage_id, plan.store_key) in shared or (storage_id, plan.store_key) in placed:
             with contextlib.suppress(FileNotFoundError):  # not stored: None
                 stored = stored_fingerprint(instance, plan)
@@ -212,33 +213,6 @@ def _stored(plan: Plan, written: os.stat_result) -> None:
     plan.tmp = None
     plan.uploaded = True
     fill_new(plan.artifact, {"store_tag": f"m:{written.st_mtime_ns}"})  # new: no events
-
-
-def _holding(target: str, data: bytes) -> Fingerprint | None:
-    """The fingerprint of the local file `target` when it holds exactly `data`, else None
-    (a stat alone would take changed bytes of the same size: hash = bytes)."""
-    try:
-        fd = os.open(target, _READ)
-    except OSError:
-        return None
-    try:
-        st = os.fstat(fd)
-        if not S_ISREG(st.st_mode) or st.st_size != len(data):
-            return None
-        read = b""
-        while len(read) <= len(data):  # one more byte: a file grown since the fstat
-            part = os.read(fd, len(data) + 1 - len(read))
-            if not part:
-                break
-            read += part
-        return Fingerprint(st.st_size, f"m:{st.st_mtime_ns}") if read == data else None
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-
-
-_READ = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 
 
 def stored_fingerprint(instance: Instance, plan: Plan) -> Fingerprint:

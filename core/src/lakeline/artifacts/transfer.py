@@ -9,11 +9,19 @@ import shutil
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
+from stat import S_ISREG
 from typing import TYPE_CHECKING, Any
 
 from lakeline import checkpoints
 from lakeline.errors import NotEnoughSpace, PathNotFound, SourceChanged, StorageError
-from lakeline.storage.hashing import SMALL, Digest, copy_file, copy_folder, read_small
+from lakeline.storage.hashing import (
+    SMALL,
+    Digest,
+    copy_file,
+    copy_folder,
+    copy_local_file,
+    read_small,
+)
 from lakeline.storage.roots import protocol_of, strip_protocol
 
 if TYPE_CHECKING:
@@ -115,9 +123,23 @@ def stage(
     into memory instead when `keep(size)` allows (its bytes are returned, not a path: bytes
     already stored need no copy at all). A source that changed during the copy is copied
     once more, then refused (`SourceChanged`)."""
+    return _staged(source, folder, _stage_once, source, source_fs, is_dir, folder, keep)
+
+
+def stage_local(source: str, folder: str) -> tuple[str | bytes, Digest]:
+    """`stage` of the local file `source` without a filesystem object (the file worker
+    imports no fsspec): a small one read into memory, a larger one copied into `folder`."""
+    return _staged(source, folder, _stage_local, source, folder, None)
+
+
+def _staged(
+    source: str, folder: str, once: Callable[..., tuple[str | bytes, Digest]], *args: Any
+) -> tuple[str | bytes, Digest]:
+    """`once(*args)` (a copy of `source` into `folder`), again if the source changed
+    meanwhile; its errors said as a save says them."""
     for attempt in range(2):
         try:
-            return _stage_once(source, source_fs, is_dir, folder, keep)
+            return once(*args)
         except SourceChanged:
             if attempt:
                 raise
@@ -127,6 +149,11 @@ def stage(
                 raise  # said already (a broken link in a folder), or the spool folder
             raise PathNotFound(
                 f"{gone} was removed after its Artifact was made: make it again, then save"
+            ) from None
+        except IsADirectoryError:  # said without the path by os.read
+            raise SourceChanged(
+                f"{source} is a folder now, a file when its Artifact was made: make it "
+                "again, then save"
             ) from None
         except OSError as exc:
             full = _no_space(exc, f"{source} in {folder}")
@@ -154,26 +181,36 @@ def _stage_once(
     keep: Callable[[int], bool] | None,
 ) -> tuple[str | bytes, Digest]:
     if keep is not None and not is_dir and isinstance(source_fs, _local_fs()):
-        read = read_small(source, SMALL)
-        if read is not None:
-            data, digest = read
-            if keep(len(data)):
-                return data, digest
-            os.makedirs(folder, exist_ok=True)
-            tmp = os.path.join(folder, f".{os.urandom(8).hex()}{PARTIAL}")
-            try:
-                with open(tmp, "xb") as handle:
-                    handle.write(data)
-            except BaseException:
-                remove_local(Path(tmp))
-                raise
-            return tmp, digest
+        return _stage_local(source, folder, keep)
     os.makedirs(folder, exist_ok=True)
     tmp = os.path.join(folder, f".{os.urandom(8).hex()}{PARTIAL}")
     try:
         if is_dir:
             return tmp, copy_folder(source_fs, source, tmp)
         return tmp, copy_file(source_fs, source, tmp)
+    except BaseException:
+        remove_local(Path(tmp))
+        raise
+
+
+def _stage_local(
+    source: str, folder: str, keep: Callable[[int], bool] | None
+) -> tuple[str | bytes, Digest]:
+    """A local file: in memory when small and `keep(size)` allows (None: always), else
+    copied to a temporary name in `folder`."""
+    read = read_small(source, SMALL)
+    if read is not None:
+        data, digest = read
+        if keep is None or keep(len(data)):
+            return data, digest
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{os.urandom(8).hex()}{PARTIAL}")
+    try:
+        if read is not None:
+            with open(tmp, "xb") as handle:
+                handle.write(read[0])
+            return tmp, read[1]
+        return tmp, copy_local_file(source, tmp)
     except BaseException:
         remove_local(Path(tmp))
         raise
@@ -404,3 +441,30 @@ def remove(location: str, fs: AbstractFileSystem) -> None:
     path = strip_protocol(location)
     if fs.exists(path):
         fs.rm(path, recursive=True)
+
+
+def holding(target: str, data: bytes) -> os.stat_result | None:
+    """The stat of the local file `target` when it holds exactly `data`, else None (a stat
+    alone would take changed bytes of the same size: hash = bytes)."""
+    try:
+        fd = os.open(target, _READ)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not S_ISREG(st.st_mode) or st.st_size != len(data):
+            return None
+        read = b""
+        while len(read) <= len(data):  # one more byte: a file grown since the fstat
+            part = os.read(fd, len(data) + 1 - len(read))
+            if not part:
+                break
+            read += part
+        return st if read == data else None
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+_READ = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
