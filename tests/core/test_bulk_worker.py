@@ -265,6 +265,27 @@ def test_no_worker_below_the_threshold_or_for_files_in_a_storage_root(
     assert jobs == [None] and all(a.store_key.startswith("in-place/") for a in saved)
 
 
+def test_sqlite_pipelines_only_saves_short_enough_for_its_write_lock(
+    instance: Instance, tmp_path: Path, jobs: list[object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite's write lock lasts a pipelined save's whole file work: past the files or bytes
+    bound the save stores its files first (no worker job), and saves all the same."""
+    offload.end()
+    monkeypatch.setattr(pipeline, "SQLITE_MAX_BYTES", 20 * 6)  # twenty files of "file N"
+    saved = ll.save([ll.Artifact(p, key=f"big/{p.name}") for p in files(tmp_path / "big", 25)])
+    sqlite = instance.dialect == "sqlite"
+    # SQLite: asked, not eligible (stored in this process); PostgreSQL holds no such lock
+    assert len(jobs) == 1 and (jobs[0] is None) == sqlite
+    assert len(saved) == 25 and all(a.id is not None for a in saved)
+    monkeypatch.setattr(pipeline, "SQLITE_MAX_BYTES", 1 << 20)
+    monkeypatch.setattr(pipeline, "SQLITE_MAX_FILES", 20)
+    ll.save([ll.Artifact(p, key=f"many/{p.name}") for p in files(tmp_path / "many", 25)])
+    assert len(jobs) == 2 and (jobs[1] is None) == sqlite
+    monkeypatch.setattr(pipeline, "SQLITE_MAX_FILES", 25)
+    ll.save([ll.Artifact(p, key=f"fits/{p.name}") for p in files(tmp_path / "fits", 25)])
+    assert jobs[-1] is not None
+
+
 def test_no_worker_for_remote_storage(
     s3_instance: Instance, tmp_path: Path, jobs: list[object]
 ) -> None:
