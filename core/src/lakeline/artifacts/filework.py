@@ -1,8 +1,9 @@
 """The file work of a large save in a second process: each small local file read, hashed and
 stored as its object (`store_file`) by a worker while this process writes the records.
 
-The worker is `python -m lakeline.artifacts.filework READ_FD WRITE_FD`, a plain subprocess
-speaking length-prefixed pickles over two pipes (no multiprocessing: its spawn re-imports
+The worker is `python -I -c <boot> PACKAGE_PARENT READ_FD WRITE_FD` (offload.Worker: this
+process's own lakeline, loaded from its folder, runs `main`), a plain subprocess speaking
+length-prefixed pickles over two pipes (no multiprocessing: its spawn re-imports
 the user's `__main__`, and a fork copies this process's threads' state). It imports only the
 file functions (no SQLAlchemy, no fsspec), ignores SIGINT (a Ctrl-C in the terminal is this
 process's to handle) and ends when its pipe closes (this process ended or closed it).
