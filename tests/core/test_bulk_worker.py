@@ -24,7 +24,7 @@ from lakeline.artifacts.sweep import find_garbage, remove_garbage
 from lakeline.artifacts.transfer import PARTIAL
 from lakeline.errors import PathNotFound, StorageError
 from lakeline.instance import Instance
-from lakeline.storage.keys import OBJECTS_PREFIX
+from test_bulk_pipeline import files, objects
 
 SMALL = """
 from lakeline.artifacts import pipeline
@@ -53,21 +53,6 @@ def jobs(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[object]]:
     monkeypatch.setattr(offload, "job_for", spied)
     yield answered
     offload.end()
-
-
-def files(folder: Path, n: int, text: str = "file") -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i in range(n):
-        path = folder / f"f{i:02d}.txt"
-        path.write_text(f"{text} {i}")
-        paths.append(path)
-    return paths
-
-
-def objects(instance: Instance) -> list[Path]:
-    """Every file in the storage's objects folder, temporary copies included."""
-    return [p for p in (Path(instance.storage.root) / OBJECTS_PREFIX).rglob("*") if p.is_file()]
 
 
 def worker_pid() -> int:
