@@ -297,8 +297,10 @@ class Writer:
         if stat is not None:
             self._known[location] = (stat, artifact)
 
-    def flush(self) -> None:
-        """Write the batch: files, then edges, then the steps that finished.
+    def flush(self, *, idle: bool = False) -> None:
+        """Write the batch: files, then edges, then the steps that finished (`idle`: a
+        batching Recorder keeps the steps only started that nothing of it names,
+        `BatchRecorder.flush_idle`; a flush that must write them all is not idle).
 
         Raises only what stops all recording (the tracker decides); a file that cannot be
         recorded is a problem of the jobs that made or used it.
@@ -331,7 +333,10 @@ class Writer:
         self._link(links)
         self._finish_steps()
         if self.queued:
-            self.recorder.flush()  # type: ignore[attr-defined]
+            if idle:
+                self.recorder.flush_idle()  # type: ignore[attr-defined]
+            else:
+                self.recorder.flush()  # type: ignore[attr-defined]
         self._mark_removed()
 
     def _finish_steps(self) -> None:
