@@ -250,15 +250,20 @@ class Writer:
         if not self._inside(location):
             name = os.path.basename(location.rstrip("/")) or None
             return name if self.recorder.upload else None
-        relative = location[len(self.workdir.rstrip("/")) + 1 :]
+        base = self.workdir.rstrip("/")
+        relative = location[len(base) + 1 :]
         parts = relative.split("/")
         if "" in parts or "." in parts or ".." in parts:  # not a clean path: as relpath says
             relative = os.path.relpath(location, self.workdir)
-        path = self.workdir  # a link below the workflow folder: checked up from there only
-        for part in relative.split(os.sep):
-            path = os.path.join(path, part)
-            if os.path.islink(path):
-                return relative
+            parts = relative.split(os.sep)
+        path = base  # a link below the workflow folder: checked up from there only
+        for part in parts:  # (clean parts: joined with a "/" as os.path.join would)
+            path = f"{path}/{part}"
+            try:
+                if stat.S_ISLNK(os.lstat(path).st_mode):
+                    return relative
+            except (OSError, ValueError):  # as os.path.islink: gone (or unusable) is no link
+                continue
         return None
 
     def _lookup(
