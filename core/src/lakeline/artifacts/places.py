@@ -248,7 +248,8 @@ def _listed(name: str, postgres: bool) -> Any:
         from sqlalchemy.dialects.postgresql import ARRAY
 
         return any_(bindparam(name, type_=ARRAY(String)))
-    return select(literal_column("value")).select_from(func.json_each(bindparam(name, type_=String)))
+    values = func.json_each(bindparam(name, type_=String))
+    return select(literal_column("value")).select_from(values)
 
 
 def _in(column: Any, name: str, postgres: bool) -> ColumnElement[bool]:
