@@ -9,6 +9,7 @@ that free while an instance holds no references); references look for any record
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -17,15 +18,19 @@ from sqlalchemy import (
     BindParameter,
     ColumnElement,
     Select,
+    String,
     and_,
+    any_,
     bindparam,
+    func,
+    literal_column,
     or_,
     select,
     text,
 )
 
 from lakeline.artifacts.keying import located
-from lakeline.db.rows import chunks, is_postgres, one_of, update_row
+from lakeline.db.rows import CHUNK, chunks, is_postgres, one_of, update_row
 from lakeline.ids import new_uid
 from lakeline.models import Artifact, Storage
 from lakeline.storage.keys import REFERENCE_STORAGE
@@ -107,17 +112,29 @@ class Places:
     def lookup(self, keys: Sequence[str]) -> tuple[Select[Any], dict[str, Any]] | None:
         """One statement reading the records with `keys` and those wanted at the plans'
         places (each list at most a chunk long), with its parameters; None if nothing is
-        wanted. The statement is built once per shape: building it costs more than running it."""
+        wanted. Each list is one parameter (`_listed`): the statement's text depends on its
+        shape only, so SQLAlchemy's compiled cache and SQLite's prepared statements are hit
+        whatever the lists' lengths. Lists holding a NUL cannot be such a parameter: the
+        caller reads those with `conditions()` (`foldable`)."""
         wanted = self.wanted()
         if not keys and not wanted:
             return None
-        params: dict[str, Any] = {"keys": list(keys)} if keys else {}
+        postgres = is_postgres(self.session)
+        pack = list if postgres else _json
+        params: dict[str, Any] = {"keys": pack(keys)} if keys else {}
         shape = []
         for i, ((unavailable_only, storage), store_keys) in enumerate(wanted.items()):
             shape.append((unavailable_only, isinstance(storage, str)))
-            params[f"s{i}"], params[f"v{i}"] = storage, store_keys
-        postgres = is_postgres(self.session)
+            params[f"s{i}"], params[f"v{i}"] = storage, pack(store_keys)
         return _lookup(postgres, bool(keys), tuple(shape)), params
+
+    def foldable(self, keys: Sequence[str]) -> bool:
+        """Whether `lookup(keys)` can read this batch: no list longer than a chunk, no text
+        with a NUL byte (SQLite's json_each would cut it, PostgreSQL refuses it)."""
+        lists = [keys, *self.wanted().values()]
+        if any(len(values) > CHUNK for values in lists):
+            return False
+        return not any("\x00" in value for values in lists for value in values)
 
     def take(self, row: Artifact, ref_root: str | None) -> None:
         """A record read at one of the wanted places (or by key: it is at its place too);
@@ -219,19 +236,36 @@ def _in_storage(storage: int | str | BindParameter[Any], by_root: bool) -> Colum
     return Artifact.storage_id == storage
 
 
+def _json(values: Sequence[str]) -> str:
+    return json.dumps(list(values), ensure_ascii=False)
+
+
+def _listed(name: str, postgres: bool) -> Any:
+    """A list of texts as one bound parameter, for `column.in_()`-like use: PostgreSQL's
+    `= ANY(array)` (an index condition, also inside an OR: a BitmapOr of index scans), SQLite's
+    `IN (SELECT value FROM json_each(:name))` (each value an index probe)."""
+    if postgres:
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        return any_(bindparam(name, type_=ARRAY(String)))
+    values = func.json_each(bindparam(name, type_=String))
+    return select(literal_column("value")).select_from(values)
+
+
+def _in(column: Any, name: str, postgres: bool) -> ColumnElement[bool]:
+    listed = _listed(name, postgres)
+    return column == listed if postgres else column.in_(listed)  # type: ignore[no-any-return]
+
+
 @lru_cache(maxsize=64)
 def _lookup(postgres: bool, keys: bool, shape: tuple[tuple[bool, bool], ...]) -> Select[Any]:
     """`Places.lookup`'s statement for one shape: whether keys are read, and per place group
     whether only unavailable records are wanted and whether its storage is named by root."""
-
-    def listed(name: str) -> BindParameter[Any]:
-        return bindparam(name, expanding=True, literal_execute=postgres)  # as `one_of`
-
     clauses: list[ColumnElement[bool]] = []
     if keys:
-        clauses.append(Artifact.key.in_(listed("keys")))
+        clauses.append(_in(Artifact.key, "keys", postgres))
     for i, (unavailable_only, by_root) in enumerate(shape):
         where = _in_storage(bindparam(f"s{i}"), by_root)
-        clause = and_(where, Artifact.store_key.in_(listed(f"v{i}")))
+        clause = and_(where, _in(Artifact.store_key, f"v{i}", postgres))
         clauses.append(and_(clause, UNAVAILABLE) if unavailable_only else clause)
     return select(Artifact, REF_ROOT).where(or_(*clauses))

@@ -37,7 +37,7 @@ from lakeline.artifacts.store import storage_of as _storage
 from lakeline.artifacts.store import upload as _upload
 from lakeline.db.errors import RETRIES, retryable
 from lakeline.db.locks import lock_keys
-from lakeline.db.rows import chunks, fill_new, insert_rows, one_of
+from lakeline.db.rows import CHUNK, chunks, fill_new, insert_rows, one_of
 from lakeline.db.session import check_own, stamp, unsaved
 from lakeline.errors import IntegrityProblem
 from lakeline.gc_pause import gc_paused
@@ -54,7 +54,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FOLD = 16  # saves of up to this many artifacts read keys and places in one statement
 Progress = Callable[[str, int], None]
 
 
@@ -199,11 +198,10 @@ def write_batch(
     lock_keys(session, "artifact", keys)
     references = sorted({p.artifact._source for p in plans if p.digest is None})
     lock_keys(session, "location", references)
-    fold = len(plans) <= FOLD
-    places = Places(session, plans, instance.uid, files=not fold)
+    places = Places(session, plans, instance.uid, files=len(plans) > CHUNK)
     wanted = []
-    if fold:
-        # a small save reads its keys and the records at its places in one round trip
+    if places.foldable(keys):
+        # its keys and the records at its places: one statement (`Places.lookup`)
         lookup = places.lookup(keys)
         keyset = set(keys)
         for row, ref_root in session.execute(*lookup) if lookup else ():

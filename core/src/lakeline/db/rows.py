@@ -176,12 +176,17 @@ def insert_rows(
         return [made[row[unique]] for row in rows]
     if is_postgres(session):
         return _copy_rows(session, table, rows)
-    last = session.execute(select(func.max(table.c.id))).scalar() or 0
+    # SQL for the driver: no statement to compile (~0.3 ms each for a new engine) nor the
+    # session's per-statement work, for the two reads every such insert makes
+    connection = session.connection()
+    preparer = connection.dialect.identifier_preparer
+    name, key = preparer.format_table(table), preparer.quote(table.c[unique].name)
+    last = connection.exec_driver_sql(f"SELECT max(id) FROM {name}").scalar() or 0
     _insert_values(session, table, rows)
     # SQLite gives each new row the largest rowid + 1, in order, and the transaction holds
     # the write lock: the ids are last+1 .. last+n, which the first and last rows confirm
-    ends = session.execute(
-        select(table.c.id, table.c[unique]).where(table.c.id.in_([last + 1, last + len(rows)]))
+    ends = connection.exec_driver_sql(
+        f"SELECT id, {key} FROM {name} WHERE id IN (?, ?)", (last + 1, last + len(rows))
     ).all()
     if sorted(ends) == [(last + 1, rows[0][unique]), (last + len(rows), rows[-1][unique])]:
         return list(range(last + 1, last + len(rows) + 1))
