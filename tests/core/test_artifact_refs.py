@@ -123,7 +123,8 @@ def test_a_row_naming_a_missing_user_storage_or_space_is_refused(
         )
         _fk_error(error, postgres, CONSTRAINTS[column], detail)
     with instance.engine.begin() as conn:  # an existing storage: taken
-        conn.execute(text("UPDATE artifacts SET storage_id = 1 WHERE id = :id"), {"id": two.id})
+        default = {"s": instance.storage.id, "id": two.id}
+        conn.execute(text("UPDATE artifacts SET storage_id = :s WHERE id = :id"), default)
         conn.execute(
             text("UPDATE artifacts SET storage_id = :s WHERE id = :id"), {"s": second, "id": two.id}
         )
