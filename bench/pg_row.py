@@ -31,7 +31,8 @@ STATEMENT = [
 
 
 def _catalog(conn: Any, kind: str) -> list[str]:
-    """The artifacts table's secondary indexes (`index`) or foreign keys (`fk`), as DDL."""
+    """The artifacts table's secondary indexes (`index`) or foreign keys (`fk`, with 0019's
+    trigger checking the references to users, storages and spaces), as DDL."""
     if kind == "index":
         names = conn.execute(
             "SELECT i.indexrelid::regclass::text, c.conname FROM pg_index i "
@@ -46,7 +47,14 @@ def _catalog(conn: Any, kind: str) -> list[str]:
         "SELECT conname FROM pg_constraint WHERE conrelid = 'artifacts'::regclass "
         "AND contype = 'f' ORDER BY 1"
     ).fetchall()
-    return [f"ALTER TABLE artifacts DROP CONSTRAINT {n}" for (n,) in names]
+    # since 0019 the references to users, storages and spaces are checked by one trigger
+    checks = conn.execute(
+        "SELECT tgname FROM pg_trigger WHERE tgrelid = 'artifacts'::regclass "
+        "AND tgname = 'lakeline_artifact_refs'"
+    ).fetchall()
+    return [f"ALTER TABLE artifacts DROP CONSTRAINT {n}" for (n,) in names] + [
+        f"ALTER TABLE artifacts DISABLE TRIGGER {n}" for (n,) in checks
+    ]
 
 
 def _prepare(server: Any, rows: int, every: bool) -> tuple[bytes, str]:

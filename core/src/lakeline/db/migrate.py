@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # The newest revision in migrations/versions; a test keeps the two in step.
-HEAD_REVISION = "0018"
+HEAD_REVISION = "0019"
 
 
 # One migration at a time per database (PostgreSQL advisory lock, for the transaction): a
@@ -44,14 +44,19 @@ MIGRATION_LOCK = 0x6C616B656C696E65  # "lakeline"
 # The database's access machinery (migrations 0008+), not mapped by the models: spaces, the
 # `space_id` columns the database fills and guards, the audit log.
 ACCESS_OBJECTS = frozenset({"spaces", "space_members", "audit_log", "audit_head", "audit_pending"})
+# foreign keys PostgreSQL checks with triggers since 0019 (SQLite keeps them): not compared
+TRIGGER_CHECKED = frozenset(
+    {"fk_artifacts_created_by_id_users", "fk_artifacts_storage_id_storages"}
+)
 
 
 def include_object_for(
     modules: Sequence[SchemaModule] = (),
 ) -> Callable[[Any, str | None, str, bool, Any], bool]:
     """Alembic filter for model comparisons: the hand-made search and access machinery is
-    left out, and so are the tables of schema modules other than `modules` (models imported
-    in this process that the database at hand does not mount)."""
+    left out, the foreign keys PostgreSQL checks with triggers (`TRIGGER_CHECKED`) too, and so
+    are the tables of schema modules other than `modules` (models imported in this process
+    that the database at hand does not mount)."""
     from lakeline.search import is_search_object
 
     mounted = tuple(m.prefix for m in modules)
@@ -60,6 +65,8 @@ def include_object_for(
         if is_search_object(name):  # FTS5 tables, tsvector columns, their indexes
             return False
         if name in ACCESS_OBJECTS or "space_id" in (name or ""):  # the access machinery
+            return False
+        if type_ == "foreign_key_constraint" and name in TRIGGER_CHECKED:
             return False
         table = obj if type_ == "table" else getattr(obj, "table", None)
         if table is None or not table.info.get("lakeline_module"):
