@@ -16,7 +16,7 @@ Deleting, truncating or changing the id of a user, storage or space that artifac
 is refused by a trigger on each of the three tables (`lakeline_artifact_refs_kept`).
 
 The errors are the foreign keys' own: SQLSTATE 23503 (foreign_key_violation, an
-IntegrityError), their message, detail, table and constraint names; TRUNCATE: 0A000 as before.
+IntegrityError), their message, detail, schema, table and constraint names; TRUNCATE: 0A000.
 Both functions run with the owner's rights (as PostgreSQL's own checks do: a writer needs no
 rights on the small tables, and row-level security hides no referencing row from the check).
 Under READ COMMITTED (lakeline's, PostgreSQL's default) the checks see and lock what the
@@ -82,7 +82,7 @@ BEGIN
         IF found_n < cardinality(user_ids) THEN
             SELECT i INTO missing FROM unnest(user_ids) i
             WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = i) ORDER BY i LIMIT 1;
-            PERFORM lakeline_artifact_ref_missing(
+            PERFORM lakeline_artifact_ref_missing(TG_TABLE_SCHEMA,
                 'created_by_id', 'users', 'fk_artifacts_created_by_id_users', missing);
         END IF;
     END IF;
@@ -92,7 +92,7 @@ BEGIN
         IF found_n < cardinality(storage_ids) THEN
             SELECT i INTO missing FROM unnest(storage_ids) i
             WHERE NOT EXISTS (SELECT 1 FROM storages s WHERE s.id = i) ORDER BY i LIMIT 1;
-            PERFORM lakeline_artifact_ref_missing(
+            PERFORM lakeline_artifact_ref_missing(TG_TABLE_SCHEMA,
                 'storage_id', 'storages', 'fk_artifacts_storage_id_storages', missing);
         END IF;
     END IF;
@@ -102,7 +102,7 @@ BEGIN
         IF found_n < cardinality(space_ids) THEN
             SELECT i INTO missing FROM unnest(space_ids) i
             WHERE NOT EXISTS (SELECT 1 FROM spaces p WHERE p.id = i) ORDER BY i LIMIT 1;
-            PERFORM lakeline_artifact_ref_missing(
+            PERFORM lakeline_artifact_ref_missing(TG_TABLE_SCHEMA,
                 'space_id', 'spaces', 'artifacts_space_id_fkey', missing);
         END IF;
     END IF;
@@ -110,16 +110,17 @@ BEGIN
 END $$
 """
 
-# a missing referenced row: the foreign key's error (ri_ReportViolation's words)
+# a missing referenced row: the foreign key's error (ri_ReportViolation's words); the schema
+# is the caller's TG_TABLE_SCHEMA (current_schema() under the pinned search_path is pg_catalog)
 MISSING_FUNCTION = """
-CREATE FUNCTION lakeline_artifact_ref_missing(col text, tbl text, con text, id integer)
+CREATE FUNCTION lakeline_artifact_ref_missing(sch text, col text, tbl text, con text, id integer)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, public, pg_temp AS $$
 BEGIN
     RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation',
         MESSAGE = format('insert or update on table "artifacts" violates foreign key '
                          'constraint "%s"', con),
         DETAIL = format('Key (%s)=(%s) is not present in table "%s".', col, id, tbl),
-        SCHEMA = current_schema(), TABLE = 'artifacts', CONSTRAINT = con;
+        SCHEMA = sch, TABLE = 'artifacts', CONSTRAINT = con;
 END $$
 """
 
@@ -163,7 +164,7 @@ BEGIN
             MESSAGE = format('update or delete on table "%s" violates foreign key constraint '
                              '"%s" on table "artifacts"', TG_TABLE_NAME, con),
             DETAIL = format('Key (id)=(%s) is still referenced from table "artifacts".', bad),
-            SCHEMA = current_schema(), TABLE = 'artifacts', CONSTRAINT = con;
+            SCHEMA = TG_TABLE_SCHEMA, TABLE = 'artifacts', CONSTRAINT = con;
     END IF;
     RETURN NULL;
 END $$
@@ -224,7 +225,7 @@ def downgrade() -> None:
             op.execute(f"DROP TRIGGER lakeline_artifact_refs_kept{suffix} ON {table}")
     op.execute("DROP FUNCTION lakeline_artifact_refs()")
     op.execute("DROP FUNCTION lakeline_artifact_refs_kept()")
-    op.execute("DROP FUNCTION lakeline_artifact_ref_missing(text, text, text, integer)")
+    op.execute("DROP FUNCTION lakeline_artifact_ref_missing(text, text, text, text, integer)")
     for column, table, name in REFS:
         op.execute(
             f"ALTER TABLE artifacts ADD CONSTRAINT {name} FOREIGN KEY ({column}) "
