@@ -1,10 +1,12 @@
-"""PostgreSQL: migration 0019's reference checks run with the owner's rights (SECURITY DEFINER)
-and search `pg_catalog, public, pg_temp`; a role that may CREATE in `public` (every role before
-PostgreSQL 15, or in a database pg_upgrade'd from one, unless revoked) can define there an
-overload of a built-in more specific than pg_catalog's polymorphic or variadic one
-(`cardinality(integer[])` beats `cardinality(anyarray)`), and PostgreSQL would call it, as the
-owner. The checks name every built-in they call by `pg_catalog.` (and their helper with exact
-argument types): a writer's overloads never run inside them."""
+"""PostgreSQL: migration 0019's reference checks run with the owner's rights (SECURITY DEFINER),
+as the foreign keys' checks did: with an owner that is no superuser, artifacts row-level
+security hides from a writer still keep the storage and the space they name; and a writer's
+overloads of built-ins in `public` never run inside the checks. (A role that may CREATE in
+`public` - every role before PostgreSQL 15, or in a database pg_upgrade'd from one, unless
+revoked - can define there an overload more specific than pg_catalog's polymorphic or variadic
+built-in, `cardinality(integer[])` over `cardinality(anyarray)`, and PostgreSQL would call it,
+as the owner, whatever the search_path's order: the checks name every built-in they call by
+`pg_catalog.`, and their helper with exact argument types.)"""
 
 from __future__ import annotations
 
@@ -12,9 +14,12 @@ from pathlib import Path
 
 import lakeline as ll
 import pytest
+from lakeline.access import spaces
 from lakeline.access.roles import grant
+from lakeline.instance import connect
 from lakeline.testing import LoginRoles
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
 pytestmark = pytest.mark.postgres
@@ -111,3 +116,53 @@ def test_a_writers_overloads_in_public_never_run_inside_the_reference_checks(
         conn.execute(text("DELETE FROM storages WHERE id = :s"), {"s": storage.id})
     assert "is still referenced" in str(caught.value.orig.diag.message_detail)  # type: ignore[union-attr]
     assert ll.Artifact.filter(key__startswith="w/").count() == 20
+
+
+def test_artifacts_hidden_by_row_security_still_keep_their_storage_and_space(
+    lakeline_home: Path, tmp_path: Path, empty_postgres_url: str
+) -> None:
+    """The catalog made by an owner that is no superuser (row-level security applies to all but
+    it): a writer held to space `lab` bulk-saves into a storage it registered (its rows staged,
+    then one INSERT ... SELECT); the owner moves them to `atlas`. An admin held to `lab` sees
+    none of them, and its deletes of the storage and of `atlas` are refused as the foreign
+    keys refused them: the checks see every row, whoever runs the statement."""
+    roles = LoginRoles(empty_postgres_url, [])
+    database = make_url(empty_postgres_url).database
+    owner_role, owner_url = roles.create("owner")
+    roles.admin_execute(
+        f"ALTER ROLE {owner_role} CREATEROLE",
+        f"ALTER DATABASE {database} OWNER TO {owner_role}",
+        f"ALTER SCHEMA public OWNER TO {owner_role}",
+    )
+    try:
+        owner = ll.init(tmp_path / "data", db=owner_url, name="owner")
+        spaces.create(owner, "lab")
+        spaces.create(owner, "atlas")
+        held = {}
+        for level in ("write", "admin"):
+            role, held[level] = roles.create(level)
+            grant(owner.engine, role, level)
+            spaces.set_membership(owner.engine, role, ["lab"])
+        roles.connect_as(held["write"], "writer")
+        root = tmp_path / "other"
+        root.mkdir()
+        storage = connect("writer").register_storage(root)
+        keys = [f"w/{i}.txt" for i in range(20)]
+        files = [_file(root, f"{i}.txt") for i in range(20)]
+        saved = ll.save([ll.Artifact(str(f), key=k) for f, k in zip(files, keys, strict=True)])
+        assert {a.storage_id for a in saved} == {storage.id}
+        assert spaces.move(connect("owner"), "atlas", keys=keys) == 20
+        admin = roles.connect_as(held["admin"], "admin")
+        assert ll.Artifact.filter(key__startswith="w/").count() == 0  # hidden from it
+        for statement, constraint in (
+            (f"DELETE FROM storages WHERE id = {storage.id}", "fk_artifacts_storage_id_storages"),
+            ("DELETE FROM spaces WHERE name = 'atlas'", "artifacts_space_id_fkey"),
+        ):
+            with pytest.raises(IntegrityError) as caught, admin.engine.begin() as conn:
+                conn.execute(text(statement))
+            assert caught.value.orig.diag.constraint_name == constraint  # type: ignore[union-attr]
+        assert connect("owner") and ll.Artifact.filter(key__startswith="w/").count() == 20
+    finally:
+        roles.admin_execute(f"ALTER DATABASE {database} OWNER TO CURRENT_USER")
+        roles.admin_execute(*(f"DROP OWNED BY {r}" for r in roles.made))
+        roles.admin_execute(*(f"DROP ROLE {r}" for r in roles.made))
