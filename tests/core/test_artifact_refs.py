@@ -202,11 +202,18 @@ def test_deleting_a_user_storage_or_space_artifacts_name_is_refused(
 
 
 def _error_of(instance: Instance, statement: str) -> tuple[Any, ...]:
-    """What `statement` fails with: SQLSTATE, message, detail, constraint."""
+    """What `statement` fails with: SQLSTATE, message, detail, schema, table, constraint."""
     with pytest.raises(DBAPIError) as caught, instance.engine.begin() as conn:
         conn.execute(text(statement))
     diag = caught.value.orig.diag  # type: ignore[union-attr]
-    return (diag.sqlstate, diag.message_primary, diag.message_detail, diag.constraint_name)
+    return (
+        diag.sqlstate,
+        diag.message_primary,
+        diag.message_detail,
+        diag.schema_name,  # the table's schema (not the functions' pinned pg_catalog)
+        diag.table_name,
+        diag.constraint_name,
+    )
 
 
 def _catalog(instance: Instance) -> tuple[list[str], list[str]]:
@@ -240,6 +247,7 @@ def test_a_populated_catalog_upgrades_to_0019_and_back_with_the_same_errors(
     statements = [
         f"UPDATE artifacts SET storage_id = {MISSING} WHERE id = {two.id}",
         f"UPDATE artifacts SET space_id = {MISSING} WHERE id = {two.id}",
+        _SPACE_ROWS.replace(":missing", str(MISSING)),  # the statement-level check
         f"DELETE FROM storages WHERE id = {second}",
         f"UPDATE storages SET id = 4242 WHERE id = {second}",
         "TRUNCATE storages",

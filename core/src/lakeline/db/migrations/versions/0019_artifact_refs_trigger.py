@@ -16,7 +16,7 @@ Deleting, truncating or changing the id of a user, storage or space that artifac
 is refused by a trigger on each of the three tables (`lakeline_artifact_refs_kept`).
 
 The errors are the foreign keys' own: SQLSTATE 23503 (foreign_key_violation, an
-IntegrityError), their message, detail, table and constraint names; TRUNCATE: 0A000 as before.
+IntegrityError), their message, detail, schema, table and constraint names; TRUNCATE: 0A000.
 Both functions run with the owner's rights (as PostgreSQL's own checks do: a writer needs no
 rights on the small tables, and row-level security hides no referencing row from the check).
 Under READ COMMITTED (lakeline's, PostgreSQL's default) the checks see and lock what the
@@ -47,6 +47,10 @@ REFS = (
     ("storage_id", "storages", "fk_artifacts_storage_id_storages"),
     ("space_id", "spaces", "artifacts_space_id_fkey"),
 )
+# Run as the owner: every built-in is called as pg_catalog's (a role that may CREATE in `public`
+# could define there an overload more specific than a polymorphic or variadic built-in, e.g.
+# `cardinality(integer[])`, which PostgreSQL would pick over `pg_catalog.cardinality(anyarray)`
+# whatever the search_path's order), the helper by schema with arguments of its exact types.
 SETTINGS = "SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp SET jit = off"
 
 REFS_FUNCTION = f"""
@@ -59,67 +63,74 @@ DECLARE
     missing integer;
 BEGIN
     IF TG_LEVEL = 'STATEMENT' THEN  -- an INSERT: every new row's references, distinct
-        SELECT array_agg(DISTINCT g.created_by_id) FILTER (WHERE g.created_by_id IS NOT NULL),
-               array_agg(DISTINCT g.storage_id) FILTER (WHERE g.storage_id IS NOT NULL),
-               array_agg(DISTINCT g.space_id) FILTER (WHERE g.space_id IS NOT NULL)
+        SELECT
+            pg_catalog.array_agg(DISTINCT g.created_by_id)
+                FILTER (WHERE g.created_by_id IS NOT NULL),
+            pg_catalog.array_agg(DISTINCT g.storage_id) FILTER (WHERE g.storage_id IS NOT NULL),
+            pg_catalog.array_agg(DISTINCT g.space_id) FILTER (WHERE g.space_id IS NOT NULL)
         INTO user_ids, storage_ids, space_ids
         FROM (SELECT created_by_id, storage_id, space_id FROM new_rows GROUP BY 1, 2, 3) g;
     ELSE  -- an UPDATE of one row: the references it changed
         IF NEW.created_by_id IS DISTINCT FROM OLD.created_by_id THEN
-            user_ids := array_remove(ARRAY[NEW.created_by_id], NULL);
+            user_ids := pg_catalog.array_remove(ARRAY[NEW.created_by_id], NULL);
         END IF;
         IF NEW.storage_id IS DISTINCT FROM OLD.storage_id THEN
-            storage_ids := array_remove(ARRAY[NEW.storage_id], NULL);
+            storage_ids := pg_catalog.array_remove(ARRAY[NEW.storage_id], NULL);
         END IF;
         IF NEW.space_id IS DISTINCT FROM OLD.space_id THEN
-            space_ids := array_remove(ARRAY[NEW.space_id], NULL);
+            space_ids := pg_catalog.array_remove(ARRAY[NEW.space_id], NULL);
         END IF;
     END IF;
     -- each referenced row locked as a foreign key's check locks it; one missing is refused
-    IF cardinality(user_ids) > 0 THEN
-        SELECT count(*) INTO found_n
+    IF pg_catalog.cardinality(user_ids) > 0 THEN
+        SELECT pg_catalog.count(*) INTO found_n
         FROM (SELECT 1 FROM users WHERE id = ANY(user_ids) FOR KEY SHARE) l;
-        IF found_n < cardinality(user_ids) THEN
-            SELECT i INTO missing FROM unnest(user_ids) i
+        IF found_n < pg_catalog.cardinality(user_ids) THEN
+            SELECT i INTO missing FROM pg_catalog.unnest(user_ids) i
             WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = i) ORDER BY i LIMIT 1;
-            PERFORM lakeline_artifact_ref_missing(
-                'created_by_id', 'users', 'fk_artifacts_created_by_id_users', missing);
+            PERFORM public.lakeline_artifact_ref_missing(TG_TABLE_SCHEMA::text,
+                'created_by_id'::text, 'users'::text,
+                'fk_artifacts_created_by_id_users'::text, missing);
         END IF;
     END IF;
-    IF cardinality(storage_ids) > 0 THEN
-        SELECT count(*) INTO found_n
+    IF pg_catalog.cardinality(storage_ids) > 0 THEN
+        SELECT pg_catalog.count(*) INTO found_n
         FROM (SELECT 1 FROM storages WHERE id = ANY(storage_ids) FOR KEY SHARE) l;
-        IF found_n < cardinality(storage_ids) THEN
-            SELECT i INTO missing FROM unnest(storage_ids) i
+        IF found_n < pg_catalog.cardinality(storage_ids) THEN
+            SELECT i INTO missing FROM pg_catalog.unnest(storage_ids) i
             WHERE NOT EXISTS (SELECT 1 FROM storages s WHERE s.id = i) ORDER BY i LIMIT 1;
-            PERFORM lakeline_artifact_ref_missing(
-                'storage_id', 'storages', 'fk_artifacts_storage_id_storages', missing);
+            PERFORM public.lakeline_artifact_ref_missing(TG_TABLE_SCHEMA::text,
+                'storage_id'::text, 'storages'::text,
+                'fk_artifacts_storage_id_storages'::text, missing);
         END IF;
     END IF;
-    IF cardinality(space_ids) > 0 THEN
-        SELECT count(*) INTO found_n
+    IF pg_catalog.cardinality(space_ids) > 0 THEN
+        SELECT pg_catalog.count(*) INTO found_n
         FROM (SELECT 1 FROM spaces WHERE id = ANY(space_ids) FOR KEY SHARE) l;
-        IF found_n < cardinality(space_ids) THEN
-            SELECT i INTO missing FROM unnest(space_ids) i
+        IF found_n < pg_catalog.cardinality(space_ids) THEN
+            SELECT i INTO missing FROM pg_catalog.unnest(space_ids) i
             WHERE NOT EXISTS (SELECT 1 FROM spaces p WHERE p.id = i) ORDER BY i LIMIT 1;
-            PERFORM lakeline_artifact_ref_missing(
-                'space_id', 'spaces', 'artifacts_space_id_fkey', missing);
+            PERFORM public.lakeline_artifact_ref_missing(TG_TABLE_SCHEMA::text,
+                'space_id'::text, 'spaces'::text,
+                'artifacts_space_id_fkey'::text, missing);
         END IF;
     END IF;
     RETURN NULL;
 END $$
 """
 
-# a missing referenced row: the foreign key's error (ri_ReportViolation's words)
+# a missing referenced row: the foreign key's error (ri_ReportViolation's words); the schema
+# is the caller's TG_TABLE_SCHEMA (current_schema() under the pinned search_path is pg_catalog)
 MISSING_FUNCTION = """
-CREATE FUNCTION lakeline_artifact_ref_missing(col text, tbl text, con text, id integer)
+CREATE FUNCTION lakeline_artifact_ref_missing(sch text, col text, tbl text, con text, id integer)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, public, pg_temp AS $$
 BEGIN
     RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation',
-        MESSAGE = format('insert or update on table "artifacts" violates foreign key '
-                         'constraint "%s"', con),
-        DETAIL = format('Key (%s)=(%s) is not present in table "%s".', col, id, tbl),
-        SCHEMA = current_schema(), TABLE = 'artifacts', CONSTRAINT = con;
+        MESSAGE = pg_catalog.format(
+            'insert or update on table "artifacts" violates foreign key constraint "%s"', con),
+        DETAIL = pg_catalog.format(
+            'Key (%s)=(%s) is not present in table "%s".', col, id, tbl),
+        SCHEMA = sch, TABLE = 'artifacts', CONSTRAINT = con;
 END $$
 """
 
@@ -142,12 +153,12 @@ BEGIN
         IF EXISTS (SELECT 1 FROM artifacts) THEN
             RAISE EXCEPTION USING ERRCODE = 'feature_not_supported',
                 MESSAGE = 'cannot truncate a table referenced in a foreign key constraint',
-                DETAIL = format('Table "artifacts" references "%s".', TG_TABLE_NAME),
+                DETAIL = pg_catalog.format('Table "artifacts" references "%s".', TG_TABLE_NAME),
                 HINT = 'Delete the rows of table "artifacts" first.';
         END IF;
         RETURN NULL;
     ELSIF TG_OP = 'DELETE' THEN
-        SELECT array_agg(id) INTO ids FROM old_rows;
+        SELECT pg_catalog.array_agg(id) INTO ids FROM old_rows;
     ELSE  -- an UPDATE of one row's id: refused while artifacts name the old one
         ids := ARRAY[OLD.id];
     END IF;
@@ -160,10 +171,11 @@ BEGIN
     END IF;
     IF bad IS NOT NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation',
-            MESSAGE = format('update or delete on table "%s" violates foreign key constraint '
-                             '"%s" on table "artifacts"', TG_TABLE_NAME, con),
-            DETAIL = format('Key (id)=(%s) is still referenced from table "artifacts".', bad),
-            SCHEMA = current_schema(), TABLE = 'artifacts', CONSTRAINT = con;
+            MESSAGE = pg_catalog.format('update or delete on table "%s" violates foreign key '
+                'constraint "%s" on table "artifacts"', TG_TABLE_NAME, con),
+            DETAIL = pg_catalog.format(
+                'Key (id)=(%s) is still referenced from table "artifacts".', bad),
+            SCHEMA = TG_TABLE_SCHEMA, TABLE = 'artifacts', CONSTRAINT = con;
     END IF;
     RETURN NULL;
 END $$
@@ -224,7 +236,7 @@ def downgrade() -> None:
             op.execute(f"DROP TRIGGER lakeline_artifact_refs_kept{suffix} ON {table}")
     op.execute("DROP FUNCTION lakeline_artifact_refs()")
     op.execute("DROP FUNCTION lakeline_artifact_refs_kept()")
-    op.execute("DROP FUNCTION lakeline_artifact_ref_missing(text, text, text, integer)")
+    op.execute("DROP FUNCTION lakeline_artifact_ref_missing(text, text, text, text, integer)")
     for column, table, name in REFS:
         op.execute(
             f"ALTER TABLE artifacts ADD CONSTRAINT {name} FOREIGN KEY ({column}) "
