@@ -149,7 +149,7 @@ BEGIN
     ELSE
         col := 'space_id'; con := 'artifacts_space_id_fkey';
     END IF;
-    IF TG_OP = 'TRUNCATE' THEN  -- the foreign key refused it whatever the rows
+    IF TG_OP = 'TRUNCATE' THEN  -- refused while artifacts has rows (a foreign key: always)
         IF EXISTS (SELECT 1 FROM artifacts) THEN
             RAISE EXCEPTION USING ERRCODE = 'feature_not_supported',
                 MESSAGE = 'cannot truncate a table referenced in a foreign key constraint',
