@@ -306,3 +306,41 @@ def test_a_record_snakemake_waits_for_takes_every_record_before_it(
     assert temp.kind == "transient" and temp.available is False
     assert temp.run is not None and temp.run.status == "completed"
     assert [a.key for a in temp.run.inputs] == ["data/raw.txt"]
+
+
+def test_a_quiet_flush_keeps_a_step_only_started_for_its_finish(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """When Snakemake is quiet the plugin's flusher writes the batch as the batching Recorder's
+    idle flush does: a finished job at once, a job only started (and named by nothing of the
+    batch: no inputs) at its finish, so its run is inserted once, finished."""
+    import lakeline as ll
+    from lakeline.access.audit import entries
+    from snakemake_interface_logger_plugins.tests import MockOutputSettings
+    from snakemake_logger_plugin_lakeline import LogHandler, LogHandlerSettings
+
+    root = write_workflow(tmp_path / "wf", "", {"data/raw.txt": "alpha", "out/a.txt": "made"})
+    handler = LogHandler(common_settings=MockOutputSettings(), settings=LogHandlerSettings())
+    try:
+        tracker = handler.tracker
+        assert tracker is not None
+        started = {"workdir": str(root)}
+        handler.emit(
+            _record(event="workflow_started", workflow_id="w-1", lakeline_workflow=started)
+        )
+        made = {"input": ["data/raw.txt"], "output": ["out/a.txt"]}
+        handler.emit(_record(event="job_info", jobid=1, rule_name="make", **made))
+        handler.emit(_record(event="job_info", jobid=2, rule_name="wait", output=["out/b.txt"]))
+        handler.emit(_record(event="job_finished", job_id=1))
+        with handler._lock:
+            handler._take(idle=True)  # what the flusher does once Snakemake is quiet
+        waiting, done = tracker.jobs[2].step, tracker.jobs[1].step
+        assert done is not None and done.run.id is not None
+        assert waiting is not None and waiting.run.id is None  # kept for its finish
+        (root / "out" / "b.txt").write_text("late")
+        handler.emit(_record(event="job_finished", job_id=2))
+    finally:
+        handler.close()
+    assert [e.action for e in entries(instance, uids=[waiting.run.uid])] == ["insert"]
+    assert ll.Run.get(id=waiting.run.id).status == "completed"
+    assert ll.Artifact.get(key="out/b.txt").run.uid == waiting.run.uid

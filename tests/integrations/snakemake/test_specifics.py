@@ -263,3 +263,30 @@ def test_pipe_of_a_run_without_the_plugin_is_not_a_file(instance: Instance, tmp_
     result = import_workflow(root)
     assert result.problems == []
     assert steps() == [Step("consume", outputs=frozenset({"out.txt"})), Step("produce")]
+
+
+def test_a_path_through_a_link_below_the_workflow_folder_is_keyed_by_itself(
+    tmp_path: Path,
+) -> None:
+    """`Writer.key_of`: a file reached through a symlink (itself, or a folder above it, up to
+    the workflow folder) keeps its own path as key; any other file in the folder gets None
+    (the save derives its key), also when the path is not clean or the folder ends in "/"."""
+    from types import SimpleNamespace
+
+    from snakemake_logger_plugin_lakeline.writer import Writer
+
+    root = tmp_path / "wf"
+    (root / "real" / "sub").mkdir(parents=True)
+    (root / "real" / "sub" / "a.txt").write_text("a")
+    (root / "dir").symlink_to(root / "real")
+    (root / "file.txt").symlink_to(root / "real" / "sub" / "a.txt")
+    recorder = SimpleNamespace(upload=False)
+    for workdir in (str(root), f"{root}/"):
+        writer = Writer(recorder, workdir, lambda *a: None)  # type: ignore[arg-type]
+        assert writer.key_of(f"{root}/real/sub/a.txt") is None
+        assert writer.key_of(f"{root}/dir/sub/a.txt") == "dir/sub/a.txt"
+        assert writer.key_of(f"{root}/file.txt") == "file.txt"
+        assert writer.key_of(f"{root}/real/../dir/sub/a.txt") == "dir/sub/a.txt"
+        assert writer.key_of(f"{root}/real/./sub/a.txt") is None
+        assert writer.key_of(f"{root}/gone/sub/a.txt") is None
+    assert Writer(SimpleNamespace(upload=True), str(root), None).key_of("/x/y.txt") == "y.txt"  # type: ignore[arg-type]

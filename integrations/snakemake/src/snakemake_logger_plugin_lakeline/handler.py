@@ -97,8 +97,9 @@ class LogHandler(LogHandlerBase):
 
     def _flush_batches(self) -> None:
         """Take the kept records every FLUSH_EVERY (sooner if many wait), write a due batch
-        even when Snakemake logs nothing for a while, and the whole batch once it has logged
-        nothing for FLUSH_EVERY (a long job runs)."""
+        even when Snakemake logs nothing for a while, and the batch once it has logged
+        nothing for FLUSH_EVERY (a long job runs: what finished reaches the catalog; a step
+        only started waits for its finish, or the batch's `started_ms`)."""
         while True:
             self._wake.wait(FLUSH_EVERY)
             self._wake.clear()
@@ -107,13 +108,14 @@ class LogHandler(LogHandlerBase):
                     return
                 quiet = not self._quiet and time.monotonic() - self._last >= FLUSH_EVERY
                 start, cpu = time.perf_counter(), time.thread_time()
-                self._take(all_due=quiet)
+                self._take(idle=quiet)
                 self._quiet = self._quiet or quiet
                 self._spent(start, cpu)
 
-    def _take(self, *, all_due: bool = False) -> None:
+    def _take(self, *, idle: bool = False) -> None:
         """Under the lock: parse, journal and record the kept records, in order, then write
-        what is due (`all_due`: the whole batch). Never raises."""
+        what is due (`idle`: Snakemake is quiet, the whole batch but the steps only started,
+        see `Tracker.apply_many`). Never raises."""
         assert self.tracker is not None
         events = []
         records = self._records
@@ -125,7 +127,7 @@ class LogHandler(LogHandlerBase):
         except Exception as exc:  # a bug here must not take the workflow down
             self.tracker.fail(exc)
         try:
-            self.tracker.apply_many(events, due_only=not all_due)
+            self.tracker.apply_many(events, idle=idle)
         except Exception as exc:
             self.tracker.fail(exc)
 

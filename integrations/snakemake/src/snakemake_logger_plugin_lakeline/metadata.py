@@ -29,8 +29,12 @@ def _name_max(folder: str) -> int:
 def _record_name(folder: str, key: str) -> str:
     """Snakemake's name for a record in `folder`: the urlsafe base64 of its output path,
     long names split into '@'-prefixed folders."""
+    return _split(folder, urlsafe_b64encode(key.encode()).decode())
+
+
+def _split(folder: str, b64: str) -> str:
+    """`_record_name` of the output whose path encodes to `b64`."""
     step = _name_max(folder) - 1
-    b64 = urlsafe_b64encode(key.encode()).decode()
     if len(b64) <= step:
         return b64
     chunks = [b64[i : i + step] for i in range(0, len(b64), step)]
@@ -96,13 +100,22 @@ def _read_bytes(path: str) -> bytes:
     return b"".join(parts)
 
 
+@functools.lru_cache(maxsize=16)
+def _folders(workdir: str) -> tuple[str, str]:
+    """A workflow folder's `.snakemake/incomplete` and `.snakemake/metadata` (read on every
+    finished job: joined once)."""
+    base = os.path.join(workdir, ".snakemake")
+    return os.path.join(base, "incomplete"), os.path.join(base, "metadata")
+
+
 def read(workdir: str | os.PathLike[str], output: str) -> Record | None:
     """The finished-job record of `output` (a path as Snakemake names it), if any."""
-    base = os.path.join(workdir, ".snakemake")
+    incomplete, folder = _folders(os.fspath(workdir))
     try:
-        if os.path.exists(_record_file(os.path.join(base, "incomplete"), output)):
+        b64 = urlsafe_b64encode(output.encode()).decode()  # both folders' name, encoded once
+        if os.path.exists(os.path.join(incomplete, _split(incomplete, b64))):
             return None  # its job is running (or was killed): the record is stale
-        data = _read_bytes(_record_file(os.path.join(base, "metadata"), output))
+        data = _read_bytes(os.path.join(folder, _split(folder, b64)))
         return _parse(output, data)  # JSON: json.loads reads UTF-8 bytes
     except (OSError, ValueError):
         return None

@@ -226,10 +226,13 @@ class Tracker:
         """Take one event into account (journal it, record it), then write what is due."""
         self.apply_many((event,))
 
-    def apply_many(self, events: Iterable[Event], *, due_only: bool = True) -> None:
+    def apply_many(self, events: Iterable[Event], *, idle: bool = False) -> None:
         """Take events into account in order, then write the journal and what is due
-        (`due_only=False`: the whole batch). If one raises (a Ctrl-C in a flush), the
-        events after it are journaled, not recorded, for a replay (`recover`, an import)."""
+        (`idle`, Snakemake is quiet: the whole batch, but for steps only started that
+        nothing of it names, which the batching Recorder keeps until their finish or its
+        `started_ms`, so that each is written once: `BatchRecorder.flush_idle`). If one
+        raises (a Ctrl-C in a flush), the events after it are journaled, not recorded, for
+        a replay (`recover`, an import)."""
         events = list(events)
         for at, event in enumerate(events):
             try:
@@ -237,7 +240,7 @@ class Tracker:
             except BaseException:
                 self._journal_only(events[at + 1 :])
                 raise
-        self.flush(unless_fresh=due_only)
+        self.flush(unless_fresh=not idle, idle=idle)
 
     def _journal_only(self, events: list[Event]) -> None:
         """Journal `events` as `_take` would (with the files' stats a replay compares), and
@@ -441,8 +444,9 @@ class Tracker:
         at = event.at if finished is None else max(finished, job.info.at)
         self.writer.finish(job, status, when(at), exit_code=exit_code, error=error)
 
-    def flush(self, *, unless_fresh: bool = False) -> None:
-        """Write the pending batch (`unless_fresh`: only if it is due)."""
+    def flush(self, *, unless_fresh: bool = False, idle: bool = False) -> None:
+        """Write the pending batch (`unless_fresh`: only if it is due; `idle`: but the steps
+        only started, see `apply_many`)."""
         if self.journal is not None:  # what is recorded is in the journal too
             self.journal.flush()
         if self.writer is None or self.failure is not None:
@@ -451,7 +455,7 @@ class Tracker:
 
         try:
             if not unless_fresh or self.writer.due():
-                self.writer.flush()
+                self.writer.flush(idle=idle)
             if isinstance(self.recorder, BatchRecorder):  # the step finishes handed to it
                 self.recorder.flush_if_due()  # (the handler's timer calls this during long jobs)
         except Exception as exc:

@@ -250,15 +250,20 @@ class Writer:
         if not self._inside(location):
             name = os.path.basename(location.rstrip("/")) or None
             return name if self.recorder.upload else None
-        relative = location[len(self.workdir.rstrip("/")) + 1 :]
+        base = self.workdir.rstrip("/")
+        relative = location[len(base) + 1 :]
         parts = relative.split("/")
         if "" in parts or "." in parts or ".." in parts:  # not a clean path: as relpath says
             relative = os.path.relpath(location, self.workdir)
-        path = self.workdir  # a link below the workflow folder: checked up from there only
-        for part in relative.split(os.sep):
-            path = os.path.join(path, part)
-            if os.path.islink(path):
-                return relative
+            parts = relative.split(os.sep)
+        path = base  # a link below the workflow folder: checked up from there only
+        for part in parts:  # (clean parts: joined with a "/" as os.path.join would)
+            path = f"{path}/{part}"
+            try:
+                if stat.S_ISLNK(os.lstat(path).st_mode):
+                    return relative
+            except (OSError, ValueError):  # as os.path.islink: gone (or unusable) is no link
+                continue
         return None
 
     def _lookup(
@@ -297,8 +302,10 @@ class Writer:
         if stat is not None:
             self._known[location] = (stat, artifact)
 
-    def flush(self) -> None:
-        """Write the batch: files, then edges, then the steps that finished.
+    def flush(self, *, idle: bool = False) -> None:
+        """Write the batch: files, then edges, then the steps that finished (`idle`: a
+        batching Recorder keeps the steps only started that nothing of it names,
+        `BatchRecorder.flush_idle`; a flush that must write them all is not idle).
 
         Raises only what stops all recording (the tracker decides); a file that cannot be
         recorded is a problem of the jobs that made or used it.
@@ -331,7 +338,10 @@ class Writer:
         self._link(links)
         self._finish_steps()
         if self.queued:
-            self.recorder.flush()  # type: ignore[attr-defined]
+            if idle:
+                self.recorder.flush_idle()  # type: ignore[attr-defined]
+            else:
+                self.recorder.flush()  # type: ignore[attr-defined]
         self._mark_removed()
 
     def _finish_steps(self) -> None:
