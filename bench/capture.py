@@ -127,22 +127,29 @@ class Bench:
 class Timing(NamedTuple):
     """One run of a workflow, in seconds: its wall time, the wall time spent inside
     lakeline's code, and the CPU time lakeline's code used (its threads' own CPU; NaN when
-    the code measured does not report it)."""
+    the code measured does not report it); where measured (Prefect), the part of that CPU
+    spent in garbage collections that started inside lakeline's code, and the batches
+    written."""
 
     wall: float
     inside: float
     cpu: float = float("nan")
+    gc: float = float("nan")
+    flushes: float = float("nan")
 
 
 class Figures(NamedTuple):
     """Seconds per variant (baseline, off, on): the workflow's median wall time, the median
     of each round's wall time less the same round's baseline (`added`), and the medians of
-    the time inside lakeline and of lakeline's CPU time."""
+    the time inside lakeline, of lakeline's CPU time, of its garbage collections' part and of
+    the batches written (NaN where not measured)."""
 
     wall: dict[str, float]
     added: dict[str, float]
     inside: dict[str, float]
     cpu: dict[str, float]
+    gc: dict[str, float]
+    flushes: dict[str, float]
 
     @classmethod
     def of(cls, timings: dict[str, list[Timing]]) -> Figures:
@@ -157,6 +164,8 @@ class Figures(NamedTuple):
             },
             {k: median([t.inside for t in v]) for k, v in timings.items()},
             {k: median([t.cpu for t in v]) for k, v in timings.items()},
+            {k: median([t.gc for t in v]) for k, v in timings.items()},
+            {k: median([t.flushes for t in v]) for k, v in timings.items()},
         )
 
 
@@ -323,7 +332,14 @@ def prefect(bench: Bench) -> tuple[Figures, int, str]:
     row = pf.measure(bench.db, url, bench.base, options, name=name)
     timings = {"baseline": [Timing(w, 0.0, 0.0) for w in row["without"]]}
     for v in VARIANTS:
-        runs = zip(row["with"][v], row["spent"][v], row["cpu"][v], strict=True)
+        runs = zip(
+            row["with"][v],
+            row["spent"][v],
+            row["cpu"][v],
+            row["gc"][v],
+            row["flushes"][v],
+            strict=True,
+        )
         timings[v] = [Timing(*run) for run in runs]
     how = "time in the hooks and the flusher's flushes, and those threads' CPU"
     return Figures.of(timings), n, how

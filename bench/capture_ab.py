@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import compileall
 import json
+import math
 import os
 import shutil
 import statistics
@@ -236,9 +237,26 @@ def _cpu(row: dict[str, Any], side: str, variant: str) -> list[float]:
     return [f["cpu"][variant] / row["n"] * 1000 for f in row[side]]
 
 
+def _gc(row: dict[str, Any], side: str, variant: str) -> list[float]:
+    """A side's garbage collections inside lakeline's code, ms a task per round (NaN: not
+    measured for this engine)."""
+    return [f.get("gc", {}).get(variant, math.nan) / row["n"] * 1000 for f in row[side]]
+
+
+def _flushes(row: dict[str, Any], side: str, variant: str) -> list[float]:
+    return [f.get("flushes", {}).get(variant, math.nan) for f in row[side]]
+
+
 def _round(row: dict[str, Any], variants: list[str]) -> str:
-    """The last round's lakeline CPU per variant and baseline wall, ms a task."""
-    cpu = [f"{v}: A {_cpu(row, 'A', v)[-1]:.2f} B {_cpu(row, 'B', v)[-1]:.2f}" for v in variants]
+    """The last round's lakeline CPU per variant (with its collections' part and the batches
+    written, where measured) and baseline wall, ms a task."""
+    cpu = []
+    for v in variants:
+        line = f"{v}: A {_cpu(row, 'A', v)[-1]:.2f} B {_cpu(row, 'B', v)[-1]:.2f}"
+        gc, flushes = [_gc(row, s, v)[-1] for s in "AB"], [_flushes(row, s, v)[-1] for s in "AB"]
+        if not math.isnan(gc[0] + gc[1]):
+            line += f" (gc A {gc[0]:.2f} B {gc[1]:.2f}; flushes A {flushes[0]:g} B {flushes[1]:g})"
+        cpu.append(line)
     base = [row[s][-1]["wall"]["baseline"] / row["n"] * 1000 for s in "AB"]
     return ", ".join(cpu) + f" ms; baseline A {base[0]:.2f} B {base[1]:.2f} ms"
 
@@ -268,11 +286,32 @@ def report(results: dict[tuple[str, str, int], dict[str, Any]], args: argparse.N
                 f"{statistics.median(base['A']):>7.2f} {statistics.median(base['B']):>7.2f}  "
                 f"{' / '.join(row['load'])}"
             )
+    for (engine, db, _), row in results.items():
+        for variant in args.variants:
+            gc = {s: _gc(row, s, variant) for s in "AB"}
+            if any(math.isnan(x) for x in gc["A"] + gc["B"]):
+                continue  # not measured for this engine
+            less = {
+                s: [c - g for c, g in zip(_cpu(row, s, variant), gc[s], strict=True)] for s in "AB"
+            }
+            diff = [y - x for x, y in zip(less["A"], less["B"], strict=True)]
+            flushes = {s: statistics.median(_flushes(row, s, variant)) for s in "AB"}
+            print(
+                f"{engine:<10} {db:<9} {variant:<3} less gc: A {statistics.median(less['A']):.2f} "
+                f"B {statistics.median(less['B']):.2f}, B - A {statistics.median(diff):+.2f} "
+                f"({sum(d < 0 for d in diff)}/{len(diff)} lower); gc medians A "
+                f"{statistics.median(gc['A']):.2f} B {statistics.median(gc['B']):.2f}, max A "
+                f"{max(gc['A']):.2f} B {max(gc['B']):.2f}; flushes a run A {flushes['A']:g} "
+                f"B {flushes['B']:g}"
+            )
     print(
         "lakeline CPU: CPU time of the threads while they run lakeline's code (capture.py). "
         "B - A: the paired difference of each round's two processes, its median (and as a "
         "share of A's median); lower: in how many rounds B used less. baseline: the "
-        "workflow's wall time without lakeline, per side (drift shows there)."
+        "workflow's wall time without lakeline, per side (drift shows there). less gc "
+        "(Prefect): the same less the garbage collections that started inside lakeline's "
+        "code, which a full collection of the engine's heap landing there or not swings by "
+        "~0.5-1 ms a task; flushes: batches a run wrote (medians)."
     )
     if args.split:
         import capture

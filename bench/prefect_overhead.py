@@ -12,6 +12,13 @@ Figures, per task, against DESIGN §8's budget of 5 ms per engine task:
   them, median of the repetitions; this is lakeline's cost;
 - cpu: of the hooks' time, the CPU time of the threads running them: the rest is waiting
   (for the GIL, which Prefect's in-process server holds in between, or the database);
+- gc: of that CPU, the garbage collections that started inside lakeline's code. Python
+  collects whenever allocations pass a threshold, whoever allocates: a full collection of
+  Prefect's heap (~0.1-0.2 s) that starts in a hook adds ~0.5-1 ms a task to a 200-task run,
+  one that starts in Prefect's code adds nothing, so read the CPU less this when comparing;
+- flushes: batches written (timer, steps or the flow's end; their fixed cost is a few ms
+  each, and how many a run has follows Prefect's speed: a batch is due 2 s after its first
+  queued call);
 - wall: (with - without) / tasks, best and median. Prefect itself spends tens of ms per
   task on this machine, so this difference is noisy; the hooks figure is the one to read.
 Asserts nothing about time.
@@ -20,6 +27,7 @@ Asserts nothing about time.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import shutil
 import statistics
@@ -44,7 +52,21 @@ OFFLINE = {
 
 SPENT: list[float] = [0.0]
 CPU: list[float] = [0.0]  # of that, CPU time of the thread running lakeline's code
+GC: list[float] = [0.0]  # of that, CPU time of collections that started in lakeline's code
+FLUSHES: list[int] = [0]  # batches written
 _inside = threading.local()
+
+
+def _collecting(phase: str, info: dict[str, Any]) -> None:
+    """gc.callbacks: the CPU time of a collection that runs inside a timed call, into GC."""
+    if not getattr(_inside, "depth", 0):
+        return
+    if phase == "start":
+        _inside.collecting = time.thread_time()
+    elif (started := getattr(_inside, "collecting", None)) is not None:
+        _inside.collecting = None
+        with _spent:
+            GC[0] += time.thread_time() - started
 
 
 def timed(hook: Callable[..., Any]) -> Callable[..., Any]:
@@ -76,8 +98,15 @@ def time_flushes() -> None:
 
     if not getattr(BatchRecorder.flush, "timed", False):
         flush = timed(BatchRecorder.flush)
-        flush.timed = True  # type: ignore[attr-defined]
-        BatchRecorder.flush = flush  # type: ignore[method-assign]
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            FLUSHES[0] += 1
+            return flush(*args, **kwargs)
+
+        counted.timed = True  # type: ignore[attr-defined]
+        BatchRecorder.flush = counted  # type: ignore[method-assign]
+    if _collecting not in gc.callbacks:
+        gc.callbacks.append(_collecting)
 
 
 def build(hooked: bool) -> Any:
@@ -144,6 +173,8 @@ def measure(
     with_hooks: dict[str, list[float]] = {v: [] for v in VARIANTS}
     spent: dict[str, list[float]] = {v: [] for v in VARIANTS}
     cpu: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    collected: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    flushes: dict[str, list[int]] = {v: [] for v in VARIANTS}
     for i in range(args.repeats + 1):  # the first round warms Prefect and lakeline up
         folder = base / f"wf-{name}" / str(i)  # under one root: each round's keys are new
         lakeline_prefect.configure(root=str(folder.parent))
@@ -156,7 +187,8 @@ def measure(
         for variant in getattr(args, "variants", VARIANTS):
             os.environ["LAKELINE_CAPTURE_BATCH"] = variant
             paths = files(folder / f"hooked-{variant}", args.tasks)
-            SPENT[0] = CPU[0] = 0.0
+            SPENT[0] = CPU[0] = GC[0] = 0.0
+            FLUSHES[0] = 0
             start = time.perf_counter()
             hooked(paths)
             hooked_s = time.perf_counter() - start
@@ -164,9 +196,11 @@ def measure(
                 with_hooks[variant].append(hooked_s)
                 spent[variant].append(SPENT[0])
                 cpu[variant].append(CPU[0])
+                collected[variant].append(GC[0])
+                flushes[variant].append(FLUSHES[0])
             line += (
                 f", {variant}: with {hooked_s:.2f} s, in lakeline {SPENT[0]:.2f} s "
-                f"(cpu {CPU[0]:.2f} s)"
+                f"(cpu {CPU[0]:.2f} s, gc {GC[0]:.2f} s, {FLUSHES[0]} flushes)"
             )
         os.environ.pop("LAKELINE_CAPTURE_BATCH", None)
         print(line, file=sys.stderr)
@@ -178,6 +212,8 @@ def measure(
         "with": with_hooks,
         "spent": spent,
         "cpu": cpu,
+        "gc": collected,
+        "flushes": flushes,
         "runs": recorded,
     }
 
@@ -215,7 +251,7 @@ def main() -> None:
     print(f"{n} tasks per flow run, {args.repeats} runs each; per task in ms")
     print(
         f"{'database':<9} {'batch':<6} {'without/task':>13} {'with/task':>10} "
-        f"{'wall overhead':>20} {'in lakeline':>12} {'(cpu)':>6}"
+        f"{'wall overhead':>20} {'in lakeline':>12} {'(cpu)':>6} {'(gc)':>6} {'flushes':>7}"
     )
     print(f"{'':<16} {'median':>13} {'median':>10} {'best  median':>20} {'median':>12}")
     for row in rows:
@@ -228,7 +264,9 @@ def main() -> None:
                 f"{row['db']:<9} {variant:<6} {statistics.median(plain) / n * 1000:>13.1f} "
                 f"{statistics.median(hooked) / n * 1000:>10.1f} {best:>12.1f} {median:>7.1f} "
                 f"{statistics.median(row['spent'][variant]) / n * 1000:>12.2f} "
-                f"{statistics.median(row['cpu'][variant]) / n * 1000:>6.2f}"
+                f"{statistics.median(row['cpu'][variant]) / n * 1000:>6.2f} "
+                f"{statistics.median(row['gc'][variant]) / n * 1000:>6.2f} "
+                f"{statistics.median(row['flushes'][variant]):>7g}"
             )
         print(f"          ({row['runs']} task runs recorded in all)")
 
