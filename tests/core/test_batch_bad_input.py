@@ -4,13 +4,14 @@ and every later one (the batch is queued again), blocking the lineage of every l
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import lakeline as ll
 import pytest
-from lakeline.errors import InvalidValue, LakelineError
+from lakeline.errors import InvalidKey, InvalidValue, LakelineError
 from lakeline.instance import Instance
 from lakeline.lineage.handles import Handle
 from lakeline.lineage.recorder import BatchRecorder, FileRecord, Recorder
@@ -144,3 +145,41 @@ def test_a_refused_output_leaves_the_step_s_other_outputs_unwritten(
         assert not rec._files and not rec._finishes
     assert ll.Run.get(engine="bad", engine_ref="r/1").status == "started"
     assert list(ll.Artifact.filter()) == []
+
+
+ODD_KEYS = [None, "named/odd.txt", "caf\udce9.txt"]
+
+
+@pytest.mark.parametrize("key", ODD_KEYS, ids=["path", "key", "bad"])
+@pytest.mark.parametrize("batch", [False, True], ids=["plain", "batched"])
+def test_an_output_whose_name_is_not_utf8_is_refused_at_the_call(
+    instance: Instance, tmp_path: Path, batch: bool, key: str | None
+) -> None:
+    """A file whose name holds a byte UTF-8 cannot decode (a lone surrogate once decoded),
+    recorded where it is (its key its path, or a key given: its place is its path), or a key
+    holding a surrogate: refused at the call (InvalidKey). Queued, it failed every flush with
+    the driver's UnicodeEncodeError: no later step of the run was written, nor the run."""
+    rec = (
+        BatchRecorder("odd", root=tmp_path, ms=600_000) if batch else Recorder("odd", root=tmp_path)
+    )
+    odd = os.fsdecode(os.path.join(os.fsencode(tmp_path), b"caf\xe9.txt"))
+    with open(odd, "wb") as handle:
+        handle.write(b"odd")
+    (tmp_path / "out.txt").write_text("out")
+    wf = rec.start_workflow(key="p", engine_run_id="r")
+    step = _step(rec, wf, "odd")
+    path = tmp_path / "out.txt" if key == ODD_KEYS[2] else odd  # a bad key: a good name
+    with pytest.raises(InvalidKey, match="surrogate"):
+        rec.produce(step, path, key=key)
+    good = _step(rec, wf, "good")
+    rec.produce(good, tmp_path / "out.txt")
+    rec.finish_step(step)
+    rec.finish_step(good)
+    rec.finish_workflow(wf)
+    if isinstance(rec, BatchRecorder):
+        assert not rec._files and not rec._finishes and not rec._runs  # nothing left queued
+    assert [a.key for a in ll.Run.get(engine="odd", engine_ref="r/good").outputs.all()] == [
+        "out.txt"
+    ]
+    assert ll.Run.get(engine="odd", engine_ref="r/odd").outputs.count() == 0
+    assert ll.Run.get(engine="odd", engine_ref="r").status == "completed"

@@ -81,6 +81,11 @@ def _plan(
         storage, key_in_root = contained
         if key_in_root.split("/")[0] == INTERNAL_PREFIX:
             raise InvalidKey(f"{source} lies in lakeline's internal folder; give another path")
+        if has_surrogate(key_in_root):  # its place is its path: no database text holds it
+            raise InvalidKey(
+                f"{source!r} cannot be recorded where it is: its name holds a lone surrogate (a "
+                "byte UTF-8 cannot decode); rename it, or save a copy under a key"
+            )
         if artifact.key is None:
             artifact.key = validate_key(key_in_root)
     else:

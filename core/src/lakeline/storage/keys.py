@@ -6,6 +6,7 @@ import re
 import unicodedata
 
 from lakeline.errors import InvalidKey
+from lakeline.values import has_surrogate
 
 # Internal folder inside every storage root; users' keys may not point into it.
 INTERNAL_PREFIX = ".lakeline"
@@ -54,6 +55,11 @@ def validate_key(key: str) -> str:
         raise InvalidKey(
             f"key {key!r} contains the control character {control.group()!r}: keys are "
             "printable paths"
+        )
+    if not key.isascii() and has_surrogate(key):
+        raise InvalidKey(
+            f"key {key!r} holds a lone surrogate (a byte of a file name UTF-8 cannot decode, as "
+            "os.fsdecode gives it), which no database text holds: give a key, or rename the file"
         )
     if "\\" in key:
         raise InvalidKey(f"key {key!r} contains a backslash: use '/' to separate folders")
