@@ -183,3 +183,36 @@ def test_an_output_whose_name_is_not_utf8_is_refused_at_the_call(
     ]
     assert ll.Run.get(engine="odd", engine_ref="r/odd").outputs.count() == 0
     assert ll.Run.get(engine="odd", engine_ref="r").status == "completed"
+
+
+@pytest.mark.parametrize("where", ["in the root", "elsewhere", "url"])
+@pytest.mark.parametrize("batch", [False, True], ids=["plain", "batched"])
+def test_a_reference_whose_location_is_not_utf8_is_refused_at_the_call(
+    instance: Instance, tmp_path: Path, batch: bool, where: str
+) -> None:
+    """A reference to a location holding a lone surrogate (a file name's undecodable byte):
+    InvalidReference naming it at the call, nothing of it written (was the driver's bare
+    UnicodeEncodeError); the run's other steps are recorded."""
+    from lakeline.errors import InvalidReference
+
+    rec = (
+        BatchRecorder("odd", root=tmp_path, ms=600_000) if batch else Recorder("odd", root=tmp_path)
+    )
+    location = {
+        "in the root": os.fsdecode(os.path.join(os.fsencode(tmp_path), b"caf\xe9.txt")),
+        "elsewhere": os.fsdecode(b"/gone/caf\xe9.txt"),
+        "url": "s3://bucket/caf\udce9.txt",
+    }[where]
+    (tmp_path / "out.txt").write_text("out")
+    wf = rec.start_workflow(key="p", engine_run_id="r")
+    step = _step(rec, wf, "odd")
+    with pytest.raises(InvalidReference, match="surrogate"):
+        rec.reference(step, location)
+    good = _step(rec, wf, "good")
+    rec.produce(good, tmp_path / "out.txt")
+    rec.finish_step(step)
+    rec.finish_step(good)
+    rec.finish_workflow(wf)
+    assert [a.key for a in ll.Artifact.filter()] == ["out.txt"]
+    assert ll.Run.get(engine="odd", engine_ref="r/odd").inputs.count() == 0
+    assert ll.Run.get(engine="odd", engine_ref="r").status == "completed"

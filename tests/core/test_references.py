@@ -244,6 +244,10 @@ BAD: list[tuple[Any, dict[str, Any], type[Exception], str]] = [
     ("3s://x/y", {}, InvalidReference, "URL scheme"),
     ("file://relative/x", {}, InvalidReference, "absolute path"),
     ("a\x00b", {}, InvalidReference, "NUL"),
+    # a lone surrogate (os.fsdecode of a file name's undecodable byte): no database encodes it
+    ("/data/caf\udce9.csv", {}, InvalidReference, "surrogate"),
+    ("s3://b/caf\udce9", {}, InvalidReference, "surrogate"),
+    ("file:///data/caf\udce9", {}, InvalidReference, "surrogate"),
     (42, {}, InvalidReference, "not int"),
     ("s3://b/x", {"hash": "abc"}, InvalidReference, "hash_type="),
     ("s3://b/x", {"hash_type": "md5"}, InvalidReference, "without a hash"),

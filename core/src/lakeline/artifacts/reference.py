@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from lakeline.errors import InvalidKey, InvalidReference
 from lakeline.storage.keys import INTERNAL_PREFIX, REFERENCE_STORAGE, suffix_of, validate_key
 from lakeline.storage.roots import protocol_of
+from lakeline.values import has_surrogate
 
 if TYPE_CHECKING:
     from lakeline.models import Artifact, Run, Storage
@@ -51,6 +52,11 @@ def normalize_location(location: object) -> str:
     if text.strip() != text or "\x00" in text:
         raise InvalidReference(
             f"location {text!r} has leading/trailing whitespace or a NUL character"
+        )
+    if not text.isascii() and has_surrogate(text):
+        raise InvalidReference(
+            f"location {text!r} holds a lone surrogate (a byte of a file name UTF-8 cannot "
+            "decode, as os.fsdecode gives it): no database can store it; rename the file"
         )
     if "://" in text:
         scheme, rest = text.split("://", 1)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select, update
 
 from lakeline.artifacts.locate import storage_containing
+from lakeline.artifacts.reference import normalize_location
 from lakeline.artifacts.save import save_artifacts
 from lakeline.lineage.records import fire
 from lakeline.lineage.run_rows import claim_outputs
@@ -57,6 +58,7 @@ def record_reference(
     save's transaction; a local location already recorded keeps its record. `step`: the
     step's handle or its run (of `instance`)."""
     run = step if isinstance(step, Run) else step.run
+    location = normalize_location(location)  # bad text refused before any lookup uses it
     if protocol_of(location) == "local":
         known = known_record(storage_containing(location, instance, normalized=True), instance)
         if known is not None:
