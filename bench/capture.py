@@ -127,9 +127,9 @@ class Bench:
 class Timing(NamedTuple):
     """One run of a workflow, in seconds: its wall time, the wall time spent inside
     lakeline's code, and the CPU time lakeline's code used (its threads' own CPU; NaN when
-    the code measured does not report it); where measured (Prefect), the part of that CPU
-    spent in garbage collections that started inside lakeline's code, and the batches
-    written."""
+    the code measured does not report it); where measured (Prefect; Snakemake under
+    capture_ab), the part of that CPU spent in garbage collections that started inside
+    lakeline's code, and the batches written (Prefect)."""
 
     wall: float
     inside: float
@@ -304,6 +304,9 @@ def snakemake(bench: Bench) -> tuple[Figures, int, str]:
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     options = argparse.Namespace(cores=2, jobs=n, sleep=0.0)
 
+    collected = bench.base / "snakemake-gc.txt"  # written by capture_ab's launcher only
+    env["CAPTURE_SNAKEMAKE_GC"] = str(collected)
+
     def once(variant: str, r: int) -> Timing:
         folder = smk.workflow(bench.base / f"smk-{bench.db}-{variant}-{r}", n)
         plugin = variant != "baseline"
@@ -311,10 +314,12 @@ def snakemake(bench: Bench) -> tuple[Figures, int, str]:
             env["LAKELINE_INSTANCE"] = bench.instance("smk")  # a first run's keys
             ll.disconnect()
             env["LAKELINE_CAPTURE_BATCH"] = variant
+        collected.unlink(missing_ok=True)
         wall, _cpu, spent = smk.run(folder, options, env, plugin=plugin, launch=bench.launch)
         if not plugin:
             return Timing(wall, 0.0, 0.0)
-        return Timing(wall, spent.wall, spent.cpu)
+        gc = float(collected.read_text()) if collected.exists() else float("nan")
+        return Timing(wall, spent.wall, spent.cpu, gc)
 
     figures = bench.rounds(once, warm=False)
     how = "the plugin's time and its threads' CPU (+ the `all` job), --cores 2"

@@ -54,10 +54,36 @@ INTEGRATION = {"redun": "redun", "prefect": "prefect", "snakemake": "snakemake"}
 INTEGRATION["nextflow"] = "nextflow"
 
 # Snakemake's main, then where lakeline and its plugin came from: written down and checked.
+# With the plugin, also the CPU of the garbage collections that start inside the plugin's
+# measured code (its set-up, its batches, its close, the details it adds to a job's record),
+# into CAPTURE_SNAKEMAKE_GC (capture.snakemake reads it): Snakemake's full collections
+# (~50-100 ms each, 3-4 a 200-job run) land there in some rounds and not in others.
 SNAKEMAKE = """
-import json, os, runpy, sys
+import gc, json, os, runpy, sys, threading, time
 from pathlib import Path
 plugged = "lakeline" in sys.argv
+inside, collected = threading.local(), [0.0]
+def collecting(phase, info):
+    if getattr(inside, "depth", 0) and phase == "start":
+        inside.started = time.thread_time()
+    elif getattr(inside, "started", None) is not None:
+        collected[0] += time.thread_time() - inside.started
+        inside.started = None
+def measured(owner, name):
+    original = getattr(owner, name)
+    def run(*args, **kwargs):
+        inside.depth = getattr(inside, "depth", 0) + 1
+        try:
+            return original(*args, **kwargs)
+        finally:
+            inside.depth -= 1
+    setattr(owner, name, run)
+if plugged:
+    from snakemake_logger_plugin_lakeline import handler, live
+    for name in ("__post_init__", "_take", "close"):
+        measured(handler.LogHandler, name)
+    measured(live.LiveHook, "_annotate")
+    gc.callbacks.append(collecting)
 try:
     runpy.run_module("snakemake", run_name="__main__", alter_sys=True)
 finally:
@@ -66,6 +92,8 @@ finally:
     found = {n: sys.modules[n].__file__ for n in names if n in sys.modules}
     with open(os.environ["CAPTURE_AB_WHERE"], "a") as f:
         f.write(json.dumps(found) + "\\n")
+    if plugged and os.environ.get("CAPTURE_SNAKEMAKE_GC"):
+        Path(os.environ["CAPTURE_SNAKEMAKE_GC"]).write_text(repr(collected[0]))
     wrong = [f for f in found.values() if not Path(f).resolve().is_relative_to(tree)]
     if wrong or (plugged and len(found) < 2):
         raise SystemExit(f"capture_ab: Snakemake did not import lakeline from {tree}: {found}")
@@ -255,7 +283,10 @@ def _round(row: dict[str, Any], variants: list[str]) -> str:
         line = f"{v}: A {_cpu(row, 'A', v)[-1]:.2f} B {_cpu(row, 'B', v)[-1]:.2f}"
         gc, flushes = [_gc(row, s, v)[-1] for s in "AB"], [_flushes(row, s, v)[-1] for s in "AB"]
         if not math.isnan(gc[0] + gc[1]):
-            line += f" (gc A {gc[0]:.2f} B {gc[1]:.2f}; flushes A {flushes[0]:g} B {flushes[1]:g})"
+            line += f" (gc A {gc[0]:.2f} B {gc[1]:.2f}"
+            if not math.isnan(flushes[0] + flushes[1]):
+                line += f"; flushes A {flushes[0]:g} B {flushes[1]:g}"
+            line += ")"
         cpu.append(line)
     base = [row[s][-1]["wall"]["baseline"] / row["n"] * 1000 for s in "AB"]
     return ", ".join(cpu) + f" ms; baseline A {base[0]:.2f} B {base[1]:.2f} ms"
@@ -301,17 +332,21 @@ def report(results: dict[tuple[str, str, int], dict[str, Any]], args: argparse.N
                 f"B {statistics.median(less['B']):.2f}, B - A {statistics.median(diff):+.2f} "
                 f"({sum(d < 0 for d in diff)}/{len(diff)} lower); gc medians A "
                 f"{statistics.median(gc['A']):.2f} B {statistics.median(gc['B']):.2f}, max A "
-                f"{max(gc['A']):.2f} B {max(gc['B']):.2f}; flushes a run A {flushes['A']:g} "
-                f"B {flushes['B']:g}"
+                f"{max(gc['A']):.2f} B {max(gc['B']):.2f}"
+                + (
+                    ""
+                    if math.isnan(flushes["A"] + flushes["B"])
+                    else f"; flushes a run A {flushes['A']:g} B {flushes['B']:g}"
+                )
             )
     print(
         "lakeline CPU: CPU time of the threads while they run lakeline's code (capture.py). "
         "B - A: the paired difference of each round's two processes, its median (and as a "
         "share of A's median); lower: in how many rounds B used less. baseline: the "
         "workflow's wall time without lakeline, per side (drift shows there). less gc "
-        "(Prefect): the same less the garbage collections that started inside lakeline's "
-        "code, which a full collection of the engine's heap landing there or not swings by "
-        "~0.5-1 ms a task; flushes: batches a run wrote (medians)."
+        "(Prefect, Snakemake): the same less the garbage collections that started inside "
+        "lakeline's code, which a full collection of the engine's heap landing there or not "
+        "swings by ~0.3-1 ms a task; flushes: batches a run wrote (medians; Prefect)."
     )
     if args.split:
         import capture
