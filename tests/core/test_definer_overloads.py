@@ -382,3 +382,34 @@ def test_a_reference_a_before_trigger_changes_is_still_checked(
         conn.execute(text(statement))
     assert caught.value.orig.diag.constraint_name == "fk_artifacts_storage_id_storages"  # type: ignore[union-attr]
     assert ll.Artifact.get(saved.uid).storage_id == saved.storage_id
+
+
+def test_access_list_and_migrate_say_who_else_may_create_in_the_schema(
+    lakeline_home: Path, tmp_path: Path, postgres_url: str, login_roles: LoginRoles
+) -> None:
+    """lakeline leaves the schema's privileges alone (it may hold more than the catalog), but
+    `access list` and `migrate` warn when PUBLIC, or a role holding a level, may CREATE there
+    (PostgreSQL 15's default: neither)."""
+    from click.testing import CliRunner
+    from lakeline.access.roles import schema_creators
+    from lakeline.cli import cli
+
+    owner = ll.init(tmp_path / "data", db=postgres_url, name="owner")
+    writer, _ = login_roles.create("writer")
+    grant(owner.engine, writer, "write")
+
+    def warnings(*args: str) -> list[str]:
+        result = CliRunner().invoke(cli, ["-i", "owner", *args])
+        assert result.exit_code == 0, (result.output, result.exception)
+        return [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+
+    assert schema_creators(owner.engine) == []
+    assert warnings("access", "list") == [] and warnings("migrate") == []
+    login_roles.admin_execute(f"GRANT CREATE ON SCHEMA public TO {writer}")
+    assert schema_creators(owner.engine) == [writer]
+    (line,) = warnings("access", "list")
+    assert f"warning: {writer} may create objects in schema public" in line
+    login_roles.admin_execute("GRANT CREATE ON SCHEMA public TO PUBLIC")
+    assert schema_creators(owner.engine) == ["PUBLIC", writer]
+    (line,) = warnings("migrate")
+    assert "every role (PUBLIC) may create" in line and "FROM PUBLIC" in line
