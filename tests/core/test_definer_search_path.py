@@ -1,7 +1,8 @@
 """PostgreSQL: the functions that run with the owner's rights (SECURITY DEFINER: the audit,
 its chaining at commit, spaces, grant/revoke) search pg_catalog first and the session's
-temporary schema last (migration 0018), so a role that may create functions in `public`
-cannot have its own `sha256` run inside the owner's audit chaining."""
+temporary schema last (migration 0018), and since 0020 pg_catalog only, so a role that may
+create functions in `public` cannot have its own `sha256` run inside the owner's audit
+chaining (tests/core/test_definer_overloads.py: nor any more specific overload)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from sqlalchemy.engine import make_url
 
 pytestmark = pytest.mark.postgres
 
-SAFE = "search_path=pg_catalog, public, pg_temp"
+SAFE = "search_path=pg_catalog, pg_temp"
 
 
 def _paths(instance: Instance) -> dict[str, str]:

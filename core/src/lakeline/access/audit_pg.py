@@ -32,6 +32,10 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection
 
 PREFIX = "lakeline_audited_"
+# what every function running with the owner's rights searches (migration 0020): no function
+# or operator resolves outside pg_catalog, the catalog's tables are named by schema
+SAFE_PATH = "pg_catalog, pg_temp"
+QUALIFIED_SINCE = "0020"
 # compared as they are: the type's equality is its JSON text's (ids, text in the database's
 # own collation, times, numbers, booleans, jsonb); any other type is compared as jsonb, as 0009
 NATIVE = frozenset(
@@ -45,7 +49,7 @@ NATIVE = frozenset(
 # 0009's UPDATE branch, for a table whose columns changed since its function was made
 GENERIC = """
         EXECUTE format($q$
-            INSERT INTO audit_log (at, actor, tbl, uid, action, changes)
+            INSERT INTO {log} (at, actor, tbl, uid, action, changes)
             SELECT statement_timestamp(), session_user, %L, n ->> 'uid', 'update', d
             FROM (SELECT to_jsonb(o.*) AS o, to_jsonb(n.*) AS n
                   FROM old_rows o JOIN new_rows n USING (%s)
@@ -85,10 +89,19 @@ def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def function_sql(conn: Connection, table: str) -> str | None:
+def function_sql(conn: Connection, table: str, *, qualified: bool = True) -> str | None:
     """CREATE OR REPLACE FUNCTION of `table`'s audit, from the catalog as it is now; None for
-    a table without a primary key (nothing to pair old and new rows on)."""
+    a table without a primary key (nothing to pair old and new rows on). `qualified` (0020):
+    it searches pg_catalog only and names the audit tables by the current schema (the way
+    before 0020: it searches `pg_catalog, public, pg_temp`, names them unqualified)."""
     from sqlalchemy import text
+
+    prefix, path = "", "pg_catalog, public, pg_temp"
+    if qualified:
+        schema = str(conn.execute(text("SELECT current_schema()")).scalar_one())
+        prefix, path = conn.dialect.identifier_preparer.quote_schema(schema) + ".", SAFE_PATH
+    log, pending = prefix + "audit_log", prefix + "audit_pending"
+    sequence = prefix + "audit_log_id_seq"
 
     rows = conn.execute(
         text(
@@ -141,7 +154,7 @@ def function_sql(conn: Connection, table: str) -> str | None:
     return f"""
 CREATE OR REPLACE FUNCTION {_quote(function_name(table))}() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, public, pg_temp SET enable_nestloop = off SET jit = off
+SET search_path = {path} SET enable_nestloop = off SET jit = off
 SET plan_cache_mode = force_generic_plan AS $fn$
 DECLARE
     first_id bigint;
@@ -156,42 +169,42 @@ BEGIN
         RETURN NULL;
     END IF;
     -- below every id this statement's entries get: where the chaining at commit looks from
-    first_id := (SELECT last_value FROM audit_log_id_seq);
+    first_id := (SELECT last_value FROM {sequence});
     IF ARRAY(SELECT a.attname FROM pg_catalog.pg_attribute a WHERE a.attrelid = TG_RELID
              AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum) IS DISTINCT FROM
         {names} THEN
         -- columns added, dropped or renamed since this function was made (`lakeline migrate`
         -- makes it again): 0009's statements, which read every column as it is
         IF TG_OP = 'INSERT' THEN
-            INSERT INTO audit_log (at, actor, tbl, uid, action, changes)
+            INSERT INTO {log} (at, actor, tbl, uid, action, changes)
             SELECT statement_timestamp(), session_user, TG_TABLE_NAME, r ->> 'uid', 'insert', r
             FROM (SELECT jsonb_strip_nulls(to_jsonb(n.*)) - 'search_vector' AS r
                   FROM new_rows n) s;
         ELSIF TG_OP = 'DELETE' THEN
-            INSERT INTO audit_log (at, actor, tbl, uid, action, changes)
+            INSERT INTO {log} (at, actor, tbl, uid, action, changes)
             SELECT statement_timestamp(), session_user, TG_TABLE_NAME, r ->> 'uid', 'delete', r
             FROM (SELECT jsonb_strip_nulls(to_jsonb(o.*)) - 'search_vector' AS r
                   FROM old_rows o) s;
-        ELSE{GENERIC}
+        ELSE{GENERIC.format(log=log)}
         END IF;
     ELSIF TG_OP = 'INSERT' THEN
-        INSERT INTO audit_log (at, actor, tbl, uid, action, changes)
+        INSERT INTO {log} (at, actor, tbl, uid, action, changes)
         SELECT statement_timestamp(), session_user, TG_TABLE_NAME, {uid("n")}, 'insert',
             {whole("n")}
         FROM new_rows n;
     ELSIF TG_OP = 'DELETE' THEN
-        INSERT INTO audit_log (at, actor, tbl, uid, action, changes)
+        INSERT INTO {log} (at, actor, tbl, uid, action, changes)
         SELECT statement_timestamp(), session_user, TG_TABLE_NAME, {uid("o")}, 'delete',
             {whole("o")}
         FROM old_rows o;
     ELSE
-        INSERT INTO audit_log (at, actor, tbl, uid, action, changes)
+        INSERT INTO {log} (at, actor, tbl, uid, action, changes)
         SELECT statement_timestamp(), session_user, TG_TABLE_NAME, {uid("n")}, 'update',
             {diff}
         FROM old_rows o JOIN new_rows n ON {on}
         WHERE {" OR ".join(tests[name] for name, _, _ in columns)};
     END IF;
-    INSERT INTO audit_pending (txid, first_id) VALUES (pg_current_xact_id()::text, first_id)
+    INSERT INTO {pending} (txid, first_id) VALUES (pg_current_xact_id()::text, first_id)
     ON CONFLICT DO NOTHING;
     RETURN NULL;
 END $fn$"""
@@ -233,13 +246,20 @@ def _triggers(conn: Connection, table: str, function: str) -> None:
         )
 
 
-def install_audits(conn: Connection, tables: list[str] | None = None) -> list[str]:
+def install_audits(
+    conn: Connection, tables: list[str] | None = None, *, qualified: bool | None = None
+) -> list[str]:
     """Make (again) the audit function of each of `tables` (default: every audited table)
     and point its three `lakeline_audit_*` triggers at it, in `conn`'s transaction (a table
-    without a primary key keeps 0009's generic function). Idempotent. Returns the tables."""
+    without a primary key keeps 0009's generic function). Idempotent. Returns the tables.
+    `qualified` (default: the catalog is at 0020 or later): `function_sql`'s form."""
+    if qualified is None:
+        from lakeline.db.migrate import current_revision
+
+        qualified = (current_revision(conn) or "") >= QUALIFIED_SINCE
     done = audited_tables(conn) if tables is None else tables
     for table in done:
-        sql = function_sql(conn, table)
+        sql = function_sql(conn, table, qualified=qualified)
         if sql is None:  # no primary key: 0009's generic function, as before
             _triggers(conn, table, "lakeline_audit('')")
             continue

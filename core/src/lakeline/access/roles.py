@@ -118,6 +118,55 @@ def setup_roles(engine: Engine) -> dict[str, str] | None:
     return names
 
 
+def schema_creators(engine: Engine) -> list[str]:
+    """Who, besides the catalog's owner and superusers, may CREATE in the catalog's schema:
+    `PUBLIC` (every role: PostgreSQL before 15, or a database pg_upgrade'd from one) and each
+    login role holding a lakeline level that may. Such a role can define functions and
+    operators there that other roles' sessions call (lakeline's own functions that run with
+    the owner's rights search pg_catalog only since migration 0020). Empty on SQLite."""
+    if engine.dialect.name != "postgresql":
+        return []
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        names = list(_names(conn).values())
+        rows = conn.execute(
+            text(
+                "SELECT 'PUBLIC' FROM pg_namespace n, "
+                "aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) a "
+                "WHERE n.oid = current_schema()::regnamespace AND a.grantee = 0 "
+                "AND a.privilege_type = 'CREATE' "
+                "UNION ALL (SELECT m.rolname::text FROM pg_roles m WHERE m.rolcanlogin "
+                "AND NOT m.rolsuper AND m.oid <> "
+                "(SELECT relowner FROM pg_class WHERE oid = 'artifacts'::regclass) "
+                "AND has_schema_privilege(m.oid, current_schema(), 'CREATE') "
+                "AND EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = ANY(:groups) "
+                "AND pg_has_role(m.oid, g.oid, 'MEMBER')) ORDER BY 1)"
+            ),
+            {"groups": names},
+        ).scalars()
+        return [str(r) for r in rows]
+
+
+def creators_warning(engine: Engine) -> str | None:
+    """One line saying who may CREATE in the catalog's schema (`schema_creators`), or None.
+    lakeline leaves the schema's privileges alone: the schema may hold more than the catalog."""
+    from sqlalchemy import text
+
+    who = schema_creators(engine)
+    if not who:
+        return None
+    with engine.connect() as conn:
+        schema = str(conn.execute(text("SELECT current_schema()")).scalar_one())
+    everyone = "PUBLIC" in who
+    return (
+        f"warning: {'every role (PUBLIC)' if everyone else ', '.join(who)} may create objects in "
+        f"schema {schema}: a function or operator made there can run in other roles' sessions "
+        f"(the owner can `REVOKE CREATE ON SCHEMA {schema} FROM "
+        f"{'PUBLIC' if everyone else ', '.join(who)}`, PostgreSQL 15's default)"
+    )
+
+
 def _check_role(conn: Connection, role: str) -> None:
     from sqlalchemy import text
 

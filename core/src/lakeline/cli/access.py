@@ -62,10 +62,14 @@ def list_command() -> None:
     from lakeline.access import roles
     from lakeline.cli.output import console
 
+    engine = use_instance().engine
     table = Table("role", "level", "spaces", box=None)
-    for item in roles.grants(use_instance().engine):
+    for item in roles.grants(engine):
         table.add_row(item.role, item.level, ", ".join(item.spaces) or "(all)")
     console().print(table)
+    warning = roles.creators_warning(engine)
+    if warning:
+        click.echo(warning, err=True)
 
 
 @click.group()

@@ -226,10 +226,31 @@ def migrate(ctx: click.Context, name: str | None) -> None:
     label = name or "instance"
     if before == after:
         click.echo(f"{label}: schema already at revision {after}")
-        return
-    click.echo(f"{label}: migrated schema {before or '(empty)'} -> {after}")
+    else:
+        click.echo(f"{label}: migrated schema {before or '(empty)'} -> {after}")
     if backup:
         click.echo(f"backup of the previous database: {backup}")
+    _warn_creators(name)
+
+
+def _warn_creators(name: str | None) -> None:
+    """PostgreSQL: say who besides the owner may CREATE in the catalog's schema."""
+    from lakeline.access.roles import creators_warning
+    from lakeline.config import load_config
+    from lakeline.db.engine import make_engine
+
+    if name is None:
+        return
+    config = load_config(name)
+    if not config.db.startswith("postgresql"):
+        return
+    engine = make_engine(config.db, create=False, read_only=True)
+    try:
+        warning = creators_warning(engine)
+    finally:
+        engine.dispose()
+    if warning:
+        click.echo(warning, err=True)
 
 
 @click.command()

@@ -1,0 +1,166 @@
+"""PostgreSQL: the functions that run with the owner's rights search pg_catalog only and name the
+catalog's own tables and functions by schema
+
+Revision ID: 0020
+Revises: 0019
+Create Date: 2026-12-06 14:00:00.000000
+
+Every SECURITY DEFINER function (grant/revoke 0007, `lakeline_spaces` 0008, the audit 0009/0014
+and its chaining at commit 0017, the artifacts' reference checks 0019) searched
+`pg_catalog, public, pg_temp` (0018). PostgreSQL resolves an unqualified function, aggregate or
+operator to the best argument match across the whole path (the order only breaks exact ties), so
+a role that may CREATE in `public` (every role before PostgreSQL 15, or in a database
+pg_upgrade'd from one, unless revoked) could define there `array_agg(integer)`,
+`jsonb_build_array(varchar, varchar)`, `format(text, text, text)`, `convert_to(text, text)`, `=`
+on varchar, or `lakeline_audit_digest(..., varchar, jsonb)`, and have it run as the owner
+(inside grant, an overloaded `format` chose the statement the owner EXECUTEs).
+Now they search `pg_catalog, pg_temp`: no function or operator resolves outside pg_catalog
+(PostgreSQL never looks in pg_temp for those), whatever a future edit calls. Their tables,
+sequence and lakeline functions are named by the schema they were made in (with arguments of
+the exact types: a more specific overload in that schema would win otherwise), and so are those
+of `lakeline_is_admin`/`lakeline_group`, which grant/revoke call under their settings. The
+digest and chain-step functions the chaining calls name built-ins only (resolved in pg_catalog
+under the caller's setting): unchanged, so the chain's hashes are the same. Each audited
+table's function (`access/audit_pg.py`) is made again in the same form.
+0019's row triggers on an UPDATE of artifacts' references (and of the id of a user, storage or
+space) fire on every UPDATE `WHEN` the column changed, not only when the SET list names it
+(`UPDATE OF`): a future BEFORE UPDATE trigger changing one would have bypassed the check.
+Downgrade: 0019's definitions, settings and triggers exactly. SQLite: nothing.
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+revision = "0020"
+down_revision = "0019"
+branch_labels = None
+depends_on = None
+
+SAFE = "pg_catalog, pg_temp"
+OLD = "pg_catalog, public, pg_temp"
+
+# function -> (text in 0019's definition, the same with the catalog's schema `{s}.`)
+QUALIFY: dict[str, tuple[tuple[str, str], ...]] = {
+    "lakeline_is_admin()": (
+        ("'artifacts'::regclass", "'{s}.artifacts'::regclass"),
+        ("FROM settings", "FROM {s}.settings"),
+    ),
+    "lakeline_group(text)": (("FROM settings", "FROM {s}.settings"),),
+    "lakeline_revoke(text)": (
+        ("NOT lakeline_is_admin()", "NOT {s}.lakeline_is_admin()"),
+        ("= lakeline_group(level)", "= {s}.lakeline_group(level)"),
+        ("%I FROM %I', lakeline_group(level)", "%I FROM %I', {s}.lakeline_group(level)"),
+    ),
+    "lakeline_grant(text,text)": (
+        (":= lakeline_group(level)", ":= {s}.lakeline_group(level)"),
+        ("NOT lakeline_is_admin()", "NOT {s}.lakeline_is_admin()"),
+        ("PERFORM lakeline_revoke(grantee)", "PERFORM {s}.lakeline_revoke(grantee)"),
+    ),
+    "lakeline_spaces()": (("FROM space_members", "FROM {s}.space_members"),),
+    "lakeline_audit()": (
+        ("FROM audit_log_id_seq", "FROM {s}.audit_log_id_seq"),
+        ("INSERT INTO audit_log ", "INSERT INTO {s}.audit_log "),
+        ("INSERT INTO audit_pending ", "INSERT INTO {s}.audit_pending "),
+    ),
+    "lakeline_audit_chain()": (
+        ("FROM audit_head FOR UPDATE", "FROM {s}.audit_head FOR UPDATE"),
+        ("FROM audit_log WHERE", "FROM {s}.audit_log WHERE"),
+        ("UPDATE audit_log a", "UPDATE {s}.audit_log a"),
+        ("UPDATE audit_head SET", "UPDATE {s}.audit_head SET"),
+        ("DELETE FROM audit_pending", "DELETE FROM {s}.audit_pending"),
+        ("lakeline_chain_from(head_hash,", "{s}.lakeline_chain_from(head_hash,"),
+        (
+            "lakeline_audit_digest(seq, at, actor, tbl, uid, action, changes)",
+            "{s}.lakeline_audit_digest(seq, at, actor, tbl, uid, action::text, changes)",
+        ),  # action is varchar(8): a (..., varchar, jsonb) overload would match better
+    ),
+    "lakeline_artifact_refs()": (
+        ("FROM users ", "FROM {s}.users "),
+        ("FROM storages ", "FROM {s}.storages "),
+        ("FROM spaces ", "FROM {s}.spaces "),
+        (
+            "PERFORM public.lakeline_artifact_ref_missing(",
+            "PERFORM {s}.lakeline_artifact_ref_missing(",
+        ),  # 0019 named `public` whatever the catalog's schema
+    ),
+    "lakeline_artifact_refs_kept()": (("FROM artifacts", "FROM {s}.artifacts"),),
+    "lakeline_artifact_ref_missing(text,text,text,text,integer)": (),
+}  # fmt: skip
+# searched pg_catalog, public, pg_temp at 0019 (the SECURITY DEFINER ones and 0019's helper);
+# lakeline_is_admin and lakeline_group have no setting (they run under their caller's)
+PINNED = tuple(f for f in QUALIFY if f not in ("lakeline_is_admin()", "lakeline_group(text)"))
+
+REFS = ("created_by_id", "storage_id", "space_id")
+CHANGED = " OR ".join(f"OLD.{column} IS DISTINCT FROM NEW.{column}" for column in REFS)
+
+
+def _triggers(of_columns: bool) -> list[str]:
+    """0019's row triggers on an UPDATE of a reference or an id: `UPDATE OF` them (0019) or
+    every UPDATE, `WHEN` it changed (0020)."""
+    refs = f" OF {', '.join(REFS)}" if of_columns else ""
+    ids = " OF id" if of_columns else ""
+    statements = [
+        f"CREATE OR REPLACE TRIGGER lakeline_artifact_refs_update AFTER UPDATE{refs} ON artifacts "
+        f"FOR EACH ROW WHEN ({CHANGED}) EXECUTE FUNCTION lakeline_artifact_refs()"
+    ]
+    for table in ("users", "storages", "spaces"):
+        statements.append(
+            "CREATE OR REPLACE TRIGGER lakeline_artifact_refs_kept_id "
+            f"AFTER UPDATE{ids} ON {table} FOR EACH ROW WHEN (OLD.id IS DISTINCT FROM NEW.id) "
+            "EXECUTE FUNCTION lakeline_artifact_refs_kept()"
+        )
+    return statements
+
+
+def _rewrite(upgrading: bool) -> None:
+    """Each function made again from its definition as the catalog holds it (settings
+    included), each pair's first text replaced by its second (the other way down); its
+    search_path set after (before, down: a SQL function's body is checked under it)."""
+    bind = op.get_bind()
+    schema = bind.exec_driver_sql("SELECT current_schema()").scalar_one()
+    prefix = bind.dialect.identifier_preparer.quote_schema(str(schema))
+    for function, pairs in QUALIFY.items():
+        if function in PINNED and not upgrading:  # a SQL body is checked under its setting
+            bind.exec_driver_sql(f"ALTER FUNCTION {function} SET search_path = {OLD}")
+        definition = str(
+            bind.exec_driver_sql(
+                f"SELECT pg_get_functiondef('{function}'::regprocedure)"
+            ).scalar_one()
+        )
+        for before, after in pairs:
+            old, new = before, after.format(s=prefix)
+            if not upgrading:
+                old, new = new, old
+            if old == new:  # 0019's helper call was by `public.`: the same in `public`
+                continue
+            if old not in definition or (upgrading and new in definition):
+                raise RuntimeError(f"{function} is not as expected: {old!r} / {new!r}")
+            definition = definition.replace(old, new)
+        bind.exec_driver_sql(definition.replace("%", "%%"))  # as stored: no bind parameters
+        if function in PINNED and upgrading:
+            bind.exec_driver_sql(f"ALTER FUNCTION {function} SET search_path = {SAFE}")
+
+
+def upgrade() -> None:
+    from lakeline.access.audit_pg import install_audits
+
+    bind = op.get_bind()
+    if bind.dialect.name != "postgresql":
+        return
+    _rewrite(upgrading=True)
+    install_audits(bind, qualified=True)
+    for statement in _triggers(of_columns=False):
+        bind.exec_driver_sql(statement)
+
+
+def downgrade() -> None:
+    from lakeline.access.audit_pg import install_audits
+
+    bind = op.get_bind()
+    if bind.dialect.name != "postgresql":
+        return
+    _rewrite(upgrading=False)
+    install_audits(bind, qualified=False)
+    for statement in _triggers(of_columns=True):
+        bind.exec_driver_sql(statement)
