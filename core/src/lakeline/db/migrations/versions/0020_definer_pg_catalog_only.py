@@ -22,6 +22,11 @@ of `lakeline_is_admin`/`lakeline_group`, which grant/revoke call under their set
 digest and chain-step functions the chaining calls name built-ins only (resolved in pg_catalog
 under the caller's setting): unchanged, so the chain's hashes are the same. Each audited
 table's function (`access/audit_pg.py`) is made again in the same form.
+The identity and delete checks (0006/0007's trigger functions, the caller's rights) had no
+setting: a writer's temporary `users` (pg_temp is searched first for relations unless listed)
+made `lakeline_user_id()` another user's id, and a temporary `pg_roles` with pg_temp listed first
+made the writer a superuser to them (its deletes of others' records, rows in another's name,
+another's `users` row). They search `pg_catalog, pg_temp` too and name the catalog by schema.
 0019's row triggers on an UPDATE of artifacts' references (and of the id of a user, storage or
 space) fire on every UPDATE `WHEN` the column changed, not only when the SET list names it
 (`UPDATE OF`): a future BEFORE UPDATE trigger changing one would have bypassed the check.
@@ -86,10 +91,29 @@ QUALIFY: dict[str, tuple[tuple[str, str], ...]] = {
     ),
     "lakeline_artifact_refs_kept()": (("FROM artifacts", "FROM {s}.artifacts"),),
     "lakeline_artifact_ref_missing(text,text,text,text,integer)": (),
+    # the identity and delete checks (0006/0007: the caller's rights, no setting before 0020):
+    # under the caller's search_path a temporary `users` (or, with pg_temp listed first,
+    # `pg_roles`) stood in for the catalog's, and a writer deleted or wrote another user's rows
+    "lakeline_user_id()": (("FROM users WHERE", "FROM {s}.users WHERE"),),
+    "lakeline_check_creator()": (
+        (":= lakeline_user_id();", ":= {s}.lakeline_user_id();"),
+    ),
+    "lakeline_check_delete()": (
+        (":= lakeline_user_id();", ":= {s}.lakeline_user_id();"),
+        ("NOT lakeline_is_admin()", "NOT {s}.lakeline_is_admin()"),
+    ),
+    "lakeline_check_own_user()": (),
 }  # fmt: skip
+# the checks' trigger functions: no setting at 0019, search SAFE since 0020 (down: RESET)
+CHECKS = ("lakeline_check_creator()", "lakeline_check_delete()", "lakeline_check_own_user()")
 # searched pg_catalog, public, pg_temp at 0019 (the SECURITY DEFINER ones and 0019's helper);
-# lakeline_is_admin and lakeline_group have no setting (they run under their caller's)
-PINNED = tuple(f for f in QUALIFY if f not in ("lakeline_is_admin()", "lakeline_group(text)"))
+# lakeline_is_admin, lakeline_group and lakeline_user_id have no setting (they run under
+# their caller's)
+PINNED = tuple(
+    f
+    for f in QUALIFY
+    if f not in ("lakeline_is_admin()", "lakeline_group(text)", "lakeline_user_id()", *CHECKS)
+)
 
 REFS = ("created_by_id", "storage_id", "space_id")
 CHANGED = " OR ".join(f"OLD.{column} IS DISTINCT FROM NEW.{column}" for column in REFS)
@@ -123,6 +147,8 @@ def _rewrite(upgrading: bool) -> None:
     for function, pairs in QUALIFY.items():
         if function in PINNED and not upgrading:  # a SQL body is checked under its setting
             bind.exec_driver_sql(f"ALTER FUNCTION {function} SET search_path = {OLD}")
+        if function in CHECKS and not upgrading:
+            bind.exec_driver_sql(f"ALTER FUNCTION {function} RESET search_path")
         definition = str(
             bind.exec_driver_sql(
                 f"SELECT pg_get_functiondef('{function}'::regprocedure)"
@@ -138,7 +164,7 @@ def _rewrite(upgrading: bool) -> None:
                 raise RuntimeError(f"{function} is not as expected: {old!r} / {new!r}")
             definition = definition.replace(old, new)
         bind.exec_driver_sql(definition.replace("%", "%%"))  # as stored: no bind parameters
-        if function in PINNED and upgrading:
+        if (function in PINNED or function in CHECKS) and upgrading:
             bind.exec_driver_sql(f"ALTER FUNCTION {function} SET search_path = {SAFE}")
 
 
