@@ -27,6 +27,8 @@ setting: a writer's temporary `users` (pg_temp is searched first for relations u
 made `lakeline_user_id()` another user's id, and a temporary `pg_roles` with pg_temp listed first
 made the writer a superuser to them (its deletes of others' records, rows in another's name,
 another's `users` row). They search `pg_catalog, pg_temp` too and name the catalog by schema.
+The own-user check reads the old rows of an UPDATE too: it read the new ones only, so a role
+without a `users` row yet could set another user's handle to its own and be that user.
 0019's row triggers on an UPDATE of artifacts' references (and of the id of a user, storage or
 space) fire on every UPDATE `WHEN` the column changed, not only when the SET list names it
 (`UPDATE OF`): a future BEFORE UPDATE trigger changing one would have bypassed the check.
@@ -102,7 +104,15 @@ QUALIFY: dict[str, tuple[tuple[str, str], ...]] = {
         (":= lakeline_user_id();", ":= {s}.lakeline_user_id();"),
         ("NOT lakeline_is_admin()", "NOT {s}.lakeline_is_admin()"),
     ),
-    "lakeline_check_own_user()": (),
+    "lakeline_check_own_user()": (
+        (
+            "PERFORM 1 FROM new_rows WHERE handle IS DISTINCT FROM session_user LIMIT 1;",
+            "PERFORM 1 FROM new_rows WHERE handle IS DISTINCT FROM session_user LIMIT 1;\n"
+            "    IF NOT FOUND AND TG_OP = 'UPDATE' THEN  -- nor a row that was another's\n"
+            "        PERFORM 1 FROM old_rows WHERE handle IS DISTINCT FROM session_user LIMIT 1;\n"
+            "    END IF;",
+        ),  # 0006 read the new rows only: a role without a users row set another's handle
+    ),      # to its own, and was that user to every check since
 }  # fmt: skip
 # the checks' trigger functions: no setting at 0019, search SAFE since 0020 (down: RESET)
 CHECKS = ("lakeline_check_creator()", "lakeline_check_delete()", "lakeline_check_own_user()")
@@ -135,6 +145,15 @@ def _triggers(of_columns: bool) -> list[str]:
             "EXECUTE FUNCTION lakeline_artifact_refs_kept()"
         )
     return statements
+
+
+def _own_user_update(old_rows: bool) -> str:
+    """The users UPDATE trigger of the own-user check: 0020 hands it the old rows too."""
+    refs = "OLD TABLE AS old_rows NEW TABLE AS new_rows" if old_rows else "NEW TABLE AS new_rows"
+    return (
+        "CREATE OR REPLACE TRIGGER lakeline_own_user_update AFTER UPDATE ON users "
+        f"REFERENCING {refs} FOR EACH STATEMENT EXECUTE FUNCTION lakeline_check_own_user()"
+    )
 
 
 def _rewrite(upgrading: bool) -> None:
@@ -174,6 +193,7 @@ def upgrade() -> None:
     bind = op.get_bind()
     if bind.dialect.name != "postgresql":
         return
+    bind.exec_driver_sql(_own_user_update(old_rows=True))
     _rewrite(upgrading=True)
     install_audits(bind, qualified=True)
     for statement in _triggers(of_columns=False):
@@ -187,6 +207,7 @@ def downgrade() -> None:
     if bind.dialect.name != "postgresql":
         return
     _rewrite(upgrading=False)
+    bind.exec_driver_sql(_own_user_update(old_rows=False))
     install_audits(bind, qualified=False)
     for statement in _triggers(of_columns=True):
         bind.exec_driver_sql(statement)
