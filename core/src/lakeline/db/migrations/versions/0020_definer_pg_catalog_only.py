@@ -27,6 +27,10 @@ setting: a writer's temporary `users` (pg_temp is searched first for relations u
 made `lakeline_user_id()` another user's id, and a temporary `pg_roles` with pg_temp listed first
 made the writer a superuser to them (its deletes of others' records, rows in another's name,
 another's `users` row). They search `pg_catalog, pg_temp` too and name the catalog by schema.
+EXECUTE on the SECURITY DEFINER trigger functions is the owner's only: PostgreSQL checks it
+when a trigger is made, never when one fires, and any role could hang them on a temporary table
+of its own (0009's `lakeline_audit('<keys>')` formats its argument into its EXECUTE: a reader
+ran any statement as the owner; the others wrote audit entries or locked the chain's head).
 The own-user check reads the old rows of an UPDATE too: it read the new ones only, so a role
 without a `users` row yet could set another user's handle to its own and be that user.
 0019's row triggers on an UPDATE of artifacts' references (and of the id of a user, storage or
@@ -156,6 +160,29 @@ def _own_user_update(old_rows: bool) -> str:
     )
 
 
+# the trigger functions that run with the owner's rights: PostgreSQL never checks EXECUTE when a
+# trigger fires, only when one is made, and any role may make a trigger on a table of its own
+# (a temporary one: PUBLIC's TEMP); granted to PUBLIC (the default) one could run them as the
+# owner on its rows - 0009's `lakeline_audit('<keys>')` puts its argument into its dynamic SQL
+DEFINER_TRIGGERS = (
+    "SELECT p.oid::regprocedure::text FROM pg_catalog.pg_proc p "
+    "WHERE p.pronamespace = pg_catalog.current_schema()::regnamespace AND p.prosecdef "
+    "AND p.prorettype = 'pg_catalog.trigger'::pg_catalog.regtype ORDER BY 1"
+)
+
+
+def _execute_to_public(granted: bool) -> None:
+    """EXECUTE on every SECURITY DEFINER trigger function: PUBLIC's (0019) or the owner's only."""
+    bind = op.get_bind()
+    for function in bind.exec_driver_sql(DEFINER_TRIGGERS).scalars().all():
+        how = (
+            "GRANT EXECUTE ON FUNCTION {} TO PUBLIC"
+            if granted
+            else "REVOKE EXECUTE ON FUNCTION {} FROM PUBLIC"
+        )
+        bind.exec_driver_sql(how.format(function))
+
+
 def _rewrite(upgrading: bool) -> None:
     """Each function made again from its definition as the catalog holds it (settings
     included), each pair's first text replaced by its second (the other way down); its
@@ -198,6 +225,7 @@ def upgrade() -> None:
     install_audits(bind, qualified=True)
     for statement in _triggers(of_columns=False):
         bind.exec_driver_sql(statement)
+    _execute_to_public(granted=False)
 
 
 def downgrade() -> None:
@@ -211,3 +239,4 @@ def downgrade() -> None:
     install_audits(bind, qualified=False)
     for statement in _triggers(of_columns=True):
         bind.exec_driver_sql(statement)
+    _execute_to_public(granted=True)
