@@ -31,6 +31,10 @@ EXECUTE on the SECURITY DEFINER trigger functions is the owner's only: PostgreSQ
 when a trigger is made, never when one fires, and any role could hang them on a temporary table
 of its own (0009's `lakeline_audit('<keys>')` formats its argument into its EXECUTE: a reader
 ran any statement as the owner; the others wrote audit entries or locked the chain's head).
+`lakeline_group` checks the role settings name for a level is a group the owner set up (its
+direct grant on the owner's table): an admin may write settings, and grant ran
+`GRANT <that role> TO <grantee>` as the owner (an admin named the owner, a superuser, and
+became it).
 The own-user check reads the old rows of an UPDATE too: it read the new ones only, so a role
 without a `users` row yet could set another user's handle to its own and be that user.
 0019's row triggers on an UPDATE of artifacts' references (and of the id of a user, storage or
@@ -51,13 +55,33 @@ depends_on = None
 SAFE = "pg_catalog, pg_temp"
 OLD = "pg_catalog, public, pg_temp"
 
+# the group a level names must be one this catalog's owner set up: holding the level's privilege
+# on the owner's table by a grant of its own (only the owner makes those); an admin may write
+# settings, and grant/revoke GRANT and REVOKE the role named there with the owner's rights
+GROUP_CHECK = """\
+    IF NOT EXISTS (
+        SELECT 1 FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+        WHERE c.oid = CASE level WHEN 'read' THEN '{s}.audit_log'::pg_catalog.regclass
+                                 WHEN 'write' THEN '{s}.artifacts'::pg_catalog.regclass
+                                 ELSE '{s}.settings'::pg_catalog.regclass END
+          AND a.privilege_type = CASE level WHEN 'read' THEN 'SELECT' ELSE 'INSERT' END
+          AND a.grantee <> c.relowner
+          AND a.grantee = (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = name)) THEN
+        RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = pg_catalog.format(
+            'lakeline: role %I, named for level %s in settings, is not a group the owner set '
+            'up: the owner runs `lakeline migrate`', name, level);
+    END IF;
+"""
 # function -> (text in 0019's definition, the same with the catalog's schema `{s}.`)
 QUALIFY: dict[str, tuple[tuple[str, str], ...]] = {
     "lakeline_is_admin()": (
         ("'artifacts'::regclass", "'{s}.artifacts'::regclass"),
         ("FROM settings", "FROM {s}.settings"),
     ),
-    "lakeline_group(text)": (("FROM settings", "FROM {s}.settings"),),
+    "lakeline_group(text)": (
+        ("FROM settings", "FROM {s}.settings"),
+        ("    RETURN name;\nEND", GROUP_CHECK + "    RETURN name;\nEND"),
+    ),
     "lakeline_revoke(text)": (
         ("NOT lakeline_is_admin()", "NOT {s}.lakeline_is_admin()"),
         ("= lakeline_group(level)", "= {s}.lakeline_group(level)"),
