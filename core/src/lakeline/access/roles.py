@@ -151,12 +151,12 @@ def schema_creators(engine: Engine) -> list[str]:
 def creators_warning(engine: Engine) -> str | None:
     """One line saying who may CREATE in the catalog's schema (`schema_creators`), or None.
     lakeline leaves the schema's privileges alone: the schema may hold more than the catalog."""
+    from sqlalchemy import text
+
     who = schema_creators(engine)
     if not who:
         return None
     with engine.connect() as conn:
-        from sqlalchemy import text
-
         schema = str(conn.execute(text("SELECT current_schema()")).scalar_one())
     everyone = "PUBLIC" in who
     return (
