@@ -40,7 +40,8 @@ without a `users` row yet could set another user's handle to its own and be that
 0019's row triggers on an UPDATE of artifacts' references (and of the id of a user, storage or
 space) fire on every UPDATE `WHEN` the column changed, not only when the SET list names it
 (`UPDATE OF`): a future BEFORE UPDATE trigger changing one would have bypassed the check.
-Downgrade: 0019's definitions, settings and triggers exactly. SQLite: nothing.
+Downgrade: 0019's definitions, settings and triggers exactly, EXECUTE to PUBLIC again. SQLite:
+nothing.
 """
 
 from __future__ import annotations
