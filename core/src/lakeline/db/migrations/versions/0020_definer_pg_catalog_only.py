@@ -70,7 +70,8 @@ GROUP_CHECK = """\
           AND a.grantee = (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = name)) THEN
         RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = pg_catalog.format(
             'lakeline: role %I, named for level %s in settings, is not a group the owner set '
-            'up: the owner runs `lakeline migrate`', name, level);
+            'up: the owner deletes setting role_%s and runs `lakeline migrate`', name, level,
+            level);
     END IF;
 """
 # function -> (text in 0019's definition, the same with the catalog's schema `{s}.`)
