@@ -29,6 +29,8 @@ from queue import Queue
 from typing import TYPE_CHECKING
 
 from lakeline import checkpoints
+from lakeline.artifacts.newrows import Prepared, Survey, prepare
+from lakeline.artifacts.reference import LOCAL_ROOT
 from lakeline.artifacts.store import claim, io_bound, upload
 from lakeline.db.rows import chunks
 from lakeline.storage.roots import protocol_of
@@ -137,9 +139,22 @@ def spare_core() -> bool:
 class Writer:
     """The thread writing the batches' records in one transaction (opened at the first)."""
 
-    def __init__(self, instance: Instance, user_id: int, run: Run | None) -> None:
+    def __init__(
+        self,
+        instance: Instance,
+        user_id: int,
+        run: Run | None,
+        artifacts: Sequence[Artifact] = (),
+    ) -> None:
         self.instance, self.user_id, self.run = instance, user_id, run
-        self.queue: Queue[Sequence[Plan] | str] = Queue(maxsize=2)
+        # `artifacts`: the save's, surveyed before the first batch (artifacts/newrows.py):
+        # `found` once read, then the saving thread hands batches over prepared
+        self.keys = sorted({k for a in artifacts if (k := vars(a).get("key")) is not None})
+        self.roots = sorted({LOCAL_ROOT} if artifacts else set())
+        self.found: Survey | None = None
+        self.surveyed = threading.Event()  # `found` read (or the survey failed)
+        self.dialect = instance.engine.dialect
+        self.queue: Queue[Sequence[Plan] | Prepared | str] = Queue(maxsize=2)
         self.error: BaseException | None = None
         self.created: list[Artifact] = []
         self.new_storage = False
@@ -156,16 +171,21 @@ class Writer:
         self.thread = threading.Thread(target=context.run, args=(self._work,), daemon=True)
         self.thread.start()
 
-    def _next(self) -> Sequence[Plan] | str:
+    def hand_over(self, plans: Sequence[Plan]) -> Sequence[Plan] | Prepared:
+        """A batch as the saving thread queues it: its records built there (`Prepared`) when
+        the survey says they are all new (artifacts/newrows.py), else its plans; a survey
+        not read yet is not waited for."""
+        prepared = prepare(plans, self.found, self.user_id, self.run, self.dialect)
+        return plans if prepared is None else prepared
+
+    def _next(self) -> Sequence[Plan] | Prepared | str:
         item = self.queue.get()
         self.ended = isinstance(item, str)
         return item
 
     def _work(self) -> None:
         try:
-            first = self._next()
-            if not isinstance(first, str):
-                self._write(first)
+            self._write()
         except BaseException as exc:
             self.error = exc
             while not self.ended:  # the producer never waits on a full queue
@@ -173,20 +193,30 @@ class Writer:
         finally:
             self.committing.set()
 
-    def _write(self, first: Sequence[Plan]) -> None:
+    def _write(self) -> None:
+        from lakeline.artifacts import newrows
         from lakeline.artifacts.save import write_batch
 
         written: list[Plan] = []
-        item: Sequence[Plan] | str = first
         with self.instance.sessions.write() as session:
+            try:
+                if self.keys:  # while the first batch's files are stored
+                    self.found = newrows.survey(session, self.keys, self.roots)
+            finally:
+                self.surveyed.set()
+            item = self._next()
             while not isinstance(item, str):
-                created, new_storage = write_batch(
-                    session, self.instance, item, self.user_id, self.run
-                )
+                if isinstance(item, Prepared):
+                    created, plans = newrows.write(session, item), item.plans
+                else:
+                    created, new_storage = write_batch(
+                        session, self.instance, item, self.user_id, self.run
+                    )
+                    self.new_storage |= new_storage
+                    plans = item
                 self.created += created
                 self.found_all = not created
-                self.new_storage |= new_storage
-                written += item
+                written += plans
                 item = self._next()
             if item == _ABORT:
                 raise Aborted
@@ -223,7 +253,7 @@ def save(
     save failed."""
     from lakeline.artifacts.save import detach
 
-    writer = Writer(instance, instance.user.id, run)
+    writer = Writer(instance, instance.user.id, run, artifacts)
     plans: list[Plan] = []
     held: list[Plan] = []
     ended = done = False
@@ -248,8 +278,8 @@ def save(
             checkpoints.reach("save.batch")
             if writer.found_all:  # re-saves: nothing for the database to do meanwhile
                 held += made
-            elif writer.error is None:
-                writer.queue.put(made)
+            elif writer.error is None:  # its records built here while the writer writes
+                writer.queue.put(writer.hand_over(made))
         if held and writer.error is None:
             writer.queue.put(held)
         checkpoints.reach("save.stored")
