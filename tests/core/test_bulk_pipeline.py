@@ -221,8 +221,10 @@ def test_records_detached_while_the_commit_fails_are_transient_again(
     paths = files(tmp_path / "src", 30)
     real_claim = pipeline.claim
 
-    def claim_then_fail_at_commit(instance: Instance, session: Any, plans: Any) -> None:
-        real_claim(instance, session, plans)
+    def claim_then_fail_at_commit(
+        instance: Instance, session: Any, plans: Any, **options: Any
+    ) -> None:
+        real_claim(instance, session, plans, **options)
         session.execute(text("CREATE TEMP TABLE boom (x int)"))
         session.execute(
             text(
@@ -266,8 +268,10 @@ def test_an_interrupt_while_the_writer_commits_keeps_the_saved_bytes(
     handled, writers = threading.Event(), []
     real_claim = pipeline.claim
 
-    def claim_then_interrupt(*args: Any) -> None:
-        real_claim(*args)  # the bytes checked: the transaction commits next
+    def claim_then_interrupt(*args: Any, **options: Any) -> None:
+        real_claim(*args, **options)  # the bytes checked: the transaction commits next
+        if writers:  # once (a prepared save's objects may be claimed apart)
+            return
         writers.append(threading.current_thread())
         signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
         handled.wait(30)  # until the main thread took the interrupt (a bound, not a timing)
@@ -475,13 +479,15 @@ def test_the_first_batch_is_smaller(
     paths = files(tmp_path / "src", 30)
     real_claim, claimed = pipeline.claim, []
 
-    def counted(*args: Any) -> None:
+    def counted(*args: Any, **options: Any) -> None:
         claimed.append(len(args[2]))
-        real_claim(*args)
+        real_claim(*args, **options)
 
     monkeypatch.setattr(pipeline, "claim", counted)
     saved = ll.save([ll.Artifact(p, key=f"k/{p.name}") for p in paths])
-    assert small_batches == ["5", "10", "10", "5"] and claimed == [30]
+    assert small_batches == ["5", "10", "10", "5"]
+    # prepared batches: their objects checked by the saving thread, locked with the others
+    assert claimed == ([0] if small_batches.prepared else [30])
     assert ll.Artifact.filter().count() == 30 and all(a.created for a in saved)
     assert verify(instance).ok
 
@@ -589,3 +595,31 @@ def test_a_key_of_a_later_batch_waits_for_the_save(
     assert outcome[0].stem == saved[25].stem and outcome[0].is_latest
     assert ll.Artifact.get(saved[25].uid).is_latest is False
     assert small_batches[:3] == ["10"] * 3 and verify(instance).ok
+
+
+def test_an_object_removed_before_the_objects_are_locked_is_stored_again(
+    instance: Instance, tmp_path: Path, small_batches: Batches
+) -> None:
+    """An object of a written batch removed once every file is stored (what a `gc` could do
+    before the save holds the objects' locks): the check of the objects (by the saving
+    thread for prepared batches, by `claim` for the others) finds it gone and the save is
+    retried, storing it again; every record's object holds its bytes."""
+    from lakeline import checkpoints
+
+    paths = files(tmp_path / "src", 30)
+    root = Path(instance.storage.root)
+    removed: list[Path] = []
+
+    def remove_one() -> None:
+        if not removed:
+            target = next(p for p in objects(instance) if p.read_bytes() == b"file 3")
+            target.unlink()
+            removed.append(target)
+
+    with checkpoints.at("save.stored", remove_one):
+        saved = ll.save([ll.Artifact(p, key=f"k/{p.name}") for p in paths])
+    assert removed and removed[0].read_bytes() == b"file 3"  # stored again
+    assert small_batches[:3] == ["10"] * 3 and small_batches[3:] == ["main:30"]  # the retry
+    for artifact, path in zip(saved, paths, strict=True):
+        assert (root / artifact.store_key).read_bytes() == path.read_bytes()
+    assert ll.Artifact.filter().count() == 30 and verify(instance).ok
