@@ -219,12 +219,12 @@ def test_records_detached_while_the_commit_fails_are_transient_again(
     from sqlalchemy import text
 
     paths = files(tmp_path / "src", 30)
-    real_claim = pipeline.claim
+    real_lock = pipeline.Writer._lock_objects
 
-    def claim_then_fail_at_commit(
-        instance: Instance, session: Any, plans: Any, **options: Any
-    ) -> None:
-        real_claim(instance, session, plans, **options)
+    def lock_then_fail_at_commit(writer: Any, session: Any, *, end: bool = False) -> bool:
+        held = real_lock(writer, session, end=end)
+        if not end:
+            return held
         session.execute(text("CREATE TEMP TABLE boom (x int)"))
         session.execute(
             text(
@@ -239,9 +239,10 @@ def test_records_detached_while_the_commit_fails_are_transient_again(
             )
         )
         session.execute(text("INSERT INTO boom VALUES (1)"))
-        monkeypatch.setattr(pipeline, "claim", real_claim)  # once
+        monkeypatch.setattr(pipeline.Writer, "_lock_objects", real_lock)  # once
+        return held
 
-    monkeypatch.setattr(pipeline, "claim", claim_then_fail_at_commit)
+    monkeypatch.setattr(pipeline.Writer, "_lock_objects", lock_then_fail_at_commit)
     artifacts = [ll.Artifact(p, key=f"k/{p.name}") for p in paths]
     if code == "XX000":
         with pytest.raises(Exception, match="injected"):
@@ -264,14 +265,12 @@ def test_an_interrupt_while_the_writer_commits_keeps_the_saved_bytes(
     caller's records are the saved ones. The interrupt is still raised, once the save is whole."""
     import signal
 
+    from lakeline import checkpoints
+
     paths = files(tmp_path / "src", 30)
     handled, writers = threading.Event(), []
-    real_claim = pipeline.claim
 
-    def claim_then_interrupt(*args: Any, **options: Any) -> None:
-        real_claim(*args, **options)  # the bytes checked: the transaction commits next
-        if writers:  # once (a prepared save's objects may be claimed apart)
-            return
+    def interrupt() -> None:  # the bytes checked: the transaction commits next
         writers.append(threading.current_thread())
         signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
         handled.wait(30)  # until the main thread took the interrupt (a bound, not a timing)
@@ -280,11 +279,10 @@ def test_an_interrupt_while_the_writer_commits_keeps_the_saved_bytes(
         handled.set()
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pipeline, "claim", claim_then_interrupt)
     previous = signal.signal(signal.SIGINT, on_sigint)
     artifacts = [ll.Artifact(p, key=f"k/{p.name}") for p in paths]
     try:
-        with pytest.raises(KeyboardInterrupt):
+        with pytest.raises(KeyboardInterrupt), checkpoints.at("save.claimed", interrupt):
             ll.save(artifacts)
     finally:
         signal.signal(signal.SIGINT, previous)
@@ -299,7 +297,6 @@ def test_an_interrupt_while_the_writer_commits_keeps_the_saved_bytes(
     # the caller's records are the saved ones (before: transient, id None, as if unsaved)
     assert sorted(a.id for a in artifacts) == sorted(a.id for a in saved)
     assert all(inspect(a).detached and not inspect(a).modified for a in artifacts)
-    monkeypatch.setattr(pipeline, "claim", real_claim)
     assert [a.id for a in ll.save(artifacts)] == [a.id for a in artifacts]  # nothing new
     assert ll.Artifact.filter().count() == 30
 
@@ -474,7 +471,8 @@ def test_the_first_batch_is_smaller(
     instance: Instance, tmp_path: Path, small_batches: Batches, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The writer idles until the first batch is stored, so that batch is smaller (`FIRST`);
-    the objects of every batch are claimed once, before the commit."""
+    the objects of every batch are checked once, by the saving thread while the writer writes
+    (`claim` not called: none is missing)."""
     monkeypatch.setattr(pipeline, "FIRST", 5)
     paths = files(tmp_path / "src", 30)
     real_claim, claimed = pipeline.claim, []
@@ -485,9 +483,7 @@ def test_the_first_batch_is_smaller(
 
     monkeypatch.setattr(pipeline, "claim", counted)
     saved = ll.save([ll.Artifact(p, key=f"k/{p.name}") for p in paths])
-    assert small_batches == ["5", "10", "10", "5"]
-    # prepared batches: their objects checked by the saving thread, locked with the others
-    assert claimed == ([0] if small_batches.prepared else [30])
+    assert small_batches == ["5", "10", "10", "5"] and claimed == []
     assert ll.Artifact.filter().count() == 30 and all(a.created for a in saved)
     assert verify(instance).ok
 
@@ -601,9 +597,9 @@ def test_an_object_removed_before_the_objects_are_locked_is_stored_again(
     instance: Instance, tmp_path: Path, small_batches: Batches
 ) -> None:
     """An object of a written batch removed once every file is stored (what a `gc` could do
-    before the save holds the objects' locks): the check of the objects (by the saving
-    thread for prepared batches, by `claim` for the others) finds it gone and the save is
-    retried, storing it again; every record's object holds its bytes."""
+    before the save holds the objects' locks): the saving thread's check of the objects finds
+    it gone, `claim` says which record needs it, and the save is retried, storing it again;
+    every record's object holds its bytes."""
     from lakeline import checkpoints
 
     paths = files(tmp_path / "src", 30)

@@ -32,7 +32,6 @@ from lakeline import checkpoints
 from lakeline.artifacts.newrows import Prepared, Survey, prepare
 from lakeline.artifacts.reference import LOCAL_ROOT
 from lakeline.artifacts.store import (
-    BytesGone,
     claim,
     io_bound,
     missing_local,
@@ -168,7 +167,7 @@ class Writer:
         self.queue: Queue[Sequence[Plan] | Prepared | str] = Queue(maxsize=2)
         # the objects' locks (buckets), set by the saving thread once it made every plan, and
         # taken before the next batch (`_lock_objects`); the saving thread then checks the
-        # prepared batches' objects while the writer writes the last ones (`check_objects`)
+        # objects while the writer writes the last batches (`check_objects`)
         self.object_locks: list[int] | None = None
         self.objects_locked = False
         self.locked = threading.Event()  # taken, or never will be (the end, a failure)
@@ -234,8 +233,7 @@ class Writer:
         from lakeline.artifacts import newrows
         from lakeline.artifacts.save import write_batch
 
-        written: list[Plan] = []  # written by `write_batch`
-        prepared: list[Plan] = []  # written prepared: their objects checked by the saving thread
+        written: list[Plan] = []
         with self.instance.sessions.write() as session:
             try:
                 if self.keys:  # while the first batch's files are stored
@@ -247,7 +245,7 @@ class Writer:
                 self._lock_objects(session)
                 if isinstance(item, Prepared):
                     created = newrows.write(session, item)
-                    prepared += item.plans
+                    written += item.plans
                 else:
                     created, new_storage = write_batch(
                         session, self.instance, item, self.user_id, self.run
@@ -263,23 +261,21 @@ class Writer:
             # (its Python, then the server) is the save's critical path, and a claim per batch
             # took ~50 % more CPU and waited for the GIL held by the file thread
             locked = self._lock_objects(session, end=True)
-            claim(self.instance, session, written, locked=locked)
-            if prepared:
-                self.checked.wait()  # set by the saving thread once the end is handed over
-                if self.missing is None:  # not checked there (interrupted)
-                    claim(self.instance, session, prepared, locked=locked)
-                elif self.missing:
-                    raise BytesGone(self.missing)
+            self.checked.wait()  # set by the saving thread once it handed the end over
+            if self.missing != []:  # not checked there (interrupted), or some object gone:
+                claim(self.instance, session, written, locked=locked)  # which records need it
+            checkpoints.reach("save.claimed")
             self.committing.set()
         self.committed = True
 
 
-def check_objects(writer: Writer, prepared: Sequence[Plan]) -> None:
-    """Once the writer holds the objects' locks (`Writer.lock_objects`): which objects of the
-    `prepared` batches' new records are missing (`claim`'s check, here while the writer
-    writes its last batches instead of after them)."""
-    if prepared and writer.locked.wait() and writer.objects_locked and writer.error is None:
-        writer.missing = missing_local(prepared)
+def check_objects(writer: Writer, plans: Sequence[Plan]) -> None:
+    """Once the writer holds the objects' locks (`Writer.lock_objects`): which objects of
+    `plans` (every plan of the save) are missing. `claim`'s check of every object a record
+    may point to, here while the writer writes its last batches instead of after them: when
+    none is missing the writer claims nothing more."""
+    if writer.locked.wait() and writer.objects_locked and writer.error is None:
+        writer.missing = missing_local(_stored(plans))
 
 
 def _stored(plans: Sequence[Plan]) -> list[Plan]:
@@ -315,7 +311,6 @@ def save(
     writer = Writer(instance, instance.user.id, run, artifacts)
     plans: list[Plan] = []
     held: list[Plan] = []
-    prepared: list[Plan] = []  # handed over prepared
     ended = done = False
     late: BaseException | None = None
     try:
@@ -341,17 +336,14 @@ def save(
             if writer.found_all:  # re-saves: nothing for the database to do meanwhile
                 held += made
             elif writer.error is None:  # its records built here while the writer writes
-                item = writer.hand_over(made)
-                if isinstance(item, Prepared):
-                    prepared += item.plans
-                writer.queue.put(item)
+                writer.queue.put(writer.hand_over(made))
         if held and writer.error is None:
             writer.queue.put(held)
         checkpoints.reach("save.stored")
         try:
             writer.queue.put(_END)
             ended = True
-            check_objects(writer, prepared)
+            check_objects(writer, plans)
         finally:
             writer.checked.set()
         writer.committing.wait()
