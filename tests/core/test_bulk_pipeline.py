@@ -619,3 +619,22 @@ def test_an_object_removed_before_the_objects_are_locked_is_stored_again(
     for artifact, path in zip(saved, paths, strict=True):
         assert (root / artifact.store_key).read_bytes() == path.read_bytes()
     assert ll.Artifact.filter().count() == 30 and verify(instance).ok
+
+
+def test_the_survey_reads_exactly_the_keys_held(instance: Instance, tmp_path: Path) -> None:
+    """The writer's survey sends the keys as one text of lines and reads the held ones back
+    so: keys with commas, braces, quotes, spaces, non-ASCII letters and one a prefix of
+    another come back exactly; keys that cannot be lines (a line break, a NUL) give no survey
+    (every batch then goes to `write_batch`, which says what is wrong)."""
+    if instance.dialect != "postgresql":
+        pytest.skip("the survey is the PostgreSQL pipeline's")
+    odd = ["a,b {c}.txt", "q\"uote's.txt", "dir/sp ace.txt", "é/ü.txt"]
+    for i, key in enumerate(odd):
+        ll.Artifact(files(tmp_path / f"s{i}", 1, key)[0], key=key).save()
+    asked = [*odd, "dir/sp", "dir/sp ace.txt.txt", "never/saved.txt"]
+    with instance.sessions.write() as session:
+        found = newrows.survey(session, asked, ["/"])
+        assert found is not None and found.held == frozenset(odd)
+        assert found.references is False
+        assert newrows.survey(session, ["a\nb.txt", "c.txt"], []) is None
+        assert newrows.survey(session, ["a\x00b.txt"], []) is None
