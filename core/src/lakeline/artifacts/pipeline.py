@@ -29,11 +29,23 @@ from queue import Queue
 from typing import TYPE_CHECKING
 
 from lakeline import checkpoints
-from lakeline.artifacts.store import claim, io_bound, upload
+from lakeline.artifacts.newrows import Prepared, Survey, prepare
+from lakeline.artifacts.reference import LOCAL_ROOT
+from lakeline.artifacts.store import (
+    claim,
+    io_bound,
+    missing_local,
+    object_lock,
+    storage_of,
+    upload,
+)
+from lakeline.db.locks import buckets, lock_buckets
 from lakeline.db.rows import chunks
 from lakeline.storage.roots import protocol_of
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from lakeline.artifacts.filework import Result
     from lakeline.artifacts.offload import Job
     from lakeline.artifacts.save import Plan, Progress
@@ -137,9 +149,30 @@ def spare_core() -> bool:
 class Writer:
     """The thread writing the batches' records in one transaction (opened at the first)."""
 
-    def __init__(self, instance: Instance, user_id: int, run: Run | None) -> None:
+    def __init__(
+        self,
+        instance: Instance,
+        user_id: int,
+        run: Run | None,
+        artifacts: Sequence[Artifact] = (),
+    ) -> None:
         self.instance, self.user_id, self.run = instance, user_id, run
-        self.queue: Queue[Sequence[Plan] | str] = Queue(maxsize=2)
+        # `artifacts`: the save's, surveyed before the first batch (artifacts/newrows.py):
+        # `found` once read, then the saving thread hands batches over prepared
+        self.keys = sorted({k for a in artifacts if (k := vars(a).get("key")) is not None})
+        self.roots = sorted({LOCAL_ROOT} if artifacts else set())
+        self.found: Survey | None = None
+        self.surveyed = threading.Event()  # `found` read (or the survey failed)
+        self.dialect = instance.engine.dialect
+        self.queue: Queue[Sequence[Plan] | Prepared | str] = Queue(maxsize=2)
+        # the objects' locks (buckets), set by the saving thread once it made every plan, and
+        # taken before the next batch (`_lock_objects`); the saving thread then checks the
+        # objects while the writer writes the last batches (`check_objects`)
+        self.object_locks: list[int] | None = None
+        self.objects_locked = False
+        self.locked = threading.Event()  # taken, or never will be (the end, a failure)
+        self.checked = threading.Event()  # the saving thread's check done, or given up
+        self.missing: list[Plan] | None = None  # what it found missing (None: not checked)
         self.error: BaseException | None = None
         self.created: list[Artifact] = []
         self.new_storage = False
@@ -156,46 +189,98 @@ class Writer:
         self.thread = threading.Thread(target=context.run, args=(self._work,), daemon=True)
         self.thread.start()
 
-    def _next(self) -> Sequence[Plan] | str:
+    def hand_over(self, plans: Sequence[Plan]) -> Sequence[Plan] | Prepared:
+        """A batch as the saving thread queues it: its records built there (`Prepared`) when
+        the survey says they are all new (artifacts/newrows.py), else its plans; a survey
+        not read yet is not waited for."""
+        prepared = prepare(plans, self.found, self.user_id, self.run, self.dialect)
+        return plans if prepared is None else prepared
+
+    def _next(self) -> Sequence[Plan] | Prepared | str:
         item = self.queue.get()
         self.ended = isinstance(item, str)
         return item
 
     def _work(self) -> None:
         try:
-            first = self._next()
-            if not isinstance(first, str):
-                self._write(first)
+            self._write()
         except BaseException as exc:
             self.error = exc
+            self.locked.set()
             while not self.ended:  # the producer never waits on a full queue
                 self._next()
         finally:
+            self.locked.set()
             self.committing.set()
 
-    def _write(self, first: Sequence[Plan]) -> None:
+    def lock_objects(self, plans: Sequence[Plan]) -> None:
+        """Have the objects of `plans` (every plan of the save) locked before the next batch:
+        all at once, in sorted order, as `claim` would at the end."""
+        names = [object_lock(storage_of(p).id, p.store_key) for p in _stored(plans)]
+        self.object_locks = buckets("object", names)
+
+    def _lock_objects(self, session: Session, *, end: bool = False) -> bool:
+        """Take the objects' locks when asked for and not taken yet; whether they are held.
+        At the `end` the saving thread learns it either way."""
+        if not self.objects_locked and self.object_locks is not None:
+            lock_buckets(session, "object", self.object_locks)
+            self.objects_locked = True
+        if self.objects_locked or end:
+            self.locked.set()
+        return self.objects_locked
+
+    def _write(self) -> None:
+        from lakeline.artifacts import newrows
         from lakeline.artifacts.save import write_batch
 
         written: list[Plan] = []
-        item: Sequence[Plan] | str = first
         with self.instance.sessions.write() as session:
+            try:
+                if self.keys:  # while the first batch's files are stored
+                    self.found = newrows.survey(session, self.keys, self.roots)
+            finally:
+                self.surveyed.set()
+            item = self._next()
             while not isinstance(item, str):
-                created, new_storage = write_batch(
-                    session, self.instance, item, self.user_id, self.run
-                )
+                self._lock_objects(session)
+                if isinstance(item, Prepared):
+                    created = newrows.write(session, item)
+                    written += item.plans
+                else:
+                    created, new_storage = write_batch(
+                        session, self.instance, item, self.user_id, self.run
+                    )
+                    self.new_storage |= new_storage
+                    written += item
                 self.created += created
                 self.found_all = not created
-                self.new_storage |= new_storage
-                written += item
                 item = self._next()
             if item == _ABORT:
                 raise Aborted
             # as guarded() does, before the commit; once, not per batch: the writer's chain
             # (its Python, then the server) is the save's critical path, and a claim per batch
             # took ~50 % more CPU and waited for the GIL held by the file thread
-            claim(self.instance, session, written)
+            locked = self._lock_objects(session, end=True)
+            self.checked.wait()  # set by the saving thread once it handed the end over
+            if self.missing != []:  # not checked there (interrupted), or some object gone:
+                claim(self.instance, session, written, locked=locked)  # which records need it
+            checkpoints.reach("save.claimed")
             self.committing.set()
         self.committed = True
+
+
+def check_objects(writer: Writer, plans: Sequence[Plan]) -> None:
+    """Once the writer holds the objects' locks (`Writer.lock_objects`): which objects of
+    `plans` (every plan of the save) are missing. `claim`'s check of every object a record
+    may point to, here while the writer writes its last batches instead of after them: when
+    none is missing the writer claims nothing more."""
+    if writer.locked.wait() and writer.objects_locked and writer.error is None:
+        writer.missing = missing_local(_stored(plans))
+
+
+def _stored(plans: Sequence[Plan]) -> list[Plan]:
+    """The plans whose records may point to an object they stored (`claim`'s candidates)."""
+    return [p for p in plans if p.digest is not None and not p.in_place and p.storage]
 
 
 class Aborted(Exception):
@@ -223,7 +308,7 @@ def save(
     save failed."""
     from lakeline.artifacts.save import detach
 
-    writer = Writer(instance, instance.user.id, run)
+    writer = Writer(instance, instance.user.id, run, artifacts)
     plans: list[Plan] = []
     held: list[Plan] = []
     ended = done = False
@@ -246,15 +331,21 @@ def save(
                 if len(made) < len(batch):
                     raise job.failure()
             checkpoints.reach("save.batch")
+            if len(plans) == len(artifacts) and writer.error is None:
+                writer.lock_objects(plans)  # taken before the writer's last batches
             if writer.found_all:  # re-saves: nothing for the database to do meanwhile
                 held += made
-            elif writer.error is None:
-                writer.queue.put(made)
+            elif writer.error is None:  # its records built here while the writer writes
+                writer.queue.put(writer.hand_over(made))
         if held and writer.error is None:
             writer.queue.put(held)
         checkpoints.reach("save.stored")
-        writer.queue.put(_END)
-        ended = True
+        try:
+            writer.queue.put(_END)
+            ended = True
+            check_objects(writer, plans)
+        finally:
+            writer.checked.set()
         writer.committing.wait()
         if writer.error is None:
             detach(writer.created)  # while the writer's connection waits for the commit

@@ -292,10 +292,13 @@ def object_lock(storage_id: int, store_key: str) -> str:
     return f"{storage_id}:{store_key}"
 
 
-def claim(instance: Instance, session: Session, plans: Sequence[Plan]) -> None:
+def claim(
+    instance: Instance, session: Session, plans: Sequence[Plan], *, locked: bool = False
+) -> None:
     """Inside the records' transaction: lock the objects the new records point to and check
     they are still there (a delete or gc removes objects under the same lock, after checking
-    no record references them, so once this commits they stay)."""
+    no record references them, so once this commits they stay). `locked`: the transaction
+    holds those locks already (artifacts/pipeline.py takes them before its last batches)."""
     needed = []
     ids: dict[Storage, int] = {}  # each storage's id read once (an ORM attribute read per plan)
     for p in plans:
@@ -312,7 +315,7 @@ def claim(instance: Instance, session: Session, plans: Sequence[Plan]) -> None:
             needed.append(p)
     if not needed:
         return
-    if session.get_bind().dialect.name == "postgresql":  # SQLite: one writer, no locks to take
+    if not locked and session.get_bind().dialect.name == "postgresql":  # SQLite: one writer
         locks = [object_lock(ids[storage_of(p)], p.store_key) for p in needed]
         lock_keys(session, "object", locks)
 
@@ -370,6 +373,22 @@ def _missing(instance: Instance, plans: Sequence[Plan]) -> list[Plan]:
         return False
 
     return [p for p in plans if gone(p)]
+
+
+def missing_local(plans: Sequence[Plan]) -> list[Plan]:
+    """Which of `plans` (new records' objects in local storages) are not stored, as `claim`
+    checks them once they are locked."""
+    prefixes: dict[Storage, str] = {}
+    missing = []
+    for plan in plans:
+        storage = storage_of(plan)
+        prefix = prefixes.get(storage)
+        if prefix is None:
+            prefix = prefixes[storage] = _local_prefix(storage.root)
+            assert prefix, "a local storage"
+        if not _stored_here(plan, prefix + plan.store_key):
+            missing.append(plan)
+    return missing
 
 
 def _stored_here(plan: Plan, path: str) -> bool:

@@ -28,7 +28,11 @@ def lock_keys(session: Session, namespace: str, keys: Iterable[str]) -> None:
     """
     if session.get_bind().dialect.name != "postgresql":
         return
-    ids = buckets(namespace, keys)
+    lock_buckets(session, namespace, buckets(namespace, keys))
+
+
+def lock_buckets(session: Session, namespace: str, ids: list[int]) -> None:
+    """`lock_keys` of keys whose buckets (`buckets`) are `ids` (PostgreSQL)."""
     if not ids:
         return
     lock = text(

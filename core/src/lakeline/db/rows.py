@@ -310,7 +310,7 @@ def _bound(
     return values
 
 
-bound_values = _bound  # for other modules' statements over json_each / unnest
+bound_values = _bound  # for other modules' statements over json_each / unnest, and COPYs
 
 
 def _insert_values(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
@@ -422,14 +422,23 @@ def _defaults(session: Session, table: str) -> dict[str, str]:
 def _copied(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> tuple[
     list[str], list[str], list[str]
 ]:  # fmt: skip
-    """Which columns a COPY of `rows` writes: (the rows' columns it writes, columns added, the
-    added columns' default expressions). Left out: a column NULL in every row that has no
-    database default (NULL all the same: one value less to bind, send and parse a row). Added:
-    a column the rows leave out whose default is in `ONCE`, its value taken once for the whole
-    COPY (what each row's default would be: the function is STABLE, its value the
-    statement's), with the ids (`_draw_ids`: no round trip more)."""
-    names = _names(rows)
-    defaults = _defaults(session, table.name)
+    """Which columns a COPY of `rows` writes: `copy_columns` with `table`'s defaults."""
+    return copy_columns(_names(rows), rows, _defaults(session, table.name))
+
+
+table_defaults = _defaults  # for a COPY's columns chosen elsewhere (`copy_columns`)
+
+
+def copy_columns(
+    names: Sequence[str], rows: Sequence[dict[str, Any]], defaults: dict[str, str]
+) -> tuple[list[str], list[str], list[str]]:
+    """Which columns a COPY of `rows` (columns `names`) writes, given the table's database
+    defaults (`_defaults`): (the rows' columns it writes, columns added, the added columns'
+    default expressions). Left out: a column NULL in every row that has no database default
+    (NULL all the same: one value less to bind, send and parse a row). Added: a column the
+    rows leave out whose default is in `ONCE`, its value taken once for the whole COPY (what
+    each row's default would be: the function is STABLE, its value the statement's), with
+    the ids (`_draw_ids`: no round trip more)."""
     kept = []
     for name in names:
         try:  # read through only when the first row's is NULL (C loops: ~0.03 us a value)
@@ -445,15 +454,30 @@ def _copied(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> t
 
 
 def _copy_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> list[int]:
-    """COPY `rows` into `table` with ids drawn from its sequence (PostgreSQL).
+    """COPY `rows` into `table` with ids drawn from its sequence (PostgreSQL)."""
+    rows = _with_defaults(table, rows)
+    names, added, expressions = _copied(session, table, rows)
+    bound = _bound(table, session.get_bind().dialect, names, rows)
+    return copy_bound(session, table, names, bound, added, expressions)
+
+
+def copy_bound(
+    session: Session,
+    table: Table,
+    names: Sequence[str],
+    bound: Sequence[Sequence[Any]],
+    added: Sequence[str] = (),
+    expressions: Sequence[str] = (),
+) -> list[int]:
+    """COPY rows of values already bound (`_bound` of columns `names`; `added` and their
+    `expressions`: `copy_columns`) into `table` with ids drawn from its sequence
+    (PostgreSQL), returned in order.
 
     PostgreSQL refuses COPY FROM into a table under row-level security for the roles it
     applies to: for those, the rows are copied into a temporary table of the same shape and
     go in with one INSERT ... SELECT (policies and statement triggers see one statement, as
     for COPY; an executemany would fire them once per row)."""
-    rows = _with_defaults(table, rows)
-    names, added, expressions = _copied(session, table, rows)
-    ids, once = _draw_ids(session, table, len(rows), expressions)
+    ids, once = _draw_ids(session, table, len(bound), expressions)
     connection = session.connection()
     dialect = connection.dialect
     quote = dialect.identifier_preparer.quote
@@ -471,7 +495,6 @@ def _copy_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -
         )
         session.execute(text(f"TRUNCATE {stage}"))
         target, final = stage, target
-    bound = _bound(table, dialect, names, rows)
     statement = f"COPY {target} ({columns}) FROM STDIN"
     driver_error = dialect.loaded_dbapi.Error
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
