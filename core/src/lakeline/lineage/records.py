@@ -119,6 +119,8 @@ def _versions(session: Session, key: str, kind: str, parent_id: int | None) -> l
             binds.append(bindparam("parent_id", type_=Integer))
         stmt = text(sql).bindparams(*binds).columns(*table.columns)
         _TRANSFORM_SQL["versions", top] = stmt
+    if session.autoflush:  # as the ORM's select does: records pending in the session seen
+        session.flush()
     params: dict[str, Any] = {"key": key, "kind": kind}
     if not top:
         params["parent_id"] = parent_id
