@@ -1,5 +1,6 @@
-"""What a BatchRecorder queues between flushes: files (with their plan, producer and users)
-and the checks it makes on them and on queued finishes."""
+"""What a BatchRecorder queues between flushes: files (with their plan, producer and users),
+the checks it makes on them and on queued finishes, and its queued runs made unsaved again
+when a flush rolls back."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ if TYPE_CHECKING:
     from lakeline.lineage.handles import Handle
     from lakeline.lineage.run_rows import Finish
     from lakeline.lineage.seen import Stat
-    from lakeline.models import Artifact
+    from lakeline.models import Artifact, Run, Transform
 
 
 @dataclass
@@ -46,3 +47,24 @@ def nul_error(change: Finish) -> bool:
     finish is applied alone with bound parameters (`Finish.apply`), as the plain Recorder
     applies it; PostgreSQL refuses it at the call."""
     return bool(change.error) and "\x00" in (change.error or "")
+
+
+def unsaved_runs(
+    started: list[tuple[Handle, Handle]],
+    replays: list[tuple[Handle, Run, Transform]] | None = None,
+) -> None:
+    """Runs a rolled back transaction inserted: unsaved again (no id), to be inserted anew;
+    the handles of replays found in it: their queued run and transform again (the found
+    records expired with the session, and are looked up anew by the next transaction)."""
+    from sqlalchemy.orm import make_transient
+    from sqlalchemy.orm.attributes import set_committed_value
+
+    for handle, _ in started:
+        if handle.run.id is not None:
+            make_transient(handle.run)
+            set_committed_value(handle.run, "id", None)
+    started.clear()
+    for handle, run, transform in reversed(replays or []):
+        handle.run, handle.transform = run, transform
+    if replays:
+        replays.clear()

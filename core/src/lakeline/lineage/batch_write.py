@@ -56,7 +56,7 @@ def write_batch(
 
     from lakeline.artifacts.save import save_artifacts
     from lakeline.db.session import stamp
-    from lakeline.lineage.batching import unsaved_runs
+    from lakeline.lineage.batch_files import unsaved_runs
 
     assert rec.instance is not None
     gone = [f for f in files if f.plan is None and not rec._replan(f)]
@@ -223,7 +223,7 @@ def insert_queued(
     INSERT: 4 statements a flush -> 1. In waves: a step nested under a step of this batch
     after it."""
     from lakeline.db.rows import RETURNING
-    from lakeline.lineage.batching import unsaved_runs
+    from lakeline.lineage.batch_files import unsaved_runs
 
     runs = list(rec._runs.values())
     few = len(runs) <= RETURNING or session.get_bind().dialect.name != "postgresql"

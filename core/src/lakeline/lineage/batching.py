@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from lakeline.errors import InvalidValue, LakelineError
-from lakeline.lineage.batch_files import QueuedFile, mode_of
+from lakeline.lineage.batch_files import QueuedFile, mode_of, unsaved_runs
 from lakeline.lineage.handles import FileRecord, Handle, loaded
 from lakeline.lineage.recorder import Recorder
 from lakeline.lineage.records import fire_each, new_run
@@ -386,13 +386,7 @@ class BatchRecorder(Recorder):
                     check_kind(record.kind)
                 if record.key is not None:
                     validate_key(record.key)
-            assert self.instance is not None
-            if error and "\x00" in error and self.instance.sessions.engine.dialect.name != "sqlite":
-                # refused at the call as the plain Recorder's statement is, not by every flush
-                raise InvalidValue(
-                    "the database cannot store a value: PostgreSQL text fields cannot contain "
-                    "NUL (0x00) bytes (the step's error text)"
-                )
+            self._check_error(error, "step")
             original = None
             if cached_from is not None:
                 if cached_from in self._runs:
@@ -414,6 +408,39 @@ class BatchRecorder(Recorder):
             self._clock()
             self._due()
             return step.run
+
+    def _check_error(self, error: str | None, what: str) -> None:
+        """Refuse an error text with a NUL byte on PostgreSQL at the call, not at every flush."""
+        assert self.instance is not None
+        if error and "\x00" in error and self.instance.sessions.engine.dialect.name != "sqlite":
+            raise InvalidValue(
+                "the database cannot store a value: PostgreSQL text fields cannot contain "
+                f"NUL (0x00) bytes (the {what}'s error text)"
+            )
+
+    def finish_workflow(
+        self,
+        workflow: Handle,
+        status: str = "completed",
+        *,
+        finished_at: datetime | None = None,
+        exit_code: int | None = None,
+        error: str | None = None,
+    ) -> Run:
+        """`Recorder.finish_workflow`, written by a flush with the rest of the batch: one
+        transaction less a workflow (kept queued with the batch if the flush fails)."""
+        with self._lock:
+            inserted = loaded(workflow.run, "id") is not None  # else written after the flush
+            if inserted:
+                self._check_error(error, "workflow")
+                change = Finish(status, finished_at or utcnow(), exit_code, error)
+                self._finishes.append((workflow, change))
+            self.flush()
+            if inserted:
+                return workflow.run
+            given: dict[str, Any] = {"finished_at": finished_at, "exit_code": exit_code}
+            given["error"] = error
+            return Recorder.finish_workflow(self, workflow, status, **given)
 
     # -- writing --------------------------------------------------------------------------------
 
@@ -535,7 +562,6 @@ class BatchRecorder(Recorder):
         method.__doc__ = getattr(Recorder, name).__doc__
         return method
 
-    finish_workflow = _flushed("finish_workflow")
     link = _flushed("link")
     link_many = _flushed("link_many")
     save_files = _flushed("save_files")
@@ -544,27 +570,6 @@ class BatchRecorder(Recorder):
     mark = _flushed("mark")
     note_attempt = _flushed("note_attempt")
     find_step = _flushed("find_step")
-
-
-def unsaved_runs(
-    started: list[tuple[Handle, Handle]],
-    replays: list[tuple[Handle, Run, Transform]] | None = None,
-) -> None:
-    """Runs a rolled back transaction inserted: unsaved again (no id), to be inserted anew;
-    the handles of replays found in it: their queued run and transform again (the found
-    records expired with the session, and are looked up anew by the next transaction)."""
-    from sqlalchemy.orm import make_transient
-    from sqlalchemy.orm.attributes import set_committed_value
-
-    for handle, _ in started:
-        if handle.run.id is not None:
-            make_transient(handle.run)
-            set_committed_value(handle.run, "id", None)
-    started.clear()
-    for handle, run, transform in reversed(replays or []):
-        handle.run, handle.transform = run, transform
-    if replays:
-        replays.clear()
 
 
 def _state(st: os.stat_result) -> tuple[int, int, int, int]:
