@@ -42,6 +42,14 @@ BAD: dict[str, tuple[Call, str]] = {
         lambda r, wf, p: r.use(_step(r, wf, "u"), p / "out.txt", role="caf\udce9"),
         "input's role.*surrogate",
     ),
+    "transform reference with a surrogate": (
+        lambda r, wf, p: _step(r, wf, "t", reference="caf\udce9.smk"),
+        "surrogate",
+    ),
+    "transform description with a surrogate": (
+        lambda r, wf, p: r.start_workflow(key="q", engine_run_id="q", description="caf\udce9"),
+        "surrogate",
+    ),
     "exit code out of range": (
         lambda r, wf, p: r.finish_step(_step(r, wf, "e"), "errored", exit_code=2**40),
         "exit code 1099511627776 is out of a 32-bit",

@@ -138,8 +138,9 @@ def is_null(column: Any, dialect: str) -> Any:
 
 
 class Str(TypeDecorator[str]):
-    """A VARCHAR(length) that holds the same values on both databases: a NUL byte or a value
-    longer than `length` is refused (InvalidValue) before the database sees it."""
+    """A VARCHAR(length) that holds the same values on both databases: a NUL byte, a lone
+    surrogate (no UTF-8) or a value longer than `length` is refused (InvalidValue) before the
+    database sees it."""
 
     impl = String
     cache_ok = True
@@ -154,7 +155,9 @@ class Str(TypeDecorator[str]):
 
         def process(value: Any) -> Any:
             if (value.__class__ is str or isinstance(value, str)) and (  # numpy's `str_` too
-                "\x00" in value or (length and len(value) > length)
+                "\x00" in value
+                or (length and len(value) > length)
+                or (not value.isascii() and _surrogate(value))  # isascii: O(1)
             ):
                 from lakeline.values import check_text
 
@@ -165,16 +168,22 @@ class Str(TypeDecorator[str]):
 
     def many_checker(self, dialect: Dialect) -> Any:
         """What the bind processor checks, for a whole column of values at once (one join
-        and one `max` in C instead of a call per value): a function refusing a NUL byte or an
-        over-long value among the values it is given, as the processor would. None when the
-        dialect converts values on binding (its processor must run for each value)."""
+        and one `max` in C instead of a call per value): a function refusing a NUL byte, a lone
+        surrogate or an over-long value among the values it is given, as the processor would.
+        None when the dialect converts values on binding (its processor must run for each
+        value)."""
         if self.impl_instance.dialect_impl(dialect).bind_processor(dialect) is not None:
             return None
         length = getattr(self.impl_instance, "length", None) or 0
 
         def check(values: list[Any]) -> None:
             texts = [value for value in values if isinstance(value, str)]  # numpy's `str_` too
-            if texts and ("\x00" in "".join(texts) or (length and max(map(len, texts)) > length)):
+            joined = "".join(texts)
+            if texts and (
+                "\x00" in joined
+                or (length and max(map(len, texts)) > length)
+                or (not joined.isascii() and _surrogate(joined))
+            ):
                 from lakeline.values import check_text
 
                 for value in texts:  # the first bad one, named as the processor names it
