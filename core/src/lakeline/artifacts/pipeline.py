@@ -215,7 +215,8 @@ class Writer:
 
     def lock_objects(self, plans: Sequence[Plan]) -> None:
         """Have the objects of `plans` (every plan of the save) locked before the next batch:
-        all at once, in sorted order, as `claim` would at the end."""
+        all at once, in sorted order, as `claim` would at the end. Only when every batch is
+        `Prepared` (`save`): a batch of plans may wait for another's row under these locks."""
         names = [object_lock(storage_of(p).id, p.store_key) for p in _stored(plans)]
         self.object_locks = buckets("object", names)
 
@@ -311,6 +312,11 @@ def save(
     writer = Writer(instance, instance.user.id, run, artifacts)
     plans: list[Plan] = []
     held: list[Plan] = []
+    # every batch so far new records (`Prepared`): a COPY waits for no row of another
+    # transaction, so the objects may be locked before the last ones; a batch of plans may
+    # (a new version marks its previous one, which a delete holding that row and waiting for
+    # an object's lock would deadlock with: `claim` takes the locks last, after every row)
+    only_new = True
     ended = done = False
     late: BaseException | None = None
     try:
@@ -331,12 +337,15 @@ def save(
                 if len(made) < len(batch):
                     raise job.failure()
             checkpoints.reach("save.batch")
-            if len(plans) == len(artifacts) and writer.error is None:
-                writer.lock_objects(plans)  # taken before the writer's last batches
             if writer.found_all:  # re-saves: nothing for the database to do meanwhile
                 held += made
+                only_new = False
             elif writer.error is None:  # its records built here while the writer writes
-                writer.queue.put(writer.hand_over(made))
+                item = writer.hand_over(made)
+                only_new = only_new and isinstance(item, Prepared)
+                if len(plans) == len(artifacts) and only_new:
+                    writer.lock_objects(plans)  # taken before the writer's last batches
+                writer.queue.put(item)
         if held and writer.error is None:
             writer.queue.put(held)
         checkpoints.reach("save.stored")
