@@ -688,3 +688,35 @@ def test_a_delete_of_a_resaved_key_meanwhile_does_not_deadlock(
     for artifact, path in zip(saved, paths, strict=True):  # the deleted one's object: stored
         assert (root / artifact.store_key).read_bytes() == path.read_bytes()
     assert ll.Artifact.filter(is_latest=True).count() == 30 and verify(instance).ok
+
+
+def test_objects_are_checked_early_once_the_batches_of_plans_are_written(
+    instance: Instance, tmp_path: Path, small_batches: Batches, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first batch handed over as plans (its survey not read yet), the others prepared: no
+    batch of plans is written under the objects' locks, taken once it is written; the saving
+    thread then checks the objects (`claim` not called)."""
+    if not small_batches.prepared:
+        pytest.skip("the prepared batches' case")
+    fixture_hand_over, real_claim = pipeline.Writer.hand_over, pipeline.claim
+    writers: list[pipeline.Writer] = []
+    claimed: list[int] = []
+    locked: list[tuple[int, bool]] = []  # (batch size, whether the objects were locked)
+
+    def first_as_plans(writer: pipeline.Writer, plans: Sequence[Any]) -> Any:
+        writers.append(writer)
+        return plans if len(writers) == 1 else fixture_hand_over(writer, plans)
+
+    monkeypatch.setattr(pipeline.Writer, "hand_over", first_as_plans)
+    monkeypatch.setattr(pipeline, "claim", lambda *a, **o: claimed.append(1) or real_claim(*a, **o))
+
+    def before(plans: Sequence[Any]) -> None:
+        locked.append((len(plans), writers[0].objects_locked))
+
+    small_batches.before = before  # type: ignore[method-assign]
+    paths = files(tmp_path / "src", 30)
+    saved = ll.save([ll.Artifact(p, key=f"k/{p.name}") for p in paths])
+    assert small_batches == ["10"] * 3 and claimed == [] and writers[0].objects_locked
+    assert locked[0] == (10, False)  # the batch of plans
+    assert ll.Artifact.filter().count() == 30 and all(a.created for a in saved)
+    assert verify(instance).ok
