@@ -471,8 +471,8 @@ def test_the_first_batch_is_smaller(
     instance: Instance, tmp_path: Path, small_batches: Batches, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The writer idles until the first batch is stored, so that batch is smaller (`FIRST`);
-    the objects of every batch are checked once, by the saving thread while the writer writes
-    (`claim` not called: none is missing)."""
+    the objects of every batch are checked once: by the saving thread while the writer writes
+    when every batch is prepared (`claim` not called: none is missing), else by `claim`."""
     monkeypatch.setattr(pipeline, "FIRST", 5)
     paths = files(tmp_path / "src", 30)
     real_claim, claimed = pipeline.claim, []
@@ -483,7 +483,8 @@ def test_the_first_batch_is_smaller(
 
     monkeypatch.setattr(pipeline, "claim", counted)
     saved = ll.save([ll.Artifact(p, key=f"k/{p.name}") for p in paths])
-    assert small_batches == ["5", "10", "10", "5"] and claimed == []
+    assert small_batches == ["5", "10", "10", "5"]
+    assert claimed == ([] if small_batches.prepared else [30])
     assert ll.Artifact.filter().count() == 30 and all(a.created for a in saved)
     assert verify(instance).ok
 
@@ -638,3 +639,84 @@ def test_the_survey_reads_exactly_the_keys_held(instance: Instance, tmp_path: Pa
         assert found.references is False
         assert newrows.survey(session, ["a\nb.txt", "c.txt"], []) is None
         assert newrows.survey(session, ["a\x00b.txt"], []) is None
+
+
+def test_a_delete_of_a_resaved_key_meanwhile_does_not_deadlock(
+    instance: Instance, tmp_path: Path, small_batches: Batches
+) -> None:
+    """A delete of the record of a key the save's last batch writes a new version of, while
+    that batch is written: the delete removes the record, then locks its object; the batch
+    reads that record as the key's latest and marks it so no longer. Written under the
+    objects' locks, the batch waited for the delete's row while the delete waited for the
+    save's objects: a deadlock, the delete failing. The objects are locked early only when
+    every batch is new records (no row of another to wait for); both now succeed."""
+    from sqlalchemy import text
+
+    paths = files(tmp_path / "src", 30)
+    (tmp_path / "old.txt").write_bytes(paths[3].read_bytes())  # an object of the save
+    old = ll.Artifact(tmp_path / "old.txt", key="k/f25.txt").save()
+    small_batches.clear()  # that save's
+    outcome: list[Any] = []
+    threads: list[threading.Thread] = []
+
+    def delete() -> None:
+        try:
+            ll.Artifact.get(old.uid).delete()
+            outcome.append("deleted")
+        except Exception as exc:  # the assertion below says what
+            outcome.append(exc)
+
+    def delete_once(plans: Sequence[Any]) -> None:
+        if not threads and any(p.artifact.key == "k/f25.txt" for p in plans):
+            threads.append(threading.Thread(target=delete))
+            threads[0].start()
+            waiting = text(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND datname = current_database()"
+            )
+            with instance.engine.connect() as conn:  # the delete's end, or its wait
+                while threads[0].is_alive() and not conn.execute(waiting).scalar():
+                    conn.rollback()
+                    threads[0].join(0.05)
+
+    small_batches.before = delete_once  # type: ignore[method-assign]
+    saved = ll.save([ll.Artifact(p, key=f"k/{p.name}") for p in paths])
+    threads[0].join(60)
+    assert not threads[0].is_alive() and outcome == ["deleted"]
+    assert saved[25].is_latest and ll.Artifact.filter(key="k/f25.txt").count() == 1
+    root = Path(instance.storage.root)
+    for artifact, path in zip(saved, paths, strict=True):  # the deleted one's object: stored
+        assert (root / artifact.store_key).read_bytes() == path.read_bytes()
+    assert ll.Artifact.filter(is_latest=True).count() == 30 and verify(instance).ok
+
+
+def test_objects_are_checked_early_once_the_batches_of_plans_are_written(
+    instance: Instance, tmp_path: Path, small_batches: Batches, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first batch handed over as plans (its survey not read yet), the others prepared: no
+    batch of plans is written under the objects' locks, taken once it is written; the saving
+    thread then checks the objects (`claim` not called)."""
+    if not small_batches.prepared:
+        pytest.skip("the prepared batches' case")
+    fixture_hand_over, real_claim = pipeline.Writer.hand_over, pipeline.claim
+    writers: list[pipeline.Writer] = []
+    claimed: list[int] = []
+    locked: list[tuple[int, bool]] = []  # (batch size, whether the objects were locked)
+
+    def first_as_plans(writer: pipeline.Writer, plans: Sequence[Any]) -> Any:
+        writers.append(writer)
+        return plans if len(writers) == 1 else fixture_hand_over(writer, plans)
+
+    monkeypatch.setattr(pipeline.Writer, "hand_over", first_as_plans)
+    monkeypatch.setattr(pipeline, "claim", lambda *a, **o: claimed.append(1) or real_claim(*a, **o))
+
+    def before(plans: Sequence[Any]) -> None:
+        locked.append((len(plans), writers[0].objects_locked))
+
+    small_batches.before = before  # type: ignore[method-assign]
+    paths = files(tmp_path / "src", 30)
+    saved = ll.save([ll.Artifact(p, key=f"k/{p.name}") for p in paths])
+    assert small_batches == ["10"] * 3 and claimed == [] and writers[0].objects_locked
+    assert locked[0] == (10, False)  # the batch of plans
+    assert ll.Artifact.filter().count() == 30 and all(a.created for a in saved)
+    assert verify(instance).ok

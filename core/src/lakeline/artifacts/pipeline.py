@@ -170,6 +170,11 @@ class Writer:
         # objects while the writer writes the last batches (`check_objects`)
         self.object_locks: list[int] | None = None
         self.objects_locked = False
+        # batches of plans handed over (counted by the saving thread) and written (by this
+        # one): none may be written under the objects' locks, whose holder then waits for
+        # rows (`write_batch` marks a key's previous record; a delete of that record holds its
+        # row while it waits for the object's lock: a deadlock), so the locks wait for them
+        self.plans_queued = self.plans_written = 0
         self.locked = threading.Event()  # taken, or never will be (the end, a failure)
         self.checked = threading.Event()  # the saving thread's check done, or given up
         self.missing: list[Plan] | None = None  # what it found missing (None: not checked)
@@ -215,14 +220,17 @@ class Writer:
 
     def lock_objects(self, plans: Sequence[Plan]) -> None:
         """Have the objects of `plans` (every plan of the save) locked before the next batch:
-        all at once, in sorted order, as `claim` would at the end."""
+        all at once, in sorted order, as `claim` would at the end. Asked for when the last
+        batch is `Prepared`, taken once no batch of plans is left (`plans_queued`)."""
         names = [object_lock(storage_of(p).id, p.store_key) for p in _stored(plans)]
         self.object_locks = buckets("object", names)
 
     def _lock_objects(self, session: Session, *, end: bool = False) -> bool:
-        """Take the objects' locks when asked for and not taken yet; whether they are held.
-        At the `end` the saving thread learns it either way."""
-        if not self.objects_locked and self.object_locks is not None:
+        """Take the objects' locks when asked for, not taken yet, and no batch of plans is left
+        to write (at the `end` none is); whether they are held. At the `end` the saving thread
+        learns it either way."""
+        pending = self.plans_queued != self.plans_written
+        if not self.objects_locked and self.object_locks is not None and (end or not pending):
             lock_buckets(session, "object", self.object_locks)
             self.objects_locked = True
         if self.objects_locked or end:
@@ -252,6 +260,7 @@ class Writer:
                     )
                     self.new_storage |= new_storage
                     written += item
+                    self.plans_written += 1
                 self.created += created
                 self.found_all = not created
                 item = self._next()
@@ -331,12 +340,15 @@ def save(
                 if len(made) < len(batch):
                     raise job.failure()
             checkpoints.reach("save.batch")
-            if len(plans) == len(artifacts) and writer.error is None:
-                writer.lock_objects(plans)  # taken before the writer's last batches
             if writer.found_all:  # re-saves: nothing for the database to do meanwhile
                 held += made
             elif writer.error is None:  # its records built here while the writer writes
-                writer.queue.put(writer.hand_over(made))
+                item = writer.hand_over(made)
+                if not isinstance(item, Prepared):
+                    writer.plans_queued += 1
+                elif len(plans) == len(artifacts) and not held:  # the last: new records
+                    writer.lock_objects(plans)  # taken before the writer's next new records
+                writer.queue.put(item)
         if held and writer.error is None:
             writer.queue.put(held)
         checkpoints.reach("save.stored")
