@@ -78,3 +78,26 @@ def test_postgres_identity_is_the_login_role(
         conn.rollback()
     # through the API, setting created_by_id by hand changes nothing either
     assert ll.Artifact.filter(created_by_id=owner_id).count() == 1
+
+
+@pytest.mark.postgres
+def test_a_role_cannot_take_another_users_row_by_its_handle(
+    lakeline_home: Path, tmp_path: Path, postgres_url: str, login_roles: LoginRoles
+) -> None:
+    """A writer with no `users` row yet sets the owner's row's handle to its own (the new row
+    then names it): refused (0020; 0006 checked the new rows only), so it never becomes the
+    owner's user to the creator and delete checks."""
+    from lakeline.access.roles import grant
+
+    owner = ll.init(tmp_path / "data", db=postgres_url, name="owner")
+    owned = ll.Artifact(_file(tmp_path, "owned.txt"), key="owned.txt").save()
+    role, url = login_roles.create("mallory")
+    grant(owner.engine, role, "write")
+    instance = login_roles.connect_as(url, "mallory")
+    refused = pytest.raises(PermissionDenied, match="only record or change its own user")
+    with refused, instance.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE users SET handle = session_user WHERE id = :i"),
+            {"i": owned.created_by_id},
+        )
+    assert ll.User.get(id=owned.created_by_id).handle == "postgres"

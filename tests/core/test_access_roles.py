@@ -156,3 +156,38 @@ def test_bad_access_input_is_one_line(
     with pytest.raises(AccessError, match="needs a PostgreSQL instance"):
         grants(connect("lite").engine)
     run("-i", "lite", "access", "list", ok=False)
+
+
+@pytest.mark.parametrize("named", ["owner", "other level"])
+def test_an_admin_cannot_grant_a_role_it_names_in_settings(
+    lakeline_home: Path, tmp_path: Path, postgres_url: str, login_roles: LoginRoles, named: str
+) -> None:
+    """An admin may write `settings`, where the levels' group roles are named, and grant runs
+    `GRANT <group> TO <grantee>` with the owner's rights: an admin naming the catalog's owner
+    (here a superuser) for `read`, or the write group, and granting itself read is refused
+    (0020: the group must hold the level's privilege by the owner's own grant); it is no
+    member of either after, and grants work again once the owner deletes the setting and
+    migrates, as the message says."""
+    owner = ll.init(tmp_path / "data", db=postgres_url, name="owner")
+    role, url = login_roles.create("admin")
+    grant(owner.engine, role, "admin")
+    with owner.engine.connect() as conn:
+        owner_role = str(conn.execute(text("SELECT current_user")).scalar_one())
+        names = dict(conn.execute(text("SELECT key, value FROM settings")).tuples().all())
+    target = owner_role if named == "owner" else names["role_write"]
+    admin = login_roles.connect_as(url, "admin")
+    with admin.engine.begin() as conn:
+        conn.execute(text("UPDATE settings SET value = :v WHERE key = 'role_read'"), {"v": target})
+    with pytest.raises(PermissionDenied, match="deletes setting role_read and runs"):
+        grant(admin.engine, role, "read")
+    with admin.engine.connect() as conn:
+        member = conn.execute(
+            text("SELECT pg_has_role(session_user, :t, 'MEMBER')"), {"t": target}
+        ).scalar_one()
+    assert member is (named == "other level")  # an admin is a writer: in the write group
+    connect("owner")
+    with owner.engine.begin() as conn:  # as the message says
+        conn.execute(text("DELETE FROM settings WHERE key = 'role_read'"))
+    assert run("-i", "owner", "migrate").exit_code == 0
+    grant(owner.engine, role, "read")
+    assert [g.level for g in grants(owner.engine) if g.role == role] == ["read"]

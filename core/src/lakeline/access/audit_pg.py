@@ -265,6 +265,10 @@ def install_audits(
             continue
         # as made, no bind parameters (the driver reads `%` as a placeholder: `%%`)
         conn.exec_driver_sql(sql.replace("%", "%%"))
+        if qualified:  # 0020: no role may hang it (as the owner) on a table of its own
+            conn.exec_driver_sql(
+                f"REVOKE EXECUTE ON FUNCTION {_quote(function_name(table))}() FROM PUBLIC"
+            )
         _triggers(conn, table, f"{_quote(function_name(table))}()")
     return done
 

@@ -119,11 +119,12 @@ def setup_roles(engine: Engine) -> dict[str, str] | None:
 
 
 def schema_creators(engine: Engine) -> list[str]:
-    """Who, besides the catalog's owner and superusers, may CREATE in the catalog's schema:
-    `PUBLIC` (every role: PostgreSQL before 15, or a database pg_upgrade'd from one) and each
-    login role holding a lakeline level that may. Such a role can define functions and
-    operators there that other roles' sessions call (lakeline's own functions that run with
-    the owner's rights search pg_catalog only since migration 0020). Empty on SQLite."""
+    """Who, besides the catalog's owner (and its members) and superusers, may CREATE in the
+    catalog's schema: `PUBLIC` (every role: PostgreSQL before 15, or a database pg_upgrade'd
+    from one) and each login role holding a lakeline level that may. Such a role can define
+    functions and operators there that other roles' sessions call (lakeline's own functions
+    that run with the owner's rights search pg_catalog only since migration 0020). Empty on
+    SQLite."""
     if engine.dialect.name != "postgresql":
         return []
     from sqlalchemy import text
@@ -137,8 +138,8 @@ def schema_creators(engine: Engine) -> list[str]:
                 "WHERE n.oid = current_schema()::regnamespace AND a.grantee = 0 "
                 "AND a.privilege_type = 'CREATE' "
                 "UNION ALL (SELECT m.rolname::text FROM pg_roles m WHERE m.rolcanlogin "
-                "AND NOT m.rolsuper AND m.oid <> "
-                "(SELECT relowner FROM pg_class WHERE oid = 'artifacts'::regclass) "
+                "AND NOT m.rolsuper AND NOT pg_has_role(m.oid, "
+                "(SELECT relowner FROM pg_class WHERE oid = 'artifacts'::regclass), 'MEMBER') "
                 "AND has_schema_privilege(m.oid, current_schema(), 'CREATE') "
                 "AND EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = ANY(:groups) "
                 "AND pg_has_role(m.oid, g.oid, 'MEMBER')) ORDER BY 1)"

@@ -22,10 +22,26 @@ of `lakeline_is_admin`/`lakeline_group`, which grant/revoke call under their set
 digest and chain-step functions the chaining calls name built-ins only (resolved in pg_catalog
 under the caller's setting): unchanged, so the chain's hashes are the same. Each audited
 table's function (`access/audit_pg.py`) is made again in the same form.
+The identity and delete checks (0006/0007's trigger functions, the caller's rights) had no
+setting: a writer's temporary `users` (pg_temp is searched first for relations unless listed)
+made `lakeline_user_id()` another user's id, and a temporary `pg_roles` with pg_temp listed first
+made the writer a superuser to them (its deletes of others' records, rows in another's name,
+another's `users` row). They search `pg_catalog, pg_temp` too and name the catalog by schema.
+EXECUTE on the SECURITY DEFINER trigger functions is the owner's only: PostgreSQL checks it
+when a trigger is made, never when one fires, and any role could hang them on a temporary table
+of its own (0009's `lakeline_audit('<keys>')` formats its argument into its EXECUTE: a reader
+ran any statement as the owner; the others wrote audit entries or locked the chain's head).
+`lakeline_group` checks the role settings name for a level is a group the owner set up (its
+direct grant on the owner's table): an admin may write settings, and grant ran
+`GRANT <that role> TO <grantee>` as the owner (an admin named the owner, a superuser, and
+became it).
+The own-user check reads the old rows of an UPDATE too: it read the new ones only, so a role
+without a `users` row yet could set another user's handle to its own and be that user.
 0019's row triggers on an UPDATE of artifacts' references (and of the id of a user, storage or
 space) fire on every UPDATE `WHEN` the column changed, not only when the SET list names it
 (`UPDATE OF`): a future BEFORE UPDATE trigger changing one would have bypassed the check.
-Downgrade: 0019's definitions, settings and triggers exactly. SQLite: nothing.
+Downgrade: 0019's definitions, settings and triggers exactly, EXECUTE to PUBLIC again. SQLite:
+nothing.
 """
 
 from __future__ import annotations
@@ -40,13 +56,34 @@ depends_on = None
 SAFE = "pg_catalog, pg_temp"
 OLD = "pg_catalog, public, pg_temp"
 
+# the group a level names must be one this catalog's owner set up: holding the level's privilege
+# on the owner's table by a grant of its own (only the owner makes those); an admin may write
+# settings, and grant/revoke GRANT and REVOKE the role named there with the owner's rights
+GROUP_CHECK = """\
+    IF NOT EXISTS (
+        SELECT 1 FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+        WHERE c.oid = CASE level WHEN 'read' THEN '{s}.audit_log'::pg_catalog.regclass
+                                 WHEN 'write' THEN '{s}.artifacts'::pg_catalog.regclass
+                                 ELSE '{s}.settings'::pg_catalog.regclass END
+          AND a.privilege_type = CASE level WHEN 'read' THEN 'SELECT' ELSE 'INSERT' END
+          AND a.grantee <> c.relowner
+          AND a.grantee = (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = name)) THEN
+        RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = pg_catalog.format(
+            'lakeline: role %I, named for level %s in settings, is not a group the owner set '
+            'up: the owner deletes setting role_%s and runs `lakeline migrate`', name, level,
+            level);
+    END IF;
+"""
 # function -> (text in 0019's definition, the same with the catalog's schema `{s}.`)
 QUALIFY: dict[str, tuple[tuple[str, str], ...]] = {
     "lakeline_is_admin()": (
         ("'artifacts'::regclass", "'{s}.artifacts'::regclass"),
         ("FROM settings", "FROM {s}.settings"),
     ),
-    "lakeline_group(text)": (("FROM settings", "FROM {s}.settings"),),
+    "lakeline_group(text)": (
+        ("FROM settings", "FROM {s}.settings"),
+        ("    RETURN name;\nEND", GROUP_CHECK + "    RETURN name;\nEND"),
+    ),
     "lakeline_revoke(text)": (
         ("NOT lakeline_is_admin()", "NOT {s}.lakeline_is_admin()"),
         ("= lakeline_group(level)", "= {s}.lakeline_group(level)"),
@@ -86,10 +123,37 @@ QUALIFY: dict[str, tuple[tuple[str, str], ...]] = {
     ),
     "lakeline_artifact_refs_kept()": (("FROM artifacts", "FROM {s}.artifacts"),),
     "lakeline_artifact_ref_missing(text,text,text,text,integer)": (),
+    # the identity and delete checks (0006/0007: the caller's rights, no setting before 0020):
+    # under the caller's search_path a temporary `users` (or, with pg_temp listed first,
+    # `pg_roles`) stood in for the catalog's, and a writer deleted or wrote another user's rows
+    "lakeline_user_id()": (("FROM users WHERE", "FROM {s}.users WHERE"),),
+    "lakeline_check_creator()": (
+        (":= lakeline_user_id();", ":= {s}.lakeline_user_id();"),
+    ),
+    "lakeline_check_delete()": (
+        (":= lakeline_user_id();", ":= {s}.lakeline_user_id();"),
+        ("NOT lakeline_is_admin()", "NOT {s}.lakeline_is_admin()"),
+    ),
+    "lakeline_check_own_user()": (
+        (
+            "PERFORM 1 FROM new_rows WHERE handle IS DISTINCT FROM session_user LIMIT 1;",
+            "PERFORM 1 FROM new_rows WHERE handle IS DISTINCT FROM session_user LIMIT 1;\n"
+            "    IF NOT FOUND AND TG_OP = 'UPDATE' THEN  -- nor a row that was another's\n"
+            "        PERFORM 1 FROM old_rows WHERE handle IS DISTINCT FROM session_user LIMIT 1;\n"
+            "    END IF;",
+        ),  # 0006 read the new rows only: a role without a users row set another's handle
+    ),      # to its own, and was that user to every check since
 }  # fmt: skip
+# the checks' trigger functions: no setting at 0019, search SAFE since 0020 (down: RESET)
+CHECKS = ("lakeline_check_creator()", "lakeline_check_delete()", "lakeline_check_own_user()")
 # searched pg_catalog, public, pg_temp at 0019 (the SECURITY DEFINER ones and 0019's helper);
-# lakeline_is_admin and lakeline_group have no setting (they run under their caller's)
-PINNED = tuple(f for f in QUALIFY if f not in ("lakeline_is_admin()", "lakeline_group(text)"))
+# lakeline_is_admin, lakeline_group and lakeline_user_id have no setting (they run under
+# their caller's)
+PINNED = tuple(
+    f
+    for f in QUALIFY
+    if f not in ("lakeline_is_admin()", "lakeline_group(text)", "lakeline_user_id()", *CHECKS)
+)
 
 REFS = ("created_by_id", "storage_id", "space_id")
 CHANGED = " OR ".join(f"OLD.{column} IS DISTINCT FROM NEW.{column}" for column in REFS)
@@ -113,6 +177,38 @@ def _triggers(of_columns: bool) -> list[str]:
     return statements
 
 
+def _own_user_update(old_rows: bool) -> str:
+    """The users UPDATE trigger of the own-user check: 0020 hands it the old rows too."""
+    refs = "OLD TABLE AS old_rows NEW TABLE AS new_rows" if old_rows else "NEW TABLE AS new_rows"
+    return (
+        "CREATE OR REPLACE TRIGGER lakeline_own_user_update AFTER UPDATE ON users "
+        f"REFERENCING {refs} FOR EACH STATEMENT EXECUTE FUNCTION lakeline_check_own_user()"
+    )
+
+
+# the trigger functions that run with the owner's rights: PostgreSQL never checks EXECUTE when a
+# trigger fires, only when one is made, and any role may make a trigger on a table of its own
+# (a temporary one: PUBLIC's TEMP); granted to PUBLIC (the default) one could run them as the
+# owner on its rows - 0009's `lakeline_audit('<keys>')` puts its argument into its dynamic SQL
+DEFINER_TRIGGERS = (
+    "SELECT p.oid::regprocedure::text FROM pg_catalog.pg_proc p "
+    "WHERE p.pronamespace = pg_catalog.current_schema()::regnamespace AND p.prosecdef "
+    "AND p.prorettype = 'pg_catalog.trigger'::pg_catalog.regtype ORDER BY 1"
+)
+
+
+def _execute_to_public(granted: bool) -> None:
+    """EXECUTE on every SECURITY DEFINER trigger function: PUBLIC's (0019) or the owner's only."""
+    bind = op.get_bind()
+    for function in bind.exec_driver_sql(DEFINER_TRIGGERS).scalars().all():
+        how = (
+            "GRANT EXECUTE ON FUNCTION {} TO PUBLIC"
+            if granted
+            else "REVOKE EXECUTE ON FUNCTION {} FROM PUBLIC"
+        )
+        bind.exec_driver_sql(how.format(function))
+
+
 def _rewrite(upgrading: bool) -> None:
     """Each function made again from its definition as the catalog holds it (settings
     included), each pair's first text replaced by its second (the other way down); its
@@ -123,6 +219,8 @@ def _rewrite(upgrading: bool) -> None:
     for function, pairs in QUALIFY.items():
         if function in PINNED and not upgrading:  # a SQL body is checked under its setting
             bind.exec_driver_sql(f"ALTER FUNCTION {function} SET search_path = {OLD}")
+        if function in CHECKS and not upgrading:
+            bind.exec_driver_sql(f"ALTER FUNCTION {function} RESET search_path")
         definition = str(
             bind.exec_driver_sql(
                 f"SELECT pg_get_functiondef('{function}'::regprocedure)"
@@ -138,7 +236,7 @@ def _rewrite(upgrading: bool) -> None:
                 raise RuntimeError(f"{function} is not as expected: {old!r} / {new!r}")
             definition = definition.replace(old, new)
         bind.exec_driver_sql(definition.replace("%", "%%"))  # as stored: no bind parameters
-        if function in PINNED and upgrading:
+        if (function in PINNED or function in CHECKS) and upgrading:
             bind.exec_driver_sql(f"ALTER FUNCTION {function} SET search_path = {SAFE}")
 
 
@@ -148,10 +246,12 @@ def upgrade() -> None:
     bind = op.get_bind()
     if bind.dialect.name != "postgresql":
         return
+    bind.exec_driver_sql(_own_user_update(old_rows=True))
     _rewrite(upgrading=True)
     install_audits(bind, qualified=True)
     for statement in _triggers(of_columns=False):
         bind.exec_driver_sql(statement)
+    _execute_to_public(granted=False)
 
 
 def downgrade() -> None:
@@ -161,6 +261,8 @@ def downgrade() -> None:
     if bind.dialect.name != "postgresql":
         return
     _rewrite(upgrading=False)
+    bind.exec_driver_sql(_own_user_update(old_rows=False))
     install_audits(bind, qualified=False)
     for statement in _triggers(of_columns=True):
         bind.exec_driver_sql(statement)
+    _execute_to_public(granted=True)
