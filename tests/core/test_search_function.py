@@ -24,6 +24,7 @@ SEARCHABLE = (
     "ulabels", "users", "testmod_notes",
 )  # fmt: skip
 TEXTS = ["Über µl naïve", "a.b-c_d ÅNGSTRÖM", "Łódź Ελλάδα Москва", "plain ascii words 42"]
+KEY = {"k": f"{TEXTS[0]}/0.txt"}
 
 
 def _vectors(instance: Instance) -> dict[str, tuple[int, str]]:
@@ -104,6 +105,18 @@ def test_a_populated_catalog_keeps_its_vectors_across_0021_up_down_up(
     assert set(calls) == set(SEARCHABLE)
     for table, expression in calls.items():
         assert f"lakeline_search_{table}(" in expression and "regexp_replace" not in expression
+    with instance.engine.connect() as conn:  # immutable, the caller's rights, pg_catalog only
+        functions = conn.execute(
+            text(
+                "SELECT proname, provolatile, prosecdef, proconfig FROM pg_proc "
+                "WHERE proname LIKE 'lakeline_search_%' "
+                "AND pronamespace = current_schema()::regnamespace"
+            )
+        ).all()
+    assert sorted(f[0] for f in functions) == sorted(f"lakeline_search_{t}" for t in SEARCHABLE)
+    assert {(f[1], f[2], tuple(f[3])) for f in functions} == {
+        ("i", False, ("search_path=pg_catalog, pg_temp",))
+    }
 
     _migrate(instance, "0020")
     assert _vectors(instance) == at_head
@@ -111,11 +124,12 @@ def test_a_populated_catalog_keeps_its_vectors_across_0021_up_down_up(
     # the module's table (no core's: left out) holds no function, the core's as a fresh 0020's
     assert _dump(postgres_server, database, "testmod_notes") == _fresh(postgres_server, "0020")
     with instance.engine.begin() as conn:
-        conn.execute(text("UPDATE artifacts SET description = 'at 0020' WHERE id = 1"))
+        conn.execute(text("UPDATE artifacts SET description = 'at 0020' WHERE key = :k"), KEY)
     assert verify(instance).ok
     _migrate(instance, HEAD_REVISION)
     with instance.engine.begin() as conn:
-        conn.execute(text("UPDATE artifacts SET description = :d WHERE id = 1"), {"d": TEXTS[0]})
+        conn.execute(text("UPDATE artifacts SET description = :d WHERE key = :k"),
+                     {"d": TEXTS[0], **KEY})  # fmt: skip
     assert _vectors(instance) == at_head
     assert all("lakeline_search_" in e for e in _expressions(instance).values())
     with instance.engine.begin() as conn:
