@@ -38,7 +38,7 @@ def upgrade() -> None:
 
     dialect = op.get_bind().dialect.name
     for table, fields in FIELDS.items():
-        for statement in search_index_ddl(table, fields, dialect):
+        for statement in search_index_ddl(table, fields, dialect, pg_function=False):
             op.execute(statement)
 
 

@@ -76,7 +76,7 @@ def _rebuild(old: bool) -> None:
     for table, fields in _searchable(NEW_MARK if old else OLD_MARK).items():
         for statement in drop_search_index_ddl(table, "postgresql"):
             op.execute(statement)
-        statements = search_index_ddl(table, fields, "postgresql")
+        statements = search_index_ddl(table, fields, "postgresql", pg_function=False)
         if old:
             document = " || ' ' || ".join(OLD_FIELD.format(f=f'"{f}"') for f in fields)
             if table == "artifacts" and fields == ["key", "description"]:
