@@ -1,7 +1,6 @@
 """Deleting many artifacts that runs reference (report, environment: ON DELETE SET NULL).
 
     uv run python bench/delete_many.py [--db sqlite|postgres|both] [--n 10000] [--rounds 3]
-        [--what-if]
 
 Fills `--n` artifacts and `--n` runs (every 10th run names one as its report, every 10th + 5
 one as its environment) in SQL, then per round, each in a transaction rolled back after:
@@ -11,12 +10,10 @@ CPU a row:
 PostgreSQL's backend (schedstat), SQLite's this thread (in process). Checks each time that
 exactly the runs naming a deleted artifact lost that reference and nothing else changed.
 
-`--what-if` (PostgreSQL): also the same rounds, alternated, with the generated
-`search_vector` columns of runs and artifacts re-created as a call of an IMMUTABLE plpgsql
-function holding the same expression (DDL inside the rolled-back transaction; the vectors
-are compared equal). Why: PostgreSQL 15 reads a table's stored generated expressions
-(`stringToNode` of pg_attrdef.adbin, ~167 kB for runs) at the start of every UPDATE
-statement, and ON DELETE SET NULL runs one UPDATE of runs per deleted row and constraint.
+On PostgreSQL before migration 0021 a row cost ~0.9 ms: PostgreSQL 15 reads a table's stored
+generated expressions (`stringToNode` of pg_attrdef.adbin, ~167 kB for runs' search_vector
+then) at the start of every UPDATE statement, and ON DELETE SET NULL runs one UPDATE of runs
+per deleted row and constraint. 0021 put the expression in a function (~55 us a row since).
 """
 
 from __future__ import annotations
@@ -86,47 +83,10 @@ def _fill(instance: Any, n: int) -> None:
         conn.execute(text("ANALYZE"))
 
 
-def _wrapped(cur: Any) -> list[str]:
-    """DDL re-creating runs' and artifacts' search_vector as a plpgsql function call."""
-    ddl = []
-    for table in ("runs", "artifacts"):
-        expr, oid = cur.execute(
-            "SELECT pg_get_expr(adbin, adrelid), d.oid FROM pg_attrdef d JOIN pg_attribute a "
-            "ON a.attrelid = d.adrelid AND a.attnum = d.adnum "
-            "WHERE d.adrelid = %s::regclass AND a.attname = 'search_vector'",
-            (table,),
-        ).fetchone()
-        cols = cur.execute(
-            "SELECT DISTINCT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_depend d "
-            "JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid "
-            "WHERE d.classid = 'pg_attrdef'::regclass AND d.objid = %s AND d.refobjsubid > 0 "
-            "AND a.attname <> 'search_vector' ORDER BY 1",
-            (oid,),
-        ).fetchall()
-        indexes = cur.execute(
-            "SELECT indexdef FROM pg_indexes WHERE tablename = %s "
-            "AND indexdef LIKE '%%search_vector%%'",
-            (table,),
-        ).fetchall()
-        params = ", ".join(f"{name} {kind}" for name, kind in cols)
-        args = ", ".join(name for name, _ in cols)
-        ddl += [
-            f"CREATE FUNCTION bench_sv_{table}({params}) RETURNS tsvector LANGUAGE plpgsql "
-            f"IMMUTABLE AS $f$ BEGIN RETURN ({expr}); END $f$",
-            f"ALTER TABLE {table} DROP COLUMN search_vector CASCADE",
-            f"ALTER TABLE {table} ADD COLUMN search_vector tsvector GENERATED ALWAYS AS "
-            f"(bench_sv_{table}({args})) STORED",
-            *(row[0] for row in indexes),
-        ]
-    return ddl
-
-
 def _round(
-    cur: Any, commit: Callable[[], None], cpu: Callable[[], float], n: int, how: str, ddl: list
+    cur: Any, commit: Callable[[], None], cpu: Callable[[], float], n: int, how: str
 ) -> tuple[float, float]:
     """Delete the n artifacts, (wall s, cpu s); checks the runs' references, rolls back."""
-    for statement in ddl:
-        cur.execute(statement)
     before = cur.execute(REFS).fetchone()
     each = "DELETE FROM artifacts WHERE id = " + ("?" if hasattr(cur, "total_changes") else "%s")
     ids = [row[0] for row in cur.execute("SELECT id FROM artifacts WHERE key LIKE 'k/%'")]
@@ -169,13 +129,13 @@ def run_sqlite(n: int, rounds: int) -> None:
         for _ in range(rounds):
             for how in ("bulk", "each"):
                 conn.execute("BEGIN")
-                sample = _round(conn, conn.rollback, time.thread_time, n, how, [])
+                sample = _round(conn, conn.rollback, time.thread_time, n, how)
                 results.setdefault(how, []).append(sample)
         raw.close()
         _report("sqlite", n, results)
 
 
-def run_postgres(n: int, rounds: int, what_if: bool) -> None:
+def run_postgres(n: int, rounds: int) -> None:
     import lakeline as ll
     import psycopg
 
@@ -197,25 +157,12 @@ def run_postgres(n: int, rounds: int, what_if: bool) -> None:
                     with open(f"/proc/{pid}/schedstat") as stat:
                         return int(stat.read().split()[0]) / 1e9
 
-                variants = {"": []} if not what_if else {"": [], " what-if": _wrapped(conn)}
                 conn.rollback()
                 results: dict[str, list[tuple[float, float]]] = {}
-                for r in range(rounds):
-                    order = list(variants.items())
-                    for suffix, ddl in order if r % 2 == 0 else order[::-1]:
-                        for how in ("bulk", "each"):
-                            sample = _round(conn, conn.rollback, cpu, n, how, ddl)
-                            results.setdefault(how + suffix, []).append(sample)
-                if what_if:
-                    vectors = "SELECT md5(string_agg(CAST(search_vector AS text), ',' ORDER BY id))"
-                    same = []
-                    for table in ("runs", "artifacts"):
-                        plain = conn.execute(f"{vectors} FROM {table}").fetchone()
-                        for statement in variants[" what-if"]:
-                            conn.execute(statement)
-                        same.append(plain == conn.execute(f"{vectors} FROM {table}").fetchone())
-                        conn.rollback()
-                    print(f"postgres what-if: search vectors equal (runs, artifacts): {same}")
+                for _ in range(rounds):
+                    for how in ("bulk", "each"):
+                        sample = _round(conn, conn.rollback, cpu, n, how)
+                        results.setdefault(how, []).append(sample)
             _report("postgres", n, results)
     finally:
         server.stop()
@@ -226,13 +173,12 @@ def main() -> None:
     parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default="both")
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--what-if", action="store_true")
     args = parser.parse_args()
     print(f"load {os.getloadavg()[0]:.1f}")
     if args.db in ("sqlite", "both"):
         run_sqlite(args.n, args.rounds)
     if args.db in ("postgres", "both"):
-        run_postgres(args.n, args.rounds, args.what_if)
+        run_postgres(args.n, args.rounds)
     print(f"load {os.getloadavg()[0]:.1f}")
 
 
