@@ -116,25 +116,8 @@ def prepare(
         storage_id = storage_ids.get(storage)
         if storage_id is None:
             storage_id = storage_ids[storage] = storage.id
+        values = record_values(plan, next(stems), 0, user_id, storage_id, run_id)
         own = vars(artifact)
-        stem = next(stems)
-        values: dict[str, Any] = {
-            "stem": stem,
-            "uid": versioned_uid(stem, 0),
-            "is_latest": True,
-            "store_key": plan.store_key,
-            "in_place": False,
-            "created_by_id": user_id,
-            "created_at": utcnow(),
-            "hash": digest.hash,
-            "hash_type": digest.hash_type,
-            "size": digest.size,
-            "n_files": digest.n_files,
-            "storage_id": storage_id,
-            "available": True,
-        }
-        if run_id is not None and own.get("run_id") is None:
-            values["run_id"] = run_id  # saved while a run is current: its output
         fill_new(artifact, values)  # a new object: no per-attribute events
         for name in wanted.difference(own):
             own[name] = None  # stored as NULL: say so, or a detached record can't tell
@@ -142,6 +125,34 @@ def prepare(
     names, added, expressions = copy_columns(columns, rows, found.defaults)
     bound = bound_values(_table(), dialect, names, rows)
     return Prepared(plans, names, bound, added, expressions)
+
+
+def record_values(
+    plan: Plan, stem: str, index: int, user_id: int, storage_id: int, run_id: int | None
+) -> dict[str, Any]:
+    """A new record's column values, as `write_batch` and `prepare` write them: version
+    `index` of `stem` in storage `storage_id`, a file's digest (a reference: no bytes), and
+    `run_id` as the producing run unless the artifact names one."""
+    digest = plan.digest
+    values: dict[str, Any] = {
+        "stem": stem,
+        "uid": versioned_uid(stem, index),
+        "is_latest": True,
+        "store_key": plan.store_key,
+        "in_place": plan.in_place,
+        "created_by_id": user_id,
+        "created_at": utcnow(),
+        "storage_id": storage_id,
+    }
+    if digest is None:  # a reference: hash, hash type and size as described
+        values["n_files"], values["available"] = None, False
+    else:
+        values["hash"], values["hash_type"] = digest.hash, digest.hash_type
+        values["size"], values["n_files"] = digest.size, digest.n_files
+        values["available"] = True
+    if run_id is not None and vars(plan.artifact).get("run_id") is None:
+        values["run_id"] = run_id  # saved while a run is current: its output
+    return values
 
 
 def write(session: Session, prepared: Prepared) -> list[Artifact]:

@@ -24,6 +24,7 @@ from lakeline import checkpoints
 from lakeline.artifacts import pipeline
 from lakeline.artifacts.edit import refresh_metadata, update_saved
 from lakeline.artifacts.keying import located, settle_keys
+from lakeline.artifacts.newrows import record_values
 from lakeline.artifacts.pipeline import eligible
 from lakeline.artifacts.places import REF_ROOT, Places, promote
 from lakeline.artifacts.planning import Plan as Plan  # re-exported: its callers' import
@@ -41,9 +42,8 @@ from lakeline.db.rows import CHUNK, chunks, fill_new, insert_rows, one_of
 from lakeline.db.session import check_own, stamp, unsaved
 from lakeline.errors import IntegrityProblem
 from lakeline.gc_pause import gc_paused
-from lakeline.ids import STEM_LENGTH, new_uids, suffix_index, versioned_uid
+from lakeline.ids import STEM_LENGTH, new_uids, suffix_index
 from lakeline.models import Artifact
-from lakeline.models.base import utcnow
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -238,6 +238,7 @@ def write_batch(
     created: list[Artifact] = []
     stems = iter(new_uids(len(plans), STEM_LENGTH))  # drawn at once: a new stem each
     storage_ids = {s: s.id for s in {p.storage for p in plans if p.digest and p.storage}}
+    run_id = run.id if run is not None else None
     for plan in plans:
         artifact, digest = plan.artifact, plan.digest
         existing = _existing(session, plan, same, places)
@@ -268,28 +269,14 @@ def write_batch(
                     .execution_options(synchronize_session=False)
                 )
         next_index[stem] = index + 1
-        values: dict[str, Any] = {
-            "stem": stem,
-            "uid": versioned_uid(stem, index),
-            "is_latest": True,
-            "store_key": plan.store_key,
-            "in_place": plan.in_place,
-            "created_by_id": user_id,
-            "created_at": utcnow(),
-        }
-        if digest is None:  # a reference: hash, hash type and size as described
-            if plan.storage is not None:
-                values["storage_id"] = plan.storage.id
-            else:
-                assert plan.ref_place is not None
-                values["storage_id"] = places.storage_id(plan.ref_place[0])
-            values["n_files"], values["available"] = None, False
+        if digest is not None:
+            storage_id = storage_ids[_storage(plan)]
+        elif plan.storage is not None:
+            storage_id = plan.storage.id
         else:
-            values["hash"], values["hash_type"] = digest.hash, digest.hash_type
-            values["size"], values["n_files"] = digest.size, digest.n_files
-            values["storage_id"], values["available"] = storage_ids[_storage(plan)], True
-        if run is not None and own.get("run_id") is None:
-            values["run_id"] = run.id  # saved while a run is current: its output
+            assert plan.ref_place is not None
+            storage_id = places.storage_id(plan.ref_place[0])
+        values = record_values(plan, stem, index, user_id, storage_id, run_id)
         fill_new(artifact, values)  # a new object: no per-attribute events
         created.append(artifact)
         plan.result = artifact
