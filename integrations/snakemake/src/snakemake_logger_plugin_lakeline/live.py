@@ -82,7 +82,8 @@ class LiveHook(logging.Filter):
         self.refusal = refusal  # strict: why no job may start now (None: it may)
         self.barrier = Barrier()
         self._by_id: dict[int, Any] = {}
-        self._rules: dict[int, tuple[Any, dict[str, Any]]] = {}  # by id(rule): file, line
+        self._rules: dict[int, tuple[Any, dict[str, Any], bool, bool]] = {}  # by id(rule)
+        self._any_pipes: bool | None = None  # whether a rule has a pipe() or service() output
         self.cpu = 0.0  # CPU seconds spent in Snakemake's thread adding details
 
     def install(self) -> None:
@@ -149,41 +150,74 @@ class LiveHook(logging.Filter):
     def job_details(self, jobid: Any) -> dict[str, Any]:
         """Flags, names and source location of a job, from the DAG (empty if unavailable).
 
-        In Snakemake's scheduling thread, before the job starts: each output's flags read
-        once (`is_flagged` asks the ABC of annotated strings for each flag), the rule's
-        file and line once per rule."""
+        In Snakemake's scheduling thread, before the job starts. What depends on the rule
+        only is read once a rule (`_rule_plan`): its file, line and script, and whether any
+        output is flagged (temp, directory, update, pipe, service: the flags `Job` takes
+        from the rule's outputs) or it has params; a job of a rule with none (the common
+        case) reads no output's flags and leaves Snakemake's lazy params unexpanded.
+        Details left out are empty (the event's defaults)."""
         job = self._job(int(jobid))
         if job is None or getattr(job, "is_group", lambda: True)():
             return {}
+        values, flagged, has_params = self._rule_plan(job.rule)
+        details = dict(values)
+        if flagged:
+            self._flagged_outputs(job, details)
+        if self._pipes_anywhere():
+            piped = paths(list(_piped_inputs(job)))
+            if piped:  # (outputs flagged pipe are in `details` already)
+                details["pipes"] = sorted({*details.get("pipes", ()), *piped})
+        input_names: dict[str, str] = {}
+        for name, value in job.input.items():
+            for path in paths(value if isinstance(value, list) else [value]):
+                input_names.setdefault(path, name)
+        if input_names:
+            details["input_names"] = input_names
+        if has_params:
+            params = plain(job.params)
+            if params:
+                details["params"] = params
+        return details
+
+    @staticmethod
+    def _flagged_outputs(job: Any, details: dict[str, Any]) -> None:
+        """The job's temp, directory, update and pipe/service outputs into `details`: each
+        output's flags read once (`is_flagged` asks the ABC of annotated strings each time)."""
         temp = getattr(job, "temp_output", ())
-        flagged: dict[str, list[Any]] = {"temp": [], "directory": [], "update": []}
+        flagged: dict[str, list[Any]] = {"temp": [], "directories": [], "updates": []}
         for f in job.output:
             flags = _flags(f)
             if f in temp or flags.get("temp"):
                 flagged["temp"].append(f)
             if flags.get("directory"):
-                flagged["directory"].append(f)
+                flagged["directories"].append(f)
             if flags.get("update"):
-                flagged["update"].append(f)
-        pipes = set(getattr(job, "pipe_or_service_output", ()))
-        pipes |= _piped_inputs(job)
-        input_names: dict[str, str] = {}
-        for name, value in job.input.items():
-            for path in paths(value if isinstance(value, list) else [value]):
-                input_names.setdefault(path, name)
-        details: dict[str, Any] = {
-            "temp": paths(flagged["temp"]),
-            "directories": paths(flagged["directory"]),
-            "pipes": paths(list(pipes)),
-            "updates": paths(flagged["update"]),
-            "params": plain(job.params) or None,
-            "input_names": input_names,
-        }
-        details.update(self._rule_details(job.rule))
-        return details
+                flagged["updates"].append(f)
+        flagged["pipes"] = list(getattr(job, "pipe_or_service_output", ()))
+        for name, files in flagged.items():
+            found = paths(files)
+            if found:
+                details[name] = found
 
-    def _rule_details(self, rule: Any) -> dict[str, Any]:
-        """The rule's file, line and script (the same for all its jobs): read once a rule."""
+    def _pipes_anywhere(self) -> bool:
+        """Whether a rule of the workflow has a pipe() or service() output (else no job's
+        input is fed by one): read once."""
+        if self._any_pipes is None:
+            workflow = running_workflow()
+            rules = getattr(workflow, "rules", None)
+            try:
+                self._any_pipes = any(
+                    _flags(f).get("pipe") or _flags(f).get("service")
+                    for rule in rules  # type: ignore[union-attr]
+                    for f in rule.output
+                )
+            except Exception:  # not readable: look at every job's dependencies
+                self._any_pipes = True
+        return self._any_pipes
+
+    def _rule_plan(self, rule: Any) -> tuple[dict[str, Any], bool, bool]:
+        """The rule's file, line and script (the same for all its jobs), whether an output is
+        flagged, whether it has params: read once a rule."""
         found = self._rules.get(id(rule))
         if found is None or found[0] is not rule:
             values: dict[str, Any] = {
@@ -193,8 +227,14 @@ class LiveHook(logging.Filter):
             script = rule.script or rule.notebook
             if script:
                 values["script"] = str(script)
-            found = self._rules[id(rule)] = (rule, values)
-        return found[1]
+            flags = ("temp", "directory", "update", "pipe", "service")
+            try:
+                flagged = any(_flags(f).get(flag) for f in rule.output for flag in flags)
+                has_params = len(rule.params) > 0
+            except Exception:  # not readable: every job's own
+                flagged = has_params = True
+            found = self._rules[id(rule)] = (rule, values, flagged, has_params)
+        return found[1], found[2], found[3]
 
 
 _ANNOTATED: dict[type, bool] = {}  # whether a type is an annotated string (an ABC check)
