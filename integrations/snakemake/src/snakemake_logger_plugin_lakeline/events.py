@@ -142,7 +142,9 @@ def clean_path(text: object) -> str | None:
     """A file path from an event's file list, without fmt_iofile's annotation; None for
     pipes, services and not-yet-known checkpoint targets."""
     path = str(text)
-    if not path or path == "<TBD>" or _NOT_FILES.search(path):
+    if not path.endswith(")"):  # no annotation (both patterns end the path): most paths
+        return None if not path or path == "<TBD>" else path
+    if _NOT_FILES.search(path):
         return None
     return _ANNOTATION.sub("", path)
 
@@ -186,9 +188,25 @@ def _int(value: Any) -> int | None:
         return None
 
 
+USED = frozenset({"job_info", "job_finished", "job_error", "workflow_started", "error"})
+
+
+def may_carry(record: logging.LogRecord) -> bool:
+    """Whether `from_record` may find an event in the record (cheap: most of Snakemake's
+    records, progress and shell commands, carry none: not kept)."""
+    kind = record.__dict__.get("event")
+    if kind:
+        return str(kind) in USED
+    msg = record.msg
+    error = record.levelno >= 40  # logging.ERROR (or above)
+    return error or (isinstance(msg, str) and msg.startswith(TEMP_REMOVAL))
+
+
 def from_record(record: logging.LogRecord) -> Event | None:
     """The event a Snakemake log record carries, or None if it carries none we use."""
     kind = str(getattr(record, "event", "") or "")
+    if kind and kind not in USED:
+        return None
     get = record.__dict__.get
     if kind == "job_info":
         jobid = _int(get("jobid"))

@@ -24,7 +24,7 @@ from typing import Any
 
 from snakemake_interface_logger_plugins.base import LogHandlerBase
 
-from snakemake_logger_plugin_lakeline.events import from_record
+from snakemake_logger_plugin_lakeline.events import from_record, may_carry
 from snakemake_logger_plugin_lakeline.live import LiveHook
 from snakemake_logger_plugin_lakeline.settings import LogHandlerSettings
 from snakemake_logger_plugin_lakeline.tracker import Tracker, one_line
@@ -167,12 +167,15 @@ class LogHandler(LogHandlerBase):
     # -- logging.Handler ------------------------------------------------------------------------
 
     def emit(self, record: logging.LogRecord) -> None:
-        """Keep the record for the next batch; one Snakemake waits for is taken at once."""
+        """Keep the record for the next batch if it may carry an event (`may_carry`); one
+        Snakemake waits for is taken at once."""
         done = record.__dict__.get("lakeline_done")
         try:
             if self.tracker is not None:  # (not timed: timing an append costs more than it)
-                self._records.append(record)
                 self._last, self._quiet = time.monotonic(), False
+                if done is None and not may_carry(record):
+                    return  # progress, shell commands, ...: no event of ours
+                self._records.append(record)
                 if isinstance(done, threading.Event):
                     with self._lock:
                         start, cpu = time.perf_counter(), time.thread_time()
