@@ -108,12 +108,16 @@ def _folders(workdir: str) -> tuple[str, str]:
     return os.path.join(base, "incomplete"), os.path.join(base, "metadata")
 
 
-def read(workdir: str | os.PathLike[str], output: str) -> Record | None:
-    """The finished-job record of `output` (a path as Snakemake names it), if any."""
+def read(workdir: str | os.PathLike[str], output: str, *, finished: bool = False) -> Record | None:
+    """The finished-job record of `output` (a path as Snakemake names it), if any.
+
+    `finished`: the job was logged finished in this run; Snakemake removed the output's
+    incomplete marker before logging it (and no other job of the run writes that output),
+    so the marker is not looked for."""
     incomplete, folder = _folders(os.fspath(workdir))
     try:
         b64 = urlsafe_b64encode(output.encode()).decode()  # both folders' name, encoded once
-        if os.path.exists(os.path.join(incomplete, _split(incomplete, b64))):
+        if not finished and os.path.exists(os.path.join(incomplete, _split(incomplete, b64))):
             return None  # its job is running (or was killed): the record is stale
         data = _read_bytes(os.path.join(folder, _split(folder, b64)))
         return _parse(output, data)  # JSON: json.loads reads UTF-8 bytes

@@ -297,7 +297,7 @@ class Tracker:
         if isinstance(event, JobInfo):
             self._job_info(event)
         elif isinstance(event, JobFinished):
-            self._job_finished(event)
+            self._job_finished(event, logged=True)
         elif isinstance(event, JobError):
             self._job_error(event)
         elif isinstance(event, TempRemoval):
@@ -397,20 +397,22 @@ class Tracker:
             return []
         return [f for f in self.folders if path.startswith(f.rstrip("/") + "/")]
 
-    def _job_finished(self, event: JobFinished) -> None:
+    def _job_finished(self, event: JobFinished, *, logged: bool = False) -> None:
+        """The job completed (`logged`: Snakemake logged it so, not a finish inferred)."""
         job = self.jobs.get(event.jobid)
         if job is None or job.status != "started":
             return
         seen: Seen = {}
         if not self.replay:
-            self._observe(job, event, seen)
+            self._observe(job, event, seen, logged=logged)
         self._write(event)
         self._finish(job, "completed", event, seen)
 
-    def _observe(self, job: Job, event: JobFinished, seen: Seen) -> None:
-        """Note times (from metadata) and what each product is now, for later replays."""
+    def _observe(self, job: Job, event: JobFinished, seen: Seen, *, logged: bool = False) -> None:
+        """Note times (from metadata) and what each product is now, for later replays
+        (`logged`: Snakemake logged the job finished, see `metadata.read`)."""
         for path in job.info.outputs:
-            record = metadata.read(self.workdir, path)
+            record = metadata.read(self.workdir, path, finished=logged)
             if record is not None and record.starttime is not None:
                 event.started[path] = record.starttime
             if record is not None:
