@@ -13,7 +13,9 @@ from lakeline import checkpoints
 from lakeline.instance import Instance
 from smk_testkit import write_workflow
 from snakemake_logger_plugin_lakeline.events import (
+    DoneInfo,
     Event,
+    JobError,
     JobFinished,
     JobInfo,
     TempRemoval,
@@ -106,3 +108,53 @@ def test_a_temp_removal_is_journaled_and_replayed(instance: Instance, tmp_path: 
     assert ll.Artifact.get(key="tmp/a.txt").available is False
     used = ll.Run.get(engine="snakemake", engine_ref="w-2/1").inputs
     assert [a.key for a in used] == ["tmp/a.txt"]
+
+
+def test_a_completed_jobs_later_events_after_its_details_are_dropped(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """Once a job's completion is queued, the tracker keeps only its label and products
+    (DoneInfo); what later events record of it is as before: the temp() file it made and
+    Snakemake then deletes is marked gone, a job announced again (a retry) reuses its
+    step, and a later error of it records its log."""
+    root = write_workflow(tmp_path / "wf", "", {"data/raw.txt": "alpha"})
+    for folder in ("tmp", "out", "logs"):
+        (root / folder).mkdir()
+    (root / "tmp" / "a.txt").write_text("made")
+    (root / "logs" / "a.log").write_text("log of a")
+    (root / "out" / "b.txt").write_text("b")
+    tracker = Tracker(instance_name="test", report=lambda _: None)
+    make = _job(1, "make", ["data/raw.txt"], ["tmp/a.txt"], temp=["tmp/a.txt"])
+    make.logs = ["logs/a.log"]
+    tracker.apply_many(
+        [
+            WorkflowStarted("w-1", time.time(), workdir=str(root)),
+            make,
+            JobFinished(1, time.time()),
+            _job(2, "use", ["tmp/a.txt"], ["out/b.txt"]),
+            JobFinished(2, time.time()),
+        ]
+    )
+    assert isinstance(tracker.jobs[1].info, DoneInfo)  # its inputs, stats, flags dropped
+    assert tracker.jobs[1].info.temp == ("tmp/a.txt",)  # (DoneInfo)
+    tracker.apply_many([TempRemoval("tmp/a.txt", time.time())])
+    (root / "tmp" / "a.txt").unlink()  # Snakemake deletes it
+    (root / "out" / "b.txt").write_text("b again")
+    tracker.apply_many([_job(2, "use", ["data/raw.txt"], ["out/b.txt"])])
+    tracker.apply_many([JobFinished(2, time.time())])
+    (root / "logs" / "a.log").write_text("log of a, failed")
+    tracker.apply_many([JobError(1, "make", time.time(), error="boom", logs=["logs/a.log"])])
+    assert tracker.close() == []
+    assert ll.Artifact.get(key="tmp/a.txt").available is False
+    assert ll.Run.filter(engine="snakemake", engine_ref="w-1/2").count() == 1  # one step
+    again = ll.Run.get(engine="snakemake", engine_ref="w-1/2")
+    assert again.status == "completed"
+    assert sorted(a.hash == ll.Artifact.get(key="out/b.txt").hash for a in again.outputs) == [
+        False,
+        True,
+    ]  # both versions it made
+    failed = ll.Run.get(engine="snakemake", engine_ref="w-1/1")
+    assert failed.status == "errored"
+    logs = [a for a in failed.outputs if a.kind == "log"]
+    assert [a.key for a in logs] == ["logs/a.log", "logs/a.log"]  # at its end, at its error
+    assert Path(ll.Artifact.get(key="logs/a.log").path).read_text() == "log of a, failed"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     import logging
@@ -66,6 +66,34 @@ class JobInfo:
     pipes: list[str] = field(default_factory=list)  # pipe()/service() files: not data
     updates: list[str] = field(default_factory=list)  # update() outputs: rewritten in place
     task_id: str | None = None  # the engine id when it is not the job id (imports)
+
+
+class DoneInfo(NamedTuple):
+    """What the tracker keeps of a job once its completion is recorded: its label and its
+    products (should a later event name it), as tuples. A long run then keeps no job's
+    inputs, stats, params and flags (~10 objects the garbage collector walks, a job)."""
+
+    jobid: int
+    rule: str
+    at: float
+    outputs: tuple[str, ...]
+    logs: tuple[str, ...]
+    benchmark: str | None
+    temp: tuple[str, ...]
+    pipes: tuple[str, ...]
+
+    @classmethod
+    def of(cls, info: JobInfo) -> DoneInfo:
+        return cls(
+            info.jobid,
+            info.rule,
+            info.at,
+            tuple(info.outputs),
+            tuple(info.logs),
+            info.benchmark,
+            tuple(info.temp),
+            tuple(info.pipes),
+        )
 
 
 @dataclass

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from snakemake_logger_plugin_lakeline import metadata
 from snakemake_logger_plugin_lakeline.events import (
+    DoneInfo,
     ErrorMessage,
     Event,
     JobError,
@@ -63,7 +64,7 @@ def one_line(exc: BaseException) -> str:
 class Job:
     """A Snakemake job as the tracker follows it."""
 
-    info: JobInfo
+    info: JobInfo | DoneInfo  # DoneInfo once its completion is recorded
     step: Handle | None = None
     status: str = "started"
     finished: bool = False  # the finish was recorded
@@ -349,6 +350,7 @@ class Tracker:
             return
         assert self.recorder is not None and self.workflow is not None
         info = job.info
+        assert isinstance(info, JobInfo)  # (a DoneInfo's job is done)
         try:
             source = self.sources().rule(info.rule, info.rule_file, info.rule_line, info.script)
         except Exception as exc:  # recorded without its code, not lost
@@ -409,8 +411,7 @@ class Tracker:
         self._finish(job, "completed", event, seen)
 
     def _observe(self, job: Job, event: JobFinished, seen: Seen, *, logged: bool = False) -> None:
-        """Note times (from metadata) and what each product is now, for later replays
-        (`logged`: Snakemake logged the job finished, see `metadata.read`)."""
+        """Note times (metadata; `logged`: see `metadata.read`) and the products' stats."""
         for path in job.info.outputs:
             record = metadata.read(self.workdir, path, finished=logged)
             if record is not None and record.starttime is not None:
@@ -445,6 +446,8 @@ class Tracker:
         finished = event.endtime if isinstance(event, JobFinished) else None
         at = event.at if finished is None else max(finished, job.info.at)
         self.writer.finish(job, status, when(at), exit_code=exit_code, error=error)
+        if job.finished and status == "completed" and isinstance(job.info, JobInfo):
+            job.info = DoneInfo.of(job.info)  # queued in the Recorder: its details are done
 
     def flush(self, *, unless_fresh: bool = False, idle: bool = False) -> None:
         """Write the pending batch (`unless_fresh`: only if it is due; `idle`: but the steps

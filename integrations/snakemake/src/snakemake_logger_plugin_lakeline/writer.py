@@ -54,17 +54,17 @@ def not_data(location: str) -> bool:
     return _not_data(_stat(location))
 
 
-def _identity(location: str, st: os.stat_result | None) -> list[int] | None:
+def _identity(location: str, st: os.stat_result | None) -> tuple[int, ...] | None:
     """`stat_of` (size and mtime; a folder's summed) with the entry's inode, mode and ctime,
     from `st`, the entry's stat: what `_same` compares to tell a file is still the one
     recorded (None: it is gone)."""
     if st is None:
         return None
     found = stat_of(location) if stat.S_ISDIR(st.st_mode) else [st.st_size, st.st_mtime_ns]
-    return None if found is None else [*found, st.st_ino, st.st_mode, st.st_ctime_ns]
+    return None if found is None else (*found, st.st_ino, st.st_mode, st.st_ctime_ns)
 
 
-def _same(now: list[int] | None, then: list[int]) -> bool:
+def _same(now: tuple[int, ...] | None, then: tuple[int, ...]) -> bool:
     """Whether a file is still the one recorded: the same size, mtime and inode, and the same
     ctime unless its mode changed. A file replaced keeping its size and mtime (`cp -p`, a
     tool restoring the mtime) has a new ctime, as in the core's reuse check; protected()'s
@@ -127,7 +127,7 @@ class Writer:
     recorder: Recorder
     workdir: str
     problem: Problem
-    _known: dict[str, tuple[list[int], Artifact]] = field(default_factory=dict)
+    _known: dict[str, tuple[tuple[int, ...], Artifact]] = field(default_factory=dict)
     _files: dict[str, Pending] = field(default_factory=dict)
     _links: list[tuple[JobLike, Artifact, str]] = field(default_factory=list)
     _finishes: list[Finish] = field(default_factory=list)
