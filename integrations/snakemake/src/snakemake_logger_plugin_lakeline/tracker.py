@@ -77,9 +77,8 @@ class Job:
         outputs = [p for p in self.info.outputs if p not in pipes]  # a FIFO is not data
         items = [(p, "transient" if p in temp else None) for p in outputs]
         items += [(p, "log") for p in self.info.logs]
-        if self.info.benchmark:
-            items.append((self.info.benchmark, "benchmark"))
-        return items
+        bench = self.info.benchmark
+        return [*items, (bench, "benchmark")] if bench else items
 
     def label(self) -> str:
         return f"rule {self.info.rule} (job {self.info.jobid})"
@@ -400,8 +399,7 @@ class Tracker:
         return [f for f in self.folders if path.startswith(f.rstrip("/") + "/")]
 
     def _job_finished(self, event: JobFinished, *, logged: bool = False) -> None:
-        """The job completed (`logged`: Snakemake logged it so, not a finish inferred)."""
-        job = self.jobs.get(event.jobid)
+        job = self.jobs.get(event.jobid)  # logged: Snakemake logged it (not a finish inferred)
         if job is None or job.status != "started":
             return
         seen: Seen = {}
