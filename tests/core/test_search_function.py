@@ -9,6 +9,7 @@ import lakeline as ll
 import pytest
 from lakeline.access.audit import verify
 from lakeline.db.migrate import HEAD_REVISION
+from lakeline.db.pg_helpers import LOCATE
 from lakeline.instance import Instance
 from lakeline.search import drop_search_index_ddl, search_index_ddl
 from lakeline.testing_servers import PostgresServer
@@ -110,7 +111,7 @@ def test_a_populated_catalog_keeps_its_vectors_across_0021_up_down_up(
             text(
                 "SELECT proname, provolatile, prosecdef, proconfig FROM pg_proc "
                 "WHERE proname LIKE 'lakeline_search_%' "
-                "AND pronamespace = current_schema()::regnamespace"
+                f"AND pronamespace = to_regnamespace(({LOCATE}))"
             )
         ).all()
     assert sorted(f[0] for f in functions) == sorted(f"lakeline_search_{t}" for t in SEARCHABLE)

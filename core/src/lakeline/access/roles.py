@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from lakeline.db.pg_helpers import helpers
 from lakeline.errors import LakelineError
 
 if TYPE_CHECKING:
@@ -112,7 +113,9 @@ def setup_roles(engine: Engine) -> dict[str, str] | None:
                 f"GRANT {read} TO {write}; GRANT {write} TO {admin}; "
                 f"GRANT INSERT, UPDATE, DELETE ON {catalog} TO {write}; "
                 f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {write}; "
-                f"GRANT INSERT, UPDATE, DELETE ON {admin_tables} TO {admin}"
+                f"GRANT INSERT, UPDATE, DELETE ON {admin_tables} TO {admin}; "
+                # lakeline's functions (0022: a schema of their own), called by name
+                f"GRANT USAGE ON SCHEMA {helpers(conn)} TO {read}"
             )
         )
     return names
@@ -198,7 +201,9 @@ def grant(engine: Engine, role: str, level: str) -> None:
 
     with engine.begin() as conn:
         _check_role(conn, role)
-        conn.execute(text("SELECT lakeline_grant(:r, :l)"), {"r": role, "l": level})
+        conn.execute(
+            text(f"SELECT {helpers(conn)}.lakeline_grant(:r, :l)"), {"r": role, "l": level}
+        )
 
 
 def revoke(engine: Engine, role: str) -> None:
@@ -208,7 +213,7 @@ def revoke(engine: Engine, role: str) -> None:
 
     with engine.begin() as conn:
         _check_role(conn, role)
-        conn.execute(text("SELECT lakeline_revoke(:r)"), {"r": role})
+        conn.execute(text(f"SELECT {helpers(conn)}.lakeline_revoke(:r)"), {"r": role})
 
 
 def grants(engine: Engine) -> list[Grant]:

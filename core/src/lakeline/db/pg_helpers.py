@@ -1,0 +1,47 @@
+"""PostgreSQL: the schema holding lakeline's functions (migration 0022).
+
+Since 0022 every function of a catalog (its triggers', the checks, the audit and its chaining,
+spaces, grant/revoke, the search columns') lives in a schema of its own that only the owner may
+CREATE in, `lakeline_<catalog schema>` (`helper_schema`), and every call by name names it: a
+role that may CREATE in the catalog's schema could otherwise make a call ambiguous there with an
+overload (`lakeline_audit_digest(..., extra integer DEFAULT 0)`: every write failed "function
+... is not unique"). Before 0022 they lived in the catalog's schema.
+
+`LOCATE` finds them without a name lookup: the schema of the function the `lakeline_delete_own`
+trigger of the catalog's `artifacts` runs (bound by oid, made by the owner only; 0007 on), so
+the same SQL serves every revision.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+PREFIX = "lakeline_"
+
+# the schema of lakeline's functions, as SQL (quoted where needed): where the artifacts'
+# delete check is, else (before 0007) the catalog's own schema
+LOCATE = (
+    "SELECT coalesce((SELECT p.pronamespace::pg_catalog.regnamespace::text "
+    "FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid "
+    "WHERE t.tgrelid = pg_catalog.to_regclass(pg_catalog.quote_ident(pg_catalog.current_schema()) "
+    "OPERATOR(pg_catalog.||) '.artifacts') AND t.tgname = 'lakeline_delete_own'), "
+    "pg_catalog.quote_ident(pg_catalog.current_schema()))"
+)
+
+
+def helper_schema(schema: str) -> str:
+    """The schema of the functions of a catalog in `schema`: `lakeline_<schema>`, a digest of
+    the name in its place where that would pass PostgreSQL's 63 bytes."""
+    name = PREFIX + schema
+    if len(name.encode()) <= 63:
+        return name
+    return PREFIX + hashlib.sha256(schema.encode()).hexdigest()[:32]
+
+
+def helpers(conn: Connection) -> str:
+    """Where `conn`'s catalog keeps its functions (quoted where needed), to name in a call."""
+    return str(conn.exec_driver_sql(LOCATE).scalar_one())
