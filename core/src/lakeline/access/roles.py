@@ -162,12 +162,14 @@ def creators_warning(engine: Engine) -> str | None:
         return None
     with engine.connect() as conn:
         schema = str(conn.execute(text("SELECT current_schema()")).scalar_one())
+        quote = conn.dialect.identifier_preparer.quote  # where needed: runs as printed
     everyone = "PUBLIC" in who
+    names = "PUBLIC" if everyone else ", ".join(quote(r) for r in who)
     return (
         f"warning: {'every role (PUBLIC)' if everyone else ', '.join(who)} may create objects in "
         f"schema {schema}: a function or operator made there can run in other roles' sessions "
-        f"(the owner can `REVOKE CREATE ON SCHEMA {schema} FROM "
-        f"{'PUBLIC' if everyone else ', '.join(who)}`, PostgreSQL 15's default)"
+        f"(the owner can `REVOKE CREATE ON SCHEMA {quote(schema)} FROM {names}`, "
+        "PostgreSQL 15's default)"
     )
 
 
