@@ -47,10 +47,20 @@ OWN = (
     "AND p.proname LIKE 'lakeline\\_%%' AND p.proowner = (SELECT c.relowner "
     "FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass(%(catalog)s)) ORDER BY 1"
 )
-# calls named without a schema (resolved by the caller's search_path: it has no setting, so
-# that `verify`'s query inlines it): named by the helpers' schema from 0022 on
-UNQUALIFIED = {
-    "lakeline_audit_hash": (("|| lakeline_audit_digest(", "|| {h}.lakeline_audit_digest("),)
+# function -> (its text at 0021, at 0022; {h}: the helpers' schema)
+PAIRS = {
+    # a call named without a schema (resolved by the caller's search_path: it has no setting,
+    # so that `verify`'s query inlines it)
+    "lakeline_audit_hash": (("|| lakeline_audit_digest(", "|| {h}.lakeline_audit_digest("),),
+    # a record without a creator is the owner's: only an admin deletes it (a role without a
+    # `users` row deleted those: `NULL IS DISTINCT FROM NULL` is false)
+    "lakeline_check_delete": (
+        (
+            "FROM old_rows WHERE created_by_id IS DISTINCT FROM me LIMIT 1;",
+            "FROM old_rows WHERE created_by_id IS NULL OR created_by_id IS DISTINCT FROM me "
+            "LIMIT 1;",
+        ),
+    ),
 }
 
 
@@ -77,14 +87,14 @@ def _move(source: str, target: str, catalog: str) -> list[tuple[int, str]]:
 
 def _rewrite(functions: list[tuple[int, str]], old: str, new: str, upgrading: bool) -> None:
     """Each of `functions` made again with its calls by `old` named by `new` (and
-    UNQUALIFIED's pairs), its header (`CREATE OR REPLACE FUNCTION <schema>.<name>(...)`)
+    PAIRS), its header (`CREATE OR REPLACE FUNCTION <schema>.<name>(...)`)
     kept."""
     bind = op.get_bind()
     for oid, name in functions:
         definition = str(bind.exec_driver_sql(f"SELECT pg_get_functiondef({oid})").scalar_one())
         header, _, body = definition.partition("\n")
         before = body
-        for first, second in UNQUALIFIED.get(name, ()):
+        for first, second in PAIRS.get(name, ()):
             pair = (first.format(h=new), second.format(h=new))
             if not upgrading:
                 pair = (second.format(h=old), first.format(h=old))
