@@ -10,6 +10,7 @@ import psycopg
 import pytest
 from lakeline.access.roles import grant
 from lakeline.testing import LoginRoles
+from modules_lab import lab, lab_site  # noqa: F401  (fixtures)
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
@@ -59,3 +60,46 @@ def test_a_record_without_a_creator_is_deleted_by_admins_only(
     login_roles.connect_as(writer_url, "writer")  # lakeline records the writer's user
     assert _delete(writer_url, "DELETE FROM ulabels WHERE uid = 'nocreator000002'") == "refused"
 
+
+def test_a_module_tables_records_are_deleted_as_the_cores_are(
+    lab: Path,  # noqa: F811
+    lakeline_home: Path,
+    tmp_path: Path,
+    postgres_url: str,
+    login_roles: LoginRoles,
+) -> None:
+    """A schema module's table with a creator gets the core's delete check too: a writer may
+    not delete a row another user created (it got the creator check only), an admin may, the
+    writer deletes its own."""
+    owner = ll.init(tmp_path / "data", db=postgres_url, name="owner", modules=["lab"])
+    writer, writer_url = login_roles.create("writer")
+    admin, admin_url = login_roles.create("admin")
+    grant(owner.engine, writer, "write")
+    grant(owner.engine, admin, "admin")
+    with owner.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO lab_biosamples (uid, name, created_at, created_by_id) "
+                "VALUES ('ownersample00001', 'O1', now(), :me), "
+                "('ownersample00002', 'O2', now(), :me)"
+            ),
+            {"me": owner.user.id},
+        )
+    first = "DELETE FROM lab_biosamples WHERE uid = 'ownersample00001'"
+    assert _delete(writer_url, first) == "refused"
+    assert _delete(admin_url, first) == "deleted"
+    writing = login_roles.connect_as(writer_url, "writer")
+    with writing.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO lab_biosamples (uid, name, created_at, created_by_id) "
+                "VALUES ('writersample0001', 'W1', now(), :me)"
+            ),
+            {"me": writing.user.id},
+        )
+    assert _delete(writer_url, "DELETE FROM lab_biosamples WHERE uid = 'writersample0001'") == (
+        "deleted"
+    )
+    assert _delete(writer_url, "DELETE FROM lab_biosamples WHERE uid = 'ownersample00002'") == (
+        "refused"
+    )

@@ -296,9 +296,9 @@ def _sqlite_trigger(table: str, columns: list[str], event: str) -> str:
 
 def install_module_triggers(conn: Connection, prefixes: list[str]) -> list[str]:
     """Give every table of the schema modules with table prefixes `prefixes` that has a `uid`
-    the core's triggers: the audit (migrations 0009, 0014) and, on PostgreSQL, the creator check
-    (0006) where it has `created_by_id`. Idempotent (replaced in place), in `conn`'s
-    transaction. Returns the tables."""
+    the core's triggers: the audit (migrations 0009, 0014) and, on PostgreSQL, the creator and
+    delete checks (0006, 0007) where it has `created_by_id`. Idempotent (replaced in place),
+    in `conn`'s transaction. Returns the tables."""
     from sqlalchemy import inspect, text
 
     from lakeline.access.audit_pg import install_audits
@@ -331,4 +331,12 @@ def install_module_triggers(conn: Connection, prefixes: list[str]) -> list[str]:
                         f"EXECUTE FUNCTION {schema}.lakeline_check_creator()"
                     )
                 )
+            # a writer deletes only its own rows, as in the core's record tables (0007)
+            conn.execute(
+                text(
+                    f"CREATE OR REPLACE TRIGGER lakeline_delete_own AFTER DELETE ON {table} "
+                    "REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT "
+                    f"EXECUTE FUNCTION {schema}.lakeline_check_delete()"
+                )
+            )
     return done
