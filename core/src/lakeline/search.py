@@ -60,6 +60,7 @@ The database must be UTF8 (the expression names code points beyond Latin-1).
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import math
 import re
@@ -185,8 +186,20 @@ _CURRENT = "pg_catalog.quote_ident(pg_catalog.current_schema())"
 
 
 def pg_search_function(table_name: str) -> str:
-    """PostgreSQL: the name of the function `search_vector` of `table_name` calls (0021)."""
-    return f"lakeline_search_{table_name}"
+    """PostgreSQL: the name of the function `search_vector` of `table_name` calls (0021):
+    `lakeline_search_<table>`, a digest of the name in its place where that would pass
+    PostgreSQL's 63 bytes (it cut the name: two tables sharing their first 47 characters got
+    one function name, and 0021's downgrade did not find the table's)."""
+    name = f"lakeline_search_{table_name}"
+    if len(name.encode()) <= 63:
+        return name
+    return "lakeline_search_" + hashlib.sha256(table_name.encode()).hexdigest()[:32]
+
+
+def pg_search_function_cut(table_name: str) -> str:
+    """The name PostgreSQL gave `lakeline_search_<table>` before `pg_search_function`'s digest
+    (cut to 63 bytes): 0021's made for a long module table name."""
+    return f"lakeline_search_{table_name}".encode()[:63].decode(errors="ignore")
 
 
 def pg_search_expression(fields: Sequence[str]) -> str:
@@ -300,9 +313,15 @@ def drop_search_index_ddl(table_name: str, dialect: str) -> list[str]:
     return [
         f"DROP INDEX IF EXISTS ix_{table_name}_search_vector",
         f"ALTER TABLE {table_name} DROP COLUMN IF EXISTS search_vector",
-        # where lakeline's functions are (0022: a schema of their own)
-        f"DO $lakeline$ BEGIN EXECUTE 'DROP FUNCTION IF EXISTS ' OPERATOR(pg_catalog.||) "
-        f"({LOCATE}) OPERATOR(pg_catalog.||) '.{pg_search_function(table_name)}'; END $lakeline$",
+        # where lakeline's functions are (0022: a schema of their own); a long table name's
+        # function as 0021 made it too (PostgreSQL cut its name)
+        *(
+            f"DO $lakeline$ BEGIN EXECUTE 'DROP FUNCTION IF EXISTS ' OPERATOR(pg_catalog.||) "
+            f"({LOCATE}) OPERATOR(pg_catalog.||) '.{function}'; END $lakeline$"
+            for function in dict.fromkeys(
+                (pg_search_function(table_name), pg_search_function_cut(table_name))
+            )
+        ),
     ]
 
 
