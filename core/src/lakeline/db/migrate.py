@@ -166,8 +166,11 @@ def upgrade(
         if then is not None:
             then(conn)
     # pooled connections cache what only a migration changes (`rows._defaults`: a default's
-    # function is named by its schema since 0022, `rows._row_security`): opened afresh
-    engine.dispose()
+    # function is named by its schema since 0022, `rows._row_security`): opened afresh.
+    # PostgreSQL only (the caches are its COPY's): an in-memory SQLite database lives in its
+    # engine's one connection, gone with it
+    if engine.dialect.name == "postgresql":
+        engine.dispose()
 
 
 def check_branches(cfg: Config, modules: Sequence[SchemaModule]) -> None:
