@@ -125,7 +125,14 @@ def upgrade() -> None:
     if bind.dialect.name != "postgresql":
         return
     catalog, helpers = _schemas()
-    bind.exec_driver_sql(f"CREATE SCHEMA {helpers}")  # fails if another role made it first
+    # the owner's (the catalog's tables' owner: a superuser may be migrating, and the owner
+    # makes functions there later); fails if another role made it first
+    owner = bind.exec_driver_sql(
+        "SELECT c.relowner::pg_catalog.regrole::text FROM pg_catalog.pg_class c "
+        "WHERE c.oid = pg_catalog.to_regclass(%(t)s)",
+        {"t": f"{catalog}.artifacts"},
+    ).scalar_one()
+    bind.exec_driver_sql(f"CREATE SCHEMA {helpers} AUTHORIZATION {owner}")
     bind.exec_driver_sql(f"REVOKE ALL ON SCHEMA {helpers} FROM PUBLIC")
     _usage(helpers, catalog)
     functions = _move(catalog, helpers, catalog)
