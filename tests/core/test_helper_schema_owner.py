@@ -7,6 +7,8 @@ from pathlib import Path
 
 import lakeline as ll
 import pytest
+from lakeline.access.audit import verify
+from lakeline.access.roles import grant
 from lakeline.db.engine import make_engine
 from lakeline.db.migrate import upgrade
 from lakeline.db.pg_helpers import helpers
@@ -55,3 +57,37 @@ def test_a_superuser_upgrading_an_owners_catalog_leaves_the_owner_its_functions_
         roles.admin_execute(f"ALTER DATABASE {database} OWNER TO CURRENT_USER")
         roles.admin_execute(*(f"DROP OWNED BY {r}" for r in roles.made))
         roles.admin_execute(*(f"DROP ROLE {r}" for r in roles.made))
+
+
+def test_a_writers_operators_in_public_do_not_move_where_the_functions_are_found(
+    lakeline_home: Path, tmp_path: Path, postgres_url: str, login_roles: LoginRoles
+) -> None:
+    """`LOCATE` (grant, revoke, verify, the spaces check, DDL at head) compares a trigger's
+    table, an oid, with a regclass: a writer who may CREATE in `public` defines `=(oid,
+    regclass)` there, an exact match PostgreSQL picks over pg_catalog's oid = oid, true for
+    every row: the lookup found every trigger's schema ("more than one row returned by a
+    subquery"), grant and verify failed, and the writer's function ran in their sessions."""
+    owner = ll.init(tmp_path / "data", db=postgres_url, name="owner")
+    writer_role, writer_url = login_roles.create("writer")
+    other_role, _ = login_roles.create("other")
+    grant(owner.engine, writer_role, "write")
+    login_roles.admin_execute("GRANT CREATE ON SCHEMA public TO PUBLIC")  # PostgreSQL < 15
+    writer = login_roles.connect_as(writer_url, "writer")
+    with writer.engine.begin() as conn:
+        conn.execute(
+            text(
+                "CREATE TABLE public.ran (who text); GRANT INSERT ON public.ran TO PUBLIC; "
+                "CREATE FUNCTION public.eq_or(a oid, b regclass) RETURNS boolean LANGUAGE plpgsql "
+                "AS $$ BEGIN INSERT INTO public.ran VALUES (session_user); RETURN true; END $$; "
+                "CREATE OPERATOR public.= (LEFTARG = oid, RIGHTARG = regclass, "
+                "FUNCTION = public.eq_or)"
+            )
+        )
+    owner = connect("owner")
+    with owner.engine.connect() as conn:
+        assert helpers(conn) == "lakeline_public"
+    grant(owner.engine, other_role, "read")
+    assert verify(owner).ok
+    with owner.engine.connect() as conn:
+        ran = conn.execute(text("SELECT DISTINCT who FROM public.ran")).scalars().all()
+    assert ran == []

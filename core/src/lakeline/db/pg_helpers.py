@@ -23,13 +23,16 @@ if TYPE_CHECKING:
 PREFIX = "lakeline_"
 
 # the schema of lakeline's functions, as SQL (quoted where needed): where the artifacts'
-# delete check is, else (before 0007) the catalog's own schema
+# delete check is, else (before 0007) the catalog's own schema. Every operator pg_catalog's:
+# it runs with the caller's search_path, and a `public.=(oid, regclass)` (an exact match, over
+# oid = oid) made it find every trigger's schema
 LOCATE = (
     "SELECT coalesce((SELECT p.pronamespace::pg_catalog.regnamespace::text "
-    "FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid "
-    "WHERE t.tgrelid = pg_catalog.to_regclass(pg_catalog.quote_ident(pg_catalog.current_schema()) "
-    "OPERATOR(pg_catalog.||) '.artifacts') AND t.tgname = 'lakeline_delete_own'), "
-    "pg_catalog.quote_ident(pg_catalog.current_schema()))"
+    "FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) "
+    "t.tgfoid WHERE t.tgrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass("
+    "pg_catalog.quote_ident(pg_catalog.current_schema()) OPERATOR(pg_catalog.||) '.artifacts')"
+    "::pg_catalog.oid AND t.tgname OPERATOR(pg_catalog.=) 'lakeline_delete_own'::pg_catalog.name),"
+    " pg_catalog.quote_ident(pg_catalog.current_schema()))"
 )
 
 
