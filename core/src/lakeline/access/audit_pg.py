@@ -97,10 +97,11 @@ def function_sql(conn: Connection, table: str, *, qualified: bool = True) -> str
     before 0020: it searches `pg_catalog, public, pg_temp`, names them unqualified)."""
     from sqlalchemy import text
 
-    from lakeline.db.pg_helpers import helpers
+    from lakeline.db.pg_helpers import helpers, in_catalog_schema
 
-    prefix, path = "", "pg_catalog, public, pg_temp"
-    name = _quote(function_name(table))
+    # before 0020: the catalog's schema between pg_catalog and pg_temp
+    path = in_catalog_schema(conn, "search_path = pg_catalog, public, pg_temp").partition("= ")[2]
+    prefix, name = "", _quote(function_name(table))
     if qualified:  # in the schema of lakeline's functions (0022; the catalog's before)
         name = f"{helpers(conn)}.{name}"
         schema = str(conn.execute(text("SELECT current_schema()")).scalar_one())

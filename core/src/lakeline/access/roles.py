@@ -96,10 +96,15 @@ def setup_roles(engine: Engine) -> dict[str, str] | None:
                     "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
                 )
             )
+        # the catalog's schema: the first of the search_path that exists (`public` unless the
+        # role, the database or the URL's `options=-csearch_path=...` says otherwise)
+        schema = conn.dialect.identifier_preparer.quote_schema(
+            str(conn.execute(text("SELECT current_schema()")).scalar_one())
+        )
         tables = [
             str(t)
             for t in conn.execute(
-                text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+                text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
             ).scalars()
         ]
         catalog = ", ".join(
@@ -108,11 +113,11 @@ def setup_roles(engine: Engine) -> dict[str, str] | None:
         admin_tables = ", ".join(quote(t) for t in ADMIN_TABLES if t in tables)
         conn.execute(
             text(
-                f"GRANT USAGE ON SCHEMA public TO {read}; "
-                f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {read}; "
+                f"GRANT USAGE ON SCHEMA {schema} TO {read}; "
+                f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {read}; "
                 f"GRANT {read} TO {write}; GRANT {write} TO {admin}; "
                 f"GRANT INSERT, UPDATE, DELETE ON {catalog} TO {write}; "
-                f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {write}; "
+                f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {write}; "
                 f"GRANT INSERT, UPDATE, DELETE ON {admin_tables} TO {admin}; "
                 # lakeline's functions (0022: a schema of their own), called by name
                 f"GRANT USAGE ON SCHEMA {helpers(conn)} TO {read}"

@@ -48,3 +48,26 @@ def helper_schema(schema: str) -> str:
 def helpers(conn: Connection) -> str:
     """Where `conn`'s catalog keeps its functions (quoted where needed), to name in a call."""
     return str(conn.exec_driver_sql(LOCATE).scalar_one())
+
+
+# what migrations 0007-0020 wrote for the catalog's schema: `public`, whatever it was
+_PUBLIC_FORMS = (
+    "search_path = public, pg_catalog",
+    "search_path = pg_catalog, public, pg_temp",
+    "PERFORM public.lakeline_artifact_ref_missing(",
+)
+
+
+def in_catalog_schema(conn: Connection, sql: str) -> str:
+    """`sql` (a migration's function or setting) with `public` in its search_path settings, and
+    in 0019's call of its helper, replaced by the catalog's schema (quoted where needed): the
+    same text for a catalog in `public`; one in another schema (`search_path` set for the role
+    or database, or the URL's `options=-csearch_path=...`) could not be made (0008's SQL
+    function's body was checked against `public`)."""
+    schema = str(conn.exec_driver_sql("SELECT current_schema()").scalar_one())
+    quoted = conn.dialect.identifier_preparer.quote_schema(schema)
+    if quoted == "public":
+        return sql
+    for form in _PUBLIC_FORMS:
+        sql = sql.replace(form, form.replace("public", quoted))
+    return sql

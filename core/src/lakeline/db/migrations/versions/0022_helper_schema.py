@@ -23,6 +23,8 @@ calls by name in the functions' bodies (`public.lakeline_` in 0020's, 0014's unq
 `lakeline_audit_digest` in `lakeline_audit_hash`) name the new schema; so do lakeline's own
 calls from Python (grant, revoke, the audit's verify, spaces) and the DDL it makes at head
 (`access/audit_pg.function_sql`, `search.search_index_ddl`, module triggers).
+The delete check refuses a non-admin a record whose creator is NULL (the owner's: a role with
+no `users` row deleted those, `NULL IS DISTINCT FROM NULL` being false).
 Downgrade: each function back in the catalog's schema with 0021's text, the schema dropped
 (0021 exactly: pg_dump -s equal). SQLite: nothing.
 """
