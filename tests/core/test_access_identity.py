@@ -44,6 +44,7 @@ def test_postgres_identity_is_the_login_role(
     login_roles.admin_execute(
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}",
         f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}",
+        f"GRANT USAGE ON SCHEMA lakeline_public TO {role}",  # lakeline's functions (0022)
     )
     monkeypatch.setenv("LAKELINE_USER", "postgres")  # pretends to be the owner: ignored
     instance = login_roles.connect_as(url, "mallory")

@@ -16,6 +16,7 @@ from alembic import command
 from lakeline.access.audit import GENESIS, anchor, entries, entry_hash, verify
 from lakeline.artifacts import pipeline
 from lakeline.db.migrate import HEAD_REVISION, alembic_config, upgrade
+from lakeline.db.pg_helpers import LOCATE
 from lakeline.instance import Instance
 from sqlalchemy import text
 from test_access_audit import run
@@ -53,7 +54,11 @@ def _chain_settings(instance: Instance) -> dict[str, Any]:
     with instance.engine.connect() as conn:
         return {
             "definition": conn.execute(
-                text("SELECT pg_get_functiondef('lakeline_audit_chain()'::regprocedure)")
+                text(
+                    "SELECT pg_get_functiondef(to_regprocedure(("
+                    + LOCATE
+                    + ") || '.lakeline_audit_chain()'))"
+                )
             ).scalar_one(),
             "options": conn.execute(
                 text("SELECT reloptions FROM pg_class WHERE relname = 'audit_log'")
@@ -194,6 +199,7 @@ def test_a_populated_catalog_at_0016_is_upgraded_and_downgraded_in_place(
         with instance.engine.begin() as conn:
             cfg.attributes["connection"] = conn
             command.downgrade(cfg, "0016")
+        instance.engine.dispose()  # pooled connections cache defaults (a migration changes)
         return _chain_settings(instance)
 
     at_0016 = downgrade()

@@ -16,6 +16,7 @@ from alembic import command
 from lakeline.access.audit import entries, verify
 from lakeline.access.audit_pg import function_name
 from lakeline.db.migrate import HEAD_REVISION, alembic_config, upgrade
+from lakeline.db.pg_helpers import helpers
 from lakeline.instance import Instance, migrate
 from lakeline.lineage.recorder import BatchRecorder, Recorder
 from sqlalchemy import text
@@ -37,7 +38,7 @@ def _update_functions(instance: Instance) -> dict[str, str]:
     with instance.engine.connect() as conn:
         rows = conn.execute(
             text(
-                "SELECT c.relname, t.tgfoid::regproc::text FROM pg_trigger t "
+                "SELECT c.relname, p.proname FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid "
                 "JOIN pg_class c ON c.oid = t.tgrelid WHERE t.tgname = 'lakeline_audit_update'"
             )
         ).all()
@@ -88,6 +89,7 @@ def _probe(instance: Instance, key: str = "id") -> None:
     """A second set of audit triggers on every audited table, running 0009's generic function:
     each row written is then audited twice, by the table's own function and by the generic."""
     with instance.engine.begin() as conn:
+        schema = helpers(conn)
         for table in _update_functions(instance):
             for event, refs in (
                 ("INSERT", "NEW TABLE AS new_rows"),
@@ -98,7 +100,7 @@ def _probe(instance: Instance, key: str = "id") -> None:
                     text(
                         f"CREATE TRIGGER zz_generic_{event.lower()} AFTER {event} ON {table} "
                         f"REFERENCING {refs} FOR EACH STATEMENT "
-                        f"EXECUTE FUNCTION lakeline_audit('{key}')"
+                        f"EXECUTE FUNCTION {schema}.lakeline_audit('{key}')"
                     )
                 )
 

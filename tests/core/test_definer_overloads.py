@@ -27,6 +27,7 @@ from lakeline.access.audit_pg import audited_tables, function_name
 from lakeline.access.roles import grant, revoke
 from lakeline.db.engine import make_engine
 from lakeline.db.migrate import HEAD_REVISION, alembic_config, upgrade
+from lakeline.db.pg_helpers import LOCATE, helpers
 from lakeline.instance import Instance, connect
 from lakeline.testing import LoginRoles
 from lakeline.testing_servers import PostgresServer
@@ -123,16 +124,19 @@ def _caller(context: str) -> str:
 
 
 def _definers(instance: Instance) -> dict[str, str]:
-    """Each SECURITY DEFINER function of the catalog's schema: its settings."""
+    """Each SECURITY DEFINER function of the catalog's schema and of lakeline's functions'
+    (0022): its settings, by its signature without the schema."""
     with instance.engine.connect() as conn:
         rows = conn.execute(
             text(
-                "SELECT p.oid::regprocedure::text, array_to_string(p.proconfig, '; ') "
-                "FROM pg_proc p "
-                "WHERE p.pronamespace = current_schema()::regnamespace AND p.prosecdef"
+                "SELECT p.proname || '(' || oidvectortypes(p.proargtypes) || ')', "
+                "array_to_string(p.proconfig, '; ') FROM pg_proc p "
+                "WHERE p.pronamespace IN (current_schema()::regnamespace, "
+                f"to_regnamespace(({LOCATE}))) AND p.prosecdef"
             )
         ).all()
-    return {str(name): str(settings) for name, settings in rows}
+    assert len(rows) > len(DEFINERS)
+    return {str(name).replace(", ", ","): str(settings) for name, settings in rows}
 
 
 def test_every_definer_function_is_known_and_searches_pg_catalog_only(
@@ -169,6 +173,7 @@ def test_a_writers_overloads_in_public_never_run_with_the_owners_rights(
     spaces.set_membership(owner.engine, writer_role, ["lab"])
     with owner.engine.begin() as conn:  # a table audited by 0009's generic function
         conn.execute(text("CREATE TABLE keyed (id integer PRIMARY KEY, note varchar(20))"))
+        schema = helpers(conn)
         for event, refs in (
             ("insert", "NEW TABLE AS new_rows"),
             ("update", "OLD TABLE AS old_rows NEW TABLE AS new_rows"),
@@ -177,7 +182,8 @@ def test_a_writers_overloads_in_public_never_run_with_the_owners_rights(
             conn.execute(
                 text(
                     f"CREATE TRIGGER lakeline_audit_{event} AFTER {event} ON keyed "
-                    f"REFERENCING {refs} FOR EACH STATEMENT EXECUTE FUNCTION lakeline_audit('id')"
+                    f"REFERENCING {refs} FOR EACH STATEMENT EXECUTE FUNCTION "
+                    f"{schema}.lakeline_audit('id')"
                 )
             )
         conn.execute(text(f"GRANT SELECT, INSERT, UPDATE, DELETE ON keyed TO {writer_role}"))
@@ -303,6 +309,7 @@ def _migrate(instance: Instance, revision: str) -> None:
         cfg.attributes["connection"] = conn
         move = command.downgrade if revision < HEAD_REVISION else command.upgrade
         move(cfg, revision)
+    instance.engine.dispose()  # pooled connections cache defaults (a migration changes them)
     if revision == HEAD_REVISION:
         upgrade(instance.engine)  # as `lakeline migrate` does (the audit functions again)
 

@@ -15,6 +15,7 @@ from alembic import command
 from lakeline.access.audit import verify
 from lakeline.access.roles import grant
 from lakeline.db.migrate import alembic_config, upgrade
+from lakeline.db.pg_helpers import LOCATE
 from lakeline.instance import Instance
 from lakeline.testing import LoginRoles
 from sqlalchemy import text
@@ -30,12 +31,13 @@ def _paths(instance: Instance) -> dict[str, str]:
     with instance.engine.connect() as conn:
         rows = conn.execute(
             text(
-                "SELECT p.oid::regprocedure::text, (SELECT c FROM unnest(p.proconfig) c "
-                "WHERE c LIKE 'search_path=%') FROM pg_proc p "
-                "WHERE p.pronamespace = current_schema()::regnamespace AND p.prosecdef"
+                "SELECT p.proname || '(' || oidvectortypes(p.proargtypes) || ')', "
+                "(SELECT c FROM unnest(p.proconfig) c WHERE c LIKE 'search_path=%') "
+                "FROM pg_proc p WHERE p.pronamespace IN (current_schema()::regnamespace, "
+                f"to_regnamespace(({LOCATE}))) AND p.prosecdef"
             )
         ).all()
-    return {str(name): str(path) for name, path in rows}
+    return {str(name).replace(", ", ","): str(path) for name, path in rows}
 
 
 def test_every_definer_function_searches_pg_catalog_first_and_pg_temp_last(

@@ -34,6 +34,16 @@ def test_init_sqlite_default(lakeline_home: Path, tmp_path: Path) -> None:
     assert again.uid == inst.uid and not again.created
 
 
+def test_init_sqlite_in_memory(lakeline_home: Path, tmp_path: Path) -> None:
+    """An in-memory SQLite catalog (`sqlite://`) lives in its engine's one connection: the
+    migrations made at init stay (no pool disposed after them), and a save works."""
+    init(storage=tmp_path / "data", db="sqlite://", name="mem")
+    path = tmp_path / "data" / "x.txt"
+    path.write_text("x")
+    saved = ll.Artifact(str(path), key="x.txt").save()
+    assert ll.Artifact.get(key="x.txt").id == saved.id
+
+
 def test_connect_by_name_and_current(lakeline_home: Path, tmp_path: Path) -> None:
     first = init(storage=tmp_path / "one", name="one")
     second = init(storage=tmp_path / "two", name="two")

@@ -54,7 +54,8 @@ def test_module_triggers_are_installed_once(lab_instance: Instance) -> None:
 
     names = [name for name, _ in _triggers(lab_instance)]
     module_triggers = [n for n in names if "lab_biosamples" in n or "lab_experiments" in n]
-    expected = 6 if lab_instance.dialect == "sqlite" else 10  # + creator checks (created_by)
+    # PostgreSQL: + creator and delete checks (created_by)
+    expected = 6 if lab_instance.dialect == "sqlite" else 12
     assert len(module_triggers) == expected, module_triggers
     before = _triggers(lab_instance)
     upgrade(lab_instance.engine, modules=required(lab_instance.engine, lab_instance.name))

@@ -9,8 +9,9 @@ import lakeline as ll
 import pytest
 from lakeline.access.audit import verify
 from lakeline.db.migrate import HEAD_REVISION
+from lakeline.db.pg_helpers import LOCATE
 from lakeline.instance import Instance
-from lakeline.search import drop_search_index_ddl, search_index_ddl
+from lakeline.search import drop_search_index_ddl, pg_search_function, search_index_ddl
 from lakeline.testing_servers import PostgresServer
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -110,7 +111,7 @@ def test_a_populated_catalog_keeps_its_vectors_across_0021_up_down_up(
             text(
                 "SELECT proname, provolatile, prosecdef, proconfig FROM pg_proc "
                 "WHERE proname LIKE 'lakeline_search_%' "
-                "AND pronamespace = current_schema()::regnamespace"
+                f"AND pronamespace = to_regnamespace(({LOCATE}))"
             )
         ).all()
     assert sorted(f[0] for f in functions) == sorted(f"lakeline_search_{t}" for t in SEARCHABLE)
@@ -139,3 +140,50 @@ def test_a_populated_catalog_keeps_its_vectors_across_0021_up_down_up(
     assert _whole(postgres_server, database) == _fresh(postgres_server, HEAD_REVISION)
     verdict = verify(instance)
     assert verdict.ok and verdict.checked > 10
+
+
+LONG = "testmod_samples_of_a_module_with_a_rather_long_name"  # > 47 characters: 63 with the prefix
+
+
+def test_module_tables_with_long_names_get_functions_of_their_own_up_and_down(
+    lakeline_home: Path, tmp_path: Path, postgres_url: str
+) -> None:
+    """Two module tables whose names pass 47 characters and share their first 47: each search
+    column calls a function of its own (`lakeline_search_<table>` passed PostgreSQL's 63 bytes
+    and was cut: the second table's was the first's name), and 0021's downgrade and upgrade
+    find both (it skipped a table whose function name was cut)."""
+    instance = ll.init(tmp_path / "data", db=postgres_url, name="owner")
+    tables = [f"{LONG}_one", f"{LONG}_two"]
+    with instance.engine.begin() as conn:
+        for table in tables:
+            conn.exec_driver_sql(f"CREATE TABLE {table} (id serial PRIMARY KEY, title text)")
+            for statement in search_index_ddl(table, ("title",), "postgresql"):
+                conn.exec_driver_sql(statement)
+            conn.execute(text(f"INSERT INTO {table} (title) VALUES (:t)"), {"t": TEXTS[2]})
+
+    def state() -> dict[str, tuple[str, str]]:
+        found = {}
+        with instance.engine.connect() as conn:
+            for table in tables:
+                expression = conn.execute(
+                    text(
+                        "SELECT generation_expression FROM information_schema.columns "
+                        "WHERE column_name = 'search_vector' AND table_name = :t"
+                    ),
+                    {"t": table},
+                ).scalar_one()
+                vector = conn.execute(text(f"SELECT search_vector::text FROM {table}")).scalar()
+                found[table] = (str(expression), str(vector))
+        return found
+
+    at_head = state()
+    for table, (expression, vector) in at_head.items():
+        assert f".{pg_search_function(table)}(" in expression and "ngstr" not in vector
+        assert len(pg_search_function(table).encode()) <= 63
+    assert pg_search_function(tables[0]) != pg_search_function(tables[1])
+    _migrate(instance, "0020")
+    at_0020 = state()
+    assert all("lakeline_search_" not in e for e, _ in at_0020.values()), at_0020
+    assert [v for _, v in at_0020.values()] == [v for _, v in at_head.values()]
+    _migrate(instance, HEAD_REVISION)
+    assert state() == at_head

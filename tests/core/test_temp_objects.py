@@ -23,6 +23,7 @@ from pathlib import Path
 import lakeline as ll
 import pytest
 from lakeline.access.roles import grant
+from lakeline.db.pg_helpers import LOCATE
 from lakeline.errors import PermissionDenied
 from lakeline.instance import connect
 from lakeline.testing import LoginRoles
@@ -125,14 +126,16 @@ def test_no_role_hangs_the_owners_trigger_functions_on_a_table_of_its_own(
             conn.execute(
                 text(
                     "SELECT p.oid::regprocedure::text FROM pg_proc p "
-                    "WHERE p.pronamespace = current_schema()::regnamespace AND p.prosecdef "
+                    f"WHERE p.pronamespace = to_regnamespace(({LOCATE})) AND p.prosecdef "
                     "AND p.prorettype = 'trigger'::regtype ORDER BY 1"
                 )
             )
             .scalars()
             .all()
         )
-    assert "lakeline_audit()" in functions and "lakeline_audit_chain()" in functions
+    assert {"lakeline_public.lakeline_audit()", "lakeline_public.lakeline_audit_chain()"} <= set(
+        functions
+    )
     reader_role, reader_url = login_roles.create("reader")
     writer_role, writer_url = login_roles.create("writer")
     grant(owner.engine, reader_role, "read")
@@ -142,8 +145,8 @@ def test_no_role_hangs_the_owners_trigger_functions_on_a_table_of_its_own(
     hung: list[str] = []
     for function in functions:
         call = function  # the generic audit: with the crafted argument
-        if function == "lakeline_audit()":
-            call = "lakeline_audit('{}')".format(INJECTED.replace("'", "''"))
+        if function == "lakeline_public.lakeline_audit()":
+            call = "lakeline_public.lakeline_audit('{}')".format(INJECTED.replace("'", "''"))
         try:
             with reader.engine.begin() as conn:
                 conn.execute(text("CREATE TEMP TABLE t (id integer PRIMARY KEY, x integer)"))

@@ -419,6 +419,13 @@ def migrate(name: str | None = None) -> tuple[str | None, str, str | None]:
             if engine.dialect.name == "sqlite" and before is not None and database:
                 backup = str(backup_sqlite(Path(database), before))
             upgrade(engine, modules=modules)
+            with _lock:  # this process's connections to it cache what a migration changes
+                if (
+                    _current is not None
+                    and _current.config.name == name
+                    and engine.dialect.name == "postgresql"  # (`upgrade`: not SQLite's)
+                ):
+                    _current.engine.dispose()
         elif modules or engine.dialect.name == "postgresql":
             # at head: triggers of module tables mounted before they were audited, and (on
             # PostgreSQL) audit functions made again for columns added since they were made

@@ -60,6 +60,7 @@ The database must be UTF8 (the expression names code points beyond Latin-1).
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import math
 import re
@@ -129,9 +130,10 @@ def search_index_ddl(
     the table in batch mode must run them again, and the rebuild and fill). PostgreSQL:
     a generated column `search_vector` (punctuation read as spaces, as FTS5 does) with a GIN
     index `ix_<table>_search_vector`. Its expression calls `lakeline_search_<table>(text, ...)`,
-    an IMMUTABLE plpgsql function of the current schema holding `pg_search_expression` (since
-    0021): PostgreSQL reads a generated column's stored expression at the start of every UPDATE
-    of its table (0.4-0.6 ms for 0013's 100k+ characters), a function's body once a session.
+    an IMMUTABLE plpgsql function holding `pg_search_expression` (since 0021; in the schema of
+    lakeline's functions since 0022, `lakeline.db.pg_helpers`): PostgreSQL reads a generated
+    column's stored expression at the start of every UPDATE of its table (0.4-0.6 ms for
+    0013's 100k+ characters), a function's body once a session.
     `pg_function=False`: the expression inline (0010/0013's form, kept by those migrations).
     """
     fields = _quoted(table_name, fields, dialect)
@@ -157,25 +159,47 @@ def search_index_ddl(
                 f"{pg_search_expression(fields)}) STORED",
                 index,
             ]
+        from lakeline.db.pg_helpers import LOCATE
+
         function = pg_search_function(table_name)
+        arguments = ", ".join("text" for _ in fields)
         body = pg_search_expression([f"${i}" for i in range(1, len(fields) + 1)])
-        # only built-ins, found in pg_catalog by the setting; the call names the schema
+        # only built-ins, found in pg_catalog by the setting; made in the current schema, then
+        # moved where lakeline's functions are (0022: a schema of their own); the call names it
         return [
-            f"CREATE FUNCTION {function}({', '.join('text' for _ in fields)}) RETURNS tsvector "
+            f"CREATE FUNCTION {function}({arguments}) RETURNS tsvector "
             "LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp "
             f"AS $lakeline$ BEGIN RETURN {body}; END $lakeline$",
-            f"DO $lakeline$ BEGIN EXECUTE 'ALTER TABLE {table_name} ADD COLUMN search_vector "
-            "tsvector GENERATED ALWAYS AS (' "
-            "OPERATOR(pg_catalog.||) pg_catalog.quote_ident(pg_catalog.current_schema()) "
+            f"DO $lakeline$ DECLARE h text := ({LOCATE}); BEGIN "
+            f"IF h OPERATOR(pg_catalog.<>) {_CURRENT} THEN EXECUTE 'ALTER FUNCTION ' "
+            f"OPERATOR(pg_catalog.||) {_CURRENT} OPERATOR(pg_catalog.||) '.{function}({arguments}) "
+            "SET SCHEMA ' OPERATOR(pg_catalog.||) h; END IF; "
+            f"EXECUTE 'ALTER TABLE {table_name} ADD COLUMN search_vector "
+            "tsvector GENERATED ALWAYS AS (' OPERATOR(pg_catalog.||) h "
             f"OPERATOR(pg_catalog.||) '.{function}({cols})) STORED'; END $lakeline$",
             index,
         ]
     raise ValueError(f"no full-text search on {dialect}")
 
 
+_CURRENT = "pg_catalog.quote_ident(pg_catalog.current_schema())"
+
+
 def pg_search_function(table_name: str) -> str:
-    """PostgreSQL: the name of the function `search_vector` of `table_name` calls (0021)."""
-    return f"lakeline_search_{table_name}"
+    """PostgreSQL: the name of the function `search_vector` of `table_name` calls (0021):
+    `lakeline_search_<table>`, a digest of the name in its place where that would pass
+    PostgreSQL's 63 bytes (it cut the name: two tables sharing their first 47 characters got
+    one function name, and 0021's downgrade did not find the table's)."""
+    name = f"lakeline_search_{table_name}"
+    if len(name.encode()) <= 63:
+        return name
+    return "lakeline_search_" + hashlib.sha256(table_name.encode()).hexdigest()[:32]
+
+
+def pg_search_function_cut(table_name: str) -> str:
+    """The name PostgreSQL gave `lakeline_search_<table>` before `pg_search_function`'s digest
+    (cut to 63 bytes): 0021's made for a long module table name."""
+    return f"lakeline_search_{table_name}".encode()[:63].decode(errors="ignore")
 
 
 def pg_search_expression(fields: Sequence[str]) -> str:
@@ -284,10 +308,20 @@ def drop_search_index_ddl(table_name: str, dialect: str) -> list[str]:
     if dialect == "sqlite":
         triggers = [f"DROP TRIGGER IF EXISTS {fts}_{suffix}" for suffix in ("ai", "ad", "au")]
         return [*triggers, f"DROP TABLE IF EXISTS {fts}_vocab", f"DROP TABLE IF EXISTS {fts}"]
+    from lakeline.db.pg_helpers import LOCATE
+
     return [
         f"DROP INDEX IF EXISTS ix_{table_name}_search_vector",
         f"ALTER TABLE {table_name} DROP COLUMN IF EXISTS search_vector",
-        f"DROP FUNCTION IF EXISTS {pg_search_function(table_name)}",
+        # where lakeline's functions are (0022: a schema of their own); a long table name's
+        # function as 0021 made it too (PostgreSQL cut its name)
+        *(
+            f"DO $lakeline$ BEGIN EXECUTE 'DROP FUNCTION IF EXISTS ' OPERATOR(pg_catalog.||) "
+            f"({LOCATE}) OPERATOR(pg_catalog.||) '.{function}'; END $lakeline$"
+            for function in dict.fromkeys(
+                (pg_search_function(table_name), pg_search_function_cut(table_name))
+            )
+        ),
     ]
 
 

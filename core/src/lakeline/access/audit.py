@@ -92,9 +92,11 @@ def _changes(value: Any) -> dict[str, Any]:
 def _whole_log(conn: Connection) -> None:
     from sqlalchemy import text
 
+    from lakeline.db.pg_helpers import helpers
+
     if (
         conn.dialect.name == "postgresql"
-        and conn.execute(text("SELECT lakeline_spaces()")).scalar()
+        and conn.execute(text(f"SELECT {helpers(conn)}.lakeline_spaces()")).scalar()
     ):
         raise AccessError(
             "a role held to spaces sees only its own audit entries: verify and the anchor need a "
@@ -183,8 +185,8 @@ def _parse_anchor(value: str) -> tuple[int, str]:
 _PG_CHECK = """
 WITH c AS MATERIALIZED (
     SELECT seq, hash,
-           hash = lakeline_audit_hash(prev_hash, seq, at, actor, tbl, uid, action, changes)
-               AS ok_hash,
+           hash = {helpers}.lakeline_audit_hash(
+               prev_hash, seq, at, actor, tbl, uid, action, changes) AS ok_hash,
            prev_hash IS NOT DISTINCT FROM coalesce(lag(hash) OVER w, :genesis) AS ok_link,
            seq = row_number() OVER w AS ok_seq
     FROM audit_log WHERE seq IS NOT NULL WINDOW w AS (ORDER BY seq)
@@ -203,6 +205,8 @@ def verify(instance: Instance, anchor_value: str | None = None) -> Verdict:
     that hash (a log rewritten from before it, or cut back, fails)."""
     from sqlalchemy import text
 
+    from lakeline.db.pg_helpers import helpers
+
     expected = _parse_anchor(anchor_value) if anchor_value else None
     last_seq, last_hash, checked = 0, GENESIS, 0
     anchored: str | None = None
@@ -211,7 +215,7 @@ def verify(instance: Instance, anchor_value: str | None = None) -> Verdict:
         outside = conn.execute(text("SELECT min(id) FROM audit_log WHERE seq IS NULL")).scalar()
         if instance.dialect == "postgresql":
             bad_seq, ok_hash, count, top, top_hash, anchored = conn.execute(
-                text(_PG_CHECK),
+                text(_PG_CHECK.format(helpers=helpers(conn))),
                 {"genesis": GENESIS, "anchored": expected[0] if expected else -1},
             ).one()
             checked, last_seq, last_hash = int(count), int(top or 0), str(top_hash or GENESIS)
@@ -292,15 +296,17 @@ def _sqlite_trigger(table: str, columns: list[str], event: str) -> str:
 
 def install_module_triggers(conn: Connection, prefixes: list[str]) -> list[str]:
     """Give every table of the schema modules with table prefixes `prefixes` that has a `uid`
-    the core's triggers: the audit (migrations 0009, 0014) and, on PostgreSQL, the creator check
-    (0006) where it has `created_by_id`. Idempotent (replaced in place), in `conn`'s
-    transaction. Returns the tables."""
+    the core's triggers: the audit (migrations 0009, 0014) and, on PostgreSQL, the creator and
+    delete checks (0006, 0007) where it has `created_by_id`. Idempotent (replaced in place),
+    in `conn`'s transaction. Returns the tables."""
     from sqlalchemy import inspect, text
 
     from lakeline.access.audit_pg import install_audits
+    from lakeline.db.pg_helpers import helpers
 
     inspector = inspect(conn)
     postgres = conn.dialect.name == "postgresql"
+    schema = helpers(conn) if postgres else ""
     done = []
     for table in sorted(inspector.get_table_names()):
         columns = [str(c["name"]) for c in inspector.get_columns(table)]
@@ -322,7 +328,15 @@ def install_module_triggers(conn: Connection, prefixes: list[str]) -> list[str]:
                     text(
                         f"CREATE OR REPLACE TRIGGER lakeline_creator_{event.lower()} AFTER "
                         f"{event} ON {table} REFERENCING {refs} FOR EACH STATEMENT "
-                        "EXECUTE FUNCTION lakeline_check_creator()"
+                        f"EXECUTE FUNCTION {schema}.lakeline_check_creator()"
                     )
                 )
+            # a writer deletes only its own rows, as in the core's record tables (0007)
+            conn.execute(
+                text(
+                    f"CREATE OR REPLACE TRIGGER lakeline_delete_own AFTER DELETE ON {table} "
+                    "REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT "
+                    f"EXECUTE FUNCTION {schema}.lakeline_check_delete()"
+                )
+            )
     return done

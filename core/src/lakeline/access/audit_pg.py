@@ -92,12 +92,18 @@ def _literal(value: str) -> str:
 def function_sql(conn: Connection, table: str, *, qualified: bool = True) -> str | None:
     """CREATE OR REPLACE FUNCTION of `table`'s audit, from the catalog as it is now; None for
     a table without a primary key (nothing to pair old and new rows on). `qualified` (0020):
-    it searches pg_catalog only and names the audit tables by the current schema (the way
+    it searches pg_catalog only, names the audit tables by the current schema and is made in
+    the schema of lakeline's functions (`pg_helpers`: since 0022 not the catalog's) (the way
     before 0020: it searches `pg_catalog, public, pg_temp`, names them unqualified)."""
     from sqlalchemy import text
 
-    prefix, path = "", "pg_catalog, public, pg_temp"
-    if qualified:
+    from lakeline.db.pg_helpers import helpers, in_catalog_schema
+
+    # before 0020: the catalog's schema between pg_catalog and pg_temp
+    path = in_catalog_schema(conn, "search_path = pg_catalog, public, pg_temp").partition("= ")[2]
+    prefix, name = "", _quote(function_name(table))
+    if qualified:  # in the schema of lakeline's functions (0022; the catalog's before)
+        name = f"{helpers(conn)}.{name}"
         schema = str(conn.execute(text("SELECT current_schema()")).scalar_one())
         prefix, path = conn.dialect.identifier_preparer.quote_schema(schema) + ".", SAFE_PATH
     log, pending = prefix + "audit_log", prefix + "audit_pending"
@@ -152,7 +158,7 @@ def function_sql(conn: Connection, table: str, *, qualified: bool = True) -> str
 
     on = " AND ".join(f"o.{_quote(k)} = n.{_quote(k)}" for k in keys)
     return f"""
-CREATE OR REPLACE FUNCTION {_quote(function_name(table))}() RETURNS trigger
+CREATE OR REPLACE FUNCTION {name}() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = {path} SET enable_nestloop = off SET jit = off
 SET plan_cache_mode = force_generic_plan AS $fn$
@@ -253,23 +259,25 @@ def install_audits(
     and point its three `lakeline_audit_*` triggers at it, in `conn`'s transaction (a table
     without a primary key keeps 0009's generic function). Idempotent. Returns the tables.
     `qualified` (default: the catalog is at 0020 or later): `function_sql`'s form."""
+    from lakeline.db.pg_helpers import helpers
+
     if qualified is None:
         from lakeline.db.migrate import current_revision
 
         qualified = (current_revision(conn) or "") >= QUALIFIED_SINCE
+    schema = helpers(conn)  # where lakeline's functions are (0022: not the catalog's schema)
     done = audited_tables(conn) if tables is None else tables
     for table in done:
         sql = function_sql(conn, table, qualified=qualified)
         if sql is None:  # no primary key: 0009's generic function, as before
-            _triggers(conn, table, "lakeline_audit('')")
+            _triggers(conn, table, f"{schema}.lakeline_audit('')")
             continue
         # as made, no bind parameters (the driver reads `%` as a placeholder: `%%`)
         conn.exec_driver_sql(sql.replace("%", "%%"))
+        function = f"{schema}.{_quote(function_name(table))}()"
         if qualified:  # 0020: no role may hang it (as the owner) on a table of its own
-            conn.exec_driver_sql(
-                f"REVOKE EXECUTE ON FUNCTION {_quote(function_name(table))}() FROM PUBLIC"
-            )
-        _triggers(conn, table, f"{_quote(function_name(table))}()")
+            conn.exec_driver_sql(f"REVOKE EXECUTE ON FUNCTION {function} FROM PUBLIC")
+        _triggers(conn, table, function)
     return done
 
 
@@ -278,6 +286,9 @@ def remove_audits(conn: Connection) -> None:
     functions dropped."""
     from sqlalchemy import text
 
+    from lakeline.db.pg_helpers import helpers
+
+    schema = helpers(conn)
     for table in audited_tables(conn):
         keys = conn.execute(
             text(
@@ -289,12 +300,12 @@ def remove_audits(conn: Connection) -> None:
             {"t": table},
         ).scalars()
         argument = ", ".join(keys).replace("'", "")
-        _triggers(conn, table, f"lakeline_audit('{argument}')")
+        _triggers(conn, table, f"{schema}.lakeline_audit('{argument}')")
     for name in conn.execute(
         text(
             "SELECT p.proname FROM pg_proc p WHERE p.proname LIKE :prefix "
-            "AND p.pronamespace = current_schema()::regnamespace"
+            "AND p.pronamespace = to_regnamespace(:schema)"
         ),
-        {"prefix": PREFIX.replace("_", r"\_") + "%"},
+        {"prefix": PREFIX.replace("_", r"\_") + "%", "schema": schema},
     ).scalars():
-        conn.execute(text(f"DROP FUNCTION {_quote(str(name))}()"))
+        conn.execute(text(f"DROP FUNCTION {schema}.{_quote(str(name))}()"))

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from lakeline.db.pg_helpers import helpers
 from lakeline.errors import LakelineError
 
 if TYPE_CHECKING:
@@ -95,10 +96,15 @@ def setup_roles(engine: Engine) -> dict[str, str] | None:
                     "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
                 )
             )
+        # the catalog's schema: the first of the search_path that exists (`public` unless the
+        # role, the database or the URL's `options=-csearch_path=...` says otherwise)
+        schema = conn.dialect.identifier_preparer.quote_schema(
+            str(conn.execute(text("SELECT current_schema()")).scalar_one())
+        )
         tables = [
             str(t)
             for t in conn.execute(
-                text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+                text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
             ).scalars()
         ]
         catalog = ", ".join(
@@ -107,12 +113,14 @@ def setup_roles(engine: Engine) -> dict[str, str] | None:
         admin_tables = ", ".join(quote(t) for t in ADMIN_TABLES if t in tables)
         conn.execute(
             text(
-                f"GRANT USAGE ON SCHEMA public TO {read}; "
-                f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {read}; "
+                f"GRANT USAGE ON SCHEMA {schema} TO {read}; "
+                f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {read}; "
                 f"GRANT {read} TO {write}; GRANT {write} TO {admin}; "
                 f"GRANT INSERT, UPDATE, DELETE ON {catalog} TO {write}; "
-                f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {write}; "
-                f"GRANT INSERT, UPDATE, DELETE ON {admin_tables} TO {admin}"
+                f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {write}; "
+                f"GRANT INSERT, UPDATE, DELETE ON {admin_tables} TO {admin}; "
+                # lakeline's functions (0022: a schema of their own), called by name
+                f"GRANT USAGE ON SCHEMA {helpers(conn)} TO {read}"
             )
         )
     return names
@@ -159,12 +167,14 @@ def creators_warning(engine: Engine) -> str | None:
         return None
     with engine.connect() as conn:
         schema = str(conn.execute(text("SELECT current_schema()")).scalar_one())
+        quote = conn.dialect.identifier_preparer.quote  # where needed: runs as printed
     everyone = "PUBLIC" in who
+    names = "PUBLIC" if everyone else ", ".join(quote(r) for r in who)
     return (
         f"warning: {'every role (PUBLIC)' if everyone else ', '.join(who)} may create objects in "
         f"schema {schema}: a function or operator made there can run in other roles' sessions "
-        f"(the owner can `REVOKE CREATE ON SCHEMA {schema} FROM "
-        f"{'PUBLIC' if everyone else ', '.join(who)}`, PostgreSQL 15's default)"
+        f"(the owner can `REVOKE CREATE ON SCHEMA {quote(schema)} FROM {names}`, "
+        "PostgreSQL 15's default)"
     )
 
 
@@ -198,7 +208,9 @@ def grant(engine: Engine, role: str, level: str) -> None:
 
     with engine.begin() as conn:
         _check_role(conn, role)
-        conn.execute(text("SELECT lakeline_grant(:r, :l)"), {"r": role, "l": level})
+        conn.execute(
+            text(f"SELECT {helpers(conn)}.lakeline_grant(:r, :l)"), {"r": role, "l": level}
+        )
 
 
 def revoke(engine: Engine, role: str) -> None:
@@ -208,7 +220,7 @@ def revoke(engine: Engine, role: str) -> None:
 
     with engine.begin() as conn:
         _check_role(conn, role)
-        conn.execute(text("SELECT lakeline_revoke(:r)"), {"r": role})
+        conn.execute(text(f"SELECT {helpers(conn)}.lakeline_revoke(:r)"), {"r": role})
 
 
 def grants(engine: Engine) -> list[Grant]:

@@ -218,6 +218,9 @@ def make_engine(url: str, *, create: bool = True, read_only: bool = False, **kwa
 
         use_postgresql()  # the partial indexes' PostgreSQL option (DDL, schema comparisons)
         options = "-c jit=off" + (" -c default_transaction_read_only=on" if read_only else "")
+        given = parsed.query.get("options")  # the URL's own (`-csearch_path=...`): kept
+        if isinstance(given, str) and given.strip():
+            options = f"{given.strip()} {options}"
         connect_args: dict[str, Any] = {"connect_timeout": 10, "options": options}
         kwargs.setdefault("connect_args", connect_args)
         engine = create_engine(url, **kwargs)

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # The newest revision in migrations/versions; a test keeps the two in step.
-HEAD_REVISION = "0021"
+HEAD_REVISION = "0022"
 
 
 # One migration at a time per database (PostgreSQL advisory lock, for the transaction): a
@@ -138,6 +138,7 @@ def upgrade(
     with engine.execution_options(lakeline_write=True).begin() as conn:
         if conn.dialect.name == "postgresql":  # SQLite: BEGIN IMMEDIATE took the write lock
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+            _check_schema(conn)
         checkpoints.reach("migrate.locked")
         cfg.attributes["connection"] = conn
         try:
@@ -165,6 +166,24 @@ def upgrade(
             install_audits(conn)
         if then is not None:
             then(conn)
+    # pooled connections cache what only a migration changes (`rows._defaults`: a default's
+    # function is named by its schema since 0022, `rows._row_security`): opened afresh.
+    # PostgreSQL only (the caches are its COPY's): an in-memory SQLite database lives in its
+    # engine's one connection, gone with it
+    if engine.dialect.name == "postgresql":
+        engine.dispose()
+
+
+def _check_schema(conn: Connection) -> None:
+    """The catalog's schema (PostgreSQL: the first of the search_path that exists) must exist:
+    a search_path naming none (a schema not made yet) left nowhere to create the tables."""
+    if conn.execute(text("SELECT current_schema()")).scalar() is None:
+        path = conn.execute(text("SHOW search_path")).scalar()
+        raise DatabaseError(
+            f"the database's search_path ({path}) names no schema that exists: the catalog's "
+            "tables go into its first schema; create it first (CREATE SCHEMA ...), or connect "
+            "with the one to use (`?options=-csearch_path%3D<schema>` in the URL)"
+        )
 
 
 def check_branches(cfg: Config, modules: Sequence[SchemaModule]) -> None:

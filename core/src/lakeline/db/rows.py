@@ -400,8 +400,13 @@ def _draw_ids(
 
 
 # a column default evaluated once per statement instead of once per row: STABLE, no
-# arguments (`lakeline_default_space()`, 0008: ~2.5 us a row through COPY)
-ONCE = frozenset({"lakeline_default_space()"})
+# arguments (`lakeline_default_space()`, 0008: ~2.5 us a row through COPY), as pg_get_expr
+# shows it: named by its schema since 0022 (lakeline's functions' own, not on the path)
+ONCE_NAMES = frozenset({"lakeline_default_space()"})
+
+
+def _once(expression: str) -> bool:
+    return expression.rpartition(".")[2] in ONCE_NAMES
 
 
 def _defaults(session: Session, table: str) -> dict[str, str]:
@@ -436,7 +441,7 @@ def copy_columns(
     defaults (`_defaults`): (the rows' columns it writes, columns added, the added columns'
     default expressions). Left out: a column NULL in every row that has no database default
     (NULL all the same: one value less to bind, send and parse a row). Added: a column the
-    rows leave out whose default is in `ONCE`, its value taken once for the whole COPY (what
+    rows leave out whose default is in `ONCE_NAMES`, its value taken once for the whole COPY (what
     each row's default would be: the function is STABLE, its value the statement's), with
     the ids (`_draw_ids`: no round trip more)."""
     kept = []
@@ -449,7 +454,7 @@ def copy_columns(
         if name in defaults or not null:
             kept.append(name)
     given = set(names)
-    added = [n for n, e in defaults.items() if e in ONCE and n not in given]
+    added = [n for n, e in defaults.items() if _once(e) and n not in given]
     return kept, added, [defaults[n] for n in added]
 
 

@@ -16,6 +16,7 @@ the group roles.
 from __future__ import annotations
 
 from alembic import op
+from lakeline.db.pg_helpers import in_catalog_schema
 
 revision = "0007"
 down_revision = "0006"
@@ -118,7 +119,7 @@ END $$;
 def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
-    op.execute(FUNCTIONS)
+    op.execute(in_catalog_schema(op.get_bind(), FUNCTIONS))
     for table in RECORD_TABLES:
         op.execute(
             f"CREATE TRIGGER lakeline_delete_own AFTER DELETE ON {table} "

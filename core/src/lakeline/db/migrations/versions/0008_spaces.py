@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from lakeline.db.pg_helpers import in_catalog_schema
 
 revision = "0008"
 down_revision = "0007"
@@ -94,7 +95,7 @@ def upgrade() -> None:
     if not postgres:
         return
     op.execute("SELECT setval(pg_get_serial_sequence('spaces', 'id'), 1)")
-    op.execute(FUNCTIONS)
+    op.execute(in_catalog_schema(op.get_bind(), FUNCTIONS))
     op.execute(
         "CREATE TRIGGER lakeline_version_space AFTER INSERT ON artifacts "
         "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT "

@@ -28,6 +28,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
+from lakeline.db.pg_helpers import in_catalog_schema
 
 revision = "0009"
 down_revision = "0008"
@@ -140,7 +141,7 @@ def _pg(tables: dict[str, list[str]]) -> None:
     op.execute(
         "CREATE TABLE audit_pending (txid text PRIMARY KEY, first_id bigint NOT NULL)"
     )  # one row per writing transaction, until it commits
-    op.execute(PG_FUNCTIONS)
+    op.execute(in_catalog_schema(op.get_bind(), PG_FUNCTIONS))
     op.execute(
         "CREATE CONSTRAINT TRIGGER lakeline_audit_chain AFTER INSERT ON audit_pending "
         "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION lakeline_audit_chain()"

@@ -28,6 +28,7 @@ Downgrade: 0014's function and fillfactor 70. SQLite: nothing.
 from __future__ import annotations
 
 from alembic import op
+from lakeline.db.pg_helpers import in_catalog_schema
 
 revision = "0017"
 down_revision = "0016"
@@ -120,7 +121,8 @@ BODY_0014 = """\
 
 def _chain(body: str, more: str) -> None:
     sql = CHAIN.format(settings=SETTINGS, more=more, body=body)
-    op.get_bind().exec_driver_sql(sql.replace("%", "%%"))  # no bind parameters
+    bind = op.get_bind()
+    bind.exec_driver_sql(in_catalog_schema(bind, sql).replace("%", "%%"))  # no bind parameters
 
 
 def upgrade() -> None:

@@ -22,6 +22,7 @@ schema is altered in place. Downgrade: 0017's `public, pg_catalog`. SQLite: noth
 from __future__ import annotations
 
 from alembic import op
+from lakeline.db.pg_helpers import in_catalog_schema
 from sqlalchemy import text
 
 revision = "0018"
@@ -45,7 +46,9 @@ def _definers() -> list[str]:
 
 def _set(path: str) -> None:
     for function in _definers():
-        op.execute(f"ALTER FUNCTION {function} SET search_path = {path}")
+        op.execute(
+            in_catalog_schema(op.get_bind(), f"ALTER FUNCTION {function} SET search_path = {path}")
+        )
 
 
 def upgrade() -> None:

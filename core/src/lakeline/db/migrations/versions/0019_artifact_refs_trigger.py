@@ -34,6 +34,7 @@ Downgrade: the three foreign keys again (validated against every row), the trigg
 from __future__ import annotations
 
 from alembic import op
+from lakeline.db.pg_helpers import in_catalog_schema
 from sqlalchemy import text
 
 revision = "0019"
@@ -223,7 +224,8 @@ def upgrade() -> None:
     for name in _foreign_keys():
         op.execute(f'ALTER TABLE artifacts DROP CONSTRAINT "{name}"')
     for statement in (MISSING_FUNCTION, REFS_FUNCTION, KEPT_FUNCTION, *TRIGGERS):
-        op.get_bind().exec_driver_sql(statement.replace("%", "%%"))  # no bind parameters
+        bind = op.get_bind()  # no bind parameters
+        bind.exec_driver_sql(in_catalog_schema(bind, statement).replace("%", "%%"))
 
 
 def downgrade() -> None:

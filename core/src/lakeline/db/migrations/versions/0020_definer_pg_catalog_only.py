@@ -47,6 +47,7 @@ nothing.
 from __future__ import annotations
 
 from alembic import op
+from lakeline.db.pg_helpers import in_catalog_schema
 
 revision = "0020"
 down_revision = "0019"
@@ -218,7 +219,9 @@ def _rewrite(upgrading: bool) -> None:
     prefix = bind.dialect.identifier_preparer.quote_schema(str(schema))
     for function, pairs in QUALIFY.items():
         if function in PINNED and not upgrading:  # a SQL body is checked under its setting
-            bind.exec_driver_sql(f"ALTER FUNCTION {function} SET search_path = {OLD}")
+            bind.exec_driver_sql(
+                in_catalog_schema(bind, f"ALTER FUNCTION {function} SET search_path = {OLD}")
+            )
         if function in CHECKS and not upgrading:
             bind.exec_driver_sql(f"ALTER FUNCTION {function} RESET search_path")
         definition = str(
@@ -227,7 +230,7 @@ def _rewrite(upgrading: bool) -> None:
             ).scalar_one()
         )
         for before, after in pairs:
-            old, new = before, after.format(s=prefix)
+            old, new = in_catalog_schema(bind, before), after.format(s=prefix)
             if not upgrading:
                 old, new = new, old
             if old == new:  # 0019's helper call was by `public.`: the same in `public`

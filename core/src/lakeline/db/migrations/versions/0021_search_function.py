@@ -51,10 +51,15 @@ def _searchable(inline: bool) -> dict[str, list[str]]:
             "ORDER BY c.relname"
         )
     )
+    from lakeline.search import pg_search_function, pg_search_function_cut
+
     found: dict[str, list[tuple[int, str]]] = {}
     for table, field, expression in rows:
         call = CALL_MARK.search(expression)
-        if (INLINE_MARK not in expression) if inline else (call is None or call[1] != table):
+        # the table's function: by its name, or by the name PostgreSQL cut (a long one)
+        names = (pg_search_function(table), pg_search_function_cut(table))
+        ours = call is not None and f"lakeline_search_{call[1]}" in names
+        if (INLINE_MARK not in expression) if inline else not ours:
             continue
         at = re.search(rf'\b"?{re.escape(field)}"?\b', expression[call.end() if call else 0 :])
         found.setdefault(table, []).append((at.start() if at else len(expression), field))

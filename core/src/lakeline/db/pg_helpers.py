@@ -1,0 +1,73 @@
+"""PostgreSQL: the schema holding lakeline's functions (migration 0022).
+
+Since 0022 every function of a catalog (its triggers', the checks, the audit and its chaining,
+spaces, grant/revoke, the search columns') lives in a schema of its own that only the owner may
+CREATE in, `lakeline_<catalog schema>` (`helper_schema`), and every call by name names it: a
+role that may CREATE in the catalog's schema could otherwise make a call ambiguous there with an
+overload (`lakeline_audit_digest(..., extra integer DEFAULT 0)`: every write failed "function
+... is not unique"). Before 0022 they lived in the catalog's schema.
+
+`LOCATE` finds them without a name lookup: the schema of the function the `lakeline_delete_own`
+trigger of the catalog's `artifacts` runs (bound by oid, made by the owner only; 0007 on), so
+the same SQL serves every revision.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+PREFIX = "lakeline_"
+
+# the schema of lakeline's functions, as SQL (quoted where needed): where the artifacts'
+# delete check is, else (before 0007) the catalog's own schema. Every operator pg_catalog's:
+# it runs with the caller's search_path, and a `public.=(oid, regclass)` (an exact match, over
+# oid = oid) made it find every trigger's schema
+LOCATE = (
+    "SELECT coalesce((SELECT p.pronamespace::pg_catalog.regnamespace::text "
+    "FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) "
+    "t.tgfoid WHERE t.tgrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass("
+    "pg_catalog.quote_ident(pg_catalog.current_schema()) OPERATOR(pg_catalog.||) '.artifacts')"
+    "::pg_catalog.oid AND t.tgname OPERATOR(pg_catalog.=) 'lakeline_delete_own'::pg_catalog.name),"
+    " pg_catalog.quote_ident(pg_catalog.current_schema()))"
+)
+
+
+def helper_schema(schema: str) -> str:
+    """The schema of the functions of a catalog in `schema`: `lakeline_<schema>`, a digest of
+    the name in its place where that would pass PostgreSQL's 63 bytes."""
+    name = PREFIX + schema
+    if len(name.encode()) <= 63:
+        return name
+    return PREFIX + hashlib.sha256(schema.encode()).hexdigest()[:32]
+
+
+def helpers(conn: Connection) -> str:
+    """Where `conn`'s catalog keeps its functions (quoted where needed), to name in a call."""
+    return str(conn.exec_driver_sql(LOCATE).scalar_one())
+
+
+# what migrations 0007-0020 wrote for the catalog's schema: `public`, whatever it was
+_PUBLIC_FORMS = (
+    "search_path = public, pg_catalog",
+    "search_path = pg_catalog, public, pg_temp",
+    "PERFORM public.lakeline_artifact_ref_missing(",
+)
+
+
+def in_catalog_schema(conn: Connection, sql: str) -> str:
+    """`sql` (a migration's function or setting) with `public` in its search_path settings, and
+    in 0019's call of its helper, replaced by the catalog's schema (quoted where needed): the
+    same text for a catalog in `public`; one in another schema (`search_path` set for the role
+    or database, or the URL's `options=-csearch_path=...`) could not be made (0008's SQL
+    function's body was checked against `public`)."""
+    schema = str(conn.exec_driver_sql("SELECT current_schema()").scalar_one())
+    quoted = conn.dialect.identifier_preparer.quote_schema(schema)
+    if quoted == "public":
+        return sql
+    for form in _PUBLIC_FORMS:
+        sql = sql.replace(form, form.replace("public", quoted))
+    return sql
