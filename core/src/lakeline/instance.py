@@ -170,7 +170,12 @@ class Instance:
         except IntegrityError:  # registered concurrently
             with self.sessions.read() as session:
                 record = session.scalars(select(Storage).where(Storage.root == location)).one()
-        self.load_storages()
+            self.load_storages()
+            return record
+        # the record as inserted (every column set here, its id returned): the storages as
+        # loaded with it, in a new dict as a reload gives (not read again: ~1.2 ms on
+        # PostgreSQL, the first run of an integration in a new folder registers one)
+        self._storages = {**self._storages, record.id: record}
         return record
 
     def _promote_storage(self, storage: Storage) -> Storage:

@@ -126,10 +126,11 @@ def test_a_completed_job_is_described_from_the_scheduler(
 ) -> None:
     """A completed job's arguments, result and child jobs' results are what the scheduler
     holds, and its start and end times are those redun's backend wrote as the scheduler
-    saw them written: recording a job's start and end reads nothing of the job back from
-    redun's database, only its execution's row once (it read the job row at the start;
-    at the end the job, task, call node, arguments, values and child jobs, ~10 queries a
-    job, then its end time). The runs' times are redun's, the lineage the import's."""
+    saw them written: recording a job's start and end reads nothing back from redun's
+    database (it read the job row at the start; at the end the job, task, call node,
+    arguments, values and child jobs, ~10 queries a job, then its end time; and the
+    execution's row for its command line, which is now kept as redun's backend records
+    it). The runs' times are redun's, the lineage (the workflow's args too) the import's."""
     from redun.backends.db import Job as JobRow
     from redun.config import Config
     from sqlalchemy import event
@@ -165,7 +166,7 @@ def test_a_completed_job_is_described_from_the_scheduler(
         os.chdir(cwd)
     live = lineage()
     assert len(live) == 7 and {r[3] for r in live} == {"completed"}  # main, its 5 jobs
-    assert sum(reads.values()) == 1  # the execution's row, once (its args), no job's
+    assert sum(reads.values()) == 0  # nothing: the execution's args as recorded, no job's
     times = {
         row.id: (row.start_time, row.end_time)
         for row in scheduler.backend.session.query(JobRow).all()

@@ -73,13 +73,19 @@ class LakelineScheduler(Scheduler):
         self._times: dict[str, datetime] = {}
         self._ends: dict[str, datetime] = {}
         self._names: dict[tuple[str, str], list[str]] = {}  # a task's parameter names
+        # the command line redun's backend recorded for an execution (until its lineage is
+        # set up): read back from the database otherwise, a query and a compile a run
+        self._argv: dict[str, str] = {}
         self._timed = False  # run() keeps a timer thread flushing batches due by time
         self._touched = time.monotonic()  # a job's last start or end (the timer's idle clock)
         self._capture_times()
 
     def _capture_times(self) -> None:
         """Wrap the database backend's `record_job_start` / `record_job_end` to keep the
-        times they write (redun takes `now` from its caller, else its own `utcnow()`)."""
+        times they write (redun takes `now` from its caller, else its own `utcnow()`), and
+        its `record_execution` to keep an execution's command line as it stores it."""
+        import json
+
         from redun.backends.db import RedunBackendDb
         from redun.utils import utcnow
 
@@ -87,6 +93,11 @@ class LakelineScheduler(Scheduler):
         if not isinstance(backend, RedunBackendDb):
             return
         start, end = backend.record_job_start, backend.record_job_end
+        execution = backend.record_execution
+
+        def record_execution(exec_id: str, args: list[str]) -> None:
+            execution(exec_id, args)
+            self._argv[exec_id] = json.dumps(args)  # the text redun's Execution row holds
 
         def record_job_start(job: Any, now: datetime | None = None) -> Any:
             now = now or utcnow()
@@ -103,6 +114,7 @@ class LakelineScheduler(Scheduler):
 
         backend.record_job_start = record_job_start  # type: ignore[method-assign]
         backend.record_job_end = record_job_end  # type: ignore[method-assign]
+        backend.record_execution = record_execution  # type: ignore[method-assign]
 
     def run(self, *args: Any, **kwargs: Any) -> Any:
         """`Scheduler.run`, with a timer that writes the Recorder's batch once it is due or
@@ -159,10 +171,14 @@ class LakelineScheduler(Scheduler):
             if self._timed and isinstance(self._recorder, BatchRecorder):
                 self._recorder.flush_on_calls = False  # the timer writes batches due by time
         if execution_id not in self._executions:
-            session = self._session()
-            row = session.get(Execution, execution_id) if session is not None else None
-            args = [] if row is None else json_list(row.args)
-            info = ExecutionInfo(execution_id, args, None if row is None else row.job_id)
+            argv = self._argv.pop(execution_id, None)
+            if argv is not None:  # recorded by this scheduler: its root job starts first
+                info = ExecutionInfo(execution_id, json_list(argv), None)
+            else:  # an execution this scheduler did not record (a parent scheduler's)
+                session = self._session()
+                row = session.get(Execution, execution_id) if session is not None else None
+                args = [] if row is None else json_list(row.args)
+                info = ExecutionInfo(execution_id, args, None if row is None else row.job_id)
             self._executions[execution_id] = ExecutionRecorder(
                 self._recorder, info, pipeline=self.lakeline_pipeline
             )
@@ -245,6 +261,8 @@ class LakelineScheduler(Scheduler):
                 return
             known = None if result is _FAILED else self._completed(session, job, result, ended)
             lineage = self._lineage(job.execution.id)
+            if job.parent_job is None:  # its root job (whether its start was seen or not)
+                lineage.execution.root_job_id = job.id
             lineage.finish_job(known or job_info(session, job.id))
         except Exception as error:  # lineage must never break the workflow
             log.warning("lakeline: could not record job %s: %s", job.id, error)
