@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, select, update
 
+from lakeline import checkpoints
+from lakeline.db.errors import with_retries
 from lakeline.errors import DoesNotExist, LakelineError
 from lakeline.models import Artifact, CollectionArtifact
 from lakeline.storage.roots import join, protocol_of
@@ -36,22 +38,33 @@ def delete_artifact(artifact: Artifact, instance: Instance, *, delete_bytes: boo
     if artifact.id is None:
         raise LakelineError("this artifact was never saved: there is nothing to delete")
     check_own(artifact, instance)
-    trash: list[tuple[str, str]] = []
-    try:
-        _delete_record(instance, artifact, delete_bytes, trash)
-    except BaseException:
-        _put_back(trash)
-        raise
-    _empty(trash)
+
+    def attempt() -> list[tuple[str, str]]:
+        trash: list[tuple[str, str]] = []
+        try:
+            _delete_record(instance, artifact, delete_bytes, trash)
+        except BaseException:
+            _put_back(trash)
+            raise
+        return trash
+
+    _empty(with_retries(attempt))
 
 
 def _delete_record(
     instance: Instance, artifact: Artifact, delete_bytes: bool, trash: list[tuple[str, str]]
 ) -> None:
+    """One attempt, in one transaction: the keys' locks (`_lock_keys`), then the rows, then
+    the objects' locks (`_unreferenced`), the order a save takes them in."""
     with instance.sessions.write() as session:
-        record = session.get(Artifact, artifact.id)
-        if record is None:
-            raise DoesNotExist(f"artifact {artifact.uid} no longer exists")
+        locked = _lock_keys(session, artifact.id, set())
+        while True:  # read again under the locks: what the latest version is now
+            record = session.get(Artifact, artifact.id, populate_existing=True)
+            if record is None:
+                raise DoesNotExist(f"artifact {artifact.uid} no longer exists")
+            if locked is None or record.key is None or record.key in locked:
+                break
+            locked = _lock_keys(session, artifact.id, locked)  # its key edited meanwhile
         member = session.scalars(
             select(CollectionArtifact.collection_id).where(
                 CollectionArtifact.artifact_id == record.id
@@ -72,6 +85,7 @@ def _delete_record(
         else:
             previous = None
         session.execute(delete(Artifact).where(Artifact.id == record.id))
+        checkpoints.reach("delete.deleted")
         if previous is not None:
             session.execute(update(Artifact).where(Artifact.id == previous).values(is_latest=True))
         storage: Storage = instance.storage_by_id(record.storage_id)
@@ -79,6 +93,23 @@ def _delete_record(
             # a reference holds no bytes; in-place files are not lakeline's to remove
             doomed = _unreferenced(session, storage, [record.store_key])
             _take_away(instance, storage, doomed, trash)
+
+
+def _lock_keys(session: Session, artifact_id: int, locked: set[str]) -> set[str] | None:
+    """Lock the keys of every version of `artifact_id`'s stem not in `locked` yet (deleting
+    the latest makes the previous one the latest: a save of either key would mark it), as a
+    save locks its keys before it reads any row; returns every key locked. None on SQLite:
+    its write lock serializes writers already."""
+    from lakeline.db.locks import lock_keys
+    from lakeline.db.rows import is_postgres
+
+    if not is_postgres(session):
+        return None
+    stem = select(Artifact.stem).where(Artifact.id == artifact_id).scalar_subquery()
+    stmt = select(Artifact.key).where(Artifact.stem == stem, Artifact.key.is_not(None))
+    keys = {str(key) for key in session.scalars(stmt.distinct())} - locked
+    lock_keys(session, "artifact", keys)
+    return locked | keys
 
 
 def _unreferenced(session: Session, storage: Storage, store_keys: Sequence[str]) -> list[str]:

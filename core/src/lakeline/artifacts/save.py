@@ -116,6 +116,7 @@ def _write_records(
             created, new_storage = write_batch(session, instance, plans, user_id, run)
             if also is not None:
                 also(session, plans)
+            checkpoints.reach("save.written")
         settle(instance, created, new_storage)
     except BaseException as exc:
         if not committed:
