@@ -59,7 +59,11 @@ def _delete_record(
     with instance.sessions.write() as session:
         locked = _lock_keys(session, artifact.id, set())
         while True:  # read again under the locks: what the latest version is now
-            record = session.get(Artifact, artifact.id, populate_existing=True)
+            # its row locked too (PostgreSQL): a collection being saved with it (its foreign
+            # key's lock on the row) commits first, and the check below sees its membership
+            record = session.get(
+                Artifact, artifact.id, populate_existing=True, with_for_update=True
+            )
             if record is None:
                 raise DoesNotExist(f"artifact {artifact.uid} no longer exists")
             if locked is None or record.key is None or record.key in locked:

@@ -1,0 +1,49 @@
+"""Deletes racing other writers that reference the artifact (PostgreSQL: each in its own
+transaction, the other held in another process before its COMMIT; SQLite: one writer at a
+time, the held one first)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lakeline as ll
+import pytest
+from faults import second_while_held
+from lakeline.instance import Instance
+
+
+def _collection_held(pause: Any, uid: str) -> None:
+    """In a child process: a collection of artifact `uid`, held before its COMMIT."""
+    from lakeline.instance import current
+    from sqlalchemy import event
+
+    ll.connect()
+    member = ll.Artifact.get(uid)
+    event.listen(current().engine, "commit", lambda conn: pause.hold())
+    ll.Collection([member], key="c").save()
+
+
+def test_a_delete_racing_a_collection_of_its_artifact(
+    instance: Instance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A collection of the artifact is saved (not committed) while it is deleted: the delete
+    refuses as for a committed collection, and the collection keeps it. Before, the delete
+    checked membership before the collection committed, and its DELETE then failed on the
+    foreign key: a raw ForeignKeyViolation reached the caller (PostgreSQL)."""
+    monkeypatch.setenv("LAKELINE_INSTANCE", instance.name)
+    (tmp_path / "a.txt").write_text("a")
+    artifact = ll.Artifact(tmp_path / "a.txt", key="a.txt").save()
+    exitcode, outcome = second_while_held(
+        _collection_held,
+        (artifact.uid,),
+        artifact.delete,
+        instance.engine,
+        "the delete",
+        waits=instance.dialect == "postgresql",
+    )
+    assert exitcode == 0
+    assert len(outcome) == 1 and isinstance(outcome[0], ll.errors.LakelineError), outcome
+    assert "belongs to a collection" in str(outcome[0])
+    assert ll.Artifact.get(artifact.uid).id == artifact.id
+    assert [a.uid for a in ll.Collection.get(key="c").artifacts] == [artifact.uid]
