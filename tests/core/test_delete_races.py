@@ -47,3 +47,27 @@ def test_a_delete_racing_a_collection_of_its_artifact(
     assert "belongs to a collection" in str(outcome[0])
     assert ll.Artifact.get(artifact.uid).id == artifact.id
     assert [a.uid for a in ll.Collection.get(key="c").artifacts] == [artifact.uid]
+
+
+def test_deleting_a_renamed_latest_whose_old_key_was_taken(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """Version 2 of `a.txt` renamed `b.txt`, then new content saved as `a.txt` (another
+    artifact): deleting version 2 would make version 1 a second latest `a.txt`. Before: a raw
+    unique violation (both databases); now a clear refusal, nothing changed."""
+    for i, content in enumerate(["one", "two", "three"]):
+        (tmp_path / f"{i}.txt").write_text(content)
+    v1 = ll.Artifact(tmp_path / "0.txt", key="a.txt").save()
+    v2 = ll.Artifact(tmp_path / "1.txt", key="a.txt").save()
+    v2.key = "b.txt"
+    v2.save()
+    other = ll.Artifact(tmp_path / "2.txt", key="a.txt").save()
+    with pytest.raises(ll.errors.LakelineError, match="names artifact"):
+        v2.delete()
+    assert ll.Artifact.get(key="b.txt").uid == v2.uid
+    assert ll.Artifact.get(key="a.txt").uid == other.uid
+    assert Path(ll.Artifact.get(v2.uid).cache()).read_text() == "two"
+    assert not ll.Artifact.get(v1.uid).is_latest
+    other.delete()
+    v2.delete()  # its key free again: version 1 is the latest `a.txt`
+    assert ll.Artifact.get(key="a.txt").uid == v1.uid

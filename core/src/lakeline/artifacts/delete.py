@@ -79,15 +79,7 @@ def _delete_record(
                 f"artifact {record.uid} belongs to a collection (id {member}): delete the "
                 "collection or save a new version without it first"
             )
-        if record.is_latest:
-            previous = session.scalars(
-                select(Artifact.id)
-                .where(Artifact.stem == record.stem, Artifact.id != record.id)
-                .order_by(Artifact.uid.desc())
-                .limit(1)
-            ).first()
-        else:
-            previous = None
+        previous = _previous(session, record) if record.is_latest else None
         session.execute(delete(Artifact).where(Artifact.id == record.id))
         checkpoints.reach("delete.deleted")
         if previous is not None:
@@ -97,6 +89,33 @@ def _delete_record(
             # a reference holds no bytes; in-place files are not lakeline's to remove
             doomed = _unreferenced(session, storage, [record.store_key])
             _take_away(instance, storage, doomed, trash)
+
+
+def _previous(session: Session, record: Artifact) -> int | None:
+    """The id of the version that becomes the latest when `record`, the latest, is deleted;
+    LakelineError when its key (an older one: the latest's was edited) names another
+    artifact's latest version now (read under the keys' locks)."""
+    row = session.execute(
+        select(Artifact.id, Artifact.uid, Artifact.key)
+        .where(Artifact.stem == record.stem, Artifact.id != record.id)
+        .order_by(Artifact.uid.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    if row.key is not None and row.key != record.key:
+        holder = session.scalars(
+            select(Artifact.uid).where(
+                Artifact.key == row.key, Artifact.is_latest.is_(True), Artifact.stem != record.stem
+            )
+        ).first()
+        if holder is not None:
+            raise LakelineError(
+                f"artifact {record.uid} cannot be deleted: its previous version {row.uid} would "
+                f"become the latest under key {row.key!r}, which names artifact {holder} now; "
+                "delete that artifact or give it another key first"
+            )
+    return int(row.id)
 
 
 def _lock_keys(session: Session, artifact_id: int, locked: set[str]) -> set[str] | None:
