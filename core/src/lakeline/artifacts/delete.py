@@ -32,6 +32,9 @@ def delete_artifact(artifact: Artifact, instance: Instance, *, delete_bytes: boo
     did not create them; nor is anything a reference names. Uploaded bytes are removed once
     no record references them, in the same transaction, under the lock a save of the same
     bytes takes (so a save racing this delete never ends with a record without bytes).
+    Refused (LakelineError, nothing deleted) when the record is in a collection, or when its
+    previous version would become the latest under a key another artifact's latest holds
+    now (an older key of the stem: the latest's was edited since).
     """
     from lakeline.db.session import check_own
 
