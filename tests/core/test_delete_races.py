@@ -10,7 +10,10 @@ from typing import Any
 import lakeline as ll
 import pytest
 from faults import second_while_held
+from lakeline.errors import PermissionDenied
 from lakeline.instance import Instance
+from lakeline.testing import LoginRoles
+from test_access_roles import team  # noqa: F401  (a fixture)
 
 
 def _collection_held(pause: Any, uid: str) -> None:
@@ -71,3 +74,24 @@ def test_deleting_a_renamed_latest_whose_old_key_was_taken(
     other.delete()
     v2.delete()  # its key free again: version 1 is the latest `a.txt`
     assert ll.Artifact.get(key="a.txt").uid == v1.uid
+
+
+@pytest.mark.postgres
+def test_a_reader_deleting_or_editing_is_told_it_needs_the_write_role(
+    team: dict[str, str],  # noqa: F811
+    tmp_path: Path,
+    login_roles: LoginRoles,
+) -> None:
+    """A delete (and an edit) first reads its record FOR UPDATE, which needs the UPDATE
+    privilege: the refusal names the write role. Before: "may not read table artifacts:
+    needs the lakeline 'read' role", to a role that reads."""
+    (tmp_path / "a.txt").write_text("a")
+    saved = ll.Artifact(tmp_path / "a.txt", key="a.txt").save()
+    login_roles.connect_as(team["reader"], "reader")
+    loaded = ll.Artifact.get(saved.uid)
+    with pytest.raises(PermissionDenied, match="needs the lakeline 'write' role"):
+        loaded.delete()
+    loaded.description = "edited"
+    with pytest.raises(PermissionDenied, match="needs the lakeline 'write' role"):
+        loaded.save()
+    assert ll.Artifact.get(saved.uid).description is None

@@ -10,6 +10,7 @@ of the pool (it replaces the connection).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -157,6 +158,11 @@ _ACTIONS = {
 }
 
 
+# a SELECT's row-locking clause (FOR UPDATE / NO KEY UPDATE / SHARE / KEY SHARE): PostgreSQL
+# requires the UPDATE privilege for it (a delete or an edit reads its record so)
+_LOCKING = re.compile(r"\bFOR\s+(NO\s+KEY\s+UPDATE|UPDATE|SHARE|KEY\s+SHARE)\b", re.IGNORECASE)
+
+
 def _denied(reason: str, user: str | None, statement: str | None) -> PermissionDenied:
     """A GRANT-level refusal as one line: the action, the object and the role it needs."""
     words = (statement or "").split(None, 1)
@@ -171,6 +177,8 @@ def _denied(reason: str, user: str | None, statement: str | None) -> PermissionD
             "it is a member of other spaces only (`lakeline access list`)"
         )
     action, level = _ACTIONS.get(verb, ("change the schema of", "owner"))
+    if level == "read" and _LOCKING.search(statement or ""):  # needs UPDATE: a write
+        action, level = "lock rows of", "write"
     if what.split(" ")[-1] in ("settings", "spaces", "space_members") and level == "write":
         level = "admin"
     need = (
