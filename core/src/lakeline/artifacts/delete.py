@@ -57,11 +57,24 @@ def delete_artifact(artifact: Artifact, instance: Instance, *, delete_bytes: boo
 def _delete_record(
     instance: Instance, artifact: Artifact, delete_bytes: bool, trash: list[tuple[str, str]]
 ) -> None:
-    """One attempt, in one transaction: the keys' locks (`_lock_keys`), then the rows, then
-    the objects' locks (`_unreferenced`), the order a save takes them in."""
+    """One attempt, in one transaction: the keys' locks, then the rows, then the objects'
+    locks (`_unreferenced`), the order a save takes them in. On PostgreSQL the key of the
+    caller's copy is locked before anything is read, then the keys of the record and of the
+    version that becomes the latest, when they differ (a key edited meanwhile): a save of
+    either key marks one of them (on SQLite the write lock serializes writers already)."""
+    from sqlalchemy.orm.attributes import instance_dict
+
+    from lakeline.db.locks import lock_keys
+    from lakeline.db.rows import is_postgres
+
     with instance.sessions.write() as session:
-        locked = _lock_keys(session, artifact.id, set())
-        while True:  # read again under the locks: what the latest version is now
+        postgres = is_postgres(session)
+        locked: set[str] = set()
+        known = instance_dict(artifact).get("key")
+        if postgres and known is not None:
+            lock_keys(session, "artifact", [known])
+            locked.add(known)
+        while True:  # read under the locks: what the record and the latest version are now
             # its row locked too (PostgreSQL): a collection being saved with it (its foreign
             # key's lock on the row) commits first, and the check below sees its membership
             record = session.get(
@@ -69,9 +82,21 @@ def _delete_record(
             )
             if record is None:
                 raise DoesNotExist(f"artifact {artifact.uid} no longer exists")
-            if locked is None or record.key is None or record.key in locked:
+            previous = None
+            if record.is_latest:
+                previous = session.execute(
+                    select(Artifact.id, Artifact.uid, Artifact.key)
+                    .where(Artifact.stem == record.stem, Artifact.id != record.id)
+                    .order_by(Artifact.uid.desc())
+                    .limit(1)
+                ).first()
+            keys = {record.key, None if previous is None else previous.key}
+            keys.discard(None)
+            if not postgres or keys <= locked:
                 break
-            locked = _lock_keys(session, artifact.id, locked)  # its key edited meanwhile
+            more = sorted(str(k) for k in keys - locked)
+            lock_keys(session, "artifact", more)  # then read again
+            locked.update(more)
         member = session.scalars(
             select(CollectionArtifact.collection_id).where(
                 CollectionArtifact.artifact_id == record.id
@@ -82,11 +107,14 @@ def _delete_record(
                 f"artifact {record.uid} belongs to a collection (id {member}): delete the "
                 "collection or save a new version without it first"
             )
-        previous = _previous(session, record) if record.is_latest else None
+        if previous is not None and previous.key not in (None, record.key):
+            _key_free(session, record, previous.uid, previous.key)
         session.execute(delete(Artifact).where(Artifact.id == record.id))
         checkpoints.reach("delete.deleted")
         if previous is not None:
-            session.execute(update(Artifact).where(Artifact.id == previous).values(is_latest=True))
+            session.execute(
+                update(Artifact).where(Artifact.id == previous.id).values(is_latest=True)
+            )
         storage: Storage = instance.storage_by_id(record.storage_id)
         if delete_bytes and record.available and not record.in_place:
             # a reference holds no bytes; in-place files are not lakeline's to remove
@@ -94,48 +122,21 @@ def _delete_record(
             _take_away(instance, storage, doomed, trash)
 
 
-def _previous(session: Session, record: Artifact) -> int | None:
-    """The id of the version that becomes the latest when `record`, the latest, is deleted;
-    LakelineError when its key (an older one: the latest's was edited) names another
-    artifact's latest version now (read under the keys' locks)."""
-    row = session.execute(
-        select(Artifact.id, Artifact.uid, Artifact.key)
-        .where(Artifact.stem == record.stem, Artifact.id != record.id)
-        .order_by(Artifact.uid.desc())
-        .limit(1)
+def _key_free(session: Session, record: Artifact, uid: str, key: str) -> None:
+    """LakelineError when `key`, an older key of `record`'s stem (the latest's was edited),
+    names another artifact's latest version now: version `uid` cannot become the latest
+    under it (read under the keys' locks)."""
+    holder = session.scalars(
+        select(Artifact.uid).where(
+            Artifact.key == key, Artifact.is_latest.is_(True), Artifact.stem != record.stem
+        )
     ).first()
-    if row is None:
-        return None
-    if row.key is not None and row.key != record.key:
-        holder = session.scalars(
-            select(Artifact.uid).where(
-                Artifact.key == row.key, Artifact.is_latest.is_(True), Artifact.stem != record.stem
-            )
-        ).first()
-        if holder is not None:
-            raise LakelineError(
-                f"artifact {record.uid} cannot be deleted: its previous version {row.uid} would "
-                f"become the latest under key {row.key!r}, which names artifact {holder} now; "
-                "delete that artifact or give it another key first"
-            )
-    return int(row.id)
-
-
-def _lock_keys(session: Session, artifact_id: int, locked: set[str]) -> set[str] | None:
-    """Lock the keys of every version of `artifact_id`'s stem not in `locked` yet (deleting
-    the latest makes the previous one the latest: a save of either key would mark it), as a
-    save locks its keys before it reads any row; returns every key locked. None on SQLite:
-    its write lock serializes writers already."""
-    from lakeline.db.locks import lock_keys
-    from lakeline.db.rows import is_postgres
-
-    if not is_postgres(session):
-        return None
-    stem = select(Artifact.stem).where(Artifact.id == artifact_id).scalar_subquery()
-    stmt = select(Artifact.key).where(Artifact.stem == stem, Artifact.key.is_not(None))
-    keys = {str(key) for key in session.scalars(stmt.distinct())} - locked
-    lock_keys(session, "artifact", keys)
-    return locked | keys
+    if holder is not None:
+        raise LakelineError(
+            f"artifact {record.uid} cannot be deleted: its previous version {uid} would become "
+            f"the latest under key {key!r}, which names artifact {holder} now; delete that "
+            "artifact or give it another key first"
+        )
 
 
 def _unreferenced(session: Session, storage: Storage, store_keys: Sequence[str]) -> list[str]:

@@ -352,8 +352,9 @@ def _put_back(kept: Kept) -> None:
         state = instance_state(artifact)
         if state.key is not None:  # detached while its transaction committed, which failed
             make_transient(artifact)
-        values = state.dict
-        values.clear()
+        values = state.dict  # the object's own dict: its state object never leaves it
+        for name in values.keys() - own.keys():
+            del values[name]
         values.update(own)
         state.committed_state.clear()
         if history:
