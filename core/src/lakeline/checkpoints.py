@@ -4,6 +4,8 @@
 to hold a real save between storing its bytes and writing its records while another process
 deletes or collects garbage. Points: `save.stored` (bytes stored, records not yet written),
 `source.read` (a file's bytes were read, hashed or copied; its stat not yet checked again),
+`save.written` (a one-thread save's records written, not committed), `delete.deleted` (a
+delete's row deleted, the previous version not yet made the latest, not committed),
 `save.claimed` (a pipelined save's writer thread: every record written, the objects locked and
 checked, the commit next),
 `object.written` (a new object's bytes in a named temporary file, on a filesystem without

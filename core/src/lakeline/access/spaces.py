@@ -88,16 +88,30 @@ def move(
     labels: Sequence[str] = (),
 ) -> int:
     """Put artifacts (by key or uid: every version), runs (by uid) and labels (by name) into
-    `space`, in one transaction; AccessError naming any that the caller cannot see."""
+    `space`, in one transaction; AccessError naming any that the caller cannot see. The
+    artifacts' keys are locked first, as a save or delete of them locks them (db/locks.py):
+    every version is moved, a version being saved meanwhile too."""
+    from lakeline.db.errors import with_retries
+
+    return with_retries(lambda: _move(instance, space, list(keys), list(runs), list(labels)))
+
+
+def _move(
+    instance: Instance, space: str, keys: list[str], runs: list[str], labels: list[str]
+) -> int:
     from sqlalchemy import bindparam, text
 
+    from lakeline.db.locks import lock_keys
+
     targets = (
-        ("artifacts", "key IN :v OR uid IN :v OR stem IN :v", list(keys), "artifact"),
-        ("runs", "uid IN :v", list(runs), "run"),
-        ("ulabels", "name IN :v", list(labels), "label"),
+        ("artifacts", "key IN :v OR uid IN :v OR stem IN :v", keys, "artifact"),
+        ("runs", "uid IN :v", runs, "run"),
+        ("ulabels", "name IN :v", labels, "label"),
     )
     moved = 0
-    with instance.engine.begin() as conn:
+    # SQLite: the write lock at BEGIN (a read snapshot cannot become a write once another
+    # writer committed: the move failed "database is locked")
+    with instance.engine.execution_options(lakeline_write=True).begin() as conn:
         target_id = space_ids(conn, [space])[space]
         for table, where, values, what in targets:
             if not values:
@@ -113,6 +127,8 @@ def move(
             missing = [v for v in values if v not in seen]
             if missing:
                 raise AccessError(f"no {what} {', '.join(map(repr, missing))} (that you can see)")
+            if table == "artifacts":  # the statement below then sees their versions committed
+                lock_keys(conn, "artifact", {str(row[0]) for row in found if row[0] is not None})
             result = conn.execute(
                 text(f"UPDATE {table} SET space_id = :s WHERE {where}").bindparams(
                     bindparam("v", expanding=True)

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, select, update
 
+from lakeline import checkpoints
+from lakeline.db.errors import with_retries
 from lakeline.errors import DoesNotExist, LakelineError
 from lakeline.models import Artifact, CollectionArtifact
 from lakeline.storage.roots import join, protocol_of
@@ -30,28 +32,71 @@ def delete_artifact(artifact: Artifact, instance: Instance, *, delete_bytes: boo
     did not create them; nor is anything a reference names. Uploaded bytes are removed once
     no record references them, in the same transaction, under the lock a save of the same
     bytes takes (so a save racing this delete never ends with a record without bytes).
+    Refused (LakelineError, nothing deleted) when the record is in a collection, or when its
+    previous version would become the latest under a key another artifact's latest holds
+    now (an older key of the stem: the latest's was edited since).
     """
     from lakeline.db.session import check_own
 
     if artifact.id is None:
         raise LakelineError("this artifact was never saved: there is nothing to delete")
     check_own(artifact, instance)
-    trash: list[tuple[str, str]] = []
-    try:
-        _delete_record(instance, artifact, delete_bytes, trash)
-    except BaseException:
-        _put_back(trash)
-        raise
-    _empty(trash)
+
+    def attempt() -> list[tuple[str, str]]:
+        trash: list[tuple[str, str]] = []
+        try:
+            _delete_record(instance, artifact, delete_bytes, trash)
+        except BaseException:
+            _put_back(trash)
+            raise
+        return trash
+
+    _empty(with_retries(attempt))
 
 
 def _delete_record(
     instance: Instance, artifact: Artifact, delete_bytes: bool, trash: list[tuple[str, str]]
 ) -> None:
+    """One attempt, in one transaction: the keys' locks, then the rows, then the objects'
+    locks (`_unreferenced`), the order a save takes them in. On PostgreSQL the key of the
+    caller's copy is locked before anything is read, then the keys of the record and of the
+    version that becomes the latest, when they differ (a key edited meanwhile): a save of
+    either key marks one of them (on SQLite the write lock serializes writers already)."""
+    from sqlalchemy.orm.attributes import instance_dict
+
+    from lakeline.db.locks import lock_keys
+    from lakeline.db.rows import is_postgres
+
     with instance.sessions.write() as session:
-        record = session.get(Artifact, artifact.id)
-        if record is None:
-            raise DoesNotExist(f"artifact {artifact.uid} no longer exists")
+        postgres = is_postgres(session)
+        locked: set[str] = set()
+        known = instance_dict(artifact).get("key")
+        if postgres and known is not None:
+            lock_keys(session, "artifact", [known])
+            locked.add(known)
+        while True:  # read under the locks: what the record and the latest version are now
+            # its row locked too (PostgreSQL): a collection being saved with it (its foreign
+            # key's lock on the row) commits first, and the check below sees its membership
+            record = session.get(
+                Artifact, artifact.id, populate_existing=True, with_for_update=True
+            )
+            if record is None:
+                raise DoesNotExist(f"artifact {artifact.uid} no longer exists")
+            previous = None
+            if record.is_latest:
+                previous = session.execute(
+                    select(Artifact.id, Artifact.uid, Artifact.key)
+                    .where(Artifact.stem == record.stem, Artifact.id != record.id)
+                    .order_by(Artifact.uid.desc())
+                    .limit(1)
+                ).first()
+            keys = {record.key, None if previous is None else previous.key}
+            keys.discard(None)
+            if not postgres or keys <= locked:
+                break
+            more = sorted(str(k) for k in keys - locked)
+            lock_keys(session, "artifact", more)  # then read again
+            locked.update(more)
         member = session.scalars(
             select(CollectionArtifact.collection_id).where(
                 CollectionArtifact.artifact_id == record.id
@@ -62,23 +107,36 @@ def _delete_record(
                 f"artifact {record.uid} belongs to a collection (id {member}): delete the "
                 "collection or save a new version without it first"
             )
-        if record.is_latest:
-            previous = session.scalars(
-                select(Artifact.id)
-                .where(Artifact.stem == record.stem, Artifact.id != record.id)
-                .order_by(Artifact.uid.desc())
-                .limit(1)
-            ).first()
-        else:
-            previous = None
+        if previous is not None and previous.key not in (None, record.key):
+            _key_free(session, record, previous.uid, previous.key)
         session.execute(delete(Artifact).where(Artifact.id == record.id))
+        checkpoints.reach("delete.deleted")
         if previous is not None:
-            session.execute(update(Artifact).where(Artifact.id == previous).values(is_latest=True))
+            session.execute(
+                update(Artifact).where(Artifact.id == previous.id).values(is_latest=True)
+            )
         storage: Storage = instance.storage_by_id(record.storage_id)
         if delete_bytes and record.available and not record.in_place:
             # a reference holds no bytes; in-place files are not lakeline's to remove
             doomed = _unreferenced(session, storage, [record.store_key])
             _take_away(instance, storage, doomed, trash)
+
+
+def _key_free(session: Session, record: Artifact, uid: str, key: str) -> None:
+    """LakelineError when `key`, an older key of `record`'s stem (the latest's was edited),
+    names another artifact's latest version now: version `uid` cannot become the latest
+    under it (read under the keys' locks)."""
+    holder = session.scalars(
+        select(Artifact.uid).where(
+            Artifact.key == key, Artifact.is_latest.is_(True), Artifact.stem != record.stem
+        )
+    ).first()
+    if holder is not None:
+        raise LakelineError(
+            f"artifact {record.uid} cannot be deleted: its previous version {uid} would become "
+            f"the latest under key {key!r}, which names artifact {holder} now; delete that "
+            "artifact or give it another key first"
+        )
 
 
 def _unreferenced(session: Session, storage: Storage, store_keys: Sequence[str]) -> list[str]:

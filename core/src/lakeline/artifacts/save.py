@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Table, func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm import make_transient, make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_dict, instance_state
 
 from lakeline import checkpoints
@@ -116,6 +116,7 @@ def _write_records(
             created, new_storage = write_batch(session, instance, plans, user_id, run)
             if also is not None:
                 also(session, plans)
+            checkpoints.reach("save.written")
         settle(instance, created, new_storage)
     except BaseException as exc:
         if not committed:
@@ -327,6 +328,40 @@ def _forget(plans: Sequence[Plan]) -> None:
         plan.result = None
 
 
+Kept = list[tuple[Artifact, dict[str, Any], dict[str, Any] | None, bool]]
+
+
+def _kept(new: Sequence[Artifact]) -> Kept:
+    """Each new object's own state: its attributes' values and its ORM history (~0.5 us an
+    object), for `_put_back`."""
+    kept = []
+    for artifact in new:
+        state = instance_state(artifact)
+        history = state.committed_state
+        kept.append(
+            (artifact, state.dict.copy(), dict(history) if history else None, state.modified)
+        )
+    return kept
+
+
+def _put_back(kept: Kept) -> None:
+    """After a failed save: each new object as it was before it (`_kept`), a transient object
+    without the uid, stem, hash, store key, producing run, ... the save gave it, so that
+    saving it again is as saving it the first time."""
+    for artifact, own, history, modified in kept:
+        state = instance_state(artifact)
+        if state.key is not None:  # detached while its transaction committed, which failed
+            make_transient(artifact)
+        values = state.dict  # the object's own dict: its state object never leaves it
+        for name in values.keys() - own.keys():
+            del values[name]
+        values.update(own)
+        state.committed_state.clear()
+        if history:
+            state.committed_state.update(history)
+        state.modified = modified
+
+
 def _retried(exc: BaseException) -> bool:
     """Whether `_write_with_retries` retries after `exc`."""
     retry = isinstance(exc, IntegrityError | OperationalError) and retryable(exc)
@@ -428,23 +463,28 @@ def save_artifacts(
         pipelined = job is not None or (
             instance.dialect == "postgresql" and eligible(instance, new)
         )
-    if pipelined:
-        plans, late = _pipelined(
-            instance, new, plan_one, made, progress, producer_from_context, job
-        )
-    else:
-        plans = _planned(instance, new, files, plan_one, made, planned, progress)
-        try:
-            _upload(instance, plans, progress)
-            checkpoints.reach("save.stored")
-            checked = guarded(instance, also)
-            late = _write_with_retries(
-                instance, plans, checked, producer_from_context, before=before
+    kept = _kept(new)  # put back if the save fails: the objects as the caller gave them
+    try:
+        if pipelined:
+            plans, late = _pipelined(
+                instance, new, plan_one, made, progress, producer_from_context, job
             )
-        except BaseException:
-            _forget(plans)
-            _cleanup(instance, plans)
-            raise
+        else:
+            plans = _planned(instance, new, files, plan_one, made, planned, progress)
+            try:
+                _upload(instance, plans, progress)
+                checkpoints.reach("save.stored")
+                checked = guarded(instance, also)
+                late = _write_with_retries(
+                    instance, plans, checked, producer_from_context, before=before
+                )
+            except BaseException:
+                _forget(plans)
+                _cleanup(instance, plans)
+                raise
+    except BaseException:  # nothing committed
+        _put_back(kept)
+        raise
     # committed: an interrupt from here on is raised once the save is finished (it is saved)
     try:
         drop_unused(instance, plans)

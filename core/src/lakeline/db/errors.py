@@ -10,7 +10,9 @@ of the pool (it replaces the connection).
 from __future__ import annotations
 
 import os
-from typing import Any
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, event
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
@@ -33,16 +35,33 @@ SQLITE_CORRUPT, SQLITE_CANTOPEN, SQLITE_NOTADB = 11, 14, 26
 PASS_THROUGH = frozenset({"40P01", "40001", "42P01", "3F000"})
 VALUE_STATES = frozenset({"22001", "22003", "22021", "22P05", "54000", "22P02"})
 LOST_STATES = frozenset({"57P01", "57P02", "57P03", "3D000", "08000", "08003", "08006", "08001"})
+T = TypeVar("T")
 RETRIES = 5  # attempts of a write transaction that another writer's commit got in the way of
 
 
 def retryable(exc: DBAPIError) -> bool:
     """Whether a failed write transaction is worth running again: a unique violation (a retry
     sees the winner), a deadlock or a serialization failure. `RETRIES` attempts at most."""
-    if isinstance(exc, IntegrityError):
-        return True
-    sqlstate = getattr(exc.orig, "sqlstate", None)
-    return sqlstate in ("40P01", "40001")
+    return isinstance(exc, IntegrityError) or conflicted(exc)
+
+
+def conflicted(exc: BaseException) -> bool:
+    """Whether `exc` is a deadlock or a serialization failure (PostgreSQL): another writer got
+    in the way, the transaction rolled back; running it again may succeed."""
+    orig = exc.orig if isinstance(exc, DBAPIError) else None
+    return getattr(orig, "sqlstate", None) in ("40P01", "40001")
+
+
+def with_retries(attempt: Callable[[], T]) -> T:
+    """`attempt()`, one write transaction, run again after a deadlock or a serialization
+    failure (`conflicted`), `RETRIES` attempts at most, as a save's transaction is."""
+    for n in range(RETRIES):
+        try:
+            return attempt()
+        except DBAPIError as exc:
+            if n == RETRIES - 1 or not conflicted(exc):
+                raise
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def reason_of(exc: BaseException) -> str:
@@ -139,6 +158,11 @@ _ACTIONS = {
 }
 
 
+# a SELECT's row-locking clause (FOR UPDATE / NO KEY UPDATE / SHARE / KEY SHARE): PostgreSQL
+# requires the UPDATE privilege for it (a delete or an edit reads its record so)
+_LOCKING = re.compile(r"\bFOR\s+(NO\s+KEY\s+UPDATE|UPDATE|SHARE|KEY\s+SHARE)\b", re.IGNORECASE)
+
+
 def _denied(reason: str, user: str | None, statement: str | None) -> PermissionDenied:
     """A GRANT-level refusal as one line: the action, the object and the role it needs."""
     words = (statement or "").split(None, 1)
@@ -153,6 +177,8 @@ def _denied(reason: str, user: str | None, statement: str | None) -> PermissionD
             "it is a member of other spaces only (`lakeline access list`)"
         )
     action, level = _ACTIONS.get(verb, ("change the schema of", "owner"))
+    if level == "read" and _LOCKING.search(statement or ""):  # needs UPDATE: a write
+        action, level = "lock rows of", "write"
     if what.split(" ")[-1] in ("settings", "spaces", "space_members") and level == "write":
         level = "admin"
     need = (

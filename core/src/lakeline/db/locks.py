@@ -5,7 +5,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterable
 
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
 # Keys hash into this many lock buckets per namespace: a save of any size holds at most this
@@ -19,19 +19,20 @@ def buckets(namespace: str, keys: Iterable[str]) -> list[int]:
     return sorted({zlib.crc32(f"{namespace}:{key}".encode()) % BUCKETS for key in keys})
 
 
-def lock_keys(session: Session, namespace: str, keys: Iterable[str]) -> None:
+def lock_keys(session: Session | Connection, namespace: str, keys: Iterable[str]) -> None:
     """Hold transaction advisory locks on the buckets of `keys`, taken in sorted order.
 
     A concurrent transaction writing any of the same keys waits for this one to commit and
     then sees its rows; sorted order means two writers can never deadlock on these locks.
     On SQLite (one writer at a time under BEGIN IMMEDIATE) this does nothing.
     """
-    if session.get_bind().dialect.name != "postgresql":
+    bind = session.get_bind() if isinstance(session, Session) else session
+    if bind.dialect.name != "postgresql":
         return
     lock_buckets(session, namespace, buckets(namespace, keys))
 
 
-def lock_buckets(session: Session, namespace: str, ids: list[int]) -> None:
+def lock_buckets(session: Session | Connection, namespace: str, ids: list[int]) -> None:
     """`lock_keys` of keys whose buckets (`buckets`) are `ids` (PostgreSQL)."""
     if not ids:
         return
