@@ -17,13 +17,11 @@ import pytest
 from lakeline.access import spaces
 from lakeline.access.audit import verify
 from lakeline.access.roles import grant, revoke
-from lakeline.db.migrate import HEAD_REVISION
 from lakeline.instance import Instance, connect
 from lakeline.testing import LoginRoles
 from lakeline.testing_servers import PostgresServer
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
-from test_definer_overloads import _dump, _fresh, _migrate
+from test_definer_overloads import down_and_up
 
 pytestmark = pytest.mark.postgres
 
@@ -139,36 +137,7 @@ def test_a_populated_catalog_upgrades_to_0022_and_back_with_its_chain_verifying(
     -s`), more work there; up again (a fresh head's schema) without rewriting any table (the
     search columns' functions moved, their oids kept), more saves: the chain verifies at every
     step."""
-    instance = ll.init(tmp_path / "data", db=postgres_url, name="owner")
-    database = make_url(postgres_url).database
-    assert database is not None
-
-    def work(name: str) -> None:
-        folder = tmp_path / name
-        saved = ll.save(
-            [ll.Artifact(str(_file(folder, f"{i}.txt")), key=f"{name}/{i}.txt") for i in range(5)]
-        )
-        with instance.engine.begin() as conn:  # SQL: the models expect the head's schema
-            conn.execute(
-                text("UPDATE artifacts SET description = :d WHERE id = :id"),
-                {"d": f"about {name}", "id": saved[0].id},
-            )
-            conn.execute(text("DELETE FROM artifacts WHERE id = :id"), {"id": saved[1].id})
-
-    work("head")
-    _migrate(instance, "0021")
-    assert _dump(postgres_server, database) == _fresh(postgres_server, "0021")
-    with instance.engine.begin() as conn:
-        conn.execute(text("UPDATE artifacts SET description = 'at 0021' WHERE key = 'head/2.txt'"))
-        conn.execute(text("DELETE FROM artifacts WHERE key = 'head/3.txt'"))
-    assert verify(instance).ok
-    before = _relfilenodes(instance)
-    _migrate(instance, HEAD_REVISION)
-    assert _relfilenodes(instance) == before  # no table rewritten
-    assert _dump(postgres_server, database) == _fresh(postgres_server, HEAD_REVISION)
-    work("again")
-    verdict = verify(instance)
-    assert verdict.ok and verdict.checked > 20
+    down_and_up(tmp_path, postgres_url, postgres_server, "0021", _relfilenodes)
 
 
 def test_only_the_owner_may_create_in_the_functions_schema(
