@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Table, func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import make_transient, make_transient_to_detached
+from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_dict, instance_state
 
 from lakeline import checkpoints
@@ -36,6 +36,7 @@ from lakeline.artifacts.store import io_bound as _io_bound
 from lakeline.artifacts.store import map_items as _map
 from lakeline.artifacts.store import storage_of as _storage
 from lakeline.artifacts.store import upload as _upload
+from lakeline.artifacts.undo import forget, keep, put_back
 from lakeline.db.errors import RETRIES, retryable
 from lakeline.db.locks import lock_keys
 from lakeline.db.rows import CHUNK, chunks, fill_new, insert_rows, one_of
@@ -320,48 +321,6 @@ def _existing(
     return existing
 
 
-def _forget(plans: Sequence[Plan]) -> None:
-    """Undo what a failed transaction set: no results, and new objects have no id again."""
-    for plan in plans:
-        if plan.result is plan.artifact:
-            plan.artifact.id = None  # type: ignore[assignment]
-        plan.result = None
-
-
-Kept = list[tuple[Artifact, dict[str, Any], dict[str, Any] | None, bool]]
-
-
-def _kept(new: Sequence[Artifact]) -> Kept:
-    """Each new object's own state: its attributes' values and its ORM history (~0.5 us an
-    object), for `_put_back`."""
-    kept = []
-    for artifact in new:
-        state = instance_state(artifact)
-        history = state.committed_state
-        kept.append(
-            (artifact, state.dict.copy(), dict(history) if history else None, state.modified)
-        )
-    return kept
-
-
-def _put_back(kept: Kept) -> None:
-    """After a failed save: each new object as it was before it (`_kept`), a transient object
-    without the uid, stem, hash, store key, producing run, ... the save gave it, so that
-    saving it again is as saving it the first time."""
-    for artifact, own, history, modified in kept:
-        state = instance_state(artifact)
-        if state.key is not None:  # detached while its transaction committed, which failed
-            make_transient(artifact)
-        values = state.dict  # the object's own dict: its state object never leaves it
-        for name in values.keys() - own.keys():
-            del values[name]
-        values.update(own)
-        state.committed_state.clear()
-        if history:
-            state.committed_state.update(history)
-        state.modified = modified
-
-
 def _retried(exc: BaseException) -> bool:
     """Whether `_write_with_retries` retries after `exc`."""
     retry = isinstance(exc, IntegrityError | OperationalError) and retryable(exc)
@@ -463,7 +422,7 @@ def save_artifacts(
         pipelined = job is not None or (
             instance.dialect == "postgresql" and eligible(instance, new)
         )
-    kept = _kept(new)  # put back if the save fails: the objects as the caller gave them
+    kept = keep(new)  # put back if the save fails: the objects as the caller gave them
     try:
         if pipelined:
             plans, late = _pipelined(
@@ -479,11 +438,11 @@ def save_artifacts(
                     instance, plans, checked, producer_from_context, before=before
                 )
             except BaseException:
-                _forget(plans)
+                forget(plans)
                 _cleanup(instance, plans)
                 raise
     except BaseException:  # nothing committed
-        _put_back(kept)
+        put_back(kept)
         raise
     # committed: an interrupt from here on is raised once the save is finished (it is saved)
     try:
@@ -582,7 +541,7 @@ def _pipelined(
     except BaseException:
         if job is not None:  # the files it stored after the failure: removed below
             job.finish(lambda artifact, result: plan_stored(storage, artifact, made, result))
-        _forget(made)
+        forget(made)
         _cleanup(instance, made)
         raise
     return plans, late
@@ -608,7 +567,7 @@ def _write_with_retries(
                 instance, plans, checked, producer_from_context=producer_from_context, before=before
             )
         except BytesGone as exc:
-            _forget(plans)
+            forget(plans)
             if attempt == RETRIES - 1:
                 raise IntegrityProblem(
                     "stored bytes kept disappearing while this save wrote its records "
@@ -619,5 +578,5 @@ def _write_with_retries(
             # Another writer saved the same key concurrently: re-read and retry.
             if attempt == RETRIES - 1 or not retryable(exc):
                 raise
-            _forget(plans)
+            forget(plans)
     raise AssertionError("unreachable: the last attempt returns or raises")
