@@ -377,8 +377,9 @@ def save_artifacts(
     planned: Sequence[Plan] | None = None,
     before: InTransaction | None = None,
 ) -> list[Artifact]:
-    """Save new artifacts (and update changed fields of saved ones of `instance`) into
-    `instance` atomically, as a batch.
+    """Save new artifacts into `instance` atomically, as a batch. Changed fields of loaded
+    ones among them are written first, in a transaction of their own (every edit or none,
+    `update_saved`): a save that fails after it keeps those edits.
 
     `also(session, plans)` runs inside the same transaction, after the records are flushed
     (the Recorder adds its used-by edges there). New records without a `run` take the
