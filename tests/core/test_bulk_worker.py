@@ -4,6 +4,7 @@ records, on SQLite (one thread) and PostgreSQL (the writer thread). Batches of 1
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import signal
@@ -297,13 +298,14 @@ def test_the_worker_ends_with_the_instance_leaving_no_descriptor_or_zombie(
     instance: Instance, tmp_path: Path, jobs: list[object]
 ) -> None:
     offload.end()
+    gc.collect()  # an earlier test's unreachable Popen closes its pipes now, not mid-test
     before = pipes()
     ll.save([ll.Artifact(p, key=f"k/{p.name}") for p in files(tmp_path / "src", 30)])
     pid = worker_pid()
     assert len(pipes() - before) == 2  # its two pipes' ends
     ll.disconnect()
     assert offload._worker is None and reaped(pid)
-    assert pipes() == before
+    assert not pipes() - before  # none left open (one of `before` closing is not ours)
 
 
 def test_a_process_exits_cleanly_with_its_worker(
