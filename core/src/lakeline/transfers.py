@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Table, func, select, update
 
+from lakeline.db.locks import lock_keys
 from lakeline.db.rows import chunks, insert_rows, one_of
 from lakeline.db.session import instance_of, stamp
 from lakeline.errors import ForeignRecord, LakelineError, StorageError, TransferConflict
@@ -85,6 +86,9 @@ class _Transfer:
         runs, transforms, handles = self._provenance()
         user_id = self.target.user.id
         with self.target.sessions.write() as session:
+            # the keys' locks first, as every writer of a key takes them (db/locks.py): a save
+            # of one of these keys here is met committed, not mid-way (`_place_versions`)
+            lock_keys(session, "artifact", {r.key for r in self.records if r.key is not None})
             existing = self._existing(session)
             new = [r for r in self.records if r.uid not in existing]
             if new:
