@@ -148,6 +148,7 @@ def _changes(session: Session, artifacts: Sequence[Artifact], *, lock: bool) -> 
     UPDATE` with `lock`): raise if any edit is refused."""
     columns = _columns()
     changes: Changes = []
+    earlier: dict[int, dict[str, Any]] = {}  # what copies before in this save write, by id
     for artifact in artifacts:
         stmt = select(Artifact).where(Artifact.id == artifact.id)
         stored = session.scalars(stmt.with_for_update() if lock else stmt).first()
@@ -158,11 +159,15 @@ def _changes(session: Session, artifacts: Sequence[Artifact], *, lock: bool) -> 
             )
         changed: dict[str, Any] = {}
         attrs = inspect(artifact).attrs
+        # another copy of the record earlier in this save: checked against its edits, as if
+        # saved before this one (a conflicting edit refused, not silently overwritten)
+        ahead = earlier.setdefault(stored.id, {})
         for name in columns:
             history = attrs[name].history
             if not history.has_changes():
                 continue  # not edited here: what is stored stays (maybe newer)
-            now, before = getattr(artifact, name), getattr(stored, name)
+            now = getattr(artifact, name)
+            before = ahead[name] if name in ahead else getattr(stored, name)
             if now == before:
                 continue
             if name not in EDITABLE:
@@ -172,6 +177,11 @@ def _changes(session: Session, artifacts: Sequence[Artifact], *, lock: bool) -> 
                     f"{', '.join(EDITABLE)}"
                 )
             if history.deleted and history.deleted[0] != before:
+                if name in ahead:
+                    raise EditConflict(
+                        f"{name} of artifact {stored.uid} is edited on two copies of it in "
+                        f"one save ({ahead[name]!r}, then {now!r}): save one of them"
+                    )
                 raise EditConflict(
                     f"{name} of artifact {stored.uid} is now {before!r}, changed by another "
                     f"save since this copy was loaded (with {history.deleted[0]!r}): load "
@@ -181,6 +191,7 @@ def _changes(session: Session, artifacts: Sequence[Artifact], *, lock: bool) -> 
         if changed.get("key") is not None and stored.is_latest:
             _key_taken(session, changed["key"], stored.id)
         session.expunge(stored)  # its values as loaded: the save's own reads see the edits
+        ahead.update(changed)
         changes.append((artifact, changed))
     return changes
 
