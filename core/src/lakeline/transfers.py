@@ -88,7 +88,7 @@ class _Transfer:
         with self.target.sessions.write() as session:
             # the keys' locks first, as every writer of a key takes them (db/locks.py): a save
             # of one of these keys here is met committed, not mid-way (`_place_versions`)
-            lock_keys(session, "artifact", {r.key for r in self.records if r.key is not None})
+            self._lock_keys(session)
             existing = self._existing(session)
             new = [r for r in self.records if r.uid not in existing]
             if new:
@@ -176,6 +176,30 @@ class _Transfer:
         return list(runs.values()), list(transforms.values()), handles
 
     # -- in the target's transaction ---------------------------------------------------------
+
+    def _lock_keys(self, session: Session) -> None:
+        """Lock the records' keys, then the keys of the latest versions of their stems here
+        (edited here: another key, whose saves make the stem's next version), read again
+        under the locks until no key is new (PostgreSQL; SQLite serialises writers)."""
+        locked = {r.key for r in self.records if r.key is not None}
+        lock_keys(session, "artifact", locked)
+        if session.get_bind().dialect.name != "postgresql":
+            return
+        stems = sorted({r.stem for r in self.records})
+        while True:
+            more: set[str] = set()
+            for chunk in chunks(stems):
+                stmt = select(Artifact.key).where(
+                    one_of(session, Artifact.stem, chunk),
+                    Artifact.is_latest.is_(True),
+                    Artifact.key.is_not(None),
+                )
+                more.update(session.scalars(stmt))
+            more -= locked
+            if not more:
+                return
+            lock_keys(session, "artifact", more)
+            locked |= more
 
     def _existing(self, session: Session) -> dict[str, dict[str, Any]]:
         """Rows of the target with the records' uids; the same uid with other content is a
