@@ -16,10 +16,10 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from sqlalchemy import inspect, select, update
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.attributes import instance_state, set_committed_value
 
 from lakeline.db.locks import lock_keys
-from lakeline.db.rows import fill_new, update_row
+from lakeline.db.rows import chunks, fill_new, one_of, update_row
 from lakeline.errors import DoesNotExist, EditConflict, InvalidKey, InvalidValue, ReadOnlyField
 from lakeline.models import Artifact
 from lakeline.storage.keys import suffix_of, validate_key
@@ -149,14 +149,17 @@ def _changes(session: Session, artifacts: Sequence[Artifact], *, lock: bool) -> 
     columns = _columns()
     changes: Changes = []
     earlier: dict[int, dict[str, Any]] = {}  # what copies before in this save write, by id
+    # no field set since loaded (nothing to write or check): only that its row is still there,
+    # read at once and not locked
+    _still_there(session, [a for a in artifacts if not instance_state(a).committed_state])
     for artifact in artifacts:
+        if not instance_state(artifact).committed_state:
+            changes.append((artifact, {}))
+            continue
         stmt = select(Artifact).where(Artifact.id == artifact.id)
         stored = session.scalars(stmt.with_for_update() if lock else stmt).first()
         if stored is None:
-            raise DoesNotExist(
-                f"artifact {artifact.uid} (id {artifact.id}) is no longer in the catalog: "
-                "it was deleted; save the data as a new Artifact"
-            )
+            raise _gone(artifact)
         changed: dict[str, Any] = {}
         attrs = inspect(artifact).attrs
         # another copy of the record earlier in this save: checked against its edits, as if
@@ -194,6 +197,26 @@ def _changes(session: Session, artifacts: Sequence[Artifact], *, lock: bool) -> 
         ahead.update(changed)
         changes.append((artifact, changed))
     return changes
+
+
+def _gone(artifact: Artifact) -> DoesNotExist:
+    return DoesNotExist(
+        f"artifact {artifact.uid} (id {artifact.id}) is no longer in the catalog: "
+        "it was deleted; save the data as a new Artifact"
+    )
+
+
+def _still_there(session: Session, artifacts: Sequence[Artifact]) -> None:
+    """Raise DoesNotExist for the first of `artifacts` whose row is gone."""
+    ids = [a.id for a in artifacts]
+    found: set[int] = set()
+    for chunk in chunks(sorted(set(ids))):
+        found.update(
+            session.scalars(select(Artifact.id).where(one_of(session, Artifact.id, chunk)))
+        )
+    for artifact, artifact_id in zip(artifacts, ids, strict=True):
+        if artifact_id not in found:
+            raise _gone(artifact)
 
 
 def refresh_metadata(session: Session, existing: Artifact, given: Artifact) -> None:
