@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Table, func, select, update
 
+from lakeline.db.errors import with_retries
 from lakeline.db.locks import lock_keys
 from lakeline.db.rows import chunks, insert_rows, one_of
 from lakeline.db.session import instance_of, stamp
@@ -71,7 +72,8 @@ def transfer(records: Sequence[Artifact], target: Instance) -> list[Artifact]:
         if source.uid != target.uid:
             by_source.setdefault(source.uid, (source, []))[1].append(record)
     for source, group in by_source.values():
-        _Transfer(source, target, group).run()
+        # a deadlock with a save of a key it locks late (one edited meanwhile): again
+        with_retries(_Transfer(source, target, group).run)
     return list(records)
 
 
@@ -178,28 +180,27 @@ class _Transfer:
     # -- in the target's transaction ---------------------------------------------------------
 
     def _lock_keys(self, session: Session) -> None:
-        """Lock the records' keys, then the keys of the latest versions of their stems here
-        (edited here: another key, whose saves make the stem's next version), read again
-        under the locks until no key is new (PostgreSQL; SQLite serialises writers)."""
-        locked = {r.key for r in self.records if r.key is not None}
-        lock_keys(session, "artifact", locked)
+        """Lock the records' keys with those of the latest versions of their stems here (edited
+        here: another key, whose saves make the stem's next version), at once in one sorted
+        order; read again under the locks until no key is new (PostgreSQL; SQLite serialises
+        writers)."""
+        keys = {r.key for r in self.records if r.key is not None}
         if session.get_bind().dialect.name != "postgresql":
             return
         stems = sorted({r.stem for r in self.records})
+        locked: set[str] = set()
         while True:
-            more: set[str] = set()
             for chunk in chunks(stems):
                 stmt = select(Artifact.key).where(
                     one_of(session, Artifact.stem, chunk),
                     Artifact.is_latest.is_(True),
                     Artifact.key.is_not(None),
                 )
-                more.update(session.scalars(stmt))
-            more -= locked
-            if not more:
+                keys.update(session.scalars(stmt))
+            if keys <= locked:
                 return
-            lock_keys(session, "artifact", more)
-            locked |= more
+            lock_keys(session, "artifact", keys - locked)  # more: edited meanwhile (rare)
+            locked |= keys
 
     def _existing(self, session: Session) -> dict[str, dict[str, Any]]:
         """Rows of the target with the records' uids; the same uid with other content is a
