@@ -8,6 +8,7 @@ field another save changed since this copy was loaded is an `EditConflict`. Fiel
 on the copy are neither written nor compared: an older copy never reverts newer values. Content
 identity — uid, stem, hash, size, storage, store key, version bookkeeping (`is_latest`),
 producing run — only ever changes through saving content (a new version) or deleting.
+The edits are written in the transaction of the save's new records (`Edits`): all or none.
 """
 
 from __future__ import annotations
