@@ -18,7 +18,7 @@ def save(records: Iterable[R], *, progress: Progress | None = None) -> list[R]:
 
     Artifacts: hashed in parallel, stored, then one transaction; either every record is
     written with its bytes, or none is (and the bytes this call stored are removed again);
-    edits of loaded artifacts among them are written first, in a transaction of their own.
+    edits of loaded artifacts among them are part of that transaction.
     Artifacts of another instance (a `using()` query) are transferred: same uids, bytes left
     where they are, one transaction. Features, ULabels and Schemas: one transaction; a record
     that duplicates an existing one (same name; a label: same name and type; a schema: same

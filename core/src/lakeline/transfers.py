@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Table, func, select, update
 
+from lakeline.db.errors import with_retries
+from lakeline.db.locks import lock_keys
 from lakeline.db.rows import chunks, insert_rows, one_of
 from lakeline.db.session import instance_of, stamp
 from lakeline.errors import ForeignRecord, LakelineError, StorageError, TransferConflict
@@ -70,7 +72,8 @@ def transfer(records: Sequence[Artifact], target: Instance) -> list[Artifact]:
         if source.uid != target.uid:
             by_source.setdefault(source.uid, (source, []))[1].append(record)
     for source, group in by_source.values():
-        _Transfer(source, target, group).run()
+        # a deadlock with a save of a key it locks late (one edited meanwhile): again
+        with_retries(_Transfer(source, target, group).run)
     return list(records)
 
 
@@ -85,6 +88,9 @@ class _Transfer:
         runs, transforms, handles = self._provenance()
         user_id = self.target.user.id
         with self.target.sessions.write() as session:
+            # the keys' locks first, as every writer of a key takes them (db/locks.py): a save
+            # of one of these keys here is met committed, not mid-way (`_place_versions`)
+            self._lock_keys(session)
             existing = self._existing(session)
             new = [r for r in self.records if r.uid not in existing]
             if new:
@@ -172,6 +178,29 @@ class _Transfer:
         return list(runs.values()), list(transforms.values()), handles
 
     # -- in the target's transaction ---------------------------------------------------------
+
+    def _lock_keys(self, session: Session) -> None:
+        """Lock the records' keys with those of the latest versions of their stems here (edited
+        here: another key, whose saves make the stem's next version), at once in one sorted
+        order; read again under the locks until no key is new (PostgreSQL; SQLite serialises
+        writers)."""
+        keys = {r.key for r in self.records if r.key is not None}
+        if session.get_bind().dialect.name != "postgresql":
+            return
+        stems = sorted({r.stem for r in self.records})
+        locked: set[str] = set()
+        while True:
+            for chunk in chunks(stems):
+                stmt = select(Artifact.key).where(
+                    one_of(session, Artifact.stem, chunk),
+                    Artifact.is_latest.is_(True),
+                    Artifact.key.is_not(None),
+                )
+                keys.update(session.scalars(stmt))
+            if keys <= locked:
+                return
+            lock_keys(session, "artifact", keys - locked)  # more: edited meanwhile (rare)
+            locked |= keys
 
     def _existing(self, session: Session) -> dict[str, dict[str, Any]]:
         """Rows of the target with the records' uids; the same uid with other content is a

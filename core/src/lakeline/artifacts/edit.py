@@ -8,17 +8,19 @@ field another save changed since this copy was loaded is an `EditConflict`. Fiel
 on the copy are neither written nor compared: an older copy never reverts newer values. Content
 identity — uid, stem, hash, size, storage, store key, version bookkeeping (`is_latest`),
 producing run — only ever changes through saving content (a new version) or deleting.
+The edits are written in the transaction of the save's new records (`Edits`): all or none.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from sqlalchemy import inspect, select, update
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.attributes import instance_state, set_committed_value
 
-from lakeline.db.rows import fill_new, update_row
+from lakeline.db.locks import lock_keys
+from lakeline.db.rows import chunks, fill_new, one_of, update_row
 from lakeline.errors import DoesNotExist, EditConflict, InvalidKey, InvalidValue, ReadOnlyField
 from lakeline.models import Artifact
 from lakeline.storage.keys import suffix_of, validate_key
@@ -69,46 +71,37 @@ def _key_taken(session: Session, key: str, own_id: int) -> None:
         )
 
 
-def update_saved(instance: Instance, artifacts: Sequence[Artifact]) -> None:
-    """Write the metadata edits of loaded artifacts in one transaction, after checking every
-    one of them (nothing is written if any edit is refused)."""
-    columns = [c.key for c in Artifact.__table__.columns if c.key not in BOOKKEEPING]
-    with instance.sessions.write() as session:
-        changes: list[tuple[Artifact, dict[str, Any]]] = []
-        for artifact in artifacts:
-            stmt = select(Artifact).where(Artifact.id == artifact.id).with_for_update()
-            stored = session.scalars(stmt).first()
-            if stored is None:
-                raise DoesNotExist(
-                    f"artifact {artifact.uid} (id {artifact.id}) is no longer in the catalog: "
-                    "it was deleted; save the data as a new Artifact"
-                )
-            changed: dict[str, Any] = {}
-            attrs = inspect(artifact).attrs
-            for name in columns:
-                history = attrs[name].history
-                if not history.has_changes():
-                    continue  # not edited here: what is stored stays (maybe newer)
-                now, before = getattr(artifact, name), getattr(stored, name)
-                if now == before:
-                    continue
-                if name not in EDITABLE:
-                    raise ReadOnlyField(
-                        f"{name} of artifact {stored.uid} cannot be changed (stored {before!r}, "
-                        f"given {now!r}): it is part of the record's identity; editable are "
-                        f"{', '.join(EDITABLE)}"
-                    )
-                if history.deleted and history.deleted[0] != before:
-                    raise EditConflict(
-                        f"{name} of artifact {stored.uid} is now {before!r}, changed by another "
-                        f"save since this copy was loaded (with {history.deleted[0]!r}): load "
-                        f"it again and redo the edit ({name} = {now!r})"
-                    )
-                changed[name] = _checked(stored, name, now)
-            if changed.get("key") is not None and stored.is_latest:
-                _key_taken(session, changed["key"], stored.id)
-            changes.append((artifact, changed))
-        for artifact, changed in changes:
+Changes: TypeAlias = "list[tuple[Artifact, dict[str, Any]]]"
+InTransaction: TypeAlias = "Callable[[Session, Sequence[Any]], None]"
+
+
+class Edits:
+    """The metadata edits of the loaded artifacts of one save, written in the transaction of
+    its new records (all or nothing): `check`ed before any file is stored, `write`n first in
+    the transaction (again if it is retried), `settle`d once it committed. Until then the
+    objects keep their edits pending, as the caller gave them: a failed save leaves them so."""
+
+    def __init__(self, artifacts: Sequence[Artifact]) -> None:
+        self.artifacts = sorted(artifacts, key=lambda a: a.id)  # rows locked in one order
+        self.changes: Changes = []
+
+    def check(self, instance: Instance) -> None:
+        """Refuse an edit now, as `write` would, before the save stores any file."""
+        with instance.sessions.read() as session:
+            _changes(session, self.artifacts, lock=False)
+
+    def write(self, session: Session, keys: Iterable[str] = ()) -> None:
+        """In `session`'s transaction: lock `keys` (the new records') with the old and new key of
+        each key edit, all in one sorted order (db/locks.py: keys first, then rows), check every
+        edit against its stored row (locked), then write them."""
+        edited = []
+        for artifact in self.artifacts:
+            history = inspect(artifact).attrs.key.history
+            if history.has_changes():
+                edited += [_normal(k) for k in (*history.deleted, *history.added) if k]
+        lock_keys(session, "artifact", sorted({*keys, *edited}))
+        self.changes = _changes(session, self.artifacts, lock=True)
+        for artifact, changed in self.changes:
             if changed:
                 session.execute(
                     update(Artifact)
@@ -116,12 +109,115 @@ def update_saved(instance: Instance, artifacts: Sequence[Artifact]) -> None:
                     .values(**changed)
                     .execution_options(synchronize_session=False)
                 )
+
+    def before(self, then: InTransaction | None) -> InTransaction:
+        """A save's `before(session, plans)`: `write`, then `then`'s."""
+
+        def run(session: Session, plans: Sequence[Any]) -> None:
+            self.write(session, [k for p in plans if (k := vars(p.artifact).get("key"))])
+            if then is not None:
+                then(session, plans)
+
+        return run
+
+    def settle(self) -> None:
+        """Once the transaction committed: each object as stored now (the normalised key), no
+        edit pending."""
+        columns = _columns()
+        for artifact, changed in self.changes:
             attrs = inspect(artifact).attrs
-            for name in columns:  # as stored now (the normalised key): no edit pending
+            for name in columns:
                 if attrs[name].history.has_changes() or name in changed:
                     set_committed_value(artifact, name, changed.get(name, getattr(artifact, name)))
             artifact._created = False
-        session.expunge_all()
+
+
+def _normal(key: str) -> str:
+    """`key` as `_checked` normalises it (a key it refuses: as given, for the lock)."""
+    try:
+        return validate_key(key)
+    except InvalidKey:
+        return key
+
+
+def _columns() -> list[str]:
+    return [c.key for c in Artifact.__table__.columns if c.key not in BOOKKEEPING]
+
+
+def _changes(session: Session, artifacts: Sequence[Artifact], *, lock: bool) -> Changes:
+    """The fields to write of each of `artifacts`, checked against its stored row (read `FOR
+    UPDATE` with `lock`): raise if any edit is refused."""
+    columns = _columns()
+    changes: Changes = []
+    earlier: dict[int, dict[str, Any]] = {}  # what copies before in this save write, by id
+    # no field set since loaded (nothing to write or check): only that its row is still there,
+    # read at once and not locked
+    _still_there(session, [a for a in artifacts if not instance_state(a).committed_state])
+    for artifact in artifacts:
+        if not instance_state(artifact).committed_state:
+            changes.append((artifact, {}))
+            continue
+        stmt = select(Artifact).where(Artifact.id == artifact.id)
+        stored = session.scalars(stmt.with_for_update() if lock else stmt).first()
+        if stored is None:
+            raise _gone(artifact)
+        changed: dict[str, Any] = {}
+        attrs = inspect(artifact).attrs
+        # another copy of the record earlier in this save: checked against its edits, as if
+        # saved before this one (a conflicting edit refused, not silently overwritten)
+        ahead = earlier.setdefault(stored.id, {})
+        for name in columns:
+            history = attrs[name].history
+            if not history.has_changes():
+                continue  # not edited here: what is stored stays (maybe newer)
+            now = getattr(artifact, name)
+            before = ahead[name] if name in ahead else getattr(stored, name)
+            if now == before:
+                continue
+            if name not in EDITABLE:
+                raise ReadOnlyField(
+                    f"{name} of artifact {stored.uid} cannot be changed (stored {before!r}, "
+                    f"given {now!r}): it is part of the record's identity; editable are "
+                    f"{', '.join(EDITABLE)}"
+                )
+            if history.deleted and history.deleted[0] != before:
+                if name in ahead:
+                    raise EditConflict(
+                        f"{name} of artifact {stored.uid} is edited on two copies of it in "
+                        f"one save ({ahead[name]!r}, then {now!r}): save one of them"
+                    )
+                raise EditConflict(
+                    f"{name} of artifact {stored.uid} is now {before!r}, changed by another "
+                    f"save since this copy was loaded (with {history.deleted[0]!r}): load "
+                    f"it again and redo the edit ({name} = {now!r})"
+                )
+            changed[name] = _checked(stored, name, now)
+        if changed.get("key") is not None and stored.is_latest:
+            _key_taken(session, changed["key"], stored.id)
+        session.expunge(stored)  # its values as loaded: the save's own reads see the edits
+        ahead.update(changed)
+        changes.append((artifact, changed))
+    return changes
+
+
+def _gone(artifact: Artifact) -> DoesNotExist:
+    return DoesNotExist(
+        f"artifact {artifact.uid} (id {artifact.id}) is no longer in the catalog: "
+        "it was deleted; save the data as a new Artifact"
+    )
+
+
+def _still_there(session: Session, artifacts: Sequence[Artifact]) -> None:
+    """Raise DoesNotExist for the first of `artifacts` whose row is gone."""
+    ids = [a.id for a in artifacts]
+    found: set[int] = set()
+    for chunk in chunks(sorted(set(ids))):
+        found.update(
+            session.scalars(select(Artifact.id).where(one_of(session, Artifact.id, chunk)))
+        )
+    for artifact, artifact_id in zip(artifacts, ids, strict=True):
+        if artifact_id not in found:
+            raise _gone(artifact)
 
 
 def refresh_metadata(session: Session, existing: Artifact, given: Artifact) -> None:

@@ -46,6 +46,7 @@ from lakeline.storage.roots import protocol_of
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from lakeline.artifacts.edit import Edits
     from lakeline.artifacts.filework import Result
     from lakeline.artifacts.offload import Job
     from lakeline.artifacts.save import Plan, Progress
@@ -155,8 +156,10 @@ class Writer:
         user_id: int,
         run: Run | None,
         artifacts: Sequence[Artifact] = (),
+        edits: Edits | None = None,
     ) -> None:
         self.instance, self.user_id, self.run = instance, user_id, run
+        self.edits = edits  # loaded records' edits: written first (artifacts/edit.py)
         # `artifacts`: the save's, surveyed before the first batch (artifacts/newrows.py):
         # `found` once read, then the saving thread hands batches over prepared
         self.keys = sorted({k for a in artifacts if (k := vars(a).get("key")) is not None})
@@ -244,6 +247,8 @@ class Writer:
         written: list[Plan] = []
         with self.instance.sessions.write() as session:
             try:
+                if self.edits is not None:
+                    self.edits.write(session, self.keys)
                 if self.keys:  # while the first batch's files are stored
                     self.found = newrows.survey(session, self.keys, self.roots)
             finally:
@@ -305,6 +310,7 @@ def save(
     retried: Callable[[BaseException], bool],
     job: Job | None = None,
     plan_stored: Callable[[Artifact, Result], Plan] | None = None,
+    edits: Edits | None = None,
 ) -> tuple[list[Plan], Writer, BaseException | None]:
     """Plan and store `artifacts` batch by batch, each handed to a `Writer` once stored (the
     rest at the end, once a batch turned out to be records already saved). Returns every
@@ -317,7 +323,7 @@ def save(
     save failed."""
     from lakeline.artifacts.save import detach
 
-    writer = Writer(instance, instance.user.id, run, artifacts)
+    writer = Writer(instance, instance.user.id, run, artifacts, edits)
     plans: list[Plan] = []
     held: list[Plan] = []
     ended = done = False
@@ -438,6 +444,7 @@ def save_offloaded(
     progress: Progress | None,
     run: Run | None,
     retried: Callable[[BaseException], bool],
+    edits: Edits | None = None,
 ) -> tuple[list[Plan], Outcome, BaseException | None]:
     """As `save`, the files stored by `job`'s worker process while this thread writes the
     records of the batches it stored before, in one transaction (one thread: the worker's
@@ -465,6 +472,8 @@ def save_offloaded(
     try:
         with instance.sessions.write() as session:
             event.listen(session, "after_commit", lambda _: committed.append(True))
+            if edits is not None:  # loaded records' edits: written first (artifacts/edit.py)
+                edits.write(session, [k for a in artifacts if (k := vars(a).get("key"))])
             for batch in batches(artifacts):
                 made = stored(len(batch))
                 checkpoints.reach("save.batch")

@@ -22,7 +22,7 @@ from sqlalchemy.orm.attributes import instance_dict, instance_state
 
 from lakeline import checkpoints
 from lakeline.artifacts import pipeline
-from lakeline.artifacts.edit import refresh_metadata, update_saved
+from lakeline.artifacts.edit import Edits, refresh_metadata
 from lakeline.artifacts.keying import located, settle_keys
 from lakeline.artifacts.newrows import record_values
 from lakeline.artifacts.pipeline import eligible
@@ -377,9 +377,9 @@ def save_artifacts(
     planned: Sequence[Plan] | None = None,
     before: InTransaction | None = None,
 ) -> list[Artifact]:
-    """Save new artifacts into `instance` atomically, as a batch. Changed fields of loaded
-    ones among them are written first, in a transaction of their own (every edit or none,
-    `update_saved`): a save that fails after it keeps those edits.
+    """Save new artifacts into `instance` atomically, as a batch, with the changed fields of
+    loaded ones among them (artifacts/edit.py: checked before any file is stored, written first
+    in the same transaction): every record and edit, or none.
 
     `also(session, plans)` runs inside the same transaction, after the records are flushed
     (the Recorder adds its used-by edges there). New records without a `run` take the
@@ -398,8 +398,9 @@ def save_artifacts(
     if len(fresh) != len(new):
         raise ValueError("the same Artifact object appears twice in one save")
     saved = [a for a in artifacts if id(a) not in fresh]
-    if saved:  # loaded records: metadata edits only (artifacts/edit.py)
-        update_saved(instance, saved)
+    edits = Edits(saved) if saved else None  # loaded records: metadata edits only
+    if edits is not None and new:
+        edits.check(instance)  # refused before any file is stored
 
     made: list[Plan] = []  # every plan made so far: its copy is removed if the save fails
     budget = Budget()
@@ -427,7 +428,7 @@ def save_artifacts(
     try:
         if pipelined:
             plans, late = _pipelined(
-                instance, new, plan_one, made, progress, producer_from_context, job
+                instance, new, plan_one, made, progress, producer_from_context, job, edits
             )
         else:
             plans = _planned(instance, new, files, plan_one, made, planned, progress)
@@ -435,8 +436,9 @@ def save_artifacts(
                 _upload(instance, plans, progress)
                 checkpoints.reach("save.stored")
                 checked = guarded(instance, also)
+                first = before if edits is None else edits.before(before)
                 late = _write_with_retries(
-                    instance, plans, checked, producer_from_context, before=before
+                    instance, plans, checked, producer_from_context, before=first
                 )
             except BaseException:
                 forget(plans)
@@ -447,6 +449,8 @@ def save_artifacts(
         raise
     # committed: an interrupt from here on is raised once the save is finished (it is saved)
     try:
+        if edits is not None:
+            edits.settle()
         drop_unused(instance, plans)
     except BaseException as exc:
         late = late or exc
@@ -500,6 +504,7 @@ def _pipelined(
     progress: Progress | None,
     producer_from_context: bool,
     job: Job | None = None,
+    edits: Edits | None = None,
 ) -> tuple[list[Plan], BaseException | None]:
     """Many small files: stored batch by batch while the records are written
     (artifacts/pipeline.py), by `job`'s worker process when given, else by this thread while
@@ -520,6 +525,7 @@ def _pipelined(
                 progress,
                 run,
                 _retried,
+                edits,
             )
         else:  # PostgreSQL: the records written by a thread while the server works
             plans, writer, late = pipeline.save(
@@ -531,13 +537,15 @@ def _pipelined(
                 _retried,
                 job,
                 lambda artifact, result: plan_stored(storage, artifact, made, result),
+                edits,
             )
         if writer.committed:
             settle(instance, (), writer.new_storage)  # detached while it committed
         else:
             checked = guarded(instance, None)
+            first = None if edits is None else edits.before(None)
             late = _write_with_retries(
-                instance, plans, checked, producer_from_context, writer.error
+                instance, plans, checked, producer_from_context, writer.error, before=first
             )
     except BaseException:
         if job is not None:  # the files it stored after the failure: removed below

@@ -1,0 +1,64 @@
+"""A transfer of a stem's version 2 while the target, where the stem's key was edited, saves its
+own version 2 under that other key, held inside its transaction in another process
+(tests/core/faults.py): the transfer locks the keys of its stems' latest versions too, so it
+meets the saved version and refuses with its clear error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lakeline as ll
+import mesh
+import pytest
+from faults import second_while_held
+from lakeline.artifacts.save import save_artifacts
+from lakeline.errors import TransferConflict
+from lakeline.instance import Instance
+
+two_instances = mesh.two_instances
+
+
+def _save_held(pause: Any, path: str, key: str) -> None:
+    """In a child process: save `path` under `key`, held with its records written."""
+    from lakeline import checkpoints
+
+    ll.connect()
+    with checkpoints.at("save.written", pause.hold):
+        ll.Artifact(path, key=key).save()
+
+
+def test_transfer_waits_for_a_save_under_the_stems_edited_key(
+    two_instances: tuple[Instance, Instance], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Version 1 came from the other instance and was renamed here (`sc/b.csv`); this one's
+    save under `sc/b.csv` (its version 2, uid ...0001) is held written while the other
+    instance's version 2 (key `sc/a.csv`, the same uid) comes: the transfer waits for the
+    key lock of the stem's latest version, then finds the uid holding other content (before:
+    it locked `sc/a.csv` only, inserted its version 2 beside the held one's and raised a bare
+    unique violation once the save committed; PostgreSQL target)."""
+    lab, atlas = two_instances
+    monkeypatch.setenv("LAKELINE_INSTANCE", lab.name)
+    source = tmp_path / "atlas.csv"
+    source.write_text("a,b\n1,2\n")
+    first = save_artifacts([ll.Artifact(source, key="sc/a.csv")], atlas)[0]
+    here = ll.Artifact.using("atlas").get(first.uid).save()  # version 1 in lab
+    mine = ll.Artifact.get(here.uid)
+    mine.key = "sc/b.csv"  # renamed in lab
+    mine.save()
+    source.write_text("a,b\n5,6\n")
+    newer = ll.Artifact.using("atlas").get(
+        save_artifacts([ll.Artifact(source, key="sc/a.csv")], atlas)[0].uid
+    )
+    (tmp_path / "lab.csv").write_text("a,b\n3,4\n")
+    exitcode, outcome = second_while_held(
+        _save_held,
+        (str(tmp_path / "lab.csv"), "sc/b.csv"),  # lab's own version 2 of the stem
+        newer.save,
+        lab.engine,
+        "the transfer",
+        waits=lab.dialect == "postgresql",
+    )
+    assert exitcode == 0 and len(outcome) == 1
+    assert isinstance(outcome[0], TransferConflict), outcome
+    assert Path(ll.Artifact.get(key="sc/b.csv").cache()).read_text() == "a,b\n3,4\n"
