@@ -1,4 +1,4 @@
-"""`save.detach` makes saved records detached with SQLAlchemy's per-class work done once a
+"""`settle.detach` makes saved records detached with SQLAlchemy's per-class work done once a
 batch: the state it leaves is the state `make_transient_to_detached` leaves, attribute by
 attribute (it sets SQLAlchemy's state itself, so an upgrade that changes what the ORM keeps
 fails here), for new records and for re-saved ones that adopt a record found."""
@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import lakeline as ll
-from lakeline.artifacts.save import detach
+from lakeline.artifacts.settle import detach
 from lakeline.instance import Instance
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import make_transient_to_detached

@@ -318,10 +318,10 @@ def save(
     then all stored, for the caller's retry, when `retried(error)`; else the files after the
     error are not read), and an interrupt (Ctrl-C) that arrived once the writer had the end:
     it committed anyway, the caller raises it once the save is settled. The new records are
-    detached records once committed (`save.settle`'s first part, done while the server
+    detached records once committed (`settle.settle`'s first part, done while the server
     commits: ~4 us a record less after the commit); transient again when the commit or the
     save failed."""
-    from lakeline.artifacts.save import detach
+    from lakeline.artifacts.settle import detach
 
     writer = Writer(instance, instance.user.id, run, artifacts, edits)
     plans: list[Plan] = []
@@ -451,7 +451,8 @@ def save_offloaded(
     results arrive a chunk at a time, no GIL to hand over)."""
     from sqlalchemy import event
 
-    from lakeline.artifacts.save import detach, write_batch
+    from lakeline.artifacts.save import write_batch
+    from lakeline.artifacts.settle import detach
 
     outcome = Outcome()
     plans: list[Plan] = []

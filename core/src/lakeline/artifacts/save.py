@@ -13,12 +13,11 @@ import logging
 from collections.abc import Callable, Sequence
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Table, func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import make_transient_to_detached
-from sqlalchemy.orm.attributes import instance_dict, instance_state
+from sqlalchemy.orm.attributes import instance_dict
 
 from lakeline import checkpoints
 from lakeline.artifacts import pipeline
@@ -30,6 +29,7 @@ from lakeline.artifacts.places import REF_ROOT, Places, promote
 from lakeline.artifacts.planning import Plan as Plan  # re-exported: its callers' import
 from lakeline.artifacts.planning import _plan, _plan_reference, plan_stored
 from lakeline.artifacts.planning import plan_file as plan_file
+from lakeline.artifacts.settle import detach, settle
 from lakeline.artifacts.store import Budget, BytesGone, drop_unused, guarded, restore, spool_folder
 from lakeline.artifacts.store import cleanup as _cleanup
 from lakeline.artifacts.store import io_bound as _io_bound
@@ -91,6 +91,7 @@ def _write_records(
     *,
     producer_from_context: bool = True,
     before: InTransaction | None = None,
+    committed: list[bool] | None = None,
 ) -> BaseException | None:
     """Insert the new records (or find existing identical ones) in one transaction
     (`before(session, plans)` runs in it first).
@@ -98,7 +99,8 @@ def _write_records(
     New records are inserted with Core, so their objects never join the session: once the
     transaction commits they become detached records, as if loaded and the session closed.
     An exception raised once it committed (a Ctrl-C) is returned, the records settled: the
-    caller raises it once the save is finished (it is saved).
+    caller raises it once the save is finished (it is saved). `committed` gets True appended
+    once the transaction committed.
     """
     from sqlalchemy import event
 
@@ -106,7 +108,7 @@ def _write_records(
 
     user_id = instance.user.id
     run = current_run_in(instance) if producer_from_context else None
-    committed: list[bool] = []
+    committed = [] if committed is None else committed
     created: list[Artifact] = []
     new_storage = False
     try:
@@ -125,60 +127,6 @@ def _write_records(
         settle(instance, created, new_storage, late=True)
         return exc
     return None
-
-
-def settle(
-    instance: Instance, created: Sequence[Artifact], new_storage: bool, *, late: bool = False
-) -> None:
-    """After the commit: the new records become detached records, as if loaded (`late`:
-    again after an interrupt, which may have left some of it done)."""
-    if late:
-        detach([a for a in created if instance_state(a).key is None])
-        try:
-            if new_storage:
-                instance.load_storages()
-        except Exception as exc:  # the interrupt is the error to raise
-            log.warning("could not read the storages again after a save: %s", exc)
-        return
-    detach(created)
-    if new_storage:
-        instance.load_storages()
-
-
-def detach(created: Sequence[Artifact]) -> None:
-    """The new records `created` become detached records, as if loaded: SQLAlchemy's
-    `make_transient_to_detached` with its per-class work done once (its identity key read
-    through the attribute machinery, every attribute name listed, an `expire` event with
-    no attribute: ~5.5 -> ~2 us a record). Records it cannot tell so: its own call."""
-    if not created:
-        return
-    mapper = instance_state(created[0]).mapper
-    names = _attributes(mapper)
-    plain = not mapper.class_manager.dispatch.expire  # nobody listens to expire events
-    for artifact in created:
-        state = instance_state(artifact)
-        own = state.dict
-        if (
-            not plain
-            or state.mapper is not mapper
-            or state.session_id
-            or state.key
-            or own.get("id") is None
-            or "_deleted" in state.__dict__
-        ):
-            make_transient_to_detached(artifact)
-            continue
-        state.key = mapper.identity_key_from_primary_key((own["id"],))
-        state._commit_all(own)
-        unloaded = names.difference(own)  # committed_state: cleared by _commit_all
-        if unloaded:  # expired, as the ORM does (read again when first asked for)
-            state._expire_attributes(own, unloaded)
-
-
-@cache
-def _attributes(mapper: Any) -> frozenset[str]:
-    """The names of the attributes of `mapper`'s class (as `InstanceState.unloaded` lists)."""
-    return frozenset(mapper.class_manager)
 
 
 def write_batch(
@@ -425,10 +373,19 @@ def save_artifacts(
             instance.dialect == "postgresql" and eligible(instance, new)
         )
     kept = keep(new)  # put back if the save fails: the objects as the caller gave them
+    committed: list[bool] = []  # True once the records' transaction committed
     try:
         if pipelined:
             plans, late = _pipelined(
-                instance, new, plan_one, made, progress, producer_from_context, job, edits
+                instance,
+                new,
+                plan_one,
+                made,
+                progress,
+                producer_from_context,
+                job,
+                edits,
+                committed,
             )
         else:
             plans = _planned(instance, new, files, plan_one, made, planned, progress)
@@ -438,12 +395,20 @@ def save_artifacts(
                 checked = guarded(instance, also)
                 first = before if edits is None else edits.before(before)
                 late = _write_with_retries(
-                    instance, plans, checked, producer_from_context, before=first
+                    instance,
+                    plans,
+                    checked,
+                    producer_from_context,
+                    before=first,
+                    committed=committed,
                 )
-            except BaseException:
-                forget(plans)
-                _cleanup(instance, plans)
-                raise
+                checkpoints.reach("save.committed")
+            except BaseException as exc:
+                if not committed:
+                    forget(plans)
+                    _cleanup(instance, plans)
+                    raise
+                late = exc  # an interrupt on the way out of a committed save: raised below
     except BaseException:  # nothing committed
         put_back(kept)
         raise
@@ -505,11 +470,12 @@ def _pipelined(
     producer_from_context: bool,
     job: Job | None = None,
     edits: Edits | None = None,
+    committed: list[bool] | None = None,
 ) -> tuple[list[Plan], BaseException | None]:
     """Many small files: stored batch by batch while the records are written
     (artifacts/pipeline.py), by `job`'s worker process when given, else by this thread while
     another writes; a conflict met is retried as any save's. Returns the plans and an
-    interrupt that arrived after the commit (see `_write_records`)."""
+    interrupt that arrived after the commit (see `_write_records`; `committed` as there)."""
     from lakeline.lineage.context import current_run_in
 
     run = current_run_in(instance) if producer_from_context else None
@@ -539,15 +505,25 @@ def _pipelined(
                 lambda artifact, result: plan_stored(storage, artifact, made, result),
                 edits,
             )
+        committed = [] if committed is None else committed
         if writer.committed:
+            committed.append(True)
             settle(instance, (), writer.new_storage)  # detached while it committed
         else:
             checked = guarded(instance, None)
             first = None if edits is None else edits.before(None)
             late = _write_with_retries(
-                instance, plans, checked, producer_from_context, writer.error, before=first
+                instance,
+                plans,
+                checked,
+                producer_from_context,
+                writer.error,
+                before=first,
+                committed=committed,
             )
-    except BaseException:
+    except BaseException as exc:
+        if committed:  # an interrupt on the way out of a committed save: saved
+            return plans, exc
         if job is not None:  # the files it stored after the failure: removed below
             job.finish(lambda artifact, result: plan_stored(storage, artifact, made, result))
         forget(made)
@@ -564,6 +540,7 @@ def _write_with_retries(
     failed: BaseException | None = None,
     *,
     before: InTransaction | None = None,
+    committed: list[bool] | None = None,
 ) -> BaseException | None:
     """`_write_records`, again after a concurrent writer or delete got in the way (`failed`:
     how a first attempt made elsewhere ended); returns what `_write_records` returns."""
@@ -573,7 +550,12 @@ def _write_with_retries(
                 error, failed = failed, None
                 raise error
             return _write_records(
-                instance, plans, checked, producer_from_context=producer_from_context, before=before
+                instance,
+                plans,
+                checked,
+                producer_from_context=producer_from_context,
+                before=before,
+                committed=committed,
             )
         except BytesGone as exc:
             forget(plans)

@@ -96,7 +96,7 @@ _TRANSFORM_SQL: dict[Any, Any] = {}
 def _versions(session: Session, key: str, kind: str, parent_id: int | None) -> list[Transform]:
     """The transforms of `key`, `kind` and `parent_id` (every version), by uid: detached
     records, as a session that then closed leaves them."""
-    from lakeline.artifacts.save import detach
+    from lakeline.artifacts.settle import detach
     from lakeline.models.base import Str
 
     top = parent_id is None
@@ -140,7 +140,7 @@ def _insert_transform(session: Session, values: dict[str, Any]) -> Transform:
     """INSERT a new transform with `values` (every column but the id) in `session`'s
     transaction: SQL for the driver, values bound as the columns' types bind them (as
     `run_rows.insert_run`); a detached record with its id."""
-    from lakeline.artifacts.save import detach
+    from lakeline.artifacts.settle import detach
     from lakeline.db.rows import bound_values
 
     connection = session.connection()

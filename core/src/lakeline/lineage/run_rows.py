@@ -368,10 +368,10 @@ def finish_found(session: Session, changes: Sequence[tuple[Run, Finish]]) -> dic
 
 def _detach(runs: Sequence[Run]) -> None:
     """New (transient) runs whose dicts hold every column become detached records, as if
-    loaded: `artifacts.save.detach` (SQLAlchemy's `make_transient_to_detached` with its
+    loaded: `artifacts.settle.detach` (SQLAlchemy's `make_transient_to_detached` with its
     per-class work done once; its state is compared with SQLAlchemy's own call in
     tests/core/test_save_detach.py)."""
-    from lakeline.artifacts.save import detach
+    from lakeline.artifacts.settle import detach
 
     detach(runs)  # type: ignore[arg-type]  # any mapped class: its mapper is read from a record
 
