@@ -24,6 +24,7 @@ from lakeline import checkpoints
 from lakeline.artifacts import pipeline
 from lakeline.artifacts.edit import refresh_metadata, update_saved
 from lakeline.artifacts.keying import located, settle_keys
+from lakeline.artifacts.missing import missing_reference
 from lakeline.artifacts.newrows import record_values
 from lakeline.artifacts.pipeline import eligible
 from lakeline.artifacts.places import REF_ROOT, Places, promote
@@ -539,11 +540,14 @@ def _pipelined(
             late = _write_with_retries(
                 instance, plans, checked, producer_from_context, writer.error
             )
-    except BaseException:
+    except BaseException as exc:
         if job is not None:  # the files it stored after the failure: removed below
             job.finish(lambda artifact, result: plan_stored(storage, artifact, made, result))
+        clear = missing_reference(instance, [p.artifact for p in made], exc)  # before forget
         forget(made)
         _cleanup(instance, made)
+        if clear is not None:
+            raise clear from exc
         raise
     return plans, late
 
@@ -578,6 +582,9 @@ def _write_with_retries(
         except (IntegrityError, OperationalError) as exc:
             # Another writer saved the same key concurrently: re-read and retry.
             if attempt == RETRIES - 1 or not retryable(exc):
+                clear = missing_reference(instance, [p.artifact for p in plans], exc)
+                if clear is not None:
+                    raise clear from exc
                 raise
             forget(plans)
     raise AssertionError("unreachable: the last attempt returns or raises")
