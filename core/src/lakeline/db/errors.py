@@ -72,14 +72,15 @@ def conflicted(exc: BaseException) -> bool:
     return getattr(orig, "sqlstate", None) in ("40P01", "40001")
 
 
-def with_retries(attempt: Callable[[], T]) -> T:
+def with_retries(attempt: Callable[[], T], also: Callable[[DBAPIError], bool] | None = None) -> T:
     """`attempt()`, one write transaction, run again after a deadlock or a serialization
-    failure (`conflicted`), `RETRIES` attempts at most, as a save's transaction is."""
+    failure (`conflicted`) or an error `also` says another writer caused, `RETRIES` attempts
+    at most, as a save's transaction is."""
     for n in range(RETRIES):
         try:
             return attempt()
         except DBAPIError as exc:
-            if n == RETRIES - 1 or not conflicted(exc):
+            if n == RETRIES - 1 or not (conflicted(exc) or (also is not None and also(exc))):
                 raise
     raise AssertionError("unreachable: the last attempt returns or raises")
 
