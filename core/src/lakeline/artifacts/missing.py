@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from lakeline.db.errors import foreign_key_violation, reason_of
-from lakeline.errors import MissingReference
+from lakeline.errors import MissingReference, PermissionDenied
 
 if TYPE_CHECKING:
     from lakeline.instance import Instance
@@ -57,6 +57,51 @@ def missing_reference(
             "(never saved, or deleted since this process read it); nothing was saved"
         )
     return error
+
+
+def hidden_key(
+    instance: Instance, artifacts: Sequence[Artifact], exc: BaseException
+) -> PermissionDenied | None:
+    """The error for `exc`, a save's last attempt's, if it is PostgreSQL's refusal of a new
+    latest version under a key another artifact's latest holds, for a role held to spaces
+    that does not see that artifact (row security: it is in another space; no retry gets
+    past it); None for any other error or role (other writers kept winning: the driver's
+    error stands)."""
+    orig = getattr(exc, "orig", None)
+    diag = getattr(orig, "diag", None)
+    if getattr(diag, "constraint_name", None) != "uq_artifacts_latest_key":
+        return None
+    from sqlalchemy import column, select, table, text, true
+
+    from lakeline.db.pg_helpers import helpers
+
+    keys = {str(k) for a in artifacts if (k := vars(a).get("key")) is not None}
+    try:
+        with instance.sessions.read() as session:
+            conn = session.connection()
+            if conn.execute(text(f"SELECT {helpers(conn)}.lakeline_spaces()")).scalar() is None:
+                return None  # the role sees every row
+            rows = table("artifacts", column("key"), column("is_latest"))
+            latest = rows.c.key.in_(sorted(keys)), rows.c.is_latest == true()
+            hidden = sorted(keys - set(session.scalars(select(rows.c.key).where(*latest))))
+    except Exception:  # the save's own error is the one to raise
+        return None
+    if not hidden:
+        return None
+    # row security hides which: the keys this save makes that the role sees no artifact under
+    which = (
+        f"key {hidden[0]!r}"
+        if len(hidden) == 1
+        else (
+            f"one of the {len(hidden)} keys it makes new ({', '.join(map(repr, hidden[:3]))}, ...)"
+        )
+    )
+    return PermissionDenied(
+        f"cannot save: {which} names an artifact whose latest version role "
+        f"{instance.engine.url.username!r} cannot see (it is in a space the role is not a "
+        "member of): save under another key, or ask an admin to move that artifact "
+        "(`lakeline space add`); nothing was saved"
+    )
 
 
 def _absent(instance: Instance, artifacts: Sequence[Artifact]) -> list[tuple[str, str]]:

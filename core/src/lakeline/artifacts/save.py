@@ -24,7 +24,7 @@ from lakeline import checkpoints
 from lakeline.artifacts import pipeline
 from lakeline.artifacts.edit import refresh_metadata, update_saved
 from lakeline.artifacts.keying import located, settle_keys
-from lakeline.artifacts.missing import missing_reference
+from lakeline.artifacts.missing import hidden_key, missing_reference
 from lakeline.artifacts.newrows import record_values
 from lakeline.artifacts.pipeline import eligible
 from lakeline.artifacts.places import REF_ROOT, Places, promote
@@ -582,7 +582,10 @@ def _write_with_retries(
         except (IntegrityError, OperationalError) as exc:
             # Another writer saved the same key concurrently: re-read and retry.
             if attempt == RETRIES - 1 or not retryable(exc):
-                clear = missing_reference(instance, [p.artifact for p in plans], exc)
+                saving = [p.artifact for p in plans]
+                clear = missing_reference(instance, saving, exc) or hidden_key(
+                    instance, saving, exc
+                )
                 if clear is not None:
                     raise clear from exc
                 raise
