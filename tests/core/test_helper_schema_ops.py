@@ -1,0 +1,81 @@
+"""PostgreSQL: what lakeline's own queries of the catalog compare, they compare with
+pg_catalog's operators and functions, so a writer's in `public` never runs in a migration's
+or a save's session (as the owner). A role that may CREATE in `public` can define there an
+operator that is an exact match for a comparison whose sides are of two types pg_catalog has
+no operator for (`oid = regclass`, `name LIKE name`, ...), or a function matching a call's
+argument type exactly (`pg_get_functiondef(integer)`): PostgreSQL picks it over pg_catalog's.
+Not covered: SQLAlchemy's own reflection queries (`name <> varchar`) and lakeline's ORM
+queries (`varchar = varchar`): only `REVOKE CREATE ON SCHEMA public FROM PUBLIC` closes those
+(`lakeline migrate` and `access list` warn)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lakeline as ll
+import pytest
+from lakeline.access.roles import grant
+from lakeline.db.migrate import HEAD_REVISION
+from lakeline.instance import connect
+from lakeline.testing import LoginRoles
+from sqlalchemy import text
+from test_definer_overloads import _migrate
+
+pytestmark = pytest.mark.postgres
+
+
+def _spy(name: str, arguments: str, result: str, body: str) -> str:
+    """A writer's function that notes who ran it, then answers as pg_catalog's would."""
+    return (
+        f"CREATE FUNCTION public.{name}({arguments}) RETURNS {result} LANGUAGE plpgsql AS $$ "
+        f"BEGIN INSERT INTO public.ran VALUES (session_user, '{name}'); RETURN {body}; END $$"
+    )
+
+
+PLANTED = [
+    "CREATE TABLE public.ran (who text, what text, q text DEFAULT pg_catalog.current_query())",
+    "GRANT INSERT ON public.ran TO PUBLIC",
+    _spy("eq_oc", "a oid, b regclass", "boolean", "a OPERATOR(pg_catalog.=) b::oid"),
+    _spy("eq_on", "a oid, b regnamespace", "boolean", "a OPERATOR(pg_catalog.=) b::oid"),
+    _spy("like_nn", "a name, b name", "boolean", "a::text OPERATOR(pg_catalog.~~) b::text"),
+    _spy("pg_get_functiondef", "a integer", "text", "pg_catalog.pg_get_functiondef(a::oid)"),
+    "CREATE OPERATOR public.= (LEFTARG = oid, RIGHTARG = regclass, FUNCTION = public.eq_oc)",
+    "CREATE OPERATOR public.= (LEFTARG = oid, RIGHTARG = regnamespace, FUNCTION = public.eq_on)",
+    "CREATE OPERATOR public.~~ (LEFTARG = name, RIGHTARG = name, FUNCTION = public.like_nn)",
+]
+
+
+def test_a_writers_operators_in_public_run_in_no_migration_nor_save(
+    lakeline_home: Path, tmp_path: Path, postgres_url: str, login_roles: LoginRoles
+) -> None:
+    """The writer plants its operators; the owner migrates down to 0021 and up to head (0022's
+    own queries: its functions found by schema and owner, USAGE for the read group, each
+    function's text read back) and saves 40 files (a COPY: the table's defaults read): all of
+    it works and none of the writer's functions ran. Before, 0022 compared `oid = regclass`
+    and friends with whatever operator the search_path offered: the writer's code ran as the
+    owner in every migration (or stopped it, had it raised)."""
+    owner = ll.init(tmp_path / "data", db=postgres_url, name="owner")
+    writer_role, writer_url = login_roles.create("writer")
+    reader_role, _ = login_roles.create("reader")
+    grant(owner.engine, writer_role, "write")
+    grant(owner.engine, reader_role, "read")  # the read group exists: 0022 grants it USAGE
+    login_roles.admin_execute("GRANT CREATE ON SCHEMA public TO PUBLIC")  # PostgreSQL < 15
+    writer = login_roles.connect_as(writer_url, "writer")
+    with writer.engine.begin() as conn:
+        for statement in PLANTED:
+            conn.execute(text(statement))
+    owner = connect("owner")
+    _migrate(owner, "0021")
+    _migrate(owner, HEAD_REVISION)
+    owner = connect("owner")
+    folder = tmp_path / "files"
+    folder.mkdir()
+    paths = []
+    for i in range(40):
+        paths.append(folder / f"{i}.txt")
+        paths[-1].write_text(f"file {i}")
+    assert len(ll.save([ll.Artifact(p, key=f"f/{p.name}") for p in paths])) == 40
+    with owner.engine.connect() as conn:
+        ran = conn.execute(text("SELECT DISTINCT who, what, q FROM public.ran ORDER BY 2")).all()
+    assert ran == [], "\n".join(map(str, ran))
+
