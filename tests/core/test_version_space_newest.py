@@ -2,15 +2,20 @@
 databases, when its versions were moved one by one. Before, PostgreSQL's trigger (0008) and
 SQLite's (0023) took whichever version the plan met first: a new version of an artifact whose
 latest was moved into `c` landed in `b`, an older version's space (seen by `b`'s members,
-not by `c`'s)."""
+not by `c`'s). And on PostgreSQL a new version saved by a role held to several spaces landed in
+the role's first space, not its previous version's."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import lakeline as ll
+import pytest
+from click.testing import CliRunner
 from lakeline.access import spaces
+from lakeline.cli import cli
 from lakeline.instance import Instance
+from lakeline.testing import LoginRoles
 
 
 def _file(tmp_path: Path, name: str) -> Path:
@@ -50,3 +55,27 @@ def test_a_new_version_lands_in_the_newest_versions_space(
         ]
     )
     assert [spaces.space_of(instance, "artifacts", a.uid) for a in more] == ["b", "c"]
+
+
+def _run(*args: str) -> None:
+    result = CliRunner().invoke(cli, list(args))
+    assert result.exit_code == 0, (result.output, result.exception)
+
+
+@pytest.mark.postgres
+def test_a_member_of_two_spaces_saves_a_new_version_where_the_previous_is(
+    lakeline_home: Path, tmp_path: Path, postgres_url: str, login_roles: LoginRoles
+) -> None:
+    owner = ll.init(tmp_path / "data", db=postgres_url, name="owner")
+    v1 = ll.Artifact(_file(tmp_path, "1.txt"), key="k.txt").save()
+    _run("space", "create", "b")
+    _run("space", "create", "c")
+    _run("space", "add", v1.uid, "--to", "c")
+    role, url = login_roles.create("bc")
+    _run("access", "grant", role, "write", "--space", "b", "--space", "c")
+    login_roles.connect_as(url, "bc")
+    v2 = ll.Artifact(_file(tmp_path, "2.txt"), key="k.txt").save()
+    new = ll.Artifact(_file(tmp_path, "n.txt"), key="n.txt").save()
+    assert v2.uid[:12] == v1.uid[:12]
+    assert spaces.space_of(owner, "artifacts", v2.uid) == "c"
+    assert spaces.space_of(owner, "artifacts", new.uid) == "b"  # a first version: its default

@@ -14,7 +14,10 @@ Which version's space: the newest other version's that is not `all` (uids of a s
 version), on both. 0008's joined every version of the stem and took whichever row the plan
 met first: with versions moved one by one (`lakeline space add <uid>`) a new version of one
 moved into `c` could land in `b`, where an older version is, seen by `b`'s members and not
-by `c`'s. PostgreSQL: the function's body replaced (same oid, trigger untouched).
+by `c`'s. And on PostgreSQL a role held to several spaces moved a new version into none: its
+rows get its first space (`lakeline_default_space()`), not `all`, which the trigger skipped;
+now a new row in its role's default space moves (into a space the role sees: row security).
+PostgreSQL: the function's body replaced (same oid, trigger untouched).
 Downgrade: the SQLite trigger dropped; PostgreSQL's function 0008's text again.
 """
 
@@ -52,7 +55,7 @@ BEGIN
     UPDATE artifacts a SET space_id = v.space_id
     FROM (SELECT DISTINCT ON (n.id) n.id, p.space_id
           FROM new_rows n JOIN artifacts p ON p.stem = n.stem AND p.id <> n.id
-          WHERE n.space_id = 1 AND p.space_id <> 1
+          WHERE n.space_id = (SELECT {h}.lakeline_default_space()) AND p.space_id <> 1
             AND right(n.uid, 4) <> '0000'  -- a first version has no previous one
           ORDER BY n.id, p.uid DESC) v  -- the newest other version's space
     WHERE a.id = v.id;
@@ -63,7 +66,8 @@ END $$"""
 def _function(body: str) -> None:
     from lakeline.db.pg_helpers import helpers
 
-    op.execute(FUNCTION.format(h=helpers(op.get_bind())) + body)
+    h = helpers(op.get_bind())
+    op.execute(FUNCTION.replace("{h}", h) + body.replace("{h}", h))
 
 
 def upgrade() -> None:
