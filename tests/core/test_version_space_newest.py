@@ -79,3 +79,37 @@ def test_a_member_of_two_spaces_saves_a_new_version_where_the_previous_is(
     assert v2.uid[:12] == v1.uid[:12]
     assert spaces.space_of(owner, "artifacts", v2.uid) == "c"
     assert spaces.space_of(owner, "artifacts", new.uid) == "b"  # a first version: its default
+
+
+@pytest.mark.postgres
+def test_the_trigger_calls_no_writers_function(
+    lakeline_home: Path, tmp_path: Path, postgres_url: str, login_roles: LoginRoles
+) -> None:
+    """The trigger runs in every saver's session (the owner's too): a writer's
+    `public.right(varchar, integer)`, an exact match for 0008's `right(n.uid, 4)`, ran there
+    with the saver's rights at each new version; pg_catalog's is called by name now. (The ORM's
+    own `varchar = varchar` queries stay open to operators: REVOKE CREATE ON SCHEMA public.)"""
+    from lakeline.access.roles import grant
+    from lakeline.instance import connect
+    from sqlalchemy import text
+    from test_helper_schema_ops import _spy
+
+    owner = ll.init(tmp_path / "data", db=postgres_url, name="owner")
+    writer_role, writer_url = login_roles.create("writer")
+    grant(owner.engine, writer_role, "write")
+    login_roles.admin_execute("GRANT CREATE ON SCHEMA public TO PUBLIC")  # PostgreSQL < 15
+    writer = login_roles.connect_as(writer_url, "writer")
+    with writer.engine.begin() as conn:
+        conn.execute(text("CREATE TABLE public.ran (who text, what text)"))
+        conn.execute(text("GRANT INSERT ON public.ran TO PUBLIC"))
+        conn.execute(
+            text(_spy("right", "a varchar, b integer", "text", "pg_catalog.right(a::text, b)"))
+        )
+    owner = connect("owner")
+    spaces.create(owner, "b")
+    v1 = ll.Artifact(_file(tmp_path, "1.txt"), key="k.txt").save()
+    spaces.move(owner, "b", keys=[v1.uid])
+    v2 = ll.Artifact(_file(tmp_path, "2.txt"), key="k.txt").save()
+    assert spaces.space_of(owner, "artifacts", v2.uid) == "b"
+    with owner.engine.connect() as conn:
+        assert conn.execute(text("SELECT who, what FROM public.ran")).all() == []

@@ -50,13 +50,18 @@ BEGIN
       AND right(n.uid, 4) <> '0000';  -- a first version has no previous one
     RETURN NULL;
 END $$"""
+# run by every saver (the owner too): the varchar comparison and call pg_catalog's, as a
+# writer's `public.right(varchar, integer)` would be an exact match, picked over them
 BODY = """
 BEGIN
     UPDATE artifacts a SET space_id = v.space_id
     FROM (SELECT DISTINCT ON (n.id) n.id, p.space_id
-          FROM new_rows n JOIN artifacts p ON p.stem = n.stem AND p.id <> n.id
+          FROM new_rows n JOIN artifacts p
+            ON p.stem::pg_catalog.text OPERATOR(pg_catalog.=) n.stem::pg_catalog.text
+            AND p.id <> n.id
           WHERE n.space_id = (SELECT {h}.lakeline_default_space()) AND p.space_id <> 1
-            AND right(n.uid, 4) <> '0000'  -- a first version has no previous one
+            -- a first version has no previous one
+            AND pg_catalog.right(n.uid::pg_catalog.text, 4) OPERATOR(pg_catalog.<>) '0000'
           ORDER BY n.id, p.uid DESC) v  -- the newest other version's space
     WHERE a.id = v.id;
     RETURN NULL;
