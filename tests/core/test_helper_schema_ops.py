@@ -79,3 +79,35 @@ def test_a_writers_operators_in_public_run_in_no_migration_nor_save(
         ran = conn.execute(text("SELECT DISTINCT who, what, q FROM public.ran ORDER BY 2")).all()
     assert ran == [], "\n".join(map(str, ran))
 
+
+def test_a_missing_delete_check_trigger_is_a_clear_error_not_the_catalogs_schema(
+    lakeline_home: Path, tmp_path: Path, postgres_url: str, login_roles: LoginRoles
+) -> None:
+    """lakeline finds its functions' schema by the artifacts' `lakeline_delete_own` trigger
+    (0007 on). The owner renames it: grant, verify and a search column's DDL say so and what
+    to do. Before, they fell back to the catalog's schema (`public.lakeline_grant(...)`: "does
+    not exist", or a function of that name a role that may CREATE there defined, run)."""
+    from lakeline.access.audit import verify
+    from lakeline.db.pg_helpers import helpers
+    from lakeline.errors import LakelineError
+    from lakeline.search import drop_search_index_ddl
+
+    owner = ll.init(tmp_path / "data", db=postgres_url, name="owner")
+    reader_role, _ = login_roles.create("reader")
+    with owner.engine.begin() as conn:
+        conn.execute(text("ALTER TRIGGER lakeline_delete_own ON artifacts RENAME TO renamed"))
+    missing = "no trigger lakeline_delete_own"
+    with pytest.raises(LakelineError, match=missing):
+        grant(owner.engine, reader_role, "read")
+    with pytest.raises(LakelineError, match=missing):
+        verify(owner)
+    with owner.engine.connect() as conn:
+        with pytest.raises(LakelineError, match=missing):
+            helpers(conn)
+        with pytest.raises(Exception, match=missing):
+            for statement in drop_search_index_ddl("ulabels", "postgresql")[2:]:
+                conn.execute(text(statement))
+    with owner.engine.begin() as conn:
+        conn.execute(text("ALTER TRIGGER renamed ON artifacts RENAME TO lakeline_delete_own"))
+    grant(owner.engine, reader_role, "read")
+    assert verify(owner).ok

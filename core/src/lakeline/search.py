@@ -159,7 +159,7 @@ def search_index_ddl(
                 f"{pg_search_expression(fields)}) STORED",
                 index,
             ]
-        from lakeline.db.pg_helpers import LOCATE
+        from lakeline.db.pg_helpers import locate_or_raise
 
         function = pg_search_function(table_name)
         arguments = ", ".join("text" for _ in fields)
@@ -170,7 +170,7 @@ def search_index_ddl(
             f"CREATE FUNCTION {function}({arguments}) RETURNS tsvector "
             "LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp "
             f"AS $lakeline$ BEGIN RETURN {body}; END $lakeline$",
-            f"DO $lakeline$ DECLARE h text := ({LOCATE}); BEGIN "
+            f"DO $lakeline$ DECLARE h text; BEGIN {locate_or_raise('h')} "
             f"IF h OPERATOR(pg_catalog.<>) {_CURRENT} THEN EXECUTE 'ALTER FUNCTION ' "
             f"OPERATOR(pg_catalog.||) {_CURRENT} OPERATOR(pg_catalog.||) '.{function}({arguments}) "
             "SET SCHEMA ' OPERATOR(pg_catalog.||) h; END IF; "
@@ -308,7 +308,7 @@ def drop_search_index_ddl(table_name: str, dialect: str) -> list[str]:
     if dialect == "sqlite":
         triggers = [f"DROP TRIGGER IF EXISTS {fts}_{suffix}" for suffix in ("ai", "ad", "au")]
         return [*triggers, f"DROP TABLE IF EXISTS {fts}_vocab", f"DROP TABLE IF EXISTS {fts}"]
-    from lakeline.db.pg_helpers import LOCATE
+    from lakeline.db.pg_helpers import locate_or_raise
 
     return [
         f"DROP INDEX IF EXISTS ix_{table_name}_search_vector",
@@ -316,8 +316,9 @@ def drop_search_index_ddl(table_name: str, dialect: str) -> list[str]:
         # where lakeline's functions are (0022: a schema of their own); a long table name's
         # function as 0021 made it too (PostgreSQL cut its name)
         *(
-            f"DO $lakeline$ BEGIN EXECUTE 'DROP FUNCTION IF EXISTS ' OPERATOR(pg_catalog.||) "
-            f"({LOCATE}) OPERATOR(pg_catalog.||) '.{function}'; END $lakeline$"
+            f"DO $lakeline$ DECLARE h text; BEGIN {locate_or_raise('h')} "
+            "EXECUTE 'DROP FUNCTION IF EXISTS ' OPERATOR(pg_catalog.||) h "
+            f"OPERATOR(pg_catalog.||) '.{function}'; END $lakeline$"
             for function in dict.fromkeys(
                 (pg_search_function(table_name), pg_search_function_cut(table_name))
             )

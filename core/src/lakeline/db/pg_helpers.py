@@ -23,17 +23,38 @@ if TYPE_CHECKING:
 PREFIX = "lakeline_"
 
 # the schema of lakeline's functions, as SQL (quoted where needed): where the artifacts'
-# delete check is, else (before 0007) the catalog's own schema. Every operator pg_catalog's:
-# it runs with the caller's search_path, and a `public.=(oid, regclass)` (an exact match, over
-# oid = oid) made it find every trigger's schema
+# delete check is; else, before 0007 (no core revision from 0007 on in alembic_version), the
+# catalog's own schema; else NULL (the trigger was dropped or renamed: `helpers` raises, the
+# DDL's blocks too; falling back would call functions by a name a role may take there).
+# Every operator pg_catalog's: it runs with the caller's search_path, and a
+# `public.=(oid, regclass)` (an exact match, over oid = oid) made it find every trigger's schema
 LOCATE = (
     "SELECT coalesce((SELECT p.pronamespace::pg_catalog.regnamespace::text "
     "FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) "
     "t.tgfoid WHERE t.tgrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass("
     "pg_catalog.quote_ident(pg_catalog.current_schema()) OPERATOR(pg_catalog.||) '.artifacts')"
     "::pg_catalog.oid AND t.tgname OPERATOR(pg_catalog.=) 'lakeline_delete_own'::pg_catalog.name),"
-    " pg_catalog.quote_ident(pg_catalog.current_schema()))"
+    " (SELECT pg_catalog.quote_ident(pg_catalog.current_schema()) WHERE NOT EXISTS (SELECT 1 "
+    "FROM alembic_version v WHERE pg_catalog.length(v.version_num) OPERATOR(pg_catalog.=) 4 "
+    "AND v.version_num::pg_catalog.text OPERATOR(pg_catalog.>=) '0007'::pg_catalog.text)))"
 )
+# why LOCATE found nothing, and what to do
+MISSING = (
+    "lakeline cannot find the schema of its functions: the catalog's artifacts table has no "
+    "trigger lakeline_delete_own (dropped or renamed), by which it finds them since migration "
+    "0007. The catalog's owner restores it as it was (ALTER TRIGGER ... RENAME TO "
+    "lakeline_delete_own, or from a pg_dump -s of a catalog at the same revision)"
+)
+
+
+def locate_or_raise(variable: str) -> str:
+    """PL/pgSQL statements setting `variable` (text) to `LOCATE`'s schema, raising `MISSING`
+    when there is none (for the DDL's DO blocks)."""
+    message = MISSING.replace("'", "''")
+    return (
+        f"{variable} := ({LOCATE}); IF {variable} IS NULL THEN "
+        f"RAISE EXCEPTION USING MESSAGE = '{message}', ERRCODE = 'P0002'; END IF;"
+    )
 
 
 def helper_schema(schema: str) -> str:
@@ -46,8 +67,14 @@ def helper_schema(schema: str) -> str:
 
 
 def helpers(conn: Connection) -> str:
-    """Where `conn`'s catalog keeps its functions (quoted where needed), to name in a call."""
-    return str(conn.exec_driver_sql(LOCATE).scalar_one())
+    """Where `conn`'s catalog keeps its functions (quoted where needed), to name in a call;
+    LakelineError when it cannot tell (`MISSING`)."""
+    from lakeline.errors import LakelineError
+
+    found = conn.exec_driver_sql(LOCATE).scalar_one()
+    if found is None:
+        raise LakelineError(MISSING)
+    return str(found)
 
 
 # what migrations 0007-0020 wrote for the catalog's schema: `public`, whatever it was
