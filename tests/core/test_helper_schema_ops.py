@@ -111,3 +111,37 @@ def test_a_missing_delete_check_trigger_is_a_clear_error_not_the_catalogs_schema
         conn.execute(text("ALTER TRIGGER renamed ON artifacts RENAME TO lakeline_delete_own"))
     grant(owner.engine, reader_role, "read")
     assert verify(owner).ok
+
+
+def test_a_functions_schema_another_role_made_first_is_named_with_what_to_do(
+    lakeline_home: Path, tmp_path: Path, postgres_url: str, login_roles: LoginRoles
+) -> None:
+    """A role that may CREATE in the database makes `lakeline_public` while the catalog is at
+    0021: the upgrade to 0022 refuses, naming the schema, its owner and what to do, nothing
+    changed; once dropped, the upgrade goes through. Before: a bare "schema ... already
+    exists"."""
+    import psycopg
+    from lakeline.db.migrate import revisions
+    from lakeline.errors import LakelineError
+    from sqlalchemy.engine import make_url
+
+    owner = ll.init(tmp_path / "data", db=postgres_url, name="owner")
+    _migrate(owner, "0021")
+    squatter, squatter_url = login_roles.create("squatter")
+    login_roles.admin_execute(
+        f"GRANT CREATE ON DATABASE {make_url(postgres_url).database} TO {squatter}"
+    )
+    dsn = make_url(squatter_url).set(drivername="postgresql").render_as_string(False)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA lakeline_public")
+    with pytest.raises(LakelineError) as refused:
+        _migrate(owner, HEAD_REVISION)
+    message = str(refused.value)
+    assert "lakeline_public" in message and squatter in message and "DROP SCHEMA" in message
+    with owner.engine.connect() as conn:
+        assert revisions(conn) == ["0021"]
+    login_roles.admin_execute("DROP SCHEMA lakeline_public")
+    _migrate(owner, HEAD_REVISION)
+    with owner.engine.connect() as conn:
+        assert revisions(conn) == [HEAD_REVISION]
+
