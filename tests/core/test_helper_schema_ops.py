@@ -145,3 +145,45 @@ def test_a_functions_schema_another_role_made_first_is_named_with_what_to_do(
     with owner.engine.connect() as conn:
         assert revisions(conn) == [HEAD_REVISION]
 
+
+def test_a_search_function_a_writer_made_first_in_public_stops_no_module_table(
+    lakeline_home: Path, tmp_path: Path, postgres_url: str, login_roles: LoginRoles
+) -> None:
+    """A writer who may CREATE in `public` makes `public.lakeline_search_<table>(text)`, the
+    exact signature of the function a module table's search column calls, before the module
+    is mounted: the owner's DDL (`search_index_ddl`, as a module's migration runs it) makes
+    the column all the same, calling the function in lakeline's schema, never the writer's.
+    Before: the DDL made it in the catalog's schema first ("function ... already exists")."""
+    from lakeline.search import pg_search_function, search_index_ddl
+
+    owner = ll.init(tmp_path / "data", db=postgres_url, name="owner")
+    writer_role, writer_url = login_roles.create("writer")
+    grant(owner.engine, writer_role, "write")
+    login_roles.admin_execute("GRANT CREATE ON SCHEMA public TO PUBLIC")  # PostgreSQL < 15
+    table = "labmod_samples"
+    function = pg_search_function(table)
+    writer = login_roles.connect_as(writer_url, "writer")
+    with writer.engine.begin() as conn:
+        conn.execute(
+            text(
+                f"CREATE FUNCTION public.{function}(a text) RETURNS tsvector LANGUAGE sql "
+                "AS $$ SELECT 'taken'::tsvector $$"
+            )
+        )
+    owner = connect("owner")
+    with owner.engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE TABLE {table} (id serial PRIMARY KEY, title text)")
+        conn.execute(text(f"INSERT INTO {table} (title) VALUES ('a tumour sample')"))
+        for statement in search_index_ddl(table, ("title",), "postgresql"):
+            conn.exec_driver_sql(statement)
+    with owner.engine.connect() as conn:
+        vector = conn.execute(text(f"SELECT search_vector::text FROM {table}")).scalar()
+        expression = conn.execute(
+            text(
+                "SELECT generation_expression FROM information_schema.columns "
+                "WHERE column_name = 'search_vector' AND table_name = :t"
+            ),
+            {"t": table},
+        ).scalar_one()
+    assert "tumour" in str(vector) and "taken" not in str(vector)
+    assert f"lakeline_public.{function}(" in str(expression)
