@@ -79,3 +79,111 @@ def test_a_writers_operators_in_public_run_in_no_migration_nor_save(
         ran = conn.execute(text("SELECT DISTINCT who, what, q FROM public.ran ORDER BY 2")).all()
     assert ran == [], "\n".join(map(str, ran))
 
+
+def test_a_missing_delete_check_trigger_is_a_clear_error_not_the_catalogs_schema(
+    lakeline_home: Path, tmp_path: Path, postgres_url: str, login_roles: LoginRoles
+) -> None:
+    """lakeline finds its functions' schema by the artifacts' `lakeline_delete_own` trigger
+    (0007 on). The owner renames it: grant, verify and a search column's DDL say so and what
+    to do. Before, they fell back to the catalog's schema (`public.lakeline_grant(...)`: "does
+    not exist", or a function of that name a role that may CREATE there defined, run)."""
+    from lakeline.access.audit import verify
+    from lakeline.db.pg_helpers import helpers
+    from lakeline.errors import LakelineError
+    from lakeline.search import drop_search_index_ddl
+
+    owner = ll.init(tmp_path / "data", db=postgres_url, name="owner")
+    reader_role, _ = login_roles.create("reader")
+    with owner.engine.begin() as conn:
+        conn.execute(text("ALTER TRIGGER lakeline_delete_own ON artifacts RENAME TO renamed"))
+    missing = "no trigger lakeline_delete_own"
+    with pytest.raises(LakelineError, match=missing):
+        grant(owner.engine, reader_role, "read")
+    with pytest.raises(LakelineError, match=missing):
+        verify(owner)
+    with owner.engine.connect() as conn:
+        with pytest.raises(LakelineError, match=missing):
+            helpers(conn)
+        with pytest.raises(Exception, match=missing):
+            for statement in drop_search_index_ddl("ulabels", "postgresql")[2:]:
+                conn.execute(text(statement))
+    with owner.engine.begin() as conn:
+        conn.execute(text("ALTER TRIGGER renamed ON artifacts RENAME TO lakeline_delete_own"))
+    grant(owner.engine, reader_role, "read")
+    assert verify(owner).ok
+
+
+def test_a_functions_schema_another_role_made_first_is_named_with_what_to_do(
+    lakeline_home: Path, tmp_path: Path, postgres_url: str, login_roles: LoginRoles
+) -> None:
+    """A role that may CREATE in the database makes `lakeline_public` while the catalog is at
+    0021: the upgrade to 0022 refuses, naming the schema, its owner and what to do, nothing
+    changed; once dropped, the upgrade goes through. Before: a bare "schema ... already
+    exists"."""
+    import psycopg
+    from lakeline.db.migrate import revisions
+    from lakeline.errors import LakelineError
+    from sqlalchemy.engine import make_url
+
+    owner = ll.init(tmp_path / "data", db=postgres_url, name="owner")
+    _migrate(owner, "0021")
+    squatter, squatter_url = login_roles.create("squatter")
+    login_roles.admin_execute(
+        f"GRANT CREATE ON DATABASE {make_url(postgres_url).database} TO {squatter}"
+    )
+    dsn = make_url(squatter_url).set(drivername="postgresql").render_as_string(False)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA lakeline_public")
+    with pytest.raises(LakelineError) as refused:
+        _migrate(owner, HEAD_REVISION)
+    message = str(refused.value)
+    assert "lakeline_public" in message and squatter in message and "DROP SCHEMA" in message
+    with owner.engine.connect() as conn:
+        assert revisions(conn) == ["0021"]
+    login_roles.admin_execute("DROP SCHEMA lakeline_public")
+    _migrate(owner, HEAD_REVISION)
+    with owner.engine.connect() as conn:
+        assert revisions(conn) == [HEAD_REVISION]
+
+
+def test_a_search_function_a_writer_made_first_in_public_stops_no_module_table(
+    lakeline_home: Path, tmp_path: Path, postgres_url: str, login_roles: LoginRoles
+) -> None:
+    """A writer who may CREATE in `public` makes `public.lakeline_search_<table>(text)`, the
+    exact signature of the function a module table's search column calls, before the module
+    is mounted: the owner's DDL (`search_index_ddl`, as a module's migration runs it) makes
+    the column all the same, calling the function in lakeline's schema, never the writer's.
+    Before: the DDL made it in the catalog's schema first ("function ... already exists")."""
+    from lakeline.search import pg_search_function, search_index_ddl
+
+    owner = ll.init(tmp_path / "data", db=postgres_url, name="owner")
+    writer_role, writer_url = login_roles.create("writer")
+    grant(owner.engine, writer_role, "write")
+    login_roles.admin_execute("GRANT CREATE ON SCHEMA public TO PUBLIC")  # PostgreSQL < 15
+    table = "labmod_samples"
+    function = pg_search_function(table)
+    writer = login_roles.connect_as(writer_url, "writer")
+    with writer.engine.begin() as conn:
+        conn.execute(
+            text(
+                f"CREATE FUNCTION public.{function}(a text) RETURNS tsvector LANGUAGE sql "
+                "AS $$ SELECT 'taken'::tsvector $$"
+            )
+        )
+    owner = connect("owner")
+    with owner.engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE TABLE {table} (id serial PRIMARY KEY, title text)")
+        conn.execute(text(f"INSERT INTO {table} (title) VALUES ('a tumour sample')"))
+        for statement in search_index_ddl(table, ("title",), "postgresql"):
+            conn.exec_driver_sql(statement)
+    with owner.engine.connect() as conn:
+        vector = conn.execute(text(f"SELECT search_vector::text FROM {table}")).scalar()
+        expression = conn.execute(
+            text(
+                "SELECT generation_expression FROM information_schema.columns "
+                "WHERE column_name = 'search_vector' AND table_name = :t"
+            ),
+            {"t": table},
+        ).scalar_one()
+    assert "tumour" in str(vector) and "taken" not in str(vector)
+    assert f"lakeline_public.{function}(" in str(expression)

@@ -134,6 +134,27 @@ def _usage(helpers: str, catalog: str) -> None:
         bind.exec_driver_sql(f"GRANT USAGE ON SCHEMA {helpers} TO {role}")
 
 
+def _not_taken(helpers: str, owner: str) -> None:
+    """LakelineError naming the schema's owner and what to do when `helpers` exists already
+    (a role that may CREATE in the database made it: its functions, or grants on it, would
+    sit where lakeline's must be the owner's alone)."""
+    from lakeline.errors import LakelineError
+
+    bind = op.get_bind()
+    maker = bind.exec_driver_sql(
+        "SELECT n.nspowner::pg_catalog.regrole::pg_catalog.text FROM pg_catalog.pg_namespace n "
+        "WHERE n.oid OPERATOR(pg_catalog.=) pg_catalog.to_regnamespace(%(s)s)::pg_catalog.oid",
+        {"s": helpers},
+    ).scalar()
+    if maker is not None:
+        raise LakelineError(
+            f"cannot upgrade to 0022: schema {helpers} exists already, owned by role {maker}; "
+            f"lakeline keeps its functions there, made by the catalog's owner ({owner}) so "
+            "that no other role may create in it. Check what it holds, then as its owner or a "
+            f"superuser `DROP SCHEMA {helpers}` (or rename it) and migrate again"
+        )
+
+
 def upgrade() -> None:
     bind = op.get_bind()
     if bind.dialect.name != "postgresql":
@@ -146,6 +167,7 @@ def upgrade() -> None:
         "WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(%(t)s)::pg_catalog.oid",
         {"t": f"{catalog}.artifacts"},
     ).scalar_one()
+    _not_taken(helpers, owner)
     bind.exec_driver_sql(f"CREATE SCHEMA {helpers} AUTHORIZATION {owner}")
     bind.exec_driver_sql(f"REVOKE ALL ON SCHEMA {helpers} FROM PUBLIC")
     _usage(helpers, catalog)
