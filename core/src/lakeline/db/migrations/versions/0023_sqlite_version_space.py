@@ -54,13 +54,19 @@ END $$"""
 # writer's `public.right(varchar, integer)` would be an exact match, picked over them
 BODY = """
 BEGIN
+    -- a first version has no previous one: a save of new keys stops here (without calling
+    -- lakeline_default_space(), which a COPY's default calls once)
+    IF NOT EXISTS (SELECT 1 FROM new_rows n
+                   WHERE pg_catalog.right(n.uid::pg_catalog.text, 4) OPERATOR(pg_catalog.<>) '0000')
+    THEN
+        RETURN NULL;
+    END IF;
     UPDATE artifacts a SET space_id = v.space_id
     FROM (SELECT DISTINCT ON (n.id) n.id, p.space_id
           FROM new_rows n JOIN artifacts p
             ON p.stem::pg_catalog.text OPERATOR(pg_catalog.=) n.stem::pg_catalog.text
             AND p.id <> n.id
           WHERE n.space_id = (SELECT {h}.lakeline_default_space()) AND p.space_id <> 1
-            -- a first version has no previous one
             AND pg_catalog.right(n.uid::pg_catalog.text, 4) OPERATOR(pg_catalog.<>) '0000'
           ORDER BY n.id, p.uid DESC) v  -- the newest other version's space
     WHERE a.id = v.id;
