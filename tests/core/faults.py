@@ -4,6 +4,7 @@
   that changes while it is saved).
 - `fail_at(point)`: raise `InjectedFailure` when lakeline reaches a checkpoint (e.g. inside a
   transaction, after its INSERTs).
+- `conflict(instance)`: the error a concurrent writer's commit makes a transaction fail with.
 - `Pause`: hold a real lakeline operation in another process at a checkpoint until the test
   lets it go (a save between storing its bytes and writing its records).
 - `second_while_held(target, args, second, engine, what)`: the same operation again in a thread
@@ -85,6 +86,23 @@ def raise_once_at(point: str, error: BaseException) -> Iterator[list[int]]:
 
     with checkpoints.at(point, hook):
         yield reached
+
+
+def conflict(instance: Instance) -> Exception:
+    """What a concurrent writer makes a write transaction fail with, as the driver raises it
+    (a save or a flush retries it): PostgreSQL a unique violation (the other committed the
+    same key first); SQLite a busy database (its writers never interleave otherwise)."""
+    import sqlite3
+
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    if instance.dialect == "postgresql":
+        from psycopg.errors import UniqueViolation
+
+        return IntegrityError("INSERT", {}, UniqueViolation("duplicate key (injected)"))
+    busy = sqlite3.OperationalError("database is locked (injected)")
+    busy.sqlite_errorcode = 5  # SQLITE_BUSY
+    return OperationalError("INSERT", {}, busy)
 
 
 class Pause:

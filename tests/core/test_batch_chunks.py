@@ -109,8 +109,7 @@ def test_a_retried_large_flush_inserts_each_run_once_under_its_parent(
     chain of steps nested under steps of the flush and files, retried after a conflict: the
     runs rolled back go in again once each, their parents and the files' producers the ids
     of the attempt that committed (PostgreSQL's ids are not reused)."""
-    from faults import raise_once_at
-    from sqlalchemy.exc import IntegrityError
+    from faults import conflict, raise_once_at
 
     n = 501
     first = _recorder(tmp_path)
@@ -132,8 +131,7 @@ def test_a_retried_large_flush_inserts_each_run_once_under_its_parent(
         rec.produce(steps[i], f"out{i}.txt")
     for step in steps:
         rec.finish_step(step, exit_code=0)
-    conflict = IntegrityError("INSERT", {}, ValueError("a concurrent writer got there first"))
-    with raise_once_at("recorder.flush", conflict) as calls:
+    with raise_once_at("recorder.flush", conflict(instance)) as calls:
         rec.flush()
     assert len(calls) == 2
     runs = {r.engine_ref: r for r in ll.Run.filter(engine="toy")}

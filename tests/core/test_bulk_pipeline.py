@@ -13,6 +13,7 @@ from typing import Any
 
 import lakeline as ll
 import pytest
+from faults import conflict
 from lakeline.access.audit import entries, verify
 from lakeline.artifacts import newrows, pipeline, save, transfer
 from lakeline.artifacts.transfer import PARTIAL
@@ -20,7 +21,6 @@ from lakeline.errors import StorageError
 from lakeline.instance import Instance
 from lakeline.storage.keys import OBJECTS_PREFIX
 from sqlalchemy import inspect
-from sqlalchemy.exc import IntegrityError
 
 
 class Batches(list[str]):
@@ -194,7 +194,7 @@ def test_a_conflict_in_the_writer_is_retried(
     def conflicting(plans: Sequence[Any]) -> None:
         if small_batches == ["10"]:
             small_batches.append("failed")
-            raise IntegrityError("INSERT", {}, Exception("duplicate key (injected)"))
+            raise conflict(instance)
 
     monkeypatch.setattr(small_batches, "before", conflicting)
     saved = ll.save([ll.Artifact(p, key=f"k/{p.name}") for p in paths])

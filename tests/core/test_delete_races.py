@@ -95,3 +95,25 @@ def test_a_reader_deleting_or_editing_is_told_it_needs_the_write_role(
     with pytest.raises(PermissionDenied, match="needs the lakeline 'write' role"):
         loaded.save()
     assert ll.Artifact.get(saved.uid).description is None
+
+
+def test_a_delete_racing_a_collection_under_repeatable_read(
+    instance: Instance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the first test with the database's transactions REPEATABLE READ (a role's or
+    database's setting lakeline does not choose): the delete's snapshot predates the
+    collection's commit it waited for, so it saw no membership and its DELETE met the foreign
+    key (before: a raw ForeignKeyViolation); now it reads again and refuses."""
+    from sqlalchemy import text
+
+    if instance.dialect != "postgresql":
+        pytest.skip("SQLite transactions are serializable")
+    with instance.engine.begin() as conn:
+        name = conn.execute(text("SELECT current_database()")).scalar()
+        conn.execute(
+            text(f"ALTER DATABASE \"{name}\" SET default_transaction_isolation = 'repeatable read'")
+        )
+    instance.engine.dispose()
+    with instance.engine.connect() as conn:
+        assert conn.execute(text("SHOW transaction_isolation")).scalar() == "repeatable read"
+    test_a_delete_racing_a_collection_of_its_artifact(instance, tmp_path, monkeypatch)

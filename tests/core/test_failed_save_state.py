@@ -12,9 +12,9 @@ import lakeline as ll
 import pytest
 from faults import InjectedFailure, fail_at, raise_once_at
 from lakeline.access.audit import verify
+from lakeline.errors import MissingReference
 from lakeline.instance import Instance
 from sqlalchemy import inspect
-from sqlalchemy.exc import IntegrityError
 from test_bulk_pipeline import Batches, files, small_batches  # noqa: F401  (a fixture)
 from test_bulk_worker import jobs  # noqa: F401  (a fixture)
 
@@ -86,7 +86,7 @@ def test_a_save_refused_for_a_bad_reference_can_be_saved_once_mended(
     artifact = ll.Artifact(tmp_path / "a.txt", key="a.txt")
     artifact.run_id = 999_999
     before = _own([artifact])
-    with pytest.raises(IntegrityError):
+    with pytest.raises(MissingReference, match="names run id 999999"):
         artifact.save()
     assert _own([artifact]) == before and inspect(artifact).transient
     assert "uid" not in vars(artifact) and artifact.id is None

@@ -51,15 +51,13 @@ def test_a_flush_commits_once(instance: Instance, tmp_path: Path) -> None:
 
 
 def test_a_retried_flush_inserts_its_runs_again(instance: Instance, tmp_path: Path) -> None:
-    """A conflict the save retries (IntegrityError) rolls the runs back with the rest: the
+    """A conflict the save retries (a concurrent writer's) rolls the runs back with the rest: the
     retry inserts them again, each once, and their files name them."""
-    from faults import raise_once_at
-    from sqlalchemy.exc import IntegrityError
+    from faults import conflict, raise_once_at
 
     rec = BatchRecorder("toy", root=tmp_path, steps=100, ms=600_000)
     steps = _queue_steps(rec, tmp_path, 2)
-    conflict = IntegrityError("INSERT", {}, ValueError("a concurrent writer got there first"))
-    with raise_once_at("recorder.flush", conflict) as calls:
+    with raise_once_at("recorder.flush", conflict(instance)) as calls:
         rec.flush()
     assert len(calls) == 2
     runs = ll.Run.filter(engine="toy", parent_id__isnull=False)

@@ -9,8 +9,9 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import make_transient_to_detached
 
+from lakeline.db.errors import foreign_key_violation, retryable
 from lakeline.db.session import check_own, stamp
-from lakeline.errors import LakelineError
+from lakeline.errors import LakelineError, MissingReference
 from lakeline.ids import new_stem, suffix_index, versioned_uid
 from lakeline.models import Artifact, Collection, CollectionArtifact
 
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 
     from lakeline.instance import Instance
 
-RETRIES = 5
+RETRIES = 5  # as a save's (db/errors.py)
 
 
 def members_hash(artifacts: Sequence[Artifact]) -> str:
@@ -102,10 +103,27 @@ def save_collection(
                     for position, member in enumerate(members)
                 )
             return collection
-        except IntegrityError:
-            if attempt == RETRIES - 1:
+        except IntegrityError as exc:
+            # retried: another writer saved the same key or version first (a retry sees it);
+            # a member deleted since it was loaded fails every attempt alike
+            if attempt == RETRIES - 1 or not retryable(exc):
+                if foreign_key_violation(exc):
+                    raise _gone(members, instance) from exc
                 raise
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _gone(members: Sequence[Artifact], instance: Instance) -> MissingReference:
+    """The error for a save whose members' foreign key refused: the members no longer saved."""
+    with instance.sessions.read() as session:
+        ids = {m.id for m in members}
+        present = set(session.scalars(select(Artifact.id).where(Artifact.id.in_(ids))))
+    gone = [m for m in members if m.id not in present]
+    named = ", ".join(f"artifact {m.uid} ({m.key or 'no key'})" for m in gone[:3])
+    return MissingReference(
+        f"cannot save the collection: {named or 'a member'} no longer exists (deleted since it "
+        "was loaded); nothing was saved"
+    )
 
 
 def _adopt(target: Collection, source: Collection) -> None:

@@ -117,6 +117,11 @@ class InvalidReference(LakelineError, ValueError):
     """A reference's location, hash or size is malformed (empty location, hash without type)."""
 
 
+class MissingReference(LakelineError, ValueError):
+    """A record names another that does not exist: a producing run never saved or deleted, a
+    storage deleted since this process read it. Nothing was written."""
+
+
 class ArtifactUnavailable(LakelineError):
     """The artifact is a reference: lakeline knows of the data but holds no bytes for it."""
 

@@ -159,30 +159,32 @@ def search_index_ddl(
                 f"{pg_search_expression(fields)}) STORED",
                 index,
             ]
-        from lakeline.db.pg_helpers import LOCATE
+        from lakeline.db.pg_helpers import locate_or_raise
 
         function = pg_search_function(table_name)
         arguments = ", ".join("text" for _ in fields)
         body = pg_search_expression([f"${i}" for i in range(1, len(fields) + 1)])
-        # only built-ins, found in pg_catalog by the setting; made in the current schema, then
-        # moved where lakeline's functions are (0022: a schema of their own); the call names it
+        # only built-ins, found in pg_catalog by the setting; made where lakeline's functions
+        # are (0022: a schema only the owner may CREATE in; a function of the same signature
+        # in the catalog's schema, which a writer may have made first, is none of its
+        # business), which the column's call names. The CREATE as text: a $q$ literal
+        create = (
+            f".{function}({arguments}) RETURNS tsvector LANGUAGE plpgsql IMMUTABLE "
+            "SET search_path = pg_catalog, pg_temp "
+            f"AS $lakeline$ BEGIN RETURN {body}; END $lakeline$"
+        )
+        if "$q$" in create or "$do$" in create:
+            raise ValueError(f"a search function for table {table_name!r} cannot be made")
         return [
-            f"CREATE FUNCTION {function}({arguments}) RETURNS tsvector "
-            "LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp "
-            f"AS $lakeline$ BEGIN RETURN {body}; END $lakeline$",
-            f"DO $lakeline$ DECLARE h text := ({LOCATE}); BEGIN "
-            f"IF h OPERATOR(pg_catalog.<>) {_CURRENT} THEN EXECUTE 'ALTER FUNCTION ' "
-            f"OPERATOR(pg_catalog.||) {_CURRENT} OPERATOR(pg_catalog.||) '.{function}({arguments}) "
-            "SET SCHEMA ' OPERATOR(pg_catalog.||) h; END IF; "
+            f"DO $do$ DECLARE h text; BEGIN {locate_or_raise('h')} "
+            f"EXECUTE 'CREATE FUNCTION ' OPERATOR(pg_catalog.||) h OPERATOR(pg_catalog.||) "
+            f"$q${create}$q$; "
             f"EXECUTE 'ALTER TABLE {table_name} ADD COLUMN search_vector "
             "tsvector GENERATED ALWAYS AS (' OPERATOR(pg_catalog.||) h "
-            f"OPERATOR(pg_catalog.||) '.{function}({cols})) STORED'; END $lakeline$",
+            f"OPERATOR(pg_catalog.||) '.{function}({cols})) STORED'; END $do$",
             index,
         ]
     raise ValueError(f"no full-text search on {dialect}")
-
-
-_CURRENT = "pg_catalog.quote_ident(pg_catalog.current_schema())"
 
 
 def pg_search_function(table_name: str) -> str:
@@ -308,7 +310,7 @@ def drop_search_index_ddl(table_name: str, dialect: str) -> list[str]:
     if dialect == "sqlite":
         triggers = [f"DROP TRIGGER IF EXISTS {fts}_{suffix}" for suffix in ("ai", "ad", "au")]
         return [*triggers, f"DROP TABLE IF EXISTS {fts}_vocab", f"DROP TABLE IF EXISTS {fts}"]
-    from lakeline.db.pg_helpers import LOCATE
+    from lakeline.db.pg_helpers import locate_or_raise
 
     return [
         f"DROP INDEX IF EXISTS ix_{table_name}_search_vector",
@@ -316,8 +318,9 @@ def drop_search_index_ddl(table_name: str, dialect: str) -> list[str]:
         # where lakeline's functions are (0022: a schema of their own); a long table name's
         # function as 0021 made it too (PostgreSQL cut its name)
         *(
-            f"DO $lakeline$ BEGIN EXECUTE 'DROP FUNCTION IF EXISTS ' OPERATOR(pg_catalog.||) "
-            f"({LOCATE}) OPERATOR(pg_catalog.||) '.{function}'; END $lakeline$"
+            f"DO $lakeline$ DECLARE h text; BEGIN {locate_or_raise('h')} "
+            "EXECUTE 'DROP FUNCTION IF EXISTS ' OPERATOR(pg_catalog.||) h "
+            f"OPERATOR(pg_catalog.||) '.{function}'; END $lakeline$"
             for function in dict.fromkeys(
                 (pg_search_function(table_name), pg_search_function_cut(table_name))
             )

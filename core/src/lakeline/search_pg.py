@@ -70,7 +70,8 @@ def pg_words(
             "FROM unnest(CAST(:q AS text[])) WITH ORDINALITY AS u(q, i)) FROM pg_stats s "
             "JOIN pg_namespace n ON n.nspname = s.schemaname JOIN pg_class c ON "
             "c.relnamespace = n.oid AND c.relname = s.tablename "
-            "WHERE c.oid = to_regclass(:t) AND s.attname = 'search_vector'"
+            "WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(:t)::pg_catalog.oid "
+            "AND s.attname = 'search_vector'"
         ),
         {"t": model.__table__.name, "q": tsqueries},
     ).first()

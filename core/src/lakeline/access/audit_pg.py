@@ -35,6 +35,13 @@ PREFIX = "lakeline_audited_"
 # what every function running with the owner's rights searches (migration 0020): no function
 # or operator resolves outside pg_catalog, the catalog's tables are named by schema
 SAFE_PATH = "pg_catalog, pg_temp"
+# a table `c` of the catalog's schema. The queries here run as whoever migrates (the owner):
+# every operator pg_catalog's, as `oid = regnamespace` has none there and a `public.=(oid,
+# regnamespace)` a role may CREATE would be an exact match, picked and run
+_HERE = (
+    "c.relnamespace OPERATOR(pg_catalog.=) "
+    "pg_catalog.current_schema()::pg_catalog.regnamespace::pg_catalog.oid"
+)
 QUALIFIED_SINCE = "0020"
 # compared as they are: the type's equality is its JSON text's (ids, text in the database's
 # own collation, times, numbers, booleans, jsonb); any other type is compared as jsonb, as 0009
@@ -111,13 +118,14 @@ def function_sql(conn: Connection, table: str, *, qualified: bool = True) -> str
 
     rows = conn.execute(
         text(
-            "SELECT a.attname, format_type(a.atttypid, NULL), "
-            "a.attcollation IN (0, 100, 950) AS plain, "
-            "coalesce(a.attnum = ANY(i.indkey), false) AS is_key "
-            "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
-            "LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary "
-            "WHERE c.relname = :table AND c.relnamespace = current_schema()::regnamespace "
-            "AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum"
+            "SELECT a.attname, pg_catalog.format_type(a.atttypid, NULL), "
+            "a.attcollation OPERATOR(pg_catalog.=) ANY ('{0,100,950}'::pg_catalog.oid[]) AS plain, "
+            "coalesce(a.attnum OPERATOR(pg_catalog.=) ANY (i.indkey::pg_catalog.int2[]), false) "
+            "AS is_key FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c "
+            "ON c.oid OPERATOR(pg_catalog.=) a.attrelid LEFT JOIN pg_catalog.pg_index i "
+            "ON i.indrelid OPERATOR(pg_catalog.=) c.oid AND i.indisprimary "
+            f"WHERE c.relname OPERATOR(pg_catalog.=) CAST(:table AS pg_catalog.name) AND {_HERE} "
+            "AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped ORDER BY a.attnum"
         ),
         {"table": table},
     ).all()
@@ -231,9 +239,10 @@ def audited_tables(conn: Connection) -> list[str]:
         str(t)
         for t in conn.execute(
             text(
-                "SELECT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
-                "WHERE t.tgname = 'lakeline_audit_update' "
-                "AND c.relnamespace = current_schema()::regnamespace ORDER BY 1"
+                "SELECT c.relname FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c "
+                "ON c.oid OPERATOR(pg_catalog.=) t.tgrelid "
+                "WHERE t.tgname OPERATOR(pg_catalog.=) 'lakeline_audit_update'::pg_catalog.name "
+                f"AND {_HERE} ORDER BY 1"
             )
         ).scalars()
     ]
@@ -292,10 +301,13 @@ def remove_audits(conn: Connection) -> None:
     for table in audited_tables(conn):
         keys = conn.execute(
             text(
-                "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
-                "AND a.attnum = ANY(i.indkey) JOIN pg_class c ON c.oid = i.indrelid "
-                "WHERE c.relname = :t AND c.relnamespace = current_schema()::regnamespace "
-                "AND i.indisprimary ORDER BY array_position(i.indkey::int2[], a.attnum)"
+                "SELECT a.attname FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a "
+                "ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid "
+                "AND a.attnum OPERATOR(pg_catalog.=) ANY (i.indkey::pg_catalog.int2[]) "
+                "JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.indrelid "
+                f"WHERE c.relname OPERATOR(pg_catalog.=) CAST(:t AS pg_catalog.name) AND {_HERE} "
+                "AND i.indisprimary "
+                "ORDER BY pg_catalog.array_position(i.indkey::pg_catalog.int2[], a.attnum)"
             ),
             {"t": table},
         ).scalars()
@@ -303,8 +315,10 @@ def remove_audits(conn: Connection) -> None:
         _triggers(conn, table, f"{schema}.lakeline_audit('{argument}')")
     for name in conn.execute(
         text(
-            "SELECT p.proname FROM pg_proc p WHERE p.proname LIKE :prefix "
-            "AND p.pronamespace = to_regnamespace(:schema)"
+            "SELECT p.proname FROM pg_catalog.pg_proc p WHERE p.proname::pg_catalog.text "
+            "OPERATOR(pg_catalog.~~) CAST(:prefix AS pg_catalog.text) "
+            "AND p.pronamespace OPERATOR(pg_catalog.=) "
+            "pg_catalog.to_regnamespace(:schema)::pg_catalog.oid"
         ),
         {"prefix": PREFIX.replace("_", r"\_") + "%", "schema": schema},
     ).scalars():

@@ -57,7 +57,8 @@ def is_owner(conn: Connection) -> bool:
         conn.execute(
             text(
                 "SELECT rolsuper OR pg_has_role(session_user, "
-                "(SELECT relowner FROM pg_class WHERE oid = 'artifacts'::regclass), 'MEMBER') "
+                "(SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) "
+                "'artifacts'::pg_catalog.regclass::pg_catalog.oid), 'MEMBER') "
                 "FROM pg_roles WHERE rolname = session_user"
             )
         ).scalar()
@@ -143,11 +144,14 @@ def schema_creators(engine: Engine) -> list[str]:
             text(
                 "SELECT 'PUBLIC' FROM pg_namespace n, "
                 "aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) a "
-                "WHERE n.oid = current_schema()::regnamespace AND a.grantee = 0 "
+                "WHERE n.oid OPERATOR(pg_catalog.=) "
+                "pg_catalog.current_schema()::pg_catalog.regnamespace::pg_catalog.oid "
+                "AND a.grantee OPERATOR(pg_catalog.=) 0::pg_catalog.oid "
                 "AND a.privilege_type = 'CREATE' "
                 "UNION ALL (SELECT m.rolname::text FROM pg_roles m WHERE m.rolcanlogin "
                 "AND NOT m.rolsuper AND NOT pg_has_role(m.oid, "
-                "(SELECT relowner FROM pg_class WHERE oid = 'artifacts'::regclass), 'MEMBER') "
+                "(SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) "
+                "'artifacts'::pg_catalog.regclass::pg_catalog.oid), 'MEMBER') "
                 "AND has_schema_privilege(m.oid, current_schema(), 'CREATE') "
                 "AND EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = ANY(:groups) "
                 "AND pg_has_role(m.oid, g.oid, 'MEMBER')) ORDER BY 1)"

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import delete, select, update
 
 from lakeline import checkpoints
-from lakeline.db.errors import with_retries
+from lakeline.db.errors import foreign_key_violation, with_retries
 from lakeline.errors import DoesNotExist, LakelineError
 from lakeline.models import Artifact, CollectionArtifact
 from lakeline.storage.roots import join, protocol_of
@@ -51,7 +51,13 @@ def delete_artifact(artifact: Artifact, instance: Instance, *, delete_bytes: boo
             raise
         return trash
 
-    _empty(with_retries(attempt))
+    def raced(exc: BaseException) -> bool:
+        # a foreign key refused the DELETE: a collection of the record committed after this
+        # transaction's snapshot (REPEATABLE READ; READ COMMITTED reads it after the wait):
+        # the next attempt sees it and refuses as for any member
+        return instance.dialect == "postgresql" and foreign_key_violation(exc)
+
+    _empty(with_retries(attempt, raced))
 
 
 def _delete_record(

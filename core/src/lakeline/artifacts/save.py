@@ -23,6 +23,7 @@ from lakeline import checkpoints
 from lakeline.artifacts import pipeline
 from lakeline.artifacts.edit import Edits, refresh_metadata
 from lakeline.artifacts.keying import located, settle_keys
+from lakeline.artifacts.missing import hidden_key, missing_reference
 from lakeline.artifacts.newrows import record_values
 from lakeline.artifacts.pipeline import eligible
 from lakeline.artifacts.places import REF_ROOT, Places, promote
@@ -526,8 +527,11 @@ def _pipelined(
             return plans, exc
         if job is not None:  # the files it stored after the failure: removed below
             job.finish(lambda artifact, result: plan_stored(storage, artifact, made, result))
+        clear = missing_reference(instance, [p.artifact for p in made], exc)  # before forget
         forget(made)
         _cleanup(instance, made)
+        if clear is not None:
+            raise clear from exc
         raise
     return plans, late
 
@@ -568,6 +572,12 @@ def _write_with_retries(
         except (IntegrityError, OperationalError) as exc:
             # Another writer saved the same key concurrently: re-read and retry.
             if attempt == RETRIES - 1 or not retryable(exc):
+                saving = [p.artifact for p in plans]
+                clear = missing_reference(instance, saving, exc) or hidden_key(
+                    instance, saving, exc
+                )
+                if clear is not None:
+                    raise clear from exc
                 raise
             forget(plans)
     raise AssertionError("unreachable: the last attempt returns or raises")

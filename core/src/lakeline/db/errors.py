@@ -31,6 +31,8 @@ from lakeline.errors import (
 # SQLite primary result codes (extended codes carry them in their low byte)
 SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY, SQLITE_IOERR = 5, 6, 8, 10
 SQLITE_CORRUPT, SQLITE_CANTOPEN, SQLITE_NOTADB = 11, 14, 26
+SQLITE_CONSTRAINT_FOREIGNKEY = 787  # an extended code: SQLITE_CONSTRAINT (19) | 3 << 8
+UNIQUE_VIOLATION = "23505"
 # PostgreSQL SQLSTATEs: retried by save, or handled where they occur
 PASS_THROUGH = frozenset({"40P01", "40001", "42P01", "3F000"})
 VALUE_STATES = frozenset({"22001", "22003", "22021", "22P05", "54000", "22P02"})
@@ -40,9 +42,27 @@ RETRIES = 5  # attempts of a write transaction that another writer's commit got 
 
 
 def retryable(exc: DBAPIError) -> bool:
-    """Whether a failed write transaction is worth running again: a unique violation (a retry
-    sees the winner), a deadlock or a serialization failure. `RETRIES` attempts at most."""
-    return isinstance(exc, IntegrityError) or conflicted(exc)
+    """Whether a failed write transaction is worth running again, as a concurrent writer can
+    make one fail: on PostgreSQL a unique violation (another transaction committed the same
+    key, version or record first: a retry sees the winner), a deadlock or a serialization
+    failure; on SQLite a busy or locked database (its writers take the lock at BEGIN: no
+    other can commit between a save's reads and its writes). Never a foreign-key, NOT NULL or
+    CHECK violation, which the same statement meets again. `RETRIES` attempts at most."""
+    orig = exc.orig
+    state = getattr(orig, "sqlstate", None)
+    if state is not None:
+        return state == UNIQUE_VIOLATION or conflicted(exc)
+    code = getattr(orig, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (SQLITE_BUSY, SQLITE_LOCKED)
+
+
+def foreign_key_violation(exc: BaseException) -> bool:
+    """Whether `exc` is a foreign key's refusal: a row names one that does not exist, or a
+    deleted row is still named (PostgreSQL 23503; SQLite SQLITE_CONSTRAINT_FOREIGNKEY)."""
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    if getattr(orig, "sqlstate", None) == "23503":
+        return True
+    return getattr(orig, "sqlite_errorcode", None) == SQLITE_CONSTRAINT_FOREIGNKEY
 
 
 def conflicted(exc: BaseException) -> bool:
@@ -52,14 +72,15 @@ def conflicted(exc: BaseException) -> bool:
     return getattr(orig, "sqlstate", None) in ("40P01", "40001")
 
 
-def with_retries(attempt: Callable[[], T]) -> T:
+def with_retries(attempt: Callable[[], T], also: Callable[[DBAPIError], bool] | None = None) -> T:
     """`attempt()`, one write transaction, run again after a deadlock or a serialization
-    failure (`conflicted`), `RETRIES` attempts at most, as a save's transaction is."""
+    failure (`conflicted`) or an error `also` says another writer caused, `RETRIES` attempts
+    at most, as a save's transaction is."""
     for n in range(RETRIES):
         try:
             return attempt()
         except DBAPIError as exc:
-            if n == RETRIES - 1 or not conflicted(exc):
+            if n == RETRIES - 1 or not (conflicted(exc) or (also is not None and also(exc))):
                 raise
     raise AssertionError("unreachable: the last attempt returns or raises")
 

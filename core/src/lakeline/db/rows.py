@@ -415,10 +415,15 @@ def _defaults(session: Session, table: str) -> dict[str, str]:
     info = session.connection().info
     key = ("defaults", table)
     if key not in info:
+        # pg_catalog's operators: `oid = regclass` has none there, a `public.=(oid, regclass)`
+        # would be an exact match, picked, run in this session
         query = text(
-            "SELECT a.attname, pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef d "
-            "JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum "
-            "WHERE d.adrelid = CAST(:t AS regclass) AND NOT a.attisdropped"
+            "SELECT a.attname, pg_catalog.pg_get_expr(d.adbin, d.adrelid) "
+            "FROM pg_catalog.pg_attrdef d JOIN pg_catalog.pg_attribute a "
+            "ON a.attrelid OPERATOR(pg_catalog.=) d.adrelid "
+            "AND a.attnum OPERATOR(pg_catalog.=) d.adnum "
+            "WHERE d.adrelid OPERATOR(pg_catalog.=) CAST(CAST(:t AS pg_catalog.regclass) "
+            "AS pg_catalog.oid) AND NOT a.attisdropped"
         )
         info[key] = {str(n): str(e) for n, e in session.execute(query, {"t": table}).all()}
     return dict(info[key])

@@ -40,14 +40,20 @@ down_revision = "0021"
 branch_labels = None
 depends_on = None
 
-# lakeline's functions of the catalog's schema {s}, owned by the owner of its tables
+# lakeline's functions of the catalog's schema {s}, owned by the owner of its tables. Every
+# operator and function pg_catalog's (as in the other queries here): `oid = regnamespace`,
+# `oid = regclass`, `name LIKE name` have no exact match there, a writer's in `public` would
+# be one, picked and run in the migration's session (as the owner), or stop it
 OWN = (
     "SELECT pg_catalog.quote_ident(p.proname) OPERATOR(pg_catalog.||) '(' "
     "OPERATOR(pg_catalog.||) pg_catalog.pg_get_function_identity_arguments(p.oid) "
     "OPERATOR(pg_catalog.||) ')', p.prokind, p.oid, p.proname FROM pg_catalog.pg_proc p "
-    "WHERE p.pronamespace = pg_catalog.to_regnamespace(%(source)s) "
-    "AND p.proname LIKE 'lakeline\\_%%' AND p.proowner = (SELECT c.relowner "
-    "FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass(%(catalog)s)) ORDER BY 1"
+    "WHERE p.pronamespace OPERATOR(pg_catalog.=) "
+    "pg_catalog.to_regnamespace(%(source)s)::pg_catalog.oid "
+    "AND p.proname::pg_catalog.text OPERATOR(pg_catalog.~~) 'lakeline\\_%%'::pg_catalog.text "
+    "AND p.proowner OPERATOR(pg_catalog.=) (SELECT c.relowner FROM pg_catalog.pg_class c "
+    "WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(%(catalog)s)::pg_catalog.oid) "
+    "ORDER BY 1"
 )
 # function -> (its text at 0021, at 0022; {h}: the helpers' schema)
 PAIRS = {
@@ -71,7 +77,7 @@ def _schemas() -> tuple[str, str]:
     from lakeline.db.pg_helpers import helper_schema
 
     bind = op.get_bind()
-    schema = str(bind.exec_driver_sql("SELECT current_schema()").scalar_one())
+    schema = str(bind.exec_driver_sql("SELECT pg_catalog.current_schema()").scalar_one())
     preparer = bind.dialect.identifier_preparer
     return preparer.quote_schema(schema), preparer.quote_schema(helper_schema(schema))
 
@@ -93,7 +99,11 @@ def _rewrite(functions: list[tuple[int, str]], old: str, new: str, upgrading: bo
     kept."""
     bind = op.get_bind()
     for oid, name in functions:
-        definition = str(bind.exec_driver_sql(f"SELECT pg_get_functiondef({oid})").scalar_one())
+        definition = str(
+            bind.exec_driver_sql(
+                f"SELECT pg_catalog.pg_get_functiondef({oid}::pg_catalog.oid)"
+            ).scalar_one()
+        )
         header, _, body = definition.partition("\n")
         before = body
         for first, second in PAIRS.get(name, ()):
@@ -114,12 +124,35 @@ def _usage(helpers: str, catalog: str) -> None:
     `setup_roles` grants it when it makes the groups)."""
     bind = op.get_bind()
     group = bind.exec_driver_sql(
-        f"SELECT s.value FROM {catalog}.settings s WHERE s.key = 'role_read' "
-        "AND EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = s.value)"
+        f"SELECT s.value FROM {catalog}.settings s "
+        "WHERE s.key::pg_catalog.text OPERATOR(pg_catalog.=) 'role_read'::pg_catalog.text "
+        "AND EXISTS (SELECT 1 FROM pg_catalog.pg_roles r "
+        "WHERE r.rolname::pg_catalog.text OPERATOR(pg_catalog.=) s.value::pg_catalog.text)"
     ).scalar()
     if group is not None:
         role = bind.dialect.identifier_preparer.quote(str(group))
         bind.exec_driver_sql(f"GRANT USAGE ON SCHEMA {helpers} TO {role}")
+
+
+def _not_taken(helpers: str, owner: str) -> None:
+    """LakelineError naming the schema's owner and what to do when `helpers` exists already
+    (a role that may CREATE in the database made it: its functions, or grants on it, would
+    sit where lakeline's must be the owner's alone)."""
+    from lakeline.errors import LakelineError
+
+    bind = op.get_bind()
+    maker = bind.exec_driver_sql(
+        "SELECT n.nspowner::pg_catalog.regrole::pg_catalog.text FROM pg_catalog.pg_namespace n "
+        "WHERE n.oid OPERATOR(pg_catalog.=) pg_catalog.to_regnamespace(%(s)s)::pg_catalog.oid",
+        {"s": helpers},
+    ).scalar()
+    if maker is not None:
+        raise LakelineError(
+            f"cannot upgrade to 0022: schema {helpers} exists already, owned by role {maker}; "
+            f"lakeline keeps its functions there, made by the catalog's owner ({owner}) so "
+            "that no other role may create in it. Check what it holds, then as its owner or a "
+            f"superuser `DROP SCHEMA {helpers}` (or rename it) and migrate again"
+        )
 
 
 def upgrade() -> None:
@@ -130,10 +163,11 @@ def upgrade() -> None:
     # the owner's (the catalog's tables' owner: a superuser may be migrating, and the owner
     # makes functions there later); fails if another role made it first
     owner = bind.exec_driver_sql(
-        "SELECT c.relowner::pg_catalog.regrole::text FROM pg_catalog.pg_class c "
-        "WHERE c.oid = pg_catalog.to_regclass(%(t)s)",
+        "SELECT c.relowner::pg_catalog.regrole::pg_catalog.text FROM pg_catalog.pg_class c "
+        "WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(%(t)s)::pg_catalog.oid",
         {"t": f"{catalog}.artifacts"},
     ).scalar_one()
+    _not_taken(helpers, owner)
     bind.exec_driver_sql(f"CREATE SCHEMA {helpers} AUTHORIZATION {owner}")
     bind.exec_driver_sql(f"REVOKE ALL ON SCHEMA {helpers} FROM PUBLIC")
     _usage(helpers, catalog)
