@@ -37,6 +37,7 @@ from snakemake_logger_plugin_lakeline.events import (
     WorkflowStarted,
     exit_code_of,
 )
+from snakemake_logger_plugin_lakeline.jobs import Job
 from snakemake_logger_plugin_lakeline.journal import Journal, Seen, is_dir, stat_of, stats_of
 from snakemake_logger_plugin_lakeline.sources import RuleSource, Sources, pipeline_key
 from snakemake_logger_plugin_lakeline.writer import Writer, is_fatal
@@ -46,7 +47,6 @@ if TYPE_CHECKING:
     from lakeline.lineage.recorder import Handle, Recorder
 
 ENGINE = "snakemake"
-FRESH = 0.5  # seconds: a metadata record older than its job_info is from an earlier run
 BATCH_STEPS = 500  # finished jobs in a batch at most (a flush has a fixed cost: big batches
 BATCH_MS = 2000.0  # cost less per job); its age at most while Snakemake logs (quiet: handler)
 
@@ -58,30 +58,6 @@ def when(timestamp: float | None) -> datetime | None:
 def one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or "no details"
     return f"{type(exc).__name__}: {text[:300]}"
-
-
-@dataclass
-class Job:
-    """A Snakemake job as the tracker follows it."""
-
-    info: JobInfo | DoneInfo  # DoneInfo once its completion is recorded
-    step: Handle | None = None
-    status: str = "started"
-    finished: bool = False  # the finish was recorded
-    problems: list[str] = field(default_factory=list)
-    recorded: dict[bool, set[str]] = field(default_factory=dict)  # replays: its own records
-
-    def products(self) -> list[tuple[str, str | None]]:
-        """Outputs (temp ones as transient), then logs and the benchmark file, with kinds."""
-        temp, pipes = set(self.info.temp), set(self.info.pipes)
-        outputs = [p for p in self.info.outputs if p not in pipes]  # a FIFO is not data
-        items = [(p, "transient" if p in temp else None) for p in outputs]
-        items += [(p, "log") for p in self.info.logs]
-        bench = self.info.benchmark
-        return [*items, (bench, "benchmark")] if bench else items
-
-    def label(self) -> str:
-        return f"rule {self.info.rule} (job {self.info.jobid})"
 
 
 @dataclass
@@ -523,20 +499,9 @@ class Tracker:
 
     def _finish_from_metadata(self, job: Job) -> bool:
         """Finish a job whose outputs all have fresh metadata (it completed silently)."""
-        if not job.info.outputs:
-            return False
-        records = [metadata.read(self.workdir, p) for p in job.info.outputs]
-        if any(r is None or (r.starttime or 0.0) < job.info.at - FRESH for r in records):
+        if not job.completed_silently(self.workdir):
             return False
         self._job_finished(JobFinished(job.info.jobid, at=time.time()))
-        return True
-
-    def _outputs_fresh(self, job: Job) -> bool:
-        """Whether every output exists and was written after the job started."""
-        for path in job.info.outputs:
-            stat = stat_of(os.path.join(self.workdir, path))
-            if stat is None or stat[1] / 1e9 < job.info.at - FRESH:
-                return False
         return True
 
     def finish_ready(self) -> None:
@@ -556,7 +521,7 @@ class Tracker:
         for job in list(self.jobs.values()):
             if job.status != "started":
                 continue
-            if not failed and not self.replay and self._outputs_fresh(job):
+            if not failed and not self.replay and job.outputs_fresh(self.workdir):
                 self._job_finished(JobFinished(job.info.jobid, at=time.time()))  # no metadata
             else:  # killed, or still running when Snakemake stopped
                 self._finish(job, "aborted", JobFinished(job.info.jobid, at=time.time()))
