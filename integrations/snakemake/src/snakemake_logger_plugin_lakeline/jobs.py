@@ -1,5 +1,7 @@
-"""The jobs a Tracker follows: each job's state, and whether one that never reported
-finished (its metadata, its outputs' times)."""
+"""The jobs a Tracker follows: each job's state, and the table of a run's jobs that keeps
+the running ones (status "started") apart, so that what asks about running jobs (a temp()
+removal, --quiet's check for jobs that finished silently at each new job) walks those only,
+not every job of the run: a run's work stays linear in its jobs."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ FRESH = 0.5  # seconds: a metadata record older than its job_info is from an ear
 
 @dataclass
 class Job:
-    """A Snakemake job as the tracker follows it."""
+    """A Snakemake job as the tracker follows it (its `status` set through `Jobs`)."""
 
     info: JobInfo | DoneInfo  # DoneInfo once its completion is recorded
     step: Handle | None = None
@@ -59,3 +61,29 @@ class Job:
             if stat is None or stat[1] / 1e9 < self.info.at - FRESH:
                 return False
         return True
+
+
+class Jobs(dict[int, "Job"]):
+    """A run's jobs by Snakemake job id; `running` holds those whose status is "started", in
+    the order they (re)started. Add a job with `add` and change a status with `set_status`
+    only, or `running` is wrong."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.running: dict[int, Job] = {}
+
+    def add(self, job: Job) -> Job:
+        self[job.info.jobid] = job
+        self.set_status(job, job.status)
+        return job
+
+    def set_status(self, job: Job, status: str) -> None:
+        job.status = status
+        if status == "started":
+            self.running[job.info.jobid] = job
+        else:
+            self.running.pop(job.info.jobid, None)
+
+    def producing(self, path: str) -> list[Job]:
+        """The running jobs that have `path` among their outputs."""
+        return [job for job in self.running.values() if path in job.info.outputs]
