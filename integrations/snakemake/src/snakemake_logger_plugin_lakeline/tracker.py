@@ -37,6 +37,7 @@ from snakemake_logger_plugin_lakeline.events import (
     WorkflowStarted,
     exit_code_of,
 )
+from snakemake_logger_plugin_lakeline.jobs import Job, Jobs
 from snakemake_logger_plugin_lakeline.journal import Journal, Seen, is_dir, stat_of, stats_of
 from snakemake_logger_plugin_lakeline.sources import RuleSource, Sources, pipeline_key
 from snakemake_logger_plugin_lakeline.writer import Writer, is_fatal
@@ -46,7 +47,6 @@ if TYPE_CHECKING:
     from lakeline.lineage.recorder import Handle, Recorder
 
 ENGINE = "snakemake"
-FRESH = 0.5  # seconds: a metadata record older than its job_info is from an earlier run
 BATCH_STEPS = 500  # finished jobs in a batch at most (a flush has a fixed cost: big batches
 BATCH_MS = 2000.0  # cost less per job); its age at most while Snakemake logs (quiet: handler)
 
@@ -58,30 +58,6 @@ def when(timestamp: float | None) -> datetime | None:
 def one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or "no details"
     return f"{type(exc).__name__}: {text[:300]}"
-
-
-@dataclass
-class Job:
-    """A Snakemake job as the tracker follows it."""
-
-    info: JobInfo | DoneInfo  # DoneInfo once its completion is recorded
-    step: Handle | None = None
-    status: str = "started"
-    finished: bool = False  # the finish was recorded
-    problems: list[str] = field(default_factory=list)
-    recorded: dict[bool, set[str]] = field(default_factory=dict)  # replays: its own records
-
-    def products(self) -> list[tuple[str, str | None]]:
-        """Outputs (temp ones as transient), then logs and the benchmark file, with kinds."""
-        temp, pipes = set(self.info.temp), set(self.info.pipes)
-        outputs = [p for p in self.info.outputs if p not in pipes]  # a FIFO is not data
-        items = [(p, "transient" if p in temp else None) for p in outputs]
-        items += [(p, "log") for p in self.info.logs]
-        bench = self.info.benchmark
-        return [*items, (bench, "benchmark")] if bench else items
-
-    def label(self) -> str:
-        return f"rule {self.info.rule} (job {self.info.jobid})"
 
 
 @dataclass
@@ -102,7 +78,7 @@ class Tracker:
     failure: str | None = None
     started: WorkflowStarted | None = None
     workflow: Handle | None = None
-    jobs: dict[int, Job] = field(default_factory=dict)
+    jobs: Jobs = field(default_factory=Jobs)  # the running ones in `jobs.running`
     folders: set[str] = field(default_factory=set)  # directory() outputs recorded so far
     pipes: set[str] = field(default_factory=set)  # pipe() and service() files of this run
     writer: Writer | None = None
@@ -111,6 +87,7 @@ class Tracker:
     _pending_error: ErrorMessage | None = None
     _sources: Sources | None = None
     _closed: bool = False
+    _job_problem_told: bool = False  # a job's first problem was reported (the rest listed)
 
     # -- problems -------------------------------------------------------------------------------
 
@@ -137,9 +114,9 @@ class Tracker:
         if job is None:  # not a job's file: a warning
             self.report(f"lakeline: {what} not recorded: {one_line(exc)}")
             return
-        first = not any(j.problems for j in self.jobs.values())
         job.problems.append(f"{what}: {one_line(exc)}")
-        if first:
+        if not self._job_problem_told:
+            self._job_problem_told = True
             self.report(f"lakeline: {job.label()}: {what} not recorded: {one_line(exc)}")
         if self.on_failure is not None:
             self.fail(exc)
@@ -336,10 +313,10 @@ class Tracker:
             info.input_stats = stats_of(self.workdir, inputs, seen)
         self._write(info)
         if known is not None:  # a restarted job (--retries): the same step runs again
-            known.info, known.status, known.finished = info, "started", False
+            known.info, known.finished = info, False
+            self.jobs.set_status(known, "started")
         else:
-            job = self.jobs[info.jobid] = Job(info)
-            self._start(job, seen)
+            self._start(self.jobs.add(Job(info)), seen)
         if info.updates:  # it rewrites files in place: what others read is hashed first
             self.flush()
 
@@ -423,7 +400,7 @@ class Tracker:
     ) -> None:
         """Record the job's products (`seen`: stats `_observe` took) and its end."""
         seen = seen or {}
-        job.status = status
+        self.jobs.set_status(job, status)
         if job.step is None or self.failure is not None or self.writer is None:
             return
         products = job.products() if status == "completed" else []
@@ -502,7 +479,7 @@ class Tracker:
         if job is None:  # no job_info seen (filtered out): describe it from the error
             info = JobInfo(event.jobid, event.rule, event.at, event.inputs, event.outputs)
             info.logs, info.shellcmd = event.logs, event.shellcmd
-            job = self.jobs[event.jobid] = Job(info)
+            job = self.jobs.add(Job(info))
             self._start(job)
         self._finish(job, "errored", event)
 
@@ -511,9 +488,8 @@ class Tracker:
         and journal the removal (a replay marks the file gone too: one an earlier run made is
         no job's product here)."""
         if not self.replay:
-            for job in self.jobs.values():
-                if job.status == "started" and event.path in job.info.outputs:
-                    self._finish_from_metadata(job)
+            for job in self.jobs.producing(event.path):  # running jobs only
+                self._finish_from_metadata(job)
             self._write(event)
             self.flush()  # hashed now, while the file exists
         if self.writer is not None:
@@ -523,27 +499,16 @@ class Tracker:
 
     def _finish_from_metadata(self, job: Job) -> bool:
         """Finish a job whose outputs all have fresh metadata (it completed silently)."""
-        if not job.info.outputs:
-            return False
-        records = [metadata.read(self.workdir, p) for p in job.info.outputs]
-        if any(r is None or (r.starttime or 0.0) < job.info.at - FRESH for r in records):
+        if not job.completed_silently(self.workdir):
             return False
         self._job_finished(JobFinished(job.info.jobid, at=time.time()))
         return True
 
-    def _outputs_fresh(self, job: Job) -> bool:
-        """Whether every output exists and was written after the job started."""
-        for path in job.info.outputs:
-            stat = stat_of(os.path.join(self.workdir, path))
-            if stat is None or stat[1] / 1e9 < job.info.at - FRESH:
-                return False
-        return True
-
     def finish_ready(self) -> None:
-        """Finish the running jobs whose metadata says they completed."""
-        for job in list(self.jobs.values()):
-            if job.status == "started":
-                self._finish_from_metadata(job)
+        """Finish the running jobs whose metadata says they completed (--quiet: at each new
+        job; the running jobs only, not every job of the run)."""
+        for job in list(self.jobs.running.values()):
+            self._finish_from_metadata(job)
 
     def close(self) -> list[str]:
         """Finish what is still open and the workflow run; return the closing report lines."""
@@ -553,10 +518,8 @@ class Tracker:
         if not self.replay:
             self.finish_ready()
         failed = bool(self.errors) or any(j.status == "errored" for j in self.jobs.values())
-        for job in list(self.jobs.values()):
-            if job.status != "started":
-                continue
-            if not failed and not self.replay and self._outputs_fresh(job):
+        for job in list(self.jobs.running.values()):
+            if not failed and not self.replay and job.outputs_fresh(self.workdir):
                 self._job_finished(JobFinished(job.info.jobid, at=time.time()))  # no metadata
             else:  # killed, or still running when Snakemake stopped
                 self._finish(job, "aborted", JobFinished(job.info.jobid, at=time.time()))
