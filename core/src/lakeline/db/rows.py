@@ -167,6 +167,10 @@ def insert_rows(
             rows = [{name: row[name] for name in names} for row in rows]
         else:
             rows = _Rows(rows, names)
+    if len(rows) <= RETURNING and is_postgres(session):
+        made_ids = _insert_recordset(session, table, rows, unique)
+        if made_ids is not None:
+            return made_ids
     if len(rows) <= RETURNING:
         # one statement that hands the ids back: the fewest round trips for a few rows. Read
         # back by `unique`, not in order: SQLite's RETURNING has no order, and SQLAlchemy
@@ -196,6 +200,26 @@ def insert_rows(
         found = session.execute(select(column, table.c.id).where(one_of(session, column, chunk)))
         ids.update(found.tuples().all())
     return [ids[row[unique]] for row in rows]
+
+
+def _insert_recordset(
+    session: Session, table: Table, rows: Sequence[dict[str, Any]], unique: str
+) -> list[int] | None:
+    """PostgreSQL, a few rows: one INSERT over the rows as JSON (`recordset`: one statement
+    whatever the row count, no value bound apiece), their ids in order; None where their
+    columns or values do not fit it."""
+    from lakeline.db.recordset import insert_recordset, recordset_sql, rows_json
+
+    rows = _with_defaults(table, rows)  # as the INSERT construct fills them
+    names = _names(rows)
+    dialect = session.get_bind().dialect
+    tail = f" RETURNING id, {dialect.identifier_preparer.quote(table.c[unique].name)}"
+    sql = recordset_sql(dialect, table, names, tail)
+    listed = None if sql is None else rows_json(dialect, table, names, rows)
+    if sql is None or listed is None:
+        return None
+    made = {key: new_id for new_id, key in insert_recordset(session.connection(), sql, listed)}
+    return [made[row[unique]] for row in rows]
 
 
 class _Rows(list[dict[str, Any]]):

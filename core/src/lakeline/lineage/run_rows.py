@@ -191,6 +191,7 @@ def insert_new_runs(session: Session, runs: Sequence[Run]) -> list[Run]:
             for start in range(0, len(runs), NEW_RUNS)
             for run in insert_new_runs(session, runs[start : start + NEW_RUNS])
         ]
+    from lakeline.db.recordset import insert_recordset, recordset_sql, rows_json
     from lakeline.db.rows import bound_values
 
     columns = _columns()
@@ -201,10 +202,16 @@ def insert_new_runs(session: Session, runs: Sequence[Run]) -> list[Run]:
             fill_new(run, {"created_at": utcnow()})
         rows.append({name: loaded.get(name) for name in columns})
     connection = session.connection()
-    head, one = _upsert_sql(connection.dialect)
-    values = bound_values(_table(), connection.dialect, columns, rows)  # as the types bind them
-    sql = head.replace("{rows}", ", ".join([one] * len(values)))
-    found = connection.exec_driver_sql(sql, tuple(chain.from_iterable(values)))
+    dialect = connection.dialect
+    sql = recordset_sql(dialect, _table(), columns, _ON_CONFLICT + " RETURNING id, uid")
+    listed = None if sql is None else rows_json(dialect, _table(), columns, rows)
+    if sql is not None and listed is not None:  # PostgreSQL: one statement whatever the rows
+        found = insert_recordset(connection, sql, listed)
+    else:
+        head, one = _upsert_sql(dialect)
+        values = bound_values(_table(), dialect, columns, rows)  # as the types bind them
+        sql = head.replace("{rows}", ", ".join([one] * len(values)))
+        found = connection.exec_driver_sql(sql, tuple(chain.from_iterable(values)))
     ids = {uid: new_id for new_id, uid in found}  # the runs inserted
     skipped, inserted = [], []
     for run, row in zip(runs, rows, strict=True):
