@@ -81,20 +81,30 @@ def _plan(dialect: Dialect, table: Table, names: Sequence[str]) -> _Plan | None:
     return _plans[key]
 
 
-def recordset_sql(dialect: Dialect, table: Table, names: Sequence[str], tail: str) -> str | None:
+def recordset_sql(
+    dialect: Dialect,
+    table: Table,
+    names: Sequence[str],
+    tail: str,
+    once: Sequence[tuple[str, str]] = (),
+) -> str | None:
     """`INSERT INTO table (names) SELECT names FROM jsonb_populate_recordset(NULL::table,
     %s)` + `tail` (ON CONFLICT, RETURNING), SQL for the driver; None where a column's type
-    does not fit (`_column`) or not on PostgreSQL."""
+    does not fit (`_column`) or not on PostgreSQL. `once`: (column, its default expression)
+    of columns the rows leave out, each expression evaluated once for all rows (an
+    uncorrelated subquery), as a COPY's `rows.copy_columns` adds them."""
     if _plan(dialect, table, names) is None:
         return None
-    key = (dialect.name, table.fullname, tuple(names), tail)
+    key = (dialect.name, table.fullname, tuple(names), tail + repr(tuple(once)))
     sql = _statements.get(key)
     if sql is None:
         quote = dialect.identifier_preparer.quote
         target = dialect.identifier_preparer.format_table(table)
         columns = ", ".join(quote(table.c[name].name) for name in names)
+        added = "".join(f", {quote(column)}" for column, _ in once)
+        values = "".join(f", (SELECT {expression})" for _, expression in once)
         sql = _statements[key] = (
-            f"INSERT INTO {target} ({columns}) SELECT {columns} FROM "
+            f"INSERT INTO {target} ({columns}{added}) SELECT {columns}{values} FROM "
             f"jsonb_populate_recordset(CAST(NULL AS {target}), CAST(%s AS jsonb)){tail}"
         )
     return sql

@@ -157,32 +157,11 @@ def insert_run(session: Session | Connection, run: Run) -> None:
     _detach([run])
 
 
-def insert_runs(session: Session, runs: Sequence[Run]) -> None:
-    """`insert_run` for many runs, in one bulk insert in `session`'s transaction."""
-    from lakeline.db.rows import insert_rows
-
-    rows = []
-    columns = _columns()
-    for run in runs:
-        loaded = run.__dict__
-        if loaded.get("created_at") is None:
-            fill_new(run, {"created_at": utcnow()})
-        rows.append({name: loaded.get(name) for name in columns})
-    for run, row, new_id in zip(
-        runs, rows, insert_rows(session, _table(), rows, unique="uid"), strict=True
-    ):
-        # every column loaded, also the unset (None) ones: a transient record's values
-        # become its loaded ones when it is made detached (no per-attribute events)
-        loaded = run.__dict__
-        fill_new(run, {name: value for name, value in row.items() if name not in loaded})
-        fill_new(run, {"id": new_id})
-    _detach(runs)
-
-
 def insert_new_runs(session: Session, runs: Sequence[Run]) -> list[Run]:
-    """`insert_runs` in statements that leave out a run whose (engine, engine_ref) is
-    recorded already: INSERT ... ON CONFLICT DO NOTHING RETURNING (`NEW_RUNS` runs each), so
-    a flush need not look for replays first. Those left out (replays, or runs another
+    """`insert_run` for many runs, in statements that leave out a run whose (engine,
+    engine_ref) is recorded already: INSERT ... ON CONFLICT DO NOTHING RETURNING (`NEW_RUNS`
+    runs each; PostgreSQL: over the runs as one JSON text, `db.recordset`), so a flush need
+    not look for replays first. Those left out (replays, or runs another
     process inserted first: on PostgreSQL the insert waits for its transaction) are
     returned, unsaved; the others get their ids and become detached records."""
     if len(runs) > NEW_RUNS:
