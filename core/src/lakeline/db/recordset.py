@@ -88,10 +88,13 @@ def recordset_sql(
     tail: str,
     once: Sequence[tuple[str, str]] = (),
 ) -> str | None:
-    """`INSERT INTO table (names) SELECT names FROM jsonb_populate_recordset(NULL::table,
-    %s)` + `tail` (ON CONFLICT, RETURNING), SQL for the driver; None where a column's type
-    does not fit (`_column`) or not on PostgreSQL. `once`: (column, its default expression)
-    of columns the rows leave out, each expression evaluated once for all rows (an
+    """`INSERT INTO table (names) SELECT names FROM pg_catalog.jsonb_populate_recordset(
+    NULL::table, %s)` + `tail` (ON CONFLICT, RETURNING), SQL for the driver; None where a
+    column's type does not fit (`_column`) or not on PostgreSQL. The function is named by its
+    schema: a `public.jsonb_populate_recordset(table, jsonb)` a role that may CREATE there
+    defines matches the call's types exactly, is chosen over pg_catalog's polymorphic one
+    whatever the search path, and runs as whoever writes. `once`: (column, its default
+    expression) of columns the rows leave out, each expression evaluated once for all rows (an
     uncorrelated subquery), as a COPY's `rows.copy_columns` adds them."""
     if _plan(dialect, table, names) is None:
         return None
@@ -103,9 +106,9 @@ def recordset_sql(
         columns = ", ".join(quote(table.c[name].name) for name in names)
         added = "".join(f", {quote(column)}" for column, _ in once)
         values = "".join(f", (SELECT {expression})" for _, expression in once)
+        rows = f"pg_catalog.jsonb_populate_recordset(CAST(NULL AS {target}), CAST(%s AS jsonb))"
         sql = _statements[key] = (
-            f"INSERT INTO {target} ({columns}{added}) SELECT {columns}{values} FROM "
-            f"jsonb_populate_recordset(CAST(NULL AS {target}), CAST(%s AS jsonb)){tail}"
+            f"INSERT INTO {target} ({columns}{added}) SELECT {columns}{values} FROM {rows}{tail}"
         )
     return sql
 
