@@ -9,6 +9,7 @@ exactly as if loaded by a session that then closed.
 from __future__ import annotations
 
 import json
+import operator
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -389,6 +390,18 @@ def _cleared(bind: Session | Connection, records: Sequence[Run]) -> None:
             set_committed_value(record, "error", None)
 
 
+def _integer(value: object) -> int:
+    """An exit code as an int; InvalidValue for one that is not an integer (a float, a bool):
+    a finish queued with one failed its batch's every flush on PostgreSQL (the rows as JSON:
+    "2.0" is no integer's text), where SQLite stored it as given."""
+    if not isinstance(value, bool):
+        try:
+            return operator.index(value)  # type: ignore[arg-type]
+        except TypeError:
+            pass
+    raise InvalidValue(f"an exit code is an integer, not {value!r}")
+
+
 @dataclass(frozen=True)
 class Finish:
     """A run's move to a final status (at `at`, default now), with its exit code, error and
@@ -407,9 +420,12 @@ class Finish:
             )
         if self.at is not None:
             check_aware(self.at)  # refused when given, not when a batch is written
-        if self.exit_code is not None and not -(2**31) <= self.exit_code < 2**31:
+        code = self.exit_code
+        if code is not None and code.__class__ is not int:  # an integer (numpy's too), as an int
+            object.__setattr__(self, "exit_code", code := _integer(code))
+        if code is not None and not -(2**31) <= code < 2**31:
             raise InvalidValue(  # runs.exit_code: a 32-bit integer on PostgreSQL
-                f"exit code {self.exit_code} is out of a 32-bit integer's range"
+                f"exit code {code} is out of a 32-bit integer's range"
             )
 
     def row(self, bind: Session | Connection, run_id: int) -> Run | None:
