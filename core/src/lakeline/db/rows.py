@@ -9,6 +9,7 @@ is needed. Both fire the same triggers and fill the same generated columns as a 
 
 from __future__ import annotations
 
+import weakref
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from itertools import chain
@@ -313,24 +314,7 @@ def _bound(
     (`Str` where binding converts nothing) is checked as a whole column, and one whose type
     converts a column at once (`UTCDateTime` on SQLite) is converted so: fewer calls per row
     than a processor call per value (~4 us a new artifact row together)."""
-    convert: list[tuple[int, Callable[[Any], Any]]] = []
-    checks: list[tuple[int, Callable[[list[Any]], None]]] = []
-    columns: list[tuple[int, Callable[[list[Any]], list[Any]]]] = []
-    for i, name in enumerate(names):
-        impl = table.c[name].type.dialect_impl(dialect)
-        many = getattr(impl, "many_checker", None)
-        check = many(dialect) if many is not None else None
-        if check is not None:
-            checks.append((i, check))
-            continue
-        many = getattr(impl, "many_processor", None)  # a column converted at once
-        whole = many(dialect) if many is not None else None
-        if whole is not None:
-            columns.append((i, whole))
-            continue
-        bind = impl.bind_processor(dialect)
-        if bind is not None:
-            convert.append((i, bind))
+    convert, checks, columns = _bind_plan(table, dialect, names)
     pick = itemgetter(*names)
     values = []
     for n, row in enumerate(rows):
@@ -352,6 +336,49 @@ def _bound(
 
 
 bound_values = _bound  # for other modules' statements over json_each / unnest, and COPYs
+
+_Plan = tuple[
+    list[tuple[int, Callable[[Any], Any]]],
+    list[tuple[int, Callable[[list[Any]], None]]],
+    list[tuple[int, Callable[[list[Any]], list[Any]]]],
+]
+# `_bound`'s plan by dialect (an engine's, gone with it), table and columns: reading each
+# column's processors cost ~45 us a call for a run's 21 columns, whatever the rows
+_plans: weakref.WeakKeyDictionary[Any, dict[tuple[Table, tuple[str, ...]], _Plan]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _bind_plan(table: Table, dialect: Any, names: list[str]) -> _Plan:
+    """How `_bound` binds columns `names`: (index, processor) of the columns converted a
+    value at a time, (index, check) of those checked as a whole column, (index, processor) of
+    those converted as a whole column."""
+    known = _plans.get(dialect)
+    if known is None:
+        known = _plans[dialect] = {}
+    plan = known.get((table, tuple(names)))
+    if plan is not None:
+        return plan
+    convert: list[tuple[int, Callable[[Any], Any]]] = []
+    checks: list[tuple[int, Callable[[list[Any]], None]]] = []
+    columns: list[tuple[int, Callable[[list[Any]], list[Any]]]] = []
+    for i, name in enumerate(names):
+        impl = table.c[name].type.dialect_impl(dialect)
+        many = getattr(impl, "many_checker", None)
+        check = many(dialect) if many is not None else None
+        if check is not None:
+            checks.append((i, check))
+            continue
+        many = getattr(impl, "many_processor", None)  # a column converted at once
+        whole = many(dialect) if many is not None else None
+        if whole is not None:
+            columns.append((i, whole))
+            continue
+        bind = impl.bind_processor(dialect)
+        if bind is not None:
+            convert.append((i, bind))
+    plan = known[(table, tuple(names))] = (convert, checks, columns)
+    return plan
 
 
 def _insert_values(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
