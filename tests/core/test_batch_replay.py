@@ -315,13 +315,14 @@ def test_a_clashing_run_deleted_before_its_look_up_fails_the_flush_which_keeps_i
 
 
 @pytest.mark.parametrize("queued", ["files", "finish", "start"])
-def test_a_large_flush_whose_run_another_process_inserted_after_its_look_up_retries(
+def test_a_large_flush_whose_run_another_process_inserted_first_takes_it(
     instance: Instance, tmp_path: Path, queued: str
 ) -> None:
-    """Over 16 runs the flush looks for replays first: another process of the workflow
-    committing one of its steps just after that look-up makes the bulk insert clash (unique
-    violation); the flush retries its transaction and takes that run as a replay — one run,
-    finished once, the other 16 inserted (the small flush's test: test_batch_rollback)."""
+    """Over 16 runs the flush inserts them as a small flush does, with one INSERT ... ON
+    CONFLICT DO NOTHING (it looked for them first, then COPY): another process of the
+    workflow committing one of its steps just before that insert, the insert leaves it out
+    and the flush takes it as a replay, without a retry — one run, finished once, the other
+    16 inserted (the small flush's test: test_batch_rollback)."""
     if instance.dialect != "postgresql":
         pytest.skip("SQLite: the flush looks for the runs holding the write lock (no race)")
     first, second = _recorder(tmp_path), _recorder(tmp_path)
@@ -338,26 +339,21 @@ def test_a_large_flush_whose_run_another_process_inserted_after_its_look_up_retr
                 rec.finish_step(step)
             steps.append(step)
     armed = [True]
+    inserts: list[str] = []
 
     def meanwhile(conn: Any, cursor: Any, sql: str, *args: Any) -> None:
-        if armed[0] and sql.lstrip().upper().startswith("SELECT 1 FROM RUNS"):
-            armed[0] = False  # the second looked and found nothing: the first commits
-            first.flush()
+        if sql.lstrip().upper().startswith("INSERT INTO RUNS"):
+            inserts.append(sql)
+            if armed[0]:
+                armed[0] = False  # the second is about to insert: the first commits
+                first.flush()
 
-    looked: list[str] = []
-
-    def look(conn: Any, cursor: Any, sql: str, *args: Any) -> None:
-        if sql.lstrip().upper().startswith("SELECT 1 FROM RUNS"):
-            looked.append(sql)
-
-    event.listen(instance.engine, "before_cursor_execute", look)
-    event.listen(instance.engine, "after_cursor_execute", meanwhile)
+    event.listen(instance.engine, "before_cursor_execute", meanwhile)
     try:
         second.flush()
     finally:
-        event.remove(instance.engine, "after_cursor_execute", meanwhile)
-        event.remove(instance.engine, "before_cursor_execute", look)
-    assert not armed[0] and len(looked) == 2  # looked for again: the clash retried
+        event.remove(instance.engine, "before_cursor_execute", meanwhile)
+    assert not armed[0] and len(inserts) == 2  # the first's, the second's: no retry
     (run,) = ll.Run.filter(engine="toy", engine_ref="r/0")
     assert steps[0].run.id == steps[1].run.id == run.id
     assert ll.Run.filter(engine="toy", parent_id=wf.run.id).count() == 17

@@ -94,17 +94,17 @@ def test_many_rows_go_in_few_statements_in_order_and_audited(
     assert verify(instance).ok
 
 
+@pytest.mark.parametrize("n", [5, VALUES_ROWS + 7])  # a few: PostgreSQL's rows as JSON
 @pytest.mark.parametrize(
     ("column", "bad", "said"),
     [("description", "late\x00byte", "NUL byte"), ("kind", "k" * 65, "at most 64")],
 )
 def test_a_bad_value_deep_in_many_rows_is_refused_and_nothing_is_written(
-    instance: Instance, tmp_path: Path, column: str, bad: str, said: str
+    instance: Instance, tmp_path: Path, column: str, bad: str, said: str, n: int
 ) -> None:
     """Many rows' strings are checked a column at once: a NUL byte or an over-long value in
     any row is still refused before the database sees it, naming the value."""
     table, row = _seed_row(tmp_path)
-    n = VALUES_ROWS + 7
     rows = [
         {**row, "uid": f"b{i:011d}0000", "stem": f"b{i:011d}", "key": f"bad/{i}.txt"}
         for i in range(n)
@@ -116,8 +116,9 @@ def test_a_bad_value_deep_in_many_rows_is_refused_and_nothing_is_written(
     assert verify(instance).ok
 
 
+@pytest.mark.parametrize("n", [4, VALUES_ROWS + 3])
 def test_many_rows_times_are_stored_as_one_row_at_a_time_would_be(
-    instance: Instance, tmp_path: Path
+    instance: Instance, tmp_path: Path, n: int
 ) -> None:
     """A column of times is converted at once on SQLite: the same text the per-value bind
     processor writes (any zone, no microseconds, an early year), the same instants read
@@ -132,7 +133,7 @@ def test_many_rows_times_are_stored_as_one_row_at_a_time_would_be(
     rows = [
         {**row, "uid": f"t{i:011d}0000", "stem": f"t{i:011d}", "key": f"times/{i}.txt"}
         | {"created_at": times[i % len(times)]}
-        for i in range(VALUES_ROWS + 3)
+        for i in range(n)
     ]
     with instance.sessions.write() as session:
         ids = insert_rows(session, table, rows, unique="uid")

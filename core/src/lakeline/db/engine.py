@@ -137,7 +137,10 @@ def _setup_sqlite(engine: Engine, read_only: bool = False) -> None:
                 cursor.close()
 
 
-PING_AFTER_IDLE_S = 1.0
+# idle seconds after which a pooled connection is pinged at checkout: above the 2 s of the
+# integrations' batch timers (a flush every 2 s paid a ping each: ~50 us CPU, a round trip),
+# far below the minutes after which firewalls and NAT drop idle connections unannounced
+PING_AFTER_IDLE_S = 10.0
 _IDLE_SINCE = "lakeline_idle_since"
 
 
@@ -163,7 +166,10 @@ def _check_on_checkout(engine: Engine) -> None:
     ending it, is used without a ping round trip; any other one is pinged first, and a failed
     ping makes the pool replace it (as `pool_pre_ping` does). A server that restarts or ends a
     session closes its sockets, which the check sees at once; a connection silently dropped on
-    the way (firewalls, NAT) is one that sat idle, and that one gets its ping."""
+    the way (firewalls, NAT) is one that sat idle for minutes, and that one gets its ping. One
+    lost unannounced within PING_AFTER_IDLE_S fails its first statement, and the pool connects
+    again for the next transaction (a BatchRecorder's failed flush keeps its batch queued for
+    the next one: tests/core/test_flush_connection.py)."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(_dbapi_conn: Any, record: Any) -> None:

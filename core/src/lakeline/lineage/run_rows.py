@@ -9,6 +9,7 @@ exactly as if loaded by a session that then closed.
 from __future__ import annotations
 
 import json
+import operator
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -157,32 +158,11 @@ def insert_run(session: Session | Connection, run: Run) -> None:
     _detach([run])
 
 
-def insert_runs(session: Session, runs: Sequence[Run]) -> None:
-    """`insert_run` for many runs, in one bulk insert in `session`'s transaction."""
-    from lakeline.db.rows import insert_rows
-
-    rows = []
-    columns = _columns()
-    for run in runs:
-        loaded = run.__dict__
-        if loaded.get("created_at") is None:
-            fill_new(run, {"created_at": utcnow()})
-        rows.append({name: loaded.get(name) for name in columns})
-    for run, row, new_id in zip(
-        runs, rows, insert_rows(session, _table(), rows, unique="uid"), strict=True
-    ):
-        # every column loaded, also the unset (None) ones: a transient record's values
-        # become its loaded ones when it is made detached (no per-attribute events)
-        loaded = run.__dict__
-        fill_new(run, {name: value for name, value in row.items() if name not in loaded})
-        fill_new(run, {"id": new_id})
-    _detach(runs)
-
-
 def insert_new_runs(session: Session, runs: Sequence[Run]) -> list[Run]:
-    """`insert_runs` in statements that leave out a run whose (engine, engine_ref) is
-    recorded already: INSERT ... ON CONFLICT DO NOTHING RETURNING (`NEW_RUNS` runs each), so
-    a flush need not look for replays first. Those left out (replays, or runs another
+    """`insert_run` for many runs, in statements that leave out a run whose (engine,
+    engine_ref) is recorded already: INSERT ... ON CONFLICT DO NOTHING RETURNING (`NEW_RUNS`
+    runs each; PostgreSQL: over the runs as one JSON text, `db.recordset`), so a flush need
+    not look for replays first. Those left out (replays, or runs another
     process inserted first: on PostgreSQL the insert waits for its transaction) are
     returned, unsaved; the others get their ids and become detached records."""
     if len(runs) > NEW_RUNS:
@@ -191,6 +171,7 @@ def insert_new_runs(session: Session, runs: Sequence[Run]) -> list[Run]:
             for start in range(0, len(runs), NEW_RUNS)
             for run in insert_new_runs(session, runs[start : start + NEW_RUNS])
         ]
+    from lakeline.db.recordset import insert_recordset, recordset_sql, rows_json
     from lakeline.db.rows import bound_values
 
     columns = _columns()
@@ -201,10 +182,16 @@ def insert_new_runs(session: Session, runs: Sequence[Run]) -> list[Run]:
             fill_new(run, {"created_at": utcnow()})
         rows.append({name: loaded.get(name) for name in columns})
     connection = session.connection()
-    head, one = _upsert_sql(connection.dialect)
-    values = bound_values(_table(), connection.dialect, columns, rows)  # as the types bind them
-    sql = head.replace("{rows}", ", ".join([one] * len(values)))
-    found = connection.exec_driver_sql(sql, tuple(chain.from_iterable(values)))
+    dialect = connection.dialect
+    sql = recordset_sql(dialect, _table(), columns, _ON_CONFLICT + " RETURNING id, uid")
+    listed = None if sql is None else rows_json(dialect, _table(), columns, rows)
+    if sql is not None and listed is not None:  # PostgreSQL: one statement whatever the rows
+        found = insert_recordset(connection, sql, listed)
+    else:
+        head, one = _upsert_sql(dialect)
+        values = bound_values(_table(), dialect, columns, rows)  # as the types bind them
+        sql = head.replace("{rows}", ", ".join([one] * len(values)))
+        found = connection.exec_driver_sql(sql, tuple(chain.from_iterable(values)))
     ids = {uid: new_id for new_id, uid in found}  # the runs inserted
     skipped, inserted = [], []
     for run, row in zip(runs, rows, strict=True):
@@ -403,6 +390,18 @@ def _cleared(bind: Session | Connection, records: Sequence[Run]) -> None:
             set_committed_value(record, "error", None)
 
 
+def _integer(value: object) -> int:
+    """An exit code as an int; InvalidValue for one that is not an integer (a float, a bool):
+    a finish queued with one failed its batch's every flush on PostgreSQL (the rows as JSON:
+    "2.0" is no integer's text), where SQLite stored it as given."""
+    if not isinstance(value, bool):
+        try:
+            return operator.index(value)  # type: ignore[arg-type]
+        except TypeError:
+            pass
+    raise InvalidValue(f"an exit code is an integer, not {value!r}")
+
+
 @dataclass(frozen=True)
 class Finish:
     """A run's move to a final status (at `at`, default now), with its exit code, error and
@@ -421,9 +420,12 @@ class Finish:
             )
         if self.at is not None:
             check_aware(self.at)  # refused when given, not when a batch is written
-        if self.exit_code is not None and not -(2**31) <= self.exit_code < 2**31:
+        code = self.exit_code
+        if code is not None and code.__class__ is not int:  # an integer (numpy's too), as an int
+            object.__setattr__(self, "exit_code", code := _integer(code))
+        if code is not None and not -(2**31) <= code < 2**31:
             raise InvalidValue(  # runs.exit_code: a 32-bit integer on PostgreSQL
-                f"exit code {self.exit_code} is out of a 32-bit integer's range"
+                f"exit code {code} is out of a 32-bit integer's range"
             )
 
     def row(self, bind: Session | Connection, run_id: int) -> Run | None:
