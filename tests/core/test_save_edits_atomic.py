@@ -15,10 +15,9 @@ import lakeline as ll
 import pytest
 from faults import InjectedFailure, fail_at, raise_once_at, second_while_held
 from lakeline.artifacts import offload, pipeline
-from lakeline.errors import InvalidKey, PathNotFound
+from lakeline.errors import InvalidKey, MissingReference, PathNotFound
 from lakeline.instance import Instance
 from sqlalchemy import inspect
-from sqlalchemy.exc import IntegrityError
 from test_bulk_pipeline import files, objects
 from test_bulk_worker import jobs
 
@@ -63,7 +62,7 @@ def _interrupt(point: str) -> AbstractContextManager[Any]:
 
 ONE_THREAD: dict[str, tuple[type[BaseException], Callable[[], AbstractContextManager[Any]]]] = {
     "planning": (PathNotFound, nullcontext),  # a file removed since its Artifact was made
-    "insert": (IntegrityError, nullcontext),  # a producing run that does not exist
+    "insert": (MissingReference, nullcontext),  # a producing run that does not exist
     "in the transaction": (InjectedFailure, lambda: fail_at("save.written")),
     "ctrl-c before": (KeyboardInterrupt, lambda: _interrupt("save.stored")),
     "ctrl-c inside": (KeyboardInterrupt, lambda: _interrupt("save.written")),
