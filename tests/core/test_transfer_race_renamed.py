@@ -6,7 +6,6 @@ meets the saved version and refuses with its clear error."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import lakeline as ll
 import mesh
@@ -15,17 +14,9 @@ from faults import second_while_held
 from lakeline.artifacts.save import save_artifacts
 from lakeline.errors import TransferConflict
 from lakeline.instance import Instance
+from test_transfer_races import _save_held
 
 two_instances = mesh.two_instances
-
-
-def _save_held(pause: Any, path: str, key: str) -> None:
-    """In a child process: save `path` under `key`, held with its records written."""
-    from lakeline import checkpoints
-
-    ll.connect()
-    with checkpoints.at("save.written", pause.hold):
-        ll.Artifact(path, key=key).save()
 
 
 def test_transfer_waits_for_a_save_under_the_stems_edited_key(
