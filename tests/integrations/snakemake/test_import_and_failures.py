@@ -139,9 +139,18 @@ rule last:
 
 
 CUT_SCRIPT = """
+import time
+
 import psycopg
 
 config = snakemake.config
+# the cut comes once the plugin's first batch (the workflow's run) is written: under load its
+# thread may not have flushed yet when this job starts
+with psycopg.connect(config["admin"], dbname=config["db"], autocommit=True) as conn:
+    for _ in range(600):
+        if conn.execute("SELECT EXISTS (SELECT 1 FROM runs)").fetchone()[0]:
+            break
+        time.sleep(0.1)
 with psycopg.connect(config["admin"], autocommit=True) as conn:
     conn.execute(f'ALTER DATABASE "{config["db"]}" ALLOW_CONNECTIONS false')
     conn.execute(
