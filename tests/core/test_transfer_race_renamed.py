@@ -10,11 +10,9 @@ from pathlib import Path
 import lakeline as ll
 import mesh
 import pytest
-from faults import second_while_held
 from lakeline.artifacts.save import save_artifacts
-from lakeline.errors import TransferConflict
 from lakeline.instance import Instance
-from test_transfer_races import _save_held
+from test_transfer_races import refused_while_saving
 
 two_instances = mesh.two_instances
 
@@ -42,14 +40,5 @@ def test_transfer_waits_for_a_save_under_the_stems_edited_key(
         save_artifacts([ll.Artifact(source, key="sc/a.csv")], atlas)[0].uid
     )
     (tmp_path / "lab.csv").write_text("a,b\n3,4\n")
-    exitcode, outcome = second_while_held(
-        _save_held,
-        (str(tmp_path / "lab.csv"), "sc/b.csv"),  # lab's own version 2 of the stem
-        newer.save,
-        lab.engine,
-        "the transfer",
-        waits=lab.dialect == "postgresql",
-    )
-    assert exitcode == 0 and len(outcome) == 1
-    assert isinstance(outcome[0], TransferConflict), outcome
+    refused_while_saving(lab, tmp_path / "lab.csv", "sc/b.csv", newer.save)  # lab's own version 2
     assert Path(ll.Artifact.get(key="sc/b.csv").cache()).read_text() == "a,b\n3,4\n"

@@ -4,6 +4,7 @@ key (db/locks.py), so it meets the saved record and refuses with its clear error
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,21 @@ def _save_held(pause: Any, path: str, key: str) -> None:
         ll.Artifact(path, key=key).save()
 
 
+def refused_while_saving(lab: Instance, path: Path, key: str, transfer: Callable[[], Any]) -> None:
+    """`transfer()` while `lab`'s save of `path` under `key` is held written in another
+    process: it waits for the save's key lock (PostgreSQL) and is refused (TransferConflict)."""
+    exitcode, outcome = second_while_held(
+        _save_held,
+        (str(path), key),
+        transfer,
+        lab.engine,
+        "the transfer",
+        waits=lab.dialect == "postgresql",
+    )
+    assert exitcode == 0 and len(outcome) == 1
+    assert isinstance(outcome[0], TransferConflict), outcome
+
+
 def test_a_transfer_waits_for_a_save_of_its_key(
     two_instances: tuple[Instance, Instance], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -41,16 +57,7 @@ def test_a_transfer_waits_for_a_save_of_its_key(
     save_artifacts([ll.Artifact(tmp_path / "atlas.csv", key="sc/pbmc.csv")], atlas)
     theirs = ll.Artifact.using("atlas").get(key="sc/pbmc.csv")
     (tmp_path / "lab.csv").write_text("a,b\n3,4\n")
-    exitcode, outcome = second_while_held(
-        _save_held,
-        (str(tmp_path / "lab.csv"), "sc/pbmc.csv"),
-        theirs.save,
-        lab.engine,
-        "the transfer",
-        waits=lab.dialect == "postgresql",
-    )
-    assert exitcode == 0 and len(outcome) == 1
-    assert isinstance(outcome[0], TransferConflict), outcome
+    refused_while_saving(lab, tmp_path / "lab.csv", "sc/pbmc.csv", theirs.save)
     mine = ll.Artifact.get(key="sc/pbmc.csv")
     assert mine.uid != theirs.uid and Path(mine.cache()).read_text() == "a,b\n3,4\n"
     assert ll.Artifact.filter().count() == 1
@@ -75,16 +82,7 @@ def test_a_newer_version_waits_for_a_save_of_its_key(
         save_artifacts([ll.Artifact(source, key="sc/pbmc.csv")], atlas)[0].uid
     )
     (tmp_path / "lab.csv").write_text("a,b\n3,4\n")
-    exitcode, outcome = second_while_held(
-        _save_held,
-        (str(tmp_path / "lab.csv"), "sc/pbmc.csv"),
-        newer.save,
-        lab.engine,
-        "the transfer",
-        waits=lab.dialect == "postgresql",
-    )
-    assert exitcode == 0 and len(outcome) == 1
-    assert isinstance(outcome[0], TransferConflict), outcome
+    refused_while_saving(lab, tmp_path / "lab.csv", "sc/pbmc.csv", newer.save)
     versions = ll.Artifact.filter(stem=first.stem, is_latest=None).order_by("uid").all()
     # this instance's own version 2 holds the uid
     assert [(v.uid, v.is_latest) for v in versions] == [(first.uid, False), (newer.uid, True)]
