@@ -165,9 +165,16 @@ class Instance:
                     instance_uid=self.uid,
                 )
                 session.add(record)
-        except IntegrityError:  # registered concurrently
+        except IntegrityError as exc:  # registered concurrently (its root's unique index)
+            from lakeline.db.errors import unique_violation
+
+            if not unique_violation(exc):  # another refusal: the database's own error
+                raise
             with self.sessions.read() as session:
-                record = session.scalars(select(Storage).where(Storage.root == location)).one()
+                found = session.scalars(select(Storage).where(Storage.root == location)).first()
+            if found is None:  # the clash was not its root's
+                raise
+            record = found
             self.load_storages()
             return record
         # the record as inserted (every column set here, its id returned): the storages as

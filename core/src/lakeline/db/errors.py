@@ -32,6 +32,7 @@ from lakeline.errors import (
 SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY, SQLITE_IOERR = 5, 6, 8, 10
 SQLITE_CORRUPT, SQLITE_CANTOPEN, SQLITE_NOTADB = 11, 14, 26
 SQLITE_CONSTRAINT_FOREIGNKEY = 787  # an extended code: SQLITE_CONSTRAINT (19) | 3 << 8
+SQLITE_CONSTRAINT_UNIQUE = (1555, 2067)  # PRIMARYKEY (6 << 8), UNIQUE (8 << 8)
 UNIQUE_VIOLATION = "23505"
 # PostgreSQL SQLSTATEs: retried by save, or handled where they occur
 PASS_THROUGH = frozenset({"40P01", "40001", "42P01", "3F000"})
@@ -63,6 +64,15 @@ def foreign_key_violation(exc: BaseException) -> bool:
     if getattr(orig, "sqlstate", None) == "23503":
         return True
     return getattr(orig, "sqlite_errorcode", None) == SQLITE_CONSTRAINT_FOREIGNKEY
+
+
+def unique_violation(exc: BaseException) -> bool:
+    """Whether `exc` is a unique index's refusal: another row holds the same key (PostgreSQL
+    23505; SQLite SQLITE_CONSTRAINT_UNIQUE or _PRIMARYKEY)."""
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    if getattr(orig, "sqlstate", None) == UNIQUE_VIOLATION:
+        return True
+    return getattr(orig, "sqlite_errorcode", None) in SQLITE_CONSTRAINT_UNIQUE
 
 
 def conflicted(exc: BaseException) -> bool:

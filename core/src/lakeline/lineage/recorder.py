@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from lakeline import checkpoints
 from lakeline.artifacts.describe import describe_new
 from lakeline.artifacts.save import save_artifacts
+from lakeline.db.errors import unique_violation
 from lakeline.db.session import stamp
 from lakeline.errors import LakelineError
 from lakeline.lineage.engine_support import current, current_run, location_exists, written_since
@@ -34,6 +35,7 @@ from lakeline.lineage.handles import FileRecord, Handle
 from lakeline.lineage.notebook import code_hash
 from lakeline.lineage.records import ensure_transform, fire, new_run
 from lakeline.lineage.references import known_record
+from lakeline.lineage.refusals import refuse_run, refused_input
 from lakeline.lineage.run_rows import Finish, claim_outputs, insert_run, single_statement
 from lakeline.lineage.run_updates import RunUpdates
 from lakeline.lineage.seen import SeenFiles
@@ -169,10 +171,10 @@ class Recorder(RunUpdates):
         try:  # insert first: recording new runs is the common case, replays the rare one
             with single_statement(self.instance) as session:
                 insert_run(session, run)
-        except IntegrityError:  # recorded before (a replay) or concurrently: use that run
-            found = self._find(engine_ref)
-            if found is None:
-                raise
+        except IntegrityError as exc:  # recorded before (a replay) or concurrently: use that run
+            found = self._find(engine_ref) if unique_violation(exc) else None
+            if found is None:  # hidden by space rules, or it names a record that is gone
+                refuse_run(self.instance, exc, run)
             if found.transform_id != transform.id:  # the code changed since: keep the run's own
                 with self.instance.sessions.read() as session:
                     transform = session.get(Transform, found.transform_id) or transform
@@ -416,10 +418,8 @@ class Recorder(RunUpdates):
         from lakeline.artifacts.locate import storage_containing
 
         assert self.instance is not None
-        return (
-            storage_containing(location, self.instance, normalized=True) is None
-            and protocol_of(location) == "local"
-        )
+        contained = storage_containing(location, self.instance, normalized=True)
+        return contained is None and protocol_of(location) == "local"
 
     def finish_workflow(
         self,
@@ -474,7 +474,8 @@ class Recorder(RunUpdates):
         if used_by is not None and (seen := self._seen.get(location, key, contained)) is not None:
             try:  # registered by this Recorder and unchanged since: link, do not hash again
                 return seen, add_input(used_by[0], seen, self.instance, used_by[1])
-            except IntegrityError:  # the record was deleted meanwhile: register it again
+            except IntegrityError as exc:  # the record was deleted meanwhile: register it again
+                refused_input(self.instance, exc, used_by[0])  # raises if the run is gone
                 self._seen.forget(location)
         if contained is None and not self.upload and protocol_of(location) == "local":
             self.instance.register_storage(Path(location).parent)

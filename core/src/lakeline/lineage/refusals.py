@@ -1,0 +1,120 @@
+"""A run or a used-by edge the database refused, as one clear error: a run hidden by space
+rules (PostgreSQL row security: another run holds its engine id in a space the role does not
+see), or a run, transform or user it names that does not exist (deleted since it was read).
+Only a concurrent insert of the same run is taken as "recorded already: use it"."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, NoReturn
+
+from lakeline.db.errors import foreign_key_violation, reason_of, unique_violation
+from lakeline.errors import LakelineError, MissingReference, PermissionDenied
+
+if TYPE_CHECKING:
+    from lakeline.instance import Instance
+    from lakeline.models import Run
+
+# a run's references: column -> (table, what it names)
+RUN_REFERENCES = {
+    "parent_id": ("runs", "parent run"),
+    "transform_id": ("transforms", "transform"),
+    "cached_from_id": ("runs", "cached-from run"),
+    "created_by_id": ("users", "user"),
+}
+_DETAIL = re.compile(r"Key \((?P<column>\w+)\)=\((?P<value>[^)]*)\) is not present in table")
+
+
+def hidden_run(instance: Instance, engine: str, engine_ref: str | None) -> PermissionDenied | None:
+    """PermissionDenied naming run `engine_ref` if the connected role is held to spaces (it
+    cannot see the run that holds that engine id: another space's), else None."""
+    if instance.engine.dialect.name != "postgresql":
+        return None
+    from sqlalchemy import text
+
+    from lakeline.db.pg_helpers import helpers
+
+    try:
+        with instance.sessions.read() as session:
+            conn = session.connection()
+            spaces = conn.execute(text(f"SELECT {helpers(conn)}.lakeline_spaces()")).scalar()
+    except Exception:  # the caller's own error is the one to raise
+        return None
+    if spaces is None:
+        return None
+    return PermissionDenied(
+        f"cannot record run {engine_ref!r} of engine {engine!r}: a run with that engine id is "
+        f"recorded in a space role {instance.engine.url.username!r} is not a member of (it "
+        "cannot see it): use another engine run id, or ask an admin to move that run "
+        "(`lakeline space add --run UID --to SPACE`); nothing was recorded"
+    )
+
+
+def refuse_run(instance: Instance, exc: BaseException, run: Run) -> NoReturn:
+    """Raise the clear error for `exc`, the refused insert of new `run` that no recorded run
+    explains (none found under its engine id): a foreign key's refusal names the record that
+    does not exist, a unique clash the hidden run; anything else is raised as it is."""
+    own = vars(run)
+    ref = own.get("engine_ref")
+    if foreign_key_violation(exc):
+        missing = _missing(instance, exc, own)
+        if missing is not None:
+            column, value = missing
+            raise MissingReference(
+                f"cannot record run {ref!r}: its {RUN_REFERENCES[column][1]} id {value} "
+                f"({column}) does not exist (deleted since this process read it); nothing "
+                "was recorded"
+            ) from exc
+        raise MissingReference(
+            f"cannot record run {ref!r}: a record it names does not exist "
+            f"({reason_of(getattr(exc, 'orig', None) or exc)}); nothing was recorded"
+        ) from exc
+    if unique_violation(exc):
+        hidden = hidden_run(instance, str(own.get("engine")), ref)
+        if hidden is not None:
+            raise hidden from exc
+    raise exc
+
+
+def refused_input(instance: Instance, exc: BaseException, run: Run) -> None:
+    """Return if `exc`, the refused insert of `run`'s used-by edge to a known artifact, says
+    the artifact is gone (deleted since it was read: register the file again); else raise
+    MissingReference naming the run if it is gone, or `exc`."""
+    if not foreign_key_violation(exc):
+        raise exc
+    missing = _missing(instance, exc, {"parent_id": run.id})
+    if missing is None:  # PostgreSQL named artifact_id, or the run is there: the artifact went
+        return
+    raise MissingReference(
+        f"cannot record that run {run.engine_ref!r} used a file: the run (id {run.id}) does "
+        "not exist (deleted since this process recorded it); nothing was recorded"
+    ) from exc
+
+
+def _missing(
+    instance: Instance, exc: BaseException, own: dict[str, object]
+) -> tuple[str, str] | None:
+    """(column, id) of the reference in `own` (a run's columns) that `exc` says, or a look-up
+    finds, is absent; None when none is (PostgreSQL named a column not in RUN_REFERENCES)."""
+    detail = getattr(getattr(getattr(exc, "orig", None), "diag", None), "message_detail", None)
+    found = _DETAIL.search(detail or "")
+    if found is not None:  # PostgreSQL says which
+        column = found["column"]
+        if column == "run_id":
+            column = "parent_id"  # run_inputs' run: the edge's own run, passed as parent_id
+        return (column, found["value"]) if column in RUN_REFERENCES else None
+    from sqlalchemy import column as col
+    from sqlalchemy import select, table
+
+    try:
+        with instance.sessions.read() as session:
+            for name, (target, _) in RUN_REFERENCES.items():
+                value = own.get(name)
+                if value is None:
+                    continue
+                rows = table(target, col("id"))
+                if session.scalar(select(rows.c.id).where(rows.c.id == value)) is None:
+                    return name, str(value)
+    except LakelineError:
+        return None
+    return None
