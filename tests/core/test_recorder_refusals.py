@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from lakeline.cli import cli
 from lakeline.errors import MissingReference, PermissionDenied
 from lakeline.instance import Instance
+from lakeline.lineage.batching import BatchRecorder
 from lakeline.lineage.recorder import Recorder
 from lakeline.testing import LoginRoles
 from sqlalchemy import text
@@ -86,3 +87,19 @@ def test_a_run_hidden_by_space_rules_is_named(
     with pytest.raises(PermissionDenied, match=r"run 'R1' of engine 'refusal'.*space"):
         rec.start_workflow(key="wf", engine_run_id="R1")
     assert rec.start_workflow(key="wf", engine_run_id="R2").run.id is not None
+
+
+@pytest.mark.postgres
+def test_a_flush_names_a_step_run_hidden_by_space_rules(
+    lakeline_home: Path, tmp_path: Path, postgres_url: str, login_roles: LoginRoles
+) -> None:
+    """A batch's step whose engine id another space's run holds: a PermissionDenied naming it
+    after one attempt (was "deleted while this flush recorded it again")."""
+    instance = _held_to_a_space(tmp_path, postgres_url, login_roles)
+    rec = BatchRecorder("refusal", root=tmp_path, steps=10)
+    workflow = rec.start_workflow(key="wf", engine_run_id="R3")
+    step = rec.start_step(workflow, key="s", kind="rule", engine_task_id="R1/1", scoped=False)
+    rec.finish_step(step)
+    with recorded(instance.engine) as seen, pytest.raises(PermissionDenied, match=r"'R1/1'"):
+        rec.flush()
+    assert sum(sql.lstrip().upper().startswith("INSERT INTO RUNS") for sql, _ in seen) == 1

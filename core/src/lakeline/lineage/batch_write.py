@@ -246,8 +246,12 @@ def insert_queued(
                 if id(handle.run) not in left:
                     continue
                 known = found.get(handle.engine_ref)
-                if known is None:  # the clashing run deleted since (PostgreSQL)
-                    raise LakelineError(
+                if known is None:  # in a space the role does not see, or deleted since
+                    from lakeline.lineage.refusals import hidden_run
+
+                    assert rec.instance is not None
+                    hidden = hidden_run(rec.instance, rec.engine, handle.engine_ref)
+                    raise hidden or LakelineError(
                         f"the run of step {handle.engine_ref!r} was deleted while this "
                         "flush recorded it again"
                     )
