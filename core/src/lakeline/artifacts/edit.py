@@ -7,7 +7,9 @@ write lock: a change to anything but the editable metadata (`EDITABLE`) is refus
 field another save changed since this copy was loaded is an `EditConflict`. Fields not edited
 on the copy are neither written nor compared: an older copy never reverts newer values. Content
 identity — uid, stem, hash, size, storage, store key, version bookkeeping (`is_latest`),
-producing run — only ever changes through saving content (a new version) or deleting.
+producing run — only ever changes through saving content (a new version) or deleting. A key
+edit of a copy loaded as the latest version that a new version has made old since is an
+`EditConflict` (it would rename the old version: the new key would have no latest).
 The edits are written in the transaction of the save's new records (`Edits`): all or none.
 """
 
@@ -192,12 +194,27 @@ def _changes(session: Session, artifacts: Sequence[Artifact], *, lock: bool) -> 
                     f"it again and redo the edit ({name} = {now!r})"
                 )
             changed[name] = _checked(stored, name, now)
+        if "key" in changed and vars(artifact).get("is_latest") and not stored.is_latest:
+            raise _demoted(session, stored, changed["key"])
         if changed.get("key") is not None and stored.is_latest:
             _key_taken(session, changed["key"], stored.id)
         session.expunge(stored)  # its values as loaded: the save's own reads see the edits
         ahead.update(changed)
         changes.append((artifact, changed))
     return changes
+
+
+def _demoted(session: Session, stored: Artifact, key: str | None) -> EditConflict:
+    """A key edit of a copy loaded as the latest version, which another save's new version
+    made an old one since: it would rename that old version, leaving its new key with no
+    latest version."""
+    stmt = select(Artifact.uid).where(Artifact.stem == stored.stem, Artifact.is_latest.is_(True))
+    newer = session.scalars(stmt.limit(1)).first()
+    return EditConflict(
+        f"key of artifact {stored.uid} cannot be edited: it is no longer the latest version of "
+        f"{stored.key!r} ({newer or 'a newer version'} was saved since this copy was loaded as "
+        f"the latest): load the latest again and redo the edit (key = {key!r})"
+    )
 
 
 def _gone(artifact: Artifact) -> DoesNotExist:
