@@ -6,6 +6,7 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
 from lakeline import checkpoints
@@ -186,7 +187,7 @@ def write_batch(
 def retried(rec: BatchRecorder, work: Callable[[Session], None], reset: Callable[[], None]) -> None:
     """`work` in a write transaction, again (after `reset`) when another writer's commit got
     in its way as a save's retries do (a deadlock, a unique clash)."""
-    from sqlalchemy.exc import IntegrityError, OperationalError
+    from sqlalchemy.exc import OperationalError
 
     from lakeline.db.errors import RETRIES, retryable
 
@@ -238,7 +239,14 @@ def insert_queued(
         for handle, parent in ready:  # a new run (transient): no attribute events
             fill_new(handle.run, {"parent_id": loaded(parent.run, "id")})
         started.extend(ready)  # made unsaved again if the transaction fails
-        if skipped := insert_new_runs(session, [handle.run for handle, _ in ready]):
+        try:
+            skipped = insert_new_runs(session, [handle.run for handle, _ in ready])
+        except IntegrityError as exc:  # a parent run deleted since: name the step
+            from lakeline.lineage.refusals import refuse_runs
+
+            assert rec.instance is not None
+            refuse_runs(rec.instance, exc, [handle.run for handle, _ in ready])
+        if skipped:
             left = {id(run) for run in skipped}  # recorded before: replays
             started[:] = [(h, p) for h, p in started if id(h.run) not in left]
             found = _recorded(rec, session, [run.engine_ref for run in skipped])

@@ -6,6 +6,7 @@ Only a concurrent insert of the same run is taken as "recorded already: use it".
 from __future__ import annotations
 
 import re
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 from lakeline.db.errors import foreign_key_violation, reason_of, unique_violation
@@ -50,6 +51,40 @@ def hidden_run(instance: Instance, engine: str, engine_ref: str | None) -> Permi
     )
 
 
+def gone_reference(ref: str | None, column: str, value: object) -> MissingReference:
+    """The error for new run `ref` whose `column` (RUN_REFERENCES) names id `value`, gone."""
+    return MissingReference(
+        f"cannot record run {ref!r}: its {RUN_REFERENCES[column][1]} id {value} ({column}) "
+        "does not exist (deleted since this process read it); nothing was recorded"
+    )
+
+
+def reused_ids(runs: Sequence[Run], given: Collection[int]) -> None:
+    """Raise `gone_reference` for the first of `runs`, just inserted, that names a run by an
+    id in `given` (those the statement gave out): SQLite gives a new row the highest id + 1,
+    so a run naming a run deleted since (the highest then) names a new one, maybe itself,
+    and its foreign key holds. The runs a statement names are older than it: never one of
+    its own (PostgreSQL's sequences never give an id twice)."""
+    for run in runs:
+        own = vars(run)
+        for column in ("parent_id", "cached_from_id"):
+            if own.get(column) in given:
+                raise gone_reference(own.get("engine_ref"), column, own[column])
+
+
+def refuse_runs(instance: Instance, exc: BaseException, runs: Sequence[Run]) -> NoReturn:
+    """`refuse_run` for the refused insert of `runs` in one statement: a foreign key's refusal
+    names the first run naming a record that does not exist; anything else is raised as it
+    is."""
+    if foreign_key_violation(exc):
+        for run in runs:
+            own = vars(run)
+            missing = _missing(instance, exc, own)
+            if missing is not None and str(own.get(missing[0])) == missing[1]:
+                refuse_run(instance, exc, run)
+    raise exc
+
+
 def refuse_run(instance: Instance, exc: BaseException, run: Run) -> NoReturn:
     """Raise the clear error for `exc`, the refused insert of new `run` that no recorded run
     explains (none found under its engine id): a foreign key's refusal names the record that
@@ -59,12 +94,7 @@ def refuse_run(instance: Instance, exc: BaseException, run: Run) -> NoReturn:
     if foreign_key_violation(exc):
         missing = _missing(instance, exc, own)
         if missing is not None:
-            column, value = missing
-            raise MissingReference(
-                f"cannot record run {ref!r}: its {RUN_REFERENCES[column][1]} id {value} "
-                f"({column}) does not exist (deleted since this process read it); nothing "
-                "was recorded"
-            ) from exc
+            raise gone_reference(ref, *missing) from exc
         raise MissingReference(
             f"cannot record run {ref!r}: a record it names does not exist "
             f"({reason_of(getattr(exc, 'orig', None) or exc)}); nothing was recorded"

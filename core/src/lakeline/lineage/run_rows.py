@@ -152,6 +152,10 @@ def insert_run(session: Session | Connection, run: Run) -> None:
         _statements["insert", connection.dialect.name] = sql
     (bound,) = bound_values(_table(), connection.dialect, columns, [values])
     new_id = connection.exec_driver_sql(sql, tuple(bound)).one()[0]
+    if new_id in (values["parent_id"], values["cached_from_id"]):  # SQLite: a gone run's id
+        from lakeline.lineage.refusals import reused_ids
+
+        reused_ids([run], {new_id})  # raises: the transaction rolls back
     # every column loaded, also the unset (None) ones
     fill_new(run, {name: value for name, value in values.items() if name not in loaded})
     fill_new(run, {"id": new_id})
@@ -193,6 +197,11 @@ def insert_new_runs(session: Session, runs: Sequence[Run]) -> list[Run]:
         sql = head.replace("{rows}", ", ".join([one] * len(values)))
         found = connection.exec_driver_sql(sql, tuple(chain.from_iterable(values)))
     ids = {uid: new_id for new_id, uid in found}  # the runs inserted
+    given = set(ids.values())
+    if any(row["parent_id"] in given or row["cached_from_id"] in given for row in rows):
+        from lakeline.lineage.refusals import reused_ids
+
+        reused_ids(runs, given)  # SQLite gave out a gone run's id: raises, rolled back
     skipped, inserted = [], []
     for run, row in zip(runs, rows, strict=True):
         new_id = ids.get(row["uid"])
