@@ -26,8 +26,9 @@ from sqlalchemy.engine import Connection, Dialect
 
 # per column: its name, how its values are checked (a whole column at once) and converted
 _Plan = list[tuple[str, Callable[[list[Any]], None] | None, Callable[[Any], Any] | None]]
-_plans: dict[tuple[str, str, tuple[str, ...]], _Plan | None] = {}
-_statements: dict[tuple[str, str, tuple[str, ...], str], str] = {}
+# keyed by the Table itself: two metadata may each hold a table of one name, other columns
+_plans: dict[tuple[str, Table, tuple[str, ...]], _Plan | None] = {}
+_statements: dict[tuple[str, Table, tuple[str, ...], str], str] = {}
 
 
 def _column(table: Table, name: str, dialect: Dialect) -> tuple[Any, Any] | None:
@@ -69,7 +70,7 @@ def _iso(value: Any) -> Any:
 
 
 def _plan(dialect: Dialect, table: Table, names: Sequence[str]) -> _Plan | None:
-    key = (dialect.name, table.fullname, tuple(names))
+    key = (dialect.name, table, tuple(names))
     if key not in _plans:
         columns = [_column(table, name, dialect) for name in names]
         ok = dialect.name == "postgresql" and bool(names) and None not in columns
@@ -93,12 +94,13 @@ def recordset_sql(
     column's type does not fit (`_column`) or not on PostgreSQL. The function is named by its
     schema: a `public.jsonb_populate_recordset(table, jsonb)` a role that may CREATE there
     defines matches the call's types exactly, is chosen over pg_catalog's polymorphic one
-    whatever the search path, and runs as whoever writes. `once`: (column, its default
-    expression) of columns the rows leave out, each expression evaluated once for all rows (an
-    uncorrelated subquery), as a COPY's `rows.copy_columns` adds them."""
+    whatever the search path, and runs as whoever writes; the JSON's type is pg_catalog's
+    (a search path listing `public` first would find a writer's `public.jsonb`). `once`:
+    (column, its default expression) of columns the rows leave out, each expression evaluated
+    once for all rows (an uncorrelated subquery), as a COPY's `rows.copy_columns` adds them."""
     if _plan(dialect, table, names) is None:
         return None
-    key = (dialect.name, table.fullname, tuple(names), tail + repr(tuple(once)))
+    key = (dialect.name, table, tuple(names), tail + repr(tuple(once)))
     sql = _statements.get(key)
     if sql is None:
         quote = dialect.identifier_preparer.quote
@@ -106,7 +108,10 @@ def recordset_sql(
         columns = ", ".join(quote(table.c[name].name) for name in names)
         added = "".join(f", {quote(column)}" for column, _ in once)
         values = "".join(f", (SELECT {expression})" for _, expression in once)
-        rows = f"pg_catalog.jsonb_populate_recordset(CAST(NULL AS {target}), CAST(%s AS jsonb))"
+        rows = (
+            f"pg_catalog.jsonb_populate_recordset(CAST(NULL AS {target}), "
+            "CAST(%s AS pg_catalog.jsonb))"
+        )
         sql = _statements[key] = (
             f"INSERT INTO {target} ({columns}{added}) SELECT {columns}{values} FROM {rows}{tail}"
         )
