@@ -83,12 +83,21 @@ def _columns() -> list[str]:
     return [column.key for column in _table().columns if not column.primary_key]
 
 
+# PostgreSQL: functions, types and the varchar comparison are pg_catalog's by name. A role
+# that may CREATE in `public` could define `public.jsonb_build_array(jsonb)` (pg_catalog's is
+# variadic "any") or `public.<>(varchar, varchar)` (pg_catalog's is text's): exact matches,
+# picked whatever the search path, run as whoever finishes a step (the owner too)
+_PG_LOG = (
+    "status_log = (CASE WHEN pg_catalog.jsonb_typeof(runs.status_log) = 'array' THEN "
+    "runs.status_log ELSE '[]'::pg_catalog.jsonb END) || pg_catalog.jsonb_build_array({entry})"
+)
 _PG_FINISH = (  # Finish.row: the log as `log_status` moves it (a non-list starts empty)
-    "UPDATE runs SET status = :p_status, status_log = (CASE WHEN jsonb_typeof(runs.status_log) "
-    "= 'array' THEN runs.status_log ELSE '[]'::jsonb END) || "
-    "jsonb_build_array(CAST(:p_entry AS jsonb)), finished_at = :p_at, exit_code = :p_exit_code, "
+    "UPDATE runs SET status = :p_status, "
+    + _PG_LOG.format(entry="CAST(:p_entry AS pg_catalog.jsonb)")
+    + ", finished_at = :p_at, exit_code = :p_exit_code, "
     "error = :p_error, cached_from_id = coalesce(CAST(:p_cached_from AS integer), "
-    "runs.cached_from_id) WHERE runs.id = :p_id AND runs.status <> :p_status RETURNING "
+    "runs.cached_from_id) WHERE runs.id = :p_id "
+    "AND runs.status OPERATOR(pg_catalog.<>) :p_status RETURNING "
 )
 _SQLITE_FINISH = (
     "UPDATE runs SET status = :p_status, status_log = json_insert(CASE WHEN "
@@ -231,7 +240,7 @@ def _upsert_sql(dialect: Dialect) -> tuple[str, str]:
         for name in names:
             impl = table.c[name].type.dialect_impl(dialect)
             json = dialect.name == "postgresql" and isinstance(impl, JSONValue)
-            marks.append(f"CAST({mark} AS jsonb)" if json else mark)
+            marks.append(f"CAST({mark} AS pg_catalog.jsonb)" if json else mark)
         head = (
             f"INSERT INTO runs ({', '.join(quote(table.c[name].name) for name in names)}) "
             f"VALUES {{rows}}{_ON_CONFLICT} RETURNING id, uid"
@@ -274,15 +283,16 @@ _SQLITE_SET_ERROR = "error = v.error, "
 
 
 _PG_FINISH_FOUND = (  # Finish.row for many runs: one statement, one trigger call
-    "UPDATE runs SET status = v.status, status_log = (CASE WHEN jsonb_typeof(runs.status_log) "
-    "= 'array' THEN runs.status_log ELSE '[]'::jsonb END) || jsonb_build_array(v.entry), "
-    "finished_at = v.at, exit_code = v.exit_code, error = v.error, "
+    "UPDATE runs SET status = v.status, "
+    + _PG_LOG.format(entry="v.entry")
+    + ", finished_at = v.at, exit_code = v.exit_code, error = v.error, "
     "cached_from_id = coalesce(v.cached_from_id, runs.cached_from_id) "
-    "FROM unnest(CAST(:p_id AS integer[]), CAST(:status AS text[]), CAST(:entry AS jsonb[]), "
+    "FROM unnest(CAST(:p_id AS integer[]), CAST(:status AS text[]), "
+    "CAST(:entry AS pg_catalog.jsonb[]), "
     "CAST(:at AS timestamptz[]), CAST(:exit_code AS integer[]), CAST(:error AS text[]), "
     "CAST(:cached_from_id AS integer[])) "
     "AS v(id, status, entry, at, exit_code, error, cached_from_id) "
-    "WHERE runs.id = v.id AND runs.status <> v.status RETURNING "
+    "WHERE runs.id = v.id AND runs.status OPERATOR(pg_catalog.<>) v.status RETURNING "
 )
 
 
