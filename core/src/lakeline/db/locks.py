@@ -36,8 +36,10 @@ def lock_buckets(session: Session | Connection, namespace: str, ids: list[int]) 
     """`lock_keys` of keys whose buckets (`buckets`) are `ids` (PostgreSQL)."""
     if not ids:
         return
-    lock = text(
-        "SELECT count(pg_advisory_xact_lock(hashtext(:namespace), b)) "
-        "FROM (SELECT unnest(CAST(:buckets AS integer[])) AS b ORDER BY 1) AS ordered"
+    lock = text(  # pg_catalog's by name: `unnest(anyarray)` is no exact match, a writer's
+        # `public.unnest(integer[])` would be, picked whatever the search path, run as the saver
+        "SELECT pg_catalog.count(pg_catalog.pg_advisory_xact_lock("
+        "pg_catalog.hashtext(CAST(:namespace AS pg_catalog.text)), b)) FROM (SELECT "
+        "pg_catalog.unnest(CAST(:buckets AS pg_catalog.int4[])) AS b ORDER BY 1) AS ordered"
     )
     session.execute(lock, {"namespace": namespace, "buckets": ids})
