@@ -43,7 +43,10 @@ def lock_buckets(session: Session | Connection, namespace: str, ids: list[int]) 
     connection.exec_driver_sql(_LOCK, (namespace, buckets_text))
 
 
+# functions named by their schema: a `public.unnest(integer[])` (or `count(void)`) a role that
+# may CREATE there defines is an exact match, chosen over pg_catalog's polymorphic one
+# whatever the search path, and would run as whoever saves next
 _LOCK = (
-    "SELECT count(pg_advisory_xact_lock(hashtext(%s), b)) "
-    "FROM (SELECT unnest(CAST(%s AS integer[])) AS b ORDER BY 1) AS ordered"
+    "SELECT pg_catalog.count(pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext(%s), b)) "
+    "FROM (SELECT pg_catalog.unnest(CAST(%s AS integer[])) AS b ORDER BY 1) AS ordered"
 )
