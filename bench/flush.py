@@ -5,12 +5,14 @@ flush (a batch of 1-3 steps, one input and one output hashed each).
                                  [--replay] [--profile]
 
 Each flush's batch: `--steps` steps started, each using a new input and producing a new
-output (both hashed when queued: not in the flush), then finished. Timed: `flush()` alone,
+output (both hashed when queued: not in the flush), then finished. Timed: the four calls of
+a step (start_step, use, produce, finish_step: their thread CPU a step), `flush()` alone,
 its thread's CPU (`time.thread_time`), the part of it inside the driver's execute calls,
-and wall; median and p90 over `--flushes` flushes
-after 10 not counted, with the SQL statements one flush sends. `--replay`: every step is a
-replay of a run an earlier Recorder recorded (a resumed workflow). `--profile`: cProfile of
-the counted flushes, top 25 by own time. Prints figures; asserts nothing.
+and wall; median and p90 over `--flushes` flushes after 10 not counted, with the SQL
+statements one flush sends; `step`: a step's calls and its share of a flush's CPU.
+`--replay`: every step is a replay of a run an earlier Recorder recorded (a resumed
+workflow). `--profile`: cProfile of the counted flushes, top 25 by own time. Prints
+figures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ def measure(db: str, base: Path, args: argparse.Namespace, server: Any) -> dict[
 
     event.listen(engine, "before_cursor_execute", count)
     event.listen(engine, "after_cursor_execute", done)
-    cpu, wall, sent, driver = [], [], [], []
+    cpu, wall, sent, driver, calls = [], [], [], [], []
     profile = None
     if args.profile:
         import cProfile
@@ -70,13 +72,16 @@ def measure(db: str, base: Path, args: argparse.Namespace, server: Any) -> dict[
         profile = cProfile.Profile(time.thread_time)  # CPU: the load adds no waits
     n = 0
     for i in range(total):
+        spent = 0.0
         for _ in range(args.steps):
             (root / f"in{n}.txt").write_text(f"input {n}\n")
             (root / f"out{n}.txt").write_text(f"output {n}\n")
+            began = time.thread_time()
             step = rec.start_step(wf, key="task", kind="task", engine_task_id=str(n))
             rec.use(step, f"in{n}.txt")
             rec.produce(step, f"out{n}.txt")
             rec.finish_step(step)
+            spent += time.thread_time() - began
             n += 1
         statements.clear()
         inside[0] = 0.0
@@ -92,6 +97,7 @@ def measure(db: str, base: Path, args: argparse.Namespace, server: Any) -> dict[
             wall.append(w * 1000)
             sent.append(len(statements))
             driver.append(inside[0] * 1000)
+            calls.append(spent * 1000 / args.steps)
     last = list(statements)
     event.remove(engine, "before_cursor_execute", count)
     event.remove(engine, "after_cursor_execute", done)
@@ -105,7 +111,7 @@ def measure(db: str, base: Path, args: argparse.Namespace, server: Any) -> dict[
         print(f"--- {db}: the last flush's statements", file=sys.stderr)
         for s in last:
             print("   ", " ".join(s.split())[:160], file=sys.stderr)
-    return {"cpu": cpu, "wall": wall, "sent": sent, "driver": driver}
+    return {"cpu": cpu, "wall": wall, "sent": sent, "driver": driver, "calls": calls}
 
 
 def p90(values: list[float]) -> float:
@@ -144,13 +150,19 @@ def main() -> None:
     kind = "replayed" if args.replay else "new"
     print(f"one flush of {args.steps} {kind} step(s), ms (median / p90 of {args.flushes})")
     print("(driver: CPU inside the driver's execute calls; SQLite's includes the database's)")
-    print(f"{'db':<9} {'CPU':>7} {'p90':>7} {'driver':>7} {'wall':>7} {'p90':>7} {'SQL':>4}  load")
+    print("(calls: CPU of a step's four calls; step: calls + the flush's CPU / steps)")
+    print(
+        f"{'db':<9} {'CPU':>7} {'p90':>7} {'driver':>7} {'wall':>7} {'p90':>7} {'SQL':>4} "
+        f"{'calls':>6} {'step':>6}  load"
+    )
     for db, f, before, after in rows:
         print(
             f"{db:<9} {statistics.median(f['cpu']):7.2f} {p90(f['cpu']):7.2f} "
             f"{statistics.median(f['driver']):7.2f} "
             f"{statistics.median(f['wall']):7.2f} {p90(f['wall']):7.2f} "
-            f"{statistics.median(f['sent']):4.0f}  {before:.1f}-{after:.1f}"
+            f"{statistics.median(f['sent']):4.0f} {statistics.median(f['calls']):6.3f} "
+            f"{statistics.median(f['calls']) + statistics.median(f['cpu']) / args.steps:6.3f}"
+            f"  {before:.1f}-{after:.1f}"
         )
 
 

@@ -33,8 +33,14 @@ def entry_hash(
 ) -> str:
     """The hash of one entry (see the module doc)."""
     text = f"{seq}|{at}|{actor}|{tbl}|{uid or ''}|{action}|{changes}"
-    digest = hashlib.sha256(text.encode()).hexdigest()
-    return hashlib.sha256(f"{prev}|{digest}".encode()).hexdigest()
+    inner = _SHA256.copy()  # OpenSSL 3 looks sha256 up again at each hashlib.sha256()
+    inner.update(text.encode())
+    outer = _SHA256.copy()
+    outer.update(f"{prev}|{inner.hexdigest()}".encode())
+    return outer.hexdigest()
+
+
+_SHA256 = hashlib.sha256()  # copied empty: SQLite's audit triggers hash each entry twice
 
 
 def register_sqlite(dbapi_conn: Any) -> None:

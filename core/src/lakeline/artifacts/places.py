@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import (
     BindParameter,
     ColumnElement,
-    Select,
     String,
+    TextualSelect,
     and_,
     bindparam,
     select,
@@ -105,7 +105,7 @@ class Places:
                 found.append(and_(clause, UNAVAILABLE) if unavailable_only else clause)
         return found
 
-    def lookup(self, keys: Sequence[str]) -> tuple[Select[Any], dict[str, Any]] | None:
+    def lookup(self, keys: Sequence[str]) -> tuple[TextualSelect, dict[str, Any]] | None:
         """One statement reading the records with `keys` and those wanted at the plans'
         places (each list at most a chunk long), with its parameters; None if nothing is
         wanted. Each list is one parameter (`_lookup`): the statement's text depends on its
@@ -123,6 +123,41 @@ class Places:
             shape.append((unavailable_only, isinstance(storage, str)))
             params[f"s{i}"], params[f"v{i}"] = storage, pack(store_keys)
         return _lookup(postgres, bool(keys), tuple(shape)), params
+
+    def found(self, lookup: tuple[TextualSelect, dict[str, Any]]) -> list[tuple[Artifact, Any]]:
+        """`lookup()`'s rows: (record, its `REF_ROOT`). Read as rows of the statement's typed
+        columns, and each made a persistent record of the session as the ORM's load makes it
+        (the identity map's own object where it holds one, the instance stamped): the ORM's
+        result set-up cost ~0.3 ms on PostgreSQL (~0.06 on SQLite) a statement, though most
+        flushes find no row (new files)."""
+        from lakeline.artifacts.settle import detach
+        from lakeline.db.rows import fill_new
+        from lakeline.db.session import stamp
+
+        session = self.session
+        rows = session.connection().execute(*lookup).all()
+        if not rows:
+            return []
+        names, new = _attributes()
+        instance = session.info.get("lakeline_instance")
+        found: list[tuple[Artifact, Any]] = []
+        made: list[Artifact] = []
+        for row in rows:
+            values = dict(zip(names, row, strict=False))  # the last value: the ref root
+            held = session.identity_map.get(instance_state_key(values["id"]))
+            if held is not None:  # as a load: the object the session holds, as it is
+                found.append((held, row[-1]))
+                continue
+            record: Artifact = new()
+            fill_new(record, values)
+            made.append(record)
+            found.append((record, row[-1]))
+        detach(made)  # detached records, every column loaded; then the session's own
+        for record in made:
+            session.add(record)
+            if instance is not None:
+                stamp(record, instance)
+        return found
 
     def foldable(self, keys: Sequence[str]) -> bool:
         """Whether `lookup(keys)` can read this batch: no list longer than a chunk, no text
@@ -236,12 +271,27 @@ def _json(values: Sequence[str]) -> str:
     return json.dumps(list(values), ensure_ascii=False)
 
 
+@lru_cache(maxsize=1)
+def _attributes() -> tuple[list[str], Any]:
+    """The attribute names of `artifacts`' columns in the table's order, and how a bare
+    Artifact is made (no constructor)."""
+    mapper = Artifact.__mapper__
+    table = Artifact.__table__
+    names = [mapper.get_property_by_column(column).key for column in table.columns]
+    return names, mapper.class_manager.new_instance
+
+
+def instance_state_key(artifact_id: Any) -> Any:
+    """The identity key of artifact `artifact_id` (the session's identity map's)."""
+    return Artifact.__mapper__.identity_key_from_primary_key((artifact_id,))
+
+
 @lru_cache(maxsize=64)
-def _lookup(postgres: bool, keys: bool, shape: tuple[tuple[bool, bool], ...]) -> Select[Any]:
+def _lookup(postgres: bool, keys: bool, shape: tuple[tuple[bool, bool], ...]) -> TextualSelect:
     """`Places.lookup`'s statement for one shape: whether keys are read, and per place group
     whether only unavailable records are wanted and whether its storage is named by root.
 
-    SQL text built once a process, loaded by the ORM (`from_statement`): the select construct
+    SQL text built once a process, read as rows (`Places.found`): the select construct
     it spells, `select(Artifact, REF_ROOT).where(...)`, cost ~1.6-2 ms to compile per engine
     (every process's first save), its text ~0.2 ms."""
     from sqlalchemy import column
@@ -285,5 +335,4 @@ def _lookup(postgres: bool, keys: bool, shape: tuple[tuple[bool, bool], ...]) ->
         f"WHERE {' OR '.join(clauses)}"
     )
     ref_root = column("ref_root", String)
-    textual = text(sql).bindparams(*binds).columns(*table.columns, ref_root)
-    return select(Artifact, ref_root).from_statement(textual)  # type: ignore[return-value]
+    return text(sql).bindparams(*binds).columns(*table.columns, ref_root)

@@ -155,7 +155,7 @@ def write_batch(
         # its keys and the records at its places: one statement (`Places.lookup`)
         lookup = places.lookup(keys)
         keyset = set(keys)
-        for row, ref_root in session.execute(*lookup) if lookup else ():
+        for row, ref_root in places.found(lookup) if lookup else ():
             if row.key in keyset:
                 remember(row)
             places.take(row, ref_root)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterable
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 # Keys hash into this many lock buckets per namespace: a save of any size holds at most this
@@ -36,10 +36,17 @@ def lock_buckets(session: Session | Connection, namespace: str, ids: list[int]) 
     """`lock_keys` of keys whose buckets (`buckets`) are `ids` (PostgreSQL)."""
     if not ids:
         return
-    lock = text(  # pg_catalog's by name: `unnest(anyarray)` is no exact match, a writer's
-        # `public.unnest(integer[])` would be, picked whatever the search path, run as the saver
-        "SELECT pg_catalog.count(pg_catalog.pg_advisory_xact_lock("
-        "pg_catalog.hashtext(CAST(:namespace AS pg_catalog.text)), b)) FROM (SELECT "
-        "pg_catalog.unnest(CAST(:buckets AS pg_catalog.int4[])) AS b ORDER BY 1) AS ordered"
-    )
-    session.execute(lock, {"namespace": namespace, "buckets": ids})
+    # SQL for the driver, the buckets as one array text: no text() to build and look up, no
+    # list dumped a value at a time by psycopg (every save and flush takes one)
+    connection = session.connection() if isinstance(session, Session) else session
+    buckets_text = "{" + ",".join(map(str, ids)) + "}"
+    connection.exec_driver_sql(_LOCK, (namespace, buckets_text))
+
+
+# functions named by their schema: a `public.unnest(integer[])` (or `count(void)`) a role that
+# may CREATE there defines is an exact match, chosen over pg_catalog's polymorphic one
+# whatever the search path, and would run as whoever saves next
+_LOCK = (
+    "SELECT pg_catalog.count(pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext(%s), b)) "
+    "FROM (SELECT pg_catalog.unnest(CAST(%s AS integer[])) AS b ORDER BY 1) AS ordered"
+)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import weakref
 import zlib
 from collections.abc import Callable, Iterable, Sequence
-from itertools import chain
 from operator import itemgetter
 from typing import Any
 
@@ -181,6 +180,10 @@ def insert_rows(
         # one statement that hands the ids back: the fewest round trips for a few rows. Read
         # back by `unique`, not in order: SQLite's RETURNING has no order, and SQLAlchemy
         # sends one INSERT a row there when asked to sort them by the rows' order
+        if not is_postgres(session):
+            from lakeline.db.sqlite_rows import insert_returning
+
+            return insert_returning(session, table, rows, unique)
         stmt = insert(table).returning(table.c.id, table.c[unique])
         made = {key: new_id for new_id, key in session.execute(stmt, list(rows))}
         return [made[row[unique]] for row in rows]
@@ -192,7 +195,9 @@ def insert_rows(
     preparer = connection.dialect.identifier_preparer
     name, key = preparer.format_table(table), preparer.quote(table.c[unique].name)
     last = connection.exec_driver_sql(f"SELECT max(id) FROM {name}").scalar() or 0
-    _insert_values(session, table, rows)
+    from lakeline.db.sqlite_rows import insert_values
+
+    insert_values(session, table, rows)
     # SQLite gives each new row the largest rowid + 1, in order, and the transaction holds
     # the write lock: the ids are last+1 .. last+n, which the first and last rows confirm
     ends = connection.exec_driver_sql(
@@ -379,45 +384,6 @@ def _bind_plan(table: Table, dialect: Any, names: list[str]) -> _Plan:
             convert.append((i, bind))
     plan = known[(table, tuple(names))] = (convert, checks, columns)
     return plan
-
-
-def _insert_values(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """SQLite: INSERT the rows with a few multi-row `INSERT ... VALUES (...), (...)`
-    statements of bound parameters, rows in order (up to VALUES_ROWS a statement, within
-    SQLite's limit on parameters). An executemany runs the statement once per row, and each
-    run pays the per-statement cost of the triggers' FTS5 writes (10k labels 170 -> 70 ms);
-    one INSERT ... SELECT over a JSON array of the rows (the path before) paid a JSON parse
-    per column per row in `json_extract` (SQLite < 3.45 caches no parse): 10k artifact rows
-    30.8 -> 24.5 us a row, and no JSON text to build."""
-    rows = _with_defaults(table, rows)
-    connection = session.connection()
-    dialect = connection.dialect
-    names = _names(rows)
-    values = _bound(table, dialect, names, rows)
-    per = max(1, min(VALUES_ROWS, _parameter_limit(connection) // len(names)))
-    quote = dialect.identifier_preparer.quote
-    head = (
-        f"INSERT INTO {dialect.identifier_preparer.format_table(table)} "
-        f"({', '.join(quote(name) for name in names)}) VALUES "
-    )
-    one = f"({', '.join('?' * len(names))})"
-    for start in range(0, len(values), per):
-        part = values[start : start + per]
-        statement = head + ", ".join([one] * len(part))
-        connection.exec_driver_sql(statement, tuple(chain.from_iterable(part)))
-
-
-def _parameter_limit(connection: Any) -> int:
-    """How many parameters one statement may bind on this SQLite connection."""
-    import sqlite3
-
-    driver = connection.connection.driver_connection
-    getlimit = getattr(driver, "getlimit", None)  # Python >= 3.11
-    return (
-        SQLITE_PARAMETERS
-        if getlimit is None
-        else int(getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
-    )
 
 
 def insert_many(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:

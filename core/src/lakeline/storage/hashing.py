@@ -44,11 +44,16 @@ class Fingerprint(NamedTuple):
     tag: str | None
 
 
+# an empty sha256 copied: OpenSSL 3 looks the digest up again at each `hashlib.sha256()`
+# (~1 us); a copy of one made once skips that (the batching Recorder hashes a file a call)
+_SHA256 = hashlib.sha256()
+
+
 def hash_local_file(path: str, size: int | None = None) -> Digest:
     """sha256 of a local file, streamed; one read when `size` (its stat's, a hint) says it
     is small (file_digest's 256 KiB buffer costs more than hashing a small file)."""
     if size is not None and size < SMALL:
-        sha, total, want = hashlib.sha256(), 0, size + 1
+        sha, total, want = _SHA256.copy(), 0, size + 1
         fd = os.open(path, _READ)  # no file object
         try:
             while chunk := os.read(fd, want):  # to the end, whatever its size is by now
