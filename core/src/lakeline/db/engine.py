@@ -211,6 +211,9 @@ def make_engine(url: str, *, create: bool = True, read_only: bool = False, **kwa
         if database and database != ":memory:" and not database.startswith("file:"):
             _setup_sqlite_file(engine, database, create)
         _setup_sqlite(engine, read_only)
+        from lakeline.db.partial import use_sqlite
+
+        use_sqlite()  # the partial indexes' SQLite option (DDL, schema comparisons)
         install(engine)
         return engine
     if parsed.get_backend_name() == "postgresql":
