@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import getpass
 import json
 import os
@@ -28,6 +27,7 @@ from lakeline.errors import (
     StorageError,
 )
 from lakeline.ids import new_uid
+from lakeline.instance_statements import register_statement, storage_statements, user_statement
 from lakeline.storage.keys import INTERNAL_PREFIX, REFERENCE_STORAGE
 from lakeline.storage.roots import filesystem, join, normalize_root, protocol_of, strip_protocol
 
@@ -111,7 +111,7 @@ class Instance:
 
     def load_storages(self) -> None:
         """(Re)read the storage records of this instance."""
-        storages, setting = _storage_statements()
+        storages, setting = storage_statements()
         with self.sessions.read() as session:
             self._storages = {s.id: s for s in session.scalars(storages)}
             default = session.execute(setting, {"key": "default_storage_uid"}).scalar()
@@ -166,7 +166,7 @@ class Instance:
         }
         try:
             with self.sessions.write() as session:
-                record: Storage = session.scalars(_register_statement(), values).one()
+                record: Storage = session.scalars(register_statement(), values).one()
         except IntegrityError:  # registered concurrently
             with self.sessions.read() as session:
                 record = session.scalars(select(Storage).where(Storage.root == location)).one()
@@ -236,7 +236,7 @@ def _get_or_create_user(instance: Instance) -> User:
     handle = identity(instance.engine)
     for _ in range(3):
         with instance.sessions.read() as session:
-            user: User | None = session.scalars(_user_statement(), {"handle": handle}).first()
+            user: User | None = session.scalars(user_statement(), {"handle": handle}).first()
         if user is not None:
             return user
         try:
@@ -247,60 +247,6 @@ def _get_or_create_user(instance: Instance) -> User:
         except IntegrityError:
             continue  # created concurrently: read it back
     raise LakelineError(f"could not create the user record {handle!r}")
-
-
-@functools.cache
-def _storage_statements() -> tuple[Any, Any]:
-    """`load_storages`' reads as SQL text built once a process, loaded by the ORM
-    (`from_statement`): the constructs they spell, `select(Storage)` and `session.get(Setting,
-    key)`, cost ~4 ms to compile in a fresh process (every connect's first read)."""
-    from sqlalchemy import select, text
-
-    from lakeline.models import Storage
-
-    table = Storage.__table__
-    names = ", ".join(f'storages."{c.name}"' for c in table.columns)
-    textual = text(f"SELECT {names} FROM storages").columns(*table.columns)
-    setting = text('SELECT settings."value" FROM settings WHERE settings."key" = :key')
-    return select(Storage).from_statement(textual), setting
-
-
-@functools.cache
-def _register_statement() -> Any:
-    """`register_storage`'s INSERT as SQL text built once a process, its row returned and
-    loaded by the ORM (`from_statement`): the ORM's unit of work for `session.add(Storage(...))`
-    costs ~2-3 ms in a fresh process (the first run of an integration in a new folder)."""
-    from sqlalchemy import bindparam, select, text
-
-    from lakeline.models import Storage
-
-    table = Storage.__table__
-    given = ("uid", "root", "type", "instance_uid", "created_at")
-    names = ", ".join(f'"{c.name}"' for c in table.columns)
-    sql = (
-        f"INSERT INTO storages ({', '.join(given)}) "
-        f"VALUES ({', '.join(':' + name for name in given)}) RETURNING {names}"
-    )
-    binds = [bindparam(name, type_=table.c[name].type) for name in given]
-    textual = text(sql).bindparams(*binds).columns(*table.columns)
-    return select(Storage).from_statement(textual)
-
-
-@functools.cache
-def _user_statement() -> Any:
-    """The user record by handle, as SQL text built once a process (`_storage_statements`):
-    `select(User).where(User.handle == handle)` costs ~1.5 ms to compile in a fresh process."""
-    from sqlalchemy import bindparam, select, text
-
-    from lakeline.models import User
-    from lakeline.models.base import Str
-
-    table = User.__table__
-    names = ", ".join(f'users."{c.name}"' for c in table.columns)
-    sql = f"SELECT {names} FROM users WHERE users.handle = :handle"
-    handle = bindparam("handle", type_=Str())  # a NUL byte refused, as the ORM's comparison
-    textual = text(sql).bindparams(handle).columns(*table.columns)
-    return select(User).from_statement(textual)
 
 
 def _probe(engine: Engine, url: str) -> None:
