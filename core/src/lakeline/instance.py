@@ -8,7 +8,7 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from lakeline.config import (
     InstanceConfig,
@@ -32,12 +32,15 @@ from lakeline.storage.keys import INTERNAL_PREFIX, REFERENCE_STORAGE
 from lakeline.storage.roots import filesystem, join, normalize_root, protocol_of, strip_protocol
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from fsspec import AbstractFileSystem
-    from sqlalchemy import Engine
+    from sqlalchemy import Connection, Engine
 
     from lakeline.db.session import SessionFactory
     from lakeline.models import Storage, User
 
+_T = TypeVar("_T")
 _current: Instance | None = None
 _opened: dict[str, Instance] = {}  # instances opened read-only by name (`using()`)
 _lock = threading.RLock()
@@ -249,21 +252,37 @@ def _get_or_create_user(instance: Instance) -> User:
     raise LakelineError(f"could not create the user record {handle!r}")
 
 
-def _probe(engine: Engine, url: str) -> None:
+def _probe(engine: Engine, url: str, then: Callable[[Connection], _T] | None = None) -> _T | None:
+    """Connect and run `SELECT 1` (DatabaseUnreachable if that fails), then `then(conn)` on the
+    same connection (its errors as they are): connecting's first reads, one checkout."""
     from sqlalchemy import text
     from sqlalchemy.exc import DBAPIError
 
     from lakeline.db.engine import redact
 
     try:
-        with engine.connect() as conn:
+        conn = engine.connect()
+        try:
             conn.execute(text("SELECT 1"))
+        except BaseException:
+            conn.close()
+            raise
     except DBAPIError as exc:  # errors db/errors.py has no better word for
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise DatabaseUnreachable(
             f"cannot reach the database {redact(url)}: {reason}. "
             "Check that the server runs, the URL and the credentials"
         ) from exc
+    with conn:
+        return None if then is None else then(conn)
+
+
+def _first_reads(conn: Connection) -> tuple[dict[str, str], list[str] | None]:
+    """The modules the instance mounts and its `alembic_version` rows."""
+    from lakeline.db.migrate import revisions
+    from lakeline.modules.mounting import read_mounted
+
+    return read_mounted(conn), revisions(conn)
 
 
 def _default_db(root: str, name: str) -> str:
@@ -370,7 +389,7 @@ def init(
 def connect(name: str | None = None) -> Instance:
     """Connect this process to instance `name` (default: the current one) and return it."""
     from lakeline.db.engine import make_engine
-    from lakeline.db.migrate import ensure_schema
+    from lakeline.db.migrate import check_schema
     from lakeline.modules.mounting import required
 
     name = name or current_name()
@@ -381,9 +400,11 @@ def connect(name: str | None = None) -> Instance:
         )
     config = load_config(name)
     engine = make_engine(config.db, create=False)
-    _probe(engine, config.db)
-    modules = required(engine, config.name)  # ModuleNotInstalled names the distribution
-    ensure_schema(engine, auto_migrate=engine.dialect.name == "sqlite", modules=modules)
+    read = _probe(engine, config.db, _first_reads)  # one connection for the three
+    assert read is not None
+    mounted, rows = read
+    modules = required(engine, config.name, mounted)  # ModuleNotInstalled names the distribution
+    check_schema(engine, rows, auto_migrate=engine.dialect.name == "sqlite", modules=modules)
     instance = Instance(config, engine)
     instance.load_storages()
     _set_global(instance)
