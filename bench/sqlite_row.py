@@ -53,14 +53,12 @@ def _catalog(base: Path) -> Path:
 
 def _connect(path: Path) -> sqlite3.Connection:
     """A connection set up as lakeline's engine sets one up (db/engine.py)."""
-    from lakeline.access.audit import register_sqlite
-    from lakeline.search_vocab import register_sqlite as register_tokens
+    from lakeline.db.sqlite_functions import register
 
     conn = sqlite3.connect(path, isolation_level=None)
     for pragma in ("journal_mode=WAL", "foreign_keys=ON", "synchronous=NORMAL"):
         conn.execute(f"PRAGMA {pragma}")
-    register_sqlite(conn)
-    register_tokens(conn)
+    register(conn)  # the audit and search triggers' functions, as every lakeline connection
     conn.create_function("bench_chain", 2, _chain, deterministic=True)
     return conn
 

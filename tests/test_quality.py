@@ -158,3 +158,29 @@ def test_core_packages_import_no_private_names_of_other_packages() -> None:
             if private and package != other and (module, node.module) not in _PRIVATE_ACROSS_CORE:
                 found.append(f"{module}: {node.module} {private}")
     assert found == []
+
+
+def test_bench_scripts_import_names_that_exist() -> None:
+    """Every `from lakeline... import name` in bench/ resolves: a helper moved or renamed in
+    the core must take its benchmarks along (bench/ has no tests of its own, and a script
+    that fails at its first import measures nothing)."""
+    import ast
+    import importlib
+
+    found = []
+    for path in sorted(ROOT.glob("bench/*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ImportFrom) or node.level or node.module is None:
+                continue
+            module = node.module
+            if module.split(".")[0] != "lakeline":
+                continue
+            loaded = importlib.import_module(module)
+            for alias in node.names:
+                if hasattr(loaded, alias.name):
+                    continue
+                try:
+                    importlib.import_module(f"{module}.{alias.name}")
+                except ImportError:
+                    found.append(f"{path.name}: {module} {alias.name}")
+    assert found == []

@@ -35,6 +35,7 @@ recorder.finish_step(step, "completed")
 recorder.finish_workflow(workflow, "completed")
 print("MAPPED", sorted(m for m in sys.modules if m in {registries!r}))
 print("POSTGRESQL", "sqlalchemy.dialects.postgresql" in sys.modules)
+print("SQLITE", "sqlalchemy.dialects.sqlite" in sys.modules)
 print("FSSPEC", "fsspec" in sys.modules)
 
 import lakeline.models as models
@@ -64,10 +65,12 @@ def test_recording_maps_no_annotation_registry(instance: Instance, tmp_path: Pat
     (tmp_path / "wf" / "in.txt").write_text("in\n")
     (tmp_path / "wf" / "out.txt").write_text("out\n")
     lines = run(instance, tmp_path, RECORD.format(registries=REGISTRIES))
-    mapped, pg, fsspec, after, tables = lines
+    mapped, pg, lite, fsspec, after, tables = lines
     assert mapped == "MAPPED []"
-    # SQLite: the partial indexes' PostgreSQL option does not load that dialect (~22 ms)
+    # SQLite: the partial indexes' PostgreSQL option does not load that dialect (~22 ms),
+    # PostgreSQL: nor their SQLite option SQLite's (~6 ms)
     assert pg == f"POSTGRESQL {instance.engine.dialect.name == 'postgresql'}"
+    assert lite == f"SQLITE {instance.engine.dialect.name == 'sqlite'}"
     assert fsspec == "FSSPEC False"  # local files are located, hashed and stat'ed with os
     assert after == f"AFTER {sorted(REGISTRIES)} ulabels"
     for table in ("features", "feature_values", "artifact_ulabels", "schemas", "collections"):
@@ -105,20 +108,23 @@ def test_registries_are_found_by_name_in_a_fresh_process(
     assert run(instance, tmp_path, code) == ["ULabel Feature"]
 
 
-def test_partial_indexes_get_their_postgresql_option_with_a_postgresql_engine(
+def test_partial_indexes_get_each_option_with_an_engine_of_that_database(
     instance: Instance, tmp_path: Path
 ) -> None:
-    """Declared before a PostgreSQL engine is made, or after (a registry mapped later): both
-    indexes carry the condition in PostgreSQL's DDL; until then the dialect is not loaded."""
+    """Declared before an engine of a database is made, or after (a registry mapped later):
+    both indexes carry the condition in that database's DDL; until then neither dialect is
+    loaded, and a partial index is told from a plain one all the same (`is_partial`)."""
     code = (
         "import sys\n"
-        "from sqlalchemy import Column, Integer, MetaData, Table\n"
+        "from sqlalchemy import Column, Index, Integer, MetaData, Table\n"
         "from sqlalchemy.schema import CreateIndex\n"
-        "from lakeline.db.partial import partial_index, use_postgresql\n"
+        "from lakeline.db.partial import is_partial, partial_index, use_postgresql, use_sqlite\n"
         "t = Table('t', MetaData(), Column('a', Integer), Column('b', Integer))\n"
         "before = partial_index('ix_t_a', t.c.a, where='a IS NOT NULL')\n"
-        "print('sqlalchemy.dialects.postgresql' in sys.modules)\n"
+        "print(is_partial(before), is_partial(Index('ix_t_c', t.c.a)))\n"
+        "print(sorted(m for m in sys.modules if m.startswith('sqlalchemy.dialects.')))\n"
         "use_postgresql()\n"
+        "use_sqlite()\n"
         "after = partial_index('ix_t_b', t.c.b, where='b > 1')\n"
         "from sqlalchemy.dialects import postgresql, sqlite\n"
         "for ix in (before, after):\n"
@@ -127,12 +133,51 @@ def test_partial_indexes_get_their_postgresql_option_with_a_postgresql_engine(
     )
     lines = [line.strip() for line in run(instance, tmp_path, code) if line.strip()]
     assert lines == [
-        "False",
+        "True False",
+        "[]",
         "CREATE INDEX ix_t_a ON t (a) WHERE a IS NOT NULL",
         "CREATE INDEX ix_t_a ON t (a) WHERE a IS NOT NULL",
         "CREATE INDEX ix_t_b ON t (b) WHERE b > 1",
         "CREATE INDEX ix_t_b ON t (b) WHERE b > 1",
     ]
+
+
+def test_a_postgresql_engine_declares_no_sqlite_option_and_names_columns_right(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """With only a PostgreSQL engine made (SQLite's dialect never loaded), the models' partial
+    indexes carry PostgreSQL's condition, and `name_column` still tells a name unique only
+    where a condition holds (no key) from a unique one; with only SQLite's, the same."""
+    if instance.engine.dialect.name == "postgresql":
+        url, other = instance.config.db, "sqlite"
+    else:
+        url, other = f"sqlite:///{tmp_path / 'other.db'}", "postgresql"
+    code = (
+        "import sys\n"
+        "from sqlalchemy import Column, Index, Integer, MetaData, String, Table\n"
+        "from lakeline.db.engine import make_engine\n"
+        "from lakeline.db.partial import partial_index\n"
+        "from lakeline.modules.records import name_column\n"
+        "from lakeline.models import Artifact\n"
+        f"engine = make_engine({url!r})\n"
+        "md = MetaData()\n"
+        "def registry(name, *indexes):\n"
+        "    table = Table(name, md, Column('id', Integer, primary_key=True),\n"
+        "                  Column('name', String(20)), *indexes)\n"
+        "    return type(name, (), {'__table__': table})\n"
+        "plain = registry('plain', Index('ix_plain', 'name', unique=True))\n"
+        "ours = registry('ours', partial_index('ix_ours', 'name', unique=True, where='id > 0'))\n"
+        "print(name_column(plain) is not None, name_column(ours))\n"
+        "latest = Artifact.__table__.indexes\n"
+        "dialect = engine.dialect.name\n"
+        "print(sorted(str(ix.dialect_options[dialect]['where']) for ix in latest\n"
+        "             if ix.dialect_options[dialect]['where'] is not None))\n"
+        f"print('sqlalchemy.dialects.{other}' in sys.modules)\n"
+    )
+    found, conditions, loaded = run(instance, tmp_path, code)
+    assert found == "True None"
+    assert "is_latest AND key IS NOT NULL" in conditions
+    assert loaded == "False"
 
 
 def test_module_link_tables_and_name_columns_leave_the_postgresql_dialect_alone(

@@ -41,3 +41,25 @@ def test_a_new_root_is_in_the_storages_as_loaded_without_reading_them(
     (folder / "a.txt").write_text("a\n")
     saved = ll.Artifact(folder / "a.txt").save()
     assert saved.in_place and saved.storage_id == record.id and saved.key == "a.txt"
+
+
+def test_a_root_another_process_registered_meanwhile_is_its_record(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """The INSERT meets the other's row (unique root): the record returned is that row, the
+    storages are loaded again with it, and nothing else was written."""
+    from lakeline.db.engine import make_engine
+
+    folder = tmp_path / "raced"
+    folder.mkdir()
+    count = len(instance.storages_by_id())  # loaded before the other one registers it
+    other = Instance(instance.config, make_engine(instance.config.db, create=False))
+    try:
+        theirs = other.register_storage(folder)
+    finally:
+        other.engine.dispose()
+    mine = instance.register_storage(folder)
+    assert (mine.id, mine.uid, mine.root) == (theirs.id, theirs.uid, str(folder))
+    assert len(instance.storages_by_id()) == count + 1
+    assert instance.storages_by_id()[mine.id].uid == theirs.uid
+    assert Storage.filter(root=str(folder)).count() == 1

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import getpass
 import json
 import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from lakeline.config import (
     InstanceConfig,
@@ -28,16 +27,20 @@ from lakeline.errors import (
     StorageError,
 )
 from lakeline.ids import new_uid
+from lakeline.instance_statements import register_statement, storage_statements, user_statement
 from lakeline.storage.keys import INTERNAL_PREFIX, REFERENCE_STORAGE
 from lakeline.storage.roots import filesystem, join, normalize_root, protocol_of, strip_protocol
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from fsspec import AbstractFileSystem
-    from sqlalchemy import Engine
+    from sqlalchemy import Connection, Engine
 
     from lakeline.db.session import SessionFactory
     from lakeline.models import Storage, User
 
+_T = TypeVar("_T")
 _current: Instance | None = None
 _opened: dict[str, Instance] = {}  # instances opened read-only by name (`using()`)
 _lock = threading.RLock()
@@ -111,7 +114,7 @@ class Instance:
 
     def load_storages(self) -> None:
         """(Re)read the storage records of this instance."""
-        storages, setting = _storage_statements()
+        storages, setting = storage_statements()
         with self.sessions.read() as session:
             self._storages = {s.id: s for s in session.scalars(storages)}
             default = session.execute(setting, {"key": "default_storage_uid"}).scalar()
@@ -149,6 +152,7 @@ class Instance:
         from sqlalchemy.exc import IntegrityError
 
         from lakeline.models import Storage
+        from lakeline.models.base import utcnow
 
         location = normalize_root(root)
         for storage in self.storages():
@@ -156,15 +160,16 @@ class Instance:
                 if storage.type == REFERENCE_STORAGE:  # `/` held references only until now
                     return self._promote_storage(storage)
                 return storage
+        values = {
+            "uid": new_uid(12),
+            "root": location,
+            "type": protocol_of(location),
+            "instance_uid": self.uid,
+            "created_at": utcnow(),
+        }
         try:
             with self.sessions.write() as session:
-                record = Storage(
-                    uid=new_uid(12),
-                    root=location,
-                    type=protocol_of(location),
-                    instance_uid=self.uid,
-                )
-                session.add(record)
+                record: Storage = session.scalars(register_statement(), values).one()
         except IntegrityError as exc:  # registered concurrently (its root's unique index)
             from lakeline.db.errors import unique_violation
 
@@ -177,9 +182,9 @@ class Instance:
             record = found
             self.load_storages()
             return record
-        # the record as inserted (every column set here, its id returned): the storages as
-        # loaded with it, in a new dict as a reload gives (not read again: ~1.2 ms on
-        # PostgreSQL, the first run of an integration in a new folder registers one)
+        # the record as inserted (its row returned): the storages as loaded with it, in a new
+        # dict as a reload gives (not read again: ~1.2 ms on PostgreSQL, the first run of an
+        # integration in a new folder registers one)
         self._storages = {**self._storages, record.id: record}
         return record
 
@@ -241,7 +246,7 @@ def _get_or_create_user(instance: Instance) -> User:
     handle = identity(instance.engine)
     for _ in range(3):
         with instance.sessions.read() as session:
-            user: User | None = session.scalars(_user_statement(), {"handle": handle}).first()
+            user: User | None = session.scalars(user_statement(), {"handle": handle}).first()
         if user is not None:
             return user
         try:
@@ -254,54 +259,37 @@ def _get_or_create_user(instance: Instance) -> User:
     raise LakelineError(f"could not create the user record {handle!r}")
 
 
-@functools.cache
-def _storage_statements() -> tuple[Any, Any]:
-    """`load_storages`' reads as SQL text built once a process, loaded by the ORM
-    (`from_statement`): the constructs they spell, `select(Storage)` and `session.get(Setting,
-    key)`, cost ~4 ms to compile in a fresh process (every connect's first read)."""
-    from sqlalchemy import select, text
-
-    from lakeline.models import Storage
-
-    table = Storage.__table__
-    names = ", ".join(f'storages."{c.name}"' for c in table.columns)
-    textual = text(f"SELECT {names} FROM storages").columns(*table.columns)
-    setting = text('SELECT settings."value" FROM settings WHERE settings."key" = :key')
-    return select(Storage).from_statement(textual), setting
-
-
-@functools.cache
-def _user_statement() -> Any:
-    """The user record by handle, as SQL text built once a process (`_storage_statements`):
-    `select(User).where(User.handle == handle)` costs ~1.5 ms to compile in a fresh process."""
-    from sqlalchemy import bindparam, select, text
-
-    from lakeline.models import User
-    from lakeline.models.base import Str
-
-    table = User.__table__
-    names = ", ".join(f'users."{c.name}"' for c in table.columns)
-    sql = f"SELECT {names} FROM users WHERE users.handle = :handle"
-    handle = bindparam("handle", type_=Str())  # a NUL byte refused, as the ORM's comparison
-    textual = text(sql).bindparams(handle).columns(*table.columns)
-    return select(User).from_statement(textual)
-
-
-def _probe(engine: Engine, url: str) -> None:
+def _probe(engine: Engine, url: str, then: Callable[[Connection], _T] | None = None) -> _T | None:
+    """Connect and run `SELECT 1` (DatabaseUnreachable if that fails), then `then(conn)` on the
+    same connection (its errors as they are): connecting's first reads, one checkout."""
     from sqlalchemy import text
     from sqlalchemy.exc import DBAPIError
 
     from lakeline.db.engine import redact
 
     try:
-        with engine.connect() as conn:
+        conn = engine.connect()
+        try:
             conn.execute(text("SELECT 1"))
+        except BaseException:
+            conn.close()
+            raise
     except DBAPIError as exc:  # errors db/errors.py has no better word for
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise DatabaseUnreachable(
             f"cannot reach the database {redact(url)}: {reason}. "
             "Check that the server runs, the URL and the credentials"
         ) from exc
+    with conn:
+        return None if then is None else then(conn)
+
+
+def _first_reads(conn: Connection) -> tuple[dict[str, str], list[str] | None]:
+    """The modules the instance mounts and its `alembic_version` rows."""
+    from lakeline.db.migrate import revisions
+    from lakeline.modules.mounting import read_mounted
+
+    return read_mounted(conn), revisions(conn)
 
 
 def _default_db(root: str, name: str) -> str:
@@ -408,7 +396,7 @@ def init(
 def connect(name: str | None = None) -> Instance:
     """Connect this process to instance `name` (default: the current one) and return it."""
     from lakeline.db.engine import make_engine
-    from lakeline.db.migrate import ensure_schema
+    from lakeline.db.migrate import check_schema
     from lakeline.modules.mounting import required
 
     name = name or current_name()
@@ -419,9 +407,11 @@ def connect(name: str | None = None) -> Instance:
         )
     config = load_config(name)
     engine = make_engine(config.db, create=False)
-    _probe(engine, config.db)
-    modules = required(engine, config.name)  # ModuleNotInstalled names the distribution
-    ensure_schema(engine, auto_migrate=engine.dialect.name == "sqlite", modules=modules)
+    read = _probe(engine, config.db, _first_reads)  # one connection for the three
+    assert read is not None
+    mounted, rows = read
+    modules = required(engine, config.name, mounted)  # ModuleNotInstalled names the distribution
+    check_schema(engine, rows, auto_migrate=engine.dialect.name == "sqlite", modules=modules)
     instance = Instance(config, engine)
     instance.load_storages()
     _set_global(instance)

@@ -83,6 +83,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import aliased
 
+from lakeline.db.sqlite_functions import TOKEN as _TOKEN  # (registered as lakeline_tokens)
+
 # searched with LIKE (no ranking) in a registry that declares no `search_fields`
 LIKE_FIELDS = ("key", "description", "handle", "name", "root", "reference")
 POOL_WINDOW = 20  # PostgreSQL: the pool's matches come from the newest POOL_WINDOW x pool rows
@@ -93,7 +95,6 @@ PG_MAX_TOKEN_BYTES = 2047
 # PostgreSQL: the blocks of FTS5's folds (Latin-1, Latin Extended, diacritics, Greek, Cyrillic
 # and Armenian, Georgian and Latin/Greek Extended, the rest of the BMP, beyond), each folded apart
 PG_FOLD_BLOCKS = (0x100, 0x250, 0x370, 0x400, 0x1000, 0x2000, 0x10000, 0x110000)
-_TOKEN = re.compile(r"[^\W_]+")  # FTS5's unicode61 tokens: runs of letters and digits
 _SEARCH_OBJECT = re.compile(r"\w+_fts(_\w+)?|ix_\w+_search_vector|search_vector")
 
 

@@ -56,7 +56,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from lakeline.db.errors import translate
-from lakeline.search import _TOKEN, RankedPool, _preparer, _tokens, search_fields, words
+from lakeline.search import RankedPool, _preparer, _tokens, search_fields, words
 
 MAX_TERMS = 64  # a word's whole tokens ORed in one FTS5 query
 SCAN_TERMS = 4096  # a word's tokens read from the vocabulary with their counts
@@ -69,18 +69,18 @@ MAX_TOKEN_BYTES = 32_768  # FTS5_MAX_TOKEN_SIZE: FTS5 keeps the first bytes of a
 
 
 def tokens_json(*values: Any) -> str:
-    """`lakeline_tokens(...)`: the distinct FTS5 tokens of `values`, a JSON array (the search
-    triggers call it for every row written: ASCII text takes a short path)."""
+    """`lakeline_tokens(...)`: the distinct FTS5 tokens of `values`, a JSON array, as FTS5's
+    unicode61 tokenizer folds them (the function registered is `db.sqlite_functions`', which
+    takes ASCII text itself)."""
     joined = " ".join(str(value) for value in values if value is not None)
-    if joined.isascii():  # tokens of [0-9a-z] only: nothing to escape
-        found = set(_TOKEN.findall(joined.lower()))
-        return '["' + '","'.join(found) + '"]' if found else "[]"
     return json.dumps(list(set(_tokens(joined))))
 
 
 def register_sqlite(dbapi_conn: Any) -> None:
     """Give a SQLite connection the function the search triggers call."""
-    dbapi_conn.create_function("lakeline_tokens", -1, tokens_json, deterministic=True)
+    from lakeline.db.sqlite_functions import tokens_json as tokens
+
+    dbapi_conn.create_function("lakeline_tokens", -1, tokens, deterministic=True)
 
 
 def vocab_ddl(table_name: str, fields: Sequence[str]) -> list[str]:

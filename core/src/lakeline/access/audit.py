@@ -12,13 +12,12 @@ the first entry that does not follow; `anchor` is the chain head (`seq:hash`) to
 
 from __future__ import annotations
 
-import getpass
-import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from lakeline.access.roles import AccessError
+from lakeline.db.sqlite_functions import entry_hash
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -26,28 +25,6 @@ if TYPE_CHECKING:
     from lakeline.instance import Instance
 
 GENESIS = "0" * 64
-
-
-def entry_hash(
-    prev: str, seq: int, at: str, actor: str, tbl: str, uid: str | None, action: str, changes: str
-) -> str:
-    """The hash of one entry (see the module doc)."""
-    text = f"{seq}|{at}|{actor}|{tbl}|{uid or ''}|{action}|{changes}"
-    inner = _SHA256.copy()  # OpenSSL 3 looks sha256 up again at each hashlib.sha256()
-    inner.update(text.encode())
-    outer = _SHA256.copy()
-    outer.update(f"{prev}|{inner.hexdigest()}".encode())
-    return outer.hexdigest()
-
-
-_SHA256 = hashlib.sha256()  # copied empty: SQLite's audit triggers hash each entry twice
-
-
-def register_sqlite(dbapi_conn: Any) -> None:
-    """Give a SQLite connection the functions the audit triggers call."""
-    user = getpass.getuser()
-    dbapi_conn.create_function("lakeline_actor", 0, lambda: user)
-    dbapi_conn.create_function("lakeline_hash", 8, entry_hash, deterministic=True)
 
 
 @dataclass(frozen=True)

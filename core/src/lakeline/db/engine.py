@@ -106,15 +106,9 @@ def _setup_sqlite(engine: Engine, read_only: bool = False) -> None:
         if read_only:  # the connection refuses every write (an instance opened with using())
             cursor.execute("PRAGMA query_only=ON")
         cursor.close()
-        from lakeline.access.audit import register_sqlite
+        from lakeline.db.sqlite_functions import register
 
-        register_sqlite(dbapi_conn)  # the audit triggers call them
-        from lakeline.search_vocab import register_sqlite as register_tokens
-
-        register_tokens(dbapi_conn)  # the search triggers call it
-        from lakeline.db.json_equality import register_sqlite as register_json
-
-        register_json(dbapi_conn)  # JSON lookups call it (query_conditions.py)
+        register(dbapi_conn)  # what the audit and search triggers and JSON lookups call
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
@@ -217,6 +211,9 @@ def make_engine(url: str, *, create: bool = True, read_only: bool = False, **kwa
         if database and database != ":memory:" and not database.startswith("file:"):
             _setup_sqlite_file(engine, database, create)
         _setup_sqlite(engine, read_only)
+        from lakeline.db.partial import use_sqlite
+
+        use_sqlite()  # the partial indexes' SQLite option (DDL, schema comparisons)
         install(engine)
         return engine
     if parsed.get_backend_name() == "postgresql":

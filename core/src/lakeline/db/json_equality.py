@@ -29,11 +29,6 @@ def canonical_json(text: str | None) -> str | None:
     return json.dumps(value, sort_keys=True)
 
 
-def register_sqlite(dbapi_conn: Any) -> None:
-    """Give a SQLite connection `lakeline_json()`."""
-    dbapi_conn.create_function("lakeline_json", 1, canonical_json, deterministic=True)
-
-
 def _keyed(value: Any) -> bool:
     """Whether `value` holds an object of two keys or more (only then can order differ)."""
     if isinstance(value, dict):

@@ -329,6 +329,17 @@ def ensure_schema(
     Returns a backup path if made."""
     with engine.connect() as conn:
         rows = revisions(conn)
+    return check_schema(engine, rows, auto_migrate=auto_migrate, modules=modules)
+
+
+def check_schema(
+    engine: Engine,
+    rows: list[str] | None,
+    *,
+    auto_migrate: bool,
+    modules: Sequence[SchemaModule] = (),
+) -> str | None:
+    """`ensure_schema` with the `alembic_version` rows read already (`revisions`)."""
     revision = core_of(rows)
     where = engine.url.render_as_string(hide_password=True)
     if revision == HEAD_REVISION and (

@@ -1,7 +1,5 @@
 """Artifact: a file, folder or array store with its hash, storage location and producing run."""
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from functools import cache
 from os import PathLike
@@ -105,7 +103,7 @@ class Artifact(RecordMixin, VersionedMixin, Base):
         kind: str | None = None,
         version: str | None = None,
         format: str | None = None,
-        run: Run | None = None,
+        run: "Run | None" = None,
     ) -> None:
         prepare, current = _describing()  # no super().__init__(): it only sets keywords
         prepare(
@@ -126,19 +124,19 @@ class Artifact(RecordMixin, VersionedMixin, Base):
     # -- constructors ---------------------------------------------------------------------------
 
     @classmethod
-    def from_dataframe(cls, df: Any, *, key: str | None = None, **kwargs: Any) -> Artifact:
+    def from_dataframe(cls, df: Any, *, key: str | None = None, **kwargs: Any) -> "Artifact":
         """Describe a pandas DataFrame, stored as parquet unless `key` or `format` says csv."""
         kwargs.setdefault("format", "csv" if key and key.endswith(".csv") else "parquet")
         return cls(df, key=key, **kwargs)
 
     @classmethod
-    def from_anndata(cls, adata: Any, *, key: str | None = None, **kwargs: Any) -> Artifact:
+    def from_anndata(cls, adata: Any, *, key: str | None = None, **kwargs: Any) -> "Artifact":
         """Describe an AnnData object, stored as h5ad (or `format="zarr"`)."""
         kwargs.setdefault("format", "zarr" if key and key.endswith(".zarr") else "h5ad")
         return cls(adata, key=key, **kwargs)
 
     @classmethod
-    def from_mudata(cls, mdata: Any, *, key: str | None = None, **kwargs: Any) -> Artifact:
+    def from_mudata(cls, mdata: Any, *, key: str | None = None, **kwargs: Any) -> "Artifact":
         """Describe a MuData object, stored as h5mu (needs `lakeline[mudata]`)."""
         kwargs.setdefault("format", "h5mu")
         return cls(mdata, key=key, **kwargs)
@@ -146,7 +144,7 @@ class Artifact(RecordMixin, VersionedMixin, Base):
     @classmethod
     def from_tiledbsoma(
         cls, store: str | PathLike[str] | Any, *, key: str | None = None, **kwargs: Any
-    ) -> Artifact:
+    ) -> "Artifact":
         """Describe a TileDB-SOMA store (a folder, `.tiledbsoma`) by its URI or an open
         `tiledbsoma.Experiment`; saving it again after appending data makes a new version."""
         uri = getattr(store, "uri", store)
@@ -172,8 +170,8 @@ class Artifact(RecordMixin, VersionedMixin, Base):
         size: int | None = None,
         description: str | None = None,
         kind: str | None = None,
-        run: Run | None = None,
-    ) -> Artifact:
+        run: "Run | None" = None,
+    ) -> "Artifact":
         """Describe data lakeline knows of but holds no bytes for: a table, a `lid://` output,
         an object known by its checksum. Nothing is read; `.save()` records it unavailable.
 
@@ -202,7 +200,7 @@ class Artifact(RecordMixin, VersionedMixin, Base):
 
     # -- persistence ----------------------------------------------------------------------------
 
-    def save(self) -> Artifact:
+    def save(self) -> "Artifact":
         """Hash, store and record this artifact atomically; return the saved record.
 
         Identical content under the same key returns the existing record; new content under
@@ -271,7 +269,7 @@ class Artifact(RecordMixin, VersionedMixin, Base):
     # -- relations ------------------------------------------------------------------------------
 
     @property
-    def versions(self) -> QuerySet[Artifact]:
+    def versions(self) -> "QuerySet[Artifact]":
         """All versions of this artifact, oldest first."""
         from lakeline.query import QuerySet
 
@@ -280,7 +278,7 @@ class Artifact(RecordMixin, VersionedMixin, Base):
         )
 
     @property
-    def storage(self) -> Storage:
+    def storage(self) -> "Storage":
         """The storage this artifact's bytes live in."""
         from lakeline.models.storage import Storage
         from lakeline.query import get_by_id
@@ -288,7 +286,7 @@ class Artifact(RecordMixin, VersionedMixin, Base):
         return get_by_id(Storage, self.storage_id, self.instance)
 
     @property
-    def run(self) -> Run | None:
+    def run(self) -> "Run | None":
         """The run that produced this artifact, if known."""
         from lakeline.models.run import Run
         from lakeline.query import get_by_id
@@ -298,14 +296,14 @@ class Artifact(RecordMixin, VersionedMixin, Base):
     # -- annotations ----------------------------------------------------------------------------
 
     @property
-    def features(self) -> FeatureManager:
+    def features(self) -> "FeatureManager":
         """The artifact's feature values: `.add_values({...})`, `.get_values()`."""
         from lakeline.annotations.values import FeatureManager
 
         return FeatureManager(self, self.instance)
 
     @property
-    def labels(self) -> LabelManager:
+    def labels(self) -> "LabelManager":
         """The artifact's labels: `.add(label_or_list, feature=None)`, `.get()`."""
         from lakeline.annotations.values import LabelManager
 
@@ -327,7 +325,7 @@ class Artifact(RecordMixin, VersionedMixin, Base):
         *,
         include_parents: bool = False,
         collapse_workflows: bool = False,
-    ) -> LineageGraph:
+    ) -> "LineageGraph":
         """Runs and artifacts this one came from (upstream) or led to (downstream), or both.
 
         `depth` counts runs: 1 = the producing run and its inputs (upstream); None = no limit.
@@ -351,7 +349,7 @@ class Artifact(RecordMixin, VersionedMixin, Base):
         depth: int | None = None,
         include_parents: bool = False,
         collapse_workflows: bool = False,
-    ) -> Path | SVGView:
+    ) -> "Path | SVGView":
         """Draw the lineage: inline SVG in a notebook; elsewhere write a file and return its path.
 
         Without `path`, the file goes to `<cache>/lineage/<uid>-<direction>.<ext>`.

@@ -1,7 +1,5 @@
 """Declarative base, shared column types and the mixins every record uses."""
 
-from __future__ import annotations
-
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
@@ -207,7 +205,7 @@ class LongText(Str):
 _COMPARED = Str()
 
 
-def KeyString(length: int) -> Str:
+def KeyString(length: int) -> "Str":
     """A string compared in code-point order on every database (prefix queries use indexes)."""
     return Str(length).with_variant(Str(length, collation="C"), "postgresql")
 
@@ -240,14 +238,14 @@ class Queryable:
 
         return pickled_state(self)
 
-    def history(self) -> list[Entry]:
+    def history(self) -> "list[Entry]":
         """Every change of this record in the audit log (who, when, what), oldest first."""
         from lakeline.access.audit import history
 
         return history(self)
 
     @classmethod
-    def filter(cls, *expressions: Any, **lookups: Any) -> QuerySet[Self]:
+    def filter(cls, *expressions: Any, **lookups: Any) -> "QuerySet[Self]":
         """Records matching `field__op=value` lookups (and optional SQLAlchemy expressions)."""
         from lakeline.instance import current
         from lakeline.query import QuerySet
@@ -267,7 +265,7 @@ class Queryable:
     @classmethod
     def search(
         cls, text: str, *, limit: int | None = 20, exhaustive: bool = False
-    ) -> QuerySet[Self]:
+    ) -> "QuerySet[Self]":
         """Records whose text fields match `text`, best matches first (`QuerySet.search`)."""
         from lakeline.instance import current
         from lakeline.query import QuerySet
@@ -275,7 +273,7 @@ class Queryable:
         return QuerySet(cls, current()).search(text, limit=limit, exhaustive=exhaustive)
 
     @classmethod
-    def using(cls, instance: str | Instance) -> QuerySet[Self]:
+    def using(cls, instance: "str | Instance") -> "QuerySet[Self]":
         """Records of another instance, read-only (`filter`, `get`, `search`, `to_dataframe`);
         the current instance does not change. `instance`: its name or an `ll.Instance`."""
         from lakeline.instance import open_instance
@@ -298,7 +296,7 @@ class RecordMixin(Queryable):
         return mapped_column(ForeignKey("users.id"), nullable=True)
 
     @property
-    def instance(self) -> Instance:
+    def instance(self) -> "Instance":
         """The instance this record came from (a record not saved yet: the current one)."""
         from lakeline.db.session import instance_of
 

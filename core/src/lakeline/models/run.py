@@ -1,7 +1,5 @@
 """Run: one execution of a transform, with its status history and parameters."""
 
-from __future__ import annotations
-
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -85,7 +83,7 @@ class Run(RecordMixin, Base):
         return self.status == "started" and process_gone(self) is True
 
     @property
-    def transform(self) -> Transform:
+    def transform(self) -> "Transform":
         """What this run executed."""
         from lakeline.models.transform import Transform
         from lakeline.query import get_by_id
@@ -93,21 +91,21 @@ class Run(RecordMixin, Base):
         return get_by_id(Transform, self.transform_id, self.instance)
 
     @property
-    def parent(self) -> Run | None:
+    def parent(self) -> "Run | None":
         """The run this one ran inside (a workflow run for a task), if any."""
         from lakeline.query import get_by_id
 
         return None if self.parent_id is None else get_by_id(Run, self.parent_id, self.instance)
 
     @property
-    def children(self) -> QuerySet[Run]:
+    def children(self) -> "QuerySet[Run]":
         """Runs that ran inside this one."""
         from lakeline.query import QuerySet
 
         return QuerySet(Run, self.instance).filter(parent_id=self.id)
 
     @property
-    def inputs(self) -> QuerySet[Artifact]:
+    def inputs(self) -> "QuerySet[Artifact]":
         """Artifacts this run used (every version it used, not only the latest)."""
         from sqlalchemy import select
 
@@ -119,7 +117,7 @@ class Run(RecordMixin, Base):
         return QuerySet(Artifact, self.instance).filter(Artifact.id.in_(used), is_latest=None)
 
     @property
-    def outputs(self) -> QuerySet[Artifact]:
+    def outputs(self) -> "QuerySet[Artifact]":
         """Artifacts this run produced."""
         from lakeline.models.artifact import Artifact
         from lakeline.query import QuerySet
@@ -127,7 +125,7 @@ class Run(RecordMixin, Base):
         return QuerySet(Artifact, self.instance).filter(run_id=self.id, is_latest=None)
 
     @property
-    def annotated(self) -> QuerySet[Artifact]:
+    def annotated(self) -> "QuerySet[Artifact]":
         """Artifacts this run gave feature values or labels (every version annotated)."""
         from sqlalchemy import select, union
 
@@ -148,7 +146,7 @@ class Run(RecordMixin, Base):
         *,
         include_parents: bool = False,
         collapse_workflows: bool = False,
-    ) -> LineageGraph:
+    ) -> "LineageGraph":
         """The lineage graph around this run (`depth` counts runs; this run is step 1)."""
         from lakeline.lineage.graph import lineage
 

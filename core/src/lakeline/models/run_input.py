@@ -1,7 +1,5 @@
 """RunInput: an artifact a run used, with the role it played and when."""
 
-from __future__ import annotations
-
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, Integer, UniqueConstraint

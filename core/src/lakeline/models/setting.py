@@ -1,7 +1,5 @@
 """Setting: instance-wide key/value facts stored in the database (name, uid, default storage)."""
 
-from __future__ import annotations
-
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lakeline.models.base import Base, LongText, Str

@@ -1,7 +1,5 @@
 """Storage: a root location (local folder, S3 prefix, ...) where artifacts' bytes live."""
 
-from __future__ import annotations
-
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lakeline.models.base import Base, RecordMixin, Str

@@ -1,7 +1,5 @@
 """Transform: what runs (pipeline, script, notebook, function, rule, process, task, flow)."""
 
-from __future__ import annotations
-
 from typing import TYPE_CHECKING
 
 from sqlalchemy import ForeignKey, Index
@@ -54,7 +52,7 @@ class Transform(RecordMixin, VersionedMixin, Base):
         return ("uid", "key", "kind", "version")
 
     @property
-    def runs(self) -> QuerySet[Run]:
+    def runs(self) -> "QuerySet[Run]":
         """Runs of this transform version."""
         from lakeline.models.run import Run
         from lakeline.query import QuerySet
@@ -62,7 +60,7 @@ class Transform(RecordMixin, VersionedMixin, Base):
         return QuerySet(Run, self.instance).filter(transform_id=self.id)
 
     @property
-    def versions(self) -> QuerySet[Transform]:
+    def versions(self) -> "QuerySet[Transform]":
         """All versions of this transform, oldest first."""
         from lakeline.query import QuerySet
 

@@ -1,7 +1,5 @@
 """User: who created a record."""
 
-from __future__ import annotations
-
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lakeline.models.base import Base, RecordMixin, Str

@@ -50,11 +50,15 @@ def _write_mounted(conn: Connection, mounted: dict[str, str]) -> None:
         conn.execute(text("INSERT INTO settings (key, value) VALUES (:key, :value)"), params)
 
 
-def required(engine: Engine, instance: str) -> list[SchemaModule]:
-    """The installed modules the instance mounts; ModuleNotInstalled names the distribution
-    of one that is not installed here. Loads their models."""
-    with engine.connect() as conn:
-        mounted = read_mounted(conn)
+def required(
+    engine: Engine, instance: str, mounted: dict[str, str] | None = None
+) -> list[SchemaModule]:
+    """The installed modules the instance mounts (`mounted`: as `read_mounted` read them
+    already); ModuleNotInstalled names the distribution of one that is not installed here.
+    Loads their models."""
+    if mounted is None:
+        with engine.connect() as conn:
+            mounted = read_mounted(conn)
     if not mounted:
         return []
     from lakeline.modules.spec import installed, load_models

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 from sqlalchemy import Column, ForeignKey, Index, Integer, MetaData, Table, select
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
-from lakeline.db.partial import partial_index
+from lakeline.db.partial import is_partial, partial_index
 from lakeline.errors import AnnotationError
 from lakeline.models.base import RecordMixin, UTCDateTime
 
@@ -167,21 +167,11 @@ def name_column(model: type[Any]) -> Any | None:
     if column is None:
         return None
     if column.unique or any(
-        ix.unique and list(ix.columns) == [column] and not _partial(ix)
+        ix.unique and list(ix.columns) == [column] and not is_partial(ix)
         for ix in model.__table__.indexes
     ):
         return column
     return None
-
-
-def _partial(index: Index) -> bool:
-    """Whether `index` holds only the rows of a condition, on either database. Reads only the
-    dialects' options already declared: asking for another loads that dialect (~22 ms)."""
-    declared = index.dialect_options
-    return any(
-        dialect in declared and declared[dialect].get("where") is not None
-        for dialect in ("sqlite", "postgresql")
-    )
 
 
 def save_records(records: Sequence[Any], instance: Instance) -> list[Any]:

@@ -12,10 +12,10 @@ config = context.config
 connection = config.attributes.get("connection")
 if connection is None:
     raise RuntimeError("lakeline migrations run through `lakeline migrate`, not bare alembic")
-if connection.dialect.name == "postgresql":  # an engine not made by make_engine
-    from lakeline.db.partial import use_postgresql
+from lakeline.db.partial import use_dialect  # noqa: E402
 
-    use_postgresql()  # the partial indexes' PostgreSQL option, for the comparisons
+use_dialect(connection.dialect.name)  # the partial indexes' option, for the comparisons (an
+# engine not made by make_engine)
 
 context.configure(
     include_object=config.attributes.get("include_object", include_object),
