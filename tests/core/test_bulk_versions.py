@@ -95,3 +95,25 @@ def test_a_bulk_save_of_new_versions_leaves_one_latest_per_key(
     maxima = [sql for sql, _ in seen if "max(artifacts.uid)" in sql]
     retired = [sql for sql, _ in seen if sql.startswith("UPDATE artifacts SET is_latest")]
     assert 1 <= len(maxima) <= 6 and 1 <= len(retired) <= 6, (len(maxima), len(retired))
+
+
+def test_one_new_version_at_a_time_sends_the_same_sql(instance: Instance, tmp_path: Path) -> None:
+    """A save of one file that is a new version (a re-run's task output, saved as the task
+    ends): its version index is read and its previous record marked with one SQL text for
+    every such save, the value bound (PostgreSQL's driver prepares a statement run often; an
+    inlined value is a new text, parsed and planned each time)."""
+    keys = ["k/a.txt", "k/b.txt"]
+    _save(tmp_path / "v0", ["a0", "b0"], keys)
+    sent = []
+    for i, key in enumerate(keys):
+        with recorded(instance.engine) as seen:
+            _save(tmp_path / f"v1-{i}", [f"{key} 1"], [key])
+        read = [sql for sql, _ in seen if "max(artifacts.uid)" in sql]
+        marked = [sql for sql, _ in seen if sql.startswith("UPDATE artifacts SET is_latest")]
+        assert len(read) == len(marked) == 1, seen
+        sent.append((read[0], marked[0]))
+    assert sent[0] == sent[1]
+    assert [suffix_index(a.uid[-4:]) for a in ll.Artifact.filter(key__in=keys, is_latest=True)] == [
+        1,
+        1,
+    ]

@@ -170,7 +170,7 @@ def next_indexes(session: Session, stems: Sequence[str]) -> dict[str, int]:
     found: dict[str, int] = {}
     for chunk in chunks(stems):
         stmt = select(Artifact.stem, func.max(Artifact.uid)).where(
-            one_of(session, Artifact.stem, chunk)
+            _among(session, Artifact.stem, chunk)
         )
         for stem, top in session.execute(stmt.group_by(Artifact.stem)):
             found[stem] = suffix_index(top[-4:]) + 1
@@ -181,8 +181,15 @@ def retire(session: Session, ids: Sequence[int]) -> None:
     """Records `ids` are no longer their keys' latest (new versions follow): one UPDATE per
     chunk of ids, before the new versions are inserted (one latest record a key and stem)."""
     for chunk in chunks(ids):
-        stmt = update(_table()).where(one_of(session, _table().c.id, chunk))
+        stmt = update(_table()).where(_among(session, _table().c.id, chunk))
         session.execute(stmt.values(is_latest=False))
+
+
+def _among(session: Session, column: Any, values: Sequence[Any]) -> Any:
+    """`column = value` for one value (a save of one file: a bound parameter, one SQL text
+    for every such save, which PostgreSQL's driver prepares; `one_of` inlines a short list
+    there, a new SQL text each time, parsed and planned each time), else `one_of`."""
+    return column == values[0] if len(values) == 1 else one_of(session, column, values)
 
 
 def write(session: Session, prepared: Prepared) -> list[Artifact]:
