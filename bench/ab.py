@@ -14,6 +14,9 @@ the database server's), which the machine's load disturbs far less than wall tim
 PostgreSQL the server's CPU per small file (every process of the throwaway cluster, an
 autovacuum worker included; a backend that ends during a phase takes its CPU with it: a round
 far below the others is that).
+`--versions` adds a phase: every small file rewritten (new bytes) and saved again under its key,
+each record a new version of its key (a pipeline re-run that rewrites its outputs); with
+`--large-mb 0` the large file is skipped.
 `--pipeline on|off` forces this checkout's choice of the two-thread bulk save
 (artifacts/pipeline.py, PostgreSQL only; by default taken below a load of twice the CPUs).
 """
@@ -27,6 +30,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -39,7 +44,7 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def one(where: str, files: int, mb: int, db: str | None) -> None:
+def one(where: str, files: int, mb: int, db: str | None, versions: bool = False) -> None:
     """In a fresh process: the figures, as one JSON line."""
     sys.path.insert(0, str(HERE))
     import measure
@@ -73,11 +78,9 @@ def one(where: str, files: int, mb: int, db: str | None) -> None:
             server_cpu=served,
             worker_cpu=lambda: _children_cpu(os.getpid()),
         )
-        large = measure.large_file(base, mb, log=lambda _: None)
         figures = {
             "new /s": files / bulk["first"]["seconds"],
             "again /s": files / bulk["again"]["seconds"],
-            "large MiB/s": large["mb_per_s"],
             "new cpu us": 1e6 * cpu["first"] / files,
             "again cpu us": 1e6 * cpu["again"] / files,
             "new worker us": 1e6 * cpu["first worker"] / files,
@@ -86,9 +89,42 @@ def one(where: str, files: int, mb: int, db: str | None) -> None:
         if served is not None:
             figures["new server us"] = 1e6 * cpu["first server"] / files
             figures["again server us"] = 1e6 * cpu["again server"] / files
+        if versions:
+            figures.update(_versions(paths, served))
+        if mb:
+            large = measure.large_file(base, mb, log=lambda _: None)
+            figures["large MiB/s"] = large["mb_per_s"]
         print(json.dumps(figures))
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def _versions(paths: list[Path], served: Callable[[], float] | None) -> dict[str, float]:
+    """Every file rewritten (new bytes), then `ll.save` of them under their keys (as
+    measure.bulk_register names them): a new version each. Its figures."""
+    import lakeline as ll
+
+    for path in paths:
+        path.write_text(path.read_text()[::-1])  # distinct still, and not a previous version
+    keys = [f"raw/bench/{p.parent.name}/{p.name}" for p in paths]
+    server = served() if served is not None else 0.0
+    worker = _children_cpu(os.getpid())
+    used = _cpu()
+    start = time.perf_counter()
+    ll.save([ll.Artifact(str(p), key=k) for p, k in zip(paths, keys, strict=True)])
+    seconds = time.perf_counter() - start
+    n = len(paths)
+    figures = {
+        "version /s": n / seconds,
+        "version cpu us": 1e6 * (_cpu() - used) / n,
+        "version worker us": 1e6 * (_children_cpu(os.getpid()) - worker) / n,
+    }
+    if served is not None:
+        figures["version server us"] = 1e6 * (served() - server) / n
+    latest = ll.Artifact.filter(key__startswith="raw/bench/", is_latest=True).count()
+    if latest != n:
+        raise SystemExit(f"{latest} latest records for {n} keys")
+    return figures
 
 
 def _server_cpu(postmaster: int) -> float:
@@ -126,11 +162,12 @@ def main() -> None:
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="sqlite")
     parser.add_argument("--places", default="tmpfs,disk", help="tmpfs, disk or both")
     parser.add_argument("--pipeline", choices=["auto", "on", "off"], default="auto")
+    parser.add_argument("--versions", action="store_true", help="time a save of new versions")
     parser.add_argument("--one", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         where, files, mb, url = args.one
-        one(where, int(files), int(mb), None if url == "-" else url)
+        one(where, int(files), int(mb), None if url == "-" else url, args.versions)
         return
     places = {"tmpfs": "/dev/shm", "disk": args.tmp}
     places = {p: places[p] for p in args.places.split(",")}
@@ -165,7 +202,8 @@ def main() -> None:
     finally:
         if server is not None:
             server.stop()
-    print(f"best of {args.rounds}: {args.files:,} small files, one {args.large_mb:,} MiB file")
+    large = f", one {args.large_mb:,} MiB file" if args.large_mb else ""
+    print(f"best of {args.rounds}: {args.files:,} small files{large}")
     for db, place, label in best:
         row = "  ".join(f"{k} {v:>6,.0f}" for k, v in best[(db, place, label)].items())
         print(f"{db:<8} {place:<6} {label:<7} {row}")
@@ -178,6 +216,7 @@ def _run(args: argparse.Namespace, label: str, where: str, url: str) -> dict[str
     if label == "before":
         env["PYTHONPATH"] = str(args.before)
     argv = [sys.executable, __file__, "--before", str(args.before)]
+    argv += ["--versions"] if args.versions else []
     argv += ["--one", where, str(args.files), str(args.large_mb), url]
     out = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)
     figures: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])

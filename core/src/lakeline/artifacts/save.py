@@ -15,7 +15,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import Table, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm.attributes import instance_dict
 
@@ -24,7 +24,7 @@ from lakeline.artifacts import pipeline
 from lakeline.artifacts.edit import Edits, refresh_metadata
 from lakeline.artifacts.keying import located, settle_keys
 from lakeline.artifacts.missing import hidden_key, missing_reference
-from lakeline.artifacts.newrows import record_values
+from lakeline.artifacts.newrows import next_indexes, record_values, retire
 from lakeline.artifacts.pipeline import eligible
 from lakeline.artifacts.places import REF_ROOT, Places, promote
 from lakeline.artifacts.planning import Plan as Plan  # re-exported: its callers' import
@@ -44,7 +44,7 @@ from lakeline.db.rows import CHUNK, chunks, fill_new, insert_rows, one_of
 from lakeline.db.session import check_own, stamp, unsaved
 from lakeline.errors import IntegrityProblem
 from lakeline.gc_pause import gc_paused
-from lakeline.ids import STEM_LENGTH, new_uids, suffix_index
+from lakeline.ids import STEM_LENGTH, new_uids
 from lakeline.models import Artifact
 
 if TYPE_CHECKING:
@@ -57,11 +57,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int], None]
-
-
-def _next_index(session: Session, stem: str) -> int:
-    top = session.execute(select(func.max(Artifact.uid)).where(Artifact.stem == stem)).scalar()
-    return 0 if top is None else suffix_index(top[-4:]) + 1
 
 
 InTransaction = Callable[["Session", Sequence[Plan]], None]
@@ -185,7 +180,17 @@ def write_batch(
                 remember(row)
 
     settle_keys(session, plans, latest, places, read_keys)
-    next_index: dict[str, int] = {}
+    # the stems new versions will likely follow (a key's latest record, other bytes), read at
+    # once; a stem missed (a reference, a location's record) is read when met
+    likely = {
+        previous.stem
+        for p in plans
+        if (previous := latest.get(key := vars(p.artifact).get("key"))) is not None
+        and previous.id is not None
+        and (key, p.digest.hash if p.digest else None) not in same
+    }
+    next_index = next_indexes(session, sorted(likely)) if likely else {}
+    retired: list[int] = []  # previous latest records, no longer latest: one UPDATE a chunk
     created: list[Artifact] = []
     stems = iter(new_uids(len(plans), STEM_LENGTH))  # drawn at once: a new stem each
     storage_ids = {s: s.id for s in {p.storage for p in plans if p.digest and p.storage}}
@@ -208,17 +213,12 @@ def write_batch(
             artifact.kind = artifact.kind or previous.kind
             stem = previous.stem
             if stem not in next_index:
-                next_index[stem] = _next_index(session, stem)
-            index = next_index[stem]
+                next_index.update(next_indexes(session, [stem]))
+            index = next_index.get(stem, 0)
             if previous.id is None:
                 previous.is_latest = False
             else:
-                session.execute(
-                    update(Artifact)
-                    .where(Artifact.id == previous.id)
-                    .values(is_latest=False)
-                    .execution_options(synchronize_session=False)
-                )
+                retired.append(previous.id)
         next_index[stem] = index + 1
         if digest is not None:
             storage_id = storage_ids[_storage(plan)]
@@ -236,6 +236,7 @@ def write_batch(
         if own.get("hash") is not None:
             same[(key, own["hash"])] = artifact
         places.add(plan, artifact)
+    retire(session, retired)
     _insert(session, created)
     return created, places.created
 
