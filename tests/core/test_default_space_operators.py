@@ -11,14 +11,13 @@ from pathlib import Path
 import lakeline as ll
 import pytest
 from lakeline.access import spaces
-from lakeline.access.roles import grant
 from lakeline.instance import connect
 from lakeline.lineage.recorder import Recorder
 from lakeline.testing import LoginRoles
 from lakeline.testing_servers import PostgresServer
 from sqlalchemy import text
 from test_definer_overloads import down_and_up
-from test_helper_schema_ops import PLANTED, _spy
+from test_helper_schema_ops import _spy, planted_writer
 
 pytestmark = pytest.mark.postgres
 
@@ -27,13 +26,8 @@ def test_the_default_space_calls_no_writers_operator(
     lakeline_home: Path, tmp_path: Path, postgres_url: str, login_roles: LoginRoles
 ) -> None:
     owner = ll.init(tmp_path / "data", db=postgres_url, name="owner")
-    writer_role, writer_url = login_roles.create("writer")
-    grant(owner.engine, writer_role, "write")
-    login_roles.admin_execute("GRANT CREATE ON SCHEMA public TO PUBLIC")  # PostgreSQL < 15
-    writer = login_roles.connect_as(writer_url, "writer")
+    writer_role, writer = planted_writer(owner, login_roles)
     with writer.engine.begin() as conn:
-        for statement in PLANTED[:2]:  # public.ran (who, what, the query) and its grant
-            conn.execute(text(statement))
         conn.execute(
             text(_spy("eq_vn", "a varchar, b name", "boolean", "a::text OPERATOR(pg_catalog.=) b"))
         )

@@ -10,13 +10,12 @@ from pathlib import Path
 
 import lakeline as ll
 import pytest
-from lakeline.access.roles import grant
 from lakeline.instance import connect
 from lakeline.lineage.batching import BatchRecorder
 from lakeline.lineage.recorder import Recorder
 from lakeline.testing import LoginRoles
 from sqlalchemy import text
-from test_helper_schema_ops import PLANTED, _spy
+from test_helper_schema_ops import _spy, planted_writer
 
 pytestmark = pytest.mark.postgres
 
@@ -27,13 +26,8 @@ def test_a_finish_calls_no_writers_function(
     lakeline_home: Path, tmp_path: Path, postgres_url: str, login_roles: LoginRoles
 ) -> None:
     owner = ll.init(tmp_path / "data", db=postgres_url, name="owner")
-    writer_role, writer_url = login_roles.create("writer")
-    grant(owner.engine, writer_role, "write")
-    login_roles.admin_execute("GRANT CREATE ON SCHEMA public TO PUBLIC")  # PostgreSQL < 15
-    writer = login_roles.connect_as(writer_url, "writer")
+    _, writer = planted_writer(owner, login_roles)
     with writer.engine.begin() as conn:
-        for statement in PLANTED[:2]:  # public.ran (who, what, the query) and its grant
-            conn.execute(text(statement))
         body = "pg_catalog.jsonb_build_array(a)"
         conn.execute(text(_spy("jsonb_build_array", "a jsonb", "jsonb", body)))
         body = "a::text OPERATOR(pg_catalog.<>) b::text"

@@ -16,7 +16,7 @@ import lakeline as ll
 import pytest
 from lakeline.access.roles import grant
 from lakeline.db.migrate import HEAD_REVISION
-from lakeline.instance import connect
+from lakeline.instance import Instance, connect
 from lakeline.testing import LoginRoles
 from sqlalchemy import text
 from test_definer_overloads import _migrate
@@ -43,6 +43,19 @@ PLANTED = [
     "CREATE OPERATOR public.= (LEFTARG = oid, RIGHTARG = regnamespace, FUNCTION = public.eq_on)",
     "CREATE OPERATOR public.~~ (LEFTARG = name, RIGHTARG = name, FUNCTION = public.like_nn)",
 ]
+
+
+def planted_writer(owner: Instance, login_roles: LoginRoles) -> tuple[str, Instance]:
+    """A writer role of `owner`'s catalog that may CREATE in `public`, where it made
+    `public.ran` (who ran what: `_spy`'s log): its role and its instance."""
+    writer_role, writer_url = login_roles.create("writer")
+    grant(owner.engine, writer_role, "write")
+    login_roles.admin_execute("GRANT CREATE ON SCHEMA public TO PUBLIC")  # PostgreSQL < 15
+    writer = login_roles.connect_as(writer_url, "writer")
+    with writer.engine.begin() as conn:
+        for statement in PLANTED[:2]:  # public.ran (who, what, the query) and its grant
+            conn.execute(text(statement))
+    return writer_role, writer
 
 
 def test_a_writers_operators_in_public_run_in_no_migration_nor_save(

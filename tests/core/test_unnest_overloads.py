@@ -12,12 +12,11 @@ from pathlib import Path
 
 import lakeline as ll
 import pytest
-from lakeline.access.roles import grant
 from lakeline.instance import connect
 from lakeline.lineage.batching import BatchRecorder
 from lakeline.testing import LoginRoles
 from sqlalchemy import text
-from test_helper_schema_ops import PLANTED
+from test_helper_schema_ops import planted_writer
 
 pytestmark = pytest.mark.postgres
 
@@ -36,13 +35,8 @@ def test_no_writers_unnest_runs_in_a_flush_or_a_save(
     lakeline_home: Path, tmp_path: Path, postgres_url: str, login_roles: LoginRoles
 ) -> None:
     owner = ll.init(tmp_path / "data", db=postgres_url, name="owner")
-    writer_role, writer_url = login_roles.create("writer")
-    grant(owner.engine, writer_role, "write")
-    login_roles.admin_execute("GRANT CREATE ON SCHEMA public TO PUBLIC")  # PostgreSQL < 15
-    writer = login_roles.connect_as(writer_url, "writer")
+    _, writer = planted_writer(owner, login_roles)
     with writer.engine.begin() as conn:
-        for statement in PLANTED[:2]:  # public.ran (who, what, the query) and its grant
-            conn.execute(text(statement))
         for element in ("integer", "text"):
             conn.execute(text(_unnest_spy(element)))
     owner = connect("owner")
