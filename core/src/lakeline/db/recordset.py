@@ -146,13 +146,13 @@ def rows_json(
 
 
 _Picked = tuple[Callable[[dict[str, Any]], Any], list[str], _Plan]
-_picks: dict[tuple[str, str, tuple[str, ...]], _Picked] = {}
+_picks: dict[tuple[str, Table, tuple[str, ...]], _Picked] = {}
 
 
 def _picked(dialect: Dialect, table: Table, names: Sequence[str], plan: _Plan) -> _Picked:
     """How `rows_json` reads a row's values of `names` (a tuple), the columns' names in the
     JSON records, and the plan's entries that check or convert (in order)."""
-    key = (dialect.name, table.fullname, tuple(names))
+    key = (dialect.name, table, tuple(names))  # the Table: two of one name are two
     found = _picks.get(key)
     if found is None:
         pick: Callable[[dict[str, Any]], Any]
