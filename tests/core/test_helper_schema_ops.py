@@ -45,13 +45,19 @@ PLANTED = [
 ]
 
 
-def planted_writer(owner: Instance, login_roles: LoginRoles) -> tuple[str, Instance]:
-    """A writer role of `owner`'s catalog that may CREATE in `public`, where it made
-    `public.ran` (who ran what: `_spy`'s log): its role and its instance."""
+def writer_may_create(owner: Instance, login_roles: LoginRoles) -> tuple[str, Instance]:
+    """A writer role of `owner`'s catalog that may CREATE in `public` (where it can plant
+    functions and operators): its role and its instance (now the current one)."""
     writer_role, writer_url = login_roles.create("writer")
     grant(owner.engine, writer_role, "write")
     login_roles.admin_execute("GRANT CREATE ON SCHEMA public TO PUBLIC")  # PostgreSQL < 15
-    writer = login_roles.connect_as(writer_url, "writer")
+    return writer_role, login_roles.connect_as(writer_url, "writer")
+
+
+def planted_writer(owner: Instance, login_roles: LoginRoles) -> tuple[str, Instance]:
+    """A writer role of `owner`'s catalog that may CREATE in `public`, where it made
+    `public.ran` (who ran what: `_spy`'s log): its role and its instance."""
+    writer_role, writer = writer_may_create(owner, login_roles)
     with writer.engine.begin() as conn:
         for statement in PLANTED[:2]:  # public.ran (who, what, the query) and its grant
             conn.execute(text(statement))

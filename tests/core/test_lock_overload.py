@@ -11,11 +11,11 @@ from pathlib import Path
 
 import lakeline as ll
 import pytest
-from lakeline.access.roles import grant
 from lakeline.instance import connect
 from lakeline.lineage.recorder import BatchRecorder
 from lakeline.testing import LoginRoles
 from sqlalchemy import text
+from test_helper_schema_ops import writer_may_create
 
 pytestmark = pytest.mark.postgres
 
@@ -27,12 +27,8 @@ def test_a_writers_unnest_in_public_never_runs(
 ) -> None:
     """A writer defines `public.unnest(integer[])`; the owner then saves files and flushes
     steps (each takes the key locks): all written, and the writer's function never ran."""
-    ll.init(tmp_path / "data", db=postgres_url, name="owner")
-    writer_role, writer_url = login_roles.create("writer")
-    owner = connect("owner")
-    grant(owner.engine, writer_role, "write")
-    login_roles.admin_execute("GRANT CREATE ON SCHEMA public TO PUBLIC")  # PostgreSQL < 15
-    writer = login_roles.connect_as(writer_url, "writer")
+    owner = ll.init(tmp_path / "data", db=postgres_url, name="owner")
+    _, writer = writer_may_create(owner, login_roles)
     with writer.engine.begin() as conn:
         conn.execute(
             text(
