@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -199,11 +200,7 @@ def describe_new(
 ) -> Artifact:
     """`Artifact(data, key=, kind=, run=)` whose URL is read through `instance()`'s storages
     (the constructor uses the current instance's); `resolved` as for `prepare`."""
-    from sqlalchemy.orm.instrumentation import manager_of_class
-
-    from lakeline.models import Artifact
-
-    artifact: Artifact = manager_of_class(Artifact).new_instance()
+    artifact: Artifact = _new_artifact()()
     prepare(
         artifact,
         data,
@@ -217,3 +214,14 @@ def describe_new(
         resolved=resolved,
     )
     return artifact
+
+
+@cache
+def _new_artifact() -> Callable[[], Artifact]:
+    """The ORM's constructor of an Artifact without `__init__`, looked up once (imports in a
+    function cost ~7 us a call: the hot path of the batched Recorder makes two a file)."""
+    from sqlalchemy.orm.instrumentation import manager_of_class
+
+    from lakeline.models import Artifact
+
+    return manager_of_class(Artifact).new_instance

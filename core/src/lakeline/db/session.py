@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.attributes import instance_dict, instance_state
 
 if TYPE_CHECKING:
     from lakeline.instance import Instance
@@ -47,8 +48,6 @@ def pickled_state(record: Any) -> dict[str, Any]:
 def unsaved(record: Any) -> bool:
     """`record.id is None`, without the ORM's read of an attribute never set (~2 us: the
     default-value events), which is what a new record's id is."""
-    from sqlalchemy.orm.attributes import instance_dict, instance_state
-
     if instance_dict(record).get("id") is not None:
         return False
     if instance_state(record).key is None:  # transient or pending: its dict is all there is

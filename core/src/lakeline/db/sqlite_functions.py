@@ -45,9 +45,24 @@ def tokens_json(*values: Any) -> str:
     return folded(joined)
 
 
+def bind_none_directly() -> None:
+    """Have the sqlite3 module bind None as NULL through an adapter it finds at once. Without
+    one it looks None up as a value to adapt and fails there slowly (an `__adapt__` read on a
+    type object raises and formats an AttributeError: ~1.8 us a NULL parameter, ~30 a step of
+    the batched Recorder); `{}.get` gives None back, which binds as NULL as before. Process-wide
+    (sqlite3's adapters are): left as it is when someone registered one for None already."""
+    import sqlite3
+
+    key = (type(None), sqlite3.PrepareProtocol)
+    if key not in sqlite3.adapters:
+        sqlite3.register_adapter(type(None), {}.get)  # type: ignore[arg-type]
+
+
 def register(dbapi_conn: Any) -> None:
     """Give a SQLite connection lakeline's functions."""
     from lakeline.db.json_equality import canonical_json
+
+    bind_none_directly()
 
     user = getpass.getuser()
     dbapi_conn.create_function("lakeline_actor", 0, lambda: user)

@@ -37,6 +37,9 @@ import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from lakeline.artifacts.describe import check_kind
+from lakeline.artifacts.locate import storage_containing
+from lakeline.artifacts.save import plan_file
 from lakeline.errors import InvalidValue, LakelineError
 from lakeline.lineage.batch_files import QueuedFile, mode_of, unsaved_runs
 from lakeline.lineage.handles import FileRecord, Handle, loaded
@@ -48,6 +51,7 @@ from lakeline.lineage.seen import file_stat
 from lakeline.lineage.track import params_of
 from lakeline.lineage.usage import check_role
 from lakeline.models.base import utcnow
+from lakeline.storage.keys import validate_key
 from lakeline.storage.roots import protocol_of, resolve_existing
 
 if TYPE_CHECKING:
@@ -136,9 +140,6 @@ class BatchRecorder(Recorder):
 
         A file used that this Recorder saved and that is unchanged since (queued in this
         batch, or written before) is not hashed again: its edge is queued."""
-        from lakeline.artifacts.locate import storage_containing
-        from lakeline.artifacts.save import plan_file
-
         assert self.instance is not None
         if st is None or not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
             return None  # gone, remote, a FIFO or device: the plain path handles those
@@ -374,9 +375,6 @@ class BatchRecorder(Recorder):
         cached_from: str | None = None,
         outputs: Sequence[str | os.PathLike[str] | FileRecord] = (),
     ) -> Run:
-        from lakeline.artifacts.describe import check_kind
-        from lakeline.storage.keys import validate_key
-
         with self._lock:
             for item in outputs:  # all checked before any is queued: a refusal queues nothing
                 record = item if isinstance(item, FileRecord) else FileRecord(item)
@@ -520,8 +518,6 @@ class BatchRecorder(Recorder):
     def _replan(self, f: QueuedFile) -> bool:
         """Read a file again (hash, copy) whose plan a failed flush dropped: False when it is
         gone or no longer the same type of entry (file or folder)."""
-        from lakeline.artifacts.save import plan_file
-
         assert self.instance is not None
         mode = mode_of(f.location)
         if mode is None or not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
