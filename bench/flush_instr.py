@@ -1,12 +1,15 @@
-"""Instructions a step of the batched Recorder (its four calls and a third of a 3-step flush),
+"""Instructions a step of the batched Recorder (its four calls and its share of a flush of `--steps`),
 counted by callgrind: the same count whatever the machine's load.
 
     valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=OUT \\
-        .venv/bin/python bench/flush_instr.py [--db sqlite|postgres] [--flushes 30] [--steps 3]
+        .venv/bin/python bench/flush_instr.py [--db sqlite|postgres] [--flushes 30] [--steps 3] \\
+        [--gc-off]
     grep ^totals: OUT     # then divide by flushes x steps
 
 Instrumentation is switched on (`callgrind_control -i on`) around each batch's calls and its
-flush, after 5 batches not counted; the files are written with it off. The PostgreSQL server
+flush, after 5 batches not counted; the files are written with it off. `--gc-off`: the cyclic
+collector off after a full collection once the 5 batches are written (a full collection, one in
+several hundred steps here, lands in a window or not: ~40M instructions). The PostgreSQL server
 runs outside valgrind (its CPU is not counted). A/B: run it with PYTHONPATH=<before>/core/src
 (an extracted `git archive <rev> core/src`) and without. Prints nothing; asserts nothing.
 """
@@ -14,6 +17,7 @@ runs outside valgrind (its CPU is not counted). A/B: run it with PYTHONPATH=<bef
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import shutil
 import subprocess
@@ -36,6 +40,7 @@ def main() -> None:
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--flushes", type=int, default=30)
     parser.add_argument("--steps", type=int, default=3, help="steps in each flush's batch")
+    parser.add_argument("--gc-off", action="store_true", help="no collections while counted")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="lakeline-bench-instr-"))
     os.environ["LAKELINE_HOME"] = str(base / "home")
@@ -62,6 +67,9 @@ def main() -> None:
             for k in range(n, n + args.steps):
                 (root / f"in{k}.txt").write_text(f"input {k}\n")
                 (root / f"out{k}.txt").write_text(f"output {k}\n")
+            if i == WARM and args.gc_off:
+                gc.collect()
+                gc.disable()
             if i >= WARM:
                 instrument(True)
             for _ in range(args.steps):
