@@ -1,5 +1,5 @@
-"""Instructions a step of the batched Recorder (its four calls and its share of a flush of `--steps`),
-counted by callgrind: the same count whatever the machine's load.
+"""Instructions a step of the batched Recorder (its four calls and its share of a flush of
+`--steps` steps), counted by callgrind: the same count whatever the machine's load.
 
     valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=OUT \\
         .venv/bin/python bench/flush_instr.py [--db sqlite|postgres] [--flushes 30] [--steps 3] \\
