@@ -48,9 +48,10 @@ def tokens_json(*values: Any) -> str:
 def bind_none_directly() -> None:
     """Have the sqlite3 module bind None as NULL through an adapter it finds at once. Without
     one it looks None up as a value to adapt and fails there slowly (an `__adapt__` read on a
-    type object raises and formats an AttributeError: ~1.8 us a NULL parameter, ~30 a step of
-    the batched Recorder); `{}.get` gives None back, which binds as NULL as before. Process-wide
-    (sqlite3's adapters are): left as it is when someone registered one for None already."""
+    type object raises and formats an AttributeError: ~2.1k instructions a NULL parameter, 22
+    a step of the batched Recorder; `bench/sqlite_nulls.py`); `{}.get` gives None back, which
+    binds as NULL as before. Process-wide (sqlite3's adapters are): left as it is when someone
+    registered one for None already."""
     import sqlite3
 
     key = (type(None), sqlite3.PrepareProtocol)
