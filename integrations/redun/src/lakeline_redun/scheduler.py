@@ -28,7 +28,7 @@ from redun import Scheduler
 
 from lakeline_redun.reader import ExecutionInfo, JobInfo, JobStart, job_info, json_list
 from lakeline_redun.record import ENGINE, ExecutionRecorder
-from lakeline_redun.values import FileRef, files_in, params_from_args, positional_names
+from lakeline_redun.values import FileRef, arguments, files_in, positional_names
 
 if TYPE_CHECKING:
     from lakeline.lineage.recorder import Recorder
@@ -223,14 +223,11 @@ class LakelineScheduler(Scheduler):
         if parent_id is None:
             lineage.execution.root_job_id = job.id
         pos_args, kw_args = job.eval_args or ((), {})
-        args: list[tuple[int | None, str | None, Any]] = [
-            (i, None, v) for i, v in enumerate(pos_args)
-        ]
-        args += [(None, k, v) for k, v in kw_args.items()]
         names = self._names.get((job.task.hash, job.task.name))
         if names is None:  # the source parsed once a task
             names = positional_names(job.task.source, job.task.name)
             self._names[job.task.hash, job.task.name] = names
+        params, used = arguments(pos_args, kw_args, names)
         start = JobStart(
             id=job.id,
             execution_id=job.execution.id,
@@ -239,12 +236,12 @@ class LakelineScheduler(Scheduler):
             task_hash=job.task.hash,
             source=job.task.source,
             started_at=started_at,
-            params=params_from_args(args, names),
+            params=params,
         )
         if parent_id is None:
             lineage.start_workflow(start)
         lineage.start_job(start)
-        self._starts[job.id] = (start, files_in([v for _, _, v in args]))
+        self._starts[job.id] = (start, used)
 
     def _record_end(self, job: Job, result: Any = _FAILED) -> None:
         self._touched = time.monotonic()
