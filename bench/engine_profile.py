@@ -5,10 +5,13 @@ lakeline's code runs (the hooks and the batches flushed), per thread, merged.
         [--db sqlite|postgres] [--rounds 2] [--out /tmp/eng.prof] [--gc-freeze]
 
 Each round is a first run into a fresh instance (redun) or a new folder under one root
-(Prefect, after a warm-up round), batched. Prints per round the thread CPU inside lakeline's
-code without the profiler (every other round is unprofiled: the profiler's own cost is ~2x),
-the part spent in garbage collections that started inside it, the batches written, and the
-GC-tracked objects allocated inside it (gen-0 allocation count, net); then the profile of the
+(Prefect, after a warm-up round), batched; rounds 2, 4, ... are profiled (not with
+`--no-profile`; the profiler's own cost triples their CPU). Prints per round lakeline's thread CPU,
+split into the integration's own code (`hooks`), the Recorder's calls, the flushes and the
+timer's checks (`wake`), each with the CPU of the collections that started inside it and the
+net GC-tracked objects it left a task (gen-0 count, calls without a collection); the
+collections started inside lakeline's code per generation, and the first hook call's CPU (the
+run's set-up: the Recorder made, the workflow started); then the profile of the
 profiled rounds, top functions by their own time and cumulative. `--gc-freeze`: `gc.freeze()`
 after the imports, so a full collection does not walk the engine's start-up heap.
 Asserts nothing about time.
@@ -114,7 +117,7 @@ def timed(fn: Callable[..., Any], part: str = "hooks") -> Callable[..., Any]:
             if profile is not None:
                 profile.disable()
             with _lock:
-                if not stack and "first" not in TOTAL:  # the run's first call: its set-up
+                if not stack and part == "hooks" and "first" not in TOTAL:  # its set-up
                     TOTAL["first"] = spent
                 TOTAL[part] += spent - frame[2]
                 if grown >= 0:  # no collection inside: this call's own net objects
