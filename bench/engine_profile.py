@@ -55,9 +55,7 @@ CALLS = (  # the Recorder's calls the hooks make: "calls", not the integration's
     "note_attempt",
     "reference",
     "find_step",
-    "flush_idle",
-    "flush_if_due",
-)
+)  # not flush_idle / flush_if_due: they are "wake" (wrapped in both, "calls" took their CPU)
 
 
 def reset() -> None:
