@@ -154,6 +154,8 @@ def redun_rounds(args: argparse.Namespace, base: Path, url: Callable[[str], str 
     class Timed(LakelineScheduler):
         _record_start = timed(LakelineScheduler._record_start)
         _record_end = timed(LakelineScheduler._record_end)
+        if hasattr(LakelineScheduler, "_record_ended"):  # the ended jobs its timer records
+            _record_ended = timed(LakelineScheduler._record_ended)
 
     n = args.tasks
     for r in range(args.rounds * 2 + 1):

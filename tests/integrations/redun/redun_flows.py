@@ -172,3 +172,16 @@ def tally(folder: Dir, extra: int = 1) -> File:
 @task()
 def sharded(src: File) -> File:
     return tally(shards(src))
+
+
+@task()
+def rewrite(done: File, path: str) -> File:
+    """Rewrites `path` (after the job that made `done` read it)."""
+    out = File(path)
+    out.write("rewritten after the job that read it")
+    return out
+
+
+@task()
+def read_then_rewrite(src: File) -> File:
+    return rewrite(quick(src), src.path)
