@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -23,8 +24,8 @@ RETURNED = "returned"  # role of a file a job returned without writing it
 @dataclass(frozen=True)
 class Ended:
     """What a completed job's end tells, for recording it later: the files of its result it
-    wrote (not only returned), and the state (inode, size, mtime, ctime) of each local file
-    it used or returned (None: none there)."""
+    wrote (not only returned), and the state (inode, size, mtime, ctime) of each file it
+    used or returned (all local regular files: see `ExecutionRecorder.ended`)."""
 
     wrote: frozenset[tuple[str, str]]
     states: dict[str, tuple[int, int, int, int] | None]
@@ -36,9 +37,13 @@ class Ended:
 
 
 def _state(path: str) -> tuple[int, int, int, int] | None:
+    """A regular file's state; None for none there, or a folder (its stat does not change
+    when a file inside it is rewritten)."""
     try:
         st = os.stat(path)
     except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
         return None
     return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
@@ -92,13 +97,18 @@ class ExecutionRecorder:
         self.handles[job.id] = handle
         return handle
 
-    def ended(self, job: JobInfo) -> Ended:
-        """What a completed job's end tells, judged now, for `finish_job` later."""
+    def ended(self, job: JobInfo) -> Ended | None:
+        """What a completed job's end tells, judged now, for `finish_job` later; None (to be
+        recorded now) if a file of it could change unseen meanwhile: a remote object, a
+        folder (a file inside rewritten), a path with no file (one written there later)."""
+        states = {}
+        for ref in [*job.used, *job.produced]:
+            state = None if "://" in ref.path else _state(self.local(ref.path))
+            if state is None:
+                return None
+            states[ref.path] = state
         wrote = frozenset((r.path, r.redun_hash) for r in job.produced if self._wrote(job, r))
-        files = [*job.used, *job.produced]
-        return Ended(
-            wrote, {r.path: _state(self.local(r.path)) for r in files if "://" not in r.path}
-        )
+        return Ended(wrote, states)
 
     def finish_job(self, job: JobInfo, ended: Ended | None = None) -> None:
         """Record the files the job used and produced, then its final status; `ended`: what

@@ -276,16 +276,17 @@ class LakelineScheduler(Scheduler):
             if job.parent_job is None:  # its root job (whether its start was seen or not)
                 lineage.execution.root_job_id = job.id
             elif known is not None and self._timed and isinstance(self._recorder, BatchRecorder):
-                self._queue_ended(lineage, known)  # recorded by the timer, with the others
-                return
+                seen = lineage.ended(known)
+                if seen is not None:  # recorded by the timer, with the others
+                    self._queue_ended(lineage, known, seen)
+                    return
             self._record_ended()  # those that ended before it first
             lineage.finish_job(known or job_info(session, job.id))
         except Exception as error:  # lineage must never break the workflow
             log.warning("lakeline: could not record job %s: %s", job.id, error)
 
-    def _queue_ended(self, lineage: ExecutionRecorder, info: JobInfo) -> None:
-        """Queue a completed job for `_record_ended`, with what its end tells now."""
-        ended = lineage.ended(info)
+    def _queue_ended(self, lineage: ExecutionRecorder, info: JobInfo, ended: Ended) -> None:
+        """Queue a completed job for `_record_ended`, with what its end told (`ended`)."""
         with self._ended_lock:
             self._ended.append((lineage, info, ended))
             if self._ended_since is None:
