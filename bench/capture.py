@@ -31,7 +31,7 @@ Per engine, baseline and where lakeline's code runs:
   instance, baseline = the same import with `dry_run` (read and plan, no recording), whose
   time and CPU are subtracted;
 - redun: a flow of N file tasks with lakeline's scheduler, baseline = redun's own scheduler;
-  lakeline's code = its scheduler hooks and the batches its timer thread writes;
+  lakeline's code = its scheduler hooks, the ended jobs and the batches its timer thread records;
 - snakemake: N small jobs with `--logger lakeline`, baseline = without; lakeline's code =
   what the plugin reports at the end (its set-up in Snakemake's main thread — imports,
   connecting —, its time in Snakemake's logging thread and its flusher thread, their CPU, plus
@@ -252,6 +252,8 @@ def redun(bench: Bench) -> tuple[Figures, int, str]:
     class Timed(LakelineScheduler):  # lakeline's two hooks, timed
         _record_start = timed(LakelineScheduler._record_start)
         _record_end = timed(LakelineScheduler._record_end)
+        if hasattr(LakelineScheduler, "_record_ended"):  # the ended jobs its timer records
+            _record_ended = timed(LakelineScheduler._record_ended)
 
     flush = BatchRecorder.flush  # timed too: the batches the scheduler's timer thread writes
 

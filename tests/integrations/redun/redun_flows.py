@@ -172,3 +172,42 @@ def tally(folder: Dir, extra: int = 1) -> File:
 @task()
 def sharded(src: File) -> File:
     return tally(shards(src))
+
+
+@task()
+def rewrite(done: File, path: str) -> File:
+    """Rewrites `path` (after the job that made `done` read it)."""
+    out = File(path)
+    out.write("rewritten after the job that read it")
+    return out
+
+
+@task()
+def read_then_rewrite(src: File) -> File:
+    return rewrite(quick(src), src.path)
+
+
+@task()
+def scribble(done: File, path: str) -> str:
+    """Overwrites the start of file `path` in place, after `done`: the same size, and its
+    folder's entries (so the folder's own stat) unchanged."""
+    with open(path, "r+b") as f:
+        f.write(b"ZZ")
+    return path
+
+
+@task()
+def tally_then_scribble(src: File) -> str:
+    return scribble(tally(shards(src)), "out/shards/0.txt")
+
+
+@task()
+def s3_scribble(done: File, url: str) -> str:
+    """Overwrites the object `url` (after `done`)."""
+    File(url).write("overwritten after the job that read it\n")
+    return url
+
+
+@task()
+def s3_copy_then_scribble(src: File, dest: str) -> str:
+    return s3_scribble(s3_copy(src, dest), src.path)

@@ -36,3 +36,26 @@ def test_a_dir_is_a_folder_produced_and_used(
         init(storage=tmp_path / "other", name="other")
         import_redun(str(flow.db))
         assert lineage() == recorded
+
+
+def test_a_folder_rewritten_inside_after_its_jobs_ended_keeps_their_bytes(
+    instance: Instance, flow: Flow, tmp_path: Path
+) -> None:
+    """A folder made and used by jobs that ended, then a file inside it rewritten in place
+    by a later job (the folder's own stat unchanged): the folder the jobs produced and used
+    is recorded with the bytes they saw, never with the later job's."""
+    from fsspec.implementations.local import LocalFileSystem
+    from lakeline.storage.hashing import hash_folder
+
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    (seen / "0.txt").write_text("alpha")
+    (seen / "1.txt").write_text("beta")
+    expected = hash_folder(LocalFileSystem(), str(seen)).hash
+    flow.run(rf.tally_then_scribble(File("raw.txt")), live=True)
+    assert (flow.root / "out" / "shards" / "0.txt").read_text() == "ZZpha"
+    shards = ll.Run.get(engine="redun", transform__key="llt.shards")
+    tally = ll.Run.get(engine="redun", transform__key="llt.tally")
+    assert outputs(shards) == {"out/shards"} and inputs(tally) == {"out/shards"}
+    recorded = {a.hash for a in ll.Artifact.filter(key="out/shards", is_latest=None)}
+    assert recorded == {expected}

@@ -109,3 +109,31 @@ def test_a_record_passed_to_a_task(instance: Instance, flow: Flow, live: bool) -
         runs = ll.Run.filter(engine="redun", transform__key="llt.describe_record").all()
         jobs = sorted(r.status for r in runs if r.parent_id is not None)
         assert jobs == ["cached", "completed"]  # each below its workflow run
+
+
+def test_live_arguments_read_as_the_import_reads_them(tmp_path: Path) -> None:
+    """A job's params and used files, as the scheduler reads them in one pass (`arguments`),
+    are those the import derives from the same arguments (`params_from_args`, `files_in`):
+    files at the top and nested in lists, sets, dict keys and values, a Dir, a duplicate,
+    standard output, bytes, a str subclass, an object, positions past the signature."""
+    from lakeline_redun.values import arguments, files_in, params_from_args
+    from redun.file import Dir
+
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (tmp_path / name).write_text(name)
+    (tmp_path / "d").mkdir()
+    a, b, c = (File(str(tmp_path / n)) for n in ("a.txt", "b.txt", "c.txt"))
+    b.hash  # noqa: B018  (one file hashed, the others not yet: both as redun holds them)
+
+    class Name(str):
+        pass
+
+    positional = (b, [a, (c, b"x")], {a}, Name("n"), None, File("-"), object())
+    keywords = {"d": Dir(str(tmp_path / "d")), "m": {File(str(tmp_path / "c.txt")): 1.5}}
+    args = [(i, None, v) for i, v in enumerate(positional)]
+    args += [(None, k, v) for k, v in keywords.items()]
+    expected = params_from_args(args, ["x", "y"]), files_in([v for _, _, v in args])
+    got = arguments(positional, keywords, ["x", "y"])
+    assert got == expected and list(got[0]) == list(expected[0])
+    # c.txt twice: unhashed, and hashed as a dict key (another redun hash: both kept)
+    assert [Path(f.path).name for f in got[1]] == ["a.txt", "b.txt", "c.txt", "c.txt", "d"]

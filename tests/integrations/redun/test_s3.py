@@ -88,3 +88,34 @@ def test_s3_files_that_cannot_be_read_are_references(
     assert ll.Artifact.get(key="out/total.txt").load() == "8"  # local files as usual
     warnings = [r.getMessage() for r in caplog.records if r.name == "lakeline.redun"]
     assert len(warnings) == 2 and all("recorded by location" in w for w in warnings)
+
+
+def test_an_s3_file_overwritten_after_the_job_that_read_it_keeps_its_bytes(
+    instance: Instance,
+    flow: Flow,
+    s3_server: S3Server,
+    s3_bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A job reads an object that a later job overwrites: the job's input is recorded with
+    the bytes it read, never with the later job's (an object has no stat to compare)."""
+    import s3fs
+
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    s3fs.S3FileSystem.clear_instance_cache()
+    client = s3_server.client()
+    client.put_object(Bucket=s3_bucket, Key="in/raw.txt", Body=b"reads from s3\n")
+    src, dest = f"s3://{s3_bucket}/in/raw.txt", f"s3://{s3_bucket}/out/copy.txt"
+
+    flow.run(rf.s3_copy_then_scribble(File(src), dest), live=True)
+    body = client.get_object(Bucket=s3_bucket, Key="in/raw.txt")["Body"].read()
+    assert body == b"overwritten after the job that read it\n"
+    run = ll.Run.get(engine="redun", transform__key="llt.s3_copy")
+    used = run.inputs.all()
+    assert len(used) == 1
+    overwritten = ll.Artifact.filter(key=used[0].key, is_latest=None)
+    assert [a.uid for a in overwritten if a.hash == used[0].hash] == [used[0].uid]
+    copy = ll.Artifact.get(run_id=run.id)
+    assert copy.load() == "READS FROM S3\n"
+    assert used[0].size == len(b"reads from s3\n")  # the bytes it read

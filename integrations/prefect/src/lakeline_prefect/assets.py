@@ -43,14 +43,18 @@ class TaskAssets:
         return out
 
 
+NONE = TaskAssets()  # a task run without assets (most): one object, read only
+
+
 def task_assets(task: Any, task_run: Any) -> TaskAssets:
     """The assets of a task run: what its task materializes, its `asset_deps`, and the assets
-    of the upstream task runs it received values from (as Prefect itself propagates them)."""
+    of the upstream task runs it received values from (as Prefect itself propagates them);
+    `NONE` (not to be changed) when there are none."""
     materialized = set(getattr(task, "assets", None) or ())
     upstream = set(getattr(task, "asset_deps", None) or ())
     flow_context = FlowRunContext.get()
     if not materialized and not upstream and not getattr(flow_context, "task_run_assets", None):
-        return TaskAssets()  # no asset anywhere in the flow run yet (most flows)
+        return NONE  # no asset anywhere in the flow run yet (most flows)
     if flow_context is not None:
         for name, inputs in (task_run.task_inputs or {}).items():
             if name == "__parents__":

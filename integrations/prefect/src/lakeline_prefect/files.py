@@ -74,6 +74,9 @@ class Opened:
     written: list[str] = field(default_factory=list)
 
 
+NOTHING = Opened()  # a task run not watched opened nothing: one object, read only
+
+
 class Audit:
     """Collects `open` audit events per Prefect task run (thread-safe, installed once).
 
@@ -98,10 +101,13 @@ class Audit:
             )
 
     def collect(self, task_run_id: UUID) -> Opened:
-        """Stop watching `task_run_id`; what it opened."""
+        """Stop watching `task_run_id`; what it opened (`NOTHING`, not to be changed, for a
+        task run not watched: most)."""
+        if not self._watched:  # nothing watched (the audit is opt-in)
+            return NOTHING
         with self._lock:
             entry = self._watched.pop(task_run_id, None)
-        return Opened() if entry is None else entry[1]
+        return NOTHING if entry is None else entry[1]
 
     def quiet(self) -> _Quiet:
         """Ignore opens in this block (lakeline hashing and saving files)."""

@@ -31,7 +31,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from contextlib import ExitStack, suppress
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -92,7 +92,7 @@ class _Flow:
     used: set[str] = field(default_factory=set)
     pending: list[str] = field(default_factory=list)  # path parameters not yet existing
     produced: set[str] = field(default_factory=set)  # by its task runs
-    current: ExitStack = field(default_factory=ExitStack)  # its Run as the current run
+    current: AbstractContextManager[Any] | None = None  # its Run as the current run, entered
     started: float = field(default_factory=time.time)
     warned: set[str] = field(default_factory=set)  # values reported as not recorded
     touched: float = field(default_factory=time.monotonic)  # a task hook's last call
@@ -106,7 +106,7 @@ class _Step:
     used: set[str] = field(default_factory=set)
     pending: list[str] = field(default_factory=list)  # path parameters not yet existing
     persisted: bool = False  # Prefect persists its result: a later run can hit its cache
-    current: ExitStack = field(default_factory=ExitStack)
+    current: AbstractContextManager[Any] | None = None
     started: float = field(default_factory=time.time)
 
 
@@ -161,10 +161,19 @@ def _guarded(flow: _Flow, path: str, record: Callable[[], Any]) -> Any:
         return None
 
 
-def _leave(current: ExitStack) -> None:
-    """Stop making a run the current one (a no-op outside the context it was entered in)."""
-    with suppress(ValueError):  # a hook in another context: the one it was set in is gone
-        current.close()
+def _enter(block: AbstractContextManager[Any]) -> AbstractContextManager[Any]:
+    """`block` entered (kept on its run's entry until `_leave`: no ExitStack a task)."""
+    block.__enter__()
+    return block
+
+
+def _leave(entry: _Flow | _Step) -> None:
+    """Stop making its run the current one (once; a no-op outside the context it was entered
+    in)."""
+    block, entry.current = entry.current, None
+    if block is not None:
+        with suppress(ValueError):  # a hook in another context: the one it was set in is gone
+            block.__exit__(None, None, None)
 
 
 def _source(fn: Any) -> str | None:
@@ -293,7 +302,7 @@ def _start_flow(flow: Any, flow_run: Any, state: Any, *, enter: bool) -> None:
         if isinstance(recorder, BatchRecorder):
             _flusher.start()
         if enter:
-            entry.current.enter_context(current(entry.handle))
+            entry.current = _enter(current(entry.handle))
     except Exception as exc:
         _problem(entry, f"flow run {flow_run.name!r}", exc)
 
@@ -306,7 +315,7 @@ def flow_finished(flow: Any, flow_run: Any, state: Any) -> None:
             del _steps[task_run_id]
     if entry is None:
         return
-    _leave(entry.current)
+    _leave(entry)
     if entry.recorder is None or entry.handle is None:
         return
     status, error = _outcome(state)
@@ -483,7 +492,7 @@ def task_running(task: Any, task_run: Any, state: Any) -> None:
             )
             with _lock:
                 _steps[task_run.id] = step
-            step.current.enter_context(current(handle, partial(_written, flow, handle)))
+            step.current = _enter(current(handle, partial(_written, flow, handle)))
             for name, value in params.items():
                 _inputs(flow, recorder, handle, name, value, step.used, step.pending)
         if flow.settings.audit:
@@ -498,7 +507,7 @@ def task_finished(task: Any, task_run: Any, state: Any) -> None:
         step = _steps.get(task_run.id)
     if step is None:
         return
-    _leave(step.current)
+    _leave(step)
     opened = AUDIT.collect(task_run.id)
     recorder = step.flow.recorder
     if recorder is None:
@@ -524,7 +533,8 @@ def task_finished(task: Any, task_run: Any, state: Any) -> None:
                     role = "returned" if path in returned else "opened"
                     step.used.add(path)
                     _guarded(step.flow, path, partial(recorder.use, step.handle, path, role=role))
-            _assets(step, assets, status == "completed", produced)
+            if assets:
+                _assets(step, assets, status == "completed", produced)
             produced = list(dict.fromkeys(produced))
             with _lock:
                 step.flow.produced.update(produced)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,33 @@ log = logging.getLogger("lakeline.redun")
 
 ENGINE = "redun"
 RETURNED = "returned"  # role of a file a job returned without writing it
+
+
+@dataclass(frozen=True)
+class Ended:
+    """What a completed job's end tells, for recording it later: the files of its result it
+    wrote (not only returned), and the state (inode, size, mtime, ctime) of each file it
+    used or returned (all local regular files: see `ExecutionRecorder.ended`)."""
+
+    wrote: frozenset[tuple[str, str]]
+    states: dict[str, tuple[int, int, int, int] | None]
+
+    def changed(self, recorder: ExecutionRecorder, path: str) -> bool:
+        """Whether a local file is not as the job's end left it (a later job rewrote it)."""
+        state = self.states.get(path)
+        return state is not None and _state(recorder.local(path)) != state
+
+
+def _state(path: str) -> tuple[int, int, int, int] | None:
+    """A regular file's state; None for none there, or a folder (its stat does not change
+    when a file inside it is rewritten)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 @dataclass
@@ -69,14 +97,38 @@ class ExecutionRecorder:
         self.handles[job.id] = handle
         return handle
 
-    def finish_job(self, job: JobInfo) -> None:
-        """Record the files the job used and produced, then its final status."""
+    def ended(self, job: JobInfo) -> Ended | None:
+        """What a completed job's end tells, judged now, for `finish_job` later; None (to be
+        recorded now) if a file of it could change unseen meanwhile: a remote object, a
+        folder (a file inside rewritten), a path with no file (one written there later)."""
+        states = {}
+        for ref in [*job.used, *job.produced]:
+            state = None if "://" in ref.path else _state(self.local(ref.path))
+            if state is None:
+                return None
+            states[ref.path] = state
+        wrote = frozenset((r.path, r.redun_hash) for r in job.produced if self._wrote(job, r))
+        return Ended(wrote, states)
+
+    def finish_job(self, job: JobInfo, ended: Ended | None = None) -> None:
+        """Record the files the job used and produced, then its final status; `ended`: what
+        its end told (`ended()`), when it is recorded later."""
         handle = self.start_job(job)
         for ref in job.used:
-            self._file(handle, ref, output=False, role=_role(job, ref))
+            role = _role(job, ref)
+            if ended is not None and ended.changed(self, ref.path):
+                _changed(job, ref)
+                continue
+            self._file(handle, ref, output=False, role=role)
         if job.status == "completed":
             for ref in job.produced:
-                if self._wrote(job, ref):
+                if ended is not None:
+                    wrote = (ref.path, ref.redun_hash) in ended.wrote
+                else:
+                    wrote = self._wrote(job, ref)
+                if ended is not None and ended.changed(self, ref.path):
+                    _changed(job, ref)
+                elif wrote:
                     self._file(handle, ref, output=True)
                 else:  # returned but not written (a make-like task returning a source)
                     self._file(handle, ref, output=False, role=RETURNED)
@@ -120,10 +172,24 @@ class ExecutionRecorder:
         the job started (by mtime and ctime) was only returned."""
         if job.started_at is None:
             return True
-        path = ref.path
-        if "://" not in path and not os.path.isabs(path) and self.recorder.root is not None:
-            path = os.path.join(os.fspath(self.recorder.root), path)
+        path = ref.path if "://" in ref.path else self.local(ref.path)
         return written_since(path, job.started_at)
+
+    def local(self, path: str) -> str:
+        """A local path as the Recorder resolves it (relative: to its root)."""
+        if not os.path.isabs(path) and self.recorder.root is not None:
+            return os.path.join(os.fspath(self.recorder.root), path)
+        return path
+
+
+def _changed(job: JobInfo, ref: FileRef) -> None:
+    """A file rewritten between a job's end and its recording: its bytes are another job's,
+    so it is not recorded as this job's (a warning; a missing edge, not a wrong one)."""
+    log.warning(
+        "lakeline: %s changed after job %s ended (another job wrote it): not recorded as its",
+        ref.path,
+        job.id,
+    )
 
 
 def _database(exc: BaseException) -> bool:

@@ -11,6 +11,14 @@ by the same code as `lakeline redun import` — so both paths give the same line
 that completed is described from what the scheduler holds (its arguments, its result, its
 children's results) rather than read back from redun's database, which costs several
 queries and unpickled values a job; cached and failed jobs are read back.
+While the timer runs with a batched Recorder, a job that completed is queued as the scheduler
+described it and recorded (its files used and produced, its finish) with the others that ended
+since, by the timer just before it writes the batch, or before the workflow's root job: the
+Recorder's calls back to back cost ~0.25 ms a job, spread between redun's own code ~0.6 (its
+code and data out of the caches each time: bench/cold_calls.py). What is judged from the
+job's end is judged then: which returned files it wrote, and the state (stat) of each file it
+used; a file of the job changed meanwhile (another job rewrote it) is left out, with a
+warning, rather than recorded with another job's bytes.
 Recording never fails the workflow: problems are logged as warnings. Jobs run with
 `prov=False` are not in redun's database and are not recorded (without a warning).
 """
@@ -24,11 +32,12 @@ import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from lakeline.lineage.recorder import BatchRecorder
 from redun import Scheduler
 
 from lakeline_redun.reader import ExecutionInfo, JobInfo, JobStart, job_info, json_list
-from lakeline_redun.record import ENGINE, ExecutionRecorder
-from lakeline_redun.values import FileRef, files_in, params_from_args, positional_names
+from lakeline_redun.record import ENGINE, Ended, ExecutionRecorder
+from lakeline_redun.values import FileRef, arguments, files_in, positional_names
 
 if TYPE_CHECKING:
     from lakeline.lineage.recorder import Recorder
@@ -77,6 +86,11 @@ class LakelineScheduler(Scheduler):
         # set up): read back from the database otherwise, a query and a compile a run
         self._argv: dict[str, str] = {}
         self._timed = False  # run() keeps a timer thread flushing batches due by time
+        # completed jobs queued for the timer (the Recorder's calls in one pass), since when
+        self._ended: list[tuple[ExecutionRecorder, JobInfo, Ended]] = []
+        self._ended_since: float | None = None
+        self._ended_lock = threading.Lock()  # the queue
+        self._recording = threading.RLock()  # one pass at a time, in order
         self._touched = time.monotonic()  # a job's last start or end (the timer's idle clock)
         self._capture_times()
 
@@ -121,8 +135,6 @@ class LakelineScheduler(Scheduler):
         once no job has started or ended for IDLE seconds: redun reports nothing while a long
         job runs, and a finished job must not wait for it (jobs that only started wait for
         their end, or the Recorder's `started_ms`: each is then written once)."""
-        from lakeline.lineage.recorder import BatchRecorder
-
         stop = threading.Event()
         timer = threading.Thread(target=self._flush_batches, args=(stop,), daemon=True)
         timer.start()
@@ -132,20 +144,23 @@ class LakelineScheduler(Scheduler):
         try:
             return super().run(*args, **kwargs)
         finally:
+            stop.set()
+            timer.join()
+            self._record_ended()  # a run that stopped before its root job's end
             self._timed = False
             if isinstance(self._recorder, BatchRecorder):
                 self._recorder.flush_on_calls = True
-            stop.set()
-            timer.join()
 
     def _flush_batches(self, stop: threading.Event) -> None:
-        from lakeline.lineage.recorder import BatchRecorder
-
         while not stop.wait(FLUSH_EVERY):
             recorder = self._recorder
             if isinstance(recorder, BatchRecorder):
                 try:
-                    if time.monotonic() - self._touched > IDLE:
+                    now = time.monotonic()
+                    since = self._ended_since
+                    due = since is not None and (now - since) * 1000 >= BATCH_MS
+                    if now - self._touched > IDLE or due:
+                        self._record_ended()  # the jobs that ended, into the batch
                         recorder.flush_idle()  # started jobs alone: at their end or started_ms
                     else:
                         recorder.flush_if_due()
@@ -160,7 +175,7 @@ class LakelineScheduler(Scheduler):
         lineage = self._executions.get(execution_id)
         if lineage is not None:
             return lineage
-        from lakeline.lineage.recorder import BatchRecorder, make_recorder
+        from lakeline.lineage.recorder import make_recorder
         from redun.backends.db import Execution
 
         if self._recorder is None:  # batched: written every BATCH_STEPS jobs / BATCH_MS
@@ -223,14 +238,11 @@ class LakelineScheduler(Scheduler):
         if parent_id is None:
             lineage.execution.root_job_id = job.id
         pos_args, kw_args = job.eval_args or ((), {})
-        args: list[tuple[int | None, str | None, Any]] = [
-            (i, None, v) for i, v in enumerate(pos_args)
-        ]
-        args += [(None, k, v) for k, v in kw_args.items()]
         names = self._names.get((job.task.hash, job.task.name))
         if names is None:  # the source parsed once a task
             names = positional_names(job.task.source, job.task.name)
             self._names[job.task.hash, job.task.name] = names
+        params, used = arguments(pos_args, kw_args, names)
         start = JobStart(
             id=job.id,
             execution_id=job.execution.id,
@@ -239,12 +251,12 @@ class LakelineScheduler(Scheduler):
             task_hash=job.task.hash,
             source=job.task.source,
             started_at=started_at,
-            params=params_from_args(args, names),
+            params=params,
         )
         if parent_id is None:
             lineage.start_workflow(start)
         lineage.start_job(start)
-        self._starts[job.id] = (start, files_in([v for _, _, v in args]))
+        self._starts[job.id] = (start, used)
 
     def _record_end(self, job: Job, result: Any = _FAILED) -> None:
         self._touched = time.monotonic()
@@ -263,9 +275,33 @@ class LakelineScheduler(Scheduler):
             lineage = self._lineage(job.execution.id)
             if job.parent_job is None:  # its root job (whether its start was seen or not)
                 lineage.execution.root_job_id = job.id
+            elif known is not None and self._timed and isinstance(self._recorder, BatchRecorder):
+                seen = lineage.ended(known)
+                if seen is not None:  # recorded by the timer, with the others
+                    self._queue_ended(lineage, known, seen)
+                    return
+            self._record_ended()  # those that ended before it first
             lineage.finish_job(known or job_info(session, job.id))
         except Exception as error:  # lineage must never break the workflow
             log.warning("lakeline: could not record job %s: %s", job.id, error)
+
+    def _queue_ended(self, lineage: ExecutionRecorder, info: JobInfo, ended: Ended) -> None:
+        """Queue a completed job for `_record_ended`, with what its end told (`ended`)."""
+        with self._ended_lock:
+            self._ended.append((lineage, info, ended))
+            if self._ended_since is None:
+                self._ended_since = time.monotonic()
+
+    def _record_ended(self) -> None:
+        """Record the completed jobs queued since the last pass, in the order they ended."""
+        with self._recording:
+            with self._ended_lock:
+                ended, self._ended, self._ended_since = self._ended, [], None
+            for lineage, info, seen in ended:
+                try:
+                    lineage.finish_job(info, seen)
+                except Exception as error:  # lineage must never break the workflow
+                    log.warning("lakeline: could not record job %s: %s", info.id, error)
 
     def _completed(
         self, session: Any, job: Job, result: Any, ended: datetime | None = None

@@ -72,12 +72,10 @@ _SCALARS = frozenset({type(None), bool, int, float, str, bytes})
 
 def jsonable(value: Any) -> Any:
     """A JSON-safe rendering of a redun argument (files keep path and redun hash)."""
-    if value is None or isinstance(value, bool | int | float | str):
+    if type(value) in _PLAIN or value is None or isinstance(value, bool | int | float | str):
         return value
     if _is_file(value):
-        ref = file_ref(value)
-        kind = type(value).__name__
-        return {"redun_type": kind, "path": ref.path, "redun_hash": ref.redun_hash}
+        return _file_json(value, file_ref(value))
     if isinstance(value, list | tuple):
         return [jsonable(v) for v in value]
     if isinstance(value, set | frozenset):
@@ -86,6 +84,44 @@ def jsonable(value: Any) -> Any:
         return {str(k): jsonable(v) for k, v in value.items()}
     text = repr(value)
     return text if len(text) <= MAX_REPR else text[: MAX_REPR - 3] + "..."
+
+
+_PLAIN = frozenset({bool, int, float, str})
+_JSON = _PLAIN | {type(None)}
+
+
+def _file_json(value: Any, ref: FileRef) -> dict[str, str]:
+    return {"redun_type": type(value).__name__, "path": ref.path, "redun_hash": ref.redun_hash}
+
+
+def arguments(
+    positional: tuple[Any, ...], keywords: dict[str, Any], names: list[str]
+) -> tuple[dict[str, Any], list[FileRef]]:
+    """`params_from_args` and `files_in` of a job's evaluated arguments in one pass: a File
+    argument (most) described once for both."""
+    params: dict[str, Any] = {}
+    found: dict[tuple[str, str], FileRef] = {}
+    nested: list[Any] = []
+    files = _types()
+    items = [(names[i] if i < len(names) else f"arg{i}", v) for i, v in enumerate(positional)]
+    for name, value in [*items, *keywords.items()]:
+        if type(value) in _JSON:  # as jsonable renders it
+            params[name] = value
+        elif isinstance(value, files):
+            ref = file_ref(value)
+            params[name] = _file_json(value, ref)
+            if ref.path not in STREAMS:
+                found.setdefault((ref.path, ref.redun_hash), ref)
+        else:
+            params[name] = jsonable(value)
+            nested.append(value)
+    if nested:  # files inside lists, dicts, ...: walked as files_in walks them
+        for ref in files_in(nested):
+            found.setdefault((ref.path, ref.redun_hash), ref)
+    refs = list(found.values())
+    if len(refs) > 1:
+        refs.sort(key=lambda r: (r.path, r.redun_hash))
+    return dict(sorted(params.items())), refs
 
 
 def positional_names(source: str | None, name: str) -> list[str]:
