@@ -1,0 +1,137 @@
+"""The plugin freezes what the collector tracks once it has set up (Snakemake's imports and
+its own set-up: no collection walks them again during the run) and gives it back at close;
+what another party froze, and a strict plugin that stops the run, it leaves alone."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import weakref
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from lakeline.instance import Instance
+
+
+def _record(**extra: object) -> logging.LogRecord:
+    record = logging.LogRecord("snakemake", logging.INFO, "x.py", 1, "", (), None)
+    record.__dict__.update(extra)
+    return record
+
+
+class Cycle:
+    """Garbage only the cyclic collector frees."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+@pytest.fixture
+def thawed() -> Iterator[None]:
+    """No frozen objects before or after the test (a failing test must not leave any)."""
+    assert gc.get_freeze_count() == 0
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def _handler(**settings: object) -> object:
+    from snakemake_interface_logger_plugins.tests import MockOutputSettings
+    from snakemake_logger_plugin_lakeline import LogHandler, LogHandlerSettings
+
+    return LogHandler(common_settings=MockOutputSettings(), settings=LogHandlerSettings(**settings))
+
+
+def test_frozen_while_the_plugin_runs_and_given_back_at_close(
+    instance: Instance, thawed: None
+) -> None:
+    _handler(instance="test").close()  # type: ignore[attr-defined]  # modules imported
+    gc.disable()  # no collection between the garbage made and the plugin's set-up
+    try:
+        garbage = weakref.ref(Cycle())  # unreachable already; freed by a collection only
+        handler = _handler(instance="test")
+        assert handler.tracker is not None and handler.tracker.failure is None  # type: ignore[attr-defined]
+        assert gc.get_freeze_count() > 0  # Snakemake's heap and the set-up: out of the walks
+        assert not gc.isenabled()  # as it was
+        gc.collect()
+        assert garbage() is not None  # frozen: kept to the end of the run
+        handler.close()  # type: ignore[attr-defined]
+        assert gc.get_freeze_count() == 0
+        gc.collect()
+        assert garbage() is None  # given back: collected as before
+    finally:
+        gc.enable()
+
+
+def test_the_collector_runs_again_after_the_set_up(instance: Instance, thawed: None) -> None:
+    assert gc.isenabled()
+    handler = _handler(instance="test")
+    try:
+        assert gc.isenabled() and gc.get_freeze_count() > 0
+    finally:
+        handler.close()  # type: ignore[attr-defined]
+    assert gc.get_freeze_count() == 0
+
+
+def test_the_first_job_s_set_up_is_frozen_too_and_given_back(
+    instance: Instance, tmp_path: Path, thawed: None
+) -> None:
+    """The first job sets up the Recorder and the workflow's run: frozen as well (with what
+    Snakemake made meanwhile), all given back at close; the job is recorded as ever."""
+    import lakeline as ll
+
+    root = tmp_path / "wf"
+    (root / "data").mkdir(parents=True)
+    (root / "data" / "raw.txt").write_text("alpha")
+    handler = _handler(instance="test")
+    frozen = gc.get_freeze_count()
+    gc.disable()  # no collection between the garbage made and the first job's set-up
+    try:
+        garbage = weakref.ref(Cycle())
+        handler.emit(
+            _record(
+                event="workflow_started",
+                workflow_id="w-1",
+                lakeline_workflow={"workdir": str(root)},
+            )
+        )  # type: ignore[attr-defined]
+        handler.emit(
+            _record(event="job_info", jobid=1, rule_name="make", input=["data/raw.txt"], output=[])
+        )  # type: ignore[attr-defined]
+        with handler._lock:  # type: ignore[attr-defined]
+            handler._take()  # type: ignore[attr-defined]  # what the plugin's thread does
+        assert gc.get_freeze_count() > frozen  # the Recorder's set-up, out of the walks
+        gc.collect()
+        assert garbage() is not None
+        handler.emit(_record(event="job_finished", job_id=1))  # type: ignore[attr-defined]
+        handler.close()  # type: ignore[attr-defined]
+        assert gc.get_freeze_count() == 0
+        gc.collect()
+        assert garbage() is None
+    finally:
+        gc.enable()
+    (run,) = ll.Run.filter(engine="snakemake", parent_id__isnull=False)
+    assert run.status == "completed"
+    assert [a.key for a in run.inputs] == ["data/raw.txt"]
+
+
+def test_what_another_froze_stays_frozen(instance: Instance, thawed: None) -> None:
+    gc.freeze()
+    before = gc.get_freeze_count()
+    handler = _handler(instance="test")
+    handler.close()  # type: ignore[attr-defined]
+    assert gc.get_freeze_count() > before // 2  # not thawed by the plugin
+
+
+def test_a_strict_plugin_that_cannot_connect_freezes_nothing(
+    lakeline_home: Path, thawed: None
+) -> None:
+    from snakemake_interface_common.exceptions import WorkflowError
+
+    enabled = gc.isenabled()
+    with pytest.raises(WorkflowError, match="cannot record lineage"):
+        _handler(instance="nowhere", strict=True)  # Snakemake stops: no close() follows
+    assert gc.get_freeze_count() == 0
+    assert gc.isenabled() == enabled
