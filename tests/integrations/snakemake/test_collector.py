@@ -135,3 +135,63 @@ def test_a_strict_plugin_that_cannot_connect_freezes_nothing(
         _handler(instance="nowhere", strict=True)  # Snakemake stops: no close() follows
     assert gc.get_freeze_count() == 0
     assert gc.isenabled() == enabled
+
+
+def test_a_pause_begun_meanwhile_in_another_thread_holds(
+    instance: Instance, tmp_path: Path, thawed: None
+) -> None:
+    """lakeline pauses the collector where a collection must not run, in any thread (an h5py
+    read through fsspec: a collection there can deadlock, formats/registry.py). A pause begun
+    in another thread during the first job's set-up (a `run:` job reading an h5ad) holds
+    until it ends: the plugin's own pause ending first does not turn the collector back on."""
+    import threading
+
+    from lakeline.gc_pause import gc_paused
+    from lakeline.hookspecs import hookimpl
+    from lakeline.plugins import get_plugin_manager
+
+    entered, leave = threading.Event(), threading.Event()
+
+    def read() -> None:
+        with gc_paused():
+            entered.set()
+            leave.wait(60)
+
+    reader = threading.Thread(target=read)
+
+    class Reading:
+        @hookimpl
+        def run_started(self, run: object) -> None:
+            if not reader.is_alive() and not entered.is_set():
+                reader.start()
+                entered.wait(60)
+
+    root = tmp_path / "wf"
+    (root / "data").mkdir(parents=True)
+    (root / "data" / "raw.txt").write_text("alpha")
+    assert gc.isenabled()
+    handler = _handler(instance="test")
+    get_plugin_manager().register(Reading(), name="reading")
+    try:
+        handler.emit(
+            _record(
+                event="workflow_started",
+                workflow_id="w-1",
+                lakeline_workflow={"workdir": str(root)},
+            )
+        )  # type: ignore[attr-defined]
+        handler.emit(
+            _record(event="job_info", jobid=1, rule_name="make", input=["data/raw.txt"], output=[])
+        )  # type: ignore[attr-defined]
+        with handler._lock:  # type: ignore[attr-defined]
+            handler._take()  # type: ignore[attr-defined]  # (or the plugin's thread did)
+        assert entered.is_set()  # the other thread paused during the first job's set-up
+        assert not gc.isenabled()  # ... and its pause holds
+    finally:
+        leave.set()
+        if reader.is_alive():
+            reader.join()
+        get_plugin_manager().unregister(name="reading")
+        handler.emit(_record(event="job_finished", job_id=1))  # type: ignore[attr-defined]
+        handler.close()  # type: ignore[attr-defined]
+    assert gc.isenabled()  # every pause over: the collector runs as before

@@ -24,9 +24,9 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
 from typing import Any
 
+from lakeline.gc_pause import gc_paused
 from snakemake_interface_logger_plugins.base import LogHandlerBase
 
 from snakemake_logger_plugin_lakeline.events import from_record, may_carry
@@ -60,19 +60,6 @@ def _freeze() -> bool:
     return True
 
 
-@contextlib.contextmanager
-def _collector_paused(pause: bool = True) -> Iterator[None]:
-    """No automatic collection inside (when `pause`): a set-up's objects, frozen at its end."""
-    collecting = pause and gc.isenabled()
-    if collecting:
-        gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
-            gc.enable()
-
-
 class LogHandler(LogHandlerBase):
     """Records every job's lineage in a lakeline instance."""
 
@@ -99,7 +86,7 @@ class LogHandler(LogHandlerBase):
         # thread before any job: counted in the time and CPU reported at the end
         start, cpu = time.perf_counter(), time.thread_time()
         try:
-            with _collector_paused():  # the set-up's objects live to the end of the run
+            with gc_paused():  # the set-up's objects live to the end of the run
                 self._connect(settings)
                 self._froze = _freeze()  # (not if strict stops the run: no close() thaws)
         finally:
@@ -167,7 +154,9 @@ class LogHandler(LogHandlerBase):
         # run): paused and frozen as the connection was
         first = self._froze and self.tracker.workflow is None and self.tracker.failure is None
         try:
-            with _collector_paused(first):
+            # (lakeline's own pause, nested across threads: one that another thread begins
+            # meanwhile, where a collection must not run, outlasts this one)
+            with gc_paused() if first else contextlib.nullcontext():
                 self.tracker.apply_many(events, idle=idle)
                 if first and self.tracker.workflow is not None:
                     gc.freeze()  # (and Snakemake's DAG; ~160 cyclic garbage objects held)
