@@ -195,3 +195,54 @@ def test_a_pause_begun_meanwhile_in_another_thread_holds(
         handler.emit(_record(event="job_finished", job_id=1))  # type: ignore[attr-defined]
         handler.close()  # type: ignore[attr-defined]
     assert gc.isenabled()  # every pause over: the collector runs as before
+
+
+def test_the_first_batch_s_writes_run_with_the_collector_and_hold_no_garbage(
+    instance: Instance, tmp_path: Path, thawed: None
+) -> None:
+    """Only the first job's set-up (the Recorder, the workflow's run) is paused and frozen,
+    not the rest of the first batch: hashing and writing its files can take long while
+    Snakemake and `run:` jobs go on, and what they drop meanwhile is collected as ever,
+    not kept to the end of the run."""
+    import lakeline as ll
+    from lakeline.hookspecs import hookimpl
+    from lakeline.plugins import get_plugin_manager
+
+    seen: list[tuple[bool, weakref.ref[Cycle]]] = []
+
+    class Writing:
+        @hookimpl
+        def run_finished(self, run: object) -> None:  # the first job's step, in the batch
+            seen.append((gc.isenabled(), weakref.ref(Cycle())))  # dropped by a `run:` job
+
+    root = tmp_path / "wf"
+    (root / "data").mkdir(parents=True)
+    (root / "data" / "raw.txt").write_text("alpha")
+    handler = _handler(instance="test")
+    get_plugin_manager().register(Writing(), name="writing")
+    try:
+        with handler._lock:  # type: ignore[attr-defined]  # one batch: the plugin's thread waits
+            handler.emit(
+                _record(
+                    event="workflow_started",
+                    workflow_id="w-1",
+                    lakeline_workflow={"workdir": str(root)},
+                )
+            )  # type: ignore[attr-defined]
+            handler.emit(
+                _record(
+                    event="job_info", jobid=1, rule_name="make", input=["data/raw.txt"], output=[]
+                )
+            )  # type: ignore[attr-defined]
+            handler.emit(_record(event="job_finished", job_id=1))  # type: ignore[attr-defined]
+            handler._take(idle=True)  # type: ignore[attr-defined]  # the whole batch written
+        ((collecting, garbage),) = seen
+        assert collecting  # the batch's writes ran with the collector on
+        gc.collect()
+        assert garbage() is None  # not frozen: collected as ever
+    finally:
+        get_plugin_manager().unregister(name="writing")
+        handler.close()  # type: ignore[attr-defined]
+    (run,) = ll.Run.filter(engine="snakemake", parent_id__isnull=False)
+    assert run.status == "completed"
+    assert [a.key for a in run.inputs] == ["data/raw.txt"]

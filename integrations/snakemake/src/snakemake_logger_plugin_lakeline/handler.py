@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from typing import Any
 
 from lakeline.gc_pause import gc_paused
@@ -108,6 +109,7 @@ class LogHandler(LogHandlerBase):
             on_failure=self._stop_workflow if self.strict else None,
             expect_finished=not _quiet_about_progress(getattr(self.common_settings, "quiet", None)),
             journaling=settings.journal is not False,
+            setting_up=self._first_set_up,
         )
         try:
             self.tracker.connect()
@@ -150,18 +152,24 @@ class LogHandler(LogHandlerBase):
                     events.append(event)
         except Exception as exc:  # a bug here must not take the workflow down
             self.tracker.fail(exc)
-        # the first job sets up the rest (the Recorder, the plugin manager, the workflow's
-        # run): paused and frozen as the connection was
-        first = self._froze and self.tracker.workflow is None and self.tracker.failure is None
         try:
-            # (lakeline's own pause, nested across threads: one that another thread begins
-            # meanwhile, where a collection must not run, outlasts this one)
-            with gc_paused() if first else contextlib.nullcontext():
-                self.tracker.apply_many(events, idle=idle)
-                if first and self.tracker.workflow is not None:
-                    gc.freeze()  # (and Snakemake's DAG; ~160 cyclic garbage objects held)
+            self.tracker.apply_many(events, idle=idle)
         except Exception as exc:
             self.tracker.fail(exc)
+
+    @contextlib.contextmanager
+    def _first_set_up(self) -> Iterator[None]:
+        """The first job sets up the rest (the Recorder, the plugin manager, the workflow's
+        run): paused and frozen as the connection was, and only that, not the writes of its
+        batch (hashing its files can take long while Snakemake and `run:` jobs go on). The
+        pause is lakeline's own, nested across threads: one that another thread begins
+        meanwhile, where a collection must not run, outlasts this one."""
+        if not self._froze:
+            yield
+            return
+        with gc_paused():
+            yield
+            gc.freeze()  # (and Snakemake's DAG; ~160 cyclic garbage objects held)
 
     def _spent(self, start: float, cpu: float) -> None:
         """Add the time since `start` (perf_counter) and this thread's CPU since `cpu`."""
