@@ -173,18 +173,20 @@ def test_a_pause_begun_meanwhile_in_another_thread_holds(
     handler = _handler(instance="test")
     get_plugin_manager().register(Reading(), name="reading")
     try:
-        handler.emit(
-            _record(
-                event="workflow_started",
-                workflow_id="w-1",
-                lakeline_workflow={"workdir": str(root)},
-            )
-        )  # type: ignore[attr-defined]
-        handler.emit(
-            _record(event="job_info", jobid=1, rule_name="make", input=["data/raw.txt"], output=[])
-        )  # type: ignore[attr-defined]
-        with handler._lock:  # type: ignore[attr-defined]
-            handler._take()  # type: ignore[attr-defined]  # (or the plugin's thread did)
+        with handler._lock:  # type: ignore[attr-defined]  # one batch: the plugin's thread waits
+            handler.emit(
+                _record(
+                    event="workflow_started",
+                    workflow_id="w-1",
+                    lakeline_workflow={"workdir": str(root)},
+                )
+            )  # type: ignore[attr-defined]
+            handler.emit(
+                _record(
+                    event="job_info", jobid=1, rule_name="make", input=["data/raw.txt"], output=[]
+                )
+            )  # type: ignore[attr-defined]
+            handler._take()  # type: ignore[attr-defined]
         assert entered.is_set()  # the other thread paused during the first job's set-up
         assert not gc.isenabled()  # ... and its pause holds
     finally:
