@@ -13,7 +13,8 @@ its dialect and driver, the first connection, the module and schema checks, the 
 the first job's one-offs (the Recorder's import, the workflow's run, registering the
 folder, the plugin manager), and `total`: the CPU the plugin reports (its set-up, its
 threads while they record, its log filter: bench/capture.py's figure), which at 1 job is
-almost all fixed cost.
+almost all fixed cost. `gc N` / `gc N count`: the cyclic collector's collections of
+generation N over the whole run, in any thread (Snakemake's too), thread CPU and count.
 
 `--before DIR`: the same against DIR, a `git archive REV core/src integrations` tree put
 first on PYTHONPATH, runs alternated A/B, B/A, ...; paired B - A medians of the total.
@@ -71,6 +72,7 @@ CALLS = (
     ("lakeline.plugins", "get_plugin_manager"),
 )
 SHOWN = ["total", "timed", *(f"import {m}" for m in MODULES), *(c for _, c in CALLS)]
+SHOWN += [f"gc {n}{count}" for n in range(3) for count in ("", " count")]
 
 
 def child(args: list[str]) -> None:
@@ -145,15 +147,43 @@ def child(args: list[str]) -> None:
         inproc(args[1], timers=Timers(), spent=spent)
         return
     sys.meta_path.insert(0, Timers())
+    collections = gc_timer()
 
     def report() -> None:
         print(f"SETUP {json.dumps(spent)}", file=sys.stderr, flush=True)
+        print(f"GC {json.dumps(collections)}", file=sys.stderr, flush=True)
 
     atexit.register(report)
     sys.argv = ["snakemake", *args]
     from snakemake.cli import main
 
     main()
+
+
+def gc_timer() -> dict[str, float]:
+    """Collections' thread CPU over the whole run, any thread, by generation (`gc N`, and
+    `gc N count`): what a collection of Snakemake's heap costs wherever it lands."""
+    import gc
+    import time
+
+    spent: dict[str, float] = {}
+    started: dict[int, float] = {}
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        import threading
+
+        key = threading.get_ident()
+        if phase == "start":
+            started[key] = time.thread_time()
+            return
+        if key in started:
+            generation = info["generation"]
+            label = f"gc {generation}"
+            spent[label] = spent.get(label, 0.0) + time.thread_time() - started.pop(key)
+            spent[f"{label} count"] = spent.get(f"{label} count", 0.0) + 0.001  # shown x1000
+
+    gc.callbacks.append(callback)
+    return spent
 
 
 def inproc(folder: str, timers: Any, spent: dict[str, float]) -> None:
@@ -234,10 +264,12 @@ def run(folder: Path, jobs: int, env: dict[str, str]) -> dict[str, float]:
     done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
     reported = re.search(r"lakeline: recorded \d+ jobs .*, ([0-9.]+) s CPU\)", done.stderr)
     parts = re.search(r"^SETUP (.*)$", done.stderr, re.M)
-    if done.returncode != 0 or reported is None or parts is None:
+    collections = re.search(r"^GC (.*)$", done.stderr, re.M)
+    if done.returncode != 0 or reported is None or parts is None or collections is None:
         raise SystemExit(f"snakemake failed ({done.returncode}):\n{done.stderr[-3000:]}")
     spent: dict[str, float] = json.loads(parts.group(1))
-    return {**spent, "timed": sum(spent.values()), "total": float(reported.group(1))}
+    total = {"timed": sum(spent.values()), "total": float(reported.group(1))}
+    return {**spent, **json.loads(collections.group(1)), **total}
 
 
 def main() -> None:

@@ -78,6 +78,7 @@ def test_every_core_module_is_public_or_forbidden_to_integrations() -> None:
     public = {
         "lakeline",
         "lakeline.errors",
+        "lakeline.gc_pause",
         "lakeline.hookspecs",
         "lakeline.instance",
         "lakeline.lineage",

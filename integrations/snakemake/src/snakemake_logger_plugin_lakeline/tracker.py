@@ -17,6 +17,7 @@ through `on_failure`, to stop the workflow instead).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -72,6 +73,8 @@ class Tracker:
     replay: bool = False
     expect_finished: bool = True  # False with --quiet: no job_finished events arrive
     journaling: bool = True
+    # what the first job's set-up (the Recorder, the workflow's run) runs inside
+    setting_up: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext
     finished_at: float | None = None  # when the workflow ended, if not now (imports)
     instance: Instance | None = None
     recorder: Recorder | None = None
@@ -151,34 +154,35 @@ class Tracker:
 
         event = self.started
         try:
-            instance = self.instance or self.connect()
-            self.recorder = make_recorder(  # batched: at the latest at the next flush or the end
-                ENGINE,
-                batch=True,
-                steps=BATCH_STEPS,
-                ms=BATCH_MS,
-                root=self.workdir,
-                upload=self.upload,
-                instance=instance,
-            )
-            self.writer = Writer(self.recorder, self.workdir, self._problem)
-            sources = self.sources()
-            params = {
-                "command": event.cmd,
-                "config": event.config,
-                "configfiles": event.configfiles,
-                "snakefile": event.snakefile,
-                "workdir": self.workdir,
-                "snakemake_version": event.snakemake_version,
-            }
-            self.workflow = self.recorder.start_workflow(
-                key=self.pipeline or pipeline_key(event.snakefile, self.workdir),
-                engine_run_id=event.workflow_id,
-                source_code=sources.text(event.snakefile),
-                reference=event.snakefile,
-                params={k: v for k, v in params.items() if v not in (None, [], {})},
-                started_at=when(event.at),
-            )
+            with self.setting_up():
+                instance = self.instance or self.connect()
+                self.recorder = make_recorder(  # batched: at the latest at the next flush
+                    ENGINE,  # or the end
+                    batch=True,
+                    steps=BATCH_STEPS,
+                    ms=BATCH_MS,
+                    root=self.workdir,
+                    upload=self.upload,
+                    instance=instance,
+                )
+                self.writer = Writer(self.recorder, self.workdir, self._problem)
+                sources = self.sources()
+                params = {
+                    "command": event.cmd,
+                    "config": event.config,
+                    "configfiles": event.configfiles,
+                    "snakefile": event.snakefile,
+                    "workdir": self.workdir,
+                    "snakemake_version": event.snakemake_version,
+                }
+                self.workflow = self.recorder.start_workflow(
+                    key=self.pipeline or pipeline_key(event.snakefile, self.workdir),
+                    engine_run_id=event.workflow_id,
+                    source_code=sources.text(event.snakefile),
+                    reference=event.snakefile,
+                    params={k: v for k, v in params.items() if v not in (None, [], {})},
+                    started_at=when(event.at),
+                )
         except Exception as exc:
             self.fail(exc)
             return False
