@@ -21,7 +21,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from lakeline.errors import StepsNotRecorded
+from lakeline.errors import MissingReference, StepsNotRecorded
 from lakeline.lineage.handles import loaded
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     from lakeline.lineage.batching import BatchRecorder
     from lakeline.lineage.handles import Handle
-    from lakeline.models import Artifact
+    from lakeline.models import Artifact, Run
 
 log = logging.getLogger("lakeline.recorder")
 SHOWN = 10  # steps named in an error's text (`StepsNotRecorded.steps` has them all)
@@ -43,6 +43,7 @@ class Refused:
 
     steps: dict[int, tuple[Handle, str]] = field(default_factory=dict)  # by id(handle): why
     artifacts: set[int] = field(default_factory=set)  # ids of linked records deleted since
+    gone_runs: list[Run] = field(default_factory=list)  # the records of runs deleted since
 
     def add(self, handle: Handle, why: str) -> None:
         self.steps.setdefault(id(handle), (handle, why))
@@ -51,6 +52,8 @@ class Refused:
 def flush_leaving_out(rec: BatchRecorder) -> None:
     """`rec._write()`, made again after leaving out what the database refused, until it
     writes or fails for another reason (raised, the batch queued as `_write` leaves it)."""
+    if rec._gone_runs:  # what names a run found deleted before: left out before the write
+        _leave_out_stale(rec)
     while True:
         try:
             rec._write()
@@ -98,6 +101,7 @@ def _refused(rec: BatchRecorder, exc: BaseException) -> Refused | None:
             named[id(f.producer)] = f.producer
     named.update((id(u), u) for u, _, _ in rec._links)
     runs: dict[int, list[tuple[Handle, str]]] = {}  # run id -> the steps it fails, and why
+    holders: dict[int, list[Run]] = {}  # run id -> the records of the batch holding it
     others: dict[str, dict[int, list[tuple[Handle, str]]]] = {"transforms": {}, "users": {}}
     for key, handle in named.items():
         run_id = loaded(handle.run, "id")
@@ -106,6 +110,7 @@ def _refused(rec: BatchRecorder, exc: BaseException) -> Refused | None:
                 refused.add(handle, "it was not recorded (left out of an earlier batch)")
             else:
                 runs.setdefault(run_id, []).append((handle, f"its run (id {run_id})"))
+                holders.setdefault(run_id, []).append(handle.run)
             continue
         if run_id is not None:  # inserted by an interrupted flush: the flush finds it again
             continue
@@ -113,6 +118,7 @@ def _refused(rec: BatchRecorder, exc: BaseException) -> Refused | None:
         parent_id = loaded(parent.run, "id")
         if parent_id is not None:
             runs.setdefault(parent_id, []).append((handle, f"its parent run id {parent_id}"))
+            holders.setdefault(parent_id, []).append(parent.run)
         elif id(parent) not in queued:
             refused.add(handle, f"its parent step {parent.engine_ref!r} is not recorded")
         own = vars(handle.run)
@@ -134,19 +140,58 @@ def _refused(rec: BatchRecorder, exc: BaseException) -> Refused | None:
                 present = _present(session, table, wanted)
                 for value, steps in wanted.items():
                     if value not in present:
+                        if table == "runs":
+                            refused.gone_runs.extend(holders.get(value, ()))
                         for handle, what in steps:
                             refused.add(handle, f"{what} does not exist (deleted since)")
             refused.artifacts = linked - _present(session, "artifacts", linked)
     except Exception:  # the flush's own error is the one to raise
         return None
+    _children(refused, queued.values())
+    return refused
+
+
+def _children(refused: Refused, queued: Iterable[tuple[Handle, Handle]]) -> None:
+    """Add to `refused` the queued steps (handle, parent) under a step it refuses."""
+    queued = list(queued)
     grown = True
-    while grown:  # the queued steps under a step left out
+    while grown:
         grown = False
-        for handle, parent in queued.values():
+        for handle, parent in queued:
             if id(parent) in refused.steps and id(handle) not in refused.steps:
                 refused.add(handle, f"its parent step {parent.engine_ref!r} is not recorded")
                 grown = True
-    return refused
+
+
+def _leave_out_stale(rec: BatchRecorder) -> None:
+    """Leave out, before a flush writes, the queued steps that name a run an earlier flush
+    found deleted (their own, their parent's): on SQLite the next run inserted takes the
+    deleted run's id, and they would be recorded under it (or finish it) without an error."""
+    gone = rec._gone_runs
+    refused = Refused()
+    for handle, parent in rec._runs.values():
+        if id(parent.run) in gone:
+            why = f"its parent run id {loaded(parent.run, 'id')} does not exist (deleted since)"
+            refused.add(handle, why)
+    named = [s for s, _ in rec._finishes] + [u for u, _, _ in rec._links]
+    for f in rec._files.values():
+        named.extend(u for u, _ in f.used_by)
+        if f.producer is not None:
+            named.append(f.producer)
+    for handle in named:
+        if id(handle.run) in gone:
+            refused.add(
+                handle, f"its run (id {loaded(handle.run, 'id')}) does not exist (deleted since)"
+            )
+    if not refused.steps:
+        return
+    _children(refused, rec._runs.values())
+    left = _leave_out(rec, refused)
+    log.warning("lakeline: %s", _text(left))
+    cause = MissingReference(
+        "a run they name was deleted since this process recorded it (found by an earlier flush)"
+    )
+    rec._left_out.update((ref, (why, cause)) for ref, why in left.items())
 
 
 def _present(session: Session, table: str, ids: Iterable[int]) -> set[int]:
@@ -168,6 +213,7 @@ def _leave_out(rec: BatchRecorder, refused: Refused) -> dict[str, str]:
     whose record was deleted is queued again (hashed anew). Their engine refs -> why."""
     gone = refused.steps
     left = {str(h.engine_ref): why for h, why in gone.values()}
+    rec._gone_runs.update((id(run), run) for run in refused.gone_runs)
     for ref in [ref for ref, (h, _) in rec._runs.items() if id(h) in gone]:
         del rec._runs[ref]
         rec._notes.pop(ref, None)

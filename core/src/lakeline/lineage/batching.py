@@ -97,6 +97,9 @@ class BatchRecorder(Recorder):
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     # steps left out of a flush, not yet raised: engine ref -> (why, the refusal)
     _left_out: dict[str, tuple[str, BaseException]] = field(default_factory=dict, repr=False)
+    # runs a flush found deleted, by id(run): what names them is left out (SQLite gives
+    # their id to the next run inserted)
+    _gone_runs: dict[int, Run] = field(default_factory=dict, repr=False)
     _step_transforms: dict[tuple[Any, ...], Transform] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
