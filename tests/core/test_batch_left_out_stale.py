@@ -75,3 +75,25 @@ def test_a_file_a_deleted_step_produced_is_written_without_that_producer(
     assert seen["runs"] == {"w": (None, "started"), "w/t": ("w", "completed")}
     assert seen["files"] == {"out.txt": None}
     assert seen["edges"] == [("w/t", "out.txt")]
+
+
+def test_the_exit_flush_says_the_batch_was_written_but_the_steps_left_out(
+    instance: Instance, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """At interpreter exit a flush that leaves steps out wrote the rest: said so, not "the
+    last batch could not be written" (a false report of lost records)."""
+    import weakref
+
+    from lakeline.lineage.batching import _flush_at_exit
+
+    rec = BatchRecorder("stale", root=tmp_path, steps=100, ms=600_000)
+    kept = rec.start_workflow(key="wf", engine_run_id="kept")
+    gone = rec.start_workflow(key="wf", engine_run_id="gone")
+    rec.finish_step(rec.start_step(kept, key="a", kind="rule", engine_task_id="a"))
+    rec.finish_step(rec.start_step(gone, key="b", kind="rule", engine_task_id="b"))
+    _delete_run(instance, gone.run.id)
+    with caplog.at_level("WARNING", logger="lakeline.recorder"):
+        _flush_at_exit(weakref.ref(rec))
+    assert "'gone/b'" in caplog.text
+    assert "could not be written" not in caplog.text
+    assert _catalog(instance)["runs"]["kept/a"] == ("kept", "completed")

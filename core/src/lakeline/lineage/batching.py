@@ -37,7 +37,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from lakeline.errors import InvalidValue, LakelineError
+from lakeline.errors import InvalidValue, LakelineError, StepsNotRecorded
 from lakeline.lineage.batch_files import QueuedFile, replan, requeue, unsaved_runs
 from lakeline.lineage.batch_refusals import flush_leaving_out, raise_left_out
 from lakeline.lineage.handles import FileRecord, Handle, loaded
@@ -70,6 +70,8 @@ def _flush_at_exit(ref: weakref.ReferenceType[BatchRecorder]) -> None:
     if recorder is not None:
         try:
             recorder.flush()
+        except StepsNotRecorded:  # the rest written; those steps were logged as left out
+            pass
         except Exception:  # exiting: say what was lost, never raise from atexit
             log.exception("lakeline: the Recorder's last batch could not be written")
 
