@@ -233,25 +233,32 @@ def _leave_out(rec: BatchRecorder, refused: Refused) -> dict[str, str]:
         if id(u) not in gone and loaded(a, "id") not in refused.artifacts
     ]
     rec._step_transforms.clear()  # a transform deleted since: made again
+    users: dict[int, tuple[Artifact, list[tuple[Handle, str]]]] = {}  # by id(artifact)
     for user, artifact, role in again:
         if id(user) not in gone:
-            _use_again(rec, user, artifact, role)
+            users.setdefault(id(artifact), (artifact, []))[1].append((user, role))
+    for artifact, uses in users.values():
+        _use_again(rec, artifact, uses)
     if not (rec._files or rec._links or rec._finishes):
         rec._since = None
     return left
 
 
-def _use_again(rec: BatchRecorder, user: Handle, artifact: Artifact, role: str) -> None:
-    """Queue `user`'s use of the file whose record `artifact` was deleted since this Recorder
-    saved it: hashed again, as the plain Recorder registers it again."""
+def _use_again(rec: BatchRecorder, artifact: Artifact, uses: list[tuple[Handle, str]]) -> None:
+    """Queue the steps' `uses` (user, role) of the file whose record `artifact` was deleted
+    since this Recorder saved it: hashed again, as the plain Recorder registers it again."""
+    key = loaded(artifact, "key")  # as the use gave it (or the save derived it)
     for location in rec._seen.locations_of(artifact):
         rec._seen.forget(location)
         where, st = rec._located(location)
-        if rec._queue(where, st, key=None, kind=None, producer=None, user=(user, role)):
+        queued = [rec._queue(where, st, key=key, kind=None, producer=None, user=u) for u in uses]
+        if all(queued):
             return
-    log.warning(
-        "lakeline: step %r used a file whose record (id %s) was deleted since and that changed "
-        "since: that use is not recorded",
-        user.engine_ref,
-        loaded(artifact, "id"),
-    )
+        uses = [u for u, done in zip(uses, queued, strict=True) if not done]
+    for user, _ in uses:
+        log.warning(
+            "lakeline: step %r used a file whose record (id %s) was deleted since and that "
+            "changed since: that use is not recorded",
+            user.engine_ref,
+            loaded(artifact, "id"),
+        )
