@@ -81,7 +81,9 @@ from sqlalchemy import (
     table,
     text,
 )
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.functions import FunctionElement
 
 from lakeline.db.sqlite_functions import TOKEN as _TOKEN  # (registered as lakeline_tokens)
 
@@ -487,6 +489,28 @@ def _rank_pool(
     return scores
 
 
+def _pg_catalog(name: str, *arguments: Any) -> Any:
+    """`pg_catalog.<name>(arguments)`: pg_catalog's function whatever a writer defined in
+    `public` (a better match for a VARCHAR parameter, say: it would run as the searcher)."""
+    from sqlalchemy.sql.functions import Function
+
+    if name == "to_tsquery":  # SQLAlchemy compiles that name its own way: no schema
+        return _ToTsquery(*arguments)
+    return Function(name, *arguments, packagenames=("pg_catalog",))
+
+
+class _ToTsquery(FunctionElement[Any]):
+    """`pg_catalog.to_tsquery(config, query)`."""
+
+    name = "lakeline_to_tsquery"
+    inherit_cache = True
+
+
+@compiles(_ToTsquery)
+def _to_tsquery_sql(element: _ToTsquery, compiler: Any, **kw: Any) -> str:
+    return f"pg_catalog.to_tsquery({compiler.process(element.clauses, **kw)})"
+
+
 def _tsquery(terms: list[str]) -> str:
     """PostgreSQL: every word as a prefix, as FTS5 tokenizes it (folded as the indexed text
     is; several tokens a phrase whose last one is the prefix, as FTS5's `"v1_2"*`: to_tsquery
@@ -555,8 +579,9 @@ def apply_search(
     if ordered and isinstance(pool, RankedPool):  # `search_pg.pg_pool`, in its order
         ranked = (
             text(
-                "SELECT CAST(p.value AS bigint) AS rid, p.position FROM jsonb_array_elements_text("
-                "CAST(:ranked AS jsonb)) WITH ORDINALITY AS p(value, position)"
+                "SELECT CAST(p.value AS bigint) AS rid, p.position FROM "
+                "pg_catalog.jsonb_array_elements_text(CAST(:ranked AS pg_catalog.jsonb)) "
+                "WITH ORDINALITY AS p(value, position)"
             )
             .bindparams(ranked=pool.ids)
             .columns(column("rid", Integer), column("position", Integer))
@@ -564,14 +589,15 @@ def apply_search(
         )
         return stmt.join(ranked, ranked.c.rid == key).order_by(ranked.c.position)
     config: Any = literal_column("'simple'::regconfig")
-    tsquery = func.to_tsquery(config, _tsquery(terms))
+    tsquery = _pg_catalog("to_tsquery", config, _tsquery(terms))  # a VARCHAR: pg_catalog's
 
     def matches(vector: Any) -> Any:
         if lead is None:
             return vector.op("@@")(tsquery)
         # ts_match_vq (what @@ calls) is no index condition: GIN reads the lead word alone
         return and_(
-            vector.op("@@")(func.to_tsquery(config, lead)), func.ts_match_vq(vector, tsquery)
+            vector.op("@@")(_pg_catalog("to_tsquery", config, lead)),
+            _pg_catalog("ts_match_vq", vector, tsquery),
         )
 
     if ordered and isinstance(pool, int):
@@ -581,7 +607,7 @@ def apply_search(
         # backwards; unbounded, a rare word made it walk the whole table (0.6 s at 1M)
         newest = select(func.max(key)).scalar_subquery()
         candidates = (
-            select(pooled.id.label("rid"), func.ts_rank(vector, tsquery).label("score"))
+            select(pooled.id.label("rid"), _pg_catalog("ts_rank", vector, tsquery).label("score"))
             .where(matches(vector), pooled.id > newest - POOL_WINDOW * pool)
             .order_by(pooled.id.desc())
             .limit(pool)
@@ -591,4 +617,5 @@ def apply_search(
         return stmt.order_by(candidates.c.score.desc(), key.desc())
     vector = literal_column(f"{name}.search_vector")
     stmt = stmt.where(matches(vector))
-    return stmt.order_by(func.ts_rank(vector, tsquery).desc(), key.desc()) if ordered else stmt
+    rank = _pg_catalog("ts_rank", vector, tsquery)
+    return stmt.order_by(rank.desc(), key.desc()) if ordered else stmt
