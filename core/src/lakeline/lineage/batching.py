@@ -8,7 +8,8 @@ hashed and written at the flush); everything else writes as the plain Recorder d
 flush. A flush is one bulk save of the queued files with their used-by edges, producers and
 the queued step finishes, in one transaction: a process killed before or during it loses the
 unflushed batch and never leaves part of one; a flush that fails keeps its batch queued (its
-files read again) for the next one. It happens when `steps` steps finished, `ms` passed
+files read again) for the next one, but for the steps the database refuses: left out, named
+(`batch_refusals`). It happens when `steps` steps finished, `ms` passed
 since the first queued finish, use, produce or link, or `started_ms` (default 5 * `ms`, at
 least 5 s) since the first queued start (checked at the next call, or by `flush_if_due` /
 `flush_idle` from an integration's timer). Such a flush keeps queued the steps started less
@@ -70,8 +71,8 @@ def _flush_at_exit(ref: weakref.ReferenceType[BatchRecorder]) -> None:
     if recorder is not None:
         try:
             recorder.flush()
-        except StepsNotRecorded:  # the rest written; those steps were logged as left out
-            pass
+        except StepsNotRecorded as exc:  # the rest was written
+            log.warning("lakeline: %s", exc)
         except Exception:  # exiting: say what was lost, never raise from atexit
             log.exception("lakeline: the Recorder's last batch could not be written")
 
