@@ -81,11 +81,10 @@ from sqlalchemy import (
     table,
     text,
 )
-from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased
-from sqlalchemy.sql.functions import FunctionElement
 
 from lakeline.db.sqlite_functions import TOKEN as _TOKEN  # (registered as lakeline_tokens)
+from lakeline.search_calls import pg_catalog as _pg_catalog
 
 # searched with LIKE (no ranking) in a registry that declares no `search_fields`
 LIKE_FIELDS = ("key", "description", "handle", "name", "root", "reference")
@@ -487,28 +486,6 @@ def _rank_pool(
         norm = k1 * (1 - b + b * length / average)
         scores[id_] = -sum(w * f * (k1 + 1) / (f + norm) for w, f in zip(idf, freqs, strict=True))
     return scores
-
-
-def _pg_catalog(name: str, *arguments: Any) -> Any:
-    """`pg_catalog.<name>(arguments)`: pg_catalog's function whatever a writer defined in
-    `public` (a better match for a VARCHAR parameter, say: it would run as the searcher)."""
-    from sqlalchemy.sql.functions import Function
-
-    if name == "to_tsquery":  # SQLAlchemy compiles that name its own way: no schema
-        return _ToTsquery(*arguments)
-    return Function(name, *arguments, packagenames=("pg_catalog",))
-
-
-class _ToTsquery(FunctionElement[Any]):
-    """`pg_catalog.to_tsquery(config, query)`."""
-
-    name = "lakeline_to_tsquery"
-    inherit_cache = True
-
-
-@compiles(_ToTsquery)
-def _to_tsquery_sql(element: _ToTsquery, compiler: Any, **kw: Any) -> str:
-    return f"pg_catalog.to_tsquery({compiler.process(element.clauses, **kw)})"
 
 
 def _tsquery(terms: list[str]) -> str:
