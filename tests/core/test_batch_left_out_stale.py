@@ -97,3 +97,13 @@ def test_the_exit_flush_says_the_batch_was_written_but_the_steps_left_out(
     assert "'gone/b'" in caplog.text
     assert "could not be written" not in caplog.text
     assert _catalog(instance)["runs"]["kept/a"] == ("kept", "completed")
+
+
+def test_steps_not_recorded_survives_pickling() -> None:
+    """An engine's worker process hands its exceptions back pickled (Dask, multiprocessing):
+    StepsNotRecorded comes back whole, its steps too (it could not be unpickled: TypeError)."""
+    import pickle
+
+    error = StepsNotRecorded("1 step(s) not recorded", {"w/s": "its run does not exist"})
+    again = pickle.loads(pickle.dumps(error))
+    assert str(again) == str(error) and again.steps == error.steps

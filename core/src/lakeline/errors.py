@@ -127,9 +127,9 @@ class StepsNotRecorded(LakelineError):
     transform or user they name deleted since, a run hidden by space rules), with what only
     they named, and wrote the rest of its batch. `steps`: each one's engine id -> why."""
 
-    def __init__(self, message: str, steps: dict[str, str]) -> None:
-        super().__init__(message)
-        self.steps = steps
+    def __init__(self, message: str, steps: dict[str, str] | None = None) -> None:
+        super().__init__(message)  # (`steps` optional: unpickled from args, then __dict__)
+        self.steps = steps or {}
 
 
 class ArtifactUnavailable(LakelineError):
