@@ -13,7 +13,6 @@ from typing import Any
 import lakeline as ll
 import pytest
 from lakeline.access.audit import entries, verify
-from lakeline.errors import LakelineError
 from lakeline.hookspecs import hookimpl
 from lakeline.instance import Instance
 from lakeline.lineage.recorder import BatchRecorder
@@ -265,13 +264,14 @@ def test_a_second_process_flushing_the_same_step_waits_for_the_first_and_takes_i
     assert verify(instance).ok
 
 
-def test_a_clashing_run_deleted_before_its_look_up_fails_the_flush_which_keeps_its_batch(
+def test_a_clashing_run_deleted_before_its_look_up_is_recorded_anew(
     instance: Instance, tmp_path: Path
 ) -> None:
     """The insert leaves out a step recorded before, whose run is gone when the flush looks
-    it up (deleted in between: here by the flush's own connection): LakelineError, the
-    transaction rolled back, every handle as queued (the step finished in the batch not
-    finished, nothing saved) — and the next flush writes the whole batch once."""
+    it up (deleted in between: here by the flush's own connection): the step is inserted
+    again in its place, finished, its output saved, with the rest of the batch. Before, a
+    LakelineError ("deleted while this flush recorded it again"; for a role held to spaces,
+    a false "hidden by space rules": test_recorder_clash_deleted.py)."""
     first = _recorder(tmp_path)
     wf = first.start_workflow(key="p", engine_run_id="r")
     recorded = first.start_step(wf, key="s", kind="rule", engine_task_id="0")
@@ -297,16 +297,13 @@ def test_a_clashing_run_deleted_before_its_look_up_fails_the_flush_which_keeps_i
 
     event.listen(instance.engine, "after_cursor_execute", delete)
     try:
-        with pytest.raises(LakelineError, match="deleted while this flush"):
-            again.flush()
+        again.flush()
     finally:
         event.remove(instance.engine, "after_cursor_execute", delete)
     assert not armed[0]
-    assert replay.run.status == new.run.status == "started" and new.run.id is None
-    assert ll.Artifact.filter(key="o.txt").count() == 0
-    again.flush()  # the delete rolled back with the flush: the step is a replay again
     runs = {ref: ll.Run.get(engine="toy", engine_ref=f"r/{ref}") for ref in ("0", "1")}
-    assert runs["0"].id == recorded.run.id == replay.run.id and runs["1"].id == new.run.id
+    assert runs["0"].id == replay.run.id and runs["1"].id == new.run.id
+    assert runs["0"].uid == replay.run.uid != recorded.run.uid  # SQLite may give its id again
     assert [s["status"] for s in runs["0"].status_log] == ["started", "completed"]
     assert [s["status"] for s in runs["1"].status_log] == ["started", "errored"]
     assert runs["1"].error == "bad" and _actions(instance, runs["1"]) == ["insert"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from lakeline.errors import MissingReference
+from lakeline.errors import MissingReference, StepsNotRecorded
 from lakeline.instance import Instance
 from lakeline.lineage.batching import BatchRecorder
 from lakeline.lineage.recorder import Recorder
@@ -55,6 +55,10 @@ def test_a_flush_of_steps_under_a_deleted_workflow_run(
     _delete_run(instance, workflow.run.id)
     for task in ("1", "2"):
         rec.finish_step(rec.start_step(workflow, key="s", kind="rule", engine_task_id=task))
-    with pytest.raises(MissingReference, match=rf"'top-2/1'.*parent run id {workflow.run.id}"):
-        rec.flush()
+    with pytest.raises(StepsNotRecorded, match=rf"'top-2/1'.*parent run id {workflow.run.id}") as e:
+        rec.flush()  # left out, named (test_batch_left_out.py)
+    assert isinstance(e.value.__cause__, MissingReference) and set(e.value.steps) == {
+        "top-2/1",
+        "top-2/2",
+    }
     assert _runs(instance) == [row for row in before if row[0] != workflow.run.id]

@@ -12,7 +12,9 @@ checked, the commit next),
 `object.written` (a new object's bytes in a named temporary file, on a filesystem without
 unnamed ones; not yet linked into place), `recorder.flush` (a BatchRecorder's batch half
 written inside its transaction), `recorder.transform` (a Recorder's new transform written,
-not committed), `gc.listed` (`lakeline gc` found its garbage and is about to remove it),
+not committed), `recorder.clash` (a Recorder's insert of a run met one recorded under its
+engine id, not yet looked up), `gc.listed` (`lakeline gc` found its garbage and is about to
+remove it),
 `migrate.locked` (a migration holds the database's migration lock, nothing migrated yet),
 `migrate.audits` (`lakeline migrate` at head made the triggers and audit functions again,
 not committed).

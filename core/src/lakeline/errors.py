@@ -122,6 +122,16 @@ class MissingReference(LakelineError, ValueError):
     storage deleted since this process read it. Nothing was written."""
 
 
+class StepsNotRecorded(LakelineError):
+    """A BatchRecorder's flush left out steps the database refused (a run, parent run,
+    transform or user they name deleted since, a run hidden by space rules), with what only
+    they named, and wrote the rest of its batch. `steps`: each one's engine id -> why."""
+
+    def __init__(self, message: str, steps: dict[str, str] | None = None) -> None:
+        super().__init__(message)  # (`steps` optional: unpickled from args, then __dict__)
+        self.steps = steps or {}
+
+
 class ArtifactUnavailable(LakelineError):
     """The artifact is a reference: lakeline knows of the data but holds no bytes for it."""
 

@@ -84,6 +84,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import aliased
 
 from lakeline.db.sqlite_functions import TOKEN as _TOKEN  # (registered as lakeline_tokens)
+from lakeline.search_calls import pg_catalog as _pg_catalog
 
 # searched with LIKE (no ranking) in a registry that declares no `search_fields`
 LIKE_FIELDS = ("key", "description", "handle", "name", "root", "reference")
@@ -555,8 +556,9 @@ def apply_search(
     if ordered and isinstance(pool, RankedPool):  # `search_pg.pg_pool`, in its order
         ranked = (
             text(
-                "SELECT CAST(p.value AS bigint) AS rid, p.position FROM jsonb_array_elements_text("
-                "CAST(:ranked AS jsonb)) WITH ORDINALITY AS p(value, position)"
+                "SELECT CAST(p.value AS bigint) AS rid, p.position FROM "
+                "pg_catalog.jsonb_array_elements_text(CAST(:ranked AS pg_catalog.jsonb)) "
+                "WITH ORDINALITY AS p(value, position)"
             )
             .bindparams(ranked=pool.ids)
             .columns(column("rid", Integer), column("position", Integer))
@@ -564,14 +566,15 @@ def apply_search(
         )
         return stmt.join(ranked, ranked.c.rid == key).order_by(ranked.c.position)
     config: Any = literal_column("'simple'::regconfig")
-    tsquery = func.to_tsquery(config, _tsquery(terms))
+    tsquery = _pg_catalog("to_tsquery", config, _tsquery(terms))  # a VARCHAR: pg_catalog's
 
     def matches(vector: Any) -> Any:
         if lead is None:
             return vector.op("@@")(tsquery)
         # ts_match_vq (what @@ calls) is no index condition: GIN reads the lead word alone
         return and_(
-            vector.op("@@")(func.to_tsquery(config, lead)), func.ts_match_vq(vector, tsquery)
+            vector.op("@@")(_pg_catalog("to_tsquery", config, lead)),
+            _pg_catalog("ts_match_vq", vector, tsquery),
         )
 
     if ordered and isinstance(pool, int):
@@ -581,7 +584,7 @@ def apply_search(
         # backwards; unbounded, a rare word made it walk the whole table (0.6 s at 1M)
         newest = select(func.max(key)).scalar_subquery()
         candidates = (
-            select(pooled.id.label("rid"), func.ts_rank(vector, tsquery).label("score"))
+            select(pooled.id.label("rid"), _pg_catalog("ts_rank", vector, tsquery).label("score"))
             .where(matches(vector), pooled.id > newest - POOL_WINDOW * pool)
             .order_by(pooled.id.desc())
             .limit(pool)
@@ -591,4 +594,5 @@ def apply_search(
         return stmt.order_by(candidates.c.score.desc(), key.desc())
     vector = literal_column(f"{name}.search_vector")
     stmt = stmt.where(matches(vector))
-    return stmt.order_by(func.ts_rank(vector, tsquery).desc(), key.desc()) if ordered else stmt
+    rank = _pg_catalog("ts_rank", vector, tsquery)
+    return stmt.order_by(rank.desc(), key.desc()) if ordered else stmt

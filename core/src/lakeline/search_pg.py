@@ -66,8 +66,9 @@ def pg_words(
     stats = session.execute(
         text(
             "SELECT s.most_common_elems::text::text[], s.most_common_elem_freqs, "
-            "(SELECT array_agg(numnode(to_tsquery('simple', q)) ORDER BY i) "
-            "FROM unnest(CAST(:q AS text[])) WITH ORDINALITY AS u(q, i)) FROM pg_stats s "
+            "(SELECT pg_catalog.array_agg(pg_catalog.numnode(pg_catalog.to_tsquery("
+            "'simple'::pg_catalog.regconfig, q)) ORDER BY i) FROM pg_catalog.unnest("
+            "CAST(:q AS pg_catalog.text[])) WITH ORDINALITY AS u(q, i)) FROM pg_stats s "
             "JOIN pg_namespace n ON n.nspname = s.schemaname JOIN pg_class c ON "
             "c.relnamespace = n.oid AND c.relname = s.tablename "
             "WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(:t)::pg_catalog.oid "
@@ -113,14 +114,15 @@ def pg_pool(
     if any(len(t.encode()) >= PG_MAX_TOKEN_BYTES for term in terms for t in _tokens(term)):
         return RankedPool("[]", exact=True)  # no record holds it (as `apply_search`)
     name = model.__table__.name
-    tsquery = "to_tsquery('simple', :q)"
+    tsquery = "pg_catalog.to_tsquery('simple'::pg_catalog.regconfig, :q)"
     # ts_match_vq (what @@ calls) is no index condition: the first pages and the newest rows
     # are walked; GIN serves `@@` (the lead word's tsquery with several words)
-    checked = f"ts_match_vq(search_vector, {tsquery})"
+    checked = f"pg_catalog.ts_match_vq(search_vector, {tsquery})"
     gin = f"search_vector @@ {tsquery}"
     if lead is not None:
-        gin = f"search_vector @@ to_tsquery('simple', :lead) AND {checked}"
-    scored = f"SELECT id, ts_rank(search_vector, {tsquery}) AS score"
+        lead_query = "pg_catalog.to_tsquery('simple'::pg_catalog.regconfig, :lead)"
+        gin = f"search_vector @@ {lead_query} AND {checked}"
+    scored = f"SELECT id, pg_catalog.ts_rank(search_vector, {tsquery}) AS score"
     sql = (
         f"WITH head AS MATERIALIZED ({scored} FROM {name} WHERE ctid < '({FIRST_PAGES},0)'::tid "
         f"AND {checked} LIMIT :n), "

@@ -168,10 +168,11 @@ def _parse_anchor(value: str) -> tuple[int, str]:
 _PG_CHECK = """
 WITH c AS MATERIALIZED (
     SELECT seq, hash,
-           hash = {helpers}.lakeline_audit_hash(
-               prev_hash, seq, at, actor, tbl, uid, action, changes) AS ok_hash,
-           prev_hash IS NOT DISTINCT FROM coalesce(lag(hash) OVER w, :genesis) AS ok_link,
-           seq = row_number() OVER w AS ok_seq
+           hash::pg_catalog.text OPERATOR(pg_catalog.=) {helpers}.lakeline_audit_hash(
+               prev_hash, seq, at, actor, tbl, uid, action::pg_catalog.text, changes) AS ok_hash,
+           prev_hash::pg_catalog.text IS NOT DISTINCT FROM
+               coalesce(pg_catalog.lag(hash) OVER w, :genesis)::pg_catalog.text AS ok_link,
+           seq OPERATOR(pg_catalog.=) pg_catalog.row_number() OVER w AS ok_seq
     FROM audit_log WHERE seq IS NOT NULL WINDOW w AS (ORDER BY seq)
 )
 SELECT (SELECT seq FROM c WHERE NOT (ok_hash AND ok_link AND ok_seq) ORDER BY seq LIMIT 1),

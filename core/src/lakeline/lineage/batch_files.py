@@ -5,11 +5,13 @@ when a flush rolls back."""
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from lakeline.artifacts.save import Plan
+    from lakeline.lineage.batching import BatchRecorder
     from lakeline.lineage.handles import Handle
     from lakeline.lineage.run_rows import Finish
     from lakeline.lineage.seen import Stat
@@ -68,3 +70,43 @@ def unsaved_runs(
         handle.run, handle.transform = run, transform
     if replays:
         replays.clear()
+
+
+def requeue(
+    rec: BatchRecorder,
+    files: dict[str, QueuedFile],
+    links: list[tuple[Handle, Artifact, str]],
+    finishes: list[tuple[Handle, Finish]],
+    since: float | None,
+) -> None:
+    """`rec._requeue`: queue a batch whose flush failed again, ahead of what was queued
+    since; its files are read again at the next flush (the failed save removed its plans'
+    copies)."""
+    from lakeline.artifacts.store import discard
+
+    for f in files.values():
+        if f.plan is not None:
+            discard(f.plan.tmp)  # the save removed it, unless it failed before its start
+            f.plan = None
+    rec._files = {**files, **rec._files}
+    rec._links = links + rec._links
+    rec._finishes = finishes + rec._finishes
+    rec._since = since  # due again
+
+
+def replan(rec: BatchRecorder, f: QueuedFile) -> bool:
+    """`rec._replan`: read a file again (hash, copy) whose plan a failed flush dropped: False
+    when it is gone or no longer the same type of entry (file or folder)."""
+    from lakeline.artifacts.save import plan_file
+    from lakeline.lineage.seen import file_stat
+
+    assert rec.instance is not None
+    mode = mode_of(f.location)
+    if mode is None or not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        return False
+    if stat.S_ISDIR(mode) != f.artifact._source_is_dir:
+        return False
+    f.stat = None if stat.S_ISDIR(mode) else file_stat(f.location)
+    f.artifact.key = f.key  # derived again as at the first plan
+    f.plan = plan_file(f.artifact, rec.instance)
+    return True

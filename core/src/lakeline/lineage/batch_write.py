@@ -248,22 +248,17 @@ def insert_queued(
             refuse_runs(rec.instance, exc, [handle.run for handle, _ in ready])
         if skipped:
             left = {id(run) for run in skipped}  # recorded before: replays
-            started[:] = [(h, p) for h, p in started if id(h.run) not in left]
+            checkpoints.reach("recorder.clash")
             found = _recorded(rec, session, [run.engine_ref for run in skipped])
-            for handle, _ in ready:
-                if id(handle.run) not in left:
-                    continue
-                known = found.get(handle.engine_ref)
-                if known is None:  # in a space the role does not see, or deleted since
-                    from lakeline.lineage.refusals import hidden_run
+            lost = [h for h, _ in ready if id(h.run) in left and h.engine_ref not in found]
+            if lost:  # in a space the role does not see, or deleted since the clash
+                from lakeline.lineage.refusals import insert_again
 
-                    assert rec.instance is not None
-                    hidden = hidden_run(rec.instance, rec.engine, handle.engine_ref)
-                    raise hidden or LakelineError(
-                        f"the run of step {handle.engine_ref!r} was deleted while this "
-                        "flush recorded it again"
-                    )
-                _replayed(rec, session, handle, known, replays)
+                left -= insert_again(rec, session, lost, found)
+            started[:] = [(h, p) for h, p in started if id(h.run) not in left]
+            for handle, _ in ready:
+                if id(handle.run) in left:
+                    _replayed(rec, session, handle, found[handle.engine_ref], replays)
         waiting = [(h, p) for h, p in waiting if loaded(h.run, "id") is None]
 
 

@@ -8,7 +8,8 @@ hashed and written at the flush); everything else writes as the plain Recorder d
 flush. A flush is one bulk save of the queued files with their used-by edges, producers and
 the queued step finishes, in one transaction: a process killed before or during it loses the
 unflushed batch and never leaves part of one; a flush that fails keeps its batch queued (its
-files read again) for the next one. It happens when `steps` steps finished, `ms` passed
+files read again) for the next one, but for the steps the database refuses: left out, named
+(`batch_refusals`). It happens when `steps` steps finished, `ms` passed
 since the first queued finish, use, produce or link, or `started_ms` (default 5 * `ms`, at
 least 5 s) since the first queued start (checked at the next call, or by `flush_if_due` /
 `flush_idle` from an integration's timer). Such a flush keeps queued the steps started less
@@ -40,14 +41,14 @@ from typing import TYPE_CHECKING, Any
 from lakeline.artifacts.describe import check_kind
 from lakeline.artifacts.locate import storage_containing
 from lakeline.artifacts.save import plan_file
-from lakeline.errors import InvalidValue, LakelineError
-from lakeline.lineage.batch_files import QueuedFile, mode_of, unsaved_runs
+from lakeline.errors import InvalidValue, LakelineError, StepsNotRecorded
+from lakeline.lineage.batch_files import QueuedFile, replan, requeue, unsaved_runs
+from lakeline.lineage.batch_refusals import flush_leaving_out, raise_left_out
 from lakeline.lineage.handles import FileRecord, Handle, loaded
 from lakeline.lineage.recorder import Recorder
 from lakeline.lineage.records import fire_each, new_run
 from lakeline.lineage.run_rows import Finish
 from lakeline.lineage.run_updates import check_meta
-from lakeline.lineage.seen import file_stat
 from lakeline.lineage.track import params_of
 from lakeline.lineage.usage import check_role
 from lakeline.models.base import utcnow
@@ -74,6 +75,8 @@ def _flush_at_exit(ref: weakref.ReferenceType[BatchRecorder]) -> None:
     if recorder is not None:
         try:
             recorder.flush()
+        except StepsNotRecorded as exc:  # the rest was written
+            log.warning("lakeline: %s", exc)
         except Exception:  # exiting: say what was lost, never raise from atexit
             log.exception("lakeline: the Recorder's last batch could not be written")
 
@@ -99,6 +102,11 @@ class BatchRecorder(Recorder):
     _first_start: float | None = field(default=None, repr=False)  # first queued run's start
     _start_times: dict[str, float] = field(default_factory=dict, repr=False)  # by engine ref
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    # steps left out of a flush, not yet raised: engine ref -> (why, the refusal)
+    _left_out: dict[str, tuple[str, BaseException]] = field(default_factory=dict, repr=False)
+    # runs a flush found deleted, by id(run): what names them is left out (SQLite gives
+    # their id to the next run inserted)
+    _gone_runs: dict[int, Run] = field(default_factory=dict, repr=False)
     _step_transforms: dict[tuple[Any, ...], Transform] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -230,6 +238,7 @@ class BatchRecorder(Recorder):
         nothing (a long job)."""
         with self._lock:
             self._due(timer=True)
+            raise_left_out(self)
 
     def flush_idle(self) -> None:
         """Flush what is queued, unless it is only started steps, started less than
@@ -239,6 +248,7 @@ class BatchRecorder(Recorder):
         with self._lock:
             if self._since is not None or self._aged():
                 self._flush_due()
+            raise_left_out(self)
 
     def start_step(
         self,
@@ -344,7 +354,7 @@ class BatchRecorder(Recorder):
             if queued is not None:
                 self._due()
                 return queued
-            self.flush()
+            self._flush()
             return super().use(step, path, role=role, key=key)
 
     def produce(
@@ -361,7 +371,7 @@ class BatchRecorder(Recorder):
             if queued is not None:
                 self._due()
                 return queued
-            self.flush()
+            self._flush()
             return super().produce(step, path, key=key, kind=kind)
 
     def finish_step(
@@ -388,7 +398,7 @@ class BatchRecorder(Recorder):
             original = None
             if cached_from is not None:
                 if cached_from in self._runs:
-                    self.flush()  # the original is queued: written first, to have its id
+                    self._flush()  # the original is queued: written first, to have its id
                 original = self._find(cached_from)
                 if original is None:
                     log.warning("cached step %s: no recorded run %s", step.engine_ref, cached_from)
@@ -433,12 +443,14 @@ class BatchRecorder(Recorder):
                 self._check_error(error, "workflow")
                 change = Finish(status, finished_at or utcnow(), exit_code, error)
                 self._finishes.append((workflow, change))
-            self.flush()
-            if inserted:
-                return workflow.run
-            given: dict[str, Any] = {"finished_at": finished_at, "exit_code": exit_code}
-            given["error"] = error
-            return Recorder.finish_workflow(self, workflow, status, **given)
+            self._flush()
+            run = workflow.run
+            if not inserted:
+                given: dict[str, Any] = {"finished_at": finished_at, "exit_code": exit_code}
+                given["error"] = error
+                run = Recorder.finish_workflow(self, workflow, status, **given)
+            raise_left_out(self)  # the steps left out, once the workflow is finished
+            return run
 
     # -- writing --------------------------------------------------------------------------------
 
@@ -450,12 +462,12 @@ class BatchRecorder(Recorder):
         with self._lock:
             refs = held(self, time.monotonic()) if self._runs else []
             if not refs:
-                self.flush()
+                self._flush()
                 return
             kept = [(ref, self._runs.pop(ref), self._start_times.pop(ref, None)) for ref in refs]
             notes = {ref: self._notes.pop(ref) for ref in refs if ref in self._notes}
             try:
-                self.flush()
+                self._flush()
             finally:  # queued again, ahead of any started since, with their start times
                 self._runs = {**{ref: run for ref, run, _ in kept}, **self._runs}
                 self._notes.update(notes)
@@ -464,6 +476,19 @@ class BatchRecorder(Recorder):
                 self._first_start = min(self._start_times.values(), default=None)
 
     def flush(self) -> None:
+        """Write everything queued (`_write`). Steps the database refuses (a run they name
+        deleted since, hidden by space rules) are left out with what only they name, the rest
+        written (`batch_refusals`): StepsNotRecorded names those left out since it was raised."""
+        with self._lock:
+            self._flush()
+            raise_left_out(self)
+
+    def _flush(self) -> None:
+        """`flush` inside another call: steps left out are logged, raised by the next `flush`."""
+        with self._lock:
+            flush_leaving_out(self)
+
+    def _write(self) -> None:
         """Write everything queued in one transaction (nothing if nothing is queued). If it
         fails, the batch is queued again (its files read again at the next flush) and the
         error raised: the next flush writes it."""
@@ -495,39 +520,8 @@ class BatchRecorder(Recorder):
                 for user, role in f.used_by:
                     Recorder.use(self, user, f.location, role=role, key=f.key)
 
-    def _requeue(
-        self,
-        files: dict[str, QueuedFile],
-        links: list[tuple[Handle, Artifact, str]],
-        finishes: list[tuple[Handle, Finish]],
-        since: float | None,
-    ) -> None:
-        """Queue a batch whose flush failed again, ahead of what was queued since; its files
-        are read again at the next flush (the failed save removed its plans' copies)."""
-        from lakeline.artifacts.store import discard
-
-        for f in files.values():
-            if f.plan is not None:
-                discard(f.plan.tmp)  # the save removed it, unless it failed before its start
-                f.plan = None
-        self._files = {**files, **self._files}
-        self._links = links + self._links
-        self._finishes = finishes + self._finishes
-        self._since = since  # due again
-
-    def _replan(self, f: QueuedFile) -> bool:
-        """Read a file again (hash, copy) whose plan a failed flush dropped: False when it is
-        gone or no longer the same type of entry (file or folder)."""
-        assert self.instance is not None
-        mode = mode_of(f.location)
-        if mode is None or not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-            return False
-        if stat.S_ISDIR(mode) != f.artifact._source_is_dir:
-            return False
-        f.stat = None if stat.S_ISDIR(mode) else file_stat(f.location)
-        f.artifact.key = f.key  # derived again as at the first plan
-        f.plan = plan_file(f.artifact, self.instance)
-        return True
+    _requeue = requeue
+    _replan = replan
 
     def annotate(self, step: Handle, namespace: str, **meta: Any) -> Run:
         """`Recorder.annotate`; a step whose run is still queued is annotated in the queue
@@ -536,7 +530,7 @@ class BatchRecorder(Recorder):
         with self._lock:
             queued = self._runs.get(step.engine_ref)
             if queued is None or queued[0] is not step or step.run.id is not None:
-                self.flush()
+                self._flush()
                 return Recorder.annotate(self, step, namespace, **meta)
             params = dict(step.run.params or {})
             current = dict(params.get(namespace) or {})
@@ -551,7 +545,7 @@ class BatchRecorder(Recorder):
 
         def method(self: BatchRecorder, *args: Any, **kwargs: Any) -> Any:
             with self._lock:
-                self.flush()
+                self._flush()
                 return getattr(Recorder, name)(self, *args, **kwargs)
 
         method.__name__ = name

@@ -27,7 +27,6 @@ from sqlalchemy.exc import IntegrityError
 from lakeline import checkpoints
 from lakeline.artifacts.describe import describe_new
 from lakeline.artifacts.save import save_artifacts
-from lakeline.db.errors import unique_violation
 from lakeline.db.session import stamp
 from lakeline.errors import LakelineError
 from lakeline.lineage.engine_support import current, current_run, location_exists, written_since
@@ -35,7 +34,7 @@ from lakeline.lineage.handles import FileRecord, Handle
 from lakeline.lineage.notebook import code_hash
 from lakeline.lineage.records import ensure_transform, fire, new_run
 from lakeline.lineage.references import known_record
-from lakeline.lineage.refusals import refuse_run, refused_input
+from lakeline.lineage.refusals import clashed, refused_input
 from lakeline.lineage.run_rows import Finish, claim_outputs, insert_run, single_statement
 from lakeline.lineage.run_updates import RunUpdates
 from lakeline.lineage.seen import SeenFiles
@@ -172,13 +171,12 @@ class Recorder(RunUpdates):
             with single_statement(self.instance) as session:
                 insert_run(session, run)
         except IntegrityError as exc:  # recorded before (a replay) or concurrently: use that run
-            found = self._find(engine_ref) if unique_violation(exc) else None
-            if found is None:  # hidden by space rules, or it names a record that is gone
-                refuse_run(self.instance, exc, run)
-            if found.transform_id != transform.id:  # the code changed since: keep the run's own
-                with self.instance.sessions.read() as session:
-                    transform = session.get(Transform, found.transform_id) or transform
-            return Handle(found, transform, engine_ref)
+            found = clashed(self, exc, run)  # raises if refused (hidden, a record gone)
+            if found is not run:  # else inserted again: the run it met was deleted since
+                if found.transform_id != transform.id:  # the code changed: keep the run's own
+                    with self.instance.sessions.read() as session:
+                        transform = session.get(Transform, found.transform_id) or transform
+                return Handle(found, transform, engine_ref)
         stamp(run, self.instance)  # a row inserted with Core: the session did not see it
         fire("run_started", run=run)
         return Handle(run, transform, engine_ref)

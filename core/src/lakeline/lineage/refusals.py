@@ -6,15 +6,25 @@ Only a concurrent insert of the same run is taken as "recorded already: use it".
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Sequence
-from typing import TYPE_CHECKING, NoReturn
+from collections.abc import Collection, Iterable, Sequence
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
+from sqlalchemy.exc import IntegrityError
+
+from lakeline import checkpoints
 from lakeline.db.errors import foreign_key_violation, reason_of, unique_violation
 from lakeline.errors import LakelineError, MissingReference, PermissionDenied
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from lakeline.instance import Instance
+    from lakeline.lineage.batching import BatchRecorder
+    from lakeline.lineage.handles import Handle
+    from lakeline.lineage.recorder import Recorder
     from lakeline.models import Run
+
+E = TypeVar("E", bound=BaseException)
 
 # a run's references: column -> (table, what it names)
 RUN_REFERENCES = {
@@ -49,6 +59,66 @@ def hidden_run(instance: Instance, engine: str, engine_ref: str | None) -> Permi
         "cannot see it): use another engine run id, or ask an admin to move that run "
         "(`lakeline space add --run UID --to SPACE`); nothing was recorded"
     )
+
+
+def clashed(rec: Recorder, exc: IntegrityError, run: Run) -> Run:
+    """The run recorded under the engine id of new `run`, whose insert raised `exc`: found (a
+    replay, a concurrent insert), or `run` itself, inserted again when the run it met is not
+    found (deleted since the clash, no error; else hidden by space rules: raised as such).
+    Raises `refuse_run`'s error for any other refusal."""
+    from lakeline.lineage.run_rows import insert_run, single_statement
+
+    assert rec.instance is not None
+    ref = str(vars(run).get("engine_ref"))
+    if unique_violation(exc):
+        checkpoints.reach("recorder.clash")
+        found = rec._find(ref)
+        if found is not None:
+            return found
+        try:
+            with single_statement(rec.instance) as session:
+                insert_run(session, run)
+            return run
+        except IntegrityError as again:
+            found = rec._find(ref) if unique_violation(again) else None
+            if found is not None:
+                return found
+            exc = again
+    refuse_run(rec.instance, exc, run)
+
+
+def naming(error: E, steps: Iterable[Handle]) -> E:
+    """`error`, naming the queued `steps` it refuses (a flush leaves them out: batch_refusals)."""
+    error.__dict__["refused_steps"] = list(steps)
+    return error
+
+
+def insert_again(
+    rec: BatchRecorder, session: Session, lost: Sequence[Handle], found: dict[str | None, Run]
+) -> set[int]:
+    """Queued steps whose insert met a run under their engine id that the look-up then did
+    not find: a run hidden by space rules, or one deleted since (no error: recorded anew).
+    Inserted again, once; those that meet a run again are looked up again (into `found`), and
+    one still not found is hidden (PermissionDenied naming them) or deleted again. Returns
+    id(run) of those inserted."""
+    from lakeline.lineage.batch_write import _recorded
+    from lakeline.lineage.run_rows import insert_new_runs
+
+    assert rec.instance is not None
+    skipped = {id(run) for run in insert_new_runs(session, [h.run for h in lost])}
+    refs = [h.engine_ref for h in lost if id(h.run) in skipped]
+    found.update(_recorded(rec, session, refs) if refs else {})
+    still = [h for h in lost if id(h.run) in skipped and h.engine_ref not in found]
+    if still:
+        ref = still[0].engine_ref
+        raise naming(
+            hidden_run(rec.instance, rec.engine, ref)
+            or LakelineError(
+                f"the run of step {ref!r} was deleted twice while a flush recorded it"
+            ),
+            still,
+        )
+    return {id(h.run) for h in lost if id(h.run) not in skipped}
 
 
 def gone_reference(ref: str | None, column: str, value: object) -> MissingReference:

@@ -287,10 +287,13 @@ _PG_FINISH_FOUND = (  # Finish.row for many runs: one statement, one trigger cal
     + _PG_LOG.format(entry="v.entry")
     + ", finished_at = v.at, exit_code = v.exit_code, error = v.error, "
     "cached_from_id = coalesce(v.cached_from_id, runs.cached_from_id) "
-    "FROM unnest(CAST(:p_id AS integer[]), CAST(:status AS text[]), "
-    "CAST(:entry AS pg_catalog.jsonb[]), "
-    "CAST(:at AS timestamptz[]), CAST(:exit_code AS integer[]), CAST(:error AS text[]), "
-    "CAST(:cached_from_id AS integer[])) "
+    "FROM ROWS FROM (pg_catalog.unnest(CAST(:p_id AS integer[])), "
+    "pg_catalog.unnest(CAST(:status AS text[])), "
+    "pg_catalog.unnest(CAST(:entry AS pg_catalog.jsonb[])), "
+    "pg_catalog.unnest(CAST(:at AS timestamptz[])), "
+    "pg_catalog.unnest(CAST(:exit_code AS integer[])), "
+    "pg_catalog.unnest(CAST(:error AS text[])), "
+    "pg_catalog.unnest(CAST(:cached_from_id AS integer[]))) "
     "AS v(id, status, entry, at, exit_code, error, cached_from_id) "
     "WHERE runs.id = v.id AND runs.status OPERATOR(pg_catalog.<>) v.status RETURNING "
 )
@@ -503,8 +506,9 @@ _SQLITE_CLAIM = text(  # one statement over a JSON array (an executemany is one 
     "WHERE artifacts.id = v.a AND artifacts.run_id IS NULL"
 )
 _PG_CLAIM = text(  # one statement: one call of the audit and creator triggers, not one a file
-    "UPDATE artifacts SET run_id = c.r FROM unnest(CAST(:r AS integer[]), "
-    "CAST(:a AS integer[])) AS c(r, a) WHERE artifacts.id = c.a AND artifacts.run_id IS NULL"
+    "UPDATE artifacts SET run_id = c.r FROM ROWS FROM (pg_catalog.unnest(CAST(:r AS integer[])), "
+    "pg_catalog.unnest(CAST(:a AS integer[]))) AS c(r, a) "
+    "WHERE artifacts.id = c.a AND artifacts.run_id IS NULL"
 )
 
 

@@ -93,3 +93,8 @@ class SeenFiles:
             for key in list(self._keys.get(location, ())):
                 self._files.pop((location, key), None)
                 self._drop(location, key)
+
+    def locations_of(self, artifact: Artifact) -> list[str]:
+        """Where `artifact` is remembered (a record deleted since: forgotten by the caller)."""
+        with self._lock:
+            return [where for (where, _), (_, a) in self._files.items() if a is artifact]

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from lakeline.errors import StepsNotRecorded
 from lakeline.lineage.recorder import BatchRecorder
 
 from lakeline_prefect.files import AUDIT
@@ -58,6 +59,8 @@ class Flusher:
                     try:
                         with AUDIT.quiet():
                             recorder.flush_idle()  # started only: at its end or started_ms
+                    except StepsNotRecorded as exc:  # left out, the rest written: said once
+                        log.warning("lakeline: %s", exc)
                     except Exception as exc:  # queued again: the next flush writes it
                         said = f"{type(exc).__name__}: {exc}"
                         if said != self._said:  # once per error, not every IDLE / 2 s

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 from weakref import WeakKeyDictionary
 
+from lakeline.errors import StepsNotRecorded
 from lakeline.lineage.recorder import (
     BatchRecorder,
     Handle,
@@ -118,7 +119,12 @@ _flusher = Flusher(lambda: [(f.recorder, f.touched) for f in _flows.values()], _
 
 
 def _problem(flow: _Flow, what: str, exc: Exception) -> None:
-    """Strict: fail. Otherwise stop recording this flow run and report the problem once."""
+    """Strict: fail. Otherwise stop recording this flow run and report the problem once; task
+    runs a batch left out (StepsNotRecorded: the rest was written) are reported, and the
+    flow run's recording goes on."""
+    if isinstance(exc, StepsNotRecorded) and not flow.settings.strict:
+        log.warning("lakeline: %s", exc)
+        return
     flow.recorder = None
     if flow.settings.strict:
         raise RecordingFailed(f"lakeline could not record {what}: {exc}") from exc

@@ -435,6 +435,7 @@ class Tracker:
             self.journal.flush()
         if self.writer is None or self.failure is not None:
             return
+        from lakeline.errors import StepsNotRecorded
         from lakeline.lineage.recorder import BatchRecorder
 
         try:
@@ -442,6 +443,8 @@ class Tracker:
                 self.writer.flush(idle=idle)
             if isinstance(self.recorder, BatchRecorder):  # the step finishes handed to it
                 self.recorder.flush_if_due()  # (the handler's timer calls this during long jobs)
+        except StepsNotRecorded as exc:  # left out of a batch, the rest written: recording goes on
+            self.report(f"lakeline: {one_line(exc)}")
         except Exception as exc:
             self.fail(exc)
 
@@ -536,6 +539,8 @@ class Tracker:
             if recovered is not None:
                 return recovered
         if self.workflow is not None and self.recorder is not None and self.failure is None:
+            from lakeline.errors import StepsNotRecorded
+
             error = self.errors[0].message if self.errors else None
             try:
                 self.recorder.finish_workflow(
@@ -544,6 +549,8 @@ class Tracker:
                     finished_at=when(self.finished_at),
                     error=None if error is None else error[:2000],
                 )
+            except StepsNotRecorded as exc:  # the workflow run is finished
+                self.report(f"lakeline: {one_line(exc)}")
             except Exception as exc:
                 self.fail(exc)
         return self.summary()

@@ -307,9 +307,11 @@ class Writer:
         batching Recorder keeps the steps only started that nothing of it names,
         `BatchRecorder.flush_idle`; a flush that must write them all is not idle).
 
-        Raises only what stops all recording (the tracker decides); a file that cannot be
-        recorded is a problem of the jobs that made or used it.
+        Raises only what stops all recording (the tracker decides) and StepsNotRecorded (the
+        batch written but those steps, reported); a file that cannot be recorded is a problem
+        of the jobs that made or used it.
         """
+        from lakeline.errors import StepsNotRecorded
         from lakeline.lineage.recorder import FileRecord
 
         files, links = list(self._files.values()), self._links
@@ -337,11 +339,15 @@ class Writer:
             self._remember(item.location, artifact)
         self._link(links)
         self._finish_steps()
-        if self.queued:
-            if idle:
-                self.recorder.flush_idle()  # type: ignore[attr-defined]
-            else:
-                self.recorder.flush()  # type: ignore[attr-defined]
+        try:
+            if self.queued:
+                if idle:
+                    self.recorder.flush_idle()  # type: ignore[attr-defined]
+                else:
+                    self.recorder.flush()  # type: ignore[attr-defined]
+        except StepsNotRecorded:  # the rest of the batch written: the removals too
+            self._mark_removed()
+            raise
         self._mark_removed()
 
     def _finish_steps(self) -> None:

@@ -44,7 +44,7 @@ def _function(body: str) -> None:
     from lakeline.db.pg_helpers import helpers
 
     bind = op.get_bind()
-    schema = str(bind.exec_driver_sql("SELECT current_schema()").scalar_one())
+    schema = str(bind.exec_driver_sql("SELECT pg_catalog.current_schema()").scalar_one())
     catalog = bind.dialect.identifier_preparer.quote_schema(schema)
     sql = FUNCTION.format(h=helpers(bind), body=body.replace("{s}", catalog))
     bind.exec_driver_sql(sql)
