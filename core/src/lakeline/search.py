@@ -81,9 +81,7 @@ from sqlalchemy import (
     table,
     text,
 )
-from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased
-from sqlalchemy.sql.functions import FunctionElement
 
 from lakeline.db.sqlite_functions import TOKEN as _TOKEN  # (registered as lakeline_tokens)
 
@@ -489,28 +487,6 @@ def _rank_pool(
     return scores
 
 
-def _pg_catalog(name: str, *arguments: Any) -> Any:
-    """`pg_catalog.<name>(arguments)`: pg_catalog's function whatever a writer defined in
-    `public` (a better match for a VARCHAR parameter, say: it would run as the searcher)."""
-    from sqlalchemy.sql.functions import Function
-
-    if name == "to_tsquery":  # SQLAlchemy compiles that name its own way: no schema
-        return _ToTsquery(*arguments)
-    return Function(name, *arguments, packagenames=("pg_catalog",))
-
-
-class _ToTsquery(FunctionElement[Any]):
-    """`pg_catalog.to_tsquery(config, query)`."""
-
-    name = "lakeline_to_tsquery"
-    inherit_cache = True
-
-
-@compiles(_ToTsquery)
-def _to_tsquery_sql(element: _ToTsquery, compiler: Any, **kw: Any) -> str:
-    return f"pg_catalog.to_tsquery({compiler.process(element.clauses, **kw)})"
-
-
 def _tsquery(terms: list[str]) -> str:
     """PostgreSQL: every word as a prefix, as FTS5 tokenizes it (folded as the indexed text
     is; several tokens a phrase whose last one is the prefix, as FTS5's `"v1_2"*`: to_tsquery
@@ -589,7 +565,9 @@ def apply_search(
         )
         return stmt.join(ranked, ranked.c.rid == key).order_by(ranked.c.position)
     config: Any = literal_column("'simple'::regconfig")
-    tsquery = _pg_catalog("to_tsquery", config, _tsquery(terms))  # a VARCHAR: pg_catalog's
+    from lakeline.search_pg import pg_catalog as _pg_catalog  # a VARCHAR: pg_catalog's
+
+    tsquery = _pg_catalog("to_tsquery", config, _tsquery(terms))
 
     def matches(vector: Any) -> Any:
         if lead is None:
