@@ -566,9 +566,7 @@ def apply_search(
         )
         return stmt.join(ranked, ranked.c.rid == key).order_by(ranked.c.position)
     config: Any = literal_column("'simple'::regconfig")
-    from lakeline.search_pg import pg_catalog as _pg_catalog  # a VARCHAR: pg_catalog's
-
-    tsquery = _pg_catalog("to_tsquery", config, _tsquery(terms))
+    tsquery = _pg_catalog("to_tsquery", config, _tsquery(terms))  # a VARCHAR: pg_catalog's
 
     def matches(vector: Any) -> Any:
         if lead is None:

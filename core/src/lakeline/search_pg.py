@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.functions import FunctionElement
 
 from lakeline.search import (
     PG_MAX_TOKEN_BYTES,
@@ -152,25 +150,3 @@ def pg_pool(
     scores = window if len(window) >= limit else first | window
     ranked = sorted(scores, key=lambda id_: (-scores[id_], -id_))
     return RankedPool(json.dumps(ranked), exact=len(first) < pool)
-
-
-def pg_catalog(name: str, *arguments: Any) -> Any:
-    """`pg_catalog.<name>(arguments)`: pg_catalog's function whatever a writer defined in
-    `public` (a better match for a VARCHAR parameter, say: it would run as the searcher)."""
-    from sqlalchemy.sql.functions import Function
-
-    if name == "to_tsquery":  # SQLAlchemy compiles that name its own way: no schema
-        return _ToTsquery(*arguments)
-    return Function(name, *arguments, packagenames=("pg_catalog",))
-
-
-class _ToTsquery(FunctionElement[Any]):
-    """`pg_catalog.to_tsquery(config, query)`."""
-
-    name = "lakeline_to_tsquery"
-    inherit_cache = True
-
-
-@compiles(_ToTsquery)
-def _to_tsquery_sql(element: _ToTsquery, compiler: Any, **kw: Any) -> str:
-    return f"pg_catalog.to_tsquery({compiler.process(element.clauses, **kw)})"
