@@ -96,15 +96,18 @@ def time_flushes() -> None:
     """Count the batches lakeline's timer thread flushes between hooks as time in lakeline."""
     from lakeline.lineage.recorder import BatchRecorder
 
-    if not getattr(BatchRecorder.flush, "timed", False):
-        flush = timed(BatchRecorder.flush)
+    # every write goes through `_flush` where the checkout has one (its due and idle flushes
+    # call it, not `flush`)
+    writes = "_flush" if hasattr(BatchRecorder, "_flush") else "flush"
+    if not getattr(getattr(BatchRecorder, writes), "timed", False):
+        flush = timed(getattr(BatchRecorder, writes))
 
         def counted(*args: Any, **kwargs: Any) -> Any:
             FLUSHES[0] += 1
             return flush(*args, **kwargs)
 
         counted.timed = True  # type: ignore[attr-defined]
-        BatchRecorder.flush = counted  # type: ignore[method-assign]
+        setattr(BatchRecorder, writes, counted)
     if _collecting not in gc.callbacks:
         gc.callbacks.append(_collecting)
 
