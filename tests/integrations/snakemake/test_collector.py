@@ -9,6 +9,7 @@ import logging
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from lakeline.instance import Instance
@@ -42,6 +43,26 @@ def _handler(**settings: object) -> object:
     from snakemake_logger_plugin_lakeline import LogHandler, LogHandlerSettings
 
     return LogHandler(common_settings=MockOutputSettings(), settings=LogHandlerSettings(**settings))
+
+
+def _workdir(tmp_path: Path) -> Path:
+    """A workflow's folder with its one input, data/raw.txt."""
+    root = tmp_path / "wf"
+    (root / "data").mkdir(parents=True)
+    (root / "data" / "raw.txt").write_text("alpha")
+    return root
+
+
+def _first_job(handler: Any, root: Path) -> None:
+    """Emit the workflow's start and its first job (rule `make`, reading data/raw.txt)."""
+    handler.emit(
+        _record(
+            event="workflow_started", workflow_id="w-1", lakeline_workflow={"workdir": str(root)}
+        )
+    )
+    handler.emit(
+        _record(event="job_info", jobid=1, rule_name="make", input=["data/raw.txt"], output=[])
+    )
 
 
 def test_frozen_while_the_plugin_runs_and_given_back_at_close(
@@ -82,24 +103,13 @@ def test_the_first_job_s_set_up_is_frozen_too_and_given_back(
     Snakemake made meanwhile), all given back at close; the job is recorded as ever."""
     import lakeline as ll
 
-    root = tmp_path / "wf"
-    (root / "data").mkdir(parents=True)
-    (root / "data" / "raw.txt").write_text("alpha")
+    root = _workdir(tmp_path)
     handler = _handler(instance="test")
     frozen = gc.get_freeze_count()
     gc.disable()  # no collection between the garbage made and the first job's set-up
     try:
         garbage = weakref.ref(Cycle())
-        handler.emit(
-            _record(
-                event="workflow_started",
-                workflow_id="w-1",
-                lakeline_workflow={"workdir": str(root)},
-            )
-        )  # type: ignore[attr-defined]
-        handler.emit(
-            _record(event="job_info", jobid=1, rule_name="make", input=["data/raw.txt"], output=[])
-        )  # type: ignore[attr-defined]
+        _first_job(handler, root)
         with handler._lock:  # type: ignore[attr-defined]
             handler._take()  # type: ignore[attr-defined]  # what the plugin's thread does
         assert gc.get_freeze_count() > frozen  # the Recorder's set-up, out of the walks
@@ -166,26 +176,13 @@ def test_a_pause_begun_meanwhile_in_another_thread_holds(
                 reader.start()
                 entered.wait(60)
 
-    root = tmp_path / "wf"
-    (root / "data").mkdir(parents=True)
-    (root / "data" / "raw.txt").write_text("alpha")
+    root = _workdir(tmp_path)
     assert gc.isenabled()
     handler = _handler(instance="test")
     get_plugin_manager().register(Reading(), name="reading")
     try:
         with handler._lock:  # type: ignore[attr-defined]  # one batch: the plugin's thread waits
-            handler.emit(
-                _record(
-                    event="workflow_started",
-                    workflow_id="w-1",
-                    lakeline_workflow={"workdir": str(root)},
-                )
-            )  # type: ignore[attr-defined]
-            handler.emit(
-                _record(
-                    event="job_info", jobid=1, rule_name="make", input=["data/raw.txt"], output=[]
-                )
-            )  # type: ignore[attr-defined]
+            _first_job(handler, root)
             handler._take()  # type: ignore[attr-defined]
         assert entered.is_set()  # the other thread paused during the first job's set-up
         assert not gc.isenabled()  # ... and its pause holds
@@ -217,25 +214,12 @@ def test_the_first_batch_s_writes_run_with_the_collector_and_hold_no_garbage(
         def run_finished(self, run: object) -> None:  # the first job's step, in the batch
             seen.append((gc.isenabled(), weakref.ref(Cycle())))  # dropped by a `run:` job
 
-    root = tmp_path / "wf"
-    (root / "data").mkdir(parents=True)
-    (root / "data" / "raw.txt").write_text("alpha")
+    root = _workdir(tmp_path)
     handler = _handler(instance="test")
     get_plugin_manager().register(Writing(), name="writing")
     try:
         with handler._lock:  # type: ignore[attr-defined]  # one batch: the plugin's thread waits
-            handler.emit(
-                _record(
-                    event="workflow_started",
-                    workflow_id="w-1",
-                    lakeline_workflow={"workdir": str(root)},
-                )
-            )  # type: ignore[attr-defined]
-            handler.emit(
-                _record(
-                    event="job_info", jobid=1, rule_name="make", input=["data/raw.txt"], output=[]
-                )
-            )  # type: ignore[attr-defined]
+            _first_job(handler, root)
             handler.emit(_record(event="job_finished", job_id=1))  # type: ignore[attr-defined]
             handler._take(idle=True)  # type: ignore[attr-defined]  # the whole batch written
         ((collecting, garbage),) = seen
