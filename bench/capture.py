@@ -97,6 +97,7 @@ class Bench:
     def __init__(self, db: str, base: Path, args: argparse.Namespace, server: Any) -> None:
         self.db, self.base, self.args, self.server = db, base, args, server
         self.count = 0
+        self.warm = True  # False: no engine's first round is a warm-up (capture_split warms once)
         self.launch: tuple[str, ...] = ("-m", "snakemake")  # how Snakemake is started
 
     def instance(self, label: str) -> str:
@@ -113,7 +114,7 @@ class Bench:
         """Figures of `once(variant, round)` per variant (baseline, off, on), rounds
         alternating; with `warm`, a first round is not counted."""
         timings: dict[str, list[Timing]] = {"baseline": [], "off": [], "on": []}
-        for r in range(-1 if warm else 0, self.args.rounds):
+        for r in range(-1 if warm and self.warm else 0, self.args.rounds):
             for variant in ["baseline", *self.args.variants]:
                 if variant != "baseline":
                     os.environ["LAKELINE_CAPTURE_BATCH"] = variant
@@ -339,7 +340,12 @@ def prefect(bench: Bench) -> tuple[Figures, int, str]:
     bench.count += 1
     name = f"pf_{bench.db}_{bench.count}"
     url = None if bench.server is None else bench.server.create_database(name)
-    options = argparse.Namespace(tasks=n, repeats=bench.args.rounds, variants=bench.args.variants)
+    options = argparse.Namespace(
+        tasks=n,
+        repeats=bench.args.rounds,
+        variants=bench.args.variants,
+        warm_tasks=getattr(bench.args, "warm_tasks", n),
+    )
     row = pf.measure(bench.db, url, bench.base, options, name=name)
     timings = {"baseline": [Timing(w, 0.0, 0.0) for w in row["without"]]}
     for v in VARIANTS:

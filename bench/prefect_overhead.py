@@ -164,7 +164,8 @@ def measure(
     db: str, url: str | None, base: Path, args: argparse.Namespace, name: str | None = None
 ) -> dict[str, Any]:
     """Per round: the flow without hooks, then with them plain, then batched (fresh files
-    each); per variant the wall times and the time in lakeline, the warm-up round dropped.
+    each); per variant the wall times and the time in lakeline, the warm-up round dropped
+    (of `args.warm_tasks` tasks where given, else `args.tasks`).
     `name`: the instance's (default `prefect-<db>`), a new one for each call."""
     import lakeline as ll
     import lakeline_prefect
@@ -179,17 +180,18 @@ def measure(
     collected: dict[str, list[float]] = {v: [] for v in VARIANTS}
     flushes: dict[str, list[int]] = {v: [] for v in VARIANTS}
     for i in range(args.repeats + 1):  # the first round warms Prefect and lakeline up
+        size = args.tasks if i else getattr(args, "warm_tasks", args.tasks)
         folder = base / f"wf-{name}" / str(i)  # under one root: each round's keys are new
         lakeline_prefect.configure(root=str(folder.parent))
         start = time.perf_counter()
-        plain(files(folder / "plain", args.tasks))
+        plain(files(folder / "plain", size))
         plain_s = time.perf_counter() - start
         line = f"[{db}] round {i}{' (warm-up)' if not i else ''}: without {plain_s:.2f} s"
         if i:
             without.append(plain_s)
         for variant in getattr(args, "variants", VARIANTS):
             os.environ["LAKELINE_CAPTURE_BATCH"] = variant
-            paths = files(folder / f"hooked-{variant}", args.tasks)
+            paths = files(folder / f"hooked-{variant}", size)
             SPENT[0] = CPU[0] = GC[0] = 0.0
             FLUSHES[0] = 0
             start = time.perf_counter()

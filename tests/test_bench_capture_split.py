@@ -1,0 +1,51 @@
+"""bench/capture_split.py's fixed cost a run and slope a task are what its rounds measured:
+each round's fixed + n x slope gives back that round's two runs, and the summary's medians
+are the rounds' medians (real redun runs on SQLite at tiny sizes; nothing about time)."""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).parents[1]
+ROUND = re.compile(
+    r"^round (\d+) B redun sqlite: (.*) -> fixed (-?[\d.]+) ms \+ (-?[\d.]+) ms a task;"
+)
+SUMMARY = re.compile(
+    r"^redun +sqlite +B 3/7 +fixed (-?[\d.]+) \[(-?[\d.]+)\.\.(-?[\d.]+)\] +"
+    r"slope (-?[\d.]+) \[(-?[\d.]+)\.\.(-?[\d.]+)\] a task"
+)
+
+
+def test_the_split_reproduces_each_rounds_two_runs(tmp_path: Path) -> None:
+    figures = tmp_path / "split.json"
+    argv = [sys.executable, "bench/capture_split.py", "--engines", "redun", "--db", "sqlite"]
+    argv += ["--rounds", "3", "--sizes", "redun=3:7", "--warm", "2", "--json", str(figures)]
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rounds = [m for line in done.stdout.splitlines() if (m := ROUND.match(line))]
+    assert [int(m[1]) for m in rounds] == [1, 2, 3]
+    stored = json.loads(figures.read_text())[0]["B"]
+    fixed, slopes = [], []
+    for m, runs in zip(rounds, stored, strict=True):
+        measured = [(int(n), float(c)) for n, c in re.findall(r"(\d+) tasks ([\d.]+) ms", m[2])]
+        assert measured == [(r["n"], round(r["cpu"] * 1000, 2)) for r in runs]  # as printed
+        assert all(c > 0 for _, c in measured)
+        f, s = float(m[3]), float(m[4])
+        for n, c in measured:  # printed to 0.01 ms and 0.0001 ms a task
+            assert abs(f + n * s - c) <= 0.0101 + n * 0.00005, (f, s, n, c)
+        fixed.append(f)
+        slopes.append(s)
+    # the sizes back to back, the order alternated: small first, then large first
+    assert [[r["n"] for r in runs] for runs in stored] == [[3, 7], [7, 3], [3, 7]]
+    summary = [m for line in done.stdout.splitlines() if (m := SUMMARY.match(line))]
+    assert len(summary) == 1, done.stdout
+    got = [float(x) for x in summary[0].groups()]
+    want = [statistics.median(fixed), min(fixed), max(fixed)]
+    want += [statistics.median(slopes), min(slopes), max(slopes)]
+    assert all(abs(g - w) <= 0.051 for g, w in zip(got[:3], want[:3], strict=True)), (got, want)
+    assert all(abs(g - w) <= 0.00051 for g, w in zip(got[3:], want[3:], strict=True)), (got, want)
