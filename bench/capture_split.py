@@ -244,9 +244,17 @@ def main() -> None:
         engine, _, given = item.partition("=")
         if engine not in ENGINES or not given:
             parser.error(f"--sizes: {item!r} is not engine=small:large")
+        if not all(x.isdigit() for x in given.split(":")):
+            parser.error(f"--sizes: {item!r}: sizes are whole numbers of tasks")
         sizes[engine] = tuple(int(x) for x in given.split(":"))
         if engine in SPLIT and (len(sizes[engine]) != 2 or len(set(sizes[engine])) != 2):
             parser.error(f"--sizes: {engine} needs two different sizes, got {given}")
+        if engine == "track" and len(sizes[engine]) != 1:
+            parser.error(f"--sizes: track runs at one size, got {given}")
+        if engine == "nextflow" and sizes[engine] != SIZES[engine]:
+            parser.error(f"--sizes: nextflow's fixture has {SIZES[engine][0]} tasks, got {given}")
+    if args.rounds < 1:
+        parser.error(f"--rounds: at least 1, got {args.rounds}")
     sys.path.insert(0, str(HERE))
     import capture
     import capture_ab

@@ -49,3 +49,25 @@ def test_the_split_reproduces_each_rounds_two_runs(tmp_path: Path) -> None:
     want += [statistics.median(slopes), min(slopes), max(slopes)]
     assert all(abs(g - w) <= 0.051 for g, w in zip(got[:3], want[:3], strict=True)), (got, want)
     assert all(abs(g - w) <= 0.00051 for g, w in zip(got[3:], want[3:], strict=True)), (got, want)
+
+
+def _split(*options: str) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "bench/capture_split.py", "--db", "sqlite", *options]
+    return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=False)
+
+
+def test_sizes_it_cannot_run_are_refused_before_running() -> None:
+    """track runs at one size and the Nextflow import at its fixture's 486 tasks: other
+    sizes, sizes that are not whole numbers and no rounds are refused, naming the problem,
+    before anything runs (on slopes 5cdff2f: a child's FileExistsError, the size ignored, a
+    ValueError, an IndexError after the run)."""
+    for options, named in [
+        (("--engines", "track", "--sizes", "track=5:9"), "track"),
+        (("--engines", "nextflow", "--sizes", "nextflow=100"), "nextflow"),
+        (("--engines", "redun", "--sizes", "redun=a:9"), "redun=a:9"),
+        (("--engines", "redun", "--rounds", "0"), "--rounds"),
+    ]:
+        done = _split("--rounds", "1", *options)
+        assert done.returncode == 2, (options, done.stderr[-2000:])
+        assert named in done.stderr, (options, done.stderr[-2000:])
+        assert "Traceback" not in done.stderr, (options, done.stderr[-2000:])
