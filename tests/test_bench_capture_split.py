@@ -71,3 +71,11 @@ def test_sizes_it_cannot_run_are_refused_before_running() -> None:
         assert done.returncode == 2, (options, done.stderr[-2000:])
         assert named in done.stderr, (options, done.stderr[-2000:])
         assert "Traceback" not in done.stderr, (options, done.stderr[-2000:])
+
+
+def test_a_redun_size_equal_to_the_warm_up_runs() -> None:
+    """redun's warm-up run (`--warm` tasks) and a measured size of as many tasks each get
+    their own workflow folder."""
+    done = _split("--engines", "redun", "--rounds", "1", "--sizes", "redun=2:4", "--warm", "2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert re.search(r"^round 1 B redun sqlite: 2 tasks .*, 4 tasks ", done.stdout, re.M)
