@@ -115,7 +115,8 @@ class Bench:
         alternating; with `warm`, a first round is not counted."""
         timings: dict[str, list[Timing]] = {"baseline": [], "off": [], "on": []}
         for r in range(-1 if warm and self.warm else 0, self.args.rounds):
-            for variant in ["baseline", *self.args.variants]:
+            base = ["baseline"] if getattr(self.args, "baseline", True) else []
+            for variant in [*base, *self.args.variants]:
                 if variant != "baseline":
                     os.environ["LAKELINE_CAPTURE_BATCH"] = variant
                 timing = once(variant, r)
@@ -154,8 +155,9 @@ class Figures(NamedTuple):
 
     @classmethod
     def of(cls, timings: dict[str, list[Timing]]) -> Figures:
-        base = timings["baseline"]
-        for v in VARIANTS:  # a variant not run: NaN
+        rounds = max(len(v) for v in timings.values())
+        base = timings["baseline"] = timings["baseline"] or [Timing(*[float("nan")] * 3)] * rounds
+        for v in VARIANTS:  # a variant (or the baseline) not run: NaN
             timings[v] = timings.get(v) or [Timing(*[float("nan")] * 3)] * len(base)
         return cls(
             {k: median([t.wall for t in v]) for k, v in timings.items()},

@@ -67,6 +67,7 @@ def child(spec: dict[str, Any]) -> None:
     args = argparse.Namespace(
         tasks=0, redun_tasks=0, rounds=1, variants=[variant], warm_tasks=spec["warm"]
     )
+    args.baseline = spec.get("baseline", True)
     base = Path(tempfile.mkdtemp(prefix="lakeline-bench-split-"))
     tree = Path(spec["tree"]).resolve()
     where = base / "snakemake-imports.jsonl"
@@ -236,6 +237,11 @@ def main() -> None:
     parser.add_argument("--warm", type=int, default=WARM)
     parser.add_argument("--variant", choices=["on", "off"], default="on")
     parser.add_argument("--before", type=Path)
+    parser.add_argument(
+        "--no-baseline",
+        action="store_true",
+        help="skip the runs without lakeline (half the time; no wall split; not Prefect)",
+    )
     parser.add_argument("--json", type=Path, help="write every round's figures there")
     args = parser.parse_args()
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
@@ -305,6 +311,7 @@ def main() -> None:
                             "sizes": order,
                             "warm": args.warm,
                             "variant": args.variant,
+                            "baseline": not args.no_baseline,
                             "tree": str(trees[side]),
                             "serial": serial,
                             "admin": None if server is None or db == "sqlite" else server.url(),

@@ -344,3 +344,43 @@ def test_a_quiet_flush_keeps_a_step_only_started_for_its_finish(
     assert [e.action for e in entries(instance, uids=[waiting.run.uid])] == ["insert"]
     assert ll.Run.get(id=waiting.run.id).status == "completed"
     assert ll.Artifact.get(key="out/b.txt").run.uid == waiting.run.uid
+
+
+def test_a_job_only_started_waits_the_plugins_started_ms_not_five_batch_ages(
+    instance: Instance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A busy run's batch is due BATCH_MS after its first queued file (10 s: a flush's fixed
+    cost over more jobs); a job only started, that nothing of the batch names, is written once
+    Snakemake is quiet and it waited STARTED_MS, not the batching Recorder's default of
+    5 x BATCH_MS (50 s)."""
+    import lakeline as ll
+    from snakemake_interface_logger_plugins.tests import MockOutputSettings
+    from snakemake_logger_plugin_lakeline import LogHandler, LogHandlerSettings
+    from snakemake_logger_plugin_lakeline import tracker as tracking
+
+    monkeypatch.setattr(tracking, "STARTED_MS", 1000.0)  # 10 s in real runs
+    root = write_workflow(tmp_path / "wf", "", {})
+    handler = LogHandler(common_settings=MockOutputSettings(), settings=LogHandlerSettings())
+    try:
+        tracker = handler.tracker
+        assert tracker is not None
+        started = {"workdir": str(root)}
+        handler.emit(
+            _record(event="workflow_started", workflow_id="w-1", lakeline_workflow=started)
+        )
+        handler.emit(_record(event="job_info", jobid=1, rule_name="wait", output=["out/b.txt"]))
+        with handler._lock:
+            handler._take(idle=True)  # what the flusher does once Snakemake is quiet
+        waiting = tracker.jobs[1].step
+        assert waiting is not None and waiting.run.id is None  # kept for its finish
+        assert tracker.recorder is not None and tracker.recorder.ms == tracking.BATCH_MS
+        time.sleep(1.1)
+        with handler._lock:
+            handler._take(idle=True)
+        assert waiting.run.id is not None  # written, as started
+        (root / "out").mkdir()
+        (root / "out" / "b.txt").write_text("late")
+        handler.emit(_record(event="job_finished", job_id=1))
+    finally:
+        handler.close()
+    assert ll.Run.get(id=waiting.run.id).status == "completed"

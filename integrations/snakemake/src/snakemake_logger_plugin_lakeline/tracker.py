@@ -49,7 +49,12 @@ if TYPE_CHECKING:
 
 ENGINE = "snakemake"
 BATCH_STEPS = 500  # finished jobs in a batch at most (a flush has a fixed cost: big batches
-BATCH_MS = 2000.0  # cost less per job); its age at most while Snakemake logs (quiet: handler)
+BATCH_MS = 10_000.0  # cost less per job); its age at most while Snakemake logs (quiet: handler)
+# A busy run writes a batch every BATCH_MS: a flush's fixed cost (~6-9 ms of CPU) over the jobs
+# finished meanwhile, which at 2 s was 0.15-0.5 ms a job (Snakemake's 40-140 ms a job, quiet to
+# load 7). What Snakemake logged is in the journal at once; the catalog has it once Snakemake
+# is quiet for 0.5 s, or within BATCH_MS.
+STARTED_MS = 10_000.0  # a job only started, named by nothing of the batch: kept at most this
 
 
 def when(timestamp: float | None) -> datetime | None:
@@ -150,7 +155,7 @@ class Tracker:
             return True
         if self.failure is not None or self.started is None:
             return False
-        from lakeline.lineage.recorder import make_recorder
+        from lakeline.lineage.recorder import BatchRecorder, make_recorder
 
         event = self.started
         try:
@@ -165,6 +170,8 @@ class Tracker:
                     upload=self.upload,
                     instance=instance,
                 )
+                if isinstance(self.recorder, BatchRecorder):
+                    self.recorder.started_ms = STARTED_MS  # (5 * BATCH_MS by default)
                 self.writer = Writer(self.recorder, self.workdir, self._problem)
                 sources = self.sources()
                 params = {
