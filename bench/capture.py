@@ -48,8 +48,10 @@ integrations` tree, every round in a fresh process per checkout, alternated AB, 
 side's lakeline CPU and baseline, and the paired difference. One pass per checkout cannot tell
 a 10-20 % change on this machine; this can.
 
-`--split N`: redun, Prefect and Snakemake are measured again at N tasks (not an engine already
-measured at N: redun runs --redun-tasks, the others --tasks), and their lakeline
+`--split N` (bench/capture_split.py does this round by round, each round's two sizes back to
+back, and prints the range: read that one): redun, Prefect and Snakemake are measured again
+at N tasks (not an engine already measured at N: redun runs --redun-tasks, the others
+--tasks), and their lakeline
 CPU per run (median, batched unless only plain is asked) is split into a fixed part and a part
 per task, the line through the two sizes: c(n) = fixed + n * slope. A figure per task at one
 size is fixed / n + slope; redun's and Snakemake's fixed part is a first run's (fresh
