@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from lakeline.errors import MissingReference, StepsNotRecorded
 from lakeline.lineage.handles import loaded
+from lakeline.lineage.hidden_runs import hidden_reason, hidden_runs
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -138,8 +139,15 @@ def _refused(rec: BatchRecorder, exc: BaseException) -> Refused | None:
         with rec.instance.sessions.read() as session:
             for table, wanted in (("runs", runs), *others.items()):
                 present = _present(session, table, wanted)
+                # runs moved since to a space the role is not in: hidden, not gone
+                hidden = hidden_runs(session, set(wanted) - present) if table == "runs" else ()
                 for value, steps in wanted.items():
-                    if value not in present:
+                    if value in hidden:
+                        for handle, what in steps:
+                            refused.add(
+                                handle, hidden_reason(what, rec.instance.engine.url.username)
+                            )
+                    elif value not in present:
                         if table == "runs":
                             refused.gone_runs.extend(holders.get(value, ()))
                         for handle, what in steps:

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import chain
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from sqlalchemy import (
     BindParameter,
@@ -482,7 +482,7 @@ class Finish:
             return record, True
         record = session.get(Run, run.id)  # no row changed: a replayed event, or a gone run
         if record is None:
-            raise LakelineError(f"run {run.uid} no longer exists")
+            _gone(session, run)
         if record.status == self.status:
             if self.cached_from_id is not None and record.cached_from_id is None:
                 record.cached_from_id = self.cached_from_id  # the original was recorded later
@@ -492,6 +492,22 @@ class Finish:
         if self.cached_from_id is not None:
             record.cached_from_id = self.cached_from_id
         return record, True
+
+
+def _gone(session: Session, run: Run) -> NoReturn:
+    """Raise the error for `run`, not found by its finish: hidden by space rules (moved since
+    to a space the role is not in: PermissionDenied) or deleted since."""
+    from lakeline.lineage.hidden_runs import hidden_runs
+
+    if hidden_runs(session, {run.id}):
+        from lakeline.errors import PermissionDenied
+
+        raise PermissionDenied(
+            f"cannot finish run {run.uid}: it is in a space role "
+            f"{session.get_bind().engine.url.username!r} is not a member of (moved since it was "
+            "recorded); nothing was recorded"
+        )
+    raise LakelineError(f"run {run.uid} no longer exists")
 
 
 def claim_outputs(session: Session, artifacts: Iterable[Artifact | None], run_id: int) -> None:

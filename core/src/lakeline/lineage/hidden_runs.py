@@ -1,0 +1,37 @@
+"""Runs a role held to spaces no longer sees: moved since to a space it is not in (PostgreSQL
+row security), told apart from runs deleted since (a flush's look-up after it failed)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Collection
+
+    from sqlalchemy.orm import Session
+
+
+def hidden_runs(session: Session, ids: Collection[int]) -> set[int]:
+    """Those of `ids` (runs the connected role does not see) that exist and that it created:
+    hidden by space rules, not deleted (migration 0026's `lakeline_own_runs`). Empty on
+    SQLite, for a role held to no space, or when `ids` is."""
+    if not ids or session.get_bind().dialect.name != "postgresql":
+        return set()
+    from sqlalchemy import text
+
+    from lakeline.db.pg_helpers import helpers
+
+    conn = session.connection()
+    found = conn.execute(
+        text(f"SELECT {helpers(conn)}.lakeline_own_runs(:ids)"), {"ids": sorted(ids)}
+    ).scalar()
+    return set(found or ())
+
+
+def hidden_reason(what: str, role: str | None) -> str:
+    """Why a step naming a run (`what`: "its parent run id 7") hidden by space rules is left
+    out."""
+    return (
+        f"{what} is hidden by space rules (in a space role {role!r} is not a member of: "
+        "moved since it was recorded)"
+    )
