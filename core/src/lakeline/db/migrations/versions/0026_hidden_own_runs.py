@@ -9,7 +9,8 @@ spaces does not see a run an admin moved since to a space it is not in, and that
 reported "deleted since" (a false fact; its steps left out for that reason). The function
 (SECURITY DEFINER, search path pg_catalog only, every name qualified) answers, of the run ids
 given, those that exist and that the calling role created (`lakeline_user_id()`): what the
-role recorded itself, so it learns nothing of other roles' runs. Downgrade: dropped. SQLite:
+role recorded itself, so it learns nothing of other roles' runs. Owned by the catalog's
+owner, whoever migrates (a superuser's would run as a superuser). Downgrade: dropped. SQLite:
 nothing (no spaces there).
 """
 
@@ -39,7 +40,18 @@ def upgrade() -> None:
         return
     schema = str(bind.exec_driver_sql("SELECT pg_catalog.current_schema()").scalar_one())
     catalog = bind.dialect.identifier_preparer.quote_schema(schema)
-    bind.exec_driver_sql(FUNCTION.format(h=helpers(bind), s=catalog))
+    schema_of = helpers(bind)
+    bind.exec_driver_sql(FUNCTION.format(h=schema_of, s=catalog))
+    # the owner's, as 0022 made its schema: a superuser may be migrating, and a SECURITY
+    # DEFINER function of its would run as a superuser
+    owner = bind.exec_driver_sql(
+        "SELECT c.relowner::pg_catalog.regrole::pg_catalog.text FROM pg_catalog.pg_class c "
+        "WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(pg_catalog.quote_ident("
+        "pg_catalog.current_schema()) OPERATOR(pg_catalog.||) '.artifacts')::pg_catalog.oid"
+    ).scalar_one()
+    bind.exec_driver_sql(
+        f"ALTER FUNCTION {schema_of}.lakeline_own_runs(integer[]) OWNER TO {owner}"
+    )
 
 
 def downgrade() -> None:
