@@ -10,6 +10,9 @@ if TYPE_CHECKING:
 
     from sqlalchemy.orm import Session
 
+    from lakeline.errors import LakelineError
+    from lakeline.models import Run
+
 
 def hidden_runs(session: Session, ids: Collection[int]) -> set[int]:
     """Those of `ids` (runs the connected role does not see) that exist and that it created:
@@ -35,3 +38,18 @@ def hidden_reason(what: str, role: str | None) -> str:
         f"{what} is hidden by space rules (in a space role {role!r} is not a member of: "
         "moved since it was recorded)"
     )
+
+
+def gone_error(session: Session, run: Run, doing: str) -> LakelineError:
+    """The error for `run`, not found by a write of its row (`doing`: "finish"): hidden by
+    space rules (moved since to a space the role is not in: PermissionDenied) or deleted
+    since ("no longer exists")."""
+    from lakeline.errors import LakelineError, PermissionDenied
+
+    if hidden_runs(session, {run.id}):
+        return PermissionDenied(
+            f"cannot {doing} run {run.uid}: it is in a space role "
+            f"{session.get_bind().engine.url.username!r} is not a member of (moved since it was "
+            "recorded); nothing was recorded"
+        )
+    return LakelineError(f"run {run.uid} no longer exists")

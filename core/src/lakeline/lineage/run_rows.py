@@ -497,17 +497,9 @@ class Finish:
 def _gone(session: Session, run: Run) -> NoReturn:
     """Raise the error for `run`, not found by its finish: hidden by space rules (moved since
     to a space the role is not in: PermissionDenied) or deleted since."""
-    from lakeline.lineage.hidden_runs import hidden_runs
+    from lakeline.lineage.hidden_runs import gone_error
 
-    if hidden_runs(session, {run.id}):
-        from lakeline.errors import PermissionDenied
-
-        raise PermissionDenied(
-            f"cannot finish run {run.uid}: it is in a space role "
-            f"{session.get_bind().engine.url.username!r} is not a member of (moved since it was "
-            "recorded); nothing was recorded"
-        )
-    raise LakelineError(f"run {run.uid} no longer exists")
+    raise gone_error(session, run, "finish")
 
 
 def claim_outputs(session: Session, artifacts: Iterable[Artifact | None], run_id: int) -> None:
