@@ -31,6 +31,30 @@ def hidden_runs(session: Session, ids: Collection[int]) -> set[int]:
     return set(found or ())
 
 
+def unseen_runs(session: Session, ids: Collection[int]) -> set[int]:
+    """Those of `ids` (runs the connected role does not see, of other roles or of unknown
+    creator: `hidden_runs` cannot answer for them) that may be hidden by space rules rather
+    than deleted: all of them when the role is held to spaces (PostgreSQL), else none."""
+    if not ids or session.get_bind().dialect.name != "postgresql":
+        return set()
+    from sqlalchemy import text
+
+    from lakeline.db.pg_helpers import helpers
+
+    conn = session.connection()
+    spaces = conn.execute(text(f"SELECT {helpers(conn)}.lakeline_spaces()")).scalar()
+    return set(ids) if spaces is not None else set()
+
+
+def unseen_reason(what: str, role: str | None) -> str:
+    """Why a step naming a run (`what`) that `unseen_runs` returned is left out: deleted, or
+    moved to a space the role is not in; which of the two, the role cannot know."""
+    return (
+        f"{what} is not visible to role {role!r} (deleted, or in a space it is not a member "
+        "of: its spaces hide what others recorded elsewhere)"
+    )
+
+
 def hidden_reason(what: str, role: str | None) -> str:
     """Why a step naming a run (`what`: "its parent run id 7") hidden by space rules is left
     out."""
