@@ -47,6 +47,7 @@ DEFINERS = {
     "lakeline_audit_chain()": "every commit that wrote",
     "lakeline_artifact_refs()": "insert of artifacts, update of a reference",
     "lakeline_artifact_refs_kept()": "delete of a storage",
+    "lakeline_own_runs(integer[])": "a flush's look-up after it failed (hidden_runs)",
 }
 # the overloads note, in the writer's table, each call made with the owner's rights
 # (current_user is then the owner, session_user the writer)
@@ -254,6 +255,14 @@ def test_a_writers_overloads_in_public_never_run_with_the_owners_rights(
     work("refused storage delete", refused_storage_delete)
     work("generic audit", generic)
     work("count", lambda: ll.Artifact.filter(key__startswith="w/").count())
+
+    def own_runs() -> None:
+        from lakeline.lineage.hidden_runs import hidden_runs
+
+        with writer.sessions.read() as session:
+            hidden_runs(session, {1, 2, 3})
+
+    work("own runs", own_runs)
     admin = login_roles.connect_as(admin_url, "admin")
     work("storage delete", storage_delete)
     work("grant", lambda: grant(admin.engine, other_role, "read"))

@@ -181,3 +181,70 @@ def test_a_populated_catalog_goes_down_to_0024_and_back(
     """Down to 0024: the schema is a fresh 0024's (`pg_dump -s`: the functions' text too); up
     again: a fresh head's; the audit chain verifies throughout (the digests are the same)."""
     down_and_up(tmp_path, postgres_url, postgres_server, "0024")
+
+
+# a writer's overloads of what `lakeline_is_admin()` and `lakeline_group()` call by name (their
+# bodies are unqualified: no search_path setting), each counting its calls and answering as
+# pg_catalog's would: exact matches where pg_catalog's need a cast (oid = regclass, name = text,
+# pg_has_role(name, text, ...) for a settings value). Not `=(varchar, text)`, which they call
+# too: lakeline's ordinary queries pick it in every session (`SELECT value FROM settings WHERE
+# key = $1` at connect, the ORM's): only REVOKE CREATE closes that (`schema_creators` warns)
+ADMIN_PLANTS = [
+    "CREATE SEQUENCE public.calls",
+    "GRANT USAGE ON SEQUENCE public.calls TO PUBLIC",
+    *(
+        f"CREATE FUNCTION public.{name}(a {left}, b {right}) RETURNS boolean LANGUAGE plpgsql AS "
+        f"$$ BEGIN PERFORM pg_catalog.nextval('public.calls'); RETURN {body}; END $$"
+        for name, left, right, body in (
+            ("eq_or", "oid", "regclass", "a OPERATOR(pg_catalog.=) b::pg_catalog.oid"),
+            ("eq_nt", "name", "text", "a::text OPERATOR(pg_catalog.=) b"),
+        )
+    ),
+    "CREATE OPERATOR public.= (LEFTARG = oid, RIGHTARG = regclass, FUNCTION = public.eq_or)",
+    "CREATE OPERATOR public.= (LEFTARG = name, RIGHTARG = text, FUNCTION = public.eq_nt)",
+    "CREATE FUNCTION public.pg_has_role(a name, b text, c text) RETURNS boolean LANGUAGE plpgsql "
+    "AS $$ BEGIN PERFORM pg_catalog.nextval('public.calls'); "
+    "RETURN pg_catalog.pg_has_role(a, b::name, c); END $$",
+]
+
+
+def test_the_admin_checks_run_only_under_a_pinned_search_path(
+    lakeline_home: Path, tmp_path: Path, postgres_url: str, login_roles: LoginRoles
+) -> None:
+    """`lakeline_is_admin()` and `lakeline_group()` keep unqualified calls (no migration changed
+    them) because nothing of lakeline calls them outside a function whose search path is
+    pg_catalog's only (grant, revoke, the delete check: 0020), and policies, defaults and
+    trigger conditions are stored bound to their operators' oids: an admin deleting a writer's
+    record, granting and revoking, a role held to spaces reading runs and the audit log run
+    none of the writer's overloads. Called by hand under a search path holding `public`, they
+    do run (the last lines): the overloads are live, only unreached."""
+    from lakeline.access import spaces
+    from lakeline.access.roles import grant, revoke
+
+    owner = ll.init(tmp_path / "data", db=postgres_url, name="owner")
+    spaces.create(owner, "lab")
+    admin_role, admin_url = login_roles.create("admin")
+    held_role, held_url = login_roles.create("held")
+    other_role, _ = login_roles.create("other")
+    grant(owner.engine, admin_role, "admin")
+    grant(owner.engine, held_role, "write")
+    spaces.set_membership(owner.engine, held_role, ["lab"])
+    _, writer = planted_writer(owner, login_roles)
+    (tmp_path / "w.txt").write_text("w")
+    saved = ll.Artifact(tmp_path / "w.txt", key="w.txt").save()  # the writer's record
+    _plant(writer, *ADMIN_PLANTS)
+    admin = login_roles.connect_as(admin_url, "admin")
+    before = _calls(admin)
+    ll.Artifact.get(saved.uid).delete()  # another's record: the delete check asks is_admin
+    grant(admin.engine, other_role, "read")
+    revoke(admin.engine, other_role)
+    held = login_roles.connect_as(held_url, "held")
+    with held.engine.connect() as conn:  # the policies: spaces, and the audit log's own rows
+        conn.execute(text("SELECT count(*) FROM runs")).scalar()
+        conn.execute(text("SELECT count(*) FROM audit_log")).scalar()
+    assert _calls(held) == before + 1  # this look-up's own call only
+    with admin.engine.connect() as conn:  # by hand, `public` on the path: they run
+        schema = helpers(conn)
+        assert conn.execute(text(f"SELECT {schema}.lakeline_is_admin()")).scalar()
+        assert conn.execute(text(f"SELECT {schema}.lakeline_group('read')")).scalar()
+    assert _calls(admin) > before + 3

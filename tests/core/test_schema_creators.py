@@ -55,3 +55,59 @@ def test_the_warnings_revoke_quotes_the_names_it_gives(
     assert statement == f"REVOKE CREATE ON SCHEMA public FROM {quoted}"
     login_roles.admin_execute(statement)
     assert schema_creators(owner.engine) == []
+
+
+def test_a_schema_later_on_the_search_path_is_checked_too(
+    lakeline_home: Path, tmp_path: Path, empty_postgres_url: str
+) -> None:
+    """A catalog in `lab` with `public` after it on the URL's search path (`lab,public`): its
+    sessions resolve operators across both, so PUBLIC's CREATE on `public` (PostgreSQL < 15)
+    lets any role plant one every session picks. The warning names `public`; before, it looked
+    at `lab` only and said nothing."""
+    from lakeline.access.roles import creators_warning
+    from sqlalchemy.engine import make_url
+
+    url = (
+        make_url(empty_postgres_url)
+        .update_query_dict({"options": "-csearch_path=lab,public"})
+        .render_as_string(hide_password=False)
+    )
+    roles = LoginRoles(url, [])
+    roles.admin_execute("CREATE SCHEMA lab")
+    owner = ll.init(tmp_path / "data", db=url, name="owner")
+    assert creators_warning(owner.engine) is None
+    roles.admin_execute("GRANT CREATE ON SCHEMA public TO PUBLIC")
+    try:
+        warning = creators_warning(owner.engine)
+        assert warning is not None and "schema public" in warning, warning
+        assert "REVOKE CREATE ON SCHEMA public FROM PUBLIC" in warning
+        assert schema_creators(owner.engine) == []  # the catalog's own schema: nobody
+    finally:
+        roles.admin_execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+
+
+def test_init_warns_as_migrate_does(
+    lakeline_home: Path, tmp_path: Path, empty_postgres_url: str
+) -> None:
+    """`lakeline init` on a database where PUBLIC may CREATE in `public` (PostgreSQL < 15, or
+    pg_upgrade'd from one) says so, as `migrate` and `access list` do; before, it said nothing
+    and the owner learnt it only at a later `migrate`."""
+    from click.testing import CliRunner
+    from lakeline.cli import cli
+
+    roles = LoginRoles(empty_postgres_url, [])
+    roles.admin_execute("GRANT CREATE ON SCHEMA public TO PUBLIC")
+    result = CliRunner().invoke(
+        cli,
+        [
+            "init",
+            "--storage",
+            str(tmp_path / "data"),
+            "--db",
+            empty_postgres_url,
+            "--name",
+            "owner",
+        ],
+    )
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert "warning: every role (PUBLIC) may create objects in schema public" in result.stderr

@@ -7,6 +7,8 @@ deletes or collects garbage. Points: `save.stored` (bytes stored, records not ye
 `save.written` (a one-thread save's records written, not committed), `delete.deleted` (a
 delete's row deleted, the previous version not yet made the latest, not committed),
 `save.committed` (a one-thread save's records committed, the save not yet finished),
+`save.read_keys` (a save's records' transaction met keys its plans' locations keep, not yet
+locked nor read),
 `save.claimed` (a pipelined save's writer thread: every record written, the objects locked and
 checked, the commit next),
 `object.written` (a new object's bytes in a named temporary file, on a filesystem without

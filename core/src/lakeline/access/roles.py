@@ -127,59 +127,97 @@ def setup_roles(engine: Engine) -> dict[str, str] | None:
     return names
 
 
-def schema_creators(engine: Engine) -> list[str]:
-    """Who, besides the catalog's owner (and its members) and superusers, may CREATE in the
-    catalog's schema: `PUBLIC` (every role: PostgreSQL before 15, or a database pg_upgrade'd
-    from one) and each login role holding a lakeline level that may. Such a role can define
-    functions and operators there that other roles' sessions call (lakeline's own functions
-    that run with the owner's rights search pg_catalog only since migration 0020). Empty on
-    SQLite."""
+def schema_creators(engine: Engine, schema: str | None = None) -> list[str]:
+    """Who, besides the catalog's owner (and its members) and superusers, may CREATE in
+    `schema` (default: the catalog's): `PUBLIC` (every role: PostgreSQL before 15, or a
+    database pg_upgrade'd from one) and each login role holding a lakeline level that may.
+    Such a role can define functions and operators there that other roles' sessions call
+    (lakeline's own functions that run with the owner's rights search pg_catalog only since
+    migration 0020). Empty on SQLite."""
     if engine.dialect.name != "postgresql":
         return []
+    with engine.connect() as conn:
+        return _creators(conn, list(_names(conn).values()), schema)
+
+
+def _creators(conn: Connection, groups: list[str], schema: str | None) -> list[str]:
+    """`schema_creators` of `schema` (None: the catalog's), on `conn`. Every operator
+    pg_catalog's: this runs in the owner's session, and a writer's `=(name, text)` would be
+    picked over pg_catalog's (the very thing it looks for)."""
+    from sqlalchemy import text
+
+    rows = conn.execute(
+        text(
+            "SELECT 'PUBLIC' FROM pg_catalog.pg_namespace n, "
+            "pg_catalog.aclexplode(COALESCE(n.nspacl, "
+            "pg_catalog.acldefault('n', n.nspowner))) a "
+            "WHERE n.nspname::pg_catalog.text OPERATOR(pg_catalog.=) "
+            "COALESCE(CAST(:schema AS pg_catalog.text), pg_catalog.current_schema()) "
+            "AND a.grantee OPERATOR(pg_catalog.=) 0::pg_catalog.oid "
+            "AND a.privilege_type OPERATOR(pg_catalog.=) 'CREATE'::pg_catalog.text "
+            "UNION ALL (SELECT m.rolname::pg_catalog.text FROM pg_catalog.pg_roles m "
+            "WHERE m.rolcanlogin AND NOT m.rolsuper AND NOT pg_catalog.pg_has_role(m.oid, "
+            "(SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) "
+            "'artifacts'::pg_catalog.regclass::pg_catalog.oid), 'MEMBER') "
+            "AND pg_catalog.has_schema_privilege(m.oid, COALESCE("
+            "CAST(:schema AS pg_catalog.text), pg_catalog.current_schema()), 'CREATE') "
+            "AND EXISTS (SELECT 1 FROM pg_catalog.pg_roles g WHERE g.rolname::pg_catalog.text "
+            "OPERATOR(pg_catalog.=) ANY(CAST(:groups AS pg_catalog.text[])) "
+            "AND pg_catalog.pg_has_role(m.oid, g.oid, 'MEMBER')) ORDER BY 1)"
+        ),
+        {"groups": groups, "schema": schema},
+    ).scalars()
+    return [str(r) for r in rows]
+
+
+def path_creators(engine: Engine) -> dict[str, list[str]]:
+    """`schema_creators` of the catalog's schema and of every other schema on the connected
+    role's search path (PostgreSQL resolves an operator or function across all of them: a
+    catalog in `lab` searched as `lab, public` picks a `public.=` as readily), those with
+    any, in the path's order. Empty on SQLite."""
+    if engine.dialect.name != "postgresql":
+        return {}
     from sqlalchemy import text
 
     with engine.connect() as conn:
-        names = list(_names(conn).values())
-        rows = conn.execute(
-            text(
-                "SELECT 'PUBLIC' FROM pg_namespace n, "
-                "aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) a "
-                "WHERE n.oid OPERATOR(pg_catalog.=) "
-                "pg_catalog.current_schema()::pg_catalog.regnamespace::pg_catalog.oid "
-                "AND a.grantee OPERATOR(pg_catalog.=) 0::pg_catalog.oid "
-                "AND a.privilege_type = 'CREATE' "
-                "UNION ALL (SELECT m.rolname::text FROM pg_roles m WHERE m.rolcanlogin "
-                "AND NOT m.rolsuper AND NOT pg_has_role(m.oid, "
-                "(SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) "
-                "'artifacts'::pg_catalog.regclass::pg_catalog.oid), 'MEMBER') "
-                "AND has_schema_privilege(m.oid, current_schema(), 'CREATE') "
-                "AND EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = ANY(:groups) "
-                "AND pg_has_role(m.oid, g.oid, 'MEMBER')) ORDER BY 1)"
-            ),
-            {"groups": names},
-        ).scalars()
-        return [str(r) for r in rows]
+        groups = list(_names(conn).values())
+        schemas = [
+            str(s)
+            for s in conn.execute(
+                text(
+                    "SELECT pg_catalog.unnest(pg_catalog.array_prepend("
+                    "pg_catalog.current_schema()::pg_catalog.name, "
+                    "pg_catalog.current_schemas(false)))"
+                )
+            ).scalars()
+        ]
+        found = {}
+        for schema in dict.fromkeys(schemas):  # the catalog's first, once
+            who = _creators(conn, groups, schema)
+            if who:
+                found[schema] = who
+        return found
 
 
 def creators_warning(engine: Engine) -> str | None:
-    """One line saying who may CREATE in the catalog's schema (`schema_creators`), or None.
-    lakeline leaves the schema's privileges alone: the schema may hold more than the catalog."""
-    from sqlalchemy import text
-
-    who = schema_creators(engine)
-    if not who:
+    """A line for each schema on the search path where others may CREATE (`path_creators`),
+    saying who; None when there is none. lakeline leaves the schemas' privileges alone: a
+    schema may hold more than the catalog."""
+    found = path_creators(engine)
+    if not found:
         return None
-    with engine.connect() as conn:
-        schema = str(conn.execute(text("SELECT current_schema()")).scalar_one())
-        quote = conn.dialect.identifier_preparer.quote  # where needed: runs as printed
-    everyone = "PUBLIC" in who
-    names = "PUBLIC" if everyone else ", ".join(quote(r) for r in who)
-    return (
-        f"warning: {'every role (PUBLIC)' if everyone else ', '.join(who)} may create objects in "
-        f"schema {schema}: a function or operator made there can run in other roles' sessions "
-        f"(the owner can `REVOKE CREATE ON SCHEMA {quote(schema)} FROM {names}`, "
-        "PostgreSQL 15's default)"
-    )
+    quote = engine.dialect.identifier_preparer.quote  # where needed: runs as printed
+    lines = []
+    for schema, who in found.items():
+        everyone = "PUBLIC" in who
+        names = "PUBLIC" if everyone else ", ".join(quote(r) for r in who)
+        lines.append(
+            f"warning: {'every role (PUBLIC)' if everyone else ', '.join(who)} may create "
+            f"objects in schema {schema}: a function or operator made there can run in other "
+            f"roles' sessions (the owner can `REVOKE CREATE ON SCHEMA {quote(schema)} FROM "
+            f"{names}`, PostgreSQL 15's default)"
+        )
+    return "\n".join(lines)
 
 
 def _check_role(conn: Connection, role: str) -> None:

@@ -92,6 +92,7 @@ def init(
     verb = "created" if instance.created else "joined existing"
     click.echo(f"{verb} instance {instance.name}; it is now current")
     echo_fields(_summary(instance))
+    _warn_creators(instance.name)  # as `migrate` does: PostgreSQL < 15 lets PUBLIC CREATE
 
 
 @click.command()

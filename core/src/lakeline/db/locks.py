@@ -50,3 +50,34 @@ _LOCK = (
     "SELECT pg_catalog.count(pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext(%s), b)) "
     "FROM (SELECT pg_catalog.unnest(CAST(%s AS integer[])) AS b ORDER BY 1) AS ordered"
 )
+
+
+# the try of `try_lock_keys`: each bucket's lock taken if free, else the transaction fails as
+# a serialization failure (40001: every write path runs it again, as after a deadlock); a DO
+# block (no parameters: the buckets are integers, the namespace lakeline's own word)
+_TRY = (
+    "DO $$BEGIN IF NOT (SELECT pg_catalog.bool_and(pg_catalog.pg_try_advisory_xact_lock("
+    "pg_catalog.hashtext('{namespace}'), b)) FROM pg_catalog.unnest('{{{buckets}}}'::integer[])"
+    " AS b) THEN RAISE EXCEPTION USING ERRCODE = '40001', MESSAGE = 'lakeline: another save "
+    "holds the lock of a key this one met late (a location keeps its key): started again, every "
+    "key locked in order'; END IF; END$$"
+)
+
+
+def try_lock_keys(session: Session | Connection, namespace: str, keys: Iterable[str]) -> None:
+    """`lock_keys` for keys met after others were locked, without waiting: taking them in
+    sorted order is no longer possible, and waiting could deadlock with a save holding them
+    that waits for ours. A bucket held by another transaction fails this one (40001, retried
+    by the caller's loop, which then locks every key it needs at once). Those this transaction
+    holds already are taken again (advisory locks are re-entrant). Nothing on SQLite."""
+    bind = session.get_bind() if isinstance(session, Session) else session
+    if bind.dialect.name != "postgresql":
+        return
+    ids = buckets(namespace, keys)
+    if not ids:
+        return
+    connection = session.connection() if isinstance(session, Session) else session
+    words = namespace.replace("'", "''")
+    connection.exec_driver_sql(
+        _TRY.format(namespace=words, buckets=",".join(map(str, ids))).replace("%", "%%")
+    )

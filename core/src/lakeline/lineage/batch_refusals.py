@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from lakeline.errors import MissingReference, StepsNotRecorded
 from lakeline.lineage.handles import loaded
+from lakeline.lineage.hidden_runs import hidden_reason, hidden_runs, unseen_reason, unseen_runs
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -138,8 +139,22 @@ def _refused(rec: BatchRecorder, exc: BaseException) -> Refused | None:
         with rec.instance.sessions.read() as session:
             for table, wanted in (("runs", runs), *others.items()):
                 present = _present(session, table, wanted)
+                # runs moved since to a space the role is not in: hidden, not gone
+                hidden = hidden_runs(session, set(wanted) - present) if table == "runs" else ()
+                missing = set(wanted) - present - set(hidden)
+                unseen = _unseen(rec, session, missing, holders) if table == "runs" else set()
                 for value, steps in wanted.items():
-                    if value not in present:
+                    if value in hidden:
+                        for handle, what in steps:
+                            refused.add(
+                                handle, hidden_reason(what, rec.instance.engine.url.username)
+                            )
+                    elif value in unseen:
+                        for handle, what in steps:
+                            refused.add(
+                                handle, unseen_reason(what, rec.instance.engine.url.username)
+                            )
+                    elif value not in present:
                         if table == "runs":
                             refused.gone_runs.extend(holders.get(value, ()))
                         for handle, what in steps:
@@ -149,6 +164,22 @@ def _refused(rec: BatchRecorder, exc: BaseException) -> Refused | None:
         return None
     _children(refused, queued.values())
     return refused
+
+
+def _unseen(
+    rec: BatchRecorder, session: Session, missing: set[int], holders: dict[int, list[Run]]
+) -> set[int]:
+    """Of the runs `missing` (not seen, not the role's own hidden ones), those that may be
+    another role's moved to a space this role is not in rather than deleted (`unseen_runs`):
+    a run this role created (a run of the batch's, as its record says) is known deleted."""
+    assert rec.instance is not None
+    me = rec.instance.user.id
+    others = {
+        run_id
+        for run_id in missing
+        if not any(loaded(run, "created_by_id") == me for run in holders.get(run_id, ()))
+    }
+    return unseen_runs(session, others)
 
 
 def _children(refused: Refused, queued: Iterable[tuple[Handle, Handle]]) -> None:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from lakeline.errors import InvalidValue, LakelineError
+from lakeline.lineage.hidden_runs import gone_error
 from lakeline.lineage.records import FINAL_STATUSES, log_status
 from lakeline.models import Run, Transform
 from lakeline.models.base import check_json
@@ -45,7 +46,7 @@ class RunUpdates:
         with self.instance.sessions.write() as session:
             record = session.get(Run, step.run.id)
             if record is None:
-                raise LakelineError(f"run {step.run.uid} no longer exists")
+                raise gone_error(session, step.run, "mark")
             if record.status in order and order.index(record.status) < order.index(status):
                 log_status(record, status, at)
         step.run = record
@@ -61,7 +62,7 @@ class RunUpdates:
         with self.instance.sessions.write() as session:
             record = session.get(Run, step.run.id)
             if record is None:
-                raise LakelineError(f"run {step.run.uid} no longer exists")
+                raise gone_error(session, step.run, "note an attempt of")
             log_ = record.status_log or []
             started = sum(1 for entry in log_ if entry.get("status") == "started")
             if record.status not in FINAL_STATUSES and started < attempt:
@@ -83,7 +84,7 @@ class RunUpdates:
         with self.instance.sessions.write() as session:
             record = session.get(Run, step.run.id)
             if record is None:
-                raise LakelineError(f"run {step.run.uid} no longer exists")
+                raise gone_error(session, step.run, "annotate")
             params = dict(record.params or {})
             current = dict(params.get(namespace) or {})
             if any(current.get(k) != v for k, v in meta.items()):
