@@ -184,7 +184,7 @@ def insert_new_runs(session: Session, runs: Sequence[Run]) -> list[Run]:
             for start in range(0, len(runs), NEW_RUNS)
             for run in insert_new_runs(session, runs[start : start + NEW_RUNS])
         ]
-    from lakeline.db.recordset import recordset_sql, rows_json
+    from lakeline.db.recordset import insert_recordset, recordset_sql, rows_json
     from lakeline.db.rows import bound_values
 
     columns = _columns()
@@ -199,7 +199,7 @@ def insert_new_runs(session: Session, runs: Sequence[Run]) -> list[Run]:
     sql = recordset_sql(dialect, _table(), columns, _ON_CONFLICT + " RETURNING id, uid")
     listed = None if sql is None else rows_json(dialect, _table(), columns, rows)
     if sql is not None and listed is not None:  # PostgreSQL: one statement whatever the rows
-        found = connection.exec_driver_sql(_locking(sql), (listed, *_run_locks(rows)))
+        found = insert_recordset(connection, sql, listed)
     else:
         head, one = _upsert_sql(dialect)
         values = bound_values(_table(), dialect, columns, rows)  # as the types bind them
@@ -223,36 +223,6 @@ def insert_new_runs(session: Session, runs: Sequence[Run]) -> list[Run]:
         inserted.append(run)
     _detach(inserted)
     return skipped
-
-
-# before its first row, the statement takes its runs' engine ids' locks (transaction advisory
-# locks on their buckets, `db.locks`) in sorted order: a unique index entry is taken in the
-# rows' order, and two flushes of the same runs queued in different orders (two processes of
-# one workflow) each held an entry the other waited for (a deadlock, found after
-# deadlock_timeout and retried: tests/core/test_flush_lock_order.py). A one-time filter:
-# evaluated once, before the scan gives its first row
-_RUN_LOCKS = (
-    " WHERE (SELECT pg_catalog.count(pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext(%s), "
-    "b)) FROM (SELECT pg_catalog.unnest(CAST(%s AS integer[])) AS b ORDER BY 1) AS ordered) "
-    "OPERATOR(pg_catalog.>=) 0"
-)
-
-
-def _locking(sql: str) -> str:
-    """`insert_new_runs`' recordset statement with `_RUN_LOCKS` before its ON CONFLICT."""
-    locking = _statements.get(("locking", sql))
-    if locking is None:
-        head, tail = sql.split(_ON_CONFLICT)
-        locking = _statements["locking", sql] = head + _RUN_LOCKS + _ON_CONFLICT + tail
-    return locking
-
-
-def _run_locks(rows: list[dict[str, Any]]) -> tuple[str, str]:
-    """`_RUN_LOCKS`' parameters for `rows`: the namespace, the sorted buckets as array text."""
-    from lakeline.db.locks import buckets
-
-    refs = (f"{row['engine']}\x00{row['engine_ref']}" for row in rows if row["engine_ref"])
-    return "run", "{" + ",".join(map(str, buckets("run", refs))) + "}"
 
 
 def _upsert_sql(dialect: Dialect) -> tuple[str, str]:
