@@ -4,12 +4,13 @@ out of the batch, named, and the rest is written by the same flush (`flush_leavi
 Before, the batch stayed queued whole and every later flush, the exit flush included, failed
 with the same error: the workflow's later steps were all lost. Now, after a failed flush (off
 the hot path), a look-up of what the batch names finds the steps it cannot record: a run,
-parent run, transform, user or cached-from run they name that does not exist (deleted since
-this process read it), a run hidden by space rules (named by the flush, `refusals.naming`),
+parent run, transform or user they name that does not exist (deleted since this process
+read it), a run hidden by space rules (named by the flush, `refusals.naming`),
 a step left out of an earlier batch, and the queued steps under any of those. They leave the
 queue with what only they name: their finishes and used-by edges, the files only they used
 or produced (a file another step used is written without that producer: a fact missing, none
-wrong). A file used whose record was deleted since this Recorder saved it is hashed again.
+wrong). A file used whose record was deleted since this Recorder saved it is hashed again;
+a finish cached from a run deleted since loses that link, not its step (`_unlink`, a warning).
 The flush is then made again; what it leaves out is logged at once and raised as
 `StepsNotRecorded` by the next `flush()`, `flush_if_due`, `flush_idle` or `finish_workflow`
 (a flush inside another call does its own work, as the call asked, and does not raise it).
@@ -18,7 +19,7 @@ The flush is then made again; what it leaves out is logged at once and raised as
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from lakeline.errors import MissingReference, StepsNotRecorded
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 
     from lakeline.lineage.batching import BatchRecorder
     from lakeline.lineage.handles import Handle
+    from lakeline.lineage.run_rows import Finish
     from lakeline.models import Artifact, Run
 
 log = logging.getLogger("lakeline.recorder")
@@ -43,6 +45,7 @@ class Refused:
 
     steps: dict[int, tuple[Handle, str]] = field(default_factory=dict)  # by id(handle): why
     artifacts: set[int] = field(default_factory=set)  # ids of linked records deleted since
+    unlinked: list[tuple[Handle, Finish]] = field(default_factory=list)  # cached from runs gone
     gone_runs: list[Run] = field(default_factory=list)  # the records of runs deleted since
 
     def add(self, handle: Handle, why: str) -> None:
@@ -60,8 +63,9 @@ def flush_leaving_out(rec: BatchRecorder) -> None:
             return
         except Exception as exc:
             refused = _refused(rec, exc)
-            if refused is None or not (refused.steps or refused.artifacts):
+            if refused is None or not (refused.steps or refused.artifacts or refused.unlinked):
                 raise
+            _unlink(rec, refused.unlinked)
             left = _leave_out(rec, refused)
             if left:
                 log.warning("lakeline: %s", _text(left))
@@ -129,10 +133,10 @@ def _refused(rec: BatchRecorder, exc: BaseException) -> Refused | None:
             value = own.get(column)
             if value is not None:
                 others[table].setdefault(value, []).append((handle, f"its {what} id {value}"))
+    cached: dict[int, list[tuple[Handle, Finish]]] = {}  # a finish's cached-from run id
     for step, change in rec._finishes:
         if change.cached_from_id is not None:
-            why = f"its cached-from run id {change.cached_from_id}"
-            runs.setdefault(change.cached_from_id, []).append((step, why))
+            cached.setdefault(change.cached_from_id, []).append((step, change))
     linked = {loaded(a, "id") for _, a, _ in rec._links} - {None}
     try:
         with rec.instance.sessions.read() as session:
@@ -145,6 +149,8 @@ def _refused(rec: BatchRecorder, exc: BaseException) -> Refused | None:
                         for handle, what in steps:
                             refused.add(handle, f"{what} does not exist (deleted since)")
             refused.artifacts = linked - _present(session, "artifacts", linked)
+            present = _present(session, "runs", cached)
+            refused.unlinked = [f for k, found in cached.items() if k not in present for f in found]
     except Exception:  # the flush's own error is the one to raise
         return None
     _children(refused, queued.values())
@@ -192,6 +198,27 @@ def _leave_out_stale(rec: BatchRecorder) -> None:
         "a run they name was deleted since this process recorded it (found by an earlier flush)"
     )
     rec._left_out.update((ref, (why, cause)) for ref, why in left.items())
+
+
+def _unlink(rec: BatchRecorder, unlinked: list[tuple[Handle, Finish]]) -> None:
+    """The queued finishes in `unlinked` (step, finish), cached from a run deleted since the
+    step finished, lose that link: the step is recorded cached, from no run (a fact missing,
+    none wrong), not left out with its files and edges; a warning names it."""
+    if not unlinked:
+        return
+    gone = {id(change) for _, change in unlinked}
+    rec._finishes = [
+        (step, replace(change, cached_from_id=None) if id(change) in gone else change)
+        for step, change in rec._finishes
+    ]
+    for step, change in unlinked:
+        log.warning(
+            "lakeline: step %r finished %s from run id %s, deleted since: recorded without its "
+            "cached-from link",
+            step.engine_ref,
+            change.status,
+            change.cached_from_id,
+        )
 
 
 def _present(session: Session, table: str, ids: Iterable[int]) -> set[int]:
