@@ -445,6 +445,7 @@ class Tracker:
                 self.recorder.flush_if_due()  # (the handler's timer calls this during long jobs)
         except StepsNotRecorded as exc:  # left out of a batch, the rest written: recording goes on
             self.report(f"lakeline: {one_line(exc)}")
+            self._left_out(exc)
         except Exception as exc:
             self.fail(exc)
 
@@ -551,6 +552,7 @@ class Tracker:
                 )
             except StepsNotRecorded as exc:  # the workflow run is finished
                 self.report(f"lakeline: {one_line(exc)}")
+                self._left_out(exc)
             except Exception as exc:
                 self.fail(exc)
         return self.summary()
@@ -566,6 +568,12 @@ class Tracker:
         from snakemake_logger_plugin_lakeline.outcome import done_line
 
         return done_line(self, busy, cpu)
+
+    def _left_out(self, exc: BaseException) -> None:
+        """Jobs whose steps a batch left out: not recorded, as the summary says (outcome.py)."""
+        from snakemake_logger_plugin_lakeline.outcome import left_out
+
+        left_out(self, getattr(exc, "steps", {}))
 
     def summary(self) -> list[str]:
         """What could not be recorded, one line per job (outcome.py)."""
