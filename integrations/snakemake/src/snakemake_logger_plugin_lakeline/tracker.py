@@ -465,7 +465,13 @@ class Tracker:
             from lakeline.lineage.recorder import BatchRecorder
 
             if job.step.run.id is None and isinstance(self.recorder, BatchRecorder):
-                self.recorder.flush()  # a queued step: its recorded run is known at the flush
+                from lakeline.errors import StepsNotRecorded
+
+                try:  # a queued step: its recorded run is known at the flush
+                    self.recorder.flush()
+                except StepsNotRecorded as exc:  # the rest written: this event goes on
+                    self.report(f"lakeline: {one_line(exc)}")
+                    self._left_out(exc)
             run = job.step.run
             artifacts = run.outputs if output else run.inputs
             job.recorded[output] = {n for a in artifacts for n in (a.key, a.location) if n}
