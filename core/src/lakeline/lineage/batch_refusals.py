@@ -13,7 +13,8 @@ wrong). A file used whose record was deleted since this Recorder saved it is has
 a finish cached from a run deleted since loses that link, not its step (`_unlink`, a warning).
 The flush is then made again; what it leaves out is logged at once and raised as
 `StepsNotRecorded` by the next `flush()`, `flush_if_due`, `flush_idle` or `finish_workflow`
-(a flush inside another call does its own work, as the call asked, and does not raise it).
+(a flush inside another call does its own work, as the call asked, and does not raise it,
+unless the call then records unbatched something of a step it left out: `unbatched`).
 """
 
 from __future__ import annotations
