@@ -91,3 +91,21 @@ def test_the_command_reports_what_it_left_out_and_exits_1(
     again = CliRunner().invoke(build_cli(), ["redun", "import", "--db", str(flow.db)])
     assert again.exit_code == 0, again.output
     assert ll.Run.filter(engine="redun").count() == 14
+
+
+def test_a_file_of_a_job_left_out_is_not_said_to_be_recorded_by_location(
+    instance: Instance, flow: Flow, caplog: pytest.LogCaptureFixture
+) -> None:
+    """out/total.txt is gone: its use and production take the Recorder's unbatched path,
+    whose flush leaves the job out (its execution's run deleted). Before, the importer took
+    that StepsNotRecorded for an unreadable file: 'cannot be read ... recorded by location'
+    (and the reference then raised the same error)."""
+    import logging
+
+    flow.run(rf.main(File("raw.txt")))
+    (flow.root / "out" / "total.txt").unlink()
+    deleted, hook = _deleting_the_first_workflow_run(instance)
+    with caplog.at_level(logging.WARNING), checkpoints.at("source.read", hook):
+        result = import_redun(str(flow.db))
+    assert deleted and result.left_out and result.jobs == 0
+    assert not [r for r in caplog.records if "recorded by location" in r.getMessage()]

@@ -153,3 +153,26 @@ def test_an_import_that_left_jobs_out_exits_non_zero_and_a_later_import_records_
     assert ll.Run.filter(engine="snakemake", parent_id__isnull=True).count() == 1
     third = runner.invoke(build_cli(), ["snakemake", "import", str(root)])
     assert third.exit_code == 0 and "0 new runs, 0 new artifacts" in third.output
+
+
+def test_a_job_problem_that_names_steps_left_out_marks_those_jobs(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """A call for job 1 (a file the writer records on its own) raises StepsNotRecorded naming
+    jobs 1 and 2, which its flush left out: both are listed as not recorded, not job 1 alone
+    (before: job 2, named only by that error, was counted as recorded)."""
+    from lakeline.errors import StepsNotRecorded
+    from snakemake_logger_plugin_lakeline.events import JobInfo, WorkflowStarted
+    from snakemake_logger_plugin_lakeline.tracker import Tracker
+
+    root = write_workflow(tmp_path / "wf", "", {"out/a.txt": "a", "out/b.txt": "b"})
+    tracker = Tracker(instance_name="test", report=lambda _: None, journaling=False)
+    tracker.apply(WorkflowStarted(workflow_id="w-3", at=1.0, workdir=str(root)))
+    for jobid, out in ((1, "out/a.txt"), (2, "out/b.txt")):
+        tracker.apply(JobInfo(jobid=jobid, rule="r", at=1.0, inputs=[], outputs=[out]))
+    one, two = tracker.jobs[1], tracker.jobs[2]
+    assert one.step is not None and two.step is not None
+    refs = {one.step.engine_ref: "its parent run ...", two.step.engine_ref: "its parent run ..."}
+    tracker._problem(one, "out/a.txt", StepsNotRecorded("2 step(s) not recorded", refs))
+    assert one.left_out is not None and two.left_out is not None
+    assert "rule r (job 2): not recorded, left out of a batch" in "\n".join(tracker.summary())

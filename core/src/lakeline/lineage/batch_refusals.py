@@ -13,14 +13,15 @@ wrong). A file used whose record was deleted since this Recorder saved it is has
 a finish cached from a run deleted since loses that link, not its step (`_unlink`, a warning).
 The flush is then made again; what it leaves out is logged at once and raised as
 `StepsNotRecorded` by the next `flush()`, `flush_if_due`, `flush_idle` or `finish_workflow`
-(a flush inside another call does its own work, as the call asked, and does not raise it).
+(a flush inside another call does its own work, as the call asked, and does not raise it,
+unless the call then records unbatched something of a step it left out: `unbatched`).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lakeline.errors import MissingReference, StepsNotRecorded
 from lakeline.lineage.handles import loaded
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from lakeline.lineage.batching import BatchRecorder
-    from lakeline.lineage.handles import Handle
+    from lakeline.lineage.handles import FileRecord, Handle
     from lakeline.lineage.run_rows import Finish
     from lakeline.models import Artifact, Run
 
@@ -78,6 +79,58 @@ def raise_left_out(rec: BatchRecorder) -> None:
     if left:
         steps = {ref: why for ref, (why, _) in left.items()}
         raise StepsNotRecorded(_text(steps), steps) from next(iter(left.values()))[1]
+
+
+def check_recorded(rec: BatchRecorder, step: object) -> None:
+    """After a flush inside a call that records something of `step` unbatched (a use, a
+    reference, a link, a mark): raise StepsNotRecorded if the step is not recorded, left out
+    by that flush or before (its run has no row: the call would name none). Before, the call
+    went on and the database refused it (run_inputs.run_id NULL: an IntegrityError)."""
+    from lakeline.lineage.handles import Handle
+
+    if not isinstance(step, Handle) or loaded(step.run, "id") is not None:
+        return
+    if rec._runs.get(step.engine_ref, (None,))[0] is step:
+        return  # still queued (not the case after a flush: all its runs are inserted)
+    why = "it was not recorded (left out of a batch)"
+    cause = MissingReference(f"step {step.engine_ref!r} is not recorded")
+    rec._left_out.setdefault(str(step.engine_ref), (why, cause))
+    raise_left_out(rec)
+
+
+def unbatched(rec: BatchRecorder, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """`Recorder.<name>(*args, **kwargs)`, called after a flush, for what the flush's steps
+    recorded: a step it names that is not recorded raises StepsNotRecorded (`check_recorded`);
+    a file of `save_files` or an edge of `link_many` that names only such steps is not
+    recorded (None in its place), one that names others too is, without them (as a flush
+    leaves out what only they named)."""
+    from lakeline.lineage.recorder import Recorder
+
+    if name == "save_files":
+        files = [_recorded_file(f) for f in (args[0] if args else kwargs["files"])]
+        saved = iter(Recorder.save_files(rec, [f for f in files if f is not None]))
+        return [None if f is None else next(saved) for f in files]
+    if name == "link_many":
+        edges = args[0] if args else kwargs["edges"]
+        return Recorder.link_many(rec, [e for e in edges if _recorded(e[0])])
+    if args:
+        check_recorded(rec, args[0])
+    return getattr(Recorder, name)(rec, *args, **kwargs)
+
+
+def _recorded(step: Handle | None) -> bool:
+    return step is not None and loaded(step.run, "id") is not None
+
+
+def _recorded_file(f: FileRecord) -> FileRecord | None:
+    """`f` without the steps not recorded; None if it named only those."""
+    users = [(u, role) for u, role in f.used_by if _recorded(u)]
+    producer = f.producer if _recorded(f.producer) else None
+    if (producer, users) == (f.producer, f.used_by):
+        return f
+    if producer is None and not users and (f.producer is not None or f.used_by):
+        return None
+    return replace(f, producer=producer, used_by=users)
 
 
 def _text(steps: dict[str, str]) -> str:

@@ -114,6 +114,8 @@ class Tracker:
         if is_fatal(exc):
             self.fail(exc)
             return
+        if getattr(exc, "steps", None):  # StepsNotRecorded: the other jobs it names too
+            self._left_out(exc)
         if job is None:  # not a job's file: a warning
             self.report(f"lakeline: {what} not recorded: {one_line(exc)}")
             return
