@@ -47,7 +47,7 @@ def test_an_import_left_out_reports_it_and_a_later_one_records_it(
     assert {SESSION, INDEX, MULTIQC} <= set(report.left_out)
     assert "does not exist" in report.left_out[SESSION]
     assert report.workflows[0]["left_out"] == 4
-    assert report.producer_edges == []
+    assert report.producer_edges == [] and report.published == 0
     assert json.loads(json.dumps(report.as_dict()))["left_out"] == report.left_out
     assert ll.Run.filter(engine="nextflow").count() == 0
 
@@ -72,6 +72,7 @@ def test_the_command_shows_the_report_and_exits_1(
         result.stdout
     )
     assert f"not recorded: {SESSION}: its run (id" in result.stderr
+    assert "0 producer edges, 0 published copies" in result.stdout
     assert "task(s) or run(s) not recorded: the database refused them" in result.stderr
     again = invoke("nextflow", "import", str(launch), "--timezone", "UTC")
     assert again.exit_code == 0, again.output

@@ -50,9 +50,11 @@ class Written:
     referenced: set[str] = field(default_factory=set)  # local files recorded as references
     remote: int = 0
     published: int = 0  # published copies recorded
+    published_by: dict[str, int] = field(default_factory=dict)  # by publishDir step
 
     def drop(self, left_out: dict[str, str]) -> None:
         """Forget the steps a batch left out (engine ids): not recorded."""
+        self.published -= sum(n for ref, n in self.published_by.items() if ref in left_out)
         self.steps = [s for s in self.steps if s.engine_ref not in left_out]
         self.inputs = [i for i in self.inputs if i[0].engine_ref not in left_out]
         self.params = [p for p in self.params if p[0].engine_ref not in left_out]
@@ -349,5 +351,7 @@ def _record_publish(rec: Recorder, wf: Handle, task: TaskPlan, written: Written)
     written.steps.append(step)
     for source, copy in task.published:
         _file(rec, step, source, output=False, written=written, role=source.relpath or "")
-        written.published += _file(rec, step, copy, output=True, written=written) is not None
+        made = _file(rec, step, copy, output=True, written=written) is not None
+        written.published += made
+        written.published_by[step.engine_ref] = written.published_by.get(step.engine_ref, 0) + made
     rec.finish_step(step, "completed", finished_at=at)

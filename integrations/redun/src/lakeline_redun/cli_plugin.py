@@ -48,9 +48,8 @@ def register_commands(cli: click.Group) -> None:
         result = import_redun(
             db, execution=execution, root=root, pipeline=pipeline, upload=upload, instance=instance
         )
-        click.echo(
-            f"imported {len(result.executions)} execution(s), {result.jobs} job(s) from {db}"
-        )
+        done = [e for e in result.executions if e not in result.left_out]  # (its run written)
+        click.echo(f"imported {len(done)} execution(s), {result.jobs} job(s) from {db}")
         for path in result.missing:
             click.echo(f"warning: {path} no longer exists (recorded as missing)", err=True)
         if result.left_out:  # partial: say so, and exit 1

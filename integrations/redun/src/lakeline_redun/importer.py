@@ -36,7 +36,7 @@ class ImportResult:
     (jobs, executions) a batch left out, not recorded: engine id -> why (StepsNotRecorded;
     the rest recorded: import again once the cause is fixed)."""
 
-    executions: list[str] = field(default_factory=list)
+    executions: list[str] = field(default_factory=list)  # read (those left out too)
     jobs: int = 0  # jobs recorded (those left out not counted)
     missing: list[str] = field(default_factory=list)
     left_out: dict[str, str] = field(default_factory=dict)
