@@ -5,8 +5,11 @@ to that unrelated run. The link is dropped instead, as when the database refuses
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
+import pytest
+from lakeline.errors import StepsNotRecorded
 from lakeline.instance import Instance
 from lakeline.lineage.batching import BatchRecorder
 from sqlalchemy import text
@@ -36,4 +39,30 @@ def test_a_finish_cached_from_a_deleted_run_never_links_the_run_that_took_its_id
             )
         ).all()
     assert rows == [("cached", None)]  # not 'w/later', which took the deleted run's id
+    rec.finish_workflow(workflow)
+
+
+def test_a_cached_step_left_out_is_not_said_to_be_recorded_without_its_link(
+    instance: Instance, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The original and the cached step's own run both deleted: the step is left out
+    (StepsNotRecorded), and no warning says it was recorded without its cached-from link."""
+    rec = BatchRecorder("cache", root=tmp_path, steps=100, ms=600_000)
+    workflow = rec.start_workflow(key="wf", engine_run_id="w")
+    original = rec.start_step(workflow, key="a", kind="rule", engine_task_id="orig")
+    rec.finish_step(original)
+    cached = rec.start_step(workflow, key="a", kind="rule", engine_task_id="cached")
+    rec.start_step(workflow, key="a", kind="rule", engine_task_id="last")  # the highest id
+    rec.flush()
+    rec.finish_step(cached, "cached", cached_from="w/orig")
+    _delete_run(instance, original.run.id)
+    _delete_run(instance, cached.run.id)
+    with (
+        caplog.at_level(logging.WARNING, logger="lakeline.recorder"),
+        pytest.raises(StepsNotRecorded) as raised,
+    ):
+        rec.flush()
+    assert list(raised.value.steps) == ["w/cached"]
+    said = [r.getMessage() for r in caplog.records]
+    assert not [m for m in said if "recorded without its cached-from link" in m], said
     rec.finish_workflow(workflow)

@@ -66,7 +66,7 @@ def flush_leaving_out(rec: BatchRecorder) -> None:
             refused = _refused(rec, exc)
             if refused is None or not (refused.steps or refused.artifacts or refused.unlinked):
                 raise
-            _unlink(rec, refused.unlinked)
+            _unlink(rec, [(s, f) for s, f in refused.unlinked if id(s) not in refused.steps])
             left = _leave_out(rec, refused)
             if left:
                 log.warning("lakeline: %s", _text(left))
