@@ -4,22 +4,24 @@ out of the batch, named, and the rest is written by the same flush (`flush_leavi
 Before, the batch stayed queued whole and every later flush, the exit flush included, failed
 with the same error: the workflow's later steps were all lost. Now, after a failed flush (off
 the hot path), a look-up of what the batch names finds the steps it cannot record: a run,
-parent run, transform, user or cached-from run they name that does not exist (deleted since
-this process read it), a run hidden by space rules (named by the flush, `refusals.naming`),
+parent run, transform or user they name that does not exist (deleted since this process
+read it), a run hidden by space rules (named by the flush, `refusals.naming`),
 a step left out of an earlier batch, and the queued steps under any of those. They leave the
 queue with what only they name: their finishes and used-by edges, the files only they used
 or produced (a file another step used is written without that producer: a fact missing, none
-wrong). A file used whose record was deleted since this Recorder saved it is hashed again.
+wrong). A file used whose record was deleted since this Recorder saved it is hashed again;
+a finish cached from a run deleted since loses that link, not its step (`_unlink`, a warning).
 The flush is then made again; what it leaves out is logged at once and raised as
 `StepsNotRecorded` by the next `flush()`, `flush_if_due`, `flush_idle` or `finish_workflow`
-(a flush inside another call does its own work, as the call asked, and does not raise it).
+(a flush inside another call does its own work, as the call asked, and does not raise it,
+unless the call then records unbatched something of a step it left out: `unbatched`).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 from lakeline.errors import MissingReference, StepsNotRecorded
 from lakeline.lineage.handles import loaded
@@ -31,7 +33,8 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from lakeline.lineage.batching import BatchRecorder
-    from lakeline.lineage.handles import Handle
+    from lakeline.lineage.handles import FileRecord, Handle
+    from lakeline.lineage.run_rows import Finish
     from lakeline.models import Artifact, Run
 
 log = logging.getLogger("lakeline.recorder")
@@ -44,6 +47,7 @@ class Refused:
 
     steps: dict[int, tuple[Handle, str]] = field(default_factory=dict)  # by id(handle): why
     artifacts: set[int] = field(default_factory=set)  # ids of linked records deleted since
+    unlinked: list[tuple[Handle, Finish]] = field(default_factory=list)  # cached from runs gone
     gone_runs: list[Run] = field(default_factory=list)  # the records of runs deleted since
 
     def add(self, handle: Handle, why: str) -> None:
@@ -61,8 +65,9 @@ def flush_leaving_out(rec: BatchRecorder) -> None:
             return
         except Exception as exc:
             refused = _refused(rec, exc)
-            if refused is None or not (refused.steps or refused.artifacts):
+            if refused is None or not (refused.steps or refused.artifacts or refused.unlinked):
                 raise
+            _unlink(rec, [(s, f) for s, f in refused.unlinked if id(s) not in refused.steps])
             left = _leave_out(rec, refused)
             if left:
                 log.warning("lakeline: %s", _text(left))
@@ -75,6 +80,58 @@ def raise_left_out(rec: BatchRecorder) -> None:
     if left:
         steps = {ref: why for ref, (why, _) in left.items()}
         raise StepsNotRecorded(_text(steps), steps) from next(iter(left.values()))[1]
+
+
+def check_recorded(rec: BatchRecorder, step: object) -> None:
+    """After a flush inside a call that records something of `step` unbatched (a use, a
+    reference, a link, a mark): raise StepsNotRecorded if the step is not recorded, left out
+    by that flush or before (its run has no row: the call would name none). Before, the call
+    went on and the database refused it (run_inputs.run_id NULL: an IntegrityError)."""
+    from lakeline.lineage.handles import Handle
+
+    if not isinstance(step, Handle) or loaded(step.run, "id") is not None:
+        return
+    if rec._runs.get(step.engine_ref, (None,))[0] is step:
+        return  # still queued (not the case after a flush: all its runs are inserted)
+    why = "it was not recorded (left out of a batch)"
+    cause = MissingReference(f"step {step.engine_ref!r} is not recorded")
+    rec._left_out.setdefault(str(step.engine_ref), (why, cause))
+    raise_left_out(rec)
+
+
+def unbatched(rec: BatchRecorder, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """`Recorder.<name>(*args, **kwargs)`, called after a flush, for what the flush's steps
+    recorded: a step it names that is not recorded raises StepsNotRecorded (`check_recorded`);
+    a file of `save_files` or an edge of `link_many` that names only such steps is not
+    recorded (None in its place), one that names others too is, without them (as a flush
+    leaves out what only they named)."""
+    from lakeline.lineage.recorder import Recorder
+
+    if name == "save_files":
+        files = [_recorded_file(f) for f in (args[0] if args else kwargs["files"])]
+        saved = iter(Recorder.save_files(rec, [f for f in files if f is not None]))
+        return [None if f is None else next(saved) for f in files]
+    if name == "link_many":
+        edges = args[0] if args else kwargs["edges"]
+        return Recorder.link_many(rec, [e for e in edges if _recorded(e[0])])
+    if args:
+        check_recorded(rec, args[0])
+    return getattr(Recorder, name)(rec, *args, **kwargs)
+
+
+def _recorded(step: Handle | None) -> bool:
+    return step is not None and loaded(step.run, "id") is not None
+
+
+def _recorded_file(f: FileRecord) -> FileRecord | None:
+    """`f` without the steps not recorded; None if it named only those."""
+    users = [(u, role) for u, role in f.used_by if _recorded(u)]
+    producer = f.producer if _recorded(f.producer) else None
+    if (producer, users) == (f.producer, f.used_by):
+        return f
+    if producer is None and not users and (f.producer is not None or f.used_by):
+        return None
+    return replace(f, producer=producer, used_by=users)
 
 
 def _text(steps: dict[str, str]) -> str:
@@ -130,10 +187,10 @@ def _refused(rec: BatchRecorder, exc: BaseException) -> Refused | None:
             value = own.get(column)
             if value is not None:
                 others[table].setdefault(value, []).append((handle, f"its {what} id {value}"))
+    cached: dict[int, list[tuple[Handle, Finish]]] = {}  # a finish's cached-from run id
     for step, change in rec._finishes:
         if change.cached_from_id is not None:
-            why = f"its cached-from run id {change.cached_from_id}"
-            runs.setdefault(change.cached_from_id, []).append((step, why))
+            cached.setdefault(change.cached_from_id, []).append((step, change))
     linked = {loaded(a, "id") for _, a, _ in rec._links} - {None}
     try:
         with rec.instance.sessions.read() as session:
@@ -160,6 +217,8 @@ def _refused(rec: BatchRecorder, exc: BaseException) -> Refused | None:
                         for handle, what in steps:
                             refused.add(handle, f"{what} does not exist (deleted since)")
             refused.artifacts = linked - _present(session, "artifacts", linked)
+            present = _present(session, "runs", cached)
+            refused.unlinked = [f for k, found in cached.items() if k not in present for f in found]
     except Exception:  # the flush's own error is the one to raise
         return None
     _children(refused, queued.values())
@@ -223,6 +282,27 @@ def _leave_out_stale(rec: BatchRecorder) -> None:
         "a run they name was deleted since this process recorded it (found by an earlier flush)"
     )
     rec._left_out.update((ref, (why, cause)) for ref, why in left.items())
+
+
+def _unlink(rec: BatchRecorder, unlinked: list[tuple[Handle, Finish]]) -> None:
+    """The queued finishes in `unlinked` (step, finish), cached from a run deleted since the
+    step finished, lose that link: the step is recorded cached, from no run (a fact missing,
+    none wrong), not left out with its files and edges; a warning names it."""
+    if not unlinked:
+        return
+    gone = {id(change) for _, change in unlinked}
+    rec._finishes = [
+        (step, replace(change, cached_from_id=None) if id(change) in gone else change)
+        for step, change in rec._finishes
+    ]
+    for step, change in unlinked:
+        log.warning(
+            "lakeline: step %r finished %s from run id %s, deleted since: recorded without its "
+            "cached-from link",
+            step.engine_ref,
+            change.status,
+            change.cached_from_id,
+        )
 
 
 def _present(session: Session, table: str, ids: Iterable[int]) -> set[int]:

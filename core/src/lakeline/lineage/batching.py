@@ -43,7 +43,12 @@ from lakeline.artifacts.locate import storage_containing
 from lakeline.artifacts.save import plan_file
 from lakeline.errors import InvalidValue, LakelineError, StepsNotRecorded
 from lakeline.lineage.batch_files import QueuedFile, replan, requeue, unsaved_runs
-from lakeline.lineage.batch_refusals import flush_leaving_out, raise_left_out
+from lakeline.lineage.batch_refusals import (
+    check_recorded,
+    flush_leaving_out,
+    raise_left_out,
+    unbatched,
+)
 from lakeline.lineage.handles import FileRecord, Handle, loaded
 from lakeline.lineage.recorder import Recorder
 from lakeline.lineage.records import fire_each, new_run
@@ -355,6 +360,7 @@ class BatchRecorder(Recorder):
                 self._due()
                 return queued
             self._flush()
+            check_recorded(self, step)  # left out by that flush: not named (StepsNotRecorded)
             return super().use(step, path, role=role, key=key)
 
     def produce(
@@ -372,6 +378,7 @@ class BatchRecorder(Recorder):
                 self._due()
                 return queued
             self._flush()
+            check_recorded(self, step)
             return super().produce(step, path, key=key, kind=kind)
 
     def finish_step(
@@ -531,6 +538,7 @@ class BatchRecorder(Recorder):
             queued = self._runs.get(step.engine_ref)
             if queued is None or queued[0] is not step or step.run.id is not None:
                 self._flush()
+                check_recorded(self, step)
                 return Recorder.annotate(self, step, namespace, **meta)
             params = dict(step.run.params or {})
             current = dict(params.get(namespace) or {})
@@ -545,8 +553,8 @@ class BatchRecorder(Recorder):
 
         def method(self: BatchRecorder, *args: Any, **kwargs: Any) -> Any:
             with self._lock:
-                self._flush()
-                return getattr(Recorder, name)(self, *args, **kwargs)
+                self._flush()  # then what it left out is not named (batch_refusals.unbatched)
+                return unbatched(self, name, args, kwargs)
 
         method.__name__ = name
         method.__doc__ = getattr(Recorder, name).__doc__

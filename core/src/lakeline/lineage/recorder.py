@@ -34,7 +34,7 @@ from lakeline.lineage.handles import FileRecord, Handle
 from lakeline.lineage.notebook import code_hash
 from lakeline.lineage.records import ensure_transform, fire, new_run
 from lakeline.lineage.references import known_record
-from lakeline.lineage.refusals import clashed, refused_input
+from lakeline.lineage.refusals import clashed, finish_unlinked, refused_input
 from lakeline.lineage.run_rows import Finish, claim_outputs, insert_run, single_statement
 from lakeline.lineage.run_updates import RunUpdates
 from lakeline.lineage.seen import SeenFiles
@@ -341,15 +341,15 @@ class Recorder(RunUpdates):
             original = self._find(cached_from)
             if original is None:
                 log.warning("cached step %s: no recorded run %s", step.engine_ref, cached_from)
-        return self._finish(
-            step,
-            status,
-            at=finished_at,
-            exit_code=exit_code,
-            error=error,
-            cached_from=original,
-            outputs=outputs,
-        )
+
+        def finish(cached: Run | None) -> Run:
+            return self._finish(
+                step, status, at=finished_at, exit_code=exit_code, error=error,
+                cached_from=cached, outputs=outputs,
+            )  # fmt: skip
+
+        assert self.instance is not None
+        return finish_unlinked(self.instance, step, original, finish)  # original deleted since
 
     def link(self, step: Handle, used: Sequence[tuple[Artifact, str]]) -> int:
         """Record that `step` used artifacts already saved (no rehash), with their roles,

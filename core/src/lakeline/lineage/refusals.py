@@ -5,8 +5,9 @@ Only a concurrent insert of the same run is taken as "recorded already: use it".
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 from sqlalchemy.exc import IntegrityError
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from lakeline.models import Run
 
 E = TypeVar("E", bound=BaseException)
+log = logging.getLogger("lakeline.recorder")
 
 # a run's references: column -> (table, what it names)
 RUN_REFERENCES = {
@@ -85,6 +87,30 @@ def clashed(rec: Recorder, exc: IntegrityError, run: Run) -> Run:
                 return found
             exc = again
     refuse_run(rec.instance, exc, run)
+
+
+def finish_unlinked(
+    instance: Instance, step: Handle, original: Run | None, finish: Callable[[Run | None], Run]
+) -> Run:
+    """`finish(original)`, the finish of `step` cached from `original`; if the database refuses
+    it because `original` was deleted since it was looked up, `finish(None)`: the step recorded
+    without its cached-from link (a fact missing, none wrong), with a warning."""
+    try:
+        return finish(original)
+    except (IntegrityError, MissingReference) as exc:  # a save's: the foreign key's its cause
+        cause = exc if isinstance(exc, IntegrityError) else exc.__cause__
+        if original is None or cause is None or not foreign_key_violation(cause):
+            raise
+        missing = _missing(instance, cause, {"cached_from_id": original.id})
+        if missing is None or missing[0] != "cached_from_id":  # another record: not this case
+            raise
+        log.warning(
+            "lakeline: step %r was cached from run id %s, deleted since: recorded without its "
+            "cached-from link",
+            step.engine_ref,
+            original.id,
+        )
+    return finish(None)
 
 
 def naming(error: E, steps: Iterable[Handle]) -> E:

@@ -99,8 +99,17 @@ def import_command(
     )
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2, default=str))
-        return
-    show(report)
+    else:
+        show(report)
+    if report.left_out:  # partial: the rest recorded, these not
+        from lakeline.errors import StepsNotRecorded
+
+        raise StepsNotRecorded(
+            f"{len(report.left_out)} task(s) or run(s) not recorded: the database refused them "
+            "(listed above); the rest was imported. Import again once the cause is fixed: what "
+            "was recorded stays as it is",
+            report.left_out,
+        )
 
 
 def show(report: Report) -> None:
@@ -117,9 +126,11 @@ def show(report: Report) -> None:
             f"{wf['status'] or 'unfinished'}; launches: {', '.join(map(str, wf['launches']))}",
             markup=True,
         )
+        left = wf.get("left_out", 0)
         out.print(
-            f"  {verb} {wf['tasks']} tasks of {wf['processes']} processes ({states}), "
-            f"{wf['cached']} cached",
+            f"  {verb} {wf['tasks'] - left} tasks of "
+            f"{wf['processes']} processes ({states}), {wf['cached']} cached"
+            + (f"; {left} not recorded (left out: see below)" if left else ""),
             markup=False,
         )
     out.print(
@@ -144,6 +155,11 @@ def show(report: Report) -> None:
             markup=False,
         )
     err = console(stderr=True)
+    left = list(report.left_out.items())
+    for ref, why in left[:10]:
+        err.print(f"not recorded: {ref}: {why}", style="red", markup=False)
+    if len(left) > 10:
+        err.print(f"  ... and {len(left) - 10} more not recorded (--json lists all)", markup=False)
     for note in report.unknown:
         err.print(f"note: {note}", style="cyan", markup=False)
     for warning in report.warnings:

@@ -193,6 +193,8 @@ class Report:
     unknown: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     recorded: bool = False
+    # steps a batch left out, not recorded (StepsNotRecorded): engine id -> why; the rest is
+    left_out: dict[str, str] = field(default_factory=dict)
 
     def warn(self, message: str) -> None:
         if message not in self.warnings:
@@ -223,4 +225,5 @@ class Report:
             "unknown": self.unknown,
             "warnings": self.warnings,
             "recorded": self.recorded,
+            "left_out": self.left_out,
         }

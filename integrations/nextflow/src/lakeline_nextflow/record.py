@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,6 +50,14 @@ class Written:
     referenced: set[str] = field(default_factory=set)  # local files recorded as references
     remote: int = 0
     published: int = 0  # published copies recorded
+    published_by: dict[str, int] = field(default_factory=dict)  # by publishDir step
+
+    def drop(self, left_out: dict[str, str]) -> None:
+        """Forget the steps a batch left out (engine ids): not recorded."""
+        self.published -= sum(n for ref, n in self.published_by.items() if ref in left_out)
+        self.steps = [s for s in self.steps if s.engine_ref not in left_out]
+        self.inputs = [i for i in self.inputs if i[0].engine_ref not in left_out]
+        self.params = [p for p in self.params if p[0].engine_ref not in left_out]
 
     def edges(self) -> list[tuple[str, str, str]]:
         """(consumer, producer, file) for each recorded task input another run produced,
@@ -128,9 +136,14 @@ def record(
         for plan in plans:
             if plan.work_root and not _inside(Path(plan.work_root), launch_dir):
                 rec.instance.register_storage(plan.work_root)
-            _record_plan(rec, plan, written)
+            with _noting(report):  # the workflow run's own refusal: its plan stops there
+                _record_plan(rec, plan, written, lambda: _noting(report))
         if isinstance(rec, BatchRecorder):  # a run still going was not finished (a flush)
-            rec.flush()
+            with _noting(report):
+                rec.flush()
+        if report.left_out:  # what a batch left out is not recorded: not reported as such
+            written.drop(report.left_out)
+            _count_left_out(plans, report)
         for step, params in written.params:
             _complete_params(rec, step, params)
         if written.remote:
@@ -153,6 +166,26 @@ def record(
     report.recorded = True
 
 
+@contextmanager
+def _noting(report: Report) -> Iterator[None]:
+    """Note in `report.left_out` the steps a batch written inside left out (StepsNotRecorded:
+    the rest was written), and go on: one task's refusal does not stop the import."""
+    from lakeline.errors import StepsNotRecorded
+
+    try:
+        yield
+    except StepsNotRecorded as exc:
+        report.left_out.update(exc.steps)
+
+
+def _count_left_out(plans: list[WorkflowPlan], report: Report) -> None:
+    """How many of each workflow's tasks were left out (its `left_out`; all of them if its
+    workflow run was: nothing under it is recorded)."""
+    for plan, wf in zip(plans, report.workflows, strict=False):
+        gone = plan.key in report.left_out
+        wf["left_out"] = sum(1 for key in plan.tasks if gone or key in report.left_out)
+
+
 def _inside(path: Path, folder: Path) -> bool:
     try:
         path.resolve().relative_to(folder.resolve())
@@ -161,7 +194,14 @@ def _inside(path: Path, folder: Path) -> bool:
     return True
 
 
-def _record_plan(rec: Recorder, plan: WorkflowPlan, written: Written) -> None:
+def _record_plan(
+    rec: Recorder,
+    plan: WorkflowPlan,
+    written: Written,
+    each: Callable[[], AbstractContextManager[None]] = nullcontext,
+) -> None:
+    """Record one plan; `each` wraps each step's recording (the import notes a step left out
+    by a batch there, StepsNotRecorded, and goes on with the next)."""
     wf = rec.start_workflow(
         key=plan.pipeline,
         engine_run_id=plan.key,
@@ -171,23 +211,30 @@ def _record_plan(rec: Recorder, plan: WorkflowPlan, written: Written) -> None:
         started_at=plan.started_at,
     )
     for task in topological(plan.tasks):
-        record_task(rec, wf, task, written)
+        with each():
+            record_task(rec, wf, task, written)
     for cached in plan.cached:
         original = plan.tasks[cached.task_key]
-        step = rec.start_step(
-            wf,
-            key=cached.process,
-            kind="process",
-            engine_task_id=cached.key,
-            params={"name": original.name, "launch": cached.launch, "cached_from": original.key},
-            started_at=cached.at,
-            status="scheduled",
-            scoped=False,
-        )
-        rec.finish_step(step, "cached", finished_at=cached.at, cached_from=original.key)
+        with each():
+            step = rec.start_step(
+                wf,
+                key=cached.process,
+                kind="process",
+                engine_task_id=cached.key,
+                params={
+                    "name": original.name,
+                    "launch": cached.launch,
+                    "cached_from": original.key,
+                },
+                started_at=cached.at,
+                status="scheduled",
+                scoped=False,
+            )
+            rec.finish_step(step, "cached", finished_at=cached.at, cached_from=original.key)
     for task in plan.tasks.values():
         if task.published:
-            _record_publish(rec, wf, task, written)
+            with each():
+                _record_publish(rec, wf, task, written)
     if plan.status in FINAL:
         rec.finish_workflow(wf, plan.status, finished_at=plan.finished_at, error=plan.error)
 
@@ -304,5 +351,7 @@ def _record_publish(rec: Recorder, wf: Handle, task: TaskPlan, written: Written)
     written.steps.append(step)
     for source, copy in task.published:
         _file(rec, step, source, output=False, written=written, role=source.relpath or "")
-        written.published += _file(rec, step, copy, output=True, written=written) is not None
+        made = _file(rec, step, copy, output=True, written=written) is not None
+        written.published += made
+        written.published_by[step.engine_ref] = written.published_by.get(step.engine_ref, 0) + made
     rec.finish_step(step, "completed", finished_at=at)

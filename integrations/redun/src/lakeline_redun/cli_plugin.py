@@ -48,8 +48,20 @@ def register_commands(cli: click.Group) -> None:
         result = import_redun(
             db, execution=execution, root=root, pipeline=pipeline, upload=upload, instance=instance
         )
-        click.echo(
-            f"imported {len(result.executions)} execution(s), {result.jobs} job(s) from {db}"
-        )
+        done = [e for e in result.executions if e not in result.left_out]  # (its run written)
+        click.echo(f"imported {len(done)} execution(s), {result.jobs} job(s) from {db}")
         for path in result.missing:
             click.echo(f"warning: {path} no longer exists (recorded as missing)", err=True)
+        if result.left_out:  # partial: say so, and exit 1
+            from lakeline.errors import StepsNotRecorded
+
+            left = list(result.left_out.items())
+            for ref, why in left[:10]:
+                click.echo(f"not recorded: {ref}: {why}", err=True)
+            more = f" ({len(left) - 10} more not listed)" if len(left) > 10 else ""
+            raise StepsNotRecorded(
+                f"{len(left)} job(s) or execution(s) not recorded: the database refused them "
+                f"(listed above{more}); the rest was imported. Import again once the cause is "
+                "fixed: what was recorded stays as it is",
+                result.left_out,
+            )

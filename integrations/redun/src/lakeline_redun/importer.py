@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from lakeline.errors import StepsNotRecorded
 from lakeline.lineage.recorder import BatchRecorder, Recorder, make_recorder
 
 from lakeline_redun.reader import (
@@ -29,11 +32,14 @@ BATCH_MS = 30_000.0
 
 @dataclass
 class ImportResult:
-    """What an import did: executions and jobs read, files that had vanished."""
+    """What an import did: executions and jobs read, files that had vanished, and the steps
+    (jobs, executions) a batch left out, not recorded: engine id -> why (StepsNotRecorded;
+    the rest recorded: import again once the cause is fixed)."""
 
-    executions: list[str] = field(default_factory=list)
-    jobs: int = 0
+    executions: list[str] = field(default_factory=list)  # read (those left out too)
+    jobs: int = 0  # jobs recorded (those left out not counted)
     missing: list[str] = field(default_factory=list)
+    left_out: dict[str, str] = field(default_factory=dict)
 
 
 def default_root(db: str) -> str:
@@ -59,7 +65,8 @@ def import_redun(
     `root` is the folder redun ran in (relative File paths start there). Importing again
     changes nothing; files that have since vanished are listed in `missing`. A cached job is
     linked to the job it was cached from: an execution holding such an original is imported
-    too when it was not selected.
+    too when it was not selected. A job or execution the database refuses (a run it names
+    deleted meanwhile, one hidden by space rules) is left out, not the rest: `left_out`.
     """
     backend = open_backend(db)
     session = backend.session
@@ -83,8 +90,11 @@ def import_redun(
             result.executions.append(info.id)
         result.executions += jobs.pulled
         if isinstance(recorder, BatchRecorder):  # an execution still running is not finished
-            recorder.flush()
+            with jobs.noting():
+                recorder.flush()
         result.missing = list(recorder.missing)
+        result.left_out = jobs.left_out
+        result.jobs -= len(jobs.done.intersection(jobs.left_out))
         return result
     finally:
         session.close()
@@ -106,6 +116,16 @@ class _Jobs:
     targets: dict[str, ExecutionRecorder] = field(default_factory=dict)
     done: set[str] = field(default_factory=set)
     pulled: list[str] = field(default_factory=list)  # executions imported for an original
+    left_out: dict[str, str] = field(default_factory=dict)  # StepsNotRecorded's steps, all
+
+    @contextmanager
+    def noting(self) -> Iterator[None]:
+        """Note the steps a batch written inside left out (StepsNotRecorded: the rest was
+        written), and go on: one job's refusal does not stop the import."""
+        try:
+            yield
+        except StepsNotRecorded as exc:
+            self.left_out.update(exc.steps)
 
     def target(self, execution_id: str) -> ExecutionRecorder:
         if execution_id not in self.targets:
@@ -135,5 +155,6 @@ class _Jobs:
                 for ancestor in ancestors(self.session, original.id):  # its run nests in theirs
                     target.start_job(job_info(self.session, ancestor))
                 count += self.finish(original.id)
-        self.target(job.execution_id).finish_job(job)
+        with self.noting():  # (raised by finish_workflow, its last call: nothing skipped)
+            self.target(job.execution_id).finish_job(job)
         return count

@@ -193,11 +193,13 @@ def _changed(job: JobInfo, ref: FileRef) -> None:
 
 
 def _database(exc: BaseException) -> bool:
-    """Whether an error is the database's (it stops the recording), not one file's."""
+    """Whether an error is the database's (it stops the recording, or the job's: a step a
+    batch left out, StepsNotRecorded), not one file's."""
     import lakeline
     from sqlalchemy.exc import SQLAlchemyError
 
-    return isinstance(exc, SQLAlchemyError | lakeline.errors.DatabaseUnreachable)
+    errors = lakeline.errors
+    return isinstance(exc, SQLAlchemyError | errors.DatabaseUnreachable | errors.StepsNotRecorded)
 
 
 def _role(job: JobInfo, ref: FileRef) -> str:

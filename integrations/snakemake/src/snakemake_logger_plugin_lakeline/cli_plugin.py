@@ -51,3 +51,11 @@ def register_commands(cli: click.Group) -> None:
         )
         for line in result.problems:
             click.echo(line, err=True)
+        if result.left_out:  # partial: the rest recorded, these not (import again once fixed)
+            from lakeline.errors import StepsNotRecorded
+
+            raise StepsNotRecorded(
+                f"{result.left_out} job(s) not recorded: the database refused their steps "
+                "(listed above, with why); the rest was imported. Import again once the cause "
+                "is fixed: what was recorded stays as it is"
+            )

@@ -41,6 +41,7 @@ class ImportResult:
     journal_jobs: int = 0
     metadata_jobs: int = 0
     problems: list[str] = field(default_factory=list)
+    left_out: int = 0  # jobs a batch left out (not recorded: `problems` says why); import again
 
 
 def find_snakefile(workdir: Path) -> str | None:
@@ -76,6 +77,7 @@ def import_workflow(
         result.problems += replay_journal(tracker, log, workdir, covered)
         result.journals += 1
         result.journal_jobs += len(tracker.jobs)
+        result.left_out += _left_out(tracker)
         if tracker.failure:
             return result
     records = [
@@ -91,7 +93,13 @@ def import_workflow(
             tracker.apply(event)
         result.metadata_jobs = len(tracker.jobs)
         result.problems += tracker.close()
+        result.left_out += _left_out(tracker)
     return result
+
+
+def _left_out(tracker: Tracker) -> int:
+    """How many of the tracker's jobs a batch left out (their steps not recorded)."""
+    return sum(1 for job in tracker.jobs.values() if job.left_out is not None)
 
 
 def replay_journal(

@@ -28,6 +28,7 @@ class Job:
     step: Handle | None = None
     status: str = "started"
     finished: bool = False  # the finish was recorded
+    left_out: str | None = None  # why a batch left its step out (not recorded), if it did
     problems: list[str] = field(default_factory=list)
     recorded: dict[bool, set[str]] = field(default_factory=dict)  # replays: its own records
 

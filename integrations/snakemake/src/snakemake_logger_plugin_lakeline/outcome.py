@@ -46,7 +46,7 @@ def done_line(tracker: Tracker, busy: float | None = None, cpu: float | None = N
     seconds spent recording and the CPU seconds that took, if given."""
     if tracker.workflow is None or tracker.instance is None:
         return None
-    done = sum(1 for j in tracker.jobs.values() if j.finished)
+    done = sum(1 for j in tracker.jobs.values() if j.finished and j.left_out is None)
     spent = "" if busy is None else f" ({busy:.3f} s recording)"
     if busy is not None and cpu is not None:
         spent = f" ({busy:.3f} s recording, {cpu:.3f} s CPU)"
@@ -56,11 +56,28 @@ def done_line(tracker: Tracker, busy: float | None = None, cpu: float | None = N
     )
 
 
+def left_out(tracker: Tracker, steps: dict[str, str]) -> None:
+    """Mark the jobs whose steps a batch left out (`StepsNotRecorded.steps`: engine id ->
+    why): not recorded, what only they named neither; the summary names them, the closing
+    line does not count them."""
+    if not steps:
+        return
+    jobs = {j.step.engine_ref: j for j in tracker.jobs.values() if j.step is not None}
+    for ref, why in steps.items():
+        job = jobs.get(ref)
+        if job is not None and job.left_out is None:
+            job.left_out = why
+
+
 def summary(tracker: Tracker) -> list[str]:
     """What could not be recorded, one line per job (at most MAX_LISTED)."""
     if not tracker.jobs:
         return []  # nothing ran (a failure to connect was reported when it happened)
-    missed = [j for j in tracker.jobs.values() if j.step is None or j.problems or not j.finished]
+    missed = [
+        j
+        for j in tracker.jobs.values()
+        if j.step is None or j.problems or not j.finished or j.left_out is not None
+    ]
     missing = [] if tracker.recorder is None else list(dict.fromkeys(tracker.recorder.missing))
     lines = []
     if missed or tracker.failure is not None:
@@ -70,6 +87,8 @@ def summary(tracker: Tracker) -> list[str]:
     for job in missed[:MAX_LISTED]:
         files = ", ".join(p for p, _ in job.products()) or "no files"
         detail = "; ".join(job.problems) if job.problems else f"not recorded: {files}"
+        if job.left_out is not None:  # its step (files only it named, its children) not written
+            detail = f"not recorded, left out of a batch: {job.left_out}"
         lines.append(f"  {job.label()}: {detail}")
     if len(missed) > MAX_LISTED:
         lines.append(f"  ... and {len(missed) - MAX_LISTED} more jobs")

@@ -119,6 +119,8 @@ class Tracker:
         if is_fatal(exc):
             self.fail(exc)
             return
+        if getattr(exc, "steps", None):  # StepsNotRecorded: the other jobs it names too
+            self._left_out(exc)
         if job is None:  # not a job's file: a warning
             self.report(f"lakeline: {what} not recorded: {one_line(exc)}")
             return
@@ -452,6 +454,7 @@ class Tracker:
                 self.recorder.flush_if_due()  # (the handler's timer calls this during long jobs)
         except StepsNotRecorded as exc:  # left out of a batch, the rest written: recording goes on
             self.report(f"lakeline: {one_line(exc)}")
+            self._left_out(exc)
         except Exception as exc:
             self.fail(exc)
 
@@ -471,7 +474,13 @@ class Tracker:
             from lakeline.lineage.recorder import BatchRecorder
 
             if job.step.run.id is None and isinstance(self.recorder, BatchRecorder):
-                self.recorder.flush()  # a queued step: its recorded run is known at the flush
+                from lakeline.errors import StepsNotRecorded
+
+                try:  # a queued step: its recorded run is known at the flush
+                    self.recorder.flush()
+                except StepsNotRecorded as exc:  # the rest written: this event goes on
+                    self.report(f"lakeline: {one_line(exc)}")
+                    self._left_out(exc)
             run = job.step.run
             artifacts = run.outputs if output else run.inputs
             job.recorded[output] = {n for a in artifacts for n in (a.key, a.location) if n}
@@ -558,6 +567,7 @@ class Tracker:
                 )
             except StepsNotRecorded as exc:  # the workflow run is finished
                 self.report(f"lakeline: {one_line(exc)}")
+                self._left_out(exc)
             except Exception as exc:
                 self.fail(exc)
         return self.summary()
@@ -573,6 +583,12 @@ class Tracker:
         from snakemake_logger_plugin_lakeline.outcome import done_line
 
         return done_line(self, busy, cpu)
+
+    def _left_out(self, exc: BaseException) -> None:
+        """Jobs whose steps a batch left out: not recorded, as the summary says (outcome.py)."""
+        from snakemake_logger_plugin_lakeline.outcome import left_out
+
+        left_out(self, getattr(exc, "steps", {}))
 
     def summary(self) -> list[str]:
         """What could not be recorded, one line per job (outcome.py)."""
