@@ -3,10 +3,12 @@ which an admin then moves to a space the role is not in. The batch's flush fails
 reason (a run deleted since), and its look-up no longer sees the original run: it cannot tell
 a run hidden by space rules from a deleted one (`lakeline_own_runs` answers for the role's own
 runs only), so the reason given must not say "deleted since" (a false fact: the run is there);
-it says the run is not visible to the role, deleted or in another space."""
+it says the run is not visible to the role, deleted or in another space. The step itself is
+recorded, without its cached-from link (a link it cannot see: a fact missing, none wrong)."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import lakeline as ll
@@ -24,7 +26,11 @@ FAR = "UPDATE runs SET space_id = (SELECT id FROM spaces WHERE name = '{space}')
 
 
 def test_a_step_cached_from_another_roles_moved_run_is_not_called_deleted(
-    lakeline_home: Path, tmp_path: Path, postgres_url: str, login_roles: LoginRoles
+    lakeline_home: Path,
+    tmp_path: Path,
+    postgres_url: str,
+    login_roles: LoginRoles,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     ll.init(tmp_path / "data", db=postgres_url, name="owner")
     _run("space", "create", "onc")
@@ -47,10 +53,18 @@ def test_a_step_cached_from_another_roles_moved_run_is_not_called_deleted(
     login_roles.admin_execute(
         FAR.format(space="far", id=original.run.id), f"DELETE FROM runs WHERE id = {gone.run.id}"
     )
-    with pytest.raises(StepsNotRecorded) as caught:
+    with (
+        caplog.at_level(logging.WARNING, logger="lakeline.recorder"),
+        pytest.raises(StepsNotRecorded) as caught,
+    ):
         rec.flush()
     steps = caught.value.steps
     assert "does not exist (deleted since)" in steps["gone/g"], steps
-    why = steps["mine/c"]
-    assert "deleted since" not in why and "not visible" in why and "space" in why, steps
-    assert _runs(login_roles)["orig"] == (None, "completed", "far")
+    assert "mine/c" not in steps, steps  # recorded, without the link it cannot see
+    said = [r.getMessage() for r in caplog.records if "'mine/c'" in r.getMessage()]
+    assert said and "recorded without its cached-from link" in said[0], said
+    why = said[0]
+    assert "deleted since" not in why and "not visible" in why and "space" in why, said
+    runs = _runs(login_roles)
+    assert runs["orig"] == (None, "completed", "far")
+    assert runs["mine/c"][1] == "completed", runs  # as finished, from no run

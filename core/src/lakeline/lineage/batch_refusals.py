@@ -47,7 +47,8 @@ class Refused:
 
     steps: dict[int, tuple[Handle, str]] = field(default_factory=dict)  # by id(handle): why
     artifacts: set[int] = field(default_factory=set)  # ids of linked records deleted since
-    unlinked: list[tuple[Handle, Finish]] = field(default_factory=list)  # cached from runs gone
+    # finishes cached from runs gone or no longer seen, and why: (step, finish, why)
+    unlinked: list[tuple[Handle, Finish, str]] = field(default_factory=list)
     gone_runs: list[Run] = field(default_factory=list)  # the records of runs deleted since
 
     def add(self, handle: Handle, why: str) -> None:
@@ -67,7 +68,7 @@ def flush_leaving_out(rec: BatchRecorder) -> None:
             refused = _refused(rec, exc)
             if refused is None or not (refused.steps or refused.artifacts or refused.unlinked):
                 raise
-            _unlink(rec, [(s, f) for s, f in refused.unlinked if id(s) not in refused.steps])
+            _unlink(rec, [u for u in refused.unlinked if id(u[0]) not in refused.steps])
             left = _leave_out(rec, refused)
             if left:
                 log.warning("lakeline: %s", _text(left))
@@ -217,12 +218,35 @@ def _refused(rec: BatchRecorder, exc: BaseException) -> Refused | None:
                         for handle, what in steps:
                             refused.add(handle, f"{what} does not exist (deleted since)")
             refused.artifacts = linked - _present(session, "artifacts", linked)
-            present = _present(session, "runs", cached)
-            refused.unlinked = [f for k, found in cached.items() if k not in present for f in found]
+            refused.unlinked = _cached_gone(rec, session, cached)
     except Exception:  # the flush's own error is the one to raise
         return None
     _children(refused, queued.values())
     return refused
+
+
+def _cached_gone(
+    rec: BatchRecorder, session: Session, cached: dict[int, list[tuple[Handle, Finish]]]
+) -> list[tuple[Handle, Finish, str]]:
+    """The finishes of `cached` (by cached-from run id) whose run the role no longer sees, and
+    why: deleted since, or (PostgreSQL, a role held to spaces) hidden by space rules or not
+    visible to it, as for a step's own run."""
+    assert rec.instance is not None
+    missing = set(cached) - _present(session, "runs", cached)
+    hidden = hidden_runs(session, missing)
+    unseen = unseen_runs(session, missing - hidden)  # a cached-from run is anyone's
+    role = rec.instance.engine.url.username
+    gone: list[tuple[Handle, Finish, str]] = []
+    for run_id in sorted(missing):
+        what = f"its cached-from run id {run_id}"
+        if run_id in hidden:
+            why = hidden_reason(what, role)
+        elif run_id in unseen:
+            why = unseen_reason(what, role)
+        else:
+            why = f"{what} does not exist (deleted since)"
+        gone.extend((step, change, why) for step, change in cached[run_id])
+    return gone
 
 
 def _unseen(
@@ -284,24 +308,24 @@ def _leave_out_stale(rec: BatchRecorder) -> None:
     rec._left_out.update((ref, (why, cause)) for ref, why in left.items())
 
 
-def _unlink(rec: BatchRecorder, unlinked: list[tuple[Handle, Finish]]) -> None:
-    """The queued finishes in `unlinked` (step, finish), cached from a run deleted since the
-    step finished, lose that link: the step is recorded cached, from no run (a fact missing,
-    none wrong), not left out with its files and edges; a warning names it."""
+def _unlink(rec: BatchRecorder, unlinked: list[tuple[Handle, Finish, str]]) -> None:
+    """The queued finishes in `unlinked` (step, finish, why), cached from a run deleted since
+    the step finished (or no longer seen by the role), lose that link: the step is recorded
+    cached, from no run (a fact missing, none wrong), not left out with its files and edges;
+    a warning names it and why."""
     if not unlinked:
         return
-    gone = {id(change) for _, change in unlinked}
+    gone = {id(change) for _, change, _ in unlinked}
     rec._finishes = [
         (step, replace(change, cached_from_id=None) if id(change) in gone else change)
         for step, change in rec._finishes
     ]
-    for step, change in unlinked:
+    for step, change, why in unlinked:
         log.warning(
-            "lakeline: step %r finished %s from run id %s, deleted since: recorded without its "
-            "cached-from link",
+            "lakeline: step %r finished %s: %s; recorded without its cached-from link",
             step.engine_ref,
             change.status,
-            change.cached_from_id,
+            why,
         )
 
 
