@@ -155,6 +155,15 @@ def gone_reference(ref: str | None, column: str, value: object) -> MissingRefere
     )
 
 
+def gone_step(ref: str | None, run_id: int) -> MissingReference:
+    """The error for step `ref` of a batch, whose run (id `run_id`) was deleted since it was
+    written."""
+    return MissingReference(
+        f"cannot record step {ref!r}: its run id {run_id} does not exist (deleted since this "
+        "process wrote it); nothing was recorded"
+    )
+
+
 def reused_ids(runs: Sequence[Run], given: Collection[int]) -> None:
     """Raise `gone_reference` for the first of `runs`, just inserted, that names a run by an
     id in `given` (those the statement gave out): SQLite gives a new row the highest id + 1,
