@@ -4,9 +4,10 @@ A busy flow's hooks flush their own batch when it is due (`steps` finished tasks
 large: a flush has a fixed cost, so big batches cost less per task); while a long task runs
 no hook is called, so this thread writes what is queued once the hooks have been idle for
 `IDLE` seconds: a finished task run reaches the catalog within about a second whatever the
-batch's age. Task runs that only started wait for their end, or the Recorder's `started_ms`
-(10 s), so that each is written once (`BatchRecorder.flush_idle`). It runs while flow runs
-are recorded and stops when none is left.
+batch's age. The task runs that ended and wait to be recorded (`ended`) are recorded first,
+back to back, by this thread. Task runs that only started wait for their end, or the
+Recorder's `started_ms` (10 s), so that each is written once (`BatchRecorder.flush_idle`).
+It runs while flow runs are recorded and stops when none is left.
 """
 
 from __future__ import annotations
@@ -28,12 +29,16 @@ log = logging.getLogger("lakeline.prefect")
 
 class Flusher:
     """Flushes due batches of `running()`: (recorder, monotonic time of the last task hook
-    call) per flow run being recorded; taken under `lock`, which also guards the thread."""
+    call) per flow run being recorded; taken under `lock`, which also guards the thread.
+    `record()`: records what waits to go into the batches, before each flush."""
 
     def __init__(
-        self, running: Callable[[], Iterable[tuple[Any, float]]], lock: threading.RLock
+        self,
+        running: Callable[[], Iterable[tuple[Any, float]]],
+        lock: threading.RLock,
+        record: Callable[[], Any] = lambda: None,
     ) -> None:
-        self._running, self._lock = running, lock
+        self._running, self._lock, self._record = running, lock, record
         self._thread: threading.Thread | None = None
         self._said: str | None = None  # the last failed flush's error, said once
 
@@ -58,6 +63,7 @@ class Flusher:
                 if isinstance(recorder, BatchRecorder) and time.monotonic() - touched > IDLE:
                     try:
                         with AUDIT.quiet():
+                            self._record()  # the task runs that ended, into the batch
                             recorder.flush_idle()  # started only: at its end or started_ms
                     except StepsNotRecorded as exc:  # left out, the rest written: said once
                         log.warning("lakeline: %s", exc)

@@ -15,11 +15,13 @@ reference (assets) or one warning, and the rest of the flow is recorded.
 
 Task runs are recorded in batches (`make_recorder(batch=True)`; `LAKELINE_CAPTURE_BATCH=off`
 records each call at once): a task's run, inputs, outputs and finish are queued and written
-by the hooks every BATCH_STEPS finished tasks or BATCH_MS after the first queued finish, use or
-output while the flow keeps them busy, by a timer thread once they have been idle for 0.5 s
+by the hooks every BATCH_STEPS finished tasks or BATCH_MS after the first task hook call of the
+batch while the flow keeps them busy, by a timer thread once they have been idle for 0.5 s
 (task runs that only started: once 5 * BATCH_MS passed since the first), and at the flow
 run's end, before `flow()` returns. A task body that saves or loads with the lakeline API
-reads its run: that flushes the batch first, so the run has its id.
+reads its run: that flushes the batch first, so the run has its id. Unless strict, a task
+run's end is judged in its hook and its Recorder calls made later, back to back with those
+of the others that ended, just before the batch is written (`ended`).
 """
 
 from __future__ import annotations
@@ -29,13 +31,10 @@ import logging
 import os
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import partial
-from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 from weakref import WeakKeyDictionary
@@ -50,19 +49,14 @@ from lakeline.lineage.recorder import (
     make_recorder,
     written_since,
 )
-
-# loaded by `import prefect` (this package's __init__): imported here, not in each hook call,
-# where an import statement costs ~2 µs
-from prefect._internal.result_records import ResultRecord
-from prefect.client.schemas.objects import State
 from prefect.context import FlowRunContext, TaskRunContext
-from prefect.futures import PrefectFuture
-from prefect.utilities.collections import visit_collection
 
-from lakeline_prefect.assets import TaskAssets, asset_file, task_assets
+from lakeline_prefect.assets import NONE, TaskAssets, asset_file, task_assets
+from lakeline_prefect.ended import Ended, Finish
 from lakeline_prefect.files import AUDIT, exists, paths_in, remote
 from lakeline_prefect.flusher import Flusher
 from lakeline_prefect.settings import Settings, current_settings
+from lakeline_prefect.states import at, began, outcome, resolved, result
 
 META = "@prefect"  # params entry for Prefect's own ids; no Python parameter can be named so
 BATCH_STEPS = 500  # finished task runs in a batch at most
@@ -97,6 +91,8 @@ class _Flow:
     started: float = field(default_factory=time.time)
     warned: set[str] = field(default_factory=set)  # values reported as not recorded
     touched: float = field(default_factory=time.monotonic)  # a task hook's last call
+    queued: bool = False  # its task runs' ends are recorded later (`ended`)
+    since: float | None = None  # the first task hook call of its batch (monotonic)
 
 
 @dataclass
@@ -115,7 +111,9 @@ _lock = threading.RLock()
 _flows: dict[UUID, _Flow] = {}
 _steps: dict[UUID, _Step] = {}
 _sources: WeakKeyDictionary[Any, str | None] = WeakKeyDictionary()
-_flusher = Flusher(lambda: [(f.recorder, f.touched) for f in _flows.values()], _lock)
+_flusher = Flusher(
+    lambda: [(f.recorder, f.touched) for f in _flows.values()], _lock, lambda: _ENDED.record()
+)
 
 
 def _problem(flow: _Flow, what: str, exc: Exception) -> None:
@@ -200,65 +198,38 @@ def _source(fn: Any) -> str | None:
 
 def _written(flow: _Flow, handle: Handle) -> Run:
     """A task run whose start is queued, written: its body reads it (a save or a load with
-    the lakeline API needs its id)."""
+    the lakeline API needs its id; what it loads may be a queued task run's output)."""
     recorder = flow.recorder
     if isinstance(recorder, BatchRecorder):
-        try:
-            with AUDIT.quiet():
-                recorder.flush()
-        except Exception as exc:
-            _problem(flow, "a batch of task runs", exc)
+        _write(flow, recorder.flush)
     return handle.run
+
+
+def _write(flow: _Flow, flush: Callable[[], None]) -> None:
+    """The task runs that ended recorded (`ended`), then `flush` of the flow's batch."""
+    flow.since = None
+    try:
+        with AUDIT.quiet():
+            _ENDED.record()
+            flush()
+    except Exception as exc:
+        _problem(flow, "a batch of task runs", exc)
+
+
+def _due(flow: _Flow, recorder: Recorder) -> None:
+    """A task hook's call: write the batch if it is due (BATCH_STEPS task runs queued, or
+    BATCH_MS since the batch's first task hook call); the Recorder writes none by age on a
+    call, so that the task runs that ended are recorded first."""
+    now = time.monotonic()
+    if flow.since is None:
+        flow.since = now
+    elif (now - flow.since) * 1000 >= BATCH_MS or len(_ENDED) >= BATCH_STEPS:
+        assert isinstance(recorder, BatchRecorder)
+        _write(flow, recorder.flush_idle)  # started task runs alone wait for their end
 
 
 def _reference(fn: Any) -> str:
     return f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', repr(fn))}"
-
-
-def _time(state: Any) -> datetime | None:
-    """The state's time as a plain UTC datetime (Prefect's may be a pendulum DateTime)."""
-    at = getattr(state, "timestamp", None)
-    if not isinstance(at, datetime):
-        return None
-    fields = (at.year, at.month, at.day, at.hour, at.minute, at.second, at.microsecond)
-    plain = datetime(*fields, tzinfo=UTC)
-    offset = at.utcoffset()  # pendulum's astimezone() costs twice this
-    return plain if offset is None else plain - offset
-
-
-def _began(at: datetime | None) -> float:
-    """When a run began: its Running state's time `at` (the same in a replay of its hooks),
-    or the clock now if that is earlier (an API server whose clock is ahead)."""
-    now = time.time()
-    return now if at is None else min(at.timestamp(), now)
-
-
-def _data(state: Any) -> Any:
-    data = state.data
-    return data.result if isinstance(data, ResultRecord) else data
-
-
-def _result(state: Any) -> Any:
-    """A completed state's value, or None when it cannot be read back."""
-    try:
-        return _data(state)
-    except Exception:
-        return None
-
-
-def _outcome(state: Any) -> tuple[str, str | None]:
-    """The final lakeline status of a Prefect state, and its error text."""
-    if state.is_completed():
-        return ("cached" if state.name == "Cached" else "completed"), None
-    status = "errored" if state.is_failed() else "aborted"
-    error = state.message or state.name
-    try:
-        exc = _data(state)
-    except Exception:
-        exc = None
-    if isinstance(exc, BaseException):
-        error = "".join(traceback.format_exception(exc)).strip()
-    return status, error
 
 
 # -- flows ------------------------------------------------------------------------------------
@@ -275,7 +246,7 @@ def _start_flow(flow: Any, flow_run: Any, state: Any, *, enter: bool) -> None:
             return
         settings = current_settings()
         entry = _Flow(
-            settings, os.path.abspath(settings.root or os.getcwd()), started=_began(_time(state))
+            settings, os.path.abspath(settings.root or os.getcwd()), started=began(at(state))
         )
         _flows[flow_run.id] = entry
     if not settings.enabled:
@@ -290,6 +261,9 @@ def _start_flow(flow: Any, flow_run: Any, state: Any, *, enter: bool) -> None:
                 root=entry.root,
                 upload=settings.upload,
             )
+            if isinstance(recorder, BatchRecorder) and not settings.strict:
+                recorder.flush_on_calls = False  # batches due by age: `_due`, ends first
+                entry.queued = True  # its task runs' ends recorded later (`ended`)
             parameters = dict(flow_run.parameters or {})
             entry.handle = recorder.start_workflow(
                 key=flow.name,
@@ -299,7 +273,7 @@ def _start_flow(flow: Any, flow_run: Any, state: Any, *, enter: bool) -> None:
                 params={**parameters, META: {"flow_run_name": flow_run.name}},
                 kind="flow",
                 description=flow.description,
-                started_at=_time(state),
+                started_at=at(state),
                 parent=current_run(),  # a subflow: the flow or task run that called it
             )
             for name, value in parameters.items():
@@ -324,20 +298,19 @@ def flow_finished(flow: Any, flow_run: Any, state: Any) -> None:
     _leave(entry)
     if entry.recorder is None or entry.handle is None:
         return
-    status, error = _outcome(state)
+    status, error = outcome(state)
     try:
         with AUDIT.quiet():
+            _ENDED.record()  # its task runs' ends, before its own
             if status == "completed":  # made by the flow body unless a task run made them
                 recorder, handle = entry.recorder, entry.handle
-                made, returned = _outputs(entry, _result(state), entry.used, entry.pending)
+                made, returned = _outputs(entry, result(state), entry.used, entry.pending)
                 for path in made:
                     if path not in entry.produced:
                         _guarded(entry, path, partial(recorder.produce, handle, path))
                 for path in returned:
                     _guarded(entry, path, partial(recorder.use, handle, path, role="returned"))
-            entry.recorder.finish_workflow(
-                entry.handle, status, finished_at=_time(state), error=error
-            )
+            entry.recorder.finish_workflow(entry.handle, status, finished_at=at(state), error=error)
     except Exception as exc:
         _problem(entry, f"flow run {flow_run.name!r}", exc)
 
@@ -372,15 +345,19 @@ def _inputs(
 ) -> None:
     """Record the paths in a parameter as inputs; those that do not exist yet are outputs
     to be (`pending`: produced if they exist when the run completes). A path that cannot be
-    reached is neither (nothing tells which): one warning."""
+    reached is neither (nothing tells which): one warning. An output of a task run whose end
+    is queued is recorded as that run's first (`ended`)."""
     for path in paths_in(value):
         found = exists(path)
         if found is None:
             _skip(flow, path, "it cannot be reached (no filesystem, credentials or network)")
         elif not found:
             pending.append(path)
-        elif _guarded(flow, path, partial(recorder.use, handle, path, role=name)) is not None:
-            used.add(path)
+        else:
+            if path in _ENDED.made:
+                _ENDED.record()
+            if _guarded(flow, path, partial(recorder.use, handle, path, role=name)) is not None:
+                used.add(path)
 
 
 def _outputs(
@@ -409,38 +386,6 @@ def _outputs(
 # -- tasks ------------------------------------------------------------------------------------
 
 
-_SCALARS = frozenset({str, int, float, bool})
-
-
-def _resolved(parameters: dict[str, Any]) -> dict[str, Any]:
-    """Parameters with futures and states replaced by their results."""
-
-    def resolve(value: Any) -> Any:
-        if isinstance(value, PrefectFuture):
-            return value.result(raise_on_failure=False)
-        if isinstance(value, State):
-            value = _data(value)
-        return os.fspath(value) if isinstance(value, os.PathLike) else value
-
-    def plain(value: Any) -> Any:
-        if isinstance(value, os.PathLike):
-            return os.fspath(value)
-        if isinstance(value, list | tuple):
-            return [plain(v) for v in value]
-        if isinstance(value, dict):
-            return {k: plain(v) for k, v in value.items()}
-        return value
-
-    def resolved(value: Any) -> Any:
-        if value is None or type(value) in _SCALARS:  # nothing to resolve (most parameters)
-            return value
-        if isinstance(value, PurePath):
-            return os.fspath(value)
-        return plain(visit_collection(value, resolve, return_data=True, remove_annotations=True))
-
-    return {name: resolved(value) for name, value in parameters.items()}
-
-
 def _upstream(task_run: Any) -> dict[str, list[str]]:
     """Upstream task runs (lakeline run uids) per parameter, from Prefect's task_inputs."""
     links: dict[str, list[str]] = {}
@@ -466,15 +411,16 @@ def task_running(task: Any, task_run: Any, state: Any) -> None:
         step = _steps.get(task_run.id)
     try:
         with AUDIT.quiet():
-            at = _time(state)
+            when = at(state)
             if step is not None:  # Prefect retries the task: a new attempt of the same run
                 if task_run.run_count > step.attempts:
                     step.attempts = task_run.run_count
-                    recorder.note_attempt(step.handle, step.attempts, at=at)
+                    _ENDED.record()  # a note flushes the batch: those that ended in it
+                    recorder.note_attempt(step.handle, step.attempts, at=when)
                 return
-            started = _began(at)
+            started = began(when)
             context = TaskRunContext.get()
-            params = _resolved(dict(context.parameters if context else {}))
+            params = resolved(dict(context.parameters if context else {}))
             meta: dict[str, Any] = {"task_run_id": str(task_run.id), "task_key": task.task_key}
             upstream = _upstream(task_run)
             if upstream:
@@ -487,7 +433,7 @@ def task_running(task: Any, task_run: Any, state: Any) -> None:
                 params={**params, META: meta},
                 source_code=_source(task.fn),
                 reference=task.task_key,
-                started_at=at,
+                started_at=when,
             )
             step = _Step(
                 handle,
@@ -505,58 +451,92 @@ def task_running(task: Any, task_run: Any, state: Any) -> None:
             AUDIT.watch(task_run.id, flow.root)
     except Exception as exc:
         _problem(flow, f"task run {task_run.name!r}", exc)
+    if flow.queued and flow.recorder is not None:
+        _due(flow, recorder)
 
 
 def task_finished(task: Any, task_run: Any, state: Any) -> None:
-    """`on_completion`/`on_failure` hook of a task: record its outputs and final status."""
+    """`on_completion`/`on_failure` hook of a task: judge what its end tells (its status,
+    which files it wrote, opened, each file's state) and record its outputs and final status
+    now, or queue them to be recorded with the others that ended (`ended`)."""
     with _lock:
         step = _steps.get(task_run.id)
     if step is None:
         return
     _leave(step)
     opened = AUDIT.collect(task_run.id)
-    recorder = step.flow.recorder
+    flow = step.flow
+    recorder = flow.recorder
     if recorder is None:
         return
-    step.flow.touched = time.monotonic()
-    status, error = _outcome(state)
+    flow.touched = time.monotonic()
+    status, error = outcome(state)
     try:
         assets = task_assets(task, task_run)
         with AUDIT.quiet():
             storage_key = getattr(getattr(state.data, "metadata", None), "storage_key", None)
-            cached_from = None
+            end = Finish(step, task_run.name, status, at(state), error)
             if status == "cached" and storage_key:
-                cached_from = recorder.find_step(task.name, META, "cache_key", str(storage_key))
-            produced: list[str] = []
+                end.cache = (task.name, str(storage_key))
             returned: list[str] = []
             if status == "completed":
-                produced, returned = _outputs(
-                    step.flow, _result(state), step.used, step.pending, step.started
+                end.produced, returned = _outputs(
+                    flow, result(state), step.used, step.pending, step.started
                 )
-                produced += [p for p in opened.written if p not in produced]
+                end.produced += [p for p in opened.written if p not in end.produced]
             for path in [*returned, *opened.read]:
-                if path not in step.used and path not in produced:
-                    role = "returned" if path in returned else "opened"
+                if path not in step.used and path not in end.produced:
                     step.used.add(path)
-                    _guarded(step.flow, path, partial(recorder.use, step.handle, path, role=role))
+                    end.used.append((path, "returned" if path in returned else "opened"))
+            if status == "completed" and storage_key and step.persisted:
+                end.meta["cache_key"] = str(storage_key)
+            if flow.queued and not assets and end.judged():
+                end.produced = list(dict.fromkeys(end.produced))
+                with _lock:
+                    flow.produced.update(end.produced)
+                _ENDED.queue(end)  # recorded with the others, just before the batch's write
+            else:
+                _ENDED.record()  # those that ended before it first
+                _finish(end, assets)
+    except Exception as exc:
+        _problem(flow, f"task run {task_run.name!r}", exc)
+    if flow.queued and flow.recorder is not None:
+        _due(flow, recorder)
+
+
+def _finish(end: Finish, assets: TaskAssets = NONE) -> None:
+    """Record a task run's end: the files it used and produced (those unchanged since, when
+    it is recorded later), its assets, metadata and final status."""
+    step = end.step
+    flow, handle = step.flow, step.handle
+    recorder = flow.recorder
+    if recorder is None:  # the flow run's recording stopped meanwhile
+        return
+    try:
+        with AUDIT.quiet():
+            cached_from = None
+            if end.cache is not None:
+                cached_from = recorder.find_step(end.cache[0], META, "cache_key", end.cache[1])
+            for path, role in end.used:
+                if not end.changed(path):
+                    _guarded(flow, path, partial(recorder.use, handle, path, role=role))
+            produced = [p for p in end.produced if not end.changed(p)]
             if assets:
-                _assets(step, assets, status == "completed", produced)
+                _assets(step, assets, end.status == "completed", produced)
             produced = list(dict.fromkeys(produced))
             with _lock:
-                step.flow.produced.update(produced)
-            meta: dict[str, Any] = {}
+                flow.produced.update(produced)
+            meta = dict(end.meta)
             if assets:
-                meta["assets"] = assets.summary()
-            if status == "completed" and storage_key and step.persisted:
-                meta["cache_key"] = str(storage_key)
+                meta = {"assets": assets.summary(), **meta}
             if meta:
-                recorder.annotate(step.handle, META, **meta)
+                recorder.annotate(handle, META, **meta)
             finish = partial(
                 recorder.finish_step,
-                step.handle,
-                status,
-                finished_at=_time(state),
-                error=error,
+                handle,
+                end.status,
+                finished_at=end.finished_at,
+                error=end.error,
                 cached_from=cached_from,
             )
             try:  # outputs saved in the finish's transaction
@@ -565,10 +545,13 @@ def task_finished(task: Any, task_run: Any, state: Any) -> None:
                 if _database(exc) or not produced:
                     raise
                 for path in produced:  # one by one: a file that cannot be saved costs itself only
-                    _guarded(step.flow, path, partial(recorder.produce, step.handle, path))
+                    _guarded(flow, path, partial(recorder.produce, handle, path))
                 finish()
     except Exception as exc:
-        _problem(step.flow, f"task run {task_run.name!r}", exc)
+        _problem(flow, f"task run {end.name!r}", exc)
+
+
+_ENDED: Ended = Ended(_finish)  # task runs that ended, recorded later
 
 
 def _assets(step: _Step, assets: TaskAssets, completed: bool, produced: list[str]) -> None:
