@@ -37,7 +37,8 @@ Per engine, baseline and where lakeline's code runs:
   connecting —, its time in Snakemake's logging thread and its flusher thread, their CPU, plus
   the CPU of its log filter in Snakemake's scheduling thread);
 - prefect: N file tasks with lakeline's hooks, baseline = Prefect's plain decorators;
-  lakeline's code = the hooks and the batches lakeline's flusher thread writes.
+  lakeline's code = the hooks, the task runs' ends and the batches lakeline's flusher thread
+  records (prefect_overhead.time_ended, time_flushes).
 Each round records a first run: into a fresh instance (track, redun, snakemake; the Nextflow
 import's rounds too) or, for Prefect, under one root with a folder per round, so no round's
 files are new versions of an earlier round's keys and no round adds a storage root.
@@ -352,7 +353,7 @@ def prefect(bench: Bench) -> tuple[Figures, int, str]:
             strict=True,
         )
         timings[v] = [Timing(*run) for run in runs]
-    how = "time in the hooks and the flusher's flushes, and those threads' CPU"
+    how = "time in the hooks, the flusher's ends and flushes, and those threads' CPU"
     return Figures.of(timings), n, how
 
 

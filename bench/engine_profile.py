@@ -7,7 +7,8 @@ lakeline's code runs (the hooks and the batches flushed), per thread, merged.
 Each round is a first run into a fresh instance (redun) or a new folder under one root
 (Prefect, after a warm-up round), batched; rounds 2, 4, ... are profiled (not with
 `--no-profile`; the profiler's own cost triples their CPU). Prints per round lakeline's thread CPU,
-split into the integration's own code (`hooks`), the Recorder's calls, the flushes and the
+split into the integration's own code (`hooks`; Prefect's includes the pass over its queued
+task runs' ends, `prefect_overhead.time_ended`), the Recorder's calls, the flushes and the
 timer's checks (`wake`), each with the CPU of the collections that started inside it and the
 net GC-tracked objects it left a task (gen-0 count, calls without a collection); the
 collections started inside lakeline's code per generation, and the first hook call's CPU (the

@@ -50,3 +50,39 @@ def test_a_due_batch_written_by_the_timer_is_timed(tmp_path: Path) -> None:
     counted = json.loads(done.stdout.splitlines()[-1])
     assert counted["due"] == 1  # the timer's batch
     assert counted["all"] >= 2 and counted["cpu"] > 0
+
+
+# the pass over Prefect's queued task runs' ends, made by its flusher thread: timed there
+ENDED = """
+import json, sys, threading, time
+sys.path.insert(0, "bench")
+import prefect_overhead as po
+from lakeline_prefect.ended import Ended, Finish
+
+po.time_flushes()
+po.time_ended()
+po.time_ended()  # once: not wrapped twice
+
+
+def busy(entry):  # recording one task run's end: 50 ms of CPU
+    end = time.thread_time() + 0.05
+    while time.thread_time() < end:
+        pass
+
+
+ended = Ended(busy)
+ended.queue(Finish(None, "t", "completed", None, None))
+flusher = threading.Thread(target=ended.record)
+flusher.start()
+flusher.join()
+print(json.dumps({"cpu": po.CPU[0], "left": len(ended)}))
+"""
+
+
+def test_the_ends_the_prefect_flusher_records_are_timed(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", ENDED], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    counted = json.loads(done.stdout.splitlines()[-1])
+    assert counted["left"] == 0 and 0.04 <= counted["cpu"] < 0.09  # counted once
