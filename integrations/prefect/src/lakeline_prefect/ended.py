@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from lakeline.errors import StepsNotRecorded
+
 from lakeline_prefect.files import remote
 
 log = logging.getLogger("lakeline.prefect")
@@ -140,5 +142,7 @@ class Ended:
                 continue
             try:
                 recorder.flush()
+            except StepsNotRecorded as exc:  # the rest was written
+                log.warning("lakeline: %s", exc)
             except Exception as exc:  # exiting: say what was lost, never raise from atexit
                 log.warning("lakeline: the last task runs could not be written: %s", exc)
