@@ -165,3 +165,20 @@ def first_doomed_last() -> None:
     write("first", "before the doomed task")
     doomed()
     write("last", "after the doomed task")
+
+
+@task
+def pick(name: str) -> Path:
+    """Returns data/<name>, a file it did not write (recorded as used, role `returned`)."""
+    return (Path("data") / name).absolute()
+
+
+@task
+def overwrite(name: str) -> None:
+    (Path("data") / name).write_text("overwritten by a later task, longer than the first")
+
+
+@flow
+def picked_then_overwritten() -> None:
+    pick("in.txt")
+    overwrite("in.txt")

@@ -58,6 +58,22 @@ def test_a_file_rewritten_after_the_task_that_wrote_it_is_not_its_output(
     assert len(said) == 1 and "out/a.txt" in said[0] and "write" in said[0]
 
 
+def test_a_file_rewritten_after_the_task_that_returned_it_is_not_its_input(
+    workdir: Path, instance: Instance, slow: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`pick` returns a file it did not write (used), `overwrite` rewrites it before the queue
+    is recorded: `pick` is not recorded as using `overwrite`'s bytes (a warning says so)."""
+    (workdir / "data").mkdir()
+    (workdir / "data" / "in.txt").write_text("first")
+    with caplog.at_level("WARNING", logger="lakeline.prefect"):
+        pf_ended.picked_then_overwritten()
+    runs = _runs()
+    assert {r.status for r in runs.values()} == {"completed"}
+    assert [a.size for a in runs["pick"].inputs.all()] in ([], [len("first")])
+    said = [r.getMessage() for r in caplog.records if "changed after task run" in r.getMessage()]
+    assert len(said) == 1 and "data/in.txt" in said[0] and "pick" in said[0]
+
+
 def test_a_folder_rewritten_inside_after_its_task_ended_keeps_its_bytes(
     workdir: Path, instance: Instance, slow: None, tmp_path: Path
 ) -> None:

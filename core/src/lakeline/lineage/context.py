@@ -25,9 +25,17 @@ _process_run: Run | None = None
 def current_run() -> Run | None:
     """The run that inputs and outputs are attributed to right now, if any."""
     run = _run.get()
-    if run is not None and run.id is None and (written := _written.get()) is not None:
+    if run is not None and not _committed(run) and (written := _written.get()) is not None:
         return written()
     return run or _process_run
+
+
+def _committed(run: Run) -> bool:
+    """Whether a run is in the database: it has an id and was stamped with its instance. A
+    BatchRecorder's flush sets the ids of the runs it inserts inside its transaction and
+    stamps them after the commit: a run read in between (another thread's flush) is written
+    first (`written` waits for that flush), not named by a save its database refuses."""
+    return run.id is not None and "_lakeline_instance" in run.__dict__  # db.session.INSTANCE_ATTR
 
 
 def current_run_in(instance: Instance) -> Run | None:
