@@ -79,3 +79,18 @@ def test_a_redun_size_equal_to_the_warm_up_runs() -> None:
     done = _split("--engines", "redun", "--rounds", "1", "--sizes", "redun=2:4", "--warm", "2")
     assert done.returncode == 0, done.stderr[-3000:]
     assert re.search(r"^round 1 B redun sqlite: 2 tasks .*, 4 tasks ", done.stdout, re.M)
+
+
+def test_the_nextflow_import_keeps_its_dry_run_without_baselines() -> None:
+    """The Nextflow import's figure is less its dry run (its baseline): `--no-baseline` still
+    runs that one (before: an IndexError in the child after the import, the whole run lost)."""
+    from lakeline.testing import unavailable
+
+    fixture = ROOT.parent / "shared" / "fixtures" / "nextflow"
+    if not (fixture / "nf-core-crispriscreen-1.2.0-nf24.04.4").is_dir():
+        unavailable(f"Nextflow fixtures not found at {fixture}")
+    done = _split("--engines", "nextflow", "--rounds", "1", "--no-baseline")
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = re.search(r"^round 1 B nextflow sqlite: 486 tasks ([\d.]+) ms -> ", done.stdout, re.M)
+    assert line is not None, done.stdout[-2000:]
+    assert float(line[1]) > 0  # the import's CPU less its dry run's
