@@ -131,10 +131,11 @@ def _setup_sqlite(engine: Engine, read_only: bool = False) -> None:
                 cursor.close()
 
 
-# idle seconds after which a pooled connection is pinged at checkout: above the 2 s of the
-# integrations' batch timers (a flush every 2 s paid a ping each: ~50 us CPU, a round trip),
-# far below the minutes after which firewalls and NAT drop idle connections unannounced
-PING_AFTER_IDLE_S = 10.0
+# idle seconds after which a pooled connection is pinged at checkout: above the integrations'
+# batch ages (2 s; the Snakemake plugin's 10 s since stop 27: at 10 s, about every other of a
+# busy run's flushes paid a ping, ~50 us CPU and a round trip), far below the minutes after
+# which firewalls and NAT drop idle connections unannounced
+PING_AFTER_IDLE_S = 30.0
 _IDLE_SINCE = "lakeline_idle_since"
 
 
