@@ -37,7 +37,7 @@ from lakeline.lineage.references import known_record
 from lakeline.lineage.refusals import clashed, finish_unlinked, refused_input
 from lakeline.lineage.run_rows import Finish, claim_outputs, insert_run, single_statement
 from lakeline.lineage.run_updates import RunUpdates
-from lakeline.lineage.seen import SeenFiles
+from lakeline.lineage.seen import SeenFiles, file_state
 from lakeline.lineage.track import params_of
 from lakeline.lineage.usage import add_input, insert_input
 from lakeline.models import Artifact, Run, Transform
@@ -59,6 +59,7 @@ __all__ = [
     "Recorder",
     "current",
     "current_run",
+    "file_state",
     "location_exists",
     "make_recorder",
     "written_since",

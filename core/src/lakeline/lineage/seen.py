@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
+from stat import S_ISREG
 from typing import TYPE_CHECKING, Any
 
 from lakeline.lineage.handles import loaded
@@ -27,6 +28,20 @@ def file_stat(location: str) -> Stat | None:
     except OSError:
         return None
     return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def file_state(path: str) -> tuple[int, int, int, int] | None:
+    """A local regular file's (inode, size, mtime_ns, ctime_ns): what an integration keeps at a
+    task's end to tell, when it records the task later, whether another task rewrote the file
+    meanwhile. None when no stat can vouch for that: no file there, or a folder (its stat does
+    not change when a file inside it is rewritten in place)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if not S_ISREG(st.st_mode):
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 class SeenFiles:

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import atexit
 import logging
-import os
-import stat
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +28,7 @@ from datetime import datetime
 from typing import Any
 
 from lakeline.errors import StepsNotRecorded
+from lakeline.lineage.recorder import file_state
 
 from lakeline_prefect.files import remote
 
@@ -40,15 +39,7 @@ State = tuple[int, int, int, int]  # inode, size, mtime_ns, ctime_ns
 
 def state_of(path: str) -> State | None:
     """A local regular file's state; None for a remote object, a folder or no file."""
-    if remote(path):
-        return None
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    if not stat.S_ISREG(st.st_mode):
-        return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    return None if remote(path) else file_state(path)
 
 
 @dataclass

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
-import stat
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from lakeline.lineage.recorder import Handle, Recorder, written_since
+from lakeline.lineage.recorder import Handle, Recorder, file_state, written_since
 
 from lakeline_redun.reader import ExecutionInfo, JobInfo, JobStart
 
@@ -33,19 +32,7 @@ class Ended:
     def changed(self, recorder: ExecutionRecorder, path: str) -> bool:
         """Whether a local file is not as the job's end left it (a later job rewrote it)."""
         state = self.states.get(path)
-        return state is not None and _state(recorder.local(path)) != state
-
-
-def _state(path: str) -> tuple[int, int, int, int] | None:
-    """A regular file's state; None for none there, or a folder (its stat does not change
-    when a file inside it is rewritten)."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    if not stat.S_ISREG(st.st_mode):
-        return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        return state is not None and file_state(recorder.local(path)) != state
 
 
 @dataclass
@@ -103,7 +90,7 @@ class ExecutionRecorder:
         folder (a file inside rewritten), a path with no file (one written there later)."""
         states = {}
         for ref in [*job.used, *job.produced]:
-            state = None if "://" in ref.path else _state(self.local(ref.path))
+            state = None if "://" in ref.path else file_state(self.local(ref.path))
             if state is None:
                 return None
             states[ref.path] = state
