@@ -16,7 +16,7 @@ import pytest
 from alembic import command
 from lakeline.access import spaces
 from lakeline.access.audit import verify
-from lakeline.db.migrate import HEAD_REVISION, alembic_config, upgrade
+from lakeline.db.migrate import HEAD_REVISION, alembic_config, migrating, upgrade
 from lakeline.db.rows import insert_rows
 from lakeline.instance import Instance
 from lakeline.models import Artifact
@@ -261,7 +261,7 @@ def test_a_populated_catalog_upgrades_to_0019_and_back_with_the_same_errors(
 
     def migrate_to(revision: str, how: Any) -> None:
         cfg = alembic_config()
-        with instance.engine.begin() as conn:
+        with migrating(instance.engine) as conn:
             cfg.attributes["connection"] = conn
             how(cfg, revision)
 

@@ -15,7 +15,7 @@ import pytest
 from alembic import command
 from lakeline.access.audit import GENESIS, anchor, entries, entry_hash, verify
 from lakeline.artifacts import pipeline
-from lakeline.db.migrate import HEAD_REVISION, alembic_config, upgrade
+from lakeline.db.migrate import HEAD_REVISION, alembic_config, migrating, upgrade
 from lakeline.db.pg_helpers import LOCATE
 from lakeline.instance import Instance
 from sqlalchemy import text
@@ -196,7 +196,7 @@ def test_a_populated_catalog_at_0016_is_upgraded_and_downgraded_in_place(
 
     def downgrade() -> dict[str, Any]:
         cfg = alembic_config()
-        with instance.engine.begin() as conn:
+        with migrating(instance.engine) as conn:
             cfg.attributes["connection"] = conn
             command.downgrade(cfg, "0016")
         instance.engine.dispose()  # pooled connections cache defaults (a migration changes)

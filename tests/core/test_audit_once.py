@@ -13,7 +13,7 @@ import lakeline as ll
 import pytest
 from alembic import command
 from lakeline.access.audit import entry_hash, verify
-from lakeline.db.migrate import HEAD_REVISION, alembic_config, upgrade
+from lakeline.db.migrate import HEAD_REVISION, alembic_config, migrating, upgrade
 from lakeline.instance import Instance
 from lakeline.search_vocab import register_sqlite as register_tokens
 from sqlalchemy import text
@@ -73,7 +73,7 @@ def test_migration_rewrites_the_triggers_of_an_existing_catalog(
     if instance.dialect != "sqlite":
         pytest.skip("nothing changes on PostgreSQL")
     cfg = alembic_config()
-    with instance.engine.begin() as conn:
+    with migrating(instance.engine) as conn:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "0011")
     before: Counter[str] = Counter()

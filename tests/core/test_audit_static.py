@@ -15,7 +15,7 @@ import pytest
 from alembic import command
 from lakeline.access.audit import entries, verify
 from lakeline.access.audit_pg import function_name
-from lakeline.db.migrate import HEAD_REVISION, alembic_config, upgrade
+from lakeline.db.migrate import HEAD_REVISION, alembic_config, migrating, upgrade
 from lakeline.db.pg_helpers import helpers
 from lakeline.instance import Instance, migrate
 from lakeline.lineage.recorder import BatchRecorder, Recorder
@@ -249,7 +249,7 @@ def _downgrade_to_0013(instance: Instance) -> None:
     """Downgrade to 0013; on PostgreSQL every table is audited by the generic function again
     and the chaining has none of 0014's settings."""
     cfg = alembic_config()
-    with instance.engine.begin() as conn:
+    with migrating(instance.engine) as conn:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "0013")
     if instance.dialect == "postgresql":

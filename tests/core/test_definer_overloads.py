@@ -26,7 +26,7 @@ from lakeline.access.audit import verify
 from lakeline.access.audit_pg import audited_tables, function_name
 from lakeline.access.roles import grant, revoke
 from lakeline.db.engine import make_engine
-from lakeline.db.migrate import HEAD_REVISION, alembic_config, upgrade
+from lakeline.db.migrate import HEAD_REVISION, alembic_config, migrating, upgrade
 from lakeline.db.pg_helpers import LOCATE, helpers
 from lakeline.instance import Instance, connect
 from lakeline.testing import LoginRoles
@@ -314,7 +314,7 @@ def _fresh(server: PostgresServer, revision: str) -> str:
 
 def _migrate(instance: Instance, revision: str) -> None:
     cfg = alembic_config()
-    with instance.engine.begin() as conn:
+    with migrating(instance.engine) as conn:
         cfg.attributes["connection"] = conn
         move = command.downgrade if revision < HEAD_REVISION else command.upgrade
         move(cfg, revision)

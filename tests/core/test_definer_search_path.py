@@ -14,7 +14,7 @@ import pytest
 from alembic import command
 from lakeline.access.audit import verify
 from lakeline.access.roles import grant
-from lakeline.db.migrate import alembic_config, upgrade
+from lakeline.db.migrate import alembic_config, migrating, upgrade
 from lakeline.db.pg_helpers import LOCATE
 from lakeline.instance import Instance
 from lakeline.testing import LoginRoles
@@ -53,7 +53,7 @@ def test_every_definer_function_searches_pg_catalog_first_and_pg_temp_last(
     assert set(at_head.values()) == {SAFE}
 
     cfg = alembic_config()
-    with instance.engine.begin() as conn:
+    with migrating(instance.engine) as conn:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "0017")
     assert set(_paths(instance).values()) == {"search_path=public, pg_catalog"}

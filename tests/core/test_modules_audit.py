@@ -8,7 +8,7 @@ import modules_lab
 from click.testing import CliRunner
 from lakeline.access.audit import entries, verify
 from lakeline.cli import cli
-from lakeline.db.migrate import upgrade
+from lakeline.db.migrate import migrating, upgrade
 from lakeline.instance import Instance, migrate
 from sqlalchemy import text
 from test_access_audit import raw
@@ -107,7 +107,7 @@ def test_module_triggers_cross_migration_0012(lab_instance: Instance) -> None:
         pytest.skip("0012 changes nothing on PostgreSQL")
     modules = required(lab_instance.engine, lab_instance.name)
     cfg = alembic_config(modules)
-    with lab_instance.engine.begin() as conn:
+    with migrating(lab_instance.engine) as conn:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "lakeline@0011")
     old = [n for n, sql in _triggers(lab_instance) if "FROM audit_head h) s;" in sql]

@@ -151,12 +151,12 @@ def test_the_0013_downgrade_keeps_keyword_fields(steps: Instance) -> None:
     module's too. Before: its fields bare, so `order` was a syntax error and PostgreSQL's `user`
     the role's name. SQLite: 0013 changes nothing either way."""
     from alembic import command
-    from lakeline.db.migrate import alembic_config, upgrade
+    from lakeline.db.migrate import alembic_config, migrating, upgrade
 
     with steps.engine.begin() as conn:
         conn.execute(Step.__table__.insert(), {"uid": new_uid(), "order": "o1", "user": "u1"})
     cfg = alembic_config()
-    with steps.engine.begin() as conn:
+    with migrating(steps.engine) as conn:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "0012")
     assert (Step.search("o1").count(), Step.search("u1").count()) == (1, 1)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import lakeline as ll
 from alembic import command
-from lakeline.db.migrate import HEAD_REVISION, alembic_config, upgrade
+from lakeline.db.migrate import HEAD_REVISION, alembic_config, migrating, upgrade
 from lakeline.instance import Instance
 from lakeline.testing_servers import PostgresServer
 from sqlalchemy import text
@@ -109,7 +109,7 @@ def test_a_catalog_at_0012_is_migrated_and_then_finds_its_rows(
     instance: Instance, tmp_path: Path
 ) -> None:
     cfg = alembic_config()
-    with instance.engine.begin() as conn:
+    with migrating(instance.engine) as conn:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "0012")
     _labels()
@@ -134,7 +134,7 @@ def test_a_catalog_at_0012_is_migrated_and_then_finds_its_rows(
     assert _notes(instance, "olfilter") == ["n1"]  # a module's table: rebuilt too
     assert _notes(instance, "μm") == ["n1"]
     assert _notes(instance, "m") == []
-    with instance.engine.begin() as conn:  # downgrade: the old expression, every row again
+    with migrating(instance.engine) as conn:  # downgrade: the old expression, every row again
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "0012")
     assert _notes(instance, "m") == ["n1"] and _found("über") == set()
@@ -199,7 +199,7 @@ def test_a_search_column_lakeline_did_not_make_is_left_as_it_is(instance: Instan
     its table named as search_index_ddl refuses) made 0013 fail with 'not a plain SQL name'
     or was replaced by lakeline's expression."""
     cfg = alembic_config()
-    with instance.engine.begin() as conn:
+    with migrating(instance.engine) as conn:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "0012")
     postgres = instance.dialect == "postgresql"
@@ -227,7 +227,7 @@ def test_a_search_column_lakeline_did_not_make_is_left_as_it_is(instance: Instan
     }
     assert after["testmod_notes"] != before["testmod_notes"]  # lakeline's: rebuilt
     assert _notes(instance, "olfilter") == ["n1"]
-    with instance.engine.begin() as conn:  # and the downgrade leaves them too
+    with migrating(instance.engine) as conn:  # and the downgrade leaves them too
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "0012")
     again = _own_search_columns(instance)

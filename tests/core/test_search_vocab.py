@@ -13,7 +13,7 @@ from typing import Any
 import lakeline as ll
 import pytest
 from alembic import command
-from lakeline.db.migrate import alembic_config, upgrade
+from lakeline.db.migrate import alembic_config, migrating, upgrade
 from lakeline.instance import Instance
 from sqlalchemy import select, text
 from statements import recorded
@@ -191,7 +191,7 @@ def test_a_catalog_at_0014_gets_its_vocabulary(instance: Instance, tmp_path: Pat
     """0015 fills each table's vocabulary from its FTS5 index and makes its triggers keep it;
     its downgrade drops it (and the search falls back to the prefix pool)."""
     cfg = alembic_config()
-    with instance.engine.begin() as conn:
+    with migrating(instance.engine) as conn:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "0014")
     ll.save([ll.ULabel(name=name) for name in NAMES[:12]])
@@ -245,7 +245,7 @@ def test_tokens_longer_than_fts5_keeps_are_whole_in_the_vocabulary(
 
     monkeypatch.setattr(search_vocab, "PREFIX_ROWS", -1)  # read through the vocabulary
     cfg = alembic_config()
-    with instance.engine.begin() as conn:
+    with migrating(instance.engine) as conn:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "0014")
     long = {"kana": "ア" * 12_000, "ascii": "x" * 40_000, "short": "アイ x"}

@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # The newest revision in migrations/versions; a test keeps the two in step.
-HEAD_REVISION = "0026"
+HEAD_REVISION = "0027"
 
 
 # One migration at a time per database (PostgreSQL advisory lock, for the transaction): a
@@ -130,48 +131,81 @@ def upgrade(
 ) -> None:
     """Run migrations up to `revision` (default: the core's head and every head of
     `modules`), then `then(conn)`, in one transaction: a failure changes nothing."""
-    from alembic import command
-
     cfg = alembic_config(modules)
     if modules:
         check_branches(cfg, modules)
-    with engine.execution_options(lakeline_write=True).begin() as conn:
-        if conn.dialect.name == "postgresql":  # SQLite: BEGIN IMMEDIATE took the write lock
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
-            _check_schema(conn)
-        checkpoints.reach("migrate.locked")
-        cfg.attributes["connection"] = conn
-        try:
-            if modules and revision == "heads":  # the core first: module tables point to it
-                command.upgrade(cfg, HEAD_REVISION)
-            command.upgrade(cfg, revision)
-        except Exception as exc:
-            failed = _module_of_failure(exc, modules)
-            if failed is None:
-                raise
-            module, script = failed
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise ModuleMigrationFailed(
-                f"schema module {module.name!r} ({module.distribution}): migration {script} "
-                f"failed, nothing was changed: {type(exc).__name__}: {first}"
-            ) from exc
-        if modules:  # module tables are audited like the core's (same transaction)
-            from lakeline.access.audit import install_module_triggers
-
-            install_module_triggers(conn, [m.prefix for m in modules])
-        if conn.dialect.name == "postgresql" and (current_revision(conn) or "") >= "0014":
-            # a migration may have changed an audited table's columns: its audit made anew
-            from lakeline.access.audit_pg import install_audits
-
-            install_audits(conn)
-        if then is not None:
-            then(conn)
+    with migrating(engine) as conn:
+        _upgrade(conn, cfg, revision, modules, then)
     # pooled connections cache what only a migration changes (`rows._defaults`: a default's
     # function is named by its schema since 0022, `rows._row_security`): opened afresh.
     # PostgreSQL only (the caches are its COPY's): an in-memory SQLite database lives in its
     # engine's one connection, gone with it
     if engine.dialect.name == "postgresql":
         engine.dispose()
+
+
+def _upgrade(
+    conn: Connection,
+    cfg: Config,
+    revision: str,
+    modules: Sequence[SchemaModule],
+    then: Callable[[Connection], None] | None,
+) -> None:
+    """`upgrade`'s work in its transaction."""
+    from alembic import command
+
+    if conn.dialect.name == "postgresql":  # SQLite: BEGIN IMMEDIATE took the write lock
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+        _check_schema(conn)
+    checkpoints.reach("migrate.locked")
+    cfg.attributes["connection"] = conn
+    try:
+        if modules and revision == "heads":  # the core first: module tables point to it
+            command.upgrade(cfg, HEAD_REVISION)
+        command.upgrade(cfg, revision)
+    except Exception as exc:
+        failed = _module_of_failure(exc, modules)
+        if failed is None:
+            raise
+        module, script = failed
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ModuleMigrationFailed(
+            f"schema module {module.name!r} ({module.distribution}): migration {script} "
+            f"failed, nothing was changed: {type(exc).__name__}: {first}"
+        ) from exc
+    if modules:  # module tables are audited like the core's (same transaction)
+        from lakeline.access.audit import install_module_triggers
+
+        install_module_triggers(conn, [m.prefix for m in modules])
+    if conn.dialect.name == "postgresql" and (current_revision(conn) or "") >= "0014":
+        # a migration may have changed an audited table's columns: its audit made anew
+        from lakeline.access.audit_pg import install_audits
+
+        install_audits(conn)
+    if then is not None:
+        then(conn)
+
+
+@contextmanager
+def migrating(engine: Engine) -> Iterator[Connection]:
+    """A write transaction to migrate in (alembic's `upgrade`/`downgrade` on it). SQLite:
+    foreign keys off meanwhile (a pragma a transaction ignores, so set before it), as table
+    rebuilds need (https://www.sqlite.org/lang_altertable.html, step 1: dropping the old table
+    would run its ON DELETE actions); a rebuilding migration checks them itself (step 10)."""
+    with engine.execution_options(lakeline_write=True).connect() as conn:
+        raw = conn.connection.driver_connection if conn.dialect.name == "sqlite" else None
+        if raw is not None:
+            raw.execute("PRAGMA foreign_keys=OFF")
+        try:
+            with conn.begin():
+                yield conn
+        finally:
+            if raw is not None:
+                try:
+                    raw.execute("PRAGMA foreign_keys=ON")
+                except BaseException:
+                    conn.invalidate()  # never back to the pool with foreign keys off
+                    raise
 
 
 def _check_schema(conn: Connection) -> None:

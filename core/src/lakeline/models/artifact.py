@@ -9,7 +9,15 @@ from sqlalchemy import BigInteger, ForeignKey, Index, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lakeline.db.partial import partial_index
-from lakeline.models.base import Base, KeyString, LongText, RecordMixin, Str, VersionedMixin
+from lakeline.models.base import (
+    AUTOINCREMENT,
+    Base,
+    KeyString,
+    LongText,
+    RecordMixin,
+    Str,
+    VersionedMixin,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -64,6 +72,7 @@ class Artifact(RecordMixin, VersionedMixin, Base):
             "store_key",
             where="NOT available",
         ),
+        AUTOINCREMENT,
     )
 
     key: Mapped[str | None] = mapped_column(KeyString(1024))

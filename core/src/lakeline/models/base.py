@@ -23,6 +23,12 @@ NAMING_CONVENTION = {
 }
 
 
+# SQLite: a record table's id is never given twice (a deleted row's id would go to the next
+# insert, and a process holding it would write onto that record); migration 0027 did it to
+# the tables a catalog has. PostgreSQL's sequences never give an id twice anyway.
+AUTOINCREMENT = {"sqlite_autoincrement": True}
+
+
 def utcnow() -> datetime:
     """Return the current time, timezone-aware in UTC."""
     return datetime.now(UTC)

@@ -9,7 +9,15 @@ from sqlalchemy import ForeignKey, Index, Integer
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lakeline.db.partial import partial_index
-from lakeline.models.base import Base, KeyString, LongText, RecordMixin, Str, VersionedMixin
+from lakeline.models.base import (
+    AUTOINCREMENT,
+    Base,
+    KeyString,
+    LongText,
+    RecordMixin,
+    Str,
+    VersionedMixin,
+)
 
 if TYPE_CHECKING:
     from lakeline.mapped import MappedCollection
@@ -37,6 +45,7 @@ class Collection(RecordMixin, VersionedMixin, Base):
             where="is_latest AND key IS NOT NULL",
         ),
         Index("ix_collections_key", "key"),
+        AUTOINCREMENT,
     )
 
     key: Mapped[str | None] = mapped_column(KeyString(1024))

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import ForeignKey
 from sqlalchemy.orm import Mapped, mapped_column
 
-from lakeline.models.base import Base, LongText, RecordMixin, Str
+from lakeline.models.base import AUTOINCREMENT, Base, LongText, RecordMixin, Str
 from lakeline.validation import CanValidate
 
 if TYPE_CHECKING:
@@ -39,6 +39,7 @@ class Feature(RecordMixin, CanValidate, Base):
     """
 
     __tablename__ = "features"
+    __table_args__ = AUTOINCREMENT
     search_fields = ("name", "synonyms", "abbr", "description")
 
     name: Mapped[str] = mapped_column(Str(255), unique=True)

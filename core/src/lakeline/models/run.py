@@ -7,7 +7,7 @@ from sqlalchemy import ForeignKey, Index
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lakeline.db.partial import partial_index
-from lakeline.models.base import Base, LongText, RecordMixin, Str
+from lakeline.models.base import AUTOINCREMENT, Base, LongText, RecordMixin, Str
 
 if TYPE_CHECKING:
     from lakeline.lineage.graph import LineageGraph
@@ -42,6 +42,7 @@ class Run(RecordMixin, Base):
             )
             for column in ("report_id", "environment_id", "cached_from_id")
         ),
+        AUTOINCREMENT,
     )
 
     transform_id: Mapped[int] = mapped_column(ForeignKey("transforms.id"))

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import ForeignKey, Integer
 from sqlalchemy.orm import Mapped, mapped_column
 
-from lakeline.models.base import Base, LongText, RecordMixin, Str
+from lakeline.models.base import AUTOINCREMENT, Base, LongText, RecordMixin, Str
 from lakeline.models.feature import Feature  # mapped first: a foreign key's target
 
 if TYPE_CHECKING:
@@ -31,6 +31,7 @@ class Schema(RecordMixin, Base):
     """
 
     __tablename__ = "schemas"
+    __table_args__ = AUTOINCREMENT
     search_fields = ("name", "description")
 
     name: Mapped[str] = mapped_column(Str(255), unique=True)

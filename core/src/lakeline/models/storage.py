@@ -2,13 +2,14 @@
 
 from sqlalchemy.orm import Mapped, mapped_column
 
-from lakeline.models.base import Base, RecordMixin, Str
+from lakeline.models.base import AUTOINCREMENT, Base, RecordMixin, Str
 
 
 class Storage(RecordMixin, Base):
     """A storage root, e.g. `/data/lake` or `s3://bucket/prefix`."""
 
     __tablename__ = "storages"
+    __table_args__ = AUTOINCREMENT
     search_fields = ("root",)
     uid_length = 12
 

@@ -6,7 +6,15 @@ from sqlalchemy import ForeignKey, Index
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lakeline.db.partial import partial_index
-from lakeline.models.base import Base, KeyString, LongText, RecordMixin, Str, VersionedMixin
+from lakeline.models.base import (
+    AUTOINCREMENT,
+    Base,
+    KeyString,
+    LongText,
+    RecordMixin,
+    Str,
+    VersionedMixin,
+)
 
 if TYPE_CHECKING:
     from lakeline.models.run import Run
@@ -37,6 +45,7 @@ class Transform(RecordMixin, VersionedMixin, Base):
             where="is_latest",
         ),
         Index("ix_transforms_key", "key"),
+        AUTOINCREMENT,
     )
 
     key: Mapped[str] = mapped_column(KeyString(1024))

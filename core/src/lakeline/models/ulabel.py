@@ -9,7 +9,7 @@ from sqlalchemy import ForeignKey, Index
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lakeline.db.partial import partial_index
-from lakeline.models.base import Base, LongText, RecordMixin, Str
+from lakeline.models.base import AUTOINCREMENT, Base, LongText, RecordMixin, Str
 from lakeline.models.feature import join_synonyms
 from lakeline.validation import CanValidate
 
@@ -43,6 +43,7 @@ class ULabel(RecordMixin, CanValidate, Base):
             where="type_id IS NULL",
         ),
         Index("ix_ulabels_name", "name"),
+        AUTOINCREMENT,
     )
 
     name: Mapped[str] = mapped_column(Str(255))

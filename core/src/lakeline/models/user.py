@@ -2,13 +2,14 @@
 
 from sqlalchemy.orm import Mapped, mapped_column
 
-from lakeline.models.base import Base, RecordMixin, Str
+from lakeline.models.base import AUTOINCREMENT, Base, RecordMixin, Str
 
 
 class User(RecordMixin, Base):
     """A person (or service account) that creates records."""
 
     __tablename__ = "users"
+    __table_args__ = AUTOINCREMENT
     search_fields = ("handle", "name")
     uid_length = 8
 
