@@ -106,7 +106,15 @@ def _rebuild(bind: Connection, table: str, old: str, new: str) -> None:
     bind.exec_driver_sql(made)
     bind.exec_driver_sql(f'INSERT INTO "{copy}" ({columns}) SELECT {columns} FROM "{table}"')
     bind.exec_driver_sql(f'DROP TABLE "{table}"')  # its indexes and triggers with it
-    bind.exec_driver_sql(f'ALTER TABLE "{copy}" RENAME TO "{table}"')
+    # legacy: a view or another table's trigger naming `table` (a user's, a module's) is neither
+    # checked nor rewritten by the rename (SQLite >= 3.26 refused it: "error in view v: no such
+    # table"); it names the table by the name it has again
+    legacy = bind.exec_driver_sql("PRAGMA legacy_alter_table").scalar()
+    bind.exec_driver_sql("PRAGMA legacy_alter_table=ON")
+    try:
+        bind.exec_driver_sql(f'ALTER TABLE "{copy}" RENAME TO "{table}"')
+    finally:
+        bind.exec_driver_sql(f"PRAGMA legacy_alter_table={'ON' if legacy else 'OFF'}")
     for (statement,) in others:
         bind.exec_driver_sql(statement)
 
