@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -134,7 +135,7 @@ def upgrade(
     cfg = alembic_config(modules)
     if modules:
         check_branches(cfg, modules)
-    with migrating(engine) as conn:
+    with migrating(engine, rebuilds=_rebuilds(engine)) as conn:
         _upgrade(conn, cfg, revision, modules, then)
     # pooled connections cache what only a migration changes (`rows._defaults`: a default's
     # function is named by its schema since 0022, `rows._row_security`): opened afresh.
@@ -186,19 +187,40 @@ def _upgrade(
         then(conn)
 
 
+def _rebuilds(engine: Engine) -> bool:
+    """Whether an upgrade of `engine`'s catalog may rebuild SQLite tables: 0027 not run yet."""
+    if engine.dialect.name != "sqlite":
+        return False
+    with engine.connect() as conn:
+        at = current_revision(conn)
+    return at is None or at < "0027"
+
+
 @contextmanager
-def migrating(engine: Engine) -> Iterator[Connection]:
-    """A write transaction to migrate in (alembic's `upgrade`/`downgrade` on it). SQLite:
-    foreign keys off meanwhile (a pragma a transaction ignores, so set before it), as table
-    rebuilds need (https://www.sqlite.org/lang_altertable.html, step 1: dropping the old table
-    would run its ON DELETE actions); a rebuilding migration checks them itself (step 10)."""
+def migrating(engine: Engine, *, rebuilds: bool = True) -> Iterator[Connection]:
+    """A write transaction to migrate in (alembic's `upgrade`/`downgrade` on it). SQLite, when
+    a migration to run `rebuilds` tables (0027, up or down): foreign keys off meanwhile (a
+    pragma a transaction ignores, so set before it), as table rebuilds need
+    (https://www.sqlite.org/lang_altertable.html, step 1: dropping the old table would run its
+    ON DELETE actions), and checked before the commit (step 10): a migration that leaves rows
+    pointing nowhere that were not there before is refused (a delete cascaded nowhere, a
+    reference to nothing was written). Otherwise foreign keys stay on, as they always were."""
     with engine.execution_options(lakeline_write=True).connect() as conn:
-        raw = conn.connection.driver_connection if conn.dialect.name == "sqlite" else None
+        sqlite = conn.dialect.name == "sqlite"
+        raw = conn.connection.driver_connection if sqlite and rebuilds else None
         if raw is not None:
             raw.execute("PRAGMA foreign_keys=OFF")
         try:
             with conn.begin():
+                before = _dangling(conn) if raw is not None else None
                 yield conn
+                if before is not None:
+                    made = Counter(_dangling(conn)) - Counter(before)
+                    if made:
+                        raise DatabaseError(
+                            "the migration left rows whose foreign keys point nowhere (table, "
+                            f"row, parent): {sorted(made)[:5]}; nothing was changed"
+                        )
         finally:
             if raw is not None:
                 try:
@@ -206,6 +228,11 @@ def migrating(engine: Engine) -> Iterator[Connection]:
                 except BaseException:
                     conn.invalidate()  # never back to the pool with foreign keys off
                     raise
+
+
+def _dangling(conn: Connection) -> list[tuple[object, ...]]:
+    """SQLite: every row whose foreign key points nowhere (PRAGMA foreign_key_check)."""
+    return [tuple(row)[:3] for row in conn.exec_driver_sql("PRAGMA foreign_key_check").all()]
 
 
 def _check_schema(conn: Connection) -> None:
