@@ -58,7 +58,9 @@ def upgrade() -> None:
         bind.exec_driver_sql(
             "SELECT tbl, max(CAST(json_extract(changes, '$.id') AS INTEGER)) FROM audit_log "
             "WHERE action = 'delete' GROUP BY tbl"
-        ).tuples()
+        )
+        .tuples()
+        .all()
     )
     for table in TABLES:
         _rebuild(bind, table, PLAIN, AUTO)
