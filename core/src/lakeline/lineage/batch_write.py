@@ -107,7 +107,6 @@ def write_batch(
             rec._insert_all(session, started, replays)
         new.clear()
         new.update(id(handle.run) for handle, _ in started)
-        _reused_held(started, files, links, finishes, new)
         for key in [key for key in first if key not in new]:
             del first[key]  # a replay: its finish goes to the run recorded before
         for f in files:  # new records (inserted by the save): no attribute events
@@ -184,34 +183,6 @@ def write_batch(
             reset()  # queued again as they were
         raise
     return gone
-
-
-def _reused_held(
-    started: Sequence[tuple[Handle, Handle]],
-    files: Sequence[QueuedFile],
-    links: Sequence[tuple[Handle, Artifact, str]],
-    finishes: Sequence[tuple[Handle, Finish]],
-    new: set[int],
-) -> None:
-    """Raise MissingReference for a step of the batch written before (not inserted here)
-    whose run id a run of this flush was given: its run was deleted since, when it had the
-    highest id, and SQLite gave that id out again; its outputs, edges and finish would land on
-    the new run, where no foreign key refuses them. The transaction rolls back and the
-    refusal look-up leaves the step out (its run is gone). PostgreSQL never gives an id twice."""
-    given = {loaded(handle.run, "id") for handle, _ in started}
-    if not given:
-        return
-    named = [step for step, _ in finishes] + [user for user, _, _ in links]
-    for f in files:
-        named.extend(user for user, _ in f.used_by)
-        if f.producer is not None:
-            named.append(f.producer)
-    for step in named:
-        run_id = loaded(step.run, "id")
-        if run_id in given and id(step.run) not in new:
-            from lakeline.lineage.refusals import gone_step
-
-            raise gone_step(step.engine_ref, run_id)
 
 
 def _cached_from_new(

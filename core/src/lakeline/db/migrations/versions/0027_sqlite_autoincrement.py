@@ -54,13 +54,14 @@ def upgrade() -> None:
     if bind.dialect.name != "sqlite":
         return
     before = _violations(bind)  # foreign keys off, or dropping a table would cascade
-    deleted: dict[str, int | None] = {
-        tbl: top
-        for tbl, top in bind.exec_driver_sql(
+    deleted: dict[str, int | None] = dict(
+        bind.exec_driver_sql(
             "SELECT tbl, max(CAST(json_extract(changes, '$.id') AS INTEGER)) FROM audit_log "
             "WHERE action = 'delete' GROUP BY tbl"
-        ).all()
-    }
+        )
+        .tuples()
+        .all()
+    )
     for table in TABLES:
         _rebuild(bind, table, PLAIN, AUTO)
         top = bind.exec_driver_sql(f'SELECT max(id) FROM "{table}"').scalar()
