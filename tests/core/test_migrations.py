@@ -333,7 +333,9 @@ def test_sqlite_backup_checks_free_space_before_writing(
     db = _padded_0001(tmp_path)
     size = db.stat().st_size
     assert size > 2_000_000
-    need = size + backup_margin(size)
+    need = size + backup_margin(size, "0001")
+    assert backup_margin(size, "0026") == size + (64 << 20)  # 0027 rebuilds: the size again
+    assert backup_margin(size, "0027") == size // 10 + (64 << 20)
     before = sorted(p.name for p in tmp_path.iterdir())
     with pytest.raises(NotEnoughSpace) as refused:
         backup_sqlite(db, "0001", free_bytes=need - 1)
