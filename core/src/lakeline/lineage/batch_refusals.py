@@ -115,8 +115,7 @@ def unbatched(rec: BatchRecorder, name: str, args: tuple[Any, ...], kwargs: dict
     if name == "link_many":
         edges = args[0] if args else kwargs["edges"]
         return Recorder.link_many(rec, [e for e in edges if _recorded(e[0])])
-    if args:
-        check_recorded(rec, args[0])
+    check_recorded(rec, args[0] if args else kwargs.get("step"))  # by position or keyword
     return getattr(Recorder, name)(rec, *args, **kwargs)
 
 
