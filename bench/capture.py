@@ -86,6 +86,19 @@ SIZED = {"redun": "redun_tasks", "prefect": "tasks", "snakemake": "tasks"}  # ag
 VARIANTS = ("off", "on")  # LAKELINE_CAPTURE_BATCH: plain, batched
 
 
+def stop_on_signals() -> None:
+    """SIGTERM and SIGHUP end the bench as Ctrl-C does: its `finally` blocks and exit handlers
+    run (the Prefect test server, a uvicorn process, is stopped by one; the PostgreSQL
+    server and temporary folders by the others). Before, a killed bench left them running."""
+    import signal
+
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop)
+
+
 def load() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
@@ -391,6 +404,7 @@ def main() -> None:
         help="another checkout's `git archive REV core/src integrations` tree: A/B, alternated",
     )
     args = parser.parse_args()
+    stop_on_signals()
     args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     if not args.variants or set(args.variants) - set(VARIANTS):
         parser.error(f"--variants: choose from {', '.join(VARIANTS)}")
