@@ -271,6 +271,7 @@ def main() -> None:
     import capture
     import capture_ab
 
+    capture.stop_on_signals()
     trees = {"B": HERE.parent}
     if args.before is not None:
         trees = {"A": args.before.resolve(), **trees}

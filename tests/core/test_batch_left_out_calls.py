@@ -30,7 +30,9 @@ def _two(instance: Instance, tmp_path: Path) -> tuple[BatchRecorder, Handle, Han
     return rec, a, b
 
 
-@pytest.mark.parametrize("call", ["reference", "use_gone", "link", "mark"])
+@pytest.mark.parametrize(
+    "call", ["reference", "use_gone", "link", "mark", "reference_kw", "link_kw", "note_kw"]
+)
 def test_a_step_call_whose_flush_left_the_step_out_raises_steps_not_recorded(
     instance: Instance, tmp_path: Path, call: str
 ) -> None:
@@ -42,8 +44,14 @@ def test_a_step_call_whose_flush_left_the_step_out_raises_steps_not_recorded(
             rec.use(b, "no_such_file.txt")  # not queued: the plain path
         elif call == "link":
             rec.link(b, [])
-        else:
+        elif call == "mark":
             rec.mark(b, "started", at=None)
+        elif call == "reference_kw":  # the step by keyword: checked too (before: not)
+            rec.reference(step=b, location="table://db/t", hash="x" * 8, hash_type="md5")
+        elif call == "link_kw":
+            rec.link(step=b, used=[])
+        else:
+            rec.note_attempt(step=b, attempt=2)
     assert "gone/b" in caught.value.steps
     assert _catalog(instance)["runs"]["kept/a"] == ("kept", "started")  # the rest written
     rec.finish_step(a)

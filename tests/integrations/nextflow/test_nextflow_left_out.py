@@ -47,8 +47,13 @@ def test_an_import_left_out_reports_it_and_a_later_one_records_it(
     assert {SESSION, INDEX, MULTIQC} <= set(report.left_out)
     assert "does not exist" in report.left_out[SESSION]
     assert report.workflows[0]["left_out"] == 4
+    # the status breakdown counts what was recorded (before: the 4 left out, "4 completed")
+    assert report.workflows[0]["by_status"] == {} and report.by_status == {}
+    assert report.tasks == 4 and report.workflows[0]["tasks"] == 4  # found in the sources
     assert report.producer_edges == [] and report.published == 0
-    assert json.loads(json.dumps(report.as_dict()))["left_out"] == report.left_out
+    shown = json.loads(json.dumps(report.as_dict()))
+    assert shown["left_out"] == report.left_out and shown["by_status"] == {}
+    assert shown["workflows"][0]["by_status"] == {}
     assert ll.Run.filter(engine="nextflow").count() == 0
 
     again = import_run(launch, timezone="UTC", instance=instance)
@@ -68,9 +73,8 @@ def test_the_command_shows_the_report_and_exits_1(
         result = invoke("nextflow", "import", str(launch), "--timezone", "UTC")
     assert deleted
     assert result.exit_code == 1, result.output
-    assert "recorded 0 tasks of 4 processes (4 completed), 0 cached; 4 not recorded" in (
-        result.stdout
-    )
+    shown = "recorded 0 tasks of 4 processes (no tasks), 0 cached; 4 not recorded"
+    assert shown in result.stdout
     assert f"not recorded: {SESSION}: its run (id" in result.stderr
     assert "0 producer edges, 0 published copies" in result.stdout
     assert "task(s) or run(s) not recorded: the database refused them" in result.stderr

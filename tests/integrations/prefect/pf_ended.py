@@ -182,3 +182,17 @@ def overwrite(name: str) -> None:
 def picked_then_overwritten() -> None:
     pick("in.txt")
     overwrite("in.txt")
+
+
+@task
+def nap(seconds: float) -> None:
+    """A long task: the hooks are idle meanwhile (the flusher writes the batch)."""
+    import time
+
+    time.sleep(seconds)
+
+
+@flow
+def written_then_nap(seconds: float) -> None:
+    write("early", "before the nap")
+    nap(seconds)

@@ -211,3 +211,22 @@ def s3_scribble(done: File, url: str) -> str:
 @task()
 def s3_copy_then_scribble(src: File, dest: str) -> str:
     return s3_scribble(s3_copy(src, dest), src.path)
+
+
+DOOM: list = []  # set by a test: run inside `doomed`'s body (deletes its run)
+
+
+@task()
+def doomed(n: int) -> int:
+    DOOM[0]()
+    return n + 1
+
+
+@task()
+def kept(n: int) -> int:
+    return n * 2
+
+
+@task()
+def main_doomed(n: int = 1) -> list[int]:
+    return [doomed(n), kept(n)]

@@ -57,6 +57,9 @@ def test_a_step_left_out_at_the_last_flush_leaves_the_temp_removals_recorded(
     assert made_run is not None and made_run.status == "completed"
     assert ll.Artifact.get(key="tmp/a.txt").available is False  # marked gone
     assert ll.Run.get(engine="snakemake", engine_ref="w-1").status == "completed"
+    assert ll.Run.get(engine="snakemake", engine_ref="w-1").params["@lakeline"]["lineage"] == (
+        "incomplete"
+    )
 
 
 def test_the_closing_summary_names_a_job_left_out_and_does_not_count_it(
@@ -102,9 +105,21 @@ def test_the_closing_summary_names_a_job_left_out_and_does_not_count_it(
     assert done is not None and done.startswith("lakeline: recorded 1 jobs of workflow run")
     assert ll.Run.get(engine="snakemake", engine_ref="w-2/1").status == "completed"
     assert ll.Run.filter(engine="snakemake", engine_ref="w-2/2").count() == 0
+    # the workflow run keeps Snakemake's status and says its lineage is incomplete (before:
+    # `completed` and nothing else: the catalog claimed the whole run)
+    run = ll.Run.get(engine="snakemake", engine_ref="w-2")
+    assert run.status == "completed"
+    note = run.params["@lakeline"]
+    assert note["lineage"] == "incomplete" and (note["jobs"], note["jobs_not_recorded"]) == (2, 1)
+    assert list(note["not_recorded"]) == ["rule two (job 2)"]
+    assert note["not_recorded"]["rule two (job 2)"].startswith(
+        "not recorded, left out of a batch: its run (id"
+    )
 
     result = import_workflow(root, instance=instance, report=lambda _: None)  # fills it in
     assert result.left_out == 0
+    note = ll.Run.get(engine="snakemake", engine_ref="w-2").params["@lakeline"]
+    assert (note["lineage"], note["jobs_not_recorded"], note["not_recorded"]) == ("complete", 0, {})
     assert ll.Run.get(engine="snakemake", engine_ref="w-2/2").status == "completed"
     assert ll.Run.filter(engine="snakemake", engine_ref="w-2/1").count() == 1
     assert ll.Artifact.get(key="out/b.txt").run.engine_ref == "w-2/2"

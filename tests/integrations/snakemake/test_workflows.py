@@ -130,6 +130,7 @@ def test_shapes_edge_by_edge_then_rerun(instance: Instance, tmp_path: Path) -> N
     external = ll.Artifact.get(key="header.txt")  # registered where it is, not copied
     assert external.in_place and external.path == header
     assert "--logger lakeline" in workflow.params["command"]
+    assert "@lakeline" not in workflow.params  # recorded whole: no note on its lineage
     pipeline = workflow.transform
     assert (pipeline.key, pipeline.kind) == ("wf", "pipeline")
     assert pipeline.source_code == (root / "Snakefile").read_text()

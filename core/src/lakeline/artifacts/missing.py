@@ -79,7 +79,10 @@ def hidden_key(
     try:
         with instance.sessions.read() as session:
             conn = session.connection()
-            if conn.execute(text(f"SELECT {helpers(conn)}.lakeline_spaces()")).scalar() is None:
+            spaces, role = conn.execute(
+                text(f"SELECT {helpers(conn)}.lakeline_spaces(), session_user")
+            ).one()
+            if spaces is None:
                 return None  # the role sees every row
             rows = table("artifacts", column("key"), column("is_latest"))
             latest = rows.c.key.in_(sorted(keys)), rows.c.is_latest == true()
@@ -98,7 +101,7 @@ def hidden_key(
     )
     return PermissionDenied(
         f"cannot save: {which} names an artifact whose latest version role "
-        f"{instance.engine.url.username!r} cannot see (it is in a space the role is not a "
+        f"{role!r} cannot see (it is in a space the role is not a "
         "member of): save under another key, or ask an admin to move that artifact "
         "(`lakeline space add`); nothing was saved"
     )

@@ -25,7 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 from lakeline.errors import MissingReference, StepsNotRecorded
 from lakeline.lineage.handles import loaded
-from lakeline.lineage.hidden_runs import hidden_reason, hidden_runs, unseen_reason, unseen_runs
+from lakeline.lineage.hidden_runs import (
+    hidden_reason,
+    hidden_runs,
+    role_of,
+    unseen_reason,
+    unseen_runs,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -115,8 +121,7 @@ def unbatched(rec: BatchRecorder, name: str, args: tuple[Any, ...], kwargs: dict
     if name == "link_many":
         edges = args[0] if args else kwargs["edges"]
         return Recorder.link_many(rec, [e for e in edges if _recorded(e[0])])
-    if args:
-        check_recorded(rec, args[0])
+    check_recorded(rec, args[0] if args else kwargs.get("step"))  # by position or keyword
     return getattr(Recorder, name)(rec, *args, **kwargs)
 
 
@@ -201,17 +206,14 @@ def _refused(rec: BatchRecorder, exc: BaseException) -> Refused | None:
                 hidden = hidden_runs(session, set(wanted) - present) if table == "runs" else ()
                 missing = set(wanted) - present - set(hidden)
                 unseen = _unseen(rec, session, missing, holders) if table == "runs" else set()
+                role = role_of(session) if hidden or unseen else None
                 for value, steps in wanted.items():
                     if value in hidden:
                         for handle, what in steps:
-                            refused.add(
-                                handle, hidden_reason(what, rec.instance.engine.url.username)
-                            )
+                            refused.add(handle, hidden_reason(what, role))
                     elif value in unseen:
                         for handle, what in steps:
-                            refused.add(
-                                handle, unseen_reason(what, rec.instance.engine.url.username)
-                            )
+                            refused.add(handle, unseen_reason(what, role))
                     elif value not in present:
                         if table == "runs":
                             refused.gone_runs.extend(holders.get(value, ()))
@@ -235,7 +237,7 @@ def _cached_gone(
     missing = set(cached) - _present(session, "runs", cached)
     hidden = hidden_runs(session, missing)
     unseen = unseen_runs(session, missing - hidden)  # a cached-from run is anyone's
-    role = rec.instance.engine.url.username
+    role = role_of(session) if hidden or unseen else None
     gone: list[tuple[Handle, Finish, str]] = []
     for run_id in sorted(missing):
         what = f"its cached-from run id {run_id}"

@@ -46,6 +46,14 @@ def unseen_runs(session: Session, ids: Collection[int]) -> set[int]:
     return set(ids) if spaces is not None else set()
 
 
+def role_of(session: Session) -> str:
+    """The role connected (`session_user`, whom space rules and `created_by` go by), as the
+    server says: the URL may name none (PGUSER, the OS user, a service file)."""
+    from sqlalchemy import text
+
+    return str(session.connection().execute(text("SELECT session_user")).scalar_one())
+
+
 def unseen_reason(what: str, role: str | None) -> str:
     """Why a step naming a run (`what`) that `unseen_runs` returned is left out: deleted, or
     moved to a space the role is not in; which of the two, the role cannot know."""
@@ -72,8 +80,7 @@ def gone_error(session: Session, run: Run, doing: str) -> LakelineError:
 
     if hidden_runs(session, {run.id}):
         return PermissionDenied(
-            f"cannot {doing} run {run.uid}: it is in a space role "
-            f"{session.get_bind().engine.url.username!r} is not a member of (moved since it was "
-            "recorded); nothing was recorded"
+            f"cannot {doing} run {run.uid}: it is in a space role {role_of(session)!r} is not "
+            "a member of (moved since it was recorded); nothing was recorded"
         )
     return LakelineError(f"run {run.uid} no longer exists")

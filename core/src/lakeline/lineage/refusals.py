@@ -50,14 +50,16 @@ def hidden_run(instance: Instance, engine: str, engine_ref: str | None) -> Permi
     try:
         with instance.sessions.read() as session:
             conn = session.connection()
-            spaces = conn.execute(text(f"SELECT {helpers(conn)}.lakeline_spaces()")).scalar()
+            spaces, role = conn.execute(
+                text(f"SELECT {helpers(conn)}.lakeline_spaces(), session_user")
+            ).one()
     except Exception:  # the caller's own error is the one to raise
         return None
     if spaces is None:
         return None
     return PermissionDenied(
         f"cannot record run {engine_ref!r} of engine {engine!r}: a run with that engine id is "
-        f"recorded in a space role {instance.engine.url.username!r} is not a member of (it "
+        f"recorded in a space role {role!r} is not a member of (it "
         "cannot see it): use another engine run id, or ask an admin to move that run "
         "(`lakeline space add --run UID --to SPACE`); nothing was recorded"
     )

@@ -183,7 +183,7 @@ class Report:
     sources: dict[str, list[str]] = field(default_factory=dict)
     workflows: list[dict[str, Any]] = field(default_factory=list)
     tasks: int = 0
-    by_status: dict[str, int] = field(default_factory=dict)
+    by_status: dict[str, int] = field(default_factory=dict)  # of the tasks recorded
     cached: int = 0
     # (consumer, producer, file): planned; once recorded, read back from the catalog
     producer_edges: list[tuple[str, str, str]] = field(default_factory=list)

@@ -180,10 +180,23 @@ def _noting(report: Report) -> Iterator[None]:
 
 def _count_left_out(plans: list[WorkflowPlan], report: Report) -> None:
     """How many of each workflow's tasks were left out (its `left_out`; all of them if its
-    workflow run was: nothing under it is recorded)."""
+    workflow run was: nothing under it is recorded); its and the report's status breakdown
+    and cached count are of what was recorded."""
+    from collections import Counter
+
+    total: Counter[str] = Counter()
+    cached = 0
     for plan, wf in zip(plans, report.workflows, strict=False):
         gone = plan.key in report.left_out
-        wf["left_out"] = sum(1 for key in plan.tasks if gone or key in report.left_out)
+        kept = [t for key, t in plan.tasks.items() if not (gone or key in report.left_out)]
+        wf["left_out"] = len(plan.tasks) - len(kept)
+        states = Counter(t.status or "started" for t in kept)
+        wf["by_status"] = dict(sorted(states.items()))
+        wf["cached"] = sum(1 for c in plan.cached if not (gone or c.key in report.left_out))
+        total += states
+        cached += wf["cached"]
+    report.by_status = dict(sorted(total.items()))
+    report.cached = cached
 
 
 def _inside(path: Path, folder: Path) -> bool:

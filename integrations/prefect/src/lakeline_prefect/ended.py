@@ -22,13 +22,13 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from lakeline.errors import StepsNotRecorded
-from lakeline.lineage.recorder import file_state
+from lakeline.lineage.recorder import BatchRecorder, file_state
 
 from lakeline_prefect.files import remote
 
@@ -91,13 +91,17 @@ class Ended:
     """The queue of task runs that ended, recorded in the order they ended by `record`
     (`finish(entry)`: the hooks' recording of one, which reports its own problems)."""
 
-    def __init__(self, finish: Callable[[Finish], None]) -> None:
+    def __init__(
+        self, finish: Callable[[Finish], None], running: Callable[[], Iterable[Any]] = tuple
+    ) -> None:
         self._finish = finish
+        self._running = running  # the Recorders of the flow runs being recorded (at exit)
         self._queue: list[Finish] = []
         self._lock = threading.Lock()  # the queue
         self._recording = threading.RLock()  # one pass at a time, in order
-        # outputs of the queued task runs, until recorded (a task run using one waits)
-        self.made: frozenset[str] = frozenset()
+        # outputs of the queued task runs, until recorded (a task run using one waits): added
+        # to in place (a new set a pass, not a new one an end: quadratic in a batch)
+        self.made: set[str] = set()
         self._exit = False
 
     def __len__(self) -> int:
@@ -106,30 +110,39 @@ class Ended:
     def queue(self, entry: Finish) -> None:
         with self._lock:
             self._queue.append(entry)
-            if entry.produced:
-                self.made = self.made.union(entry.produced)
+            self.made.update(entry.produced)
             if not self._exit:  # registered after the Recorders: run before their flush
                 self._exit = True
                 atexit.register(self.at_exit)
 
     def record(self) -> list[Any]:
         """Record the task runs queued so far (after a pass another thread is making);
-        returns their hooks' entries."""
+        returns their hooks' entries. Interrupted (a Ctrl-C), the task runs not recorded yet
+        are queued again, first, the one being recorded with them (recorded again: the same
+        edges and finish, no other fact)."""
         with self._recording:
             with self._lock:
                 taken, self._queue = self._queue, []
+            done = 0
             try:
                 for entry in taken:
                     self._finish(entry)
+                    done += 1
             finally:
                 with self._lock:
-                    self.made = frozenset(p for e in self._queue for p in e.produced)
+                    self._queue[:0] = taken[done:]
+                    self.made = {p for e in self._queue for p in e.produced}
             return [entry.step for entry in taken]
 
     def at_exit(self) -> None:
-        """Process exit: record what is queued and write each Recorder it went into."""
-        for recorder in {id(s.flow.recorder): s.flow.recorder for s in self.record()}.values():
-            if recorder is None:
+        """Process exit: record what is queued (after a pass the flusher is making) and write
+        the Recorder of each flow run being recorded and each the ends went into (a Recorder
+        made after this was registered has flushed already: its exit handler ran first)."""
+        steps = self.record()
+        recorders = {id(r): r for r in self._running()}
+        recorders.update((id(s.flow.recorder), s.flow.recorder) for s in steps)
+        for recorder in recorders.values():
+            if not isinstance(recorder, BatchRecorder):  # none, or plain: nothing queued
                 continue
             try:
                 recorder.flush()

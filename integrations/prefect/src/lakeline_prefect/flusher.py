@@ -30,15 +30,18 @@ log = logging.getLogger("lakeline.prefect")
 class Flusher:
     """Flushes due batches of `running()`: (recorder, monotonic time of the last task hook
     call) per flow run being recorded; taken under `lock`, which also guards the thread.
-    `record()`: records what waits to go into the batches, before each flush."""
+    `record()`: records what waits to go into the batches, before each flush; `flushing(
+    recorder)`: told first (the hooks start their batch's age anew, as after their flush)."""
 
     def __init__(
         self,
         running: Callable[[], Iterable[tuple[Any, float]]],
         lock: threading.RLock,
         record: Callable[[], Any] = lambda: None,
+        flushing: Callable[[Any], None] = lambda recorder: None,
     ) -> None:
         self._running, self._lock, self._record = running, lock, record
+        self._flushing = flushing  # told before a recorder's batch is written here
         self._thread: threading.Thread | None = None
         self._said: str | None = None  # the last failed flush's error, said once
 
@@ -62,6 +65,7 @@ class Flusher:
             for recorder, touched in flows:
                 if isinstance(recorder, BatchRecorder) and time.monotonic() - touched > IDLE:
                     try:
+                        self._flushing(recorder)
                         with AUDIT.quiet():
                             self._record()  # the task runs that ended, into the batch
                             recorder.flush_idle()  # started only: at its end or started_ms

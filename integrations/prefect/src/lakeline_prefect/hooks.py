@@ -111,9 +111,24 @@ _lock = threading.RLock()
 _flows: dict[UUID, _Flow] = {}
 _steps: dict[UUID, _Step] = {}
 _sources: WeakKeyDictionary[Any, str | None] = WeakKeyDictionary()
-_flusher = Flusher(
-    lambda: [(f.recorder, f.touched) for f in _flows.values()], _lock, lambda: _ENDED.record()
-)
+
+
+def _running() -> list[tuple[Recorder | None, float]]:
+    """(recorder, its last task hook call) of each flow run being recorded."""
+    with _lock:
+        return [(f.recorder, f.touched) for f in _flows.values()]
+
+
+def _flushing(recorder: Any) -> None:
+    """The flusher writes `recorder`'s batch: its flow runs' next batch starts at the next
+    task hook call (`_due`), as after a hook's flush."""
+    with _lock:
+        for flow in _flows.values():
+            if flow.recorder is recorder:
+                flow.since = None
+
+
+_flusher = Flusher(_running, _lock, lambda: _ENDED.record(), _flushing)
 
 
 def _problem(flow: _Flow, what: str, exc: Exception) -> None:
@@ -551,7 +566,7 @@ def _finish(end: Finish, assets: TaskAssets = NONE) -> None:
         _problem(flow, f"task run {end.name!r}", exc)
 
 
-_ENDED: Ended = Ended(_finish)  # task runs that ended, recorded later
+_ENDED: Ended = Ended(_finish, lambda: [r for r, _ in _running()])  # recorded later
 
 
 def _assets(step: _Step, assets: TaskAssets, completed: bool, produced: list[str]) -> None:

@@ -165,7 +165,7 @@ class LakelineScheduler(Scheduler):
                     else:
                         recorder.flush_if_due()
                 except Exception as error:  # lineage must never break the workflow
-                    log.warning("lakeline: could not record a batch of jobs: %s", error)
+                    _warn("a batch of jobs", error)
 
     def _session(self) -> Any:
         """The session of redun's database backend (None for other backends)."""
@@ -205,7 +205,7 @@ class LakelineScheduler(Scheduler):
         try:
             self._record_start(job)
         except Exception as error:  # lineage must never break the workflow
-            log.warning("lakeline: could not record the start of job %s: %s", job.id, error)
+            _warn(f"the start of job {job.id}", error)
 
     def _resolve_job_main_thread(self, job: Job, result: Any) -> None:
         super()._resolve_job_main_thread(job, result)
@@ -283,7 +283,7 @@ class LakelineScheduler(Scheduler):
             self._record_ended()  # those that ended before it first
             lineage.finish_job(known or job_info(session, job.id))
         except Exception as error:  # lineage must never break the workflow
-            log.warning("lakeline: could not record job %s: %s", job.id, error)
+            _warn(f"job {job.id}", error)
 
     def _queue_ended(self, lineage: ExecutionRecorder, info: JobInfo, ended: Ended) -> None:
         """Queue a completed job for `_record_ended`, with what its end told (`ended`)."""
@@ -301,7 +301,7 @@ class LakelineScheduler(Scheduler):
                 try:
                     lineage.finish_job(info, seen)
                 except Exception as error:  # lineage must never break the workflow
-                    log.warning("lakeline: could not record job %s: %s", info.id, error)
+                    _warn(f"job {info.id}", error)
 
     def _completed(
         self, session: Any, job: Job, result: Any, ended: datetime | None = None
@@ -335,6 +335,18 @@ class LakelineScheduler(Scheduler):
         self._starts.pop(job.id, None)
         for child in self._children.pop(job.id, []):
             self._results.pop(child, None)
+
+
+def _warn(what: str, error: Exception) -> None:
+    """A recording's problem as a warning. Steps a batch left out (StepsNotRecorded: the rest
+    written, the call's own job too unless named) are named by the error itself: "could not
+    record job <root>" would be false when the root job's end only wrote the batch."""
+    from lakeline.errors import StepsNotRecorded
+
+    if isinstance(error, StepsNotRecorded):
+        log.warning("lakeline: %s", error)
+    else:
+        log.warning("lakeline: could not record %s: %s", what, error)
 
 
 def _provenance(job: Job) -> bool:

@@ -32,6 +32,7 @@ from snakemake_interface_logger_plugins.base import LogHandlerBase
 
 from snakemake_logger_plugin_lakeline.events import from_record, may_carry
 from snakemake_logger_plugin_lakeline.live import LiveHook
+from snakemake_logger_plugin_lakeline.outcome import note_lineage
 from snakemake_logger_plugin_lakeline.settings import LogHandlerSettings
 from snakemake_logger_plugin_lakeline.tracker import Tracker, one_line
 
@@ -246,6 +247,7 @@ class LogHandler(LogHandlerBase):
                     try:
                         self._take()
                         lines = self.tracker.close()
+                        note_lineage(self.tracker)  # on the run: its lineage incomplete
                     except Exception as exc:
                         self.tracker.fail(exc)
                         lines = self.tracker.summary()

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from snakemake_logger_plugin_lakeline import journal, metadata
 from snakemake_logger_plugin_lakeline.events import Event, JobFinished, JobInfo, WorkflowStarted
+from snakemake_logger_plugin_lakeline.outcome import note_lineage
 from snakemake_logger_plugin_lakeline.sources import Sources, load_config
 from snakemake_logger_plugin_lakeline.tracker import Tracker
 
@@ -93,6 +94,7 @@ def import_workflow(
             tracker.apply(event)
         result.metadata_jobs = len(tracker.jobs)
         result.problems += tracker.close()
+        note_lineage(tracker)
         result.left_out += _left_out(tracker)
     return result
 
@@ -113,7 +115,9 @@ def replay_journal(
         elif isinstance(event, JobFinished) and covered is not None:
             covered.update((o, round(t, 6)) for o, t in event.started.items())
         tracker.apply(event)
-    return tracker.close()
+    lines = tracker.close()
+    note_lineage(tracker)  # the run's note: incomplete, or complete now
+    return lines
 
 
 def _tracker(

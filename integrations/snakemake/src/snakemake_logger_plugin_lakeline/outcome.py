@@ -1,5 +1,6 @@
 """How a run's recording ends: the run recorded from its journal once a lost catalog answers
-again, the closing line, and what could not be recorded."""
+again, the closing line, what could not be recorded, and the note on the workflow run saying
+so (`note_lineage`)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from snakemake_logger_plugin_lakeline.jobs import Job
     from snakemake_logger_plugin_lakeline.tracker import Tracker
 
 MAX_LISTED = 20
+NOTE = "@lakeline"  # the workflow run's params entry saying whether its lineage is complete
 
 
 def recover(tracker: Tracker) -> list[str] | None:
@@ -69,33 +72,72 @@ def left_out(tracker: Tracker, steps: dict[str, str]) -> None:
             job.left_out = why
 
 
-def summary(tracker: Tracker) -> list[str]:
-    """What could not be recorded, one line per job (at most MAX_LISTED)."""
-    if not tracker.jobs:
-        return []  # nothing ran (a failure to connect was reported when it happened)
-    missed = [
+def missed(tracker: Tracker) -> list[Job]:
+    """The jobs not recorded whole: no step, a problem, no finish, left out of a batch."""
+    return [
         j
         for j in tracker.jobs.values()
         if j.step is None or j.problems or not j.finished or j.left_out is not None
     ]
+
+
+def _detail(job: Job) -> str:
+    """What of `job` was not recorded, and why."""
+    files = ", ".join(p for p, _ in job.products()) or "no files"
+    detail = "; ".join(job.problems) if job.problems else f"not recorded: {files}"
+    if job.left_out is not None:  # its step (files only it named, its children) not written
+        detail = f"not recorded, left out of a batch: {job.left_out}"
+    return detail
+
+
+def note_lineage(tracker: Tracker) -> None:
+    """Once the run is closed: its workflow run says in its params (`NOTE`) that its lineage
+    is incomplete — how many jobs were not recorded and why (the first MAX_LISTED) — and, once
+    a later import recorded them, that it is complete. The status stays the engine's: a
+    run Snakemake completed is `completed`, its lineage incomplete. Nothing is written for a
+    run recorded whole that never said otherwise."""
+    from snakemake_logger_plugin_lakeline.tracker import one_line
+
+    workflow, recorder = tracker.workflow, tracker.recorder
+    if workflow is None or recorder is None or tracker.failure is not None:
+        return
+    jobs = missed(tracker)
+    noted = (workflow.run.params or {}).get(NOTE)
+    if not jobs and not noted:
+        return
+    meta = {
+        "lineage": "incomplete" if jobs else "complete",
+        "jobs": len(tracker.jobs),
+        "jobs_not_recorded": len(jobs),
+        "not_recorded": {j.label(): _detail(j)[:500] for j in jobs[:MAX_LISTED]},
+    }
+    try:
+        recorder.annotate(workflow, NOTE, **meta)
+    except Exception as exc:  # said: the summary lists what is missing all the same
+        tracker.report(f"lakeline: could not note on the workflow run: {one_line(exc)}")
+
+
+def summary(tracker: Tracker) -> list[str]:
+    """What could not be recorded, one line per job (at most MAX_LISTED)."""
+    if not tracker.jobs:
+        return []  # nothing ran (a failure to connect was reported when it happened)
+    missed_jobs = missed(tracker)
     missing = [] if tracker.recorder is None else list(dict.fromkeys(tracker.recorder.missing))
     lines = []
-    if missed or tracker.failure is not None:
-        lines.append(f"lakeline: lineage incomplete: {len(missed)} of {len(tracker.jobs)} jobs")
+    if missed_jobs or tracker.failure is not None:
+        lines.append(
+            f"lakeline: lineage incomplete: {len(missed_jobs)} of {len(tracker.jobs)} jobs"
+        )
         if tracker.failure is not None:
             lines[0] += f" ({tracker.failure})"
-    for job in missed[:MAX_LISTED]:
-        files = ", ".join(p for p, _ in job.products()) or "no files"
-        detail = "; ".join(job.problems) if job.problems else f"not recorded: {files}"
-        if job.left_out is not None:  # its step (files only it named, its children) not written
-            detail = f"not recorded, left out of a batch: {job.left_out}"
-        lines.append(f"  {job.label()}: {detail}")
-    if len(missed) > MAX_LISTED:
-        lines.append(f"  ... and {len(missed) - MAX_LISTED} more jobs")
+    for job in missed_jobs[:MAX_LISTED]:
+        lines.append(f"  {job.label()}: {_detail(job)}")
+    if len(missed_jobs) > MAX_LISTED:
+        lines.append(f"  ... and {len(missed_jobs) - MAX_LISTED} more jobs")
     if missing:
         shown = ", ".join(os.path.relpath(p, tracker.workdir) for p in missing[:10])
         more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
         lines.append(f"lakeline: files gone before they could be recorded: {shown}{more}")
-    if (missed or tracker.failure) and not tracker.replay and tracker.journaling:
+    if (missed_jobs or tracker.failure) and not tracker.replay and tracker.journaling:
         lines.append(f"  fill in later with: lakeline snakemake import {tracker.workdir}")
     return lines
