@@ -77,7 +77,7 @@ def build_zones(folder: Path) -> Path:
     return folder
 
 
-def child(folder: Path, jobs: int, steps: int, zones: Path) -> None:  # noqa: PLR0915
+def child(folder: Path, jobs: int, steps: int, zones: Path) -> None:
     """One measured run in this process (under callgrind): prints the zones' meaning."""
     import gc
     import importlib
@@ -89,12 +89,11 @@ def child(folder: Path, jobs: int, steps: int, zones: Path) -> None:  # noqa: PL
 
     sys.path.insert(0, str(zones))
     sys.path.insert(0, str(HERE))
+    import lakeline as ll
     import smkzones  # type: ignore[import-not-found]
-    import snakemake.api  # noqa: F401  (Snakemake's heap, as in a real run)
+    import snakemake.api  # Snakemake's heap, as in a real run
     import snakemake.workflow  # noqa: F401
     import snakemake_overhead as smk
-
-    import lakeline as ll
 
     local = threading.local()
     nodes: dict[tuple[str | None, str], str] = {}
@@ -141,6 +140,15 @@ def child(folder: Path, jobs: int, steps: int, zones: Path) -> None:  # noqa: PL
     zoned(hashing, "hash_folder", "hash")
     for name in ("do_execute", "do_executemany", "do_execute_no_params", "do_commit"):
         zoned(default.DefaultDialect, name, "sql")
+    if os.environ.get("SMK_INSTR_DETAIL"):  # the Recorder's calls, part by part
+        records = importlib.import_module("lakeline.lineage.records")
+        recorder = importlib.import_module("lakeline.lineage.recorder")
+        for name in ("params_of", "new_run", "plan_file", "resolve_existing"):
+            zoned(batching, name, f"calls:{name}")
+        zoned(batching, "storage_containing", "calls:storage_containing")
+        zoned(records, "check_json", "calls:check_json")
+        zoned(recorder.Recorder, "_describe", "calls:describe")
+        zoned(handler, "from_record", "parse")
     tracker_mod.BATCH_STEPS = steps
     tracker_mod.BATCH_MS = tracker_mod.STARTED_MS = 1e9
 
@@ -221,16 +229,26 @@ def child(folder: Path, jobs: int, steps: int, zones: Path) -> None:  # noqa: PL
     take = handler.from_record
     gc.collect()
     gc.freeze()  # Snakemake's start-up heap and the set-up's, as the plugin freezes them
-    subprocess.run(
-        ["callgrind_control", "-i", "on", str(os.getpid())], check=True, stdout=subprocess.DEVNULL
-    )
+    profile_to = os.environ.get("SMK_INSTR_PROFILE")  # cProfile instead (no valgrind)
+    profiler = None
+    instrument = ["callgrind_control", "-i", "on", str(os.getpid())]
+    if profile_to:
+        import cProfile
+
+        profiler = cProfile.Profile(time.thread_time)
+        profiler.enable()
+    else:
+        subprocess.run(instrument, check=True, stdout=subprocess.DEVNULL)
     for batch in batches:
         events = [e for e in (take(r) for r in batch) if e is not None]
         tracker.apply_many(events)
     tracker.close()
-    subprocess.run(
-        ["callgrind_control", "-i", "off", str(os.getpid())], check=True, stdout=subprocess.DEVNULL
-    )
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(profile_to)
+    else:
+        instrument[2] = "off"
+        subprocess.run(instrument, check=True, stdout=subprocess.DEVNULL)
     print("NODES " + json.dumps({z: list(k) for k, z in nodes.items()}), file=sys.stderr)
 
 
@@ -264,7 +282,7 @@ def measure(jobs: int, steps: int, zones: Path, env: dict[str, str]) -> dict[str
     parts = dict.fromkeys(PARTS, 0.0)
     for zone, (parent, part) in nodes.items():
         cost = inclusive.get(zone, 0)
-        parts[part] += cost
+        parts[part] = parts.get(part, 0.0) + cost
         if parent is not None:
             parts[parent] -= cost
     gc_cost = inclusive.get("gc_collect_main", 0)

@@ -36,7 +36,7 @@ PARTS = ("setup", "hook", "parse", "journal", "stats", "sources", "calls", "hash
 PARTS += ("sql", "gc", "own")
 
 
-def child(args: list[str]) -> None:  # noqa: C901
+def child(args: list[str]) -> None:
     """Run Snakemake in this process with the parts timed; print them at exit."""
     import atexit
     import functools
@@ -47,7 +47,7 @@ def child(args: list[str]) -> None:  # noqa: C901
     from typing import Any
 
     spent = dict.fromkeys(PARTS, 0.0)
-    counts = {"flushes": 0, "gc0": 0, "gc1": 0, "gc2": 0}
+    counts: dict[str, Any] = {"flushes": 0, "gc0": 0, "gc1": 0, "gc2": 0, "sizes": []}
     local = threading.local()
 
     def timed(owner: Any, name: str, part: str) -> None:
@@ -55,6 +55,8 @@ def child(args: list[str]) -> None:  # noqa: C901
 
         @functools.wraps(original)
         def wrapper(*a: object, **k: object) -> object:
+            if part == "flush" and name == "_write":  # the steps it finishes
+                counts["sizes"].append(len(getattr(a[0], "_finishes", ())))
             stack = local.__dict__.setdefault("stack", [])
             start = time.thread_time()
             stack.append(0.0)
@@ -266,7 +268,7 @@ def main() -> None:
                         f"round {r + 1} {side} {jobs} jobs: lakeline {figures['lakeline']:.0f} "
                         f"(timed {figures['timed']:.0f}) ms: {shown}; flushes "
                         f"{figures['flushes']:.0f}, gc {figures['gc0']:.0f}/{figures['gc1']:.0f}/"
-                        f"{figures['gc2']:.0f}; load {load}",
+                        f"{figures['gc2']:.0f}; steps a flush {figures['sizes']}; load {load}",
                         flush=True,
                     )
     finally:
