@@ -290,3 +290,33 @@ def test_a_path_through_a_link_below_the_workflow_folder_is_keyed_by_itself(
         assert writer.key_of(f"{root}/real/./sub/a.txt") is None
         assert writer.key_of(f"{root}/gone/sub/a.txt") is None
     assert Writer(SimpleNamespace(upload=True), str(root), None).key_of("/x/y.txt") == "y.txt"  # type: ignore[arg-type]
+
+
+def test_an_event_stats_each_file_once_and_a_link_is_looked_at_again(tmp_path: Path) -> None:
+    """`journal.stats_of` takes one lstat of a file that is no symlink and hands it to the
+    writer (`seen`), whose `key_of(last=False)` then looks at the folders above it only; a
+    symlink is left out of `seen` (its stats in the journal are its target's), so the writer
+    stats it again and finds the link itself. `joined` is os.path.join of two str."""
+    from types import SimpleNamespace
+
+    from snakemake_logger_plugin_lakeline.journal import Seen, joined, stats_of
+    from snakemake_logger_plugin_lakeline.writer import Writer
+
+    root = tmp_path / "wf"
+    (root / "real").mkdir(parents=True)
+    (root / "real" / "a.txt").write_text("a")
+    (root / "dir").symlink_to(root / "real")
+    (root / "link.txt").symlink_to(root / "real" / "a.txt")
+    seen: Seen = {}
+    names = ["real/a.txt", "dir/a.txt", "link.txt", "gone.txt"]
+    found = stats_of(str(root), names, seen)
+    target = os.stat(root / "real" / "a.txt")
+    assert found == {name: [target.st_size, target.st_mtime_ns] for name in names[:3]}
+    assert set(seen) == {"real/a.txt", "dir/a.txt"}  # the link itself is not in it
+    writer = Writer(SimpleNamespace(upload=False), str(root), lambda *a: None)  # type: ignore[arg-type]
+    assert writer.key_of(f"{root}/dir/a.txt", last=False) == "dir/a.txt"  # its folder
+    assert writer.key_of(f"{root}/real/a.txt", last=False) is None
+    assert writer.key_of(f"{root}/link.txt") == "link.txt"
+    for folder in ("", "/", "wf", "wf/", "/a/b"):
+        for path in ("", "x", "x/y", "/abs/z", "./x", "../x"):
+            assert joined(folder, path) == os.path.join(folder, path)

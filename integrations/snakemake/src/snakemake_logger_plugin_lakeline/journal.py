@@ -40,21 +40,34 @@ def stat_of(path: str) -> list[int] | None:
     return [size, newest, count]
 
 
-Seen = dict[str, os.stat_result]  # stats taken for one event, by path as Snakemake names it
+def joined(folder: str, path: str) -> str:
+    """`os.path.join(folder, path)` of two str, the same path for less work (every file of
+    every job is joined to the workflow folder)."""
+    if not folder or path.startswith("/"):
+        return path
+    return folder + path if folder.endswith("/") else f"{folder}/{path}"
+
+
+# stats taken for one event, by path as Snakemake names it: only of entries that are no
+# symlink themselves (taken with lstat, so the writer's check for links skips their last part)
+Seen = dict[str, os.stat_result]
 
 
 def stats_of(workdir: str, paths: Iterable[str], seen: Seen | None = None) -> dict[str, list[int]]:
     """`stat_of` each of `paths` (in `workdir`) that exists, to recognise it in a later replay;
-    `seen` gets each one's stat, one stat a file (the writer's too, for the same event)."""
+    `seen` gets each one's stat, one stat a file (the writer's too, for the same event), but
+    a symlink's (the writer stats it again and looks at each part of its path for links)."""
     found = {}
     for path in paths:
-        location = os.path.join(workdir, path)
+        location = joined(workdir, path)
         try:
-            info = os.stat(location)
+            info = os.lstat(location)  # the same as os.stat for an entry that is no symlink
+            if stat.S_ISLNK(info.st_mode):
+                info = os.stat(location)
+            elif seen is not None:
+                seen[path] = info
         except OSError:
             continue
-        if seen is not None:
-            seen[path] = info
         now = stat_of(location) if stat.S_ISDIR(info.st_mode) else [info.st_size, info.st_mtime_ns]
         if now is not None:
             found[path] = now

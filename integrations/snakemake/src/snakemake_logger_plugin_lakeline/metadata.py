@@ -117,9 +117,9 @@ def read(workdir: str | os.PathLike[str], output: str, *, finished: bool = False
     incomplete, folder = _folders(os.fspath(workdir))
     try:
         b64 = urlsafe_b64encode(output.encode()).decode()  # both folders' name, encoded once
-        if not finished and os.path.exists(os.path.join(incomplete, _split(incomplete, b64))):
+        if not finished and os.path.exists(f"{incomplete}/{_split(incomplete, b64)}"):
             return None  # its job is running (or was killed): the record is stale
-        data = _read_bytes(os.path.join(folder, _split(folder, b64)))
+        data = _read_bytes(f"{folder}/{_split(folder, b64)}")
         return _parse(output, data)  # JSON: json.loads reads UTF-8 bytes
     except (OSError, ValueError):
         return None

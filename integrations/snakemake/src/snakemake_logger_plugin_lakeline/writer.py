@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from snakemake_logger_plugin_lakeline.journal import stat_of
+from snakemake_logger_plugin_lakeline.journal import joined, stat_of
 
 if TYPE_CHECKING:
     from lakeline import Artifact
@@ -147,10 +147,12 @@ class Writer:
         self, job: JobLike, path: str, role: str = "", st: os.stat_result | None = None
     ) -> None:
         """`job` used the file `path` (relative to the workflow folder, or absolute); `st`:
-        its stat, if the caller took one for this event."""
+        its stat, if the caller took one for this event with lstat (`journal.Seen`: the entry
+        is no symlink)."""
         if job.step is None:
             return
-        location = os.path.join(self.workdir, path)
+        location = joined(self.workdir, path)
+        linked = st is None  # whether the entry itself may be a symlink (key_of looks)
         st = _stat(location) if st is None else st  # one stat: what it is, what is recorded
         if _not_data(st):
             return
@@ -158,9 +160,8 @@ class Writer:
         if self.queued:  # a file this run recorded, unchanged: linked (not what the save
             try:  # would pick at a place several links share), else queued
                 if known is None or not self._use_known(job, known, role):
-                    artifact = self.recorder.use(
-                        job.step, path, role=role, key=self.key_of(location)
-                    )
+                    key = self.key_of(location, last=linked)
+                    artifact = self.recorder.use(job.step, path, role=role, key=key)
                     self._remember(location, artifact, st)
             except Exception as exc:
                 self.problem(job, f"input {path}", exc)
@@ -188,7 +189,8 @@ class Writer:
         `use`."""
         if job.step is None:
             return
-        location = os.path.join(self.workdir, path)
+        location = joined(self.workdir, path)
+        linked = st is None
         st = _stat(location) if st is None else st
         if _not_data(st):
             return
@@ -200,7 +202,8 @@ class Writer:
             self._due()
             return
         try:
-            artifact = self.recorder.produce(job.step, path, kind=kind, key=self.key_of(location))
+            key = self.key_of(location, last=linked)
+            artifact = self.recorder.produce(job.step, path, kind=kind, key=key)
             self._remember(location, artifact, st)
         except Exception as exc:
             self.problem(job, f"output {path}", exc)
@@ -222,7 +225,7 @@ class Writer:
 
     def removed(self, path: str) -> None:
         """Snakemake deletes the temp() file `path`: once it is gone, mark its record so."""
-        self._removed.add(os.path.join(self.workdir, path))
+        self._removed.add(joined(self.workdir, path))
         self._due()
 
     def due(self) -> bool:
@@ -243,10 +246,12 @@ class Writer:
     def _batchable(self, location: str) -> bool:
         return self._inside(location) and os.path.exists(location)
 
-    def key_of(self, location: str) -> str | None:
+    def key_of(self, location: str, *, last: bool = True) -> str | None:
         """Uploaded files from outside the workflow folder are keyed by their name (files
         registered where they are get the same key: their path in their folder). A symlink
-        in the workflow folder keeps its own path as key (its bytes are its target's)."""
+        in the workflow folder keeps its own path as key (its bytes are its target's).
+        `last=False`: the entry itself is known to be no symlink (lstat'ed for this event),
+        only the folders above it are looked at."""
         if not self._inside(location):
             name = os.path.basename(location.rstrip("/")) or None
             return name if self.recorder.upload else None
@@ -257,6 +262,8 @@ class Writer:
             relative = os.path.relpath(location, self.workdir)
             parts = relative.split(os.sep)
         path = base  # a link below the workflow folder: checked up from there only
+        if not last:
+            parts = parts[:-1]
         for part in parts:  # (clean parts: joined with a "/" as os.path.join would)
             path = f"{path}/{part}"
             try:
