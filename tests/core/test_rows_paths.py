@@ -162,3 +162,47 @@ def test_a_none_filter_reads_the_index_of_a_json_column(instance: Instance) -> N
         assert "ix_testjson_docs_doc" in plan and "Seq Scan" not in plan, plan
     finally:
         _Doc.__table__.drop(instance.engine)
+
+
+@pytest.mark.parametrize("n", [1, 3, RETURNING + 1])
+def test_json_values_are_refused_and_kept_alike_however_many_rows(
+    instance: Instance, n: int
+) -> None:
+    """A NUL byte or a lone surrogate anywhere in a JSON value (a value, a key, nested) is
+    refused whatever path binds it (SQLite's bind checks the JSON text, walking the value only
+    when the text has an escape that may be one), with nothing written; a surrogate pair, a
+    text spelling `\\u0000` and other text are kept as given."""
+    _, rows = _run_rows(instance, n, f"v{n}x")
+    workflow_id = rows[0]["transform_id"]
+    bad: list[Any] = [
+        {"a": "b\x00"},
+        {"a\x00": 1},
+        {"a": [1, {"b": ["c\x00"]}]},
+        ["\x00"],
+        {"a": "lone \ud800"},
+        {"k\udc00": True},
+        [[{"x": ("y", "\udfff")}]],
+    ]
+    for value in bad:
+        for column in ("params", "status_log"):
+            odd = [dict(row) for row in rows]
+            odd[-1][column] = value
+            with pytest.raises(InvalidValue), instance.sessions.write() as session:
+                insert_rows(session, _runs_table(), odd, unique="uid")
+        with pytest.raises(InvalidValue), instance.sessions.write() as session:
+            session.add(Run(uid=f"v{n}orm{0:09d}", transform_id=workflow_id, params=value))
+    assert ll.Run.filter(uid__startswith=f"v{n}").count() == 0
+    good: list[Any] = [
+        {"emoji": "\U0001f600 ok", "\u00e9t\u00e9": ["\u4e2d", 1.5, None, False]},
+        {"path": "C:\\u0000\\ud800 spelled out", "n": [1, 2, {"deep": "\\uD800"}]},
+        ["plain", 3, {"x": None}],
+    ]
+    kept = [dict(row) for row in rows]
+    for i, row in enumerate(kept):
+        row["params"] = good[i % len(good)]
+        row["status_log"] = [good[(i + 1) % len(good)]]
+    with instance.sessions.write() as session:
+        insert_rows(session, _runs_table(), kept, unique="uid")
+    for row in kept:
+        run = ll.Run.get(row["uid"])
+        assert (run.params, run.status_log) == (row["params"], row["status_log"])
