@@ -91,14 +91,16 @@ VARIANTS = ("off", "on")  # LAKELINE_CAPTURE_BATCH: plain, batched
 def stop_on_signals() -> None:
     """SIGTERM and SIGHUP end the bench as Ctrl-C does: its `finally` blocks and exit handlers
     run (the Prefect test server, a uvicorn process, is stopped by one; the PostgreSQL
-    server and temporary folders by the others). Before, a killed bench left them running."""
+    server and temporary folders by the others). Before, a killed bench left them running.
+    A signal ignored when the bench starts (SIGHUP under nohup) stays ignored."""
     import signal
 
     def stop(signum: int, frame: Any) -> None:
         raise SystemExit(128 + signum)
 
     for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, stop)
+        if signal.getsignal(sig) is not signal.SIG_IGN:  # ignored (nohup): left so
+            signal.signal(sig, stop)
 
 
 def load() -> str:

@@ -222,8 +222,11 @@ def _denied(reason: str, user: str | None, statement: str | None) -> PermissionD
     )
 
 
-def translate(exc: BaseException, engine: Engine, statement: str | None = None) -> Exception | None:
-    """The LakelineError standing for driver error `exc`, or None to let it through."""
+def translate(
+    exc: BaseException, engine: Engine, statement: str | None = None, role: str | None = None
+) -> Exception | None:
+    """The LakelineError standing for driver error `exc`, or None to let it through (`role`:
+    the role connected, if known; else the URL's, which may name none)."""
     if isinstance(exc, LakelineError):
         return exc
     if isinstance(exc, IntegrityError):
@@ -237,7 +240,7 @@ def translate(exc: BaseException, engine: Engine, statement: str | None = None) 
     lost = isinstance(exc, DBAPIError) and exc.connection_invalidated
     lost = lost or (isinstance(exc, OperationalError) and getattr(orig, "sqlstate", None) is None)
     where = url.render_as_string(hide_password=True)
-    return _postgres(orig, where, url.username, statement, lost)
+    return _postgres(orig, where, role or url.username, statement, lost)
 
 
 def install(engine: Engine) -> None:
@@ -251,4 +254,15 @@ def install(engine: Engine) -> None:
         if isinstance(original, LakelineError):
             return original
         error = context.sqlalchemy_exception or original
-        return translate(error, engine, context.statement)
+        return translate(error, engine, context.statement, _role(context))
+
+
+def _role(context: Any) -> str | None:
+    """The role the failed statement's connection logged in as, as libpq says (no query): the
+    URL may name none (PGUSER, the OS user, a service file). None if not known."""
+    if context.is_disconnect or context.dialect.name != "postgresql":
+        return None
+    try:  # the statement's cursor (a failed connect has none), its psycopg connection
+        return str(context.execution_context.cursor.connection.info.user)
+    except Exception:  # none, or closed meanwhile: the URL's, as before
+        return None

@@ -121,10 +121,11 @@ class Ended:
         are queued again, first, the one being recorded with them (recorded again: the same
         edges and finish, no other fact)."""
         with self._recording:
-            with self._lock:
-                taken, self._queue = self._queue, []
+            taken: list[Finish] = []
             done = 0
-            try:
+            try:  # taken inside: an interrupt as the lock is released queues them again
+                with self._lock:
+                    taken, self._queue = self._queue, []
                 for entry in taken:
                     self._finish(entry)
                     done += 1
