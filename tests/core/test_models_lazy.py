@@ -216,3 +216,36 @@ def test_module_link_tables_and_name_columns_leave_the_postgresql_dialect_alone(
          (("ix", "record_id"), ("ix", "run_id"), ("uq", "feature"), ("uq", "plain"))]
     )  # fmt: skip
     assert postgresql == "False"
+
+
+def test_record_tables_are_autoincrement_on_sqlite_whenever_its_engine_is_made(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """The record tables' SQLite AUTOINCREMENT (0027) is declared once a SQLite engine is made,
+    whether the models were imported before it or after (and never in a PostgreSQL process:
+    the test above); link tables keep plain ids."""
+    code = (
+        "import sys\n"
+        "from sqlalchemy.schema import CreateTable\n"
+        "from lakeline.db.engine import make_engine\n"
+        "early = sys.argv[2] == 'early'\n"
+        "if early:\n"
+        "    from lakeline.models import Run\n"
+        f"engine = make_engine('sqlite:///{tmp_path}/' + sys.argv[2] + '.db')\n"
+        "from lakeline.models import Artifact, Run\n"
+        "from lakeline.models.base import Base\n"
+        "def ddl(table):\n"
+        "    return str(CreateTable(table).compile(dialect=engine.dialect))\n"
+        "print('AUTOINCREMENT' in ddl(Run.__table__), 'AUTOINCREMENT' in ddl(Artifact.__table__),\n"
+        "      'AUTOINCREMENT' in ddl(Base.metadata.tables['run_inputs']))\n"
+    )
+    for when in ("early", "late"):
+        result = subprocess.run(
+            [sys.executable, "-c", code, str(tmp_path / "wf"), when],
+            env={**os.environ, "LAKELINE_INSTANCE": instance.name},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.split() == ["True", "True", "False"], when

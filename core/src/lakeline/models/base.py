@@ -7,6 +7,7 @@ from sqlalchemy import JSON, DateTime, ForeignKey, Integer, MetaData, String, Te
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
+from lakeline.db.partial import AUTOINCREMENT_INFO, autoincrement_table
 from lakeline.ids import new_uid
 
 if TYPE_CHECKING:
@@ -26,7 +27,9 @@ NAMING_CONVENTION = {
 # SQLite: a record table's id is never given twice (a deleted row's id would go to the next
 # insert, and a process holding it would write onto that record); migration 0027 did it to
 # the tables a catalog has. PostgreSQL's sequences never give an id twice anyway.
-AUTOINCREMENT = {"sqlite_autoincrement": True}
+# Declared as the table's info, its SQLite option set only once a SQLite engine is made
+# (`db.partial`: `sqlite_autoincrement=True` here loaded SQLite's dialect in every process).
+AUTOINCREMENT = {"info": {AUTOINCREMENT_INFO: True}}
 
 
 def utcnow() -> datetime:
@@ -269,6 +272,12 @@ class Base(DeclarativeBase):
         dict[str, Any]: JSONType,
         list[dict[str, Any]]: JSONType,
     }
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        table = cls.__dict__.get("__table__")
+        if table is not None and table.info.get(AUTOINCREMENT_INFO):
+            autoincrement_table(table)
 
 
 class Queryable:
