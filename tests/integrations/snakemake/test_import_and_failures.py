@@ -67,6 +67,52 @@ def test_import_a_run_made_without_the_plugin(
     assert missing.exit_code == 1 and "no .snakemake folder" in missing.output
 
 
+FAILING = """
+rule all:
+    input: "out/total.txt", "out/fail.txt"
+
+rule split:
+    input: "data/raw.txt"
+    output: temp("tmp/a.txt")
+    shell: "cp {input} {output}"
+
+rule total:
+    input: "tmp/a.txt"
+    output: "out/total.txt"
+    shell: "cat {input} > {output}"
+
+rule fail:
+    input: "data/raw.txt"
+    output: "out/fail.txt"
+    log: "logs/fail.log"
+    shell: "echo failing > {log}; echo x > {output}; exit 3"
+"""
+
+
+@pytest.mark.parametrize("instance", ["sqlite"], indirect=True)
+def test_metadata_import_claims_no_success_it_cannot_see(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """Snakemake writes a failed job's metadata record as a finished one's, then deletes its
+    outputs: a job whose outputs are all gone, and that no later job took as input (a temp()
+    file is), may have failed; it is not imported, and said. No exit code is claimed (the
+    metadata has none)."""
+    root = write_workflow(tmp_path / "wf", FAILING, DATA)
+    failed = run_snakemake(root, "--keep-going", plugin=False, check=False)
+    assert failed.returncode != 0 and not (root / "out" / "fail.txt").exists()
+    assert not (root / "tmp" / "a.txt").exists()  # temp(): deleted once `total` ran
+    result = import_workflow(root, report=lambda _: None)
+    assert [p for p in result.problems if "fail" in p] == [
+        "lakeline: rule fail (out/fail.txt): not imported: its outputs are gone and no later "
+        "job used them: it failed, or they were deleted since (.snakemake/metadata cannot tell)"
+    ]
+    assert result.metadata_jobs == 2
+    assert ll.Run.filter(engine="snakemake", transform__key="fail").count() == 0
+    for rule in ("split", "total"):
+        run = ll.Run.get(engine="snakemake", transform__key=rule)
+        assert (run.status, run.exit_code) == ("completed", None), rule
+
+
 @pytest.mark.parametrize("instance", ["sqlite"], indirect=True)
 def test_unknown_instance_keeps_the_workflow_running(instance: Instance, tmp_path: Path) -> None:
     root = write_workflow(tmp_path / "wf", SNAKEFILE, DATA)

@@ -8,6 +8,9 @@
    and outputs, so importing again changes nothing.
 
 A file is recorded only if it is still what its job made; others are listed as changed.
+The metadata holds no exit code, and Snakemake writes a failed job's record as a finished
+one's before deleting its outputs: a job is imported only if an output of it is still there
+or a later job used one (a temp() file), and with no exit code.
 """
 
 from __future__ import annotations
@@ -86,9 +89,9 @@ def import_workflow(
         for r in metadata.read_all(workdir)
         if (r.output, round(r.starttime or 0.0, 6)) not in covered
     ]
-    if records:
+    events = metadata_events(workdir, records, result.problems) if records else []
+    if len(events) > 1:  # a job to record
         tracker = _tracker(instance, upload, pipeline, report)
-        events = metadata_events(workdir, records)
         tracker.finished_at = max(e.at for e in events if isinstance(e, JobFinished))
         for event in events:
             tracker.apply(event)
@@ -129,8 +132,19 @@ def _tracker(
     return tracker
 
 
-def metadata_events(workdir: Path, records: list[metadata.Record]) -> list[Event]:
-    """The events that would have recorded these jobs: one workflow run for the folder."""
+@dataclass
+class MetadataFinish(JobFinished):
+    """A job's end known from `.snakemake/metadata`: it holds no exit code."""
+
+    exit_code: int | None = None
+
+
+def metadata_events(
+    workdir: Path, records: list[metadata.Record], skipped: list[str] | None = None
+) -> list[Event]:
+    """The events that would have recorded these jobs: one workflow run for the folder.
+    The jobs whose outcome the metadata cannot tell (`unseen`) are left out, each with a
+    line in `skipped`."""
     snakefile = find_snakefile(workdir)
     configfiles: list[str] = []
     if snakefile is not None:
@@ -150,9 +164,36 @@ def metadata_events(workdir: Path, records: list[metadata.Record]) -> list[Event
         )
     ]
     pipes = Sources(snakefile).pipes()
+    used: dict[str, float] = {}  # input -> the latest start of a job that used it
+    for record in records:
+        for path in record.inputs:
+            used[path] = max(used.get(path, 0.0), record.starttime or 0.0)
     for jobid, group in enumerate(groups, start=1):
-        events += _job_events(workdir, jobid, group, pipes)
+        why = unseen(workdir, group, used)
+        if why is None:
+            events += _job_events(workdir, jobid, group, pipes)
+        elif skipped is not None:
+            outputs = ", ".join(r.output for r in group)
+            skipped.append(f"lakeline: rule {group[0].rule} ({outputs}): not imported: {why}")
     return events
+
+
+def unseen(workdir: Path, group: list[metadata.Record], used: dict[str, float]) -> str | None:
+    """Why the metadata cannot tell that this job completed (None if it can): an output is
+    marked incomplete, or all are gone and no job that started after it used one (a failed
+    job's record looks like a finished one's; Snakemake then deletes its outputs)."""
+    outputs = [r.output for r in group]
+    if any(metadata.marked_incomplete(workdir, p) for p in outputs):
+        return "Snakemake marks its outputs incomplete (a job writing them was interrupted)"
+    if any(os.path.lexists(workdir / p) for p in outputs):
+        return None
+    start = min((r.starttime for r in group if r.starttime is not None), default=0.0)
+    if any(used.get(p, -1.0) >= start - MTIME_SLACK for p in outputs):
+        return None  # a job started on them: they were made (a temp() file, a pipe)
+    return (
+        "its outputs are gone and no later job used them: it failed, or they were deleted "
+        "since (.snakemake/metadata cannot tell)"
+    )
 
 
 def _job_events(
@@ -187,7 +228,7 @@ def _job_events(
     files = {p: s for p in outputs if (s := _stat_if(workdir / p, made_then))}
     files |= {p: s for p in first.logs if (s := _stat_if(workdir / p, not_newer_than(end)))}
     started = {r.output: r.starttime for r in group if r.starttime is not None}
-    return [info, JobFinished(jobid, at=end, files=files, started=started, endtime=end)]
+    return [info, MetadataFinish(jobid, at=end, files=files, started=started, endtime=end)]
 
 
 def not_newer_than(end: float) -> Callable[[list[int]], bool]:

@@ -125,6 +125,14 @@ def read(workdir: str | os.PathLike[str], output: str, *, finished: bool = False
         return None
 
 
+def marked_incomplete(workdir: str | os.PathLike[str], output: str) -> bool:
+    """Whether Snakemake marks `output` incomplete: the last job writing it started and
+    never finished (killed); its record, if any, is an earlier job's."""
+    incomplete, _ = _folders(os.fspath(workdir))
+    b64 = urlsafe_b64encode(output.encode()).decode()
+    return os.path.exists(f"{incomplete}/{_split(incomplete, b64)}")
+
+
 def read_all(workdir: str | os.PathLike[str]) -> list[Record]:
     """Every finished-job record of a workflow folder."""
     folder = Path(workdir) / ".snakemake" / "metadata"

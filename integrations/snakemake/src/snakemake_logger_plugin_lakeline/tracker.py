@@ -430,7 +430,7 @@ class Tracker:
             if kind is None and is_dir(os.path.join(self.workdir, path), seen.get(path)):
                 self.folders.add(path)
         error = event.error if isinstance(event, JobError) else None
-        exit_code = 0 if status == "completed" else getattr(event, "exit_code", None)
+        exit_code = getattr(event, "exit_code", 0 if status == "completed" else None)
         finished = event.endtime if isinstance(event, JobFinished) else None
         at = event.at if finished is None else max(finished, job.info.at)
         self.writer.finish(job, status, when(at), exit_code=exit_code, error=error)
