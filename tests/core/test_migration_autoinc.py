@@ -5,28 +5,40 @@ nothing changes. Downgrade: the tables as before."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
 import lakeline as ll
 from alembic import command
-from lakeline.db.migrate import alembic_config, migrating, upgrade
+from lakeline.db.migrate import MIGRATIONS_DIR, alembic_config, migrating, upgrade
+from lakeline.db.partial import AUTOINCREMENT_INFO
 from lakeline.instance import Instance
 from lakeline.lineage.batching import BatchRecorder
+from lakeline.models import Base, load_all
 from sqlalchemy import text
 
-TABLES = (
-    "users",
-    "spaces",
-    "storages",
-    "transforms",
-    "runs",
-    "artifacts",
-    "collections",
-    "features",
-    "schemas",
-    "ulabels",
-)
+
+def _migration() -> Any:
+    path = MIGRATIONS_DIR / "versions" / "0027_sqlite_autoincrement.py"
+    spec = importlib.util.spec_from_file_location("_migration_0027", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+TABLES: tuple[str, ...] = _migration().TABLES  # what 0027 rebuilds
+
+
+def declared() -> set[str]:
+    """The core tables the models give AUTOINCREMENT, and `spaces` (0008's, not mapped)."""
+    load_all()
+    return {
+        table.name
+        for table in Base.metadata.tables.values()
+        if table.info.get(AUTOINCREMENT_INFO) and not table.info.get("lakeline_module")
+    } | {"spaces"}
 
 
 def _fill(root: Path) -> None:
@@ -119,6 +131,9 @@ def test_0027_keeps_every_row_index_trigger_and_search_result(
     sqlite = instance.dialect == "sqlite"
     _to(instance, "0026")  # as the catalog was before
     rows, found = _rows(instance), _found()
+    # every record table the models declare that the catalog had at 0026 is rebuilt (a table
+    # made later gets AUTOINCREMENT from its own migration: test_every_declared_table_...)
+    assert set(TABLES) == declared() & set(rows), (sorted(TABLES), sorted(declared()))
     assert all(rows[t] for t in TABLES), {t: len(rows[t]) for t in TABLES}
     assert found == {
         "artifacts": ["notes/über.txt"],
@@ -180,3 +195,16 @@ def test_an_id_deleted_before_0027_is_not_given_again_after_it(
             {"t": transform},
         ).scalar_one()
     assert made > run
+
+
+def test_every_declared_table_has_autoincrement_at_head(instance: Instance) -> None:
+    """A catalog made now: every table the models declare AUTOINCREMENT has it on SQLite (a
+    new record table's migration that forgot it fails here)."""
+    if instance.dialect != "sqlite":
+        return
+    with instance.engine.connect() as conn:
+        made = dict(
+            conn.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type = 'table'").all()
+        )
+    missing = sorted(t for t in declared() if "PRIMARY KEY (id AUTOINCREMENT)" not in made[t])
+    assert not missing, missing

@@ -33,6 +33,11 @@ class DatabaseCorrupted(DatabaseError):
     """The SQLite database file is not a database or is damaged."""
 
 
+class UnexpectedSchema(DatabaseError):
+    """A migration found a table not as lakeline made it (changed by hand or by another tool):
+    the message names the table and what was expected; nothing was migrated."""
+
+
 class DatabasePermissionDenied(DatabaseError):
     """The database role (or file permissions) do not allow the operation."""
 

@@ -81,6 +81,7 @@ class LakelineGroup(click.Group):
         return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
+        show_migration_progress()
         try:
             return super().invoke(ctx)
         except USER_ERRORS as exc:
@@ -92,6 +93,25 @@ class LakelineGroup(click.Group):
             if message is None or debug():
                 raise
             raise CommandError(message) from exc
+
+
+def show_migration_progress() -> None:
+    """Lines a migration logs (`lakeline.migrate`: a long SQLite rebuild, table by table) on
+    stderr, for `lakeline migrate` and the self-migration on connect alike (once a process)."""
+    import logging  # here: `lakeline --help` does not import it
+
+    logger = logging.getLogger("lakeline.migrate")
+    if any(h.get_name() == "lakeline-cli" for h in logger.handlers):
+        return
+
+    class Echo(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            click.echo(self.format(record), err=True)
+
+    handler = Echo(logging.INFO)
+    handler.set_name("lakeline-cli")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
 
 
 def database_error(exc: BaseException) -> str | None:

@@ -214,7 +214,9 @@ def info() -> None:
 def migrate(ctx: click.Context, name: str | None) -> None:
     """Bring an instance's database schema up to date (default: the current instance).
 
-    A SQLite database is backed up first.
+    A SQLite database is backed up first. Stop other writers first: a long migration (SQLite,
+    from before 0027: ~3 minutes a million artifacts) holds the write lock, and they give up
+    after 60 s. Each table rebuilt is shown on stderr.
     """
     from lakeline.config import current_name
     from lakeline.instance import migrate as migrate_instance

@@ -43,6 +43,10 @@ HEAD_REVISION = "0027"
 # versions under the lock) instead of creating the same tables again.
 MIGRATION_LOCK = 0x6C616B656C696E65  # "lakeline"
 
+# Connection.info key: foreign keys are off and `migrating` checks them before the commit (a
+# migration that rebuilds SQLite tables, 0027, runs only then)
+FK_CHECKED = "lakeline_foreign_keys_checked"
+
 # The database's access machinery (migrations 0008+), not mapped by the models: spaces, the
 # `space_id` columns the database fills and guards, the audit log.
 ACCESS_OBJECTS = frozenset({"spaces", "space_members", "audit_log", "audit_head", "audit_pending"})
@@ -210,6 +214,7 @@ def migrating(engine: Engine, *, rebuilds: bool = True) -> Iterator[Connection]:
         raw = conn.connection.driver_connection if sqlite and rebuilds else None
         if raw is not None:
             raw.execute("PRAGMA foreign_keys=OFF")
+            conn.info[FK_CHECKED] = True
         try:
             with conn.begin():
                 before = _dangling(conn) if raw is not None else None
@@ -219,10 +224,11 @@ def migrating(engine: Engine, *, rebuilds: bool = True) -> Iterator[Connection]:
                     if made:
                         raise DatabaseError(
                             "the migration left rows whose foreign keys point nowhere (table, "
-                            f"row, parent): {sorted(made)[:5]}; nothing was changed"
+                            f"row, parent): {sorted(made, key=repr)[:5]}; nothing was changed"
                         )
         finally:
             if raw is not None:
+                conn.info.pop(FK_CHECKED, None)
                 try:
                     raw.execute("PRAGMA foreign_keys=ON")
                 except BaseException:
@@ -422,7 +428,8 @@ def check_schema(
         if revision != HEAD_REVISION:
             raise SchemaOutOfDate(
                 f"the database {where} is at schema revision {revision}, this lakeline needs "
-                f"{HEAD_REVISION}: run `lakeline migrate` (back the database up first)"
+                f"{HEAD_REVISION}: run `lakeline migrate` (back the database up and stop "
+                "other writers first)"
             )
         raise SchemaOutOfDate(
             f"the database {where} has schema modules behind the installed ones "
