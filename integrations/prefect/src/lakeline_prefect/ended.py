@@ -109,11 +109,11 @@ class Ended:
 
     def queue(self, entry: Finish) -> None:
         with self._lock:
+            if not self._exit:  # registered after the Recorders: run before their flush;
+                atexit.register(self.at_exit)  # before the first end is queued, never after
+                self._exit = True
             self._queue.append(entry)
             self.made.update(entry.produced)
-            if not self._exit:  # registered after the Recorders: run before their flush
-                self._exit = True
-                atexit.register(self.at_exit)
 
     def record(self) -> list[Any]:
         """Record the task runs queued so far (after a pass another thread is making);

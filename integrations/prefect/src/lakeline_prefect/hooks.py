@@ -235,10 +235,10 @@ def _due(flow: _Flow, recorder: Recorder) -> None:
     """A task hook's call: write the batch if it is due (BATCH_STEPS task runs queued, or
     BATCH_MS since the batch's first task hook call); the Recorder writes none by age on a
     call, so that the task runs that ended are recorded first."""
-    now = time.monotonic()
-    if flow.since is None:
+    now, since = time.monotonic(), flow.since  # read once: the flusher's thread resets it
+    if since is None:
         flow.since = now
-    elif (now - flow.since) * 1000 >= BATCH_MS or len(_ENDED) >= BATCH_STEPS:
+    elif (now - since) * 1000 >= BATCH_MS or len(_ENDED) >= BATCH_STEPS:
         assert isinstance(recorder, BatchRecorder)
         _write(flow, recorder.flush_idle)  # started task runs alone wait for their end
 
