@@ -293,15 +293,28 @@ class LakelineScheduler(Scheduler):
                 self._ended_since = time.monotonic()
 
     def _record_ended(self) -> None:
-        """Record the completed jobs queued since the last pass, in the order they ended."""
+        """Record the completed jobs queued since the last pass, in the order they ended.
+        Interrupted (a Ctrl-C), the jobs not recorded yet are queued again, first, the one
+        being recorded with them (recorded again: the same edges and finish), for the pass
+        `run` makes as it ends (as lakeline_prefect's `Ended.record`)."""
         with self._recording:
-            with self._ended_lock:
-                ended, self._ended, self._ended_since = self._ended, [], None
-            for lineage, info, seen in ended:
-                try:
-                    lineage.finish_job(info, seen)
-                except Exception as error:  # lineage must never break the workflow
-                    _warn(f"job {info.id}", error)
+            ended: list[tuple[ExecutionRecorder, JobInfo, Ended]] = []
+            done = 0
+            try:  # taken inside: an interrupt as the lock is released queues them again
+                with self._ended_lock:
+                    ended, self._ended, self._ended_since = self._ended, [], None
+                for lineage, info, seen in ended:
+                    try:
+                        lineage.finish_job(info, seen)
+                    except Exception as error:  # lineage must never break the workflow
+                        _warn(f"job {info.id}", error)
+                    done += 1
+            finally:
+                if done < len(ended):
+                    with self._ended_lock:
+                        self._ended[:0] = ended[done:]
+                        if self._ended_since is None:
+                            self._ended_since = time.monotonic()
 
     def _completed(
         self, session: Any, job: Job, result: Any, ended: datetime | None = None
