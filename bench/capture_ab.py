@@ -128,10 +128,12 @@ def child(spec: dict[str, Any]) -> None:
     sys.path.insert(0, str(HERE))
     import capture
 
+    capture.stop_on_signals()  # SIGTERM: its folder removed (`finally`), as on Ctrl-C
     args = argparse.Namespace(
         tasks=spec["tasks"], redun_tasks=spec["redun_tasks"], rounds=1, variants=spec["variants"]
     )
-    base = Path(tempfile.mkdtemp(prefix="lakeline-bench-capture-ab-"))
+    # in the parent's folder: removed with it even if this process is killed
+    base = Path(tempfile.mkdtemp(prefix="lakeline-bench-capture-ab-", dir=spec.get("tmp")))
     tree = Path(spec["tree"]).resolve()
     where = base / "snakemake-imports.jsonl"
     os.environ.update(
@@ -162,11 +164,35 @@ def run_child(spec: dict[str, Any], pythonpath: list[Path]) -> dict[str, Any]:
     if pythonpath:
         env["PYTHONPATH"] = os.pathsep.join(str(p) for p in pythonpath)
     argv = [sys.executable, str(Path(__file__)), "--child", json.dumps(spec)]
-    done = subprocess.run(argv, env=env, capture_output=True, text=True)
+    done = run_stopping(argv, env)
     if done.returncode != 0:
         raise SystemExit(f"capture_ab child failed ({done.returncode}):\n{done.stderr[-4000:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
+
+
+STOP_WAIT = 20.0  # s a child has to clean up after SIGTERM before it is killed
+
+
+def run_stopping(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`subprocess.run(argv, capture_output=True, text=True)`, but a bench interrupted
+    meanwhile (Ctrl-C, SIGTERM: `capture.stop_on_signals`) stops its child with SIGTERM first
+    and waits up to STOP_WAIT s for its `finally` blocks (its temporary folder, its Snakemake
+    or redun run), then kills it. `subprocess.run` killed it at once: its folder stayed."""
+    with subprocess.Popen(
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as child:
+        try:
+            out, err = child.communicate()
+        except BaseException:
+            child.terminate()
+            try:
+                child.communicate(timeout=STOP_WAIT)
+            except BaseException:
+                child.kill()
+                child.wait()
+            raise
+    return subprocess.CompletedProcess(argv, child.returncode, out, err)
 
 
 def _drop(server: Any, prefix: str) -> None:
@@ -233,6 +259,7 @@ def compare(args: argparse.Namespace, engines: list[str]) -> None:
                         "redun_tasks": args.redun_tasks,
                         "variants": args.variants,
                         "admin": None if db == "sqlite" else server.url(),  # type: ignore[union-attr]
+                        "tmp": str(base),
                     }
                     spec[field] = size
                     row: dict[str, Any] = {"A": [], "B": [], "load": [capture.load()]}

@@ -41,7 +41,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -69,7 +68,9 @@ def child(spec: dict[str, Any]) -> None:
         tasks=0, redun_tasks=0, rounds=1, variants=[variant], warm_tasks=spec["warm"]
     )
     args.baseline = spec.get("baseline", True)
-    base = Path(tempfile.mkdtemp(prefix="lakeline-bench-split-"))
+    capture.stop_on_signals()  # SIGTERM: its folder removed (`finally`), as on Ctrl-C
+    # in the parent's folder: removed with it even if this process is killed
+    base = Path(tempfile.mkdtemp(prefix="lakeline-bench-split-", dir=spec.get("tmp")))
     tree = Path(spec["tree"]).resolve()
     where = base / "snakemake-imports.jsonl"
     os.environ.update(
@@ -121,7 +122,9 @@ def run_child(spec: dict[str, Any], pythonpath: list[Path]) -> dict[str, Any]:
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # with bytecode caches, as users run
     env["PYTHONPATH"] = os.pathsep.join(str(p) for p in pythonpath)
     argv = [sys.executable, str(Path(__file__)), "--child", json.dumps(spec)]
-    done = subprocess.run(argv, env=env, capture_output=True, text=True)
+    import capture_ab
+
+    done = capture_ab.run_stopping(argv, env)  # interrupted: SIGTERM, then SIGKILL
     if done.returncode != 0:
         raise SystemExit(f"capture_split child failed ({done.returncode}):\n{done.stderr[-4000:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -321,6 +324,7 @@ def main() -> None:
                             "tree": str(trees[side]),
                             "serial": serial,
                             "admin": None if server is None or db == "sqlite" else server.url(),
+                            "tmp": str(base),
                         }
                         got = run_child(spec, capture_ab.sources(trees[side]))
                         if server is not None and db == "postgres":

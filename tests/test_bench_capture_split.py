@@ -5,10 +5,13 @@ are the rounds' medians (real redun runs on SQLite at tiny sizes; nothing about 
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).parents[1]
@@ -94,3 +97,32 @@ def test_the_nextflow_import_keeps_its_dry_run_without_baselines() -> None:
     line = re.search(r"^round 1 B nextflow sqlite: 486 tasks ([\d.]+) ms -> ", done.stdout, re.M)
     assert line is not None, done.stdout[-2000:]
     assert float(line[1]) > 0  # the import's CPU less its dry run's
+
+
+def test_a_sigterm_leaves_no_temporary_folder(tmp_path: Path) -> None:
+    """SIGTERM to the bench while its child runs redun: the child is asked to stop (SIGTERM)
+    and removes its folder, the bench its own (before: the child was killed, SIGKILL, and its
+    folder with a catalog and a redun project stayed in $TMPDIR)."""
+    argv = [sys.executable, "bench/capture_split.py", "--db", "sqlite", "--engines", "redun"]
+    argv += ["--rounds", "1", "--sizes", "redun=300:400", "--warm", "2"]
+    env = dict(os.environ, TMPDIR=str(tmp_path))  # every temporary folder made here
+    bench = subprocess.Popen(
+        argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while bench.poll() is None and time.monotonic() < deadline:
+            if list(tmp_path.glob("**/home")):  # the child's LAKELINE_HOME: it runs
+                break
+            time.sleep(0.1)
+        assert bench.poll() is None, bench.communicate()[1][-3000:]
+        time.sleep(1.0)
+        bench.send_signal(signal.SIGTERM)
+        _, err = bench.communicate(timeout=120)
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+            bench.wait()
+    assert bench.returncode == 128 + signal.SIGTERM, err[-3000:]
+    left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.glob("**/*"))
+    assert left == [], left
