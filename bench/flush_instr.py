@@ -22,6 +22,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 WARM = 5
@@ -35,7 +36,8 @@ def instrument(on: bool) -> None:
     )
 
 
-def main() -> None:
+def main(prepare: Callable[[], None] | None = None) -> None:
+    """The bench; `prepare` (bench/audit_instr.py's variants) runs once the catalog is made."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--flushes", type=int, default=30)
@@ -57,6 +59,8 @@ def main() -> None:
             server = PostgresServer(parent_dir=shm).start()
             url = server.create_database("flush_instr")
         ll.init(storage=base / "data", db=url, name="flush-instr")
+        if prepare is not None:
+            prepare()
         root = base / "files"
         root.mkdir()
         rec = BatchRecorder("bench", root=root, steps=10**6, ms=10**9)
