@@ -160,8 +160,8 @@ class JSONValue(TypeDecorator[Any]):
         # binds text as it is (SQLite), through fewer Python calls; JSON's NULL sentinels and
         # other values go through `serialize`
         dumps = getattr(dialect, "_json_serializer", None) or json.dumps
-        plain = self.impl_instance._str_impl.bind_processor(dialect) is None
-        direct = (dict, list) if plain else ()
+        text_type = self.impl_instance._str_impl  # type: ignore[attr-defined]
+        direct = (dict, list) if text_type.bind_processor(dialect) is None else ()
 
         def process(value: Any) -> Any:
             if value is None:
