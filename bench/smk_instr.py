@@ -37,7 +37,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 PARTS = ("own", "parse", "journal", "stats", "sources", "calls", "hash", "flush", "sql")
-ZONES = 40
+ZONES = 100
 ZONES_C = r"""
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -149,6 +149,38 @@ def child(folder: Path, jobs: int, steps: int, zones: Path) -> None:
         zoned(records, "check_json", "calls:check_json")
         zoned(recorder.Recorder, "_describe", "calls:describe")
         zoned(handler, "from_record", "parse")
+    if os.environ.get("SMK_INSTR_FLUSH"):  # the flush's Python, part by part
+        bw = importlib.import_module("lakeline.lineage.batch_write")
+        save = importlib.import_module("lakeline.artifacts.save")
+        rows = importlib.import_module("lakeline.db.rows")
+        sqlite_rows = importlib.import_module("lakeline.db.sqlite_rows")
+        settle = importlib.import_module("lakeline.artifacts.settle")
+        run_rows = importlib.import_module("lakeline.lineage.run_rows")
+        seen = importlib.import_module("lakeline.lineage.seen")
+        session_mod = importlib.import_module("lakeline.db.session")
+        places = importlib.import_module("lakeline.artifacts.places")
+        zoned(bw, "insert_new_runs", "flush:runs_insert")
+        zoned(bw, "insert_inputs", "flush:edges")
+        zoned(bw, "finish_found", "flush:finish_found")
+        zoned(bw, "claim_many", "flush:claims")
+        zoned(bw, "fire_each", "flush:fire")
+        zoned(save, "write_batch", "flush:save_batch")
+        zoned(save, "settle_keys", "flush:settle_keys")
+        zoned(save, "_existing", "flush:existing")
+        zoned(save, "_insert", "flush:art_insert")
+        zoned(save, "_finish", "flush:save_finish")
+        zoned(save, "settle", "flush:settle")
+        zoned(save, "lock_keys", "flush:lock_keys")
+        zoned(places.Places, "lookup", "flush:places_lookup")
+        zoned(places.Places, "found", "flush:places_found")
+        zoned(sqlite_rows, "_bound", "flush:bound")
+        zoned(rows, "_bound", "flush:bound")
+        zoned(rows, "bound_values", "flush:bound")
+        zoned(settle, "detach", "flush:detach")
+        zoned(save, "detach", "flush:detach")
+        zoned(run_rows, "_loaded", "flush:loaded")
+        zoned(seen.SeenFiles, "remember", "flush:seen")
+        zoned(session_mod, "stamp", "flush:stamp")
     tracker_mod.BATCH_STEPS = steps
     tracker_mod.BATCH_MS = tracker_mod.STARTED_MS = 1e9
 

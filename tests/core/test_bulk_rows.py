@@ -266,3 +266,44 @@ def test_one_of_a_text_with_nul_is_refused_as_a_bound_value_is(
     values = [*(f"k/{i}.txt" for i in range(n - 1)), "nul\x00inside"]
     with instance.sessions.read() as session, pytest.raises(InvalidValue, match="NUL"):
         session.scalars(select(Artifact.id).where(one_of(session, Artifact.key, values)))
+
+
+@pytest.mark.parametrize("n", [RETURNING, VALUES_ROWS + 1])
+def test_many_rows_booleans_are_bound_as_one_row_at_a_time_binds_them(
+    instance: Instance, tmp_path: Path, n: int
+) -> None:
+    """A Boolean column is bound as a whole column (`rows._booleans`): True, False and the
+    integers 1 and 0 stored and read back as the column's bind processor binds each value,
+    and a value that is no boolean refused with the processor's own error, nothing written."""
+    table, row = _seed_row(tmp_path)
+    given = [True, False, 1, 0]
+    rows = [
+        {**row, "uid": f"b{i:011d}0000", "stem": f"b{i:011d}", "key": f"bools/{i}.txt"}
+        | {"in_place": given[i % 4], "is_latest": given[(i + 1) % 4]}
+        for i in range(n)
+    ]
+    with instance.sessions.write() as session:
+        ids = insert_rows(session, table, rows, unique="uid")
+        dialect = session.get_bind().dialect
+        one = table.c.in_place.type.dialect_impl(dialect).bind_processor(dialect)
+        if instance.dialect == "sqlite":
+            stored = session.execute(
+                text("SELECT id, in_place, is_latest FROM artifacts WHERE key LIKE 'bools/%'")
+            ).all()
+            texts = {i: (a, b) for i, a, b in stored}
+            assert [texts[i] for i in ids] == [
+                (one(r["in_place"]), one(r["is_latest"])) for r in rows
+            ]
+    with instance.sessions.read() as session:
+        back = {
+            i: (a, b)
+            for i, a, b in session.execute(select(table.c.id, table.c.in_place, table.c.is_latest))
+        }
+    assert [back[i] for i in ids] == [(bool(r["in_place"]), bool(r["is_latest"])) for r in rows]
+    for bad, error in ((2, ValueError), ("yes", TypeError)):
+        odd = [{**r, "uid": f"x{i:011d}0000", "key": f"odd/{i}.txt"} for i, r in enumerate(rows)]
+        odd[-1]["in_place"] = bad
+        refused = pytest.raises(error, match=r"True, or False|Not a boolean")
+        with refused, instance.sessions.write() as session:
+            insert_rows(session, table, odd, unique="uid")
+    assert ll.Artifact.filter(key__startswith="odd/").count() == 0

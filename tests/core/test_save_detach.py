@@ -21,6 +21,9 @@ def _state(artifact: ll.Artifact) -> dict[str, Any]:
         "key": state.key,
         "flags": (state.transient, state.pending, state.detached, state.persistent),
         "modified": state.modified,
+        "expired_flag": state.expired,
+        "strong": state._strong_obj is not None,
+        "pending_mutations": "_pending_mutations" in state.__dict__,
         "committed": dict(state.committed_state),
         "expired": set(state.expired_attributes),
         "unloaded": set(state.unloaded),
@@ -51,6 +54,26 @@ def test_detach_leaves_the_state_sqlalchemy_leaves(instance: Instance, tmp_path:
     for mine, reference in zip(ours, theirs, strict=True):
         assert _state(mine) == _state(reference)
         assert inspect(mine).detached and inspect(mine).key[1] == (mine.id,)
+
+
+def test_detach_of_records_filled_without_events_leaves_sqlalchemys_state(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """As a flush makes them: values set without attribute events (`fill_new`: nothing in
+    the committed state, the expired set empty), some columns never set."""
+    from lakeline.db.rows import fill_new
+
+    ours, theirs = [], []
+    for i in range(3):
+        for side in (ours, theirs):
+            record = ll.Artifact.__mapper__.class_manager.new_instance()
+            fill_new(record, {"id": 1000 + i, "uid": f"u{i:015d}", "key": f"k{i}", "hash": None})
+            side.append(record)
+    detach(ours)
+    for artifact in theirs:
+        make_transient_to_detached(artifact)
+    for mine, reference in zip(ours, theirs, strict=True):
+        assert _state(mine) == _state(reference)
 
 
 def test_detached_records_load_what_they_lack_and_save_edits(

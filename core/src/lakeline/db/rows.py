@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     ColumnElement,
     Enum,
     Integer,
@@ -380,10 +381,27 @@ def _bind_plan(table: Table, dialect: Any, names: list[str]) -> _Plan:
             columns.append((i, whole))
             continue
         bind = impl.bind_processor(dialect)
-        if bind is not None:
+        if bind is not None and isinstance(impl, Boolean):  # a column's True/False at once
+            columns.append((i, _booleans(bind)))
+        elif bind is not None:
             convert.append((i, bind))
     plan = known[(table, tuple(names))] = (convert, checks, columns)
     return plan
+
+
+def _booleans(bind: Callable[[Any], Any]) -> Callable[[list[Any]], list[Any]]:
+    """A Boolean column's bind processor for a whole column: True, False and None as it binds
+    them (computed once), any other value by the processor itself (its checks and errors):
+    two calls less a value (~1.3k instructions, 3 values a new artifact)."""
+    true, false = bind(True), bind(False)
+
+    def process(values: list[Any]) -> list[Any]:
+        return [
+            true if v is True else false if v is False else None if v is None else bind(v)
+            for v in values
+        ]
+
+    return process
 
 
 def insert_many(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:

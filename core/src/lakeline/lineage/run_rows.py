@@ -36,7 +36,7 @@ from lakeline.db.rows import fill_new
 from lakeline.errors import InvalidValue, LakelineError
 from lakeline.lineage.records import FINAL_STATUSES, log_status
 from lakeline.models import Artifact, Run
-from lakeline.models.base import JSONValue, UTCDateTime, check_aware, utcnow
+from lakeline.models.base import JSONValue, UTCDateTime, check_aware, isoformat, utcnow
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -255,7 +255,7 @@ def finish_queued(run: Run, change: Finish) -> None:
     at = change.at or utcnow()
     values = {
         "status": change.status,
-        "status_log": [*(run.status_log or []), {"status": change.status, "at": at.isoformat()}],
+        "status_log": [*(run.status_log or []), {"status": change.status, "at": isoformat(at)}],
         "finished_at": at,
     }
     if change.exit_code is not None:
@@ -328,7 +328,7 @@ def finish_found(session: Session, changes: Sequence[tuple[Run, Finish]]) -> dic
         return {**finish_found(session, kept), **finish_found(session, others)}
     ats = [change.at or utcnow() for _, change in changes]
     entries = [
-        json.dumps({"status": change.status, "at": at.isoformat()})
+        json.dumps({"status": change.status, "at": isoformat(at)})
         for (_, change), at in zip(changes, ats, strict=True)
     ]
     error = dialect == "postgresql" or any(c.error is not None for _, c in changes)
@@ -459,7 +459,7 @@ class Finish:
         params = {
             "p_id": run_id,
             "p_status": self.status,
-            "p_entry": json.dumps({"status": self.status, "at": at.isoformat()}),
+            "p_entry": json.dumps({"status": self.status, "at": isoformat(at)}),
             "p_at": at,
             "p_exit_code": self.exit_code,
             "p_error": self.error,

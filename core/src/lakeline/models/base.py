@@ -37,6 +37,21 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def isoformat(at: datetime) -> str:
+    """`at.isoformat()`; a datetime in UTC (`utcnow`'s) formatted without the call's
+    offset look-up and format parsing (~11.7k -> ~6k instructions: a status log's entry)."""
+    if at.__class__ is not datetime or at.tzinfo is not UTC:
+        return at.isoformat()
+    fields = (at.year, at.month, at.day, at.hour, at.minute, at.second)
+    if at.microsecond:
+        return _ISO_MICRO % (*fields, at.microsecond)
+    return _ISO % fields
+
+
+_ISO = "%04d-%02d-%02dT%02d:%02d:%02d+00:00"
+_ISO_MICRO = "%04d-%02d-%02dT%02d:%02d:%02d.%06d+00:00"
+
+
 def check_aware(value: datetime) -> datetime:
     """`value` if it is timezone-aware, else InvalidValue (which time zone is unknown)."""
     if value.tzinfo is None or value.utcoffset() is None:
@@ -74,14 +89,33 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
 
         def process(values: list[Any]) -> list[Any]:
-            return [
-                None
-                if value is None
-                else check_aware(value).astimezone(UTC).isoformat(" ", "microseconds")[:26]
-                for value in values
-            ]
+            made: list[Any] = []
+            for value in values:
+                if value is None:
+                    made.append(None)
+                elif value.__class__ is datetime and value.tzinfo is UTC:  # most: utcnow()'s
+                    made.append(  # the same text, ~5k instructions less than isoformat's
+                        _SQLITE_TIME
+                        % (
+                            value.year,
+                            value.month,
+                            value.day,
+                            value.hour,
+                            value.minute,
+                            value.second,
+                            value.microsecond,
+                        )
+                    )
+                else:
+                    made.append(
+                        check_aware(value).astimezone(UTC).isoformat(" ", "microseconds")[:26]
+                    )
+            return made
 
         return process
+
+
+_SQLITE_TIME = "%04d-%02d-%02d %02d:%02d:%02d.%06d"  # isoformat(" ", "microseconds"), no offset
 
 
 class JSONValue(TypeDecorator[Any]):
