@@ -143,7 +143,7 @@ def child(folder: Path, jobs: int, steps: int, zones: Path) -> None:
     if os.environ.get("SMK_INSTR_DETAIL"):  # the Recorder's calls, part by part
         records = importlib.import_module("lakeline.lineage.records")
         recorder = importlib.import_module("lakeline.lineage.recorder")
-        for name in ("params_of", "new_run", "plan_file", "resolve_existing"):
+        for name in ("run_params", "new_run", "plan_file", "resolve_existing"):
             zoned(batching, name, f"calls:{name}")
         zoned(batching, "storage_containing", "calls:storage_containing")
         zoned(records, "check_json", "calls:check_json")
