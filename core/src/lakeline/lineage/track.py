@@ -165,7 +165,8 @@ def run_params(params: dict[str, Any] | None) -> tuple[dict[str, Any] | None, bo
 def _plain(value: Any, depth: int) -> bool:
     """Whether `value` is JSON as it is (`json.dumps(value, allow_nan=False)` takes it: exact
     dict, list, tuple, str, int, bool, None, finite float; dict keys strings) with no string
-    `check_json` refuses. False when unsure (subclasses, other keys, deep or circular)."""
+    `check_json` refuses. False when unsure (subclasses, other keys, deep or circular, ints
+    maybe too long for `str()`)."""
     if depth > 64:
         return False
     cls = value.__class__
@@ -176,6 +177,9 @@ def _plain(value: Any, depth: int) -> bool:
             if item.__class__ is str:
                 if not _clean(item):
                     return False
+            elif item.__class__ is int:
+                if item.bit_length() > _INT_BITS:
+                    return False
             elif item.__class__ not in _LEAVES and not _plain(item, depth + 1):
                 return False
         return True
@@ -184,6 +188,9 @@ def _plain(value: Any, depth: int) -> bool:
             if item.__class__ is str:
                 if not _clean(item):
                     return False
+            elif item.__class__ is int:
+                if item.bit_length() > _INT_BITS:
+                    return False
             elif item.__class__ not in _LEAVES and not _plain(item, depth + 1):
                 return False
         return True
@@ -191,6 +198,8 @@ def _plain(value: Any, depth: int) -> bool:
         return _clean(value)
     if cls is float:
         return math.isfinite(value)
+    if cls is int:
+        return bool(value.bit_length() <= _INT_BITS)
     return cls in _LEAVES
 
 
@@ -201,7 +210,10 @@ def _clean(text: str) -> bool:
     return text.isascii() or not has_surrogate(text)
 
 
-_LEAVES = (int, bool, type(None))  # JSON leaves with nothing to check (floats: finite)
+_LEAVES = (bool, type(None))  # JSON leaves with nothing to check (floats: finite)
+# ints: JSON as they are when `str()` takes them (`sys.get_int_max_str_digits()`, at least
+# 640 digits, ~2126 bits); a longer one takes `params_of`'s path, which raises as it did
+_INT_BITS = 2000
 
 
 def start_tracked_run(
