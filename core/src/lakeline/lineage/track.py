@@ -176,6 +176,9 @@ def _plain(value: Any, depth: int) -> bool:
             if item.__class__ is str:
                 if not _clean(item):
                     return False
+            elif item.__class__ is int:
+                if not -_HUGE < item < _HUGE:
+                    return False
             elif item.__class__ not in _LEAVES and not _plain(item, depth + 1):
                 return False
         return True
@@ -184,6 +187,9 @@ def _plain(value: Any, depth: int) -> bool:
             if item.__class__ is str:
                 if not _clean(item):
                     return False
+            elif item.__class__ is int:
+                if not -_HUGE < item < _HUGE:
+                    return False
             elif item.__class__ not in _LEAVES and not _plain(item, depth + 1):
                 return False
         return True
@@ -191,7 +197,9 @@ def _plain(value: Any, depth: int) -> bool:
         return _clean(value)
     if cls is float:
         return math.isfinite(value)
-    return cls in _LEAVES
+    if cls is int:  # one too long for str() (sys.set_int_max_str_digits): params_of's error
+        return bool(-_HUGE < value < _HUGE)
+    return cls is bool or value is None
 
 
 def _clean(text: str) -> bool:
@@ -201,7 +209,8 @@ def _clean(text: str) -> bool:
     return text.isascii() or not has_surrogate(text)
 
 
-_LEAVES = (int, bool, type(None))  # JSON leaves with nothing to check (floats: finite)
+_LEAVES = (bool, type(None))  # JSON leaves with nothing to check (floats: finite; ints: size)
+_HUGE = 10**640  # an int shorter than this is written whatever the str() digit limit (>= 640)
 
 
 def start_tracked_run(
