@@ -107,6 +107,24 @@ def test_bad_params_are_refused_at_the_call(
 
 
 @pytest.mark.parametrize("batch", [False, True], ids=["plain", "batched"])
+def test_an_int_too_long_for_str_is_refused_at_the_call(
+    instance: Instance, tmp_path: Path, batch: bool
+) -> None:
+    """As params_of refused it (its repr raises); not queued, to fail every flush."""
+    rec = BatchRecorder("p", root=tmp_path, ms=600_000) if batch else Recorder("p")
+    wf = rec.start_workflow(key="p", engine_run_id="r")
+    for params in ({"n": 10**5000}, {"n": [-(10**5000)]}):
+        with pytest.raises(ValueError, match="digits"):
+            rec.start_step(wf, key="s", kind="rule", engine_task_id="1", params=params)
+    big = {"n": 10**600, "m": [-(10**600)]}  # long, yet under any str() limit: kept
+    assert run_params(big) == (big, True)
+    if isinstance(rec, BatchRecorder):
+        assert not rec._runs
+    rec.finish_workflow(wf)
+    assert [r.engine_ref for r in ll.Run.filter(engine="p")] == ["r"]
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["plain", "batched"])
 def test_params_are_stored_as_before(instance: Instance, tmp_path: Path, batch: bool) -> None:
     rec = BatchRecorder("p", root=tmp_path, ms=600_000) if batch else Recorder("p")
     wf = rec.start_workflow(key="p", engine_run_id="r", params=GOOD["unicode"])

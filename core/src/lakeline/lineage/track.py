@@ -165,8 +165,7 @@ def run_params(params: dict[str, Any] | None) -> tuple[dict[str, Any] | None, bo
 def _plain(value: Any, depth: int) -> bool:
     """Whether `value` is JSON as it is (`json.dumps(value, allow_nan=False)` takes it: exact
     dict, list, tuple, str, int, bool, None, finite float; dict keys strings) with no string
-    `check_json` refuses. False when unsure (subclasses, other keys, deep or circular, ints
-    maybe too long for `str()`)."""
+    `check_json` refuses. False when unsure (subclasses, other keys, deep or circular)."""
     if depth > 64:
         return False
     cls = value.__class__
@@ -178,7 +177,7 @@ def _plain(value: Any, depth: int) -> bool:
                 if not _clean(item):
                     return False
             elif item.__class__ is int:
-                if item.bit_length() > _INT_BITS:
+                if not -_HUGE < item < _HUGE:
                     return False
             elif item.__class__ not in _LEAVES and not _plain(item, depth + 1):
                 return False
@@ -189,7 +188,7 @@ def _plain(value: Any, depth: int) -> bool:
                 if not _clean(item):
                     return False
             elif item.__class__ is int:
-                if item.bit_length() > _INT_BITS:
+                if not -_HUGE < item < _HUGE:
                     return False
             elif item.__class__ not in _LEAVES and not _plain(item, depth + 1):
                 return False
@@ -198,9 +197,9 @@ def _plain(value: Any, depth: int) -> bool:
         return _clean(value)
     if cls is float:
         return math.isfinite(value)
-    if cls is int:
-        return bool(value.bit_length() <= _INT_BITS)
-    return cls in _LEAVES
+    if cls is int:  # one too long for str() (sys.set_int_max_str_digits): params_of's error
+        return bool(-_HUGE < value < _HUGE)
+    return cls is bool or value is None
 
 
 def _clean(text: str) -> bool:
@@ -210,10 +209,8 @@ def _clean(text: str) -> bool:
     return text.isascii() or not has_surrogate(text)
 
 
-_LEAVES = (bool, type(None))  # JSON leaves with nothing to check (floats: finite)
-# ints: JSON as they are when `str()` takes them (`sys.get_int_max_str_digits()`, at least
-# 640 digits, ~2126 bits); a longer one takes `params_of`'s path, which raises as it did
-_INT_BITS = 2000
+_LEAVES = (bool, type(None))  # JSON leaves with nothing to check (floats: finite; ints: size)
+_HUGE = 10**640  # an int shorter than this is written whatever the str() digit limit (>= 640)
 
 
 def start_tracked_run(
