@@ -177,7 +177,7 @@ def _plain(value: Any, depth: int) -> bool:
                 if not _clean(item):
                     return False
             elif item.__class__ is int:
-                if not -_HUGE < item < _HUGE:
+                if not _LOW < item < _HUGE:
                     return False
             elif item.__class__ not in _LEAVES and not _plain(item, depth + 1):
                 return False
@@ -188,7 +188,7 @@ def _plain(value: Any, depth: int) -> bool:
                 if not _clean(item):
                     return False
             elif item.__class__ is int:
-                if not -_HUGE < item < _HUGE:
+                if not _LOW < item < _HUGE:
                     return False
             elif item.__class__ not in _LEAVES and not _plain(item, depth + 1):
                 return False
@@ -198,7 +198,7 @@ def _plain(value: Any, depth: int) -> bool:
     if cls is float:
         return math.isfinite(value)
     if cls is int:  # one too long for str() (sys.set_int_max_str_digits): params_of's error
-        return bool(-_HUGE < value < _HUGE)
+        return bool(_LOW < value < _HUGE)
     return cls is bool or value is None
 
 
@@ -211,6 +211,7 @@ def _clean(text: str) -> bool:
 
 _LEAVES = (bool, type(None))  # JSON leaves with nothing to check (floats: finite; ints: size)
 _HUGE = 10**640  # an int shorter than this is written whatever the str() digit limit (>= 640)
+_LOW = -_HUGE
 
 
 def start_tracked_run(
