@@ -17,6 +17,9 @@ reads), `sources`, `calls` (the Recorder's calls less what they hash or flush), 
 `flush` (less `sql` and `hash`), `sql` (the driver's execute and commit: SQLite's C work with
 the audit triggers' Python functions), and `gc` (collections inside any part, from
 `gc_collect_main`; Snakemake's start-up heap frozen first, as the plugin freezes it).
+`SMK_INSTR_DETAIL=1` splits the Recorder's calls; `=more` also the plugin's own and the
+calls' steps, finer (each zone entered costs its parent a few thousand instructions more:
+read such splits relatively); `SMK_INSTR_GC_OFF=1` runs with the collector off.
 The slope a job is the difference of the two sizes over the jobs added. `--before DIR`
 (`git archive REV core/src integrations` extracted): the same for that tree (A) and this
 checkout (B). The log filter in Snakemake's thread (`live.py`) is not run. Asserts nothing.
@@ -143,7 +146,7 @@ def child(folder: Path, jobs: int, steps: int, zones: Path) -> None:
     if os.environ.get("SMK_INSTR_DETAIL"):  # the Recorder's calls, part by part
         records = importlib.import_module("lakeline.lineage.records")
         recorder = importlib.import_module("lakeline.lineage.recorder")
-        for name in ("params_of", "new_run", "plan_file", "resolve_existing"):
+        for name in ("run_params", "new_run", "plan_file", "resolve_existing"):
             zoned(batching, name, f"calls:{name}")
         zoned(batching, "storage_containing", "calls:storage_containing")
         zoned(records, "check_json", "calls:check_json")
@@ -181,6 +184,17 @@ def child(folder: Path, jobs: int, steps: int, zones: Path) -> None:
         zoned(run_rows, "_loaded", "flush:loaded")
         zoned(seen.SeenFiles, "remember", "flush:seen")
         zoned(session_mod, "stamp", "flush:stamp")
+    if os.environ.get("SMK_INSTR_DETAIL") == "more":  # the plugin's own and the calls, finer
+        writer = importlib.import_module("snakemake_logger_plugin_lakeline.writer")
+        for name in ("key_of", "_lookup", "_remember", "use", "produce", "finish"):
+            zoned(writer.Writer, name, f"own:writer.{name}")
+        for name in ("_start", "_observe", "_finish", "_job_info", "_job_finished", "_write"):
+            zoned(tracker_mod.Tracker, name, f"own:tracker.{name}")
+        for name in ("_located", "_queue", "_due", "_check_error"):
+            zoned(batching.BatchRecorder, name, f"calls:{name}")
+        planning = importlib.import_module("lakeline.artifacts.planning")
+        for name in ("hash_in_place", "validate_key", "_ref_place", "Plan"):
+            zoned(planning, name, f"calls:plan.{name}")
     tracker_mod.BATCH_STEPS = steps
     tracker_mod.BATCH_MS = tracker_mod.STARTED_MS = 1e9
 
@@ -261,6 +275,8 @@ def child(folder: Path, jobs: int, steps: int, zones: Path) -> None:
     take = handler.from_record
     gc.collect()
     gc.freeze()  # Snakemake's start-up heap and the set-up's, as the plugin freezes them
+    if os.environ.get("SMK_INSTR_GC_OFF"):
+        gc.disable()
     profile_to = os.environ.get("SMK_INSTR_PROFILE")  # cProfile instead (no valgrind)
     profiler = None
     instrument = ["callgrind_control", "-i", "on", str(os.getpid())]

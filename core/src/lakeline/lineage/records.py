@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +12,7 @@ from lakeline.db.locks import lock_keys
 from lakeline.db.rows import fill_new
 from lakeline.errors import InvalidValue, LakelineError
 from lakeline.ids import new_stem, new_uid, suffix_index, versioned_uid
+from lakeline.lineage.liveness import this_host
 from lakeline.models import Run, Transform
 from lakeline.models.base import check_aware, check_json, utcnow
 from lakeline.models.run import ENGINE_REF_LENGTH, RUN_STATUSES
@@ -202,10 +202,13 @@ def new_run(
     host: str | None = None,
     created_by_id: int | None = None,
     at: datetime | None = None,
+    params_checked: bool = False,
 ) -> Run:
     """A new run of `transform` (not yet added to a session), with `status` logged at `at`
     (as `log_status` logs it). Built without the ORM's attribute events (`fill_new`): the
-    capture hot path makes one per engine task."""
+    capture hot path makes one per engine task. `params_checked`: `params` found clean by
+    `track.run_params` (not walked again). `host`: by default the process's (`this_host`,
+    read once a process, as the liveness check compares it)."""
     if status not in RUN_STATUSES:
         raise LakelineError(f"unknown run status {status!r}; statuses: {', '.join(RUN_STATUSES)}")
     # refused here, not by the insert: a BatchRecorder's queued run would fail every flush
@@ -217,7 +220,7 @@ def new_run(
         from lakeline.values import check_text
 
         check_text(engine_ref, ENGINE_REF_LENGTH, "a run's engine reference (engine_ref)")
-    if params is not None:
+    if params is not None and not params_checked:
         try:
             check_json(params)
         except InvalidValue as exc:
@@ -234,7 +237,7 @@ def new_run(
             "engine": engine,
             "engine_ref": engine_ref,
             "environment_id": None if environment is None else environment.id,
-            "host": host or socket.gethostname(),
+            "host": host or this_host(),
             "created_by_id": created_by_id,
             "status": status,
             "status_log": [{"status": status, "at": at.isoformat()}],

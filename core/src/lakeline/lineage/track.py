@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import math
 import os
 import signal
 import sys
@@ -33,6 +34,7 @@ from lakeline.errors import LakelineError
 from lakeline.lineage import context
 from lakeline.lineage.notebook import code_hash, code_of, html_report, in_notebook, notebook_path
 from lakeline.lineage.records import ensure_transform, fire, log_status, new_run
+from lakeline.values import has_surrogate
 
 if TYPE_CHECKING:
     from lakeline.instance import Instance
@@ -141,12 +143,75 @@ def _json_safe(value: Any) -> Any:
 
 def params_of(params: dict[str, Any] | None) -> dict[str, Any] | None:
     """Parameters as JSON (values JSON cannot hold are kept as their repr)."""
+    return run_params(params)[0]
+
+
+def run_params(params: dict[str, Any] | None) -> tuple[dict[str, Any] | None, bool]:
+    """`params_of(params)`, and whether it is known clean: JSON as it is, holding no string
+    a run's params column refuses (`check_json`: a NUL byte, a lone surrogate), so that
+    `new_run(params_checked=True)` need not walk it again. Plain params (dicts with string
+    keys, lists, strings, ints, finite floats: an engine's) are walked once here, with no
+    `json.dumps`; any other value takes `params_of`'s dump and repr (not known clean)."""
     if params is None:
-        return None
+        return None, True
     if not isinstance(params, dict):
         raise TypeError(f"params must be a dict, got {type(params).__name__}")
+    if _plain(params, 0):
+        return params, True
     safe: dict[str, Any] = _json_safe(params)
-    return safe
+    return safe, False
+
+
+def _plain(value: Any, depth: int) -> bool:
+    """Whether `value` is JSON as it is (`json.dumps(value, allow_nan=False)` takes it: exact
+    dict, list, tuple, str, int, bool, None, finite float; dict keys strings) with no string
+    `check_json` refuses. False when unsure (subclasses, other keys, deep or circular)."""
+    if depth > 64:
+        return False
+    cls = value.__class__
+    if cls is dict:
+        for key, item in value.items():
+            if key.__class__ is not str or not _clean(key):
+                return False
+            if item.__class__ is str:
+                if not _clean(item):
+                    return False
+            elif item.__class__ is int:
+                if not _LOW < item < _HUGE:
+                    return False
+            elif item.__class__ not in _LEAVES and not _plain(item, depth + 1):
+                return False
+        return True
+    if cls is list or cls is tuple:
+        for item in value:
+            if item.__class__ is str:
+                if not _clean(item):
+                    return False
+            elif item.__class__ is int:
+                if not _LOW < item < _HUGE:
+                    return False
+            elif item.__class__ not in _LEAVES and not _plain(item, depth + 1):
+                return False
+        return True
+    if cls is str:
+        return _clean(value)
+    if cls is float:
+        return math.isfinite(value)
+    if cls is int:  # one too long for str() (sys.set_int_max_str_digits): params_of's error
+        return bool(_LOW < value < _HUGE)
+    return cls is bool or value is None
+
+
+def _clean(text: str) -> bool:
+    """No NUL byte and no lone surrogate (what `check_json` refuses in a string)."""
+    if "\x00" in text:
+        return False
+    return text.isascii() or not has_surrogate(text)
+
+
+_LEAVES = (bool, type(None))  # JSON leaves with nothing to check (floats: finite; ints: size)
+_HUGE = 10**640  # an int shorter than this is written whatever the str() digit limit (>= 640)
+_LOW = -_HUGE
 
 
 def start_tracked_run(
@@ -177,9 +242,11 @@ def start_tracked_run(
             reference_type=reference_type,
             created_by_id=instance.user.id,
         )
+        clean_params, checked = run_params(params)
         run = new_run(
             transform,
-            params=params_of(params),
+            params=clean_params,
+            params_checked=checked,
             parent_id=None if parent is None else parent.id,
             environment=environment,
             created_by_id=instance.user.id,

@@ -55,6 +55,7 @@ BATCH_MS = 10_000.0  # cost less per job); its age at most while Snakemake logs 
 # load 7). What Snakemake logged is in the journal at once; the catalog has it once Snakemake
 # is quiet for 0.5 s, or within BATCH_MS.
 STARTED_MS = 10_000.0  # a job only started, named by nothing of the batch: kept at most this
+_EMPTY = (None, {}, [])  # params left out (compared by ==; built once, not per value)
 
 
 def when(timestamp: float | None) -> datetime | None:
@@ -189,7 +190,7 @@ class Tracker:
                     engine_run_id=event.workflow_id,
                     source_code=sources.text(event.snakefile),
                     reference=event.snakefile,
-                    params={k: v for k, v in params.items() if v not in (None, [], {})},
+                    params={k: v for k, v in params.items() if v not in _EMPTY},
                     started_at=when(event.at),
                 )
         except Exception as exc:
@@ -362,7 +363,7 @@ class Tracker:
                 key=info.rule,
                 kind="rule",
                 engine_task_id=info.task_id or str(info.jobid),
-                params={k: v for k, v in params.items() if v not in (None, {}, [])},
+                params={k: v for k, v in params.items() if v not in _EMPTY},
                 source_code=source.code,
                 reference=source.reference,
                 started_at=when(info.at),
