@@ -50,14 +50,13 @@ def located(plan: Plan) -> bool:
 
 def may_be(plan: Plan, row: Artifact) -> int:
     """How well `row`, a record at a located `plan`'s place, stands for that file: 2 keyed
-    by the place (its path in the root, or qualified by the root's folders), 1 another key
-    and no producer (a file saved there under a key), 0 not at all: another key and a
-    producer (a symlink's record: links to a file are one place, each link's record its
-    own, and the rule that made the link did not make the file)."""
+    by the place (its path in the root, or qualified by the root's folders), else 1 (a file
+    saved there under a key; or a symlink's record: links to a file are one place, each
+    link's record its own, so the file's own record comes first)."""
     assert plan.storage is not None
     if row.key == plan.store_key or row.key in qualified_keys(plan.storage.root, plan.store_key):
         return 2
-    return 1 if row.run_id is None else 0
+    return 1
 
 
 def _place(plan: Plan) -> Place:
@@ -96,7 +95,6 @@ def settle_keys(
     fresh: list[Plan] = []  # plans at locations without records
     for plan in todo:
         rows = [row for row in places.at.get(_place(plan), ()) if row.key is not None]
-        rows = [row for row in rows if may_be(plan, row)]
         if not rows:
             fresh.append(plan)
             continue

@@ -120,14 +120,15 @@ class SeenFiles:
 
 def _own(keys: set[str | None], contained: tuple[Any, str]) -> str:
     """Of the keys remembered at a place in a storage (`contained`: it and the path there),
-    the one of the file itself: the path, or the path qualified by the root's folders."""
+    the one of the file itself: the path, or the path qualified by the root's last folders
+    (as `keying.qualified_keys`, not imported: it loads the database helpers)."""
     storage, derived = contained
     if derived in keys:
         return derived
+    root = "/" + str(storage.root).strip("/") + "/"
     for key in keys:
         if key is not None and key.endswith("/" + derived):
-            from lakeline.artifacts.keying import qualified_keys
-
-            if key in qualified_keys(storage.root, derived):
+            folders = key[: -len(derived) - 1]
+            if folders and root.endswith("/" + folders + "/"):
                 return key
     return derived
