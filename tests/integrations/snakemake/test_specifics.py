@@ -192,6 +192,34 @@ def test_a_file_two_links_point_to_is_used_under_its_own_path(
     assert used == [("data/raw.txt", raw.uid, None), ("out/onlylink.txt", made.uid, made.run_id)]
 
 
+UNDECLARED = """
+rule mklink:
+    output: "out/link.txt"
+    shell: "ln -s ../data/raw.txt {output}"
+
+rule late:
+    input: "data/raw.txt"
+    output: "out/late.txt"
+    shell: "cat {input} > {output}"
+"""
+
+
+def test_a_link_target_never_recorded_is_not_the_output_of_the_rule_that_linked_it(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """A rule links to a file it does not declare (`ln -s` to a reference): the target is
+    never recorded before a later job reads it. That job's input is a record of the file
+    itself, not the link's (produced by `mklink`: a false "used the output of mklink")."""
+    root = write_workflow(tmp_path / "wf", UNDECLARED, {"data/raw.txt": "raw\n"})
+    run_snakemake(root, "--printshellcmds", "out/link.txt", cores=1)
+    link = ll.Artifact.get(key="out/link.txt")
+    assert link.run_id == ll.Run.get(engine="snakemake", transform__key="mklink").id
+    run_snakemake(root, "--printshellcmds", "out/late.txt", cores=1)
+    (used,) = ll.Run.get(engine="snakemake", transform__key="late").inputs
+    assert (used.key, used.run_id) == ("data/raw.txt", None)
+    assert used.hash == link.hash
+
+
 UPDATE = """
 rule all:
     input: "db.txt.done"

@@ -213,6 +213,8 @@ class Places:
                 ):
                     continue
                 fit = may_be(plan, row) if located(plan) and place == here else 1
+                if not fit:
+                    continue
                 rank = (fit, bool(row.available), bool(row.is_latest), row.id or 0)
                 if best is None or rank > best_rank:
                     best, best_rank = row, rank
