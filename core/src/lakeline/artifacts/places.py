@@ -199,8 +199,7 @@ class Places:
             hash_, hash_type = artifact.hash, artifact.hash_type
         best: Artifact | None = None
         best_rank: tuple[Any, ...] = ()
-        here = (plan.storage.id, plan.store_key) if plan.storage is not None else None
-        for place in self.places(plan):
+        for i, place in enumerate(self.places(plan)):  # the first: its own place, if in place
             for row in self.at.get(place, ()):
                 # a reference without a hash takes whatever bytes are saved at its location
                 unknown = unavailable_only and row.hash is None and not row.available
@@ -212,7 +211,7 @@ class Places:
                     unavailable_only and row.available
                 ):
                     continue
-                fit = may_be(plan, row) if located(plan) and place == here else 1
+                fit = may_be(plan, row) if i == 0 and located(plan) else 1
                 if not fit:
                     continue
                 rank = (fit, bool(row.available), bool(row.is_latest), row.id or 0)

@@ -123,7 +123,7 @@ def _own(keys: set[str | None], contained: tuple[Any, str]) -> str:
     the one of the file itself: the path, or the path qualified by the root's last folders
     (as `keying.qualified_keys`, not imported: it loads the database helpers)."""
     storage, derived = contained
-    if derived in keys:
+    if derived in keys or not keys:
         return derived
     root = "/" + str(storage.root).strip("/") + "/"
     for key in keys:
