@@ -138,6 +138,88 @@ def test_symlinked_outputs_are_recorded_under_their_own_path(
     assert ll.Artifact.get(key="bundle").n_files == 3  # and .snakemake_timestamp
 
 
+SHARED = """
+rule all:
+    input: "out/fromlink.txt", "out/viadir.txt"
+
+rule mklink:
+    input: "data/raw.txt"
+    output: "out/link.txt"
+    shell: "ln -s ../data/raw.txt {output}"
+
+rule fromlink:
+    input: "out/link.txt"
+    output: "out/fromlink.txt"
+    shell: "cat {input} > {output}"
+
+rule viadir:
+    input: "datalink/raw.txt", "out/fromlink.txt"
+    output: "out/viadir.txt"
+    shell: "cat {input[0]} > {output}"
+
+rule onlylink:
+    input: "out/link.txt"
+    output: "out/onlylink.txt"
+    shell: "cat {input} > {output}"
+
+rule late:
+    input: "out/onlylink.txt", "data/raw.txt"
+    output: "out/late.txt"
+    shell: "cat {input} > {output}"
+"""
+
+
+def test_a_file_two_links_point_to_is_used_under_its_own_path(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """`data/raw.txt`, a link output made by a rule to it (`out/link.txt`) and a path through
+    a linked folder (`datalink/raw.txt`) are one place with three records: a later run's
+    jobs reading plain `data/raw.txt` use its own record (no producer), not whichever link's
+    record was saved last (a false edge to the rule that made the link). Failed before the
+    fix: `late`'s was `datalink/raw.txt`, or `out/link.txt` (the one record of that place the
+    Recorder remembered, once `onlylink` used it)."""
+    root = write_workflow(tmp_path / "wf", SHARED, {"data/raw.txt": "raw\n"})
+    (root / "datalink").symlink_to(root / "data")
+    run_snakemake(root, cores=1)
+    (raw,) = ll.Run.get(engine="snakemake", transform__key="mklink").inputs
+    assert raw.key == "data/raw.txt" and raw.run_id is None
+    assert ll.Artifact.get(key="out/link.txt").hash == raw.hash  # one place, its own record
+    assert ll.Artifact.get(key="datalink/raw.txt").hash == raw.hash
+    run_snakemake(root, "--printshellcmds", "out/late.txt", cores=1)  # onlylink, then late
+    late = ll.Run.get(engine="snakemake", transform__key="late")
+    used = sorted((a.key, a.uid, a.run_id) for a in late.inputs)
+    made = ll.Artifact.get(key="out/onlylink.txt")
+    assert used == [("data/raw.txt", raw.uid, None), ("out/onlylink.txt", made.uid, made.run_id)]
+
+
+UNDECLARED = """
+rule mklink:
+    output: "out/link.txt"
+    shell: "ln -s ../data/raw.txt {output}"
+
+rule late:
+    input: "data/raw.txt"
+    output: "out/late.txt"
+    shell: "cat {input} > {output}"
+"""
+
+
+def test_a_link_target_never_recorded_is_not_the_output_of_the_rule_that_linked_it(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """A rule links to a file it does not declare (`ln -s` to a reference): the target is
+    never recorded before a later job reads it. That job's input is a record of the file
+    itself, not the link's (produced by `mklink`: a false "used the output of mklink")."""
+    root = write_workflow(tmp_path / "wf", UNDECLARED, {"data/raw.txt": "raw\n"})
+    run_snakemake(root, "--printshellcmds", "out/link.txt", cores=1)
+    link = ll.Artifact.get(key="out/link.txt")
+    assert link.run_id == ll.Run.get(engine="snakemake", transform__key="mklink").id
+    run_snakemake(root, "--printshellcmds", "out/late.txt", cores=1)
+    (used,) = ll.Run.get(engine="snakemake", transform__key="late").inputs
+    assert (used.key, used.run_id) == ("data/raw.txt", None)
+    assert used.hash == link.hash
+
+
 UPDATE = """
 rule all:
     input: "db.txt.done"

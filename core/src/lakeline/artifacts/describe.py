@@ -197,9 +197,11 @@ def describe_new(
     kind: str | None = None,
     run: Run | None = None,
     resolved: os.stat_result | None = None,
+    used_only: bool = False,
 ) -> Artifact:
     """`Artifact(data, key=, kind=, run=)` whose URL is read through `instance()`'s storages
-    (the constructor uses the current instance's); `resolved` as for `prepare`."""
+    (the constructor uses the current instance's); `resolved` as for `prepare`; `used_only`:
+    a file a step only used (no producer in its save: `keying.may_be`)."""
     artifact: Artifact = _new_artifact()()
     prepare(
         artifact,
@@ -213,6 +215,7 @@ def describe_new(
         instance=instance,
         resolved=resolved,
     )
+    artifact._used_only = used_only
     return artifact
 
 

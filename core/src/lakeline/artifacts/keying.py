@@ -5,8 +5,10 @@ key. Two roots may hold the same path (two workflow folders, each with `data/s1.
 are different files, never one artifact nor versions of one another. So, inside the save's
 transaction (`artifacts/save.py`):
 
-- a location that already has records keeps their key (the newest record's): new bytes there
-  are the next version of that record, the same bytes are that record;
+- a location that already has records keeps their key (the one keyed by the location first,
+  then the newest record's): new bytes there are the next version of that record, the same
+  bytes are that record; a file a step only used never takes the key of a record with a
+  producer and another key (a symlink's, `may_be`);
 - a location without records takes its path in the root, unless that key is held by a record
   at another location (or by another location of the same batch): then the key is qualified
   by the root's own folders, nearest first (`projB/data/s1.csv`, `runs/projB/data/s1.csv`,
@@ -48,6 +50,19 @@ def located(plan: Plan) -> bool:
     )
 
 
+def may_be(plan: Plan, row: Artifact) -> int:
+    """How well `row`, a record at a located `plan`'s place, stands for that file: 2 keyed
+    by the place (its path in the root, or qualified by the root's folders), else 1 (a file
+    saved there under a key; or a symlink's record: links to a file are one place, each
+    link's record its own, so the file's own record comes first), or 0, never, for a file
+    a step only used, if `row` has a producer: a link's record (the core cannot tell it from
+    a keyed save) would claim the file was made by the step that made the link."""
+    assert plan.storage is not None
+    if row.key == plan.store_key or row.key in qualified_keys(plan.storage.root, plan.store_key):
+        return 2
+    return 0 if plan.used_only and row.run_id is not None else 1
+
+
 def _place(plan: Plan) -> Place:
     assert plan.storage is not None
     return (plan.storage.id, plan.store_key)
@@ -83,11 +98,15 @@ def settle_keys(
     unread: list[str] = []
     fresh: list[Plan] = []  # plans at locations without records
     for plan in todo:
-        rows = [row for row in places.at.get(_place(plan), ()) if row.key is not None]
+        rows = [
+            (fit, row)
+            for row in places.at.get(_place(plan), ())
+            if row.key is not None and (fit := may_be(plan, row))
+        ]
         if not rows:
             fresh.append(plan)
             continue
-        newest = max(rows, key=lambda row: row.id or 0)
+        _, newest = max(rows, key=lambda pair: (pair[0], pair[1].id or 0))
         if newest.key is not None and newest.key != plan.artifact.key:
             plan.artifact.key = newest.key
             if newest.key not in latest:

@@ -25,7 +25,7 @@ from sqlalchemy import (
     text,
 )
 
-from lakeline.artifacts.keying import located
+from lakeline.artifacts.keying import located, may_be
 from lakeline.db.rows import CHUNK, chunks, is_postgres, one_of, update_row
 from lakeline.ids import new_uid
 from lakeline.models import Artifact, Storage
@@ -185,7 +185,8 @@ class Places:
 
     def find(self, plan: Plan, *, unavailable_only: bool = False) -> Artifact | None:
         """The record at `plan`'s location with the same hash (and hash type), and the same
-        key unless the plan's key was derived: available records first, then the latest.
+        key unless the plan's key was derived (then the record keyed by the place first, not a
+        symlink's, `keying.may_be`): available records first, then the latest.
         With `unavailable_only`, a reference there without a hash matches any bytes."""
         if not self.at:  # no record at any place of the batch (a save of new files)
             return None
@@ -198,7 +199,7 @@ class Places:
             hash_, hash_type = artifact.hash, artifact.hash_type
         best: Artifact | None = None
         best_rank: tuple[Any, ...] = ()
-        for place in self.places(plan):
+        for i, place in enumerate(self.places(plan)):  # the first: its own place, if in place
             for row in self.at.get(place, ()):
                 # a reference without a hash takes whatever bytes are saved at its location
                 unknown = unavailable_only and row.hash is None and not row.available
@@ -210,7 +211,10 @@ class Places:
                     unavailable_only and row.available
                 ):
                     continue
-                rank = (bool(row.available), bool(row.is_latest), row.id or 0)
+                fit = may_be(plan, row) if i == 0 and located(plan) else 1
+                if not fit:
+                    continue
+                rank = (fit, bool(row.available), bool(row.is_latest), row.id or 0)
                 if best is None or rank > best_rank:
                     best, best_rank = row, rank
         return best

@@ -50,6 +50,7 @@ class Plan:
     # the copy hashed on its way in (a temporary file, or a small file's bytes), until it is
     # placed at store_key
     tmp: str | bytes | None = None
+    used_only: bool = False  # a step only used it (no producer in this save): `keying.may_be`
 
     @property
     def source_fs(self) -> AbstractFileSystem | None:
@@ -124,6 +125,7 @@ def _plan(
         key_given=key_given,
         ref_place=None if artifact._staged else _ref_place(source),
         tmp=tmp,
+        used_only=vars(artifact).get("_used_only", False),
     )
 
 

@@ -183,6 +183,7 @@ class BatchRecorder(Recorder):
             self.instance.register_storage(os.path.dirname(location))
         # described and hashed now, what the step saw, from the stat taken (producer: at flush)
         artifact = self._describe(location, key=key, kind=kind, run=None, resolved=st)
+        artifact._used_only = producer is None  # `keying.may_be`
         if registers:  # its storage is new: looked up again
             plan = plan_file(artifact, self.instance, now)
         else:

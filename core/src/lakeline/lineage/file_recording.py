@@ -198,11 +198,12 @@ class FileRecording:
         self._seen.remember(location, artifact)
         return artifact, new_edge[0]
 
-    def _describe(self, location: str, **fields: Any) -> Artifact:
-        """`Artifact(location, ...)` read through this Recorder's instance's storages."""
+    def _describe(self, location: str, run: Run | None = None, **fields: Any) -> Artifact:
+        """`Artifact(location, ...)` read through this Recorder's instance's storages; without
+        a producer (`run`), a file a step only used (`keying.may_be`)."""
         instance = self.instance
         assert instance is not None
-        return describe_new(location, lambda: instance, **fields)
+        return describe_new(location, lambda: instance, run=run, used_only=run is None, **fields)
 
     def _gone_input(
         self, location: str, used_by: tuple[Run, str], *, key: str | None, kind: str | None

@@ -87,14 +87,17 @@ class SeenFiles:
         now: Stat | None = None,
     ) -> Artifact | None:
         """The artifact with `key` registered for `location` if the file is unchanged since;
-        without a key, the one record remembered there, or, where there are several (links
-        to one file, each its own key), the one with the key a save derives in the storage
-        `contained` in. `now`: the file's `file_stat` the caller just took."""
+        without a key, the one keyed by its place in the storage `contained` in (the key a
+        save derives, or that key qualified by the root's folders; never a link's record:
+        links to one file are one location, each its own key), or outside every storage the
+        one record remembered there. `now`: the file's `file_stat` the caller just took."""
         with self._lock:
-            if key is None:  # the one record there, or (links) the one the save derives
+            if key is None:  # the one keyed by its place, or (outside storages) the one there
                 keys = self._keys.get(location, set())
-                derived = None if contained is None else contained[1]
-                key = next(iter(keys)) if len(keys) == 1 else derived
+                if contained is None:
+                    key = next(iter(keys)) if len(keys) == 1 else None
+                else:
+                    key = _own(keys, contained)
             entry = self._files.get((location, key))
         if entry is None:
             return None
@@ -113,3 +116,19 @@ class SeenFiles:
         """Where `artifact` is remembered (a record deleted since: forgotten by the caller)."""
         with self._lock:
             return [where for (where, _), (_, a) in self._files.items() if a is artifact]
+
+
+def _own(keys: set[str | None], contained: tuple[Any, str]) -> str:
+    """Of the keys remembered at a place in a storage (`contained`: it and the path there),
+    the one of the file itself: the path, or the path qualified by the root's last folders
+    (as `keying.qualified_keys`, not imported: it loads the database helpers)."""
+    storage, derived = contained
+    if derived in keys or not keys:
+        return derived
+    root = "/" + str(storage.root).strip("/") + "/"
+    for key in keys:
+        if key is not None and key.endswith("/" + derived):
+            folders = key[: -len(derived) - 1]
+            if folders and root.endswith("/" + folders + "/"):
+                return key
+    return derived

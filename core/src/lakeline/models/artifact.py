@@ -102,6 +102,7 @@ class Artifact(RecordMixin, VersionedMixin, Base):
         _source_size: int  # local sources: the size when described (a hint for the save)
         _created: bool
         _reference: bool
+        _used_only: bool  # recorded as only used by a step (no producer): `keying.may_be`
 
     def __init__(
         self,

@@ -69,8 +69,8 @@ def _same(now: tuple[int, ...] | None, then: tuple[int, ...]) -> bool:
     ctime unless its mode changed. A file replaced keeping its size and mtime (`cp -p`, a
     tool restoring the mtime) has a new ctime, as in the core's reuse check; protected()'s
     chmod (through a link too) changes the ctime as well, but with the mode: that file keeps
-    its record (hashing it again, the save would match whichever record of a link shares
-    its place, test_a_file_used_after_a_link_to_it_changed_its_ctime_is_its_own_record)."""
+    its record, not hashed again (links to it share its place: the save picks the record
+    keyed by the place, test_a_file_used_after_a_link_to_it_changed_its_ctime_is_its_own_record)."""
     if now is None or now[:-2] != then[:-2]:
         return False
     return now[-1] == then[-1] or now[-2] != then[-2]
@@ -157,8 +157,8 @@ class Writer:
         if _not_data(st):
             return
         known = self._lookup(location, st, queued=self.queued)
-        if self.queued:  # a file this run recorded, unchanged: linked (not what the save
-            try:  # would pick at a place several links share), else queued
+        if self.queued:  # a file this run recorded, unchanged: linked (not hashed
+            try:  # again), else queued
                 if known is None or not self._use_known(job, known, role):
                     key = self.key_of(location, last=linked)
                     artifact = self.recorder.use(job.step, path, role=role, key=key)
