@@ -1,5 +1,6 @@
 """Declarative base, shared column types and the mixins every record uses."""
 
+import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
@@ -94,18 +95,7 @@ class UTCDateTime(TypeDecorator[datetime]):
                 if value is None:
                     made.append(None)
                 elif value.__class__ is datetime and value.tzinfo is UTC:  # most: utcnow()'s
-                    made.append(  # the same text, ~5k instructions less than isoformat's
-                        _SQLITE_TIME
-                        % (
-                            value.year,
-                            value.month,
-                            value.day,
-                            value.hour,
-                            value.minute,
-                            value.second,
-                            value.microsecond,
-                        )
-                    )
+                    made.append(_sqlite_time(value))
                 else:
                     made.append(
                         check_aware(value).astimezone(UTC).isoformat(" ", "microseconds")[:26]
@@ -115,7 +105,23 @@ class UTCDateTime(TypeDecorator[datetime]):
         return process
 
 
-_SQLITE_TIME = "%04d-%02d-%02d %02d:%02d:%02d.%06d"  # isoformat(" ", "microseconds"), no offset
+# the text of a minute ("YYYY-MM-DD HH:MM:"), by (year, month, day, hour, minute): a batch's
+# times fall in a few minutes; cleared when it holds MINUTES
+_minutes: dict[tuple[int, int, int, int, int], str] = {}
+MINUTES = 4096
+
+
+def _sqlite_time(at: datetime) -> str:
+    """`at` (a datetime in UTC) as `isoformat(" ", "microseconds")` without its offset:
+    its minute's text (`_minutes`) and two numbers formatted (isoformat's call ~16k
+    instructions, all seven numbers formatted ~11k, this ~7k)."""
+    minute = (at.year, at.month, at.day, at.hour, at.minute)
+    head = _minutes.get(minute)
+    if head is None:
+        if len(_minutes) >= MINUTES:
+            _minutes.clear()
+        head = _minutes[minute] = "%04d-%02d-%02d %02d:%02d:" % minute  # noqa: UP031 (faster than format specs)
+    return "%s%02d.%06d" % (head, at.second, at.microsecond)  # noqa: UP031
 
 
 class JSONValue(TypeDecorator[Any]):
@@ -150,12 +156,18 @@ class JSONValue(TypeDecorator[Any]):
         serialize = self.impl_instance.bind_processor(dialect)
         if serialize is None or dialect.name == "postgresql":
             return super().bind_processor(dialect)
+        # a dict or list is the serializer's text, as `serialize` returns it where the dialect
+        # binds text as it is (SQLite), through fewer Python calls; JSON's NULL sentinels and
+        # other values go through `serialize`
+        dumps = getattr(dialect, "_json_serializer", None) or json.dumps
+        text_type = self.impl_instance._str_impl  # type: ignore[attr-defined]
+        direct = (dict, list) if text_type.bind_processor(dialect) is None else ()
 
         def process(value: Any) -> Any:
             if value is None:
                 return serialize(value)
             try:
-                text = serialize(value)
+                text = dumps(value) if value.__class__ in direct else serialize(value)
             except Exception:
                 check_json(value)  # a NUL byte is named first, as before
                 raise
