@@ -102,7 +102,10 @@ def child(folder: Path, jobs: int, steps: int, zones: Path) -> None:
     nodes: dict[tuple[str | None, str], str] = {}
 
     def zoned(owner: Any, name: str, part: str) -> None:
-        original = getattr(owner, name)
+        setattr(owner, name, zone_of(getattr(owner, name), part))
+
+    def zone_of(original: Any, part: str) -> Any:
+        """`original` counted as `part` (exclusive of the parts timed inside it)."""
 
         def wrapper(*a: object, **k: object) -> object:
             parent = getattr(local, "part", None)
@@ -117,7 +120,7 @@ def child(folder: Path, jobs: int, steps: int, zones: Path) -> None:
             finally:
                 local.part = parent
 
-        setattr(owner, name, wrapper)
+        return wrapper
 
     handler = importlib.import_module("snakemake_logger_plugin_lakeline.handler")
     tracker_mod = importlib.import_module("snakemake_logger_plugin_lakeline.tracker")
@@ -183,6 +186,16 @@ def child(folder: Path, jobs: int, steps: int, zones: Path) -> None:
         zoned(save, "detach", "flush:detach")
         zoned(run_rows, "_loaded", "flush:loaded")
         zoned(seen.SeenFiles, "remember", "flush:seen")
+        if os.environ["SMK_INSTR_FLUSH"] == "bind":  # each column's binding, by table
+            plan_of = rows._bind_plan
+
+            def zoned_plan(table: Any, dialect: Any, names: list[str]) -> Any:
+                return [
+                    [(i, zone_of(f, f"flush:bind:{table.name}.{names[i]}")) for i, f in part]
+                    for part in plan_of(table, dialect, names)
+                ]
+
+            rows._bind_plan = zoned_plan
         zoned(session_mod, "stamp", "flush:stamp")
     if os.environ.get("SMK_INSTR_DETAIL") == "more":  # the plugin's own and the calls, finer
         writer = importlib.import_module("snakemake_logger_plugin_lakeline.writer")

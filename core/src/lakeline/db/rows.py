@@ -321,24 +321,25 @@ def _bound(
     converts a column at once (`UTCDateTime` on SQLite) is converted so: fewer calls per row
     than a processor call per value (~4 us a new artifact row together)."""
     convert, checks, columns = _bind_plan(table, dialect, names)
-    pick = itemgetter(*names)
-    values = []
-    for n, row in enumerate(rows):
-        try:
-            listed = list(pick(row)) if len(names) > 1 else [row[names[0]]]
-        except KeyError:
-            raise _odd(table, names, n, row, extra=False) from None
-        for i, process in convert:
-            value = listed[i]
-            if value is not None:
-                listed[i] = process(value)
-        values.append(listed)
+    if not rows:
+        return []
+    # column by column (C-level passes: a row's values picked, then columns made of them and
+    # rows again of the columns), each column's values checked or converted at once
+    try:
+        if len(names) > 1:
+            made: list[Any] = list(zip(*map(itemgetter(*names), rows), strict=True))
+        else:
+            made = [[row[names[0]] for row in rows]]
+    except KeyError:
+        n, row = next((n, r) for n, r in enumerate(rows) if not all(k in r for k in names))
+        raise _odd(table, names, n, row, extra=False) from None
+    for i, process in convert:
+        made[i] = [None if value is None else process(value) for value in made[i]]
     for i, check in checks:
-        check([listed[i] for listed in values])
+        check(made[i])
     for i, whole in columns:
-        for listed, value in zip(values, whole([listed[i] for listed in values]), strict=True):
-            listed[i] = value
-    return values
+        made[i] = whole(made[i])
+    return list(map(list, zip(*made, strict=True)))
 
 
 bound_values = _bound  # for other modules' statements over json_each / unnest, and COPYs

@@ -54,7 +54,7 @@ from lakeline.lineage.recorder import Recorder
 from lakeline.lineage.records import fire_each, new_run
 from lakeline.lineage.run_rows import Finish
 from lakeline.lineage.run_updates import check_meta
-from lakeline.lineage.track import run_params
+from lakeline.lineage.track import checked_params
 from lakeline.lineage.usage import check_role
 from lakeline.models.base import utcnow
 from lakeline.storage.keys import validate_key
@@ -292,12 +292,13 @@ class BatchRecorder(Recorder):
                 if len(self._step_transforms) >= 1024:  # bounded: steps of a few rules
                     self._step_transforms.clear()
                 self._step_transforms[known] = transform
-            clean_params, checked = run_params(params)
+            clean_params, checked, text = checked_params(params)
             run = new_run(
                 transform,
                 status=status,
                 params=clean_params,
                 params_checked=checked,
+                params_text=text,
                 engine=self.engine,
                 engine_ref=engine_ref,
                 created_by_id=loaded(self.instance.user, "id"),

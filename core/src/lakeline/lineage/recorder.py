@@ -36,7 +36,7 @@ from lakeline.lineage.refusals import clashed, finish_unlinked
 from lakeline.lineage.run_rows import Finish, claim_outputs, insert_run, single_statement
 from lakeline.lineage.run_updates import RunUpdates
 from lakeline.lineage.seen import SeenFiles, file_state
-from lakeline.lineage.track import run_params
+from lakeline.lineage.track import checked_params
 from lakeline.models import Run, Transform
 
 if TYPE_CHECKING:
@@ -154,12 +154,13 @@ class Recorder(FileRecording, RunUpdates):
         at: datetime | None,
     ) -> Handle:
         assert self.instance is not None
-        clean_params, checked = run_params(params)
+        clean_params, checked, text = checked_params(params)
         run = new_run(
             transform,
             status=status,
             params=clean_params,
             params_checked=checked,
+            params_text=text,
             parent_id=None if parent is None else parent.id,
             engine=self.engine,
             engine_ref=engine_ref,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from json.encoder import encode_basestring_ascii as _quote  # json.dumps's, for a str
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
@@ -14,7 +15,7 @@ from lakeline.errors import InvalidValue, LakelineError
 from lakeline.ids import new_stem, new_uid, suffix_index, versioned_uid
 from lakeline.lineage.liveness import this_host
 from lakeline.models import Run, Transform
-from lakeline.models.base import check_aware, check_json, utcnow
+from lakeline.models.base import JSONText, check_aware, check_json, utcnow
 from lakeline.models.run import ENGINE_REF_LENGTH, RUN_STATUSES
 from lakeline.models.transform import TRANSFORM_KINDS
 
@@ -26,6 +27,22 @@ if TYPE_CHECKING:
     from lakeline.models import Artifact
 
 FINAL_STATUSES = ("completed", "errored", "aborted", "cached")
+PARAMS_TEXT = "_params_text"  # a new run's attribute: its params' JSONText (`new_run`)
+LOG_TEXT = "_log_text"  # and its status log's (`new_run`, `run_rows.finish_queued`)
+
+
+def log_text(log: Any, status: str, at_text: str) -> JSONText:
+    """`log` (a new run's status log: its JSONText, or None for none) with the entry
+    {"status": status, "at": at_text} appended: the new list with its JSON text, as
+    `json.dumps` writes it, made from the texts of the entries before (no dump of the list)."""
+    entry = '{"status": ' + _quote(status) + ', "at": ' + _quote(at_text) + "}"
+    if log is None:
+        return JSONText([{"status": status, "at": at_text}], "[" + entry + "]")
+    head = log.text[:-1]
+    return JSONText(
+        [*log.value, {"status": status, "at": at_text}],
+        f"{head}, {entry}]" if log.value else f"[{entry}]",
+    )
 
 
 def ensure_transform(
@@ -203,11 +220,14 @@ def new_run(
     created_by_id: int | None = None,
     at: datetime | None = None,
     params_checked: bool = False,
+    params_text: str | None = None,
 ) -> Run:
     """A new run of `transform` (not yet added to a session), with `status` logged at `at`
     (as `log_status` logs it). Built without the ORM's attribute events (`fill_new`): the
     capture hot path makes one per engine task. `params_checked`: `params` found clean by
-    `track.run_params` (not walked again). `host`: by default the process's (`this_host`,
+    `track.run_params` (not walked again); `params_text`: their JSON text, checked
+    (`track.checked_params`), which the run's insert binds as it is unless its params were
+    set anew since (`run_rows._row`). `host`: by default the process's (`this_host`,
     read once a process, as the liveness check compares it)."""
     if status not in RUN_STATUSES:
         raise LakelineError(f"unknown run status {status!r}; statuses: {', '.join(RUN_STATUSES)}")
@@ -226,6 +246,7 @@ def new_run(
         except InvalidValue as exc:
             raise InvalidValue(f"a run's params: {exc}") from None
     at = utcnow() if at is None else check_aware(at)
+    log = log_text(None, status, at.isoformat())
     run: Run = Run.__mapper__.class_manager.new_instance()
     fill_new(
         run,
@@ -240,12 +261,16 @@ def new_run(
             "host": host or this_host(),
             "created_by_id": created_by_id,
             "status": status,
-            "status_log": [{"status": status, "at": at.isoformat()}],
+            "status_log": log.value,
             "scheduled_at": at if status == "scheduled" else None,
             "started_at": at if status == "started" else None,
             "finished_at": at if status in FINAL_STATUSES else None,
         },
     )
+    own = vars(run)
+    own[LOG_TEXT] = log
+    if params_text is not None:
+        own[PARAMS_TEXT] = JSONText(params, params_text)
     return run
 
 

@@ -34,9 +34,15 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from lakeline.db.rows import fill_new
 from lakeline.errors import InvalidValue, LakelineError
-from lakeline.lineage.records import FINAL_STATUSES, log_status
+from lakeline.lineage.records import FINAL_STATUSES, LOG_TEXT, PARAMS_TEXT, log_status, log_text
 from lakeline.models import Artifact, Run
-from lakeline.models.base import JSONValue, UTCDateTime, check_aware, isoformat, utcnow
+from lakeline.models.base import (
+    JSONValue,
+    UTCDateTime,
+    check_aware,
+    isoformat,
+    utcnow,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -152,7 +158,7 @@ def insert_run(session: Session | Connection, run: Run) -> None:
     if loaded.get("created_at") is None:
         fill_new(run, {"created_at": utcnow()})
     columns = _columns()
-    values = {name: loaded.get(name) for name in columns}
+    values = _row(loaded, columns)
     connection = session if isinstance(session, Connection) else session.connection()
     sql = _statements.get(("insert", connection.dialect.name))
     if sql is None:
@@ -168,7 +174,23 @@ def insert_run(session: Session | Connection, run: Run) -> None:
     # every column loaded, also the unset (None) ones
     fill_new(run, {name: value for name, value in values.items() if name not in loaded})
     fill_new(run, {"id": new_id})
+    loaded.pop(PARAMS_TEXT, None)
+    loaded.pop(LOG_TEXT, None)
     _detach([run])
+
+
+def _row(loaded: dict[str, Any], columns: list[str]) -> dict[str, Any]:
+    """A new run's values of `columns` from its dict (`loaded`), its params as the JSONText
+    `new_run` kept (their text, checked at the call: not dumped again) unless they were set
+    anew since (a queued run annotated: a new dict)."""
+    row = dict(zip(columns, map(loaded.get, columns), strict=True))
+    given = loaded.get(PARAMS_TEXT)
+    if given is not None and given.value is row["params"]:
+        row["params"] = given
+    given = loaded.get(LOG_TEXT)
+    if given is not None and given.value is row["status_log"]:
+        row["status_log"] = given
+    return row
 
 
 def insert_new_runs(session: Session, runs: Sequence[Run]) -> list[Run]:
@@ -193,7 +215,7 @@ def insert_new_runs(session: Session, runs: Sequence[Run]) -> list[Run]:
         loaded = run.__dict__
         if loaded.get("created_at") is None:
             fill_new(run, {"created_at": utcnow()})
-        rows.append({name: loaded.get(name) for name in columns})
+        rows.append(_row(loaded, columns))
     connection = session.connection()
     dialect = connection.dialect
     sql = recordset_sql(dialect, _table(), columns, _ON_CONFLICT + " RETURNING id, uid")
@@ -220,6 +242,8 @@ def insert_new_runs(session: Session, runs: Sequence[Run]) -> list[Run]:
         loaded = run.__dict__
         fill_new(run, {name: value for name, value in row.items() if name not in loaded})
         fill_new(run, {"id": new_id})
+        loaded.pop(PARAMS_TEXT, None)
+        loaded.pop(LOG_TEXT, None)
         inserted.append(run)
     _detach(inserted)
     return skipped
@@ -253,11 +277,15 @@ def finish_queued(run: Run, change: Finish) -> None:
     """Apply a finish to a queued `run` before its insert (started and finished in one
     batch: its INSERT writes it finished, the log holding both moves)."""
     at = change.at or utcnow()
-    values = {
-        "status": change.status,
-        "status_log": [*(run.status_log or []), {"status": change.status, "at": isoformat(at)}],
-        "finished_at": at,
-    }
+    own = vars(run)
+    log = own.get(LOG_TEXT)
+    values: dict[str, Any] = {"status": change.status, "finished_at": at}
+    if log is not None and log.value is own.get("status_log"):  # as `new_run` made it
+        log = log_text(log, change.status, isoformat(at))
+        values["status_log"], values[LOG_TEXT] = log.value, log
+    else:  # set anew since: dumped and checked by its bind
+        entry = {"status": change.status, "at": isoformat(at)}
+        values["status_log"], values[LOG_TEXT] = [*(run.status_log or []), entry], None
     if change.exit_code is not None:
         values["exit_code"] = change.exit_code
     if change.error is not None:

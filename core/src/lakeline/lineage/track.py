@@ -34,6 +34,7 @@ from lakeline.errors import LakelineError
 from lakeline.lineage import context
 from lakeline.lineage.notebook import code_hash, code_of, html_report, in_notebook, notebook_path
 from lakeline.lineage.records import ensure_transform, fire, log_status, new_run
+from lakeline.models.base import clean_json_text, dump_json
 from lakeline.values import has_surrogate
 
 if TYPE_CHECKING:
@@ -147,19 +148,35 @@ def params_of(params: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def run_params(params: dict[str, Any] | None) -> tuple[dict[str, Any] | None, bool]:
-    """`params_of(params)`, and whether it is known clean: JSON as it is, holding no string
-    a run's params column refuses (`check_json`: a NUL byte, a lone surrogate), so that
-    `new_run(params_checked=True)` need not walk it again. Plain params (dicts with string
-    keys, lists, strings, ints, finite floats: an engine's) are walked once here, with no
-    `json.dumps`; any other value takes `params_of`'s dump and repr (not known clean)."""
+    """`params_of(params)`, and whether it is known clean (`checked_params`)."""
+    clean, checked, _ = checked_params(params)
+    return clean, checked
+
+
+def checked_params(
+    params: dict[str, Any] | None,
+) -> tuple[dict[str, Any] | None, bool, str | None]:
+    """`params_of(params)`, whether it is known clean: JSON as it is, holding no string a
+    run's params column refuses (`check_json`: a NUL byte, a lone surrogate), so that
+    `new_run(params_checked=True)` need not walk it again; and, when known so from its JSON
+    text (`clean_json_text`: a dict JSON takes as it is, ASCII escapes of no NUL and no
+    surrogate), that text, which the run's insert binds as it is (`new_run(params_text=)`:
+    the params are not dumped again, and are stored as they were at the call, as an unbatched
+    run's are). Other plain params (dicts with string keys, lists, strings, ints, finite
+    floats; not ASCII) are walked once here, then dumped; any other value takes `params_of`'s
+    dump and repr (not known clean, no text)."""
     if params is None:
-        return None, True
+        return None, True, None
     if not isinstance(params, dict):
         raise TypeError(f"params must be a dict, got {type(params).__name__}")
-    if _plain(params, 0):
-        return params, True
+    if params.__class__ is dict:
+        text = clean_json_text(params)
+        if text is not None:  # what `json.dumps` takes, so `_json_safe` gives it back as it is
+            return params, True, text
+    if _plain(params, 0):  # clean, though its text has escapes (not ASCII): dumped once here
+        return params, True, dump_json(params)
     safe: dict[str, Any] = _json_safe(params)
-    return safe, False
+    return safe, False, None
 
 
 def _plain(value: Any, depth: int) -> bool:

@@ -124,6 +124,63 @@ def _sqlite_time(at: datetime) -> str:
     return "%s%02d.%06d" % (head, at.second, at.microsecond)  # noqa: UP031
 
 
+def _refuse(value: Any) -> Any:
+    raise TypeError(f"Object of type {value.__class__.__name__} is not JSON serializable")
+
+
+def _encoder(allow_nan: bool) -> Any:
+    """`json.dumps`'s C encoder (its default options; `allow_nan` as given) built once: a
+    call of `json.dumps` builds one each time (~12k instructions of a small value's ~26k).
+    No circular-reference marks (a cycle: RecursionError, which `check_json` raises for it
+    too). None where the C encoder is missing."""
+    from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
+
+    if c_make_encoder is None:  # pragma: no cover (CPython has it)
+        return None
+    return c_make_encoder(
+        None, _refuse, encode_basestring_ascii, None, ": ", ", ", False, False, allow_nan
+    )
+
+
+_DUMP = _encoder(True)
+_DUMP_STRICT = _encoder(False)
+
+
+def dump_json(value: Any) -> str:
+    """`json.dumps(value)` (a dict or a list), the same text through fewer Python calls."""
+    if _DUMP is None:  # pragma: no cover
+        return json.dumps(value)
+    return "".join(_DUMP(value, 0))
+
+
+def clean_json_text(value: Any) -> str | None:
+    """`json.dumps(value, allow_nan=False)` of a dict where it is JSON as it is and holds no
+    string `check_json` refuses, else None (not known clean; its error left to the caller's
+    own path): ASCII text (`ensure_ascii`) with no `\\u0000` and no `\\ud...` escape (a
+    surrogate: a lone one, or half of a pair, which the walk tells apart) holds neither a NUL
+    byte nor a lone surrogate."""
+    try:
+        text = (
+            "".join(_DUMP_STRICT(value, 0)) if _DUMP_STRICT else json.dumps(value, allow_nan=False)
+        )
+    except Exception:  # not JSON as it is, too deep, a cycle: the caller's own path says
+        return None
+    if "\\u0000" in text or "\\ud" in text or "\\uD" in text:
+        return None
+    return text
+
+
+class JSONText:
+    """A JSON column's `value` with its text (`clean_json_text`: checked), made once where
+    the value was given: `JSONValue` binds the text as it is on SQLite and the value (read
+    back from the text: as it was then) elsewhere."""
+
+    __slots__ = ("text", "value")
+
+    def __init__(self, value: Any, text: str) -> None:
+        self.value, self.text = value, text
+
+
 class JSONValue(TypeDecorator[Any]):
     """JSON (JSONB on PostgreSQL) holding the same values on both databases: a string with a
     NUL byte anywhere inside is refused (InvalidValue); PostgreSQL's JSONB cannot hold one.
@@ -141,6 +198,8 @@ class JSONValue(TypeDecorator[Any]):
         return dialect.type_descriptor(JSON(none_as_null=True))
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value.__class__ is JSONText:  # checked: the value as it was when checked
+            return json.loads(value.text)
         if value is not None:
             check_json(value)
         return value
@@ -157,15 +216,22 @@ class JSONValue(TypeDecorator[Any]):
         if serialize is None or dialect.name == "postgresql":
             return super().bind_processor(dialect)
         # a dict or list is the serializer's text, as `serialize` returns it where the dialect
-        # binds text as it is (SQLite), through fewer Python calls; JSON's NULL sentinels and
-        # other values go through `serialize`
-        dumps = getattr(dialect, "_json_serializer", None) or json.dumps
+        # binds text as it is (SQLite), through fewer Python calls (json.dumps's own encoder,
+        # built once); JSON's NULL sentinels and other values go through `serialize`; a
+        # JSONText is its text where that is what `serialize` would give
+        custom = getattr(dialect, "_json_serializer", None)
+        dumps = custom or dump_json
         text_type = self.impl_instance._str_impl  # type: ignore[attr-defined]
         direct = (dict, list) if text_type.bind_processor(dialect) is None else ()
+        given = bool(direct) and custom is None
 
         def process(value: Any) -> Any:
             if value is None:
                 return serialize(value)
+            if value.__class__ is JSONText:
+                if given:
+                    return value.text
+                value = json.loads(value.text)
             try:
                 text = dumps(value) if value.__class__ in direct else serialize(value)
             except Exception:
