@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from functools import lru_cache
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
@@ -68,6 +69,7 @@ class Places:
             {p.ref_place[0] for p in plans if p.ref_place and (files or p.digest is None)}
         )
         self.looked_up = set(roots)
+        self._wanted: tuple[int, dict[tuple[bool, int | str], list[str]]] | None = None
         if roots:
             found = select(Storage.root, Storage.id).where(
                 Storage.type == REFERENCE_STORAGE, Storage.root.in_(roots)
@@ -76,7 +78,17 @@ class Places:
 
     def wanted(self) -> dict[tuple[bool, int | str], list[str]]:
         """Store keys wanted per (unavailable only, storage id, or the root of a reference
-        storage not looked up): unavailable records for files, any record for references."""
+        storage not looked up): unavailable records for files, any record for references.
+        Made once while the reference storages known stay the same (`foldable`, then
+        `lookup`, ask for it)."""
+        known = len(self.ref_ids)  # only grows: the same length, the same storages
+        if self._wanted is not None and self._wanted[0] == known:
+            return self._wanted[1]
+        made = self._wanted_now()
+        self._wanted = (known, made)
+        return made
+
+    def _wanted_now(self) -> dict[tuple[bool, int | str], list[str]]:
         wanted: dict[tuple[bool, int | str], set[str]] = {}
         for plan in self.plans:
             unavailable_only = plan.digest is not None
@@ -165,7 +177,7 @@ class Places:
         lists = [keys, *self.wanted().values()]
         if any(len(values) > CHUNK for values in lists):
             return False
-        return not any("\x00" in value for values in lists for value in values)
+        return "\x00" not in "".join(chain.from_iterable(lists))  # texts: keys, store keys
 
     def take(self, row: Artifact, ref_root: str | None) -> None:
         """A record read at one of the wanted places (or by key: it is at its place too);
