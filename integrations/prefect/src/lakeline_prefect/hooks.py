@@ -85,6 +85,7 @@ if TYPE_CHECKING:
 
 
 _flows: dict[UUID, _Flow] = {}
+_kept: list[Recorder] = []  # of flow runs whose end was interrupted, until the process exits
 _steps: dict[UUID, _Step] = {}
 
 
@@ -205,6 +206,7 @@ def flow_finished(flow: Any, flow_run: Any, state: Any) -> None:
     if entry.recorder is None or entry.handle is None:
         return
     status, error = outcome(state)
+    finishing = False  # its finish handed to the Recorder
     try:
         with AUDIT.quiet():
             _ENDED.record()  # its task runs' ends, before its own
@@ -216,9 +218,43 @@ def flow_finished(flow: Any, flow_run: Any, state: Any) -> None:
                         _guarded(entry, path, partial(recorder.produce, handle, path))
                 for path in returned:
                     _guarded(entry, path, partial(recorder.use, handle, path, role="returned"))
+            finishing = True
             entry.recorder.finish_workflow(entry.handle, status, finished_at=at(state), error=error)
     except Exception as exc:
         _problem(entry, f"flow run {flow_run.name!r}", exc)
+    except RecordingFailed:
+        raise
+    except BaseException as exc:  # a Ctrl-C: the run says so, then the interrupt goes on
+        _interrupted(entry, flow_run.name, state, finishing, exc)
+        raise
+
+
+def _interrupted(entry: _Flow, name: str, state: Any, finishing: bool, exc: BaseException) -> None:
+    """An interrupt (a Ctrl-C) while a flow run's end was recorded (Prefect swallows it, the
+    run's state being final): its run is written as ended, `aborted` (or errored, if the flow
+    failed) with what interrupted what; never left `started`. The ends of its task runs not
+    recorded yet stay queued (`ended`: recorded at exit, or by the next pass). A finish the
+    batch held when its write was interrupted (the batch is kept) is written as it was: all
+    it followed was recorded."""
+    recorder, handle = entry.recorder, entry.handle
+    assert recorder is not None and handle is not None
+    _kept.append(recorder)  # a second interrupt: its exit handler writes what is queued
+    try:
+        with AUDIT.quiet():
+            if finishing and isinstance(recorder, BatchRecorder):
+                recorder.flush()  # its finish is queued (its run was inserted at its start)
+                return
+            status, error = outcome(state)
+            said = f"{type(exc).__name__} while lakeline recorded the end of the flow run"
+            said += f" (Prefect: {state.name}); what it had not recorded by then is missing"
+            recorder.finish_workflow(
+                handle,
+                "errored" if status == "errored" else "aborted",
+                finished_at=at(state),
+                error=f"{said}\n{error}" if error else said,
+            )
+    except Exception as problem:
+        _problem(entry, f"flow run {name!r} (interrupted)", problem)
 
 
 def _flow_of(task_run: Any) -> _Flow | None:
