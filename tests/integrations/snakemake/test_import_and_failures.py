@@ -89,18 +89,52 @@ rule fail:
 """
 
 
+@pytest.mark.parametrize("keep", [False, True], ids=["outputs-deleted", "keep-incomplete"])
+def test_metadata_import_records_a_failed_job_as_the_plugin_does(
+    instance: Instance, tmp_path: Path, keep: bool
+) -> None:
+    """Snakemake writes a failed job's metadata record as a finished one's (then deletes its
+    outputs, unless --keep-incomplete): its own log (.snakemake/log) names the job failed.
+    The import records it errored, with that error and exit status and its log file, never
+    its output, as the plugin does live. No exit code is claimed for the others (the metadata
+    has none). Before: not imported at all, its log lost (or, kept, imported `completed`
+    with its half-written output)."""
+    root = write_workflow(tmp_path / "wf", FAILING, DATA)
+    options = ["--keep-going", *(["--keep-incomplete"] if keep else [])]
+    failed = run_snakemake(root, *options, plugin=False, check=False)
+    assert failed.returncode != 0
+    assert (root / "out" / "fail.txt").exists() == keep
+    assert not (root / "tmp" / "a.txt").exists()  # temp(): deleted once `total` ran
+    result = import_workflow(root, report=lambda _: None)
+    assert [p for p in result.problems if "fail" in p] == [], result.problems
+    assert result.metadata_jobs == 3
+    fail = Step("fail", frozenset({"data/raw.txt"}), frozenset({"logs/fail.log"}), "errored")
+    assert fail in steps(), steps()
+    run = ll.Run.get(engine="snakemake", transform__key="fail")
+    assert run.exit_code == 3 and "non-zero exit status 3" in (run.error or ""), run.error
+    assert "Error in rule fail:" in (run.error or "")
+    log = ll.Artifact.get(key="logs/fail.log")
+    assert log.run_id == run.id and log.kind == "log"
+    assert log.size == len("failing\n")  # the bytes the failed job wrote
+    assert ll.Artifact.filter(key="out/fail.txt").count() == 0
+    for rule in ("split", "total"):
+        done = ll.Run.get(engine="snakemake", transform__key=rule)
+        assert (done.status, done.exit_code) == ("completed", None), rule
+    before = lineage_snapshot("snakemake")
+    import_workflow(root, report=lambda _: None)
+    assert lineage_snapshot("snakemake") == before  # importing again changes nothing
+
+
 @pytest.mark.parametrize("instance", ["sqlite"], indirect=True)
-def test_metadata_import_claims_no_success_it_cannot_see(
+def test_metadata_import_claims_no_failure_snakemake_did_not_log(
     instance: Instance, tmp_path: Path
 ) -> None:
-    """Snakemake writes a failed job's metadata record as a finished one's, then deletes its
-    outputs: a job whose outputs are all gone, and that no later job took as input (a temp()
-    file is), may have failed; it is not imported, and said. No exit code is claimed (the
-    metadata has none)."""
+    """Without Snakemake's log (deleted), a job whose outputs are all gone and that no later
+    job took as input may have failed: it is not imported, and said."""
     root = write_workflow(tmp_path / "wf", FAILING, DATA)
-    failed = run_snakemake(root, "--keep-going", plugin=False, check=False)
-    assert failed.returncode != 0 and not (root / "out" / "fail.txt").exists()
-    assert not (root / "tmp" / "a.txt").exists()  # temp(): deleted once `total` ran
+    run_snakemake(root, "--keep-going", plugin=False, check=False)
+    for log in (root / ".snakemake" / "log").iterdir():
+        log.unlink()
     result = import_workflow(root, report=lambda _: None)
     assert [p for p in result.problems if "fail" in p] == [
         "lakeline: rule fail (out/fail.txt): not imported: its outputs are gone and no later "
@@ -108,9 +142,6 @@ def test_metadata_import_claims_no_success_it_cannot_see(
     ]
     assert result.metadata_jobs == 2
     assert ll.Run.filter(engine="snakemake", transform__key="fail").count() == 0
-    for rule in ("split", "total"):
-        run = ll.Run.get(engine="snakemake", transform__key=rule)
-        assert (run.status, run.exit_code) == ("completed", None), rule
 
 
 @pytest.mark.parametrize("instance", ["sqlite"], indirect=True)
@@ -347,3 +378,61 @@ def test_database_lost_for_a_while_is_recovered_at_the_end(
     (workflow,) = workflow_runs()
     assert ll.Run.get(id=workflow).status == "completed"
     assert ll.Run.filter(engine="snakemake", status="started").count() == 0
+
+
+INTERLEAVED = """\
+[Mon Dec  7 13:50:23 2026]
+localrule fail:
+    output: out/fail.txt
+    log: logs/fail.log
+    jobid: 3
+RuleException:
+CalledProcessError in file "/wf/Snakefile", line 18:
+Command 'set -euo pipefail;  echo failing > logs/fail.log; exit 3' returned non-zero exit status 3.
+RuleException:
+CalledProcessError in file "/wf/Snakefile", line 24:
+Command 'set -euo pipefail;  exit 5' returned non-zero exit status 5.
+[Mon Dec  7 13:50:23 2026]
+Finished jobid: 2 (Rule: split)
+[Mon Dec  7 13:50:24 2026]
+Error in rule fail:
+    message: None
+    jobid: 3
+    output: out/fail.txt
+    log: logs/fail.log (check log file(s) for error details)
+    shell:
+        echo failing > logs/fail.log; exit 3
+        (command exited with non-zero exit code)
+[Mon Dec  7 13:50:24 2026]
+Error in rule other:
+    message: None
+    jobid: 4
+    output: out/other.txt, out/other2.txt
+    shell:
+        exit 5
+        (command exited with non-zero exit code)
+"""
+
+
+def test_failures_are_read_from_snakemake_logs_whose_jobs_interleave(tmp_path: Path) -> None:
+    """Two jobs failing at once, another job's line between an exception and its block (as
+    seen under load): each failure gets its own command's exit status and text."""
+    from snakemake_logger_plugin_lakeline.failures import read_failures
+
+    (tmp_path / ".snakemake" / "log").mkdir(parents=True)
+    (tmp_path / ".snakemake" / "log" / "x.snakemake.log").write_text(INTERLEAVED)
+    fail, other = read_failures(tmp_path)
+    assert (fail.rule, fail.outputs, fail.logs, fail.exit_code) == (
+        "fail",
+        ["out/fail.txt"],
+        ["logs/fail.log"],
+        3,
+    )
+    assert "exit status 3" in fail.text and "exit 5" not in fail.text
+    assert (other.rule, other.outputs, other.logs, other.exit_code) == (
+        "other",
+        ["out/other.txt", "out/other2.txt"],
+        [],
+        5,
+    )
+    assert other.at - fail.at == 0 and "Finished jobid" not in fail.text

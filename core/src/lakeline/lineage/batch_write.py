@@ -146,7 +146,6 @@ def write_batch(
             for step, change in finishes
             if first.get(id(step.run), (None, None))[1] is not change
         ]
-        _cached_from_new(later, started)
         once: dict[int, tuple[Handle, Finish]] = {}  # a run's first finish: batched
         for step, change in later:
             once.setdefault(step.run.id, (step, change))
@@ -183,21 +182,6 @@ def write_batch(
             reset()  # queued again as they were
         raise
     return gone
-
-
-def _cached_from_new(
-    finishes: Sequence[tuple[Handle, Finish]], started: Sequence[tuple[Handle, Handle]]
-) -> None:
-    """Raise MissingReference for a finish cached from a run this flush inserted: it names a
-    run deleted since it was found (`finish_step` writes a queued original first), whose id
-    SQLite gave to a new run of this flush (its highest id + 1), where no foreign key refuses
-    it; the transaction rolls back and the flush drops the link (`batch_refusals._unlink`)."""
-    given = {loaded(handle.run, "id") for handle, _ in started}
-    for step, change in finishes:
-        if change.cached_from_id is not None and change.cached_from_id in given:
-            from lakeline.lineage.refusals import gone_reference
-
-            raise gone_reference(step.engine_ref, "cached_from_id", change.cached_from_id)
 
 
 def retried(rec: BatchRecorder, work: Callable[[Session], None], reset: Callable[[], None]) -> None:

@@ -26,20 +26,14 @@ of the others that ended, just before the batch is written (`ended`).
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager, suppress
-from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
-from weakref import WeakKeyDictionary
 
-from lakeline.errors import StepsNotRecorded
 from lakeline.lineage.recorder import (
     BatchRecorder,
     Handle,
@@ -53,10 +47,31 @@ from prefect.context import FlowRunContext, TaskRunContext
 
 from lakeline_prefect.assets import NONE, TaskAssets, asset_file, task_assets
 from lakeline_prefect.ended import Ended, Finish
+from lakeline_prefect.entries import LOCK as _lock
+from lakeline_prefect.entries import Flow as _Flow
+from lakeline_prefect.entries import RecordingFailed
+from lakeline_prefect.entries import Step as _Step
+from lakeline_prefect.entries import database as _database
+from lakeline_prefect.entries import enter as _enter
+from lakeline_prefect.entries import guarded as _guarded
+from lakeline_prefect.entries import leave as _leave
+from lakeline_prefect.entries import problem as _problem
+from lakeline_prefect.entries import reference as _reference
+from lakeline_prefect.entries import skip as _skip
+from lakeline_prefect.entries import source as _source
 from lakeline_prefect.files import AUDIT, exists, paths_in, remote
 from lakeline_prefect.flusher import Flusher
-from lakeline_prefect.settings import Settings, current_settings
+from lakeline_prefect.settings import current_settings
 from lakeline_prefect.states import at, began, outcome, resolved, result
+
+__all__ = [
+    "ENGINE",
+    "RecordingFailed",
+    "flow_finished",
+    "flow_running",
+    "task_finished",
+    "task_running",
+]
 
 META = "@prefect"  # params entry for Prefect's own ids; no Python parameter can be named so
 BATCH_STEPS = 500  # finished task runs in a batch at most
@@ -69,48 +84,9 @@ if TYPE_CHECKING:
     from lakeline import Run
 
 
-class RecordingFailed(BaseException):
-    """lakeline could not record and `strict` is on.
-
-    A BaseException: Prefect logs and swallows exceptions raised by state hooks, so only this
-    makes the flow (or task) fail instead.
-    """
-
-
-@dataclass
-class _Flow:
-    settings: Settings
-    root: str
-    recorder: Recorder | None = None  # None: not recording this flow run
-    handle: Handle | None = None
-    reported: bool = False
-    used: set[str] = field(default_factory=set)
-    pending: list[str] = field(default_factory=list)  # path parameters not yet existing
-    produced: set[str] = field(default_factory=set)  # by its task runs
-    current: AbstractContextManager[Any] | None = None  # its Run as the current run, entered
-    started: float = field(default_factory=time.time)
-    warned: set[str] = field(default_factory=set)  # values reported as not recorded
-    touched: float = field(default_factory=time.monotonic)  # a task hook's last call
-    queued: bool = False  # its task runs' ends are recorded later (`ended`)
-    since: float | None = None  # the first task hook call of its batch (monotonic)
-
-
-@dataclass
-class _Step:
-    handle: Handle
-    flow: _Flow
-    attempts: int = 1
-    used: set[str] = field(default_factory=set)
-    pending: list[str] = field(default_factory=list)  # path parameters not yet existing
-    persisted: bool = False  # Prefect persists its result: a later run can hit its cache
-    current: AbstractContextManager[Any] | None = None
-    started: float = field(default_factory=time.time)
-
-
-_lock = threading.RLock()
 _flows: dict[UUID, _Flow] = {}
+_kept: list[Recorder] = []  # of flow runs whose end was interrupted, until the process exits
 _steps: dict[UUID, _Step] = {}
-_sources: WeakKeyDictionary[Any, str | None] = WeakKeyDictionary()
 
 
 def _running() -> list[tuple[Recorder | None, float]]:
@@ -129,86 +105,6 @@ def _flushing(recorder: Any) -> None:
 
 
 _flusher = Flusher(_running, _lock, lambda: _ENDED.record(), _flushing)
-
-
-def _problem(flow: _Flow, what: str, exc: Exception) -> None:
-    """Strict: fail. Otherwise stop recording this flow run and report the problem once; task
-    runs a batch left out (StepsNotRecorded: the rest was written) are reported, and the
-    flow run's recording goes on."""
-    if isinstance(exc, StepsNotRecorded) and not flow.settings.strict:
-        log.warning("lakeline: %s", exc)
-        return
-    flow.recorder = None
-    if flow.settings.strict:
-        raise RecordingFailed(f"lakeline could not record {what}: {exc}") from exc
-    if not flow.reported:
-        flow.reported = True
-        log.warning(
-            "lakeline could not record %s (%s: %s); the flow runs on without lineage "
-            "(set LAKELINE_PREFECT_STRICT=1 to fail instead)",
-            what,
-            type(exc).__name__,
-            exc,
-        )
-
-
-def _database(exc: BaseException) -> bool:
-    """Whether an error is the database's (it stops the flow's recording), not one value's."""
-    import lakeline
-    from sqlalchemy.exc import SQLAlchemyError
-
-    return isinstance(exc, SQLAlchemyError | lakeline.errors.DatabaseUnreachable)
-
-
-def _skip(flow: _Flow, path: str, why: str) -> None:
-    """One warning per flow run for a value that is not recorded."""
-    with _lock:
-        if path in flow.warned:
-            return
-        flow.warned.add(path)
-    log.warning("lakeline did not record %s: %s", path, why.splitlines()[0] if why else "?")
-
-
-def _guarded(flow: _Flow, path: str, record: Callable[[], Any]) -> Any:
-    """`record()` for one value: its failure (not the database's) is a warning for it only."""
-    try:
-        return record()
-    except Exception as exc:
-        if _database(exc):
-            raise
-        _skip(flow, path, f"{type(exc).__name__}: {exc}")
-        return None
-
-
-def _enter(block: AbstractContextManager[Any]) -> AbstractContextManager[Any]:
-    """`block` entered (kept on its run's entry until `_leave`: no ExitStack a task)."""
-    block.__enter__()
-    return block
-
-
-def _leave(entry: _Flow | _Step) -> None:
-    """Stop making its run the current one (once; a no-op outside the context it was entered
-    in)."""
-    block, entry.current = entry.current, None
-    if block is not None:
-        with suppress(ValueError):  # a hook in another context: the one it was set in is gone
-            block.__exit__(None, None, None)
-
-
-def _source(fn: Any) -> str | None:
-    """The function's source, read once per function (a task runs many times)."""
-    fn = inspect.unwrap(fn)
-    try:
-        return _sources[fn]
-    except (KeyError, TypeError):
-        pass
-    try:
-        text: str | None = inspect.getsource(fn)
-    except (OSError, TypeError):
-        text = None
-    with suppress(TypeError):  # not weakly referenceable: read again next time
-        _sources[fn] = text
-    return text
 
 
 def _written(flow: _Flow, handle: Handle) -> Run:
@@ -241,10 +137,6 @@ def _due(flow: _Flow, recorder: Recorder) -> None:
     elif (now - since) * 1000 >= BATCH_MS or len(_ENDED) >= BATCH_STEPS:
         assert isinstance(recorder, BatchRecorder)
         _write(flow, recorder.flush_idle)  # started task runs alone wait for their end
-
-
-def _reference(fn: Any) -> str:
-    return f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', repr(fn))}"
 
 
 # -- flows ------------------------------------------------------------------------------------
@@ -314,6 +206,7 @@ def flow_finished(flow: Any, flow_run: Any, state: Any) -> None:
     if entry.recorder is None or entry.handle is None:
         return
     status, error = outcome(state)
+    finishing = False  # its finish handed to the Recorder
     try:
         with AUDIT.quiet():
             _ENDED.record()  # its task runs' ends, before its own
@@ -325,9 +218,43 @@ def flow_finished(flow: Any, flow_run: Any, state: Any) -> None:
                         _guarded(entry, path, partial(recorder.produce, handle, path))
                 for path in returned:
                     _guarded(entry, path, partial(recorder.use, handle, path, role="returned"))
+            finishing = True
             entry.recorder.finish_workflow(entry.handle, status, finished_at=at(state), error=error)
     except Exception as exc:
         _problem(entry, f"flow run {flow_run.name!r}", exc)
+    except RecordingFailed:
+        raise
+    except BaseException as exc:  # a Ctrl-C: the run says so, then the interrupt goes on
+        _interrupted(entry, flow_run.name, state, finishing, exc)
+        raise
+
+
+def _interrupted(entry: _Flow, name: str, state: Any, finishing: bool, exc: BaseException) -> None:
+    """An interrupt (a Ctrl-C) while a flow run's end was recorded (Prefect swallows it, the
+    run's state being final): its run is written as ended, `aborted` (or errored, if the flow
+    failed) with what interrupted what; never left `started`. The ends of its task runs not
+    recorded yet stay queued (`ended`: recorded at exit, or by the next pass). A finish the
+    batch held when its write was interrupted (the batch is kept) is written as it was: all
+    it followed was recorded."""
+    recorder, handle = entry.recorder, entry.handle
+    assert recorder is not None and handle is not None
+    _kept.append(recorder)  # a second interrupt: its exit handler writes what is queued
+    try:
+        with AUDIT.quiet():
+            if finishing and isinstance(recorder, BatchRecorder):
+                recorder.flush()  # its finish is queued (its run was inserted at its start)
+                return
+            status, error = outcome(state)
+            said = f"{type(exc).__name__} while lakeline recorded the end of the flow run"
+            said += f" (Prefect: {state.name}); what it had not recorded by then is missing"
+            recorder.finish_workflow(
+                handle,
+                "errored" if status == "errored" else "aborted",
+                finished_at=at(state),
+                error=f"{said}\n{error}" if error else said,
+            )
+    except Exception as problem:
+        _problem(entry, f"flow run {name!r} (interrupted)", problem)
 
 
 def _flow_of(task_run: Any) -> _Flow | None:

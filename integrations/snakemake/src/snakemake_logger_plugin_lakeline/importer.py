@@ -9,8 +9,10 @@
 
 A file is recorded only if it is still what its job made; others are listed as changed.
 The metadata holds no exit code, and Snakemake writes a failed job's record as a finished
-one's before deleting its outputs: a job is imported only if an output of it is still there
-or a later job used one (a temp() file), and with no exit code.
+one's before deleting its outputs: a job Snakemake's own log (`.snakemake/log`) names as
+failed is imported errored, with that log's error and exit status and its own log files, as
+the plugin records a failed job (its outputs never); any other job only if an output of it is
+still there or a later job used one (a temp() file), and with no exit code.
 """
 
 from __future__ import annotations
@@ -24,7 +26,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from snakemake_logger_plugin_lakeline import journal, metadata
-from snakemake_logger_plugin_lakeline.events import Event, JobFinished, JobInfo, WorkflowStarted
+from snakemake_logger_plugin_lakeline.events import (
+    Event,
+    JobError,
+    JobFinished,
+    JobInfo,
+    WorkflowStarted,
+)
+from snakemake_logger_plugin_lakeline.failures import Failure, failure_of, read_failures
 from snakemake_logger_plugin_lakeline.outcome import note_lineage
 from snakemake_logger_plugin_lakeline.sources import Sources, load_config
 from snakemake_logger_plugin_lakeline.tracker import Tracker
@@ -34,6 +43,7 @@ if TYPE_CHECKING:
 
 SNAKEFILES = ("Snakefile", "snakefile", "workflow/Snakefile", "workflow/snakefile")
 _CONFIGFILE = re.compile(r"^configfile\s*:\s*[\"']([^\"']+)[\"']", re.M)
+INCOMPLETE = "Snakemake marks its outputs incomplete (a job writing them was interrupted)"
 MTIME_SLACK = 1.0  # seconds between a job's recorded end time and its output's mtime
 
 
@@ -92,7 +102,7 @@ def import_workflow(
     events = metadata_events(workdir, records, result.problems) if records else []
     if len(events) > 1:  # a job to record
         tracker = _tracker(instance, upload, pipeline, report)
-        tracker.finished_at = max(e.at for e in events if isinstance(e, JobFinished))
+        tracker.finished_at = max(e.at for e in events if isinstance(e, JobFinished | JobError))
         for event in events:
             tracker.apply(event)
         result.metadata_jobs = len(tracker.jobs)
@@ -168,14 +178,26 @@ def metadata_events(
     for record in records:
         for path in record.inputs:
             used[path] = max(used.get(path, 0.0), record.starttime or 0.0)
+    failures = read_failures(workdir)
     for jobid, group in enumerate(groups, start=1):
+        start, end = _times(group)
+        outputs = [r.output for r in group]
         why = unseen(workdir, group, used)
-        if why is None:
-            events += _job_events(workdir, jobid, group, pipes)
+        failed = None  # Snakemake's log names it failed (an interrupted job is not imported)
+        if why != INCOMPLETE:
+            failed = failure_of(failures, group[0].rule, outputs, start, end)
+        if failed is not None or why is None:
+            events += _job_events(workdir, jobid, group, pipes, failed)
         elif skipped is not None:
-            outputs = ", ".join(r.output for r in group)
-            skipped.append(f"lakeline: rule {group[0].rule} ({outputs}): not imported: {why}")
+            listed = ", ".join(outputs)
+            skipped.append(f"lakeline: rule {group[0].rule} ({listed}): not imported: {why}")
     return events
+
+
+def _times(group: list[metadata.Record]) -> tuple[float, float]:
+    """A job's start and end from its outputs' records."""
+    start = min((r.starttime for r in group if r.starttime is not None), default=0.0)
+    return start, max((r.endtime or start) for r in group)
 
 
 def unseen(workdir: Path, group: list[metadata.Record], used: dict[str, float]) -> str | None:
@@ -184,10 +206,10 @@ def unseen(workdir: Path, group: list[metadata.Record], used: dict[str, float]) 
     job's record looks like a finished one's; Snakemake then deletes its outputs)."""
     outputs = [r.output for r in group]
     if any(metadata.marked_incomplete(workdir, p) for p in outputs):
-        return "Snakemake marks its outputs incomplete (a job writing them was interrupted)"
+        return INCOMPLETE
     if any(os.path.lexists(workdir / p) for p in outputs):
         return None
-    start = min((r.starttime for r in group if r.starttime is not None), default=0.0)
+    start, _ = _times(group)
     if any(used.get(p, -1.0) >= start - MTIME_SLACK for p in outputs):
         return None  # a job started on them: they were made (a temp() file, a pipe)
     return (
@@ -197,11 +219,16 @@ def unseen(workdir: Path, group: list[metadata.Record], used: dict[str, float]) 
 
 
 def _job_events(
-    workdir: Path, jobid: int, group: list[metadata.Record], pipes: list[re.Pattern[str]]
+    workdir: Path,
+    jobid: int,
+    group: list[metadata.Record],
+    pipes: list[re.Pattern[str]],
+    failed: Failure | None = None,
 ) -> list[Event]:
+    """A job's start and its end: finished, or `failed` as Snakemake's log says (errored,
+    with its log files as they were then, never its outputs: as the plugin records it)."""
     first = group[0]
-    start = min((r.starttime for r in group if r.starttime is not None), default=0.0)
-    end = max((r.endtime or start) for r in group)
+    start, end = _times(group)
     outputs = [r.output for r in group]
     digest = hashlib.sha256("\0".join(outputs).encode()).hexdigest()[:12]
 
@@ -225,6 +252,11 @@ def _job_events(
         task_id=f"{first.rule}@{start:.6f}@{digest}",
         pipes=[p for p in [*outputs, *inputs] if any(r.fullmatch(p) for r in pipes)],
     )
+    if failed is not None:  # stamped to the second: its log may be up to 1 s newer
+        at = max(end, failed.at)
+        logs = {p: s for p in first.logs if (s := _stat_if(workdir / p, not_newer_than(at + 1)))}
+        error = JobError(jobid, info.rule, at, failed.text, failed.exit_code, files=logs)
+        return [info, error]
     files = {p: s for p in outputs if (s := _stat_if(workdir / p, made_then))}
     files |= {p: s for p in first.logs if (s := _stat_if(workdir / p, not_newer_than(end)))}
     started = {r.output: r.starttime for r in group if r.starttime is not None}

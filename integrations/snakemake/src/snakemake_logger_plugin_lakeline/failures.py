@@ -1,0 +1,128 @@
+"""Failed jobs in Snakemake's own logs (`.snakemake/log/*.snakemake.log`), for an import from
+`.snakemake/metadata`: Snakemake writes a failed job's metadata record as a finished one's,
+so only its log tells that the job failed, how (its error block, the exit status) and when.
+
+    [Mon Dec  7 13:50:23 2026]
+    Error in rule fail:
+        message: None
+        jobid: 3
+        input: data/raw.txt
+        output: out/fail.txt
+        log: logs/fail.log (check log file(s) for error details)
+        ...
+
+The time is the machine's local time, to the second (`time.mktime`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from snakemake_logger_plugin_lakeline.events import exit_code_of
+
+_STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
+_ERROR = re.compile(r"^Error in rule (\S+):$")
+_FIELD = re.compile(r"^    (\w+): (.*)$")
+_LOG_NOTE = " (check log file(s) for error details)"
+BEFORE = 2.0  # seconds: an error stamped this long before the job's start is another run's
+AFTER = 120.0  # seconds: an error stamped this long after the job's end is another run's
+SEARCHED = 500  # lines before an error block where its exception is looked for
+
+
+@dataclass
+class Failure:
+    """One `Error in rule` block: its rule, outputs and logs, time, text and exit status."""
+
+    rule: str
+    at: float
+    outputs: list[str] = field(default_factory=list)
+    logs: list[str] = field(default_factory=list)
+    text: str = ""
+    exit_code: int | None = None
+
+
+def read_failures(workdir: str | os.PathLike[str]) -> list[Failure]:
+    """Every failed job Snakemake's logs in the folder name (none if it has no logs)."""
+    folder = Path(workdir) / ".snakemake" / "log"
+    found: list[Failure] = []
+    for log in sorted(folder.glob("*.snakemake.log")):
+        try:
+            lines = log.read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        found += _parse(lines)
+    return found
+
+
+def _parse(lines: list[str]) -> list[Failure]:
+    found: list[Failure] = []
+    for i, line in enumerate(lines):
+        match = _ERROR.match(line)
+        stamp = _STAMP.match(lines[i - 1]) if i else None
+        if match is None or stamp is None:
+            continue
+        try:
+            at = time.mktime(time.strptime(stamp.group(1), "%a %b %d %H:%M:%S %Y"))
+        except (ValueError, OverflowError):
+            continue
+        end = i + 1
+        while end < len(lines) and lines[end].startswith("    "):
+            end += 1
+        block = lines[i:end]
+        fields = {m.group(1): m.group(2) for m in map(_FIELD.match, block) if m}
+        said = _exception(lines, i, _shell(block))
+        found.append(
+            Failure(
+                rule=match.group(1),
+                at=at,
+                outputs=_paths(fields.get("output", "")),
+                logs=_paths(fields.get("log", "").removesuffix(_LOG_NOTE)),
+                text="\n".join([said, *block] if said else block),
+                exit_code=exit_code_of(said),
+            )
+        )
+    return found
+
+
+def _shell(block: list[str]) -> str | None:
+    """The first line of the shell command an error block shows, if any."""
+    for k, line in enumerate(block[:-1]):
+        if line == "    shell:":
+            return block[k + 1].strip() or None
+    return None
+
+
+def _exception(lines: list[str], i: int, shell: str | None) -> str:
+    """The CalledProcessError Snakemake logged before the error block at `i` for the command
+    starting `shell` (other jobs' lines may come between: the nearest naming that command)."""
+    if shell is None:
+        return ""
+    for j in range(i - 1, max(-1, i - SEARCHED), -1):
+        if lines[j].startswith("Command '") and shell in lines[j]:
+            end = next((k for k in range(j, i) if exit_code_of(lines[k]) is not None), j)
+            first = j - 2 if j >= 2 and lines[j - 2] == "RuleException:" else j
+            return "\n".join(lines[first : end + 1])
+    return ""
+
+
+def _paths(text: str) -> list[str]:
+    return [p for p in (s.strip() for s in text.split(", ")) if p]
+
+
+def failure_of(
+    failures: list[Failure], rule: str | None, outputs: list[str], start: float, end: float
+) -> Failure | None:
+    """The logged failure of the job of `rule` that wrote `outputs` from `start` to `end`
+    (its metadata record's times): the same rule and outputs, stamped from its start to
+    shortly after its end (the nearest its end), if any."""
+    wanted = sorted(outputs)
+    near = [
+        f
+        for f in failures
+        if f.rule == rule and sorted(f.outputs) == wanted and start - BEFORE <= f.at <= end + AFTER
+    ]
+    return min(near, key=lambda f: abs(f.at - end), default=None)
