@@ -38,7 +38,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from lakeline.artifacts.describe import check_kind
+from lakeline.artifacts.describe import check_kind, unreadable
 from lakeline.artifacts.locate import storage_containing
 from lakeline.artifacts.save import plan_file
 from lakeline.errors import InvalidValue, LakelineError, StepsNotRecorded
@@ -124,16 +124,23 @@ class BatchRecorder(Recorder):
 
     # -- queueing -------------------------------------------------------------------------------
 
-    def _located(self, path: str | os.PathLike[str]) -> tuple[str, os.stat_result | None]:
+    def _located(
+        self, path: str | os.PathLike[str], known: os.stat_result | None = None
+    ) -> tuple[str, os.stat_result | None]:
         """`_location(path)` and, for a local file or folder, its stat: the kernel resolves
         the path once (`resolve_existing`), where `_location` costs an lstat per folder level
-        and the queue would stat it again. (location, None) when it cannot be stat'ed."""
+        and the queue would stat it again. (location, None) when it cannot be stat'ed.
+        `known`: the caller's lstat of the path (`use`'s `stat`), not taken again; a
+        symlink's own is not its target's: then the path is stat'ed."""
         text = os.fspath(path)
         if protocol_of(text) == "local":
-            if self.root is not None and not os.path.isabs(text):
-                text = os.path.join(os.fspath(self.root), text)
+            if self.root is not None and not text.startswith("/"):  # os.path.join, cheaper
+                root = os.fspath(self.root)
+                text = f"{root}{text}" if not root or root.endswith("/") else f"{root}/{text}"
+            if known is not None and stat.S_ISLNK(known.st_mode):
+                known = None
             try:
-                return resolve_existing(text)
+                return resolve_existing(text, known=known)
             except OSError:  # gone, a symlink loop, ...: as the Recorder resolves it
                 pass
         return self._location(path), None
@@ -182,12 +189,18 @@ class BatchRecorder(Recorder):
         if registers:
             self.instance.register_storage(os.path.dirname(location))
         # described and hashed now, what the step saw, from the stat taken (producer: at flush)
-        artifact = self._describe(location, key=key, kind=kind, run=None, resolved=st)
+        # read at once below: an unreadable file's error is its failed read's (no os.access)
+        artifact = self._describe(location, key=key, kind=kind, known=st, read_now=True)
         artifact._used_only = producer is None  # `keying.may_be`
-        if registers:  # its storage is new: looked up again
-            plan = plan_file(artifact, self.instance, now)
-        else:
-            plan = plan_file(artifact, self.instance, now, contained)
+        try:
+            if registers:  # its storage is new: looked up again
+                plan = plan_file(artifact, self.instance, now)
+            else:
+                plan = plan_file(artifact, self.instance, now, contained)
+        except PermissionError as exc:
+            if exc.filename != location:
+                raise
+            raise unreadable(location) from None
         users = [] if user is None else [user]
         entry = QueuedFile(location, artifact, plan, producer, users, now, key)
         self._files[location] = entry
@@ -353,18 +366,24 @@ class BatchRecorder(Recorder):
         insert_queued(self, session, started, replays)
 
     def use(
-        self, step: Handle, path: str | os.PathLike[str], *, role: str = "", key: str | None = None
+        self,
+        step: Handle,
+        path: str | os.PathLike[str],
+        *,
+        role: str = "",
+        key: str | None = None,
+        stat: os.stat_result | None = None,
     ) -> Artifact | None:
         check_role(role)  # refused at the call, not at the flush
         with self._lock:
-            location, st = self._located(path)
+            location, st = self._located(path, stat)
             queued = self._queue(location, st, key=key, kind=None, producer=None, user=(step, role))
             if queued is not None:
                 self._due()
                 return queued
             self._flush()
             check_recorded(self, step)  # left out by that flush: not named (StepsNotRecorded)
-            return super().use(step, path, role=role, key=key)
+            return super().use(step, path, role=role, key=key, stat=stat)
 
     def produce(
         self,
@@ -373,16 +392,17 @@ class BatchRecorder(Recorder):
         *,
         key: str | None = None,
         kind: str | None = None,
+        stat: os.stat_result | None = None,
     ) -> Artifact | None:
         with self._lock:
-            location, st = self._located(path)
+            location, st = self._located(path, stat)
             queued = self._queue(location, st, key=key, kind=kind, producer=step, user=None)
             if queued is not None:
                 self._due()
                 return queued
             self._flush()
             check_recorded(self, step)
-            return super().produce(step, path, key=key, kind=kind)
+            return super().produce(step, path, key=key, kind=kind, stat=stat)
 
     def finish_step(
         self,
@@ -421,7 +441,7 @@ class BatchRecorder(Recorder):
             )
             for item in outputs:
                 record = item if isinstance(item, FileRecord) else FileRecord(item)
-                self.produce(step, record.path, key=record.key, kind=record.kind)
+                self.produce(step, record.path, key=record.key, kind=record.kind, stat=record.stat)
             self._finishes.append((step, change))
             self._clock()
             self._due()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from stat import S_ISLNK
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import IntegrityError
@@ -61,7 +62,11 @@ class FileRecording:
                 continue
             if self._outside_roots(location) and not self.upload:
                 self.instance.register_storage(Path(location).parent)
-            batch.append(self._describe(location, key=record.key, kind=record.kind, run=step.run))
+            batch.append(
+                self._describe(
+                    location, key=record.key, kind=record.kind, run=step.run, known=record.stat
+                )
+            )
         return batch
 
     def link(self, step: Handle, used: Sequence[tuple[Artifact, str]]) -> int:
@@ -102,7 +107,10 @@ class FileRecording:
             if self._outside_roots(location) and not self.upload:
                 self.instance.register_storage(Path(location).parent)
             run = None if item.producer is None else item.producer.run
-            batch.append((i, self._describe(location, key=item.key, kind=item.kind, run=run)))
+            described = self._describe(
+                location, key=item.key, kind=item.kind, run=run, known=item.stat
+            )
+            batch.append((i, described))
         edges: list[tuple[Run, Artifact, str]] = []
 
         def link(session: Session, plans: Sequence[Plan]) -> None:
@@ -148,9 +156,11 @@ class FileRecording:
         kind: str | None,
         run: Run | None,
         used_by: tuple[Run, str] | None = None,
+        given: os.stat_result | None = None,
     ) -> tuple[Artifact | None, bool]:
         """Save (or find) the artifact for a file (None when it is gone and unknown), and
-        whether a new used-by edge from `used_by` was recorded (in the same transaction)."""
+        whether a new used-by edge from `used_by` was recorded (in the same transaction);
+        `given`: the caller's stat of it (`use`'s `stat`)."""
         from lakeline.artifacts.locate import storage_containing
 
         assert self.instance is not None
@@ -178,7 +188,7 @@ class FileRecording:
                 self._seen.forget(location)
         if contained is None and not self.upload and protocol_of(location) == "local":
             self.instance.register_storage(Path(location).parent)
-        artifact = self._describe(location, key=key, kind=kind, run=run)
+        artifact = self._describe(location, key=key, kind=kind, run=run, known=given)
         if used_by is None:
             saved = save_artifacts([artifact], self.instance, producer_from_context=False)[0]
             if run is not None and saved.run_id is None:  # used before its producer was known
@@ -198,11 +208,20 @@ class FileRecording:
         self._seen.remember(location, artifact)
         return artifact, new_edge[0]
 
-    def _describe(self, location: str, run: Run | None = None, **fields: Any) -> Artifact:
+    def _describe(
+        self,
+        location: str,
+        run: Run | None = None,
+        known: os.stat_result | None = None,
+        **fields: Any,
+    ) -> Artifact:
         """`Artifact(location, ...)` read through this Recorder's instance's storages; without
-        a producer (`run`), a file a step only used (`keying.may_be`)."""
+        a producer (`run`), a file a step only used (`keying.may_be`). `known`: the stat of
+        `location` (a resolved path) the caller took, if any (a symlink's own: not used)."""
         instance = self.instance
         assert instance is not None
+        if known is not None and not S_ISLNK(known.st_mode):
+            fields["resolved"] = known
         return describe_new(location, lambda: instance, run=run, used_only=run is None, **fields)
 
     def _gone_input(
@@ -275,11 +294,27 @@ class FileRecording:
         return mark_gone(self._location(path), self.instance)
 
     def use(
-        self, step: Handle, path: str | os.PathLike[str], *, role: str = "", key: str | None = None
+        self,
+        step: Handle,
+        path: str | os.PathLike[str],
+        *,
+        role: str = "",
+        key: str | None = None,
+        stat: os.stat_result | None = None,
     ) -> Artifact | None:
-        """Record that `step` used the file (registering it if new); None if it vanished."""
+        """Record that `step` used the file (registering it if new); None if it vanished.
+
+        `stat`: the file's `os.lstat` (or `os.stat`), if the caller took one just now: what
+        it is and what the step saw, not stat'ed again (a symlink's own lstat is ignored).
+        Its bytes are hashed as they are read: a file changed since is hashed as it is now.
+        """
         artifact, new_edge = self._artifact(
-            self._location(path), key=key, kind=None, run=None, used_by=(step.run, role)
+            self._location(path),
+            key=key,
+            kind=None,
+            run=None,
+            used_by=(step.run, role),
+            given=stat,
         )
         if artifact is not None and new_edge:
             fire("artifact_used", artifact=artifact, run=step.run)
@@ -292,9 +327,12 @@ class FileRecording:
         *,
         key: str | None = None,
         kind: str | None = None,
+        stat: os.stat_result | None = None,
     ) -> Artifact | None:
         """Record that `step` produced the file (hashed and registered as its output).
 
-        `kind` marks special outputs: "log", "benchmark", "transient" (deleted after use).
+        `kind` marks special outputs: "log", "benchmark", "transient" (deleted after use);
+        `stat` as for `use`.
         """
-        return self._artifact(self._location(path), key=key, kind=kind, run=step.run)[0]
+        location = self._location(path)
+        return self._artifact(location, key=key, kind=kind, run=step.run, given=stat)[0]

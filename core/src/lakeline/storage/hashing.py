@@ -51,14 +51,20 @@ _SHA256 = hashlib.sha256()
 
 def hash_local_file(path: str, size: int | None = None) -> Digest:
     """sha256 of a local file, streamed; one read when `size` (its stat's, a hint) says it
-    is small (file_digest's 256 KiB buffer costs more than hashing a small file)."""
+    is small (file_digest's 256 KiB buffer costs more than hashing a small file): the bytes
+    read are `size` bytes, or more or fewer than it (then read to the end). The caller's
+    stat after it (`_steady`) vouches that the file still holds as many, unchanged."""
     if size is not None and size < SMALL:
-        sha, total, want = _SHA256.copy(), 0, size + 1
+        sha = _SHA256.copy()
         fd = os.open(path, _READ)  # no file object
         try:
-            while chunk := os.read(fd, want):  # to the end, whatever its size is by now
-                sha.update(chunk)
-                total, want = total + len(chunk), CHUNK
+            chunk = os.read(fd, size + 1)  # one more: a file that grew shows
+            sha.update(chunk)
+            total = len(chunk)
+            if total != size:  # grew, shrank or a short read: to the end, whatever it is now
+                while chunk := os.read(fd, CHUNK):
+                    sha.update(chunk)
+                    total += len(chunk)
         finally:
             os.close(fd)
         return Digest(sha.hexdigest(), FILE_HASH, total, None)
