@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
+from lakeline.artifacts.describe import unreadable
 from lakeline.artifacts.locate import fs_for_location, storage_containing
 from lakeline.artifacts.reference import default_key, reference_root
 from lakeline.artifacts.store import Budget, copy_hashed, spool_folder
@@ -179,8 +180,14 @@ def plan_file(
     """Read (hash, and copy unless it stays in place) one new file artifact now, for a later
     `save_artifacts(..., planned=)` (the batching Recorder hashes files when reported).
     `before`: its (size, mtime_ns, ctime_ns, inode), stat'ed just now: not read again;
-    `contained`: `storage_containing` of its location, when the caller just read it."""
-    return _plan(instance, artifact, Budget(), before=before, contained=contained)
+    `contained`: `storage_containing` of its location, when the caller just read it. A file
+    it may not read: `describe.unreadable` (describe_new's `read_now` left that to it)."""
+    try:
+        return _plan(instance, artifact, Budget(), before=before, contained=contained)
+    except PermissionError as exc:
+        if exc.filename != artifact._source:  # not the file's read (a copy's folder, ...)
+            raise
+        raise unreadable(artifact._source) from None
 
 
 def plan_stored(

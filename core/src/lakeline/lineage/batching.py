@@ -38,7 +38,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from lakeline.artifacts.describe import check_kind, unreadable
+from lakeline.artifacts.describe import check_kind
 from lakeline.artifacts.locate import storage_containing
 from lakeline.artifacts.save import plan_file
 from lakeline.errors import InvalidValue, LakelineError, StepsNotRecorded
@@ -58,7 +58,6 @@ from lakeline.lineage.track import run_params
 from lakeline.lineage.usage import check_role
 from lakeline.models.base import utcnow
 from lakeline.storage.keys import validate_key
-from lakeline.storage.roots import protocol_of, resolve_existing
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -124,27 +123,6 @@ class BatchRecorder(Recorder):
 
     # -- queueing -------------------------------------------------------------------------------
 
-    def _located(
-        self, path: str | os.PathLike[str], known: os.stat_result | None = None
-    ) -> tuple[str, os.stat_result | None]:
-        """`_location(path)` and, for a local file or folder, its stat: the kernel resolves
-        the path once (`resolve_existing`), where `_location` costs an lstat per folder level
-        and the queue would stat it again. (location, None) when it cannot be stat'ed.
-        `known`: the caller's lstat of the path (`use`'s `stat`), not taken again; a
-        symlink's own is not its target's: then the path is stat'ed."""
-        text = os.fspath(path)
-        if protocol_of(text) == "local":
-            if self.root is not None and not text.startswith("/"):  # os.path.join, cheaper
-                root = os.fspath(self.root)
-                text = f"{root}{text}" if not root or root.endswith("/") else f"{root}/{text}"
-            if known is not None and stat.S_ISLNK(known.st_mode):
-                known = None
-            try:
-                return resolve_existing(text, known=known)
-            except OSError:  # gone, a symlink loop, ...: as the Recorder resolves it
-                pass
-        return self._location(path), None
-
     def _queue(
         self,
         location: str,
@@ -189,18 +167,13 @@ class BatchRecorder(Recorder):
         if registers:
             self.instance.register_storage(os.path.dirname(location))
         # described and hashed now, what the step saw, from the stat taken (producer: at flush)
-        # read at once below: an unreadable file's error is its failed read's (no os.access)
+        # read at once by plan_file: an unreadable file's error is its failed read's
         artifact = self._describe(location, key=key, kind=kind, known=st, read_now=True)
         artifact._used_only = producer is None  # `keying.may_be`
-        try:
-            if registers:  # its storage is new: looked up again
-                plan = plan_file(artifact, self.instance, now)
-            else:
-                plan = plan_file(artifact, self.instance, now, contained)
-        except PermissionError as exc:
-            if exc.filename != location:
-                raise
-            raise unreadable(location) from None
+        if registers:  # its storage is new: looked up again
+            plan = plan_file(artifact, self.instance, now)
+        else:
+            plan = plan_file(artifact, self.instance, now, contained)
         users = [] if user is None else [user]
         entry = QueuedFile(location, artifact, plan, producer, users, now, key)
         self._files[location] = entry

@@ -21,7 +21,7 @@ from lakeline.lineage.references import known_record
 from lakeline.lineage.refusals import refused_input
 from lakeline.lineage.run_rows import claim_outputs
 from lakeline.lineage.usage import add_input, insert_input
-from lakeline.storage.roots import normalize_root, protocol_of
+from lakeline.storage.roots import normalize_root, protocol_of, resolve_existing
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -147,6 +147,24 @@ class FileRecording:
         if protocol_of(text) == "local" and self.root is not None and not os.path.isabs(text):
             text = os.path.join(os.fspath(self.root), text)
         return normalize_root(text)
+
+    def _located(
+        self, path: str | os.PathLike[str], known: os.stat_result | None = None
+    ) -> tuple[str, os.stat_result | None]:
+        """`_location(path)` and, for a local file or folder, its stat: the kernel resolves
+        the path once (`resolve_existing`), where `_location` costs an lstat per folder level
+        and the queue would stat it again. (location, None) when it cannot be stat'ed.
+        `known`: the caller's stat of the path (`use`'s `stat`), not taken again."""
+        text = os.fspath(path)
+        if protocol_of(text) == "local":
+            if self.root is not None and not text.startswith("/"):  # os.path.join, cheaper
+                root = os.fspath(self.root)
+                text = f"{root}{text}" if not root or root.endswith("/") else f"{root}/{text}"
+            try:
+                return resolve_existing(text, known=known)
+            except OSError:  # gone, a symlink loop, ...: as the Recorder resolves it
+                pass
+        return self._location(path), None
 
     def _artifact(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import importlib
 import os
+import stat
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -73,11 +74,13 @@ def resolve_existing(
     `os.path.realpath` costs an lstat per folder level in Python. OSError when it does not
     exist (ELOOP for a symlink loop); paths pathlib would first tidy take `normalize_root`,
     and so does every path when `proc_fd` cannot be read (/proc not mounted or hidden in a
-    sandbox; tests pass a missing folder to force it). `known`: the path's stat the caller
-    took just now (not a symlink's own lstat), returned as its stat, not taken again (the
-    path is still opened: one that is gone since raises)."""
+    sandbox; tests pass a missing folder to force it). `known`: the path's stat (or lstat:
+    a symlink's own is ignored) the caller took just now, returned as its stat, not taken
+    again (the path is still opened: one that is gone since raises)."""
     if text.startswith("file://"):
         text = text[len("file://") :]
+    if known is not None and stat.S_ISLNK(known.st_mode):
+        known = None  # a symlink's own lstat: its target is stat'ed
     tidy = text.startswith(("~", "./")) or "//" in text or "/./" in text or text.endswith("/.")
     if _PROC_FD and text and not tidy:
         stripped = text.rstrip("/") or "/"  # as realpath: `file.txt/` names file.txt
