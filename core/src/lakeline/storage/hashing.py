@@ -162,6 +162,27 @@ def _steady(
     raise _changed(path)
 
 
+def _local_in_place(path: str, before: tuple[Any, ...] | None) -> tuple[Digest, Fingerprint]:
+    """`hash_in_place` of a local file: `_steady` over `hash_local_file`, written out (the
+    batching Recorder hashes a file a call: no closure, no state tuples)."""
+    for _ in range(2):
+        if before is None:
+            st = os.stat(path)
+            before = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+        digest = hash_local_file(path, before[0])
+        checkpoints.reach("source.read")
+        after = os.stat(path)  # the path's, not the descriptor's: a file renamed over shows
+        if (
+            after.st_size == before[0] == digest.size
+            and after.st_mtime_ns == before[1]
+            and after.st_ctime_ns == before[2]
+            and after.st_ino == before[3]
+        ):
+            return digest, Fingerprint(digest.size, f"m:{after.st_mtime_ns}")
+        before = None
+    raise _changed(path)
+
+
 def _reader(fs: AbstractFileSystem, path: str) -> Callable[[tuple[Any, ...]], Digest]:
     return lambda _: hash_file(fs, path)
 
@@ -179,8 +200,7 @@ def hash_in_place(
     `fs` None: a local file, read with os (no fsspec)."""
     if not is_dir:
         if fs is None or _is_local(fs):
-            digest, after = _steady(lambda st: hash_local_file(path, st[0]), fs, path, before)
-            return digest, Fingerprint(after[0], f"m:{after[1]}")
+            return _local_in_place(path, before)
         digest, _ = _steady(lambda _: hash_file(fs, path), fs, path)
         return digest, fingerprint(fs, path, is_dir=False)
     if fs is None:
