@@ -81,7 +81,7 @@ def _plan(
     key_given = vars(artifact).get("key") is not None  # a new record: its own dict
     if contained is not None:
         storage, key_in_root = contained
-        if key_in_root.split("/")[0] == INTERNAL_PREFIX:
+        if key_in_root.partition("/")[0] == INTERNAL_PREFIX:
             raise InvalidKey(f"{source} lies in lakeline's internal folder; give another path")
         if has_surrogate(key_in_root):  # its place is its path: no database text holds it
             raise InvalidKey(
@@ -182,8 +182,9 @@ def plan_file(
     `before`: its (size, mtime_ns, ctime_ns, inode), stat'ed just now: not read again;
     `contained`: `storage_containing` of its location, when the caller just read it. A file
     it may not read: `describe.unreadable` (describe_new's `read_now` left that to it)."""
+    budget = None if isinstance(contained, tuple) else Budget()  # in place: nothing copied
     try:
-        return _plan(instance, artifact, Budget(), before=before, contained=contained)
+        return _plan(instance, artifact, budget, before=before, contained=contained)
     except PermissionError as exc:
         if exc.filename != artifact._source:  # not the file's read (a copy's folder, ...)
             raise

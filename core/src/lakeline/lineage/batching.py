@@ -38,7 +38,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from lakeline.artifacts.describe import check_kind
+from lakeline.artifacts.describe import check_kind, describe_new
 from lakeline.artifacts.locate import storage_containing
 from lakeline.artifacts.save import plan_file
 from lakeline.errors import InvalidValue, LakelineError, StepsNotRecorded
@@ -166,10 +166,13 @@ class BatchRecorder(Recorder):
         registers = contained is None and not self.upload
         if registers:
             self.instance.register_storage(os.path.dirname(location))
-        # described and hashed now, what the step saw, from the stat taken (producer: at flush)
-        # read at once by plan_file: an unreadable file's error is its failed read's
-        artifact = self._describe(location, key=key, kind=kind, known=st, read_now=True)
-        artifact._used_only = producer is None  # `keying.may_be`
+        # described and hashed now, what the step saw, from the stat taken (producer: at flush;
+        # until then only used: `keying.may_be`); unreadable: plan_file's read says so
+        instance = self.instance
+        artifact = describe_new(
+            location, lambda: instance, key=key, kind=kind, resolved=st, read_now=True
+        )
+        artifact._used_only = producer is None
         if registers:  # its storage is new: looked up again
             plan = plan_file(artifact, self.instance, now)
         else:
