@@ -151,8 +151,13 @@ def child(folder: Path, jobs: int, steps: int, zones: Path) -> None:
     if os.environ.get("SMK_INSTR_DETAIL"):  # the Recorder's calls, part by part
         records = importlib.import_module("lakeline.lineage.records")
         recorder = importlib.import_module("lakeline.lineage.recorder")
-        for name in ("run_params", "new_run", "plan_file", "resolve_existing"):
+        for name in ("run_params", "new_run", "plan_file"):
             zoned(batching, name, f"calls:{name}")
+        file_recording = importlib.import_module("lakeline.lineage.file_recording")
+        if hasattr(file_recording, "resolve_existing"):  # else batching's (before stop 30)
+            zoned(file_recording, "resolve_existing", "calls:resolve_existing")
+        else:
+            zoned(batching, "resolve_existing", "calls:resolve_existing")
         zoned(batching, "storage_containing", "calls:storage_containing")
         zoned(records, "check_json", "calls:check_json")
         zoned(recorder.Recorder, "_describe", "calls:describe")

@@ -57,9 +57,11 @@ def _path_values(
     key: str | None,
     instance: Callable[[], Instance],
     resolved: os.stat_result | None = None,
+    read_now: bool = False,
 ) -> dict[str, Any]:
     """What a path source sets on its new artifact (its suffix, the resolved location, ...);
-    raise on a missing or unreadable path, or a key whose suffix is not the path's."""
+    raise on a missing or unreadable path, or a key whose suffix is not the path's.
+    `read_now`: the caller reads a file right away (`unreadable` its error): not checked."""
     text = os.fspath(data)
     local = "://" not in text or protocol_of(text) == "local"
     if local:
@@ -78,8 +80,11 @@ def _path_values(
         is_dir = stat.S_ISDIR(mode)
         if not is_dir and not stat.S_ISREG(mode):  # reading a FIFO or device never ends
             raise not_a_file(text, mode)
-        if not os.access(location, os.R_OK) or (is_dir and not os.access(location, os.X_OK)):
-            raise PathNotFound(f"{text} cannot be read: check its permissions")
+        if is_dir:
+            if not os.access(location, os.R_OK) or not os.access(location, os.X_OK):
+                raise unreadable(text)
+        elif not read_now and not os.access(location, os.R_OK):
+            raise unreadable(text)
     else:
         from lakeline.artifacts.locate import fs_for_location
 
@@ -106,6 +111,11 @@ def _path_values(
             "_source_size": st.st_size,
         }
     return {"suffix": suffix, "_source": location, "_source_is_dir": is_dir, "_staged": False}
+
+
+def unreadable(path: str) -> PathNotFound:
+    """The error for a path lakeline may not read (the same from a check or a failed read)."""
+    return PathNotFound(f"{path} cannot be read: check its permissions")
 
 
 def _describe_object(artifact: Artifact, data: Any, key: str | None, fmt_name: str | None) -> None:
@@ -161,10 +171,13 @@ def prepare(
     run: Run | None,
     instance: Callable[[], Instance],
     resolved: os.stat_result | None = None,
+    read_now: bool = False,
 ) -> None:
     """Fill in what is known before saving; raise on a bad path, key or object. `instance()`
     gives the instance whose storages (and their options) read a URL; `resolved`: the stat
-    of a local path the caller has just resolved (`resolve_existing`), not resolved again."""
+    of a local path the caller has just resolved (`resolve_existing`), not resolved again;
+    `read_now`: the caller reads the file right away, and raises `unreadable` if it cannot
+    (no check before a read that fails anyway)."""
     if key is not None:
         key = validate_key(key)
     if description is not None and not isinstance(description, str):
@@ -176,7 +189,7 @@ def prepare(
     if isinstance(data, (str, os.PathLike)):
         if format is not None:
             raise TypeError("format= applies to objects; a path is stored as it is")
-        values = _path_values(data, key, instance, resolved)
+        values = _path_values(data, key, instance, resolved, read_now)
     else:
         _describe_object(artifact, data, key, format)
         values = {}
@@ -198,10 +211,11 @@ def describe_new(
     run: Run | None = None,
     resolved: os.stat_result | None = None,
     used_only: bool = False,
+    read_now: bool = False,
 ) -> Artifact:
     """`Artifact(data, key=, kind=, run=)` whose URL is read through `instance()`'s storages
-    (the constructor uses the current instance's); `resolved` as for `prepare`; `used_only`:
-    a file a step only used (no producer in its save: `keying.may_be`)."""
+    (the constructor uses the current instance's); `resolved`, `read_now` as for `prepare`;
+    `used_only`: a file a step only used (no producer in its save: `keying.may_be`)."""
     artifact: Artifact = _new_artifact()()
     prepare(
         artifact,
@@ -214,6 +228,7 @@ def describe_new(
         run=run,
         instance=instance,
         resolved=resolved,
+        read_now=read_now,
     )
     artifact._used_only = used_only
     return artifact

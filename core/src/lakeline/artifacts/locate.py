@@ -61,10 +61,43 @@ def storage_containing(
 
     `normalized=True`: `location` already went through `normalize_root`.
     """
+    roots = _roots(instance)
+    folder, _, name = location.rpartition("/")
+    if not normalized or not name:
+        return _containing(location, roots, normalized=normalized)
+    # the root holding a normalized `folder/name` is the one holding any file of `folder`
+    # (the longest root that is `folder` or above it): found once a folder, while the roots
+    # are the same list (a storage registered or loaded again makes a new one)
+    cached: tuple[object, dict[str, tuple[Storage, int] | None]] | None = instance.__dict__.get(
+        "_containing"
+    )
+    if cached is None or cached[0] is not roots:
+        cached = instance.__dict__["_containing"] = (roots, {})
+    folders = cached[1]
+    found = folders.get(folder, _UNSEEN)
+    if found is _UNSEEN:
+        best = _containing(location, roots, normalized=True)
+        if len(folders) >= _FOLDERS:
+            folders.clear()
+        found = folders[folder] = None if best is None else (best[0], len(location) - len(best[1]))
+    if found is None:
+        return None
+    assert isinstance(found, tuple)
+    return found[0], location[found[1] :]
+
+
+_UNSEEN = object()
+_FOLDERS = 10_000  # folders whose storage is remembered (all forgotten past it)
+
+
+def _containing(
+    location: str, roots: list[Root], *, normalized: bool
+) -> tuple[Storage, str] | None:
+    """`storage_containing`, by looking at every root."""
     best: tuple[Storage, str] | None = None
     longest = -1
     protocol = protocol_of(location)
-    for storage, root, root_protocol in _roots(instance):
+    for storage, root, root_protocol in roots:
         if root_protocol != protocol:
             continue
         key = key_in_root(location, root) if normalized else relative_key(location, root)

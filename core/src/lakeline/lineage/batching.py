@@ -38,7 +38,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from lakeline.artifacts.describe import check_kind
+from lakeline.artifacts.describe import check_kind, describe_new
 from lakeline.artifacts.locate import storage_containing
 from lakeline.artifacts.save import plan_file
 from lakeline.errors import InvalidValue, LakelineError, StepsNotRecorded
@@ -58,7 +58,6 @@ from lakeline.lineage.track import checked_params
 from lakeline.lineage.usage import check_role
 from lakeline.models.base import utcnow
 from lakeline.storage.keys import validate_key
-from lakeline.storage.roots import protocol_of, resolve_existing
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -124,20 +123,6 @@ class BatchRecorder(Recorder):
 
     # -- queueing -------------------------------------------------------------------------------
 
-    def _located(self, path: str | os.PathLike[str]) -> tuple[str, os.stat_result | None]:
-        """`_location(path)` and, for a local file or folder, its stat: the kernel resolves
-        the path once (`resolve_existing`), where `_location` costs an lstat per folder level
-        and the queue would stat it again. (location, None) when it cannot be stat'ed."""
-        text = os.fspath(path)
-        if protocol_of(text) == "local":
-            if self.root is not None and not os.path.isabs(text):
-                text = os.path.join(os.fspath(self.root), text)
-            try:
-                return resolve_existing(text)
-            except OSError:  # gone, a symlink loop, ...: as the Recorder resolves it
-                pass
-        return self._location(path), None
-
     def _queue(
         self,
         location: str,
@@ -181,9 +166,13 @@ class BatchRecorder(Recorder):
         registers = contained is None and not self.upload
         if registers:
             self.instance.register_storage(os.path.dirname(location))
-        # described and hashed now, what the step saw, from the stat taken (producer: at flush)
-        artifact = self._describe(location, key=key, kind=kind, run=None, resolved=st)
-        artifact._used_only = producer is None  # `keying.may_be`
+        # described and hashed now, what the step saw, from the stat taken (producer: at flush;
+        # until then only used: `keying.may_be`); unreadable: plan_file's read says so
+        instance = self.instance
+        artifact = describe_new(
+            location, lambda: instance, key=key, kind=kind, resolved=st, read_now=True
+        )
+        artifact._used_only = producer is None
         if registers:  # its storage is new: looked up again
             plan = plan_file(artifact, self.instance, now)
         else:
@@ -354,18 +343,24 @@ class BatchRecorder(Recorder):
         insert_queued(self, session, started, replays)
 
     def use(
-        self, step: Handle, path: str | os.PathLike[str], *, role: str = "", key: str | None = None
+        self,
+        step: Handle,
+        path: str | os.PathLike[str],
+        *,
+        role: str = "",
+        key: str | None = None,
+        stat: os.stat_result | None = None,
     ) -> Artifact | None:
         check_role(role)  # refused at the call, not at the flush
         with self._lock:
-            location, st = self._located(path)
+            location, st = self._located(path, stat)
             queued = self._queue(location, st, key=key, kind=None, producer=None, user=(step, role))
             if queued is not None:
                 self._due()
                 return queued
             self._flush()
             check_recorded(self, step)  # left out by that flush: not named (StepsNotRecorded)
-            return super().use(step, path, role=role, key=key)
+            return super().use(step, path, role=role, key=key, stat=stat)
 
     def produce(
         self,
@@ -374,16 +369,17 @@ class BatchRecorder(Recorder):
         *,
         key: str | None = None,
         kind: str | None = None,
+        stat: os.stat_result | None = None,
     ) -> Artifact | None:
         with self._lock:
-            location, st = self._located(path)
+            location, st = self._located(path, stat)
             queued = self._queue(location, st, key=key, kind=kind, producer=step, user=None)
             if queued is not None:
                 self._due()
                 return queued
             self._flush()
             check_recorded(self, step)
-            return super().produce(step, path, key=key, kind=kind)
+            return super().produce(step, path, key=key, kind=kind, stat=stat)
 
     def finish_step(
         self,
@@ -422,7 +418,7 @@ class BatchRecorder(Recorder):
             )
             for item in outputs:
                 record = item if isinstance(item, FileRecord) else FileRecord(item)
-                self.produce(step, record.path, key=record.key, kind=record.kind)
+                self.produce(step, record.path, key=record.key, kind=record.kind, stat=record.stat)
             self._finishes.append((step, change))
             self._clock()
             self._due()

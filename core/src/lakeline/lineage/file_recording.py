@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from stat import S_ISLNK
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import IntegrityError
@@ -20,7 +21,7 @@ from lakeline.lineage.references import known_record
 from lakeline.lineage.refusals import refused_input
 from lakeline.lineage.run_rows import claim_outputs
 from lakeline.lineage.usage import add_input, insert_input
-from lakeline.storage.roots import normalize_root, protocol_of
+from lakeline.storage.roots import normalize_root, protocol_of, resolve_existing
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -61,7 +62,11 @@ class FileRecording:
                 continue
             if self._outside_roots(location) and not self.upload:
                 self.instance.register_storage(Path(location).parent)
-            batch.append(self._describe(location, key=record.key, kind=record.kind, run=step.run))
+            batch.append(
+                self._describe(
+                    location, key=record.key, kind=record.kind, run=step.run, known=record.stat
+                )
+            )
         return batch
 
     def link(self, step: Handle, used: Sequence[tuple[Artifact, str]]) -> int:
@@ -102,7 +107,10 @@ class FileRecording:
             if self._outside_roots(location) and not self.upload:
                 self.instance.register_storage(Path(location).parent)
             run = None if item.producer is None else item.producer.run
-            batch.append((i, self._describe(location, key=item.key, kind=item.kind, run=run)))
+            described = self._describe(
+                location, key=item.key, kind=item.kind, run=run, known=item.stat
+            )
+            batch.append((i, described))
         edges: list[tuple[Run, Artifact, str]] = []
 
         def link(session: Session, plans: Sequence[Plan]) -> None:
@@ -140,6 +148,24 @@ class FileRecording:
             text = os.path.join(os.fspath(self.root), text)
         return normalize_root(text)
 
+    def _located(
+        self, path: str | os.PathLike[str], known: os.stat_result | None = None
+    ) -> tuple[str, os.stat_result | None]:
+        """`_location(path)` and, for a local file or folder, its stat: the kernel resolves
+        the path once (`resolve_existing`), where `_location` costs an lstat per folder level
+        and the queue would stat it again. (location, None) when it cannot be stat'ed.
+        `known`: the caller's stat of the path (`use`'s `stat`), not taken again."""
+        text = os.fspath(path)
+        if protocol_of(text) == "local":
+            if self.root is not None and not text.startswith("/"):  # os.path.join, cheaper
+                root = os.fspath(self.root)
+                text = f"{root}{text}" if not root or root.endswith("/") else f"{root}/{text}"
+            try:
+                return resolve_existing(text, known=known)
+            except OSError:  # gone, a symlink loop, ...: as the Recorder resolves it
+                pass
+        return self._location(path), None
+
     def _artifact(
         self,
         location: str,
@@ -148,9 +174,11 @@ class FileRecording:
         kind: str | None,
         run: Run | None,
         used_by: tuple[Run, str] | None = None,
+        given: os.stat_result | None = None,
     ) -> tuple[Artifact | None, bool]:
         """Save (or find) the artifact for a file (None when it is gone and unknown), and
-        whether a new used-by edge from `used_by` was recorded (in the same transaction)."""
+        whether a new used-by edge from `used_by` was recorded (in the same transaction);
+        `given`: the caller's stat of it (`use`'s `stat`)."""
         from lakeline.artifacts.locate import storage_containing
 
         assert self.instance is not None
@@ -178,7 +206,7 @@ class FileRecording:
                 self._seen.forget(location)
         if contained is None and not self.upload and protocol_of(location) == "local":
             self.instance.register_storage(Path(location).parent)
-        artifact = self._describe(location, key=key, kind=kind, run=run)
+        artifact = self._describe(location, key=key, kind=kind, run=run, known=given)
         if used_by is None:
             saved = save_artifacts([artifact], self.instance, producer_from_context=False)[0]
             if run is not None and saved.run_id is None:  # used before its producer was known
@@ -198,11 +226,20 @@ class FileRecording:
         self._seen.remember(location, artifact)
         return artifact, new_edge[0]
 
-    def _describe(self, location: str, run: Run | None = None, **fields: Any) -> Artifact:
+    def _describe(
+        self,
+        location: str,
+        run: Run | None = None,
+        known: os.stat_result | None = None,
+        **fields: Any,
+    ) -> Artifact:
         """`Artifact(location, ...)` read through this Recorder's instance's storages; without
-        a producer (`run`), a file a step only used (`keying.may_be`)."""
+        a producer (`run`), a file a step only used (`keying.may_be`). `known`: the stat of
+        `location` (a resolved path) the caller took, if any (a symlink's own: not used)."""
         instance = self.instance
         assert instance is not None
+        if known is not None and not S_ISLNK(known.st_mode):
+            fields["resolved"] = known
         return describe_new(location, lambda: instance, run=run, used_only=run is None, **fields)
 
     def _gone_input(
@@ -275,11 +312,27 @@ class FileRecording:
         return mark_gone(self._location(path), self.instance)
 
     def use(
-        self, step: Handle, path: str | os.PathLike[str], *, role: str = "", key: str | None = None
+        self,
+        step: Handle,
+        path: str | os.PathLike[str],
+        *,
+        role: str = "",
+        key: str | None = None,
+        stat: os.stat_result | None = None,
     ) -> Artifact | None:
-        """Record that `step` used the file (registering it if new); None if it vanished."""
+        """Record that `step` used the file (registering it if new); None if it vanished.
+
+        `stat`: the file's `os.lstat` (or `os.stat`), if the caller took one just now: what
+        it is and what the step saw, not stat'ed again (a symlink's own lstat is ignored).
+        Its bytes are hashed as they are read: a file changed since is hashed as it is now.
+        """
         artifact, new_edge = self._artifact(
-            self._location(path), key=key, kind=None, run=None, used_by=(step.run, role)
+            self._location(path),
+            key=key,
+            kind=None,
+            run=None,
+            used_by=(step.run, role),
+            given=stat,
         )
         if artifact is not None and new_edge:
             fire("artifact_used", artifact=artifact, run=step.run)
@@ -292,9 +345,12 @@ class FileRecording:
         *,
         key: str | None = None,
         kind: str | None = None,
+        stat: os.stat_result | None = None,
     ) -> Artifact | None:
         """Record that `step` produced the file (hashed and registered as its output).
 
-        `kind` marks special outputs: "log", "benchmark", "transient" (deleted after use).
+        `kind` marks special outputs: "log", "benchmark", "transient" (deleted after use);
+        `stat` as for `use`.
         """
-        return self._artifact(self._location(path), key=key, kind=kind, run=step.run)[0]
+        location = self._location(path)
+        return self._artifact(location, key=key, kind=kind, run=step.run, given=stat)[0]

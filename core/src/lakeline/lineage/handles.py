@@ -25,13 +25,15 @@ class Handle:
 
 @dataclass
 class FileRecord:
-    """A file for `Recorder.save_files`: made by `producer` (a step, or None), used by steps."""
+    """A file for `Recorder.save_files`: made by `producer` (a step, or None), used by steps;
+    `stat`: its lstat, if the caller just took one (as `Recorder.use`'s)."""
 
     path: str | os.PathLike[str]
     producer: Handle | None = None
     kind: str | None = None
     key: str | None = None
     used_by: list[tuple[Handle, str]] = field(default_factory=list)
+    stat: os.stat_result | None = None
 
 
 def loaded(record: Any, name: str) -> Any:

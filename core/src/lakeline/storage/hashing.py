@@ -51,14 +51,20 @@ _SHA256 = hashlib.sha256()
 
 def hash_local_file(path: str, size: int | None = None) -> Digest:
     """sha256 of a local file, streamed; one read when `size` (its stat's, a hint) says it
-    is small (file_digest's 256 KiB buffer costs more than hashing a small file)."""
+    is small (file_digest's 256 KiB buffer costs more than hashing a small file): the bytes
+    read are `size` bytes, or more or fewer than it (then read to the end). The caller's
+    stat after it (`_steady`) vouches that the file still holds as many, unchanged."""
     if size is not None and size < SMALL:
-        sha, total, want = _SHA256.copy(), 0, size + 1
+        sha = _SHA256.copy()
         fd = os.open(path, _READ)  # no file object
         try:
-            while chunk := os.read(fd, want):  # to the end, whatever its size is by now
-                sha.update(chunk)
-                total, want = total + len(chunk), CHUNK
+            chunk = os.read(fd, size + 1)  # one more: a file that grew shows
+            sha.update(chunk)
+            total = len(chunk)
+            if total != size:  # grew, shrank or a short read: to the end, whatever it is now
+                while chunk := os.read(fd, CHUNK):
+                    sha.update(chunk)
+                    total += len(chunk)
         finally:
             os.close(fd)
         return Digest(sha.hexdigest(), FILE_HASH, total, None)
@@ -156,6 +162,27 @@ def _steady(
     raise _changed(path)
 
 
+def _local_in_place(path: str, before: tuple[Any, ...] | None) -> tuple[Digest, Fingerprint]:
+    """`hash_in_place` of a local file: `_steady` over `hash_local_file`, written out (the
+    batching Recorder hashes a file a call: no closure, no state tuples)."""
+    for _ in range(2):
+        if before is None:
+            st = os.stat(path)
+            before = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+        digest = hash_local_file(path, before[0])
+        checkpoints.reach("source.read")
+        after = os.stat(path)  # the path's, not the descriptor's: a file renamed over shows
+        if (
+            after.st_size == before[0] == digest.size
+            and after.st_mtime_ns == before[1]
+            and after.st_ctime_ns == before[2]
+            and after.st_ino == before[3]
+        ):
+            return digest, Fingerprint(digest.size, f"m:{after.st_mtime_ns}")
+        before = None
+    raise _changed(path)
+
+
 def _reader(fs: AbstractFileSystem, path: str) -> Callable[[tuple[Any, ...]], Digest]:
     return lambda _: hash_file(fs, path)
 
@@ -173,8 +200,7 @@ def hash_in_place(
     `fs` None: a local file, read with os (no fsspec)."""
     if not is_dir:
         if fs is None or _is_local(fs):
-            digest, after = _steady(lambda st: hash_local_file(path, st[0]), fs, path, before)
-            return digest, Fingerprint(after[0], f"m:{after[1]}")
+            return _local_in_place(path, before)
         digest, _ = _steady(lambda _: hash_file(fs, path), fs, path)
         return digest, fingerprint(fs, path, is_dir=False)
     if fs is None:

@@ -43,8 +43,20 @@ _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _BAD_SEGMENTS = frozenset(("", ".", ".."))
 
 
+# a key every check below accepts as it is (ASCII: NFC already; no space, control character,
+# backslash, colon; no empty, '.' or '..' segment, no leading or trailing '/'): one match
+_PLAIN = re.compile(r"(?:(?!\.\.?(?:/|\Z))[\w.+=,@%~-]+/)*(?!\.\.?\Z)[\w.+=,@%~-]+", re.ASCII)
+
+
 def validate_key(key: str) -> str:
     """Return `key` if it is a clean relative path; raise InvalidKey naming the problem."""
+    if (  # the usual key (a path in a storage root, each file's): one match, as said above
+        type(key) is str
+        and len(key) <= SEGMENT_BYTES  # then no segment is longer (ASCII: a byte a character)
+        and _PLAIN.fullmatch(key) is not None
+        and key.partition("/")[0] != INTERNAL_PREFIX
+    ):
+        return key
     if not isinstance(key, str):
         raise InvalidKey(f"a key must be a string, not {type(key).__name__}")
     key = unicodedata.normalize("NFC", key)  # one key however the text was composed

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import importlib
 import os
+import stat
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,21 +66,27 @@ def _resolve_local(text: str) -> str:
 _PROC_FD = os.path.isdir("/proc/self/fd") and hasattr(os, "O_PATH")
 
 
-def resolve_existing(text: str, *, proc_fd: str = "/proc/self/fd") -> tuple[str, os.stat_result]:
+def resolve_existing(
+    text: str, *, proc_fd: str = "/proc/self/fd", known: os.stat_result | None = None
+) -> tuple[str, os.stat_result]:
     """`normalize_root(text)` of a local path that must exist, and its stat: on Linux the
     kernel resolves it once (an `O_PATH` descriptor, read back from `proc_fd`), where
     `os.path.realpath` costs an lstat per folder level in Python. OSError when it does not
     exist (ELOOP for a symlink loop); paths pathlib would first tidy take `normalize_root`,
     and so does every path when `proc_fd` cannot be read (/proc not mounted or hidden in a
-    sandbox; tests pass a missing folder to force it)."""
+    sandbox; tests pass a missing folder to force it). `known`: the path's stat (or lstat:
+    a symlink's own is ignored) the caller took just now, returned as its stat, not taken
+    again (the path is still opened: one that is gone since raises)."""
     if text.startswith("file://"):
         text = text[len("file://") :]
+    if known is not None and stat.S_ISLNK(known.st_mode):
+        known = None  # a symlink's own lstat: its target is stat'ed
     tidy = text.startswith(("~", "./")) or "//" in text or "/./" in text or text.endswith("/.")
     if _PROC_FD and text and not tidy:
         stripped = text.rstrip("/") or "/"  # as realpath: `file.txt/` names file.txt
         fd = os.open(stripped, os.O_PATH | os.O_CLOEXEC)
         try:
-            st = os.fstat(fd)
+            st = os.fstat(fd) if known is None else known
             resolved = os.readlink(f"{proc_fd}/{fd}")
         except OSError:
             resolved = ""  # no /proc to ask: realpath below
@@ -88,7 +95,7 @@ def resolve_existing(text: str, *, proc_fd: str = "/proc/self/fd") -> tuple[str,
         if resolved.startswith("/") and not resolved.endswith(" (deleted)"):
             return resolved, st
     location = normalize_root(text)
-    return location, os.stat(location)
+    return location, os.stat(location)  # the path may be gone: stat'ed, `known` or not
 
 
 _EXTRAS = {"gs": "gcs", "gcs": "gcs", "s3": "s3"}  # fsspec protocol -> lakeline's extra

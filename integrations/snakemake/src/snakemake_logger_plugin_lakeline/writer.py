@@ -161,7 +161,7 @@ class Writer:
             try:  # again), else queued
                 if known is None or not self._use_known(job, known, role):
                     key = self.key_of(location, last=linked)
-                    artifact = self.recorder.use(job.step, path, role=role, key=key)
+                    artifact = self.recorder.use(job.step, path, role=role, key=key, stat=st)
                     self._remember(location, artifact, st)
             except Exception as exc:
                 self.problem(job, f"input {path}", exc)
@@ -203,7 +203,7 @@ class Writer:
             return
         try:
             key = self.key_of(location, last=linked)
-            artifact = self.recorder.produce(job.step, path, kind=kind, key=key)
+            artifact = self.recorder.produce(job.step, path, kind=kind, key=key, stat=st)
             self._remember(location, artifact, st)
         except Exception as exc:
             self.problem(job, f"output {path}", exc)
