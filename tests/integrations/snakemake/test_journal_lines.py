@@ -121,6 +121,12 @@ def test_paths_and_plain_values_as_before() -> None:
     got_dict = events.plain({key: value, 1: (2, 3), 2.5: {"x": {4}}, "s": None})
     assert got_dict == {"k": "v", "1": [2, 3], "2.5": {"x": [4]}, "s": None}
     assert type(next(iter(got_dict))) is str and got_dict["k"] is value  # kept as it is
+    from snakemake.iocontainers import ResourceList
+
+    resources = ResourceList(fromdict={"_cores": 1, "tmpdir": Annotated("/t"), "x": (1, {2})})
+    resources.append("extra")  # unnamed: by position
+    got_named = events.plain(resources)
+    assert got_named == {"_cores": 1, "tmpdir": "/t", "x": [1, [2]], "3": "extra"}
     deep: object = "leaf"
     for _ in range(9):
         deep = {"d": deep}

@@ -221,7 +221,9 @@ def plain(value: Any, depth: int = 0) -> Any:
     items = getattr(value, "items", None)
     if isinstance(value, dict) or (names and callable(items)):
         assert callable(items)
-        result = {str(k): plain(v, depth + 1) for k, v in items()}
+        result = {  # (Snakemake's resources, params: a Namedlist of atoms, mostly)
+            str(k): v if type(v) in _ATOMS else plain(v, depth + 1) for k, v in items()
+        }
         if names is not None:  # a Namedlist: unnamed values too, by position
             named = {i for start, end in names.values() for i in range(start, end or start + 1)}
             for i, v in enumerate(value):
