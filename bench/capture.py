@@ -68,6 +68,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import shutil
 import statistics
@@ -151,20 +152,25 @@ class Timing(NamedTuple):
     lakeline's code, and the CPU time lakeline's code used (its threads' own CPU; NaN when
     the code measured does not report it); where measured (Prefect; Snakemake under
     capture_ab), the part of that CPU spent in garbage collections that started inside
-    lakeline's code, and the batches written (Prefect)."""
+    lakeline's code, the batches written (Prefect) and, for Snakemake under capture_ab, those
+    collections by generation (`collections`: "cpu" seconds and "count" of those that started
+    inside lakeline's code, "process_cpu" and "process" of all the process's, each a list by
+    generation 0, 1, 2)."""
 
     wall: float
     inside: float
     cpu: float = float("nan")
     gc: float = float("nan")
     flushes: float = float("nan")
+    collections: dict[str, list[float]] | None = None
 
 
 class Figures(NamedTuple):
     """Seconds per variant (baseline, off, on): the workflow's median wall time, the median
     of each round's wall time less the same round's baseline (`added`), and the medians of
     the time inside lakeline, of lakeline's CPU time, of its garbage collections' part and of
-    the batches written (NaN where not measured)."""
+    the batches written (NaN where not measured), and of the collections by generation
+    (`Timing.collections`, each number's median; None where not measured)."""
 
     wall: dict[str, float]
     added: dict[str, float]
@@ -172,6 +178,7 @@ class Figures(NamedTuple):
     cpu: dict[str, float]
     gc: dict[str, float]
     flushes: dict[str, float]
+    collections: dict[str, dict[str, list[float]] | None]
 
     @classmethod
     def of(cls, timings: dict[str, list[Timing]]) -> Figures:
@@ -189,7 +196,19 @@ class Figures(NamedTuple):
             {k: median([t.cpu for t in v]) for k, v in timings.items()},
             {k: median([t.gc for t in v]) for k, v in timings.items()},
             {k: median([t.flushes for t in v]) for k, v in timings.items()},
+            {k: _collections([t.collections for t in v]) for k, v in timings.items()},
         )
+
+
+def _collections(measured: list[dict[str, list[float]] | None]) -> dict[str, list[float]] | None:
+    """Each number's median over the rounds (None if a round did not measure them)."""
+    rounds = [m for m in measured if m is not None]
+    if not rounds or len(rounds) < len(measured):
+        return None
+    return {
+        key: [median(list(x)) for x in zip(*(m[key] for m in rounds), strict=True)]
+        for key in rounds[0]
+    }
 
 
 def track(bench: Bench) -> tuple[Figures, int, str]:
@@ -352,8 +371,11 @@ def snakemake(bench: Bench) -> tuple[Figures, int, str]:
         wall, _cpu, spent = smk.run(folder, options, env, plugin=plugin, launch=bench.launch)
         if not plugin:
             return Timing(wall, 0.0, 0.0)
-        gc = float(collected.read_text()) if collected.exists() else float("nan")
-        return Timing(wall, spent.wall, spent.cpu, gc)
+        if not collected.exists():
+            return Timing(wall, spent.wall, spent.cpu)
+        collections = json.loads(collected.read_text())
+        gc = sum(collections["cpu"])
+        return Timing(wall, spent.wall, spent.cpu, gc, collections=collections)
 
     figures = bench.rounds(once, warm=False)
     how = "the plugin's time and its threads' CPU (+ the `all` job), --cores 2"

@@ -54,21 +54,29 @@ INTEGRATION = {"redun": "redun", "prefect": "prefect", "snakemake": "snakemake"}
 INTEGRATION["nextflow"] = "nextflow"
 
 # Snakemake's main, then where lakeline and its plugin came from: written down and checked.
-# With the plugin, also the CPU of the garbage collections that start inside the plugin's
-# measured code (its set-up, its batches, its close, the details it adds to a job's record),
-# into CAPTURE_SNAKEMAKE_GC (capture.snakemake reads it): Snakemake's full collections
-# (~50-100 ms each, 3-4 a 200-job run) land there in some rounds and not in others.
+# With the plugin, also the garbage collections that start inside the plugin's measured code
+# (its set-up, its batches, its close, the details it adds to a job's record), by generation:
+# their thread CPU and their number, and the same of the whole process's collections (any
+# thread, Snakemake's too), as JSON into CAPTURE_SNAKEMAKE_GC (capture.snakemake reads it):
+# Snakemake's full collections (~50-100 ms each, 3-4 a 200-job run) land there in some
+# rounds and not in others.
 SNAKEMAKE = """
 import gc, json, os, runpy, sys, threading, time
 from pathlib import Path
 plugged = "lakeline" in sys.argv
-inside, collected = threading.local(), [0.0]
+inside = threading.local()
+collected = {"cpu": [0.0] * 3, "count": [0] * 3, "process_cpu": [0.0] * 3, "process": [0] * 3}
 def collecting(phase, info):
-    if getattr(inside, "depth", 0) and phase == "start":
-        inside.started = time.thread_time()
-    elif getattr(inside, "started", None) is not None:
-        collected[0] += time.thread_time() - inside.started
-        inside.started = None
+    generation, now = info["generation"], time.thread_time()
+    if phase == "start":
+        inside.started, inside.ours = now, bool(getattr(inside, "depth", 0))
+        return
+    spent = now - inside.started
+    collected["process_cpu"][generation] += spent
+    collected["process"][generation] += 1
+    if inside.ours:
+        collected["cpu"][generation] += spent
+        collected["count"][generation] += 1
 def measured(owner, name):
     original = getattr(owner, name)
     def run(*args, **kwargs):
@@ -93,7 +101,7 @@ finally:
     with open(os.environ["CAPTURE_AB_WHERE"], "a") as f:
         f.write(json.dumps(found) + "\\n")
     if plugged and os.environ.get("CAPTURE_SNAKEMAKE_GC"):
-        Path(os.environ["CAPTURE_SNAKEMAKE_GC"]).write_text(repr(collected[0]))
+        Path(os.environ["CAPTURE_SNAKEMAKE_GC"]).write_text(json.dumps(collected))
     wrong = [f for f in found.values() if not Path(f).resolve().is_relative_to(tree)]
     if wrong or (plugged and len(found) < 2):
         raise SystemExit(f"capture_ab: Snakemake did not import lakeline from {tree}: {found}")

@@ -102,6 +102,7 @@ def child(spec: dict[str, Any]) -> None:
                     "baseline": figures.wall["baseline"],
                     "gc": figures.gc[variant],
                     "flushes": figures.flushes[variant],
+                    "collections": figures.collections[variant],
                     "took": time.perf_counter() - start,
                 }
             )
@@ -135,6 +136,7 @@ def split(runs: list[dict[str, Any]]) -> dict[str, float]:
     """One round's figures, ms: at one size its ms a task; at two, fixed + n * slope of the
     CPU, of the baseline's wall and of the added wall (with capture less its baseline)."""
     ms = {k: [r[k] * 1000 for r in runs] for k in ("cpu", "wall", "baseline")}
+    gc = _gc_ms(runs)
     if len(runs) == 1:
         n = runs[0]["n"]
         added = ms["wall"][0] - ms["baseline"][0]
@@ -151,7 +153,16 @@ def split(runs: list[dict[str, Any]]) -> dict[str, float]:
     slope = (c2 - c1) / (n2 - n1)
     base = (b2 - b1) / (n2 - n1)
     added = ((w2 - b2) - (w1 - b1)) / (n2 - n1)
+    if gc is not None:  # the collections' part of the CPU, split the same way (by size)
+        (_, g1), (_, g2) = sorted(zip([r["n"] for r in runs], gc, strict=True))
+        gc_slope = [(y - x) / (n2 - n1) for x, y in zip(g1, g2, strict=True)]
+        gcs = {f"gc{i}_slope": gc_slope[i] for i in range(3)}
+        gcs["gc_slope"] = sum(gc_slope)
+        gcs["less_gc_slope"] = slope - gcs["gc_slope"]
+    else:
+        gcs = {}
     return {
+        **gcs,
         "slope": slope,
         "fixed": c1 - n1 * slope,
         "base_slope": base,
@@ -159,6 +170,14 @@ def split(runs: list[dict[str, Any]]) -> dict[str, float]:
         "added_slope": added,
         "added_fixed": (w1 - b1) - n1 * added,
     }
+
+
+def _gc_ms(runs: list[dict[str, Any]]) -> list[list[float]] | None:
+    """Each run's CPU in collections that started inside lakeline's code, ms by generation
+    (None where not measured: engines other than Snakemake)."""
+    if any(not r.get("collections") for r in runs):
+        return None
+    return [[x * 1000 for x in r["collections"]["cpu"]] for r in runs]
 
 
 def describe(engine: str, db: str, side: str, r: int, runs: list[dict[str, Any]]) -> str:
@@ -174,7 +193,25 @@ def describe(engine: str, db: str, side: str, r: int, runs: list[dict[str, Any]]
         )
     else:
         line += f" -> {got['cpu_task']:.4f} ms a task; added wall {got['added_task']:.3f} ms a task"
-    extra = [f"gc {x['gc'] * 1000:.0f} ms" for x in runs if x["gc"] == x["gc"]]
+    extra = []
+    for x in runs:
+        found = x.get("collections")
+        if found:  # by generation: CPU ms and count inside lakeline's code, of the process's
+            cpu = "/".join(f"{c * 1000:.0f}" for c in found["cpu"])
+            count = "/".join(f"{c:g}" for c in found["count"])
+            whole = "/".join(f"{c:g}" for c in found["process"])
+            extra.append(
+                f"gc {x['gc'] * 1000:.0f} ms = {cpu} ms gen 0/1/2, {count} of the "
+                f"process's {whole} collections"
+            )
+        elif x["gc"] == x["gc"]:
+            extra.append(f"gc {x['gc'] * 1000:.0f} ms")
+    if "gc_slope" in got:
+        extra.append(
+            f"gc {got['gc_slope']:.4f} ms a task (gen 0/1/2 {got['gc0_slope']:.4f}/"
+            f"{got['gc1_slope']:.4f}/{got['gc2_slope']:.4f}), slope less gc "
+            f"{got['less_gc_slope']:.4f}"
+        )
     extra += [f"{x['flushes']:g} flushes" for x in runs if x["flushes"] == x["flushes"]]
     return line + (f" ({', '.join(extra)})" if extra else "")
 
@@ -200,13 +237,20 @@ def report(results: dict[tuple[str, str], dict[str, Any]], args: argparse.Namesp
             n = [x["n"] for x in row[side][0]]
             head = f"{engine:<9} {db:<8} {side} {'/'.join(map(str, sorted(n))):<9}"
             if "slope" in rounds[0]:
-                pick = {k: [x[k] for x in rounds] for k in rounds[0]}
+                pick = {k: [x[k] for x in rounds if k in x] for k in rounds[0]}
                 print(
                     f"{head} fixed {spread(pick['fixed'], 1)}  slope "
                     f"{spread(pick['slope'], 3)} a task  | baseline slope "
                     f"{spread(pick['base_slope'], 2)}  added wall {spread(pick['added_fixed'], 0)}"
                     f" + {spread(pick['added_slope'], 3)} a task"
                 )
+                if "gc_slope" in pick and len(pick["gc_slope"]) == len(rounds):
+                    print(
+                        f"{'':<18} {side} gc slope {spread(pick['gc_slope'], 3)} (gen 0 "
+                        f"{spread(pick['gc0_slope'], 3)}, gen 1 {spread(pick['gc1_slope'], 3)}, "
+                        f"gen 2 {spread(pick['gc2_slope'], 3)})  slope less gc "
+                        f"{spread(pick['less_gc_slope'], 3)} a task"
+                    )
             else:
                 pick = {k: [x[k] for x in rounds] for k in rounds[0]}
                 print(

@@ -136,6 +136,9 @@ def child(folder: Path, jobs: int, steps: int, zones: Path) -> None:
     zoned(tracker_mod.Tracker, "apply_many", "own")
     zoned(tracker_mod.Tracker, "close", "own")
     zoned(tracker_mod, "stats_of", "stats")
+    jobs_mod = importlib.import_module("snakemake_logger_plugin_lakeline.jobs")
+    if hasattr(jobs_mod, "stats_of"):  # (Job.observe takes the products' stats there)
+        zoned(jobs_mod, "stats_of", "stats")
     zoned(journal.Journal, "write", "journal")
     zoned(journal.Journal, "flush", "journal")
     zoned(metadata, "read", "stats")
@@ -209,7 +212,10 @@ def child(folder: Path, jobs: int, steps: int, zones: Path) -> None:
         for name in ("key_of", "_lookup", "_remember", "use", "produce", "finish"):
             zoned(writer.Writer, name, f"own:writer.{name}")
         for name in ("_start", "_observe", "_finish", "_job_info", "_job_finished", "_write"):
-            zoned(tracker_mod.Tracker, name, f"own:tracker.{name}")
+            if hasattr(tracker_mod.Tracker, name):  # (_observe: Job.observe since smkplugin)
+                zoned(tracker_mod.Tracker, name, f"own:tracker.{name}")
+        if hasattr(jobs_mod.Job, "observe"):
+            zoned(jobs_mod.Job, "observe", "own:tracker._observe")
         for name in ("_located", "_queue", "_due", "_check_error"):
             zoned(batching.BatchRecorder, name, f"calls:{name}")
         planning = importlib.import_module("lakeline.artifacts.planning")

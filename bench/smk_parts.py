@@ -90,6 +90,9 @@ def child(args: list[str]) -> None:
                 (m.Tracker, "_ensure_workflow", "setup"),
                 (m, "stats_of", "stats"),
             ],
+            "snakemake_logger_plugin_lakeline.jobs": lambda: (  # Job.observe's stats
+                [(m, "stats_of", "stats")] if hasattr(m, "stats_of") else []
+            ),
             "snakemake_logger_plugin_lakeline.journal": lambda: [
                 (m.Journal, "write", "journal"),
                 (m.Journal, "flush", "journal"),
@@ -122,6 +125,7 @@ def child(args: list[str]) -> None:
         "snakemake_logger_plugin_lakeline.handler",
         "snakemake_logger_plugin_lakeline.live",
         "snakemake_logger_plugin_lakeline.tracker",
+        "snakemake_logger_plugin_lakeline.jobs",
         "snakemake_logger_plugin_lakeline.journal",
         "snakemake_logger_plugin_lakeline.metadata",
         "snakemake_logger_plugin_lakeline.sources",

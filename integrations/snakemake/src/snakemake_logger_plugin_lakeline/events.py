@@ -180,17 +180,39 @@ def clean_path(text: object) -> str | None:
 
 
 def paths(values: object) -> list[str]:
+    """The file paths of an event's file list (`clean_path` of each), in order."""
     if values is None or isinstance(values, str):
         values = [] if values is None else [values]
     try:
         items = list(values)  # type: ignore[call-overload]
     except TypeError:
         return []
-    return [p for p in (clean_path(v) for v in items) if p]
+    found = []
+    for item in items:
+        path = str(item)
+        if not path.endswith(")"):  # `clean_path`'s common case, without its call
+            if path and path != "<TBD>":
+                found.append(path)
+        else:
+            cleaned = clean_path(path)
+            if cleaned:
+                found.append(cleaned)
+    return found
+
+
+_ATOMS = frozenset({type(None), bool, int, float, str})  # returned as they are by `plain`
 
 
 def plain(value: Any, depth: int = 0) -> Any:
     """A JSON-able copy of Snakemake values (Namedlists keep their names)."""
+    kind = type(value)
+    if kind in _ATOMS:
+        return value
+    if kind is dict and depth <= 6:  # a plain dict (wildcards, resources): no name lookups
+        return {
+            k if type(k) is str else str(k): v if type(v) in _ATOMS else plain(v, depth + 1)
+            for k, v in value.items()
+        }
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if depth > 6:
@@ -199,7 +221,9 @@ def plain(value: Any, depth: int = 0) -> Any:
     items = getattr(value, "items", None)
     if isinstance(value, dict) or (names and callable(items)):
         assert callable(items)
-        result = {str(k): plain(v, depth + 1) for k, v in items()}
+        result = {  # (Snakemake's resources, params: a Namedlist of atoms, mostly)
+            str(k): v if type(v) in _ATOMS else plain(v, depth + 1) for k, v in items()
+        }
         if names is not None:  # a Namedlist: unnamed values too, by position
             named = {i for start, end in names.values() for i in range(start, end or start + 1)}
             for i, v in enumerate(value):

@@ -10,14 +10,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from snakemake_logger_plugin_lakeline import metadata
-from snakemake_logger_plugin_lakeline.journal import stat_of
+from snakemake_logger_plugin_lakeline.journal import Seen, stat_of, stats_of
 
 if TYPE_CHECKING:
     from lakeline.lineage.recorder import Handle
 
-    from snakemake_logger_plugin_lakeline.events import DoneInfo, JobInfo
+    from snakemake_logger_plugin_lakeline.events import DoneInfo, JobFinished, JobInfo
 
 FRESH = 0.5  # seconds: a metadata record older than its job_info is from an earlier run
+Products = list[tuple[str, str | None]]  # a job's files and their kinds (`Job.products`)
 
 
 @dataclass
@@ -32,7 +33,7 @@ class Job:
     problems: list[str] = field(default_factory=list)
     recorded: dict[bool, set[str]] = field(default_factory=dict)  # replays: its own records
 
-    def products(self) -> list[tuple[str, str | None]]:
+    def products(self) -> Products:
         """Outputs (temp ones as transient), then logs and the benchmark file, with kinds."""
         temp, pipes = set(self.info.temp), set(self.info.pipes)
         outputs = [p for p in self.info.outputs if p not in pipes]  # a FIFO is not data
@@ -40,6 +41,25 @@ class Job:
         items += [(p, "log") for p in self.info.logs]
         bench = self.info.benchmark
         return [*items, (bench, "benchmark")] if bench else items
+
+    def observe(
+        self,
+        workdir: str,
+        event: JobFinished,
+        seen: Seen,
+        products: Products,
+        *,
+        logged: bool = False,
+    ) -> None:
+        """Note in `event` its outputs' times (metadata; `logged`: see `metadata.read`) and the
+        stats of `products` (its `products()`; `seen` as for `journal.stats_of`)."""
+        for path in self.info.outputs:
+            record = metadata.read(workdir, path, finished=logged)
+            if record is not None and record.starttime is not None:
+                event.started[path] = record.starttime
+            if record is not None:
+                event.endtime = max(event.endtime or 0.0, record.endtime or 0.0) or None
+        event.files.update(stats_of(workdir, (p for p, _ in products), seen))
 
     def label(self) -> str:
         return f"rule {self.info.rule} (job {self.info.jobid})"

@@ -11,14 +11,36 @@ import contextlib
 import json
 import os
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from json import encoder as _json
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from snakemake_logger_plugin_lakeline.events import Event, from_json, to_json
 
 FOLDER = Path(".snakemake") / "lakeline" / "journal"
-_ENCODE = json.JSONEncoder(default=str).encode  # json.dumps(default=) builds one per call
+
+
+def encoder() -> Callable[[Any], str]:
+    """`json.JSONEncoder(default=str).encode` of a dict, the same text for less work: the C
+    encoder made once, not at each call (`encode` makes one, and its markers, per call). Its
+    markers (the circular check) are its own: an encoder whose encoding raised is not used
+    again (a journal that failed to encode writes no more)."""
+    make = _json.c_make_encoder
+    if make is None:  # no C accelerator: the plain path
+        return json.JSONEncoder(default=str).encode
+    # markers, default, escaping, indent, separators, sort_keys, skipkeys, allow_nan
+    chunks = make({}, str, _json.encode_basestring_ascii, None, ": ", ", ", False, False, True)
+    return lambda value: "".join(chunks(value, 0))
+
+
+def line_of(event: Event, encode: Callable[[Any], str]) -> str:
+    """The journal line of `event` (`encode(to_json(event))`), without copying its fields
+    into a new dict first: `{"type": ...` then its fields' own dict, encoded."""
+    fields = encode(vars(event))
+    if len(fields) <= 2:  # "{}": no fields
+        return encode(to_json(event))
+    return f'{{"type": "{type(event).__name__}", {fields[1:]}'
 
 
 def stat_of(path: str) -> list[int] | None:
@@ -74,9 +96,12 @@ def stats_of(workdir: str, paths: Iterable[str], seen: Seen | None = None) -> di
     return found
 
 
-def is_dir(location: str, info: os.stat_result | None) -> bool:
-    """Whether `location` is a folder (`info`: its stat, if taken)."""
-    return os.path.isdir(location) if info is None else stat.S_ISDIR(info.st_mode)
+def is_dir(workdir: str, path: str, info: os.stat_result | None) -> bool:
+    """Whether `path` (in `workdir`) is a folder (`info`: its stat, if taken; the path is
+    joined only if not)."""
+    if info is None:
+        return os.path.isdir(joined(workdir, path))
+    return stat.S_ISDIR(info.st_mode)
 
 
 class Journal:
@@ -89,12 +114,13 @@ class Journal:
         self._file: IO[str] | None = None
         self._lines: list[str] = []
         self.failed: str | None = None
+        self._encode = encoder()
 
     def write(self, event: Event) -> None:
         if self.failed is not None:
             return
         try:
-            self._lines.append(_ENCODE(to_json(event)))
+            self._lines.append(line_of(event, self._encode))
         except (TypeError, ValueError) as exc:
             self.failed = f"{type(exc).__name__}: {exc}"
 

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from snakemake_logger_plugin_lakeline import metadata
 from snakemake_logger_plugin_lakeline.events import (
     DoneInfo,
     ErrorMessage,
@@ -38,7 +37,7 @@ from snakemake_logger_plugin_lakeline.events import (
     WorkflowStarted,
     exit_code_of,
 )
-from snakemake_logger_plugin_lakeline.jobs import Job, Jobs
+from snakemake_logger_plugin_lakeline.jobs import Job, Jobs, Products
 from snakemake_logger_plugin_lakeline.journal import Journal, Seen, is_dir, stat_of, stats_of
 from snakemake_logger_plugin_lakeline.sources import RuleSource, Sources, pipeline_key
 from snakemake_logger_plugin_lakeline.writer import Writer, is_fatal
@@ -257,7 +256,7 @@ class Tracker:
                     known = self.jobs.get(event.jobid)
                     info = infos.get(event.jobid) or (known.info if known else None)
                     if info is not None:
-                        self._observe(Job(info), event, {})
+                        Job(info).observe(self.workdir, event, {}, Job(info).products())
                 elif isinstance(event, JobError):
                     event.files = stats_of(self.workdir, event.logs)
                 self._write(event)
@@ -394,30 +393,27 @@ class Tracker:
         if job is None or job.status != "started":
             return
         seen: Seen = {}
+        products = job.products()  # (once: `observe` and `_finish` both walk them)
         if not self.replay:
-            self._observe(job, event, seen, logged=logged)
+            job.observe(self.workdir, event, seen, products, logged=logged)
         self._write(event)
-        self._finish(job, "completed", event, seen)
-
-    def _observe(self, job: Job, event: JobFinished, seen: Seen, *, logged: bool = False) -> None:
-        """Note times (metadata; `logged`: see `metadata.read`) and the products' stats."""
-        for path in job.info.outputs:
-            record = metadata.read(self.workdir, path, finished=logged)
-            if record is not None and record.starttime is not None:
-                event.started[path] = record.starttime
-            if record is not None:
-                event.endtime = max(event.endtime or 0.0, record.endtime or 0.0) or None
-        event.files.update(stats_of(self.workdir, (p for p, _ in job.products()), seen))
+        self._finish(job, "completed", event, seen, products)
 
     def _finish(
-        self, job: Job, status: str, event: JobFinished | JobError, seen: Seen | None = None
+        self,
+        job: Job,
+        status: str,
+        event: JobFinished | JobError,
+        seen: Seen | None = None,
+        made: Products | None = None,
     ) -> None:
-        """Record the job's products (`seen`: stats `_observe` took) and its end."""
+        """Record the job's products (`seen`: stats `observe` took; `made`: its
+        `job.products()`, if the caller has them) and its end."""
         seen = seen or {}
         self.jobs.set_status(job, status)
         if job.step is None or self.failure is not None or self.writer is None:
             return
-        products = job.products() if status == "completed" else []
+        products = (job.products() if made is None else made) if status == "completed" else []
         if status == "errored":  # logs of failed jobs are kept; outputs are not recorded
             products = [(p, "log") for p in job.info.logs]
         for path, kind in products:
@@ -428,7 +424,7 @@ class Tracker:
             self.writer.produce(job, path, kind, seen.get(path))
             if kind == "transient" and not os.path.lexists(os.path.join(self.workdir, path)):
                 self.writer.removed(path)  # a replay, after Snakemake deleted it
-            if kind is None and is_dir(os.path.join(self.workdir, path), seen.get(path)):
+            if kind is None and is_dir(self.workdir, path, seen.get(path)):
                 self.folders.add(path)
         error = event.error if isinstance(event, JobError) else None
         exit_code = getattr(event, "exit_code", 0 if status == "completed" else None)
