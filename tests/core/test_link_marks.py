@@ -63,6 +63,7 @@ def test_a_file_a_step_saved_under_a_key_is_that_record_when_a_later_step_uses_i
     wf = rec.start_workflow(key="wf", engine_run_id="r1")
     keep = rec.start_step(wf, key="keep", kind="task", engine_task_id="1")
     if saved == "api":
+        flush(rec)  # the run written: a record can name it as its producer
         ll.Artifact(root / "data" / "raw.txt", key="kept/raw.txt", run=keep.run).save()
     else:
         rec.produce(keep, "data/raw.txt", key="kept/raw.txt")
