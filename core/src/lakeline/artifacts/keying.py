@@ -84,9 +84,9 @@ def _named(plan: Plan, row: Artifact, session: Session) -> int:
     An lstat per root until one finds an entry (and two stats then), once per record and
     plan: only records at a file's place under another key are asked about (rare)."""
     assert plan.storage is not None and row.key is not None
-    memo = plan.named if plan.named is not None else {}
-    plan.named = memo
-    found = memo.get(id(row))
+    if plan.named is None:
+        plan.named = {}
+    found = plan.named.get(id(row))
     if found is not None:
         return found
     found = NOTHING
@@ -102,7 +102,7 @@ def _named(plan: Plan, row: Artifact, session: Session) -> int:
             same = False
         found = LINK if same else OTHER
         break
-    memo[id(row)] = found
+    plan.named[id(row)] = found
     return found
 
 
