@@ -104,14 +104,16 @@ def test_a_link_through_a_linked_folder_does_not_stand_for_its_target(
     assert inputs_of("second") == [("data/raw.txt", None)]
 
 
+@pytest.mark.parametrize("link", ["kept", "copy"])
 @pytest.mark.parametrize("same_bytes", [False, True])
 @pytest.mark.parametrize("batched", [False, True])
 def test_a_step_that_rewrites_a_link_target_makes_the_target_not_the_link(
-    instance: Instance, tmp_path: Path, batched: bool, same_bytes: bool
+    instance: Instance, tmp_path: Path, batched: bool, same_bytes: bool, link: str
 ) -> None:
-    """`mklink` made `out/link.txt -> ../data/raw.txt`; `rewrite` then writes data/raw.txt
-    (produced by its own path). Failed on main (every case): `rewrite`'s output was the
-    link's record (new bytes: version 2 of `out/link.txt`; the same bytes: mklink's)."""
+    """`mklink` made `out/link.txt -> ../data/raw.txt` (`copy`: replaced by a regular file of
+    the same bytes afterwards); `rewrite` then writes data/raw.txt (produced by its own path).
+    Failed on main (every case): `rewrite`'s output was the link's record (new bytes:
+    version 2 of `out/link.txt`; the same bytes: mklink's)."""
     root = workflow(tmp_path)
     (root / "out" / "link.txt").symlink_to("../data/raw.txt")
     rec = recorder(root, "batched" if batched else "use")
@@ -120,6 +122,9 @@ def test_a_step_that_rewrites_a_link_target_makes_the_target_not_the_link(
     rec.produce(mklink, "out/link.txt", key="out/link.txt")
     rec.finish_step(mklink)
     flush(rec)
+    if link == "copy":
+        (root / "out" / "link.txt").unlink()
+        (root / "out" / "link.txt").write_text("raw bytes\n")
     rewrite = rec.start_step(wf, key="rewrite", kind="rule", engine_task_id="2")
     (root / "data" / "raw.txt").write_text("raw bytes\n" if same_bytes else "new bytes\n")
     rec.produce(rewrite, "data/raw.txt")

@@ -9,8 +9,8 @@ transaction (`artifacts/save.py`):
   then the newest record's): new bytes there are the next version of that record, the same
   bytes are that record; but never a link's record (`may_be`: the path its key names in a
   registered folder is, now, that very file: a record made through a symlink, its target's
-  place with the link's path as key), and, for a file a step only used, never one with a
-  producer whose key names another entry there (a link since changed);
+  place with the link's path as key), nor one with another producer whose key names another
+  entry there (a link since changed);
 - a location without records takes its path in the root, unless that key is held by a record
   at another location (or by another location of the same batch): then the key is qualified
   by the root's own folders, nearest first (`projB/data/s1.csv`, `runs/projB/data/s1.csv`,
@@ -58,17 +58,19 @@ def may_be(plan: Plan, row: Artifact, session: Session) -> int:
     by the place (its path in the root, or qualified by the root's folders); 1 a file saved
     there under a key (a keyed save: `ll.Artifact(path, key=K)` in place); 0, never, a link's
     record (the path its key names in a local root is that file now, `_named`: it stands for
-    the link, and its producer made the link, not the file). For a file a step only used,
-    a record with a producer is also 0 where its key names another entry (a link since
-    changed, or a key naming another file: no false producer edge), and, in a storage
-    without symlinks (a bucket), always: the rule before the file system was asked."""
+    the link, and its producer made the link, not the file). A record with a producer is
+    also 0 where its key names another entry (a link since changed, or a key naming another
+    file), unless `plan` is that producer's own (a step re-recording its keyed save): taken,
+    it would say its producer made the file. In a storage without symlinks (a bucket), such
+    a record is 0 for a file a step only used (the rule before the file system was asked)."""
     assert plan.storage is not None
     if row.key == plan.store_key or row.key in qualified_keys(plan.storage.root, plan.store_key):
         return 2
-    claims = plan.used_only and row.run_id is not None  # taken: `row`'s producer made the file
+    producer = row.run_id
     if protocol_of(plan.storage.root) != "local":
-        return 0 if claims else 1
+        return 0 if plan.used_only and producer is not None else 1
     named = _named(plan, row, session)
+    claims = producer is not None and producer != vars(plan.artifact).get("run_id")
     return 0 if named == LINK or (named == OTHER and claims) else 1
 
 
@@ -82,9 +84,9 @@ def _named(plan: Plan, row: Artifact, session: Session) -> int:
     An lstat per root until one finds an entry (and two stats then), once per record and
     plan: only records at a file's place under another key are asked about (rare)."""
     assert plan.storage is not None and row.key is not None
-    memo = plan.named if plan.named is not None else {}
-    plan.named = memo
-    found = memo.get(id(row))
+    if plan.named is None:
+        plan.named = {}
+    found = plan.named.get(id(row))
     if found is not None:
         return found
     found = NOTHING
@@ -100,7 +102,7 @@ def _named(plan: Plan, row: Artifact, session: Session) -> int:
             same = False
         found = LINK if same else OTHER
         break
-    memo[id(row)] = found
+    plan.named[id(row)] = found
     return found
 
 
