@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 
     from lakeline.artifacts.places import Place, Places
     from lakeline.artifacts.save import Plan
+    from lakeline.instance import Instance
+    from lakeline.models import Storage
 
 __all__ = ["located", "qualified_keys", "settle_keys"]
 
@@ -66,6 +68,8 @@ def may_be(plan: Plan, row: Artifact, session: Session) -> int:
     assert plan.storage is not None
     if row.key == plan.store_key or row.key in qualified_keys(plan.storage.root, plan.store_key):
         return 2
+    if (plan.storage.id, plan.store_key, row.key) in _links(session):
+        return 0  # a link's record when it was recorded (the link may be gone now)
     producer = row.run_id
     if protocol_of(plan.storage.root) != "local":
         return 0 if plan.used_only and producer is not None else 1
@@ -89,30 +93,58 @@ def _named(plan: Plan, row: Artifact, session: Session) -> int:
     found = plan.named.get(id(row))
     if found is not None:
         return found
-    found = NOTHING
-    for root in _local_roots(plan.storage.root, session):
-        path = f"{root}/{row.key}"
+    roots = _local_roots(plan.storage.root, session.info.get("lakeline_instance"))
+    found = _names(roots, row.key, plan.artifact._source)
+    plan.named[id(row)] = found
+    return found
+
+
+def _names(roots: list[str], key: str, source: str) -> int:
+    """What `<root>/<key>` is in the first of `roots` where it is anything (`_named`)."""
+    for root in roots:
+        path = f"{root}/{key}"
         try:
             os.lstat(path)
         except (OSError, ValueError):  # nothing there (or a name no path can hold)
             continue
         try:
-            same = os.path.samestat(os.stat(path), os.stat(plan.artifact._source))
+            same = os.path.samestat(os.stat(path), os.stat(source))
         except OSError:  # a dangling symlink
             same = False
-        found = LINK if same else OTHER
-        break
-    plan.named[id(row)] = found
-    return found
+        return LINK if same else OTHER
+    return NOTHING
 
 
-def _local_roots(own: str, session: Session) -> list[str]:
+def note_link(instance: Instance, storage: Storage, store_key: str, key: str, source: str) -> None:
+    """When a file in place in local `storage` at `store_key` is recorded under another given
+    `key` that names it through a symlink now (`_names`: the link, or a linked folder above
+    it), remember for `instance`'s life that its record there under `key` is a link's:
+    `may_be` never takes it for the file, also once the link is gone (Snakemake's temp()
+    removes it once its readers ran; a batch is written later). An lstat per local root:
+    only files recorded under a key other than their path in the root are asked about."""
+    roots = _local_roots(storage.root, instance)
+    if _names(roots, key, source) == LINK:
+        links: set[tuple[int, str, str]] = instance.__dict__.setdefault(_LINKS, set())
+        links.add((storage.id, store_key, key))
+
+
+_LINKS = "_link_records"  # where an Instance keeps the (storage id, store key, key) of links
+
+
+def _links(session: Session) -> set[tuple[int, str, str]]:
+    instance = session.info.get("lakeline_instance")
+    return _NONE if instance is None else instance.__dict__.get(_LINKS, _NONE)
+
+
+_NONE: set[tuple[int, str, str]] = set()
+
+
+def _local_roots(own: str, instance: Instance | None) -> list[str]:
     """`own` root, then the instance's other local storage roots (a link's record lies in its
     target's storage, keyed by its path in the workflow folder), without a trailing "/"."""
     from lakeline.artifacts.locate import _roots
 
     roots = [strip_protocol(own).rstrip("/")]
-    instance = session.info.get("lakeline_instance")
     if instance is not None:
         for _, root, protocol in _roots(instance):
             path = strip_protocol(root).rstrip("/")
