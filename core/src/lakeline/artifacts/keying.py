@@ -7,8 +7,10 @@ transaction (`artifacts/save.py`):
 
 - a location that already has records keeps their key (the one keyed by the location first,
   then the newest record's): new bytes there are the next version of that record, the same
-  bytes are that record; a file a step only used never takes the key of a record with a
-  producer and another key (a symlink's, `may_be`);
+  bytes are that record; but never a link's record (`may_be`: the path its key names in a
+  registered folder is, now, that very file: a record made through a symlink, its target's
+  place with the link's path as key), nor one with another producer whose key names another
+  entry there (a link since changed);
 - a location without records takes its path in the root, unless that key is held by a record
   at another location (or by another location of the same batch): then the key is qualified
   by the root's own folders, nearest first (`projB/data/s1.csv`, `runs/projB/data/s1.csv`,
@@ -20,6 +22,7 @@ reference waiting for these bytes, and the save fills it in (`places.promote`).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -35,6 +38,8 @@ if TYPE_CHECKING:
 
     from lakeline.artifacts.places import Place, Places
     from lakeline.artifacts.save import Plan
+    from lakeline.instance import Instance
+    from lakeline.models import Storage
 
 __all__ = ["located", "qualified_keys", "settle_keys"]
 
@@ -50,17 +55,102 @@ def located(plan: Plan) -> bool:
     )
 
 
-def may_be(plan: Plan, row: Artifact) -> int:
+def may_be(plan: Plan, row: Artifact, session: Session) -> int:
     """How well `row`, a record at a located `plan`'s place, stands for that file: 2 keyed
-    by the place (its path in the root, or qualified by the root's folders), else 1 (a file
-    saved there under a key; or a symlink's record: links to a file are one place, each
-    link's record its own, so the file's own record comes first), or 0, never, for a file
-    a step only used, if `row` has a producer: a link's record (the core cannot tell it from
-    a keyed save) would claim the file was made by the step that made the link."""
+    by the place (its path in the root, or qualified by the root's folders); 1 a file saved
+    there under a key (a keyed save: `ll.Artifact(path, key=K)` in place); 0, never, a link's
+    record (the path its key names in a local root is that file now, `_named`: it stands for
+    the link, and its producer made the link, not the file). A record with a producer is
+    also 0 where its key names another entry (a link since changed, or a key naming another
+    file), unless `plan` is that producer's own (a step re-recording its keyed save): taken,
+    it would say its producer made the file. In a storage without symlinks (a bucket), such
+    a record is 0 for a file a step only used (the rule before the file system was asked)."""
     assert plan.storage is not None
     if row.key == plan.store_key or row.key in qualified_keys(plan.storage.root, plan.store_key):
         return 2
-    return 0 if plan.used_only and row.run_id is not None else 1
+    if (plan.storage.id, plan.store_key, row.key) in _links(session):
+        return 0  # a link's record when it was recorded (the link may be gone now)
+    producer = row.run_id
+    if protocol_of(plan.storage.root) != "local":
+        return 0 if plan.used_only and producer is not None else 1
+    named = _named(plan, row, session)
+    claims = producer is not None and producer != vars(plan.artifact).get("run_id")
+    return 0 if named == LINK or (named == OTHER and claims) else 1
+
+
+NOTHING, LINK, OTHER = 0, 1, 2  # what a record's key names in the local roots, `_named`
+
+
+def _named(plan: Plan, row: Artifact, session: Session) -> int:
+    """What `<root>/<row's key>` is now in the first local root (`plan`'s own first) where it
+    is anything: LINK (the very file at `plan`'s place: through a symlink, of the entry or a
+    folder above it), OTHER (another file, a symlink elsewhere or dangling), else NOTHING.
+    An lstat per root until one finds an entry (and two stats then), once per record and
+    plan: only records at a file's place under another key are asked about (rare)."""
+    assert plan.storage is not None and row.key is not None
+    if plan.named is None:
+        plan.named = {}
+    found = plan.named.get(id(row))
+    if found is not None:
+        return found
+    roots = _local_roots(plan.storage.root, session.info.get("lakeline_instance"))
+    found = _names(roots, row.key, plan.artifact._source)
+    plan.named[id(row)] = found
+    return found
+
+
+def _names(roots: list[str], key: str, source: str) -> int:
+    """What `<root>/<key>` is in the first of `roots` where it is anything (`_named`)."""
+    for root in roots:
+        path = f"{root}/{key}"
+        try:
+            os.lstat(path)
+        except (OSError, ValueError):  # nothing there (or a name no path can hold)
+            continue
+        try:
+            same = os.path.samestat(os.stat(path), os.stat(source))
+        except OSError:  # a dangling symlink
+            same = False
+        return LINK if same else OTHER
+    return NOTHING
+
+
+def note_link(instance: Instance, storage: Storage, store_key: str, key: str, source: str) -> None:
+    """When a file in place in local `storage` at `store_key` is recorded under another given
+    `key` that names it through a symlink now (`_names`: the link, or a linked folder above
+    it), remember for `instance`'s life that its record there under `key` is a link's:
+    `may_be` never takes it for the file, also once the link is gone (Snakemake's temp()
+    removes it once its readers ran; a batch is written later). An lstat per local root:
+    only files recorded under a key other than their path in the root are asked about."""
+    roots = _local_roots(storage.root, instance)
+    if _names(roots, key, source) == LINK:
+        links: set[tuple[int, str, str]] = instance.__dict__.setdefault(_LINKS, set())
+        links.add((storage.id, store_key, key))
+
+
+_LINKS = "_link_records"  # where an Instance keeps the (storage id, store key, key) of links
+
+
+def _links(session: Session) -> set[tuple[int, str, str]]:
+    instance = session.info.get("lakeline_instance")
+    return _NONE if instance is None else instance.__dict__.get(_LINKS, _NONE)
+
+
+_NONE: set[tuple[int, str, str]] = set()
+
+
+def _local_roots(own: str, instance: Instance | None) -> list[str]:
+    """`own` root, then the instance's other local storage roots (a link's record lies in its
+    target's storage, keyed by its path in the workflow folder), without a trailing "/"."""
+    from lakeline.artifacts.locate import _roots
+
+    roots = [strip_protocol(own).rstrip("/")]
+    if instance is not None:
+        for _, root, protocol in _roots(instance):
+            path = strip_protocol(root).rstrip("/")
+            if protocol == "local" and path not in roots:
+                roots.append(path)
+    return roots
 
 
 def _place(plan: Plan) -> Place:
@@ -101,7 +191,7 @@ def settle_keys(
         rows = [
             (fit, row)
             for row in places.at.get(_place(plan), ())
-            if row.key is not None and (fit := may_be(plan, row))
+            if row.key is not None and (fit := may_be(plan, row, session))
         ]
         if not rows:
             fresh.append(plan)

@@ -197,8 +197,8 @@ class Places:
 
     def find(self, plan: Plan, *, unavailable_only: bool = False) -> Artifact | None:
         """The record at `plan`'s location with the same hash (and hash type), and the same
-        key unless the plan's key was derived (then the record keyed by the place first, not a
-        symlink's, `keying.may_be`): available records first, then the latest.
+        key unless the plan's key was derived (then the record keyed by the place first, never
+        a link's, `keying.may_be`): available records first, then the latest.
         With `unavailable_only`, a reference there without a hash matches any bytes."""
         if not self.at:  # no record at any place of the batch (a save of new files)
             return None
@@ -223,7 +223,7 @@ class Places:
                     unavailable_only and row.available
                 ):
                     continue
-                fit = may_be(plan, row) if i == 0 and located(plan) else 1
+                fit = may_be(plan, row, self.session) if i == 0 and located(plan) else 1
                 if not fit:
                     continue
                 rank = (fit, bool(row.available), bool(row.is_latest), row.id or 0)

@@ -8,6 +8,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from lakeline.artifacts.describe import unreadable
+from lakeline.artifacts.keying import note_link
 from lakeline.artifacts.locate import fs_for_location, storage_containing
 from lakeline.artifacts.reference import default_key, reference_root
 from lakeline.artifacts.store import Budget, copy_hashed, spool_folder
@@ -52,6 +53,7 @@ class Plan:
     # placed at store_key
     tmp: str | bytes | None = None
     used_only: bool = False  # a step only used it (no producer in this save): `keying.may_be`
+    named: dict[int, int] | None = None  # `keying._named` of records at its place, by id()
 
     @property
     def source_fs(self) -> AbstractFileSystem | None:
@@ -106,6 +108,9 @@ def _plan(
         fs = None if local and not is_dir else make_fs()
         digest, stored = hash_in_place(fs, path, is_dir, before)
         fill_new(artifact, {"store_tag": stored.tag})  # a new object: no attribute events
+        given = artifact.key if key_given and local else None
+        if given is not None and given != contained[1]:  # a link's record, or a keyed save
+            note_link(instance, contained[0], contained[1], given, source)
     elif artifact._staged:  # lakeline serialised it: nobody else writes it
         fs = make_fs()
         digest = hash_folder(fs, path) if is_dir else hash_file(fs, path)
