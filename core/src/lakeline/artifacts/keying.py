@@ -90,12 +90,12 @@ def _named(plan: Plan, row: Artifact, session: Session) -> int:
     assert plan.storage is not None and row.key is not None
     if plan.named is None:
         plan.named = {}
-    found = plan.named.get(id(row))
+    found = plan.named.get(row.key)  # by key: rows are read anew when a write is retried
     if found is not None:
         return found
     roots = _local_roots(plan.storage.root, session.info.get("lakeline_instance"))
     found = _names(roots, row.key, plan.artifact._source)
-    plan.named[id(row)] = found
+    plan.named[row.key] = found
     return found
 
 

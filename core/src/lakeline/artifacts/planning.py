@@ -53,7 +53,7 @@ class Plan:
     # placed at store_key
     tmp: str | bytes | None = None
     used_only: bool = False  # a step only used it (no producer in this save): `keying.may_be`
-    named: dict[int, int] | None = None  # `keying._named` of records at its place, by id()
+    named: dict[str, int] | None = None  # `keying._named` of records at its place, by key
 
     @property
     def source_fs(self) -> AbstractFileSystem | None:
