@@ -20,6 +20,8 @@ the audit triggers' Python functions), and `gc` (collections inside any part, fr
 `SMK_INSTR_DETAIL=1` splits the Recorder's calls; `=more` also the plugin's own and the
 calls' steps, finer (each zone entered costs its parent a few thousand instructions more:
 read such splits relatively); `SMK_INSTR_GC_OFF=1` runs with the collector off.
+`SMK_INSTR_FLUSH=1` splits the flush's Python into zones (the rows' binding, the runs' and
+artifacts' inserts, `detach`, `settle_keys`, ...); `=bind` also each column's binding, by table.
 The slope a job is the difference of the two sizes over the jobs added. `--before DIR`
 (`git archive REV core/src integrations` extracted): the same for that tree (A) and this
 checkout (B). The log filter in Snakemake's thread (`live.py`) is not run. Asserts nothing.
