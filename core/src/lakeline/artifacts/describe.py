@@ -65,6 +65,8 @@ def _path_values(
     text = os.fspath(data)
     local = "://" not in text or protocol_of(text) == "local"
     if local:
+        if resolved is not None and stat.S_ISDIR(resolved.st_mode):
+            resolved = None  # a folder (rare): stat'ed here, a caller's stat may be older
         try:
             # exists, is_dir, is a plain file (`resolved`: the caller resolved `text` just now)
             location, st = (text, resolved) if resolved is not None else resolve_existing(text)

@@ -49,7 +49,7 @@ from lakeline.lineage.batch_refusals import (
     raise_left_out,
     unbatched,
 )
-from lakeline.lineage.handles import FileRecord, Handle, loaded
+from lakeline.lineage.handles import FileRecord, Handle, check_stat, loaded
 from lakeline.lineage.recorder import Recorder
 from lakeline.lineage.records import fire_each, new_run
 from lakeline.lineage.run_rows import Finish
@@ -401,6 +401,7 @@ class BatchRecorder(Recorder):
                     check_kind(record.kind)
                 if record.key is not None:
                     validate_key(record.key)
+                check_stat(record.stat)
             self._check_error(error, "step")
             original = None
             if cached_from is not None:

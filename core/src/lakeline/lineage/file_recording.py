@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from lakeline.artifacts.describe import describe_new
 from lakeline.artifacts.save import save_artifacts
 from lakeline.errors import LakelineError
-from lakeline.lineage.handles import FileRecord, Handle
+from lakeline.lineage.handles import FileRecord, Handle, check_stat
 from lakeline.lineage.records import fire
 from lakeline.lineage.references import known_record
 from lakeline.lineage.refusals import refused_input
@@ -51,6 +51,9 @@ class FileRecording:
     ) -> list[Artifact]:
         """Unsaved artifacts for the outputs that exist; vanished ones go through `produce`."""
         assert self.instance is not None
+        for item in outputs:  # all refused before any is recorded
+            if isinstance(item, FileRecord):
+                check_stat(item.stat)
         batch = []
         for item in outputs:
             record = item if isinstance(item, FileRecord) else FileRecord(item)
@@ -93,6 +96,8 @@ class FileRecording:
         by `producer` (None: only used) and used by the steps in `used_by`. Files that are
         gone go through `produce`/`use` one by one (they may be known already)."""
         assert self.instance is not None
+        for item in files:  # all refused before any is recorded
+            check_stat(item.stat)
         results: list[Artifact | None] = [None] * len(files)
         batch: list[tuple[int, Artifact]] = []
         for i, item in enumerate(files):
@@ -155,6 +160,7 @@ class FileRecording:
         the path once (`resolve_existing`), where `_location` costs an lstat per folder level
         and the queue would stat it again. (location, None) when it cannot be stat'ed.
         `known`: the caller's stat of the path (`use`'s `stat`), not taken again."""
+        check_stat(known)  # refused before anything is queued
         text = os.fspath(path)
         if protocol_of(text) == "local":
             if self.root is not None and not text.startswith("/"):  # os.path.join, cheaper
@@ -326,6 +332,7 @@ class FileRecording:
         it is and what the step saw, not stat'ed again (a symlink's own lstat is ignored).
         Its bytes are hashed as they are read: a file changed since is hashed as it is now.
         """
+        check_stat(stat)
         artifact, new_edge = self._artifact(
             self._location(path),
             key=key,
@@ -352,5 +359,6 @@ class FileRecording:
         `kind` marks special outputs: "log", "benchmark", "transient" (deleted after use);
         `stat` as for `use`.
         """
+        check_stat(stat)
         location = self._location(path)
         return self._artifact(location, key=key, kind=kind, run=step.run, given=stat)[0]

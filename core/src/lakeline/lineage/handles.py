@@ -36,6 +36,15 @@ class FileRecord:
     stat: os.stat_result | None = None
 
 
+def check_stat(stat: object) -> None:
+    """Refuse a `stat=` that is no `os.stat_result` (a DirEntry, a tuple) at the call, with a
+    TypeError naming it: not an AttributeError from deep inside, nor taken without a word."""
+    if stat is not None and not isinstance(stat, os.stat_result):
+        raise TypeError(
+            f"stat= takes the file's os.lstat (an os.stat_result), not {type(stat).__name__}"
+        )
+
+
 def loaded(record: Any, name: str) -> Any:
     """`getattr(record, name)` for a column, read from the record's dict where it is there
     (~0.05 us, the ORM's read ~0.4 us); None for one a new record never had set (its id: the

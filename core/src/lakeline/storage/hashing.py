@@ -169,7 +169,12 @@ def _local_in_place(path: str, before: tuple[Any, ...] | None) -> tuple[Digest, 
         if before is None:
             st = os.stat(path)
             before = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-        digest = hash_local_file(path, before[0])
+        try:
+            digest = hash_local_file(path, before[0])
+        except IsADirectoryError:  # os.read says it without the path
+            raise SourceChanged(
+                f"{path} is a folder now, a file when it was stat'ed: record it again"
+            ) from None
         checkpoints.reach("source.read")
         after = os.stat(path)  # the path's, not the descriptor's: a file renamed over shows
         if (
