@@ -436,3 +436,33 @@ def test_failures_are_read_from_snakemake_logs_whose_jobs_interleave(tmp_path: P
         5,
     )
     assert other.at - fail.at == 0 and "Finished jobid" not in fail.text
+
+
+RETRIED = """
+rule flaky:
+    input: "data/raw.txt"
+    output: "out/flaky.txt"
+    log: "logs/flaky.log"
+    retries: 1
+    shell: "if [ -e tried ]; then cp {input} {output}; else touch tried; exit 3; fi"
+"""
+
+
+@pytest.mark.parametrize("instance", ["sqlite"], indirect=True)
+def test_metadata_import_a_job_that_succeeded_on_its_retry_is_completed(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """`retries:` a job's first attempt fails (Snakemake logs `Error in rule`, then `Trying to
+    restart job`), its second completes: the job completed, its output is recorded; the
+    first attempt's logged failure is not this record's (review54: it was imported errored,
+    its output dropped)."""
+    root = write_workflow(tmp_path / "wf", RETRIED, DATA)
+    run_snakemake(root, plugin=False)
+    assert (root / "tried").exists() and (root / "out" / "flaky.txt").exists()
+    log = next((root / ".snakemake" / "log").iterdir()).read_text()
+    assert "Error in rule flaky:" in log and "Trying to restart job" in log
+    result = import_workflow(root, report=lambda _: None)
+    assert result.problems == [], result.problems
+    run = ll.Run.get(engine="snakemake", transform__key="flaky")
+    assert (run.status, run.exit_code, run.error) == ("completed", None, None)
+    assert ll.Artifact.get(key="out/flaky.txt").run_id == run.id
