@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import lakeline as ll
@@ -466,3 +467,20 @@ def test_metadata_import_a_job_that_succeeded_on_its_retry_is_completed(
     run = ll.Run.get(engine="snakemake", transform__key="flaky")
     assert (run.status, run.exit_code, run.error) == ("completed", None, None)
     assert ll.Artifact.get(key="out/flaky.txt").run_id == run.id
+
+
+def test_a_failure_snakemake_restarted_is_an_attempt_and_its_last_one_the_failure(
+    tmp_path: Path,
+) -> None:
+    """`retries: 1`, both attempts failing: the first error is followed by `Trying to restart
+    job 3.`, the last is not; only the last is the job's failure."""
+    from snakemake_logger_plugin_lakeline.failures import read_failures
+
+    error = INTERLEAVED[INTERLEAVED.index("[Mon Dec  7 13:50:24 2026]\nError in rule fail:") :]
+    error = error[: error.index("[Mon Dec  7 13:50:24 2026]\nError in rule other:")]
+    last = error.replace("13:50:24", "13:50:29")
+    text = f"{error}Trying to restart job 3.\n{last}"
+    (tmp_path / ".snakemake" / "log").mkdir(parents=True)
+    (tmp_path / ".snakemake" / "log" / "x.snakemake.log").write_text(text)
+    (failure,) = read_failures(tmp_path)
+    assert failure.rule == "fail" and time.localtime(failure.at).tm_sec == 29
