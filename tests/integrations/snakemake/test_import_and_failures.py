@@ -484,3 +484,28 @@ def test_a_failure_snakemake_restarted_is_an_attempt_and_its_last_one_the_failur
     (tmp_path / ".snakemake" / "log" / "x.snakemake.log").write_text(text)
     (failure,) = read_failures(tmp_path)
     assert failure.rule == "fail" and time.localtime(failure.at).tm_sec == 29
+
+
+@pytest.mark.parametrize("instance", ["sqlite"], indirect=True)
+def test_metadata_import_an_old_failure_is_not_a_record_without_a_start_time(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """A record without `starttime` (an older Snakemake's): `fail` failed in a first run, then
+    completed in a second; the first run's logged error is not its end (review54: the window
+    began at 0, the old error was taken and the completed job imported errored)."""
+    import base64
+
+    root = write_workflow(tmp_path / "wf", FAILING, DATA)
+    run_snakemake(root, "--keep-going", plugin=False, check=False)
+    fixed = FAILING.replace("; exit 3", "")
+    write_workflow(root, fixed)
+    time.sleep(3)  # past BEFORE: the second run's job starts well after the first's error
+    run_snakemake(root, plugin=False)
+    name = base64.urlsafe_b64encode(b"out/fail.txt").decode()
+    record = root / ".snakemake" / "metadata" / name
+    data = json.loads(record.read_text())
+    del data["starttime"]
+    record.write_text(json.dumps(data))
+    import_workflow(root, report=lambda _: None)
+    run = ll.Run.get(engine="snakemake", transform__key="fail")
+    assert (run.status, run.error) == ("completed", None), run.error
