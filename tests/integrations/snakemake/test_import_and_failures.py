@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import lakeline as ll
@@ -436,3 +437,75 @@ def test_failures_are_read_from_snakemake_logs_whose_jobs_interleave(tmp_path: P
         5,
     )
     assert other.at - fail.at == 0 and "Finished jobid" not in fail.text
+
+
+RETRIED = """
+rule flaky:
+    input: "data/raw.txt"
+    output: "out/flaky.txt"
+    log: "logs/flaky.log"
+    retries: 1
+    shell: "if [ -e tried ]; then cp {input} {output}; else touch tried; exit 3; fi"
+"""
+
+
+@pytest.mark.parametrize("instance", ["sqlite"], indirect=True)
+def test_metadata_import_a_job_that_succeeded_on_its_retry_is_completed(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """`retries:` a job's first attempt fails (Snakemake logs `Error in rule`, then `Trying to
+    restart job`), its second completes: the job completed, its output is recorded; the
+    first attempt's logged failure is not this record's (review54: it was imported errored,
+    its output dropped)."""
+    root = write_workflow(tmp_path / "wf", RETRIED, DATA)
+    run_snakemake(root, plugin=False)
+    assert (root / "tried").exists() and (root / "out" / "flaky.txt").exists()
+    log = next((root / ".snakemake" / "log").iterdir()).read_text()
+    assert "Error in rule flaky:" in log and "Trying to restart job" in log
+    result = import_workflow(root, report=lambda _: None)
+    assert result.problems == [], result.problems
+    run = ll.Run.get(engine="snakemake", transform__key="flaky")
+    assert (run.status, run.exit_code, run.error) == ("completed", None, None)
+    assert ll.Artifact.get(key="out/flaky.txt").run_id == run.id
+
+
+def test_a_failure_snakemake_restarted_is_an_attempt_and_its_last_one_the_failure(
+    tmp_path: Path,
+) -> None:
+    """`retries: 1`, both attempts failing: the first error is followed by `Trying to restart
+    job 3.`, the last is not; only the last is the job's failure."""
+    from snakemake_logger_plugin_lakeline.failures import read_failures
+
+    error = INTERLEAVED[INTERLEAVED.index("[Mon Dec  7 13:50:24 2026]\nError in rule fail:") :]
+    error = error[: error.index("[Mon Dec  7 13:50:24 2026]\nError in rule other:")]
+    last = error.replace("13:50:24", "13:50:29")
+    text = f"{error}Trying to restart job 3.\n{last}"
+    (tmp_path / ".snakemake" / "log").mkdir(parents=True)
+    (tmp_path / ".snakemake" / "log" / "x.snakemake.log").write_text(text)
+    (failure,) = read_failures(tmp_path)
+    assert failure.rule == "fail" and time.localtime(failure.at).tm_sec == 29
+
+
+@pytest.mark.parametrize("instance", ["sqlite"], indirect=True)
+def test_metadata_import_an_old_failure_is_not_a_record_without_a_start_time(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """A record without `starttime` (an older Snakemake's): `fail` failed in a first run, then
+    completed in a second; the first run's logged error is not its end (review54: the window
+    began at 0, the old error was taken and the completed job imported errored)."""
+    import base64
+
+    root = write_workflow(tmp_path / "wf", FAILING, DATA)
+    run_snakemake(root, "--keep-going", plugin=False, check=False)
+    fixed = FAILING.replace("; exit 3", "")
+    write_workflow(root, fixed)
+    time.sleep(3)  # past BEFORE: the second run's job starts well after the first's error
+    run_snakemake(root, plugin=False)
+    name = base64.urlsafe_b64encode(b"out/fail.txt").decode()
+    record = root / ".snakemake" / "metadata" / name
+    data = json.loads(record.read_text())
+    del data["starttime"]
+    record.write_text(json.dumps(data))
+    import_workflow(root, report=lambda _: None)
+    run = ll.Run.get(engine="snakemake", transform__key="fail")
+    assert (run.status, run.error) == ("completed", None), run.error

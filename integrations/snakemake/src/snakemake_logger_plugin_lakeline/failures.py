@@ -74,6 +74,8 @@ def _parse(lines: list[str]) -> list[Failure]:
             end += 1
         block = lines[i:end]
         fields = {m.group(1): m.group(2) for m in map(_FIELD.match, block) if m}
+        if _restarted(lines, end, fields.get("jobid")):
+            continue  # an attempt of a job with `retries:` left: not the job's end
         said = _exception(lines, i, _shell(block))
         found.append(
             Failure(
@@ -86,6 +88,22 @@ def _parse(lines: list[str]) -> list[Failure]:
             )
         )
     return found
+
+
+def _restarted(lines: list[str], end: int, jobid: str | None) -> bool:
+    """Whether Snakemake restarted the job after its error block ending at `end` (before any
+    later error of that job): a failed attempt, the job run again."""
+    if jobid is None:
+        return False
+    again, field = f"Trying to restart job {jobid}.", f"    jobid: {jobid}"
+    in_error = False
+    for line in lines[end:]:
+        if line == again:
+            return True
+        in_error = bool(_ERROR.match(line)) or (in_error and line.startswith("    "))
+        if in_error and line == field:
+            return False  # the job's next error: none said it was restarted after this one
+    return False
 
 
 def _shell(block: list[str]) -> str | None:

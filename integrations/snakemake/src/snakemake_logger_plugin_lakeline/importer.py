@@ -185,7 +185,8 @@ def metadata_events(
         why = unseen(workdir, group, used)
         failed = None  # Snakemake's log names it failed (an interrupted job is not imported)
         if why != INCOMPLETE:
-            failed = failure_of(failures, group[0].rule, outputs, start, end)
+            known = start if any(r.starttime is not None for r in group) else end  # else 0.0
+            failed = failure_of(failures, group[0].rule, outputs, known, end)
         if failed is not None or why is None:
             events += _job_events(workdir, jobid, group, pipes, failed)
         elif skipped is not None:
