@@ -75,6 +75,19 @@ class Job:
                 return False
         return True
 
+    def done_unlogged(self, workdir: str, finishes_logged: bool) -> bool:
+        """At the end of the run, whether this job, still open, finished unlogged (--quiet:
+        no `job_finished`, and no metadata record: `all`, --drop-metadata). Never if Snakemake
+        logs finishes: it logs each once its own bookkeeping is done, so an open job is one it
+        never finished (killed, or running when a second SIGINT made it exit, no error
+        logged). Nor if an output is marked incomplete: its job never finished. Else if every
+        output exists and was written after the job started."""
+        if finishes_logged:
+            return False
+        if any(metadata.marked_incomplete(workdir, p) for p in self.info.outputs):
+            return False
+        return self.outputs_fresh(workdir)
+
     def outputs_fresh(self, workdir: str) -> bool:
         """Whether every output exists and was written after the job started."""
         for path in self.info.outputs:

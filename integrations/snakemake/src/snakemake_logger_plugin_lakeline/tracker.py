@@ -539,9 +539,9 @@ class Tracker:
             self.finish_ready()
         failed = bool(self.errors) or any(j.status == "errored" for j in self.jobs.values())
         for job in list(self.jobs.running.values()):
-            if not failed and not self.replay and job.outputs_fresh(self.workdir):
+            if not failed and job.done_unlogged(self.workdir, self.expect_finished or self.replay):
                 self._job_finished(JobFinished(job.info.jobid, at=time.time()))  # no metadata
-            else:  # killed, or still running when Snakemake stopped
+            else:  # killed, or still running when Snakemake stopped (Job.done_unlogged)
                 self._finish(job, "aborted", JobFinished(job.info.jobid, at=time.time()))
                 failed = True
         self.flush()
