@@ -11,26 +11,43 @@ so only its log tells that the job failed, how (its error block, the exit status
         log: logs/fail.log (check log file(s) for error details)
         ...
 
-The time is the machine's local time, to the second (`time.mktime`).
+The stamps are the local time of the run's machine and zone, to the second, which need not
+be the importing process's: each log's UTC offset is read from the stamps of its jobs' starts
+against their metadata records' `starttime` (seconds since the epoch), and only without any
+such record is the importing process's zone taken (`time.mktime`).
 """
 
 from __future__ import annotations
 
+import calendar
 import os
 import re
 import time
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from snakemake_logger_plugin_lakeline.events import exit_code_of
 
+if TYPE_CHECKING:
+    from snakemake_logger_plugin_lakeline.metadata import Record
+
 _STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
 _ERROR = re.compile(r"^Error in rule (\S+):$")
+_START = re.compile(r"^(?:local)?(?:rule|checkpoint) (\S+):$")
+_COMMAND = re.compile(
+    r"^Command '(.*?)(?:' (?:returned non-zero exit status -?\d+|died with <.*>)\.)?$"
+)
+_PREFIX = "set -euo pipefail;"  # Snakemake's shell prefix (bash), before every command
 _FIELD = re.compile(r"^    (\w+): (.*)$")
 _LOG_NOTE = " (check log file(s) for error details)"
 BEFORE = 2.0  # seconds: an error stamped this long before the job's start is another run's
 AFTER = 120.0  # seconds: an error stamped this long after the job's end is another run's
 SEARCHED = 500  # lines before an error block where its exception is looked for
+ZONE = 900  # seconds: UTC offsets are whole quarter hours
+SLACK = 30.0  # seconds between a job's start stamp and its record's `starttime`, at most
 
 
 @dataclass
@@ -45,41 +62,78 @@ class Failure:
     exit_code: int | None = None
 
 
-def read_failures(workdir: str | os.PathLike[str]) -> list[Failure]:
-    """Every failed job Snakemake's logs in the folder name (none if it has no logs)."""
+def read_failures(workdir: str | os.PathLike[str], records: Iterable[Record] = ()) -> list[Failure]:
+    """Every failed job Snakemake's logs in the folder name (none if it has no logs);
+    `records`: the folder's metadata records, whose start times tell each log's UTC offset."""
     folder = Path(workdir) / ".snakemake" / "log"
+    started = {(r.rule, r.output): r.starttime for r in records if r.starttime is not None}
     found: list[Failure] = []
     for log in sorted(folder.glob("*.snakemake.log")):
         try:
             lines = log.read_text(errors="replace").splitlines()
         except OSError:
             continue
-        found += _parse(lines)
+        found += _parse(lines, _offset(lines, started))
     return found
 
 
-def _parse(lines: list[str]) -> list[Failure]:
-    found: list[Failure] = []
+def _blocks(
+    lines: list[str], head: re.Pattern[str]
+) -> Iterable[tuple[int, str, time.struct_time, int]]:
+    """Each block of `lines` whose first line matches `head` after a stamp line: its start,
+    the rule `head` names, the stamp and the end of its fields."""
     for i, line in enumerate(lines):
-        match = _ERROR.match(line)
-        stamp = _STAMP.match(lines[i - 1]) if i else None
+        match = head.match(line)
+        stamp = _STAMP.match(lines[i - 1]) if match is not None and i else None
         if match is None or stamp is None:
             continue
         try:
-            at = time.mktime(time.strptime(stamp.group(1), "%a %b %d %H:%M:%S %Y"))
-        except (ValueError, OverflowError):
+            stamped = time.strptime(stamp.group(1), "%a %b %d %H:%M:%S %Y")
+        except ValueError:
             continue
         end = i + 1
         while end < len(lines) and lines[end].startswith("    "):
             end += 1
+        yield i, match.group(1), stamped, end
+
+
+def _fields(block: list[str]) -> dict[str, str]:
+    return {m.group(1): m.group(2) for m in map(_FIELD.match, block) if m}
+
+
+def _offset(lines: list[str], started: dict[tuple[str | None, str], float]) -> float | None:
+    """The UTC offset (seconds) of the zone the log was written in: the one most of its
+    jobs' start stamps tell against their outputs' records' `starttime` (a record of a later
+    run of the job tells none: it is not a whole quarter hour away); None if none tells."""
+    votes: Counter[float] = Counter()
+    for i, rule, stamped, end in _blocks(lines, _START):
+        naive = calendar.timegm(stamped)  # the stamp's clock read as UTC
+        for path in _paths(_fields(lines[i:end]).get("output", "")):
+            start = started.get((rule, path))
+            if start is None:
+                continue
+            zone = round((naive - start) / ZONE) * ZONE
+            if abs(zone) <= 14 * 3600 and abs(naive - start - zone) <= SLACK:
+                votes[zone] += 1
+                break  # a vote a job
+    return votes.most_common(1)[0][0] if votes else None
+
+
+def _parse(lines: list[str], offset: float | None = None) -> list[Failure]:
+    found: list[Failure] = []
+    for i, rule, stamped, end in _blocks(lines, _ERROR):
+        try:  # without a record telling the log's zone: the importing process's
+            at = time.mktime(stamped) if offset is None else calendar.timegm(stamped) - offset
+        except (ValueError, OverflowError):
+            continue
         block = lines[i:end]
-        fields = {m.group(1): m.group(2) for m in map(_FIELD.match, block) if m}
+        fields = _fields(block)
         if _restarted(lines, end, fields.get("jobid")):
             continue  # an attempt of a job with `retries:` left: not the job's end
         said = _exception(lines, i, _shell(block))
         found.append(
             Failure(
-                rule=match.group(1),
+                rule=rule,
                 at=at,
                 outputs=_paths(fields.get("output", "")),
                 logs=_paths(fields.get("log", "").removesuffix(_LOG_NOTE)),
@@ -116,15 +170,26 @@ def _shell(block: list[str]) -> str | None:
 
 def _exception(lines: list[str], i: int, shell: str | None) -> str:
     """The CalledProcessError Snakemake logged before the error block at `i` for the command
-    starting `shell` (other jobs' lines may come between: the nearest naming that command)."""
+    whose first line is `shell` (other jobs' lines may come between: the nearest naming that
+    very command, not one it is part of: `exit 3` is not `exit 35`)."""
     if shell is None:
         return ""
     for j in range(i - 1, max(-1, i - SEARCHED), -1):
-        if lines[j].startswith("Command '") and shell in lines[j]:
+        if lines[j].startswith("Command '") and _command(lines[j]) == shell:
             end = next((k for k in range(j, i) if exit_code_of(lines[k]) is not None), j)
             first = j - 2 if j >= 2 and lines[j - 2] == "RuleException:" else j
             return "\n".join(lines[first : end + 1])
     return ""
+
+
+def _command(line: str) -> str | None:
+    """The (first line of the) command a `Command '...'` line names, without Snakemake's
+    shell prefix (as the error block shows it)."""
+    match = _COMMAND.match(line)
+    if match is None:
+        return None
+    command = match.group(1).strip()
+    return command.removeprefix(_PREFIX).strip() if command.startswith(_PREFIX) else command
 
 
 def _paths(text: str) -> list[str]:

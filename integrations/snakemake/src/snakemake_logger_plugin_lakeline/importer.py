@@ -178,7 +178,7 @@ def metadata_events(
     for record in records:
         for path in record.inputs:
             used[path] = max(used.get(path, 0.0), record.starttime or 0.0)
-    failures = read_failures(workdir)
+    failures = read_failures(workdir, records)
     for jobid, group in enumerate(groups, start=1):
         start, end = _times(group)
         outputs = [r.output for r in group]
