@@ -198,12 +198,11 @@ def test_a_link_removed_in_the_process_that_recorded_it_is_still_a_link(
     assert inputs_of("late") == [("data/raw.txt", None)]
 
 
-@pytest.mark.xfail(strict=True, reason="a removed link's record looks like a keyed save")
 def test_a_removed_link_is_not_taken_for_a_keyed_save(instance: Instance, tmp_path: Path) -> None:
     """Nothing on disk tells a link removed since from a key naming no file, in a process that
-    did not record the link (a new Instance here): the record is taken as a keyed save (a
-    false producer edge); telling them apart there needs the save to mark a link's record
-    (docs/scaling.md, stop 30)."""
+    did not record the link (a new Instance here): the link's record says so (`through_link`,
+    migration 0028). A strict xfail on main (the record taken as a keyed save: a false
+    producer edge to mklink)."""
     from lakeline.instance import connect, disconnect
 
     root = workflow(tmp_path)

@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pytest
 from alembic import command
-from lakeline.db.migrate import alembic_config, current_revision, migrating, upgrade
+from lakeline.db.migrate import (
+    HEAD_REVISION,
+    alembic_config,
+    current_revision,
+    migrating,
+    upgrade,
+)
 from lakeline.errors import DatabaseError, ModuleMigrationFailed
 from lakeline.instance import Instance
 from lakeline.modules.spec import SchemaModule
@@ -92,5 +98,5 @@ def test_an_upgrade_through_0027_refuses_a_reference_to_nothing(
         assert tables.all() == []
     upgrade(instance.engine)
     with instance.engine.connect() as conn:
-        assert current_revision(conn) == "0027"
+        assert current_revision(conn) == HEAD_REVISION
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1

@@ -13,7 +13,13 @@ import pytest
 from alembic import command
 from click.testing import CliRunner
 from lakeline.cli import cli
-from lakeline.db.migrate import alembic_config, current_revision, migrating, upgrade
+from lakeline.db.migrate import (
+    HEAD_REVISION,
+    alembic_config,
+    current_revision,
+    migrating,
+    upgrade,
+)
 from lakeline.errors import UnexpectedSchema
 from lakeline.instance import Instance
 from sqlalchemy import event
@@ -52,7 +58,7 @@ def test_0027_checks_foreign_keys_once_before_and_once_after(instance: Instance)
     finally:
         event.remove(instance.engine, "before_cursor_execute", seen)
     with instance.engine.connect() as conn:
-        assert current_revision(conn) == "0027"
+        assert current_revision(conn) == HEAD_REVISION
     assert len(checks) == 2, checks
 
 
@@ -91,7 +97,7 @@ def test_lakeline_migrate_shows_each_table_0027_rebuilds(
     _at_0026(instance)
     result = CliRunner().invoke(cli, ["migrate", instance.name])
     assert result.exit_code == 0, (result.output, result.exception)
-    assert "migrated schema 0026 -> 0027" in result.stdout
+    assert f"migrated schema 0026 -> {HEAD_REVISION}" in result.stdout
     lines = result.stderr.splitlines()
     assert any("stop them first" in line for line in lines), lines
     for number, table in enumerate(("users", "spaces", "storages"), 1):

@@ -11,7 +11,13 @@ from pathlib import Path
 
 import pytest
 from alembic import command
-from lakeline.db.migrate import alembic_config, current_revision, migrating, upgrade
+from lakeline.db.migrate import (
+    HEAD_REVISION,
+    alembic_config,
+    current_revision,
+    migrating,
+    upgrade,
+)
 from lakeline.db.sqlite_functions import register
 from lakeline.instance import Instance
 from lakeline.lineage.batching import BatchRecorder
@@ -69,7 +75,7 @@ def _violations(db: Path) -> list[tuple[object, ...]]:
 
 def _at_head(instance: Instance) -> bool:
     with instance.engine.connect() as conn:
-        return current_revision(conn) == "0027"
+        return current_revision(conn) == HEAD_REVISION
 
 
 def test_0027_migrates_a_catalog_with_dangling_references_made_before_it(

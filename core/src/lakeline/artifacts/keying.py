@@ -7,10 +7,11 @@ transaction (`artifacts/save.py`):
 
 - a location that already has records keeps their key (the one keyed by the location first,
   then the newest record's): new bytes there are the next version of that record, the same
-  bytes are that record; but never a link's record (`may_be`: the path its key names in a
-  registered folder is, now, that very file: a record made through a symlink, its target's
-  place with the link's path as key), nor one with another producer whose key names another
-  entry there (a link since changed);
+  bytes are that record; but never a link's record (`may_be`: a record made through a
+  symlink, its target's place with the link's path as key; marked so at its save since
+  migration 0028, `through_link`; for older records, the path its key names in a registered
+  folder is, now, that very file), nor an older one with another producer whose key names
+  another entry there (a link since changed);
 - a location without records takes its path in the root, unless that key is held by a record
   at another location (or by another location of the same batch): then the key is qualified
   by the root's own folders, nearest first (`projB/data/s1.csv`, `runs/projB/data/s1.csv`,
@@ -59,15 +60,22 @@ def may_be(plan: Plan, row: Artifact, session: Session) -> int:
     """How well `row`, a record at a located `plan`'s place, stands for that file: 2 keyed
     by the place (its path in the root, or qualified by the root's folders); 1 a file saved
     there under a key (a keyed save: `ll.Artifact(path, key=K)` in place); 0, never, a link's
-    record (the path its key names in a local root is that file now, `_named`: it stands for
-    the link, and its producer made the link, not the file). A record with a producer is
-    also 0 where its key names another entry (a link since changed, or a key naming another
+    record (it stands for the link, and its producer made the link, not the file).
+
+    Since migration 0028 a record says which it is (`through_link`, set at its save by
+    `note_link`'s look, whatever the link became since). A record from before (NULL) is
+    asked of the file system: a link's if the path its key names in a local root is that
+    file now (`_named`) or this process recorded it so (`note_link`); with a producer also
+    0 where its key names another entry (a link since changed, or a key naming another
     file), unless `plan` is that producer's own (a step re-recording its keyed save): taken,
     it would say its producer made the file. In a storage without symlinks (a bucket), such
     a record is 0 for a file a step only used (the rule before the file system was asked)."""
     assert plan.storage is not None
     if row.key == plan.store_key or row.key in qualified_keys(plan.storage.root, plan.store_key):
         return 2
+    marked = row.through_link
+    if marked is not None:  # told at its save (0028): a link's record, or a keyed save
+        return 0 if marked else 1
     if (plan.storage.id, plan.store_key, row.key) in _links(session):
         return 0  # a link's record when it was recorded (the link may be gone now)
     producer = row.run_id
@@ -115,17 +123,20 @@ def _names(roots: list[str], key: str, source: str) -> int:
     return NOTHING
 
 
-def note_link(instance: Instance, storage: Storage, store_key: str, key: str, source: str) -> None:
-    """When a file in place in local `storage` at `store_key` is recorded under another given
-    `key` that names it through a symlink now (`_names`: the link, or a linked folder above
-    it), remember for `instance`'s life that its record there under `key` is a link's:
-    `may_be` never takes it for the file, also once the link is gone (Snakemake's temp()
-    removes it once its readers ran; a batch is written later). An lstat per local root:
-    only files recorded under a key other than their path in the root are asked about."""
+def note_link(instance: Instance, storage: Storage, store_key: str, key: str, source: str) -> bool:
+    """Whether a file in place in local `storage` at `store_key`, recorded under another given
+    `key`, is named by that key through a symlink now (`_names`: the link, or a linked folder
+    above it): its new record is then marked `through_link` (migration 0028), and `instance`
+    remembers for its life that a record there under `key` is a link's (one from before 0028,
+    found as the same record, has no mark): `may_be` never takes it for the file, also once
+    the link is gone (Snakemake's temp() removes it once its readers ran). An lstat per local
+    root: only files recorded under a key other than their path in the root are asked about."""
     roots = _local_roots(storage.root, instance)
-    if _names(roots, key, source) == LINK:
-        links: set[tuple[int, str, str]] = instance.__dict__.setdefault(_LINKS, set())
-        links.add((storage.id, store_key, key))
+    if _names(roots, key, source) != LINK:
+        return False
+    links: set[tuple[int, str, str]] = instance.__dict__.setdefault(_LINKS, set())
+    links.add((storage.id, store_key, key))
+    return True
 
 
 _LINKS = "_link_records"  # where an Instance keeps the (storage id, store key, key) of links

@@ -151,6 +151,7 @@ def record_values(
         "created_by_id": user_id,
         "created_at": utcnow(),
         "storage_id": storage_id,
+        "through_link": plan.through_link,
     }
     if digest is None:  # a reference: hash, hash type and size as described
         values["n_files"], values["available"] = None, False

@@ -53,6 +53,9 @@ class Plan:
     # placed at store_key
     tmp: str | bytes | None = None
     used_only: bool = False  # a step only used it (no producer in this save): `keying.may_be`
+    # recorded in place through a symlink, its key the link's path (`keying.note_link`): the
+    # record's `through_link`, never in its hash
+    through_link: bool = False
     named: dict[str, int] | None = None  # `keying._named` of records at its place, by key
 
     @property
@@ -103,6 +106,7 @@ def _plan(
     path = source if local else strip_protocol(source)
     is_dir = artifact._source_is_dir
     tmp: str | bytes | None = None
+    linked = False
     if contained is not None:  # stays where it is: hashed (again if it changed meanwhile)
         # a local file is read with os (its storage's filesystem is fsspec's local one)
         fs = None if local and not is_dir else make_fs()
@@ -110,7 +114,7 @@ def _plan(
         fill_new(artifact, {"store_tag": stored.tag})  # a new object: no attribute events
         given = artifact.key if key_given and local else None
         if given is not None and given != contained[1]:  # a link's record, or a keyed save
-            note_link(instance, contained[0], contained[1], given, source)
+            linked = note_link(instance, contained[0], contained[1], given, source)
     elif artifact._staged:  # lakeline serialised it: nobody else writes it
         fs = make_fs()
         digest = hash_folder(fs, path) if is_dir else hash_file(fs, path)
@@ -132,6 +136,7 @@ def _plan(
         ref_place=None if artifact._staged else _ref_place(source),
         tmp=tmp,
         used_only=vars(artifact).get("_used_only", False),
+        through_link=linked,
     )
 
 

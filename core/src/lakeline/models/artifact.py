@@ -94,6 +94,10 @@ class Artifact(RecordMixin, VersionedMixin, Base):
     # the stored bytes as written at save time (`m:<mtime_ns>` locally, `e:<etag>` in object
     # stores): with `size`, what every read checks before trusting them (None: size only)
     store_tag: Mapped[str | None] = mapped_column(Str(128))
+    # True: recorded in place through a symlink (its key the link's path, its place the
+    # target's: it stands for the link, never for the file there, `keying.may_be`); False: not;
+    # None: recorded before migration 0028 (the file system tells, as it can)
+    through_link: Mapped[bool | None] = mapped_column(nullable=True)
 
     if TYPE_CHECKING:  # set by describe.prepare on new artifacts; not columns
         _source: str
