@@ -1,0 +1,62 @@
+"""review57: a link's record keeps its mark (`through_link`, migration 0028) whatever happens
+to the link between the call that recorded it and the write of its batch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lakeline as ll
+import pytest
+from faults import raise_once_at
+from lakeline.instance import Instance, connect, disconnect
+from lakeline.lineage.recorder import BatchRecorder, Recorder
+from sqlalchemy.exc import OperationalError
+
+
+def _inputs(step: str) -> list[tuple[str | None, int | None]]:
+    run = ll.Run.get(engine="toy", transform__key=step)
+    return sorted((a.key, a.run_id) for a in run.inputs.all())
+
+
+@pytest.mark.parametrize("later", ["same_process", "later_process"])
+def test_a_link_removed_before_a_failed_flush_is_retried_stays_marked(
+    instance: Instance, tmp_path: Path, later: str
+) -> None:
+    """mklink records `out/link.txt -> ../data/raw.txt`; the batch's flush fails (a lost
+    connection), Snakemake's temp() removes the link, the flush is retried: it reads the file
+    again (`batch_files.replan`), where the key names nothing now. The record is still a
+    link's (marked), and a plain use of data/raw.txt, in this process or a later one, is no
+    edge to mklink. Failed on linkcol d3878c8 (both databases): the retried plan marked it
+    False (a keyed save), which `may_be` trusted over the process's own memory."""
+    root = tmp_path / "wf"
+    (root / "data").mkdir(parents=True)
+    (root / "out").mkdir()
+    (root / "data" / "raw.txt").write_text("raw bytes\n")
+    link = root / "out" / "link.txt"
+    link.symlink_to("../data/raw.txt")
+    rec = BatchRecorder("toy", root=root, steps=100, ms=600_000)
+    wf = rec.start_workflow(key="wf", engine_run_id="r1")
+    mklink = rec.start_step(wf, key="mklink", kind="rule", engine_task_id="1")
+    rec.produce(mklink, "out/link.txt", key="out/link.txt")
+    rec.finish_step(mklink)
+    lost = OperationalError("COMMIT", {}, ConnectionError("server closed the connection"))
+    with raise_once_at("recorder.flush", lost) as reached:
+        with pytest.raises(OperationalError):
+            rec.flush()
+        link.unlink()  # as temp() does once the link's readers ran
+        rec.flush()
+    assert len(reached) == 2
+    record = ll.Artifact.get(key="out/link.txt")
+    assert record.run_id == ll.Run.get(engine="toy", transform__key="mklink").id
+    assert record.through_link is True
+    if later == "later_process":
+        disconnect()
+        connect("test")
+        rec = Recorder("toy", root=root)
+        wf = rec.start_workflow(key="wf", engine_run_id="r2")
+    late = rec.start_step(wf, key="late", kind="rule", engine_task_id="2")
+    rec.use(late, "data/raw.txt")
+    rec.finish_step(late)
+    if isinstance(rec, BatchRecorder):
+        rec.flush()
+    assert _inputs("late") == [("data/raw.txt", None)]
