@@ -60,3 +60,49 @@ def test_a_link_removed_before_a_failed_flush_is_retried_stays_marked(
     if isinstance(rec, BatchRecorder):
         rec.flush()
     assert _inputs("late") == [("data/raw.txt", None)]
+
+
+def test_a_reference_filled_in_through_a_link_is_marked_a_links_record(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """A reference `out/link.txt` with the target's hash (recorded before the file was seen,
+    as an import does) is filled in by the save of the link (`places.promote`): it moves to
+    the target's place, under the link's key. It is a link's record now: marked, and once the
+    link is gone a later process's plain use of data/raw.txt is no edge to mklink. Failed on
+    linkcol d3878c8 (both databases): promote kept the reference's mark (False, a keyed
+    save)."""
+    from lakeline.storage.hashing import hash_local_file
+
+    root = tmp_path / "wf"
+    (root / "data").mkdir(parents=True)
+    (root / "out").mkdir()
+    (root / "data" / "raw.txt").write_text("raw bytes\n")
+    link = root / "out" / "link.txt"
+    link.symlink_to("../data/raw.txt")
+    digest = hash_local_file(str(root / "data" / "raw.txt"))
+    rec = Recorder("toy", root=root)
+    wf = rec.start_workflow(key="wf", engine_run_id="r1")
+    mklink = rec.start_step(wf, key="mklink", kind="rule", engine_task_id="1")
+    ref = ll.Artifact.reference(
+        "s3://elsewhere/out/link.txt",
+        key="out/link.txt",
+        hash=digest.hash,
+        hash_type=digest.hash_type,
+        run=mklink.run,
+    ).save()
+    assert ref.available is False
+    rec.produce(mklink, "out/link.txt", key="out/link.txt")
+    rec.finish_step(mklink)
+    rec.finish_workflow(wf, "completed")
+    record = ll.Artifact.get(key="out/link.txt")
+    assert (record.uid, record.available, record.store_key) == (ref.uid, True, "data/raw.txt")
+    assert record.through_link is True
+    link.unlink()
+    disconnect()
+    connect("test")
+    rec = Recorder("toy", root=root)
+    wf = rec.start_workflow(key="wf", engine_run_id="r2")
+    late = rec.start_step(wf, key="late", kind="rule", engine_task_id="2")
+    rec.use(late, "data/raw.txt")
+    rec.finish_step(late)
+    assert _inputs("late") == [("data/raw.txt", None)]
