@@ -51,3 +51,22 @@ def test_a_file_a_temp_link_pointed_to_is_not_the_output_of_the_linking_rule(
     late_run = ll.Run.get(engine="snakemake", transform__key="late")
     used = sorted((a.key, a.run_id) for a in late_run.inputs if a.key != "out/fromlink.txt")
     assert used == [("data/raw.txt", None)]
+
+
+def test_a_temp_link_removed_in_an_earlier_run_is_no_record_of_its_target(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """Two invocations: the first runs mklink and fromlink (the temp() link is gone when it
+    ends), the second runs only `late`, reading data/raw.txt by its own path. The second
+    process never saw the link: only the link's record says it is one (`through_link`).
+    Failed on main (late's input was mklink's `out/link.txt`: a false edge)."""
+    snakefile = TEMP_LINK.format(fromlink_after="", late_after="")
+    root = write_workflow(tmp_path / "wf", snakefile, {"data/raw.txt": "raw\n"})
+    run_snakemake(root, "--until", "fromlink", cores=1)
+    assert not (root / "out" / "link.txt").exists()
+    run_snakemake(root, "--until", "late", cores=1)
+    link = ll.Artifact.get(key="out/link.txt")
+    assert link.through_link is True
+    assert link.run_id == ll.Run.get(engine="snakemake", transform__key="mklink").id
+    late_run = ll.Run.get(engine="snakemake", transform__key="late")
+    assert [(a.key, a.run_id) for a in late_run.inputs] == [("data/raw.txt", None)]

@@ -7,10 +7,11 @@ transaction (`artifacts/save.py`):
 
 - a location that already has records keeps their key (the one keyed by the location first,
   then the newest record's): new bytes there are the next version of that record, the same
-  bytes are that record; but never a link's record (`may_be`: the path its key names in a
-  registered folder is, now, that very file: a record made through a symlink, its target's
-  place with the link's path as key), nor one with another producer whose key names another
-  entry there (a link since changed);
+  bytes are that record; but never a link's record (`may_be`: a record made through a
+  symlink, its target's place with the link's path as key; marked so at its save since
+  migration 0028, `through_link`; for older records, the path its key names in a registered
+  folder is, now, that very file), nor an older one with another producer whose key names
+  another entry there (a link since changed);
 - a location without records takes its path in the root, unless that key is held by a record
   at another location (or by another location of the same batch): then the key is qualified
   by the root's own folders, nearest first (`projB/data/s1.csv`, `runs/projB/data/s1.csv`,
