@@ -106,3 +106,21 @@ def test_a_reference_filled_in_through_a_link_is_marked_a_links_record(
     rec.use(late, "data/raw.txt")
     rec.finish_step(late)
     assert _inputs("late") == [("data/raw.txt", None)]
+
+
+def test_a_key_naming_the_file_by_its_path_in_an_outer_root_is_no_link(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """Two registered roots, one inside the other (`tmp/wf` in `tmp`): a file of the inner one
+    saved under its path in the outer one (`wf/data/raw.txt`, a key qualified by the root's
+    folder) names the file by its own path, through no symlink: not a link's record. Failed
+    on linkcol d3878c8 (both databases): marked through_link True (`_names` found the file
+    itself at `<outer root>/<key>`)."""
+    root = tmp_path / "wf"
+    (root / "data").mkdir(parents=True)
+    (root / "data" / "raw.txt").write_text("raw bytes\n")
+    Recorder("toy", root=root)  # registers the workflow folder
+    instance.register_storage(tmp_path)
+    saved = ll.Artifact(root / "data" / "raw.txt", key="wf/data/raw.txt").save()
+    assert (saved.store_key, saved.in_place) == ("data/raw.txt", True)
+    assert saved.through_link is False
