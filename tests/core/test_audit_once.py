@@ -37,10 +37,18 @@ def counting_connection(instance: Instance, calls: Counter[str]) -> sqlite3.Conn
     return conn
 
 
-def changes(instance: Instance, calls: Counter[str], tmp_path: Path) -> None:
-    """An INSERT, an UPDATE and a DELETE of an artifact row, through the raw connection."""
+def saved_file(tmp_path: Path) -> ll.Artifact:
     (tmp_path / "a.txt").write_text("audited")
-    saved = ll.Artifact(tmp_path / "a.txt", key="a.txt").save()
+    return ll.Artifact(tmp_path / "a.txt", key="a.txt").save()
+
+
+def changes(
+    instance: Instance, calls: Counter[str], tmp_path: Path, saved: ll.Artifact | None = None
+) -> None:
+    """An INSERT, an UPDATE and a DELETE of an artifact row, through the raw connection
+    (`saved`: the record copied and edited, saved before: this code cannot save into a
+    catalog older than its columns, 0028)."""
+    saved = saved_file(tmp_path) if saved is None else saved
     conn = counting_connection(instance, calls)
     try:
         conn.execute("BEGIN IMMEDIATE")
@@ -72,12 +80,13 @@ def test_migration_rewrites_the_triggers_of_an_existing_catalog(
     """Back at 0011 (entries made by the old triggers), then upgraded: the chain goes on."""
     if instance.dialect != "sqlite":
         pytest.skip("nothing changes on PostgreSQL")
+    saved = saved_file(tmp_path)
     cfg = alembic_config()
     with migrating(instance.engine) as conn:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "0011")
     before: Counter[str] = Counter()
-    changes(instance, before, tmp_path)
+    changes(instance, before, tmp_path, saved)
     assert before == {"actor": 6, "hash": 3}  # the old triggers: the actor once per use
     upgrade(instance.engine)
     with instance.engine.connect() as conn:

@@ -233,11 +233,21 @@ def test_a_column_added_outside_migrate_is_audited_and_migrate_compares_it_again
     assert verify(instance).ok
 
 
-def _audited_update(instance: Instance, tmp_path: Path, name: str) -> dict[str, Any]:
-    (tmp_path / f"{name}.txt").write_text(name)
-    artifact = ll.Artifact(tmp_path / f"{name}.txt", key=f"{name}.txt").save()
-    artifact.description = f"about {name}"
-    artifact.save()
+def _saved(tmp_path: Path, *names: str) -> dict[str, ll.Artifact]:
+    """Records saved now (this code cannot save into a catalog older than its columns, 0028),
+    edited later at the revision a test is at."""
+    for name in names:
+        (tmp_path / f"{name}.txt").write_text(name)
+    return {n: ll.Artifact(tmp_path / f"{n}.txt", key=f"{n}.txt").save() for n in names}
+
+
+def _audited_update(instance: Instance, tmp_path: Path, artifact: ll.Artifact) -> dict[str, Any]:
+    name = str(artifact.key).removesuffix(".txt")
+    with instance.engine.begin() as conn:  # the edit's UPDATE, as `save()` of an edit sends it
+        conn.execute(
+            text("UPDATE artifacts SET description = :d WHERE id = :id"),
+            {"d": f"about {name}", "id": artifact.id},
+        )
     rec = Recorder("toy", root=tmp_path)
     wf = rec.start_workflow(key=name, engine_run_id=name)
     rec.finish_workflow(wf)
@@ -261,10 +271,11 @@ def test_a_catalog_at_0013_is_upgraded_and_downgraded_in_place(
     instance: Instance, tmp_path: Path
 ) -> None:
     postgres = instance.dialect == "postgresql"
+    saved = _saved(tmp_path, "old", "new", "again")
     _downgrade_to_0013(instance)
     if postgres:
         assert "a.id = f.id" in _source(instance, "lakeline_audit_chain")
-    old = _audited_update(instance, tmp_path, "old")
+    old = _audited_update(instance, tmp_path, saved["old"])
     assert old["artifacts"] == {"description": [None, "about old"]}
     assert set(old["runs"]) == {"status", "status_log", "finished_at"}
     upgrade(instance.engine)
@@ -276,7 +287,7 @@ def test_a_catalog_at_0013_is_upgraded_and_downgraded_in_place(
         assert all(f == function_name(t) for t, f in _update_functions(instance).items())
         assert _settings(instance, "lakeline_audit_chain") >= CHAIN_SETTINGS
         assert "a.ctid = f.t" in _source(instance, "lakeline_audit_chain")
-    new = _audited_update(instance, tmp_path, "new")
+    new = _audited_update(instance, tmp_path, saved["new"])
     assert new["artifacts"] == {"description": [None, "about new"]}
     assert set(new["runs"]) == set(old["runs"])
     assert verify(instance).ok
@@ -288,7 +299,7 @@ def test_a_catalog_at_0013_is_upgraded_and_downgraded_in_place(
             ).scalar()
         assert left == 0
         assert "a.id = f.id" in _source(instance, "lakeline_audit_chain")
-    again = _audited_update(instance, tmp_path, "again")
+    again = _audited_update(instance, tmp_path, saved["again"])
     assert again["artifacts"] == {"description": [None, "about again"]}
     assert verify(instance).ok
     upgrade(instance.engine)

@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import lakeline as ll
+import pytest
 from alembic import command
 from lakeline.db.migrate import alembic_config, current_revision, migrating, upgrade
+from lakeline.errors import UnexpectedSchema
 from lakeline.instance import Instance
 from lakeline.lineage.recorder import Recorder
 
@@ -140,3 +142,23 @@ def test_0028_marks_new_records_and_leaves_older_ones_unknown(
     upgrade(instance.engine)
     assert (_triggers(instance), _columns(instance)) == made
     assert [row["through_link"] for row in _rows(instance)] == [None] * 4
+
+
+def test_0028_refuses_an_audit_trigger_changed_by_hand(instance: Instance) -> None:
+    """SQLite: an audit trigger of `artifacts` not as lakeline made it (it would be made again
+    for the new column list, losing the change): UnexpectedSchema names it, nothing migrated."""
+    if instance.dialect != "sqlite":
+        pytest.skip("PostgreSQL's audit function is made from the columns (install_audits)")
+    _to(instance, "0027")
+    with instance.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TRIGGER lakeline_audit_artifacts_delete")
+        conn.exec_driver_sql(
+            "CREATE TRIGGER lakeline_audit_artifacts_delete AFTER DELETE ON artifacts "
+            "BEGIN SELECT 1; END"
+        )
+    before = _triggers(instance), _columns(instance)
+    with pytest.raises(UnexpectedSchema, match="lakeline_audit_artifacts_delete"):
+        upgrade(instance.engine)
+    with instance.engine.connect() as conn:
+        assert current_revision(conn) == "0027"
+    assert (_triggers(instance), _columns(instance)) == before
