@@ -130,12 +130,20 @@ def note_link(instance: Instance, storage: Storage, store_key: str, key: str, so
     remembers for its life that a record there under `key` is a link's (one from before 0028,
     found as the same record, has no mark): `may_be` never takes it for the file, also once
     the link is gone (Snakemake's temp() removes it once its readers ran). An lstat per local
-    root: only files recorded under a key other than their path in the root are asked about."""
+    root: only files recorded under a key other than their path in the root are asked about.
+    A file this process found so before is still a link's (a failed flush's file planned
+    again once the link is gone); a key qualified by the root's folders names the file by its
+    own path in an outer root, through no symlink (review57)."""
+    links: set[tuple[int, str, str]] = instance.__dict__.setdefault(_LINKS, set())
+    noted = (storage.id, store_key, key)
+    if noted in links:
+        return True
+    if key in qualified_keys(storage.root, store_key):
+        return False
     roots = _local_roots(storage.root, instance)
     if _names(roots, key, source) != LINK:
         return False
-    links: set[tuple[int, str, str]] = instance.__dict__.setdefault(_LINKS, set())
-    links.add((storage.id, store_key, key))
+    links.add(noted)
     return True
 
 

@@ -262,6 +262,7 @@ def promote(session: Session, record: Artifact, plan: Plan) -> None:
         "store_key": plan.store_key,
         "in_place": plan.in_place,
         "store_tag": getattr(plan.artifact, "store_tag", None),  # read checks: as a new record
+        "through_link": plan.through_link,  # at its new place: a link's record, or not (0028)
     }
     for name in ("otype", "n_observations"):
         value = getattr(plan.artifact, name, None)
