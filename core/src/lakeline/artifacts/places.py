@@ -14,6 +14,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from itertools import chain
+from json.encoder import encode_basestring  # json.dumps's, ensure_ascii=False
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
@@ -296,7 +297,12 @@ def _in_storage(storage: int | str | BindParameter[Any], by_root: bool) -> Colum
 
 
 def _json(values: Sequence[str]) -> str:
-    return json.dumps(list(values), ensure_ascii=False)
+    """`json.dumps(list(values), ensure_ascii=False)`: of texts, the same text without an
+    encoder built per call (~20k instructions)."""
+    try:
+        return "[" + ", ".join(map(encode_basestring, values)) + "]"
+    except TypeError:  # not all texts: as json.dumps writes them
+        return json.dumps(list(values), ensure_ascii=False)
 
 
 @lru_cache(maxsize=1)

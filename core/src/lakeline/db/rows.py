@@ -53,8 +53,15 @@ def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
         yield items[start : start + size]
 
 
+def dialect_of(session: Session) -> Any:
+    """The dialect of `session`'s bind: its own `bind` (lakeline's sessions have one), read
+    without `get_bind`'s look-up (~10k instructions; a flush asks several times)."""
+    bind = session.bind
+    return (bind if bind is not None else session.get_bind()).dialect
+
+
 def is_postgres(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
+    return bool(dialect_of(session).name == "postgresql")
 
 
 def one_of(session: Session, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
@@ -109,7 +116,7 @@ def _json_list(session: Session, column: Any, values: Sequence[Any], postgres: b
     type_ = getattr(column, "type", None)
     if type_ is None:
         return None
-    dialect = session.get_bind().dialect
+    dialect = dialect_of(session)
     checker = getattr(type_, "many_checker", None)
     if checker is not None:
         if checker(dialect) is None:

@@ -33,6 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm.attributes import set_committed_value
 
+from lakeline.artifacts.settle import detach
 from lakeline.db.driver import driver_rows
 from lakeline.db.recordset import insert_recordset, recordset_sql, rows_json
 from lakeline.db.rows import bound_values, fill_new
@@ -410,8 +411,6 @@ def _detach(runs: Sequence[Run]) -> None:
     loaded: `artifacts.settle.detach` (SQLAlchemy's `make_transient_to_detached` with its
     per-class work done once; its state is compared with SQLAlchemy's own call in
     tests/core/test_save_detach.py)."""
-    from lakeline.artifacts.settle import detach
-
     detach(runs)  # type: ignore[arg-type]  # any mapped class: its mapper is read from a record
 
 
