@@ -127,8 +127,8 @@ def _setup_sqlite(engine: Engine, read_only: bool = False) -> None:
         # traceback's reference cycle, is garbage collected; the process's next write (an
         # at-exit flush) waited busy_timeout, then failed. Closed, the lock goes with the close.
         # (`ctx.cursor` is never set by SQLAlchemy 2.0: the execution context's)
-        # `driver_rows`' statements have no execution context: their cursor is the context's
-        cursor = getattr(ctx.execution_context, "cursor", None) or ctx.cursor
+        # (`driver_rows` has no execution context: it closes its cursor itself)
+        cursor = getattr(ctx.execution_context, "cursor", None)
         if cursor is not None and not isinstance(ctx.original_exception, Exception):
             with contextlib.suppress(Exception):  # the interrupt is what the caller must see
                 cursor.close()
