@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,10 +41,11 @@ from lakeline.artifacts.undo import forget, keep, put_back
 from lakeline.db.errors import RETRIES, retryable
 from lakeline.db.locks import lock_keys, try_lock_keys
 from lakeline.db.rows import CHUNK, chunks, fill_new, insert_rows, one_of
-from lakeline.db.session import check_own, stamp, unsaved
+from lakeline.db.session import after_commit, check_own, stamp, unsaved
 from lakeline.errors import IntegrityProblem
 from lakeline.gc_pause import gc_paused
 from lakeline.ids import STEM_LENGTH, new_uids
+from lakeline.lineage.context import current_run_in
 from lakeline.models import Artifact
 
 if TYPE_CHECKING:
@@ -98,10 +99,6 @@ def _write_records(
     caller raises it once the save is finished (it is saved). `committed` gets True appended
     once the transaction committed.
     """
-    from sqlalchemy import event
-
-    from lakeline.lineage.context import current_run_in
-
     user_id = instance.user.id
     run = current_run_in(instance) if producer_from_context else None
     committed = [] if committed is None else committed
@@ -109,7 +106,7 @@ def _write_records(
     new_storage = False
     try:
         with instance.sessions.write() as session:
-            event.listen(session, "after_commit", lambda _: committed.append(True))
+            after_commit(session, partial(committed.append, True))
             if before is not None:
                 before(session, plans)
             created, new_storage = write_batch(session, instance, plans, user_id, run)
@@ -295,8 +292,6 @@ def _columns(*, primary_key: bool = True) -> list[str]:
 
 
 def _finish(plans: Sequence[Plan]) -> None:
-    from lakeline.artifacts.transfer import remove_local
-    from lakeline.lineage.records import fire
     from lakeline.plugins import get_plugin_manager
 
     # a hook call costs microseconds even when no plugin listens: asked once per save
@@ -306,12 +301,16 @@ def _finish(plans: Sequence[Plan]) -> None:
         for plan in plans:
             artifact = plan.artifact
             if artifact._staged:
+                from lakeline.artifacts.transfer import remove_local
+
                 remove_local(Path(artifact._source))
             artifact._created = plan.result is artifact
             if plan.result is not artifact and plan.result is not None:
                 _adopt(artifact, plan.result)
                 adopted.append(artifact)
             elif listening:
+                from lakeline.lineage.records import fire
+
                 fire("artifact_saved", artifact=artifact)
     finally:
         detach(adopted)
@@ -479,8 +478,6 @@ def _pipelined(
     (artifacts/pipeline.py), by `job`'s worker process when given, else by this thread while
     another writes; a conflict met is retried as any save's. Returns the plans and an
     interrupt that arrived after the commit (see `_write_records`; `committed` as there)."""
-    from lakeline.lineage.context import current_run_in
-
     run = current_run_in(instance) if producer_from_context else None
     storage = instance.storage
     try:

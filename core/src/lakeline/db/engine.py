@@ -14,6 +14,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 
+from lakeline.db.driver import driver_rows
 from lakeline.errors import DatabaseUnreachable
 
 
@@ -114,8 +115,9 @@ def _setup_sqlite(engine: Engine, read_only: bool = False) -> None:
     def _on_begin(conn: Any) -> None:
         # IMMEDIATE: a transaction that may write waits for the lock (busy_timeout) instead
         # of failing with SQLITE_BUSY when it upgrades from reader to writer.
+        # (SQL for the driver: `exec_driver_sql`'s result set-up cost ~0.14M instructions)
         write = conn.get_execution_options().get("lakeline_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        driver_rows(conn, "BEGIN IMMEDIATE" if write else "BEGIN")
 
     @event.listens_for(engine, "handle_error")
     def _on_error(ctx: Any) -> None:
@@ -125,6 +127,7 @@ def _setup_sqlite(engine: Engine, read_only: bool = False) -> None:
         # traceback's reference cycle, is garbage collected; the process's next write (an
         # at-exit flush) waited busy_timeout, then failed. Closed, the lock goes with the close.
         # (`ctx.cursor` is never set by SQLAlchemy 2.0: the execution context's)
+        # (`driver_rows` has no execution context: it closes its cursor itself)
         cursor = getattr(ctx.execution_context, "cursor", None)
         if cursor is not None and not isinstance(ctx.original_exception, Exception):
             with contextlib.suppress(Exception):  # the interrupt is what the caller must see

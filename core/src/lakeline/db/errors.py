@@ -262,7 +262,10 @@ def _role(context: Any) -> str | None:
     URL may name none (PGUSER, the OS user, a service file). None if not known."""
     if context.is_disconnect or context.dialect.name != "postgresql":
         return None
-    try:  # the statement's cursor (a failed connect has none), its psycopg connection
-        return str(context.execution_context.cursor.connection.info.user)
+    try:  # the statement's connection (a failed connect has none): its psycopg connection
+        if context.execution_context is not None:
+            return str(context.execution_context.cursor.connection.info.user)
+        # a statement of `driver_rows` (no execution context): its Connection's
+        return str(context.connection.connection.driver_connection.info.user)
     except Exception:  # none, or closed meanwhile: the URL's, as before
         return None

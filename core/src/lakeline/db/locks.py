@@ -8,6 +8,9 @@ from collections.abc import Iterable
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
+from lakeline.db.driver import driver_rows
+from lakeline.db.rows import dialect_of
+
 # Keys hash into this many lock buckets per namespace: a save of any size holds at most this
 # many advisory locks (PostgreSQL's lock table is small: max_locks_per_transaction x
 # max_connections), and two unrelated keys rarely share a bucket (they would only wait).
@@ -26,8 +29,8 @@ def lock_keys(session: Session | Connection, namespace: str, keys: Iterable[str]
     then sees its rows; sorted order means two writers can never deadlock on these locks.
     On SQLite (one writer at a time under BEGIN IMMEDIATE) this does nothing.
     """
-    bind = session.get_bind() if isinstance(session, Session) else session
-    if bind.dialect.name != "postgresql":
+    dialect = dialect_of(session) if isinstance(session, Session) else session.dialect
+    if dialect.name != "postgresql":
         return
     lock_buckets(session, namespace, buckets(namespace, keys))
 
@@ -40,7 +43,7 @@ def lock_buckets(session: Session | Connection, namespace: str, ids: list[int]) 
     # list dumped a value at a time by psycopg (every save and flush takes one)
     connection = session.connection() if isinstance(session, Session) else session
     buckets_text = "{" + ",".join(map(str, ids)) + "}"
-    connection.exec_driver_sql(_LOCK, (namespace, buckets_text))
+    driver_rows(connection, _LOCK, (namespace, buckets_text))
 
 
 # functions named by their schema: a `public.unnest(integer[])` (or `count(void)`) a role that

@@ -25,6 +25,8 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, DateTime, Enum, Integer, String, Table, TypeDecorator
 from sqlalchemy.engine import Connection, Dialect
 
+from lakeline.db.driver import driver_rows
+
 # per column: its name, how its values are checked (a whole column at once) and converted
 _Plan = list[tuple[str, Callable[[list[Any]], None] | None, Callable[[Any], Any] | None]]
 # keyed by the Table itself: two metadata may each hold a table of one name, other columns
@@ -169,6 +171,6 @@ def _picked(dialect: Dialect, table: Table, names: Sequence[str], plan: _Plan) -
     return found
 
 
-def insert_recordset(connection: Connection, sql: str, text: str) -> Any:
-    """Run `recordset_sql`'s statement over `rows_json`'s text: its result."""
-    return connection.exec_driver_sql(sql, (text,))
+def insert_recordset(connection: Connection, sql: str, text: str) -> list[Any]:
+    """Run `recordset_sql`'s statement over `rows_json`'s text: its rows (`driver_rows`)."""
+    return driver_rows(connection, sql, (text,))

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
+    Column,
     ColumnElement,
     Enum,
     Integer,
@@ -53,8 +54,15 @@ def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
         yield items[start : start + size]
 
 
+def dialect_of(session: Session) -> Any:
+    """The dialect of `session`'s bind: its own `bind` (lakeline's sessions have one), read
+    without `get_bind`'s look-up (~10k instructions; a flush asks several times)."""
+    bind = session.bind
+    return (bind if bind is not None else session.get_bind()).dialect
+
+
 def is_postgres(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
+    return bool(dialect_of(session).name == "postgresql")
 
 
 def one_of(session: Session, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
@@ -109,7 +117,7 @@ def _json_list(session: Session, column: Any, values: Sequence[Any], postgres: b
     type_ = getattr(column, "type", None)
     if type_ is None:
         return None
-    dialect = session.get_bind().dialect
+    dialect = dialect_of(session)
     checker = getattr(type_, "many_checker", None)
     if checker is not None:
         if checker(dialect) is None:
@@ -288,15 +296,21 @@ def _with_defaults(table: Table, rows: Sequence[dict[str, Any]]) -> Sequence[dic
     the columns they leave out, as an INSERT through SQLAlchemy (the few-row path) fills them:
     COPY and the multi-row VALUES would write NULL (or fail a NOT NULL) instead."""
     names = _names(rows)
-    given = set(names)
-    defaults = [
-        c
-        for c in table.columns
-        if c.key not in given
-        and not c.primary_key
-        and c.default is not None
-        and (c.default.is_scalar or c.default.is_callable)
-    ]
+    shape = (table, tuple(names))
+    defaults = _python_defaults.get(shape)
+    if defaults is None:  # the columns' defaults never change: looked up once a shape
+        given = set(names)
+        defaults = [
+            c
+            for c in table.columns
+            if c.key not in given
+            and not c.primary_key
+            and c.default is not None
+            and (c.default.is_scalar or c.default.is_callable)
+        ]
+        if len(_python_defaults) >= 256:
+            _python_defaults.clear()
+        _python_defaults[shape] = defaults
     if not defaults:
         return rows
     filled = []
@@ -310,6 +324,9 @@ def _with_defaults(table: Table, rows: Sequence[dict[str, Any]]) -> Sequence[dic
             values[c.key] = arg(None) if c.default.is_callable else arg  # type: ignore[union-attr]
         filled.append(values)
     return filled
+
+
+_python_defaults: dict[tuple[Table, tuple[str, ...]], list[Column[Any]]] = {}
 
 
 def _bound(

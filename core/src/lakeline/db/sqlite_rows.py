@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
+from lakeline.db.driver import driver_rows
 from lakeline.db.rows import SQLITE_PARAMETERS, VALUES_ROWS, _bound, _names, _with_defaults
 
 
@@ -36,7 +37,7 @@ def insert_returning(
             + ", ".join([f"({', '.join('?' * len(names))})"] * len(values))
             + f" RETURNING id, {quote(table.c[unique].name)}"
         )
-    found = connection.exec_driver_sql(sql, tuple(chain.from_iterable(values)))
+    found = driver_rows(connection, sql, tuple(chain.from_iterable(values)))
     made = {key: new_id for new_id, key in found}
     return [made[row[unique]] for row in rows]
 

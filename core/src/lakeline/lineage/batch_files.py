@@ -58,6 +58,8 @@ def unsaved_runs(
     """Runs a rolled back transaction inserted: unsaved again (no id), to be inserted anew;
     the handles of replays found in it: their queued run and transform again (the found
     records expired with the session, and are looked up anew by the next transaction)."""
+    if not started and not replays:  # (every flush's first reset)
+        return
     from sqlalchemy.orm import make_transient
     from sqlalchemy.orm.attributes import set_committed_value
 

@@ -10,9 +10,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
 from lakeline import checkpoints
+from lakeline.artifacts.save import save_artifacts
 from lakeline.db.rows import fill_new
+from lakeline.db.session import after_commit, stamp
 from lakeline.errors import LakelineError
-from lakeline.lineage.batch_files import QueuedFile, nul_error
+from lakeline.lineage.batch_files import QueuedFile, nul_error, unsaved_runs
 from lakeline.lineage.handles import loaded
 from lakeline.lineage.records import fire_each
 from lakeline.lineage.run_rows import (
@@ -51,12 +53,6 @@ def write_batch(
     the caller to call outside its handling of a failed flush; an exception raised after the
     commit (a Ctrl-C inside the save after it) leaves `committed` set and the batch written:
     not to be queued again (its runs, still queued, are found as replays by the next flush)."""
-    from sqlalchemy import event
-
-    from lakeline.artifacts.save import save_artifacts
-    from lakeline.db.session import stamp
-    from lakeline.lineage.batch_files import unsaved_runs
-
     assert rec.instance is not None
     gone = [f for f in files if f.plan is None and not rec._replan(f)]
     files = [f for f in files if f.plan is not None]
@@ -116,12 +112,7 @@ def write_batch(
     def write(session: Session, plans: Sequence[Plan] = ()) -> None:
         edges.clear()  # a retried transaction starts again
         done.clear()
-        event.listen(
-            session,
-            "after_commit",
-            lambda _: committed.append(partial(written, list(started))),
-            once=True,
-        )
+        after_commit(session, partial(committed.append, partial(written, list(started))))
         wanted: dict[tuple[int, int, str], tuple[Run, Artifact]] = {}
         claims: list[tuple[Artifact | None, int]] = []
         for f, plan in zip(files, plans, strict=True):
@@ -217,8 +208,6 @@ def insert_queued(
     runs (on PostgreSQL over the runs as one JSON text: less client CPU a run than the look-up
     and COPY that took more than 16, 20 runs 1693 -> 775 us, 200 runs 6442 -> 4477, load 9).
     In waves: a step nested under a step of this batch after it."""
-    from lakeline.lineage.batch_files import unsaved_runs
-
     runs = list(rec._runs.values())
     # looked for first: those a flush interrupted after its commit inserted
     first = [(h, p) for h, p in runs if loaded(h.run, "id") is not None]

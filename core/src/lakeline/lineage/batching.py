@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from lakeline.artifacts.describe import check_kind, describe_new
 from lakeline.artifacts.locate import storage_containing
 from lakeline.artifacts.save import plan_file
+from lakeline.db.session import stamp
 from lakeline.errors import InvalidValue, LakelineError, StepsNotRecorded
 from lakeline.lineage.batch_files import QueuedFile, replan, requeue, unsaved_runs
 from lakeline.lineage.batch_refusals import (
@@ -49,6 +50,7 @@ from lakeline.lineage.batch_refusals import (
     raise_left_out,
     unbatched,
 )
+from lakeline.lineage.batch_write import insert_queued, retried, write_batch
 from lakeline.lineage.handles import FileRecord, Handle, check_stat, loaded
 from lakeline.lineage.recorder import Recorder
 from lakeline.lineage.records import fire_each, new_run
@@ -303,8 +305,6 @@ class BatchRecorder(Recorder):
     def _insert_runs(self) -> None:
         """Insert the queued runs in a transaction of their own (a flush with nothing else to
         write); if it fails, they stay queued, unsaved."""
-        from lakeline.lineage.batch_write import retried
-
         assert self.instance is not None
         started: list[tuple[Handle, Handle]] = []
         replays: list[tuple[Handle, Run, Transform]] = []
@@ -322,8 +322,6 @@ class BatchRecorder(Recorder):
     def _runs_written(self, started: list[tuple[Handle, Handle]]) -> None:
         """After the commit that inserted the queued runs (`started`: those it inserted; the
         others were recorded before): they leave the queue as records."""
-        from lakeline.db.session import stamp
-
         assert self.instance is not None
         runs = list(self._runs.values())
         self._runs, self._notes, self._first_start, self._start_times = {}, {}, None, {}
@@ -338,8 +336,6 @@ class BatchRecorder(Recorder):
         replays: list[tuple[Handle, Run, Transform]] | None = None,
     ) -> None:
         """`batch_write.insert_queued`: the queued runs inserted in `session`'s transaction."""
-        from lakeline.lineage.batch_write import insert_queued
-
         insert_queued(self, session, started, replays)
 
     def use(
@@ -500,8 +496,6 @@ class BatchRecorder(Recorder):
         """Write everything queued in one transaction (nothing if nothing is queued). If it
         fails, the batch is queued again (its files read again at the next flush) and the
         error raised: the next flush writes it."""
-        from lakeline.lineage.batch_write import write_batch
-
         with self._lock:
             taken = (self._files, self._links, self._finishes, self._since)
             self._files, self._links, self._finishes, self._since = {}, [], [], None

@@ -299,11 +299,17 @@ def fire_each(hook_name: str, calls: Sequence[dict[str, Any]]) -> None:
             logging.getLogger("lakeline").exception("plugin hook %s failed", hook_name)
 
 
+_hooks: list[Any] = []  # (the emitter module, get_plugin_manager), imported at first use
+
+
 def _acting(hook_name: str) -> Any:
     """The hook's caller, or None when no plugin would act on it now."""
-    from lakeline.exporters import openlineage_emitter as emitter
-    from lakeline.plugins import get_plugin_manager
+    if not _hooks:  # imported once (an import statement costs ~6k instructions a call)
+        from lakeline.exporters import openlineage_emitter
+        from lakeline.plugins import get_plugin_manager
 
+        _hooks[:] = [openlineage_emitter, get_plugin_manager]
+    emitter, get_plugin_manager = _hooks
     caller = getattr(get_plugin_manager().hook, hook_name)
     impls = caller.get_hookimpls()
     idle = (emitter.run_started, emitter.run_finished)

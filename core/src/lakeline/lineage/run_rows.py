@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from itertools import chain
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -32,7 +33,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm.attributes import set_committed_value
 
-from lakeline.db.rows import fill_new
+from lakeline.artifacts.settle import detach
+from lakeline.db.driver import driver_rows
+from lakeline.db.recordset import insert_recordset, recordset_sql, rows_json
+from lakeline.db.rows import bound_values, fill_new
 from lakeline.errors import InvalidValue, LakelineError
 from lakeline.lineage.records import FINAL_STATUSES, LOG_TEXT, PARAMS_TEXT, log_status, log_text
 from lakeline.models import Artifact, Run
@@ -85,8 +89,14 @@ def _table() -> Table:
     return table
 
 
+@cache
+def _column_keys() -> tuple[str, ...]:
+    return tuple(column.key for column in _table().columns if not column.primary_key)
+
+
 def _columns() -> list[str]:
-    return [column.key for column in _table().columns if not column.primary_key]
+    """The runs' columns but the id (the mapped table's: made once)."""
+    return list(_column_keys())
 
 
 # PostgreSQL: functions, types and the varchar comparison are pg_catalog's by name. A role
@@ -152,8 +162,6 @@ def insert_run(session: Session | Connection, run: Run) -> None:
     """INSERT the new `run` (as `new_run` made it) with `session`; it gets its id and becomes
     a detached record. SQL for the driver, values bound as the columns' types bind them, as
     `insert_new_runs`: no statement to compile (an INSERT construct cost ~0.8 ms per engine)."""
-    from lakeline.db.rows import bound_values
-
     loaded = run.__dict__
     if loaded.get("created_at") is None:
         fill_new(run, {"created_at": utcnow()})
@@ -206,9 +214,6 @@ def insert_new_runs(session: Session, runs: Sequence[Run]) -> list[Run]:
             for start in range(0, len(runs), NEW_RUNS)
             for run in insert_new_runs(session, runs[start : start + NEW_RUNS])
         ]
-    from lakeline.db.recordset import insert_recordset, recordset_sql, rows_json
-    from lakeline.db.rows import bound_values
-
     columns = _columns()
     rows = []
     for run in runs:
@@ -226,7 +231,7 @@ def insert_new_runs(session: Session, runs: Sequence[Run]) -> list[Run]:
         head, one = _upsert_sql(dialect)
         values = bound_values(_table(), dialect, columns, rows)  # as the types bind them
         sql = head.replace("{rows}", ", ".join([one] * len(values)))
-        found = connection.exec_driver_sql(sql, tuple(chain.from_iterable(values)))
+        found = driver_rows(connection, sql, tuple(chain.from_iterable(values)))
     ids = {uid: new_id for new_id, uid in found}  # the runs inserted
     given = set(ids.values())
     if any(row["parent_id"] in given or row["cached_from_id"] in given for row in rows):
@@ -382,8 +387,6 @@ def finish_found(session: Session, changes: Sequence[tuple[Run, Finish]]) -> dic
             "cached_from_id": [change.cached_from_id for _, change in changes],
         }
     else:
-        from lakeline.db.rows import bound_values
-
         names = ["id", "status", "finished_at", "exit_code", "error", "cached_from_id"]
         given = [
             dict(
@@ -408,8 +411,6 @@ def _detach(runs: Sequence[Run]) -> None:
     loaded: `artifacts.settle.detach` (SQLAlchemy's `make_transient_to_detached` with its
     per-class work done once; its state is compared with SQLAlchemy's own call in
     tests/core/test_save_detach.py)."""
-    from lakeline.artifacts.settle import detach
-
     detach(runs)  # type: ignore[arg-type]  # any mapped class: its mapper is read from a record
 
 

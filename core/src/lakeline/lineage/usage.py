@@ -7,8 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Integer, bindparam, text
 
+from lakeline.db.driver import driver_rows
+from lakeline.db.rows import chunks
 from lakeline.lineage.context import current_run, current_run_in
-from lakeline.models.base import UTCDateTime, utcnow
+from lakeline.models.base import UTCDateTime, dump_json, utcnow
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -84,10 +86,6 @@ def insert_inputs(
 ) -> set[tuple[int, int, str]]:
     """`insert_input` for many (run id, artifact id, role) edges in one statement (per
     CHUNK on SQLite); the edges that are new."""
-    import json
-
-    from lakeline.db.rows import chunks
-
     wanted = list(dict.fromkeys(edges))
     new: set[tuple[int, int, str]] = set()
     if not wanted:
@@ -98,12 +96,10 @@ def insert_inputs(
     dialect = connection.dialect
     at = _time_bind(dialect)(utcnow())  # as the column's type binds it
     if dialect.name == "postgresql":
-        found = connection.exec_driver_sql(_PG_EDGES, (at, json.dumps(wanted)))
-        new.update((r, a, role) for r, a, role in found)
+        new.update(map(tuple, driver_rows(connection, _PG_EDGES, (at, dump_json(wanted)))))
         return new
     for chunk in chunks(wanted):
-        found = connection.exec_driver_sql(_SQLITE_EDGES, (at, json.dumps(chunk)))
-        new.update((r, a, role) for r, a, role in found)
+        new.update(map(tuple, driver_rows(connection, _SQLITE_EDGES, (at, dump_json(chunk)))))
     return new
 
 
