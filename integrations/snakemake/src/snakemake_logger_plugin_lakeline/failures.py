@@ -67,14 +67,25 @@ def read_failures(workdir: str | os.PathLike[str], records: Iterable[Record] = (
     `records`: the folder's metadata records, whose start times tell each log's UTC offset."""
     folder = Path(workdir) / ".snakemake" / "log"
     started = {(r.rule, r.output): r.starttime for r in records if r.starttime is not None}
+    logs = sorted(folder.glob("*.snakemake.log"))  # oldest first (named by their start)
+    starts = [_starts(_lines(log)) for log in logs]  # (read twice: one log in memory at once)
+    last: dict[tuple[str | None, str], tuple[int, int]] = {}  # an output's last start: its record's
+    for n, jobs in enumerate(starts):
+        for k, (rule, outputs, _) in enumerate(jobs):
+            last.update(((rule, path), (n, k)) for path in outputs)
     found: list[Failure] = []
-    for log in sorted(folder.glob("*.snakemake.log")):
-        try:
-            lines = log.read_text(errors="replace").splitlines()
-        except OSError:
-            continue
-        found += _parse(lines, _offset(lines, started))
+    for n, log in enumerate(logs):
+        lines = _lines(log)
+        if lines:
+            found += _parse(lines, _offset(n, starts[n], last, started))
     return found
+
+
+def _lines(log: Path) -> list[str]:
+    try:
+        return log.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
 
 
 def _blocks(
@@ -101,16 +112,30 @@ def _fields(block: list[str]) -> dict[str, str]:
     return {m.group(1): m.group(2) for m in map(_FIELD.match, block) if m}
 
 
-def _offset(lines: list[str], started: dict[tuple[str | None, str], float]) -> float | None:
-    """The UTC offset (seconds) of the zone the log was written in: the one most of its
-    jobs' start stamps tell against their outputs' records' `starttime` (a record of a later
-    run of the job tells none: it is not a whole quarter hour away); None if none tells."""
+def _starts(lines: list[str]) -> list[tuple[str, list[str], int]]:
+    """The log's job starts: rule, outputs and stamp (its clock read as UTC: no zone)."""
+    return [
+        (rule, _paths(_fields(lines[i:end]).get("output", "")), calendar.timegm(stamped))
+        for i, rule, stamped, end in _blocks(lines, _START)
+    ]
+
+
+def _offset(
+    n: int,
+    jobs: list[tuple[str, list[str], int]],
+    last: dict[tuple[str | None, str], tuple[int, int]],
+    started: dict[tuple[str | None, str], float],
+) -> float | None:
+    """The UTC offset (seconds) of the zone log `n` was written in: the one most of its
+    `jobs`' start stamps tell against their outputs' records' `starttime`, None if none
+    tells. An output's record is its last start's (`last`: by log, then job): a record of a
+    later run of the job tells nothing of this log, and might by chance be a whole number
+    of quarter hours later (a failing job run again, fixed, 15 minutes later)."""
     votes: Counter[float] = Counter()
-    for i, rule, stamped, end in _blocks(lines, _START):
-        naive = calendar.timegm(stamped)  # the stamp's clock read as UTC
-        for path in _paths(_fields(lines[i:end]).get("output", "")):
+    for k, (rule, outputs, naive) in enumerate(jobs):
+        for path in outputs:
             start = started.get((rule, path))
-            if start is None:
+            if start is None or last.get((rule, path)) != (n, k):
                 continue
             zone = round((naive - start) / ZONE) * ZONE
             if abs(zone) <= 14 * 3600 and abs(naive - start - zone) <= SLACK:
