@@ -196,15 +196,35 @@ def _shell(block: list[str]) -> str | None:
 def _exception(lines: list[str], i: int, shell: str | None) -> str:
     """The CalledProcessError Snakemake logged before the error block at `i` for the command
     whose first line is `shell` (other jobs' lines may come between: the nearest naming that
-    very command, not one it is part of: `exit 3` is not `exit 35`)."""
+    very command, not one it is part of: `exit 3` is not `exit 35`). Snakemake's command is
+    its prefix, the command and its suffix joined by spaces: the one that is the command
+    after bash's default prefix is taken first, else the nearest where it stands between
+    spaces (a Snakefile's own `shell.prefix` or `shell.suffix`)."""
     if shell is None:
         return ""
-    for j in range(i - 1, max(-1, i - SEARCHED), -1):
-        if lines[j].startswith("Command '") and _command(lines[j]) == shell:
-            end = next((k for k in range(j, i) if exit_code_of(lines[k]) is not None), j)
-            first = j - 2 if j >= 2 and lines[j - 2] == "RuleException:" else j
-            return "\n".join(lines[first : end + 1])
-    return ""
+    named = [j for j in range(i - 1, max(-1, i - SEARCHED), -1) if lines[j].startswith("Command '")]
+    commands = {j: _command(lines[j]) for j in named}
+    j = next((j for j in named if commands[j] == shell), None)
+    if j is None:
+        j = next((j for j in named if _between_spaces(commands[j], shell)), None)
+    if j is None:
+        return ""
+    end = next((k for k in range(j, i) if exit_code_of(lines[k]) is not None), j)
+    first = j - 2 if j >= 2 and lines[j - 2] == "RuleException:" else j
+    return "\n".join(lines[first : end + 1])
+
+
+def _between_spaces(command: str | None, shell: str) -> bool:
+    """Whether `shell` stands in `command` between its start or a space and its end or a
+    space (`prefix shell suffix`)."""
+    at = -1 if command is None else command.find(shell)
+    while at >= 0:
+        assert command is not None
+        after = at + len(shell)
+        if (at == 0 or command[at - 1] == " ") and (after == len(command) or command[after] == " "):
+            return True
+        at = command.find(shell, at + 1)
+    return False
 
 
 def _command(line: str) -> str | None:

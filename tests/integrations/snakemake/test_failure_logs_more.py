@@ -1,8 +1,14 @@
-"""review58: a log's UTC offset read from its jobs' starts against their metadata records
+"""review58's cases of the metadata import's reading of Snakemake's logs (failures.py).
+
+A log's UTC offset read from its jobs' starts against their metadata records
 (failures.py) must not take a record of a later run of the job for one of the log's own run:
 the user fixes a failing job and runs Snakemake again a quarter of an hour later (or any whole
 number of quarter hours, within the slack); the first run's failure must not be moved onto
-the second run's job, which completed."""
+the second run's job, which completed.
+
+A failure's exception is found by its command also where the Snakefile sets its own
+`shell.prefix` and `shell.suffix` (Snakemake's command: prefix, command and suffix joined by
+spaces), as on main."""
 
 from __future__ import annotations
 
@@ -101,6 +107,38 @@ def test_a_failure_of_an_earlier_run_is_not_moved_onto_a_later_runs_job(
     assert Step("x", outputs=frozenset({"out/x.txt"})) in steps(), steps()
     run = ll.Run.get(engine="snakemake", transform__key="x")
     assert (run.status, run.exit_code, run.error) == ("completed", None, None)
+
+
+PREFIXED = """
+shell.prefix("set -eu; ")
+shell.suffix("; true")
+
+rule all:
+    input: "out/a.txt", "out/b.txt"
+
+rule a:
+    output: "out/a.txt"
+    shell: "echo a > {output}; exit 3"
+
+rule b:
+    output: "out/b.txt"
+    shell: "echo b > {output}; exit 35"
+"""
+
+
+def test_a_failure_takes_its_exception_with_the_snakefiles_own_shell_prefix(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """(Failed on leftovers31: no exception, no exit status, for a command run with a prefix
+    other than bash's default; main found them.)"""
+    root = write_workflow(tmp_path / "wf", PREFIXED)
+    assert run_snakemake(root, "--keep-going", plugin=False, check=False).returncode != 0
+    result = import_workflow(root, report=lambda _: None)
+    assert result.problems == [], result.problems
+    for rule, code in (("a", 3), ("b", 35)):
+        run = ll.Run.get(engine="snakemake", transform__key=rule)
+        assert (run.status, run.exit_code) == ("errored", code), (rule, run.error)
+        assert f"exit {code} ; true' returned non-zero exit status {code}." in (run.error or "")
 
 
 @pytest.fixture(autouse=True)
