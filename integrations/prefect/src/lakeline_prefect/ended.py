@@ -135,6 +135,21 @@ class Ended:
                     self.made = {p for e in self._queue for p in e.produced}
             return [entry.step for entry in taken]
 
+    def settled(self, recorder: Any) -> bool:
+        """Whether no queued end goes into `recorder`, checked between passes; if none does,
+        its batch is written (`flush`, which raises if it fails) before another pass can put
+        one in it: what it holds is then written."""
+        with self._recording:
+            with self._lock:
+                if any(entry.step.flow.recorder is recorder for entry in self._queue):
+                    return False
+            if isinstance(recorder, BatchRecorder):
+                try:
+                    recorder.flush()
+                except StepsNotRecorded as exc:  # left out, the rest written
+                    log.warning("lakeline: %s", exc)
+            return True
+
     def at_exit(self) -> None:
         """Process exit: record what is queued (after a pass the flusher is making) and write
         the Recorder of each flow run being recorded and each the ends went into (a Recorder

@@ -85,7 +85,7 @@ if TYPE_CHECKING:
 
 
 _flows: dict[UUID, _Flow] = {}
-_kept: list[Recorder] = []  # of flow runs whose end was interrupted, until the process exits
+_kept: dict[int, Recorder] = {}  # of flow runs whose end was interrupted, until it is written
 _steps: dict[UUID, _Step] = {}
 
 
@@ -206,7 +206,6 @@ def flow_finished(flow: Any, flow_run: Any, state: Any) -> None:
     if entry.recorder is None or entry.handle is None:
         return
     status, error = outcome(state)
-    finishing = False  # its finish handed to the Recorder
     try:
         with AUDIT.quiet():
             _ENDED.record()  # its task runs' ends, before its own
@@ -218,43 +217,76 @@ def flow_finished(flow: Any, flow_run: Any, state: Any) -> None:
                         _guarded(entry, path, partial(recorder.produce, handle, path))
                 for path in returned:
                     _guarded(entry, path, partial(recorder.use, handle, path, role="returned"))
-            finishing = True
             entry.recorder.finish_workflow(entry.handle, status, finished_at=at(state), error=error)
     except Exception as exc:
         _problem(entry, f"flow run {flow_run.name!r}", exc)
     except RecordingFailed:
         raise
     except BaseException as exc:  # a Ctrl-C: the run says so, then the interrupt goes on
-        _interrupted(entry, flow_run.name, state, finishing, exc)
+        _interrupted(entry, flow_run.name, state, exc)
         raise
+    if _kept:
+        _let_go()
 
 
-def _interrupted(entry: _Flow, name: str, state: Any, finishing: bool, exc: BaseException) -> None:
+def _interrupted(entry: _Flow, name: str, state: Any, exc: BaseException) -> None:
     """An interrupt (a Ctrl-C) while a flow run's end was recorded (Prefect swallows it, the
     run's state being final): its run is written as ended, `aborted` (or errored, if the flow
     failed) with what interrupted what; never left `started`. The ends of its task runs not
     recorded yet stay queued (`ended`: recorded at exit, or by the next pass). A finish the
     batch held when its write was interrupted (the batch is kept) is written as it was: all
-    it followed was recorded."""
+    it followed was recorded. Whether the finish was written is read in the catalog, not
+    told by the hook: the interrupt may land after the hook chose to finish, before the
+    Recorder queued the finish. The Recorder is kept (its exit handler writes what it holds
+    after a second interrupt) until what it holds is written (`_let_go`)."""
     recorder, handle = entry.recorder, entry.handle
     assert recorder is not None and handle is not None
-    _kept.append(recorder)  # a second interrupt: its exit handler writes what is queued
+    with _lock:
+        _kept[id(recorder)] = recorder
     try:
         with AUDIT.quiet():
-            if finishing and isinstance(recorder, BatchRecorder):
-                recorder.flush()  # its finish is queued (its run was inserted at its start)
-                return
-            status, error = outcome(state)
-            said = f"{type(exc).__name__} while lakeline recorded the end of the flow run"
-            said += f" (Prefect: {state.name}); what it had not recorded by then is missing"
-            recorder.finish_workflow(
-                handle,
-                "errored" if status == "errored" else "aborted",
-                finished_at=at(state),
-                error=f"{said}\n{error}" if error else said,
-            )
+            if isinstance(recorder, BatchRecorder):
+                recorder.flush()  # what it holds, its finish too if queued, as it was
+            if not _finished(handle):  # else written as queued: all it followed too
+                status, error = outcome(state)
+                said = f"{type(exc).__name__} while lakeline recorded the end of the flow run"
+                said += f" (Prefect: {state.name}); what it had not recorded by then is missing"
+                recorder.finish_workflow(
+                    handle,
+                    "errored" if status == "errored" else "aborted",
+                    finished_at=at(state),
+                    error=f"{said}\n{error}" if error else said,
+                )
     except Exception as problem:
         _problem(entry, f"flow run {name!r} (interrupted)", problem)
+    _let_go()  # (not after a second interrupt: kept, its exit handler writes what it holds)
+
+
+def _finished(handle: Handle) -> bool:
+    """Whether the catalog holds the run's finish (read there: an interrupt may land between
+    a finish's write and the handle's update)."""
+    import lakeline
+
+    run_id = handle.run.id
+    return run_id is not None and lakeline.Run.get(id=run_id).status != "started"
+
+
+def _let_go() -> None:
+    """Let go of each Recorder kept for an interrupted flow run once what it holds is
+    written: no task run's end waiting in `_ENDED` goes into it, and its flush went through
+    (one that fails keeps it, for the next flow run's end or the exit)."""
+    with _lock:
+        kept = list(_kept.items())
+    for key, recorder in kept:
+        try:
+            with AUDIT.quiet():
+                if not _ENDED.settled(recorder):
+                    continue
+        except Exception as exc:
+            log.warning("lakeline: the end of an interrupted flow run is not written yet: %s", exc)
+            continue
+        with _lock:
+            _kept.pop(key, None)
 
 
 def _flow_of(task_run: Any) -> _Flow | None:
