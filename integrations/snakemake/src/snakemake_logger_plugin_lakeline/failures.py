@@ -233,8 +233,7 @@ def _command(line: str) -> str | None:
     match = _COMMAND.match(line)
     if match is None:
         return None
-    command = match.group(1).strip()
-    return command.removeprefix(_PREFIX).strip() if command.startswith(_PREFIX) else command
+    return match.group(1).strip().removeprefix(_PREFIX).strip()
 
 
 def _paths(text: str) -> list[str]:

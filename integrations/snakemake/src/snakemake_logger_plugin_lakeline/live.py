@@ -24,7 +24,9 @@ from typing import Any
 
 from snakemake_logger_plugin_lakeline.events import TEMP_REMOVAL, paths, plain
 
-BARRIER_TIMEOUT = 30.0  # seconds; after one timeout the barrier stops waiting
+BARRIER_TIMEOUT = 30.0  # seconds without the plugin's progress; then the barrier stops waiting
+BARRIER_CPU = 0.1  # CPU seconds the process spends in BARRIER_TIMEOUT while the plugin works
+BARRIER_MAX = 600.0  # seconds a barrier waits at most, whatever the progress
 JOB_STARTS = frozenset({"job_info", "group_info"})  # logged just before a job is spawned
 ANNOTATED = frozenset({"job_info", "workflow_started"})  # events the filter adds details to
 
@@ -63,12 +65,27 @@ class Barrier(logging.Handler):
 
     def handle(self, record: logging.LogRecord) -> bool:
         done = record.__dict__.get("lakeline_done")
-        if self.enabled and isinstance(done, threading.Event) and not done.wait(BARRIER_TIMEOUT):
+        if self.enabled and isinstance(done, threading.Event) and not _waited(done):
             self.enabled = False
         return True
 
     def emit(self, record: logging.LogRecord) -> None:
         pass
+
+
+def _waited(done: threading.Event) -> bool:
+    """Wait until the plugin has handled the record, as long as it makes progress: the
+    process spends CPU (Snakemake waits here; the plugin works, however slowly a loaded
+    machine runs it: its first set-up took over 30 s at load 22, and the temp() files were
+    deleted unrecorded). False after BARRIER_TIMEOUT without progress (the plugin stuck on a
+    lock or the network: Snakemake goes on), or after BARRIER_MAX in all."""
+    start, cpu = time.monotonic(), time.process_time()
+    while not done.wait(BARRIER_TIMEOUT):
+        now = time.process_time()
+        if now - cpu < BARRIER_CPU or time.monotonic() - start >= BARRIER_MAX:
+            return False
+        cpu = now
+    return True
 
 
 class LiveHook(logging.Filter):
