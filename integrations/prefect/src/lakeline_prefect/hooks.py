@@ -247,7 +247,7 @@ def _interrupted(entry: _Flow, name: str, state: Any, exc: BaseException) -> Non
         with AUDIT.quiet():
             if isinstance(recorder, BatchRecorder):
                 recorder.flush()  # what it holds, its finish too if queued, as it was
-            if not _finished(handle):  # else written as queued: all it followed too
+            if not _finished(recorder, handle):  # else written as queued: all it followed too
                 status, error = outcome(state)
                 said = f"{type(exc).__name__} while lakeline recorded the end of the flow run"
                 said += f" (Prefect: {state.name}); what it had not recorded by then is missing"
@@ -262,13 +262,17 @@ def _interrupted(entry: _Flow, name: str, state: Any, exc: BaseException) -> Non
     _let_go()  # (not after a second interrupt: kept, its exit handler writes what it holds)
 
 
-def _finished(handle: Handle) -> bool:
+def _finished(recorder: Recorder, handle: Handle) -> bool:
     """Whether the catalog holds the run's finish (read there: an interrupt may land between
-    a finish's write and the handle's update)."""
+    a finish's write and the handle's update), in the Recorder's instance (the flow may have
+    connected the process to another meanwhile)."""
     import lakeline
 
     run_id = handle.run.id
-    return run_id is not None and lakeline.Run.get(id=run_id).status != "started"
+    if run_id is None:
+        return False
+    runs = lakeline.Run if recorder.instance is None else lakeline.Run.using(recorder.instance)
+    return runs.get(id=run_id).status != "started"
 
 
 def _let_go() -> None:

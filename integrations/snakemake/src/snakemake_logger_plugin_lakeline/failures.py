@@ -67,14 +67,25 @@ def read_failures(workdir: str | os.PathLike[str], records: Iterable[Record] = (
     `records`: the folder's metadata records, whose start times tell each log's UTC offset."""
     folder = Path(workdir) / ".snakemake" / "log"
     started = {(r.rule, r.output): r.starttime for r in records if r.starttime is not None}
+    logs = sorted(folder.glob("*.snakemake.log"))  # oldest first (named by their start)
+    starts = [_starts(_lines(log)) for log in logs]  # (read twice: one log in memory at once)
+    last: dict[tuple[str | None, str], tuple[int, int]] = {}  # an output's last start: its record's
+    for n, jobs in enumerate(starts):
+        for k, (rule, outputs, _) in enumerate(jobs):
+            last.update(((rule, path), (n, k)) for path in outputs)
     found: list[Failure] = []
-    for log in sorted(folder.glob("*.snakemake.log")):
-        try:
-            lines = log.read_text(errors="replace").splitlines()
-        except OSError:
-            continue
-        found += _parse(lines, _offset(lines, started))
+    for n, log in enumerate(logs):
+        lines = _lines(log)
+        if lines:
+            found += _parse(lines, _offset(n, starts[n], last, started))
     return found
+
+
+def _lines(log: Path) -> list[str]:
+    try:
+        return log.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
 
 
 def _blocks(
@@ -101,16 +112,30 @@ def _fields(block: list[str]) -> dict[str, str]:
     return {m.group(1): m.group(2) for m in map(_FIELD.match, block) if m}
 
 
-def _offset(lines: list[str], started: dict[tuple[str | None, str], float]) -> float | None:
-    """The UTC offset (seconds) of the zone the log was written in: the one most of its
-    jobs' start stamps tell against their outputs' records' `starttime` (a record of a later
-    run of the job tells none: it is not a whole quarter hour away); None if none tells."""
+def _starts(lines: list[str]) -> list[tuple[str, list[str], int]]:
+    """The log's job starts: rule, outputs and stamp (its clock read as UTC: no zone)."""
+    return [
+        (rule, _paths(_fields(lines[i:end]).get("output", "")), calendar.timegm(stamped))
+        for i, rule, stamped, end in _blocks(lines, _START)
+    ]
+
+
+def _offset(
+    n: int,
+    jobs: list[tuple[str, list[str], int]],
+    last: dict[tuple[str | None, str], tuple[int, int]],
+    started: dict[tuple[str | None, str], float],
+) -> float | None:
+    """The UTC offset (seconds) of the zone log `n` was written in: the one most of its
+    `jobs`' start stamps tell against their outputs' records' `starttime`, None if none
+    tells. An output's record is its last start's (`last`: by log, then job): a record of a
+    later run of the job tells nothing of this log, and might by chance be a whole number
+    of quarter hours later (a failing job run again, fixed, 15 minutes later)."""
     votes: Counter[float] = Counter()
-    for i, rule, stamped, end in _blocks(lines, _START):
-        naive = calendar.timegm(stamped)  # the stamp's clock read as UTC
-        for path in _paths(_fields(lines[i:end]).get("output", "")):
+    for k, (rule, outputs, naive) in enumerate(jobs):
+        for path in outputs:
             start = started.get((rule, path))
-            if start is None:
+            if start is None or last.get((rule, path)) != (n, k):
                 continue
             zone = round((naive - start) / ZONE) * ZONE
             if abs(zone) <= 14 * 3600 and abs(naive - start - zone) <= SLACK:
@@ -171,15 +196,35 @@ def _shell(block: list[str]) -> str | None:
 def _exception(lines: list[str], i: int, shell: str | None) -> str:
     """The CalledProcessError Snakemake logged before the error block at `i` for the command
     whose first line is `shell` (other jobs' lines may come between: the nearest naming that
-    very command, not one it is part of: `exit 3` is not `exit 35`)."""
+    very command, not one it is part of: `exit 3` is not `exit 35`). Snakemake's command is
+    its prefix, the command and its suffix joined by spaces: the one that is the command
+    after bash's default prefix is taken first, else the nearest where it stands between
+    spaces (a Snakefile's own `shell.prefix` or `shell.suffix`)."""
     if shell is None:
         return ""
-    for j in range(i - 1, max(-1, i - SEARCHED), -1):
-        if lines[j].startswith("Command '") and _command(lines[j]) == shell:
-            end = next((k for k in range(j, i) if exit_code_of(lines[k]) is not None), j)
-            first = j - 2 if j >= 2 and lines[j - 2] == "RuleException:" else j
-            return "\n".join(lines[first : end + 1])
-    return ""
+    named = [j for j in range(i - 1, max(-1, i - SEARCHED), -1) if lines[j].startswith("Command '")]
+    commands = {j: _command(lines[j]) for j in named}
+    j = next((j for j in named if commands[j] == shell), None)
+    if j is None:
+        j = next((j for j in named if _between_spaces(commands[j], shell)), None)
+    if j is None:
+        return ""
+    end = next((k for k in range(j, i) if exit_code_of(lines[k]) is not None), j)
+    first = j - 2 if j >= 2 and lines[j - 2] == "RuleException:" else j
+    return "\n".join(lines[first : end + 1])
+
+
+def _between_spaces(command: str | None, shell: str) -> bool:
+    """Whether `shell` stands in `command` between its start or a space and its end or a
+    space (`prefix shell suffix`)."""
+    at = -1 if command is None else command.find(shell)
+    while at >= 0:
+        assert command is not None
+        after = at + len(shell)
+        if (at == 0 or command[at - 1] == " ") and (after == len(command) or command[after] == " "):
+            return True
+        at = command.find(shell, at + 1)
+    return False
 
 
 def _command(line: str) -> str | None:
