@@ -14,7 +14,9 @@ so only its log tells that the job failed, how (its error block, the exit status
 The stamps are the local time of the run's machine and zone, to the second, which need not
 be the importing process's: each log's UTC offset is read from the stamps of its jobs' starts
 against their metadata records' `starttime` (seconds since the epoch), and only without any
-such record is the importing process's zone taken (`time.mktime`).
+such record, or when every record agrees with the importing process's zone (which then reads
+each stamp, a change to or from summer time within the log included), is that zone taken
+(`time.mktime`).
 """
 
 from __future__ import annotations
@@ -127,11 +129,13 @@ def _offset(
     started: dict[tuple[str | None, str], float],
 ) -> float | None:
     """The UTC offset (seconds) of the zone log `n` was written in: the one most of its
-    `jobs`' start stamps tell against their outputs' records' `starttime`, None if none
-    tells. An output's record is its last start's (`last`: by log, then job): a record of a
-    later run of the job tells nothing of this log, and might by chance be a whole number
-    of quarter hours later (a failing job run again, fixed, 15 minutes later)."""
+    `jobs`' start stamps tell against their outputs' records' `starttime`; None if none tells
+    or each tells the importing process's own zone at its stamp. An output's record is its
+    last start's (`last`: by log, then job): a record of a later run of the job tells nothing
+    of this log, and might by chance be a whole number of quarter hours later (a failing job
+    run again, fixed, 15 minutes later)."""
     votes: Counter[float] = Counter()
+    local = True  # every vote is the importing process's zone at its stamp
     for k, (rule, outputs, naive) in enumerate(jobs):
         for path in outputs:
             start = started.get((rule, path))
@@ -140,8 +144,16 @@ def _offset(
             zone = round((naive - start) / ZONE) * ZONE
             if abs(zone) <= 14 * 3600 and abs(naive - start - zone) <= SLACK:
                 votes[zone] += 1
+                local = local and zone == _local_offset(naive)
                 break  # a vote a job
-    return votes.most_common(1)[0][0] if votes else None
+    if not votes or local:
+        return None  # the process's zone reads each stamp, a summer-time change included
+    return votes.most_common(1)[0][0]
+
+
+def _local_offset(naive: int) -> float:
+    """The importing process's UTC offset at a stamp read as UTC (its summer time known)."""
+    return naive - time.mktime((*time.gmtime(naive)[:8], -1))
 
 
 def _parse(lines: list[str], offset: float | None = None) -> list[Failure]:
