@@ -139,11 +139,8 @@ class BatchRecorder(Recorder):
         A file used that this Recorder saved and that is unchanged since (queued in this
         batch, or written before) is not hashed again: its edge is queued."""
         assert self.instance is not None
-        if st is None:
-            return None  # gone or remote: the plain path handles those
-        is_dir = stat.S_ISDIR(st.st_mode)
-        if not (is_dir or stat.S_ISREG(st.st_mode)):
-            return None  # a FIFO or device: the plain path handles those
+        if st is None or not ((is_dir := stat.S_ISDIR(st.st_mode)) or stat.S_ISREG(st.st_mode)):
+            return None  # gone, remote, a FIFO or device: the plain path handles those
         contained = storage_containing(location, self.instance, normalized=True)
         want = key  # the key the record has: a link and its target differ
         if want is None and contained is not None:
@@ -161,8 +158,7 @@ class BatchRecorder(Recorder):
             assert user is not None
             queued.used_by.append(user)  # used by several steps of one batch: hashed once
             return queued.artifact
-        # as file_stat (`_state`, written out): what the step saw
-        now = None if is_dir else (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+        now = None if is_dir else (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)  # _state
         if user is not None and (seen := self._seen.get(location, key, contained, now)) is not None:
             self._links.append((user[0], seen, user[1]))
             self._clock()
@@ -172,15 +168,9 @@ class BatchRecorder(Recorder):
             self.instance.register_storage(os.path.dirname(location))
         # described and hashed now, what the step saw, from the stat taken (producer: at flush;
         # until then only used: `keying.may_be`); unreadable: plan_file's read says so
-        instance = self.instance
+        inst, only = self.instance, producer is None
         artifact = describe_new(
-            location,
-            lambda: instance,
-            key=key,
-            kind=kind,
-            resolved=st,
-            used_only=producer is None,
-            read_now=True,
+            location, lambda: inst, key=key, kind=kind, resolved=st, used_only=only, read_now=True
         )
         if registers:  # its storage is new: looked up again
             plan = plan_file(artifact, self.instance, now)
@@ -210,19 +200,10 @@ class BatchRecorder(Recorder):
         return started is not None and (now - started) * 1000 >= self.started_ms
 
     def _due(self, timer: bool = False) -> None:
-        """`_flush_due` if `steps` steps finished, or (from a timer, or on calls if
-        `flush_on_calls`) the batch is `_aged` (written out here: a call of each call)."""
-        if len(self._finishes) >= self.steps:
-            self._flush_due()
-            return
-        if not (timer or self.flush_on_calls):
-            return
-        since, started = self._since, self._first_start
-        if since is None and started is None:
-            return
-        now = time.monotonic()
-        if (since is not None and (now - since) * 1000 >= self.ms) or (
-            started is not None and (now - started) * 1000 >= self.started_ms  # type: ignore[operator]
+        if len(self._finishes) >= self.steps or (
+            (timer or self.flush_on_calls)
+            and (self._since is not None or self._first_start is not None)
+            and self._aged()
         ):
             self._flush_due()
 
@@ -231,8 +212,7 @@ class BatchRecorder(Recorder):
         unchanged (not hashed again): a saved record (`link`, written at the flush), or one
         this Recorder returned for a file of the batch not yet written (a used-by edge of
         that file, as `use` queues it)."""
-        if role.__class__ is not str or role:  # "" needs no check
-            check_role(role)  # refused at the call, not at the flush
+        check_role(role) if role or role.__class__ is not str else None  # at the call ("": fine)
         with self._lock:
             if loaded(artifact, "id") is None:  # (the ORM's read of a new record's: ~1.7 us)
                 queued = self._files.get(vars(artifact).get("_source") or "")
@@ -374,8 +354,7 @@ class BatchRecorder(Recorder):
         key: str | None = None,
         stat: os.stat_result | None = None,
     ) -> Artifact | None:
-        if role.__class__ is not str or role:  # "" needs no check
-            check_role(role)  # refused at the call, not at the flush
+        check_role(role) if role or role.__class__ is not str else None  # at the call ("": fine)
         with self._lock:
             location, st = self._located(path, stat)
             queued = self._queue(location, st, key=key, kind=None, producer=None, user=(step, role))
@@ -426,8 +405,7 @@ class BatchRecorder(Recorder):
                 if record.key is not None:
                     validate_key(record.key)
                 check_stat(record.stat)
-            if error:
-                self._check_error(error, "step")
+            self._check_error(error, "step") if error else None
             original = None
             if cached_from is not None:
                 if cached_from in self._runs:
