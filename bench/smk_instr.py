@@ -154,8 +154,9 @@ def child(folder: Path, jobs: int, steps: int, zones: Path) -> None:
     if os.environ.get("SMK_INSTR_DETAIL"):  # the Recorder's calls, part by part
         records = importlib.import_module("lakeline.lineage.records")
         recorder = importlib.import_module("lakeline.lineage.recorder")
-        for name in ("run_params", "new_run", "plan_file"):
-            zoned(batching, name, f"calls:{name}")
+        for name in ("run_params", "checked_params", "new_run", "plan_file", "describe_new"):
+            if hasattr(batching, name):  # (run_params: checked_params since rowbind)
+                zoned(batching, name, f"calls:{name}")
         file_recording = importlib.import_module("lakeline.lineage.file_recording")
         if hasattr(file_recording, "resolve_existing"):  # else batching's (before stop 30)
             zoned(file_recording, "resolve_existing", "calls:resolve_existing")

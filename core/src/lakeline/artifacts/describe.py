@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -218,30 +217,46 @@ def describe_new(
     """`Artifact(data, key=, kind=, run=)` whose URL is read through `instance()`'s storages
     (the constructor uses the current instance's); `resolved`, `read_now` as for `prepare`;
     `used_only`: a file a step only used (no producer in its save: `keying.may_be`)."""
-    artifact: Artifact = _new_artifact()()
-    prepare(
-        artifact,
-        data,
-        key=key,
-        description=None,
-        kind=kind,
-        version=None,
-        format=None,
-        run=run,
-        instance=instance,
-        resolved=resolved,
-        read_now=read_now,
-    )
-    artifact._used_only = used_only
+    artifact: Artifact = (_NEW_ARTIFACT or _new_artifact())()
+    if not isinstance(data, (str, os.PathLike)) or run is not None:
+        prepare(
+            artifact,
+            data,
+            key=key,
+            description=None,
+            kind=kind,
+            version=None,
+            format=None,
+            run=run,
+            instance=instance,
+            resolved=resolved,
+            read_now=read_now,
+        )
+        artifact._used_only = used_only
+        return artifact
+    # `prepare` of a path without a run, written out (the batched Recorder's, a file a call)
+    if key is not None:
+        key = validate_key(key)
+    if kind is not None:  # refused now, not when a queued save is written
+        check_kind(kind)
+    values = _path_values(data, key, instance, resolved, read_now)
+    values["key"], values["description"] = key, None
+    values["kind"], values["version"] = kind, None
+    values["_used_only"] = used_only
+    fill_new(artifact, values)  # one update of the new record's dict, no attribute events
     return artifact
 
 
-@cache
+_NEW_ARTIFACT: Callable[[], Artifact] | None = None  # `_new_artifact`'s, once looked up
+
+
 def _new_artifact() -> Callable[[], Artifact]:
     """The ORM's constructor of an Artifact without `__init__`, looked up once (imports in a
     function cost ~7 us a call: the hot path of the batched Recorder makes two a file)."""
+    global _NEW_ARTIFACT
     from sqlalchemy.orm.instrumentation import manager_of_class
 
     from lakeline.models import Artifact
 
-    return manager_of_class(Artifact).new_instance
+    _NEW_ARTIFACT = manager_of_class(Artifact).new_instance
+    return _NEW_ARTIFACT

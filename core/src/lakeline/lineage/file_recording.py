@@ -160,9 +160,10 @@ class FileRecording:
         the path once (`resolve_existing`), where `_location` costs an lstat per folder level
         and the queue would stat it again. (location, None) when it cannot be stat'ed.
         `known`: the caller's stat of the path (`use`'s `stat`), not taken again."""
-        check_stat(known)  # refused before anything is queued
-        text = os.fspath(path)
-        if protocol_of(text) == "local":
+        if known is not None and known.__class__ is not os.stat_result:
+            check_stat(known)  # refused before anything is queued
+        text = path if path.__class__ is str else os.fspath(path)
+        if "://" not in text or protocol_of(text) == "local":
             if self.root is not None and not text.startswith("/"):  # os.path.join, cheaper
                 root = os.fspath(self.root)
                 text = f"{root}{text}" if not root or root.endswith("/") else f"{root}/{text}"

@@ -91,6 +91,8 @@ class SeenFiles:
         save derives, or that key qualified by the root's folders; never a link's record:
         links to one file are one location, each its own key), or outside every storage the
         one record remembered there. `now`: the file's `file_stat` the caller just took."""
+        if location not in self._keys:  # nothing remembered there (a dict read is atomic)
+            return None
         with self._lock:
             if key is None:  # the one keyed by its place, or (outside storages) the one there
                 keys = self._keys.get(location, set())

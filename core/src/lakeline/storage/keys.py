@@ -105,9 +105,25 @@ def _last_segment(name: str) -> str:
     return ""
 
 
+# the last parts of the compound suffixes ("gz", "zarr", ...): a name ending otherwise has none
+_COMPOUND_ENDS = frozenset(compound.rpartition(".")[2] for compound in COMPOUND_SUFFIXES)
+_SUFFIXES: dict[str, str] = {}  # `_SUFFIX`'s verdict on a suffix text: itself, or "" (bounded)
+
+
 def suffix_of(name: str) -> str:
     """The file suffix of `name`, recognising compound ones (`.tar.gz`, `.ome.zarr`)."""
-    base = _last_segment(name)
+    base = name.rpartition("/")[2]
+    if not base or base == ".":
+        base = _last_segment(name)
+    dot = base.rfind(".")
+    if base[dot + 1 :].lower() not in _COMPOUND_ENDS:  # the usual name: no compound suffix
+        suffix = base[dot:] if 0 < dot < len(base) - 1 else ""  # as PurePosixPath.suffix
+        known = _SUFFIXES.get(suffix)  # a file's suffix is one of a few: matched once each
+        if known is None:
+            if len(_SUFFIXES) >= 1024:
+                _SUFFIXES.clear()
+            known = _SUFFIXES[suffix] = suffix if _SUFFIX.match(suffix) else ""
+        return known
     lower = base.lower()
     if lower.endswith(COMPOUND_SUFFIXES):
         for compound in COMPOUND_SUFFIXES:

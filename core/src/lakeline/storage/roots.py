@@ -64,6 +64,7 @@ def _resolve_local(text: str) -> str:
 
 
 _PROC_FD = os.path.isdir("/proc/self/fd") and hasattr(os, "O_PATH")
+_O_PATH = (os.O_PATH | os.O_CLOEXEC) if _PROC_FD else 0
 
 
 def resolve_existing(
@@ -81,10 +82,14 @@ def resolve_existing(
         text = text[len("file://") :]
     if known is not None and stat.S_ISLNK(known.st_mode):
         known = None  # a symlink's own lstat: its target is stat'ed
-    tidy = text.startswith(("~", "./")) or "//" in text or "/./" in text or text.endswith("/.")
+    tidy = (
+        text.startswith(("~", "./"))
+        or "//" in text
+        or ("/." in text and ("/./" in text or text.endswith("/.")))
+    )
     if _PROC_FD and text and not tidy:
         stripped = text.rstrip("/") or "/"  # as realpath: `file.txt/` names file.txt
-        fd = os.open(stripped, os.O_PATH | os.O_CLOEXEC)
+        fd = os.open(stripped, _O_PATH)
         try:
             st = os.fstat(fd) if known is None else known
             resolved = os.readlink(f"{proc_fd}/{fd}")
