@@ -5,10 +5,16 @@ its SQL aside; a one-step flush ran five)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection
+
+# a Connection's attribute: the cursor of its `driver_rows` statement running, if any. A failed
+# statement has no execution context, whose cursor the engine's `handle_error` closes before
+# SQLAlchemy drops the connection (`engine._setup_sqlite`): it finds this one here
+CURSOR = "_lakeline_driver_cursor"
 
 
 def driver_rows(connection: Connection, sql: str, params: Sequence[Any] = ()) -> list[Any]:
@@ -20,15 +26,26 @@ def driver_rows(connection: Connection, sql: str, params: Sequence[Any] = ()) ->
     raises it (the driver's error wrapped as IntegrityError, OperationalError, ..., then the
     engine's `handle_error` listeners: lakeline's LakelineErrors; a lost connection
     invalidated). The cursor is closed whatever happens (a Ctrl-C included: SQLite's lock is
-    not held by a statement left unfinalized)."""
+    not held by a statement left unfinalized), before the connection is dropped (`CURSOR`)."""
     cursor = connection.connection.cursor()
+    state = vars(connection)
+    outer = state.get(CURSOR)  # (a statement run meanwhile, by a cursor event's listener)
+    state[CURSOR] = cursor
     try:
         connection._cursor_execute(cursor, sql, params)
-        if cursor.description is None:
-            return []
-        try:
-            return list(cursor.fetchall())
-        except BaseException as exc:  # as a result's fetch raises it
-            connection._handle_dbapi_exception(exc, sql, params, cursor, None)
+        rows: list[Any] = []
+        if cursor.description is not None:
+            try:
+                rows = list(cursor.fetchall())
+            except BaseException as exc:  # as a result's fetch raises it
+                connection._handle_dbapi_exception(exc, sql, params, cursor, None)
+    except BaseException:
+        # closed by the engine's `handle_error` already if it dropped the connection (SQLite:
+        # before, else the closed connection kept the write lock); closing it again then fails
+        with contextlib.suppress(Exception):
+            cursor.close()
+        raise
     finally:
-        cursor.close()
+        state[CURSOR] = outer
+    cursor.close()
+    return rows

@@ -14,6 +14,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 
+from lakeline.db.driver import CURSOR as DRIVER_CURSOR
 from lakeline.db.driver import driver_rows
 from lakeline.errors import DatabaseUnreachable
 
@@ -127,8 +128,11 @@ def _setup_sqlite(engine: Engine, read_only: bool = False) -> None:
         # traceback's reference cycle, is garbage collected; the process's next write (an
         # at-exit flush) waited busy_timeout, then failed. Closed, the lock goes with the close.
         # (`ctx.cursor` is never set by SQLAlchemy 2.0: the execution context's)
-        # (`driver_rows` has no execution context: it closes its cursor itself)
+        # (a statement of `driver_rows` has no execution context: its cursor is the
+        # connection's `CURSOR`; closed once the connection is dropped, it could not be)
         cursor = getattr(ctx.execution_context, "cursor", None)
+        if cursor is None and ctx.connection is not None:
+            cursor = vars(ctx.connection).get(DRIVER_CURSOR)
         if cursor is not None and not isinstance(ctx.original_exception, Exception):
             with contextlib.suppress(Exception):  # the interrupt is what the caller must see
                 cursor.close()
