@@ -214,7 +214,7 @@ class BatchRecorder(Recorder):
         unchanged (not hashed again): a saved record (`link`, written at the flush), or one
         this Recorder returned for a file of the batch not yet written (a used-by edge of
         that file, as `use` queues it)."""
-        check_role(role) if role or role.__class__ is not str else None  # at the call ("": fine)
+        check_role(role) if role.__class__ is not str or role else None  # at the call ("": fine)
         with self._lock:
             if loaded(artifact, "id") is None:  # (the ORM's read of a new record's: ~1.7 us)
                 queued = self._files.get(vars(artifact).get("_source") or "")
@@ -350,7 +350,7 @@ class BatchRecorder(Recorder):
         key: str | None = None,
         stat: os.stat_result | None = None,
     ) -> Artifact | None:
-        check_role(role) if role or role.__class__ is not str else None  # at the call ("": fine)
+        check_role(role) if role.__class__ is not str or role else None  # at the call ("": fine)
         with self._lock:
             location, st = self._located(path, stat)
             queued = self._queue(location, st, key=key, kind=None, producer=None, user=(step, role))
