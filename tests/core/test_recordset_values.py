@@ -12,6 +12,7 @@ import lakeline as ll
 import pytest
 from lakeline.db import recordset
 from lakeline.instance import Instance, disconnect
+from lakeline.lineage import run_rows
 from lakeline.lineage.recorder import BatchRecorder
 from lakeline.testing_servers import PostgresServer
 from sqlalchemy import text
@@ -118,7 +119,8 @@ def test_runs_and_files_over_json_hold_what_bound_values_write(
         catalogs = []
         for way, url in urls.items():
             if way == "bound":  # the other path: no statement over JSON
-                monkeypatch.setattr(recordset, "recordset_sql", lambda *a, **k: None)
+                for module in (recordset, run_rows):  # run_rows binds the name at import
+                    monkeypatch.setattr(module, "recordset_sql", lambda *a, **k: None)
             instance = ll.init(storage=tmp_path / f"data-{way}", db=url, name=way)
             root = tmp_path / way
             root.mkdir()
