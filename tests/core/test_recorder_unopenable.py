@@ -1,8 +1,7 @@
 """A file `os.access` calls readable whose open fails (root on a write-only sysfs file, as on
-NFS with root_squash): the BatchRecorder raises `PathNotFound` ("cannot be read": its read is
-its check, `planning.plan_file`), the plain Recorder a raw PermissionError from the save's
-hashing (`save.save_artifacts`' `plan_one` calls `planning._plan`, which does not translate
-it). Left for the owner of the Recorder's save path: strict xfail until the two match."""
+NFS with root_squash): the BatchRecorder, the plain Recorder and `ll.save` raise `PathNotFound`
+("cannot be read": the read is the check, `planning.plan_read`), leaving no record and no copy
+behind."""
 
 from __future__ import annotations
 
@@ -14,6 +13,7 @@ import pytest
 from lakeline.errors import PathNotFound
 from lakeline.instance import Instance
 from lakeline.lineage.recorder import BatchRecorder, Recorder
+from lakeline.storage.keys import OBJECTS_PREFIX
 
 
 def _unopenable() -> str:
@@ -36,18 +36,9 @@ def _unopenable() -> str:
 @pytest.mark.parametrize("kind", [Recorder, BatchRecorder], ids=["plain", "batched"])
 @pytest.mark.parametrize("call", ["use", "produce"])
 def test_a_file_whose_open_fails_cannot_be_read_batched_or_not(
-    instance: Instance, kind: type[Recorder], call: str, request: pytest.FixtureRequest
+    instance: Instance, kind: type[Recorder], call: str
 ) -> None:
     path = _unopenable()
-    if kind is Recorder:
-        request.applymarker(
-            pytest.mark.xfail(
-                raises=PermissionError,
-                strict=True,
-                reason="review52's left item: the plain Recorder's save raises the open's raw "
-                "PermissionError (planning.plan_file's translation belongs in its save path)",
-            )
-        )
     rec = kind("toy", root=os.getcwd())
     workflow = rec.start_workflow(key="p", engine_run_id=f"{kind.__name__}-{call}")
     step = rec.start_step(workflow, key="a", kind="rule", engine_task_id="1")
@@ -57,3 +48,18 @@ def test_a_file_whose_open_fails_cannot_be_read_batched_or_not(
     if isinstance(rec, BatchRecorder):
         rec.flush()
     assert ll.Artifact.filter().count() == 0
+    _nothing_stored(instance)
+
+
+def test_a_file_whose_open_fails_cannot_be_saved(instance: Instance) -> None:
+    path = _unopenable()
+    with pytest.raises(PathNotFound, match=f"^{path} cannot be read: check its permissions$"):
+        ll.save([ll.Artifact(path, key="sys/unopenable")])
+    assert ll.Artifact.filter().count() == 0
+    _nothing_stored(instance)
+
+
+def _nothing_stored(instance: Instance) -> None:
+    """No object, nor a copy spooled beside them, left in the instance's storage."""
+    objects = os.path.join(instance.storage.root, OBJECTS_PREFIX)
+    assert [os.path.join(d, f) for d, _, files in os.walk(objects) for f in files] == []

@@ -193,8 +193,21 @@ def plan_file(
     `contained`: `storage_containing` of its location, when the caller just read it. A file
     it may not read: `describe.unreadable` (describe_new's `read_now` left that to it)."""
     budget = None if isinstance(contained, tuple) else Budget()  # in place: nothing copied
+    return plan_read(instance, artifact, budget, before=before, contained=contained)
+
+
+def plan_read(
+    instance: Instance,
+    artifact: Artifact,
+    budget: Budget | None = None,
+    spool: str | None = None,
+    before: tuple[int, ...] | None = None,
+    contained: tuple[Storage, str] | object | None = _UNKNOWN,
+) -> Plan:
+    """`_plan`, a file it may not open raising `describe.unreadable` naming it (`os.access`
+    may call readable a file whose open fails: root on NFS with root_squash, sysfs)."""
     try:
-        return _plan(instance, artifact, budget, before=before, contained=contained)
+        return _plan(instance, artifact, budget, spool, before, contained)
     except PermissionError as exc:
         if exc.filename != artifact._source:  # not the file's read (a copy's folder, ...)
             raise

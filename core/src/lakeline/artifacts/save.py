@@ -28,7 +28,7 @@ from lakeline.artifacts.newrows import next_indexes, record_values, retire
 from lakeline.artifacts.pipeline import eligible
 from lakeline.artifacts.places import REF_ROOT, Places, promote
 from lakeline.artifacts.planning import Plan as Plan  # re-exported: its callers' import
-from lakeline.artifacts.planning import _plan, _plan_reference, plan_stored
+from lakeline.artifacts.planning import _plan_reference, plan_read, plan_stored
 from lakeline.artifacts.planning import plan_file as plan_file
 from lakeline.artifacts.settle import detach, settle
 from lakeline.artifacts.store import Budget, BytesGone, drop_unused, guarded, restore, spool_folder
@@ -357,7 +357,7 @@ def save_artifacts(
     spool = spool_folder(instance)
 
     def plan_one(artifact: Artifact) -> Plan:
-        plan = _plan(instance, artifact, budget, spool)
+        plan = plan_read(instance, artifact, budget, spool)  # unopenable: PathNotFound
         made.append(plan)
         if progress:
             progress("hash", 1)
