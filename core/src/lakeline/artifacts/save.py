@@ -354,7 +354,9 @@ def save_artifacts(
 
     made: list[Plan] = []  # every plan made so far: its copy is removed if the save fails
     budget = Budget()
-    spool = spool_folder(instance)
+    # where copies wait: asked only by `plan_one`, which a save of plans made (the Recorder's
+    # flush) never calls
+    spool = spool_folder(instance) if planned is None else ""
 
     def plan_one(artifact: Artifact) -> Plan:
         plan = _plan(instance, artifact, budget, spool)

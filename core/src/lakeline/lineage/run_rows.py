@@ -36,7 +36,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from lakeline.artifacts.settle import detach
 from lakeline.db.driver import driver_rows
 from lakeline.db.recordset import insert_recordset, recordset_sql, rows_json
-from lakeline.db.rows import bound_values, fill_new
+from lakeline.db.rows import bound_values, connection_of, fill_new
 from lakeline.errors import InvalidValue, LakelineError
 from lakeline.lineage.records import FINAL_STATUSES, LOG_TEXT, PARAMS_TEXT, log_status, log_text
 from lakeline.models import Artifact, Run
@@ -167,7 +167,7 @@ def insert_run(session: Session | Connection, run: Run) -> None:
         fill_new(run, {"created_at": utcnow()})
     columns = _columns()
     values = _row(loaded, columns)
-    connection = session if isinstance(session, Connection) else session.connection()
+    connection = session if isinstance(session, Connection) else connection_of(session)
     sql = _statements.get(("insert", connection.dialect.name))
     if sql is None:
         head, one = _upsert_sql(connection.dialect)
@@ -221,7 +221,7 @@ def insert_new_runs(session: Session, runs: Sequence[Run]) -> list[Run]:
         if loaded.get("created_at") is None:
             fill_new(run, {"created_at": utcnow()})
         rows.append(_row(loaded, columns))
-    connection = session.connection()
+    connection = connection_of(session)
     dialect = connection.dialect
     sql = recordset_sql(dialect, _table(), columns, _ON_CONFLICT + " RETURNING id, uid")
     listed = None if sql is None else rows_json(dialect, _table(), columns, rows)
