@@ -31,7 +31,15 @@ from sqlalchemy import (
 from lakeline.artifacts.keying import located, may_be
 from lakeline.artifacts.settle import detach
 from lakeline.db.driver import driver_rows
-from lakeline.db.rows import CHUNK, chunks, fill_new, is_postgres, one_of, update_row
+from lakeline.db.rows import (
+    CHUNK,
+    chunks,
+    connection_of,
+    fill_new,
+    is_postgres,
+    one_of,
+    update_row,
+)
 from lakeline.db.session import stamp
 from lakeline.ids import new_uid
 from lakeline.models import Artifact, Storage
@@ -149,7 +157,7 @@ class Places:
         cost ~0.3 ms on PostgreSQL (~0.06 on SQLite) a statement, a Core result's ~0.3M
         instructions, though most flushes find no row (new files)."""
         session = self.session
-        connection = session.connection()
+        connection = connection_of(session)
         sql, positional, binds, results = _driver_form(lookup[0], connection.dialect)
         given = lookup[1]
         bound = [

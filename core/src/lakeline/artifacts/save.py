@@ -69,7 +69,7 @@ def _insert(session: Session, artifacts: Sequence[Artifact]) -> None:
     table = Artifact.__table__
     assert isinstance(table, Table)
     columns = _columns(primary_key=False)
-    wanted = set(columns)
+    wanted = _column_set()
     rows = []
     for artifact in artifacts:
         values = instance_dict(artifact)  # the attributes set so far
@@ -292,6 +292,12 @@ def _columns(*, primary_key: bool = True) -> list[str]:
     return [c.key for c in Artifact.__table__.columns if primary_key or not c.primary_key]
 
 
+@cache
+def _column_set() -> frozenset[str]:
+    """`_columns(primary_key=False)` as a set (made once: 24 names)."""
+    return frozenset(_columns(primary_key=False))
+
+
 def _finish(plans: Sequence[Plan]) -> None:
     from lakeline.plugins import get_plugin_manager
 
@@ -355,7 +361,9 @@ def save_artifacts(
 
     made: list[Plan] = []  # every plan made so far: its copy is removed if the save fails
     budget = Budget()
-    spool = spool_folder(instance)
+    # where copies wait: asked only by `plan_one`, which a save of plans made (the Recorder's
+    # flush) never calls
+    spool = spool_folder(instance) if planned is None else ""
 
     def plan_one(artifact: Artifact) -> Plan:
         plan = plan_read(instance, artifact, budget, spool)  # unopenable: PathNotFound

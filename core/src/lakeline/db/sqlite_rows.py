@@ -11,7 +11,14 @@ from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
 from lakeline.db.driver import driver_rows
-from lakeline.db.rows import SQLITE_PARAMETERS, VALUES_ROWS, _bound, _names, _with_defaults
+from lakeline.db.rows import (
+    SQLITE_PARAMETERS,
+    VALUES_ROWS,
+    _bound,
+    _names,
+    _with_defaults,
+    connection_of,
+)
 
 
 def insert_returning(
@@ -21,7 +28,7 @@ def insert_returning(
     for the driver, values bound as `insert_values` binds them (the INSERT construct's
     executemany cost ~1 ms of SQLAlchemy's per-row parameter work for a flush's 6 artifacts)."""
     rows = _with_defaults(table, rows)
-    connection = session.connection()
+    connection = connection_of(session)
     dialect = connection.dialect
     names = _names(rows)
     values = _bound(table, dialect, names, rows)
@@ -54,7 +61,7 @@ def insert_values(session: Session, table: Table, rows: Sequence[dict[str, Any]]
     per column per row in `json_extract` (SQLite < 3.45 caches no parse): 10k artifact rows
     30.8 -> 24.5 us a row, and no JSON text to build."""
     rows = _with_defaults(table, rows)
-    connection = session.connection()
+    connection = connection_of(session)
     dialect = connection.dialect
     names = _names(rows)
     values = _bound(table, dialect, names, rows)

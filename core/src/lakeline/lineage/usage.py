@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Integer, bindparam, text
 
 from lakeline.db.driver import driver_rows
-from lakeline.db.rows import chunks
+from lakeline.db.rows import chunks, connection_of
 from lakeline.lineage.context import current_run, current_run_in
 from lakeline.models.base import UTCDateTime, dump_json, utcnow
 
@@ -92,7 +92,7 @@ def insert_inputs(
         return new
     for role in {edge[2] for edge in wanted}:
         check_role(role)
-    connection = session.connection()
+    connection = connection_of(session)
     dialect = connection.dialect
     at = _time_bind(dialect)(utcnow())  # as the column's type binds it
     if dialect.name == "postgresql":

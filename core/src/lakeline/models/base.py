@@ -1,7 +1,9 @@
 """Declarative base, shared column types and the mixins every record uses."""
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from itertools import chain
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from sqlalchemy import JSON, DateTime, ForeignKey, Integer, MetaData, String, Text, TypeDecorator
@@ -339,33 +341,82 @@ class Str(TypeDecorator[str]):
 
     def many_checker(self, dialect: Dialect) -> Any:
         """What the bind processor checks, for a whole column of values at once (one join
-        and one `max` in C instead of a call per value): a function refusing a NUL byte, a lone
-        surrogate or an over-long value among the values it is given, as the processor would.
-        None when the dialect converts values on binding (its processor must run for each
-        value)."""
+        and one `max` in C instead of a call per value): a `TextCheck` refusing a NUL byte, a
+        lone surrogate or an over-long value among the values it is given, as the processor
+        would. None when the dialect converts values on binding (its processor must run for
+        each value)."""
         if self.impl_instance.dialect_impl(dialect).bind_processor(dialect) is not None:
             return None
-        length = getattr(self.impl_instance, "length", None) or 0
-
-        def check(values: list[Any]) -> None:
-            texts = [value for value in values if isinstance(value, str)]  # numpy's `str_` too
-            joined = "".join(texts)
-            if texts and (
-                "\x00" in joined
-                or (length and max(map(len, texts)) > length)
-                or (not joined.isascii() and _surrogate(joined))
-            ):
-                from lakeline.values import check_text
-
-                for value in texts:  # the first bad one, named as the processor names it
-                    check_text(value, length or None)
-
-        return check
+        return TextCheck(getattr(self.impl_instance, "length", None) or 0)
 
     def coerce_compared_value(self, op: Any, value: Any) -> Any:
         """A value compared with the column is not stored: only NUL bytes are refused (a
         longer value matches nothing, as on either database)."""
         return _COMPARED if self.impl_instance.__class__ is String else self
+
+
+class TextCheck:
+    """`Str.many_checker`'s check of a column whose values bind as they are: a NUL byte, a
+    lone surrogate or a value longer than `limit` (0: no limit) refused (InvalidValue) as the
+    bind processor refuses it. Several columns' checks go in one call (`TextChecks`)."""
+
+    __slots__ = ("limit",)
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+
+    def __call__(self, values: Sequence[Any]) -> None:
+        texts = [value for value in values if isinstance(value, str)]  # numpy's `str_` too
+        joined = "".join(texts)
+        length = self.limit
+        if texts and (
+            "\x00" in joined
+            or (length and max(map(len, texts)) > length)
+            or (not joined.isascii() and _surrogate(joined))
+        ):
+            from lakeline.values import check_text
+
+            for value in texts:  # the first bad one, named as the processor names it
+                check_text(value, length or None)
+
+
+class TextChecks:
+    """The `TextCheck`s of several columns in one call, given the columns' values in their
+    order: their texts joined and measured at once, in C (one call, not one a column: a run's
+    row has 6 such columns, an artifact's 12); only where one may be refused is each column
+    checked by its own check, in order (the same error)."""
+
+    __slots__ = ("checks", "limited")
+
+    def __init__(self, checks: Sequence[TextCheck]) -> None:
+        self.checks = list(checks)
+        # the columns with a limit, the shortest limit first
+        self.limited = sorted(
+            ((n, check.limit) for n, check in enumerate(checks) if check.limit),
+            key=lambda pair: pair[1],
+        )
+
+    def __call__(self, columns: Sequence[Sequence[Any]]) -> None:
+        values = list(filter(None, chain.from_iterable(columns)))  # no None (nor "")
+        if not values:
+            return
+        try:
+            joined = "".join(values)
+        except TypeError:  # not only texts: each column's check passes over the others
+            odd = True
+        else:
+            odd = "\x00" in joined or (not joined.isascii() and _surrogate(joined))
+        if not odd:
+            longest = max(map(len, values))
+            for n, limit in self.limited:
+                if limit >= longest:  # this one and the rest hold every text
+                    break
+                if any(isinstance(value, str) and len(value) > limit for value in columns[n]):
+                    odd = True
+                    break
+        if odd:
+            for values_of, check in zip(columns, self.checks, strict=True):
+                check(values_of)
 
 
 class LongText(Str):
