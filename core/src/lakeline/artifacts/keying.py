@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from lakeline.db.rows import chunks, one_of
+from lakeline.db.rows import chunks, one_of, update_row
 from lakeline.models import Artifact
 from lakeline.storage.keys import validate_key
 from lakeline.storage.roots import protocol_of, strip_protocol
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from lakeline.instance import Instance
     from lakeline.models import Storage
 
-__all__ = ["located", "qualified_keys", "settle_keys"]
+__all__ = ["located", "mark_found", "qualified_keys", "settle_keys"]
 
 
 def located(plan: Plan) -> bool:
@@ -145,6 +145,25 @@ def note_link(instance: Instance, storage: Storage, store_key: str, key: str, so
         return False
     links.add(noted)
     return True
+
+
+def mark_found(session: Session, record: Artifact, plan: Plan) -> None:
+    """`record`, found again by `plan`'s save, from before migration 0028 (`through_link`
+    NULL): marked as `note_link` found it (a link's record, or not) when `plan` looked, i.e. it
+    is a file in place in local storage at `record`'s place, under `record`'s key, given.
+    Else left unknown (a copy, or a key derived from the place, says nothing of the record).
+    One UPDATE of that column (the audit logs it), once per such record."""
+    if not plan.key_given or not plan.in_place or plan.digest is None or plan.storage is None:
+        return
+    if record.id is None or record.through_link is not None:  # new in this save, or marked
+        return
+    if (
+        record.in_place
+        and (record.storage_id, record.store_key) == _place(plan)
+        and record.key == vars(plan.artifact).get("key")
+        and protocol_of(plan.storage.root) == "local"
+    ):
+        update_row(session, record, {"through_link": plan.through_link})
 
 
 _LINKS = "_link_records"  # where an Instance keeps the (storage id, store key, key) of links

@@ -22,7 +22,7 @@ from sqlalchemy.orm.attributes import instance_dict
 from lakeline import checkpoints
 from lakeline.artifacts import pipeline
 from lakeline.artifacts.edit import Edits, refresh_metadata
-from lakeline.artifacts.keying import located, settle_keys
+from lakeline.artifacts.keying import located, mark_found, settle_keys
 from lakeline.artifacts.missing import hidden_key, missing_reference
 from lakeline.artifacts.newrows import next_indexes, record_values, retire
 from lakeline.artifacts.pipeline import eligible
@@ -198,6 +198,7 @@ def write_batch(
         existing = _existing(session, plan, same, places)
         if existing is not None:
             refresh_metadata(session, existing, artifact)  # a new description, kind, label
+            mark_found(session, existing, plan)  # through_link of a record from before 0028
             plan.result = existing
             continue
         own = vars(artifact)

@@ -129,7 +129,8 @@ def _details(artifact: Artifact) -> list[tuple[str, str]]:
     if artifact.available is False:
         rows.append(("reference to", f"{artifact.location} (lakeline holds no bytes)"))
     else:
-        rows.append(("stored at", artifact.path + (" (in place)" if artifact.in_place else "")))
+        where = " (in place, through a link)" if artifact.through_link else " (in place)"
+        rows.append(("stored at", artifact.path + (where if artifact.in_place else "")))
     return rows
 
 

@@ -102,6 +102,7 @@ def artifact_dict(artifact: Artifact) -> dict[str, Any]:
         "location": artifact.location,
         "available": artifact.available is not False,
         "in_place": artifact.in_place,
+        "through_link": artifact.through_link,  # None: recorded before it was asked (0028)
         "created_at": artifact.created_at.isoformat() if artifact.created_at else None,
     }
 
