@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from lakeline.artifacts.describe import describe_new
 from lakeline.errors import InvalidKey, InvalidValue, PathNotFound
-from lakeline.lineage.records import _iso
 from lakeline.lineage.seen import SeenFiles
+from lakeline.models.base import isoformat
 from lakeline.storage.keys import _SUFFIX, COMPOUND_SUFFIXES, _last_segment, suffix_of
 
 
@@ -55,10 +55,10 @@ def test_a_status_log_time_is_isoformat() -> None:
     for _ in range(20_000):
         at = datetime.fromtimestamp(draw.uniform(-2e9, 5e10), UTC)
         at = at.replace(microsecond=0) if draw.random() < 0.3 else at
-        assert _iso(at) == at.isoformat()
+        assert isoformat(at) == at.isoformat()
     other = datetime(2026, 12, 7, 17, 0, 1, 5, tzinfo=timezone(timedelta(hours=2)))
-    assert _iso(other) == other.isoformat() == "2026-12-07T17:00:01.000005+02:00"
-    assert _iso(datetime(1, 1, 1, tzinfo=UTC)) == "0001-01-01T00:00:00+00:00"
+    assert isoformat(other) == other.isoformat() == "2026-12-07T17:00:01.000005+02:00"
+    assert isoformat(datetime(1, 1, 1, tzinfo=UTC)) == "0001-01-01T00:00:00+00:00"
 
 
 def test_seen_files_of_a_place_never_remembered(tmp_path) -> None:

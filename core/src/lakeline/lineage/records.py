@@ -15,7 +15,7 @@ from lakeline.errors import InvalidValue, LakelineError
 from lakeline.ids import new_stem, new_uid, suffix_index, versioned_uid
 from lakeline.lineage.liveness import this_host
 from lakeline.models import Run, Transform
-from lakeline.models.base import JSONText, check_aware, check_json, utcnow
+from lakeline.models.base import JSONText, check_aware, check_json, isoformat, utcnow
 from lakeline.models.run import ENGINE_REF_LENGTH, RUN_STATUSES
 from lakeline.models.transform import TRANSFORM_KINDS
 
@@ -249,7 +249,7 @@ def new_run(
         at = utcnow()
     elif at.tzinfo is not UTC:  # (UTC's: aware)
         check_aware(at)
-    log = log_text(None, status, _iso(at))
+    log = log_text(None, status, isoformat(at))
     run: Run = (_NEW_RUN or _new_run_maker())()
     fill_new(
         run,
@@ -275,27 +275,6 @@ def new_run(
     if params_text is not None:
         own[PARAMS_TEXT] = JSONText(params, params_text)
     return run
-
-
-# the text of a minute ("YYYY-MM-DDTHH:MM:"), by (year, month, day, hour, minute): a run's
-# status log entries fall in a few minutes; cleared when it holds 4096
-_minutes: dict[tuple[int, int, int, int, int], str] = {}
-
-
-def _iso(at: datetime) -> str:
-    """`at.isoformat()`; a datetime in UTC made of its minute's text and its seconds (~12.6k
-    instructions -> ~8k: a run's first status log entry)."""
-    if at.__class__ is not datetime or at.tzinfo is not UTC:
-        return at.isoformat()
-    minute = (at.year, at.month, at.day, at.hour, at.minute)
-    head = _minutes.get(minute)
-    if head is None:
-        if len(_minutes) >= 4096:
-            _minutes.clear()
-        head = _minutes[minute] = "%04d-%02d-%02dT%02d:%02d:" % minute  # noqa: UP031
-    if at.microsecond:
-        return "%s%02d.%06d+00:00" % (head, at.second, at.microsecond)  # noqa: UP031
-    return "%s%02d+00:00" % (head, at.second)  # noqa: UP031
 
 
 _NEW_RUN: Any = None  # the ORM's constructor of a Run without `__init__` (`_new_run_maker`)
