@@ -82,6 +82,10 @@ def test_setup_scheduler_from_redun_ini(instance: Instance, flow: Flow) -> None:
     assert isinstance(scheduler, LakelineScheduler)
 
 
+WAIT, SLOWER = 30.0, 10.0  # see test_a_finished_job_is_recorded_while_a_long_job_runs
+STARTING = 600.0  # seconds redun may take from its start to llt.quick's output
+
+
 def test_a_finished_job_is_recorded_while_a_long_job_runs(
     instance: Instance, flow: Flow, tmp_path: Path
 ) -> None:
@@ -102,14 +106,22 @@ def test_a_finished_job_is_recorded_while_a_long_job_runs(
         return runs[0].status if runs else None
 
     worker = threading.Thread(target=run)
+    begun = time.monotonic()
     worker.start()
     seen: str | None = None
     try:
-        deadline = time.monotonic() + 30.0  # about a second once the batch is due
+        # `llt.quick` shows about a second after its end (the timer writes what ended once
+        # redun is idle for 0.5 s, or within BATCH_MS): WAIT seconds plus SLOWER times what
+        # redun took from its start to quick's output, so a loaded machine waits longer;
+        # `llt.held` ends only once `release` is written, so the wait is never cut short
+        deadline, written = begun + STARTING, None
         while time.monotonic() < deadline and worker.is_alive():
             seen = status()
             if seen == "completed":
                 break
+            if written is None and (flow.root / "out" / "quick.txt").exists():
+                written = time.monotonic()  # quick ran: from now on its record is due
+                deadline = written + WAIT + SLOWER * (written - begun)
             time.sleep(0.2)
         held_ended = (flow.root / "out" / "held.txt").exists()
     finally:

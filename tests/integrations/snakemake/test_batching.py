@@ -37,7 +37,13 @@ rule slow:
     output: "out/slow.txt"
     shell: "while [ ! -e release ]; do sleep 0.1; done; cp {input} {output}"
 """
-WAIT = 30.0  # seconds the finished job may take to show (about one: the batch is due)
+# How long the finished job may take to show once its output is there (about a second: the
+# batch is written once Snakemake is quiet for 0.5 s, or within the plugin's BATCH_MS): WAIT
+# seconds plus SLOWER times what Snakemake took from its start to that output, so a loaded
+# machine (load 30: tens of seconds to start) waits longer. `slow` ends only once the test
+# writes `release`, so the wait is never cut short; a `fast` recorded only at the end fails.
+WAIT, SLOWER = 30.0, 10.0
+STARTING = 600.0  # seconds Snakemake may take from its start to `fast`'s output
 
 
 def _status(instance: Instance, rule: str) -> str | None:
@@ -66,12 +72,16 @@ def test_a_finished_job_is_recorded_while_a_long_job_runs(
         text=True,
     )
     seen: str | None = None
+    begun = time.monotonic()
     try:
-        deadline = time.monotonic() + WAIT
+        deadline, written = begun + STARTING, None
         while time.monotonic() < deadline and process.poll() is None:
             seen = _status(instance, "fast")
             if seen == "completed":
                 break
+            if written is None and (root / "out" / "fast.txt").exists():
+                written = time.monotonic()  # `fast` ran: from now on its record is due
+                deadline = written + WAIT + SLOWER * (written - begun)
             time.sleep(0.2)
         assert not (root / "out" / "slow.txt").exists()  # `slow` was still running
     finally:
