@@ -6,29 +6,15 @@ and their outputs were not recorded."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import lakeline as ll
 from lakeline.instance import Instance
+from pf_interrupt import run_script
 from test_prefect_flows import ENGINE
 
 SCRIPT = """
-import os, signal, time
-from pathlib import Path
-from lakeline_prefect import flow, hooks, task
-
 hooks.BATCH_MS, hooks.BATCH_STEPS = 600_000.0, 3  # the third end writes the batch
-
-@task
-def write(name: str) -> Path:
-    path = Path("out") / name
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(name * 3)
-    return path
 
 @flow
 def four() -> None:
@@ -40,8 +26,7 @@ finish, seen = hooks._ENDED._finish, []
 def interrupted(entry):  # Ctrl-C while the second queued end is recorded
     seen.append(entry.name)
     if len(seen) == 2:
-        os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(5)
+        ctrl_c()
     finish(entry)
 
 hooks._ENDED._finish = interrupted
@@ -52,16 +37,8 @@ four()
 def test_a_ctrl_c_while_ends_are_recorded_loses_none_and_repeats_none(
     workdir: Path, instance: Instance, prefect_server: Path
 ) -> None:
-    from prefect.settings import PREFECT_API_URL
-
-    script = workdir / "interrupted.py"
-    script.write_text(textwrap.dedent(SCRIPT))
-    env = {k: v for k, v in os.environ.items() if k != "LAKELINE_CAPTURE_BATCH"}
-    env.update(LAKELINE_INSTANCE=instance.name, PREFECT_API_URL=str(PREFECT_API_URL.value()))
-    done = subprocess.run(
-        [sys.executable, str(script)], cwd=workdir, env=env, capture_output=True, timeout=300
-    )
-    said = done.stderr.decode()
+    done = run_script(workdir, instance, SCRIPT)
+    said = done.stderr
     assert done.returncode != 0 and "KeyboardInterrupt" in said, said[-2000:]
     workflow = ll.Run.get(engine=ENGINE, parent_id__isnull=True)
     assert workflow.status == "aborted", said[-2000:]

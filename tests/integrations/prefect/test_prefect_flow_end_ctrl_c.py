@@ -6,31 +6,17 @@ program goes on), and the workflow run stayed `started` for good."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import lakeline as ll
 import pytest
 from lakeline.instance import Instance
+from pf_interrupt import run_script
 from test_prefect_flows import ENGINE
 
 SCRIPT = """
-import os, signal, sys, time
-from pathlib import Path
-from lakeline_prefect import flow, flusher, hooks, task
-
 hooks.BATCH_MS, hooks.BATCH_STEPS = 600_000.0, 500  # nothing written before the flow's end
 flusher.IDLE = 600.0
-
-@task
-def write(name: str) -> Path:
-    path = Path("out") / name
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(name * 3)
-    return path
 
 @flow
 def three() -> Path:
@@ -39,10 +25,6 @@ def three() -> Path:
     made = Path("out") / "flow.txt"
     made.write_text("made by the flow body")
     return made
-
-def ctrl_c():
-    os.kill(os.getpid(), signal.SIGINT)
-    time.sleep(5)  # the handler raises KeyboardInterrupt here
 
 where = sys.argv[1]
 if where == "ends":  # the second queued end, recorded by flow_finished
@@ -78,20 +60,7 @@ def test_a_ctrl_c_while_the_flow_end_is_recorded_never_leaves_its_run_started(
     saying why, its task runs' ends recorded at exit, the flow body's output not claimed.
     `finish`: interrupted as the batch holding its finish is written: the finish is written as
     queued (`completed`, all it followed recorded), once."""
-    from prefect.settings import PREFECT_API_URL
-
-    script = workdir / "interrupted.py"
-    script.write_text(textwrap.dedent(SCRIPT))
-    env = {k: v for k, v in os.environ.items() if k != "LAKELINE_CAPTURE_BATCH"}
-    env.update(LAKELINE_INSTANCE=instance.name, PREFECT_API_URL=str(PREFECT_API_URL.value()))
-    done = subprocess.run(
-        [sys.executable, str(script), where],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        timeout=300,
-    )
-    said = done.stdout.decode() + done.stderr.decode()
+    said = run_script(workdir, instance, SCRIPT, where).said
     assert "returned" in said, said[-3000:]  # Prefect swallows it: the run's state was final
     workflow = ll.Run.get(engine=ENGINE, parent_id__isnull=True)
     expected = "aborted" if where == "ends" else "completed"

@@ -7,41 +7,24 @@ serving many flow runs grew by one Recorder an interrupted run)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import lakeline as ll
 import pytest
 from lakeline.instance import Instance
+from pf_interrupt import run_script
 from test_prefect_flows import ENGINE
 
 SCRIPT = """
-import os, signal, sys, time
-from pathlib import Path
-from lakeline_prefect import flow, flusher, hooks, task
 from lakeline.lineage.batching import BatchRecorder
 
 hooks.BATCH_MS, hooks.BATCH_STEPS = 600_000.0, 500  # nothing written before the flow's end
 flusher.IDLE = 600.0
 
-@task
-def write(name: str) -> Path:
-    path = Path("out") / name
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(name * 3)
-    return path
-
 @flow
 def three(tag: str) -> None:
     for name in "abc":
         write(tag + name)
-
-def ctrl_c():
-    os.kill(os.getpid(), signal.SIGINT)
-    time.sleep(5)  # the handler raises KeyboardInterrupt here
 
 where, once = sys.argv[1], []
 if where == "ends":  # the second queued end, recorded by flow_finished
@@ -87,20 +70,7 @@ def test_an_interrupted_flow_runs_end_is_recorded_and_its_recorder_let_go(
     `finish`: interrupted as the batch holding its finish is written: written as queued,
     `completed`. `gap`: interrupted before its finish was queued: `aborted` (before: left
     `started`, the hook believing the finish queued)."""
-    from prefect.settings import PREFECT_API_URL
-
-    script = workdir / "interrupted.py"
-    script.write_text(textwrap.dedent(SCRIPT))
-    env = {k: v for k, v in os.environ.items() if k != "LAKELINE_CAPTURE_BATCH"}
-    env.update(LAKELINE_INSTANCE=instance.name, PREFECT_API_URL=str(PREFECT_API_URL.value()))
-    done = subprocess.run(
-        [sys.executable, str(script), where],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        timeout=300,
-    )
-    said = done.stdout.decode() + done.stderr.decode()
+    said = run_script(workdir, instance, SCRIPT, where).said
     first, second = ll.Run.filter(engine=ENGINE, parent_id__isnull=True).order_by("id")
     expected = "completed" if where == "finish" else "aborted"
     assert first.status == expected, (first.status, first.error, said[-3000:])

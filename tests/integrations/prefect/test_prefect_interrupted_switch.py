@@ -5,38 +5,21 @@ writes to, not in the process's current one, so the run ends `aborted`, never `s
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import lakeline as ll
 from lakeline.instance import Instance
+from pf_interrupt import run_script
 from test_prefect_flows import ENGINE
 
 SCRIPT = """
-import os, signal, time
-from pathlib import Path
 import lakeline.instance
-from lakeline_prefect import flow, hooks, task
 from lakeline.lineage.batching import BatchRecorder
-
-@task
-def write(name: str) -> Path:
-    path = Path("out") / name
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(name * 3)
-    return path
 
 @flow
 def switching() -> None:
     write("a")
     lakeline.instance.init(storage=Path("other-data").resolve(), name="other")  # now current
-
-def ctrl_c():
-    os.kill(os.getpid(), signal.SIGINT)
-    time.sleep(5)  # the handler raises KeyboardInterrupt here
 
 once = []
 finish_workflow = BatchRecorder.finish_workflow
@@ -55,16 +38,7 @@ def test_an_interrupted_flow_runs_finish_is_read_in_its_recorders_instance(
     workdir: Path, instance: Instance, prefect_server: Path
 ) -> None:
     """(Failed on leftovers31: the finish was looked up in `other`, the run left `started`.)"""
-    from prefect.settings import PREFECT_API_URL
-
-    script = workdir / "switching.py"
-    script.write_text(textwrap.dedent(SCRIPT))
-    env = {k: v for k, v in os.environ.items() if k != "LAKELINE_CAPTURE_BATCH"}
-    env.update(LAKELINE_INSTANCE=instance.name, PREFECT_API_URL=str(PREFECT_API_URL.value()))
-    done = subprocess.run(
-        [sys.executable, str(script)], cwd=workdir, env=env, capture_output=True, timeout=300
-    )
-    said = done.stdout.decode() + done.stderr.decode()
+    said = run_script(workdir, instance, SCRIPT).said
     assert "current: other" in said, said[-3000:]
     (run,) = ll.Run.filter(engine=ENGINE, parent_id__isnull=True)
     assert run.status == "aborted", (run.status, said[-3000:])
