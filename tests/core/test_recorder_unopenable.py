@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import glob
 import os
+from pathlib import Path
 
 import lakeline as ll
 import pytest
+from lakeline.artifacts import pipeline
 from lakeline.errors import PathNotFound
 from lakeline.instance import Instance
 from lakeline.lineage.recorder import BatchRecorder, Recorder
@@ -63,3 +65,24 @@ def _nothing_stored(instance: Instance) -> None:
     """No object, nor a copy spooled beside them, left in the instance's storage."""
     objects = os.path.join(instance.storage.root, OBJECTS_PREFIX)
     assert [os.path.join(d, f) for d, _, files in os.walk(objects) for f in files] == []
+
+
+@pytest.mark.parametrize("offload", [True, False], ids=["worker", "threads"])
+def test_a_file_whose_open_fails_fails_a_pipelined_save_as_any(
+    instance: Instance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, offload: bool
+) -> None:
+    """A save large enough to be pipelined: its files read by the file worker (a process:
+    its PermissionError comes back through the pipe) or by this process; the same error."""
+    path = _unopenable()
+    monkeypatch.setattr(pipeline, "MIN_FILES", 4)
+    monkeypatch.setattr(pipeline, "spare_core", lambda: True)  # the test machine is busy
+    monkeypatch.setattr(pipeline, "OFFLOAD", offload)
+    artifacts = []
+    for i in range(8):
+        (tmp_path / f"f{i}.txt").write_text(f"file {i}\n")
+        artifacts.append(ll.Artifact(str(tmp_path / f"f{i}.txt"), key=f"k/{i}.txt"))
+    artifacts.insert(5, ll.Artifact(path, key="sys/unopenable"))
+    with pytest.raises(PathNotFound, match=f"^{path} cannot be read: check its permissions$"):
+        ll.save(artifacts)
+    assert ll.Artifact.filter().count() == 0
+    _nothing_stored(instance)

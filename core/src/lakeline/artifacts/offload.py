@@ -211,9 +211,17 @@ class Job:
         return list(zip(self.artifacts[start : self.taken], out, strict=True))
 
     def failure(self) -> BaseException:
-        """Why the job ended before its last file."""
+        """Why the job ended before its last file; a file it could not open as a save in
+        this process says it (`planning.plan_read`: `describe.unreadable` naming it)."""
         assert self.ended
-        return self.error or StorageError("the file worker stopped before the last file")
+        error = self.error
+        if isinstance(error, PermissionError) and any(
+            a._source == error.filename for a in self.artifacts
+        ):
+            from lakeline.artifacts.describe import unreadable
+
+            return unreadable(error.filename)
+        return error or StorageError("the file worker stopped before the last file")
 
     def _receive(self) -> None:
         try:
