@@ -107,3 +107,28 @@ def test_a_failing_plugin_is_logged_and_the_other_calls_still_made(
     assert sorted(finished) == ["r/0", "r/1"]  # the second told although the first failed
     assert sorted(used) == ["used in0.txt by r/0", "used in1.txt by r/1"]
     assert caplog.text.count("plugin hook run_finished failed") == 1
+
+
+def test_hooks_fired_together_read_the_emitter_environment_once(
+    instance: Instance,
+    tmp_path: Path,
+    emitter_env: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A flush's hooks share one look (`looked`); a hook nobody implements takes none."""
+    broken = ll.Run(uid="y" * 16, transform_id=0, status="completed")
+    calls = [{"run": broken}]
+    looked: list[bool] = []
+    fire_each("artifact_used", [{"artifact": None, "run": broken}], looked)
+    assert looked == []  # nobody implements it: the environment is not read
+    fire_each("run_started", calls, looked)
+    assert looked == [False]  # no destination, read once
+    target = tmp_path / "y.jsonl"
+    emitter_env.setenv("LAKELINE_OPENLINEAGE_FILE", str(target))
+    with caplog.at_level(logging.WARNING):
+        fire_each("run_finished", calls, looked)  # the flush's look: no destination
+        assert looked == [False]
+        assert not caplog.records  # not asked
+        fire_each("run_finished", calls, [])  # a new look finds it: asked, fails to export
+    assert caplog.records
+    assert not target.exists()

@@ -206,10 +206,12 @@ def settle_keys(
         return
     unread: list[str] = []
     fresh: list[Plan] = []  # plans at locations without records
+    where: dict[int, Place] = {}  # each plan's place, by id(plan): made once (ORM reads)
     for plan in todo:
+        place = where[id(plan)] = _place(plan)
         rows = [
             (fit, row)
-            for row in places.at.get(_place(plan), ())
+            for row in places.at.get(place, ())
             if row.key is not None and (fit := may_be(plan, row, session))
         ]
         if not rows:
@@ -226,19 +228,20 @@ def settle_keys(
     fresh_ids = {id(plan) for plan in fresh}
     for plan in todo:
         if id(plan) not in fresh_ids and plan.artifact.key is not None:
-            claimed.setdefault(plan.artifact.key, _place(plan))
+            claimed.setdefault(plan.artifact.key, where[id(plan)])
     clashing: list[Plan] = []
     for plan in fresh:
         key = plan.artifact.key
         assert key is not None
         holder = latest.get(key)
-        taken = claimed.get(key, _place(plan)) != _place(plan) or (
-            holder is not None and not _at(holder, _place(plan)) and not _awaits(holder, plan)
+        place = where[id(plan)]
+        taken = claimed.get(key, place) != place or (
+            holder is not None and not _at(holder, place) and not _awaits(holder, plan)
         )
         if taken:
             clashing.append(plan)
         else:
-            claimed[key] = _place(plan)
+            claimed[key] = place
     if not clashing:
         return
     options = {id(plan): _options(plan) for plan in clashing}

@@ -9,7 +9,7 @@ from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from lakeline.db.driver import driver_rows
-from lakeline.db.rows import dialect_of
+from lakeline.db.rows import connection_of, dialect_of
 
 # Keys hash into this many lock buckets per namespace: a save of any size holds at most this
 # many advisory locks (PostgreSQL's lock table is small: max_locks_per_transaction x
@@ -41,7 +41,7 @@ def lock_buckets(session: Session | Connection, namespace: str, ids: list[int]) 
         return
     # SQL for the driver, the buckets as one array text: no text() to build and look up, no
     # list dumped a value at a time by psycopg (every save and flush takes one)
-    connection = session.connection() if isinstance(session, Session) else session
+    connection = connection_of(session) if isinstance(session, Session) else session
     buckets_text = "{" + ",".join(map(str, ids)) + "}"
     driver_rows(connection, _LOCK, (namespace, buckets_text))
 
@@ -79,7 +79,7 @@ def try_lock_keys(session: Session | Connection, namespace: str, keys: Iterable[
     ids = buckets(namespace, keys)
     if not ids:
         return
-    connection = session.connection() if isinstance(session, Session) else session
+    connection = connection_of(session) if isinstance(session, Session) else session
     words = namespace.replace("'", "''")
     connection.exec_driver_sql(
         _TRY.format(namespace=words, buckets=",".join(map(str, ids))).replace("%", "%%")

@@ -201,7 +201,10 @@ def insert_rows(
         _check_keys(table, rows)
     else:
         names = list(columns)
-        if len(rows) <= RETURNING:
+        if len(rows) <= RETURNING and len(names) > 1:  # each row's columns picked in C
+            pick = itemgetter(*names)
+            rows = [dict(zip(names, pick(row), strict=True)) for row in rows]
+        elif len(rows) <= RETURNING:
             rows = [{name: row[name] for name in names} for row in rows]
         else:
             rows = _Rows(rows, names)
@@ -256,7 +259,7 @@ def _insert_recordset(
 
     rows = _with_defaults(table, rows)  # as the INSERT construct fills them
     names = _names(rows)
-    dialect = session.get_bind().dialect
+    dialect = dialect_of(session)
     tail = f" RETURNING id, {dialect.identifier_preparer.quote(table.c[unique].name)}"
     once: list[tuple[str, str]] = []
     if len(rows) > RETURNING:  # a default of ONCE_NAMES taken once, as COPY takes it (a few

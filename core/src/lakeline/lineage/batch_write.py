@@ -74,14 +74,16 @@ def write_batch(
     def written(inserted: list[tuple[Handle, Handle]]) -> None:
         """After the commit: the runs leave the queue, records stamped, plugins told."""
         assert rec.instance is not None
-        rec._runs_written(inserted)
+        looked: list[bool] = []  # the hooks' look at the environment: once for the three
+        rec._runs_written(inserted, looked)
         for f in files:  # as it was when hashed
             rec._seen.remember(f.location, f.artifact, f.stat)
-        fire_each("artifact_used", [{"artifact": a, "run": run} for run, a in edges])
+        fire_each("artifact_used", [{"artifact": a, "run": run} for run, a in edges], looked)
         for step, record, _ in done:
             stamp(record, rec.instance)
             step.run = record
-        fire_each("run_finished", [{"run": record} for _, record, changed in done if changed])
+        finished = [{"run": record} for _, record, changed in done if changed]
+        fire_each("run_finished", finished, looked)
 
     def runs(session: Session, plans: Sequence[Plan] = ()) -> None:
         reset()  # a retried transaction starts again

@@ -322,15 +322,18 @@ class BatchRecorder(Recorder):
             raise
         self._runs_written(started)
 
-    def _runs_written(self, started: list[tuple[Handle, Handle]]) -> None:
+    def _runs_written(
+        self, started: list[tuple[Handle, Handle]], looked: list[bool] | None = None
+    ) -> None:
         """After the commit that inserted the queued runs (`started`: those it inserted; the
-        others were recorded before): they leave the queue as records."""
+        others were recorded before): they leave the queue as records (`looked`: as
+        `records.fire_each` takes it)."""
         assert self.instance is not None
         runs = list(self._runs.values())
         self._runs, self._notes, self._first_start, self._start_times = {}, {}, None, {}
         for handle, _ in runs:
             stamp(handle.run, self.instance)
-        fire_each("run_started", [{"run": handle.run} for handle, _ in started])
+        fire_each("run_started", [{"run": handle.run} for handle, _ in started], looked)
 
     def _insert_all(
         self,

@@ -313,14 +313,18 @@ def fire(hook_name: str, **kwargs: Any) -> None:
     fire_each(hook_name, [kwargs])
 
 
-def fire_each(hook_name: str, calls: Sequence[dict[str, Any]]) -> None:
+def fire_each(
+    hook_name: str, calls: Sequence[dict[str, Any]], looked: list[bool] | None = None
+) -> None:
     """`fire(hook_name, **kwargs)` for each of `calls` (a flush's runs, edges), whether
     anyone acts on the hook asked once: nobody listening, or only the OpenLineage emitter
-    with no destination set (it would return at once), costs no call (~5 us each)."""
+    with no destination set (it would return at once), costs no call (~5 us each).
+    `looked`: where hooks fired together (a flush's) keep whether the emitter has a
+    destination, its environment read once for them all (an empty list: not read yet)."""
     if not calls:
         return
     try:
-        caller = _acting(hook_name)
+        caller = _acting(hook_name, looked)
     except Exception:
         logging.getLogger("lakeline").exception("plugin hook %s failed", hook_name)
         return
@@ -336,8 +340,9 @@ def fire_each(hook_name: str, calls: Sequence[dict[str, Any]]) -> None:
 _hooks: list[Any] = []  # (the emitter module, get_plugin_manager), imported at first use
 
 
-def _acting(hook_name: str) -> Any:
-    """The hook's caller, or None when no plugin would act on it now."""
+def _acting(hook_name: str, looked: list[bool] | None = None) -> Any:
+    """The hook's caller, or None when no plugin would act on it now (`looked`: see
+    `fire_each`)."""
     if not _hooks:  # imported once (an import statement costs ~6k instructions a call)
         from lakeline.exporters import openlineage_emitter
         from lakeline.plugins import get_plugin_manager
@@ -349,6 +354,14 @@ def _acting(hook_name: str) -> Any:
     if not impls:  # nobody listens (`artifact_used` by default): no look at the environment
         return None  # (the emitter's `active`: two variables read, ~17k instructions)
     idle = (emitter.run_started, emitter.run_finished)
-    if all(impl.function in idle for impl in impls) and not emitter.active():
-        return None  # the emitter alone, with nowhere to send: it returns at once
+    if all(impl.function in idle for impl in impls):
+        if looked is None:
+            active = emitter.active()
+        elif looked:
+            active = looked[0]
+        else:
+            active = emitter.active()
+            looked.append(active)
+        if not active:
+            return None  # the emitter alone, with nowhere to send: it returns at once
     return caller

@@ -36,7 +36,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from lakeline.artifacts.settle import detach
 from lakeline.db.driver import driver_rows
 from lakeline.db.recordset import insert_recordset, recordset_sql, rows_json
-from lakeline.db.rows import bound_values, connection_of, fill_new
+from lakeline.db.rows import bound_values, connection_of, dialect_of, fill_new
 from lakeline.errors import InvalidValue, LakelineError
 from lakeline.lineage.records import FINAL_STATUSES, LOG_TEXT, PARAMS_TEXT, log_status, log_text
 from lakeline.models import Artifact, Run
@@ -80,7 +80,7 @@ def single_statement(instance: Instance) -> Iterator[Session | Connection]:
 
 
 def _dialect(bind: Session | Connection) -> str:
-    return bind.dialect.name if isinstance(bind, Connection) else bind.get_bind().dialect.name
+    return bind.dialect.name if isinstance(bind, Connection) else dialect_of(bind).name
 
 
 def _table() -> Table:
@@ -245,7 +245,8 @@ def insert_new_runs(session: Session, runs: Sequence[Run]) -> list[Run]:
             skipped.append(run)
             continue
         loaded = run.__dict__
-        fill_new(run, {name: value for name, value in row.items() if name not in loaded})
+        # every column loaded, also the unset (None) ones: those not set, a set's difference
+        fill_new(run, {name: row[name] for name in row.keys() - loaded.keys()})
         fill_new(run, {"id": new_id})
         loaded.pop(PARAMS_TEXT, None)
         loaded.pop(LOG_TEXT, None)
@@ -303,7 +304,7 @@ def finish_queued(run: Run, change: Finish) -> None:
 def _utc_binds(session: Session, moments: Sequence[Any]) -> list[Any]:
     """Timestamps as a text() statement's array binds them: in UTC, a naive one refused (as
     the ORM's and Core's binding of a timestamp column does)."""
-    utc, dialect = UTCDateTime(), session.get_bind().dialect
+    utc, dialect = UTCDateTime(), dialect_of(session)
     return [utc.process_bind_param(at, dialect) for at in moments]
 
 
@@ -350,6 +351,8 @@ def finish_found(session: Session, changes: Sequence[tuple[Run, Finish]]) -> dic
     """`Finish.row` for runs of other transactions (each run once) in one statement: the
     updated records by run id. A run missing from it (a replay, a gone run, on SQLite an
     error text with a NUL byte) is left to `Finish.apply`."""
+    if not changes:  # (a lone flush's run was inserted finished: no bind looked up)
+        return {}
     dialect = _dialect(session)
     if dialect != "postgresql":  # SQLite's JSON functions end a text at a NUL byte:
         changes = [(r, c) for r, c in changes if not (c.error and "\x00" in c.error)]
@@ -396,7 +399,7 @@ def finish_found(session: Session, changes: Sequence[tuple[Run, Finish]]) -> dic
             )
             for (r, c), at in zip(changes, ats, strict=True)
         ]
-        values = bound_values(_table(), session.get_bind().dialect, names, given)
+        values = bound_values(_table(), dialect_of(session), names, given)
         for listed, entry in zip(values, entries, strict=True):
             listed.append(entry)
         params = {"rows": json.dumps(values, ensure_ascii=False)}
