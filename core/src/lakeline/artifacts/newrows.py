@@ -26,16 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Table, func, select, text, update
 
+from lakeline.db.copy_rows import copy_bound, copy_columns, table_defaults
 from lakeline.db.locks import lock_keys
-from lakeline.db.rows import (
-    bound_values,
-    chunks,
-    copy_bound,
-    copy_columns,
-    fill_new,
-    one_of,
-    table_defaults,
-)
+from lakeline.db.rows import bound_values, chunks, fill_new, one_of
 from lakeline.ids import STEM_LENGTH, new_uids, suffix_index, versioned_uid
 from lakeline.models import Artifact, Storage
 from lakeline.models.base import utcnow

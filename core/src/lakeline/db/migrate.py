@@ -141,8 +141,8 @@ def upgrade(
         check_branches(cfg, modules)
     with migrating(engine, rebuilds=_rebuilds(engine)) as conn:
         _upgrade(conn, cfg, revision, modules, then)
-    # pooled connections cache what only a migration changes (`rows._defaults`: a default's
-    # function is named by its schema since 0022, `rows._row_security`): opened afresh.
+    # pooled connections cache what only a migration changes (`copy_rows._defaults`: a default's
+    # function is named by its schema since 0022, `copy_rows._row_security`): opened afresh.
     # PostgreSQL only (the caches are its COPY's): an in-memory SQLite database lives in its
     # engine's one connection, gone with it
     if engine.dialect.name == "postgresql":

@@ -100,7 +100,7 @@ def recordset_sql(
     whatever the search path, and runs as whoever writes; the JSON's type is pg_catalog's
     (a search path listing `public` first would find a writer's `public.jsonb`). `once`:
     (column, its default expression) of columns the rows leave out, each expression evaluated
-    once for all rows (an uncorrelated subquery), as a COPY's `rows.copy_columns` adds them."""
+    once for all rows (an uncorrelated subquery), as a COPY's `copy_rows.copy_columns` adds them."""
     if _plan(dialect, table, names) is None:
         return None
     key = (dialect.name, table, tuple(names), tail + repr(tuple(once)))

@@ -3,7 +3,9 @@
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import partial
 from itertools import chain
+from operator import is_not
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from sqlalchemy import JSON, DateTime, ForeignKey, Integer, MetaData, String, Text, TypeDecorator
@@ -380,6 +382,9 @@ class TextCheck:
                 check_text(value, length or None)
 
 
+_given = partial(is_not, None)
+
+
 class TextChecks:
     """The `TextCheck`s of several columns in one call, given the columns' values in their
     order: their texts joined and measured at once, in C (one call, not one a column: a run's
@@ -397,7 +402,9 @@ class TextChecks:
         )
 
     def __call__(self, columns: Sequence[Sequence[Any]]) -> None:
-        values = list(filter(None, chain.from_iterable(columns)))  # no None (nor "")
+        # no None; not `filter(None, ...)`: a truth test raises for pandas' NA or a numpy
+        # array, values each column's own check passes over (the driver refuses them)
+        values = list(filter(_given, chain.from_iterable(columns)))
         if not values:
             return
         try:
