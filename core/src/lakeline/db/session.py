@@ -134,7 +134,9 @@ class KeptConnection:
     idle, not `idle in transaction`). `release()` gives it back (its owner: at the end of a
     workflow, at exit, when garbage collected); an engine disposed (`ll.disconnect()`)
     closes it. A write inside a write (the connection in use), of another factory, or on
-    another thread while it is in use, gets a pooled connection as before."""
+    another thread while it is in use, gets a pooled connection as before. One of a factory's
+    holds its connection between transactions at a time; the others give theirs back after
+    each (recorders alive at once kept the pool's every connection: test_flush_kept_pool.py)."""
 
     def __init__(self, factory: SessionFactory) -> None:
         self.factory = factory
@@ -186,11 +188,18 @@ class KeptConnection:
             connection = self._connection
             if connection is None:
                 return
-            if ok and self._released is None and not connection.invalidated:
+            holder = self.factory._holder
+            if (
+                ok
+                and self._released is None
+                and not connection.invalidated
+                and (holder is None or holder is self)
+            ):
                 from lakeline.db.engine import return_kept
 
+                self.factory._holder = self
                 return_kept(self.factory.engine, connection)
-            else:
+            else:  # (another recorder of this factory keeps one: this one goes back)
                 self._close(connection, invalidate=bool(self._released))
         finally:
             self._released = None
@@ -213,6 +222,8 @@ class KeptConnection:
 
     def _close(self, connection: Connection, invalidate: bool = False) -> None:
         self._connection = None
+        if self.factory._holder is self:
+            self.factory._holder = None
         try:
             if invalidate and not connection.closed:
                 connection.invalidate()  # closed now: not back into a disposed pool
@@ -238,6 +249,9 @@ class SessionFactory:
         self._write_engine = engine.execution_options(lakeline_write=True)
         self._write = sessionmaker(self._write_engine, expire_on_commit=False, info=info)
         self._kept: weakref.WeakSet[KeptConnection] = weakref.WeakSet()
+        # the one of them holding its connection between transactions: the others give theirs
+        # back after each (recorders alive at once would take the pool's every connection)
+        self._holder: KeptConnection | None = None
         event.listen(engine, "engine_disposed", self._disposed)
         for maker in (self._read, self._write):
             event.listen(maker, "after_commit", _after_commit)
