@@ -18,10 +18,9 @@ not inserted, then updated (an engine starts many steps well before they end), y
 step appears as started within `started_ms`. It also happens, writing all, before any call
 that reads or changes what is queued (a `use` of a queued output, a file that is gone,
 `mark_gone`, `reference`, `link`, `save_files`, `mark`, `annotate` of a written run, ...), at
-`finish_workflow`, on `flush()` and at interpreter exit. The flushes write on one connection
-kept between them (`db.session.KeptConnection`), given back at `finish_workflow`, at exit
-and when the engine is disposed. Queued calls return the Artifact they will save (its id is
-set at the flush) and the step's run as it was when started.
+`finish_workflow`, on `flush()` and at interpreter exit. Flushes share a connection kept
+between them (`db.session.KeptConnection`). Queued calls return the Artifact they will save
+(its id is set at the flush) and the step's run as it was when started.
 
 `make_recorder(engine, batch=...)` is how an integration gets its Recorder: `batch` is the
 engine's default, `LAKELINE_CAPTURE_BATCH` (on/off) the user's choice over it.
