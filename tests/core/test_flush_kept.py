@@ -367,3 +367,35 @@ def test_disconnecting_closes_the_kept_connection(instance: Instance, tmp_path: 
     _step(rec, wf, "1")  # the engine disposed: a flush after connects again
     rec.flush()
     assert _refs(instance) == ["r/0", "r/1"]
+
+
+def test_the_kept_session_carries_nothing_from_one_transaction_to_the_next(
+    instance: Instance,
+) -> None:
+    """Its records are detached at each end, as a closed session's; what a rolled-back
+    transaction queued for after its commit never runs."""
+    from lakeline.db.session import after_commit
+    from lakeline.models import User
+    from sqlalchemy import inspect
+
+    class Owner:
+        pass
+
+    owner = Owner()
+    kept = instance.sessions.keep(owner)
+    called: list[str] = []
+    with kept:
+        with pytest.raises(RuntimeError), instance.sessions.write() as session:
+            after_commit(session, lambda: called.append("rolled back"))
+            raise RuntimeError("a failed transaction")
+        with instance.sessions.write() as first:
+            after_commit(first, lambda: called.append("committed"))
+            user = first.get(User, instance.user.id)
+        assert called == ["committed"]
+        assert user is not None and inspect(user).detached
+        with instance.sessions.write() as second:
+            assert second is first  # the same session, used again
+            assert list(second.identity_map.values()) == []
+            assert second.get(User, instance.user.id) is not user
+    kept.release()
+    assert instance.engine.pool.checkedout() == 0  # type: ignore[attr-defined]

@@ -121,10 +121,11 @@ _KEPT: ContextVar[KeptConnection | None] = ContextVar("lakeline_kept", default=N
 
 
 class KeptConnection:
-    """A write connection of one factory's engine kept checked out across write transactions:
-    inside `with kept:`, that factory's `write()` binds its session to it, so a transaction
-    (a BatchRecorder's lone flush) only begins and commits: no checkout and check-in (the
-    pool's events, its reset), ~0.5M instructions a lone flush on SQLite.
+    """A write connection of one factory's engine kept checked out across write transactions,
+    with one session bound to it: inside `with kept:`, that factory's `write()` uses them, so
+    a transaction (a BatchRecorder's lone flush) only begins and commits: no checkout and
+    check-in (the pool's events, its reset), no new Connection and Session. The session is
+    closed after each (its records detached, as before).
 
     Before each use it gets the checks a checkout runs (`engine.check_kept`: the SQLite file
     not deleted or replaced, the PostgreSQL session not ended); one that fails them, was
@@ -141,6 +142,7 @@ class KeptConnection:
     def __init__(self, factory: SessionFactory) -> None:
         self.factory = factory
         self._connection: Connection | None = None
+        self._session: Session | None = None  # bound to `_connection`, used again
         self._lock = threading.Lock()  # held while a transaction uses the connection
         self._tokens: list[Token[KeptConnection | None]] = []
         # released while in use (another thread): given back once that transaction ends;
@@ -154,9 +156,9 @@ class KeptConnection:
     def __exit__(self, *_: object) -> None:
         _KEPT.reset(self._tokens.pop())
 
-    def take(self) -> Connection | None:
-        """The connection for a write transaction, checked (another if it fails the checks),
-        the lock held until `give_back`; None if it is in use."""
+    def take(self) -> Session | None:
+        """The session for a write transaction, on the connection checked (another if it
+        fails the checks), the lock held until `give_back`; None if it is in use."""
         if not self._lock.acquire(blocking=False):
             return None
         try:
@@ -175,26 +177,30 @@ class KeptConnection:
                         connection = None
             if connection is None:
                 connection = self._connection = self.factory._write_engine.connect()
-            return connection
+            if self._session is None:  # one a connection: made once (~0.1M instructions)
+                self._session = self.factory._write(bind=connection)
+            return self._session
         except BaseException:
             self._lock.release()
             raise
 
     def give_back(self, ok: bool) -> None:
-        """After the transaction: the connection kept for the next one if it committed or
-        rolled back cleanly (`ok`), else given back to the pool (its reset ends whatever the
-        failure left); the lock released."""
+        """After the transaction: the session closed (its records detached, as a session's
+        close detaches them); the connection kept for the next one if the transaction
+        committed or rolled back cleanly (`ok`), else given back to the pool (its reset ends
+        whatever the failure left) with its session; the lock released."""
         try:
-            connection = self._connection
+            session, connection = self._session, self._connection
+            if session is not None:
+                try:
+                    session.close()
+                finally:
+                    session.info.pop(AFTER_COMMIT, None)  # a rolled-back transaction's
             if connection is None:
                 return
+            clean = not (connection.invalidated or connection.in_transaction())
             holder = self.factory._holder
-            if (
-                ok
-                and self._released is None
-                and not connection.invalidated
-                and (holder is None or holder is self)
-            ):
+            if ok and clean and self._released is None and holder in (None, self):
                 from lakeline.db.engine import return_kept
 
                 self.factory._holder = self
@@ -221,7 +227,7 @@ class KeptConnection:
             self._lock.release()
 
     def _close(self, connection: Connection, invalidate: bool = False) -> None:
-        self._connection = None
+        self._connection = self._session = None
         if self.factory._holder is self:
             self.factory._holder = None
         try:
@@ -291,16 +297,16 @@ class SessionFactory:
                 f"(lakeline.connect({name!r}))"
             )
         kept = _KEPT.get()
-        connection = None if kept is None or kept.factory is not self else kept.take()
-        if connection is None:
+        session = None if kept is None or kept.factory is not self else kept.take()
+        if session is None:
             with self._write() as session, session.begin():
                 yield session
             return
         assert kept is not None
         ok = False
         try:
-            with self._write(bind=connection) as session, session.begin():
+            with session.begin():
                 yield session
             ok = True
         finally:
-            kept.give_back(ok and not connection.in_transaction())
+            kept.give_back(ok)
