@@ -249,7 +249,12 @@ class SessionFactory:
         self._write_engine = engine.execution_options(lakeline_write=True)
         self._write = sessionmaker(self._write_engine, expire_on_commit=False, info=info)
         self._kept: weakref.WeakSet[KeptConnection] = weakref.WeakSet()
+        # (a connection event on the engine makes every Connection join and fire the engine's
+        # connection events: ~0.1-0.2M instructions a PostgreSQL flush, which had none. This
+        # one is fired by `Engine.dispose` itself: the engine's flag is left as it was)
+        had_events = engine._has_events
         event.listen(engine, "engine_disposed", self._disposed)
+        engine._has_events = had_events
         for maker in (self._read, self._write):
             event.listen(maker, "after_commit", _after_commit)
             if instance is not None:  # every record loaded or written here carries it
