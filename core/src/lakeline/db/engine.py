@@ -7,10 +7,12 @@ import os
 import select
 import sqlite3
 import time
+import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 
@@ -38,6 +40,46 @@ def redact(url: str) -> str:
 
 _FILE_ID = "lakeline_file_id"
 
+# a check of a connection handed out, given its DBAPI connection and its record's `info`:
+# DisconnectionError if it must be replaced
+Check = Callable[[Any, dict[Any, Any]], None]
+# by engine: the checks its pool runs at checkout, and what it notes at check-in; also run for
+# a connection kept checked out across transactions (`check_kept`, `return_kept`)
+_CHECKOUT: weakref.WeakKeyDictionary[Engine, list[Check]] = weakref.WeakKeyDictionary()
+_CHECKIN: weakref.WeakKeyDictionary[Engine, list[Check]] = weakref.WeakKeyDictionary()
+
+
+def _at(engine: Engine, identifier: str, check: Check) -> None:
+    """`check` at each checkout (`identifier`: "checkout") or check-in ("checkin") of
+    `engine`'s pool, and at each use and return of a connection of it kept checked out."""
+    if identifier == "checkout":
+        event.listen(engine, "checkout", lambda dbapi, record, _proxy: check(dbapi, record.info))
+        _CHECKOUT.setdefault(engine, []).append(check)
+    else:
+        event.listen(engine, "checkin", lambda dbapi, record: check(dbapi, record.info))
+        _CHECKIN.setdefault(engine, []).append(check)
+
+
+def check_kept(engine: Engine, connection: Connection) -> None:
+    """Before a connection kept checked out (`session.KeptConnection`) is used again: the
+    checks `engine`'s pool runs at checkout (the SQLite file not deleted or replaced since it
+    opened, the PostgreSQL session not ended), DisconnectionError if it must be replaced."""
+    checks = _CHECKOUT.get(engine)
+    if checks:
+        fairy = connection.connection
+        for check in checks:
+            check(fairy.dbapi_connection, fairy.info)
+
+
+def return_kept(engine: Engine, connection: Connection) -> None:
+    """Once a connection kept checked out was used: what `engine`'s pool notes at check-in
+    (when it went idle)."""
+    checks = _CHECKIN.get(engine)
+    if checks:
+        fairy = connection.connection
+        for check in checks:
+            check(fairy.dbapi_connection, fairy.info)
+
 
 def _file_id(path: str) -> tuple[int, int] | None:
     try:
@@ -52,7 +94,7 @@ def _setup_sqlite_file(engine: Engine, path: str, create: bool) -> None:
     `create`; any other connection opens it read-write, so a moved or deleted file is an
     error, not a new empty database. A pooled connection whose file was deleted or replaced
     since it opened is discarded at checkout (it would read and write the unlinked file), so
-    the next statement sees the file as it is now."""
+    the next statement sees the file as it is now (one kept checked out: before each use)."""
     opened = [not create]
 
     @event.listens_for(engine, "do_connect")
@@ -66,10 +108,11 @@ def _setup_sqlite_file(engine: Engine, path: str, create: bool) -> None:
         opened[0] = True
         record.info[_FILE_ID] = _file_id(path)
 
-    @event.listens_for(engine, "checkout")
-    def _same_file(_dbapi_conn: Any, record: Any, _proxy: Any) -> None:
-        if _file_id(path) != record.info.get(_FILE_ID):
+    def _same_file(_dbapi_conn: Any, info: dict[Any, Any]) -> None:
+        if _file_id(path) != info.get(_FILE_ID):
             raise DisconnectionError(f"the database file {path} was deleted or replaced")
+
+    _at(engine, "checkout", _same_file)
 
 
 SQLITE_CACHE_KIB = 128 * 1024
@@ -177,13 +220,11 @@ def _check_on_checkout(engine: Engine) -> None:
     def _on_connect(_dbapi_conn: Any, record: Any) -> None:
         record.info[_IDLE_SINCE] = time.monotonic()
 
-    @event.listens_for(engine, "checkin")
-    def _on_checkin(_dbapi_conn: Any, record: Any) -> None:
-        record.info[_IDLE_SINCE] = time.monotonic()
+    def _on_checkin(_dbapi_conn: Any, info: dict[Any, Any]) -> None:
+        info[_IDLE_SINCE] = time.monotonic()
 
-    @event.listens_for(engine, "checkout")
-    def _on_checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
-        since = record.info.get(_IDLE_SINCE)
+    def _on_checkout(dbapi_conn: Any, info: dict[Any, Any]) -> None:
+        since = info.get(_IDLE_SINCE)
         recent = since is not None and time.monotonic() - since < PING_AFTER_IDLE_S
         if recent and not _server_closed(dbapi_conn):
             return
@@ -191,6 +232,9 @@ def _check_on_checkout(engine: Engine) -> None:
             engine.dialect.do_ping(dbapi_conn)
         except Exception as exc:  # the pool discards this connection and connects again
             raise DisconnectionError(f"connection failed its ping: {exc}") from exc
+
+    _at(engine, "checkin", _on_checkin)
+    _at(engine, "checkout", _on_checkout)
 
 
 def make_engine(url: str, *, create: bool = True, read_only: bool = False, **kwargs: Any) -> Engine:

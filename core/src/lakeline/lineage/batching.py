@@ -9,18 +9,18 @@ flush. A flush is one bulk save of the queued files with their used-by edges, pr
 the queued step finishes, in one transaction: a process killed before or during it loses the
 unflushed batch and never leaves part of one; a flush that fails keeps its batch queued (its
 files read again) for the next one, but for the steps the database refuses: left out, named
-(`batch_refusals`). It happens when `steps` steps finished, `ms` passed
-since the first queued finish, use, produce or link, or `started_ms` (default 5 * `ms`, at
-least 5 s) since the first queued start (checked at the next call, or by `flush_if_due` /
-`flush_idle` from an integration's timer). Such a flush keeps queued the steps started less
-than `started_ms` ago that nothing of the batch names (`batch_hold`): a step is written once,
-inserted finished, not inserted, then updated (an engine starts many steps well before they
-end), yet a long step appears as started within `started_ms`. It also happens, writing all,
-before any call that reads or changes what is queued (a `use` of a queued output, a file
-that is gone, `mark_gone`,
-`reference`, `link`, `save_files`, `mark`, `annotate` of a written run, ...), at
-`finish_workflow`, on `flush()` and at interpreter exit. Queued calls return the Artifact
-they will save (its id is set at the flush) and the step's run as it was when started.
+(`batch_refusals`). It happens when `steps` steps finished, `ms` passed since the first
+queued finish, use, produce or link, or `started_ms` (default 5 * `ms`, at least 5 s) since
+the first queued start (checked at the next call, or by `flush_if_due` / `flush_idle` from an
+integration's timer). Such a flush keeps queued the steps started less than `started_ms` ago
+that nothing of the batch names (`batch_hold`): a step is written once, inserted finished,
+not inserted, then updated (an engine starts many steps well before they end), yet a long
+step appears as started within `started_ms`. It also happens, writing all, before any call
+that reads or changes what is queued (a `use` of a queued output, a file that is gone,
+`mark_gone`, `reference`, `link`, `save_files`, `mark`, `annotate` of a written run, ...), at
+`finish_workflow`, on `flush()` and at interpreter exit. Flushes share a connection kept
+between them (`db.session.KeptConnection`). Queued calls return the Artifact they will save
+(its id is set at the flush) and the step's run as it was when started.
 
 `make_recorder(engine, batch=...)` is how an integration gets its Recorder: `batch` is the
 engine's default, `LAKELINE_CAPTURE_BATCH` (on/off) the user's choice over it.
@@ -67,6 +67,7 @@ if TYPE_CHECKING:
 
     from sqlalchemy.orm import Session
 
+    from lakeline.db.session import KeptConnection
     from lakeline.models import Artifact, Run, Transform
 
 log = logging.getLogger("lakeline.recorder")
@@ -85,6 +86,7 @@ def _flush_at_exit(ref: weakref.ReferenceType[BatchRecorder]) -> None:
             log.warning("lakeline: %s", exc)
         except Exception:  # exiting: say what was lost, never raise from atexit
             log.exception("lakeline: the Recorder's last batch could not be written")
+        recorder._kept.release()
 
 
 @dataclass
@@ -114,6 +116,7 @@ class BatchRecorder(Recorder):
     # their id to the next run inserted)
     _gone_runs: dict[int, Run] = field(default_factory=dict, repr=False)
     _step_transforms: dict[tuple[Any, ...], Transform] = field(default_factory=dict, repr=False)
+    _kept: KeptConnection = field(init=False, repr=False)  # the flushes' connection
 
     def __post_init__(self) -> None:
         if self.started_ms is None:
@@ -121,6 +124,8 @@ class BatchRecorder(Recorder):
         if self.steps < 1 or self.ms <= 0 or self.started_ms <= 0:
             raise LakelineError("a BatchRecorder needs steps >= 1, ms > 0 and started_ms > 0")
         super().__post_init__()
+        assert self.instance is not None
+        self._kept = self.instance.sessions.keep(self)
         atexit.register(_flush_at_exit, weakref.ref(self))
 
     # -- queueing -------------------------------------------------------------------------------
@@ -459,6 +464,7 @@ class BatchRecorder(Recorder):
                 given: dict[str, Any] = {"finished_at": finished_at, "exit_code": exit_code}
                 given["error"] = error
                 run = Recorder.finish_workflow(self, workflow, status, **given)
+            self._kept.release()  # until a flush needs one again
             raise_left_out(self)  # the steps left out, once the workflow is finished
             return run
 
@@ -495,7 +501,7 @@ class BatchRecorder(Recorder):
 
     def _flush(self) -> None:
         """`flush` inside another call: steps left out are logged, raised by the next `flush`."""
-        with self._lock:
+        with self._lock, self._kept:  # its writes on the connection kept across flushes
             flush_leaving_out(self)
 
     def _write(self) -> None:
