@@ -449,10 +449,11 @@ def save_offloaded(
     """As `save`, the files stored by `job`'s worker process while this thread writes the
     records of the batches it stored before, in one transaction (one thread: the worker's
     results arrive a chunk at a time, no GIL to hand over)."""
-    from sqlalchemy import event
+    from functools import partial
 
     from lakeline.artifacts.save import write_batch
     from lakeline.artifacts.settle import detach
+    from lakeline.db.session import after_commit
 
     outcome = Outcome()
     plans: list[Plan] = []
@@ -472,7 +473,7 @@ def save_offloaded(
     user_id = instance.user.id
     try:
         with instance.sessions.write() as session:
-            event.listen(session, "after_commit", lambda _: committed.append(True))
+            after_commit(session, partial(committed.append, True))  # not a listener on the session
             if edits is not None:  # loaded records' edits: written first (artifacts/edit.py)
                 edits.write(session, [k for a in artifacts if (k := vars(a).get("key"))])
             for batch in batches(artifacts):

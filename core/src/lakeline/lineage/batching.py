@@ -236,10 +236,8 @@ class BatchRecorder(Recorder):
             self._due()
 
     def flush_if_due(self) -> None:
-        """Flush if the batch is due (`steps` finished steps, `ms` since its first queued
-        finish, use, produce or link, `started_ms` since its first start): for an
-        integration's timer, so a batch waits no longer than that while the engine reports
-        nothing (a long job)."""
+        """Flush if the batch is due (`steps` finished steps, or by age: `_aged`): for an
+        integration's timer, so a batch waits no longer while the engine is silent (a long job)."""
         with self._lock:
             self._due(timer=True)
             raise_left_out(self)
@@ -330,9 +328,8 @@ class BatchRecorder(Recorder):
     def _runs_written(
         self, started: list[tuple[Handle, Handle]], looked: list[bool] | None = None
     ) -> None:
-        """After the commit that inserted the queued runs (`started`: those it inserted; the
-        others were recorded before): they leave the queue as records (`looked`: as
-        `records.fire_each` takes it)."""
+        """After the commit that inserted the queued runs (`started`; the others were recorded
+        before): they leave the queue as records (`looked`: `records.fire_each`'s)."""
         assert self.instance is not None
         runs = list(self._runs.values())
         self._runs, self._notes, self._first_start, self._start_times = {}, {}, None, {}
