@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import lakeline as ll
 import pytest
@@ -22,9 +23,14 @@ from sqlalchemy.engine import Engine
 @contextmanager
 def interrupted_after_commit(engine: Engine, times: int = 1) -> Iterator[list[int]]:
     """KeyboardInterrupt raised right after the first `times` COMMITs succeed, as their
-    connection goes back to the pool (after SQLAlchemy's own after-commit events)."""
+    connection goes back to the pool (after SQLAlchemy's own after-commit events), or, a
+    connection kept across a BatchRecorder's flushes (`db.session.KeptConnection`), as it is
+    handed back for the next flush (`db.engine.return_kept`, its check-in)."""
+    from lakeline.db import engine as engines
+
     raised: list[int] = []
     armed: list[int] = []
+    return_kept = engines.return_kept
 
     def arm(conn: object) -> None:  # the COMMIT is about to be sent
         armed.append(1)
@@ -35,11 +41,17 @@ def interrupted_after_commit(engine: Engine, times: int = 1) -> Iterator[list[in
             raised.append(1)
             raise KeyboardInterrupt
 
+    def returned(*args: Any) -> None:
+        return_kept(*args)
+        interrupt()
+
     event.listen(engine, "commit", arm)
     event.listen(engine.pool, "checkin", interrupt)
+    engines.return_kept = returned  # (looked up at each call: session.KeptConnection.give_back)
     try:
         yield raised
     finally:
+        engines.return_kept = return_kept
         event.remove(engine, "commit", arm)
         event.remove(engine.pool, "checkin", interrupt)
 
