@@ -15,17 +15,7 @@ from lakeline.errors import InvalidValue
 from lakeline.instance import Instance
 from lakeline.models import Artifact
 from lakeline.models.base import TextCheck, TextChecks
-from sqlalchemy import Table
-
-
-def _seed_row(tmp_path: Path) -> tuple[Table, dict[str, Any]]:
-    """The artifacts table and the column values of one saved artifact (without its id)."""
-    source = tmp_path / "a.txt"
-    source.write_text("a")
-    saved = ll.Artifact(str(source), key="seed.txt").save()
-    table = Artifact.__table__
-    assert isinstance(table, Table)
-    return table, {c.key: getattr(saved, c.key) for c in table.columns if not c.primary_key}
+from test_bulk_rows import _seed_row
 
 
 def _error(check: Any, columns: list[list[Any]]) -> str | None:
